@@ -1,0 +1,34 @@
+# Two commands from a fresh clone: `make run` and `make test`. Everything else is optional.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean setup
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/churn run
+
+test: $(STAMP)
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python bench/generate.py
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python bench/features.py
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python bench/train.py
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python bench/score.py
+
+clean:
+	rm -rf $(VENV) .churn .pytest_cache .ruff_cache build *.egg-info bench/out

@@ -1,0 +1,1 @@
+"""Point-in-time feature engineering: raw event tables -> per-account snapshot features."""

@@ -1,0 +1,41 @@
+"""The snapshot feature table: the hand-off between feature engineering, the model and scoring.
+
+One row per (account_id, as_of). `label` is 1 when the account churns at `term_end`, 0 when it
+renews, missing (<NA>) when censored or unknown (scoring). Every other column is a feature:
+numeric features are float64, categorical ones are pandas `category` in memory (strings on disk).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+ACCOUNT_ID = "account_id"
+AS_OF = "as_of"
+LABEL = "label"
+TERM_END = "term_end"
+KEY_COLUMNS: tuple[str, ...] = (ACCOUNT_ID, AS_OF)
+META_COLUMNS: tuple[str, ...] = (ACCOUNT_ID, AS_OF, LABEL, TERM_END)
+
+
+def feature_columns(table: pd.DataFrame) -> list[str]:
+    """All columns that are features (everything but keys, label and term end), in table order."""
+    return [c for c in table.columns if c not in META_COLUMNS]
+
+
+def categorical_columns(table: pd.DataFrame) -> list[str]:
+    """Feature columns that hold categories (category, string, object or bool dtype)."""
+    return [
+        c
+        for c in feature_columns(table)
+        if isinstance(table[c].dtype, pd.CategoricalDtype)
+        or pd.api.types.is_string_dtype(table[c])
+        or pd.api.types.is_object_dtype(table[c])
+    ]
+
+
+def read_feature_table(path: str) -> pd.DataFrame:
+    """Read a feature table written by `churn features`, restoring categorical dtypes."""
+    table = pd.read_parquet(path)
+    for col in categorical_columns(table):
+        table[col] = table[col].astype("category")
+    return table

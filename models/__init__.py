@@ -1,0 +1,1 @@
+"""Health score, renewal-risk model, explanations and evaluation."""

@@ -1,0 +1,285 @@
+"""`churn`: the command line that scripts and schedulers call.
+
+Commands are thin: they parse options, load settings and call stage functions. A `ChurnError`
+becomes one clear paragraph on stderr and exit code 1; anything else is a bug and shows its
+traceback only with `--debug`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import typer
+from rich.console import Console
+
+from pipeline.config import Settings, load_settings
+from pipeline.errors import ChurnError
+
+app = typer.Typer(
+    name="churn",
+    help="Predictive churn pipeline: features, health score, renewal-risk model, scoring and comparison.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+_state: dict[str, bool] = {"debug": False, "progress": True}
+
+DataOpt = Annotated[Path, typer.Option("--data", help="Data directory (one table per name: parquet, CSV or folder).")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="YAML configuration (defaults: config/pipeline.yaml).")
+]
+GraceOpt = Annotated[
+    int | None, typer.Option("--grace-days", help="Days after a term end that a renewal still counts.")
+]
+DataEndOpt = Annotated[str | None, typer.Option("--data-end", help="End of observed data (default: latest event).")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed (default from configuration).")]
+
+
+def settings_from(
+    config: Path | None, grace_days: int | None = None, data_end: str | None = None, **model: Any
+) -> Settings:
+    """Load settings and apply the command-line overrides that were given."""
+    overrides: dict[str, Any] = {"data": {"grace_days": grace_days, "data_end": data_end}}
+    overrides["model"] = {k: v for k, v in model.items() if v is not None}
+    overrides["data"] = {k: v for k, v in overrides["data"].items() if v is not None}
+    return load_settings(config, overrides)
+
+
+def parse_date(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise ChurnError(f"{option}: '{value}' is not a date (use YYYY-MM-DD).") from exc
+
+
+@app.callback()
+def _global(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Do not draw progress bars.")] = False,
+) -> None:
+    _state["debug"] = debug
+    _state["progress"] = not no_progress and sys.stderr.isatty()
+
+
+def show_progress() -> bool:
+    return _state["progress"]
+
+
+@app.command()
+def generate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the tables to.")] = Path("data/generated"),
+    accounts: Annotated[int, typer.Option("--accounts", min=1, help="Number of accounts.")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    start: Annotated[str, typer.Option("--start", help="First day of the history.")] = "2023-01-01",
+    years: Annotated[float, typer.Option("--years", min=0.25, help="Length of the history in years.")] = 3.0,
+) -> None:
+    """Generate a realistic synthetic SaaS history (with a ground-truth file in _truth/)."""
+    from pipeline.stages import run_generate
+
+    run_generate(out_dir, accounts, seed, parse_date(start, "--start").isoformat(), years, out)
+
+
+@app.command()
+def validate(
+    data: DataOpt,
+    config: ConfigOpt = None,
+    grace_days: GraceOpt = None,
+    data_end: DataEndOpt = None,
+) -> None:
+    """Check the data directory against the data contract and print a report."""
+    from pipeline.stages import load, print_report
+
+    settings = settings_from(config, grace_days, data_end)
+    print_report(load(data, settings), out)
+
+
+@app.command()
+def features(
+    data: DataOpt,
+    out_file: Annotated[Path, typer.Option("--out", help="Parquet file for the snapshot feature table.")],
+    config: ConfigOpt = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="One snapshot date.")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="First snapshot date.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last snapshot date.")] = None,
+    every: Annotated[str | None, typer.Option("--every", help="Cadence: monthly or weekly.")] = None,
+    grace_days: GraceOpt = None,
+    data_end: DataEndOpt = None,
+) -> None:
+    """Build the point-in-time snapshot feature table (with labels)."""
+    from pipeline.io import write_table
+    from pipeline.stages import build_feature_table, load
+
+    settings = settings_from(config, grace_days, data_end)
+    if every:
+        settings.features.cadence = every  # type: ignore[assignment]
+        settings = Settings.model_validate(settings.model_dump())
+    dataset = load(data, settings)
+    table = build_feature_table(
+        dataset,
+        settings,
+        as_of=parse_date(as_of, "--as-of") if as_of else None,
+        start=parse_date(start, "--start") if start else None,
+        end=parse_date(end, "--end") if end else None,
+    )
+    write_table(table, out_file, "parquet")
+    labelled = int(table["label"].notna().sum())
+    out.print(
+        f"Wrote {len(table):,} snapshots ({table['as_of'].nunique()} dates, {labelled:,} labelled) "
+        f"x {table.shape[1] - 4} features to {out_file}"
+    )
+
+
+@app.command()
+def train(
+    data: Annotated[Path | None, typer.Option("--data", help="Data directory.")] = None,
+    config: ConfigOpt = None,
+    table: Annotated[Path | None, typer.Option("--table", help="Prepared per-account table (parquet/CSV).")] = None,
+    id_col: Annotated[str | None, typer.Option("--id", help="Id column of --table.")] = None,
+    label_col: Annotated[str | None, typer.Option("--label", help="Label column of --table (1 = churned).")] = None,
+    time_col: Annotated[
+        str | None, typer.Option("--time", help="Time column of --table for an out-of-time split.")
+    ] = None,
+    features_file: Annotated[Path | None, typer.Option("--features", help="Prebuilt feature table.")] = None,
+    promote: Annotated[bool, typer.Option("--promote", help="Make this model champion whatever its score.")] = False,
+    grace_days: GraceOpt = None,
+    data_end: DataEndOpt = None,
+    seed: SeedOpt = None,
+) -> None:
+    """Train the renewal-risk model, evaluate it out of time, log and register it in MLflow."""
+    from pipeline.stages import run_train, run_train_table
+
+    settings = settings_from(config, grace_days, data_end, seed=seed)
+    if table is not None:
+        if not id_col or not label_col:
+            raise ChurnError("--table needs --id and --label (the id and label column names).")
+        run_train_table(table, id_col, label_col, time_col, settings, promote, out)
+        return
+    if data is None and features_file is None:
+        raise ChurnError("Give --data DIR (or --features FILE, or --table FILE --id COL --label COL).")
+    run_train(data, features_file, settings, config, promote, out)
+
+
+@app.command()
+def score(
+    out_file: Annotated[Path, typer.Option("--out", help="Scores file (parquet, or CSV with --format csv).")],
+    data: Annotated[Path | None, typer.Option("--data", help="Data directory.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Scoring date (default: today).")] = None,
+    config: ConfigOpt = None,
+    model_uri: Annotated[
+        str | None, typer.Option("--model-uri", help="Model to use (default models:/NAME@champion).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    table: Annotated[Path | None, typer.Option("--table", help="Prepared per-account table to score.")] = None,
+    id_col: Annotated[str | None, typer.Option("--id", help="Id column of --table.")] = None,
+    data_end: DataEndOpt = None,
+    history: Annotated[bool, typer.Option("--history/--no-history", help="Append to the score history.")] = True,
+) -> None:
+    """Score every active account as of a date: churn probability, health score, explanations, alerts."""
+    from pipeline.stages import run_score, run_score_table
+
+    settings = settings_from(config, None, data_end)
+    if fmt not in ("parquet", "csv"):
+        raise ChurnError(f"--format: '{fmt}' is not supported (use parquet or csv).")
+    if table is not None:
+        if not id_col:
+            raise ChurnError("--table needs --id (the id column name).")
+        run_score_table(table, id_col, out_file, fmt, model_uri, settings, out)
+        return
+    if data is None:
+        raise ChurnError("Give --data DIR (or --table FILE --id COL).")
+    when = parse_date(as_of, "--as-of") if as_of else date.today()
+    run_score(data, when, out_file, fmt, model_uri, settings, history, out)
+
+
+@app.command()
+def explain(
+    account_id: Annotated[str, typer.Argument(help="Account to explain.")],
+    data: DataOpt,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Date (default: today).")] = None,
+    config: ConfigOpt = None,
+    model_uri: Annotated[str | None, typer.Option("--model-uri", help="Model to use (default champion).")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Save a waterfall plot (PNG) here.")] = None,
+    data_end: DataEndOpt = None,
+) -> None:
+    """Show one account's rule view and ML view side by side, category by category."""
+    from pipeline.stages import run_explain
+
+    settings = settings_from(config, None, data_end)
+    when = parse_date(as_of, "--as-of") if as_of else date.today()
+    run_explain(account_id, data, when, model_uri, plot, settings, out)
+
+
+@app.command()
+def compare(
+    data: DataOpt,
+    config: ConfigOpt = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the HTML report and tables.")] = Path(
+        ".churn/compare"
+    ),
+    grace_days: GraceOpt = None,
+    data_end: DataEndOpt = None,
+    seed: SeedOpt = None,
+) -> None:
+    """Backtest the rule-based health score against the ML risk: HTML report, tables, suggested weights."""
+    from pipeline.stages import run_compare
+
+    settings = settings_from(config, grace_days, data_end, seed=seed)
+    run_compare(data, settings, out_dir, out)
+
+
+@app.command()
+def run(
+    data: Annotated[Path | None, typer.Option("--data", help="Data directory (default: generate one).")] = None,
+    config: ConfigOpt = None,
+    accounts: Annotated[int, typer.Option("--accounts", min=50, help="Accounts to generate without --data.")] = 1500,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for generated data and the model.")] = 0,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder (default: <workdir>/run).")] = None,
+) -> None:
+    """The whole job end to end: generate (without --data), validate, features, train, score, alerts, compare."""
+    from pipeline.stages import run_all
+
+    settings = settings_from(config)
+    run_all(data, settings, config, accounts, seed, out_dir, out)
+
+
+def main() -> None:
+    """Entry point: run the app, turning user-facing errors into one paragraph and exit code 1."""
+    try:
+        app(standalone_mode=False)
+    except ChurnError as exc:
+        if _state["debug"]:
+            raise
+        _print_error("error", str(exc))
+        sys.exit(1)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if _state["debug"]:
+            raise
+        _print_error(
+            "internal error",
+            f"{type(exc).__name__}: {exc}\n"
+            "This is a bug in the churn pipeline; rerun with --debug for the traceback and report it.",
+        )
+        sys.exit(1)
+
+
+def _print_error(kind: str, message: str) -> None:
+    """Print to stderr without interpreting brackets in the message as markup."""
+    err = Console(stderr=True)
+    err.print(f"[bold red]{kind}:[/bold red] ", end="")
+    err.print(message, markup=False, highlight=False)

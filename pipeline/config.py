@@ -1,0 +1,181 @@
+"""Typed pipeline settings, read from YAML.
+
+Configuration lives in files, not code: `config/pipeline.yaml` is the default file and mirrors
+the defaults below (a test keeps them in step). Every section can be overridden by a user file
+passed with `--config`; keys missing there keep their defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pipeline.errors import ConfigError
+
+REPO_CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+DEFAULT_CONFIG_FILE = REPO_CONFIG_DIR / "pipeline.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSettings(_Section):
+    grace_days: int = Field(30, ge=0, description="Days after a term ends within which a renewal still counts.")
+    data_end: str | None = Field(None, description="End of the observed data (ISO date); default: latest event.")
+
+
+class FeatureSettings(_Section):
+    windows: list[int] = Field(default_factory=lambda: [7, 30, 90], description="Trailing windows in days.")
+    cadence: Literal["monthly", "weekly"] = "monthly"
+    top_features: int = Field(8, ge=0, description="Per-feature usage columns for the N most used features.")
+    tracked_features: list[str] = Field(
+        default_factory=lambda: ["compliance_audit"],
+        description="Features that always get their own usage columns (e.g. a compliance feature).",
+    )
+    new_customer_days: int = Field(120, ge=0)
+    onboarding_days: int = Field(60, ge=0)
+    categories: list[str] = Field(default_factory=lambda: ["adoption", "engagement", "support", "training", "account"])
+    category_overrides: dict[str, str] = Field(
+        default_factory=dict, description="feature name -> health category, overriding the registry."
+    )
+
+    @field_validator("windows")
+    @classmethod
+    def _positive_windows(cls, value: list[int]) -> list[int]:
+        if not value or any(w <= 0 for w in value):
+            raise ValueError("windows must be a non-empty list of positive day counts")
+        return sorted(set(value))
+
+
+class ModelSettings(_Section):
+    name: str = "churn-risk"
+    seed: int = 42
+    validation_share: float = Field(0.2, gt=0, lt=1, description="Share of history kept for out-of-time validation.")
+    num_leaves: int = 15
+    max_depth: int = 4
+    learning_rate: float = 0.05
+    n_estimators: int = 400
+    min_child_samples: int = 40
+    early_stopping_rounds: int = 40
+    calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    tune_trials: int = Field(0, ge=0, description="Optuna trials; 0 = no search.")
+
+
+class TrackingSettings(_Section):
+    uri: str | None = Field(None, description="MLflow tracking URI; default: SQLite in the working folder.")
+    experiment: str = "churn"
+
+
+class RiskBands(_Section):
+    high: float = Field(0.5, gt=0, lt=1)
+    medium: float = Field(0.2, gt=0, lt=1)
+
+
+class AlertSettings(_Section):
+    score_drop: float = Field(10.0, ge=0, description="Alert when the health score drops more than this.")
+    probability_level: float = Field(0.5, gt=0, lt=1, description="Alert when churn probability crosses this.")
+    renewal_days: int = Field(90, ge=0, description="Alert at-risk accounts renewing within this many days.")
+    webhook_url: str | None = None
+
+
+class LifecycleSettings(_Section):
+    land_days: int = Field(120, ge=0, description="Accounts younger than this are in Land (onboarding).")
+    renew_window_days: int = Field(90, ge=0, description="Accounts this close to term end are in Renew.")
+    expand_seat_growth: float = Field(0.1, ge=0, description="Seat growth at last renewal that means Expand.")
+    expand_utilisation: float = Field(1.0, gt=0, description="Active users / seats above this means Expand.")
+
+
+class ScoringSettings(_Section):
+    risk_bands: RiskBands = Field(default_factory=RiskBands)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    top_drivers: int = Field(3, ge=1)
+    drift_psi_threshold: float = Field(0.25, gt=0)
+
+
+class Settings(_Section):
+    workdir: str = Field(".churn", description="Working folder: tracking store, artifacts, score history.")
+    healthscore: str = Field("healthscore.yaml", description="Scorecard file (relative names: config/).")
+    data: DataSettings = Field(default_factory=DataSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
+
+    @property
+    def workdir_path(self) -> Path:
+        return Path(self.workdir).resolve()
+
+    def healthscore_path(self, base: Path | None = None) -> Path:
+        """Resolve the scorecard file: absolute, relative to the config file, or in config/."""
+        path = Path(self.healthscore)
+        if path.is_absolute():
+            return path
+        for root in (base, Path.cwd(), REPO_CONFIG_DIR):
+            if root is not None and (root / path).exists():
+                return (root / path).resolve()
+        return REPO_CONFIG_DIR / path
+
+    def tracking_uri(self) -> str:
+        import os
+
+        if self.tracking.uri:
+            return self.tracking.uri
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return os.environ["MLFLOW_TRACKING_URI"]
+        return f"sqlite:///{self.workdir_path / 'mlflow.db'}"
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping, turning parse errors into a ConfigError that names the file."""
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"Configuration file {path} does not exist.") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Configuration file {path} is not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"Configuration file {path} must hold a mapping at the top level.")
+    return loaded
+
+
+def format_validation_error(source: str, exc: ValidationError) -> str:
+    """One readable line per pydantic error, with the dotted key path."""
+    lines = [f"{source}: {len(exc.errors())} invalid setting(s):"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Defaults <- user YAML file <- command-line overrides (nested dict), validated."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = read_yaml(Path(path))
+        if raw.get("healthscore") and not Path(raw["healthscore"]).is_absolute():
+            candidate = Path(path).resolve().parent / raw["healthscore"]
+            if candidate.exists():
+                raw["healthscore"] = str(candidate)
+    if overrides:
+        raw = _deep_merge(raw, {k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(str(path or "settings"), exc)) from exc

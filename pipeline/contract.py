@@ -1,0 +1,164 @@
+"""The input data contract of SPEC.md as data: tables, their columns and canonical types.
+
+Loading coerces every table to these types (ids to strings, timestamps to naive UTC); optional
+columns that a file lacks are filled with their default so later stages can rely on the column
+being there, while `Dataset.present_columns` records what the data really had.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ColumnType = Literal["id", "timestamp", "string", "code", "float", "int", "bool"]
+# "code" is an enumeration (priority, kind...): trimmed and lower-cased so matching is case-blind.
+SQL_TYPES: dict[str, str] = {
+    "id": "VARCHAR",
+    "string": "VARCHAR",
+    "code": "VARCHAR",
+    "timestamp": "TIMESTAMP",
+    "float": "DOUBLE",
+    "int": "BIGINT",
+    "bool": "BOOLEAN",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType
+    required: bool = False
+    default: str = "NULL"  # SQL literal used when an optional column is absent
+
+    def cast_sql(self) -> str:
+        """SQL turning the raw column into its canonical type; NULL where a value does not convert."""
+        raw = f'"{self.name}"'
+        timestamp = f"timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))"
+        return {
+            "id": f"NULLIF(TRIM(CAST({raw} AS VARCHAR)), '')",
+            "string": f"NULLIF(TRIM(CAST({raw} AS VARCHAR)), '')",
+            "code": f"NULLIF(LOWER(TRIM(CAST({raw} AS VARCHAR))), '')",
+            "timestamp": f"CASE WHEN isfinite({timestamp}) THEN {timestamp} END",
+            "float": f"TRY_CAST({raw} AS DOUBLE)",
+            "int": f"TRY_CAST({raw} AS BIGINT)",
+            "bool": f"TRY_CAST({raw} AS BOOLEAN)",
+        }[self.type]
+
+    def select_sql(self, present: bool) -> str:
+        """Select-list item for the canonical view: the cast, or the default when the column is absent."""
+        if not present:
+            return f'CAST({self.default} AS {SQL_TYPES[self.type]}) AS "{self.name}"'
+        expression = self.cast_sql()
+        if self.default != "NULL":
+            expression = f"COALESCE({expression}, {self.default})"
+        return f'{expression} AS "{self.name}"'
+
+
+@dataclass(frozen=True)
+class TableContract:
+    name: str
+    columns: tuple[Column, ...]
+    required: bool = False
+    is_event: bool = False
+    time_column: str | None = None  # what "before as_of" is measured on
+    unique: tuple[str, ...] = field(default=())
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+ACCOUNTS = TableContract(
+    "accounts",
+    (
+        Column("account_id", "id", required=True),
+        Column("created_at", "timestamp", required=True),
+        Column("segment", "code"),
+        Column("industry", "string"),
+        Column("regulated", "bool", default="FALSE"),
+        Column("region", "string"),
+        Column("csm", "string"),
+    ),
+    required=True,
+    time_column="created_at",
+    unique=("account_id",),
+)
+
+SUBSCRIPTIONS = TableContract(
+    "subscriptions",
+    (
+        Column("account_id", "id", required=True),
+        Column("start_date", "timestamp", required=True),
+        Column("end_date", "timestamp", required=True),
+        Column("arr", "float"),
+        Column("seats", "float"),
+        Column("plan", "string"),
+    ),
+    required=True,
+    time_column="start_date",
+)
+
+USAGE_EVENTS = TableContract(
+    "usage_events",
+    (
+        Column("account_id", "id", required=True),
+        Column("ts", "timestamp", required=True),
+        Column("feature", "string", required=True),
+        Column("user_id", "id"),
+        Column("quantity", "float", default="1.0"),
+        Column("workflow_id", "id"),
+        Column("step", "int"),
+    ),
+    is_event=True,
+    time_column="ts",
+)
+
+LOGINS = TableContract(
+    "logins",
+    (
+        Column("account_id", "id", required=True),
+        Column("ts", "timestamp", required=True),
+        Column("user_id", "id"),
+    ),
+    is_event=True,
+    time_column="ts",
+)
+
+SUPPORT_TICKETS = TableContract(
+    "support_tickets",
+    (
+        Column("account_id", "id", required=True),
+        Column("ticket_id", "id", required=True),
+        Column("opened_at", "timestamp", required=True),
+        Column("closed_at", "timestamp"),
+        Column("priority", "code"),
+        Column("category", "code"),
+        Column("escalated", "bool", default="FALSE"),
+        Column("csat", "float"),
+    ),
+    is_event=True,
+    time_column="opened_at",
+)
+
+TRAININGS = TableContract(
+    "trainings",
+    (
+        Column("account_id", "id", required=True),
+        Column("ts", "timestamp", required=True),
+        Column("user_id", "id"),
+        Column("kind", "code"),
+        Column("completed", "bool", default="TRUE"),
+    ),
+    is_event=True,
+    time_column="ts",
+)
+
+TABLES: dict[str, TableContract] = {
+    t.name: t for t in (ACCOUNTS, SUBSCRIPTIONS, USAGE_EVENTS, LOGINS, SUPPORT_TICKETS, TRAININGS)
+}
+EVENT_TABLES: tuple[str, ...] = tuple(name for name, t in TABLES.items() if t.is_event)
+PRIORITIES = ("low", "normal", "high", "urgent")
+TRAINING_KINDS = ("webinar", "course", "certification")

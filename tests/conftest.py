@@ -1,0 +1,84 @@
+"""Shared fixtures: a tiny, hand-built dataset that satisfies the data contract."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def tiny_tables() -> dict[str, pd.DataFrame]:
+    """Three accounts: A renews, B churns, C's term is still running (censored)."""
+    accounts = pd.DataFrame(
+        {
+            "account_id": ["A", "B", "C"],
+            "created_at": ["2023-01-01", "2023-02-01", "2023-06-01"],
+            "segment": ["smb", "mid", "enterprise"],
+            "regulated": [False, True, False],
+        }
+    )
+    subscriptions = pd.DataFrame(
+        {
+            "account_id": ["A", "A", "B", "C"],
+            "start_date": ["2023-01-01", "2024-01-01", "2023-02-01", "2023-06-01"],
+            "end_date": ["2024-01-01", "2025-01-01", "2024-02-01", "2025-06-01"],
+            "arr": [1200.0, 1500.0, 9000.0, 50000.0],
+            "seats": [5, 6, 20, 100],
+        }
+    )
+    logins = pd.DataFrame(
+        {
+            "account_id": ["A", "A", "B", "C", "C"],
+            "ts": ["2023-03-01T09:00:00", "2023-03-02T10:00:00+02:00", "2023-04-01", "2023-07-01", "2024-06-30"],
+            "user_id": ["u1", "u2", "u3", "u4", "u4"],
+        }
+    )
+    usage = pd.DataFrame(
+        {
+            "account_id": ["A", "B", "C"],
+            "ts": ["2023-03-01", "2023-04-01", "2023-07-01"],
+            "feature": ["reports", "dashboards", "compliance_audit"],
+        }
+    )
+    tickets = pd.DataFrame(
+        {
+            "account_id": ["A", "B"],
+            "ticket_id": ["T1", "T2"],
+            "opened_at": ["2023-05-01", "2023-06-01"],
+            "closed_at": ["2023-05-02", None],
+            "priority": ["High", "low"],
+        }
+    )
+    trainings = pd.DataFrame({"account_id": ["A"], "ts": ["2023-01-10"], "kind": ["webinar"]})
+    return {
+        "accounts": accounts,
+        "subscriptions": subscriptions,
+        "logins": logins,
+        "usage_events": usage,
+        "support_tickets": tickets,
+        "trainings": trainings,
+    }
+
+
+def write_tables(directory: Path, tables: dict[str, pd.DataFrame], fmt: str = "csv") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        if fmt == "csv":
+            frame.to_csv(directory / f"{name}.csv", index=False)
+        elif fmt == "parquet":
+            frame.to_parquet(directory / f"{name}.parquet", index=False)
+        else:  # folder of parquet parts
+            (directory / name).mkdir(exist_ok=True)
+            half = len(frame) // 2
+            frame.iloc[:half].to_parquet(directory / name / "part-0.parquet", index=False)
+            frame.iloc[half:].to_parquet(directory / name / "part-1.parquet", index=False)
+    return directory
+
+
+@pytest.fixture
+def tiny_data_dir(tmp_path: Path) -> Path:
+    return write_tables(tmp_path / "data", tiny_tables())

@@ -1,0 +1,173 @@
+"""Every fatal contract problem gets its own precise message, a non-zero exit, and no output file."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import tiny_tables, write_tables
+
+from pipeline.cli import main
+
+Tables = dict[str, pd.DataFrame]
+
+
+def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", ["churn", "--no-progress", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exit_info:
+        code = int(exit_info.code or 0)
+    captured = capsys.readouterr()
+    return code, " ".join((captured.err + captured.out).split())
+
+
+def _drop(table: str) -> Callable[[Tables], None]:
+    return lambda t: t.pop(table)
+
+
+def _set(table: str, column: str, values: list[object]) -> Callable[[Tables], None]:
+    def change(tables: Tables) -> None:
+        frame = tables[table]
+        if len(values) > len(frame):
+            frame = frame.loc[frame.index.repeat(len(values) // len(frame) + 1)].reset_index(drop=True)
+        frame = frame.iloc[: len(values)].copy()
+        frame[column] = values
+        tables[table] = frame
+
+    return change
+
+
+def _drop_column(table: str, column: str) -> Callable[[Tables], None]:
+    return lambda t: t.__setitem__(table, t[table].drop(columns=[column]))
+
+
+CASES: list[tuple[str, Callable[[Tables], None], list[str]]] = [
+    ("missing accounts table", _drop("accounts"), ["accounts: required table is missing"]),
+    ("missing subscriptions table", _drop("subscriptions"), ["subscriptions: required table is missing"]),
+    (
+        "no event table",
+        lambda t: [t.pop(n) for n in ("logins", "usage_events", "support_tickets", "trainings")],
+        ["no event table found"],
+    ),
+    (
+        "missing required column",
+        _drop_column("subscriptions", "end_date"),
+        ["subscriptions.end_date: required column is missing", "columns found: account_id, start_date"],
+    ),
+    (
+        "opened_at not dates",
+        _set("support_tickets", "opened_at", ["2023-01-01", "yesterday", "soon", "2024-13-01"]),
+        ["support_tickets.opened_at: 3 values are not dates", "rows 2, 3, 4", "'yesterday', 'soon', '2024-13-01'"],
+    ),
+    (
+        "infinite created_at",
+        _set("accounts", "created_at", ["2023-01-01", "infinity", "2023-01-01"]),
+        ["accounts.created_at: 1 values are not dates", "rows 2: 'infinity'"],
+    ),
+    (
+        "null account id in events",
+        _set("logins", "account_id", ["A", None, "B", "C", "C"]),
+        ["logins.account_id: 1 values are missing", "rows 2: null"],
+    ),
+    (
+        "arr not numbers",
+        _set("subscriptions", "arr", ["100", "lots", "200", "n/a"]),
+        ["subscriptions.arr: 2 values are not numbers", "rows 2, 4", "'lots', 'n/a'"],
+    ),
+    (
+        "step not integers",
+        lambda t: t["usage_events"].__setitem__("step", ["1", "two", "3"]),
+        ["usage_events.step: 1 values are not integers", "rows 2: 'two'"],
+    ),
+    (
+        "completed not booleans",
+        lambda t: t["trainings"].__setitem__("completed", ["maybe"]),
+        ["trainings.completed: 1 values are not booleans", "rows 1: 'maybe'"],
+    ),
+    (
+        "duplicate account ids",
+        _set("accounts", "account_id", ["A", "B", "A"]),
+        ["accounts.account_id: 2 rows share a duplicated account_id", "rows 1, 3", "'A', 'A'"],
+    ),
+    (
+        "term ends before it starts",
+        lambda t: t["subscriptions"].__setitem__(
+            "end_date", ["2023-01-01", "2025-01-01", "2023-01-01", "2025-06-01"]
+        ),
+        ["subscriptions.end_date: 2 terms end on or before their start_date", "rows 1, 3"],
+    ),
+    (
+        "missing required ticket id",
+        _set("support_tickets", "ticket_id", ["T1", ""]),
+        ["support_tickets.ticket_id: 1 values are missing", "rows 2"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "corrupt", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_fatal_problem_is_named_and_nothing_is_written(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+    corrupt: Callable[[Tables], None],
+    expected: list[str],
+) -> None:
+    tables = tiny_tables()
+    corrupt(tables)
+    data = write_tables(tmp_path / "data", tables)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code, message = run_cli(["features", "--data", str(data), "--out", str(out_dir / "f.parquet")], monkeypatch, capsys)
+    assert code == 1
+    assert "Traceback" not in message
+    for fragment in expected:
+        assert fragment in message, f"{case}: {fragment!r} not in {message!r}"
+    assert list(out_dir.iterdir()) == []
+
+
+def test_all_problems_are_reported_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tables = tiny_tables()
+    _set("accounts", "created_at", ["2023-01-01", "nope", "2023-01-01"])(tables)
+    _set("logins", "ts", ["2023-01-01", "x", "2023-01-01", "2023-01-01", "2023-01-01"])(tables)
+    code, message = run_cli(["validate", "--data", str(write_tables(tmp_path / "d", tables))], monkeypatch, capsys)
+    assert code == 1
+    assert "(2 problems)" in message and "accounts.created_at" in message and "logins.ts" in message
+
+
+def test_unreadable_file_names_the_table_and_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_tables(tmp_path / "data", tiny_tables())
+    (data / "logins.csv").unlink()
+    (data / "logins.parquet").write_bytes(b"this is not parquet")
+    code, message = run_cli(["validate", "--data", str(data)], monkeypatch, capsys)
+    assert code == 1 and "Table 'logins': cannot read" in message and "logins.parquet" in message
+
+
+def test_table_given_twice_is_ambiguous(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_tables(tmp_path / "data", tiny_tables())
+    tiny_tables()["accounts"].to_parquet(data / "accounts.parquet")
+    code, message = run_cli(["validate", "--data", str(data)], monkeypatch, capsys)
+    assert code == 1 and "Table 'accounts' is given more than once" in message
+
+
+def test_validate_prints_the_report_with_warnings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tables = tiny_tables()
+    tables["logins"].loc[0, "account_id"] = "nobody"
+    code, message = run_cli(["validate", "--data", str(write_tables(tmp_path / "d", tables))], monkeypatch, capsys)
+    assert code == 0
+    assert "3 accounts, 4 terms: 1 renewed, 1 churned, 2 censored" in message
+    assert "logins.account_id: 1 rows for accounts not in accounts" in message
+    assert "ignored: no account to attach them to" in message

@@ -1,0 +1,111 @@
+"""Loading each format into canonical types, and the validation report on good data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import tiny_tables, write_tables
+
+from pipeline.loading import Dataset, load_dataset
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "folder"])
+def test_every_format_loads_to_the_same_canonical_tables(tmp_path: Path, fmt: str) -> None:
+    dataset = load_dataset(write_tables(tmp_path / fmt, tiny_tables(), fmt))
+    reference = Dataset.from_frames(tiny_tables())
+    assert set(dataset.event_tables) == {"usage_events", "logins", "support_tickets", "trainings"}
+    pd.testing.assert_frame_equal(dataset.accounts, reference.accounts)
+    pd.testing.assert_frame_equal(dataset.subscriptions, reference.subscriptions)
+    logins = dataset.con.execute("SELECT * FROM logins ORDER BY ts").df()
+    expected = reference.con.execute("SELECT * FROM logins ORDER BY ts").df()
+    pd.testing.assert_frame_equal(logins, expected)
+
+
+def test_types_are_coerced_ids_to_strings_and_timestamps_to_utc() -> None:
+    tables = tiny_tables()
+    tables["accounts"]["account_id"] = [1, 2, 3]
+    tables["subscriptions"]["account_id"] = [1, 1, 2, 3]
+    for name in ("logins", "usage_events", "support_tickets", "trainings"):
+        tables[name]["account_id"] = tables[name]["account_id"].map({"A": 1, "B": 2, "C": 3})
+    dataset = Dataset.from_frames(tables)
+    assert dataset.accounts["account_id"].tolist() == ["1", "2", "3"]
+    logins = dataset.con.execute("SELECT account_id, ts FROM logins ORDER BY ts").fetchall()
+    # '2023-03-02T10:00:00+02:00' is 08:00 UTC; naive timestamps are taken as UTC.
+    assert logins[0][1] == pd.Timestamp("2023-03-01 09:00:00")
+    assert logins[1][1] == pd.Timestamp("2023-03-02 08:00:00")
+    assert logins[0][0] == "1"
+    assert pd.api.types.is_datetime64_any_dtype(dataset.subscriptions["end_date"])
+    assert dataset.subscriptions["end_date"].dt.tz is None
+
+
+def test_optional_columns_are_filled_and_recorded_as_absent() -> None:
+    dataset = Dataset.from_frames(tiny_tables())
+    usage = dataset.con.execute("SELECT quantity, step, user_id FROM usage_events").fetchall()
+    assert {row[0] for row in usage} == {1.0}  # quantity defaults to 1
+    assert {row[1] for row in usage} == {None}
+    trainings = dataset.con.execute("SELECT completed FROM trainings").fetchall()
+    assert trainings == [(True,)]  # completed defaults to true
+    assert "quantity" not in dataset.present_columns["usage_events"]
+    priorities = dataset.con.execute("SELECT priority FROM support_tickets ORDER BY ticket_id").fetchall()
+    assert priorities == [("high",), ("low",)]  # enumerations are case-blind
+
+
+def test_missing_event_tables_are_absent_not_empty() -> None:
+    tables = tiny_tables()
+    del tables["usage_events"], tables["trainings"]
+    dataset = Dataset.from_frames(tables)
+    assert dataset.event_tables == ("logins", "support_tickets")
+    assert "usage_events" not in dataset.report.tables
+
+
+def test_report_counts_term_outcomes_with_the_spec_rule() -> None:
+    report = Dataset.from_frames(tiny_tables()).report
+    # Data end = latest event (2024-06-30). A's first term renews, B churns, A's and C's running terms are censored.
+    assert report.data_end == pd.Timestamp("2024-06-30")
+    assert (report.accounts, report.terms) == (3, 4)
+    assert (report.renewals, report.churns, report.censored) == (1, 1, 2)
+    assert report.tables["logins"].rows == 5
+    assert report.warnings == []
+
+
+def test_grace_days_decide_whether_a_late_renewal_counts() -> None:
+    tables = tiny_tables()
+    tables["subscriptions"].loc[1, "start_date"] = "2024-01-21"  # 20 days after A's first term ended
+    assert Dataset.from_frames(tables, grace_days=30).report.renewals == 1
+    assert Dataset.from_frames(tables, grace_days=10).report.renewals == 0
+
+
+def test_explicit_data_end_censors_and_flags_later_rows() -> None:
+    report = Dataset.from_frames(tiny_tables(), data_end="2024-01-15").report
+    assert report.data_end == pd.Timestamp("2024-01-15")
+    # A's first term (ends 2024-01-01) + 30 days is after the data end: censored now.
+    assert report.renewals == 0
+    late = [w for w in report.warnings if w.problem == "rows dated after the end of the data"]
+    assert [(w.table, w.count) for w in late] == [("logins", 1)]
+
+
+def test_suspicious_rows_are_counted_with_examples_and_kept() -> None:
+    tables = tiny_tables()
+    tables["logins"] = pd.concat(
+        [tables["logins"], pd.DataFrame({"account_id": ["ZZ", "ZZ", "A"], "ts": ["2023-05-01"] * 2 + ["2022-06-01"]})]
+    )
+    tables["support_tickets"].loc[1, "ticket_id"] = "T1"
+    tables["support_tickets"].loc[0, "closed_at"] = "2023-04-01"
+    tables["subscriptions"].loc[3, "start_date"] = "2023-01-15"  # C's term starts before its created_at: fine
+    tables["subscriptions"] = pd.concat(
+        [tables["subscriptions"], pd.DataFrame({"account_id": ["B"], "start_date": ["2023-06-01"], "end_date": ["2024-06-01"]})]
+    )
+    dataset = Dataset.from_frames(tables)
+    found = {(w.table, w.column, w.problem): w for w in dataset.report.warnings}
+    unknown = found[("logins", "account_id", "rows for accounts not in accounts")]
+    assert unknown.count == 2 and "rows 6, 7" in unknown.examples and "'ZZ'" in unknown.examples
+    early = found[("logins", "ts", "rows dated before the account's created_at")]
+    assert early.count == 1 and "row" in early.examples
+    assert found[("support_tickets", "ticket_id", "rows share a duplicated ticket_id")].count == 2
+    assert found[("support_tickets", "closed_at", "tickets closed before they were opened")].count == 1
+    assert found[("subscriptions", "start_date", "terms overlapping another term of the same account")].count == 2
+    assert dataset.report.warning_count("logins") == 3
+    # Nothing is dropped: the rows are still in the canonical views.
+    assert dataset.con.execute("SELECT count(*) FROM logins").fetchone()[0] == 8
