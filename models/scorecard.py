@@ -1,0 +1,409 @@
+"""The health-score configuration: a YAML scorecard, validated into typed models.
+
+A scorecard follows the customer-success recipe *categorize -> weigh -> measure*: weighted
+categories, each holding weighted metrics, each metric mapped to 0-100 points by a scheme.
+Segment scorecards (onboarding, regulated...) are picked per account by rules on its attributes;
+they inherit the default scorecard and override only what differs, so a weight changed in the
+default reaches every segment that did not redefine it. Every mistake a user can make in the file
+is reported as a `ConfigError` naming the key path, the problem and the accepted values.
+
+File layout::
+
+    name: laer
+    bands: {green: 70, yellow: 60}        # lower bounds; red is below yellow
+    population_by: as_of                  # percentile ranks within each as_of (if the column exists)
+    default:
+      categories:
+        engagement:
+          weight: 25
+          metrics:
+            user_utilisation_30d: {scheme: linear, bad: 0.1, good: 0.7, weight: 3}
+            days_since_last_login: {scheme: thresholds, cuts: [3, 8, 15], points: [100, 70, 40, 0]}
+    segments:                             # evaluated in file order, first match wins
+      onboarding:
+        when: tenure_days < 120           # or a list of conditions that must all hold
+        categories:
+          training: {weight: 25}          # override a weight; metrics: null removes one
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Collection, Iterable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.config import read_yaml
+from pipeline.errors import ConfigError
+
+SCHEMES = ("linear", "thresholds", "percentile", "boolean")
+BAND_NAMES = ("green", "yellow", "red")
+DEFAULT_SCORECARD = "default"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Metric(_Model):
+    """Fields every scheme shares: its weight within the category and an optional fill value."""
+
+    weight: float = 1.0
+    default: float | None = Field(
+        None, description="Value used when the metric is missing (instead of skipping the metric)."
+    )
+
+    @field_validator("weight")
+    @classmethod
+    def _non_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError(f"weight must not be negative (got {value:g}); use 0 to switch a metric off")
+        return value
+
+
+class LinearMetric(_Metric):
+    """0 points at `bad`, 100 at `good`, straight line between; either direction."""
+
+    scheme: Literal["linear"]
+    bad: float
+    good: float
+
+    @model_validator(mode="after")
+    def _distinct_ends(self) -> LinearMetric:
+        if self.bad == self.good:
+            raise ValueError(f"linear scheme needs bad != good (both are {self.bad:g})")
+        return self
+
+
+class ThresholdMetric(_Metric):
+    """Ordered cut-offs to points: below cuts[0] -> points[0]; from cuts[i-1] up to cuts[i] -> points[i]."""
+
+    scheme: Literal["thresholds"]
+    cuts: list[float]
+    points: list[float]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThresholdMetric:
+        if not self.cuts:
+            raise ValueError("thresholds scheme needs at least one cut-off in 'cuts'")
+        for low, high in zip(self.cuts, self.cuts[1:], strict=False):
+            if not low < high:
+                raise ValueError(
+                    f"thresholds 'cuts' must be strictly increasing, got {self.cuts} ({low:g} then {high:g}); "
+                    "express 'lower is healthier' with decreasing points instead"
+                )
+        if len(self.points) != len(self.cuts) + 1:
+            raise ValueError(
+                f"thresholds need one more 'points' than 'cuts' (the range below the first cut-off "
+                f"and above each one): {len(self.cuts)} cuts, {len(self.points)} points"
+            )
+        outside = [p for p in self.points if not 0 <= p <= 100]
+        if outside:
+            raise ValueError(f"thresholds 'points' must lie in 0..100, got {outside}")
+        return self
+
+
+class PercentileMetric(_Metric):
+    """Rank within the scored population (optionally within a segment column) -> 0..100."""
+
+    scheme: Literal["percentile"]
+    healthier: Literal["higher", "lower"] = "higher"
+    within: str | None = Field(None, description="Column whose values split the population (e.g. segment).")
+
+
+class BooleanMetric(_Metric):
+    """100 points when the value's truth (non-zero) equals `healthy`, else 0."""
+
+    scheme: Literal["boolean"]
+    healthy: bool = True
+
+
+MetricRule = Annotated[LinearMetric | ThresholdMetric | PercentileMetric | BooleanMetric, Field(discriminator="scheme")]
+
+
+class Category(_Model):
+    weight: float = 1.0
+    metrics: dict[str, MetricRule]
+
+    @field_validator("weight")
+    @classmethod
+    def _non_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError(f"weight must not be negative (got {value:g}); use 0 to switch a category off")
+        return value
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> Category:
+        if not self.metrics:
+            raise ValueError("a category needs at least one metric")
+        if all(m.weight == 0 for m in self.metrics.values()):
+            raise ValueError(f"all metric weights are zero ({', '.join(self.metrics)}); at least one must be > 0")
+        return self
+
+
+_OPERATORS = ("<=", ">=", "==", "!=", "<", ">", "not in", "in")
+_CONDITION = re.compile(
+    r"^\s*(?P<column>[A-Za-z_][\w.]*)\s*(?P<op>"
+    + "|".join(re.escape(o) for o in _OPERATORS)
+    + r")\s*(?P<value>.+?)\s*$"
+)
+
+
+class Condition(_Model):
+    """`<column> <op> <value>` on a row attribute; rows where the column is missing do not match."""
+
+    column: str
+    op: Literal["<=", ">=", "==", "!=", "<", ">", "not in", "in"]
+    value: Any
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, raw: Any) -> Any:
+        if not isinstance(raw, str):
+            return raw
+        match = _CONDITION.match(raw)
+        if match is None:
+            raise ValueError(
+                f"cannot read condition {raw!r}: expected '<column> <op> <value>' with op one of "
+                f"{', '.join(_OPERATORS)} (e.g. 'tenure_days < 120', 'segment in [smb, mid]')"
+            )
+        value = yaml.safe_load(match["value"])
+        if match["op"] in ("in", "not in") and not isinstance(value, list):
+            raise ValueError(f"condition {raw!r}: '{match['op']}' needs a list, e.g. [smb, mid]")
+        if match["op"] in ("<", "<=", ">", ">=") and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"condition {raw!r}: '{match['op']}' needs a number, got {value!r}")
+        return {"column": match["column"], "op": match["op"], "value": value}
+
+    def __str__(self) -> str:
+        return f"{self.column} {self.op} {self.value!r}"
+
+
+class Scorecard(_Model):
+    categories: dict[str, Category]
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> Scorecard:
+        if not self.categories:
+            raise ValueError("a scorecard needs at least one category")
+        if all(c.weight == 0 for c in self.categories.values()):
+            raise ValueError(f"all category weights are zero ({', '.join(self.categories)}); at least one must be > 0")
+        return self
+
+    @model_validator(mode="after")
+    def _metric_in_one_category(self) -> Scorecard:
+        seen: dict[str, str] = {}
+        for cat, category in self.categories.items():
+            for metric in category.metrics:
+                if metric in seen:
+                    raise ValueError(
+                        f"metric '{metric}' appears in categories '{seen[metric]}' and '{cat}'; "
+                        "a metric scores in one category only"
+                    )
+                seen[metric] = cat
+        return self
+
+    def rules(self) -> list[tuple[str, MetricRule]]:
+        """(metric, rule) of every metric, in category order."""
+        return [(metric, rule) for category in self.categories.values() for metric, rule in category.metrics.items()]
+
+    def metric_categories(self) -> dict[str, str]:
+        """metric -> the category it scores in."""
+        return {metric: cat for cat, category in self.categories.items() for metric in category.metrics}
+
+
+class Segment(Scorecard):
+    when: list[Condition]
+    inherit: bool = Field(True, description="Start from the default scorecard and override it.")
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list) and not value:
+            raise ValueError("'when' needs at least one condition")
+        return value
+
+
+class Bands(_Model):
+    """Lower bounds of the colour bands: green >= green, yellow >= yellow, red below."""
+
+    green: float = 70.0
+    yellow: float = 60.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bands:
+        for name, value in (("green", self.green), ("yellow", self.yellow)):
+            if not 0 < value <= 100:
+                raise ValueError(f"band '{name}' lower bound must lie in (0, 100], got {value:g}")
+        if not self.yellow < self.green:
+            raise ValueError(
+                f"yellow ({self.yellow:g}) must be below green ({self.green:g}): the bands would overlap "
+                "(they are lower bounds: a score >= green is green, >= yellow is yellow, below yellow is red)"
+            )
+        return self
+
+
+class ScorecardConfig(_Model):
+    """A validated health scorecard: the default and its segment scorecards, bands and ranking scope."""
+
+    name: str = "health"
+    description: str = ""
+    bands: Bands = Field(default_factory=Bands)
+    population_by: str | None = Field(
+        "as_of",
+        description="Percentile schemes rank within groups of this column when the scored table has it "
+        "(one scoring date = one population); the whole table otherwise.",
+    )
+    default: Scorecard
+    segments: dict[str, Segment] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_default(cls, raw: Any) -> Any:
+        """Resolve segment inheritance: each segment = default categories overridden by its own."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("segments"), dict):
+            return raw
+        base = (raw.get("default") or {}).get("categories") if isinstance(raw.get("default"), dict) else None
+        if DEFAULT_SCORECARD in raw["segments"]:
+            raise ValueError(f"segment name '{DEFAULT_SCORECARD}' is reserved for the default scorecard")
+        segments = {}
+        for name, segment in raw["segments"].items():
+            if isinstance(segment, dict) and segment.get("inherit", True) and isinstance(base, dict):
+                segment = {**segment, "categories": _merge_categories(base, segment.get("categories") or {})}
+            segments[name] = segment
+        return {**raw, "segments": segments}
+
+    def scorecards(self) -> list[tuple[str, Scorecard, list[Condition]]]:
+        """(name, scorecard, conditions) in evaluation order: segments in file order, default last."""
+        chosen: list[tuple[str, Scorecard, list[Condition]]] = [
+            (name, seg, seg.when) for name, seg in self.segments.items()
+        ]
+        chosen.append((DEFAULT_SCORECARD, self.default, []))
+        return chosen
+
+    def scorecard(self, name: str) -> Scorecard:
+        if name == DEFAULT_SCORECARD:
+            return self.default
+        if name not in self.segments:
+            raise ConfigError(f"scorecard '{self.name}' has no segment '{name}' (has: {', '.join(self.segments)})")
+        return self.segments[name]
+
+    def categories(self) -> list[str]:
+        """Every category name, default scorecard's order first, then those only segments use."""
+        return _unique(cat for _, card, _ in _default_first(self.scorecards()) for cat in card.categories)
+
+    def metrics(self) -> list[str]:
+        """Every metric (feature/column) any scorecard uses, in category order."""
+        return _unique(
+            metric
+            for _, card, _ in _default_first(self.scorecards())
+            for category in card.categories.values()
+            for metric in category.metrics
+        )
+
+    def required_columns(self) -> dict[str, str]:
+        """column -> where the configuration uses it (metrics, segment rules, percentile groups)."""
+        used: dict[str, str] = {}
+        for name, card, conditions in _default_first(self.scorecards()):
+            for cat, category in card.categories.items():
+                for metric, rule in category.metrics.items():
+                    used.setdefault(metric, f"metric in {name}.{cat}")
+                    if isinstance(rule, PercentileMetric) and rule.within:
+                        used.setdefault(rule.within, f"percentile 'within' of {name}.{cat}.{metric}")
+            for condition in conditions:
+                used.setdefault(condition.column, f"rule of segment '{name}' ({condition})")
+        return used
+
+    def validate_columns(self, available: Collection[str]) -> None:
+        """Raise ConfigError listing every configured column that is not in `available`."""
+        available = set(available)
+        missing = {col: where for col, where in self.required_columns().items() if col not in available}
+        if not missing:
+            return
+        lines = [f"Health scorecard '{self.name}' uses {len(missing)} unknown feature(s)/column(s):"]
+        for col, where in missing.items():
+            close = difflib.get_close_matches(col, sorted(available), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            lines.append(f"  '{col}' ({where}){hint}")
+        lines.append(f"Available columns include: {', '.join(sorted(available)[:12])}")
+        raise ConfigError("\n".join(lines))
+
+
+def _default_first(cards: list[tuple[str, Scorecard, list[Condition]]]) -> list[tuple[str, Scorecard, list[Condition]]]:
+    return cards[-1:] + cards[:-1]
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _merge_categories(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Override categories/metrics of `base`; `null` removes one; a metric entry without a
+    `scheme` only changes fields of the inherited metric, one with a scheme replaces it."""
+    if not isinstance(override, dict):
+        return override
+    merged = {k: v for k, v in base.items()}
+    for cat, spec in override.items():
+        if spec is None:
+            merged.pop(cat, None)
+            continue
+        inherited = merged.get(cat)
+        if not isinstance(spec, dict) or not isinstance(inherited, dict):
+            merged[cat] = spec
+            continue
+        category = {**inherited, **{k: v for k, v in spec.items() if k != "metrics"}}
+        metrics = dict(inherited.get("metrics") or {})
+        for metric, rule in (spec.get("metrics") or {}).items():
+            if rule is None:
+                metrics.pop(metric, None)
+            elif isinstance(rule, dict) and "scheme" not in rule and isinstance(metrics.get(metric), dict):
+                metrics[metric] = {**metrics[metric], **rule}
+            else:
+                metrics[metric] = rule
+        category["metrics"] = metrics
+        merged[cat] = category
+    return merged
+
+
+def parse_scorecard(raw: dict[str, Any], source: str = "scorecard") -> ScorecardConfig:
+    """Validate a scorecard mapping; every problem becomes one line of a ConfigError."""
+    try:
+        return ScorecardConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(source, exc)) from exc
+
+
+def load_scorecard(path: str | Path, available: Collection[str] | None = None) -> ScorecardConfig:
+    """Read and validate a scorecard YAML file; with `available`, also check every column exists."""
+    config = parse_scorecard(read_yaml(Path(path)), source=str(path))
+    if available is not None:
+        config.validate_columns(available)
+    return config
+
+
+def _format_errors(source: str, exc: ValidationError) -> str:
+    lines = [f"Health scorecard {source}: {len(exc.errors())} problem(s):"]
+    for err in exc.errors():
+        loc = err["loc"]
+        # a discriminated union puts the scheme name in the path: metrics.<name>.<scheme>.<field>
+        path = [p for i, p in enumerate(loc) if not (i >= 2 and loc[i - 2] == "metrics" and p in SCHEMES)]
+        where = ".".join(str(p) for p in path) or "(top level)"
+        if err["type"] == "union_tag_invalid":
+            message = f"unknown scheme {err['ctx']['tag']!r}; use one of {', '.join(SCHEMES)}"
+        elif err["type"] == "union_tag_not_found":
+            message = f"missing 'scheme' (one of {', '.join(SCHEMES)})"
+        elif err["type"] == "value_error":
+            message = str(err["ctx"]["error"])
+        elif err["type"] == "extra_forbidden":
+            message = f"unknown key '{loc[-1]}'"
+        elif err["type"] == "missing":
+            message = f"missing required key '{loc[-1]}'"
+        else:
+            message = err["msg"]
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)

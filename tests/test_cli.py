@@ -1,0 +1,38 @@
+"""The command-line surface: every SPEC command exists with --help, and `python -m pipeline` works."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+
+COMMANDS = ["generate", "validate", "features", "train", "score", "explain", "compare", "run"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str) -> None:
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_python_dash_m_pipeline_is_the_same_entry_point() -> None:
+    done = subprocess.run([sys.executable, "-m", "pipeline", "--help"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0
+    assert all(command in done.stdout for command in COMMANDS)
+
+
+def test_bad_date_is_one_clear_message() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "score", "--data", ".", "--as-of", "next tuesday", "--out", "x.parquet"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "--as-of: 'next tuesday' is not a date" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,55 @@
+"""Settings: the default file mirrors the code defaults; user files and flags override; errors are precise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import DEFAULT_CONFIG_FILE, Settings, load_settings
+from pipeline.errors import ConfigError
+
+
+def test_default_file_matches_code_defaults() -> None:
+    assert load_settings(DEFAULT_CONFIG_FILE) == Settings()
+
+
+def test_user_file_overrides_only_what_it_names(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  grace_days: 45\nmodel:\n  seed: 7\n")
+    settings = load_settings(path, {"model": {"seed": 11}})
+    assert settings.data.grace_days == 45
+    assert settings.model.seed == 11  # flag beats file
+    assert settings.features.windows == [7, 30, 90]  # untouched default
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("data:\n  grace_days: -1\n", "data.grace_days: Input should be greater than or equal to 0"),
+        ("features:\n  windows: [0, 30]\n", "features.windows"),
+        ("model:\n  bogus: 1\n", "model.bogus: Extra inputs are not permitted"),
+        ("model: [1, 2\n", "is not valid YAML"),
+        ("- a\n- b\n", "must hold a mapping"),
+    ],
+)
+def test_invalid_settings_name_the_key(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert fragment in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.yaml")
+
+
+def test_tracking_uri_defaults_to_sqlite_in_the_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    settings = load_settings(None, {"workdir": str(tmp_path / "wd")})
+    assert settings.tracking_uri() == f"sqlite:///{tmp_path / 'wd' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert settings.tracking_uri() == "http://127.0.0.1:5999"

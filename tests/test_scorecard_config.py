@@ -1,0 +1,372 @@
+"""The scorecard YAML: the shipped defaults are valid, inheritance works, every mistake is named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from models.scorecard import (
+    BooleanMetric,
+    LinearMetric,
+    PercentileMetric,
+    ThresholdMetric,
+    load_scorecard,
+    parse_scorecard,
+)
+from pipeline.config import REPO_CONFIG_DIR
+from pipeline.errors import ConfigError
+
+WINDOWS = (7, 30, 90)
+# The feature names of the features issue (common contract), used to check the shipped configs.
+FEATURE_NAMES = {
+    *[
+        "tenure_days",
+        "segment",
+        "industry",
+        "region",
+        "plan",
+        "regulated",
+        "arr",
+        "seats",
+        "term_length_days",
+        "days_to_renewal",
+        "renewals_count",
+        "seat_change_last_renewal",
+        "is_new_customer",
+    ],
+    *(f"{name}_{w}d" for w in WINDOWS for name in ("logins_per_seat", "active_users", "user_utilisation")),
+    *(f"active_days_{w}d" for w in WINDOWS),
+    *["days_since_last_login", "login_gap_mean_90d", "login_gap_max_90d", "logins_trend_30d", "logins_trend_vs_90d"],
+    *(f"{name}_{w}d" for w in WINDOWS for name in ("events_per_seat", "quantity_per_seat", "feature_breadth")),
+    "usage_compliance_audit_per_seat_30d",
+    *[
+        "workflow_completion_rate_90d",
+        "workflow_skip_rate_90d",
+        "days_to_first_value",
+        "days_since_last_use",
+        "usage_trend_30d",
+    ],
+    *(f"{name}_{w}d" for w in WINDOWS for name in ("tickets", "tickets_per_seat")),
+    *[
+        "open_tickets",
+        "high_priority_share_90d",
+        "escalations_90d",
+        "resolution_hours_mean_90d",
+        "csat_mean_90d",
+        "bug_share_90d",
+        "howto_share_90d",
+        "days_since_last_ticket",
+        "tickets_trend_30d",
+    ],
+    *(f"trainings_{w}d" for w in WINDOWS),
+    *[
+        "training_completions_90d",
+        "trained_users_share",
+        "certifications_total",
+        "onboarding_sessions",
+        "days_since_last_training",
+    ],
+}
+TABLE_COLUMNS = FEATURE_NAMES | {"account_id", "as_of", "label", "term_end"}
+
+DEFAULT_FILE = REPO_CONFIG_DIR / "healthscore.yaml"
+OUTCOMES_FILE = REPO_CONFIG_DIR / "healthscore-outcomes.yaml"
+
+
+def minimal(**metric: object) -> dict:
+    """A one-category, one-metric scorecard whose metric has the given fields."""
+    return {"default": {"categories": {"engagement": {"metrics": {"logins_per_seat_30d": metric}}}}}
+
+
+def error_of(raw: dict) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_scorecard(raw, source="test.yaml")
+    return str(caught.value)
+
+
+def test_default_scorecard_is_laer_with_onboarding_and_regulated_segments() -> None:
+    config = load_scorecard(DEFAULT_FILE, available=TABLE_COLUMNS)
+    assert config.categories() == ["adoption", "engagement", "support", "training", "account"]
+    assert [name for name, _, _ in config.scorecards()] == ["onboarding", "regulated", "default"]
+    assert str(config.segments["onboarding"].when[0]) == "tenure_days < 120"
+    assert (config.bands.green, config.bands.yellow) == (70, 60)
+    # regulated accounts add the compliance metric; nobody else is scored on it
+    regulated = config.segments["regulated"].categories["adoption"].metrics
+    assert isinstance(regulated["usage_compliance_audit_per_seat_30d"], BooleanMetric)
+    assert "usage_compliance_audit_per_seat_30d" not in config.default.categories["adoption"].metrics
+    # onboarding weighs setup and login rhythm more and drops renewal history
+    onboarding = config.segments["onboarding"].categories
+    assert onboarding["training"].weight > config.default.categories["training"].weight
+    assert "login_gap_mean_90d" in onboarding["engagement"].metrics
+    assert "account" not in onboarding  # no renewal history yet
+    assert set(config.metrics()) <= FEATURE_NAMES
+
+
+def test_outcomes_scorecard_is_a_different_category_scheme_by_configuration_only() -> None:
+    outcomes = load_scorecard(OUTCOMES_FILE, available=TABLE_COLUMNS)
+    default = load_scorecard(DEFAULT_FILE)
+    assert outcomes.categories() == ["transformation", "experience", "engagement"]
+    assert set(outcomes.metrics()) <= FEATURE_NAMES
+    shared = set(outcomes.metrics()) & set(default.metrics())
+    assert len(shared) >= 10
+    # the same feature is measured the same way in both views; only the grouping and weights differ
+    rules = {
+        view: {m: r for c in config.default.categories.values() for m, r in c.metrics.items()}
+        for view, config in (("outcomes", outcomes), ("default", default))
+    }
+    for metric in shared:
+        assert rules["outcomes"][metric].model_dump(exclude={"weight"}) == rules["default"][metric].model_dump(
+            exclude={"weight"}
+        ), metric
+
+
+def test_segment_inherits_default_and_overrides_only_what_it_names() -> None:
+    raw = {
+        "default": {
+            "categories": {
+                "engagement": {
+                    "weight": 2,
+                    "metrics": {
+                        "logins_per_seat_30d": {"scheme": "linear", "bad": 0, "good": 10, "weight": 2},
+                        "days_since_last_login": {"scheme": "linear", "bad": 30, "good": 0},
+                    },
+                },
+                "support": {"metrics": {"csat_mean_90d": {"scheme": "linear", "bad": 1, "good": 5}}},
+            }
+        },
+        "segments": {
+            "reweighted": {
+                "when": "tenure_days < 120",
+                "categories": {
+                    "engagement": {
+                        "metrics": {
+                            "logins_per_seat_30d": {"weight": 5},  # no scheme: change the inherited one
+                            "days_since_last_login": {"scheme": "thresholds", "cuts": [7], "points": [100, 0]},
+                            "login_gap_mean_90d": {"scheme": "percentile", "healthier": "lower"},
+                        }
+                    },
+                    "support": None,  # removed
+                    "training": {"metrics": {"trained_users_share": {"scheme": "boolean"}}},
+                },
+            },
+            "standalone": {
+                "when": ["regulated == 1", "segment in [smb, mid]"],
+                "inherit": False,
+                "categories": {"support": {"metrics": {"csat_mean_90d": {"scheme": "linear", "bad": 2, "good": 4}}}},
+            },
+        },
+    }
+    config = parse_scorecard(raw)
+    seg = config.segments["reweighted"].categories
+    assert list(seg) == ["engagement", "training"]
+    assert seg["engagement"].weight == 2
+    logins = seg["engagement"].metrics["logins_per_seat_30d"]
+    assert isinstance(logins, LinearMetric) and (logins.weight, logins.bad, logins.good) == (5, 0, 10)
+    assert isinstance(seg["engagement"].metrics["days_since_last_login"], ThresholdMetric)
+    assert isinstance(seg["engagement"].metrics["login_gap_mean_90d"], PercentileMetric)
+    assert list(config.segments["standalone"].categories) == ["support"]
+    assert [str(c) for c in config.segments["standalone"].when] == ["regulated == 1", "segment in ['smb', 'mid']"]
+    # the default is untouched by its segments
+    assert config.default.categories["engagement"].metrics["logins_per_seat_30d"].weight == 2
+    assert config.categories() == ["engagement", "support", "training"]
+    assert config.metrics()[:3] == ["logins_per_seat_30d", "days_since_last_login", "csat_mean_90d"]
+    assert set(config.required_columns()) == {
+        "logins_per_seat_30d",
+        "days_since_last_login",
+        "csat_mean_90d",
+        "login_gap_mean_90d",
+        "trained_users_share",
+        "tenure_days",
+        "regulated",
+        "segment",
+    }
+
+
+def test_unknown_feature_is_named_with_where_it_is_used_and_a_suggestion(tmp_path: Path) -> None:
+    raw = minimal(scheme="percentile", within="segmnt")
+    raw["segments"] = {"young": {"when": "tenure_dys < 120", "categories": {}}}
+    raw["default"]["categories"]["engagement"]["metrics"]["loginz_per_seat_30d"] = {"scheme": "boolean"}
+    path = tmp_path / "card.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as caught:
+        load_scorecard(path, available=TABLE_COLUMNS)
+    message = str(caught.value)
+    assert "uses 3 unknown feature(s)/column(s)" in message
+    assert "'loginz_per_seat_30d' (metric in default.engagement); did you mean 'logins_per_seat_30d'?" in message
+    assert (
+        "'segmnt' (percentile 'within' of default.engagement.logins_per_seat_30d); did you mean 'segment'?" in message
+    )
+    assert "'tenure_dys' (rule of segment 'young' (tenure_dys < 120)); did you mean 'tenure_days'?" in message
+    # the same file without the column check loads fine (prepared tables have arbitrary columns)
+    assert load_scorecard(path).metrics() == ["logins_per_seat_30d", "loginz_per_seat_30d"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            minimal(scheme="linar", bad=0, good=1),
+            "default.categories.engagement.metrics.logins_per_seat_30d: unknown scheme 'linar'; "
+            "use one of linear, thresholds, percentile, boolean",
+        ),
+        (
+            minimal(bad=0, good=1),
+            "default.categories.engagement.metrics.logins_per_seat_30d: missing 'scheme' "
+            "(one of linear, thresholds, percentile, boolean)",
+        ),
+        (
+            minimal(scheme="linear", bad=0, good=1, weight=-2),
+            "logins_per_seat_30d.weight: weight must not be negative (got -2); use 0 to switch a metric off",
+        ),
+        (
+            minimal(scheme="linear", bad=3, good=3),
+            "logins_per_seat_30d: linear scheme needs bad != good (both are 3)",
+        ),
+        (
+            minimal(scheme="linear", bad=0),
+            "logins_per_seat_30d.good: missing required key 'good'",
+        ),
+        (
+            minimal(scheme="linear", bad=0, good=1, target=3),
+            "logins_per_seat_30d.target: unknown key 'target'",
+        ),
+        (
+            minimal(scheme="thresholds", cuts=[5, 2], points=[0, 50, 100]),
+            "thresholds 'cuts' must be strictly increasing, got [5.0, 2.0] (5 then 2)",
+        ),
+        (
+            minimal(scheme="thresholds", cuts=[2, 2], points=[0, 50, 100]),
+            "thresholds 'cuts' must be strictly increasing, got [2.0, 2.0] (2 then 2)",
+        ),
+        (
+            minimal(scheme="thresholds", cuts=[1, 5], points=[0, 100]),
+            "thresholds need one more 'points' than 'cuts' (the range below the first cut-off and above "
+            "each one): 2 cuts, 2 points",
+        ),
+        (
+            minimal(scheme="thresholds", cuts=[1], points=[0, 120]),
+            "thresholds 'points' must lie in 0..100, got [120.0]",
+        ),
+        (
+            minimal(scheme="thresholds", cuts=[], points=[0]),
+            "thresholds scheme needs at least one cut-off in 'cuts'",
+        ),
+        (
+            minimal(scheme="percentile", healthier="up"),
+            "logins_per_seat_30d.healthier: Input should be 'higher' or 'lower'",
+        ),
+        (
+            minimal(scheme="boolean", weight=0),
+            "default.categories.engagement: all metric weights are zero (logins_per_seat_30d); "
+            "at least one must be > 0",
+        ),
+        (
+            {"default": {"categories": {"engagement": {"metrics": {}}}}},
+            "default.categories.engagement: a category needs at least one metric",
+        ),
+        (
+            {"default": {"categories": {"a": {"weight": 0, "metrics": {"x": {"scheme": "boolean"}}}}}},
+            "default: all category weights are zero (a); at least one must be > 0",
+        ),
+        (
+            {"default": {"categories": {"a": {"weight": -1, "metrics": {"x": {"scheme": "boolean"}}}}}},
+            "default.categories.a.weight: weight must not be negative (got -1); use 0 to switch a category off",
+        ),
+        (
+            {
+                "default": {
+                    "categories": {
+                        "a": {"metrics": {"x": {"scheme": "boolean"}}},
+                        "b": {"metrics": {"x": {"scheme": "boolean"}}},
+                    }
+                }
+            },
+            "default: metric 'x' appears in categories 'a' and 'b'; a metric scores in one category only",
+        ),
+        (
+            {**minimal(scheme="boolean"), "bands": {"green": 60, "yellow": 70}},
+            "bands: yellow (70) must be below green (60): the bands would overlap",
+        ),
+        (
+            {**minimal(scheme="boolean"), "bands": {"green": 70, "yellow": 70}},
+            "bands: yellow (70) must be below green (70): the bands would overlap",
+        ),
+        (
+            {**minimal(scheme="boolean"), "bands": {"green": 120, "yellow": 60}},
+            "bands: band 'green' lower bound must lie in (0, 100], got 120",
+        ),
+        (
+            {**minimal(scheme="boolean"), "bands": {"green": 70, "yellow": 60, "red": 0}},
+            "bands.red: unknown key 'red'",
+        ),
+        (
+            {**minimal(scheme="boolean"), "segments": {"default": {"when": "x < 1", "categories": {}}}},
+            "segment name 'default' is reserved for the default scorecard",
+        ),
+        (
+            {**minimal(scheme="boolean"), "segments": {"young": {"categories": {}}}},
+            "segments.young.when: missing required key 'when'",
+        ),
+        (
+            {**minimal(scheme="boolean"), "segments": {"young": {"when": "tenure_days << 120"}}},
+            "segments.young.when.0: condition 'tenure_days << 120': '<' needs a number, got '< 120'",
+        ),
+        (
+            {**minimal(scheme="boolean"), "segments": {"young": {"when": "tenure_days 120"}}},
+            "segments.young.when.0: cannot read condition 'tenure_days 120': expected '<column> <op> <value>'",
+        ),
+        (
+            {**minimal(scheme="boolean"), "segments": {"smb": {"when": "segment in smb"}}},
+            "segments.smb.when.0: condition 'segment in smb': 'in' needs a list, e.g. [smb, mid]",
+        ),
+        (
+            {**minimal(scheme="boolean"), "segments": {"young": {"when": []}}},
+            "segments.young.when: 'when' needs at least one condition",
+        ),
+        (
+            {"bands": {"green": 70, "yellow": 60}},
+            "default: missing required key 'default'",
+        ),
+    ],
+)
+def test_configuration_errors_name_the_key_and_the_problem(raw: dict, expected: str) -> None:
+    message = error_of(raw)
+    assert message.startswith("Health scorecard test.yaml: ")
+    assert expected in message
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    raw = {
+        "bands": {"green": 50, "yellow": 60},
+        "default": {
+            "categories": {
+                "a": {
+                    "metrics": {
+                        "x": {"scheme": "linear", "bad": 1, "good": 1},
+                        "y": {"scheme": "percentil"},
+                    }
+                }
+            }
+        },
+    }
+    message = error_of(raw)
+    assert "3 problem(s)" in message
+    assert "default.categories.a.metrics.x: linear scheme needs bad != good" in message
+    assert "default.categories.a.metrics.y: unknown scheme 'percentil'" in message
+    assert "bands: yellow (60) must be below green (50)" in message
+
+
+def test_file_level_errors_name_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match=r"nope\.yaml does not exist"):
+        load_scorecard(missing)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("default: {categories: [")
+    with pytest.raises(ConfigError, match=r"broken\.yaml is not valid YAML"):
+        load_scorecard(broken)
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(yaml.safe_dump(minimal(scheme="linear", bad=0, good=0)))
+    with pytest.raises(ConfigError, match=r"Health scorecard .*wrong\.yaml: 1 problem"):
+        load_scorecard(wrong)
