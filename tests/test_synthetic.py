@@ -1,0 +1,259 @@
+"""The synthetic history generator: contract, determinism, plausibility and the truth behind it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from pipeline.contract import EVENT_TABLES, PRIORITIES, SQL_TYPES, TABLES, TRAINING_KINDS
+from pipeline.errors import ChurnError, ConfigError
+from pipeline.synthetic import generate
+from pipeline.synthetic.generate import PartWriter
+from pipeline.synthetic.knobs import GRACE_DAYS, WORKFLOW_STEPS
+
+START, YEARS, ACCOUNTS = "2023-01-01", 2.0, 400
+DATA_END = pd.Timestamp("2025-01-01")
+ARROW_BY_SQL = {
+    "VARCHAR": pa.string(),
+    "TIMESTAMP": pa.timestamp("us"),
+    "DOUBLE": pa.float64(),
+    "BIGINT": pa.int64(),
+    "BOOLEAN": pa.bool_(),
+}
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("synthetic") / "data"
+    calls: list[tuple[str, int, int]] = []
+    summary = generate(out, ACCOUNTS, seed=7, start=START, years=YEARS, progress=lambda *a: calls.append(a))
+    return out, summary, calls
+
+
+def read(out: Path, name: str) -> pd.DataFrame:
+    return pd.read_parquet(out / name if (out / name).is_dir() else out / f"{name}.parquet")
+
+
+def test_every_table_has_exactly_the_contract_columns_and_types(generated) -> None:
+    out, _, _ = generated
+    for name, contract in TABLES.items():
+        path = out / name if name in EVENT_TABLES else out / f"{name}.parquet"
+        schema = pq.read_schema(next(path.glob("*.parquet")) if path.is_dir() else path)
+        expected = [(c.name, ARROW_BY_SQL[SQL_TYPES[c.type]]) for c in contract.columns]
+        assert [(f.name, f.type) for f in schema] == expected, name
+        frame = read(out, name)
+        assert len(frame) > 0, name
+        assert frame[contract.required_columns].notna().all().all(), f"{name}: nulls in required columns"
+    assert read(out, "accounts").account_id.is_unique
+
+
+def test_values_stay_inside_their_vocabularies(generated) -> None:
+    out, _, _ = generated
+    tickets, trainings, usage = read(out, "support_tickets"), read(out, "trainings"), read(out, "usage_events")
+    assert set(tickets.priority) == set(PRIORITIES)
+    assert set(tickets.category) == {"how-to", "bug", "billing", "feature-request"}
+    assert tickets.csat.dropna().isin([1, 2, 3, 4, 5]).all() and tickets.csat.isna().any()
+    assert set(trainings.kind) == set(TRAINING_KINDS)
+    assert (usage.quantity >= 1).all()
+    in_workflow = usage[usage.workflow_id.notna()]
+    assert in_workflow.step.between(1, WORKFLOW_STEPS).all() and usage[usage.workflow_id.isna()].step.isna().all()
+    assert in_workflow.groupby("workflow_id").account_id.nunique().eq(1).all()
+    ordered = in_workflow.sort_values(["workflow_id", "ts"])
+    assert (ordered.groupby("workflow_id").step.diff().dropna() > 0).all(), "steps run forward in time"
+    accounts = read(out, "accounts")
+    assert set(accounts.segment) == {"smb", "mid", "enterprise"}
+    assert accounts.loc[accounts.regulated, "industry"].isin(["finance", "healthcare", "government"]).all()
+
+
+def test_same_seed_gives_byte_identical_files_and_other_seeds_differ(tmp_path: Path) -> None:
+    def files(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
+
+    first, second, other = (
+        files(generate(tmp_path / name, 60, seed=seed, start=START, years=1.0).out_dir)
+        for name, seed in (("a", 3), ("b", 3), ("c", 4))
+    )
+    assert first == second
+    assert first.keys() == other.keys()
+    assert all(first[name] != other[name] for name in ("accounts.parquet", "logins/part-00000.parquet"))
+
+
+def test_churn_rates_and_event_volumes_are_plausible(generated) -> None:
+    out, summary, _ = generated
+    assert 0.08 <= summary.churn_rates["annual"] <= 0.32
+    assert 0.01 <= summary.churn_rates["monthly"] <= 0.06
+    accounts = read(out, "accounts")
+    subscriptions = read(out, "subscriptions")
+    assert (subscriptions.end_date > subscriptions.start_date).all()
+    seats = subscriptions.groupby(
+        accounts.set_index("account_id").segment.reindex(subscriptions.account_id).values
+    ).seats
+    assert seats.median()["smb"] < seats.median()["mid"] < seats.median()["enterprise"]
+    per_seat = subscriptions.arr / subscriptions.seats
+    assert per_seat.between(100, 1500).all()
+    account_years = ACCOUNTS * YEARS
+    per_account_year = {name: summary.rows[name] / account_years for name in EVENT_TABLES}
+    assert 300 <= per_account_year["logins"] <= 3000
+    assert 200 <= per_account_year["usage_events"] <= 3000
+    assert 1 <= per_account_year["support_tickets"] <= 20
+    assert 1 <= per_account_year["trainings"] <= 15
+    assert summary.rows["accounts"] == ACCOUNTS and summary.rows["subscriptions"] == len(subscriptions)
+
+
+def test_no_event_before_landing_after_churn_or_after_the_data_end(generated) -> None:
+    out, _, _ = generated
+    accounts = read(out, "accounts").set_index("account_id")
+    truth = read(out, "_truth/terms")
+    last = truth.groupby("account_id").tail(1).set_index("account_id")
+    silent_from = last.end_date.where(last.churned.fillna(False).astype(bool), DATA_END)
+    for name in EVENT_TABLES:
+        time_column = TABLES[name].time_column
+        events = read(out, name)
+        ts = events[time_column]
+        assert ts.min() >= pd.Timestamp(START), name
+        assert (ts.values >= accounts.created_at.reindex(events.account_id).values).all(), name
+        assert (ts.values < silent_from.reindex(events.account_id).values).all(), name
+    tickets = read(out, "support_tickets")
+    closed = tickets.dropna(subset=["closed_at"])
+    assert (closed.closed_at > closed.opened_at).all() and (closed.closed_at < DATA_END).all()
+    assert tickets.closed_at.isna().any(), "tickets still open at the data end stay open"
+
+
+def test_ticket_and_workflow_ids_are_unique(generated) -> None:
+    out, summary, _ = generated
+    tickets = read(out, "support_tickets")
+    assert tickets.ticket_id.is_unique and len(tickets) == summary.rows["support_tickets"]
+    usage = read(out, "usage_events")
+    assert not usage.duplicated(["workflow_id", "step"]).loc[usage.workflow_id.notna()].any()
+
+
+def test_truth_matches_the_subscriptions_and_the_renewal_rule(generated) -> None:
+    out, _, _ = generated
+    subscriptions, truth = read(out, "subscriptions"), read(out, "_truth/terms")
+    keys = ["account_id", "start_date", "end_date"]
+    pd.testing.assert_frame_equal(subscriptions[keys], truth[keys])
+    assert (truth.groupby("account_id").term_index.diff().dropna() == 1).all()
+
+    decided = truth.churned.notna()
+    assert (truth.p_churn.notna() == decided).all()
+    assert (truth.loc[~decided, "end_date"] >= DATA_END).all() and (truth.loc[decided, "end_date"] < DATA_END).all()
+    assert (truth.censored == (truth.end_date + pd.Timedelta(days=GRACE_DAYS) >= DATA_END)).all()
+
+    main = truth[truth.term_kind != "addon"]
+    later_start = main.groupby("account_id").start_date.shift(-1)
+    churned = main.churned.eq(True)
+    assert later_start[churned].isna().all(), "a churned term is the account's last"
+    renewed = main.churned.eq(False) & later_start.notna()
+    gap = later_start[renewed] - main.end_date[renewed]
+    assert gap.between(pd.Timedelta(0), pd.Timedelta(days=GRACE_DAYS)).all()
+    addons = truth[truth.term_kind == "addon"]
+    assert len(addons) > 0
+    co_termed = addons.set_index(["account_id", "end_date"]).index.isin(
+        main.set_index(["account_id", "end_date"]).index
+    )
+    assert co_termed.all(), "add-ons end with the main term they were bought in"
+
+
+def test_regulated_healthy_accounts_use_compliance_audit_most(generated) -> None:
+    out, _, _ = generated
+    usage = read(out, "usage_events")
+    share = usage.feature.eq("compliance_audit").groupby(usage.account_id).mean()
+    health = read(out, "_truth/health").groupby("account_id").health.mean()
+    accounts = read(out, "accounts").set_index("account_id").join(share.rename("share"), how="inner")
+    accounts["health"] = health
+    regulated = accounts[accounts.regulated]
+    healthy = regulated.health > regulated.health.median()
+    assert regulated[healthy].share.mean() > 1.5 * regulated[~healthy].share.mean()
+    assert regulated[~healthy].share.mean() > 3 * accounts[~accounts.regulated].share.mean()
+
+
+def test_events_read_off_latent_health(generated) -> None:
+    out, _, _ = generated
+    health = read(out, "_truth/health")
+    logins = read(out, "logins")
+    grid_start = health.week_start.min()
+    logins["week_start"] = grid_start + pd.to_timedelta((logins.ts - grid_start).dt.days // 7 * 7, "D")
+    weekly = logins.groupby(["account_id", "week_start"]).size().rename("logins")
+    seats = read(out, "subscriptions").groupby("account_id").seats.median()
+    cells = health.set_index(["account_id", "week_start"]).join(weekly).fillna({"logins": 0}).reset_index()
+    cells["per_seat"] = cells.logins / seats.reindex(cells.account_id).values
+    assert cells[["health", "per_seat"]].corr("spearman").iloc[0, 1] > 0.3
+
+    tickets = read(out, "support_tickets")
+    by_account = health.groupby("account_id")[["health", "friction"]].mean()
+    bug_share = tickets.category.eq("bug").groupby(tickets.account_id).mean()
+    assert by_account.friction.reindex(bug_share.index).corr(bug_share, method="spearman") > 0.2
+    csat = tickets.csat.groupby(tickets.account_id).mean().dropna()
+    assert by_account.health.reindex(csat.index).corr(csat, method="spearman") > 0.2
+
+
+def test_new_accounts_get_onboarding_webinars(generated) -> None:
+    out, _, _ = generated
+    accounts = read(out, "accounts").set_index("account_id")
+    trainings = read(out, "trainings")
+    age = (trainings.ts - accounts.created_at.reindex(trainings.account_id).values).dt.days
+    new = accounts.created_at.reindex(trainings.account_id).values >= np.datetime64(START)
+    early, later = trainings[new & (age < 60)], trainings[new & (age >= 120)]
+    assert early.kind.eq("webinar").mean() > later.kind.eq("webinar").mean() + 0.2
+
+
+def test_true_churn_probability_ranks_outcomes(generated) -> None:
+    out, _, _ = generated
+    truth = read(out, "_truth/terms")
+    observed = truth[truth.churned.notna() & ~truth.censored & (truth.term_kind != "addon")]
+    assert observed.churned.sum() >= 50
+    assert roc_auc_score(observed.churned.astype(bool), observed.p_churn) > 0.75
+
+
+def test_progress_is_reported_per_block_up_to_all_accounts(generated) -> None:
+    _, _, calls = generated
+    done = [d for _, d, _ in calls]
+    assert len(calls) >= 2 and done == sorted(done) and calls[-1][1:] == (ACCOUNTS, ACCOUNTS)
+
+
+def test_part_writer_rolls_to_new_parts_and_keeps_empty_tables_readable(tmp_path: Path) -> None:
+    schema = pa.schema([("x", pa.int64())])
+    writer = PartWriter(tmp_path / "t", schema, rows_per_part=3)
+    for start in (0, 2, 4, 6):
+        writer.write(pa.table({"x": pa.array(range(start, start + 2), pa.int64())}))
+    writer.close()
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
+    assert sorted(pd.read_parquet(tmp_path / "t").x) == list(range(8))
+    empty = PartWriter(tmp_path / "e", schema)
+    empty.close()
+    assert pq.read_table(tmp_path / "e").schema.equals(schema) and empty.rows == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_accounts": 0}, "accounts must be a positive whole number"),
+        ({"seed": -1}, "seed must be a whole number >= 0"),
+        ({"start": "yesterday"}, "start 'yesterday' is not an ISO date"),
+        ({"years": 0}, "years must be between"),
+    ],
+)
+def test_bad_arguments_are_refused_with_a_precise_message(tmp_path: Path, kwargs, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        generate(tmp_path / "out", **{"n_accounts": 10, **kwargs})
+    assert not (tmp_path / "out").exists()
+
+
+def test_refuses_to_replace_a_folder_that_is_not_generated_data(tmp_path: Path) -> None:
+    precious = tmp_path / "work"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(ChurnError, match="not generated data"):
+        generate(precious, 10)
+    assert (precious / "notes.txt").read_text() == "keep me"
+
+    regenerated = generate(tmp_path / "gen", 20, seed=1, years=1.0)
+    again = generate(tmp_path / "gen", 30, seed=2, years=1.0)
+    assert len(read(again.out_dir, "accounts")) == 30 and regenerated.out_dir == again.out_dir
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "no temporary folders left"
