@@ -105,3 +105,331 @@ def build_feature_table(
     dates = snapshot_dates_for(dataset, settings, as_of, start, end)
     with progress_bars(_progress_enabled()) as progress:
         return build_features(dataset, dates, settings.features, settings.data.grace_days, progress=progress)
+
+
+def health_config(settings: Settings):
+    """The configured scorecard, validated (raises ConfigError naming the file and key)."""
+    from models.scorecard import load_scorecard
+
+    return load_scorecard(settings.healthscore_path())
+
+
+def rule_risk_of(table: pd.DataFrame, settings: Settings) -> pd.Series:
+    """100 - health score: the rule view as a risk, for baselines and comparisons."""
+    from models.healthscore import score_health
+
+    return 100.0 - score_health(table, health_config(settings)).frame["health_score"]
+
+
+def _metrics_table(result, console: Console) -> None:
+    overall = result.overall()
+    table = Table(title="Out-of-time validation", title_justify="left")
+    columns = ["roc_auc", "pr_auc", "brier", "log_loss", "ece", "capture_top10", "capture_top20", "arr_capture_top10"]
+    columns = [c for c in columns if any(c in m for m in overall.values())]
+    table.add_column("score")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for name, metrics in overall.items():
+        table.add_row(name, *(f"{metrics[c]:.3f}" if c in metrics else "-" for c in columns))
+    console.print(table)
+
+
+def _print_training(result, console: Console) -> None:
+    _metrics_table(result, console)
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+    verdict = "[green]promoted to @champion[/green]" if result.promoted else "[yellow]kept as @challenger[/yellow]"
+    console.print(f"Model version {result.model_version} ({result.model_uri}) {verdict}: ", end="")
+    console.print(result.promotion_reason, markup=False, highlight=False)
+    console.print(f"MLflow run {result.run_id} (experiment {result.experiment_id})")
+
+
+def train_on_table(table: pd.DataFrame, settings: Settings, config: Path | None, promote: bool, console: Console):
+    """Train on a snapshot feature table, with the rule score as a baseline, and print the outcome."""
+    from pipeline.train import train_model
+
+    config_files = [p for p in (config, settings.healthscore_path()) if p is not None]
+    with progress_bars(_progress_enabled()) as progress:
+        result = train_model(
+            table,
+            settings,
+            rule_risk=rule_risk_of(table, settings),
+            config_files=config_files,
+            promote=promote,
+            progress=progress,
+        )
+    _print_training(result, console)
+    return result
+
+
+def run_train(
+    data: Path | None,
+    features_file: Path | None,
+    settings: Settings,
+    config: Path | None,
+    promote: bool,
+    console: Console,
+):
+    from features.table import read_feature_table
+
+    table = (
+        read_feature_table(str(features_file)) if features_file else build_feature_table(load(data, settings), settings)
+    )
+    result = train_on_table(table, settings, config, promote, console)
+    if data is not None:
+        print_oracle(Path(data), result, console)
+    return result
+
+
+def print_oracle(data: Path, result, console: Console) -> None:
+    """On generated data, set the validation AUCs against the true probabilities' AUC."""
+    from pipeline.oracle import oracle_report
+
+    line = oracle_report(data, result.validation, result.overall())
+    if line:
+        console.print(line, markup=False, highlight=False)
+
+
+def run_train_table(
+    table: Path,
+    id_col: str,
+    label_col: str,
+    time_col: str | None,
+    settings: Settings,
+    promote: bool,
+    console: Console,
+):
+    from pipeline.train import train_prepared_table
+
+    with progress_bars(_progress_enabled()) as progress:
+        result = train_prepared_table(table, id_col, label_col, time_col, settings, promote=promote, progress=progress)
+    _print_training(result, console)
+    return result
+
+
+def _champion_uri(model_uri: str | None, settings: Settings) -> str:
+    return model_uri or f"models:/{settings.model.name}@champion"
+
+
+def _print_alerts(alerts: pd.DataFrame, console: Console, limit: int = 10) -> None:
+    if alerts.empty:
+        console.print("[green]No alerts.[/green]")
+        return
+    table = Table(title=f"Alerts ({len(alerts)}; top {min(limit, len(alerts))} by ARR at risk)", title_justify="left")
+    for column in ("account", "ARR at risk", "churn p", "health", "why", "top drivers"):
+        table.add_column(column, overflow="fold")
+    for row in alerts.head(limit).itertuples():
+        table.add_row(
+            str(row.account_id),
+            f"{row.arr_at_risk:,.0f}" if pd.notna(row.arr_at_risk) else "-",
+            f"{row.churn_probability:.0%}",
+            f"{row.health_score:.0f} {row.health_band}" if pd.notna(row.health_score) else "-",
+            str(row.reasons),
+            str(row.top_drivers),
+        )
+    console.print(table)
+
+
+def _side_file(path: Path, suffix: str, fmt: str) -> Path:
+    return path.with_name(f"{path.stem}_{suffix}.{fmt}")
+
+
+def score_date(dataset: Dataset, when: date, settings: Settings, model_uri: str | None, history: bool):
+    """Score every active account as of `when` with the registered model; append to the history."""
+    from pipeline.score import score_book
+    from pipeline.tracking import load_model
+
+    features = build_feature_table(dataset, settings, as_of=when)
+    model = load_model(_champion_uri(model_uri, settings), settings)
+    with progress_bars(_progress_enabled()) as progress:
+        return score_book(
+            features,
+            model,
+            health_config(settings),
+            settings,
+            history_dir=settings.workdir_path / "history" if history else None,
+            progress=progress,
+        )
+
+
+def _counts(values: pd.Series, order: list[str]) -> str:
+    counts = values.value_counts()
+    return ", ".join(f"{int(counts.get(level, 0)):,} {level}" for level in order)
+
+
+def write_score_outputs(run, out_file: Path, fmt: str, console: Console) -> dict[str, Path]:
+    """Scores, alerts and drift next to each other, each written atomically."""
+    from pipeline.io import write_table
+
+    paths = {
+        "scores": write_table(run.scores, out_file, fmt),
+        "alerts": write_table(run.alerts, _side_file(out_file, "alerts", fmt), fmt),
+    }
+    if not run.drift.empty:
+        paths["drift"] = write_table(run.drift, _side_file(out_file, "drift", fmt), fmt)
+    scores = run.scores
+    bands = _counts(scores["health_band"], ["green", "yellow", "red"])
+    risk = _counts(scores["risk_band"], ["low", "medium", "high"])
+    console.print(
+        f"Scored {len(scores):,} accounts as of {pd.Timestamp(scores['as_of'].iloc[0]).date()} with model version "
+        f"{run.model_version}: health {bands}; ML risk {risk}; "
+        f"ARR at risk {float((scores['arr'] * scores['churn_probability']).sum()):,.0f}."
+    )
+    if run.drifted:
+        console.print(
+            f"[yellow]warning:[/yellow] {len(run.drifted)} feature(s) drifted from the training data "
+            f"(PSI > threshold): {', '.join(run.drifted[:8])}",
+            highlight=False,
+        )
+    for note in run.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+    _print_alerts(run.alerts, console)
+    console.print("Wrote " + ", ".join(f"{k} {v}" for k, v in paths.items()), markup=False, highlight=False)
+    return paths
+
+
+def run_score(
+    data: Path,
+    when: date,
+    out_file: Path,
+    fmt: str,
+    model_uri: str | None,
+    settings: Settings,
+    history: bool,
+    console: Console,
+):
+    run = score_date(load(data, settings), when, settings, model_uri, history)
+    write_score_outputs(run, out_file, fmt, console)
+    return run
+
+
+def run_score_table(
+    table: Path, id_col: str, out_file: Path, fmt: str, model_uri: str | None, settings: Settings, console: Console
+) -> pd.DataFrame:
+    """Score a prepared per-account table with a model trained by `churn train --table`."""
+    from pipeline.io import write_table
+    from pipeline.score import score_prepared
+    from pipeline.tracking import load_model
+
+    model = load_model(_champion_uri(model_uri, settings), settings)
+    scores = score_prepared(table, id_col, model, settings)
+    write_table(scores, out_file, fmt)
+    console.print(
+        f"Scored {len(scores):,} rows of {table.name} with model version {scores['model_version'].iloc[0]}; "
+        f"wrote {out_file}",
+        markup=False,
+        highlight=False,
+    )
+    return scores
+
+
+def run_explain(
+    account_id: str,
+    data: Path,
+    when: date,
+    model_uri: str | None,
+    plot: Path | None,
+    settings: Settings,
+    console: Console,
+) -> pd.DataFrame:
+    """Rule view and ML view of one account, category by category, with an optional waterfall plot."""
+    from features.table import ACCOUNT_ID
+    from models.explain import explain
+    from models.healthscore import category_column
+    from pipeline.score import ML_PREFIX, complete_usage_columns, model_categories, score_table
+    from pipeline.tracking import load_model
+
+    features = build_feature_table(load(data, settings), settings, as_of=when)
+    row = features[features[ACCOUNT_ID].astype(str) == str(account_id)]
+    if row.empty:
+        raise ChurnError(f"Account '{account_id}' has no term active on {when}; nothing to explain.")
+    model = load_model(_champion_uri(model_uri, settings), settings)
+    scorecard = health_config(settings)
+    scores = score_table(row, model, scorecard, settings).iloc[0]
+    table = Table(title=f"Account {account_id} as of {when}", title_justify="left")
+    for column in ("category", "rule score (0-100)", "ML contribution (log-odds)"):
+        table.add_column(column, justify="left" if column == "category" else "right")
+    for category in scorecard.categories():
+        health = scores.get(category_column(category))
+        table.add_row(
+            category,
+            f"{health:.0f}" if pd.notna(health) else "no data",
+            f"{scores.get(f'{ML_PREFIX}{category}', 0.0):+.3f}",
+        )
+    table.add_row(
+        "[bold]overall[/bold]",
+        f"{scores['health_score']:.0f} ({scores['health_band']})",
+        f"{scores['churn_probability']:.0%} churn ({scores['risk_band']} risk)",
+    )
+    console.print(table)
+    console.print(f"Rule view, points lost: {scores['health_drivers']}", markup=False, highlight=False)
+    console.print(f"ML view, raising risk: {scores['top_drivers']}", markup=False, highlight=False)
+    console.print(f"Lifecycle stage: {scores['lifecycle_stage']}; renewal in {scores['days_to_renewal']:.0f} days.")
+    if plot is not None:
+        from models.waterfall import waterfall_plot
+
+        X = model.prepare(complete_usage_columns(row.reset_index(drop=True), model))
+        explanation = explain(model.booster_, X, model_categories(model, settings))
+        waterfall_plot(explanation.contributions.iloc[0], explanation.base_value, plot, title=f"Account {account_id}")
+        console.print(f"Waterfall plot: {plot}", markup=False, highlight=False)
+    return scores.to_frame().T
+
+
+def run_compare(data: Path, settings: Settings, out_dir: Path, console: Console):
+    from pipeline.compare import run_comparison
+
+    dataset = load(data, settings)
+    with progress_bars(_progress_enabled()) as progress:
+        result = run_comparison(dataset, settings, Path(out_dir), progress=progress)
+    for line in result.summary_lines():
+        console.print(line, markup=False, highlight=False)
+    console.print(f"Report: {result.report_path}", markup=False, highlight=False)
+    return result
+
+
+def latest_scoring_date(dataset: Dataset) -> date:
+    """The day after the data end: the first date whose snapshot sees every row of the data."""
+    return (dataset.data_end.normalize() + pd.Timedelta(days=1)).date()
+
+
+def run_all(
+    data: Path | None,
+    settings: Settings,
+    config: Path | None,
+    accounts: int,
+    seed: int,
+    out_dir: Path | None,
+    console: Console,
+) -> dict[str, Path]:
+    """generate (without --data) -> validate -> features -> train -> score (last two months) -> alerts -> compare."""
+    from pipeline.io import write_table
+
+    out_dir = Path(out_dir) if out_dir else settings.workdir_path / "run"
+    if data is None:
+        data = out_dir / "data"
+        console.rule("generate")
+        run_generate(data, accounts, seed, "2023-01-01", 3.0, console)
+    console.rule("validate")
+    dataset = load(data, settings)
+    print_report(dataset, console)
+    console.rule("features")
+    table = build_feature_table(dataset, settings)
+    paths = {"data": Path(data), "features": write_table(table, out_dir / "features.parquet")}
+    console.print(f"{len(table):,} monthly snapshots x {table.shape[1] - 4} features -> {paths['features']}")
+    console.rule("train")
+    result = train_on_table(table, settings, config, promote=False, console=console)
+    print_oracle(Path(data), result, console)
+    console.rule("score")
+    latest = latest_scoring_date(dataset)
+    month_before = (pd.Timestamp(latest) - pd.DateOffset(months=1)).date()
+    score_date(dataset, month_before, settings, result.model_uri, history=True)  # so trends and alerts have a base
+    run = score_date(dataset, latest, settings, result.model_uri, history=True)
+    paths |= write_score_outputs(run, out_dir / "scores.parquet", "parquet", console)
+    console.rule("compare")
+    comparison = run_compare(Path(data), settings, out_dir / "compare", console)
+    paths["report"] = comparison.report_path
+    paths["mlflow"] = Path(settings.tracking_uri().removeprefix("sqlite:///"))
+    console.rule("done")
+    for name, path in paths.items():
+        console.print(f"{name:>9}: {path}", markup=False, highlight=False)
+    return paths
