@@ -1,0 +1,122 @@
+"""Batch scoring end to end on generated data: schema, additivity, idempotent history, fresh-process loading."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from features.table import ACCOUNT_ID
+from pipeline.config import load_settings
+from pipeline.errors import ChurnError
+from pipeline.history import read_history
+from pipeline.loading import load_dataset
+from pipeline.score import score_table
+from pipeline.stages import build_feature_table, health_config, score_date, train_on_table
+from pipeline.synthetic import generate
+from pipeline.tracking import load_model
+
+SCORE_DATE = date(2025, 7, 1)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("score")
+    data = root / "data"
+    generate(data, n_accounts=300, seed=3, start="2023-01-01", years=2.5)
+    settings = load_settings(None, {"workdir": str(root / "work"), "model": {"n_estimators": 120}})
+    dataset = load_dataset(data)
+    table = build_feature_table(dataset, settings)
+    result = train_on_table(table, settings, None, promote=True, console=Console(quiet=True))
+    return root, data, settings, dataset, result
+
+
+def test_scores_have_the_spec_columns_and_types(trained) -> None:
+    _, _, settings, dataset, result = trained
+    run = score_date(dataset, SCORE_DATE, settings, result.model_uri, history=False)
+    scores = run.scores
+    categories = health_config(settings).categories()
+    required = [
+        "account_id", "as_of", "churn_probability", "risk_band", "health_score", "health_band",
+        *(f"health_{c}" for c in categories), *(f"ml_{c}" for c in categories),
+        "top_drivers", "lifecycle_stage", "term_end", "days_to_renewal", "arr", "model_version",
+    ]  # fmt: skip
+    assert [c for c in required if c not in scores.columns] == []
+    assert scores[ACCOUNT_ID].is_unique and len(scores) > 50
+    assert scores["churn_probability"].between(0, 1).all()
+    assert scores["health_score"].dropna().between(0, 100).all()
+    assert set(scores["health_band"].dropna()) <= {"green", "yellow", "red"}
+    assert set(scores["risk_band"]) <= {"low", "medium", "high"}
+    assert set(scores["lifecycle_stage"]) <= {"land", "adopt", "expand", "renew"}
+    assert (scores["model_version"] == result.model_version).all()
+    assert (scores["as_of"] == pd.Timestamp(SCORE_DATE)).all()
+    assert scores["top_drivers"].str.len().gt(0).all()
+    # Every scored account has a term active on the date: the term ends after it.
+    assert (scores["term_end"] >= pd.Timestamp(SCORE_DATE)).all()
+
+
+def test_category_contributions_add_up_to_the_model_score(trained) -> None:
+    _, _, settings, dataset, result = trained
+    features = build_feature_table(dataset, settings, as_of=SCORE_DATE)
+    model = load_model(result.model_uri, settings)
+    scores = score_table(features, model, health_config(settings), settings)
+    ml = scores[[c for c in scores.columns if c.startswith("ml_") and c != "ml_log_odds"]]
+    raw = model.predict_raw(features)
+    base = model.contributions(features.head(1))["bias"].iloc[0]
+    np.testing.assert_allclose(ml.sum(axis=1) + base, raw, atol=1e-6)
+    np.testing.assert_allclose(scores["churn_probability"], model.predict_proba(features)[:, 1], atol=1e-12)
+
+
+def test_rescoring_the_same_date_replaces_its_history_partition(trained) -> None:
+    _, _, settings, dataset, result = trained
+    first = score_date(dataset, SCORE_DATE, settings, result.model_uri, history=True)
+    again = score_date(dataset, SCORE_DATE, settings, result.model_uri, history=True)
+    history = read_history(settings.workdir_path / "history")
+    on_date = history[history["as_of"] == pd.Timestamp(SCORE_DATE)]
+    assert len(on_date) == len(first.scores) == len(again.scores)
+    pd.testing.assert_series_equal(
+        first.scores["churn_probability"], again.scores["churn_probability"], check_names=False
+    )
+
+
+def test_a_later_run_gets_trends_and_alerts_against_the_earlier_one(trained) -> None:
+    _, _, settings, dataset, result = trained
+    score_date(dataset, SCORE_DATE, settings, result.model_uri, history=True)
+    later = score_date(dataset, date(2025, 8, 1), settings, result.model_uri, history=True)
+    assert "health_score_change_30d" in later.scores.columns
+    assert later.scores["health_score_change_30d"].notna().mean() > 0.8
+    assert not later.alerts.empty
+    assert later.alerts["arr_at_risk"].is_monotonic_decreasing
+    assert later.alerts["reasons"].str.len().gt(0).all()
+
+
+def test_a_missing_model_feature_fails_clearly(trained) -> None:
+    _, _, settings, dataset, result = trained
+    features = build_feature_table(dataset, settings, as_of=SCORE_DATE).drop(columns=["logins_per_seat_30d"])
+    model = load_model(result.model_uri, settings)
+    with pytest.raises(ChurnError, match="logins_per_seat_30d"):
+        score_table(features, model, health_config(settings), settings)
+
+
+def test_champion_scores_in_a_fresh_process_from_the_registry_only(trained, tmp_path: Path) -> None:
+    _, data, settings, _, result = trained
+    config = tmp_path / "c.yaml"
+    config.write_text(f"workdir: {settings.workdir_path}\n")
+    out = tmp_path / "scores.csv"
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--no-progress", "score", "--data", str(data), "--as-of", "2025-07-01",
+         "--out", str(out), "--format", "csv", "--config", str(config), "--no-history"],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    scores = pd.read_csv(out)
+    assert len(scores) > 50 and scores["model_version"].astype(str).eq(result.model_version).all()
+    assert (tmp_path / "scores_alerts.csv").exists()
+    assert json.dumps(list(scores.columns))  # plain CSV columns
