@@ -1,0 +1,229 @@
+"""Benchmark: exact TreeSHAP explanations by health category, and their cost against model size.
+
+Measures, on synthetic accounts with ~80 features (4 categorical), a compact churn model
+(15 leaves, depth 4, ~150 trees):
+- `models.explain.explain` (LightGBM pred_contrib in chunks, both cores) and `top_drivers`
+  (the plain-words column) in accounts per second and peak extra memory, at 100k and 1M rows;
+- `shap.TreeExplainer` on the same model in the same run (timed on a sample, extrapolated);
+- the trade-off between model size (trees x leaves), validation AUC and explanation speed.
+
+Run: `MLFLOW_DISABLE_TELEMETRY=true .venv/bin/python bench/score_explain.py` (a few minutes on
+2 cores); `--rows 20000 --sizes 50x7` for a smoke run. Results also go to bench/out/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import shap
+from sklearn.metrics import roc_auc_score
+
+HERE = Path(__file__).resolve().parent
+if sys.path and Path(sys.path[0]).resolve() == HERE:
+    sys.path.pop(0)  # bench/features.py would shadow the `features` package
+
+from features.registry import all_specs, category_map  # noqa: E402
+from models.explain import explain, top_drivers  # noqa: E402
+
+OUT_DIR = HERE / "out"
+CATEGORICAL = {"segment": ["smb", "mid", "enterprise"], "plan": ["basic", "pro", "premium", "enterprise"]}
+CATEGORICAL |= {"industry": [f"industry_{i}" for i in range(12)], "region": ["emea", "amer", "apac", "latam"]}
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+LABEL_SEED = 99
+# shap announces its output format for LightGBM on every call; the values are what we time.
+warnings.filterwarnings("ignore", message="LightGBM binary classifier with TreeExplainer")
+
+
+def feature_names(count: int) -> list[str]:
+    """Registered numeric feature names first (so drivers render with real templates), then fillers."""
+    specs = all_specs()
+    registered = [n for n, s in specs.items() if s.kind == "numeric" and n not in CATEGORICAL]
+    numeric = registered[: count - len(CATEGORICAL)]
+    numeric += [f"signal_{i:02d}" for i in range(count - len(CATEGORICAL) - len(numeric))]
+    return numeric + list(CATEGORICAL)
+
+
+def synthetic_accounts(rows: int, names: list[str], seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Skewed numeric features with some gaps, categorical levels, and a churn label that depends on ~15 of them."""
+    rng = np.random.default_rng(seed)
+    numeric = [n for n in names if n not in CATEGORICAL]
+    values = rng.gamma(2.0, 1.0, size=(rows, len(numeric)))
+    values[rng.uniform(size=values.shape) < 0.03] = np.nan
+    frame = pd.DataFrame(values, columns=numeric)
+    for name, levels in CATEGORICAL.items():
+        frame[name] = pd.Categorical.from_codes(rng.integers(0, len(levels), rows), categories=levels)
+    weights = np.zeros(len(numeric))
+    weights[:15] = np.random.default_rng(LABEL_SEED).normal(0, 0.5, 15)  # the same churn mechanism in every sample
+    centred = np.nan_to_num(values - 2.0)
+    interaction = 0.4 * centred[:, 0] * (centred[:, 1] > 0)
+    logit = centred @ weights + interaction + 0.7 * (frame["plan"] == "basic").to_numpy() - 1.5
+    label = (rng.uniform(size=rows) < 1 / (1 + np.exp(-logit))).astype(int)
+    return frame, label
+
+
+def train(X: pd.DataFrame, y: np.ndarray, trees: int, leaves: int, depth: int) -> lgb.Booster:
+    params = {
+        "objective": "binary",
+        "num_leaves": leaves,
+        "max_depth": depth,
+        "learning_rate": 0.05,
+        "min_child_samples": 40,
+        "num_threads": 2,
+        "verbosity": -1,
+        "seed": 7,
+    }
+    return lgb.train(params, lgb.Dataset(X, y), num_boost_round=trees)
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * PAGE_BYTES
+
+
+@contextmanager
+def peak_memory() -> Iterator[dict[str, float]]:
+    """Peak resident memory above the level at entry, sampled every 5 ms (sees C++ allocations too)."""
+    result = {"peak_mb": 0.0}
+    start, peak, done = _rss(), [0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.005):
+            peak[0] = max(peak[0], _rss())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield result
+    finally:
+        done.set()
+        sampler.join()
+        result["peak_mb"] = max(0, max(peak[0], _rss()) - start) / 2**20
+
+
+def timed(action: Callable[[], Any]) -> tuple[Any, float, float, float]:
+    """(result, wall seconds, CPU seconds of all threads, peak extra MB).
+
+    CPU seconds are what to trust on a machine shared with other jobs: wall time there depends on load.
+    """
+    with peak_memory() as memory:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        value = action()
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    return value, seconds, cpu_seconds, memory["peak_mb"]
+
+
+def bench_scale(booster: lgb.Booster, names: list[str], rows: int, shap_sample: int) -> dict[str, Any]:
+    X, _ = synthetic_accounts(rows, names, seed=rows)
+    categories = category_map(names)
+    explanation, explain_s, explain_cpu, explain_mb = timed(lambda: explain(booster, X, categories))
+    _, drivers_s, _, drivers_mb = timed(lambda: top_drivers(explanation.contributions, X, n=3))
+    sample = X.iloc[: min(shap_sample, rows)]
+    explainer = shap.TreeExplainer(booster)
+    _, shap_s, shap_cpu, shap_mb = timed(lambda: explainer.shap_values(sample))
+    result = {
+        "rows": rows,
+        "input_mb": X.memory_usage(deep=True).sum() / 2**20,
+        "explain_s": explain_s,
+        "explain_cpu_s": explain_cpu,
+        "explain_rows_per_s": rows / explain_s,
+        "explain_peak_mb": explain_mb,
+        "top_drivers_s": drivers_s,
+        "top_drivers_rows_per_s": rows / drivers_s,
+        "top_drivers_peak_mb": drivers_mb,
+        "shap_sample_rows": len(sample),
+        "shap_rows_per_s": len(sample) / shap_s,
+        "shap_cpu_s_per_1k_rows": shap_cpu / len(sample) * 1000,
+        "explain_cpu_s_per_1k_rows": explain_cpu / rows * 1000,
+        "shap_s_extrapolated": shap_s * rows / len(sample),
+        "shap_peak_mb_on_sample": shap_mb,
+        "load_average": os.getloadavg()[0],
+    }
+    return result
+
+
+def bench_sizes(names: list[str], sizes: list[tuple[int, int]], rows: int) -> list[dict[str, Any]]:
+    """Model size vs validation AUC vs explanation speed, all trained on the same accounts."""
+    X, y = synthetic_accounts(rows, names, seed=1)
+    X_valid, y_valid = synthetic_accounts(rows // 2, names, seed=2)
+    categories = category_map(names)
+    table = []
+    for trees, leaves in sizes:
+        depth = max(3, int(np.ceil(np.log2(leaves + 1))))
+        booster = train(X, y, trees, leaves, depth)
+        auc = roc_auc_score(y_valid, booster.predict(X_valid, num_threads=2))
+        runs = [timed(lambda b=booster: explain(b, X_valid, categories)) for _ in range(2)]
+        seconds, cpu_seconds = min(r[1] for r in runs), min(r[2] for r in runs)
+        table.append(
+            {
+                "trees": trees,
+                "leaves": leaves,
+                "max_depth": depth,
+                "auc": auc,
+                "explain_rows_per_s": len(X_valid) / seconds,
+                "explain_cpu_s_per_1k_rows": cpu_seconds / len(X_valid) * 1000,
+                "load_average": os.getloadavg()[0],
+            }
+        )
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--features", type=int, default=80)
+    parser.add_argument("--trees", type=int, default=150)
+    parser.add_argument("--train-rows", type=int, default=50_000)
+    parser.add_argument("--shap-sample", type=int, default=20_000)
+    parser.add_argument(
+        "--sizes", nargs="*", default=["50x7", "100x7", "200x7", "100x15", "150x15", "300x15", "150x31", "200x63"],
+        help="model sizes for the trade-off table, as TREESxLEAVES",
+    )  # fmt: skip
+    args = parser.parse_args()
+
+    names = feature_names(args.features)
+    X_train, y_train = synthetic_accounts(args.train_rows, names, seed=0)
+    booster = train(X_train, y_train, args.trees, leaves=15, depth=4)
+    print(f"model: {booster.num_trees()} trees, 15 leaves, depth 4, {len(names)} features; cores: {os.cpu_count()}")
+
+    scales = [bench_scale(booster, names, rows, args.shap_sample) for rows in args.rows]
+    print("\nexplain: rows, wall s, rows/s, CPU s per 1k rows, peak MB | top_drivers: wall s, rows/s |")
+    print("shap.TreeExplainer on a sample: rows/s, CPU s per 1k rows, wall s extrapolated to all rows | load average")
+    for r in scales:
+        print(
+            f"{r['rows']:<10,} {r['explain_s']:7.1f} {r['explain_rows_per_s']:7,.0f} "
+            f"{r['explain_cpu_s_per_1k_rows']:6.3f} {r['explain_peak_mb']:6.0f} | "
+            f"{r['top_drivers_s']:6.1f} {r['top_drivers_rows_per_s']:7,.0f} | {r['shap_rows_per_s']:7,.0f} "
+            f"{r['shap_cpu_s_per_1k_rows']:6.3f} {r['shap_s_extrapolated']:7.1f} | {r['load_average']:.1f}"
+        )
+
+    sizes = [tuple(int(p) for p in size.split("x")) for size in args.sizes]
+    trade_off = bench_sizes(names, sizes, args.train_rows) if sizes else []
+    if trade_off:
+        print("\ntrees  leaves  depth  valid AUC  explain rows/s  cpu-s/1k rows  load")
+        for t in trade_off:
+            print(
+                f"{t['trees']:<6} {t['leaves']:<7} {t['max_depth']:<6} {t['auc']:9.4f}  "
+                f"{t['explain_rows_per_s']:14,.0f}  {t['explain_cpu_s_per_1k_rows']:13.3f}  {t['load_average']:.1f}"
+            )
+
+    OUT_DIR.mkdir(exist_ok=True)
+    report = {"features": len(names), "trees": booster.num_trees(), "scales": scales, "trade_off": trade_off}
+    (OUT_DIR / "score_explain.json").write_text(json.dumps(report, indent=2))
+    print(f"\nwritten: {OUT_DIR / 'score_explain.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Alerts for customer-success managers: what got worse since the last scoring run.
+
+An account is alerted when, compared with the previous run, its health band worsened, its health
+score dropped by more than `score_drop` points, or its churn probability rose across
+`probability_level`; or when it renews within `renewal_days` while at risk (high churn risk or a
+red health band). Alerts are sorted by ARR at risk (ARR x churn probability) so the largest
+exposure comes first, and carry the model's top drivers so the CSM knows where to start.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import numpy as np
+import pandas as pd
+
+from features.table import ACCOUNT_ID, AS_OF
+from pipeline.config import AlertSettings, RiskBands
+from pipeline.errors import ChurnError, ConfigError
+
+BAND_SEVERITY = {"green": 0, "yellow": 1, "red": 2}
+ALERT_COLUMNS: tuple[str, ...] = (
+    ACCOUNT_ID,
+    AS_OF,
+    "reasons",
+    "arr",
+    "churn_probability",
+    "health_score",
+    "health_band",
+    "previous_health_band",
+    "top_drivers",
+    "arr_at_risk",
+)
+REASON_SEPARATOR = "; "
+
+
+def risk_band(probability: pd.Series, bands: RiskBands) -> pd.Series:
+    """high (>= bands.high), medium (>= bands.medium) or low; missing probabilities stay missing."""
+    if bands.medium >= bands.high:
+        raise ConfigError(
+            f"scoring.risk_bands: medium ({bands.medium}) must be below high ({bands.high}), "
+            "e.g. {high: 0.5, medium: 0.2}."
+        )
+    values = pd.to_numeric(probability, errors="coerce").astype(float)
+    bands_text = np.select([values >= bands.high, values >= bands.medium], ["high", "medium"], default="low")
+    return pd.Series(bands_text, index=probability.index, dtype=str, name="risk_band").where(values.notna())
+
+
+def _numeric(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column not in frame.columns:
+        return pd.Series(np.nan, index=frame.index, dtype=float)
+    return pd.to_numeric(frame[column], errors="coerce").astype(float)
+
+
+def _text(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column not in frame.columns:
+        return pd.Series(pd.NA, index=frame.index, dtype=str)
+    return frame[column].astype(str).where(frame[column].notna())
+
+
+def _percent(value: float) -> str:
+    return f"{value:.0%}"
+
+
+def score_alerts(
+    current: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    settings: AlertSettings,
+    risk_bands: RiskBands,
+) -> pd.DataFrame:
+    """Alerted accounts of the current run with their reasons in plain words, largest ARR at risk first.
+
+    `current` is a scores table (account_id, as_of, churn_probability, health_score, health_band,
+    days_to_renewal, arr, top_drivers, risk_band; missing columns disable the rules that need
+    them); `previous` is the previous run of the history (or None/empty: only the renewal rule
+    can fire). Columns: ALERT_COLUMNS.
+    """
+    if ACCOUNT_ID not in current.columns:
+        raise ChurnError(f"Alerts need the '{ACCOUNT_ID}' column in the scores; it has {list(current.columns)[:10]}.")
+    now = current.reset_index(drop=True)
+    before = _previous_by_account(previous, now[ACCOUNT_ID])
+
+    probability, health = _numeric(now, "churn_probability"), _numeric(now, "health_score")
+    band, before_band = _text(now, "health_band"), _text(before, "health_band")
+    before_probability, before_health = _numeric(before, "churn_probability"), _numeric(before, "health_score")
+    at_risk_band = _text(now, "risk_band") if "risk_band" in now.columns else risk_band(probability, risk_bands)
+    days_to_renewal = _numeric(now, "days_to_renewal")
+
+    severity, before_severity = band.map(BAND_SEVERITY), before_band.map(BAND_SEVERITY)
+    band_worsened = (severity > before_severity).fillna(False).astype(bool)
+    drop = before_health - health
+    score_dropped = drop > settings.score_drop
+    level = settings.probability_level
+    crossed = (before_probability < level) & (probability >= level)
+    at_risk = at_risk_band.eq("high").fillna(False) | band.eq("red").fillna(False)
+    renewing_at_risk = (days_to_renewal <= settings.renewal_days) & at_risk
+
+    reasons: list[list[str]] = [[] for _ in range(len(now))]
+    for i in np.flatnonzero(band_worsened):
+        reasons[i].append(f"health band worsened from {before_band[i]} to {band[i]}")
+    for i in np.flatnonzero(score_dropped):
+        reasons[i].append(f"health score dropped {drop[i]:.0f} points (from {before_health[i]:.0f} to {health[i]:.0f})")
+    for i in np.flatnonzero(crossed):
+        reasons[i].append(
+            f"churn probability rose above {_percent(level)} "
+            f"(from {_percent(before_probability[i])} to {_percent(probability[i])})"
+        )
+    for i in np.flatnonzero(renewing_at_risk):
+        why = " and ".join(
+            text
+            for text, hit in (("high churn risk", at_risk_band[i] == "high"), ("red health", band[i] == "red"))
+            if hit
+        )
+        reasons[i].append(f"renews in {days_to_renewal[i]:.0f} days with {why}")
+
+    arr = _numeric(now, "arr")
+    alerts = pd.DataFrame(
+        {
+            ACCOUNT_ID: now[ACCOUNT_ID],
+            AS_OF: now[AS_OF] if AS_OF in now.columns else pd.NaT,
+            "reasons": pd.Series([REASON_SEPARATOR.join(r) for r in reasons], dtype=str),
+            "arr": arr,
+            "churn_probability": probability,
+            "health_score": health,
+            "health_band": band,
+            "previous_health_band": before_band,
+            "top_drivers": _text(now, "top_drivers").fillna(""),
+            "arr_at_risk": arr * probability,
+        }
+    )
+    alerts = alerts[[bool(r) for r in reasons]]
+    return alerts.sort_values("arr_at_risk", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def _previous_by_account(previous: pd.DataFrame | None, accounts: pd.Series) -> pd.DataFrame:
+    """The previous run's rows in the order of `accounts` (all-missing for accounts it did not score)."""
+    if previous is None or previous.empty:
+        return pd.DataFrame(index=accounts.index)
+    latest = previous.drop_duplicates(ACCOUNT_ID, keep="last").set_index(ACCOUNT_ID)
+    return latest.reindex(accounts.to_numpy()).set_index(accounts.index)
+
+
+def post_webhook(alerts: pd.DataFrame, url: str, timeout: float = 10.0) -> int:
+    """POST the alerts as JSON (`{"text": summary, "alerts": [records]}`) and return the HTTP status.
+
+    The `text` field makes the payload readable as-is by Slack/Teams-style incoming webhooks.
+    """
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise ConfigError(f"scoring.alerts.webhook_url must be an http(s) URL, got '{url}'.")
+    records = json.loads(alerts.to_json(orient="records", date_format="iso"))
+    as_of = records[0].get(AS_OF, "")[:10] if records else ""
+    summary = f"{len(records)} churn alert(s)" + (f" as of {as_of}" if as_of else "")
+    if records:
+        summary += f"; largest ARR at risk: {records[0][ACCOUNT_ID]} ({records[0]['reasons']})"
+    body = json.dumps({"text": summary, "alerts": records}).encode()
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        raise ChurnError(f"The alert webhook {url} answered HTTP {exc.code} ({exc.reason}).") from exc
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise ChurnError(f"Could not post alerts to the webhook {url}: {exc}.") from exc
+
+
+def notify(alerts: pd.DataFrame, settings: AlertSettings) -> bool:
+    """Post the alerts when `scoring.alerts.webhook_url` is set and there is something to say."""
+    if not settings.webhook_url or alerts.empty:
+        return False
+    post_webhook(alerts, settings.webhook_url)
+    return True

@@ -1,0 +1,218 @@
+"""Exact per-account explanations of the churn model, in the vocabulary of the health score.
+
+LightGBM's `pred_contrib` computes exact TreeSHAP (the same routine `shap.TreeExplainer` calls
+for LightGBM models), in C++ over all cores. Contributions are in log-odds of churn: positive
+raises the risk. Summing them per health category of the feature registry gives the `ml_<category>`
+columns, so a CSM reads the rule-based health score and the model side by side, category by
+category.
+
+Rows are explained in chunks so memory stays bounded by the result, not by LightGBM's
+intermediate copies, and so a progress callback can report on million-row runs.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from itertools import repeat
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.registry import describe, lookup
+from models.drift import check_required_features
+from pipeline.errors import ChurnError
+from pipeline.progress import ProgressCallback
+
+DEFAULT_CHUNK_ROWS = 50_000
+CATEGORY_PREFIX = "ml_"
+DRIVER_SEPARATOR = "; "
+# Contributions are summed in double precision; anything beyond this is a real inconsistency.
+ADDITIVITY_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Per-row SHAP explanation of a binary LightGBM model (all frames share the input's index).
+
+    `contributions`: one column per model feature; `base_value`: the expected raw score;
+    `by_category`: `ml_<category>` sums; `raw_score`: the model's log-odds, equal to
+    `contributions.sum(axis=1) + base_value` for every row. With no rows, `base_value` is NaN.
+    """
+
+    contributions: pd.DataFrame
+    base_value: float
+    by_category: pd.DataFrame
+    raw_score: pd.Series
+
+
+def model_input(booster: lgb.Booster, X: pd.DataFrame) -> pd.DataFrame:
+    """The columns the booster was trained on, in its order, with categorical columns as pandas categories.
+
+    LightGBM matches columns by position, not name, and maps category levels with the level lists
+    it stored at training (`pandas_categorical`), so reordering and casting here is what makes a
+    prediction mean the same as in training.
+    """
+    names = booster.feature_name()
+    check_required_features(X, names, "the table to explain")
+    frame = X[names]
+    text_columns = [
+        c for c in names if pd.api.types.is_string_dtype(frame[c]) or pd.api.types.is_object_dtype(frame[c])
+    ]
+    if text_columns:
+        frame = frame.astype(dict.fromkeys(text_columns, "category"))
+    categorical = [c for c in names if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    trained = len(booster.pandas_categorical or [])
+    if len(categorical) != trained:
+        raise ChurnError(
+            f"The model was trained with {trained} categorical feature(s) but the table to explain has "
+            f"{len(categorical)} ({', '.join(categorical) or 'none'}). Pass the features with the same "
+            "types as in training (categorical columns as strings or pandas categories)."
+        )
+    return frame
+
+
+def explain(
+    booster: lgb.Booster,
+    X: pd.DataFrame,
+    categories: Mapping[str, str],
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    num_threads: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> Explanation:
+    """Exact TreeSHAP contributions of every row of `X`, summed per health category.
+
+    `categories` maps each model feature to its health category (see
+    `features.registry.category_map`). `num_threads` defaults to every core this process may use.
+    Raises ChurnError when a feature is missing, has no category, or when the contributions do not
+    add up to the model's raw score.
+    """
+    if booster.num_model_per_iteration() != 1:
+        raise ChurnError(
+            f"Explanations need a binary churn model; this model has {booster.num_model_per_iteration()} "
+            "outputs per iteration (multiclass)."
+        )
+    frame = model_input(booster, X)
+    names = list(frame.columns)
+    uncategorised = [name for name in names if name not in categories]
+    if uncategorised:
+        raise ChurnError(
+            f"{len(uncategorised)} model feature(s) have no health category: {', '.join(uncategorised[:10])}. "
+            "Map them in the feature registry or with features.category_overrides in the configuration."
+        )
+    threads = num_threads or _usable_cores()
+    contributions = np.empty((len(frame), len(names)), dtype=np.float64)
+    raw_score = np.empty(len(frame), dtype=np.float64)
+    base_value = float("nan")
+    for start in range(0, len(frame), chunk_rows):
+        chunk = frame.iloc[start : start + chunk_rows]
+        try:
+            out = booster.predict(chunk, pred_contrib=True, num_threads=threads)
+        except lgb.basic.LightGBMError as exc:
+            raise ChurnError(f"LightGBM cannot explain this model: {exc}") from exc
+        raw = booster.predict(chunk, raw_score=True, num_threads=threads)
+        _assert_additive(out, raw, start, frame.index)
+        contributions[start : start + len(chunk)] = out[:, :-1]
+        raw_score[start : start + len(chunk)] = raw
+        base_value = float(out[0, -1])
+        if progress is not None:
+            progress("explain", start + len(chunk), len(frame))
+    contribution_frame = pd.DataFrame(contributions, index=frame.index, columns=names, copy=False)
+    return Explanation(
+        contributions=contribution_frame,
+        base_value=base_value,
+        by_category=_sum_by_category(contributions, names, categories, frame.index),
+        raw_score=pd.Series(raw_score, index=frame.index, name="raw_score"),
+    )
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (a container or taskset may allow fewer than the machine has)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _assert_additive(out: np.ndarray, raw: np.ndarray, offset: int, index: pd.Index) -> None:
+    """SHAP's local accuracy: contributions + base value == raw score, row by row."""
+    error = np.abs(out.sum(axis=1) - raw)
+    bad = np.flatnonzero(error > ADDITIVITY_TOLERANCE * np.maximum(1.0, np.abs(raw)))
+    if bad.size:
+        rows = ", ".join(str(index[offset + i]) for i in bad[:3])
+        raise ChurnError(
+            f"SHAP contributions do not add up to the model's raw score for {bad.size} row(s) "
+            f"(e.g. index {rows}; largest gap {error.max():.3g}). The explanation would be wrong; "
+            "check that the model file is intact and the LightGBM version matches the training run."
+        )
+
+
+def _sum_by_category(
+    contributions: np.ndarray, names: list[str], categories: Mapping[str, str], index: pd.Index
+) -> pd.DataFrame:
+    ordered = list(dict.fromkeys(categories[name] for name in names))
+    membership = np.zeros((len(names), len(ordered)))
+    for row, name in enumerate(names):
+        membership[row, ordered.index(categories[name])] = 1.0
+    return pd.DataFrame(contributions @ membership, index=index, columns=[f"{CATEGORY_PREFIX}{c}" for c in ordered])
+
+
+def top_drivers(contributions: pd.DataFrame, X: pd.DataFrame, n: int = 3) -> pd.Series:
+    """Per row, the `n` features that raise the churn risk most, in plain words, joined with "; ".
+
+    Only positive contributions count (a row whose model output no feature raises gets "").
+    Each driver is rendered by `features.registry.describe` with the feature's value and the
+    companion columns its template cites.
+    """
+    if not contributions.index.equals(X.index):
+        raise ChurnError("top_drivers needs the contributions and the feature table on the same rows (index).")
+    if n < 1 or contributions.shape[1] == 0:
+        return pd.Series("", index=contributions.index, dtype=str, name="top_drivers")
+    names = list(contributions.columns)
+    check_required_features(X, names, "the feature table for top drivers")
+    values = contributions.to_numpy(dtype=np.float64)
+    k = min(n, len(names))
+    candidates = np.argpartition(-values, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(values, candidates, axis=1), axis=1, kind="stable")
+    top = np.take_along_axis(candidates, order, axis=1)
+    positive = np.take_along_axis(values, top, axis=1) > 0
+
+    words = np.full(top.shape, "", dtype=object)
+    for column in np.unique(top[positive]):
+        name = names[column]
+        rows, slots = np.nonzero((top == column) & positive)
+        words[rows, slots] = _render(name, X, rows)
+    texts = [DRIVER_SEPARATOR.join(w for w in row if w) for row in words.tolist()]
+    return pd.Series(texts, index=contributions.index, dtype=str, name="top_drivers")
+
+
+def _render(name: str, X: pd.DataFrame, rows: np.ndarray) -> list[str]:
+    """describe() for one feature over many rows, citing only the columns its template uses.
+
+    Values repeat a lot (counts, days, levels), so identical inputs are rendered once.
+    """
+    values = X[name].iloc[rows].tolist()
+    companions = [c for c in _template_fields(name) if c in X.columns]
+    contexts = zip(*(X[c].iloc[rows].tolist() for c in companions), strict=True) if companions else repeat(())
+    rendered: dict[tuple[Any, ...], str] = {}
+    out = []
+    for value, context in zip(values, contexts, strict=False):
+        key = (value, *context)
+        text = rendered.get(key)
+        if text is None:
+            text = rendered[key] = describe(name, value, dict(zip(companions, context, strict=True)))
+        out.append(text)
+    return out
+
+
+def _template_fields(name: str) -> tuple[str, ...]:
+    """Columns a feature's template cites besides its own value (none for unregistered columns)."""
+    found = lookup(name)
+    if found is None:
+        return ()
+    fields = (field for _, field, _, _ in string.Formatter().parse(found.template) if field)
+    return tuple(dict.fromkeys(f.split(".")[0].split("[")[0] for f in fields if f != "value"))

@@ -1,0 +1,178 @@
+"""Alerts on a crafted pair of runs: exactly the expected accounts and reasons, in ARR-at-risk order."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.alerts import ALERT_COLUMNS, notify, post_webhook, risk_band, score_alerts
+from pipeline.config import AlertSettings, RiskBands
+from pipeline.errors import ChurnError, ConfigError
+
+SETTINGS = AlertSettings(score_drop=10, probability_level=0.5, renewal_days=90)
+BANDS = RiskBands(high=0.5, medium=0.2)
+
+
+def _scores(as_of: str, rows: dict[str, tuple]) -> pd.DataFrame:
+    """rows: account -> (health_score, health_band, churn_probability, days_to_renewal, arr)."""
+    frame = pd.DataFrame.from_dict(
+        rows,
+        orient="index",
+        columns=["health_score", "health_band", "churn_probability", "days_to_renewal", "arr"],
+    )
+    frame = frame.rename_axis("account_id").reset_index()
+    frame["as_of"] = pd.Timestamp(as_of)
+    frame["top_drivers"] = "drivers of " + frame["account_id"]
+    return frame
+
+
+PREVIOUS = _scores(
+    "2024-05-01",
+    {
+        "A": (80, "green", 0.10, 130, 10_000),
+        "B": (65, "yellow", 0.30, 200, 50_000),
+        "C": (75, "green", 0.40, 300, 20_000),
+        "D": (55, "red", 0.60, 60, 40_000),
+        "E": (50, "red", 0.30, 230, 90_000),
+        "G": (85, "green", 0.30, 40, 5_000),
+        "H": (80, "green", 0.49, 250, 30_000),
+    },
+)
+CURRENT = _scores(
+    "2024-06-01",
+    {
+        "A": (65, "yellow", 0.15, 100, 10_000),  # band worsened and dropped 15 points
+        "B": (62, "yellow", 0.35, 170, 50_000),  # small drop, same band: no alert
+        "C": (72, "green", 0.55, 270, 20_000),  # probability crossed 50 %
+        "D": (55, "red", 0.70, 30, 40_000),  # already above the level; renewing at risk
+        "E": (50, "red", 0.30, 200, 90_000),  # red but renewal far away: no alert
+        "F": (45, "red", 0.10, 60, 8_000),  # new account, red and renewing
+        "G": (40, "red", 0.90, 10, 5_000),  # everything at once
+        "H": (70, "green", 0.50, 220, 30_000),  # exactly 10 points (not more); reaches 50 %: crossed
+    },
+)
+
+
+def test_crafted_history_gives_exactly_the_expected_alerts():
+    alerts = score_alerts(CURRENT, PREVIOUS, SETTINGS, BANDS)
+
+    assert list(alerts.columns) == list(ALERT_COLUMNS)
+    expected = {
+        "D": "renews in 30 days with high churn risk and red health",
+        "H": "churn probability rose above 50% (from 49% to 50%)",
+        "C": "churn probability rose above 50% (from 40% to 55%)",
+        "G": "health band worsened from green to red; health score dropped 45 points (from 85 to 40); "
+        "churn probability rose above 50% (from 30% to 90%); renews in 10 days with high churn risk and red health",
+        "A": "health band worsened from green to yellow; health score dropped 15 points (from 80 to 65)",
+        "F": "renews in 60 days with red health",
+    }
+    assert alerts["account_id"].tolist() == list(expected)  # ARR at risk 28000, 15000, 11000, 4500, 1500, 800
+    assert dict(zip(alerts["account_id"], alerts["reasons"], strict=True)) == expected
+    np.testing.assert_allclose(alerts["arr_at_risk"], alerts["arr"] * alerts["churn_probability"])
+    assert alerts["arr_at_risk"].is_monotonic_decreasing
+    row = alerts.set_index("account_id").loc["G"]
+    assert (row["health_band"], row["previous_health_band"], row["top_drivers"]) == ("red", "green", "drivers of G")
+    assert pd.isna(alerts.set_index("account_id").loc["F", "previous_health_band"])
+    assert (alerts["as_of"] == pd.Timestamp("2024-06-01")).all()
+
+
+def test_thresholds_come_from_settings():
+    strict = AlertSettings(score_drop=2, probability_level=0.3, renewal_days=5)
+    alerts = score_alerts(CURRENT, PREVIOUS, strict, BANDS).set_index("account_id")["reasons"]
+
+    assert alerts["B"] == "health score dropped 3 points (from 65 to 62)"
+    assert alerts["A"].endswith("dropped 15 points (from 80 to 65)")
+    assert "D" not in alerts.index, "D renews in 30 days, outside a 5-day window, and was already above 30 %"
+    assert "renews in" not in alerts["G"] and "rose above 30% (from 30% to 90%)" not in alerts["G"]
+
+
+def test_without_a_previous_run_only_renewal_alerts_fire():
+    for previous in (None, PREVIOUS.iloc[0:0]):
+        alerts = score_alerts(CURRENT, previous, SETTINGS, BANDS)
+        assert alerts["account_id"].tolist() == ["D", "G", "F"]  # 28000, 4500, 800
+        assert alerts["reasons"].str.startswith("renews in").all()
+
+
+def test_risk_band_column_of_the_run_is_used_when_present():
+    with_bands = CURRENT.assign(risk_band=["low", "low", "low", "low", "low", "low", "low", "low"])
+    alerts = score_alerts(with_bands, PREVIOUS, SETTINGS, BANDS).set_index("account_id")["reasons"]
+    assert alerts["D"] == "renews in 30 days with red health"
+    assert alerts["G"].endswith("renews in 10 days with red health")
+
+
+def test_risk_band_thresholds():
+    probability = pd.Series([0.0, 0.19, 0.2, 0.49, 0.5, 1.0, np.nan], index=list("abcdefg"))
+    bands = risk_band(probability, BANDS)
+    assert bands.index.equals(probability.index)
+    assert bands.iloc[:6].tolist() == ["low", "low", "medium", "medium", "high", "high"]
+    assert pd.isna(bands["g"])
+    assert risk_band(probability, RiskBands(high=0.9, medium=0.5)).iloc[:6].tolist() == [*["low"] * 4, "medium", "high"]
+    with pytest.raises(ConfigError, match=r"medium \(0.6\) must be below high \(0.5\)"):
+        risk_band(probability, RiskBands(high=0.5, medium=0.6))
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    status = 200
+    bodies: ClassVar[list[dict]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        type(self).bodies.append(
+            {"content_type": self.headers["Content-Type"], "payload": json.loads(self.rfile.read(length))}
+        )
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:  # keep test output quiet
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[str]:
+    _Receiver.bodies, _Receiver.status = [], 200
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hooks/churn"
+    server.shutdown()
+    server.server_close()
+
+
+def test_webhook_receives_the_alerts_as_json(webhook: str):
+    alerts = score_alerts(CURRENT, PREVIOUS, SETTINGS, BANDS)
+
+    assert notify(alerts, SETTINGS.model_copy(update={"webhook_url": webhook})) is True
+
+    (received,) = _Receiver.bodies
+    assert received["content_type"] == "application/json"
+    payload = received["payload"]
+    assert payload["text"].startswith("6 churn alert(s) as of 2024-06-01; largest ARR at risk: D (renews in 30 days")
+    assert [a["account_id"] for a in payload["alerts"]] == alerts["account_id"].tolist()
+    first = payload["alerts"][0]
+    assert first["arr_at_risk"] == pytest.approx(28_000) and first["as_of"].startswith("2024-06-01")
+    assert payload["alerts"][-1]["previous_health_band"] is None  # F was not scored before
+
+
+def test_webhook_is_off_by_default_and_silent_without_alerts(webhook: str):
+    alerts = score_alerts(CURRENT, PREVIOUS, SETTINGS, BANDS)
+    assert notify(alerts, SETTINGS) is False
+    assert notify(alerts.iloc[0:0], SETTINGS.model_copy(update={"webhook_url": webhook})) is False
+    assert _Receiver.bodies == []
+
+
+def test_webhook_failures_are_reported_clearly(webhook: str):
+    alerts = score_alerts(CURRENT, PREVIOUS, SETTINGS, BANDS)
+    _Receiver.status = 500
+    with pytest.raises(ChurnError, match="answered HTTP 500"):
+        post_webhook(alerts, webhook)
+    with pytest.raises(ChurnError, match=r"Could not post alerts to the webhook http://127\.0\.0\.1:9/"):
+        post_webhook(alerts, "http://127.0.0.1:9/", timeout=2)
+    with pytest.raises(ConfigError, match="must be an http"):
+        post_webhook(alerts, "file:///etc/passwd")

@@ -1,0 +1,202 @@
+"""Exact TreeSHAP explanations: agreement with shap, additivity, category sums, drivers in words."""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+import shap
+
+from features.registry import all_specs, category_map, describe
+from models.explain import explain, top_drivers
+from pipeline.errors import ChurnError, DataContractError
+
+NUMERIC = [
+    "logins_per_seat_30d",
+    "days_since_last_login",
+    "tickets_90d",
+    "user_utilisation_30d",
+    "tenure_days",
+    "csat_mean_90d",
+]
+FEATURES = [*NUMERIC, "plan"]
+
+
+def _accounts(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "logins_per_seat_30d": rng.gamma(2.0, 3.0, n),
+            "days_since_last_login": rng.integers(0, 60, n).astype(float),
+            "tickets_90d": rng.poisson(2, n).astype(float),
+            "user_utilisation_30d": rng.uniform(0, 1.2, n),
+            "tenure_days": rng.integers(10, 1500, n).astype(float),
+            "csat_mean_90d": rng.uniform(1, 5, n),
+            "plan": pd.Categorical(rng.choice(["basic", "pro", "enterprise"], n)),
+        }
+    )
+    frame.loc[frame.index % 9 == 0, "csat_mean_90d"] = np.nan
+    return frame
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    return _accounts(3000, seed=1)
+
+
+@pytest.fixture(scope="module")
+def booster(data: pd.DataFrame) -> lgb.Booster:
+    rng = np.random.default_rng(2)
+    logit = (
+        -0.25 * data["logins_per_seat_30d"]
+        + 0.05 * data["days_since_last_login"]
+        + 0.4 * data["tickets_90d"]
+        - 1.5 * data["user_utilisation_30d"]
+        + 0.8 * (data["plan"] == "basic")
+        - 0.3 * data["csat_mean_90d"].fillna(3)
+    )
+    label = (rng.uniform(size=len(data)) < 1 / (1 + np.exp(-logit))).astype(int)
+    params = {"objective": "binary", "num_leaves": 15, "max_depth": 4, "verbose": -1, "min_data_per_group": 20}
+    return lgb.train(params, lgb.Dataset(data, label), num_boost_round=60)
+
+
+@pytest.fixture(scope="module")
+def categories() -> dict[str, str]:
+    return category_map(FEATURES)
+
+
+@pytest.mark.filterwarnings("ignore:LightGBM binary classifier with TreeExplainer:UserWarning")
+def test_contributions_equal_shap_tree_explainer(booster, data, categories):
+    rows = data.iloc[:500]
+    result = explain(booster, rows, categories)
+    explainer = shap.TreeExplainer(booster)
+    expected = np.asarray(explainer.shap_values(rows))
+
+    assert list(result.contributions.columns) == FEATURES
+    np.testing.assert_allclose(result.contributions.to_numpy(), expected, atol=1e-6, rtol=0)
+    assert result.base_value == pytest.approx(float(np.ravel(explainer.expected_value)[0]), abs=1e-6)
+    assert result.contributions["plan"].abs().max() > 0.05, "the categorical feature must take part"
+
+
+def test_contributions_plus_base_add_up_to_raw_score_in_every_chunk(booster, data, categories):
+    result = explain(booster, data, categories, chunk_rows=700)
+    raw = booster.predict(data, raw_score=True)
+
+    np.testing.assert_allclose(result.raw_score.to_numpy(), raw, atol=1e-12)
+    np.testing.assert_allclose(result.contributions.sum(axis=1) + result.base_value, raw, atol=1e-9)
+    single_chunk = explain(booster, data, categories, chunk_rows=len(data))
+    pd.testing.assert_frame_equal(result.contributions, single_chunk.contributions)
+
+
+def test_category_sums_equal_the_sum_of_their_features(booster, data, categories):
+    result = explain(booster, data, categories)
+
+    expected_columns = [f"ml_{c}" for c in dict.fromkeys(categories[f] for f in FEATURES)]
+    assert list(result.by_category.columns) == expected_columns
+    for category in set(categories.values()):
+        members = [f for f in FEATURES if categories[f] == category]
+        np.testing.assert_allclose(
+            result.by_category[f"ml_{category}"], result.contributions[members].sum(axis=1), atol=1e-12
+        )
+    np.testing.assert_allclose(result.by_category.sum(axis=1), result.contributions.sum(axis=1), atol=1e-9)
+    assert result.by_category.index.equals(data.index)
+
+
+def test_column_order_text_categories_and_extra_columns_are_handled_like_training(booster, data, categories):
+    canonical = explain(booster, data.iloc[:300], categories)
+    shuffled = data.iloc[:300][FEATURES[::-1]].assign(plan=lambda f: f["plan"].astype(str), note="x")
+    # A level order different from training must still map each level to its training code.
+    reordered = data.iloc[:300].assign(
+        plan=lambda f: pd.Categorical(f["plan"].astype(str), categories=["pro", "enterprise", "basic"])
+    )
+
+    for variant in (shuffled, reordered):
+        pd.testing.assert_frame_equal(explain(booster, variant, categories).contributions, canonical.contributions)
+
+
+def test_missing_feature_fails_naming_it(booster, data, categories):
+    with pytest.raises(DataContractError, match="tickets_90d") as error:
+        explain(booster, data.drop(columns=["tickets_90d"]), categories)
+    assert "The table to explain lacks 1 feature(s)" in str(error.value)
+
+
+def test_categorical_feature_given_as_numbers_fails_clearly(booster, data, categories):
+    coded = data.assign(plan=data["plan"].cat.codes.astype(float))
+    with pytest.raises(ChurnError, match="1 categorical feature"):
+        explain(booster, coded, categories)
+
+
+def test_feature_without_category_fails(booster, data, categories):
+    with pytest.raises(ChurnError, match="no health category: plan"):
+        explain(booster, data, {k: v for k, v in categories.items() if k != "plan"})
+
+
+class _BoosterWithSkewedRawScore(lgb.Booster):
+    """A real booster whose raw-score path disagrees with its SHAP path on one row.
+
+    LightGBM's TreeSHAP is additive by construction, so this stands in for a library defect or a
+    mismatched build, the failure the additivity check exists to catch.
+    """
+
+    def predict(self, data, *args, **kwargs):
+        out = super().predict(data, *args, **kwargs)
+        if kwargs.get("raw_score"):
+            out = out.copy()
+            out[len(out) // 2] += 0.01
+        return out
+
+
+def test_contributions_that_do_not_add_up_fail_clearly(booster, data, categories):
+    skewed = _BoosterWithSkewedRawScore(model_str=booster.model_to_string())
+
+    with pytest.raises(ChurnError, match=r"do not add up to the model's raw score for 1 row\(s\) \(e.g. index 100;"):
+        explain(skewed, data.iloc[:200], categories)
+
+
+def test_models_lightgbm_cannot_explain_fail_clearly(data, categories):
+    numeric = data[NUMERIC].fillna(0)
+    params = {"objective": "binary", "linear_tree": True, "num_leaves": 4, "verbose": -1}
+    linear = lgb.train(params, lgb.Dataset(numeric, (numeric["tickets_90d"] > 2).astype(int)), num_boost_round=3)
+
+    with pytest.raises(ChurnError, match=r"cannot explain this model.*linear trees"):
+        explain(linear, numeric, categories)
+
+
+def test_progress_reports_each_chunk(booster, data, categories):
+    calls: list[tuple[str, int, int]] = []
+    explain(booster, data.iloc[:1000], categories, chunk_rows=400, progress=lambda *a: calls.append(a))
+    assert calls == [("explain", 400, 1000), ("explain", 800, 1000), ("explain", 1000, 1000)]
+
+
+def test_top_drivers_are_the_largest_positive_contributions_in_words(booster, data, categories):
+    rows = data.iloc[:400]
+    result = explain(booster, rows, categories)
+    drivers = top_drivers(result.contributions, rows, n=3)
+
+    for index in rows.index:
+        contributions = result.contributions.loc[index].sort_values(ascending=False, kind="stable")
+        raising = contributions[contributions > 0].index[:3]
+        row = rows.loc[index].to_dict()
+        expected = "; ".join(describe(name, row[name], row) for name in raising)
+        assert drivers.loc[index] == expected
+    assert (drivers.str.count("; ") == 2).mean() > 0.5, "most rows have three risk-raising features"
+    registered = [name for name in FEATURES if name in all_specs()]
+    assert len(registered) >= 4
+    assert not drivers.str.contains(r"\b(?:" + "|".join(registered) + r") = ").any(), "registry templates, not names"
+
+
+def test_top_drivers_skip_features_that_lower_the_risk():
+    X = pd.DataFrame({"tickets_90d": [4.0, 1.0], "tenure_days": [30.0, 900.0], "unregistered": [1.5, 2.0]})
+    contributions = pd.DataFrame(
+        {"tickets_90d": [0.7, -0.2], "tenure_days": [-0.1, -0.3], "unregistered": [0.2, -0.05]}
+    )
+
+    drivers = top_drivers(contributions, X, n=3)
+
+    expected_first = "; ".join(
+        describe(name, X.loc[0, name], X.loc[0].to_dict()) for name in ("tickets_90d", "unregistered")
+    )
+    assert drivers.tolist() == [expected_first, ""]
+    assert "unregistered = 1.5" in drivers[0]
+    assert top_drivers(contributions, X, n=1).tolist() == [describe("tickets_90d", 4.0, X.loc[0].to_dict()), ""]

@@ -1,0 +1,125 @@
+"""Score history: partition per as_of, idempotent re-scoring, previous run, 30/90-day trends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from pipeline.errors import ChurnError
+from pipeline.history import append_scores, previous_scores, read_history, trends
+
+
+def _run(as_of: str, health: list[float], probability: list[float], accounts=("A", "B", "C"), version="3"):
+    return pd.DataFrame(
+        {
+            "account_id": pd.Series(accounts, dtype=str),
+            "as_of": pd.Timestamp(as_of),
+            "health_score": health,
+            "churn_probability": probability,
+            "health_band": pd.Series(["green"] * len(accounts), dtype=str),
+            "model_version": version,
+        }
+    )
+
+
+def test_runs_are_stored_one_partition_per_date_and_read_back(tmp_path: Path):
+    history = tmp_path / "history"
+    first, second = _run("2024-01-01", [80, 70, 60], [0.1, 0.2, 0.3]), _run("2024-02-01", [75, 72, 40], [0.1, 0.3, 0.6])
+
+    written = append_scores(history, second) + append_scores(history, first)
+
+    assert written == [history / "as_of=2024-02-01" / "part.parquet", history / "as_of=2024-01-01" / "part.parquet"]
+    stored = read_history(history)
+    pd.testing.assert_frame_equal(stored, pd.concat([first, second], ignore_index=True), check_dtype=False)
+    assert stored["as_of"].dtype.kind == "M" and pd.api.types.is_string_dtype(stored["account_id"])
+    assert read_history(history, columns=["account_id", "health_score", "absent"]).columns.tolist() == [
+        "account_id",
+        "health_score",
+    ]
+    assert sorted(p.name for p in history.iterdir()) == ["as_of=2024-01-01", "as_of=2024-02-01"]
+
+
+def test_rescoring_a_date_replaces_its_partition_only(tmp_path: Path):
+    history = tmp_path / "history"
+    append_scores(history, _run("2024-01-01", [80, 70, 60], [0.1, 0.2, 0.3]))
+    append_scores(history, _run("2024-02-01", [75, 72, 40], [0.1, 0.3, 0.6], version="3"))
+
+    rescored = _run("2024-02-01", [50, 50], [0.5, 0.5], accounts=("A", "B"), version="4")
+    append_scores(history, rescored)
+    append_scores(history, rescored)
+
+    stored = read_history(history)
+    assert len(stored) == 5
+    february = stored[stored["as_of"] == "2024-02-01"]
+    assert february["model_version"].tolist() == ["4", "4"] and february["health_score"].tolist() == [50, 50]
+    assert stored[stored["as_of"] == "2024-01-01"]["health_score"].tolist() == [80, 70, 60]
+
+
+def test_a_failed_write_leaves_the_history_as_it_was(tmp_path: Path):
+    history = tmp_path / "history"
+    append_scores(history, _run("2024-01-01", [80, 70, 60], [0.1, 0.2, 0.3]))
+    before = read_history(history)
+    # The second date's rows hold a value parquet cannot store in that column: the whole append must fail.
+    bad = pd.concat([_run("2024-01-01", [1, 1, 1], [0.9, 0.9, 0.9]), _run("2024-02-01", [1, 1, 1], [0.9] * 3)])
+    bad["note"] = pd.Series(["ok"] * 3 + [object()] * 3, dtype=object).to_numpy()
+
+    with pytest.raises((pa.ArrowException, TypeError, ValueError)):
+        append_scores(history, bad)
+
+    pd.testing.assert_frame_equal(read_history(history), before)
+    assert sorted(p.name for p in history.iterdir()) == ["as_of=2024-01-01"], "no partial or temporary folders"
+
+
+def test_previous_scores_is_the_latest_run_strictly_before(tmp_path: Path):
+    history = tmp_path / "history"
+    assert previous_scores(history, "2024-03-01").empty
+    for as_of in ("2024-01-01", "2024-02-01", "2024-03-01"):
+        append_scores(history, _run(as_of, [1, 2, 3], [0.1, 0.2, 0.3]))
+
+    assert previous_scores(history, "2024-03-01")["as_of"].unique().tolist() == [pd.Timestamp("2024-02-01")]
+    assert previous_scores(history, "2024-02-15")["as_of"].unique().tolist() == [pd.Timestamp("2024-02-01")]
+    assert previous_scores(history, pd.Timestamp("2024-01-01")).empty
+
+
+def test_trends_use_the_closest_run_at_or_before_each_span(tmp_path: Path):
+    history = tmp_path / "history"
+    append_scores(history, _run("2024-01-01", [90, 80, 70], [0.05, 0.10, 0.20]))  # reference for 90 d
+    append_scores(history, _run("2024-01-10", [10, 10, 10], [0.9, 0.9, 0.9]))  # too recent for 90 d
+    append_scores(history, _run("2024-03-01", [85, 60, 70], [0.10, 0.30, 0.20], accounts=("A", "B", "D")))
+    append_scores(history, _run("2024-03-20", [1, 1, 1], [0.99, 0.99, 0.99]))  # too recent for 30 d
+    current = _run("2024-04-01", [80, 50, 65], [0.15, 0.45, 0.25]).set_index(pd.Index([10, 11, 12]))
+    append_scores(history, current)  # the current run in the history must not be its own reference
+
+    change = trends(read_history(history), current, days=(30, 90))
+
+    assert change.index.equals(current.index)
+    np.testing.assert_allclose(change["health_score_change_30d"], [-5, -10, np.nan])  # C absent on 03-01
+    np.testing.assert_allclose(change["churn_probability_change_30d"], [0.05, 0.15, np.nan])
+    np.testing.assert_allclose(change["health_score_change_90d"], [-10, -30, -5])
+    np.testing.assert_allclose(change["churn_probability_change_90d"], [0.10, 0.35, 0.05])
+
+
+def test_trends_without_enough_history_are_missing_not_zero():
+    current = _run("2024-04-01", [80, 50, 65], [0.15, 0.45, 0.25])
+    recent = _run("2024-03-15", [1, 1, 1], [0.5, 0.5, 0.5])
+
+    for history in (recent, pd.DataFrame(columns=["account_id", "as_of"])):
+        change = trends(history, current)
+        assert change.columns.tolist() == [
+            "health_score_change_30d",
+            "churn_probability_change_30d",
+            "health_score_change_90d",
+            "churn_probability_change_90d",
+        ]
+        assert change.isna().all().all()
+
+
+def test_scores_without_a_date_are_refused(tmp_path: Path):
+    with pytest.raises(ChurnError, match="'as_of'"):
+        append_scores(tmp_path, pd.DataFrame({"account_id": ["A"]}))
+    with pytest.raises(ChurnError, match=r"1 row\(s\) have no valid 'as_of' date"):
+        append_scores(tmp_path, pd.DataFrame({"account_id": ["A", "B"], "as_of": ["2024-01-01", None]}))

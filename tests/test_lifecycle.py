@@ -1,0 +1,75 @@
+"""LAER stage: each rule, the precedence between them, thresholds from settings, missing inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from models.lifecycle import lifecycle_stage
+from pipeline.config import LifecycleSettings, load_settings
+
+DEFAULTS = LifecycleSettings()  # land 120 d, renew window 90 d, seat growth 0.1, utilisation 1.0
+
+
+def _table(rows: list[dict[str, float]], index: list[str] | None = None) -> pd.DataFrame:
+    base = {
+        "tenure_days": 400.0,
+        "seat_change_last_renewal": 0.0,
+        "user_utilisation_30d": 0.5,
+        "days_to_renewal": 200.0,
+    }
+    return pd.DataFrame([{**base, **row} for row in rows], index=index)
+
+
+def test_each_rule_and_the_precedence_renew_land_expand_adopt():
+    table = _table(
+        [
+            {},  # nothing special
+            {"days_to_renewal": 90.0},  # renewal window is inclusive
+            {"days_to_renewal": 91.0},
+            {"tenure_days": 119.0},
+            {"tenure_days": 120.0},
+            {"seat_change_last_renewal": 0.1},
+            {"seat_change_last_renewal": 0.09},
+            {"user_utilisation_30d": 1.01},
+            {"user_utilisation_30d": 1.0},
+            {"tenure_days": 30.0, "days_to_renewal": 10.0},  # new and renewing: renew wins
+            {"tenure_days": 30.0, "user_utilisation_30d": 1.5},  # new and over-using: land wins
+            {"seat_change_last_renewal": 0.5, "days_to_renewal": 20.0},  # grew but renewing: renew wins
+        ],
+        index=[f"acc{i}" for i in range(12)],
+    )
+
+    stages = lifecycle_stage(table, DEFAULTS)
+
+    assert stages.index.equals(table.index)
+    assert stages.tolist() == [
+        "adopt", "renew", "adopt", "land", "adopt", "expand", "adopt", "expand", "adopt", "renew", "land", "renew",
+    ]  # fmt: skip
+
+
+def test_thresholds_come_from_configuration():
+    table = _table([{"tenure_days": 150.0, "days_to_renewal": 100.0, "seat_change_last_renewal": 0.05}])
+    settings = load_settings(
+        overrides={"lifecycle": {"land_days": 200, "renew_window_days": 30, "expand_seat_growth": 0.01}}
+    ).lifecycle
+
+    assert lifecycle_stage(table, DEFAULTS).tolist() == ["adopt"]
+    assert lifecycle_stage(table, settings).tolist() == ["land"]
+    assert lifecycle_stage(table.assign(tenure_days=300.0), settings).tolist() == ["expand"]
+    assert lifecycle_stage(table.assign(days_to_renewal=25.0), settings).tolist() == ["renew"]
+
+
+def test_zero_growth_threshold_means_any_growth_not_no_change():
+    settings = LifecycleSettings(expand_seat_growth=0.0)
+    table = _table([{"seat_change_last_renewal": 0.0}, {"seat_change_last_renewal": 0.02}])
+    assert lifecycle_stage(table, settings).tolist() == ["adopt", "expand"]
+
+
+def test_missing_columns_and_values_do_not_fire_their_rule():
+    prepared = pd.DataFrame({"tenure_days": [50.0, 500.0, np.nan], "arr": [1.0, 2.0, 3.0]})
+    assert lifecycle_stage(prepared, DEFAULTS).tolist() == ["land", "adopt", "adopt"]
+
+    gaps = _table([{"days_to_renewal": np.nan, "tenure_days": np.nan, "user_utilisation_30d": np.nan}])
+    assert lifecycle_stage(gaps, DEFAULTS).tolist() == ["adopt"]
+    assert lifecycle_stage(pd.DataFrame(index=pd.Index([], name="x")), DEFAULTS).empty
