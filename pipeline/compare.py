@@ -1,0 +1,365 @@
+"""The `churn compare` stage: an out-of-time backtest of the rule-based health score against the ML risk.
+
+Monthly snapshots are split at a date (`models.split.out_of_time_split`, with the label gap).
+Everything that learns — the model's trees, its early stopping and calibration, the suggested
+scorecard weights — learns from snapshots before the cutoff whose outcome was known before it;
+the later snapshots only evaluate. The model is therefore trained here on the early part (an
+inner out-of-time split of it chooses the tree count and fits the calibration) rather than
+taken from the registry, whose champion may have been refitted on the evaluation period.
+
+Outputs in `out_dir` (each written atomically, after everything is computed): report.html,
+metrics.json, agreement.csv, band_calibration.csv, category_alignment.csv, disagreements.csv,
+ranking_metrics.csv, backtest_scores.parquet and suggested_healthscore.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.registry import category_map
+from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END, feature_columns
+from models.alerts import risk_band
+from models.comparison import ML, ML_SCORE, RULE, Comparison, compare, is_monotone, metrics_table
+from models.explain import explain
+from models.healthscore import score_health
+from models.risk_model import ChurnRiskModel
+from models.scorecard import ScorecardConfig, load_scorecard
+from models.split import Split, out_of_time_split
+from models.weights import SuggestedWeights, suggest_weights
+from pipeline.config import Settings
+from pipeline.errors import DataContractError
+from pipeline.io import atomic_path, write_table
+from pipeline.loading import Dataset
+from pipeline.progress import ProgressCallback
+from pipeline.report import ReportContext, write_report
+
+STAGE = "compare"
+STEPS = ("features", "split", "train model", "score", "compare", "suggest weights", "write")
+CONTEXT_COLUMNS = ("arr", "segment")
+OUTPUT_FILES = {
+    "report": "report.html",
+    "metrics": "metrics.json",
+    "ranking": "ranking_metrics.csv",
+    "agreement": "agreement.csv",
+    "band_calibration": "band_calibration.csv",
+    "category_alignment": "category_alignment.csv",
+    "disagreements": "disagreements.csv",
+    "scores": "backtest_scores.parquet",
+    "suggested_scorecard": "suggested_healthscore.yaml",
+}
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    """Everything the comparison produced; `headline()` is what `churn compare` prints."""
+
+    out_dir: Path
+    files: dict[str, Path]
+    frame: pd.DataFrame  # the backtest frame: one row per evaluation snapshot, both views
+    comparison: Comparison
+    suggested: SuggestedWeights
+    split: Split
+    training_table: pd.DataFrame  # labelled feature rows the model and the weights learned from
+    evaluation_table: pd.DataFrame  # labelled feature rows of the evaluation period
+    scorecard: ScorecardConfig
+    model: ChurnRiskModel
+
+    @property
+    def report_path(self) -> Path:
+        return self.files["report"]
+
+    def _auc(self, score: str) -> float:
+        return self.comparison.scores["scores"][score]["roc_auc"]["value"]
+
+    @property
+    def ml_auc(self) -> float:
+        return self._auc(ML)
+
+    @property
+    def rule_auc(self) -> float:
+        return self._auc(RULE)
+
+    @property
+    def suggested_auc(self) -> float | None:
+        return self.suggested.suggested_auc
+
+    @property
+    def churn_rate_by_band(self) -> dict[str, float]:
+        """Observed churn rate per rule band (green, yellow, red) on the evaluation rows."""
+        return self.comparison.rule_churn_by_band
+
+    def headline(self) -> dict[str, Any]:
+        scores = self.comparison.scores
+        return {
+            "evaluation_rows": scores["rows"],
+            "evaluation_accounts": scores["accounts"],
+            "churn_rate": scores["churn_rate"],
+            "ml_auc": self.ml_auc,
+            "ml_auc_ci": _interval(scores["scores"][ML]["roc_auc"]),
+            "rule_auc": self.rule_auc,
+            "rule_auc_ci": _interval(scores["scores"][RULE]["roc_auc"]),
+            "ml_lift_top10": scores["scores"][ML]["lift_top10"]["value"],
+            "rule_lift_top10": scores["scores"][RULE]["lift_top10"]["value"],
+            "current_weights_auc": self.suggested.current_auc,
+            "suggested_weights_auc": self.suggested_auc,
+            "rule_churn_rate_by_band": self.churn_rate_by_band,
+            "rule_bands_monotone": is_monotone(self.churn_rate_by_band),
+            "ml_churn_rate_by_band": self.comparison.ml_churn_by_band,
+            "spearman": self.comparison.agreement.spearman,
+        }
+
+    def summary_lines(self) -> list[str]:
+        """Plain lines for the console: the headline figures and where the files are."""
+        h = self.headline()
+        bands = ", ".join(f"{band} {rate:.1%}" for band, rate in h["rule_churn_rate_by_band"].items())
+        ml_bands = ", ".join(f"{band} {rate:.1%}" for band, rate in h["ml_churn_rate_by_band"].items())
+        return [
+            f"Backtest: {h['evaluation_rows']:,} snapshots of {h['evaluation_accounts']:,} accounts from "
+            f"{self.split.cutoff.date()} (churn rate {h['churn_rate']:.1%})",
+            f"ROC AUC, ML risk:    {h['ml_auc']:.3f} [{h['ml_auc_ci'][0]:.3f}-{h['ml_auc_ci'][1]:.3f}]",
+            f"ROC AUC, rule score: {h['rule_auc']:.3f} [{h['rule_auc_ci'][0]:.3f}-{h['rule_auc_ci'][1]:.3f}]",
+            f"ROC AUC, rule score with suggested weights: {_fmt(h['suggested_weights_auc'])}",
+            f"Lift in the riskiest 10%: ML {h['ml_lift_top10']:.2f}x, rule {h['rule_lift_top10']:.2f}x",
+            f"Churn rate by rule band: {bands}" + ("" if h["rule_bands_monotone"] else " (NOT monotone)"),
+            f"Churn rate by ML risk band: {ml_bands}",
+            f"Report: {self.report_path}",
+            f"Suggested scorecard: {self.files['suggested_scorecard']}",
+        ]
+
+
+def _interval(metric: dict[str, float]) -> tuple[float, float]:
+    return metric["low"], metric["high"]
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _step(progress: ProgressCallback | None, name: str) -> None:
+    if progress is not None:
+        progress(STAGE, STEPS.index(name), len(STEPS))
+
+
+def fit_early_model(train: pd.DataFrame, settings: Settings, template: ChurnRiskModel | None) -> ChurnRiskModel:
+    """Train on the early part only: an inner out-of-time split picks the tree count and fits calibration.
+
+    `template` supplies the hyper-parameters (a fresh copy is fitted, the caller's object is not touched).
+    """
+    features = feature_columns(train)
+    inner = out_of_time_split(
+        train, validation_share=settings.model.validation_share, grace_days=settings.data.grace_days
+    )
+    fit, check = train.loc[inner.train_index], train.loc[inner.valid_index]
+    model = (
+        ChurnRiskModel(**template.get_params())
+        if template is not None
+        else ChurnRiskModel.from_settings(settings.model)
+    )
+    return model.fit(
+        fit[features],
+        fit[LABEL].astype(int),
+        check[features],
+        check[LABEL].astype(int),
+        X_full=train[features],
+        y_full=train[LABEL].astype(int),
+    )
+
+
+def backtest_frame(
+    evaluation: pd.DataFrame, model: ChurnRiskModel, scorecard: ScorecardConfig, settings: Settings
+) -> pd.DataFrame:
+    """Both views of every evaluation snapshot: health score by category and ML risk with SHAP by category."""
+    X = model.prepare(evaluation)
+    probability = pd.Series(model.predict_proba(evaluation)[:, 1], index=evaluation.index)
+    categories = category_map(model.feature_names, settings.features.category_overrides)
+    explanation = explain(model.booster_, X, categories)
+    health = score_health(evaluation, scorecard).frame
+    context = [c for c in CONTEXT_COLUMNS if c in evaluation.columns]
+    return pd.concat(
+        [
+            evaluation[[ACCOUNT_ID, AS_OF, LABEL, TERM_END, *context]],
+            health,
+            pd.DataFrame(
+                {
+                    "churn_probability": probability,
+                    "risk_band": risk_band(probability, settings.scoring.risk_bands),
+                    ML_SCORE: explanation.raw_score,
+                },
+                index=evaluation.index,
+            ),
+            explanation.by_category,
+        ],
+        axis=1,
+    ).assign(**{LABEL: lambda f: f[LABEL].astype(int)})
+
+
+def run_comparison(
+    dataset: Dataset,
+    settings: Settings,
+    out_dir: str | Path,
+    model: ChurnRiskModel | None = None,
+    progress: ProgressCallback | None = None,
+    *,
+    table: pd.DataFrame | None = None,
+    n_boot: int = 200,
+) -> ComparisonResult:
+    """Backtest rule score vs ML risk on held-out later snapshots and write the report and tables.
+
+    `table` is a prebuilt snapshot feature table (monthly snapshots over the history are built
+    otherwise); `model` supplies hyper-parameters only — it is refitted on the early part so the
+    backtest stays out of time. Logs metrics and the output folder to MLflow when called inside
+    an active MLflow run.
+    """
+    from features.build import build_features, snapshot_dates
+
+    out_dir = Path(out_dir)
+    _step(progress, "features")
+    if table is None:
+        dates = snapshot_dates(dataset, settings.features.cadence)
+        table = build_features(dataset, dates, settings.features, settings.data.grace_days, progress=progress)
+    scorecard = load_scorecard(settings.healthscore_path(), available=table.columns)
+
+    _step(progress, "split")
+    labelled = table[table[LABEL].notna()]
+    split = out_of_time_split(
+        labelled, validation_share=settings.model.validation_share, grace_days=settings.data.grace_days
+    )
+    training, evaluation = labelled.loc[split.train_index], labelled.loc[split.valid_index]
+
+    _step(progress, "train model")
+    fitted = fit_early_model(training, settings, model)
+
+    _step(progress, "score")
+    frame = backtest_frame(evaluation, fitted, scorecard, settings)
+    if frame["health_score"].isna().all():
+        raise DataContractError(
+            f"compare: scorecard {settings.healthscore_path()} gave no health score on any of the "
+            f"{len(frame)} evaluation rows (every metric missing); check that its metrics exist in the data."
+        )
+
+    _step(progress, "compare")
+    comparison = compare(frame, scorecard, n_boot=n_boot, seed=settings.model.seed)
+
+    _step(progress, "suggest weights")
+    suggested = suggest_weights(training, scorecard, evaluation_frame=evaluation)
+
+    _step(progress, "write")
+    files = {key: out_dir / name for key, name in OUTPUT_FILES.items()}
+    result = ComparisonResult(
+        out_dir=out_dir,
+        files=files,
+        frame=frame,
+        comparison=comparison,
+        suggested=suggested,
+        split=split,
+        training_table=training,
+        evaluation_table=evaluation,
+        scorecard=scorecard,
+        model=fitted,
+    )
+    _write_outputs(result, settings)
+    _log_to_active_run(result)
+    if progress is not None:
+        progress(STAGE, len(STEPS), len(STEPS))
+    return result
+
+
+def metrics_document(result: ComparisonResult, settings: Settings) -> dict[str, Any]:
+    """metrics.json: headline, ranking metrics with intervals, calibration by band, weights, split, model."""
+    suggested = result.suggested
+    return _json_safe(
+        {
+            "headline": result.headline(),
+            "ranking": result.comparison.scores,
+            "agreement": {
+                "spearman": result.comparison.agreement.spearman,
+                "agreeing_share": result.comparison.agreement.agreeing_share,
+            },
+            "suggested_weights": {
+                "current_auc": suggested.current_auc,
+                "suggested_auc": suggested.suggested_auc,
+                "fit_rows": suggested.fit_rows,
+                "evaluation_rows": suggested.evaluation_rows,
+                "fit_period": [d.date().isoformat() for d in suggested.fit_period],
+                "evaluation_period": [d.date().isoformat() for d in suggested.evaluation_period],
+                "notes": list(suggested.notes),
+            },
+            "split": result.split.describe(),
+            "model": {
+                "params": result.model.get_params(),
+                "best_iteration": result.model.best_iteration_,
+                "fit_rows": result.model.fit_rows_,
+            },
+            "scorecard": {"name": result.scorecard.name, "file": str(settings.healthscore_path())},
+        }
+    )
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf -> null, numpy scalars and timestamps -> plain JSON values."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value
+
+
+def _write_outputs(result: ComparisonResult, settings: Settings) -> None:
+    files, comparison = result.files, result.comparison
+    write_report(
+        files["report"],
+        result.frame,
+        comparison,
+        result.suggested,
+        ReportContext(
+            title="Rule score vs ML risk",
+            evaluation_start=result.split.cutoff,
+            scorecard=f"{result.scorecard.name} ({settings.healthscore_path().name})",
+            model=f"LightGBM, {result.model.best_iteration_} trees, fitted on {result.model.fit_rows_:,} earlier rows",
+        ),
+    )
+    with atomic_path(files["metrics"]) as tmp:
+        tmp.write_text(json.dumps(metrics_document(result, settings), indent=2))
+    write_table(metrics_table(comparison.scores), files["ranking"], "csv")
+    write_table(comparison.agreement.cells, files["agreement"], "csv")
+    write_table(comparison.calibration, files["band_calibration"], "csv")
+    write_table(comparison.alignment, files["category_alignment"], "csv")
+    write_table(comparison.agreement.disagreements, files["disagreements"], "csv")
+    write_table(result.frame, files["scores"], "parquet")
+    result.suggested.to_yaml(files["suggested_scorecard"])
+
+
+def _log_to_active_run(result: ComparisonResult) -> None:
+    """Inside an MLflow run (the caller's), log the headline metrics and the output folder."""
+    if "mlflow" not in sys.modules:  # nobody imported MLflow, so there is no active run
+        return
+    import mlflow
+
+    if mlflow.active_run() is None:
+        return
+    headline = result.headline()
+    numbers = {
+        f"compare_{key}": float(value)
+        for key, value in headline.items()
+        if isinstance(value, int | float) and value is not None and math.isfinite(value)
+    }
+    numbers.update(
+        {f"compare_rule_churn_rate_{band}": rate for band, rate in headline["rule_churn_rate_by_band"].items()}
+    )
+    mlflow.log_metrics(numbers)
+    for path in result.files.values():
+        mlflow.log_artifact(str(path), artifact_path="compare")

@@ -1,0 +1,100 @@
+"""`run_comparison` end to end on generated history: outputs, out-of-time discipline, headline figures."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from features.table import AS_OF, TERM_END
+from models.comparison import is_monotone
+from models.scorecard import load_scorecard
+from pipeline.compare import OUTPUT_FILES, run_comparison
+from pipeline.config import Settings
+from pipeline.loading import load_dataset
+from pipeline.synthetic import generate
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory) -> Settings:
+    return Settings(workdir=str(tmp_path_factory.mktemp("work")))
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory, settings):
+    import mlflow
+
+    root = tmp_path_factory.mktemp("compare")
+    generate(root / "data", n_accounts=800, seed=3, start="2023-01-01", years=3.0)
+    dataset = load_dataset(root / "data")
+    steps: list[tuple[str, int, int]] = []
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    experiment = mlflow.create_experiment("compare-test", artifact_location=(root / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as run:
+        outcome = run_comparison(dataset, settings, root / "out", progress=lambda *step: steps.append(step), n_boot=100)
+    return outcome, steps, mlflow.get_run(run.info.run_id), root
+
+
+def test_ml_beats_rule_and_suggested_weights_hold_up(result):
+    outcome, *_ = result
+    headline = outcome.headline()
+    assert headline["ml_auc"] > headline["rule_auc"] > 0.6
+    assert headline["ml_lift_top10"] > headline["rule_lift_top10"]
+    assert headline["suggested_weights_auc"] >= headline["current_weights_auc"] - 0.01
+    assert headline["current_weights_auc"] == pytest.approx(headline["rule_auc"]), "same rows, same scorecard"
+
+
+def test_rule_bands_are_monotone(result):
+    outcome, *_ = result
+    rates = outcome.churn_rate_by_band
+    assert set(rates) == {"green", "yellow", "red"}
+    assert is_monotone(rates) and rates["red"] > rates["green"]
+
+
+def test_nothing_learns_from_the_evaluation_period(result, settings):
+    outcome, *_ = result
+    cutoff = outcome.split.cutoff
+    grace = pd.Timedelta(days=settings.data.grace_days)
+    assert (outcome.evaluation_table[AS_OF] >= cutoff).all()
+    assert (outcome.training_table[TERM_END] + grace < cutoff).all(), "training labels known before the cutoff"
+    assert outcome.model.fit_rows_ == len(outcome.training_table)
+    assert outcome.suggested.fit_period[1] < cutoff <= outcome.suggested.evaluation_period[0]
+    assert len(outcome.frame) == len(outcome.evaluation_table)
+
+
+def test_outputs_are_written_and_consistent(result):
+    outcome, steps, _, root = result
+    assert sorted(p.name for p in (root / "out").iterdir()) == sorted(OUTPUT_FILES.values())
+    metrics = json.loads(outcome.files["metrics"].read_text())
+    assert metrics["headline"]["ml_auc"] == pytest.approx(outcome.ml_auc)
+    assert metrics["ranking"]["scores"]["rule"]["roc_auc"]["value"] == pytest.approx(outcome.rule_auc)
+    agreement = pd.read_csv(outcome.files["agreement"])
+    assert agreement["rows"].sum() == len(outcome.frame)
+    scorecard = load_scorecard(outcome.files["suggested_scorecard"], available=outcome.evaluation_table.columns)
+    assert sum(c.weight for c in scorecard.default.categories.values()) == 100
+    scores = pd.read_parquet(outcome.files["scores"])
+    assert {"health_score", "churn_probability", "risk_band", "ml_engagement", "health_engagement"} <= set(scores)
+    html = outcome.report_path.read_text()
+    assert html.count("data:image/png;base64,") >= 7
+    done = [step[1] for step in steps if step[0] == "compare"]
+    assert done == sorted(done) and done[-1] == steps[-1][2] == len(done) - 1
+
+
+def test_logged_to_the_active_mlflow_run(result):
+    outcome, _, run, root = result
+    assert run.data.metrics["compare_ml_auc"] == pytest.approx(outcome.ml_auc)
+    assert run.data.metrics["compare_rule_auc"] == pytest.approx(outcome.rule_auc)
+    logged = {p.name for p in (root / "artifacts").rglob("*") if p.is_file()}
+    assert set(OUTPUT_FILES.values()) <= logged
+
+
+def test_console_lines_name_the_figures(result):
+    outcome, *_ = result
+    text = "\n".join(outcome.summary_lines())
+    assert f"ML risk:    {outcome.ml_auc:.3f}" in text and f"rule score: {outcome.rule_auc:.3f}" in text
+    assert str(outcome.report_path) in text
+    assert os.path.exists(outcome.report_path)

@@ -1,0 +1,248 @@
+"""Rule vs ML comparison on hand-made backtest frames whose answers are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.comparison import (
+    agreement,
+    band_calibration,
+    category_alignment,
+    category_weight_shares,
+    churn_rate_by_band,
+    cluster_bootstrap_indices,
+    compare_scores,
+    is_monotone,
+    risk_deciles,
+)
+from models.scorecard import parse_scorecard
+from pipeline.errors import DataContractError
+
+SCORECARD = parse_scorecard(
+    {
+        "name": "two",
+        "default": {
+            "categories": {
+                "adoption": {"weight": 60, "metrics": {"a": {"scheme": "linear", "bad": 0, "good": 1}}},
+                "support": {"weight": 40, "metrics": {"s": {"scheme": "linear", "bad": 0, "good": 1}}},
+            }
+        },
+        "segments": {
+            "onboarding": {"when": "tenure_days < 120", "categories": {"adoption": {"weight": 20}}},
+        },
+    }
+)
+
+
+def _frame(health_band, risk_band, label, probability, health_score, account_id=None) -> pd.DataFrame:
+    n = len(label)
+    return pd.DataFrame(
+        {
+            "account_id": account_id or [f"A{i}" for i in range(n)],
+            "as_of": pd.Timestamp("2024-01-01"),
+            "label": label,
+            "arr": 1000.0,
+            "segment": "smb",
+            "health_score": health_score,
+            "health_band": health_band,
+            "churn_probability": probability,
+            "risk_band": risk_band,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def ranked() -> pd.DataFrame:
+    """100 accounts x 2 snapshots; 10 churning accounts. ML ranks every churner on top; the rule is noise."""
+    rng = np.random.default_rng(3)
+    n = 100
+    churn = np.zeros(n, dtype=int)
+    churn[:10] = 1
+    probability = np.where(churn == 1, rng.uniform(0.6, 0.9, n), rng.uniform(0.01, 0.5, n))
+    health = rng.uniform(30, 95, n)
+    rows = pd.DataFrame(
+        {
+            "account_id": [f"A{i:03d}" for i in range(n)],
+            "label": churn,
+            "churn_probability": probability,
+            "health_score": health,
+            "arr": np.where(np.arange(n) == 0, 50_000.0, 1_000.0),
+        }
+    )
+    frame = pd.concat([rows.assign(as_of=pd.Timestamp("2024-01-01")), rows.assign(as_of=pd.Timestamp("2024-02-01"))])
+    frame["health_band"] = np.select([frame.health_score >= 70, frame.health_score >= 60], ["green", "yellow"], "red")
+    frame["risk_band"] = np.select(
+        [frame.churn_probability >= 0.5, frame.churn_probability >= 0.2], ["high", "medium"], "low"
+    )
+    frame["segment"] = "smb"
+    return frame.reset_index(drop=True)
+
+
+def test_cluster_bootstrap_draws_whole_accounts():
+    groups = pd.Series(["a", "a", "a", "b", "c", "c", "d"])
+    sizes = groups.value_counts()
+    for sample in cluster_bootstrap_indices(groups, n_boot=50, seed=1):
+        counts = groups.iloc[sample].value_counts()
+        assert all(counts[g] % sizes[g] == 0 for g in counts.index), "an account came with only part of its rows"
+        assert sum(counts[g] // sizes[g] for g in counts.index) == groups.nunique(), "one draw per account"
+
+
+def test_perfect_ml_and_known_lift(ranked):
+    result = compare_scores(ranked, n_boot=100, seed=0)
+    ml, rule = result["scores"]["ml"], result["scores"]["rule"]
+    assert result["rows"] == 200 and result["accounts"] == 100 and result["churners"] == 20
+    assert ml["roc_auc"]["value"] == 1.0 and ml["roc_auc"]["low"] == pytest.approx(1.0)
+    # top 10% of rows = exactly the 20 churning rows: all churners caught, 10x the base rate
+    assert ml["capture_top10"]["value"] == pytest.approx(1.0)
+    assert ml["lift_top10"]["value"] == pytest.approx(10.0)
+    assert ml["capture_top20"]["value"] == pytest.approx(1.0)
+    assert ml["lift_top20"]["value"] == pytest.approx(5.0)
+    assert ml["arr_capture_top10"]["value"] == pytest.approx(1.0)
+    assert rule["roc_auc"]["value"] < 0.8
+    diff = result["scores"]["ml_minus_rule"]["roc_auc"]
+    assert diff["value"] == pytest.approx(ml["roc_auc"]["value"] - rule["roc_auc"]["value"])
+    assert diff["low"] > 0, "a perfect score must beat noise in every resample"
+
+
+def test_intervals_contain_point_estimates_and_shrink_with_data(ranked):
+    result = compare_scores(ranked, n_boot=200, seed=7)
+    for name, metrics in result["scores"].items():
+        for metric, v in metrics.items():
+            if np.isnan(v["value"]):
+                continue
+            assert v["low"] <= v["value"] <= v["high"], (name, metric, v)
+    bigger = pd.concat([ranked.assign(account_id=ranked.account_id + f"_{k}") for k in range(4)], ignore_index=True)
+    wide = result["scores"]["rule"]["roc_auc"]
+    narrow = compare_scores(bigger, n_boot=200, seed=7)["scores"]["rule"]["roc_auc"]
+    assert narrow["high"] - narrow["low"] < wide["high"] - wide["low"]
+
+
+def test_bootstrap_is_seeded(ranked):
+    assert compare_scores(ranked, n_boot=30, seed=5) == compare_scores(ranked, n_boot=30, seed=5)
+
+
+def test_missing_columns_are_named():
+    with pytest.raises(DataContractError, match="churn_probability"):
+        compare_scores(pd.DataFrame({"account_id": ["a"], "as_of": [0], "label": [1]}))
+
+
+def test_band_calibration_counts_and_rates():
+    frame = _frame(
+        health_band=["green", "green", "green", "green", "yellow", "yellow", "red", "red"],
+        risk_band=["low", "low", "low", "medium", "medium", "high", "high", "high"],
+        label=[0, 0, 0, 1, 0, 1, 1, 1],
+        probability=[0.05, 0.1, 0.1, 0.3, 0.3, 0.6, 0.7, 0.9],
+        health_score=[90, 85, 80, 75, 65, 62, 40, 30],
+    )
+    table = band_calibration(frame)
+    rule_bands = table[(table.score == "rule") & (table.grouping == "band")].set_index("group")
+    assert rule_bands.loc[["green", "yellow", "red"], "rows"].tolist() == [4, 2, 2]
+    assert rule_bands.loc[["green", "yellow", "red"], "churn_rate"].tolist() == [0.25, 0.5, 1.0]
+    assert rule_bands.loc["green", "mean_risk"] == pytest.approx(100 - 82.5)
+    ml_bands = table[(table.score == "ml") & (table.grouping == "band")].set_index("group")
+    assert ml_bands.loc[["low", "medium", "high"], "churners"].tolist() == [0, 1, 3]
+    assert ml_bands.loc["high", "mean_risk"] == pytest.approx((0.6 + 0.7 + 0.9) / 3)
+    assert churn_rate_by_band(table) == {"green": 0.25, "yellow": 0.5, "red": 1.0}
+    assert is_monotone(churn_rate_by_band(table))
+    assert not is_monotone({"green": 0.3, "yellow": 0.1, "red": 0.5})
+    deciles = table[(table.score == "ml") & (table.grouping == "decile")]
+    assert deciles["rows"].sum() == 8 and deciles["churners"].sum() == 4
+
+
+def test_deciles_are_equal_sized_and_ordered():
+    risk = pd.Series(np.r_[np.zeros(50), np.linspace(1, 2, 50)])
+    deciles = risk_deciles(risk)
+    assert deciles.value_counts().tolist() == [10] * 10
+    assert deciles.iloc[-1] == 10 and deciles.iloc[0] == 1
+
+
+def test_agreement_matrix_correlation_and_disagreements():
+    frame = _frame(
+        account_id=["g1", "g1", "g2", "g3", "r1", "r2", "r2", "ok1", "ok2", "ok3"],
+        health_band=["green", "green", "green", "green", "red", "red", "red", "green", "yellow", "red"],
+        risk_band=["high", "high", "high", "low", "low", "low", "low", "low", "medium", "high"],
+        label=[1, 1, 0, 0, 0, 1, 1, 0, 0, 1],
+        probability=[0.7, 0.9, 0.6, 0.1, 0.15, 0.05, 0.12, 0.1, 0.3, 0.8],
+        health_score=[75, 72, 90, 88, 50, 40, 45, 80, 65, 30],
+    )
+    frame["health_adoption"] = np.arange(10) * 10.0
+    frame["ml_adoption"] = np.arange(10) * -0.1
+    frame["ml_support"] = 0.2
+    result = agreement(frame, n=10)
+
+    counts = result.pivot("rows")
+    assert counts.loc["green", "high"] == 3 and counts.loc["green", "low"] == 2
+    assert counts.loc["red", "low"] == 3 and counts.loc["red", "high"] == 1
+    assert counts.loc["yellow", "medium"] == 1 and counts.to_numpy().sum() == 10
+    assert result.pivot("churn_rate").loc["green", "high"] == pytest.approx(2 / 3)
+    assert np.isnan(result.pivot("churn_rate").loc["yellow", "low"])
+    assert result.agreeing_share == pytest.approx(4 / 10)  # green-low x2, yellow-medium, red-high
+    assert result.spearman == pytest.approx((100 - frame.health_score).corr(frame.churn_probability, method="spearman"))
+
+    found = result.disagreements
+    green = found[found.kind == "green_but_high_ml_risk"]
+    red = found[found.kind == "red_but_low_ml_risk"]
+    # one row per account, its most extreme snapshot; riskiest first / safest first
+    assert green["account_id"].tolist() == ["g1", "g2"]
+    assert green["churn_probability"].tolist() == [0.9, 0.6]
+    assert red["account_id"].tolist() == ["r2", "r1"]
+    assert red["churn_probability"].tolist() == [0.05, 0.15]
+    columns = list(found.columns)
+    assert columns.index("ml_adoption") == columns.index("health_adoption") + 1, "categories side by side"
+    assert "ml_support" in columns
+
+
+def test_disagreements_cap_per_kind():
+    n = 30
+    frame = _frame(
+        health_band=["green"] * n,
+        risk_band=["high"] * n,
+        label=[1] * n,
+        probability=np.linspace(0.5, 0.99, n),
+        health_score=[80.0] * n,
+    )
+    found = agreement(frame, n=5).disagreements
+    assert len(found) == 5
+    assert found["churn_probability"].is_monotonic_decreasing and found["churn_probability"].iloc[0] == 0.99
+
+
+def test_category_alignment_signs_and_shares():
+    rng = np.random.default_rng(0)
+    n = 400
+    adoption = rng.uniform(0, 100, n)
+    support = rng.uniform(0, 100, n)
+    frame = _frame(
+        health_band=["green"] * n,
+        risk_band=["low"] * n,
+        label=rng.integers(0, 2, n),
+        probability=rng.uniform(0, 1, n),
+        health_score=0.6 * adoption + 0.4 * support,
+    )
+    frame["health_adoption"] = adoption
+    frame["health_support"] = support
+    frame["ml_adoption"] = 0.6 - 0.012 * adoption  # healthier -> lower risk: aligned, |mean| = 0.3
+    frame["ml_support"] = 0.1 * np.sign(support - 50)  # rule and model disagree on direction, |.| = 0.1
+    frame.loc[frame.index[:50], "ml_support"] *= -1
+    frame["ml_account"] = 0.0
+    frame["health_scorecard"] = "default"
+    table = category_alignment(frame, SCORECARD).set_index("category")
+
+    assert table.loc["adoption", "correlation"] == pytest.approx(-1.0)
+    assert table.loc["support", "correlation"] > 0
+    assert table.loc["adoption", "ml_attribution_share"] == pytest.approx(0.75, abs=0.02)
+    assert table.loc["support", "ml_attribution_share"] == pytest.approx(0.25, abs=0.02)
+    assert table.loc["adoption", "scorecard_weight_share"] == pytest.approx(0.6)
+    assert table.loc["support", "share_gap"] == pytest.approx(table.loc["support", "ml_attribution_share"] - 0.4)
+    assert np.isnan(table.loc["account", "scorecard_weight_share"]), "ML-only category has no scorecard weight"
+    assert table.loc["account", "rows"] == 0
+
+
+def test_weight_shares_follow_the_scorecards_rows_used():
+    used = pd.Series(["default", "onboarding", "onboarding", "default"])
+    shares = category_weight_shares(SCORECARD, used)
+    assert shares["adoption"] == pytest.approx(0.5 * 0.6 + 0.5 * 20 / 60)
+    assert sum(shares.values()) == pytest.approx(1.0)
+    with pytest.raises(DataContractError, match="regulated"):
+        category_weight_shares(SCORECARD, pd.Series(["regulated"]))

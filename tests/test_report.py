@@ -1,0 +1,192 @@
+"""The HTML comparison report: every section, embedded PNG plots, nothing external, text escaped."""
+
+from __future__ import annotations
+
+import base64
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.alerts import risk_band
+from models.comparison import compare
+from models.healthscore import score_health
+from models.scorecard import parse_scorecard
+from models.weights import suggest_weights
+from pipeline.config import RiskBands
+from pipeline.report import SECTIONS, ReportContext, render_report, write_report
+
+SCORECARD = parse_scorecard(
+    {
+        "name": "toy",
+        "default": {
+            "categories": {
+                "adoption": {
+                    "weight": 50,
+                    "metrics": {
+                        "workflow_rate": {"scheme": "linear", "bad": 0.0, "good": 1.0, "weight": 2},
+                        "breadth": {"scheme": "thresholds", "cuts": [2, 4], "points": [0, 50, 100]},
+                    },
+                },
+                "support": {"weight": 50, "metrics": {"csat": {"scheme": "linear", "bad": 1, "good": 5}}},
+            }
+        },
+    }
+)
+ODD_ID = "<script>alert('x')</script>&co"
+
+
+def _history(n_accounts: int = 300, months: int = 10) -> pd.DataFrame:
+    rng = np.random.default_rng(4)
+    frames = []
+    for month in range(months):
+        as_of = pd.Timestamp("2024-01-01") + pd.DateOffset(months=month)
+        workflow = rng.uniform(0, 1, n_accounts)
+        csat = rng.uniform(1, 5, n_accounts)
+        logit = -1.5 - 3.0 * (workflow - 0.5) - 0.3 * (csat - 3)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "account_id": [f"A{i:03d}" for i in range(n_accounts)],
+                    "as_of": as_of,
+                    "label": (rng.uniform(size=n_accounts) < 1 / (1 + np.exp(-logit))).astype(int),
+                    "term_end": as_of + pd.Timedelta(days=10),
+                    "arr": rng.uniform(1_000, 50_000, n_accounts).round(),
+                    "segment": rng.choice(["smb", "mid"], n_accounts),
+                    "workflow_rate": workflow,
+                    "breadth": rng.integers(0, 6, n_accounts).astype(float),
+                    "csat": csat,
+                    "_logit": logit,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    history = _history()
+    early, late = history[history["as_of"] < "2024-08-01"], history[history["as_of"] >= "2024-08-01"]
+    suggested = suggest_weights(early, SCORECARD, evaluation_frame=late, min_rows=100)
+    rng = np.random.default_rng(9)
+    log_odds = late["_logit"] + rng.normal(0, 0.5, len(late))
+    probability = pd.Series(1 / (1 + np.exp(-log_odds)), index=late.index)
+    context = late[["account_id", "as_of", "label", "arr", "segment"]]
+    frame = pd.concat([context, score_health(late, SCORECARD).frame], axis=1)
+    frame["churn_probability"] = probability
+    frame["churn_log_odds"] = log_odds
+    frame["risk_band"] = risk_band(probability, RiskBands(high=0.5, medium=0.2))
+    frame["ml_adoption"] = -0.03 * (frame["health_adoption"] - 50) + rng.normal(0, 0.1, len(frame))
+    frame["ml_support"] = -0.01 * (frame["health_support"] - 50)
+    frame["ml_account"] = rng.normal(0, 0.05, len(frame))
+    odd = frame.index[0]
+    overrides = {"account_id": ODD_ID, "health_score": 95.0, "health_band": "green"}
+    overrides |= {"churn_probability": 0.99, "churn_log_odds": 5.0, "risk_band": "high"}
+    for column, value in overrides.items():
+        frame.loc[odd, column] = value
+    comparison = compare(frame, SCORECARD, n_boot=40, seed=1)
+    return frame, comparison, suggested
+
+
+@pytest.fixture(scope="module")
+def html_text(inputs, tmp_path_factory) -> str:
+    frame, comparison, suggested = inputs
+    out = tmp_path_factory.mktemp("report")
+    path = write_report(
+        out / "report.html",
+        frame,
+        comparison,
+        suggested,
+        ReportContext("Rule score vs ML risk", pd.Timestamp("2024-08-01"), "toy", "test model"),
+    )
+    assert [p.name for p in out.iterdir()] == ["report.html"], "written atomically, no leftovers"
+    return path.read_text(encoding="utf-8")
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[str] = []
+        self.headings: list[str] = []
+        self.sources: list[str] = []
+        self.links: list[str] = []
+        self.tags: set[str] = set()
+        self._in_h2 = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.add(tag)
+        if tag == "section":
+            self.sections.append(attrs.get("id", ""))
+        if tag == "h2":
+            self._in_h2 = True
+        if "src" in attrs:
+            self.sources.append(attrs["src"])
+        if "href" in attrs:
+            self.links.append(attrs["href"])
+
+    def handle_endtag(self, tag):
+        if tag == "h2":
+            self._in_h2 = False
+
+    def handle_data(self, data):
+        if self._in_h2:
+            self.headings.append(data)
+
+
+@pytest.fixture(scope="module")
+def parsed(html_text) -> _Collector:
+    collector = _Collector()
+    collector.feed(html_text)
+    return collector
+
+
+def test_every_section_is_there_in_order(parsed):
+    assert parsed.sections == list(SECTIONS)
+    assert parsed.headings == list(SECTIONS.values())
+
+
+def test_plots_are_embedded_pngs(parsed):
+    assert len(parsed.sources) >= 7  # ROC, gains, band bars, deciles, calibration, heatmap, alignment
+    for source in parsed.sources:
+        assert source.startswith("data:image/png;base64,")
+        assert base64.b64decode(source.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_nothing_external_and_no_script(html_text, parsed):
+    assert all(link.startswith("#") for link in parsed.links), parsed.links
+    assert not re.search(r"https?://|//cdn|@import|url\(", html_text)
+    assert not ({"script", "link", "iframe", "object"} & parsed.tags)
+
+
+def test_user_text_is_escaped(html_text):
+    assert ODD_ID not in html_text and "<script>" not in html_text
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;&amp;co" in html_text
+
+
+def test_numbers_come_from_the_comparison(inputs, html_text):
+    _, comparison, suggested = inputs
+    scores = comparison.scores["scores"]
+    for name in ("ml", "rule"):
+        assert f"{scores[name]['roc_auc']['value']:.3f}" in html_text
+        low, high = scores[name]["roc_auc"]["low"], scores[name]["roc_auc"]["high"]
+        assert f"{low:.3f} – {high:.3f}" in html_text
+    assert f"{suggested.suggested_auc:.3f}" in html_text
+    for band, rate in comparison.rule_churn_by_band.items():
+        assert f"{rate:.1%}" in html_text, band
+
+
+def test_weights_section_shows_the_yaml_diff(inputs, html_text):
+    _, _, suggested = inputs
+    weights = html_text[html_text.index('<section id="weights">') : html_text.index('<section id="method">')]
+    assert "+++ suggested" in weights and "--- current" in weights
+    assert 'class="add"' in weights and 'class="del"' in weights, "the fit moved some weight"
+    assert f"{suggested.fit_rows:,} labelled snapshots" in weights
+
+
+def test_report_without_suggested_weights(inputs):
+    frame, comparison, _ = inputs
+    text = render_report(frame, comparison, None, ReportContext("t"))
+    assert "No weights were fitted." in text and text.count("<section") == len(SECTIONS)

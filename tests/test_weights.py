@@ -1,0 +1,174 @@
+"""Suggested scorecard weights: fitted on early rows, better on later rows, valid YAML."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.health_backtest import backtest_health
+from models.scorecard import load_scorecard, parse_scorecard
+from models.weights import _round_to_total, nonnegative_logistic, suggest_weights
+from pipeline.errors import ChurnError
+
+# Equal weights everywhere: the data, not the file, must say where churn comes from.
+SCORECARD = parse_scorecard(
+    {
+        "name": "toy",
+        "description": "toy scorecard for weight fitting",
+        "default": {
+            "categories": {
+                "adoption": {
+                    "weight": 25,
+                    "metrics": {
+                        "workflow_rate": {"scheme": "linear", "bad": 0.0, "good": 1.0, "weight": 1},
+                        "breadth": {"scheme": "thresholds", "cuts": [2, 4], "points": [0, 50, 100], "weight": 1},
+                    },
+                },
+                "support": {"weight": 25, "metrics": {"csat": {"scheme": "linear", "bad": 1, "good": 5}}},
+                "training": {"weight": 25, "metrics": {"trained_share": {"scheme": "linear", "bad": 0, "good": 1}}},
+                "account": {"weight": 25, "metrics": {"tenure_days": {"scheme": "percentile", "healthier": "higher"}}},
+            }
+        },
+        "segments": {
+            "enterprise": {
+                "when": "seats >= 500",
+                "categories": {"support": {"weight": 50}, "training": None},
+            }
+        },
+    }
+)
+
+
+def _history(n_accounts: int = 500, months: int = 12, seed: int = 0) -> pd.DataFrame:
+    """Monthly snapshots; churn depends on workflow completion only (the adoption category)."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for month in range(months):
+        as_of = pd.Timestamp("2023-01-01") + pd.DateOffset(months=month)
+        workflow = rng.uniform(0, 1, n_accounts)
+        churn_logit = -1.0 - 4.0 * (workflow - 0.5)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "account_id": [f"A{i:04d}" for i in range(n_accounts)],
+                    "as_of": as_of,
+                    "label": (rng.uniform(size=n_accounts) < 1 / (1 + np.exp(-churn_logit))).astype(int),
+                    "term_end": as_of + pd.Timedelta(days=20),
+                    "workflow_rate": workflow,
+                    "breadth": rng.integers(0, 6, n_accounts).astype(float),
+                    "csat": rng.uniform(1, 5, n_accounts),
+                    "trained_share": rng.uniform(0, 1, n_accounts),
+                    "tenure_days": rng.uniform(0, 1000, n_accounts),
+                    "seats": np.where(np.arange(n_accounts) < 5, 800.0, 20.0),
+                }
+            )
+        )
+    history = pd.concat(frames, ignore_index=True)
+    history.loc[history.sample(frac=0.05, random_state=1).index, "csat"] = np.nan  # missing metric values
+    return history
+
+
+@pytest.fixture(scope="module")
+def history() -> pd.DataFrame:
+    return _history()
+
+
+@pytest.fixture(scope="module")
+def suggestion(history):
+    return suggest_weights(history, SCORECARD, validation_share=0.3, grace_days=30)
+
+
+def test_weight_goes_to_the_category_that_drives_churn(suggestion):
+    default = suggestion.category_weights.query("scorecard == 'default'").set_index("category")
+    assert default["suggested"].sum() == 100
+    assert default.loc["adoption", "suggested"] >= 70
+    assert default["suggested"].idxmax() == "adoption"
+    assert all(default["fitted"])
+    metrics = suggestion.metric_weights.query("scorecard == 'default' and category == 'adoption'").set_index("metric")
+    assert metrics.loc["workflow_rate", "suggested"] > 3 * metrics.loc["breadth", "suggested"]
+    assert metrics["suggested"].sum() == pytest.approx(metrics["current"].sum()), "metric scale of the file is kept"
+
+
+def test_suggested_weights_improve_auc_on_later_rows(suggestion, history):
+    assert suggestion.evaluation_period[0] > suggestion.fit_period[1]
+    assert suggestion.suggested_auc > suggestion.current_auc + 0.05
+    later = history[history["as_of"] >= suggestion.evaluation_period[0]]
+    assert suggestion.current_auc == pytest.approx(backtest_health(later, SCORECARD)["auc"])
+    assert suggestion.suggested_auc == pytest.approx(backtest_health(later, suggestion.config())["auc"])
+    assert suggestion.evaluation_rows == len(later)
+
+
+def test_small_segment_keeps_its_weights_and_says_so(suggestion):
+    segment = suggestion.category_weights.query("scorecard == 'enterprise'").set_index("category")
+    assert segment["suggested"].to_dict() == segment["current"].to_dict()
+    assert not segment["fitted"].any()
+    assert any("segment 'enterprise'" in note and "kept" in note for note in suggestion.notes)
+    card = suggestion.config().segments["enterprise"]
+    assert card.categories["support"].weight == 50 and "training" not in card.categories
+
+
+def test_yaml_round_trips_through_load_scorecard(suggestion, tmp_path):
+    path = suggestion.to_yaml(tmp_path / "suggested_healthscore.yaml")
+    text = path.read_text()
+    assert text.startswith("# Suggested health-score weights")
+    loaded = load_scorecard(path, available=_history(5, 1).columns)
+    assert loaded.model_dump() == suggestion.config().model_dump()
+    assert (
+        loaded.default.categories["adoption"].weight
+        == suggestion.category_weights.set_index(["scorecard", "category"]).loc[("default", "adoption"), "suggested"]
+    )
+    assert loaded.segments["enterprise"].when[0].column == "seats"
+    assert [p for p in tmp_path.iterdir()] == [path], "atomic write leaves no temporary files"
+
+
+def _without_weights(value):
+    if isinstance(value, dict):
+        return {k: _without_weights(v) for k, v in value.items() if k != "weight"}
+    return value
+
+
+def test_only_weights_change_and_the_diff_shows_them(suggestion):
+    current, suggested = SCORECARD.model_dump(), suggestion.config().model_dump()
+    assert current != suggested
+    assert _without_weights(current) == _without_weights(suggested), "schemes, thresholds and rules are untouched"
+    diff = suggestion.yaml_diff()
+    assert "-      weight: 25" in diff and "+      weight: " in diff
+    assert "workflow_rate: {scheme: linear, bad: 0, good: 1, weight: " in diff
+
+
+def test_current_layout_reproduces_the_current_scorecard(suggestion):
+    assert parse_scorecard(suggestion.current).model_dump() == SCORECARD.model_dump()
+
+
+def test_evaluation_frame_must_be_later(history):
+    early = history[history["as_of"] < "2023-07-01"]
+    late = history[history["as_of"] >= "2023-07-01"]
+    result = suggest_weights(early, SCORECARD, evaluation_frame=late)
+    assert result.fit_rows == len(early) and result.evaluation_rows == len(late)
+    with pytest.raises(ChurnError, match="evaluation period must come after"):
+        suggest_weights(late, SCORECARD, evaluation_frame=early)
+
+
+def test_protective_looking_category_gets_zero_weight_not_a_negative_one():
+    history = _history(300, 8, seed=2)
+    rng = np.random.default_rng(5)
+    history["label"] = (rng.uniform(size=len(history)) < 1 / (1 + np.exp(-(2 - 4 * history["csat"] / 5)))).astype(int)
+    history.loc[history["label"] == 1, "workflow_rate"] = 0.95  # churners look *healthier* on adoption
+    result = suggest_weights(history, SCORECARD, validation_share=0.3, grace_days=30)
+    default = result.config().default.categories
+    assert default["adoption"].weight == 0
+    assert default["support"].weight == max(c.weight for c in default.values())
+    assert sum(c.weight for c in default.values()) == 100
+
+
+def test_nonnegative_logistic_and_rounding():
+    rng = np.random.default_rng(1)
+    X = rng.uniform(0, 1, (4000, 3))
+    y = (rng.uniform(size=4000) < 1 / (1 + np.exp(-(3 * X[:, 0] - 2 * X[:, 1] - 1)))).astype(float)
+    coef = nonnegative_logistic(X, y)
+    assert coef[0] == pytest.approx(3, abs=0.4)
+    assert coef[1] == 0.0, "a protective variable is clipped at zero, not sign-flipped"
+    assert coef[2] < 0.3
+    rounded = _round_to_total({"a": 33.4, "b": 33.3, "c": 33.3}, 100, 1)
+    assert sum(rounded.values()) == 100 and rounded == {"a": 34, "b": 33, "c": 33}
