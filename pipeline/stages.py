@@ -376,14 +376,19 @@ def run_explain(
 
 
 def run_compare(data: Path, settings: Settings, out_dir: Path, console: Console):
+    return compare_dataset(load(data, settings), settings, out_dir, console)
+
+
+def compare_dataset(
+    dataset: Dataset, settings: Settings, out_dir: Path, console: Console, table: pd.DataFrame | None = None
+):
+    """Backtest rule vs ML on the dataset (reusing a built feature table when given) and print the headline."""
     from pipeline.compare import run_comparison
 
-    dataset = load(data, settings)
     with progress_bars(_progress_enabled()) as progress:
-        result = run_comparison(dataset, settings, Path(out_dir), progress=progress)
+        result = run_comparison(dataset, settings, Path(out_dir), progress=progress, table=table)
     for line in result.summary_lines():
         console.print(line, markup=False, highlight=False)
-    console.print(f"Report: {result.report_path}", markup=False, highlight=False)
     return result
 
 
@@ -426,7 +431,7 @@ def run_all(
     run = score_date(dataset, latest, settings, result.model_uri, history=True)
     paths |= write_score_outputs(run, out_dir / "scores.parquet", "parquet", console)
     console.rule("compare")
-    comparison = run_compare(Path(data), settings, out_dir / "compare", console)
+    comparison = compare_dataset(dataset, settings, out_dir / "compare", console, table=table)
     paths["report"] = comparison.report_path
     paths["mlflow"] = Path(settings.tracking_uri().removeprefix("sqlite:///"))
     console.rule("done")
