@@ -13,7 +13,8 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no DNS lookups from a batch job
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow's INFO chatter drowns the report
 
 import typer
 from rich.console import Console
