@@ -283,4 +283,4 @@ def _print_error(kind: str, message: str) -> None:
     """Print to stderr without interpreting brackets in the message as markup."""
     err = Console(stderr=True)
     err.print(f"[bold red]{kind}:[/bold red] ", end="")
-    err.print(message, markup=False, highlight=False)
+    err.print(message, markup=False, highlight=False, soft_wrap=True)

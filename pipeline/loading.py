@@ -126,13 +126,13 @@ def _finish(
     grace_days: int,
 ) -> Dataset:
     """Validate the raw views, then define the canonical ones and collect the small tables."""
-    present_columns = {
-        name: tuple(row[0] for row in con.execute(f'DESCRIBE "__raw_{name}"').fetchall()) for name in sources
+    raw_types = {
+        name: {row[0]: row[1] for row in con.execute(f'DESCRIBE "__raw_{name}"').fetchall()} for name in sources
     }
-    report = validate(con, present_columns, data_end, grace_days)  # raises DataContractError on fatal problems
-    for name in sources:
+    report = validate(con, raw_types, data_end, grace_days)  # raises DataContractError on fatal problems
+    for name, types in raw_types.items():
         contract: TableContract = TABLES[name]
-        select = ", ".join(c.select_sql(c.name in present_columns[name]) for c in contract.columns)
+        select = ", ".join(c.select_sql(types.get(c.name)) for c in contract.columns)
         con.execute(f'CREATE VIEW "{name}" AS SELECT {select} FROM "__raw_{name}"')
     accounts = con.execute('SELECT * FROM "accounts" ORDER BY account_id').df()
     subscriptions = con.execute('SELECT * FROM "subscriptions" ORDER BY account_id, start_date').df()
@@ -141,7 +141,7 @@ def _finish(
         accounts=accounts,
         subscriptions=subscriptions,
         event_tables=tuple(t for t in EVENT_TABLES if t in sources),
-        present_columns=present_columns,
+        present_columns={name: tuple(types) for name, types in raw_types.items()},
         data_end=report.data_end,
         report=report,
         sources=sources,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from pipeline.contract import EVENT_TABLES, TABLES, TableContract
+from pipeline.contract import EVENT_TABLES, TABLES, RawTypes, TableContract
 from pipeline.errors import DataContractError
 
 EXAMPLES = 3
@@ -58,21 +58,21 @@ class ValidationReport:
 
 def validate(
     con: duckdb.DuckDBPyConnection,
-    present_columns: dict[str, tuple[str, ...]],
+    raw_types: RawTypes,
     data_end: str | pd.Timestamp | None,
     grace_days: int = 30,
 ) -> ValidationReport:
     """Validate the `__raw_<table>` views; raise on fatal problems, return the report otherwise."""
-    problems = _structural_problems(present_columns)
+    problems = _structural_problems(raw_types)
     if problems:
         raise DataContractError(_format_problems(problems))
-    for name, columns in present_columns.items():
-        problems += _value_problems(con, TABLES[name], columns)
-    problems += _duplicate_accounts(con) + _inverted_terms(con)
+    for name, types in raw_types.items():
+        problems += _value_problems(con, TABLES[name], types)
+    problems += _duplicate_accounts(con) + _inverted_terms(con, raw_types["subscriptions"])
     if problems:
         raise DataContractError(_format_problems(problems))
 
-    typed = _typed_views(con, present_columns)
+    typed = _typed_views(con, raw_types)
     end = _data_end(con, typed, data_end)
     report = ValidationReport(tables=_table_stats(con, typed), data_end=end, grace_days=grace_days)
     report.warnings = _warnings(con, typed, end)
@@ -82,7 +82,7 @@ def validate(
     return report
 
 
-def _structural_problems(present_columns: dict[str, tuple[str, ...]]) -> list[str]:
+def _structural_problems(present_columns: RawTypes) -> list[str]:
     problems = [
         f"{name}: required table is missing (expected {name}.parquet, {name}.csv or a folder {name}/)"
         for name, contract in TABLES.items()
@@ -99,17 +99,23 @@ def _structural_problems(present_columns: dict[str, tuple[str, ...]]) -> list[st
     return problems
 
 
-def _value_problems(con: duckdb.DuckDBPyConnection, contract: TableContract, columns: tuple[str, ...]) -> list[str]:
+def _value_problems(con: duckdb.DuckDBPyConnection, contract: TableContract, types: dict[str, str]) -> list[str]:
     """Values that do not convert to the column's type, and nulls in required columns."""
     checks: list[tuple[str, str, str]] = []  # (column, condition, problem)
     for column in contract.columns:
-        if column.name not in columns:
+        if column.name not in types:
             continue
         raw = f'"{column.name}"'
         not_blank = f"{raw} IS NOT NULL AND TRIM(CAST({raw} AS VARCHAR)) <> ''"
         if column.type not in ("id", "string", "code"):
             noun = {"timestamp": "dates", "float": "numbers", "int": "integers", "bool": "booleans"}[column.type]
-            checks.append((column.name, f"{not_blank} AND ({column.cast_sql()}) IS NULL", f"values are not {noun}"))
+            checks.append(
+                (
+                    column.name,
+                    f"{not_blank} AND ({column.cast_sql(types[column.name])}) IS NULL",
+                    f"values are not {noun}",
+                )
+            )
         if column.required:
             checks.append((column.name, f"NOT ({not_blank})", "values are missing"))
     if not checks:
@@ -149,9 +155,9 @@ def _duplicate_accounts(con: duckdb.DuckDBPyConnection) -> list[str]:
     ]
 
 
-def _inverted_terms(con: duckdb.DuckDBPyConnection) -> list[str]:
+def _inverted_terms(con: duckdb.DuckDBPyConnection, types: dict[str, str]) -> list[str]:
     start, end = TABLES["subscriptions"].column("start_date"), TABLES["subscriptions"].column("end_date")
-    cond = f"({end.cast_sql()}) <= ({start.cast_sql()})"
+    cond = f"({end.cast_sql(types['end_date'])}) <= ({start.cast_sql(types['start_date'])})"
     count = con.execute(f'SELECT count(*) FROM "__raw_subscriptions" WHERE {cond}').fetchone()[0]
     if not count:
         return []
@@ -167,14 +173,14 @@ def _format_problems(problems: list[str]) -> str:
     return "\n".join([head, *(f"  - {p}" for p in problems)])
 
 
-def _typed_views(con: duckdb.DuckDBPyConnection, present_columns: dict[str, tuple[str, ...]]) -> list[str]:
+def _typed_views(con: duckdb.DuckDBPyConnection, raw_types: RawTypes) -> list[str]:
     """Temporary typed views (row number included) for the warning checks."""
-    for name, columns in present_columns.items():
-        select = ", ".join(c.select_sql(c.name in columns) for c in TABLES[name].columns)
+    for name, types in raw_types.items():
+        select = ", ".join(c.select_sql(types.get(c.name)) for c in TABLES[name].columns)
         con.execute(
             f'CREATE VIEW "__typed_{name}" AS SELECT row_number() OVER () AS __row, {select} FROM "__raw_{name}"'
         )
-    return list(present_columns)
+    return list(raw_types)
 
 
 def _data_end(con: duckdb.DuckDBPyConnection, tables: list[str], explicit: str | pd.Timestamp | None) -> pd.Timestamp:
