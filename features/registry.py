@@ -8,7 +8,7 @@ never hard-codes a feature name or category.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -36,6 +36,8 @@ class FeatureSpec:
 
 
 _REGISTRY: dict[str, FeatureSpec] = {}
+Resolver = Callable[[str], FeatureSpec | None]
+_RESOLVERS: list[Resolver] = []
 
 
 def register(spec: FeatureSpec) -> FeatureSpec:
@@ -47,6 +49,17 @@ def register(spec: FeatureSpec) -> FeatureSpec:
     return spec
 
 
+def register_resolver(resolver: Resolver) -> Resolver:
+    """Declare features whose names depend on configuration or data (other windows, per-feature usage).
+
+    The resolver maps a column name to its spec, or None when the name is not one of its own, so
+    such columns keep their category even in a process that never built them (scoring, `--table`).
+    """
+    if resolver not in _RESOLVERS:
+        _RESOLVERS.append(resolver)
+    return resolver
+
+
 def all_specs() -> dict[str, FeatureSpec]:
     """Every declared feature, loading the family modules first so the registry is complete."""
     import features.families  # noqa: F401  (registers on import)
@@ -54,11 +67,19 @@ def all_specs() -> dict[str, FeatureSpec]:
     return dict(_REGISTRY)
 
 
-def spec(name: str) -> FeatureSpec:
+def lookup(name: str) -> FeatureSpec | None:
+    """The spec of a column: a declared feature, else one a resolver recognises, else None."""
     specs = all_specs()
-    if name not in specs:
+    if name in specs:
+        return specs[name]
+    return next((found for resolver in _RESOLVERS if (found := resolver(name)) is not None), None)
+
+
+def spec(name: str) -> FeatureSpec:
+    found = lookup(name)
+    if found is None:
         raise KeyError(f"unknown feature '{name}'")
-    return specs[name]
+    return found
 
 
 def category_map(
@@ -68,26 +89,27 @@ def category_map(
 
     Unregistered columns occur with prepared tables (`--table`); overrides come from configuration.
     """
-    specs = all_specs()
     overrides = dict(overrides or {})
-    return {
-        name: overrides.get(name) or (specs[name].category if name in specs else default) for name in names
-    }
+    result = {}
+    for name in names:
+        found = lookup(name)
+        result[name] = overrides.get(name) or (found.category if found is not None else default)
+    return result
 
 
 def describe(name: str, value: Any, row: Mapping[str, Any] | None = None) -> str:
     """Render a feature value in plain words with its template (fallback: 'name = value')."""
-    specs = all_specs()
+    found = lookup(name)
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return f"{specs[name].description if name in specs else name}: no data"
-    if name not in specs:
+        return f"{found.description if found is not None else name}: no data"
+    if found is None:
         return f"{name} = {_fmt(value)}"
     context = {k: _clean(v) for k, v in (row or {}).items()}
     context["value"] = _clean(value)
     try:
-        return specs[name].template.format(**context)
+        return found.template.format(**context)
     except (KeyError, ValueError, TypeError, IndexError):
-        return f"{specs[name].description}: {_fmt(value)}"
+        return f"{found.description}: {_fmt(value)}"
 
 
 def _clean(value: Any) -> Any:

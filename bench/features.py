@@ -1,0 +1,194 @@
+"""Benchmark the feature engine: all monthly snapshots over 3 years of generated data, by event count.
+
+    python bench/features.py --events 1M 10M [100M] [--pandas-max 1M] [--root bench/out/features]
+
+For each size it generates (once, cached under --root) a synthetic history with about that many
+events, then builds every monthly snapshot in a fresh process -- with the DuckDB engine, and up
+to --pandas-max also with the plain-pandas reference -- and reports seconds, events per second
+and the process's peak memory (getrusage maxrss, loading and validation included). Results are
+printed and merged into the features section of bench/RESULTS.md.
+Targets on the 2-core machine: 100M events in under 60 s and under 8 GB; at least 10x pandas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if sys.path and Path(sys.path[0]).resolve() == HERE:
+    sys.path.pop(0)  # this script is named like the `features` package it measures
+PILOT_ACCOUNTS = 200
+BEGIN, END = "<!-- features:begin -->", "<!-- features:end -->"
+HEADER = (
+    "| events | engine | accounts | snapshots | features | load + validate s | features s | events/s | "
+    "peak memory GiB | vs pandas |\n|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def parse_size(text: str) -> int:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmM]?)", text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"event count '{text}' is not a number like 1M, 250k or 5000000")
+    return int(float(match.group(1)) * {"": 1, "k": 10**3, "m": 10**6}[match.group(2).lower()])
+
+
+def label(events: int) -> str:
+    return f"{events // 10**6}M" if events % 10**6 == 0 else f"{events:,}"
+
+
+def peak_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def event_count(dataset) -> int:
+    return sum(dataset.con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in dataset.event_tables)
+
+
+def worker(engine: str, data: Path) -> None:
+    """Build all monthly snapshots of `data` in this process and print one JSON line of measurements."""
+    from features.build import build_features, snapshot_dates
+    from pipeline.config import FeatureSettings
+    from pipeline.loading import load_dataset
+
+    clock = time.perf_counter()
+    dataset = load_dataset(data)
+    loaded = time.perf_counter()
+    dates = snapshot_dates(dataset, "monthly")
+    if engine == "duckdb":
+        table = build_features(dataset, dates, FeatureSettings(), grace_days=30)
+    else:
+        table = _pandas_reference().reference_features(dataset, dates, FeatureSettings(), grace_days=30)
+    built = time.perf_counter()
+    print(
+        json.dumps(
+            {
+                "engine": engine,
+                "events": event_count(dataset),
+                "accounts": len(dataset.accounts),
+                "dates": len(dates),
+                "snapshots": len(table),
+                "features": table.shape[1] - 4,
+                "load_s": loaded - clock,
+                "features_s": built - loaded,
+                "peak_gib": peak_gib(),
+            }
+        )
+    )
+
+
+def _pandas_reference():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pandas_reference", HERE / "pandas_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def dataset_for(root: Path, events: int) -> Path:
+    """A generated 3-year history with about `events` events, made once and reused."""
+    from pipeline.synthetic import generate
+
+    target = root / f"events-{label(events)}"
+    if (target / "_truth").is_dir():
+        return target
+    pilot = root / "pilot"
+    if not (pilot / "_truth").is_dir():
+        generate(pilot, n_accounts=PILOT_ACCOUNTS, seed=11)
+    per_account = sum(_rows(f) for f in _event_files(pilot)) / PILOT_ACCOUNTS
+    accounts = max(10, math.ceil(events / per_account))
+    print(f"generating {accounts:,} accounts for ~{label(events)} events into {target} ...", flush=True)
+    generate(target, n_accounts=accounts, seed=11)
+    return target
+
+
+def _event_files(folder: Path) -> list[Path]:
+    return [
+        f
+        for name in ("usage_events", "logins", "support_tickets", "trainings")
+        for f in (folder / name).glob("*.parquet")
+    ]
+
+
+def _rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def measure(engine: str, data: Path) -> dict:
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", engine, str(data)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"{engine} run on {data} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def row(m: dict, target: int, speedup: str) -> str:
+    return (
+        f"| {label(target)} ({m['events']:,}) | {m['engine']} | {m['accounts']:,} | {m['snapshots']:,} "
+        f"({m['dates']} dates) | {m['features']} | {m['load_s']:.1f} | {m['features_s']:.1f} | "
+        f"{m['events'] / m['features_s']:,.0f} | {m['peak_gib']:.2f} | {speedup} |"
+    )
+
+
+def merge_results(path: Path, rows: dict[tuple[str, str], str]) -> None:
+    """Replace or add rows (keyed by size and engine) in the features section of RESULTS.md."""
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    if BEGIN in text:
+        head, rest = text.split(BEGIN, 1)
+        section, tail = rest.split(END, 1)
+    else:
+        head, section, tail = text.rstrip() + "\n\n## Features (bench/features.py)\n\n", "", "\n"
+    kept = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and len(cells) > 2 and cells[1] in ("duckdb", "pandas"):
+            kept[(cells[0].split()[0], cells[1])] = line
+    kept.update(rows)
+    ordered = sorted(kept.items(), key=lambda item: (parse_size(item[0][0].replace(",", "")), item[0][1]))
+    body = "\n".join([HEADER, *(line for _, line in ordered)])
+    path.write_text(f"{head}{BEGIN}\n{body}\n{END}{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", nargs="+", type=parse_size, default=[10**6, 10**7])
+    parser.add_argument("--pandas-max", type=parse_size, default=10**6, help="largest size also run with pandas")
+    parser.add_argument("--root", type=Path, default=HERE / "out" / "features")
+    parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--worker", nargs=2, metavar=("ENGINE", "DATA"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker[0], Path(args.worker[1]))
+        return
+    print(HEADER)
+    rows = {}
+    for events in args.events:
+        data = dataset_for(args.root, events)
+        engine = measure("duckdb", data)
+        speedup = "-"
+        if events <= args.pandas_max:
+            pandas = measure("pandas", data)
+            speedup = f"{pandas['features_s'] / engine['features_s']:.0f}x faster"
+            rows[(label(events), "pandas")] = row(pandas, events, "1x")
+            print(rows[(label(events), "pandas")], flush=True)
+        rows[(label(events), "duckdb")] = row(engine, events, speedup)
+        print(rows[(label(events), "duckdb")], flush=True)
+    merge_results(args.results, rows)
+
+
+if __name__ == "__main__":
+    main()

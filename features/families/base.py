@@ -1,0 +1,101 @@
+"""What every feature family shares: the build context and compact feature declarations.
+
+A family module declares its features with `Declarations` at import (so the registry is complete
+without building anything) and exposes `SOURCE` (the table it reads) and
+`build(run, ctx) -> list[str]`, which runs its SQL through `run` to create the table
+`_ft_<SOURCE>` with one row per snapshot of `_ft_snap` and returns the feature columns it made.
+The SQL is plain text over the contract's tables, so another engine can run the same definitions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from features.registry import Direction, FeatureSpec, Kind, register, register_resolver
+from features.snapshots import HORIZON_DAYS
+from pipeline.config import FeatureSettings
+
+Run = Callable[[str], list[tuple]]
+"""Executes one SQL statement and returns its rows (empty for DDL)."""
+
+DEFAULT_WINDOWS: tuple[int, ...] = tuple(FeatureSettings().windows)
+
+
+@dataclass(frozen=True)
+class FamilyContext:
+    """Everything a family needs besides the data: settings and which columns the data really has."""
+
+    settings: FeatureSettings
+    grace_days: int
+    present: Mapping[str, tuple[str, ...]]
+
+    @property
+    def windows(self) -> tuple[int, ...]:
+        return tuple(self.settings.windows)
+
+    @property
+    def horizon(self) -> int:
+        """Days the window map must reach back: every configured window and the fixed 90 days."""
+        return max(*self.windows, HORIZON_DAYS)
+
+    def has(self, table: str, column: str) -> bool:
+        """Whether the data had this column (absent optional columns yield no features, not defaults)."""
+        return column in self.present.get(table, ())
+
+
+def family_table(source: str) -> str:
+    return f"_ft_{source}"
+
+
+@dataclass(frozen=True)
+class Windowed:
+    """A feature computed for each trailing window; `{W}` in the texts stands for the window in days."""
+
+    pattern: str
+    source: str
+    category: str
+    description: str
+    healthier: Direction
+    template: str
+
+    def name(self, window: int) -> str:
+        return self.pattern.replace("{W}", str(window))
+
+    def spec(self, window: int) -> FeatureSpec:
+        def fill(text: str) -> str:
+            return text.replace("{W}", str(window))
+
+        return FeatureSpec(
+            self.name(window), self.source, self.category, fill(self.description), self.healthier, fill(self.template)
+        )
+
+    def resolve(self, name: str) -> FeatureSpec | None:
+        regex = "^" + re.escape(self.pattern).replace(re.escape("{W}"), r"(\d+)") + "$"
+        match = re.match(regex, name)
+        return self.spec(int(match.group(1))) if match and int(match.group(1)) > 0 else None
+
+
+class Declarations:
+    """Declares one family's features in the registry: fixed names and per-window names."""
+
+    def __init__(self, source: str, category: str) -> None:
+        self.source = source
+        self.category = category
+        self._windowed: list[Windowed] = []
+        register_resolver(self._resolve)
+
+    def fixed(self, name: str, description: str, healthier: Direction, template: str, kind: Kind = "numeric") -> str:
+        register(FeatureSpec(name, self.source, self.category, description, healthier, template, kind))
+        return name
+
+    def windowed(self, pattern: str, description: str, healthier: Direction, template: str) -> Windowed:
+        feature = Windowed(pattern, self.source, self.category, description, healthier, template)
+        for window in DEFAULT_WINDOWS:
+            register(feature.spec(window))
+        self._windowed.append(feature)
+        return feature
+
+    def _resolve(self, name: str) -> FeatureSpec | None:
+        return next((found for w in self._windowed if (found := w.resolve(name)) is not None), None)

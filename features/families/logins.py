@@ -1,0 +1,130 @@
+"""Login features (category `engagement`): how often and how widely the licensed users show up.
+
+Gaps are measured between distinct login days; the mean gap over 90 days is (last - first) /
+(days - 1), the longest uses each login day's previous login day when that lies in the window.
+"""
+
+from __future__ import annotations
+
+from features.daily import (
+    SNAPSHOTS,
+    asof_join,
+    day_of,
+    days_between,
+    distinct_in_windows_sql,
+    distinct_keys_sql,
+    ratio,
+    rel_change,
+    rows_in,
+    sum_before,
+    sum_in,
+    window_join,
+    windowed_table_sql,
+    zero,
+)
+from features.families.base import Declarations, FamilyContext, Run, family_table
+from features.snapshots import tenure_sql
+
+SOURCE = "logins"
+declare = Declarations(SOURCE, "engagement")
+
+LOGINS_PER_SEAT = declare.windowed(
+    "logins_per_seat_{W}d",
+    "Logins per licensed seat in the last {W} days",
+    "higher",
+    "{value:.1f} logins per seat in the last {W} days",
+)
+ACTIVE_USERS = declare.windowed(
+    "active_users_{W}d", "Distinct users who logged in in the last {W} days", "higher",
+    "{value:.0f} active users in the last {W} days",
+)  # fmt: skip
+UTILISATION = declare.windowed(
+    "user_utilisation_{W}d",
+    "Licence utilisation: distinct active users / seats over the last {W} days",
+    "higher",
+    "{value:.0%} of seats active in the last {W} days",
+)
+ACTIVE_DAYS = declare.windowed(
+    "active_days_{W}d", "Days with at least one login in the last {W} days", "higher",
+    "logins on {value:.0f} of the last {W} days",
+)  # fmt: skip
+DAYS_SINCE = declare.fixed(
+    "days_since_last_login", "Days since the last login", "lower", "last login {value:.0f} days ago"
+)
+GAP_MEAN = declare.fixed(
+    "login_gap_mean_90d", "Mean days between login days over 90 days", "lower",
+    "logins every {value:.1f} days on average (90 days)",
+)  # fmt: skip
+GAP_MAX = declare.fixed(
+    "login_gap_max_90d", "Longest gap between logins over 90 days", "lower",
+    "longest stretch without logins {value:.0f} days (90 days)",
+)  # fmt: skip
+TREND = declare.fixed(
+    "logins_trend_30d",
+    "Logins in the last 30 days vs the 30 before (relative change)",
+    "higher",
+    "{logins_per_seat_30d:.1f} logins per seat in 30 days, {value:+.0%} on the previous 30",
+)
+TREND_VS_90 = declare.fixed(
+    "logins_trend_vs_90d",
+    "Daily login rate of the last 30 days vs the 90-day rate (relative change)",
+    "higher",
+    "login rate {value:+.0%} vs the 90-day average",
+)
+
+DAILY = "_ft_logins_day"
+USERS = "_ft_logins_users"
+VALID = "account_id IS NOT NULL AND ts IS NOT NULL"
+WINDOWS = "_ft_logins_win"
+USER_WINDOWS = "_ft_logins_users_win"
+
+
+def build(run: Run, ctx: FamilyContext) -> list[str]:
+    count_windows = sorted({*ctx.windows, 30, 90})
+    run(f"""
+        CREATE OR REPLACE TEMP TABLE {DAILY} AS
+        SELECT account_id, day, logins, lag(day) OVER (PARTITION BY account_id ORDER BY day) AS prev_day
+        FROM (SELECT account_id, {day_of("ts")} AS day, count(*) AS logins
+              FROM logins WHERE {VALID} GROUP BY ALL)
+    """)
+    gap = "date_diff('day', r.prev_day, r.day)"
+    aggregates = {f"logins_{w}": sum_in("r.logins", w) for w in count_windows}
+    aggregates |= {f"days_{w}": rows_in(w) for w in ctx.windows}
+    aggregates |= {
+        "logins_prev_30": sum_before("r.logins", 30),
+        "days_in_90": rows_in(90),
+        "first_age_90": "max(w.age) FILTER (WHERE w.age <= 90)",
+        "last_age_90": "min(w.age) FILTER (WHERE w.age <= 90)",
+        "gap_max_90": f"max({gap}) FILTER (WHERE w.age + {gap} <= 90)",
+    }
+    run(windowed_table_sql(WINDOWS, DAILY, aggregates))
+
+    columns = {LOGINS_PER_SEAT.name(w): ratio(zero(f"w.logins_{w}"), "s.seat_norm") for w in ctx.windows}
+    has_users = ctx.has(SOURCE, "user_id")
+    if has_users:
+        users = f"SELECT account_id, user_id AS key, {day_of('ts')} AS day FROM logins WHERE {VALID}"
+        run(distinct_keys_sql(USERS, users))
+        run(distinct_in_windows_sql(USER_WINDOWS, USERS, ctx.windows))
+        columns |= {ACTIVE_USERS.name(w): f"CAST({zero(f'u.distinct_{w}')} AS DOUBLE)" for w in ctx.windows}
+        columns |= {UTILISATION.name(w): ratio(zero(f"u.distinct_{w}"), "s.seat_norm") for w in ctx.windows}
+    columns |= {ACTIVE_DAYS.name(w): f"CAST({zero(f'w.days_{w}')} AS DOUBLE)" for w in ctx.windows}
+    columns[DAYS_SINCE] = f"coalesce({days_between('l.day', 's.as_of')}, {tenure_sql()})"
+    columns[GAP_MEAN] = (
+        "CASE WHEN w.days_in_90 >= 2 THEN CAST(w.first_age_90 - w.last_age_90 AS DOUBLE) / (w.days_in_90 - 1) END"
+    )
+    columns[GAP_MAX] = "CAST(w.gap_max_90 AS DOUBLE)"
+    columns[TREND] = rel_change(zero("w.logins_30"), zero("w.logins_prev_30"))
+    columns[TREND_VS_90] = rel_change(f"{zero('w.logins_30')} / 30.0", f"{zero('w.logins_90')} / 90.0")
+
+    select = ",\n               ".join(f"{expr} AS {name}" for name, expr in columns.items())
+    user_join = window_join("u", USER_WINDOWS) if has_users else ""
+    run(f"""
+        CREATE OR REPLACE TEMP TABLE {family_table(SOURCE)} AS
+        SELECT s.account_id, s.as_of,
+               {select}
+        FROM {SNAPSHOTS} s
+        {window_join("w", WINDOWS)}
+        {user_join}
+        {asof_join("l", DAILY)}
+    """)
+    return list(columns)

@@ -1,0 +1,261 @@
+"""Product usage features (category `adoption`): how much, how broadly and how well the product is used.
+
+Per-feature columns `usage_<feature>_per_seat_30d` cover the most used features (by events
+before the latest as_of of the build) and the configured tracked ones, with the feature name
+lower-cased and non-alphanumerics replaced by `_`.
+
+Workflows: a run is the events of one (account, workflow_id), in time order. It *skips* when a
+step exceeds the previous one by more than 1 (or its first step is above 1) and is *in order*
+when steps never go back. It is *complete* when it is in order and reaches the process's last
+step: the highest step seen for its process (the feature of its first event) on days before the
+run started (a process's very first runs, with nothing before them, count when in order). A run
+belongs to the 90-day window by its first day and is judged on its events before as_of only:
+roll-ups keep, per (account, start day, day), the change in runs completed and skipped that day,
+so a run still going at as_of counts with the state it had reached.
+"""
+
+from __future__ import annotations
+
+import re
+
+from features.daily import (
+    ASOF_TABLE,
+    INTERVALS,
+    SNAPSHOTS,
+    asof_join,
+    day_of,
+    days_between,
+    distinct_in_windows_sql,
+    distinct_keys_sql,
+    ratio,
+    rel_change,
+    sum_before,
+    sum_in,
+    window_join,
+    windowed_table_sql,
+    zero,
+)
+from features.families.base import Declarations, FamilyContext, Run, family_table
+from features.registry import FeatureSpec, register, register_resolver
+from features.snapshots import tenure_sql
+from pipeline.config import FeatureSettings
+
+SOURCE = "usage_events"
+CATEGORY = "adoption"
+declare = Declarations(SOURCE, CATEGORY)
+
+EVENTS_PER_SEAT = declare.windowed(
+    "events_per_seat_{W}d", "Product events per seat in the last {W} days", "higher",
+    "{value:.1f} product events per seat in the last {W} days",
+)  # fmt: skip
+QUANTITY_PER_SEAT = declare.windowed(
+    "quantity_per_seat_{W}d", "Usage quantity per seat in the last {W} days", "higher",
+    "{value:.1f} units of usage per seat in the last {W} days",
+)  # fmt: skip
+BREADTH = declare.windowed(
+    "feature_breadth_{W}d", "Distinct product features used in the last {W} days", "higher",
+    "{value:.0f} distinct features used in the last {W} days",
+)  # fmt: skip
+COMPLETION = declare.fixed(
+    "workflow_completion_rate_90d",
+    "Share of workflow runs started in 90 days that reached the last step in order",
+    "higher",
+    "{value:.0%} of workflow runs completed in order (90 days)",
+)
+SKIPS = declare.fixed(
+    "workflow_skip_rate_90d", "Share of workflow runs started in 90 days that skipped a step", "lower",
+    "{value:.0%} of workflow runs skipped steps (90 days)",
+)  # fmt: skip
+FIRST_VALUE = declare.fixed(
+    "days_to_first_value",
+    "Days from landing to the first product use (days so far when none yet)",
+    "lower",
+    "first product use {value:.0f} days after landing",
+)
+DAYS_SINCE = declare.fixed(
+    "days_since_last_use", "Days since the last product use", "lower", "last product use {value:.0f} days ago"
+)
+TREND = declare.fixed(
+    "usage_trend_30d",
+    "Product events in the last 30 days vs the 30 before (relative change)",
+    "higher",
+    "{events_per_seat_30d:.1f} events per seat in 30 days, {value:+.0%} on the previous 30",
+)
+
+PER_FEATURE = re.compile(r"^usage_(.+)_per_seat_30d$")
+DAILY = "_ft_usage_day"
+FEATURES = "_ft_usage_features"
+WORKFLOW_DAILY = "_ft_usage_workflow_day"
+WINDOWS = "_ft_usage_win"
+FEATURE_WINDOWS = "_ft_usage_feature_win"
+WORKFLOW_WINDOWS = "_ft_usage_workflow_win"
+
+
+def feature_key(feature: str) -> str:
+    """The column-name form of a product feature: lower case, non-alphanumerics as `_`."""
+    return re.sub(r"[^a-z0-9]", "_", feature.lower())
+
+
+def per_feature_name(key: str) -> str:
+    return f"usage_{key}_per_seat_30d"
+
+
+def _per_feature_spec(name: str) -> FeatureSpec | None:
+    match = PER_FEATURE.match(name)
+    if match is None:
+        return None
+    feature = match.group(1)
+    return FeatureSpec(
+        name,
+        SOURCE,
+        CATEGORY,
+        f"Uses of {feature} per seat in the last 30 days",
+        "higher",
+        f"{{value:.1f}} uses of {feature} per seat in the last 30 days",
+    )
+
+
+register_resolver(_per_feature_spec)
+for _tracked in FeatureSettings().tracked_features:
+    register(_per_feature_spec(per_feature_name(feature_key(_tracked))))
+
+KEY_SQL = "regexp_replace(lower(feature), '[^a-z0-9]', '_', 'g')"
+VALID = "account_id IS NOT NULL AND ts IS NOT NULL"
+
+
+def build(run: Run, ctx: FamilyContext) -> list[str]:
+    tracked = _tracked_and_top_features(run, ctx.settings)
+    per_feature = {
+        f"f_{key}": f"count(*) FILTER (WHERE feature IN ({', '.join(map(_literal, names))}))" if names else "0"
+        for key, names in tracked.items()
+    }
+    per_feature_select = "".join(f", {expr} AS {name}" for name, expr in per_feature.items())
+    run(f"""
+        CREATE OR REPLACE TEMP TABLE {DAILY} AS
+        SELECT account_id, {day_of("ts")} AS day, count(*) AS events, sum(quantity) AS quantity,
+               min(ts) AS first_ts{per_feature_select}
+        FROM usage_events WHERE {VALID} GROUP BY ALL
+    """)
+    has_quantity = ctx.has(SOURCE, "quantity")
+    aggregates = {f"events_{w}": sum_in("r.events", w) for w in sorted({*ctx.windows, 30})}
+    aggregates["events_prev_30"] = sum_before("r.events", 30)
+    if has_quantity:
+        aggregates |= {f"quantity_{w}": sum_in("r.quantity", w) for w in ctx.windows}
+    aggregates |= {name: sum_in(f"r.{name}", 30) for name in per_feature}
+    run(windowed_table_sql(WINDOWS, DAILY, aggregates))
+
+    features = f"""
+        SELECT account_id, {KEY_SQL} AS key, day
+        FROM (SELECT e.account_id, e.feature, max(e.day) AS day
+              FROM (SELECT account_id, feature, {day_of("ts")} AS day FROM usage_events WHERE {VALID}) e
+              JOIN {INTERVALS} i ON i.day = e.day
+              GROUP BY e.account_id, e.feature, i.next_as_of)
+    """
+    run(distinct_keys_sql(FEATURES, features))
+    run(distinct_in_windows_sql(FEATURE_WINDOWS, FEATURES, ctx.windows))
+
+    columns = {EVENTS_PER_SEAT.name(w): ratio(zero(f"w.events_{w}"), "s.seat_norm") for w in ctx.windows}
+    if has_quantity:
+        columns |= {QUANTITY_PER_SEAT.name(w): ratio(zero(f"w.quantity_{w}"), "s.seat_norm") for w in ctx.windows}
+    columns |= {BREADTH.name(w): f"CAST({zero(f'f.distinct_{w}')} AS DOUBLE)" for w in ctx.windows}
+    columns |= {per_feature_name(key): ratio(zero(f"w.f_{key}"), "s.seat_norm") for key in tracked}
+    has_workflows = ctx.has(SOURCE, "workflow_id") and ctx.has(SOURCE, "step")
+    if has_workflows:
+        _workflow_tables(run)
+        columns[COMPLETION] = ratio("wf.completed", "wf.runs")
+        columns[SKIPS] = ratio("wf.skipped", "wf.runs")
+    tenure = tenure_sql()
+    columns[FIRST_VALUE] = (
+        f"CASE WHEN fv.first_ts < s.as_of THEN greatest({days_between('s.landed_at', 'fv.first_ts')}, 0.0) "
+        f"ELSE {tenure} END"
+    )
+    columns[DAYS_SINCE] = f"coalesce({days_between('l.day', 's.as_of')}, {tenure})"
+    columns[TREND] = rel_change(zero("w.events_30"), zero("w.events_prev_30"))
+
+    select = ",\n               ".join(f"{expr} AS {name}" for name, expr in columns.items())
+    workflow_join = window_join("wf", WORKFLOW_WINDOWS) if has_workflows else ""
+    run(f"""
+        CREATE OR REPLACE TEMP TABLE {family_table(SOURCE)} AS
+        WITH s AS (SELECT *, {day_of("landed_at")} AS landed_day FROM {SNAPSHOTS})
+        SELECT s.account_id, s.as_of,
+               {select}
+        FROM s
+        {window_join("w", WINDOWS)}
+        {window_join("f", FEATURE_WINDOWS)}
+        {workflow_join}
+        {asof_join("l", DAILY)}
+        ASOF LEFT JOIN {DAILY} fv ON fv.account_id = s.account_id AND s.landed_day <= fv.day
+    """)
+    return list(columns)
+
+
+def _tracked_and_top_features(run: Run, settings: FeatureSettings) -> dict[str, list[str]]:
+    """Keys of the `top_features` most used features (by events before the latest as_of), then the
+    tracked ones, each with the raw feature names that map to it."""
+    counts = run(f"""
+        SELECT feature, count(*) FROM usage_events
+        WHERE {VALID} AND feature IS NOT NULL AND ts < (SELECT max(as_of) FROM {ASOF_TABLE})
+        GROUP BY feature
+    """)
+    names: dict[str, list[str]] = {}
+    totals: dict[str, int] = {}
+    for feature, count in counts:
+        key = feature_key(feature)
+        names.setdefault(key, []).append(feature)
+        totals[key] = totals.get(key, 0) + count
+    ranked = sorted(totals, key=lambda key: (-totals[key], key))[: settings.top_features]
+    keys = ranked + [key for key in map(feature_key, settings.tracked_features) if key not in ranked]
+    return {key: sorted(names.get(key, [])) for key in keys}
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _workflow_tables(run: Run) -> None:
+    """Per (account, run start day, day): runs started, and the change in runs complete / skipped."""
+    run(f"""
+        CREATE OR REPLACE TEMP TABLE {WORKFLOW_DAILY} AS
+        WITH events AS (
+            SELECT account_id, workflow_id, {day_of("ts")} AS day, step,
+                   first_value(feature) OVER run_order AS process,
+                   step - coalesce(lag(step) OVER run_order, 0) AS step_delta
+            FROM usage_events
+            WHERE {VALID} AND workflow_id IS NOT NULL AND step IS NOT NULL
+            WINDOW run_order AS (PARTITION BY account_id, workflow_id ORDER BY ts, step)
+        ), run_day AS (
+            SELECT account_id, workflow_id, process, day, max(step) AS top_step,
+                   bool_or(step_delta > 1) AS skipped, bool_or(step_delta < 0) AS backwards
+            FROM events GROUP BY ALL
+        ), process_steps AS (
+            SELECT process, day, max(top_step) OVER (PARTITION BY process ORDER BY day) AS steps
+            FROM (SELECT process, day, max(top_step) AS top_step FROM run_day GROUP BY ALL)
+        ), run_state AS (
+            SELECT account_id, workflow_id, process, day,
+                   min(day) OVER run_days AS start_day,
+                   max(top_step) OVER run_days AS top_so_far,
+                   bool_or(skipped) OVER run_days AS skipped_so_far,
+                   bool_or(backwards) OVER run_days AS backwards_so_far
+            FROM run_day
+            WINDOW run_days AS (PARTITION BY account_id, workflow_id ORDER BY day)
+        ), judged AS (
+            SELECT r.account_id, r.workflow_id, r.start_day, r.day,
+                   CASE WHEN NOT r.skipped_so_far AND NOT r.backwards_so_far
+                             AND r.top_so_far >= coalesce(p.steps, r.top_so_far) THEN 1 ELSE 0 END AS completed,
+                   CASE WHEN r.skipped_so_far THEN 1 ELSE 0 END AS skipped
+            FROM run_state r
+            ASOF LEFT JOIN process_steps p ON p.process = r.process AND r.start_day > p.day
+        )
+        SELECT account_id, start_day, day,
+               count(*) FILTER (WHERE day = start_day) AS runs,
+               sum(completed - coalesce(previous_completed, 0)) AS completed,
+               sum(skipped - coalesce(previous_skipped, 0)) AS skipped
+        FROM (SELECT *, lag(completed) OVER run_days AS previous_completed,
+                        lag(skipped) OVER run_days AS previous_skipped
+              FROM judged WINDOW run_days AS (PARTITION BY account_id, workflow_id ORDER BY day))
+        GROUP BY account_id, start_day, day
+    """)
+    aggregates = {"runs": "sum(r.runs)", "completed": "sum(r.completed)", "skipped": "sum(r.skipped)"}
+    run(
+        windowed_table_sql(WORKFLOW_WINDOWS, WORKFLOW_DAILY, aggregates, "w.age <= 90 AND r.day < w.as_of", "start_day")
+    )

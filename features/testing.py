@@ -1,0 +1,140 @@
+"""Small datasets for feature tests and notebooks.
+
+Hand-built: account "A" lands on 2024-01-01 with a 10-seat annual term, so per-seat values are
+counts / 10 and features can be computed by hand. Random: a few accounts with every table and
+optional column, term gaps and overlaps, and a third of the timestamps exactly at midnight (the
+window edges), for property tests and implementation cross-checks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.build import build_features
+from pipeline.config import FeatureSettings
+from pipeline.loading import Dataset
+
+LANDED = "2024-01-01"
+RANDOM_START = pd.Timestamp("2023-01-01")
+RANDOM_END = pd.Timestamp("2025-01-01")
+RANDOM_DATA_END = "2025-06-01"
+RANDOM_ACCOUNTS = [f"A{i}" for i in range(4)]
+RANDOM_FEATURES = ["Reports", "dashboards", "compliance_audit", "export", "search-v2"]
+
+
+def accounts(**columns) -> pd.DataFrame:
+    base = {"account_id": ["A"], "created_at": [LANDED], "segment": ["mid"], "regulated": [False]}
+    return pd.DataFrame(base | {k: [v] for k, v in columns.items()})
+
+
+def subscriptions(
+    *terms: tuple[str, str], account: str = "A", seats: float = 10.0, arr: float = 12000.0
+) -> pd.DataFrame:
+    terms = terms or ((LANDED, "2025-01-01"),)
+    return pd.DataFrame(
+        {
+            "account_id": [account] * len(terms),
+            "start_date": [t[0] for t in terms],
+            "end_date": [t[1] for t in terms],
+            "seats": [seats] * len(terms),
+            "arr": [arr] * len(terms),
+        }
+    )
+
+
+def make_dataset(
+    data_end: str = "2026-01-01",
+    accounts_table: pd.DataFrame | None = None,
+    subscriptions_table: pd.DataFrame | None = None,
+    **events: pd.DataFrame,
+) -> Dataset:
+    """A Dataset with the given event tables (by contract name), defaulting to account A's one term.
+
+    The contract needs one event table: without any, A gets a single login on its landing day.
+    """
+    events = events or {"logins": pd.DataFrame({"account_id": ["A"], "ts": [LANDED]})}
+    tables = {
+        "accounts": accounts() if accounts_table is None else accounts_table,
+        "subscriptions": subscriptions() if subscriptions_table is None else subscriptions_table,
+        **events,
+    }
+    return Dataset.from_frames(tables, data_end=data_end)
+
+
+def snapshot(dataset: Dataset, as_of: str, account: str = "A", **settings) -> pd.Series:
+    """The feature row of one account at one as_of (fails when the account has no snapshot then)."""
+    table = build_features(dataset, [as_of], FeatureSettings(**settings), grace_days=30)
+    rows = table[table["account_id"] == account]
+    if len(rows) != 1:
+        raise LookupError(f"expected one snapshot of {account} at {as_of}, got {len(rows)}")
+    return rows.iloc[0]
+
+
+def random_times(rng: np.random.Generator, n: int, low: pd.Timestamp, high: pd.Timestamp) -> pd.Series:
+    """Random timestamps, a third of them exactly at midnight (window edges)."""
+    days = rng.integers(0, max((high - low).days, 1), n)
+    seconds = np.where(rng.random(n) < 0.33, 0, rng.integers(0, 86_400, n))
+    return pd.Series(low + pd.to_timedelta(days, "D") + pd.to_timedelta(seconds, "s"))
+
+
+def random_events(
+    rng: np.random.Generator, low: pd.Timestamp, high: pd.Timestamp, first_ticket: int = 0
+) -> dict[str, pd.DataFrame]:
+    """5-60 rows per event table with every optional column, for RANDOM_ACCOUNTS between low and high."""
+
+    def accounts(n: int) -> np.ndarray:
+        return rng.choice(RANDOM_ACCOUNTS, n)
+
+    n = rng.integers(5, 60, 4)
+    logins = pd.DataFrame({"account_id": accounts(n[0]), "ts": random_times(rng, n[0], low, high),
+                           "user_id": rng.choice(["u0", "u1", "u2", "u3"], n[0])})  # fmt: skip
+    usage = pd.DataFrame({
+        "account_id": accounts(n[1]), "ts": random_times(rng, n[1], low, high),
+        "feature": rng.choice(RANDOM_FEATURES, n[1]),
+        "quantity": rng.integers(1, 5, n[1]).astype(float), "user_id": rng.choice(["u0", "u1"], n[1]),
+        "workflow_id": rng.choice(["w0", "w1", "w2", "w3", None], n[1]), "step": rng.integers(1, 5, n[1]),
+    })  # fmt: skip
+    opened = random_times(rng, n[2], low, high)
+    closed = opened + pd.to_timedelta(rng.integers(1, 2_000, n[2]), "h")
+    tickets = pd.DataFrame({
+        "account_id": accounts(n[2]), "ticket_id": [f"T{first_ticket + i}" for i in range(n[2])], "opened_at": opened,
+        "closed_at": closed.where(rng.random(n[2]) < 0.8),
+        "priority": rng.choice(["low", "normal", "high", "urgent"], n[2]),
+        "category": rng.choice(["bug", "how-to", "billing"], n[2]), "escalated": rng.random(n[2]) < 0.2,
+        "csat": np.where(rng.random(n[2]) < 0.5, rng.integers(1, 6, n[2]), np.nan),
+    })  # fmt: skip
+    trainings = pd.DataFrame({
+        "account_id": accounts(n[3]), "ts": random_times(rng, n[3], low, high),
+        "user_id": rng.choice(["u0", "u1", "u2"], n[3]),
+        "kind": rng.choice(["webinar", "course", "certification"], n[3]), "completed": rng.random(n[3]) < 0.7,
+    })  # fmt: skip
+    return {"logins": logins, "usage_events": usage, "support_tickets": tickets, "trainings": trainings}
+
+
+def random_terms(rng: np.random.Generator, low: pd.Timestamp, high: pd.Timestamp) -> pd.DataFrame:
+    """Chains of monthly, quarterly and annual terms with gaps, overlaps and some unknown seat counts."""
+    rows = []
+    for account in RANDOM_ACCOUNTS:
+        start = low + pd.Timedelta(days=int(rng.integers(0, 60)))
+        while start < high:
+            length = int(rng.choice([30, 91, 365]))
+            seats = float(rng.integers(1, 20)) if rng.random() < 0.9 else np.nan
+            rows.append((account, start, start + pd.Timedelta(days=length), seats, rng.choice(["basic", "pro"])))
+            start = start + pd.Timedelta(days=length + int(rng.choice([-20, 0, 0, 5, 45])))
+    return pd.DataFrame(rows, columns=["account_id", "start_date", "end_date", "seats", "plan"])
+
+
+def random_tables(seed: int) -> dict[str, pd.DataFrame]:
+    """A small random dataset over 2023-2024 (one account lands after its first term starts)."""
+    rng = np.random.default_rng(seed)
+    created = [RANDOM_START, RANDOM_START, RANDOM_START + pd.Timedelta(days=40), RANDOM_START - pd.Timedelta(days=300)]
+    accounts = pd.DataFrame(
+        {"account_id": RANDOM_ACCOUNTS, "created_at": created, "segment": ["smb", "mid", "smb", "enterprise"],
+         "regulated": [False, True, False, True]}
+    )  # fmt: skip
+    return {
+        "accounts": accounts,
+        "subscriptions": random_terms(rng, RANDOM_START, RANDOM_END),
+        **random_events(rng, RANDOM_START, RANDOM_END),
+    }

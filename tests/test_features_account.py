@@ -1,0 +1,61 @@
+"""Account and contract features on hand-built terms."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from features.testing import accounts, make_dataset, snapshot
+
+TERMS = pd.DataFrame(
+    [
+        ("A", "2022-01-01", "2023-01-01", 10.0, 1000.0, "starter"),
+        ("A", "2023-01-10", "2024-01-10", 15.0, 2000.0, "professional"),  # renewal 9 days late, +50 % seats
+        ("A", "2023-06-01", "2024-01-10", 5.0, 300.0, "addon"),  # co-terminous add-on: not a renewal
+    ],
+    columns=["account_id", "start_date", "end_date", "seats", "arr", "plan"],
+)
+ACCOUNT = accounts(created_at="2021-12-15", regulated=True, industry="finance", region="emea")
+
+
+def dataset(terms: pd.DataFrame = TERMS, account: pd.DataFrame = ACCOUNT):
+    return make_dataset(accounts_table=account, subscriptions_table=terms)
+
+
+def test_contract_features_of_a_renewed_account_with_an_add_on():
+    row = snapshot(dataset(), "2023-07-01")
+    assert row["tenure_days"] == (pd.Timestamp("2023-07-01") - pd.Timestamp("2021-12-15")).days
+    assert (row["segment"], row["industry"], row["region"], row["regulated"]) == ("mid", "finance", "emea", 1.0)
+    assert row["plan"] == "professional"  # the main term, not the co-terminous add-on
+    assert row["arr"] == 2300 and row["seats"] == 15
+    assert row["term_length_days"] == 365
+    assert row["days_to_renewal"] == (pd.Timestamp("2024-01-10") - pd.Timestamp("2023-07-01")).days
+    assert row["renewals_count"] == 1
+    assert row["seat_change_last_renewal"] == pytest.approx(0.5)
+    assert row["is_new_customer"] == 0
+
+
+def test_terms_starting_after_as_of_are_invisible():
+    row = snapshot(dataset(), "2022-12-01")
+    assert row["renewals_count"] == 0 and row["seat_change_last_renewal"] == 0
+    assert row["plan"] == "starter" and row["seats"] == 10 and row["arr"] == 1000
+    assert row["days_to_renewal"] == 31
+
+
+def test_new_customer_flag_follows_the_configured_period():
+    row = snapshot(make_dataset(), "2024-04-01")  # landed 2024-01-01: 91 days
+    assert row["tenure_days"] == 91 and row["is_new_customer"] == 1
+    assert snapshot(make_dataset(), "2024-04-01", new_customer_days=60)["is_new_customer"] == 0
+
+
+def test_tenure_counts_from_the_first_term_when_created_at_is_later():
+    row = snapshot(make_dataset(accounts_table=accounts(created_at="2024-03-01")), "2024-04-01")
+    assert row["tenure_days"] == 91
+
+
+def test_categorical_features_are_categories_and_absent_columns_are_absent():
+    terms = TERMS.drop(columns=["seats", "plan"])
+    table_row = snapshot(dataset(terms, accounts()), "2023-07-01")
+    assert "seats" not in table_row.index and "seat_change_last_renewal" not in table_row.index
+    assert "plan" not in table_row.index and "industry" not in table_row.index
+    assert table_row["arr"] == 2300

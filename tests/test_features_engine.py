@@ -1,0 +1,135 @@
+"""The feature engine as a whole: table format, registry coverage, absent sources, clean-up, and
+agreement with the plain-pandas reference implementation on generated data."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.build import build_features, snapshot_dates
+from features.registry import all_specs, describe, lookup
+from features.table import META_COLUMNS, categorical_columns, feature_columns
+from features.testing import RANDOM_DATA_END, RANDOM_START, make_dataset, random_tables
+from pipeline.config import FeatureSettings
+from pipeline.loading import Dataset, load_dataset
+from pipeline.synthetic import generate
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = FeatureSettings()
+
+
+def _reference_module():
+    spec = importlib.util.spec_from_file_location("pandas_reference", ROOT / "bench" / "pandas_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("generated") / "data"
+    generate(out, n_accounts=60, seed=3, start="2023-01-01", years=1.5)
+    return out
+
+
+@pytest.fixture(scope="module")
+def generated_table(generated) -> pd.DataFrame:
+    dataset = load_dataset(generated)
+    return build_features(dataset, snapshot_dates(dataset, "monthly"), SETTINGS, grace_days=30)
+
+
+def test_table_format_and_registry_coverage(generated_table):
+    table = generated_table
+    assert list(table.columns[:4]) == list(META_COLUMNS)
+    assert table["label"].dtype == "Int8" and table["as_of"].dtype == "datetime64[us]"
+    assert table["term_end"].dtype == "datetime64[us]"
+    assert not table.duplicated(["account_id", "as_of"]).any()
+    assert table["as_of"].is_monotonic_increasing
+    specs = {name: lookup(name) for name in feature_columns(table)}
+    assert all(spec is not None for spec in specs.values()), [n for n, s in specs.items() if s is None]
+    assert {spec.category for spec in specs.values()} == set(SETTINGS.categories)
+    assert categorical_columns(table) == [n for n, s in specs.items() if s.kind == "categorical"]
+    assert all(table[n].dtype == "float64" for n, s in specs.items() if s.kind == "numeric")
+    assert set(all_specs()) <= set(table.columns)  # generated data has every source and column
+
+
+def test_every_template_renders_a_real_row(generated_table):
+    complete = generated_table.dropna()
+    assert len(complete) > 0
+    row = complete.iloc[len(complete) // 2].to_dict()
+    for name in feature_columns(generated_table):
+        text = describe(name, row[name], row)
+        assert not text.startswith(lookup(name).description), (name, text)  # not the fallback
+    assert describe("logins_trend_30d", -0.6, {"logins_per_seat_30d": 3.0}) == (
+        "3.0 logins per seat in 30 days, -60% on the previous 30"
+    )
+
+
+def assert_same_table(engine: pd.DataFrame, reference: pd.DataFrame) -> None:
+    assert sorted(reference.columns) == sorted(engine.columns)
+    reference = reference[engine.columns]
+    pd.testing.assert_frame_equal(
+        engine[["account_id", "as_of", "term_end"]], reference[["account_id", "as_of", "term_end"]], check_dtype=False
+    )
+    assert engine["label"].astype("Float64").equals(reference["label"].astype("Float64"))
+    for column in feature_columns(engine):
+        if column in categorical_columns(engine):
+            assert engine[column].astype(object).equals(reference[column].astype(object)), column
+        else:
+            np.testing.assert_allclose(engine[column], reference[column].astype(float), rtol=1e-9, err_msg=column)
+
+
+def test_engine_agrees_with_the_pandas_reference_on_generated_data(generated):
+    dataset = load_dataset(generated)
+    dates = snapshot_dates(dataset, "monthly")[::2]
+    engine = build_features(dataset, dates, SETTINGS, grace_days=30)
+    assert_same_table(engine, _reference_module().reference_features(dataset, dates, SETTINGS, grace_days=30))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_engine_agrees_with_the_pandas_reference_on_random_edge_cases(seed):
+    dataset = Dataset.from_frames(random_tables(seed), data_end=RANDOM_DATA_END)
+    days = np.random.default_rng(seed).integers(30, 700, 6)
+    dates = sorted({RANDOM_START + pd.Timedelta(days=int(d)) for d in days})
+    settings = FeatureSettings(top_features=3, windows=[7, 45])
+    engine = build_features(dataset, dates, settings, grace_days=30)
+    assert len(engine) > 0
+    assert_same_table(engine, _reference_module().reference_features(dataset, dates, settings, grace_days=30))
+
+
+def test_absent_sources_yield_no_columns_and_temporary_tables_are_dropped():
+    logins = pd.DataFrame({"account_id": ["A"], "ts": ["2024-02-01"], "user_id": ["u1"]})
+    dataset = make_dataset(logins=logins)
+    calls = []
+    table = build_features(dataset, ["2024-03-01"], SETTINGS, 30, progress=lambda *args: calls.append(args))
+    sources = {lookup(name).source for name in feature_columns(table)}
+    assert sources == {"accounts", "logins"}
+    leftovers = dataset.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+    assert leftovers == []
+    assert [done for _, done, _ in calls] == [0, 1, 2, 3, 4] and {total for *_, total in calls} == {4}
+
+
+def test_dates_without_active_accounts_give_an_empty_table_with_all_columns():
+    table = build_features(make_dataset(), ["2020-01-01"], SETTINGS, 30)
+    assert table.empty and "logins_per_seat_30d" in table.columns
+
+
+def test_accounts_without_events_in_a_present_source_get_zeros_and_missing_averages():
+    tickets = pd.DataFrame({"account_id": ["A"], "ticket_id": ["T1"], "opened_at": ["2024-02-01"], "csat": [5.0]})
+    subscriptions = pd.DataFrame(
+        {
+            "account_id": ["A", "B"],
+            "start_date": ["2024-01-01"] * 2,
+            "end_date": ["2025-01-01"] * 2,
+            "seats": [10.0, 4.0],
+        }
+    )
+    accounts = pd.DataFrame({"account_id": ["A", "B"], "created_at": ["2024-01-01"] * 2})
+    dataset = make_dataset(accounts_table=accounts, subscriptions_table=subscriptions, support_tickets=tickets)
+    table = build_features(dataset, ["2024-03-01"], SETTINGS, 30).set_index("account_id")
+    assert table.loc["A", "tickets_30d"] == 1 and table.loc["A", "csat_mean_90d"] == 5
+    assert table.loc["B", "tickets_30d"] == 0 and np.isnan(table.loc["B", "csat_mean_90d"])

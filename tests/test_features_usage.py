@@ -1,0 +1,89 @@
+"""Usage features by hand: window edges, per-seat values, per-feature columns, workflows (10 seats)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from features.registry import category_map, describe
+from features.testing import make_dataset, snapshot
+
+AS_OF = "2024-04-01"
+EVENTS = pd.DataFrame(
+    [
+        ("A", "2024-03-31 22:00", "Reports", 2.0),  # age 1
+        ("A", "2024-03-25 00:00", "dashboards", 3.0),  # age 7, first second of the 7-day window
+        ("A", "2024-03-24 23:00", "reports", 1.0),  # age 8
+        ("A", "2024-04-01 00:00", "api", 1.0),  # at as_of: not seen, not ranked
+        ("A", "2024-03-02 00:00", "Compliance Audit", 1.0),  # age 30
+        ("A", "2024-02-15 00:00", "search", 1.0),  # age 46
+        ("A", "2024-01-02 12:00", "dashboards", 1.0),  # age 90, first use 1.5 days after landing
+    ],
+    columns=["account_id", "ts", "feature", "quantity"],
+)
+
+
+def test_volumes_breadth_and_edges():
+    row = snapshot(make_dataset(usage_events=EVENTS), AS_OF)
+    assert [row[f"events_per_seat_{w}d"] for w in (7, 30, 90)] == pytest.approx([0.2, 0.4, 0.6])
+    assert [row[f"quantity_per_seat_{w}d"] for w in (7, 30, 90)] == pytest.approx([0.5, 0.7, 0.9])
+    assert [row[f"feature_breadth_{w}d"] for w in (7, 30, 90)] == [2, 3, 4]
+    assert row["days_to_first_value"] == pytest.approx(1.5)
+    assert row["days_since_last_use"] == 1
+    assert row["usage_trend_30d"] == pytest.approx((4 - 1) / 1)
+
+
+def test_per_feature_columns_for_top_and_tracked_features():
+    row = snapshot(make_dataset(usage_events=EVENTS), AS_OF, top_features=2)
+    per_feature = {
+        name: row[name] for name in row.index if name.startswith("usage_") and name.endswith("_per_seat_30d")
+    }
+    assert per_feature == pytest.approx(
+        {
+            "usage_dashboards_per_seat_30d": 0.1,
+            "usage_reports_per_seat_30d": 0.2,
+            "usage_compliance_audit_per_seat_30d": 0.1,
+        }
+    )
+    assert category_map(per_feature)["usage_reports_per_seat_30d"] == "adoption"
+    assert describe("usage_reports_per_seat_30d", 0.2) == "0.2 uses of reports per seat in the last 30 days"
+
+
+def test_days_to_first_value_waits_for_first_use_after_landing():
+    before_landing = pd.DataFrame({"account_id": ["A", "A"], "ts": ["2023-12-20", "2024-05-01"], "feature": "x"})
+    row = snapshot(make_dataset(usage_events=before_landing), AS_OF)
+    assert row["days_to_first_value"] == 91  # no use since landing yet: days so far
+    assert row["days_since_last_use"] == (pd.Timestamp(AS_OF) - pd.Timestamp("2023-12-20")).days
+
+
+def workflow_events() -> pd.DataFrame:
+    runs = [
+        ("r0", ["2023-12-20 10:00", "2023-12-20 11:00", "2023-12-20 12:00"], [1, 2, 3]),  # complete, before the window
+        ("r1", ["2024-02-01 10:00", "2024-02-01 11:00", "2024-02-01 12:00"], [1, 2, 3]),  # complete
+        ("r2", ["2024-03-01 10:00", "2024-03-01 11:00"], [1, 3]),  # skips step 2
+        ("r3", ["2024-03-10 10:00", "2024-03-10 11:00"], [1, 2]),  # abandoned
+        ("r4", ["2024-03-31 22:00", "2024-03-31 23:00", "2024-04-01 01:00"], [1, 2, 3]),  # ends after as_of
+        ("r5", ["2024-03-15 10:00", "2024-03-15 11:00", "2024-03-15 12:00"], [1, 3, 2]),  # skips, then goes back
+    ]
+    rows = [("A", ts, "export", run, step) for run, times, steps in runs for ts, step in zip(times, steps, strict=True)]
+    return pd.DataFrame(rows, columns=["account_id", "ts", "feature", "workflow_id", "step"])
+
+
+def test_workflow_completion_and_skip_rates_judge_runs_on_events_before_as_of():
+    dataset = make_dataset(usage_events=workflow_events())
+    row = snapshot(dataset, AS_OF)
+    assert row["workflow_completion_rate_90d"] == pytest.approx(1 / 5)  # r1 of r1..r5
+    assert row["workflow_skip_rate_90d"] == pytest.approx(2 / 5)  # r2, r5
+    later = snapshot(dataset, "2024-04-02")
+    assert later["workflow_completion_rate_90d"] == pytest.approx(2 / 5)  # r4 has finished
+
+
+def test_no_runs_means_missing_rates_and_no_workflow_columns_without_workflow_data():
+    events = workflow_events()
+    assert snapshot(make_dataset(usage_events=events), "2024-01-15")["workflow_completion_rate_90d"] == 1  # r0
+    row = snapshot(make_dataset(usage_events=events[events.workflow_id != "r0"]), "2024-01-15")
+    assert pd.isna(row["workflow_completion_rate_90d"]) and pd.isna(row["workflow_skip_rate_90d"])
+    row = snapshot(make_dataset(usage_events=EVENTS), AS_OF)
+    assert "workflow_completion_rate_90d" not in row.index and "quantity_per_seat_30d" in row.index
+    row = snapshot(make_dataset(usage_events=EVENTS.drop(columns="quantity")), AS_OF)
+    assert "quantity_per_seat_30d" not in row.index
