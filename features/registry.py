@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 
 Direction = Literal["higher", "lower", "neutral"]
@@ -60,11 +61,14 @@ def register_resolver(resolver: Resolver) -> Resolver:
     return resolver
 
 
-def all_specs() -> dict[str, FeatureSpec]:
-    """Every declared feature, loading the family modules first so the registry is complete."""
+def all_specs() -> Mapping[str, FeatureSpec]:
+    """Every declared feature (read-only), loading the family modules first so the registry is complete.
+
+    A view, not a copy: `describe` runs once per scored row and driver.
+    """
     import features.families  # noqa: F401  (registers on import)
 
-    return dict(_REGISTRY)
+    return MappingProxyType(_REGISTRY)
 
 
 def lookup(name: str) -> FeatureSpec | None:
