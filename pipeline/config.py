@@ -62,6 +62,12 @@ class ModelSettings(_Section):
     min_child_samples: int = 40
     early_stopping_rounds: int = 40
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    feature_fraction: float = Field(0.8, gt=0, le=1, description="Share of features each tree may use.")
+    bagging_fraction: float = Field(0.8, gt=0, le=1, description="Share of rows each tree sees (seeded).")
+    balance_classes: bool = Field(True, description="Weight churners by negatives/positives while boosting.")
+    refit: bool = Field(True, description="Refit on all labelled rows with the early-stopped tree count.")
+    num_threads: int = Field(2, ge=1, description="LightGBM threads; results are reproducible per thread count.")
+    promotion_min_gain: float = Field(0.0, ge=0, description="ROC AUC gain over the champion needed to promote.")
     tune_trials: int = Field(0, ge=0, description="Optuna trials; 0 = no search.")
 
 

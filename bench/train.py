@@ -1,0 +1,150 @@
+"""Benchmark `churn train`: training time and peak memory at 100k and 1M snapshot rows x ~100 features.
+
+    python bench/train.py [--rows 100000 1000000] [--features 100] [--threads 2] [--model-only]
+
+Each size runs in a fresh process, so its peak resident memory (getrusage maxrss) is its own. The
+data are synthetic snapshot rows in the feature-table format (monthly snapshots, term ends, a
+churn label driven non-linearly by a dozen of the features, two categoricals); the timed work is
+`ChurnRiskModel.fit` (early stopping, calibration, refit on all labelled rows) and, unless
+--model-only, the whole `train_model` stage (logistic baseline, evaluation, plots, MLflow logging
+and registration in a temporary SQLite store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+if sys.path and Path(sys.path[0]).resolve() == HERE:
+    sys.path.pop(0)  # bench/features.py would shadow the `features` package
+
+
+def peak_memory_mb() -> float:
+    """Peak resident set size of this process in MiB (maxrss is KiB on Linux, bytes on macOS)."""
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 2**10
+
+
+def synthetic_feature_table(rows: int, features: int, seed: int = 0) -> pd.DataFrame:
+    """Monthly snapshots over two years; the last few months' outcomes are still unknown (censored)."""
+    rng = np.random.default_rng(seed)
+    months = 24
+    accounts = max(1, rows // months)
+    as_of = pd.Timestamp("2022-01-01") + pd.to_timedelta(np.arange(rows) % months * 30, unit="D")
+    term_end = as_of + pd.to_timedelta(rng.integers(15, 366, rows), unit="D")
+    numeric = rng.standard_normal((rows, features - 2), dtype=np.float32).astype(np.float64)
+    segment = rng.integers(0, 3, rows)
+    logit = (
+        -2.0
+        + numeric[:, :6] @ np.array([0.8, -0.6, 0.5, -0.4, 0.3, 0.3])
+        + 0.7 * (numeric[:, 6] > 1.0)
+        - 0.5 * numeric[:, 7] * numeric[:, 8]
+        + 0.4 * np.abs(numeric[:, 9])
+        + np.array([0.4, 0.0, -0.5])[segment]
+    )
+    label = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(np.int8)
+    data_end = as_of.max()
+    known = (term_end + pd.Timedelta(days=30)) <= data_end
+    table = pd.DataFrame(
+        {
+            "account_id": pd.Series(np.arange(rows) // months % accounts).map("acc{:07d}".format),
+            "as_of": as_of.astype("datetime64[us]"),
+            "label": pd.array(np.where(known, label, 0), dtype="Int8"),
+            "term_end": term_end.astype("datetime64[us]"),
+            "segment": pd.Categorical.from_codes(segment, ["smb", "mid", "enterprise"]),
+            "plan": pd.Categorical.from_codes(rng.integers(0, 4, rows), ["basic", "pro", "business", "enterprise"]),
+        }
+    )
+    table.loc[~known, "label"] = pd.NA
+    numeric_frame = pd.DataFrame(numeric, columns=[f"f{i:03d}" for i in range(features - 2)])
+    return pd.concat([table, numeric_frame], axis=1)
+
+
+def run_one(rows: int, features: int, threads: int, model_only: bool) -> dict:
+    from features.table import feature_columns
+    from models.risk_model import ChurnRiskModel
+    from models.split import out_of_time_split
+    from pipeline.config import Settings
+
+    table = synthetic_feature_table(rows, features)
+    data_mb = table.memory_usage(deep=True).sum() / 2**20
+    settings = Settings(model={"num_threads": threads})
+    split = out_of_time_split(table, validation_share=settings.model.validation_share, grace_days=30)
+    names = feature_columns(table)
+    labelled = table[table["label"].notna()]
+    train, valid = table.loc[split.train_index], table.loc[split.valid_index]
+    start = time.perf_counter()
+    model = ChurnRiskModel.from_settings(settings.model).fit(
+        train[names], train["label"], valid[names], valid["label"], X_full=labelled[names], y_full=labelled["label"]
+    )
+    result = {
+        "rows": rows,
+        "features": len(names),
+        "train_rows": len(split.train_index),
+        "valid_rows": len(split.valid_index),
+        "data_mb": data_mb,
+        "model_seconds": time.perf_counter() - start,
+        "trees": model.best_iteration_,
+    }
+    if not model_only:
+        from pipeline.train import train_model
+
+        with tempfile.TemporaryDirectory() as workdir:
+            settings = Settings(workdir=workdir, model={"num_threads": threads})
+            start = time.perf_counter()
+            trained = train_model(table, settings)
+            result["stage_seconds"] = time.perf_counter() - start
+            result["valid_auc"] = trained.overall()["model"]["roc_auc"]
+            result["logistic_auc"] = trained.overall()["logistic"]["roc_auc"]
+    result["peak_mb"] = peak_memory_mb()
+    result["load"] = os.getloadavg()[0]  # other work on the machine slows every number above
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--features", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model-only", action="store_true", help="Time ChurnRiskModel.fit only.")
+    parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # one size, JSON out
+    args = parser.parse_args()
+
+    if args.single:
+        print(json.dumps(run_one(args.rows[0], args.features, args.threads, args.model_only)))
+        return
+    for rows in args.rows:
+        command = [sys.executable, __file__, "--single", "--rows", str(rows), "--features", str(args.features)]
+        command += ["--threads", str(args.threads)] + (["--model-only"] if args.model_only else [])
+        done = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+        if done.returncode != 0:
+            sys.exit(f"bench/train.py failed at {rows:,} rows:\n{done.stderr[-3000:]}")
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+        stage = (
+            ""
+            if args.model_only
+            else (
+                f", whole stage {r['stage_seconds']:6.1f} s "
+                f"(AUC model {r['valid_auc']:.3f} / logistic {r['logistic_auc']:.3f})"
+            )
+        )
+        print(
+            f"train {r['rows']:>10,} rows x {r['features']} features ({r['train_rows']:,} train / "
+            f"{r['valid_rows']:,} valid, {r['data_mb']:,.0f} MiB): model fit {r['model_seconds']:6.1f} s "
+            f"({r['trees']} trees){stage}, peak {r['peak_mb']:,.0f} MiB, load average {r['load']:.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

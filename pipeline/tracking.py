@@ -1,0 +1,401 @@
+"""MLflow tracking and model registry for the renewal-risk model.
+
+- The store comes from `Settings.tracking_uri()`: by default SQLite in the working folder, with
+  the experiment's artifacts in `<workdir>/mlartifacts` (never `./mlruns` of whatever directory
+  the job happens to run in); a server URI (setting or MLFLOW_TRACKING_URI) decides both itself.
+- The model is logged as a pyfunc that returns *calibrated probabilities* (a logged
+  LGBMClassifier's pyfunc would return class labels), with explicit pip requirements so MLflow
+  neither spawns a process to infer them nor lists the test tools of this environment.
+- Promotion to `champion` is earned on validation rows that *neither* model trained on, so a
+  champion refitted on all its history is not favoured by scoring rows it has memorised.
+
+Telemetry is switched off before MLflow is imported: it would otherwise do a DNS lookup, and
+nothing here may reach the internet.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # batch logs, not terminals
+
+import hashlib
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.metadata import version as installed_version
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from sklearn.metrics import roc_auc_score
+
+from models.risk_model import ChurnRiskModel
+from pipeline.config import Settings
+from pipeline.errors import ChurnError, ConfigError
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+MODEL_ARTIFACT = "model"
+OUTPUTS = ("probability", "log_odds", "contributions")
+# What the pyfunc imports at prediction time; versions are pinned to this environment.
+RUNTIME_PACKAGES = ("mlflow", "lightgbm", "numpy", "pandas", "scipy", "scikit-learn", "pydantic", "pyyaml")
+
+# model-version tags the promotion gate reads back from the current champion
+TAG_VALID_HASH = "validation_rows_hash"
+TAG_VALID_AUC = "validation_roc_auc"
+TAG_LAST_AS_OF = "last_labelled_as_of"
+TAG_LABEL_HORIZON = "label_horizon"
+TAG_REASON = "promotion_reason"
+
+
+# ---------------------------------------------------------------------------------- the store
+def _is_local_store(uri: str) -> bool:
+    return urlparse(uri).scheme in ("sqlite", "file", "")
+
+
+def _set_uris_without_exporting(uri: str) -> None:
+    """Point MLflow at `uri`, keeping the environment as the user set it.
+
+    MLflow also exports the URIs as MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI, where the next
+    `Settings.tracking_uri()` in this process would take them for the user's choice and ignore
+    its own working folder.
+    """
+    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def configure_tracking(settings: Settings) -> str:
+    """Point MLflow at the configured store and experiment; returns the experiment id."""
+    uri = settings.tracking_uri()
+    local = _is_local_store(uri)
+    if local:
+        settings.workdir_path.mkdir(parents=True, exist_ok=True)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    _set_uris_without_exporting(uri)
+    client = mlflow.MlflowClient()
+    name = settings.tracking.experiment
+    try:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            location = (settings.workdir_path / "mlartifacts").as_uri() if local else None
+            experiment_id = client.create_experiment(name, artifact_location=location)
+        elif experiment.lifecycle_stage == "deleted":
+            raise ConfigError(
+                f"MLflow experiment '{name}' at {uri} is deleted; restore it or set tracking.experiment to a new name."
+            )
+        else:
+            experiment_id = experiment.experiment_id
+    except MlflowException as exc:
+        raise ChurnError(f"MLflow tracking store {uri} is not usable: {exc.message}") from exc
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+# ---------------------------------------------------------------------------------- run content
+def frame_hash(frame: pd.DataFrame) -> str:
+    """Order-sensitive SHA-256 of a frame's values (row hashes of pandas, then hashed together)."""
+    row_hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    digest = hashlib.sha256(row_hashes.tobytes())
+    digest.update(",".join(map(str, frame.columns)).encode())
+    return digest.hexdigest()
+
+
+def data_fingerprint(table: pd.DataFrame, *, id_col: str, label_col: str, time_col: str | None) -> dict[str, Any]:
+    """Row counts, date range and a content hash: enough to tell whether two runs saw the same data."""
+    labels = table[label_col]
+    fingerprint: dict[str, Any] = {
+        "rows": len(table),
+        "columns": table.shape[1],
+        "accounts": int(table[id_col].nunique()),
+        "labelled_rows": int(labels.notna().sum()),
+        "churned_rows": int((labels == 1).sum()),
+        "sha256": frame_hash(table),
+    }
+    if time_col is not None:
+        dates = pd.to_datetime(table[time_col])
+        fingerprint.update(first_as_of=str(dates.min().date()), last_as_of=str(dates.max().date()))
+        fingerprint["snapshot_dates"] = int(dates.nunique())
+    return fingerprint
+
+
+def log_config_files(paths: list[Path]) -> None:
+    """Log each configuration file once under `config/` (the same file may be named twice)."""
+    for path in dict.fromkeys(Path(p).resolve() for p in paths):
+        if not Path(path).is_file():
+            raise ConfigError(f"Configuration file {path} does not exist, so it cannot be logged with the run.")
+        mlflow.log_artifact(str(path), artifact_path="config")
+
+
+def log_metrics_table(metrics: pd.DataFrame) -> None:
+    """Overall metrics as MLflow metrics (`<score>_<metric>`); every segment as a CSV artifact."""
+    overall = metrics[metrics["segment"] == "all"]
+    values: dict[str, float] = {}
+    for row in overall.to_dict("records"):
+        for key, value in row.items():
+            if key not in ("score", "segment") and pd.notna(value):
+                values[f"{row['score']}_{key}"] = float(value)
+    mlflow.log_metrics(values)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "metrics_by_segment.csv"
+        metrics.to_csv(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path="evaluation")
+
+
+# -------------------------------------------------------------------------------- the pyfunc
+class ChurnModelPyfunc(mlflow.pyfunc.PythonModel):
+    """Serving wrapper: calibrated churn probability by default.
+
+    `params={"output": "log_odds"}` returns the booster's raw log-odds, `"contributions"` the
+    exact SHAP contribution of every feature (plus `bias`). Categorical features are passed as
+    strings (MLflow's schema check refuses pandas `category` columns).
+    """
+
+    def load_context(self, context: Any) -> None:
+        self.model = ChurnRiskModel.load(context.artifacts["churn_model"])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        output = (params or {}).get("output", "probability")
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        if output == "probability":
+            return pd.DataFrame({"churn_probability": self.model.predict_proba(frame)[:, 1]}, index=frame.index)
+        if output == "log_odds":
+            return pd.DataFrame({"churn_log_odds": self.model.predict_raw(frame)}, index=frame.index)
+        if output == "contributions":
+            return self.model.contributions(frame)
+        raise ChurnError(f"pyfunc params.output: unknown value '{output}' (use one of {', '.join(OUTPUTS)}).")
+
+
+def pip_requirements() -> list[str]:
+    return [f"{name}=={installed_version(name)}" for name in RUNTIME_PACKAGES]
+
+
+def serving_example(model: ChurnRiskModel, X: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+    """A few rows in the pyfunc's input format (model features, categoricals as strings)."""
+    example = model.prepare(X.head(rows))
+    return example.astype({name: "object" for name in model.categories})
+
+
+@contextmanager
+def _quiet_mlflow() -> Iterator[None]:
+    """Hide MLflow's per-call chatter (pickling advice, registration notices) during logging."""
+    logger = logging.getLogger("mlflow")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+def log_model(model: ChurnRiskModel, X_example: pd.DataFrame, settings: Settings, tags: dict[str, str]) -> ModelVersion:
+    """Log the pyfunc in the active run, register it and point the `challenger` alias at it."""
+    example = serving_example(model, X_example)
+    pyfunc = ChurnModelPyfunc()
+    pyfunc.model = model
+    signature = infer_signature(example, pyfunc.predict(None, example), params={"output": "probability"})
+    with tempfile.TemporaryDirectory() as tmp, _quiet_mlflow():
+        model_dir = model.save(Path(tmp) / "churn_model")
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=ChurnModelPyfunc(),
+            artifacts={"churn_model": str(model_dir)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=pip_requirements(),
+            registered_model_name=settings.model.name,
+        )
+    client = mlflow.MlflowClient()
+    version = str(info.registered_model_version)
+    for key, value in tags.items():
+        client.set_model_version_tag(settings.model.name, version, key, value)
+    client.set_registered_model_alias(settings.model.name, CHALLENGER, version)
+    return client.get_model_version(settings.model.name, version)
+
+
+def load_model(uri: str, settings: Settings | None = None) -> ChurnRiskModel:
+    """The ChurnRiskModel behind a logged pyfunc (`models:/NAME@champion`, `models:/NAME/3`, `runs:/...`).
+
+    With `settings`, the configured tracking store is used; otherwise the current MLflow URI.
+    `model.metadata` gets the URI and, for registry URIs, the resolved version.
+    """
+    if settings is not None:
+        configure_tracking(settings)
+    try:
+        pyfunc = mlflow.pyfunc.load_model(uri)
+    except MlflowException as exc:
+        raise ChurnError(
+            f"Cannot load model '{uri}' from {mlflow.get_tracking_uri()}: {exc.message} "
+            "(train one with `churn train`, or pass --model-uri)."
+        ) from exc
+    wrapper = pyfunc.unwrap_python_model()
+    if not isinstance(wrapper, ChurnModelPyfunc):
+        raise ChurnError(f"Model '{uri}' is not a churn-risk model (it wraps {type(wrapper).__name__}).")
+    model = wrapper.model
+    model.metadata["model_uri"] = uri
+    resolved = _registry_version(uri)
+    if resolved is not None:
+        model.metadata["model_version"] = str(resolved.version)
+        model.metadata["run_id"] = resolved.run_id
+    return model
+
+
+def _registry_version(uri: str) -> ModelVersion | None:
+    if not uri.startswith("models:/"):
+        return None
+    reference = uri.removeprefix("models:/")
+    client = mlflow.MlflowClient()
+    if "@" in reference:
+        name, alias = reference.split("@", 1)
+        return client.get_model_version_by_alias(name, alias)
+    name, _, version = reference.partition("/")
+    return client.get_model_version(name, version) if version.isdigit() else None
+
+
+# --------------------------------------------------------------------------------- promotion
+class NoFairComparison(Exception):
+    """The champion and the challenger share no validation rows that both saw out of sample."""
+
+
+@dataclass(frozen=True)
+class ValidationEvidence:
+    """The challenger's validation rows and its scores on them.
+
+    `scores` rank (the pre-refit booster's log-odds). `as_of` and `label_known` (the date each
+    row's outcome became observable) tell which rows an earlier model could have trained on;
+    both are None for prepared tables without a time column.
+    """
+
+    X: pd.DataFrame
+    labels: np.ndarray
+    scores: np.ndarray
+    rows_hash: str
+    as_of: pd.Series | None = None
+    label_known: pd.Series | None = None
+
+    @property
+    def roc_auc(self) -> float:
+        return float(roc_auc_score(self.labels, self.scores))
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    promoted: bool
+    reason: str
+    challenger_auc: float
+    champion_version: str | None = None
+    champion_auc: float | None = None
+    compared_rows: int = 0
+
+
+def current_champion(name: str) -> ModelVersion | None:
+    try:
+        return mlflow.MlflowClient().get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def version_tags(
+    evidence: ValidationEvidence, labelled_as_of: pd.Series | None, labelled_known: pd.Series | None
+) -> dict[str, str]:
+    """What a later promotion gate needs to know about this model: its validation and its data."""
+    tags = {TAG_VALID_HASH: evidence.rows_hash, TAG_VALID_AUC: repr(evidence.roc_auc)}
+    if labelled_as_of is not None and labelled_known is not None:
+        tags[TAG_LAST_AS_OF] = pd.Timestamp(labelled_as_of.max()).isoformat()
+        tags[TAG_LABEL_HORIZON] = pd.Timestamp(labelled_known.max()).isoformat()
+    return tags
+
+
+def _unseen_by(champion: ModelVersion, evidence: ValidationEvidence) -> np.ndarray:
+    """Validation rows the champion cannot have trained on: snapshots or outcomes after its data."""
+    last_as_of, horizon = champion.tags.get(TAG_LAST_AS_OF), champion.tags.get(TAG_LABEL_HORIZON)
+    if evidence.as_of is None or evidence.label_known is None or not last_as_of or not horizon:
+        raise NoFairComparison("the champion was validated on other rows and its training period is unknown")
+    later_snapshot = pd.to_datetime(evidence.as_of).to_numpy() > np.datetime64(pd.Timestamp(last_as_of))
+    known_later = pd.to_datetime(evidence.label_known).to_numpy() > np.datetime64(pd.Timestamp(horizon))
+    return later_snapshot | known_later
+
+
+def _compare(champion: ModelVersion, evidence: ValidationEvidence, model_name: str) -> tuple[float, float, int, str]:
+    """(challenger AUC, champion AUC, rows compared, on which rows) on rows fair to both models."""
+    if champion.tags.get(TAG_VALID_HASH) == evidence.rows_hash:
+        recorded = float(champion.tags[TAG_VALID_AUC])
+        return evidence.roc_auc, recorded, len(evidence.labels), "on the same validation rows, out of sample for both"
+    unseen = _unseen_by(champion, evidence)
+    labels = evidence.labels[unseen]
+    if labels.min(initial=1) == 1 or labels.max(initial=0) == 0:
+        raise NoFairComparison(
+            f"only {int(unseen.sum())} validation rows were labelled after the champion's data ended, "
+            "too few to hold both churned and renewed accounts"
+        )
+    try:
+        champion_model = load_model(f"models:/{model_name}/{champion.version}")
+        champion_scores = champion_model.predict_raw(evidence.X.loc[unseen])
+    except ChurnError as exc:
+        raise NoFairComparison(f"the champion cannot score this table: {exc}") from exc
+    return (
+        float(roc_auc_score(labels, evidence.scores[unseen])),
+        float(roc_auc_score(labels, champion_scores)),
+        int(unseen.sum()),
+        "on the validation rows labelled after the champion's data ended",
+    )
+
+
+def promote_if_better(
+    settings: Settings, version: ModelVersion, evidence: ValidationEvidence, *, promote: bool = False
+) -> PromotionDecision:
+    """Move `champion` to `version` when it beats the champion's ROC AUC on fair rows (or when forced)."""
+    name = settings.model.name
+    champion = current_champion(name)
+    challenger_auc = evidence.roc_auc
+    if champion is None:
+        decision = PromotionDecision(True, f"no champion yet; v{version.version} becomes champion", challenger_auc)
+    elif promote:
+        decision = PromotionDecision(
+            True,
+            f"promoted on request (--promote), replacing champion v{champion.version}",
+            challenger_auc,
+            str(champion.version),
+        )
+    else:
+        try:
+            challenger_auc, champion_auc, compared, how = _compare(champion, evidence, name)
+        except NoFairComparison as exc:
+            reason = (
+                f"kept champion v{champion.version}: no fair comparison possible ({exc}); use --promote to override"
+            )
+            return _record(settings, version, PromotionDecision(False, reason, challenger_auc, str(champion.version)))
+        gain = challenger_auc - champion_auc
+        beats = gain > settings.model.promotion_min_gain
+        verdict = "beats" if beats else "does not beat"
+        reason = (
+            f"v{version.version} {verdict} champion v{champion.version}: ROC AUC {challenger_auc:.4f} vs "
+            f"{champion_auc:.4f} ({gain:+.4f}, needed > {settings.model.promotion_min_gain:+.4f}) "
+            f"{how} ({compared:,} rows)"
+        )
+        decision = PromotionDecision(beats, reason, challenger_auc, str(champion.version), champion_auc, compared)
+    return _record(settings, version, decision)
+
+
+def _record(settings: Settings, version: ModelVersion, decision: PromotionDecision) -> PromotionDecision:
+    client = mlflow.MlflowClient()
+    client.set_model_version_tag(settings.model.name, version.version, TAG_REASON, decision.reason)
+    if decision.promoted:
+        client.set_registered_model_alias(settings.model.name, CHAMPION, version.version)
+    return decision

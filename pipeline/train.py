@@ -1,0 +1,390 @@
+"""The `churn train` stage: fit, evaluate out of time against two baselines, log, register, gate.
+
+One MLflow run per training holds everything needed to trust or reject the model later: the
+parameters and configuration files, a fingerprint of the data, metrics of the model and of the
+logistic and rule baselines on the same validation rows (overall and per segment), plots, the
+feature list with each feature's health category, the validation predictions, and the model.
+
+Prepared per-account tables (`churn train --table`) are turned into the feature-table format
+first, so both paths share one implementation.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.registry import category_map
+from features.table import ACCOUNT_ID, AS_OF, LABEL, META_COLUMNS, TERM_END, categorical_columns, feature_columns
+from models.baselines import fit_logistic_baseline
+from models.evaluation import ALL_SEGMENTS, evaluate, write_evaluation_plots
+from models.risk_model import ChurnRiskModel
+from models.split import Split, out_of_time_split, stratified_split
+from pipeline import tracking  # first: it disables MLflow telemetry before MLflow is imported
+from pipeline.config import Settings
+from pipeline.errors import ConfigError, DataContractError
+from pipeline.progress import ProgressCallback
+
+SHAP_SAMPLE_ROWS = 5_000
+STEPS = ("split", "fit model", "fit logistic baseline", "evaluate", "plots", "log to MLflow")
+HIGH_CARDINALITY_SHARE = 0.5  # text columns with more distinct values than this share of rows are ids/free text
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced; `metrics` has one row per (score, segment)."""
+
+    run_id: str
+    experiment_id: str
+    model_version: str
+    model_uri: str
+    promoted: bool
+    promotion_reason: str
+    metrics: pd.DataFrame
+    split: Split
+    model: ChurnRiskModel
+    validation: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    def overall(self) -> dict[str, dict[str, float]]:
+        """{score: {metric: value}} for all validation rows."""
+        rows = self.metrics[self.metrics["segment"] == ALL_SEGMENTS].set_index("score").drop(columns="segment")
+        return {score: {k: float(v) for k, v in row.items() if pd.notna(v)} for score, row in rows.iterrows()}
+
+
+def train_model(
+    table: pd.DataFrame,
+    settings: Settings,
+    *,
+    rule_risk: pd.Series | None = None,
+    config_files: Sequence[Path] = (),
+    promote: bool = False,
+    progress: ProgressCallback | None = None,
+) -> TrainResult:
+    """Train on a snapshot feature table (see features/table.py) with an out-of-time split.
+
+    `rule_risk` (100 - health score, indexed like `table`) is evaluated as the rule baseline.
+    """
+    missing = [c for c in META_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataContractError(
+            f"feature table: columns {missing} are missing; expected {list(META_COLUMNS)} followed by features."
+        )
+    if not table.index.is_unique:
+        raise DataContractError(
+            "feature table: the row index repeats (e.g. after pd.concat); reset it, and align rule_risk with it."
+        )
+    _report(progress, 0)
+    split = out_of_time_split(
+        table, validation_share=settings.model.validation_share, grace_days=settings.data.grace_days
+    )
+    return _fit_evaluate_log(
+        table,
+        split,
+        settings,
+        grace_days=settings.data.grace_days,
+        rule_risk=rule_risk,
+        config_files=config_files,
+        promote=promote,
+        progress=progress,
+        source="feature table",
+    )
+
+
+def train_prepared_table(
+    path: str | Path,
+    id_col: str,
+    label_col: str,
+    time_col: str | None = None,
+    settings: Settings | None = None,
+    *,
+    config_files: Sequence[Path] = (),
+    promote: bool = False,
+    progress: ProgressCallback | None = None,
+) -> TrainResult:
+    """Train on an already aggregated table: out of time on `time_col` if given, else stratified.
+
+    The time column is taken as the moment each row's label was observed (no grace gap).
+    """
+    settings = settings or Settings()
+    frame = read_prepared_table(path)
+    table, notes = prepare_table(frame, id_col, label_col, time_col, source=Path(path).name)
+    _report(progress, 0)
+    if time_col is not None:
+        split = out_of_time_split(table, validation_share=settings.model.validation_share, grace_days=0)
+    else:
+        split = stratified_split(table, validation_share=settings.model.validation_share, seed=settings.model.seed)
+    result = _fit_evaluate_log(
+        table,
+        split,
+        settings,
+        grace_days=0,
+        rule_risk=None,
+        config_files=config_files,
+        promote=promote,
+        progress=progress,
+        source=f"prepared table {Path(path).name}",
+        notes=notes,
+    )
+    return result
+
+
+# ----------------------------------------------------------------------------- prepared tables
+def read_prepared_table(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise DataContractError(f"--table {path}: the file does not exist.")
+    try:
+        if path.is_dir() or path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if path.suffix.lower() in (".csv", ".txt"):
+            return pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise DataContractError(f"--table {path}: cannot be read ({exc}).") from exc
+    raise DataContractError(f"--table {path}: unknown format '{path.suffix}' (use .parquet, .csv or a parquet folder).")
+
+
+_LABEL_WORDS = {"1": 1, "0": 0, "true": 1, "false": 0, "yes": 1, "no": 0, "y": 1, "n": 0, "1.0": 1, "0.0": 0}
+
+
+def _parse_labels(values: pd.Series, name: str) -> pd.Series:
+    """1 = churned, 0 = stayed, <NA> = unknown; accepts 0/1, booleans and yes/no/true/false."""
+    text = values.astype("string").str.strip().str.lower()
+    parsed = text.map(_LABEL_WORDS, na_action="ignore")
+    bad = parsed.isna() & text.notna() & (text != "")
+    if bad.any():
+        examples = ", ".join(f"row {i}: {v!r}" for i, v in values[bad].head(3).items())
+        raise DataContractError(
+            f"--table label column '{name}': {int(bad.sum())} values are not 0/1, true/false or yes/no ({examples})."
+        )
+    return parsed.astype("Int8")
+
+
+def prepare_table(
+    frame: pd.DataFrame, id_col: str, label_col: str, time_col: str | None, source: str = "--table"
+) -> tuple[pd.DataFrame, list[str]]:
+    """Turn a per-account table into the feature-table format; returns it and notes on dropped columns.
+
+    Numbers stored as text become numeric, other text becomes categorical; text columns with
+    nearly one value per row (ids, names, free text) and timestamps other than `time_col` are
+    dropped, because a model cannot generalise from them.
+    """
+    needed = [c for c in (id_col, label_col, time_col) if c is not None]
+    absent = [c for c in needed if c not in frame.columns]
+    if absent:
+        raise DataContractError(f"{source}: column(s) {absent} not found; columns are {list(frame.columns)[:12]}.")
+    others = [c for c in frame.columns if c not in needed]
+    clashes = [c for c in others if c in META_COLUMNS]
+    if clashes:
+        raise DataContractError(
+            f"{source}: feature column(s) {clashes} clash with reserved names {list(META_COLUMNS)}."
+        )
+    table = pd.DataFrame(
+        {ACCOUNT_ID: frame[id_col].astype("string"), LABEL: _parse_labels(frame[label_col], label_col)},
+        index=frame.index,
+    )
+    if time_col is not None:
+        when = pd.to_datetime(frame[time_col], errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None)
+        bad = when.isna() & frame[time_col].notna()
+        if bad.any():
+            examples = ", ".join(f"row {i}: {v!r}" for i, v in frame.loc[bad, time_col].head(3).items())
+            raise DataContractError(
+                f"{source}.{time_col}: {int(bad.sum())} values are not ISO-8601 dates ({examples})."
+            )
+        table[AS_OF] = when.astype("datetime64[us]")
+        table[TERM_END] = table[AS_OF]
+    else:
+        table[AS_OF] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us]")
+        table[TERM_END] = table[AS_OF]
+    notes: list[str] = []
+    for name in others:
+        column, note = _feature_column(frame[name], name)
+        if note:
+            notes.append(note)
+        else:
+            table[name] = column
+    if not feature_columns(table):
+        raise DataContractError(f"{source}: no usable feature columns besides '{id_col}' and '{label_col}'.")
+    return table, notes
+
+
+def _feature_column(values: pd.Series, name: str) -> tuple[pd.Series | None, str | None]:
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return values.astype("float64"), None
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return None, f"dropped '{name}': a timestamp (pass it as --time to split on it)"
+    text = values.astype("string").str.strip().replace("", pd.NA)
+    numbers = pd.to_numeric(text, errors="coerce")
+    present = text.notna()
+    if present.any() and numbers[present].notna().all():
+        return numbers.astype("float64"), None
+    if present.any() and pd.to_datetime(text[present], errors="coerce", format="ISO8601").notna().all():
+        return None, f"dropped '{name}': a timestamp (pass it as --time to split on it)"
+    distinct = text.nunique()
+    if distinct > max(50, HIGH_CARDINALITY_SHARE * text.notna().sum()):
+        return None, f"dropped '{name}': {distinct:,} distinct text values (an id or free text)"
+    return text.astype("category"), None
+
+
+# ------------------------------------------------------------------------------------ the core
+def _report(progress: ProgressCallback | None, done: int) -> None:
+    if progress is not None:
+        progress("train", done, len(STEPS))
+
+
+def _fit_evaluate_log(
+    table: pd.DataFrame,
+    split: Split,
+    settings: Settings,
+    *,
+    grace_days: int,
+    rule_risk: pd.Series | None,
+    config_files: Sequence[Path],
+    promote: bool,
+    progress: ProgressCallback | None,
+    source: str,
+    notes: list[str] | None = None,
+) -> TrainResult:
+    if settings.model.tune_trials > 0:
+        raise ConfigError(
+            f"model.tune_trials = {settings.model.tune_trials}: hyperparameter search is not available in this "
+            "version; set it to 0 and tune num_leaves, max_depth and learning_rate in the model section."
+        )
+    features = feature_columns(table)
+    labelled = table[table[LABEL].notna()]
+    train, valid = table.loc[split.train_index], table.loc[split.valid_index]
+    y_train, y_valid = train[LABEL].astype(int), valid[LABEL].astype(int).to_numpy()
+    rule_scores = None if rule_risk is None else _rule_scores(rule_risk, valid.index)
+    _report(progress, 1)
+
+    model = ChurnRiskModel.from_settings(settings.model).fit(
+        train[features], y_train, valid[features], y_valid, X_full=labelled[features], y_full=labelled[LABEL]
+    )
+    _report(progress, 2)
+    logistic = fit_logistic_baseline(train[features], y_train, categorical_columns(table), seed=settings.model.seed)
+    logistic_proba = logistic.predict_proba(valid[features])[:, 1]
+    _report(progress, 3)
+
+    # ranking uses the pre-refit booster score; probabilities are the cross-fitted calibrations
+    scores = {"model": model.validation_raw_, "logistic": logistic_proba}
+    if rule_scores is not None:
+        scores["rule"] = rule_scores
+    probabilities = {"model": model.validation_proba_, "logistic": logistic_proba}
+    metrics = evaluate(
+        y_valid,
+        scores,
+        probabilities=probabilities,
+        segments=valid["segment"] if "segment" in valid.columns else None,
+        arr=valid["arr"] if "arr" in valid.columns else None,
+    )
+    validation = valid[[ACCOUNT_ID, AS_OF, TERM_END, LABEL]].assign(
+        model_score=model.validation_raw_,
+        churn_probability=model.validation_proba_,
+        logistic_probability=logistic_proba,
+        **({"rule_risk": rule_scores} if rule_scores is not None else {}),
+    )
+    _report(progress, 4)
+
+    has_time = bool(table[AS_OF].notna().any())
+    evidence = tracking.ValidationEvidence(
+        X=valid[features],
+        labels=y_valid,
+        scores=model.validation_raw_,
+        rows_hash=tracking.frame_hash(valid[[ACCOUNT_ID, AS_OF, LABEL]].reset_index(drop=True)),
+        as_of=valid[AS_OF] if has_time else None,
+        label_known=valid[TERM_END] + pd.Timedelta(days=grace_days) if has_time else None,
+    )
+    tags = tracking.version_tags(
+        evidence,
+        labelled[AS_OF] if has_time else None,
+        labelled[TERM_END] + pd.Timedelta(days=grace_days) if has_time else None,
+    )
+    categories = category_map(model.feature_names, settings.features.category_overrides)
+    plots_input = {
+        "labels": y_valid,
+        "scores": scores,
+        "probabilities": probabilities,
+        "importance": model.feature_importance("gain"),
+        "contributions": model.contributions(
+            valid[features].sample(min(SHAP_SAMPLE_ROWS, len(valid)), random_state=settings.model.seed)
+        ),
+        "categories": categories,
+    }
+    fingerprint = tracking.data_fingerprint(
+        table, id_col=ACCOUNT_ID, label_col=LABEL, time_col=AS_OF if has_time else None
+    )
+    params = {
+        **{f"model_{k}": v for k, v in model.get_params().items()},
+        **split.describe(),
+        **{f"data_{k}": v for k, v in fingerprint.items()},
+        "source": source,
+        "features": len(features),
+        "categorical_features": len(model.categories),
+        "best_iteration": model.best_iteration_,
+    }
+
+    experiment_id = tracking.configure_tracking(settings)
+    import mlflow  # after pipeline.tracking (telemetry off)
+
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=f"train {source}") as run:
+        tmp_dir = Path(tmp)
+        write_evaluation_plots(tmp_dir / "plots", **plots_input)
+        _report(progress, 5)
+        mlflow.log_params(params)
+        mlflow.set_tags({"stage": "train", "source": source})
+        mlflow.log_dict(fingerprint, "data/fingerprint.json")
+        if notes:
+            mlflow.log_text("\n".join(notes), "data/notes.txt")
+        tracking.log_config_files([*config_files, *_healthscore_file(settings)])
+        mlflow.log_dict(settings.model_dump(mode="json"), "config/settings_resolved.json")
+        tracking.log_metrics_table(metrics)
+        mlflow.log_metrics({"best_iteration": model.best_iteration_, "fit_rows": model.fit_rows_})
+        mlflow.log_artifacts(str(tmp_dir / "plots"), artifact_path="plots")
+        mlflow.log_dict(
+            {"features": model.feature_names, "categorical": list(model.categories)}, "features/features.json"
+        )
+        mlflow.log_dict(categories, "features/feature_categories.json")
+        validation.to_parquet(tmp_dir / "validation_predictions.parquet", index=False)
+        mlflow.log_artifact(str(tmp_dir / "validation_predictions.parquet"), artifact_path="evaluation")
+        version = tracking.log_model(model, valid[features], settings, tags)
+        version_id = str(version.version)
+        decision = tracking.promote_if_better(settings, version, evidence, promote=promote)
+        mlflow.set_tags(
+            {"model_version": version_id, "promoted": str(decision.promoted), "promotion_reason": decision.reason}
+        )
+    _report(progress, 6)
+    model.metadata.update(model_version=version_id, run_id=run.info.run_id)
+    return TrainResult(
+        run_id=run.info.run_id,
+        experiment_id=experiment_id,
+        model_version=version_id,
+        model_uri=f"models:/{settings.model.name}/{version_id}",
+        promoted=decision.promoted,
+        promotion_reason=decision.reason,
+        metrics=metrics,
+        split=split,
+        model=model,
+        validation=validation,
+        notes=list(notes or []),
+    )
+
+
+def _rule_scores(rule_risk: pd.Series, index: pd.Index) -> np.ndarray:
+    aligned = pd.to_numeric(rule_risk.reindex(index), errors="coerce")
+    if aligned.isna().any():
+        examples = aligned.index[aligned.isna()][:3].tolist()
+        raise DataContractError(
+            f"rule_risk: no value for {int(aligned.isna().sum())} validation rows (index {examples}); "
+            "pass 100 - health score for every row of the feature table."
+        )
+    return aligned.to_numpy(dtype=float)
+
+
+def _healthscore_file(settings: Settings) -> list[Path]:
+    path = settings.healthscore_path()
+    return [path] if path.is_file() else []

@@ -1,0 +1,125 @@
+"""The out-of-time split never lets a training label be observed after the validation start."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from churn_sim import simulate_feature_table
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.split import out_of_time_split, stratified_split
+from pipeline.errors import DataContractError
+
+
+def _random_table(seed: int, rows: int, months: int, censored_share: float) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    as_of = pd.Timestamp("2022-01-01") + pd.to_timedelta(rng.integers(0, months, rows) * 30, unit="D")
+    term_end = as_of + pd.to_timedelta(rng.integers(1, 400, rows), unit="D")
+    labels = pd.array(rng.integers(0, 2, rows), dtype="Int8")
+    labels[rng.random(rows) < censored_share] = pd.NA
+    return pd.DataFrame(
+        {
+            "account_id": [f"a{i % 37}" for i in range(rows)],
+            "as_of": as_of,
+            "label": labels,
+            "term_end": term_end,
+            "x": rng.normal(size=rows),
+        },
+        index=pd.RangeIndex(1000, 1000 + rows),
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    share=st.floats(0.05, 0.6),
+    grace=st.integers(0, 90),
+    months=st.integers(2, 40),
+    censored=st.floats(0.0, 0.5),
+)
+def test_no_training_label_is_observed_at_or_after_the_validation_start(seed, share, grace, months, censored):
+    table = _random_table(seed, 400, months, censored)
+    try:
+        split = out_of_time_split(table, validation_share=share, grace_days=grace)
+    except DataContractError:
+        return  # too little history for this draw is a legitimate, explained refusal
+    train, valid = table.loc[split.train_index], table.loc[split.valid_index]
+    assert (train["term_end"] + pd.Timedelta(days=grace) < split.cutoff).all()
+    assert (train["as_of"] < split.cutoff).all()
+    assert (valid["as_of"] >= split.cutoff).all()
+    assert set(split.train_index).isdisjoint(split.valid_index)
+    assert train["label"].notna().all() and valid["label"].notna().all()
+    labelled = table[table["label"].notna()]
+    # the validation block is the latest dates holding at most `share` of labelled rows (one date at least)
+    assert len(valid) <= share * len(labelled) or valid["as_of"].nunique() == 1
+    earlier = labelled[labelled["as_of"] < split.cutoff]
+    if len(earlier):
+        previous_date = earlier["as_of"].max()
+        assert (labelled["as_of"] >= previous_date).sum() > share * len(labelled)
+
+
+def test_default_share_leaves_about_the_last_fifth_of_labelled_history_for_validation():
+    table, _ = simulate_feature_table(300, seed=3)
+    split = out_of_time_split(table, validation_share=0.2, grace_days=30)
+    labelled = table["label"].notna().sum()
+    assert 0.12 * labelled <= len(split.valid_index) <= 0.2 * labelled
+    assert split.describe()["validation_start"] == split.cutoff.date().isoformat()
+    # every row dropped by the gap has a label observed too late, and is otherwise eligible
+    gap = table[table["label"].notna() & (table["as_of"] < split.cutoff)].drop(index=split.train_index)
+    assert len(gap) == split.details["gap_rows_dropped"] > 0
+    assert (gap["term_end"] + pd.Timedelta(days=30) >= split.cutoff).all()
+
+
+def test_censored_rows_never_train_or_validate():
+    table, _ = simulate_feature_table(300, seed=4)
+    split = out_of_time_split(table, validation_share=0.2, grace_days=30)
+    censored = set(table.index[table["label"].isna()])
+    assert censored, "the simulation should censor the latest terms"
+    assert censored.isdisjoint(split.train_index) and censored.isdisjoint(split.valid_index)
+
+
+def test_a_single_snapshot_date_is_refused_with_the_date_named():
+    table = _random_table(1, 100, 1, 0.0)
+    with pytest.raises(DataContractError, match=r"share the date 2022-01-01"):
+        out_of_time_split(table, validation_share=0.2, grace_days=30)
+
+
+def test_history_shorter_than_the_gap_is_refused_with_the_reason():
+    table = _random_table(2, 200, 3, 0.0)
+    table["term_end"] = table["as_of"] + pd.Timedelta(days=365)
+    with pytest.raises(DataContractError, match=r"no training rows.*term_end \+ 30 grace days"):
+        out_of_time_split(table, validation_share=0.2, grace_days=30)
+
+
+def test_one_class_in_validation_is_refused():
+    table = _random_table(3, 300, 12, 0.0)
+    table.loc[table["as_of"] >= table["as_of"].max(), "label"] = 0
+    with pytest.raises(DataContractError, match=r"validation rows hold only one class \(0 churned"):
+        out_of_time_split(table, validation_share=0.05, grace_days=0)
+
+
+def test_no_labels_at_all_is_refused():
+    table = _random_table(4, 50, 6, 1.0)
+    with pytest.raises(DataContractError, match=r"no labelled rows \(50 rows"):
+        out_of_time_split(table, validation_share=0.2, grace_days=30)
+
+
+def test_stratified_split_keeps_repeated_accounts_on_one_side_and_the_churn_rate():
+    table = _random_table(5, 1_000, 12, 0.1)
+    split = stratified_split(table, validation_share=0.2, seed=7)
+    train_ids = set(table.loc[split.train_index, "account_id"])
+    valid_ids = set(table.loc[split.valid_index, "account_id"])
+    assert split.kind == "stratified_grouped" and train_ids.isdisjoint(valid_ids)
+    again = stratified_split(table, validation_share=0.2, seed=7)
+    assert split.valid_index.equals(again.valid_index)
+
+
+def test_stratified_split_without_repeats_matches_the_requested_share_and_rate():
+    table = _random_table(6, 1_000, 12, 0.0)
+    table["account_id"] = [f"u{i}" for i in range(len(table))]
+    split = stratified_split(table, validation_share=0.25, seed=1)
+    assert split.kind == "stratified" and len(split.valid_index) == 250
+    rate = table["label"].astype(float)
+    assert abs(rate[split.valid_index].mean() - rate[split.train_index].mean()) < 0.01

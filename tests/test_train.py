@@ -1,0 +1,127 @@
+"""The train stage on prepared per-account tables (`churn train --table`) and its input checks."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from churn_sim import simulate_feature_table
+
+from pipeline.config import Settings
+from pipeline.errors import ConfigError, DataContractError
+from pipeline.train import prepare_table, train_model, train_prepared_table
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_tracking_uri(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def _telco_like(rows: int = 1_500, seed: int = 0) -> pd.DataFrame:
+    """A public-churn-dataset lookalike: yes/no labels, numbers stored as text with blanks, free text."""
+    rng = np.random.default_rng(seed)
+    tenure = rng.integers(0, 72, rows)
+    contract = rng.choice(["Month-to-month", "One year", "Two year"], rows, p=[0.55, 0.25, 0.2])
+    monthly = rng.uniform(20, 110, rows).round(2)
+    logit = -0.5 - 0.04 * tenure + 1.2 * (contract == "Month-to-month") + 0.015 * (monthly - 60)
+    churned = rng.random(rows) < 1 / (1 + np.exp(-logit))
+    total = (tenure * monthly).round(2).astype(str)
+    total[tenure == 0] = " "  # the classic blank TotalCharges of new customers
+    return pd.DataFrame(
+        {
+            "customerID": [f"{i:04d}-CUST" for i in range(rows)],
+            "tenure": tenure,
+            "Contract": contract,
+            "MonthlyCharges": monthly,
+            "TotalCharges": total,
+            "Notes": [f"call note {i}" for i in range(rows)],
+            "SignupMonth": pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 24, rows) * 30, unit="D"),
+            "Churn": np.where(churned, "Yes", "No"),
+        }
+    )
+
+
+def _settings(tmp_path) -> Settings:
+    return Settings(workdir=str(tmp_path / "work"), model={"num_threads": 1, "name": "table-model"})
+
+
+def test_prepare_table_detects_numbers_categories_and_drops_ids_and_free_text():
+    frame = _telco_like(300)
+    table, notes = prepare_table(frame, "customerID", "Churn", None)
+    assert list(table.columns[:4]) == ["account_id", "label", "as_of", "term_end"]
+    assert table["label"].dtype == "Int8" and set(table["label"].unique()) == {0, 1}
+    assert (
+        table["TotalCharges"].dtype == "float64" and table["TotalCharges"].isna().sum() == (frame["tenure"] == 0).sum()
+    )
+    assert isinstance(table["Contract"].dtype, pd.CategoricalDtype)
+    assert "Notes" not in table.columns and "SignupMonth" not in table.columns
+    assert notes == [
+        "dropped 'Notes': 300 distinct text values (an id or free text)",
+        "dropped 'SignupMonth': a timestamp (pass it as --time to split on it)",
+    ]
+
+
+def test_prepared_table_trains_with_a_stratified_split_and_is_registered(tmp_path):
+    path = tmp_path / "telco.csv"
+    _telco_like().to_csv(path, index=False)
+    result = train_prepared_table(path, "customerID", "Churn", None, _settings(tmp_path))
+    assert result.split.kind == "stratified" and result.promoted
+    assert set(result.model.categories) == {"Contract"}
+    assert result.overall()["model"]["roc_auc"] > 0.7
+    assert "rule" not in result.overall()  # no health score for a prepared table
+    assert mlflow.MlflowClient().get_run(result.run_id).data.params["split_kind"] == "stratified"
+
+
+def test_prepared_table_with_a_time_column_splits_out_of_time(tmp_path):
+    path = tmp_path / "telco.parquet"
+    _telco_like().to_parquet(path)
+    result = train_prepared_table(path, "customerID", "Churn", "SignupMonth", _settings(tmp_path))
+    valid_times = result.validation["as_of"]
+    assert result.split.kind == "out_of_time" and (valid_times >= result.split.cutoff).all()
+    assert "SignupMonth" not in result.model.feature_names
+
+
+def test_without_time_a_second_table_cannot_be_compared_fairly_unless_promoted(tmp_path):
+    frame = _telco_like()
+    settings = _settings(tmp_path)
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    frame.to_csv(first, index=False)
+    frame.iloc[:1_200].to_csv(second, index=False)
+    assert train_prepared_table(first, "customerID", "Churn", None, settings).promoted
+    kept = train_prepared_table(second, "customerID", "Churn", None, settings)
+    assert not kept.promoted
+    assert kept.promotion_reason.startswith("kept champion v1: no fair comparison possible")
+    forced = train_prepared_table(second, "customerID", "Churn", None, settings, promote=True)
+    assert forced.promoted and forced.promotion_reason == "promoted on request (--promote), replacing champion v1"
+
+
+def test_bad_prepared_tables_are_refused_with_column_and_examples(tmp_path):
+    frame = _telco_like(50)
+    with pytest.raises(DataContractError, match=r"column\(s\) \['Churned'\] not found"):
+        prepare_table(frame, "customerID", "Churned", None)
+    bad_labels = frame.assign(Churn=["Yes", "maybe", *frame["Churn"].iloc[2:]])
+    with pytest.raises(DataContractError, match=r"label column 'Churn': 1 values are not 0/1.*row 1: 'maybe'"):
+        prepare_table(bad_labels, "customerID", "Churn", None)
+    bad_time = frame.assign(SignupMonth=["soon", *frame["SignupMonth"].astype(str).iloc[1:]])
+    with pytest.raises(DataContractError, match=r"SignupMonth: 1 values are not ISO-8601 dates \(row 0: 'soon'\)"):
+        prepare_table(bad_time, "customerID", "Churn", "SignupMonth")
+    with pytest.raises(DataContractError, match=r"clash with reserved names"):
+        prepare_table(frame.assign(label=1), "customerID", "Churn", None)
+    with pytest.raises(DataContractError, match=r"does not exist"):
+        train_prepared_table(tmp_path / "none.csv", "customerID", "Churn")
+
+
+def test_feature_table_without_meta_columns_or_with_unaligned_rule_risk_is_refused(tmp_path):
+    table, _ = simulate_feature_table(150, seed=2)
+    with pytest.raises(DataContractError, match=r"columns \['term_end'\] are missing"):
+        train_model(table.drop(columns="term_end"), _settings(tmp_path))
+    with pytest.raises(DataContractError, match=r"rule_risk: no value for \d+ validation rows"):
+        train_model(table, _settings(tmp_path), rule_risk=pd.Series(50.0, index=table.index[:10]))
+
+
+def test_hyperparameter_search_is_refused_rather_than_silently_skipped(tmp_path):
+    table, _ = simulate_feature_table(150, seed=2)
+    settings = Settings(workdir=str(tmp_path / "work"), model={"tune_trials": 5})
+    with pytest.raises(ConfigError, match=r"model.tune_trials = 5: hyperparameter search is not available"):
+        train_model(table, settings)
