@@ -39,6 +39,9 @@ CalibrationKind = Literal["isotonic", "sigmoid"]
 PROBABILITY_FLOOR = 1e-4  # isotonic steps can reach exactly 0 or 1; no account is that certain
 MODEL_FILE = "booster.txt"
 META_FILE = "model.json"
+# A sample of the training features (with the model's probability) to measure drift against at scoring.
+REFERENCE_FILE = "reference.parquet"
+REFERENCE_ROWS = 5_000
 
 
 @dataclass
@@ -114,8 +117,8 @@ class ChurnRiskModel:
     def __init__(
         self,
         *,
-        num_leaves: int = 15,
-        max_depth: int = 4,
+        num_leaves: int = 7,
+        max_depth: int = 3,
         learning_rate: float = 0.05,
         n_estimators: int = 400,
         min_child_samples: int = 40,
@@ -301,6 +304,8 @@ class ChurnRiskModel:
             booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=self.best_iteration_))
             self.fit_rows_ = self.train_rows_
         self.booster_ = booster
+        sample = X_full.sample(n=min(REFERENCE_ROWS, len(X_full)), random_state=self.seed)[self.feature_names]
+        self.reference_ = sample.assign(churn_probability=self.predict_proba(sample)[:, 1])
         return self
 
     # -------------------------------------------------------------------------------- predict
@@ -348,6 +353,7 @@ class ChurnRiskModel:
             "metadata": self.metadata,
         }
         (directory / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
+        self.reference_.to_parquet(directory / REFERENCE_FILE, index=False)
         return directory
 
     @classmethod
@@ -365,6 +371,8 @@ class ChurnRiskModel:
         model.fit_rows_ = meta["fit_rows"]
         model.metadata = meta["metadata"]
         model.booster_ = lgb.Booster(model_str=(directory / MODEL_FILE).read_text())
+        reference = directory / REFERENCE_FILE
+        model.reference_ = pd.read_parquet(reference) if reference.exists() else pd.DataFrame()
         return model
 
 

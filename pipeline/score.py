@@ -149,15 +149,13 @@ def score_book(
         notes.append("no earlier scoring run in the history: alerts use only the renewal rule")
     alerts = score_alerts(scores, previous, settings.scoring.alerts, settings.scoring.risk_bands)
 
-    reference = model.reference_ if hasattr(model, "reference_") else None
+    current = complete_usage_columns(features.reset_index(drop=True), model).assign(
+        churn_probability=scores["churn_probability"].to_numpy()
+    )
+    monitored = [*model.feature_names, "churn_probability"]
     drift = (
-        drift_report(
-            reference,
-            complete_usage_columns(features, model),
-            model.feature_names,
-            settings.scoring.drift_psi_threshold,
-        )
-        if reference is not None and not reference.empty
+        drift_report(model.reference_, current, monitored, settings.scoring.drift_psi_threshold)
+        if not model.reference_.empty
         else pd.DataFrame(columns=["feature", "psi", "drifted"])
     )
     return ScoreRun(

@@ -237,12 +237,12 @@ def _side_file(path: Path, suffix: str, fmt: str) -> Path:
 def score_date(dataset: Dataset, when: date, settings: Settings, model_uri: str | None, history: bool):
     """Score every active account as of `when` with the registered model; append to the history."""
     from pipeline.score import score_book
-    from pipeline.tracking import load_model
+    from pipeline.tracking import load_model, log_scoring_run
 
     features = build_feature_table(dataset, settings, as_of=when)
     model = load_model(_champion_uri(model_uri, settings), settings)
     with progress_bars(_progress_enabled()) as progress:
-        return score_book(
+        run = score_book(
             features,
             model,
             health_config(settings),
@@ -250,6 +250,9 @@ def score_date(dataset: Dataset, when: date, settings: Settings, model_uri: str 
             history_dir=settings.workdir_path / "history" if history else None,
             progress=progress,
         )
+    run_id = log_scoring_run(settings, run.scores, run.alerts, run.drift)
+    run.notes.append(f"MLflow scoring run {run_id} (drift per feature, alerts)")
+    return run
 
 
 def _counts(values: pd.Series, order: list[str]) -> str:

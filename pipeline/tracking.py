@@ -399,3 +399,28 @@ def _record(settings: Settings, version: ModelVersion, decision: PromotionDecisi
     if decision.promoted:
         client.set_registered_model_alias(settings.model.name, CHAMPION, version.version)
     return decision
+
+
+# ------------------------------------------------------------------------------- scoring runs
+def log_scoring_run(settings: Settings, scores: pd.DataFrame, alerts: pd.DataFrame, drift: pd.DataFrame) -> str:
+    """Log a batch scoring run (book summary, drift per feature, alerts) next to the training runs."""
+    configure_tracking(settings)
+    as_of = str(pd.Timestamp(scores["as_of"].iloc[0]).date())
+    version = str(scores["model_version"].iloc[0])
+    bands = scores["health_band"].value_counts(normalize=True) if "health_band" in scores else pd.Series(dtype=float)
+    with mlflow.start_run(run_name=f"score {as_of}", tags={"kind": "scoring", "model_version": version}) as run:
+        mlflow.log_params({"as_of": as_of, "model_version": version, "model_name": settings.model.name})
+        metrics = {
+            "accounts": float(len(scores)),
+            "alerts": float(len(alerts)),
+            "mean_churn_probability": float(scores["churn_probability"].mean()),
+            "arr_at_risk": float((scores["arr"] * scores["churn_probability"]).sum()),
+            **{f"share_{band}": float(share) for band, share in bands.items()},
+        }
+        if not drift.empty:
+            metrics |= {"psi_max": float(drift["psi"].max()), "drifted_features": float(drift["drifted"].sum())}
+            metrics |= {f"psi.{name}": float(psi) for name, psi in zip(drift["feature"], drift["psi"], strict=True)}
+            mlflow.log_text(drift.to_csv(index=False), "drift.csv")
+        mlflow.log_metrics(metrics)
+        mlflow.log_text(alerts.to_csv(index=False), "alerts.csv")
+        return run.info.run_id

@@ -11,7 +11,10 @@ from pipeline.errors import ConfigError
 
 
 def test_default_file_matches_code_defaults() -> None:
-    assert load_settings(DEFAULT_CONFIG_FILE) == Settings()
+    loaded, defaults = load_settings(DEFAULT_CONFIG_FILE), Settings()
+    # The file names its scorecard relative to itself; both resolve to config/healthscore.yaml.
+    assert loaded.healthscore_path() == defaults.healthscore_path()
+    assert loaded.model_dump(exclude={"healthscore"}) == defaults.model_dump(exclude={"healthscore"})
 
 
 def test_user_file_overrides_only_what_it_names(tmp_path: Path) -> None:
