@@ -104,7 +104,7 @@ def test_a_run_logs_params_metrics_plots_features_config_and_data_in_the_working
     client = mlflow.MlflowClient()
     run = client.get_run(full.run_id)
     params, metrics = run.data.params, run.data.metrics
-    assert params["model_num_leaves"] == "15" and params["split_kind"] == "out_of_time"
+    assert params["model_num_leaves"] == str(settings.model.num_leaves) and params["split_kind"] == "out_of_time"
     assert params["validation_start"] == full.split.cutoff.date().isoformat()
     assert params["data_rows"] == str(len(sim[0])) and len(params["data_sha256"]) == 64
     for score in ("model", "logistic", "rule"):
