@@ -2,9 +2,10 @@
 
 An account is alerted when, compared with the previous run, its health band worsened, its health
 score dropped by more than `score_drop` points, or its churn probability rose across
-`probability_level`; or when it renews within `renewal_days` while at risk (high churn risk or a
-red health band). Alerts are sorted by ARR at risk (ARR x churn probability) so the largest
-exposure comes first, and carry the model's top drivers so the CSM knows where to start.
+`probability_level`; when it is under the red line for the first time in the score history; or
+when it renews within `renewal_days` while at risk (high churn risk or a red health band). Alerts
+are sorted by ARR at risk (ARR x churn probability) so the largest exposure comes first, and carry
+the model's top drivers and the health categories that fell most, so the CSM knows where to start.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from features.table import ACCOUNT_ID, AS_OF
+from models.healthscore import BAND_ORDER, HEALTH_BAND, category_columns
 from pipeline.config import AlertSettings, RiskBands
 from pipeline.errors import ChurnError, ConfigError
 
-BAND_SEVERITY = {"green": 0, "yellow": 1, "red": 2}
 ALERT_COLUMNS: tuple[str, ...] = (
     ACCOUNT_ID,
     AS_OF,
@@ -32,6 +33,7 @@ ALERT_COLUMNS: tuple[str, ...] = (
     "health_band",
     "previous_health_band",
     "top_drivers",
+    "fallen_categories",
     "arr_at_risk",
 )
 REASON_SEPARATOR = "; "
@@ -70,13 +72,19 @@ def score_alerts(
     previous: pd.DataFrame | None,
     settings: AlertSettings,
     risk_bands: RiskBands,
+    *,
+    history: pd.DataFrame | None = None,
+    n_categories: int = 3,
 ) -> pd.DataFrame:
     """Alerted accounts of the current run with their reasons in plain words, largest ARR at risk first.
 
     `current` is a scores table (account_id, as_of, churn_probability, health_score, health_band,
-    days_to_renewal, arr, top_drivers, risk_band; missing columns disable the rules that need
-    them); `previous` is the previous run of the history (or None/empty: only the renewal rule
-    can fire). Columns: ALERT_COLUMNS.
+    health_<category>, days_to_renewal, arr, top_drivers, risk_band; missing columns disable the
+    rules that need them); `previous` is the previous run of the history (or None/empty: only the
+    renewal rule can fire). `history` holds the earlier runs that tell whether an account was ever
+    red (rows dated on or after the current as_of are ignored); without it the previous run is all
+    that is known. `fallen_categories` names the `n_categories` health categories that fell most
+    since the previous run, worst first ("support -30.0, adoption -12.0"). Columns: ALERT_COLUMNS.
     """
     if ACCOUNT_ID not in current.columns:
         raise ChurnError(f"Alerts need the '{ACCOUNT_ID}' column in the scores; it has {list(current.columns)[:10]}.")
@@ -84,15 +92,15 @@ def score_alerts(
     before = _previous_by_account(previous, now[ACCOUNT_ID])
 
     probability, health = _numeric(now, "churn_probability"), _numeric(now, "health_score")
-    band, before_band = _text(now, "health_band"), _text(before, "health_band")
+    band, before_band = _text(now, HEALTH_BAND), _text(before, HEALTH_BAND)
     before_probability, before_health = _numeric(before, "churn_probability"), _numeric(before, "health_score")
     at_risk_band = _text(now, "risk_band") if "risk_band" in now.columns else risk_band(probability, risk_bands)
     days_to_renewal = _numeric(now, "days_to_renewal")
 
-    severity, before_severity = band.map(BAND_SEVERITY), before_band.map(BAND_SEVERITY)
-    band_worsened = (severity > before_severity).fillna(False).astype(bool)
+    band_worsened = (band.map(BAND_ORDER) > before_band.map(BAND_ORDER)).fillna(False).astype(bool)
     drop = before_health - health
     score_dropped = drop > settings.score_drop
+    first_red = _first_red(now, band, previous if history is None else history)
     level = settings.probability_level
     crossed = (before_probability < level) & (probability >= level)
     at_risk = at_risk_band.eq("high").fillna(False) | band.eq("red").fillna(False)
@@ -103,6 +111,8 @@ def score_alerts(
         reasons[i].append(f"health band worsened from {before_band[i]} to {band[i]}")
     for i in np.flatnonzero(score_dropped):
         reasons[i].append(f"health score dropped {drop[i]:.0f} points (from {before_health[i]:.0f} to {health[i]:.0f})")
+    for i in np.flatnonzero(first_red):
+        reasons[i].append("health under the red line for the first time")
     for i in np.flatnonzero(crossed):
         reasons[i].append(
             f"churn probability rose above {_percent(level)} "
@@ -128,6 +138,7 @@ def score_alerts(
             "health_band": band,
             "previous_health_band": before_band,
             "top_drivers": _text(now, "top_drivers").fillna(""),
+            "fallen_categories": _fallen_categories(now, before, n_categories),
             "arr_at_risk": arr * probability,
         }
     )
@@ -141,6 +152,43 @@ def _previous_by_account(previous: pd.DataFrame | None, accounts: pd.Series) -> 
         return pd.DataFrame(index=accounts.index)
     latest = previous.drop_duplicates(ACCOUNT_ID, keep="last").set_index(ACCOUNT_ID)
     return latest.reindex(accounts.to_numpy()).set_index(accounts.index)
+
+
+def _first_red(now: pd.DataFrame, band: pd.Series, history: pd.DataFrame | None) -> pd.Series:
+    """Red now and never red in the earlier runs, a new account included; never on the very first run.
+
+    The first run has nothing to compare with, so every red account would look new: that is noise,
+    not news. A history without bands (runs of tables without a scorecard) cannot tell either.
+    """
+    none = pd.Series(False, index=now.index)
+    if history is None or history.empty or HEALTH_BAND not in history.columns:
+        return none
+    earlier = history
+    if AS_OF in history.columns and AS_OF in now.columns:
+        run_date = pd.Series(pd.to_datetime(now[AS_OF]).to_numpy(), index=now[ACCOUNT_ID].astype(str))
+        run_date = run_date[~run_date.index.duplicated(keep="last")]
+        accounts = history[ACCOUNT_ID].astype(str)
+        earlier = history[pd.to_datetime(history[AS_OF]) < accounts.map(run_date)]
+        if earlier.empty:
+            return none
+    ever_red = set(earlier.loc[earlier[HEALTH_BAND] == "red", ACCOUNT_ID].astype(str))
+    return band.eq("red").fillna(False).astype(bool) & ~now[ACCOUNT_ID].astype(str).isin(ever_red)
+
+
+def _fallen_categories(now: pd.DataFrame, before: pd.DataFrame, n: int) -> pd.Series:
+    """Per account, the `n` health categories with the largest falls since the previous run, worst first."""
+    categories = [c for c in category_columns(now) if c in before.columns]
+    if not categories:
+        return pd.Series("", index=now.index, dtype=str)
+    change = now[categories].astype(float).to_numpy() - before[categories].apply(
+        pd.to_numeric, errors="coerce"
+    ).to_numpy(dtype=float)
+    names = [c.removeprefix("health_") for c in categories]
+    texts = []
+    for row in change:
+        worst = [i for i in np.argsort(row, kind="stable") if row[i] < 0][:n]
+        texts.append(", ".join(f"{names[i]} {row[i]:+.1f}" for i in worst))
+    return pd.Series(texts, index=now.index, dtype=str)
 
 
 def post_webhook(alerts: pd.DataFrame, url: str, timeout: float = 10.0) -> int:

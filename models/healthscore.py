@@ -39,7 +39,7 @@ HEALTH_COVERAGE = "health_coverage"
 HEALTH_SCORECARD = "health_scorecard"
 HEALTH_EXPLANATION = "health_explanation"
 HEALTH_META: tuple[str, ...] = (HEALTH_SCORE, HEALTH_BAND, HEALTH_COVERAGE, HEALTH_SCORECARD, HEALTH_EXPLANATION)
-CHANGE_PREFIX = "health_change"  # trend columns (models.health_trend), not categories
+CHANGE_PREFIX = f"{HEALTH_SCORE}_change"  # trend columns (pipeline.history.trends), not categories
 BAND_ORDER: dict[str, int] = {"green": 0, "yellow": 1, "red": 2}  # higher = worse
 
 
@@ -48,10 +48,15 @@ def category_column(category: str) -> str:
 
 
 def category_columns(frame: pd.DataFrame) -> list[str]:
-    """The `health_<category>` columns of a frame (not score, band, coverage, scorecard, explanation
-    or trend changes)."""
+    """The `health_<category>` columns of a frame: numeric, and not score, band, coverage, scorecard,
+    trend changes or a text explanation (the scores table's `health_drivers`)."""
     return [
-        c for c in frame.columns if c.startswith("health_") and c not in HEALTH_META and not c.startswith(CHANGE_PREFIX)
+        c
+        for c in frame.columns
+        if c.startswith("health_")
+        and c not in HEALTH_META
+        and not c.startswith(CHANGE_PREFIX)
+        and pd.api.types.is_numeric_dtype(frame[c])
     ]
 
 

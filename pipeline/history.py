@@ -22,6 +22,7 @@ from pipeline.io import atomic_path
 PARTITION_PREFIX = f"{AS_OF}="
 PART_FILE = "part.parquet"
 TREND_METRICS: tuple[str, ...] = ("health_score", "churn_probability")
+_REFERENCE_AS_OF = "_reference_as_of"
 
 
 def partition_path(history_dir: str | Path, as_of: pd.Timestamp) -> Path:
@@ -95,30 +96,46 @@ def previous_scores(
 def trends(history: pd.DataFrame, current: pd.DataFrame, days: Sequence[int] = (30, 90)) -> pd.DataFrame:
     """Change of health score and churn probability over each span in `days`, aligned with `current`.
 
-    For a span of d days the reference is the latest run at or before as_of - d (the closest
-    earlier run far enough back); an account absent from that run, or no such run, gives NaN.
-    Columns: `<metric>_change_<d>d` for each metric of TREND_METRICS present in `current`.
+    For a span of d days an account's reference is its run nearest to as_of - d (the older one on
+    a tie), accepted only within d/2 days of that date. Runs rarely fall exactly d days apart:
+    monthly runs thus get a 30-day change from the run one month back even after a 28-day
+    February, while a run 200 days old never passes for a 90-day reference. The window
+    [as_of - 3d/2, as_of - d/2] also keeps a re-run of the current date out. No run in the
+    window gives NaN. Columns: `<metric>_change_<d>d` for each metric of TREND_METRICS in `current`.
     """
     current_dates = _scoring_dates(current, "The current scores")
     metrics = [m for m in TREND_METRICS if m in current.columns]
     result = pd.DataFrame(index=current.index)
     for span in days:
+        if span <= 0:
+            raise ChurnError(f"Trend spans must be positive numbers of days, e.g. (30, 90); got {list(days)}.")
         for metric in metrics:
             result[f"{metric}_change_{span}d"] = float("nan")
-    if history.empty or not metrics:
+    known = [m for m in metrics if m in history.columns]
+    if history.empty or not known:
         return result
-    history_dates = _scoring_dates(history, "The score history")
-    run_dates = history_dates.drop_duplicates().sort_values()
-    for as_of, rows in current.groupby(current_dates):
-        for span in days:
-            eligible = run_dates[run_dates <= as_of - pd.Timedelta(days=span)]
-            if eligible.empty:
-                continue
-            reference = history[history_dates == eligible.iloc[-1]].drop_duplicates(ACCOUNT_ID, keep="last")
-            reference = reference.set_index(ACCOUNT_ID)
-            for metric in metrics:
-                if metric not in reference.columns:
-                    continue
-                before = rows[ACCOUNT_ID].map(reference[metric]).astype(float)
-                result.loc[rows.index, f"{metric}_change_{span}d"] = rows[metric].astype(float) - before
+    runs = history[[ACCOUNT_ID, *known]].assign(
+        **{
+            ACCOUNT_ID: history[ACCOUNT_ID].astype(str),
+            _REFERENCE_AS_OF: _scoring_dates(history, "The score history").astype("datetime64[us]"),
+        }
+    )
+    runs = runs.drop_duplicates([ACCOUNT_ID, _REFERENCE_AS_OF], keep="last").sort_values(
+        _REFERENCE_AS_OF, kind="stable"
+    )
+    now = pd.DataFrame({ACCOUNT_ID: current[ACCOUNT_ID].astype(str).to_numpy(), "_row": range(len(current))})
+    for span in days:
+        now["_target"] = (current_dates - pd.Timedelta(days=span)).astype("datetime64[us]").to_numpy()
+        reference = pd.merge_asof(
+            now.sort_values("_target", kind="stable"),
+            runs,
+            left_on="_target",
+            right_on=_REFERENCE_AS_OF,
+            by=ACCOUNT_ID,
+            direction="nearest",
+            tolerance=pd.Timedelta(days=span / 2),
+        ).sort_values("_row")
+        for metric in known:
+            value = pd.to_numeric(current[metric], errors="coerce").astype(float).to_numpy()
+            result[f"{metric}_change_{span}d"] = value - reference[metric].astype(float).to_numpy()
     return result

@@ -137,7 +137,7 @@ def score_book(
     scores = score_table(features, model, scorecard, settings, progress=progress)
     as_of = pd.Timestamp(scores[AS_OF].iloc[0])
     notes: list[str] = []
-    previous = None
+    previous = history = None
     if history_dir is not None:
         previous = previous_scores(history_dir, as_of)
         history = read_history(history_dir)
@@ -147,7 +147,7 @@ def score_book(
         notes.append(f"score history: {history_dir}")
     if previous is None or previous.empty:
         notes.append("no earlier scoring run in the history: alerts use only the renewal rule")
-    alerts = score_alerts(scores, previous, settings.scoring.alerts, settings.scoring.risk_bands)
+    alerts = score_alerts(scores, previous, settings.scoring.alerts, settings.scoring.risk_bands, history=history)
 
     current = complete_usage_columns(features.reset_index(drop=True), model).assign(
         churn_probability=scores["churn_probability"].to_numpy()

@@ -69,9 +69,10 @@ def test_crafted_history_gives_exactly_the_expected_alerts():
         "H": "churn probability rose above 50% (from 49% to 50%)",
         "C": "churn probability rose above 50% (from 40% to 55%)",
         "G": "health band worsened from green to red; health score dropped 45 points (from 85 to 40); "
+        "health under the red line for the first time; "
         "churn probability rose above 50% (from 30% to 90%); renews in 10 days with high churn risk and red health",
         "A": "health band worsened from green to yellow; health score dropped 15 points (from 80 to 65)",
-        "F": "renews in 60 days with red health",
+        "F": "health under the red line for the first time; renews in 60 days with red health",
     }
     assert alerts["account_id"].tolist() == list(expected)  # ARR at risk 28000, 15000, 11000, 4500, 1500, 800
     assert dict(zip(alerts["account_id"], alerts["reasons"], strict=True)) == expected
@@ -81,6 +82,7 @@ def test_crafted_history_gives_exactly_the_expected_alerts():
     assert (row["health_band"], row["previous_health_band"], row["top_drivers"]) == ("red", "green", "drivers of G")
     assert pd.isna(alerts.set_index("account_id").loc["F", "previous_health_band"])
     assert (alerts["as_of"] == pd.Timestamp("2024-06-01")).all()
+    assert (alerts["fallen_categories"] == "").all(), "these runs have no health_<category> columns"
 
 
 def test_thresholds_come_from_settings():
@@ -105,6 +107,97 @@ def test_risk_band_column_of_the_run_is_used_when_present():
     alerts = score_alerts(with_bands, PREVIOUS, SETTINGS, BANDS).set_index("account_id")["reasons"]
     assert alerts["D"] == "renews in 30 days with red health"
     assert alerts["G"].endswith("renews in 10 days with red health")
+
+
+def _health(as_of: str, rows: dict[str, tuple]) -> pd.DataFrame:
+    """rows: account -> (health_score, health_band, health_adoption, health_support)."""
+    frame = pd.DataFrame.from_dict(
+        rows, orient="index", columns=["health_score", "health_band", "health_adoption", "health_support"]
+    )
+    return frame.rename_axis("account_id").reset_index().assign(as_of=pd.Timestamp(as_of))
+
+
+HEALTH_PREVIOUS = _health(
+    "2024-03-01",
+    {
+        "worse": (80, "green", 80, 90),
+        "dropped": (85, "green", 85, 85),
+        "first_red": (65, "yellow", 65, 65),
+        "red_again": (62, "yellow", 62, 62),
+        "steady": (90, "green", 90, 90),
+        "still_red": (40, "red", 40, 40),
+    },
+)
+HEALTH_HISTORY = pd.concat(
+    [
+        _health("2024-01-01", {"red_again": (50, "red", 50, 50)}),
+        _health("2024-02-01", {"red_again": (62, "yellow", 62, 62)}),
+        HEALTH_PREVIOUS,
+    ],
+    ignore_index=True,
+)
+HEALTH_NOW = _health(
+    "2024-04-01",
+    {
+        "worse": (65, "yellow", 85, 60),
+        "dropped": (74, "green", 60, 88),
+        "first_red": (58, "red", 58, 58),
+        "red_again": (59, "red", 40, 70),
+        "steady": (85, "green", 85, 85),
+        "still_red": (35, "red", 35, 35),
+        "newcomer": (40, "red", 40, 40),
+    },
+)
+
+
+def test_first_time_red_needs_an_account_never_red_in_the_history():
+    alerts = score_alerts(HEALTH_NOW, HEALTH_PREVIOUS, SETTINGS, BANDS, history=HEALTH_HISTORY)
+    reasons = alerts.set_index("account_id")["reasons"]
+
+    assert reasons.to_dict() == {
+        "worse": "health band worsened from green to yellow; health score dropped 15 points (from 80 to 65)",
+        "dropped": "health score dropped 11 points (from 85 to 74)",
+        "first_red": "health band worsened from yellow to red; health under the red line for the first time",
+        "red_again": "health band worsened from yellow to red",  # it was red in January
+        "newcomer": "health under the red line for the first time",  # a new account that starts red
+    }
+    # without the history only the previous run is known, where red_again was yellow
+    previous_only = score_alerts(HEALTH_NOW, HEALTH_PREVIOUS, SETTINGS, BANDS).set_index("account_id")["reasons"]
+    assert previous_only["red_again"].endswith("health under the red line for the first time")
+    assert "still_red" not in previous_only.index
+
+
+def test_first_time_red_ignores_runs_of_the_current_date_and_later():
+    rerun_and_later = pd.concat(
+        [HEALTH_HISTORY, HEALTH_NOW, HEALTH_NOW.assign(as_of=pd.Timestamp("2024-05-01"))], ignore_index=True
+    )
+    alerts = score_alerts(HEALTH_NOW, HEALTH_PREVIOUS, SETTINGS, BANDS, history=rerun_and_later)
+    first_red = alerts.loc[alerts["reasons"].str.contains("first time"), "account_id"].tolist()
+    assert first_red == ["first_red", "newcomer"]
+    # a history with nothing before the current run is a first run: no account is news yet
+    later_green = HEALTH_NOW.assign(as_of=pd.Timestamp("2024-05-01"), health_band="green")
+    assert score_alerts(HEALTH_NOW, None, SETTINGS, BANDS, history=later_green).empty
+
+
+def test_fallen_categories_are_the_biggest_falls_worst_first():
+    alerts = score_alerts(HEALTH_NOW, HEALTH_PREVIOUS, SETTINGS, BANDS, history=HEALTH_HISTORY)
+    fallen = alerts.set_index("account_id")["fallen_categories"]
+
+    assert fallen["worse"] == "support -30.0"  # adoption rose: not listed
+    assert fallen["dropped"] == "adoption -25.0"
+    assert fallen["red_again"] == "adoption -22.0"
+    assert fallen["first_red"] == "adoption -7.0, support -7.0"
+    assert fallen["newcomer"] == ""  # nothing to compare with
+    worse_first = HEALTH_NOW.assign(health_support=HEALTH_NOW["health_support"] - 10)
+    fallen = score_alerts(worse_first, HEALTH_PREVIOUS, SETTINGS, BANDS, n_categories=1)
+    assert fallen.set_index("account_id").loc["first_red", "fallen_categories"] == "support -17.0"
+
+
+def test_trend_and_text_columns_are_not_taken_for_categories():
+    decorated = HEALTH_NOW.assign(health_score_change_30d=-50.0, health_drivers="seats idle (engagement, -9 pts)")
+    previous = HEALTH_PREVIOUS.assign(health_score_change_30d=0.0, health_drivers="-")
+    alerts = score_alerts(decorated, previous, SETTINGS, BANDS, history=HEALTH_HISTORY).set_index("account_id")
+    assert alerts.loc["worse", "fallen_categories"] == "support -30.0"
 
 
 def test_risk_band_thresholds():

@@ -85,7 +85,7 @@ def test_previous_scores_is_the_latest_run_strictly_before(tmp_path: Path):
     assert previous_scores(history, pd.Timestamp("2024-01-01")).empty
 
 
-def test_trends_use_the_closest_run_at_or_before_each_span(tmp_path: Path):
+def test_trends_use_the_run_nearest_to_each_span_back(tmp_path: Path):
     history = tmp_path / "history"
     append_scores(history, _run("2024-01-01", [90, 80, 70], [0.05, 0.10, 0.20]))  # reference for 90 d
     append_scores(history, _run("2024-01-10", [10, 10, 10], [0.9, 0.9, 0.9]))  # too recent for 90 d
@@ -105,9 +105,10 @@ def test_trends_use_the_closest_run_at_or_before_each_span(tmp_path: Path):
 
 def test_trends_without_enough_history_are_missing_not_zero():
     current = _run("2024-04-01", [80, 50, 65], [0.15, 0.45, 0.25])
-    recent = _run("2024-03-15", [1, 1, 1], [0.5, 0.5, 0.5])
+    recent = _run("2024-03-25", [1, 1, 1], [0.5, 0.5, 0.5])  # 23 days from Mar 2, beyond the 15-day tolerance
+    too_old = _run("2023-09-01", [1, 1, 1], [0.5, 0.5, 0.5])  # 123 days from Jan 2, beyond 45 days
 
-    for history in (recent, pd.DataFrame(columns=["account_id", "as_of"])):
+    for history in (recent, pd.concat([too_old, recent]), pd.DataFrame(columns=["account_id", "as_of"])):
         change = trends(history, current)
         assert change.columns.tolist() == [
             "health_score_change_30d",
@@ -116,6 +117,46 @@ def test_trends_without_enough_history_are_missing_not_zero():
             "churn_probability_change_90d",
         ]
         assert change.isna().all().all()
+
+
+def test_monthly_runs_trend_against_the_previous_month_even_after_february():
+    history = pd.concat([_run("2023-01-01", [90, 90, 90], [0.1] * 3), _run("2023-02-01", [70, 80, 90], [0.2] * 3)])
+    current = _run("2023-03-01", [60, 85, 90], [0.3, 0.1, 0.2])  # 30 days back is Jan 30: Feb 1 is 2 days off
+
+    change = trends(history, current, days=(30,))
+
+    np.testing.assert_allclose(change["health_score_change_30d"], [-10, 5, 0])
+    np.testing.assert_allclose(change["churn_probability_change_30d"], [0.1, -0.1, 0.0])
+
+
+def test_trend_spans_are_configurable_and_ties_take_the_older_run():
+    history = pd.concat(
+        [_run("2024-03-04", [60], [0.1], accounts=("A",)), _run("2024-03-18", [90], [0.9], accounts=("A",))]
+    )
+    current = _run("2024-04-01", [70], [0.5], accounts=("A",))
+
+    change = trends(history, current, days=(21, 7))
+
+    # 21 days back is Mar 11, 7 days from both runs: the older one (Mar 4) is the reference
+    assert change["health_score_change_21d"].iloc[0] == pytest.approx(10)
+    # 7 days back is Mar 25: Mar 18 is 7 days off, beyond the 3.5-day tolerance
+    assert np.isnan(change["health_score_change_7d"].iloc[0])
+    with pytest.raises(ChurnError, match="positive numbers of days"):
+        trends(history, current, days=(30, 0))
+
+
+def test_each_account_takes_its_own_nearest_run():
+    history = pd.concat(
+        [
+            _run("2024-02-28", [70, 60], [0.1, 0.1], accounts=("A", "B")),
+            _run("2024-03-03", [50], [0.2], accounts=("C",)),
+        ]
+    )
+    current = _run("2024-04-01", [80, 50, 65], [0.15, 0.45, 0.25])  # 30 days back is Mar 2
+
+    change = trends(history, current, days=(30,))
+
+    np.testing.assert_allclose(change["health_score_change_30d"], [10, -10, 15])
 
 
 def test_scores_without_a_date_are_refused(tmp_path: Path):
