@@ -224,7 +224,7 @@ def _print_alerts(alerts: pd.DataFrame, console: Console, limit: int = 10) -> No
             f"{row.arr_at_risk:,.0f}" if pd.notna(row.arr_at_risk) else "-",
             f"{row.churn_probability:.0%}",
             f"{row.health_score:.0f} {row.health_band}" if pd.notna(row.health_score) else "-",
-            str(row.reasons),
+            str(row.reasons) + (f" (fell most: {row.fallen_categories})" if row.fallen_categories else ""),
             str(row.top_drivers),
         )
     console.print(table)
