@@ -19,7 +19,7 @@ from pipeline.errors import ChurnError
 from pipeline.history import read_history
 from pipeline.loading import load_dataset
 from pipeline.score import score_table
-from pipeline.stages import build_feature_table, health_config, score_date, train_on_table
+from pipeline.stages import build_feature_table, health_config, run_explain, score_date, train_on_table
 from pipeline.synthetic import generate
 from pipeline.tracking import load_model
 
@@ -121,3 +121,19 @@ def test_champion_scores_in_a_fresh_process_from_the_registry_only(trained, tmp_
     assert len(scores) > 50 and scores["model_version"].astype(str).eq(result.model_version).all()
     assert (tmp_path / "scores_alerts.csv").exists()
     assert json.dumps(list(scores.columns))  # plain CSV columns
+
+
+def test_explain_shows_both_views_by_category_and_saves_a_waterfall(trained, tmp_path: Path) -> None:
+    _, data, settings, dataset, result = trained
+    account = score_date(dataset, SCORE_DATE, settings, result.model_uri, history=False).scores["account_id"].iloc[0]
+    console = Console(record=True, width=160)
+    plot = tmp_path / "waterfall.png"
+    row = run_explain(account, data, SCORE_DATE, result.model_uri, plot, settings, console)
+    text = console.export_text()
+    for category in health_config(settings).categories():
+        assert category in text
+    assert "Rule view, points lost:" in text and "ML view, raising risk:" in text
+    assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
+    assert row["account_id"].iloc[0] == account
+    with pytest.raises(ChurnError, match="no term active"):
+        run_explain("no-such-account", data, SCORE_DATE, result.model_uri, None, settings, console)
