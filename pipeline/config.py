@@ -55,7 +55,7 @@ class ModelSettings(_Section):
     name: str = "churn-risk"
     seed: int = 42
     validation_share: float = Field(0.2, gt=0, lt=1, description="Share of history kept for out-of-time validation.")
-    num_leaves: int = Field(7, ge=2, description="Leaves per tree; small trees keep exact SHAP cheap (bench/RESULTS.md).")
+    num_leaves: int = Field(7, ge=2, description="Leaves per tree; small trees keep exact SHAP cheap.")
     max_depth: int = 3
     learning_rate: float = 0.05
     n_estimators: int = 400

@@ -96,9 +96,7 @@ CASES: list[tuple[str, Callable[[Tables], None], list[str]]] = [
     ),
     (
         "term ends before it starts",
-        lambda t: t["subscriptions"].__setitem__(
-            "end_date", ["2023-01-01", "2025-01-01", "2023-01-01", "2025-06-01"]
-        ),
+        lambda t: t["subscriptions"].__setitem__("end_date", ["2023-01-01", "2025-01-01", "2023-01-01", "2025-06-01"]),
         ["subscriptions.end_date: 2 terms end on or before their start_date", "rows 1, 3"],
     ),
     (

@@ -95,7 +95,10 @@ def test_suspicious_rows_are_counted_with_examples_and_kept() -> None:
     tables["support_tickets"].loc[0, "closed_at"] = "2023-04-01"
     tables["subscriptions"].loc[3, "start_date"] = "2023-01-15"  # C's term starts before its created_at: fine
     tables["subscriptions"] = pd.concat(
-        [tables["subscriptions"], pd.DataFrame({"account_id": ["B"], "start_date": ["2023-06-01"], "end_date": ["2024-06-01"]})]
+        [
+            tables["subscriptions"],
+            pd.DataFrame({"account_id": ["B"], "start_date": ["2023-06-01"], "end_date": ["2024-06-01"]}),
+        ]
     )
     dataset = Dataset.from_frames(tables)
     found = {(w.table, w.column, w.problem): w for w in dataset.report.warnings}
