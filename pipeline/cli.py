@@ -21,6 +21,7 @@ from rich.console import Console
 
 from pipeline.config import Settings, load_settings
 from pipeline.errors import ChurnError
+from pipeline.progress import set_progress
 
 app = typer.Typer(
     name="churn",
@@ -30,7 +31,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 out = Console()
-_state: dict[str, bool] = {"debug": False, "progress": True}
+_state: dict[str, bool] = {"debug": False}
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Data directory (one table per name: parquet, CSV or folder).")]
 ConfigOpt = Annotated[
@@ -66,11 +67,8 @@ def _global(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Do not draw progress bars.")] = False,
 ) -> None:
     _state["debug"] = debug
-    _state["progress"] = not no_progress and sys.stderr.isatty()
-
-
-def show_progress() -> bool:
-    return _state["progress"]
+    if no_progress:
+        set_progress(False)
 
 
 @app.command()

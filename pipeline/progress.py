@@ -15,12 +15,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 ProgressCallback = Callable[[str, int, int], None]
 
 console = Console(stderr=True)
+_settings = {"enabled": console.is_terminal}  # bars only where a person watches; the CLI may turn them off
+
+
+def set_progress(enabled: bool) -> None:
+    """Turn progress bars on or off for this process (the CLI's --no-progress)."""
+    _settings["enabled"] = enabled
 
 
 @contextmanager
-def progress_bars(enabled: bool = True) -> Iterator[ProgressCallback | None]:
-    """Yield a callback that keeps one bar per stage name (None when disabled)."""
-    if not enabled:
+def progress_bars(enabled: bool | None = None) -> Iterator[ProgressCallback | None]:
+    """Yield a callback that keeps one bar per stage name (None when disabled).
+
+    `enabled` defaults to the process setting: on for a terminal, off for logs and pipes.
+    """
+    if not (_settings["enabled"] if enabled is None else enabled):
         yield None
         return
     columns = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

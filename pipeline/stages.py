@@ -19,23 +19,17 @@ from pipeline.loading import Dataset, load_dataset
 from pipeline.progress import progress_bars
 
 
-def _progress_enabled() -> bool:
-    from pipeline.cli import show_progress
-
-    return show_progress()
-
-
 def run_generate(out_dir: Path, accounts: int, seed: int, start: str, years: float, console: Console) -> Path:
     from pipeline.synthetic import generate
 
-    with progress_bars(_progress_enabled()) as progress:
+    with progress_bars() as progress:
         summary = generate(Path(out_dir), n_accounts=accounts, seed=seed, start=start, years=years, progress=progress)
     console.print(f"Generated synthetic history in {out_dir}: {summary}")
     return Path(out_dir)
 
 
 def load(data: Path, settings: Settings) -> Dataset:
-    with progress_bars(_progress_enabled()) as progress:
+    with progress_bars() as progress:
         return load_dataset(data, settings.data.data_end, settings.data.grace_days, progress)
 
 
@@ -103,7 +97,7 @@ def build_feature_table(
     from features.build import build_features
 
     dates = snapshot_dates_for(dataset, settings, as_of, start, end)
-    with progress_bars(_progress_enabled()) as progress:
+    with progress_bars() as progress:
         return build_features(dataset, dates, settings.features, settings.data.grace_days, progress=progress)
 
 
@@ -149,7 +143,7 @@ def train_on_table(table: pd.DataFrame, settings: Settings, config: Path | None,
     from pipeline.train import train_model
 
     config_files = [p for p in (config, settings.healthscore_path()) if p is not None]
-    with progress_bars(_progress_enabled()) as progress:
+    with progress_bars() as progress:
         result = train_model(
             table,
             settings,
@@ -201,7 +195,7 @@ def run_train_table(
 ):
     from pipeline.train import train_prepared_table
 
-    with progress_bars(_progress_enabled()) as progress:
+    with progress_bars() as progress:
         result = train_prepared_table(table, id_col, label_col, time_col, settings, promote=promote, progress=progress)
     _print_training(result, console)
     return result
@@ -241,7 +235,7 @@ def score_date(dataset: Dataset, when: date, settings: Settings, model_uri: str 
 
     features = build_feature_table(dataset, settings, as_of=when)
     model = load_model(_champion_uri(model_uri, settings), settings)
-    with progress_bars(_progress_enabled()) as progress:
+    with progress_bars() as progress:
         run = score_book(
             features,
             model,
@@ -388,7 +382,7 @@ def compare_dataset(
     """Backtest rule vs ML on the dataset (reusing a built feature table when given) and print the headline."""
     from pipeline.compare import run_comparison
 
-    with progress_bars(_progress_enabled()) as progress:
+    with progress_bars() as progress:
         result = run_comparison(dataset, settings, Path(out_dir), progress=progress, table=table)
     for line in result.summary_lines():
         console.print(line, markup=False, highlight=False)
