@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.families.usage import PER_FEATURE
 from features.registry import category_map
 from features.table import ACCOUNT_ID, AS_OF, TERM_END
 from models.alerts import risk_band, score_alerts
@@ -58,7 +59,7 @@ def complete_usage_columns(features: pd.DataFrame, model: ChurnRiskModel) -> pd.
     feature enough to rank, so it is added as zero usage; any other missing feature is an error.
     """
     missing = [c for c in model.feature_names if c not in features.columns]
-    usage = [c for c in missing if c.startswith("usage_") and c.endswith("_per_seat_30d")]
+    usage = [c for c in missing if PER_FEATURE.match(c)]
     if usage:
         features = features.assign(**dict.fromkeys(usage, 0.0))
     return features
@@ -134,6 +135,7 @@ def score_book(
     progress: ProgressCallback | None = None,
 ) -> ScoreRun:
     """Score, then compare with the previous run in the history: trends, alerts and drift."""
+    features = complete_usage_columns(features.reset_index(drop=True), model)
     scores = score_table(features, model, scorecard, settings, progress=progress)
     as_of = pd.Timestamp(scores[AS_OF].iloc[0])
     notes: list[str] = []
@@ -149,9 +151,7 @@ def score_book(
         notes.append("no earlier scoring run in the history: alerts use only the renewal rule")
     alerts = score_alerts(scores, previous, settings.scoring.alerts, settings.scoring.risk_bands, history=history)
 
-    current = complete_usage_columns(features.reset_index(drop=True), model).assign(
-        churn_probability=scores["churn_probability"].to_numpy()
-    )
+    current = features.assign(churn_probability=scores["churn_probability"].to_numpy())
     monitored = [*model.feature_names, "churn_probability"]
     drift = (
         drift_report(model.reference_, current, monitored, settings.scoring.drift_psi_threshold)
