@@ -1,48 +1,445 @@
-"""Atomic file output: write to a temporary sibling, then rename, so a failure leaves nothing half-written."""
+"""Output files that never destroy what churn did not create.
+
+Every file is built in a hidden temporary sibling and renamed into place, so a failure or an
+interrupt leaves the previous file or nothing, never half a file. Before anything is written the
+target is checked:
+
+- A file output (`--out FILE`) must end in a known suffix. A folder there is refused, never
+  replaced. An existing file is replaced only when churn wrote it as the same kind of output (a
+  re-run of the same command); `overwrite=True` (`--overwrite`) also replaces a churn output of
+  another kind or one changed since; a file churn did not write is always refused.
+- Outputs are recognised by a marker: parquet files carry it in their key-value metadata, other
+  files (CSV) a hidden sidecar `.<name>.churn.json` with the kind and the SHA-256 of the content.
+- A folder output (`churn compare/run/generate --out DIR`) is used when it is new, empty, or was
+  made by the same command (`.churn-output.json` inside lists what churn wrote there). Churn then
+  replaces only files it listed; a folder is never deleted with what it holds.
+
+Temporaries left by a killed process (`.<name>.churn-tmp-<host>-<pid>-<random>`) are removed by
+the next write to the same target.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
+import secrets
 import shutil
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import socket
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.errors import ChurnError
+
+MARKER_KEY = b"churn.output"
+DIR_MARKER = ".churn-output.json"
+TABLE_FORMATS = {".parquet": "parquet", ".csv": "csv"}
+STALE_AFTER_SECONDS = 24 * 3600  # a temporary of another host is stale after this long
+_TEMP = re.compile(r"\.churn-(?P<tag>tmp|old|stage)-(?P<host>[A-Za-z0-9]*)-(?P<pid>\d+)-[0-9a-f]+$")
+
+
+class OutputRefused(ChurnError):
+    """An output target that churn must not write to (a folder, a foreign file, an unknown suffix)."""
+
+
+# ------------------------------------------------------------------------------ temporaries
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40]
+
+
+def temporary_sibling(target: Path, tag: str = "tmp", token: str | None = None) -> Path:
+    """A hidden name next to `target` that `remove_stale_temporaries` recognises as churn's.
+
+    `token` (hex) makes the name predictable, so a journal can list it before the file exists.
+    """
+    return target.with_name(f".{target.name}.churn-{tag}-{_host()}-{os.getpid()}-{token or secrets.token_hex(4)}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _is_stale(entry: Path, host: str, pid: int) -> bool:
+    if host == _host():
+        return pid != os.getpid() and not _alive(pid)
+    try:
+        return time.time() - entry.lstat().st_mtime > STALE_AFTER_SECONDS
+    except FileNotFoundError:
+        return False
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with suppress(FileNotFoundError):
+            path.unlink()
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Delete temporaries of `target` left by dead processes; a moved-away old copy is put back
+    when the target itself is missing (a folder swap that was killed half-way). Returns what was removed."""
+    target = Path(target)
+    prefix = f".{target.name}.churn-"
+    removed = []
+    try:
+        entries = [e for e in target.parent.iterdir() if e.name.startswith(prefix)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for entry in entries:
+        match = _TEMP.search(entry.name)
+        if match is None or match["tag"] == "stage" or not _is_stale(entry, match["host"], int(match["pid"])):
+            continue  # staged files belong to the scoring commit journal, which cleans them itself
+        if match["tag"] == "old" and not target.exists() and not target.is_symlink():
+            os.replace(entry, target)
+            continue
+        _remove(entry)
+        removed.append(entry)
+    return removed
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a file's data to disk (power-loss durability of what a rename makes visible)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to `target`; move it into place only if the block succeeds.
+    """Yield a temporary file path next to `target`; rename it onto `target` only if the block succeeds.
 
-    Works for files and directories (a directory target is replaced whole).
+    Only files: a folder at `target` is refused (never deleted). The caller checks ownership
+    first (`check_output_file`); this only guarantees "previous file or new file, never half".
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    tmp = tmp_dir / target.name
+    if target.is_dir():
+        raise OutputRefused(f"{target} is a folder; churn writes a file there only where no folder is.")
+    _make_parent(target)
+    remove_stale_temporaries(target)
+    tmp = temporary_sibling(target)
     try:
         yield tmp
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
         os.replace(tmp, target)
     finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        _remove(tmp)
+
+
+def _make_parent(target: Path) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise OutputRefused(f"Cannot write {target}: a file stands where its folder should be ({exc}).") from exc
+    except PermissionError as exc:
+        raise OutputRefused(f"Cannot write {target}: no permission to create its folder ({exc}).") from exc
+
+
+# ---------------------------------------------------------------------------- output markers
+def output_format(path: str | Path, allowed: Collection[str] = ("parquet", "csv"), fmt: str | None = None) -> str:
+    """The table format of an output file from its suffix; unknown suffixes and mismatches are refused."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputRefused(
+            f"Output {path} is a folder; --out names a file, e.g. {path / ('out.' + next(iter(allowed)))}. "
+            "Nothing was written and the folder was left as it is."
+        )
+    suffix = path.suffix.lower()
+    found = TABLE_FORMATS.get(suffix)
+    choices = " or ".join(f".{a}" for a in allowed)
+    if found is None or found not in allowed:
+        raise OutputRefused(
+            f"Output {path}: unknown suffix '{suffix or '(none)'}'; name a {choices} file, e.g. "
+            f"{path.with_suffix('.' + next(iter(allowed))).name}."
+        )
+    if fmt is not None and fmt != found:
+        raise OutputRefused(f"Output {path} ends in {suffix} but the format asked for is {fmt}; make them agree.")
+    return found
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(f".{path.name}.churn.json")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_marker(path: str | Path) -> dict[str, Any] | None:
+    """The churn output marker of a file (kind, and `changed` for text files edited since), or None."""
+    path = Path(path)
+    if path.suffix.lower() == ".parquet":
+        try:
+            metadata = pq.read_schema(path).metadata or {}
+        except (pa.ArrowException, OSError):
+            return None
+        raw = metadata.get(MARKER_KEY)
+        return _json_dict(raw)
+    sidecar = _sidecar(path)
+    if not sidecar.is_file():
+        return None
+    marker = _json_dict(sidecar.read_bytes())
+    if marker is not None:
+        marker["changed"] = _sha256(path) not in marker.get("sha256", [])
+    return marker
+
+
+def _json_dict(raw: bytes | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def check_output_file(path: str | Path, kind: str, *, overwrite: bool = False) -> None:
+    """Refuse to write `kind` output to `path` unless nothing is there or it is churn's own earlier output."""
+    path = Path(path)
+    if path.is_symlink():
+        raise OutputRefused(f"Output {path} is a symbolic link; name a plain file (churn does not replace links).")
+    if path.is_dir():
+        raise OutputRefused(
+            f"Output {path} is a folder; --out names a file, e.g. {path / ('scores.parquet')}. "
+            "Nothing was written and the folder was left as it is."
+        )
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise OutputRefused(f"Output {path} exists and is not a regular file; choose another name.")
+    marker = read_marker(path)
+    if marker is None:
+        raise OutputRefused(
+            f"Output {path} already exists and churn did not write it; churn never replaces a file it did "
+            "not create (not even with --overwrite). Choose another name or move that file away."
+        )
+    if marker.get("kind") != kind and not overwrite:
+        raise OutputRefused(
+            f"Output {path} holds churn's {marker.get('kind')} output, not {kind}; "
+            "pass --overwrite to replace it, or choose another name."
+        )
+    if marker.get("changed") and not overwrite:
+        raise OutputRefused(
+            f"Output {path} was written by churn but has been changed since; pass --overwrite to replace it, "
+            "or choose another name."
+        )
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A file written under a hidden name, waiting to be renamed onto its target."""
+
+    staged: Path
+    target: Path
+
+    def place(self) -> None:
+        """Rename onto the target, replacing it atomically (idempotent once done)."""
+        if self.staged.exists():
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.staged, self.target)
+
+    def discard(self) -> None:
+        _remove(self.staged)
+
+
+def staged_for(target: str | Path, fmt: str, token: str | None = None, tag: str = "stage") -> list[Staged]:
+    """The renames that put a `fmt` table at `target`, in order: a CSV's sidecar first, then the file."""
+    target = Path(target)
+    token = token or secrets.token_hex(4)
+    file = Staged(temporary_sibling(target, tag, token), target)
+    if fmt != "csv":
+        return [file]
+    return [Staged(temporary_sibling(_sidecar(target), tag, token), _sidecar(target)), file]
+
+
+def write_staged(frame: pd.DataFrame, staged: list[Staged], kind: str, fmt: str, *, sync: bool = False) -> None:
+    """Write `frame` (marked as `kind` output) into the staged names of `staged_for`.
+
+    A CSV sidecar accepts both the previous and the new content, so a crash between the two
+    renames never makes churn's own file look foreign.
+    """
+    file = staged[-1]
+    _make_parent(file.staged)
+    remove_stale_temporaries(file.target)
+    marker = {"kind": kind, "format": fmt}
+    try:
+        if fmt == "parquet":
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            metadata = {**(table.schema.metadata or {}), MARKER_KEY: json.dumps(marker).encode()}
+            pq.write_table(table.replace_schema_metadata(metadata), file.staged)
+        elif fmt == "csv":
+            frame.to_csv(file.staged, index=False)
+            hashes = [_sha256(file.staged)]
+            previous = read_marker(file.target) if file.target.is_file() else None
+            if previous is not None and not previous.get("changed"):
+                hashes.append(_sha256(file.target))
+            staged[0].staged.write_text(json.dumps({**marker, "sha256": hashes}))
+        else:
+            raise OutputRefused(f"Cannot write {file.target}: unknown format '{fmt}' (use parquet or csv).")
+        if sync:
+            for item in staged:
+                fsync_file(item.staged)
+    except BaseException:
+        for item in staged:
+            item.discard()
+        raise
+
+
+def write_output(
+    frame: pd.DataFrame, path: str | Path, kind: str, *, fmt: str | None = None, overwrite: bool = False
+) -> Path:
+    """Write a table as `kind` output at a user-named path: checked, marked, atomic."""
+    path = Path(path)
+    fmt = output_format(path, fmt=fmt)
+    check_output_file(path, kind, overwrite=overwrite)
+    staged = staged_for(path, fmt, tag="tmp")
+    try:
+        write_staged(frame, staged, kind, fmt)
+        for item in staged:
+            item.place()
+    finally:
+        for item in staged:
+            item.discard()
+    return path
 
 
 def write_table(frame: pd.DataFrame, path: str | Path, fmt: str | None = None) -> Path:
-    """Write a DataFrame atomically as parquet or CSV (format from `fmt` or the file suffix)."""
+    """Write a table atomically inside a folder churn owns (`prepare_output_dir`); no ownership check."""
     path = Path(path)
-    fmt = (fmt or path.suffix.lstrip(".") or "parquet").lower()
+    fmt = fmt or output_format(path)
     writers: dict[str, Callable[[Path], None]] = {
         "parquet": lambda p: frame.to_parquet(p, index=False),
         "csv": lambda p: frame.to_csv(p, index=False),
     }
     if fmt not in writers:
-        from pipeline.errors import ChurnError
-
-        raise ChurnError(f"Cannot write {path}: unknown format '{fmt}' (use parquet or csv).")
+        raise OutputRefused(f"Cannot write {path}: unknown format '{fmt}' (use parquet or csv).")
     with atomic_path(path) as tmp:
         writers[fmt](tmp)
     return path
+
+
+# ---------------------------------------------------------------------------------- folders
+def _dir_marker(path: Path) -> dict[str, Any] | None:
+    marker = path / DIR_MARKER
+    return _json_dict(marker.read_bytes()) if marker.is_file() else None
+
+
+def _entries(path: Path) -> list[str]:
+    """Names in a folder, without churn's marker and temporaries."""
+    return sorted(e.name for e in path.iterdir() if e.name != DIR_MARKER and _TEMP.search(e.name) is None)
+
+
+def _check_folder(path: Path, kind: str, will_write: Iterable[str]) -> dict[str, Any] | None:
+    """The folder's marker when churn may write `kind` output into it; raises otherwise."""
+    if path.is_symlink():
+        raise OutputRefused(f"Output folder {path} is a symbolic link; name a plain folder.")
+    if path.exists() and not path.is_dir():
+        raise OutputRefused(f"Output {path} is a file, not a folder; this command writes a folder there.")
+    if not path.exists():
+        return None
+    marker = _dir_marker(path)
+    entries = _entries(path)
+    if marker is None:
+        if entries:
+            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            raise OutputRefused(
+                f"Output folder {path} already holds files churn did not write ({shown}); churn never replaces "
+                "or deletes them. Choose a new or empty folder."
+            )
+        return None
+    if marker.get("kind") != kind:
+        raise OutputRefused(
+            f"Output folder {path} holds churn's {marker.get('kind')} output, not {kind}; choose another folder."
+        )
+    ours = set(marker.get("files", []))
+    foreign = [name for name in will_write if (path / name).exists() and name not in ours]
+    if foreign:
+        raise OutputRefused(
+            f"Output folder {path} holds {', '.join(foreign[:3])}, which churn did not write there; "
+            "churn never replaces it. Move it away or choose another folder."
+        )
+    return marker
+
+
+def _write_dir_marker(path: Path, kind: str, files: Iterable[str]) -> None:
+    with atomic_path(path / DIR_MARKER) as tmp:
+        tmp.write_text(json.dumps({"kind": kind, "files": sorted(set(files))}, indent=1))
+
+
+def prepare_output_dir(path: str | Path, kind: str, will_write: Iterable[str]) -> Path:
+    """Make `path` a folder of churn's `kind` output, about to receive the files `will_write`.
+
+    The folder must be new, empty, or an earlier output of the same kind in which each of those
+    names is absent or was written by churn; other files in it are left alone.
+    """
+    path = Path(path)
+    names = list(will_write)
+    marker = _check_folder(path, kind, names)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError, PermissionError) as exc:
+        raise OutputRefused(f"Cannot create the output folder {path}: {exc}") from exc
+    _write_dir_marker(path, kind, [*(marker or {}).get("files", []), *names])
+    return path
+
+
+def _check_replaceable(target: Path, kind: str) -> None:
+    marker = _check_folder(target, kind, [])
+    if marker is not None:
+        foreign = [name for name in _entries(target) if name not in set(marker.get("files", []))]
+        if foreign:
+            raise OutputRefused(
+                f"Output folder {target} holds {', '.join(foreign[:3])}, which churn did not write; it would "
+                "be lost when the folder is replaced. Move it away or choose another folder."
+            )
+
+
+@contextmanager
+def replace_directory(target: str | Path, kind: str) -> Iterator[Path]:
+    """Build a whole folder in a temporary sibling and put it in place of `target` if the block succeeds.
+
+    `target` must be new, empty, or an earlier `kind` output holding only what churn wrote there
+    (checked before and again just before the swap): the old copy is deleted after the swap, so
+    nothing else may be in it.
+    """
+    target = Path(target)
+    _check_replaceable(target, kind)
+    _make_parent(target)
+    remove_stale_temporaries(target)
+    tmp = temporary_sibling(target)
+    tmp.mkdir()
+    try:
+        yield tmp
+        _write_dir_marker(tmp, kind, _entries(tmp))
+        _check_replaceable(target, kind)
+        if target.exists():
+            old = temporary_sibling(target, "old")
+            os.rename(target, old)
+            os.rename(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -249,7 +249,7 @@ def test_refuses_to_replace_a_folder_that_is_not_generated_data(tmp_path: Path) 
     precious = tmp_path / "work"
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
-    with pytest.raises(ChurnError, match="not generated data"):
+    with pytest.raises(ChurnError, match="churn did not write"):
         generate(precious, 10)
     assert (precious / "notes.txt").read_text() == "keep me"
 

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.contract import EVENT_TABLES
-from pipeline.errors import ChurnError, ConfigError
-from pipeline.io import atomic_path
+from pipeline.errors import ConfigError
+from pipeline.io import replace_directory
 from pipeline.progress import ProgressCallback
 from pipeline.synthetic import knobs as k
 from pipeline.synthetic.events import HEALTH_SCHEMA, BlockEvents, build_cells, contract_schema
@@ -99,17 +99,6 @@ class PartWriter:
         self._writer.close()
 
 
-def _check_target(out_dir: Path) -> None:
-    """Refuse to replace anything but an earlier generated folder: the target is replaced whole."""
-    if out_dir.is_file():
-        raise ChurnError(f"generate: --out {out_dir} is a file; give a folder for the generated tables.")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / TRUTH_DIR).is_dir():
-        raise ChurnError(
-            f"generate: --out {out_dir} already holds files that are not generated data (no {TRUTH_DIR}/ "
-            "folder); it would be replaced whole. Choose a new or empty folder, e.g. data/generated."
-        )
-
-
 def generate(
     out_dir: Path,
     n_accounts: int = 2000,
@@ -131,7 +120,6 @@ def generate(
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ConfigError(f"generate: seed must be a whole number >= 0 (got {seed!r}); e.g. 0 or 42.")
     out_dir = Path(out_dir)
-    _check_target(out_dir)
     timeline = Timeline.build(start, years)
 
     rng = np.random.default_rng(seed)
@@ -142,7 +130,7 @@ def generate(
     block_rngs = rng.spawn(len(blocks))
     seconds = dict.fromkeys(EVENT_TABLES, 0.0)
 
-    with atomic_path(out_dir) as tmp:
+    with replace_directory(out_dir, "generate") as tmp:
         (tmp / TRUTH_DIR).mkdir(parents=True)
         pq.write_table(population.accounts_table(), tmp / "accounts.parquet", compression="zstd")
         pq.write_table(terms.subscriptions_table(population), tmp / "subscriptions.parquet", compression="zstd")
