@@ -168,4 +168,4 @@ def test_validate_prints_the_report_with_warnings(
     assert code == 0
     assert "3 accounts, 4 terms: 1 renewed, 1 churned, 2 censored" in message
     assert "logins.account_id: 1 rows for accounts not in accounts" in message
-    assert "ignored: no account to attach them to" in message
+    assert "excluded: no account to attach them to" in message
