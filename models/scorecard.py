@@ -45,8 +45,11 @@ BAND_NAMES = ("green", "yellow", "red")
 DEFAULT_SCORECARD = "default"
 
 
+MAX_WEIGHT = 1e6  # weights are relative; a bound keeps their sums finite
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # a NaN weight or cut-off never passes
 
 
 class _Metric(_Model):
@@ -62,6 +65,8 @@ class _Metric(_Model):
     def _non_negative(cls, value: float) -> float:
         if value < 0:
             raise ValueError(f"weight must not be negative (got {value:g}); use 0 to switch a metric off")
+        if value > MAX_WEIGHT:
+            raise ValueError(f"weight must be at most {MAX_WEIGHT:g} (got {value:g}); weights are relative")
         return value
 
 
@@ -134,6 +139,8 @@ class Category(_Model):
     def _non_negative(cls, value: float) -> float:
         if value < 0:
             raise ValueError(f"weight must not be negative (got {value:g}); use 0 to switch a category off")
+        if value > MAX_WEIGHT:
+            raise ValueError(f"weight must be at most {MAX_WEIGHT:g} (got {value:g}); weights are relative")
         return value
 
     @model_validator(mode="after")
@@ -171,7 +178,11 @@ class Condition(_Model):
                 f"cannot read condition {raw!r}: expected '<column> <op> <value>' with op one of "
                 f"{', '.join(_OPERATORS)} (e.g. 'tenure_days < 120', 'segment in [smb, mid]')"
             )
-        value = yaml.safe_load(match["value"])
+        try:
+            value = yaml.safe_load(match["value"])
+        except yaml.YAMLError as exc:
+            problem = str(exc).splitlines()[0]
+            raise ValueError(f"condition {raw!r}: cannot read the value {match['value']!r} ({problem})") from exc
         if match["op"] in ("in", "not in") and not isinstance(value, list):
             raise ValueError(f"condition {raw!r}: '{match['op']}' needs a list, e.g. [smb, mid]")
         if match["op"] in ("<", "<=", ">", ">=") and (isinstance(value, bool) or not isinstance(value, int | float)):
