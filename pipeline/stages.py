@@ -6,6 +6,7 @@ few lines a person reads at the end.
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from pathlib import Path
 
@@ -13,10 +14,15 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.commit import ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings
 from pipeline.errors import ChurnError
+from pipeline.io import prepare_output_dir, write_output
 from pipeline.loading import Dataset, load_dataset
 from pipeline.progress import progress_bars
+
+__all__ = ["ScoreOutputs"]
+log = logging.getLogger("churn")
 
 
 def run_generate(out_dir: Path, accounts: int, seed: int, start: str, years: float, console: Console) -> Path:
@@ -28,9 +34,25 @@ def run_generate(out_dir: Path, accounts: int, seed: int, start: str, years: flo
     return Path(out_dir)
 
 
-def load(data: Path, settings: Settings) -> Dataset:
+def load(data: Path, settings: Settings, console: Console | None = None) -> Dataset:
+    """Load and validate the data directory; with a console, say which data end is used and what was excluded."""
     with progress_bars() as progress:
-        return load_dataset(data, settings.data.data_end, settings.data.grace_days, progress)
+        dataset = load_dataset(data, settings.data.data_end, settings.data.grace_days, progress)
+    report = dataset.report
+    log.info("data end %s (%s)", report.data_end.isoformat(), report.data_end_source)
+    for warning in report.exclusions:
+        log.warning("%s", warning)
+    if console is not None:
+        console.print(f"Data end {report.data_end} ({report.data_end_source}).", highlight=False)
+        for warning in report.exclusions:
+            console.print(f"[yellow]warning:[/yellow] {_escape(str(warning))}", highlight=False)
+    return dataset
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def _date(ts: pd.Timestamp | None) -> str:
@@ -41,13 +63,14 @@ def print_report(dataset: Dataset, console: Console) -> None:
     """The validation report: rows and dates per table, accounts and term outcomes, warnings."""
     report = dataset.report
     table = Table(title="Input tables", title_justify="left")
-    for col in ("table", "source", "rows", "first", "last", "warnings"):
-        table.add_column(col, justify="right" if col in ("rows", "warnings") else "left")
+    for col in ("table", "source", "rows", "excluded", "first", "last", "warnings"):
+        table.add_column(col, justify="right" if col in ("rows", "excluded", "warnings") else "left")
     for name, stats in report.tables.items():
         table.add_row(
-            name,
-            Path(dataset.sources.get(name, "")).name,
+            _escape(name),
+            _escape(Path(dataset.sources.get(name, "")).name),
             f"{stats.rows:,}",
+            f"{stats.excluded:,}",
             _date(stats.first),
             _date(stats.last),
             f"{report.warning_count(name):,}",
@@ -57,12 +80,15 @@ def print_report(dataset: Dataset, console: Console) -> None:
     if missing:
         console.print(f"Absent event tables (their features are left out): {', '.join(missing)}")
     console.print(
-        f"Data end {_date(report.data_end)}; {report.accounts:,} accounts, {report.terms:,} terms: "
+        f"Data end {_date(report.data_end)} ({report.data_end_source}); {report.accounts:,} accounts, "
+        f"{report.terms:,} terms: "
         f"{report.renewals:,} renewed, {report.churns:,} churned, {report.censored:,} censored "
         f"(grace {report.grace_days} days)."
     )
     if report.warnings:
-        console.print(f"[yellow]{len(report.warnings)} kinds of suspicious rows (usable, not dropped):[/yellow]")
+        console.print(
+            f"[yellow]{len(report.warnings)} kinds of suspicious rows (excluded or kept, as stated):[/yellow]"
+        )
         for warning in report.warnings:
             console.print(f"  - {warning}", highlight=False, markup=False)
     else:
@@ -138,8 +164,18 @@ def _print_training(result, console: Console) -> None:
     console.print(f"MLflow run {result.run_id} (experiment {result.experiment_id})")
 
 
-def train_on_table(table: pd.DataFrame, settings: Settings, config: Path | None, promote: bool, console: Console):
-    """Train on a snapshot feature table, with the rule score as a baseline, and print the outcome."""
+def train_on_table(
+    table: pd.DataFrame,
+    settings: Settings,
+    config: Path | None,
+    promote: bool,
+    console: Console,
+    data_end: pd.Timestamp | None = None,
+):
+    """Train on a snapshot feature table, with the rule score as a baseline, and print the outcome.
+
+    `data_end` (the end of the data the labels were read against) is tagged on the training run.
+    """
     from pipeline.train import train_model
 
     config_files = [p for p in (config, settings.healthscore_path()) if p is not None]
@@ -152,6 +188,10 @@ def train_on_table(table: pd.DataFrame, settings: Settings, config: Path | None,
             promote=promote,
             progress=progress,
         )
+    if data_end is not None:
+        from pipeline.tracking import tag_run
+
+        tag_run(result.run_id, {"data_end": pd.Timestamp(data_end).isoformat()})
     _print_training(result, console)
     return result
 
@@ -166,10 +206,9 @@ def run_train(
 ):
     from features.table import read_feature_table
 
-    table = (
-        read_feature_table(str(features_file)) if features_file else build_feature_table(load(data, settings), settings)
-    )
-    result = train_on_table(table, settings, config, promote, console)
+    dataset = None if features_file else load(data, settings, console)
+    table = read_feature_table(str(features_file)) if features_file else build_feature_table(dataset, settings)
+    result = train_on_table(table, settings, config, promote, console, dataset.data_end if dataset else None)
     if data is not None:
         print_oracle(Path(data), result, console)
     return result
@@ -224,29 +263,51 @@ def _print_alerts(alerts: pd.DataFrame, console: Console, limit: int = 10) -> No
     console.print(table)
 
 
-def _side_file(path: Path, suffix: str, fmt: str) -> Path:
-    return path.with_name(f"{path.stem}_{suffix}.{fmt}")
+def score_date(
+    dataset: Dataset,
+    when: date,
+    settings: Settings,
+    model_uri: str | None,
+    history: bool,
+    outputs: ScoreOutputs | None = None,
+    *,
+    deliver_alerts: bool = True,
+):
+    """Score every active account as of `when` with the registered model and commit the run as one unit.
 
-
-def score_date(dataset: Dataset, when: date, settings: Settings, model_uri: str | None, history: bool):
-    """Score every active account as of `when` with the registered model; append to the history."""
+    The scores, alerts and drift files (with `outputs`), the history partition (with `history`)
+    and the MLflow scoring run land together or not at all; then the alerts are posted to the
+    configured webhook, where a failure is a warning, not an error.
+    """
     from pipeline.score import score_book
-    from pipeline.tracking import load_model, log_scoring_run
+    from pipeline.tracking import load_model
 
     features = build_feature_table(dataset, settings, as_of=when)
     model = load_model(_champion_uri(model_uri, settings), settings)
+    history_dir = settings.workdir_path / "history" if history else None
     with progress_bars() as progress:
-        run = score_book(
-            features,
-            model,
-            health_config(settings),
-            settings,
-            history_dir=settings.workdir_path / "history" if history else None,
-            progress=progress,
-        )
-    run_id = log_scoring_run(settings, run.scores, run.alerts, run.drift)
-    run.notes.append(f"MLflow scoring run {run_id} (drift per feature, alerts)")
+        run = score_book(features, model, health_config(settings), settings, history_dir=history_dir, progress=progress)
+    result, recovered = commit_scoring(
+        settings, run.scores, run.alerts, run.drift, outputs=outputs, history_dir=history_dir, data_end=dataset.data_end
+    )
+    run.warnings += recovered
+    run.notes.append(f"MLflow scoring run {result.run_id} (drift per feature, alerts)")
+    if deliver_alerts:
+        _deliver(run, settings)
     return run
+
+
+def _deliver(run, settings: Settings) -> None:
+    from models.alerts import notify
+
+    try:
+        delivered = notify(run.alerts, settings.scoring.alerts)
+    except ChurnError as exc:
+        run.warnings.append(f"the alerts were not delivered: {exc}")
+        log.warning("alerts not delivered: %s", exc)
+        return
+    if delivered:
+        run.notes.append(f"{len(run.alerts)} alert(s) delivered to the webhook")
 
 
 def _counts(values: pd.Series, order: list[str]) -> str:
@@ -254,16 +315,8 @@ def _counts(values: pd.Series, order: list[str]) -> str:
     return ", ".join(f"{int(counts.get(level, 0)):,} {level}" for level in order)
 
 
-def write_score_outputs(run, out_file: Path, fmt: str, console: Console) -> dict[str, Path]:
-    """Scores, alerts and drift next to each other, each written atomically."""
-    from pipeline.io import write_table
-
-    paths = {
-        "scores": write_table(run.scores, out_file, fmt),
-        "alerts": write_table(run.alerts, _side_file(out_file, "alerts", fmt), fmt),
-    }
-    if not run.drift.empty:
-        paths["drift"] = write_table(run.drift, _side_file(out_file, "drift", fmt), fmt)
+def print_score_run(run, paths: dict[str, Path], console: Console) -> None:
+    """What a person reads after a scoring run: the book, drift, notes, warnings, top alerts, files."""
     scores = run.scores
     bands = _counts(scores["health_band"], ["green", "yellow", "red"])
     risk = _counts(scores["risk_band"], ["low", "medium", "high"])
@@ -275,45 +328,54 @@ def write_score_outputs(run, out_file: Path, fmt: str, console: Console) -> dict
     if run.drifted:
         console.print(
             f"[yellow]warning:[/yellow] {len(run.drifted)} feature(s) drifted from the training data "
-            f"(PSI > threshold): {', '.join(run.drifted[:8])}",
+            f"(PSI > threshold): {_escape(', '.join(run.drifted[:8]))}",
             highlight=False,
         )
     for note in run.notes:
         console.print(f"note: {note}", markup=False, highlight=False)
+    for warning in run.warnings:
+        console.print(f"[yellow]warning:[/yellow] {_escape(warning)}", highlight=False)
     _print_alerts(run.alerts, console)
-    console.print("Wrote " + ", ".join(f"{k} {v}" for k, v in paths.items()), markup=False, highlight=False)
-    return paths
+    if paths:
+        console.print("Wrote " + ", ".join(f"{k} {v}" for k, v in paths.items()), markup=False, highlight=False)
+
+
+def _print_recovered(settings: Settings, console: Console) -> None:
+    for message in recover(settings):
+        console.print(f"[yellow]warning:[/yellow] {_escape(message)}", highlight=False)
 
 
 def run_score(
     data: Path,
     when: date,
-    out_file: Path,
-    fmt: str,
+    outputs: ScoreOutputs,
     model_uri: str | None,
     settings: Settings,
     history: bool,
     console: Console,
 ):
-    run = score_date(load(data, settings), when, settings, model_uri, history)
-    write_score_outputs(run, out_file, fmt, console)
+    outputs.check()  # before any work: a refused target costs nothing
+    _print_recovered(settings, console)
+    run = score_date(load(data, settings, console), when, settings, model_uri, history, outputs)
+    print_score_run(run, outputs.targets(), console)
     return run
 
 
 def run_score_table(
-    table: Path, id_col: str, out_file: Path, fmt: str, model_uri: str | None, settings: Settings, console: Console
+    table: Path, id_col: str, outputs: ScoreOutputs, model_uri: str | None, settings: Settings, console: Console
 ) -> pd.DataFrame:
     """Score a prepared per-account table with a model trained by `churn train --table`."""
-    from pipeline.io import write_table
+    from pipeline.io import check_output_file
     from pipeline.score import score_prepared
     from pipeline.tracking import load_model
 
+    check_output_file(outputs.path, "scores", overwrite=outputs.overwrite)
     model = load_model(_champion_uri(model_uri, settings), settings)
     scores = score_prepared(table, id_col, model, settings)
-    write_table(scores, out_file, fmt)
+    write_output(scores, outputs.path, "scores", fmt=outputs.fmt, overwrite=outputs.overwrite)
     console.print(
         f"Scored {len(scores):,} rows of {table.name} with model version {scores['model_version'].iloc[0]}; "
-        f"wrote {out_file}",
+        f"wrote {outputs.path}",
         markup=False,
         highlight=False,
     )
@@ -373,7 +435,14 @@ def run_explain(
 
 
 def run_compare(data: Path, settings: Settings, out_dir: Path, console: Console):
-    return compare_dataset(load(data, settings), settings, out_dir, console)
+    _prepare_compare_dir(out_dir)
+    return compare_dataset(load(data, settings, console), settings, out_dir, console)
+
+
+def _prepare_compare_dir(out_dir: Path) -> None:
+    from pipeline.compare import OUTPUT_FILES
+
+    prepare_output_dir(out_dir, "compare", OUTPUT_FILES.values())
 
 
 def compare_dataset(
@@ -382,6 +451,7 @@ def compare_dataset(
     """Backtest rule vs ML on the dataset (reusing a built feature table when given) and print the headline."""
     from pipeline.compare import run_comparison
 
+    _prepare_compare_dir(out_dir)
     with progress_bars() as progress:
         result = run_comparison(dataset, settings, Path(out_dir), progress=progress, table=table)
     for line in result.summary_lines():
@@ -403,10 +473,18 @@ def run_all(
     out_dir: Path | None,
     console: Console,
 ) -> dict[str, Path]:
-    """generate (without --data) -> validate -> features -> train -> score (last two months) -> alerts -> compare."""
-    from pipeline.io import write_table
+    """generate (without --data) -> validate -> features -> train -> score (last two months) -> alerts -> compare.
 
+    Every output goes into `out_dir`, which must be new, empty or an earlier `churn run` folder;
+    everything it will write is checked before the work starts.
+    """
     out_dir = Path(out_dir) if out_dir else settings.workdir_path / "run"
+    outputs = ScoreOutputs(out_dir / "scores.parquet", "parquet")
+    names = ["features.parquet", *(p.name for p in outputs.targets().values()), "compare"]
+    prepare_output_dir(out_dir, "run", [*names, "data"] if data is None else names)
+    outputs.check()
+    _prepare_compare_dir(out_dir / "compare")
+    _print_recovered(settings, console)
     if data is None:
         data = out_dir / "data"
         console.rule("generate")
@@ -416,17 +494,19 @@ def run_all(
     print_report(dataset, console)
     console.rule("features")
     table = build_feature_table(dataset, settings)
-    paths = {"data": Path(data), "features": write_table(table, out_dir / "features.parquet")}
+    paths = {"data": Path(data), "features": write_output(table, out_dir / "features.parquet", "features")}
     console.print(f"{len(table):,} monthly snapshots x {table.shape[1] - 4} features -> {paths['features']}")
     console.rule("train")
-    result = train_on_table(table, settings, config, promote=False, console=console)
+    result = train_on_table(table, settings, config, promote=False, console=console, data_end=dataset.data_end)
     print_oracle(Path(data), result, console)
     console.rule("score")
     latest = latest_scoring_date(dataset)
     month_before = (pd.Timestamp(latest) - pd.DateOffset(months=1)).date()
-    score_date(dataset, month_before, settings, result.model_uri, history=True)  # so trends and alerts have a base
-    run = score_date(dataset, latest, settings, result.model_uri, history=True)
-    paths |= write_score_outputs(run, out_dir / "scores.parquet", "parquet", console)
+    # The month before gives trends and alerts a base; its alerts are not news, so they are not posted.
+    score_date(dataset, month_before, settings, result.model_uri, history=True, deliver_alerts=False)
+    run = score_date(dataset, latest, settings, result.model_uri, history=True, outputs=outputs)
+    print_score_run(run, outputs.targets(), console)
+    paths |= outputs.targets()
     console.rule("compare")
     comparison = compare_dataset(dataset, settings, out_dir / "compare", console, table=table)
     paths["report"] = comparison.report_path
