@@ -142,9 +142,9 @@ def snapshots_sql(grace_days: int, data_end: pd.Timestamp) -> str:
 
     The label looks ahead with one ASOF lookup: the latest end among terms starting no later than
     E + grace is after E exactly when some such term ends after E (renewal). `landed_at` is the
-    account's created_at, or its first term start when that is earlier; `seat_norm` is the licensed seats of the active terms (their maximum: add-on and
-    overlapping renewal terms cover the same users), 1 when unknown, the denominator of every
-    per-seat feature.
+    account's created_at, or its first term start when that is earlier; `seat_norm` is the
+    licensed seats of the active terms (their maximum: add-on and overlapping renewal terms
+    cover the same users), 1 when unknown, the denominator of every per-seat feature.
     """
     grace = f"to_days({grace_days})"
     return f"""
