@@ -9,6 +9,7 @@ shows its traceback only with `--debug`.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from datetime import date
 from pathlib import Path
@@ -272,23 +273,24 @@ def main() -> None:
     interrupts.install()
     try:
         app()  # standalone mode: prints usage errors itself and always ends in SystemExit
-    except ChurnError as exc:
-        if _state["debug"]:
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        signum = interrupts.received(exc)
+        if signum is not None:
+            name = signal.Signals(signum).name
+            _print_error("interrupted", f"stopped by {name}; nothing partial was written.")
+            sys.exit(128 + signum)
+        if _state["debug"] or not isinstance(exc, Exception):
             raise
-        _print_error("error", str(exc))
-        sys.exit(1)
-    except (interrupts.Interrupted, KeyboardInterrupt) as exc:
-        signal_name, code = (exc.name, exc.exit_code) if isinstance(exc, interrupts.Interrupted) else ("SIGINT", 130)
-        _print_error("interrupted", f"stopped by {signal_name}; nothing partial was written.")
-        sys.exit(code)
-    except Exception as exc:
-        if _state["debug"]:
-            raise
-        _print_error(
-            "internal error",
-            f"{type(exc).__name__}: {exc}\n"
-            "This is a bug in the churn pipeline; rerun with --debug for the traceback and report it.",
-        )
+        if isinstance(exc, ChurnError):
+            _print_error("error", str(exc))
+        else:
+            _print_error(
+                "internal error",
+                f"{type(exc).__name__}: {exc}\n"
+                "This is a bug in the churn pipeline; rerun with --debug for the traceback and report it.",
+            )
         sys.exit(1)
 
 

@@ -2,8 +2,10 @@
 
 Both signals raise `Interrupted`, a BaseException (so no `except Exception` swallows it) that
 unwinds through every `finally`: temporary files are removed and an uncommitted scoring run is
-rolled back before the process exits. `deferred()` holds the signals back during the few renames
-of a commit, so an interrupt lands before or after them, never in between.
+rolled back before the process exits. A library may turn it into its own error (DuckDB raises
+"Query interrupted"), so the signal is also recorded and `received()` tells the CLI that whatever
+ended the command, it was an interrupt. `deferred()` holds the signals back during the few
+renames of a commit, so an interrupt lands before or after them, never in between.
 """
 
 from __future__ import annotations
@@ -33,8 +35,21 @@ class Interrupted(BaseException):
         return 128 + self.signum
 
 
+_received: list[int] = []
+
+
 def _raise(signum: int, frame: FrameType | None) -> None:
+    _received.append(signum)
     raise Interrupted(signum)
+
+
+def received(exc: BaseException | None = None) -> int | None:
+    """The signal that ended the command: `exc`'s own, else the first one this process received."""
+    if isinstance(exc, Interrupted):
+        return exc.signum
+    if isinstance(exc, KeyboardInterrupt):
+        return int(signal.SIGINT)
+    return _received[0] if _received else None
 
 
 def install() -> None:
@@ -58,4 +73,5 @@ def deferred() -> Iterator[None]:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if pending:
+        _received.append(pending[0])
         raise Interrupted(pending[0])

@@ -44,7 +44,7 @@ MARKER_KEY = b"churn.output"
 DIR_MARKER = ".churn-output.json"
 TABLE_FORMATS = {".parquet": "parquet", ".csv": "csv"}
 STALE_AFTER_SECONDS = 24 * 3600  # a temporary of another host is stale after this long
-_TEMP = re.compile(r"\.churn-(?P<tag>tmp|old|stage)-(?P<host>[A-Za-z0-9]*)-(?P<pid>\d+)-[0-9a-f]+$")
+_TEMP = re.compile(r"\.churn-(?P<tag>tmp|old|stage)-(?P<host>[A-Za-z0-9]*)-(?P<pid>\d+)-[0-9a-f]+(\.\w+)?$")
 
 
 class OutputRefused(ChurnError):
@@ -59,9 +59,11 @@ def _host() -> str:
 def temporary_sibling(target: Path, tag: str = "tmp", token: str | None = None) -> Path:
     """A hidden name next to `target` that `remove_stale_temporaries` recognises as churn's.
 
-    `token` (hex) makes the name predictable, so a journal can list it before the file exists.
+    `token` (hex) makes the name predictable, so a journal can list it before the file exists; the
+    target's suffix is kept last, for writers that pick the format from it.
     """
-    return target.with_name(f".{target.name}.churn-{tag}-{_host()}-{os.getpid()}-{token or secrets.token_hex(4)}")
+    token = token or secrets.token_hex(4)
+    return target.with_name(f".{target.name}.churn-{tag}-{_host()}-{os.getpid()}-{token}{target.suffix}")
 
 
 def _alive(pid: int) -> bool:
@@ -264,39 +266,56 @@ class Staged:
 
 
 def staged_for(target: str | Path, fmt: str, token: str | None = None, tag: str = "stage") -> list[Staged]:
-    """The renames that put a `fmt` table at `target`, in order: a CSV's sidecar first, then the file."""
+    """The renames that put a `fmt` file at `target`, in order: the sidecar first (all but parquet), then the file."""
     target = Path(target)
     token = token or secrets.token_hex(4)
     file = Staged(temporary_sibling(target, tag, token), target)
-    if fmt != "csv":
+    if fmt == "parquet":
         return [file]
     return [Staged(temporary_sibling(_sidecar(target), tag, token), _sidecar(target)), file]
 
 
 def write_staged(frame: pd.DataFrame, staged: list[Staged], kind: str, fmt: str, *, sync: bool = False) -> None:
-    """Write `frame` (marked as `kind` output) into the staged names of `staged_for`.
+    """Write `frame` (marked as `kind` output) into the staged names of `staged_for`."""
+    if fmt == "parquet":
+        file = staged[-1]
+        _make_parent(file.staged)
+        remove_stale_temporaries(file.target)
+        try:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            marker = json.dumps({"kind": kind, "format": fmt}).encode()
+            pq.write_table(
+                table.replace_schema_metadata({**(table.schema.metadata or {}), MARKER_KEY: marker}), file.staged
+            )
+            if sync:
+                fsync_file(file.staged)
+        except BaseException:
+            file.discard()
+            raise
+    elif fmt == "csv":
+        _write_with_sidecar(staged, kind, fmt, lambda path: frame.to_csv(path, index=False), sync=sync)
+    else:
+        raise OutputRefused(f"Cannot write {staged[-1].target}: unknown format '{fmt}' (use parquet or csv).")
 
-    A CSV sidecar accepts both the previous and the new content, so a crash between the two
+
+def _write_with_sidecar(
+    staged: list[Staged], kind: str, fmt: str, write: Callable[[Path], None], *, sync: bool = False
+) -> None:
+    """Write the file with `write`, then its sidecar marker.
+
+    The sidecar accepts both the previous and the new content, so a crash between the two
     renames never makes churn's own file look foreign.
     """
-    file = staged[-1]
+    sidecar, file = staged
     _make_parent(file.staged)
     remove_stale_temporaries(file.target)
-    marker = {"kind": kind, "format": fmt}
     try:
-        if fmt == "parquet":
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            metadata = {**(table.schema.metadata or {}), MARKER_KEY: json.dumps(marker).encode()}
-            pq.write_table(table.replace_schema_metadata(metadata), file.staged)
-        elif fmt == "csv":
-            frame.to_csv(file.staged, index=False)
-            hashes = [_sha256(file.staged)]
-            previous = read_marker(file.target) if file.target.is_file() else None
-            if previous is not None and not previous.get("changed"):
-                hashes.append(_sha256(file.target))
-            staged[0].staged.write_text(json.dumps({**marker, "sha256": hashes}))
-        else:
-            raise OutputRefused(f"Cannot write {file.target}: unknown format '{fmt}' (use parquet or csv).")
+        write(file.staged)
+        hashes = [_sha256(file.staged)]
+        previous = read_marker(file.target) if file.target.is_file() else None
+        if previous is not None and not previous.get("changed"):
+            hashes.append(_sha256(file.target))
+        sidecar.staged.write_text(json.dumps({"kind": kind, "format": fmt, "sha256": hashes}))
         if sync:
             for item in staged:
                 fsync_file(item.staged)
@@ -304,6 +323,15 @@ def write_staged(frame: pd.DataFrame, staged: list[Staged], kind: str, fmt: str,
         for item in staged:
             item.discard()
         raise
+
+
+def _place_all(staged: list[Staged]) -> None:
+    try:
+        for item in staged:
+            item.place()
+    finally:
+        for item in staged:
+            item.discard()
 
 
 def write_output(
@@ -314,13 +342,28 @@ def write_output(
     fmt = output_format(path, fmt=fmt)
     check_output_file(path, kind, overwrite=overwrite)
     staged = staged_for(path, fmt, tag="tmp")
-    try:
-        write_staged(frame, staged, kind, fmt)
-        for item in staged:
-            item.place()
-    finally:
-        for item in staged:
-            item.discard()
+    write_staged(frame, staged, kind, fmt)
+    _place_all(staged)
+    return path
+
+
+def check_output_path(path: Path, kind: str, suffix: str, *, overwrite: bool = False) -> None:
+    """`check_output_file` for a non-table output that must end in `suffix`."""
+    if path.is_dir() or path.suffix.lower() != suffix:
+        what = "is a folder" if path.is_dir() else f"does not end in {suffix}"
+        raise OutputRefused(f"Output {path} {what}; name a {suffix} file, e.g. {path.with_suffix(suffix).name}.")
+    check_output_file(path, kind, overwrite=overwrite)
+
+
+def write_output_file(
+    path: str | Path, kind: str, write: Callable[[Path], None], *, suffix: str, overwrite: bool = False
+) -> Path:
+    """Write a non-table output (a plot...) at a user-named path with `write(tmp_path)`: checked, marked, atomic."""
+    path = Path(path)
+    check_output_path(path, kind, suffix, overwrite=overwrite)
+    staged = staged_for(path, suffix.lstrip("."), tag="tmp")
+    _write_with_sidecar(staged, kind, suffix.lstrip("."), write)
+    _place_all(staged)
     return path
 
 

@@ -17,7 +17,7 @@ from rich.table import Table
 from pipeline.commit import ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings
 from pipeline.errors import ChurnError
-from pipeline.io import prepare_output_dir, write_output
+from pipeline.io import prepare_output_dir, write_output, write_output_file
 from pipeline.loading import Dataset, load_dataset
 from pipeline.progress import progress_bars
 
@@ -395,9 +395,12 @@ def run_explain(
     from features.table import ACCOUNT_ID
     from models.explain import explain
     from models.healthscore import category_column
+    from pipeline.io import check_output_path
     from pipeline.score import ML_PREFIX, complete_usage_columns, model_categories, score_table
     from pipeline.tracking import load_model
 
+    if plot is not None:
+        check_output_path(Path(plot), "plot", ".png")
     features = build_feature_table(load(data, settings), settings, as_of=when)
     row = features[features[ACCOUNT_ID].astype(str) == str(account_id)]
     if row.empty:
@@ -429,7 +432,14 @@ def run_explain(
 
         X = model.prepare(complete_usage_columns(row.reset_index(drop=True), model))
         explanation = explain(model.booster_, X, model_categories(model, settings))
-        waterfall_plot(explanation.contributions.iloc[0], explanation.base_value, plot, title=f"Account {account_id}")
+        write_output_file(
+            plot,
+            "plot",
+            lambda tmp: waterfall_plot(
+                explanation.contributions.iloc[0], explanation.base_value, tmp, title=f"Account {account_id}"
+            ),
+            suffix=".png",
+        )
         console.print(f"Waterfall plot: {plot}", markup=False, highlight=False)
     return scores.to_frame().T
 
