@@ -104,6 +104,43 @@ CASES: list[tuple[str, Callable[[Tables], None], list[str]]] = [
         _set("support_tickets", "ticket_id", ["T1", ""]),
         ["support_tickets.ticket_id: 1 values are missing", "rows 2"],
     ),
+    # issue 11, row 9: numbers that parse but cannot be right
+    (
+        "arr infinite, negative or NaN",
+        _set("subscriptions", "arr", ["100", "inf", "-5", "nan"]),
+        ["subscriptions.arr: 3 values are not finite numbers >= 0", "rows 2, 3, 4", "'inf', '-5', 'nan'"],
+    ),
+    (
+        "seats negative",
+        _set("subscriptions", "seats", [5, -1, 20, 100]),
+        ["subscriptions.seats: 1 values are not finite numbers >= 0", "rows 2: '-1'"],
+    ),
+    (
+        "quantity negative or infinite",
+        lambda t: t["usage_events"].__setitem__("quantity", ["1", "-2", "-inf"]),
+        ["usage_events.quantity: 2 values are not finite numbers >= 0", "rows 2, 3"],
+    ),
+    (
+        "csat off its scale",
+        lambda t: t["support_tickets"].__setitem__("csat", ["0", "6"]),
+        ["support_tickets.csat: 2 values are not finite numbers from 1 to 5", "rows 1, 2"],
+    ),
+    # issue 11, rows 3 and 10: out-of-range years, empty required tables
+    (
+        "year 9999",
+        _set("logins", "ts", ["2023-01-01", "9999-12-31", "2023-01-01", "2023-01-01", "2023-01-01"]),
+        ["logins.ts: 1 values are outside the supported dates 1900-01-01 to 2999-12-31", "rows 2: '9999-12-31'"],
+    ),
+    (
+        "year 10000",
+        _set("subscriptions", "end_date", ["2024-01-01", "10000-01-01", "2024-02-01", "2025-06-01"]),
+        ["subscriptions.end_date: 1 values are outside the supported dates", "rows 2: '10000-01-01'"],
+    ),
+    (
+        "no subscriptions at all",
+        lambda t: t.__setitem__("subscriptions", t["subscriptions"].iloc[0:0]),
+        ["subscriptions: the table has no rows; at least one subscription term is needed"],
+    ),
 ]
 
 
@@ -129,6 +166,19 @@ def test_fatal_problem_is_named_and_nothing_is_written(
     assert list(out_dir.iterdir()) == []
 
 
+def test_zero_row_subscriptions_is_a_clear_error_in_validate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11, row 10: an empty `subscriptions` used to end in an internal error."""
+    tables = tiny_tables()
+    tables["subscriptions"] = tables["subscriptions"].iloc[0:0]
+    for fmt in ("csv", "parquet"):
+        data = write_tables(tmp_path / fmt, tables, fmt)
+        code, message = run_cli(["validate", "--data", str(data)], monkeypatch, capsys)
+        assert code == 1 and "subscriptions: the table has no rows" in message, message
+        assert "internal error" not in message
+
+
 def test_all_problems_are_reported_together(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -148,6 +198,31 @@ def test_unreadable_file_names_the_table_and_file(
     (data / "logins.parquet").write_bytes(b"this is not parquet")
     code, message = run_cli(["validate", "--data", str(data)], monkeypatch, capsys)
     assert code == 1 and "Table 'logins': cannot read" in message and "logins.parquet" in message
+
+
+def test_a_latin1_csv_says_what_is_wrong_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11, row 11: the loader error used to stop at "CSV Error on Line: 2"."""
+    data = write_tables(tmp_path / "data", tiny_tables())
+    (data / "accounts.csv").write_bytes("account_id,created_at\nA\xe9,2023-01-01\n".encode("latin-1"))
+    code, message = run_cli(["validate", "--data", str(data)], monkeypatch, capsys)
+    assert code == 1 and "Table 'accounts': cannot read" in message and "accounts.csv" in message
+    assert "not utf-8 encoded" in message.lower()
+
+
+def test_a_corrupt_last_part_names_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11, row 11: a corrupt last parquet part used to fail without naming the file."""
+    data = write_tables(tmp_path / "data", tiny_tables(), "folder")
+    last = data / "logins" / "part-1.parquet"
+    good = last.read_bytes()
+    for broken in (good[: len(good) - 20], good[:8] + b"\x00" * (len(good) - 16) + good[-8:]):
+        last.write_bytes(broken)
+        code, message = run_cli(["validate", "--data", str(data)], monkeypatch, capsys)
+        assert code == 1 and "Table 'logins': cannot read" in message and "part-1.parquet" in message, message
+        assert "internal error" not in message
 
 
 def test_table_given_twice_is_ambiguous(
