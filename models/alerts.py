@@ -10,6 +10,7 @@ the model's top drivers and the health categories that fell most, so the CSM kno
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import urllib.error
@@ -190,6 +191,18 @@ def _fallen_categories(now: pd.DataFrame, before: pd.DataFrame, n: int) -> pd.Se
     return pd.Series(texts, index=now.index, dtype=str)
 
 
+def _without_userinfo(url: str) -> tuple[str, dict[str, str]]:
+    """The URL without `user:password@`, which becomes HTTP Basic authentication instead."""
+    parts = urllib.parse.urlsplit(url)
+    headers = {"Content-Type": "application/json"}
+    if parts.username is None and parts.password is None:
+        return url, headers
+    credentials = f"{urllib.parse.unquote(parts.username or '')}:{urllib.parse.unquote(parts.password or '')}"
+    headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), headers
+
+
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
     """A webhook that redirects is misconfigured; following it could send the alerts anywhere."""
 
@@ -218,7 +231,8 @@ def post_webhook(alerts: pd.DataFrame, url: str, timeout: float = 10.0, retries:
     if records:
         summary += f"; largest ARR at risk: {records[0][ACCOUNT_ID]} ({records[0]['reasons']})"
     body = json.dumps({"text": summary, "alerts": records}).encode()
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    target, headers = _without_userinfo(url)
+    request = urllib.request.Request(target, data=body, headers=headers, method="POST")
     attempts = retries + 1
     for attempt in range(attempts):
         try:

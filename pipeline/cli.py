@@ -272,7 +272,7 @@ def main() -> None:
     """Entry point: usage errors exit 2 (click's own handling), user-facing errors 1, interrupts 130/143."""
     interrupts.install()
     try:
-        app()  # standalone mode: prints usage errors itself and always ends in SystemExit
+        app(prog_name="churn")  # standalone mode: prints usage errors itself and always ends in SystemExit
     except SystemExit:
         raise
     except BaseException as exc:

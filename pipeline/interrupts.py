@@ -53,7 +53,8 @@ def received(exc: BaseException | None = None) -> int | None:
 
 
 def install() -> None:
-    """Turn SIGINT and SIGTERM into `Interrupted` for this process (main thread only)."""
+    """Turn SIGINT and SIGTERM into `Interrupted` for this process (main thread only); forget earlier signals."""
+    _received.clear()
     if threading.current_thread() is threading.main_thread():
         for signum in HANDLED:
             signal.signal(signum, _raise)

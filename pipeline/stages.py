@@ -302,9 +302,11 @@ def _deliver(run, settings: Settings) -> None:
 
     try:
         delivered = notify(run.alerts, settings.scoring.alerts)
-    except ChurnError as exc:
-        run.warnings.append(f"the alerts were not delivered: {exc}")
-        log.warning("alerts not delivered: %s", exc)
+    except Exception as exc:  # the run is committed already: a delivery problem of any kind is a warning
+        # an unexpected error's text may quote the URL with its secrets: name the error type only
+        reason = str(exc) if isinstance(exc, ChurnError) else f"unexpected {type(exc).__name__}"
+        run.warnings.append(f"the alerts were not delivered: {reason}")
+        log.warning("alerts not delivered: %s", reason)
         return
     if delivered:
         run.notes.append(f"{len(run.alerts)} alert(s) delivered to the webhook")

@@ -92,7 +92,11 @@ def test_rows_of_unknown_accounts_are_excluded_everywhere_and_counted() -> None:
     """Row 8: subscriptions of accounts missing from `accounts` were reported "ignored" but scored."""
     tables = tiny_tables()
     ghost_terms = pd.DataFrame(
-        {"account_id": ["GHOST"] * 2, "start_date": ["2023-01-01", "2024-01-01"], "end_date": ["2024-01-01", "2025-01-01"]}
+        {
+            "account_id": ["GHOST"] * 2,
+            "start_date": ["2023-01-01", "2024-01-01"],
+            "end_date": ["2024-01-01", "2025-01-01"],
+        }
     )
     tables["subscriptions"] = pd.concat([tables["subscriptions"], ghost_terms], ignore_index=True)
     tables = _with_login(tables, "GHOST", "2023-05-01")

@@ -18,7 +18,7 @@ from pipeline.loading import Dataset, load_dataset
 INJECTION = "z'], union_by_name=true); COPY (SELECT 42 AS pwned) TO $$pwned.csv$$; --\".parquet"
 HOSTILE_NAMES = [
     INJECTION,
-    "quote's \"double\".parquet",
+    'quote\'s "double".parquet',
     "semi;colon; DROP TABLE accounts;.parquet",
     "new\nline.parquet",
     "dollar $$ quoted $$.parquet",
@@ -50,7 +50,7 @@ def test_a_file_name_crafted_to_run_sql_is_just_a_file_name(tmp_path: Path, monk
 
 
 def test_hostile_part_names_and_folders_load_each_file_exactly_once(tmp_path: Path) -> None:
-    root = tmp_path / "it's \"data\"; $$ [x] *?\nfolder"
+    root = tmp_path / 'it\'s "data"; $$ [x] *?\nfolder'
     tables = tiny_tables()
     write_tables(root, {k: v for k, v in tables.items() if k not in ("logins", "accounts")})
     tables["accounts"].to_csv(root / "accounts.csv", index=False)

@@ -78,9 +78,7 @@ def test_unknown_output_suffix_is_refused(data_dir: Path, tmp_path: Path, monkey
         ["features", "--data", str(data_dir), "--out", str(tmp_path / "s.xlsx")], monkeypatch, capsys
     )
     assert code == 1 and "unknown suffix '.xlsx'" in message and "s.parquet" in message
-    code, message = run_cli(
-        ["score", "--data", str(data_dir), "--out", str(tmp_path / "s.xlsx")], monkeypatch, capsys
-    )
+    code, message = run_cli(["score", "--data", str(data_dir), "--out", str(tmp_path / "s.xlsx")], monkeypatch, capsys)
     assert code == 1 and "unknown suffix '.xlsx'" in message
     code, message = run_cli(
         ["score", "--data", str(data_dir), "--out", str(tmp_path / "s.parquet"), "--format", "csv"], monkeypatch, capsys
@@ -159,7 +157,7 @@ def test_plots_are_checked_and_marked_like_tables(tmp_path: Path) -> None:
     holiday.write_bytes(b"\x89PNG beach")
     with pytest.raises(OutputRefused, match="churn did not write it"):
         write_output_file(holiday, "plot", lambda p: p.write_bytes(b"x"), suffix=".png")
-    with pytest.raises(OutputRefused, match="does not end in .png"):
+    with pytest.raises(OutputRefused, match=r"does not end in \.png"):
         write_output_file(tmp_path / "plot.jpg", "plot", lambda p: p.write_bytes(b"x"), suffix=".png")
     assert holiday.read_bytes() == b"\x89PNG beach"
 
@@ -177,7 +175,7 @@ def test_output_folders_are_new_empty_or_their_own(tmp_path: Path) -> None:
     prepare_output_dir(ours, "compare", ["report.html", "metrics.json"])  # a re-run: fine
     with pytest.raises(OutputRefused, match="holds churn's compare output, not run"):
         prepare_output_dir(ours, "run", ["features.parquet"])
-    with pytest.raises(OutputRefused, match="holds mine.txt, which churn did not write there"):
+    with pytest.raises(OutputRefused, match=r"holds mine\.txt, which churn did not write there"):
         prepare_output_dir(ours, "compare", ["mine.txt"])
     assert (ours / "mine.txt").read_text() == "the user's, left alone"
     with pytest.raises(OutputRefused, match="is a file, not a folder"):
@@ -202,9 +200,9 @@ def test_generate_replaces_only_a_folder_of_its_own_files(tmp_path: Path) -> Non
         (tmp / "accounts.parquet").write_bytes(b"v2")
     assert _tree(target) == {"accounts.parquet": b"v2", DIR_MARKER: (target / DIR_MARKER).read_bytes()}
     (target / "analysis.ipynb").write_text("the user's notebook")
-    with pytest.raises(OutputRefused, match=r"holds analysis.ipynb, which churn did not write; it would be lost"):
-        with replace_directory(target, "generate") as tmp:
-            (tmp / "accounts.parquet").write_bytes(b"v3")
+    lost = r"holds analysis\.ipynb, which churn did not write; it would be lost"
+    with pytest.raises(OutputRefused, match=lost), replace_directory(target, "generate") as tmp:
+        (tmp / "accounts.parquet").write_bytes(b"v3")
     assert (target / "accounts.parquet").read_bytes() == b"v2"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
