@@ -27,6 +27,7 @@ from pipeline.errors import DataContractError
 from pipeline.validation import ValidationReport, validate
 
 Progress = Callable[[str, int, int], None]
+CSV_OPTIONS = "all_varchar=true, header=true, delim=','"  # text, to report bad values; commas, never guessed
 
 
 @dataclass
@@ -118,11 +119,15 @@ def parquet_files(path: Path) -> list[Path]:
 
 
 def _create_raw_view(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> None:
-    """Expose the file as `__raw_<name>`; CSV is read as text so bad values can be reported."""
+    """Expose the file as `__raw_<name>`; CSV is read as text so bad values can be reported.
+
+    CSV means comma-separated: the delimiter is not guessed, so a short or truncated file is never
+    read as one wide column.
+    """
     try:
         if path.suffix == ".csv" and not path.is_dir():
             con.execute(
-                f'CREATE TABLE "__raw_{name}" AS SELECT * FROM read_csv(?, all_varchar=true, header=true)',
+                f'CREATE TABLE "__raw_{name}" AS SELECT * FROM read_csv(?, {CSV_OPTIONS})',
                 [literal_glob(path)],
             )
         else:
