@@ -39,13 +39,14 @@ from urllib.parse import urlparse
 import mlflow
 import numpy as np
 import pandas as pd
+import yaml
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from sklearn.metrics import roc_auc_score
 
 from models.risk_model import ChurnRiskModel
-from pipeline.config import Settings
+from pipeline.config import Settings, read_yaml, redact_url
 from pipeline.errors import ChurnError, ConfigError
 
 CHALLENGER = "challenger"
@@ -146,11 +147,22 @@ def data_fingerprint(table: pd.DataFrame, *, id_col: str, label_col: str, time_c
 
 
 def log_config_files(paths: list[Path]) -> None:
-    """Log each configuration file once under `config/` (the same file may be named twice)."""
+    """Log each configuration file once under `config/` (the same file may be named twice).
+
+    A file that sets `scoring.alerts.webhook_url` is logged as its settings with the URL redacted
+    (the URL may carry a token), not as written.
+    """
     for path in dict.fromkeys(Path(p).resolve() for p in paths):
         if not Path(path).is_file():
             raise ConfigError(f"Configuration file {path} does not exist, so it cannot be logged with the run.")
-        mlflow.log_artifact(str(path), artifact_path="config")
+        raw = read_yaml(path) if path.suffix in (".yaml", ".yml") else {}
+        scoring = raw.get("scoring")
+        alerts = scoring.get("alerts") if isinstance(scoring, dict) else None
+        if isinstance(alerts, dict) and isinstance(alerts.get("webhook_url"), str):
+            alerts["webhook_url"] = redact_url(alerts["webhook_url"])
+            mlflow.log_text(yaml.safe_dump(raw, sort_keys=False), f"config/{path.name}")
+        else:
+            mlflow.log_artifact(str(path), artifact_path="config")
 
 
 def log_metrics_table(metrics: pd.DataFrame) -> None:
@@ -320,8 +332,6 @@ def _recorded_digest(uri: str) -> tuple[str, ModelVersion | None]:
 
 def _plain_model_dir(local: Path, uri: str) -> Path:
     """The folder of plain model files inside a downloaded pyfunc (from its MLmodel, read as safe YAML)."""
-    import yaml
-
     try:
         spec = yaml.safe_load((local / "MLmodel").read_text())
         relative = spec["flavors"]["python_function"]["artifacts"][ARTIFACTS_KEY]["path"]

@@ -37,10 +37,7 @@ class DataWarning:
     count: int
     examples: str
     action: str
-
-    @property
-    def excluded(self) -> bool:
-        return self.action.startswith("excluded")
+    excluded: bool = False  # the rows are left out of the canonical views (and so of everything)
 
     def __str__(self) -> str:
         return f"{self.table}.{self.column}: {self.count} {self.problem} ({self.examples}) -> {self.action}"
@@ -327,6 +324,7 @@ def _exclude(
                 "kept: the account lands at its first term start instead"
                 if name == "accounts"
                 else "excluded: not used for features, labels, scores or the end of the data",
+                excluded=name != "accounts",
             )
         )
     known = 'SELECT account_id FROM "__typed_accounts"'
@@ -342,6 +340,7 @@ def _exclude(
                 f't."{time_column}" < {_literal(limit)} AND t.account_id NOT IN ({known})',
                 "rows for accounts not in accounts",
                 "excluded: no account to attach them to (no features, scores or alerts)",
+                excluded=True,
             )
         )
     return [w for w in found if w is not None]
@@ -398,6 +397,7 @@ def _warning(
     problem: str,
     action: str,
     view: str = "__typed",
+    excluded: bool = False,
 ) -> DataWarning | None:
     """Count rows of `<view>_<table>` (aliased t) matching `where`; None when there are none."""
     count = con.execute(f'SELECT count(*) FROM "{view}_{table}" t WHERE {where}').fetchone()[0]
@@ -407,7 +407,7 @@ def _warning(
         f'SELECT __row, CAST(t."{column}" AS VARCHAR) FROM "{view}_{table}" t '
         f"WHERE {where} ORDER BY __row LIMIT {EXAMPLES}"
     ).fetchall()
-    return DataWarning(table, column, problem, count, _rows_text(rows), action)
+    return DataWarning(table, column, problem, count, _rows_text(rows), action, excluded)
 
 
 def _warnings(con: duckdb.DuckDBPyConnection, tables: list[str]) -> list[DataWarning]:

@@ -228,6 +228,18 @@ def test_alerts_are_posted_to_the_webhook_with_retries_and_no_secret_is_shown(
     assert SECRET not in output and SECRET not in logged and "bot:" not in output
 
 
+def test_a_logged_configuration_file_keeps_the_webhook_secret_out_of_mlflow(trained, tmp_path: Path, hook) -> None:
+    from pipeline.tracking import configure_tracking, log_config_files
+
+    config = _settings_with(trained, tmp_path, hook, retries=0)
+    configure_tracking(trained["settings"])
+    with mlflow.start_run() as run:
+        log_config_files([config])
+    logged = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config/{config.name}")
+    assert SECRET not in logged and "webhook_url: http://127.0.0.1:" in logged and "(query hidden)" in logged
+    assert "n_estimators: 40" in logged
+
+
 def test_a_tampered_model_artifact_is_refused_before_use(trained, monkeypatch, capsys, tmp_path: Path) -> None:
     """Row 7: loading unpickled python_model.pkl; whoever could write the artifact store ran code."""
     settings, uri = trained["settings"], trained["result"].model_uri
