@@ -3,30 +3,17 @@ malformed conditions named by key, command-line flags checked like the file, sec
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import tiny_tables, write_tables
+from conftest import run_cli, tiny_tables, write_tables
 
 from models.scorecard import load_scorecard
-from pipeline.cli import main
 from pipeline.config import REPO_CONFIG_DIR, load_settings
 from pipeline.errors import ConfigError
 
 SECRET = "s3cr3t-t0ken"
-
-
-def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["churn", "--no-progress", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    captured = capsys.readouterr()
-    return code, " ".join((captured.err + captured.out).split())
 
 
 @pytest.mark.parametrize(
@@ -63,15 +50,15 @@ def test_a_bad_webhook_url_never_shows_its_secrets() -> None:
     assert settings.scoring.alerts.webhook() == f"https://h.example/x?token={SECRET}"
 
 
-def test_flags_are_checked_like_the_file(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_flags_are_checked_like_the_file(tmp_path: Path, capsys) -> None:
     """`churn features --every daily` used to end in "ValidationError ... This is a bug"."""
     data = write_tables(tmp_path / "d", tiny_tables())
     code, message = run_cli(
-        ["features", "--data", str(data), "--out", str(tmp_path / "f.parquet"), "--every", "daily"], monkeypatch, capsys
+        ["features", "--data", str(data), "--out", str(tmp_path / "f.parquet"), "--every", "daily"], capsys
     )
     assert code == 1 and "command-line options: 1 invalid setting(s)" in message
     assert "features.cadence: Input should be 'monthly' or 'weekly'" in message and "bug" not in message
-    code, message = run_cli(["validate", "--data", str(data), "--grace-days", "-3"], monkeypatch, capsys)
+    code, message = run_cli(["validate", "--data", str(data), "--grace-days", "-3"], capsys)
     assert code == 1 and "data.grace_days: Input should be greater than or equal to 0" in message
 
 

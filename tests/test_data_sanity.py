@@ -7,33 +7,20 @@ that parse but cannot be right are clear errors, in typed parquet as in CSV.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import tiny_tables, write_tables
+from conftest import run_cli, tiny_tables, write_tables
 
 from features.build import build_features
-from pipeline.cli import main
 from pipeline.config import FeatureSettings
 from pipeline.errors import DataContractError
 from pipeline.loading import Dataset
 
 DATES = ["2023-06-01", "2023-09-01", "2024-01-01", "2024-03-01"]
-
-
-def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["churn", "--no-progress", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    captured = capsys.readouterr()
-    return code, " ".join((captured.err + captured.out).split())
 
 
 def _with_login(tables: dict[str, pd.DataFrame], account: str, ts: str) -> dict[str, pd.DataFrame]:
@@ -73,15 +60,14 @@ def test_a_data_end_in_the_future_is_refused() -> None:
 
 
 def test_validate_and_features_say_which_data_end_they_use_and_what_they_left_out(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = write_tables(tmp_path / "d", _with_login(tiny_tables(), "B", "2300-01-01"))
-    code, message = run_cli(["validate", "--data", str(data)], monkeypatch, capsys)
+    code, message = run_cli(["validate", "--data", str(data)], capsys)
     assert code == 0 and "Data end 2024-06-30 (latest event)" in message
     assert "logins.ts: 1 rows dated after the run's clock plus a day" in message and "excluded:" in message
     code, message = run_cli(
         ["features", "--data", str(data), "--out", str(tmp_path / "f.parquet"), "--as-of", "2024-01-01"],
-        monkeypatch,
         capsys,
     )
     assert code == 0 and "Data end 2024-06-30 00:00:00 (latest event)" in message
@@ -112,7 +98,7 @@ def test_rows_of_unknown_accounts_are_excluded_everywhere_and_counted() -> None:
 
 
 def test_typed_parquet_numbers_and_dates_get_the_same_range_checks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Row 9 (and 3) for typed files: NaN/inf doubles and a year-10000 timestamp are errors, not a crash."""
     data = write_tables(tmp_path / "d", tiny_tables(), "parquet")
@@ -125,7 +111,7 @@ def test_typed_parquet_numbers_and_dates_get_the_same_range_checks(
     logins = logins.append_column("ts", pa.array([far, 0, 0, 0, 0], type=pa.timestamp("us")))
     pq.write_table(logins, data / "logins.parquet")
 
-    code, message = run_cli(["validate", "--data", str(data)], monkeypatch, capsys)
+    code, message = run_cli(["validate", "--data", str(data)], capsys)
 
     assert code == 1 and "internal error" not in message
     assert "subscriptions.arr: 2 values are not finite numbers >= 0 (rows 2, 3: 'inf', 'nan')" in message

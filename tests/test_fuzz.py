@@ -12,18 +12,16 @@ time; set CHURN_FUZZ_EXAMPLES to explore more locally.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import tiny_tables
+from conftest import run_churn, tiny_tables
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.cli import main
 from pipeline.contract import TABLES
 
 EXAMPLES = int(os.environ.get("CHURN_FUZZ_EXAMPLES", "30"))
@@ -118,19 +116,6 @@ def storages() -> st.SearchStrategy[Storage]:
     )
 
 
-def run_features(data: Path, out: Path) -> tuple[int, str]:
-    argv = ["churn", "--no-progress", "features", "--data", str(data), "--out", str(out), "--as-of", "2024-01-01"]
-    saved, sys.argv = sys.argv, argv
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    finally:
-        sys.argv = saved
-    return code, ""
-
-
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -155,7 +140,8 @@ def test_corrupted_data_gets_a_clear_error_or_a_result_never_a_crash(
         for name, frame in tables.items():
             storage.get(name, Storage()).write(data, name, frame)
         capsys.readouterr()
-        code, _ = run_features(data, out_dir / "features.parquet")
+        code = run_churn(["features", "--data", str(data), "--out", str(out_dir / "features.parquet"),
+                          "--as-of", "2024-01-01"])  # fmt: skip
         captured = capsys.readouterr()
         message = captured.err + captured.out
         assert code in (0, 1), message

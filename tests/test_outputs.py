@@ -8,14 +8,12 @@ replaced (re-runs are idempotent), another kind or an edited one only with --ove
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import tiny_tables, write_tables
+from conftest import run_cli, tiny_tables, write_tables
 
-from pipeline.cli import main
 from pipeline.commit import ScoreOutputs
 from pipeline.errors import ChurnError
 from pipeline.io import (
@@ -34,17 +32,6 @@ from pipeline.io import (
 FRAME = pd.DataFrame({"account_id": ["A", "B"], "value": [1.0, 2.0]})
 
 
-def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["churn", "--no-progress", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    captured = capsys.readouterr()
-    return code, " ".join((captured.err + captured.out).split())
-
-
 def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -54,10 +41,10 @@ def data_dir(tmp_path: Path) -> Path:
     return write_tables(tmp_path / "data", tiny_tables())
 
 
-def test_features_out_naming_the_data_folder_deletes_nothing(data_dir: Path, monkeypatch, capsys) -> None:
+def test_features_out_naming_the_data_folder_deletes_nothing(data_dir: Path, capsys) -> None:
     """Row 1: `churn features --data D --out D` used to delete D and everything in it."""
     before = _tree(data_dir)
-    code, message = run_cli(["features", "--data", str(data_dir), "--out", str(data_dir)], monkeypatch, capsys)
+    code, message = run_cli(["features", "--data", str(data_dir), "--out", str(data_dir)], capsys)
     assert code == 1
     assert f"Output {data_dir} is a folder" in message and "Traceback" not in message
     assert _tree(data_dir) == before
@@ -72,49 +59,42 @@ def test_score_out_naming_a_folder_is_refused_before_any_work(tmp_path: Path) ->
     assert (folder / "q3.xlsx").read_bytes() == b"precious"
 
 
-def test_unknown_output_suffix_is_refused(data_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_unknown_output_suffix_is_refused(data_dir: Path, tmp_path: Path, capsys) -> None:
     """Row 11: `--out s.xlsx` used to write parquet under that name."""
-    code, message = run_cli(
-        ["features", "--data", str(data_dir), "--out", str(tmp_path / "s.xlsx")], monkeypatch, capsys
-    )
+    code, message = run_cli(["features", "--data", str(data_dir), "--out", str(tmp_path / "s.xlsx")], capsys)
     assert code == 1 and "unknown suffix '.xlsx'" in message and "s.parquet" in message
-    code, message = run_cli(["score", "--data", str(data_dir), "--out", str(tmp_path / "s.xlsx")], monkeypatch, capsys)
+    code, message = run_cli(["score", "--data", str(data_dir), "--out", str(tmp_path / "s.xlsx")], capsys)
     assert code == 1 and "unknown suffix '.xlsx'" in message
     code, message = run_cli(
-        ["score", "--data", str(data_dir), "--out", str(tmp_path / "s.parquet"), "--format", "csv"], monkeypatch, capsys
+        ["score", "--data", str(data_dir), "--out", str(tmp_path / "s.parquet"), "--format", "csv"], capsys
     )
     assert code == 1 and "ends in .parquet but the format asked for is csv" in message
     assert not any(tmp_path.glob("s*"))
 
 
-def test_a_file_churn_did_not_write_is_never_replaced(data_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_a_file_churn_did_not_write_is_never_replaced(data_dir: Path, tmp_path: Path, capsys) -> None:
     mine = tmp_path / "mine.parquet"
     FRAME.to_parquet(mine)
     before = mine.read_bytes()
     for extra in ([], ["--overwrite"]):
-        code, message = run_cli(["features", "--data", str(data_dir), "--out", str(mine), *extra], monkeypatch, capsys)
+        code, message = run_cli(["features", "--data", str(data_dir), "--out", str(mine), *extra], capsys)
         assert code == 1 and "churn did not write it" in message
         assert mine.read_bytes() == before
 
 
-def test_reruns_replace_their_own_output_other_kinds_need_overwrite(
-    data_dir: Path, tmp_path: Path, monkeypatch, capsys
-) -> None:
+def test_reruns_replace_their_own_output_other_kinds_need_overwrite(data_dir: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "features.parquet"
     for _ in range(2):  # the second run replaces the first one's file: re-runs are idempotent
-        code, message = run_cli(["features", "--data", str(data_dir), "--out", str(out)], monkeypatch, capsys)
+        code, message = run_cli(["features", "--data", str(data_dir), "--out", str(out)], capsys)
         assert code == 0, message
     assert read_marker(out) == {"kind": "features", "format": "parquet"}
     assert len(pd.read_parquet(out)) > 0
 
     write_output(FRAME, tmp_path / "scores.parquet", "scores")
-    code, message = run_cli(
-        ["features", "--data", str(data_dir), "--out", str(tmp_path / "scores.parquet")], monkeypatch, capsys
-    )
+    code, message = run_cli(["features", "--data", str(data_dir), "--out", str(tmp_path / "scores.parquet")], capsys)
     assert code == 1 and "holds churn's scores output, not features; pass --overwrite" in message
     code, _ = run_cli(
         ["features", "--data", str(data_dir), "--out", str(tmp_path / "scores.parquet"), "--overwrite"],
-        monkeypatch,
         capsys,
     )
     assert code == 0 and read_marker(tmp_path / "scores.parquet")["kind"] == "features"
@@ -182,12 +162,12 @@ def test_output_folders_are_new_empty_or_their_own(tmp_path: Path) -> None:
         prepare_output_dir(ours / "mine.txt", "compare", [])
 
 
-def test_compare_and_run_refuse_a_folder_of_other_files(data_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_compare_and_run_refuse_a_folder_of_other_files(data_dir: Path, tmp_path: Path, capsys) -> None:
     user = tmp_path / "Documents"
     user.mkdir()
     (user / "thesis.docx").write_bytes(b"years of work")
     for command in (["compare", "--data", str(data_dir)], ["run", "--data", str(data_dir)]):
-        code, message = run_cli([*command, "--out", str(user)], monkeypatch, capsys)
+        code, message = run_cli([*command, "--out", str(user)], capsys)
         assert code == 1 and "already holds files churn did not write (thesis.docx)" in message, message
     assert _tree(user) == {"thesis.docx": b"years of work"}
 

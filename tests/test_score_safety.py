@@ -24,9 +24,9 @@ from typing import ClassVar
 import mlflow
 import pandas as pd
 import pytest
+from conftest import run_cli
 from rich.console import Console
 
-from pipeline.cli import main
 from pipeline.commit import FAULT_ENV, ScoreOutputs
 from pipeline.config import load_settings
 from pipeline.errors import ChurnError
@@ -59,17 +59,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     result = train_on_table(table, settings, None, promote=True, console=Console(quiet=True))
     return {"root": root, "data": data, "config": config, "settings": settings, "dataset": dataset,
             "result": result, "ghosts": ghosts}  # fmt: skip
-
-
-def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["churn", "--no-progress", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.err + captured.out
 
 
 def _score_args(trained, out: Path, as_of: str, *extra: str) -> list[str]:
@@ -118,7 +107,7 @@ def test_an_interrupted_score_exits_non_zero_and_leaves_nothing(
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     threading.Thread(target=interrupt_when_paused, daemon=True).start()
     try:
-        exit_code, output = run_cli(_score_args(trained, out, LATER), monkeypatch, capsys)
+        exit_code, output = run_cli(_score_args(trained, out, LATER), capsys)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -203,14 +192,14 @@ def _settings_with(trained, tmp_path: Path, hook: str, retries: int):
 
 
 def test_alerts_are_posted_to_the_webhook_with_retries_and_no_secret_is_shown(
-    trained, tmp_path: Path, hook: str, monkeypatch, capsys, caplog
+    trained, tmp_path: Path, hook: str, capsys, caplog
 ) -> None:
     """Row 6: webhook_url did nothing; errors printed the whole URL with its token."""
     config = _settings_with(trained, tmp_path, hook, retries=2)
     _Hook.statuses = [503]  # one failure, then the retry succeeds
     args = ["score", "--data", str(trained["data"]), "--config", str(config), "--as-of", LATER,
             "--out", str(tmp_path / "s.parquet"), "--no-history"]  # fmt: skip
-    code, output = run_cli(args, monkeypatch, capsys)
+    code, output = run_cli(args, capsys)
     assert code == 0, output
     assert [r["status"] for r in _Hook.received] == [503, 200] and _Hook.received[1]["alerts"] > 0
     assert _Hook.received[1]["path"] == f"/hooks/churn?token={SECRET}"
@@ -218,7 +207,7 @@ def test_alerts_are_posted_to_the_webhook_with_retries_and_no_secret_is_shown(
     assert "alert(s) delivered to the webhook" in output
 
     _Hook.statuses, _Hook.received = [500, 500, 500], []
-    code, output = run_cli(args, monkeypatch, capsys)
+    code, output = run_cli(args, capsys)
     assert code == 0, "a failed delivery is a warning: the scores still land"
     assert len(_Hook.received) == 3 and (tmp_path / "s.parquet").exists()
     text = " ".join(output.split())
@@ -240,7 +229,7 @@ def test_a_logged_configuration_file_keeps_the_webhook_secret_out_of_mlflow(trai
     assert "n_estimators: 40" in logged
 
 
-def test_a_tampered_model_artifact_is_refused_before_use(trained, monkeypatch, capsys, tmp_path: Path) -> None:
+def test_a_tampered_model_artifact_is_refused_before_use(trained, capsys, tmp_path: Path) -> None:
     """Row 7: loading unpickled python_model.pkl; whoever could write the artifact store ran code."""
     settings, uri = trained["settings"], trained["result"].model_uri
     assert load_model(uri, settings).metadata["model_version"] == trained["result"].model_version
@@ -255,7 +244,7 @@ def test_a_tampered_model_artifact_is_refused_before_use(trained, monkeypatch, c
         booster.write_bytes(original.replace(b"Tree=0", b"Tree=0\n", 1))
         with pytest.raises(ChurnError, match="do not match the SHA-256 recorded when it was logged"):
             load_model(uri, settings)
-        code, output = run_cli(_score_args(trained, tmp_path / "s.parquet", LATER, "--no-history"), monkeypatch, capsys)
+        code, output = run_cli(_score_args(trained, tmp_path / "s.parquet", LATER, "--no-history"), capsys)
         assert code == 1 and "Refusing to load it" in " ".join(output.split())
         assert not (tmp_path / "s.parquet").exists()
     finally:
