@@ -199,8 +199,9 @@ def score(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Score every active account as of a date: churn probability, health score, explanations, alerts."""
+    from pipeline.commit import ScoreOutputs
     from pipeline.io import output_format
-    from pipeline.stages import ScoreOutputs, run_score, run_score_table
+    from pipeline.stages import run_score, run_score_table
 
     settings = settings_from(config, None, data_end)
     if fmt is not None and fmt not in ("parquet", "csv"):

@@ -198,8 +198,9 @@ def _finish(
     for name in (n for n in TABLES if n in raw_types):  # accounts first: the others' kept rows refer to it
         contract: TableContract = TABLES[name]
         select = ", ".join(c.select_sql(raw_types[name].get(c.name)) for c in contract.columns)
-        keep = report.keep[name] if any(w.table == name for w in report.exclusions) else "true"
-        con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM (SELECT {select} FROM "__raw_{name}") WHERE {keep}')
+        con.execute(
+            f'CREATE VIEW "{name}" AS SELECT * FROM (SELECT {select} FROM "__raw_{name}") WHERE {report.keep[name]}'
+        )
     accounts = con.execute('SELECT * FROM "accounts" ORDER BY account_id').df()
     subscriptions = con.execute('SELECT * FROM "subscriptions" ORDER BY account_id, start_date').df()
     return Dataset(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.commit import ScoreOutputs, commit_scoring, recover
@@ -21,7 +22,6 @@ from pipeline.io import prepare_output_dir, write_output, write_output_file
 from pipeline.loading import Dataset, load_dataset
 from pipeline.progress import progress_bars
 
-__all__ = ["ScoreOutputs"]
 log = logging.getLogger("churn")
 
 
@@ -45,14 +45,8 @@ def load(data: Path, settings: Settings, console: Console | None = None) -> Data
     if console is not None:
         console.print(f"Data end {report.data_end} ({report.data_end_source}).", highlight=False)
         for warning in report.exclusions:
-            console.print(f"[yellow]warning:[/yellow] {_escape(str(warning))}", highlight=False)
+            console.print(f"[yellow]warning:[/yellow] {escape(str(warning))}", highlight=False)
     return dataset
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def _date(ts: pd.Timestamp | None) -> str:
@@ -67,8 +61,8 @@ def print_report(dataset: Dataset, console: Console) -> None:
         table.add_column(col, justify="right" if col in ("rows", "excluded", "warnings") else "left")
     for name, stats in report.tables.items():
         table.add_row(
-            _escape(name),
-            _escape(Path(dataset.sources.get(name, "")).name),
+            escape(name),
+            escape(Path(dataset.sources.get(name, "")).name),
             f"{stats.rows:,}",
             f"{stats.excluded:,}",
             _date(stats.first),
@@ -330,13 +324,13 @@ def print_score_run(run, paths: dict[str, Path], console: Console) -> None:
     if run.drifted:
         console.print(
             f"[yellow]warning:[/yellow] {len(run.drifted)} feature(s) drifted from the training data "
-            f"(PSI > threshold): {_escape(', '.join(run.drifted[:8]))}",
+            f"(PSI > threshold): {escape(', '.join(run.drifted[:8]))}",
             highlight=False,
         )
     for note in run.notes:
         console.print(f"note: {note}", markup=False, highlight=False)
     for warning in run.warnings:
-        console.print(f"[yellow]warning:[/yellow] {_escape(warning)}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
     _print_alerts(run.alerts, console)
     if paths:
         console.print("Wrote " + ", ".join(f"{k} {v}" for k, v in paths.items()), markup=False, highlight=False)
@@ -344,7 +338,7 @@ def print_score_run(run, paths: dict[str, Path], console: Console) -> None:
 
 def _print_recovered(settings: Settings, console: Console) -> None:
     for message in recover(settings):
-        console.print(f"[yellow]warning:[/yellow] {_escape(message)}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
 
 
 def run_score(

@@ -99,12 +99,11 @@ def validate(
     _typed_views(con, raw_types)
     try:
         exclusions = _exclude(con, tables, limit, limit_text)
-        keep = {name: _keep_condition(name, limit, "accounts") for name in tables}
+        excluding = {w.table for w in exclusions if w.excluded}  # tables without exclusions skip the filter
+        keep = {name: _keep_condition(name, limit, "accounts") if name in excluding else "true" for name in tables}
         for name in tables:
-            con.execute(
-                f'CREATE VIEW "__kept_{name}" AS SELECT * FROM "__typed_{name}" t '
-                f"WHERE {_keep_condition(name, limit, '__kept_accounts')}"
-            )
+            condition = _keep_condition(name, limit, "__kept_accounts") if name in excluding else "true"
+            con.execute(f'CREATE VIEW "__kept_{name}" AS SELECT * FROM "__typed_{name}" t WHERE {condition}')
         end, source = _data_end(con, tables, explicit_end)
         report = ValidationReport(
             tables=_table_stats(con, tables, exclusions),

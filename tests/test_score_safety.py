@@ -41,6 +41,12 @@ SECRET = "t0p-s3cret"
 GHOSTS = 3  # accounts removed from accounts.parquet: their terms and events must never be scored
 
 
+@pytest.fixture(autouse=True)
+def _no_ambient_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another test's `mlflow.set_tracking_uri` exports MLFLOW_TRACKING_URI: use our own store, always."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("score-safety")
@@ -53,10 +59,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     accounts[~accounts["account_id"].isin(ghosts)].to_parquet(data / "accounts.parquet", index=False)
     config = root / "config.yaml"
     config.write_text(f"workdir: {root / 'work'}\nmodel:\n  n_estimators: 40\n")
-    settings = load_settings(config)
-    dataset = load_dataset(data)
-    table = build_feature_table(dataset, settings)
-    result = train_on_table(table, settings, None, promote=True, console=Console(quiet=True))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        settings = load_settings(config)
+        dataset = load_dataset(data)
+        table = build_feature_table(dataset, settings)
+        result = train_on_table(table, settings, None, promote=True, console=Console(quiet=True))
     return {"root": root, "data": data, "config": config, "settings": settings, "dataset": dataset,
             "result": result, "ghosts": ghosts}  # fmt: skip
 
