@@ -430,6 +430,26 @@ def _write_dir_marker(path: Path, kind: str, files: Iterable[str]) -> None:
         tmp.write_text(json.dumps({"kind": kind, "files": sorted(set(files))}, indent=1))
 
 
+def check_output_dir(path: str | Path, kind: str, will_write: Iterable[str]) -> None:
+    """Refuse, before any work, a folder `prepare_output_dir` would refuse (changes nothing)."""
+    _check_folder(Path(path), kind, list(will_write))
+
+
+@contextmanager
+def claimed_output_dir(path: str | Path, kind: str, will_write: Iterable[str]) -> Iterator[Path]:
+    """`prepare_output_dir` for the length of a command: if the command fails, a folder it created
+    and left without any file is removed again, so a failure leaves nothing behind."""
+    path = Path(path)
+    created = not path.exists()
+    prepare_output_dir(path, kind, will_write)
+    try:
+        yield path
+    except BaseException:
+        if created and path.is_dir() and not _entries(path):
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
 def prepare_output_dir(path: str | Path, kind: str, will_write: Iterable[str]) -> Path:
     """Make `path` a folder of churn's `kind` output, about to receive the files `will_write`.
 

@@ -18,7 +18,7 @@ from rich.table import Table
 from pipeline.commit import ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings
 from pipeline.errors import ChurnError
-from pipeline.io import prepare_output_dir, write_output, write_output_file
+from pipeline.io import check_output_dir, claimed_output_dir, write_output, write_output_file
 from pipeline.loading import Dataset, load_dataset
 from pipeline.progress import progress_bars
 
@@ -440,15 +440,15 @@ def run_explain(
     return scores.to_frame().T
 
 
-def run_compare(data: Path, settings: Settings, out_dir: Path, console: Console):
-    _prepare_compare_dir(out_dir)
-    return compare_dataset(load(data, settings, console), settings, out_dir, console)
-
-
-def _prepare_compare_dir(out_dir: Path) -> None:
+def _compare_files() -> list[str]:
     from pipeline.compare import OUTPUT_FILES
 
-    prepare_output_dir(out_dir, "compare", OUTPUT_FILES.values())
+    return list(OUTPUT_FILES.values())
+
+
+def run_compare(data: Path, settings: Settings, out_dir: Path, console: Console):
+    with claimed_output_dir(out_dir, "compare", _compare_files()):
+        return compare_dataset(load(data, settings, console), settings, out_dir, console)
 
 
 def compare_dataset(
@@ -457,8 +457,7 @@ def compare_dataset(
     """Backtest rule vs ML on the dataset (reusing a built feature table when given) and print the headline."""
     from pipeline.compare import run_comparison
 
-    _prepare_compare_dir(out_dir)
-    with progress_bars() as progress:
+    with claimed_output_dir(out_dir, "compare", _compare_files()), progress_bars() as progress:
         result = run_comparison(dataset, settings, Path(out_dir), progress=progress, table=table)
     for line in result.summary_lines():
         console.print(line, markup=False, highlight=False)
@@ -487,9 +486,22 @@ def run_all(
     out_dir = Path(out_dir) if out_dir else settings.workdir_path / "run"
     outputs = ScoreOutputs(out_dir / "scores.parquet", "parquet")
     names = ["features.parquet", *(p.name for p in outputs.targets().values()), "compare"]
-    prepare_output_dir(out_dir, "run", [*names, "data"] if data is None else names)
-    outputs.check()
-    _prepare_compare_dir(out_dir / "compare")
+    check_output_dir(out_dir / "compare", "compare", _compare_files())
+    with claimed_output_dir(out_dir, "run", [*names, "data"] if data is None else names):
+        outputs.check()
+        return _run_all(data, settings, config, accounts, seed, out_dir, outputs, console)
+
+
+def _run_all(
+    data: Path | None,
+    settings: Settings,
+    config: Path | None,
+    accounts: int,
+    seed: int,
+    out_dir: Path,
+    outputs: ScoreOutputs,
+    console: Console,
+) -> dict[str, Path]:
     _print_recovered(settings, console)
     if data is None:
         data = out_dir / "data"

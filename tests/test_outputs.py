@@ -207,3 +207,14 @@ def test_a_killed_folder_swap_is_put_back_and_stale_temporaries_are_removed(tmp_
 
 def test_output_errors_are_churn_errors() -> None:
     assert issubclass(OutputRefused, ChurnError)
+
+
+def test_a_failed_folder_command_leaves_no_folder_behind(tmp_path: Path, capsys) -> None:
+    tables = tiny_tables()
+    del tables["subscriptions"]
+    data = write_tables(tmp_path / "broken", tables)
+    for command in ("compare", "run"):
+        out = tmp_path / f"{command}-out"
+        code, message = run_cli([command, "--data", str(data), "--out", str(out)], capsys)
+        assert code == 1 and "subscriptions: required table is missing" in message
+        assert not out.exists(), f"{command} left {out}"
