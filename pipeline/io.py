@@ -10,6 +10,8 @@ target is checked:
   another kind or one changed since; a file churn did not write is always refused.
 - Outputs are recognised by a marker: parquet files carry it in their key-value metadata, other
   files (CSV) a hidden sidecar `.<name>.churn.json` with the kind and the SHA-256 of the content.
+  Outputs of churn versions that wrote no marker are recognised by their columns (`SIGNATURES`),
+  and folders by holding the command's distinctive files and nothing it does not write.
 - A folder output (`churn compare/run/generate --out DIR`) is used when it is new, empty, or was
   made by the same command (`.churn-output.json` inside lists what churn wrote there). Churn then
   replaces only files it listed; a folder is never deleted with what it holds.
@@ -20,6 +22,7 @@ the next write to the same target.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -45,6 +48,15 @@ DIR_MARKER = ".churn-output.json"
 TABLE_FORMATS = {".parquet": "parquet", ".csv": "csv"}
 STALE_AFTER_SECONDS = 24 * 3600  # a temporary of another host is stale after this long
 _TEMP = re.compile(r"\.churn-(?P<tag>tmp|old|stage)-(?P<host>[A-Za-z0-9]*)-(?P<pid>\d+)-[0-9a-f]+(\.\w+)?$")
+
+
+# Columns that identify an unmarked table as churn's own output of a kind (written before markers).
+SIGNATURES: dict[str, frozenset[str]] = {
+    "features": frozenset({"account_id", "as_of", "label", "term_end"}),
+    "scores": frozenset({"account_id", "as_of", "churn_probability", "risk_band", "model_version"}),
+    "alerts": frozenset({"account_id", "as_of", "reasons", "arr_at_risk"}),
+    "drift": frozenset({"feature", "psi", "drifted"}),
+}
 
 
 class OutputRefused(ChurnError):
@@ -192,18 +204,31 @@ def read_marker(path: str | Path) -> dict[str, Any] | None:
     path = Path(path)
     if path.suffix.lower() == ".parquet":
         try:
-            metadata = pq.read_schema(path).metadata or {}
+            schema = pq.read_schema(path)
         except (pa.ArrowException, OSError):
             return None
-        raw = metadata.get(MARKER_KEY)
-        return _json_dict(raw)
+        return _json_dict((schema.metadata or {}).get(MARKER_KEY)) or _legacy_marker(schema.names)
     sidecar = _sidecar(path)
     if not sidecar.is_file():
-        return None
+        return _legacy_marker(_csv_header(path)) if path.suffix.lower() == ".csv" else None
     marker = _json_dict(sidecar.read_bytes())
     if marker is not None:
         marker["changed"] = _sha256(path) not in marker.get("sha256", [])
     return marker
+
+
+def _legacy_marker(columns: list[str]) -> dict[str, Any] | None:
+    """An unmarked table whose columns are those of a churn output kind (written before markers)."""
+    kind = next((kind for kind, needed in SIGNATURES.items() if needed <= set(columns)), None)
+    return {"kind": kind, "legacy": True} if kind else None
+
+
+def _csv_header(path: Path) -> list[str]:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return next(csv.reader([handle.readline()]), [])
+    except (OSError, UnicodeDecodeError):
+        return []
 
 
 def _json_dict(raw: bytes | None) -> dict[str, Any] | None:
@@ -393,7 +418,18 @@ def _entries(path: Path) -> list[str]:
     return sorted(e.name for e in path.iterdir() if e.name != DIR_MARKER and _TEMP.search(e.name) is None)
 
 
-def _check_folder(path: Path, kind: str, will_write: Iterable[str]) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class Legacy:
+    """How an unmarked folder written by an earlier churn looks: it holds every `required` name and
+    nothing but those, the names the command writes, and `allowed` ones."""
+
+    required: frozenset[str] = frozenset()
+    allowed: frozenset[str] = frozenset()
+
+
+def _check_folder(
+    path: Path, kind: str, will_write: Collection[str], legacy: Legacy = Legacy()
+) -> dict[str, Any] | None:
     """The folder's marker when churn may write `kind` output into it; raises otherwise."""
     if path.is_symlink():
         raise OutputRefused(f"Output folder {path} is a symbolic link; name a plain folder.")
@@ -403,6 +439,9 @@ def _check_folder(path: Path, kind: str, will_write: Iterable[str]) -> dict[str,
         return None
     marker = _dir_marker(path)
     entries = _entries(path)
+    known = {*will_write, *legacy.allowed, *legacy.required}
+    if marker is None and legacy.required and set(legacy.required) <= set(entries) <= known:
+        marker = {"kind": kind, "files": entries}  # an earlier output, from before folders were marked
     if marker is None:
         if entries:
             shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
@@ -430,18 +469,20 @@ def _write_dir_marker(path: Path, kind: str, files: Iterable[str]) -> None:
         tmp.write_text(json.dumps({"kind": kind, "files": sorted(set(files))}, indent=1))
 
 
-def check_output_dir(path: str | Path, kind: str, will_write: Iterable[str]) -> None:
+def check_output_dir(path: str | Path, kind: str, will_write: Iterable[str], legacy: Legacy = Legacy()) -> None:
     """Refuse, before any work, a folder `prepare_output_dir` would refuse (changes nothing)."""
-    _check_folder(Path(path), kind, list(will_write))
+    _check_folder(Path(path), kind, list(will_write), legacy)
 
 
 @contextmanager
-def claimed_output_dir(path: str | Path, kind: str, will_write: Iterable[str]) -> Iterator[Path]:
+def claimed_output_dir(
+    path: str | Path, kind: str, will_write: Iterable[str], legacy: Legacy = Legacy()
+) -> Iterator[Path]:
     """`prepare_output_dir` for the length of a command: if the command fails, a folder it created
     and left without any file is removed again, so a failure leaves nothing behind."""
     path = Path(path)
     created = not path.exists()
-    prepare_output_dir(path, kind, will_write)
+    prepare_output_dir(path, kind, will_write, legacy)
     try:
         yield path
     except BaseException:
@@ -450,7 +491,7 @@ def claimed_output_dir(path: str | Path, kind: str, will_write: Iterable[str]) -
         raise
 
 
-def prepare_output_dir(path: str | Path, kind: str, will_write: Iterable[str]) -> Path:
+def prepare_output_dir(path: str | Path, kind: str, will_write: Iterable[str], legacy: Legacy = Legacy()) -> Path:
     """Make `path` a folder of churn's `kind` output, about to receive the files `will_write`.
 
     The folder must be new, empty, or an earlier output of the same kind in which each of those
@@ -458,7 +499,7 @@ def prepare_output_dir(path: str | Path, kind: str, will_write: Iterable[str]) -
     """
     path = Path(path)
     names = list(will_write)
-    marker = _check_folder(path, kind, names)
+    marker = _check_folder(path, kind, names, legacy)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError, PermissionError) as exc:
@@ -467,8 +508,8 @@ def prepare_output_dir(path: str | Path, kind: str, will_write: Iterable[str]) -
     return path
 
 
-def _check_replaceable(target: Path, kind: str) -> None:
-    marker = _check_folder(target, kind, [])
+def _check_replaceable(target: Path, kind: str, legacy: Legacy) -> None:
+    marker = _check_folder(target, kind, [], legacy)
     if marker is not None:
         foreign = [name for name in _entries(target) if name not in set(marker.get("files", []))]
         if foreign:
@@ -479,15 +520,15 @@ def _check_replaceable(target: Path, kind: str) -> None:
 
 
 @contextmanager
-def replace_directory(target: str | Path, kind: str) -> Iterator[Path]:
+def replace_directory(target: str | Path, kind: str, legacy: Legacy = Legacy()) -> Iterator[Path]:
     """Build a whole folder in a temporary sibling and put it in place of `target` if the block succeeds.
 
     `target` must be new, empty, or an earlier `kind` output holding only what churn wrote there
     (checked before and again just before the swap): the old copy is deleted after the swap, so
-    nothing else may be in it.
+    nothing else may be in it. `legacy` describes an unmarked earlier output.
     """
     target = Path(target)
-    _check_replaceable(target, kind)
+    _check_replaceable(target, kind, legacy)
     _make_parent(target)
     remove_stale_temporaries(target)
     tmp = temporary_sibling(target)
@@ -495,7 +536,7 @@ def replace_directory(target: str | Path, kind: str) -> Iterator[Path]:
     try:
         yield tmp
         _write_dir_marker(tmp, kind, _entries(tmp))
-        _check_replaceable(target, kind)
+        _check_replaceable(target, kind, legacy)
         if target.exists():
             old = temporary_sibling(target, "old")
             os.rename(target, old)

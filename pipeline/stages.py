@@ -18,7 +18,7 @@ from rich.table import Table
 from pipeline.commit import ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings
 from pipeline.errors import ChurnError
-from pipeline.io import check_output_dir, claimed_output_dir, write_output, write_output_file
+from pipeline.io import Legacy, check_output_dir, claimed_output_dir, write_output, write_output_file
 from pipeline.loading import Dataset, load_dataset
 from pipeline.progress import progress_bars
 
@@ -446,8 +446,13 @@ def _compare_files() -> list[str]:
     return list(OUTPUT_FILES.values())
 
 
+# What a `compare` / `run` folder written before folders were marked holds, and must hold.
+COMPARE_LEGACY = Legacy(frozenset({"backtest_scores.parquet", "suggested_healthscore.yaml"}))
+RUN_LEGACY = Legacy(frozenset({"features.parquet", "scores.parquet"}), frozenset({"data"}))
+
+
 def run_compare(data: Path, settings: Settings, out_dir: Path, console: Console):
-    with claimed_output_dir(out_dir, "compare", _compare_files()):
+    with claimed_output_dir(out_dir, "compare", _compare_files(), COMPARE_LEGACY):
         return compare_dataset(load(data, settings, console), settings, out_dir, console)
 
 
@@ -457,7 +462,7 @@ def compare_dataset(
     """Backtest rule vs ML on the dataset (reusing a built feature table when given) and print the headline."""
     from pipeline.compare import run_comparison
 
-    with claimed_output_dir(out_dir, "compare", _compare_files()), progress_bars() as progress:
+    with claimed_output_dir(out_dir, "compare", _compare_files(), COMPARE_LEGACY), progress_bars() as progress:
         result = run_comparison(dataset, settings, Path(out_dir), progress=progress, table=table)
     for line in result.summary_lines():
         console.print(line, markup=False, highlight=False)
@@ -486,8 +491,8 @@ def run_all(
     out_dir = Path(out_dir) if out_dir else settings.workdir_path / "run"
     outputs = ScoreOutputs(out_dir / "scores.parquet", "parquet")
     names = ["features.parquet", *(p.name for p in outputs.targets().values()), "compare"]
-    check_output_dir(out_dir / "compare", "compare", _compare_files())
-    with claimed_output_dir(out_dir, "run", [*names, "data"] if data is None else names):
+    check_output_dir(out_dir / "compare", "compare", _compare_files(), COMPARE_LEGACY)
+    with claimed_output_dir(out_dir, "run", [*names, "data"] if data is None else names, RUN_LEGACY):
         outputs.check()
         return _run_all(data, settings, config, accounts, seed, out_dir, outputs, console)
 

@@ -18,6 +18,7 @@ from pipeline.commit import ScoreOutputs
 from pipeline.errors import ChurnError
 from pipeline.io import (
     DIR_MARKER,
+    Legacy,
     OutputRefused,
     atomic_path,
     prepare_output_dir,
@@ -218,3 +219,28 @@ def test_a_failed_folder_command_leaves_no_folder_behind(tmp_path: Path, capsys)
         code, message = run_cli([command, "--data", str(data), "--out", str(out)], capsys)
         assert code == 1 and "subscriptions: required table is missing" in message
         assert not out.exists(), f"{command} left {out}"
+
+
+def test_outputs_of_churn_versions_without_markers_are_recognised(tmp_path: Path) -> None:
+    """Upgrading must not break a scheduled `churn score --out` that replaces yesterday's file."""
+    legacy = tmp_path / "scores.parquet"
+    FRAME.assign(as_of="2025-01-01", churn_probability=0.1, risk_band="low", model_version="1").to_parquet(legacy)
+    assert read_marker(legacy) == {"kind": "scores", "legacy": True}
+    write_output(FRAME, legacy, "scores")
+    look_alike = tmp_path / "mine.csv"
+    FRAME.to_csv(look_alike, index=False)  # account_id alone is not churn's signature
+    with pytest.raises(OutputRefused, match="churn did not write it"):
+        write_output(FRAME, look_alike, "scores")
+
+    generated = tmp_path / "gen"
+    (generated / "_truth").mkdir(parents=True)
+    (generated / "accounts.parquet").write_bytes(b"old")
+    earlier = Legacy(frozenset({"_truth"}), frozenset({"accounts.parquet"}))
+    with replace_directory(generated, "generate", earlier) as tmp:
+        (tmp / "accounts.parquet").write_bytes(b"new")
+    assert (generated / "accounts.parquet").read_bytes() == b"new"
+    report = tmp_path / "report-folder"
+    report.mkdir()
+    (report / "report.html").write_text("a user's own report")  # a generic name alone proves nothing
+    with pytest.raises(OutputRefused, match="already holds files churn did not write"):
+        prepare_output_dir(report, "compare", ["report.html"], Legacy(frozenset({"suggested_healthscore.yaml"})))

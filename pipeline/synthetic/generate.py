@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from pipeline.contract import EVENT_TABLES
 from pipeline.errors import ConfigError
-from pipeline.io import replace_directory
+from pipeline.io import Legacy, replace_directory
 from pipeline.progress import ProgressCallback
 from pipeline.synthetic import knobs as k
 from pipeline.synthetic.events import HEALTH_SCHEMA, BlockEvents, build_cells, contract_schema
@@ -130,7 +130,8 @@ def generate(
     block_rngs = rng.spawn(len(blocks))
     seconds = dict.fromkeys(EVENT_TABLES, 0.0)
 
-    with replace_directory(out_dir, "generate") as tmp:
+    tables = frozenset({"accounts.parquet", "subscriptions.parquet", *EVENT_TABLES})
+    with replace_directory(out_dir, "generate", Legacy(frozenset({TRUTH_DIR}), tables)) as tmp:
         (tmp / TRUTH_DIR).mkdir(parents=True)
         pq.write_table(population.accounts_table(), tmp / "accounts.parquet", compression="zstd")
         pq.write_table(terms.subscriptions_table(population), tmp / "subscriptions.parquet", compression="zstd")
