@@ -22,7 +22,6 @@ stderr and waits to be killed. Points, in order: `staged`, `logged`, `committed`
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import secrets
@@ -95,6 +94,8 @@ def _journal_dir(settings: Settings) -> Path:
 
 @contextmanager
 def _locked(journal_dir: Path) -> Iterator[None]:
+    import fcntl  # POSIX: the scoring commit needs an advisory lock (Linux, macOS)
+
     journal_dir.mkdir(parents=True, exist_ok=True)
     with (journal_dir / ".lock").open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
