@@ -118,7 +118,9 @@ def validate(
 @app.command()
 def features(
     data: DataOpt,
-    out_file: Annotated[Path, typer.Option("--out", help="Parquet file for the snapshot feature table.")],
+    out_file: Annotated[
+        Path, typer.Option("--out", help="Parquet file for the snapshot feature table (a re-run replaces it).")
+    ],
     config: ConfigOpt = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="One snapshot date.")] = None,
     start: Annotated[str | None, typer.Option("--start", help="First snapshot date.")] = None,
@@ -182,7 +184,9 @@ def train(
 
 @app.command()
 def score(
-    out_file: Annotated[Path, typer.Option("--out", help="Scores file (parquet, or CSV with --format csv).")],
+    out_file: Annotated[
+        Path, typer.Option("--out", help="Scores file (.parquet or .csv); <stem>_alerts and <stem>_drift go beside it.")
+    ],
     data: Annotated[Path | None, typer.Option("--data", help="Data directory.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Scoring date (default: today).")] = None,
     config: ConfigOpt = None,

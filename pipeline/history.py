@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from features.table import ACCOUNT_ID, AS_OF
 from pipeline.errors import ChurnError
-from pipeline.io import Staged, temporary_sibling, write_staged
+from pipeline.io import Staged, remove_stale_temporaries, temporary_sibling, write_staged
 
 PARTITION_PREFIX = f"{AS_OF}="
 PART_FILE = "part.parquet"
@@ -48,6 +48,7 @@ def stage_partitions(history_dir: str | Path, scores: pd.DataFrame, token: str) 
     staged = []
     for day, run in scores.groupby(dates, sort=True):
         target = partition_path(history_dir, day)
+        remove_stale_temporaries(target.parent)  # partition folders of killed runs of earlier versions
         staged.append(
             (
                 run.reset_index(drop=True),

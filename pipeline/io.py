@@ -47,6 +47,7 @@ MARKER_KEY = b"churn.output"
 DIR_MARKER = ".churn-output.json"
 TABLE_FORMATS = {".parquet": "parquet", ".csv": "csv"}
 STALE_AFTER_SECONDS = 24 * 3600  # a temporary of another host is stale after this long
+LEGACY_STALE_AFTER_SECONDS = 3600  # folders of earlier churn versions (tempfile.mkdtemp names, no pid)
 _TEMP = re.compile(r"\.churn-(?P<tag>tmp|old|stage)-(?P<host>[A-Za-z0-9]*)-(?P<pid>\d+)-[0-9a-f]+(\.\w+)?$")
 
 
@@ -110,11 +111,20 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
     when the target itself is missing (a folder swap that was killed half-way). Returns what was removed."""
     target = Path(target)
     prefix = f".{target.name}.churn-"
+    legacy = re.compile(rf"^\.{re.escape(target.name)}\.[a-z0-9_]{{8}}$")
     removed = []
     try:
-        entries = [e for e in target.parent.iterdir() if e.name.startswith(prefix)]
+        siblings = list(target.parent.iterdir())
     except (FileNotFoundError, NotADirectoryError):
         return []
+    for entry in siblings:  # earlier versions: `.<name>.XXXXXXXX/` holding at most `<name>`
+        if legacy.match(entry.name) and entry.is_dir() and not entry.is_symlink():
+            inside = [p.name for p in entry.iterdir()]
+            old = time.time() - entry.stat().st_mtime > LEGACY_STALE_AFTER_SECONDS
+            if old and set(inside) <= {target.name}:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+    entries = [e for e in siblings if e.name.startswith(prefix)]
     for entry in entries:
         match = _TEMP.search(entry.name)
         if match is None or match["tag"] == "stage" or not _is_stale(entry, match["host"], int(match["pid"])):

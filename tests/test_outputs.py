@@ -16,6 +16,7 @@ from conftest import run_cli, tiny_tables, write_tables
 
 from pipeline.commit import ScoreOutputs
 from pipeline.errors import ChurnError
+from pipeline.history import append_scores
 from pipeline.io import (
     DIR_MARKER,
     Legacy,
@@ -244,3 +245,14 @@ def test_outputs_of_churn_versions_without_markers_are_recognised(tmp_path: Path
     (report / "report.html").write_text("a user's own report")  # a generic name alone proves nothing
     with pytest.raises(OutputRefused, match="already holds files churn did not write"):
         prepare_output_dir(report, "compare", ["report.html"], Legacy(frozenset({"suggested_healthscore.yaml"})))
+
+
+def test_temporary_folders_of_earlier_versions_are_removed_once_stale(tmp_path: Path) -> None:
+    history = tmp_path / "history"
+    old_tmp = history / ".as_of=2024-01-01.k3j9x_0q"  # tempfile.mkdtemp next to a partition, killed mid-write
+    (old_tmp / "as_of=2024-01-01").mkdir(parents=True)
+    fresh_tmp = history / ".as_of=2024-01-01.abcdefgh"
+    fresh_tmp.mkdir()
+    os.utime(old_tmp, (0, 0))
+    append_scores(history, pd.DataFrame({"account_id": ["A"], "as_of": ["2024-01-01"], "health_score": [50.0]}))
+    assert not old_tmp.exists() and fresh_tmp.exists(), "only stale ones go: a fresh one may belong to a live run"
