@@ -69,8 +69,9 @@ class ComparisonResult:
     split: Split
     training_table: pd.DataFrame  # labelled feature rows the model and the weights learned from
     evaluation_table: pd.DataFrame  # labelled feature rows of the evaluation period
-    scorecard: ScorecardConfig
+    scorecard: ScorecardConfig  # adapted to the data's columns
     model: ChurnRiskModel
+    scorecard_notes: tuple[str, ...] = ()  # how the configured scorecard was adapted to the data
 
     @property
     def report_path(self) -> Path:
@@ -225,7 +226,8 @@ def run_comparison(
     if table is None:
         dates = snapshot_dates(dataset, settings.features.cadence)
         table = build_features(dataset, dates, settings.features, settings.data.grace_days, progress=progress)
-    scorecard = load_scorecard(settings.healthscore_path(), available=table.columns)
+    adapted = load_scorecard(settings.healthscore_path()).adapt_to(table.columns)
+    scorecard = adapted.config
 
     _step(progress, "split")
     labelled = table[table[LABEL].notna()]
@@ -264,6 +266,7 @@ def run_comparison(
         evaluation_table=evaluation,
         scorecard=scorecard,
         model=fitted,
+        scorecard_notes=adapted.notes,
     )
     _write_outputs(result, settings)
     _log_to_active_run(result)
@@ -298,7 +301,12 @@ def metrics_document(result: ComparisonResult, settings: Settings) -> dict[str, 
                 "best_iteration": result.model.best_iteration_,
                 "fit_rows": result.model.fit_rows_,
             },
-            "scorecard": {"name": result.scorecard.name, "file": str(settings.healthscore_path())},
+            "scorecard": {
+                "name": result.scorecard.name,
+                "file": str(settings.healthscore_path()),
+                "categories": result.scorecard.categories(),
+                "adapted_to_data": list(result.scorecard_notes),
+            },
         }
     )
 
@@ -330,6 +338,7 @@ def _write_outputs(result: ComparisonResult, settings: Settings) -> None:
             evaluation_start=result.split.cutoff,
             scorecard=f"{result.scorecard.name} ({settings.healthscore_path().name})",
             model=f"LightGBM, {result.model.best_iteration_} trees, fitted on {result.model.fit_rows_:,} earlier rows",
+            scorecard_notes=result.scorecard_notes,
         ),
     )
     with atomic_path(files["metrics"]) as tmp:

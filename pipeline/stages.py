@@ -6,12 +6,14 @@ few lines a person reads at the end.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.config import Settings
 from pipeline.errors import ChurnError
@@ -108,11 +110,23 @@ def health_config(settings: Settings):
     return load_scorecard(settings.healthscore_path())
 
 
-def rule_risk_of(table: pd.DataFrame, settings: Settings) -> pd.Series:
+def scorecard_for(settings: Settings, columns: Iterable[str]):
+    """The configured scorecard adapted to the columns a dataset really has (`ScorecardConfig.adapt_to`):
+    what every command that scores health uses; its `notes` are printed as warnings and logged."""
+    return health_config(settings).adapt_to(columns)
+
+
+def print_warnings(lines: Iterable[str], console: Console) -> None:
+    """One line per warning, never wrapped, so logs and scripts see one adaptation per line."""
+    for line in lines:
+        console.print(Text.assemble(("warning: ", "yellow"), line), soft_wrap=True, highlight=False)
+
+
+def rule_risk_of(table: pd.DataFrame, scorecard) -> pd.Series:
     """100 - health score: the rule view as a risk, for baselines and comparisons."""
     from models.healthscore import score_health
 
-    return 100.0 - score_health(table, health_config(settings)).frame["health_score"]
+    return 100.0 - score_health(table, scorecard).frame["health_score"]
 
 
 def _metrics_table(result, console: Console) -> None:
@@ -130,8 +144,7 @@ def _metrics_table(result, console: Console) -> None:
 
 def _print_training(result, console: Console) -> None:
     _metrics_table(result, console)
-    for note in result.notes:
-        console.print(f"note: {note}", markup=False, highlight=False)
+    print_warnings(result.notes, console)
     verdict = "[green]promoted to @champion[/green]" if result.promoted else "[yellow]kept as @challenger[/yellow]"
     console.print(f"Model version {result.model_version} ({result.model_uri}) {verdict}: ", end="")
     console.print(result.promotion_reason, markup=False, highlight=False)
@@ -143,14 +156,16 @@ def train_on_table(table: pd.DataFrame, settings: Settings, config: Path | None,
     from pipeline.train import train_model
 
     config_files = [p for p in (config, settings.healthscore_path()) if p is not None]
+    scorecard = scorecard_for(settings, table.columns)
     with progress_bars() as progress:
         result = train_model(
             table,
             settings,
-            rule_risk=rule_risk_of(table, settings),
+            rule_risk=rule_risk_of(table, scorecard.config),
             config_files=config_files,
             promote=promote,
             progress=progress,
+            notes=scorecard.notes,
         )
     _print_training(result, console)
     return result
@@ -235,16 +250,18 @@ def score_date(dataset: Dataset, when: date, settings: Settings, model_uri: str 
 
     features = build_feature_table(dataset, settings, as_of=when)
     model = load_model(_champion_uri(model_uri, settings), settings)
+    scorecard = scorecard_for(settings, features.columns)
     with progress_bars() as progress:
         run = score_book(
             features,
             model,
-            health_config(settings),
+            scorecard.config,
             settings,
             history_dir=settings.workdir_path / "history" if history else None,
             progress=progress,
         )
-    run_id = log_scoring_run(settings, run.scores, run.alerts, run.drift)
+    run.warnings.extend(scorecard.notes)
+    run_id = log_scoring_run(settings, run.scores, run.alerts, run.drift, notes=run.warnings)
     run.notes.append(f"MLflow scoring run {run_id} (drift per feature, alerts)")
     return run
 
@@ -264,6 +281,7 @@ def write_score_outputs(run, out_file: Path, fmt: str, console: Console) -> dict
     }
     if not run.drift.empty:
         paths["drift"] = write_table(run.drift, _side_file(out_file, "drift", fmt), fmt)
+    print_warnings(run.warnings, console)
     scores = run.scores
     bands = _counts(scores["health_band"], ["green", "yellow", "red"])
     risk = _counts(scores["risk_band"], ["low", "medium", "high"])
@@ -341,7 +359,9 @@ def run_explain(
     if row.empty:
         raise ChurnError(f"Account '{account_id}' has no term active on {when}; nothing to explain.")
     model = load_model(_champion_uri(model_uri, settings), settings)
-    scorecard = health_config(settings)
+    adapted = scorecard_for(settings, row.columns)
+    print_warnings(adapted.notes, console)
+    scorecard = adapted.config
     scores = score_table(row, model, scorecard, settings).iloc[0]
     table = Table(title=f"Account {account_id} as of {when}", title_justify="left")
     for column in ("category", "rule score (0-100)", "ML contribution (log-odds)"):
@@ -379,11 +399,17 @@ def run_compare(data: Path, settings: Settings, out_dir: Path, console: Console)
 def compare_dataset(
     dataset: Dataset, settings: Settings, out_dir: Path, console: Console, table: pd.DataFrame | None = None
 ):
-    """Backtest rule vs ML on the dataset (reusing a built feature table when given) and print the headline."""
-    from pipeline.compare import run_comparison
+    """Backtest rule vs ML on the dataset (reusing a built feature table when given) and print the headline.
 
-    with progress_bars() as progress:
+    The comparison is an MLflow run of its own (headline metrics, the output files, the scorecard's
+    adaptations to the data)."""
+    from pipeline.compare import run_comparison
+    from pipeline.tracking import compare_run
+
+    with compare_run(settings) as log_notes, progress_bars() as progress:
         result = run_comparison(dataset, settings, Path(out_dir), progress=progress, table=table)
+        log_notes(result.scorecard_notes)
+    print_warnings(result.scorecard_notes, console)
     for line in result.summary_lines():
         console.print(line, markup=False, highlight=False)
     return result
