@@ -95,12 +95,11 @@ class TableDataset:
 START, YEARS = "2021-01-01", 4.0  # ends 2025-01-01, CUT 2024-01-01: before any run's clock
 
 
-def _ours(world: str | None = None) -> Callable[[Path, int, int, str, float], None]:
+def _ours(world: str) -> Callable[[Path, int, int, str, float], None]:
     def make(out: Path, accounts: int, seed: int, start: str, years: float) -> None:
         from pipeline.synthetic import generate
 
-        kwargs = {"world": world} if world else {}
-        generate(out, accounts, seed=seed, start=start, years=years, **kwargs)
+        generate(out, accounts, seed=seed, start=start, years=years, world=world)
 
     return make
 
@@ -113,7 +112,12 @@ def _foreign(shape: str) -> Callable[[Path, int, int, str, float], None]:
 
 
 def datasets() -> dict[str, EventDataset | TableDataset]:
-    event = [EventDataset("ours_default", "our generator, default world", _ours(), seed=11)]
+    from pipeline.synthetic.worlds import WORLDS
+
+    event = [
+        EventDataset(f"ours_{name}", world.description, _ours(name), seed=11 + i, no_signal=world.no_signal is not None)
+        for i, (name, world) in enumerate(WORLDS.items())
+    ]
     event += [
         EventDataset(f"foreign_{shape}", spec.description, _foreign(shape), accounts=spec.accounts, seed=40 + i)
         for i, (shape, spec) in enumerate(foreign.SHAPES.items())

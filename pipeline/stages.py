@@ -21,11 +21,15 @@ from pipeline.loading import Dataset, load_dataset
 from pipeline.progress import progress_bars
 
 
-def run_generate(out_dir: Path, accounts: int, seed: int, start: str, years: float, console: Console) -> Path:
+def run_generate(
+    out_dir: Path, accounts: int, seed: int, start: str, years: float, console: Console, world: str = "default"
+) -> Path:
     from pipeline.synthetic import generate
 
     with progress_bars() as progress:
-        summary = generate(Path(out_dir), n_accounts=accounts, seed=seed, start=start, years=years, progress=progress)
+        summary = generate(
+            Path(out_dir), n_accounts=accounts, seed=seed, start=start, years=years, progress=progress, world=world
+        )
     console.print(f"Generated synthetic history in {out_dir}: {summary}")
     return Path(out_dir)
 
