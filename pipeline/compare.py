@@ -32,7 +32,7 @@ from models.explain import explain
 from models.healthscore import score_health
 from models.risk_model import ChurnRiskModel
 from models.scorecard import ScorecardConfig, load_scorecard
-from models.split import Split, out_of_time_split
+from models.split import Split, out_of_time_split, stratified_split
 from models.weights import SuggestedWeights, suggest_weights
 from pipeline.config import Settings
 from pipeline.errors import DataContractError
@@ -152,18 +152,28 @@ def _step(progress: ProgressCallback | None, name: str) -> None:
 def fit_early_model(train: pd.DataFrame, settings: Settings, template: ChurnRiskModel | None) -> ChurnRiskModel:
     """Train on the early part only: an inner out-of-time split picks the tree count and fits calibration.
 
+    With only a handful of churners, the last part of the early period may hold none; the inner
+    split is then stratified by account within the early period (the evaluation stays out of
+    time) and `model.metadata["inner_split"]` says so.
     `template` supplies the hyper-parameters (a fresh copy is fitted, the caller's object is not touched).
     """
     features = feature_columns(train)
-    inner = out_of_time_split(
-        train, validation_share=settings.model.validation_share, grace_days=settings.data.grace_days
-    )
-    fit, check = train.loc[inner.train_index], train.loc[inner.valid_index]
     model = (
         ChurnRiskModel(**template.get_params())
         if template is not None
         else ChurnRiskModel.from_settings(settings.model)
     )
+    try:
+        inner = out_of_time_split(
+            train, validation_share=settings.model.validation_share, grace_days=settings.data.grace_days
+        )
+    except DataContractError as exc:
+        inner = stratified_split(train, validation_share=settings.model.validation_share, seed=settings.model.seed)
+        model.metadata["inner_split"] = (
+            f"early stopping and calibration of the backtest model use a split stratified by account of the "
+            f"training period: an out-of-time one is impossible there ({exc})"
+        )
+    fit, check = train.loc[inner.train_index], train.loc[inner.valid_index]
     return model.fit(
         fit[features],
         fit[LABEL].astype(int),
@@ -337,7 +347,8 @@ def _write_outputs(result: ComparisonResult, settings: Settings) -> None:
             title="Rule score vs ML risk",
             evaluation_start=result.split.cutoff,
             scorecard=f"{result.scorecard.name} ({settings.healthscore_path().name})",
-            model=f"LightGBM, {result.model.best_iteration_} trees, fitted on {result.model.fit_rows_:,} earlier rows",
+            model=f"LightGBM, {result.model.best_iteration_} trees, fitted on {result.model.fit_rows_:,} earlier rows"
+            + (f"; {result.model.metadata['inner_split']}" if "inner_split" in result.model.metadata else ""),
             scorecard_notes=result.scorecard_notes,
         ),
     )

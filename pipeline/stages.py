@@ -93,6 +93,23 @@ def snapshot_dates_for(
     return dates
 
 
+def cadence_note(dataset: Dataset, settings: Settings) -> str | None:
+    """A warning when most terms are shorter than the snapshot spacing: a snapshot labels only the term
+    running on its date, so the renewals of the terms in between are never learnt from."""
+    terms = dataset.subscriptions
+    if terms.empty:
+        return None
+    spacing = 7 if settings.features.cadence == "weekly" else 28
+    short = float(((terms["end_date"] - terms["start_date"]).dt.days < spacing).mean())
+    if short <= 0.5:
+        return None
+    return (
+        f"{short:.0%} of subscription terms are shorter than the {settings.features.cadence} snapshot cadence: "
+        "only the terms running on a snapshot date are labelled, so most renewals and churns are not learnt "
+        "from; set features.cadence: weekly in the configuration"
+    )
+
+
 def build_feature_table(
     dataset: Dataset,
     settings: Settings,
@@ -155,8 +172,18 @@ def _print_training(result, console: Console) -> None:
     console.print(f"MLflow run {result.run_id} (experiment {result.experiment_id})")
 
 
-def train_on_table(table: pd.DataFrame, settings: Settings, config: Path | None, promote: bool, console: Console):
-    """Train on a snapshot feature table, with the rule score as a baseline, and print the outcome."""
+def train_on_table(
+    table: pd.DataFrame,
+    settings: Settings,
+    config: Path | None,
+    promote: bool,
+    console: Console,
+    notes: Iterable[str] = (),
+):
+    """Train on a snapshot feature table, with the rule score as a baseline, and print the outcome.
+
+    `notes` (warnings about the data) are printed and logged with the run, after the scorecard's
+    adaptations to the table's columns."""
     from pipeline.train import train_model
 
     config_files = [p for p in (config, settings.healthscore_path()) if p is not None]
@@ -169,7 +196,7 @@ def train_on_table(table: pd.DataFrame, settings: Settings, config: Path | None,
             config_files=config_files,
             promote=promote,
             progress=progress,
-            notes=scorecard.notes,
+            notes=[*notes, *scorecard.notes],
         )
     _print_training(result, console)
     return result
@@ -185,10 +212,14 @@ def run_train(
 ):
     from features.table import read_feature_table
 
-    table = (
-        read_feature_table(str(features_file)) if features_file else build_feature_table(load(data, settings), settings)
-    )
-    result = train_on_table(table, settings, config, promote, console)
+    notes: list[str] = []
+    if features_file:
+        table = read_feature_table(str(features_file))
+    else:
+        dataset = load(data, settings)
+        notes += filter(None, [cadence_note(dataset, settings)])
+        table = build_feature_table(dataset, settings)
+    result = train_on_table(table, settings, config, promote, console, notes=notes)
     if data is not None:
         print_oracle(Path(data), result, console)
     return result
@@ -397,7 +428,9 @@ def run_explain(
 
 
 def run_compare(data: Path, settings: Settings, out_dir: Path, console: Console):
-    return compare_dataset(load(data, settings), settings, out_dir, console)
+    dataset = load(data, settings)
+    print_warnings(filter(None, [cadence_note(dataset, settings)]), console)
+    return compare_dataset(dataset, settings, out_dir, console)
 
 
 def compare_dataset(
@@ -414,6 +447,8 @@ def compare_dataset(
         result = run_comparison(dataset, settings, Path(out_dir), progress=progress, table=table)
         log_notes(result.scorecard_notes)
     print_warnings(result.scorecard_notes, console)
+    if "inner_split" in result.model.metadata:
+        print_warnings([result.model.metadata["inner_split"]], console)
     for line in result.summary_lines():
         console.print(line, markup=False, highlight=False)
     return result
