@@ -202,6 +202,7 @@ def point_metrics(y: np.ndarray, score: np.ndarray, probability: bool) -> dict[s
             "mean_predicted": float(score.mean()),
             "observed": float(y.mean()),
             "mean_gap": float(score.mean() - y.mean()),
+            "base_rate_deviation": float(np.abs(score - y.mean()).mean()),
         }
     return out
 
@@ -267,6 +268,7 @@ class Result:
     notes: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    commit: str = ""  # of the code that produced this row
 
     @property
     def passed(self) -> bool:
@@ -290,6 +292,9 @@ def run_checks(result: Result, no_signal: bool) -> None:
 
     if no_signal:
         check("AUC near 0.5 (no signal)", abs(auc - 0.5) <= NO_SIGNAL_AUC, f"AUC {auc:.3f}")
+        spread = m["base_rate_deviation"]
+        check("probabilities near the base rate", spread <= MEAN_GAP,
+              f"mean |p - {m['observed']:.3f}| = {spread:.3f}")  # fmt: skip
     elif result.oracle_auc is not None:
         need = ORACLE_SHARE * result.oracle_auc
         check("AUC >= 0.90 x oracle", auc >= need, f"{auc:.3f} vs {need:.3f} ({auc / result.oracle_auc:.0%} of oracle)")
@@ -468,26 +473,27 @@ def _with_interval(result: Result, name: str, metric: str) -> str:
 
 def markdown(results: list[Result], info: dict[str, Any], label: str) -> str:
     lines = [
-        f"### {label}: commit {info['commit']}, {info['date']}",
+        f"### {label} (latest rows: commit {info['commit']}, {info['date']})",
         "",
         f"{info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, Python {info['python']}; "
-        f"load average {info['load_before'][0]:.1f} before and {info['load_after'][0]:.1f} after the run "
-        f"({info['minutes']:.0f} minutes). {info['bootstrap']} bootstrap resamples of accounts; "
-        f"intervals are 95 %.",
+        f"load average {info['load_before'][0]:.1f} before and {info['load_after'][0]:.1f} after the latest run "
+        f"({info['minutes']:.0f} minutes; the machine was shared, so times are upper bounds). "
+        f"{info['bootstrap']} bootstrap resamples of accounts; intervals are 95 %. Each row names the commit "
+        "that produced it.",
         "",
-        "| dataset | rows (churners) | oracle AUC | model AUC | logistic | HGB defaults | LightGBM defaults | rule |"
-        " model PR AUC | model ECE | mean predicted vs observed | checks |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | commit | rows (churners) | oracle AUC | model AUC | logistic | HGB defaults | LightGBM defaults |"
+        " rule | model PR AUC | model ECE | mean predicted vs observed | checks |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if r.error:
-            lines.append(f"| {r.dataset} | - | - | **{r.error}** | | | | | | | | FAIL |")
+            lines.append(f"| {r.dataset} | {r.commit} | - | - | **{r.error}** | | | | | | | | FAIL |")
             continue
         m = r.metrics["model"]
         failed = [c["check"] for c in r.checks if not c["ok"]]
-        verdict = "PASS" if not failed else "FAIL: " + "; ".join(failed)
+        verdict = "PASS" if not failed else "FAIL: " + "; ".join(failed).replace("|", "\\|")
         lines.append(
-            f"| {r.dataset} | {r.rows:,} ({r.churners:,}) | {_fmt(r.oracle_auc)}"
+            f"| {r.dataset} | {r.commit} | {r.rows:,} ({r.churners:,}) | {_fmt(r.oracle_auc)}"
             f" | {_with_interval(r, 'model', 'roc_auc')}"
             f" | {_fmt(r.metrics['logistic']['roc_auc'])} | {_fmt(r.metrics['hgb_defaults']['roc_auc'])}"
             f" | {_fmt(r.metrics['lightgbm_defaults']['roc_auc'])} | {_fmt(r.metrics.get('rule', {}).get('roc_auc'))}"
@@ -512,6 +518,17 @@ def markdown(results: list[Result], info: dict[str, Any], label: str) -> str:
     if notes:
         lines += ["", "Notes:", ""] + [f"- {name}: {note}" for name, note in notes]
     return "\n".join(lines) + "\n"
+
+
+def record(results: list[Result], info: dict[str, Any], label: str, order: list[str]) -> list[Result]:
+    """The rows of block `label`: this run's datasets replace their earlier rows, the others are kept
+    (bench/out/quality/record-LABEL.json), so a subset can be re-run without losing the rest."""
+    path = OUT / f"record-{label}.json"
+    rows = {row["dataset"]: row for row in json.loads(path.read_text())["results"]} if path.exists() else {}
+    rows |= {r.dataset: asdict(r) for r in results}
+    ordered = [rows[name] for name in order if name in rows]
+    path.write_text(json.dumps({"machine": info, "results": ordered}, indent=2, default=str))
+    return [Result(**row) for row in ordered]
 
 
 def write_results_md(block: str, label: str) -> None:
@@ -612,6 +629,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             result = run_table(spec, n_boot)
         result.seconds["total"] = time.perf_counter() - clock
+        result.commit = info["commit"]
         outcome = f"failed: {result.error}" if result.error else "done"
         print(f"   {outcome} in {result.seconds['total']:.0f} s", flush=True)
         results.append(result)
@@ -621,8 +639,9 @@ def main(argv: list[str] | None = None) -> int:
     payload = {"machine": info, "quick": args.quick, "results": [asdict(r) for r in results]}
     (OUT / "results.json").write_text(json.dumps(payload, indent=2, default=str))
     if args.record:
-        write_results_md(markdown(results, info, args.record), args.record)
-        print(f"Wrote block '{args.record}' of {RESULTS_MD}")
+        recorded = record(results, info, args.record, list(available))
+        write_results_md(markdown(recorded, info, args.record), args.record)
+        print(f"Wrote block '{args.record}' of {RESULTS_MD} ({len(recorded)} datasets)")
     return 0 if all(r.passed for r in results) else 1
 
 
