@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +262,9 @@ def run_comparison(
 
     _step(progress, "suggest weights")
     suggested = suggest_weights(training, scorecard, evaluation_frame=evaluation)
+    if adapted.notes:  # the suggestion covers only what this data can measure: say so in its YAML
+        suggested = replace(suggested, notes=(*suggested.notes, "Fitted to the scorecard as adapted to this data:",
+                                              *adapted.notes))  # fmt: skip
 
     _step(progress, "write")
     files = {key: out_dir / name for key, name in OUTPUT_FILES.items()}
