@@ -6,12 +6,14 @@ few lines a person reads at the end.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.config import Settings
 from pipeline.errors import ChurnError
@@ -19,11 +21,15 @@ from pipeline.loading import Dataset, load_dataset
 from pipeline.progress import progress_bars
 
 
-def run_generate(out_dir: Path, accounts: int, seed: int, start: str, years: float, console: Console) -> Path:
+def run_generate(
+    out_dir: Path, accounts: int, seed: int, start: str, years: float, console: Console, world: str = "default"
+) -> Path:
     from pipeline.synthetic import generate
 
     with progress_bars() as progress:
-        summary = generate(Path(out_dir), n_accounts=accounts, seed=seed, start=start, years=years, progress=progress)
+        summary = generate(
+            Path(out_dir), n_accounts=accounts, seed=seed, start=start, years=years, progress=progress, world=world
+        )
     console.print(f"Generated synthetic history in {out_dir}: {summary}")
     return Path(out_dir)
 
@@ -87,6 +93,23 @@ def snapshot_dates_for(
     return dates
 
 
+def cadence_note(dataset: Dataset, settings: Settings) -> str | None:
+    """A warning when most terms are shorter than the snapshot spacing: a snapshot labels only the term
+    running on its date, so the renewals of the terms in between are never learnt from."""
+    terms = dataset.subscriptions
+    if terms.empty:
+        return None
+    spacing = 7 if settings.features.cadence == "weekly" else 28
+    short = float(((terms["end_date"] - terms["start_date"]).dt.days < spacing).mean())
+    if short <= 0.5:
+        return None
+    return (
+        f"{short:.0%} of subscription terms are shorter than the {settings.features.cadence} snapshot cadence: "
+        "only the terms running on a snapshot date are labelled, so most renewals and churns are not learnt "
+        "from; set features.cadence: weekly in the configuration"
+    )
+
+
 def build_feature_table(
     dataset: Dataset,
     settings: Settings,
@@ -108,11 +131,23 @@ def health_config(settings: Settings):
     return load_scorecard(settings.healthscore_path())
 
 
-def rule_risk_of(table: pd.DataFrame, settings: Settings) -> pd.Series:
+def scorecard_for(settings: Settings, columns: Iterable[str]):
+    """The configured scorecard adapted to the columns a dataset really has (`ScorecardConfig.adapt_to`):
+    what every command that scores health uses; its `notes` are printed as warnings and logged."""
+    return health_config(settings).adapt_to(columns)
+
+
+def print_warnings(lines: Iterable[str], console: Console) -> None:
+    """One line per warning, never wrapped, so logs and scripts see one adaptation per line."""
+    for line in lines:
+        console.print(Text.assemble(("warning: ", "yellow"), line), soft_wrap=True, highlight=False)
+
+
+def rule_risk_of(table: pd.DataFrame, scorecard) -> pd.Series:
     """100 - health score: the rule view as a risk, for baselines and comparisons."""
     from models.healthscore import score_health
 
-    return 100.0 - score_health(table, health_config(settings)).frame["health_score"]
+    return 100.0 - score_health(table, scorecard).frame["health_score"]
 
 
 def _metrics_table(result, console: Console) -> None:
@@ -167,27 +202,38 @@ def _print_selection(result, console: Console) -> None:
 def _print_training(result, console: Console) -> None:
     _metrics_table(result, console)
     _print_selection(result, console)
-    for note in result.notes:
-        console.print(f"note: {note}", markup=False, highlight=False)
+    print_warnings(result.notes, console)
     verdict = "[green]promoted to @champion[/green]" if result.promoted else "[yellow]kept as @challenger[/yellow]"
     console.print(f"Model version {result.model_version} ({result.model_uri}) {verdict}: ", end="")
     console.print(result.promotion_reason, markup=False, highlight=False)
     console.print(f"MLflow run {result.run_id} (experiment {result.experiment_id})")
 
 
-def train_on_table(table: pd.DataFrame, settings: Settings, config: Path | None, promote: bool, console: Console):
-    """Train on a snapshot feature table, with the rule score as a baseline, and print the outcome."""
+def train_on_table(
+    table: pd.DataFrame,
+    settings: Settings,
+    config: Path | None,
+    promote: bool,
+    console: Console,
+    notes: Iterable[str] = (),
+):
+    """Train on a snapshot feature table, with the rule score as a baseline, and print the outcome.
+
+    `notes` (warnings about the data) are printed and logged with the run, after the scorecard's
+    adaptations to the table's columns."""
     from pipeline.train import train_model
 
     config_files = [p for p in (config, settings.healthscore_path()) if p is not None]
+    scorecard = scorecard_for(settings, table.columns)
     with progress_bars() as progress:
         result = train_model(
             table,
             settings,
-            rule_risk=rule_risk_of(table, settings),
+            rule_risk=rule_risk_of(table, scorecard.config),
             config_files=config_files,
             promote=promote,
             progress=progress,
+            notes=[*notes, *scorecard.notes],
         )
     _print_training(result, console)
     return result
@@ -203,10 +249,14 @@ def run_train(
 ):
     from features.table import read_feature_table
 
-    table = (
-        read_feature_table(str(features_file)) if features_file else build_feature_table(load(data, settings), settings)
-    )
-    result = train_on_table(table, settings, config, promote, console)
+    notes: list[str] = []
+    if features_file:
+        table = read_feature_table(str(features_file))
+    else:
+        dataset = load(data, settings)
+        notes += filter(None, [cadence_note(dataset, settings)])
+        table = build_feature_table(dataset, settings)
+    result = train_on_table(table, settings, config, promote, console, notes=notes)
     if data is not None:
         print_oracle(Path(data), result, console)
     return result
@@ -272,16 +322,18 @@ def score_date(dataset: Dataset, when: date, settings: Settings, model_uri: str 
 
     features = build_feature_table(dataset, settings, as_of=when)
     model = load_model(_champion_uri(model_uri, settings), settings)
+    scorecard = scorecard_for(settings, features.columns)
     with progress_bars() as progress:
         run = score_book(
             features,
             model,
-            health_config(settings),
+            scorecard.config,
             settings,
             history_dir=settings.workdir_path / "history" if history else None,
             progress=progress,
         )
-    run_id = log_scoring_run(settings, run.scores, run.alerts, run.drift)
+    run.warnings.extend(scorecard.notes)
+    run_id = log_scoring_run(settings, run.scores, run.alerts, run.drift, notes=run.warnings)
     run.notes.append(f"MLflow scoring run {run_id} (drift per feature, alerts)")
     return run
 
@@ -301,6 +353,7 @@ def write_score_outputs(run, out_file: Path, fmt: str, console: Console) -> dict
     }
     if not run.drift.empty:
         paths["drift"] = write_table(run.drift, _side_file(out_file, "drift", fmt), fmt)
+    print_warnings(run.warnings, console)
     scores = run.scores
     bands = _counts(scores["health_band"], ["green", "yellow", "red"])
     risk = _counts(scores["risk_band"], ["low", "medium", "high"])
@@ -378,7 +431,9 @@ def run_explain(
     if row.empty:
         raise ChurnError(f"Account '{account_id}' has no term active on {when}; nothing to explain.")
     model = load_model(_champion_uri(model_uri, settings), settings)
-    scorecard = health_config(settings)
+    adapted = scorecard_for(settings, row.columns)
+    print_warnings(adapted.notes, console)
+    scorecard = adapted.config
     scores = score_table(row, model, scorecard, settings).iloc[0]
     table = Table(title=f"Account {account_id} as of {when}", title_justify="left")
     for column in ("category", "rule score (0-100)", "ML contribution (log-odds)"):
@@ -410,7 +465,9 @@ def run_explain(
 
 
 def run_compare(data: Path, settings: Settings, out_dir: Path, console: Console):
-    return compare_dataset(load(data, settings), settings, out_dir, console)
+    dataset = load(data, settings)
+    print_warnings(filter(None, [cadence_note(dataset, settings)]), console)
+    return compare_dataset(dataset, settings, out_dir, console)
 
 
 def compare_dataset(
@@ -421,15 +478,20 @@ def compare_dataset(
     table: pd.DataFrame | None = None,
     model=None,
 ):
-    """Backtest rule vs ML on the dataset and print the headline.
+    """Backtest rule vs ML on the dataset (reusing a built feature table when given) and print the headline.
 
-    A built feature table is reused when given; `model` (a just-trained ChurnRiskModel) lends its
-    tuned tree settings so the backtest does not search again.
-    """
+    `model` (a just-trained ChurnRiskModel) lends its tuned tree settings so the backtest does not
+    search again. The comparison is an MLflow run of its own (headline metrics, the output files,
+    the scorecard's adaptations to the data)."""
     from pipeline.compare import run_comparison
+    from pipeline.tracking import compare_run
 
-    with progress_bars() as progress:
+    with compare_run(settings) as log_notes, progress_bars() as progress:
         result = run_comparison(dataset, settings, Path(out_dir), model=model, progress=progress, table=table)
+        log_notes(result.scorecard_notes)
+    print_warnings(result.scorecard_notes, console)
+    if "inner_split" in result.model.metadata:
+        print_warnings([result.model.metadata["inner_split"]], console)
     for line in result.summary_lines():
         console.print(line, markup=False, highlight=False)
     return result

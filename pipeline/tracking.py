@@ -24,7 +24,7 @@ import hashlib
 import logging
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
@@ -58,6 +58,7 @@ TAG_VALID_AUC = "validation_roc_auc"
 TAG_LAST_AS_OF = "last_labelled_as_of"
 TAG_LABEL_HORIZON = "label_horizon"
 TAG_REASON = "promotion_reason"
+NOTES_ARTIFACT = "data/notes.txt"  # warnings of a run: how the data was read, the scorecard adapted
 
 
 # ---------------------------------------------------------------------------------- the store
@@ -448,8 +449,10 @@ def _record(settings: Settings, version: ModelVersion, decision: PromotionDecisi
 
 
 # ------------------------------------------------------------------------------- scoring runs
-def log_scoring_run(settings: Settings, scores: pd.DataFrame, alerts: pd.DataFrame, drift: pd.DataFrame) -> str:
-    """Log a batch scoring run (book summary, drift per feature, alerts) next to the training runs."""
+def log_scoring_run(
+    settings: Settings, scores: pd.DataFrame, alerts: pd.DataFrame, drift: pd.DataFrame, notes: Sequence[str] = ()
+) -> str:
+    """Log a batch scoring run (book summary, drift per feature, alerts, notes) next to the training runs."""
     configure_tracking(settings)
     as_of = str(pd.Timestamp(scores["as_of"].iloc[0]).date())
     version = str(scores["model_version"].iloc[0])
@@ -469,4 +472,20 @@ def log_scoring_run(settings: Settings, scores: pd.DataFrame, alerts: pd.DataFra
             mlflow.log_text(drift.to_csv(index=False), "drift.csv")
         mlflow.log_metrics(metrics)
         mlflow.log_text(alerts.to_csv(index=False), "alerts.csv")
+        if notes:
+            mlflow.log_text("\n".join(notes), NOTES_ARTIFACT)
         return run.info.run_id
+
+
+@contextmanager
+def compare_run(settings: Settings) -> Iterator[Callable[[Sequence[str]], None]]:
+    """An MLflow run around `churn compare` (the comparison logs its metrics and files into the active
+    run); yields a function that logs notes, such as the scorecard's adaptations to the data."""
+    configure_tracking(settings)
+
+    def log_notes(notes: Sequence[str]) -> None:
+        if notes:
+            mlflow.log_text("\n".join(notes), NOTES_ARTIFACT)
+
+    with mlflow.start_run(run_name="compare", tags={"kind": "compare"}):
+        yield log_notes

@@ -85,10 +85,12 @@ def train_model(
     config_files: Sequence[Path] = (),
     promote: bool = False,
     progress: ProgressCallback | None = None,
+    notes: Sequence[str] = (),
 ) -> TrainResult:
     """Train on a snapshot feature table (see features/table.py) with an out-of-time split.
 
-    `rule_risk` (100 - health score, indexed like `table`) is evaluated as the rule baseline.
+    `rule_risk` (100 - health score, indexed like `table`) is evaluated as the rule baseline;
+    `notes` (e.g. how the scorecard was adapted to the data) are logged with the run.
     """
     missing = [c for c in META_COLUMNS if c not in table.columns]
     if missing:
@@ -117,6 +119,7 @@ def train_model(
         promote=promote,
         progress=progress,
         source="feature table",
+        notes=list(notes),
     )
 
 
@@ -385,7 +388,7 @@ def _fit_evaluate_log(
         mlflow.set_tags({"stage": "train", "source": source, "tuned": str(model.search_ is not None)})
         mlflow.log_dict(fingerprint, "data/fingerprint.json")
         if notes:
-            mlflow.log_text("\n".join(notes), "data/notes.txt")
+            mlflow.log_text("\n".join(notes), tracking.NOTES_ARTIFACT)
         tracking.log_config_files([*config_files, *_healthscore_file(settings)])
         mlflow.log_dict(settings.model_dump(mode="json"), "config/settings_resolved.json")
         tracking.log_metrics_table(metrics)
