@@ -368,8 +368,8 @@ class ChurnRiskModel:
         model, which predicts the `valid_index` rows for the reported metrics; `folds` are
         (training, validation) row pairs inside `train_index` for choosing the parameters and the
         tree count. `tuning_folds` (default: `folds`) may be a sample of them for the search on
-        large tables. Without folds (data too thin) the tree count is early-stopped on the
-        validation rows; a note says so.
+        large tables; the tree count is then early-stopped on the latest full fold alone. Without
+        folds (data too thin) the tree count is early-stopped on the validation rows; a note says so.
         """
         if not X.index.is_unique:
             raise ChurnError("ChurnRiskModel.fit: X needs a unique index (e.g. reset it after pd.concat).")
@@ -403,7 +403,10 @@ class ChurnRiskModel:
                 )
                 for key, value in self.search_.chosen.params.items():
                     setattr(self, key, value)
-            self.cv_ = CrossValidator(y_all, dataset, fold_pos).evaluate(self)
+            # On a sampled search (large tables) the tree count is chosen on the full rows of the latest
+            # fold only: one early-stopped fit instead of one per fold, on the fold closest to deployment.
+            tree_folds = fold_pos[-1:] if tuning_folds is not None else fold_pos
+            self.cv_ = CrossValidator(y_all, dataset, tree_folds).evaluate(self)
             self.best_iteration_ = self.cv_.trees
             evaluation = lgb.train(self._lgb_params(y_train), dataset.subset(train_pos), self.best_iteration_)
         else:

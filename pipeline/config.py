@@ -77,7 +77,7 @@ class ModelSettings(_Section):
     tune_trials: int = Field(40, ge=0, description="Optuna trials; 0 = train with the settings above.")
     tune_timeout_s: float = Field(120.0, gt=0, description="Stop starting new trials after this many seconds.")
     tune_max_rows: int = Field(
-        200_000, ge=1_000, description="Tune on a sample of whole accounts when the folds hold more rows."
+        50_000, ge=1_000, description="Tune on a sample of whole accounts when the folds hold more rows."
     )
     one_se_rule: bool = Field(True, description="Prefer the cheapest setting within one SE of the best CV AUC.")
 
