@@ -72,6 +72,7 @@ TUNED_PARAMS = (
 # than it saves, and on a busy machine far more (measured: CV of 5k-row folds 10x slower on two
 # threads at load 9 than on one). Results are identical either way (deterministic mode).
 SMALL_FIT_ROWS = 50_000
+OFFSET_ROWS = 50_000  # rows to measure the refit's shift on
 Fold = tuple[pd.Index, pd.Index]  # (training rows, validation rows), as index labels
 TrialReport = Callable[[int, float], None]  # (fold number, running mean AUC) -> may raise to prune
 
@@ -90,6 +91,7 @@ class Calibrator:
     knots_y: list[float] | None = None
     slope: float | None = None
     intercept: float | None = None
+    offset: float = 0.0  # subtracted from the log-odds first: puts a refitted booster on the fitted one's scale
 
     @classmethod
     def fit(cls, raw: np.ndarray, labels: np.ndarray, kind: CalibrationKind) -> Calibrator:
@@ -109,7 +111,7 @@ class Calibrator:
 
     def predict(self, raw: np.ndarray) -> np.ndarray:
         """Churn probabilities, strictly increasing in the log-odds (so they rank exactly as the model does)."""
-        raw = np.asarray(raw, dtype=float)
+        raw = np.asarray(raw, dtype=float) - self.offset
         if self.kind == "isotonic":
             steps = np.clip(np.interp(raw, self.knots_x, self.knots_y), PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
             return steps + TIE_BREAK * (expit(raw) - 0.5)
@@ -436,6 +438,16 @@ class ChurnRiskModel:
         if self.refit:
             self.booster_ = lgb.train(self._lgb_params(y_all), dataset, num_boost_round=self.best_iteration_)
             self.fit_rows_ = len(frame)
+            # The refit also learns from the latest labelled rows, whose churn rate can differ from the
+            # earlier ones (recent outcomes are known mostly for short terms): its log-odds move as a
+            # whole. The calibrator knows the evaluation booster's scale, so the refit is put back on it
+            # by their mean difference on rows both trained on; rankings are the refit's own.
+            # Measured on a 2-year generated history scored 12 months before its end (observed churn 0.118):
+            # mean predicted 0.21 without this, 0.12-0.16 with it, 0.10-0.13 for the evaluation booster.
+            common = frame.iloc[np.sort(self._sample(train_pos, OFFSET_ROWS))]
+            self.calibrator_.offset = float(
+                np.mean(self.booster_.predict(common, raw_score=True) - evaluation.predict(common, raw_score=True))
+            )
         else:
             self.booster_ = evaluation
             self.fit_rows_ = self.train_rows_
@@ -443,6 +455,11 @@ class ChurnRiskModel:
         sample_rows = X.sample(n=min(REFERENCE_ROWS, len(X)), random_state=self.seed)
         self.reference_ = sample_rows.assign(churn_probability=self.predict_proba(sample_rows)[:, 1])
         return self
+
+    def _sample(self, positions: np.ndarray, rows: int) -> np.ndarray:
+        if len(positions) <= rows:
+            return positions
+        return np.random.default_rng(self.seed).choice(positions, size=rows, replace=False)
 
     # -------------------------------------------------------------------------------- predict
     def _check_fitted(self) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
+from test_train import _telco_like
 
 from models.evaluation import expected_calibration_error
 from pipeline.config import load_settings
@@ -85,24 +86,6 @@ def test_weekly_cadence_trains_and_scores(history):
     assert len(run.scores) > 50 and run.scores["churn_probability"].between(0, 1).all()
 
 
-def _telco(rows: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    tenure = rng.integers(0, 72, rows)
-    contract = rng.choice(["Month-to-month", "One year", "Two year"], rows, p=[0.55, 0.25, 0.2])
-    monthly = rng.uniform(20, 110, rows).round(2)
-    logit = -0.5 - 0.04 * tenure + 1.2 * (contract == "Month-to-month") + 0.015 * (monthly - 60)
-    churned = rng.random(rows) < 1 / (1 + np.exp(-logit))
-    return pd.DataFrame(
-        {
-            "customerID": [f"{seed}-{i:05d}" for i in range(rows)],
-            "tenure": tenure,
-            "Contract": contract,
-            "MonthlyCharges": monthly,
-            "Churn": np.where(churned, "Yes", "No"),
-        }
-    )
-
-
 def _churn(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pipeline", "--no-progress", *args], capture_output=True, text=True, cwd=cwd, check=False
@@ -110,8 +93,8 @@ def _churn(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_prepared_tables_train_and_score_through_the_cli(tmp_path):
-    _telco(1_500, 0).to_csv(tmp_path / "history.csv", index=False)
-    fresh = _telco(400, 1)
+    _telco_like(1_500, seed=0).to_csv(tmp_path / "history.csv", index=False)
+    fresh = _telco_like(400, seed=1).assign(customerID=lambda f: "new-" + f["customerID"])
     fresh.drop(columns="Churn").to_csv(tmp_path / "book.csv", index=False)
     config = tmp_path / "c.yaml"
     config.write_text(f"workdir: {tmp_path / 'work'}\nmodel:\n  tune_trials: 3\n  num_threads: 1\n")
