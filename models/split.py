@@ -279,7 +279,7 @@ def stratified_folds(
             valid_index=labelled.index[np.sort(valid)],
             kind="stratified_grouped" if grouped else "stratified",
         )
-        for train, valid in splitter.split(np.zeros(len(labels)), labels, groups=ids)
+        for train, valid in splitter.split(np.zeros(len(labels)), labels, groups=ids if grouped else None)
     ]
     return Folds(splits, n_folds, "stratified", notes)
 
