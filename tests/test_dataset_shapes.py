@@ -101,7 +101,7 @@ def _notes_of(run_id: str) -> list[str]:
 def _end_to_end(data: Path, work: Path):
     """Train, score the latest date and compare with the stage functions the CLI calls."""
     set_progress(False)
-    settings = load_settings(None, {"workdir": str(work), "model": {"n_estimators": 50}})
+    settings = load_settings(None, {"workdir": str(work), "model": {"n_estimators": 50, "tune_trials": 5}})
     console = Console(record=True, width=300)
     dataset = load(data, settings)
     table = build_feature_table(dataset, settings)
@@ -134,7 +134,7 @@ def test_usage_only_monthly_b2c_data_trains_scores_and_compares_through_the_cli(
         assert "Traceback" not in done.stderr
         return done.stdout
 
-    (tmp_path / "config.yaml").write_text(f"workdir: {work}\nmodel:\n  n_estimators: 50\n")
+    (tmp_path / "config.yaml").write_text(f"workdir: {work}\nmodel:\n  n_estimators: 50\n  tune_trials: 5\n")
     config = ["--config", str(tmp_path / "config.yaml")]
     trained = churn("train", "--data", str(data), "--promote", *config)
     scored = churn("score", "--data", str(data), "--as-of", "2024-05-01", "--out", str(tmp_path / "s.parquet"), *config)
