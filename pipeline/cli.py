@@ -94,11 +94,15 @@ def generate(
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     start: Annotated[str, typer.Option("--start", help="First day of the history.")] = "2023-01-01",
     years: Annotated[float, typer.Option("--years", min=0.25, help="Length of the history in years.")] = 3.0,
+    world: Annotated[
+        str,
+        typer.Option("--world", help="Named world: what drives churn, which tables exist (see data/README.md)."),
+    ] = "default",
 ) -> None:
     """Generate a realistic synthetic SaaS history (with a ground-truth file in _truth/)."""
     from pipeline.stages import run_generate
 
-    run_generate(out_dir, accounts, seed, parse_date(start, "--start").isoformat(), years, out)
+    run_generate(out_dir, accounts, seed, parse_date(start, "--start").isoformat(), years, out, world=world)
 
 
 @app.command()

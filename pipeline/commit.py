@@ -27,7 +27,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,6 +186,7 @@ def commit_scoring(
     outputs: ScoreOutputs | None,
     history_dir: Path | None,
     data_end: pd.Timestamp | None = None,
+    notes: Sequence[str] = (),
 ) -> tuple[CommitResult, list[str]]:
     """Put a scoring run in place as one unit; returns the result and any recovery messages."""
     from pipeline.tracking import configure_tracking, log_scoring_run
@@ -220,7 +221,9 @@ def commit_scoring(
             for frame, items, kind, fmt in tables:
                 write_staged(frame, items, kind, fmt, sync=True)
             fault_point("staged")
-            run_id = log_scoring_run(settings, scores, alerts, drift, commit_id=commit_id, data_end=data_end)
+            run_id = log_scoring_run(
+                settings, scores, alerts, drift, commit_id=commit_id, data_end=data_end, notes=notes
+            )
             fault_point("logged")
             with interrupts.deferred():
                 os.replace(pending, committed)  # the commit point

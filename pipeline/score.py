@@ -41,7 +41,7 @@ class ScoreRun:
     drift: pd.DataFrame
     model_version: str
     notes: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. how the scorecard was adapted to the data
 
     @property
     def drifted(self) -> list[str]:
@@ -92,7 +92,6 @@ def score_table(
     scores["risk_band"] = risk_band(scores["churn_probability"], settings.scoring.risk_bands).to_numpy()
     ml = explanation.by_category.reset_index(drop=True)
     if scorecard is not None:
-        scorecard.validate_columns(features.columns)
         health = score_health(features, scorecard)
         scores = pd.concat([scores, health.frame.reset_index(drop=True)], axis=1)
         for category in scorecard.categories():

@@ -7,6 +7,7 @@ few lines a person reads at the end.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pandas as pd
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.commit import ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings
@@ -25,11 +27,15 @@ from pipeline.progress import progress_bars
 log = logging.getLogger("churn")
 
 
-def run_generate(out_dir: Path, accounts: int, seed: int, start: str, years: float, console: Console) -> Path:
+def run_generate(
+    out_dir: Path, accounts: int, seed: int, start: str, years: float, console: Console, world: str = "default"
+) -> Path:
     from pipeline.synthetic import generate
 
     with progress_bars() as progress:
-        summary = generate(Path(out_dir), n_accounts=accounts, seed=seed, start=start, years=years, progress=progress)
+        summary = generate(
+            Path(out_dir), n_accounts=accounts, seed=seed, start=start, years=years, progress=progress, world=world
+        )
     console.print(f"Generated synthetic history in {out_dir}: {summary}")
     return Path(out_dir)
 
@@ -107,6 +113,23 @@ def snapshot_dates_for(
     return dates
 
 
+def cadence_note(dataset: Dataset, settings: Settings) -> str | None:
+    """A warning when most terms are shorter than the snapshot spacing: a snapshot labels only the term
+    running on its date, so the renewals of the terms in between are never learnt from."""
+    terms = dataset.subscriptions
+    if terms.empty:
+        return None
+    spacing = 7 if settings.features.cadence == "weekly" else 28
+    short = float(((terms["end_date"] - terms["start_date"]).dt.days < spacing).mean())
+    if short <= 0.5:
+        return None
+    return (
+        f"{short:.0%} of subscription terms are shorter than the {settings.features.cadence} snapshot cadence: "
+        "only the terms running on a snapshot date are labelled, so most renewals and churns are not learnt "
+        "from; set features.cadence: weekly in the configuration"
+    )
+
+
 def build_feature_table(
     dataset: Dataset,
     settings: Settings,
@@ -128,11 +151,23 @@ def health_config(settings: Settings):
     return load_scorecard(settings.healthscore_path())
 
 
-def rule_risk_of(table: pd.DataFrame, settings: Settings) -> pd.Series:
+def scorecard_for(settings: Settings, columns: Iterable[str]):
+    """The configured scorecard adapted to the columns a dataset really has (`ScorecardConfig.adapt_to`):
+    what every command that scores health uses; its `notes` are printed as warnings and logged."""
+    return health_config(settings).adapt_to(columns)
+
+
+def print_warnings(lines: Iterable[str], console: Console) -> None:
+    """One line per warning, never wrapped, so logs and scripts see one adaptation per line."""
+    for line in lines:
+        console.print(Text.assemble(("warning: ", "yellow"), line), soft_wrap=True, highlight=False)
+
+
+def rule_risk_of(table: pd.DataFrame, scorecard) -> pd.Series:
     """100 - health score: the rule view as a risk, for baselines and comparisons."""
     from models.healthscore import score_health
 
-    return 100.0 - score_health(table, health_config(settings)).frame["health_score"]
+    return 100.0 - score_health(table, scorecard).frame["health_score"]
 
 
 def _metrics_table(result, console: Console) -> None:
@@ -148,10 +183,46 @@ def _metrics_table(result, console: Console) -> None:
     console.print(table)
 
 
+def _print_selection(result, console: Console) -> None:
+    """How the model was chosen (search, CV score with spread) and its calibration per risk band."""
+    selection = result.model.selection_
+    if "cv_auc" in selection:
+        line = (
+            f"Cross-validation ({selection['cv_folds']} {result.folds.kind.replace('_', '-')} folds): "
+            f"ROC AUC {selection['cv_auc']:.3f} ± {selection['cv_auc_std']:.3f}, {selection['trees']} trees"
+        )
+        if selection.get("tuned"):
+            line += (
+                f"; search: {selection['trials_complete']} trials complete, {selection['trials_pruned']} pruned "
+                f"in {selection['tuning_seconds']:.0f} s, chose trial {selection['chosen_trial']} "
+                f"(best {selection['best_trial']}: {selection['best_cv_auc']:.3f})"
+            )
+        console.print(line, markup=False, highlight=False)
+    params = result.model.tree_params()
+    console.print(
+        "Tree settings: "
+        + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in params.items()),
+        markup=False,
+        highlight=False,
+    )
+    table = Table(title="Calibration by risk band (validation rows)", title_justify="left")
+    for column in ("band", "rows", "churners", "mean predicted", "observed"):
+        table.add_column(column, justify="left" if column == "band" else "right")
+    for row in result.calibration.itertuples():
+        table.add_row(
+            row.band,
+            f"{row.rows:,}",
+            f"{row.churners:,}",
+            "-" if pd.isna(row.mean_predicted) else f"{row.mean_predicted:.3f}",
+            "-" if pd.isna(row.observed) else f"{row.observed:.3f}",
+        )
+    console.print(table)
+
+
 def _print_training(result, console: Console) -> None:
     _metrics_table(result, console)
-    for note in result.notes:
-        console.print(f"note: {note}", markup=False, highlight=False)
+    _print_selection(result, console)
+    print_warnings(result.notes, console)
     verdict = "[green]promoted to @champion[/green]" if result.promoted else "[yellow]kept as @challenger[/yellow]"
     console.print(f"Model version {result.model_version} ({result.model_uri}) {verdict}: ", end="")
     console.print(result.promotion_reason, markup=False, highlight=False)
@@ -165,22 +236,27 @@ def train_on_table(
     promote: bool,
     console: Console,
     data_end: pd.Timestamp | None = None,
+    notes: Iterable[str] = (),
 ):
     """Train on a snapshot feature table, with the rule score as a baseline, and print the outcome.
 
-    `data_end` (the end of the data the labels were read against) is tagged on the training run.
+    `data_end` (the end of the data the labels were read against) is tagged on the training run;
+    `notes` (warnings about the data) are printed and logged with the run, after the scorecard's
+    adaptations to the table's columns.
     """
     from pipeline.train import train_model
 
     config_files = [p for p in (config, settings.healthscore_path()) if p is not None]
+    scorecard = scorecard_for(settings, table.columns)
     with progress_bars() as progress:
         result = train_model(
             table,
             settings,
-            rule_risk=rule_risk_of(table, settings),
+            rule_risk=rule_risk_of(table, scorecard.config),
             config_files=config_files,
             promote=promote,
             progress=progress,
+            notes=[*notes, *scorecard.notes],
         )
     if data_end is not None:
         from pipeline.tracking import tag_run
@@ -200,9 +276,16 @@ def run_train(
 ):
     from features.table import read_feature_table
 
-    dataset = None if features_file else load(data, settings, console)
-    table = read_feature_table(str(features_file)) if features_file else build_feature_table(dataset, settings)
-    result = train_on_table(table, settings, config, promote, console, dataset.data_end if dataset else None)
+    notes: list[str] = []
+    data_end = None
+    if features_file:
+        table = read_feature_table(str(features_file))
+    else:
+        dataset = load(data, settings, console)
+        data_end = dataset.data_end
+        notes += filter(None, [cadence_note(dataset, settings)])
+        table = build_feature_table(dataset, settings)
+    result = train_on_table(table, settings, config, promote, console, data_end, notes=notes)
     if data is not None:
         print_oracle(Path(data), result, console)
     return result
@@ -279,10 +362,19 @@ def score_date(
     features = build_feature_table(dataset, settings, as_of=when)
     model = load_model(_champion_uri(model_uri, settings), settings)
     history_dir = settings.workdir_path / "history" if history else None
+    scorecard = scorecard_for(settings, features.columns)
     with progress_bars() as progress:
-        run = score_book(features, model, health_config(settings), settings, history_dir=history_dir, progress=progress)
+        run = score_book(features, model, scorecard.config, settings, history_dir=history_dir, progress=progress)
+    run.warnings.extend(scorecard.notes)
     result, recovered = commit_scoring(
-        settings, run.scores, run.alerts, run.drift, outputs=outputs, history_dir=history_dir, data_end=dataset.data_end
+        settings,
+        run.scores,
+        run.alerts,
+        run.drift,
+        outputs=outputs,
+        history_dir=history_dir,
+        data_end=dataset.data_end,
+        notes=run.warnings,
     )
     run.warnings += recovered
     run.notes.append(f"MLflow scoring run {result.run_id} (drift per feature, alerts)")
@@ -329,8 +421,7 @@ def print_score_run(run, paths: dict[str, Path], console: Console) -> None:
         )
     for note in run.notes:
         console.print(f"note: {note}", markup=False, highlight=False)
-    for warning in run.warnings:
-        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+    print_warnings(run.warnings, console)
     _print_alerts(run.alerts, console)
     if paths:
         console.print("Wrote " + ", ".join(f"{k} {v}" for k, v in paths.items()), markup=False, highlight=False)
@@ -402,7 +493,9 @@ def run_explain(
     if row.empty:
         raise ChurnError(f"Account '{account_id}' has no term active on {when}; nothing to explain.")
     model = load_model(_champion_uri(model_uri, settings), settings)
-    scorecard = health_config(settings)
+    adapted = scorecard_for(settings, row.columns)
+    print_warnings(adapted.notes, console)
+    scorecard = adapted.config
     scores = score_table(row, model, scorecard, settings).iloc[0]
     table = Table(title=f"Account {account_id} as of {when}", title_justify="left")
     for column in ("category", "rule score (0-100)", "ML contribution (log-odds)"):
@@ -453,17 +546,37 @@ RUN_LEGACY = Legacy(frozenset({"features.parquet", "scores.parquet"}), frozenset
 
 def run_compare(data: Path, settings: Settings, out_dir: Path, console: Console):
     with claimed_output_dir(out_dir, "compare", _compare_files(), COMPARE_LEGACY):
-        return compare_dataset(load(data, settings, console), settings, out_dir, console)
+        dataset = load(data, settings, console)
+        print_warnings(filter(None, [cadence_note(dataset, settings)]), console)
+        return compare_dataset(dataset, settings, out_dir, console)
 
 
 def compare_dataset(
-    dataset: Dataset, settings: Settings, out_dir: Path, console: Console, table: pd.DataFrame | None = None
+    dataset: Dataset,
+    settings: Settings,
+    out_dir: Path,
+    console: Console,
+    table: pd.DataFrame | None = None,
+    model=None,
 ):
-    """Backtest rule vs ML on the dataset (reusing a built feature table when given) and print the headline."""
-    from pipeline.compare import run_comparison
+    """Backtest rule vs ML on the dataset (reusing a built feature table when given) and print the headline.
 
-    with claimed_output_dir(out_dir, "compare", _compare_files(), COMPARE_LEGACY), progress_bars() as progress:
-        result = run_comparison(dataset, settings, Path(out_dir), progress=progress, table=table)
+    `model` (a just-trained ChurnRiskModel) lends its tuned tree settings so the backtest does not
+    search again. The comparison is an MLflow run of its own (headline metrics, the output files,
+    the scorecard's adaptations to the data)."""
+    from pipeline.compare import run_comparison
+    from pipeline.tracking import compare_run
+
+    with (
+        claimed_output_dir(out_dir, "compare", _compare_files(), COMPARE_LEGACY),
+        compare_run(settings) as log_notes,
+        progress_bars() as progress,
+    ):
+        result = run_comparison(dataset, settings, Path(out_dir), model=model, progress=progress, table=table)
+        log_notes(result.scorecard_notes)
+    print_warnings(result.scorecard_notes, console)
+    if "inner_split" in result.model.metadata:
+        print_warnings([result.model.metadata["inner_split"]], console)
     for line in result.summary_lines():
         console.print(line, markup=False, highlight=False)
     return result
@@ -531,7 +644,7 @@ def _run_all(
     print_score_run(run, outputs.targets(), console)
     paths |= outputs.targets()
     console.rule("compare")
-    comparison = compare_dataset(dataset, settings, out_dir / "compare", console, table=table)
+    comparison = compare_dataset(dataset, settings, out_dir / "compare", console, table=table, model=result.model)
     paths["report"] = comparison.report_path
     paths["mlflow"] = Path(settings.tracking_uri().removeprefix("sqlite:///"))
     console.rule("done")

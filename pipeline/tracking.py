@@ -28,7 +28,8 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # batch 
 import hashlib
 import logging
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
@@ -40,6 +41,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import yaml
+from mlflow.entities import Metric, Param
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
@@ -67,6 +69,7 @@ TAG_LABEL_HORIZON = "label_horizon"
 TAG_REASON = "promotion_reason"
 TAG_MODEL_SHA256 = "model_sha256"  # on the model version and (as churn.model_sha256) on the training run
 RUN_TAG_MODEL_SHA256 = "churn.model_sha256"
+NOTES_ARTIFACT = "data/notes.txt"  # warnings of a run: how the data was read, the scorecard adapted
 
 
 # ---------------------------------------------------------------------------------- the store
@@ -178,6 +181,50 @@ def log_metrics_table(metrics: pd.DataFrame) -> None:
         path = Path(tmp) / "metrics_by_segment.csv"
         metrics.to_csv(path, index=False)
         mlflow.log_artifact(str(path), artifact_path="evaluation")
+
+
+def log_selection(selection: dict[str, Any], trials: list[Any], experiment_id: str, parent_run_id: str) -> None:
+    """How the model was chosen, on the active (parent) run; one nested run per search trial.
+
+    Trials run before the parent run exists (its content depends on them), so each nested run is
+    created afterwards with the trial's own start and end time.
+    """
+    mlflow.log_metrics({f"selection_{k}": float(v) for k, v in selection.items() if isinstance(v, int | float)})
+    if not trials:
+        return
+    client = mlflow.MlflowClient()
+    rows = []
+    for trial in trials:
+        nested = client.create_run(
+            experiment_id,
+            start_time=int(trial.started * 1000),
+            tags={"mlflow.parentRunId": parent_run_id, "mlflow.runName": f"trial {trial.number}", "state": trial.state},
+        )
+        metrics = {f"cv_auc_fold_{i}": score for i, score in enumerate(trial.fold_scores)}
+        if trial.state == "complete":
+            metrics |= {"cv_auc": trial.score, "trees": float(trial.trees), "tree_cost": trial.cost}
+        metrics["seconds"] = trial.seconds
+        now = int(time.time() * 1000)
+        client.log_batch(
+            nested.info.run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+            params=[Param(k, str(v)) for k, v in trial.params.items()],
+        )
+        client.set_terminated(nested.info.run_id, "FINISHED", end_time=int((trial.started + trial.seconds) * 1000))
+        rows.append({"trial": trial.number, "state": trial.state, **trial.params, **metrics})
+    mlflow.log_text(pd.DataFrame(rows).to_csv(index=False), "tuning/trials.csv")
+
+
+def log_band_calibration(calibration: pd.DataFrame) -> None:
+    """Calibration per risk band on the validation rows, as metrics and as a CSV artifact."""
+    values = {}
+    for row in calibration.to_dict("records"):
+        values[f"model_band_{row['band']}_rows"] = float(row["rows"])
+        for key in ("mean_predicted", "observed"):
+            if pd.notna(row[key]):
+                values[f"model_band_{row['band']}_{key}"] = float(row[key])
+    mlflow.log_metrics(values)
+    mlflow.log_text(calibration.to_csv(index=False), "evaluation/calibration_by_band.csv")
 
 
 # -------------------------------------------------------------------------------- the pyfunc
@@ -508,14 +555,13 @@ def log_scoring_run(
     *,
     commit_id: str | None = None,
     data_end: pd.Timestamp | None = None,
+    notes: Sequence[str] = (),
 ) -> str:
-    """Log a batch scoring run (book summary, drift per feature, alerts) next to the training runs.
+    """Log a batch scoring run (book summary, drift per feature, alerts, notes) next to the training runs.
 
     With `commit_id` the run is left RUNNING and tagged as staged: the scoring commit finishes it
     (`finish_scoring_run`) once everything is in place, or deletes it (`discard_scoring_run`).
     """
-    from mlflow.entities import Metric, Param
-
     experiment_id = configure_tracking(settings)
     as_of = str(pd.Timestamp(scores["as_of"].iloc[0]).date())
     version = str(scores["model_version"].iloc[0])
@@ -547,6 +593,8 @@ def log_scoring_run(
         if not drift.empty:
             client.log_text(run_id, drift.to_csv(index=False), "drift.csv")
         client.log_text(run_id, alerts.to_csv(index=False), "alerts.csv")
+        if notes:
+            client.log_text(run_id, "\n".join(notes), NOTES_ARTIFACT)
         if commit_id is None:
             client.set_terminated(run_id)
     except MlflowException as exc:
@@ -591,3 +639,17 @@ def discard_scoring_run(tracking_uri: str, experiment_id: str, commit_id: str) -
             f"An unfinished scoring run could not be removed from MLflow at {tracking_uri} ({exc.message}); "
             "the next `churn score` tries again."
         ) from exc
+
+
+@contextmanager
+def compare_run(settings: Settings) -> Iterator[Callable[[Sequence[str]], None]]:
+    """An MLflow run around `churn compare` (the comparison logs its metrics and files into the active
+    run); yields a function that logs notes, such as the scorecard's adaptations to the data."""
+    configure_tracking(settings)
+
+    def log_notes(notes: Sequence[str]) -> None:
+        if notes:
+            mlflow.log_text("\n".join(notes), NOTES_ARTIFACT)
+
+    with mlflow.start_run(run_name="compare", tags={"kind": "compare"}):
+        yield log_notes

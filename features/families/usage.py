@@ -51,7 +51,7 @@ EVENTS_PER_SEAT = declare.windowed(
 )  # fmt: skip
 QUANTITY_PER_SEAT = declare.windowed(
     "quantity_per_seat_{W}d", "Usage quantity per seat in the last {W} days", "higher",
-    "{value:.1f} units of usage per seat in the last {W} days",
+    "{value:.1f} units of usage per seat in the last {W} days", requires=("quantity",),
 )  # fmt: skip
 BREADTH = declare.windowed(
     "feature_breadth_{W}d", "Distinct product features used in the last {W} days", "higher",
@@ -62,10 +62,11 @@ COMPLETION = declare.fixed(
     "Share of workflow runs started in 90 days that reached the last step in order",
     "higher",
     "{value:.0%} of workflow runs completed in order (90 days)",
+    requires=("workflow_id", "step"),
 )
 SKIPS = declare.fixed(
     "workflow_skip_rate_90d", "Share of workflow runs started in 90 days that skipped a step", "lower",
-    "{value:.0%} of workflow runs skipped steps (90 days)",
+    "{value:.0%} of workflow runs skipped steps (90 days)", requires=("workflow_id", "step"),
 )  # fmt: skip
 FIRST_VALUE = declare.fixed(
     "days_to_first_value",
