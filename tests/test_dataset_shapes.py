@@ -10,13 +10,14 @@ per change, and log what it did to MLflow.
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 from rich.console import Console
 
 from pipeline.config import REPO_CONFIG_DIR, load_settings
@@ -88,8 +89,9 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"usage": usage, "minimal": minimal, "weekly": weekly, "few": few}
 
 
-def _notes_of(run_id: str) -> list[str]:
-    return mlflow.artifacts.load_text(f"runs:/{run_id}/{NOTES_ARTIFACT}").splitlines()
+def _clean_env() -> dict[str, str]:
+    """The environment without MLflow settings, so each command uses its own working folder's store."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
 
 
 def _end_to_end(data: Path, work: Path):
@@ -122,7 +124,7 @@ def test_usage_only_monthly_b2c_data_trains_scores_and_compares_through_the_cli(
     def churn(*args: str) -> str:
         done = subprocess.run(
             [sys.executable, "-m", "pipeline", "--no-progress", *args],
-            capture_output=True, text=True, check=False, cwd=tmp_path,
+            capture_output=True, text=True, check=False, cwd=tmp_path, env=_clean_env(),
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
         assert "Traceback" not in done.stderr
@@ -148,14 +150,14 @@ def test_usage_only_monthly_b2c_data_trains_scores_and_compares_through_the_cli(
     report = (tmp_path / "compare" / "report.html").read_text()
     assert "The scorecard was adapted to this data" in report and "no support_tickets table" in report
 
-    mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
-    runs = mlflow.search_runs(search_all_experiments=True)
-    kinds = {"train": runs["tags.stage"].eq("train"), "score": runs["tags.kind"].eq("scoring")}
-    kinds["compare"] = runs["tags.kind"].eq("compare")
-    for kind, chosen in kinds.items():
-        assert chosen.sum() == 1, kind
-        notes = _notes_of(runs.loc[chosen, "run_id"].iloc[0])
-        assert sum(n.startswith("health scorecard 'laer'") for n in notes) == 6, (kind, notes)
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")  # not the process-wide URI
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    for kind, (tag, value) in {"train": ("stage", "train"), "score": ("kind", "scoring"),
+                               "compare": ("kind", "compare")}.items():  # fmt: skip
+        chosen = [r for r in runs if r.data.tags.get(tag) == value]
+        assert len(chosen) == 1, kind
+        notes = Path(client.download_artifacts(chosen[0].info.run_id, NOTES_ARTIFACT, str(tmp_path))).read_text()
+        assert sum(n.startswith("health scorecard 'laer'") for n in notes.splitlines()) == 6, (kind, notes)
 
 
 def test_accounts_and_terms_with_only_required_columns(shapes, tmp_path: Path) -> None:
@@ -192,7 +194,7 @@ def test_a_misspelt_metric_still_fails_with_a_suggestion_on_data_without_its_sou
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", "--no-progress", "train", "--data", str(shapes["usage"]),
          "--config", str(tmp_path / "config.yaml")],
-        capture_output=True, text=True, check=False, cwd=tmp_path,
+        capture_output=True, text=True, check=False, cwd=tmp_path, env=_clean_env(),
     )  # fmt: skip
     assert done.returncode == 1
     assert "'loginz_per_seat_30d' (metric in default.engagement); did you mean 'logins_per_seat_30d'?" in done.stderr
