@@ -62,7 +62,7 @@ def _rewrite(data: Path, keep: dict[str, list[str] | None]) -> Path:
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("shapes")
-    usage = generate(root / "usage", 200, seed=1, start=START, years=YEARS, world="b2c_monthly").out_dir
+    usage = generate(root / "usage", 140, seed=1, start=START, years=YEARS, world="b2c_monthly").out_dir
     _rewrite(
         usage,
         {
@@ -71,7 +71,7 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "usage_events": ["account_id", "ts", "feature"],
         },
     )
-    minimal = generate(root / "minimal", 150, seed=1, start=START, years=YEARS).out_dir
+    minimal = generate(root / "minimal", 100, seed=1, start=START, years=YEARS).out_dir
     _rewrite(
         minimal,
         {
@@ -84,7 +84,7 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         },
     )
     weekly = root / "weekly"
-    _foreign().simulate(weekly, "minimal_weekly", 200, seed=1, start=START, years=YEARS)
+    _foreign().simulate(weekly, "minimal_weekly", 160, seed=1, start=START, years=YEARS)
     few = generate(root / "few", 250, seed=2, start=START, years=YEARS, world="imbalanced").out_dir
     return {"usage": usage, "minimal": minimal, "weekly": weekly, "few": few}
 
