@@ -32,7 +32,7 @@ from models.explain import explain
 from models.healthscore import score_health
 from models.risk_model import ChurnRiskModel
 from models.scorecard import ScorecardConfig, load_scorecard
-from models.split import Split, out_of_time_split, stratified_split
+from models.split import Split, out_of_time_split, rolling_origin_folds, stratified_folds, stratified_split
 from models.weights import SuggestedWeights, suggest_weights
 from pipeline.config import Settings
 from pipeline.errors import DataContractError
@@ -150,37 +150,38 @@ def _step(progress: ProgressCallback | None, name: str) -> None:
 
 
 def fit_early_model(train: pd.DataFrame, settings: Settings, template: ChurnRiskModel | None) -> ChurnRiskModel:
-    """Train on the early part only: an inner out-of-time split picks the tree count and fits calibration.
+    """Train on the early part only, exactly as `churn train` does on a whole history.
 
-    With only a handful of churners, the last part of the early period may hold none; the inner
-    split is then stratified by account within the early period (the evaluation stays out of
-    time) and `model.metadata["inner_split"]` says so.
-    `template` supplies the hyper-parameters (a fresh copy is fitted, the caller's object is not touched).
+    An inner out-of-time split validates, rolling-origin folds before it choose the tree count
+    (and, without a template, the hyperparameters). With only a handful of churners, the last
+    part of the early period may hold none; the inner split and the folds are then stratified by
+    account within the early period (the evaluation stays out of time) and
+    `model.metadata["inner_split"]` says so. `template` supplies tuned tree settings (a fresh copy
+    is fitted without a new search; the caller's object is not touched): `churn run` passes the
+    model it just trained, whose search used only rows labelled before this backtest's evaluation
+    period.
     """
     features = feature_columns(train)
-    model = (
-        ChurnRiskModel(**template.get_params())
-        if template is not None
-        else ChurnRiskModel.from_settings(settings.model)
-    )
+    model = ChurnRiskModel.from_settings(settings.model)
+    if template is not None:
+        model = model.with_params(**template.tree_params(), tune_trials=0)
+    n_folds, grace_days, seed = settings.model.cv_folds, settings.data.grace_days, settings.model.seed
     try:
-        inner = out_of_time_split(
-            train, validation_share=settings.model.validation_share, grace_days=settings.data.grace_days
-        )
+        inner = out_of_time_split(train, validation_share=settings.model.validation_share, grace_days=grace_days)
+        folds = rolling_origin_folds(train.loc[inner.train_index], n_folds=n_folds, grace_days=grace_days)
     except DataContractError as exc:
-        inner = stratified_split(train, validation_share=settings.model.validation_share, seed=settings.model.seed)
+        inner = stratified_split(train, validation_share=settings.model.validation_share, seed=seed)
+        folds = stratified_folds(train.loc[inner.train_index], n_folds=n_folds, seed=seed)
         model.metadata["inner_split"] = (
-            f"early stopping and calibration of the backtest model use a split stratified by account of the "
+            f"the backtest model's tree count and calibration use a split stratified by account of the "
             f"training period: an out-of-time one is impossible there ({exc})"
         )
-    fit, check = train.loc[inner.train_index], train.loc[inner.valid_index]
     return model.fit(
-        fit[features],
-        fit[LABEL].astype(int),
-        check[features],
-        check[LABEL].astype(int),
-        X_full=train[features],
-        y_full=train[LABEL].astype(int),
+        train[features],
+        train[LABEL].astype(int),
+        train_index=inner.train_index,
+        valid_index=inner.valid_index,
+        folds=folds.pairs(),
     )
 
 

@@ -52,23 +52,34 @@ class FeatureSettings(_Section):
 
 
 class ModelSettings(_Section):
+    """The renewal-risk model. Tree settings are the defaults the tuner starts from (and what trains
+    when `tune_trials` is 0); `n_estimators` caps the trees, early stopping on the CV folds picks them."""
+
     name: str = "churn-risk"
     seed: int = 42
     validation_share: float = Field(0.2, gt=0, lt=1, description="Share of history kept for out-of-time validation.")
-    num_leaves: int = Field(7, ge=2, description="Leaves per tree; small trees keep exact SHAP cheap.")
-    max_depth: int = 3
-    learning_rate: float = 0.05
-    n_estimators: int = 400
-    min_child_samples: int = 40
-    early_stopping_rounds: int = 40
+    cv_folds: int = Field(4, ge=1, le=20, description="Rolling-origin (or stratified) CV folds for tuning.")
+    num_leaves: int = Field(15, ge=2, le=4096, description="Leaves per tree.")
+    max_depth: int = Field(-1, ge=-1, description="Depth limit per tree; -1 = no limit (leaves decide).")
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    n_estimators: int = Field(1000, ge=1, description="Most trees; early stopping on the CV folds picks the count.")
+    min_child_samples: int = Field(20, ge=1, description="Fewest rows in a leaf.")
+    lambda_l1: float = Field(0.0, ge=0, description="L1 regularisation of leaf values.")
+    lambda_l2: float = Field(0.0, ge=0, description="L2 regularisation of leaf values.")
+    early_stopping_rounds: int = Field(50, ge=1)
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
     feature_fraction: float = Field(0.8, gt=0, le=1, description="Share of features each tree may use.")
     bagging_fraction: float = Field(0.8, gt=0, le=1, description="Share of rows each tree sees (seeded).")
-    balance_classes: bool = Field(True, description="Weight churners by negatives/positives while boosting.")
-    refit: bool = Field(True, description="Refit on all labelled rows with the early-stopped tree count.")
+    balance_classes: bool = Field(False, description="Weight churners by negatives/positives while boosting.")
+    refit: bool = Field(True, description="Refit on all labelled rows with the cross-validated tree count.")
     num_threads: int = Field(2, ge=1, description="LightGBM threads; results are reproducible per thread count.")
     promotion_min_gain: float = Field(0.0, ge=0, description="ROC AUC gain over the champion needed to promote.")
-    tune_trials: int = Field(0, ge=0, description="Optuna trials; 0 = no search.")
+    tune_trials: int = Field(40, ge=0, description="Optuna trials; 0 = train with the settings above.")
+    tune_timeout_s: float = Field(120.0, gt=0, description="Stop starting new trials after this many seconds.")
+    tune_max_rows: int = Field(
+        50_000, ge=1_000, description="Tune on a sample of whole accounts when the folds hold more rows."
+    )
+    one_se_rule: bool = Field(True, description="Prefer the cheapest setting within one SE of the best CV AUC.")
 
 
 class TrackingSettings(_Section):

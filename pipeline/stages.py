@@ -163,8 +163,45 @@ def _metrics_table(result, console: Console) -> None:
     console.print(table)
 
 
+def _print_selection(result, console: Console) -> None:
+    """How the model was chosen (search, CV score with spread) and its calibration per risk band."""
+    selection = result.model.selection_
+    if "cv_auc" in selection:
+        line = (
+            f"Cross-validation ({selection['cv_folds']} {result.folds.kind.replace('_', '-')} folds): "
+            f"ROC AUC {selection['cv_auc']:.3f} ± {selection['cv_auc_std']:.3f}, {selection['trees']} trees"
+        )
+        if selection.get("tuned"):
+            line += (
+                f"; search: {selection['trials_complete']} trials complete, {selection['trials_pruned']} pruned "
+                f"in {selection['tuning_seconds']:.0f} s, chose trial {selection['chosen_trial']} "
+                f"(best {selection['best_trial']}: {selection['best_cv_auc']:.3f})"
+            )
+        console.print(line, markup=False, highlight=False)
+    params = result.model.tree_params()
+    console.print(
+        "Tree settings: "
+        + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in params.items()),
+        markup=False,
+        highlight=False,
+    )
+    table = Table(title="Calibration by risk band (validation rows)", title_justify="left")
+    for column in ("band", "rows", "churners", "mean predicted", "observed"):
+        table.add_column(column, justify="left" if column == "band" else "right")
+    for row in result.calibration.itertuples():
+        table.add_row(
+            row.band,
+            f"{row.rows:,}",
+            f"{row.churners:,}",
+            "-" if pd.isna(row.mean_predicted) else f"{row.mean_predicted:.3f}",
+            "-" if pd.isna(row.observed) else f"{row.observed:.3f}",
+        )
+    console.print(table)
+
+
 def _print_training(result, console: Console) -> None:
     _metrics_table(result, console)
+    _print_selection(result, console)
     print_warnings(result.notes, console)
     verdict = "[green]promoted to @champion[/green]" if result.promoted else "[yellow]kept as @challenger[/yellow]"
     console.print(f"Model version {result.model_version} ({result.model_uri}) {verdict}: ", end="")
@@ -434,17 +471,23 @@ def run_compare(data: Path, settings: Settings, out_dir: Path, console: Console)
 
 
 def compare_dataset(
-    dataset: Dataset, settings: Settings, out_dir: Path, console: Console, table: pd.DataFrame | None = None
+    dataset: Dataset,
+    settings: Settings,
+    out_dir: Path,
+    console: Console,
+    table: pd.DataFrame | None = None,
+    model=None,
 ):
     """Backtest rule vs ML on the dataset (reusing a built feature table when given) and print the headline.
 
-    The comparison is an MLflow run of its own (headline metrics, the output files, the scorecard's
-    adaptations to the data)."""
+    `model` (a just-trained ChurnRiskModel) lends its tuned tree settings so the backtest does not
+    search again. The comparison is an MLflow run of its own (headline metrics, the output files,
+    the scorecard's adaptations to the data)."""
     from pipeline.compare import run_comparison
     from pipeline.tracking import compare_run
 
     with compare_run(settings) as log_notes, progress_bars() as progress:
-        result = run_comparison(dataset, settings, Path(out_dir), progress=progress, table=table)
+        result = run_comparison(dataset, settings, Path(out_dir), model=model, progress=progress, table=table)
         log_notes(result.scorecard_notes)
     print_warnings(result.scorecard_notes, console)
     if "inner_split" in result.model.metadata:
@@ -493,7 +536,7 @@ def run_all(
     run = score_date(dataset, latest, settings, result.model_uri, history=True)
     paths |= write_score_outputs(run, out_dir / "scores.parquet", "parquet", console)
     console.rule("compare")
-    comparison = compare_dataset(dataset, settings, out_dir / "compare", console, table=table)
+    comparison = compare_dataset(dataset, settings, out_dir / "compare", console, table=table, model=result.model)
     paths["report"] = comparison.report_path
     paths["mlflow"] = Path(settings.tracking_uri().removeprefix("sqlite:///"))
     console.rule("done")

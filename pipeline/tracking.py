@@ -23,6 +23,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # batch 
 import hashlib
 import logging
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from urllib.parse import urlparse
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.entities import Metric, Param
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
@@ -157,6 +159,50 @@ def log_metrics_table(metrics: pd.DataFrame) -> None:
         path = Path(tmp) / "metrics_by_segment.csv"
         metrics.to_csv(path, index=False)
         mlflow.log_artifact(str(path), artifact_path="evaluation")
+
+
+def log_selection(selection: dict[str, Any], trials: list[Any], experiment_id: str, parent_run_id: str) -> None:
+    """How the model was chosen, on the active (parent) run; one nested run per search trial.
+
+    Trials run before the parent run exists (its content depends on them), so each nested run is
+    created afterwards with the trial's own start and end time.
+    """
+    mlflow.log_metrics({f"selection_{k}": float(v) for k, v in selection.items() if isinstance(v, int | float)})
+    if not trials:
+        return
+    client = mlflow.MlflowClient()
+    rows = []
+    for trial in trials:
+        nested = client.create_run(
+            experiment_id,
+            start_time=int(trial.started * 1000),
+            tags={"mlflow.parentRunId": parent_run_id, "mlflow.runName": f"trial {trial.number}", "state": trial.state},
+        )
+        metrics = {f"cv_auc_fold_{i}": score for i, score in enumerate(trial.fold_scores)}
+        if trial.state == "complete":
+            metrics |= {"cv_auc": trial.score, "trees": float(trial.trees), "tree_cost": trial.cost}
+        metrics["seconds"] = trial.seconds
+        now = int(time.time() * 1000)
+        client.log_batch(
+            nested.info.run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+            params=[Param(k, str(v)) for k, v in trial.params.items()],
+        )
+        client.set_terminated(nested.info.run_id, "FINISHED", end_time=int((trial.started + trial.seconds) * 1000))
+        rows.append({"trial": trial.number, "state": trial.state, **trial.params, **metrics})
+    mlflow.log_text(pd.DataFrame(rows).to_csv(index=False), "tuning/trials.csv")
+
+
+def log_band_calibration(calibration: pd.DataFrame) -> None:
+    """Calibration per risk band on the validation rows, as metrics and as a CSV artifact."""
+    values = {}
+    for row in calibration.to_dict("records"):
+        values[f"model_band_{row['band']}_rows"] = float(row["rows"])
+        for key in ("mean_predicted", "observed"):
+            if pd.notna(row[key]):
+                values[f"model_band_{row['band']}_{key}"] = float(row[key])
+    mlflow.log_metrics(values)
+    mlflow.log_text(calibration.to_csv(index=False), "evaluation/calibration_by_band.csv")
 
 
 # -------------------------------------------------------------------------------- the pyfunc
