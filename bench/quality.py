@@ -471,8 +471,12 @@ def machine() -> dict[str, Any]:
     ) if Path("/proc/cpuinfo").exists() else platform.processor()  # fmt: skip
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True)  # fmt: skip
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/RESULTS.md"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )  # fmt: skip (our own output is not a change)
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
