@@ -291,7 +291,7 @@ def sample_folds(folds: Folds, table: pd.DataFrame, *, max_rows: int, seed: int,
     they are, so the sample respects time exactly like the full folds; it makes a hyperparameter
     search affordable on a million snapshots. Folds the sample leaves too thin are dropped.
     """
-    if not folds.splits:
+    if not folds.splits:  # too few churners for any fold: nothing to sample
         return folds
     used = pd.Index(np.unique(np.concatenate([np.asarray(s.train_index.append(s.valid_index)) for s in folds.splits])))
     if len(used) <= max_rows:

@@ -10,13 +10,14 @@ per change, and log what it did to MLflow.
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 from rich.console import Console
 
 from pipeline.config import REPO_CONFIG_DIR, load_settings
@@ -67,7 +68,7 @@ def _no_ambient_tracking_uri(monkeypatch):
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("shapes")
-    usage = generate(root / "usage", 200, seed=1, start=START, years=YEARS, world="b2c_monthly").out_dir
+    usage = generate(root / "usage", 140, seed=1, start=START, years=YEARS, world="b2c_monthly").out_dir
     _rewrite(
         usage,
         {
@@ -76,7 +77,7 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "usage_events": ["account_id", "ts", "feature"],
         },
     )
-    minimal = generate(root / "minimal", 150, seed=1, start=START, years=YEARS).out_dir
+    minimal = generate(root / "minimal", 100, seed=1, start=START, years=YEARS).out_dir
     _rewrite(
         minimal,
         {
@@ -89,13 +90,14 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         },
     )
     weekly = root / "weekly"
-    _foreign().simulate(weekly, "minimal_weekly", 200, seed=1, start=START, years=YEARS)
+    _foreign().simulate(weekly, "minimal_weekly", 160, seed=1, start=START, years=YEARS)
     few = generate(root / "few", 250, seed=2, start=START, years=YEARS, world="imbalanced").out_dir
     return {"usage": usage, "minimal": minimal, "weekly": weekly, "few": few}
 
 
-def _notes_of(run_id: str) -> list[str]:
-    return mlflow.artifacts.load_text(f"runs:/{run_id}/{NOTES_ARTIFACT}").splitlines()
+def _clean_env() -> dict[str, str]:
+    """The environment without MLflow settings, so each command uses its own working folder's store."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
 
 
 def _end_to_end(data: Path, work: Path):
@@ -128,7 +130,7 @@ def test_usage_only_monthly_b2c_data_trains_scores_and_compares_through_the_cli(
     def churn(*args: str) -> str:
         done = subprocess.run(
             [sys.executable, "-m", "pipeline", "--no-progress", *args],
-            capture_output=True, text=True, check=False, cwd=tmp_path,
+            capture_output=True, text=True, check=False, cwd=tmp_path, env=_clean_env(),
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
         assert "Traceback" not in done.stderr
@@ -154,14 +156,14 @@ def test_usage_only_monthly_b2c_data_trains_scores_and_compares_through_the_cli(
     report = (tmp_path / "compare" / "report.html").read_text()
     assert "The scorecard was adapted to this data" in report and "no support_tickets table" in report
 
-    mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
-    runs = mlflow.search_runs(search_all_experiments=True)
-    kinds = {"train": runs["tags.stage"].eq("train"), "score": runs["tags.kind"].eq("scoring")}
-    kinds["compare"] = runs["tags.kind"].eq("compare")
-    for kind, chosen in kinds.items():
-        assert chosen.sum() == 1, kind
-        notes = _notes_of(runs.loc[chosen, "run_id"].iloc[0])
-        assert sum(n.startswith("health scorecard 'laer'") for n in notes) == 6, (kind, notes)
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")  # not the process-wide URI
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    for kind, (tag, value) in {"train": ("stage", "train"), "score": ("kind", "scoring"),
+                               "compare": ("kind", "compare")}.items():  # fmt: skip
+        chosen = [r for r in runs if r.data.tags.get(tag) == value]
+        assert len(chosen) == 1, kind
+        notes = Path(client.download_artifacts(chosen[0].info.run_id, NOTES_ARTIFACT, str(tmp_path))).read_text()
+        assert sum(n.startswith("health scorecard 'laer'") for n in notes.splitlines()) == 6, (kind, notes)
 
 
 def test_accounts_and_terms_with_only_required_columns(shapes, tmp_path: Path) -> None:
@@ -198,7 +200,7 @@ def test_a_misspelt_metric_still_fails_with_a_suggestion_on_data_without_its_sou
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", "--no-progress", "train", "--data", str(shapes["usage"]),
          "--config", str(tmp_path / "config.yaml")],
-        capture_output=True, text=True, check=False, cwd=tmp_path,
+        capture_output=True, text=True, check=False, cwd=tmp_path, env=_clean_env(),
     )  # fmt: skip
     assert done.returncode == 1
     assert "'loginz_per_seat_30d' (metric in default.engagement); did you mean 'logins_per_seat_30d'?" in done.stderr

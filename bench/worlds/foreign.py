@@ -172,7 +172,7 @@ def simulate(out_dir: Path, shape: str, accounts: int, seed: int, start: str, ye
     plan = rng.choice(len(plans), n, p=None)
     price = np.array([PRICE[p] for p in plans])[plan] * rng.lognormal(0, 0.1, n)
     segment_effect = np.array([s[3] for s in segments])[segment]
-    base_eta = -1.25 if not spec.b2c else (-1.3 if spec.term == "monthly" else -1.6)
+    base_eta = -2.6 if not spec.b2c else (-1.3 if spec.term == "monthly" else -1.6)
 
     term_start = pd.Series(created.normalize())
     rows: list[pd.DataFrame] = []
