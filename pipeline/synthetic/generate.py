@@ -139,8 +139,8 @@ def generate(
     tables = [name for name in EVENT_TABLES if name in mechanics.event_tables]
     seconds = dict.fromkeys(tables, 0.0)
 
-    tables = frozenset({"accounts.parquet", "subscriptions.parquet", *EVENT_TABLES})
-    with replace_directory(out_dir, "generate", Legacy(frozenset({TRUTH_DIR}), tables)) as tmp:
+    generated = frozenset({"accounts.parquet", "subscriptions.parquet", *EVENT_TABLES})
+    with replace_directory(out_dir, "generate", Legacy(frozenset({TRUTH_DIR}), generated)) as tmp:
         (tmp / TRUTH_DIR).mkdir(parents=True)
         pq.write_table(population.accounts_table(), tmp / "accounts.parquet", compression="zstd")
         pq.write_table(terms.subscriptions_table(population), tmp / "subscriptions.parquet", compression="zstd")
