@@ -12,7 +12,7 @@ import pandas as pd
 
 from features.families.usage import feature_key, per_feature_name
 from features.snapshots import normalise_as_of
-from pipeline.config import FeatureSettings
+from features.settings import FeatureSettings
 
 DAY = pd.Timedelta(days=1)
 ID = "account_id"

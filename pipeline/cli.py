@@ -21,9 +21,9 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow's INFO chatte
 import typer
 from rich.console import Console
 
+from features.errors import ChurnError
 from pipeline import interrupts
 from pipeline.config import Settings, load_settings
-from pipeline.errors import ChurnError
 from pipeline.progress import set_progress
 
 app = typer.Typer(

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.errors import DataContractError
 from features.registry import category_map
 from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END, feature_columns
 from models.alerts import risk_band
@@ -35,7 +36,6 @@ from models.scorecard import ScorecardConfig, load_scorecard
 from models.split import Split, out_of_time_split, rolling_origin_folds, stratified_folds, stratified_split
 from models.weights import SuggestedWeights, suggest_weights
 from pipeline.config import Settings
-from pipeline.errors import DataContractError
 from pipeline.io import atomic_path, write_table
 from pipeline.loading import Dataset
 from pipeline.progress import ProgressCallback

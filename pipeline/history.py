@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from features.errors import ChurnError
 from features.table import ACCOUNT_ID, AS_OF
-from pipeline.errors import ChurnError
 from pipeline.io import Staged, remove_stale_temporaries, temporary_sibling, write_staged
 
 PARTITION_PREFIX = f"{AS_OF}="

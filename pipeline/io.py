@@ -41,7 +41,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.errors import ChurnError
+from features.errors import ChurnError
 
 MARKER_KEY = b"churn.output"
 DIR_MARKER = ".churn-output.json"

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.errors import ChurnError
 from features.families.usage import PER_FEATURE
 from features.registry import category_map
 from features.table import ACCOUNT_ID, AS_OF, TERM_END
@@ -24,7 +25,6 @@ from models.lifecycle import lifecycle_stage
 from models.risk_model import ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from pipeline.config import Settings
-from pipeline.errors import ChurnError
 from pipeline.history import previous_scores, read_history, trends
 from pipeline.progress import ProgressCallback
 

@@ -17,9 +17,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from features.errors import ChurnError
 from pipeline.commit import ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings
-from pipeline.errors import ChurnError
 from pipeline.io import Legacy, check_output_dir, claimed_output_dir, write_output, write_output_file
 from pipeline.loading import Dataset, load_dataset
 from pipeline.progress import progress_bars

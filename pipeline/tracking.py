@@ -47,9 +47,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from sklearn.metrics import roc_auc_score
 
+from features.errors import ChurnError, ConfigError
 from models.risk_model import ChurnRiskModel
 from pipeline.config import Settings, read_yaml, redact_url
-from pipeline.errors import ChurnError, ConfigError
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"

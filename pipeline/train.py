@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.errors import DataContractError
 from features.registry import category_map
 from features.table import ACCOUNT_ID, AS_OF, LABEL, META_COLUMNS, TERM_END, categorical_columns, feature_columns
 from models.alerts import risk_band
@@ -45,7 +46,6 @@ from models.split import (
 )
 from pipeline import tracking  # first: it disables MLflow telemetry before MLflow is imported
 from pipeline.config import Settings
-from pipeline.errors import DataContractError
 from pipeline.progress import ProgressCallback
 
 SHAP_SAMPLE_ROWS = 5_000

@@ -14,7 +14,7 @@ import pytest
 
 from models.alerts import ALERT_COLUMNS, notify, post_webhook, risk_band, score_alerts
 from pipeline.config import AlertSettings, RiskBands, load_settings
-from pipeline.errors import ChurnError, ConfigError
+from features.errors import ChurnError, ConfigError
 
 SETTINGS = AlertSettings(score_drop=10, probability_level=0.5, renewal_days=90)
 BANDS = RiskBands(high=0.5, medium=0.2)

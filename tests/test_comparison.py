@@ -18,7 +18,7 @@ from models.comparison import (
     risk_deciles,
 )
 from models.scorecard import parse_scorecard
-from pipeline.errors import DataContractError
+from features.errors import DataContractError
 
 SCORECARD = parse_scorecard(
     {

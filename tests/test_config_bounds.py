@@ -11,7 +11,7 @@ from conftest import run_cli, tiny_tables, write_tables
 
 from models.scorecard import load_scorecard
 from pipeline.config import REPO_CONFIG_DIR, load_settings
-from pipeline.errors import ConfigError
+from features.errors import ConfigError
 
 SECRET = "s3cr3t-t0ken"
 

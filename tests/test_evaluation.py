@@ -15,7 +15,7 @@ from models.evaluation import (
     top_share_weights,
     write_evaluation_plots,
 )
-from pipeline.errors import ChurnError
+from features.errors import ChurnError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -10,7 +10,7 @@ import shap
 
 from features.registry import all_specs, category_map, describe
 from models.explain import explain, top_drivers
-from pipeline.errors import ChurnError, DataContractError
+from features.errors import ChurnError, DataContractError
 
 NUMERIC = [
     "logins_per_seat_30d",

@@ -13,8 +13,8 @@ import pytest
 from features.build import build_features, snapshot_dates
 from features.registry import all_specs, describe, lookup
 from features.table import META_COLUMNS, categorical_columns, feature_columns
-from features.testing import RANDOM_DATA_END, RANDOM_START, make_dataset, random_tables
-from pipeline.config import FeatureSettings
+from feature_data import RANDOM_DATA_END, RANDOM_START, make_dataset, random_tables
+from features.settings import FeatureSettings
 from pipeline.loading import Dataset, load_dataset
 from pipeline.synthetic import generate
 
@@ -138,7 +138,7 @@ def test_accounts_without_events_in_a_present_source_get_zeros_and_missing_avera
 def test_each_feature_declares_the_optional_columns_it_is_built_from(generated, generated_table):
     """`FeatureSpec.requires` is how a scorecard tells an absent column from a typo: dropping one
     optional column must remove exactly the features that declare it, and nothing else."""
-    from pipeline.contract import TABLES
+    from features.contract import TABLES
 
     frames = {
         name: pd.read_parquet(generated / name if (generated / name).is_dir() else generated / f"{name}.parquet")

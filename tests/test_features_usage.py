@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from features.registry import category_map, describe
-from features.testing import make_dataset, snapshot
+from feature_data import make_dataset, snapshot
 
 AS_OF = "2024-04-01"
 EVENTS = pd.DataFrame(

@@ -22,7 +22,7 @@ from models.healthscore import (
 )
 from models.scorecard import load_scorecard, parse_scorecard
 from pipeline.config import REPO_CONFIG_DIR
-from pipeline.errors import ConfigError, DataContractError
+from features.errors import ConfigError, DataContractError
 
 NAN = np.nan
 IDENTITY = {"scheme": "linear", "bad": 0, "good": 100}  # points == value, to make sums readable

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from features.build import build_features
 from features.table import LABEL, categorical_columns
-from features.testing import RANDOM_DATA_END, RANDOM_START, random_events, random_tables, random_terms
-from pipeline.config import FeatureSettings
+from feature_data import RANDOM_DATA_END, RANDOM_START, random_events, random_tables, random_terms
+from features.settings import FeatureSettings
 from pipeline.loading import Dataset
 
 EVENT_TIME = {"logins": "ts", "usage_events": "ts", "support_tickets": "opened_at", "trainings": "ts"}

@@ -14,7 +14,7 @@ from models.evaluation import expected_calibration_error
 from models.risk_model import Calibrator, ChurnRiskModel
 from models.split import out_of_time_split, rolling_origin_folds
 from pipeline.config import ModelSettings
-from pipeline.errors import ChurnError, DataContractError
+from features.errors import ChurnError, DataContractError
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from features.table import ACCOUNT_ID
 from pipeline.config import load_settings
-from pipeline.errors import ChurnError
+from features.errors import ChurnError
 from pipeline.history import read_history
 from pipeline.loading import load_dataset
 from pipeline.score import score_table

@@ -19,7 +19,7 @@ from models.scorecard import (
     parse_scorecard,
 )
 from pipeline.config import REPO_CONFIG_DIR
-from pipeline.errors import ConfigError
+from features.errors import ConfigError
 
 WINDOWS = (7, 30, 90)
 # The feature names of the features issue (common contract), used to check the shipped configs.

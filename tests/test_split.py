@@ -17,7 +17,7 @@ from models.split import (
     stratified_folds,
     stratified_split,
 )
-from pipeline.errors import DataContractError
+from features.errors import DataContractError
 
 
 def _random_table(seed: int, rows: int, months: int, censored_share: float) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import pytest
 from models.health_backtest import backtest_health
 from models.scorecard import load_scorecard, parse_scorecard
 from models.weights import _round_to_total, nonnegative_logistic, suggest_weights
-from pipeline.errors import ChurnError
+from features.errors import ChurnError
 
 # Equal weights everywhere: the data, not the file, must say where churn comes from.
 SCORECARD = parse_scorecard(
