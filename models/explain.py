@@ -5,8 +5,8 @@ for LightGBM models), in C++ over all cores. Contributions are in log-odds of ch
 raises the risk. Summing them per health category gives the `ml_<category>` columns, so a CSM
 reads the rule-based health score and the model side by side, category by category.
 
-The input is the model's own input (`ChurnRiskModel.prepare`: its columns in training order,
-categoricals with the training levels); it is checked here, never converted a second time.
+The scoring core passes the model's own input (`ChurnRiskModel.prepare`: its columns in training
+order, categoricals with the training levels), which is checked and used as is.
 
 Rows are explained in chunks so memory stays bounded by the result, not by LightGBM's
 intermediate copies, and so a progress callback can report on million-row runs.
@@ -52,16 +52,22 @@ class Explanation:
     raw_score: pd.Series
 
 
-def check_model_input(booster: lgb.Booster, frame: pd.DataFrame) -> None:
-    """Refuse a frame that is not the booster's input: LightGBM matches columns by position and
-    category levels by code, so anything else would explain a different account."""
+def model_input(booster: lgb.Booster, X: pd.DataFrame) -> pd.DataFrame:
+    """The columns the booster was trained on, in its order, with categorical columns as pandas categories.
+
+    LightGBM matches columns by position, not name, and maps category levels with the level lists
+    it stored at training (`pandas_categorical`). Input from `ChurnRiskModel.prepare` (the scoring
+    core's) is already exactly that and passes through untouched; a bare booster's caller may pass
+    the columns in any order, with text for categories.
+    """
     names = booster.feature_name()
-    check_required_features(frame, names, "the table to explain")
-    if list(frame.columns) != names:
-        raise ModelError(
-            f"The table to explain has columns {list(frame.columns)[:8]} where the model expects exactly "
-            f"{names[:8]} in that order; pass it through ChurnRiskModel.prepare first."
-        )
+    check_required_features(X, names, "the table to explain")
+    frame = X if list(X.columns) == names else X[names]
+    text_columns = [
+        c for c in names if pd.api.types.is_string_dtype(frame[c]) or pd.api.types.is_object_dtype(frame[c])
+    ]
+    if text_columns:
+        frame = frame.astype(dict.fromkeys(text_columns, "category"))
     categorical = [c for c in names if isinstance(frame[c].dtype, pd.CategoricalDtype)]
     trained = len(booster.pandas_categorical or [])
     if len(categorical) != trained:
@@ -70,6 +76,7 @@ def check_model_input(booster: lgb.Booster, frame: pd.DataFrame) -> None:
             f"{len(categorical)} ({', '.join(categorical) or 'none'}). Pass the features with the same "
             "types as in training (categorical columns as strings or pandas categories)."
         )
+    return frame
 
 
 def explain(
@@ -92,7 +99,7 @@ def explain(
             f"Explanations need a binary churn model; this model has {booster.num_model_per_iteration()} "
             "outputs per iteration (multiclass)."
         )
-    check_model_input(booster, frame)
+    frame = model_input(booster, frame)
     names = list(frame.columns)
     uncategorised = [name for name in names if name not in categories]
     if uncategorised:

@@ -23,12 +23,6 @@ Why this shape:
 
 from __future__ import annotations
 
-import os
-
-# Idle OpenMP threads sleep instead of spinning: on shared or busy cores (batch hosts, CI) spinning
-# made small fits ~10x slower. Must be set before LightGBM loads its OpenMP runtime.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import inspect
 import json
 from collections.abc import Callable, Sequence

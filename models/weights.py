@@ -111,6 +111,7 @@ class SuggestedWeights:
             )
         )
 
+
 # ------------------------------------------------------------------------------- fitting
 def nonnegative_logistic(X: np.ndarray, y: np.ndarray, penalty: float = 1.0) -> np.ndarray:
     """Coefficients (>= 0, no intercept returned) of an L2-penalised logistic regression of y on X."""

@@ -409,7 +409,9 @@ def _calibration(frame: pd.DataFrame, comparison: Comparison) -> str:
         _img(plot_churn_by_band(calibration), "Churn rate by band"),
         _img(plot_deciles(calibration), "Churn rate by decile"),
         _img(
-            plot_calibration(labelled[LABEL].astype(int).to_numpy(), {"ML risk": labelled[CHURN_PROBABILITY].to_numpy()}),
+            plot_calibration(
+                labelled[LABEL].astype(int).to_numpy(), {"ML risk": labelled[CHURN_PROBABILITY].to_numpy()}
+            ),
             "Calibration of the ML probability",
         ),
     ]

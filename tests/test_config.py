@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import DEFAULT_CONFIG_FILE, Settings, load_settings
 from features.errors import ConfigError
+from pipeline.config import DEFAULT_CONFIG_FILE, Settings, load_settings
 
 
 def test_default_file_matches_code_defaults() -> None:

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from conftest import run_cli, tiny_tables, write_tables
 
-from pipeline.commit import ScoreOutputs
 from features.errors import ChurnError
+from pipeline.commit import ScoreOutputs
 from pipeline.history import append_scores
 from pipeline.io import (
     DIR_MARKER,
