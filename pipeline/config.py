@@ -58,7 +58,18 @@ class FeatureSettings(_Section):
     )
     new_customer_days: int = Field(120, ge=0, le=MAX_DAYS)
     onboarding_days: int = Field(60, ge=0, le=MAX_DAYS)
-    categories: list[str] = Field(default_factory=lambda: ["adoption", "engagement", "support", "training", "account"])
+    categories: list[str] = Field(
+        default_factory=lambda: [
+            "adoption",
+            "engagement",
+            "support",
+            "training",
+            "account",
+            "financial",
+            "relationship",
+            "voice",
+        ]
+    )
     category_overrides: dict[str, str] = Field(
         default_factory=dict, description="feature name -> health category, overriding the registry."
     )

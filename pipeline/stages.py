@@ -19,6 +19,7 @@ from rich.text import Text
 
 from pipeline.commit import ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings
+from pipeline.contract import EVENT_TABLES
 from pipeline.errors import ChurnError
 from pipeline.io import Legacy, check_output_dir, claimed_output_dir, write_output, write_output_file
 from pipeline.loading import Dataset, load_dataset
@@ -28,13 +29,27 @@ log = logging.getLogger("churn")
 
 
 def run_generate(
-    out_dir: Path, accounts: int, seed: int, start: str, years: float, console: Console, world: str = "default"
+    out_dir: Path,
+    accounts: int,
+    seed: int,
+    start: str,
+    years: float,
+    console: Console,
+    world: str = "default",
+    optional_tables: bool = True,
 ) -> Path:
     from pipeline.synthetic import generate
 
     with progress_bars() as progress:
         summary = generate(
-            Path(out_dir), n_accounts=accounts, seed=seed, start=start, years=years, progress=progress, world=world
+            Path(out_dir),
+            n_accounts=accounts,
+            seed=seed,
+            start=start,
+            years=years,
+            progress=progress,
+            world=world,
+            optional_tables=optional_tables,
         )
     console.print(f"Generated synthetic history in {out_dir}: {summary}")
     return Path(out_dir)
@@ -76,7 +91,7 @@ def print_report(dataset: Dataset, console: Console) -> None:
             f"{report.warning_count(name):,}",
         )
     console.print(table)
-    missing = [t for t in ("usage_events", "logins", "support_tickets", "trainings") if t not in dataset.event_tables]
+    missing = [t for t in EVENT_TABLES if t not in dataset.event_tables]
     if missing:
         console.print(f"Absent event tables (their features are left out): {', '.join(missing)}")
     console.print(
