@@ -499,7 +499,7 @@ def _warnings(con: duckdb.DuckDBPyConnection, tables: list[str]) -> list[DataWar
                 "paid_at",
                 "status = 'paid' AND paid_at IS NULL",
                 "invoices with status paid but no paid_at",
-                "kept: counted as paid on their due date",
+                "kept: counted as unpaid (paid_at says when an invoice was paid; null = unpaid)",
                 "__kept",
             )
         )

@@ -2,8 +2,8 @@
 
 An invoice counts from the day it was issued; void invoices are never owed and count nowhere.
 It is paid on its `paid_at` day -- only a payment strictly before as_of is seen, so an invoice
-paid at or after as_of is still open at as_of. (A `paid` status without a payment date counts
-as paid on the due date.) An invoice is *late* once its due day has passed without payment: it
+paid at or after as_of is still open at as_of, and one without `paid_at` is unpaid (as the
+contract says, whatever its status: only the date tells when it was paid). An invoice is *late* once its due day has passed without payment: it
 counts in the window of its due date, which lies before as_of, so whether it was late is known
 then whatever happens later. A *failed* payment (status `failed`) counts on its due date too.
 The discount of the last invoice is the share of the list price taken off (discount / (amount +
@@ -78,12 +78,10 @@ OPEN = "_ft_invoices_open"
 
 
 def build(run: Run, ctx: FamilyContext) -> list[str]:
-    paid_when = "coalesce(paid_at, CASE WHEN status = 'paid' THEN due_at END)"
     run(f"""
         CREATE OR REPLACE TEMP TABLE {OWED} AS
         SELECT account_id, issued_at, due_at, amount, coalesce(discount, 0.0) AS discount, status,
-               {paid_when} AS paid_when,
-               coalesce({day_of(paid_when)} <= {day_of("due_at")}, FALSE) AS on_time
+               paid_at, coalesce({day_of("paid_at")} <= {day_of("due_at")}, FALSE) AS on_time
         FROM invoices
         WHERE account_id IS NOT NULL AND issued_at IS NOT NULL AND due_at IS NOT NULL
           AND coalesce(status, '') <> 'void'
@@ -101,7 +99,7 @@ def build(run: Run, ctx: FamilyContext) -> list[str]:
                max({days_between("o.due_at", "s.as_of")}) AS days_overdue
         FROM {SNAPSHOTS} s JOIN {OWED} o
           ON o.account_id = s.account_id AND o.issued_at < s.as_of AND o.due_at < s.as_of
-         AND NOT coalesce(o.paid_when < s.as_of, FALSE)
+         AND NOT coalesce(o.paid_at < s.as_of, FALSE)
         GROUP BY s.account_id, s.as_of
     """)
     run(f"""
