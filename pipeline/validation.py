@@ -470,50 +470,17 @@ def _warnings(con: duckdb.DuckDBPyConnection, tables: list[str]) -> list[DataWar
             )
         )
     if "invoices" in tables:
-        found.append(
-            _warning(
-                con,
-                "invoices",
-                "due_at",
-                "due_at < issued_at",
-                "invoices due before they were issued",
-                "kept: overdue from their due date",
-                "__kept",
-            )
-        )
-        found.append(
-            _warning(
-                con,
-                "invoices",
-                "paid_at",
-                "paid_at < issued_at",
-                "invoices paid before they were issued",
-                "kept: counted as paid on time (prepaid)",
-                "__kept",
-            )
-        )
-        found.append(
-            _warning(
-                con,
-                "invoices",
-                "paid_at",
-                "status = 'paid' AND paid_at IS NULL",
-                "invoices with status paid but no paid_at",
-                "kept: counted as unpaid (paid_at says when an invoice was paid; null = unpaid)",
-                "__kept",
-            )
-        )
-        found.append(
-            _warning(
-                con,
-                "invoices",
-                "invoice_id",
-                'invoice_id IN (SELECT invoice_id FROM "__kept_invoices" GROUP BY 1 HAVING count(*) > 1)',
-                "rows share a duplicated invoice_id",
-                "kept: each row counts as an invoice",
-                "__kept",
-            )
-        )
+        duplicated = 'invoice_id IN (SELECT invoice_id FROM "__kept_invoices" GROUP BY 1 HAVING count(*) > 1)'
+        for column, where, problem, action in (
+            ("due_at", "due_at < issued_at", "invoices due before they were issued",
+             "kept: overdue from their due date"),
+            ("paid_at", "paid_at < issued_at", "invoices paid before they were issued",
+             "kept: counted as paid on time (prepaid)"),
+            ("paid_at", "status = 'paid' AND paid_at IS NULL", "invoices with status paid but no paid_at",
+             "kept: counted as unpaid (paid_at says when an invoice was paid; null = unpaid)"),
+            ("invoice_id", duplicated, "rows share a duplicated invoice_id", "kept: each row counts as an invoice"),
+        ):  # fmt: skip
+            found.append(_warning(con, "invoices", column, where, problem, action, "__kept"))
     found.append(
         _warning(
             con,

@@ -9,13 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_cli
-from rich.console import Console
+from conftest import end_to_end, run_cli
 
 from features.registry import category_map
-from pipeline.config import load_settings
-from pipeline.progress import set_progress
-from pipeline.stages import build_feature_table, compare_dataset, latest_scoring_date, load, score_date, train_on_table
 from pipeline.synthetic import generate
 
 pytestmark = pytest.mark.slow
@@ -33,31 +29,20 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def end_to_end(data: Path, tmp_path_factory: pytest.TempPathFactory):
-    work = tmp_path_factory.mktemp("work")
-    set_progress(False)
-    settings = load_settings(None, {"workdir": str(work), "model": {"n_estimators": 80, "tune_trials": 3}})
-    console = Console(record=True, width=300)
-    dataset = load(data, settings)
-    table = build_feature_table(dataset, settings)
-    result = train_on_table(table, settings, None, promote=True, console=console)
-    run = score_date(dataset, latest_scoring_date(dataset), settings, result.model_uri, history=False)
-    comparison = compare_dataset(dataset, settings, work / "compare", console, table=table)
-    return table, result, run, comparison, console.export_text()
+def outcome(data: Path, tmp_path_factory: pytest.TempPathFactory):
+    return end_to_end(data, tmp_path_factory.mktemp("work"))
 
 
-def test_the_new_families_are_model_features(end_to_end):
-    table, result, *_ = end_to_end
-    for name in ("days_overdue", "late_payments_365d", "touchpoint_sentiment_90d", "account_nps_180d"):
-        assert name in table.columns and table[name].notna().any(), name
+def test_the_new_families_are_model_features(outcome):
+    result, *_ = outcome
     used = set(result.model.feature_names)
-    assert {"days_overdue", "days_since_last_qbr", "nps_latest"} <= used
+    assert {"days_overdue", "late_payments_365d", "days_since_last_qbr", "account_nps_180d", "nps_latest"} <= used
     categories = category_map(used)
     assert {categories[name] for name in ("days_overdue", "days_since_last_qbr", "nps_latest")} == set(NEW_CATEGORIES)
 
 
-def test_scores_carry_rule_and_ml_columns_of_the_new_categories(end_to_end):
-    _, _, run, _, output = end_to_end
+def test_scores_carry_rule_and_ml_columns_of_the_new_categories(outcome):
+    _, run, _, output = outcome
     scores = run.scores
     for category in NEW_CATEGORIES:
         assert scores[f"health_{category}"].notna().mean() > 0.5, category
@@ -65,8 +50,8 @@ def test_scores_carry_rule_and_ml_columns_of_the_new_categories(end_to_end):
     assert "category 'financial' dropped" not in output
 
 
-def test_the_comparison_report_shows_the_new_categories(end_to_end):
-    *_, comparison, _ = end_to_end
+def test_the_comparison_report_shows_the_new_categories(outcome):
+    _, _, comparison, _ = outcome
     report = comparison.report_path.read_text()
     for category in NEW_CATEGORIES:
         assert category in report, category

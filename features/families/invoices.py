@@ -3,11 +3,12 @@
 An invoice counts from the day it was issued; void invoices are never owed and count nowhere.
 It is paid on its `paid_at` day -- only a payment strictly before as_of is seen, so an invoice
 paid at or after as_of is still open at as_of, and one without `paid_at` is unpaid (as the
-contract says, whatever its status: only the date tells when it was paid). An invoice is *late* once its due day has passed without payment: it
-counts in the window of its due date, which lies before as_of, so whether it was late is known
-then whatever happens later. A *failed* payment (status `failed`) counts on its due date too.
-The discount of the last invoice is the share of the list price taken off (discount / (amount +
-discount)): a deep discount at renewal is the price of keeping a wavering customer.
+contract says, whatever its status: only the date tells when it was paid). An invoice is *late*
+once its due day has passed without payment: it counts in the window of its due date, which lies
+before as_of, so whether it was late is known then whatever happens later. A *failed* payment
+(status `failed`) counts on its due date too. The discount of the last invoice is the share of
+the list price taken off (discount / (amount + discount)): a deep discount at renewal is the
+price of keeping a wavering customer.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from features.daily import (
     window_join,
     zero,
 )
-from features.families.base import Declarations, FamilyContext, Run, family_table
+from features.families.base import Declarations, FamilyContext, Run, family_table_sql
 
 SOURCE = "invoices"
 declare = Declarations(SOURCE, "financial")
@@ -121,15 +122,16 @@ def build(run: Run, ctx: FamilyContext) -> list[str]:
         columns[DISCOUNT] = "l.discount_share"
     columns[AMOUNT_CHANGE] = rel_change(zero("i.amount_365"), zero("i.amount_prev_365"))
 
-    select = ",\n               ".join(f"{expr} AS {name}" for name, expr in columns.items())
-    run(f"""
-        CREATE OR REPLACE TEMP TABLE {family_table(SOURCE)} AS
-        SELECT s.account_id, s.as_of,
-               {select}
-        FROM {SNAPSHOTS} s
-        {window_join("i", ISSUED)}
-        {window_join("d", DUE)}
-        {window_join("o", OPEN)}
-        {asof_join("l", LAST_ISSUED, day="issued_at")}
-    """)
+    run(
+        family_table_sql(
+            SOURCE,
+            columns,
+            [
+                window_join("i", ISSUED),
+                window_join("d", DUE),
+                window_join("o", OPEN),
+                asof_join("l", LAST_ISSUED, day="issued_at"),
+            ],
+        )
+    )
     return list(columns)

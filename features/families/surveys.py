@@ -9,7 +9,6 @@ is an NPS response. "Latest" is the mean of the responses on the last day with a
 from __future__ import annotations
 
 from features.daily import (
-    SNAPSHOTS,
     asof_join,
     day_of,
     days_between,
@@ -19,7 +18,7 @@ from features.daily import (
     window_join,
     zero,
 )
-from features.families.base import Declarations, FamilyContext, Run, family_table
+from features.families.base import Declarations, FamilyContext, Run, family_table_sql
 from features.snapshots import tenure_sql
 
 SOURCE = "surveys"
@@ -91,15 +90,16 @@ def build(run: Run, ctx: FamilyContext) -> list[str]:
     columns[RESPONSES] = f"CAST({zero('w.responses')} AS DOUBLE)"
     columns[DAYS_SINCE] = f"coalesce({days_between('l.day', 's.as_of')}, {tenure_sql()})"
 
-    select = ",\n               ".join(f"{expr} AS {name}" for name, expr in columns.items())
-    run(f"""
-        CREATE OR REPLACE TEMP TABLE {family_table(SOURCE)} AS
-        SELECT s.account_id, s.as_of,
-               {select}
-        FROM {SNAPSHOTS} s
-        {window_join("w", WINDOWS)}
-        {asof_join("l", DAILY)}
-        {asof_join("nps", NPS_DAILY)}
-        {asof_join("csat", CSAT_DAILY)}
-    """)
+    run(
+        family_table_sql(
+            SOURCE,
+            columns,
+            [
+                window_join("w", WINDOWS),
+                asof_join("l", DAILY),
+                asof_join("nps", NPS_DAILY),
+                asof_join("csat", CSAT_DAILY),
+            ],
+        )
+    )
     return list(columns)

@@ -10,7 +10,6 @@ never happened is the account's tenure, as for every other "days since".
 from __future__ import annotations
 
 from features.daily import (
-    SNAPSHOTS,
     asof_join,
     day_of,
     days_between,
@@ -21,7 +20,7 @@ from features.daily import (
     window_join,
     zero,
 )
-from features.families.base import Declarations, FamilyContext, Run, family_table
+from features.families.base import Declarations, FamilyContext, Run, family_table_sql
 from features.snapshots import tenure_sql
 
 SOURCE = "touchpoints"
@@ -91,13 +90,5 @@ def build(run: Run, ctx: FamilyContext) -> list[str]:
         columns[SENTIMENT_TREND] = f"({recent} - {before})"
         columns[NEGATIVE] = f"CAST({zero('w.negative_90')} AS DOUBLE)"
 
-    select = ",\n               ".join(f"{expr} AS {name}" for name, expr in columns.items())
-    run(f"""
-        CREATE OR REPLACE TEMP TABLE {family_table(SOURCE)} AS
-        SELECT s.account_id, s.as_of,
-               {select}
-        FROM {SNAPSHOTS} s
-        {window_join("w", WINDOWS)}
-        {asof_join("l", DAILY)}
-    """)
+    run(family_table_sql(SOURCE, columns, [window_join("w", WINDOWS), asof_join("l", DAILY)]))
     return list(columns)
