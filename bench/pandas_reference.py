@@ -354,14 +354,13 @@ def _invoices(invoices, snap, as_of, present) -> pd.DataFrame:
         out["overdue_amount_share"] = _ratio(overdue_amount, amount_365)
         for w in (90, 365):
             out[f"late_payments_{w}d"] = _count(due[(due.age <= w) & ~due.on_time], snap.index)
-        out["late_payment_share_365d"] = _ratio(
-            _count(due[~due.on_time], snap.index).where(_count(due, snap.index) > 0), _count(due, snap.index)
-        )
+        year = due[due.age <= 365]
+        out["late_payment_share_365d"] = _ratio(_count(year[~year.on_time], snap.index), _count(year, snap.index))
     if "status" in present:
         for w in (90, 365):
             out[f"failed_payments_{w}d"] = _count(due[(due.age <= w) & due.status.eq("failed")], snap.index)
     if "discount" in present:
-        last = issued[issued.issued_at == issued[ID].map(issued.groupby(ID).issued_at.max())]
+        last = issued[issued.issued_at == issued.groupby(ID).issued_at.transform("max")]
         sums = last.assign(listed=last.amount + last.discount.fillna(0.0)).groupby(ID)[["discount", "listed"]].sum()
         out["last_invoice_discount"] = _ratio(sums.discount, sums.listed).reindex(snap.index)
     prev = issued[(issued.age > 365) & (issued.age <= 730)].groupby(ID).amount.sum().reindex(snap.index)
@@ -374,8 +373,8 @@ def _touchpoints(touchpoints, snap, as_of, present) -> pd.DataFrame:
     seen = _before(touchpoints[touchpoints[ID].isin(snap.index)], as_of)
     recent, earlier = seen[seen.age <= 90], seen[(seen.age > 90) & (seen.age <= 180)]
     out["touchpoints_90d"] = _count(recent, snap.index)
-    out["days_since_last_qbr"] = _since_last(seen[seen.kind.eq("qbr")], snap, as_of)
-    out["days_since_last_executive_meeting"] = _since_last(seen[seen.kind.eq("executive")], snap, as_of)
+    for name, kind in (("days_since_last_qbr", "qbr"), ("days_since_last_executive_meeting", "executive")):
+        out[name] = _days(as_of - seen[seen.kind.eq(kind)].groupby(ID).day.max().reindex(snap.index))
     out["days_since_last_touchpoint"] = _since_last(seen, snap, as_of)
     if "sentiment" in present:
         mean_90 = recent.groupby(ID).sentiment.mean().reindex(snap.index)
@@ -392,7 +391,7 @@ def _surveys(surveys, snap, as_of, present) -> pd.DataFrame:
 
     def latest(kind: str) -> pd.Series:
         rows = seen[seen.kind.eq(kind)]
-        last = rows[rows.day == rows[ID].map(rows.groupby(ID).day.max())]
+        last = rows[rows.day == rows.groupby(ID).day.transform("max")]
         return last.groupby(ID).score.mean().reindex(snap.index)
 
     nps = recent[recent.kind.eq("nps")]

@@ -82,8 +82,7 @@ def random_times(rng: np.random.Generator, n: int, low: pd.Timestamp, high: pd.T
 def random_events(
     rng: np.random.Generator, low: pd.Timestamp, high: pd.Timestamp, first_ticket: int = 0
 ) -> dict[str, pd.DataFrame]:
-    """5-60 rows per event table with every optional column, for RANDOM_ACCOUNTS between low and high
-    (invoices from 400 days earlier: their payment history reaches back further)."""
+    """5-60 rows per event table with every optional column, for RANDOM_ACCOUNTS between low and high."""
 
     def accounts(n: int) -> np.ndarray:
         return rng.choice(RANDOM_ACCOUNTS, n)
@@ -112,7 +111,7 @@ def random_events(
         "kind": rng.choice(["webinar", "course", "certification"], n[3]), "completed": rng.random(n[3]) < 0.7,
     })  # fmt: skip
     m = rng.integers(5, 40, 3)  # drawn after the tables above, so adding these changed none of them
-    issued = random_times(rng, m[0], low - pd.Timedelta(days=400), high)
+    issued = random_times(rng, m[0], low, high)
     due = issued + pd.to_timedelta(rng.choice([-3, 0, 14, 30], m[0]), "D")
     paid = due + pd.to_timedelta(rng.integers(-20 * 24, 60 * 24, m[0]), "h")
     invoices = pd.DataFrame({

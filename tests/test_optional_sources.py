@@ -207,6 +207,9 @@ def test_touchpoint_features_by_hand():
     assert row["touchpoint_sentiment_90d"] == pytest.approx(0.0)
     assert row["touchpoint_sentiment_trend_90d"] == pytest.approx(-1.0)  # 0 now, 1 in the 90 days before
     assert row["negative_touchpoints_90d"] == 1
+    never = snapshot(make_dataset(touchpoints=touchpoints().assign(kind="csm_call")), "2024-04-15")
+    assert np.isnan(never["days_since_last_qbr"]) and np.isnan(never["days_since_last_executive_meeting"])
+    assert never["days_since_last_touchpoint"] == 5
 
 
 def test_survey_features_by_hand():

@@ -3,8 +3,11 @@ and how those meetings went.
 
 A QBR is a touchpoint of kind `qbr`, an executive meeting one of kind `executive`. Sentiment is
 -1 (negative) to 1 (positive); its trend compares the mean of the last 90 days with the 90
-before, so it is missing when either period had no rated touchpoint. "Days since" a meeting that
-never happened is the account's tenure, as for every other "days since".
+before, so it is missing when either period had no rated touchpoint. Days since the last QBR or
+executive meeting are missing when there never was one: many accounts (small ones served
+one-to-many) never get one, and a scorecard then skips the metric instead of penalising them.
+Days since the last touchpoint of any kind fall back to the account's tenure, as every other
+"days since" does.
 """
 
 from __future__ import annotations
@@ -31,10 +34,13 @@ TOUCHPOINTS = declare.fixed(
     "{value:.0f} touchpoints in the last 90 days",
 )  # fmt: skip
 DAYS_SINCE_QBR = declare.fixed(
-    "days_since_last_qbr", "Days since the last quarterly business review", "lower", "last QBR {value:.0f} days ago"
+    "days_since_last_qbr",
+    "Days since the last quarterly business review (missing: never had one)",
+    "lower",
+    "last QBR {value:.0f} days ago",
 )
 DAYS_SINCE_EXECUTIVE = declare.fixed(
-    "days_since_last_executive_meeting", "Days since the last executive meeting", "lower",
+    "days_since_last_executive_meeting", "Days since the last executive meeting (missing: never had one)", "lower",
     "last executive meeting {value:.0f} days ago",
 )  # fmt: skip
 DAYS_SINCE = declare.fixed(
@@ -81,8 +87,8 @@ def build(run: Run, ctx: FamilyContext) -> list[str]:
     run(trailing_table_sql(WINDOWS, DAILY, aggregates, 180))
 
     columns = {TOUCHPOINTS: f"CAST({zero('w.touchpoints_90')} AS DOUBLE)"}
-    columns[DAYS_SINCE_QBR] = f"coalesce({days_between('l.last_qbr', 's.as_of')}, {tenure_sql()})"
-    columns[DAYS_SINCE_EXECUTIVE] = f"coalesce({days_between('l.last_executive', 's.as_of')}, {tenure_sql()})"
+    columns[DAYS_SINCE_QBR] = days_between("l.last_qbr", "s.as_of")
+    columns[DAYS_SINCE_EXECUTIVE] = days_between("l.last_executive", "s.as_of")
     columns[DAYS_SINCE] = f"coalesce({days_between('l.day', 's.as_of')}, {tenure_sql()})"
     if ctx.has(SOURCE, "sentiment"):
         recent, before = ratio("w.sentiment_90", "w.rated_90"), ratio("w.sentiment_prev_90", "w.rated_prev_90")
