@@ -178,11 +178,19 @@ def print_warnings(lines: Iterable[str], console: Console) -> None:
         console.print(Text.assemble(("warning: ", "yellow"), line), soft_wrap=True, highlight=False)
 
 
+NEUTRAL_RULE_RISK = 50.0
+
+
 def rule_risk_of(table: pd.DataFrame, scorecard) -> pd.Series:
-    """100 - health score: the rule view as a risk, for baselines and comparisons."""
+    """100 - health score: the rule view as a risk, for baselines and comparisons.
+
+    A row none of whose metrics has a value (a scorecard of sparse sources only, e.g. surveys,
+    for an account that answered none) has no health score; it ranks in the middle (risk 50)
+    rather than stopping the training run that uses the rule only as a baseline.
+    """
     from models.healthscore import score_health
 
-    return 100.0 - score_health(table, scorecard).frame["health_score"]
+    return (100.0 - score_health(table, scorecard).frame["health_score"]).fillna(NEUTRAL_RULE_RISK)
 
 
 def _metrics_table(result, console: Console) -> None:

@@ -314,3 +314,20 @@ def test_the_new_categories_score_when_the_tables_are_present(optional_table):
     frame = score_health(optional_table, config).frame
     for category in NEW_CATEGORIES:
         assert frame[f"health_{category}"].notna().mean() > 0.5, category
+
+
+def test_rows_a_sparse_scorecard_cannot_score_rank_in_the_middle_of_the_rule_baseline():
+    """A scorecard of survey answers alone has nothing to say about an account that never answered:
+    the training baseline ranks it in the middle instead of failing the run."""
+    from pipeline.stages import NEUTRAL_RULE_RISK, rule_risk_of
+
+    accounts = pd.DataFrame({"account_id": ["A", "B"], "created_at": ["2024-01-01"] * 2})
+    terms = pd.DataFrame({"account_id": ["A", "B"], "start_date": ["2024-01-01"] * 2, "end_date": ["2025-01-01"] * 2})
+    dataset = make_dataset(accounts_table=accounts, subscriptions_table=terms, surveys=surveys())
+    table = build_features(dataset, ["2024-04-15"], FeatureSettings(), 30)
+    card = parse_scorecard(
+        {"name": "voice", "default": {"categories": {"voice": {"weight": 1, "metrics": {
+            "nps_latest": {"scheme": "linear", "bad": 0, "good": 10}}}}}}
+    )  # fmt: skip
+    risk = rule_risk_of(table, card).set_axis(table["account_id"])
+    assert risk["A"] == pytest.approx(100 - 100) and risk["B"] == NEUTRAL_RULE_RISK
