@@ -1,7 +1,7 @@
 """Invoices read off the contracts and the latent health, for one block of accounts at a time.
 
-Each term is billed from its start: monthly terms every month, longer terms every year
-(enterprise: every quarter), each invoice a share of the term's ARR. Whether an invoice is paid
+Each term is billed from its start: monthly terms every month, longer terms every quarter,
+each invoice a share of the term's ARR. Whether an invoice is paid
 on time, late, or fails depends on the account's health in the week it was issued; the first
 invoice of a renewal term of a wavering account often carries a discount (the price of the
 save). Payments that would land after the data end are still open there.
@@ -36,10 +36,7 @@ def invoices(
     """The invoices of the accounts in `block`, numbered from `first_invoice`, ordered by account and issue."""
     term = np.flatnonzero((terms.account >= block.start) & (terms.account < block.stop))
     months = terms.months[term]
-    enterprise = np.array([s.name == "enterprise" for s in population.segments])[
-        population.segment[terms.account[term]]
-    ]
-    period = np.where(months == 1, 1, np.where(enterprise, 3, 12))
+    period = np.where(months == 1, 1, k.INVOICE_PERIOD_MONTHS)
     count = np.maximum(1, months // period)
     row_term = np.repeat(term, count)
     number = np.arange(row_term.size) - np.repeat(np.cumsum(count) - count, count)

@@ -173,10 +173,11 @@ COMPLIANCE_FEATURE = "compliance_audit"
 COMPLIANCE_UNREGULATED_FACTOR = 0.04  # non-regulated accounts rarely need the audit trail
 
 # Optional sources, read off the same latent health. Invoices: monthly terms are billed monthly,
-# longer terms yearly (enterprise: quarterly); falling health makes late, failed and unpaid
-# invoices more likely, and renewals of wavering accounts come with a discount.
+# longer terms quarterly; falling health makes late, failed and unpaid invoices more likely, and
+# renewals of wavering accounts come with a discount.
+INVOICE_PERIOD_MONTHS = 3
 INVOICE_NET_DAYS = {"monthly": 14, "other": 30}
-INVOICE_LATE = (-2.2, -1.1)  # logit of paying after the due date: intercept, health slope
+INVOICE_LATE = (-2.2, -1.4)  # logit of paying after the due date: intercept, health slope
 INVOICE_LATE_DAYS = 12.0  # mean days late, longer for unhealthier accounts
 INVOICE_FAILED = (-4.2, -1.0)  # logit of a failed payment (card declined, direct debit returned)
 INVOICE_RECOVERED = 0.6  # share of failed payments collected later (then paid late)
