@@ -155,6 +155,11 @@ def window_join(alias: str, table: str) -> str:
     return f"LEFT JOIN {table} {alias} ON {alias}.account_id = s.account_id AND {alias}.as_of = s.as_of"
 
 
+def tenure_sql() -> str:
+    """Days since the account landed, the fallback of every "days since last X" that never happened."""
+    return days_between("s.landed_at", "s.as_of")
+
+
 def trailing_table_sql(
     table: str, rows: str, aggregates: dict[str, str], days: int, time: str = "day", also: str = "TRUE"
 ) -> str:

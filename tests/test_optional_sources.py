@@ -7,15 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import tiny_tables
+from feature_data import make_dataset, snapshot
 
 from features.build import build_features, snapshot_dates
+from features.errors import DataContractError
 from features.registry import lookup
+from features.settings import FeatureSettings
 from features.table import feature_columns
-from features.testing import make_dataset, snapshot
 from models.healthscore import score_health
-from models.scorecard import load_scorecard, parse_scorecard
-from pipeline.config import REPO_CONFIG_DIR, FeatureSettings, read_yaml
-from pipeline.errors import DataContractError
+from models.scorecard import parse_scorecard
+from pipeline.config import DEFAULTS_DIR, load_scorecard, read_yaml
 from pipeline.loading import Dataset, load_dataset
 from pipeline.synthetic import generate
 
@@ -283,7 +284,7 @@ def test_absent_tables_give_absent_features_not_zeros():
 # ------------------------------------------------------------------------------ scorecard
 def main_scorecard(name: str):
     """The scorecard as it was before the new categories: the same file without them."""
-    raw = read_yaml(REPO_CONFIG_DIR / name)
+    raw = read_yaml(DEFAULTS_DIR / name)
     for category in NEW_CATEGORIES:
         raw["default"]["categories"].pop(category, None)
     for metric in ("account_nps_180d", "survey_csat_mean_180d", "touchpoint_sentiment_90d"):
@@ -297,7 +298,7 @@ def test_data_without_the_new_tables_scores_exactly_as_before(generated_table, n
     """`generated_table` is built without the optional tables: the new metrics are dropped, the
     scores, bands and category scores are those of the scorecard without them."""
     assert not {lookup(c).source for c in feature_columns(generated_table)} & {"invoices", "touchpoints", "surveys"}
-    adapted = load_scorecard(REPO_CONFIG_DIR / name).adapt_to(generated_table.columns)
+    adapted = load_scorecard(DEFAULTS_DIR / name).adapt_to(generated_table.columns)
     now = score_health(generated_table, adapted.config).frame
     before = score_health(generated_table, main_scorecard(name).adapt_to(generated_table.columns).config).frame
     pd.testing.assert_frame_equal(now, before)
@@ -309,7 +310,7 @@ def test_data_without_the_new_tables_scores_exactly_as_before(generated_table, n
 
 
 def test_the_new_categories_score_when_the_tables_are_present(optional_table):
-    config = load_scorecard(REPO_CONFIG_DIR / "healthscore.yaml").adapt_to(optional_table.columns).config
+    config = load_scorecard(DEFAULTS_DIR / "healthscore.yaml").adapt_to(optional_table.columns).config
     assert set(NEW_CATEGORIES) <= set(config.categories())
     frame = score_health(optional_table, config).frame
     for category in NEW_CATEGORIES:

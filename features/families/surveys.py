@@ -14,12 +14,12 @@ from features.daily import (
     days_between,
     ratio,
     sum_within,
+    tenure_sql,
     trailing_table_sql,
     window_join,
     zero,
 )
 from features.families.base import Declarations, FamilyContext, Run, family_table_sql
-from features.snapshots import tenure_sql
 
 SOURCE = "surveys"
 declare = Declarations(SOURCE, "voice")

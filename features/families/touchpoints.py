@@ -19,12 +19,12 @@ from features.daily import (
     ratio,
     sum_between,
     sum_within,
+    tenure_sql,
     trailing_table_sql,
     window_join,
     zero,
 )
 from features.families.base import Declarations, FamilyContext, Run, family_table_sql
-from features.snapshots import tenure_sql
 
 SOURCE = "touchpoints"
 declare = Declarations(SOURCE, "relationship")
