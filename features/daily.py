@@ -158,3 +158,37 @@ def window_join(alias: str, table: str) -> str:
 def tenure_sql() -> str:
     """Days since the account landed, the fallback of every "days since last X" that never happened."""
     return days_between("s.landed_at", "s.as_of")
+
+
+def trailing_table_sql(
+    table: str, rows: str, aggregates: dict[str, str], days: int, time: str = "day", also: str = "TRUE"
+) -> str:
+    """Aggregate the rows of a small table `r` dated in the `days` before each snapshot, per (account, as_of).
+
+    For the sparse optional sources (invoices, touchpoints, surveys) a plain range join of the
+    snapshots to the account's rows is cheaper than the window map and reaches back further (365
+    days) without widening the map for every family. `r.age` is whole days before as_of (1 = the
+    day before), so `r.age <= W` selects the same W-day window as `sum_in`. `also` is a further
+    join condition on the row `e` and the snapshot `s`.
+    """
+    select = ",\n               ".join(f"{expr} AS {name}" for name, expr in aggregates.items())
+    return f"""
+        CREATE OR REPLACE TEMP TABLE {table} AS
+        SELECT r.account_id, r.as_of,
+               {select}
+        FROM (SELECT e.*, s.as_of, date_diff('day', {day_of(f"e.{time}")}, s.as_of) AS age
+              FROM {SNAPSHOTS} s JOIN {rows} e
+                ON e.account_id = s.account_id AND e.{time} < s.as_of AND e.{time} >= s.as_of - to_days({days})
+                AND {also}) r
+        GROUP BY r.account_id, r.as_of
+    """
+
+
+def sum_within(column: str, days: int) -> str:
+    """Sum of a column over the rows of `trailing_table_sql` in the last `days` days."""
+    return f"sum({column}) FILTER (WHERE r.age <= {days})"
+
+
+def sum_between(column: str, recent: int, days: int) -> str:
+    """Sum over the rows `recent` + 1 .. `days` days back, for trends against an earlier period."""
+    return f"sum({column}) FILTER (WHERE r.age > {recent} AND r.age <= {days})"

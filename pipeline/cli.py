@@ -95,11 +95,27 @@ def generate(
         str,
         typer.Option("--world", help="Named world: what drives churn, which tables exist (see data/README.md)."),
     ] = "default",
+    optional_tables: Annotated[
+        bool,
+        typer.Option(
+            "--optional-tables/--no-optional-tables",
+            help="Also write the optional invoices, touchpoints and surveys tables (the others stay the same).",
+        ),
+    ] = True,
 ) -> None:
     """Generate a realistic synthetic SaaS history (with a ground-truth file in _truth/)."""
     from pipeline.stages import run_generate
 
-    run_generate(out_dir, accounts, seed, parse_date(start, "--start").isoformat(), years, out, world=world)
+    run_generate(
+        out_dir,
+        accounts,
+        seed,
+        parse_date(start, "--start").isoformat(),
+        years,
+        out,
+        world=world,
+        optional_tables=optional_tables,
+    )
 
 
 @app.command()

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from features.contract import EVENT_TABLES
 from features.errors import ChurnError
 from pipeline.commit import ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings
@@ -28,13 +29,27 @@ log = logging.getLogger("churn")
 
 
 def run_generate(
-    out_dir: Path, accounts: int, seed: int, start: str, years: float, console: Console, world: str = "default"
+    out_dir: Path,
+    accounts: int,
+    seed: int,
+    start: str,
+    years: float,
+    console: Console,
+    world: str = "default",
+    optional_tables: bool = True,
 ) -> Path:
     from pipeline.synthetic import generate
 
     with progress_bars() as progress:
         summary = generate(
-            Path(out_dir), n_accounts=accounts, seed=seed, start=start, years=years, progress=progress, world=world
+            Path(out_dir),
+            n_accounts=accounts,
+            seed=seed,
+            start=start,
+            years=years,
+            progress=progress,
+            world=world,
+            optional_tables=optional_tables,
         )
     console.print(f"Generated synthetic history in {out_dir}: {summary}")
     return Path(out_dir)
@@ -76,7 +91,7 @@ def print_report(dataset: Dataset, console: Console) -> None:
             f"{report.warning_count(name):,}",
         )
     console.print(table)
-    missing = [t for t in ("usage_events", "logins", "support_tickets", "trainings") if t not in dataset.event_tables]
+    missing = [t for t in EVENT_TABLES if t not in dataset.event_tables]
     if missing:
         console.print(f"Absent event tables (their features are left out): {', '.join(missing)}")
     console.print(
@@ -167,12 +182,20 @@ def print_warnings(lines: Iterable[str], console: Console) -> None:
         console.print(Text.assemble(("warning: ", "yellow"), line), soft_wrap=True, highlight=False)
 
 
+NEUTRAL_RULE_RISK = 50.0
+
+
 def rule_risk_of(table: pd.DataFrame, scorecard) -> pd.Series:
-    """100 - health score: the rule view as a risk, for baselines and comparisons."""
+    """100 - health score: the rule view as a risk, for baselines and comparisons.
+
+    A row none of whose metrics has a value (a scorecard of sparse sources only, e.g. surveys,
+    for an account that answered none) has no health score; it ranks in the middle (risk 50)
+    rather than stopping the training run that uses the rule only as a baseline.
+    """
     from models.healthscore import health_risk, score_health
     from models.scores import HEALTH_SCORE
 
-    return health_risk(score_health(table, scorecard).frame[HEALTH_SCORE])
+    return health_risk(score_health(table, scorecard).frame[HEALTH_SCORE]).fillna(NEUTRAL_RULE_RISK)
 
 
 def _metrics_table(result, console: Console) -> None:

@@ -81,6 +81,33 @@ def write_tables(directory: Path, tables: dict[str, pd.DataFrame], fmt: str = "c
     return directory
 
 
+def end_to_end(data: Path, work: Path):
+    """Train, score the latest date and compare with the stage functions the CLI calls (small, fast settings):
+    (train result, scoring run, comparison, what was printed)."""
+    from rich.console import Console
+
+    from pipeline.config import load_settings
+    from pipeline.progress import set_progress
+    from pipeline.stages import (
+        build_feature_table,
+        compare_dataset,
+        latest_scoring_date,
+        load,
+        score_date,
+        train_on_table,
+    )
+
+    set_progress(False)
+    settings = load_settings(None, {"workdir": str(work), "model": {"n_estimators": 50, "tune_trials": 5}})
+    console = Console(record=True, width=300)
+    dataset = load(data, settings)
+    table = build_feature_table(dataset, settings)
+    result = train_on_table(table, settings, None, promote=True, console=console)
+    run = score_date(dataset, latest_scoring_date(dataset), settings, result.model_uri, history=False)
+    comparison = compare_dataset(dataset, settings, work / "compare", console, table=table)
+    return result, run, comparison, console.export_text()
+
+
 def run_churn(args: list[str]) -> int:
     """Run `churn --no-progress ARGS` in this process, as a scheduler would; returns the exit code."""
     from pipeline.cli import main

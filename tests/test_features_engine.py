@@ -58,10 +58,10 @@ def test_table_format_and_registry_coverage(generated_table):
 
 
 def test_every_template_renders_a_real_row(generated_table):
-    complete = generated_table.dropna()
-    assert len(complete) > 0
-    row = complete.iloc[len(complete) // 2].to_dict()
     for name in feature_columns(generated_table):
+        known = generated_table[generated_table[name].notna()]  # sparse sources (surveys...) leave no row complete
+        assert len(known) > 0, name
+        row = known.iloc[len(known) // 2].to_dict()
         text = describe(name, row[name], row)
         assert not text.startswith(lookup(name).description), (name, text)  # not the fallback
     assert describe("logins_trend_30d", -0.6, {"logins_per_seat_30d": 3.0}) == (

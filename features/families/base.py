@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from features.daily import SNAPSHOTS
 from features.registry import Direction, FeatureSpec, Kind, register, register_resolver
 from features.settings import FeatureSettings
 from features.snapshots import HORIZON_DAYS
@@ -48,6 +49,19 @@ class FamilyContext:
 
 def family_table(source: str) -> str:
     return f"_ft_{source}"
+
+
+def family_table_sql(source: str, columns: Mapping[str, str], joins: list[str]) -> str:
+    """The family's table: one row per snapshot `s` with each feature column from its expression."""
+    select = ",\n               ".join(f"{expr} AS {name}" for name, expr in columns.items())
+    joined = "\n        ".join(joins)
+    return f"""
+        CREATE OR REPLACE TEMP TABLE {family_table(source)} AS
+        SELECT s.account_id, s.as_of,
+               {select}
+        FROM {SNAPSHOTS} s
+        {joined}
+    """
 
 
 @dataclass(frozen=True)
