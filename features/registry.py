@@ -72,8 +72,8 @@ def all_specs() -> Mapping[str, FeatureSpec]:
 
     A view, not a copy: `describe` runs once per scored row and driver.
     """
-    import features.families  # noqa: F401  (registers on import)
-    import features.judgement  # noqa: F401
+    import features.families
+    import features.judgement  # noqa: F401  (both register on import)
 
     return MappingProxyType(_REGISTRY)
 

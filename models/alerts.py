@@ -75,6 +75,7 @@ def score_alerts(
     *,
     history: pd.DataFrame | None = None,
     n_categories: int = 3,
+    extra_reasons: list[list[str]] | None = None,
 ) -> pd.DataFrame:
     """Alerted accounts of the current run with their reasons in plain words, largest ARR at risk first.
 
@@ -84,7 +85,9 @@ def score_alerts(
     renewal rule can fire). `history` holds the earlier runs that tell whether an account was ever
     red (rows dated on or after the current as_of are ignored); without it the previous run is all
     that is known. `fallen_categories` names the `n_categories` health categories that fell most
-    since the previous run, worst first ("support -30.0, adoption -12.0"). Columns: ALERT_COLUMNS.
+    since the previous run, worst first ("support -30.0, adoption -12.0"). `extra_reasons` holds,
+    per row of `current`, sentences decided elsewhere (a CSM override that expired); they come first.
+    Columns: ALERT_COLUMNS.
     """
     if ACCOUNT_ID not in current.columns:
         raise ChurnError(f"Alerts need the '{ACCOUNT_ID}' column in the scores; it has {list(current.columns)[:10]}.")
@@ -106,7 +109,9 @@ def score_alerts(
     at_risk = at_risk_band.eq("high").fillna(False) | band.eq("red").fillna(False)
     renewing_at_risk = (days_to_renewal <= settings.renewal_days) & at_risk
 
-    reasons: list[list[str]] = [[] for _ in range(len(now))]
+    reasons: list[list[str]] = [list(r) for r in extra_reasons] if extra_reasons else [[] for _ in range(len(now))]
+    if len(reasons) != len(now):
+        raise ValueError(f"extra_reasons has {len(reasons)} rows for {len(now)} scored accounts")
     for i in np.flatnonzero(band_worsened):
         reasons[i].append(f"health band worsened from {before_band[i]} to {band[i]}")
     for i in np.flatnonzero(score_dropped):

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
-from rich.table import Table
 
 from features.judgement import CSM_SENTIMENT
 from features.table import ACCOUNT_ID
@@ -122,8 +121,12 @@ def run_override(
     data: Path | None,
     settings: Settings,
     console: Console,
+    today: date | None = None,
 ) -> list[Recorded]:
-    """`churn override`: one category, the whole account (no --category), or a sentiment rating."""
+    """`churn override`: one category, the whole account (no --category), or a sentiment rating.
+
+    `today` (default: the clock) is the day an expiry may not be before.
+    """
     if (score is None) == (sentiment is None):
         raise ChurnError("Give either --score S (0-100) or --sentiment R (1-5 or red/yellow/green), not both.")
     if sentiment is not None and category is not None:
@@ -140,7 +143,7 @@ def run_override(
         valid_from=start,
         author=author,
     )
-    today = date.today()
+    today = today or date.today()
     valid = _validated([("", request)], settings, known_accounts(settings, data), today)
     recorded = record_overrides(settings.workdir_path, valid, source="command line", today=today, author_of_ends=author)
     _say_recorded(recorded, settings, console)
@@ -168,7 +171,15 @@ def read_import_file(path: Path) -> pd.DataFrame:
     return frame
 
 
-def run_import(path: Path, *, by: str | None, data: Path | None, settings: Settings, console: Console) -> list[Recorded]:
+def run_import(
+    path: Path,
+    *,
+    by: str | None,
+    data: Path | None,
+    settings: Settings,
+    console: Console,
+    today: date | None = None,
+) -> list[Recorded]:
     """`churn overrides import FILE`: every row validated first, then all recorded in one transaction.
 
     Rows for the same account and target are recorded in file order, so a later row replaces an
@@ -199,7 +210,7 @@ def run_import(path: Path, *, by: str | None, data: Path | None, settings: Setti
                 ),
             )
         )
-    today = date.today()
+    today = today or date.today()
     valid = _validated(requests, settings, known_accounts(settings, data), today)
     recorded = record_overrides(
         settings.workdir_path, valid, source=f"import {path.name}", today=today, author_of_ends=default_author
@@ -220,24 +231,19 @@ def _status(record: pd.Series, today: pd.Timestamp) -> str:
     return "in force"
 
 
-def _table(records: pd.DataFrame, title: str, today: pd.Timestamp) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("id", "account", "target", "value", "by", "reason", "from", "until", "recorded", "status"):
-        table.add_column(column, overflow="fold")
+def _print_records(records: pd.DataFrame, title: str, today: pd.Timestamp, console: Console) -> None:
+    """One line per override (never wrapped: scripts and logs read them), after a title with the count."""
+    console.print(title, markup=False, highlight=False)
     for _, record in records.iterrows():
-        table.add_row(
-            str(record["override_id"]),
-            str(record[ACCOUNT_ID]),
-            describe_target(record),
-            str(record["rating"]),
-            str(record["author"]),
-            str(record["reason"]),
-            "-" if pd.isna(record["valid_from"]) else str(record["valid_from"].date()),
-            str(record["valid_until"].date()),
-            str(record["recorded_at"]),
-            _status(record, today),
+        start = "" if pd.isna(record["valid_from"]) else f"from {record['valid_from'].date()} "
+        console.print(
+            f"#{record['override_id']} {record[ACCOUNT_ID]}: {describe_target(record)} = {record['rating']} "
+            f"by {record['author']}, {start}until {record['valid_until'].date()}, recorded {record['recorded_at']} "
+            f"[{_status(record, today)}]: {record['reason']}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
-    return table
 
 
 def run_list(
@@ -252,7 +258,7 @@ def run_list(
     day = pd.Timestamp(as_of or date.today())
     shown = records if everything else in_force(records, day)
     what = "All overrides" if everything else f"Overrides in force on {day.date()}"
-    console.print(_table(shown, f"{what} ({len(shown)})", pd.Timestamp(date.today())))
+    _print_records(shown, f"{what} ({len(shown)}):", pd.Timestamp(date.today()), console)
     return shown
 
 
@@ -265,7 +271,7 @@ def run_history(*, account: str | None, settings: Settings, console: Console) ->
             console.print(f"No override was ever recorded for account {account}.", markup=False, highlight=False)
             return records
     title = f"Override history{f' of account {account}' if account else ''} ({len(records)})"
-    console.print(_table(records, title, pd.Timestamp(date.today())))
+    _print_records(records, f"{title}:", pd.Timestamp(date.today()), console)
     return records
 
 

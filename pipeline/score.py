@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.families.usage import PER_FEATURE
+from features.judgement import CSM_SENTIMENT
 from features.registry import category_map
 from features.table import ACCOUNT_ID, AS_OF, TERM_END
 from models.alerts import risk_band, score_alerts
@@ -21,6 +22,7 @@ from models.drift import drift_report
 from models.explain import explain, top_drivers
 from models.healthscore import explain_health, score_health
 from models.lifecycle import lifecycle_stage
+from models.overrides import RECORD_COLUMNS, apply_overrides, expiry_reasons, in_force, sentiment_values
 from models.risk_model import ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from pipeline.config import Settings
@@ -126,6 +128,23 @@ def score_prepared(path: Path, id_col: str, model: ChurnRiskModel, settings: Set
     return score_table(features, model, None, settings)
 
 
+def no_overrides() -> pd.DataFrame:
+    """An override store with nothing in it (the shape `pipeline.override_store.read_records` returns)."""
+    return pd.DataFrame(columns=list(RECORD_COLUMNS))
+
+
+def with_judgement(features: pd.DataFrame, overrides: pd.DataFrame) -> pd.DataFrame:
+    """The features with the `csm_sentiment` metric of the ratings in force at the table's as_of.
+
+    Added before the scorecard is adapted to the columns, so a scorecard that weighs the metric
+    keeps it (NaN without a rating: its weight goes to the other metrics of the category).
+    """
+    if features.empty:
+        return features
+    forced = in_force(overrides, pd.Timestamp(features[AS_OF].iloc[0]))
+    return features.assign(**{CSM_SENTIMENT: sentiment_values(forced, features[ACCOUNT_ID])})
+
+
 def score_book(
     features: pd.DataFrame,
     model: ChurnRiskModel,
@@ -133,13 +152,26 @@ def score_book(
     settings: Settings,
     *,
     history_dir: Path | None,
+    overrides: pd.DataFrame | None = None,
     progress: ProgressCallback | None = None,
 ) -> ScoreRun:
-    """Score, then compare with the previous run in the history: trends, alerts and drift (reads only)."""
+    """Score, apply the CSM overrides in force, then compare with the previous run in the history:
+    trends, alerts (an override applied last time and gone now is an alert) and drift (reads only).
+
+    `overrides` is every record of the override store (`read_records`), ended ones included: they
+    say why an override the previous run applied is gone.
+    """
+    records = no_overrides() if overrides is None else overrides
     features = complete_usage_columns(features.reset_index(drop=True), model)
     scores = score_table(features, model, scorecard, settings, progress=progress)
     as_of = pd.Timestamp(scores[AS_OF].iloc[0])
+    applied = apply_overrides(scores, in_force(records, as_of), scorecard)
+    scores = applied.scores
     notes: list[str] = []
+    warnings = list(applied.notes)
+    overridden = int(scores["override_ids"].str.len().gt(0).sum())
+    if overridden:
+        notes.append(f"CSM overrides applied to {overridden} account(s); their rule scores are in the rule_* columns")
     previous = history = None
     if history_dir is not None:
         previous = previous_scores(history_dir, as_of)
@@ -149,7 +181,14 @@ def score_book(
         notes.append(f"score history: {history_dir}")
     if previous is None or previous.empty:
         notes.append("no earlier scoring run in the history: alerts use only the renewal rule")
-    alerts = score_alerts(scores, previous, settings.scoring.alerts, settings.scoring.risk_bands, history=history)
+    alerts = score_alerts(
+        scores,
+        previous,
+        settings.scoring.alerts,
+        settings.scoring.risk_bands,
+        history=history,
+        extra_reasons=expiry_reasons(scores, previous, records),
+    )
 
     current = features.assign(churn_probability=scores["churn_probability"].to_numpy())
     monitored = [*model.feature_names, "churn_probability"]
@@ -159,5 +198,10 @@ def score_book(
         else pd.DataFrame(columns=["feature", "psi", "drifted"])
     )
     return ScoreRun(
-        scores=scores, alerts=alerts, drift=drift, model_version=str(scores["model_version"].iloc[0]), notes=notes
+        scores=scores,
+        alerts=alerts,
+        drift=drift,
+        model_version=str(scores["model_version"].iloc[0]),
+        notes=notes,
+        warnings=warnings,
     )

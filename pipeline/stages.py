@@ -356,16 +356,30 @@ def score_date(
     and the MLflow scoring run land together or not at all; then the alerts are posted to the
     configured webhook, where a failure is a warning, not an error.
     """
-    from pipeline.score import score_book
+    from pipeline.override_store import read_records, store_version
+    from pipeline.score import score_book, with_judgement
     from pipeline.tracking import load_model
 
-    features = build_feature_table(dataset, settings, as_of=when)
+    # The CSM overrides first: a store that is corrupt or locked stops the run before any work, so a
+    # run never lands without the judgements it should have applied.
+    overrides = read_records(settings.workdir_path)
+    features = with_judgement(build_feature_table(dataset, settings, as_of=when), overrides)
     model = load_model(_champion_uri(model_uri, settings), settings)
     history_dir = settings.workdir_path / "history" if history else None
     scorecard = scorecard_for(settings, features.columns)
     with progress_bars() as progress:
-        run = score_book(features, model, scorecard.config, settings, history_dir=history_dir, progress=progress)
+        run = score_book(
+            features,
+            model,
+            scorecard.config,
+            settings,
+            history_dir=history_dir,
+            overrides=overrides,
+            progress=progress,
+        )
     run.warnings.extend(scorecard.notes)
+    if not overrides.empty:
+        run.notes.append(f"override store: {store_version(overrides)}")
     result, recovered = commit_scoring(
         settings,
         run.scores,
