@@ -205,6 +205,13 @@ def score(
     data_end: DataEndOpt = None,
     history: Annotated[bool, typer.Option("--history/--no-history", help="Append to the score history.")] = True,
     overwrite: OverwriteOpt = False,
+    include_trials: Annotated[
+        bool, typer.Option("--include-trials", help="Score trials too (plan in scoring.trial_plans, or ARR 0).")
+    ] = False,
+    include_churned: Annotated[
+        bool,
+        typer.Option("--include-churned", help="Score accounts whose terms have all ended too (on their last day)."),
+    ] = False,
 ) -> None:
     """Score every active account as of a date: churn probability, health score, explanations, alerts."""
     from pipeline.commit import ScoreOutputs
@@ -223,7 +230,17 @@ def score(
     if data is None:
         raise ChurnError("Give --data DIR (or --table FILE --id COL).")
     when = parse_date(as_of, "--as-of") if as_of else date.today()
-    run_score(data, when, outputs, model_uri, settings, history, out)
+    run_score(
+        data,
+        when,
+        outputs,
+        model_uri,
+        settings,
+        history,
+        out,
+        include_trials=include_trials,
+        include_churned=include_churned,
+    )
 
 
 @app.command()

@@ -192,6 +192,20 @@ class ScoringSettings(_Section):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     top_drivers: int = Field(3, ge=1, le=50)
     drift_psi_threshold: float = Field(0.25, gt=0, le=10)
+    trial_plans: list[str] = Field(
+        default_factory=lambda: ["*trial*", "free", "freemium"],
+        description="Plans (case-insensitive shell patterns) that mark a trial; ARR 0 marks one too.",
+    )
+    trend_days: list[int] = Field(
+        default_factory=lambda: [30, 90], description="Spans of the score trends, in days (any list)."
+    )
+
+    @field_validator("trend_days")
+    @classmethod
+    def _positive_spans(cls, value: list[int]) -> list[int]:
+        if any(d <= 0 or d > MAX_DAYS for d in value):
+            raise ValueError(f"trend spans must be day counts between 1 and {MAX_DAYS}, e.g. [7, 30, 90]")
+        return sorted(set(value))
 
 
 class Settings(_Section):

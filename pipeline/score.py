@@ -23,6 +23,7 @@ from models.explain import explain, top_drivers
 from models.healthscore import explain_health, score_health
 from models.lifecycle import lifecycle_stage
 from models.overrides import RECORD_COLUMNS, apply_overrides, expiry_reasons, in_force, sentiment_values
+from models.population import ACCOUNT_STATUS
 from models.risk_model import ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from pipeline.config import Settings
@@ -109,6 +110,8 @@ def score_table(
     scores[TERM_END] = features[TERM_END] if TERM_END in features.columns else pd.NaT
     for column in CARRIED_COLUMNS:
         scores[column] = features[column].to_numpy() if column in features.columns else np.nan
+    if ACCOUNT_STATUS in features.columns:  # who is scored: active, trial or churned (`scored_population`)
+        scores[ACCOUNT_STATUS] = features[ACCOUNT_STATUS].to_numpy()
     scores["model_version"] = str(model.metadata.get("model_version", model.metadata.get("model_uri", "unregistered")))
     return scores
 
@@ -177,7 +180,7 @@ def score_book(
         previous = previous_scores(history_dir, as_of)
         history = read_history(history_dir)
         if not history.empty:
-            scores = pd.concat([scores, trends(history, scores)], axis=1)
+            scores = pd.concat([scores, trends(history, scores, settings.scoring.trend_days)], axis=1)
         notes.append(f"score history: {history_dir}")
     if previous is None or previous.empty:
         notes.append("no earlier scoring run in the history: alerts use only the renewal rule")

@@ -340,6 +340,43 @@ def _print_alerts(alerts: pd.DataFrame, console: Console, limit: int = 10) -> No
     console.print(table)
 
 
+def scored_population(
+    dataset: Dataset, when: date, settings: Settings, include_trials: bool, include_churned: bool
+) -> tuple[pd.DataFrame, str]:
+    """The feature rows to score as of `when`, with `account_status`, and a sentence on who was left out.
+
+    Trials (plan matching `scoring.trial_plans`, or ARR 0) are dropped unless `include_trials`.
+    Accounts whose terms have all ended have no snapshot at `when`; with `include_churned` each is
+    scored on its last active day (the end of its last term: features see the data before it),
+    dated `when` like the rest of the run.
+    """
+    from features.table import ACCOUNT_ID, AS_OF
+    from models.population import ACCOUNT_STATUS, ACTIVE, CHURNED, TRIAL, churned_accounts, trial_mask
+
+    features = build_feature_table(dataset, settings, as_of=when).assign(**{ACCOUNT_STATUS: ACTIVE})
+    churned = churned_accounts(dataset.subscriptions, pd.Timestamp(when))
+    if include_churned and not churned.empty:
+        last_days = sorted({d.date() for d in churned})
+        with progress_bars() as progress:
+            from features.build import build_features
+
+            ended = build_features(dataset, last_days, settings.features, settings.data.grace_days, progress=progress)
+        ids = ended[ACCOUNT_ID].astype(str)
+        ended = ended[ids.isin(churned.index) & (ended[AS_OF] == ids.map(churned))]
+        ended = ended.assign(**{AS_OF: pd.Timestamp(when), ACCOUNT_STATUS: CHURNED})
+        features = pd.concat([features, ended], ignore_index=True)
+    trial = trial_mask(features, settings.scoring.trial_plans)
+    features.loc[trial, ACCOUNT_STATUS] = TRIAL
+    left = []
+    if not include_trials and trial.any():
+        features = features[~trial].reset_index(drop=True)
+        patterns = ", ".join(settings.scoring.trial_plans)
+        left.append(f"{int(trial.sum()):,} trial(s) (plan matching {patterns} or ARR 0; --include-trials)")
+    if not include_churned and not churned.empty:
+        left.append(f"{len(churned):,} account(s) whose terms have all ended (--include-churned)")
+    return features, ("left out of scores and alerts: " + " and ".join(left)) if left else ""
+
+
 def score_date(
     dataset: Dataset,
     when: date,
@@ -349,8 +386,12 @@ def score_date(
     outputs: ScoreOutputs | None = None,
     *,
     deliver_alerts: bool = True,
+    include_trials: bool = False,
+    include_churned: bool = False,
 ):
     """Score every active account as of `when` with the registered model and commit the run as one unit.
+
+    Trials and accounts whose terms have all ended are left out unless included (`scored_population`).
 
     The scores, alerts and drift files (with `outputs`), the history partition (with `history`)
     and the MLflow scoring run land together or not at all; then the alerts are posted to the
@@ -363,7 +404,8 @@ def score_date(
     # The CSM overrides first: a store that is corrupt or locked stops the run before any work, so a
     # run never lands without the judgements it should have applied.
     overrides = read_records(settings.workdir_path)
-    features = with_judgement(build_feature_table(dataset, settings, as_of=when), overrides)
+    features, left_out = scored_population(dataset, when, settings, include_trials, include_churned)
+    features = with_judgement(features, overrides)
     model = load_model(_champion_uri(model_uri, settings), settings)
     history_dir = settings.workdir_path / "history" if history else None
     scorecard = scorecard_for(settings, features.columns)
@@ -380,6 +422,8 @@ def score_date(
     run.warnings.extend(scorecard.notes)
     if not overrides.empty:
         run.notes.append(f"override store: {store_version(overrides)}")
+    if left_out:
+        run.notes.insert(0, left_out)
     result, recovered = commit_scoring(
         settings,
         run.scores,
@@ -454,10 +498,22 @@ def run_score(
     settings: Settings,
     history: bool,
     console: Console,
+    *,
+    include_trials: bool = False,
+    include_churned: bool = False,
 ):
     outputs.check()  # before any work: a refused target costs nothing
     _print_recovered(settings, console)
-    run = score_date(load(data, settings, console), when, settings, model_uri, history, outputs)
+    run = score_date(
+        load(data, settings, console),
+        when,
+        settings,
+        model_uri,
+        history,
+        outputs,
+        include_trials=include_trials,
+        include_churned=include_churned,
+    )
     print_score_run(run, outputs.targets(), console)
     return run
 

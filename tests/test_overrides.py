@@ -23,12 +23,10 @@ from pipeline import override_store
 from pipeline.config import load_settings
 from pipeline.errors import ChurnError
 from pipeline.history import partition_path, read_history
-from pipeline.loading import load_dataset
 from pipeline.override_commands import run_import, run_override
 from pipeline.override_store import SCHEMA_VERSION, read_records, store_path
-from pipeline.stages import build_feature_table, score_date, train_on_table
-from pipeline.synthetic import generate
-from tests.conftest import run_cli
+from pipeline.stages import build_feature_table, score_date
+from tests.conftest import book_settings, run_cli
 
 QUIET = Console(quiet=True)
 TODAY = date(2025, 3, 15)
@@ -261,27 +259,6 @@ def test_the_override_commands(tiny_data_dir: Path, tmp_path: Path, capsys) -> N
 
 
 # ------------------------------------------------------------------------------ scoring
-@pytest.fixture(scope="module")
-def book(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("overrides")
-    data = root / "data"
-    generate(data, n_accounts=150, seed=5, start="2023-01-01", years=2.5)
-    train_settings = load_settings(
-        None, {"workdir": str(root / "work"), "model": {"tune_trials": 0, "n_estimators": 100}}
-    )
-    dataset = load_dataset(data)
-    result = train_on_table(build_feature_table(dataset, train_settings), train_settings, None, True, QUIET)
-    return root, data, dataset, result
-
-
-def fresh_workdir(book, name: str):
-    """A new working folder (own history and store) sharing the trained model's tracking store."""
-    root, _, _, result = book
-    return load_settings(
-        None, {"workdir": str(root / name), "tracking": {"uri": f"sqlite:///{root / 'work' / 'mlflow.db'}"}}
-    ), result
-
-
 def scored_on_every_date(dataset, settings, model_uri: str) -> set[str]:
     ids = None
     for day in (BASELINE, FIRST, SECOND, AFTER):
@@ -292,7 +269,7 @@ def scored_on_every_date(dataset, settings, model_uri: str) -> set[str]:
 
 def test_a_csm_walks_through_override_scoring_keeping_and_expiry(book) -> None:
     _, data, dataset, _ = book
-    settings, result = fresh_workdir(book, "walk")
+    settings, result = book_settings(book, "walk")
     first = score_date(dataset, BASELINE.date(), settings, result.model_uri, history=True).scores
     candidates = first[first["account_id"].isin(scored_on_every_date(dataset, settings, result.model_uri))]
     account = str(candidates.sort_values("health_adoption")["account_id"].iloc[0])  # the rule rates it lowest
@@ -335,7 +312,7 @@ def test_a_csm_walks_through_override_scoring_keeping_and_expiry(book) -> None:
 
 def test_a_sentiment_rating_is_a_metric_the_scorecard_weighs(book, tmp_path: Path) -> None:
     _, data, dataset, _ = book
-    settings, result = fresh_workdir(book, "sentiment")
+    settings, result = book_settings(book, "sentiment")
     card = tmp_path / "card.yaml"
     raw = yaml.safe_load(Path(settings.healthscore_path()).read_text())
     raw["default"]["categories"]["relationship"] = {
@@ -357,7 +334,7 @@ def test_a_sentiment_rating_is_a_metric_the_scorecard_weighs(book, tmp_path: Pat
 
 def test_a_broken_store_stops_the_scoring_run_before_it_lands(book, tmp_path: Path, capsys) -> None:
     data = book[1]
-    settings, result = fresh_workdir(book, "broken")
+    settings, result = book_settings(book, "broken")
     store_path(settings.workdir_path).parent.mkdir(parents=True, exist_ok=True)
     store_path(settings.workdir_path).write_bytes(b"garbage" * 200)
     config = tmp_path / "c.yaml"
