@@ -28,7 +28,10 @@ class FeatureSpec:
     optional contract columns (`table.column`) the feature is computed from besides its source
     table's required ones: without them the feature is absent, which is how a scorecard tells an
     absent source from a misspelt name. `absent_reason` replaces "no <source> table in the data" for
-    inputs that do not come from a table (`features/judgement.py`).
+    inputs that do not come from a table (`features/judgement.py`). `actionable` says whether it is
+    behaviour a CSM can change (usage, logins, support, training, relationship, payments) or
+    context (term length, tenure, renewals so far, days to renewal, segment): drivers a CSM is
+    asked to act on are actionable ones only; context is stated beside them.
     """
 
     name: str
@@ -40,6 +43,7 @@ class FeatureSpec:
     kind: Kind = "numeric"
     requires: tuple[str, ...] = ()
     absent_reason: str | None = None
+    actionable: bool = True
 
 
 _REGISTRY: dict[str, FeatureSpec] = {}
@@ -107,6 +111,13 @@ def absence_reason(name: str, present_sources: Collection[str]) -> str:
         verb = "is" if len(found.requires) == 1 else "are"
         return f"{' and '.join(found.requires)} {verb} not in the data"
     return "not built from this data (see features.windows, top_features and tracked_features)"
+
+
+def is_actionable(name: str) -> bool:
+    """Whether a column is behaviour a CSM can change; an unregistered column (`--table`) counts as one,
+    since nothing says it is context."""
+    found = lookup(name)
+    return found is None or found.actionable
 
 
 def category_map(

@@ -24,7 +24,7 @@ import pandas as pd
 
 from features.table import ACCOUNT_ID, AS_OF, LABEL
 from models.evaluation import score_metrics
-from models.explain import CATEGORY_PREFIX
+from models.explain import ACTIONABLE_LOG_ODDS, CATEGORY_PREFIX, actionable_share
 from models.healthscore import BAND_ORDER, HEALTH_BAND, HEALTH_SCORE, HEALTH_SCORECARD, category_columns
 from models.scorecard import ScorecardConfig
 from pipeline.errors import DataContractError
@@ -396,6 +396,7 @@ class Comparison:
     calibration: pd.DataFrame
     agreement: Agreement
     alignment: pd.DataFrame
+    actionable_share: float = float("nan")  # of the model's attribution (models.explain.actionable_share)
 
     @property
     def rule_churn_by_band(self) -> dict[str, float]:
@@ -415,4 +416,5 @@ def compare(
         calibration=band_calibration(frame),
         agreement=agreement(frame, n=n_disagreements),
         alignment=category_alignment(frame, scorecard),
+        actionable_share=actionable_share(labelled_rows(frame)) if ACTIONABLE_LOG_ODDS in frame.columns else np.nan,
     )

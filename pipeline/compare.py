@@ -28,7 +28,7 @@ from features.registry import category_map
 from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END, feature_columns
 from models.alerts import risk_band
 from models.comparison import ML, ML_SCORE, RULE, Comparison, compare, is_monotone, metrics_table
-from models.explain import explain
+from models.explain import actionable_split, explain
 from models.healthscore import score_health
 from models.risk_model import ChurnRiskModel
 from models.scorecard import ScorecardConfig, load_scorecard
@@ -115,6 +115,7 @@ class ComparisonResult:
             "rule_bands_monotone": is_monotone(self.churn_rate_by_band),
             "ml_churn_rate_by_band": self.comparison.ml_churn_by_band,
             "spearman": self.comparison.agreement.spearman,
+            "ml_actionable_share": self.comparison.actionable_share,
         }
 
     def summary_lines(self) -> list[str]:
@@ -131,9 +132,15 @@ class ComparisonResult:
             f"Lift in the riskiest 10%: ML {h['ml_lift_top10']:.2f}x, rule {h['rule_lift_top10']:.2f}x",
             f"Churn rate by rule band: {bands}" + ("" if h["rule_bands_monotone"] else " (NOT monotone)"),
             f"Churn rate by ML risk band: {ml_bands}",
+            f"Actionable share of the model's attribution: {_fmt_share(h['ml_actionable_share'])} "
+            "(the rest is context: term, tenure, renewals, segment)",
             f"Report: {self.report_path}",
             f"Suggested scorecard: {self.files['suggested_scorecard']}",
         ]
+
+
+def _fmt_share(value: float) -> str:
+    return "-" if value is None or np.isnan(value) else f"{value:.1%}"
 
 
 def _interval(metric: dict[str, float]) -> tuple[float, float]:
@@ -208,6 +215,7 @@ def backtest_frame(
                 index=evaluation.index,
             ),
             explanation.by_category,
+            actionable_split(explanation.contributions),
         ],
         axis=1,
     ).assign(**{LABEL: lambda f: f[LABEL].astype(int)})

@@ -305,6 +305,12 @@ def _findings(comparison: Comparison, suggested: SuggestedWeights | None) -> lis
             f"{_pct(over.scorecard_weight_share)} of scorecard weight) and least, relative to the scorecard, on "
             f"{under.category} ({_pct(under.ml_attribution_share)} vs {_pct(under.scorecard_weight_share)})."
         )
+    if not np.isnan(comparison.actionable_share):
+        lines.append(
+            f"{_pct(comparison.actionable_share)} of the model's attribution is actionable (usage, logins, support, "
+            f"training, relationship, payments: what a CSM can change); {_pct(1 - comparison.actionable_share)} is "
+            "context (term length, tenure, renewals so far, days to renewal, segment), stated beside the drivers."
+        )
     if suggested is not None and suggested.current_auc is not None and suggested.suggested_auc is not None:
         change = suggested.suggested_auc - suggested.current_auc
         lines.append(

@@ -15,11 +15,11 @@ import pandas as pd
 
 from features.families.usage import PER_FEATURE
 from features.judgement import CSM_SENTIMENT
-from features.registry import category_map
+from features.registry import category_map, is_actionable
 from features.table import ACCOUNT_ID, AS_OF, TERM_END
 from models.alerts import risk_band, score_alerts
 from models.drift import drift_report
-from models.explain import explain, top_drivers
+from models.explain import actionable_split, context_words, explain, top_drivers
 from models.healthscore import explain_health, score_health
 from models.lifecycle import lifecycle_stage
 from models.overrides import RECORD_COLUMNS, apply_overrides, expiry_reasons, in_force, sentiment_values
@@ -105,7 +105,13 @@ def score_table(
         ).to_numpy()
     scores = pd.concat([scores, ml], axis=1)
     scores["ml_log_odds"] = explanation.raw_score.to_numpy()
-    scores["top_drivers"] = top_drivers(explanation.contributions, features, n=settings.scoring.top_drivers).to_numpy()
+    scores = pd.concat([scores, actionable_split(explanation.contributions).reset_index(drop=True)], axis=1)
+    # A CSM acts on behaviour: drivers are actionable features only; the context is said beside them.
+    actionable = [c for c in explanation.contributions.columns if is_actionable(c)]
+    scores["top_drivers"] = top_drivers(
+        explanation.contributions[actionable], features, n=settings.scoring.top_drivers
+    ).to_numpy()
+    scores["context"] = context_words(features).to_numpy()
     scores["lifecycle_stage"] = lifecycle_stage(features, settings.lifecycle).to_numpy()
     scores[TERM_END] = features[TERM_END] if TERM_END in features.columns else pd.NaT
     for column in CARRIED_COLUMNS:

@@ -98,3 +98,17 @@ def test_console_lines_name_the_figures(result):
     assert f"ML risk:    {outcome.ml_auc:.3f}" in text and f"rule score: {outcome.rule_auc:.3f}" in text
     assert str(outcome.report_path) in text
     assert os.path.exists(outcome.report_path)
+
+
+def test_the_report_states_the_actionable_share_of_the_attribution(result):
+    outcome, *_ = result
+    share = outcome.headline()["ml_actionable_share"]
+    assert 0 < share < 1
+    frame = outcome.frame
+    # the two parts add up to the model's score minus its base value, like the ml_<category> columns
+    ml = frame[[c for c in frame.columns if c.startswith("ml_") and c != "ml_log_odds"]].sum(axis=1)
+    assert (frame["actionable_log_odds"] + frame["context_log_odds"] - ml).abs().max() < 1e-6
+    assert (frame["context_log_odds"] - frame["ml_account"]).abs().max() < 1e-6, "account holds the context here"
+    report = outcome.report_path.read_text()
+    assert f"{share:.1%} of the model's attribution is actionable" in report
+    assert json.loads(outcome.files["metrics"].read_text())["headline"]["ml_actionable_share"] == pytest.approx(share)
