@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from features.table import ACCOUNT_ID, AS_OF
-from models.healthscore import BAND_ORDER, HEALTH_BAND, category_columns
+from models.healthscore import BAND_ORDER, HEALTH_BAND, SCORECARD_HASH, category_columns
 from pipeline.config import AlertSettings, RiskBands, redact_url
 from pipeline.errors import ChurnError, ConfigError
 
@@ -100,10 +100,12 @@ def score_alerts(
     at_risk_band = _text(now, "risk_band") if "risk_band" in now.columns else risk_band(probability, risk_bands)
     days_to_renewal = _numeric(now, "days_to_renewal")
 
-    band_worsened = (band.map(BAND_ORDER) > before_band.map(BAND_ORDER)).fillna(False).astype(bool)
+    # Like with like: a score of another scorecard is no reference for a drop or a band change.
+    comparable = same_scorecard(now, before)
+    band_worsened = (band.map(BAND_ORDER) > before_band.map(BAND_ORDER)).fillna(False).astype(bool) & comparable
     drop = before_health - health
-    score_dropped = drop > settings.score_drop
-    first_red = _first_red(now, band, previous if history is None else history)
+    score_dropped = (drop > settings.score_drop) & comparable
+    first_red = _first_red(now, band, _comparable_runs(now, previous if history is None else history))
     level = settings.probability_level
     crossed = (before_probability < level) & (probability >= level)
     at_risk = at_risk_band.eq("high").fillna(False) | band.eq("red").fillna(False)
@@ -149,6 +151,26 @@ def score_alerts(
     )
     alerts = alerts[[bool(r) for r in reasons]]
     return alerts.sort_values("arr_at_risk", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def same_scorecard(now: pd.DataFrame, before: pd.DataFrame) -> pd.Series:
+    """Per row, whether the earlier score was computed with the same scorecard (content hash).
+
+    Rows without a hash on either side (runs of earlier churn versions, tables without a
+    scorecard) count as comparable: nothing says the scorecard changed.
+    """
+    if SCORECARD_HASH not in now.columns or SCORECARD_HASH not in before.columns:
+        return pd.Series(True, index=now.index)
+    current, earlier = now[SCORECARD_HASH], before[SCORECARD_HASH]
+    return (current.isna() | earlier.isna() | (current == earlier)).astype(bool)
+
+
+def _comparable_runs(now: pd.DataFrame, history: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The earlier rows scored with the scorecard of the current run (or without a known one)."""
+    if history is None or history.empty or SCORECARD_HASH not in history.columns or SCORECARD_HASH not in now:
+        return history
+    current = set(now[SCORECARD_HASH].dropna())
+    return history[history[SCORECARD_HASH].isna() | history[SCORECARD_HASH].isin(current)]
 
 
 def _previous_by_account(previous: pd.DataFrame | None, accounts: pd.Series) -> pd.DataFrame:

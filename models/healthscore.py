@@ -38,6 +38,8 @@ HEALTH_BAND = "health_band"
 HEALTH_COVERAGE = "health_coverage"
 HEALTH_SCORECARD = "health_scorecard"
 HEALTH_EXPLANATION = "health_explanation"
+SCORECARD_NAME = "scorecard_name"  # the scorecard file's `name` (HEALTH_SCORECARD is the segment used)
+SCORECARD_HASH = "scorecard_hash"  # ScorecardConfig.content_hash: scores compare only within one
 HEALTH_META: tuple[str, ...] = (HEALTH_SCORE, HEALTH_BAND, HEALTH_COVERAGE, HEALTH_SCORECARD, HEALTH_EXPLANATION)
 CHANGE_PREFIX = f"{HEALTH_SCORE}_change"  # trend columns (pipeline.history.trends), not categories
 BAND_ORDER: dict[str, int] = {"green": 0, "yellow": 1, "red": 2}  # higher = worse

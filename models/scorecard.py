@@ -29,6 +29,8 @@ File layout::
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import re
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -305,6 +307,15 @@ class ScorecardConfig(_Model):
         if name not in self.segments:
             raise ConfigError(f"scorecard '{self.name}' has no segment '{name}' (has: {', '.join(self.segments)})")
         return self.segments[name]
+
+    def content_hash(self) -> str:
+        """12 hex digits of SHA-256 over what decides the scores (everything but name and description).
+
+        Score rows carry it, so trends and alerts compare a score only with scores of the same
+        scorecard: editing a weight changes the hash, rewording the description does not.
+        """
+        content = self.model_dump(mode="json", exclude={"name", "description"})
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
 
     def categories(self) -> list[str]:
         """Every category name, default scorecard's order first, then those only segments use."""

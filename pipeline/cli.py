@@ -212,6 +212,12 @@ def score(
         bool,
         typer.Option("--include-churned", help="Score accounts whose terms have all ended too (on their last day)."),
     ] = False,
+    rescore_history: Annotated[
+        bool,
+        typer.Option(
+            "--rescore-history", help="Re-score the other dates of the history with the current scorecard too."
+        ),
+    ] = False,
 ) -> None:
     """Score every active account as of a date: churn probability, health score, explanations, alerts."""
     from pipeline.commit import ScoreOutputs
@@ -240,6 +246,7 @@ def score(
         out,
         include_trials=include_trials,
         include_churned=include_churned,
+        rescore_history=rescore_history,
     )
 
 

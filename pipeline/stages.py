@@ -377,6 +377,42 @@ def scored_population(
     return features, ("left out of scores and alerts: " + " and ".join(left)) if left else ""
 
 
+def rescored_history(
+    dataset: Dataset, settings: Settings, scorecard, overrides: pd.DataFrame, history_dir: Path, when: date
+) -> pd.DataFrame:
+    """Every stored run but the one of `when`, its health view re-scored with `scorecard` (nothing written).
+
+    The features of all those dates are built in one pass; the ML view of each run stays as it was
+    (the model of that day scored it), and the health trends are recomputed on the re-scored runs.
+    """
+    from features.build import build_features
+    from pipeline.history import read_history
+    from pipeline.score import rescore_health, rescore_trends
+
+    history = read_history(history_dir)
+    if history.empty:
+        return history
+    days = pd.to_datetime(history["as_of"]).dt.normalize()
+    dates = sorted(d for d in days.unique() if d != pd.Timestamp(when))
+    if not dates:
+        return history.iloc[0:0]
+    with progress_bars() as progress:
+        features = build_features(
+            dataset, [d.date() for d in dates], settings.features, settings.data.grace_days, progress=progress
+        )
+    runs = [
+        rescore_health(
+            history[days == day].reset_index(drop=True),
+            features[features["as_of"] == day],
+            scorecard,
+            overrides,
+            settings,
+        )
+        for day in dates
+    ]
+    return pd.concat(rescore_trends(runs, settings.scoring.trend_days), ignore_index=True)
+
+
 def score_date(
     dataset: Dataset,
     when: date,
@@ -388,10 +424,13 @@ def score_date(
     deliver_alerts: bool = True,
     include_trials: bool = False,
     include_churned: bool = False,
+    rescore_history: bool = False,
 ):
     """Score every active account as of `when` with the registered model and commit the run as one unit.
 
     Trials and accounts whose terms have all ended are left out unless included (`scored_population`).
+    With `rescore_history` every other date of the history is re-scored with the current scorecard
+    (`rescored_history`) in the same commit, so trends and alerts compare like with like.
 
     The scores, alerts and drift files (with `outputs`), the history partition (with `history`)
     and the MLflow scoring run land together or not at all; then the alerts are posted to the
@@ -409,6 +448,9 @@ def score_date(
     model = load_model(_champion_uri(model_uri, settings), settings)
     history_dir = settings.workdir_path / "history" if history else None
     scorecard = scorecard_for(settings, features.columns)
+    rescored = None
+    if rescore_history and history_dir is not None:
+        rescored = rescored_history(dataset, settings, scorecard.config, overrides, history_dir, when)
     with progress_bars() as progress:
         run = score_book(
             features,
@@ -417,7 +459,14 @@ def score_date(
             settings,
             history_dir=history_dir,
             overrides=overrides,
+            rescored=rescored,
             progress=progress,
+        )
+    if rescored is not None:
+        dates = sorted(pd.to_datetime(rescored["as_of"]).dt.date.unique())
+        run.notes.append(
+            f"re-scored {len(dates)} earlier run(s) of the history with scorecard {scorecard.config.name} "
+            f"{scorecard.config.content_hash()}" + (f" ({dates[0]} to {dates[-1]})" if dates else "")
         )
     run.warnings.extend(scorecard.notes)
     if not overrides.empty:
@@ -433,6 +482,7 @@ def score_date(
         history_dir=history_dir,
         data_end=dataset.data_end,
         notes=run.warnings,
+        history_extra=rescored,
     )
     run.warnings += recovered
     run.notes.append(f"MLflow scoring run {result.run_id} (drift per feature, alerts)")
@@ -501,6 +551,7 @@ def run_score(
     *,
     include_trials: bool = False,
     include_churned: bool = False,
+    rescore_history: bool = False,
 ):
     outputs.check()  # before any work: a refused target costs nothing
     _print_recovered(settings, console)
@@ -513,6 +564,7 @@ def run_score(
         outputs,
         include_trials=include_trials,
         include_churned=include_churned,
+        rescore_history=rescore_history,
     )
     print_score_run(run, outputs.targets(), console)
     return run
