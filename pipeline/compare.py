@@ -33,7 +33,7 @@ from models.healthscore import score_health
 from models.risk_model import ChurnRiskModel
 from models.scorecard import ScorecardConfig, load_scorecard
 from models.split import Split, out_of_time_split, rolling_origin_folds, stratified_folds, stratified_split
-from models.weights import SuggestedWeights, suggest_weights
+from models.weights import SuggestedWeights, SuggestionLimits, suggest_weights
 from pipeline.config import Settings
 from pipeline.errors import DataContractError
 from pipeline.io import atomic_path, write_table
@@ -54,6 +54,7 @@ OUTPUT_FILES = {
     "disagreements": "disagreements.csv",
     "scores": "backtest_scores.parquet",
     "suggested_scorecard": "suggested_healthscore.yaml",
+    "suggested_review": "suggested_healthscore.diff",
 }
 
 
@@ -135,7 +136,7 @@ class ComparisonResult:
             f"Actionable share of the model's attribution: {_fmt_share(h['ml_actionable_share'])} "
             "(the rest is context: term, tenure, renewals, segment)",
             f"Report: {self.report_path}",
-            f"Suggested scorecard: {self.files['suggested_scorecard']}",
+            f"Suggested scorecard: {self.files['suggested_scorecard']} (to review: {self.files['suggested_review']})",
         ]
 
 
@@ -270,7 +271,9 @@ def run_comparison(
     comparison = compare(frame, scorecard, n_boot=n_boot, seed=settings.model.seed)
 
     _step(progress, "suggest weights")
-    suggested = suggest_weights(training, scorecard, evaluation_frame=evaluation)
+    suggested = suggest_weights(
+        training, scorecard, evaluation_frame=evaluation, limits=SuggestionLimits(**settings.suggestions.model_dump())
+    )
     if adapted.notes:  # the suggestion covers only what this data can measure: say so in its YAML
         suggested = replace(suggested, notes=(*suggested.notes, "Fitted to the scorecard as adapted to this data:",
                                               *adapted.notes))  # fmt: skip
@@ -316,6 +319,8 @@ def metrics_document(result: ComparisonResult, settings: Settings) -> dict[str, 
                 "fit_period": [d.date().isoformat() for d in suggested.fit_period],
                 "evaluation_period": [d.date().isoformat() for d in suggested.evaluation_period],
                 "notes": list(suggested.notes),
+                "changes": suggested.changes.to_dict("records"),
+                "bands": suggested.bands.to_dict("records"),
             },
             "split": result.split.describe(),
             "model": {
@@ -373,6 +378,7 @@ def _write_outputs(result: ComparisonResult, settings: Settings) -> None:
     write_table(comparison.agreement.disagreements, files["disagreements"], "csv")
     write_table(result.frame, files["scores"], "parquet")
     result.suggested.to_yaml(files["suggested_scorecard"])
+    result.suggested.to_review(files["suggested_review"])
 
 
 def _log_to_active_run(result: ComparisonResult) -> None:

@@ -208,6 +208,22 @@ class ScoringSettings(_Section):
         return sorted(set(value))
 
 
+class SuggestionSettings(_Section):
+    """Limits of the scorecard `churn compare` suggests (models.weights.SuggestionLimits)."""
+
+    category_floor: float = Field(5.0, ge=0, le=100, description="Fewest points of 100 a category keeps.")
+    max_change: float = Field(10.0, ge=0, le=100, description="Most points a category weight moves.")
+    metric_floor: float = Field(0.25, ge=0, le=1, description="Share of its weight a metric keeps at least.")
+    red_share: float = Field(0.15, gt=0, lt=1, description="Share of accounts the suggested bands put in red.")
+    yellow_share: float = Field(0.20, ge=0, lt=1, description="Share the suggested bands put in yellow.")
+
+    @model_validator(mode="after")
+    def _room_for_green(self) -> SuggestionSettings:
+        if self.red_share + self.yellow_share >= 1:
+            raise ValueError("red_share + yellow_share must be below 1 (some accounts are green)")
+        return self
+
+
 class Settings(_Section):
     workdir: str = Field(
         ".churn", min_length=1, description="Working folder: tracking store, artifacts, score history."
@@ -219,6 +235,7 @@ class Settings(_Section):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
+    suggestions: SuggestionSettings = Field(default_factory=SuggestionSettings)
 
     @property
     def workdir_path(self) -> Path:
