@@ -41,14 +41,41 @@ ALERT_COLUMNS: tuple[str, ...] = (
 REASON_SEPARATOR = "; "
 
 
-def risk_band(probability: pd.Series, bands: RiskBands) -> pd.Series:
+def risk_band(
+    probability: pd.Series, bands: RiskBands, arr: pd.Series | None = None, runs: pd.Series | None = None
+) -> pd.Series:
     """high (>= bands.high), medium (>= bands.medium) or low; missing probabilities stay missing.
 
+    With a capacity (`bands.high_accounts` or `bands.high_arr_share`) the high band is instead the
+    riskiest N accounts, or the riskiest accounts until they hold that share of the ARR (`arr`; an
+    account without ARR adds none), counted within each scoring run (`runs`, e.g. the as_of dates).
     `RiskBands` refuses medium >= high when the configuration loads.
     """
     values = pd.to_numeric(probability, errors="coerce").astype(float)
-    bands_text = np.select([values >= bands.high, values >= bands.medium], ["high", "medium"], default="low")
+    high = values >= bands.high
+    if bands.high_accounts is not None or bands.high_arr_share is not None:
+        high = _by_capacity(values, bands, arr, runs)
+    bands_text = np.select([high, values >= bands.medium], ["high", "medium"], default="low")
     return pd.Series(bands_text, index=probability.index, dtype=str, name="risk_band").where(values.notna())
+
+
+def _by_capacity(values: pd.Series, bands: RiskBands, arr: pd.Series | None, runs: pd.Series | None) -> pd.Series:
+    """The riskiest accounts of each run that fit the capacity (ties broken by order, riskiest first)."""
+    if bands.high_arr_share is not None and arr is None:
+        raise ChurnError("scoring.risk_bands.high_arr_share needs the accounts' ARR (subscriptions.arr).")
+    frame = pd.DataFrame({"p": values.to_numpy(), "run": 0 if runs is None else pd.Series(runs).to_numpy()})
+    frame["arr"] = 0.0 if arr is None else pd.to_numeric(pd.Series(arr).to_numpy(), errors="coerce")
+    frame["arr"] = frame["arr"].fillna(0.0).clip(lower=0)
+    ranked = frame[frame["p"].notna()].sort_values("p", ascending=False, kind="stable")
+    if bands.high_accounts is not None:
+        chosen = ranked.groupby("run", sort=False).cumcount() < bands.high_accounts
+    else:
+        before = ranked.groupby("run", sort=False)["arr"].cumsum() - ranked["arr"]
+        total = ranked.groupby("run", sort=False)["arr"].transform("sum")
+        chosen = (before < bands.high_arr_share * total) & (total > 0)
+    high = pd.Series(False, index=frame.index)
+    high[chosen[chosen].index] = True
+    return pd.Series(high.to_numpy(), index=values.index)
 
 
 def _numeric(frame: pd.DataFrame, column: str) -> pd.Series:

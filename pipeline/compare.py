@@ -210,7 +210,12 @@ def backtest_frame(
             pd.DataFrame(
                 {
                     "churn_probability": probability,
-                    "risk_band": risk_band(probability, settings.scoring.risk_bands),
+                    "risk_band": risk_band(
+                        probability,
+                        settings.scoring.risk_bands,
+                        arr=evaluation["arr"] if "arr" in evaluation.columns else None,
+                        runs=evaluation[AS_OF],
+                    ),
                     ML_SCORE: explanation.raw_score,
                 },
                 index=evaluation.index,

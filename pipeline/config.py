@@ -116,8 +116,15 @@ class TrackingSettings(_Section):
 
 
 class RiskBands(_Section):
+    """Churn-probability levels of the risk bands, or `high` by capacity: the riskiest `high_accounts`
+    accounts, or the riskiest accounts holding `high_arr_share` of the ARR (what a team can work on)."""
+
     high: float = Field(0.5, gt=0, lt=1)
     medium: float = Field(0.2, gt=0, lt=1)
+    high_accounts: int | None = Field(None, ge=1, description="High risk = the riskiest N accounts of a run.")
+    high_arr_share: float | None = Field(
+        None, gt=0, le=1, description="High risk = the riskiest accounts holding this share of the ARR."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> RiskBands:
@@ -125,6 +132,8 @@ class RiskBands(_Section):
             raise ValueError(
                 f"medium ({self.medium}) must be below high ({self.high}), e.g. {{high: 0.5, medium: 0.2}}"
             )
+        if self.high_accounts is not None and self.high_arr_share is not None:
+            raise ValueError("set high_accounts or high_arr_share, not both (one capacity decides the high band)")
         return self
 
 

@@ -92,7 +92,8 @@ def score_table(
 
     scores = pd.DataFrame({ACCOUNT_ID: features[ACCOUNT_ID].astype(str), AS_OF: features[AS_OF]})
     scores["churn_probability"] = model.calibrator_.predict(explanation.raw_score.to_numpy())
-    scores["risk_band"] = risk_band(scores["churn_probability"], settings.scoring.risk_bands).to_numpy()
+    arr = features["arr"] if "arr" in features.columns else None
+    scores["risk_band"] = risk_band(scores["churn_probability"], settings.scoring.risk_bands, arr=arr).to_numpy()
     ml = explanation.by_category.reset_index(drop=True)
     if scorecard is not None:
         health = score_health(features, scorecard)

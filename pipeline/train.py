@@ -332,7 +332,12 @@ def _fit_evaluate_log(
         segments=valid["segment"] if "segment" in valid.columns else None,
         arr=valid["arr"] if "arr" in valid.columns else None,
     )
-    bands = risk_band(pd.Series(model.validation_proba_), settings.scoring.risk_bands)
+    bands = risk_band(
+        pd.Series(model.validation_proba_),
+        settings.scoring.risk_bands,
+        arr=valid["arr"].fillna(0.0) if "arr" in valid.columns else pd.Series(np.zeros(len(valid))),
+        runs=valid[AS_OF] if valid[AS_OF].notna().any() else None,
+    )
     calibration = calibration_by_band(y_valid, model.validation_proba_, bands)
     validation = valid[[ACCOUNT_ID, AS_OF, TERM_END, LABEL]].assign(
         model_score=model.validation_raw_,
