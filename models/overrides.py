@@ -12,8 +12,7 @@ How the health score uses them (`apply_overrides`):
   of a category the rule could not measure brings that category's weight back in;
 - a whole-account override replaces the health score itself (categories keep their values);
 - the band follows the score actually shown; the rule's own values stay beside it in `rule_*`
-  columns, and `override_ids` names the overrides applied (the signature alerts and trends use to
-  compare like with like, `models/comparability.py`).
+  columns, and `override_ids` names the overrides applied (how the next run tells which expired).
 
 When an override applied in the previous run is gone in this one (its period ended, it was ended
 early or the store no longer has it), `expiry_reasons` says so in words for the account's alert:
