@@ -604,8 +604,10 @@ def run_explain(
     from features.table import ACCOUNT_ID
     from models.explain import explain
     from models.healthscore import category_column
+    from models.overrides import apply_overrides, in_force
     from pipeline.io import check_output_path
-    from pipeline.score import ML_PREFIX, complete_usage_columns, model_categories, score_table
+    from pipeline.override_store import read_records
+    from pipeline.score import ML_PREFIX, complete_usage_columns, model_categories, score_table, with_judgement
     from pipeline.tracking import load_model
 
     if plot is not None:
@@ -615,10 +617,13 @@ def run_explain(
     if row.empty:
         raise ChurnError(f"Account '{account_id}' has no term active on {when}; nothing to explain.")
     model = load_model(_champion_uri(model_uri, settings), settings)
+    overrides = read_records(settings.workdir_path)
+    row = with_judgement(row, overrides)
     adapted = scorecard_for(settings, row.columns)
     print_warnings(adapted.notes, console)
     scorecard = adapted.config
-    scores = score_table(row, model, scorecard, settings).iloc[0]
+    scored = score_table(row, model, scorecard, settings)
+    scores = apply_overrides(scored, in_force(overrides, pd.Timestamp(when)), scorecard).scores.iloc[0]
     table = Table(title=f"Account {account_id} as of {when}", title_justify="left")
     for column in ("category", "rule score (0-100)", "ML contribution (log-odds)"):
         table.add_column(column, justify="left" if column == "category" else "right")
@@ -637,6 +642,14 @@ def run_explain(
     console.print(table)
     console.print(f"Rule view, points lost: {scores['health_drivers']}", markup=False, highlight=False)
     console.print(f"ML view, raising risk: {scores['top_drivers']}", markup=False, highlight=False)
+    console.print(f"Context: {scores['context']}", markup=False, highlight=False)
+    if scores["override_ids"]:
+        console.print(
+            f"CSM overrides in force (rule score {scores['rule_health_score']:.0f}): {scores['override_reason']} "
+            f"(by {scores['override_by']}; until {scores['override_until']})",
+            markup=False,
+            highlight=False,
+        )
     console.print(f"Lifecycle stage: {scores['lifecycle_stage']}; renewal in {scores['days_to_renewal']:.0f} days.")
     if plot is not None:
         from models.waterfall import waterfall_plot

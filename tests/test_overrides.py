@@ -25,7 +25,7 @@ from pipeline.errors import ChurnError
 from pipeline.history import partition_path, read_history
 from pipeline.override_commands import run_import, run_override
 from pipeline.override_store import SCHEMA_VERSION, read_records, store_path
-from pipeline.stages import build_feature_table, score_date
+from pipeline.stages import build_feature_table, run_explain, score_date
 from tests.conftest import book_settings, run_cli
 
 QUIET = Console(quiet=True)
@@ -288,6 +288,11 @@ def test_a_csm_walks_through_override_scoring_keeping_and_expiry(book) -> None:
     assert row["override_by"] == "adoption: jane" and "SSO" in row["override_reason"]
     assert row["override_until"] == f"adoption: {UNTIL}"
     assert "CSM overrides applied to 1 account(s)" in " ".join(run.notes)
+    console = Console(record=True, width=400)
+    run_explain(account, data, FIRST.date(), result.model_uri, None, settings, console)
+    said = console.export_text()
+    assert "CSM overrides in force (rule score " in said and "): adoption: new team logs in through SSO" in said
+    assert "Context: " in said and "renewal" in said
 
     # 3. another rule run keeps it: the rule never overwrites the CSM's score
     run = score_date(dataset, SECOND.date(), settings, result.model_uri, history=True)
