@@ -8,52 +8,59 @@ assembles the table of `features/table.py`. Intermediate tables live in the conn
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import duckdb
 import pandas as pd
 
-from features.daily import TEMP_PREFIX, as_of_table_sql, intervals_sql, window_map_sql
+from features.contract import CanonicalData
+from features.daily import SNAPSHOTS, TEMP_PREFIX, as_of_table_sql, intervals_sql, window_map_sql
+from features.errors import DataContractError
 from features.families import FAMILIES
 from features.families.base import FamilyContext, family_table
-from features.registry import lookup
-from features.snapshots import SNAPSHOTS, normalise_as_of, snapshot_dates, snapshots_sql, terms_sql
-from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END
-from pipeline.config import FeatureSettings
+from features.feature_set import FeatureSet
+from features.labels import snapshots_sql, terms_sql
+from features.progress import ProgressCallback, report
+from features.registry import absence_reason, lookup, sources_of
+from features.settings import FeatureSettings
+from features.snapshots import normalise_as_of, snapshot_dates
+from features.table import ACCOUNT_ID, AS_OF, LABEL, META_COLUMNS, TERM_END
 
 __all__ = ["build_features", "snapshot_dates"]
 
-Progress = Callable[[str, int, int], None]
 STAGE = "building features"
 
 
 def build_features(
-    dataset,
+    dataset: CanonicalData,
     as_of_dates: Iterable,
     settings: FeatureSettings,
     grace_days: int,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
+    feature_set: FeatureSet | None = None,
 ) -> pd.DataFrame:
     """One row per (account, as_of) with an active term: label, term end and every feature.
 
     Families whose table is absent from the data produce no columns; a snapshot's values depend
-    only on data before its as_of, never on the other dates of the call.
+    only on data before its as_of, never on the other dates of the call. With a model's
+    `feature_set`, exactly its features are built, in its order (DataContractError when the data
+    cannot produce one of them).
     """
     dates = normalise_as_of(as_of_dates)
-    ctx = FamilyContext(settings, grace_days, dataset.present_columns)
+    usage_keys = feature_set.usage_keys if feature_set is not None else None
+    ctx = FamilyContext(settings, grace_days, dataset.present_columns, usage_keys)
     families = [f for f in FAMILIES if f.SOURCE == "accounts" or f.SOURCE in dataset.event_tables]
     con: duckdb.DuckDBPyConnection = dataset.con
     steps = len(families) + 2
 
-    def report(done: int) -> None:
-        if progress is not None:
-            progress(STAGE, done, steps)
+    def done_steps(done: int) -> None:
+        report(progress, STAGE, done, steps)
 
     def run(sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
 
     try:
-        report(0)
+        done_steps(0)
         for statement in (
             as_of_table_sql(dates),
             window_map_sql(ctx.horizon),
@@ -62,16 +69,34 @@ def build_features(
             snapshots_sql(grace_days, pd.Timestamp(dataset.data_end)),
         ):
             run(statement)
-        report(1)
+        done_steps(1)
         built: list[tuple[str, list[str]]] = []
         for done, family in enumerate(families, start=2):
             built.append((family.SOURCE, family.build(run, ctx)))
-            report(done)
+            done_steps(done)
         table = _assemble(con, built)
-        report(steps)
+        done_steps(steps)
     finally:
         _drop_temporary_tables(con)
-    return _with_feature_dtypes(table)
+    table = _with_feature_dtypes(table)
+    return table if feature_set is None else _exactly(table, feature_set)
+
+
+def _exactly(table: pd.DataFrame, feature_set: FeatureSet) -> pd.DataFrame:
+    """The table with exactly the set's features, in its order; a feature the data cannot produce fails."""
+    missing = [name for name in feature_set.names if name not in table.columns]
+    if missing:
+        sources = sources_of(table.columns[len(META_COLUMNS) :])
+        reasons = "; ".join(
+            f"{name} ({absence_reason(name, sources) if lookup(name) else 'not a feature this engine builds'})"
+            for name in missing[:5]
+        )
+        raise DataContractError(
+            f"The model was trained on {len(feature_set.names)} features; this data cannot produce "
+            f"{len(missing)} of them: {reasons}{', ...' if len(missing) > 5 else ''}. Score data with the same "
+            "tables and columns as the training data (and the same features.windows), or retrain on this data."
+        )
+    return table[[*META_COLUMNS, *feature_set.names]]
 
 
 def _assemble(con: duckdb.DuckDBPyConnection, built: list[tuple[str, list[str]]]) -> pd.DataFrame:

@@ -153,3 +153,8 @@ def asof_join(alias: str, table: str, day: str = "day", snapshot_time: str = "s.
 
 def window_join(alias: str, table: str) -> str:
     return f"LEFT JOIN {table} {alias} ON {alias}.account_id = s.account_id AND {alias}.as_of = s.as_of"
+
+
+def tenure_sql() -> str:
+    """Days since the account landed, the fallback of every "days since last X" that never happened."""
+    return days_between("s.landed_at", "s.as_of")

@@ -31,8 +31,9 @@ import pandas as pd
 
 from features.judgement import CSM_SENTIMENT
 from features.table import ACCOUNT_ID
-from models.healthscore import HEALTH_BAND, HEALTH_SCORE, HEALTH_SCORECARD, band_of, category_column
+from models.healthscore import band_of
 from models.scorecard import ScorecardConfig
+from models.scores import HEALTH_BAND, HEALTH_SCORE, HEALTH_SCORECARD, health_column
 
 KINDS = ("category", "account", "sentiment")
 SENTIMENT_WORDS: dict[str, float] = {"red": 1.0, "yellow": 3.0, "green": 5.0}
@@ -270,7 +271,7 @@ def apply_overrides(scores: pd.DataFrame, overrides: pd.DataFrame, config: Score
     out[RULE_HEALTH_SCORE] = out[HEALTH_SCORE].astype(float)
     out[RULE_HEALTH_BAND] = out[HEALTH_BAND]
     for category in categories:
-        out[f"{RULE_PREFIX}{category}"] = out[category_column(category)].astype(float)
+        out[f"{RULE_PREFIX}{category}"] = out[health_column(category)].astype(float)
     for column in override_columns(categories):
         out[column] = np.nan
     texts: dict[str, list[list[str]]] = {c: [[] for _ in range(len(out))] for c in OVERRIDE_TEXT_COLUMNS}
@@ -305,7 +306,7 @@ def apply_overrides(scores: pd.DataFrame, overrides: pd.DataFrame, config: Score
 
     for category in categories:
         given = out[f"{OVERRIDE_PREFIX}{category}"]
-        out[category_column(category)] = given.where(given.notna(), out[category_column(category)])
+        out[health_column(category)] = given.where(given.notna(), out[health_column(category)])
     score = out[RULE_HEALTH_SCORE].to_numpy(dtype=float).copy()
     for row in np.flatnonzero(touched):
         score[row] = _weighted_mean(out, row, weights[str(out[HEALTH_SCORECARD].iat[row])])
@@ -319,7 +320,7 @@ def apply_overrides(scores: pd.DataFrame, overrides: pd.DataFrame, config: Score
 
 def _weighted_mean(scores: pd.DataFrame, row: int, weights: Mapping[str, float]) -> float:
     """The category level of the health score (`models.healthscore._score_rows`) for one row."""
-    values = np.array([scores[category_column(c)].iat[row] for c in weights], dtype=float)
+    values = np.array([scores[health_column(c)].iat[row] for c in weights], dtype=float)
     w = np.array(list(weights.values()), dtype=float)
     counted = ~np.isnan(values) & (w > 0)
     if not counted.any():

@@ -1,36 +1,39 @@
 """Typed pipeline settings, read from YAML.
 
-Configuration lives in files, not code: `config/pipeline.yaml` is the default file and mirrors
+Configuration lives in files, not code: `pipeline.yaml` among the package data
+(`pipeline/defaults/`, also reachable as `config/` in a clone) is the default file and mirrors
 the defaults below (a test keeps them in step). Every section can be overridden by a user file
-passed with `--config`; keys missing there keep their defaults.
+passed with `--config`; keys missing there keep their defaults. The settings are composed here
+from the sections each layer owns (`features.settings.FeatureSettings`) and handed down as plain
+values; reading files (YAML settings, scorecards) happens here, never below.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
+from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
-from pipeline.errors import ConfigError
+from features.errors import ConfigError, config_error
+from features.settings import MAX_DAYS, FeatureSettings, SettingsSection
 
-REPO_CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
-DEFAULT_CONFIG_FILE = REPO_CONFIG_DIR / "pipeline.yaml"
+if TYPE_CHECKING:
+    from models.risk_model import ChurnRiskModel
+    from models.scorecard import ScorecardConfig
+    from models.scoring import ScoringRules
 
-
-MAX_DAYS = 3650  # ten years: the longest span any day-count setting may name
-
-
-class _Section(BaseModel):
-    # NaN and infinity are never a meaningful setting: refuse them everywhere, not per field.
-    # Errors never echo the rejected input: a webhook URL may carry a token.
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, hide_input_in_errors=True)
+DEFAULTS_DIR = Path(str(resources.files("pipeline") / "defaults"))
+"""The shipped defaults and scorecards: package data, found wherever the package is installed."""
+DEFAULT_CONFIG_FILE = DEFAULTS_DIR / "pipeline.yaml"
 
 
-class DataSettings(_Section):
+class DataSettings(SettingsSection):
     grace_days: int = Field(
         30, ge=0, le=MAX_DAYS, description="Days after a term ends within which a renewal still counts."
     )
@@ -48,38 +51,7 @@ class DataSettings(_Section):
         return str(value)
 
 
-class FeatureSettings(_Section):
-    windows: list[int] = Field(default_factory=lambda: [7, 30, 90], description="Trailing windows in days.")
-    cadence: Literal["monthly", "weekly"] = "monthly"
-    top_features: int = Field(8, ge=0, le=200, description="Per-feature usage columns for the N most used features.")
-    tracked_features: list[str] = Field(
-        default_factory=lambda: ["compliance_audit"],
-        description="Features that always get their own usage columns (e.g. a compliance feature).",
-    )
-    new_customer_days: int = Field(120, ge=0, le=MAX_DAYS)
-    onboarding_days: int = Field(60, ge=0, le=MAX_DAYS)
-    categories: list[str] = Field(default_factory=lambda: ["adoption", "engagement", "support", "training", "account"])
-    category_overrides: dict[str, str] = Field(
-        default_factory=dict, description="feature name -> health category, overriding the registry."
-    )
-
-    @field_validator("windows")
-    @classmethod
-    def _positive_windows(cls, value: list[int]) -> list[int]:
-        if not value or any(w <= 0 or w > MAX_DAYS for w in value):
-            raise ValueError(f"windows must be a non-empty list of day counts between 1 and {MAX_DAYS}")
-        return sorted(set(value))
-
-    @field_validator("tracked_features", "categories")
-    @classmethod
-    def _names(cls, value: list[str]) -> list[str]:
-        blank = [v for v in value if not str(v).strip()]
-        if blank:
-            raise ValueError("names must not be empty")
-        return value
-
-
-class ModelSettings(_Section):
+class ModelSettings(SettingsSection):
     """The renewal-risk model. Tree settings are the defaults the tuner starts from (and what trains
     when `tune_trials` is 0); `n_estimators` caps the trees, early stopping on the CV folds picks them."""
 
@@ -109,13 +81,20 @@ class ModelSettings(_Section):
     )
     one_se_rule: bool = Field(True, description="Prefer the cheapest setting within one SE of the best CV AUC.")
 
+    def estimator(self) -> ChurnRiskModel:
+        """An unfitted risk model with these settings (the keys the estimator takes; the others are the pipeline's)."""
+        from models.risk_model import ChurnRiskModel
 
-class TrackingSettings(_Section):
+        params = ChurnRiskModel().get_params()
+        return ChurnRiskModel(**{key: getattr(self, key) for key in params})
+
+
+class TrackingSettings(SettingsSection):
     uri: str | None = Field(None, description="MLflow tracking URI; default: SQLite in the working folder.")
     experiment: str = Field("churn", min_length=1)
 
 
-class RiskBands(_Section):
+class RiskBands(SettingsSection):
     """Churn-probability levels of the risk bands, or `high` by capacity: the riskiest `high_accounts`
     accounts, or the riskiest accounts holding `high_arr_share` of the ARR (what a team can work on)."""
 
@@ -154,7 +133,7 @@ def _port(parts: Any) -> int | None:
         return None
 
 
-class AlertSettings(_Section):
+class AlertSettings(SettingsSection):
     score_drop: float = Field(10.0, ge=0, le=100, description="Alert when the health score drops more than this.")
     probability_level: float = Field(0.5, gt=0, lt=1, description="Alert when churn probability crosses this.")
     renewal_days: int = Field(
@@ -189,14 +168,14 @@ class AlertSettings(_Section):
         return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
-class LifecycleSettings(_Section):
+class LifecycleSettings(SettingsSection):
     land_days: int = Field(120, ge=0, le=MAX_DAYS, description="Accounts younger than this are in Land (onboarding).")
     renew_window_days: int = Field(90, ge=0, le=MAX_DAYS, description="Accounts this close to term end are in Renew.")
     expand_seat_growth: float = Field(0.1, ge=0, le=100, description="Seat growth at last renewal that means Expand.")
     expand_utilisation: float = Field(1.0, gt=0, le=100, description="Active users / seats above this means Expand.")
 
 
-class ScoringSettings(_Section):
+class ScoringSettings(SettingsSection):
     risk_bands: RiskBands = Field(default_factory=RiskBands)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     top_drivers: int = Field(3, ge=1, le=50)
@@ -217,7 +196,7 @@ class ScoringSettings(_Section):
         return sorted(set(value))
 
 
-class SuggestionSettings(_Section):
+class SuggestionSettings(SettingsSection):
     """Limits of the scorecard `churn compare` suggests (models.weights.SuggestionLimits)."""
 
     category_floor: float = Field(5.0, ge=0, le=100, description="Fewest points of 100 a category keeps.")
@@ -233,11 +212,15 @@ class SuggestionSettings(_Section):
         return self
 
 
-class Settings(_Section):
+class Settings(SettingsSection):
     workdir: str = Field(
         ".churn", min_length=1, description="Working folder: tracking store, artifacts, score history."
     )
-    healthscore: str = Field("healthscore.yaml", min_length=1, description="Scorecard file (relative names: config/).")
+    healthscore: str = Field(
+        "healthscore.yaml",
+        min_length=1,
+        description="Scorecard file (relative names: next to the config file, then the shipped ones).",
+    )
     data: DataSettings = Field(default_factory=DataSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
@@ -251,14 +234,28 @@ class Settings(_Section):
         return Path(self.workdir).resolve()
 
     def healthscore_path(self, base: Path | None = None) -> Path:
-        """Resolve the scorecard file: absolute, relative to the config file, or in config/."""
+        """Resolve the scorecard file: absolute, relative to the config file, or a shipped scorecard."""
         path = Path(self.healthscore)
         if path.is_absolute():
             return path
-        for root in (base, Path.cwd(), REPO_CONFIG_DIR):
+        for root in (base, Path.cwd(), DEFAULTS_DIR):
             if root is not None and (root / path).exists():
                 return (root / path).resolve()
-        return REPO_CONFIG_DIR / path
+        return DEFAULTS_DIR / path
+
+    def scoring_rules(self) -> ScoringRules:
+        """What the scoring core needs from `scoring:`, `lifecycle:` and `features.category_overrides`."""
+        from models.scoring import ScoringRules
+
+        return ScoringRules(
+            risk_high=self.scoring.risk_bands.high,
+            risk_medium=self.scoring.risk_bands.medium,
+            risk_high_accounts=self.scoring.risk_bands.high_accounts,
+            risk_high_arr_share=self.scoring.risk_bands.high_arr_share,
+            top_drivers=self.scoring.top_drivers,
+            **self.lifecycle.model_dump(),
+            category_overrides=dict(self.features.category_overrides),
+        )
 
     def tracking_uri(self) -> str:
         import os
@@ -295,21 +292,11 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def format_validation_error(source: str, exc: ValidationError) -> str:
-    """One readable line per pydantic error, with the dotted key path (never the rejected value of a URL)."""
-    lines = [f"{source}: {len(exc.errors())} invalid setting(s):"]
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        message = str(err["ctx"]["error"]) if err["type"] == "value_error" else err["msg"]
-        lines.append(f"  {where}: {message}")
-    return "\n".join(lines)
-
-
 def _validated(raw: dict[str, Any], source: str) -> Settings:
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(source, exc)) from exc
+        raise config_error(source, exc) from exc
 
 
 def load_settings(
@@ -335,3 +322,13 @@ def load_settings(
     if not overrides:
         return settings
     return _validated(_deep_merge(raw, {k: v for k, v in overrides.items() if v is not None}), source)
+
+
+def load_scorecard(path: str | Path, available: Collection[str] | None = None) -> ScorecardConfig:
+    """Read and validate a scorecard YAML file; with `available`, also check every column exists."""
+    from models.scorecard import parse_scorecard
+
+    config = parse_scorecard(read_yaml(Path(path)), source=str(path))
+    if available is not None:
+        config.validate_columns(available)
+    return config

@@ -16,11 +16,11 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
+from features.errors import ChurnError
 from features.judgement import CSM_SENTIMENT
 from features.table import ACCOUNT_ID
 from models.overrides import InvalidOverride, OverrideRequest, ValidOverride, validate_override
 from pipeline.config import Settings
-from pipeline.errors import ChurnError
 from pipeline.override_store import (
     Recorded,
     describe_target,

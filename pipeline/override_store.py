@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.errors import ChurnError
 from features.table import ACCOUNT_ID
 from models.overrides import RECORD_COLUMNS, ValidOverride, overlaps, target_name
-from pipeline.errors import ChurnError
 
 STORE_FILE = "overrides.db"
 APPLICATION_ID = 0x43485231  # "CHR1": marks the SQLite file as a churn override store

@@ -1,8 +1,8 @@
 """Batch scoring: every active account as of a date, in both views (rule health score and ML risk).
 
-`score_table` is the pure part (features in, scores out); `score_book` adds what the score
-history says (trends, alerts against the previous run) and drift monitoring. Neither writes
-anything: the scoring commit (`pipeline/commit.py`) puts a run in place as one unit.
+The score rows come from the scoring core (`models.scoring.score_accounts`); `score_book` adds
+what the score history says (trends, alerts against the previous run) and drift monitoring.
+Neither writes anything: the scoring commit (`pipeline/commit.py`) puts a run in place as one unit.
 """
 
 from __future__ import annotations
@@ -13,26 +13,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.families.usage import PER_FEATURE
+from features.errors import ChurnError
 from features.judgement import CSM_SENTIMENT
-from features.registry import category_map, is_actionable
-from features.table import ACCOUNT_ID, AS_OF, TERM_END
-from models.alerts import risk_band, score_alerts
+from features.table import ACCOUNT_ID, AS_OF
+from models.alerts import score_alerts
 from models.drift import drift_report
-from models.explain import actionable_split, context_words, explain, top_drivers
-from models.healthscore import SCORECARD_HASH, SCORECARD_NAME, category_columns, explain_health, score_health
-from models.lifecycle import lifecycle_stage
+from models.healthscore import explain_health, score_health
 from models.overrides import RECORD_COLUMNS, apply_overrides, expiry_reasons, in_force, sentiment_values
-from models.population import ACCOUNT_STATUS
 from models.risk_model import ChurnRiskModel
 from models.scorecard import ScorecardConfig
+from models.scores import CHURN_PROBABILITY, MODEL_VERSION, SCORECARD_HASH, SCORECARD_NAME, health_columns
+from models.scoring import Scored, score_accounts
 from pipeline.config import Settings
-from pipeline.errors import ChurnError
 from pipeline.history import latest_before, read_history, trends
 from pipeline.progress import ProgressCallback
-
-ML_PREFIX = "ml_"
-CARRIED_COLUMNS = ("segment", "arr", "seats", "days_to_renewal", "tenure_days")
 
 
 @dataclass
@@ -51,23 +45,18 @@ class ScoreRun:
         return self.drift.loc[self.drift["drifted"], "feature"].tolist() if not self.drift.empty else []
 
 
-def model_categories(model: ChurnRiskModel, settings: Settings) -> dict[str, str]:
-    """Health category of each model feature: the registry, overridden by configuration."""
-    return category_map(model.feature_names, settings.features.category_overrides)
-
-
-def complete_usage_columns(features: pd.DataFrame, model: ChurnRiskModel) -> pd.DataFrame:
-    """Per-feature usage columns the model knows but this build did not rank among the most used.
-
-    Training ranks the most used product features over its whole history; a scoring date may rank
-    others first. A missing `usage_<feature>_per_seat_30d` column means no account used that
-    feature enough to rank, so it is added as zero usage; any other missing feature is an error.
-    """
-    missing = [c for c in model.feature_names if c not in features.columns]
-    usage = [c for c in missing if PER_FEATURE.match(c)]
-    if usage:
-        features = features.assign(**dict.fromkeys(usage, 0.0))
-    return features
+def score_features(
+    features: pd.DataFrame,
+    model: ChurnRiskModel,
+    scorecard: ScorecardConfig | None,
+    settings: Settings,
+    *,
+    progress: ProgressCallback | None = None,
+) -> Scored:
+    """The scoring core on a feature table (rows renumbered 0..n-1), with the configured scoring rules."""
+    return score_accounts(
+        model, features.reset_index(drop=True), scorecard, settings.scoring_rules(), progress=progress
+    )
 
 
 def score_table(
@@ -83,46 +72,7 @@ def score_table(
     Without a scorecard (prepared tables whose columns no scorecard names) the health columns
     are left out and only the ML view is given.
     """
-    if features.empty:
-        raise ChurnError("No account has a term active at the scoring date; nothing to score.")
-    features = complete_usage_columns(features.reset_index(drop=True), model)
-    X = model.prepare(features)
-    categories = model_categories(model, settings)
-    explanation = explain(model.booster_, X, categories, progress=progress)
-
-    scores = pd.DataFrame({ACCOUNT_ID: features[ACCOUNT_ID].astype(str), AS_OF: features[AS_OF]})
-    scores["churn_probability"] = model.calibrator_.predict(explanation.raw_score.to_numpy())
-    arr = features["arr"] if "arr" in features.columns else None
-    scores["risk_band"] = risk_band(scores["churn_probability"], settings.scoring.risk_bands, arr=arr).to_numpy()
-    ml = explanation.by_category.reset_index(drop=True)
-    if scorecard is not None:
-        health = score_health(features, scorecard)
-        scores = pd.concat([scores, health.frame.reset_index(drop=True)], axis=1)
-        scores[SCORECARD_NAME] = scorecard.name
-        scores[SCORECARD_HASH] = scorecard.content_hash()
-        for category in scorecard.categories():
-            if f"{ML_PREFIX}{category}" not in ml.columns:  # a scorecard category no model feature maps to
-                ml[f"{ML_PREFIX}{category}"] = 0.0
-        scores["health_drivers"] = explain_health(
-            features, health, scorecard, n=settings.scoring.top_drivers
-        ).to_numpy()
-    scores = pd.concat([scores, ml], axis=1)
-    scores["ml_log_odds"] = explanation.raw_score.to_numpy()
-    scores = pd.concat([scores, actionable_split(explanation.contributions).reset_index(drop=True)], axis=1)
-    # A CSM acts on behaviour: drivers are actionable features only; the context is said beside them.
-    actionable = [c for c in explanation.contributions.columns if is_actionable(c)]
-    scores["top_drivers"] = top_drivers(
-        explanation.contributions[actionable], features, n=settings.scoring.top_drivers
-    ).to_numpy()
-    scores["context"] = context_words(features).to_numpy()
-    scores["lifecycle_stage"] = lifecycle_stage(features, settings.lifecycle).to_numpy()
-    scores[TERM_END] = features[TERM_END] if TERM_END in features.columns else pd.NaT
-    for column in CARRIED_COLUMNS:
-        scores[column] = features[column].to_numpy() if column in features.columns else np.nan
-    if ACCOUNT_STATUS in features.columns:  # who is scored: active, trial or churned (`scored_population`)
-        scores[ACCOUNT_STATUS] = features[ACCOUNT_STATUS].to_numpy()
-    scores["model_version"] = str(model.metadata.get("model_version", model.metadata.get("model_uri", "unregistered")))
-    return scores
+    return score_features(features, model, scorecard, settings, progress=progress).scores
 
 
 def score_prepared(path: Path, id_col: str, model: ChurnRiskModel, settings: Settings) -> pd.DataFrame:
@@ -188,7 +138,7 @@ def rescore_health(
     fresh[SCORECARD_HASH] = scorecard.content_hash()
     fresh = apply_overrides(fresh, in_force(overrides, as_of), scorecard).scores.set_index(ACCOUNT_ID)
     out = stored.assign(**{ACCOUNT_ID: stored[ACCOUNT_ID].astype(str)}).set_index(ACCOUNT_ID)
-    out = out.drop(columns=[c for c in category_columns(out) if c not in fresh.columns])  # categories no longer scored
+    out = out.drop(columns=[c for c in health_columns(out) if c not in fresh.columns])  # categories no longer scored
     rows = out.index.intersection(fresh.index)
     for column in fresh.columns:
         if column not in out.columns:
@@ -245,8 +195,9 @@ def score_book(
     this scorecard (`rescore_history`): they stand in for the stored runs of their dates.
     """
     records = no_overrides() if overrides is None else overrides
-    features = complete_usage_columns(features.reset_index(drop=True), model)
-    scores = score_table(features, model, scorecard, settings, progress=progress)
+    features = features.reset_index(drop=True)
+    scored = score_features(features, model, scorecard, settings, progress=progress)
+    scores = scored.scores
     as_of = pd.Timestamp(scores[AS_OF].iloc[0])
     applied = apply_overrides(scores, in_force(records, as_of), scorecard)
     scores = applied.scores
@@ -269,17 +220,20 @@ def score_book(
         notes.append("no earlier scoring run in the history: alerts use only the renewal rule")
     else:
         warnings += scorecard_changes(scores, previous)
+    alerts_settings = settings.scoring.alerts
     alerts = score_alerts(
         scores,
         previous,
-        settings.scoring.alerts,
-        settings.scoring.risk_bands,
+        score_drop=alerts_settings.score_drop,
+        probability_level=alerts_settings.probability_level,
+        renewal_days=alerts_settings.renewal_days,
+        high_risk=settings.scoring.risk_bands.high,
         history=history,
         extra_reasons=expiry_reasons(scores, previous, records),
     )
 
-    current = features.assign(churn_probability=scores["churn_probability"].to_numpy())
-    monitored = [*model.feature_names, "churn_probability"]
+    current = features.assign(**{CHURN_PROBABILITY: scores[CHURN_PROBABILITY].to_numpy()})
+    monitored = [*model.feature_names, CHURN_PROBABILITY]
     drift = (
         drift_report(model.reference_, current, monitored, settings.scoring.drift_psi_threshold)
         if not model.reference_.empty
@@ -289,7 +243,7 @@ def score_book(
         scores=scores,
         alerts=alerts,
         drift=drift,
-        model_version=str(scores["model_version"].iloc[0]),
+        model_version=str(scores[MODEL_VERSION].iloc[0]),
         notes=notes,
-        warnings=warnings,
+        warnings=[*scored.notes, *warnings],
     )

@@ -17,9 +17,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from features.errors import ChurnError
 from pipeline.commit import ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings
-from pipeline.errors import ChurnError
 from pipeline.io import Legacy, check_output_dir, claimed_output_dir, write_output, write_output_file
 from pipeline.loading import Dataset, load_dataset
 from pipeline.progress import progress_bars
@@ -136,17 +136,21 @@ def build_feature_table(
     as_of: date | None = None,
     start: date | None = None,
     end: date | None = None,
+    feature_set=None,
 ) -> pd.DataFrame:
+    """The snapshot feature table; with a model's `feature_set`, exactly the features it was trained on."""
     from features.build import build_features
 
     dates = snapshot_dates_for(dataset, settings, as_of, start, end)
     with progress_bars() as progress:
-        return build_features(dataset, dates, settings.features, settings.data.grace_days, progress=progress)
+        return build_features(
+            dataset, dates, settings.features, settings.data.grace_days, progress=progress, feature_set=feature_set
+        )
 
 
 def health_config(settings: Settings):
     """The configured scorecard, validated (raises ConfigError naming the file and key)."""
-    from models.scorecard import load_scorecard
+    from pipeline.config import load_scorecard
 
     return load_scorecard(settings.healthscore_path())
 
@@ -165,9 +169,10 @@ def print_warnings(lines: Iterable[str], console: Console) -> None:
 
 def rule_risk_of(table: pd.DataFrame, scorecard) -> pd.Series:
     """100 - health score: the rule view as a risk, for baselines and comparisons."""
-    from models.healthscore import score_health
+    from models.healthscore import health_risk, score_health
+    from models.scores import HEALTH_SCORE
 
-    return 100.0 - score_health(table, scorecard).frame["health_score"]
+    return health_risk(score_health(table, scorecard).frame[HEALTH_SCORE])
 
 
 def _metrics_table(result, console: Console) -> None:
@@ -253,6 +258,7 @@ def train_on_table(
             table,
             settings,
             rule_risk=rule_risk_of(table, scorecard.config),
+            scorecard=scorecard.config,
             config_files=config_files,
             promote=promote,
             progress=progress,
@@ -341,7 +347,12 @@ def _print_alerts(alerts: pd.DataFrame, console: Console, limit: int = 10) -> No
 
 
 def scored_population(
-    dataset: Dataset, when: date, settings: Settings, include_trials: bool, include_churned: bool
+    dataset: Dataset,
+    when: date,
+    settings: Settings,
+    include_trials: bool,
+    include_churned: bool,
+    feature_set=None,
 ) -> tuple[pd.DataFrame, str]:
     """The feature rows to score as of `when`, with `account_status`, and a sentence on who was left out.
 
@@ -353,14 +364,22 @@ def scored_population(
     from features.table import ACCOUNT_ID, AS_OF
     from models.population import ACCOUNT_STATUS, ACTIVE, CHURNED, TRIAL, churned_accounts, trial_mask
 
-    features = build_feature_table(dataset, settings, as_of=when).assign(**{ACCOUNT_STATUS: ACTIVE})
+    features = build_feature_table(dataset, settings, as_of=when, feature_set=feature_set)
+    features = features.assign(**{ACCOUNT_STATUS: ACTIVE})
     churned = churned_accounts(dataset.subscriptions, pd.Timestamp(when))
     if include_churned and not churned.empty:
         last_days = sorted({d.date() for d in churned})
         with progress_bars() as progress:
             from features.build import build_features
 
-            ended = build_features(dataset, last_days, settings.features, settings.data.grace_days, progress=progress)
+            ended = build_features(
+                dataset,
+                last_days,
+                settings.features,
+                settings.data.grace_days,
+                progress=progress,
+                feature_set=feature_set,
+            )
         ids = ended[ACCOUNT_ID].astype(str)
         ended = ended[ids.isin(churned.index) & (ended[AS_OF] == ids.map(churned))]
         ended = ended.assign(**{AS_OF: pd.Timestamp(when), ACCOUNT_STATUS: CHURNED})
@@ -378,7 +397,13 @@ def scored_population(
 
 
 def rescored_history(
-    dataset: Dataset, settings: Settings, scorecard, overrides: pd.DataFrame, history_dir: Path, when: date
+    dataset: Dataset,
+    settings: Settings,
+    scorecard,
+    overrides: pd.DataFrame,
+    history_dir: Path,
+    when: date,
+    feature_set=None,
 ) -> pd.DataFrame:
     """Every stored run but the one of `when`, its health view re-scored with `scorecard` (nothing written).
 
@@ -398,7 +423,12 @@ def rescored_history(
         return history.iloc[0:0]
     with progress_bars() as progress:
         features = build_features(
-            dataset, [d.date() for d in dates], settings.features, settings.data.grace_days, progress=progress
+            dataset,
+            [d.date() for d in dates],
+            settings.features,
+            settings.data.grace_days,
+            progress=progress,
+            feature_set=feature_set,
         )
     runs = [
         rescore_health(
@@ -443,14 +473,18 @@ def score_date(
     # The CSM overrides first: a store that is corrupt or locked stops the run before any work, so a
     # run never lands without the judgements it should have applied.
     overrides = read_records(settings.workdir_path)
-    features, left_out = scored_population(dataset, when, settings, include_trials, include_churned)
-    features = with_judgement(features, overrides)
     model = load_model(_champion_uri(model_uri, settings), settings)
+    features, left_out = scored_population(
+        dataset, when, settings, include_trials, include_churned, feature_set=model.feature_set_
+    )
+    features = with_judgement(features, overrides)
     history_dir = settings.workdir_path / "history" if history else None
     scorecard = scorecard_for(settings, features.columns)
     rescored = None
     if rescore_history and history_dir is not None:
-        rescored = rescored_history(dataset, settings, scorecard.config, overrides, history_dir, when)
+        rescored = rescored_history(
+            dataset, settings, scorecard.config, overrides, history_dir, when, feature_set=model.feature_set_
+        )
     with progress_bars() as progress:
         run = score_book(
             features,
@@ -492,7 +526,7 @@ def score_date(
 
 
 def _deliver(run, settings: Settings) -> None:
-    from models.alerts import notify
+    from pipeline.webhook import notify
 
     try:
         delivered = notify(run.alerts, settings.scoring.alerts)
@@ -602,42 +636,43 @@ def run_explain(
 ) -> pd.DataFrame:
     """Rule view and ML view of one account, category by category, with an optional waterfall plot."""
     from features.table import ACCOUNT_ID
-    from models.explain import explain
-    from models.healthscore import category_column
     from models.overrides import apply_overrides, in_force
+    from models.scores import CHURN_PROBABILITY, HEALTH_BAND, HEALTH_SCORE, RISK_BAND, health_column, ml_column
     from pipeline.io import check_output_path
     from pipeline.override_store import read_records
-    from pipeline.score import ML_PREFIX, complete_usage_columns, model_categories, score_table, with_judgement
+    from pipeline.score import score_features, with_judgement
     from pipeline.tracking import load_model
 
     if plot is not None:
         check_output_path(Path(plot), "plot", ".png")
-    features = build_feature_table(load(data, settings), settings, as_of=when)
+    dataset = load(data, settings)
+    model = load_model(_champion_uri(model_uri, settings), settings)
+    features = build_feature_table(dataset, settings, as_of=when, feature_set=model.feature_set_)
     row = features[features[ACCOUNT_ID].astype(str) == str(account_id)]
     if row.empty:
         raise ChurnError(f"Account '{account_id}' has no term active on {when}; nothing to explain.")
-    model = load_model(_champion_uri(model_uri, settings), settings)
     overrides = read_records(settings.workdir_path)
     row = with_judgement(row, overrides)
     adapted = scorecard_for(settings, row.columns)
     print_warnings(adapted.notes, console)
     scorecard = adapted.config
-    scored = score_table(row, model, scorecard, settings)
-    scores = apply_overrides(scored, in_force(overrides, pd.Timestamp(when)), scorecard).scores.iloc[0]
+    scored = score_features(row, model, scorecard, settings)
+    print_warnings(scored.notes, console)
+    scores = apply_overrides(scored.scores, in_force(overrides, pd.Timestamp(when)), scorecard).scores.iloc[0]
     table = Table(title=f"Account {account_id} as of {when}", title_justify="left")
     for column in ("category", "rule score (0-100)", "ML contribution (log-odds)"):
         table.add_column(column, justify="left" if column == "category" else "right")
     for category in scorecard.categories():
-        health = scores.get(category_column(category))
+        health = scores.get(health_column(category))
         table.add_row(
             category,
             f"{health:.0f}" if pd.notna(health) else "no data",
-            f"{scores.get(f'{ML_PREFIX}{category}', 0.0):+.3f}",
+            f"{scores.get(ml_column(category), 0.0):+.3f}",
         )
     table.add_row(
         "[bold]overall[/bold]",
-        f"{scores['health_score']:.0f} ({scores['health_band']})",
-        f"{scores['churn_probability']:.0%} churn ({scores['risk_band']} risk)",
+        f"{scores[HEALTH_SCORE]:.0f} ({scores[HEALTH_BAND]})",
+        f"{scores[CHURN_PROBABILITY]:.0%} churn ({scores[RISK_BAND]} risk)",
     )
     console.print(table)
     console.print(f"Rule view, points lost: {scores['health_drivers']}", markup=False, highlight=False)
@@ -652,18 +687,17 @@ def run_explain(
         )
     console.print(f"Lifecycle stage: {scores['lifecycle_stage']}; renewal in {scores['days_to_renewal']:.0f} days.")
     if plot is not None:
-        from models.waterfall import waterfall_plot
+        from models.waterfall import waterfall_figure
+        from pipeline.io import FIGURE_DPI
 
-        X = model.prepare(complete_usage_columns(row.reset_index(drop=True), model))
-        explanation = explain(model.booster_, X, model_categories(model, settings))
-        write_output_file(
-            plot,
-            "plot",
-            lambda tmp: waterfall_plot(
-                explanation.contributions.iloc[0], explanation.base_value, tmp, title=f"Account {account_id}"
-            ),
-            suffix=".png",
+        figure = waterfall_figure(
+            scored.explanation.contributions.iloc[0],
+            row.reset_index(drop=True).iloc[0],
+            scored.explanation.base_value,
+            scored.categories,
+            title=f"Account {account_id}",
         )
+        write_output_file(plot, "plot", lambda tmp: figure.savefig(tmp, dpi=FIGURE_DPI, format="png"), suffix=".png")
         console.print(f"Waterfall plot: {plot}", markup=False, highlight=False)
     return scores.to_frame().T
 

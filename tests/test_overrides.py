@@ -16,12 +16,12 @@ import pytest
 import yaml
 from rich.console import Console
 
+from features.errors import ChurnError
 from models.healthscore import band_of
 from models.overrides import OverrideRequest, apply_overrides, in_force, validate_override
 from models.scorecard import parse_scorecard
 from pipeline import override_store
 from pipeline.config import load_settings
-from pipeline.errors import ChurnError
 from pipeline.history import partition_path, read_history
 from pipeline.override_commands import run_import, run_override
 from pipeline.override_store import SCHEMA_VERSION, read_records, store_path

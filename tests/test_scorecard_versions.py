@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from models.scorecard import load_scorecard
+from pipeline.config import load_scorecard
 from pipeline.history import read_history
 from pipeline.stages import score_date
 from tests.conftest import book_settings, run_cli

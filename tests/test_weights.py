@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.errors import ChurnError
 from models.health_backtest import backtest_health
-from models.scorecard import load_scorecard, parse_scorecard
+from models.scorecard import parse_scorecard
 from models.weights import SuggestionLimits, _round_to_total, _within, nonnegative_logistic, suggest_weights
-from pipeline.errors import ChurnError
+from pipeline.config import load_scorecard
 
 # Equal weights everywhere: the data, not the file, must say where churn comes from.
 SCORECARD = parse_scorecard(
@@ -119,7 +120,8 @@ def test_small_segment_keeps_its_weights_and_says_so(suggestion):
 
 
 def test_yaml_round_trips_through_load_scorecard(suggestion, tmp_path):
-    path = suggestion.to_yaml(tmp_path / "suggested_healthscore.yaml")
+    path = tmp_path / "suggested_healthscore.yaml"
+    path.write_text(suggestion.yaml_text())
     text = path.read_text()
     assert text.startswith("# Suggested health-score weights")
     loaded = load_scorecard(path, available=_history(5, 1).columns)
@@ -203,7 +205,7 @@ def test_suggested_weights_respect_the_floor_and_the_largest_move(bounded, sugge
     assert (metrics["suggested"] >= limits.metric_floor * metrics["current"] - 0.1).all()  # 0.1: rounding step
 
 
-def test_each_change_comes_with_its_own_backtest_gain_and_a_reviewed_diff(bounded, history, tmp_path) -> None:
+def test_each_change_comes_with_its_own_backtest_gain_and_a_reviewed_diff(bounded, history) -> None:
     changes = bounded.changes
     assert len(changes) >= 3 and changes["auc_gain"].notna().all()
     assert changes["auc_gain"].is_monotonic_decreasing
@@ -214,7 +216,7 @@ def test_each_change_comes_with_its_own_backtest_gain_and_a_reviewed_diff(bounde
     alone["default"]["categories"]["adoption"]["weight"] = float(adoption["change"].rsplit(" ", 1)[1])
     auc = backtest_health(later, parse_scorecard(alone))["auc"]
     assert adoption["auc_gain"] == pytest.approx(auc - bounded.current_auc) and adoption["auc_gain"] > 0
-    text = bounded.to_review(tmp_path / "suggested_healthscore.diff").read_text()
+    text = bounded.review_text()
     assert f"#   {adoption['auc_gain']:+.4f}  {adoption['change']}" in text
     assert "--- current\n+++ suggested\n" in text and "-      weight: 25\n" in text
 

@@ -9,9 +9,9 @@ label's rule; the seat change compares the latest visible renewal with the term 
 
 from __future__ import annotations
 
-from features.daily import SNAPSHOTS, days_between, ratio
+from features.daily import SNAPSHOTS, days_between, ratio, tenure_sql
 from features.families.base import Declarations, FamilyContext, Run, family_table
-from features.snapshots import TERMS, tenure_sql
+from features.labels import TERMS
 
 SOURCE = "accounts"
 # Who the customer is and where its contract stands: context for a CSM, not behaviour to change.

@@ -18,12 +18,12 @@ from features.daily import (
     rows_in,
     sum_before,
     sum_in,
+    tenure_sql,
     window_join,
     windowed_table_sql,
     zero,
 )
 from features.families.base import Declarations, FamilyContext, Run, family_table
-from features.snapshots import tenure_sql
 
 SOURCE = "logins"
 declare = Declarations(SOURCE, "engagement")

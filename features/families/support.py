@@ -19,12 +19,12 @@ from features.daily import (
     rel_change,
     sum_before,
     sum_in,
+    tenure_sql,
     window_join,
     windowed_table_sql,
     zero,
 )
 from features.families.base import Declarations, FamilyContext, Run, family_table
-from features.snapshots import tenure_sql
 
 SOURCE = "support_tickets"
 declare = Declarations(SOURCE, "support")

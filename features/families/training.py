@@ -14,12 +14,12 @@ from features.daily import (
     days_between,
     ratio,
     sum_in,
+    tenure_sql,
     window_join,
     windowed_table_sql,
     zero,
 )
 from features.families.base import Declarations, FamilyContext, Run, family_table
-from features.snapshots import tenure_sql
 
 SOURCE = "trainings"
 declare = Declarations(SOURCE, "training")

@@ -2,7 +2,8 @@
 
 Per-feature columns `usage_<feature>_per_seat_30d` cover the most used features (by events
 before the latest as_of of the build) and the configured tracked ones, with the feature name
-lower-cased and non-alphanumerics replaced by `_`. Events are matched on that key, computed in
+lower-cased and non-alphanumerics replaced by `_`; at scoring, exactly the model's own (its
+`FeatureSet`), whatever the scoring date ranks first. Events are matched on that key, computed in
 SQL, so no feature name from the data is ever written into a statement.
 
 Workflows: a run is the events of one (account, workflow_id), in time order. It *skips* when a
@@ -32,14 +33,15 @@ from features.daily import (
     rel_change,
     sum_before,
     sum_in,
+    tenure_sql,
     window_join,
     windowed_table_sql,
     zero,
 )
+from features.errors import DataContractError
 from features.families.base import Declarations, FamilyContext, Run, family_table
 from features.registry import FeatureSpec, register, register_resolver
-from features.snapshots import tenure_sql
-from pipeline.config import FeatureSettings
+from features.settings import FeatureSettings
 
 SOURCE = "usage_events"
 CATEGORY = "adoption"
@@ -127,7 +129,7 @@ VALID = "account_id IS NOT NULL AND ts IS NOT NULL"
 
 
 def build(run: Run, ctx: FamilyContext) -> list[str]:
-    tracked = _tracked_and_top_features(run, ctx.settings)
+    tracked = _usage_keys(run, ctx)
     per_feature = {f"f_{key}": f"count(*) FILTER (WHERE {KEY_SQL} = '{key}')" for key in tracked}
     per_feature_select = "".join(f", {expr} AS {name}" for name, expr in per_feature.items())
     run(f"""
@@ -189,27 +191,26 @@ def build(run: Run, ctx: FamilyContext) -> list[str]:
     return list(columns)
 
 
-def _tracked_and_top_features(run: Run, settings: FeatureSettings) -> dict[str, list[str]]:
-    """Keys of the `top_features` most used features (by events before the latest as_of), then the
-    tracked ones, each with the raw feature names that map to it."""
+def _usage_keys(run: Run, ctx: FamilyContext) -> list[str]:
+    """The keys of the per-feature columns: a model's own (its feature set), else the `top_features`
+    most used features (by events before the latest as_of), then the tracked ones."""
+    if ctx.usage_keys is not None:
+        unsafe = [key for key in ctx.usage_keys if not SAFE_KEY.fullmatch(key)]
+        if unsafe:  # keys become SQL literals: only the form feature_key() produces is accepted
+            raise DataContractError(f"feature set: usage keys {unsafe[:3]} are not of the form [a-z0-9_]+.")
+        return list(ctx.usage_keys)
+    settings = ctx.settings
     counts = run(f"""
         SELECT feature, count(*) FROM usage_events
         WHERE {VALID} AND feature IS NOT NULL AND ts < (SELECT max(as_of) FROM {ASOF_TABLE})
         GROUP BY feature
     """)
-    names: dict[str, list[str]] = {}
     totals: dict[str, int] = {}
     for feature, count in counts:
         key = feature_key(feature)
-        names.setdefault(key, []).append(feature)
         totals[key] = totals.get(key, 0) + count
     ranked = sorted(totals, key=lambda key: (-totals[key], key))[: settings.top_features]
-    keys = ranked + [key for key in map(feature_key, settings.tracked_features) if key not in ranked]
-    return {key: sorted(names.get(key, [])) for key in keys}
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+    return ranked + [key for key in map(feature_key, settings.tracked_features) if key not in ranked]
 
 
 def _workflow_tables(run: Run) -> None:
