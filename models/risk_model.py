@@ -28,7 +28,6 @@ Why this shape:
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +38,9 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
 from features.errors import DataContractError
 from features.feature_set import FeatureSet
@@ -191,8 +193,14 @@ class CrossValidator:
         return CVResult(trees=trees, fold_scores=tuple(float(s) for s in padded[:, trees - 1]))
 
 
-class ChurnRiskModel:
-    """LightGBM churn classifier, tuned by cross-validation and calibrated as deployed, in scikit-learn style."""
+class ChurnRiskModel(ClassifierMixin, BaseEstimator):
+    """LightGBM churn classifier, tuned by cross-validation and calibrated as deployed: a scikit-learn estimator.
+
+    The constructor arguments are the parameters (`get_params`, `set_params`, `clone`); everything
+    `fit` learns ends in `_`. `fit` needs the out-of-time rows to calibrate on (`train_index`,
+    `valid_index`), and when it tunes (`tune_trials` > 0) it sets the tree parameters it chose,
+    so `get_params()` after fitting reports the deployed settings.
+    """
 
     def __init__(
         self,
@@ -234,19 +242,6 @@ class ChurnRiskModel:
         self.one_se_rule = one_se_rule
         self.seed = seed
         self.num_threads = num_threads
-        self.metadata: dict[str, Any] = {}
-        self.notes: list[str] = []
-
-    def get_params(self) -> dict[str, Any]:
-        """Constructor arguments (what MLflow logs as parameters)."""
-        return {key: getattr(self, key) for key in PARAM_NAMES}
-
-    def with_params(self, **changes: Any) -> ChurnRiskModel:
-        """An unfitted copy with some parameters changed."""
-        unknown = sorted(set(changes) - set(PARAM_NAMES))
-        if unknown:
-            raise ModelError(f"ChurnRiskModel: unknown parameter(s) {unknown}.")
-        return ChurnRiskModel(**{**self.get_params(), **changes})
 
     def tree_params(self) -> dict[str, Any]:
         """The LightGBM parameters that shape the trees (the ones tuning chooses)."""
@@ -295,7 +290,7 @@ class ChurnRiskModel:
 
     def _learn_levels(self, frame: pd.DataFrame) -> dict[str, list[str]]:
         levels: dict[str, list[str]] = {}
-        for name in self.feature_names:
+        for name in self.feature_names_in_:
             if self._is_categorical(frame[name]):
                 seen = frame[name].astype("string").dropna().unique()
                 levels[name] = sorted(str(v) for v in seen)
@@ -307,24 +302,24 @@ class ChurnRiskModel:
         Categoricals get exactly the training levels (unseen values become missing), so the
         booster's category codes mean the same at scoring as at training.
         """
-        missing = [c for c in self.feature_names if c not in X.columns]
+        missing = [c for c in self.feature_names_in_ if c not in X.columns]
         if missing:
             raise DataContractError(
                 f"scoring input: {len(missing)} model feature(s) missing, e.g. {missing[:5]}; "
-                f"the model was trained on {len(self.feature_names)} features."
+                f"the model was trained on {len(self.feature_names_in_)} features."
             )
         columns: dict[str, Any] = {}
-        for name in self.feature_names:
+        for name in self.feature_names_in_:
             values = X[name]
-            if name in self.categories and _holds_numbers(values):
+            if name in self.categories_ and _holds_numbers(values):
                 raise DataContractError(
-                    f"feature '{name}': the model learnt it as categorical (levels {self.categories[name][:3]}...) "
+                    f"feature '{name}': the model learnt it as categorical (levels {self.categories_[name][:3]}...) "
                     f"but it holds numbers (dtype {values.dtype}); pass its levels as strings or categories."
                 )
-            if name in self.categories:
+            if name in self.categories_:
                 as_text = values.astype("string")
-                known = as_text.where(as_text.isin(self.categories[name]))
-                columns[name] = pd.Categorical(known, categories=self.categories[name])
+                known = as_text.where(as_text.isin(self.categories_[name]))
+                columns[name] = pd.Categorical(known, categories=self.categories_[name])
             else:
                 columns[name] = _to_float(values, name)
         return pd.DataFrame(columns, index=X.index)
@@ -362,19 +357,21 @@ class ChurnRiskModel:
             groups = pd.Series(groups).astype(str).to_numpy()
             if len(groups) != len(X):
                 raise ModelError(f"ChurnRiskModel.fit: {len(groups)} groups for {len(X)} rows of X.")
-        self.feature_names = [str(c) for c in X.columns]
-        if not self.feature_names:
+        self.feature_names_in_ = [str(c) for c in X.columns]
+        if not self.feature_names_in_:
             raise DataContractError("training input: no feature columns.")
-        self.feature_set_ = feature_set or FeatureSet.of(self.feature_names)
-        if list(self.feature_set_.names) != self.feature_names:
+        self.feature_set_ = feature_set or FeatureSet.of(self.feature_names_in_)
+        if list(self.feature_set_.names) != self.feature_names_in_:
             raise ModelError("ChurnRiskModel.fit: the feature set names other columns than X has, or another order.")
-        self.categories = self._learn_levels(X)
-        self.notes = []
+        self.categories_ = self._learn_levels(X)
+        self.classes_ = np.array([0, 1])
+        self.notes_: list[str] = []
+        self.metadata_: dict[str, Any] = {}
         frame = self.prepare(X)
         train_pos, valid_pos = _positions(X.index, train_index, "train"), _positions(X.index, valid_index, "valid")
         y_train = _binary(y_all[train_pos], "training")
         _binary(y_all[valid_pos], "validation")  # both classes, or the validation AUC means nothing
-        categorical = list(self.categories) or "auto"
+        categorical = list(self.categories_) or "auto"
         dataset = lgb.Dataset(
             frame, label=y_all, categorical_feature=categorical, params=self._lgb_params(y_all), free_raw_data=False
         ).construct()  # constructed before subsetting, so every booster keeps the categorical levels
@@ -402,7 +399,7 @@ class ChurnRiskModel:
             evaluation = lgb.train(self._lgb_params(y_train), dataset.subset(train_pos), self.best_iteration_)
         else:
             self.cv_ = None
-            self.notes.append(
+            self.notes_.append(
                 "too few labelled rows for cross-validation: the tree count was early-stopped on the validation "
                 "rows, so the validation AUC is optimistic"
             )
@@ -483,8 +480,10 @@ class ChurnRiskModel:
 
     # -------------------------------------------------------------------------------- predict
     def _check_fitted(self) -> None:
-        if not hasattr(self, "booster_"):
-            raise ModelError("ChurnRiskModel is not fitted yet; call fit() or load a trained model.")
+        try:
+            check_is_fitted(self, "booster_")
+        except NotFittedError as exc:
+            raise ModelError("ChurnRiskModel is not fitted yet; call fit() or load a trained model.") from exc
 
     def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
         """Booster log-odds (before calibration): the scale SHAP values add up to."""
@@ -497,16 +496,20 @@ class ChurnRiskModel:
         churn = self.calibrator_.predict(raw)
         return np.column_stack([1 - churn, churn])
 
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """1 (churns) where the calibrated churn probability is at least one half, else 0."""
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Exact TreeSHAP values per feature (log-odds), plus `bias`; each row sums to predict_raw."""
         self._check_fitted()
         values = self.booster_.predict(self.prepare(X), pred_contrib=True)
-        return pd.DataFrame(values, columns=[*self.feature_names, "bias"], index=X.index)
+        return pd.DataFrame(values, columns=[*self.feature_names_in_, "bias"], index=X.index)
 
     def feature_importance(self, kind: Literal["gain", "split"] = "gain") -> pd.Series:
         self._check_fitted()
         importance = self.booster_.feature_importance(importance_type=kind)
-        return pd.Series(importance, index=self.feature_names, name=kind).sort_values(ascending=False)
+        return pd.Series(importance, index=self.feature_names_in_, name=kind).sort_values(ascending=False)
 
     def _selection_summary(self) -> dict[str, Any]:
         """How the parameters and the tree count were chosen: flat and loggable."""
@@ -531,15 +534,15 @@ class ChurnRiskModel:
         (directory / MODEL_FILE).write_text(self.booster_.model_to_string())
         meta = {
             "params": self.get_params(),
-            "feature_names": self.feature_names,
-            "categories": self.categories,
+            "feature_names": self.feature_names_in_,
+            "categories": self.categories_,
             "calibrator": self.calibrator_.to_dict(),
             "best_iteration": self.best_iteration_,
             "train_rows": self.train_rows_,
             "fit_rows": self.fit_rows_,
             "selection": self.selection_,
-            "notes": self.notes,
-            "metadata": self.metadata,
+            "notes": self.notes_,
+            "metadata": self.metadata_,
             "feature_set": self.feature_set_.to_dict(),
         }
         (directory / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
@@ -553,25 +556,23 @@ class ChurnRiskModel:
             raise ModelError(f"{directory} holds no saved ChurnRiskModel ({META_FILE} is missing).")
         meta = json.loads((directory / META_FILE).read_text())
         model = cls(**meta["params"])
-        model.feature_names = meta["feature_names"]
-        model.categories = meta["categories"]
+        model.feature_names_in_ = meta["feature_names"]
+        model.categories_ = meta["categories"]
+        model.classes_ = np.array([0, 1])
         model.calibrator_ = Calibrator(**meta["calibrator"])
         model.best_iteration_ = meta["best_iteration"]
         model.train_rows_ = meta["train_rows"]
         model.fit_rows_ = meta["fit_rows"]
         model.selection_ = meta.get("selection", {})
-        model.notes = meta.get("notes", [])
-        model.metadata = meta["metadata"]
+        model.notes_ = meta.get("notes", [])
+        model.metadata_ = meta["metadata"]
         # models saved before the feature set was: their features with the registry's categories
         saved = meta.get("feature_set")
-        model.feature_set_ = FeatureSet.from_dict(saved) if saved else FeatureSet.of(model.feature_names)
+        model.feature_set_ = FeatureSet.from_dict(saved) if saved else FeatureSet.of(model.feature_names_in_)
         model.booster_ = lgb.Booster(model_str=(directory / MODEL_FILE).read_text())
         reference = directory / REFERENCE_FILE
         model.reference_ = pd.read_parquet(reference) if reference.exists() else pd.DataFrame()
         return model
-
-
-PARAM_NAMES = tuple(name for name in inspect.signature(ChurnRiskModel.__init__).parameters if name != "self")
 
 
 def _positions(index: pd.Index, rows: pd.Index, side: str) -> np.ndarray:

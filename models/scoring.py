@@ -194,7 +194,7 @@ def score_accounts(
     columns[TERM_END] = features[TERM_END] if TERM_END in features.columns else pd.NaT
     for name in CARRIED_COLUMNS:
         columns[name] = features[name] if name in features.columns else np.nan
-    columns[MODEL_VERSION] = str(model.metadata.get("model_version", model.metadata.get("model_uri", "unregistered")))
+    columns[MODEL_VERSION] = str(model.metadata_.get("model_version", model.metadata_.get("model_uri", "unregistered")))
     scores = pd.DataFrame(columns, index=features.index)
     expected = column_order(scorecard.categories() if scorecard is not None else [], order, scorecard is not None)
     return Scored(scores[expected], explanation, health, categories, notes)
@@ -212,7 +212,7 @@ def _categories(
     feature_set = model.feature_set_
     if scorecard is None:
         return dict(feature_set.categories), ()
-    categories = ml_categories(model.feature_names, scorecard, overrides)
+    categories = ml_categories(model.feature_names_in_, scorecard, overrides)
     current = scorecard.version()
     notes = ()
     if feature_set.scorecard is not None and feature_set.scorecard != current:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from sklearn.base import clone
 
 from features.progress import ProgressCallback
 from models.risk_model import ChurnRiskModel, CrossValidator
@@ -155,7 +156,7 @@ def search(
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial)
-        candidate = model.with_params(**params)
+        candidate = clone(model).set_params(**params)
         begin = time.time()
         state, result = "complete", None
 

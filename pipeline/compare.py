@@ -170,7 +170,7 @@ def fit_early_model(train: pd.DataFrame, settings: Settings, template: ChurnRisk
     (and, without a template, the hyperparameters). With only a handful of churners, the last
     part of the early period may hold none; the inner split and the folds are then stratified by
     account within the early period (the evaluation stays out of time) and
-    `model.metadata["inner_split"]` says so. `template` supplies tuned tree settings (a fresh copy
+    `model.metadata_["inner_split"]` says so. `template` supplies tuned tree settings (a fresh copy
     is fitted without a new search; the caller's object is not touched): `churn run` passes the
     model it just trained, whose search used only rows labelled before this backtest's evaluation
     period.
@@ -178,25 +178,29 @@ def fit_early_model(train: pd.DataFrame, settings: Settings, template: ChurnRisk
     features = feature_columns(train)
     model = settings.model.estimator()
     if template is not None:
-        model = model.with_params(**template.tree_params(), tune_trials=0)
+        model.set_params(**template.tree_params(), tune_trials=0)
     n_folds, grace_days, seed = settings.model.cv_folds, settings.data.grace_days, settings.model.seed
+    inner_split = None
     try:
         inner = out_of_time_split(train, validation_share=settings.model.validation_share, grace_days=grace_days)
         folds = rolling_origin_folds(train.loc[inner.train_index], n_folds=n_folds, grace_days=grace_days)
     except DataContractError as exc:
         inner = stratified_split(train, validation_share=settings.model.validation_share, seed=seed)
         folds = stratified_folds(train.loc[inner.train_index], n_folds=n_folds, seed=seed)
-        model.metadata["inner_split"] = (
+        inner_split = (
             f"the backtest model's tree count and calibration use a split stratified by account of the "
             f"training period: an out-of-time one is impossible there ({exc})"
         )
-    return model.fit(
+    model.fit(
         train[features],
         train[LABEL].astype(int),
         train_index=inner.train_index,
         valid_index=inner.valid_index,
         folds=folds.pairs(),
     )
+    if inner_split is not None:
+        model.metadata_["inner_split"] = inner_split
+    return model
 
 
 def backtest_frame(
@@ -363,7 +367,7 @@ def _write_outputs(result: ComparisonResult, settings: Settings) -> None:
             evaluation_start=result.split.cutoff,
             scorecard=f"{result.scorecard.name} ({settings.healthscore_path().name})",
             model=f"LightGBM, {result.model.best_iteration_} trees, fitted on {result.model.fit_rows_:,} earlier rows"
-            + (f"; {result.model.metadata['inner_split']}" if "inner_split" in result.model.metadata else ""),
+            + (f"; {result.model.metadata_['inner_split']}" if "inner_split" in result.model.metadata_ else ""),
             scorecard_notes=result.scorecard_notes,
         ),
     )

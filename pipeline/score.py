@@ -233,7 +233,7 @@ def score_book(
     )
 
     current = features.assign(**{CHURN_PROBABILITY: scores[CHURN_PROBABILITY].to_numpy()})
-    monitored = [*model.feature_names, CHURN_PROBABILITY]
+    monitored = [*model.feature_names_in_, CHURN_PROBABILITY]
     drift = (
         drift_report(model.reference_, current, monitored, settings.scoring.drift_psi_threshold)
         if not model.reference_.empty

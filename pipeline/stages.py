@@ -767,8 +767,8 @@ def compare_dataset(
         result = run_comparison(dataset, settings, Path(out_dir), model=model, progress=progress, table=table)
         log_notes(result.scorecard_notes)
     print_warnings(result.scorecard_notes, console)
-    if "inner_split" in result.model.metadata:
-        print_warnings([result.model.metadata["inner_split"]], console)
+    if "inner_split" in result.model.metadata_:
+        print_warnings([result.model.metadata_["inner_split"]], console)
     for line in result.summary_lines():
         console.print(line, markup=False, highlight=False)
     return result

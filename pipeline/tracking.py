@@ -174,10 +174,7 @@ def log_metrics_table(metrics: pd.DataFrame) -> None:
             if key not in ("score", "segment") and pd.notna(value):
                 values[f"{row['score']}_{key}"] = float(value)
     mlflow.log_metrics(values)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "metrics_by_segment.csv"
-        metrics.to_csv(path, index=False)
-        mlflow.log_artifact(str(path), artifact_path="evaluation")
+    mlflow.log_text(metrics.to_csv(index=False), "evaluation/metrics_by_segment.csv")
 
 
 def log_selection(selection: dict[str, Any], trials: list[Any], experiment_id: str, parent_run_id: str) -> None:
@@ -255,7 +252,7 @@ def pip_requirements() -> list[str]:
 def serving_example(model: ChurnRiskModel, X: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
     """A few rows in the pyfunc's input format (model features, categoricals as strings)."""
     example = model.prepare(X.head(rows))
-    return example.astype({name: "object" for name in model.categories})
+    return example.astype({name: "object" for name in model.categories_})
 
 
 @contextmanager
@@ -322,7 +319,7 @@ def load_model(uri: str, settings: Settings | None = None) -> ChurnRiskModel:
     The artifacts are downloaded, checked against the SHA-256 recorded when the model was logged,
     and read as plain files; nothing from the artifact store is unpickled or run. With
     `settings`, the configured tracking store is used; otherwise the current MLflow URI.
-    `model.metadata` gets the URI and, for registry URIs, the resolved version.
+    `model.metadata_` gets the URI and, for registry URIs, the resolved version.
     """
     if settings is not None:
         configure_tracking(settings)
@@ -343,10 +340,10 @@ def load_model(uri: str, settings: Settings | None = None) -> ChurnRiskModel:
             f"Cannot load model '{uri}' from {mlflow.get_tracking_uri()}: {exc.message} "
             "(train one with `churn train`, or pass --model-uri)."
         ) from exc
-    model.metadata["model_uri"] = uri
+    model.metadata_["model_uri"] = uri
     if resolved is not None:
-        model.metadata["model_version"] = str(resolved.version)
-        model.metadata["run_id"] = resolved.run_id
+        model.metadata_["model_version"] = str(resolved.version)
+        model.metadata_["run_id"] = resolved.run_id
     return model
 
 

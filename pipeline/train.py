@@ -115,19 +115,13 @@ def train_model(
     folds = rolling_origin_folds(
         table.loc[split.train_index], n_folds=settings.model.cv_folds, grace_days=settings.data.grace_days
     )
-    return _fit_evaluate_log(
-        table,
-        split,
-        folds,
-        settings,
-        grace_days=settings.data.grace_days,
-        rule_risk=rule_risk,
-        scorecard=scorecard,
-        config_files=config_files,
-        promote=promote,
-        progress=progress,
-        source="feature table",
-        notes=list(notes),
+    source = "feature table"
+    evaluated = fit_and_evaluate(
+        table, split, folds, settings, grace_days=settings.data.grace_days, rule_risk=rule_risk, scorecard=scorecard,
+        progress=progress, source=source, notes=list(notes),
+    )  # fmt: skip
+    return log_and_register(
+        evaluated, split, folds, settings, config_files=config_files, promote=promote, progress=progress, source=source
     )
 
 
@@ -157,21 +151,14 @@ def train_prepared_table(
     else:
         split = stratified_split(table, validation_share=settings.model.validation_share, seed=seed)
         folds = stratified_folds(table.loc[split.train_index], n_folds=n_folds, seed=seed)
-    result = _fit_evaluate_log(
-        table,
-        split,
-        folds,
-        settings,
-        grace_days=0,
-        rule_risk=None,
-        scorecard=None,
-        config_files=config_files,
-        promote=promote,
-        progress=progress,
-        source=f"prepared table {Path(path).name}",
+    source = f"prepared table {Path(path).name}"
+    evaluated = fit_and_evaluate(
+        table, split, folds, settings, grace_days=0, rule_risk=None, scorecard=None, progress=progress, source=source,
         notes=notes,
+    )  # fmt: skip
+    return log_and_register(
+        evaluated, split, folds, settings, config_files=config_files, promote=promote, progress=progress, source=source
     )
-    return result
 
 
 # ----------------------------------------------------------------------------- prepared tables
@@ -283,7 +270,25 @@ def feature_set(features: Sequence[str], scorecard: ScorecardConfig | None, over
     return FeatureSet.of(features, categories, scorecard.version() if scorecard is not None else None)
 
 
-def _fit_evaluate_log(
+@dataclass
+class Evaluated:
+    """A fitted model with everything its evaluation measured: what the logging step records."""
+
+    model: ChurnRiskModel
+    metrics: pd.DataFrame
+    calibration: pd.DataFrame
+    validation: pd.DataFrame
+    evidence: tracking.ValidationEvidence
+    tags: dict[str, str]
+    figures_input: dict
+    fingerprint: dict
+    params: dict
+    categories: dict[str, str]
+    trials: list
+    notes: list[str]
+
+
+def fit_and_evaluate(
     table: pd.DataFrame,
     split: Split,
     folds: Folds,
@@ -292,12 +297,11 @@ def _fit_evaluate_log(
     grace_days: int,
     rule_risk: pd.Series | None,
     scorecard: ScorecardConfig | None,
-    config_files: Sequence[Path],
-    promote: bool,
     progress: ProgressCallback | None,
     source: str,
     notes: list[str] | None = None,
-) -> TrainResult:
+) -> Evaluated:
+    """Tune and fit the model, fit the logistic baseline, evaluate all on the validation rows (no I/O)."""
     notes = [*(notes or []), *folds.notes]
     features = feature_columns(table)
     labelled = table[table[LABEL].notna()]
@@ -325,7 +329,7 @@ def _fit_evaluate_log(
         on_trial=trials.append,
         feature_set=features_used,
     )
-    notes.extend(model.notes)
+    notes.extend(model.notes_)
     if model.search_ is not None and len(model.search_.trials) < settings.model.tune_trials:
         notes.append(
             f"the search stopped at model.tune_timeout_s = {settings.model.tune_timeout_s:g} s after "
@@ -396,46 +400,76 @@ def _fit_evaluate_log(
         **{f"data_{k}": v for k, v in fingerprint.items()},
         "source": source,
         "features": len(features),
-        "categorical_features": len(model.categories),
+        "categorical_features": len(model.categories_),
         "best_iteration": model.best_iteration_,
         "cv_kind": folds.kind,
         "cv_folds_used": len(folds),
         "cv_cutoffs": ",".join(s.cutoff.date().isoformat() for s in folds.splits if s.cutoff is not None) or "-",
     }
+    return Evaluated(
+        model=model,
+        metrics=metrics,
+        calibration=calibration,
+        validation=validation,
+        evidence=evidence,
+        tags=tags,
+        figures_input=plots_input,
+        fingerprint=fingerprint,
+        params=params,
+        categories=categories,
+        trials=trials,
+        notes=notes,
+    )
+
+
+def log_and_register(
+    evaluated: Evaluated,
+    split: Split,
+    folds: Folds,
+    settings: Settings,
+    *,
+    config_files: Sequence[Path],
+    promote: bool,
+    progress: ProgressCallback | None,
+    source: str,
+) -> TrainResult:
+    """Log the run to MLflow, register the model as @challenger and promote it when it wins."""
+    model, notes, categories, trials = evaluated.model, evaluated.notes, evaluated.categories, evaluated.trials
+    validation, evidence = evaluated.validation, evaluated.evidence
 
     experiment_id = tracking.configure_tracking(settings)
     import mlflow  # after pipeline.tracking (telemetry off)
 
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=f"train {source}") as run:
         tmp_dir = Path(tmp)
-        save_figures(evaluation_figures(**plots_input), tmp_dir / "plots")
+        save_figures(evaluation_figures(**evaluated.figures_input), tmp_dir / "plots")
         _report(progress, 5)
-        mlflow.log_params(params)
+        mlflow.log_params(evaluated.params)
         mlflow.set_tags({"stage": "train", "source": source, "tuned": str(model.search_ is not None)})
-        mlflow.log_dict(fingerprint, "data/fingerprint.json")
+        mlflow.log_dict(evaluated.fingerprint, "data/fingerprint.json")
         if notes:
             mlflow.log_text("\n".join(notes), tracking.NOTES_ARTIFACT)
         tracking.log_config_files([*config_files, *_healthscore_file(settings)])
         mlflow.log_dict(settings.model_dump(mode="json"), "config/settings_resolved.json")
-        tracking.log_metrics_table(metrics)
+        tracking.log_metrics_table(evaluated.metrics)
         tracking.log_selection(model.selection_, trials, experiment_id, run.info.run_id)
-        tracking.log_band_calibration(calibration)
+        tracking.log_band_calibration(evaluated.calibration)
         mlflow.log_metrics({"best_iteration": model.best_iteration_, "fit_rows": model.fit_rows_})
         mlflow.log_artifacts(str(tmp_dir / "plots"), artifact_path="plots")
         mlflow.log_dict(
-            {"features": model.feature_names, "categorical": list(model.categories)}, "features/features.json"
+            {"features": model.feature_names_in_, "categorical": list(model.categories_)}, "features/features.json"
         )
         mlflow.log_dict(categories, "features/feature_categories.json")
         validation.to_parquet(tmp_dir / "validation_predictions.parquet", index=False)
         mlflow.log_artifact(str(tmp_dir / "validation_predictions.parquet"), artifact_path="evaluation")
-        version = tracking.log_model(model, valid[features], settings, tags)
+        version = tracking.log_model(model, evidence.X, settings, evaluated.tags)
         version_id = str(version.version)
         decision = tracking.promote_if_better(settings, version, evidence, promote=promote)
         mlflow.set_tags(
             {"model_version": version_id, "promoted": str(decision.promoted), "promotion_reason": decision.reason}
         )
     _report(progress, 6)
-    model.metadata.update(model_version=version_id, run_id=run.info.run_id)
+    model.metadata_.update(model_version=version_id, run_id=run.info.run_id)
     return TrainResult(
         run_id=run.info.run_id,
         experiment_id=experiment_id,
@@ -443,11 +477,11 @@ def _fit_evaluate_log(
         model_uri=f"models:/{settings.model.name}/{version_id}",
         promoted=decision.promoted,
         promotion_reason=decision.reason,
-        metrics=metrics,
+        metrics=evaluated.metrics,
         split=split,
         model=model,
         validation=validation,
-        calibration=calibration,
+        calibration=evaluated.calibration,
         folds=folds,
         notes=notes,
     )

@@ -35,7 +35,7 @@ def outcome(data: Path, tmp_path_factory: pytest.TempPathFactory):
 
 def test_the_new_families_are_model_features(outcome):
     result, *_ = outcome
-    used = set(result.model.feature_names)
+    used = set(result.model.feature_names_in_)
     assert {"days_overdue", "late_payments_365d", "days_since_last_qbr", "account_nps_180d", "nps_latest"} <= used
     categories = category_map(used)
     assert {categories[name] for name in ("days_overdue", "days_since_last_qbr", "nps_latest")} == set(NEW_CATEGORIES)

@@ -7,8 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from churn_sim import simulate_feature_table
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from sklearn.utils import estimator_checks
+from sklearn.utils.validation import check_is_fitted
 
 from features.errors import ChurnError, DataContractError
 from features.table import feature_columns
@@ -96,7 +100,7 @@ def _members_reproduce_out_of_fold_scores(model: ChurnRiskModel, data, rows: pd.
     np.testing.assert_array_equal(model.calibration_positions_, positions)
     prepared, y_all = model.prepare(data["X"]), data["y"].astype(int).to_numpy()
     binned = lgb.Dataset(
-        prepared, label=y_all, categorical_feature=list(model.categories), params=model._lgb_params(y_all)
+        prepared, label=y_all, categorical_feature=list(model.categories_), params=model._lgb_params(y_all)
     ).construct()  # binned on every labelled row, as fit does
     y, groups = y_all[positions], data["groups"].to_numpy()[positions]
     folds = StratifiedGroupKFold(n_splits=CALIBRATION_FOLDS, shuffle=True, random_state=model.seed)
@@ -152,7 +156,7 @@ def test_deployed_probabilities_match_observed_churn_on_new_accounts(data, calib
 
 def test_without_folds_the_model_falls_back_to_the_validation_rows_and_says_so(data):
     thin = _fit(data, folds=[])
-    assert thin.cv_ is None and "too few labelled rows for cross-validation" in thin.notes[0]
+    assert thin.cv_ is None and "too few labelled rows for cross-validation" in thin.notes_[0]
     assert 1 <= thin.best_iteration_ < thin.n_estimators and thin.booster_.num_trees() == thin.best_iteration_
     assert thin.fit_rows_ == len(data["X"])
 
@@ -177,7 +181,7 @@ def test_categoricals_as_strings_in_any_column_order_score_the_same(data, model)
     X = data["X_valid"]
     as_text = X.astype({"segment": "object", "plan": "string"})[list(reversed(X.columns))]
     np.testing.assert_array_equal(model.predict_raw(X), model.predict_raw(as_text))
-    assert model.categories["segment"] == ["enterprise", "mid", "smb"]
+    assert model.categories_["segment"] == ["enterprise", "mid", "smb"]
 
 
 def test_unseen_category_levels_score_like_missing_values(data, model):
@@ -201,19 +205,19 @@ def test_missing_feature_is_named_and_text_numbers_are_parsed(data, model):
 def test_contributions_add_up_to_the_raw_score(data, model):
     X = data["X_valid"].head(200)
     contributions = model.contributions(X)
-    assert list(contributions.columns) == [*model.feature_names, "bias"]
+    assert list(contributions.columns) == [*model.feature_names_in_, "bias"]
     np.testing.assert_allclose(contributions.sum(axis=1), model.predict_raw(X), atol=1e-9)
     gain = model.feature_importance("gain")
-    assert set(gain.index) == set(model.feature_names) and gain.iloc[0] > 0
+    assert set(gain.index) == set(model.feature_names_in_) and gain.iloc[0] > 0
 
 
 def test_save_and_load_give_identical_predictions_from_plain_files(tmp_path, data, model):
-    model.metadata["note"] = "kept"
+    model.metadata_["note"] = "kept"
     directory = model.save(tmp_path / "m")
     assert sorted(p.name for p in directory.iterdir()) == ["booster.txt", "model.json", "reference.parquet"]
     loaded = ChurnRiskModel.load(directory)
     np.testing.assert_array_equal(model.predict_proba(data["X_valid"]), loaded.predict_proba(data["X_valid"]))
-    assert loaded.get_params() == model.get_params() and loaded.metadata["note"] == "kept"
+    assert loaded.get_params() == model.get_params() and loaded.metadata_["note"] == "kept"
     assert loaded.selection_ == model.selection_
     with pytest.raises(ChurnError, match="holds no saved ChurnRiskModel"):
         ChurnRiskModel.load(tmp_path)
@@ -227,7 +231,7 @@ def test_settings_reach_the_booster():
     params = model._lgb_params(np.array([0, 0, 0, 1]))
     assert (params["num_leaves"], params["max_depth"], params["lambda_l2"]) == (7, 3, 2.0)
     assert params["scale_pos_weight"] == 1.0  # class weighting is off by default
-    assert model.with_params(balance_classes=True)._lgb_params(np.array([0, 0, 0, 1]))["scale_pos_weight"] == 3.0
+    assert clone(model).set_params(balance_classes=True)._lgb_params(np.array([0, 0, 0, 1]))["scale_pos_weight"] == 3.0
     assert params["deterministic"] and params["num_threads"] == 1 and model.calibration == "sigmoid"
     assert model.tune_trials == settings.tune_trials and model.refit
 
@@ -250,3 +254,32 @@ def test_logistic_baseline_handles_categoricals_missing_values_and_unseen_levels
     proba = baseline.predict_proba(scored)[:, 1]
     assert np.isfinite(proba).all() and data["X_valid"]["csat_mean_90d"].isna().any()
     assert roc_auc_score(data["y_valid"], proba) > 0.65
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        estimator_checks.check_no_attributes_set_in_init,
+        estimator_checks.check_parameters_default_constructible,
+        estimator_checks.check_get_params_invariance,
+        estimator_checks.check_set_params,
+        estimator_checks.check_estimator_cloneable,
+        estimator_checks.check_estimator_repr,
+        estimator_checks.check_do_not_raise_errors_in_init_or_set_params,
+    ],
+    ids=lambda check: check.__name__,
+)
+def test_scikit_learn_estimator_checks_that_apply(check):
+    """The checks that do not fit: fitting needs out-of-time rows and a frame with named columns."""
+    check(ChurnRiskModel.__name__, ChurnRiskModel())
+
+
+def test_clone_copies_parameters_not_fitted_state(data, model):
+    copy = clone(model)
+    assert copy.get_params() == model.get_params()
+    check_is_fitted(model)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(copy)
+    with pytest.raises(ChurnError, match="not fitted yet"):
+        copy.predict_proba(data["X"])
+    assert set(model.predict(data["X"])) <= {0, 1} and list(model.classes_) == [0, 1]

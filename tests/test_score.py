@@ -141,7 +141,7 @@ def test_scoring_with_the_outcomes_scorecard_sums_contributions_by_its_categorie
     ml = [c for c in scores.columns if c.startswith("ml_")]
     assert ml[:3] == outcomes and not {"ml_adoption", "ml_support", "ml_account"} & set(ml)
     model = load_model(result.model_uri, settings)
-    categories = ml_categories(model.feature_names, load_scorecard(DEFAULTS_DIR / "healthscore-outcomes.yaml"))
+    categories = ml_categories(model.feature_names_in_, load_scorecard(DEFAULTS_DIR / "healthscore-outcomes.yaml"))
     importance = model.feature_importance("gain")
     used = {categories[name] for name in importance[importance > 0].index}
     assert len(used) >= 2 and used <= {"transformation", "experience", "engagement"}

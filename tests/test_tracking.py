@@ -123,7 +123,7 @@ def test_a_run_logs_params_metrics_plots_features_config_and_data_in_the_working
     assert {"config/pipeline.yaml", "config/settings_resolved.json", "data/fingerprint.json"} <= files
     assert {"evaluation/metrics_by_segment.csv", "evaluation/validation_predictions.parquet"} <= files
     categories = json.loads((artifact_root / "features/feature_categories.json").read_text())
-    assert categories == category_map(full.model.feature_names, settings.features.category_overrides)
+    assert categories == category_map(full.model.feature_names_in_, settings.features.category_overrides)
     by_segment = pd.read_csv(artifact_root / "evaluation/metrics_by_segment.csv")
     assert {"all", "smb", "mid", "enterprise"} <= set(by_segment["segment"])
     predictions = pd.read_parquet(artifact_root / "evaluation/validation_predictions.parquet")
@@ -185,7 +185,7 @@ def test_the_registered_model_has_signature_example_explicit_requirements_and_ga
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{settings.model.name}/3"))
     assert (local / "requirements.txt").read_text().split() == pip_requirements()
     info = mlflow.models.get_model_info(f"models:/{settings.model.name}/3")
-    assert info.signature.inputs.input_names() == registry["full"].model.feature_names
+    assert info.signature.inputs.input_names() == registry["full"].model.feature_names_in_
     assert info.signature.params.to_dict()[0]["name"] == "output"
     assert (local / "input_example.json").is_file()
 
@@ -216,7 +216,7 @@ def test_champion_loads_by_alias_in_a_fresh_process_and_predicts(registry, sim, 
         "model = load_model(f'models:/{sys.argv[3]}@champion')\n"
         "print(json.dumps({'pyfunc': pyfunc.predict(rows)['churn_probability'].tolist(),\n"
         "                  'model': model.predict_proba(rows)[:, 1].tolist(),\n"
-        "                  'version': model.metadata['model_version']}))\n"
+        "                  'version': model.metadata_['model_version']}))\n"
     )
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     done = subprocess.run(
@@ -247,7 +247,7 @@ def test_configuring_one_store_does_not_redirect_the_next_settings(tmp_path):
 def test_load_model_resolves_version_and_names_a_missing_model(registry):
     settings = registry["settings"]
     model = load_model(f"models:/{settings.model.name}@{CHAMPION}", settings)
-    assert model.metadata["model_version"] == "3" and model.metadata["run_id"] == registry["full"].run_id
+    assert model.metadata_["model_version"] == "3" and model.metadata_["run_id"] == registry["full"].run_id
     from features.errors import ChurnError
 
     with pytest.raises(ChurnError, match=r"Cannot load model 'models:/no-such-model@champion'"):

@@ -69,7 +69,7 @@ def test_prepared_table_trains_with_a_stratified_split_and_is_registered(tmp_pat
     _telco_like().to_csv(path, index=False)
     result = train_prepared_table(path, "customerID", "Churn", None, _settings(tmp_path))
     assert result.split.kind == "stratified" and result.promoted
-    assert set(result.model.categories) == {"Contract"}
+    assert set(result.model.categories_) == {"Contract"}
     assert result.overall()["model"]["roc_auc"] > 0.7
     assert "rule" not in result.overall()  # no health score for a prepared table
     assert mlflow.MlflowClient().get_run(result.run_id).data.params["split_kind"] == "stratified"
@@ -81,7 +81,7 @@ def test_prepared_table_with_a_time_column_splits_out_of_time(tmp_path):
     result = train_prepared_table(path, "customerID", "Churn", "SignupMonth", _settings(tmp_path))
     valid_times = result.validation["as_of"]
     assert result.split.kind == "out_of_time" and (valid_times >= result.split.cutoff).all()
-    assert "SignupMonth" not in result.model.feature_names
+    assert "SignupMonth" not in result.model.feature_names_in_
 
 
 def test_without_time_a_second_table_cannot_be_compared_fairly_unless_promoted(tmp_path):

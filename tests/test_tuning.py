@@ -39,11 +39,11 @@ def folds():
     pairs = rolling_origin_folds(table.loc[split.train_index], n_folds=3, grace_days=30).pairs()
     labelled = table[table["label"].notna()]
     model = ChurnRiskModel(num_threads=1)
-    model.feature_names = feature_columns(table)
-    model.categories = model._learn_levels(labelled)
+    model.feature_names_in_ = feature_columns(table)
+    model.categories_ = model._learn_levels(labelled)
     frame, labels = model.prepare(labelled), labelled["label"].astype(int).to_numpy()
     dataset = lgb.Dataset(
-        frame, labels, categorical_feature=list(model.categories), params=model._lgb_params(labels)
+        frame, labels, categorical_feature=list(model.categories_), params=model._lgb_params(labels)
     ).construct()
     positions = [(labelled.index.get_indexer(a), labelled.index.get_indexer(b)) for a, b in pairs]
     return CrossValidator(labels, dataset, positions)
