@@ -132,3 +132,37 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 @pytest.fixture
 def tiny_data_dir(tmp_path: Path) -> Path:
     return write_tables(tmp_path / "data", tiny_tables())
+
+
+@pytest.fixture(scope="session")
+def book(tmp_path_factory: pytest.TempPathFactory):
+    """Generated data with a model trained and registered on it (a SQLite MLflow store in `<root>/work`),
+    shared by the tests of scoring operations (overrides, who is scored, scorecard versions)."""
+    from rich.console import Console
+
+    from pipeline.config import load_settings
+    from pipeline.loading import load_dataset
+    from pipeline.stages import build_feature_table, train_on_table
+    from pipeline.synthetic import generate
+
+    root = tmp_path_factory.mktemp("book")
+    data = root / "data"
+    generate(data, n_accounts=150, seed=5, start="2023-01-01", years=2.5)
+    train_settings = load_settings(
+        None, {"workdir": str(root / "work"), "model": {"tune_trials": 0, "n_estimators": 100}}
+    )
+    dataset = load_dataset(data)
+    result = train_on_table(
+        build_feature_table(dataset, train_settings), train_settings, None, True, Console(quiet=True)
+    )
+    return root, data, dataset, result
+
+
+def book_settings(book, name: str, **changes):
+    """Settings with a new working folder (own history and override store) under the `book`'s root,
+    sharing its MLflow store (so its model), and the model's registered URI."""
+    from pipeline.config import load_settings
+
+    root, _, _, result = book
+    tracking = {"uri": f"sqlite:///{root / 'work' / 'mlflow.db'}"}
+    return load_settings(None, {"workdir": str(root / name), "tracking": tracking, **changes}), result

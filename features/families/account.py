@@ -14,7 +14,8 @@ from features.families.base import Declarations, FamilyContext, Run, family_tabl
 from features.labels import TERMS
 
 SOURCE = "accounts"
-declare = Declarations(SOURCE, "account")
+# Who the customer is and where its contract stands: context for a CSM, not behaviour to change.
+declare = Declarations(SOURCE, "account", actionable=False)
 
 TENURE = declare.fixed("tenure_days", "Customer age in days", "higher", "customer for {value:.0f} days")
 SEGMENT = declare.fixed("segment", "Customer segment", "neutral", "{value} segment", "categorical", ("segment",))
