@@ -70,6 +70,37 @@ FEATURE_NAMES = {
         "onboarding_sessions",
         "days_since_last_training",
     ],
+    *[
+        "days_overdue",
+        "overdue_invoices",
+        "overdue_amount_share",
+        "late_payments_90d",
+        "late_payments_365d",
+        "late_payment_share_365d",
+        "failed_payments_90d",
+        "failed_payments_365d",
+        "last_invoice_discount",
+        "invoiced_amount_change_365d",
+    ],
+    *[
+        "touchpoints_90d",
+        "days_since_last_qbr",
+        "days_since_last_executive_meeting",
+        "days_since_last_touchpoint",
+        "touchpoint_sentiment_90d",
+        "touchpoint_sentiment_trend_90d",
+        "negative_touchpoints_90d",
+    ],
+    *[
+        "nps_latest",
+        "nps_mean_180d",
+        "account_nps_180d",
+        "nps_detractor_share_180d",
+        "survey_csat_latest",
+        "survey_csat_mean_180d",
+        "survey_responses_180d",
+        "days_since_last_survey",
+    ],
 }
 TABLE_COLUMNS = FEATURE_NAMES | {"account_id", "as_of", "label", "term_end"}
 
@@ -90,7 +121,9 @@ def error_of(raw: dict) -> str:
 
 def test_default_scorecard_is_laer_with_onboarding_and_regulated_segments() -> None:
     config = load_scorecard(DEFAULT_FILE, available=TABLE_COLUMNS)
-    assert config.categories() == ["adoption", "engagement", "support", "training", "account"]
+    assert config.categories() == [
+        "adoption", "engagement", "support", "training", "account", "financial", "relationship", "voice"
+    ]  # fmt: skip
     assert [name for name, _, _ in config.scorecards()] == ["onboarding", "regulated", "default"]
     assert str(config.segments["onboarding"].when[0]) == "tenure_days < 120"
     assert (config.bands.green, config.bands.yellow) == (70, 60)
