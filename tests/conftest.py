@@ -82,3 +82,17 @@ def write_tables(directory: Path, tables: dict[str, pd.DataFrame], fmt: str = "c
 @pytest.fixture
 def tiny_data_dir(tmp_path: Path) -> Path:
     return write_tables(tmp_path / "data", tiny_tables())
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] Spark session for the whole test run (a JVM start costs 10-20 s); skipped, with the
+    reason, where PySpark or a Java runtime is missing."""
+    from pipeline.spark import spark_problem, start_spark
+
+    problem = spark_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    session = start_spark("local[2]", {"spark.sql.shuffle.partitions": "2", "spark.driver.memory": "1g"})
+    yield session
+    session.stop()

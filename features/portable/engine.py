@@ -1,0 +1,85 @@
+"""Where feature SQL runs: one small interface over a DuckDB connection or a Spark session.
+
+Families never write DDL. They hand a SELECT to `materialize`, which stores the result as a named
+intermediate table in the engine's own way: a DuckDB temporary table, or on Spark a checkpointed
+DataFrame registered as a temporary view (checkpointed, so that each later statement starts from
+stored rows instead of re-running the whole chain of views before it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pandas as pd
+
+from features.portable.dialect import DUCKDB, SPARK, Dialect
+
+if TYPE_CHECKING:  # pragma: no cover - typing only; pyspark is imported only by the Spark engine
+    import duckdb
+    from pyspark.sql import SparkSession
+
+TEMP_PREFIX = "_ft_"
+
+
+class Engine(Protocol):
+    dialect: Dialect
+
+    def materialize(self, name: str, select_sql: str) -> None:
+        """Run `select_sql` and keep its rows as table `name` for the following statements."""
+
+    def rows(self, select_sql: str) -> list[tuple[Any, ...]]:
+        """Run a (small) query and return its rows."""
+
+    def frame(self, select_sql: str) -> pd.DataFrame:
+        """Run a query and return its result as pandas (the assembled feature table)."""
+
+    def drop_intermediates(self) -> None:
+        """Drop every table `materialize` made."""
+
+
+class DuckDBEngine:
+    dialect = DUCKDB
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self._made: list[str] = []
+
+    def materialize(self, name: str, select_sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select_sql}")
+        self._made.append(name)
+
+    def rows(self, select_sql: str) -> list[tuple[Any, ...]]:
+        return self.con.execute(select_sql).fetchall()
+
+    def frame(self, select_sql: str) -> pd.DataFrame:
+        return self.con.execute(select_sql).df()
+
+    def drop_intermediates(self) -> None:
+        for name in reversed(self._made):
+            self.con.execute(f"DROP TABLE IF EXISTS {name}")
+        self._made.clear()
+
+
+class SparkEngine:
+    dialect = SPARK
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.spark = spark
+        self._made: dict[str, Any] = {}
+
+    def materialize(self, name: str, select_sql: str) -> None:
+        frame = self.spark.sql(select_sql).localCheckpoint(eager=True)
+        frame.createOrReplaceTempView(name)
+        self._made[name] = frame
+
+    def rows(self, select_sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self.spark.sql(select_sql).collect()]
+
+    def frame(self, select_sql: str) -> pd.DataFrame:
+        return self.spark.sql(select_sql).toPandas()
+
+    def drop_intermediates(self) -> None:
+        for name, frame in reversed(list(self._made.items())):
+            self.spark.catalog.dropTempView(name)
+            frame.unpersist()
+        self._made.clear()
