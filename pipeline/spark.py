@@ -96,4 +96,7 @@ def spark_error_message(exc: BaseException) -> str:
     condition = getattr(exc, "getCondition", lambda: None)()
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     first = re.sub(r"\s*SQLSTATE: \w+", "", first)
-    return f"Spark failed ({condition}): {first}" if condition and condition not in first else f"Spark failed: {first}"
+    if condition:
+        first = first.removeprefix(f"[{condition}]").strip()
+        return f"Spark failed ({condition}): {first}"
+    return f"Spark failed: {first}"
