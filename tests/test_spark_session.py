@@ -27,7 +27,7 @@ def test_no_java_on_path_names_what_to_install(monkeypatch, tmp_path):
 def test_an_unsupported_java_is_named_with_its_version(monkeypatch, tmp_path):
     fake = tmp_path / "bin" / "java"
     fake.parent.mkdir()
-    fake.write_text('#!/bin/sh\necho \'openjdk version "11.0.2" 2019-01-15\' >&2\n')
+    fake.write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("JAVA_HOME", str(tmp_path))
     problem = spark_problem()
