@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -80,6 +81,10 @@ def start_spark(master: str = "local[2]", conf: Mapping[str, str] | None = None)
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.master(master).appName("churn")
+    # Python workers (mapInPandas scoring) must run this interpreter, not whatever `python3` is on PATH;
+    # PySpark reads only the environment variable for that, when the context starts.
+    if master.startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
