@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from features.daily import rel_change, zero
 from features.families.logins import (
     ACTIVE_DAYS,
     ACTIVE_USERS,
@@ -28,12 +29,10 @@ from features.portable.timeline import (
     distinct_keys_sql,
     ever_before_as_of_sql,
     ratio,
-    rel_change,
     rows_in,
     sum_before,
     sum_in,
     windowed_sql,
-    zero,
 )
 
 SOURCE = "logins"

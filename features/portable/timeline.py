@@ -81,21 +81,9 @@ def sum_before(column: str, window: int) -> str:
     return agg_where("sum", column, f"w.age > {window} AND w.age <= {2 * window}")
 
 
-def zero(expression: str) -> str:
-    return f"coalesce({expression}, 0)"
-
-
 def ratio(numerator: str, denominator: str) -> str:
     """numerator / denominator as a double, NULL when the denominator is 0 or NULL (never a division by 0)."""
     return f"(CAST({numerator} AS DOUBLE) / NULLIF(CAST({denominator} AS DOUBLE), 0))"
-
-
-def rel_change(recent: str, before: str) -> str:
-    """Relative change of `recent` on `before`: 0 when both are 0, NULL when there is no baseline."""
-    return (
-        f"(CASE WHEN ({before}) > 0 THEN (CAST(({recent}) AS DOUBLE) - ({before})) / ({before}) "
-        f"WHEN ({recent}) = 0 THEN 0.0 END)"
-    )
 
 
 def windowed_sql(rollup: str, aggregates: Mapping[str, str], where: str | None = None, day: str = "day") -> str:
