@@ -1,13 +1,16 @@
 """Benchmark `churn train`: training time and peak memory at 100k and 1M snapshot rows x ~100 features.
 
     python bench/train.py [--rows 100000 1000000] [--features 100] [--threads 2] [--model-only]
+                          [--trials N]
 
 Each size runs in a fresh process, so its peak resident memory (getrusage maxrss) is its own. The
 data are synthetic snapshot rows in the feature-table format (monthly snapshots, term ends, a
 churn label driven non-linearly by a dozen of the features, two categoricals); the timed work is
-`ChurnRiskModel.fit` (early stopping, calibration, refit on all labelled rows) and, unless
---model-only, the whole `train_model` stage (logistic baseline, evaluation, plots, MLflow logging
-and registration in a temporary SQLite store).
+`ChurnRiskModel.fit` with the default tuning budget (search on rolling-origin folds, sampled to
+`model.tune_max_rows` rows; cross-validated tree count on all fold rows; evaluation booster;
+calibration; refit on all labelled rows) and, unless --model-only, the whole `train_model` stage
+(logistic baseline, evaluation, plots, MLflow logging and registration in a temporary SQLite store).
+`--trials 0` measures training without a search.
 """
 
 from __future__ import annotations
@@ -71,23 +74,33 @@ def synthetic_feature_table(rows: int, features: int, seed: int = 0) -> pd.DataF
     return pd.concat([table, numeric_frame], axis=1)
 
 
-def run_one(rows: int, features: int, threads: int, model_only: bool) -> dict:
+def run_one(rows: int, features: int, threads: int, model_only: bool, trials: int | None) -> dict:
+    from sklearn.metrics import roc_auc_score
+
     from features.table import feature_columns
     from models.risk_model import ChurnRiskModel
-    from models.split import out_of_time_split
+    from models.split import out_of_time_split, rolling_origin_folds, sample_folds
     from pipeline.config import Settings
 
     table = synthetic_feature_table(rows, features)
     data_mb = table.memory_usage(deep=True).sum() / 2**20
-    settings = Settings(model={"num_threads": threads})
+    model_settings = {"num_threads": threads} | ({} if trials is None else {"tune_trials": trials})
+    settings = Settings(model=model_settings)
     split = out_of_time_split(table, validation_share=settings.model.validation_share, grace_days=30)
+    start = time.perf_counter()
+    folds = rolling_origin_folds(table.loc[split.train_index], n_folds=settings.model.cv_folds, grace_days=30)
+    tuning = sample_folds(folds, table, max_rows=settings.model.tune_max_rows, seed=settings.model.seed)
     names = feature_columns(table)
     labelled = table[table["label"].notna()]
-    train, valid = table.loc[split.train_index], table.loc[split.valid_index]
-    start = time.perf_counter()
     model = ChurnRiskModel.from_settings(settings.model).fit(
-        train[names], train["label"], valid[names], valid["label"], X_full=labelled[names], y_full=labelled["label"]
+        labelled[names],
+        labelled["label"],
+        train_index=split.train_index,
+        valid_index=split.valid_index,
+        folds=folds.pairs(),
+        tuning_folds=tuning.pairs() if tuning is not folds else None,
     )
+    selection = model.selection_
     result = {
         "rows": rows,
         "features": len(names),
@@ -95,13 +108,20 @@ def run_one(rows: int, features: int, threads: int, model_only: bool) -> dict:
         "valid_rows": len(split.valid_index),
         "data_mb": data_mb,
         "model_seconds": time.perf_counter() - start,
+        "tuning_seconds": selection.get("tuning_seconds", 0.0),
+        "trials": selection.get("trials", 0),
+        "trials_pruned": selection.get("trials_pruned", 0),
+        "cv_auc": selection.get("cv_auc", float("nan")),
+        "model_valid_auc": roc_auc_score(labelled.loc[split.valid_index, "label"].astype(int), model.validation_raw_),
         "trees": model.best_iteration_,
+        "leaves": model.num_leaves,
+        "max_depth": model.max_depth,
     }
     if not model_only:
         from pipeline.train import train_model
 
         with tempfile.TemporaryDirectory() as workdir:
-            settings = Settings(workdir=workdir, model={"num_threads": threads})
+            settings = Settings(workdir=workdir, model=model_settings)
             start = time.perf_counter()
             trained = train_model(table, settings)
             result["stage_seconds"] = time.perf_counter() - start
@@ -118,15 +138,17 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model-only", action="store_true", help="Time ChurnRiskModel.fit only.")
+    parser.add_argument("--trials", type=int, help="Optuna trials (default: the configured model.tune_trials).")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # one size, JSON out
     args = parser.parse_args()
 
     if args.single:
-        print(json.dumps(run_one(args.rows[0], args.features, args.threads, args.model_only)))
+        print(json.dumps(run_one(args.rows[0], args.features, args.threads, args.model_only, args.trials)))
         return
     for rows in args.rows:
         command = [sys.executable, __file__, "--single", "--rows", str(rows), "--features", str(args.features)]
         command += ["--threads", str(args.threads)] + (["--model-only"] if args.model_only else [])
+        command += [] if args.trials is None else ["--trials", str(args.trials)]
         done = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
         if done.returncode != 0:
             sys.exit(f"bench/train.py failed at {rows:,} rows:\n{done.stderr[-3000:]}")
@@ -142,7 +164,10 @@ def main() -> None:
         print(
             f"train {r['rows']:>10,} rows x {r['features']} features ({r['train_rows']:,} train / "
             f"{r['valid_rows']:,} valid, {r['data_mb']:,.0f} MiB): model fit {r['model_seconds']:6.1f} s "
-            f"({r['trees']} trees){stage}, peak {r['peak_mb']:,.0f} MiB, load average {r['load']:.1f}"
+            f"(search {r['tuning_seconds']:.0f} s, {r['trials']} trials, {r['trials_pruned']} pruned; "
+            f"{r['trees']} trees x {r['leaves']} leaves, depth {r['max_depth']}; CV AUC {r['cv_auc']:.3f}, "
+            f"validation AUC {r['model_valid_auc']:.3f}){stage}, peak {r['peak_mb']:,.0f} MiB, "
+            f"load average {r['load']:.1f}"
         )
 
 

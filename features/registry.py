@@ -8,7 +8,7 @@ never hard-codes a feature name or category.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
@@ -24,7 +24,10 @@ class FeatureSpec:
     `template` is a `str.format` pattern rendered with `value=` the feature's value and every
     other column of the same row as keyword arguments, so a template may cite a companion
     feature (e.g. the previous window) to say "down 60% on the previous 30 days".
-    `healthier` says which direction of the value means a healthier account.
+    `healthier` says which direction of the value means a healthier account. `requires` names the
+    optional contract columns (`table.column`) the feature is computed from besides its source
+    table's required ones: without them the feature is absent, which is how a scorecard tells an
+    absent source from a misspelt name.
     """
 
     name: str
@@ -34,6 +37,7 @@ class FeatureSpec:
     healthier: Direction
     template: str
     kind: Kind = "numeric"
+    requires: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, FeatureSpec] = {}
@@ -84,6 +88,22 @@ def spec(name: str) -> FeatureSpec:
     if found is None:
         raise KeyError(f"unknown feature '{name}'")
     return found
+
+
+def sources_of(columns: Iterable[str]) -> set[str]:
+    """The source tables that produced at least one of these feature columns."""
+    return {found.source for found in map(lookup, columns) if found is not None}
+
+
+def absence_reason(name: str, present_sources: Collection[str]) -> str:
+    """Why a known feature is not in a table built from data whose features come from `present_sources`."""
+    found = spec(name)
+    if found.source not in present_sources:
+        return f"no {found.source} table in the data"
+    if found.requires:
+        verb = "is" if len(found.requires) == 1 else "are"
+        return f"{' and '.join(found.requires)} {verb} not in the data"
+    return "not built from this data (see features.windows, top_features and tracked_features)"
 
 
 def category_map(

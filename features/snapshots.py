@@ -5,7 +5,8 @@ A term is active at as_of when start_date < as_of <= end_date. E (`term_end`) is
 among the active terms. The account renews when some term starts no later than E + grace_days
 and ends after E; otherwise it churns at E (label 1). The label is censored (NULL) when
 E + grace_days is after the end of the data. The snapshot set and everything but the label use
-only terms that started before as_of.
+only terms that started before as_of. Terms of accounts missing from `accounts` are never
+snapshots (the contract excludes them everywhere; loading already leaves them out).
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ def terms_sql(grace_days: int) -> str:
                    account_id, start_date, end_date, arr, seats, plan
             FROM subscriptions
             WHERE account_id IS NOT NULL AND start_date IS NOT NULL AND end_date IS NOT NULL
+              AND account_id IN (SELECT account_id FROM accounts)
         ), predecessor AS (
             SELECT t.term_id, u.seats AS prev_seats,
                    row_number() OVER (PARTITION BY t.term_id ORDER BY u.end_date DESC, u.start_date DESC,
@@ -140,10 +142,9 @@ def snapshots_sql(grace_days: int, data_end: pd.Timestamp) -> str:
 
     The label looks ahead with one ASOF lookup: the latest end among terms starting no later than
     E + grace is after E exactly when some such term ends after E (renewal). `landed_at` is the
-    account's created_at, or its first term start when that is earlier or the account row is
-    missing; `seat_norm` is the licensed seats of the active terms (their maximum: add-on and
-    overlapping renewal terms cover the same users), 1 when unknown, the denominator of every
-    per-seat feature.
+    account's created_at, or its first term start when that is earlier; `seat_norm` is the
+    licensed seats of the active terms (their maximum: add-on and overlapping renewal terms
+    cover the same users), 1 when unknown, the denominator of every per-seat feature.
     """
     grace = f"to_days({grace_days})"
     return f"""
@@ -161,11 +162,11 @@ def snapshots_sql(grace_days: int, data_end: pd.Timestamp) -> str:
         SELECT s.account_id, s.as_of, s.term_end,
                CAST(CASE WHEN s.renew_by > {timestamp_literal(data_end)} THEN NULL
                          WHEN later.latest_end > s.term_end THEN 0 ELSE 1 END AS TINYINT) AS label,
-               least(coalesce(acc.created_at, f.first_start), f.first_start) AS landed_at,
+               least(acc.created_at, f.first_start) AS landed_at,
                coalesce(s.seats, 1.0) AS seat_norm
         FROM horizon s
         JOIN firsts f ON f.account_id = s.account_id
-        LEFT JOIN accounts acc ON acc.account_id = s.account_id
+        JOIN accounts acc ON acc.account_id = s.account_id
         ASOF LEFT JOIN {TERMS} later ON later.account_id = s.account_id AND s.renew_by >= later.start_date
     """
 

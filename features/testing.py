@@ -52,6 +52,7 @@ def make_dataset(
     """A Dataset with the given event tables (by contract name), defaulting to account A's one term.
 
     The contract needs one event table: without any, A gets a single login on its landing day.
+    The run's clock is the data end, so scenarios may be dated in the future.
     """
     events = events or {"logins": pd.DataFrame({"account_id": ["A"], "ts": [LANDED]})}
     tables = {
@@ -59,7 +60,7 @@ def make_dataset(
         "subscriptions": subscriptions() if subscriptions_table is None else subscriptions_table,
         **events,
     }
-    return Dataset.from_frames(tables, data_end=data_end)
+    return Dataset.from_frames(tables, data_end=data_end, now=pd.Timestamp(data_end))
 
 
 def snapshot(dataset: Dataset, as_of: str, account: str = "A", **settings) -> pd.Series:

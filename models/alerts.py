@@ -10,7 +10,9 @@ the model's top drivers and the health categories that fell most, so the CSM kno
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,7 +22,7 @@ import pandas as pd
 
 from features.table import ACCOUNT_ID, AS_OF
 from models.healthscore import BAND_ORDER, HEALTH_BAND, category_columns
-from pipeline.config import AlertSettings, RiskBands
+from pipeline.config import AlertSettings, RiskBands, redact_url
 from pipeline.errors import ChurnError, ConfigError
 
 ALERT_COLUMNS: tuple[str, ...] = (
@@ -40,12 +42,10 @@ REASON_SEPARATOR = "; "
 
 
 def risk_band(probability: pd.Series, bands: RiskBands) -> pd.Series:
-    """high (>= bands.high), medium (>= bands.medium) or low; missing probabilities stay missing."""
-    if bands.medium >= bands.high:
-        raise ConfigError(
-            f"scoring.risk_bands: medium ({bands.medium}) must be below high ({bands.high}), "
-            "e.g. {high: 0.5, medium: 0.2}."
-        )
+    """high (>= bands.high), medium (>= bands.medium) or low; missing probabilities stay missing.
+
+    `RiskBands` refuses medium >= high when the configuration loads.
+    """
     values = pd.to_numeric(probability, errors="coerce").astype(float)
     bands_text = np.select([values >= bands.high, values >= bands.medium], ["high", "medium"], default="low")
     return pd.Series(bands_text, index=probability.index, dtype=str, name="risk_band").where(values.notna())
@@ -191,32 +191,72 @@ def _fallen_categories(now: pd.DataFrame, before: pd.DataFrame, n: int) -> pd.Se
     return pd.Series(texts, index=now.index, dtype=str)
 
 
-def post_webhook(alerts: pd.DataFrame, url: str, timeout: float = 10.0) -> int:
+def _without_userinfo(url: str) -> tuple[str, dict[str, str]]:
+    """The URL without `user:password@`, which becomes HTTP Basic authentication instead."""
+    parts = urllib.parse.urlsplit(url)
+    headers = {"Content-Type": "application/json"}
+    if parts.username is None and parts.password is None:
+        return url, headers
+    credentials = f"{urllib.parse.unquote(parts.username or '')}:{urllib.parse.unquote(parts.password or '')}"
+    headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), headers
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A webhook that redirects is misconfigured; following it could send the alerts anywhere."""
+
+    def redirect_request(self, *args, **kwargs) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+RETRY_STATUSES = (408, 425, 429, 500, 502, 503, 504)
+
+
+def post_webhook(alerts: pd.DataFrame, url: str, timeout: float = 10.0, retries: int = 0, backoff: float = 1.0) -> int:
     """POST the alerts as JSON (`{"text": summary, "alerts": [records]}`) and return the HTTP status.
 
     The `text` field makes the payload readable as-is by Slack/Teams-style incoming webhooks.
+    Timeouts, connection errors and 408/429/5xx answers are retried `retries` times, waiting
+    `backoff` seconds, then twice that...; redirects are not followed. Messages show the URL
+    without its user, password or query string, where tokens live.
     """
+    shown = redact_url(url)
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        raise ConfigError(f"scoring.alerts.webhook_url must be an http(s) URL, got '{url}'.")
+        raise ConfigError(f"scoring.alerts.webhook_url must be an http(s) URL, got '{shown}'.")
     records = json.loads(alerts.to_json(orient="records", date_format="iso"))
     as_of = records[0].get(AS_OF, "")[:10] if records else ""
     summary = f"{len(records)} churn alert(s)" + (f" as of {as_of}" if as_of else "")
     if records:
         summary += f"; largest ARR at risk: {records[0][ACCOUNT_ID]} ({records[0]['reasons']})"
     body = json.dumps({"text": summary, "alerts": records}).encode()
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        raise ChurnError(f"The alert webhook {url} answered HTTP {exc.code} ({exc.reason}).") from exc
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise ChurnError(f"Could not post alerts to the webhook {url}: {exc}.") from exc
+    target, headers = _without_userinfo(url)
+    request = urllib.request.Request(target, data=body, headers=headers, method="POST")
+    attempts = retries + 1
+    for attempt in range(attempts):
+        try:
+            with _OPENER.open(request, timeout=timeout) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            problem = f"answered HTTP {exc.code} ({exc.reason})"
+            if exc.code not in RETRY_STATUSES:
+                break
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            problem = f"could not be reached ({reason})"
+        if attempt + 1 < attempts:
+            time.sleep(backoff * 2**attempt)
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    if problem.startswith("answered"):
+        raise ChurnError(f"The alert webhook {shown} {problem}{tries}.")
+    raise ChurnError(f"Could not post alerts to the webhook {shown}{tries}: it {problem}.")
 
 
 def notify(alerts: pd.DataFrame, settings: AlertSettings) -> bool:
     """Post the alerts when `scoring.alerts.webhook_url` is set and there is something to say."""
-    if not settings.webhook_url or alerts.empty:
+    url = settings.webhook()
+    if not url or alerts.empty:
         return False
-    post_webhook(alerts, settings.webhook_url)
+    post_webhook(alerts, url, timeout=settings.webhook_timeout_seconds, retries=settings.webhook_retries)
     return True

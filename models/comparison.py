@@ -171,6 +171,23 @@ def _rates(labels: pd.Series, groups: pd.Series, risk: pd.Series, order: list[st
     return table.rename_axis("group").reset_index()
 
 
+def calibration_by_band(labels: np.ndarray, probability: np.ndarray, bands: pd.Series) -> pd.DataFrame:
+    """Per risk band (low, medium, high): rows, churners, mean predicted probability and observed churn rate.
+
+    ECE summarises calibration in one number; a CSM acts on bands, so each band's promise
+    ("high" = about half churn) is checked on its own.
+    """
+    table = _rates(
+        pd.Series(np.asarray(labels, dtype=int)),
+        pd.Series(np.asarray(bands, dtype=object)),
+        pd.Series(np.asarray(probability, dtype=float)),
+        list(RISK_BAND_ORDER),
+    )
+    return table.rename(columns={"group": "band", "mean_risk": "mean_predicted", "churn_rate": "observed"})[
+        ["band", "rows", "churners", "mean_predicted", "observed"]
+    ]
+
+
 def risk_deciles(risk: pd.Series) -> pd.Series:
     """Decile 1 (least risky tenth of rows) .. 10 (riskiest); ties split by row order so deciles stay equal-sized."""
     ranks = risk.rank(method="first")

@@ -3,7 +3,9 @@
 Customer-success teams run different plays per stage (onboarding in Land, adoption programmes in
 Adopt, upsell in Expand, renewal calls in Renew), so alerts and reports are filtered by it.
 Precedence, first match wins:
-1. renew  - the term ends within `renew_window_days` (the renewal conversation is what matters now);
+1. renew  - the term ends within `renew_window_days`, or within the last quarter of a shorter term
+            (the renewal conversation is what matters now; a monthly or weekly subscriber is
+            not renewing all the time, only in the last week or days of its term);
 2. land   - the account landed less than `land_days` ago (still onboarding);
 3. expand - seats grew at the last renewal by at least `expand_seat_growth`, or more users are
             active than licensed (`user_utilisation_30d` above `expand_utilisation`);
@@ -32,11 +34,13 @@ def _column(table: pd.DataFrame, name: str) -> pd.Series:
 def lifecycle_stage(table: pd.DataFrame, settings: LifecycleSettings) -> pd.Series:
     """The LAER stage per row of a feature table, aligned with its index."""
     days_to_renewal = _column(table, "days_to_renewal")
+    term_length = _column(table, "term_length_days")
     tenure = _column(table, "tenure_days")
     seat_growth = _column(table, "seat_change_last_renewal")
     utilisation = _column(table, "user_utilisation_30d")
 
-    renew = days_to_renewal <= settings.renew_window_days
+    window = np.fmin(settings.renew_window_days, term_length / 4)  # no term length: the configured window
+    renew = days_to_renewal <= window
     land = tenure < settings.land_days
     # Growth must be positive: a threshold of 0 means "any growth", not "no change".
     grew = (seat_growth > 0) & (seat_growth >= settings.expand_seat_growth)

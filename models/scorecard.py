@@ -30,13 +30,15 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from features.registry import absence_reason, all_specs, lookup, sources_of
 from pipeline.config import read_yaml
 from pipeline.errors import ConfigError
 
@@ -45,8 +47,11 @@ BAND_NAMES = ("green", "yellow", "red")
 DEFAULT_SCORECARD = "default"
 
 
+MAX_WEIGHT = 1e6  # weights are relative; a bound keeps their sums finite
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # a NaN weight or cut-off never passes
 
 
 class _Metric(_Model):
@@ -62,6 +67,8 @@ class _Metric(_Model):
     def _non_negative(cls, value: float) -> float:
         if value < 0:
             raise ValueError(f"weight must not be negative (got {value:g}); use 0 to switch a metric off")
+        if value > MAX_WEIGHT:
+            raise ValueError(f"weight must be at most {MAX_WEIGHT:g} (got {value:g}); weights are relative")
         return value
 
 
@@ -134,6 +141,8 @@ class Category(_Model):
     def _non_negative(cls, value: float) -> float:
         if value < 0:
             raise ValueError(f"weight must not be negative (got {value:g}); use 0 to switch a category off")
+        if value > MAX_WEIGHT:
+            raise ValueError(f"weight must be at most {MAX_WEIGHT:g} (got {value:g}); weights are relative")
         return value
 
     @model_validator(mode="after")
@@ -171,7 +180,11 @@ class Condition(_Model):
                 f"cannot read condition {raw!r}: expected '<column> <op> <value>' with op one of "
                 f"{', '.join(_OPERATORS)} (e.g. 'tenure_days < 120', 'segment in [smb, mid]')"
             )
-        value = yaml.safe_load(match["value"])
+        try:
+            value = yaml.safe_load(match["value"])
+        except yaml.YAMLError as exc:
+            problem = str(exc).splitlines()[0]
+            raise ValueError(f"condition {raw!r}: cannot read the value {match['value']!r} ({problem})") from exc
         if match["op"] in ("in", "not in") and not isinstance(value, list):
             raise ValueError(f"condition {raw!r}: '{match['op']}' needs a list, e.g. [smb, mid]")
         if match["op"] in ("<", "<=", ">", ">=") and (isinstance(value, bool) or not isinstance(value, int | float)):
@@ -323,15 +336,115 @@ class ScorecardConfig(_Model):
         """Raise ConfigError listing every configured column that is not in `available`."""
         available = set(available)
         missing = {col: where for col, where in self.required_columns().items() if col not in available}
-        if not missing:
-            return
+        if missing:
+            raise ConfigError(self._unknown_columns(missing, available))
+
+    def _unknown_columns(self, missing: dict[str, str], candidates: Collection[str]) -> str:
         lines = [f"Health scorecard '{self.name}' uses {len(missing)} unknown feature(s)/column(s):"]
         for col, where in missing.items():
-            close = difflib.get_close_matches(col, sorted(available), n=1)
+            close = difflib.get_close_matches(col, sorted(candidates), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             lines.append(f"  '{col}' ({where}){hint}")
-        lines.append(f"Available columns include: {', '.join(sorted(available)[:12])}")
-        raise ConfigError("\n".join(lines))
+        lines.append(f"Available columns include: {', '.join(sorted(candidates)[:12])}")
+        return "\n".join(lines)
+
+    def adapt_to(self, available: Collection[str]) -> AdaptedScorecard:
+        """This scorecard fitted to the columns a dataset really has, with one note per change.
+
+        The SPEC lets any event table and any optional column be absent. A metric whose feature
+        the registry knows but the data cannot produce (its source table or column is absent) is
+        dropped and its weight goes to the other metrics of its category; a category left with no
+        metric is dropped and the category weights renormalise over the others; a segment whose
+        rule needs an absent column is skipped (its accounts fall to the next scorecard); a
+        percentile's `within` column that is absent ranks the whole population. A name that no
+        feature family can produce is a typo: ConfigError with a did-you-mean, as before.
+        """
+        available = set(available)
+        missing = {col: where for col, where in self.required_columns().items() if col not in available}
+        if not missing:
+            return AdaptedScorecard(self, ())
+        typos = {col: where for col, where in missing.items() if lookup(col) is None}
+        if typos:
+            raise ConfigError(self._unknown_columns(typos, available | set(all_specs())))
+        sources = sources_of(available)
+
+        def why(column: str) -> str:
+            return absence_reason(column, sources)
+
+        raw = self.model_dump(mode="python")
+        cards = {DEFAULT_SCORECARD: raw["default"], **raw["segments"]}
+        notes: list[str] = []
+        dropped_metrics: dict[str, set[str]] = {}  # metric -> categories it left that kept other metrics
+        dropped_categories: dict[str, list[str]] = {}  # category -> its metrics, where it was dropped whole
+        for name, card in cards.items():
+            absent_rule = next((c for c in card.get("when") or [] if c["column"] in missing), None)
+            if absent_rule is not None:
+                rule = str(Condition.model_validate(absent_rule))
+                reason = why(absent_rule["column"])
+                notes.append(f"segment scorecard '{name}' skipped: its rule '{rule}' cannot be evaluated ({reason})")
+                del raw["segments"][name]
+                continue
+            if name != DEFAULT_SCORECARD:
+                card["inherit"] = False  # already merged with the default; re-parsing must not merge again
+            for cat, category in list(card["categories"].items()):
+                metrics = category["metrics"]
+                gone = [m for m in metrics if m in missing]
+                for metric in gone:
+                    del metrics[metric]
+                for metric, rule in metrics.items():
+                    if rule.get("within") in missing:
+                        notes.append(
+                            f"metric '{metric}' ranks within the whole population: its percentile group "
+                            f"'{rule['within']}' is absent ({why(rule['within'])})"
+                        )
+                        rule["within"] = None
+                if metrics and any(rule["weight"] > 0 for rule in metrics.values()):
+                    for metric in gone:
+                        dropped_metrics.setdefault(metric, set()).add(cat)
+                elif gone:
+                    listed = dropped_categories.setdefault(cat, [])
+                    listed += [m for m in gone if m not in listed]
+                    del card["categories"][cat]
+            if not any(c["weight"] > 0 for c in card["categories"].values()):
+                if name == DEFAULT_SCORECARD:
+                    raise ConfigError(
+                        f"Health scorecard '{self.name}': none of its metrics can be computed from this data "
+                        f"({'; '.join(f'{m}: {why(m)}' for m in missing)}). Add metrics on the features the data "
+                        "has (see `churn features`) or configure another scorecard."
+                    )
+                notes.append(f"segment scorecard '{name}' skipped: none of its metrics can be computed from this data")
+                del raw["segments"][name]
+        for metric, categories in dropped_metrics.items():
+            within = ", ".join(sorted(categories))
+            notes.append(f"metric '{metric}' dropped ({why(metric)}); its weight goes to the other metrics of {within}")
+        kept = list(raw["default"]["categories"])
+        for cat, metrics in dropped_categories.items():
+            notes.append(
+                f"category '{cat}' dropped: none of its metrics can be computed ({_grouped_reasons(metrics, why)}); "
+                f"category weights renormalised over {', '.join(kept)}"
+            )
+        adapted = parse_scorecard(raw, source=f"scorecard '{self.name}' adapted to the data")
+        return AdaptedScorecard(adapted, tuple(f"health scorecard '{self.name}': {n}" for n in dict.fromkeys(notes)))
+
+
+@dataclass(frozen=True)
+class AdaptedScorecard:
+    """A scorecard fitted to a dataset's columns and the changes made, one line each (empty: unchanged).
+
+    Every command that scores health (train's rule baseline, score, explain, compare) gets its
+    scorecard from `ScorecardConfig.adapt_to`, prints the notes as warnings and logs them to MLflow.
+    """
+
+    config: ScorecardConfig
+    notes: tuple[str, ...]
+
+
+def _grouped_reasons(metrics: list[str], why: Callable[[str], str]) -> str:
+    """'a, b: no logins table; c: needs x' -- metrics sharing a reason listed together."""
+    by_reason: dict[str, list[str]] = {}
+    for metric in metrics:
+        by_reason.setdefault(why(metric), []).append(metric)
+    return "; ".join(f"{', '.join(names)}: {reason}" for reason, names in by_reason.items())
 
 
 def _default_first(cards: list[tuple[str, Scorecard, list[Condition]]]) -> list[tuple[str, Scorecard, list[Condition]]]:

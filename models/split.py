@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
 from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END
 from pipeline.errors import DataContractError
@@ -161,3 +161,153 @@ def stratified_split(
         valid_index=labelled.index[np.sort(valid_pos)],
         kind=kind,
     )
+
+
+# ------------------------------------------------------------------------------ cross-validation
+MIN_TRAIN_CLASS_ROWS = 10  # churned and renewed rows a fold needs to learn anything
+MIN_VALID_CLASS_ROWS = 5  # ... and to be judged on (an AUC from fewer is noise)
+
+
+@dataclass(frozen=True)
+class Folds:
+    """Cross-validation folds (each a Split) and, when fewer than requested, why."""
+
+    splits: list[Split]
+    requested: int
+    kind: str
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.splits)
+
+    def pairs(self) -> list[tuple[pd.Index, pd.Index]]:
+        return [(s.train_index, s.valid_index) for s in self.splits]
+
+
+def _class_counts(labels: pd.Series) -> tuple[int, int]:
+    values = labels.astype(int)
+    return int((values == 1).sum()), int((values == 0).sum())
+
+
+def _fold_problem(train: pd.Series, valid: pd.Series) -> str | None:
+    """Why a fold cannot be used, or None."""
+    (train_churned, train_renewed), (valid_churned, valid_renewed) = _class_counts(train), _class_counts(valid)
+    if min(train_churned, train_renewed) < MIN_TRAIN_CLASS_ROWS:
+        return f"{train_churned} churned / {train_renewed} renewed training rows (needs {MIN_TRAIN_CLASS_ROWS} of each)"
+    if min(valid_churned, valid_renewed) < MIN_VALID_CLASS_ROWS:
+        return (
+            f"{valid_churned} churned / {valid_renewed} renewed validation rows (needs {MIN_VALID_CLASS_ROWS} of each)"
+        )
+    return None
+
+
+def rolling_origin_folds(
+    table: pd.DataFrame,
+    *,
+    n_folds: int,
+    grace_days: int,
+    time_col: str = AS_OF,
+    term_end_col: str = TERM_END,
+    label_col: str = LABEL,
+) -> Folds:
+    """Expanding-window folds over time: train on the past, validate on the next period.
+
+    The labelled rows are cut by date into `n_folds + 1` blocks of about equal size. Fold k
+    validates on block k+1 (`as_of` from its cut to the next cut) and trains on rows before the
+    cut whose outcome was observed before it (`term_end + grace_days < cut`), so no training
+    label comes from the validation period. Folds without enough churned and renewed rows on
+    either side are left out, with a note; the caller decides what to do with fewer folds.
+    """
+    labelled = _labelled(table, label_col)
+    dates = pd.to_datetime(labelled[time_col])
+    known = pd.to_datetime(labelled[term_end_col]) + pd.Timedelta(days=grace_days)
+    rows_per_date = dates.value_counts().sort_index()
+    share_before = rows_per_date.cumsum().shift(fill_value=0) / len(labelled)
+    cuts: list[pd.Timestamp] = []
+    for k in range(1, n_folds + 1):
+        candidates = share_before.index[share_before >= k / (n_folds + 1)]
+        if len(candidates) and (not cuts or candidates[0] > cuts[-1]):
+            cuts.append(candidates[0])
+    splits, notes = [], []
+    for k, cut in enumerate(cuts):
+        end = cuts[k + 1] if k + 1 < len(cuts) else None
+        in_valid = (dates >= cut) & (dates < end if end is not None else True)
+        in_train = (dates < cut) & (known < cut)
+        problem = _fold_problem(labelled.loc[in_train, label_col], labelled.loc[in_valid, label_col])
+        if problem:
+            notes.append(f"CV fold from {cut.date()} left out: {problem}")
+            continue
+        splits.append(
+            Split(
+                train_index=labelled.index[in_train.to_numpy()],
+                valid_index=labelled.index[in_valid.to_numpy()],
+                kind="rolling_origin",
+                cutoff=cut,
+            )
+        )
+    if len(cuts) < n_folds:
+        notes.append(f"only {len(rows_per_date)} snapshot dates: {len(cuts)} CV cut(s) instead of {n_folds}")
+    return Folds(splits, n_folds, "rolling_origin", notes)
+
+
+def stratified_folds(
+    table: pd.DataFrame, *, n_folds: int, seed: int, id_col: str = ACCOUNT_ID, label_col: str = LABEL
+) -> Folds:
+    """Stratified K-fold for tables without time (grouped by `id_col` when ids repeat)."""
+    labelled = _labelled(table, label_col)
+    labels = labelled[label_col].astype(int).to_numpy()
+    churned, renewed = int(labels.sum()), int(len(labels) - labels.sum())
+    usable = min(n_folds, churned // MIN_VALID_CLASS_ROWS, renewed // MIN_VALID_CLASS_ROWS)
+    notes = []
+    if usable < n_folds:
+        notes.append(
+            f"{churned} churned / {renewed} renewed rows allow {max(usable, 0)} CV fold(s) of the {n_folds} "
+            f"requested (each fold validates on at least {MIN_VALID_CLASS_ROWS} of each)"
+        )
+    if usable < 2:
+        return Folds([], n_folds, "stratified", notes)
+    ids = labelled[id_col].astype(str).to_numpy()
+    grouped = bool(pd.Series(ids).duplicated().any())
+    splitter = (
+        StratifiedGroupKFold(n_splits=usable, shuffle=True, random_state=seed)
+        if grouped
+        else StratifiedKFold(n_splits=usable, shuffle=True, random_state=seed)
+    )
+    splits = [
+        Split(
+            train_index=labelled.index[np.sort(train)],
+            valid_index=labelled.index[np.sort(valid)],
+            kind="stratified_grouped" if grouped else "stratified",
+        )
+        for train, valid in splitter.split(np.zeros(len(labels)), labels, groups=ids if grouped else None)
+    ]
+    return Folds(splits, n_folds, "stratified", notes)
+
+
+def sample_folds(folds: Folds, table: pd.DataFrame, *, max_rows: int, seed: int, id_col: str = ACCOUNT_ID) -> Folds:
+    """The same folds restricted to a seeded sample of whole accounts, when they hold more than `max_rows` rows.
+
+    Sampling accounts (not rows) keeps each account's history whole and every fold's dates as
+    they are, so the sample respects time exactly like the full folds; it makes a hyperparameter
+    search affordable on a million snapshots. Folds the sample leaves too thin are dropped.
+    """
+    if not folds.splits:  # too few churners for any fold: nothing to sample
+        return folds
+    used = pd.Index(np.unique(np.concatenate([np.asarray(s.train_index.append(s.valid_index)) for s in folds.splits])))
+    if len(used) <= max_rows:
+        return folds
+    ids = table.loc[used, id_col].astype(str)
+    accounts = ids.unique()
+    rng = np.random.default_rng(seed)
+    keep_count = max(1, int(len(accounts) * max_rows / len(used)))
+    kept = set(rng.choice(accounts, size=keep_count, replace=False))
+    in_sample = ids.isin(kept)
+    sampled_rows = in_sample.index[in_sample.to_numpy()]
+    splits = []
+    for split in folds.splits:
+        train = split.train_index[split.train_index.isin(sampled_rows)]
+        valid = split.valid_index[split.valid_index.isin(sampled_rows)]
+        if _fold_problem(table.loc[train, LABEL], table.loc[valid, LABEL]) is None:
+            splits.append(Split(train, valid, split.kind, split.cutoff, {"sampled_accounts": keep_count}))
+    note = f"tuned on {keep_count:,} of {len(accounts):,} accounts ({int(in_sample.sum()):,} of {len(used):,} rows)"
+    return Folds(splits, folds.requested, folds.kind, [note])

@@ -1,13 +1,15 @@
 """`churn`: the command line that scripts and schedulers call.
 
 Commands are thin: they parse options, load settings and call stage functions. A `ChurnError`
-becomes one clear paragraph on stderr and exit code 1; anything else is a bug and shows its
-traceback only with `--debug`.
+becomes one clear paragraph on stderr and exit code 1; a mistyped command or option prints the
+usage and exits 2; SIGINT / SIGTERM exit 130 / 143 after cleaning up; anything else is a bug and
+shows its traceback only with `--debug`.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from datetime import date
 from pathlib import Path
@@ -19,6 +21,7 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow's INFO chatte
 import typer
 from rich.console import Console
 
+from pipeline import interrupts
 from pipeline.config import Settings, load_settings
 from pipeline.errors import ChurnError
 from pipeline.progress import set_progress
@@ -42,16 +45,29 @@ GraceOpt = Annotated[
 ]
 DataEndOpt = Annotated[str | None, typer.Option("--data-end", help="End of observed data (default: latest event).")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed (default from configuration).")]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Also replace an earlier churn output of another kind, or one changed since (never other files).",
+    ),
+]
 
 
 def settings_from(
-    config: Path | None, grace_days: int | None = None, data_end: str | None = None, **model: Any
+    config: Path | None,
+    grace_days: int | None = None,
+    data_end: str | None = None,
+    features: dict[str, Any] | None = None,
+    **model: Any,
 ) -> Settings:
-    """Load settings and apply the command-line overrides that were given."""
-    overrides: dict[str, Any] = {"data": {"grace_days": grace_days, "data_end": data_end}}
-    overrides["model"] = {k: v for k, v in model.items() if v is not None}
-    overrides["data"] = {k: v for k, v in overrides["data"].items() if v is not None}
-    return load_settings(config, overrides)
+    """Load settings and apply the command-line overrides that were given (validated like the file)."""
+    overrides: dict[str, Any] = {
+        "data": {k: v for k, v in {"grace_days": grace_days, "data_end": data_end}.items() if v is not None},
+        "features": {k: v for k, v in (features or {}).items() if v is not None},
+        "model": {k: v for k, v in model.items() if v is not None},
+    }
+    return load_settings(config, {k: v for k, v in overrides.items() if v}, source="command-line options")
 
 
 def parse_date(value: str, option: str) -> date:
@@ -78,11 +94,15 @@ def generate(
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     start: Annotated[str, typer.Option("--start", help="First day of the history.")] = "2023-01-01",
     years: Annotated[float, typer.Option("--years", min=0.25, help="Length of the history in years.")] = 3.0,
+    world: Annotated[
+        str,
+        typer.Option("--world", help="Named world: what drives churn, which tables exist (see data/README.md)."),
+    ] = "default",
 ) -> None:
     """Generate a realistic synthetic SaaS history (with a ground-truth file in _truth/)."""
     from pipeline.stages import run_generate
 
-    run_generate(out_dir, accounts, seed, parse_date(start, "--start").isoformat(), years, out)
+    run_generate(out_dir, accounts, seed, parse_date(start, "--start").isoformat(), years, out, world=world)
 
 
 @app.command()
@@ -102,7 +122,9 @@ def validate(
 @app.command()
 def features(
     data: DataOpt,
-    out_file: Annotated[Path, typer.Option("--out", help="Parquet file for the snapshot feature table.")],
+    out_file: Annotated[
+        Path, typer.Option("--out", help="Parquet file for the snapshot feature table (a re-run replaces it).")
+    ],
     config: ConfigOpt = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="One snapshot date.")] = None,
     start: Annotated[str | None, typer.Option("--start", help="First snapshot date.")] = None,
@@ -110,24 +132,23 @@ def features(
     every: Annotated[str | None, typer.Option("--every", help="Cadence: monthly or weekly.")] = None,
     grace_days: GraceOpt = None,
     data_end: DataEndOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Build the point-in-time snapshot feature table (with labels)."""
-    from pipeline.io import write_table
+    from pipeline.io import check_output_file, output_format, write_output
     from pipeline.stages import build_feature_table, load
 
-    settings = settings_from(config, grace_days, data_end)
-    if every:
-        settings.features.cadence = every  # type: ignore[assignment]
-        settings = Settings.model_validate(settings.model_dump())
-    dataset = load(data, settings)
-    table = build_feature_table(
-        dataset,
-        settings,
-        as_of=parse_date(as_of, "--as-of") if as_of else None,
-        start=parse_date(start, "--start") if start else None,
-        end=parse_date(end, "--end") if end else None,
-    )
-    write_table(table, out_file, "parquet")
+    settings = settings_from(config, grace_days, data_end, features={"cadence": every})
+    dates = {
+        "as_of": parse_date(as_of, "--as-of") if as_of else None,
+        "start": parse_date(start, "--start") if start else None,
+        "end": parse_date(end, "--end") if end else None,
+    }
+    output_format(out_file, allowed=("parquet",))
+    check_output_file(out_file, "features", overwrite=overwrite)  # before the work, and again when writing
+    dataset = load(data, settings, out)
+    table = build_feature_table(dataset, settings, **dates)
+    write_output(table, out_file, "features", overwrite=overwrite)
     labelled = int(table["label"].notna().sum())
     out.print(
         f"Wrote {len(table):,} snapshots ({table['as_of'].nunique()} dates, {labelled:,} labelled) "
@@ -167,34 +188,42 @@ def train(
 
 @app.command()
 def score(
-    out_file: Annotated[Path, typer.Option("--out", help="Scores file (parquet, or CSV with --format csv).")],
+    out_file: Annotated[
+        Path, typer.Option("--out", help="Scores file (.parquet or .csv); <stem>_alerts and <stem>_drift go beside it.")
+    ],
     data: Annotated[Path | None, typer.Option("--data", help="Data directory.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Scoring date (default: today).")] = None,
     config: ConfigOpt = None,
     model_uri: Annotated[
         str | None, typer.Option("--model-uri", help="Model to use (default models:/NAME@champion).")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="parquet or csv (default: from the --out suffix).")
+    ] = None,
     table: Annotated[Path | None, typer.Option("--table", help="Prepared per-account table to score.")] = None,
     id_col: Annotated[str | None, typer.Option("--id", help="Id column of --table.")] = None,
     data_end: DataEndOpt = None,
     history: Annotated[bool, typer.Option("--history/--no-history", help="Append to the score history.")] = True,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Score every active account as of a date: churn probability, health score, explanations, alerts."""
+    from pipeline.commit import ScoreOutputs
+    from pipeline.io import output_format
     from pipeline.stages import run_score, run_score_table
 
     settings = settings_from(config, None, data_end)
-    if fmt not in ("parquet", "csv"):
+    if fmt is not None and fmt not in ("parquet", "csv"):
         raise ChurnError(f"--format: '{fmt}' is not supported (use parquet or csv).")
+    outputs = ScoreOutputs(out_file, output_format(out_file, fmt=fmt), overwrite)
     if table is not None:
         if not id_col:
             raise ChurnError("--table needs --id (the id column name).")
-        run_score_table(table, id_col, out_file, fmt, model_uri, settings, out)
+        run_score_table(table, id_col, outputs, model_uri, settings, out)
         return
     if data is None:
         raise ChurnError("Give --data DIR (or --table FILE --id COL).")
     when = parse_date(as_of, "--as-of") if as_of else date.today()
-    run_score(data, when, out_file, fmt, model_uri, settings, history, out)
+    run_score(data, when, outputs, model_uri, settings, history, out)
 
 
 @app.command()
@@ -249,31 +278,28 @@ def run(
 
 
 def main() -> None:
-    """Entry point: run the app, turning user-facing errors into one paragraph and exit code 1."""
+    """Entry point: usage errors exit 2 (click's own handling), user-facing errors 1, interrupts 130/143."""
+    interrupts.install()
     try:
-        app(standalone_mode=False)
-    except ChurnError as exc:
-        if _state["debug"]:
+        app(prog_name="churn")  # standalone mode: prints usage errors itself and always ends in SystemExit
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        signum = interrupts.received(exc)
+        if signum is not None:
+            name = signal.Signals(signum).name
+            _print_error("interrupted", f"stopped by {name}; nothing partial was written.")
+            sys.exit(128 + signum)
+        if _state["debug"] or not isinstance(exc, Exception):
             raise
-        _print_error("error", str(exc))
-        sys.exit(1)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if _state["debug"]:
-            raise
-        _print_error(
-            "internal error",
-            f"{type(exc).__name__}: {exc}\n"
-            "This is a bug in the churn pipeline; rerun with --debug for the traceback and report it.",
-        )
+        if isinstance(exc, ChurnError):
+            _print_error("error", str(exc))
+        else:
+            _print_error(
+                "internal error",
+                f"{type(exc).__name__}: {exc}\n"
+                "This is a bug in the churn pipeline; rerun with --debug for the traceback and report it.",
+            )
         sys.exit(1)
 
 

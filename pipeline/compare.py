@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from models.explain import explain
 from models.healthscore import score_health
 from models.risk_model import ChurnRiskModel
 from models.scorecard import ScorecardConfig, load_scorecard
-from models.split import Split, out_of_time_split
+from models.split import Split, out_of_time_split, rolling_origin_folds, stratified_folds, stratified_split
 from models.weights import SuggestedWeights, suggest_weights
 from pipeline.config import Settings
 from pipeline.errors import DataContractError
@@ -69,8 +69,9 @@ class ComparisonResult:
     split: Split
     training_table: pd.DataFrame  # labelled feature rows the model and the weights learned from
     evaluation_table: pd.DataFrame  # labelled feature rows of the evaluation period
-    scorecard: ScorecardConfig
+    scorecard: ScorecardConfig  # adapted to the data's columns
     model: ChurnRiskModel
+    scorecard_notes: tuple[str, ...] = ()  # how the configured scorecard was adapted to the data
 
     @property
     def report_path(self) -> Path:
@@ -149,27 +150,38 @@ def _step(progress: ProgressCallback | None, name: str) -> None:
 
 
 def fit_early_model(train: pd.DataFrame, settings: Settings, template: ChurnRiskModel | None) -> ChurnRiskModel:
-    """Train on the early part only: an inner out-of-time split picks the tree count and fits calibration.
+    """Train on the early part only, exactly as `churn train` does on a whole history.
 
-    `template` supplies the hyper-parameters (a fresh copy is fitted, the caller's object is not touched).
+    An inner out-of-time split validates, rolling-origin folds before it choose the tree count
+    (and, without a template, the hyperparameters). With only a handful of churners, the last
+    part of the early period may hold none; the inner split and the folds are then stratified by
+    account within the early period (the evaluation stays out of time) and
+    `model.metadata["inner_split"]` says so. `template` supplies tuned tree settings (a fresh copy
+    is fitted without a new search; the caller's object is not touched): `churn run` passes the
+    model it just trained, whose search used only rows labelled before this backtest's evaluation
+    period.
     """
     features = feature_columns(train)
-    inner = out_of_time_split(
-        train, validation_share=settings.model.validation_share, grace_days=settings.data.grace_days
-    )
-    fit, check = train.loc[inner.train_index], train.loc[inner.valid_index]
-    model = (
-        ChurnRiskModel(**template.get_params())
-        if template is not None
-        else ChurnRiskModel.from_settings(settings.model)
-    )
+    model = ChurnRiskModel.from_settings(settings.model)
+    if template is not None:
+        model = model.with_params(**template.tree_params(), tune_trials=0)
+    n_folds, grace_days, seed = settings.model.cv_folds, settings.data.grace_days, settings.model.seed
+    try:
+        inner = out_of_time_split(train, validation_share=settings.model.validation_share, grace_days=grace_days)
+        folds = rolling_origin_folds(train.loc[inner.train_index], n_folds=n_folds, grace_days=grace_days)
+    except DataContractError as exc:
+        inner = stratified_split(train, validation_share=settings.model.validation_share, seed=seed)
+        folds = stratified_folds(train.loc[inner.train_index], n_folds=n_folds, seed=seed)
+        model.metadata["inner_split"] = (
+            f"the backtest model's tree count and calibration use a split stratified by account of the "
+            f"training period: an out-of-time one is impossible there ({exc})"
+        )
     return model.fit(
-        fit[features],
-        fit[LABEL].astype(int),
-        check[features],
-        check[LABEL].astype(int),
-        X_full=train[features],
-        y_full=train[LABEL].astype(int),
+        train[features],
+        train[LABEL].astype(int),
+        train_index=inner.train_index,
+        valid_index=inner.valid_index,
+        folds=folds.pairs(),
     )
 
 
@@ -225,7 +237,8 @@ def run_comparison(
     if table is None:
         dates = snapshot_dates(dataset, settings.features.cadence)
         table = build_features(dataset, dates, settings.features, settings.data.grace_days, progress=progress)
-    scorecard = load_scorecard(settings.healthscore_path(), available=table.columns)
+    adapted = load_scorecard(settings.healthscore_path()).adapt_to(table.columns)
+    scorecard = adapted.config
 
     _step(progress, "split")
     labelled = table[table[LABEL].notna()]
@@ -250,6 +263,9 @@ def run_comparison(
 
     _step(progress, "suggest weights")
     suggested = suggest_weights(training, scorecard, evaluation_frame=evaluation)
+    if adapted.notes:  # the suggestion covers only what this data can measure: say so in its YAML
+        suggested = replace(suggested, notes=(*suggested.notes, "Fitted to the scorecard as adapted to this data:",
+                                              *adapted.notes))  # fmt: skip
 
     _step(progress, "write")
     files = {key: out_dir / name for key, name in OUTPUT_FILES.items()}
@@ -264,6 +280,7 @@ def run_comparison(
         evaluation_table=evaluation,
         scorecard=scorecard,
         model=fitted,
+        scorecard_notes=adapted.notes,
     )
     _write_outputs(result, settings)
     _log_to_active_run(result)
@@ -298,7 +315,12 @@ def metrics_document(result: ComparisonResult, settings: Settings) -> dict[str, 
                 "best_iteration": result.model.best_iteration_,
                 "fit_rows": result.model.fit_rows_,
             },
-            "scorecard": {"name": result.scorecard.name, "file": str(settings.healthscore_path())},
+            "scorecard": {
+                "name": result.scorecard.name,
+                "file": str(settings.healthscore_path()),
+                "categories": result.scorecard.categories(),
+                "adapted_to_data": list(result.scorecard_notes),
+            },
         }
     )
 
@@ -329,7 +351,9 @@ def _write_outputs(result: ComparisonResult, settings: Settings) -> None:
             title="Rule score vs ML risk",
             evaluation_start=result.split.cutoff,
             scorecard=f"{result.scorecard.name} ({settings.healthscore_path().name})",
-            model=f"LightGBM, {result.model.best_iteration_} trees, fitted on {result.model.fit_rows_:,} earlier rows",
+            model=f"LightGBM, {result.model.best_iteration_} trees, fitted on {result.model.fit_rows_:,} earlier rows"
+            + (f"; {result.model.metadata['inner_split']}" if "inner_split" in result.model.metadata else ""),
+            scorecard_notes=result.scorecard_notes,
         ),
     )
     with atomic_path(files["metrics"]) as tmp:

@@ -7,11 +7,13 @@ passed with `--config`; keys missing there keep their defaults.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from pipeline.errors import ConfigError
 
@@ -19,25 +21,43 @@ REPO_CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 DEFAULT_CONFIG_FILE = REPO_CONFIG_DIR / "pipeline.yaml"
 
 
+MAX_DAYS = 3650  # ten years: the longest span any day-count setting may name
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinity are never a meaningful setting: refuse them everywhere, not per field.
+    # Errors never echo the rejected input: a webhook URL may carry a token.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, hide_input_in_errors=True)
 
 
 class DataSettings(_Section):
-    grace_days: int = Field(30, ge=0, description="Days after a term ends within which a renewal still counts.")
+    grace_days: int = Field(
+        30, ge=0, le=MAX_DAYS, description="Days after a term ends within which a renewal still counts."
+    )
     data_end: str | None = Field(None, description="End of the observed data (ISO date); default: latest event.")
+
+    @field_validator("data_end")
+    @classmethod
+    def _iso_date(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            date.fromisoformat(str(value)[:10])
+        except ValueError:
+            raise ValueError(f"'{value}' is not a date (use YYYY-MM-DD)") from None
+        return str(value)
 
 
 class FeatureSettings(_Section):
     windows: list[int] = Field(default_factory=lambda: [7, 30, 90], description="Trailing windows in days.")
     cadence: Literal["monthly", "weekly"] = "monthly"
-    top_features: int = Field(8, ge=0, description="Per-feature usage columns for the N most used features.")
+    top_features: int = Field(8, ge=0, le=200, description="Per-feature usage columns for the N most used features.")
     tracked_features: list[str] = Field(
         default_factory=lambda: ["compliance_audit"],
         description="Features that always get their own usage columns (e.g. a compliance feature).",
     )
-    new_customer_days: int = Field(120, ge=0)
-    onboarding_days: int = Field(60, ge=0)
+    new_customer_days: int = Field(120, ge=0, le=MAX_DAYS)
+    onboarding_days: int = Field(60, ge=0, le=MAX_DAYS)
     categories: list[str] = Field(default_factory=lambda: ["adoption", "engagement", "support", "training", "account"])
     category_overrides: dict[str, str] = Field(
         default_factory=dict, description="feature name -> health category, overriding the registry."
@@ -46,65 +66,139 @@ class FeatureSettings(_Section):
     @field_validator("windows")
     @classmethod
     def _positive_windows(cls, value: list[int]) -> list[int]:
-        if not value or any(w <= 0 for w in value):
-            raise ValueError("windows must be a non-empty list of positive day counts")
+        if not value or any(w <= 0 or w > MAX_DAYS for w in value):
+            raise ValueError(f"windows must be a non-empty list of day counts between 1 and {MAX_DAYS}")
         return sorted(set(value))
+
+    @field_validator("tracked_features", "categories")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        blank = [v for v in value if not str(v).strip()]
+        if blank:
+            raise ValueError("names must not be empty")
+        return value
 
 
 class ModelSettings(_Section):
+    """The renewal-risk model. Tree settings are the defaults the tuner starts from (and what trains
+    when `tune_trials` is 0); `n_estimators` caps the trees, early stopping on the CV folds picks them."""
+
     name: str = "churn-risk"
     seed: int = 42
     validation_share: float = Field(0.2, gt=0, lt=1, description="Share of history kept for out-of-time validation.")
-    num_leaves: int = Field(7, ge=2, description="Leaves per tree; small trees keep exact SHAP cheap.")
-    max_depth: int = 3
-    learning_rate: float = 0.05
-    n_estimators: int = 400
-    min_child_samples: int = 40
-    early_stopping_rounds: int = 40
+    cv_folds: int = Field(4, ge=1, le=20, description="Rolling-origin (or stratified) CV folds for tuning.")
+    num_leaves: int = Field(15, ge=2, le=4096, description="Leaves per tree.")
+    max_depth: int = Field(-1, ge=-1, description="Depth limit per tree; -1 = no limit (leaves decide).")
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    n_estimators: int = Field(1000, ge=1, description="Most trees; early stopping on the CV folds picks the count.")
+    min_child_samples: int = Field(20, ge=1, description="Fewest rows in a leaf.")
+    lambda_l1: float = Field(0.0, ge=0, description="L1 regularisation of leaf values.")
+    lambda_l2: float = Field(0.0, ge=0, description="L2 regularisation of leaf values.")
+    early_stopping_rounds: int = Field(50, ge=1)
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
     feature_fraction: float = Field(0.8, gt=0, le=1, description="Share of features each tree may use.")
     bagging_fraction: float = Field(0.8, gt=0, le=1, description="Share of rows each tree sees (seeded).")
-    balance_classes: bool = Field(True, description="Weight churners by negatives/positives while boosting.")
-    refit: bool = Field(True, description="Refit on all labelled rows with the early-stopped tree count.")
+    balance_classes: bool = Field(False, description="Weight churners by negatives/positives while boosting.")
+    refit: bool = Field(True, description="Refit on all labelled rows with the cross-validated tree count.")
     num_threads: int = Field(2, ge=1, description="LightGBM threads; results are reproducible per thread count.")
     promotion_min_gain: float = Field(0.0, ge=0, description="ROC AUC gain over the champion needed to promote.")
-    tune_trials: int = Field(0, ge=0, description="Optuna trials; 0 = no search.")
+    tune_trials: int = Field(40, ge=0, description="Optuna trials; 0 = train with the settings above.")
+    tune_timeout_s: float = Field(120.0, gt=0, description="Stop starting new trials after this many seconds.")
+    tune_max_rows: int = Field(
+        50_000, ge=1_000, description="Tune on a sample of whole accounts when the folds hold more rows."
+    )
+    one_se_rule: bool = Field(True, description="Prefer the cheapest setting within one SE of the best CV AUC.")
 
 
 class TrackingSettings(_Section):
     uri: str | None = Field(None, description="MLflow tracking URI; default: SQLite in the working folder.")
-    experiment: str = "churn"
+    experiment: str = Field("churn", min_length=1)
 
 
 class RiskBands(_Section):
     high: float = Field(0.5, gt=0, lt=1)
     medium: float = Field(0.2, gt=0, lt=1)
 
+    @model_validator(mode="after")
+    def _ordered(self) -> RiskBands:
+        if self.medium >= self.high:
+            raise ValueError(
+                f"medium ({self.medium}) must be below high ({self.high}), e.g. {{high: 0.5, medium: 0.2}}"
+            )
+        return self
+
+
+def redact_url(url: str) -> str:
+    """A URL safe to print: no user name or password, no query string or fragment (tokens live there)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    port = f":{parts.port}" if _port(parts) else ""
+    hidden = " (query hidden)" if parts.query or parts.fragment else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}{hidden}"
+
+
+def _port(parts: Any) -> int | None:
+    try:
+        return parts.port
+    except ValueError:
+        return None
+
 
 class AlertSettings(_Section):
-    score_drop: float = Field(10.0, ge=0, description="Alert when the health score drops more than this.")
+    score_drop: float = Field(10.0, ge=0, le=100, description="Alert when the health score drops more than this.")
     probability_level: float = Field(0.5, gt=0, lt=1, description="Alert when churn probability crosses this.")
-    renewal_days: int = Field(90, ge=0, description="Alert at-risk accounts renewing within this many days.")
-    webhook_url: str | None = None
+    renewal_days: int = Field(
+        90, ge=0, le=MAX_DAYS, description="Alert at-risk accounts renewing within this many days."
+    )
+    webhook_url: SecretStr | None = Field(
+        None, description="POST the alerts here (http or https); kept secret in dumps and logs."
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=300, description="Per attempt.")
+    webhook_retries: int = Field(2, ge=0, le=10, description="Further attempts after a failed one.")
+
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _http_url(cls, value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            raise ValueError("must be a URL string")
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            shown = redact_url(value) if parts.scheme in ("http", "https") else f"a {parts.scheme or 'schemeless'} URL"
+            raise ValueError(f"must be an http:// or https:// URL with a host, got {shown}")
+        if _port(parts) is None and parts.netloc.rsplit("@", 1)[-1].rsplit("]", 1)[-1].count(":"):
+            raise ValueError(f"has an invalid port: {redact_url(value)}")
+        return value.strip()
+
+    def webhook(self) -> str | None:
+        """The webhook URL in clear, for the one place that posts to it."""
+        value = self.webhook_url
+        return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 class LifecycleSettings(_Section):
-    land_days: int = Field(120, ge=0, description="Accounts younger than this are in Land (onboarding).")
-    renew_window_days: int = Field(90, ge=0, description="Accounts this close to term end are in Renew.")
-    expand_seat_growth: float = Field(0.1, ge=0, description="Seat growth at last renewal that means Expand.")
-    expand_utilisation: float = Field(1.0, gt=0, description="Active users / seats above this means Expand.")
+    land_days: int = Field(120, ge=0, le=MAX_DAYS, description="Accounts younger than this are in Land (onboarding).")
+    renew_window_days: int = Field(90, ge=0, le=MAX_DAYS, description="Accounts this close to term end are in Renew.")
+    expand_seat_growth: float = Field(0.1, ge=0, le=100, description="Seat growth at last renewal that means Expand.")
+    expand_utilisation: float = Field(1.0, gt=0, le=100, description="Active users / seats above this means Expand.")
 
 
 class ScoringSettings(_Section):
     risk_bands: RiskBands = Field(default_factory=RiskBands)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
-    top_drivers: int = Field(3, ge=1)
-    drift_psi_threshold: float = Field(0.25, gt=0)
+    top_drivers: int = Field(3, ge=1, le=50)
+    drift_psi_threshold: float = Field(0.25, gt=0, le=10)
 
 
 class Settings(_Section):
-    workdir: str = Field(".churn", description="Working folder: tracking store, artifacts, score history.")
-    healthscore: str = Field("healthscore.yaml", description="Scorecard file (relative names: config/).")
+    workdir: str = Field(
+        ".churn", min_length=1, description="Working folder: tracking store, artifacts, score history."
+    )
+    healthscore: str = Field("healthscore.yaml", min_length=1, description="Scorecard file (relative names: config/).")
     data: DataSettings = Field(default_factory=DataSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
@@ -162,26 +256,42 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def format_validation_error(source: str, exc: ValidationError) -> str:
-    """One readable line per pydantic error, with the dotted key path."""
+    """One readable line per pydantic error, with the dotted key path (never the rejected value of a URL)."""
     lines = [f"{source}: {len(exc.errors())} invalid setting(s):"]
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  {where}: {err['msg']}")
+        message = str(err["ctx"]["error"]) if err["type"] == "value_error" else err["msg"]
+        lines.append(f"  {where}: {message}")
     return "\n".join(lines)
 
 
-def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
-    """Defaults <- user YAML file <- command-line overrides (nested dict), validated."""
-    raw: dict[str, Any] = {}
-    if path is not None:
-        raw = read_yaml(Path(path))
-        if raw.get("healthscore") and not Path(raw["healthscore"]).is_absolute():
-            candidate = Path(path).resolve().parent / raw["healthscore"]
-            if candidate.exists():
-                raw["healthscore"] = str(candidate)
-    if overrides:
-        raw = _deep_merge(raw, {k: v for k, v in overrides.items() if v is not None})
+def _validated(raw: dict[str, Any], source: str) -> Settings:
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(str(path or "settings"), exc)) from exc
+        raise ConfigError(format_validation_error(source, exc)) from exc
+
+
+def load_settings(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None, source: str = "settings"
+) -> Settings:
+    """Defaults <- user YAML file <- command-line overrides (nested dict), validated.
+
+    A bad value in the file is reported against the file; a bad override against `source`
+    (e.g. "command-line options"), so the message points where the mistake is.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = read_yaml(Path(path))
+        if (
+            isinstance(raw.get("healthscore"), str)
+            and raw["healthscore"]
+            and not Path(raw["healthscore"]).is_absolute()
+        ):
+            candidate = Path(path).resolve().parent / raw["healthscore"]
+            if candidate.exists():
+                raw["healthscore"] = str(candidate)
+    settings = _validated(raw, str(path or "settings"))
+    if not overrides:
+        return settings
+    return _validated(_deep_merge(raw, {k: v for k, v in overrides.items() if v is not None}), source)

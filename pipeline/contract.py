@@ -29,6 +29,8 @@ class Column:
     type: ColumnType
     required: bool = False
     default: str = "NULL"  # SQL literal used when an optional column is absent
+    minimum: float | None = None  # numbers: finite and within [minimum, maximum] (validation refuses others)
+    maximum: float | None = None
 
     def cast_sql(self, raw_type: str | None = None) -> str:
         """SQL turning the raw column into its canonical type; NULL where a value does not convert.
@@ -108,8 +110,8 @@ SUBSCRIPTIONS = TableContract(
         Column("account_id", "id", required=True),
         Column("start_date", "timestamp", required=True),
         Column("end_date", "timestamp", required=True),
-        Column("arr", "float"),
-        Column("seats", "float"),
+        Column("arr", "float", minimum=0.0),
+        Column("seats", "float", minimum=0.0),
         Column("plan", "string"),
     ),
     required=True,
@@ -123,7 +125,7 @@ USAGE_EVENTS = TableContract(
         Column("ts", "timestamp", required=True),
         Column("feature", "string", required=True),
         Column("user_id", "id"),
-        Column("quantity", "float", default="1.0"),
+        Column("quantity", "float", default="1.0", minimum=0.0),
         Column("workflow_id", "id"),
         Column("step", "int"),
     ),
@@ -152,7 +154,7 @@ SUPPORT_TICKETS = TableContract(
         Column("priority", "code"),
         Column("category", "code"),
         Column("escalated", "bool", default="FALSE"),
-        Column("csat", "float"),
+        Column("csat", "float", minimum=1.0, maximum=5.0),
     ),
     is_event=True,
     time_column="opened_at",

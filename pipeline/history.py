@@ -1,15 +1,17 @@
 """The score history: every scoring run's table, kept so trends and alerts can look back.
 
 Layout: `<workdir>/history/as_of=YYYY-MM-DD/part.parquet`, one partition per scoring date (the
-hive convention, so DuckDB, Spark or pyarrow can read the folder directly). Each partition is
-written whole and atomically; scoring the same date again replaces it, so re-running a job is
-idempotent. The `model_version` column inside says which model produced each run.
+hive convention, so DuckDB, Spark or pyarrow can read the folder directly). A partition is staged
+under a hidden name in the history folder and renamed onto its `part.parquet`, which replaces the
+file atomically: scoring the same date again replaces it without a moment where the date is
+missing, so re-running a job is idempotent. The `model_version` column inside says which model
+produced each run. The scoring commit (`pipeline/commit.py`) stages partitions the same way.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Sequence
-from contextlib import ExitStack
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +19,7 @@ import pyarrow.parquet as pq
 
 from features.table import ACCOUNT_ID, AS_OF
 from pipeline.errors import ChurnError
-from pipeline.io import atomic_path
+from pipeline.io import Staged, remove_stale_temporaries, temporary_sibling, write_staged
 
 PARTITION_PREFIX = f"{AS_OF}="
 PART_FILE = "part.parquet"
@@ -39,21 +41,38 @@ def _scoring_dates(scores: pd.DataFrame, what: str) -> pd.Series:
     return dates.dt.normalize()
 
 
+def stage_partitions(history_dir: str | Path, scores: pd.DataFrame, token: str) -> list[tuple[pd.DataFrame, Staged]]:
+    """Per scoring date in `scores`: its rows and where they are staged (hidden, in the history folder)."""
+    history_dir = Path(history_dir)
+    dates = _scoring_dates(scores, "The scores to append to the history")
+    staged = []
+    for day, run in scores.groupby(dates, sort=True):
+        target = partition_path(history_dir, day)
+        remove_stale_temporaries(target.parent)  # partition folders of killed runs of earlier versions
+        staged.append(
+            (
+                run.reset_index(drop=True),
+                Staged(temporary_sibling(history_dir / target.parent.name, "stage", token), target),
+            )
+        )
+    return staged
+
+
 def append_scores(history_dir: str | Path, scores: pd.DataFrame) -> list[Path]:
     """Store a scoring run, replacing any earlier run of the same as_of date(s). Returns the files written.
 
-    All partitions are written before any replaces an old one, so a failure leaves the history as it was.
+    All partitions are staged before any replaces an old one, so a failure leaves the history as it was.
     """
-    dates = _scoring_dates(scores, "The scores to append to the history")
-    written = []
-    with ExitStack() as stack:
-        for day, run in scores.groupby(dates, sort=True):
-            target = partition_path(history_dir, day)
-            tmp_dir = stack.enter_context(atomic_path(target.parent))
-            tmp_dir.mkdir()
-            run.reset_index(drop=True).to_parquet(tmp_dir / PART_FILE, index=False)
-            written.append(target)
-    return written
+    staged = stage_partitions(history_dir, scores, secrets.token_hex(4))
+    try:
+        for run, item in staged:
+            write_staged(run, [item], "history", "parquet")
+        for _, item in staged:
+            item.place()
+    finally:
+        for _, item in staged:
+            item.discard()
+    return [item.target for _, item in staged]
 
 
 def _partitions(history_dir: str | Path) -> dict[pd.Timestamp, Path]:

@@ -2,23 +2,32 @@
 
 Event tables stay columnar: each is a DuckDB view over its parquet files (CSV is parsed once into
 a DuckDB table), so tens of millions of events are never copied into pandas. Only the small
-`accounts` and `subscriptions` tables are also kept as pandas frames.
+`accounts` and `subscriptions` tables are also kept as pandas frames. The canonical views leave
+out the rows validation excludes (unknown accounts, dates after the data end), so no later stage
+can see them.
+
+File names never become SQL text: files reach DuckDB through its Python API or as bound
+parameters, with glob characters escaped so a name means exactly that one file.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.contract import EVENT_TABLES, TABLES, TableContract
 from pipeline.errors import DataContractError
 from pipeline.validation import ValidationReport, validate
 
 Progress = Callable[[str, int, int], None]
+CSV_OPTIONS = "all_varchar=true, header=true, delim=','"  # text, to report bad values; commas, never guessed
 
 
 @dataclass
@@ -45,6 +54,7 @@ class Dataset:
         tables: Mapping[str, pd.DataFrame],
         data_end: str | pd.Timestamp | None = None,
         grace_days: int = 30,
+        now: pd.Timestamp | None = None,
     ) -> Dataset:
         """Build a dataset from in-memory tables (tests, notebooks, prepared extracts)."""
         con = _connect()
@@ -55,7 +65,7 @@ class Dataset:
             con.register(f"__frame_{name}", frame)
             con.execute(f'CREATE VIEW "__raw_{name}" AS SELECT * FROM "__frame_{name}"')
             sources[name] = f"<in-memory {name}>"
-        return _finish(con, sources, data_end, grace_days)
+        return _finish(con, sources, data_end, grace_days, now)
 
 
 def load_dataset(
@@ -63,8 +73,12 @@ def load_dataset(
     data_end: str | pd.Timestamp | None = None,
     grace_days: int = 30,
     progress: Progress | None = None,
+    now: pd.Timestamp | None = None,
 ) -> Dataset:
-    """Read every contract table found in `data_dir` (parquet file, CSV file or parquet folder)."""
+    """Read every contract table found in `data_dir` (parquet file, CSV file or parquet folder).
+
+    `now` is the run's clock for the future-dated-rows check (default: the current time).
+    """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataContractError(f"Data directory {data_dir} does not exist or is not a directory.")
@@ -78,7 +92,7 @@ def load_dataset(
             continue
         _create_raw_view(con, name, path)
         sources[name] = str(path)
-    return _finish(con, sources, data_end, grace_days)
+    return _finish(con, sources, data_end, grace_days, now)
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
@@ -95,28 +109,71 @@ def _locate(data_dir: Path, name: str) -> Path | None:
     return candidates[0] if candidates else None
 
 
+def literal_glob(path: Path) -> str:
+    """The path as a DuckDB file pattern matching exactly this file (`*`, `?`, `[` escaped as classes)."""
+    return re.sub(r"([*?\[])", r"[\1]", str(path))
+
+
+def parquet_files(path: Path) -> list[Path]:
+    return sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+
+
 def _create_raw_view(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> None:
-    """Expose the file as `__raw_<name>`; CSV is read as text so bad values can be reported."""
-    if path.is_dir():
-        files = sorted(path.rglob("*.parquet"))
-        if not files:
-            raise DataContractError(f"Table '{name}': folder {path} holds no .parquet files.")
-        source = f"read_parquet({[str(f) for f in files]!r}, union_by_name=true)"
-    elif path.suffix == ".csv":
-        source = f"read_csv('{_sql_path(path)}', all_varchar=true, header=true)"
-    else:
-        source = f"read_parquet('{_sql_path(path)}')"
-    kind = "TABLE" if path.suffix == ".csv" else "VIEW"
+    """Expose the file as `__raw_<name>`; CSV is read as text so bad values can be reported.
+
+    CSV means comma-separated: the delimiter is not guessed, so a short or truncated file is never
+    read as one wide column.
+    """
     try:
-        con.execute(f'CREATE {kind} "__raw_{name}" AS SELECT * FROM {source}')
+        if path.suffix == ".csv" and not path.is_dir():
+            con.execute(
+                f'CREATE TABLE "__raw_{name}" AS SELECT * FROM read_csv(?, {CSV_OPTIONS})',
+                [literal_glob(path)],
+            )
+        else:
+            files = parquet_files(path)
+            if not files:
+                raise DataContractError(f"Table '{name}': folder {path} holds no .parquet files.")
+            for file in files:  # a broken footer is named here, with its file, before DuckDB sees it
+                _check_footer(name, file)
+            relation = con.read_parquet([literal_glob(f) for f in files], union_by_name=True)
+            relation.create_view(f"__raw_{name}")
         con.execute(f'SELECT * FROM "__raw_{name}" LIMIT 1').fetchall()
     except duckdb.Error as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        raise DataContractError(f"Table '{name}': cannot read {path}: {first_line}") from exc
+        raise DataContractError(f"Table '{name}': cannot read {path}: {duckdb_reason(exc)}") from exc
 
 
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
+def _check_footer(name: str, file: Path) -> None:
+    try:
+        pq.read_schema(file)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataContractError(f"Table '{name}': cannot read {file}: not a readable parquet file ({exc}).") from exc
+
+
+def duckdb_reason(exc: duckdb.Error) -> str:
+    """The informative part of a DuckDB error: its first paragraph without SQL echo or generic advice."""
+    paragraph = str(exc).strip().split("\n\n")[0]
+    lines = [
+        line.strip()
+        for line in paragraph.splitlines()
+        if line.strip() and not line.startswith(("LINE ", "Possible Solution")) and set(line.strip()) != {"^"}
+    ]
+    text = "; ".join(lines)
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def _broken_file(con: duckdb.DuckDBPyConnection, sources: dict[str, str]) -> tuple[str, Path, duckdb.Error] | None:
+    """After a read error: the (table, file, error) of the first file that fails on its own, if any."""
+    for name, source in sources.items():
+        path = Path(source)
+        if not path.exists() or path.suffix == ".csv":
+            continue
+        for file in parquet_files(path):
+            try:
+                con.execute("SELECT sum(hash(t)) FROM read_parquet(?) t", [literal_glob(file)]).fetchall()
+            except duckdb.Error as exc:
+                return name, file, exc
+    return None
 
 
 def _finish(
@@ -124,16 +181,26 @@ def _finish(
     sources: dict[str, str],
     data_end: str | pd.Timestamp | None,
     grace_days: int,
+    now: pd.Timestamp | None = None,
 ) -> Dataset:
-    """Validate the raw views, then define the canonical ones and collect the small tables."""
-    raw_types = {
-        name: {row[0]: row[1] for row in con.execute(f'DESCRIBE "__raw_{name}"').fetchall()} for name in sources
-    }
-    report = validate(con, raw_types, data_end, grace_days)  # raises DataContractError on fatal problems
-    for name, types in raw_types.items():
+    """Validate the raw views, then define the canonical ones (kept rows only) and collect the small tables."""
+    try:
+        raw_types = {
+            name: {row[0]: row[1] for row in con.execute(f'DESCRIBE "__raw_{name}"').fetchall()} for name in sources
+        }
+        report = validate(con, raw_types, data_end, grace_days, now)  # raises DataContractError on fatal problems
+    except duckdb.Error as exc:
+        broken = _broken_file(con, sources)
+        if broken is not None:
+            name, file, error = broken
+            raise DataContractError(f"Table '{name}': cannot read {file}: {duckdb_reason(error)}") from exc
+        raise DataContractError(f"The input data cannot be read: {duckdb_reason(exc)}") from exc
+    for name in (n for n in TABLES if n in raw_types):  # accounts first: the others' kept rows refer to it
         contract: TableContract = TABLES[name]
-        select = ", ".join(c.select_sql(types.get(c.name)) for c in contract.columns)
-        con.execute(f'CREATE VIEW "{name}" AS SELECT {select} FROM "__raw_{name}"')
+        select = ", ".join(c.select_sql(raw_types[name].get(c.name)) for c in contract.columns)
+        con.execute(
+            f'CREATE VIEW "{name}" AS SELECT * FROM (SELECT {select} FROM "__raw_{name}") WHERE {report.keep[name]}'
+        )
     accounts = con.execute('SELECT * FROM "accounts" ORDER BY account_id').df()
     subscriptions = con.execute('SELECT * FROM "subscriptions" ORDER BY account_id, start_date').df()
     return Dataset(

@@ -88,6 +88,7 @@ details summary{cursor:pointer;font-weight:600;font-size:14px;margin:14px 0 6px}
 pre.diff{background:#fbfcfd;border:1px solid #dde3ea;padding:10px;font-size:12px;overflow-x:auto}
 pre.diff .add{color:#1f7a3d;background:#e8f6ec}pre.diff .del{color:#a12a1f;background:#fbeaea}
 ul.findings li{margin:4px 0}.note{color:#5b6b7b;font-size:13px}.warn{color:#a12a1f}
+.adapted{background:#fff8e6;border:1px solid #f0d58c;border-radius:8px;padding:10px 16px;margin:12px 0;font-size:13px}
 """
 
 
@@ -99,6 +100,7 @@ class ReportContext:
     evaluation_start: pd.Timestamp | None = None
     scorecard: str = ""
     model: str = ""
+    scorecard_notes: tuple[str, ...] = ()  # how the configured scorecard was adapted to the data
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -549,6 +551,17 @@ def _method(comparison: Comparison, context: ReportContext) -> str:
     return "<ul>" + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>"
 
 
+def _adaptations(context: ReportContext) -> str:
+    """The scorecard's adaptations to the data, above everything: every health number depends on them."""
+    if not context.scorecard_notes:
+        return ""
+    items = "".join(f"<li>{_e(note)}</li>" for note in context.scorecard_notes)
+    return (
+        "<div class='adapted'><strong>The scorecard was adapted to this data</strong> (its sources or columns are "
+        f"absent), so health scores use fewer metrics than configured:<ul>{items}</ul></div>"
+    )
+
+
 # --------------------------------------------------------------------------------------- page
 def render_report(
     frame: pd.DataFrame, comparison: Comparison, suggested: SuggestedWeights | None, context: ReportContext
@@ -576,7 +589,8 @@ def render_report(
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{_e(context.title)}</title><style>{CSS}</style></head><body><main>"
-        f"<h1>{_e(context.title)}</h1><div class='meta'>{_e(meta)}</div><nav>{nav}</nav>{sections}"
+        f"<h1>{_e(context.title)}</h1><div class='meta'>{_e(meta)}</div>{_adaptations(context)}<nav>{nav}</nav>"
+        f"{sections}"
         "</main></body></html>"
     )
 

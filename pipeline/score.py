@@ -1,7 +1,8 @@
 """Batch scoring: every active account as of a date, in both views (rule health score and ML risk).
 
-`score_table` is the pure part (features in, scores out); `score_book` adds the point-in-time
-feature build, the score history, trends, alerts and drift monitoring around it.
+`score_table` is the pure part (features in, scores out); `score_book` adds what the score
+history says (trends, alerts against the previous run) and drift monitoring. Neither writes
+anything: the scoring commit (`pipeline/commit.py`) puts a run in place as one unit.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from models.risk_model import ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from pipeline.config import Settings
 from pipeline.errors import ChurnError
-from pipeline.history import append_scores, previous_scores, read_history, trends
+from pipeline.history import previous_scores, read_history, trends
 from pipeline.progress import ProgressCallback
 
 ML_PREFIX = "ml_"
@@ -40,6 +41,7 @@ class ScoreRun:
     drift: pd.DataFrame
     model_version: str
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. how the scorecard was adapted to the data
 
     @property
     def drifted(self) -> list[str]:
@@ -90,7 +92,6 @@ def score_table(
     scores["risk_band"] = risk_band(scores["churn_probability"], settings.scoring.risk_bands).to_numpy()
     ml = explanation.by_category.reset_index(drop=True)
     if scorecard is not None:
-        scorecard.validate_columns(features.columns)
         health = score_health(features, scorecard)
         scores = pd.concat([scores, health.frame.reset_index(drop=True)], axis=1)
         for category in scorecard.categories():
@@ -134,7 +135,7 @@ def score_book(
     history_dir: Path | None,
     progress: ProgressCallback | None = None,
 ) -> ScoreRun:
-    """Score, then compare with the previous run in the history: trends, alerts and drift."""
+    """Score, then compare with the previous run in the history: trends, alerts and drift (reads only)."""
     features = complete_usage_columns(features.reset_index(drop=True), model)
     scores = score_table(features, model, scorecard, settings, progress=progress)
     as_of = pd.Timestamp(scores[AS_OF].iloc[0])
@@ -145,7 +146,6 @@ def score_book(
         history = read_history(history_dir)
         if not history.empty:
             scores = pd.concat([scores, trends(history, scores)], axis=1)
-        append_scores(history_dir, scores)
         notes.append(f"score history: {history_dir}")
     if previous is None or previous.empty:
         notes.append("no earlier scoring run in the history: alerts use only the renewal rule")

@@ -6,31 +6,53 @@ few lines a person reads at the end.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from pipeline.commit import ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings
 from pipeline.errors import ChurnError
+from pipeline.io import Legacy, check_output_dir, claimed_output_dir, write_output, write_output_file
 from pipeline.loading import Dataset, load_dataset
 from pipeline.progress import progress_bars
 
+log = logging.getLogger("churn")
 
-def run_generate(out_dir: Path, accounts: int, seed: int, start: str, years: float, console: Console) -> Path:
+
+def run_generate(
+    out_dir: Path, accounts: int, seed: int, start: str, years: float, console: Console, world: str = "default"
+) -> Path:
     from pipeline.synthetic import generate
 
     with progress_bars() as progress:
-        summary = generate(Path(out_dir), n_accounts=accounts, seed=seed, start=start, years=years, progress=progress)
+        summary = generate(
+            Path(out_dir), n_accounts=accounts, seed=seed, start=start, years=years, progress=progress, world=world
+        )
     console.print(f"Generated synthetic history in {out_dir}: {summary}")
     return Path(out_dir)
 
 
-def load(data: Path, settings: Settings) -> Dataset:
+def load(data: Path, settings: Settings, console: Console | None = None) -> Dataset:
+    """Load and validate the data directory; with a console, say which data end is used and what was excluded."""
     with progress_bars() as progress:
-        return load_dataset(data, settings.data.data_end, settings.data.grace_days, progress)
+        dataset = load_dataset(data, settings.data.data_end, settings.data.grace_days, progress)
+    report = dataset.report
+    log.info("data end %s (%s)", report.data_end.isoformat(), report.data_end_source)
+    for warning in report.exclusions:
+        log.warning("%s", warning)
+    if console is not None:
+        console.print(f"Data end {report.data_end} ({report.data_end_source}).", highlight=False)
+        for warning in report.exclusions:
+            console.print(f"[yellow]warning:[/yellow] {escape(str(warning))}", highlight=False)
+    return dataset
 
 
 def _date(ts: pd.Timestamp | None) -> str:
@@ -41,13 +63,14 @@ def print_report(dataset: Dataset, console: Console) -> None:
     """The validation report: rows and dates per table, accounts and term outcomes, warnings."""
     report = dataset.report
     table = Table(title="Input tables", title_justify="left")
-    for col in ("table", "source", "rows", "first", "last", "warnings"):
-        table.add_column(col, justify="right" if col in ("rows", "warnings") else "left")
+    for col in ("table", "source", "rows", "excluded", "first", "last", "warnings"):
+        table.add_column(col, justify="right" if col in ("rows", "excluded", "warnings") else "left")
     for name, stats in report.tables.items():
         table.add_row(
-            name,
-            Path(dataset.sources.get(name, "")).name,
+            escape(name),
+            escape(Path(dataset.sources.get(name, "")).name),
             f"{stats.rows:,}",
+            f"{stats.excluded:,}",
             _date(stats.first),
             _date(stats.last),
             f"{report.warning_count(name):,}",
@@ -57,12 +80,15 @@ def print_report(dataset: Dataset, console: Console) -> None:
     if missing:
         console.print(f"Absent event tables (their features are left out): {', '.join(missing)}")
     console.print(
-        f"Data end {_date(report.data_end)}; {report.accounts:,} accounts, {report.terms:,} terms: "
+        f"Data end {_date(report.data_end)} ({report.data_end_source}); {report.accounts:,} accounts, "
+        f"{report.terms:,} terms: "
         f"{report.renewals:,} renewed, {report.churns:,} churned, {report.censored:,} censored "
         f"(grace {report.grace_days} days)."
     )
     if report.warnings:
-        console.print(f"[yellow]{len(report.warnings)} kinds of suspicious rows (usable, not dropped):[/yellow]")
+        console.print(
+            f"[yellow]{len(report.warnings)} kinds of suspicious rows (excluded or kept, as stated):[/yellow]"
+        )
         for warning in report.warnings:
             console.print(f"  - {warning}", highlight=False, markup=False)
     else:
@@ -87,6 +113,23 @@ def snapshot_dates_for(
     return dates
 
 
+def cadence_note(dataset: Dataset, settings: Settings) -> str | None:
+    """A warning when most terms are shorter than the snapshot spacing: a snapshot labels only the term
+    running on its date, so the renewals of the terms in between are never learnt from."""
+    terms = dataset.subscriptions
+    if terms.empty:
+        return None
+    spacing = 7 if settings.features.cadence == "weekly" else 28
+    short = float(((terms["end_date"] - terms["start_date"]).dt.days < spacing).mean())
+    if short <= 0.5:
+        return None
+    return (
+        f"{short:.0%} of subscription terms are shorter than the {settings.features.cadence} snapshot cadence: "
+        "only the terms running on a snapshot date are labelled, so most renewals and churns are not learnt "
+        "from; set features.cadence: weekly in the configuration"
+    )
+
+
 def build_feature_table(
     dataset: Dataset,
     settings: Settings,
@@ -108,11 +151,23 @@ def health_config(settings: Settings):
     return load_scorecard(settings.healthscore_path())
 
 
-def rule_risk_of(table: pd.DataFrame, settings: Settings) -> pd.Series:
+def scorecard_for(settings: Settings, columns: Iterable[str]):
+    """The configured scorecard adapted to the columns a dataset really has (`ScorecardConfig.adapt_to`):
+    what every command that scores health uses; its `notes` are printed as warnings and logged."""
+    return health_config(settings).adapt_to(columns)
+
+
+def print_warnings(lines: Iterable[str], console: Console) -> None:
+    """One line per warning, never wrapped, so logs and scripts see one adaptation per line."""
+    for line in lines:
+        console.print(Text.assemble(("warning: ", "yellow"), line), soft_wrap=True, highlight=False)
+
+
+def rule_risk_of(table: pd.DataFrame, scorecard) -> pd.Series:
     """100 - health score: the rule view as a risk, for baselines and comparisons."""
     from models.healthscore import score_health
 
-    return 100.0 - score_health(table, health_config(settings)).frame["health_score"]
+    return 100.0 - score_health(table, scorecard).frame["health_score"]
 
 
 def _metrics_table(result, console: Console) -> None:
@@ -128,30 +183,85 @@ def _metrics_table(result, console: Console) -> None:
     console.print(table)
 
 
+def _print_selection(result, console: Console) -> None:
+    """How the model was chosen (search, CV score with spread) and its calibration per risk band."""
+    selection = result.model.selection_
+    if "cv_auc" in selection:
+        line = (
+            f"Cross-validation ({selection['cv_folds']} {result.folds.kind.replace('_', '-')} folds): "
+            f"ROC AUC {selection['cv_auc']:.3f} ± {selection['cv_auc_std']:.3f}, {selection['trees']} trees"
+        )
+        if selection.get("tuned"):
+            line += (
+                f"; search: {selection['trials_complete']} trials complete, {selection['trials_pruned']} pruned "
+                f"in {selection['tuning_seconds']:.0f} s, chose trial {selection['chosen_trial']} "
+                f"(best {selection['best_trial']}: {selection['best_cv_auc']:.3f})"
+            )
+        console.print(line, markup=False, highlight=False)
+    params = result.model.tree_params()
+    console.print(
+        "Tree settings: "
+        + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in params.items()),
+        markup=False,
+        highlight=False,
+    )
+    table = Table(title="Calibration by risk band (validation rows)", title_justify="left")
+    for column in ("band", "rows", "churners", "mean predicted", "observed"):
+        table.add_column(column, justify="left" if column == "band" else "right")
+    for row in result.calibration.itertuples():
+        table.add_row(
+            row.band,
+            f"{row.rows:,}",
+            f"{row.churners:,}",
+            "-" if pd.isna(row.mean_predicted) else f"{row.mean_predicted:.3f}",
+            "-" if pd.isna(row.observed) else f"{row.observed:.3f}",
+        )
+    console.print(table)
+
+
 def _print_training(result, console: Console) -> None:
     _metrics_table(result, console)
-    for note in result.notes:
-        console.print(f"note: {note}", markup=False, highlight=False)
+    _print_selection(result, console)
+    print_warnings(result.notes, console)
     verdict = "[green]promoted to @champion[/green]" if result.promoted else "[yellow]kept as @challenger[/yellow]"
     console.print(f"Model version {result.model_version} ({result.model_uri}) {verdict}: ", end="")
     console.print(result.promotion_reason, markup=False, highlight=False)
     console.print(f"MLflow run {result.run_id} (experiment {result.experiment_id})")
 
 
-def train_on_table(table: pd.DataFrame, settings: Settings, config: Path | None, promote: bool, console: Console):
-    """Train on a snapshot feature table, with the rule score as a baseline, and print the outcome."""
+def train_on_table(
+    table: pd.DataFrame,
+    settings: Settings,
+    config: Path | None,
+    promote: bool,
+    console: Console,
+    data_end: pd.Timestamp | None = None,
+    notes: Iterable[str] = (),
+):
+    """Train on a snapshot feature table, with the rule score as a baseline, and print the outcome.
+
+    `data_end` (the end of the data the labels were read against) is tagged on the training run;
+    `notes` (warnings about the data) are printed and logged with the run, after the scorecard's
+    adaptations to the table's columns.
+    """
     from pipeline.train import train_model
 
     config_files = [p for p in (config, settings.healthscore_path()) if p is not None]
+    scorecard = scorecard_for(settings, table.columns)
     with progress_bars() as progress:
         result = train_model(
             table,
             settings,
-            rule_risk=rule_risk_of(table, settings),
+            rule_risk=rule_risk_of(table, scorecard.config),
             config_files=config_files,
             promote=promote,
             progress=progress,
+            notes=[*notes, *scorecard.notes],
         )
+    if data_end is not None:
+        from pipeline.tracking import tag_run
+
+        tag_run(result.run_id, {"data_end": pd.Timestamp(data_end).isoformat()})
     _print_training(result, console)
     return result
 
@@ -166,10 +276,16 @@ def run_train(
 ):
     from features.table import read_feature_table
 
-    table = (
-        read_feature_table(str(features_file)) if features_file else build_feature_table(load(data, settings), settings)
-    )
-    result = train_on_table(table, settings, config, promote, console)
+    notes: list[str] = []
+    data_end = None
+    if features_file:
+        table = read_feature_table(str(features_file))
+    else:
+        dataset = load(data, settings, console)
+        data_end = dataset.data_end
+        notes += filter(None, [cadence_note(dataset, settings)])
+        table = build_feature_table(dataset, settings)
+    result = train_on_table(table, settings, config, promote, console, data_end, notes=notes)
     if data is not None:
         print_oracle(Path(data), result, console)
     return result
@@ -224,29 +340,62 @@ def _print_alerts(alerts: pd.DataFrame, console: Console, limit: int = 10) -> No
     console.print(table)
 
 
-def _side_file(path: Path, suffix: str, fmt: str) -> Path:
-    return path.with_name(f"{path.stem}_{suffix}.{fmt}")
+def score_date(
+    dataset: Dataset,
+    when: date,
+    settings: Settings,
+    model_uri: str | None,
+    history: bool,
+    outputs: ScoreOutputs | None = None,
+    *,
+    deliver_alerts: bool = True,
+):
+    """Score every active account as of `when` with the registered model and commit the run as one unit.
 
-
-def score_date(dataset: Dataset, when: date, settings: Settings, model_uri: str | None, history: bool):
-    """Score every active account as of `when` with the registered model; append to the history."""
+    The scores, alerts and drift files (with `outputs`), the history partition (with `history`)
+    and the MLflow scoring run land together or not at all; then the alerts are posted to the
+    configured webhook, where a failure is a warning, not an error.
+    """
     from pipeline.score import score_book
-    from pipeline.tracking import load_model, log_scoring_run
+    from pipeline.tracking import load_model
 
     features = build_feature_table(dataset, settings, as_of=when)
     model = load_model(_champion_uri(model_uri, settings), settings)
+    history_dir = settings.workdir_path / "history" if history else None
+    scorecard = scorecard_for(settings, features.columns)
     with progress_bars() as progress:
-        run = score_book(
-            features,
-            model,
-            health_config(settings),
-            settings,
-            history_dir=settings.workdir_path / "history" if history else None,
-            progress=progress,
-        )
-    run_id = log_scoring_run(settings, run.scores, run.alerts, run.drift)
-    run.notes.append(f"MLflow scoring run {run_id} (drift per feature, alerts)")
+        run = score_book(features, model, scorecard.config, settings, history_dir=history_dir, progress=progress)
+    run.warnings.extend(scorecard.notes)
+    result, recovered = commit_scoring(
+        settings,
+        run.scores,
+        run.alerts,
+        run.drift,
+        outputs=outputs,
+        history_dir=history_dir,
+        data_end=dataset.data_end,
+        notes=run.warnings,
+    )
+    run.warnings += recovered
+    run.notes.append(f"MLflow scoring run {result.run_id} (drift per feature, alerts)")
+    if deliver_alerts:
+        _deliver(run, settings)
     return run
+
+
+def _deliver(run, settings: Settings) -> None:
+    from models.alerts import notify
+
+    try:
+        delivered = notify(run.alerts, settings.scoring.alerts)
+    except Exception as exc:  # the run is committed already: a delivery problem of any kind is a warning
+        # an unexpected error's text may quote the URL with its secrets: name the error type only
+        reason = str(exc) if isinstance(exc, ChurnError) else f"unexpected {type(exc).__name__}"
+        run.warnings.append(f"the alerts were not delivered: {reason}")
+        log.warning("alerts not delivered: %s", reason)
+        return
+    if delivered:
+        run.notes.append(f"{len(run.alerts)} alert(s) delivered to the webhook")
 
 
 def _counts(values: pd.Series, order: list[str]) -> str:
@@ -254,16 +403,8 @@ def _counts(values: pd.Series, order: list[str]) -> str:
     return ", ".join(f"{int(counts.get(level, 0)):,} {level}" for level in order)
 
 
-def write_score_outputs(run, out_file: Path, fmt: str, console: Console) -> dict[str, Path]:
-    """Scores, alerts and drift next to each other, each written atomically."""
-    from pipeline.io import write_table
-
-    paths = {
-        "scores": write_table(run.scores, out_file, fmt),
-        "alerts": write_table(run.alerts, _side_file(out_file, "alerts", fmt), fmt),
-    }
-    if not run.drift.empty:
-        paths["drift"] = write_table(run.drift, _side_file(out_file, "drift", fmt), fmt)
+def print_score_run(run, paths: dict[str, Path], console: Console) -> None:
+    """What a person reads after a scoring run: the book, drift, notes, warnings, top alerts, files."""
     scores = run.scores
     bands = _counts(scores["health_band"], ["green", "yellow", "red"])
     risk = _counts(scores["risk_band"], ["low", "medium", "high"])
@@ -275,45 +416,53 @@ def write_score_outputs(run, out_file: Path, fmt: str, console: Console) -> dict
     if run.drifted:
         console.print(
             f"[yellow]warning:[/yellow] {len(run.drifted)} feature(s) drifted from the training data "
-            f"(PSI > threshold): {', '.join(run.drifted[:8])}",
+            f"(PSI > threshold): {escape(', '.join(run.drifted[:8]))}",
             highlight=False,
         )
     for note in run.notes:
         console.print(f"note: {note}", markup=False, highlight=False)
+    print_warnings(run.warnings, console)
     _print_alerts(run.alerts, console)
-    console.print("Wrote " + ", ".join(f"{k} {v}" for k, v in paths.items()), markup=False, highlight=False)
-    return paths
+    if paths:
+        console.print("Wrote " + ", ".join(f"{k} {v}" for k, v in paths.items()), markup=False, highlight=False)
+
+
+def _print_recovered(settings: Settings, console: Console) -> None:
+    for message in recover(settings):
+        console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
 
 
 def run_score(
     data: Path,
     when: date,
-    out_file: Path,
-    fmt: str,
+    outputs: ScoreOutputs,
     model_uri: str | None,
     settings: Settings,
     history: bool,
     console: Console,
 ):
-    run = score_date(load(data, settings), when, settings, model_uri, history)
-    write_score_outputs(run, out_file, fmt, console)
+    outputs.check()  # before any work: a refused target costs nothing
+    _print_recovered(settings, console)
+    run = score_date(load(data, settings, console), when, settings, model_uri, history, outputs)
+    print_score_run(run, outputs.targets(), console)
     return run
 
 
 def run_score_table(
-    table: Path, id_col: str, out_file: Path, fmt: str, model_uri: str | None, settings: Settings, console: Console
+    table: Path, id_col: str, outputs: ScoreOutputs, model_uri: str | None, settings: Settings, console: Console
 ) -> pd.DataFrame:
     """Score a prepared per-account table with a model trained by `churn train --table`."""
-    from pipeline.io import write_table
+    from pipeline.io import check_output_file
     from pipeline.score import score_prepared
     from pipeline.tracking import load_model
 
+    check_output_file(outputs.path, "scores", overwrite=outputs.overwrite)
     model = load_model(_champion_uri(model_uri, settings), settings)
     scores = score_prepared(table, id_col, model, settings)
-    write_table(scores, out_file, fmt)
+    write_output(scores, outputs.path, "scores", fmt=outputs.fmt, overwrite=outputs.overwrite)
     console.print(
         f"Scored {len(scores):,} rows of {table.name} with model version {scores['model_version'].iloc[0]}; "
-        f"wrote {out_file}",
+        f"wrote {outputs.path}",
         markup=False,
         highlight=False,
     )
@@ -333,15 +482,20 @@ def run_explain(
     from features.table import ACCOUNT_ID
     from models.explain import explain
     from models.healthscore import category_column
+    from pipeline.io import check_output_path
     from pipeline.score import ML_PREFIX, complete_usage_columns, model_categories, score_table
     from pipeline.tracking import load_model
 
+    if plot is not None:
+        check_output_path(Path(plot), "plot", ".png")
     features = build_feature_table(load(data, settings), settings, as_of=when)
     row = features[features[ACCOUNT_ID].astype(str) == str(account_id)]
     if row.empty:
         raise ChurnError(f"Account '{account_id}' has no term active on {when}; nothing to explain.")
     model = load_model(_champion_uri(model_uri, settings), settings)
-    scorecard = health_config(settings)
+    adapted = scorecard_for(settings, row.columns)
+    print_warnings(adapted.notes, console)
+    scorecard = adapted.config
     scores = score_table(row, model, scorecard, settings).iloc[0]
     table = Table(title=f"Account {account_id} as of {when}", title_justify="left")
     for column in ("category", "rule score (0-100)", "ML contribution (log-odds)"):
@@ -367,23 +521,62 @@ def run_explain(
 
         X = model.prepare(complete_usage_columns(row.reset_index(drop=True), model))
         explanation = explain(model.booster_, X, model_categories(model, settings))
-        waterfall_plot(explanation.contributions.iloc[0], explanation.base_value, plot, title=f"Account {account_id}")
+        write_output_file(
+            plot,
+            "plot",
+            lambda tmp: waterfall_plot(
+                explanation.contributions.iloc[0], explanation.base_value, tmp, title=f"Account {account_id}"
+            ),
+            suffix=".png",
+        )
         console.print(f"Waterfall plot: {plot}", markup=False, highlight=False)
     return scores.to_frame().T
 
 
+def _compare_files() -> list[str]:
+    from pipeline.compare import OUTPUT_FILES
+
+    return list(OUTPUT_FILES.values())
+
+
+# What a `compare` / `run` folder written before folders were marked holds, and must hold.
+COMPARE_LEGACY = Legacy(frozenset({"backtest_scores.parquet", "suggested_healthscore.yaml"}))
+RUN_LEGACY = Legacy(frozenset({"features.parquet", "scores.parquet"}), frozenset({"data"}))
+
+
 def run_compare(data: Path, settings: Settings, out_dir: Path, console: Console):
-    return compare_dataset(load(data, settings), settings, out_dir, console)
+    with claimed_output_dir(out_dir, "compare", _compare_files(), COMPARE_LEGACY):
+        dataset = load(data, settings, console)
+        print_warnings(filter(None, [cadence_note(dataset, settings)]), console)
+        return compare_dataset(dataset, settings, out_dir, console)
 
 
 def compare_dataset(
-    dataset: Dataset, settings: Settings, out_dir: Path, console: Console, table: pd.DataFrame | None = None
+    dataset: Dataset,
+    settings: Settings,
+    out_dir: Path,
+    console: Console,
+    table: pd.DataFrame | None = None,
+    model=None,
 ):
-    """Backtest rule vs ML on the dataset (reusing a built feature table when given) and print the headline."""
-    from pipeline.compare import run_comparison
+    """Backtest rule vs ML on the dataset (reusing a built feature table when given) and print the headline.
 
-    with progress_bars() as progress:
-        result = run_comparison(dataset, settings, Path(out_dir), progress=progress, table=table)
+    `model` (a just-trained ChurnRiskModel) lends its tuned tree settings so the backtest does not
+    search again. The comparison is an MLflow run of its own (headline metrics, the output files,
+    the scorecard's adaptations to the data)."""
+    from pipeline.compare import run_comparison
+    from pipeline.tracking import compare_run
+
+    with (
+        claimed_output_dir(out_dir, "compare", _compare_files(), COMPARE_LEGACY),
+        compare_run(settings) as log_notes,
+        progress_bars() as progress,
+    ):
+        result = run_comparison(dataset, settings, Path(out_dir), model=model, progress=progress, table=table)
+        log_notes(result.scorecard_notes)
+    print_warnings(result.scorecard_notes, console)
+    if "inner_split" in result.model.metadata:
+        print_warnings([result.model.metadata["inner_split"]], console)
     for line in result.summary_lines():
         console.print(line, markup=False, highlight=False)
     return result
@@ -403,10 +596,31 @@ def run_all(
     out_dir: Path | None,
     console: Console,
 ) -> dict[str, Path]:
-    """generate (without --data) -> validate -> features -> train -> score (last two months) -> alerts -> compare."""
-    from pipeline.io import write_table
+    """generate (without --data) -> validate -> features -> train -> score (last two months) -> alerts -> compare.
 
+    Every output goes into `out_dir`, which must be new, empty or an earlier `churn run` folder;
+    everything it will write is checked before the work starts.
+    """
     out_dir = Path(out_dir) if out_dir else settings.workdir_path / "run"
+    outputs = ScoreOutputs(out_dir / "scores.parquet", "parquet")
+    names = ["features.parquet", *(p.name for p in outputs.targets().values()), "compare"]
+    check_output_dir(out_dir / "compare", "compare", _compare_files(), COMPARE_LEGACY)
+    with claimed_output_dir(out_dir, "run", [*names, "data"] if data is None else names, RUN_LEGACY):
+        outputs.check()
+        return _run_all(data, settings, config, accounts, seed, out_dir, outputs, console)
+
+
+def _run_all(
+    data: Path | None,
+    settings: Settings,
+    config: Path | None,
+    accounts: int,
+    seed: int,
+    out_dir: Path,
+    outputs: ScoreOutputs,
+    console: Console,
+) -> dict[str, Path]:
+    _print_recovered(settings, console)
     if data is None:
         data = out_dir / "data"
         console.rule("generate")
@@ -416,19 +630,21 @@ def run_all(
     print_report(dataset, console)
     console.rule("features")
     table = build_feature_table(dataset, settings)
-    paths = {"data": Path(data), "features": write_table(table, out_dir / "features.parquet")}
+    paths = {"data": Path(data), "features": write_output(table, out_dir / "features.parquet", "features")}
     console.print(f"{len(table):,} monthly snapshots x {table.shape[1] - 4} features -> {paths['features']}")
     console.rule("train")
-    result = train_on_table(table, settings, config, promote=False, console=console)
+    result = train_on_table(table, settings, config, promote=False, console=console, data_end=dataset.data_end)
     print_oracle(Path(data), result, console)
     console.rule("score")
     latest = latest_scoring_date(dataset)
     month_before = (pd.Timestamp(latest) - pd.DateOffset(months=1)).date()
-    score_date(dataset, month_before, settings, result.model_uri, history=True)  # so trends and alerts have a base
-    run = score_date(dataset, latest, settings, result.model_uri, history=True)
-    paths |= write_score_outputs(run, out_dir / "scores.parquet", "parquet", console)
+    # The month before gives trends and alerts a base; its alerts are not news, so they are not posted.
+    score_date(dataset, month_before, settings, result.model_uri, history=True, deliver_alerts=False)
+    run = score_date(dataset, latest, settings, result.model_uri, history=True, outputs=outputs)
+    print_score_run(run, outputs.targets(), console)
+    paths |= outputs.targets()
     console.rule("compare")
-    comparison = compare_dataset(dataset, settings, out_dir / "compare", console, table=table)
+    comparison = compare_dataset(dataset, settings, out_dir / "compare", console, table=table, model=result.model)
     paths["report"] = comparison.report_path
     paths["mlflow"] = Path(settings.tracking_uri().removeprefix("sqlite:///"))
     console.rule("done")

@@ -6,6 +6,11 @@
 - The model is logged as a pyfunc that returns *calibrated probabilities* (a logged
   LGBMClassifier's pyfunc would return class labels), with explicit pip requirements so MLflow
   neither spawns a process to infer them nor lists the test tools of this environment.
+- The pyfunc is "models from code" (`pipeline/model_code.py`) over plain files: no pickle. The
+  SHA-256 of every file of the logged model is recorded on the run and the model version (the
+  tracking store), and `load_model` downloads the artifacts, checks them against that record and
+  reads the plain files itself, so a swapped or corrupted artifact is refused before any of it
+  is used, and no code from the artifact store is ever run by churn.
 - Promotion to `champion` is earned on validation rows that *neither* model trained on, so a
   champion refitted on all its history is not favoured by scoring rows it has memorised.
 
@@ -23,7 +28,8 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # batch 
 import hashlib
 import logging
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
@@ -34,18 +40,23 @@ from urllib.parse import urlparse
 import mlflow
 import numpy as np
 import pandas as pd
+import yaml
+from mlflow.entities import Metric, Param
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from sklearn.metrics import roc_auc_score
 
 from models.risk_model import ChurnRiskModel
-from pipeline.config import Settings
+from pipeline.config import Settings, read_yaml, redact_url
 from pipeline.errors import ChurnError, ConfigError
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
 MODEL_ARTIFACT = "model"
+MODEL_CODE = Path(__file__).with_name("model_code.py")
+ARTIFACTS_KEY = "churn_model"
+DOWNLOAD_META = "registered_model_meta"
 OUTPUTS = ("probability", "log_odds", "contributions")
 # What the pyfunc imports at prediction time; versions are pinned to this environment.
 RUNTIME_PACKAGES = ("mlflow", "lightgbm", "numpy", "pandas", "scipy", "scikit-learn", "pydantic", "pyyaml")
@@ -56,6 +67,9 @@ TAG_VALID_AUC = "validation_roc_auc"
 TAG_LAST_AS_OF = "last_labelled_as_of"
 TAG_LABEL_HORIZON = "label_horizon"
 TAG_REASON = "promotion_reason"
+TAG_MODEL_SHA256 = "model_sha256"  # on the model version and (as churn.model_sha256) on the training run
+RUN_TAG_MODEL_SHA256 = "churn.model_sha256"
+NOTES_ARTIFACT = "data/notes.txt"  # warnings of a run: how the data was read, the scorecard adapted
 
 
 # ---------------------------------------------------------------------------------- the store
@@ -136,11 +150,22 @@ def data_fingerprint(table: pd.DataFrame, *, id_col: str, label_col: str, time_c
 
 
 def log_config_files(paths: list[Path]) -> None:
-    """Log each configuration file once under `config/` (the same file may be named twice)."""
+    """Log each configuration file once under `config/` (the same file may be named twice).
+
+    A file that sets `scoring.alerts.webhook_url` is logged as its settings with the URL redacted
+    (the URL may carry a token), not as written.
+    """
     for path in dict.fromkeys(Path(p).resolve() for p in paths):
         if not Path(path).is_file():
             raise ConfigError(f"Configuration file {path} does not exist, so it cannot be logged with the run.")
-        mlflow.log_artifact(str(path), artifact_path="config")
+        raw = read_yaml(path) if path.suffix in (".yaml", ".yml") else {}
+        scoring = raw.get("scoring")
+        alerts = scoring.get("alerts") if isinstance(scoring, dict) else None
+        if isinstance(alerts, dict) and isinstance(alerts.get("webhook_url"), str):
+            alerts["webhook_url"] = redact_url(alerts["webhook_url"])
+            mlflow.log_text(yaml.safe_dump(raw, sort_keys=False), f"config/{path.name}")
+        else:
+            mlflow.log_artifact(str(path), artifact_path="config")
 
 
 def log_metrics_table(metrics: pd.DataFrame) -> None:
@@ -158,6 +183,50 @@ def log_metrics_table(metrics: pd.DataFrame) -> None:
         mlflow.log_artifact(str(path), artifact_path="evaluation")
 
 
+def log_selection(selection: dict[str, Any], trials: list[Any], experiment_id: str, parent_run_id: str) -> None:
+    """How the model was chosen, on the active (parent) run; one nested run per search trial.
+
+    Trials run before the parent run exists (its content depends on them), so each nested run is
+    created afterwards with the trial's own start and end time.
+    """
+    mlflow.log_metrics({f"selection_{k}": float(v) for k, v in selection.items() if isinstance(v, int | float)})
+    if not trials:
+        return
+    client = mlflow.MlflowClient()
+    rows = []
+    for trial in trials:
+        nested = client.create_run(
+            experiment_id,
+            start_time=int(trial.started * 1000),
+            tags={"mlflow.parentRunId": parent_run_id, "mlflow.runName": f"trial {trial.number}", "state": trial.state},
+        )
+        metrics = {f"cv_auc_fold_{i}": score for i, score in enumerate(trial.fold_scores)}
+        if trial.state == "complete":
+            metrics |= {"cv_auc": trial.score, "trees": float(trial.trees), "tree_cost": trial.cost}
+        metrics["seconds"] = trial.seconds
+        now = int(time.time() * 1000)
+        client.log_batch(
+            nested.info.run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+            params=[Param(k, str(v)) for k, v in trial.params.items()],
+        )
+        client.set_terminated(nested.info.run_id, "FINISHED", end_time=int((trial.started + trial.seconds) * 1000))
+        rows.append({"trial": trial.number, "state": trial.state, **trial.params, **metrics})
+    mlflow.log_text(pd.DataFrame(rows).to_csv(index=False), "tuning/trials.csv")
+
+
+def log_band_calibration(calibration: pd.DataFrame) -> None:
+    """Calibration per risk band on the validation rows, as metrics and as a CSV artifact."""
+    values = {}
+    for row in calibration.to_dict("records"):
+        values[f"model_band_{row['band']}_rows"] = float(row["rows"])
+        for key in ("mean_predicted", "observed"):
+            if pd.notna(row[key]):
+                values[f"model_band_{row['band']}_{key}"] = float(row[key])
+    mlflow.log_metrics(values)
+    mlflow.log_text(calibration.to_csv(index=False), "evaluation/calibration_by_band.csv")
+
+
 # -------------------------------------------------------------------------------- the pyfunc
 class ChurnModelPyfunc(mlflow.pyfunc.PythonModel):
     """Serving wrapper: calibrated churn probability by default.
@@ -168,7 +237,7 @@ class ChurnModelPyfunc(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context: Any) -> None:
-        self.model = ChurnRiskModel.load(context.artifacts["churn_model"])
+        self.model = ChurnRiskModel.load(context.artifacts[ARTIFACTS_KEY])
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         output = (params or {}).get("output", "probability")
@@ -204,56 +273,121 @@ def _quiet_mlflow() -> Iterator[None]:
         logger.setLevel(previous)
 
 
+def artifact_digest(root: Path) -> str:
+    """SHA-256 over every file under `root` (relative path and content hash, in path order).
+
+    Links are refused: a model directory holds plain files only. MLflow's `registered_model_meta`,
+    which the downloader writes (it names the URI used), is not part of the stored model.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.parent == root and path.name == DOWNLOAD_META:
+            continue
+        if path.is_symlink():
+            raise ChurnError(f"Model artifact {path.relative_to(root)} is a symbolic link; refusing the model.")
+        if path.is_file():
+            content = hashlib.sha256(path.read_bytes()).hexdigest()
+            digest.update(f"{path.relative_to(root).as_posix()}\0{content}\n".encode())
+    return digest.hexdigest()
+
+
 def log_model(model: ChurnRiskModel, X_example: pd.DataFrame, settings: Settings, tags: dict[str, str]) -> ModelVersion:
-    """Log the pyfunc in the active run, register it and point the `challenger` alias at it."""
+    """Log the pyfunc (models from code) in the active run, register it, record its hash, alias `challenger`."""
     example = serving_example(model, X_example)
     pyfunc = ChurnModelPyfunc()
     pyfunc.model = model
     signature = infer_signature(example, pyfunc.predict(None, example), params={"output": "probability"})
     with tempfile.TemporaryDirectory() as tmp, _quiet_mlflow():
-        model_dir = model.save(Path(tmp) / "churn_model")
+        model_dir = model.save(Path(tmp) / ARTIFACTS_KEY)
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
-            python_model=ChurnModelPyfunc(),
-            artifacts={"churn_model": str(model_dir)},
+            python_model=str(MODEL_CODE),
+            artifacts={ARTIFACTS_KEY: str(model_dir)},
             signature=signature,
             input_example=example,
             pip_requirements=pip_requirements(),
             registered_model_name=settings.model.name,
         )
+        stored = Path(mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=str(Path(tmp) / "s")))
+        digest = artifact_digest(stored)
     client = mlflow.MlflowClient()
     version = str(info.registered_model_version)
-    for key, value in tags.items():
+    for key, value in {**tags, TAG_MODEL_SHA256: digest}.items():
         client.set_model_version_tag(settings.model.name, version, key, value)
+    client.set_tag(info.run_id, RUN_TAG_MODEL_SHA256, digest)
     client.set_registered_model_alias(settings.model.name, CHALLENGER, version)
     return client.get_model_version(settings.model.name, version)
 
 
 def load_model(uri: str, settings: Settings | None = None) -> ChurnRiskModel:
-    """The ChurnRiskModel behind a logged pyfunc (`models:/NAME@champion`, `models:/NAME/3`, `runs:/...`).
+    """The ChurnRiskModel of a logged model (`models:/NAME@champion`, `models:/NAME/3`, `runs:/RUN/model`).
 
-    With `settings`, the configured tracking store is used; otherwise the current MLflow URI.
+    The artifacts are downloaded, checked against the SHA-256 recorded when the model was logged,
+    and read as plain files; nothing from the artifact store is unpickled or run. With
+    `settings`, the configured tracking store is used; otherwise the current MLflow URI.
     `model.metadata` gets the URI and, for registry URIs, the resolved version.
     """
     if settings is not None:
         configure_tracking(settings)
     try:
-        pyfunc = mlflow.pyfunc.load_model(uri)
+        expected, resolved = _recorded_digest(uri)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+            actual = artifact_digest(local)
+            if actual != expected:
+                raise ChurnError(
+                    f"Model '{uri}': its artifacts do not match the SHA-256 recorded when it was logged "
+                    f"(recorded {expected[:12]}..., found {actual[:12]}...); the artifact store was changed or "
+                    "corrupted since. Refusing to load it; retrain or restore the artifacts."
+                )
+            model = ChurnRiskModel.load(_plain_model_dir(local, uri))
     except MlflowException as exc:
         raise ChurnError(
             f"Cannot load model '{uri}' from {mlflow.get_tracking_uri()}: {exc.message} "
             "(train one with `churn train`, or pass --model-uri)."
         ) from exc
-    wrapper = pyfunc.unwrap_python_model()
-    if not isinstance(wrapper, ChurnModelPyfunc):
-        raise ChurnError(f"Model '{uri}' is not a churn-risk model (it wraps {type(wrapper).__name__}).")
-    model = wrapper.model
     model.metadata["model_uri"] = uri
-    resolved = _registry_version(uri)
     if resolved is not None:
         model.metadata["model_version"] = str(resolved.version)
         model.metadata["run_id"] = resolved.run_id
     return model
+
+
+def _recorded_digest(uri: str) -> tuple[str, ModelVersion | None]:
+    """The artifact hash the tracking store recorded for `uri`, and its model version (registry URIs)."""
+    client = mlflow.MlflowClient()
+    resolved = _registry_version(uri)
+    if resolved is not None:
+        digest = resolved.tags.get(TAG_MODEL_SHA256)
+        where = f"version {resolved.version} of '{resolved.name}'"
+    elif uri.startswith("runs:/") and uri.removeprefix("runs:/").partition("/")[2].strip("/") == MODEL_ARTIFACT:
+        run_id = uri.removeprefix("runs:/").partition("/")[0]
+        digest = client.get_run(run_id).data.tags.get(RUN_TAG_MODEL_SHA256)
+        where = f"run {run_id}"
+    else:
+        raise ChurnError(
+            f"Model URI '{uri}': churn loads registered models (models:/NAME@ALIAS, models:/NAME/VERSION) or "
+            f"runs:/RUN_ID/{MODEL_ARTIFACT}, whose artifact hash the tracking store records."
+        )
+    if not digest:
+        raise ChurnError(
+            f"Model '{uri}': {where} has no recorded artifact hash (it was logged by an older churn, as a pickle, "
+            "which churn no longer loads); retrain it with `churn train`."
+        )
+    return digest, resolved
+
+
+def _plain_model_dir(local: Path, uri: str) -> Path:
+    """The folder of plain model files inside a downloaded pyfunc (from its MLmodel, read as safe YAML)."""
+    try:
+        spec = yaml.safe_load((local / "MLmodel").read_text())
+        relative = spec["flavors"]["python_function"]["artifacts"][ARTIFACTS_KEY]["path"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise ChurnError(f"Model '{uri}' is not a churn-risk model (its MLmodel names no {ARTIFACTS_KEY}).") from exc
+    folder = (local / relative).resolve()
+    if not folder.is_relative_to(local.resolve()) or not folder.is_dir():
+        raise ChurnError(f"Model '{uri}': its MLmodel points outside the model ({relative}); refusing it.")
+    return folder
 
 
 def _registry_version(uri: str) -> ModelVersion | None:
@@ -401,26 +535,121 @@ def _record(settings: Settings, version: ModelVersion, decision: PromotionDecisi
     return decision
 
 
+def tag_run(run_id: str, tags: dict[str, str]) -> None:
+    """Add tags to a (finished) run of the configured store, e.g. the data end training used."""
+    client = mlflow.MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+
+
 # ------------------------------------------------------------------------------- scoring runs
-def log_scoring_run(settings: Settings, scores: pd.DataFrame, alerts: pd.DataFrame, drift: pd.DataFrame) -> str:
-    """Log a batch scoring run (book summary, drift per feature, alerts) next to the training runs."""
-    configure_tracking(settings)
+COMMIT_TAG = "churn.commit"
+COMMIT_STATE_TAG = "churn.commit_state"
+
+
+def log_scoring_run(
+    settings: Settings,
+    scores: pd.DataFrame,
+    alerts: pd.DataFrame,
+    drift: pd.DataFrame,
+    *,
+    commit_id: str | None = None,
+    data_end: pd.Timestamp | None = None,
+    notes: Sequence[str] = (),
+) -> str:
+    """Log a batch scoring run (book summary, drift per feature, alerts, notes) next to the training runs.
+
+    With `commit_id` the run is left RUNNING and tagged as staged: the scoring commit finishes it
+    (`finish_scoring_run`) once everything is in place, or deletes it (`discard_scoring_run`).
+    """
+    experiment_id = configure_tracking(settings)
     as_of = str(pd.Timestamp(scores["as_of"].iloc[0]).date())
     version = str(scores["model_version"].iloc[0])
     bands = scores["health_band"].value_counts(normalize=True) if "health_band" in scores else pd.Series(dtype=float)
-    with mlflow.start_run(run_name=f"score {as_of}", tags={"kind": "scoring", "model_version": version}) as run:
-        mlflow.log_params({"as_of": as_of, "model_version": version, "model_name": settings.model.name})
-        metrics = {
-            "accounts": float(len(scores)),
-            "alerts": float(len(alerts)),
-            "mean_churn_probability": float(scores["churn_probability"].mean()),
-            "arr_at_risk": float((scores["arr"] * scores["churn_probability"]).sum()),
-            **{f"share_{band}": float(share) for band, share in bands.items()},
-        }
+    tags = {"kind": "scoring", "model_version": version}
+    if commit_id is not None:
+        tags |= {COMMIT_TAG: commit_id, COMMIT_STATE_TAG: "staged"}
+    params = {"as_of": as_of, "model_version": version, "model_name": settings.model.name}
+    if data_end is not None:
+        params["data_end"] = pd.Timestamp(data_end).isoformat()
+    metrics = {
+        "accounts": float(len(scores)),
+        "alerts": float(len(alerts)),
+        "mean_churn_probability": float(scores["churn_probability"].mean()),
+        "arr_at_risk": float((scores["arr"] * scores["churn_probability"]).sum()),
+        **{f"share_{band}": float(share) for band, share in bands.items()},
+    }
+    if not drift.empty:
+        metrics |= {"psi_max": float(drift["psi"].max()), "drifted_features": float(drift["drifted"].sum())}
+        metrics |= {f"psi.{name}": float(psi) for name, psi in zip(drift["feature"], drift["psi"], strict=True)}
+    client = mlflow.MlflowClient()
+    try:
+        run_id = client.create_run(experiment_id, run_name=f"score {as_of}", tags=tags).info.run_id
+        now = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
+        values = [Metric(key, value, now, 0) for key, value in metrics.items() if np.isfinite(value)]
+        client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
+        for start in range(0, len(values), 1000):
+            client.log_batch(run_id, metrics=values[start : start + 1000])
         if not drift.empty:
-            metrics |= {"psi_max": float(drift["psi"].max()), "drifted_features": float(drift["drifted"].sum())}
-            metrics |= {f"psi.{name}": float(psi) for name, psi in zip(drift["feature"], drift["psi"], strict=True)}
-            mlflow.log_text(drift.to_csv(index=False), "drift.csv")
-        mlflow.log_metrics(metrics)
-        mlflow.log_text(alerts.to_csv(index=False), "alerts.csv")
-        return run.info.run_id
+            client.log_text(run_id, drift.to_csv(index=False), "drift.csv")
+        client.log_text(run_id, alerts.to_csv(index=False), "alerts.csv")
+        if notes:
+            client.log_text(run_id, "\n".join(notes), NOTES_ARTIFACT)
+        if commit_id is None:
+            client.set_terminated(run_id)
+    except MlflowException as exc:
+        raise ChurnError(
+            f"Could not log the scoring run to MLflow at {settings.tracking_uri()}: {exc.message}"
+        ) from exc
+    return run_id
+
+
+def _commit_runs(client: mlflow.MlflowClient, experiment_id: str, commit_id: str) -> list[Any]:
+    from mlflow.entities import ViewType
+
+    return client.search_runs(
+        [experiment_id], filter_string=f"tags.`{COMMIT_TAG}` = '{commit_id}'", run_view_type=ViewType.ACTIVE_ONLY
+    )
+
+
+def finish_scoring_run(tracking_uri: str, experiment_id: str, commit_id: str) -> None:
+    """Mark the staged scoring run of a commit as committed and FINISHED (idempotent)."""
+    try:
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        for run in _commit_runs(client, experiment_id, commit_id):
+            client.set_tag(run.info.run_id, COMMIT_STATE_TAG, "committed")
+            if run.info.status != "FINISHED":
+                client.set_terminated(run.info.run_id, "FINISHED")
+    except MlflowException as exc:
+        raise ChurnError(
+            f"The scoring run was committed but MLflow at {tracking_uri} could not be updated ({exc.message}); "
+            "the next `churn score` finishes it."
+        ) from exc
+
+
+def discard_scoring_run(tracking_uri: str, experiment_id: str, commit_id: str) -> None:
+    """Delete the staged scoring run of a commit that is rolled back (idempotent)."""
+    try:
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        for run in _commit_runs(client, experiment_id, commit_id):
+            client.set_terminated(run.info.run_id, "FAILED")
+            client.delete_run(run.info.run_id)
+    except MlflowException as exc:
+        raise ChurnError(
+            f"An unfinished scoring run could not be removed from MLflow at {tracking_uri} ({exc.message}); "
+            "the next `churn score` tries again."
+        ) from exc
+
+
+@contextmanager
+def compare_run(settings: Settings) -> Iterator[Callable[[Sequence[str]], None]]:
+    """An MLflow run around `churn compare` (the comparison logs its metrics and files into the active
+    run); yields a function that logs notes, such as the scorecard's adaptations to the data."""
+    configure_tracking(settings)
+
+    def log_notes(notes: Sequence[str]) -> None:
+        if notes:
+            mlflow.log_text("\n".join(notes), NOTES_ARTIFACT)
+
+    with mlflow.start_run(run_name="compare", tags={"kind": "compare"}):
+        yield log_notes

@@ -1,9 +1,17 @@
-"""The `churn train` stage: fit, evaluate out of time against two baselines, log, register, gate.
+"""The `churn train` stage: tune, fit, evaluate out of time against two baselines, log, register, gate.
+
+The labelled rows are split out of time: the latest `validation_share` validates, and nothing
+that learns — the hyperparameter search (cross-validation folds inside the earlier rows), the
+tree count, the calibrator used for the validation probabilities — sees them. The deployed
+model is then refitted on every labelled row and calibrated on out-of-sample scores of models
+trained like it (see models/risk_model.py).
 
 One MLflow run per training holds everything needed to trust or reject the model later: the
-parameters and configuration files, a fingerprint of the data, metrics of the model and of the
-logistic and rule baselines on the same validation rows (overall and per segment), plots, the
-feature list with each feature's health category, the validation predictions, and the model.
+parameters and configuration files, a fingerprint of the data, the search (one nested run per
+trial, the chosen setting and its CV score with spread), metrics of the model and of the
+logistic and rule baselines on the same validation rows (overall, per segment, calibration per
+risk band), plots, the feature list with each feature's health category, the validation
+predictions, and the model.
 
 Prepared per-account tables (`churn train --table`) are turned into the feature-table format
 first, so both paths share one implementation.
@@ -21,17 +29,27 @@ import pandas as pd
 
 from features.registry import category_map
 from features.table import ACCOUNT_ID, AS_OF, LABEL, META_COLUMNS, TERM_END, categorical_columns, feature_columns
+from models.alerts import risk_band
 from models.baselines import fit_logistic_baseline
+from models.comparison import calibration_by_band
 from models.evaluation import ALL_SEGMENTS, evaluate, write_evaluation_plots
 from models.risk_model import ChurnRiskModel
-from models.split import Split, out_of_time_split, stratified_split
+from models.split import (
+    Folds,
+    Split,
+    out_of_time_split,
+    rolling_origin_folds,
+    sample_folds,
+    stratified_folds,
+    stratified_split,
+)
 from pipeline import tracking  # first: it disables MLflow telemetry before MLflow is imported
 from pipeline.config import Settings
-from pipeline.errors import ConfigError, DataContractError
+from pipeline.errors import DataContractError
 from pipeline.progress import ProgressCallback
 
 SHAP_SAMPLE_ROWS = 5_000
-STEPS = ("split", "fit model", "fit logistic baseline", "evaluate", "plots", "log to MLflow")
+STEPS = ("split", "tune and fit model", "fit logistic baseline", "evaluate", "plots", "log to MLflow")
 HIGH_CARDINALITY_SHARE = 0.5  # text columns with more distinct values than this share of rows are ids/free text
 
 
@@ -49,6 +67,8 @@ class TrainResult:
     split: Split
     model: ChurnRiskModel
     validation: pd.DataFrame
+    calibration: pd.DataFrame  # validation rows per risk band: rows, mean predicted, observed
+    folds: Folds | None = None
     notes: list[str] = field(default_factory=list)
 
     def overall(self) -> dict[str, dict[str, float]]:
@@ -65,10 +85,12 @@ def train_model(
     config_files: Sequence[Path] = (),
     promote: bool = False,
     progress: ProgressCallback | None = None,
+    notes: Sequence[str] = (),
 ) -> TrainResult:
     """Train on a snapshot feature table (see features/table.py) with an out-of-time split.
 
-    `rule_risk` (100 - health score, indexed like `table`) is evaluated as the rule baseline.
+    `rule_risk` (100 - health score, indexed like `table`) is evaluated as the rule baseline;
+    `notes` (e.g. how the scorecard was adapted to the data) are logged with the run.
     """
     missing = [c for c in META_COLUMNS if c not in table.columns]
     if missing:
@@ -83,9 +105,13 @@ def train_model(
     split = out_of_time_split(
         table, validation_share=settings.model.validation_share, grace_days=settings.data.grace_days
     )
+    folds = rolling_origin_folds(
+        table.loc[split.train_index], n_folds=settings.model.cv_folds, grace_days=settings.data.grace_days
+    )
     return _fit_evaluate_log(
         table,
         split,
+        folds,
         settings,
         grace_days=settings.data.grace_days,
         rule_risk=rule_risk,
@@ -93,6 +119,7 @@ def train_model(
         promote=promote,
         progress=progress,
         source="feature table",
+        notes=list(notes),
     )
 
 
@@ -115,13 +142,17 @@ def train_prepared_table(
     frame = read_prepared_table(path)
     table, notes = prepare_table(frame, id_col, label_col, time_col, source=Path(path).name)
     _report(progress, 0)
+    n_folds, seed = settings.model.cv_folds, settings.model.seed
     if time_col is not None:
         split = out_of_time_split(table, validation_share=settings.model.validation_share, grace_days=0)
+        folds = rolling_origin_folds(table.loc[split.train_index], n_folds=n_folds, grace_days=0)
     else:
-        split = stratified_split(table, validation_share=settings.model.validation_share, seed=settings.model.seed)
+        split = stratified_split(table, validation_share=settings.model.validation_share, seed=seed)
+        folds = stratified_folds(table.loc[split.train_index], n_folds=n_folds, seed=seed)
     result = _fit_evaluate_log(
         table,
         split,
+        folds,
         settings,
         grace_days=0,
         rule_risk=None,
@@ -240,6 +271,7 @@ def _report(progress: ProgressCallback | None, done: int) -> None:
 def _fit_evaluate_log(
     table: pd.DataFrame,
     split: Split,
+    folds: Folds,
     settings: Settings,
     *,
     grace_days: int,
@@ -250,27 +282,45 @@ def _fit_evaluate_log(
     source: str,
     notes: list[str] | None = None,
 ) -> TrainResult:
-    if settings.model.tune_trials > 0:
-        raise ConfigError(
-            f"model.tune_trials = {settings.model.tune_trials}: hyperparameter search is not available in this "
-            "version; set it to 0 and tune num_leaves, max_depth and learning_rate in the model section."
-        )
+    notes = [*(notes or []), *folds.notes]
     features = feature_columns(table)
     labelled = table[table[LABEL].notna()]
     train, valid = table.loc[split.train_index], table.loc[split.valid_index]
     y_train, y_valid = train[LABEL].astype(int), valid[LABEL].astype(int).to_numpy()
     rule_scores = None if rule_risk is None else _rule_scores(rule_risk, valid.index)
+    if 0 < len(folds) < folds.requested:
+        notes.append(f"cross-validation on {len(folds)} of the {folds.requested} requested folds (model.cv_folds)")
+    tuning = sample_folds(folds, table, max_rows=settings.model.tune_max_rows, seed=settings.model.seed)
+    if tuning is not folds and settings.model.tune_trials > 0:
+        notes.extend(tuning.notes)
     _report(progress, 1)
 
+    trials: list = []
     model = ChurnRiskModel.from_settings(settings.model).fit(
-        train[features], y_train, valid[features], y_valid, X_full=labelled[features], y_full=labelled[LABEL]
+        labelled[features],
+        labelled[LABEL],
+        train_index=split.train_index,
+        valid_index=split.valid_index,
+        folds=folds.pairs(),
+        tuning_folds=tuning.pairs() if tuning is not folds else None,
+        progress=progress,
+        on_trial=trials.append,
     )
+    notes.extend(model.notes)
+    if model.search_ is not None and len(model.search_.trials) < settings.model.tune_trials:
+        notes.append(
+            f"the search stopped at model.tune_timeout_s = {settings.model.tune_timeout_s:g} s after "
+            f"{len(model.search_.trials)} of {settings.model.tune_trials} trials: on a faster or quieter machine "
+            "the same data and seed may choose other settings (raise the timeout for a reproducible search)"
+        )
+    if settings.model.tune_trials == 0:
+        notes.append("model.tune_trials = 0: trained with the configured tree settings, no search")
     _report(progress, 2)
     logistic = fit_logistic_baseline(train[features], y_train, categorical_columns(table), seed=settings.model.seed)
     logistic_proba = logistic.predict_proba(valid[features])[:, 1]
     _report(progress, 3)
 
-    # ranking uses the pre-refit booster score; probabilities are the cross-fitted calibrations
+    # ranking uses the evaluation model's log-odds; probabilities come from a calibrator that never saw these rows
     scores = {"model": model.validation_raw_, "logistic": logistic_proba}
     if rule_scores is not None:
         scores["rule"] = rule_scores
@@ -282,6 +332,8 @@ def _fit_evaluate_log(
         segments=valid["segment"] if "segment" in valid.columns else None,
         arr=valid["arr"] if "arr" in valid.columns else None,
     )
+    bands = risk_band(pd.Series(model.validation_proba_), settings.scoring.risk_bands)
+    calibration = calibration_by_band(y_valid, model.validation_proba_, bands)
     validation = valid[[ACCOUNT_ID, AS_OF, TERM_END, LABEL]].assign(
         model_score=model.validation_raw_,
         churn_probability=model.validation_proba_,
@@ -326,6 +378,9 @@ def _fit_evaluate_log(
         "features": len(features),
         "categorical_features": len(model.categories),
         "best_iteration": model.best_iteration_,
+        "cv_kind": folds.kind,
+        "cv_folds_used": len(folds),
+        "cv_cutoffs": ",".join(s.cutoff.date().isoformat() for s in folds.splits if s.cutoff is not None) or "-",
     }
 
     experiment_id = tracking.configure_tracking(settings)
@@ -336,13 +391,15 @@ def _fit_evaluate_log(
         write_evaluation_plots(tmp_dir / "plots", **plots_input)
         _report(progress, 5)
         mlflow.log_params(params)
-        mlflow.set_tags({"stage": "train", "source": source})
+        mlflow.set_tags({"stage": "train", "source": source, "tuned": str(model.search_ is not None)})
         mlflow.log_dict(fingerprint, "data/fingerprint.json")
         if notes:
-            mlflow.log_text("\n".join(notes), "data/notes.txt")
+            mlflow.log_text("\n".join(notes), tracking.NOTES_ARTIFACT)
         tracking.log_config_files([*config_files, *_healthscore_file(settings)])
         mlflow.log_dict(settings.model_dump(mode="json"), "config/settings_resolved.json")
         tracking.log_metrics_table(metrics)
+        tracking.log_selection(model.selection_, trials, experiment_id, run.info.run_id)
+        tracking.log_band_calibration(calibration)
         mlflow.log_metrics({"best_iteration": model.best_iteration_, "fit_rows": model.fit_rows_})
         mlflow.log_artifacts(str(tmp_dir / "plots"), artifact_path="plots")
         mlflow.log_dict(
@@ -370,7 +427,9 @@ def _fit_evaluate_log(
         split=split,
         model=model,
         validation=validation,
-        notes=list(notes or []),
+        calibration=calibration,
+        folds=folds,
+        notes=notes,
     )
 
 

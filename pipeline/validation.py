@@ -1,10 +1,16 @@
 """Check raw tables against the data contract.
 
-Fatal problems (missing tables or columns, values of the wrong type, nulls in required columns,
-duplicate accounts, terms that end before they start) are all collected and raised together as
-one `DataContractError` naming table, column, problem, count and example rows, before anything is
-written. Suspicious but usable rows become `DataWarning`s: counted, reported, and handled in a
-stated way, never silently dropped.
+Fatal problems (missing tables or columns, values of the wrong type or out of range, nulls in
+required columns, empty required tables, duplicate accounts, terms that end before they start)
+are all collected and raised together as one `DataContractError` naming table, column, problem,
+count and example rows, before anything is written.
+
+Rows that cannot be trusted are *excluded*, counted and reported as `DataWarning`s: rows of
+accounts missing from `accounts`, and events or terms dated after the run's clock (plus a day)
+or after an explicit data end. `ValidationReport.keep` holds, per table, the condition the canonical views
+apply, so every later stage (features, labels, the data end, scores, alerts) sees the same rows.
+Suspicious but usable rows (events before the account existed, duplicate ticket ids...) are
+counted and kept, with the action stated.
 """
 
 from __future__ import annotations
@@ -14,10 +20,13 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from pipeline.contract import EVENT_TABLES, TABLES, RawTypes, TableContract
+from pipeline.contract import EVENT_TABLES, TABLES, Column, RawTypes, TableContract
 from pipeline.errors import DataContractError
 
 EXAMPLES = 3
+FIRST_DATE = pd.Timestamp("1900-01-01")
+END_OF_DATES = pd.Timestamp("3000-01-01")  # exclusive: dates from here on (9999-12-31...) are refused
+CLOCK_MARGIN = pd.Timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,7 @@ class DataWarning:
     count: int
     examples: str
     action: str
+    excluded: bool = False  # the rows are left out of the canonical views (and so of everything)
 
     def __str__(self) -> str:
         return f"{self.table}.{self.column}: {self.count} {self.problem} ({self.examples}) -> {self.action}"
@@ -38,6 +48,7 @@ class TableStats:
     rows: int
     first: pd.Timestamp | None
     last: pd.Timestamp | None
+    excluded: int = 0
 
 
 @dataclass
@@ -51,9 +62,15 @@ class ValidationReport:
     churns: int = 0
     censored: int = 0
     warnings: list[DataWarning] = field(default_factory=list)
+    data_end_source: str = "latest event"
+    keep: dict[str, str] = field(default_factory=dict)  # table -> SQL condition on canonical columns
 
     def warning_count(self, table: str) -> int:
         return sum(w.count for w in self.warnings if w.table == table)
+
+    @property
+    def exclusions(self) -> list[DataWarning]:
+        return [w for w in self.warnings if w.excluded]
 
 
 def validate(
@@ -61,27 +78,51 @@ def validate(
     raw_types: RawTypes,
     data_end: str | pd.Timestamp | None,
     grace_days: int = 30,
+    now: pd.Timestamp | None = None,
 ) -> ValidationReport:
-    """Validate the `__raw_<table>` views; raise on fatal problems, return the report otherwise."""
+    """Validate the `__raw_<table>` views; raise on fatal problems, return the report otherwise.
+
+    `now` is the run's clock (naive UTC; default: the current time).
+    """
     problems = _structural_problems(raw_types)
     if problems:
         raise DataContractError(_format_problems(problems))
+    explicit_end, limit, limit_text = _time_limit(data_end, now)
     for name, types in raw_types.items():
         problems += _value_problems(con, TABLES[name], types)
+    problems += _empty_required_tables(con, raw_types)
     problems += _duplicate_accounts(con) + _inverted_terms(con, raw_types["subscriptions"])
     if problems:
         raise DataContractError(_format_problems(problems))
 
-    typed = _typed_views(con, raw_types)
-    end = _data_end(con, typed, data_end)
-    report = ValidationReport(tables=_table_stats(con, typed), data_end=end, grace_days=grace_days)
-    report.warnings = _warnings(con, typed, end)
-    _term_outcomes(con, report)
-    for name in typed:
-        con.execute(f'DROP VIEW "__typed_{name}"')
+    tables = [name for name in TABLES if name in raw_types]  # accounts first: the others' kept rows need it
+    _typed_views(con, raw_types)
+    try:
+        exclusions = _exclude(con, tables, limit, limit_text)
+        excluding = {w.table for w in exclusions if w.excluded}  # tables without exclusions skip the filter
+        keep = {name: _keep_condition(name, limit, "accounts") if name in excluding else "true" for name in tables}
+        for name in tables:
+            condition = _keep_condition(name, limit, "__kept_accounts") if name in excluding else "true"
+            con.execute(f'CREATE VIEW "__kept_{name}" AS SELECT * FROM "__typed_{name}" t WHERE {condition}')
+        end, source = _data_end(con, tables, explicit_end)
+        report = ValidationReport(
+            tables=_table_stats(con, tables, exclusions),
+            data_end=end,
+            grace_days=grace_days,
+            data_end_source=source,
+            keep=keep,
+        )
+        report.warnings = [*exclusions, *_warnings(con, tables)]
+        _term_outcomes(con, report)
+    finally:
+        for name in reversed(tables):
+            con.execute(f'DROP VIEW IF EXISTS "__kept_{name}"')
+        for name in tables:
+            con.execute(f'DROP VIEW IF EXISTS "__typed_{name}"')
     return report
 
 
+# ------------------------------------------------------------------------------ fatal problems
 def _structural_problems(present_columns: RawTypes) -> list[str]:
     problems = [
         f"{name}: required table is missing (expected {name}.parquet, {name}.csv or a folder {name}/)"
@@ -99,23 +140,43 @@ def _structural_problems(present_columns: RawTypes) -> list[str]:
     return problems
 
 
+def _range_check(column: Column, cast: str) -> tuple[str, str] | None:
+    """(condition, problem) for values of the right type but outside the column's range."""
+    if column.type == "timestamp":
+        return (
+            f"({cast}) IS NOT NULL AND (({cast}) < {_literal(FIRST_DATE)} OR ({cast}) >= {_literal(END_OF_DATES)})",
+            f"values are outside the supported dates {FIRST_DATE.date()} to "
+            f"{(END_OF_DATES - pd.Timedelta(days=1)).date()}",
+        )
+    if column.type != "float":
+        return None
+    bounds = [f"({cast}) < {column.minimum!r}"] if column.minimum is not None else []
+    bounds += [f"({cast}) > {column.maximum!r}"] if column.maximum is not None else []
+    if column.maximum is not None:
+        wanted = f"finite numbers from {column.minimum:g} to {column.maximum:g}"
+    elif column.minimum is not None:
+        wanted = f"finite numbers >= {column.minimum:g}"
+    else:
+        wanted = "finite numbers"
+    condition = f"({cast}) IS NOT NULL AND (NOT isfinite({cast}) OR {' OR '.join(bounds) or 'false'})"
+    return condition, f"values are not {wanted}"
+
+
 def _value_problems(con: duckdb.DuckDBPyConnection, contract: TableContract, types: dict[str, str]) -> list[str]:
-    """Values that do not convert to the column's type, and nulls in required columns."""
+    """Values that do not convert to the column's type, are out of range, and nulls in required columns."""
     checks: list[tuple[str, str, str]] = []  # (column, condition, problem)
     for column in contract.columns:
         if column.name not in types:
             continue
         raw = f'"{column.name}"'
         not_blank = f"{raw} IS NOT NULL AND TRIM(CAST({raw} AS VARCHAR)) <> ''"
+        cast = column.cast_sql(types[column.name])
         if column.type not in ("id", "string", "code"):
             noun = {"timestamp": "dates", "float": "numbers", "int": "integers", "bool": "booleans"}[column.type]
-            checks.append(
-                (
-                    column.name,
-                    f"{not_blank} AND ({column.cast_sql(types[column.name])}) IS NULL",
-                    f"values are not {noun}",
-                )
-            )
+            checks.append((column.name, f"{not_blank} AND ({cast}) IS NULL", f"values are not {noun}"))
+        in_range = _range_check(column, cast)
+        if in_range is not None:
+            checks.append((column.name, *in_range))
         if column.required:
             checks.append((column.name, f"NOT ({not_blank})", "values are missing"))
     if not checks:
@@ -136,9 +197,30 @@ def _examples(con: duckdb.DuckDBPyConnection, table: str, column: str, condition
         f'(SELECT row_number() OVER () AS __row, * FROM "__raw_{table}") WHERE {condition} '
         f"ORDER BY __row LIMIT {EXAMPLES}"
     ).fetchall()
+    return _rows_text(rows)
+
+
+def _rows_text(rows: list[tuple]) -> str:
     numbers = ", ".join(str(r[0]) for r in rows)
-    values = ", ".join(repr(r[1]) if r[1] is not None else "null" for r in rows)
+    values = ", ".join(repr(_short(r[1])) if r[1] is not None else "null" for r in rows)
     return f"rows {numbers}: {values}"
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _empty_required_tables(con: duckdb.DuckDBPyConnection, raw_types: RawTypes) -> list[str]:
+    problems = []
+    for name, contract in TABLES.items():
+        if (
+            contract.required
+            and name in raw_types
+            and not con.execute(f'SELECT count(*) FROM "__raw_{name}"').fetchone()[0]
+        ):
+            what = "account" if name == "accounts" else "subscription term"
+            problems.append(f"{name}: the table has no rows; at least one {what} is needed")
+    return problems
 
 
 def _duplicate_accounts(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -173,63 +255,78 @@ def _format_problems(problems: list[str]) -> str:
     return "\n".join([head, *(f"  - {p}" for p in problems)])
 
 
-def _typed_views(con: duckdb.DuckDBPyConnection, raw_types: RawTypes) -> list[str]:
-    """Temporary typed views (row number included) for the warning checks."""
-    for name, types in raw_types.items():
-        select = ", ".join(c.select_sql(types.get(c.name)) for c in TABLES[name].columns)
-        con.execute(
-            f'CREATE VIEW "__typed_{name}" AS SELECT row_number() OVER () AS __row, {select} FROM "__raw_{name}"'
-        )
-    return list(raw_types)
-
-
-def _data_end(con: duckdb.DuckDBPyConnection, tables: list[str], explicit: str | pd.Timestamp | None) -> pd.Timestamp:
-    """The end of observed data: the explicit date, else the latest event timestamp."""
-    if explicit is not None:
-        try:
-            return _naive_utc(pd.Timestamp(explicit))
-        except ValueError as exc:
-            raise DataContractError(f"--data-end: '{explicit}' is not a date.") from exc
-    candidates = [f'SELECT max("{TABLES[t].time_column}") FROM "__typed_{t}"' for t in tables if TABLES[t].is_event]
-    candidates += ['SELECT max(start_date) FROM "__typed_subscriptions"']
-    latest = con.execute(f"SELECT max(m) FROM ({' UNION ALL '.join(candidates)}) AS t(m)").fetchone()[0]
-    return pd.Timestamp(latest)
+# ------------------------------------------------------------------------------ time sanity
+def _literal(ts: pd.Timestamp) -> str:
+    return f"TIMESTAMP '{pd.Timestamp(ts).isoformat(sep=' ')}'"
 
 
 def _naive_utc(ts: pd.Timestamp) -> pd.Timestamp:
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 
-def _table_stats(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str, TableStats]:
-    stats = {}
+def _time_limit(
+    explicit: str | pd.Timestamp | None, now: pd.Timestamp | None
+) -> tuple[pd.Timestamp | None, pd.Timestamp, str]:
+    """(explicit data end, exclusive upper bound for trusted timestamps, that bound in words).
+
+    Rows are trusted up to the run's clock plus a day (time zones, clock skew); with an explicit
+    data end, up to that moment, or through that day when it is a plain date.
+    """
+    clock = _naive_utc(pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)).floor("s")
+    clock_limit = clock + CLOCK_MARGIN
+    if explicit is None:
+        return None, clock_limit, f"the run's clock plus a day ({clock_limit:%Y-%m-%d %H:%M} UTC)"
+    try:
+        end = _naive_utc(pd.Timestamp(explicit))
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise DataContractError(f"--data-end: '{explicit}' is not a date (use YYYY-MM-DD).") from exc
+    if pd.isna(end):
+        raise DataContractError("--data-end: an empty value is not a date (use YYYY-MM-DD).")
+    if end > clock_limit:
+        raise DataContractError(
+            f"--data-end: {end.date()} is after the run's clock ({clock:%Y-%m-%d %H:%M} UTC); the data cannot "
+            "end in the future, and a future end would turn renewals not yet due into churn."
+        )
+    if end < FIRST_DATE:
+        raise DataContractError(f"--data-end: {end.date()} is before {FIRST_DATE.date()}, the earliest supported date.")
+    limit = end + pd.Timedelta(days=1) if end == end.normalize() else end + pd.Timedelta(microseconds=1)
+    return end, limit, f"the data end {end.date() if end == end.normalize() else end}"
+
+
+def _keep_condition(table: str, limit: pd.Timestamp, accounts: str) -> str:
+    """Rows kept: of a known account and dated before `limit` by the table's time column.
+
+    Accounts themselves are all kept: a created_at in the future only moves the landing date
+    to the first term start (`features/snapshots.py`), while dropping the account would drop
+    its terms and events.
+    """
+    if table == "accounts":
+        return "true"
+    time_column = TABLES[table].time_column
+    return f'"{time_column}" < {_literal(limit)} AND account_id IN (SELECT account_id FROM "{accounts}")'
+
+
+def _exclude(
+    con: duckdb.DuckDBPyConnection, tables: list[str], limit: pd.Timestamp, limit_text: str
+) -> list[DataWarning]:
+    """Count (with examples) the rows the canonical views leave out: future-dated, unknown accounts."""
+    found: list[DataWarning | None] = []
     for name in tables:
         time_column = TABLES[name].time_column
-        rows, first, last = con.execute(
-            f'SELECT count(*), min("{time_column}"), max("{time_column}") FROM "__typed_{name}"'
-        ).fetchone()
-        stats[name] = TableStats(rows, pd.Timestamp(first) if first else None, pd.Timestamp(last) if last else None)
-    return stats
-
-
-def _warning(
-    con: duckdb.DuckDBPyConnection, table: str, column: str, where: str, problem: str, action: str
-) -> DataWarning | None:
-    """Count rows of `__typed_<table>` (aliased t) matching `where`; None when there are none."""
-    count = con.execute(f'SELECT count(*) FROM "__typed_{table}" t WHERE {where}').fetchone()[0]
-    if not count:
-        return None
-    rows = con.execute(
-        f'SELECT __row, CAST(t."{column}" AS VARCHAR) FROM "__typed_{table}" t '
-        f"WHERE {where} ORDER BY __row LIMIT {EXAMPLES}"
-    ).fetchall()
-    examples = "rows " + ", ".join(str(r[0]) for r in rows) + ": " + ", ".join(repr(r[1]) for r in rows)
-    return DataWarning(table, column, problem, count, examples, action)
-
-
-def _warnings(con: duckdb.DuckDBPyConnection, tables: list[str], data_end: pd.Timestamp) -> list[DataWarning]:
-    known = 't.account_id IN (SELECT account_id FROM "__typed_accounts")'
-    end = f"TIMESTAMP '{data_end.isoformat()}'"
-    found: list[DataWarning | None] = []
+        found.append(
+            _warning(
+                con,
+                name,
+                time_column,
+                f't."{time_column}" >= {_literal(limit)}',
+                f"rows dated after {limit_text}",
+                "kept: the account lands at its first term start instead"
+                if name == "accounts"
+                else "excluded: not used for features, labels, scores or the end of the data",
+                excluded=name != "accounts",
+            )
+        )
+    known = 'SELECT account_id FROM "__typed_accounts"'
     for name in tables:
         if name == "accounts":
             continue
@@ -239,42 +336,107 @@ def _warnings(con: duckdb.DuckDBPyConnection, tables: list[str], data_end: pd.Ti
                 con,
                 name,
                 "account_id",
-                f"NOT {known}",
+                f't."{time_column}" < {_literal(limit)} AND t.account_id NOT IN ({known})',
                 "rows for accounts not in accounts",
-                "ignored: no account to attach them to",
+                "excluded: no account to attach them to (no features, scores or alerts)",
+                excluded=True,
             )
         )
-        if TABLES[name].is_event:
-            found.append(
-                _warning(
-                    con,
-                    name,
-                    time_column,
-                    f't."{time_column}" < (SELECT a.created_at FROM "__typed_accounts" a '
-                    "WHERE a.account_id = t.account_id)",
-                    "rows dated before the account's created_at",
-                    "kept: counted in features (usage before the contract date, e.g. a trial)",
-                )
+    return [w for w in found if w is not None]
+
+
+def _data_end(
+    con: duckdb.DuckDBPyConnection, tables: list[str], explicit: pd.Timestamp | None
+) -> tuple[pd.Timestamp, str]:
+    """The end of observed data: the explicit date, else the latest kept event or term start."""
+    if explicit is not None:
+        return explicit, "--data-end"
+    candidates = [f'SELECT max("{TABLES[t].time_column}") FROM "__kept_{t}"' for t in tables if TABLES[t].is_event]
+    candidates += ['SELECT max(start_date) FROM "__kept_subscriptions"']
+    latest = con.execute(f"SELECT max(m) FROM ({' UNION ALL '.join(candidates)}) AS t(m)").fetchone()[0]
+    if latest is None:
+        raise DataContractError(
+            "The input data has no dated rows left to tell where it ends (every event and term start is missing, "
+            "excluded or in the future); pass --data-end YYYY-MM-DD."
+        )
+    return pd.Timestamp(latest), "latest event"
+
+
+# ------------------------------------------------------------------------------ kept rows
+def _typed_views(con: duckdb.DuckDBPyConnection, raw_types: RawTypes) -> None:
+    """Temporary typed views (row number included) for the exclusion and warning checks."""
+    for name, types in raw_types.items():
+        select = ", ".join(c.select_sql(types.get(c.name)) for c in TABLES[name].columns)
+        con.execute(
+            f'CREATE VIEW "__typed_{name}" AS SELECT row_number() OVER () AS __row, {select} FROM "__raw_{name}"'
+        )
+
+
+def _table_stats(
+    con: duckdb.DuckDBPyConnection, tables: list[str], exclusions: list[DataWarning]
+) -> dict[str, TableStats]:
+    stats = {}
+    for name in tables:
+        time_column = TABLES[name].time_column
+        rows, first, last = con.execute(
+            f'SELECT count(*), min("{time_column}"), max("{time_column}") FROM "__kept_{name}"'
+        ).fetchone()
+        excluded = sum(w.count for w in exclusions if w.table == name and w.excluded)
+        stats[name] = TableStats(
+            rows + excluded, pd.Timestamp(first) if first else None, pd.Timestamp(last) if last else None, excluded
+        )
+    return stats
+
+
+def _warning(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    column: str,
+    where: str,
+    problem: str,
+    action: str,
+    view: str = "__typed",
+    excluded: bool = False,
+) -> DataWarning | None:
+    """Count rows of `<view>_<table>` (aliased t) matching `where`; None when there are none."""
+    count = con.execute(f'SELECT count(*) FROM "{view}_{table}" t WHERE {where}').fetchone()[0]
+    if not count:
+        return None
+    rows = con.execute(
+        f'SELECT __row, CAST(t."{column}" AS VARCHAR) FROM "{view}_{table}" t '
+        f"WHERE {where} ORDER BY __row LIMIT {EXAMPLES}"
+    ).fetchall()
+    return DataWarning(table, column, problem, count, _rows_text(rows), action, excluded)
+
+
+def _warnings(con: duckdb.DuckDBPyConnection, tables: list[str]) -> list[DataWarning]:
+    """Suspicious but usable rows among the kept ones."""
+    found: list[DataWarning | None] = []
+    for name in tables:
+        if not TABLES[name].is_event:
+            continue
+        time_column = TABLES[name].time_column
+        found.append(
+            _warning(
+                con,
+                name,
+                time_column,
+                f't."{time_column}" < (SELECT a.created_at FROM "__kept_accounts" a WHERE a.account_id = t.account_id)',
+                "rows dated before the account's created_at",
+                "kept: counted in features (usage before the contract date, e.g. a trial)",
+                "__kept",
             )
-            found.append(
-                _warning(
-                    con,
-                    name,
-                    time_column,
-                    f't."{time_column}" > {end}',
-                    "rows dated after the end of the data",
-                    "kept: only snapshots dated after them can see them",
-                )
-            )
+        )
     if "support_tickets" in tables:
         found.append(
             _warning(
                 con,
                 "support_tickets",
                 "ticket_id",
-                'ticket_id IN (SELECT ticket_id FROM "__typed_support_tickets" GROUP BY 1 HAVING count(*) > 1)',
+                'ticket_id IN (SELECT ticket_id FROM "__kept_support_tickets" GROUP BY 1 HAVING count(*) > 1)',
                 "rows share a duplicated ticket_id",
                 "kept: each row counts as a ticket",
+                "__kept",
             )
         )
         found.append(
@@ -285,6 +447,7 @@ def _warnings(con: duckdb.DuckDBPyConnection, tables: list[str], data_end: pd.Ti
                 "closed_at < opened_at",
                 "tickets closed before they were opened",
                 "kept: resolution time of these counts as missing",
+                "__kept",
             )
         )
     found.append(
@@ -292,10 +455,11 @@ def _warnings(con: duckdb.DuckDBPyConnection, tables: list[str], data_end: pd.Ti
             con,
             "subscriptions",
             "start_date",
-            'EXISTS (SELECT 1 FROM "__typed_subscriptions" o WHERE o.account_id = t.account_id AND o.__row <> t.__row '
+            'EXISTS (SELECT 1 FROM "__kept_subscriptions" o WHERE o.account_id = t.account_id AND o.__row <> t.__row '
             "AND o.start_date < t.end_date AND t.start_date < o.end_date)",
             "terms overlapping another term of the same account",
             "kept: treated as concurrent (add-on) terms; the latest end date decides renewal",
+            "__kept",
         )
     )
     return [w for w in found if w is not None]
@@ -303,16 +467,16 @@ def _warnings(con: duckdb.DuckDBPyConnection, tables: list[str], data_end: pd.Ti
 
 def _term_outcomes(con: duckdb.DuckDBPyConnection, report: ValidationReport) -> None:
     """Count terms renewed, churned and censored with the SPEC's rule (per term end date)."""
-    end = f"TIMESTAMP '{report.data_end.isoformat()}'"
+    end = _literal(report.data_end)
     grace = f"INTERVAL {int(report.grace_days)} DAY"
-    report.accounts = con.execute('SELECT count(*) FROM "__typed_accounts"').fetchone()[0]
+    report.accounts = con.execute('SELECT count(*) FROM "__kept_accounts"').fetchone()[0]
     report.terms, report.renewals, report.churns, report.censored = con.execute(
         f"""
         WITH outcome AS (
             SELECT t.end_date + {grace} > {end} AS censored,
-                   EXISTS (SELECT 1 FROM "__typed_subscriptions" n WHERE n.account_id = t.account_id
+                   EXISTS (SELECT 1 FROM "__kept_subscriptions" n WHERE n.account_id = t.account_id
                            AND n.start_date <= t.end_date + {grace} AND n.end_date > t.end_date) AS renewed
-            FROM "__typed_subscriptions" t
+            FROM "__kept_subscriptions" t
         )
         SELECT count(*), count_if(NOT censored AND renewed), count_if(NOT censored AND NOT renewed), count_if(censored)
         FROM outcome

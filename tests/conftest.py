@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -77,6 +78,27 @@ def write_tables(directory: Path, tables: dict[str, pd.DataFrame], fmt: str = "c
             frame.iloc[:half].to_parquet(directory / name / "part-0.parquet", index=False)
             frame.iloc[half:].to_parquet(directory / name / "part-1.parquet", index=False)
     return directory
+
+
+def run_churn(args: list[str]) -> int:
+    """Run `churn --no-progress ARGS` in this process, as a scheduler would; returns the exit code."""
+    from pipeline.cli import main
+
+    saved, sys.argv = sys.argv, ["churn", "--no-progress", *args]
+    try:
+        main()
+        return 0
+    except SystemExit as exit_info:
+        return int(exit_info.code or 0)
+    finally:
+        sys.argv = saved
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`run_churn`, with what it printed (stderr and stdout) as one line."""
+    code = run_churn(args)
+    captured = capsys.readouterr()
+    return code, " ".join((captured.err + captured.out).split())
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from models.alerts import ALERT_COLUMNS, notify, post_webhook, risk_band, score_alerts
-from pipeline.config import AlertSettings, RiskBands
+from pipeline.config import AlertSettings, RiskBands, load_settings
 from pipeline.errors import ChurnError, ConfigError
 
 SETTINGS = AlertSettings(score_drop=10, probability_level=0.5, renewal_days=90)
@@ -207,8 +207,8 @@ def test_risk_band_thresholds():
     assert bands.iloc[:6].tolist() == ["low", "low", "medium", "medium", "high", "high"]
     assert pd.isna(bands["g"])
     assert risk_band(probability, RiskBands(high=0.9, medium=0.5)).iloc[:6].tolist() == [*["low"] * 4, "medium", "high"]
-    with pytest.raises(ConfigError, match=r"medium \(0.6\) must be below high \(0.5\)"):
-        risk_band(probability, RiskBands(high=0.5, medium=0.6))
+    with pytest.raises(ConfigError, match=r"scoring.risk_bands: medium \(0.6\) must be below high \(0.5\)"):
+        load_settings(None, {"scoring": {"risk_bands": {"high": 0.5, "medium": 0.6}}})
 
 
 class _Receiver(BaseHTTPRequestHandler):

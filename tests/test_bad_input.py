@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import tiny_tables, write_tables
-
-from pipeline.cli import main
+from conftest import run_cli, tiny_tables, write_tables
 
 Tables = dict[str, pd.DataFrame]
-
-
-def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["churn", "--no-progress", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    captured = capsys.readouterr()
-    return code, " ".join((captured.err + captured.out).split())
 
 
 def _drop(table: str) -> Callable[[Tables], None]:
@@ -104,13 +90,49 @@ CASES: list[tuple[str, Callable[[Tables], None], list[str]]] = [
         _set("support_tickets", "ticket_id", ["T1", ""]),
         ["support_tickets.ticket_id: 1 values are missing", "rows 2"],
     ),
+    # issue 11, row 9: numbers that parse but cannot be right
+    (
+        "arr infinite, negative or NaN",
+        _set("subscriptions", "arr", ["100", "inf", "-5", "nan"]),
+        ["subscriptions.arr: 3 values are not finite numbers >= 0", "rows 2, 3, 4", "'inf', '-5', 'nan'"],
+    ),
+    (
+        "seats negative",
+        _set("subscriptions", "seats", [5, -1, 20, 100]),
+        ["subscriptions.seats: 1 values are not finite numbers >= 0", "rows 2: '-1'"],
+    ),
+    (
+        "quantity negative or infinite",
+        lambda t: t["usage_events"].__setitem__("quantity", ["1", "-2", "-inf"]),
+        ["usage_events.quantity: 2 values are not finite numbers >= 0", "rows 2, 3"],
+    ),
+    (
+        "csat off its scale",
+        lambda t: t["support_tickets"].__setitem__("csat", ["0", "6"]),
+        ["support_tickets.csat: 2 values are not finite numbers from 1 to 5", "rows 1, 2"],
+    ),
+    # issue 11, rows 3 and 10: out-of-range years, empty required tables
+    (
+        "year 9999",
+        _set("logins", "ts", ["2023-01-01", "9999-12-31", "2023-01-01", "2023-01-01", "2023-01-01"]),
+        ["logins.ts: 1 values are outside the supported dates 1900-01-01 to 2999-12-31", "rows 2: '9999-12-31'"],
+    ),
+    (
+        "year 10000",
+        _set("subscriptions", "end_date", ["2024-01-01", "10000-01-01", "2024-02-01", "2025-06-01"]),
+        ["subscriptions.end_date: 1 values are outside the supported dates", "rows 2: '10000-01-01'"],
+    ),
+    (
+        "no subscriptions at all",
+        lambda t: t.__setitem__("subscriptions", t["subscriptions"].iloc[0:0]),
+        ["subscriptions: the table has no rows; at least one subscription term is needed"],
+    ),
 ]
 
 
 @pytest.mark.parametrize(("case", "corrupt", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_fatal_problem_is_named_and_nothing_is_written(
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     case: str,
     corrupt: Callable[[Tables], None],
@@ -121,7 +143,7 @@ def test_fatal_problem_is_named_and_nothing_is_written(
     data = write_tables(tmp_path / "data", tables)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    code, message = run_cli(["features", "--data", str(data), "--out", str(out_dir / "f.parquet")], monkeypatch, capsys)
+    code, message = run_cli(["features", "--data", str(data), "--out", str(out_dir / "f.parquet")], capsys)
     assert code == 1
     assert "Traceback" not in message
     for fragment in expected:
@@ -129,43 +151,69 @@ def test_fatal_problem_is_named_and_nothing_is_written(
     assert list(out_dir.iterdir()) == []
 
 
-def test_all_problems_are_reported_together(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_zero_row_subscriptions_is_a_clear_error_in_validate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Issue 11, row 10: an empty `subscriptions` used to end in an internal error."""
+    tables = tiny_tables()
+    tables["subscriptions"] = tables["subscriptions"].iloc[0:0]
+    for fmt in ("csv", "parquet"):
+        data = write_tables(tmp_path / fmt, tables, fmt)
+        code, message = run_cli(["validate", "--data", str(data)], capsys)
+        assert code == 1 and "subscriptions: the table has no rows" in message, message
+        assert "internal error" not in message
+
+
+def test_all_problems_are_reported_together(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tables = tiny_tables()
     _set("accounts", "created_at", ["2023-01-01", "nope", "2023-01-01"])(tables)
     _set("logins", "ts", ["2023-01-01", "x", "2023-01-01", "2023-01-01", "2023-01-01"])(tables)
-    code, message = run_cli(["validate", "--data", str(write_tables(tmp_path / "d", tables))], monkeypatch, capsys)
+    code, message = run_cli(["validate", "--data", str(write_tables(tmp_path / "d", tables))], capsys)
     assert code == 1
     assert "(2 problems)" in message and "accounts.created_at" in message and "logins.ts" in message
 
 
-def test_unreadable_file_names_the_table_and_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_unreadable_file_names_the_table_and_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = write_tables(tmp_path / "data", tiny_tables())
     (data / "logins.csv").unlink()
     (data / "logins.parquet").write_bytes(b"this is not parquet")
-    code, message = run_cli(["validate", "--data", str(data)], monkeypatch, capsys)
+    code, message = run_cli(["validate", "--data", str(data)], capsys)
     assert code == 1 and "Table 'logins': cannot read" in message and "logins.parquet" in message
 
 
-def test_table_given_twice_is_ambiguous(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_latin1_csv_says_what_is_wrong_with_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 11, row 11: the loader error used to stop at "CSV Error on Line: 2"."""
+    data = write_tables(tmp_path / "data", tiny_tables())
+    (data / "accounts.csv").write_bytes("account_id,created_at\nA\xe9,2023-01-01\n".encode("latin-1"))
+    code, message = run_cli(["validate", "--data", str(data)], capsys)
+    assert code == 1 and "Table 'accounts': cannot read" in message and "accounts.csv" in message
+    assert "not utf-8 encoded" in message.lower()
+
+
+def test_a_corrupt_last_part_names_its_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 11, row 11: a corrupt last parquet part used to fail without naming the file."""
+    data = write_tables(tmp_path / "data", tiny_tables(), "folder")
+    last = data / "logins" / "part-1.parquet"
+    good = last.read_bytes()
+    for broken in (good[: len(good) - 20], good[:8] + b"\x00" * (len(good) - 16) + good[-8:]):
+        last.write_bytes(broken)
+        code, message = run_cli(["validate", "--data", str(data)], capsys)
+        assert code == 1 and "Table 'logins': cannot read" in message and "part-1.parquet" in message, message
+        assert "internal error" not in message
+
+
+def test_table_given_twice_is_ambiguous(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = write_tables(tmp_path / "data", tiny_tables())
     tiny_tables()["accounts"].to_parquet(data / "accounts.parquet")
-    code, message = run_cli(["validate", "--data", str(data)], monkeypatch, capsys)
+    code, message = run_cli(["validate", "--data", str(data)], capsys)
     assert code == 1 and "Table 'accounts' is given more than once" in message
 
 
-def test_validate_prints_the_report_with_warnings(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_validate_prints_the_report_with_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tables = tiny_tables()
     tables["logins"].loc[0, "account_id"] = "nobody"
-    code, message = run_cli(["validate", "--data", str(write_tables(tmp_path / "d", tables))], monkeypatch, capsys)
+    code, message = run_cli(["validate", "--data", str(write_tables(tmp_path / "d", tables))], capsys)
     assert code == 0
     assert "3 accounts, 4 terms: 1 renewed, 1 churned, 2 censored" in message
     assert "logins.account_id: 1 rows for accounts not in accounts" in message
-    assert "ignored: no account to attach them to" in message
+    assert "excluded: no account to attach them to" in message

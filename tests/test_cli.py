@@ -8,7 +8,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from pipeline.cli import app, main
 
 COMMANDS = ["generate", "validate", "features", "train", "score", "explain", "compare", "run"]
 
@@ -36,3 +36,20 @@ def test_bad_date_is_one_clear_message() -> None:
     assert done.returncode == 1
     assert "--as-of: 'next tuesday' is not a date" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [(["overide"], "No such command 'overide'"), (["validate", "--engin", "duckdb"], "No such option: --engin")],
+)
+def test_a_mistyped_command_or_option_prints_the_usage_and_exits_2(
+    args: list[str], fragment: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11, row 12: these used to print "internal error: UsageError ... This is a bug"."""
+    monkeypatch.setattr(sys, "argv", ["churn", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Usage: churn" in err and fragment in err
+    assert "internal error" not in err and "bug" not in err

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory) -> Settings:
-    return Settings(workdir=str(tmp_path_factory.mktemp("work")))
+    return Settings(workdir=str(tmp_path_factory.mktemp("work")), model={"tune_trials": 5})
 
 
 @pytest.fixture(scope="module")

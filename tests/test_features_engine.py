@@ -133,3 +133,24 @@ def test_accounts_without_events_in_a_present_source_get_zeros_and_missing_avera
     table = build_features(dataset, ["2024-03-01"], SETTINGS, 30).set_index("account_id")
     assert table.loc["A", "tickets_30d"] == 1 and table.loc["A", "csat_mean_90d"] == 5
     assert table.loc["B", "tickets_30d"] == 0 and np.isnan(table.loc["B", "csat_mean_90d"])
+
+
+def test_each_feature_declares_the_optional_columns_it_is_built_from(generated, generated_table):
+    """`FeatureSpec.requires` is how a scorecard tells an absent column from a typo: dropping one
+    optional column must remove exactly the features that declare it, and nothing else."""
+    from pipeline.contract import TABLES
+
+    frames = {
+        name: pd.read_parquet(generated / name if (generated / name).is_dir() else generated / f"{name}.parquet")
+        for name in TABLES
+    }
+    as_of = [pd.Timestamp("2024-05-01")]
+    full = set(feature_columns(generated_table))
+    declared = {c for name in full for c in lookup(name).requires}
+    assert declared, "some features must need optional columns"
+    for qualified in sorted(declared):
+        table, column = qualified.split(".")
+        dataset = Dataset.from_frames({**frames, table: frames[table].drop(columns=[column])})
+        built = set(feature_columns(build_features(dataset, as_of, SETTINGS, grace_days=30)))
+        expected = {name for name in full if qualified in lookup(name).requires}
+        assert full - built == expected, qualified

@@ -73,3 +73,19 @@ def test_missing_columns_and_values_do_not_fire_their_rule():
     gaps = _table([{"days_to_renewal": np.nan, "tenure_days": np.nan, "user_utilisation_30d": np.nan}])
     assert lifecycle_stage(gaps, DEFAULTS).tolist() == ["adopt"]
     assert lifecycle_stage(pd.DataFrame(index=pd.Index([], name="x")), DEFAULTS).empty
+
+
+def test_short_terms_renew_only_in_their_last_quarter():
+    """A monthly or weekly subscriber is always within 90 days of its term end; it is renewing only
+    near the end of its term, so the other stages still mean something on B2C data."""
+    table = _table(
+        [
+            {"term_length_days": 30.0, "days_to_renewal": 20.0},
+            {"term_length_days": 30.0, "days_to_renewal": 7.0},
+            {"term_length_days": 7.0, "days_to_renewal": 5.0, "tenure_days": 30.0},
+            {"term_length_days": 7.0, "days_to_renewal": 1.0},
+            {"term_length_days": 365.0, "days_to_renewal": 90.0},  # annual: the configured window
+            {"term_length_days": np.nan, "days_to_renewal": 60.0},  # unknown length: the configured window
+        ]
+    )
+    assert lifecycle_stage(table, DEFAULTS).tolist() == ["adopt", "renew", "land", "renew", "renew", "renew"]

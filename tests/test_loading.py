@@ -77,16 +77,20 @@ def test_grace_days_decide_whether_a_late_renewal_counts() -> None:
     assert Dataset.from_frames(tables, grace_days=10).report.renewals == 0
 
 
-def test_explicit_data_end_censors_and_flags_later_rows() -> None:
-    report = Dataset.from_frames(tiny_tables(), data_end="2024-01-15").report
-    assert report.data_end == pd.Timestamp("2024-01-15")
+def test_explicit_data_end_censors_and_excludes_later_rows() -> None:
+    dataset = Dataset.from_frames(tiny_tables(), data_end="2024-01-15")
+    report = dataset.report
+    assert report.data_end == pd.Timestamp("2024-01-15") and report.data_end_source == "--data-end"
     # A's first term (ends 2024-01-01) + 30 days is after the data end: censored now.
     assert report.renewals == 0
-    late = [w for w in report.warnings if w.problem == "rows dated after the end of the data"]
-    assert [(w.table, w.count) for w in late] == [("logins", 1)]
+    late = [w for w in report.warnings if w.problem == "rows dated after the data end 2024-01-15"]
+    assert [(w.table, w.column, w.count) for w in late] == [("logins", "ts", 1)]
+    assert late[0].excluded and "'2024-06-30 00:00:00'" in late[0].examples
+    assert report.tables["logins"].excluded == 1
+    assert dataset.con.execute("SELECT max(ts) FROM logins").fetchone()[0] < pd.Timestamp("2024-01-16")
 
 
-def test_suspicious_rows_are_counted_with_examples_and_kept() -> None:
+def test_suspicious_rows_are_counted_with_examples_and_unknown_accounts_excluded() -> None:
     tables = tiny_tables()
     tables["logins"] = pd.concat(
         [tables["logins"], pd.DataFrame({"account_id": ["ZZ", "ZZ", "A"], "ts": ["2023-05-01"] * 2 + ["2022-06-01"]})]
@@ -110,5 +114,7 @@ def test_suspicious_rows_are_counted_with_examples_and_kept() -> None:
     assert found[("support_tickets", "closed_at", "tickets closed before they were opened")].count == 1
     assert found[("subscriptions", "start_date", "terms overlapping another term of the same account")].count == 2
     assert dataset.report.warning_count("logins") == 3
-    # Nothing is dropped: the rows are still in the canonical views.
-    assert dataset.con.execute("SELECT count(*) FROM logins").fetchone()[0] == 8
+    # Rows of unknown accounts are left out of the canonical views; the other suspicious rows stay.
+    assert unknown.excluded and not early.excluded
+    assert dataset.con.execute("SELECT count(*) FROM logins").fetchone()[0] == 6
+    assert dataset.con.execute("SELECT count(*) FROM logins WHERE account_id = 'ZZ'").fetchone()[0] == 0

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 from churn_sim import simulate_feature_table
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
 
 from features.table import feature_columns
 from models.baselines import fit_logistic_baseline
 from models.evaluation import expected_calibration_error
 from models.risk_model import Calibrator, ChurnRiskModel
-from models.split import out_of_time_split
+from models.split import out_of_time_split, rolling_origin_folds
 from pipeline.config import ModelSettings
 from pipeline.errors import ChurnError, DataContractError
 
@@ -20,25 +21,35 @@ from pipeline.errors import ChurnError, DataContractError
 def data():
     table, truth = simulate_feature_table(500, seed=11)
     split = out_of_time_split(table, validation_share=0.2, grace_days=30)
+    folds = rolling_origin_folds(table.loc[split.train_index], n_folds=3, grace_days=30)
     features = feature_columns(table)
     labelled = table[table["label"].notna()]
-    train, valid = table.loc[split.train_index], table.loc[split.valid_index]
+    fresh, fresh_truth = simulate_feature_table(500, seed=12)  # new accounts from the same process
+    fresh = fresh[fresh["label"].notna()]
     return {
         "features": features,
-        "X": train[features],
-        "y": train["label"].astype(int),
-        "X_valid": valid[features],
-        "y_valid": valid["label"].astype(int).to_numpy(),
-        "X_full": labelled[features],
-        "y_full": labelled["label"],
+        "table": table,
+        "split": split,
+        "folds": folds.pairs(),
+        "X": labelled[features],
+        "y": labelled["label"],
+        "X_valid": table.loc[split.valid_index, features],
+        "y_valid": table.loc[split.valid_index, "label"].astype(int).to_numpy(),
         "truth_valid": truth.loc[split.valid_index].to_numpy(),
+        "X_fresh": fresh[features],
+        "y_fresh": fresh["label"].astype(int).to_numpy(),
+        "truth_fresh": fresh_truth.loc[fresh.index].to_numpy(),
     }
 
 
-def _fit(data, **params) -> ChurnRiskModel:
+def _fit(data, folds=None, **params) -> ChurnRiskModel:
     model = ChurnRiskModel(num_threads=1, **params)
     return model.fit(
-        data["X"], data["y"], data["X_valid"], data["y_valid"], X_full=data["X_full"], y_full=data["y_full"]
+        data["X"],
+        data["y"],
+        train_index=data["split"].train_index,
+        valid_index=data["split"].valid_index,
+        folds=data["folds"] if folds is None else folds,
     )
 
 
@@ -62,29 +73,62 @@ def test_out_of_time_auc_is_close_to_the_oracle_auc_of_the_true_probabilities(da
     assert achieved >= 0.92 * oracle, (achieved, oracle)
 
 
-def test_early_stopping_chooses_the_tree_count_and_the_refit_uses_all_labelled_rows(data, model):
+def test_cross_validation_chooses_the_tree_count_and_the_refit_uses_all_labelled_rows(data, model):
     assert 1 <= model.best_iteration_ < model.n_estimators
     assert model.booster_.num_trees() == model.best_iteration_
-    assert model.fit_rows_ == len(data["X_full"]) > len(data["X"]) + len(data["X_valid"])
-    assert model.train_rows_ == len(data["X"])
+    assert model.cv_.trees == model.best_iteration_ and len(model.cv_.fold_scores) == 3
+    assert model.selection_["cv_auc"] == pytest.approx(np.mean(model.cv_.fold_scores))
+    assert model.fit_rows_ == len(data["X"]) > model.train_rows_ == len(data["split"].train_index)
     unrefitted = _fit(data, refit=False)
-    assert unrefitted.fit_rows_ == len(data["X"])
+    assert unrefitted.fit_rows_ == len(data["split"].train_index)
     # without refit the production booster is exactly the evaluated one
     np.testing.assert_allclose(unrefitted.predict_raw(data["X_valid"]), unrefitted.validation_raw_)
 
 
-@pytest.mark.parametrize("calibration", ["isotonic", "sigmoid"])
-def test_calibrated_probabilities_match_observed_churn_out_of_sample(data, calibration):
-    model = _fit(data, calibration=calibration)
-    ece = expected_calibration_error(data["y_valid"], model.validation_proba_)
-    raw_as_probability = 1 / (1 + np.exp(-model.validation_raw_))
-    assert ece < 0.06
-    # class weighting inflates the raw scores; calibration is what makes them frequencies
-    assert ece < expected_calibration_error(data["y_valid"], raw_as_probability) / 2
-    proba = model.predict_proba(data["X_valid"])
-    assert proba.shape == (len(data["X_valid"]), 2)
+def test_each_validation_probability_comes_from_a_calibrator_that_never_saw_that_row(data, model):
+    raw, labels = model.validation_raw_, data["y_valid"]
+    assert list(model.validation_index_) == list(data["split"].valid_index)
+    held_out = StratifiedKFold(n_splits=5, shuffle=True, random_state=model.seed)
+    for fit_rows, rows in held_out.split(raw.reshape(-1, 1), labels):
+        calibrator = Calibrator.fit(raw[fit_rows], labels[fit_rows], model.calibration)
+        np.testing.assert_array_equal(model.validation_proba_[rows], calibrator.predict(raw[rows]))
+    in_sample = Calibrator.fit(raw, labels, model.calibration).predict(raw)
+    assert not np.allclose(model.validation_proba_, in_sample)
+    # the deployed calibrator learned from the out-of-time scores of the evaluation booster (same
+    # settings and tree count); the refit is put on that booster's scale by their mean difference
+    fitted_scale = Calibrator(**{**model.calibrator_.to_dict(), "offset": 0.0})
+    np.testing.assert_array_equal(fitted_scale.predict(raw), in_sample)
+    unrefitted = _fit(data, refit=False)
+    assert unrefitted.calibrator_.offset == 0.0
+    train_rows = data["X"].loc[data["split"].train_index]
+    shift = np.mean(model.predict_raw(train_rows) - unrefitted.predict_raw(train_rows))
+    assert model.calibrator_.offset == pytest.approx(shift, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("calibration", "balance_classes"), [("isotonic", False), ("sigmoid", False), ("isotonic", True)]
+)
+def test_deployed_probabilities_match_observed_churn_on_new_accounts(data, calibration, balance_classes):
+    model = _fit(data, calibration=calibration, balance_classes=balance_classes)
+    proba = model.predict_proba(data["X_fresh"])
+    assert proba.shape == (len(data["X_fresh"]), 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     assert ((proba > 0) & (proba < 1)).all()
+    churn, observed = proba[:, 1], data["y_fresh"]
+    assert abs(churn.mean() - data["truth_fresh"].mean()) < 0.03, (churn.mean(), data["truth_fresh"].mean())
+    assert abs(churn.mean() - observed.mean()) < 0.04, (churn.mean(), observed.mean())
+    assert expected_calibration_error(observed, churn) < 0.05
+    np.testing.assert_array_equal(churn, model.calibrator_.predict(model.predict_raw(data["X_fresh"])))
+    if balance_classes:  # class weighting inflates the raw scores; only calibration makes them frequencies
+        raw_as_probability = 1 / (1 + np.exp(-model.predict_raw(data["X_fresh"])))
+        assert raw_as_probability.mean() > observed.mean() + 0.1
+
+
+def test_without_folds_the_model_falls_back_to_the_validation_rows_and_says_so(data):
+    thin = _fit(data, folds=[])
+    assert thin.cv_ is None and "too few labelled rows for cross-validation" in thin.notes[0]
+    assert 1 <= thin.best_iteration_ < thin.n_estimators and thin.booster_.num_trees() == thin.best_iteration_
+    assert thin.fit_rows_ == len(data["X"])
 
 
 def test_calibrator_is_monotone_and_matches_sklearn_isotonic():
@@ -96,7 +140,10 @@ def test_calibrator_is_monotone_and_matches_sklearn_isotonic():
     calibrator = Calibrator.fit(raw, labels, "isotonic")
     grid = np.linspace(-4, 4, 50)
     reference = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(raw, labels).predict(grid)
-    np.testing.assert_allclose(calibrator.predict(grid), np.clip(reference, 1e-4, 1 - 1e-4))
+    np.testing.assert_allclose(calibrator.predict(grid), np.clip(reference, 1e-4, 1 - 1e-4), atol=1e-6)
+    # strictly increasing: probabilities rank accounts exactly as the log-odds do (no ties from the steps)
+    assert (np.diff(calibrator.predict(grid)) > 0).all()
+    assert roc_auc_score(labels, calibrator.predict(raw)) == roc_auc_score(labels, raw)
     assert (np.diff(Calibrator.fit(raw, labels, "sigmoid").predict(grid)) > 0).all()
 
 
@@ -134,32 +181,44 @@ def test_contributions_add_up_to_the_raw_score(data, model):
     assert set(gain.index) == set(model.feature_names) and gain.iloc[0] > 0
 
 
-def test_save_and_load_give_identical_predictions(tmp_path, data, model):
+def test_save_and_load_give_identical_predictions_from_plain_files(tmp_path, data, model):
     model.metadata["note"] = "kept"
-    loaded = ChurnRiskModel.load(model.save(tmp_path / "m"))
+    directory = model.save(tmp_path / "m")
+    assert sorted(p.name for p in directory.iterdir()) == ["booster.txt", "model.json", "reference.parquet"]
+    loaded = ChurnRiskModel.load(directory)
     np.testing.assert_array_equal(model.predict_proba(data["X_valid"]), loaded.predict_proba(data["X_valid"]))
     assert loaded.get_params() == model.get_params() and loaded.metadata["note"] == "kept"
+    assert loaded.selection_ == model.selection_
     with pytest.raises(ChurnError, match="holds no saved ChurnRiskModel"):
         ChurnRiskModel.load(tmp_path)
 
 
 def test_settings_reach_the_booster():
-    settings = ModelSettings(num_leaves=7, max_depth=3, learning_rate=0.1, calibration="sigmoid", num_threads=1)
+    settings = ModelSettings(
+        num_leaves=7, max_depth=3, learning_rate=0.1, lambda_l2=2.0, calibration="sigmoid", num_threads=1
+    )
     model = ChurnRiskModel.from_settings(settings)
     params = model._lgb_params(np.array([0, 0, 0, 1]))
-    assert (params["num_leaves"], params["max_depth"], params["scale_pos_weight"]) == (7, 3, 3.0)
+    assert (params["num_leaves"], params["max_depth"], params["lambda_l2"]) == (7, 3, 2.0)
+    assert params["scale_pos_weight"] == 1.0  # class weighting is off by default
+    assert model.with_params(balance_classes=True)._lgb_params(np.array([0, 0, 0, 1]))["scale_pos_weight"] == 3.0
     assert params["deterministic"] and params["num_threads"] == 1 and model.calibration == "sigmoid"
+    assert model.tune_trials == settings.tune_trials and model.refit
 
 
 def test_unfitted_model_and_one_class_labels_are_refused(data):
     with pytest.raises(ChurnError, match="not fitted yet"):
         ChurnRiskModel().predict_proba(data["X_valid"])
-    with pytest.raises(DataContractError, match=r"training labels must hold both 0 \(renewed\) and 1"):
-        ChurnRiskModel().fit(data["X"], np.zeros(len(data["X"])), data["X_valid"], data["y_valid"])
+    split = data["split"]
+    with pytest.raises(DataContractError, match=r"labels must hold both 0 \(renewed\) and 1"):
+        ChurnRiskModel().fit(
+            data["X"], np.zeros(len(data["X"])), train_index=split.train_index, valid_index=split.valid_index
+        )
 
 
 def test_logistic_baseline_handles_categoricals_missing_values_and_unseen_levels(data):
-    baseline = fit_logistic_baseline(data["X"], data["y"], ["segment", "plan"])
+    train = data["X"].loc[data["split"].train_index]
+    baseline = fit_logistic_baseline(train, data["y"].loc[train.index].astype(int), ["segment", "plan"])
     scored = data["X_valid"].astype({"plan": "object"})
     scored.loc[scored.index[:5], "plan"] = "platinum"
     proba = baseline.predict_proba(scored)[:, 1]

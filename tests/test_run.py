@@ -11,7 +11,7 @@ import pandas as pd
 
 def test_run_generates_trains_scores_alerts_and_reports(tmp_path: Path) -> None:
     config = tmp_path / "run.yaml"
-    config.write_text(f"workdir: {tmp_path / 'work'}\nmodel:\n  n_estimators: 150\n")
+    config.write_text(f"workdir: {tmp_path / 'work'}\nmodel:\n  n_estimators: 150\n  tune_trials: 5\n")
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", "--no-progress", "run", "--accounts", "300", "--seed", "5",
          "--config", str(config)],

@@ -31,7 +31,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("score")
     data = root / "data"
     generate(data, n_accounts=300, seed=3, start="2023-01-01", years=2.5)
-    settings = load_settings(None, {"workdir": str(root / "work"), "model": {"n_estimators": 120}})
+    settings = load_settings(None, {"workdir": str(root / "work"), "model": {"n_estimators": 120, "tune_trials": 5}})
     dataset = load_dataset(data)
     table = build_feature_table(dataset, settings)
     result = train_on_table(table, settings, None, promote=True, console=Console(quiet=True))

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
+from features.registry import lookup
 from models.scorecard import (
     BooleanMetric,
     LinearMetric,
@@ -370,3 +373,90 @@ def test_file_level_errors_name_the_file(tmp_path: Path) -> None:
     wrong.write_text(yaml.safe_dump(minimal(scheme="linear", bad=0, good=0)))
     with pytest.raises(ConfigError, match=r"Health scorecard .*wrong\.yaml: 1 problem"):
         load_scorecard(wrong)
+
+
+# --- adapting to the data's columns (issue 10, item 4) ---------------------------------------------
+
+ADAPTING = {
+    "default": {
+        "categories": {
+            "engagement": {
+                "weight": 2,
+                "metrics": {
+                    "logins_per_seat_30d": {"scheme": "linear", "bad": 0, "good": 10},
+                    "user_utilisation_30d": {"scheme": "linear", "bad": 0, "good": 1, "weight": 3},
+                },
+            },
+            "support": {"weight": 1, "metrics": {"csat_mean_90d": {"scheme": "linear", "bad": 1, "good": 5}}},
+            "adoption": {
+                "weight": 1,
+                "metrics": {"events_per_seat_30d": {"scheme": "percentile", "within": "segment"}},
+            },
+        }
+    },
+    "segments": {"regulated": {"when": "regulated == 1", "categories": {"support": {"weight": 5}}}},
+}
+LOGINS_WITHOUT_USERS = {"tenure_days", "logins_per_seat_30d", "active_days_30d", "events_per_seat_30d", "as_of"}
+
+
+def test_a_scorecard_whose_columns_all_exist_is_left_as_it_is() -> None:
+    config = parse_scorecard(ADAPTING)
+    adapted = config.adapt_to(TABLE_COLUMNS)
+    assert adapted.config is config and adapted.notes == ()
+
+
+def test_absent_sources_drop_metrics_categories_and_segments_with_one_note_each() -> None:
+    adapted = parse_scorecard(ADAPTING).adapt_to(LOGINS_WITHOUT_USERS)
+    card = adapted.config
+    assert list(card.default.categories) == ["engagement", "adoption"]
+    assert list(card.default.categories["engagement"].metrics) == ["logins_per_seat_30d"]
+    assert card.default.categories["adoption"].metrics["events_per_seat_30d"].within is None
+    assert list(card.segments) == []
+    assert adapted.notes == (
+        "health scorecard 'health': metric 'events_per_seat_30d' ranks within the whole population: its percentile "
+        "group 'segment' is absent (accounts.segment is not in the data)",
+        "health scorecard 'health': segment scorecard 'regulated' skipped: its rule 'regulated == 1' cannot be "
+        "evaluated (accounts.regulated is not in the data)",
+        "health scorecard 'health': metric 'user_utilisation_30d' dropped (logins.user_id is not in the data); its "
+        "weight goes to the other metrics of engagement",
+        "health scorecard 'health': category 'support' dropped: none of its metrics can be computed (csat_mean_90d: "
+        "no support_tickets table in the data); category weights renormalised over engagement, adoption",
+    )
+
+
+def test_adapted_scores_redistribute_weights_as_if_the_metrics_had_no_data() -> None:
+    """Dropping a metric or category gives exactly the score of the full card on rows lacking them."""
+    from models.healthscore import score_health
+
+    table = pd.DataFrame({"logins_per_seat_30d": [2.0, 8.0, 5.0], "events_per_seat_30d": [1.0, 9.0, 4.0]})
+    adapted = parse_scorecard(ADAPTING).adapt_to([*table.columns, "tenure_days"]).config
+    missing = table.assign(user_utilisation_30d=np.nan, csat_mean_90d=np.nan, segment="all", regulated=0.0)
+    expected = score_health(missing, parse_scorecard(ADAPTING)).frame
+    got = score_health(table, adapted).frame
+    np.testing.assert_allclose(got["health_score"], expected["health_score"])
+    # engagement (weight 2) and adoption (weight 1) share the score: 2/3 and 1/3
+    points = np.array([20.0, 80.0, 50.0]) * 2 / 3 + np.array([100 / 6, 500 / 6, 50.0]) / 3
+    np.testing.assert_allclose(got["health_score"], points)
+
+
+def test_a_misspelt_metric_is_still_an_error_even_where_its_source_is_absent() -> None:
+    raw = {"default": {"categories": {"engagement": {"metrics": {"loginz_per_seat_30d": {"scheme": "boolean"}}}}}}
+    with pytest.raises(ConfigError, match=r"'loginz_per_seat_30d' \(metric in default.engagement\); did you mean "
+                       r"'logins_per_seat_30d'\?"):  # fmt: skip
+        parse_scorecard(raw).adapt_to({"tenure_days", "events_per_seat_30d"})
+
+
+def test_a_scorecard_with_nothing_computable_says_why() -> None:
+    raw = {"default": {"categories": {"support": {"metrics": {"csat_mean_90d": {"scheme": "linear", "bad": 1,
+                                                                                 "good": 5}}}}}}  # fmt: skip
+    with pytest.raises(ConfigError, match=r"none of its metrics can be computed from this data \(csat_mean_90d: no "
+                       r"support_tickets table in the data\)"):  # fmt: skip
+        parse_scorecard(raw).adapt_to({"tenure_days", "logins_per_seat_30d"})
+
+
+def test_the_shipped_scorecards_adapt_to_usage_only_data() -> None:
+    usage_only = {c for c in TABLE_COLUMNS if lookup(c) is None or lookup(c).source in ("accounts", "usage_events")}
+    for path in (DEFAULT_FILE, OUTCOMES_FILE):
+        adapted = load_scorecard(path).adapt_to(usage_only)
+        assert adapted.notes and adapted.config.metrics()
+        assert set(adapted.config.metrics()) <= usage_only

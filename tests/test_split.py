@@ -9,7 +9,14 @@ from churn_sim import simulate_feature_table
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.split import out_of_time_split, stratified_split
+from models.split import (
+    MIN_VALID_CLASS_ROWS,
+    out_of_time_split,
+    rolling_origin_folds,
+    sample_folds,
+    stratified_folds,
+    stratified_split,
+)
 from pipeline.errors import DataContractError
 
 
@@ -123,3 +130,80 @@ def test_stratified_split_without_repeats_matches_the_requested_share_and_rate()
     assert split.kind == "stratified" and len(split.valid_index) == 250
     rate = table["label"].astype(float)
     assert abs(rate[split.valid_index].mean() - rate[split.train_index].mean()) < 0.01
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    folds=st.integers(1, 6),
+    grace=st.integers(0, 90),
+    months=st.integers(2, 40),
+    censored=st.floats(0.0, 0.5),
+)
+def test_rolling_origin_folds_never_let_a_validation_period_label_train(seed, folds, grace, months, censored):
+    table = _random_table(seed, 600, months, censored)
+    result = rolling_origin_folds(table, n_folds=folds, grace_days=grace)
+    assert len(result) <= folds
+    previous_cut = None
+    for split in result.splits:
+        train, valid = table.loc[split.train_index], table.loc[split.valid_index]
+        # every training outcome was observed before the fold's validation period starts
+        assert (train["term_end"] + pd.Timedelta(days=grace) < split.cutoff).all()
+        assert (train["as_of"] < split.cutoff).all() and (valid["as_of"] >= split.cutoff).all()
+        assert train["label"].notna().all() and valid["label"].notna().all()
+        assert valid["label"].astype(int).value_counts().min() >= MIN_VALID_CLASS_ROWS
+        if previous_cut is not None:
+            assert split.cutoff > previous_cut
+        previous_cut = split.cutoff
+    # validation blocks are consecutive periods: no row validates twice
+    validated = [i for s in result.splits for i in s.valid_index]
+    assert len(validated) == len(set(validated))
+
+
+def test_rolling_origin_folds_cover_the_later_history_in_equal_blocks():
+    table, _ = simulate_feature_table(300, seed=3)
+    result = rolling_origin_folds(table, n_folds=3, grace_days=30)
+    assert len(result) == 3 and result.kind == "rolling_origin" and not result.notes
+    sizes = [len(s.valid_index) for s in result.splits]
+    assert max(sizes) < 2 * min(sizes)
+    train_sizes = [len(s.train_index) for s in result.splits]
+    assert train_sizes == sorted(train_sizes)  # expanding window
+    last = result.splits[-1]
+    assert table.loc[last.valid_index, "as_of"].max() == table.loc[table["label"].notna(), "as_of"].max()
+
+
+def test_thin_history_gives_fewer_folds_with_a_note_saying_what_is_missing():
+    table, _ = simulate_feature_table(40, seed=1, years=2.0)
+    result = rolling_origin_folds(table, n_folds=5, grace_days=30)
+    assert len(result) < 5
+    assert result.notes and all("left out" in n or "CV cut" in n for n in result.notes)
+    assert any("needs 10 of each" in n or "needs 5 of each" in n for n in result.notes)
+
+
+def test_stratified_folds_partition_the_rows_and_keep_an_accounts_rows_together():
+    table = _random_table(4, 500, 12, 0.0)
+    result = stratified_folds(table, n_folds=4, seed=0)
+    assert len(result) == 4 and result.splits[0].kind == "stratified_grouped"
+    validated = np.concatenate([np.asarray(s.valid_index) for s in result.splits])
+    assert sorted(validated) == sorted(table.index)
+    for split in result.splits:
+        assert set(table.loc[split.train_index, "account_id"]).isdisjoint(table.loc[split.valid_index, "account_id"])
+    few = table.assign(label=pd.array([1] * 6 + [0] * (len(table) - 6), dtype="Int8"))
+    thin = stratified_folds(few, n_folds=4, seed=0)
+    assert len(thin) == 0 and "6 churned" in thin.notes[0]
+
+
+def test_sampled_folds_keep_whole_accounts_and_the_fold_dates():
+    table, _ = simulate_feature_table(400, seed=6)
+    folds = rolling_origin_folds(table, n_folds=3, grace_days=30)
+    sampled = sample_folds(folds, table, max_rows=3_000, seed=0)
+    assert sampled is not folds and "tuned on" in sampled.notes[0]
+    kept = set()
+    for full, part in zip(folds.splits, sampled.splits, strict=False):
+        assert part.cutoff == full.cutoff and set(part.valid_index) <= set(full.valid_index)
+        kept |= set(part.train_index) | set(part.valid_index)
+    accounts = set(table.loc[list(kept), "account_id"])
+    rows_of_accounts = table.index[table["account_id"].isin(accounts) & table["label"].notna()]
+    used = {i for s in folds.splits for i in (*s.train_index, *s.valid_index)}
+    assert kept == set(rows_of_accounts) & used
+    assert sample_folds(folds, table, max_rows=10**7, seed=0) is folds

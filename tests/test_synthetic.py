@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -249,7 +251,7 @@ def test_refuses_to_replace_a_folder_that_is_not_generated_data(tmp_path: Path) 
     precious = tmp_path / "work"
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
-    with pytest.raises(ChurnError, match="not generated data"):
+    with pytest.raises(ChurnError, match="churn did not write"):
         generate(precious, 10)
     assert (precious / "notes.txt").read_text() == "keep me"
 
@@ -257,3 +259,79 @@ def test_refuses_to_replace_a_folder_that_is_not_generated_data(tmp_path: Path) 
     again = generate(tmp_path / "gen", 30, seed=2, years=1.0)
     assert len(read(again.out_dir, "accounts")) == 30 and regenerated.out_dir == again.out_dir
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "no temporary folders left"
+
+
+# --- named worlds ----------------------------------------------------------------------------------
+
+DEFAULT_DIGESTS = {  # 80 accounts, seed 5, 1.5 years from 2023-01-01, generated before worlds existed
+    "accounts": "72bdc4368608121f 80",
+    "subscriptions": "6be060d343948af7 499",
+    "usage_events": "7edc035389364ee8 42924",
+    "logins": "39fbf1b487f87434 47883",
+    "support_tickets": "54ae42b74ed7a0db 507",
+    "trainings": "ddbca2f3417f2ae3 348",
+    "_truth/terms": "184891d45d920611 499",
+    "_truth/health": "a0579f27424c9164 3835",
+}
+
+
+def _content_digest(frame: pd.DataFrame) -> str:
+    """Hash of the values and column names (not the parquet bytes, which carry the writer's version)."""
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    digest.update(",".join(frame.columns).encode())
+    return f"{digest.hexdigest()[:16]} {len(frame)}"
+
+
+def test_default_world_output_is_unchanged(tmp_path: Path) -> None:
+    """Worlds add knobs; the default world must stay the calibrated one, value for value."""
+    out = generate(tmp_path / "d", 80, seed=5, start="2023-01-01", years=1.5).out_dir
+    assert {name: _content_digest(read(out, name)) for name in DEFAULT_DIGESTS} == DEFAULT_DIGESTS
+    assert json.loads((out / "_truth" / "world.json").read_text())["name"] == "default"
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("worlds")
+    names = ("default", "b2c_monthly", "no_signal", "imbalanced", "seat_contraction")
+    return {name: generate(root / name, 300, seed=9, start=START, years=YEARS, world=name).out_dir for name in names}
+
+
+def _observed(out: Path) -> pd.DataFrame:
+    truth = read(out, "_truth/terms")
+    return truth[truth.churned.notna() & ~truth.censored & (truth.term_kind != "addon")]
+
+
+def test_b2c_world_writes_monthly_consumer_terms_and_only_usage_events(worlds) -> None:
+    out = worlds["b2c_monthly"]
+    assert not any((out / name).exists() for name in ("logins", "support_tickets", "trainings"))
+    assert len(read(out, "usage_events")) > 0
+    assert set(read(out, "accounts").segment) == {"consumer", "family"}
+    assert set(read(out, "_truth/terms").term_kind) == {"monthly"}
+    assert read(out, "subscriptions").seats.max() <= 6
+
+
+def test_no_signal_world_churns_with_one_probability_whatever_happened(worlds) -> None:
+    observed = _observed(worlds["no_signal"])
+    assert observed.p_churn.nunique() == 1
+    assert 0.03 < observed.churned.mean() < 0.12
+
+
+def test_imbalanced_world_churns_far_less_with_the_same_mechanics(worlds) -> None:
+    assert _observed(worlds["imbalanced"]).churned.mean() < 0.35 * _observed(worlds["default"]).churned.mean()
+
+
+def test_seat_contraction_world_makes_contracted_accounts_churn(worlds) -> None:
+    def risk_after_contraction(out: Path) -> float:
+        truth = read(out, "_truth/terms").join(read(out, "subscriptions")[["seats"]])
+        main = truth[truth.term_kind != "addon"]
+        contracted = main.seats < main.groupby("account_id").seats.shift(1)
+        decided = main.p_churn.notna()
+        return main.p_churn[decided & contracted].mean() / main.p_churn[decided & ~contracted].mean()
+
+    assert risk_after_contraction(worlds["seat_contraction"]) > 1.5 * risk_after_contraction(worlds["default"])
+
+
+def test_unknown_world_is_refused_with_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown world 'b2b'; choose one of default, usage_decline"):
+        generate(tmp_path / "out", 10, world="b2b")
+    assert not (tmp_path / "out").exists()

@@ -50,8 +50,11 @@ def sim():
     return table, rule_risk
 
 
-def _settings(workdir: Path, **tracking) -> Settings:
-    return Settings(workdir=str(workdir), model={"num_threads": 1}, tracking=tracking)
+def _settings(workdir: Path, model: dict | None = None, **tracking) -> Settings:
+    """A short search (4 trials) keeps these runs fast while still logging trials."""
+    return Settings(
+        workdir=str(workdir), model={"num_threads": 1, "tune_trials": 4, **(model or {})}, tracking=tracking
+    )
 
 
 def _columns(table: pd.DataFrame, features: list[str]) -> pd.DataFrame:
@@ -64,11 +67,12 @@ def registry_runs(sim, tmp_path_factory):
     table, rule_risk = sim
     root = tmp_path_factory.mktemp("registry")
     settings = _settings(root / "work")
+    untuned = _settings(root / "work", {"tune_trials": 0})  # same store; only the last run searches
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         patch.chdir(root)  # anything written relative to the current directory would land here
-        weak = train_model(_columns(table, ["tickets_90d", "noise_0"]), settings, rule_risk=rule_risk)
-        noise = train_model(_columns(table, ["noise_0", "noise_1"]), settings, rule_risk=rule_risk)
+        weak = train_model(_columns(table, ["tickets_90d", "noise_0"]), untuned, rule_risk=rule_risk)
+        noise = train_model(_columns(table, ["noise_0", "noise_1"]), untuned, rule_risk=rule_risk)
         full = train_model(table, settings, rule_risk=rule_risk, config_files=[DEFAULT_CONFIG_FILE])
     return {"root": root, "settings": settings, "weak": weak, "noise": noise, "full": full}
 
@@ -104,7 +108,7 @@ def test_a_run_logs_params_metrics_plots_features_config_and_data_in_the_working
     client = mlflow.MlflowClient()
     run = client.get_run(full.run_id)
     params, metrics = run.data.params, run.data.metrics
-    assert params["model_num_leaves"] == str(settings.model.num_leaves) and params["split_kind"] == "out_of_time"
+    assert params["model_num_leaves"] == str(full.model.num_leaves) and params["split_kind"] == "out_of_time"
     assert params["validation_start"] == full.split.cutoff.date().isoformat()
     assert params["data_rows"] == str(len(sim[0])) and len(params["data_sha256"]) == 64
     for score in ("model", "logistic", "rule"):
@@ -124,6 +128,54 @@ def test_a_run_logs_params_metrics_plots_features_config_and_data_in_the_working
     assert {"all", "smb", "mid", "enterprise"} <= set(by_segment["segment"])
     predictions = pd.read_parquet(artifact_root / "evaluation/validation_predictions.parquet")
     assert len(predictions) == len(full.split.valid_index) and predictions["churn_probability"].between(0, 1).all()
+
+
+def test_each_search_trial_is_a_nested_run_and_the_parent_logs_the_choice_and_band_calibration(registry):
+    full = registry["full"]
+    client = mlflow.MlflowClient()
+    parent = client.get_run(full.run_id)
+    trials = client.search_runs([parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{full.run_id}'")
+    assert len(trials) == 4 and {t.data.tags["state"] for t in trials} <= {"complete", "pruned"}
+    complete = [t for t in trials if t.data.tags["state"] == "complete"]
+    assert complete and all({"cv_auc", "trees", "tree_cost"} <= set(t.data.metrics) for t in complete)
+    assert all({"num_leaves", "max_depth", "learning_rate", "lambda_l2"} <= set(t.data.params) for t in trials)
+    metrics, params = parent.data.metrics, parent.data.params
+    selection = full.model.selection_
+    assert metrics["selection_cv_auc"] == pytest.approx(selection["cv_auc"])
+    assert metrics["selection_cv_auc_std"] == pytest.approx(selection["cv_auc_std"])
+    assert metrics["selection_trials"] == 4 and parent.data.tags["tuned"] == "True"
+    chosen = next(t for t in trials if t.data.tags["mlflow.runName"] == f"trial {selection['chosen_trial']}")
+    assert params["model_num_leaves"] == chosen.data.params["num_leaves"]
+    assert int(params["cv_folds_used"]) == selection["cv_folds"] >= 1
+    for row in full.calibration.itertuples():
+        assert metrics[f"model_band_{row.band}_rows"] == row.rows
+        if row.rows:
+            assert metrics[f"model_band_{row.band}_mean_predicted"] == pytest.approx(row.mean_predicted)
+            assert metrics[f"model_band_{row.band}_observed"] == pytest.approx(row.observed)
+    artifacts = {a.path for a in client.list_artifacts(full.run_id, "tuning")}
+    artifacts |= {a.path for a in client.list_artifacts(full.run_id, "evaluation")}
+    assert {"tuning/trials.csv", "evaluation/calibration_by_band.csv"} <= artifacts
+
+
+def test_promotion_needs_more_than_promotion_min_gain(sim, tmp_path):
+    table, rule_risk = sim
+    fast = {"tune_trials": 0}
+    weak = train_model(
+        _columns(table, ["tickets_90d", "noise_0"]), _settings(tmp_path / "w", fast), rule_risk=rule_risk
+    )
+    assert weak.promoted
+    gain = None
+    for min_gain, expected in ((0.9, False), (None, True)):
+        if min_gain is None:  # just below the gain the strict gate reported
+            min_gain = gain - 0.01
+        settings = _settings(tmp_path / "w", {**fast, "promotion_min_gain": min_gain})
+        full = train_model(table, settings, rule_risk=rule_risk)
+        gain = full.overall()["model"]["roc_auc"] - weak.overall()["model"]["roc_auc"]
+        assert 0.05 < gain < 0.9
+        assert full.promoted is expected, full.promotion_reason
+        assert f"needed > +{min_gain:.4f}" in full.promotion_reason
+    client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias(settings.model.name, CHAMPION).version) == full.model_version
 
 
 def test_the_registered_model_has_signature_example_explicit_requirements_and_gate_tags(registry):

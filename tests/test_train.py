@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from churn_sim import simulate_feature_table
 
-from pipeline.config import Settings
+from pipeline.config import Settings, load_settings
 from pipeline.errors import ConfigError, DataContractError
 from pipeline.train import prepare_table, train_model, train_prepared_table
 
@@ -42,8 +42,10 @@ def _telco_like(rows: int = 1_500, seed: int = 0) -> pd.DataFrame:
     )
 
 
-def _settings(tmp_path) -> Settings:
-    return Settings(workdir=str(tmp_path / "work"), model={"num_threads": 1, "name": "table-model"})
+def _settings(tmp_path, **model) -> Settings:
+    return Settings(
+        workdir=str(tmp_path / "work"), model={"num_threads": 1, "name": "table-model", "tune_trials": 3, **model}
+    )
 
 
 def test_prepare_table_detects_numbers_categories_and_drops_ids_and_free_text():
@@ -120,8 +122,47 @@ def test_feature_table_without_meta_columns_or_with_unaligned_rule_risk_is_refus
         train_model(table, _settings(tmp_path), rule_risk=pd.Series(50.0, index=table.index[:10]))
 
 
-def test_hyperparameter_search_is_refused_rather_than_silently_skipped(tmp_path):
-    table, _ = simulate_feature_table(150, seed=2)
-    settings = Settings(workdir=str(tmp_path / "work"), model={"tune_trials": 5})
-    with pytest.raises(ConfigError, match=r"model.tune_trials = 5: hyperparameter search is not available"):
-        train_model(table, settings)
+def test_the_search_runs_in_churn_train_and_zero_trials_trains_the_configured_settings(tmp_path):
+    table, _ = simulate_feature_table(300, seed=2)
+    tuned = train_model(table, _settings(tmp_path, tune_trials=6))
+    selection = tuned.model.selection_
+    assert selection["tuned"] and selection["trials"] == 6 and selection["cv_folds"] == len(tuned.folds) >= 2
+    assert tuned.folds.kind == "rolling_origin"
+    chosen = next(t for t in tuned.model.search_.trials if t.number == selection["chosen_trial"])
+    assert tuned.model.tree_params() == chosen.params
+    assert selection["chosen_cv_auc"] >= selection["best_cv_auc"] - selection["one_se_tolerance"] - 1e-12
+    plain = train_model(table, _settings(tmp_path, tune_trials=0, num_leaves=5, max_depth=2))
+    assert not plain.model.selection_["tuned"] and (plain.model.num_leaves, plain.model.max_depth) == (5, 2)
+    assert "model.tune_trials = 0: trained with the configured tree settings, no search" in plain.notes
+    run = mlflow.MlflowClient().get_run(plain.run_id)
+    assert run.data.tags["tuned"] == "False" and run.data.params["model_tune_trials"] == "0"
+
+
+def test_thin_data_trains_with_fewer_folds_or_none_and_says_why(tmp_path):
+    table, _ = simulate_feature_table(60, seed=4, years=3.0)
+    result = train_model(table, _settings(tmp_path, cv_folds=6))
+    assert len(result.folds) < 6
+    explained = " ".join(result.notes)
+    assert "requested folds" in explained or "too few labelled rows for cross-validation" in explained
+    assert "churned" in explained and "needs" in explained
+    assert result.model.predict_proba(table.head(5))[:, 1].min() > 0
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("n_estimators", 0, "model.n_estimators: Input should be greater than or equal to 1"),
+        ("learning_rate", 0, "model.learning_rate: Input should be greater than 0"),
+        ("learning_rate", -0.1, "model.learning_rate: Input should be greater than 0"),
+        ("tune_trials", -1, "model.tune_trials: Input should be greater than or equal to 0"),
+        ("tune_timeout_s", -5, "model.tune_timeout_s: Input should be greater than 0"),
+        ("cv_folds", 0, "model.cv_folds: Input should be greater than or equal to 1"),
+        ("lambda_l2", -1, "model.lambda_l2: Input should be greater than or equal to 0"),
+    ],
+)
+def test_model_settings_out_of_bounds_are_configuration_errors_naming_the_key(tmp_path, key, value, fragment):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"model:\n  {key}: {value}\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert fragment in str(err.value)

@@ -17,15 +17,33 @@ SOURCE = "accounts"
 declare = Declarations(SOURCE, "account")
 
 TENURE = declare.fixed("tenure_days", "Customer age in days", "higher", "customer for {value:.0f} days")
-SEGMENT = declare.fixed("segment", "Customer segment", "neutral", "{value} segment", "categorical")
-INDUSTRY = declare.fixed("industry", "Industry", "neutral", "{value} industry", "categorical")
-REGION = declare.fixed("region", "Region", "neutral", "region {value}", "categorical")
-PLAN = declare.fixed("plan", "Plan of the current term", "neutral", "on the {value} plan", "categorical")
-REGULATED = declare.fixed(
-    "regulated", "Regulated industry (1 = yes)", "neutral", "regulated industry: {value:.0f} (1 = yes)"
+SEGMENT = declare.fixed("segment", "Customer segment", "neutral", "{value} segment", "categorical", ("segment",))
+INDUSTRY = declare.fixed("industry", "Industry", "neutral", "{value} industry", "categorical", ("industry",))
+REGION = declare.fixed("region", "Region", "neutral", "region {value}", "categorical", ("region",))
+PLAN = declare.fixed(
+    "plan", "Plan of the current term", "neutral", "on the {value} plan", "categorical", ("subscriptions.plan",)
 )
-ARR = declare.fixed("arr", "Annual recurring revenue of the active terms", "neutral", "ARR {value:,.0f}")
-SEATS = declare.fixed("seats", "Licensed seats of the active terms", "neutral", "{value:.0f} licensed seats")
+REGULATED = declare.fixed(
+    "regulated",
+    "Regulated industry (1 = yes)",
+    "neutral",
+    "regulated industry: {value:.0f} (1 = yes)",
+    requires=("regulated",),
+)
+ARR = declare.fixed(
+    "arr",
+    "Annual recurring revenue of the active terms",
+    "neutral",
+    "ARR {value:,.0f}",
+    requires=("subscriptions.arr",),
+)
+SEATS = declare.fixed(
+    "seats",
+    "Licensed seats of the active terms",
+    "neutral",
+    "{value:.0f} licensed seats",
+    requires=("subscriptions.seats",),
+)
 TERM_LENGTH = declare.fixed(
     "term_length_days", "Length of the current term in days", "neutral", "current term runs {value:.0f} days"
 )
@@ -38,6 +56,7 @@ SEAT_CHANGE = declare.fixed(
     "Relative seat change at the last renewal (0 if none)",
     "higher",
     "seats changed {value:+.0%} at the last renewal",
+    requires=("subscriptions.seats",),
 )
 NEW_CUSTOMER = declare.fixed(
     "is_new_customer", "New customer (1 = within the new-customer period)", "neutral", "new customer: {value:.0f}"

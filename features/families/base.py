@@ -59,6 +59,7 @@ class Windowed:
     description: str
     healthier: Direction
     template: str
+    requires: tuple[str, ...] = ()
 
     def name(self, window: int) -> str:
         return self.pattern.replace("{W}", str(window))
@@ -68,7 +69,13 @@ class Windowed:
             return text.replace("{W}", str(window))
 
         return FeatureSpec(
-            self.name(window), self.source, self.category, fill(self.description), self.healthier, fill(self.template)
+            self.name(window),
+            self.source,
+            self.category,
+            fill(self.description),
+            self.healthier,
+            fill(self.template),
+            requires=self.requires,
         )
 
     def resolve(self, name: str) -> FeatureSpec | None:
@@ -86,16 +93,37 @@ class Declarations:
         self._windowed: list[Windowed] = []
         register_resolver(self._resolve)
 
-    def fixed(self, name: str, description: str, healthier: Direction, template: str, kind: Kind = "numeric") -> str:
-        register(FeatureSpec(name, self.source, self.category, description, healthier, template, kind))
+    def fixed(
+        self,
+        name: str,
+        description: str,
+        healthier: Direction,
+        template: str,
+        kind: Kind = "numeric",
+        requires: tuple[str, ...] = (),
+    ) -> str:
+        """Declare a feature; `requires`: the optional columns of the source table it needs."""
+        register(
+            FeatureSpec(
+                name, self.source, self.category, description, healthier, template, kind, self._qualify(requires)
+            )
+        )
         return name
 
-    def windowed(self, pattern: str, description: str, healthier: Direction, template: str) -> Windowed:
-        feature = Windowed(pattern, self.source, self.category, description, healthier, template)
+    def windowed(
+        self, pattern: str, description: str, healthier: Direction, template: str, requires: tuple[str, ...] = ()
+    ) -> Windowed:
+        feature = Windowed(
+            pattern, self.source, self.category, description, healthier, template, self._qualify(requires)
+        )
         for window in DEFAULT_WINDOWS:
             register(feature.spec(window))
         self._windowed.append(feature)
         return feature
+
+    def _qualify(self, columns: tuple[str, ...]) -> tuple[str, ...]:
+        """`column` of this family's source table, or `table.column` of another table, as `table.column`."""
+        return tuple(c if "." in c else f"{self.source}.{c}" for c in columns)
 
     def _resolve(self, name: str) -> FeatureSpec | None:
         return next((found for w in self._windowed if (found := w.resolve(name)) is not None), None)

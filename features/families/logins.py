@@ -36,13 +36,14 @@ LOGINS_PER_SEAT = declare.windowed(
 )
 ACTIVE_USERS = declare.windowed(
     "active_users_{W}d", "Distinct users who logged in in the last {W} days", "higher",
-    "{value:.0f} active users in the last {W} days",
+    "{value:.0f} active users in the last {W} days", requires=("user_id",),
 )  # fmt: skip
 UTILISATION = declare.windowed(
     "user_utilisation_{W}d",
     "Licence utilisation: distinct active users / seats over the last {W} days",
     "higher",
     "{value:.0%} of seats active in the last {W} days",
+    requires=("user_id",),
 )
 ACTIVE_DAYS = declare.windowed(
     "active_days_{W}d", "Days with at least one login in the last {W} days", "higher",

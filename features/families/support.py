@@ -36,25 +36,31 @@ TICKETS_PER_SEAT = declare.windowed(
     "tickets_per_seat_{W}d", "Support tickets per seat in the last {W} days", "lower",
     "{value:.2f} tickets per seat in the last {W} days",
 )  # fmt: skip
-OPEN = declare.fixed("open_tickets", "Tickets open at the snapshot date", "lower", "{value:.0f} tickets open")
+OPEN = declare.fixed(
+    "open_tickets", "Tickets open at the snapshot date", "lower", "{value:.0f} tickets open", requires=("closed_at",)
+)
 HIGH_SHARE = declare.fixed(
     "high_priority_share_90d", "Share of high or urgent tickets in 90 days", "lower",
-    "{value:.0%} of tickets high or urgent (90 days)",
+    "{value:.0%} of tickets high or urgent (90 days)", requires=("priority",),
 )  # fmt: skip
 ESCALATIONS = declare.fixed(
-    "escalations_90d", "Escalated tickets in 90 days", "lower", "{value:.0f} escalated tickets (90 days)"
-)
+    "escalations_90d", "Escalated tickets in 90 days", "lower", "{value:.0f} escalated tickets (90 days)",
+    requires=("escalated",),
+)  # fmt: skip
 RESOLUTION = declare.fixed(
     "resolution_hours_mean_90d", "Mean hours to resolve tickets closed in 90 days", "lower",
-    "tickets took {value:.0f} hours to resolve on average (90 days)",
+    "tickets took {value:.0f} hours to resolve on average (90 days)", requires=("closed_at",),
 )  # fmt: skip
-CSAT = declare.fixed("csat_mean_90d", "Mean CSAT (1-5) over 90 days", "higher", "CSAT {value:.1f} of 5 (90 days)")
-BUG_SHARE = declare.fixed(
-    "bug_share_90d", "Share of bug tickets in 90 days", "lower", "{value:.0%} of tickets are bugs (90 days)"
+CSAT = declare.fixed(
+    "csat_mean_90d", "Mean CSAT (1-5) over 90 days", "higher", "CSAT {value:.1f} of 5 (90 days)", requires=("csat",)
 )
+BUG_SHARE = declare.fixed(
+    "bug_share_90d", "Share of bug tickets in 90 days", "lower", "{value:.0%} of tickets are bugs (90 days)",
+    requires=("category",),
+)  # fmt: skip
 HOWTO_SHARE = declare.fixed(
     "howto_share_90d", "Share of how-to tickets in 90 days", "neutral",
-    "{value:.0%} of tickets are how-to questions (90 days)",
+    "{value:.0%} of tickets are how-to questions (90 days)", requires=("category",),
 )  # fmt: skip
 DAYS_SINCE = declare.fixed(
     "days_since_last_ticket", "Days since the last ticket was opened", "higher", "last ticket {value:.0f} days ago"

@@ -30,14 +30,18 @@ SESSIONS = declare.windowed(
 )  # fmt: skip
 COMPLETIONS = declare.fixed(
     "training_completions_90d", "Completed trainings in 90 days", "higher",
-    "{value:.0f} trainings completed (90 days)",
+    "{value:.0f} trainings completed (90 days)", requires=("completed",),
 )  # fmt: skip
 TRAINED_SHARE = declare.fixed(
     "trained_users_share", "Distinct users with a completed training / seats", "higher",
-    "{value:.0%} of seats trained",
+    "{value:.0%} of seats trained", requires=("user_id",),
 )  # fmt: skip
 CERTIFICATIONS = declare.fixed(
-    "certifications_total", "Certifications completed so far", "higher", "{value:.0f} certifications so far"
+    "certifications_total",
+    "Certifications completed so far",
+    "higher",
+    "{value:.0f} certifications so far",
+    requires=("kind",),
 )
 ONBOARDING = declare.fixed(
     "onboarding_sessions", "Training sessions in the onboarding period after landing", "higher",

@@ -2,7 +2,8 @@
 
 Per-feature columns `usage_<feature>_per_seat_30d` cover the most used features (by events
 before the latest as_of of the build) and the configured tracked ones, with the feature name
-lower-cased and non-alphanumerics replaced by `_`.
+lower-cased and non-alphanumerics replaced by `_`. Events are matched on that key, computed in
+SQL, so no feature name from the data is ever written into a statement.
 
 Workflows: a run is the events of one (account, workflow_id), in time order. It *skips* when a
 step exceeds the previous one by more than 1 (or its first step is above 1) and is *in order*
@@ -50,7 +51,7 @@ EVENTS_PER_SEAT = declare.windowed(
 )  # fmt: skip
 QUANTITY_PER_SEAT = declare.windowed(
     "quantity_per_seat_{W}d", "Usage quantity per seat in the last {W} days", "higher",
-    "{value:.1f} units of usage per seat in the last {W} days",
+    "{value:.1f} units of usage per seat in the last {W} days", requires=("quantity",),
 )  # fmt: skip
 BREADTH = declare.windowed(
     "feature_breadth_{W}d", "Distinct product features used in the last {W} days", "higher",
@@ -61,10 +62,11 @@ COMPLETION = declare.fixed(
     "Share of workflow runs started in 90 days that reached the last step in order",
     "higher",
     "{value:.0%} of workflow runs completed in order (90 days)",
+    requires=("workflow_id", "step"),
 )
 SKIPS = declare.fixed(
     "workflow_skip_rate_90d", "Share of workflow runs started in 90 days that skipped a step", "lower",
-    "{value:.0%} of workflow runs skipped steps (90 days)",
+    "{value:.0%} of workflow runs skipped steps (90 days)", requires=("workflow_id", "step"),
 )  # fmt: skip
 FIRST_VALUE = declare.fixed(
     "days_to_first_value",
@@ -83,6 +85,7 @@ TREND = declare.fixed(
 )
 
 PER_FEATURE = re.compile(r"^usage_(.+)_per_seat_30d$")
+SAFE_KEY = re.compile(r"[a-z0-9_]+")
 DAILY = "_ft_usage_day"
 FEATURES = "_ft_usage_features"
 WORKFLOW_DAILY = "_ft_usage_workflow_day"
@@ -125,10 +128,7 @@ VALID = "account_id IS NOT NULL AND ts IS NOT NULL"
 
 def build(run: Run, ctx: FamilyContext) -> list[str]:
     tracked = _tracked_and_top_features(run, ctx.settings)
-    per_feature = {
-        f"f_{key}": f"count(*) FILTER (WHERE feature IN ({', '.join(map(_literal, names))}))" if names else "0"
-        for key, names in tracked.items()
-    }
+    per_feature = {f"f_{key}": f"count(*) FILTER (WHERE {KEY_SQL} = '{key}')" for key in tracked}
     per_feature_select = "".join(f", {expr} AS {name}" for name, expr in per_feature.items())
     run(f"""
         CREATE OR REPLACE TEMP TABLE {DAILY} AS

@@ -122,8 +122,17 @@ def build_cells(block: range, population: Population, latents: Latents, terms: T
 class BlockEvents:
     """Generates the event tables of one block of accounts from its cells."""
 
-    def __init__(self, rng: np.random.Generator, block: range, population: Population, cells: Cells, end_day: int):
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        block: range,
+        population: Population,
+        cells: Cells,
+        end_day: int,
+        usage_per_user: float = k.USAGE_PER_USER,
+    ):
         self.rng = rng
+        self.usage_per_user = usage_per_user
         self.cells = cells
         self.population = population
         self.block = block
@@ -225,7 +234,7 @@ class BlockEvents:
     def usage_events(self, workflow_offset: int) -> tuple[pa.Table, int]:
         """Usage events and the number of workflow ids used (ids are numbered across blocks)."""
         c, rng = self.cells, self.rng
-        rows = self._events_per_cell(self.active_users * k.USAGE_PER_USER * np.exp(k.USAGE_HEALTH * c.health))
+        rows = self._events_per_cell(self.active_users * self.usage_per_user * np.exp(k.USAGE_HEALTH * c.health))
         catalogue = [name for name, _, _ in k.FEATURES]
         feature = _pick(rng, self._feature_cdf(), rows)
         ts, users = self._timestamps(rows), self._core_user(rows)

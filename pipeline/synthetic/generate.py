@@ -8,8 +8,9 @@ Everything is built in a temporary folder next to the target and moved into plac
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +18,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.contract import EVENT_TABLES
-from pipeline.errors import ChurnError, ConfigError
-from pipeline.io import atomic_path
+from pipeline.errors import ConfigError
+from pipeline.io import Legacy, replace_directory
 from pipeline.progress import ProgressCallback
 from pipeline.synthetic import knobs as k
 from pipeline.synthetic.events import HEALTH_SCHEMA, BlockEvents, build_cells, contract_schema
 from pipeline.synthetic.population import build_population, simulate_latents
 from pipeline.synthetic.renewals import simulate_terms
 from pipeline.synthetic.timeline import Timeline, day_to_iso
+from pipeline.synthetic.worlds import world_named
 
 TRUTH_DIR = "_truth"
 STAGE = "generating accounts"
@@ -43,10 +45,11 @@ class GenerateSummary:
     churn_rates: dict[str, float]  # observed main terms: "all", "monthly", "annual", "multi-year"
     seconds: float
     table_seconds: dict[str, float] = field(default_factory=dict)  # time spent generating + writing each table
+    world: str = "default"
 
     @property
     def events(self) -> int:
-        return sum(self.rows[name] for name in EVENT_TABLES)
+        return sum(self.rows.get(name, 0) for name in EVENT_TABLES)
 
     @property
     def churn_rate(self) -> float:
@@ -56,8 +59,9 @@ class GenerateSummary:
         rates = ", ".join(f"{kind} {rate:.1%}" for kind, rate in self.churn_rates.items() if not np.isnan(rate))
         rates = rates or "not observed yet"
         tables = ", ".join(f"{name} {count:,}" for name, count in self.rows.items())
+        world = "" if self.world == "default" else f", world {self.world}"
         return (
-            f"{self.accounts:,} accounts from {self.start} to {self.end} (seed {self.seed}): {tables}; "
+            f"{self.accounts:,} accounts from {self.start} to {self.end} (seed {self.seed}{world}): {tables}; "
             f"churn per renewal {rates}; {self.events:,} events in {self.seconds:.1f} s"
         )
 
@@ -99,17 +103,6 @@ class PartWriter:
         self._writer.close()
 
 
-def _check_target(out_dir: Path) -> None:
-    """Refuse to replace anything but an earlier generated folder: the target is replaced whole."""
-    if out_dir.is_file():
-        raise ChurnError(f"generate: --out {out_dir} is a file; give a folder for the generated tables.")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / TRUTH_DIR).is_dir():
-        raise ChurnError(
-            f"generate: --out {out_dir} already holds files that are not generated data (no {TRUTH_DIR}/ "
-            "folder); it would be replaced whole. Choose a new or empty folder, e.g. data/generated."
-        )
-
-
 def generate(
     out_dir: Path,
     n_accounts: int = 2000,
@@ -117,43 +110,49 @@ def generate(
     start: str = "2023-01-01",
     years: float = 3.0,
     progress: ProgressCallback | None = None,
+    world: str = "default",
 ) -> GenerateSummary:
     """Write a synthetic history of `n_accounts` accounts over `years` from `start` into `out_dir`.
 
     Tables follow the input contract (`accounts.parquet`, `subscriptions.parquet`, and folders of
     parquet parts for the event tables); `_truth/terms.parquet` holds each term's true churn
-    probability and outcome, `_truth/health/` the weekly latent state. The same seed gives
-    byte-identical files. `progress(stage, done, total)` is called after each block of accounts.
+    probability and outcome, `_truth/health/` the weekly latent state and `_truth/world.json` the
+    world's knobs. `world` names what drives churn (see `pipeline/synthetic/worlds.py`); a world may
+    write fewer event tables. The same seed and world give byte-identical files.
+    `progress(stage, done, total)` is called after each block of accounts.
     """
     began = time.perf_counter()
     if isinstance(n_accounts, bool) or not isinstance(n_accounts, int | np.integer) or n_accounts < 1:
         raise ConfigError(f"generate: accounts must be a positive whole number (got {n_accounts!r}); e.g. 2000.")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ConfigError(f"generate: seed must be a whole number >= 0 (got {seed!r}); e.g. 0 or 42.")
+    mechanics = world_named(world)
     out_dir = Path(out_dir)
-    _check_target(out_dir)
     timeline = Timeline.build(start, years)
 
     rng = np.random.default_rng(seed)
-    population = build_population(rng, timeline, int(n_accounts))
-    latents = simulate_latents(rng, population, timeline)
-    terms = simulate_terms(rng, population, latents, timeline)
+    population = build_population(rng, timeline, int(n_accounts), mechanics)
+    latents = simulate_latents(rng, population, timeline, mechanics)
+    terms = simulate_terms(rng, population, latents, timeline, mechanics)
     blocks = [range(i, min(i + k.CHUNK_ACCOUNTS, population.size)) for i in range(0, population.size, k.CHUNK_ACCOUNTS)]
     block_rngs = rng.spawn(len(blocks))
-    seconds = dict.fromkeys(EVENT_TABLES, 0.0)
+    tables = [name for name in EVENT_TABLES if name in mechanics.event_tables]
+    seconds = dict.fromkeys(tables, 0.0)
 
-    with atomic_path(out_dir) as tmp:
+    generated = frozenset({"accounts.parquet", "subscriptions.parquet", *EVENT_TABLES})
+    with replace_directory(out_dir, "generate", Legacy(frozenset({TRUTH_DIR}), generated)) as tmp:
         (tmp / TRUTH_DIR).mkdir(parents=True)
         pq.write_table(population.accounts_table(), tmp / "accounts.parquet", compression="zstd")
         pq.write_table(terms.subscriptions_table(population), tmp / "subscriptions.parquet", compression="zstd")
         pq.write_table(terms.truth_table(population), tmp / TRUTH_DIR / "terms.parquet", compression="zstd")
-        writers = {name: PartWriter(tmp / name, contract_schema(name)) for name in EVENT_TABLES}
+        (tmp / TRUTH_DIR / "world.json").write_text(json.dumps(asdict(mechanics), indent=2) + "\n")
+        writers = {name: PartWriter(tmp / name, contract_schema(name)) for name in tables}
         health_writer = PartWriter(tmp / TRUTH_DIR / "health", HEALTH_SCHEMA)
         workflows = tickets = 0
         for block, block_rng in zip(blocks, block_rngs, strict=True):
             cells = build_cells(block, population, latents, terms, timeline)
-            events = BlockEvents(block_rng, block, population, cells, timeline.end_day)
-            for name in EVENT_TABLES:
+            events = BlockEvents(block_rng, block, population, cells, timeline.end_day, mechanics.usage_per_user)
+            for name in tables:
                 clock = time.perf_counter()
                 if name == "usage_events":
                     table, started = events.usage_events(workflows)
@@ -183,4 +182,5 @@ def generate(
         churn_rates=terms.churn_rates(),
         seconds=time.perf_counter() - began,
         table_seconds=seconds,
+        world=mechanics.name,
     )

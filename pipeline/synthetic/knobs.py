@@ -176,3 +176,38 @@ TICKET_CATEGORIES = ("how-to", "bug", "billing", "feature-request")
 TRAINING_KIND_WEIGHTS = (0.50, 0.35, 0.15)  # webinar, course, certification
 ROWS_PER_PART = 4_000_000  # event rows per parquet part file
 CHUNK_ACCOUNTS = 250  # accounts simulated and written together: bounds memory at any scale
+
+
+@dataclass(frozen=True)
+class World:
+    """What drives churn in a generated world, and which tables it writes: the knobs a named world
+    (`pipeline/synthetic/worlds.py`) turns. Every default is the module constant above, so the
+    default world is the calibrated one, draw for draw.
+
+    The renewal logit is `intercept(term kind) + churn_shift + segment + churn_health x health_13w
+    + churn_trend x trend + churn_friction x friction_13w + churn_enablement x enablement_26w
+    + churn_first_renewal x first renewal + churn_contraction x seats lost at the last renewal
+    (share) + churn_champion x champion-loss impact over 13 weeks`; with `no_signal` set, every
+    decided term churns with that constant probability instead (independent of everything).
+    """
+
+    name: str = "default"
+    description: str = "the calibrated SaaS world: churn driven by health, its trend, friction and enablement"
+    segments: tuple[Segment, ...] = SEGMENTS
+    event_tables: tuple[str, ...] = ("usage_events", "logins", "support_tickets", "trainings")
+    churn_shift: float = 0.0
+    churn_health: float = CHURN_HEALTH
+    churn_trend: float = CHURN_TREND
+    churn_friction: float = CHURN_FRICTION
+    churn_enablement: float = CHURN_ENABLEMENT
+    churn_first_renewal: float = CHURN_FIRST_RENEWAL
+    churn_contraction: float = 0.0
+    churn_champion: float = 0.0
+    no_signal: float | None = None
+    champion_loss_weekly: float = CHAMPION_LOSS_WEEKLY
+    incident_weekly: float = INCIDENT_WEEKLY
+    friction_level_sigma: float = FRICTION_LEVEL_SIGMA
+    expand_logit: float = EXPAND_LOGIT
+    contract_logit: float = CONTRACT_LOGIT
+    monthly_to_annual_share: float = MONTHLY_TO_ANNUAL_SHARE
+    usage_per_user: float = USAGE_PER_USER

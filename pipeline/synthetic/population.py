@@ -35,6 +35,7 @@ class Population:
     seats: np.ndarray
     price_factor: np.ndarray  # negotiated discount or premium, kept across renewals
     feature_preference: np.ndarray  # (accounts, catalogue features): each account's taste
+    segments: tuple[k.Segment, ...] = k.SEGMENTS  # what `segment` indexes
 
     @property
     def size(self) -> int:
@@ -45,7 +46,7 @@ class Population:
             {
                 "account_id": pa.array(self.account_ids, pa.string()),
                 "created_at": pa.array(days_to_us(self.created), pa.timestamp("us")),
-                "segment": pa.array([k.SEGMENTS[i].name for i in self.segment], pa.string()),
+                "segment": pa.array([self.segments[i].name for i in self.segment], pa.string()),
                 "industry": pa.array([k.INDUSTRIES[i][0] for i in self.industry], pa.string()),
                 "regulated": pa.array(self.regulated, pa.bool_()),
                 "region": pa.array([k.REGIONS[i][0] for i in self.region], pa.string()),
@@ -104,9 +105,10 @@ def _first_term(created: np.ndarray, months: np.ndarray, start_day: int) -> tupl
     return add_months(created, terms_before * months), terms_before
 
 
-def build_population(rng: np.random.Generator, timeline: Timeline, n: int) -> Population:
-    shares = np.array([s.share for s in k.SEGMENTS])
-    segment = rng.choice(len(k.SEGMENTS), size=n, p=shares / shares.sum())
+def build_population(rng: np.random.Generator, timeline: Timeline, n: int, world: k.World = k.World()) -> Population:
+    segments = world.segments
+    shares = np.array([s.share for s in segments])
+    segment = rng.choice(len(segments), size=n, p=shares / shares.sum())
     created = _landing_days(rng, timeline, n)
     order = np.lexsort((rng.random(n), created))
     segment, created = segment[order], created[order]
@@ -122,7 +124,7 @@ def build_population(rng: np.random.Generator, timeline: Timeline, n: int) -> Po
     seats = np.empty(n)
     months = np.empty(n, dtype=np.int64)
     plan = np.empty(n, dtype=np.int64)
-    for index, seg in enumerate(k.SEGMENTS):
+    for index, seg in enumerate(segments):
         members = np.flatnonzero(segment == index)
         raw = rng.lognormal(np.log(seg.seats_median), seg.seats_sigma, members.size)
         seats[members] = np.clip(np.round(raw), *seg.seats_range)
@@ -157,16 +159,19 @@ def build_population(rng: np.random.Generator, timeline: Timeline, n: int) -> Po
         seats=seats,
         price_factor=price_factor,
         feature_preference=rng.lognormal(0.0, k.FEATURE_PREFERENCE_SIGMA, (n, len(k.FEATURES))).astype(np.float32),
+        segments=segments,
     )
 
 
 @dataclass(frozen=True)
 class Latents:
-    """Weekly latent state, shape (accounts, weeks); NaN before the account landed."""
+    """Weekly latent state, shape (accounts, weeks); NaN before the account landed. `champion` is the
+    part of the health loss due to champions leaving (kept only for worlds whose churn reads it)."""
 
     health: np.ndarray
     friction: np.ndarray
     enablement: np.ndarray
+    champion: np.ndarray | None = None
 
 
 def _ar1(rng: np.random.Generator, shape: tuple[int, int], persistence: float, spread: float) -> np.ndarray:
@@ -188,19 +193,23 @@ def _decayed(impulses: np.ndarray, decay: float) -> np.ndarray:
     return out
 
 
-def simulate_latents(rng: np.random.Generator, population: Population, timeline: Timeline) -> Latents:
+def simulate_latents(
+    rng: np.random.Generator, population: Population, timeline: Timeline, world: k.World = k.World()
+) -> Latents:
     n, weeks = population.size, timeline.n_weeks
     shape = (n, weeks)
     landed = np.arange(weeks)[None, :] >= timeline.week_of(population.created)[:, None]
 
     level_deviation = rng.normal(0.0, k.HEALTH_LEVEL_SIGMA, n)
-    level = np.array([s.health_mean for s in k.SEGMENTS])[population.segment] + level_deviation
-    champion_lost = (rng.random(shape) < k.CHAMPION_LOSS_WEEKLY) & landed
+    level = np.array([s.health_mean for s in population.segments])[population.segment] + level_deviation
+    champion_lost = (rng.random(shape) < world.champion_loss_weekly) & landed
     drops = np.where(champion_lost, rng.uniform(*k.CHAMPION_LOSS_DROP, shape), 0.0)
-    health = level[:, None] + _ar1(rng, shape, k.HEALTH_AR, k.HEALTH_DRIFT_SIGMA) - _decayed(drops, k.CHAMPION_RECOVERY)
+    drift = _ar1(rng, shape, k.HEALTH_AR, k.HEALTH_DRIFT_SIGMA)
+    champion = _decayed(drops, k.CHAMPION_RECOVERY)
+    health = level[:, None] + drift - champion
 
-    friction_level = k.FRICTION_HEALTH_LINK * level_deviation + rng.normal(0.0, k.FRICTION_LEVEL_SIGMA, n)
-    incidents = (rng.random(shape) < k.INCIDENT_WEEKLY) & landed
+    friction_level = k.FRICTION_HEALTH_LINK * level_deviation + rng.normal(0.0, world.friction_level_sigma, n)
+    incidents = (rng.random(shape) < world.incident_weekly) & landed
     incident_size = np.where(incidents, rng.uniform(*k.INCIDENT_SIZE, shape), 0.0)
     friction = (
         friction_level[:, None]
@@ -214,4 +223,6 @@ def simulate_latents(rng: np.random.Generator, population: Population, timeline:
     def masked(values: np.ndarray) -> np.ndarray:
         return np.where(landed, values, np.nan).astype(np.float32)
 
-    return Latents(masked(health), masked(friction), masked(enablement))
+    return Latents(
+        masked(health), masked(friction), masked(enablement), masked(champion) if world.churn_champion else None
+    )

@@ -126,11 +126,14 @@ def _per_term(chance_per_year: np.ndarray | float, months: np.ndarray) -> np.nda
     return 1 - (1 - np.asarray(chance_per_year)) ** (months / 12)
 
 
-def simulate_terms(rng: np.random.Generator, population: Population, latents: Latents, timeline: Timeline) -> Terms:
+def simulate_terms(
+    rng: np.random.Generator, population: Population, latents: Latents, timeline: Timeline, world: k.World = k.World()
+) -> Terms:
     """Walk every account from term to term, all accounts at once, one renewal round per loop."""
     health, friction, enablement = (WindowMeans(x) for x in (latents.health, latents.friction, latents.enablement))
-    segment_logit = np.array([s.churn_logit for s in k.SEGMENTS])[population.segment]
-    addon_rate = np.array([s.addon_rate for s in k.SEGMENTS])[population.segment]
+    champion = WindowMeans(latents.champion) if latents.champion is not None else None
+    segment_logit = np.array([s.churn_logit for s in population.segments])[population.segment]
+    addon_rate = np.array([s.addon_rate for s in population.segments])[population.segment]
 
     start = population.first_term_start.copy()
     months = population.term_months.copy()
@@ -138,6 +141,7 @@ def simulate_terms(rng: np.random.Generator, population: Population, latents: La
     plan = population.plan.copy()
     price = population.price_factor.copy()
     renewals = population.prior_terms.copy()
+    seat_change = np.zeros(population.size)  # relative seat change at each account's last renewal
     activity_end = np.full(population.size, timeline.end_day, dtype=np.int64)
     is_open = np.ones(population.size, dtype=bool)
     rows: list[dict[str, np.ndarray]] = []
@@ -154,13 +158,19 @@ def simulate_terms(rng: np.random.Generator, population: Population, latents: La
         logit = (
             np.array([k.CHURN_INTERCEPT[kind] for kind in term_kind(m)])
             + segment_logit[acc]
-            + k.CHURN_HEALTH * np.nan_to_num(recent)
-            + k.CHURN_TREND * trend
-            + k.CHURN_FRICTION * np.nan_to_num(friction.mean(acc, end_week, k.SIGNAL_WEEKS))
-            + k.CHURN_ENABLEMENT * np.nan_to_num(enablement.mean(acc, end_week, k.ENABLEMENT_WEEKS))
-            + k.CHURN_FIRST_RENEWAL * (renewals[acc] == 0)
+            + world.churn_health * np.nan_to_num(recent)
+            + world.churn_trend * trend
+            + world.churn_friction * np.nan_to_num(friction.mean(acc, end_week, k.SIGNAL_WEEKS))
+            + world.churn_enablement * np.nan_to_num(enablement.mean(acc, end_week, k.ENABLEMENT_WEEKS))
+            + world.churn_first_renewal * (renewals[acc] == 0)
         )
-        p = np.where(decided, _sigmoid(logit), np.nan)
+        if world.churn_shift:
+            logit += world.churn_shift
+        if world.churn_contraction:
+            logit += world.churn_contraction * np.maximum(-seat_change[acc], 0.0)
+        if champion is not None:
+            logit += world.churn_champion * np.nan_to_num(champion.mean(acc, end_week, k.SIGNAL_WEEKS))
+        p = np.where(decided, _sigmoid(logit) if world.no_signal is None else world.no_signal, np.nan)
         churned = decided & (rng.random(acc.size) < p)
         main = {
             "account": acc, "start": s, "end": e, "months": m, "seats": seats[acc],
@@ -188,16 +198,20 @@ def simulate_terms(rng: np.random.Generator, population: Population, latents: La
         activity_end[acc[churned]] = e[churned]
         renewed = decided & ~churned
         signal = np.nan_to_num(recent)
-        expand_chance = _per_term(_sigmoid(k.EXPAND_LOGIT + k.SEAT_CHANGE_SLOPE * signal), m)
-        contract_chance = _per_term(_sigmoid(k.CONTRACT_LOGIT - k.SEAT_CHANGE_SLOPE * signal), m)
+        expand_chance = _per_term(_sigmoid(world.expand_logit + k.SEAT_CHANGE_SLOPE * signal), m)
+        contract_chance = _per_term(_sigmoid(world.contract_logit - k.SEAT_CHANGE_SLOPE * signal), m)
         expands = renewed & (rng.random(acc.size) < expand_chance)
         contracts = renewed & ~expands & (rng.random(acc.size) < contract_chance)
         factor = np.where(expands, 1 + rng.uniform(*k.EXPAND_RANGE, acc.size), 1.0)
         factor = np.where(contracts, 1 - rng.uniform(*k.CONTRACT_RANGE, acc.size), factor)
-        seats[acc] = np.where(renewed, np.maximum(1.0, np.round(seats[acc] * factor)), seats[acc])
+        new_seats = np.where(renewed, np.maximum(1.0, np.round(seats[acc] * factor)), seats[acc])
+        seat_change[acc] = np.where(renewed, new_seats / seats[acc] - 1.0, seat_change[acc])
+        seats[acc] = new_seats
         upgrades = renewed & (signal > 0.5) & (rng.random(acc.size) < _per_term(k.UPGRADE_PLAN_SHARE, m))
         plan[acc] = np.where(upgrades, np.minimum(plan[acc] + 1, len(k.PLAN_ORDER) - 1), plan[acc])
-        to_annual = renewed & (m == 1) & (signal > 0) & (rng.random(acc.size) < _per_term(k.MONTHLY_TO_ANNUAL_SHARE, m))
+        to_annual = (
+            renewed & (m == 1) & (signal > 0) & (rng.random(acc.size) < _per_term(world.monthly_to_annual_share, m))
+        )
         months[acc] = np.where(to_annual, 12, m)
         price[acc] = np.where(renewed, price[acc] * k.PRICE_UPLIFT ** (m / 12), price[acc])
         late = rng.random(acc.size) < k.RENEWAL_GAP_SHARE

@@ -1,0 +1,678 @@
+"""Quality benchmark: does the default model hold up on data it was not developed on?
+
+    python bench/quality.py [--quick] [--datasets NAME ...] [--record NAME] [--list]
+
+For each dataset, the project's model -- whatever `churn train` produces with the default
+configuration -- is set against logistic regression (the project's baseline pipeline),
+scikit-learn `HistGradientBoostingClassifier()` defaults, LightGBM defaults and the rule score,
+on the same rows, with bootstrap intervals: ROC AUC, PR AUC, ECE, mean predicted vs observed
+churn, calibration per risk band, and the AUC of the true probabilities (oracle) where known.
+Then the "Done when" checks of issue 10 are applied per dataset and printed PASS/FAIL.
+
+Event histories are measured the way acceptance does: the generated history is cut at CUT
+(12 months before the end of generation; data strictly before CUT), `churn train --data D
+--promote` and `churn score --data D --as-of CUT` run through the real CLI in a fresh working
+folder, and each scored account's probability is compared with the true outcome of its term
+running at CUT (from the full generation's truth). The baselines train on the labelled rows of
+the same snapshot feature table the model trained on and score the same CUT rows. Public tables
+run in prepared-table mode (`churn train --table` / `churn score --table`) on a seeded 70/30
+split, the baselines on the same split.
+
+Results go to bench/out/quality/results.json (every run) and, with `--record NAME`, to the block
+NAME of the quality section of bench/RESULTS.md (e.g. `--record before`, `--record after`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if sys.path and Path(sys.path[0]).resolve() == HERE:
+    sys.path.pop(0)  # bench/features.py would shadow the `features` package
+sys.path.insert(0, str(ROOT))  # bench.worlds
+
+from bench.worlds import foreign, history, public  # noqa: E402
+from features.table import ACCOUNT_ID, LABEL, categorical_columns, feature_columns  # noqa: E402
+from models.baselines import fit_logistic_baseline  # noqa: E402
+from models.evaluation import expected_calibration_error  # noqa: E402
+from pipeline.config import Settings  # noqa: E402
+
+OUT = HERE / "out" / "quality"
+RESULTS_MD = HERE / "RESULTS.md"
+MODELS = ("model", "logistic", "hgb_defaults", "lightgbm_defaults", "rule")
+BASELINES = ("logistic", "hgb_defaults", "lightgbm_defaults")
+BANDS = Settings().scoring.risk_bands
+GRACE_DAYS = Settings().data.grace_days
+CUT_MONTHS = 12  # CUT lies this many months before the end of generation
+MIN_BAND_ACCOUNTS = 50
+
+# thresholds of issue 10's "Done when"
+ORACLE_SHARE, RULE_MARGIN, BASELINE_SLACK = 0.90, 0.02, 0.005
+MEAN_GAP, MAX_ECE, BAND_GAP, NO_SIGNAL_AUC = 0.03, 0.03, 0.05, 0.05
+
+
+# ------------------------------------------------------------------------------------ datasets
+@dataclass(frozen=True)
+class EventDataset:
+    """An event history written by `make(out_dir, accounts, seed, start, years)` with `_truth/terms.parquet`."""
+
+    name: str
+    description: str
+    make: Callable[[Path, int, int, str, float], None]
+    accounts: int = 2000
+    seed: int = 0
+    no_signal: bool = False  # churn independent of everything observable: AUC must stay near 0.5
+    code: str = "pipeline/synthetic/*.py"  # the generator's files: cached histories are keyed by their digest
+    score_days: tuple[int, ...] = (0,)  # scoring dates, days after CUT (short terms need several)
+
+    def history_dir(self, accounts: int, years: float) -> Path:
+        """Where the full generated history is cached: a new generator version generates anew."""
+        digest = hashlib.sha1()
+        for path in sorted(ROOT.glob(self.code)):
+            digest.update(path.read_bytes())
+        return OUT / self.name / f"full-{accounts}x{years:g}-seed{self.seed}-{digest.hexdigest()[:8]}"
+
+
+@dataclass(frozen=True)
+class TableDataset:
+    """A public per-customer table for prepared-table mode."""
+
+    name: str
+    table: public.PublicTable
+
+    @property
+    def description(self) -> str:
+        return self.table.description
+
+
+START, YEARS = "2021-01-01", 4.0  # ends 2025-01-01, CUT 2024-01-01: before any run's clock
+
+
+def _ours(world: str) -> Callable[[Path, int, int, str, float], None]:
+    def make(out: Path, accounts: int, seed: int, start: str, years: float) -> None:
+        from pipeline.synthetic import generate
+
+        generate(out, accounts, seed=seed, start=start, years=years, world=world)
+
+    return make
+
+
+def _foreign(shape: str) -> Callable[[Path, int, int, str, float], None]:
+    def make(out: Path, accounts: int, seed: int, start: str, years: float) -> None:
+        foreign.simulate(out, shape=shape, accounts=accounts, seed=seed, start=start, years=years)
+
+    return make
+
+
+def datasets() -> dict[str, EventDataset | TableDataset]:
+    from pipeline.synthetic.worlds import WORLDS
+
+    event = [
+        EventDataset(f"ours_{name}", world.description, _ours(name), seed=11 + i, no_signal=world.no_signal is not None)
+        for i, (name, world) in enumerate(WORLDS.items())
+    ]
+    event += [
+        EventDataset(
+            f"foreign_{shape}",
+            spec.description,
+            _foreign(shape),
+            accounts=spec.accounts,
+            seed=40 + i,
+            code="bench/worlds/foreign.py",
+            # one week's renewals hold a handful of churners: score six weekly dates after CUT
+            score_days=(0, 7, 14, 21, 28, 35) if spec.term == "weekly" else (0,),
+        )
+        for i, (shape, spec) in enumerate(foreign.SHAPES.items())
+    ]
+    tables = [TableDataset(t.name, t) for t in public.TABLES]
+    return {d.name: d for d in [*event, *tables]}
+
+
+QUICK = ("ours_default", "foreign_usage_monthly", "telecom_churn")
+
+
+# ------------------------------------------------------------------------------ running churn
+class StepFailed(RuntimeError):
+    """A `churn` command exited non-zero: the dataset is recorded as failed with the message."""
+
+
+def churn(args: list[str], cwd: Path, log: Path) -> str:
+    """Run `churn ARGS` as a user would, in `cwd` (its working folder .churn/ lands there)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env |= {"MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, "-m", "pipeline", "--no-progress", *args]
+    began = time.perf_counter()
+    proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    log.write_text(f"$ churn {' '.join(args)}\n# {time.perf_counter() - began:.1f} s\n{proc.stdout}\n{proc.stderr}")
+    if proc.returncode != 0:
+        message = " ".join((proc.stderr.strip() or proc.stdout.strip()).split())
+        raise StepFailed(f"churn {args[0]} failed: {message[:400]}")
+    return proc.stdout
+
+
+# ---------------------------------------------------------------------------------- baselines
+def _align_categories(train: pd.DataFrame, other: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    other = other.copy()
+    for column in columns:
+        if column in categorical_columns(train):
+            categories = train[column].astype("category").cat.categories
+            other[column] = pd.Categorical(other[column].astype("object"), categories=categories)
+    return other
+
+
+def baseline_probabilities(train: pd.DataFrame, rows: pd.DataFrame, seed: int) -> dict[str, np.ndarray]:
+    """Fit the three baselines on `train` (features + label) and predict `rows`, same features."""
+    from lightgbm import LGBMClassifier
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    features = feature_columns(train)
+    categorical = categorical_columns(train)
+    X, y = train[features].copy(), train[LABEL].astype(int).to_numpy()
+    for column in categorical:
+        X[column] = X[column].astype("category")
+    X_rows = _align_categories(X, rows.reindex(columns=features), features)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logistic = fit_logistic_baseline(X, y, categorical, seed=seed)
+        hgb = HistGradientBoostingClassifier(random_state=seed).fit(X, y)
+        lgbm = LGBMClassifier(random_state=seed, verbose=-1, n_jobs=2).fit(X, y)
+        return {
+            "logistic": logistic.predict_proba(X_rows)[:, 1],
+            "hgb_defaults": hgb.predict_proba(X_rows)[:, 1],
+            "lightgbm_defaults": lgbm.predict_proba(X_rows)[:, 1],
+        }
+
+
+# ------------------------------------------------------------------------------------ metrics
+def _auc(y: np.ndarray, s: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else float("nan")
+
+
+def _pr_auc(y: np.ndarray, s: np.ndarray) -> float:
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(y, s)) if 0 < y.sum() < len(y) else float("nan")
+
+
+def point_metrics(y: np.ndarray, score: np.ndarray, probability: bool) -> dict[str, float]:
+    out = {"roc_auc": _auc(y, score), "pr_auc": _pr_auc(y, score)}
+    if probability:
+        out |= {
+            "ece": expected_calibration_error(y, score),
+            "mean_predicted": float(score.mean()),
+            "observed": float(y.mean()),
+            "mean_gap": float(score.mean() - y.mean()),
+            "base_rate_deviation": float(np.abs(score - y.mean()).mean()),
+        }
+    return out
+
+
+def band_table(y: np.ndarray, p: np.ndarray) -> list[dict[str, Any]]:
+    """Per risk band (the product's bands): accounts, mean predicted, observed churn."""
+    bands = np.select([p >= BANDS.high, p >= BANDS.medium], ["high", "medium"], default="low")
+    rows = []
+    for band in ("low", "medium", "high"):
+        chosen = bands == band
+        if chosen.any():
+            rows.append(
+                {
+                    "band": band,
+                    "accounts": int(chosen.sum()),
+                    "mean_predicted": float(p[chosen].mean()),
+                    "observed": float(y[chosen].mean()),
+                }
+            )
+    return rows
+
+
+def bootstrap(
+    y: np.ndarray, scores: dict[str, np.ndarray], clusters: np.ndarray, n_boot: int, seed: int
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """95 % percentile intervals, resampling whole accounts (clusters) with replacement."""
+    rng = np.random.default_rng(seed)
+    codes, members = np.unique(clusters, return_inverse=True)
+    by_cluster = np.argsort(members, kind="stable")
+    starts = np.searchsorted(members[by_cluster], np.arange(len(codes)))
+    sizes = np.bincount(members, minlength=len(codes))
+    draws: dict[str, dict[str, list[float]]] = {name: {} for name in scores}
+    for _ in range(n_boot):
+        picked = rng.integers(0, len(codes), len(codes))
+        rows = np.concatenate([by_cluster[starts[c] : starts[c] + sizes[c]] for c in picked])
+        for name, s in scores.items():
+            for metric, value in point_metrics(y[rows], s[rows], name != "rule").items():
+                draws[name].setdefault(metric, []).append(value)
+    return {
+        name: {
+            metric: (float(np.nanpercentile(values, 2.5)), float(np.nanpercentile(values, 97.5)))
+            for metric, values in metrics.items()
+            if metric != "observed"
+        }
+        for name, metrics in draws.items()
+    }
+
+
+@dataclass
+class Result:
+    """One dataset's measurements: per score its metrics and intervals, the oracle, and the checks."""
+
+    dataset: str
+    kind: str
+    description: str
+    rows: int = 0
+    churners: int = 0
+    oracle_auc: float | None = None
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    intervals: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    bands: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    commit: str = ""  # of the code that produced this row
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and all(c["ok"] for c in self.checks)
+
+
+def measure(result: Result, y: np.ndarray, scores: dict[str, np.ndarray], clusters: np.ndarray, n_boot: int) -> None:
+    result.rows, result.churners = len(y), int(y.sum())
+    result.metrics = {name: point_metrics(y, s, name != "rule") for name, s in scores.items()}
+    result.intervals = bootstrap(y, scores, clusters, n_boot, seed=7)
+    result.bands = band_table(y, scores["model"])
+
+
+def run_checks(result: Result, no_signal: bool) -> None:
+    """Issue 10's "Done when" for the project's model on this dataset, one PASS/FAIL line each."""
+    m = result.metrics["model"]
+    auc, checks = m["roc_auc"], []
+
+    def check(name: str, ok: bool, detail: str) -> None:
+        checks.append({"check": name, "ok": bool(ok), "detail": detail})
+
+    if no_signal:
+        check("AUC near 0.5 (no signal)", abs(auc - 0.5) <= NO_SIGNAL_AUC, f"AUC {auc:.3f}")
+        spread = m["base_rate_deviation"]
+        check("probabilities near the base rate", spread <= MEAN_GAP,
+              f"mean |p - {m['observed']:.3f}| = {spread:.3f}")  # fmt: skip
+    elif result.oracle_auc is not None:
+        need = ORACLE_SHARE * result.oracle_auc
+        check("AUC >= 0.90 x oracle", auc >= need, f"{auc:.3f} vs {need:.3f} ({auc / result.oracle_auc:.0%} of oracle)")
+    rule = result.metrics.get("rule")
+    if rule is not None and not no_signal:
+        low = result.intervals["rule"]["roc_auc"][0]
+        if low > 0.5:
+            need = rule["roc_auc"] + RULE_MARGIN
+            check("AUC >= rule + 0.02", auc >= need, f"{auc:.3f} vs {need:.3f}")
+        else:
+            result.notes.append(f"rule score has no signal here (AUC interval reaches {low:.3f}): rule check skipped")
+    if not no_signal:  # without signal, every AUC is 0.5 plus noise: there is no ranking to compare
+        best = max(BASELINES, key=lambda b: result.metrics[b]["roc_auc"])
+        need = result.metrics[best]["roc_auc"] - BASELINE_SLACK
+        check("AUC >= best baseline - 0.005", auc >= need, f"{auc:.3f} vs {need:.3f} ({best})")
+    check("|mean pred - observed| <= 0.03", abs(m["mean_gap"]) <= MEAN_GAP,
+          f"{m['mean_predicted']:.3f} vs {m['observed']:.3f}")  # fmt: skip
+    check("ECE <= 0.03", m["ece"] <= MAX_ECE, f"{m['ece']:.3f}")
+    for band in result.bands:
+        if band["accounts"] >= MIN_BAND_ACCOUNTS:
+            gap = band["mean_predicted"] - band["observed"]
+            check(f"band {band['band']} within 0.05", abs(gap) <= BAND_GAP,
+                  f"{band['mean_predicted']:.3f} vs {band['observed']:.3f} (n={band['accounts']})")  # fmt: skip
+    result.checks = checks
+
+
+# --------------------------------------------------------------------------------- event data
+def run_event(spec: EventDataset, accounts: int, years: float, n_boot: int, fresh: bool) -> Result:
+    from pipeline.progress import set_progress
+    from pipeline.stages import build_feature_table, load
+
+    set_progress(False)
+    result = Result(spec.name, "event history", spec.description)
+    work = OUT / spec.name
+    full = spec.history_dir(accounts, years)
+    clock = time.perf_counter()
+    if fresh or not (full / history.TRUTH).exists():
+        if work.exists():
+            shutil.rmtree(work)
+        full.parent.mkdir(parents=True, exist_ok=True)
+        spec.make(full, accounts, spec.seed, START, years)
+    result.seconds["generate"] = time.perf_counter() - clock
+    cut = pd.Timestamp((history.data_end(full) - pd.DateOffset(months=CUT_MONTHS)).date())
+    data = work / "data"
+    rows = history.truncate(full, data, cut)
+    result.notes.append(
+        f"CUT {cut.date()}; data before CUT: " + ", ".join(f"{name} {count:,}" for name, count in rows.items())
+    )
+    run_dir = work / "run"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir()
+    dates = [cut + pd.Timedelta(days=d) for d in spec.score_days]
+    try:
+        clock = time.perf_counter()
+        churn(["train", "--data", str(data), "--promote"], run_dir, run_dir / "train.log")
+        result.seconds["train"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        for when in dates:  # after CUT the model meets newer data, as a deployed one would
+            source = data if when == cut else full
+            out = run_dir / f"scores-{when.date()}.parquet"
+            args = ["score", "--data", str(source), "--as-of", str(when.date()), "--out", str(out)]
+            churn(args, run_dir, run_dir / f"score-{when.date()}.log")
+        result.seconds["score"] = time.perf_counter() - clock
+    except StepFailed as exc:
+        result.error = str(exc)
+        return result
+    if len(dates) > 1:
+        result.notes.append(f"scored at {len(dates)} dates from CUT, {spec.score_days[1]} days apart")
+
+    frames = []
+    for when in dates:
+        scores = pd.read_parquet(run_dir / f"scores-{when.date()}.parquet")
+        frames.append(scores.merge(history.outcomes_at(full, when), on=ACCOUNT_ID, how="left").assign(when=when))
+    frame = pd.concat(frames, ignore_index=True)
+    unresolved = int(frame["churned"].isna().sum())
+    frame = frame[frame["churned"].notna()].sort_values("when", kind="stable").reset_index(drop=True)
+    if unresolved:
+        result.notes.append(f"{unresolved} scored accounts' terms were still undecided at the end of generation")
+
+    clock = time.perf_counter()
+    settings = Settings()
+    table = build_feature_table(load(data, settings), settings)
+    train = table[table[LABEL].notna()]
+    rows_at = []
+    for when, chosen in frame.groupby("when", sort=True):
+        source = data if when == cut else full
+        at = build_feature_table(load(source, settings), settings, as_of=when.date())
+        rows_at.append(at.set_index(ACCOUNT_ID).reindex(chosen[ACCOUNT_ID]).reset_index())
+    probabilities = baseline_probabilities(train, pd.concat(rows_at, ignore_index=True), seed=settings.model.seed)
+    result.seconds["baselines"] = time.perf_counter() - clock
+    result.notes.append(f"baselines trained on {len(train):,} labelled snapshots ({train[LABEL].sum():,} churned)")
+
+    y = frame["churned"].astype(int).to_numpy()
+    scores_by_model = {"model": frame["churn_probability"].to_numpy(dtype=float), **probabilities}
+    if "health_score" in frame and frame["health_score"].notna().any():
+        risk = 100.0 - frame["health_score"].astype(float)
+        missing = int(risk.isna().sum())
+        if missing:
+            result.notes.append(f"{missing} accounts without a health score: rule risk set to the mean")
+        scores_by_model["rule"] = risk.fillna(risk.mean()).to_numpy()
+    measure(result, y, scores_by_model, frame[ACCOUNT_ID].to_numpy(), n_boot)
+    result.oracle_auc = _auc(y, frame["p_churn"].to_numpy(dtype=float))
+    run_checks(result, spec.no_signal)
+    return result
+
+
+# ------------------------------------------------------------------------------ public tables
+def run_table(spec: TableDataset, n_boot: int, seed: int = 0) -> Result:
+    from sklearn.model_selection import train_test_split
+
+    from pipeline.train import prepare_table
+
+    result = Result(spec.name, "prepared table", spec.description)
+    result.notes.append(f"source: {spec.table.source}")
+    frame = spec.table.load()
+    train_frame, test_frame = train_test_split(frame, test_size=0.3, random_state=seed, stratify=frame[public.LABEL])
+    work = OUT / spec.name
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    train_frame.to_csv(work / "train.csv", index=False)
+    test_frame.drop(columns=[public.LABEL]).to_csv(work / "test.csv", index=False)
+    scores_file = work / "scores.parquet"
+    try:
+        clock = time.perf_counter()
+        churn(
+            ["train", "--table", "train.csv", "--id", public.ID, "--label", public.LABEL, "--promote"],
+            work,
+            work / "train.log",
+        )
+        result.seconds["train"] = time.perf_counter() - clock
+        churn(["score", "--table", "test.csv", "--id", public.ID, "--out", str(scores_file)], work, work / "score.log")
+    except StepFailed as exc:
+        result.error = str(exc)
+        return result
+    scores = pd.read_parquet(scores_file)
+    train, _ = prepare_table(pd.read_csv(work / "train.csv"), public.ID, public.LABEL, None)
+    test, _ = prepare_table(test_frame.reset_index(drop=True), public.ID, public.LABEL, None)
+    test = test.merge(scores[[ACCOUNT_ID, "churn_probability"]], on=ACCOUNT_ID, how="left")
+    probabilities = baseline_probabilities(train, test, seed=seed)
+    y = test[LABEL].astype(int).to_numpy()
+    measure(result, y, {"model": test["churn_probability"].to_numpy(dtype=float), **probabilities},
+            test[ACCOUNT_ID].to_numpy(), n_boot)  # fmt: skip
+    run_checks(result, no_signal=False)
+    return result
+
+
+# ------------------------------------------------------------------------------------ reports
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    ) if Path("/proc/cpuinfo").exists() else platform.processor()  # fmt: skip
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/RESULTS.md"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )  # fmt: skip (our own output is not a change)
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory, 1),
+        "python": platform.python_version(),
+        "commit": commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else ""),
+        "load_before": os.getloadavg(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _with_interval(result: Result, name: str, metric: str) -> str:
+    value = result.metrics.get(name, {}).get(metric)
+    if value is None:
+        return "-"
+    low, high = result.intervals.get(name, {}).get(metric, (np.nan, np.nan))
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def markdown(results: list[Result], info: dict[str, Any], label: str) -> str:
+    lines = [
+        f"### {label} (latest rows: commit {info['commit']}, {info['date']})",
+        "",
+        f"{info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, Python {info['python']}; "
+        f"load average {info['load_before'][0]:.1f} before and {info['load_after'][0]:.1f} after the latest run "
+        f"({info['minutes']:.0f} minutes; the machine was shared, so times are upper bounds). "
+        f"{info['bootstrap']} bootstrap resamples of accounts; intervals are 95 %. Each row names the commit "
+        "that produced it.",
+        "",
+        "| dataset | commit | rows (churners) | oracle AUC | model AUC | logistic | HGB defaults | LightGBM defaults |"
+        " rule | model PR AUC | model ECE | mean predicted vs observed | checks |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        if r.error:
+            lines.append(f"| {r.dataset} | {r.commit} | - | - | **{r.error}** | | | | | | | | FAIL |")
+            continue
+        m = r.metrics["model"]
+        failed = [c["check"] for c in r.checks if not c["ok"]]
+        verdict = "PASS" if not failed else "FAIL: " + "; ".join(failed).replace("|", "\\|")
+        lines.append(
+            f"| {r.dataset} | {r.commit} | {r.rows:,} ({r.churners:,}) | {_fmt(r.oracle_auc)}"
+            f" | {_with_interval(r, 'model', 'roc_auc')}"
+            f" | {_fmt(r.metrics['logistic']['roc_auc'])} | {_fmt(r.metrics['hgb_defaults']['roc_auc'])}"
+            f" | {_fmt(r.metrics['lightgbm_defaults']['roc_auc'])} | {_fmt(r.metrics.get('rule', {}).get('roc_auc'))}"
+            f" | {_with_interval(r, 'model', 'pr_auc')} | {_with_interval(r, 'model', 'ece')}"
+            f" | {m['mean_predicted']:.3f} vs {m['observed']:.3f} | {verdict} |"
+        )
+    lines += ["", "Calibration of the model per risk band (accounts, mean predicted -> observed churn):", ""]
+    for r in results:
+        if not r.error:
+            bands = "; ".join(
+                f"{b['band']} {b['accounts']:,}: {b['mean_predicted']:.3f} -> {b['observed']:.3f}" for b in r.bands
+            )
+            lines.append(f"- {r.dataset}: {bands}")
+    lines += ["", "Baselines' calibration (ECE; mean predicted vs observed):", ""]
+    for r in results:
+        if not r.error:
+            parts = [
+                f"{name} {r.metrics[name]['ece']:.3f}; {r.metrics[name]['mean_predicted']:.3f}" for name in BASELINES
+            ]
+            lines.append(f"- {r.dataset}: " + ", ".join(parts) + f" (observed {r.metrics['model']['observed']:.3f})")
+    notes = [(r.dataset, n) for r in results for n in r.notes]
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {name}: {note}" for name, note in notes]
+    return "\n".join(lines) + "\n"
+
+
+def record(results: list[Result], info: dict[str, Any], label: str, order: list[str]) -> list[Result]:
+    """The rows of block `label`: this run's datasets replace their earlier rows, the others are kept
+    (bench/out/quality/record-LABEL.json), so a subset can be re-run without losing the rest."""
+    path = OUT / f"record-{label}.json"
+    rows = {row["dataset"]: row for row in json.loads(path.read_text())["results"]} if path.exists() else {}
+    rows |= {r.dataset: asdict(r) for r in results}
+    ordered = [rows[name] for name in order if name in rows]
+    path.write_text(json.dumps({"machine": info, "results": ordered}, indent=2, default=str))
+    return [Result(**row) for row in ordered]
+
+
+def write_results_md(block: str, label: str) -> None:
+    """Replace (or add) the block `label` inside the quality section of bench/RESULTS.md."""
+    text = RESULTS_MD.read_text() if RESULTS_MD.exists() else "# Benchmark results\n"
+    header = "## Quality (bench/quality.py)"
+    if header not in text:
+        text = text.rstrip() + f"\n\n{header}\n\n{QUALITY_INTRO}\n"
+    begin, end = f"<!-- quality:{label}:begin -->", f"<!-- quality:{label}:end -->"
+    new = f"{begin}\n{block}{end}"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + new + text[text.index(end) + len(end) :]
+    else:
+        section = text.index(header)
+        following = text.find("\n## ", section + len(header))
+        insert_at = len(text) if following < 0 else following
+        text = text[:insert_at].rstrip() + f"\n\n{new}\n" + text[insert_at:]
+    RESULTS_MD.write_text(text)
+
+
+QUALITY_INTRO = """\
+The default model (`churn train --data D --promote`, then `churn score --as-of CUT`) on data it
+was not developed on, against logistic regression, `HistGradientBoostingClassifier()` defaults,
+LightGBM defaults and the rule score on the same rows; generated histories are cut 12 months
+before the end of generation and scored accounts are compared with the true outcome of their
+term running at CUT. Checks are issue 10's "Done when". Re-run with `python bench/quality.py`
+(`--quick` for three datasets, `--datasets NAME ...` for a subset, `--list` for the names)."""
+
+
+def console_report(results: list[Result]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=200)
+    table = Table(title="Quality: ROC AUC on the scored rows (model with 95 % interval)", title_justify="left")
+    for column in ("dataset", "rows", "oracle", "model", "logistic", "HGB", "LightGBM", "rule", "ECE", "mean vs obs"):
+        table.add_column(column, justify="left" if column == "dataset" else "right")
+    for r in results:
+        if r.error:
+            table.add_row(r.dataset, "-", "-", "[red]failed[/red]", "", "", "", "", "", "")
+            continue
+        m = r.metrics["model"]
+        table.add_row(
+            r.dataset,
+            f"{r.rows:,} ({r.churners:,})",
+            _fmt(r.oracle_auc),
+            _with_interval(r, "model", "roc_auc"),
+            _fmt(r.metrics["logistic"]["roc_auc"]),
+            _fmt(r.metrics["hgb_defaults"]["roc_auc"]),
+            _fmt(r.metrics["lightgbm_defaults"]["roc_auc"]),
+            _fmt(r.metrics.get("rule", {}).get("roc_auc")),
+            _fmt(m["ece"]),
+            f"{m['mean_predicted']:.3f} vs {m['observed']:.3f}",
+        )
+    console.print(table)
+    for r in results:
+        if r.error:
+            console.print(f"[red]FAIL[/red] {r.dataset}: {r.error}", highlight=False)
+            continue
+        for c in r.checks:
+            mark = "[green]PASS[/green]" if c["ok"] else "[red]FAIL[/red]"
+            console.print(f"{mark} {r.dataset}: {c['check']} ({c['detail']})", highlight=False)
+    passed = sum(r.passed for r in results)
+    console.print(f"{passed} of {len(results)} datasets pass every check.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=f"fewer accounts and resamples; datasets {QUICK}")
+    parser.add_argument("--datasets", nargs="+", help="names to run (default: all; see --list)")
+    parser.add_argument("--record", metavar="NAME", help="write the table to block NAME of bench/RESULTS.md")
+    parser.add_argument("--bootstrap", type=int, help="bootstrap resamples (default 500, quick 200)")
+    parser.add_argument("--fresh", action="store_true", help="regenerate histories even when cached")
+    parser.add_argument("--list", action="store_true", help="list the datasets and exit")
+    args = parser.parse_args(argv)
+
+    available = datasets()
+    if args.list:
+        for name, spec in available.items():
+            print(f"{name:28s} {spec.description}")
+        return 0
+    names = args.datasets or (list(QUICK) if args.quick else list(available))
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        parser.error(f"unknown dataset(s) {unknown}; choose from {list(available)}")
+    n_boot = args.bootstrap or (200 if args.quick else 500)
+    info = machine()
+    began = time.perf_counter()
+    results = []
+    for name in names:
+        spec = available[name]
+        print(f"== {name}: {spec.description}", flush=True)
+        clock = time.perf_counter()
+        if isinstance(spec, EventDataset):
+            accounts = max(300, spec.accounts * 2 // 5) if args.quick else spec.accounts
+            years = 3.0 if args.quick else YEARS
+            result = run_event(spec, accounts, years, n_boot, args.fresh)
+        else:
+            result = run_table(spec, n_boot)
+        result.seconds["total"] = time.perf_counter() - clock
+        result.commit = info["commit"]
+        outcome = f"failed: {result.error}" if result.error else "done"
+        print(f"   {outcome} in {result.seconds['total']:.0f} s", flush=True)
+        results.append(result)
+    info |= {"load_after": os.getloadavg(), "minutes": (time.perf_counter() - began) / 60, "bootstrap": n_boot}
+    console_report(results)
+    OUT.mkdir(parents=True, exist_ok=True)
+    payload = {"machine": info, "quick": args.quick, "results": [asdict(r) for r in results]}
+    (OUT / "results.json").write_text(json.dumps(payload, indent=2, default=str))
+    if args.record:
+        recorded = record(results, info, args.record, list(available))
+        write_results_md(markdown(recorded, info, args.record), args.record)
+        print(f"Wrote block '{args.record}' of {RESULTS_MD} ({len(recorded)} datasets)")
+    return 0 if all(r.passed for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Cut a generated history at a date, as if the data ended there, and read the truth behind it.
+
+The quality benchmark measures the model the way a user meets it: everything strictly before
+CUT is the data (`churn train` and `churn score --as-of CUT` see only that), and the outcome of
+each account's term running at CUT comes from the full generation's `_truth/terms.parquet`
+(one row per subscription row: `account_id, start_date, end_date, p_churn, churned`).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.contract import TABLES
+
+TRUTH = Path("_truth") / "terms.parquet"
+KNOWN_AT_SIGNING = {("subscriptions", "end_date")}  # a contract's end date is known when it is signed
+KNOWN_WHEN_CLOSED = {"support_tickets": ("closed_at", ("csat",))}  # a ticket is rated when it is closed
+
+
+def read_table(data_dir: Path, name: str) -> pd.DataFrame | None:
+    """A contract table as NAME.parquet, NAME.csv or a folder NAME/ of parquet parts; None when absent."""
+    for path in (data_dir / f"{name}.parquet", data_dir / name):
+        if path.exists():
+            return pd.read_parquet(path)
+    csv = data_dir / f"{name}.csv"
+    return pd.read_csv(csv) if csv.exists() else None
+
+
+def data_end(data_dir: Path) -> pd.Timestamp:
+    """The day after the latest event timestamp: where the generation stopped."""
+    latest = pd.Timestamp.min
+    for name, contract in TABLES.items():
+        if not contract.is_event:
+            continue
+        frame = read_table(data_dir, name)
+        if frame is not None and len(frame):
+            latest = max(latest, pd.to_datetime(frame[contract.time_column]).max())
+    return latest.normalize() + pd.Timedelta(days=1)
+
+
+def truncate(full_dir: Path, out_dir: Path, cut: pd.Timestamp) -> dict[str, int]:
+    """Write the tables of `full_dir` with only what was known strictly before `cut`; rows per table.
+
+    Rows whose time column is at or after CUT are dropped; later values of other timestamps
+    (a ticket closed after CUT) become unknown, with what depends on them (its CSAT); contract
+    end dates stay, as they are known at signing. The truth folder is not copied.
+    """
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    rows: dict[str, int] = {}
+    for name, contract in TABLES.items():
+        frame = read_table(full_dir, name)
+        if frame is None:
+            continue
+        frame = frame[pd.to_datetime(frame[contract.time_column]) < cut].copy()
+        for column in contract.columns:
+            if column.type != "timestamp" or column.name == contract.time_column or column.name not in frame:
+                continue
+            if (name, column.name) in KNOWN_AT_SIGNING:
+                continue
+            later = pd.to_datetime(frame[column.name]) >= cut
+            frame.loc[later, column.name] = pd.NaT
+            closed_at, dependants = KNOWN_WHEN_CLOSED.get(name, (None, ()))
+            if column.name == closed_at:
+                for dependant in (d for d in dependants if d in frame):
+                    frame.loc[later, dependant] = np.nan
+        frame.to_parquet(out_dir / f"{name}.parquet", index=False)
+        rows[name] = len(frame)
+    return rows
+
+
+def outcomes_at(full_dir: Path, cut: pd.Timestamp) -> pd.DataFrame:
+    """Per account with a term running at CUT (start < CUT <= end): the term end E that the
+    pipeline predicts (latest end among running terms), its true churn probability and outcome.
+
+    `churned` is NaN when the term was still undecided when the generation stopped.
+    """
+    truth = pd.read_parquet(full_dir / TRUTH)
+    truth = truth.assign(
+        account_id=truth["account_id"].astype(str),
+        start_date=pd.to_datetime(truth["start_date"]),
+        end_date=pd.to_datetime(truth["end_date"]),
+    )
+    running = truth[(truth["start_date"] < cut) & (cut <= truth["end_date"])]
+    ends = running.groupby("account_id")["end_date"].max().rename("term_end")
+    at_end = running.merge(ends, left_on=["account_id", "end_date"], right_on=["account_id", "term_end"])
+    churned = at_end["churned"].astype("float")
+    return (
+        at_end.assign(churned=churned)
+        .groupby("account_id")
+        .agg(term_end=("term_end", "first"), p_churn=("p_churn", "max"), churned=("churned", "max"))
+        .reset_index()
+    )

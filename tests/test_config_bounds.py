@@ -1,0 +1,91 @@
+"""Configuration errors are clear errors (issue 11, row 10): every number in range, NaN/inf refused,
+malformed conditions named by key, command-line flags checked like the file, secrets never echoed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import run_cli, tiny_tables, write_tables
+
+from models.scorecard import load_scorecard
+from pipeline.config import REPO_CONFIG_DIR, load_settings
+from pipeline.errors import ConfigError
+
+SECRET = "s3cr3t-t0ken"
+
+
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [
+        ({"data": {"grace_days": 100_000}}, "data.grace_days: Input should be less than or equal to 3650"),
+        ({"features": {"top_features": -1}}, "features.top_features: Input should be greater than or equal to 0"),
+        ({"features": {"windows": [7, 99_999]}}, "features.windows: windows must be a non-empty list"),
+        ({"features": {"tracked_features": [" "]}}, "features.tracked_features: names must not be empty"),
+        ({"lifecycle": {"expand_utilisation": float("nan")}}, "lifecycle.expand_utilisation: Input should be a finite"),
+        ({"scoring": {"drift_psi_threshold": float("inf")}}, "scoring.drift_psi_threshold: Input should be a finite"),
+        ({"scoring": {"alerts": {"probability_level": 1.5}}}, "scoring.alerts.probability_level: Input should be less"),
+        ({"scoring": {"alerts": {"webhook_retries": 50}}}, "scoring.alerts.webhook_retries: Input should be less"),
+        ({"scoring": {"top_drivers": 0}}, "scoring.top_drivers: Input should be greater than or equal to 1"),
+        ({"scoring": {"risk_bands": {"high": 0.2, "medium": 0.5}}}, "medium (0.5) must be below high (0.2)"),
+        ({"scoring": {"alerts": {"webhook_url": "file:///etc/passwd"}}}, "must be an http:// or https:// URL"),
+        ({"data": {"data_end": "soon"}}, "data.data_end: 'soon' is not a date"),
+        ({"workdir": ""}, "workdir: String should have at least 1 character"),
+    ],
+)
+def test_every_setting_is_bounded(override: dict, fragment: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, override)
+    assert fragment in str(err.value)
+
+
+def test_a_bad_webhook_url_never_shows_its_secrets() -> None:
+    for url in (f"https://bot:{SECRET}@hooks.example:99999/x?token={SECRET}", f"ftp://u:{SECRET}@h/x"):
+        with pytest.raises(ConfigError) as err:
+            load_settings(None, {"scoring": {"alerts": {"webhook_url": url}}})
+        assert SECRET not in str(err.value) and SECRET not in repr(err.value.__cause__)
+    settings = load_settings(None, {"scoring": {"alerts": {"webhook_url": f"https://h.example/x?token={SECRET}"}}})
+    assert SECRET not in str(settings.model_dump(mode="json")) and SECRET not in repr(settings)
+    assert settings.scoring.alerts.webhook() == f"https://h.example/x?token={SECRET}"
+
+
+def test_flags_are_checked_like_the_file(tmp_path: Path, capsys) -> None:
+    """`churn features --every daily` used to end in "ValidationError ... This is a bug"."""
+    data = write_tables(tmp_path / "d", tiny_tables())
+    code, message = run_cli(
+        ["features", "--data", str(data), "--out", str(tmp_path / "f.parquet"), "--every", "daily"], capsys
+    )
+    assert code == 1 and "command-line options: 1 invalid setting(s)" in message
+    assert "features.cadence: Input should be 'monthly' or 'weekly'" in message and "bug" not in message
+    code, message = run_cli(["validate", "--data", str(data), "--grace-days", "-3"], capsys)
+    assert code == 1 and "data.grace_days: Input should be greater than or equal to 0" in message
+
+
+def _scorecard(tmp_path: Path, change) -> Path:
+    raw = yaml.safe_load((REPO_CONFIG_DIR / "healthscore.yaml").read_text())
+    change(raw)
+    path = tmp_path / "card.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_a_malformed_segment_condition_is_reported_with_its_key(tmp_path: Path) -> None:
+    path = _scorecard(tmp_path, lambda raw: raw["segments"]["onboarding"].update(when="segment in [smb, mid"))
+    with pytest.raises(ConfigError) as err:
+        load_scorecard(path)
+    message = str(err.value)
+    assert "segments.onboarding.when.0" in message and "cannot read the value '[smb, mid'" in message
+
+
+@pytest.mark.parametrize("weight", [float("nan"), float("inf"), 1e12])
+def test_a_scorecard_weight_must_be_finite_and_in_range(tmp_path: Path, weight: float) -> None:
+    """A NaN weight used to pass and leave most accounts without a health band."""
+
+    def change(raw: dict) -> None:
+        first = next(iter(raw["default"]["categories"]))
+        raw["default"]["categories"][first]["weight"] = weight
+
+    with pytest.raises(ConfigError) as err:
+        load_scorecard(_scorecard(tmp_path, change))
+    assert "default.categories." in str(err.value) and ".weight" in str(err.value)

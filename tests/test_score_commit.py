@@ -1,0 +1,186 @@
+"""A scoring run lands whole or not at all (issue 11, row 5).
+
+A process commits a scoring run (scores, alerts, drift, history partition, MLflow run) and is killed
+at each named point of the commit (`CHURN_FAULT_POINT`, which exits at once like SIGKILL). Right
+after the kill the outputs are the previous run's or, past the commit point, a journal says how to
+finish; the next run recovers, says what it did, and the state is then exactly the previous or the
+new one -- never a mix. Real stores: parquet files, a SQLite MLflow store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from pipeline.commit import FAULT_ENV, FAULT_EXIT, FAULT_POINTS, ScoreOutputs, commit_scoring, recover
+from pipeline.config import Settings, load_settings
+from pipeline.history import append_scores, partition_path, read_history
+from pipeline.tracking import COMMIT_STATE_TAG, configure_tracking
+
+BEFORE_COMMIT = ("staged", "logged")
+OLD, NEW = pd.Timestamp("2025-06-01"), pd.Timestamp("2025-07-01")
+CHILD = """
+import json, sys
+from pathlib import Path
+import pandas as pd
+from pipeline.commit import ScoreOutputs, commit_scoring
+from pipeline.config import load_settings
+settings = load_settings(None, json.loads(sys.argv[1]))
+frames = {name: pd.read_parquet(Path(sys.argv[2]) / f"{name}.parquet") for name in ("scores", "alerts", "drift")}
+commit_scoring(settings, **frames, outputs=ScoreOutputs(Path(sys.argv[3]), "parquet"),
+               history_dir=settings.workdir_path / "history")
+"""
+
+
+def frames(as_of: pd.Timestamp, level: float) -> dict[str, pd.DataFrame]:
+    scores = pd.DataFrame(
+        {
+            "account_id": ["A", "B", "C"],
+            "as_of": [as_of] * 3,
+            "churn_probability": [level, level / 2, level / 3],
+            "health_score": [40.0, 65.0, 90.0],
+            "health_band": ["red", "yellow", "green"],
+            "arr": [1000.0, 2000.0, 3000.0],
+            "model_version": ["1"] * 3,
+        }
+    )
+    alerts = scores.iloc[:1][["account_id", "as_of"]].assign(reasons=f"alert of {as_of.date()}")
+    drift = pd.DataFrame({"feature": ["x"], "psi": [level], "drifted": [False]})
+    return {"scores": scores, "alerts": alerts, "drift": drift}
+
+
+def state(settings: Settings, out: Path) -> dict:
+    """Everything a scoring run puts in place, as comparable values."""
+    outputs = ScoreOutputs(out, "parquet").targets()
+    files = {kind: pd.read_parquet(path) if path.exists() else None for kind, path in outputs.items()}
+    runs = mlflow.MlflowClient(tracking_uri=settings.tracking_uri()).search_runs(
+        [mlflow.MlflowClient(tracking_uri=settings.tracking_uri()).get_experiment_by_name("churn").experiment_id],
+        filter_string="tags.kind = 'scoring'",
+    )
+    history = read_history(settings.workdir_path / "history")
+    return {
+        "scores_as_of": sorted(set(files["scores"]["as_of"])) if files["scores"] is not None else None,
+        "alerts": files["alerts"]["reasons"].tolist() if files["alerts"] is not None else None,
+        "drift": files["drift"]["psi"].tolist() if files["drift"] is not None else None,
+        "history": sorted(set(history["as_of"])) if not history.empty else [],
+        "finished_runs": sorted((r.info.status, r.data.params.get("as_of")) for r in runs),
+    }
+
+
+def leftovers(settings: Settings, out: Path) -> list[str]:
+    hidden = [p.name for p in out.parent.iterdir() if p.name.startswith(".") and ".churn-stage-" in p.name]
+    hidden += [p.name for p in (settings.workdir_path / "history").iterdir() if p.name.startswith(".")]
+    journals = settings.workdir_path / "commits"
+    return hidden + [p.name for p in journals.glob("*.*") if p.name != ".lock"]
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another test's `mlflow.set_tracking_uri` exports MLFLOW_TRACKING_URI: use our own store, always."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite store with the experiment made once: each test starts from a copy (no migrations)."""
+    settings = load_settings(None, {"workdir": str(tmp_path_factory.mktemp("template") / "work")})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        configure_tracking(settings)
+    return settings.workdir_path / "mlflow.db"
+
+
+@pytest.fixture
+def previous_run(tmp_path: Path, empty_store: Path):
+    """A working folder and output file holding one committed run (as of OLD)."""
+    overrides = {"workdir": str(tmp_path / "work")}
+    settings = load_settings(None, overrides)
+    settings.workdir_path.mkdir()
+    shutil.copy(empty_store, settings.workdir_path / "mlflow.db")
+    out = tmp_path / "out" / "scores.parquet"
+    commit_scoring(settings, **frames(OLD, 0.2), outputs=ScoreOutputs(out, "parquet"), history_dir=_history(settings))
+    for name, frame in frames(NEW, 0.6).items():
+        frame.to_parquet(tmp_path / f"{name}.parquet")
+    return settings, overrides, out, tmp_path
+
+
+def _history(settings: Settings) -> Path:
+    return settings.workdir_path / "history"
+
+
+def _commit_in_child(overrides: dict, frames_dir: Path, out: Path, point: str | None) -> int:
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env.pop(FAULT_ENV, None)
+    if point:
+        env[FAULT_ENV] = point
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(overrides), str(frames_dir), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode in (0, FAULT_EXIT), done.stderr[-2000:]
+    return done.returncode
+
+
+@pytest.mark.parametrize("point", FAULT_POINTS)
+def test_a_kill_at_any_point_leaves_the_previous_or_the_new_run_never_a_mix(previous_run, point: str) -> None:
+    settings, overrides, out, frames_dir = previous_run
+    before = state(settings, out)
+    assert before["scores_as_of"] == [OLD] and before["finished_runs"] == [("FINISHED", "2025-06-01")]
+    assert _commit_in_child(overrides, frames_dir, out, point) == FAULT_EXIT
+    client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri())
+    experiment = client.get_experiment_by_name("churn").experiment_id
+    staged = client.search_runs([experiment], filter_string=f"tags.`{COMMIT_STATE_TAG}` = 'staged'")
+    assert [r.info.status for r in staged] == ([] if point in ("staged", "finished") else ["RUNNING"])
+
+    if point in BEFORE_COMMIT:  # nothing visible changed; the staged pieces wait for the next run
+        assert {k: v for k, v in state(settings, out).items() if k != "finished_runs"} == {
+            k: v for k, v in before.items() if k != "finished_runs"
+        }
+    else:  # past the commit point: the journal says the run is to be finished
+        assert any(name.endswith(".commit") for name in leftovers(settings, out))
+
+    messages = recover(settings)  # what the next `churn score` does first
+
+    after = state(settings, out)
+    if point in BEFORE_COMMIT:
+        assert after == before
+        assert len(messages) == 1 and messages[0].startswith("rolled back an interrupted scoring run of 2025-07-01")
+        assert all(client.get_run(r.info.run_id).info.lifecycle_stage == "deleted" for r in staged)
+    else:
+        assert after["scores_as_of"] == [NEW] and after["alerts"] == ["alert of 2025-07-01"]
+        assert after["drift"] == [0.6] and after["history"] == [OLD, NEW]
+        assert after["finished_runs"] == [("FINISHED", "2025-06-01"), ("FINISHED", "2025-07-01")]
+        assert len(messages) == 1 and messages[0].startswith("finished an interrupted scoring run of 2025-07-01")
+        committed = client.search_runs([experiment], filter_string=f"tags.`{COMMIT_STATE_TAG}` = 'committed'")
+        assert sorted(r.data.params["as_of"] for r in committed) == ["2025-06-01", "2025-07-01"]
+    assert leftovers(settings, out) == []
+    assert recover(settings) == [], "recovery is done once"
+
+
+def test_replacing_a_history_partition_never_leaves_the_date_missing(tmp_path: Path, monkeypatch) -> None:
+    history = tmp_path / "history"
+    append_scores(history, frames(OLD, 0.2)["scores"])
+    target = partition_path(history, OLD)
+    seen: list[bool] = []
+    real_replace = os.replace
+
+    def watching_replace(src, dst):  # the file is there just before and just after the rename
+        seen.append(Path(dst).exists())
+        real_replace(src, dst)
+        seen.append(Path(dst).exists())
+
+    monkeypatch.setattr(os, "replace", watching_replace)
+    append_scores(history, frames(OLD, 0.9)["scores"])
+    assert seen == [True, True]
+    assert read_history(history)["churn_probability"].max() == pytest.approx(0.9) and target.exists()

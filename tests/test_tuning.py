@@ -1,0 +1,77 @@
+"""The hyperparameter search: seeded and reproducible, starts from known settings, one-SE choice."""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+from churn_sim import simulate_feature_table
+
+from features.table import feature_columns
+from models.risk_model import ChurnRiskModel, CrossValidator
+from models.split import out_of_time_split, rolling_origin_folds
+from models.tuning import ONE_SE_CAP, STARTING_POINTS, TrialRecord, one_se_choice, search
+
+
+def _trial(number: int, scores: tuple[float, ...], cost: float, state: str = "complete") -> TrialRecord:
+    return TrialRecord(number=number, params={"n": number}, state=state, fold_scores=scores, trees=50, cost=cost)
+
+
+def test_one_se_rule_prefers_the_cheapest_setting_statistically_as_good_as_the_best():
+    best = _trial(0, (0.80, 0.84, 0.82), cost=150)
+    noisy_cheap = _trial(1, (0.81, 0.83, 0.815), cost=6)  # deficit 0.0017 +- 0.006: as good
+    steady_worse = _trial(2, (0.796, 0.836, 0.816), cost=2)  # 0.004 worse on every fold: not as good
+    pruned = _trial(3, (), cost=1, state="pruned")
+    chosen_best, chosen, tolerance = one_se_choice([best, noisy_cheap, steady_worse, pruned])
+    assert chosen_best is best and chosen is noisy_cheap and 0 < tolerance <= ONE_SE_CAP
+    assert one_se_choice([best, noisy_cheap], use_rule=False)[1] is best
+    # however noisy the folds, never more than ONE_SE_CAP of CV AUC is given up
+    far = _trial(4, (0.70, 0.90, 0.81), cost=1)
+    assert one_se_choice([best, far])[1] is best
+    # one fold has no standard error: the best is chosen
+    assert one_se_choice([_trial(0, (0.8,), 100), _trial(1, (0.799,), 2)])[1].number == 0
+
+
+@pytest.fixture(scope="module")
+def folds():
+    table, _ = simulate_feature_table(300, seed=9)
+    split = out_of_time_split(table, validation_share=0.2, grace_days=30)
+    pairs = rolling_origin_folds(table.loc[split.train_index], n_folds=3, grace_days=30).pairs()
+    labelled = table[table["label"].notna()]
+    model = ChurnRiskModel(num_threads=1)
+    model.feature_names = feature_columns(table)
+    model.categories = model._learn_levels(labelled)
+    frame, labels = model.prepare(labelled), labelled["label"].astype(int).to_numpy()
+    dataset = lgb.Dataset(
+        frame, labels, categorical_feature=list(model.categories), params=model._lgb_params(labels)
+    ).construct()
+    positions = [(labelled.index.get_indexer(a), labelled.index.get_indexer(b)) for a, b in pairs]
+    return CrossValidator(labels, dataset, positions)
+
+
+def test_search_is_seeded_starts_from_known_settings_and_reports_every_trial(folds):
+    model = ChurnRiskModel(num_threads=1, tune_trials=7, seed=3)
+    seen: list[TrialRecord] = []
+    steps: list[tuple[str, int, int]] = []
+    result = search(model, folds, progress=lambda *s: steps.append(s), on_trial=seen.append)
+    assert [t.number for t in seen] == list(range(7)) and len(result.trials) == 7
+    # the configured defaults first, then LightGBM's defaults, the additive model, the shallow one
+    assert seen[0].params == {**model.tree_params(), "lambda_l1": 1e-8, "lambda_l2": 1e-8}
+    for trial, start in zip(seen[1:4], STARTING_POINTS, strict=True):
+        assert trial.params == start
+    assert steps[-1] == ("tune", 7, 7)
+    complete = [t for t in seen if t.state == "complete"]
+    assert result.best.score == max(t.score for t in complete)
+    assert result.chosen.score >= result.best.score - result.tolerance - 1e-12
+    again = search(ChurnRiskModel(num_threads=1, tune_trials=7, seed=3), folds)
+    assert [t.params for t in again.trials] == [t.params for t in seen]
+    assert [t.fold_scores for t in again.trials] == [t.fold_scores for t in seen]
+    summary = result.summary()
+    assert summary["trials"] == 7 and summary["trials_complete"] + summary["trials_pruned"] == 7
+
+
+def test_cross_validation_judges_every_fold_at_one_tree_count(folds):
+    result = folds.evaluate(ChurnRiskModel(num_threads=1, learning_rate=0.1))
+    assert len(result.fold_scores) == 3 and 1 <= result.trees < 1000
+    assert result.score == pytest.approx(np.mean(result.fold_scores))
+    assert result.se == pytest.approx(np.std(result.fold_scores, ddof=1) / np.sqrt(3))
