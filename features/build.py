@@ -1,27 +1,30 @@
 """The feature engine: snapshot table (keys, label, term end, features) for a set of as_of dates.
 
-All work runs as SQL in the dataset's DuckDB connection: snapshots and labels first, then each
-family present in the data builds `_ft_<source>` from its daily roll-ups, and one final join
-assembles the table of `features/table.py`. Intermediate tables live in the connection as
-`_ft_*` temporary tables and are dropped afterwards, whatever happens.
+All work runs as SQL on an `Engine` (`features/sql/engine.py`): the dataset's DuckDB connection by
+default, or a Spark session. Snapshots and labels first, then each family present in the data
+builds `_ft_<source>` from its daily roll-ups, and one final join assembles the table of
+`features/table.py`. The SQL is the same on both engines; intermediate tables are dropped
+afterwards, whatever happens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
-import duckdb
 import pandas as pd
 
-from features.daily import TEMP_PREFIX, as_of_table_sql, intervals_sql, window_map_sql
 from features.families import FAMILIES
 from features.families.base import FamilyContext, family_table
+from features.labels import TERMS, snapshots_sql, terms_sql
 from features.registry import lookup
-from features.snapshots import SNAPSHOTS, normalise_as_of, snapshot_dates, snapshots_sql, terms_sql
+from features.snapshots import normalise_as_of, snapshot_dates
+from features.sql.engine import DuckDBEngine, Engine
+from features.sql.timeline import LANDED, SNAPSHOTS, build_timeline, landed_sql
 from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END
 from pipeline.config import FeatureSettings
 
-__all__ = ["build_features", "snapshot_dates"]
+__all__ = ["build_features", "built_features", "snapshot_dates", "with_feature_dtypes"]
 
 Progress = Callable[[str, int, int], None]
 STAGE = "building features"
@@ -33,48 +36,69 @@ def build_features(
     settings: FeatureSettings,
     grace_days: int,
     progress: Progress | None = None,
+    engine: Engine | None = None,
 ) -> pd.DataFrame:
-    """One row per (account, as_of) with an active term: label, term end and every feature.
+    """One row per (account, as_of) with an active term: label, term end and every feature, as pandas.
 
     Families whose table is absent from the data produce no columns; a snapshot's values depend
-    only on data before its as_of, never on the other dates of the call.
+    only on data before its as_of, never on the other dates of the call. `engine` defaults to
+    DuckDB on the dataset's connection.
     """
+    engine = engine or DuckDBEngine(dataset.con)
+    with built_features(dataset, engine, as_of_dates, settings, grace_days, progress) as select:
+        table = engine.frame(select)
+    return with_feature_dtypes(table)
+
+
+@contextmanager
+def built_features(
+    dataset,
+    engine: Engine,
+    as_of_dates: Iterable,
+    settings: FeatureSettings,
+    grace_days: int,
+    progress: Progress | None = None,
+) -> Iterator[str]:
+    """Build every family on `engine` and yield the SELECT of the assembled table (ordered by as_of,
+    account_id), valid inside the block: callers collect it or write it from the engine."""
     dates = normalise_as_of(as_of_dates)
     ctx = FamilyContext(settings, grace_days, dataset.present_columns)
     families = [f for f in FAMILIES if f.SOURCE == "accounts" or f.SOURCE in dataset.event_tables]
-    con: duckdb.DuckDBPyConnection = dataset.con
     steps = len(families) + 2
+    d = engine.dialect
 
     def report(done: int) -> None:
         if progress is not None:
             progress(STAGE, done, steps)
 
-    def run(sql: str) -> list[tuple]:
-        return con.execute(sql).fetchall()
-
     try:
         report(0)
-        for statement in (
-            as_of_table_sql(dates),
-            window_map_sql(ctx.horizon),
-            intervals_sql(),
-            terms_sql(grace_days),
-            snapshots_sql(grace_days, pd.Timestamp(dataset.data_end)),
-        ):
-            run(statement)
+        build_timeline(engine, dates, _first_day(dataset, dates[0] - pd.Timedelta(days=ctx.horizon)), ctx.horizon)
+        engine.materialize(TERMS, terms_sql(d, grace_days))
+        engine.materialize(SNAPSHOTS, snapshots_sql(d, grace_days, pd.Timestamp(dataset.data_end)))
+        engine.materialize(LANDED, landed_sql(d))
         report(1)
         built: list[tuple[str, list[str]]] = []
         for done, family in enumerate(families, start=2):
-            built.append((family.SOURCE, family.build(run, ctx)))
+            built.append((family.SOURCE, family.build(engine, ctx)))
             report(done)
-        table = _assemble(con, built)
+        yield _assemble_sql(built)
         report(steps)
     finally:
-        _drop_temporary_tables(con)
-    return _with_feature_dtypes(table)
+        engine.drop_intermediates()
 
 
-def _assemble(con: duckdb.DuckDBPyConnection, built: list[tuple[str, list[str]]]) -> pd.DataFrame:
+def _first_day(dataset, fallback: pd.Timestamp) -> pd.Timestamp:
+    """The first day any event table has a row (validation measured it): where the calendar starts."""
+    firsts = [
+        stats.first
+        for name, stats in dataset.report.tables.items()
+        if name in dataset.event_tables and stats.first is not None
+    ]
+    return min([*firsts, fallback])
+
+
+def _assemble_sql(built: list[tuple[str, list[str]]]) -> str:
     select = [f"s.{ACCOUNT_ID}", f"s.{AS_OF}", f"s.label AS {LABEL}", f"s.term_end AS {TERM_END}"]
     joins = []
     for index, (source, names) in enumerate(built):
@@ -83,11 +107,10 @@ def _assemble(con: duckdb.DuckDBPyConnection, built: list[tuple[str, list[str]]]
         joins.append(
             f"LEFT JOIN {family_table(source)} {alias} ON {alias}.account_id = s.account_id AND {alias}.as_of = s.as_of"
         )
-    sql = f"SELECT {', '.join(select)} FROM {SNAPSHOTS} s {' '.join(joins)} ORDER BY s.as_of, s.account_id"
-    return con.execute(sql).df()
+    return f"SELECT {', '.join(select)} FROM {SNAPSHOTS} s {' '.join(joins)} ORDER BY s.as_of, s.account_id"
 
 
-def _with_feature_dtypes(table: pd.DataFrame) -> pd.DataFrame:
+def with_feature_dtypes(table: pd.DataFrame) -> pd.DataFrame:
     """Keys as str / datetime64[us], label as nullable Int8, features float64 or category."""
     table[ACCOUNT_ID] = table[ACCOUNT_ID].astype(str)
     for column in (AS_OF, TERM_END):
@@ -101,10 +124,3 @@ def _with_feature_dtypes(table: pd.DataFrame) -> pd.DataFrame:
             table[column] = table[column].astype("float64")
     return table
 
-
-def _drop_temporary_tables(con: duckdb.DuckDBPyConnection) -> None:
-    names = con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, ?)", [TEMP_PREFIX]
-    ).fetchall()
-    for (name,) in names:
-        con.execute(f'DROP TABLE IF EXISTS "{name}"')

@@ -2,23 +2,21 @@
 
 A family module declares its features with `Declarations` at import (so the registry is complete
 without building anything) and exposes `SOURCE` (the table it reads) and
-`build(run, ctx) -> list[str]`, which runs its SQL through `run` to create the table
-`_ft_<SOURCE>` with one row per snapshot of `_ft_snap` and returns the feature columns it made.
-The SQL is plain text over the contract's tables, so another engine can run the same definitions.
+`build(engine, ctx) -> list[str]`, which materialises the table `_ft_<SOURCE>` through the engine,
+with one row per snapshot of `_ft_snap`, and returns the feature columns it made. The SQL is
+written once in the subset DuckDB and Spark SQL share (`features/sql/`), so both engines run the
+same definitions.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from features.registry import Direction, FeatureSpec, Kind, register, register_resolver
 from features.snapshots import HORIZON_DAYS
 from pipeline.config import FeatureSettings
-
-Run = Callable[[str], list[tuple]]
-"""Executes one SQL statement and returns its rows (empty for DDL)."""
 
 DEFAULT_WINDOWS: tuple[int, ...] = tuple(FeatureSettings().windows)
 

@@ -3,7 +3,8 @@
 Families never write DDL. They hand a SELECT to `materialize`, which stores the result as a named
 intermediate table in the engine's own way: a DuckDB temporary table, or on Spark a checkpointed
 DataFrame registered as a temporary view (checkpointed, so that each later statement starts from
-stored rows instead of re-running the whole chain of views before it).
+stored rows instead of re-running the whole chain of views before it). pyspark is never imported
+here: the Spark engine is handed a session by the pipeline, which starts one only when asked.
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
-from features.portable.dialect import DUCKDB, SPARK, Dialect
+from features.sql.dialect import DUCKDB, SPARK, Dialect
 
-if TYPE_CHECKING:  # pragma: no cover - typing only; pyspark is imported only by the Spark engine
+if TYPE_CHECKING:  # pragma: no cover - typing only
     import duckdb
-    from pyspark.sql import SparkSession
-
-TEMP_PREFIX = "_ft_"
+    from pyspark.sql import DataFrame, SparkSession
 
 
 class Engine(Protocol):
@@ -31,7 +30,7 @@ class Engine(Protocol):
         """Run a (small) query and return its rows."""
 
     def frame(self, select_sql: str) -> pd.DataFrame:
-        """Run a query and return its result as pandas (the assembled feature table)."""
+        """Run a query and return its result as pandas."""
 
     def drop_intermediates(self) -> None:
         """Drop every table `materialize` made."""
@@ -77,6 +76,10 @@ class SparkEngine:
 
     def frame(self, select_sql: str) -> pd.DataFrame:
         return self.spark.sql(select_sql).toPandas()
+
+    def dataframe(self, select_sql: str) -> DataFrame:
+        """The query as a lazy Spark DataFrame (for writing from the cluster without collecting)."""
+        return self.spark.sql(select_sql)
 
     def drop_intermediates(self) -> None:
         for name, frame in reversed(list(self._made.items())):

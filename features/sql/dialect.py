@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 MICROS_PER_DAY = 86_400_000_000
+MICROS_PER_HOUR = 3_600_000_000
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,15 @@ class Dialect:
 
     def days_between(self, start: str, end: str) -> str:
         """Fractional days from `start` to `end` as DOUBLE (negative when `end` is earlier)."""
+        return self._micros_in(start, end, MICROS_PER_DAY)
+
+    def hours_between(self, start: str, end: str) -> str:
+        """Fractional hours from `start` to `end` as DOUBLE."""
+        return self._micros_in(start, end, MICROS_PER_HOUR)
+
+    def _micros_in(self, start: str, end: str, unit: int) -> str:
         micros = self._micros_between.format(start=start, end=end)
-        return f"(CAST({micros} AS DOUBLE) / {MICROS_PER_DAY}.0)"
+        return f"(CAST({micros} AS DOUBLE) / {unit}.0)"
 
     def day_of(self, ts: str) -> str:
         """The midnight starting the day of `ts`, as a timestamp (not a DATE: it is compared with as_of)."""
@@ -70,5 +78,3 @@ SPARK = Dialect(
     _series="(SELECT explode(sequence({low}, {high})) AS {column})",
     _regexp_all="regexp_replace({text}, '{pattern}', '{replacement}')",
 )
-
-DIALECTS = {d.name: d for d in (DUCKDB, SPARK)}

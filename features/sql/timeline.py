@@ -1,18 +1,29 @@
-"""Snapshot time in portable SQL: the as_of dates, the calendar, the window map, and "ever before as_of".
+"""Snapshot time in portable SQL: how events reach snapshots without a (snapshot x event) join.
 
-DuckDB's ASOF join has no Spark counterpart, and a range join of daily rows to snapshots costs
-(daily rows x snapshots). Both engines instead run equality joins and ordered windows:
+Each event table is rolled up once to one row per (account, day) -- or per (account, day, user /
+feature) where a distinct count needs it -- so memory scales with accounts x days, not events.
+Both engines then run only equality joins and ordered windows (DuckDB's ASOF join has no Spark
+counterpart):
 
+- The *window map* (as_of, day, age) gives each as_of its `horizon` previous days; an equality
+  join on `day` hands every daily row to the few snapshots whose trailing windows hold it, and
+  `age` (days before as_of, 1 = the day before) selects each window with a CASE inside the
+  aggregate. Because as_of dates are midnights, "day < as_of" is exactly "timestamp < as_of": an
+  event at as_of falls on day as_of (age 0) and is never seen; an event at as_of - W days has age
+  W and is inside the W-day window.
 - The *calendar* holds every day from the first event to the last as_of, each with `next_as_of`:
   the first as_of strictly after it, i.e. the snapshot interval the day belongs to. A day at or
   after the last as_of has none, so no snapshot can see it.
-- The *window map* (as_of, day, age) gives each as_of its `horizon` previous days; an equality join
-  on `day` hands every daily row to the few snapshots whose trailing windows hold it.
-- "Ever before as_of" quantities (the last active day, running totals, the first use after
-  landing) are decomposable aggregates (sum, count, max, min): each daily row is aggregated into its
-  interval, then a running window over each account's as_of order adds the intervals up. The
-  snapshot rows ride in the same window (ordered after the interval that ends at their as_of), so
-  a snapshot sees exactly the days strictly before its as_of.
+- "Ever before as_of" quantities (the last active day, running totals) are decomposable
+  aggregates (sum, count, max, min): each daily row is aggregated into its interval, then a running
+  window over each account's as_of order adds the intervals up. The snapshot rows ride in the same
+  window (ordered after the interval that ends at their as_of), so a snapshot sees exactly the
+  days strictly before its as_of.
+- Distinct counts (users, features) keep, per (account, key), only the last active day of each
+  snapshot interval and the key's next such day. A key is active in the W-day window of as_of
+  exactly when its last day before as_of is at most W days back, and that row is the one whose
+  next day is at or after as_of -- so counting those rows counts distinct keys, whatever the other
+  dates are (intervals only make the table smaller).
 """
 
 from __future__ import annotations
@@ -21,13 +32,14 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
-from features.portable.dialect import Dialect
-from features.portable.engine import Engine
+from features.sql.dialect import Dialect
+from features.sql.engine import Engine
 
 ASOF_TABLE = "_ft_asof"
 CALENDAR = "_ft_calendar"
 WINDOW_MAP = "_ft_wmap"
 SNAPSHOTS = "_ft_snap"
+LANDED = "_ft_landed"
 
 RUNNING = {"sum": "sum", "count": "sum", "max": "max", "min": "min"}
 """How interval aggregates add up across intervals."""
@@ -73,6 +85,7 @@ def sum_in(column: str, window: int) -> str:
 
 
 def rows_in(window: int) -> str:
+    """Number of daily rows (active days, or distinct users / features with the latest-row rule)."""
     return count_where(f"w.age <= {window}")
 
 
@@ -86,8 +99,50 @@ def ratio(numerator: str, denominator: str) -> str:
     return f"(CAST({numerator} AS DOUBLE) / NULLIF(CAST({denominator} AS DOUBLE), 0))"
 
 
+def rel_change(recent: str, before: str) -> str:
+    """Relative change of `recent` on `before`: 0 when both are 0, NULL when there is no baseline."""
+    recent, before = f"CAST(({recent}) AS DOUBLE)", f"CAST(({before}) AS DOUBLE)"
+    return f"(CASE WHEN {before} > 0 THEN ({recent} - {before}) / {before} WHEN {recent} = 0 THEN 0.0 END)"
+
+
+def zero(expression: str) -> str:
+    """A count that is 0, not NULL, for a snapshot without rows."""
+    return f"coalesce({expression}, 0)"
+
+
+def as_double(expression: str) -> str:
+    return f"CAST({expression} AS DOUBLE)"
+
+
+def tenure(d: Dialect) -> str:
+    """Days since the account landed, the fallback of every "days since last X" that never happened."""
+    return d.days_between("s.landed_at", "s.as_of")
+
+
+def snapshot_join(alias: str, table: str) -> str:
+    """LEFT JOIN a per-snapshot table (account_id, as_of, ...) to the snapshots `s`."""
+    return f"LEFT JOIN {table} {alias} ON {alias}.account_id = s.account_id AND {alias}.as_of = s.as_of"
+
+
+def landed_sql(d: Dialect) -> str:
+    """Per account, the day it landed (constant across its snapshots: the earliest term started before any)."""
+    return f"SELECT DISTINCT account_id, {d.day_of('landed_at')} AS landed_day FROM {SNAPSHOTS}"
+
+
+def family_sql(columns: Mapping[str, str], joins: Iterable[str], snapshots: str = SNAPSHOTS) -> str:
+    """A family's table: one row per snapshot with its feature `columns` (name -> expression over `s` and joins)."""
+    select = ",\n               ".join(f"{expr} AS {name}" for name, expr in columns.items())
+    return f"""
+        SELECT s.account_id, s.as_of,
+               {select}
+        FROM {snapshots} s
+        {" ".join(joins)}
+    """
+
+
 def windowed_sql(rollup: str, aggregates: Mapping[str, str], where: str | None = None, day: str = "day") -> str:
-    """Aggregate a daily roll-up `r` over the window map `w` per (account, as_of)."""
+    """Aggregate a daily roll-up `r` over the window map `w` per (account, as_of), placing each row
+    in the windows by its `day` column."""
     select = ",\n               ".join(f"{expr} AS {name}" for name, expr in aggregates.items())
     condition = f"WHERE {where}" if where else ""
     return f"""
@@ -100,12 +155,11 @@ def windowed_sql(rollup: str, aggregates: Mapping[str, str], where: str | None =
 
 
 def ever_before_as_of_sql(rollup: str, aggregates: Mapping[str, tuple[str, str]], where: str | None = None) -> str:
-    """Per snapshot, aggregates over *all* rows of `rollup` (alias r) dated strictly before as_of.
+    """Per snapshot, aggregates over *all* rows of `rollup` (alias r, columns account_id and day) dated
+    strictly before as_of.
 
     `aggregates` maps an output name to (function, expression), function one of sum / count /
-    max / min. Each row is aggregated into its snapshot interval, and a running window over the
-    account's as_of order adds the intervals up; snapshots ride in the window after the interval
-    ending at their as_of. NULL when the account has no row before as_of.
+    max / min. NULL when the account has no row before as_of.
     """
     inner = ", ".join(f"{fn}({expr}) AS {name}" for name, (fn, expr) in aggregates.items())
     nulls = ", ".join(f"NULL AS {name}" for name in aggregates)
@@ -135,8 +189,7 @@ def ever_before_as_of_sql(rollup: str, aggregates: Mapping[str, tuple[str, str]]
 
 def distinct_keys_sql(d: Dialect, events: str, horizon: int) -> str:
     """Per (account, key): the last active day of each snapshot interval within reach of a window, and
-    the key's next such day (see features/daily.py: counting rows whose next day is at or after as_of
-    counts distinct keys). `events` has columns account_id, key, day."""
+    the key's next such day. `events` has columns account_id, key, day (several rows per day are fine)."""
     return f"""
         SELECT account_id, key, day,
                lead(day) OVER (PARTITION BY account_id, key ORDER BY day) AS next_day
@@ -148,7 +201,8 @@ def distinct_keys_sql(d: Dialect, events: str, horizon: int) -> str:
 
 
 def distinct_in_windows_sql(keys: str, windows: Iterable[int]) -> str:
-    """Distinct active keys per (account, as_of) for each window, as columns `distinct_<W>`."""
+    """Distinct active keys per (account, as_of) for each window, as columns `distinct_<W>`: a key
+    counts in a window only on its last day before as_of (its next day is none, or at/after as_of)."""
     windows = sorted(windows)
     counts = {f"distinct_{w}": rows_in(w) for w in windows}
     latest = "(r.next_day IS NULL OR r.next_day >= w.as_of)"
