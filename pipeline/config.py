@@ -194,6 +194,22 @@ class ScoringSettings(_Section):
     drift_psi_threshold: float = Field(0.25, gt=0, le=10)
 
 
+class SparkSettings(_Section):
+    """Where `engine: spark` runs: any Spark master URL, and Spark settings passed as they are."""
+
+    master: str = Field(
+        "local[*]", min_length=1, description="Spark master: local[N], spark://host:port, yarn, k8s://..."
+    )
+    conf: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Spark settings (e.g. spark.executor.memory: 8g), over churn's defaults (pipeline/spark.py).",
+    )
+
+    def spark_conf(self) -> dict[str, str]:
+        """The settings as Spark takes them: strings, booleans spelled true/false."""
+        return {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in self.conf.items()}
+
+
 class Settings(_Section):
     workdir: str = Field(
         ".churn", min_length=1, description="Working folder: tracking store, artifacts, score history."
@@ -205,6 +221,10 @@ class Settings(_Section):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
+    engine: Literal["duckdb", "spark"] = Field(
+        "duckdb", description="Where features and scores are computed: DuckDB in-process, or Apache Spark."
+    )
+    spark: SparkSettings = Field(default_factory=SparkSettings)
 
     @property
     def workdir_path(self) -> Path:

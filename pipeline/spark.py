@@ -13,7 +13,8 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from pipeline.errors import ChurnError
@@ -28,12 +29,13 @@ INSTALL_HINT = (
 )
 
 # Same answers as DuckDB: naive UTC timestamps (TIMESTAMP_NTZ), UTC session clock, ANSI arithmetic
-# (errors instead of silent overflow / NULL), and few shuffle partitions unless configured.
+# (errors instead of silent overflow / NULL). On one machine few shuffle partitions (Spark's 200 are
+# tiny tasks there); a cluster keeps Spark's own default, which adaptive execution coalesces.
+LOCAL_CONF: dict[str, str] = {"spark.sql.shuffle.partitions": "8"}
 DEFAULT_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.timestampType": "TIMESTAMP_NTZ",
     "spark.sql.ansi.enabled": "true",
-    "spark.sql.shuffle.partitions": "8",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.ui.enabled": "false",
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
@@ -73,19 +75,27 @@ def spark_problem() -> str | None:
 
 
 def start_spark(master: str = "local[2]", conf: Mapping[str, str] | None = None) -> SparkSession:
-    """A Spark session with DEFAULT_CONF overridden by `conf` (the configuration's `spark:` section)."""
+    """A Spark session with DEFAULT_CONF overridden by `conf` (the configuration's `spark:` section).
+
+    Under spark-submit (or on Databricks) the launcher has already chosen the master: `master`
+    is then left to it, and a session that is already active is used with churn's settings.
+    """
     problem = spark_problem()
     if problem is not None:
         raise ChurnError(problem)
     from pyspark.logger import PySparkLogger
     from pyspark.sql import SparkSession
 
-    builder = SparkSession.builder.master(master).appName("churn")
+    builder = SparkSession.builder.appName("churn")
+    launched = SparkSession.getActiveSession() is not None or "PYSPARK_GATEWAY_PORT" in os.environ
+    if not launched:
+        builder = builder.master(master)
     # Python workers (mapInPandas scoring) must run this interpreter, not whatever `python3` is on PATH;
     # PySpark reads only the environment variable for that, when the context starts.
-    if master.startswith("local"):
+    local = master.startswith("local") and not launched
+    if local:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
+    for key, value in {**(LOCAL_CONF if local else {}), **DEFAULT_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
@@ -105,3 +115,15 @@ def spark_error_message(exc: BaseException) -> str:
         first = first.removeprefix(f"[{condition}]").strip()
         return f"Spark failed ({condition}): {first}"
     return f"Spark failed: {first}"
+
+
+@contextmanager
+def spark_errors() -> Iterator[None]:
+    """Turn an error raised by Spark into a ChurnError of one paragraph (no JVM stack on the terminal)."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    try:
+        yield
+    except (PySparkException, Py4JError) as exc:
+        raise ChurnError(spark_error_message(exc)) from exc

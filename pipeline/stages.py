@@ -138,10 +138,11 @@ def build_feature_table(
     end: date | None = None,
 ) -> pd.DataFrame:
     from features.build import build_features
+    from pipeline.engines import feature_engine
 
     dates = snapshot_dates_for(dataset, settings, as_of, start, end)
-    with progress_bars() as progress:
-        return build_features(dataset, dates, settings.features, settings.data.grace_days, progress=progress)
+    with progress_bars() as progress, feature_engine(dataset, settings) as engine:
+        return build_features(dataset, dates, settings.features, settings.data.grace_days, progress, engine)
 
 
 def health_config(settings: Settings):

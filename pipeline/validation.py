@@ -15,6 +15,7 @@ counted and kept, with the action stated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import duckdb
@@ -64,6 +65,7 @@ class ValidationReport:
     warnings: list[DataWarning] = field(default_factory=list)
     data_end_source: str = "latest event"
     keep: dict[str, str] = field(default_factory=dict)  # table -> SQL condition on canonical columns
+    time_limit: pd.Timestamp | None = None  # rows dated from here on are excluded (keep_condition)
 
     def warning_count(self, table: str) -> int:
         return sum(w.count for w in self.warnings if w.table == table)
@@ -100,9 +102,9 @@ def validate(
     try:
         exclusions = _exclude(con, tables, limit, limit_text)
         excluding = {w.table for w in exclusions if w.excluded}  # tables without exclusions skip the filter
-        keep = {name: _keep_condition(name, limit, "accounts") if name in excluding else "true" for name in tables}
+        keep = {name: keep_condition(name, limit, "accounts") if name in excluding else "true" for name in tables}
         for name in tables:
-            condition = _keep_condition(name, limit, "__kept_accounts") if name in excluding else "true"
+            condition = keep_condition(name, limit, "__kept_accounts") if name in excluding else "true"
             con.execute(f'CREATE VIEW "__kept_{name}" AS SELECT * FROM "__typed_{name}" t WHERE {condition}')
         end, source = _data_end(con, tables, explicit_end)
         report = ValidationReport(
@@ -111,6 +113,7 @@ def validate(
             grace_days=grace_days,
             data_end_source=source,
             keep=keep,
+            time_limit=limit,
         )
         report.warnings = [*exclusions, *_warnings(con, tables)]
         _term_outcomes(con, report)
@@ -293,17 +296,19 @@ def _time_limit(
     return end, limit, f"the data end {end.date() if end == end.normalize() else end}"
 
 
-def _keep_condition(table: str, limit: pd.Timestamp, accounts: str) -> str:
+def keep_condition(
+    table: str, limit: pd.Timestamp, accounts: str, literal: Callable[[pd.Timestamp], str] = _literal
+) -> str:
     """Rows kept: of a known account and dated before `limit` by the table's time column.
 
     Accounts themselves are all kept: a created_at in the future only moves the landing date
-    to the first term start (`features/snapshots.py`), while dropping the account would drop
-    its terms and events.
+    to the first term start (`features/labels.py`), while dropping the account would drop
+    its terms and events. `literal` spells the timestamp for the engine that applies it.
     """
     if table == "accounts":
         return "true"
     time_column = TABLES[table].time_column
-    return f'"{time_column}" < {_literal(limit)} AND account_id IN (SELECT account_id FROM "{accounts}")'
+    return f"{time_column} < {literal(limit)} AND account_id IN (SELECT account_id FROM {accounts})"
 
 
 def _exclude(
