@@ -123,4 +123,3 @@ def with_feature_dtypes(table: pd.DataFrame) -> pd.DataFrame:
         else:
             table[column] = table[column].astype("float64")
     return table
-

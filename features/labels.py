@@ -87,4 +87,3 @@ def snapshots_sql(d: Dialect, grace_days: int, data_end: pd.Timestamp) -> str:
         JOIN accounts acc ON acc.account_id = s.account_id
         JOIN renewed r ON r.account_id = s.account_id AND r.as_of = s.as_of
     """
-

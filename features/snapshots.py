@@ -89,4 +89,3 @@ def normalise_as_of(dates: Iterable) -> list[pd.Timestamp]:
 
 def _midnight(value) -> pd.Timestamp:
     return normalise_as_of([value])[0]
-

@@ -204,6 +204,12 @@ class SparkSettings(_Section):
         default_factory=dict,
         description="Spark settings (e.g. spark.executor.memory: 8g), over churn's defaults (pipeline/spark.py).",
     )
+    train_max_rows: int = Field(
+        5_000_000,
+        ge=1000,
+        description="Training collects the Spark feature table onto one node; above this many snapshots, a "
+        "seeded sample of whole accounts (README: training from a Spark feature table).",
+    )
 
     def spark_conf(self) -> dict[str, str]:
         """The settings as Spark takes them: strings, booleans spelled true/false."""

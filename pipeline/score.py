@@ -134,10 +134,15 @@ def score_book(
     *,
     history_dir: Path | None,
     progress: ProgressCallback | None = None,
+    scores: pd.DataFrame | None = None,
 ) -> ScoreRun:
-    """Score, then compare with the previous run in the history: trends, alerts and drift (reads only)."""
+    """Score, then compare with the previous run in the history: trends, alerts and drift (reads only).
+
+    `scores`: the scores table of `features` (same rows, same order) when another engine computed it.
+    """
     features = complete_usage_columns(features.reset_index(drop=True), model)
-    scores = score_table(features, model, scorecard, settings, progress=progress)
+    if scores is None:
+        scores = score_table(features, model, scorecard, settings, progress=progress)
     as_of = pd.Timestamp(scores[AS_OF].iloc[0])
     notes: list[str] = []
     previous = history = None

@@ -1,24 +1,27 @@
-"""Spike (issue 13): the scoring core applied to a Spark feature table with mapInPandas.
+"""Scoring a Spark feature table: the same scoring core as the DuckDB path, run by Spark tasks.
 
-The model, scorecard and settings travel once per task as one broadcast pickle; each task scores
-its rows with the same `score_table` as the DuckDB path. The health score's percentile metrics rank
-an account within its population (`population_by`, e.g. as_of, and a metric's `within`, e.g.
-segment), so a task must hold whole populations: rows are partitioned by those keys and a task's
-Arrow batches are scored together. (At scale, the ranks would be computed in Spark SQL first; see
-the design notes.) History, trends and alerts stay on the driver: they are one row per account.
+`score_table` (pipeline/score.py) is row-local except for the health score's percentile metrics,
+which rank an account within its population (`population_by`, e.g. as_of, and a metric's
+`within`, e.g. segment). Those points are computed here in Spark SQL over the whole table, with
+pandas' rule (average rank of ties, `(rank - 0.5) / count * 100`), and handed to the core in the
+columns `percentile_rules` names; every other step then works on any slice of rows, so
+`mapInPandas` scores Arrow batches wherever they are. The model, scorecard and settings travel
+once as a broadcast pickle. History, trends, alerts and drift stay on the driver: they compare
+one row per account with the previous run.
 """
 
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from features.table import categorical_columns
+from features.build import with_feature_dtypes
+from models.healthscore import percentile_rules
 from models.risk_model import ChurnRiskModel
-from models.scorecard import ScorecardConfig
+from models.scorecard import PercentileMetric, ScorecardConfig
 from pipeline.config import Settings
 from pipeline.score import score_table
 
@@ -26,38 +29,72 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
     from pyspark.sql.types import StructType
 
+SCHEMA_SAMPLE_ROWS = 64
+
+
+def percentile_points_sql(view: str, columns: Iterable[str], scorecard: ScorecardConfig) -> str:
+    """The rows of `view` with one column of percentile points per percentile rule of the scorecard."""
+    columns = set(columns)
+    population = scorecard.population_by if scorecard.population_by in columns else None
+    ranked = []
+    for (metric, rule_json), name in percentile_rules(scorecard):
+        rule = PercentileMetric.model_validate_json(rule_json)
+        if metric not in columns:
+            continue  # the core reports the missing metric itself
+        value = f"CAST(`{metric}` AS DOUBLE)"
+        if rule.default is not None:
+            value = f"coalesce({value}, CAST({float(rule.default)!r} AS DOUBLE))"
+        groups = [f"`{c}`" for c in (population, rule.within) if c and c in columns]
+        group = f"PARTITION BY {', '.join(groups)}" if groups else ""
+        ties = f"PARTITION BY {', '.join([*groups, value])}"
+        average_rank = f"(rank() OVER ({group} ORDER BY {value} ASC NULLS LAST) + (count(*) OVER ({ties}) - 1) / 2.0)"
+        pct = f"((CAST({average_rank} AS DOUBLE) - 0.5) / count({value}) OVER ({group}) * 100.0)"
+        points = f"(100.0 - {pct})" if rule.healthier == "lower" else pct
+        ranked.append(f"CASE WHEN {value} IS NULL THEN NULL ELSE {points} END AS `{name}`")
+    return f"SELECT *{''.join(', ' + r for r in ranked)} FROM {view}"
+
+
+def _spark_type(dtype) -> str:
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "bigint"
+    if pd.api.types.is_float_dtype(dtype):
+        return "double"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "timestamp_ntz"
+    return "string"
+
+
+def scores_schema(scores: pd.DataFrame) -> str:
+    """The scores table's Spark schema (DDL), from a table the core scored."""
+    return ", ".join(f"`{name}` {_spark_type(dtype)}" for name, dtype in scores.dtypes.items())
+
 
 def score_on_spark(
-    features: DataFrame,
-    model: ChurnRiskModel,
-    scorecard: ScorecardConfig,
-    settings: Settings,
-    schema: StructType,
-    population: Sequence[str],
-    partitions: int,
+    features: DataFrame, model: ChurnRiskModel, scorecard: ScorecardConfig, settings: Settings
 ) -> DataFrame:
-    """The scores table of `features` (a Spark DataFrame of one or more as_of dates), lazily.
-
-    `schema` is the scores table's Spark schema; `population` the columns whose values delimit the
-    groups percentile metrics rank within.
-    """
+    """The scores table of `features` (a Spark feature table of one or more as_of dates), lazily."""
     spark = features.sparkSession
-    categorical = [
-        f.name for f in features.schema.fields if f.dataType.typeName() == "string" and f.name != "account_id"
-    ]
+    view = "__churn_scoring_features"
+    features.createOrReplaceTempView(view)
+    ranked = spark.sql(percentile_points_sql(view, features.columns, scorecard))
+    categorical = [f.name for f in features.schema.fields if f.dataType.typeName() == "string"]
+    sample = with_feature_dtypes(features.limit(SCHEMA_SAMPLE_ROWS).toPandas())
+    schema: StructType | str = scores_schema(score_table(sample, model, scorecard, settings))
     payload = spark.sparkContext.broadcast(pickle.dumps((model, scorecard, settings, categorical)))
 
-    def score_partition(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def score_batches(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         model_, scorecard_, settings_, categorical_ = pickle.loads(payload.value)
-        parts = [batch for batch in batches if not batch.empty]
-        if not parts:  # a task whose partition holds no population
-            return
-        frame = pd.concat(parts, ignore_index=True)  # whole populations, not one Arrow batch at a time
-        yield score_table(frame.astype(dict.fromkeys(categorical_, "category")), model_, scorecard_, settings_)
+        for batch in batches:
+            if not batch.empty:
+                typed = batch.astype({c: "category" for c in categorical_ if c != "account_id"})
+                yield score_table(typed, model_, scorecard_, settings_)
 
-    return features.repartition(partitions, *population).mapInPandas(score_partition, schema)
+    return ranked.mapInPandas(score_batches, schema)
 
 
-def spark_frame(spark, table: pd.DataFrame):
-    """A pandas feature table as a Spark DataFrame (categories as strings)."""
-    return spark.createDataFrame(table.astype(dict.fromkeys(categorical_columns(table), "object")))
+def collect_scores(scores: DataFrame) -> pd.DataFrame:
+    """The scores on the driver, in the DuckDB path's row order (as_of, account_id)."""
+    frame = scores.toPandas()
+    return frame.sort_values(["as_of", "account_id"], kind="stable", ignore_index=True)

@@ -145,6 +145,70 @@ def build_feature_table(
         return build_features(dataset, dates, settings.features, settings.data.grace_days, progress, engine)
 
 
+def training_table(dataset: Dataset, settings: Settings, notes: list[str] | None = None) -> pd.DataFrame:
+    """The feature table to train on: all of it on DuckDB; on Spark, collected onto this node, as a
+    seeded sample of whole accounts when it has more than `spark.train_max_rows` snapshots.
+
+    Sampling accounts (a hash of account_id and the model seed) does not look at labels or dates,
+    so the churn rate, the calibration and the out-of-time split are unbiased; every snapshot of a
+    sampled account is kept, so no account straddles the folds. A note says when it happened.
+    """
+    if settings.engine != "spark":
+        return build_feature_table(dataset, settings)
+    from features.build import built_features, with_feature_dtypes
+    from pipeline.engines import feature_engine
+
+    dates = snapshot_dates_for(dataset, settings, None, None, None)
+    with (
+        progress_bars() as progress,
+        feature_engine(dataset, settings) as engine,
+        built_features(dataset, engine, dates, settings.features, settings.data.grace_days, progress) as select,
+    ):
+        table = engine.dataframe(select).localCheckpoint(eager=True)
+        rows, cap = table.count(), settings.spark.train_max_rows
+        if rows > cap:
+            share = cap / rows
+            seed = settings.model.seed
+            table = table.where(f"pmod(xxhash64(account_id, {seed}), 1000000) < {int(share * 1_000_000)}")
+            if notes is not None:
+                notes.append(
+                    f"training on a seeded sample of {share:.1%} of the accounts ({rows:,} snapshots exceed "
+                    f"spark.train_max_rows = {cap:,})"
+                )
+        return with_feature_dtypes(table.orderBy("as_of", "account_id").toPandas())
+
+
+def write_feature_folder(
+    dataset: Dataset,
+    settings: Settings,
+    out_dir: Path,
+    as_of: date | None = None,
+    start: date | None = None,
+    end: date | None = None,
+) -> tuple[int, int, int, int]:
+    """Build the feature table on Spark and write it from the cluster as parquet partitioned by as_of
+    (`as_of=YYYY-MM-DD/`), never collecting it on the driver; the folder lands whole or not at all.
+    Returns (snapshots, dates, labelled, features)."""
+    from features.build import built_features
+    from features.table import META_COLUMNS
+    from pipeline.engines import feature_engine
+    from pipeline.io import replace_directory
+
+    dates = snapshot_dates_for(dataset, settings, as_of, start, end)
+    with (
+        progress_bars() as progress,
+        feature_engine(dataset, settings) as engine,
+        built_features(dataset, engine, dates, settings.features, settings.data.grace_days, progress) as select,
+        replace_directory(out_dir, "features") as tmp,
+    ):
+        table = engine.dataframe(select)
+        partitioned = table.withColumn("as_of", table["as_of"].cast("date"))
+        partitioned.write.mode("overwrite").partitionBy("as_of").parquet(str(tmp))
+        written = engine.spark.read.parquet(str(tmp))
+        rows, labelled, date_count = written.selectExpr("count(*)", "count(label)", "count(DISTINCT as_of)").first()
+    return rows, date_count, labelled, len(table.columns) - len(META_COLUMNS)
+
+
 def health_config(settings: Settings):
     """The configured scorecard, validated (raises ConfigError naming the file and key)."""
     from models.scorecard import load_scorecard
@@ -285,7 +349,7 @@ def run_train(
         dataset = load(data, settings, console)
         data_end = dataset.data_end
         notes += filter(None, [cadence_note(dataset, settings)])
-        table = build_feature_table(dataset, settings)
+        table = training_table(dataset, settings, notes)
     result = train_on_table(table, settings, config, promote, console, data_end, notes=notes)
     if data is not None:
         print_oracle(Path(data), result, console)
@@ -360,12 +424,17 @@ def score_date(
     from pipeline.score import score_book
     from pipeline.tracking import load_model
 
-    features = build_feature_table(dataset, settings, as_of=when)
     model = load_model(_champion_uri(model_uri, settings), settings)
     history_dir = settings.workdir_path / "history" if history else None
-    scorecard = scorecard_for(settings, features.columns)
+    if settings.engine == "spark":
+        features, scores, scorecard = _score_on_spark(dataset, settings, when, model)
+    else:
+        features, scores = build_feature_table(dataset, settings, as_of=when), None
+        scorecard = scorecard_for(settings, features.columns)
     with progress_bars() as progress:
-        run = score_book(features, model, scorecard.config, settings, history_dir=history_dir, progress=progress)
+        run = score_book(
+            features, model, scorecard.config, settings, history_dir=history_dir, progress=progress, scores=scores
+        )
     run.warnings.extend(scorecard.notes)
     result, recovered = commit_scoring(
         settings,
@@ -382,6 +451,31 @@ def score_date(
     if deliver_alerts:
         _deliver(run, settings)
     return run
+
+
+def _score_on_spark(dataset: Dataset, settings: Settings, when: date, model):
+    """Features of `when` built on Spark and scored there (mapInPandas); both collected for the
+    driver's history, alerts and drift (one row per account)."""
+    from features.build import built_features, with_feature_dtypes
+    from pipeline.engines import feature_engine
+    from pipeline.score import complete_usage_columns
+    from pipeline.spark_scoring import collect_scores, score_on_spark
+
+    dates = snapshot_dates_for(dataset, settings, when, None, None)
+    with (
+        progress_bars() as progress,
+        feature_engine(dataset, settings) as engine,
+        built_features(dataset, engine, dates, settings.features, settings.data.grace_days, progress) as select,
+    ):
+        table = engine.dataframe(select)
+        completed = complete_usage_columns(pd.DataFrame(columns=table.columns), model).columns
+        table = table.selectExpr("*", *(f"CAST(0.0 AS DOUBLE) AS `{c}`" for c in completed[len(table.columns) :]))
+        scorecard = scorecard_for(settings, table.columns)
+        if table.isEmpty():
+            raise ChurnError("No account has a term active at the scoring date; nothing to score.")
+        features = with_feature_dtypes(table.toPandas())
+        scores = collect_scores(score_on_spark(table, model, scorecard.config, settings))
+    return features, scores, scorecard
 
 
 def _deliver(run, settings: Settings) -> None:
@@ -630,11 +724,14 @@ def _run_all(
     dataset = load(data, settings)
     print_report(dataset, console)
     console.rule("features")
-    table = build_feature_table(dataset, settings)
+    notes: list[str] = []
+    table = training_table(dataset, settings, notes)
     paths = {"data": Path(data), "features": write_output(table, out_dir / "features.parquet", "features")}
     console.print(f"{len(table):,} monthly snapshots x {table.shape[1] - 4} features -> {paths['features']}")
     console.rule("train")
-    result = train_on_table(table, settings, config, promote=False, console=console, data_end=dataset.data_end)
+    result = train_on_table(
+        table, settings, config, promote=False, console=console, data_end=dataset.data_end, notes=notes
+    )
     print_oracle(Path(data), result, console)
     console.rule("score")
     latest = latest_scoring_date(dataset)

@@ -36,13 +36,18 @@ def test_an_unsupported_java_is_named_with_its_version(monkeypatch, tmp_path):
     assert problem is not None and "Java 11" in problem and "17 or 21" in problem
 
 
-def test_the_duckdb_path_never_imports_pyspark():
+def test_the_duckdb_path_never_imports_pyspark(tiny_data_dir):
+    """Building features and reading the configuration on DuckDB starts no JVM, not even an import."""
     import subprocess
     import sys
 
-    code = "import pipeline.cli, features.build, sys; print('pyspark' in sys.modules)"
+    code = (
+        "import sys; from pipeline.config import load_settings; from pipeline.stages import load, build_feature_table; "
+        f"settings = load_settings(None); build_feature_table(load({str(tiny_data_dir)!r}, settings), settings); "
+        "print('pyspark' in sys.modules, 'py4j' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip().splitlines()[-1] == "False False"
 
 
 @pytest.mark.spark

@@ -125,9 +125,14 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     closed = {name: sum_in(f"r.{name}", 90) for name in ("resolution_hours", "resolved", "csat_sum", "rated")}
     engine.materialize(CLOSED_WINDOWS, windowed_sql(CLOSED_DAILY, closed, "w.age <= 90"))
     engine.materialize(
-        OPENED_EVER, ever_before_as_of_sql(OPENED_DAILY, {"opened_total": ("sum", "r.tickets"), "day": ("max", "r.day")})
+        OPENED_EVER,
+        ever_before_as_of_sql(OPENED_DAILY, {"opened_total": ("sum", "r.tickets"), "day": ("max", "r.day")}),
     )
-    joins = [snapshot_join("o", OPENED_WINDOWS), snapshot_join("c", CLOSED_WINDOWS), snapshot_join("opened", OPENED_EVER)]
+    joins = [
+        snapshot_join("o", OPENED_WINDOWS),
+        snapshot_join("c", CLOSED_WINDOWS),
+        snapshot_join("opened", OPENED_EVER),
+    ]
 
     columns = {TICKETS.name(w): as_double(zero(f"o.tickets_{w}")) for w in ctx.windows}
     columns |= {TICKETS_PER_SEAT.name(w): ratio(zero(f"o.tickets_{w}"), "s.seat_norm") for w in ctx.windows}

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
+from features.registry import lookup
 from features.sql.dialect import Dialect
 from features.sql.engine import Engine
 
@@ -130,8 +131,14 @@ def landed_sql(d: Dialect) -> str:
 
 
 def family_sql(columns: Mapping[str, str], joins: Iterable[str], snapshots: str = SNAPSHOTS) -> str:
-    """A family's table: one row per snapshot with its feature `columns` (name -> expression over `s` and joins)."""
-    select = ",\n               ".join(f"{expr} AS {name}" for name, expr in columns.items())
+    """A family's table: one row per snapshot with its feature `columns` (name -> expression over `s` and
+    joins). Numeric features are DOUBLE on every engine (a bare `1.0` is DECIMAL on both)."""
+
+    def typed(name: str, expr: str) -> str:
+        spec = lookup(name)
+        return expr if spec is not None and spec.kind == "categorical" else as_double(expr)
+
+    select = ",\n               ".join(f"{typed(name, expr)} AS {name}" for name, expr in columns.items())
     return f"""
         SELECT s.account_id, s.as_of,
                {select}
