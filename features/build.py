@@ -76,7 +76,7 @@ def built_features(
         build_timeline(engine, dates, _first_day(dataset, dates[0] - pd.Timedelta(days=ctx.horizon)), ctx.horizon)
         engine.materialize(TERMS, terms_sql(d, grace_days))
         engine.materialize(SNAPSHOTS, snapshots_sql(d, grace_days, pd.Timestamp(dataset.data_end)))
-        engine.materialize(LANDED, landed_sql(d))
+        engine.define(LANDED, landed_sql(d))
         report(1)
         built: list[tuple[str, list[str]]] = []
         for done, family in enumerate(families, start=2):

@@ -97,7 +97,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         )
     columns[NEW_CUSTOMER] = f"CASE WHEN {days_landed} < {ctx.settings.new_customer_days} THEN 1.0 ELSE 0.0 END"
     # Renewals among the terms started before as_of: how many, and the latest (term ids follow start order).
-    engine.materialize(
+    engine.define(
         HISTORY,
         f"""
         SELECT s.account_id, s.as_of, {count_where("t.is_renewal")} AS renewals_so_far,
@@ -123,7 +123,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         f"LEFT JOIN {HISTORY} h ON h.account_id = s.account_id AND h.as_of = s.as_of",
         f"LEFT JOIN {TERMS} r ON r.term_id = h.latest_renewal",
     ]
-    engine.materialize(
+    engine.define(
         family_table(SOURCE),
         family_sql(columns, joins, snapshots=f"(SELECT * FROM {snapshots} defining WHERE defines_e = 1)"),
     )

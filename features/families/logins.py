@@ -103,15 +103,15 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         "last_age_90": agg_where("min", "w.age", "w.age <= 90"),
         "gap_max_90": agg_where("max", gap, f"w.age + {gap} <= 90"),
     }
-    engine.materialize(WINDOWS, windowed_sql(DAILY, aggregates))
-    engine.materialize(LAST, ever_before_as_of_sql(DAILY, {"last_day": ("max", "r.day")}))
+    engine.define(WINDOWS, windowed_sql(DAILY, aggregates))
+    engine.define(LAST, ever_before_as_of_sql(DAILY, {"last_day": ("max", "r.day")}))
 
     columns = {LOGINS_PER_SEAT.name(w): ratio(zero(f"w.logins_{w}"), "s.seat_norm") for w in ctx.windows}
     joins = [snapshot_join("w", WINDOWS), snapshot_join("l", LAST)]
     if ctx.has(SOURCE, "user_id"):
         users = f"SELECT account_id, user_id AS key, {d.day_of('ts')} AS day FROM logins WHERE {VALID}"
-        engine.materialize(USERS, distinct_keys_sql(d, users, ctx.horizon))
-        engine.materialize(USER_WINDOWS, distinct_in_windows_sql(USERS, ctx.windows))
+        engine.define(USERS, distinct_keys_sql(d, users, ctx.horizon))
+        engine.define(USER_WINDOWS, distinct_in_windows_sql(USERS, ctx.windows))
         columns |= {ACTIVE_USERS.name(w): as_double(zero(f"u.distinct_{w}")) for w in ctx.windows}
         columns |= {UTILISATION.name(w): ratio(zero(f"u.distinct_{w}"), "s.seat_norm") for w in ctx.windows}
         joins.append(snapshot_join("u", USER_WINDOWS))
@@ -123,5 +123,5 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     columns[GAP_MAX] = as_double("w.gap_max_90")
     columns[TREND] = rel_change(zero("w.logins_30"), zero("w.logins_prev_30"))
     columns[TREND_VS_90] = rel_change(ratio(zero("w.logins_30"), "30"), ratio(zero("w.logins_90"), "90"))
-    engine.materialize(family_table(SOURCE), family_sql(columns, joins))
+    engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

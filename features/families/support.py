@@ -121,10 +121,10 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     opened |= {"tickets_prev_30": sum_before("r.tickets", 30)}
     opened |= {name: sum_in(f"r.{name}", 90) for name in ("with_priority", "high", "escalated", "with_category")}
     opened |= {name: sum_in(f"r.{name}", 90) for name in ("bugs", "howtos")}
-    engine.materialize(OPENED_WINDOWS, windowed_sql(OPENED_DAILY, opened))
+    engine.define(OPENED_WINDOWS, windowed_sql(OPENED_DAILY, opened))
     closed = {name: sum_in(f"r.{name}", 90) for name in ("resolution_hours", "resolved", "csat_sum", "rated")}
-    engine.materialize(CLOSED_WINDOWS, windowed_sql(CLOSED_DAILY, closed, "w.age <= 90"))
-    engine.materialize(
+    engine.define(CLOSED_WINDOWS, windowed_sql(CLOSED_DAILY, closed, "w.age <= 90"))
+    engine.define(
         OPENED_EVER,
         ever_before_as_of_sql(OPENED_DAILY, {"opened_total": ("sum", "r.tickets"), "day": ("max", "r.day")}),
     )
@@ -137,7 +137,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     columns = {TICKETS.name(w): as_double(zero(f"o.tickets_{w}")) for w in ctx.windows}
     columns |= {TICKETS_PER_SEAT.name(w): ratio(zero(f"o.tickets_{w}"), "s.seat_norm") for w in ctx.windows}
     if has("closed_at"):
-        engine.materialize(CLOSED_EVER, ever_before_as_of_sql(CLOSED_DAILY, {"closed_total": ("sum", "r.closed")}))
+        engine.define(CLOSED_EVER, ever_before_as_of_sql(CLOSED_DAILY, {"closed_total": ("sum", "r.closed")}))
         joins.append(snapshot_join("closed", CLOSED_EVER))
         columns[OPEN] = as_double(f"{zero('opened.opened_total')} - {zero('closed.closed_total')}")
     if has("priority"):
@@ -153,5 +153,5 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         columns[HOWTO_SHARE] = ratio("o.howtos", "o.with_category")
     columns[DAYS_SINCE] = f"coalesce({d.days_between('opened.day', 's.as_of')}, {tenure(d)})"
     columns[TREND] = rel_change(zero("o.tickets_30"), zero("o.tickets_prev_30"))
-    engine.materialize(family_table(SOURCE), family_sql(columns, joins))
+    engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

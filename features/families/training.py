@@ -75,8 +75,8 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     )
     aggregates = {f"sessions_{w}": sum_in("r.sessions", w) for w in ctx.windows}
     aggregates["completed_90"] = sum_in("r.completed", 90)
-    engine.materialize(WINDOWS, windowed_sql(DAILY, aggregates))
-    engine.materialize(
+    engine.define(WINDOWS, windowed_sql(DAILY, aggregates))
+    engine.define(
         EVER,
         ever_before_as_of_sql(DAILY, {"day": ("max", "r.day"), "certifications_total": ("sum", "r.certifications")}),
     )
@@ -84,7 +84,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     onboarding = f"""(SELECT r.account_id, r.day, r.sessions FROM {DAILY} r JOIN {LANDED} l
                       ON l.account_id = r.account_id AND r.day >= l.landed_day
                      AND r.day < l.landed_day + {d.days(ctx.settings.onboarding_days)})"""
-    engine.materialize(ONBOARDING_EVER, ever_before_as_of_sql(onboarding, {"sessions": ("sum", "r.sessions")}))
+    engine.define(ONBOARDING_EVER, ever_before_as_of_sql(onboarding, {"sessions": ("sum", "r.sessions")}))
     joins = [snapshot_join("w", WINDOWS), snapshot_join("l", EVER), snapshot_join("onboarded", ONBOARDING_EVER)]
 
     columns = {SESSIONS.name(w): as_double(zero(f"w.sessions_{w}")) for w in ctx.windows}
@@ -92,7 +92,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         columns[COMPLETIONS] = as_double(zero("w.completed_90"))
     if ctx.has(SOURCE, "user_id"):
         # A user counts as trained from the day of their first completed training.
-        engine.materialize(
+        engine.define(
             TRAINED_DAILY,
             f"""
             SELECT account_id, day, count(*) AS trained
@@ -101,12 +101,12 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
             GROUP BY account_id, day
             """,
         )
-        engine.materialize(TRAINED_EVER, ever_before_as_of_sql(TRAINED_DAILY, {"trained_total": ("sum", "r.trained")}))
+        engine.define(TRAINED_EVER, ever_before_as_of_sql(TRAINED_DAILY, {"trained_total": ("sum", "r.trained")}))
         joins.append(snapshot_join("trained", TRAINED_EVER))
         columns[TRAINED_SHARE] = ratio(zero("trained.trained_total"), "s.seat_norm")
     if ctx.has(SOURCE, "kind"):
         columns[CERTIFICATIONS] = as_double(zero("l.certifications_total"))
     columns[ONBOARDING] = as_double(zero("onboarded.sessions"))
     columns[DAYS_SINCE] = f"coalesce({d.days_between('l.day', 's.as_of')}, {tenure(d)})"
-    engine.materialize(family_table(SOURCE), family_sql(columns, joins))
+    engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

@@ -154,10 +154,10 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     if has_quantity:
         aggregates |= {f"quantity_{w}": sum_in("r.quantity", w) for w in ctx.windows}
     aggregates |= {name: sum_in(f"r.{name}", 30) for name in per_feature}
-    engine.materialize(WINDOWS, windowed_sql(DAILY, aggregates))
-    engine.materialize(LAST, ever_before_as_of_sql(DAILY, {"day": ("max", "r.day")}))
+    engine.define(WINDOWS, windowed_sql(DAILY, aggregates))
+    engine.define(LAST, ever_before_as_of_sql(DAILY, {"day": ("max", "r.day")}))
     # The first use on or after the landing day (a fact of the account; used only once it is before as_of).
-    engine.materialize(
+    engine.define(
         FIRST_USE,
         f"""
         SELECT r.account_id, min(r.first_ts) AS first_ts
@@ -171,8 +171,8 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         FROM (SELECT account_id, feature, {d.day_of("ts")} AS day FROM usage_events WHERE {VALID}
               GROUP BY account_id, feature, {d.day_of("ts")}) daily_features
     """
-    engine.materialize(FEATURES, distinct_keys_sql(d, features, ctx.horizon))
-    engine.materialize(FEATURE_WINDOWS, distinct_in_windows_sql(FEATURES, ctx.windows))
+    engine.define(FEATURES, distinct_keys_sql(d, features, ctx.horizon))
+    engine.define(FEATURE_WINDOWS, distinct_in_windows_sql(FEATURES, ctx.windows))
     joins = [
         snapshot_join("w", WINDOWS),
         snapshot_join("f", FEATURE_WINDOWS),
@@ -197,7 +197,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     )
     columns[DAYS_SINCE] = f"coalesce({d.days_between('l.day', 's.as_of')}, {days_landed})"
     columns[TREND] = rel_change(zero("w.events_30"), zero("w.events_prev_30"))
-    engine.materialize(family_table(SOURCE), family_sql(columns, joins))
+    engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)
 
 
@@ -224,7 +224,7 @@ def _workflow_tables(engine: Engine) -> None:
     (always one of the process's days).
     """
     d = engine.dialect
-    engine.materialize(
+    engine.define(
         WORKFLOW_DAILY,
         f"""
         WITH events AS (
@@ -270,6 +270,6 @@ def _workflow_tables(engine: Engine) -> None:
         """,
     )
     aggregates = {"runs": "sum(r.runs)", "completed": "sum(r.completed)", "skipped": "sum(r.skipped)"}
-    engine.materialize(
+    engine.define(
         WORKFLOW_WINDOWS, windowed_sql(WORKFLOW_DAILY, aggregates, "w.age <= 90 AND r.day < w.as_of", "start_day")
     )

@@ -1,9 +1,11 @@
 """Where feature SQL runs: one small interface over a DuckDB connection or a Spark session.
 
-Families never write DDL. They hand a SELECT to `materialize`, which stores the result as a named
-intermediate table in the engine's own way: a DuckDB temporary table, or on Spark a checkpointed
-DataFrame registered as a temporary view (checkpointed, so that each later statement starts from
-stored rows instead of re-running the whole chain of views before it). pyspark is never imported
+Families never write DDL. They hand a SELECT to `materialize` when later statements read its rows
+several times (snapshots, daily roll-ups of the event tables), or to `define` when one later
+statement reads it once. DuckDB stores both as temporary tables. Spark stores the first kind as a
+checkpointed DataFrame registered as a temporary view (so later statements start from stored rows
+instead of re-running the chain of views before them) and keeps the second as a plain view, so the
+statement that reads it plans it in the same job: one Spark job per stored table, not per statement. pyspark is never imported
 here: the Spark engine is handed a session by the pipeline, which starts one only when asked.
 """
 
@@ -26,6 +28,9 @@ class Engine(Protocol):
     def materialize(self, name: str, select_sql: str) -> None:
         """Run `select_sql` and keep its rows as table `name` for the following statements."""
 
+    def define(self, name: str, select_sql: str) -> None:
+        """Name `select_sql` as `name` for one later statement (the engine may compute it there)."""
+
     def rows(self, select_sql: str) -> list[tuple[Any, ...]]:
         """Run a (small) query and return its rows."""
 
@@ -46,6 +51,9 @@ class DuckDBEngine:
     def materialize(self, name: str, select_sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select_sql}")
         self._made.append(name)
+
+    def define(self, name: str, select_sql: str) -> None:
+        self.materialize(name, select_sql)
 
     def rows(self, select_sql: str) -> list[tuple[Any, ...]]:
         return self.con.execute(select_sql).fetchall()
@@ -68,6 +76,11 @@ class SparkEngine:
 
     def materialize(self, name: str, select_sql: str) -> None:
         frame = self.spark.sql(select_sql).localCheckpoint(eager=True)
+        frame.createOrReplaceTempView(name)
+        self._made[name] = frame
+
+    def define(self, name: str, select_sql: str) -> None:
+        frame = self.spark.sql(select_sql)
         frame.createOrReplaceTempView(name)
         self._made[name] = frame
 
