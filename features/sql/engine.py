@@ -5,8 +5,9 @@ several times (snapshots, daily roll-ups of the event tables), or to `define` wh
 statement reads it once. DuckDB stores both as temporary tables. Spark stores the first kind as a
 checkpointed DataFrame registered as a temporary view (so later statements start from stored rows
 instead of re-running the chain of views before them) and keeps the second as a plain view, so the
-statement that reads it plans it in the same job: one Spark job per stored table, not per statement. pyspark is never imported
-here: the Spark engine is handed a session by the pipeline, which starts one only when asked.
+statement that reads it plans it in the same job: one Spark job per stored table, not per statement.
+pyspark is never imported here: the Spark engine is handed a session by the pipeline, which starts
+one only when asked.
 """
 
 from __future__ import annotations
