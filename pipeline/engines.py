@@ -16,7 +16,7 @@ from pipeline.config import Settings
 from pipeline.loading import Dataset
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 
 def spark_session(settings: Settings) -> SparkSession:
@@ -40,3 +40,23 @@ def feature_engine(dataset: Dataset, settings: Settings) -> Iterator[Engine]:
     with spark_errors():
         register_tables(spark, dataset)
         yield SparkEngine(spark)
+
+
+def sample_accounts(table: DataFrame, max_rows: int, seed: int) -> tuple[DataFrame, str | None]:
+    """A Spark feature table cut to about `max_rows` snapshots by keeping a seeded sample of whole
+    accounts (a hash of account_id and `seed`), and a note saying so; the table itself when it fits.
+
+    The sample ignores labels and dates, so the churn rate, the calibration and the out-of-time
+    split are unbiased, and all snapshots of a kept account stay together.
+    """
+    table = table.localCheckpoint(eager=True)
+    rows = table.count()
+    if rows <= max_rows:
+        return table, None
+    share = max_rows / rows
+    kept = table.where(f"pmod(xxhash64(account_id, {int(seed)}), 1000000) < {int(share * 1_000_000)}")
+    note = (
+        f"training on a seeded sample of {share:.1%} of the accounts ({rows:,} snapshots exceed "
+        f"spark.train_max_rows = {max_rows:,})"
+    )
+    return kept, note

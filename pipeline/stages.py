@@ -147,16 +147,12 @@ def build_feature_table(
 
 def training_table(dataset: Dataset, settings: Settings, notes: list[str] | None = None) -> pd.DataFrame:
     """The feature table to train on: all of it on DuckDB; on Spark, collected onto this node, as a
-    seeded sample of whole accounts when it has more than `spark.train_max_rows` snapshots.
-
-    Sampling accounts (a hash of account_id and the model seed) does not look at labels or dates,
-    so the churn rate, the calibration and the out-of-time split are unbiased; every snapshot of a
-    sampled account is kept, so no account straddles the folds. A note says when it happened.
-    """
+    seeded sample of whole accounts when it has more than `spark.train_max_rows` snapshots
+    (`sample_accounts`; a note says when it happened)."""
     if settings.engine != "spark":
         return build_feature_table(dataset, settings)
     from features.build import built_features, with_feature_dtypes
-    from pipeline.engines import feature_engine
+    from pipeline.engines import feature_engine, sample_accounts
 
     dates = snapshot_dates_for(dataset, settings, None, None, None)
     with (
@@ -164,17 +160,9 @@ def training_table(dataset: Dataset, settings: Settings, notes: list[str] | None
         feature_engine(dataset, settings) as engine,
         built_features(dataset, engine, dates, settings.features, settings.data.grace_days, progress) as select,
     ):
-        table = engine.dataframe(select).localCheckpoint(eager=True)
-        rows, cap = table.count(), settings.spark.train_max_rows
-        if rows > cap:
-            share = cap / rows
-            seed = settings.model.seed
-            table = table.where(f"pmod(xxhash64(account_id, {seed}), 1000000) < {int(share * 1_000_000)}")
-            if notes is not None:
-                notes.append(
-                    f"training on a seeded sample of {share:.1%} of the accounts ({rows:,} snapshots exceed "
-                    f"spark.train_max_rows = {cap:,})"
-                )
+        table, note = sample_accounts(engine.dataframe(select), settings.spark.train_max_rows, settings.model.seed)
+        if note is not None and notes is not None:
+            notes.append(note)
         return with_feature_dtypes(table.orderBy("as_of", "account_id").toPandas())
 
 

@@ -123,3 +123,22 @@ def test_bad_input_fails_with_the_same_message_on_both_engines(tmp_path, capsys)
     assert messages[0] == messages[1]
     assert "logins.ts: 1 values are not dates (rows 2: 'yesterday')" in messages[1]
     assert "Traceback" not in messages[1] and "org.apache" not in messages[1]
+
+
+def test_training_sample_keeps_whole_accounts_seeded_and_unbiased(spark):
+    from pipeline.engines import sample_accounts
+
+    rng = np.random.default_rng(0)
+    accounts = np.repeat([f"acc{i:04d}" for i in range(400)], 10)
+    frame = pd.DataFrame({"account_id": accounts, "label": (rng.random(accounts.size) < 0.2).astype(int)})
+    table = spark.createDataFrame(frame)
+    same, note = sample_accounts(table, 4000, seed=42)
+    assert note is None and same.count() == 4000
+    kept, note = sample_accounts(table, 1000, seed=42)
+    sample = kept.toPandas()
+    assert note is not None and "25.0% of the accounts" in note
+    assert 600 <= len(sample) <= 1400
+    assert (sample.groupby("account_id").size() == 10).all()  # whole accounts
+    assert set(sample.account_id) == set(sample_accounts(table, 1000, seed=42)[0].toPandas().account_id)
+    assert set(sample.account_id) != set(sample_accounts(table, 1000, seed=7)[0].toPandas().account_id)
+    assert abs(sample.label.mean() - frame.label.mean()) < 0.05
