@@ -66,10 +66,12 @@ def _select(column: Column, raw_type: str | None) -> str:
 
 
 def read_table(spark: SparkSession, source: str) -> DataFrame:
-    """One table as the loader finds it: a parquet file, a CSV file (all text) or a folder of parquet parts."""
+    """One table as the loader finds it: a parquet file, a CSV file (all text, quoting as DuckDB reads
+    it: doubled quotes, line breaks inside quotes) or a folder of parquet parts."""
     path = Path(source)
     if path.suffix == ".csv" and not path.is_dir():
-        return spark.read.option("header", True).option("inferSchema", False).csv(source)
+        options = {"header": True, "inferSchema": False, "sep": ",", "quote": '"', "escape": '"', "multiLine": True}
+        return spark.read.options(**options).csv(source)
     reader = spark.read.option("mergeSchema", True)
     if path.is_dir():
         reader = reader.option("recursiveFileLookup", True).option("pathGlobFilter", "*.parquet")

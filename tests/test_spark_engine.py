@@ -80,6 +80,7 @@ def test_point_in_time_on_spark_and_the_same_values_as_duckdb(spark, tmp_path):
 
     One build holds both versions of the history, as two sets of accounts (`b:` before, `a:` after
     rewriting everything at or after as_of): a snapshot's features depend on its own account only.
+    The tables are CSV, so Spark parses every value from text as DuckDB does.
     """
     from pipeline.spark_loading import register_tables
 
@@ -90,7 +91,7 @@ def test_point_in_time_on_spark_and_the_same_values_as_duckdb(spark, tmp_path):
         name: pd.concat([v[name].assign(account_id=prefix + v[name].account_id) for prefix, v in versions.items()])
         for name in tables
     }
-    dataset = load_dataset(write_tables(tmp_path / "data", both, "parquet"), data_end=RANDOM_DATA_END)
+    dataset = load_dataset(write_tables(tmp_path / "data", both, "csv"), data_end=RANDOM_DATA_END)
     register_tables(spark, dataset)
     on_spark = build_features(dataset, [as_of], SETTINGS, 30, engine=SparkEngine(spark))
     assert_same_table(on_spark, build_features(dataset, [as_of], SETTINGS, 30))
