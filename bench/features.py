@@ -55,7 +55,7 @@ def event_count(dataset) -> int:
 def worker(engine: str, data: Path) -> None:
     """Build all monthly snapshots of `data` in this process and print one JSON line of measurements."""
     from features.build import build_features, snapshot_dates
-    from pipeline.config import FeatureSettings
+    from features.settings import FeatureSettings
     from pipeline.loading import load_dataset
 
     clock = time.perf_counter()

@@ -13,7 +13,7 @@ import resource
 import sys
 from pathlib import Path
 
-from pipeline.contract import EVENT_TABLES
+from features.contract import EVENT_TABLES
 from pipeline.synthetic import generate
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from features.families.usage import feature_key, per_feature_name
+from features.settings import FeatureSettings
 from features.snapshots import normalise_as_of
-from pipeline.config import FeatureSettings
 
 DAY = pd.Timedelta(days=1)
 ID = "account_id"

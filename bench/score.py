@@ -27,15 +27,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
-import shap
-from sklearn.metrics import roc_auc_score
 
 HERE = Path(__file__).resolve().parent
 if sys.path and Path(sys.path[0]).resolve() == HERE:
     sys.path.pop(0)  # bench/features.py would shadow the `features` package
+
+from pipeline.runtime import configure_process  # noqa: E402
+
+configure_process()  # as the `churn` command does, before LightGBM and MLflow load
+
+import lightgbm as lgb  # noqa: E402
+import shap  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from features.registry import all_specs, category_map  # noqa: E402
 from models.explain import explain, top_drivers  # noqa: E402
@@ -185,7 +190,6 @@ def bench_sizes(names: list[str], sizes: list[tuple[int, int]], rows: int) -> li
 
 def tuned_booster(X: pd.DataFrame, y: np.ndarray) -> tuple[lgb.Booster, str]:
     """The booster `churn train` would deploy on these accounts (default settings and search budget)."""
-    from models.risk_model import ChurnRiskModel
     from models.split import stratified_folds, stratified_split
 
     table = pd.DataFrame({"account_id": np.arange(len(y)).astype(str), "label": y}, index=X.index)
@@ -193,7 +197,7 @@ def tuned_booster(X: pd.DataFrame, y: np.ndarray) -> tuple[lgb.Booster, str]:
     split = stratified_split(table, validation_share=settings.validation_share, seed=settings.seed)
     folds = stratified_folds(table.loc[split.train_index], n_folds=settings.cv_folds, seed=settings.seed)
     started = time.perf_counter()
-    model = ChurnRiskModel.from_settings(settings).fit(
+    model = settings.estimator().fit(
         X, y, train_index=split.train_index, valid_index=split.valid_index, folds=folds.pairs()
     )
     selection = model.selection_

@@ -32,6 +32,10 @@ HERE = Path(__file__).resolve().parent
 if sys.path and Path(sys.path[0]).resolve() == HERE:
     sys.path.pop(0)  # bench/features.py would shadow the `features` package
 
+from pipeline.runtime import configure_process  # noqa: E402
+
+configure_process()  # as the `churn` command does, before LightGBM and MLflow load
+
 
 def peak_memory_mb() -> float:
     """Peak resident set size of this process in MiB (maxrss is KiB on Linux, bytes on macOS)."""
@@ -78,7 +82,6 @@ def run_one(rows: int, features: int, threads: int, model_only: bool, trials: in
     from sklearn.metrics import roc_auc_score
 
     from features.table import feature_columns
-    from models.risk_model import ChurnRiskModel
     from models.split import out_of_time_split, rolling_origin_folds, sample_folds
     from pipeline.config import Settings
 
@@ -92,7 +95,7 @@ def run_one(rows: int, features: int, threads: int, model_only: bool, trials: in
     tuning = sample_folds(folds, table, max_rows=settings.model.tune_max_rows, seed=settings.model.seed)
     names = feature_columns(table)
     labelled = table[table["label"].notna()]
-    model = ChurnRiskModel.from_settings(settings.model).fit(
+    model = settings.model.estimator().fit(
         labelled[names],
         labelled["label"],
         train_index=split.train_index,

@@ -9,81 +9,87 @@ afterwards, whatever happens.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import pandas as pd
 
+from features.contract import CanonicalData
+from features.errors import DataContractError
 from features.families import FAMILIES
 from features.families.base import FamilyContext, family_table
+from features.feature_set import FeatureSet
 from features.labels import TERMS, snapshots_sql, terms_sql
-from features.registry import lookup
+from features.progress import ProgressCallback, report
+from features.registry import absence_reason, lookup, sources_of
+from features.settings import FeatureSettings
 from features.snapshots import normalise_as_of, snapshot_dates
 from features.sql.engine import DuckDBEngine, Engine
 from features.sql.timeline import LANDED, SNAPSHOTS, build_timeline, landed_sql
 from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END
-from pipeline.config import FeatureSettings
 
 __all__ = ["build_features", "built_features", "snapshot_dates", "with_feature_dtypes"]
 
-Progress = Callable[[str, int, int], None]
 STAGE = "building features"
 
 
 def build_features(
-    dataset,
+    dataset: CanonicalData,
     as_of_dates: Iterable,
     settings: FeatureSettings,
     grace_days: int,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
+    feature_set: FeatureSet | None = None,
     engine: Engine | None = None,
 ) -> pd.DataFrame:
     """One row per (account, as_of) with an active term: label, term end and every feature, as pandas.
 
     Families whose table is absent from the data produce no columns; a snapshot's values depend
-    only on data before its as_of, never on the other dates of the call. `engine` defaults to
-    DuckDB on the dataset's connection.
+    only on data before its as_of, never on the other dates of the call. With a model's
+    `feature_set`, exactly its features are built, in its order (DataContractError when the data
+    cannot produce one of them). `engine` defaults to DuckDB on the dataset's connection.
     """
     engine = engine or DuckDBEngine(dataset.con)
-    with built_features(dataset, engine, as_of_dates, settings, grace_days, progress) as select:
+    with built_features(dataset, engine, as_of_dates, settings, grace_days, progress, feature_set) as select:
         table = engine.frame(select)
     return with_feature_dtypes(table)
 
 
 @contextmanager
 def built_features(
-    dataset,
+    dataset: CanonicalData,
     engine: Engine,
     as_of_dates: Iterable,
     settings: FeatureSettings,
     grace_days: int,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
+    feature_set: FeatureSet | None = None,
 ) -> Iterator[str]:
     """Build every family on `engine` and yield the SELECT of the assembled table (ordered by as_of,
     account_id), valid inside the block: callers collect it or write it from the engine."""
     dates = normalise_as_of(as_of_dates)
-    ctx = FamilyContext(settings, grace_days, dataset.present_columns)
+    usage_keys = feature_set.usage_keys if feature_set is not None else None
+    ctx = FamilyContext(settings, grace_days, dataset.present_columns, usage_keys)
     families = [f for f in FAMILIES if f.SOURCE == "accounts" or f.SOURCE in dataset.event_tables]
     steps = len(families) + 2
     d = engine.dialect
 
-    def report(done: int) -> None:
-        if progress is not None:
-            progress(STAGE, done, steps)
+    def done_steps(done: int) -> None:
+        report(progress, STAGE, done, steps)
 
     try:
-        report(0)
+        done_steps(0)
         build_timeline(engine, dates, _first_day(dataset, dates[0] - pd.Timedelta(days=ctx.horizon)), ctx.horizon)
         engine.materialize(TERMS, terms_sql(d, grace_days))
         engine.materialize(SNAPSHOTS, snapshots_sql(d, grace_days, pd.Timestamp(dataset.data_end)))
         engine.define(LANDED, landed_sql(d))
-        report(1)
+        done_steps(1)
         built: list[tuple[str, list[str]]] = []
         for done, family in enumerate(families, start=2):
             built.append((family.SOURCE, family.build(engine, ctx)))
-            report(done)
-        yield _assemble_sql(built)
-        report(steps)
+            done_steps(done)
+        yield _assemble_sql(built, feature_set)
+        done_steps(steps)
     finally:
         engine.drop_intermediates()
 
@@ -98,16 +104,36 @@ def _first_day(dataset, fallback: pd.Timestamp) -> pd.Timestamp:
     return min([*firsts, fallback])
 
 
-def _assemble_sql(built: list[tuple[str, list[str]]]) -> str:
+def _assemble_sql(built: list[tuple[str, list[str]]], feature_set: FeatureSet | None) -> str:
+    """The final join; with a feature set, exactly its features in its order."""
+    made = {name: f"f{index}.{name}" for index, (_, names) in enumerate(built) for name in names}
+    wanted = list(made) if feature_set is None else _exactly(made, feature_set)
     select = [f"s.{ACCOUNT_ID}", f"s.{AS_OF}", f"s.label AS {LABEL}", f"s.term_end AS {TERM_END}"]
+    select += [made[name] for name in wanted]
     joins = []
-    for index, (source, names) in enumerate(built):
+    for index, (source, _) in enumerate(built):
         alias = f"f{index}"
-        select += [f"{alias}.{name}" for name in names]
         joins.append(
             f"LEFT JOIN {family_table(source)} {alias} ON {alias}.account_id = s.account_id AND {alias}.as_of = s.as_of"
         )
     return f"SELECT {', '.join(select)} FROM {SNAPSHOTS} s {' '.join(joins)} ORDER BY s.as_of, s.account_id"
+
+
+def _exactly(made: dict[str, str], feature_set: FeatureSet) -> list[str]:
+    """The set's features, in its order; a feature the data cannot produce fails."""
+    missing = [name for name in feature_set.names if name not in made]
+    if missing:
+        sources = sources_of(made)
+        reasons = "; ".join(
+            f"{name} ({absence_reason(name, sources) if lookup(name) else 'not a feature this engine builds'})"
+            for name in missing[:5]
+        )
+        raise DataContractError(
+            f"The model was trained on {len(feature_set.names)} features; this data cannot produce "
+            f"{len(missing)} of them: {reasons}{', ...' if len(missing) > 5 else ''}. Score data with the same "
+            "tables and columns as the training data (and the same features.windows), or retrain on this data."
+        )
+    return list(feature_set.names)
 
 
 def with_feature_dtypes(table: pd.DataFrame) -> pd.DataFrame:

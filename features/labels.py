@@ -10,6 +10,9 @@ from `accounts` are never snapshots (the contract excludes them everywhere).
 Terms are few per account, so every lookup "terms of this account that ..." is an equality join on
 account_id with a range condition, aggregated per snapshot: both engines hash-join on the account
 and filter, at a cost of (snapshots x terms of the account).
+
+The same two rules label the snapshots here and count renewed, churned and censored terms in
+`churn validate` (`term_outcomes_sql`), so the report and the training labels cannot disagree.
 """
 
 from __future__ import annotations
@@ -86,4 +89,19 @@ def snapshots_sql(d: Dialect, grace_days: int, data_end: pd.Timestamp) -> str:
         JOIN firsts f ON f.account_id = s.account_id
         JOIN accounts acc ON acc.account_id = s.account_id
         JOIN renewed r ON r.account_id = s.account_id AND r.as_of = s.as_of
+    """
+
+
+def term_outcomes_sql(d: Dialect, terms: str, grace_days: int, data_end: pd.Timestamp) -> str:
+    """(terms, renewed, churned, censored) over the table `terms`, each term judged by its own end date."""
+    return f"""
+        WITH outcome AS (
+            SELECT {censored_sql(d, "t.end_date", grace_days, data_end)} AS censored,
+                   EXISTS (SELECT 1 FROM {terms} n WHERE n.account_id = t.account_id
+                           AND {renews_sql(d, "n", "t.end_date", grace_days)}) AS renewed
+            FROM {terms} t
+        )
+        SELECT count(*), {count_where("NOT censored AND renewed")}, {count_where("NOT censored AND NOT renewed")},
+               {count_where("censored")}
+        FROM outcome
     """

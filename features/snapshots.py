@@ -9,8 +9,8 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from pipeline.contract import TABLES
-from pipeline.errors import ConfigError
+from features.contract import TABLES, CanonicalData
+from features.errors import ConfigError
 
 HORIZON_DAYS = 90
 """Longest fixed look-back of the feature families (90-day means and rates)."""
@@ -19,7 +19,7 @@ CADENCES = ("monthly", "weekly")
 
 
 def snapshot_dates(
-    dataset, cadence: str = "monthly", start: pd.Timestamp | None = None, end: pd.Timestamp | None = None
+    dataset: CanonicalData, cadence: str = "monthly", start: pd.Timestamp | None = None, end: pd.Timestamp | None = None
 ) -> list[pd.Timestamp]:
     """Regular as_of dates (midnights) over the history the data covers, up to `end` (default: data end).
 
@@ -49,10 +49,10 @@ def snapshot_dates(
     return dates
 
 
-def _history_start(dataset) -> pd.Timestamp | None:
+def _history_start(dataset: CanonicalData) -> pd.Timestamp | None:
     """The latest of the first term start and the first event + HORIZON_DAYS (None without terms)."""
-    first_term = dataset.subscriptions["start_date"].min()
-    if pd.isna(first_term):
+    first_term = dataset.con.execute("SELECT min(start_date) FROM subscriptions").fetchone()[0]
+    if first_term is None:
         return None
     firsts = [
         dataset.con.execute(f'SELECT min("{TABLES[name].time_column}") FROM "{name}"').fetchone()[0]

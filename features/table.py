@@ -13,7 +13,6 @@ ACCOUNT_ID = "account_id"
 AS_OF = "as_of"
 LABEL = "label"
 TERM_END = "term_end"
-KEY_COLUMNS: tuple[str, ...] = (ACCOUNT_ID, AS_OF)
 META_COLUMNS: tuple[str, ...] = (ACCOUNT_ID, AS_OF, LABEL, TERM_END)
 
 

@@ -1,4 +1,4 @@
-"""Alerts for customer-success managers: what got worse since the last scoring run.
+"""Alerts for customer-success managers: what got worse since the last scoring run (computed, not sent).
 
 An account is alerted when, compared with the previous run, its health band worsened, its health
 score dropped by more than `score_drop` points, or its churn probability rose across
@@ -10,20 +10,14 @@ the model's top drivers and the health categories that fell most, so the CSM kno
 
 from __future__ import annotations
 
-import base64
-import json
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
-
 import numpy as np
 import pandas as pd
 
+from features.errors import ChurnError
 from features.table import ACCOUNT_ID, AS_OF
-from models.healthscore import BAND_ORDER, HEALTH_BAND, category_columns
-from pipeline.config import AlertSettings, RiskBands, redact_url
-from pipeline.errors import ChurnError, ConfigError
+from models.healthscore import BAND_ORDER
+from models.scores import HEALTH_BAND, RISK_BAND, health_columns
+from models.scoring import risk_band
 
 ALERT_COLUMNS: tuple[str, ...] = (
     ACCOUNT_ID,
@@ -39,16 +33,6 @@ ALERT_COLUMNS: tuple[str, ...] = (
     "arr_at_risk",
 )
 REASON_SEPARATOR = "; "
-
-
-def risk_band(probability: pd.Series, bands: RiskBands) -> pd.Series:
-    """high (>= bands.high), medium (>= bands.medium) or low; missing probabilities stay missing.
-
-    `RiskBands` refuses medium >= high when the configuration loads.
-    """
-    values = pd.to_numeric(probability, errors="coerce").astype(float)
-    bands_text = np.select([values >= bands.high, values >= bands.medium], ["high", "medium"], default="low")
-    return pd.Series(bands_text, index=probability.index, dtype=str, name="risk_band").where(values.notna())
 
 
 def _numeric(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -70,9 +54,11 @@ def _percent(value: float) -> str:
 def score_alerts(
     current: pd.DataFrame,
     previous: pd.DataFrame | None,
-    settings: AlertSettings,
-    risk_bands: RiskBands,
     *,
+    score_drop: float,
+    probability_level: float,
+    renewal_days: int,
+    high_risk: float,
     history: pd.DataFrame | None = None,
     n_categories: int = 3,
 ) -> pd.DataFrame:
@@ -85,6 +71,8 @@ def score_alerts(
     red (rows dated on or after the current as_of are ignored); without it the previous run is all
     that is known. `fallen_categories` names the `n_categories` health categories that fell most
     since the previous run, worst first ("support -30.0, adoption -12.0"). Columns: ALERT_COLUMNS.
+    The thresholds are `scoring.alerts` of the configuration; `high_risk` is the probability from
+    which risk is high, for scores without a `risk_band` column.
     """
     if ACCOUNT_ID not in current.columns:
         raise ChurnError(f"Alerts need the '{ACCOUNT_ID}' column in the scores; it has {list(current.columns)[:10]}.")
@@ -94,17 +82,17 @@ def score_alerts(
     probability, health = _numeric(now, "churn_probability"), _numeric(now, "health_score")
     band, before_band = _text(now, HEALTH_BAND), _text(before, HEALTH_BAND)
     before_probability, before_health = _numeric(before, "churn_probability"), _numeric(before, "health_score")
-    at_risk_band = _text(now, "risk_band") if "risk_band" in now.columns else risk_band(probability, risk_bands)
+    at_risk_band = _text(now, RISK_BAND) if RISK_BAND in now.columns else risk_band(probability, high_risk, 0.0)
     days_to_renewal = _numeric(now, "days_to_renewal")
 
     band_worsened = (band.map(BAND_ORDER) > before_band.map(BAND_ORDER)).fillna(False).astype(bool)
     drop = before_health - health
-    score_dropped = drop > settings.score_drop
+    score_dropped = drop > score_drop
     first_red = _first_red(now, band, previous if history is None else history)
-    level = settings.probability_level
+    level = probability_level
     crossed = (before_probability < level) & (probability >= level)
     at_risk = at_risk_band.eq("high").fillna(False) | band.eq("red").fillna(False)
-    renewing_at_risk = (days_to_renewal <= settings.renewal_days) & at_risk
+    renewing_at_risk = (days_to_renewal <= renewal_days) & at_risk
 
     reasons: list[list[str]] = [[] for _ in range(len(now))]
     for i in np.flatnonzero(band_worsened):
@@ -177,7 +165,7 @@ def _first_red(now: pd.DataFrame, band: pd.Series, history: pd.DataFrame | None)
 
 def _fallen_categories(now: pd.DataFrame, before: pd.DataFrame, n: int) -> pd.Series:
     """Per account, the `n` health categories with the largest falls since the previous run, worst first."""
-    categories = [c for c in category_columns(now) if c in before.columns]
+    categories = [c for c in health_columns(now) if c in before.columns]
     if not categories:
         return pd.Series("", index=now.index, dtype=str)
     change = now[categories].astype(float).to_numpy() - before[categories].apply(
@@ -189,74 +177,3 @@ def _fallen_categories(now: pd.DataFrame, before: pd.DataFrame, n: int) -> pd.Se
         worst = [i for i in np.argsort(row, kind="stable") if row[i] < 0][:n]
         texts.append(", ".join(f"{names[i]} {row[i]:+.1f}" for i in worst))
     return pd.Series(texts, index=now.index, dtype=str)
-
-
-def _without_userinfo(url: str) -> tuple[str, dict[str, str]]:
-    """The URL without `user:password@`, which becomes HTTP Basic authentication instead."""
-    parts = urllib.parse.urlsplit(url)
-    headers = {"Content-Type": "application/json"}
-    if parts.username is None and parts.password is None:
-        return url, headers
-    credentials = f"{urllib.parse.unquote(parts.username or '')}:{urllib.parse.unquote(parts.password or '')}"
-    headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), headers
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A webhook that redirects is misconfigured; following it could send the alerts anywhere."""
-
-    def redirect_request(self, *args, **kwargs) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
-RETRY_STATUSES = (408, 425, 429, 500, 502, 503, 504)
-
-
-def post_webhook(alerts: pd.DataFrame, url: str, timeout: float = 10.0, retries: int = 0, backoff: float = 1.0) -> int:
-    """POST the alerts as JSON (`{"text": summary, "alerts": [records]}`) and return the HTTP status.
-
-    The `text` field makes the payload readable as-is by Slack/Teams-style incoming webhooks.
-    Timeouts, connection errors and 408/429/5xx answers are retried `retries` times, waiting
-    `backoff` seconds, then twice that...; redirects are not followed. Messages show the URL
-    without its user, password or query string, where tokens live.
-    """
-    shown = redact_url(url)
-    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        raise ConfigError(f"scoring.alerts.webhook_url must be an http(s) URL, got '{shown}'.")
-    records = json.loads(alerts.to_json(orient="records", date_format="iso"))
-    as_of = records[0].get(AS_OF, "")[:10] if records else ""
-    summary = f"{len(records)} churn alert(s)" + (f" as of {as_of}" if as_of else "")
-    if records:
-        summary += f"; largest ARR at risk: {records[0][ACCOUNT_ID]} ({records[0]['reasons']})"
-    body = json.dumps({"text": summary, "alerts": records}).encode()
-    target, headers = _without_userinfo(url)
-    request = urllib.request.Request(target, data=body, headers=headers, method="POST")
-    attempts = retries + 1
-    for attempt in range(attempts):
-        try:
-            with _OPENER.open(request, timeout=timeout) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            problem = f"answered HTTP {exc.code} ({exc.reason})"
-            if exc.code not in RETRY_STATUSES:
-                break
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            problem = f"could not be reached ({reason})"
-        if attempt + 1 < attempts:
-            time.sleep(backoff * 2**attempt)
-    tries = f" after {attempts} attempts" if attempts > 1 else ""
-    if problem.startswith("answered"):
-        raise ChurnError(f"The alert webhook {shown} {problem}{tries}.")
-    raise ChurnError(f"Could not post alerts to the webhook {shown}{tries}: it {problem}.")
-
-
-def notify(alerts: pd.DataFrame, settings: AlertSettings) -> bool:
-    """Post the alerts when `scoring.alerts.webhook_url` is set and there is something to say."""
-    url = settings.webhook()
-    if not url or alerts.empty:
-        return False
-    post_webhook(alerts, url, timeout=settings.webhook_timeout_seconds, retries=settings.webhook_retries)
-    return True

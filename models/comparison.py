@@ -22,20 +22,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.errors import DataContractError
 from features.table import ACCOUNT_ID, AS_OF, LABEL
 from models.evaluation import score_metrics
-from models.explain import CATEGORY_PREFIX
-from models.healthscore import BAND_ORDER, HEALTH_BAND, HEALTH_SCORE, HEALTH_SCORECARD, category_columns
+from models.healthscore import BAND_ORDER, health_risk
 from models.scorecard import ScorecardConfig
-from pipeline.errors import DataContractError
+from models.scores import (
+    ARR,
+    CHURN_LOG_ODDS,
+    CHURN_PROBABILITY,
+    HEALTH_BAND,
+    HEALTH_PREFIX,
+    HEALTH_SCORE,
+    HEALTH_SCORECARD,
+    ML_PREFIX,
+    RISK_BAND,
+    SEGMENT,
+    health_column,
+    health_columns,
+    ml_column,
+    ml_columns,
+)
 
 RULE = "rule"
 ML = "ml"
-PROBABILITY = "churn_probability"
-ML_SCORE = "churn_log_odds"  # optional: the model's log-odds, which rank without the ties isotonic calibration adds
-RISK_BAND = "risk_band"
-ARR = "arr"
-SEGMENT = "segment"
 RISK_BAND_ORDER: tuple[str, ...] = ("low", "medium", "high")  # models.alerts.risk_band levels, least risky first
 HEALTH_BAND_ORDER: tuple[str, ...] = tuple(sorted(BAND_ORDER, key=BAND_ORDER.__getitem__))  # green, yellow, red
 RANKING_METRICS: tuple[str, ...] = (
@@ -48,7 +58,7 @@ RANKING_METRICS: tuple[str, ...] = (
     "arr_capture_top10",
     "arr_capture_top20",
 )
-REQUIRED_COLUMNS: tuple[str, ...] = (ACCOUNT_ID, AS_OF, LABEL, HEALTH_SCORE, HEALTH_BAND, PROBABILITY, RISK_BAND)
+REQUIRED_COLUMNS: tuple[str, ...] = (ACCOUNT_ID, AS_OF, LABEL, HEALTH_SCORE, HEALTH_BAND, CHURN_PROBABILITY, RISK_BAND)
 DISAGREEMENT_KINDS: dict[str, str] = {
     "green_but_high_ml_risk": "rule says green, model says high risk",
     "red_but_low_ml_risk": "rule says red, model says low risk",
@@ -57,7 +67,7 @@ DISAGREEMENT_KINDS: dict[str, str] = {
 
 def rule_risk(frame: pd.DataFrame) -> pd.Series:
     """The rule score as a risk (0-100, higher = riskier), comparable in direction to the ML probability."""
-    return (100.0 - frame[HEALTH_SCORE].astype(float)).rename("rule_risk")
+    return health_risk(frame[HEALTH_SCORE].astype(float)).rename("rule_risk")
 
 
 def ml_risk(frame: pd.DataFrame) -> pd.Series:
@@ -66,7 +76,7 @@ def ml_risk(frame: pd.DataFrame) -> pd.Series:
     Calibration is monotone, so both give the same order except that isotonic steps tie accounts
     the model itself tells apart; ranking metrics should not pay for that.
     """
-    return frame[ML_SCORE if ML_SCORE in frame.columns else PROBABILITY].astype(float)
+    return frame[CHURN_LOG_ODDS if CHURN_LOG_ODDS in frame.columns else CHURN_PROBABILITY].astype(float)
 
 
 def labelled_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -77,7 +87,7 @@ def labelled_rows(frame: pd.DataFrame) -> pd.DataFrame:
             f"backtest frame: missing column(s) {', '.join(missing)}; it needs {', '.join(REQUIRED_COLUMNS)} "
             f"(has {', '.join(map(str, frame.columns[:10]))}{', ...' if len(frame.columns) > 10 else ''})."
         )
-    usable = frame[frame[LABEL].notna() & frame[HEALTH_SCORE].notna() & frame[PROBABILITY].notna()]
+    usable = frame[frame[LABEL].notna() & frame[HEALTH_SCORE].notna() & frame[CHURN_PROBABILITY].notna()]
     if usable.empty:
         raise DataContractError(
             f"backtest frame: none of its {len(frame)} rows has a label, a health score and a churn probability."
@@ -204,7 +214,7 @@ def band_calibration(frame: pd.DataFrame) -> pd.DataFrame:
     """
     rows = labelled_rows(frame)
     labels = rows[LABEL].astype(int)
-    risks = {RULE: rule_risk(rows), ML: rows[PROBABILITY].astype(float)}
+    risks = {RULE: rule_risk(rows), ML: rows[CHURN_PROBABILITY].astype(float)}
     rankings = {RULE: risks[RULE], ML: ml_risk(rows)}
     bands = {RULE: (rows[HEALTH_BAND], list(HEALTH_BAND_ORDER)), ML: (rows[RISK_BAND], list(RISK_BAND_ORDER))}
     parts = []
@@ -264,11 +274,11 @@ class Agreement:
 
 def side_by_side_columns(frame: pd.DataFrame) -> list[str]:
     """health_<c>, ml_<c> pairs for every category either view has, rule categories first."""
-    rule_categories = [c.removeprefix("health_") for c in category_columns(frame)]
-    ml_categories = [c.removeprefix(CATEGORY_PREFIX) for c in frame.columns if c.startswith(CATEGORY_PREFIX)]
+    rule_categories = [c.removeprefix(HEALTH_PREFIX) for c in health_columns(frame)]
+    ml_categories = [c.removeprefix(ML_PREFIX) for c in ml_columns(frame)]
     columns = []
     for category in dict.fromkeys([*rule_categories, *ml_categories]):
-        columns += [c for c in (f"health_{category}", f"{CATEGORY_PREFIX}{category}") if c in frame.columns]
+        columns += [c for c in (health_column(category), ml_column(category)) if c in frame.columns]
     return columns
 
 
@@ -280,7 +290,7 @@ def disagreements(frame: pd.DataFrame, n: int = 10) -> pd.DataFrame:
     Ties go to the more extreme health score (healthier for green, sicker for red).
     """
     context = [c for c in (ACCOUNT_ID, AS_OF, LABEL, ARR, SEGMENT, HEALTH_SCORECARD) if c in frame.columns]
-    scores = [HEALTH_SCORE, HEALTH_BAND, PROBABILITY, RISK_BAND]
+    scores = [HEALTH_SCORE, HEALTH_BAND, CHURN_PROBABILITY, RISK_BAND]
     columns = [*context, *scores, *side_by_side_columns(frame)]
     ranked = frame.assign(_ml_risk=ml_risk(frame))
     selections = {
@@ -357,19 +367,19 @@ def category_alignment(frame: pd.DataFrame, scorecard: ScorecardConfig) -> pd.Da
     `share_gap` = ML share - scorecard share (positive: the model leans on it more than the rule).
     """
     rows = labelled_rows(frame)
-    ml_columns = [c for c in rows.columns if c.startswith(CATEGORY_PREFIX)]
-    if not ml_columns:
+    contributions = ml_columns(rows)
+    if not contributions:
         raise DataContractError(
-            f"category alignment: the backtest frame has no {CATEGORY_PREFIX}<category> columns (SHAP by category)."
+            f"category alignment: the backtest frame has no {ML_PREFIX}<category> columns (SHAP by category)."
         )
-    mean_abs = rows[ml_columns].abs().mean()
+    mean_abs = rows[contributions].abs().mean()
     attribution = mean_abs / mean_abs.sum() if mean_abs.sum() > 0 else mean_abs * np.nan
     used = rows[HEALTH_SCORECARD] if HEALTH_SCORECARD in rows.columns else None
     weights = category_weight_shares(scorecard, used)
-    categories = list(dict.fromkeys([*weights, *(c.removeprefix(CATEGORY_PREFIX) for c in ml_columns)]))
+    categories = list(dict.fromkeys([*weights, *(c.removeprefix(ML_PREFIX) for c in contributions)]))
     records = []
     for category in categories:
-        rule_col, ml_col = f"health_{category}", f"{CATEGORY_PREFIX}{category}"
+        rule_col, ml_col = health_column(category), ml_column(category)
         both = rows[[rule_col, ml_col]].dropna() if {rule_col, ml_col} <= set(rows.columns) else pd.DataFrame()
         correlation = _spearman(both[rule_col], both[ml_col]) if len(both) > 2 else np.nan
         records.append(

@@ -16,7 +16,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import ChurnError, DataContractError
+from features.errors import DataContractError
+from models.errors import ModelError
 
 DEFAULT_BINS = 10
 # Share given to a bin that is empty on one side, so an unseen level counts as a large but finite shift.
@@ -57,7 +58,7 @@ def population_stability_index(reference: pd.Series, current: pd.Series, bins: i
     categorical values compare level shares, so a level unseen in the reference shows as drift.
     """
     if len(reference) == 0 or len(current) == 0:
-        raise ChurnError(
+        raise ModelError(
             f"Cannot compute the population stability index of '{reference.name}': "
             f"the {'reference' if len(reference) == 0 else 'current'} data has no rows."
         )

@@ -20,12 +20,12 @@ batch jobs and threads.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
     average_precision_score,
     brier_score_loss,
@@ -35,21 +35,23 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from pipeline.errors import ChurnError
+from models.errors import ModelError
 
 TOP_SHARES = (0.1, 0.2)
 ALL_SEGMENTS = "all"
 
 
 def expected_calibration_error(labels: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:
-    """Row-weighted mean |observed churn rate - mean predicted probability| over equal-width bins."""
+    """Row-weighted mean |observed churn rate - mean predicted probability| over equal-width bins.
+
+    The bins are scikit-learn's `calibration_curve` bins (the reliability diagram's); the rows per
+    bin weigh each bin's gap.
+    """
     labels, proba = np.asarray(labels, dtype=float), np.asarray(proba, dtype=float)
-    bin_of_row = np.minimum((proba * bins).astype(int), bins - 1)
-    counts = np.bincount(bin_of_row, minlength=bins)
-    observed = np.bincount(bin_of_row, weights=labels, minlength=bins)
-    predicted = np.bincount(bin_of_row, weights=proba, minlength=bins)
-    used = counts > 0
-    return float(np.abs(observed[used] - predicted[used]).sum() / len(labels))
+    observed, predicted = calibration_curve(labels, proba, n_bins=bins, strategy="uniform")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    rows = np.bincount(np.searchsorted(edges[1:-1], proba), minlength=bins)
+    return float(np.sum(rows[rows > 0] * np.abs(observed - predicted)) / len(labels))
 
 
 def top_share_weights(score: np.ndarray, share: float) -> np.ndarray:
@@ -65,12 +67,17 @@ def top_share_weights(score: np.ndarray, share: float) -> np.ndarray:
     return weights
 
 
+def format_auc(value: float | None) -> str:
+    """An AUC for people: three decimals, or n/a when it could not be measured."""
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def _values(name: str, values: np.ndarray | pd.Series, rows: int) -> np.ndarray:
     array = np.asarray(values, dtype=float)
     if len(array) != rows:
-        raise ChurnError(f"evaluation: '{name}' has {len(array)} values for {rows} labelled rows.")
+        raise ModelError(f"evaluation: '{name}' has {len(array)} values for {rows} labelled rows.")
     if np.isnan(array).any():
-        raise ChurnError(f"evaluation: '{name}' has {int(np.isnan(array).sum())} missing values; every row needs one.")
+        raise ModelError(f"evaluation: '{name}' has {int(np.isnan(array).sum())} missing values; every row needs one.")
     return array
 
 
@@ -127,7 +134,7 @@ def evaluate(
     probabilities = {name: _values(name, p, len(y)) for name, p in (probabilities or {}).items()}
     unknown = sorted(set(probabilities) - set(scores))
     if unknown:
-        raise ChurnError(f"evaluation: probabilities given for {unknown} but no score with that name.")
+        raise ModelError(f"evaluation: probabilities given for {unknown} but no score with that name.")
     arr_values = None if arr is None else np.asarray(arr, dtype=float)
     groups: list[tuple[str, np.ndarray]] = [(ALL_SEGMENTS, np.ones(len(y), dtype=bool))]
     if segments is not None:
@@ -149,7 +156,8 @@ def evaluate(
 
 
 # ------------------------------------------------------------------------------------- plots
-def _figure(width: float = 6.5, height: float = 5.0, ncols: int = 1) -> tuple[Figure, list]:
+def new_figure(width: float = 6.5, height: float = 5.0, ncols: int = 1) -> tuple[Figure, list]:
+    """A figure of `ncols` side-by-side axes on its own Agg canvas (no pyplot state)."""
     fig = Figure(figsize=(width * ncols, height), layout="constrained")
     FigureCanvasAgg(fig)
     axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
@@ -157,7 +165,7 @@ def _figure(width: float = 6.5, height: float = 5.0, ncols: int = 1) -> tuple[Fi
 
 
 def plot_roc(labels: np.ndarray, scores: Mapping[str, np.ndarray]) -> Figure:
-    fig, (ax,) = _figure()
+    fig, (ax,) = new_figure()
     for name, score in scores.items():
         fpr, tpr, _ = roc_curve(labels, score)
         ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(labels, score):.3f})")
@@ -168,7 +176,7 @@ def plot_roc(labels: np.ndarray, scores: Mapping[str, np.ndarray]) -> Figure:
 
 
 def plot_precision_recall(labels: np.ndarray, scores: Mapping[str, np.ndarray]) -> Figure:
-    fig, (ax,) = _figure()
+    fig, (ax,) = new_figure()
     for name, score in scores.items():
         precision, recall, _ = precision_recall_curve(labels, score)
         ax.plot(recall, precision, label=f"{name} (AP {average_precision_score(labels, score):.3f})")
@@ -180,14 +188,13 @@ def plot_precision_recall(labels: np.ndarray, scores: Mapping[str, np.ndarray]) 
 
 def plot_calibration(labels: np.ndarray, probabilities: Mapping[str, np.ndarray], bins: int = 10) -> Figure:
     """Reliability diagram (observed churn rate per predicted-probability bin) and the histogram."""
-    fig, (ax, hist) = _figure(ncols=2)
+    fig, (ax, hist) = new_figure(ncols=2)
     labels = np.asarray(labels, dtype=float)
     for name, proba in probabilities.items():
         proba = np.asarray(proba, dtype=float)
-        bin_of_row = np.minimum((proba * bins).astype(int), bins - 1)
-        frame = pd.DataFrame({"bin": bin_of_row, "p": proba, "y": labels}).groupby("bin").mean()
+        observed, predicted = calibration_curve(labels, proba, n_bins=bins, strategy="uniform")
         ece = expected_calibration_error(labels, proba, bins)
-        ax.plot(frame["p"], frame["y"], marker="o", label=f"{name} (ECE {ece:.3f})")
+        ax.plot(predicted, observed, marker="o", label=f"{name} (ECE {ece:.3f})")
         hist.hist(proba, bins=np.linspace(0, 1, bins * 2 + 1), histtype="step", label=name)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
     ax.set(xlabel="Predicted churn probability", ylabel="Observed churn rate", title="Calibration")
@@ -199,7 +206,7 @@ def plot_calibration(labels: np.ndarray, probabilities: Mapping[str, np.ndarray]
 
 def plot_gains(labels: np.ndarray, scores: Mapping[str, np.ndarray]) -> Figure:
     """Cumulative gains (share of churners found vs share of accounts called) and lift."""
-    fig, (gains, lift) = _figure(ncols=2)
+    fig, (gains, lift) = new_figure(ncols=2)
     labels = np.asarray(labels, dtype=float)
     shares = np.linspace(0.01, 1, 100)
     for name, score in scores.items():
@@ -229,7 +236,7 @@ def plot_importance(importance: pd.Series, categories: Mapping[str, str], top: i
     """Gain importance of the top features, coloured by health category."""
     shown = importance.sort_values(ascending=False).head(top)[::-1]
     colours = _category_colours(categories.values())
-    fig, (ax,) = _figure(height=max(4.0, 0.28 * len(shown) + 1.5))
+    fig, (ax,) = new_figure(height=max(4.0, 0.28 * len(shown) + 1.5))
     ax.barh(shown.index, shown.to_numpy(), color=[colours[categories[name]] for name in shown.index])
     _category_legend(ax, colours, {categories[name] for name in shown.index})
     ax.set(xlabel=f"Total {importance.name or 'gain'} in the boosted trees", title="Feature importance (gain)")
@@ -254,7 +261,7 @@ def plot_shap_by_category(contributions: pd.DataFrame, categories: Mapping[str, 
     colours = _category_colours(categories[name] for name in features)
     per_category = values.T.groupby([categories[name] for name in features]).sum().T
     order = per_category.abs().mean().sort_values().index
-    fig, (strips, bars) = _figure(height=max(4.5, 0.3 * min(top, len(features)) + 1.5), ncols=2)
+    fig, (strips, bars) = new_figure(height=max(4.5, 0.3 * min(top, len(features)) + 1.5), ncols=2)
     jitter = np.random.default_rng(0).uniform(-0.3, 0.3, size=len(per_category))
     for position, category in enumerate(order):
         strips.scatter(per_category[category], position + jitter, s=4, alpha=0.35, color=colours[category])
@@ -272,15 +279,7 @@ def plot_shap_by_category(contributions: pd.DataFrame, categories: Mapping[str, 
     return fig
 
 
-def save_figure(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
-
-
-def write_evaluation_plots(
-    directory: str | Path,
+def evaluation_figures(
     labels: np.ndarray,
     scores: Mapping[str, np.ndarray],
     *,
@@ -288,20 +287,17 @@ def write_evaluation_plots(
     importance: pd.Series | None = None,
     contributions: pd.DataFrame | None = None,
     categories: Mapping[str, str] | None = None,
-) -> list[Path]:
-    """Write every evaluation plot as PNG into `directory`; returns the files written."""
-    directory = Path(directory)
+) -> dict[str, Figure]:
+    """Every evaluation plot, by file name (`roc.png`...); the caller decides where they go."""
     labels = np.asarray(labels, dtype=int)
-    written = [
-        save_figure(plot_roc(labels, scores), directory / "roc.png"),
-        save_figure(plot_precision_recall(labels, scores), directory / "precision_recall.png"),
-        save_figure(plot_calibration(labels, probabilities), directory / "calibration.png"),
-        save_figure(plot_gains(labels, scores), directory / "gains_lift.png"),
-    ]
+    figures = {
+        "roc.png": plot_roc(labels, scores),
+        "precision_recall.png": plot_precision_recall(labels, scores),
+        "calibration.png": plot_calibration(labels, probabilities),
+        "gains_lift.png": plot_gains(labels, scores),
+    }
     if importance is not None and categories is not None:
-        written.append(save_figure(plot_importance(importance, categories), directory / "importance_gain.png"))
+        figures["importance_gain.png"] = plot_importance(importance, categories)
     if contributions is not None and categories is not None:
-        written.append(
-            save_figure(plot_shap_by_category(contributions, categories), directory / "shap_by_category.png")
-        )
-    return written
+        figures["shap_by_category.png"] = plot_shap_by_category(contributions, categories)
+    return figures

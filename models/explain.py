@@ -2,9 +2,11 @@
 
 LightGBM's `pred_contrib` computes exact TreeSHAP (the same routine `shap.TreeExplainer` calls
 for LightGBM models), in C++ over all cores. Contributions are in log-odds of churn: positive
-raises the risk. Summing them per health category of the feature registry gives the `ml_<category>`
-columns, so a CSM reads the rule-based health score and the model side by side, category by
-category.
+raises the risk. Summing them per health category gives the `ml_<category>` columns, so a CSM
+reads the rule-based health score and the model side by side, category by category.
+
+The scoring core passes the model's own input (`ChurnRiskModel.prepare`: its columns in training
+order, categoricals with the training levels), which is checked and used as is.
 
 Rows are explained in chunks so memory stays bounded by the result, not by LightGBM's
 intermediate copies, and so a progress callback can report on million-row runs.
@@ -23,13 +25,13 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.progress import ProgressCallback, report
 from features.registry import describe, lookup
 from models.drift import check_required_features
-from pipeline.errors import ChurnError
-from pipeline.progress import ProgressCallback
+from models.errors import ModelError
+from models.scores import TOP_DRIVERS, ml_column
 
 DEFAULT_CHUNK_ROWS = 50_000
-CATEGORY_PREFIX = "ml_"
 DRIVER_SEPARATOR = "; "
 # Contributions are summed in double precision; anything beyond this is a real inconsistency.
 ADDITIVITY_TOLERANCE = 1e-6
@@ -54,12 +56,13 @@ def model_input(booster: lgb.Booster, X: pd.DataFrame) -> pd.DataFrame:
     """The columns the booster was trained on, in its order, with categorical columns as pandas categories.
 
     LightGBM matches columns by position, not name, and maps category levels with the level lists
-    it stored at training (`pandas_categorical`), so reordering and casting here is what makes a
-    prediction mean the same as in training.
+    it stored at training (`pandas_categorical`). Input from `ChurnRiskModel.prepare` (the scoring
+    core's) is already exactly that and passes through untouched; a bare booster's caller may pass
+    the columns in any order, with text for categories.
     """
     names = booster.feature_name()
     check_required_features(X, names, "the table to explain")
-    frame = X[names]
+    frame = X if list(X.columns) == names else X[names]
     text_columns = [
         c for c in names if pd.api.types.is_string_dtype(frame[c]) or pd.api.types.is_object_dtype(frame[c])
     ]
@@ -68,7 +71,7 @@ def model_input(booster: lgb.Booster, X: pd.DataFrame) -> pd.DataFrame:
     categorical = [c for c in names if isinstance(frame[c].dtype, pd.CategoricalDtype)]
     trained = len(booster.pandas_categorical or [])
     if len(categorical) != trained:
-        raise ChurnError(
+        raise ModelError(
             f"The model was trained with {trained} categorical feature(s) but the table to explain has "
             f"{len(categorical)} ({', '.join(categorical) or 'none'}). Pass the features with the same "
             "types as in training (categorical columns as strings or pandas categories)."
@@ -78,30 +81,29 @@ def model_input(booster: lgb.Booster, X: pd.DataFrame) -> pd.DataFrame:
 
 def explain(
     booster: lgb.Booster,
-    X: pd.DataFrame,
+    frame: pd.DataFrame,
     categories: Mapping[str, str],
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     num_threads: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> Explanation:
-    """Exact TreeSHAP contributions of every row of `X`, summed per health category.
+    """Exact TreeSHAP contributions of every row of `frame` (the model's input), summed per health category.
 
-    `categories` maps each model feature to its health category (see
-    `features.registry.category_map`). `num_threads` defaults to every core this process may use.
-    Raises ChurnError when a feature is missing, has no category, or when the contributions do not
-    add up to the model's raw score.
+    `categories` maps each model feature to its health category (see `models.categories`).
+    `num_threads` defaults to every core this process may use. Raises ChurnError when a feature
+    is missing, has no category, or when the contributions do not add up to the model's raw score.
     """
     if booster.num_model_per_iteration() != 1:
-        raise ChurnError(
+        raise ModelError(
             f"Explanations need a binary churn model; this model has {booster.num_model_per_iteration()} "
             "outputs per iteration (multiclass)."
         )
-    frame = model_input(booster, X)
+    frame = model_input(booster, frame)
     names = list(frame.columns)
     uncategorised = [name for name in names if name not in categories]
     if uncategorised:
-        raise ChurnError(
+        raise ModelError(
             f"{len(uncategorised)} model feature(s) have no health category: {', '.join(uncategorised[:10])}. "
             "Map them in the feature registry or with features.category_overrides in the configuration."
         )
@@ -114,14 +116,13 @@ def explain(
         try:
             out = booster.predict(chunk, pred_contrib=True, num_threads=threads)
         except lgb.basic.LightGBMError as exc:
-            raise ChurnError(f"LightGBM cannot explain this model: {exc}") from exc
+            raise ModelError(f"LightGBM cannot explain this model: {exc}") from exc
         raw = booster.predict(chunk, raw_score=True, num_threads=threads)
         _assert_additive(out, raw, start, frame.index)
         contributions[start : start + len(chunk)] = out[:, :-1]
         raw_score[start : start + len(chunk)] = raw
         base_value = float(out[0, -1])
-        if progress is not None:
-            progress("explain", start + len(chunk), len(frame))
+        report(progress, "explain", start + len(chunk), len(frame))
     contribution_frame = pd.DataFrame(contributions, index=frame.index, columns=names, copy=False)
     return Explanation(
         contributions=contribution_frame,
@@ -144,7 +145,7 @@ def _assert_additive(out: np.ndarray, raw: np.ndarray, offset: int, index: pd.In
     bad = np.flatnonzero(error > ADDITIVITY_TOLERANCE * np.maximum(1.0, np.abs(raw)))
     if bad.size:
         rows = ", ".join(str(index[offset + i]) for i in bad[:3])
-        raise ChurnError(
+        raise ModelError(
             f"SHAP contributions do not add up to the model's raw score for {bad.size} row(s) "
             f"(e.g. index {rows}; largest gap {error.max():.3g}). The explanation would be wrong; "
             "check that the model file is intact and the LightGBM version matches the training run."
@@ -158,7 +159,7 @@ def _sum_by_category(
     membership = np.zeros((len(names), len(ordered)))
     for row, name in enumerate(names):
         membership[row, ordered.index(categories[name])] = 1.0
-    return pd.DataFrame(contributions @ membership, index=index, columns=[f"{CATEGORY_PREFIX}{c}" for c in ordered])
+    return pd.DataFrame(contributions @ membership, index=index, columns=[ml_column(c) for c in ordered])
 
 
 def top_drivers(contributions: pd.DataFrame, X: pd.DataFrame, n: int = 3) -> pd.Series:
@@ -169,9 +170,9 @@ def top_drivers(contributions: pd.DataFrame, X: pd.DataFrame, n: int = 3) -> pd.
     companion columns its template cites.
     """
     if not contributions.index.equals(X.index):
-        raise ChurnError("top_drivers needs the contributions and the feature table on the same rows (index).")
+        raise ModelError("top_drivers needs the contributions and the feature table on the same rows (index).")
     if n < 1 or contributions.shape[1] == 0:
-        return pd.Series("", index=contributions.index, dtype=str, name="top_drivers")
+        return pd.Series("", index=contributions.index, dtype=str, name=TOP_DRIVERS)
     names = list(contributions.columns)
     check_required_features(X, names, "the feature table for top drivers")
     values = contributions.to_numpy(dtype=np.float64)
@@ -187,7 +188,7 @@ def top_drivers(contributions: pd.DataFrame, X: pd.DataFrame, n: int = 3) -> pd.
         rows, slots = np.nonzero((top == column) & positive)
         words[rows, slots] = _render(name, X, rows)
     texts = [DRIVER_SEPARATOR.join(w for w in row if w) for row in words.tolist()]
-    return pd.Series(texts, index=contributions.index, dtype=str, name="top_drivers")
+    return pd.Series(texts, index=contributions.index, dtype=str, name=TOP_DRIVERS)
 
 
 def _render(name: str, X: pd.DataFrame, rows: np.ndarray) -> list[str]:

@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from features.errors import DataContractError
 from features.table import AS_OF, LABEL
-from models.healthscore import HEALTH_BAND, HEALTH_COVERAGE, HEALTH_SCORE, HEALTH_SCORECARD, score_health
+from models.healthscore import health_risk, score_health
 from models.scorecard import BAND_NAMES, ScorecardConfig
-from pipeline.errors import DataContractError
+from models.scores import HEALTH_BAND, HEALTH_COVERAGE, HEALTH_SCORE, HEALTH_SCORECARD
 
 
 def backtest_health(
@@ -42,7 +43,7 @@ def backtest_health(
     scores = score_health(table, config).frame
     scored = scores[HEALTH_SCORE].notna()
     label = table[LABEL].astype(float).to_numpy()[scored.to_numpy()]
-    risk = 100.0 - scores.loc[scored, HEALTH_SCORE].to_numpy()
+    risk = health_risk(scores.loc[scored, HEALTH_SCORE].to_numpy())
     auc = float(roc_auc_score(label, risk)) if np.unique(label).size == 2 else None
     bands: dict[str, dict[str, float | int | None]] = {}
     for band in BAND_NAMES:

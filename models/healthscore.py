@@ -15,10 +15,12 @@ import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
+from features.errors import ConfigError, DataContractError
 from features.registry import describe, lookup
 from models.scorecard import (
     DEFAULT_SCORECARD,
@@ -31,33 +33,15 @@ from models.scorecard import (
     ScorecardConfig,
     ThresholdMetric,
 )
-from pipeline.errors import ConfigError, DataContractError
+from models.scores import HEALTH_BAND, HEALTH_COVERAGE, HEALTH_DRIVERS, HEALTH_SCORE, HEALTH_SCORECARD, health_column
 
-HEALTH_SCORE = "health_score"
-HEALTH_BAND = "health_band"
-HEALTH_COVERAGE = "health_coverage"
-HEALTH_SCORECARD = "health_scorecard"
-HEALTH_EXPLANATION = "health_explanation"
-HEALTH_META: tuple[str, ...] = (HEALTH_SCORE, HEALTH_BAND, HEALTH_COVERAGE, HEALTH_SCORECARD, HEALTH_EXPLANATION)
-CHANGE_PREFIX = f"{HEALTH_SCORE}_change"  # trend columns (pipeline.history.trends), not categories
 BAND_ORDER: dict[str, int] = {"green": 0, "yellow": 1, "red": 2}  # higher = worse
+Scores = TypeVar("Scores", pd.Series, np.ndarray)
 
 
-def category_column(category: str) -> str:
-    return f"health_{category}"
-
-
-def category_columns(frame: pd.DataFrame) -> list[str]:
-    """The `health_<category>` columns of a frame: numeric, and not score, band, coverage, scorecard,
-    trend changes or a text explanation (the scores table's `health_drivers`)."""
-    return [
-        c
-        for c in frame.columns
-        if c.startswith("health_")
-        and c not in HEALTH_META
-        and not c.startswith(CHANGE_PREFIX)
-        and pd.api.types.is_numeric_dtype(frame[c])
-    ]
+def health_risk(health_score: Scores) -> Scores:
+    """The rule view as a risk (0-100, higher = riskier): 100 - health score, to rank like the ML risk."""
+    return 100.0 - health_score
 
 
 @dataclass(frozen=True)
@@ -119,7 +103,7 @@ def score_health(table: pd.DataFrame, config: ScorecardConfig) -> HealthScores:
 
     frame = pd.DataFrame({HEALTH_SCORE: score, HEALTH_BAND: band_of(score, config)}, index=table.index)
     for cat in categories:
-        frame[category_column(cat)] = category_scores[cat].to_numpy()
+        frame[health_column(cat)] = category_scores[cat].to_numpy()
     frame[HEALTH_COVERAGE] = coverage
     frame[HEALTH_SCORECARD] = chosen
     return HealthScores(
@@ -318,7 +302,7 @@ def explain_health(table: pd.DataFrame, health: HealthScores, config: ScorecardC
             words = describe(metric, row[metric], {c: row[c] for c in companions[metric]})
             items.append(f"{words} ({category_of[scorecards[i]][metric]}, -{values[i, j]:.1f} pts)")
         texts.append("; ".join(items) if items else "no health points lost")
-    return pd.Series(texts, index=table.index, name=HEALTH_EXPLANATION, dtype="string")
+    return pd.Series(texts, index=table.index, name=HEALTH_DRIVERS, dtype="string")
 
 
 def _template_columns(metric: str, columns: pd.Index) -> list[str]:

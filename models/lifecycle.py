@@ -18,10 +18,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.config import LifecycleSettings
+from models.scores import DAYS_TO_RENEWAL, LIFECYCLE_STAGE
 
 LAND, ADOPT, EXPAND, RENEW = "land", "adopt", "expand", "renew"
-STAGES: tuple[str, ...] = (LAND, ADOPT, EXPAND, RENEW)
 
 
 def _column(table: pd.DataFrame, name: str) -> pd.Series:
@@ -31,20 +30,27 @@ def _column(table: pd.DataFrame, name: str) -> pd.Series:
     return pd.to_numeric(table[name], errors="coerce").astype(float)
 
 
-def lifecycle_stage(table: pd.DataFrame, settings: LifecycleSettings) -> pd.Series:
-    """The LAER stage per row of a feature table, aligned with its index."""
-    days_to_renewal = _column(table, "days_to_renewal")
+def lifecycle_stage(
+    table: pd.DataFrame,
+    *,
+    land_days: float,
+    renew_window_days: float,
+    expand_seat_growth: float,
+    expand_utilisation: float,
+) -> pd.Series:
+    """The LAER stage per row of a feature table, aligned with its index (thresholds: `lifecycle:` settings)."""
+    days_to_renewal = _column(table, DAYS_TO_RENEWAL)
     term_length = _column(table, "term_length_days")
     tenure = _column(table, "tenure_days")
     seat_growth = _column(table, "seat_change_last_renewal")
     utilisation = _column(table, "user_utilisation_30d")
 
-    window = np.fmin(settings.renew_window_days, term_length / 4)  # no term length: the configured window
+    window = np.fmin(renew_window_days, term_length / 4)  # no term length: the configured window
     renew = days_to_renewal <= window
-    land = tenure < settings.land_days
+    land = tenure < land_days
     # Growth must be positive: a threshold of 0 means "any growth", not "no change".
-    grew = (seat_growth > 0) & (seat_growth >= settings.expand_seat_growth)
-    expand = grew | (utilisation > settings.expand_utilisation)
+    grew = (seat_growth > 0) & (seat_growth >= expand_seat_growth)
+    expand = grew | (utilisation > expand_utilisation)
 
     stage = np.select([renew, land, expand], [RENEW, LAND, EXPAND], default=ADOPT)
-    return pd.Series(stage, index=table.index, dtype=str, name="lifecycle_stage")
+    return pd.Series(stage, index=table.index, dtype=str, name=LIFECYCLE_STAGE)

@@ -23,12 +23,6 @@ Why this shape:
 
 from __future__ import annotations
 
-import os
-
-# Idle OpenMP threads sleep instead of spinning: on shared or busy cores (batch hosts, CI) spinning
-# made small fits ~10x slower. Must be set before LightGBM loads its OpenMP runtime.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import inspect
 import json
 from collections.abc import Callable, Sequence
@@ -41,9 +35,10 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from pipeline.config import ModelSettings
-from pipeline.errors import ChurnError, DataContractError
-from pipeline.progress import ProgressCallback
+from features.errors import DataContractError
+from features.feature_set import FeatureSet
+from features.progress import ProgressCallback
+from models.errors import ModelError
 
 CalibrationKind = Literal["isotonic", "sigmoid"]
 PROBABILITY_FLOOR = 1e-4  # isotonic steps can reach exactly 0 or 1; no account is that certain
@@ -107,7 +102,7 @@ class Calibrator:
 
             platt = LogisticRegression(C=1e6).fit(raw.reshape(-1, 1), labels.astype(int))
             return cls(kind, slope=float(platt.coef_[0, 0]), intercept=float(platt.intercept_[0]))
-        raise ChurnError(f"model.calibration: unknown method '{kind}' (use isotonic or sigmoid).")
+        raise ModelError(f"model.calibration: unknown method '{kind}' (use isotonic or sigmoid).")
 
     def predict(self, raw: np.ndarray) -> np.ndarray:
         """Churn probabilities, strictly increasing in the log-odds (so they rank exactly as the model does)."""
@@ -176,7 +171,7 @@ class CrossValidator:
         self, labels: np.ndarray, dataset: lgb.Dataset, folds: Sequence[tuple[np.ndarray, np.ndarray]]
     ) -> None:
         if not folds:
-            raise ChurnError("CrossValidator needs at least one fold.")
+            raise ModelError("CrossValidator needs at least one fold.")
         self.labels = labels
         self.folds = [(np.sort(train), np.sort(valid)) for train, valid in folds]
         self._sets = [(dataset.subset(train), dataset.subset(valid)) for train, valid in self.folds]
@@ -260,10 +255,6 @@ class ChurnRiskModel:
         self.metadata: dict[str, Any] = {}
         self.notes: list[str] = []
 
-    @classmethod
-    def from_settings(cls, settings: ModelSettings) -> ChurnRiskModel:
-        return cls(**{key: getattr(settings, key) for key in PARAM_NAMES})
-
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments (what MLflow logs as parameters)."""
         return {key: getattr(self, key) for key in PARAM_NAMES}
@@ -272,7 +263,7 @@ class ChurnRiskModel:
         """An unfitted copy with some parameters changed."""
         unknown = sorted(set(changes) - set(PARAM_NAMES))
         if unknown:
-            raise ChurnError(f"ChurnRiskModel: unknown parameter(s) {unknown}.")
+            raise ModelError(f"ChurnRiskModel: unknown parameter(s) {unknown}.")
         return ChurnRiskModel(**{**self.get_params(), **changes})
 
     def tree_params(self) -> dict[str, Any]:
@@ -343,6 +334,11 @@ class ChurnRiskModel:
         columns: dict[str, Any] = {}
         for name in self.feature_names:
             values = X[name]
+            if name in self.categories and _holds_numbers(values):
+                raise DataContractError(
+                    f"feature '{name}': the model learnt it as categorical (levels {self.categories[name][:3]}...) "
+                    f"but it holds numbers (dtype {values.dtype}); pass its levels as strings or categories."
+                )
             if name in self.categories:
                 as_text = values.astype("string")
                 known = as_text.where(as_text.isin(self.categories[name]))
@@ -363,6 +359,7 @@ class ChurnRiskModel:
         tuning_folds: Sequence[Fold] | None = None,
         progress: ProgressCallback | None = None,
         on_trial: Callable[[Any], None] | None = None,
+        feature_set: FeatureSet | None = None,
     ) -> ChurnRiskModel:
         """Tune on the folds, evaluate and calibrate on the validation rows, refit.
 
@@ -374,11 +371,14 @@ class ChurnRiskModel:
         folds (data too thin) the tree count is early-stopped on the validation rows; a note says so.
         """
         if not X.index.is_unique:
-            raise ChurnError("ChurnRiskModel.fit: X needs a unique index (e.g. reset it after pd.concat).")
+            raise ModelError("ChurnRiskModel.fit: X needs a unique index (e.g. reset it after pd.concat).")
         y_all = _binary(y, "all labelled")
         self.feature_names = [str(c) for c in X.columns]
         if not self.feature_names:
             raise DataContractError("training input: no feature columns.")
+        self.feature_set_ = feature_set or FeatureSet.of(self.feature_names)
+        if list(self.feature_set_.names) != self.feature_names:
+            raise ModelError("ChurnRiskModel.fit: the feature set names other columns than X has, or another order.")
         self.categories = self._learn_levels(X)
         self.notes = []
         frame = self.prepare(X)
@@ -464,7 +464,7 @@ class ChurnRiskModel:
     # -------------------------------------------------------------------------------- predict
     def _check_fitted(self) -> None:
         if not hasattr(self, "booster_"):
-            raise ChurnError("ChurnRiskModel is not fitted yet; call fit() or load a trained model.")
+            raise ModelError("ChurnRiskModel is not fitted yet; call fit() or load a trained model.")
 
     def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
         """Booster log-odds (before calibration): the scale SHAP values add up to."""
@@ -520,6 +520,7 @@ class ChurnRiskModel:
             "selection": self.selection_,
             "notes": self.notes,
             "metadata": self.metadata,
+            "feature_set": self.feature_set_.to_dict(),
         }
         (directory / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
         self.reference_.to_parquet(directory / REFERENCE_FILE, index=False)
@@ -529,7 +530,7 @@ class ChurnRiskModel:
     def load(cls, directory: str | Path) -> ChurnRiskModel:
         directory = Path(directory)
         if not (directory / META_FILE).exists():
-            raise ChurnError(f"{directory} holds no saved ChurnRiskModel ({META_FILE} is missing).")
+            raise ModelError(f"{directory} holds no saved ChurnRiskModel ({META_FILE} is missing).")
         meta = json.loads((directory / META_FILE).read_text())
         model = cls(**meta["params"])
         model.feature_names = meta["feature_names"]
@@ -541,6 +542,9 @@ class ChurnRiskModel:
         model.selection_ = meta.get("selection", {})
         model.notes = meta.get("notes", [])
         model.metadata = meta["metadata"]
+        # models saved before the feature set was: their features with the registry's categories
+        saved = meta.get("feature_set")
+        model.feature_set_ = FeatureSet.from_dict(saved) if saved else FeatureSet.of(model.feature_names)
         model.booster_ = lgb.Booster(model_str=(directory / MODEL_FILE).read_text())
         reference = directory / REFERENCE_FILE
         model.reference_ = pd.read_parquet(reference) if reference.exists() else pd.DataFrame()
@@ -553,7 +557,7 @@ PARAM_NAMES = tuple(name for name in inspect.signature(ChurnRiskModel.__init__).
 def _positions(index: pd.Index, rows: pd.Index, side: str) -> np.ndarray:
     positions = index.get_indexer(pd.Index(rows))
     if (positions < 0).any():
-        raise ChurnError(f"ChurnRiskModel.fit: {int((positions < 0).sum())} {side} row(s) are not rows of X.")
+        raise ModelError(f"ChurnRiskModel.fit: {int((positions < 0).sum())} {side} row(s) are not rows of X.")
     return positions
 
 
@@ -569,6 +573,12 @@ def _binary(labels: pd.Series | np.ndarray, side: str) -> np.ndarray:
             f"{side} labels must hold both 0 (renewed) and 1 (churned); found values {sorted(set(array.tolist()))[:5]}."
         )
     return array
+
+
+def _holds_numbers(values: pd.Series) -> bool:
+    """A numeric column with values: not a categorical feature's levels (all-missing is just missing)."""
+    numeric = pd.api.types.is_numeric_dtype(values) and not isinstance(values.dtype, pd.CategoricalDtype)
+    return bool(numeric and values.notna().any())
 
 
 def _to_float(values: pd.Series, name: str) -> np.ndarray:

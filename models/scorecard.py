@@ -29,18 +29,18 @@ File layout::
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import re
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from features.errors import ConfigError, config_error
 from features.registry import absence_reason, all_specs, lookup, sources_of
-from pipeline.config import read_yaml
-from pipeline.errors import ConfigError
 
 SCHEMES = ("linear", "thresholds", "percentile", "boolean")
 BAND_NAMES = ("green", "yellow", "red")
@@ -299,6 +299,11 @@ class ScorecardConfig(_Model):
         chosen.append((DEFAULT_SCORECARD, self.default, []))
         return chosen
 
+    def version(self) -> str:
+        """`<name>@<content hash>`: which scorecard, exactly (two files with the same content agree)."""
+        content = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return f"{self.name}@{hashlib.sha256(content).hexdigest()[:12]}"
+
     def scorecard(self, name: str) -> Scorecard:
         if name == DEFAULT_SCORECARD:
             return self.default
@@ -488,35 +493,4 @@ def parse_scorecard(raw: dict[str, Any], source: str = "scorecard") -> Scorecard
     try:
         return ScorecardConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(source, exc)) from exc
-
-
-def load_scorecard(path: str | Path, available: Collection[str] | None = None) -> ScorecardConfig:
-    """Read and validate a scorecard YAML file; with `available`, also check every column exists."""
-    config = parse_scorecard(read_yaml(Path(path)), source=str(path))
-    if available is not None:
-        config.validate_columns(available)
-    return config
-
-
-def _format_errors(source: str, exc: ValidationError) -> str:
-    lines = [f"Health scorecard {source}: {len(exc.errors())} problem(s):"]
-    for err in exc.errors():
-        loc = err["loc"]
-        # a discriminated union puts the scheme name in the path: metrics.<name>.<scheme>.<field>
-        path = [p for i, p in enumerate(loc) if not (i >= 2 and loc[i - 2] == "metrics" and p in SCHEMES)]
-        where = ".".join(str(p) for p in path) or "(top level)"
-        if err["type"] == "union_tag_invalid":
-            message = f"unknown scheme {err['ctx']['tag']!r}; use one of {', '.join(SCHEMES)}"
-        elif err["type"] == "union_tag_not_found":
-            message = f"missing 'scheme' (one of {', '.join(SCHEMES)})"
-        elif err["type"] == "value_error":
-            message = str(err["ctx"]["error"])
-        elif err["type"] == "extra_forbidden":
-            message = f"unknown key '{loc[-1]}'"
-        elif err["type"] == "missing":
-            message = f"missing required key '{loc[-1]}'"
-        else:
-            message = err["msg"]
-        lines.append(f"  {where}: {message}")
-    return "\n".join(lines)
+        raise config_error(f"Health scorecard {source}", exc, noun="problem(s)", tags=SCHEMES) from exc

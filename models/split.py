@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
+from features.errors import DataContractError
 from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END
-from pipeline.errors import DataContractError
 
 
 @dataclass(frozen=True)

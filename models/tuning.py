@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import optuna
 
+from features.progress import ProgressCallback
 from models.risk_model import ChurnRiskModel, CrossValidator
-from pipeline.progress import ProgressCallback
 
 STAGE = "tune"
 # Never trade more CV AUC than this for a cheaper model, however noisy the folds are: the model

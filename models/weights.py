@@ -20,7 +20,6 @@ import difflib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,13 +28,14 @@ import yaml
 from scipy.optimize import minimize
 from scipy.special import expit
 
+from features.errors import ChurnError, DataContractError
 from features.table import AS_OF, LABEL
+from models.evaluation import format_auc
 from models.health_backtest import backtest_health
-from models.healthscore import HEALTH_SCORE, HEALTH_SCORECARD, category_column, score_health
+from models.healthscore import score_health
 from models.scorecard import DEFAULT_SCORECARD, Scorecard, ScorecardConfig, parse_scorecard
+from models.scores import HEALTH_SCORE, HEALTH_SCORECARD, health_column
 from models.split import out_of_time_split
-from pipeline.errors import ChurnError, DataContractError
-from pipeline.io import atomic_path
 
 CATEGORY_TOTAL = 100  # suggested category weights of each scorecard sum to this
 METRIC_STEP = 0.1  # metric weights are rounded to this, keeping each category's current total
@@ -90,13 +90,14 @@ class SuggestedWeights:
             "Suggested health-score weights (churn compare). Review before adopting.",
             f"Fitted on {self.fit_rows:,} labelled snapshots ({period(self.fit_period)}); backtested on "
             f"{self.evaluation_rows:,} later ones ({period(self.evaluation_period)}).",
-            f"ROC AUC of 100 - health score there: current {_fmt_auc(self.current_auc)}, "
-            f"suggested {_fmt_auc(self.suggested_auc)}.",
+            f"ROC AUC of 100 - health score there: current {format_auc(self.current_auc)}, "
+            f"suggested {format_auc(self.suggested_auc)}.",
             *self.notes,
         ]
         return "".join(f"# {line}\n" for line in lines)
 
     def yaml_text(self) -> str:
+        """The suggested scorecard file: the header, then the scorecard (it loads as a scorecard file)."""
         return self.header() + dump_yaml(self.scorecard)
 
     def yaml_diff(self) -> str:
@@ -109,17 +110,6 @@ class SuggestedWeights:
                 tofile="suggested",
             )
         )
-
-    def to_yaml(self, path: str | Path) -> Path:
-        """Write the suggested scorecard atomically (it loads with `models.scorecard.load_scorecard`)."""
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            tmp.write_text(self.yaml_text())
-        return path
-
-
-def _fmt_auc(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 # ------------------------------------------------------------------------------- fitting
@@ -229,7 +219,7 @@ def _fit(rows: pd.DataFrame, scorecard: ScorecardConfig, min_rows: int, min_chur
     rescored = score_health(rows, _with_weights(scorecard, result.weights)).frame
     for name, mask in eligible.items():
         cat_weights = {c: w for c, (w, _) in current[name].items()}
-        X, columns = _badness(rescored.loc[mask, [category_column(c) for c in cat_weights]])
+        X, columns = _badness(rescored.loc[mask, [health_column(c) for c in cat_weights]])
         names = [c.removeprefix("health_") for c in columns]
         new = _fit_share(X, labels[mask], names, cat_weights, penalty) if names else None
         if new is None:
@@ -296,7 +286,7 @@ def _choose_share(
         aucs[share] = backtest_health(check, _with_weights(scorecard, _blend(current, early, share)))["auc"]
     scored = {s: a for s, a in aucs.items() if a is not None}
     best = max(scored, key=lambda s: (round(scored[s], 6), -s)) if scored else 0.0
-    listed = ", ".join(f"{s:.0%}: {_fmt_auc(a)}" for s, a in aucs.items())
+    listed = ", ".join(f"{s:.0%}: {format_auc(a)}" for s, a in aucs.items())
     note = (
         f"Moved {best:.0%} of the way from the current to the fitted weights: the share that ranked best on the "
         f"last part of the fit period (from {inner.cutoff.date()}; ROC AUC by share {listed})."

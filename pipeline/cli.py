@@ -8,23 +8,20 @@ shows its traceback only with `--debug`.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no DNS lookups from a batch job
-os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow's INFO chatter drowns the report
-
 import typer
 from rich.console import Console
 
+from features.errors import ChurnError
 from pipeline import interrupts
 from pipeline.config import Settings, load_settings
-from pipeline.errors import ChurnError
 from pipeline.progress import set_progress
+from pipeline.runtime import configure_process
 
 app = typer.Typer(
     name="churn",
@@ -309,6 +306,7 @@ def run(
 
 def main() -> None:
     """Entry point: usage errors exit 2 (click's own handling), user-facing errors 1, interrupts 130/143."""
+    configure_process()
     interrupts.install()
     try:
         app(prog_name="churn")  # standalone mode: prints usage errors itself and always ends in SystemExit

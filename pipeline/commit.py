@@ -35,9 +35,9 @@ from typing import Any
 
 import pandas as pd
 
+from features.errors import ChurnError
 from pipeline import interrupts
 from pipeline.config import Settings
-from pipeline.errors import ChurnError
 from pipeline.history import stage_partitions
 from pipeline.io import Staged, check_output_file, fsync_file, staged_for, write_staged
 

@@ -24,18 +24,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.registry import category_map
+from features.errors import DataContractError
+from features.progress import report
 from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END, feature_columns
-from models.alerts import risk_band
-from models.comparison import ML, ML_SCORE, RULE, Comparison, compare, is_monotone, metrics_table
-from models.explain import explain
-from models.healthscore import score_health
+from models.comparison import ML, RULE, Comparison, compare, is_monotone, metrics_table
+from models.evaluation import format_auc
 from models.risk_model import ChurnRiskModel
-from models.scorecard import ScorecardConfig, load_scorecard
+from models.scorecard import ScorecardConfig
+from models.scores import (
+    ARR,
+    CHURN_LOG_ODDS,
+    CHURN_PROBABILITY,
+    HEALTH_SCORE,
+    RISK_BAND,
+    SEGMENT,
+    ml_columns,
+)
+from models.scoring import score_accounts
 from models.split import Split, out_of_time_split, rolling_origin_folds, stratified_folds, stratified_split
 from models.weights import SuggestedWeights, suggest_weights
-from pipeline.config import Settings
-from pipeline.errors import DataContractError
+from pipeline.config import Settings, load_scorecard
 from pipeline.io import atomic_path, write_table
 from pipeline.loading import Dataset
 from pipeline.progress import ProgressCallback
@@ -43,7 +51,7 @@ from pipeline.report import ReportContext, write_report
 
 STAGE = "compare"
 STEPS = ("features", "split", "train model", "score", "compare", "suggest weights", "write")
-CONTEXT_COLUMNS = ("arr", "segment")
+CONTEXT_COLUMNS = (ARR, SEGMENT)
 OUTPUT_FILES = {
     "report": "report.html",
     "metrics": "metrics.json",
@@ -59,7 +67,8 @@ OUTPUT_FILES = {
 
 @dataclass(frozen=True)
 class ComparisonResult:
-    """Everything the comparison produced; `headline()` is what `churn compare` prints."""
+    """Everything the comparison produced; `summary_lines()` is what `churn compare` prints, from
+    `headline()` (also the head of metrics.json)."""
 
     out_dir: Path
     files: dict[str, Path]
@@ -127,7 +136,7 @@ class ComparisonResult:
             f"{self.split.cutoff.date()} (churn rate {h['churn_rate']:.1%})",
             f"ROC AUC, ML risk:    {h['ml_auc']:.3f} [{h['ml_auc_ci'][0]:.3f}-{h['ml_auc_ci'][1]:.3f}]",
             f"ROC AUC, rule score: {h['rule_auc']:.3f} [{h['rule_auc_ci'][0]:.3f}-{h['rule_auc_ci'][1]:.3f}]",
-            f"ROC AUC, rule score with suggested weights: {_fmt(h['suggested_weights_auc'])}",
+            f"ROC AUC, rule score with suggested weights: {format_auc(h['suggested_weights_auc'])}",
             f"Lift in the riskiest 10%: ML {h['ml_lift_top10']:.2f}x, rule {h['rule_lift_top10']:.2f}x",
             f"Churn rate by rule band: {bands}" + ("" if h["rule_bands_monotone"] else " (NOT monotone)"),
             f"Churn rate by ML risk band: {ml_bands}",
@@ -140,13 +149,8 @@ def _interval(metric: dict[str, float]) -> tuple[float, float]:
     return metric["low"], metric["high"]
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def _step(progress: ProgressCallback | None, name: str) -> None:
-    if progress is not None:
-        progress(STAGE, STEPS.index(name), len(STEPS))
+    report(progress, STAGE, STEPS.index(name), len(STEPS))
 
 
 def fit_early_model(train: pd.DataFrame, settings: Settings, template: ChurnRiskModel | None) -> ChurnRiskModel:
@@ -162,7 +166,7 @@ def fit_early_model(train: pd.DataFrame, settings: Settings, template: ChurnRisk
     period.
     """
     features = feature_columns(train)
-    model = ChurnRiskModel.from_settings(settings.model)
+    model = settings.model.estimator()
     if template is not None:
         model = model.with_params(**template.tree_params(), tune_trials=0)
     n_folds, grace_days, seed = settings.model.cv_folds, settings.data.grace_days, settings.model.seed
@@ -188,29 +192,15 @@ def fit_early_model(train: pd.DataFrame, settings: Settings, template: ChurnRisk
 def backtest_frame(
     evaluation: pd.DataFrame, model: ChurnRiskModel, scorecard: ScorecardConfig, settings: Settings
 ) -> pd.DataFrame:
-    """Both views of every evaluation snapshot: health score by category and ML risk with SHAP by category."""
-    X = model.prepare(evaluation)
-    probability = pd.Series(model.predict_proba(evaluation)[:, 1], index=evaluation.index)
-    categories = category_map(model.feature_names, settings.features.category_overrides)
-    explanation = explain(model.booster_, X, categories)
-    health = score_health(evaluation, scorecard).frame
+    """Both views of every evaluation snapshot (the scoring core's rows, without the words): health
+    score by category and ML risk with SHAP by category, with the label and the account context."""
+    scored = score_accounts(model, evaluation, scorecard, settings.scoring_rules(), words=False)
+    scores, health = scored.scores, scored.health.frame
     context = [c for c in CONTEXT_COLUMNS if c in evaluation.columns]
-    return pd.concat(
-        [
-            evaluation[[ACCOUNT_ID, AS_OF, LABEL, TERM_END, *context]],
-            health,
-            pd.DataFrame(
-                {
-                    "churn_probability": probability,
-                    "risk_band": risk_band(probability, settings.scoring.risk_bands),
-                    ML_SCORE: explanation.raw_score,
-                },
-                index=evaluation.index,
-            ),
-            explanation.by_category,
-        ],
-        axis=1,
-    ).assign(**{LABEL: lambda f: f[LABEL].astype(int)})
+    views = [*health.columns, CHURN_PROBABILITY, RISK_BAND, CHURN_LOG_ODDS, *ml_columns(scores)]
+    return pd.concat([evaluation[[ACCOUNT_ID, AS_OF, LABEL, TERM_END, *context]], scores[views]], axis=1).assign(
+        **{LABEL: lambda f: f[LABEL].astype(int)}
+    )
 
 
 def run_comparison(
@@ -252,7 +242,7 @@ def run_comparison(
 
     _step(progress, "score")
     frame = backtest_frame(evaluation, fitted, scorecard, settings)
-    if frame["health_score"].isna().all():
+    if frame[HEALTH_SCORE].isna().all():
         raise DataContractError(
             f"compare: scorecard {settings.healthscore_path()} gave no health score on any of the "
             f"{len(frame)} evaluation rows (every metric missing); check that its metrics exist in the data."
@@ -284,8 +274,7 @@ def run_comparison(
     )
     _write_outputs(result, settings)
     _log_to_active_run(result)
-    if progress is not None:
-        progress(STAGE, len(STEPS), len(STEPS))
+    report(progress, STAGE, len(STEPS), len(STEPS))
     return result
 
 
@@ -364,7 +353,8 @@ def _write_outputs(result: ComparisonResult, settings: Settings) -> None:
     write_table(comparison.alignment, files["category_alignment"], "csv")
     write_table(comparison.agreement.disagreements, files["disagreements"], "csv")
     write_table(result.frame, files["scores"], "parquet")
-    result.suggested.to_yaml(files["suggested_scorecard"])
+    with atomic_path(files["suggested_scorecard"]) as tmp:
+        tmp.write_text(result.suggested.yaml_text())
 
 
 def _log_to_active_run(result: ComparisonResult) -> None:

@@ -13,24 +13,16 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
-from pipeline.errors import ConfigError
+from features.errors import ConfigError, config_error
+from features.settings import MAX_DAYS, FeatureSettings, SettingsSection
 
 REPO_CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 DEFAULT_CONFIG_FILE = REPO_CONFIG_DIR / "pipeline.yaml"
 
 
-MAX_DAYS = 3650  # ten years: the longest span any day-count setting may name
-
-
-class _Section(BaseModel):
-    # NaN and infinity are never a meaningful setting: refuse them everywhere, not per field.
-    # Errors never echo the rejected input: a webhook URL may carry a token.
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, hide_input_in_errors=True)
-
-
-class DataSettings(_Section):
+class DataSettings(SettingsSection):
     grace_days: int = Field(
         30, ge=0, le=MAX_DAYS, description="Days after a term ends within which a renewal still counts."
     )
@@ -48,38 +40,7 @@ class DataSettings(_Section):
         return str(value)
 
 
-class FeatureSettings(_Section):
-    windows: list[int] = Field(default_factory=lambda: [7, 30, 90], description="Trailing windows in days.")
-    cadence: Literal["monthly", "weekly"] = "monthly"
-    top_features: int = Field(8, ge=0, le=200, description="Per-feature usage columns for the N most used features.")
-    tracked_features: list[str] = Field(
-        default_factory=lambda: ["compliance_audit"],
-        description="Features that always get their own usage columns (e.g. a compliance feature).",
-    )
-    new_customer_days: int = Field(120, ge=0, le=MAX_DAYS)
-    onboarding_days: int = Field(60, ge=0, le=MAX_DAYS)
-    categories: list[str] = Field(default_factory=lambda: ["adoption", "engagement", "support", "training", "account"])
-    category_overrides: dict[str, str] = Field(
-        default_factory=dict, description="feature name -> health category, overriding the registry."
-    )
-
-    @field_validator("windows")
-    @classmethod
-    def _positive_windows(cls, value: list[int]) -> list[int]:
-        if not value or any(w <= 0 or w > MAX_DAYS for w in value):
-            raise ValueError(f"windows must be a non-empty list of day counts between 1 and {MAX_DAYS}")
-        return sorted(set(value))
-
-    @field_validator("tracked_features", "categories")
-    @classmethod
-    def _names(cls, value: list[str]) -> list[str]:
-        blank = [v for v in value if not str(v).strip()]
-        if blank:
-            raise ValueError("names must not be empty")
-        return value
-
-
-class ModelSettings(_Section):
+class ModelSettings(SettingsSection):
     """The renewal-risk model. Tree settings are the defaults the tuner starts from (and what trains
     when `tune_trials` is 0); `n_estimators` caps the trees, early stopping on the CV folds picks them."""
 
@@ -110,12 +71,12 @@ class ModelSettings(_Section):
     one_se_rule: bool = Field(True, description="Prefer the cheapest setting within one SE of the best CV AUC.")
 
 
-class TrackingSettings(_Section):
+class TrackingSettings(SettingsSection):
     uri: str | None = Field(None, description="MLflow tracking URI; default: SQLite in the working folder.")
     experiment: str = Field("churn", min_length=1)
 
 
-class RiskBands(_Section):
+class RiskBands(SettingsSection):
     high: float = Field(0.5, gt=0, lt=1)
     medium: float = Field(0.2, gt=0, lt=1)
 
@@ -145,7 +106,7 @@ def _port(parts: Any) -> int | None:
         return None
 
 
-class AlertSettings(_Section):
+class AlertSettings(SettingsSection):
     score_drop: float = Field(10.0, ge=0, le=100, description="Alert when the health score drops more than this.")
     probability_level: float = Field(0.5, gt=0, lt=1, description="Alert when churn probability crosses this.")
     renewal_days: int = Field(
@@ -180,21 +141,21 @@ class AlertSettings(_Section):
         return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
-class LifecycleSettings(_Section):
+class LifecycleSettings(SettingsSection):
     land_days: int = Field(120, ge=0, le=MAX_DAYS, description="Accounts younger than this are in Land (onboarding).")
     renew_window_days: int = Field(90, ge=0, le=MAX_DAYS, description="Accounts this close to term end are in Renew.")
     expand_seat_growth: float = Field(0.1, ge=0, le=100, description="Seat growth at last renewal that means Expand.")
     expand_utilisation: float = Field(1.0, gt=0, le=100, description="Active users / seats above this means Expand.")
 
 
-class ScoringSettings(_Section):
+class ScoringSettings(SettingsSection):
     risk_bands: RiskBands = Field(default_factory=RiskBands)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     top_drivers: int = Field(3, ge=1, le=50)
     drift_psi_threshold: float = Field(0.25, gt=0, le=10)
 
 
-class SparkSettings(_Section):
+class SparkSettings(SettingsSection):
     """Where `engine: spark` runs: any Spark master URL, and Spark settings passed as they are."""
 
     master: str = Field(
@@ -216,7 +177,7 @@ class SparkSettings(_Section):
         return {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in self.conf.items()}
 
 
-class Settings(_Section):
+class Settings(SettingsSection):
     workdir: str = Field(
         ".churn", min_length=1, description="Working folder: tracking store, artifacts, score history."
     )
@@ -281,21 +242,11 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def format_validation_error(source: str, exc: ValidationError) -> str:
-    """One readable line per pydantic error, with the dotted key path (never the rejected value of a URL)."""
-    lines = [f"{source}: {len(exc.errors())} invalid setting(s):"]
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        message = str(err["ctx"]["error"]) if err["type"] == "value_error" else err["msg"]
-        lines.append(f"  {where}: {message}")
-    return "\n".join(lines)
-
-
 def _validated(raw: dict[str, Any], source: str) -> Settings:
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(source, exc)) from exc
+        raise config_error(source, exc) from exc
 
 
 def load_settings(

@@ -17,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from features.errors import ChurnError
 from features.table import ACCOUNT_ID, AS_OF
-from pipeline.errors import ChurnError
+from models.scores import upgrade
 from pipeline.io import Staged, remove_stale_temporaries, temporary_sibling, write_staged
 
 PARTITION_PREFIX = f"{AS_OF}="
@@ -89,7 +90,7 @@ def _read(paths: Iterable[Path], columns: Sequence[str] | None) -> pd.DataFrame:
     frames = []
     for path in paths:
         wanted = None if columns is None else [c for c in columns if c in pq.read_schema(path).names]
-        frames.append(pd.read_parquet(path, columns=wanted))
+        frames.append(upgrade(pd.read_parquet(path, columns=wanted)))  # runs written by earlier versions
     if not frames:
         return pd.DataFrame(columns=list(columns or (ACCOUNT_ID, AS_OF)))
     return pd.concat(frames, ignore_index=True)

@@ -31,17 +31,20 @@ import secrets
 import shutil
 import socket
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.errors import ChurnError
+from features.errors import ChurnError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 MARKER_KEY = b"churn.output"
 DIR_MARKER = ".churn-output.json"
@@ -415,6 +418,21 @@ def write_table(frame: pd.DataFrame, path: str | Path, fmt: str | None = None) -
     with atomic_path(path) as tmp:
         writers[fmt](tmp)
     return path
+
+
+FIGURE_DPI = 110
+
+
+def save_figure(figure: Figure, path: str | Path) -> Path:
+    """Save a matplotlib figure as PNG atomically (the plot is drawn elsewhere; writing is I/O)."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=FIGURE_DPI, format="png")
+    return Path(path)
+
+
+def save_figures(figures: Mapping[str, Figure], directory: str | Path) -> list[Path]:
+    """Save figures named by file name (`roc.png`...) into `directory`; returns the files written."""
+    return [save_figure(figure, Path(directory) / name) for name, figure in figures.items()]
 
 
 # ---------------------------------------------------------------------------------- folders

@@ -22,9 +22,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.contract import EVENT_TABLES, TABLES, TableContract
-from pipeline.errors import DataContractError
-from pipeline.validation import ValidationReport, validate
+from features.contract import EVENT_TABLES, TABLES
+from features.errors import DataContractError
+from pipeline.validation import ValidationReport, canonical_view, validate
 
 Progress = Callable[[str, int, int], None]
 CSV_OPTIONS = "all_varchar=true, header=true, delim=','"  # text, to report bad values; commas, never guessed
@@ -196,11 +196,7 @@ def _finish(
             raise DataContractError(f"Table '{name}': cannot read {file}: {duckdb_reason(error)}") from exc
         raise DataContractError(f"The input data cannot be read: {duckdb_reason(exc)}") from exc
     for name in (n for n in TABLES if n in raw_types):  # accounts first: the others' kept rows refer to it
-        contract: TableContract = TABLES[name]
-        select = ", ".join(c.select_sql(raw_types[name].get(c.name)) for c in contract.columns)
-        con.execute(
-            f'CREATE VIEW "{name}" AS SELECT * FROM (SELECT {select} FROM "__raw_{name}") WHERE {report.keep[name]}'
-        )
+        con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "{canonical_view(name)}" WHERE {report.keep[name]}')
     accounts = con.execute('SELECT * FROM "accounts" ORDER BY account_id').df()
     subscriptions = con.execute('SELECT * FROM "subscriptions" ORDER BY account_id, start_date').df()
     return Dataset(

@@ -27,7 +27,6 @@ from models.comparison import (
     DISAGREEMENT_KINDS,
     HEALTH_BAND_ORDER,
     ML,
-    PROBABILITY,
     RISK_BAND_ORDER,
     RULE,
     Comparison,
@@ -37,6 +36,8 @@ from models.comparison import (
     rule_risk,
 )
 from models.evaluation import plot_calibration, plot_gains, plot_roc
+from models.healthscore import health_risk
+from models.scores import CHURN_PROBABILITY, ML_PREFIX
 from models.weights import SuggestedWeights
 from pipeline.io import atomic_path
 
@@ -368,7 +369,7 @@ def _ranking(frame: pd.DataFrame, comparison: Comparison, suggested: SuggestedWe
     if suggested is not None:
         aligned = suggested.evaluation_scores["suggested"].reindex(labelled.index)
         if aligned.notna().all():
-            curves["rule (suggested weights)"] = 100.0 - aligned.to_numpy()
+            curves["rule (suggested weights)"] = health_risk(aligned.to_numpy())
     level = f"{comparison.scores['level']:.0%}"
     return (
         f"<p class='note'>Point estimate and {level} bootstrap interval (accounts resampled with all their "
@@ -408,7 +409,9 @@ def _calibration(frame: pd.DataFrame, comparison: Comparison) -> str:
         _img(plot_churn_by_band(calibration), "Churn rate by band"),
         _img(plot_deciles(calibration), "Churn rate by decile"),
         _img(
-            plot_calibration(labelled[LABEL].astype(int).to_numpy(), {"ML risk": labelled[PROBABILITY].to_numpy()}),
+            plot_calibration(
+                labelled[LABEL].astype(int).to_numpy(), {"ML risk": labelled[CHURN_PROBABILITY].to_numpy()}
+            ),
             "Calibration of the ML probability",
         ),
     ]
@@ -470,7 +473,7 @@ def _disagreement_formats(rows: pd.DataFrame) -> dict[str, Callable[[object], st
     for column in rows.columns:
         if column.startswith("health_") and column not in formats and column != "health_scorecard":
             formats[column] = lambda v: _num(v, 0)
-        elif column.startswith("ml_"):
+        elif column.startswith(ML_PREFIX):
             formats[column] = lambda v: "–" if _missing(v) else f"{v:+.2f}"
     return formats
 

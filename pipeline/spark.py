@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from pipeline.errors import ChurnError
+from features.errors import ChurnError
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession

@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from features.contract import TABLES, Column
+from features.errors import DataContractError
 from features.sql.dialect import SPARK
-from pipeline.contract import TABLES, Column
-from pipeline.errors import DataContractError
 from pipeline.loading import Dataset
 from pipeline.validation import keep_condition
 

@@ -23,7 +23,7 @@ from models.healthscore import percentile_rules
 from models.risk_model import ChurnRiskModel
 from models.scorecard import PercentileMetric, ScorecardConfig
 from pipeline.config import Settings
-from pipeline.score import score_table
+from pipeline.score import score_features, score_table
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -73,15 +73,17 @@ def scores_schema(scores: pd.DataFrame) -> str:
 
 def score_on_spark(
     features: DataFrame, model: ChurnRiskModel, scorecard: ScorecardConfig, settings: Settings
-) -> DataFrame:
-    """The scores table of `features` (a Spark feature table of one or more as_of dates), lazily."""
+) -> tuple[DataFrame, tuple[str, ...]]:
+    """The scores table of `features` (a Spark feature table of one or more as_of dates), lazily, and
+    the scoring core's notes (from a few rows scored on the driver, which also give the schema)."""
     spark = features.sparkSession
     view = "__churn_scoring_features"
     features.createOrReplaceTempView(view)
     ranked = spark.sql(percentile_points_sql(view, features.columns, scorecard))
     categorical = [f.name for f in features.schema.fields if f.dataType.typeName() == "string"]
     sample = with_feature_dtypes(features.limit(SCHEMA_SAMPLE_ROWS).toPandas())
-    schema: StructType | str = scores_schema(score_table(sample, model, scorecard, settings))
+    scored = score_features(sample, model, scorecard, settings)
+    schema: StructType | str = scores_schema(scored.scores)
     payload = spark.sparkContext.broadcast(pickle.dumps((model, scorecard, settings, categorical)))
 
     def score_batches(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -91,7 +93,7 @@ def score_on_spark(
                 typed = batch.astype({c: "category" for c in categorical_ if c != "account_id"})
                 yield score_table(typed, model_, scorecard_, settings_)
 
-    return ranked.mapInPandas(score_batches, schema)
+    return ranked.mapInPandas(score_batches, schema), scored.notes
 
 
 def collect_scores(scores: DataFrame) -> pd.DataFrame:

@@ -17,9 +17,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from features.errors import ChurnError
 from pipeline.commit import ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings
-from pipeline.errors import ChurnError
 from pipeline.io import Legacy, check_output_dir, claimed_output_dir, write_output, write_output_file
 from pipeline.loading import Dataset, load_dataset
 from pipeline.progress import progress_bars
@@ -136,13 +136,17 @@ def build_feature_table(
     as_of: date | None = None,
     start: date | None = None,
     end: date | None = None,
+    feature_set=None,
 ) -> pd.DataFrame:
+    """The snapshot feature table; with a model's `feature_set`, exactly the features it was trained on."""
     from features.build import build_features
     from pipeline.engines import feature_engine
 
     dates = snapshot_dates_for(dataset, settings, as_of, start, end)
     with progress_bars() as progress, feature_engine(dataset, settings) as engine:
-        return build_features(dataset, dates, settings.features, settings.data.grace_days, progress, engine)
+        return build_features(
+            dataset, dates, settings.features, settings.data.grace_days, progress, feature_set, engine
+        )
 
 
 def training_table(dataset: Dataset, settings: Settings, notes: list[str] | None = None) -> pd.DataFrame:
@@ -199,7 +203,7 @@ def write_feature_folder(
 
 def health_config(settings: Settings):
     """The configured scorecard, validated (raises ConfigError naming the file and key)."""
-    from models.scorecard import load_scorecard
+    from pipeline.config import load_scorecard
 
     return load_scorecard(settings.healthscore_path())
 
@@ -218,9 +222,10 @@ def print_warnings(lines: Iterable[str], console: Console) -> None:
 
 def rule_risk_of(table: pd.DataFrame, scorecard) -> pd.Series:
     """100 - health score: the rule view as a risk, for baselines and comparisons."""
-    from models.healthscore import score_health
+    from models.healthscore import health_risk, score_health
+    from models.scores import HEALTH_SCORE
 
-    return 100.0 - score_health(table, scorecard).frame["health_score"]
+    return health_risk(score_health(table, scorecard).frame[HEALTH_SCORE])
 
 
 def _metrics_table(result, console: Console) -> None:
@@ -306,6 +311,7 @@ def train_on_table(
             table,
             settings,
             rule_risk=rule_risk_of(table, scorecard.config),
+            scorecard=scorecard.config,
             config_files=config_files,
             promote=promote,
             progress=progress,
@@ -415,13 +421,20 @@ def score_date(
     model = load_model(_champion_uri(model_uri, settings), settings)
     history_dir = settings.workdir_path / "history" if history else None
     if settings.engine == "spark":
-        features, scores, scorecard = _score_on_spark(dataset, settings, when, model)
+        features, scores, notes, scorecard = _score_on_spark(dataset, settings, when, model)
     else:
-        features, scores = build_feature_table(dataset, settings, as_of=when), None
-        scorecard = scorecard_for(settings, features.columns)
+        features = build_feature_table(dataset, settings, as_of=when, feature_set=model.feature_set_)
+        scores, notes, scorecard = None, (), scorecard_for(settings, features.columns)
     with progress_bars() as progress:
         run = score_book(
-            features, model, scorecard.config, settings, history_dir=history_dir, progress=progress, scores=scores
+            features,
+            model,
+            scorecard.config,
+            settings,
+            history_dir=history_dir,
+            progress=progress,
+            scores=scores,
+            score_notes=notes,
         )
     run.warnings.extend(scorecard.notes)
     result, recovered = commit_scoring(
@@ -442,32 +455,28 @@ def score_date(
 
 
 def _score_on_spark(dataset: Dataset, settings: Settings, when: date, model):
-    """Features of `when` built on Spark and scored there (mapInPandas); both collected for the
-    driver's history, alerts and drift (one row per account)."""
+    """The model's features of `when` built on Spark and scored there (mapInPandas); features, scores
+    and the scoring notes collected for the driver's history, alerts and drift (one row per account)."""
     from features.build import built_features, with_feature_dtypes
     from pipeline.engines import feature_engine
-    from pipeline.score import complete_usage_columns
     from pipeline.spark_scoring import collect_scores, score_on_spark
 
     dates = snapshot_dates_for(dataset, settings, when, None, None)
+    grace = settings.data.grace_days
     with (
         progress_bars() as progress,
         feature_engine(dataset, settings) as engine,
-        built_features(dataset, engine, dates, settings.features, settings.data.grace_days, progress) as select,
+        built_features(dataset, engine, dates, settings.features, grace, progress, model.feature_set_) as select,
     ):
         table = engine.dataframe(select)
-        completed = complete_usage_columns(pd.DataFrame(columns=table.columns), model).columns
-        table = table.selectExpr("*", *(f"CAST(0.0 AS DOUBLE) AS `{c}`" for c in completed[len(table.columns) :]))
         scorecard = scorecard_for(settings, table.columns)
-        if table.isEmpty():
-            raise ChurnError("No account has a term active at the scoring date; nothing to score.")
+        scores, notes = score_on_spark(table, model, scorecard.config, settings)
         features = with_feature_dtypes(table.toPandas())
-        scores = collect_scores(score_on_spark(table, model, scorecard.config, settings))
-    return features, scores, scorecard
+        return features, collect_scores(scores), notes, scorecard
 
 
 def _deliver(run, settings: Settings) -> None:
-    from models.alerts import notify
+    from pipeline.webhook import notify
 
     try:
         delivered = notify(run.alerts, settings.scoring.alerts)
@@ -563,55 +572,56 @@ def run_explain(
 ) -> pd.DataFrame:
     """Rule view and ML view of one account, category by category, with an optional waterfall plot."""
     from features.table import ACCOUNT_ID
-    from models.explain import explain
-    from models.healthscore import category_column
+    from models.scores import CHURN_PROBABILITY, HEALTH_BAND, HEALTH_SCORE, RISK_BAND, health_column, ml_column
     from pipeline.io import check_output_path
-    from pipeline.score import ML_PREFIX, complete_usage_columns, model_categories, score_table
+    from pipeline.score import score_features
     from pipeline.tracking import load_model
 
     if plot is not None:
         check_output_path(Path(plot), "plot", ".png")
-    features = build_feature_table(load(data, settings), settings, as_of=when)
+    dataset = load(data, settings)
+    model = load_model(_champion_uri(model_uri, settings), settings)
+    features = build_feature_table(dataset, settings, as_of=when, feature_set=model.feature_set_)
     row = features[features[ACCOUNT_ID].astype(str) == str(account_id)]
     if row.empty:
         raise ChurnError(f"Account '{account_id}' has no term active on {when}; nothing to explain.")
-    model = load_model(_champion_uri(model_uri, settings), settings)
     adapted = scorecard_for(settings, row.columns)
     print_warnings(adapted.notes, console)
     scorecard = adapted.config
-    scores = score_table(row, model, scorecard, settings).iloc[0]
+    scored = score_features(row, model, scorecard, settings)
+    print_warnings(scored.notes, console)
+    scores = scored.scores.iloc[0]
     table = Table(title=f"Account {account_id} as of {when}", title_justify="left")
     for column in ("category", "rule score (0-100)", "ML contribution (log-odds)"):
         table.add_column(column, justify="left" if column == "category" else "right")
     for category in scorecard.categories():
-        health = scores.get(category_column(category))
+        health = scores.get(health_column(category))
         table.add_row(
             category,
             f"{health:.0f}" if pd.notna(health) else "no data",
-            f"{scores.get(f'{ML_PREFIX}{category}', 0.0):+.3f}",
+            f"{scores.get(ml_column(category), 0.0):+.3f}",
         )
     table.add_row(
         "[bold]overall[/bold]",
-        f"{scores['health_score']:.0f} ({scores['health_band']})",
-        f"{scores['churn_probability']:.0%} churn ({scores['risk_band']} risk)",
+        f"{scores[HEALTH_SCORE]:.0f} ({scores[HEALTH_BAND]})",
+        f"{scores[CHURN_PROBABILITY]:.0%} churn ({scores[RISK_BAND]} risk)",
     )
     console.print(table)
     console.print(f"Rule view, points lost: {scores['health_drivers']}", markup=False, highlight=False)
     console.print(f"ML view, raising risk: {scores['top_drivers']}", markup=False, highlight=False)
     console.print(f"Lifecycle stage: {scores['lifecycle_stage']}; renewal in {scores['days_to_renewal']:.0f} days.")
     if plot is not None:
-        from models.waterfall import waterfall_plot
+        from models.waterfall import waterfall_figure
+        from pipeline.io import FIGURE_DPI
 
-        X = model.prepare(complete_usage_columns(row.reset_index(drop=True), model))
-        explanation = explain(model.booster_, X, model_categories(model, settings))
-        write_output_file(
-            plot,
-            "plot",
-            lambda tmp: waterfall_plot(
-                explanation.contributions.iloc[0], explanation.base_value, tmp, title=f"Account {account_id}"
-            ),
-            suffix=".png",
+        figure = waterfall_figure(
+            scored.explanation.contributions.iloc[0],
+            row.reset_index(drop=True).iloc[0],
+            scored.explanation.base_value,
+            scored.categories,
+            title=f"Account {account_id}",
         )
+        write_output_file(plot, "plot", lambda tmp: figure.savefig(tmp, dpi=FIGURE_DPI, format="png"), suffix=".png")
         console.print(f"Waterfall plot: {plot}", markup=False, highlight=False)
     return scores.to_frame().T
 

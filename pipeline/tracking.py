@@ -14,19 +14,16 @@
 - Promotion to `champion` is earned on validation rows that *neither* model trained on, so a
   champion refitted on all its history is not favoured by scoring rows it has memorised.
 
-Telemetry is switched off before MLflow is imported: it would otherwise do a DNS lookup, and
-nothing here may reach the internet.
+MLflow's telemetry is switched off by the entry points (`pipeline.runtime.configure_process`)
+before MLflow is imported: it would otherwise do a DNS lookup, and nothing here may reach the
+internet.
 """
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # batch logs, not terminals
-
 import hashlib
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -47,9 +44,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from sklearn.metrics import roc_auc_score
 
+from features.errors import ChurnError, ConfigError
 from models.risk_model import ChurnRiskModel
 from pipeline.config import Settings, read_yaml, redact_url
-from pipeline.errors import ChurnError, ConfigError
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"

@@ -27,13 +27,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.registry import category_map
+from features.errors import DataContractError
+from features.feature_set import FeatureSet
+from features.progress import report
 from features.table import ACCOUNT_ID, AS_OF, LABEL, META_COLUMNS, TERM_END, categorical_columns, feature_columns
-from models.alerts import risk_band
 from models.baselines import fit_logistic_baseline
+from models.categories import ml_categories
 from models.comparison import calibration_by_band
-from models.evaluation import ALL_SEGMENTS, evaluate, write_evaluation_plots
+from models.evaluation import ALL_SEGMENTS, evaluate, evaluation_figures
 from models.risk_model import ChurnRiskModel
+from models.scorecard import ScorecardConfig
+from models.scoring import risk_band
 from models.split import (
     Folds,
     Split,
@@ -43,9 +47,9 @@ from models.split import (
     stratified_folds,
     stratified_split,
 )
-from pipeline import tracking  # first: it disables MLflow telemetry before MLflow is imported
+from pipeline import tracking
 from pipeline.config import Settings
-from pipeline.errors import DataContractError
+from pipeline.io import save_figures
 from pipeline.progress import ProgressCallback
 
 SHAP_SAMPLE_ROWS = 5_000
@@ -82,6 +86,7 @@ def train_model(
     settings: Settings,
     *,
     rule_risk: pd.Series | None = None,
+    scorecard: ScorecardConfig | None = None,
     config_files: Sequence[Path] = (),
     promote: bool = False,
     progress: ProgressCallback | None = None,
@@ -90,7 +95,9 @@ def train_model(
     """Train on a snapshot feature table (see features/table.py) with an out-of-time split.
 
     `rule_risk` (100 - health score, indexed like `table`) is evaluated as the rule baseline;
-    `notes` (e.g. how the scorecard was adapted to the data) are logged with the run.
+    `scorecard` (the one the rule risk comes from) gives the feature set saved with the model the
+    categories its contributions are summed by; `notes` (e.g. how the scorecard was adapted to the
+    data) are logged with the run.
     """
     missing = [c for c in META_COLUMNS if c not in table.columns]
     if missing:
@@ -115,6 +122,7 @@ def train_model(
         settings,
         grace_days=settings.data.grace_days,
         rule_risk=rule_risk,
+        scorecard=scorecard,
         config_files=config_files,
         promote=promote,
         progress=progress,
@@ -156,6 +164,7 @@ def train_prepared_table(
         settings,
         grace_days=0,
         rule_risk=None,
+        scorecard=None,
         config_files=config_files,
         promote=promote,
         progress=progress,
@@ -264,8 +273,14 @@ def _feature_column(values: pd.Series, name: str) -> tuple[pd.Series | None, str
 
 # ------------------------------------------------------------------------------------ the core
 def _report(progress: ProgressCallback | None, done: int) -> None:
-    if progress is not None:
-        progress("train", done, len(STEPS))
+    report(progress, "train", done, len(STEPS))
+
+
+def feature_set(features: Sequence[str], scorecard: ScorecardConfig | None, overrides: dict[str, str]) -> FeatureSet:
+    """The model's feature set: its columns, each in its category of `scorecard` (the registry's
+    without one; `features.category_overrides` first), and which scorecard that was."""
+    categories = ml_categories(features, scorecard, overrides)
+    return FeatureSet.of(features, categories, scorecard.version() if scorecard is not None else None)
 
 
 def _fit_evaluate_log(
@@ -276,6 +291,7 @@ def _fit_evaluate_log(
     *,
     grace_days: int,
     rule_risk: pd.Series | None,
+    scorecard: ScorecardConfig | None,
     config_files: Sequence[Path],
     promote: bool,
     progress: ProgressCallback | None,
@@ -296,7 +312,8 @@ def _fit_evaluate_log(
     _report(progress, 1)
 
     trials: list = []
-    model = ChurnRiskModel.from_settings(settings.model).fit(
+    features_used = feature_set(features, scorecard, settings.features.category_overrides)
+    model = settings.model.estimator().fit(
         labelled[features],
         labelled[LABEL],
         train_index=split.train_index,
@@ -305,6 +322,7 @@ def _fit_evaluate_log(
         tuning_folds=tuning.pairs() if tuning is not folds else None,
         progress=progress,
         on_trial=trials.append,
+        feature_set=features_used,
     )
     notes.extend(model.notes)
     if model.search_ is not None and len(model.search_.trials) < settings.model.tune_trials:
@@ -332,7 +350,8 @@ def _fit_evaluate_log(
         segments=valid["segment"] if "segment" in valid.columns else None,
         arr=valid["arr"] if "arr" in valid.columns else None,
     )
-    bands = risk_band(pd.Series(model.validation_proba_), settings.scoring.risk_bands)
+    risk_bands = settings.scoring.risk_bands
+    bands = risk_band(pd.Series(model.validation_proba_), risk_bands.high, risk_bands.medium)
     calibration = calibration_by_band(y_valid, model.validation_proba_, bands)
     validation = valid[[ACCOUNT_ID, AS_OF, TERM_END, LABEL]].assign(
         model_score=model.validation_raw_,
@@ -356,7 +375,7 @@ def _fit_evaluate_log(
         labelled[AS_OF] if has_time else None,
         labelled[TERM_END] + pd.Timedelta(days=grace_days) if has_time else None,
     )
-    categories = category_map(model.feature_names, settings.features.category_overrides)
+    categories = dict(features_used.categories)
     plots_input = {
         "labels": y_valid,
         "scores": scores,
@@ -388,7 +407,7 @@ def _fit_evaluate_log(
 
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=f"train {source}") as run:
         tmp_dir = Path(tmp)
-        write_evaluation_plots(tmp_dir / "plots", **plots_input)
+        save_figures(evaluation_figures(**plots_input), tmp_dir / "plots")
         _report(progress, 5)
         mlflow.log_params(params)
         mlflow.set_tags({"stage": "train", "source": source, "tuned": str(model.search_ is not None)})

@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from pipeline.contract import EVENT_TABLES, TABLES, Column, RawTypes, TableContract
-from pipeline.errors import DataContractError
+from features.contract import EVENT_TABLES, TABLES, Column, RawTypes, TableContract
+from features.errors import DataContractError
+from features.labels import term_outcomes_sql
+from features.sql.dialect import DUCKDB
 
 EXAMPLES = 3
 FIRST_DATE = pd.Timestamp("1900-01-01")
@@ -98,7 +100,7 @@ def validate(
         raise DataContractError(_format_problems(problems))
 
     tables = [name for name in TABLES if name in raw_types]  # accounts first: the others' kept rows need it
-    _typed_views(con, raw_types)
+    _canonical_views(con, raw_types)
     try:
         exclusions = _exclude(con, tables, limit, limit_text)
         excluding = {w.table for w in exclusions if w.excluded}  # tables without exclusions skip the filter
@@ -125,6 +127,11 @@ def validate(
     return report
 
 
+def canonical_view(table: str) -> str:
+    """The view of `table` with the contract's types (every row); loading keeps the trusted ones."""
+    return f"__canonical_{table}"
+
+
 # ------------------------------------------------------------------------------ fatal problems
 def _structural_problems(present_columns: RawTypes) -> list[str]:
     problems = [
@@ -147,7 +154,8 @@ def _range_check(column: Column, cast: str) -> tuple[str, str] | None:
     """(condition, problem) for values of the right type but outside the column's range."""
     if column.type == "timestamp":
         return (
-            f"({cast}) IS NOT NULL AND (({cast}) < {_literal(FIRST_DATE)} OR ({cast}) >= {_literal(END_OF_DATES)})",
+            f"({cast}) IS NOT NULL AND (({cast}) < {DUCKDB.timestamp(FIRST_DATE)} "
+            f"OR ({cast}) >= {DUCKDB.timestamp(END_OF_DATES)})",
             f"values are outside the supported dates {FIRST_DATE.date()} to "
             f"{(END_OF_DATES - pd.Timedelta(days=1)).date()}",
         )
@@ -259,10 +267,6 @@ def _format_problems(problems: list[str]) -> str:
 
 
 # ------------------------------------------------------------------------------ time sanity
-def _literal(ts: pd.Timestamp) -> str:
-    return f"TIMESTAMP '{pd.Timestamp(ts).isoformat(sep=' ')}'"
-
-
 def _naive_utc(ts: pd.Timestamp) -> pd.Timestamp:
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
@@ -297,7 +301,7 @@ def _time_limit(
 
 
 def keep_condition(
-    table: str, limit: pd.Timestamp, accounts: str, literal: Callable[[pd.Timestamp], str] = _literal
+    table: str, limit: pd.Timestamp, accounts: str, literal: Callable[[pd.Timestamp], str] = DUCKDB.timestamp
 ) -> str:
     """Rows kept: of a known account and dated before `limit` by the table's time column.
 
@@ -323,7 +327,7 @@ def _exclude(
                 con,
                 name,
                 time_column,
-                f't."{time_column}" >= {_literal(limit)}',
+                f't."{time_column}" >= {DUCKDB.timestamp(limit)}',
                 f"rows dated after {limit_text}",
                 "kept: the account lands at its first term start instead"
                 if name == "accounts"
@@ -341,7 +345,7 @@ def _exclude(
                 con,
                 name,
                 "account_id",
-                f't."{time_column}" < {_literal(limit)} AND t.account_id NOT IN ({known})',
+                f't."{time_column}" < {DUCKDB.timestamp(limit)} AND t.account_id NOT IN ({known})',
                 "rows for accounts not in accounts",
                 "excluded: no account to attach them to (no features, scores or alerts)",
                 excluded=True,
@@ -368,12 +372,14 @@ def _data_end(
 
 
 # ------------------------------------------------------------------------------ kept rows
-def _typed_views(con: duckdb.DuckDBPyConnection, raw_types: RawTypes) -> None:
-    """Temporary typed views (row number included) for the exclusion and warning checks."""
+def _canonical_views(con: duckdb.DuckDBPyConnection, raw_types: RawTypes) -> None:
+    """The canonical casts of every table, defined once (`canonical_view`), and for the exclusion and
+    warning checks a temporary view of them numbered in file order (the rows an example cites)."""
     for name, types in raw_types.items():
         select = ", ".join(c.select_sql(types.get(c.name)) for c in TABLES[name].columns)
+        con.execute(f'CREATE VIEW "{canonical_view(name)}" AS SELECT {select} FROM "__raw_{name}"')
         con.execute(
-            f'CREATE VIEW "__typed_{name}" AS SELECT row_number() OVER () AS __row, {select} FROM "__raw_{name}"'
+            f'CREATE VIEW "__typed_{name}" AS SELECT row_number() OVER () AS __row, * FROM "{canonical_view(name)}"'
         )
 
 
@@ -471,19 +477,8 @@ def _warnings(con: duckdb.DuckDBPyConnection, tables: list[str]) -> list[DataWar
 
 
 def _term_outcomes(con: duckdb.DuckDBPyConnection, report: ValidationReport) -> None:
-    """Count terms renewed, churned and censored with the SPEC's rule (per term end date)."""
-    end = _literal(report.data_end)
-    grace = f"INTERVAL {int(report.grace_days)} DAY"
+    """Count terms renewed, churned and censored with the labels' own rules (per term end date)."""
     report.accounts = con.execute('SELECT count(*) FROM "__kept_accounts"').fetchone()[0]
     report.terms, report.renewals, report.churns, report.censored = con.execute(
-        f"""
-        WITH outcome AS (
-            SELECT t.end_date + {grace} > {end} AS censored,
-                   EXISTS (SELECT 1 FROM "__kept_subscriptions" n WHERE n.account_id = t.account_id
-                           AND n.start_date <= t.end_date + {grace} AND n.end_date > t.end_date) AS renewed
-            FROM "__kept_subscriptions" t
-        )
-        SELECT count(*), count_if(NOT censored AND renewed), count_if(NOT censored AND NOT renewed), count_if(censored)
-        FROM outcome
-        """
+        term_outcomes_sql(DUCKDB, '"__kept_subscriptions"', report.grace_days, report.data_end)
     ).fetchone()

@@ -9,7 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+from pipeline.runtime import configure_process
+
+configure_process()  # as the `churn` command does: before MLflow and LightGBM load
 
 
 def tiny_tables() -> dict[str, pd.DataFrame]:

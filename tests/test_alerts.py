@@ -12,12 +12,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.alerts import ALERT_COLUMNS, notify, post_webhook, risk_band, score_alerts
+from features.errors import ChurnError, ConfigError
+from models.alerts import ALERT_COLUMNS, score_alerts
+from models.scoring import risk_band
 from pipeline.config import AlertSettings, RiskBands, load_settings
-from pipeline.errors import ChurnError, ConfigError
+from pipeline.webhook import notify, post_webhook
 
 SETTINGS = AlertSettings(score_drop=10, probability_level=0.5, renewal_days=90)
 BANDS = RiskBands(high=0.5, medium=0.2)
+
+
+def _thresholds(settings: AlertSettings = SETTINGS, bands: RiskBands = BANDS) -> dict[str, float]:
+    """The alert thresholds of `scoring.alerts` and the high-risk level, as the scoring stage passes them."""
+    return {
+        "score_drop": settings.score_drop,
+        "probability_level": settings.probability_level,
+        "renewal_days": settings.renewal_days,
+        "high_risk": bands.high,
+    }
 
 
 def _scores(as_of: str, rows: dict[str, tuple]) -> pd.DataFrame:
@@ -61,7 +73,7 @@ CURRENT = _scores(
 
 
 def test_crafted_history_gives_exactly_the_expected_alerts():
-    alerts = score_alerts(CURRENT, PREVIOUS, SETTINGS, BANDS)
+    alerts = score_alerts(CURRENT, PREVIOUS, **_thresholds())
 
     assert list(alerts.columns) == list(ALERT_COLUMNS)
     expected = {
@@ -87,7 +99,7 @@ def test_crafted_history_gives_exactly_the_expected_alerts():
 
 def test_thresholds_come_from_settings():
     strict = AlertSettings(score_drop=2, probability_level=0.3, renewal_days=5)
-    alerts = score_alerts(CURRENT, PREVIOUS, strict, BANDS).set_index("account_id")["reasons"]
+    alerts = score_alerts(CURRENT, PREVIOUS, **_thresholds(strict)).set_index("account_id")["reasons"]
 
     assert alerts["B"] == "health score dropped 3 points (from 65 to 62)"
     assert alerts["A"].endswith("dropped 15 points (from 80 to 65)")
@@ -97,14 +109,14 @@ def test_thresholds_come_from_settings():
 
 def test_without_a_previous_run_only_renewal_alerts_fire():
     for previous in (None, PREVIOUS.iloc[0:0]):
-        alerts = score_alerts(CURRENT, previous, SETTINGS, BANDS)
+        alerts = score_alerts(CURRENT, previous, **_thresholds())
         assert alerts["account_id"].tolist() == ["D", "G", "F"]  # 28000, 4500, 800
         assert alerts["reasons"].str.startswith("renews in").all()
 
 
 def test_risk_band_column_of_the_run_is_used_when_present():
     with_bands = CURRENT.assign(risk_band=["low", "low", "low", "low", "low", "low", "low", "low"])
-    alerts = score_alerts(with_bands, PREVIOUS, SETTINGS, BANDS).set_index("account_id")["reasons"]
+    alerts = score_alerts(with_bands, PREVIOUS, **_thresholds()).set_index("account_id")["reasons"]
     assert alerts["D"] == "renews in 30 days with red health"
     assert alerts["G"].endswith("renews in 10 days with red health")
 
@@ -151,7 +163,7 @@ HEALTH_NOW = _health(
 
 
 def test_first_time_red_needs_an_account_never_red_in_the_history():
-    alerts = score_alerts(HEALTH_NOW, HEALTH_PREVIOUS, SETTINGS, BANDS, history=HEALTH_HISTORY)
+    alerts = score_alerts(HEALTH_NOW, HEALTH_PREVIOUS, **_thresholds(), history=HEALTH_HISTORY)
     reasons = alerts.set_index("account_id")["reasons"]
 
     assert reasons.to_dict() == {
@@ -162,7 +174,7 @@ def test_first_time_red_needs_an_account_never_red_in_the_history():
         "newcomer": "health under the red line for the first time",  # a new account that starts red
     }
     # without the history only the previous run is known, where red_again was yellow
-    previous_only = score_alerts(HEALTH_NOW, HEALTH_PREVIOUS, SETTINGS, BANDS).set_index("account_id")["reasons"]
+    previous_only = score_alerts(HEALTH_NOW, HEALTH_PREVIOUS, **_thresholds()).set_index("account_id")["reasons"]
     assert previous_only["red_again"].endswith("health under the red line for the first time")
     assert "still_red" not in previous_only.index
 
@@ -171,16 +183,16 @@ def test_first_time_red_ignores_runs_of_the_current_date_and_later():
     rerun_and_later = pd.concat(
         [HEALTH_HISTORY, HEALTH_NOW, HEALTH_NOW.assign(as_of=pd.Timestamp("2024-05-01"))], ignore_index=True
     )
-    alerts = score_alerts(HEALTH_NOW, HEALTH_PREVIOUS, SETTINGS, BANDS, history=rerun_and_later)
+    alerts = score_alerts(HEALTH_NOW, HEALTH_PREVIOUS, **_thresholds(), history=rerun_and_later)
     first_red = alerts.loc[alerts["reasons"].str.contains("first time"), "account_id"].tolist()
     assert first_red == ["first_red", "newcomer"]
     # a history with nothing before the current run is a first run: no account is news yet
     later_green = HEALTH_NOW.assign(as_of=pd.Timestamp("2024-05-01"), health_band="green")
-    assert score_alerts(HEALTH_NOW, None, SETTINGS, BANDS, history=later_green).empty
+    assert score_alerts(HEALTH_NOW, None, **_thresholds(), history=later_green).empty
 
 
 def test_fallen_categories_are_the_biggest_falls_worst_first():
-    alerts = score_alerts(HEALTH_NOW, HEALTH_PREVIOUS, SETTINGS, BANDS, history=HEALTH_HISTORY)
+    alerts = score_alerts(HEALTH_NOW, HEALTH_PREVIOUS, **_thresholds(), history=HEALTH_HISTORY)
     fallen = alerts.set_index("account_id")["fallen_categories"]
 
     assert fallen["worse"] == "support -30.0"  # adoption rose: not listed
@@ -189,24 +201,24 @@ def test_fallen_categories_are_the_biggest_falls_worst_first():
     assert fallen["first_red"] == "adoption -7.0, support -7.0"
     assert fallen["newcomer"] == ""  # nothing to compare with
     worse_first = HEALTH_NOW.assign(health_support=HEALTH_NOW["health_support"] - 10)
-    fallen = score_alerts(worse_first, HEALTH_PREVIOUS, SETTINGS, BANDS, n_categories=1)
+    fallen = score_alerts(worse_first, HEALTH_PREVIOUS, **_thresholds(), n_categories=1)
     assert fallen.set_index("account_id").loc["first_red", "fallen_categories"] == "support -17.0"
 
 
 def test_trend_and_text_columns_are_not_taken_for_categories():
     decorated = HEALTH_NOW.assign(health_score_change_30d=-50.0, health_drivers="seats idle (engagement, -9 pts)")
     previous = HEALTH_PREVIOUS.assign(health_score_change_30d=0.0, health_drivers="-")
-    alerts = score_alerts(decorated, previous, SETTINGS, BANDS, history=HEALTH_HISTORY).set_index("account_id")
+    alerts = score_alerts(decorated, previous, **_thresholds(), history=HEALTH_HISTORY).set_index("account_id")
     assert alerts.loc["worse", "fallen_categories"] == "support -30.0"
 
 
 def test_risk_band_thresholds():
     probability = pd.Series([0.0, 0.19, 0.2, 0.49, 0.5, 1.0, np.nan], index=list("abcdefg"))
-    bands = risk_band(probability, BANDS)
+    bands = risk_band(probability, BANDS.high, BANDS.medium)
     assert bands.index.equals(probability.index)
     assert bands.iloc[:6].tolist() == ["low", "low", "medium", "medium", "high", "high"]
     assert pd.isna(bands["g"])
-    assert risk_band(probability, RiskBands(high=0.9, medium=0.5)).iloc[:6].tolist() == [*["low"] * 4, "medium", "high"]
+    assert risk_band(probability, high=0.9, medium=0.5).iloc[:6].tolist() == [*["low"] * 4, "medium", "high"]
     with pytest.raises(ConfigError, match=r"scoring.risk_bands: medium \(0.6\) must be below high \(0.5\)"):
         load_settings(None, {"scoring": {"risk_bands": {"high": 0.5, "medium": 0.6}}})
 
@@ -239,7 +251,7 @@ def webhook() -> Iterator[str]:
 
 
 def test_webhook_receives_the_alerts_as_json(webhook: str):
-    alerts = score_alerts(CURRENT, PREVIOUS, SETTINGS, BANDS)
+    alerts = score_alerts(CURRENT, PREVIOUS, **_thresholds())
 
     assert notify(alerts, SETTINGS.model_copy(update={"webhook_url": webhook})) is True
 
@@ -254,14 +266,14 @@ def test_webhook_receives_the_alerts_as_json(webhook: str):
 
 
 def test_webhook_is_off_by_default_and_silent_without_alerts(webhook: str):
-    alerts = score_alerts(CURRENT, PREVIOUS, SETTINGS, BANDS)
+    alerts = score_alerts(CURRENT, PREVIOUS, **_thresholds())
     assert notify(alerts, SETTINGS) is False
     assert notify(alerts.iloc[0:0], SETTINGS.model_copy(update={"webhook_url": webhook})) is False
     assert _Receiver.bodies == []
 
 
 def test_webhook_failures_are_reported_clearly(webhook: str):
-    alerts = score_alerts(CURRENT, PREVIOUS, SETTINGS, BANDS)
+    alerts = score_alerts(CURRENT, PREVIOUS, **_thresholds())
     _Receiver.status = 500
     with pytest.raises(ChurnError, match="answered HTTP 500"):
         post_webhook(alerts, webhook)

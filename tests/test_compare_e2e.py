@@ -10,9 +10,8 @@ import pytest
 
 from features.table import AS_OF, TERM_END
 from models.comparison import is_monotone
-from models.scorecard import load_scorecard
 from pipeline.compare import OUTPUT_FILES, run_comparison
-from pipeline.config import Settings
+from pipeline.config import Settings, load_scorecard
 from pipeline.loading import load_dataset
 from pipeline.synthetic import generate
 

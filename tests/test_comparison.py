@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.errors import DataContractError
 from models.comparison import (
     agreement,
     band_calibration,
@@ -18,7 +19,6 @@ from models.comparison import (
     risk_deciles,
 )
 from models.scorecard import parse_scorecard
-from pipeline.errors import DataContractError
 
 SCORECARD = parse_scorecard(
     {

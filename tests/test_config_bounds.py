@@ -9,9 +9,8 @@ import pytest
 import yaml
 from conftest import run_cli, tiny_tables, write_tables
 
-from models.scorecard import load_scorecard
-from pipeline.config import REPO_CONFIG_DIR, load_settings
-from pipeline.errors import ConfigError
+from features.errors import ConfigError
+from pipeline.config import DEFAULTS_DIR, load_scorecard, load_settings
 
 SECRET = "s3cr3t-t0ken"
 
@@ -63,7 +62,7 @@ def test_flags_are_checked_like_the_file(tmp_path: Path, capsys) -> None:
 
 
 def _scorecard(tmp_path: Path, change) -> Path:
-    raw = yaml.safe_load((REPO_CONFIG_DIR / "healthscore.yaml").read_text())
+    raw = yaml.safe_load((DEFAULTS_DIR / "healthscore.yaml").read_text())
     change(raw)
     path = tmp_path / "card.yaml"
     path.write_text(yaml.safe_dump(raw))

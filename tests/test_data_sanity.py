@@ -16,8 +16,8 @@ import pytest
 from conftest import run_cli, tiny_tables, write_tables
 
 from features.build import build_features
-from pipeline.config import FeatureSettings
-from pipeline.errors import DataContractError
+from features.errors import DataContractError
+from features.settings import FeatureSettings
 from pipeline.loading import Dataset
 
 DATES = ["2023-06-01", "2023-09-01", "2024-01-01", "2024-03-01"]

@@ -20,7 +20,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from rich.console import Console
 
-from pipeline.config import REPO_CONFIG_DIR, load_settings
+from pipeline.config import DEFAULTS_DIR, load_settings
 from pipeline.progress import set_progress
 from pipeline.stages import (
     build_feature_table,
@@ -194,7 +194,7 @@ def test_a_handful_of_churners(shapes, tmp_path: Path) -> None:
 
 
 def test_a_misspelt_metric_still_fails_with_a_suggestion_on_data_without_its_source(shapes, tmp_path: Path) -> None:
-    card = (REPO_CONFIG_DIR / "healthscore.yaml").read_text().replace("logins_per_seat_30d:", "loginz_per_seat_30d:")
+    card = (DEFAULTS_DIR / "healthscore.yaml").read_text().replace("logins_per_seat_30d:", "loginz_per_seat_30d:")
     (tmp_path / "card.yaml").write_text(card)
     (tmp_path / "config.yaml").write_text(f"workdir: {tmp_path / 'work'}\nhealthscore: card.yaml\n")
     done = subprocess.run(

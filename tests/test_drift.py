@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.errors import ChurnError, DataContractError
 from models.drift import EMPTY_SHARE, check_required_features, drift_report, population_stability_index
-from pipeline.errors import ChurnError, DataContractError
 
 
 def _psi(ref_shares: list[float], cur_shares: list[float]) -> float:

@@ -7,15 +7,16 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
+from features.errors import ChurnError
 from models.evaluation import (
     evaluate,
+    evaluation_figures,
     expected_calibration_error,
     plot_shap_by_category,
     score_metrics,
     top_share_weights,
-    write_evaluation_plots,
 )
-from pipeline.errors import ChurnError
+from pipeline.io import save_figures
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -109,8 +110,7 @@ def test_plots_are_written_as_png_files(tmp_path):
     contributions = pd.DataFrame(rng.normal(size=(n, 4)), columns=["logins_30d", "tickets_90d", "seats", "plan"])
     categories = {"logins_30d": "engagement", "tickets_90d": "support", "seats": "account", "plan": "account"}
     importance = pd.Series([5.0, 3.0, 1.0, 0.5], index=contributions.columns, name="gain")
-    written = write_evaluation_plots(
-        tmp_path,
+    figures = evaluation_figures(
         y,
         {"model": model, "rule": 100 * rng.uniform(size=n)},
         probabilities={"model": model},
@@ -118,6 +118,7 @@ def test_plots_are_written_as_png_files(tmp_path):
         contributions=contributions,
         categories=categories,
     )
+    written = save_figures(figures, tmp_path)
     assert sorted(p.name for p in written) == [
         "calibration.png",
         "gains_lift.png",

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import shap
 
+from features.errors import ChurnError, DataContractError
 from features.registry import all_specs, category_map, describe
 from models.explain import explain, top_drivers
-from pipeline.errors import ChurnError, DataContractError
 
 NUMERIC = [
     "logins_per_seat_30d",

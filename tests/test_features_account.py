@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
-from features.testing import accounts, make_dataset, snapshot
+from feature_data import accounts, make_dataset, snapshot
 
 TERMS = pd.DataFrame(
     [

@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from features.build import build_features, snapshot_dates
 from features.registry import lookup
-from pipeline.config import FeatureSettings
+from features.settings import FeatureSettings
 from pipeline.loading import load_dataset
 from pipeline.synthetic import generate
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from feature_data import make_dataset, snapshot
 
 from features.registry import category_map, describe
-from features.testing import make_dataset, snapshot
 
 AS_OF = "2024-04-01"
 EVENTS = pd.DataFrame(

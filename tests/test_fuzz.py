@@ -22,7 +22,7 @@ from conftest import run_churn, tiny_tables
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.contract import TABLES
+from features.contract import TABLES
 
 EXAMPLES = int(os.environ.get("CHURN_FUZZ_EXAMPLES", "30"))
 NASTY_VALUES = [

@@ -12,6 +12,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from features.errors import ConfigError, DataContractError
 from features.registry import describe
 from models.health_backtest import backtest_health
 from models.healthscore import (
@@ -20,9 +21,8 @@ from models.healthscore import (
     points_for,
     score_health,
 )
-from models.scorecard import load_scorecard, parse_scorecard
-from pipeline.config import REPO_CONFIG_DIR
-from pipeline.errors import ConfigError, DataContractError
+from models.scorecard import parse_scorecard
+from pipeline.config import DEFAULTS_DIR, load_scorecard
 
 NAN = np.nan
 IDENTITY = {"scheme": "linear", "bad": 0, "good": 100}  # points == value, to make sums readable
@@ -326,8 +326,8 @@ def feature_table(config_path: Path, n: int, seed: int = 0) -> pd.DataFrame:
 
 
 def test_default_scorecard_scores_tens_of_thousands_of_accounts_per_second() -> None:
-    config = load_scorecard(REPO_CONFIG_DIR / "healthscore.yaml")
-    table = feature_table(REPO_CONFIG_DIR / "healthscore.yaml", 50_000)
+    config = load_scorecard(DEFAULTS_DIR / "healthscore.yaml")
+    table = feature_table(DEFAULTS_DIR / "healthscore.yaml", 50_000)
     started = time.perf_counter()
     health = score_health(table, config)
     elapsed = time.perf_counter() - started
@@ -346,7 +346,7 @@ def test_default_scorecard_scores_tens_of_thousands_of_accounts_per_second() -> 
 
 
 def test_changing_one_weight_in_the_yaml_changes_every_affected_score_and_nothing_else(tmp_path: Path) -> None:
-    source = REPO_CONFIG_DIR / "healthscore.yaml"
+    source = DEFAULTS_DIR / "healthscore.yaml"
     table = feature_table(source, 3000, seed=1)
     before = score_health(table, load_scorecard(source))
     raw = yaml.safe_load(source.read_text())

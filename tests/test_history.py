@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from pipeline.errors import ChurnError
+from features.errors import ChurnError
 from pipeline.history import append_scores, previous_scores, read_history, trends
 
 

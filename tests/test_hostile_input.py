@@ -10,7 +10,7 @@ import pytest
 from conftest import tiny_tables, write_tables
 
 from features.build import build_features
-from pipeline.config import FeatureSettings
+from features.settings import FeatureSettings
 from pipeline.loading import Dataset, load_dataset
 
 # With the old `read_parquet({files!r})`, Python's repr escaped the quote as \' -- which DuckDB does not

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from feature_data import RANDOM_DATA_END, RANDOM_START, random_events, random_tables, random_terms
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from features.build import build_features
+from features.settings import FeatureSettings
 from features.table import LABEL, categorical_columns
-from features.testing import RANDOM_DATA_END, RANDOM_START, random_events, random_tables, random_terms
-from pipeline.config import FeatureSettings
 from pipeline.loading import Dataset
 
 EVENT_TIME = {"logins": "ts", "usage_events": "ts", "support_tickets": "opened_at", "trainings": "ts"}

@@ -40,7 +40,7 @@ def test_each_rule_and_the_precedence_renew_land_expand_adopt():
         index=[f"acc{i}" for i in range(12)],
     )
 
-    stages = lifecycle_stage(table, DEFAULTS)
+    stages = lifecycle_stage(table, **DEFAULTS.model_dump())
 
     assert stages.index.equals(table.index)
     assert stages.tolist() == [
@@ -54,25 +54,25 @@ def test_thresholds_come_from_configuration():
         overrides={"lifecycle": {"land_days": 200, "renew_window_days": 30, "expand_seat_growth": 0.01}}
     ).lifecycle
 
-    assert lifecycle_stage(table, DEFAULTS).tolist() == ["adopt"]
-    assert lifecycle_stage(table, settings).tolist() == ["land"]
-    assert lifecycle_stage(table.assign(tenure_days=300.0), settings).tolist() == ["expand"]
-    assert lifecycle_stage(table.assign(days_to_renewal=25.0), settings).tolist() == ["renew"]
+    assert lifecycle_stage(table, **DEFAULTS.model_dump()).tolist() == ["adopt"]
+    assert lifecycle_stage(table, **settings.model_dump()).tolist() == ["land"]
+    assert lifecycle_stage(table.assign(tenure_days=300.0), **settings.model_dump()).tolist() == ["expand"]
+    assert lifecycle_stage(table.assign(days_to_renewal=25.0), **settings.model_dump()).tolist() == ["renew"]
 
 
 def test_zero_growth_threshold_means_any_growth_not_no_change():
     settings = LifecycleSettings(expand_seat_growth=0.0)
     table = _table([{"seat_change_last_renewal": 0.0}, {"seat_change_last_renewal": 0.02}])
-    assert lifecycle_stage(table, settings).tolist() == ["adopt", "expand"]
+    assert lifecycle_stage(table, **settings.model_dump()).tolist() == ["adopt", "expand"]
 
 
 def test_missing_columns_and_values_do_not_fire_their_rule():
     prepared = pd.DataFrame({"tenure_days": [50.0, 500.0, np.nan], "arr": [1.0, 2.0, 3.0]})
-    assert lifecycle_stage(prepared, DEFAULTS).tolist() == ["land", "adopt", "adopt"]
+    assert lifecycle_stage(prepared, **DEFAULTS.model_dump()).tolist() == ["land", "adopt", "adopt"]
 
     gaps = _table([{"days_to_renewal": np.nan, "tenure_days": np.nan, "user_utilisation_30d": np.nan}])
-    assert lifecycle_stage(gaps, DEFAULTS).tolist() == ["adopt"]
-    assert lifecycle_stage(pd.DataFrame(index=pd.Index([], name="x")), DEFAULTS).empty
+    assert lifecycle_stage(gaps, **DEFAULTS.model_dump()).tolist() == ["adopt"]
+    assert lifecycle_stage(pd.DataFrame(index=pd.Index([], name="x")), **DEFAULTS.model_dump()).empty
 
 
 def test_short_terms_renew_only_in_their_last_quarter():
@@ -88,4 +88,11 @@ def test_short_terms_renew_only_in_their_last_quarter():
             {"term_length_days": np.nan, "days_to_renewal": 60.0},  # unknown length: the configured window
         ]
     )
-    assert lifecycle_stage(table, DEFAULTS).tolist() == ["adopt", "renew", "land", "renew", "renew", "renew"]
+    assert lifecycle_stage(table, **DEFAULTS.model_dump()).tolist() == [
+        "adopt",
+        "renew",
+        "land",
+        "renew",
+        "renew",
+        "renew",
+    ]

@@ -66,10 +66,10 @@ def test_each_model_setting_trains_and_scores(history, name, model):
         assert getattr(result.model, key) == value
     scores = run.scores
     assert len(scores) > 50 and scores["churn_probability"].between(0, 1).all()
-    ml = scores[[c for c in scores.columns if c.startswith("ml_") and c != "ml_log_odds"]]
+    ml = scores[[c for c in scores.columns if c.startswith("ml_") and c != "churn_log_odds"]]
     registered = load_model(result.model_uri, settings)
     bias = registered.contributions(table.head(1))["bias"].iloc[0]
-    np.testing.assert_allclose(ml.sum(axis=1) + bias, scores["ml_log_odds"], atol=1e-6)
+    np.testing.assert_allclose(ml.sum(axis=1) + bias, scores["churn_log_odds"], atol=1e-6)
     # probabilities stay honest whatever the setting: validation calibration out of sample
     y = result.validation["label"].astype(int)
     assert abs(result.validation["churn_probability"].mean() - y.mean()) < 0.05

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from conftest import run_cli, tiny_tables, write_tables
 
+from features.errors import ChurnError
 from pipeline.commit import ScoreOutputs
-from pipeline.errors import ChurnError
 from pipeline.history import append_scores
 from pipeline.io import (
     DIR_MARKER,

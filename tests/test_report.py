@@ -10,12 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.alerts import risk_band
 from models.comparison import compare
 from models.healthscore import score_health
 from models.scorecard import parse_scorecard
+from models.scoring import risk_band
 from models.weights import suggest_weights
-from pipeline.config import RiskBands
 from pipeline.report import SECTIONS, ReportContext, render_report, write_report
 
 SCORECARD = parse_scorecard(
@@ -77,7 +76,7 @@ def inputs():
     frame = pd.concat([context, score_health(late, SCORECARD).frame], axis=1)
     frame["churn_probability"] = probability
     frame["churn_log_odds"] = log_odds
-    frame["risk_band"] = risk_band(probability, RiskBands(high=0.5, medium=0.2))
+    frame["risk_band"] = risk_band(probability, high=0.5, medium=0.2)
     frame["ml_adoption"] = -0.03 * (frame["health_adoption"] - 50) + rng.normal(0, 0.1, len(frame))
     frame["ml_support"] = -0.01 * (frame["health_support"] - 50)
     frame["ml_account"] = rng.normal(0, 0.05, len(frame))

@@ -8,13 +8,13 @@ from churn_sim import simulate_feature_table
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
+from features.errors import ChurnError, DataContractError
 from features.table import feature_columns
 from models.baselines import fit_logistic_baseline
 from models.evaluation import expected_calibration_error
 from models.risk_model import Calibrator, ChurnRiskModel
 from models.split import out_of_time_split, rolling_origin_folds
 from pipeline.config import ModelSettings
-from pipeline.errors import ChurnError, DataContractError
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +197,7 @@ def test_settings_reach_the_booster():
     settings = ModelSettings(
         num_leaves=7, max_depth=3, learning_rate=0.1, lambda_l2=2.0, calibration="sigmoid", num_threads=1
     )
-    model = ChurnRiskModel.from_settings(settings)
+    model = settings.estimator()
     params = model._lgb_params(np.array([0, 0, 0, 1]))
     assert (params["num_leaves"], params["max_depth"], params["lambda_l2"]) == (7, 3, 2.0)
     assert params["scale_pos_weight"] == 1.0  # class weighting is off by default

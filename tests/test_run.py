@@ -1,20 +1,76 @@
-"""`churn run`: the whole job on generated data, as `make run` does it, in a temporary working folder."""
+"""`churn run`: the whole job on generated data, as `make run` does it, in a temporary working folder,
+with churn installed from its wheel (not the source tree) the way a cluster or a colleague installs it."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import sysconfig
+import zipfile
 from pathlib import Path
 
 import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ("pyproject.toml", "README.md", "features", "models", "pipeline")
+PACKAGE_DATA = {"pipeline/defaults/pipeline.yaml", "pipeline/defaults/healthscore.yaml",
+                "pipeline/defaults/healthscore-outcomes.yaml"}  # fmt: skip
 
 
-def test_run_generates_trains_scores_alerts_and_reports(tmp_path: Path) -> None:
+@pytest.fixture(scope="session")
+def installed_churn(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `churn` script of a fresh virtualenv where churn is installed from a wheel built from this tree.
+
+    Only churn comes from the wheel (`--no-deps`); its dependencies are borrowed from the running
+    environment through a path file, which adds that folder but not the editable install of this
+    tree it holds, so every module and every default file is read from the installed wheel.
+    """
+    root = tmp_path_factory.mktemp("wheel")
+    source = root / "source"  # a copy: building writes build/ and *.egg-info next to the sources
+    source.mkdir()
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(ROOT / name, source / name)
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(root / "dist"), str(source)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
+    assert "deprecat" not in (build.stdout + build.stderr).lower(), build.stderr[-2000:]
+    (wheel,) = (root / "dist").glob("churn_pipeline-*.whl")
+    assert set(zipfile.ZipFile(wheel).namelist()) >= PACKAGE_DATA
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
+         "--root-user-action", "ignore", str(wheel)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr[-2000:]
+    assert "warning" not in install.stderr.lower(), install.stderr[-2000:]
+    venv_site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    (Path(venv_site) / "borrowed_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    where = subprocess.run(
+        [str(python), "-c", "import pipeline, pipeline.config as c; print(pipeline.__file__); print(c.DEFAULTS_DIR)"],
+        capture_output=True, text=True, check=True, cwd=root,
+    ).stdout.split()  # fmt: skip
+    assert all(Path(p).is_relative_to(venv) for p in where), where
+    return venv / "bin" / "churn"
+
+
+def test_run_generates_trains_scores_alerts_and_reports(tmp_path: Path, installed_churn: Path) -> None:
     config = tmp_path / "run.yaml"
     config.write_text(f"workdir: {tmp_path / 'work'}\nmodel:\n  n_estimators: 150\n  tune_trials: 5\n")
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "--no-progress", "run", "--accounts", "300", "--seed", "5",
-         "--config", str(config)],
+        [str(installed_churn), "--no-progress", "run", "--accounts", "300", "--seed", "5", "--config", str(config)],
         capture_output=True, text=True, check=False, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from datetime import date
@@ -11,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_churn
 from rich.console import Console
 
+from features.errors import ChurnError
 from features.table import ACCOUNT_ID
-from pipeline.config import load_settings
-from pipeline.errors import ChurnError
+from models.categories import ml_categories
+from pipeline.config import DEFAULTS_DIR, load_scorecard, load_settings
 from pipeline.history import read_history
 from pipeline.loading import load_dataset
 from pipeline.score import score_table
@@ -68,7 +69,7 @@ def test_category_contributions_add_up_to_the_model_score(trained) -> None:
     features = build_feature_table(dataset, settings, as_of=SCORE_DATE)
     model = load_model(result.model_uri, settings)
     scores = score_table(features, model, health_config(settings), settings)
-    ml = scores[[c for c in scores.columns if c.startswith("ml_") and c != "ml_log_odds"]]
+    ml = scores[[c for c in scores.columns if c.startswith("ml_") and c != "churn_log_odds"]]
     raw = model.predict_raw(features)
     base = model.contributions(features.head(1))["bias"].iloc[0]
     np.testing.assert_allclose(ml.sum(axis=1) + base, raw, atol=1e-6)
@@ -120,7 +121,35 @@ def test_champion_scores_in_a_fresh_process_from_the_registry_only(trained, tmp_
     scores = pd.read_csv(out)
     assert len(scores) > 50 and scores["model_version"].astype(str).eq(result.model_version).all()
     assert (tmp_path / "scores_alerts.csv").exists()
-    assert json.dumps(list(scores.columns))  # plain CSV columns
+    # plain CSV columns: the scores table's own names, keys and the ML view first
+    assert list(scores.columns[:4]) == ["account_id", "as_of", "churn_probability", "risk_band"]
+    assert all(str(c).isidentifier() for c in scores.columns)
+
+
+def test_scoring_with_the_outcomes_scorecard_sums_contributions_by_its_categories(trained, tmp_path: Path) -> None:
+    """A model trained beside the LAER scorecard, scored with the outcomes one: its ML columns are
+    transformation / experience / engagement, with real contributions, adding up to the log-odds."""
+    _, data, settings, _, result = trained
+    config = tmp_path / "outcomes.yaml"
+    config.write_text(f"workdir: {settings.workdir_path}\nhealthscore: healthscore-outcomes.yaml\n")
+    out = tmp_path / "scores.parquet"
+    code = run_churn(["score", "--data", str(data), "--as-of", "2025-07-01", "--out", str(out),
+                      "--config", str(config), "--no-history"])  # fmt: skip
+    assert code == 0
+    scores = pd.read_parquet(out)
+    outcomes = ["ml_transformation", "ml_experience", "ml_engagement"]
+    ml = [c for c in scores.columns if c.startswith("ml_")]
+    assert ml[:3] == outcomes and not {"ml_adoption", "ml_support", "ml_account"} & set(ml)
+    model = load_model(result.model_uri, settings)
+    categories = ml_categories(model.feature_names, load_scorecard(DEFAULTS_DIR / "healthscore-outcomes.yaml"))
+    importance = model.feature_importance("gain")
+    used = {categories[name] for name in importance[importance > 0].index}
+    assert len(used) >= 2 and used <= {"transformation", "experience", "engagement"}
+    for column in outcomes:  # a category holds contributions exactly when the trees use one of its features
+        assert (scores[column].abs().max() > 0) == (column.removeprefix("ml_") in used), column
+    features = build_feature_table(load_dataset(data), settings, as_of=SCORE_DATE)
+    base = model.contributions(features.head(1))["bias"].iloc[0]
+    np.testing.assert_allclose(scores[ml].sum(axis=1) + base, scores["churn_log_odds"], atol=1e-6)
 
 
 def test_explain_shows_both_views_by_category_and_saves_a_waterfall(trained, tmp_path: Path) -> None:

@@ -27,9 +27,9 @@ import pytest
 from conftest import run_cli
 from rich.console import Console
 
+from features.errors import ChurnError
 from pipeline.commit import FAULT_ENV, ScoreOutputs
 from pipeline.config import load_settings
-from pipeline.errors import ChurnError
 from pipeline.history import read_history
 from pipeline.loading import load_dataset
 from pipeline.stages import build_feature_table, run_score, score_date, train_on_table

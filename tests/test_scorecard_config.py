@@ -9,17 +9,16 @@ import pandas as pd
 import pytest
 import yaml
 
+from features.errors import ConfigError
 from features.registry import lookup
 from models.scorecard import (
     BooleanMetric,
     LinearMetric,
     PercentileMetric,
     ThresholdMetric,
-    load_scorecard,
     parse_scorecard,
 )
-from pipeline.config import REPO_CONFIG_DIR
-from pipeline.errors import ConfigError
+from pipeline.config import DEFAULTS_DIR, load_scorecard
 
 WINDOWS = (7, 30, 90)
 # The feature names of the features issue (common contract), used to check the shipped configs.
@@ -74,8 +73,8 @@ FEATURE_NAMES = {
 }
 TABLE_COLUMNS = FEATURE_NAMES | {"account_id", "as_of", "label", "term_end"}
 
-DEFAULT_FILE = REPO_CONFIG_DIR / "healthscore.yaml"
-OUTCOMES_FILE = REPO_CONFIG_DIR / "healthscore-outcomes.yaml"
+DEFAULT_FILE = DEFAULTS_DIR / "healthscore.yaml"
+OUTCOMES_FILE = DEFAULTS_DIR / "healthscore-outcomes.yaml"
 
 
 def minimal(**metric: object) -> dict:

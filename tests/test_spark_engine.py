@@ -19,12 +19,12 @@ from rich.console import Console
 from features.build import build_features
 from features.sql.engine import SparkEngine
 from features.table import read_feature_table
-from features.testing import RANDOM_DATA_END, RANDOM_START, random_tables
 from pipeline.config import load_settings
 from pipeline.loading import load_dataset
 from pipeline.stages import build_feature_table, score_date, train_on_table
 from pipeline.synthetic import generate
 from tests.conftest import run_cli, write_tables
+from tests.feature_data import RANDOM_DATA_END, RANDOM_START, random_tables
 from tests.test_leakage import SETTINGS, rewrite_after
 
 pytestmark = pytest.mark.spark

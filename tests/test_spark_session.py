@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from pipeline.errors import ChurnError
+from features.errors import ChurnError
 from pipeline.spark import spark_error_message, spark_problem, start_spark
 
 

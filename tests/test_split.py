@@ -9,6 +9,7 @@ from churn_sim import simulate_feature_table
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from features.errors import DataContractError
 from models.split import (
     MIN_VALID_CLASS_ROWS,
     out_of_time_split,
@@ -17,7 +18,6 @@ from models.split import (
     stratified_folds,
     stratified_split,
 )
-from pipeline.errors import DataContractError
 
 
 def _random_table(seed: int, rows: int, months: int, censored_share: float) -> pd.DataFrame:

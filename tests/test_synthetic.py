@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pipeline.contract import EVENT_TABLES, PRIORITIES, SQL_TYPES, TABLES, TRAINING_KINDS
-from pipeline.errors import ChurnError, ConfigError
+from features.contract import EVENT_TABLES, PRIORITIES, SQL_TYPES, TABLES, TRAINING_KINDS
+from features.errors import ChurnError, ConfigError
 from pipeline.synthetic import generate
 from pipeline.synthetic.generate import PartWriter
 from pipeline.synthetic.knobs import GRACE_DAYS, WORKFLOW_STEPS

@@ -248,7 +248,7 @@ def test_load_model_resolves_version_and_names_a_missing_model(registry):
     settings = registry["settings"]
     model = load_model(f"models:/{settings.model.name}@{CHAMPION}", settings)
     assert model.metadata["model_version"] == "3" and model.metadata["run_id"] == registry["full"].run_id
-    from pipeline.errors import ChurnError
+    from features.errors import ChurnError
 
     with pytest.raises(ChurnError, match=r"Cannot load model 'models:/no-such-model@champion'"):
         load_model("models:/no-such-model@champion", settings)

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from churn_sim import simulate_feature_table
 
+from features.errors import ConfigError, DataContractError
 from pipeline.config import Settings, load_settings
-from pipeline.errors import ConfigError, DataContractError
 from pipeline.train import prepare_table, train_model, train_prepared_table
 
 

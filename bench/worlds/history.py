@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.contract import TABLES
+from features.contract import TABLES
 
 TRUTH = Path("_truth") / "terms.parquet"
 KNOWN_AT_SIGNING = {("subscriptions", "end_date")}  # a contract's end date is known when it is signed

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from features.registry import Direction, FeatureSpec, Kind, register, register_resolver
+from features.settings import FeatureSettings
 from features.snapshots import HORIZON_DAYS
-from pipeline.config import FeatureSettings
 
 DEFAULT_WINDOWS: tuple[int, ...] = tuple(FeatureSettings().windows)
 
@@ -28,6 +28,7 @@ class FamilyContext:
     settings: FeatureSettings
     grace_days: int
     present: Mapping[str, tuple[str, ...]]
+    usage_keys: tuple[str, ...] | None = None  # a model's per-feature usage columns; None: rank from the data
 
     @property
     def windows(self) -> tuple[int, ...]:

@@ -2,7 +2,8 @@
 
 Per-feature columns `usage_<feature>_per_seat_30d` cover the most used features (by events
 before the latest as_of of the build) and the configured tracked ones, with the feature name
-lower-cased and non-alphanumerics replaced by `_`. Events are matched on that key, computed in
+lower-cased and non-alphanumerics replaced by `_`; at scoring, exactly the model's own (its
+`FeatureSet`), whatever the scoring date ranks first. Events are matched on that key, computed in
 SQL, so no feature name from the data is ever written into a statement.
 
 Workflows: a run is the events of one (account, workflow_id), in time order. It *skips* when a
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import re
 
+from features.errors import DataContractError
 from features.families.base import Declarations, FamilyContext, family_table
 from features.registry import FeatureSpec, register, register_resolver
+from features.settings import FeatureSettings
 from features.sql.dialect import Dialect
 from features.sql.engine import Engine
 from features.sql.timeline import (
@@ -41,7 +44,6 @@ from features.sql.timeline import (
     windowed_sql,
     zero,
 )
-from pipeline.config import FeatureSettings
 
 SOURCE = "usage_events"
 CATEGORY = "adoption"
@@ -137,7 +139,7 @@ def key_sql(d: Dialect) -> str:
 def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     d = engine.dialect
     key = key_sql(d)
-    tracked = _tracked_and_top_features(engine, ctx.settings)
+    tracked = _usage_keys(engine, ctx)
     per_feature = {f"f_{name}": count_where(f"{key} = '{name}'") for name in tracked}
     per_feature_select = "".join(f", {expr} AS {name}" for name, expr in per_feature.items())
     engine.materialize(
@@ -201,8 +203,15 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     return list(columns)
 
 
-def _tracked_and_top_features(engine: Engine, settings: FeatureSettings) -> list[str]:
-    """Keys of the `top_features` most used features (by events before the latest as_of), then the tracked ones."""
+def _usage_keys(engine: Engine, ctx: FamilyContext) -> list[str]:
+    """The keys of the per-feature columns: a model's own (its feature set), else the `top_features`
+    most used features (by events before the latest as_of), then the tracked ones."""
+    if ctx.usage_keys is not None:
+        unsafe = [key for key in ctx.usage_keys if not SAFE_KEY.fullmatch(key)]
+        if unsafe:  # keys become SQL literals: only the form feature_key() produces is accepted
+            raise DataContractError(f"feature set: usage keys {unsafe[:3]} are not of the form [a-z0-9_]+.")
+        return list(ctx.usage_keys)
+    settings = ctx.settings
     counts = engine.rows(f"""
         SELECT feature, count(*) FROM usage_events
         WHERE {VALID} AND feature IS NOT NULL AND ts < (SELECT max(as_of) FROM {ASOF_TABLE})

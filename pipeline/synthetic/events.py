@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.contract import PRIORITIES, SQL_TYPES, TABLES, TRAINING_KINDS
+from features.contract import PRIORITIES, SQL_TYPES, TABLES, TRAINING_KINDS
 from pipeline.synthetic import knobs as k
 from pipeline.synthetic.population import Latents, Population
 from pipeline.synthetic.renewals import Terms

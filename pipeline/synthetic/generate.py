@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.contract import EVENT_TABLES
-from pipeline.errors import ConfigError
+from features.contract import EVENT_TABLES
+from features.errors import ConfigError
 from pipeline.io import Legacy, replace_directory
 from pipeline.progress import ProgressCallback
 from pipeline.synthetic import knobs as k

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.errors import ConfigError
+from features.errors import ConfigError
 from pipeline.synthetic.knobs import SIGNAL_WEEKS, TREND_WEEKS, WEEK
 
 US_PER_DAY = 86_400 * 1_000_000

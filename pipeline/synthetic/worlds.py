@@ -71,7 +71,7 @@ WORLDS: dict[str, World] = {
 
 
 def world_named(name: str) -> World:
-    from pipeline.errors import ConfigError
+    from features.errors import ConfigError
 
     if name not in WORLDS:
         raise ConfigError(f"generate: unknown world '{name}'; choose one of {', '.join(WORLDS)}.")

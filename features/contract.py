@@ -1,14 +1,19 @@
 """The input data contract of SPEC.md as data: tables, their columns and canonical types.
 
-Loading coerces every table to these types (ids to strings, timestamps to naive UTC); optional
-columns that a file lacks are filled with their default so later stages can rely on the column
-being there, while `Dataset.present_columns` records what the data really had.
+Loading (`pipeline/loading.py`) coerces every table to these types (ids to strings, timestamps to
+naive UTC); optional columns that a file lacks are filled with their default so later stages can
+rely on the column being there, while `present_columns` records what the data really had.
+`CanonicalData` is what the feature engine reads: those canonical tables, wherever they came from.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
+
+import duckdb
+import pandas as pd
 
 ColumnType = Literal["id", "timestamp", "string", "code", "float", "int", "bool"]
 # "code" is an enumeration (priority, kind...): trimmed and lower-cased so matching is case-blind.
@@ -179,3 +184,16 @@ TABLES: dict[str, TableContract] = {
 EVENT_TABLES: tuple[str, ...] = tuple(name for name, t in TABLES.items() if t.is_event)
 PRIORITIES = ("low", "normal", "high", "urgent")
 TRAINING_KINDS = ("webinar", "course", "certification")
+
+
+class CanonicalData(Protocol):
+    """Validated input in canonical form: one view per present contract table in `con`, named as the table.
+
+    Only rows the pipeline trusts are in the views (unknown accounts and future-dated rows are
+    excluded by loading); `data_end` is where the observed data ends (labels are censored after it).
+    """
+
+    con: duckdb.DuckDBPyConnection
+    event_tables: tuple[str, ...]
+    present_columns: Mapping[str, tuple[str, ...]]
+    data_end: pd.Timestamp

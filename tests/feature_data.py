@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from features.build import build_features
-from pipeline.config import FeatureSettings
+from features.settings import FeatureSettings
 from pipeline.loading import Dataset
 
 LANDED = "2024-01-01"

@@ -1,0 +1,59 @@
+"""The feature engine's own settings (the `features:` section of the configuration).
+
+They live with the engine so that it never reaches up into the pipeline for them; the pipeline's
+configuration composes this section with its own. `SettingsSection` is the base of every
+section: unknown keys, NaN and infinity are refused everywhere, and errors never echo the input.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_DAYS = 3650  # ten years: the longest span any day-count setting may name
+
+
+class SettingsSection(BaseModel):
+    # NaN and infinity are never a meaningful setting: refuse them everywhere, not per field.
+    # Errors never echo the rejected input: a webhook URL may carry a token.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, hide_input_in_errors=True)
+
+
+class FeatureSettings(SettingsSection):
+    windows: list[int] = Field(default_factory=lambda: [7, 30, 90], description="Trailing windows in days.")
+    cadence: Literal["monthly", "weekly"] = "monthly"
+    top_features: int = Field(8, ge=0, le=200, description="Per-feature usage columns for the N most used features.")
+    tracked_features: list[str] = Field(
+        default_factory=lambda: ["compliance_audit"],
+        description="Features that always get their own usage columns (e.g. a compliance feature).",
+    )
+    new_customer_days: int = Field(120, ge=0, le=MAX_DAYS)
+    onboarding_days: int = Field(60, ge=0, le=MAX_DAYS)
+    category_overrides: dict[str, str] = Field(
+        default_factory=dict, description="feature name -> health category, overriding the registry and scorecard."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired_keys(cls, raw: Any) -> Any:
+        """`categories` (a list that nothing read) is accepted from older files and ignored: the ML
+        categories follow the scorecard's."""
+        if isinstance(raw, dict) and "categories" in raw:
+            raw = {k: v for k, v in raw.items() if k != "categories"}
+        return raw
+
+    @field_validator("windows")
+    @classmethod
+    def _positive_windows(cls, value: list[int]) -> list[int]:
+        if not value or any(w <= 0 or w > MAX_DAYS for w in value):
+            raise ValueError(f"windows must be a non-empty list of day counts between 1 and {MAX_DAYS}")
+        return sorted(set(value))
+
+    @field_validator("tracked_features")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        blank = [v for v in value if not str(v).strip()]
+        if blank:
+            raise ValueError("names must not be empty")
+        return value

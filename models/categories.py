@@ -1,0 +1,58 @@
+"""Which health category each model feature's contribution counts in: the active scorecard's vocabulary.
+
+The ML view is summed per category (`ml_<category>`) so that a CSM reads it beside the rule view
+(`health_<category>`). The categories are therefore the scorecard's, whatever scheme it uses (the
+LAER categories of `healthscore.yaml`, or transformation / experience / engagement of
+`healthscore-outcomes.yaml`). For each feature, first match wins:
+
+1. `features.category_overrides` of the configuration;
+2. the category the scorecard scores the feature in, when it is one of its metrics (default
+   scorecard first, then the segments);
+3. the scorecard category that holds most of the metrics of the feature's registry category,
+   e.g. every `adoption` feature counts in `transformation` when that is where the scorecard put
+   the adoption metrics (ties: the scorecard's category order);
+4. its registry category, when the scorecard uses none of that category's features (the
+   contributions still add up to the model's score, under a category the rule view lacks);
+5. `account` for columns the registry does not know (prepared tables).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from features.registry import category_map, lookup
+from models.scorecard import ScorecardConfig
+
+
+def ml_categories(
+    features: Iterable[str], scorecard: ScorecardConfig | None, overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """feature -> health category (see the module docstring); without a scorecard, the registry's."""
+    overrides = dict(overrides or {})
+    metric_category = _metric_categories(scorecard) if scorecard is not None else {}
+    translated = _translation(metric_category, scorecard.categories()) if scorecard is not None else {}
+    return {
+        name: overrides.get(name) or metric_category.get(name) or translated.get(own, own)
+        for name, own in category_map(features).items()
+    }
+
+
+def _metric_categories(scorecard: ScorecardConfig) -> dict[str, str]:
+    """metric -> the category it scores in: the default scorecard's placement, then the segments' own metrics."""
+    scorecards = scorecard.scorecards()
+    categories: dict[str, str] = {}
+    for _, card, _ in [*scorecards[-1:], *scorecards[:-1]]:
+        for metric, category in card.metric_categories().items():
+            categories.setdefault(metric, category)
+    return categories
+
+
+def _translation(metric_category: Mapping[str, str], order: list[str]) -> dict[str, str]:
+    """Registry category -> the scorecard category holding most of its metrics (ties: scorecard order)."""
+    votes: dict[str, dict[str, int]] = {}
+    for metric, category in metric_category.items():
+        found = lookup(metric)
+        if found is not None:
+            target = votes.setdefault(found.category, {})
+            target[category] = target.get(category, 0) + 1
+    return {registry: max(counts, key=lambda c: (counts[c], -order.index(c))) for registry, counts in votes.items()}

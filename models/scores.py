@@ -1,0 +1,96 @@
+"""The scores table: its columns, declared once (the hand-off from scoring to history, alerts and reports).
+
+One row per scored account. In order: keys; the ML view (`churn_probability`, `risk_band`); the
+rule view (`health_score`, `health_band`, one `health_<category>` per scorecard category,
+`health_coverage`, `health_scorecard`, `health_drivers`); one `ml_<category>` per category (the
+SHAP contributions of its features, log-odds of churn) and `churn_log_odds` (the model's score:
+the `ml_<category>` columns plus the base value add up to it); `top_drivers`, `lifecycle_stage`;
+the account context carried over from the features; `model_version`. `churn_log_odds` was
+called `ml_log_odds` before, which read like one more category: `upgrade` renames it in tables
+written then (the score history).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from features.table import ACCOUNT_ID, AS_OF, TERM_END
+
+CHURN_PROBABILITY = "churn_probability"
+RISK_BAND = "risk_band"
+CHURN_LOG_ODDS = "churn_log_odds"
+HEALTH_SCORE = "health_score"
+HEALTH_BAND = "health_band"
+HEALTH_COVERAGE = "health_coverage"
+HEALTH_SCORECARD = "health_scorecard"
+HEALTH_DRIVERS = "health_drivers"
+TOP_DRIVERS = "top_drivers"
+LIFECYCLE_STAGE = "lifecycle_stage"
+MODEL_VERSION = "model_version"
+ARR = "arr"
+SEGMENT = "segment"
+DAYS_TO_RENEWAL = "days_to_renewal"
+CARRIED_COLUMNS: tuple[str, ...] = (SEGMENT, ARR, "seats", DAYS_TO_RENEWAL, "tenure_days")
+"""Feature columns every score row carries for context (missing when the features lack them)."""
+
+ML_PREFIX = "ml_"
+HEALTH_PREFIX = "health_"
+HEALTH_META: tuple[str, ...] = (HEALTH_SCORE, HEALTH_BAND, HEALTH_COVERAGE, HEALTH_SCORECARD, HEALTH_DRIVERS)
+CHANGE_PREFIX = f"{HEALTH_SCORE}_change"  # trend columns (pipeline.history.trends), not categories
+RENAMED: dict[str, str] = {"ml_log_odds": CHURN_LOG_ODDS}
+
+
+def ml_column(category: str) -> str:
+    return f"{ML_PREFIX}{category}"
+
+
+def health_column(category: str) -> str:
+    return f"{HEALTH_PREFIX}{category}"
+
+
+def ml_columns(frame: pd.DataFrame) -> list[str]:
+    """The `ml_<category>` columns of a frame."""
+    return [c for c in frame.columns if str(c).startswith(ML_PREFIX)]
+
+
+def health_columns(frame: pd.DataFrame) -> list[str]:
+    """The `health_<category>` columns of a frame: numeric, and not score, band, coverage, scorecard,
+    drivers or trend changes."""
+    return [
+        c
+        for c in frame.columns
+        if str(c).startswith(HEALTH_PREFIX)
+        and c not in HEALTH_META
+        and not str(c).startswith(CHANGE_PREFIX)
+        and pd.api.types.is_numeric_dtype(frame[c])
+    ]
+
+
+def column_order(categories: list[str], ml_categories: list[str], health: bool) -> list[str]:
+    """The scores table's columns for a scorecard's `categories` (rule view only `health`) and the
+    model's `ml_categories` (the scorecard's first, then any the scorecard lacks)."""
+    rule = (
+        [HEALTH_SCORE, HEALTH_BAND, *map(health_column, categories), HEALTH_COVERAGE, HEALTH_SCORECARD, HEALTH_DRIVERS]
+        if health
+        else []
+    )
+    return [
+        ACCOUNT_ID,
+        AS_OF,
+        CHURN_PROBABILITY,
+        RISK_BAND,
+        *rule,
+        *map(ml_column, ml_categories),
+        CHURN_LOG_ODDS,
+        TOP_DRIVERS,
+        LIFECYCLE_STAGE,
+        TERM_END,
+        *CARRIED_COLUMNS,
+        MODEL_VERSION,
+    ]
+
+
+def upgrade(scores: pd.DataFrame) -> pd.DataFrame:
+    """Scores written by earlier versions with today's column names (e.g. `ml_log_odds` -> `churn_log_odds`)."""
+    renames = {old: new for old, new in RENAMED.items() if old in scores.columns and new not in scores.columns}
+    return scores.rename(columns=renames) if renames else scores

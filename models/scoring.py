@@ -1,0 +1,158 @@
+"""The scoring core: model + feature rows + scorecard -> the scores table, with its explanation and health detail.
+
+`score_accounts` is the one place a score row is made, for `churn score`, `churn explain`,
+`churn compare` and the notebooks alike: the calibrated churn probability and its risk band, the
+rule-based health score by category, the model's SHAP contributions summed per category of the
+same scorecard (`models/categories.py`), drivers in words and the lifecycle stage. It is pure
+(pandas in, pandas out, no I/O, no global state), so a Spark job can run it per partition. One
+caveat for partitioning: percentile metrics of a scorecard rank each account within the rows
+scored together (per `population_by`), so a partition must hold whole populations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from features.errors import DataContractError
+from features.progress import ProgressCallback
+from features.table import ACCOUNT_ID, AS_OF, TERM_END
+from models.categories import ml_categories
+from models.explain import Explanation, explain, top_drivers
+from models.healthscore import HealthScores, explain_health, score_health
+from models.lifecycle import lifecycle_stage
+from models.risk_model import ChurnRiskModel
+from models.scorecard import ScorecardConfig
+from models.scores import (
+    CARRIED_COLUMNS,
+    CHURN_LOG_ODDS,
+    CHURN_PROBABILITY,
+    HEALTH_DRIVERS,
+    LIFECYCLE_STAGE,
+    MODEL_VERSION,
+    RISK_BAND,
+    TOP_DRIVERS,
+    column_order,
+    ml_column,
+)
+
+
+@dataclass(frozen=True)
+class ScoringRules:
+    """What scoring needs besides model, rows and scorecard: plain values from the `scoring:`,
+    `lifecycle:` and `features.category_overrides` settings (picklable, for a Spark broadcast)."""
+
+    risk_high: float
+    risk_medium: float
+    top_drivers: int
+    land_days: int
+    renew_window_days: int
+    expand_seat_growth: float
+    expand_utilisation: float
+    category_overrides: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One scoring: the scores table (index of the input rows), the SHAP explanation of every row,
+    the health detail (points and weights per metric; None without a scorecard), the feature ->
+    category map the ML columns used, and notes worth a warning."""
+
+    scores: pd.DataFrame
+    explanation: Explanation
+    health: HealthScores | None
+    categories: dict[str, str]
+    notes: tuple[str, ...] = ()
+
+
+def risk_band(probability: pd.Series, high: float, medium: float) -> pd.Series:
+    """high (>= `high`), medium (>= `medium`) or low; missing probabilities stay missing."""
+    values = pd.to_numeric(probability, errors="coerce").astype(float)
+    bands = np.select([values >= high, values >= medium], ["high", "medium"], default="low")
+    return pd.Series(bands, index=probability.index, dtype=str, name=RISK_BAND).where(values.notna())
+
+
+def score_accounts(
+    model: ChurnRiskModel,
+    features: pd.DataFrame,
+    scorecard: ScorecardConfig | None,
+    rules: ScoringRules,
+    *,
+    words: bool = True,
+    progress: ProgressCallback | None = None,
+) -> Scored:
+    """Score every row of `features` (the model's feature set, one row per account and date).
+
+    Without a scorecard (prepared tables, whose columns no scorecard names) the rule view is left
+    out. `words=False` leaves `top_drivers` and `health_drivers` empty, for backtests of thousands
+    of rows nobody reads one by one.
+    """
+    if features.empty:
+        raise DataContractError("No account has a term active at the scoring date; nothing to score.")
+    if not features.index.is_unique:
+        raise DataContractError("The rows to score repeat an index label (e.g. after pd.concat); reset the index.")
+    categories, notes = _categories(model, scorecard, rules.category_overrides)
+    explanation = explain(model.booster_, model.prepare(features), categories, progress=progress)
+    probability = pd.Series(model.calibrator_.predict(explanation.raw_score.to_numpy()), index=features.index)
+
+    columns: dict[str, object] = {
+        ACCOUNT_ID: features[ACCOUNT_ID].astype(str),
+        AS_OF: features[AS_OF],
+        CHURN_PROBABILITY: probability,
+        RISK_BAND: risk_band(probability, rules.risk_high, rules.risk_medium),
+    }
+    health = None
+    if scorecard is not None:
+        health = score_health(features, scorecard)
+        columns |= {name: health.frame[name] for name in health.frame.columns}
+        columns[HEALTH_DRIVERS] = (
+            explain_health(features, health, scorecard, n=rules.top_drivers) if words else _no_words(features)
+        )
+    order = list(dict.fromkeys([*(scorecard.categories() if scorecard is not None else []), *categories.values()]))
+    by_category = explanation.by_category
+    for category in order:  # a scorecard category no model feature counts in contributes nothing
+        columns[ml_column(category)] = by_category.get(ml_column(category), pd.Series(0.0, index=features.index))
+    columns[CHURN_LOG_ODDS] = explanation.raw_score
+    columns[TOP_DRIVERS] = (
+        top_drivers(explanation.contributions, features, n=rules.top_drivers) if words else _no_words(features)
+    )
+    columns[LIFECYCLE_STAGE] = lifecycle_stage(
+        features,
+        land_days=rules.land_days,
+        renew_window_days=rules.renew_window_days,
+        expand_seat_growth=rules.expand_seat_growth,
+        expand_utilisation=rules.expand_utilisation,
+    )
+    columns[TERM_END] = features[TERM_END] if TERM_END in features.columns else pd.NaT
+    for name in CARRIED_COLUMNS:
+        columns[name] = features[name] if name in features.columns else np.nan
+    columns[MODEL_VERSION] = str(model.metadata.get("model_version", model.metadata.get("model_uri", "unregistered")))
+    scores = pd.DataFrame(columns, index=features.index)
+    expected = column_order(scorecard.categories() if scorecard is not None else [], order, scorecard is not None)
+    return Scored(scores[expected], explanation, health, categories, notes)
+
+
+def _no_words(features: pd.DataFrame) -> pd.Series:
+    return pd.Series("", index=features.index, dtype=str)
+
+
+def _categories(
+    model: ChurnRiskModel, scorecard: ScorecardConfig | None, overrides: Mapping[str, str]
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The model's feature -> category map in the active scorecard's vocabulary, and a note when the
+    model was compared against another scorecard at training."""
+    feature_set = model.feature_set_
+    if scorecard is None:
+        return dict(feature_set.categories), ()
+    categories = ml_categories(model.feature_names, scorecard, overrides)
+    current = scorecard.version()
+    notes = ()
+    if feature_set.scorecard is not None and feature_set.scorecard != current:
+        notes = (
+            f"the model was compared against scorecard {feature_set.scorecard} at training; its contributions "
+            f"are summed by the categories of {current}, the scorecard used now",
+        )
+    return categories, notes

@@ -1,0 +1,25 @@
+"""Process settings for the libraries churn drives, applied by its entry points, never on import.
+
+Importing a churn module changes nothing in the process; the `churn` command (and the test suite,
+and the benchmarks) call `configure_process` first, before MLflow or LightGBM load, since both
+read these variables when they load. A value the user already set wins.
+"""
+
+from __future__ import annotations
+
+import os
+
+PROCESS_DEFAULTS: dict[str, str] = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",  # no DNS lookups from a batch job; nothing may reach the internet
+    "MLFLOW_LOGGING_LEVEL": "WARNING",  # MLflow's INFO chatter drowns the report
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # batch logs, not terminals
+    # Idle OpenMP threads sleep instead of spinning: on shared or busy cores (batch hosts, CI)
+    # spinning made small LightGBM fits ~10x slower.
+    "OMP_WAIT_POLICY": "PASSIVE",
+}
+
+
+def configure_process() -> None:
+    """Set the defaults above where the environment does not say otherwise."""
+    for name, value in PROCESS_DEFAULTS.items():
+        os.environ.setdefault(name, value)
