@@ -94,14 +94,10 @@ def built_features(
         engine.drop_intermediates()
 
 
-def _first_day(dataset, fallback: pd.Timestamp) -> pd.Timestamp:
-    """The first day any event table has a row (validation measured it): where the calendar starts."""
-    firsts = [
-        stats.first
-        for name, stats in dataset.report.tables.items()
-        if name in dataset.event_tables and stats.first is not None
-    ]
-    return min([*firsts, fallback])
+def _first_day(dataset: CanonicalData, fallback: pd.Timestamp) -> pd.Timestamp:
+    """The first day any event table has a row: where the calendar starts."""
+    first = dataset.first_event
+    return fallback if first is None else min(first, fallback)
 
 
 def _assemble_sql(built: list[tuple[str, list[str]]], feature_set: FeatureSet | None) -> str:
