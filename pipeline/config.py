@@ -1,15 +1,20 @@
 """Typed pipeline settings, read from YAML.
 
-Configuration lives in files, not code: `config/pipeline.yaml` is the default file and mirrors
+Configuration lives in files, not code: `pipeline.yaml` among the package data
+(`pipeline/defaults/`, also reachable as `config/` in a clone) is the default file and mirrors
 the defaults below (a test keeps them in step). Every section can be overridden by a user file
-passed with `--config`; keys missing there keep their defaults.
+passed with `--config`; keys missing there keep their defaults. The settings are composed here
+from the sections each layer owns (`features.settings.FeatureSettings`) and handed down as plain
+values; reading files (YAML settings, scorecards) happens here, never below.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
+from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -18,8 +23,14 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from features.errors import ConfigError, config_error
 from features.settings import MAX_DAYS, FeatureSettings, SettingsSection
 
-REPO_CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
-DEFAULT_CONFIG_FILE = REPO_CONFIG_DIR / "pipeline.yaml"
+if TYPE_CHECKING:
+    from models.risk_model import ChurnRiskModel
+    from models.scorecard import ScorecardConfig
+    from models.scoring import ScoringRules
+
+DEFAULTS_DIR = Path(str(resources.files("pipeline") / "defaults"))
+"""The shipped defaults and scorecards: package data, found wherever the package is installed."""
+DEFAULT_CONFIG_FILE = DEFAULTS_DIR / "pipeline.yaml"
 
 
 class DataSettings(SettingsSection):
@@ -69,6 +80,13 @@ class ModelSettings(SettingsSection):
         50_000, ge=1_000, description="Tune on a sample of whole accounts when the folds hold more rows."
     )
     one_se_rule: bool = Field(True, description="Prefer the cheapest setting within one SE of the best CV AUC.")
+
+    def estimator(self) -> ChurnRiskModel:
+        """An unfitted risk model with these settings (the keys the estimator takes; the others are the pipeline's)."""
+        from models.risk_model import ChurnRiskModel
+
+        params = ChurnRiskModel().get_params()
+        return ChurnRiskModel(**{key: getattr(self, key) for key in params})
 
 
 class TrackingSettings(SettingsSection):
@@ -181,7 +199,11 @@ class Settings(SettingsSection):
     workdir: str = Field(
         ".churn", min_length=1, description="Working folder: tracking store, artifacts, score history."
     )
-    healthscore: str = Field("healthscore.yaml", min_length=1, description="Scorecard file (relative names: config/).")
+    healthscore: str = Field(
+        "healthscore.yaml",
+        min_length=1,
+        description="Scorecard file (relative names: next to the config file, then the shipped ones).",
+    )
     data: DataSettings = Field(default_factory=DataSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
@@ -198,14 +220,26 @@ class Settings(SettingsSection):
         return Path(self.workdir).resolve()
 
     def healthscore_path(self, base: Path | None = None) -> Path:
-        """Resolve the scorecard file: absolute, relative to the config file, or in config/."""
+        """Resolve the scorecard file: absolute, relative to the config file, or a shipped scorecard."""
         path = Path(self.healthscore)
         if path.is_absolute():
             return path
-        for root in (base, Path.cwd(), REPO_CONFIG_DIR):
+        for root in (base, Path.cwd(), DEFAULTS_DIR):
             if root is not None and (root / path).exists():
                 return (root / path).resolve()
-        return REPO_CONFIG_DIR / path
+        return DEFAULTS_DIR / path
+
+    def scoring_rules(self) -> ScoringRules:
+        """What the scoring core needs from `scoring:`, `lifecycle:` and `features.category_overrides`."""
+        from models.scoring import ScoringRules
+
+        return ScoringRules(
+            risk_high=self.scoring.risk_bands.high,
+            risk_medium=self.scoring.risk_bands.medium,
+            top_drivers=self.scoring.top_drivers,
+            **self.lifecycle.model_dump(),
+            category_overrides=dict(self.features.category_overrides),
+        )
 
     def tracking_uri(self) -> str:
         import os
@@ -272,3 +306,13 @@ def load_settings(
     if not overrides:
         return settings
     return _validated(_deep_merge(raw, {k: v for k, v in overrides.items() if v is not None}), source)
+
+
+def load_scorecard(path: str | Path, available: Collection[str] | None = None) -> ScorecardConfig:
+    """Read and validate a scorecard YAML file; with `available`, also check every column exists."""
+    from models.scorecard import parse_scorecard
+
+    config = parse_scorecard(read_yaml(Path(path)), source=str(path))
+    if available is not None:
+        config.validate_columns(available)
+    return config
