@@ -111,11 +111,9 @@ def dataset_for(root: Path, events: int) -> Path:
 
 
 def _event_files(folder: Path) -> list[Path]:
-    return [
-        f
-        for name in ("usage_events", "logins", "support_tickets", "trainings")
-        for f in (folder / name).glob("*.parquet")
-    ]
+    from features.contract import EVENT_TABLES
+
+    return [f for name in EVENT_TABLES for f in (folder / name).glob("*.parquet")]
 
 
 def _rows(path: Path) -> int:

@@ -28,6 +28,9 @@ def reference_features(dataset, as_of_dates, settings: FeatureSettings, grace_da
         ("usage_events", "ts"),
         ("trainings", "ts"),
         ("support_tickets", "opened_at"),
+        ("invoices", "issued_at"),
+        ("touchpoints", "ts"),
+        ("surveys", "ts"),
     ):
         if name in tables:
             tables[name] = tables[name][tables[name][ID].notna() & tables[name][column].notna()].copy()
@@ -53,6 +56,12 @@ def reference_features(dataset, as_of_dates, settings: FeatureSettings, grace_da
             parts.append(_support(tables["support_tickets"], snap, as_of, settings, present["support_tickets"]))
         if "trainings" in tables:
             parts.append(_training(tables["trainings"], snap, as_of, settings, present["trainings"]))
+        if "invoices" in tables:
+            parts.append(_invoices(tables["invoices"], snap, as_of, present["invoices"]))
+        if "touchpoints" in tables:
+            parts.append(_touchpoints(tables["touchpoints"], snap, as_of, present["touchpoints"]))
+        if "surveys" in tables:
+            parts.append(_surveys(tables["surveys"], snap, as_of, present["surveys"]))
         frame = pd.concat([snap[["term_end", "label"]], *parts], axis=1)
         frame.insert(0, "as_of", as_of)
         frames.append(frame.reset_index())
@@ -326,4 +335,75 @@ def _training(trainings, snap, as_of, settings, present) -> pd.DataFrame:
     onboarding_end = (landed_day + pd.Timedelta(days=settings.onboarding_days)).clip(upper=as_of)
     out["onboarding_sessions"] = _count(seen[(seen.day >= landed_day) & (seen.day < onboarding_end)], snap.index)
     out["days_since_last_training"] = _since_last(seen, snap, as_of)
+    return out
+
+
+def _invoices(invoices, snap, as_of, present) -> pd.DataFrame:
+    out = pd.DataFrame(index=snap.index)
+    owed = invoices[invoices[ID].isin(snap.index) & invoices.due_at.notna() & invoices.status.ne("void")].copy()
+    owed["on_time"] = (owed.paid_at.dt.floor("D") <= owed.due_at.dt.floor("D")).fillna(False)
+    issued = _before(owed, as_of)
+    due = owed[owed.issued_at < as_of].assign(day=lambda f: f.due_at.dt.floor("D"))
+    due = _before(due, as_of)
+    amount_365 = issued[issued.age <= 365].groupby(ID).amount.sum().reindex(snap.index)
+    if "paid_at" in present:
+        open_now = due[~(due.paid_at < as_of).fillna(False)]
+        out["days_overdue"] = _days(as_of - open_now.groupby(ID).due_at.min()).reindex(snap.index).fillna(0.0)
+        out["overdue_invoices"] = _count(open_now, snap.index)
+        overdue_amount = open_now.groupby(ID).amount.sum().reindex(snap.index).fillna(0.0)
+        out["overdue_amount_share"] = _ratio(overdue_amount, amount_365)
+        for w in (90, 365):
+            out[f"late_payments_{w}d"] = _count(due[(due.age <= w) & ~due.on_time], snap.index)
+        year = due[due.age <= 365]
+        out["late_payment_share_365d"] = _ratio(_count(year[~year.on_time], snap.index), _count(year, snap.index))
+    if "status" in present:
+        for w in (90, 365):
+            out[f"failed_payments_{w}d"] = _count(due[(due.age <= w) & due.status.eq("failed")], snap.index)
+    if "discount" in present:
+        last = issued[issued.issued_at == issued.groupby(ID).issued_at.transform("max")]
+        sums = last.assign(listed=last.amount + last.discount.fillna(0.0)).groupby(ID)[["discount", "listed"]].sum()
+        out["last_invoice_discount"] = _ratio(sums.discount, sums.listed).reindex(snap.index)
+    prev = issued[(issued.age > 365) & (issued.age <= 730)].groupby(ID).amount.sum().reindex(snap.index)
+    out["invoiced_amount_change_365d"] = _rel_change(amount_365.fillna(0.0), prev.fillna(0.0))
+    return out
+
+
+def _touchpoints(touchpoints, snap, as_of, present) -> pd.DataFrame:
+    out = pd.DataFrame(index=snap.index)
+    seen = _before(touchpoints[touchpoints[ID].isin(snap.index)], as_of)
+    recent, earlier = seen[seen.age <= 90], seen[(seen.age > 90) & (seen.age <= 180)]
+    out["touchpoints_90d"] = _count(recent, snap.index)
+    for name, kind in (("days_since_last_qbr", "qbr"), ("days_since_last_executive_meeting", "executive")):
+        out[name] = _days(as_of - seen[seen.kind.eq(kind)].groupby(ID).day.max().reindex(snap.index))
+    out["days_since_last_touchpoint"] = _since_last(seen, snap, as_of)
+    if "sentiment" in present:
+        mean_90 = recent.groupby(ID).sentiment.mean().reindex(snap.index)
+        out["touchpoint_sentiment_90d"] = mean_90
+        out["touchpoint_sentiment_trend_90d"] = mean_90 - earlier.groupby(ID).sentiment.mean().reindex(snap.index)
+        out["negative_touchpoints_90d"] = _count(recent[recent.sentiment < 0], snap.index)
+    return out
+
+
+def _surveys(surveys, snap, as_of, present) -> pd.DataFrame:
+    out = pd.DataFrame(index=snap.index)
+    seen = _before(surveys[surveys[ID].isin(snap.index) & surveys.score.notna()], as_of)
+    recent = seen[seen.age <= 180]
+
+    def latest(kind: str) -> pd.Series:
+        rows = seen[seen.kind.eq(kind)]
+        last = rows[rows.day == rows.groupby(ID).day.transform("max")]
+        return last.groupby(ID).score.mean().reindex(snap.index)
+
+    nps = recent[recent.kind.eq("nps")]
+    answered = _count(nps, snap.index)
+    out["nps_latest"] = latest("nps")
+    out["nps_mean_180d"] = nps.groupby(ID).score.mean().reindex(snap.index)
+    promoters, detractors = _count(nps[nps.score >= 9], snap.index), _count(nps[nps.score <= 6], snap.index)
+    out["account_nps_180d"] = 100.0 * _ratio(promoters - detractors, answered)
+    out["nps_detractor_share_180d"] = _ratio(detractors, answered)
+    if "kind" in present:
+        out["survey_csat_latest"] = latest("csat")
+        out["survey_csat_mean_180d"] = recent[recent.kind.eq("csat")].groupby(ID).score.mean().reindex(snap.index)
+    out["survey_responses_180d"] = _count(recent, snap.index)
+    out["days_since_last_survey"] = _since_last(seen, snap, as_of)
     return out

@@ -8,7 +8,8 @@ data are synthetic snapshot rows in the feature-table format (monthly snapshots,
 churn label driven non-linearly by a dozen of the features, two categoricals); the timed work is
 `ChurnRiskModel.fit` with the default tuning budget (search on rolling-origin folds, sampled to
 `model.tune_max_rows` rows; cross-validated tree count on all fold rows; evaluation booster;
-calibration; refit on all labelled rows) and, unless --model-only, the whole `train_model` stage
+refit on all labelled rows; calibration cross-fitted over accounts, 5 member fits on the training
+rows and 5 on all labelled rows) and, unless --model-only, the whole `train_model` stage
 (logistic baseline, evaluation, plots, MLflow logging and registration in a temporary SQLite store).
 `--trials 0` measures training without a search.
 """
@@ -102,6 +103,7 @@ def run_one(rows: int, features: int, threads: int, model_only: bool, trials: in
         valid_index=split.valid_index,
         folds=folds.pairs(),
         tuning_folds=tuning.pairs() if tuning is not folds else None,
+        groups=labelled["account_id"],
     )
     selection = model.selection_
     result = {

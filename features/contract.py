@@ -36,6 +36,7 @@ class Column:
     default: str = "NULL"  # SQL literal used when an optional column is absent
     minimum: float | None = None  # numbers: finite and within [minimum, maximum] (validation refuses others)
     maximum: float | None = None
+    choices: tuple[str, ...] = ()  # codes: the closed vocabulary (validation refuses other values)
 
     def cast_sql(self, raw_type: str | None = None) -> str:
         """SQL turning the raw column into its canonical type; NULL where a value does not convert.
@@ -77,6 +78,17 @@ RawTypes = dict[str, dict[str, str]]  # table -> column -> DuckDB type of the co
 
 
 @dataclass(frozen=True)
+class RangeWhen:
+    """A range that depends on another column's code: a survey score is 0-10 for NPS, 1-5 for CSAT."""
+
+    column: str
+    by: str  # the code column (a code column with a default, so a missing code means the default)
+    value: str
+    minimum: float
+    maximum: float
+
+
+@dataclass(frozen=True)
 class TableContract:
     name: str
     columns: tuple[Column, ...]
@@ -84,6 +96,7 @@ class TableContract:
     is_event: bool = False
     time_column: str | None = None  # what "before as_of" is measured on
     unique: tuple[str, ...] = field(default=())
+    ranges: tuple[RangeWhen, ...] = field(default=())
 
     @property
     def required_columns(self) -> list[str]:
@@ -178,10 +191,66 @@ TRAININGS = TableContract(
     time_column="ts",
 )
 
+INVOICE_STATUSES = ("paid", "failed", "void", "open")
+TOUCHPOINT_KINDS = ("qbr", "executive", "csm_call", "email", "other")
+SURVEY_KINDS = ("nps", "csat")
+NPS_RANGE, CSAT_RANGE = (0.0, 10.0), (1.0, 5.0)
+
+# Optional sources (financial status, the relationship, the customer's own voice). They count as
+# event tables: any one of them satisfies "at least one event table", and their time column
+# (the invoice's issue date) can end the data. An invoice's due date is a plan, not an observation,
+# and its payment counts on the day it was paid, as a ticket's close does.
+INVOICES = TableContract(
+    "invoices",
+    (
+        Column("account_id", "id", required=True),
+        Column("issued_at", "timestamp", required=True),
+        Column("due_at", "timestamp", required=True),
+        Column("amount", "float", required=True, minimum=0.0),
+        Column("invoice_id", "id"),
+        Column("paid_at", "timestamp"),
+        Column("status", "code", choices=INVOICE_STATUSES),
+        Column("discount", "float", minimum=0.0),  # in the invoice's currency, like amount (amount is net of it)
+    ),
+    is_event=True,
+    time_column="issued_at",
+)
+
+TOUCHPOINTS = TableContract(
+    "touchpoints",
+    (
+        Column("account_id", "id", required=True),
+        Column("ts", "timestamp", required=True),
+        Column("kind", "code", required=True, choices=TOUCHPOINT_KINDS),
+        Column("sentiment", "float", minimum=-1.0, maximum=1.0),
+        Column("attendee_role", "string"),
+    ),
+    is_event=True,
+    time_column="ts",
+)
+
+SURVEYS = TableContract(
+    "surveys",
+    (
+        Column("account_id", "id", required=True),
+        Column("ts", "timestamp", required=True),
+        Column("score", "float", required=True),  # its range depends on the kind: see `ranges`
+        Column("user_id", "id"),
+        Column("kind", "code", default="'nps'", choices=SURVEY_KINDS),
+        Column("comment", "string"),
+    ),
+    is_event=True,
+    time_column="ts",
+    ranges=(RangeWhen("score", "kind", "nps", *NPS_RANGE), RangeWhen("score", "kind", "csat", *CSAT_RANGE)),
+)
+
 TABLES: dict[str, TableContract] = {
-    t.name: t for t in (ACCOUNTS, SUBSCRIPTIONS, USAGE_EVENTS, LOGINS, SUPPORT_TICKETS, TRAININGS)
+    t.name: t
+    for t in (ACCOUNTS, SUBSCRIPTIONS, USAGE_EVENTS, LOGINS, SUPPORT_TICKETS, TRAININGS, INVOICES, TOUCHPOINTS, SURVEYS)
 }
 EVENT_TABLES: tuple[str, ...] = tuple(name for name, t in TABLES.items() if t.is_event)
+OPTIONAL_SOURCES: tuple[str, ...] = ("invoices", "touchpoints", "surveys")
+"""The event tables SPEC adds beside the four activity tables: `churn generate` can leave them out."""
 PRIORITIES = ("low", "normal", "high", "urgent")
 TRAINING_KINDS = ("webinar", "course", "certification")
 

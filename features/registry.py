@@ -27,7 +27,11 @@ class FeatureSpec:
     `healthier` says which direction of the value means a healthier account. `requires` names the
     optional contract columns (`table.column`) the feature is computed from besides its source
     table's required ones: without them the feature is absent, which is how a scorecard tells an
-    absent source from a misspelt name.
+    absent source from a misspelt name. `absent_reason` replaces "no <source> table in the data" for
+    inputs that do not come from a table (`features/judgement.py`). `actionable` says whether it is
+    behaviour a CSM can change (usage, logins, support, training, relationship, payments) or
+    context (term length, tenure, renewals so far, days to renewal, segment): drivers a CSM is
+    asked to act on are actionable ones only; context is stated beside them.
     """
 
     name: str
@@ -38,6 +42,8 @@ class FeatureSpec:
     template: str
     kind: Kind = "numeric"
     requires: tuple[str, ...] = ()
+    absent_reason: str | None = None
+    actionable: bool = True
 
 
 _REGISTRY: dict[str, FeatureSpec] = {}
@@ -70,7 +76,8 @@ def all_specs() -> Mapping[str, FeatureSpec]:
 
     A view, not a copy: `describe` runs once per scored row and driver.
     """
-    import features.families  # noqa: F401  (registers on import)
+    import features.families
+    import features.judgement  # noqa: F401  (both register on import)
 
     return MappingProxyType(_REGISTRY)
 
@@ -99,11 +106,18 @@ def absence_reason(name: str, present_sources: Collection[str]) -> str:
     """Why a known feature is not in a table built from data whose features come from `present_sources`."""
     found = spec(name)
     if found.source not in present_sources:
-        return f"no {found.source} table in the data"
+        return found.absent_reason or f"no {found.source} table in the data"
     if found.requires:
         verb = "is" if len(found.requires) == 1 else "are"
         return f"{' and '.join(found.requires)} {verb} not in the data"
     return "not built from this data (see features.windows, top_features and tracked_features)"
+
+
+def is_actionable(name: str) -> bool:
+    """Whether a column is behaviour a CSM can change; an unregistered column (`--table`) counts as one,
+    since nothing says it is context."""
+    found = lookup(name)
+    return found is None or found.actionable
 
 
 def category_map(

@@ -16,7 +16,7 @@ import pandas as pd
 from features.errors import ChurnError
 from features.table import ACCOUNT_ID, AS_OF
 from models.healthscore import BAND_ORDER
-from models.scores import HEALTH_BAND, RISK_BAND, health_columns
+from models.scores import HEALTH_BAND, RISK_BAND, SCORECARD_HASH, health_columns
 from models.scoring import risk_band
 
 ALERT_COLUMNS: tuple[str, ...] = (
@@ -61,6 +61,7 @@ def score_alerts(
     high_risk: float,
     history: pd.DataFrame | None = None,
     n_categories: int = 3,
+    extra_reasons: list[list[str]] | None = None,
 ) -> pd.DataFrame:
     """Alerted accounts of the current run with their reasons in plain words, largest ARR at risk first.
 
@@ -72,7 +73,8 @@ def score_alerts(
     that is known. `fallen_categories` names the `n_categories` health categories that fell most
     since the previous run, worst first ("support -30.0, adoption -12.0"). Columns: ALERT_COLUMNS.
     The thresholds are `scoring.alerts` of the configuration; `high_risk` is the probability from
-    which risk is high, for scores without a `risk_band` column.
+    which risk is high, for scores without a `risk_band` column. `extra_reasons` holds, per row of
+    `current`, sentences decided elsewhere (a CSM override that expired); they come first.
     """
     if ACCOUNT_ID not in current.columns:
         raise ChurnError(f"Alerts need the '{ACCOUNT_ID}' column in the scores; it has {list(current.columns)[:10]}.")
@@ -85,16 +87,20 @@ def score_alerts(
     at_risk_band = _text(now, RISK_BAND) if RISK_BAND in now.columns else risk_band(probability, high_risk, 0.0)
     days_to_renewal = _numeric(now, "days_to_renewal")
 
-    band_worsened = (band.map(BAND_ORDER) > before_band.map(BAND_ORDER)).fillna(False).astype(bool)
+    # Like with like: a score of another scorecard is no reference for a drop or a band change.
+    comparable = same_scorecard(now, before)
+    band_worsened = (band.map(BAND_ORDER) > before_band.map(BAND_ORDER)).fillna(False).astype(bool) & comparable
     drop = before_health - health
-    score_dropped = drop > score_drop
-    first_red = _first_red(now, band, previous if history is None else history)
+    score_dropped = (drop > score_drop) & comparable
+    first_red = _first_red(now, band, _comparable_runs(now, previous if history is None else history))
     level = probability_level
     crossed = (before_probability < level) & (probability >= level)
     at_risk = at_risk_band.eq("high").fillna(False) | band.eq("red").fillna(False)
     renewing_at_risk = (days_to_renewal <= renewal_days) & at_risk
 
-    reasons: list[list[str]] = [[] for _ in range(len(now))]
+    reasons: list[list[str]] = [list(r) for r in extra_reasons] if extra_reasons else [[] for _ in range(len(now))]
+    if len(reasons) != len(now):
+        raise ValueError(f"extra_reasons has {len(reasons)} rows for {len(now)} scored accounts")
     for i in np.flatnonzero(band_worsened):
         reasons[i].append(f"health band worsened from {before_band[i]} to {band[i]}")
     for i in np.flatnonzero(score_dropped):
@@ -132,6 +138,26 @@ def score_alerts(
     )
     alerts = alerts[[bool(r) for r in reasons]]
     return alerts.sort_values("arr_at_risk", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def same_scorecard(now: pd.DataFrame, before: pd.DataFrame) -> pd.Series:
+    """Per row, whether the earlier score was computed with the same scorecard (content hash).
+
+    Rows without a hash on either side (runs of earlier churn versions, tables without a
+    scorecard) count as comparable: nothing says the scorecard changed.
+    """
+    if SCORECARD_HASH not in now.columns or SCORECARD_HASH not in before.columns:
+        return pd.Series(True, index=now.index)
+    current, earlier = now[SCORECARD_HASH], before[SCORECARD_HASH]
+    return (current.isna() | earlier.isna() | (current == earlier)).astype(bool)
+
+
+def _comparable_runs(now: pd.DataFrame, history: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The earlier rows scored with the scorecard of the current run (or without a known one)."""
+    if history is None or history.empty or SCORECARD_HASH not in history.columns or SCORECARD_HASH not in now:
+        return history
+    current = set(now[SCORECARD_HASH].dropna())
+    return history[history[SCORECARD_HASH].isna() | history[SCORECARD_HASH].isin(current)]
 
 
 def _previous_by_account(previous: pd.DataFrame | None, accounts: pd.Series) -> pd.DataFrame:

@@ -25,9 +25,11 @@ import pandas as pd
 from features.errors import DataContractError
 from features.table import ACCOUNT_ID, AS_OF, LABEL
 from models.evaluation import score_metrics
+from models.explain import actionable_share
 from models.healthscore import BAND_ORDER, health_risk
 from models.scorecard import ScorecardConfig
 from models.scores import (
+    ACTIONABLE_LOG_ODDS,
     ARR,
     CHURN_LOG_ODDS,
     CHURN_PROBABILITY,
@@ -406,6 +408,7 @@ class Comparison:
     calibration: pd.DataFrame
     agreement: Agreement
     alignment: pd.DataFrame
+    actionable_share: float = float("nan")  # of the model's attribution (models.explain.actionable_share)
 
     @property
     def rule_churn_by_band(self) -> dict[str, float]:
@@ -425,4 +428,5 @@ def compare(
         calibration=band_calibration(frame),
         agreement=agreement(frame, n=n_disagreements),
         alignment=category_alignment(frame, scorecard),
+        actionable_share=actionable_share(labelled_rows(frame)) if ACTIONABLE_LOG_ODDS in frame.columns else np.nan,
     )

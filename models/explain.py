@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 
 from features.progress import ProgressCallback, report
-from features.registry import describe, lookup
+from features.registry import describe, is_actionable, lookup
 from models.drift import check_required_features
 from models.errors import ModelError
-from models.scores import TOP_DRIVERS, ml_column
+from models.scores import ACTIONABLE_LOG_ODDS, CONTEXT, CONTEXT_LOG_ODDS, TOP_DRIVERS, ml_column
 
 DEFAULT_CHUNK_ROWS = 50_000
 DRIVER_SEPARATOR = "; "
@@ -130,6 +130,90 @@ def explain(
         by_category=_sum_by_category(contributions, names, categories, frame.index),
         raw_score=pd.Series(raw_score, index=frame.index, name="raw_score"),
     )
+
+
+def actionable_split(contributions: pd.DataFrame) -> pd.DataFrame:
+    """Per row, the log-odds the actionable features add and those the context features add.
+
+    The two columns add up to the model's score minus its base value, like the `ml_<category>`
+    columns; how they compare says how much of an account's risk a CSM can work on.
+    """
+    actionable = np.array([is_actionable(c) for c in contributions.columns], dtype=bool)
+    values = contributions.to_numpy(dtype=np.float64)
+    return pd.DataFrame(
+        {ACTIONABLE_LOG_ODDS: values[:, actionable].sum(axis=1), CONTEXT_LOG_ODDS: values[:, ~actionable].sum(axis=1)},
+        index=contributions.index,
+    )
+
+
+def actionable_share(split: pd.DataFrame) -> float:
+    """Share of the model's attribution (mean |log-odds|) that is actionable, from `actionable_split` columns."""
+    magnitude = split[[ACTIONABLE_LOG_ODDS, CONTEXT_LOG_ODDS]].abs().mean()
+    total = float(magnitude.sum())
+    return float(magnitude[ACTIONABLE_LOG_ODDS]) / total if total > 0 else float("nan")
+
+
+_ORDINALS = ("first", "second", "third", "fourth", "fifth")
+
+
+def _span(days: float) -> str:
+    months = days / 30.44
+    if months < 1:
+        return f"{days:.0f} days"
+    if months < 24:
+        return f"{months:.0f} month{'s' if round(months) != 1 else ''}"
+    return f"{days / 365.25:.1f} years"
+
+
+def _term(days: float) -> str:
+    return f"{days / 30.44:.0f}-month term" if days >= 28 else f"{days:.0f}-day term"
+
+
+def _ordinal(renewals: float) -> str:
+    n = int(renewals)
+    return _ORDINALS[n] if 0 <= n < len(_ORDINALS) else f"{n + 1}th"
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not pd.isna(value) and bool(str(value).strip())
+
+
+def context_words(features: pd.DataFrame) -> pd.Series:
+    """Per row, the account's context in words -- "first renewal, 10 days away, 12-month term, customer
+    for 11 months, smb segment" -- stated beside the actionable drivers instead of among them."""
+
+    def numbers(column: str) -> list[float]:
+        if column not in features.columns:
+            return [np.nan] * len(features)
+        return pd.to_numeric(features[column], errors="coerce").astype(float).tolist()
+
+    def texts(column: str) -> list[Any]:
+        return features[column].tolist() if column in features.columns else [None] * len(features)
+
+    rows = zip(
+        numbers("renewals_count"),
+        numbers("days_to_renewal"),
+        numbers("term_length_days"),
+        numbers("tenure_days"),
+        texts("segment"),
+        texts("plan"),
+        strict=True,
+    )
+    out = []
+    for renewals, days, term, tenure, segment, plan in rows:
+        parts = []
+        which = "renewal" if np.isnan(renewals) else f"{_ordinal(renewals)} renewal"
+        if not np.isnan(days):
+            parts.append(f"{which}, {days:.0f} days away" if days >= 0 else f"{which}, term ended {-days:.0f} days ago")
+        elif not np.isnan(renewals):
+            parts.append(f"renewed {renewals:.0f} times so far")
+        if not np.isnan(term) and term > 0:
+            parts.append(_term(term))
+        if not np.isnan(tenure):
+            parts.append(f"customer for {_span(tenure)}")
+        parts += [f"{value} {name}" for name, value in (("segment", segment), ("plan", plan)) if _present(value)]
+        out.append(", ".join(parts))
+    return pd.Series(out, index=features.index, dtype=str, name=CONTEXT)
 
 
 def _usable_cores() -> int:

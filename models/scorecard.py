@@ -301,8 +301,7 @@ class ScorecardConfig(_Model):
 
     def version(self) -> str:
         """`<name>@<content hash>`: which scorecard, exactly (two files with the same content agree)."""
-        content = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
-        return f"{self.name}@{hashlib.sha256(content).hexdigest()[:12]}"
+        return f"{self.name}@{self.content_hash()}"
 
     def scorecard(self, name: str) -> Scorecard:
         if name == DEFAULT_SCORECARD:
@@ -310,6 +309,15 @@ class ScorecardConfig(_Model):
         if name not in self.segments:
             raise ConfigError(f"scorecard '{self.name}' has no segment '{name}' (has: {', '.join(self.segments)})")
         return self.segments[name]
+
+    def content_hash(self) -> str:
+        """12 hex digits of SHA-256 over what decides the scores (everything but name and description).
+
+        Score rows carry it, so trends and alerts compare a score only with scores of the same
+        scorecard: editing a weight changes the hash, rewording the description does not.
+        """
+        content = self.model_dump(mode="json", exclude={"name", "description"})
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
 
     def categories(self) -> list[str]:
         """Every category name, default scorecard's order first, then those only segments use."""

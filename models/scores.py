@@ -30,8 +30,14 @@ MODEL_VERSION = "model_version"
 ARR = "arr"
 SEGMENT = "segment"
 DAYS_TO_RENEWAL = "days_to_renewal"
-CARRIED_COLUMNS: tuple[str, ...] = (SEGMENT, ARR, "seats", DAYS_TO_RENEWAL, "tenure_days")
+ACCOUNT_STATUS = "account_status"  # active, trial or churned (models.population): who is scored
+CARRIED_COLUMNS: tuple[str, ...] = (SEGMENT, ARR, "seats", DAYS_TO_RENEWAL, "tenure_days", ACCOUNT_STATUS)
 """Feature columns every score row carries for context (missing when the features lack them)."""
+SCORECARD_NAME = "scorecard_name"  # the scorecard file's `name` (HEALTH_SCORECARD is the segment used)
+SCORECARD_HASH = "scorecard_hash"  # ScorecardConfig.content_hash: health scores compare only within one
+ACTIONABLE_LOG_ODDS = "actionable_log_odds"  # SHAP of the behaviour a CSM can change (registry: actionable)
+CONTEXT_LOG_ODDS = "context_log_odds"  # SHAP of the context: term, tenure, renewals, segment
+CONTEXT = "context"  # the context features in words, beside the actionable `top_drivers`
 
 ML_PREFIX = "ml_"
 HEALTH_PREFIX = "health_"
@@ -70,7 +76,16 @@ def column_order(categories: list[str], ml_categories: list[str], health: bool) 
     """The scores table's columns for a scorecard's `categories` (rule view only `health`) and the
     model's `ml_categories` (the scorecard's first, then any the scorecard lacks)."""
     rule = (
-        [HEALTH_SCORE, HEALTH_BAND, *map(health_column, categories), HEALTH_COVERAGE, HEALTH_SCORECARD, HEALTH_DRIVERS]
+        [
+            HEALTH_SCORE,
+            HEALTH_BAND,
+            *map(health_column, categories),
+            HEALTH_COVERAGE,
+            HEALTH_SCORECARD,
+            HEALTH_DRIVERS,
+            SCORECARD_NAME,
+            SCORECARD_HASH,
+        ]
         if health
         else []
     )
@@ -82,7 +97,10 @@ def column_order(categories: list[str], ml_categories: list[str], health: bool) 
         *rule,
         *map(ml_column, ml_categories),
         CHURN_LOG_ODDS,
+        ACTIONABLE_LOG_ODDS,
+        CONTEXT_LOG_ODDS,
         TOP_DRIVERS,
+        CONTEXT,
         LIFECYCLE_STAGE,
         TERM_END,
         *CARRIED_COLUMNS,

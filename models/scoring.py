@@ -19,21 +19,26 @@ import pandas as pd
 
 from features.errors import DataContractError
 from features.progress import ProgressCallback
+from features.registry import is_actionable
 from features.table import ACCOUNT_ID, AS_OF, TERM_END
 from models.categories import ml_categories
-from models.explain import Explanation, explain, top_drivers
+from models.explain import Explanation, actionable_split, context_words, explain, top_drivers
 from models.healthscore import HealthScores, explain_health, score_health
 from models.lifecycle import lifecycle_stage
 from models.risk_model import ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from models.scores import (
+    ARR,
     CARRIED_COLUMNS,
     CHURN_LOG_ODDS,
     CHURN_PROBABILITY,
+    CONTEXT,
     HEALTH_DRIVERS,
     LIFECYCLE_STAGE,
     MODEL_VERSION,
     RISK_BAND,
+    SCORECARD_HASH,
+    SCORECARD_NAME,
     TOP_DRIVERS,
     column_order,
     ml_column,
@@ -53,6 +58,8 @@ class ScoringRules:
     expand_seat_growth: float
     expand_utilisation: float
     category_overrides: Mapping[str, str] = field(default_factory=dict)
+    risk_high_accounts: int | None = None  # high risk by capacity: the riskiest N accounts...
+    risk_high_arr_share: float | None = None  # ...or the riskiest accounts holding this share of the ARR
 
 
 @dataclass(frozen=True)
@@ -68,11 +75,53 @@ class Scored:
     notes: tuple[str, ...] = ()
 
 
-def risk_band(probability: pd.Series, high: float, medium: float) -> pd.Series:
-    """high (>= `high`), medium (>= `medium`) or low; missing probabilities stay missing."""
+def risk_band(
+    probability: pd.Series,
+    high: float,
+    medium: float,
+    *,
+    high_accounts: int | None = None,
+    high_arr_share: float | None = None,
+    arr: pd.Series | None = None,
+    runs: pd.Series | None = None,
+) -> pd.Series:
+    """high (>= `high`), medium (>= `medium`) or low; missing probabilities stay missing.
+
+    With a capacity (`high_accounts` or `high_arr_share`) the high band is instead the riskiest N
+    accounts, or the riskiest accounts until they hold that share of the ARR (`arr`; an account
+    without ARR adds none), counted within each scoring run (`runs`, e.g. the as_of dates).
+    """
     values = pd.to_numeric(probability, errors="coerce").astype(float)
-    bands = np.select([values >= high, values >= medium], ["high", "medium"], default="low")
+    is_high = values >= high
+    if high_accounts is not None or high_arr_share is not None:
+        is_high = _by_capacity(values, high_accounts, high_arr_share, arr, runs)
+    bands = np.select([is_high, values >= medium], ["high", "medium"], default="low")
     return pd.Series(bands, index=probability.index, dtype=str, name=RISK_BAND).where(values.notna())
+
+
+def _by_capacity(
+    values: pd.Series,
+    high_accounts: int | None,
+    high_arr_share: float | None,
+    arr: pd.Series | None,
+    runs: pd.Series | None,
+) -> pd.Series:
+    """The riskiest accounts of each run that fit the capacity (ties broken by order, riskiest first)."""
+    if high_arr_share is not None and arr is None:
+        raise DataContractError("scoring.risk_bands.high_arr_share needs the accounts' ARR (subscriptions.arr).")
+    frame = pd.DataFrame({"p": values.to_numpy(), "run": 0 if runs is None else pd.Series(runs).to_numpy()})
+    frame["arr"] = 0.0 if arr is None else pd.to_numeric(pd.Series(arr).to_numpy(), errors="coerce")
+    frame["arr"] = frame["arr"].fillna(0.0).clip(lower=0)
+    ranked = frame[frame["p"].notna()].sort_values("p", ascending=False, kind="stable")
+    if high_accounts is not None:
+        chosen = ranked.groupby("run", sort=False).cumcount() < high_accounts
+    else:
+        before = ranked.groupby("run", sort=False)["arr"].cumsum() - ranked["arr"]
+        total = ranked.groupby("run", sort=False)["arr"].transform("sum")
+        chosen = (before < high_arr_share * total) & (total > 0)
+    is_high = pd.Series(False, index=frame.index)
+    is_high[chosen[chosen].index] = True
+    return pd.Series(is_high.to_numpy(), index=values.index)
 
 
 def score_accounts(
@@ -102,7 +151,15 @@ def score_accounts(
         ACCOUNT_ID: features[ACCOUNT_ID].astype(str),
         AS_OF: features[AS_OF],
         CHURN_PROBABILITY: probability,
-        RISK_BAND: risk_band(probability, rules.risk_high, rules.risk_medium),
+        RISK_BAND: risk_band(
+            probability,
+            rules.risk_high,
+            rules.risk_medium,
+            high_accounts=rules.risk_high_accounts,
+            high_arr_share=rules.risk_high_arr_share,
+            arr=features[ARR] if ARR in features.columns else None,
+            runs=features[AS_OF],
+        ),
     }
     health = None
     if scorecard is not None:
@@ -111,14 +168,22 @@ def score_accounts(
         columns[HEALTH_DRIVERS] = (
             explain_health(features, health, scorecard, n=rules.top_drivers) if words else _no_words(features)
         )
+        columns[SCORECARD_NAME] = scorecard.name
+        columns[SCORECARD_HASH] = scorecard.content_hash()
     order = list(dict.fromkeys([*(scorecard.categories() if scorecard is not None else []), *categories.values()]))
     by_category = explanation.by_category
     for category in order:  # a scorecard category no model feature counts in contributes nothing
         columns[ml_column(category)] = by_category.get(ml_column(category), pd.Series(0.0, index=features.index))
     columns[CHURN_LOG_ODDS] = explanation.raw_score
+    columns |= {name: split for name, split in actionable_split(explanation.contributions).items()}
+    # A CSM acts on behaviour: drivers are actionable features only; the context is said beside them.
+    actionable = [c for c in explanation.contributions.columns if is_actionable(c)]
     columns[TOP_DRIVERS] = (
-        top_drivers(explanation.contributions, features, n=rules.top_drivers) if words else _no_words(features)
+        top_drivers(explanation.contributions[actionable], features, n=rules.top_drivers)
+        if words
+        else _no_words(features)
     )
+    columns[CONTEXT] = context_words(features) if words else _no_words(features)
     columns[LIFECYCLE_STAGE] = lifecycle_stage(
         features,
         land_days=rules.land_days,

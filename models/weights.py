@@ -33,7 +33,7 @@ from features.table import AS_OF, LABEL
 from models.evaluation import format_auc
 from models.health_backtest import backtest_health
 from models.healthscore import score_health
-from models.scorecard import DEFAULT_SCORECARD, Scorecard, ScorecardConfig, parse_scorecard
+from models.scorecard import DEFAULT_SCORECARD, Bands, Scorecard, ScorecardConfig, parse_scorecard
 from models.scores import HEALTH_SCORE, HEALTH_SCORECARD, health_column
 from models.split import out_of_time_split
 
@@ -45,6 +45,45 @@ BLEND_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 # scorecard name -> category -> (category weight, metric -> metric weight)
 Weights = dict[str, dict[str, tuple[float, dict[str, float]]]]
+
+
+@dataclass(frozen=True)
+class SuggestionLimits:
+    """How far a suggestion may move, so a person can accept it rather than rewrite it.
+
+    `category_floor`: fewest points of 100 a category keeps (a category already below keeps its
+    weight); `max_change`: most points a category weight moves, up or down; `metric_floor`: share
+    of its current weight a metric keeps at least (no metric is driven to 0 by one fit).
+    `red_share` / `yellow_share`: the suggested band thresholds put these shares of the fit rows
+    (lowest scores first) in red and in yellow.
+    """
+
+    category_floor: float = 5.0
+    max_change: float = 10.0
+    metric_floor: float = 0.25
+    red_share: float = 0.15
+    yellow_share: float = 0.20
+
+
+def _within(proposed: Mapping[str, float], low: Mapping[str, float], high: Mapping[str, float], total: float):
+    """`proposed` moved by one common shift and clipped to [low, high] so it sums to `total`.
+
+    The closest such vector in the sense that every weight moves by the same amount unless a bound
+    stops it; found by bisection on the shift (the clipped sum grows with it). Bounds that cannot
+    reach `total` are returned clipped as they are.
+    """
+    keys = list(proposed)
+    p = np.array([proposed[k] for k in keys], dtype=float)
+    lo = np.array([low[k] for k in keys], dtype=float)
+    hi = np.array([high[k] for k in keys], dtype=float)
+    shift_low, shift_high = float((lo - p).min()), float((hi - p).max())
+    for _ in range(100):
+        shift = (shift_low + shift_high) / 2
+        if np.clip(p + shift, lo, hi).sum() < total:
+            shift_low = shift
+        else:
+            shift_high = shift
+    return dict(zip(keys, np.clip(p + (shift_low + shift_high) / 2, lo, hi).tolist(), strict=True))
 
 
 @dataclass(frozen=True)
@@ -76,6 +115,9 @@ class SuggestedWeights:
     share: float = 1.0
     share_aucs: dict[float, float | None] = field(default_factory=dict)
     notes: tuple[str, ...] = field(default=())
+    changes: pd.DataFrame = field(default_factory=pd.DataFrame)  # change_gains
+    bands: pd.DataFrame = field(default_factory=pd.DataFrame)  # band_table
+    limits: SuggestionLimits = field(default_factory=SuggestionLimits)
 
     def config(self) -> ScorecardConfig:
         return parse_scorecard(self.scorecard, source="suggested scorecard")
@@ -94,6 +136,13 @@ class SuggestedWeights:
             f"suggested {format_auc(self.suggested_auc)}.",
             *self.notes,
         ]
+        if not self.bands.empty:
+            red = self.bands.set_index("band").loc["red"]
+            lines.append(
+                f"Bands set for {self.limits.red_share:.0%} of the fit snapshots in red: red churned "
+                f"{_rate(red['suggested_churn_rate'])} on the later snapshots (current bands: "
+                f"{_rate(red['current_churn_rate'])}); see suggested_healthscore.diff for every change and its gain."
+            )
         return "".join(f"# {line}\n" for line in lines)
 
     def yaml_text(self) -> str:
@@ -110,6 +159,40 @@ class SuggestedWeights:
                 tofile="suggested",
             )
         )
+
+    def review_text(self) -> str:
+        """The suggestion as a diff to review: each change with its own backtest gain, the band thresholds
+        with the churn rate per band before and after, then the unified diff of the two scorecards."""
+        lines = [
+            "Suggested scorecard changes (churn compare): review each, then apply the diff to your scorecard.",
+            f"Limits: category weights move at most {self.limits.max_change:g} points and keep at least "
+            f"{self.limits.category_floor:g}; metrics keep at least {self.limits.metric_floor:.0%} of their weight.",
+            f"ROC AUC of 100 - health score on {self.evaluation_rows:,} later snapshots: current "
+            f"{format_auc(self.current_auc)}, all changes {format_auc(self.suggested_auc)}.",
+            "Each change alone (ROC AUC gain over the current scorecard):",
+        ]
+        for change in self.changes.itertuples(index=False):
+            gain = "n/a" if pd.isna(change.auc_gain) else f"{change.auc_gain:+.4f}"
+            where = "" if change.scorecard == DEFAULT_SCORECARD else f"[{change.scorecard}] "
+            lines.append(f"  {gain}  {where}{change.change}")
+        if self.changes.empty:
+            lines.append("  (no change)")
+        if not self.bands.empty:
+            lines.append(
+                f"Band thresholds for {self.limits.red_share:.0%} of accounts in red: churn rate per band, "
+                "current -> suggested (share of snapshots):"
+            )
+            for b in self.bands.itertuples(index=False):
+                lines.append(
+                    f"  {b.band:<6} from {b.current_from:g} -> {b.suggested_from:g}: "
+                    f"{_rate(b.current_churn_rate)} ({b.current_share:.0%}) -> "
+                    f"{_rate(b.suggested_churn_rate)} ({b.suggested_share:.0%})"
+                )
+        return "".join(f"# {line}\n" for line in lines) + self.yaml_diff()  # `patch` skips the comments
+
+
+def _rate(value: float) -> str:
+    return "-" if pd.isna(value) else f"{value:.1%}"
 
 
 # ------------------------------------------------------------------------------- fitting
@@ -234,11 +317,14 @@ def _fit(rows: pd.DataFrame, scorecard: ScorecardConfig, min_rows: int, min_chur
     return result
 
 
-def _blend(current: Weights, fit: _Fit, share: float) -> Weights:
-    """Move `share` of the way from the current weights to the fitted ones; rounded like the file writes them.
+def _blend(current: Weights, fit: _Fit, share: float, limits: SuggestionLimits = SuggestionLimits()) -> Weights:
+    """Move `share` of the way from the current weights to the fitted ones, within `limits`; rounded like
+    the file writes them.
 
-    Category weights of a fitted scorecard end up summing to 100; metric weights keep their category's total.
-    Scorecards that were not fitted, and `share` 0, keep the current weights exactly.
+    Category weights of a fitted scorecard end up summing to 100, each within `max_change` of its
+    current share and not below `category_floor`; metric weights keep their category's total and
+    at least `metric_floor` of their current weight. Scorecards that were not fitted, and `share`
+    0, keep the current weights exactly.
     """
     blended: Weights = {}
     for name, cats in current.items():
@@ -246,13 +332,17 @@ def _blend(current: Weights, fit: _Fit, share: float) -> Weights:
             blended[name] = {c: (w, dict(m)) for c, (w, m) in cats.items()}
             continue
         total = sum(w for w, _ in cats.values())
-        category = {
-            c: (1 - share) * w * CATEGORY_TOTAL / total + share * fit.weights[name][c][0] for c, (w, _) in cats.items()
-        }
-        category = _round_to_total(category, CATEGORY_TOTAL, CATEGORY_STEP)
+        now = {c: w * CATEGORY_TOTAL / total for c, (w, _) in cats.items()}
+        category = {c: (1 - share) * now[c] + share * fit.weights[name][c][0] for c in cats}
+        low = {c: min(now[c], max(limits.category_floor, now[c] - limits.max_change)) for c in cats}
+        high = {c: now[c] + limits.max_change for c in cats}
+        category = _round_to_total(_within(category, low, high, CATEGORY_TOTAL), CATEGORY_TOTAL, CATEGORY_STEP)
         blended[name] = {}
         for c, (_, metrics) in cats.items():
             mixed = {m: (1 - share) * w + share * fit.weights[name][c][1][m] for m, w in metrics.items()}
+            kept = sum(metrics.values())
+            floors = {m: limits.metric_floor * w for m, w in metrics.items()}
+            mixed = _within(mixed, floors, dict.fromkeys(metrics, kept), kept)
             changed = any(fit.weights[name][c][1][m] != w for m, w in metrics.items())
             blended[name][c] = (
                 category[c],
@@ -268,6 +358,7 @@ def _choose_share(
     min_rows: int,
     min_churners: int,
     penalty: float,
+    limits: SuggestionLimits,
 ) -> tuple[float, dict[float, float | None], str]:
     """How far to move towards fitted weights, decided inside the fit period.
 
@@ -283,7 +374,7 @@ def _choose_share(
     current = _current_weights(scorecard)
     aucs: dict[float, float | None] = {}
     for share in BLEND_SHARES:
-        aucs[share] = backtest_health(check, _with_weights(scorecard, _blend(current, early, share)))["auc"]
+        aucs[share] = backtest_health(check, _with_weights(scorecard, _blend(current, early, share, limits)))["auc"]
     scored = {s: a for s, a in aucs.items() if a is not None}
     best = max(scored, key=lambda s: (round(scored[s], 6), -s)) if scored else 0.0
     listed = ", ".join(f"{s:.0%}: {format_auc(a)}" for s, a in aucs.items())
@@ -304,6 +395,7 @@ def suggest_weights(
     min_rows: int = 200,
     min_churners: int = 20,
     penalty: float = 1.0,
+    limits: SuggestionLimits = SuggestionLimits(),
 ) -> SuggestedWeights:
     """Fit category and metric weights on early labelled snapshots and backtest them on later ones.
 
@@ -319,10 +411,14 @@ def suggest_weights(
     """
     fit_rows, evaluation = _fit_and_evaluation_rows(train_frame, evaluation_frame, validation_share, grace_days)
     current = _current_weights(scorecard)
-    share, share_aucs, share_note = _choose_share(fit_rows, scorecard, grace_days, min_rows, min_churners, penalty)
+    share, share_aucs, share_note = _choose_share(
+        fit_rows, scorecard, grace_days, min_rows, min_churners, penalty, limits
+    )
     full = _fit(fit_rows, scorecard, min_rows, min_churners, penalty)
-    suggested = _blend(current, full, share)
-    suggested_config = _with_weights(scorecard, suggested)
+    suggested = _blend(current, full, share, limits)
+    weighted = _with_weights(scorecard, suggested)
+    bands = suggest_bands(score_health(fit_rows, weighted).frame[HEALTH_SCORE], limits)
+    suggested_config = weighted.model_copy(update={"bands": bands})
     current_bt = backtest_health(evaluation, scorecard)
     suggested_bt = backtest_health(evaluation, suggested_config)
     evaluation_scores = pd.DataFrame(
@@ -333,7 +429,7 @@ def suggest_weights(
     )
     moved = share > 0
     return SuggestedWeights(
-        scorecard=scorecard_dict(scorecard, suggested),
+        scorecard=scorecard_dict(suggested_config, suggested),
         current=scorecard_dict(scorecard, current),
         category_weights=_weight_table(current, suggested, full.categories if moved else set()),
         metric_weights=_metric_table(current, suggested, full.metrics if moved else set()),
@@ -347,7 +443,68 @@ def suggest_weights(
         share=share,
         share_aucs=share_aucs,
         notes=(share_note, *full.notes),
+        changes=change_gains(evaluation, scorecard, current, suggested, current_bt["auc"]),
+        bands=band_table(current_bt, suggested_bt, scorecard, suggested_config),
+        limits=limits,
     )
+
+
+def suggest_bands(scores: pd.Series, limits: SuggestionLimits) -> Bands:
+    """Band thresholds that put `red_share` of these scores in red and `yellow_share` in yellow.
+
+    Lower bounds, rounded to whole points: yellow starts at the `red_share` quantile (the rows
+    below it -- the lowest scores, where churn concentrates -- are red), green at the quantile of
+    `red_share + yellow_share`.
+    """
+    values = pd.to_numeric(scores, errors="coerce").dropna()
+    if values.empty:
+        raise ChurnError("suggest_bands: no health scores to set band thresholds on.")
+    yellow = float(np.clip(round(values.quantile(limits.red_share)), 1, 99))
+    green = float(np.clip(round(values.quantile(min(limits.red_share + limits.yellow_share, 1.0))), yellow + 1, 100))
+    return Bands(green=green, yellow=yellow)
+
+
+def band_table(
+    before: Mapping[str, Any], after: Mapping[str, Any], current: ScorecardConfig, suggested: ScorecardConfig
+) -> pd.DataFrame:
+    """Per band, its threshold, share of the evaluation rows and churn rate, current vs suggested."""
+    records = []
+    for band in ("green", "yellow", "red"):
+        row: dict[str, Any] = {"band": band}
+        for label, result, config in (("current", before, current), ("suggested", after, suggested)):
+            counts = result["bands"][band]
+            row[f"{label}_from"] = getattr(config.bands, band) if band != "red" else 0.0
+            row[f"{label}_share"] = counts["count"] / result["rows"] if result["rows"] else np.nan
+            row[f"{label}_churn_rate"] = np.nan if counts["churn_rate"] is None else counts["churn_rate"]
+        records.append(row)
+    return pd.DataFrame(records)
+
+
+def change_gains(
+    evaluation: pd.DataFrame, scorecard: ScorecardConfig, current: Weights, suggested: Weights, base_auc: float | None
+) -> pd.DataFrame:
+    """Each suggested change on its own -- one category weight, or one category's metric weights -- with
+    the ROC AUC gain it brings over the current scorecard on the evaluation rows, largest gain first."""
+    records = []
+    for name, cats in current.items():
+        for cat, (weight, metrics) in cats.items():
+            new_weight, new_metrics = suggested[name][cat]
+            edits = []
+            if new_weight != weight:
+                edits.append((f"{cat} weight {_number(weight)} -> {_number(new_weight)}", (new_weight, metrics)))
+            if new_metrics != metrics:
+                moved = ", ".join(
+                    f"{m} {_number(w)} -> {_number(new_metrics[m])}" for m, w in metrics.items() if new_metrics[m] != w
+                )
+                edits.append((f"{cat} metrics: {moved}", (weight, new_metrics)))
+            for text, replacement in edits:
+                alone = {n: dict(c) for n, c in current.items()}
+                alone[name][cat] = replacement
+                auc = backtest_health(evaluation, _with_weights(scorecard, alone))["auc"]
+                gain = np.nan if auc is None or base_auc is None else auc - base_auc
+                records.append({"scorecard": name, "change": text, "auc": auc, "auc_gain": gain})
+    table = pd.DataFrame(records, columns=["scorecard", "change", "auc", "auc_gain"])
+    return table.sort_values("auc_gain", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
 
 
 def _period(frame: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:

@@ -107,11 +107,27 @@ def generate(
         str,
         typer.Option("--world", help="Named world: what drives churn, which tables exist (see data/README.md)."),
     ] = "default",
+    optional_tables: Annotated[
+        bool,
+        typer.Option(
+            "--optional-tables/--no-optional-tables",
+            help="Also write the optional invoices, touchpoints and surveys tables (the others stay the same).",
+        ),
+    ] = True,
 ) -> None:
     """Generate a realistic synthetic SaaS history (with a ground-truth file in _truth/)."""
     from pipeline.stages import run_generate
 
-    run_generate(out_dir, accounts, seed, parse_date(start, "--start").isoformat(), years, out, world=world)
+    run_generate(
+        out_dir,
+        accounts,
+        seed,
+        parse_date(start, "--start").isoformat(),
+        years,
+        out,
+        world=world,
+        optional_tables=optional_tables,
+    )
 
 
 @app.command()
@@ -230,6 +246,19 @@ def score(
     data_end: DataEndOpt = None,
     history: Annotated[bool, typer.Option("--history/--no-history", help="Append to the score history.")] = True,
     overwrite: OverwriteOpt = False,
+    include_trials: Annotated[
+        bool, typer.Option("--include-trials", help="Score trials too (plan in scoring.trial_plans, or ARR 0).")
+    ] = False,
+    include_churned: Annotated[
+        bool,
+        typer.Option("--include-churned", help="Score accounts whose terms have all ended too (on their last day)."),
+    ] = False,
+    rescore_history: Annotated[
+        bool,
+        typer.Option(
+            "--rescore-history", help="Re-score the other dates of the history with the current scorecard too."
+        ),
+    ] = False,
     engine: EngineOpt = None,
 ) -> None:
     """Score every active account as of a date: churn probability, health score, explanations, alerts."""
@@ -249,7 +278,18 @@ def score(
     if data is None:
         raise ChurnError("Give --data DIR (or --table FILE --id COL).")
     when = parse_date(as_of, "--as-of") if as_of else date.today()
-    run_score(data, when, outputs, model_uri, settings, history, out)
+    run_score(
+        data,
+        when,
+        outputs,
+        model_uri,
+        settings,
+        history,
+        out,
+        include_trials=include_trials,
+        include_churned=include_churned,
+        rescore_history=rescore_history,
+    )
 
 
 @app.command()
@@ -302,6 +342,128 @@ def run(
 
     settings = settings_from(config, engine=engine)
     run_all(data, settings, config, accounts, seed, out_dir, out)
+
+
+# ------------------------------------------------------------------------------ CSM overrides
+ByOpt = Annotated[str | None, typer.Option("--by", help="Who records it (default: your login name).")]
+AccountsDataOpt = Annotated[
+    Path | None,
+    typer.Option("--data", help="Data directory whose accounts table lists the account ids (default: score history)."),
+]
+
+
+@app.command()
+def override(
+    account_id: Annotated[str, typer.Argument(help="Account the judgement is about.")],
+    category: Annotated[
+        str | None, typer.Option("--category", help="Health category to override (default: the whole account).")
+    ] = None,
+    score: Annotated[str | None, typer.Option("--score", help="The score, 0-100.")] = None,
+    sentiment: Annotated[
+        str | None, typer.Option("--sentiment", help="A CSM sentiment rating instead: 1-5 or red/yellow/green.")
+    ] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why the rule score does not hold (required).")] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Last scoring date it applies to, YYYY-MM-DD (required).")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option("--from", help="First scoring date it applies to (default: any date up to --until).")
+    ] = None,
+    by: ByOpt = None,
+    data: AccountsDataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Record a CSM's manual score (or sentiment) in the override store; scoring applies it until it expires."""
+    from pipeline.override_commands import run_override
+
+    run_override(
+        account_id,
+        category=category,
+        score=score,
+        sentiment=sentiment,
+        reason=reason,
+        until=until,
+        start=start,
+        by=by,
+        data=data,
+        settings=settings_from(config),
+        console=out,
+    )
+
+
+overrides_app = typer.Typer(
+    help="List, end, import and trace the CSM overrides in the store (<workdir>/overrides.db).",
+    no_args_is_help=True,
+)
+app.add_typer(overrides_app, name="overrides")
+
+
+@overrides_app.command("list")
+def overrides_list(
+    account_id: Annotated[str | None, typer.Option("--account", help="Only this account.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="In force on this date (default: today).")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Every override ever recorded, in force or not.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """The overrides in force on a date (default today)."""
+    from pipeline.override_commands import run_list
+
+    when = parse_date(as_of, "--as-of") if as_of else None
+    run_list(account=account_id, as_of=when, everything=everything, settings=settings_from(config), console=out)
+
+
+@overrides_app.command("expire")
+def overrides_expire(
+    account_id: Annotated[str | None, typer.Argument(help="End this account's live overrides.")] = None,
+    ids: Annotated[list[int] | None, typer.Option("--id", help="End this override (repeatable).")] = None,
+    category: Annotated[str | None, typer.Option("--category", help="Only the override of this category.")] = None,
+    whole_account: Annotated[bool, typer.Option("--whole-account", help="Only the whole-account override.")] = False,
+    sentiment: Annotated[bool, typer.Option("--sentiment", help="Only the sentiment rating.")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why it no longer holds (required).")] = None,
+    by: ByOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """End overrides now: the next scoring run uses the rule score again and alerts the account's CSM."""
+    from pipeline.override_commands import run_expire
+
+    run_expire(
+        ids=list(ids or []),
+        account=account_id,
+        category=category,
+        whole_account=whole_account,
+        sentiment=sentiment,
+        reason=reason,
+        by=by,
+        settings=settings_from(config),
+        console=out,
+    )
+
+
+@overrides_app.command("history")
+def overrides_history(
+    account_id: Annotated[str | None, typer.Argument(help="Only this account.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Every override ever recorded (replaced and ended ones too) and what became of it."""
+    from pipeline.override_commands import run_history
+
+    run_history(account=account_id, settings=settings_from(config), console=out)
+
+
+@overrides_app.command("import")
+def overrides_import(
+    file: Annotated[
+        Path,
+        typer.Argument(help="CSV: account_id, reason, until, score or sentiment; optional category, from, by."),
+    ],
+    by: ByOpt = None,
+    data: AccountsDataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Record many overrides from a CSV file: all rows are checked first, then recorded together or not at all."""
+    from pipeline.override_commands import run_import
+
+    run_import(file, by=by, data=data, settings=settings_from(config), console=out)
 
 
 def main() -> None:

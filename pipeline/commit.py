@@ -187,8 +187,13 @@ def commit_scoring(
     history_dir: Path | None,
     data_end: pd.Timestamp | None = None,
     notes: Sequence[str] = (),
+    history_extra: pd.DataFrame | None = None,
 ) -> tuple[CommitResult, list[str]]:
-    """Put a scoring run in place as one unit; returns the result and any recovery messages."""
+    """Put a scoring run in place as one unit; returns the result and any recovery messages.
+
+    `history_extra` holds rows of other scoring dates that replace their partitions in the same
+    commit (`churn score --rescore-history`): the re-scored past lands with the new run or not at all.
+    """
     from pipeline.tracking import configure_tracking, log_scoring_run
 
     journal_dir = _journal_dir(settings)
@@ -205,7 +210,8 @@ def commit_scoring(
             for kind, target in outputs.targets().items():
                 tables.append((frames[kind], staged_for(target, outputs.fmt, token), kind, outputs.fmt))
         if history_dir is not None:
-            for run, item in stage_partitions(history_dir, scores, token):
+            rows = scores if history_extra is None else pd.concat([history_extra, scores], ignore_index=True)
+            for run, item in stage_partitions(history_dir, rows, token):
                 tables.append((run, [item], "history", "parquet"))
         document = {
             "id": commit_id,

@@ -32,9 +32,11 @@ from models.evaluation import format_auc
 from models.risk_model import ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from models.scores import (
+    ACTIONABLE_LOG_ODDS,
     ARR,
     CHURN_LOG_ODDS,
     CHURN_PROBABILITY,
+    CONTEXT_LOG_ODDS,
     HEALTH_SCORE,
     RISK_BAND,
     SEGMENT,
@@ -42,7 +44,7 @@ from models.scores import (
 )
 from models.scoring import score_accounts
 from models.split import Split, out_of_time_split, rolling_origin_folds, stratified_folds, stratified_split
-from models.weights import SuggestedWeights, suggest_weights
+from models.weights import SuggestedWeights, SuggestionLimits, suggest_weights
 from pipeline.config import Settings, load_scorecard
 from pipeline.io import atomic_path, write_table
 from pipeline.loading import Dataset
@@ -62,6 +64,7 @@ OUTPUT_FILES = {
     "disagreements": "disagreements.csv",
     "scores": "backtest_scores.parquet",
     "suggested_scorecard": "suggested_healthscore.yaml",
+    "suggested_review": "suggested_healthscore.diff",
 }
 
 
@@ -124,6 +127,7 @@ class ComparisonResult:
             "rule_bands_monotone": is_monotone(self.churn_rate_by_band),
             "ml_churn_rate_by_band": self.comparison.ml_churn_by_band,
             "spearman": self.comparison.agreement.spearman,
+            "ml_actionable_share": self.comparison.actionable_share,
         }
 
     def summary_lines(self) -> list[str]:
@@ -140,9 +144,15 @@ class ComparisonResult:
             f"Lift in the riskiest 10%: ML {h['ml_lift_top10']:.2f}x, rule {h['rule_lift_top10']:.2f}x",
             f"Churn rate by rule band: {bands}" + ("" if h["rule_bands_monotone"] else " (NOT monotone)"),
             f"Churn rate by ML risk band: {ml_bands}",
+            f"Actionable share of the model's attribution: {_fmt_share(h['ml_actionable_share'])} "
+            "(the rest is context: term, tenure, renewals, segment)",
             f"Report: {self.report_path}",
-            f"Suggested scorecard: {self.files['suggested_scorecard']}",
+            f"Suggested scorecard: {self.files['suggested_scorecard']} (to review: {self.files['suggested_review']})",
         ]
+
+
+def _fmt_share(value: float) -> str:
+    return "-" if value is None or np.isnan(value) else f"{value:.1%}"
 
 
 def _interval(metric: dict[str, float]) -> tuple[float, float]:
@@ -197,7 +207,15 @@ def backtest_frame(
     scored = score_accounts(model, evaluation, scorecard, settings.scoring_rules(), words=False)
     scores, health = scored.scores, scored.health.frame
     context = [c for c in CONTEXT_COLUMNS if c in evaluation.columns]
-    views = [*health.columns, CHURN_PROBABILITY, RISK_BAND, CHURN_LOG_ODDS, *ml_columns(scores)]
+    views = [
+        *health.columns,
+        CHURN_PROBABILITY,
+        RISK_BAND,
+        CHURN_LOG_ODDS,
+        *ml_columns(scores),
+        ACTIONABLE_LOG_ODDS,
+        CONTEXT_LOG_ODDS,
+    ]
     return pd.concat([evaluation[[ACCOUNT_ID, AS_OF, LABEL, TERM_END, *context]], scores[views]], axis=1).assign(
         **{LABEL: lambda f: f[LABEL].astype(int)}
     )
@@ -252,7 +270,9 @@ def run_comparison(
     comparison = compare(frame, scorecard, n_boot=n_boot, seed=settings.model.seed)
 
     _step(progress, "suggest weights")
-    suggested = suggest_weights(training, scorecard, evaluation_frame=evaluation)
+    suggested = suggest_weights(
+        training, scorecard, evaluation_frame=evaluation, limits=SuggestionLimits(**settings.suggestions.model_dump())
+    )
     if adapted.notes:  # the suggestion covers only what this data can measure: say so in its YAML
         suggested = replace(suggested, notes=(*suggested.notes, "Fitted to the scorecard as adapted to this data:",
                                               *adapted.notes))  # fmt: skip
@@ -297,6 +317,8 @@ def metrics_document(result: ComparisonResult, settings: Settings) -> dict[str, 
                 "fit_period": [d.date().isoformat() for d in suggested.fit_period],
                 "evaluation_period": [d.date().isoformat() for d in suggested.evaluation_period],
                 "notes": list(suggested.notes),
+                "changes": suggested.changes.to_dict("records"),
+                "bands": suggested.bands.to_dict("records"),
             },
             "split": result.split.describe(),
             "model": {
@@ -355,6 +377,8 @@ def _write_outputs(result: ComparisonResult, settings: Settings) -> None:
     write_table(result.frame, files["scores"], "parquet")
     with atomic_path(files["suggested_scorecard"]) as tmp:
         tmp.write_text(result.suggested.yaml_text())
+    with atomic_path(files["suggested_review"]) as tmp:
+        tmp.write_text(result.suggested.review_text())
 
 
 def _log_to_active_run(result: ComparisonResult) -> None:

@@ -95,8 +95,15 @@ class TrackingSettings(SettingsSection):
 
 
 class RiskBands(SettingsSection):
+    """Churn-probability levels of the risk bands, or `high` by capacity: the riskiest `high_accounts`
+    accounts, or the riskiest accounts holding `high_arr_share` of the ARR (what a team can work on)."""
+
     high: float = Field(0.5, gt=0, lt=1)
     medium: float = Field(0.2, gt=0, lt=1)
+    high_accounts: int | None = Field(None, ge=1, description="High risk = the riskiest N accounts of a run.")
+    high_arr_share: float | None = Field(
+        None, gt=0, le=1, description="High risk = the riskiest accounts holding this share of the ARR."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> RiskBands:
@@ -104,6 +111,8 @@ class RiskBands(SettingsSection):
             raise ValueError(
                 f"medium ({self.medium}) must be below high ({self.high}), e.g. {{high: 0.5, medium: 0.2}}"
             )
+        if self.high_accounts is not None and self.high_arr_share is not None:
+            raise ValueError("set high_accounts or high_arr_share, not both (one capacity decides the high band)")
         return self
 
 
@@ -171,6 +180,36 @@ class ScoringSettings(SettingsSection):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     top_drivers: int = Field(3, ge=1, le=50)
     drift_psi_threshold: float = Field(0.25, gt=0, le=10)
+    trial_plans: list[str] = Field(
+        default_factory=lambda: ["*trial*", "free", "freemium"],
+        description="Plans (case-insensitive shell patterns) that mark a trial; ARR 0 marks one too.",
+    )
+    trend_days: list[int] = Field(
+        default_factory=lambda: [30, 90], description="Spans of the score trends, in days (any list)."
+    )
+
+    @field_validator("trend_days")
+    @classmethod
+    def _positive_spans(cls, value: list[int]) -> list[int]:
+        if any(d <= 0 or d > MAX_DAYS for d in value):
+            raise ValueError(f"trend spans must be day counts between 1 and {MAX_DAYS}, e.g. [7, 30, 90]")
+        return sorted(set(value))
+
+
+class SuggestionSettings(SettingsSection):
+    """Limits of the scorecard `churn compare` suggests (models.weights.SuggestionLimits)."""
+
+    category_floor: float = Field(5.0, ge=0, le=100, description="Fewest points of 100 a category keeps.")
+    max_change: float = Field(10.0, ge=0, le=100, description="Most points a category weight moves.")
+    metric_floor: float = Field(0.25, ge=0, le=1, description="Share of its weight a metric keeps at least.")
+    red_share: float = Field(0.15, gt=0, lt=1, description="Share of accounts the suggested bands put in red.")
+    yellow_share: float = Field(0.20, ge=0, lt=1, description="Share the suggested bands put in yellow.")
+
+    @model_validator(mode="after")
+    def _room_for_green(self) -> SuggestionSettings:
+        if self.red_share + self.yellow_share >= 1:
+            raise ValueError("red_share + yellow_share must be below 1 (some accounts are green)")
+        return self
 
 
 class SparkSettings(SettingsSection):
@@ -210,6 +249,7 @@ class Settings(SettingsSection):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
+    suggestions: SuggestionSettings = Field(default_factory=SuggestionSettings)
     engine: Literal["duckdb", "spark"] = Field(
         "duckdb", description="Where features and scores are computed: DuckDB in-process, or Apache Spark."
     )
@@ -236,6 +276,8 @@ class Settings(SettingsSection):
         return ScoringRules(
             risk_high=self.scoring.risk_bands.high,
             risk_medium=self.scoring.risk_bands.medium,
+            risk_high_accounts=self.scoring.risk_bands.high_accounts,
+            risk_high_arr_share=self.scoring.risk_bands.high_arr_share,
             top_drivers=self.scoring.top_drivers,
             **self.lifecycle.model_dump(),
             category_overrides=dict(self.features.category_overrides),

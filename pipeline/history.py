@@ -19,13 +19,15 @@ import pyarrow.parquet as pq
 
 from features.errors import ChurnError
 from features.table import ACCOUNT_ID, AS_OF
-from models.scores import upgrade
+from models.scores import SCORECARD_HASH, upgrade
 from pipeline.io import Staged, remove_stale_temporaries, temporary_sibling, write_staged
 
 PARTITION_PREFIX = f"{AS_OF}="
 PART_FILE = "part.parquet"
 TREND_METRICS: tuple[str, ...] = ("health_score", "churn_probability")
 _REFERENCE_AS_OF = "_reference_as_of"
+_CARD = "_scorecard_hash"
+SCORECARD_BOUND: tuple[str, ...] = ("health_score",)  # trends that mean something only within one scorecard
 
 
 def partition_path(history_dir: str | Path, as_of: pd.Timestamp) -> Path:
@@ -104,13 +106,15 @@ def read_history(history_dir: str | Path, columns: Sequence[str] | None = None) 
     return _read(_partitions(history_dir).values(), columns)
 
 
-def previous_scores(
-    history_dir: str | Path, as_of: str | pd.Timestamp, columns: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """The latest stored run strictly before `as_of` (empty frame when there is none)."""
-    cutoff = pd.Timestamp(as_of).normalize()
-    earlier = [path for day, path in _partitions(history_dir).items() if day < cutoff]
-    return _read(earlier[-1:], columns)
+def latest_before(history: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.DataFrame:
+    """The latest run of a history frame strictly before `as_of` (empty frame when there is none)."""
+    if history.empty:
+        return history
+    dates = pd.to_datetime(history[AS_OF]).dt.normalize()
+    earlier = dates[dates < pd.Timestamp(as_of).normalize()]
+    if earlier.empty:
+        return history.iloc[0:0]
+    return history[dates == earlier.max()].reset_index(drop=True)
 
 
 def trends(history: pd.DataFrame, current: pd.DataFrame, days: Sequence[int] = (30, 90)) -> pd.DataFrame:
@@ -138,24 +142,44 @@ def trends(history: pd.DataFrame, current: pd.DataFrame, days: Sequence[int] = (
         **{
             ACCOUNT_ID: history[ACCOUNT_ID].astype(str),
             _REFERENCE_AS_OF: _scoring_dates(history, "The score history").astype("datetime64[us]"),
+            _CARD: _scorecards(history, current),
         }
     )
     runs = runs.drop_duplicates([ACCOUNT_ID, _REFERENCE_AS_OF], keep="last").sort_values(
         _REFERENCE_AS_OF, kind="stable"
     )
-    now = pd.DataFrame({ACCOUNT_ID: current[ACCOUNT_ID].astype(str).to_numpy(), "_row": range(len(current))})
+    now = pd.DataFrame(
+        {
+            ACCOUNT_ID: current[ACCOUNT_ID].astype(str).to_numpy(),
+            _CARD: _scorecards(current, current).to_numpy(),
+            "_row": range(len(current)),
+        }
+    )
     for span in days:
         now["_target"] = (current_dates - pd.Timedelta(days=span)).astype("datetime64[us]").to_numpy()
-        reference = pd.merge_asof(
-            now.sort_values("_target", kind="stable"),
-            runs,
-            left_on="_target",
-            right_on=_REFERENCE_AS_OF,
-            by=ACCOUNT_ID,
-            direction="nearest",
-            tolerance=pd.Timedelta(days=span / 2),
-        ).sort_values("_row")
         for metric in known:
+            # The health score compares like with like: only with runs of the same scorecard.
+            by = [ACCOUNT_ID, _CARD] if metric in SCORECARD_BOUND else [ACCOUNT_ID]
+            usable = runs.dropna(subset=[metric])
+            reference = pd.merge_asof(
+                now.sort_values("_target", kind="stable"),
+                usable[[*by, _REFERENCE_AS_OF, metric]],
+                left_on="_target",
+                right_on=_REFERENCE_AS_OF,
+                by=by,
+                direction="nearest",
+                tolerance=pd.Timedelta(days=span / 2),
+            ).sort_values("_row")
             value = pd.to_numeric(current[metric], errors="coerce").astype(float).to_numpy()
             result[f"{metric}_change_{span}d"] = value - reference[metric].astype(float).to_numpy()
     return result
+
+
+def _scorecards(frame: pd.DataFrame, current: pd.DataFrame) -> pd.Series:
+    """The scorecard hash of each row; rows without one (earlier churn versions) pass for the current
+    run's scorecard, since nothing says it changed."""
+    fallback = current[SCORECARD_HASH].dropna() if SCORECARD_HASH in current.columns else pd.Series(dtype=str)
+    unknown = str(fallback.iloc[0]) if len(fallback) else ""
+    if SCORECARD_HASH not in frame.columns:
+        return pd.Series(unknown, index=frame.index, dtype=str)
+    return frame[SCORECARD_HASH].astype("string").fillna(unknown).astype(str)

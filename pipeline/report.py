@@ -306,6 +306,12 @@ def _findings(comparison: Comparison, suggested: SuggestedWeights | None) -> lis
             f"{_pct(over.scorecard_weight_share)} of scorecard weight) and least, relative to the scorecard, on "
             f"{under.category} ({_pct(under.ml_attribution_share)} vs {_pct(under.scorecard_weight_share)})."
         )
+    if not np.isnan(comparison.actionable_share):
+        lines.append(
+            f"{_pct(comparison.actionable_share)} of the model's attribution is actionable (usage, logins, support, "
+            f"training, relationship, payments: what a CSM can change); {_pct(1 - comparison.actionable_share)} is "
+            "context (term length, tenure, renewals so far, days to renewal, segment), stated beside the drivers."
+        )
     if suggested is not None and suggested.current_auc is not None and suggested.suggested_auc is not None:
         change = suggested.suggested_auc - suggested.current_auc
         lines.append(
@@ -506,6 +512,29 @@ def _alignment(comparison: Comparison) -> str:
     )
 
 
+def _changes(suggested: SuggestedWeights) -> str:
+    """Each change alone with its backtest gain, and the suggested bands with churn per band before/after."""
+    gains = suggested.changes.drop(columns=["auc"], errors="ignore")
+    limits = suggested.limits
+    html_parts = [
+        "<h3>Each change alone</h3>",
+        f"<p class='note'>Category weights move at most {limits.max_change:g} points and keep at least "
+        f"{limits.category_floor:g}; metrics keep at least {limits.metric_floor:.0%} of their weight. ROC AUC gain "
+        "over the current scorecard on the later snapshots; the reviewed diff is suggested_healthscore.diff.</p>",
+        _table(gains, {"auc_gain": lambda v: "–" if pd.isna(v) else f"{v:+.4f}"}, left=["scorecard", "change"])
+        if len(gains)
+        else "<p>No change.</p>",
+    ]
+    if len(suggested.bands):
+        share = {c: _pct for c in suggested.bands.columns if c.endswith(("_share", "_churn_rate"))}
+        start = {c: (lambda v: f"{v:g}") for c in ("current_from", "suggested_from")}
+        html_parts += [
+            f"<h3>Band thresholds for {limits.red_share:.0%} of accounts in red</h3>",
+            _table(suggested.bands, {**share, **start}, left=["band"]),
+        ]
+    return "".join(html_parts)
+
+
 def _weights(suggested: SuggestedWeights | None) -> str:
     if suggested is None:
         return "<p class='note'>No weights were fitted.</p>"
@@ -527,6 +556,7 @@ def _weights(suggested: SuggestedWeights | None) -> str:
         f"{suggested.evaluation_period[1].date()}): ROC AUC <b>{_num(suggested.current_auc)}</b> with the current "
         f"weights, <b>{_num(suggested.suggested_auc)}</b> with the suggested ones.</p>"
         + (f"<ul class='note'>{notes}</ul>" if notes else "")
+        + _changes(suggested)
         + "<h3>Category weights</h3>"
         + _table(categories, {**number, **fitted}, left=["scorecard", "category"])
         + f"<details><summary>Metric weights that change ({len(metrics)})</summary>"

@@ -10,18 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from features.errors import ChurnError
+from features.judgement import CSM_SENTIMENT
 from features.table import ACCOUNT_ID, AS_OF
 from models.alerts import score_alerts
 from models.drift import drift_report
+from models.healthscore import explain_health, score_health
+from models.overrides import RECORD_COLUMNS, apply_overrides, expiry_reasons, in_force, sentiment_values
 from models.risk_model import ChurnRiskModel
 from models.scorecard import ScorecardConfig
-from models.scores import CHURN_PROBABILITY, MODEL_VERSION
+from models.scores import CHURN_PROBABILITY, MODEL_VERSION, SCORECARD_HASH, SCORECARD_NAME, health_columns
 from models.scoring import Scored, score_accounts
 from pipeline.config import Settings
-from pipeline.history import previous_scores, read_history, trends
+from pipeline.history import latest_before, read_history, trends
 from pipeline.progress import ProgressCallback
 
 
@@ -86,6 +90,92 @@ def score_prepared(path: Path, id_col: str, model: ChurnRiskModel, settings: Set
     return score_table(features, model, None, settings)
 
 
+def scorecard_changes(scores: pd.DataFrame, previous: pd.DataFrame) -> list[str]:
+    """A change of scorecard since the previous run, said as such (its drops and band changes are not alerted)."""
+    if SCORECARD_HASH not in scores.columns or SCORECARD_HASH not in previous.columns:
+        return []
+    before = previous.drop_duplicates(ACCOUNT_ID, keep="last").set_index(ACCOUNT_ID)
+    earlier = before.reindex(scores[ACCOUNT_ID].to_numpy())
+    changed = earlier[SCORECARD_HASH].notna().to_numpy() & (
+        earlier[SCORECARD_HASH].to_numpy() != scores[SCORECARD_HASH].to_numpy()
+    )
+    if not changed.any():
+        return []
+    was = earlier.loc[changed, [SCORECARD_NAME, SCORECARD_HASH]].drop_duplicates()
+    old = ", ".join(f"{name} {digest}" for name, digest in was.itertuples(index=False, name=None))
+    new = f"{scores[SCORECARD_NAME].iloc[0]} {scores[SCORECARD_HASH].iloc[0]}"
+    return [
+        f"the scorecard changed since the previous run ({old} -> {new}) for {int(changed.sum()):,} account(s): "
+        "their score changes are not alerted as drops or band changes and their health trends start again; "
+        "`churn score --rescore-history` re-scores the past dates with this scorecard"
+    ]
+
+
+def rescore_health(
+    stored: pd.DataFrame,
+    features: pd.DataFrame,
+    scorecard: ScorecardConfig,
+    overrides: pd.DataFrame,
+    settings: Settings,
+) -> pd.DataFrame:
+    """One stored run with its health view re-computed by `scorecard` (and the overrides in force then).
+
+    The ML view, status and everything else stay as the run wrote them: only what the scorecard
+    decides changes -- health score, band, categories, drivers, rule and override columns, and the
+    scorecard's name and hash. Rows without features at that date keep their old values and hash.
+    """
+    as_of = pd.Timestamp(stored[AS_OF].iloc[0])
+    features = with_judgement(
+        features[features[ACCOUNT_ID].astype(str).isin(stored[ACCOUNT_ID].astype(str))], overrides
+    )
+    features = features.reset_index(drop=True)
+    if features.empty:
+        return stored
+    health = score_health(features, scorecard)
+    fresh = pd.concat([features[[ACCOUNT_ID]].astype(str), health.frame.reset_index(drop=True)], axis=1)
+    fresh["health_drivers"] = explain_health(features, health, scorecard, n=settings.scoring.top_drivers).to_numpy()
+    fresh[SCORECARD_NAME] = scorecard.name
+    fresh[SCORECARD_HASH] = scorecard.content_hash()
+    fresh = apply_overrides(fresh, in_force(overrides, as_of), scorecard).scores.set_index(ACCOUNT_ID)
+    out = stored.assign(**{ACCOUNT_ID: stored[ACCOUNT_ID].astype(str)}).set_index(ACCOUNT_ID)
+    out = out.drop(columns=[c for c in health_columns(out) if c not in fresh.columns])  # categories no longer scored
+    rows = out.index.intersection(fresh.index)
+    for column in fresh.columns:
+        if column not in out.columns:
+            out[column] = pd.Series(np.nan, index=out.index, dtype=fresh[column].dtype)
+        out.loc[rows, column] = fresh.loc[rows, column].to_numpy()
+    return out.reset_index()
+
+
+def rescore_trends(runs: list[pd.DataFrame], days: list[int]) -> list[pd.DataFrame]:
+    """Health trends of re-scored runs (oldest first) recomputed against the re-scored runs before them."""
+    done: list[pd.DataFrame] = []
+    for run in runs:
+        if done:
+            changes = trends(pd.concat(done, ignore_index=True), run, days)
+            health = [c for c in changes.columns if c.startswith("health_score_change_")]
+            run = run.assign(**{c: changes[c].to_numpy() for c in health})
+        done.append(run)
+    return done
+
+
+def no_overrides() -> pd.DataFrame:
+    """An override store with nothing in it (the shape `pipeline.override_store.read_records` returns)."""
+    return pd.DataFrame(columns=list(RECORD_COLUMNS))
+
+
+def with_judgement(features: pd.DataFrame, overrides: pd.DataFrame) -> pd.DataFrame:
+    """The features with the `csm_sentiment` metric of the ratings in force at the table's as_of.
+
+    Added before the scorecard is adapted to the columns, so a scorecard that weighs the metric
+    keeps it (NaN without a rating: its weight goes to the other metrics of the category).
+    """
+    if features.empty:
+        return features
+    forced = in_force(overrides, pd.Timestamp(features[AS_OF].iloc[0]))
+    return features.assign(**{CSM_SENTIMENT: sentiment_values(forced, features[ACCOUNT_ID])})
+
+
 def score_book(
     features: pd.DataFrame,
     model: ChurnRiskModel,
@@ -93,30 +183,48 @@ def score_book(
     settings: Settings,
     *,
     history_dir: Path | None,
+    overrides: pd.DataFrame | None = None,
+    rescored: pd.DataFrame | None = None,
     progress: ProgressCallback | None = None,
     scores: pd.DataFrame | None = None,
     score_notes: tuple[str, ...] = (),
 ) -> ScoreRun:
-    """Score, then compare with the previous run in the history: trends, alerts and drift (reads only).
+    """Score, apply the CSM overrides in force, then compare with the previous run in the history:
+    trends, alerts (an override applied last time and gone now is an alert) and drift (reads only).
 
+    `overrides` is every record of the override store (`read_records`), ended ones included: they
+    say why an override the previous run applied is gone. `rescored` holds past runs re-scored with
+    this scorecard (`rescore_history`): they stand in for the stored runs of their dates.
     `scores` and `score_notes`: the scoring core's table of `features` (same rows, same order) and
     its notes, when another engine computed them (Spark).
     """
+    records = no_overrides() if overrides is None else overrides
     features = features.reset_index(drop=True)
     if scores is None:
         scored = score_features(features, model, scorecard, settings, progress=progress)
         scores, score_notes = scored.scores, scored.notes
     as_of = pd.Timestamp(scores[AS_OF].iloc[0])
+    applied = apply_overrides(scores, in_force(records, as_of), scorecard)
+    scores = applied.scores
     notes: list[str] = []
+    warnings = list(applied.notes)
+    overridden = int(scores["override_ids"].str.len().gt(0).sum())
+    if overridden:
+        notes.append(f"CSM overrides applied to {overridden} account(s); their rule scores are in the rule_* columns")
     previous = history = None
     if history_dir is not None:
-        previous = previous_scores(history_dir, as_of)
         history = read_history(history_dir)
+        if rescored is not None and not rescored.empty:
+            replaced = pd.to_datetime(history[AS_OF]).isin(pd.to_datetime(rescored[AS_OF]).unique())
+            history = pd.concat([history[~replaced], rescored], ignore_index=True)
+        previous = latest_before(history, as_of)
         if not history.empty:
-            scores = pd.concat([scores, trends(history, scores)], axis=1)
+            scores = pd.concat([scores, trends(history, scores, settings.scoring.trend_days)], axis=1)
         notes.append(f"score history: {history_dir}")
     if previous is None or previous.empty:
         notes.append("no earlier scoring run in the history: alerts use only the renewal rule")
+    else:
+        warnings += scorecard_changes(scores, previous)
     alerts_settings = settings.scoring.alerts
     alerts = score_alerts(
         scores,
@@ -126,6 +234,7 @@ def score_book(
         renewal_days=alerts_settings.renewal_days,
         high_risk=settings.scoring.risk_bands.high,
         history=history,
+        extra_reasons=expiry_reasons(scores, previous, records),
     )
 
     current = features.assign(**{CHURN_PROBABILITY: scores[CHURN_PROBABILITY].to_numpy()})
@@ -141,5 +250,5 @@ def score_book(
         drift=drift,
         model_version=str(scores[MODEL_VERSION].iloc[0]),
         notes=notes,
-        warnings=list(score_notes),
+        warnings=[*score_notes, *warnings],
     )

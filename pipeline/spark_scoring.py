@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from features.build import with_feature_dtypes
+from features.registry import lookup
+from features.table import categorical_columns
 from models.healthscore import percentile_rules
 from models.risk_model import ChurnRiskModel
 from models.scorecard import PercentileMetric, ScorecardConfig
@@ -80,8 +81,10 @@ def score_on_spark(
     view = "__churn_scoring_features"
     features.createOrReplaceTempView(view)
     ranked = spark.sql(percentile_points_sql(view, features.columns, scorecard))
-    categorical = [f.name for f in features.schema.fields if f.dataType.typeName() == "string"]
-    sample = with_feature_dtypes(features.limit(SCHEMA_SAMPLE_ROWS).toPandas())
+    categorical = [
+        name for name in features.columns if (spec := lookup(name)) is not None and spec.kind == "categorical"
+    ]
+    sample = features.limit(SCHEMA_SAMPLE_ROWS).toPandas().astype(dict.fromkeys(categorical, "category"))
     scored = score_features(sample, model, scorecard, settings)
     schema: StructType | str = scores_schema(scored.scores)
     payload = spark.sparkContext.broadcast(pickle.dumps((model, scorecard, settings, categorical)))
@@ -90,10 +93,15 @@ def score_on_spark(
         model_, scorecard_, settings_, categorical_ = pickle.loads(payload.value)
         for batch in batches:
             if not batch.empty:
-                typed = batch.astype({c: "category" for c in categorical_ if c != "account_id"})
+                typed = batch.astype(dict.fromkeys(categorical_, "category"))
                 yield score_table(typed, model_, scorecard_, settings_)
 
     return ranked.mapInPandas(score_batches, schema), scored.notes
+
+
+def spark_frame(spark, table: pd.DataFrame) -> DataFrame:
+    """A pandas feature table as a Spark DataFrame (categories as strings)."""
+    return spark.createDataFrame(table.astype(dict.fromkeys(categorical_columns(table), "object")))
 
 
 def collect_scores(scores: DataFrame) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from features.contract import EVENT_TABLES
 from features.errors import ChurnError
 from pipeline.commit import ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings
@@ -28,13 +29,27 @@ log = logging.getLogger("churn")
 
 
 def run_generate(
-    out_dir: Path, accounts: int, seed: int, start: str, years: float, console: Console, world: str = "default"
+    out_dir: Path,
+    accounts: int,
+    seed: int,
+    start: str,
+    years: float,
+    console: Console,
+    world: str = "default",
+    optional_tables: bool = True,
 ) -> Path:
     from pipeline.synthetic import generate
 
     with progress_bars() as progress:
         summary = generate(
-            Path(out_dir), n_accounts=accounts, seed=seed, start=start, years=years, progress=progress, world=world
+            Path(out_dir),
+            n_accounts=accounts,
+            seed=seed,
+            start=start,
+            years=years,
+            progress=progress,
+            world=world,
+            optional_tables=optional_tables,
         )
     console.print(f"Generated synthetic history in {out_dir}: {summary}")
     return Path(out_dir)
@@ -76,7 +91,7 @@ def print_report(dataset: Dataset, console: Console) -> None:
             f"{report.warning_count(name):,}",
         )
     console.print(table)
-    missing = [t for t in ("usage_events", "logins", "support_tickets", "trainings") if t not in dataset.event_tables]
+    missing = [t for t in EVENT_TABLES if t not in dataset.event_tables]
     if missing:
         console.print(f"Absent event tables (their features are left out): {', '.join(missing)}")
     console.print(
@@ -220,12 +235,20 @@ def print_warnings(lines: Iterable[str], console: Console) -> None:
         console.print(Text.assemble(("warning: ", "yellow"), line), soft_wrap=True, highlight=False)
 
 
+NEUTRAL_RULE_RISK = 50.0
+
+
 def rule_risk_of(table: pd.DataFrame, scorecard) -> pd.Series:
-    """100 - health score: the rule view as a risk, for baselines and comparisons."""
+    """100 - health score: the rule view as a risk, for baselines and comparisons.
+
+    A row none of whose metrics has a value (a scorecard of sparse sources only, e.g. surveys,
+    for an account that answered none) has no health score; it ranks in the middle (risk 50)
+    rather than stopping the training run that uses the rule only as a baseline.
+    """
     from models.healthscore import health_risk, score_health
     from models.scores import HEALTH_SCORE
 
-    return health_risk(score_health(table, scorecard).frame[HEALTH_SCORE])
+    return health_risk(score_health(table, scorecard).frame[HEALTH_SCORE]).fillna(NEUTRAL_RULE_RISK)
 
 
 def _metrics_table(result, console: Console) -> None:
@@ -399,6 +422,103 @@ def _print_alerts(alerts: pd.DataFrame, console: Console, limit: int = 10) -> No
     console.print(table)
 
 
+def scored_population(
+    dataset: Dataset,
+    when: date,
+    settings: Settings,
+    include_trials: bool,
+    include_churned: bool,
+    feature_set=None,
+) -> tuple[pd.DataFrame, str]:
+    """The feature rows to score as of `when`, with `account_status`, and a sentence on who was left out.
+
+    Trials (plan matching `scoring.trial_plans`, or ARR 0) are dropped unless `include_trials`.
+    Accounts whose terms have all ended have no snapshot at `when`; with `include_churned` each is
+    scored on its last active day (the end of its last term: features see the data before it),
+    dated `when` like the rest of the run.
+    """
+    from features.table import ACCOUNT_ID, AS_OF
+    from models.population import ACCOUNT_STATUS, ACTIVE, CHURNED, TRIAL, churned_accounts, trial_mask
+
+    features = build_feature_table(dataset, settings, as_of=when, feature_set=feature_set)
+    features = features.assign(**{ACCOUNT_STATUS: ACTIVE})
+    churned = churned_accounts(dataset.subscriptions, pd.Timestamp(when))
+    if include_churned and not churned.empty:
+        last_days = sorted({d.date() for d in churned})
+        with progress_bars() as progress:
+            from features.build import build_features
+
+            ended = build_features(
+                dataset,
+                last_days,
+                settings.features,
+                settings.data.grace_days,
+                progress=progress,
+                feature_set=feature_set,
+            )
+        ids = ended[ACCOUNT_ID].astype(str)
+        ended = ended[ids.isin(churned.index) & (ended[AS_OF] == ids.map(churned))]
+        ended = ended.assign(**{AS_OF: pd.Timestamp(when), ACCOUNT_STATUS: CHURNED})
+        features = pd.concat([features, ended], ignore_index=True)
+    trial = trial_mask(features, settings.scoring.trial_plans)
+    features.loc[trial, ACCOUNT_STATUS] = TRIAL
+    left = []
+    if not include_trials and trial.any():
+        features = features[~trial].reset_index(drop=True)
+        patterns = ", ".join(settings.scoring.trial_plans)
+        left.append(f"{int(trial.sum()):,} trial(s) (plan matching {patterns} or ARR 0; --include-trials)")
+    if not include_churned and not churned.empty:
+        left.append(f"{len(churned):,} account(s) whose terms have all ended (--include-churned)")
+    return features, ("left out of scores and alerts: " + " and ".join(left)) if left else ""
+
+
+def rescored_history(
+    dataset: Dataset,
+    settings: Settings,
+    scorecard,
+    overrides: pd.DataFrame,
+    history_dir: Path,
+    when: date,
+    feature_set=None,
+) -> pd.DataFrame:
+    """Every stored run but the one of `when`, its health view re-scored with `scorecard` (nothing written).
+
+    The features of all those dates are built in one pass; the ML view of each run stays as it was
+    (the model of that day scored it), and the health trends are recomputed on the re-scored runs.
+    """
+    from features.build import build_features
+    from pipeline.history import read_history
+    from pipeline.score import rescore_health, rescore_trends
+
+    history = read_history(history_dir)
+    if history.empty:
+        return history
+    days = pd.to_datetime(history["as_of"]).dt.normalize()
+    dates = sorted(d for d in days.unique() if d != pd.Timestamp(when))
+    if not dates:
+        return history.iloc[0:0]
+    with progress_bars() as progress:
+        features = build_features(
+            dataset,
+            [d.date() for d in dates],
+            settings.features,
+            settings.data.grace_days,
+            progress=progress,
+            feature_set=feature_set,
+        )
+    runs = [
+        rescore_health(
+            history[days == day].reset_index(drop=True),
+            features[features["as_of"] == day],
+            scorecard,
+            overrides,
+            settings,
+        )
+        for day in dates
+    ]
+    return pd.concat(rescore_trends(runs, settings.scoring.trend_days), ignore_index=True)
+
+
 def score_date(
     dataset: Dataset,
     when: date,
@@ -408,23 +528,42 @@ def score_date(
     outputs: ScoreOutputs | None = None,
     *,
     deliver_alerts: bool = True,
+    include_trials: bool = False,
+    include_churned: bool = False,
+    rescore_history: bool = False,
 ):
     """Score every active account as of `when` with the registered model and commit the run as one unit.
+
+    Trials and accounts whose terms have all ended are left out unless included (`scored_population`).
+    With `rescore_history` every other date of the history is re-scored with the current scorecard
+    (`rescored_history`) in the same commit, so trends and alerts compare like with like.
 
     The scores, alerts and drift files (with `outputs`), the history partition (with `history`)
     and the MLflow scoring run land together or not at all; then the alerts are posted to the
     configured webhook, where a failure is a warning, not an error.
     """
-    from pipeline.score import score_book
+    from pipeline.override_store import read_records, store_version
+    from pipeline.score import score_book, with_judgement
     from pipeline.tracking import load_model
 
+    # The CSM overrides first: a store that is corrupt or locked stops the run before any work, so a
+    # run never lands without the judgements it should have applied.
+    overrides = read_records(settings.workdir_path)
     model = load_model(_champion_uri(model_uri, settings), settings)
+    features, left_out = scored_population(
+        dataset, when, settings, include_trials, include_churned, feature_set=model.feature_set_
+    )
+    features = with_judgement(features, overrides)
     history_dir = settings.workdir_path / "history" if history else None
+    scorecard = scorecard_for(settings, features.columns)
+    rescored = None
+    if rescore_history and history_dir is not None:
+        rescored = rescored_history(
+            dataset, settings, scorecard.config, overrides, history_dir, when, feature_set=model.feature_set_
+        )
+    scores, notes = None, ()
     if settings.engine == "spark":
-        features, scores, notes, scorecard = _score_on_spark(dataset, settings, when, model)
-    else:
-        features = build_feature_table(dataset, settings, as_of=when, feature_set=model.feature_set_)
-        scores, notes, scorecard = None, (), scorecard_for(settings, features.columns)
+        scores, notes = _spark_scores(features, model, scorecard.config, settings)
     with progress_bars() as progress:
         run = score_book(
             features,
@@ -432,11 +571,23 @@ def score_date(
             scorecard.config,
             settings,
             history_dir=history_dir,
+            overrides=overrides,
+            rescored=rescored,
             progress=progress,
             scores=scores,
             score_notes=notes,
         )
+    if rescored is not None:
+        dates = sorted(pd.to_datetime(rescored["as_of"]).dt.date.unique())
+        run.notes.append(
+            f"re-scored {len(dates)} earlier run(s) of the history with scorecard {scorecard.config.name} "
+            f"{scorecard.config.content_hash()}" + (f" ({dates[0]} to {dates[-1]})" if dates else "")
+        )
     run.warnings.extend(scorecard.notes)
+    if not overrides.empty:
+        run.notes.append(f"override store: {store_version(overrides)}")
+    if left_out:
+        run.notes.insert(0, left_out)
     result, recovered = commit_scoring(
         settings,
         run.scores,
@@ -446,6 +597,7 @@ def score_date(
         history_dir=history_dir,
         data_end=dataset.data_end,
         notes=run.warnings,
+        history_extra=rescored,
     )
     run.warnings += recovered
     run.notes.append(f"MLflow scoring run {result.run_id} (drift per feature, alerts)")
@@ -454,25 +606,19 @@ def score_date(
     return run
 
 
-def _score_on_spark(dataset: Dataset, settings: Settings, when: date, model):
-    """The model's features of `when` built on Spark and scored there (mapInPandas); features, scores
-    and the scoring notes collected for the driver's history, alerts and drift (one row per account)."""
-    from features.build import built_features, with_feature_dtypes
-    from pipeline.engines import feature_engine
-    from pipeline.spark_scoring import collect_scores, score_on_spark
+def _spark_scores(features: pd.DataFrame, model, scorecard, settings: Settings) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The scoring core run by Spark tasks (mapInPandas) over the accounts to score (built on Spark,
+    chosen and judged on the driver like on DuckDB), and its notes; the scores in the rows' order."""
+    from pipeline.engines import spark_session
+    from pipeline.spark import spark_errors
+    from pipeline.spark_scoring import collect_scores, score_on_spark, spark_frame
 
-    dates = snapshot_dates_for(dataset, settings, when, None, None)
-    grace = settings.data.grace_days
-    with (
-        progress_bars() as progress,
-        feature_engine(dataset, settings) as engine,
-        built_features(dataset, engine, dates, settings.features, grace, progress, model.feature_set_) as select,
-    ):
-        table = engine.dataframe(select)
-        scorecard = scorecard_for(settings, table.columns)
-        scores, notes = score_on_spark(table, model, scorecard.config, settings)
-        features = with_feature_dtypes(table.toPandas())
-        return features, collect_scores(scores), notes, scorecard
+    with spark_errors():
+        scores, notes = score_on_spark(spark_frame(spark_session(settings), features), model, scorecard, settings)
+        collected = collect_scores(scores)
+    collected["as_of"] = collected["as_of"].astype(features["as_of"].dtype)
+    order = features[["account_id"]].astype(str).reset_index(drop=True)  # one date: one row per account
+    return order.merge(collected, on="account_id", how="left", validate="one_to_one")[collected.columns], notes
 
 
 def _deliver(run, settings: Settings) -> None:
@@ -532,10 +678,24 @@ def run_score(
     settings: Settings,
     history: bool,
     console: Console,
+    *,
+    include_trials: bool = False,
+    include_churned: bool = False,
+    rescore_history: bool = False,
 ):
     outputs.check()  # before any work: a refused target costs nothing
     _print_recovered(settings, console)
-    run = score_date(load(data, settings, console), when, settings, model_uri, history, outputs)
+    run = score_date(
+        load(data, settings, console),
+        when,
+        settings,
+        model_uri,
+        history,
+        outputs,
+        include_trials=include_trials,
+        include_churned=include_churned,
+        rescore_history=rescore_history,
+    )
     print_score_run(run, outputs.targets(), console)
     return run
 
@@ -572,9 +732,11 @@ def run_explain(
 ) -> pd.DataFrame:
     """Rule view and ML view of one account, category by category, with an optional waterfall plot."""
     from features.table import ACCOUNT_ID
+    from models.overrides import apply_overrides, in_force
     from models.scores import CHURN_PROBABILITY, HEALTH_BAND, HEALTH_SCORE, RISK_BAND, health_column, ml_column
     from pipeline.io import check_output_path
-    from pipeline.score import score_features
+    from pipeline.override_store import read_records
+    from pipeline.score import score_features, with_judgement
     from pipeline.tracking import load_model
 
     if plot is not None:
@@ -585,12 +747,14 @@ def run_explain(
     row = features[features[ACCOUNT_ID].astype(str) == str(account_id)]
     if row.empty:
         raise ChurnError(f"Account '{account_id}' has no term active on {when}; nothing to explain.")
+    overrides = read_records(settings.workdir_path)
+    row = with_judgement(row, overrides)
     adapted = scorecard_for(settings, row.columns)
     print_warnings(adapted.notes, console)
     scorecard = adapted.config
     scored = score_features(row, model, scorecard, settings)
     print_warnings(scored.notes, console)
-    scores = scored.scores.iloc[0]
+    scores = apply_overrides(scored.scores, in_force(overrides, pd.Timestamp(when)), scorecard).scores.iloc[0]
     table = Table(title=f"Account {account_id} as of {when}", title_justify="left")
     for column in ("category", "rule score (0-100)", "ML contribution (log-odds)"):
         table.add_column(column, justify="left" if column == "category" else "right")
@@ -609,6 +773,14 @@ def run_explain(
     console.print(table)
     console.print(f"Rule view, points lost: {scores['health_drivers']}", markup=False, highlight=False)
     console.print(f"ML view, raising risk: {scores['top_drivers']}", markup=False, highlight=False)
+    console.print(f"Context: {scores['context']}", markup=False, highlight=False)
+    if scores["override_ids"]:
+        console.print(
+            f"CSM overrides in force (rule score {scores['rule_health_score']:.0f}): {scores['override_reason']} "
+            f"(by {scores['override_by']}; until {scores['override_until']})",
+            markup=False,
+            highlight=False,
+        )
     console.print(f"Lifecycle stage: {scores['lifecycle_stage']}; renewal in {scores['days_to_renewal']:.0f} days.")
     if plot is not None:
         from models.waterfall import waterfall_figure

@@ -320,6 +320,7 @@ def _fit_evaluate_log(
         valid_index=split.valid_index,
         folds=folds.pairs(),
         tuning_folds=tuning.pairs() if tuning is not folds else None,
+        groups=labelled[ACCOUNT_ID],
         progress=progress,
         on_trial=trials.append,
         feature_set=features_used,

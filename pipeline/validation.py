@@ -188,8 +188,27 @@ def _value_problems(con: duckdb.DuckDBPyConnection, contract: TableContract, typ
         in_range = _range_check(column, cast)
         if in_range is not None:
             checks.append((column.name, *in_range))
+        if column.choices:
+            allowed = ", ".join(f"'{c}'" for c in column.choices)
+            checks.append(
+                (column.name, f"({cast}) NOT IN ({allowed})", f"values are not one of {'/'.join(column.choices)}")
+            )
         if column.required:
             checks.append((column.name, f"NOT ({not_blank})", "values are missing"))
+    for rule in contract.ranges:
+        if rule.column not in types:
+            continue
+        by = contract.column(rule.by)
+        code = by.cast_sql(types[by.name]) if by.name in types else "NULL"
+        value = contract.column(rule.column).cast_sql(types[rule.column])
+        checks.append(
+            (
+                rule.column,
+                f"coalesce({code}, {by.default}) = '{rule.value}' AND isfinite({value}) "
+                f"AND (({value}) < {rule.minimum!r} OR ({value}) > {rule.maximum!r})",
+                f"{rule.value} values are not from {rule.minimum:g} to {rule.maximum:g}",
+            )
+        )
     if not checks:
         return []
     counts_sql = ", ".join(f"count_if({cond})" for _, cond, _ in checks)
@@ -461,6 +480,18 @@ def _warnings(con: duckdb.DuckDBPyConnection, tables: list[str]) -> list[DataWar
                 "__kept",
             )
         )
+    if "invoices" in tables:
+        duplicated = 'invoice_id IN (SELECT invoice_id FROM "__kept_invoices" GROUP BY 1 HAVING count(*) > 1)'
+        for column, where, problem, action in (
+            ("due_at", "due_at < issued_at", "invoices due before they were issued",
+             "kept: overdue from their due date"),
+            ("paid_at", "paid_at < issued_at", "invoices paid before they were issued",
+             "kept: counted as paid on time (prepaid)"),
+            ("paid_at", "status = 'paid' AND paid_at IS NULL", "invoices with status paid but no paid_at",
+             "kept: counted as unpaid (paid_at says when an invoice was paid; null = unpaid)"),
+            ("invoice_id", duplicated, "rows share a duplicated invoice_id", "kept: each row counts as an invoice"),
+        ):  # fmt: skip
+            found.append(_warning(con, "invoices", column, where, problem, action, "__kept"))
     found.append(
         _warning(
             con,

@@ -82,6 +82,33 @@ def write_tables(directory: Path, tables: dict[str, pd.DataFrame], fmt: str = "c
     return directory
 
 
+def end_to_end(data: Path, work: Path):
+    """Train, score the latest date and compare with the stage functions the CLI calls (small, fast settings):
+    (train result, scoring run, comparison, what was printed)."""
+    from rich.console import Console
+
+    from pipeline.config import load_settings
+    from pipeline.progress import set_progress
+    from pipeline.stages import (
+        build_feature_table,
+        compare_dataset,
+        latest_scoring_date,
+        load,
+        score_date,
+        train_on_table,
+    )
+
+    set_progress(False)
+    settings = load_settings(None, {"workdir": str(work), "model": {"n_estimators": 50, "tune_trials": 5}})
+    console = Console(record=True, width=300)
+    dataset = load(data, settings)
+    table = build_feature_table(dataset, settings)
+    result = train_on_table(table, settings, None, promote=True, console=console)
+    run = score_date(dataset, latest_scoring_date(dataset), settings, result.model_uri, history=False)
+    comparison = compare_dataset(dataset, settings, work / "compare", console, table=table)
+    return result, run, comparison, console.export_text()
+
+
 def run_churn(args: list[str]) -> int:
     """Run `churn --no-progress ARGS` in this process, as a scheduler would; returns the exit code."""
     from pipeline.cli import main
@@ -106,6 +133,40 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 @pytest.fixture
 def tiny_data_dir(tmp_path: Path) -> Path:
     return write_tables(tmp_path / "data", tiny_tables())
+
+
+@pytest.fixture(scope="session")
+def book(tmp_path_factory: pytest.TempPathFactory):
+    """Generated data with a model trained and registered on it (a SQLite MLflow store in `<root>/work`),
+    shared by the tests of scoring operations (overrides, who is scored, scorecard versions)."""
+    from rich.console import Console
+
+    from pipeline.config import load_settings
+    from pipeline.loading import load_dataset
+    from pipeline.stages import build_feature_table, train_on_table
+    from pipeline.synthetic import generate
+
+    root = tmp_path_factory.mktemp("book")
+    data = root / "data"
+    generate(data, n_accounts=150, seed=5, start="2023-01-01", years=2.5)
+    train_settings = load_settings(
+        None, {"workdir": str(root / "work"), "model": {"tune_trials": 0, "n_estimators": 100}}
+    )
+    dataset = load_dataset(data)
+    result = train_on_table(
+        build_feature_table(dataset, train_settings), train_settings, None, True, Console(quiet=True)
+    )
+    return root, data, dataset, result
+
+
+def book_settings(book, name: str, **changes):
+    """Settings with a new working folder (own history and override store) under the `book`'s root,
+    sharing its MLflow store (so its model), and the model's registered URI."""
+    from pipeline.config import load_settings
+
+    root, _, _, result = book
+    tracking = {"uri": f"sqlite:///{root / 'work' / 'mlflow.db'}"}
+    return load_settings(None, {"workdir": str(root / name), "tracking": tracking, **changes}), result
 
 
 @pytest.fixture(scope="session")

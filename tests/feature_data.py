@@ -110,7 +110,35 @@ def random_events(
         "user_id": rng.choice(["u0", "u1", "u2"], n[3]),
         "kind": rng.choice(["webinar", "course", "certification"], n[3]), "completed": rng.random(n[3]) < 0.7,
     })  # fmt: skip
-    return {"logins": logins, "usage_events": usage, "support_tickets": tickets, "trainings": trainings}
+    m = rng.integers(5, 40, 3)  # drawn after the tables above, so adding these changed none of them
+    issued = random_times(rng, m[0], low, high)
+    due = issued + pd.to_timedelta(rng.choice([-3, 0, 14, 30], m[0]), "D")
+    paid = due + pd.to_timedelta(rng.integers(-20 * 24, 60 * 24, m[0]), "h")
+    invoices = pd.DataFrame({
+        "account_id": accounts(m[0]), "issued_at": issued, "due_at": due, "amount": rng.integers(0, 900, m[0]) * 1.0,
+        "paid_at": paid.where(rng.random(m[0]) < 0.8), "discount": np.where(rng.random(m[0]) < 0.3, 50.0, 0.0),
+        "status": rng.choice(["paid", "failed", "void", "open", None], m[0]),
+    })  # fmt: skip
+    touchpoints = pd.DataFrame({
+        "account_id": accounts(m[1]), "ts": random_times(rng, m[1], low, high),
+        "kind": rng.choice(["qbr", "executive", "csm_call", "email", "other"], m[1]),
+        "sentiment": rng.choice([-1.0, 0.0, 1.0, np.nan], m[1]),
+    })  # fmt: skip
+    kinds = rng.choice(["nps", "csat", None], m[2])
+    surveys = pd.DataFrame({
+        "account_id": accounts(m[2]), "ts": random_times(rng, m[2], low, high), "kind": kinds,
+        "score": np.where(kinds == "csat", rng.integers(1, 6, m[2]), rng.integers(0, 11, m[2])) * 1.0,
+        "user_id": rng.choice(["u0", "u1"], m[2]),
+    })  # fmt: skip
+    return {
+        "logins": logins,
+        "usage_events": usage,
+        "support_tickets": tickets,
+        "trainings": trainings,
+        "invoices": invoices,
+        "touchpoints": touchpoints,
+        "surveys": surveys,
+    }
 
 
 def random_terms(rng: np.random.Generator, low: pd.Timestamp, high: pd.Timestamp) -> pd.DataFrame:

@@ -281,3 +281,18 @@ def test_webhook_failures_are_reported_clearly(webhook: str):
         post_webhook(alerts, "http://127.0.0.1:9/", timeout=2)
     with pytest.raises(ConfigError, match="must be an http"):
         post_webhook(alerts, "file:///etc/passwd")
+
+
+def test_risk_bands_by_capacity_take_the_riskiest_accounts_or_share_of_arr() -> None:
+    probability = pd.Series([0.9, 0.1, 0.5, 0.3, 0.25, 0.05])
+    arr = pd.Series([100.0, 5000.0, 300.0, 600.0, np.nan, 4000.0])
+    by_count = risk_band(probability, 0.5, 0.2, high_accounts=2, arr=arr)
+    assert by_count.tolist() == ["high", "low", "high", "medium", "medium", "low"]
+    # 10,000 ARR in all: the riskiest accounts until they hold 10% of it (the one that crosses it counts)
+    by_arr = risk_band(probability, 0.5, 0.2, high_arr_share=0.1, arr=arr)
+    assert by_arr.tolist() == ["high", "low", "high", "high", "medium", "low"]
+    runs = pd.Series(["d1", "d1", "d1", "d2", "d2", "d2"])
+    per_run = risk_band(probability, 0.5, 0.2, high_accounts=1, arr=arr, runs=runs)
+    assert per_run.tolist() == ["high", "low", "medium", "high", "medium", "low"]
+    with pytest.raises(ConfigError, match="not both"):
+        load_settings(None, {"scoring": {"risk_bands": {"high_accounts": 5, "high_arr_share": 0.2}}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 
@@ -97,3 +98,32 @@ def test_console_lines_name_the_figures(result):
     assert f"ML risk:    {outcome.ml_auc:.3f}" in text and f"rule score: {outcome.rule_auc:.3f}" in text
     assert str(outcome.report_path) in text
     assert os.path.exists(outcome.report_path)
+
+
+def test_the_report_states_the_actionable_share_of_the_attribution(result):
+    outcome, *_ = result
+    share = outcome.headline()["ml_actionable_share"]
+    assert 0 < share < 1
+    frame = outcome.frame
+    # the two parts add up to the model's score minus its base value, like the ml_<category> columns
+    ml = frame[[c for c in frame.columns if c.startswith("ml_")]].sum(axis=1)
+    assert (frame["actionable_log_odds"] + frame["context_log_odds"] - ml).abs().max() < 1e-6
+    assert (frame["context_log_odds"] - frame["ml_account"]).abs().max() < 1e-6, "account holds the context here"
+    report = html.unescape(outcome.report_path.read_text())
+    assert f"{share:.1%} of the model's attribution is actionable" in report
+    assert json.loads(outcome.files["metrics"].read_text())["headline"]["ml_actionable_share"] == pytest.approx(share)
+
+
+def test_the_suggestion_is_bounded_and_comes_as_a_reviewed_diff(result, settings):
+    outcome, *_ = result
+    suggested, limits = outcome.suggested, settings.suggestions
+    weights = suggested.category_weights
+    moved = weights["suggested"] - weights["current"] * 100 / weights.groupby("scorecard")["current"].transform("sum")
+    assert (moved.abs() <= limits.max_change + 1).all() and (
+        weights["suggested"] >= min(limits.category_floor, 5)
+    ).all()
+    review = outcome.files["suggested_review"].read_text()
+    assert "Each change alone (ROC AUC gain over the current scorecard):" in review and "--- current" in review
+    assert suggested.bands.set_index("band").at["red", "suggested_share"] == pytest.approx(limits.red_share, abs=0.06)
+    metrics = json.loads(outcome.files["metrics"].read_text())["suggested_weights"]
+    assert len(metrics["changes"]) == len(suggested.changes) and len(metrics["bands"]) == 3

@@ -17,19 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import end_to_end
 from mlflow.tracking import MlflowClient
-from rich.console import Console
 
-from pipeline.config import DEFAULTS_DIR, load_settings
-from pipeline.progress import set_progress
-from pipeline.stages import (
-    build_feature_table,
-    compare_dataset,
-    latest_scoring_date,
-    load,
-    score_date,
-    train_on_table,
-)
+from pipeline.config import DEFAULTS_DIR
 from pipeline.synthetic import generate
 from pipeline.tracking import NOTES_ARTIFACT
 
@@ -100,19 +91,6 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
 
 
-def _end_to_end(data: Path, work: Path):
-    """Train, score the latest date and compare with the stage functions the CLI calls."""
-    set_progress(False)
-    settings = load_settings(None, {"workdir": str(work), "model": {"n_estimators": 50, "tune_trials": 5}})
-    console = Console(record=True, width=300)
-    dataset = load(data, settings)
-    table = build_feature_table(dataset, settings)
-    result = train_on_table(table, settings, None, promote=True, console=console)
-    run = score_date(dataset, latest_scoring_date(dataset), settings, result.model_uri, history=False)
-    comparison = compare_dataset(dataset, settings, work / "compare", console, table=table)
-    return result, run, comparison, console.export_text()
-
-
 def _check_scores(scores: pd.DataFrame, categories: list[str]) -> None:
     assert scores["account_id"].is_unique and len(scores) > 20
     assert scores["churn_probability"].between(0, 1).all()
@@ -144,8 +122,10 @@ def test_usage_only_monthly_b2c_data_trains_scores_and_compares_through_the_cli(
 
     for output in (trained, scored, compared):
         warnings = [line for line in output.splitlines() if line.startswith("warning: health scorecard 'laer'")]
-        # one line per change: the regulated segment, two metrics, three categories
-        assert len(warnings) == 6, output
+        # one line per change: the regulated segment, two metrics, three categories of the four
+        # activity tables and the three of the optional sources (invoices, touchpoints, surveys)
+        assert len(warnings) == 9, output
+        assert any("category 'voice' dropped" in w and "no surveys table in the data" in w for w in warnings)
         assert any("category 'engagement' dropped" in w and "no logins table in the data" in w for w in warnings)
         assert any("'workflow_completion_rate_90d' dropped (usage_events.workflow_id and" in w for w in warnings)
         assert any("segment scorecard 'regulated' skipped" in w for w in warnings)
@@ -163,11 +143,11 @@ def test_usage_only_monthly_b2c_data_trains_scores_and_compares_through_the_cli(
         chosen = [r for r in runs if r.data.tags.get(tag) == value]
         assert len(chosen) == 1, kind
         notes = Path(client.download_artifacts(chosen[0].info.run_id, NOTES_ARTIFACT, str(tmp_path))).read_text()
-        assert sum(n.startswith("health scorecard 'laer'") for n in notes.splitlines()) == 6, (kind, notes)
+        assert sum(n.startswith("health scorecard 'laer'") for n in notes.splitlines()) == 9, (kind, notes)
 
 
 def test_accounts_and_terms_with_only_required_columns(shapes, tmp_path: Path) -> None:
-    result, run, comparison, output = _end_to_end(shapes["minimal"], tmp_path / "work")
+    result, run, comparison, output = end_to_end(shapes["minimal"], tmp_path / "work")
     assert "rule" in result.overall()
     _check_scores(run.scores, ["adoption", "engagement", "support", "training", "account"])
     assert "segment scorecard 'regulated' skipped" in output
@@ -177,7 +157,7 @@ def test_accounts_and_terms_with_only_required_columns(shapes, tmp_path: Path) -
 
 
 def test_weekly_terms_with_logins_only(shapes, tmp_path: Path) -> None:
-    result, run, comparison, output = _end_to_end(shapes["weekly"], tmp_path / "work")
+    result, run, comparison, output = end_to_end(shapes["weekly"], tmp_path / "work")
     assert result.validation["label"].sum() > 0
     _check_scores(run.scores, ["engagement", "account"])
     assert (run.scores["days_to_renewal"] <= 7).all()
@@ -186,7 +166,7 @@ def test_weekly_terms_with_logins_only(shapes, tmp_path: Path) -> None:
 
 
 def test_a_handful_of_churners(shapes, tmp_path: Path) -> None:
-    result, run, comparison, _ = _end_to_end(shapes["few"], tmp_path / "work")
+    result, run, comparison, _ = end_to_end(shapes["few"], tmp_path / "work")
     labelled = result.validation
     assert 0 < labelled["label"].sum() < 30
     _check_scores(run.scores, ["adoption", "engagement", "support", "training", "account"])

@@ -12,6 +12,7 @@ import pytest
 from feature_data import RANDOM_DATA_END, RANDOM_START, make_dataset, random_tables
 
 from features.build import build_features, snapshot_dates
+from features.judgement import SOURCE as JUDGEMENT_SOURCE
 from features.registry import all_specs, describe, lookup
 from features.settings import FeatureSettings
 from features.table import META_COLUMNS, categorical_columns, feature_columns
@@ -54,14 +55,15 @@ def test_table_format_and_registry_coverage(generated_table):
     assert {spec.category for spec in specs.values()} == {"adoption", "engagement", "support", "training", "account"}
     assert categorical_columns(table) == [n for n, s in specs.items() if s.kind == "categorical"]
     assert all(table[n].dtype == "float64" for n, s in specs.items() if s.kind == "numeric")
-    assert set(all_specs()) <= set(table.columns)  # generated data has every source and column
+    from_data = {name for name, spec in all_specs().items() if spec.source != JUDGEMENT_SOURCE}
+    assert from_data <= set(table.columns)  # generated data has every source and column (CSM ratings are no data)
 
 
 def test_every_template_renders_a_real_row(generated_table):
-    complete = generated_table.dropna()
-    assert len(complete) > 0
-    row = complete.iloc[len(complete) // 2].to_dict()
     for name in feature_columns(generated_table):
+        known = generated_table[generated_table[name].notna()]  # sparse sources (surveys...) leave no row complete
+        assert len(known) > 0, name
+        row = known.iloc[len(known) // 2].to_dict()
         text = describe(name, row[name], row)
         assert not text.startswith(lookup(name).description), (name, text)  # not the fallback
     assert describe("logins_trend_30d", -0.6, {"logins_per_seat_30d": 3.0}) == (

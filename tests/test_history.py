@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from features.errors import ChurnError
-from pipeline.history import append_scores, previous_scores, read_history, trends
+from pipeline.history import append_scores, latest_before, read_history, trends
 
 
 def _run(as_of: str, health: list[float], probability: list[float], accounts=("A", "B", "C"), version="3"):
@@ -76,13 +76,13 @@ def test_a_failed_write_leaves_the_history_as_it_was(tmp_path: Path):
 
 def test_previous_scores_is_the_latest_run_strictly_before(tmp_path: Path):
     history = tmp_path / "history"
-    assert previous_scores(history, "2024-03-01").empty
+    assert latest_before(read_history(history), "2024-03-01").empty
     for as_of in ("2024-01-01", "2024-02-01", "2024-03-01"):
         append_scores(history, _run(as_of, [1, 2, 3], [0.1, 0.2, 0.3]))
 
-    assert previous_scores(history, "2024-03-01")["as_of"].unique().tolist() == [pd.Timestamp("2024-02-01")]
-    assert previous_scores(history, "2024-02-15")["as_of"].unique().tolist() == [pd.Timestamp("2024-02-01")]
-    assert previous_scores(history, pd.Timestamp("2024-01-01")).empty
+    assert latest_before(read_history(history), "2024-03-01")["as_of"].unique().tolist() == [pd.Timestamp("2024-02-01")]
+    assert latest_before(read_history(history), "2024-02-15")["as_of"].unique().tolist() == [pd.Timestamp("2024-02-01")]
+    assert latest_before(read_history(history), pd.Timestamp("2024-01-01")).empty
 
 
 def test_trends_use_the_run_nearest_to_each_span_back(tmp_path: Path):

@@ -3,7 +3,8 @@
 Random small datasets (seeded numpy driven by hypothesis) exercise every family and optional
 column; the rows dated at or after as_of are then replaced by an unrelated random set -- so rows
 are changed, added and deleted at once, some exactly at as_of, reusing the same users, workflow
-runs and features -- and tickets open at as_of get another (or no) later close date.
+runs and features -- tickets open at as_of get another (or no) later close date, and invoices
+unpaid at as_of another (or no) later payment.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from features.settings import FeatureSettings
 from features.table import LABEL, categorical_columns
 from pipeline.loading import Dataset
 
-EVENT_TIME = {"logins": "ts", "usage_events": "ts", "support_tickets": "opened_at", "trainings": "ts"}
+EVENT_TIME = {
+    "logins": "ts",
+    "usage_events": "ts",
+    "support_tickets": "opened_at",
+    "trainings": "ts",
+    "invoices": "issued_at",
+    "touchpoints": "ts",
+    "surveys": "ts",
+}
 SETTINGS = FeatureSettings(top_features=3)
 
 
@@ -39,6 +48,10 @@ def rewrite_after(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, seed: in
     open_then = (tickets.opened_at < as_of) & ~(tickets.closed_at < as_of)
     later = as_of + pd.to_timedelta(rng.integers(0, 500, len(tickets)), "h")
     tickets.loc[open_then, "closed_at"] = later[open_then].where(rng.random(open_then.sum()) < 0.7)
+    invoices = new["invoices"]
+    unpaid_then = (invoices.issued_at < as_of) & ~(invoices.paid_at < as_of)
+    paid_later = as_of + pd.to_timedelta(rng.integers(0, 2_000, len(invoices)), "h")
+    invoices.loc[unpaid_then, "paid_at"] = paid_later[unpaid_then].where(rng.random(unpaid_then.sum()) < 0.7)
     return new
 
 

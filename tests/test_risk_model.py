@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import lightgbm as lgb
 import numpy as np
+import pandas as pd
 import pytest
 from churn_sim import simulate_feature_table
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold
 
 from features.errors import ChurnError, DataContractError
 from features.table import feature_columns
 from models.baselines import fit_logistic_baseline
 from models.evaluation import expected_calibration_error
-from models.risk_model import Calibrator, ChurnRiskModel
+from models.risk_model import CALIBRATION_FOLDS, Calibrator, ChurnRiskModel
 from models.split import out_of_time_split, rolling_origin_folds
 from pipeline.config import ModelSettings
 
@@ -33,6 +35,7 @@ def data():
         "folds": folds.pairs(),
         "X": labelled[features],
         "y": labelled["label"],
+        "groups": labelled["account_id"].astype(str),
         "X_valid": table.loc[split.valid_index, features],
         "y_valid": table.loc[split.valid_index, "label"].astype(int).to_numpy(),
         "truth_valid": truth.loc[split.valid_index].to_numpy(),
@@ -50,6 +53,7 @@ def _fit(data, folds=None, **params) -> ChurnRiskModel:
         train_index=data["split"].train_index,
         valid_index=data["split"].valid_index,
         folds=data["folds"] if folds is None else folds,
+        groups=data["groups"],
     )
 
 
@@ -85,24 +89,46 @@ def test_cross_validation_chooses_the_tree_count_and_the_refit_uses_all_labelled
     np.testing.assert_allclose(unrefitted.predict_raw(data["X_valid"]), unrefitted.validation_raw_)
 
 
-def test_each_validation_probability_comes_from_a_calibrator_that_never_saw_that_row(data, model):
-    raw, labels = model.validation_raw_, data["y_valid"]
-    assert list(model.validation_index_) == list(data["split"].valid_index)
-    held_out = StratifiedKFold(n_splits=5, shuffle=True, random_state=model.seed)
-    for fit_rows, rows in held_out.split(raw.reshape(-1, 1), labels):
-        calibrator = Calibrator.fit(raw[fit_rows], labels[fit_rows], model.calibration)
-        np.testing.assert_array_equal(model.validation_proba_[rows], calibrator.predict(raw[rows]))
-    in_sample = Calibrator.fit(raw, labels, model.calibration).predict(raw)
-    assert not np.allclose(model.validation_proba_, in_sample)
-    # the deployed calibrator learned from the out-of-time scores of the evaluation booster (same
-    # settings and tree count); the refit is put on that booster's scale by their mean difference
-    fitted_scale = Calibrator(**{**model.calibrator_.to_dict(), "offset": 0.0})
-    np.testing.assert_array_equal(fitted_scale.predict(raw), in_sample)
-    unrefitted = _fit(data, refit=False)
-    assert unrefitted.calibrator_.offset == 0.0
-    train_rows = data["X"].loc[data["split"].train_index]
-    shift = np.mean(model.predict_raw(train_rows) - unrefitted.predict_raw(train_rows))
-    assert model.calibrator_.offset == pytest.approx(shift, rel=1e-9)
+def _members_reproduce_out_of_fold_scores(model: ChurnRiskModel, data, rows: pd.Index) -> None:
+    """Each calibration fold's scores come from a booster with the model's settings and tree count that
+    trained on the other accounts of `rows` only (rebuilt here independently)."""
+    positions = np.sort(data["X"].index.get_indexer(rows))
+    np.testing.assert_array_equal(model.calibration_positions_, positions)
+    prepared, y_all = model.prepare(data["X"]), data["y"].astype(int).to_numpy()
+    binned = lgb.Dataset(
+        prepared, label=y_all, categorical_feature=list(model.categories), params=model._lgb_params(y_all)
+    ).construct()  # binned on every labelled row, as fit does
+    y, groups = y_all[positions], data["groups"].to_numpy()[positions]
+    folds = StratifiedGroupKFold(n_splits=CALIBRATION_FOLDS, shuffle=True, random_state=model.seed)
+    for fit_rows, held_out in folds.split(np.zeros(len(y)), y, groups):
+        assert set(groups[fit_rows]).isdisjoint(groups[held_out])  # whole accounts held out
+        member = lgb.train(model._lgb_params(y[fit_rows]), binned.subset(positions[fit_rows]), model.best_iteration_)
+        scores = member.predict(prepared.iloc[positions[held_out]], raw_score=True)
+        np.testing.assert_allclose(model.calibration_raw_[held_out], scores, atol=1e-9)
+
+
+def test_the_deployed_calibrator_learned_from_scores_of_accounts_its_boosters_never_saw(data, model):
+    # deployed = refit on every labelled row; its calibrator learned from cross-fitted members like it
+    _members_reproduce_out_of_fold_scores(model, data, data["X"].index)
+    y = data["y"].astype(int).to_numpy()
+    reference = Calibrator.fit(model.calibration_raw_, y, model.calibration)
+    grid = np.linspace(-6, 6, 41)
+    np.testing.assert_array_equal(model.calibrator_.predict(grid), reference.predict(grid))
+    # not the refit's own (in-sample) scores, which are more extreme than any new account's
+    in_sample = model.predict_raw(data["X"])
+    assert not np.allclose(model.calibration_raw_, in_sample)
+    assert np.std(in_sample) > np.std(model.calibration_raw_)
+
+
+def test_validation_probabilities_come_from_a_calibrator_that_never_saw_a_validation_row(data):
+    unrefitted = _fit(data, refit=False)  # deploys the evaluation booster: its calibrator is the validation one
+    _members_reproduce_out_of_fold_scores(unrefitted, data, data["split"].train_index)
+    assert set(data["split"].valid_index).isdisjoint(data["X"].index[unrefitted.calibration_positions_])
+    np.testing.assert_array_equal(
+        unrefitted.validation_proba_, unrefitted.calibrator_.predict(unrefitted.validation_raw_)
+    )
+    in_sample = Calibrator.fit(unrefitted.validation_raw_, data["y_valid"], unrefitted.calibration)
+    assert not np.allclose(unrefitted.validation_proba_, in_sample.predict(unrefitted.validation_raw_))
 
 
 @pytest.mark.parametrize(

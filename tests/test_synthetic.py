@@ -195,6 +195,48 @@ def test_events_read_off_latent_health(generated) -> None:
     assert by_account.health.reindex(csat.index).corr(csat, method="spearman") > 0.2
 
 
+def test_optional_sources_read_off_the_same_health(generated) -> None:
+    """Overdue and failed payments, bad meetings and low NPS grow more likely as health falls."""
+    out, _, _ = generated
+    health = read(out, "_truth/health").groupby("account_id").health.mean()
+    invoices = read(out, "invoices")
+    assert set(invoices.status) == {"paid", "failed", "void", "open"}
+    assert (invoices.due_at > invoices.issued_at).all() and (invoices.paid_at.dropna() < DATA_END).all()
+    paid = invoices.dropna(subset=["paid_at"])
+    assert (paid.status == "paid").all() and invoices.loc[invoices.paid_at.isna(), "status"].ne("paid").all()
+    late = (~(invoices.paid_at.dt.floor("D") <= invoices.due_at)).groupby(invoices.account_id).mean()
+    assert health.reindex(late.index).corr(late, method="spearman") < -0.2
+    assert (invoices.discount > 0).any() and invoices.invoice_id.is_unique
+
+    touchpoints = read(out, "touchpoints")
+    assert set(touchpoints.kind) == {"qbr", "executive", "csm_call", "email", "other"}
+    assert set(touchpoints.sentiment.dropna()) == {-1.0, 0.0, 1.0}
+    sentiment = touchpoints.sentiment.groupby(touchpoints.account_id).mean().dropna()
+    assert health.reindex(sentiment.index).corr(sentiment, method="spearman") > 0.3
+    digital = read(out, "accounts").query("csm == 'Digital CS'").account_id
+    assert touchpoints[touchpoints.account_id.isin(digital)].kind.isin(["email", "other"]).all()
+
+    surveys = read(out, "surveys")
+    nps, csat = surveys[surveys.kind == "nps"], surveys[surveys.kind == "csat"]
+    assert nps.score.between(0, 10).all() and csat.score.between(1, 5).all() and len(csat) > 0
+    mean_nps = nps.score.groupby(nps.account_id).mean()
+    assert health.reindex(mean_nps.index).corr(mean_nps, method="spearman") > 0.3
+
+
+def test_optional_tables_can_be_left_out_and_leave_every_other_file_as_it_was(tmp_path: Path) -> None:
+    def digests(out: Path) -> dict[str, str]:
+        names = ["accounts", "subscriptions", *EVENT_TABLES, "_truth/terms", "_truth/health"]
+        return {name: _content_digest(read(out, name)) for name in names if (out / name).exists() or
+                (out / f"{name}.parquet").exists()}  # fmt: skip
+
+    full = generate(tmp_path / "full", 60, seed=2, start=START, years=1.0)
+    core = generate(tmp_path / "core", 60, seed=2, start=START, years=1.0, optional_tables=False)
+    assert not any((core.out_dir / name).exists() for name in ("invoices", "touchpoints", "surveys"))
+    assert set(full.rows) - set(core.rows) == {"invoices", "touchpoints", "surveys"}
+    without = digests(core.out_dir)
+    assert {name: digests(full.out_dir)[name] for name in without} == without
+
+
 def test_new_accounts_get_onboarding_webinars(generated) -> None:
     out, _, _ = generated
     accounts = read(out, "accounts").set_index("account_id")

@@ -9,7 +9,7 @@ import pytest
 from features.errors import ChurnError
 from models.health_backtest import backtest_health
 from models.scorecard import parse_scorecard
-from models.weights import _round_to_total, nonnegative_logistic, suggest_weights
+from models.weights import SuggestionLimits, _round_to_total, _within, nonnegative_logistic, suggest_weights
 from pipeline.config import load_scorecard
 
 # Equal weights everywhere: the data, not the file, must say where churn comes from.
@@ -75,8 +75,18 @@ def history() -> pd.DataFrame:
     return _history()
 
 
+UNBOUNDED = SuggestionLimits(category_floor=0, max_change=100, metric_floor=0)
+
+
 @pytest.fixture(scope="module")
 def suggestion(history):
+    """The fit itself, free to move as far as the data says (the limits are tested apart)."""
+    return suggest_weights(history, SCORECARD, validation_share=0.3, grace_days=30, limits=UNBOUNDED)
+
+
+@pytest.fixture(scope="module")
+def bounded(history):
+    """What `churn compare` suggests by default: within the configured limits."""
     return suggest_weights(history, SCORECARD, validation_share=0.3, grace_days=30)
 
 
@@ -126,14 +136,14 @@ def test_yaml_round_trips_through_load_scorecard(suggestion, tmp_path):
 
 def _without_weights(value):
     if isinstance(value, dict):
-        return {k: _without_weights(v) for k, v in value.items() if k != "weight"}
+        return {k: _without_weights(v) for k, v in value.items() if k not in ("weight", "bands")}
     return value
 
 
 def test_only_weights_change_and_the_diff_shows_them(suggestion):
     current, suggested = SCORECARD.model_dump(), suggestion.config().model_dump()
     assert current != suggested
-    assert _without_weights(current) == _without_weights(suggested), "schemes, thresholds and rules are untouched"
+    assert _without_weights(current) == _without_weights(suggested), "schemes, cuts and rules are untouched"
     diff = suggestion.yaml_diff()
     assert "-      weight: 25" in diff and "+      weight: " in diff
     assert "workflow_rate: {scheme: linear, bad: 0, good: 1, weight: " in diff
@@ -157,7 +167,7 @@ def test_protective_looking_category_gets_zero_weight_not_a_negative_one():
     rng = np.random.default_rng(5)
     history["label"] = (rng.uniform(size=len(history)) < 1 / (1 + np.exp(-(2 - 4 * history["csat"] / 5)))).astype(int)
     history.loc[history["label"] == 1, "workflow_rate"] = 0.95  # churners look *healthier* on adoption
-    result = suggest_weights(history, SCORECARD, validation_share=0.3, grace_days=30)
+    result = suggest_weights(history, SCORECARD, validation_share=0.3, grace_days=30, limits=UNBOUNDED)
     default = result.config().default.categories
     assert default["adoption"].weight == 0
     assert default["support"].weight == max(c.weight for c in default.values())
@@ -174,3 +184,55 @@ def test_nonnegative_logistic_and_rounding():
     assert coef[2] < 0.3
     rounded = _round_to_total({"a": 33.4, "b": 33.3, "c": 33.3}, 100, 1)
     assert sum(rounded.values()) == 100 and rounded == {"a": 34, "b": 33, "c": 33}
+
+
+def test_within_moves_every_weight_alike_until_a_bound_stops_it() -> None:
+    moved = _within({"a": 60, "b": 30, "c": 10}, {"a": 0, "b": 0, "c": 8}, {"a": 50, "b": 100, "c": 100}, 100)
+    assert moved["a"] == pytest.approx(50) and sum(moved.values()) == pytest.approx(100)
+    assert moved["b"] - 30 == pytest.approx(moved["c"] - 10)  # the 10 points taken from a are shared evenly
+
+
+def test_suggested_weights_respect_the_floor_and_the_largest_move(bounded, suggestion) -> None:
+    limits = SuggestionLimits()
+    default = bounded.category_weights.query("scorecard == 'default'").set_index("category")
+    assert default["suggested"].sum() == 100
+    assert ((default["suggested"] - default["current"]).abs() <= limits.max_change + 1).all()  # +1: whole points
+    assert (default["suggested"] >= limits.category_floor).all()
+    assert default["suggested"].idxmax() == "adoption" and default.loc["adoption", "suggested"] > 25
+    free = suggestion.metric_weights.query("scorecard == 'default'").set_index(["category", "metric"])
+    metrics = bounded.metric_weights.query("scorecard == 'default'").set_index(["category", "metric"])
+    assert (free["suggested"] < limits.metric_floor * free["current"]).any(), "unbounded, a metric falls far"
+    assert (metrics["suggested"] >= limits.metric_floor * metrics["current"] - 0.1).all()  # 0.1: rounding step
+
+
+def test_each_change_comes_with_its_own_backtest_gain_and_a_reviewed_diff(bounded, history) -> None:
+    changes = bounded.changes
+    assert len(changes) >= 3 and changes["auc_gain"].notna().all()
+    assert changes["auc_gain"].is_monotonic_decreasing
+    adoption = changes[changes["change"].str.startswith("adoption weight 25 -> ")].iloc[0]
+    later = history[history["as_of"] >= bounded.evaluation_period[0]]
+    alone = SCORECARD.model_dump()
+    alone["segments"]["enterprise"]["inherit"] = False  # its categories as resolved, not merged again
+    alone["default"]["categories"]["adoption"]["weight"] = float(adoption["change"].rsplit(" ", 1)[1])
+    auc = backtest_health(later, parse_scorecard(alone))["auc"]
+    assert adoption["auc_gain"] == pytest.approx(auc - bounded.current_auc) and adoption["auc_gain"] > 0
+    text = bounded.review_text()
+    assert f"#   {adoption['auc_gain']:+.4f}  {adoption['change']}" in text
+    assert "--- current\n+++ suggested\n" in text and "-      weight: 25\n" in text
+
+
+def test_suggested_bands_put_the_target_share_in_red_and_show_churn_per_band(bounded, history) -> None:
+    bands = bounded.bands.set_index("band")
+    card = bounded.config()
+    assert (card.bands.yellow, card.bands.green) == (
+        bands.at["yellow", "suggested_from"],
+        bands.at["green", "suggested_from"],
+    )
+    fit = history[history["as_of"] <= bounded.fit_period[1]]
+    from models.healthscore import score_health
+
+    red = (score_health(fit, card).frame["health_band"] == "red").mean()
+    assert red == pytest.approx(0.15, abs=0.03)
+    assert bands.at["red", "suggested_share"] == pytest.approx(0.15, abs=0.05)
+    assert bands.at["red", "suggested_churn_rate"] > bands.at["green", "suggested_churn_rate"]
+    assert bands.at["red", "current_churn_rate"] > 0 and "current_share" in bands.columns

@@ -15,7 +15,8 @@ from features.sql.engine import Engine
 from features.sql.timeline import SNAPSHOTS, agg_where, count_where, family_sql, ratio, tenure
 
 SOURCE = "accounts"
-declare = Declarations(SOURCE, "account")
+# Who the customer is and where its contract stands: context for a CSM, not behaviour to change.
+declare = Declarations(SOURCE, "account", actionable=False)
 
 TENURE = declare.fixed("tenure_days", "Customer age in days", "higher", "customer for {value:.0f} days")
 SEGMENT = declare.fixed("segment", "Customer segment", "neutral", "{value} segment", "categorical", ("segment",))

@@ -59,6 +59,7 @@ class Windowed:
     healthier: Direction
     template: str
     requires: tuple[str, ...] = ()
+    actionable: bool = True
 
     def name(self, window: int) -> str:
         return self.pattern.replace("{W}", str(window))
@@ -75,6 +76,7 @@ class Windowed:
             self.healthier,
             fill(self.template),
             requires=self.requires,
+            actionable=self.actionable,
         )
 
     def resolve(self, name: str) -> FeatureSpec | None:
@@ -86,9 +88,10 @@ class Windowed:
 class Declarations:
     """Declares one family's features in the registry: fixed names and per-window names."""
 
-    def __init__(self, source: str, category: str) -> None:
+    def __init__(self, source: str, category: str, *, actionable: bool = True) -> None:
         self.source = source
         self.category = category
+        self.actionable = actionable  # see FeatureSpec: behaviour a CSM can change, or context
         self._windowed: list[Windowed] = []
         register_resolver(self._resolve)
 
@@ -104,7 +107,15 @@ class Declarations:
         """Declare a feature; `requires`: the optional columns of the source table it needs."""
         register(
             FeatureSpec(
-                name, self.source, self.category, description, healthier, template, kind, self._qualify(requires)
+                name,
+                self.source,
+                self.category,
+                description,
+                healthier,
+                template,
+                kind,
+                self._qualify(requires),
+                actionable=self.actionable,
             )
         )
         return name
@@ -113,7 +124,14 @@ class Declarations:
         self, pattern: str, description: str, healthier: Direction, template: str, requires: tuple[str, ...] = ()
     ) -> Windowed:
         feature = Windowed(
-            pattern, self.source, self.category, description, healthier, template, self._qualify(requires)
+            pattern,
+            self.source,
+            self.category,
+            description,
+            healthier,
+            template,
+            self._qualify(requires),
+            self.actionable,
         )
         for window in DEFAULT_WINDOWS:
             register(feature.spec(window))

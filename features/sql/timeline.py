@@ -214,3 +214,46 @@ def distinct_in_windows_sql(keys: str, windows: Iterable[int]) -> str:
     counts = {f"distinct_{w}": rows_in(w) for w in windows}
     latest = "(r.next_day IS NULL OR r.next_day >= w.as_of)"
     return windowed_sql(keys, counts, f"{latest} AND w.age <= {windows[-1]}")
+
+
+def trailing_sql(
+    d: Dialect, rows: str, aggregates: Mapping[str, str], days: int, time: str = "day", also: str = "TRUE"
+) -> str:
+    """Aggregate the rows of a small table `r` dated in the `days` before each snapshot, per (account, as_of).
+
+    For the sparse optional sources (invoices, touchpoints, surveys) an equality join of the
+    snapshots to the account's rows with a range condition is cheaper than the window map and
+    reaches back further (365 days) without widening the map for every family. `r.age` is whole
+    days before as_of (1 = the day before), so `r.age <= W` selects the same W-day window as
+    `sum_in`. `also` is a further join condition on the row `e` and the snapshot `s`.
+    """
+    select = ",\n               ".join(f"{expr} AS {name}" for name, expr in aggregates.items())
+    age = f"CAST({d.days_between(d.day_of(f'e.{time}'), 's.as_of')} AS BIGINT)"
+    return f"""
+        SELECT r.account_id, r.as_of,
+               {select}
+        FROM (SELECT e.*, s.as_of, {age} AS age
+              FROM {SNAPSHOTS} s JOIN {rows} e
+                ON e.account_id = s.account_id AND e.{time} < s.as_of AND e.{time} >= s.as_of - {d.days(days)}
+                AND {also}) r
+        GROUP BY r.account_id, r.as_of
+    """
+
+
+def sum_within(column: str, days: int) -> str:
+    """Sum of a column over the rows of `trailing_sql` in the last `days` days."""
+    return agg_where("sum", column, f"r.age <= {days}")
+
+
+def sum_between(column: str, recent: int, days: int) -> str:
+    """Sum over the rows `recent` + 1 .. `days` days back, for trends against an earlier period."""
+    return agg_where("sum", column, f"r.age > {recent} AND r.age <= {days}")
+
+
+def latest_row_joins(alias: str, rollup: str, last: str, key: str = "day") -> list[str]:
+    """LEFT JOINs giving each snapshot `s` its latest row of `rollup` (one row per account and `key`)
+    dated before as_of, as `alias`. `last` is a table of `ever_before_as_of_sql(..., {key: ("max", ...)})`."""
+    return [
+        snapshot_join(f"{alias}_last", last),
+        f"LEFT JOIN {rollup} {alias} ON {alias}.account_id = s.account_id AND {alias}.{key} = {alias}_last.{key}",
+    ]

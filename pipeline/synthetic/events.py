@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.contract import PRIORITIES, SQL_TYPES, TABLES, TRAINING_KINDS
+from features.contract import PRIORITIES, SQL_TYPES, TABLES, TOUCHPOINT_KINDS, TRAINING_KINDS
 from pipeline.synthetic import knobs as k
 from pipeline.synthetic.population import Latents, Population
 from pipeline.synthetic.renewals import Terms
@@ -353,6 +353,83 @@ class BlockEvents:
                 pa.array(completed, pa.bool_()),
             ],
             schema=contract_schema("trainings"),
+        )
+
+    def touchpoints(self) -> pa.Table:
+        """Meetings, calls and emails by segment: named CSMs hold QBRs and calls, accounts served
+        one-to-many only get emails; healthy accounts come to meetings, and meetings go as the
+        account's health goes (sentiment)."""
+        c, rng = self.cells, self.rng
+        account = self.block.start + c.local
+        segment = np.minimum(self.population.segment[account], 2)
+        tech_touch = self.population.csm[account] == k.TECH_TOUCH_CSM
+        parts = []
+        for code, kind in enumerate(TOUCHPOINT_KINDS):
+            rate = np.asarray(k.TOUCHPOINT_RATES[kind])[segment]
+            if kind in ("qbr", "executive"):
+                rate = rate * np.exp(k.TOUCHPOINT_MEETING_HEALTH * c.health)
+            elif kind == "csm_call":
+                rate = rate * np.exp(k.TOUCHPOINT_CALL_HEALTH * c.health)
+            if kind not in k.TECH_TOUCH_KINDS:
+                rate = np.where(tech_touch, 0.0, rate)
+            rows = self._events_per_cell(rate)
+            parts.append((rows, np.full(rows.size, code)))
+        rows = np.concatenate([r for r, _ in parts])
+        kind = np.concatenate([code for _, code in parts])
+        mood = k.SENTIMENT_HEALTH * c.health[rows] + rng.logistic(0.0, 1.0, rows.size)
+        sentiment = np.digitize(mood, k.SENTIMENT_CUTS).astype(np.float64) - 1.0
+        rated = rng.random(rows.size) < np.where(kind == TOUCHPOINT_KINDS.index("email"), 0.3, k.SENTIMENT_RATED)
+        role = np.where(
+            kind == TOUCHPOINT_KINDS.index("executive"),
+            1,
+            np.where(
+                kind == TOUCHPOINT_KINDS.index("email"), rng.integers(2, 4, rows.size), rng.integers(0, 3, rows.size)
+            ),
+        )
+        ts = self._timestamps(rows)
+        order = self._order(rows, ts)
+        rows, ts, kind, sentiment, rated, role = (a[order] for a in (rows, ts, kind, sentiment, rated, role))
+        return pa.Table.from_arrays(
+            [
+                self._account_column(rows),
+                pa.array(ts, pa.timestamp("us")),
+                _labels(TOUCHPOINT_KINDS, kind),
+                pa.array(sentiment, pa.float64(), mask=~rated),
+                _labels(k.ATTENDEE_ROLES, role),
+            ],
+            schema=contract_schema("touchpoints"),
+        )
+
+    def surveys(self) -> pa.Table:
+        """NPS and product CSAT responses: engaged accounts answer more, healthy ones score higher."""
+        c, rng = self.cells, self.rng
+        reach = np.sqrt(self.pool) * _sigmoid(k.SURVEY_RESPONSE_HEALTH * c.health)
+        nps_rows = self._events_per_cell(k.NPS_RATE * reach)
+        csat_rows = self._events_per_cell(k.CSAT_SURVEY_RATE * reach)
+        rows = np.concatenate([nps_rows, csat_rows])
+        is_nps = np.arange(rows.size) < nps_rows.size
+        h = c.health[rows]
+        nps = np.clip(np.round(k.NPS_MEAN + k.NPS_HEALTH * h + rng.normal(0, k.NPS_SIGMA, rows.size)), 0, 10)
+        csat = np.round(k.CSAT_SURVEY_MEAN + k.CSAT_SURVEY_HEALTH * h + rng.normal(0, k.CSAT_SURVEY_SIGMA, rows.size))
+        score = np.where(is_nps, nps, np.clip(csat, 1, 5))
+        band = np.where(is_nps, np.digitize(score, [7, 9]), np.digitize(score, [3, 5]))  # detractor, passive, promoter
+        commented = rng.random(rows.size) < k.SURVEY_COMMENT_SHARE
+        comment = np.array(k.SURVEY_COMMENTS, dtype=object)[band, rng.integers(0, 3, rows.size)]
+        ts, users = self._timestamps(rows), self._core_user(rows)
+        order = self._order(rows, ts)
+        rows, ts, users, score, is_nps, comment, commented = (
+            a[order] for a in (rows, ts, users, score, is_nps, comment, commented)
+        )
+        return pa.Table.from_arrays(
+            [
+                self._account_column(rows),
+                pa.array(ts, pa.timestamp("us")),
+                pa.array(score, pa.float64()),
+                self._user_column(rows, users),
+                _labels(("csat", "nps"), is_nps.astype(np.int64)),
+                pa.array(comment, pa.string(), mask=~commented),
+            ],
+            schema=contract_schema("surveys"),
         )
 
     def health_truth(self) -> pa.Table:

@@ -17,11 +17,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.contract import EVENT_TABLES
+from features.contract import EVENT_TABLES, OPTIONAL_SOURCES
 from features.errors import ConfigError
 from pipeline.io import Legacy, replace_directory
 from pipeline.progress import ProgressCallback
 from pipeline.synthetic import knobs as k
+from pipeline.synthetic.billing import invoices
 from pipeline.synthetic.events import HEALTH_SCHEMA, BlockEvents, build_cells, contract_schema
 from pipeline.synthetic.population import build_population, simulate_latents
 from pipeline.synthetic.renewals import simulate_terms
@@ -111,6 +112,7 @@ def generate(
     years: float = 3.0,
     progress: ProgressCallback | None = None,
     world: str = "default",
+    optional_tables: bool = True,
 ) -> GenerateSummary:
     """Write a synthetic history of `n_accounts` accounts over `years` from `start` into `out_dir`.
 
@@ -118,7 +120,9 @@ def generate(
     parquet parts for the event tables); `_truth/terms.parquet` holds each term's true churn
     probability and outcome, `_truth/health/` the weekly latent state and `_truth/world.json` the
     world's knobs. `world` names what drives churn (see `pipeline/synthetic/worlds.py`); a world may
-    write fewer event tables. The same seed and world give byte-identical files.
+    write fewer event tables. `optional_tables=False` leaves out invoices, touchpoints and surveys;
+    they are drawn after the other tables of each block, so every other file is the same either
+    way. The same seed and world give byte-identical files.
     `progress(stage, done, total)` is called after each block of accounts.
     """
     began = time.perf_counter()
@@ -136,7 +140,11 @@ def generate(
     terms = simulate_terms(rng, population, latents, timeline, mechanics)
     blocks = [range(i, min(i + k.CHUNK_ACCOUNTS, population.size)) for i in range(0, population.size, k.CHUNK_ACCOUNTS)]
     block_rngs = rng.spawn(len(blocks))
-    tables = [name for name in EVENT_TABLES if name in mechanics.event_tables]
+    tables = [
+        name
+        for name in EVENT_TABLES
+        if name in mechanics.event_tables and (optional_tables or name not in OPTIONAL_SOURCES)
+    ]
     seconds = dict.fromkeys(tables, 0.0)
 
     generated = frozenset({"accounts.parquet", "subscriptions.parquet", *EVENT_TABLES})
@@ -148,7 +156,7 @@ def generate(
         (tmp / TRUTH_DIR / "world.json").write_text(json.dumps(asdict(mechanics), indent=2) + "\n")
         writers = {name: PartWriter(tmp / name, contract_schema(name)) for name in tables}
         health_writer = PartWriter(tmp / TRUTH_DIR / "health", HEALTH_SCHEMA)
-        workflows = tickets = 0
+        workflows = tickets = invoiced = 0
         for block, block_rng in zip(blocks, block_rngs, strict=True):
             cells = build_cells(block, population, latents, terms, timeline)
             events = BlockEvents(block_rng, block, population, cells, timeline.end_day, mechanics.usage_per_user)
@@ -160,6 +168,9 @@ def generate(
                 elif name == "support_tickets":
                     table = events.support_tickets(tickets)
                     tickets += table.num_rows
+                elif name == "invoices":
+                    table = invoices(block_rng, block, population, latents, terms, timeline, invoiced)
+                    invoiced += table.num_rows
                 else:
                     table = getattr(events, name)()
                 writers[name].write(table)

@@ -172,6 +172,44 @@ WORKFLOW_FEATURE = "workflows"  # multi-step processes, logged with workflow_id 
 COMPLIANCE_FEATURE = "compliance_audit"
 COMPLIANCE_UNREGULATED_FACTOR = 0.04  # non-regulated accounts rarely need the audit trail
 
+# Optional sources, read off the same latent health. Invoices: monthly terms are billed monthly,
+# longer terms quarterly; falling health makes late, failed and unpaid invoices more likely, and
+# renewals of wavering accounts come with a discount.
+INVOICE_PERIOD_MONTHS = 3
+INVOICE_NET_DAYS = {"monthly": 14, "other": 30}
+INVOICE_LATE = (-2.2, -1.4)  # logit of paying after the due date: intercept, health slope
+INVOICE_LATE_DAYS = 12.0  # mean days late, longer for unhealthier accounts
+INVOICE_FAILED = (-4.2, -1.0)  # logit of a failed payment (card declined, direct debit returned)
+INVOICE_RECOVERED = 0.6  # share of failed payments collected later (then paid late)
+INVOICE_VOID_SHARE = 0.01
+RENEWAL_DISCOUNT = (-1.5, -1.2)  # logit of a discount on the first invoice of a yearly or longer renewal term
+RENEWAL_DISCOUNT_RANGE = (0.05, 0.30)
+# Touchpoints per week by segment (smb, mid, enterprise): named CSMs call and hold QBRs; healthy
+# accounts show up to meetings, unhealthy ones get firefighting calls. Sentiment is an ordered
+# logit of health: negative below the first cut, positive above the second.
+TOUCHPOINT_RATES: dict[str, tuple[float, float, float]] = {
+    "qbr": (0.0, 0.05, 0.08),
+    "executive": (0.0, 0.02, 0.04),
+    "csm_call": (0.05, 0.12, 0.2),
+    "email": (0.12, 0.15, 0.2),
+    "other": (0.01, 0.02, 0.03),
+}
+TOUCHPOINT_MEETING_HEALTH, TOUCHPOINT_CALL_HEALTH = 0.4, -0.3
+TECH_TOUCH_KINDS = ("email", "other")  # accounts served one-to-many get no meetings
+SENTIMENT_HEALTH, SENTIMENT_CUTS, SENTIMENT_RATED = 1.4, (-1.7, 0.5), 0.8
+ATTENDEE_ROLES = ("champion", "executive", "admin", "end_user")
+# Surveys: NPS (0-10) and product CSAT (1-5) responses from the account's users.
+NPS_RATE, CSAT_SURVEY_RATE = 0.024, 0.012  # weekly, per square root of the user pool (x response odds)
+SURVEY_RESPONSE_HEALTH = 0.5  # engaged customers answer more
+NPS_MEAN, NPS_HEALTH, NPS_SIGMA = 7.2, 1.8, 1.6
+CSAT_SURVEY_MEAN, CSAT_SURVEY_HEALTH, CSAT_SURVEY_SIGMA = 3.9, 0.6, 0.7
+SURVEY_COMMENT_SHARE = 0.25
+SURVEY_COMMENTS = (
+    ("too slow and buggy", "missing features we need", "support takes too long"),
+    ("works fine", "ok for now", "pricing is high"),
+    ("love the dashboards", "great support", "saves us hours every week"),
+)  # by score band: detractor, passive, promoter
+
 TICKET_CATEGORIES = ("how-to", "bug", "billing", "feature-request")
 TRAINING_KIND_WEIGHTS = (0.50, 0.35, 0.15)  # webinar, course, certification
 ROWS_PER_PART = 4_000_000  # event rows per parquet part file
@@ -194,7 +232,9 @@ class World:
     name: str = "default"
     description: str = "the calibrated SaaS world: churn driven by health, its trend, friction and enablement"
     segments: tuple[Segment, ...] = SEGMENTS
-    event_tables: tuple[str, ...] = ("usage_events", "logins", "support_tickets", "trainings")
+    event_tables: tuple[str, ...] = (
+        "usage_events", "logins", "support_tickets", "trainings", "invoices", "touchpoints", "surveys"
+    )  # fmt: skip
     churn_shift: float = 0.0
     churn_health: float = CHURN_HEALTH
     churn_trend: float = CHURN_TREND

@@ -1,0 +1,54 @@
+"""Actionable drivers (issue 14, item 3): a CSM is pointed at behaviour it can change; the context
+(term, tenure, renewals so far, days to renewal, segment) is stated beside it. Real generated data,
+a real LightGBM model."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from features.registry import all_specs, is_actionable
+from models.explain import context_words
+from pipeline.stages import score_date
+from tests.conftest import book_settings
+
+CONTEXT = ("tenure_days", "segment", "plan", "term_length_days", "days_to_renewal", "renewals_count", "arr")
+
+
+def test_the_registry_marks_context_and_actionable_features() -> None:
+    assert not any(is_actionable(name) for name in CONTEXT)
+    for name in ("logins_per_seat_30d", "tickets_per_seat_90d", "trained_users_share", "csm_sentiment"):
+        assert is_actionable(name), name
+    assert is_actionable("a_column_of_a_prepared_table")
+
+
+def test_context_is_said_in_words() -> None:
+    frame = pd.DataFrame(
+        {"renewals_count": [0, 3], "days_to_renewal": [10, 200], "term_length_days": [365, 7],
+         "tenure_days": [340, 1000], "segment": ["smb", None]}
+    )  # fmt: skip
+    assert context_words(frame).tolist() == [
+        "first renewal, 10 days away, 12-month term, customer for 11 months, smb segment",
+        "fourth renewal, 200 days away, 7-day term, customer for 2.7 years",
+    ]
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    """A rendered template as a regex: every {field} is any text."""
+    parts = re.split(r"\{[^}]*\}", template)
+    return re.compile(".*".join(re.escape(p) for p in parts))
+
+
+def test_top_drivers_hold_no_context_feature_on_generated_data(book) -> None:
+    _, _, dataset, _ = book
+    settings, result = book_settings(book, "actionable")
+    scores = score_date(dataset, pd.Timestamp("2025-05-01").date(), settings, result.model_uri, history=False).scores
+    context_templates = [_pattern(s.template) for s in all_specs().values() if not s.actionable]
+    drivers = [d for text in scores["top_drivers"] for d in text.split("; ") if d]
+    assert len(drivers) > len(scores)  # several drivers per account on average
+    leaked = [d for d in drivers if any(p.fullmatch(d) for p in context_templates)]
+    assert leaked == []
+    assert scores["context"].str.contains(r"renewal, \d+ days away").all()
+    ml = scores[[c for c in scores.columns if c.startswith("ml_")]].sum(axis=1)
+    assert ((scores["actionable_log_odds"] + scores["context_log_odds"]) - ml).abs().max() < 1e-6

@@ -1,0 +1,80 @@
+"""The optional sources end to end: generated history with invoices, touchpoints and surveys
+trains, scores and compares with their categories on both sides (rule and ML), and a dataset
+whose only event table is `invoices` goes through the CLI."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import end_to_end, run_cli
+
+from features.registry import category_map
+from pipeline.synthetic import generate
+
+pytestmark = pytest.mark.slow
+NEW_CATEGORIES = ("financial", "relationship", "voice")
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_tracking_uri(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(tmp_path_factory.mktemp("optional") / "data", 180, seed=6, start="2022-07-01", years=2.5).out_dir
+
+
+@pytest.fixture(scope="module")
+def outcome(data: Path, tmp_path_factory: pytest.TempPathFactory):
+    return end_to_end(data, tmp_path_factory.mktemp("work"))
+
+
+def test_the_new_families_are_model_features(outcome):
+    result, *_ = outcome
+    used = set(result.model.feature_names)
+    assert {"days_overdue", "late_payments_365d", "days_since_last_qbr", "account_nps_180d", "nps_latest"} <= used
+    categories = category_map(used)
+    assert {categories[name] for name in ("days_overdue", "days_since_last_qbr", "nps_latest")} == set(NEW_CATEGORIES)
+
+
+def test_scores_carry_rule_and_ml_columns_of_the_new_categories(outcome):
+    _, run, _, output = outcome
+    scores = run.scores
+    for category in NEW_CATEGORIES:
+        assert scores[f"health_{category}"].notna().mean() > 0.5, category
+        assert scores[f"ml_{category}"].notna().all() and scores[f"ml_{category}"].abs().sum() > 0, category
+    assert "category 'financial' dropped" not in output
+
+
+def test_the_comparison_report_shows_the_new_categories(outcome):
+    _, _, comparison, _ = outcome
+    report = comparison.report_path.read_text()
+    for category in NEW_CATEGORIES:
+        assert category in report, category
+
+
+def test_a_dataset_with_invoices_as_its_only_event_table_trains_and_scores(data: Path, tmp_path: Path, capsys):
+    only = tmp_path / "only_invoices"
+    only.mkdir()
+    for name in ("accounts.parquet", "subscriptions.parquet"):
+        shutil.copy(data / name, only / name)
+    shutil.copytree(data / "invoices", only / "invoices")
+    (tmp_path / "config.yaml").write_text(
+        f"workdir: {tmp_path / 'work'}\nmodel:\n  n_estimators: 50\n  tune_trials: 0\n"
+    )
+    config = ["--config", str(tmp_path / "config.yaml")]
+
+    code, validated = run_cli(["validate", "--data", str(only)], capsys)
+    assert code == 0 and "invoices" in validated
+    assert "Absent event tables (their features are left out): usage_events, logins" in validated
+    assert run_cli(["train", "--data", str(only), "--promote", *config], capsys)[0] == 0
+    out = tmp_path / "scores.parquet"
+    assert run_cli(["score", "--data", str(only), "--as-of", "2024-12-01", "--out", str(out), *config], capsys)[0] == 0
+    scores = pd.read_parquet(out)
+    assert scores["churn_probability"].between(0, 1).all() and len(scores) > 50
+    assert scores["health_financial"].notna().mean() > 0.5
+    assert not any(f"health_{c}" in scores.columns for c in ("adoption", "engagement", "support", "training"))

@@ -1,0 +1,353 @@
+"""CSM judgement as data (issue 14, item 1): the override store, its commands and scoring with it.
+
+Real components throughout: a SQLite store in tmp, a LightGBM model trained on generated data and
+registered in a SQLite MLflow store, the scoring commit writing the score history.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from rich.console import Console
+
+from features.errors import ChurnError
+from models.healthscore import band_of
+from models.overrides import OverrideRequest, apply_overrides, in_force, validate_override
+from models.scorecard import parse_scorecard
+from pipeline import override_store
+from pipeline.config import load_settings
+from pipeline.history import partition_path, read_history
+from pipeline.override_commands import run_import, run_override
+from pipeline.override_store import SCHEMA_VERSION, read_records, store_path
+from pipeline.stages import build_feature_table, run_explain, score_date
+from tests.conftest import book_settings, run_cli
+
+QUIET = Console(quiet=True)
+TODAY = date(2025, 3, 15)
+BASELINE, FIRST, SECOND, AFTER = (pd.Timestamp(d) for d in ("2025-03-01", "2025-04-01", "2025-05-01", "2025-06-01"))
+UNTIL = "2025-05-15"
+
+
+# ------------------------------------------------------------------------------ pure rules
+CARD = parse_scorecard(
+    {
+        "name": "t",
+        "bands": {"green": 70, "yellow": 60},
+        "default": {
+            "categories": {
+                "adoption": {"weight": 60, "metrics": {"a": {"scheme": "linear", "bad": 0, "good": 1}}},
+                "support": {"weight": 40, "metrics": {"s": {"scheme": "linear", "bad": 0, "good": 1}}},
+            }
+        },
+    }
+)
+
+
+def request(**changes: str) -> OverrideRequest:
+    fields = dict(
+        account_id="A", kind="category", category="adoption", rating="80", reason="exec sponsor re-engaged",
+        valid_until="2025-06-01", author="jane",
+    )  # fmt: skip
+    fields.update(changes)
+    return OverrideRequest(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"account_id": "Z"}, "unknown account 'Z'"),
+        ({"category": "finance"}, "unknown category 'finance' (the scorecard has: adoption, support)"),
+        ({"rating": "101"}, "a score must lie between 0 and 100, got '101'"),
+        ({"rating": "-1"}, "a score must lie between 0 and 100"),
+        ({"rating": "high"}, "'high' is not a rating (a number from 0 to 100)"),
+        ({"valid_until": "2025-03-14"}, "the expiry 2025-03-14 is in the past (today is 2025-03-15)"),
+        ({"valid_until": "soon"}, "expiry 'soon' is not a date"),
+        ({"reason": "  "}, "a reason is required"),
+        ({"kind": "sentiment", "category": None, "rating": "6"}, "a sentiment rating must lie between 1 and 5"),
+    ],
+)
+def test_a_bad_override_is_refused_with_the_problem_named(changes: dict, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        validate_override(request(**changes), today=TODAY, categories=CARD.categories(), accounts={"A", "B"})
+
+
+def test_sentiment_words_stand_for_ratings() -> None:
+    valid = validate_override(
+        request(kind="sentiment", category=None, rating="Yellow"), today=TODAY, categories=[], accounts=None
+    )
+    assert (valid.kind, valid.value, valid.category) == ("sentiment", 3.0, None)
+
+
+def scores_frame() -> pd.DataFrame:
+    scores = pd.DataFrame(
+        {"account_id": ["A", "B"], "health_adoption": [20.0, 90.0], "health_support": [50.0, 90.0]}
+    ).assign(health_scorecard="default")
+    scores["health_score"] = 0.6 * scores["health_adoption"] + 0.4 * scores["health_support"]
+    scores["health_band"] = band_of(scores["health_score"].to_numpy(), CARD)
+    return scores
+
+
+def records(*rows: dict) -> pd.DataFrame:
+    base = dict(category=None, rating="", reason="r", author="jane", valid_from=pd.NaT, recorded_at=pd.NaT)
+    frame = pd.DataFrame([{**base, "ended_at": pd.NaT, "end_kind": None, **row} for row in rows])
+    frame["valid_until"] = pd.to_datetime(frame["valid_until"])
+    frame["valid_from"] = pd.to_datetime(frame["valid_from"])
+    return frame
+
+
+def test_a_category_override_replaces_the_category_and_the_score_follows_with_the_rule_beside_it() -> None:
+    overrides = records(
+        {"override_id": 1, "account_id": "A", "kind": "category", "category": "adoption", "value": 80.0,
+         "rating": "80", "valid_until": UNTIL},
+    )  # fmt: skip
+    out = apply_overrides(scores_frame(), in_force(overrides, FIRST), CARD).scores.set_index("account_id")
+    assert out.at["A", "health_adoption"] == 80.0 and out.at["A", "rule_adoption"] == 20.0
+    assert out.at["A", "health_score"] == pytest.approx(0.6 * 80 + 0.4 * 50)
+    assert out.at["A", "rule_health_score"] == pytest.approx(0.6 * 20 + 0.4 * 50)
+    assert (out.at["A", "health_band"], out.at["A", "rule_health_band"]) == ("yellow", "red")
+    assert out.at["A", "override_adoption"] == 80.0 and np.isnan(out.at["B", "override_adoption"])
+    assert out.at["A", "override_by"] == "adoption: jane" and out.at["A", "override_until"] == f"adoption: {UNTIL}"
+    assert out.at["B", "health_score"] == out.at["B", "rule_health_score"] and out.at["B", "override_ids"] == ""
+    # after its expiry it applies no more
+    later = apply_overrides(scores_frame(), in_force(overrides, AFTER), CARD).scores.set_index("account_id")
+    assert later.at["A", "health_adoption"] == 20.0 and later.at["A", "override_ids"] == ""
+
+
+def test_a_whole_account_override_sets_the_score_and_the_later_of_two_wins() -> None:
+    overrides = records(
+        {"override_id": 1, "account_id": "B", "kind": "account", "value": 30.0, "valid_until": "2025-06-01"},
+        {"override_id": 2, "account_id": "B", "kind": "account", "value": 45.0, "valid_until": "2025-06-01"},
+    )
+    out = apply_overrides(scores_frame(), in_force(overrides, FIRST), CARD).scores.set_index("account_id")
+    assert out.at["B", "health_score"] == 45.0 and out.at["B", "health_band"] == "red"
+    assert out.at["B", "health_adoption"] == 90.0  # categories keep their rule values
+
+
+# ------------------------------------------------------------------------------ the store
+def settings_in(root: Path, **changes):
+    return load_settings(None, {"workdir": str(root / "work"), **changes})
+
+
+def record(settings, account: str = "A", category: str | None = "adoption", score: str = "80", **kw):
+    params = dict(
+        category=category, score=score, sentiment=None, reason="exec sponsor re-engaged", until="2025-06-01",
+        start=None, by="jane", data=kw.pop("data", None), settings=settings, console=QUIET, today=TODAY,
+    )  # fmt: skip
+    params.update(kw)
+    return run_override(account, **params)
+
+
+def test_the_store_is_versioned_append_only_and_keeps_a_replaced_override(tiny_data_dir: Path, tmp_path: Path):
+    settings = settings_in(tmp_path)
+    first = record(settings, data=tiny_data_dir)[0]
+    second = record(settings, data=tiny_data_dir, score="60", reason="renewal call went badly")[0]
+    assert second.superseded == (first.override_id,)
+    history = read_records(settings.workdir_path).set_index("override_id")
+    assert list(history.index) == [first.override_id, second.override_id]
+    assert history.at[first.override_id, "end_kind"] == "superseded"
+    assert in_force(history.reset_index(), FIRST)["value"].tolist() == [60.0]
+    with sqlite3.connect(store_path(settings.workdir_path)) as con:
+        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        for statement in ("UPDATE overrides SET value = 1", "DELETE FROM override_ends"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                con.execute(statement)
+
+
+def test_bad_overrides_write_nothing(tiny_data_dir: Path, tmp_path: Path) -> None:
+    settings = settings_in(tmp_path)
+    with pytest.raises(ChurnError, match=r"(?s)nothing was written.*unknown account 'NOPE'"):
+        record(settings, account="NOPE", data=tiny_data_dir)
+    assert not store_path(settings.workdir_path).exists()
+    csv = tmp_path / "bulk.csv"
+    csv.write_text(
+        "account_id,category,score,reason,until\n"
+        "A,adoption,70,fine,2025-06-01\n"
+        "B,support,170,typo,2025-06-01\n"
+        "C,,40,,2025-01-01\n"
+    )
+    with pytest.raises(ChurnError) as caught:
+        run_import(csv, by="jane", data=tiny_data_dir, settings=settings, console=QUIET, today=TODAY)
+    message = str(caught.value)
+    assert "2 of 3 overrides are invalid; nothing was written" in message
+    assert "bulk.csv line 3: a score must lie between 0 and 100, got '170'" in message
+    assert "bulk.csv line 4: a reason is required" in message and "in the past" in message
+    assert not store_path(settings.workdir_path).exists()
+
+
+def test_a_bulk_import_records_every_row_and_the_later_row_wins(tiny_data_dir: Path, tmp_path: Path) -> None:
+    settings = settings_in(tmp_path)
+    csv = tmp_path / "bulk.csv"
+    csv.write_text(
+        "account_id,category,score,sentiment,reason,until,by\n"
+        "A,adoption,70,,QBR went well,2025-06-01,\n"
+        "A,adoption,75,,QBR follow-up,2025-06-01,li\n"
+        "B,,,red,champion left,2025-06-01,\n"
+    )
+    recorded = run_import(csv, by="jane", data=tiny_data_dir, settings=settings, console=QUIET, today=TODAY)
+    assert [r.override.author for r in recorded] == ["jane", "li", "jane"]
+    live = in_force(read_records(settings.workdir_path), FIRST).set_index("account_id")
+    assert live.at["A", "value"] == 75.0 and (live.at["B", "kind"], live.at["B", "value"]) == ("sentiment", 1.0)
+
+
+def test_a_corrupt_or_foreign_or_newer_store_is_refused(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path)
+    path = store_path(settings.workdir_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ChurnError, match="corrupt or not a SQLite file"):
+        read_records(settings.workdir_path)
+    path.unlink()
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE mine (x)")
+    with pytest.raises(ChurnError, match="not a churn override store"):
+        read_records(settings.workdir_path)
+    path.unlink()
+    with sqlite3.connect(path) as con:
+        con.execute(f"PRAGMA application_id = {override_store.APPLICATION_ID}")
+        con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(ChurnError, match="newer than this churn knows"):
+        read_records(settings.workdir_path)
+
+
+def test_a_locked_store_is_a_clear_error(tiny_data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    settings = settings_in(tmp_path)
+    record(settings, data=tiny_data_dir)
+    monkeypatch.setattr(override_store, "LOCK_TIMEOUT_SECONDS", 0.2)
+    holder = sqlite3.connect(store_path(settings.workdir_path), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(ChurnError, match="locked by another process"):
+            read_records(settings.workdir_path)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+# ------------------------------------------------------------------------------ commands
+def test_the_override_commands(tiny_data_dir: Path, tmp_path: Path, capsys) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(f"workdir: {tmp_path / 'work'}\n")
+    base = ["--config", str(config)]
+    code, text = run_cli(["override", "A", "--score", "80", "--reason", "r", "--until", "2999-01-01", *base], capsys)
+    assert code == 1 and "No override store" not in text and "--data DIR" in text  # no way to check the id
+    code, text = run_cli(
+        ["override", "A", "--category", "adoption", "--score", "180", "--reason", "r", "--until", "2999-01-01",
+         "--data", str(tiny_data_dir), *base], capsys,
+    )  # fmt: skip
+    assert code == 1 and "a score must lie between 0 and 100" in text and "nothing was written" in text
+    code, text = run_cli(
+        ["override", "A", "--category", "adoption", "--score", "80", "--reason", "sponsor back", "--until",
+         "2999-01-01", "--by", "jane", "--data", str(tiny_data_dir), *base], capsys,
+    )  # fmt: skip
+    assert code == 0 and "Recorded override #1: account A, adoption = 80 (by jane, until 2999-01-01)" in text
+    code, text = run_cli(["overrides", "list", *base], capsys)
+    assert code == 0 and "in force" in text and "sponsor back" in text
+    code, text = run_cli(["overrides", "expire", "A", "--by", "li", *base], capsys)
+    assert code == 1 and "A reason is required" in text
+    code, text = run_cli(["overrides", "expire", "A", "--reason", "renewed", "--by", "li", *base], capsys)
+    assert code == 0 and "Ended override #1" in text
+    code, text = run_cli(["overrides", "history", "A", *base], capsys)
+    assert code == 0 and "ended" in text and "renewed" in text
+    code, text = run_cli(["overrides", "list", *base], capsys)
+    assert code == 0 and "(0)" in text
+
+
+# ------------------------------------------------------------------------------ scoring
+def scored_on_every_date(dataset, settings, model_uri: str) -> set[str]:
+    ids = None
+    for day in (BASELINE, FIRST, SECOND, AFTER):
+        run_ids = set(build_feature_table(dataset, settings, as_of=day.date())["account_id"])
+        ids = run_ids if ids is None else ids & run_ids
+    return ids or set()
+
+
+def test_a_csm_walks_through_override_scoring_keeping_and_expiry(book) -> None:
+    _, data, dataset, _ = book
+    settings, result = book_settings(book, "walk")
+    first = score_date(dataset, BASELINE.date(), settings, result.model_uri, history=True).scores
+    candidates = first[first["account_id"].isin(scored_on_every_date(dataset, settings, result.model_uri))]
+    account = str(candidates.sort_values("health_adoption")["account_id"].iloc[0])  # the rule rates it lowest
+    rule_before = float(candidates.set_index("account_id").at[account, "health_adoption"])
+    assert rule_before < 60
+
+    # 1. the CSM records a judgement: adoption is really fine (the new team uses another login)
+    record(settings, account=account, score="90", reason="new team logs in through SSO", until=UNTIL, data=data)
+
+    # 2. the next run shows the override, the rule score beside it
+    run = score_date(dataset, FIRST.date(), settings, result.model_uri, history=True)
+    row = run.scores.set_index("account_id").loc[account]
+    assert row["health_adoption"] == 90.0 and row["override_adoption"] == 90.0
+    assert row["rule_adoption"] != 90.0 and not np.isnan(row["rule_adoption"])
+    assert row["health_score"] > row["rule_health_score"]
+    assert row["override_by"] == "adoption: jane" and "SSO" in row["override_reason"]
+    assert row["override_until"] == f"adoption: {UNTIL}"
+    assert "CSM overrides applied to 1 account(s)" in " ".join(run.notes)
+    console = Console(record=True, width=400)
+    run_explain(account, data, FIRST.date(), result.model_uri, None, settings, console)
+    said = console.export_text()
+    assert "CSM overrides in force (rule score " in said and "): adoption: new team logs in through SSO" in said
+    assert "Context: " in said and "renewal" in said
+
+    # 3. another rule run keeps it: the rule never overwrites the CSM's score
+    run = score_date(dataset, SECOND.date(), settings, result.model_uri, history=True)
+    row = run.scores.set_index("account_id").loc[account]
+    assert row["health_adoption"] == 90.0 and row["override_ids"] != ""
+    assert account not in set(run.alerts["account_id"]) or "override" not in str(
+        run.alerts.set_index("account_id").at[account, "reasons"]
+    )
+    stored = pd.read_parquet(partition_path(settings.workdir_path / "history", SECOND))
+    assert stored.set_index("account_id").at[account, "override_adoption"] == 90.0
+
+    # 4. past its expiry the rule score is back, and the CSM is told
+    run = score_date(dataset, AFTER.date(), settings, result.model_uri, history=True)
+    row = run.scores.set_index("account_id").loc[account]
+    assert np.isnan(row["override_adoption"]) and row["override_ids"] == ""
+    assert row["health_adoption"] == row["rule_adoption"]
+    reasons = run.alerts.set_index("account_id").at[account, "reasons"]
+    rule_now = f"rule score now {row['rule_adoption']:.0f}"
+    assert f"adoption override expired (was 90, set by jane until {UNTIL}); {rule_now}" in reasons
+    assert len(read_history(settings.workdir_path / "history")["as_of"].unique()) == 4
+
+
+def test_a_sentiment_rating_is_a_metric_the_scorecard_weighs(book, tmp_path: Path) -> None:
+    _, data, dataset, _ = book
+    settings, result = book_settings(book, "sentiment")
+    card = tmp_path / "card.yaml"
+    raw = yaml.safe_load(Path(settings.healthscore_path()).read_text())
+    raw["default"]["categories"]["relationship"] = {
+        "weight": 20,
+        "metrics": {"csm_sentiment": {"scheme": "linear", "bad": 1, "good": 5}},
+    }
+    card.write_text(yaml.safe_dump(raw))
+    settings = settings.model_copy(update={"healthscore": str(card)})
+    accounts = build_feature_table(dataset, settings, as_of=FIRST.date())["account_id"].astype(str).tolist()
+    record(settings, account=accounts[0], category=None, score=None, sentiment="red", reason="angry", data=data)
+    record(settings, account=accounts[1], category=None, score=None, sentiment="5", reason="happy", data=data)
+    scores = score_date(dataset, FIRST.date(), settings, result.model_uri, history=False).scores
+    scores = scores.set_index("account_id")
+    assert scores.at[accounts[0], "health_relationship"] == 0.0
+    assert scores.at[accounts[1], "health_relationship"] == 100.0
+    assert scores.at[accounts[0], "override_csm_sentiment"] == 1.0
+    assert scores["health_relationship"].notna().sum() == 2  # no rating, no relationship score
+
+
+def test_a_broken_store_stops_the_scoring_run_before_it_lands(book, tmp_path: Path, capsys) -> None:
+    data = book[1]
+    settings, result = book_settings(book, "broken")
+    store_path(settings.workdir_path).parent.mkdir(parents=True, exist_ok=True)
+    store_path(settings.workdir_path).write_bytes(b"garbage" * 200)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"workdir: {settings.workdir_path}\ntracking: {{uri: '{settings.tracking_uri()}'}}\n")
+    out = tmp_path / "scores.parquet"
+    code, text = run_cli(
+        ["score", "--data", str(data), "--as-of", "2025-04-01", "--out", str(out), "--model-uri", result.model_uri,
+         "--config", str(config)], capsys,
+    )  # fmt: skip
+    assert code == 1 and "Override store" in text and "corrupt" in text
+    assert not out.exists() and not (settings.workdir_path / "history").exists()
