@@ -74,9 +74,10 @@ def scores_schema(scores: pd.DataFrame) -> str:
 
 def score_on_spark(
     features: DataFrame, model: ChurnRiskModel, scorecard: ScorecardConfig, settings: Settings
-) -> tuple[DataFrame, tuple[str, ...]]:
-    """The scores table of `features` (a Spark feature table of one or more as_of dates), lazily, and
-    the scoring core's notes (from a few rows scored on the driver, which also give the schema)."""
+) -> tuple[DataFrame, tuple[str, ...], pd.Series]:
+    """The scores table of `features` (a Spark feature table of one or more as_of dates), lazily, the
+    scoring core's notes and its column dtypes (from a few rows scored on the driver, which also give
+    the schema)."""
     spark = features.sparkSession
     view = "__churn_scoring_features"
     features.createOrReplaceTempView(view)
@@ -96,7 +97,7 @@ def score_on_spark(
                 typed = batch.astype(dict.fromkeys(categorical_, "category"))
                 yield score_table(typed, model_, scorecard_, settings_)
 
-    return ranked.mapInPandas(score_batches, schema), scored.notes
+    return ranked.mapInPandas(score_batches, schema), scored.notes, scored.scores.dtypes
 
 
 def spark_frame(spark, table: pd.DataFrame) -> DataFrame:
@@ -104,7 +105,7 @@ def spark_frame(spark, table: pd.DataFrame) -> DataFrame:
     return spark.createDataFrame(table.astype(dict.fromkeys(categorical_columns(table), "object")))
 
 
-def collect_scores(scores: DataFrame) -> pd.DataFrame:
-    """The scores on the driver, in the DuckDB path's row order (as_of, account_id)."""
-    frame = scores.toPandas()
+def collect_scores(scores: DataFrame, dtypes: pd.Series) -> pd.DataFrame:
+    """The scores on the driver with the scoring core's dtypes, in row order (as_of, account_id)."""
+    frame = scores.toPandas().astype(dtypes.to_dict())
     return frame.sort_values(["as_of", "account_id"], kind="stable", ignore_index=True)

@@ -614,9 +614,10 @@ def _spark_scores(features: pd.DataFrame, model, scorecard, settings: Settings) 
     from pipeline.spark_scoring import collect_scores, score_on_spark, spark_frame
 
     with spark_errors():
-        scores, notes = score_on_spark(spark_frame(spark_session(settings), features), model, scorecard, settings)
-        collected = collect_scores(scores)
-    collected["as_of"] = collected["as_of"].astype(features["as_of"].dtype)
+        scores, notes, dtypes = score_on_spark(
+            spark_frame(spark_session(settings), features), model, scorecard, settings
+        )
+        collected = collect_scores(scores, dtypes)
     order = features[["account_id"]].astype(str).reset_index(drop=True)  # one date: one row per account
     return order.merge(collected, on="account_id", how="left", validate="one_to_one")[collected.columns], notes
 
