@@ -1,32 +1,34 @@
 """The feature engine: snapshot table (keys, label, term end, features) for a set of as_of dates.
 
-All work runs as SQL in the dataset's DuckDB connection: snapshots and labels first, then each
-family present in the data builds `_ft_<source>` from its daily roll-ups, and one final join
-assembles the table of `features/table.py`. Intermediate tables live in the connection as
-`_ft_*` temporary tables and are dropped afterwards, whatever happens.
+All work runs as SQL on an `Engine` (`features/sql/engine.py`): the dataset's DuckDB connection by
+default, or a Spark session. Snapshots and labels first, then each family present in the data
+builds `_ft_<source>` from its daily roll-ups, and one final join assembles the table of
+`features/table.py`. The SQL is the same on both engines; intermediate tables are dropped
+afterwards, whatever happens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
-import duckdb
 import pandas as pd
 
 from features.contract import CanonicalData
-from features.daily import SNAPSHOTS, TEMP_PREFIX, as_of_table_sql, intervals_sql, window_map_sql
 from features.errors import DataContractError
 from features.families import FAMILIES
 from features.families.base import FamilyContext, family_table
 from features.feature_set import FeatureSet
-from features.labels import snapshots_sql, terms_sql
+from features.labels import TERMS, snapshots_sql, terms_sql
 from features.progress import ProgressCallback, report
 from features.registry import absence_reason, lookup, sources_of
 from features.settings import FeatureSettings
 from features.snapshots import normalise_as_of, snapshot_dates
-from features.table import ACCOUNT_ID, AS_OF, LABEL, META_COLUMNS, TERM_END
+from features.sql.engine import DuckDBEngine, Engine
+from features.sql.timeline import LANDED, SNAPSHOTS, build_timeline, landed_sql
+from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END
 
-__all__ = ["build_features", "snapshot_dates"]
+__all__ = ["build_features", "built_features", "snapshot_dates", "with_feature_dtypes"]
 
 STAGE = "building features"
 
@@ -38,55 +40,86 @@ def build_features(
     grace_days: int,
     progress: ProgressCallback | None = None,
     feature_set: FeatureSet | None = None,
+    engine: Engine | None = None,
 ) -> pd.DataFrame:
-    """One row per (account, as_of) with an active term: label, term end and every feature.
+    """One row per (account, as_of) with an active term: label, term end and every feature, as pandas.
 
     Families whose table is absent from the data produce no columns; a snapshot's values depend
     only on data before its as_of, never on the other dates of the call. With a model's
     `feature_set`, exactly its features are built, in its order (DataContractError when the data
-    cannot produce one of them).
+    cannot produce one of them). `engine` defaults to DuckDB on the dataset's connection.
     """
+    engine = engine or DuckDBEngine(dataset.con)
+    with built_features(dataset, engine, as_of_dates, settings, grace_days, progress, feature_set) as select:
+        table = engine.frame(select)
+    return with_feature_dtypes(table)
+
+
+@contextmanager
+def built_features(
+    dataset: CanonicalData,
+    engine: Engine,
+    as_of_dates: Iterable,
+    settings: FeatureSettings,
+    grace_days: int,
+    progress: ProgressCallback | None = None,
+    feature_set: FeatureSet | None = None,
+) -> Iterator[str]:
+    """Build every family on `engine` and yield the SELECT of the assembled table (ordered by as_of,
+    account_id), valid inside the block: callers collect it or write it from the engine."""
     dates = normalise_as_of(as_of_dates)
     usage_keys = feature_set.usage_keys if feature_set is not None else None
     ctx = FamilyContext(settings, grace_days, dataset.present_columns, usage_keys)
     families = [f for f in FAMILIES if f.SOURCE == "accounts" or f.SOURCE in dataset.event_tables]
-    con: duckdb.DuckDBPyConnection = dataset.con
     steps = len(families) + 2
+    d = engine.dialect
 
     def done_steps(done: int) -> None:
         report(progress, STAGE, done, steps)
 
-    def run(sql: str) -> list[tuple]:
-        return con.execute(sql).fetchall()
-
     try:
         done_steps(0)
-        for statement in (
-            as_of_table_sql(dates),
-            window_map_sql(ctx.horizon),
-            intervals_sql(),
-            terms_sql(grace_days),
-            snapshots_sql(grace_days, pd.Timestamp(dataset.data_end)),
-        ):
-            run(statement)
+        build_timeline(engine, dates, _first_day(dataset, dates[0] - pd.Timedelta(days=ctx.horizon)), ctx.horizon)
+        engine.materialize(TERMS, terms_sql(d, grace_days))
+        engine.materialize(SNAPSHOTS, snapshots_sql(d, grace_days, pd.Timestamp(dataset.data_end)))
+        engine.define(LANDED, landed_sql(d))
         done_steps(1)
         built: list[tuple[str, list[str]]] = []
         for done, family in enumerate(families, start=2):
-            built.append((family.SOURCE, family.build(run, ctx)))
+            built.append((family.SOURCE, family.build(engine, ctx)))
             done_steps(done)
-        table = _assemble(con, built)
+        yield _assemble_sql(built, feature_set)
         done_steps(steps)
     finally:
-        _drop_temporary_tables(con)
-    table = _with_feature_dtypes(table)
-    return table if feature_set is None else _exactly(table, feature_set)
+        engine.drop_intermediates()
 
 
-def _exactly(table: pd.DataFrame, feature_set: FeatureSet) -> pd.DataFrame:
-    """The table with exactly the set's features, in its order; a feature the data cannot produce fails."""
-    missing = [name for name in feature_set.names if name not in table.columns]
+def _first_day(dataset: CanonicalData, fallback: pd.Timestamp) -> pd.Timestamp:
+    """The first day any event table has a row: where the calendar starts."""
+    first = dataset.first_event
+    return fallback if first is None else min(first, fallback)
+
+
+def _assemble_sql(built: list[tuple[str, list[str]]], feature_set: FeatureSet | None) -> str:
+    """The final join; with a feature set, exactly its features in its order."""
+    made = {name: f"f{index}.{name}" for index, (_, names) in enumerate(built) for name in names}
+    wanted = list(made) if feature_set is None else _exactly(made, feature_set)
+    select = [f"s.{ACCOUNT_ID}", f"s.{AS_OF}", f"s.label AS {LABEL}", f"s.term_end AS {TERM_END}"]
+    select += [made[name] for name in wanted]
+    joins = []
+    for index, (source, _) in enumerate(built):
+        alias = f"f{index}"
+        joins.append(
+            f"LEFT JOIN {family_table(source)} {alias} ON {alias}.account_id = s.account_id AND {alias}.as_of = s.as_of"
+        )
+    return f"SELECT {', '.join(select)} FROM {SNAPSHOTS} s {' '.join(joins)} ORDER BY s.as_of, s.account_id"
+
+
+def _exactly(made: dict[str, str], feature_set: FeatureSet) -> list[str]:
+    """The set's features, in its order; a feature the data cannot produce fails."""
+    missing = [name for name in feature_set.names if name not in made]
     if missing:
-        sources = sources_of(table.columns[len(META_COLUMNS) :])
+        sources = sources_of(made)
         reasons = "; ".join(
             f"{name} ({absence_reason(name, sources) if lookup(name) else 'not a feature this engine builds'})"
             for name in missing[:5]
@@ -96,23 +129,10 @@ def _exactly(table: pd.DataFrame, feature_set: FeatureSet) -> pd.DataFrame:
             f"{len(missing)} of them: {reasons}{', ...' if len(missing) > 5 else ''}. Score data with the same "
             "tables and columns as the training data (and the same features.windows), or retrain on this data."
         )
-    return table[[*META_COLUMNS, *feature_set.names]]
+    return list(feature_set.names)
 
 
-def _assemble(con: duckdb.DuckDBPyConnection, built: list[tuple[str, list[str]]]) -> pd.DataFrame:
-    select = [f"s.{ACCOUNT_ID}", f"s.{AS_OF}", f"s.label AS {LABEL}", f"s.term_end AS {TERM_END}"]
-    joins = []
-    for index, (source, names) in enumerate(built):
-        alias = f"f{index}"
-        select += [f"{alias}.{name}" for name in names]
-        joins.append(
-            f"LEFT JOIN {family_table(source)} {alias} ON {alias}.account_id = s.account_id AND {alias}.as_of = s.as_of"
-        )
-    sql = f"SELECT {', '.join(select)} FROM {SNAPSHOTS} s {' '.join(joins)} ORDER BY s.as_of, s.account_id"
-    return con.execute(sql).df()
-
-
-def _with_feature_dtypes(table: pd.DataFrame) -> pd.DataFrame:
+def with_feature_dtypes(table: pd.DataFrame) -> pd.DataFrame:
     """Keys as str / datetime64[us], label as nullable Int8, features float64 or category."""
     table[ACCOUNT_ID] = table[ACCOUNT_ID].astype(str)
     for column in (AS_OF, TERM_END):
@@ -125,11 +145,3 @@ def _with_feature_dtypes(table: pd.DataFrame) -> pd.DataFrame:
         else:
             table[column] = table[column].astype("float64")
     return table
-
-
-def _drop_temporary_tables(con: duckdb.DuckDBPyConnection) -> None:
-    names = con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, ?)", [TEMP_PREFIX]
-    ).fetchall()
-    for (name,) in names:
-        con.execute(f'DROP TABLE IF EXISTS "{name}"')

@@ -266,3 +266,7 @@ class CanonicalData(Protocol):
     event_tables: tuple[str, ...]
     present_columns: Mapping[str, tuple[str, ...]]
     data_end: pd.Timestamp
+
+    @property
+    def first_event(self) -> pd.Timestamp | None:
+        """The earliest kept timestamp of the event tables (None without events)."""

@@ -15,7 +15,6 @@ from features.errors import ConfigError
 HORIZON_DAYS = 90
 """Longest fixed look-back of the feature families (90-day means and rates)."""
 
-TERMS = "_ft_terms"
 CADENCES = ("monthly", "weekly")
 
 

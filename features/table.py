@@ -33,8 +33,17 @@ def categorical_columns(table: pd.DataFrame) -> list[str]:
 
 
 def read_feature_table(path: str) -> pd.DataFrame:
-    """Read a feature table written by `churn features`, restoring categorical dtypes."""
+    """Read a feature table written by `churn features`, restoring categorical dtypes.
+
+    A folder is the Spark engine's output, partitioned by as_of (`as_of=YYYY-MM-DD/`): the
+    partition column comes back as the as_of timestamps, keys first, rows in (as_of, account_id) order.
+    """
     table = pd.read_parquet(path)
+    if isinstance(table[AS_OF].dtype, pd.CategoricalDtype) or not pd.api.types.is_datetime64_any_dtype(table[AS_OF]):
+        table[AS_OF] = pd.to_datetime(table[AS_OF].astype(str)).astype("datetime64[us]")
+        ordered = [*META_COLUMNS, *(c for c in table.columns if c not in META_COLUMNS)]
+        table = table[ordered].sort_values([AS_OF, ACCOUNT_ID], kind="stable", ignore_index=True)
+        table[LABEL] = table[LABEL].astype("Int8")
     for col in categorical_columns(table):
         table[col] = table[col].astype("category")
     return table

@@ -75,11 +75,18 @@ def score_health(table: pd.DataFrame, config: ScorecardConfig) -> HealthScores:
     population = config.population_by if config.population_by in table.columns else None
     cache: dict[tuple[str, str], np.ndarray] = {}
 
+    given = dict(percentile_rules(config))
+
     def metric_points(metric: str, rule: MetricRule) -> np.ndarray:
-        """Points over the whole table: percentiles rank the full population, whatever the scorecard."""
+        """Points over the whole table: percentiles rank the full population, whatever the scorecard
+        (or come ranked already, in the rule's `percentile_column`, when the table is a slice of it)."""
         key = (metric, rule.model_dump_json())
         if key not in cache:
-            cache[key] = points_for(rule, metric_values(table, metric, rule.default), table, population)
+            ranked = given.get(key)
+            if ranked is not None and ranked in table.columns:
+                cache[key] = table[ranked].to_numpy(dtype=float, na_value=np.nan)
+            else:
+                cache[key] = points_for(rule, metric_values(table, metric, rule.default), table, population)
         return cache[key]
 
     for name, card, _ in config.scorecards():
@@ -238,6 +245,22 @@ def points_for(rule: MetricRule, values: np.ndarray, table: pd.DataFrame, popula
     if isinstance(rule, PercentileMetric):
         return _percentile_points(values, table, [c for c in (population, rule.within) if c], rule.healthier)
     raise TypeError(f"no scoring for scheme {type(rule).__name__}")
+
+
+def percentile_rules(config: ScorecardConfig) -> list[tuple[tuple[str, str], str]]:
+    """((metric, rule as JSON), column name) of every distinct percentile rule of the scorecard.
+
+    Percentiles are the one part of the health score that depends on other rows (the population);
+    an engine that scores slices of the table (Spark) ranks them over the whole table first and
+    hands the points over in these columns.
+    """
+    keys = []
+    for _, card, _ in config.scorecards():
+        for metric, rule in card.rules():
+            key = (metric, rule.model_dump_json())
+            if isinstance(rule, PercentileMetric) and key not in keys:
+                keys.append(key)
+    return [(key, f"__percentile_points_{index}") for index, key in enumerate(keys)]
 
 
 def _percentile_points(values: np.ndarray, table: pd.DataFrame, group_by: list[str], healthier: str) -> np.ndarray:

@@ -51,11 +51,22 @@ OverwriteOpt = Annotated[
 ]
 
 
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="duckdb (in-process) or spark (Apache Spark, for histories that outgrow one machine); "
+        "default: engine in the configuration.",
+    ),
+]
+
+
 def settings_from(
     config: Path | None,
     grace_days: int | None = None,
     data_end: str | None = None,
     features: dict[str, Any] | None = None,
+    engine: str | None = None,
     **model: Any,
 ) -> Settings:
     """Load settings and apply the command-line overrides that were given (validated like the file)."""
@@ -63,6 +74,7 @@ def settings_from(
         "data": {k: v for k, v in {"grace_days": grace_days, "data_end": data_end}.items() if v is not None},
         "features": {k: v for k, v in (features or {}).items() if v is not None},
         "model": {k: v for k, v in model.items() if v is not None},
+        "engine": engine,
     }
     return load_settings(config, {k: v for k, v in overrides.items() if v}, source="command-line options")
 
@@ -136,7 +148,12 @@ def validate(
 def features(
     data: DataOpt,
     out_file: Annotated[
-        Path, typer.Option("--out", help="Parquet file for the snapshot feature table (a re-run replaces it).")
+        Path,
+        typer.Option(
+            "--out",
+            help="Parquet file for the snapshot feature table (a re-run replaces it); with --engine spark, "
+            "a folder of parquet partitioned by as_of.",
+        ),
     ],
     config: ConfigOpt = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="One snapshot date.")] = None,
@@ -146,17 +163,27 @@ def features(
     grace_days: GraceOpt = None,
     data_end: DataEndOpt = None,
     overwrite: OverwriteOpt = False,
+    engine: EngineOpt = None,
 ) -> None:
     """Build the point-in-time snapshot feature table (with labels)."""
-    from pipeline.io import check_output_file, output_format, write_output
-    from pipeline.stages import build_feature_table, load
+    from pipeline.io import check_output_dir, check_output_file, output_format, write_output
+    from pipeline.stages import build_feature_table, load, write_feature_folder
 
-    settings = settings_from(config, grace_days, data_end, features={"cadence": every})
+    settings = settings_from(config, grace_days, data_end, features={"cadence": every}, engine=engine)
     dates = {
         "as_of": parse_date(as_of, "--as-of") if as_of else None,
         "start": parse_date(start, "--start") if start else None,
         "end": parse_date(end, "--end") if end else None,
     }
+    if settings.engine == "spark":
+        check_output_dir(out_file, "features", [])  # before the work; the folder is swapped in whole
+        rows, date_count, labelled, width = write_feature_folder(load(data, settings, out), settings, out_file, **dates)
+        out.print(
+            f"Wrote {rows:,} snapshots ({date_count} dates, {labelled:,} labelled) x {width} features "
+            f"to {out_file} (parquet partitioned by as_of)",
+            highlight=False,
+        )
+        return
     output_format(out_file, allowed=("parquet",))
     check_output_file(out_file, "features", overwrite=overwrite)  # before the work, and again when writing
     dataset = load(data, settings, out)
@@ -184,11 +211,12 @@ def train(
     grace_days: GraceOpt = None,
     data_end: DataEndOpt = None,
     seed: SeedOpt = None,
+    engine: EngineOpt = None,
 ) -> None:
     """Train the renewal-risk model, evaluate it out of time, log and register it in MLflow."""
     from pipeline.stages import run_train, run_train_table
 
-    settings = settings_from(config, grace_days, data_end, seed=seed)
+    settings = settings_from(config, grace_days, data_end, engine=engine, seed=seed)
     if table is not None:
         if not id_col or not label_col:
             raise ChurnError("--table needs --id and --label (the id and label column names).")
@@ -231,13 +259,14 @@ def score(
             "--rescore-history", help="Re-score the other dates of the history with the current scorecard too."
         ),
     ] = False,
+    engine: EngineOpt = None,
 ) -> None:
     """Score every active account as of a date: churn probability, health score, explanations, alerts."""
     from pipeline.commit import ScoreOutputs
     from pipeline.io import output_format
     from pipeline.stages import run_score, run_score_table
 
-    settings = settings_from(config, None, data_end)
+    settings = settings_from(config, None, data_end, engine=engine)
     if fmt is not None and fmt not in ("parquet", "csv"):
         raise ChurnError(f"--format: '{fmt}' is not supported (use parquet or csv).")
     outputs = ScoreOutputs(out_file, output_format(out_file, fmt=fmt), overwrite)
@@ -306,11 +335,12 @@ def run(
     accounts: Annotated[int, typer.Option("--accounts", min=50, help="Accounts to generate without --data.")] = 1500,
     seed: Annotated[int, typer.Option("--seed", help="Seed for generated data and the model.")] = 0,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder (default: <workdir>/run).")] = None,
+    engine: EngineOpt = None,
 ) -> None:
     """The whole job end to end: generate (without --data), validate, features, train, score, alerts, compare."""
     from pipeline.stages import run_all
 
-    settings = settings_from(config)
+    settings = settings_from(config, engine=engine)
     run_all(data, settings, config, accounts, seed, out_dir, out)
 
 

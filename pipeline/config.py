@@ -212,6 +212,28 @@ class SuggestionSettings(SettingsSection):
         return self
 
 
+class SparkSettings(SettingsSection):
+    """Where `engine: spark` runs: any Spark master URL, and Spark settings passed as they are."""
+
+    master: str = Field(
+        "local[*]", min_length=1, description="Spark master: local[N], spark://host:port, yarn, k8s://..."
+    )
+    conf: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Spark settings (e.g. spark.executor.memory: 8g), over churn's defaults (pipeline/spark.py).",
+    )
+    train_max_rows: int = Field(
+        5_000_000,
+        ge=1000,
+        description="Training collects the Spark feature table onto one node; above this many snapshots, a "
+        "seeded sample of whole accounts (README: training from a Spark feature table).",
+    )
+
+    def spark_conf(self) -> dict[str, str]:
+        """The settings as Spark takes them: strings, booleans spelled true/false."""
+        return {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in self.conf.items()}
+
+
 class Settings(SettingsSection):
     workdir: str = Field(
         ".churn", min_length=1, description="Working folder: tracking store, artifacts, score history."
@@ -228,6 +250,10 @@ class Settings(SettingsSection):
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
     suggestions: SuggestionSettings = Field(default_factory=SuggestionSettings)
+    engine: Literal["duckdb", "spark"] = Field(
+        "duckdb", description="Where features and scores are computed: DuckDB in-process, or Apache Spark."
+    )
+    spark: SparkSettings = Field(default_factory=SparkSettings)
 
     @property
     def workdir_path(self) -> Path:

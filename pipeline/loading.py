@@ -48,6 +48,12 @@ class Dataset:
     report: ValidationReport
     sources: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def first_event(self) -> pd.Timestamp | None:
+        """The earliest kept timestamp of the event tables, as validation measured it."""
+        tables = self.report.tables
+        return min((tables[name].first for name in self.event_tables if tables[name].first is not None), default=None)
+
     @classmethod
     def from_frames(
         cls,

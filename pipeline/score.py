@@ -186,6 +186,8 @@ def score_book(
     overrides: pd.DataFrame | None = None,
     rescored: pd.DataFrame | None = None,
     progress: ProgressCallback | None = None,
+    scores: pd.DataFrame | None = None,
+    score_notes: tuple[str, ...] = (),
 ) -> ScoreRun:
     """Score, apply the CSM overrides in force, then compare with the previous run in the history:
     trends, alerts (an override applied last time and gone now is an alert) and drift (reads only).
@@ -193,11 +195,14 @@ def score_book(
     `overrides` is every record of the override store (`read_records`), ended ones included: they
     say why an override the previous run applied is gone. `rescored` holds past runs re-scored with
     this scorecard (`rescore_history`): they stand in for the stored runs of their dates.
+    `scores` and `score_notes`: the scoring core's table of `features` (same rows, same order) and
+    its notes, when another engine computed them (Spark).
     """
     records = no_overrides() if overrides is None else overrides
     features = features.reset_index(drop=True)
-    scored = score_features(features, model, scorecard, settings, progress=progress)
-    scores = scored.scores
+    if scores is None:
+        scored = score_features(features, model, scorecard, settings, progress=progress)
+        scores, score_notes = scored.scores, scored.notes
     as_of = pd.Timestamp(scores[AS_OF].iloc[0])
     applied = apply_overrides(scores, in_force(records, as_of), scorecard)
     scores = applied.scores
@@ -245,5 +250,5 @@ def score_book(
         drift=drift,
         model_version=str(scores[MODEL_VERSION].iloc[0]),
         notes=notes,
-        warnings=[*scored.notes, *warnings],
+        warnings=[*score_notes, *warnings],
     )

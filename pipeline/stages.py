@@ -155,12 +155,65 @@ def build_feature_table(
 ) -> pd.DataFrame:
     """The snapshot feature table; with a model's `feature_set`, exactly the features it was trained on."""
     from features.build import build_features
+    from pipeline.engines import feature_engine
 
     dates = snapshot_dates_for(dataset, settings, as_of, start, end)
-    with progress_bars() as progress:
+    with progress_bars() as progress, feature_engine(dataset, settings) as engine:
         return build_features(
-            dataset, dates, settings.features, settings.data.grace_days, progress=progress, feature_set=feature_set
+            dataset, dates, settings.features, settings.data.grace_days, progress, feature_set, engine
         )
+
+
+def training_table(dataset: Dataset, settings: Settings, notes: list[str] | None = None) -> pd.DataFrame:
+    """The feature table to train on: all of it on DuckDB; on Spark, collected onto this node, as a
+    seeded sample of whole accounts when it has more than `spark.train_max_rows` snapshots
+    (`sample_accounts`; a note says when it happened)."""
+    if settings.engine != "spark":
+        return build_feature_table(dataset, settings)
+    from features.build import built_features, with_feature_dtypes
+    from pipeline.engines import feature_engine, sample_accounts
+
+    dates = snapshot_dates_for(dataset, settings, None, None, None)
+    with (
+        progress_bars() as progress,
+        feature_engine(dataset, settings) as engine,
+        built_features(dataset, engine, dates, settings.features, settings.data.grace_days, progress) as select,
+    ):
+        table, note = sample_accounts(engine.dataframe(select), settings.spark.train_max_rows, settings.model.seed)
+        if note is not None and notes is not None:
+            notes.append(note)
+        return with_feature_dtypes(table.orderBy("as_of", "account_id").toPandas())
+
+
+def write_feature_folder(
+    dataset: Dataset,
+    settings: Settings,
+    out_dir: Path,
+    as_of: date | None = None,
+    start: date | None = None,
+    end: date | None = None,
+) -> tuple[int, int, int, int]:
+    """Build the feature table on Spark and write it from the cluster as parquet partitioned by as_of
+    (`as_of=YYYY-MM-DD/`), never collecting it on the driver; the folder lands whole or not at all.
+    Returns (snapshots, dates, labelled, features)."""
+    from features.build import built_features
+    from features.table import META_COLUMNS
+    from pipeline.engines import feature_engine
+    from pipeline.io import replace_directory
+
+    dates = snapshot_dates_for(dataset, settings, as_of, start, end)
+    with (
+        progress_bars() as progress,
+        feature_engine(dataset, settings) as engine,
+        built_features(dataset, engine, dates, settings.features, settings.data.grace_days, progress) as select,
+        replace_directory(out_dir, "features") as tmp,
+    ):
+        table = engine.dataframe(select)
+        partitioned = table.withColumn("as_of", table["as_of"].cast("date"))
+        partitioned.write.mode("overwrite").partitionBy("as_of").parquet(str(tmp))
+        written = engine.spark.read.parquet(str(tmp))
+        rows, labelled, date_count = written.selectExpr("count(*)", "count(label)", "count(DISTINCT as_of)").first()
+    return rows, date_count, labelled, len(table.columns) - len(META_COLUMNS)
 
 
 def health_config(settings: Settings):
@@ -313,7 +366,7 @@ def run_train(
         dataset = load(data, settings, console)
         data_end = dataset.data_end
         notes += filter(None, [cadence_note(dataset, settings)])
-        table = build_feature_table(dataset, settings)
+        table = training_table(dataset, settings, notes)
     result = train_on_table(table, settings, config, promote, console, data_end, notes=notes)
     if data is not None:
         print_oracle(Path(data), result, console)
@@ -508,6 +561,9 @@ def score_date(
         rescored = rescored_history(
             dataset, settings, scorecard.config, overrides, history_dir, when, feature_set=model.feature_set_
         )
+    scores, notes = None, ()
+    if settings.engine == "spark":
+        scores, notes = _spark_scores(features, model, scorecard.config, settings)
     with progress_bars() as progress:
         run = score_book(
             features,
@@ -518,6 +574,8 @@ def score_date(
             overrides=overrides,
             rescored=rescored,
             progress=progress,
+            scores=scores,
+            score_notes=notes,
         )
     if rescored is not None:
         dates = sorted(pd.to_datetime(rescored["as_of"]).dt.date.unique())
@@ -546,6 +604,22 @@ def score_date(
     if deliver_alerts:
         _deliver(run, settings)
     return run
+
+
+def _spark_scores(features: pd.DataFrame, model, scorecard, settings: Settings) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The scoring core run by Spark tasks (mapInPandas) over the accounts to score (built on Spark,
+    chosen and judged on the driver like on DuckDB), and its notes; the scores in the rows' order."""
+    from pipeline.engines import spark_session
+    from pipeline.spark import spark_errors
+    from pipeline.spark_scoring import collect_scores, score_on_spark, spark_frame
+
+    with spark_errors():
+        scores, notes, dtypes = score_on_spark(
+            spark_frame(spark_session(settings), features), model, scorecard, settings
+        )
+        collected = collect_scores(scores, dtypes)
+    order = features[["account_id"]].astype(str).reset_index(drop=True)  # one date: one row per account
+    return order.merge(collected, on="account_id", how="left", validate="one_to_one")[collected.columns], notes
 
 
 def _deliver(run, settings: Settings) -> None:
@@ -821,11 +895,14 @@ def _run_all(
     dataset = load(data, settings)
     print_report(dataset, console)
     console.rule("features")
-    table = build_feature_table(dataset, settings)
+    notes: list[str] = []
+    table = training_table(dataset, settings, notes)
     paths = {"data": Path(data), "features": write_output(table, out_dir / "features.parquet", "features")}
     console.print(f"{len(table):,} monthly snapshots x {table.shape[1] - 4} features -> {paths['features']}")
     console.rule("train")
-    result = train_on_table(table, settings, config, promote=False, console=console, data_end=dataset.data_end)
+    result = train_on_table(
+        table, settings, config, promote=False, console=console, data_end=dataset.data_end, notes=notes
+    )
     print_oracle(Path(data), result, console)
     console.rule("score")
     latest = latest_scoring_date(dataset)

@@ -15,15 +15,16 @@ counted and kept, with the action stated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
 
 from features.contract import EVENT_TABLES, TABLES, Column, RawTypes, TableContract
-from features.daily import timestamp_literal
 from features.errors import DataContractError
 from features.labels import term_outcomes_sql
+from features.sql.dialect import DUCKDB
 
 EXAMPLES = 3
 FIRST_DATE = pd.Timestamp("1900-01-01")
@@ -66,6 +67,7 @@ class ValidationReport:
     warnings: list[DataWarning] = field(default_factory=list)
     data_end_source: str = "latest event"
     keep: dict[str, str] = field(default_factory=dict)  # table -> SQL condition on canonical columns
+    time_limit: pd.Timestamp | None = None  # rows dated from here on are excluded (keep_condition)
 
     def warning_count(self, table: str) -> int:
         return sum(w.count for w in self.warnings if w.table == table)
@@ -102,9 +104,9 @@ def validate(
     try:
         exclusions = _exclude(con, tables, limit, limit_text)
         excluding = {w.table for w in exclusions if w.excluded}  # tables without exclusions skip the filter
-        keep = {name: _keep_condition(name, limit, "accounts") if name in excluding else "true" for name in tables}
+        keep = {name: keep_condition(name, limit, "accounts") if name in excluding else "true" for name in tables}
         for name in tables:
-            condition = _keep_condition(name, limit, "__kept_accounts") if name in excluding else "true"
+            condition = keep_condition(name, limit, "__kept_accounts") if name in excluding else "true"
             con.execute(f'CREATE VIEW "__kept_{name}" AS SELECT * FROM "__typed_{name}" t WHERE {condition}')
         end, source = _data_end(con, tables, explicit_end)
         report = ValidationReport(
@@ -113,6 +115,7 @@ def validate(
             grace_days=grace_days,
             data_end_source=source,
             keep=keep,
+            time_limit=limit,
         )
         report.warnings = [*exclusions, *_warnings(con, tables)]
         _term_outcomes(con, report)
@@ -151,8 +154,8 @@ def _range_check(column: Column, cast: str) -> tuple[str, str] | None:
     """(condition, problem) for values of the right type but outside the column's range."""
     if column.type == "timestamp":
         return (
-            f"({cast}) IS NOT NULL AND (({cast}) < {timestamp_literal(FIRST_DATE)} "
-            f"OR ({cast}) >= {timestamp_literal(END_OF_DATES)})",
+            f"({cast}) IS NOT NULL AND (({cast}) < {DUCKDB.timestamp(FIRST_DATE)} "
+            f"OR ({cast}) >= {DUCKDB.timestamp(END_OF_DATES)})",
             f"values are outside the supported dates {FIRST_DATE.date()} to "
             f"{(END_OF_DATES - pd.Timedelta(days=1)).date()}",
         )
@@ -316,17 +319,19 @@ def _time_limit(
     return end, limit, f"the data end {end.date() if end == end.normalize() else end}"
 
 
-def _keep_condition(table: str, limit: pd.Timestamp, accounts: str) -> str:
+def keep_condition(
+    table: str, limit: pd.Timestamp, accounts: str, literal: Callable[[pd.Timestamp], str] = DUCKDB.timestamp
+) -> str:
     """Rows kept: of a known account and dated before `limit` by the table's time column.
 
     Accounts themselves are all kept: a created_at in the future only moves the landing date
     to the first term start (`features/labels.py`), while dropping the account would drop
-    its terms and events.
+    its terms and events. `literal` spells the timestamp for the engine that applies it.
     """
     if table == "accounts":
         return "true"
     time_column = TABLES[table].time_column
-    return f'"{time_column}" < {timestamp_literal(limit)} AND account_id IN (SELECT account_id FROM "{accounts}")'
+    return f"{time_column} < {literal(limit)} AND account_id IN (SELECT account_id FROM {accounts})"
 
 
 def _exclude(
@@ -341,7 +346,7 @@ def _exclude(
                 con,
                 name,
                 time_column,
-                f't."{time_column}" >= {timestamp_literal(limit)}',
+                f't."{time_column}" >= {DUCKDB.timestamp(limit)}',
                 f"rows dated after {limit_text}",
                 "kept: the account lands at its first term start instead"
                 if name == "accounts"
@@ -359,7 +364,7 @@ def _exclude(
                 con,
                 name,
                 "account_id",
-                f't."{time_column}" < {timestamp_literal(limit)} AND t.account_id NOT IN ({known})',
+                f't."{time_column}" < {DUCKDB.timestamp(limit)} AND t.account_id NOT IN ({known})',
                 "rows for accounts not in accounts",
                 "excluded: no account to attach them to (no features, scores or alerts)",
                 excluded=True,
@@ -506,5 +511,5 @@ def _term_outcomes(con: duckdb.DuckDBPyConnection, report: ValidationReport) -> 
     """Count terms renewed, churned and censored with the labels' own rules (per term end date)."""
     report.accounts = con.execute('SELECT count(*) FROM "__kept_accounts"').fetchone()[0]
     report.terms, report.renewals, report.churns, report.censored = con.execute(
-        term_outcomes_sql('"__kept_subscriptions"', report.grace_days, report.data_end)
+        term_outcomes_sql(DUCKDB, '"__kept_subscriptions"', report.grace_days, report.data_end)
     ).fetchone()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -166,3 +167,20 @@ def book_settings(book, name: str, **changes):
     root, _, _, result = book
     tracking = {"uri": f"sqlite:///{root / 'work' / 'mlflow.db'}"}
     return load_settings(None, {"workdir": str(root / name), "tracking": tracking, **changes}), result
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] Spark session for the whole test run (a JVM start costs 10-20 s); skipped, with the
+    reason, where PySpark or a Java runtime is missing -- except in CI, where that fails the run."""
+    from pipeline.spark import spark_problem, start_spark
+
+    problem = spark_problem()
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the Spark tests: {problem}")
+        pytest.skip(problem)
+    conf = {"spark.sql.shuffle.partitions": "2", "spark.driver.memory": "1g", "spark.ui.showConsoleProgress": "false"}
+    session = start_spark("local[2]", conf)
+    yield session
+    session.stop()

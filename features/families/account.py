@@ -9,9 +9,10 @@ label's rule; the seat change compares the latest visible renewal with the term 
 
 from __future__ import annotations
 
-from features.daily import SNAPSHOTS, days_between, ratio, tenure_sql
-from features.families.base import Declarations, FamilyContext, Run, family_table
+from features.families.base import Declarations, FamilyContext, family_table
 from features.labels import TERMS
+from features.sql.engine import Engine
+from features.sql.timeline import SNAPSHOTS, agg_where, count_where, family_sql, ratio, tenure
 
 SOURCE = "accounts"
 # Who the customer is and where its contract stands: context for a CSM, not behaviour to change.
@@ -64,11 +65,15 @@ NEW_CUSTOMER = declare.fixed(
 )
 
 
-def build(run: Run, ctx: FamilyContext) -> list[str]:
+HISTORY = "_ft_accounts_history"
+
+
+def build(engine: Engine, ctx: FamilyContext) -> list[str]:
+    d = engine.dialect
     has_account = {c: ctx.has("accounts", c) for c in ("segment", "industry", "region", "regulated")}
     has_term = {c: ctx.has("subscriptions", c) for c in ("plan", "arr", "seats")}
-    tenure = tenure_sql()
-    columns: dict[str, str] = {TENURE: tenure}
+    days_landed = tenure(d)
+    columns: dict[str, str] = {TENURE: days_landed}
     columns.update(
         {
             name: f"acc.{name}"
@@ -84,34 +89,43 @@ def build(run: Run, ctx: FamilyContext) -> list[str]:
         columns[ARR] = "c.arr"
     if has_term["seats"]:
         columns[SEATS] = "c.seats"
-    columns[TERM_LENGTH] = days_between("e.start_date", "e.end_date")
-    columns[DAYS_TO_RENEWAL] = days_between("s.as_of", "s.term_end")
+    columns[TERM_LENGTH] = d.days_between("e.start_date", "e.end_date")
+    columns[DAYS_TO_RENEWAL] = d.days_between("s.as_of", "s.term_end")
     columns[RENEWALS] = "CAST(h.renewals_so_far AS DOUBLE)"
     if has_term["seats"]:
         columns[SEAT_CHANGE] = (
             f"CASE WHEN r.term_id IS NULL THEN 0.0 ELSE {ratio('r.seats - r.prev_seats', 'r.prev_seats')} END"
         )
-    columns[NEW_CUSTOMER] = f"CASE WHEN {tenure} < {ctx.settings.new_customer_days} THEN 1.0 ELSE 0.0 END"
-    select = ",\n               ".join(f"{expr} AS {name}" for name, expr in columns.items())
-    run(f"""
-        CREATE OR REPLACE TEMP TABLE {family_table(SOURCE)} AS
-        WITH active AS (
-            SELECT s.account_id, s.as_of, t.term_id, t.start_date, t.end_date, t.arr, t.seats, t.plan,
-                   row_number() OVER (PARTITION BY s.account_id, s.as_of
-                                      ORDER BY t.end_date DESC, t.start_date, t.term_id) AS defines_e
-            FROM {SNAPSHOTS} s JOIN {TERMS} t
-              ON t.account_id = s.account_id AND t.start_date < s.as_of AND s.as_of <= t.end_date
-        ), contract AS (
-            SELECT account_id, as_of, sum(arr) AS arr, max(seats) AS seats
-            FROM active GROUP BY account_id, as_of
-        )
-        SELECT s.account_id, s.as_of,
-               {select}
-        FROM {SNAPSHOTS} s
-        LEFT JOIN accounts acc ON acc.account_id = s.account_id
-        LEFT JOIN contract c ON c.account_id = s.account_id AND c.as_of = s.as_of
-        LEFT JOIN active e ON e.account_id = s.account_id AND e.as_of = s.as_of AND e.defines_e = 1
-        ASOF LEFT JOIN {TERMS} h ON h.account_id = s.account_id AND s.as_of > h.start_date
-        LEFT JOIN {TERMS} r ON r.term_id = h.latest_renewal
-    """)
+    columns[NEW_CUSTOMER] = f"CASE WHEN {days_landed} < {ctx.settings.new_customer_days} THEN 1.0 ELSE 0.0 END"
+    # Renewals among the terms started before as_of: how many, and the latest (term ids follow start order).
+    engine.define(
+        HISTORY,
+        f"""
+        SELECT s.account_id, s.as_of, {count_where("t.is_renewal")} AS renewals_so_far,
+               {agg_where("max", "t.term_id", "t.is_renewal")} AS latest_renewal
+        FROM {SNAPSHOTS} s JOIN {TERMS} t ON t.account_id = s.account_id AND t.start_date < s.as_of
+        GROUP BY s.account_id, s.as_of
+        """,
+    )
+    snapshots = f"""(
+        SELECT s.*, t.term_id AS e_term_id, row_number() OVER (PARTITION BY s.account_id, s.as_of
+                                            ORDER BY t.end_date DESC, t.start_date, t.term_id) AS defines_e
+        FROM {SNAPSHOTS} s JOIN {TERMS} t
+          ON t.account_id = s.account_id AND t.start_date < s.as_of AND s.as_of <= t.end_date)"""
+    contract = f"""(
+        SELECT s.account_id, s.as_of, sum(t.arr) AS arr, max(t.seats) AS seats
+        FROM {SNAPSHOTS} s JOIN {TERMS} t
+          ON t.account_id = s.account_id AND t.start_date < s.as_of AND s.as_of <= t.end_date
+        GROUP BY s.account_id, s.as_of)"""
+    joins = [
+        "LEFT JOIN accounts acc ON acc.account_id = s.account_id",
+        f"LEFT JOIN {contract} c ON c.account_id = s.account_id AND c.as_of = s.as_of",
+        f"LEFT JOIN {TERMS} e ON e.term_id = s.e_term_id",
+        f"LEFT JOIN {HISTORY} h ON h.account_id = s.account_id AND h.as_of = s.as_of",
+        f"LEFT JOIN {TERMS} r ON r.term_id = h.latest_renewal",
+    ]
+    engine.define(
+        family_table(SOURCE),
+        family_sql(columns, joins, snapshots=f"(SELECT * FROM {snapshots} defining WHERE defines_e = 1)"),
+    )
     return list(columns)

@@ -2,24 +2,21 @@
 
 A family module declares its features with `Declarations` at import (so the registry is complete
 without building anything) and exposes `SOURCE` (the table it reads) and
-`build(run, ctx) -> list[str]`, which runs its SQL through `run` to create the table
-`_ft_<SOURCE>` with one row per snapshot of `_ft_snap` and returns the feature columns it made.
-The SQL is plain text over the contract's tables, so another engine can run the same definitions.
+`build(engine, ctx) -> list[str]`, which materialises the table `_ft_<SOURCE>` through the engine,
+with one row per snapshot of `_ft_snap`, and returns the feature columns it made. The SQL is
+written once in the subset DuckDB and Spark SQL share (`features/sql/`), so both engines run the
+same definitions.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from features.daily import SNAPSHOTS
 from features.registry import Direction, FeatureSpec, Kind, register, register_resolver
 from features.settings import FeatureSettings
 from features.snapshots import HORIZON_DAYS
-
-Run = Callable[[str], list[tuple]]
-"""Executes one SQL statement and returns its rows (empty for DDL)."""
 
 DEFAULT_WINDOWS: tuple[int, ...] = tuple(FeatureSettings().windows)
 
@@ -49,19 +46,6 @@ class FamilyContext:
 
 def family_table(source: str) -> str:
     return f"_ft_{source}"
-
-
-def family_table_sql(source: str, columns: Mapping[str, str], joins: list[str]) -> str:
-    """The family's table: one row per snapshot `s` with each feature column from its expression."""
-    select = ",\n               ".join(f"{expr} AS {name}" for name, expr in columns.items())
-    joined = "\n        ".join(joins)
-    return f"""
-        CREATE OR REPLACE TEMP TABLE {family_table(source)} AS
-        SELECT s.account_id, s.as_of,
-               {select}
-        FROM {SNAPSHOTS} s
-        {joined}
-    """
 
 
 @dataclass(frozen=True)

@@ -13,20 +13,23 @@ price of keeping a wavering customer.
 
 from __future__ import annotations
 
-from features.daily import (
+from features.families.base import Declarations, FamilyContext, family_table
+from features.sql.engine import Engine
+from features.sql.timeline import (
     SNAPSHOTS,
-    asof_join,
-    day_of,
-    days_between,
+    as_double,
+    count_where,
+    ever_before_as_of_sql,
+    family_sql,
+    latest_row_joins,
     ratio,
     rel_change,
+    snapshot_join,
     sum_between,
     sum_within,
-    trailing_table_sql,
-    window_join,
+    trailing_sql,
     zero,
 )
-from features.families.base import Declarations, FamilyContext, Run, family_table_sql
 
 SOURCE = "invoices"
 declare = Declarations(SOURCE, "financial")
@@ -78,60 +81,63 @@ LAST_ISSUED = "_ft_invoices_last"
 OPEN = "_ft_invoices_open"
 
 
-def build(run: Run, ctx: FamilyContext) -> list[str]:
-    run(f"""
-        CREATE OR REPLACE TEMP TABLE {OWED} AS
+LAST_ISSUED_DAY = "_ft_invoices_last_day"
+
+
+def build(engine: Engine, ctx: FamilyContext) -> list[str]:
+    d = engine.dialect
+    engine.materialize(
+        OWED,
+        f"""
         SELECT account_id, issued_at, due_at, amount, coalesce(discount, 0.0) AS discount, status,
-               paid_at, coalesce({day_of("paid_at")} <= {day_of("due_at")}, FALSE) AS on_time
+               paid_at, coalesce({d.day_of("paid_at")} <= {d.day_of("due_at")}, FALSE) AS on_time
         FROM invoices
         WHERE account_id IS NOT NULL AND issued_at IS NOT NULL AND due_at IS NOT NULL
           AND coalesce(status, '') <> 'void'
-    """)
+        """,
+    )
     issued = {"amount_365": sum_within("r.amount", 365), "amount_prev_365": sum_between("r.amount", 365, 730)}
-    run(trailing_table_sql(ISSUED, OWED, issued, 730, "issued_at"))
-    due = {f"due_{w}": f"count(*) FILTER (WHERE r.age <= {w})" for w in PAYMENT_WINDOWS}
-    due |= {f"late_{w}": f"count(*) FILTER (WHERE r.age <= {w} AND NOT r.on_time)" for w in PAYMENT_WINDOWS}
-    due |= {f"failed_{w}": f"count(*) FILTER (WHERE r.age <= {w} AND r.status = 'failed')" for w in PAYMENT_WINDOWS}
-    run(trailing_table_sql(DUE, OWED, due, 365, "due_at", also="e.issued_at < s.as_of"))
+    engine.define(ISSUED, trailing_sql(d, OWED, issued, 730, "issued_at"))
+    due = {f"due_{w}": count_where(f"r.age <= {w}") for w in PAYMENT_WINDOWS}
+    due |= {f"late_{w}": count_where(f"r.age <= {w} AND NOT r.on_time") for w in PAYMENT_WINDOWS}
+    due |= {f"failed_{w}": count_where(f"r.age <= {w} AND r.status = 'failed'") for w in PAYMENT_WINDOWS}
+    engine.define(DUE, trailing_sql(d, OWED, due, 365, "due_at", also="e.issued_at < s.as_of"))
     # open at as_of: issued and due before it, not paid before it (a payment at or after as_of is not seen yet)
-    run(f"""
-        CREATE OR REPLACE TEMP TABLE {OPEN} AS
+    engine.define(
+        OPEN,
+        f"""
         SELECT s.account_id, s.as_of, count(*) AS overdue, sum(o.amount) AS overdue_amount,
-               max({days_between("o.due_at", "s.as_of")}) AS days_overdue
+               max({d.days_between("o.due_at", "s.as_of")}) AS days_overdue
         FROM {SNAPSHOTS} s JOIN {OWED} o
           ON o.account_id = s.account_id AND o.issued_at < s.as_of AND o.due_at < s.as_of
          AND NOT coalesce(o.paid_at < s.as_of, FALSE)
         GROUP BY s.account_id, s.as_of
-    """)
-    run(f"""
-        CREATE OR REPLACE TEMP TABLE {LAST_ISSUED} AS
-        SELECT account_id, issued_at, {ratio("sum(discount)", "sum(amount + discount)")} AS discount_share
+        """,
+    )
+    engine.materialize(
+        LAST_ISSUED,
+        f"""
+        SELECT account_id, issued_at, {d.day_of("issued_at")} AS day,
+               {ratio("sum(discount)", "sum(amount + discount)")} AS discount_share
         FROM {OWED} GROUP BY account_id, issued_at
-    """)
+        """,
+    )
+    # the last invoice issued before as_of (as_of is a midnight: issued before it = issued on an earlier day)
+    engine.define(LAST_ISSUED_DAY, ever_before_as_of_sql(LAST_ISSUED, {"issued_at": ("max", "r.issued_at")}))
 
     columns: dict[str, str] = {}
     if ctx.has(SOURCE, "paid_at"):
-        columns[DAYS_OVERDUE] = f"CAST({zero('o.days_overdue')} AS DOUBLE)"
-        columns[OVERDUE_INVOICES] = f"CAST({zero('o.overdue')} AS DOUBLE)"
+        columns[DAYS_OVERDUE] = as_double(zero("o.days_overdue"))
+        columns[OVERDUE_INVOICES] = as_double(zero("o.overdue"))
         columns[OVERDUE_SHARE] = ratio(zero("o.overdue_amount"), "i.amount_365")
-        columns |= {LATE[w]: f"CAST({zero(f'd.late_{w}')} AS DOUBLE)" for w in PAYMENT_WINDOWS}
+        columns |= {LATE[w]: as_double(zero(f"d.late_{w}")) for w in PAYMENT_WINDOWS}
         columns[LATE_SHARE] = ratio("d.late_365", "d.due_365")
     if ctx.has(SOURCE, "status"):
-        columns |= {FAILED[w]: f"CAST({zero(f'd.failed_{w}')} AS DOUBLE)" for w in PAYMENT_WINDOWS}
+        columns |= {FAILED[w]: as_double(zero(f"d.failed_{w}")) for w in PAYMENT_WINDOWS}
     if ctx.has(SOURCE, "discount"):
         columns[DISCOUNT] = "l.discount_share"
     columns[AMOUNT_CHANGE] = rel_change(zero("i.amount_365"), zero("i.amount_prev_365"))
-
-    run(
-        family_table_sql(
-            SOURCE,
-            columns,
-            [
-                window_join("i", ISSUED),
-                window_join("d", DUE),
-                window_join("o", OPEN),
-                asof_join("l", LAST_ISSUED, day="issued_at"),
-            ],
-        )
-    )
+    joins = [snapshot_join("i", ISSUED), snapshot_join("d", DUE), snapshot_join("o", OPEN)]
+    joins += latest_row_joins("l", LAST_ISSUED, LAST_ISSUED_DAY, key="issued_at")
+    engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

@@ -6,24 +6,25 @@ Gaps are measured between distinct login days; the mean gap over 90 days is (las
 
 from __future__ import annotations
 
-from features.daily import (
-    SNAPSHOTS,
-    asof_join,
-    day_of,
-    days_between,
+from features.families.base import Declarations, FamilyContext, family_table
+from features.sql.engine import Engine
+from features.sql.timeline import (
+    agg_where,
+    as_double,
     distinct_in_windows_sql,
     distinct_keys_sql,
+    ever_before_as_of_sql,
+    family_sql,
     ratio,
     rel_change,
     rows_in,
+    snapshot_join,
     sum_before,
     sum_in,
-    tenure_sql,
-    window_join,
-    windowed_table_sql,
+    tenure,
+    windowed_sql,
     zero,
 )
-from features.families.base import Declarations, FamilyContext, Run, family_table
 
 SOURCE = "logins"
 declare = Declarations(SOURCE, "engagement")
@@ -78,54 +79,49 @@ USERS = "_ft_logins_users"
 VALID = "account_id IS NOT NULL AND ts IS NOT NULL"
 WINDOWS = "_ft_logins_win"
 USER_WINDOWS = "_ft_logins_users_win"
+LAST = "_ft_logins_last"
 
 
-def build(run: Run, ctx: FamilyContext) -> list[str]:
+def build(engine: Engine, ctx: FamilyContext) -> list[str]:
+    d = engine.dialect
     count_windows = sorted({*ctx.windows, 30, 90})
-    run(f"""
-        CREATE OR REPLACE TEMP TABLE {DAILY} AS
+    engine.materialize(
+        DAILY,
+        f"""
         SELECT account_id, day, logins, lag(day) OVER (PARTITION BY account_id ORDER BY day) AS prev_day
-        FROM (SELECT account_id, {day_of("ts")} AS day, count(*) AS logins
-              FROM logins WHERE {VALID} GROUP BY ALL)
-    """)
-    gap = "date_diff('day', r.prev_day, r.day)"
+        FROM (SELECT account_id, {d.day_of("ts")} AS day, count(*) AS logins
+              FROM logins WHERE {VALID} GROUP BY ALL) daily
+        """,
+    )
+    gap = d.days_between("r.prev_day", "r.day")  # whole days: both are midnights
     aggregates = {f"logins_{w}": sum_in("r.logins", w) for w in count_windows}
     aggregates |= {f"days_{w}": rows_in(w) for w in ctx.windows}
     aggregates |= {
         "logins_prev_30": sum_before("r.logins", 30),
         "days_in_90": rows_in(90),
-        "first_age_90": "max(w.age) FILTER (WHERE w.age <= 90)",
-        "last_age_90": "min(w.age) FILTER (WHERE w.age <= 90)",
-        "gap_max_90": f"max({gap}) FILTER (WHERE w.age + {gap} <= 90)",
+        "first_age_90": agg_where("max", "w.age", "w.age <= 90"),
+        "last_age_90": agg_where("min", "w.age", "w.age <= 90"),
+        "gap_max_90": agg_where("max", gap, f"w.age + {gap} <= 90"),
     }
-    run(windowed_table_sql(WINDOWS, DAILY, aggregates))
+    engine.define(WINDOWS, windowed_sql(DAILY, aggregates))
+    engine.define(LAST, ever_before_as_of_sql(DAILY, {"last_day": ("max", "r.day")}))
 
     columns = {LOGINS_PER_SEAT.name(w): ratio(zero(f"w.logins_{w}"), "s.seat_norm") for w in ctx.windows}
-    has_users = ctx.has(SOURCE, "user_id")
-    if has_users:
-        users = f"SELECT account_id, user_id AS key, {day_of('ts')} AS day FROM logins WHERE {VALID}"
-        run(distinct_keys_sql(USERS, users))
-        run(distinct_in_windows_sql(USER_WINDOWS, USERS, ctx.windows))
-        columns |= {ACTIVE_USERS.name(w): f"CAST({zero(f'u.distinct_{w}')} AS DOUBLE)" for w in ctx.windows}
+    joins = [snapshot_join("w", WINDOWS), snapshot_join("l", LAST)]
+    if ctx.has(SOURCE, "user_id"):
+        users = f"SELECT account_id, user_id AS key, {d.day_of('ts')} AS day FROM logins WHERE {VALID}"
+        engine.define(USERS, distinct_keys_sql(d, users, ctx.horizon))
+        engine.define(USER_WINDOWS, distinct_in_windows_sql(USERS, ctx.windows))
+        columns |= {ACTIVE_USERS.name(w): as_double(zero(f"u.distinct_{w}")) for w in ctx.windows}
         columns |= {UTILISATION.name(w): ratio(zero(f"u.distinct_{w}"), "s.seat_norm") for w in ctx.windows}
-    columns |= {ACTIVE_DAYS.name(w): f"CAST({zero(f'w.days_{w}')} AS DOUBLE)" for w in ctx.windows}
-    columns[DAYS_SINCE] = f"coalesce({days_between('l.day', 's.as_of')}, {tenure_sql()})"
+        joins.append(snapshot_join("u", USER_WINDOWS))
+    columns |= {ACTIVE_DAYS.name(w): as_double(zero(f"w.days_{w}")) for w in ctx.windows}
+    columns[DAYS_SINCE] = f"coalesce({d.days_between('l.last_day', 's.as_of')}, {tenure(d)})"
     columns[GAP_MEAN] = (
         "CASE WHEN w.days_in_90 >= 2 THEN CAST(w.first_age_90 - w.last_age_90 AS DOUBLE) / (w.days_in_90 - 1) END"
     )
-    columns[GAP_MAX] = "CAST(w.gap_max_90 AS DOUBLE)"
+    columns[GAP_MAX] = as_double("w.gap_max_90")
     columns[TREND] = rel_change(zero("w.logins_30"), zero("w.logins_prev_30"))
-    columns[TREND_VS_90] = rel_change(f"{zero('w.logins_30')} / 30.0", f"{zero('w.logins_90')} / 90.0")
-
-    select = ",\n               ".join(f"{expr} AS {name}" for name, expr in columns.items())
-    user_join = window_join("u", USER_WINDOWS) if has_users else ""
-    run(f"""
-        CREATE OR REPLACE TEMP TABLE {family_table(SOURCE)} AS
-        SELECT s.account_id, s.as_of,
-               {select}
-        FROM {SNAPSHOTS} s
-        {window_join("w", WINDOWS)}
-        {user_join}
-        {asof_join("l", DAILY)}
-    """)
+    columns[TREND_VS_90] = rel_change(ratio(zero("w.logins_30"), "30"), ratio(zero("w.logins_90"), "90"))
+    engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

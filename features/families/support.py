@@ -10,21 +10,23 @@ compared without case or punctuation ("How-to" = "howto").
 
 from __future__ import annotations
 
-from features.daily import (
-    SNAPSHOTS,
-    asof_join,
-    day_of,
-    days_between,
+from features.families.base import Declarations, FamilyContext, family_table
+from features.sql.engine import Engine
+from features.sql.timeline import (
+    agg_where,
+    as_double,
+    count_where,
+    ever_before_as_of_sql,
+    family_sql,
     ratio,
     rel_change,
+    snapshot_join,
     sum_before,
     sum_in,
-    tenure_sql,
-    window_join,
-    windowed_table_sql,
+    tenure,
+    windowed_sql,
     zero,
 )
-from features.families.base import Declarations, FamilyContext, Run, family_table
 
 SOURCE = "support_tickets"
 declare = Declarations(SOURCE, "support")
@@ -76,55 +78,72 @@ OPENED_DAILY = "_ft_tickets_opened_day"
 CLOSED_DAILY = "_ft_tickets_closed_day"
 OPENED_WINDOWS = "_ft_tickets_opened_win"
 CLOSED_WINDOWS = "_ft_tickets_closed_win"
-CATEGORY_SQL = "regexp_replace(lower(category), '[^a-z0-9]', '', 'g')"
+OPENED_EVER = "_ft_tickets_opened_ever"
+CLOSED_EVER = "_ft_tickets_closed_ever"
+VALID = "account_id IS NOT NULL AND opened_at IS NOT NULL"
 
 
-def build(run: Run, ctx: FamilyContext) -> list[str]:
+def build(engine: Engine, ctx: FamilyContext) -> list[str]:
+    d = engine.dialect
+
     def has(column: str) -> bool:
         return ctx.has(SOURCE, column)
 
+    category = d.regexp_replace_all("lower(category)", "[^a-z0-9]", "")
     rated_when = "closed_at IS NOT NULL" if has("closed_at") else "TRUE"
-
-    run(f"""
-        CREATE OR REPLACE TEMP TABLE {OPENED_DAILY} AS
-        SELECT *, sum(tickets) OVER (PARTITION BY account_id ORDER BY day) AS opened_total
-        FROM (SELECT account_id, {day_of("opened_at")} AS day, count(*) AS tickets,
-                     count(priority) AS with_priority,
-                     count(*) FILTER (WHERE lower(priority) IN ('high', 'urgent')) AS high,
-                     count(*) FILTER (WHERE escalated) AS escalated,
-                     count(category) AS with_category,
-                     count(*) FILTER (WHERE {CATEGORY_SQL} = 'bug') AS bugs,
-                     count(*) FILTER (WHERE {CATEGORY_SQL} = 'howto') AS howtos
-              FROM support_tickets WHERE account_id IS NOT NULL AND opened_at IS NOT NULL GROUP BY ALL)
-    """)
-    run(f"""
-        CREATE OR REPLACE TEMP TABLE {CLOSED_DAILY} AS
-        SELECT *, sum(closed) OVER (PARTITION BY account_id ORDER BY day) AS closed_total
-        FROM (SELECT account_id, {day_of("greatest(opened_at, coalesce(closed_at, opened_at))")} AS day,
-                     count(closed_at) AS closed,
-                     sum(date_diff('microsecond', opened_at, closed_at) / 3600000000.0)
-                         FILTER (WHERE closed_at >= opened_at) AS resolution_hours,
-                     count(closed_at) FILTER (WHERE closed_at >= opened_at) AS resolved,
-                     sum(csat) FILTER (WHERE {rated_when}) AS csat_sum,
-                     count(csat) FILTER (WHERE {rated_when}) AS rated
-              FROM support_tickets WHERE account_id IS NOT NULL AND opened_at IS NOT NULL GROUP BY ALL)
-    """)
+    engine.materialize(
+        OPENED_DAILY,
+        f"""
+        SELECT account_id, {d.day_of("opened_at")} AS day, count(*) AS tickets,
+               count(priority) AS with_priority,
+               {count_where("lower(priority) IN ('high', 'urgent')")} AS high,
+               {count_where("escalated")} AS escalated,
+               count(category) AS with_category,
+               {count_where(f"{category} = 'bug'")} AS bugs,
+               {count_where(f"{category} = 'howto'")} AS howtos
+        FROM support_tickets WHERE {VALID} GROUP BY ALL
+        """,
+    )
+    resolved = "closed_at >= opened_at"
+    engine.materialize(
+        CLOSED_DAILY,
+        f"""
+        SELECT account_id, {d.day_of("greatest(opened_at, coalesce(closed_at, opened_at))")} AS day,
+               count(closed_at) AS closed,
+               {agg_where("sum", d.hours_between("opened_at", "closed_at"), resolved)} AS resolution_hours,
+               {count_where(resolved)} AS resolved,
+               {agg_where("sum", "csat", rated_when)} AS csat_sum,
+               {agg_where("count", "csat", rated_when)} AS rated
+        FROM support_tickets WHERE {VALID} GROUP BY ALL
+        """,
+    )
     opened = {f"tickets_{w}": sum_in("r.tickets", w) for w in sorted({*ctx.windows, 30})}
     opened |= {"tickets_prev_30": sum_before("r.tickets", 30)}
     opened |= {name: sum_in(f"r.{name}", 90) for name in ("with_priority", "high", "escalated", "with_category")}
     opened |= {name: sum_in(f"r.{name}", 90) for name in ("bugs", "howtos")}
-    run(windowed_table_sql(OPENED_WINDOWS, OPENED_DAILY, opened))
+    engine.define(OPENED_WINDOWS, windowed_sql(OPENED_DAILY, opened))
     closed = {name: sum_in(f"r.{name}", 90) for name in ("resolution_hours", "resolved", "csat_sum", "rated")}
-    run(windowed_table_sql(CLOSED_WINDOWS, CLOSED_DAILY, closed, "w.age <= 90"))
+    engine.define(CLOSED_WINDOWS, windowed_sql(CLOSED_DAILY, closed, "w.age <= 90"))
+    engine.define(
+        OPENED_EVER,
+        ever_before_as_of_sql(OPENED_DAILY, {"opened_total": ("sum", "r.tickets"), "day": ("max", "r.day")}),
+    )
+    joins = [
+        snapshot_join("o", OPENED_WINDOWS),
+        snapshot_join("c", CLOSED_WINDOWS),
+        snapshot_join("opened", OPENED_EVER),
+    ]
 
-    columns = {TICKETS.name(w): f"CAST({zero(f'o.tickets_{w}')} AS DOUBLE)" for w in ctx.windows}
+    columns = {TICKETS.name(w): as_double(zero(f"o.tickets_{w}")) for w in ctx.windows}
     columns |= {TICKETS_PER_SEAT.name(w): ratio(zero(f"o.tickets_{w}"), "s.seat_norm") for w in ctx.windows}
     if has("closed_at"):
-        columns[OPEN] = f"CAST({zero('opened.opened_total')} - {zero('closed.closed_total')} AS DOUBLE)"
+        engine.define(CLOSED_EVER, ever_before_as_of_sql(CLOSED_DAILY, {"closed_total": ("sum", "r.closed")}))
+        joins.append(snapshot_join("closed", CLOSED_EVER))
+        columns[OPEN] = as_double(f"{zero('opened.opened_total')} - {zero('closed.closed_total')}")
     if has("priority"):
         columns[HIGH_SHARE] = ratio("o.high", "o.with_priority")
     if has("escalated"):
-        columns[ESCALATIONS] = f"CAST({zero('o.escalated')} AS DOUBLE)"
+        columns[ESCALATIONS] = as_double(zero("o.escalated"))
     if has("closed_at"):
         columns[RESOLUTION] = ratio("c.resolution_hours", "c.resolved")
     if has("csat"):
@@ -132,18 +151,7 @@ def build(run: Run, ctx: FamilyContext) -> list[str]:
     if has("category"):
         columns[BUG_SHARE] = ratio("o.bugs", "o.with_category")
         columns[HOWTO_SHARE] = ratio("o.howtos", "o.with_category")
-    columns[DAYS_SINCE] = f"coalesce({days_between('opened.day', 's.as_of')}, {tenure_sql()})"
+    columns[DAYS_SINCE] = f"coalesce({d.days_between('opened.day', 's.as_of')}, {tenure(d)})"
     columns[TREND] = rel_change(zero("o.tickets_30"), zero("o.tickets_prev_30"))
-
-    select = ",\n               ".join(f"{expr} AS {name}" for name, expr in columns.items())
-    run(f"""
-        CREATE OR REPLACE TEMP TABLE {family_table(SOURCE)} AS
-        SELECT s.account_id, s.as_of,
-               {select}
-        FROM {SNAPSHOTS} s
-        {window_join("o", OPENED_WINDOWS)}
-        {window_join("c", CLOSED_WINDOWS)}
-        {asof_join("opened", OPENED_DAILY)}
-        {asof_join("closed", CLOSED_DAILY)}
-    """)
+    engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

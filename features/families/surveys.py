@@ -8,18 +8,22 @@ is an NPS response. "Latest" is the mean of the responses on the last day with a
 
 from __future__ import annotations
 
-from features.daily import (
-    asof_join,
-    day_of,
-    days_between,
+from features.families.base import Declarations, FamilyContext, family_table
+from features.sql.engine import Engine
+from features.sql.timeline import (
+    agg_where,
+    as_double,
+    count_where,
+    ever_before_as_of_sql,
+    family_sql,
+    latest_row_joins,
     ratio,
+    snapshot_join,
     sum_within,
-    tenure_sql,
-    trailing_table_sql,
-    window_join,
+    tenure,
+    trailing_sql,
     zero,
 )
-from features.families.base import Declarations, FamilyContext, Run, family_table_sql
 
 SOURCE = "surveys"
 declare = Declarations(SOURCE, "voice")
@@ -61,24 +65,32 @@ CSAT_DAILY = "_ft_surveys_csat_day"
 WINDOWS = "_ft_surveys_win"
 
 
-def build(run: Run, ctx: FamilyContext) -> list[str]:
-    run(f"""
-        CREATE OR REPLACE TEMP TABLE {DAILY} AS
-        SELECT account_id, {day_of("ts")} AS day, count(*) AS responses,
-               sum(score) FILTER (WHERE kind = 'nps') AS nps_sum, count(*) FILTER (WHERE kind = 'nps') AS nps_n,
-               count(*) FILTER (WHERE kind = 'nps' AND score >= 9) AS promoters,
-               count(*) FILTER (WHERE kind = 'nps' AND score <= 6) AS detractors,
-               sum(score) FILTER (WHERE kind = 'csat') AS csat_sum, count(*) FILTER (WHERE kind = 'csat') AS csat_n
+LAST = "_ft_surveys_last"
+NPS_LAST = "_ft_surveys_nps_last"
+CSAT_LAST = "_ft_surveys_csat_last"
+
+
+def build(engine: Engine, ctx: FamilyContext) -> list[str]:
+    d = engine.dialect
+    engine.materialize(
+        DAILY,
+        f"""
+        SELECT account_id, {d.day_of("ts")} AS day, count(*) AS responses,
+               {agg_where("sum", "score", "kind = 'nps'")} AS nps_sum, {count_where("kind = 'nps'")} AS nps_n,
+               {count_where("kind = 'nps' AND score >= 9")} AS promoters,
+               {count_where("kind = 'nps' AND score <= 6")} AS detractors,
+               {agg_where("sum", "score", "kind = 'csat'")} AS csat_sum, {count_where("kind = 'csat'")} AS csat_n
         FROM surveys WHERE account_id IS NOT NULL AND ts IS NOT NULL AND score IS NOT NULL
-        GROUP BY account_id, day
-    """)
-    for table, kind in ((NPS_DAILY, "nps"), (CSAT_DAILY, "csat")):
-        run(f"""
-            CREATE OR REPLACE TEMP TABLE {table} AS
-            SELECT account_id, day, {ratio(f"{kind}_sum", f"{kind}_n")} AS mean FROM {DAILY} WHERE {kind}_n > 0
-        """)
+        GROUP BY account_id, {d.day_of("ts")}
+        """,
+    )
+    for table, last, kind in ((NPS_DAILY, NPS_LAST, "nps"), (CSAT_DAILY, CSAT_LAST, "csat")):
+        mean = ratio(f"{kind}_sum", f"{kind}_n")
+        engine.materialize(table, f"SELECT account_id, day, {mean} AS mean FROM {DAILY} WHERE {kind}_n > 0")
+        engine.define(last, ever_before_as_of_sql(table, {"day": ("max", "r.day")}))
     sums = ("responses", "nps_sum", "nps_n", "promoters", "detractors", "csat_sum", "csat_n")
-    run(trailing_table_sql(WINDOWS, DAILY, {name: sum_within(f"r.{name}", WINDOW) for name in sums}, WINDOW))
+    engine.define(WINDOWS, trailing_sql(d, DAILY, {name: sum_within(f"r.{name}", WINDOW) for name in sums}, WINDOW))
+    engine.define(LAST, ever_before_as_of_sql(DAILY, {"day": ("max", "r.day")}))
 
     columns = {NPS_LATEST: "nps.mean", NPS_MEAN: ratio("w.nps_sum", "w.nps_n")}
     net_promoters = f"{zero('w.promoters')} - {zero('w.detractors')}"
@@ -87,19 +99,9 @@ def build(run: Run, ctx: FamilyContext) -> list[str]:
     if ctx.has(SOURCE, "kind"):
         columns[CSAT_LATEST] = "csat.mean"
         columns[CSAT_MEAN] = ratio("w.csat_sum", "w.csat_n")
-    columns[RESPONSES] = f"CAST({zero('w.responses')} AS DOUBLE)"
-    columns[DAYS_SINCE] = f"coalesce({days_between('l.day', 's.as_of')}, {tenure_sql()})"
-
-    run(
-        family_table_sql(
-            SOURCE,
-            columns,
-            [
-                window_join("w", WINDOWS),
-                asof_join("l", DAILY),
-                asof_join("nps", NPS_DAILY),
-                asof_join("csat", CSAT_DAILY),
-            ],
-        )
-    )
+    columns[RESPONSES] = as_double(zero("w.responses"))
+    columns[DAYS_SINCE] = f"coalesce({d.days_between('l.day', 's.as_of')}, {tenure(d)})"
+    joins = [snapshot_join("w", WINDOWS), snapshot_join("l", LAST)]
+    joins += latest_row_joins("nps", NPS_DAILY, NPS_LAST) + latest_row_joins("csat", CSAT_DAILY, CSAT_LAST)
+    engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

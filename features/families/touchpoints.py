@@ -12,19 +12,21 @@ Days since the last touchpoint of any kind fall back to the account's tenure, as
 
 from __future__ import annotations
 
-from features.daily import (
-    asof_join,
-    day_of,
-    days_between,
+from features.families.base import Declarations, FamilyContext, family_table
+from features.sql.engine import Engine
+from features.sql.timeline import (
+    as_double,
+    count_where,
+    ever_before_as_of_sql,
+    family_sql,
     ratio,
+    snapshot_join,
     sum_between,
     sum_within,
-    tenure_sql,
-    trailing_table_sql,
-    window_join,
+    tenure,
+    trailing_sql,
     zero,
 )
-from features.families.base import Declarations, FamilyContext, Run, family_table_sql
 
 SOURCE = "touchpoints"
 declare = Declarations(SOURCE, "relationship")
@@ -64,37 +66,44 @@ DAILY = "_ft_touchpoints_day"
 WINDOWS = "_ft_touchpoints_win"
 
 
-def build(run: Run, ctx: FamilyContext) -> list[str]:
-    run(f"""
-        CREATE OR REPLACE TEMP TABLE {DAILY} AS
-        SELECT *,
-               max(CASE WHEN qbrs > 0 THEN day END) OVER running AS last_qbr,
-               max(CASE WHEN executives > 0 THEN day END) OVER running AS last_executive
-        FROM (SELECT account_id, {day_of("ts")} AS day, count(*) AS touchpoints,
-                     count(*) FILTER (WHERE kind = 'qbr') AS qbrs,
-                     count(*) FILTER (WHERE kind = 'executive') AS executives,
-                     sum(sentiment) AS sentiment_sum, count(sentiment) AS rated,
-                     count(*) FILTER (WHERE sentiment < 0) AS negative
-              FROM touchpoints WHERE account_id IS NOT NULL AND ts IS NOT NULL GROUP BY account_id, day)
-        WINDOW running AS (PARTITION BY account_id ORDER BY day)
-    """)
+LAST = "_ft_touchpoints_last"
+
+
+def build(engine: Engine, ctx: FamilyContext) -> list[str]:
+    d = engine.dialect
+    engine.materialize(
+        DAILY,
+        f"""
+        SELECT account_id, {d.day_of("ts")} AS day, count(*) AS touchpoints,
+               {count_where("kind = 'qbr'")} AS qbrs,
+               {count_where("kind = 'executive'")} AS executives,
+               sum(sentiment) AS sentiment_sum, count(sentiment) AS rated,
+               {count_where("sentiment < 0")} AS negative
+        FROM touchpoints WHERE account_id IS NOT NULL AND ts IS NOT NULL GROUP BY account_id, {d.day_of("ts")}
+        """,
+    )
     aggregates = {"touchpoints_90": sum_within("r.touchpoints", 90), "negative_90": sum_within("r.negative", 90)}
     aggregates |= {"sentiment_90": sum_within("r.sentiment_sum", 90), "rated_90": sum_within("r.rated", 90)}
     aggregates |= {
         "sentiment_prev_90": sum_between("r.sentiment_sum", 90, 180),
         "rated_prev_90": sum_between("r.rated", 90, 180),
     }
-    run(trailing_table_sql(WINDOWS, DAILY, aggregates, 180))
+    engine.define(WINDOWS, trailing_sql(d, DAILY, aggregates, 180))
+    last = {
+        "day": ("max", "r.day"),
+        "last_qbr": ("max", "CASE WHEN r.qbrs > 0 THEN r.day END"),
+        "last_executive": ("max", "CASE WHEN r.executives > 0 THEN r.day END"),
+    }
+    engine.define(LAST, ever_before_as_of_sql(DAILY, last))
 
-    columns = {TOUCHPOINTS: f"CAST({zero('w.touchpoints_90')} AS DOUBLE)"}
-    columns[DAYS_SINCE_QBR] = days_between("l.last_qbr", "s.as_of")
-    columns[DAYS_SINCE_EXECUTIVE] = days_between("l.last_executive", "s.as_of")
-    columns[DAYS_SINCE] = f"coalesce({days_between('l.day', 's.as_of')}, {tenure_sql()})"
+    columns = {TOUCHPOINTS: as_double(zero("w.touchpoints_90"))}
+    columns[DAYS_SINCE_QBR] = d.days_between("l.last_qbr", "s.as_of")
+    columns[DAYS_SINCE_EXECUTIVE] = d.days_between("l.last_executive", "s.as_of")
+    columns[DAYS_SINCE] = f"coalesce({d.days_between('l.day', 's.as_of')}, {tenure(d)})"
     if ctx.has(SOURCE, "sentiment"):
         recent, before = ratio("w.sentiment_90", "w.rated_90"), ratio("w.sentiment_prev_90", "w.rated_prev_90")
         columns[SENTIMENT] = recent
         columns[SENTIMENT_TREND] = f"({recent} - {before})"
-        columns[NEGATIVE] = f"CAST({zero('w.negative_90')} AS DOUBLE)"
-
-    run(family_table_sql(SOURCE, columns, [window_join("w", WINDOWS), asof_join("l", DAILY)]))
+        columns[NEGATIVE] = as_double(zero("w.negative_90"))
+    engine.define(family_table(SOURCE), family_sql(columns, [snapshot_join("w", WINDOWS), snapshot_join("l", LAST)]))
     return list(columns)

@@ -7,19 +7,21 @@ A trained user is one with a completed training; certifications are completed tr
 
 from __future__ import annotations
 
-from features.daily import (
-    SNAPSHOTS,
-    asof_join,
-    day_of,
-    days_between,
+from features.families.base import Declarations, FamilyContext, family_table
+from features.sql.engine import Engine
+from features.sql.timeline import (
+    LANDED,
+    as_double,
+    count_where,
+    ever_before_as_of_sql,
+    family_sql,
     ratio,
+    snapshot_join,
     sum_in,
-    tenure_sql,
-    window_join,
-    windowed_table_sql,
+    tenure,
+    windowed_sql,
     zero,
 )
-from features.families.base import Declarations, FamilyContext, Run, family_table
 
 SOURCE = "trainings"
 declare = Declarations(SOURCE, "training")
@@ -54,59 +56,57 @@ DAYS_SINCE = declare.fixed(
 DAILY = "_ft_trainings_day"
 TRAINED_DAILY = "_ft_trainings_trained_day"
 WINDOWS = "_ft_trainings_win"
+EVER = "_ft_trainings_ever"
+TRAINED_EVER = "_ft_trainings_trained_ever"
+ONBOARDING_EVER = "_ft_trainings_onboarding"
 VALID = "account_id IS NOT NULL AND ts IS NOT NULL"
 
 
-def build(run: Run, ctx: FamilyContext) -> list[str]:
-    run(f"""
-        CREATE OR REPLACE TEMP TABLE {DAILY} AS
-        SELECT *, sum(sessions) OVER running AS sessions_total, sum(certifications) OVER running AS certifications_total
-        FROM (SELECT account_id, {day_of("ts")} AS day, count(*) AS sessions,
-                     count(*) FILTER (WHERE completed) AS completed,
-                     count(*) FILTER (WHERE completed AND lower(kind) = 'certification') AS certifications
-              FROM trainings WHERE {VALID} GROUP BY ALL)
-        WINDOW running AS (PARTITION BY account_id ORDER BY day)
-    """)
+def build(engine: Engine, ctx: FamilyContext) -> list[str]:
+    d = engine.dialect
+    engine.materialize(
+        DAILY,
+        f"""
+        SELECT account_id, {d.day_of("ts")} AS day, count(*) AS sessions,
+               {count_where("completed")} AS completed,
+               {count_where("completed AND lower(kind) = 'certification'")} AS certifications
+        FROM trainings WHERE {VALID} GROUP BY ALL
+        """,
+    )
     aggregates = {f"sessions_{w}": sum_in("r.sessions", w) for w in ctx.windows}
     aggregates["completed_90"] = sum_in("r.completed", 90)
-    run(windowed_table_sql(WINDOWS, DAILY, aggregates))
+    engine.define(WINDOWS, windowed_sql(DAILY, aggregates))
+    engine.define(
+        EVER,
+        ever_before_as_of_sql(DAILY, {"day": ("max", "r.day"), "certifications_total": ("sum", "r.certifications")}),
+    )
+    # Onboarding: sessions from the landing day to `onboarding_days` after it, counted before as_of.
+    onboarding = f"""(SELECT r.account_id, r.day, r.sessions FROM {DAILY} r JOIN {LANDED} l
+                      ON l.account_id = r.account_id AND r.day >= l.landed_day
+                     AND r.day < l.landed_day + {d.days(ctx.settings.onboarding_days)})"""
+    engine.define(ONBOARDING_EVER, ever_before_as_of_sql(onboarding, {"sessions": ("sum", "r.sessions")}))
+    joins = [snapshot_join("w", WINDOWS), snapshot_join("l", EVER), snapshot_join("onboarded", ONBOARDING_EVER)]
 
-    columns = {SESSIONS.name(w): f"CAST({zero(f'w.sessions_{w}')} AS DOUBLE)" for w in ctx.windows}
+    columns = {SESSIONS.name(w): as_double(zero(f"w.sessions_{w}")) for w in ctx.windows}
     if ctx.has(SOURCE, "completed"):
-        columns[COMPLETIONS] = f"CAST({zero('w.completed_90')} AS DOUBLE)"
-    has_users = ctx.has(SOURCE, "user_id")
-    if has_users:
-        run(f"""
-            CREATE OR REPLACE TEMP TABLE {TRAINED_DAILY} AS
-            SELECT account_id, day, sum(count(*)) OVER (PARTITION BY account_id ORDER BY day) AS trained_total
-            FROM (SELECT account_id, user_id, min({day_of("ts")}) AS day FROM trainings
-                  WHERE {VALID} AND completed AND user_id IS NOT NULL GROUP BY ALL)
+        columns[COMPLETIONS] = as_double(zero("w.completed_90"))
+    if ctx.has(SOURCE, "user_id"):
+        # A user counts as trained from the day of their first completed training.
+        engine.define(
+            TRAINED_DAILY,
+            f"""
+            SELECT account_id, day, count(*) AS trained
+            FROM (SELECT account_id, user_id, min({d.day_of("ts")}) AS day FROM trainings
+                  WHERE {VALID} AND completed AND user_id IS NOT NULL GROUP BY account_id, user_id) first_completion
             GROUP BY account_id, day
-        """)
+            """,
+        )
+        engine.define(TRAINED_EVER, ever_before_as_of_sql(TRAINED_DAILY, {"trained_total": ("sum", "r.trained")}))
+        joins.append(snapshot_join("trained", TRAINED_EVER))
         columns[TRAINED_SHARE] = ratio(zero("trained.trained_total"), "s.seat_norm")
     if ctx.has(SOURCE, "kind"):
-        columns[CERTIFICATIONS] = f"CAST({zero('l.certifications_total')} AS DOUBLE)"
-    columns[ONBOARDING] = (
-        f"CAST({zero('onboarded.sessions_total')} - {zero('before_landing.sessions_total')} AS DOUBLE)"
-    )
-    columns[DAYS_SINCE] = f"coalesce({days_between('l.day', 's.as_of')}, {tenure_sql()})"
-
-    select = ",\n               ".join(f"{expr} AS {name}" for name, expr in columns.items())
-    trained_join = asof_join("trained", TRAINED_DAILY) if has_users else ""
-    run(f"""
-        CREATE OR REPLACE TEMP TABLE {family_table(SOURCE)} AS
-        WITH s AS (
-            SELECT *, {day_of("landed_at")} AS landed_day,
-                   least(as_of, {day_of("landed_at")} + to_days({ctx.settings.onboarding_days})) AS onboarding_end
-            FROM {SNAPSHOTS}
-        )
-        SELECT s.account_id, s.as_of,
-               {select}
-        FROM s
-        {window_join("w", WINDOWS)}
-        {asof_join("l", DAILY)}
-        {trained_join}
-        {asof_join("onboarded", DAILY, snapshot_time="s.onboarding_end")}
-        {asof_join("before_landing", DAILY, snapshot_time="s.landed_day")}
-    """)
+        columns[CERTIFICATIONS] = as_double(zero("l.certifications_total"))
+    columns[ONBOARDING] = as_double(zero("onboarded.sessions"))
+    columns[DAYS_SINCE] = f"coalesce({d.days_between('l.day', 's.as_of')}, {tenure(d)})"
+    engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

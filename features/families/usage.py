@@ -20,28 +20,30 @@ from __future__ import annotations
 
 import re
 
-from features.daily import (
-    ASOF_TABLE,
-    INTERVALS,
-    SNAPSHOTS,
-    asof_join,
-    day_of,
-    days_between,
-    distinct_in_windows_sql,
-    distinct_keys_sql,
-    ratio,
-    rel_change,
-    sum_before,
-    sum_in,
-    tenure_sql,
-    window_join,
-    windowed_table_sql,
-    zero,
-)
 from features.errors import DataContractError
-from features.families.base import Declarations, FamilyContext, Run, family_table
+from features.families.base import Declarations, FamilyContext, family_table
 from features.registry import FeatureSpec, register, register_resolver
 from features.settings import FeatureSettings
+from features.sql.dialect import Dialect
+from features.sql.engine import Engine
+from features.sql.timeline import (
+    ASOF_TABLE,
+    LANDED,
+    as_double,
+    count_where,
+    distinct_in_windows_sql,
+    distinct_keys_sql,
+    ever_before_as_of_sql,
+    family_sql,
+    ratio,
+    rel_change,
+    snapshot_join,
+    sum_before,
+    sum_in,
+    tenure,
+    windowed_sql,
+    zero,
+)
 
 SOURCE = "usage_events"
 CATEGORY = "adoption"
@@ -94,6 +96,8 @@ WORKFLOW_DAILY = "_ft_usage_workflow_day"
 WINDOWS = "_ft_usage_win"
 FEATURE_WINDOWS = "_ft_usage_feature_win"
 WORKFLOW_WINDOWS = "_ft_usage_workflow_win"
+LAST = "_ft_usage_last"
+FIRST_USE = "_ft_usage_first_use"
 
 
 def feature_key(feature: str) -> str:
@@ -124,74 +128,82 @@ register_resolver(_per_feature_spec)
 for _tracked in FeatureSettings().tracked_features:
     register(_per_feature_spec(per_feature_name(feature_key(_tracked))))
 
-KEY_SQL = "regexp_replace(lower(feature), '[^a-z0-9]', '_', 'g')"
 VALID = "account_id IS NOT NULL AND ts IS NOT NULL"
 
 
-def build(run: Run, ctx: FamilyContext) -> list[str]:
-    tracked = _usage_keys(run, ctx)
-    per_feature = {f"f_{key}": f"count(*) FILTER (WHERE {KEY_SQL} = '{key}')" for key in tracked}
+def key_sql(d: Dialect) -> str:
+    """`feature_key` in SQL: the key events are matched on."""
+    return d.regexp_replace_all("lower(feature)", "[^a-z0-9]", "_")
+
+
+def build(engine: Engine, ctx: FamilyContext) -> list[str]:
+    d = engine.dialect
+    key = key_sql(d)
+    tracked = _usage_keys(engine, ctx)
+    per_feature = {f"f_{name}": count_where(f"{key} = '{name}'") for name in tracked}
     per_feature_select = "".join(f", {expr} AS {name}" for name, expr in per_feature.items())
-    run(f"""
-        CREATE OR REPLACE TEMP TABLE {DAILY} AS
-        SELECT account_id, {day_of("ts")} AS day, count(*) AS events, sum(quantity) AS quantity,
+    engine.materialize(
+        DAILY,
+        f"""
+        SELECT account_id, {d.day_of("ts")} AS day, count(*) AS events, sum(quantity) AS quantity,
                min(ts) AS first_ts{per_feature_select}
         FROM usage_events WHERE {VALID} GROUP BY ALL
-    """)
+        """,
+    )
     has_quantity = ctx.has(SOURCE, "quantity")
     aggregates = {f"events_{w}": sum_in("r.events", w) for w in sorted({*ctx.windows, 30})}
     aggregates["events_prev_30"] = sum_before("r.events", 30)
     if has_quantity:
         aggregates |= {f"quantity_{w}": sum_in("r.quantity", w) for w in ctx.windows}
     aggregates |= {name: sum_in(f"r.{name}", 30) for name in per_feature}
-    run(windowed_table_sql(WINDOWS, DAILY, aggregates))
-
+    engine.define(WINDOWS, windowed_sql(DAILY, aggregates))
+    engine.define(LAST, ever_before_as_of_sql(DAILY, {"day": ("max", "r.day")}))
+    # The first use on or after the landing day (a fact of the account; used only once it is before as_of).
+    engine.define(
+        FIRST_USE,
+        f"""
+        SELECT r.account_id, min(r.first_ts) AS first_ts
+        FROM {DAILY} r JOIN {LANDED} l ON l.account_id = r.account_id AND r.day >= l.landed_day
+        GROUP BY r.account_id
+        """,
+    )
+    # Distinct features per day first, so the key expression runs on (account, feature, day) rows only.
     features = f"""
-        SELECT account_id, {KEY_SQL} AS key, day
-        FROM (SELECT e.account_id, e.feature, max(e.day) AS day
-              FROM (SELECT account_id, feature, {day_of("ts")} AS day FROM usage_events WHERE {VALID}) e
-              JOIN {INTERVALS} i ON i.day = e.day
-              GROUP BY e.account_id, e.feature, i.next_as_of)
+        SELECT account_id, {key} AS key, day
+        FROM (SELECT account_id, feature, {d.day_of("ts")} AS day FROM usage_events WHERE {VALID}
+              GROUP BY account_id, feature, {d.day_of("ts")}) daily_features
     """
-    run(distinct_keys_sql(FEATURES, features))
-    run(distinct_in_windows_sql(FEATURE_WINDOWS, FEATURES, ctx.windows))
+    engine.define(FEATURES, distinct_keys_sql(d, features, ctx.horizon))
+    engine.define(FEATURE_WINDOWS, distinct_in_windows_sql(FEATURES, ctx.windows))
+    joins = [
+        snapshot_join("w", WINDOWS),
+        snapshot_join("f", FEATURE_WINDOWS),
+        snapshot_join("l", LAST),
+        f"LEFT JOIN {FIRST_USE} fv ON fv.account_id = s.account_id",
+    ]
 
     columns = {EVENTS_PER_SEAT.name(w): ratio(zero(f"w.events_{w}"), "s.seat_norm") for w in ctx.windows}
     if has_quantity:
         columns |= {QUANTITY_PER_SEAT.name(w): ratio(zero(f"w.quantity_{w}"), "s.seat_norm") for w in ctx.windows}
-    columns |= {BREADTH.name(w): f"CAST({zero(f'f.distinct_{w}')} AS DOUBLE)" for w in ctx.windows}
-    columns |= {per_feature_name(key): ratio(zero(f"w.f_{key}"), "s.seat_norm") for key in tracked}
-    has_workflows = ctx.has(SOURCE, "workflow_id") and ctx.has(SOURCE, "step")
-    if has_workflows:
-        _workflow_tables(run)
+    columns |= {BREADTH.name(w): as_double(zero(f"f.distinct_{w}")) for w in ctx.windows}
+    columns |= {per_feature_name(name): ratio(zero(f"w.f_{name}"), "s.seat_norm") for name in tracked}
+    if ctx.has(SOURCE, "workflow_id") and ctx.has(SOURCE, "step"):
+        _workflow_tables(engine)
+        joins.append(snapshot_join("wf", WORKFLOW_WINDOWS))
         columns[COMPLETION] = ratio("wf.completed", "wf.runs")
         columns[SKIPS] = ratio("wf.skipped", "wf.runs")
-    tenure = tenure_sql()
+    days_landed = tenure(d)
     columns[FIRST_VALUE] = (
-        f"CASE WHEN fv.first_ts < s.as_of THEN greatest({days_between('s.landed_at', 'fv.first_ts')}, 0.0) "
-        f"ELSE {tenure} END"
+        f"CASE WHEN fv.first_ts < s.as_of THEN greatest({d.days_between('s.landed_at', 'fv.first_ts')}, 0.0) "
+        f"ELSE {days_landed} END"
     )
-    columns[DAYS_SINCE] = f"coalesce({days_between('l.day', 's.as_of')}, {tenure})"
+    columns[DAYS_SINCE] = f"coalesce({d.days_between('l.day', 's.as_of')}, {days_landed})"
     columns[TREND] = rel_change(zero("w.events_30"), zero("w.events_prev_30"))
-
-    select = ",\n               ".join(f"{expr} AS {name}" for name, expr in columns.items())
-    workflow_join = window_join("wf", WORKFLOW_WINDOWS) if has_workflows else ""
-    run(f"""
-        CREATE OR REPLACE TEMP TABLE {family_table(SOURCE)} AS
-        WITH s AS (SELECT *, {day_of("landed_at")} AS landed_day FROM {SNAPSHOTS})
-        SELECT s.account_id, s.as_of,
-               {select}
-        FROM s
-        {window_join("w", WINDOWS)}
-        {window_join("f", FEATURE_WINDOWS)}
-        {workflow_join}
-        {asof_join("l", DAILY)}
-        ASOF LEFT JOIN {DAILY} fv ON fv.account_id = s.account_id AND s.landed_day <= fv.day
-    """)
+    engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)
 
 
-def _usage_keys(run: Run, ctx: FamilyContext) -> list[str]:
+def _usage_keys(engine: Engine, ctx: FamilyContext) -> list[str]:
     """The keys of the per-feature columns: a model's own (its feature set), else the `top_features`
     most used features (by events before the latest as_of), then the tracked ones."""
     if ctx.usage_keys is not None:
@@ -200,7 +212,7 @@ def _usage_keys(run: Run, ctx: FamilyContext) -> list[str]:
             raise DataContractError(f"feature set: usage keys {unsafe[:3]} are not of the form [a-z0-9_]+.")
         return list(ctx.usage_keys)
     settings = ctx.settings
-    counts = run(f"""
+    counts = engine.rows(f"""
         SELECT feature, count(*) FROM usage_events
         WHERE {VALID} AND feature IS NOT NULL AND ts < (SELECT max(as_of) FROM {ASOF_TABLE})
         GROUP BY feature
@@ -213,24 +225,33 @@ def _usage_keys(run: Run, ctx: FamilyContext) -> list[str]:
     return ranked + [key for key in map(feature_key, settings.tracked_features) if key not in ranked]
 
 
-def _workflow_tables(run: Run) -> None:
-    """Per (account, run start day, day): runs started, and the change in runs complete / skipped."""
-    run(f"""
-        CREATE OR REPLACE TEMP TABLE {WORKFLOW_DAILY} AS
+def _workflow_tables(engine: Engine) -> None:
+    """Per (account, run start day, day): runs started, and the change in runs complete / skipped.
+
+    A process's step count at a run's start is the highest step seen for it on earlier days: a
+    running max over the process's days, up to the day before, joined on the run's start day
+    (always one of the process's days).
+    """
+    d = engine.dialect
+    engine.define(
+        WORKFLOW_DAILY,
+        f"""
         WITH events AS (
-            SELECT account_id, workflow_id, {day_of("ts")} AS day, step,
+            SELECT account_id, workflow_id, {d.day_of("ts")} AS day, step,
                    first_value(feature) OVER run_order AS process,
                    step - coalesce(lag(step) OVER run_order, 0) AS step_delta
             FROM usage_events
             WHERE {VALID} AND workflow_id IS NOT NULL AND step IS NOT NULL
-            WINDOW run_order AS (PARTITION BY account_id, workflow_id ORDER BY ts, step)
+            WINDOW run_order AS (PARTITION BY account_id, workflow_id ORDER BY ts, step, feature NULLS LAST)
         ), run_day AS (
             SELECT account_id, workflow_id, process, day, max(step) AS top_step,
                    bool_or(step_delta > 1) AS skipped, bool_or(step_delta < 0) AS backwards
-            FROM events GROUP BY ALL
+            FROM events GROUP BY account_id, workflow_id, process, day
         ), process_steps AS (
-            SELECT process, day, max(top_step) OVER (PARTITION BY process ORDER BY day) AS steps
-            FROM (SELECT process, day, max(top_step) AS top_step FROM run_day GROUP BY ALL)
+            SELECT process, day,
+                   max(top_step) OVER (PARTITION BY process ORDER BY day
+                                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS steps_before
+            FROM (SELECT process, day, max(top_step) AS top_step FROM run_day GROUP BY process, day) process_day
         ), run_state AS (
             SELECT account_id, workflow_id, process, day,
                    min(day) OVER run_days AS start_day,
@@ -242,21 +263,22 @@ def _workflow_tables(run: Run) -> None:
         ), judged AS (
             SELECT r.account_id, r.workflow_id, r.start_day, r.day,
                    CASE WHEN NOT r.skipped_so_far AND NOT r.backwards_so_far
-                             AND r.top_so_far >= coalesce(p.steps, r.top_so_far) THEN 1 ELSE 0 END AS completed,
+                             AND r.top_so_far >= coalesce(p.steps_before, r.top_so_far) THEN 1 ELSE 0 END AS completed,
                    CASE WHEN r.skipped_so_far THEN 1 ELSE 0 END AS skipped
             FROM run_state r
-            ASOF LEFT JOIN process_steps p ON p.process = r.process AND r.start_day > p.day
+            LEFT JOIN process_steps p ON p.process = r.process AND p.day = r.start_day
         )
         SELECT account_id, start_day, day,
-               count(*) FILTER (WHERE day = start_day) AS runs,
+               {count_where("day = start_day")} AS runs,
                sum(completed - coalesce(previous_completed, 0)) AS completed,
                sum(skipped - coalesce(previous_skipped, 0)) AS skipped
         FROM (SELECT *, lag(completed) OVER run_days AS previous_completed,
                         lag(skipped) OVER run_days AS previous_skipped
-              FROM judged WINDOW run_days AS (PARTITION BY account_id, workflow_id ORDER BY day))
+              FROM judged WINDOW run_days AS (PARTITION BY account_id, workflow_id ORDER BY day)) changes
         GROUP BY account_id, start_day, day
-    """)
+        """,
+    )
     aggregates = {"runs": "sum(r.runs)", "completed": "sum(r.completed)", "skipped": "sum(r.skipped)"}
-    run(
-        windowed_table_sql(WORKFLOW_WINDOWS, WORKFLOW_DAILY, aggregates, "w.age <= 90 AND r.day < w.as_of", "start_day")
+    engine.define(
+        WORKFLOW_WINDOWS, windowed_sql(WORKFLOW_DAILY, aggregates, "w.age <= 90 AND r.day < w.as_of", "start_day")
     )

@@ -1,0 +1,1 @@
+"""Feature SQL written once for DuckDB and Spark: the dialect spellings, the engines, snapshot time."""

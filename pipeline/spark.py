@@ -1,0 +1,130 @@
+"""The Spark engine's session: started only when `--engine spark` is asked for, with the settings that
+make Spark compute what DuckDB computes.
+
+Nothing here imports pyspark at module level, so the DuckDB path never needs it (nor a JVM).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from features.errors import ChurnError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import SparkSession
+
+SUPPORTED_JAVA = (17, 21)
+INSTALL_HINT = (
+    "Install PySpark with `pip install 'churn-pipeline[spark]'` and a Java runtime 17 or 21 "
+    "(e.g. `apt-get install openjdk-17-jre-headless`, or set JAVA_HOME to one), or run with --engine duckdb."
+)
+
+# Same answers as DuckDB: naive UTC timestamps (TIMESTAMP_NTZ), UTC session clock, ANSI arithmetic
+# (errors instead of silent overflow / NULL). On one machine few shuffle partitions (Spark's 200 are
+# tiny tasks there); a cluster keeps Spark's own default, which adaptive execution coalesces.
+LOCAL_CONF: dict[str, str] = {"spark.sql.shuffle.partitions": "8"}
+DEFAULT_CONF: dict[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.timestampType": "TIMESTAMP_NTZ",
+    "spark.sql.ansi.enabled": "true",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",  # churn draws its own progress
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+}
+
+
+def java_version(java: str) -> int | None:
+    """Major version of a `java` executable (None when it does not run)."""
+    try:
+        shown = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30, check=False).stderr
+    except OSError:
+        return None
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', shown)
+    if match is None:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2)) if major == 1 and match.group(2) else major
+
+
+def spark_problem() -> str | None:
+    """Why the Spark engine cannot start here, in words a user can act on; None when it can."""
+    if importlib.util.find_spec("pyspark") is None:
+        return f"--engine spark: PySpark is not installed. {INSTALL_HINT}"
+    java_home = os.environ.get("JAVA_HOME")
+    java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
+    if java is None or not os.path.exists(java):
+        where = f"JAVA_HOME={java_home} has no bin/java" if java_home else "no `java` on PATH and JAVA_HOME is unset"
+        return f"--engine spark: no Java runtime found ({where}). {INSTALL_HINT}"
+    version = java_version(java)
+    if version not in SUPPORTED_JAVA:
+        return (
+            f"--engine spark: {java} is Java {version or 'of unknown version'}; Spark 4 runs on Java "
+            f"{' or '.join(map(str, SUPPORTED_JAVA))}. {INSTALL_HINT}"
+        )
+    return None
+
+
+def start_spark(master: str = "local[2]", conf: Mapping[str, str] | None = None) -> SparkSession:
+    """A Spark session with DEFAULT_CONF overridden by `conf` (the configuration's `spark:` section).
+
+    Under spark-submit (or on Databricks) the launcher has already chosen the master: `master`
+    is then left to it, and a session that is already active is used with churn's settings.
+    """
+    problem = spark_problem()
+    if problem is not None:
+        raise ChurnError(problem)
+    from pyspark.logger import PySparkLogger
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName("churn")
+    launched = SparkSession.getActiveSession() is not None or "PYSPARK_GATEWAY_PORT" in os.environ
+    if not launched:
+        builder = builder.master(master)
+    # Python workers (mapInPandas scoring) must run this interpreter, not whatever `python3` is on PATH;
+    # PySpark reads only the environment variable for that, when the context starts.
+    local = master.startswith("local") and not launched
+    if local:
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    for key, value in {**(LOCAL_CONF if local else {}), **DEFAULT_CONF, **(conf or {})}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    # PySpark logs every SQL error as a JSON record with the JVM stack on stderr, even when the caller
+    # handles it; errors reach the user through `spark_errors` instead.
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL + 1)
+    return spark
+
+
+def spark_error_message(exc: BaseException) -> str:
+    """One paragraph for a Spark error: its condition and first message line, no JVM frames."""
+    condition = getattr(exc, "getCondition", lambda: None)()
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = re.sub(r"\s*SQLSTATE: \w+", "", first)
+    if condition:
+        first = first.removeprefix(f"[{condition}]").strip()
+        return f"Spark failed ({condition}): {first}"
+    return f"Spark failed: {first}"
+
+
+@contextmanager
+def spark_errors() -> Iterator[None]:
+    """Turn an error raised by Spark into a ChurnError of one paragraph (no JVM stack on the terminal)."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    try:
+        yield
+    except (PySparkException, Py4JError) as exc:
+        raise ChurnError(spark_error_message(exc)) from exc

@@ -1,0 +1,156 @@
+"""Parity of the two engines: `--engine spark` builds the features and the scores the DuckDB path
+builds (exact for counts, 1e-9 relative otherwise), point-in-time on Spark too, and bad input
+fails with the same message.
+
+One local[2] session (conftest `spark`) and one small generated world serve every test: a Spark
+build costs a job per statement, so the data are tiny and each table is built once.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from features.build import build_features
+from features.sql.engine import SparkEngine
+from features.table import read_feature_table
+from pipeline.config import load_settings
+from pipeline.loading import load_dataset
+from pipeline.stages import build_feature_table, score_date, train_on_table
+from pipeline.synthetic import generate
+from tests.conftest import run_cli, write_tables
+from tests.feature_data import RANDOM_DATA_END, RANDOM_START, random_tables
+from tests.test_leakage import SETTINGS, rewrite_after
+
+pytestmark = pytest.mark.spark
+
+SCORE_DATE = date(2024, 9, 1)
+
+
+def assert_same_table(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """Same columns, rows and dtypes; numbers exact where integral, else within 1e-9 relative."""
+    assert list(got.columns) == list(expected.columns)
+    assert len(got) == len(expected) > 0
+    got, expected = got.reset_index(drop=True), expected.reset_index(drop=True)
+    for column in expected.columns:
+        x, y = got[column], expected[column]
+        assert x.dtype == y.dtype, f"{column}: {x.dtype} vs {y.dtype}"
+        if pd.api.types.is_float_dtype(y):
+            a, b = x.to_numpy(), y.to_numpy()
+            assert np.array_equal(np.isnan(a), np.isnan(b)), f"{column}: missing values differ"
+            if np.all(np.isnan(b) | (b == np.round(b))):
+                assert np.array_equal(a, b, equal_nan=True), f"{column}: counts differ"
+            else:
+                np.testing.assert_allclose(a, b, rtol=1e-9, atol=0, err_msg=column)
+        else:
+            assert x.astype(str).tolist() == y.astype(str).tolist(), column
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, spark):
+    """A small generated history, its DuckDB feature table and a champion model."""
+    root = tmp_path_factory.mktemp("spark_world")
+    data = root / "data"
+    generate(data, n_accounts=60, seed=7, start="2023-01-01", years=1.75)
+    settings = load_settings(None, {"workdir": str(root / "work"), "model": {"n_estimators": 60, "tune_trials": 0}})
+    dataset = load_dataset(data)
+    table = build_feature_table(dataset, settings)
+    result = train_on_table(table, settings, None, promote=True, console=Console(quiet=True))
+    return root, data, settings, dataset, table, result
+
+
+def test_churn_features_on_spark_writes_the_duckdb_table_partitioned_by_as_of(world, capsys):
+    root, data, _, _, expected, _ = world
+    out = root / "features_spark"
+    code, text = run_cli(["features", "--data", str(data), "--out", str(out), "--engine", "spark"], capsys)
+    assert code == 0, text
+    assert "partitioned by as_of" in text
+    dates = sorted(p.name for p in out.iterdir() if p.name.startswith("as_of="))
+    assert dates == [f"as_of={d:%Y-%m-%d}" for d in sorted(expected.as_of.unique())]
+    assert_same_table(read_feature_table(str(out)), expected)
+
+
+def test_point_in_time_on_spark_and_the_same_values_as_duckdb(spark, tmp_path):
+    """Rows at or after as_of never change a Spark snapshot; edge-case data give DuckDB's values.
+
+    One build holds both versions of the history, as two sets of accounts (`b:` before, `a:` after
+    rewriting everything at or after as_of): a snapshot's features depend on its own account only.
+    The tables are CSV, so Spark parses every value from text as DuckDB does.
+    """
+    from pipeline.spark_loading import register_tables
+
+    as_of = RANDOM_START + pd.Timedelta(days=400)
+    tables = random_tables(11)
+    versions = {"b:": tables, "a:": rewrite_after(tables, as_of, 12)}
+    both = {
+        name: pd.concat([v[name].assign(account_id=prefix + v[name].account_id) for prefix, v in versions.items()])
+        for name in tables
+    }
+    dataset = load_dataset(write_tables(tmp_path / "data", both, "csv"), data_end=RANDOM_DATA_END)
+    register_tables(spark, dataset)
+    on_spark = build_features(dataset, [as_of], SETTINGS, 30, engine=SparkEngine(spark))
+    assert_same_table(on_spark, build_features(dataset, [as_of], SETTINGS, 30))
+    halves = [
+        on_spark[on_spark.account_id.str.startswith(prefix)]
+        .assign(account_id=lambda t, p=prefix: t.account_id.str.removeprefix(p))
+        .drop(columns="label")
+        for prefix in versions
+    ]
+    assert len(halves[0]) > 0
+    assert_same_table(halves[1], halves[0])
+
+
+def test_scoring_on_spark_gives_the_duckdb_scores(world, spark):
+    _, _, settings, dataset, _, result = world
+    expected = score_date(dataset, SCORE_DATE, settings, result.model_uri, history=False).scores
+    # Tiny Arrow batches: every task scores slices of the population, the percentiles still rank all of it.
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "7")
+    try:
+        spark_settings = settings.model_copy(update={"engine": "spark"})
+        got = score_date(dataset, SCORE_DATE, spark_settings, result.model_uri, history=False).scores
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
+    assert len(expected) > 7
+    assert_same_table(got, expected)
+
+
+def test_bad_input_fails_with_the_same_message_on_both_engines(tmp_path, capsys):
+    from tests.conftest import tiny_tables
+
+    tables = tiny_tables()
+    tables["logins"].loc[1, "ts"] = "yesterday"
+    data = write_tables(tmp_path / "bad", tables)
+    messages = []
+    for engine in ("duckdb", "spark"):
+        out = tmp_path / f"features_{engine}"
+        code, text = run_cli(["features", "--data", str(data), "--out", f"{out}.parquet", "--engine", engine], capsys)
+        assert code == 1
+        assert not Path(f"{out}.parquet").exists()
+        messages.append(text)
+    assert messages[0] == messages[1]
+    assert "logins.ts: 1 values are not dates (rows 2: 'yesterday')" in messages[1]
+    assert "Traceback" not in messages[1] and "org.apache" not in messages[1]
+
+
+def test_training_sample_keeps_whole_accounts_seeded_and_unbiased(spark):
+    from pipeline.engines import sample_accounts
+
+    rng = np.random.default_rng(0)
+    accounts = np.repeat([f"acc{i:04d}" for i in range(400)], 10)
+    frame = pd.DataFrame({"account_id": accounts, "label": (rng.random(accounts.size) < 0.2).astype(int)})
+    table = spark.createDataFrame(frame)
+    same, note = sample_accounts(table, 4000, seed=42)
+    assert note is None and same.count() == 4000
+    kept, note = sample_accounts(table, 1000, seed=42)
+    sample = kept.toPandas()
+    assert note is not None and "25.0% of the accounts" in note
+    assert 600 <= len(sample) <= 1400
+    assert (sample.groupby("account_id").size() == 10).all()  # whole accounts
+    assert set(sample.account_id) == set(sample_accounts(table, 1000, seed=42)[0].toPandas().account_id)
+    assert set(sample.account_id) != set(sample_accounts(table, 1000, seed=7)[0].toPandas().account_id)
+    assert abs(sample.label.mean() - frame.label.mean()) < 0.05

@@ -1,0 +1,60 @@
+"""The Spark engine starts only on request, says what to install when it cannot, and reports Spark
+errors in one paragraph without JVM frames."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from features.errors import ChurnError
+from pipeline.spark import spark_error_message, spark_problem, start_spark
+
+
+def test_no_java_on_path_names_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    problem = spark_problem()
+    if problem is not None and "PySpark is not installed" in problem:
+        pytest.skip("PySpark absent: the Java check is not reached")
+    assert problem is not None
+    assert "no Java runtime found" in problem and "openjdk-17-jre-headless" in problem
+    with pytest.raises(ChurnError, match="no Java runtime found"):
+        start_spark()
+
+
+def test_an_unsupported_java_is_named_with_its_version(monkeypatch, tmp_path):
+    fake = tmp_path / "bin" / "java"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path))
+    problem = spark_problem()
+    if problem is not None and "PySpark is not installed" in problem:
+        pytest.skip("PySpark absent: the Java check is not reached")
+    assert problem is not None and "Java 11" in problem and "17 or 21" in problem
+
+
+def test_the_duckdb_path_never_imports_pyspark(tiny_data_dir):
+    """Building features and reading the configuration on DuckDB starts no JVM, not even an import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pipeline.config import load_settings; from pipeline.stages import load, build_feature_table; "
+        f"settings = load_settings(None); build_feature_table(load({str(tiny_data_dir)!r}, settings), settings); "
+        "print('pyspark' in sys.modules, 'py4j' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
+    assert out.stdout.strip().splitlines()[-1] == "False False"
+
+
+@pytest.mark.spark
+def test_a_spark_sql_error_is_one_paragraph_without_jvm_frames(spark, capfd):
+    with pytest.raises(Exception) as caught:
+        spark.sql("SELECT to_days(1)").collect()
+    message = spark_error_message(caught.value)
+    assert message.startswith("Spark failed (UNRESOLVED_ROUTINE)")
+    assert "to_days" in message.lower() and "\n" not in message and "at org.apache" not in message
+    assert "at org.apache" not in capfd.readouterr().err
