@@ -289,7 +289,8 @@ def main_scorecard(name: str):
         raw["default"]["categories"].pop(category, None)
     for metric in ("account_nps_180d", "survey_csat_mean_180d", "touchpoint_sentiment_90d"):
         raw["default"]["categories"].get("experience", {}).get("metrics", {}).pop(metric, None)
-    raw["default"]["categories"].get("engagement", {}).get("metrics", {}).pop("days_since_last_touchpoint", None)
+    for metric in ("days_since_last_touchpoint", "days_overdue"):
+        raw["default"]["categories"].get("engagement", {}).get("metrics", {}).pop(metric, None)
     return parse_scorecard(raw)
 
 
