@@ -10,7 +10,7 @@ from churn_sim import simulate_feature_table
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.utils import estimator_checks
 from sklearn.utils.validation import check_is_fitted
 
