@@ -14,6 +14,13 @@ from pipeline.runtime import configure_process
 configure_process()  # as the `churn` command does: before MLflow and LightGBM load
 
 
+@pytest.fixture(autouse=True)
+def _no_ambient_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that exports MLFLOW_TRACKING_URI would send every later command's runs to its store."""
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def tiny_tables() -> dict[str, pd.DataFrame]:
     """Three accounts: A renews, B churns, C's term is still running (censored)."""
     accounts = pd.DataFrame(

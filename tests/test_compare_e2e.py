@@ -32,11 +32,15 @@ def result(tmp_path_factory, settings):
     generate(root / "data", n_accounts=800, seed=3, start="2023-01-01", years=3.0)
     dataset = load_dataset(root / "data")
     steps: list[tuple[str, int, int]] = []
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    experiment = mlflow.create_experiment("compare-test", artifact_location=(root / "artifacts").as_uri())
-    with mlflow.start_run(experiment_id=experiment) as run:
-        outcome = run_comparison(dataset, settings, root / "out", progress=lambda *step: steps.append(step), n_boot=100)
-    return outcome, steps, mlflow.get_run(run.info.run_id), root
+    with pytest.MonkeyPatch.context() as patch:  # set_tracking_uri exports it: later commands must not log here
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+        experiment = mlflow.create_experiment("compare-test", artifact_location=(root / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=experiment) as run:
+            outcome = run_comparison(
+                dataset, settings, root / "out", progress=lambda *step: steps.append(step), n_boot=100
+            )
+        return outcome, steps, mlflow.get_run(run.info.run_id), root
 
 
 def test_ml_beats_rule_and_suggested_weights_hold_up(result):

@@ -50,12 +50,6 @@ def _rewrite(data: Path, keep: dict[str, list[str] | None]) -> Path:
     return data
 
 
-@pytest.fixture(autouse=True)
-def _no_ambient_tracking_uri(monkeypatch):
-    """`mlflow.set_tracking_uri` in an earlier test exports MLFLOW_TRACKING_URI; the CLI would log there."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("shapes")

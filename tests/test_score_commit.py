@@ -82,12 +82,6 @@ def leftovers(settings: Settings, out: Path) -> list[str]:
     return hidden + [p.name for p in journals.glob("*.*") if p.name != ".lock"]
 
 
-@pytest.fixture(autouse=True)
-def _no_ambient_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Another test's `mlflow.set_tracking_uri` exports MLFLOW_TRACKING_URI: use our own store, always."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 @pytest.fixture(scope="module")
 def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An MLflow SQLite store with the experiment made once: each test starts from a copy (no migrations)."""

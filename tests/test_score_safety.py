@@ -41,12 +41,6 @@ SECRET = "t0p-s3cret"
 GHOSTS = 3  # accounts removed from accounts.parquet: their terms and events must never be scored
 
 
-@pytest.fixture(autouse=True)
-def _no_ambient_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Another test's `mlflow.set_tracking_uri` exports MLFLOW_TRACKING_URI: use our own store, always."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("score-safety")
