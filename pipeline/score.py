@@ -237,8 +237,9 @@ def score_book(
         extra_reasons=expiry_reasons(scores, previous, records),
     )
 
-    current = features.assign(**{CHURN_PROBABILITY: scores[CHURN_PROBABILITY].to_numpy()})
     monitored = [*model.feature_names_in_, CHURN_PROBABILITY]
+    # Only the monitored columns: the wide feature frame is fragmented, and drift reads no other.
+    current = features[model.feature_names_in_].assign(**{CHURN_PROBABILITY: scores[CHURN_PROBABILITY].to_numpy()})
     drift = (
         drift_report(model.reference_, current, monitored, settings.scoring.drift_psi_threshold)
         if not model.reference_.empty
