@@ -66,6 +66,7 @@ MIN_BAND_ACCOUNTS = 50
 # thresholds of issue 10's "Done when"
 ORACLE_SHARE, RULE_MARGIN, BASELINE_SLACK = 0.90, 0.02, 0.005
 MEAN_GAP, MAX_ECE, BAND_GAP, NO_SIGNAL_AUC = 0.03, 0.03, 0.05, 0.05
+NEAR_RENEWAL_DAYS = 90  # horizon diagnostics: accounts whose renewal is this close to the scoring date
 
 
 # ------------------------------------------------------------------------------------ datasets
@@ -288,6 +289,9 @@ class Result:
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     commit: str = ""  # of the code that produced this row
+    # what a model scoring at CUT can reach: the oracle at CUT (our generator's worlds) and the
+    # model and oracle on the accounts renewing within NEAR_RENEWAL_DAYS (see horizon())
+    horizon: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -418,7 +422,28 @@ def run_event(spec: EventDataset, accounts: int, years: float, n_boot: int, fres
     measure(result, y, scores_by_model, frame[ACCOUNT_ID].to_numpy(), n_boot)
     result.oracle_auc = _auc(y, frame["p_churn"].to_numpy(dtype=float))
     run_checks(result, spec.no_signal)
+    at_cut = [history.at_cut_probability(full, chosen, when) for when, chosen in frame.groupby("when", sort=False)]
+    result.horizon = horizon(frame, y, None if any(p is None for p in at_cut) else pd.concat(at_cut))
     return result
+
+
+def horizon(frame: pd.DataFrame, y: np.ndarray, at_cut: pd.Series | None) -> dict[str, float]:
+    """Why the oracle is out of reach, in numbers: the oracle's probability uses the latent state over
+    the weeks before each renewal (up to a year after CUT). The oracle at CUT is the same formula on
+    the latent state at CUT; near the renewal both oracles see about the same weeks as the model."""
+    out: dict[str, float] = {}
+    if at_cut is not None:
+        known = at_cut.reindex(frame.index).notna().to_numpy()
+        out["at_cut_oracle_auc"] = _auc(y[known], at_cut.reindex(frame.index).to_numpy(dtype=float)[known])
+    near = (frame["days_to_renewal"] <= NEAR_RENEWAL_DAYS).to_numpy() if "days_to_renewal" in frame else None
+    if near is not None and min(y[near].sum(), (1 - y[near]).sum()) >= 5:
+        out |= {
+            "near_rows": int(near.sum()),
+            "near_churners": int(y[near].sum()),
+            "near_model_auc": _auc(y[near], frame["churn_probability"].to_numpy(dtype=float)[near]),
+            "near_oracle_auc": _auc(y[near], frame["p_churn"].to_numpy(dtype=float)[near]),
+        }
+    return out
 
 
 # ------------------------------------------------------------------------------ public tables
@@ -543,6 +568,19 @@ def markdown(results: list[Result], info: dict[str, Any], label: str) -> str:
                 f"{name} {r.metrics[name]['ece']:.3f}; {r.metrics[name]['mean_predicted']:.3f}" for name in BASELINES
             ]
             lines.append(f"- {r.dataset}: " + ", ".join(parts) + f" (observed {r.metrics['model']['observed']:.3f})")
+    horizons = [r for r in results if not r.error and r.horizon]
+    if horizons:
+        lines += ["", "Horizon (the oracle sees each account up to its renewal; a model scoring at CUT cannot):", ""]
+    for r in horizons:
+        parts, h, auc = [], r.horizon, r.metrics["model"]["roc_auc"]
+        if "at_cut_oracle_auc" in h:
+            parts.append(f"oracle at CUT {h['at_cut_oracle_auc']:.3f} (model {auc / h['at_cut_oracle_auc']:.0%} of it)")
+        if "near_rows" in h:
+            parts.append(
+                f"renewing within {NEAR_RENEWAL_DAYS} days, {h['near_rows']:,} ({h['near_churners']:,}): "
+                f"model {h['near_model_auc']:.3f} vs oracle {h['near_oracle_auc']:.3f}"
+            )
+        lines.append(f"- {r.dataset}: " + "; ".join(parts))
     notes = [(r.dataset, n) for r in results for n in r.notes]
     if notes:
         lines += ["", "Notes:", ""] + [f"- {name}: {note}" for name, note in notes]
@@ -662,15 +700,15 @@ def main(argv: list[str] | None = None) -> int:
         outcome = f"failed: {result.error}" if result.error else "done"
         print(f"   {outcome} in {result.seconds['total']:.0f} s", flush=True)
         results.append(result)
-    info |= {"load_after": os.getloadavg(), "minutes": (time.perf_counter() - began) / 60, "bootstrap": n_boot}
+        info |= {"load_after": os.getloadavg(), "minutes": (time.perf_counter() - began) / 60, "bootstrap": n_boot}
+        if args.record:  # after every dataset: a long run that is stopped keeps what finished
+            recorded = record([result], info, args.record, list(available))
+            write_results_md(markdown(recorded, info, args.record), args.record)
+            print(f"   wrote block '{args.record}' of {RESULTS_MD} ({len(recorded)} datasets)", flush=True)
     console_report(results)
     OUT.mkdir(parents=True, exist_ok=True)
     payload = {"machine": info, "quick": args.quick, "results": [asdict(r) for r in results]}
     (OUT / "results.json").write_text(json.dumps(payload, indent=2, default=str))
-    if args.record:
-        recorded = record(results, info, args.record, list(available))
-        write_results_md(markdown(recorded, info, args.record), args.record)
-        print(f"Wrote block '{args.record}' of {RESULTS_MD} ({len(recorded)} datasets)")
     return 0 if all(r.passed for r in results) else 1
 
 
