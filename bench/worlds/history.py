@@ -17,8 +17,10 @@ import pandas as pd
 from features.contract import TABLES
 
 TRUTH = Path("_truth") / "terms.parquet"
-KNOWN_AT_SIGNING = {("subscriptions", "end_date")}  # a contract's end date is known when it is signed
+# a contract's end date is known when it is signed, an invoice's due date when it is issued
+KNOWN_AT_SIGNING = {("subscriptions", "end_date"), ("invoices", "due_at")}
 KNOWN_WHEN_CLOSED = {"support_tickets": ("closed_at", ("csat",))}  # a ticket is rated when it is closed
+OPEN_UNTIL = {"invoices": ("paid_at", "status", "paid", "open")}  # paid after CUT: still open at CUT
 
 
 def read_table(data_dir: Path, name: str) -> pd.DataFrame | None:
@@ -46,8 +48,9 @@ def truncate(full_dir: Path, out_dir: Path, cut: pd.Timestamp) -> dict[str, int]
     """Write the tables of `full_dir` with only what was known strictly before `cut`; rows per table.
 
     Rows whose time column is at or after CUT are dropped; later values of other timestamps
-    (a ticket closed after CUT) become unknown, with what depends on them (its CSAT); contract
-    end dates stay, as they are known at signing. The truth folder is not copied.
+    (a ticket closed after CUT) become unknown, with what depends on them (its CSAT; an invoice
+    paid after CUT is still open); contract end dates and invoice due dates stay, as they are
+    known at signing. The truth folder is not copied.
     """
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -69,6 +72,9 @@ def truncate(full_dir: Path, out_dir: Path, cut: pd.Timestamp) -> dict[str, int]
             if column.name == closed_at:
                 for dependant in (d for d in dependants if d in frame):
                     frame.loc[later, dependant] = np.nan
+            settled_at, status, settled, pending = OPEN_UNTIL.get(name, (None, None, None, None))
+            if column.name == settled_at and status in frame:
+                frame.loc[later & (frame[status] == settled), status] = pending
         frame.to_parquet(out_dir / f"{name}.parquet", index=False)
         rows[name] = len(frame)
     return rows
