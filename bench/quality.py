@@ -349,7 +349,9 @@ def run_checks(result: Result, no_signal: bool) -> None:
 
 
 # --------------------------------------------------------------------------------- event data
-def run_event(spec: EventDataset, accounts: int, years: float, n_boot: int, fresh: bool) -> Result:
+def run_event(
+    spec: EventDataset, accounts: int, years: float, n_boot: int, fresh: bool, reuse_runs: bool = False
+) -> Result:
     from pipeline.progress import set_progress
     from pipeline.stages import build_feature_table, load
 
@@ -371,24 +373,16 @@ def run_event(spec: EventDataset, accounts: int, years: float, n_boot: int, fres
         f"CUT {cut.date()}; data before CUT: " + ", ".join(f"{name} {count:,}" for name, count in rows.items())
     )
     run_dir = work / "run"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir()
     dates = [cut + pd.Timedelta(days=d) for d in spec.score_days]
-    try:
-        clock = time.perf_counter()
-        churn(["train", "--data", str(data), "--promote"], run_dir, run_dir / "train.log")
-        result.seconds["train"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        for when in dates:  # after CUT the model meets newer data, as a deployed one would
-            source = data if when == cut else full
-            out = run_dir / f"scores-{when.date()}.parquet"
-            args = ["score", "--data", str(source), "--as-of", str(when.date()), "--out", str(out)]
-            churn(args, run_dir, run_dir / f"score-{when.date()}.log")
-        result.seconds["score"] = time.perf_counter() - clock
-    except StepFailed as exc:
-        result.error = str(exc)
-        return result
+    saved = [run_dir / "train.log", *(run_dir / f"scores-{when.date()}.parquet" for when in dates)]
+    if reuse_runs and not fresh and all(path.exists() for path in saved):
+        result.notes.append("churn train/score not re-run: their saved scores were reused (--reuse-runs)")
+    else:
+        try:
+            train_and_score(data, full, run_dir, cut, dates, result)
+        except StepFailed as exc:
+            result.error = str(exc)
+            return result
     if len(dates) > 1:
         result.notes.append(f"scored at {len(dates)} dates from CUT, {spec.score_days[1]} days apart")
 
@@ -424,13 +418,33 @@ def run_event(spec: EventDataset, accounts: int, years: float, n_boot: int, fres
     return result
 
 
+def train_and_score(
+    data: Path, full: Path, run_dir: Path, cut: pd.Timestamp, dates: list[pd.Timestamp], result: Result
+) -> None:
+    """`churn train` on the data before CUT, then `churn score` at each date, in a fresh working folder."""
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir()
+    clock = time.perf_counter()
+    churn(["train", "--data", str(data), "--promote"], run_dir, run_dir / "train.log")
+    result.seconds["train"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    for when in dates:  # after CUT the model meets newer data, as a deployed one would
+        source = data if when == cut else full
+        out = run_dir / f"scores-{when.date()}.parquet"
+        args = ["score", "--data", str(source), "--as-of", str(when.date()), "--out", str(out)]
+        churn(args, run_dir, run_dir / f"score-{when.date()}.log")
+    result.seconds["score"] = time.perf_counter() - clock
+
+
 def scored_frame(full: Path, run_dir: Path, dates: list[pd.Timestamp]) -> tuple[pd.DataFrame, int]:
     """The scores written at each date, with the true outcome of each account's term running then;
     (decided rows, count of undecided ones)."""
     frames = []
     for when in dates:
         scores = pd.read_parquet(run_dir / f"scores-{when.date()}.parquet")
-        frames.append(scores.merge(history.outcomes_at(full, when), on=ACCOUNT_ID, how="left").assign(when=when))
+        truth = history.outcomes_at(full, when)
+        frames.append(scores.merge(truth, on=ACCOUNT_ID, how="left", suffixes=("", "_truth")).assign(when=when))
     frame = pd.concat(frames, ignore_index=True)
     unresolved = int(frame["churned"].isna().sum())
     return frame[frame["churned"].notna()].sort_values("when", kind="stable").reset_index(drop=True), unresolved
@@ -441,7 +455,8 @@ def truth_diagnostics(result: Result, full: Path, frame: pd.DataFrame) -> None:
     (the noise floor of ECE on these outcomes) and the horizon (see horizon())."""
     y, truth = frame["churned"].astype(int).to_numpy(), frame["p_churn"].to_numpy(dtype=float)
     result.bands = band_table(y, frame["churn_probability"].to_numpy(dtype=float), truth)
-    at_cut = [history.at_cut_probability(full, chosen, when) for when, chosen in frame.groupby("when", sort=False)]
+    outcomes = frame[[ACCOUNT_ID, "term_end_truth", "p_churn", "when"]].rename(columns={"term_end_truth": "term_end"})
+    at_cut = [history.at_cut_probability(full, chosen, when) for when, chosen in outcomes.groupby("when", sort=False)]
     result.horizon = horizon(frame, y, None if any(p is None for p in at_cut) else pd.concat(at_cut))
     result.horizon["oracle_ece"] = expected_calibration_error(y, truth)
 
@@ -726,6 +741,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record", metavar="NAME", help="write the table to block NAME of bench/RESULTS.md")
     parser.add_argument("--bootstrap", type=int, help="bootstrap resamples (default 500, quick 200)")
     parser.add_argument("--fresh", action="store_true", help="regenerate histories even when cached")
+    parser.add_argument(
+        "--reuse-runs",
+        action="store_true",
+        help="event data: reuse the scores a complete earlier run saved (same model code) instead of re-training",
+    )
     parser.add_argument("--list", action="store_true", help="list the datasets and exit")
     parser.add_argument(
         "--reanalyse", action="store_true", help="recompute the truth diagnostics of the --record block's saved runs"
@@ -762,7 +782,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(spec, EventDataset):
             accounts = max(300, spec.accounts * 2 // 5) if args.quick else spec.accounts
             years = 3.0 if args.quick else YEARS
-            result = run_event(spec, accounts, years, n_boot, args.fresh)
+            result = run_event(spec, accounts, years, n_boot, args.fresh, args.reuse_runs)
         else:
             result = run_table(spec, n_boot)
         result.seconds["total"] = time.perf_counter() - clock
