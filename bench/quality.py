@@ -459,6 +459,16 @@ def truth_diagnostics(result: Result, full: Path, frame: pd.DataFrame) -> None:
     at_cut = [history.at_cut_probability(full, chosen, when) for when, chosen in outcomes.groupby("when", sort=False)]
     result.horizon = horizon(frame, y, None if any(p is None for p in at_cut) else pd.concat(at_cut))
     result.horizon["oracle_ece"] = expected_calibration_error(y, truth)
+    result.horizon["ece_vs_truth"] = ece_against(truth, frame["churn_probability"].to_numpy(dtype=float))
+
+
+def ece_against(truth: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:
+    """ECE with the true probabilities in place of the outcomes (same bins): the model's own
+    miscalibration, without the noise of which accounts happened to churn."""
+    which = np.searchsorted(np.linspace(0.0, 1.0, bins + 1)[1:-1], proba)
+    rows = np.bincount(which, minlength=bins)
+    gaps = np.abs(np.bincount(which, truth - proba, minlength=bins))
+    return float(gaps[rows > 0].sum() / len(proba))
 
 
 def reanalyse(label: str) -> list[Result]:
@@ -638,6 +648,8 @@ def markdown(results: list[Result], info: dict[str, Any], label: str) -> str:
             parts.append(f"oracle at CUT {h['at_cut_oracle_auc']:.3f} (model {auc / h['at_cut_oracle_auc']:.0%} of it)")
         if "oracle_ece" in h:
             parts.append(f"oracle's own ECE {h['oracle_ece']:.3f} (model {r.metrics['model']['ece']:.3f})")
+        if "ece_vs_truth" in h:
+            parts.append(f"model ECE against the true probabilities {h['ece_vs_truth']:.3f}")
         if "near_rows" in h:
             parts.append(
                 f"renewing within {NEAR_RENEWAL_DAYS} days, {h['near_rows']:,} ({h['near_churners']:,}): "
