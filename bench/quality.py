@@ -19,7 +19,13 @@ run in prepared-table mode (`churn train --table` / `churn score --table`) on a 
 split, the baselines on the same split.
 
 Results go to bench/out/quality/results.json (every run) and, with `--record NAME`, to the block
-NAME of the quality section of bench/RESULTS.md (e.g. `--record before`, `--record after`).
+NAME of the quality section of bench/RESULTS.md (e.g. `--record before`, `--record after`), after
+each dataset, so subsets may run in parallel processes and a stopped run keeps what finished.
+Where the truth is known, each row also says what it can and cannot explain: the bands' true mean
+probability, the oracle's own ECE (the noise floor of ECE on those outcomes), the model's ECE
+against the true probabilities, the oracle at CUT (our generator's worlds) and model vs oracle on
+the accounts renewing within 90 days. `--reanalyse --record NAME` recomputes these from the saved
+runs; `--reuse-runs` re-measures a complete saved run without re-training (same model code only).
 """
 
 from __future__ import annotations
