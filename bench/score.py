@@ -204,7 +204,8 @@ def tuned_model(X: pd.DataFrame, y: np.ndarray, trials: int | None, timeout: flo
     from models.split import stratified_folds, stratified_split
 
     table = pd.DataFrame({"account_id": np.arange(len(y)).astype(str), "label": y}, index=X.index)
-    overrides = ({} if trials is None else {"tune_trials": trials}) | ({} if timeout is None else {"tune_timeout_s": timeout})
+    overrides = {} if trials is None else {"tune_trials": trials}
+    overrides |= {} if timeout is None else {"tune_timeout_s": timeout}
     settings = ModelSettings(**overrides)
     split = stratified_split(table, validation_share=settings.validation_share, seed=settings.seed)
     folds = stratified_folds(table.loc[split.train_index], n_folds=settings.cv_folds, seed=settings.seed)
@@ -255,7 +256,7 @@ def main() -> None:
     X_train, y_train = synthetic_accounts(args.train_rows, names, seed=0)
     if args.fixed:
         leaves, depth = ModelSettings().num_leaves, ModelSettings().max_depth
-        booster, how, trials = train(X_train, y_train, args.trees, leaves=leaves, depth=depth), "fixed size, no search", []
+        booster, how, trials = train(X_train, y_train, args.trees, leaves, depth), "fixed size, no search", []
         probability: Callable[[pd.DataFrame], Any] = lambda X: booster.predict(X, num_threads=2)  # noqa: E731
     else:
         model, how, trials = tuned_model(X_train, y_train, args.trials, args.timeout)

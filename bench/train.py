@@ -204,7 +204,8 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.single:
-        print(json.dumps(run_one(args.rows[0], args.features, args.threads, args.model_only, args.trials, args.timeout)))
+        result = run_one(args.rows[0], args.features, args.threads, args.model_only, args.trials, args.timeout)
+        print(json.dumps(result))
         return
     for rows in args.rows:
         command = [sys.executable, __file__, "--single", "--rows", str(rows), "--features", str(args.features)]
@@ -234,6 +235,7 @@ def main() -> None:
         print("  parts (wall s): " + ", ".join(f"{k} {v:.1f}" for k, v in r["parts"].items()))
         OUT_DIR.mkdir(exist_ok=True)
         (OUT_DIR / f"train-{rows}.json").write_text(json.dumps(r, indent=2))
+
 
 if __name__ == "__main__":
     main()
