@@ -25,6 +25,7 @@ NAME of the quality section of bench/RESULTS.md (e.g. `--record before`, `--reco
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -34,7 +35,8 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,7 @@ MIN_BAND_ACCOUNTS = 50
 # thresholds of issue 10's "Done when"
 ORACLE_SHARE, RULE_MARGIN, BASELINE_SLACK = 0.90, 0.02, 0.005
 MEAN_GAP, MAX_ECE, BAND_GAP, NO_SIGNAL_AUC = 0.03, 0.03, 0.05, 0.05
+NEAR_RENEWAL_DAYS = 90  # horizon diagnostics: accounts whose renewal is this close to the scoring date
 
 
 # ------------------------------------------------------------------------------------ datasets
@@ -226,8 +229,9 @@ def point_metrics(y: np.ndarray, score: np.ndarray, probability: bool) -> dict[s
     return out
 
 
-def band_table(y: np.ndarray, p: np.ndarray) -> list[dict[str, Any]]:
-    """Per risk band (the product's bands): accounts, mean predicted, observed churn."""
+def band_table(y: np.ndarray, p: np.ndarray, truth: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Per risk band (the product's bands): accounts, mean predicted, observed churn and, where the
+    true probabilities are known, their mean (observed churn of a few hundred accounts is noisy)."""
     bands = np.select([p >= BANDS.high, p >= BANDS.medium], ["high", "medium"], default="low")
     rows = []
     for band in ("low", "medium", "high"):
@@ -239,6 +243,7 @@ def band_table(y: np.ndarray, p: np.ndarray) -> list[dict[str, Any]]:
                     "accounts": int(chosen.sum()),
                     "mean_predicted": float(p[chosen].mean()),
                     "observed": float(y[chosen].mean()),
+                    **({} if truth is None else {"true_mean": float(truth[chosen].mean())}),
                 }
             )
     return rows
@@ -288,6 +293,9 @@ class Result:
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     commit: str = ""  # of the code that produced this row
+    # what a model scoring at CUT can reach: the oracle at CUT (our generator's worlds) and the
+    # model and oracle on the accounts renewing within NEAR_RENEWAL_DAYS (see horizon())
+    horizon: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -384,13 +392,7 @@ def run_event(spec: EventDataset, accounts: int, years: float, n_boot: int, fres
     if len(dates) > 1:
         result.notes.append(f"scored at {len(dates)} dates from CUT, {spec.score_days[1]} days apart")
 
-    frames = []
-    for when in dates:
-        scores = pd.read_parquet(run_dir / f"scores-{when.date()}.parquet")
-        frames.append(scores.merge(history.outcomes_at(full, when), on=ACCOUNT_ID, how="left").assign(when=when))
-    frame = pd.concat(frames, ignore_index=True)
-    unresolved = int(frame["churned"].isna().sum())
-    frame = frame[frame["churned"].notna()].sort_values("when", kind="stable").reset_index(drop=True)
+    frame, unresolved = scored_frame(full, run_dir, dates)
     if unresolved:
         result.notes.append(f"{unresolved} scored accounts' terms were still undecided at the end of generation")
 
@@ -418,7 +420,64 @@ def run_event(spec: EventDataset, accounts: int, years: float, n_boot: int, fres
     measure(result, y, scores_by_model, frame[ACCOUNT_ID].to_numpy(), n_boot)
     result.oracle_auc = _auc(y, frame["p_churn"].to_numpy(dtype=float))
     run_checks(result, spec.no_signal)
+    truth_diagnostics(result, full, frame)
     return result
+
+
+def scored_frame(full: Path, run_dir: Path, dates: list[pd.Timestamp]) -> tuple[pd.DataFrame, int]:
+    """The scores written at each date, with the true outcome of each account's term running then;
+    (decided rows, count of undecided ones)."""
+    frames = []
+    for when in dates:
+        scores = pd.read_parquet(run_dir / f"scores-{when.date()}.parquet")
+        frames.append(scores.merge(history.outcomes_at(full, when), on=ACCOUNT_ID, how="left").assign(when=when))
+    frame = pd.concat(frames, ignore_index=True)
+    unresolved = int(frame["churned"].isna().sum())
+    return frame[frame["churned"].notna()].sort_values("when", kind="stable").reset_index(drop=True), unresolved
+
+
+def truth_diagnostics(result: Result, full: Path, frame: pd.DataFrame) -> None:
+    """What the truth says beside the checks: the bands' true mean probability, the oracle's own ECE
+    (the noise floor of ECE on these outcomes) and the horizon (see horizon())."""
+    y, truth = frame["churned"].astype(int).to_numpy(), frame["p_churn"].to_numpy(dtype=float)
+    result.bands = band_table(y, frame["churn_probability"].to_numpy(dtype=float), truth)
+    at_cut = [history.at_cut_probability(full, chosen, when) for when, chosen in frame.groupby("when", sort=False)]
+    result.horizon = horizon(frame, y, None if any(p is None for p in at_cut) else pd.concat(at_cut))
+    result.horizon["oracle_ece"] = expected_calibration_error(y, truth)
+
+
+def reanalyse(label: str) -> list[Result]:
+    """Recompute the truth diagnostics of block `label`'s event rows from their saved scores (no re-run)."""
+    available, rows = datasets(), json.loads((OUT / f"record-{label}.json").read_text())["results"]
+    results = [Result(**row) for row in rows]
+    for result in results:
+        spec = available.get(result.dataset)
+        if not isinstance(spec, EventDataset) or result.error:
+            continue
+        full = spec.history_dir(spec.accounts, YEARS)
+        cut = pd.Timestamp((history.data_end(full) - pd.DateOffset(months=CUT_MONTHS)).date())
+        frame, _ = scored_frame(full, OUT / spec.name / "run", [cut + pd.Timedelta(days=d) for d in spec.score_days])
+        truth_diagnostics(result, full, frame)
+    return results
+
+
+def horizon(frame: pd.DataFrame, y: np.ndarray, at_cut: pd.Series | None) -> dict[str, float]:
+    """Why the oracle is out of reach, in numbers: the oracle's probability uses the latent state over
+    the weeks before each renewal (up to a year after CUT). The oracle at CUT is the same formula on
+    the latent state at CUT; near the renewal both oracles see about the same weeks as the model."""
+    out: dict[str, float] = {}
+    if at_cut is not None:
+        known = at_cut.reindex(frame.index).notna().to_numpy()
+        out["at_cut_oracle_auc"] = _auc(y[known], at_cut.reindex(frame.index).to_numpy(dtype=float)[known])
+    near = (frame["days_to_renewal"] <= NEAR_RENEWAL_DAYS).to_numpy() if "days_to_renewal" in frame else None
+    if near is not None and min(y[near].sum(), (1 - y[near]).sum()) >= 5:
+        out |= {
+            "near_rows": int(near.sum()),
+            "near_churners": int(y[near].sum()),
+            "near_model_auc": _auc(y[near], frame["churn_probability"].to_numpy(dtype=float)[near]),
+            "near_oracle_auc": _auc(y[near], frame["p_churn"].to_numpy(dtype=float)[near]),
+        }
+    return out
 
 
 # ------------------------------------------------------------------------------ public tables
@@ -529,11 +588,18 @@ def markdown(results: list[Result], info: dict[str, Any], label: str) -> str:
             f" | {_with_interval(r, 'model', 'pr_auc')} | {_with_interval(r, 'model', 'ece')}"
             f" | {m['mean_predicted']:.3f} vs {m['observed']:.3f} | {verdict} |"
         )
-    lines += ["", "Calibration of the model per risk band (accounts, mean predicted -> observed churn):", ""]
+    lines += [
+        "",
+        "Calibration of the model per risk band (accounts, mean predicted -> observed churn; true: mean of the "
+        "true probabilities, where known):",
+        "",
+    ]
     for r in results:
         if not r.error:
             bands = "; ".join(
-                f"{b['band']} {b['accounts']:,}: {b['mean_predicted']:.3f} -> {b['observed']:.3f}" for b in r.bands
+                f"{b['band']} {b['accounts']:,}: {b['mean_predicted']:.3f} -> {b['observed']:.3f}"
+                + (f" (true {b['true_mean']:.3f})" if "true_mean" in b else "")
+                for b in r.bands
             )
             lines.append(f"- {r.dataset}: {bands}")
     lines += ["", "Baselines' calibration (ECE; mean predicted vs observed):", ""]
@@ -543,6 +609,26 @@ def markdown(results: list[Result], info: dict[str, Any], label: str) -> str:
                 f"{name} {r.metrics[name]['ece']:.3f}; {r.metrics[name]['mean_predicted']:.3f}" for name in BASELINES
             ]
             lines.append(f"- {r.dataset}: " + ", ".join(parts) + f" (observed {r.metrics['model']['observed']:.3f})")
+    horizons = [r for r in results if not r.error and r.horizon]
+    if horizons:
+        lines += [
+            "",
+            "What the truth says (the oracle sees each account up to its renewal, a model scoring at CUT cannot; "
+            "the oracle's own ECE is the noise floor of ECE on these outcomes):",
+            "",
+        ]
+    for r in horizons:
+        parts, h, auc = [], r.horizon, r.metrics["model"]["roc_auc"]
+        if "at_cut_oracle_auc" in h:
+            parts.append(f"oracle at CUT {h['at_cut_oracle_auc']:.3f} (model {auc / h['at_cut_oracle_auc']:.0%} of it)")
+        if "oracle_ece" in h:
+            parts.append(f"oracle's own ECE {h['oracle_ece']:.3f} (model {r.metrics['model']['ece']:.3f})")
+        if "near_rows" in h:
+            parts.append(
+                f"renewing within {NEAR_RENEWAL_DAYS} days, {h['near_rows']:,} ({h['near_churners']:,}): "
+                f"model {h['near_model_auc']:.3f} vs oracle {h['near_oracle_auc']:.3f}"
+            )
+        lines.append(f"- {r.dataset}: " + "; ".join(parts))
     notes = [(r.dataset, n) for r in results for n in r.notes]
     if notes:
         lines += ["", "Notes:", ""] + [f"- {name}: {note}" for name, note in notes]
@@ -558,6 +644,15 @@ def record(results: list[Result], info: dict[str, Any], label: str, order: list[
     ordered = [rows[name] for name in order if name in rows]
     path.write_text(json.dumps({"machine": info, "results": ordered}, indent=2, default=str))
     return [Result(**row) for row in ordered]
+
+
+@contextmanager
+def recording(label: str) -> Iterator[None]:
+    """Hold block `label`'s lock while its record and bench/RESULTS.md are read and rewritten."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    with open(OUT / f"record-{label}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def write_results_md(block: str, label: str) -> None:
@@ -632,7 +727,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", type=int, help="bootstrap resamples (default 500, quick 200)")
     parser.add_argument("--fresh", action="store_true", help="regenerate histories even when cached")
     parser.add_argument("--list", action="store_true", help="list the datasets and exit")
+    parser.add_argument(
+        "--reanalyse", action="store_true", help="recompute the truth diagnostics of the --record block's saved runs"
+    )
     args = parser.parse_args(argv)
+    if args.reanalyse:
+        if not args.record:
+            parser.error("--reanalyse needs --record NAME (the block to recompute)")
+        with recording(args.record):
+            info = json.loads((OUT / f"record-{args.record}.json").read_text())["machine"]
+            results = reanalyse(args.record)
+            recorded = record(results, info, args.record, list(datasets()))
+            write_results_md(markdown(recorded, info, args.record), args.record)
+        print(f"Recomputed the truth diagnostics of block '{args.record}' ({len(results)} datasets)")
+        return 0
 
     available = datasets()
     if args.list:
@@ -662,15 +770,16 @@ def main(argv: list[str] | None = None) -> int:
         outcome = f"failed: {result.error}" if result.error else "done"
         print(f"   {outcome} in {result.seconds['total']:.0f} s", flush=True)
         results.append(result)
-    info |= {"load_after": os.getloadavg(), "minutes": (time.perf_counter() - began) / 60, "bootstrap": n_boot}
+        info |= {"load_after": os.getloadavg(), "minutes": (time.perf_counter() - began) / 60, "bootstrap": n_boot}
+        if args.record:  # after every dataset: a long run that is stopped keeps what finished
+            with recording(args.record):  # subsets may run in parallel processes
+                recorded = record([result], info, args.record, list(available))
+                write_results_md(markdown(recorded, info, args.record), args.record)
+            print(f"   wrote block '{args.record}' of {RESULTS_MD} ({len(recorded)} datasets)", flush=True)
     console_report(results)
     OUT.mkdir(parents=True, exist_ok=True)
     payload = {"machine": info, "quick": args.quick, "results": [asdict(r) for r in results]}
     (OUT / "results.json").write_text(json.dumps(payload, indent=2, default=str))
-    if args.record:
-        recorded = record(results, info, args.record, list(available))
-        write_results_md(markdown(recorded, info, args.record), args.record)
-        print(f"Wrote block '{args.record}' of {RESULTS_MD} ({len(recorded)} datasets)")
     return 0 if all(r.passed for r in results) else 1
 
 

@@ -219,7 +219,7 @@ class ChurnRiskModel(ClassifierMixin, BaseEstimator):
         balance_classes: bool = False,
         refit: bool = True,
         tune_trials: int = 0,
-        tune_timeout_s: float = 120.0,
+        tune_timeout_s: float | None = 3600.0,
         one_se_rule: bool = True,
         seed: int = 42,
         num_threads: int = 2,

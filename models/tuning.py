@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,7 @@ class SearchResult:
     chosen: TrialRecord
     tolerance: float  # CV AUC the chosen setting may give up against the best
     seconds: float
+    cut_by_timeout: bool = False  # the safety-net timeout stopped the search before its trial budget
 
     def summary(self) -> dict[str, Any]:
         states = [t.state for t in self.trials]
@@ -81,6 +83,7 @@ class SearchResult:
             "trials_complete": states.count("complete"),
             "trials_pruned": states.count("pruned"),
             "tuning_seconds": round(self.seconds, 1),
+            "search_cut_by_timeout": self.cut_by_timeout,
             "best_trial": self.best.number,
             "best_cv_auc": self.best.score,
             "chosen_trial": self.chosen.number,
@@ -136,9 +139,14 @@ def search(
     *,
     progress: ProgressCallback | None = None,
     on_trial: Any = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> SearchResult:
-    """Run the seeded TPE search within `model.tune_trials` and `model.tune_timeout_s`.
+    """Run the seeded TPE search: `model.tune_trials` trials, unless `model.tune_timeout_s` cuts it.
 
+    The trial count is the budget, so the same data and seed choose the same setting on any
+    machine at any load (TPE is seeded, trials run one after another, LightGBM is deterministic).
+    The timeout (None = none) is only a safety net: once `clock()` says it has passed, no new
+    trial starts and the result says the search was cut (then it depends on the machine's speed).
     `on_trial(TrialRecord)` is called after every trial (for logging, e.g. MLflow nested runs).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -153,6 +161,14 @@ def search(
             study.enqueue_trial(_as_suggested(point), skip_if_exists=True)
     records: list[TrialRecord] = []
     started = time.time()
+    deadline = None if model.tune_timeout_s is None else clock() + model.tune_timeout_s
+    cut = False
+
+    def stop_at_deadline(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        nonlocal cut
+        if deadline is not None and len(records) < model.tune_trials and clock() >= deadline:
+            cut = True
+            study.stop()
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial)
@@ -191,11 +207,11 @@ def search(
                 progress(STAGE, len(records), model.tune_trials)
         return result.score
 
-    study.optimize(objective, n_trials=model.tune_trials, timeout=model.tune_timeout_s, catch=())
+    study.optimize(objective, n_trials=model.tune_trials, callbacks=[stop_at_deadline], catch=())
     if progress is not None:
         progress(STAGE, model.tune_trials, model.tune_trials)
     best, chosen, tolerance = one_se_choice(records, model.one_se_rule)
-    return SearchResult(tuple(records), best, chosen, tolerance, time.time() - started)
+    return SearchResult(tuple(records), best, chosen, tolerance, time.time() - started, cut)
 
 
 def _in_space(params: dict[str, Any]) -> bool:

@@ -75,7 +75,9 @@ class ModelSettings(SettingsSection):
     num_threads: int = Field(2, ge=1, description="LightGBM threads; results are reproducible per thread count.")
     promotion_min_gain: float = Field(0.0, ge=0, description="ROC AUC gain over the champion needed to promote.")
     tune_trials: int = Field(40, ge=0, description="Optuna trials; 0 = train with the settings above.")
-    tune_timeout_s: float = Field(120.0, gt=0, description="Stop starting new trials after this many seconds.")
+    tune_timeout_s: float | None = Field(
+        3600.0, gt=0, description="Safety net: no new trial after this many seconds (null = none); a cut is reported."
+    )
     tune_max_rows: int = Field(
         50_000, ge=1_000, description="Tune on a sample of whole accounts when the folds hold more rows."
     )

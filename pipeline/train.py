@@ -330,11 +330,11 @@ def fit_and_evaluate(
         feature_set=features_used,
     )
     notes.extend(model.notes_)
-    if model.search_ is not None and len(model.search_.trials) < settings.model.tune_trials:
+    if model.search_ is not None and model.search_.cut_by_timeout:
         notes.append(
-            f"the search stopped at model.tune_timeout_s = {settings.model.tune_timeout_s:g} s after "
-            f"{len(model.search_.trials)} of {settings.model.tune_trials} trials: on a faster or quieter machine "
-            "the same data and seed may choose other settings (raise the timeout for a reproducible search)"
+            f"the search was cut by model.tune_timeout_s = {settings.model.tune_timeout_s:g} s after "
+            f"{len(model.search_.trials)} of {settings.model.tune_trials} trials: not reproducible, another machine "
+            "or load may choose other settings (raise the timeout, or set it to null, for the full trial budget)"
         )
     if settings.model.tune_trials == 0:
         notes.append("model.tune_trials = 0: trained with the configured tree settings, no search")
@@ -446,6 +446,8 @@ def log_and_register(
         _report(progress, 5)
         mlflow.log_params(evaluated.params)
         mlflow.set_tags({"stage": "train", "source": source, "tuned": str(model.search_ is not None)})
+        if model.search_ is not None:
+            mlflow.set_tag("search_cut_by_timeout", str(model.search_.cut_by_timeout))
         mlflow.log_dict(evaluated.fingerprint, "data/fingerprint.json")
         if notes:
             mlflow.log_text("\n".join(notes), tracking.NOTES_ARTIFACT)

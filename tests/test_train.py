@@ -131,6 +131,18 @@ def test_the_search_runs_in_churn_train_and_zero_trials_trains_the_configured_se
     chosen = next(t for t in tuned.model.search_.trials if t.number == selection["chosen_trial"])
     assert tuned.model.tree_params() == chosen.params
     assert selection["chosen_cv_auc"] >= selection["best_cv_auc"] - selection["one_se_tolerance"] - 1e-12
+    assert not selection["search_cut_by_timeout"] and not any("model.tune_timeout_s" in n for n in tuned.notes)
+    assert mlflow.MlflowClient().get_run(tuned.run_id).data.tags["search_cut_by_timeout"] == "False"
+    again = train_model(table, _settings(tmp_path, tune_trials=6))  # same data and seed: the same trees
+    assert again.model.tree_params() == tuned.model.tree_params()
+    assert again.model.booster_.model_to_string() == tuned.model.booster_.model_to_string()
+    cut = train_model(table, _settings(tmp_path, tune_trials=3, tune_timeout_s=1e-6))  # cut after its 1st trial
+    assert cut.model.selection_["trials"] == 1 and cut.model.selection_["search_cut_by_timeout"]
+    assert [n for n in cut.notes if "model.tune_timeout_s" in n] == [
+        "the search was cut by model.tune_timeout_s = 1e-06 s after 1 of 3 trials: not reproducible, another "
+        "machine or load may choose other settings (raise the timeout, or set it to null, for the full trial budget)"
+    ]
+    assert mlflow.MlflowClient().get_run(cut.run_id).data.tags["search_cut_by_timeout"] == "True"
     plain = train_model(table, _settings(tmp_path, tune_trials=0, num_leaves=5, max_depth=2))
     assert not plain.model.selection_["tuned"] and (plain.model.num_leaves, plain.model.max_depth) == (5, 2)
     assert "model.tune_trials = 0: trained with the configured tree settings, no search" in plain.notes

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from itertools import count
+
 import lightgbm as lgb
 import numpy as np
 import pytest
 from churn_sim import simulate_feature_table
+from sklearn.base import clone
 
 from features.table import feature_columns
 from models.risk_model import ChurnRiskModel, CrossValidator
 from models.split import out_of_time_split, rolling_origin_folds
 from models.tuning import ONE_SE_CAP, STARTING_POINTS, TrialRecord, one_se_choice, search
+from pipeline.config import ModelSettings
 
 
 def _trial(number: int, scores: tuple[float, ...], cost: float, state: str = "complete") -> TrialRecord:
@@ -75,3 +80,31 @@ def test_cross_validation_judges_every_fold_at_one_tree_count(folds):
     assert len(result.fold_scores) == 3 and 1 <= result.trees < 1000
     assert result.score == pytest.approx(np.mean(result.fold_scores))
     assert result.se == pytest.approx(np.std(result.fold_scores, ddof=1) / np.sqrt(3))
+
+
+def _loaded_machine(seconds_per_reading: float) -> Callable[[], float]:
+    """A clock that advances `seconds_per_reading` at every reading: the search reads it once at the
+    start and once after each trial, so every trial seems to take that long (a machine under load)."""
+    readings = count()
+    return lambda: next(readings) * seconds_per_reading
+
+
+def test_the_default_budget_is_trials_so_a_loaded_machine_chooses_the_same_trees(folds):
+    default = ModelSettings().estimator().set_params(num_threads=1, tune_trials=6, seed=3)
+    quiet = search(clone(default), folds)
+    loaded = search(clone(default), folds, clock=_loaded_machine(300.0))  # 5 minutes a trial
+    assert not quiet.cut_by_timeout and not loaded.cut_by_timeout and len(loaded.trials) == 6
+    assert [t.params for t in loaded.trials] == [t.params for t in quiet.trials]
+    assert [(t.state, t.fold_scores, t.trees) for t in loaded.trials] == [
+        (t.state, t.fold_scores, t.trees) for t in quiet.trials
+    ]
+    assert (loaded.chosen.number, loaded.chosen.params) == (quiet.chosen.number, quiet.chosen.params)
+
+
+def test_a_timeout_that_cuts_the_search_is_reported_and_none_means_no_limit(folds):
+    model = ChurnRiskModel(num_threads=1, tune_trials=6, seed=3, tune_timeout_s=1000.0)
+    cut = search(model, folds, clock=_loaded_machine(300.0))  # the 4th trial ends past 1,000 s
+    assert cut.cut_by_timeout and len(cut.trials) == 4
+    assert cut.summary()["search_cut_by_timeout"] is True and cut.summary()["trials"] == 4
+    unlimited = search(clone(model).set_params(tune_timeout_s=None, tune_trials=3), folds, clock=_loaded_machine(1e6))
+    assert not unlimited.cut_by_timeout and len(unlimited.trials) == 3

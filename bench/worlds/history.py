@@ -17,8 +17,10 @@ import pandas as pd
 from features.contract import TABLES
 
 TRUTH = Path("_truth") / "terms.parquet"
-KNOWN_AT_SIGNING = {("subscriptions", "end_date")}  # a contract's end date is known when it is signed
+# a contract's end date is known when it is signed, an invoice's due date when it is issued
+KNOWN_AT_SIGNING = {("subscriptions", "end_date"), ("invoices", "due_at")}
 KNOWN_WHEN_CLOSED = {"support_tickets": ("closed_at", ("csat",))}  # a ticket is rated when it is closed
+OPEN_UNTIL = {"invoices": ("paid_at", "status", "paid", "open")}  # paid after CUT: still open at CUT
 
 
 def read_table(data_dir: Path, name: str) -> pd.DataFrame | None:
@@ -46,8 +48,9 @@ def truncate(full_dir: Path, out_dir: Path, cut: pd.Timestamp) -> dict[str, int]
     """Write the tables of `full_dir` with only what was known strictly before `cut`; rows per table.
 
     Rows whose time column is at or after CUT are dropped; later values of other timestamps
-    (a ticket closed after CUT) become unknown, with what depends on them (its CSAT); contract
-    end dates stay, as they are known at signing. The truth folder is not copied.
+    (a ticket closed after CUT) become unknown, with what depends on them (its CSAT; an invoice
+    paid after CUT is still open); contract end dates and invoice due dates stay, as they are
+    known at signing. The truth folder is not copied.
     """
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -69,6 +72,9 @@ def truncate(full_dir: Path, out_dir: Path, cut: pd.Timestamp) -> dict[str, int]
             if column.name == closed_at:
                 for dependant in (d for d in dependants if d in frame):
                     frame.loc[later, dependant] = np.nan
+            settled_at, status, settled, pending = OPEN_UNTIL.get(name, (None, None, None, None))
+            if column.name == settled_at and status in frame:
+                frame.loc[later & (frame[status] == settled), status] = pending
         frame.to_parquet(out_dir / f"{name}.parquet", index=False)
         rows[name] = len(frame)
     return rows
@@ -96,3 +102,73 @@ def outcomes_at(full_dir: Path, cut: pd.Timestamp) -> pd.DataFrame:
         .agg(term_end=("term_end", "first"), p_churn=("p_churn", "max"), churned=("churned", "max"))
         .reset_index()
     )
+
+
+HEALTH = Path("_truth") / "health"
+WORLD = Path("_truth") / "world.json"
+# The windows of our generator's renewal decision (pipeline/synthetic/knobs.py): name -> (latent, weeks, slope key)
+SIGNAL_WINDOWS = {
+    "health": ("health", 13, "churn_health"),
+    "friction": ("friction", 13, "churn_friction"),
+    "enablement": ("enablement", 26, "churn_enablement"),
+}
+TREND_WEEKS = 13
+
+
+def at_cut_probability(full_dir: Path, outcomes: pd.DataFrame, cut: pd.Timestamp) -> pd.Series | None:
+    """The true churn probability of each outcome's term as if its renewal were decided at CUT.
+
+    The oracle (`p_churn`) uses the latent state over the weeks before the term end, up to a
+    year after CUT, which no model scoring at CUT can see. This swaps those windows for the
+    windows ending at CUT in the generator's own logit (same slopes, intercepts, segment and
+    first-renewal terms; `_truth/health` holds the weekly latents): what a model that knew the
+    latent state at CUT exactly, and the true formula, would predict. Seat contraction is known
+    at CUT already; a champion latent is not in the truth files, so in the champion-loss world
+    its term still looks ahead. None for histories without the latents (foreign simulators).
+    """
+    if not (full_dir / HEALTH).exists() or not (full_dir / WORLD).exists():
+        return None
+    import json
+
+    from scipy.special import expit, logit
+
+    world = json.loads((full_dir / WORLD).read_text())
+    latents = pd.read_parquet(full_dir / HEALTH)
+    latents["week_start"] = pd.to_datetime(latents["week_start"])
+    grid0 = latents["week_start"].min()
+    week = ((latents["week_start"] - grid0).dt.days // 7).to_numpy()
+    accounts = pd.Index(sorted(latents["account_id"].astype(str).unique()))
+    row = accounts.get_indexer(latents["account_id"].astype(str))
+    weeks = int(week.max()) + 1
+    sums, counts = {}, {}
+    for name in {latent for latent, _, _ in SIGNAL_WINDOWS.values()}:
+        grid = np.zeros((len(accounts), weeks))
+        grid[row, week] = latents[name].to_numpy()
+        known = np.zeros((len(accounts), weeks))
+        known[row, week] = 1.0
+        zero = np.zeros((len(accounts), 1))
+        sums[name], counts[name] = np.hstack([zero, grid.cumsum(axis=1)]), np.hstack([zero, known.cumsum(axis=1)])
+
+    rows = accounts.get_indexer(outcomes["account_id"].astype(str))
+
+    def mean(name: str, end: np.ndarray, length: int) -> np.ndarray:
+        hi, lo = np.clip(end, 0, weeks), np.clip(end - length, 0, weeks)
+        n = counts[name][rows, hi] - counts[name][rows, lo]
+        total = sums[name][rows, hi] - sums[name][rows, lo]
+        return np.divide(total, n, out=np.zeros(len(rows)), where=n > 0)
+
+    def logit_part(end: np.ndarray) -> np.ndarray:
+        part = np.zeros(len(rows))
+        for latent, length, slope in SIGNAL_WINDOWS.values():
+            part += world[slope] * mean(latent, end, length)
+        recent, earlier = mean("health", end, TREND_WEEKS), mean("health", end - TREND_WEEKS, TREND_WEEKS)
+        return part + world["churn_trend"] * (recent - earlier)
+
+    end_week = ((pd.to_datetime(outcomes["term_end"]) - grid0).dt.days // 7).to_numpy()
+    cut_week = np.full(len(rows), (cut - grid0).days // 7)
+    p = np.clip(outcomes["p_churn"].to_numpy(dtype=float), 1e-12, 1 - 1e-12)
+    at_cut = expit(logit(p) - logit_part(end_week) + logit_part(cut_week))
+    if world.get("no_signal") is not None:
+        at_cut = outcomes["p_churn"].to_numpy(dtype=float)
+    at_cut = np.where(rows >= 0, at_cut, np.nan)  # an account with no latent weeks (never active)
+    return pd.Series(at_cut, index=outcomes.index, name="p_churn_at_cut")
