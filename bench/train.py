@@ -11,8 +11,8 @@ churn label driven non-linearly by a dozen of the features, two categoricals); t
 refit on all labelled rows; calibration cross-fitted over accounts, 5 member fits on the training
 rows and 5 on all labelled rows) and, unless --model-only, the whole `train_model` stage
 (logistic baseline, evaluation, plots, MLflow logging and registration in a temporary SQLite store).
-`--trials 0` measures training without a search; `--timeout` sets `model.tune_timeout_s` (a large value
-measures the whole trial budget whatever the load, e.g. `--trials 40 --timeout 86400`). The fit's
+`--trials 0` measures training without a search; `--timeout` sets `model.tune_timeout_s`, the search's
+safety net (a value above the search's length measures the whole trial budget whatever the load). The fit's
 progress events time its parts: the search, the tree count and evaluation fits, the refit and the
 calibration member fits (each a wall-clock stretch between two events).
 """
