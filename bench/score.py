@@ -199,7 +199,7 @@ def tuned_model(X: pd.DataFrame, y: np.ndarray, trials: int | None, timeout: flo
     """The model `churn train` would deploy on these accounts (default settings and search budget).
 
     Returns the fitted `ChurnRiskModel`, a one-line summary and the search's complete trials (best
-    CV AUC first), each marked whether the one-SE rule would allow it.
+    CV AUC first; the one-SE rule chose the cheapest of those within its paired standard error of the best).
     """
     from models.split import stratified_folds, stratified_split
 
@@ -226,11 +226,9 @@ def tuned_model(X: pd.DataFrame, y: np.ndarray, trials: int | None, timeout: flo
         search = model.search_
         for trial in sorted(search.trials, key=lambda t: -t.score if t.state == "complete" else 0):
             if trial.state == "complete":
-                within = trial.score >= search.best.score - search.tolerance
                 trials_table.append(
                     {"trial": trial.number, "cv_auc": trial.score, "trees": trial.trees, "cost": trial.cost,
-                     "chosen": trial.number == search.chosen.number, "within_one_se": bool(within),
-                     "seconds": trial.seconds} | trial.params
+                     "chosen": trial.number == search.chosen.number, "seconds": trial.seconds} | trial.params
                 )  # fmt: skip
     return model, how, trials_table
 
@@ -268,10 +266,10 @@ def main() -> None:
     )
 
     if trials:
-        print("\nsearch trials (complete, best CV AUC first; * chosen, + within one SE of the best):")
+        print("\nsearch trials (complete, best CV AUC first; * chosen by the one-SE rule):")
         print("trial  CV AUC  trees  leaves  depth  cost  seconds")
         for t in trials:
-            mark = "*" if t["chosen"] else "+" if t["within_one_se"] else " "
+            mark = "*" if t["chosen"] else " "
             print(
                 f"{mark}{t['trial']:<5} {t['cv_auc']:.4f} {t['trees']:6} {t['num_leaves']:7} {t['max_depth']:6} "
                 f"{t['cost']:5.0f} {t['seconds']:8.1f}"
