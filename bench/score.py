@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import threading
 import time
@@ -133,9 +134,12 @@ def timed(action: Callable[[], Any]) -> tuple[Any, float, float, float]:
     return value, seconds, cpu_seconds, memory["peak_mb"]
 
 
-def bench_scale(booster: lgb.Booster, names: list[str], rows: int, shap_sample: int) -> dict[str, Any]:
+def bench_scale(
+    booster: lgb.Booster, probability: Callable[[pd.DataFrame], Any], names: list[str], rows: int, shap_sample: int
+) -> dict[str, Any]:
     X, _ = synthetic_accounts(rows, names, seed=rows)
     categories = category_map(names)
+    _, proba_s, _, proba_mb = timed(lambda: probability(X))
     explanation, explain_s, explain_cpu, explain_mb = timed(lambda: explain(booster, X, categories))
     _, drivers_s, _, drivers_mb = timed(lambda: top_drivers(explanation.contributions, X, n=3))
     sample = X.iloc[: min(shap_sample, rows)]
@@ -144,6 +148,9 @@ def bench_scale(booster: lgb.Booster, names: list[str], rows: int, shap_sample: 
     result = {
         "rows": rows,
         "input_mb": X.memory_usage(deep=True).sum() / 2**20,
+        "probability_s": proba_s,
+        "probability_rows_per_s": rows / proba_s,
+        "probability_peak_mb": proba_mb,
         "explain_s": explain_s,
         "explain_cpu_s": explain_cpu,
         "explain_rows_per_s": rows / explain_s,
@@ -188,12 +195,18 @@ def bench_sizes(names: list[str], sizes: list[tuple[int, int]], rows: int) -> li
     return table
 
 
-def tuned_booster(X: pd.DataFrame, y: np.ndarray) -> tuple[lgb.Booster, str]:
-    """The booster `churn train` would deploy on these accounts (default settings and search budget)."""
+def tuned_model(X: pd.DataFrame, y: np.ndarray, trials: int | None, timeout: float | None) -> tuple[Any, str, list]:
+    """The model `churn train` would deploy on these accounts (default settings and search budget).
+
+    Returns the fitted `ChurnRiskModel`, a one-line summary and the search's complete trials (best
+    CV AUC first; the one-SE rule chose the cheapest of those within its paired standard error of the best).
+    """
     from models.split import stratified_folds, stratified_split
 
     table = pd.DataFrame({"account_id": np.arange(len(y)).astype(str), "label": y}, index=X.index)
-    settings = ModelSettings()
+    overrides = {} if trials is None else {"tune_trials": trials}
+    overrides |= {} if timeout is None else {"tune_timeout_s": timeout}
+    settings = ModelSettings(**overrides)
     split = stratified_split(table, validation_share=settings.validation_share, seed=settings.seed)
     folds = stratified_folds(table.loc[split.train_index], n_folds=settings.cv_folds, seed=settings.seed)
     started = time.perf_counter()
@@ -203,10 +216,21 @@ def tuned_booster(X: pd.DataFrame, y: np.ndarray) -> tuple[lgb.Booster, str]:
     selection = model.selection_
     valid_auc = roc_auc_score(y[split.valid_index], model.validation_raw_)
     how = (
-        f"tuned in {time.perf_counter() - started:.0f} s ({selection.get('trials', 0)} trials, "
-        f"CV AUC {selection['cv_auc']:.4f}, validation AUC {valid_auc:.4f})"
+        f"tuned in {time.perf_counter() - started:.0f} s, search {selection.get('tuning_seconds', 0):.0f} s "
+        f"({selection.get('trials', 0)} trials, {selection.get('trials_complete', 0)} complete; "
+        f"CV AUC {selection['cv_auc']:.4f} ± {selection.get('cv_auc_std', float('nan')):.4f}, "
+        f"validation AUC {valid_auc:.4f})"
     )
-    return model.booster_, how
+    trials_table = []
+    if model.search_ is not None:
+        search = model.search_
+        for trial in sorted(search.trials, key=lambda t: -t.score if t.state == "complete" else 0):
+            if trial.state == "complete":
+                trials_table.append(
+                    {"trial": trial.number, "cv_auc": trial.score, "trees": trial.trees, "cost": trial.cost,
+                     "chosen": trial.number == search.chosen.number, "seconds": trial.seconds} | trial.params
+                )  # fmt: skip
+    return model, how, trials_table
 
 
 def main() -> None:
@@ -221,26 +245,42 @@ def main() -> None:
         help="model sizes for the trade-off table, as TREESxLEAVES",
     )  # fmt: skip
     parser.add_argument("--fixed", action="store_true", help="train --trees trees of the default size, no search")
+    parser.add_argument("--trials", type=int, help="search trials (default: the configured model.tune_trials)")
+    parser.add_argument("--timeout", type=float, help="search timeout in s (default: the configured tune_timeout_s)")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     names = feature_names(args.features)
     X_train, y_train = synthetic_accounts(args.train_rows, names, seed=0)
     if args.fixed:
         leaves, depth = ModelSettings().num_leaves, ModelSettings().max_depth
-        booster, how = train(X_train, y_train, args.trees, leaves=leaves, depth=depth), "fixed size, no search"
+        booster, how, trials = train(X_train, y_train, args.trees, leaves, depth), "fixed size, no search", []
+        probability: Callable[[pd.DataFrame], Any] = lambda X: booster.predict(X, num_threads=2)  # noqa: E731
     else:
-        booster, how = tuned_booster(X_train, y_train)
+        model, how, trials = tuned_model(X_train, y_train, args.trials, args.timeout)
+        booster, probability = model.booster_, model.predict_proba
     params = booster.params
     print(
         f"model: {booster.num_trees()} trees, {params.get('num_leaves')} leaves, depth {params.get('max_depth')}, "
         f"{len(names)} features ({how}); cores: {os.cpu_count()}"
     )
 
-    scales = [bench_scale(booster, names, rows, args.shap_sample) for rows in args.rows]
-    print("\nexplain: rows, wall s, rows/s, CPU s per 1k rows, peak MB | top_drivers: wall s, rows/s |")
+    if trials:
+        print("\nsearch trials (complete, best CV AUC first; * chosen by the one-SE rule):")
+        print("trial  CV AUC  trees  leaves  depth  cost  seconds")
+        for t in trials:
+            mark = "*" if t["chosen"] else " "
+            print(
+                f"{mark}{t['trial']:<5} {t['cv_auc']:.4f} {t['trees']:6} {t['num_leaves']:7} {t['max_depth']:6} "
+                f"{t['cost']:5.0f} {t['seconds']:8.1f}"
+            )
+    scales = [bench_scale(booster, probability, names, rows, args.shap_sample) for rows in args.rows]
+    print("\nprobability: wall s, rows/s | explain: rows, wall s, rows/s, CPU s per 1k rows, peak MB |")
+    print("top_drivers: wall s, rows/s |")
     print("shap.TreeExplainer on a sample: rows/s, CPU s per 1k rows, wall s extrapolated to all rows | load average")
     for r in scales:
         print(
+            f"{r['probability_s']:6.1f} {r['probability_rows_per_s']:9,.0f} | "
             f"{r['rows']:<10,} {r['explain_s']:7.1f} {r['explain_rows_per_s']:7,.0f} "
             f"{r['explain_cpu_s_per_1k_rows']:6.3f} {r['explain_peak_mb']:6.0f} | "
             f"{r['top_drivers_s']:6.1f} {r['top_drivers_rows_per_s']:7,.0f} | {r['shap_rows_per_s']:7,.0f} "
@@ -265,9 +305,17 @@ def main() -> None:
         "params": {k: params.get(k) for k in ("num_leaves", "max_depth", "learning_rate", "min_data_in_leaf")},
         "scales": scales,
         "trade_off": trade_off,
+        "trials": trials,
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+        "process_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10,  # KiB on Linux
     }
     (OUT_DIR / "score.json").write_text(json.dumps(report, indent=2))
-    print(f"\nwritten: {OUT_DIR / 'score.json'}")
+    print(
+        f"\nload average {load_before:.1f} before, {report['load_after']:.1f} after; "
+        f"process peak memory {report['process_peak_mb']:,.0f} MiB"
+    )
+    print(f"written: {OUT_DIR / 'score.json'}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -137,15 +138,23 @@ def category_map(
 
 def describe(name: str, value: Any, row: Mapping[str, Any] | None = None) -> str:
     """Render a feature value in plain words with its template (fallback: 'name = value')."""
-    found = lookup(name)
+    return _render(name, lookup(name), value, row)
+
+
+def describer(name: str) -> Callable[[Any, Mapping[str, Any] | None], str]:
+    """`describe` for one feature, its spec looked up once: for rendering a column's values row by row."""
+    return partial(_render, name, lookup(name))
+
+
+def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, Any] | None = None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return f"{found.description if found is not None else name}: no data"
     if found is None:
         return f"{name} = {_fmt(value)}"
-    context = {k: _clean(v) for k, v in (row or {}).items()}
-    context["value"] = _clean(value)
+    context = {k: _clean(v) for k, v in row.items()} if row else {}
+    context["value"] = value  # neither None nor NaN here
     try:
-        return found.template.format(**context)
+        return found.template.format_map(context)
     except (KeyError, ValueError, TypeError, IndexError):
         return f"{found.description}: {_fmt(value)}"
 

@@ -10,7 +10,7 @@ import shap
 
 from features.errors import ChurnError, DataContractError
 from features.registry import all_specs, category_map, describe
-from models.explain import explain, top_drivers
+from models.explain import _largest_columns, explain, top_drivers
 
 NUMERIC = [
     "logins_per_seat_30d",
@@ -200,3 +200,37 @@ def test_top_drivers_skip_features_that_lower_the_risk():
     assert drivers.tolist() == [expected_first, ""]
     assert "unregistered = 1.5" in drivers[0]
     assert top_drivers(contributions, X, n=1).tolist() == [describe("tickets_90d", 4.0, X.loc[0].to_dict()), ""]
+
+
+def test_largest_columns_are_a_stable_descending_sort_in_every_chunk():
+    rng = np.random.default_rng(5)
+    values = rng.integers(-3, 4, size=(257, 9)).astype(float)  # many ties: column order must break them
+    for k in (1, 3, 9):
+        expected = np.argsort(-values, axis=1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(_largest_columns(values, k, chunk_rows=50), expected)
+    assert values.min() == -3.0, "the input is left as it was"
+
+
+def test_top_drivers_equal_describe_row_by_row_with_companions_gaps_and_repeats():
+    rng = np.random.default_rng(6)
+    n = 600
+    X = pd.DataFrame(
+        {
+            "logins_trend_30d": rng.choice([-0.6, -0.25, 0.1, np.nan], n),  # its template cites logins_per_seat_30d
+            "logins_per_seat_30d": rng.choice([3.0, 0.5, np.nan], n),
+            "tickets_90d": rng.poisson(2, n).astype(float),
+            "unregistered": rng.uniform(0, 2, n),
+            "plan": pd.Categorical(rng.choice(["basic", "pro"], n)),
+        }
+    )
+    contributions = pd.DataFrame(rng.normal(0, 1, (n, X.shape[1])), columns=X.columns)
+    contributions.iloc[::7, 1] = contributions.iloc[::7, 2]  # exact ties between two features
+
+    drivers = top_drivers(contributions, X, n=3)
+
+    for index in range(n):
+        ranked = contributions.loc[index].sort_values(ascending=False, kind="stable")
+        row = X.loc[index].to_dict()
+        expected = "; ".join(describe(name, row[name], row) for name in ranked[ranked > 0].index[:3])
+        assert drivers[index] == expected, index
+    assert drivers.str.contains("logins per seat in 30 days").any() and drivers.str.contains("no data").any()
