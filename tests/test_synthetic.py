@@ -252,9 +252,10 @@ def test_usage_intensity_scales_usage_events_and_its_default_changes_no_byte(tmp
     for name in ("accounts.parquet", "subscriptions.parquet", "_truth/terms.parquet"):
         assert dense_files[name] == default_files[name]
     world = json.loads((dense.out_dir / "_truth" / "world.json").read_text())
-    assert world["usage_per_user"] == 4.0 * json.loads((default.out_dir / "_truth" / "world.json").read_text())[
-        "usage_per_user"
-    ]
+    assert (
+        world["usage_per_user"]
+        == 4.0 * json.loads((default.out_dir / "_truth" / "world.json").read_text())["usage_per_user"]
+    )
 
 
 def test_new_accounts_get_onboarding_webinars(generated) -> None:

@@ -135,8 +135,10 @@ def generate(
         raise ConfigError(f"generate: accounts must be a positive whole number (got {n_accounts!r}); e.g. 2000.")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ConfigError(f"generate: seed must be a whole number >= 0 (got {seed!r}); e.g. 0 or 42.")
-    if isinstance(usage_intensity, bool) or not isinstance(usage_intensity, int | float) or not (
-        math.isfinite(usage_intensity) and usage_intensity > 0
+    if (
+        isinstance(usage_intensity, bool)
+        or not isinstance(usage_intensity, int | float)
+        or not (math.isfinite(usage_intensity) and usage_intensity > 0)
     ):
         raise ConfigError(
             f"generate: usage intensity must be a positive number (got {usage_intensity!r}); e.g. 1.0 or 6.5."
