@@ -2,6 +2,7 @@
 
     python bench/features.py --events 1M 10M [100M] [--pandas-max 1M] [--root bench/out/features]
     python bench/features.py --data DIR [--profile OUT] [--range-join]   # a given world, e.g. issue 13's 80M
+    python bench/features.py --scaling --events 1M 10M 100M [--engines duckdb spark]
 
 For each size it generates (once, cached under --root) a synthetic history with about that many
 events, then builds every monthly snapshot in a fresh process -- with the DuckDB engine, and up
@@ -14,6 +15,8 @@ issue 13: snapshots joined to raw events on account with `ts` in the 90 days bef
 computing 24 window counts, sums and distinct counts (4 event tables x 7/30/90 days).
 `--profile OUT` writes DuckDB's EXPLAIN ANALYZE of every statement of the build to OUT/ and
 prints the statements that took longest.
+`--scaling` measures each size with DuckDB and with Spark `local[2]` (driver memory 6g; the JVM's
+peak RSS is added to the Python process's) and merges the rows into the scaling section.
 Targets on the 2-core machine: 100M events in under 60 s and under 8 GB; at least 10x pandas;
 at least 3x faster than the range join (goal 5x).
 """
@@ -35,6 +38,11 @@ if sys.path and Path(sys.path[0]).resolve() == HERE:
     sys.path.pop(0)  # this script is named like the `features` package it measures
 PILOT_ACCOUNTS = 200
 BEGIN, END = "<!-- features:begin -->", "<!-- features:end -->"
+SCALING_BEGIN, SCALING_END = "<!-- scaling:begin -->", "<!-- scaling:end -->"
+SCALING_HEADER = (
+    "| events | engine | accounts | snapshots | whole process s | load + validate s + features s | "
+    "events/s (features) | peak memory GiB | load average before |\n|---|---|---|---|---|---|---|---|---|"
+)
 HEADER = (
     "| events | engine | accounts | snapshots | features | load + validate s | features s | events/s | "
     "peak memory GiB | vs pandas | range join (same run): s, features, speed-up |\n"
@@ -91,7 +99,7 @@ def range_join_sql(table: str) -> str:
 
 def range_join(dataset, snapshots) -> tuple[float, int]:
     """Seconds and window features of the range-join baseline on the build's own snapshots."""
-    keys = snapshots[["account_id", "as_of"]]  # read by DuckDB's replacement scan
+    keys = snapshots[["account_id", "as_of"]]  # noqa: F841 - read by DuckDB's replacement scan below
     dataset.con.execute("CREATE TEMP TABLE __bench_snapshots AS SELECT * FROM keys").fetchall()
     clock, features = time.perf_counter(), 0
     for table in (t for t in RANGE_JOIN if t in dataset.event_tables):
@@ -143,13 +151,16 @@ def worker(engine: str, data: Path, with_range_join: bool = False, profile: Path
     loaded = time.perf_counter()
     dates = snapshot_dates(dataset, "monthly")
     profiled = profiled_engine(dataset.con, profile) if profile is not None else None
+    extra: dict = {}
     if engine == "duckdb":
         table = build_features(dataset, dates, FeatureSettings(), grace_days=30, engine=profiled)
+    elif engine == "spark":
+        table = _spark_build(dataset, dates, extra)
     else:
         table = _pandas_reference().reference_features(dataset, dates, FeatureSettings(), grace_days=30)
     built = time.perf_counter()
-    build_peak = peak_gib()
-    measured = {
+    build_peak = peak_gib() + extra.pop("jvm_peak_gib", 0.0)
+    measured = extra | {
         "engine": engine,
         "events": event_count(dataset),
         "accounts": len(dataset.accounts),
@@ -168,6 +179,29 @@ def worker(engine: str, data: Path, with_range_join: bool = False, profile: Path
         for seconds, name in sorted(profiled.timings, reverse=True)[:15]:
             print(f"profile {seconds:7.2f} s {100 * seconds / total:5.1f} %  {name}", file=sys.stderr)
     print(json.dumps(measured))
+
+
+SPARK_MASTER, SPARK_DRIVER_MEMORY = "local[2]", "6g"
+
+
+def _spark_build(dataset, dates, extra: dict):
+    """All snapshots on Spark local[2] (session start timed apart); the JVM's peak RSS goes into `extra`."""
+    from features.build import build_features
+    from features.settings import FeatureSettings
+    from features.sql.engine import SparkEngine
+    from pipeline.spark import start_spark
+    from pipeline.spark_loading import register_tables
+
+    clock = time.perf_counter()
+    spark = start_spark(SPARK_MASTER, {"spark.driver.memory": SPARK_DRIVER_MEMORY})
+    extra["session_s"] = time.perf_counter() - clock
+    register_tables(spark, dataset)
+    table = build_features(dataset, dates, FeatureSettings(), grace_days=30, engine=SparkEngine(spark))
+    jvm = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+    status = Path(f"/proc/{jvm}/status").read_text()
+    extra["jvm_peak_gib"] = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 2**20
+    spark.stop()
+    return table
 
 
 def _pandas_reference():
@@ -212,11 +246,47 @@ def measure(engine: str, data: Path, with_range_join: bool = False, profile: Pat
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", engine, str(data)]
     command += ["--range-join"] if with_range_join else []
     command += ["--profile", str(profile)] if profile is not None else []
+    clock = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - clock
     if result.returncode != 0:
         raise SystemExit(f"{engine} run on {data} failed:\n{result.stderr[-3000:]}")
     sys.stderr.write(result.stderr)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1]) | {"process_s": wall}
+
+
+def load_average() -> str:
+    return " / ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def scaling_row(m: dict, target: int, load_before: str) -> str:
+    """One row of the scaling curve: whole process, its parts, throughput on the feature build."""
+    parts = f"{m['load_s']:.1f} + {m['features_s']:.1f}"
+    if "session_s" in m:
+        parts += f" (of which JVM start {m['session_s']:.1f})"
+    return (
+        f"| {label(target)} ({m['events']:,}) | {m['engine']} | {m['accounts']:,} | {m['snapshots']:,} | "
+        f"{m['process_s']:.1f} | {parts} | {m['events'] / m['features_s']:,.0f} | {m['peak_gib']:.2f} | "
+        f"{load_before} |"
+    )
+
+
+def merge_scaling(path: Path, rows: dict[tuple[str, str], str]) -> None:
+    """Replace or add rows (keyed by size and engine) in the scaling section of RESULTS.md."""
+    text = path.read_text()
+    if SCALING_BEGIN not in text:
+        text = text.rstrip() + f"\n\n## Scaling (bench/features.py --scaling)\n\n{SCALING_BEGIN}\n{SCALING_END}\n"
+    head, rest = text.split(SCALING_BEGIN, 1)
+    section, tail = rest.split(SCALING_END, 1)
+    kept = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and len(cells) > 2 and cells[1] in ("duckdb", "spark"):
+            kept[(cells[0].split()[0], cells[1])] = line
+    kept.update(rows)
+    ordered = sorted(kept.items(), key=lambda item: (parse_size(item[0][0].replace(",", "")), item[0][1]))
+    body = "\n".join([SCALING_HEADER, *(line for _, line in ordered)])
+    path.write_text(f"{head}{SCALING_BEGIN}\n{body}\n{SCALING_END}{tail}")
 
 
 def row(m: dict, target: int, speedup: str) -> str:
@@ -261,10 +331,22 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="benchmark this data directory instead of generated sizes")
     parser.add_argument("--range-join", action="store_true", help="also time the plain range-join baseline")
     parser.add_argument("--profile", type=Path, help="save EXPLAIN ANALYZE of every statement to this folder")
+    parser.add_argument("--scaling", action="store_true", help="the scaling curve: DuckDB and Spark local[2] by size")
+    parser.add_argument("--engines", nargs="+", default=["duckdb", "spark"], help="engines of the scaling curve")
     parser.add_argument("--worker", nargs=2, metavar=("ENGINE", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker[0], Path(args.worker[1]), args.range_join, args.profile)
+        return
+    if args.scaling:
+        print(SCALING_HEADER)
+        for events in args.events:
+            data = dataset_for(args.root, events)
+            for engine in args.engines:
+                before = load_average()
+                line = scaling_row(measure(engine, data), events, before)
+                print(line, flush=True)
+                merge_scaling(args.results, {(label(events), engine): line})
         return
     print(HEADER)
     rows = {}
