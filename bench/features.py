@@ -1,13 +1,24 @@
 """Benchmark the feature engine: all monthly snapshots over 3 years of generated data, by event count.
 
     python bench/features.py --events 1M 10M [100M] [--pandas-max 1M] [--root bench/out/features]
+    python bench/features.py --data DIR [--profile OUT] [--range-join]   # a given world, e.g. issue 13's 80M
+    python bench/features.py --scaling --events 1M 10M 100M [--engines duckdb spark]
 
 For each size it generates (once, cached under --root) a synthetic history with about that many
 events, then builds every monthly snapshot in a fresh process -- with the DuckDB engine, and up
 to --pandas-max also with the plain-pandas reference -- and reports seconds, events per second
 and the process's peak memory (getrusage maxrss, loading and validation included). Results are
 printed and merged into the features section of bench/RESULTS.md.
-Targets on the 2-core machine: 100M events in under 60 s and under 8 GB; at least 10x pandas.
+
+`--range-join` also runs, in the same process after the build, the plain DuckDB baseline of
+issue 13: snapshots joined to raw events on account with `ts` in the 90 days before as_of,
+computing 24 window counts, sums and distinct counts (4 event tables x 7/30/90 days).
+`--profile OUT` writes DuckDB's EXPLAIN ANALYZE of every statement of the build to OUT/ and
+prints the statements that took longest.
+`--scaling` measures each size with DuckDB and with Spark `local[2]` (driver memory 6g; the JVM's
+peak RSS is added to the Python process's) and merges the rows into the scaling section.
+Targets on the 2-core machine: 100M events in under 60 s and under 8 GB; at least 10x pandas;
+at least 3x faster than the range join (goal 5x).
 """
 
 from __future__ import annotations
@@ -27,9 +38,15 @@ if sys.path and Path(sys.path[0]).resolve() == HERE:
     sys.path.pop(0)  # this script is named like the `features` package it measures
 PILOT_ACCOUNTS = 200
 BEGIN, END = "<!-- features:begin -->", "<!-- features:end -->"
+SCALING_BEGIN, SCALING_END = "<!-- scaling:begin -->", "<!-- scaling:end -->"
+SCALING_HEADER = (
+    "| events | engine | accounts | snapshots | whole process s | load + validate s + features s | "
+    "events/s (features) | peak memory GiB | load average before |\n|---|---|---|---|---|---|---|---|---|"
+)
 HEADER = (
     "| events | engine | accounts | snapshots | features | load + validate s | features s | events/s | "
-    "peak memory GiB | vs pandas |\n|---|---|---|---|---|---|---|---|---|---|"
+    "peak memory GiB | vs pandas | range join (same run): s, features, speed-up |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -52,7 +69,78 @@ def event_count(dataset) -> int:
     return sum(dataset.con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in dataset.event_tables)
 
 
-def worker(engine: str, data: Path) -> None:
+RANGE_WINDOWS = (7, 30, 90)
+RANGE_JOIN = {  # table -> (time column, distinct-count column or None, summed column or None)
+    "logins": ("ts", "user_id", None),
+    "usage_events": ("ts", "feature", "quantity"),
+    "support_tickets": ("opened_at", None, None),
+    "trainings": ("ts", "user_id", None),
+}
+
+
+def range_join_sql(table: str) -> str:
+    """The plain baseline: each snapshot joined to its account's raw events of the 90 days before as_of."""
+    ts, distinct, summed = RANGE_JOIN[table]
+    columns = []
+    for w in RANGE_WINDOWS:
+        recent = f"e.{ts} >= s.as_of - INTERVAL {w} DAY"
+        columns.append(f"count(*) FILTER (WHERE {recent}) AS n_{w}")
+        if distinct:
+            columns.append(f"count(DISTINCT e.{distinct}) FILTER (WHERE {recent}) AS distinct_{w}")
+        if summed:
+            columns.append(f"sum(e.{summed}) FILTER (WHERE {recent}) AS sum_{w}")
+    return f"""
+        SELECT s.account_id, s.as_of, {", ".join(columns)}
+        FROM __bench_snapshots s JOIN {table} e
+          ON e.account_id = s.account_id AND e.{ts} < s.as_of AND e.{ts} >= s.as_of - INTERVAL 90 DAY
+        GROUP BY s.account_id, s.as_of
+    """
+
+
+def range_join(dataset, snapshots) -> tuple[float, int]:
+    """Seconds and window features of the range-join baseline on the build's own snapshots."""
+    keys = snapshots[["account_id", "as_of"]]  # noqa: F841 - read by DuckDB's replacement scan below
+    dataset.con.execute("CREATE TEMP TABLE __bench_snapshots AS SELECT * FROM keys").fetchall()
+    clock, features = time.perf_counter(), 0
+    for table in (t for t in RANGE_JOIN if t in dataset.event_tables):
+        features += dataset.con.execute(range_join_sql(table)).df().shape[1] - 2
+    return time.perf_counter() - clock, features
+
+
+def profiled_engine(con, out: Path):
+    """A DuckDB engine that runs every statement under EXPLAIN ANALYZE, saving the plan to `out` and
+    recording (seconds, statement name)."""
+    from features.sql.engine import DuckDBEngine
+
+    class Profiled(DuckDBEngine):
+        def __init__(self) -> None:
+            super().__init__(con)
+            self.timings: list[tuple[float, str]] = []
+
+        def materialize(self, name: str, select_sql: str) -> None:
+            clock = time.perf_counter()
+            plan = self.con.execute(f"EXPLAIN ANALYZE CREATE OR REPLACE TEMP TABLE {name} AS {select_sql}").fetchall()
+            self.timings.append((time.perf_counter() - clock, name))
+            self._made.append(name)
+            (out / f"{len(self.timings):03d}_{name}.txt").write_text(plan[0][1])
+
+        def rows(self, select_sql: str) -> list:
+            clock = time.perf_counter()
+            result = super().rows(select_sql)
+            self.timings.append((time.perf_counter() - clock, "query: " + " ".join(select_sql.split())[:60]))
+            return result
+
+        def frame(self, select_sql: str):
+            clock = time.perf_counter()
+            result = super().frame(select_sql)
+            self.timings.append((time.perf_counter() - clock, "assemble (final join to pandas)"))
+            return result
+
+    out.mkdir(parents=True, exist_ok=True)
+    return Profiled()
+
+
+def worker(engine: str, data: Path, with_range_join: bool = False, profile: Path | None = None) -> None:
     """Build all monthly snapshots of `data` in this process and print one JSON line of measurements."""
     from features.build import build_features, snapshot_dates
     from features.settings import FeatureSettings
@@ -62,26 +150,58 @@ def worker(engine: str, data: Path) -> None:
     dataset = load_dataset(data)
     loaded = time.perf_counter()
     dates = snapshot_dates(dataset, "monthly")
+    profiled = profiled_engine(dataset.con, profile) if profile is not None else None
+    extra: dict = {}
     if engine == "duckdb":
-        table = build_features(dataset, dates, FeatureSettings(), grace_days=30)
+        table = build_features(dataset, dates, FeatureSettings(), grace_days=30, engine=profiled)
+    elif engine == "spark":
+        table = _spark_build(dataset, dates, extra)
     else:
         table = _pandas_reference().reference_features(dataset, dates, FeatureSettings(), grace_days=30)
     built = time.perf_counter()
-    print(
-        json.dumps(
-            {
-                "engine": engine,
-                "events": event_count(dataset),
-                "accounts": len(dataset.accounts),
-                "dates": len(dates),
-                "snapshots": len(table),
-                "features": table.shape[1] - 4,
-                "load_s": loaded - clock,
-                "features_s": built - loaded,
-                "peak_gib": peak_gib(),
-            }
-        )
-    )
+    build_peak = peak_gib() + extra.pop("jvm_peak_gib", 0.0)
+    measured = extra | {
+        "engine": engine,
+        "events": event_count(dataset),
+        "accounts": len(dataset.accounts),
+        "dates": len(dates),
+        "snapshots": len(table),
+        "features": table.shape[1] - 4,
+        "load_s": loaded - clock,
+        "features_s": built - loaded,
+        "peak_gib": build_peak,
+    }
+    if with_range_join:
+        measured["range_join_s"], measured["range_join_features"] = range_join(dataset, table)
+        measured["range_join_peak_gib"] = peak_gib()
+    if profiled is not None:
+        total = sum(seconds for seconds, _ in profiled.timings)
+        for seconds, name in sorted(profiled.timings, reverse=True)[:15]:
+            print(f"profile {seconds:7.2f} s {100 * seconds / total:5.1f} %  {name}", file=sys.stderr)
+    print(json.dumps(measured))
+
+
+SPARK_MASTER, SPARK_DRIVER_MEMORY = "local[2]", "6g"
+
+
+def _spark_build(dataset, dates, extra: dict):
+    """All snapshots on Spark local[2] (session start timed apart); the JVM's peak RSS goes into `extra`."""
+    from features.build import build_features
+    from features.settings import FeatureSettings
+    from features.sql.engine import SparkEngine
+    from pipeline.spark import start_spark
+    from pipeline.spark_loading import register_tables
+
+    clock = time.perf_counter()
+    spark = start_spark(SPARK_MASTER, {"spark.driver.memory": SPARK_DRIVER_MEMORY})
+    extra["session_s"] = time.perf_counter() - clock
+    register_tables(spark, dataset)
+    table = build_features(dataset, dates, FeatureSettings(), grace_days=30, engine=SparkEngine(spark))
+    jvm = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+    status = Path(f"/proc/{jvm}/status").read_text()
+    extra["jvm_peak_gib"] = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 2**20
+    spark.stop()
+    return table
 
 
 def _pandas_reference():
@@ -122,23 +242,64 @@ def _rows(path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows
 
 
-def measure(engine: str, data: Path) -> dict:
-    result = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", engine, str(data)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def measure(engine: str, data: Path, with_range_join: bool = False, profile: Path | None = None) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", engine, str(data)]
+    command += ["--range-join"] if with_range_join else []
+    command += ["--profile", str(profile)] if profile is not None else []
+    clock = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - clock
     if result.returncode != 0:
         raise SystemExit(f"{engine} run on {data} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    sys.stderr.write(result.stderr)
+    return json.loads(result.stdout.strip().splitlines()[-1]) | {"process_s": wall}
+
+
+def load_average() -> str:
+    return " / ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def scaling_row(m: dict, target: int, load_before: str) -> str:
+    """One row of the scaling curve: whole process, its parts, throughput on the feature build."""
+    parts = f"{m['load_s']:.1f} + {m['features_s']:.1f}"
+    if "session_s" in m:
+        parts += f" (of which JVM start {m['session_s']:.1f})"
+    return (
+        f"| {label(target)} ({m['events']:,}) | {m['engine']} | {m['accounts']:,} | {m['snapshots']:,} | "
+        f"{m['process_s']:.1f} | {parts} | {m['events'] / m['features_s']:,.0f} | {m['peak_gib']:.2f} | "
+        f"{load_before} |"
+    )
+
+
+def merge_scaling(path: Path, rows: dict[tuple[str, str], str]) -> None:
+    """Replace or add rows (keyed by size and engine) in the scaling section of RESULTS.md."""
+    text = path.read_text()
+    if SCALING_BEGIN not in text:
+        text = text.rstrip() + f"\n\n## Scaling (bench/features.py --scaling)\n\n{SCALING_BEGIN}\n{SCALING_END}\n"
+    head, rest = text.split(SCALING_BEGIN, 1)
+    section, tail = rest.split(SCALING_END, 1)
+    kept = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and len(cells) > 2 and cells[1] in ("duckdb", "spark"):
+            kept[(cells[0].split()[0], cells[1])] = line
+    kept.update(rows)
+    ordered = sorted(kept.items(), key=lambda item: (parse_size(item[0][0].replace(",", "")), item[0][1]))
+    body = "\n".join([SCALING_HEADER, *(line for _, line in ordered)])
+    path.write_text(f"{head}{SCALING_BEGIN}\n{body}\n{SCALING_END}{tail}")
 
 
 def row(m: dict, target: int, speedup: str) -> str:
+    range_join = "-"
+    if "range_join_s" in m:
+        range_join = (
+            f"{m['range_join_s']:.1f} s for {m['range_join_features']} features: "
+            f"**{m['range_join_s'] / m['features_s']:.1f}x**"
+        )
     return (
         f"| {label(target)} ({m['events']:,}) | {m['engine']} | {m['accounts']:,} | {m['snapshots']:,} "
         f"({m['dates']} dates) | {m['features']} | {m['load_s']:.1f} | {m['features_s']:.1f} | "
-        f"{m['events'] / m['features_s']:,.0f} | {m['peak_gib']:.2f} | {speedup} |"
+        f"{m['events'] / m['features_s']:,.0f} | {m['peak_gib']:.2f} | {speedup} | {range_join} |"
     )
 
 
@@ -154,7 +315,7 @@ def merge_results(path: Path, rows: dict[tuple[str, str], str]) -> None:
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
         if line.startswith("| ") and len(cells) > 2 and cells[1] in ("duckdb", "pandas"):
-            kept[(cells[0].split()[0], cells[1])] = line
+            kept[(cells[0].split()[0], cells[1])] = line if len(cells) >= 11 else f"{line} - |"  # before range joins
     kept.update(rows)
     ordered = sorted(kept.items(), key=lambda item: (parse_size(item[0][0].replace(",", "")), item[0][1]))
     body = "\n".join([HEADER, *(line for _, line in ordered)])
@@ -167,16 +328,38 @@ def main() -> None:
     parser.add_argument("--pandas-max", type=parse_size, default=10**6, help="largest size also run with pandas")
     parser.add_argument("--root", type=Path, default=HERE / "out" / "features")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--data", type=Path, help="benchmark this data directory instead of generated sizes")
+    parser.add_argument("--range-join", action="store_true", help="also time the plain range-join baseline")
+    parser.add_argument("--profile", type=Path, help="save EXPLAIN ANALYZE of every statement to this folder")
+    parser.add_argument("--scaling", action="store_true", help="the scaling curve: DuckDB and Spark local[2] by size")
+    parser.add_argument("--engines", nargs="+", default=["duckdb", "spark"], help="engines of the scaling curve")
     parser.add_argument("--worker", nargs=2, metavar=("ENGINE", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker[0], Path(args.worker[1]))
+        worker(args.worker[0], Path(args.worker[1]), args.range_join, args.profile)
+        return
+    if args.scaling:
+        print(SCALING_HEADER)
+        for events in args.events:
+            data = dataset_for(args.root, events)
+            for engine in args.engines:
+                before = load_average()
+                line = scaling_row(measure(engine, data), events, before)
+                print(line, flush=True)
+                merge_scaling(args.results, {(label(events), engine): line})
         return
     print(HEADER)
     rows = {}
+    if args.data is not None:
+        engine = measure("duckdb", args.data, args.range_join, args.profile)
+        key = f"{engine['events'] / 10**6:.0f}M"
+        rows[(key, "duckdb")] = row(engine, parse_size(key), "-")
+        print(rows[(key, "duckdb")], flush=True)
+        merge_results(args.results, rows)
+        return
     for events in args.events:
         data = dataset_for(args.root, events)
-        engine = measure("duckdb", data)
+        engine = measure("duckdb", data, args.range_join, args.profile)
         speedup = "-"
         if events <= args.pandas_max:
             pandas = measure("pandas", data)

@@ -1,6 +1,10 @@
 """Benchmark `churn generate`: events per second per table and peak memory.
 
-    python bench/generate.py --accounts 2000 [--years 3] [--seed 0] [--out bench/out/generated]
+    python bench/generate.py --accounts 2000 [--years 3] [--seed 0] [--usage-intensity 1] [--out bench/out/generated]
+
+`--usage-intensity` multiplies usage events per active user (the bulk stream; default 1 leaves
+every file unchanged): the 80M-event shape of issue 13 is `--accounts 6000 --usage-intensity 12.5`
+(about 13,000 events per account instead of ~2,300).
 
 Prints one line per table (rows, seconds spent generating and writing it, rows per second) and
 the process's peak resident memory (getrusage maxrss).
@@ -28,10 +32,13 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=2000)
     parser.add_argument("--years", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--usage-intensity", type=float, default=1.0, help="usage events per active user x this")
     parser.add_argument("--out", type=Path, default=Path("bench/out/generated"))
     args = parser.parse_args()
 
-    summary = generate(args.out, n_accounts=args.accounts, seed=args.seed, years=args.years)
+    summary = generate(
+        args.out, n_accounts=args.accounts, seed=args.seed, years=args.years, usage_intensity=args.usage_intensity
+    )
     memory = peak_memory_mb()
     for name in EVENT_TABLES:
         rows, seconds = summary.rows[name], summary.table_seconds[name]

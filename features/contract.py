@@ -15,17 +15,12 @@ from typing import Literal, Protocol
 import duckdb
 import pandas as pd
 
+from features.sql.dialect import DUCKDB, Dialect
+
 ColumnType = Literal["id", "timestamp", "string", "code", "float", "int", "bool"]
 # "code" is an enumeration (priority, kind...): trimmed and lower-cased so matching is case-blind.
-SQL_TYPES: dict[str, str] = {
-    "id": "VARCHAR",
-    "string": "VARCHAR",
-    "code": "VARCHAR",
-    "timestamp": "TIMESTAMP",
-    "float": "DOUBLE",
-    "int": "BIGINT",
-    "bool": "BOOLEAN",
-}
+SQL_TYPES: dict[str, str] = {kind: DUCKDB.column_type(kind) for kind in ColumnType.__args__}
+"""DuckDB's canonical type of each column type (what loading produces)."""
 
 
 @dataclass(frozen=True)
@@ -38,40 +33,20 @@ class Column:
     maximum: float | None = None
     choices: tuple[str, ...] = ()  # codes: the closed vocabulary (validation refuses other values)
 
-    def cast_sql(self, raw_type: str | None = None) -> str:
-        """SQL turning the raw column into its canonical type; NULL where a value does not convert.
+    def cast_sql(self, raw_type: str | None = None, dialect: Dialect = DUCKDB) -> str:
+        """SQL turning the raw column into its canonical type on `dialect`; NULL where a value does not
+        convert (the text per type is `Dialect.contract_cast`, one definition for both engines)."""
+        return dialect.contract_cast(self.type, dialect.quote(self.name), raw_type)
 
-        `raw_type` is the column's DuckDB type in the file: columns that already have the right
-        type (typed parquet) skip parsing, which is most of the cost of scanning 100M events.
-        """
-        raw = f'"{self.name}"'
-        native = (raw_type or "").upper()
-        if self.type == "timestamp":
-            if native.startswith("TIMESTAMP WITH TIME ZONE"):
-                return f"timezone('UTC', {raw})"
-            if native.startswith(("TIMESTAMP", "DATE")):
-                return f"CAST({raw} AS TIMESTAMP)"
-            parsed = f"timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))"
-            return f"CASE WHEN isfinite({parsed}) THEN {parsed} END"
-        if native == SQL_TYPES[self.type] and self.type in ("float", "int", "bool"):
-            return raw
-        return {
-            "id": f"NULLIF(TRIM(CAST({raw} AS VARCHAR)), '')",
-            "string": f"NULLIF(TRIM(CAST({raw} AS VARCHAR)), '')",
-            "code": f"NULLIF(LOWER(TRIM(CAST({raw} AS VARCHAR))), '')",
-            "float": f"TRY_CAST({raw} AS DOUBLE)",
-            "int": f"TRY_CAST({raw} AS BIGINT)",
-            "bool": f"TRY_CAST({raw} AS BOOLEAN)",
-        }[self.type]
-
-    def select_sql(self, raw_type: str | None) -> str:
+    def select_sql(self, raw_type: str | None, dialect: Dialect = DUCKDB) -> str:
         """Select-list item for the canonical view: the cast, or the default when the column is absent (None)."""
+        name = dialect.quote(self.name)
         if raw_type is None:
-            return f'CAST({self.default} AS {SQL_TYPES[self.type]}) AS "{self.name}"'
-        expression = self.cast_sql(raw_type)
+            return f"CAST({self.default} AS {dialect.column_type(self.type)}) AS {name}"
+        expression = self.cast_sql(raw_type, dialect)
         if self.default != "NULL":
             expression = f"COALESCE({expression}, {self.default})"
-        return f'{expression} AS "{self.name}"'
+        return f"{expression} AS {name}"
 
 
 RawTypes = dict[str, dict[str, str]]  # table -> column -> DuckDB type of the column in the file

@@ -114,6 +114,14 @@ def generate(
             help="Also write the optional invoices, touchpoints and surveys tables (the others stay the same).",
         ),
     ] = True,
+    usage_intensity: Annotated[
+        float,
+        typer.Option(
+            "--usage-intensity",
+            min=0.01,
+            help="Multiplier of usage events per active user (1 = calibrated; e.g. 6 for an event-heavy export).",
+        ),
+    ] = 1.0,
 ) -> None:
     """Generate a realistic synthetic SaaS history (with a ground-truth file in _truth/)."""
     from pipeline.stages import run_generate
@@ -127,6 +135,7 @@ def generate(
         out,
         world=world,
         optional_tables=optional_tables,
+        usage_intensity=usage_intensity,
     )
 
 

@@ -37,6 +37,7 @@ def run_generate(
     console: Console,
     world: str = "default",
     optional_tables: bool = True,
+    usage_intensity: float = 1.0,
 ) -> Path:
     from pipeline.synthetic import generate
 
@@ -50,6 +51,7 @@ def run_generate(
             progress=progress,
             world=world,
             optional_tables=optional_tables,
+            usage_intensity=usage_intensity,
         )
     console.print(f"Generated synthetic history in {out_dir}: {summary}")
     return Path(out_dir)

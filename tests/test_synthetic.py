@@ -237,6 +237,27 @@ def test_optional_tables_can_be_left_out_and_leave_every_other_file_as_it_was(tm
     assert {name: digests(full.out_dir)[name] for name in without} == without
 
 
+def test_usage_intensity_scales_usage_events_and_its_default_changes_no_byte(tmp_path: Path) -> None:
+    def files(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    default = generate(tmp_path / "default", 60, seed=3, start=START, years=1.0)
+    explicit = generate(tmp_path / "explicit", 60, seed=3, start=START, years=1.0, usage_intensity=1.0)
+    dense = generate(tmp_path / "dense", 60, seed=3, start=START, years=1.0, usage_intensity=4.0)
+    assert files(default.out_dir) == files(explicit.out_dir), "the default knob must leave every file as it was"
+
+    # Usage events (workflow steps are not scaled) grow about 4x; accounts and contracts stay the same.
+    assert 3.0 < dense.rows["usage_events"] / default.rows["usage_events"] < 4.2
+    default_files, dense_files = files(default.out_dir), files(dense.out_dir)
+    for name in ("accounts.parquet", "subscriptions.parquet", "_truth/terms.parquet"):
+        assert dense_files[name] == default_files[name]
+    world = json.loads((dense.out_dir / "_truth" / "world.json").read_text())
+    assert (
+        world["usage_per_user"]
+        == 4.0 * json.loads((default.out_dir / "_truth" / "world.json").read_text())["usage_per_user"]
+    )
+
+
 def test_new_accounts_get_onboarding_webinars(generated) -> None:
     out, _, _ = generated
     accounts = read(out, "accounts").set_index("account_id")
@@ -281,6 +302,8 @@ def test_part_writer_rolls_to_new_parts_and_keeps_empty_tables_readable(tmp_path
         ({"seed": -1}, "seed must be a whole number >= 0"),
         ({"start": "yesterday"}, "start 'yesterday' is not an ISO date"),
         ({"years": 0}, "years must be between"),
+        ({"usage_intensity": 0.0}, "usage intensity must be a positive number"),
+        ({"usage_intensity": float("nan")}, "usage intensity must be a positive number"),
     ],
 )
 def test_bad_arguments_are_refused_with_a_precise_message(tmp_path: Path, kwargs, message) -> None:

@@ -90,6 +90,7 @@ TREND = declare.fixed(
 
 PER_FEATURE = re.compile(r"^usage_(.+)_per_seat_30d$")
 SAFE_KEY = re.compile(r"[a-z0-9_]+")
+FEATURE_DAILY = "_ft_usage_feature_day"
 DAILY = "_ft_usage_day"
 FEATURES = "_ft_usage_features"
 WORKFLOW_DAILY = "_ft_usage_workflow_day"
@@ -138,16 +139,29 @@ def key_sql(d: Dialect) -> str:
 
 def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     d = engine.dialect
-    key = key_sql(d)
+    # The one scan of all usage events: (account, feature, day) roll-up, with each feature's key
+    # computed on these rows rather than on every event. Daily totals, the ranking of features
+    # and the distinct features all come from it.
+    engine.materialize(
+        FEATURE_DAILY,
+        f"""
+        SELECT account_id, {key_sql(d)} AS key, day, events, quantity, first_ts
+        FROM (SELECT account_id, feature, {d.day_of("ts")} AS day, count(*) AS events, sum(quantity) AS quantity,
+                     min(ts) AS first_ts
+              FROM usage_events WHERE {VALID} GROUP BY account_id, feature, {d.day_of("ts")}) daily_features
+        """,
+    )
     tracked = _usage_keys(engine, ctx)
-    per_feature = {f"f_{name}": count_where(f"{key} = '{name}'") for name in tracked}
+    per_feature = {
+        f"f_{name}": f"CAST(sum(CASE WHEN key = '{name}' THEN events ELSE 0 END) AS BIGINT)" for name in tracked
+    }
     per_feature_select = "".join(f", {expr} AS {name}" for name, expr in per_feature.items())
     engine.materialize(
         DAILY,
         f"""
-        SELECT account_id, {d.day_of("ts")} AS day, count(*) AS events, sum(quantity) AS quantity,
-               min(ts) AS first_ts{per_feature_select}
-        FROM usage_events WHERE {VALID} GROUP BY ALL
+        SELECT account_id, day, CAST(sum(events) AS BIGINT) AS events, sum(quantity) AS quantity,
+               min(first_ts) AS first_ts{per_feature_select}
+        FROM {FEATURE_DAILY} GROUP BY account_id, day
         """,
     )
     has_quantity = ctx.has(SOURCE, "quantity")
@@ -167,12 +181,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         GROUP BY r.account_id
         """,
     )
-    # Distinct features per day first, so the key expression runs on (account, feature, day) rows only.
-    features = f"""
-        SELECT account_id, {key} AS key, day
-        FROM (SELECT account_id, feature, {d.day_of("ts")} AS day FROM usage_events WHERE {VALID}
-              GROUP BY account_id, feature, {d.day_of("ts")}) daily_features
-    """
+    features = f"SELECT account_id, key, day FROM {FEATURE_DAILY}"
     engine.define(FEATURES, distinct_keys_sql(d, features, ctx.horizon))
     engine.define(FEATURE_WINDOWS, distinct_in_windows_sql(FEATURES, ctx.windows))
     joins = [
@@ -212,15 +221,13 @@ def _usage_keys(engine: Engine, ctx: FamilyContext) -> list[str]:
             raise DataContractError(f"feature set: usage keys {unsafe[:3]} are not of the form [a-z0-9_]+.")
         return list(ctx.usage_keys)
     settings = ctx.settings
-    counts = engine.rows(f"""
-        SELECT feature, count(*) FROM usage_events
-        WHERE {VALID} AND feature IS NOT NULL AND ts < (SELECT max(as_of) FROM {ASOF_TABLE})
-        GROUP BY feature
+    totals = dict(
+        engine.rows(f"""
+        SELECT key, sum(events) FROM {FEATURE_DAILY}
+        WHERE key IS NOT NULL AND day < (SELECT max(as_of) FROM {ASOF_TABLE})
+        GROUP BY key
     """)
-    totals: dict[str, int] = {}
-    for feature, count in counts:
-        key = feature_key(feature)
-        totals[key] = totals.get(key, 0) + count
+    )
     ranked = sorted(totals, key=lambda key: (-totals[key], key))[: settings.top_features]
     return ranked + [key for key in map(feature_key, settings.tracked_features) if key not in ranked]
 

@@ -1,5 +1,8 @@
 """The expressions DuckDB and Spark SQL spell differently, and nothing else.
 
+That includes the data contract's canonical casts (`Dialect.contract_cast`): the text per column
+type is written once here for both engines; only parsing timestamps differs by engine.
+
 Everything not here is written in the subset both engines parse and evaluate alike: CASE inside
 aggregates instead of `FILTER (WHERE ...)` (Spark rejects FILTER on window aggregates), explicit
 `NULLS LAST` wherever NULLs can reach an ORDER BY (DuckDB sorts them last, Spark first), explicit
@@ -15,6 +18,8 @@ import pandas as pd
 
 MICROS_PER_DAY = 86_400_000_000
 MICROS_PER_HOUR = 3_600_000_000
+TYPED = {"float": "DOUBLE", "int": "BIGINT", "bool": "BOOLEAN"}
+"""Canonical SQL types of the contract's typed columns, spelled alike on both engines."""
 
 
 @dataclass(frozen=True)
@@ -23,10 +28,45 @@ class Dialect:
 
     name: str
     timestamp_type: str
+    string_type: str
+    _quote: str
     _days: str
     _micros_between: str
     _series: str
     _regexp_all: str
+    _zoned_timestamps: tuple[str, ...]  # raw types holding instants with a zone (lower case prefixes)
+    _from_zoned: str
+    _native_timestamps: tuple[str, ...]  # raw types already holding naive timestamps or dates
+    _from_native: str
+    _parse_timestamp: str  # text to naive UTC, offsets honoured, NULL where it is not a date
+
+    def quote(self, name: str) -> str:
+        """A column name as an identifier."""
+        return self._quote.format(name=name)
+
+    def column_type(self, kind: str) -> str:
+        """The canonical SQL type of a contract column type (id, string, code, timestamp, float, int, bool)."""
+        return self.timestamp_type if kind == "timestamp" else TYPED.get(kind, self.string_type)
+
+    def contract_cast(self, kind: str, raw: str, raw_type: str | None) -> str:
+        """SQL turning the raw column `raw` into its canonical type; NULL where a value does not convert.
+
+        `raw_type` is the engine's type of the column in the file: columns that already have the
+        right type (typed parquet) skip parsing, which is most of the cost of scanning 100M events.
+        Ids and strings are trimmed (blank is NULL); codes are also lower-cased so matching is
+        case-blind; numbers and booleans in text are parsed with TRY_CAST.
+        """
+        native = (raw_type or "").lower()
+        if kind == "timestamp":
+            if native.startswith(self._zoned_timestamps):
+                return self._from_zoned.format(raw=raw)
+            if native.startswith(self._native_timestamps):
+                return self._from_native.format(raw=raw)
+            return self._parse_timestamp.format(raw=raw)
+        if kind in TYPED:
+            return raw if native == TYPED[kind].lower() else f"TRY_CAST({raw} AS {TYPED[kind]})"
+        text = f"trim(CAST({raw} AS {self.string_type}))"
+        return f"NULLIF(lower({text}), '')" if kind == "code" else f"NULLIF({text}, '')"
 
     def timestamp(self, ts: pd.Timestamp) -> str:
         """A naive-UTC timestamp literal."""
@@ -61,20 +101,38 @@ class Dialect:
         return self._regexp_all.format(text=text, pattern=pattern, replacement=replacement)
 
 
+_DUCKDB_PARSED = "timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))"
+
 DUCKDB = Dialect(
     name="duckdb",
     timestamp_type="TIMESTAMP",
+    string_type="VARCHAR",
+    _quote='"{name}"',
     _days="to_days(CAST({n} AS INTEGER))",
     _micros_between="date_diff('microsecond', {start}, {end})",
     _series="(SELECT CAST(unnest(range({low}, {high} + 1)) AS INTEGER) AS {column})",
     _regexp_all="regexp_replace({text}, '{pattern}', '{replacement}', 'g')",
+    _zoned_timestamps=("timestamp with time zone",),
+    _from_zoned="timezone('UTC', {raw})",
+    _native_timestamps=("timestamp", "date"),
+    _from_native="CAST({raw} AS TIMESTAMP)",
+    # DuckDB parses 'infinity' as a timestamp: not a date here.
+    _parse_timestamp=f"CASE WHEN isfinite({_DUCKDB_PARSED}) THEN {_DUCKDB_PARSED} END",
 )
 
 SPARK = Dialect(
     name="spark",
     timestamp_type="TIMESTAMP_NTZ",
+    string_type="STRING",
+    _quote="`{name}`",
     _days="make_dt_interval(CAST({n} AS INTEGER))",
     _micros_between="timestampdiff(MICROSECOND, {start}, {end})",
     _series="(SELECT explode(sequence({low}, {high})) AS {column})",
     _regexp_all="regexp_replace({text}, '{pattern}', '{replacement}')",
+    _zoned_timestamps=(),  # Spark's `timestamp` (LTZ) is an instant: cast in the session's UTC zone
+    _from_zoned="CAST({raw} AS TIMESTAMP_NTZ)",
+    _native_timestamps=("timestamp", "date"),
+    _from_native="CAST({raw} AS TIMESTAMP_NTZ)",
+    # Text parsed as an instant (offsets honoured) in the session's UTC zone, then kept as naive UTC.
+    _parse_timestamp="CAST(try_cast(trim(CAST({raw} AS STRING)) AS TIMESTAMP_LTZ) AS TIMESTAMP_NTZ)",
 )

@@ -9,8 +9,9 @@ Everything is built in a temporary folder next to the target and moved into plac
 from __future__ import annotations
 
 import json
+import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,7 @@ def generate(
     progress: ProgressCallback | None = None,
     world: str = "default",
     optional_tables: bool = True,
+    usage_intensity: float = 1.0,
 ) -> GenerateSummary:
     """Write a synthetic history of `n_accounts` accounts over `years` from `start` into `out_dir`.
 
@@ -122,7 +124,10 @@ def generate(
     world's knobs. `world` names what drives churn (see `pipeline/synthetic/worlds.py`); a world may
     write fewer event tables. `optional_tables=False` leaves out invoices, touchpoints and surveys;
     they are drawn after the other tables of each block, so every other file is the same either
-    way. The same seed and world give byte-identical files.
+    way. `usage_intensity` multiplies the rate of usage events per active user (the bulk of the
+    events, as in a product-analytics export) to make large histories without more accounts; the
+    default 1.0 leaves every file byte-identical, and the value used is recorded in
+    `_truth/world.json` (`usage_per_user`). The same seed and world give byte-identical files.
     `progress(stage, done, total)` is called after each block of accounts.
     """
     began = time.perf_counter()
@@ -130,7 +135,17 @@ def generate(
         raise ConfigError(f"generate: accounts must be a positive whole number (got {n_accounts!r}); e.g. 2000.")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ConfigError(f"generate: seed must be a whole number >= 0 (got {seed!r}); e.g. 0 or 42.")
+    if (
+        isinstance(usage_intensity, bool)
+        or not isinstance(usage_intensity, int | float)
+        or not (math.isfinite(usage_intensity) and usage_intensity > 0)
+    ):
+        raise ConfigError(
+            f"generate: usage intensity must be a positive number (got {usage_intensity!r}); e.g. 1.0 or 6.5."
+        )
     mechanics = world_named(world)
+    if usage_intensity != 1.0:
+        mechanics = replace(mechanics, usage_per_user=mechanics.usage_per_user * usage_intensity)
     out_dir = Path(out_dir)
     timeline = Timeline.build(start, years)
 
