@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from features.contract import EVENT_TABLES, TABLES
 from features.errors import DataContractError
-from pipeline.recent_history import RECENT_TABLES, create_recent_views, older_rows_sql, summary_sql, time_sql
+from pipeline.recent_history import RECENT_TABLES, create_recent_views, create_summary, older_rows_sql, time_sql
 from pipeline.validation import SOURCE_ROW, ValidationReport, canonical_view, keep_condition, validate
 
 Progress = Callable[[str, int, int], None]
@@ -265,7 +265,7 @@ def _add_older_summary(
                            keep_condition(name, report.time_limit, "accounts"))  # fmt: skip
     recent = f'SELECT * EXCLUDE ("{SOURCE_ROW}") FROM "{canonical_view(name)}" WHERE {report.keep[name]}'
     summary = f"__older_{name}"
-    con.execute(f'CREATE TEMP TABLE "{summary}" AS {summary_sql(name, older, recent, tuple(types))}')
+    create_summary(con, summary, name, older, recent, tuple(types))
     con.execute(f'CREATE VIEW "{name}" AS {recent} UNION ALL BY NAME SELECT * FROM "{summary}"')
     first, last = con.execute(f'SELECT min(ts), max(ts) FROM "{summary}"').fetchone()
     stats = report.tables[name]

@@ -60,7 +60,8 @@ def create_recent_views(
     con: duckdb.DuckDBPyConnection, name: str, files: list[Path], patterns: list[str], start: pd.Timestamp
 ) -> None:
     """`__raw_<name>`: the rows dated from `start` on or without a usable date, each numbered
-    (`SOURCE_ROW`) as in the whole files; `__whole_<name>`: every row, for `older_rows_sql`."""
+    (`SOURCE_ROW`) as in the whole files, kept in a temporary table (validation and the features read
+    them several times; one scan of the files); `__whole_<name>`: every row, for `older_rows_sql`."""
     con.read_parquet(patterns, union_by_name=True, file_row_number=True, filename=True).create_view(f"__whole_{name}")
     counts = [pq.ParquetFile(f).metadata.num_rows for f in files]
     offsets = pa.table({"filename": [str(f) for f in files], "offset": [sum(counts[:i]) for i in range(len(files))]})
@@ -68,7 +69,7 @@ def create_recent_views(
     raw_type = dict(con.execute(f'SELECT column_name, column_type FROM (DESCRIBE "__whole_{name}")').fetchall())
     time = time_sql(name, raw_type[TABLES[name].time_column])
     con.execute(
-        f'CREATE VIEW "__raw_{name}" AS SELECT w.* EXCLUDE (filename, file_row_number), '
+        f'CREATE TEMP TABLE "__raw_{name}" AS SELECT w.* EXCLUDE (filename, file_row_number), '
         f'w.file_row_number + o."offset" + 1 AS "{SOURCE_ROW}" '
         f'FROM "__whole_{name}" w JOIN "__offsets_{name}" o ON o.filename = w.filename '
         f"WHERE ({time}) >= {DUCKDB.timestamp(start)} OR ({time}) IS NULL"
@@ -83,9 +84,27 @@ def older_rows_sql(name: str, select: str, time: str, start: pd.Timestamp, keep:
     )
 
 
-def summary_sql(name: str, older: str, recent: str, present: tuple[str, ...]) -> str:
-    """The rows standing in for `older` (the kept rows before the start) next to `recent` (those from
-    the start on): canonical columns, missing ones NULL (combine with UNION ALL BY NAME)."""
+def create_summary(
+    con: duckdb.DuckDBPyConnection, table: str, name: str, older: str, recent: str, present: tuple[str, ...]
+) -> None:
+    """Temporary `table`: the rows standing in for `older` (the kept rows before the start) next to
+    `recent` (those from the start on): canonical columns, missing ones NULL (combine with UNION ALL
+    BY NAME). Two scans of the older rows: their time and account columns, and the workflow steps
+    (a small share of the rows, kept in a temporary table while the runs are summarised)."""
+    workflows = name == "usage_events" and {"workflow_id", "step"} <= set(present)
+    if workflows:
+        con.execute(
+            f'CREATE TEMP TABLE "{table}_steps" AS SELECT * FROM ({older}) o '
+            "WHERE workflow_id IS NOT NULL AND step IS NOT NULL"
+        )
+    select = _summary_sql(name, older, recent, f"{table}_steps" if workflows else None)
+    try:
+        con.execute(f'CREATE TEMP TABLE "{table}" AS {select}')
+    finally:
+        con.execute(f'DROP TABLE IF EXISTS "{table}_steps"')
+
+
+def _summary_sql(name: str, older: str, recent: str, older_steps: str | None) -> str:
     latest = f"SELECT account_id, max(ts) AS ts FROM ({older}) o GROUP BY account_id"
     if name == "logins":
         return latest
@@ -107,25 +126,22 @@ def summary_sql(name: str, older: str, recent: str, present: tuple[str, ...]) ->
         SELECT account_id, ts FROM firsts
         UNPIVOT (ts FOR kind IN (latest, since_created, since_first_term))
     """
-    if not {"workflow_id", "step"} <= set(present):
+    if older_steps is None:
         return first_uses
-    steps = "workflow_id IS NOT NULL AND step IS NOT NULL"
     same_run = "r.account_id = o.account_id AND r.workflow_id = o.workflow_id"
     workflows = f"""
         WITH running AS (
-            SELECT DISTINCT account_id, workflow_id FROM ({recent}) n WHERE {steps}
-        ), older_steps AS (
-            SELECT * FROM ({older}) o WHERE {steps}
+            SELECT DISTINCT account_id, workflow_id FROM ({recent}) n WHERE workflow_id IS NOT NULL AND step IS NOT NULL
         ), ended AS (
             SELECT account_id, workflow_id, min(ts) AS started, max(step) AS top_step,
                    first(feature ORDER BY ts, step, feature NULLS LAST) AS process
-            FROM older_steps o WHERE NOT EXISTS (SELECT 1 FROM running r WHERE {same_run})
+            FROM "{older_steps}" o WHERE NOT EXISTS (SELECT 1 FROM running r WHERE {same_run})
             GROUP BY account_id, workflow_id
         ), highest AS (
             SELECT *, row_number() OVER (PARTITION BY process ORDER BY top_step DESC, account_id, workflow_id) AS rank
             FROM ended WHERE process IS NOT NULL
         )
-        SELECT o.* FROM older_steps o WHERE EXISTS (SELECT 1 FROM running r WHERE {same_run})
+        SELECT o.* FROM "{older_steps}" o WHERE EXISTS (SELECT 1 FROM running r WHERE {same_run})
         UNION ALL BY NAME
         SELECT account_id, workflow_id, started AS ts, process AS feature, top_step AS step FROM highest WHERE rank = 1
     """
