@@ -257,8 +257,8 @@ def _finish(
 def _add_older_summary(
     con: duckdb.DuckDBPyConnection, name: str, types: dict[str, str], start: pd.Timestamp, report: ValidationReport
 ) -> None:
-    """The canonical view of a table read from `start` on: its kept rows, plus the summary rows of its
-    kept older rows (a temporary table). The table's first timestamp and the data end include them."""
+    """The canonical table of a table read from `start` on: its kept rows, plus the summary rows of its
+    kept older rows. The table's first timestamp and the data end include them."""
     assert report.time_limit is not None
     select = ", ".join(c.select_sql(types.get(c.name)) for c in TABLES[name].columns)
     older = older_rows_sql(name, select, time_sql(name, types[TABLES[name].time_column]), start,
@@ -266,8 +266,10 @@ def _add_older_summary(
     recent = f'SELECT * EXCLUDE ("{SOURCE_ROW}") FROM "{canonical_view(name)}" WHERE {report.keep[name]}'
     summary = f"__older_{name}"
     create_summary(con, summary, name, older, recent, tuple(types))
-    con.execute(f'CREATE VIEW "{name}" AS {recent} UNION ALL BY NAME SELECT * FROM "{summary}"')
     first, last = con.execute(f'SELECT min(ts), max(ts) FROM "{summary}"').fetchone()
+    # A table, not a view: the features scan it several times, without casts, summary rows included.
+    con.execute(f'CREATE TEMP TABLE "{name}" AS {recent} UNION ALL BY NAME SELECT * FROM "{summary}"')
+    con.execute(f'DROP TABLE "{summary}"')
     stats = report.tables[name]
     if first is not None:
         stats.first = min(stats.first, pd.Timestamp(first)) if stats.first is not None else pd.Timestamp(first)
