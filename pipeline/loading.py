@@ -269,7 +269,10 @@ def _add_older_summary(
     first, last = con.execute(f'SELECT min(ts), max(ts) FROM "{summary}"').fetchone()
     # A table, not a view: the features scan it several times, without casts, summary rows included.
     con.execute(f'CREATE TEMP TABLE "{name}" AS {recent} UNION ALL BY NAME SELECT * FROM "{summary}"')
+    # The read rows now live on in canonical form only: free the raw copy (and what reads it).
     con.execute(f'DROP TABLE "{summary}"')
+    con.execute(f'DROP VIEW "{canonical_view(name)}"')
+    con.execute(f'DROP TABLE "__raw_{name}"')
     stats = report.tables[name]
     if first is not None:
         stats.first = min(stats.first, pd.Timestamp(first)) if stats.first is not None else pd.Timestamp(first)
