@@ -268,6 +268,14 @@ def score(
             "--rescore-history", help="Re-score the other dates of the history with the current scorecard too."
         ),
     ] = False,
+    whole_history: Annotated[
+        bool,
+        typer.Option(
+            "--whole-history",
+            help="Read and validate every event row (default: logins and usage events from the longest feature "
+            "window before the date on; older rows only summarised).",
+        ),
+    ] = False,
     engine: EngineOpt = None,
 ) -> None:
     """Score every active account as of a date: churn probability, health score, explanations, alerts."""
@@ -298,6 +306,7 @@ def score(
         include_trials=include_trials,
         include_churned=include_churned,
         rescore_history=rescore_history,
+        whole_history=whole_history,
     )
 
 

@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 
 from features.contract import EVENT_TABLES, TABLES
 from features.errors import DataContractError
-from pipeline.validation import ValidationReport, canonical_view, validate
+from pipeline.recent_history import RECENT_TABLES, create_recent_views, create_summary, older_rows_sql, time_sql
+from pipeline.validation import SOURCE_ROW, ValidationReport, canonical_view, keep_condition, validate
 
 Progress = Callable[[str, int, int], None]
 CSV_OPTIONS = "all_varchar=true, header=true, delim=','"  # text, to report bad values; commas, never guessed
@@ -47,6 +48,8 @@ class Dataset:
     data_end: pd.Timestamp
     report: ValidationReport
     sources: dict[str, str] = field(default_factory=dict)
+    read_from: dict[str, pd.Timestamp] = field(default_factory=dict)
+    """Tables read only from a date on (`load_dataset(read_from=...)`): older rows are summarised, not checked."""
 
     @property
     def first_event(self) -> pd.Timestamp | None:
@@ -80,25 +83,34 @@ def load_dataset(
     grace_days: int = 30,
     progress: Progress | None = None,
     now: pd.Timestamp | None = None,
+    read_from: pd.Timestamp | None = None,
 ) -> Dataset:
     """Read every contract table found in `data_dir` (parquet file, CSV file or parquet folder).
 
-    `now` is the run's clock for the future-dated-rows check (default: the current time).
+    `now` is the run's clock for the future-dated-rows check (default: the current time). With
+    `read_from` (scoring: `recent_history.read_start`), the big event tables stored as parquet are
+    read and validated from that day on only, their older rows replaced by the few summary rows
+    the features of dates from `read_from` + the longest window on need (`pipeline/recent_history.py`).
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataContractError(f"Data directory {data_dir} does not exist or is not a directory.")
     con = _connect()
     sources: dict[str, str] = {}
+    recent: dict[str, pd.Timestamp] = {}
     found = [(name, _locate(data_dir, name)) for name in TABLES]
     for done, (name, path) in enumerate(found, start=1):
         if progress:
             progress("reading tables", done, len(found))
         if path is None:
             continue
-        _create_raw_view(con, name, path)
+        if read_from is not None and name in RECENT_TABLES and path.suffix != ".csv":
+            _create_recent_view(con, name, path, read_from)
+            recent[name] = read_from
+        else:
+            _create_raw_view(con, name, path)
         sources[name] = str(path)
-    return _finish(con, sources, data_end, grace_days, now)
+    return _finish(con, sources, data_end, grace_days, now, recent)
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
@@ -149,6 +161,20 @@ def _create_raw_view(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> N
         raise DataContractError(f"Table '{name}': cannot read {path}: {duckdb_reason(exc)}") from exc
 
 
+def _create_recent_view(con: duckdb.DuckDBPyConnection, name: str, path: Path, start: pd.Timestamp) -> None:
+    """`_create_raw_view` for the rows from `start` on (`recent_history.create_recent_views`)."""
+    files = parquet_files(path)
+    if not files:
+        raise DataContractError(f"Table '{name}': folder {path} holds no .parquet files.")
+    for file in files:
+        _check_footer(name, file)
+    try:
+        create_recent_views(con, name, files, [literal_glob(f) for f in files], start)
+        con.execute(f'SELECT * FROM "__raw_{name}" LIMIT 1').fetchall()
+    except duckdb.Error as exc:
+        raise DataContractError(f"Table '{name}': cannot read {path}: {duckdb_reason(exc)}") from exc
+
+
 def _check_footer(name: str, file: Path) -> None:
     try:
         pq.read_schema(file)
@@ -188,13 +214,20 @@ def _finish(
     data_end: str | pd.Timestamp | None,
     grace_days: int,
     now: pd.Timestamp | None = None,
+    recent: Mapping[str, pd.Timestamp] | None = None,
 ) -> Dataset:
-    """Validate the raw views, then define the canonical ones (kept rows only) and collect the small tables."""
+    """Validate the raw views, then define the canonical ones (kept rows only) and collect the small tables.
+
+    The `recent` tables' raw views hold their rows from a date on: their canonical views add the
+    summary rows of the older ones (`_add_older_summary`)."""
+    recent = dict(recent or {})
     try:
         raw_types = {
-            name: {row[0]: row[1] for row in con.execute(f'DESCRIBE "__raw_{name}"').fetchall()} for name in sources
+            name: {row[0]: row[1] for row in con.execute(f'DESCRIBE "__raw_{name}"').fetchall() if row[0] != SOURCE_ROW}
+            for name in sources
         }
-        report = validate(con, raw_types, data_end, grace_days, now)  # raises DataContractError on fatal problems
+        # raises DataContractError on fatal problems
+        report = validate(con, raw_types, data_end, grace_days, now, numbered=frozenset(recent))
     except duckdb.Error as exc:
         broken = _broken_file(con, sources)
         if broken is not None:
@@ -202,7 +235,10 @@ def _finish(
             raise DataContractError(f"Table '{name}': cannot read {file}: {duckdb_reason(error)}") from exc
         raise DataContractError(f"The input data cannot be read: {duckdb_reason(exc)}") from exc
     for name in (n for n in TABLES if n in raw_types):  # accounts first: the others' kept rows refer to it
-        con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "{canonical_view(name)}" WHERE {report.keep[name]}')
+        if name in recent:
+            _add_older_summary(con, name, raw_types[name], recent[name], report)
+        else:
+            con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "{canonical_view(name)}" WHERE {report.keep[name]}')
     accounts = con.execute('SELECT * FROM "accounts" ORDER BY account_id').df()
     subscriptions = con.execute('SELECT * FROM "subscriptions" ORDER BY account_id, start_date').df()
     return Dataset(
@@ -214,4 +250,31 @@ def _finish(
         data_end=report.data_end,
         report=report,
         sources=sources,
+        read_from=recent,
     )
+
+
+def _add_older_summary(
+    con: duckdb.DuckDBPyConnection, name: str, types: dict[str, str], start: pd.Timestamp, report: ValidationReport
+) -> None:
+    """The canonical table of a table read from `start` on: its kept rows, plus the summary rows of its
+    kept older rows. The table's first timestamp and the data end include them."""
+    assert report.time_limit is not None
+    select = ", ".join(c.select_sql(types.get(c.name)) for c in TABLES[name].columns)
+    older = older_rows_sql(name, select, time_sql(name, types[TABLES[name].time_column]), start,
+                           keep_condition(name, report.time_limit, "accounts"))  # fmt: skip
+    recent = f'SELECT * EXCLUDE ("{SOURCE_ROW}") FROM "{canonical_view(name)}" WHERE {report.keep[name]}'
+    summary = f"__older_{name}"
+    create_summary(con, summary, name, older, recent, tuple(types))
+    first, last = con.execute(f'SELECT min(ts), max(ts) FROM "{summary}"').fetchone()
+    # A table, not a view: the features scan it several times, without casts, summary rows included.
+    con.execute(f'CREATE TEMP TABLE "{name}" AS {recent} UNION ALL BY NAME SELECT * FROM "{summary}"')
+    # The read rows now live on in canonical form only: free the raw copy (and what reads it).
+    con.execute(f'DROP TABLE "{summary}"')
+    con.execute(f'DROP VIEW "{canonical_view(name)}"')
+    con.execute(f'DROP TABLE "__raw_{name}"')
+    stats = report.tables[name]
+    if first is not None:
+        stats.first = min(stats.first, pd.Timestamp(first)) if stats.first is not None else pd.Timestamp(first)
+    if last is not None and report.data_end_source == "latest event" and pd.Timestamp(last) > report.data_end:
+        report.data_end = pd.Timestamp(last)  # nothing was read after the start: the data ends before it

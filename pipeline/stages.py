@@ -24,6 +24,7 @@ from pipeline.config import Settings
 from pipeline.io import Legacy, check_output_dir, claimed_output_dir, write_output, write_output_file
 from pipeline.loading import Dataset, load_dataset
 from pipeline.progress import progress_bars
+from pipeline.recent_history import read_start
 
 log = logging.getLogger("churn")
 
@@ -57,16 +58,31 @@ def run_generate(
     return Path(out_dir)
 
 
-def load(data: Path, settings: Settings, console: Console | None = None) -> Dataset:
-    """Load and validate the data directory; with a console, say which data end is used and what was excluded."""
+def load(
+    data: Path, settings: Settings, console: Console | None = None, read_from: pd.Timestamp | None = None
+) -> Dataset:
+    """Load and validate the data directory; with a console, say which data end is used and what was excluded.
+
+    With `read_from`, the big event tables are read and validated from that day on (`load_dataset`).
+    """
     with progress_bars() as progress:
-        dataset = load_dataset(data, settings.data.data_end, settings.data.grace_days, progress)
+        dataset = load_dataset(data, settings.data.data_end, settings.data.grace_days, progress, read_from=read_from)
     report = dataset.report
     log.info("data end %s (%s)", report.data_end.isoformat(), report.data_end_source)
+    recent = (
+        f"Read {', '.join(dataset.read_from)} from {_date(read_from)} on (the feature windows of the date; "
+        "older rows summarised, not validated: `churn validate` checks them)."
+        if dataset.read_from
+        else None
+    )
+    if recent:
+        log.info("%s", recent)
     for warning in report.exclusions:
         log.warning("%s", warning)
     if console is not None:
         console.print(f"Data end {report.data_end} ({report.data_end_source}).", highlight=False)
+        if recent:
+            console.print(recent, markup=False, highlight=False)
         for warning in report.exclusions:
             console.print(f"[yellow]warning:[/yellow] {escape(str(warning))}", highlight=False)
     return dataset
@@ -685,11 +701,18 @@ def run_score(
     include_trials: bool = False,
     include_churned: bool = False,
     rescore_history: bool = False,
+    whole_history: bool = False,
 ):
+    """`churn score --data`: load what the date needs, score, commit, print."""
     outputs.check()  # before any work: a refused target costs nothing
     _print_recovered(settings, console)
+    # One date needs the trailing windows before it (and the facts older rows leave, summarised):
+    # unless other dates are built too (ended accounts' last days, the re-scored history) or Spark
+    # reads the files itself, the big event tables are read from the window start on.
+    one_date = not (whole_history or include_churned or rescore_history or settings.engine == "spark")
+    read_from = read_start([when], settings.features) if one_date else None
     run = score_date(
-        load(data, settings, console),
+        load(data, settings, console, read_from),
         when,
         settings,
         model_uri,

@@ -27,6 +27,8 @@ from features.labels import term_outcomes_sql
 from features.sql.dialect import DUCKDB
 
 EXAMPLES = 3
+SOURCE_ROW = "__source_row"
+"""A raw view that holds only part of its files numbers its rows in this column, as in the whole files."""
 FIRST_DATE = pd.Timestamp("1900-01-01")
 END_OF_DATES = pd.Timestamp("3000-01-01")  # exclusive: dates from here on (9999-12-31...) are refused
 CLOCK_MARGIN = pd.Timedelta(days=1)
@@ -83,24 +85,27 @@ def validate(
     data_end: str | pd.Timestamp | None,
     grace_days: int = 30,
     now: pd.Timestamp | None = None,
+    numbered: frozenset[str] = frozenset(),
 ) -> ValidationReport:
     """Validate the `__raw_<table>` views; raise on fatal problems, return the report otherwise.
 
-    `now` is the run's clock (naive UTC; default: the current time).
+    `now` is the run's clock (naive UTC; default: the current time). The raw views of the
+    `numbered` tables hold part of their files, with each row's number in the files as `SOURCE_ROW`,
+    so examples cite the same rows as a check of the whole files.
     """
     problems = _structural_problems(raw_types)
     if problems:
         raise DataContractError(_format_problems(problems))
     explicit_end, limit, limit_text = _time_limit(data_end, now)
     for name, types in raw_types.items():
-        problems += _value_problems(con, TABLES[name], types)
+        problems += _value_problems(con, TABLES[name], types, _row_number(name, numbered))
     problems += _empty_required_tables(con, raw_types)
     problems += _duplicate_accounts(con) + _inverted_terms(con, raw_types["subscriptions"])
     if problems:
         raise DataContractError(_format_problems(problems))
 
     tables = [name for name in TABLES if name in raw_types]  # accounts first: the others' kept rows need it
-    _canonical_views(con, raw_types)
+    _canonical_views(con, raw_types, numbered)
     try:
         exclusions = _exclude(con, tables, limit, limit_text)
         excluding = {w.table for w in exclusions if w.excluded}  # tables without exclusions skip the filter
@@ -125,6 +130,11 @@ def validate(
         for name in tables:
             con.execute(f'DROP VIEW IF EXISTS "__typed_{name}"')
     return report
+
+
+def _row_number(table: str, numbered: frozenset[str]) -> str:
+    """The 1-based row of the data files a raw row comes from (header not counted), as SQL."""
+    return f'"{SOURCE_ROW}"' if table in numbered else "row_number() OVER ()"
 
 
 def canonical_view(table: str) -> str:
@@ -173,7 +183,9 @@ def _range_check(column: Column, cast: str) -> tuple[str, str] | None:
     return condition, f"values are not {wanted}"
 
 
-def _value_problems(con: duckdb.DuckDBPyConnection, contract: TableContract, types: dict[str, str]) -> list[str]:
+def _value_problems(
+    con: duckdb.DuckDBPyConnection, contract: TableContract, types: dict[str, str], row: str
+) -> list[str]:
     """Values that do not convert to the column's type, are out of range, and nulls in required columns."""
     checks: list[tuple[str, str, str]] = []  # (column, condition, problem)
     for column in contract.columns:
@@ -216,15 +228,18 @@ def _value_problems(con: duckdb.DuckDBPyConnection, contract: TableContract, typ
     problems = []
     for (col, cond, problem), count in zip(checks, counts, strict=True):
         if count:
-            problems.append(f"{contract.name}.{col}: {count} {problem} ({_examples(con, contract.name, col, cond)})")
+            examples = _examples(con, contract.name, col, cond, row)
+            problems.append(f"{contract.name}.{col}: {count} {problem} ({examples})")
     return problems
 
 
-def _examples(con: duckdb.DuckDBPyConnection, table: str, column: str, condition: str) -> str:
+def _examples(
+    con: duckdb.DuckDBPyConnection, table: str, column: str, condition: str, row: str = "row_number() OVER ()"
+) -> str:
     """'rows 17, 204: 'yesterday', ''' -- 1-based data rows in file order (header not counted)."""
     rows = con.execute(
         f'SELECT __row, CAST("{column}" AS VARCHAR) FROM '
-        f'(SELECT row_number() OVER () AS __row, * FROM "__raw_{table}") WHERE {condition} '
+        f'(SELECT {row} AS __row, * FROM "__raw_{table}") WHERE {condition} '
         f"ORDER BY __row LIMIT {EXAMPLES}"
     ).fetchall()
     return _rows_text(rows)
@@ -391,14 +406,17 @@ def _data_end(
 
 
 # ------------------------------------------------------------------------------ kept rows
-def _canonical_views(con: duckdb.DuckDBPyConnection, raw_types: RawTypes) -> None:
-    """The canonical casts of every table, defined once (`canonical_view`), and for the exclusion and
-    warning checks a temporary view of them numbered in file order (the rows an example cites)."""
+def _canonical_views(con: duckdb.DuckDBPyConnection, raw_types: RawTypes, numbered: frozenset[str]) -> None:
+    """The canonical casts of every table, defined once (`canonical_view`; a numbered table's view keeps
+    `SOURCE_ROW`), and for the exclusion and warning checks a temporary view of them numbered in file
+    order (the rows an example cites)."""
     for name, types in raw_types.items():
         select = ", ".join(c.select_sql(types.get(c.name)) for c in TABLES[name].columns)
+        select += f', "{SOURCE_ROW}"' if name in numbered else ""
         con.execute(f'CREATE VIEW "{canonical_view(name)}" AS SELECT {select} FROM "__raw_{name}"')
         con.execute(
-            f'CREATE VIEW "__typed_{name}" AS SELECT row_number() OVER () AS __row, * FROM "{canonical_view(name)}"'
+            f'CREATE VIEW "__typed_{name}" AS SELECT {_row_number(name, numbered)} AS __row, * '
+            f'FROM "{canonical_view(name)}"'
         )
 
 

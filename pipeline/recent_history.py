@@ -1,0 +1,148 @@
+"""Read what scoring a date needs from the two big event tables, not their whole history.
+
+A scoring run needs, of `logins` and `usage_events` (almost all of an event history's rows), the
+rows of the longest trailing window before its first as_of and everything after it; what the
+features take from older rows is a handful of per-account facts (the inventory below). So those
+two tables are read from `start` on -- a filter on the time column, which DuckDB pushes into the
+parquet scan (row groups outside it are skipped by their min/max statistics) -- and validated on
+those rows; the older rows are replaced by a few summary rows, computed by one aggregate over
+the time, account and workflow columns, chosen so that every feature of every date from
+`start + horizon` on has exactly the value the whole history gives. Every other table is small
+and read whole.
+
+What the features of `logins` / `usage_events` read before the trailing windows (`features/families`):
+- `days_since_last_login`, `days_since_last_use`: the latest day before as_of -> per account, the
+  latest older row.
+- `days_to_first_value`: the first use on or after the landing day (the earlier of `created_at`
+  and the first term start) -> per account, the first older row on or after each of those two days.
+- workflow completion / skip rates: a run (account, workflow_id) is judged from its first event,
+  and complete when it reaches the highest step its process (the feature of a run's first event)
+  reached on earlier days, over all accounts -> the older rows of every run that also has rows
+  from `start` on, and per process one row of an older run that reached the process's highest step.
+- login gaps reach back 90 days at most, distinct users / features the trailing windows only:
+  nothing older.
+Summary rows sit on days before `start`, where no trailing window of a date from `start + horizon`
+on reaches, so they change no windowed count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.contract import TABLES
+from features.families.base import FamilyContext
+from features.settings import FeatureSettings
+from features.sql.dialect import DUCKDB
+from pipeline.validation import SOURCE_ROW
+
+RECENT_TABLES = ("logins", "usage_events")
+"""The tables read from the window start on; the others are small and read whole."""
+
+
+def read_start(as_of_dates: Iterable, settings: FeatureSettings) -> pd.Timestamp:
+    """The first day the trailing windows of the earliest of these dates reach: where reading starts."""
+    horizon = FamilyContext(settings, 0, {}).horizon
+    return min(pd.Timestamp(d) for d in as_of_dates).normalize() - pd.Timedelta(days=horizon)
+
+
+def time_sql(name: str, raw_type: str) -> str:
+    """The table's time column in its canonical type (NULL where it is not a date)."""
+    return TABLES[name].column(TABLES[name].time_column).cast_sql(raw_type)
+
+
+def create_recent_views(
+    con: duckdb.DuckDBPyConnection, name: str, files: list[Path], patterns: list[str], start: pd.Timestamp
+) -> None:
+    """`__raw_<name>`: the rows dated from `start` on or without a usable date, each numbered
+    (`SOURCE_ROW`) as in the whole files, kept in a temporary table (validation and the features read
+    them several times; one scan of the files); `__whole_<name>`: every row, for `older_rows_sql`."""
+    con.read_parquet(patterns, union_by_name=True, file_row_number=True, filename=True).create_view(f"__whole_{name}")
+    counts = [pq.ParquetFile(f).metadata.num_rows for f in files]
+    offsets = pa.table({"filename": [str(f) for f in files], "offset": [sum(counts[:i]) for i in range(len(files))]})
+    con.register(f"__offsets_{name}", offsets)
+    raw_type = dict(con.execute(f'SELECT column_name, column_type FROM (DESCRIBE "__whole_{name}")').fetchall())
+    time = time_sql(name, raw_type[TABLES[name].time_column])
+    con.execute(
+        f'CREATE TEMP TABLE "__raw_{name}" AS SELECT w.* EXCLUDE (filename, file_row_number), '
+        f'w.file_row_number + o."offset" + 1 AS "{SOURCE_ROW}" '
+        f'FROM "__whole_{name}" w JOIN "__offsets_{name}" o ON o.filename = w.filename '
+        f"WHERE ({time}) >= {DUCKDB.timestamp(start)} OR ({time}) IS NULL"
+    )
+
+
+def older_rows_sql(name: str, select: str, time: str, start: pd.Timestamp, keep: str) -> str:
+    """The kept rows dated before `start`, with the canonical columns `select`."""
+    return (
+        f'SELECT * FROM (SELECT {select} FROM "__whole_{name}" WHERE ({time}) < {DUCKDB.timestamp(start)}) t '
+        f"WHERE {keep}"
+    )
+
+
+def create_summary(
+    con: duckdb.DuckDBPyConnection, table: str, name: str, older: str, recent: str, present: tuple[str, ...]
+) -> None:
+    """Temporary `table`: the rows standing in for `older` (the kept rows before the start) next to
+    `recent` (those from the start on): canonical columns, missing ones NULL (combine with UNION ALL
+    BY NAME). Two scans of the older rows: their time and account columns, and the workflow steps
+    (a small share of the rows, kept in a temporary table while the runs are summarised)."""
+    workflows = name == "usage_events" and {"workflow_id", "step"} <= set(present)
+    if workflows:
+        con.execute(
+            f'CREATE TEMP TABLE "{table}_steps" AS SELECT * FROM ({older}) o '
+            "WHERE workflow_id IS NOT NULL AND step IS NOT NULL"
+        )
+    select = _summary_sql(name, older, recent, f"{table}_steps" if workflows else None)
+    try:
+        con.execute(f'CREATE TEMP TABLE "{table}" AS {select}')
+    finally:
+        con.execute(f'DROP TABLE IF EXISTS "{table}_steps"')
+
+
+def _summary_sql(name: str, older: str, recent: str, older_steps: str | None) -> str:
+    latest = f"SELECT account_id, max(ts) AS ts FROM ({older}) o GROUP BY account_id"
+    if name == "logins":
+        return latest
+    day = DUCKDB.day_of
+    first_uses = f"""
+        WITH landing AS (
+            SELECT a.account_id, {day("a.created_at")} AS created_day, {day("f.first_start")} AS first_term_day
+            FROM accounts a LEFT JOIN (
+                SELECT account_id, min(start_date) AS first_start FROM subscriptions
+                WHERE start_date IS NOT NULL AND end_date IS NOT NULL GROUP BY account_id
+            ) f ON f.account_id = a.account_id
+        ), firsts AS (
+            SELECT o.account_id, max(o.ts) AS latest,
+                   min(CASE WHEN o.ts >= l.created_day THEN o.ts END) AS since_created,
+                   min(CASE WHEN o.ts >= l.first_term_day THEN o.ts END) AS since_first_term
+            FROM ({older}) o JOIN landing l ON l.account_id = o.account_id
+            GROUP BY o.account_id
+        )
+        SELECT account_id, ts FROM firsts
+        UNPIVOT (ts FOR kind IN (latest, since_created, since_first_term))
+    """
+    if older_steps is None:
+        return first_uses
+    same_run = "r.account_id = o.account_id AND r.workflow_id = o.workflow_id"
+    workflows = f"""
+        WITH running AS (
+            SELECT DISTINCT account_id, workflow_id FROM ({recent}) n WHERE workflow_id IS NOT NULL AND step IS NOT NULL
+        ), ended AS (
+            SELECT account_id, workflow_id, min(ts) AS started, max(step) AS top_step,
+                   first(feature ORDER BY ts, step, feature NULLS LAST) AS process
+            FROM "{older_steps}" o WHERE NOT EXISTS (SELECT 1 FROM running r WHERE {same_run})
+            GROUP BY account_id, workflow_id
+        ), highest AS (
+            SELECT *, row_number() OVER (PARTITION BY process ORDER BY top_step DESC, account_id, workflow_id) AS rank
+            FROM ended WHERE process IS NOT NULL
+        )
+        SELECT o.* FROM "{older_steps}" o WHERE EXISTS (SELECT 1 FROM running r WHERE {same_run})
+        UNION ALL BY NAME
+        SELECT account_id, workflow_id, started AS ts, process AS feature, top_step AS step FROM highest WHERE rank = 1
+    """
+    return f"SELECT * FROM ({first_uses}) f UNION ALL BY NAME SELECT * FROM ({workflows}) w"

@@ -1,0 +1,145 @@
+"""Scoring one date reads logins and usage events from its longest window on (`pipeline/recent_history.py`).
+
+On real parquet with a real model: the features and scores equal those of the whole history for
+dates near the start of the data, in the middle and at the end; rows at or after the date change
+nothing; a bad row the date reads stops the run with the same message as a whole-history check,
+one older than the windows is left to `churn validate`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from features.build import build_features
+from features.errors import DataContractError
+from features.settings import FeatureSettings
+from pipeline.loading import load_dataset
+from pipeline.recent_history import RECENT_TABLES, read_start
+from pipeline.stages import score_date
+from tests.conftest import book_settings
+
+DATES = ("2023-03-20", "2023-05-01", "2024-02-14", "2025-07-01")  # first: its windows reach before the data
+
+
+def _single_threaded(dataset):
+    """One DuckDB thread: sums of doubles in the same order, so equal inputs give bit-identical outputs."""
+    dataset.con.execute("SET threads = 1")
+    return dataset
+
+
+def _whole(data: Path):
+    return _single_threaded(load_dataset(data))
+
+
+def _recent(data: Path, when: str):
+    return _single_threaded(load_dataset(data, read_from=read_start([when], FeatureSettings())))
+
+
+def _features(dataset, when: str, model) -> pd.DataFrame:
+    return build_features(dataset, [when], FeatureSettings(), 30, feature_set=model.feature_set_)
+
+
+@pytest.fixture(scope="module")
+def model(book):
+    from pipeline.tracking import load_model
+
+    settings, result = book_settings(book, "recent-model")
+    return load_model(result.model_uri, settings)
+
+
+def test_the_book_has_history_before_the_windows_and_workflows(book) -> None:
+    dataset = book[2]
+    start = read_start([DATES[-1]], FeatureSettings())
+    older = dataset.con.execute(f"SELECT count(*) FROM usage_events WHERE ts < TIMESTAMP '{start}'").fetchone()[0]
+    runs = dataset.con.execute("SELECT count(DISTINCT workflow_id) FROM usage_events").fetchone()[0]
+    assert older > 10_000 and runs > 100
+
+
+@pytest.mark.parametrize("when", DATES)
+def test_one_date_features_equal_the_whole_history(book, model, when: str) -> None:
+    _, data, _, _ = book
+    recent = _recent(data, when)
+    assert set(recent.read_from) == set(RECENT_TABLES)
+    whole = _features(_whole(data), when, model)
+    pd.testing.assert_frame_equal(_features(recent, when, model), whole, check_exact=True)
+    assert len(whole) > 20
+
+
+def test_one_date_scores_equal_the_whole_history_at_the_start_and_the_end(book) -> None:
+    _, data, dataset, _ = book
+    settings, result = book_settings(book, "recent-scores")
+    last = dataset.data_end.normalize() + pd.Timedelta(days=1)  # the latest date there is data before
+    for when in (DATES[0], last.date().isoformat()):
+        runs = [
+            score_date(loaded, pd.Timestamp(when).date(), settings, result.model_uri, history=False)
+            for loaded in (_whole(data), _recent(data, when))
+        ]
+        pd.testing.assert_frame_equal(runs[1].scores, runs[0].scores, check_exact=True)
+        assert len(runs[0].scores) > 20
+
+
+def _rewrite(source: Path, target: Path, change) -> Path:
+    """A copy of the data directory with `change(name, frame) -> frame` applied to the recent tables."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("_truth"))
+    for name in RECENT_TABLES:
+        folder = target / name
+        frame = pq.read_table(folder).to_pandas()
+        shutil.rmtree(folder)
+        folder.mkdir()
+        changed = change(name, frame)
+        half = len(changed) // 2  # two files: row numbers run on across them
+        for part, rows in enumerate((changed.iloc[:half], changed.iloc[half:])):
+            pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), folder / f"part-{part}.parquet")
+    return target
+
+
+def test_rows_at_or_after_the_date_change_nothing(book, model, tmp_path: Path) -> None:
+    _, data, _, _ = book
+    when = pd.Timestamp(DATES[2])
+
+    def rewrite_the_future(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+        past = frame[frame["ts"] < when]
+        burst = past.tail(500).assign(ts=when)  # at as_of itself: not before it
+        return pd.concat([past, burst, frame[frame["ts"] >= when].sample(frac=0.3, random_state=1)])
+
+    changed = _rewrite(data, tmp_path / "changed", rewrite_the_future)
+    expected = _features(_recent(data, DATES[2]), DATES[2], model)
+    pd.testing.assert_frame_equal(_features(_recent(changed, DATES[2]), DATES[2], model), expected, check_exact=True)
+
+
+def _with_bad_quantity(at: pd.Timestamp):
+    def change(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+        if name == "usage_events":
+            row = frame.index[(frame["ts"] >= at)][0]
+            frame.loc[row, "quantity"] = -3.0
+        return frame
+
+    return change
+
+
+def test_a_bad_row_the_date_reads_stops_the_run_with_the_whole_history_message(book, tmp_path: Path) -> None:
+    _, data, _, _ = book
+    when = DATES[2]
+    bad = _rewrite(data, tmp_path / "bad", _with_bad_quantity(pd.Timestamp(when) - pd.Timedelta(days=10)))
+    with pytest.raises(DataContractError) as whole:
+        load_dataset(bad)
+    with pytest.raises(DataContractError) as recent:
+        load_dataset(bad, read_from=read_start([when], FeatureSettings()))
+    assert "usage_events.quantity: 1 values are not finite numbers >= 0 (rows " in str(whole.value)
+    assert str(recent.value) == str(whole.value)
+
+
+def test_a_bad_row_older_than_the_windows_is_left_to_churn_validate(book, tmp_path: Path) -> None:
+    _, data, _, _ = book
+    when = DATES[-1]
+    bad = _rewrite(data, tmp_path / "old", _with_bad_quantity(pd.Timestamp("2023-02-01")))
+    with pytest.raises(DataContractError, match=r"usage_events\.quantity"):
+        load_dataset(bad)
+    recent = load_dataset(bad, read_from=read_start([when], FeatureSettings()))
+    assert recent.read_from == dict.fromkeys(RECENT_TABLES, read_start([when], FeatureSettings()))
