@@ -108,3 +108,50 @@ def test_a_timeout_that_cuts_the_search_is_reported_and_none_means_no_limit(fold
     assert cut.summary()["search_cut_by_timeout"] is True and cut.summary()["trials"] == 4
     unlimited = search(clone(model).set_params(tune_timeout_s=None, tune_trials=3), folds, clock=_loaded_machine(1e6))
     assert not unlimited.cut_by_timeout and len(unlimited.trials) == 3
+
+
+def test_a_sampled_search_keeps_the_finalist_that_scores_best_on_the_latest_full_fold():
+    table, _ = simulate_feature_table(300, seed=9)
+    split = out_of_time_split(table, validation_share=0.2, grace_days=30)
+    pairs = rolling_origin_folds(table.loc[split.train_index], n_folds=3, grace_days=30).pairs()
+    sampled = [(train[::3], valid) for train, valid in pairs]  # the search sees a third of each fold's rows
+    labelled = table[table["label"].notna()]
+    features = feature_columns(table)
+    settings = dict(num_threads=1, tune_trials=6, seed=3, refit=False)
+    model = ChurnRiskModel(**settings).fit(
+        labelled[features],
+        labelled["label"],
+        train_index=split.train_index,
+        valid_index=split.valid_index,
+        folds=pairs,
+        tuning_folds=sampled,
+        groups=labelled["account_id"],
+    )
+    names = " = ".join(f["finalist"] for f in model.finalists_).split(" = ")
+    assert sorted(names) == ["best on the sample", "configured", "one-SE choice on the sample"]
+    assert [f["kept"] for f in model.finalists_].count(True) == 1
+    kept = next(f for f in model.finalists_ if f["kept"])
+    assert kept["full_fold_auc"] == max(f["full_fold_auc"] for f in model.finalists_)
+    assert {k: model.get_params()[k] for k in model.tree_params()} == {k: kept[k] for k in model.tree_params()}
+    assert (model.cv_.score, model.best_iteration_) == (kept["full_fold_auc"], kept["trees"])
+    assert any(note.endswith(f"kept the {kept['finalist']}") for note in model.notes_)
+    # each finalist was judged on the latest fold's full rows, not on the sample
+    frame, labels = model.prepare(labelled[features]), labelled["label"].astype(int).to_numpy()
+    dataset = lgb.Dataset(
+        frame, labels, categorical_feature=list(model.categories_), params=model._lgb_params(labels)
+    ).construct()
+    train, valid = pairs[-1]
+    latest = CrossValidator(labels, dataset, [(labelled.index.get_indexer(train), labelled.index.get_indexer(valid))])
+    for finalist in model.finalists_:
+        params = {k: finalist[k] for k in model.tree_params()}
+        assert latest.evaluate(ChurnRiskModel(**settings, **params)).score == pytest.approx(finalist["full_fold_auc"])
+    assert model.selection_["finalist_0_full_fold_auc"] == model.finalists_[0]["full_fold_auc"]
+    unsampled = ChurnRiskModel(**settings).fit(
+        labelled[features],
+        labelled["label"],
+        train_index=split.train_index,
+        valid_index=split.valid_index,
+        folds=pairs,
+        groups=labelled["account_id"],
+    )
+    assert unsampled.finalists_ == []
