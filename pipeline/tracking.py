@@ -26,6 +26,7 @@ import logging
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import mlflow
+import mlflow.data
 import numpy as np
 import pandas as pd
 import yaml
@@ -144,6 +146,24 @@ def data_fingerprint(table: pd.DataFrame, *, id_col: str, label_col: str, time_c
         fingerprint.update(first_as_of=str(dates.min().date()), last_as_of=str(dates.max().date()))
         fingerprint["snapshot_dates"] = int(dates.nunique())
     return fingerprint
+
+
+DATASET_DIGEST_CHARS = 32  # MLflow stores a dataset digest of at most 36 characters
+
+
+def log_training_data(table: pd.DataFrame, fingerprint: dict[str, Any], *, name: str, label_col: str) -> None:
+    """The training table as the active run's dataset input (`mlflow.data`: schema, size, the label).
+
+    The digest is our hash of every row (`frame_hash`; MLflow's own hashes a sample of the first
+    rows), so two runs show the same digest exactly when they trained on the same table; the
+    fingerprint (rows, accounts, labels, dates) travels as the input's tags.
+    """
+    dataset = mlflow.data.from_pandas(
+        table, name=name, targets=label_col, digest=fingerprint["sha256"][:DATASET_DIGEST_CHARS]
+    )
+    with warnings.catch_warnings():  # schema advice for model signatures; a dataset's label may be an integer
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
+        mlflow.log_input(dataset, context="training", tags={key: str(value) for key, value in fingerprint.items()})
 
 
 def log_config_files(paths: list[Path]) -> None:
