@@ -35,6 +35,8 @@ from pipeline.tracking import (
 )
 from pipeline.train import train_model
 
+pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
+
 REPO = Path(__file__).resolve().parents[1]
 
 

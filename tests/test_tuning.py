@@ -12,6 +12,8 @@ from models.risk_model import ChurnRiskModel, CrossValidator
 from models.split import out_of_time_split, rolling_origin_folds
 from models.tuning import ONE_SE_CAP, STARTING_POINTS, TrialRecord, one_se_choice, search
 
+pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
+
 
 def _trial(number: int, scores: tuple[float, ...], cost: float, state: str = "complete") -> TrialRecord:
     return TrialRecord(number=number, params={"n": number}, state=state, fold_scores=scores, trees=50, cost=cost)
