@@ -7,8 +7,8 @@ model is then refitted on every labelled row and calibrated on out-of-sample sco
 trained like it (see models/risk_model.py).
 
 One MLflow run per training holds everything needed to trust or reject the model later: the
-parameters and configuration files, the training table as a dataset input with its fingerprint, the search (one nested run per
-trial, the chosen setting and its CV score with spread), metrics of the model and of the
+parameters and configuration files, the training table (a dataset input, with its fingerprint),
+the search (one nested run per trial, the chosen setting and its CV score with spread), metrics of the model and of the
 logistic and rule baselines on the same validation rows (overall, per segment, calibration per
 risk band), plots, the feature list with each feature's health category, the validation
 predictions, and the model.
