@@ -23,16 +23,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import mlflow
@@ -49,6 +50,9 @@ from sklearn.metrics import roc_auc_score
 from features.errors import ChurnError, ConfigError
 from models.risk_model import ChurnRiskModel
 from pipeline.config import Settings, read_yaml, redact_url
+
+if TYPE_CHECKING:
+    from pipeline.compare import ComparisonResult
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
@@ -656,14 +660,27 @@ def discard_scoring_run(tracking_uri: str, experiment_id: str, commit_id: str) -
 
 
 @contextmanager
-def compare_run(settings: Settings) -> Iterator[Callable[[Sequence[str]], None]]:
-    """An MLflow run around `churn compare` (the comparison logs its metrics and files into the active
-    run); yields a function that logs notes, such as the scorecard's adaptations to the data."""
+def compare_run(settings: Settings) -> Iterator[None]:
+    """The MLflow run of `churn compare`: what `log_comparison` logs goes into it."""
     configure_tracking(settings)
-
-    def log_notes(notes: Sequence[str]) -> None:
-        if notes:
-            mlflow.log_text("\n".join(notes), NOTES_ARTIFACT)
-
     with mlflow.start_run(run_name="compare", tags={"kind": "compare"}):
-        yield log_notes
+        yield
+
+
+def log_comparison(result: ComparisonResult) -> None:
+    """Into the active MLflow run: the comparison's headline figures as metrics, its written files
+    under `compare/`, and how the scorecard was adapted to the data (`data/notes.txt`)."""
+    headline = result.headline()
+    numbers = {
+        f"compare_{key}": float(value)
+        for key, value in headline.items()
+        if isinstance(value, int | float) and math.isfinite(value)
+    }
+    numbers.update(
+        {f"compare_rule_churn_rate_{band}": rate for band, rate in headline["rule_churn_rate_by_band"].items()}
+    )
+    mlflow.log_metrics(numbers)
+    for path in result.files.values():
+        mlflow.log_artifact(str(path), artifact_path="compare")
+    if result.scorecard_notes:
+        mlflow.log_text("\n".join(result.scorecard_notes), NOTES_ARTIFACT)
