@@ -7,9 +7,11 @@ MLflow logging (plots, the model, a new SQLite store), not the trees:
   2.5 years, one model in a SQLite store) and `book_settings(book, "<your folder>")`: your own
   working folder (history, overrides), the book's store and model. Score, explain, override --
   never train, promote or edit artifacts in the book's store: other files read it.
-- A test that must change the data or the store copies it first (`shutil.copytree` into
-  `tmp_path`); a module that needs a model of its own settings (the settings are what it tests)
-  trains it once in a `scope="module"` fixture, with `tune_trials: 0` unless the search is tested.
+- A test that must change the data copies it first (`shutil.copytree(data, tmp_path / "data")`).
+  A copied MLflow store still points at the original artifact folder (runs record absolute
+  artifact URIs), so a test that edits artifacts, trains or promotes needs a store of its own: a
+  module that needs such a store, or a model of its own settings (the settings are what it tests),
+  trains once in a `scope="module"` fixture, with `tune_trials: 0` unless the search is tested.
 - Mark it: tests that use `book` or `spark` are marked `slow` here automatically; a module that
   trains or runs the CLI end to end sets `pytestmark = pytest.mark.slow`. `pytest -m "not slow"`
   is the quick loop while iterating; CI runs everything.
