@@ -147,7 +147,8 @@ def validate(
     data_end: DataEndOpt = None,
 ) -> None:
     """Check the data directory against the data contract and print a report."""
-    from pipeline.stages import load, print_report
+    from pipeline.console import print_report
+    from pipeline.stages import load
 
     settings = settings_from(config, grace_days, data_end)
     print_report(load(data, settings), out)

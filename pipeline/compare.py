@@ -7,17 +7,18 @@ the later snapshots only evaluate. The model is therefore trained here on the ea
 inner out-of-time split of it chooses the tree count and fits the calibration) rather than
 taken from the registry, whose champion may have been refitted on the evaluation period.
 
-Outputs in `out_dir` (each written atomically, after everything is computed): report.html,
-metrics.json, agreement.csv, band_calibration.csv, category_alignment.csv, disagreements.csv,
-ranking_metrics.csv, backtest_scores.parquet and suggested_healthscore.yaml.
+Computation and I/O are separate steps the stage (`pipeline.stages.compare_dataset`) composes:
+`compare_history` computes everything and writes nothing; `write_comparison` writes the outputs
+into a folder (each atomically): report.html, metrics.json, agreement.csv, band_calibration.csv,
+category_alignment.csv, disagreements.csv, ranking_metrics.csv, backtest_scores.parquet,
+suggested_healthscore.yaml and its review diff; `pipeline.tracking.log_comparison` logs them.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +71,9 @@ OUTPUT_FILES = {
 
 @dataclass(frozen=True)
 class ComparisonResult:
-    """Everything the comparison produced; `summary_lines()` is what `churn compare` prints, from
-    `headline()` (also the head of metrics.json)."""
+    """Everything the comparison computed; `files` once `write_comparison` has written it.
+    `summary_lines()` is what `churn compare` prints, from `headline()` (also the head of metrics.json)."""
 
-    out_dir: Path
-    files: dict[str, Path]
     frame: pd.DataFrame  # the backtest frame: one row per evaluation snapshot, both views
     comparison: Comparison
     suggested: SuggestedWeights
@@ -84,10 +83,15 @@ class ComparisonResult:
     scorecard: ScorecardConfig  # adapted to the data's columns
     model: ChurnRiskModel
     scorecard_notes: tuple[str, ...] = ()  # how the configured scorecard was adapted to the data
+    files: dict[str, Path] = field(default_factory=dict)  # key of OUTPUT_FILES -> written file
 
     @property
     def report_path(self) -> Path:
         return self.files["report"]
+
+    @property
+    def out_dir(self) -> Path:
+        return self.report_path.parent
 
     def _auc(self, score: str) -> float:
         return self.comparison.scores["scores"][score]["roc_auc"]["value"]
@@ -225,26 +229,23 @@ def backtest_frame(
     )
 
 
-def run_comparison(
+def compare_history(
     dataset: Dataset,
     settings: Settings,
-    out_dir: str | Path,
     model: ChurnRiskModel | None = None,
     progress: ProgressCallback | None = None,
     *,
     table: pd.DataFrame | None = None,
     n_boot: int = 200,
 ) -> ComparisonResult:
-    """Backtest rule score vs ML risk on held-out later snapshots and write the report and tables.
+    """Backtest rule score vs ML risk on held-out later snapshots; computes everything, writes nothing.
 
     `table` is a prebuilt snapshot feature table (monthly snapshots over the history are built
     otherwise); `model` supplies hyper-parameters only — it is refitted on the early part so the
-    backtest stays out of time. Logs metrics and the output folder to MLflow when called inside
-    an active MLflow run.
+    backtest stays out of time.
     """
     from features.build import build_features, snapshot_dates
 
-    out_dir = Path(out_dir)
     _step(progress, "features")
     if table is None:
         dates = snapshot_dates(dataset, settings.features.cadence)
@@ -281,11 +282,7 @@ def run_comparison(
         suggested = replace(suggested, notes=(*suggested.notes, "Fitted to the scorecard as adapted to this data:",
                                               *adapted.notes))  # fmt: skip
 
-    _step(progress, "write")
-    files = {key: out_dir / name for key, name in OUTPUT_FILES.items()}
-    result = ComparisonResult(
-        out_dir=out_dir,
-        files=files,
+    return ComparisonResult(
         frame=frame,
         comparison=comparison,
         suggested=suggested,
@@ -296,10 +293,6 @@ def run_comparison(
         model=fitted,
         scorecard_notes=adapted.notes,
     )
-    _write_outputs(result, settings)
-    _log_to_active_run(result)
-    report(progress, STAGE, len(STEPS), len(STEPS))
-    return result
 
 
 def metrics_document(result: ComparisonResult, settings: Settings) -> dict[str, Any]:
@@ -355,8 +348,13 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _write_outputs(result: ComparisonResult, settings: Settings) -> None:
-    files, comparison = result.files, result.comparison
+def write_comparison(
+    result: ComparisonResult, settings: Settings, out_dir: str | Path, progress: ProgressCallback | None = None
+) -> ComparisonResult:
+    """Write the report and tables into `out_dir` (each file atomically); the result with its `files`."""
+    _step(progress, "write")
+    files = {key: Path(out_dir) / name for key, name in OUTPUT_FILES.items()}
+    comparison = result.comparison
     write_report(
         files["report"],
         result.frame,
@@ -383,25 +381,5 @@ def _write_outputs(result: ComparisonResult, settings: Settings) -> None:
         tmp.write_text(result.suggested.yaml_text())
     with atomic_path(files["suggested_review"]) as tmp:
         tmp.write_text(result.suggested.review_text())
-
-
-def _log_to_active_run(result: ComparisonResult) -> None:
-    """Inside an MLflow run (the caller's), log the headline metrics and the output folder."""
-    if "mlflow" not in sys.modules:  # nobody imported MLflow, so there is no active run
-        return
-    import mlflow
-
-    if mlflow.active_run() is None:
-        return
-    headline = result.headline()
-    numbers = {
-        f"compare_{key}": float(value)
-        for key, value in headline.items()
-        if isinstance(value, int | float) and value is not None and math.isfinite(value)
-    }
-    numbers.update(
-        {f"compare_rule_churn_rate_{band}": rate for band, rate in headline["rule_churn_rate_by_band"].items()}
-    )
-    mlflow.log_metrics(numbers)
-    for path in result.files.values():
-        mlflow.log_artifact(str(path), artifact_path="compare")
+    report(progress, STAGE, len(STEPS), len(STEPS))
+    return replace(result, files=files)

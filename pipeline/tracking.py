@@ -23,18 +23,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import mlflow
+import mlflow.data
 import numpy as np
 import pandas as pd
 import yaml
@@ -47,6 +50,9 @@ from sklearn.metrics import roc_auc_score
 from features.errors import ChurnError, ConfigError
 from models.risk_model import ChurnRiskModel
 from pipeline.config import Settings, read_yaml, redact_url
+
+if TYPE_CHECKING:
+    from pipeline.compare import ComparisonResult
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
@@ -144,6 +150,24 @@ def data_fingerprint(table: pd.DataFrame, *, id_col: str, label_col: str, time_c
         fingerprint.update(first_as_of=str(dates.min().date()), last_as_of=str(dates.max().date()))
         fingerprint["snapshot_dates"] = int(dates.nunique())
     return fingerprint
+
+
+DATASET_DIGEST_CHARS = 32  # MLflow stores a dataset digest of at most 36 characters
+
+
+def log_training_data(table: pd.DataFrame, fingerprint: dict[str, Any], *, name: str, label_col: str) -> None:
+    """The training table as the active run's dataset input (`mlflow.data`: schema, size, the label).
+
+    The digest is our hash of every row (`frame_hash`; MLflow's own hashes a sample of the first
+    rows), so two runs show the same digest exactly when they trained on the same table; the
+    fingerprint (rows, accounts, labels, dates) travels as the input's tags.
+    """
+    dataset = mlflow.data.from_pandas(
+        table, name=name, targets=label_col, digest=fingerprint["sha256"][:DATASET_DIGEST_CHARS]
+    )
+    with warnings.catch_warnings():  # schema advice for model signatures; a dataset's label may be an integer
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
+        mlflow.log_input(dataset, context="training", tags={key: str(value) for key, value in fingerprint.items()})
 
 
 def log_config_files(paths: list[Path]) -> None:
@@ -636,14 +660,27 @@ def discard_scoring_run(tracking_uri: str, experiment_id: str, commit_id: str) -
 
 
 @contextmanager
-def compare_run(settings: Settings) -> Iterator[Callable[[Sequence[str]], None]]:
-    """An MLflow run around `churn compare` (the comparison logs its metrics and files into the active
-    run); yields a function that logs notes, such as the scorecard's adaptations to the data."""
+def compare_run(settings: Settings) -> Iterator[None]:
+    """The MLflow run of `churn compare`: what `log_comparison` logs goes into it."""
     configure_tracking(settings)
-
-    def log_notes(notes: Sequence[str]) -> None:
-        if notes:
-            mlflow.log_text("\n".join(notes), NOTES_ARTIFACT)
-
     with mlflow.start_run(run_name="compare", tags={"kind": "compare"}):
-        yield log_notes
+        yield
+
+
+def log_comparison(result: ComparisonResult) -> None:
+    """Into the active MLflow run: the comparison's headline figures as metrics, its written files
+    under `compare/`, and how the scorecard was adapted to the data (`data/notes.txt`)."""
+    headline = result.headline()
+    numbers = {
+        f"compare_{key}": float(value)
+        for key, value in headline.items()
+        if isinstance(value, int | float) and math.isfinite(value)
+    }
+    numbers.update(
+        {f"compare_rule_churn_rate_{band}": rate for band, rate in headline["rule_churn_rate_by_band"].items()}
+    )
+    mlflow.log_metrics(numbers)
+    for path in result.files.values():
+        mlflow.log_artifact(str(path), artifact_path="compare")
+    if result.scorecard_notes:
+        mlflow.log_text("\n".join(result.scorecard_notes), NOTES_ARTIFACT)

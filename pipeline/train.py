@@ -7,8 +7,8 @@ model is then refitted on every labelled row and calibrated on out-of-sample sco
 trained like it (see models/risk_model.py).
 
 One MLflow run per training holds everything needed to trust or reject the model later: the
-parameters and configuration files, a fingerprint of the data, the search (one nested run per
-trial, the chosen setting and its CV score with spread), metrics of the model and of the
+parameters and configuration files, the training table (a dataset input, with its fingerprint),
+the search (one nested run per trial, the chosen setting and its CV score with spread), metrics of the model and of the
 logistic and rule baselines on the same validation rows (overall, per segment, calibration per
 risk band), plots, the feature list with each feature's health category, the validation
 predictions, and the model.
@@ -281,6 +281,7 @@ class Evaluated:
     evidence: tracking.ValidationEvidence
     tags: dict[str, str]
     figures_input: dict
+    table: pd.DataFrame  # the training table (all rows), logged as the run's dataset input
     fingerprint: dict
     params: dict
     categories: dict[str, str]
@@ -414,6 +415,7 @@ def fit_and_evaluate(
         evidence=evidence,
         tags=tags,
         figures_input=plots_input,
+        table=table,
         fingerprint=fingerprint,
         params=params,
         categories=categories,
@@ -446,9 +448,9 @@ def log_and_register(
         _report(progress, 5)
         mlflow.log_params(evaluated.params)
         mlflow.set_tags({"stage": "train", "source": source, "tuned": str(model.search_ is not None)})
+        tracking.log_training_data(evaluated.table, evaluated.fingerprint, name=source, label_col=LABEL)
         if model.search_ is not None:
             mlflow.set_tag("search_cut_by_timeout", str(model.search_.cut_by_timeout))
-        mlflow.log_dict(evaluated.fingerprint, "data/fingerprint.json")
         if notes:
             mlflow.log_text("\n".join(notes), tracking.NOTES_ARTIFACT)
         tracking.log_config_files([*config_files, *_healthscore_file(settings)])

@@ -1,4 +1,21 @@
-"""Shared fixtures: a tiny, hand-built dataset that satisfies the data contract."""
+"""Shared fixtures: a tiny hand-built dataset, generated data with a trained model, one Spark session.
+
+How to add a heavy test (one that generates data, trains a model or starts Spark) -- CI runs the
+whole suite on 2 cores in under 20 minutes, and in a session most of the cost of training is the
+MLflow logging (plots, the model, a new SQLite store), not the trees:
+- Need a trained, registered model on generated data? Use `book` (150 accounts from 2023-01-01,
+  2.5 years, one model in a SQLite store) and `book_settings(book, "<your folder>")`: your own
+  working folder (history, overrides), the book's store and model. Score, explain, override --
+  never train, promote or edit artifacts in the book's store: other files read it.
+- A test that must change the data copies it first (`shutil.copytree(data, tmp_path / "data")`).
+  A copied MLflow store still points at the original artifact folder (runs record absolute
+  artifact URIs), so a test that edits artifacts, trains or promotes needs a store of its own: a
+  module that needs such a store, or a model of its own settings (the settings are what it tests),
+  trains once in a `scope="module"` fixture, with `tune_trials: 0` unless the search is tested.
+- Mark it: tests that use `book` or `spark` are marked `slow` here automatically; a module that
+  trains or runs the CLI end to end sets `pytestmark = pytest.mark.slow`. `pytest -m "not slow"`
+  is the quick loop while iterating; CI runs everything.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +29,15 @@ import pytest
 from pipeline.runtime import configure_process
 
 configure_process()  # as the `churn` command does: before MLflow and LightGBM load
+
+
+HEAVY_FIXTURES = ("book", "spark")  # a test that uses one of these is `slow`
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(name in getattr(item, "fixturenames", ()) for name in HEAVY_FIXTURES):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)

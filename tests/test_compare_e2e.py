@@ -1,4 +1,5 @@
-"""`run_comparison` end to end on generated history: outputs, out-of-time discipline, headline figures."""
+"""`churn compare`'s steps (compute, write, log) end to end on generated history: outputs, out-of-time
+discipline, headline figures."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import pytest
 
 from features.table import AS_OF, TERM_END
 from models.comparison import is_monotone
-from pipeline.compare import OUTPUT_FILES, run_comparison
+from pipeline.compare import OUTPUT_FILES, compare_history, write_comparison
 from pipeline.config import Settings, load_scorecard
 from pipeline.loading import load_dataset
 from pipeline.synthetic import generate
+from pipeline.tracking import log_comparison
 
 pytestmark = pytest.mark.slow
 
@@ -37,9 +39,13 @@ def result(tmp_path_factory, settings):
         mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
         experiment = mlflow.create_experiment("compare-test", artifact_location=(root / "artifacts").as_uri())
         with mlflow.start_run(experiment_id=experiment) as run:
-            outcome = run_comparison(
-                dataset, settings, root / "out", progress=lambda *step: steps.append(step), n_boot=100
-            )
+
+            def record(*step) -> None:
+                steps.append(step)
+
+            computed = compare_history(dataset, settings, progress=record, n_boot=100)
+            outcome = write_comparison(computed, settings, root / "out", record)
+            log_comparison(outcome)
         return outcome, steps, mlflow.get_run(run.info.run_id), root
 
 

@@ -24,6 +24,8 @@ from pipeline.config import DEFAULTS_DIR
 from pipeline.synthetic import generate
 from pipeline.tracking import NOTES_ARTIFACT
 
+pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
+
 ROOT = Path(__file__).resolve().parents[1]
 START, YEARS = "2022-01-01", 2.5
 

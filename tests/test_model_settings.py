@@ -24,6 +24,8 @@ from pipeline.stages import build_feature_table, score_date, train_on_table
 from pipeline.synthetic import generate
 from pipeline.tracking import load_model
 
+pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
+
 SCORE_DATE = date(2025, 7, 1)
 FAST = {"tune_trials": 0, "num_threads": 1}  # the search is tested elsewhere; here every setting trains
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "README.md", "features", "models", "pipeline")
 PACKAGE_DATA = {"pipeline/defaults/pipeline.yaml", "pipeline/defaults/healthscore.yaml",

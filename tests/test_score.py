@@ -10,33 +10,35 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_churn
+from conftest import book_settings, run_churn
 from rich.console import Console
 
 from features.errors import ChurnError
 from features.table import ACCOUNT_ID
 from models.categories import ml_categories
-from pipeline.config import DEFAULTS_DIR, load_scorecard, load_settings
+from pipeline.config import DEFAULTS_DIR, load_scorecard
 from pipeline.history import read_history
 from pipeline.loading import load_dataset
 from pipeline.score import score_table
-from pipeline.stages import build_feature_table, health_config, run_explain, score_date, train_on_table
-from pipeline.synthetic import generate
+from pipeline.stages import build_feature_table, health_config, run_explain, score_date
 from pipeline.tracking import load_model
 
 SCORE_DATE = date(2025, 7, 1)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("score")
-    data = root / "data"
-    generate(data, n_accounts=300, seed=3, start="2023-01-01", years=2.5)
-    settings = load_settings(None, {"workdir": str(root / "work"), "model": {"n_estimators": 120, "tune_trials": 5}})
-    dataset = load_dataset(data)
-    table = build_feature_table(dataset, settings)
-    result = train_on_table(table, settings, None, promote=True, console=Console(quiet=True))
+def trained(book):
+    """The session's generated book and its registered model (conftest), scored into a working folder
+    (history, overrides) of this module's own."""
+    root, data, dataset, _ = book
+    settings, result = book_settings(book, "score")
     return root, data, settings, dataset, result
+
+
+def _config(settings, path: Path, extra: str = "") -> Path:
+    """A configuration file for a `churn` command that works in `settings`' folder and its MLflow store."""
+    path.write_text(f"workdir: {settings.workdir_path}\ntracking: {{uri: '{settings.tracking_uri()}'}}\n{extra}")
+    return path
 
 
 def test_scores_have_the_spec_columns_and_types(trained) -> None:
@@ -109,8 +111,7 @@ def test_a_missing_model_feature_fails_clearly(trained) -> None:
 
 def test_champion_scores_in_a_fresh_process_from_the_registry_only(trained, tmp_path: Path) -> None:
     _, data, settings, _, result = trained
-    config = tmp_path / "c.yaml"
-    config.write_text(f"workdir: {settings.workdir_path}\n")
+    config = _config(settings, tmp_path / "c.yaml")
     out = tmp_path / "scores.csv"
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", "--no-progress", "score", "--data", str(data), "--as-of", "2025-07-01",
@@ -130,8 +131,7 @@ def test_scoring_with_the_outcomes_scorecard_sums_contributions_by_its_categorie
     """A model trained beside the LAER scorecard, scored with the outcomes one: its ML columns are
     transformation / experience / engagement, with real contributions, adding up to the log-odds."""
     _, data, settings, _, result = trained
-    config = tmp_path / "outcomes.yaml"
-    config.write_text(f"workdir: {settings.workdir_path}\nhealthscore: healthscore-outcomes.yaml\n")
+    config = _config(settings, tmp_path / "outcomes.yaml", "healthscore: healthscore-outcomes.yaml\n")
     out = tmp_path / "scores.parquet"
     code = run_churn(["score", "--data", str(data), "--as-of", "2025-07-01", "--out", str(out),
                       "--config", str(config), "--no-history"])  # fmt: skip

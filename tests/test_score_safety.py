@@ -36,6 +36,8 @@ from pipeline.stages import build_feature_table, run_score, score_date, train_on
 from pipeline.synthetic import generate
 from pipeline.tracking import load_model
 
+pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
+
 EARLIER, LATER = "2025-09-01", "2025-10-01"
 SECRET = "t0p-s3cret"
 GHOSTS = 3  # accounts removed from accounts.parquet: their terms and events must never be scored

@@ -35,6 +35,8 @@ from pipeline.tracking import (
 )
 from pipeline.train import train_model
 
+pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -120,7 +122,13 @@ def test_a_run_logs_params_metrics_plots_features_config_and_data_in_the_working
     files = {p.relative_to(artifact_root).as_posix() for p in artifact_root.rglob("*") if p.is_file()}
     expected_plots = {"roc", "precision_recall", "calibration", "gains_lift", "importance_gain", "shap_by_category"}
     assert {f"plots/{name}.png" for name in expected_plots} <= files
-    assert {"config/pipeline.yaml", "config/settings_resolved.json", "data/fingerprint.json"} <= files
+    assert {"config/pipeline.yaml", "config/settings_resolved.json"} <= files
+    (training_data,) = run.inputs.dataset_inputs  # the table, with its fingerprint, as the run's dataset input
+    assert training_data.dataset.digest == params["data_sha256"][:32] and training_data.dataset.name == "feature table"
+    assert json.loads(training_data.dataset.profile)["num_rows"] == len(sim[0])
+    tags = {tag.key: tag.value for tag in training_data.tags}
+    assert tags["mlflow.data.context"] == "training" and tags["sha256"] == params["data_sha256"]
+    assert tags["churned_rows"] == params["data_churned_rows"]
     assert {"evaluation/metrics_by_segment.csv", "evaluation/validation_predictions.parquet"} <= files
     categories = json.loads((artifact_root / "features/feature_categories.json").read_text())
     assert categories == category_map(full.model.feature_names_in_, settings.features.category_overrides)

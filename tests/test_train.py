@@ -12,6 +12,8 @@ from features.errors import ConfigError, DataContractError
 from pipeline.config import Settings, load_settings
 from pipeline.train import prepare_table, train_model, train_prepared_table
 
+pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
+
 
 @pytest.fixture(autouse=True)
 def _no_ambient_tracking_uri(monkeypatch):

@@ -17,6 +17,8 @@ from models.split import out_of_time_split, rolling_origin_folds
 from models.tuning import ONE_SE_CAP, STARTING_POINTS, TrialRecord, one_se_choice, search
 from pipeline.config import ModelSettings
 
+pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
+
 
 def _trial(number: int, scores: tuple[float, ...], cost: float, state: str = "complete") -> TrialRecord:
     return TrialRecord(number=number, params={"n": number}, state=state, fold_scores=scores, trees=50, cost=cost)

@@ -1,0 +1,214 @@
+"""Everything `churn` prints for a person: rich tables and the few lines read at the end of a stage.
+
+The stage runners (`pipeline.stages`) compute and write; they hand their results here to be shown,
+so the wording and layout of the console output live in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from features.contract import EVENT_TABLES
+from models.scores import CHURN_PROBABILITY, HEALTH_BAND, HEALTH_SCORE, RISK_BAND, health_column, ml_column
+from pipeline.loading import Dataset
+
+
+def _date(ts: pd.Timestamp | None) -> str:
+    return ts.date().isoformat() if ts is not None else "-"
+
+
+def print_report(dataset: Dataset, console: Console) -> None:
+    """The validation report: rows and dates per table, accounts and term outcomes, warnings."""
+    report = dataset.report
+    table = Table(title="Input tables", title_justify="left")
+    for col in ("table", "source", "rows", "excluded", "first", "last", "warnings"):
+        table.add_column(col, justify="right" if col in ("rows", "excluded", "warnings") else "left")
+    for name, stats in report.tables.items():
+        table.add_row(
+            escape(name),
+            escape(Path(dataset.sources.get(name, "")).name),
+            f"{stats.rows:,}",
+            f"{stats.excluded:,}",
+            _date(stats.first),
+            _date(stats.last),
+            f"{report.warning_count(name):,}",
+        )
+    console.print(table)
+    missing = [t for t in EVENT_TABLES if t not in dataset.event_tables]
+    if missing:
+        console.print(f"Absent event tables (their features are left out): {', '.join(missing)}")
+    console.print(
+        f"Data end {_date(report.data_end)} ({report.data_end_source}); {report.accounts:,} accounts, "
+        f"{report.terms:,} terms: "
+        f"{report.renewals:,} renewed, {report.churns:,} churned, {report.censored:,} censored "
+        f"(grace {report.grace_days} days)."
+    )
+    if report.warnings:
+        console.print(
+            f"[yellow]{len(report.warnings)} kinds of suspicious rows (excluded or kept, as stated):[/yellow]"
+        )
+        for warning in report.warnings:
+            console.print(f"  - {warning}", highlight=False, markup=False)
+    else:
+        console.print("[green]No suspicious rows.[/green]")
+
+
+def print_warnings(lines: Iterable[str], console: Console) -> None:
+    """One line per warning, never wrapped, so logs and scripts see one adaptation per line."""
+    for line in lines:
+        console.print(Text.assemble(("warning: ", "yellow"), line), soft_wrap=True, highlight=False)
+
+
+def _metrics_table(result, console: Console) -> None:
+    overall = result.overall()
+    table = Table(title="Out-of-time validation", title_justify="left")
+    columns = ["roc_auc", "pr_auc", "brier", "log_loss", "ece", "capture_top10", "capture_top20", "arr_capture_top10"]
+    columns = [c for c in columns if any(c in m for m in overall.values())]
+    table.add_column("score")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for name, metrics in overall.items():
+        table.add_row(name, *(f"{metrics[c]:.3f}" if c in metrics else "-" for c in columns))
+    console.print(table)
+
+
+def _print_selection(result, console: Console) -> None:
+    """How the model was chosen (search, CV score with spread) and its calibration per risk band."""
+    selection = result.model.selection_
+    if "cv_auc" in selection:
+        line = (
+            f"Cross-validation ({selection['cv_folds']} {result.folds.kind.replace('_', '-')} folds): "
+            f"ROC AUC {selection['cv_auc']:.3f} ± {selection['cv_auc_std']:.3f}, {selection['trees']} trees"
+        )
+        if selection.get("tuned"):
+            line += (
+                f"; search: {selection['trials_complete']} trials complete, {selection['trials_pruned']} pruned "
+                f"in {selection['tuning_seconds']:.0f} s, chose trial {selection['chosen_trial']} "
+                f"(best {selection['best_trial']}: {selection['best_cv_auc']:.3f})"
+            )
+        console.print(line, markup=False, highlight=False)
+    params = result.model.tree_params()
+    console.print(
+        "Tree settings: "
+        + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in params.items()),
+        markup=False,
+        highlight=False,
+    )
+    table = Table(title="Calibration by risk band (validation rows)", title_justify="left")
+    for column in ("band", "rows", "churners", "mean predicted", "observed"):
+        table.add_column(column, justify="left" if column == "band" else "right")
+    for row in result.calibration.itertuples():
+        table.add_row(
+            row.band,
+            f"{row.rows:,}",
+            f"{row.churners:,}",
+            "-" if pd.isna(row.mean_predicted) else f"{row.mean_predicted:.3f}",
+            "-" if pd.isna(row.observed) else f"{row.observed:.3f}",
+        )
+    console.print(table)
+
+
+def print_training(result, console: Console) -> None:
+    _metrics_table(result, console)
+    _print_selection(result, console)
+    print_warnings(result.notes, console)
+    verdict = "[green]promoted to @champion[/green]" if result.promoted else "[yellow]kept as @challenger[/yellow]"
+    console.print(f"Model version {result.model_version} ({result.model_uri}) {verdict}: ", end="")
+    console.print(result.promotion_reason, markup=False, highlight=False)
+    console.print(f"MLflow run {result.run_id} (experiment {result.experiment_id})")
+
+
+def _counts(values: pd.Series, order: list[str]) -> str:
+    counts = values.value_counts()
+    return ", ".join(f"{int(counts.get(level, 0)):,} {level}" for level in order)
+
+
+def print_score_run(run, paths: dict[str, Path], console: Console) -> None:
+    """What a person reads after a scoring run: the book, drift, notes, warnings, top alerts, files."""
+    scores = run.scores
+    bands = _counts(scores["health_band"], ["green", "yellow", "red"])
+    risk = _counts(scores["risk_band"], ["low", "medium", "high"])
+    console.print(
+        f"Scored {len(scores):,} accounts as of {pd.Timestamp(scores['as_of'].iloc[0]).date()} with model version "
+        f"{run.model_version}: health {bands}; ML risk {risk}; "
+        f"ARR at risk {float((scores['arr'] * scores['churn_probability']).sum()):,.0f}."
+    )
+    if run.drifted:
+        console.print(
+            f"[yellow]warning:[/yellow] {len(run.drifted)} feature(s) drifted from the training data "
+            f"(PSI > threshold): {escape(', '.join(run.drifted[:8]))}",
+            highlight=False,
+        )
+    for note in run.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+    print_warnings(run.warnings, console)
+    print_alerts(run.alerts, console)
+    if paths:
+        console.print("Wrote " + ", ".join(f"{k} {v}" for k, v in paths.items()), markup=False, highlight=False)
+
+
+def print_alerts(alerts: pd.DataFrame, console: Console, limit: int = 10) -> None:
+    if alerts.empty:
+        console.print("[green]No alerts.[/green]")
+        return
+    table = Table(title=f"Alerts ({len(alerts)}; top {min(limit, len(alerts))} by ARR at risk)", title_justify="left")
+    for column in ("account", "ARR at risk", "churn p", "health", "why", "top drivers"):
+        table.add_column(column, overflow="fold")
+    for row in alerts.head(limit).itertuples():
+        table.add_row(
+            str(row.account_id),
+            f"{row.arr_at_risk:,.0f}" if pd.notna(row.arr_at_risk) else "-",
+            f"{row.churn_probability:.0%}",
+            f"{row.health_score:.0f} {row.health_band}" if pd.notna(row.health_score) else "-",
+            str(row.reasons) + (f" (fell most: {row.fallen_categories})" if row.fallen_categories else ""),
+            str(row.top_drivers),
+        )
+    console.print(table)
+
+
+def print_comparison(result, console: Console) -> None:
+    """After `churn compare`: how the scorecard was adapted, how the backtest model split, the headline."""
+    print_warnings(result.scorecard_notes, console)
+    if "inner_split" in result.model.metadata_:
+        print_warnings([result.model.metadata_["inner_split"]], console)
+    for line in result.summary_lines():
+        console.print(line, markup=False, highlight=False)
+
+
+def print_explanation(account_id: str, when: date, scores: pd.Series, categories: list[str], console: Console) -> None:
+    """`churn explain`: both views of one account category by category, its drivers, context and overrides."""
+    table = Table(title=f"Account {account_id} as of {when}", title_justify="left")
+    for column in ("category", "rule score (0-100)", "ML contribution (log-odds)"):
+        table.add_column(column, justify="left" if column == "category" else "right")
+    for category in categories:
+        health = scores.get(health_column(category))
+        table.add_row(
+            category,
+            f"{health:.0f}" if pd.notna(health) else "no data",
+            f"{scores.get(ml_column(category), 0.0):+.3f}",
+        )
+    table.add_row(
+        "[bold]overall[/bold]",
+        f"{scores[HEALTH_SCORE]:.0f} ({scores[HEALTH_BAND]})",
+        f"{scores[CHURN_PROBABILITY]:.0%} churn ({scores[RISK_BAND]} risk)",
+    )
+    console.print(table)
+    console.print(f"Rule view, points lost: {scores['health_drivers']}", markup=False, highlight=False)
+    console.print(f"ML view, raising risk: {scores['top_drivers']}", markup=False, highlight=False)
+    console.print(f"Context: {scores['context']}", markup=False, highlight=False)
+    if scores["override_ids"]:
+        console.print(
+            f"CSM overrides in force (rule score {scores['rule_health_score']:.0f}): {scores['override_reason']} "
+            f"(by {scores['override_by']}; until {scores['override_until']})",
+            markup=False,
+            highlight=False,
+        )
+    console.print(f"Lifecycle stage: {scores['lifecycle_stage']}; renewal in {scores['days_to_renewal']:.0f} days.")
