@@ -75,7 +75,7 @@ def load(
     report = dataset.report
     log.info("data end %s (%s)", report.data_end.isoformat(), report.data_end_source)
     recent = (
-        f"Read {', '.join(dataset.read_from)} from {_date(read_from)} on (the feature windows of the date; "
+        f"Read {', '.join(dataset.read_from)} from {read_from.date().isoformat()} on (the feature windows of the date; "
         "older rows summarised, not validated: `churn validate` checks them)."
         if dataset.read_from
         else None
