@@ -236,7 +236,8 @@ def test_a_logged_configuration_file_keeps_the_webhook_secret_out_of_mlflow(trai
 def test_a_tampered_model_artifact_is_refused_before_use(trained, capsys, tmp_path: Path) -> None:
     """Row 7: loading unpickled python_model.pkl; whoever could write the artifact store ran code."""
     settings, uri = trained["settings"], trained["result"].model_uri
-    assert load_model(uri, settings).metadata_["model_version"] == trained["result"].model_version
+    intact = load_model(uri, settings)
+    assert intact.metadata_["model_version"] == trained["result"].model_version
     stored = Path(mlflow.artifacts.download_artifacts(uri))
     assert not list(stored.rglob("*.pkl")), "nothing pickled"
     assert "code_model" in (stored / "MLmodel").read_text()
@@ -253,4 +254,5 @@ def test_a_tampered_model_artifact_is_refused_before_use(trained, capsys, tmp_pa
         assert not (tmp_path / "s.parquet").exists()
     finally:
         booster.write_bytes(original)
-    assert load_model(uri, settings) is not None
+    # restored byte for byte, the artifact loads again as the same model
+    assert load_model(uri, settings).booster_.model_to_string() == intact.booster_.model_to_string()
