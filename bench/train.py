@@ -169,6 +169,7 @@ def run_one(
         "chosen_cv_auc": selection.get("chosen_cv_auc", float("nan")),
         "best_cv_auc": selection.get("best_cv_auc", float("nan")),
         "params": model.tree_params(),
+        "finalists": model.finalists_,  # a sampled search's finalists judged on the latest full fold
         "model_valid_auc": roc_auc_score(labelled.loc[split.valid_index, "label"].astype(int), model.validation_raw_),
         "trees": model.best_iteration_,
         "leaves": model.num_leaves,
