@@ -120,15 +120,19 @@ def test_a_sampled_search_keeps_the_finalist_that_scores_best_on_the_latest_full
     labelled = table[table["label"].notna()]
     features = feature_columns(table)
     settings = dict(num_threads=1, tune_trials=6, seed=3, refit=False)
-    model = ChurnRiskModel(**settings).fit(
-        labelled[features],
-        labelled["label"],
-        train_index=split.train_index,
-        valid_index=split.valid_index,
-        folds=pairs,
-        tuning_folds=sampled,
-        groups=labelled["account_id"],
-    )
+
+    def fit(**tuning: object) -> ChurnRiskModel:
+        return ChurnRiskModel(**settings).fit(
+            labelled[features],
+            labelled["label"],
+            train_index=split.train_index,
+            valid_index=split.valid_index,
+            folds=pairs,
+            groups=labelled["account_id"],
+            **tuning,
+        )
+
+    model = fit(tuning_folds=sampled)
     names = " = ".join(f["finalist"] for f in model.finalists_).split(" = ")
     assert sorted(names) == ["best on the sample", "configured", "one-SE choice on the sample"]
     assert [f["kept"] for f in model.finalists_].count(True) == 1
@@ -148,12 +152,4 @@ def test_a_sampled_search_keeps_the_finalist_that_scores_best_on_the_latest_full
         params = {k: finalist[k] for k in model.tree_params()}
         assert latest.evaluate(ChurnRiskModel(**settings, **params)).score == pytest.approx(finalist["full_fold_auc"])
     assert model.selection_["finalist_0_full_fold_auc"] == model.finalists_[0]["full_fold_auc"]
-    unsampled = ChurnRiskModel(**settings).fit(
-        labelled[features],
-        labelled["label"],
-        train_index=split.train_index,
-        valid_index=split.valid_index,
-        folds=pairs,
-        groups=labelled["account_id"],
-    )
-    assert unsampled.finalists_ == []
+    assert fit().finalists_ == []  # without a sampled search there is nothing to judge
