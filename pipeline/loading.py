@@ -105,10 +105,8 @@ def load_dataset(
         if path is None:
             continue
         if read_from is not None and name in RECENT_TABLES and path.suffix != ".csv":
-            _create_recent_view(con, name, path, read_from)
             recent[name] = read_from
-        else:
-            _create_raw_view(con, name, path)
+        _create_raw_view(con, name, path, recent.get(name))
         sources[name] = str(path)
     return _finish(con, sources, data_end, grace_days, now, recent)
 
@@ -136,11 +134,14 @@ def parquet_files(path: Path) -> list[Path]:
     return sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
 
 
-def _create_raw_view(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> None:
+def _create_raw_view(
+    con: duckdb.DuckDBPyConnection, name: str, path: Path, read_from: pd.Timestamp | None = None
+) -> None:
     """Expose the file as `__raw_<name>`; CSV is read as text so bad values can be reported.
 
     CSV means comma-separated: the delimiter is not guessed, so a short or truncated file is never
-    read as one wide column.
+    read as one wide column. With `read_from`, parquet rows from that day on only
+    (`recent_history.create_recent_views`).
     """
     try:
         if path.suffix == ".csv" and not path.is_dir():
@@ -154,22 +155,11 @@ def _create_raw_view(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> N
                 raise DataContractError(f"Table '{name}': folder {path} holds no .parquet files.")
             for file in files:  # a broken footer is named here, with its file, before DuckDB sees it
                 _check_footer(name, file)
-            relation = con.read_parquet([literal_glob(f) for f in files], union_by_name=True)
-            relation.create_view(f"__raw_{name}")
-        con.execute(f'SELECT * FROM "__raw_{name}" LIMIT 1').fetchall()
-    except duckdb.Error as exc:
-        raise DataContractError(f"Table '{name}': cannot read {path}: {duckdb_reason(exc)}") from exc
-
-
-def _create_recent_view(con: duckdb.DuckDBPyConnection, name: str, path: Path, start: pd.Timestamp) -> None:
-    """`_create_raw_view` for the rows from `start` on (`recent_history.create_recent_views`)."""
-    files = parquet_files(path)
-    if not files:
-        raise DataContractError(f"Table '{name}': folder {path} holds no .parquet files.")
-    for file in files:
-        _check_footer(name, file)
-    try:
-        create_recent_views(con, name, files, [literal_glob(f) for f in files], start)
+            globs = [literal_glob(f) for f in files]
+            if read_from is None:
+                con.read_parquet(globs, union_by_name=True).create_view(f"__raw_{name}")
+            else:
+                create_recent_views(con, name, files, globs, read_from)
         con.execute(f'SELECT * FROM "__raw_{name}" LIMIT 1').fetchall()
     except duckdb.Error as exc:
         raise DataContractError(f"Table '{name}': cannot read {path}: {duckdb_reason(exc)}") from exc
