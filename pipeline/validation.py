@@ -96,7 +96,7 @@ def validate(
     problems = _structural_problems(raw_types)
     if problems:
         raise DataContractError(_format_problems(problems))
-    explicit_end, limit, limit_text = _time_limit(data_end, now)
+    explicit_end, limit, limit_text = time_limit(data_end, now)
     for name, types in raw_types.items():
         problems += _value_problems(con, TABLES[name], types, _row_number(name, numbered))
     problems += _empty_required_tables(con, raw_types)
@@ -107,22 +107,23 @@ def validate(
     tables = [name for name in TABLES if name in raw_types]  # accounts first: the others' kept rows need it
     _canonical_views(con, raw_types, numbered)
     try:
-        exclusions = _exclude(con, tables, limit, limit_text)
+        counts = {name: _row_counts(con, name, limit) for name in tables}
+        exclusions = _exclude(con, tables, limit, limit_text, counts)
         excluding = {w.table for w in exclusions if w.excluded}  # tables without exclusions skip the filter
         keep = {name: keep_condition(name, limit, "accounts") if name in excluding else "true" for name in tables}
         for name in tables:
             condition = keep_condition(name, limit, "__kept_accounts") if name in excluding else "true"
             con.execute(f'CREATE VIEW "__kept_{name}" AS SELECT * FROM "__typed_{name}" t WHERE {condition}')
-        end, source = _data_end(con, tables, explicit_end)
+        end, source = _data_end(counts, explicit_end)
         report = ValidationReport(
-            tables=_table_stats(con, tables, exclusions),
+            tables=_table_stats(counts, exclusions),
             data_end=end,
             grace_days=grace_days,
             data_end_source=source,
             keep=keep,
             time_limit=limit,
         )
-        report.warnings = [*exclusions, *_warnings(con, tables)]
+        report.warnings = [*exclusions, *_warnings(con, tables, counts)]
         _term_outcomes(con, report)
     finally:
         for name in reversed(tables):
@@ -305,7 +306,7 @@ def _naive_utc(ts: pd.Timestamp) -> pd.Timestamp:
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 
-def _time_limit(
+def time_limit(
     explicit: str | pd.Timestamp | None, now: pd.Timestamp | None
 ) -> tuple[pd.Timestamp | None, pd.Timestamp, str]:
     """(explicit data end, exclusive upper bound for trusted timestamps, that bound in words).
@@ -349,10 +350,56 @@ def keep_condition(
     return f"{time_column} < {literal(limit)} AND account_id IN (SELECT account_id FROM {accounts})"
 
 
+@dataclass(frozen=True)
+class RowCounts:
+    """What one scan of a table's canonical rows tells (`_row_counts`): rows dated from the time limit
+    on, rows of unknown accounts, and of the kept rows their count, first and last time and how many
+    are dated before their account's created_at."""
+
+    future: int
+    unknown: int
+    kept: int
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+    before_created: int
+
+
+def _row_counts(con: duckdb.DuckDBPyConnection, name: str, limit: pd.Timestamp) -> RowCounts:
+    """The exclusion counts and kept-row statistics of `name` in one scan (a big event table is read once)."""
+    time = f't."{TABLES[name].time_column}"'
+    limit_sql = DUCKDB.timestamp(limit)
+    if name == "accounts":  # every account is kept
+        query = f"SELECT count_if({time} >= {limit_sql}), 0, count(*), min({time}), max({time}), 0"
+        source = f'"{canonical_view(name)}" t'
+    else:
+        kept = f"{time} < {limit_sql} AND a.account_id IS NOT NULL"
+        before = f"count_if({kept} AND {time} < a.created_at)" if TABLES[name].is_event else "0"
+        query = (
+            f"SELECT count_if({time} >= {limit_sql}), count_if({time} < {limit_sql} AND a.account_id IS NULL), "
+            f"count_if({kept}), min({time}) FILTER ({kept}), max({time}) FILTER ({kept}), {before}"
+        )
+        # account ids are unique and never null here (fatal problems otherwise): a join finds each row's account
+        accounts = f'(SELECT account_id, created_at FROM "{canonical_view("accounts")}")'
+        source = f'"{canonical_view(name)}" t LEFT JOIN {accounts} a ON a.account_id = t.account_id'
+    future, unknown, kept_rows, first, last, before_created = con.execute(f"{query} FROM {source}").fetchone()
+    return RowCounts(
+        future,
+        unknown,
+        kept_rows,
+        pd.Timestamp(first) if first is not None else None,
+        pd.Timestamp(last) if last is not None else None,
+        before_created,
+    )
+
+
 def _exclude(
-    con: duckdb.DuckDBPyConnection, tables: list[str], limit: pd.Timestamp, limit_text: str
+    con: duckdb.DuckDBPyConnection,
+    tables: list[str],
+    limit: pd.Timestamp,
+    limit_text: str,
+    counts: dict[str, RowCounts],
 ) -> list[DataWarning]:
-    """Count (with examples) the rows the canonical views leave out: future-dated, unknown accounts."""
+    """The rows the canonical views leave out, with examples: future-dated, unknown accounts."""
     found: list[DataWarning | None] = []
     for name in tables:
         time_column = TABLES[name].time_column
@@ -367,6 +414,7 @@ def _exclude(
                 if name == "accounts"
                 else "excluded: not used for features, labels, scores or the end of the data",
                 excluded=name != "accounts",
+                count=counts[name].future,
             )
         )
     known = 'SELECT account_id FROM "__typed_accounts"'
@@ -383,56 +431,53 @@ def _exclude(
                 "rows for accounts not in accounts",
                 "excluded: no account to attach them to (no features, scores or alerts)",
                 excluded=True,
+                count=counts[name].unknown,
             )
         )
     return [w for w in found if w is not None]
 
 
-def _data_end(
-    con: duckdb.DuckDBPyConnection, tables: list[str], explicit: pd.Timestamp | None
-) -> tuple[pd.Timestamp, str]:
+def _data_end(counts: dict[str, RowCounts], explicit: pd.Timestamp | None) -> tuple[pd.Timestamp, str]:
     """The end of observed data: the explicit date, else the latest kept event or term start."""
     if explicit is not None:
         return explicit, "--data-end"
-    candidates = [f'SELECT max("{TABLES[t].time_column}") FROM "__kept_{t}"' for t in tables if TABLES[t].is_event]
-    candidates += ['SELECT max(start_date) FROM "__kept_subscriptions"']
-    latest = con.execute(f"SELECT max(m) FROM ({' UNION ALL '.join(candidates)}) AS t(m)").fetchone()[0]
-    if latest is None:
+    latest = [c.last for name, c in counts.items() if (TABLES[name].is_event or name == "subscriptions") and c.last]
+    if not latest:
         raise DataContractError(
             "The input data has no dated rows left to tell where it ends (every event and term start is missing, "
             "excluded or in the future); pass --data-end YYYY-MM-DD."
         )
-    return pd.Timestamp(latest), "latest event"
+    return max(latest), "latest event"
 
 
 # ------------------------------------------------------------------------------ kept rows
 def _canonical_views(con: duckdb.DuckDBPyConnection, raw_types: RawTypes, numbered: frozenset[str]) -> None:
-    """The canonical casts of every table, defined once (`canonical_view`; a numbered table's view keeps
-    `SOURCE_ROW`), and for the exclusion and warning checks a temporary view of them numbered in file
-    order (the rows an example cites)."""
+    """The canonical casts of every table, defined once (`canonical_view`), and for the exclusion and
+    warning checks a temporary view of them numbered in file order (the rows an example cites).
+
+    A numbered table's raw rows are a temporary table read for this run (`recent_history`): its
+    canonical rows (with `SOURCE_ROW`) become a temporary table too, cast once for the checks, the
+    summaries and the features, and the raw rows are dropped (their values are checked by now)."""
     for name, types in raw_types.items():
         select = ", ".join(c.select_sql(types.get(c.name)) for c in TABLES[name].columns)
-        select += f', "{SOURCE_ROW}"' if name in numbered else ""
-        con.execute(f'CREATE VIEW "{canonical_view(name)}" AS SELECT {select} FROM "__raw_{name}"')
+        if name in numbered:
+            con.execute(
+                f'CREATE TEMP TABLE "{canonical_view(name)}" AS SELECT {select}, "{SOURCE_ROW}" FROM "__raw_{name}"'
+            )
+            con.execute(f'DROP TABLE "__raw_{name}"')
+        else:
+            con.execute(f'CREATE VIEW "{canonical_view(name)}" AS SELECT {select} FROM "__raw_{name}"')
         con.execute(
             f'CREATE VIEW "__typed_{name}" AS SELECT {_row_number(name, numbered)} AS __row, * '
             f'FROM "{canonical_view(name)}"'
         )
 
 
-def _table_stats(
-    con: duckdb.DuckDBPyConnection, tables: list[str], exclusions: list[DataWarning]
-) -> dict[str, TableStats]:
+def _table_stats(counts: dict[str, RowCounts], exclusions: list[DataWarning]) -> dict[str, TableStats]:
     stats = {}
-    for name in tables:
-        time_column = TABLES[name].time_column
-        rows, first, last = con.execute(
-            f'SELECT count(*), min("{time_column}"), max("{time_column}") FROM "__kept_{name}"'
-        ).fetchone()
+    for name, c in counts.items():
         excluded = sum(w.count for w in exclusions if w.table == name and w.excluded)
-        stats[name] = TableStats(
-            rows + excluded, pd.Timestamp(first) if first else None, pd.Timestamp(last) if last else None, excluded
-        )
+        stats[name] = TableStats(c.kept + excluded, c.first, c.last, excluded)
     return stats
 
 
@@ -445,9 +490,12 @@ def _warning(
     action: str,
     view: str = "__typed",
     excluded: bool = False,
+    count: int | None = None,
 ) -> DataWarning | None:
-    """Count rows of `<view>_<table>` (aliased t) matching `where`; None when there are none."""
-    count = con.execute(f'SELECT count(*) FROM "{view}_{table}" t WHERE {where}').fetchone()[0]
+    """Count rows of `<view>_<table>` (aliased t) matching `where` (unless `count` says how many);
+    None when there are none."""
+    if count is None:
+        count = con.execute(f'SELECT count(*) FROM "{view}_{table}" t WHERE {where}').fetchone()[0]
     if not count:
         return None
     rows = con.execute(
@@ -457,7 +505,7 @@ def _warning(
     return DataWarning(table, column, problem, count, _rows_text(rows), action, excluded)
 
 
-def _warnings(con: duckdb.DuckDBPyConnection, tables: list[str]) -> list[DataWarning]:
+def _warnings(con: duckdb.DuckDBPyConnection, tables: list[str], counts: dict[str, RowCounts]) -> list[DataWarning]:
     """Suspicious but usable rows among the kept ones."""
     found: list[DataWarning | None] = []
     for name in tables:
@@ -473,6 +521,7 @@ def _warnings(con: duckdb.DuckDBPyConnection, tables: list[str]) -> list[DataWar
                 "rows dated before the account's created_at",
                 "kept: counted in features (usage before the contract date, e.g. a trial)",
                 "__kept",
+                count=counts[name].before_created,
             )
         )
     if "support_tickets" in tables:
