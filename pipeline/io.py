@@ -67,6 +67,11 @@ class OutputRefused(ChurnError):
     """An output target that churn must not write to (a folder, a foreign file, an unknown suffix)."""
 
 
+def literal_glob(path: Path) -> str:
+    """The path as a DuckDB file pattern matching exactly this file (`*`, `?`, `[` escaped as classes)."""
+    return re.sub(r"([*?\[])", r"[\1]", str(path))
+
+
 # ------------------------------------------------------------------------------ temporaries
 def _host() -> str:
     return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40]

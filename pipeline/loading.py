@@ -12,7 +12,6 @@ parameters, with glob characters escaped so a name means exactly that one file.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +23,9 @@ import pyarrow.parquet as pq
 
 from features.contract import EVENT_TABLES, TABLES
 from features.errors import DataContractError
-from pipeline.recent_history import RECENT_TABLES, create_recent_views, create_summary, older_rows_sql, time_sql
-from pipeline.validation import SOURCE_ROW, ValidationReport, canonical_view, keep_condition, validate
+from pipeline.io import literal_glob
+from pipeline.recent_history import RECENT_TABLES, create_recent_views, create_summary
+from pipeline.validation import SOURCE_ROW, ValidationReport, canonical_view, time_limit, validate
 
 Progress = Callable[[str, int, int], None]
 CSV_OPTIONS = "all_varchar=true, header=true, delim=','"  # text, to report bad values; commas, never guessed
@@ -84,20 +84,26 @@ def load_dataset(
     progress: Progress | None = None,
     now: pd.Timestamp | None = None,
     read_from: pd.Timestamp | None = None,
+    summary_cache: Path | None = None,
 ) -> Dataset:
     """Read every contract table found in `data_dir` (parquet file, CSV file or parquet folder).
 
     `now` is the run's clock for the future-dated-rows check (default: the current time). With
     `read_from` (scoring: `recent_history.read_start`), the big event tables stored as parquet are
     read and validated from that day on only, their older rows replaced by the few summary rows
-    the features of dates from `read_from` + the longest window on need (`pipeline/recent_history.py`).
+    the features of dates from `read_from` + the longest window on need (`pipeline/recent_history.py`),
+    computed from per-file summaries kept in `summary_cache` when given (`pipeline/summary_cache.py`).
+    When rows from before `read_from` may be excluded as future-dated (the clock or `data_end` is
+    earlier), everything is read.
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataContractError(f"Data directory {data_dir} does not exist or is not a directory.")
+    if read_from is not None and read_from > time_limit(data_end, now)[1]:
+        read_from = None  # the summaries would hold rows the time limit excludes
     con = _connect()
     sources: dict[str, str] = {}
-    recent: dict[str, pd.Timestamp] = {}
+    recent: dict[str, RecentRead] = {}
     found = [(name, _locate(data_dir, name)) for name in TABLES]
     for done, (name, path) in enumerate(found, start=1):
         if progress:
@@ -105,10 +111,19 @@ def load_dataset(
         if path is None:
             continue
         if read_from is not None and name in RECENT_TABLES and path.suffix != ".csv":
-            recent[name] = read_from
+            recent[name] = RecentRead(read_from, parquet_files(path), summary_cache)
         _create_raw_view(con, name, path, recent.get(name))
         sources[name] = str(path)
     return _finish(con, sources, data_end, grace_days, now, recent)
+
+
+@dataclass(frozen=True)
+class RecentRead:
+    """A table read from `start` on: its files, and where the summaries of their older rows are kept."""
+
+    start: pd.Timestamp
+    files: list[Path]
+    cache: Path | None
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
@@ -125,22 +140,15 @@ def _locate(data_dir: Path, name: str) -> Path | None:
     return candidates[0] if candidates else None
 
 
-def literal_glob(path: Path) -> str:
-    """The path as a DuckDB file pattern matching exactly this file (`*`, `?`, `[` escaped as classes)."""
-    return re.sub(r"([*?\[])", r"[\1]", str(path))
-
-
 def parquet_files(path: Path) -> list[Path]:
     return sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
 
 
-def _create_raw_view(
-    con: duckdb.DuckDBPyConnection, name: str, path: Path, read_from: pd.Timestamp | None = None
-) -> None:
+def _create_raw_view(con: duckdb.DuckDBPyConnection, name: str, path: Path, recent: RecentRead | None = None) -> None:
     """Expose the file as `__raw_<name>`; CSV is read as text so bad values can be reported.
 
     CSV means comma-separated: the delimiter is not guessed, so a short or truncated file is never
-    read as one wide column. With `read_from`, parquet rows from that day on only
+    read as one wide column. With `recent`, parquet rows from its start on only
     (`recent_history.create_recent_views`).
     """
     try:
@@ -150,16 +158,16 @@ def _create_raw_view(
                 [literal_glob(path)],
             )
         else:
-            files = parquet_files(path)
+            files = recent.files if recent is not None else parquet_files(path)
             if not files:
                 raise DataContractError(f"Table '{name}': folder {path} holds no .parquet files.")
             for file in files:  # a broken footer is named here, with its file, before DuckDB sees it
                 _check_footer(name, file)
             globs = [literal_glob(f) for f in files]
-            if read_from is None:
+            if recent is None:
                 con.read_parquet(globs, union_by_name=True).create_view(f"__raw_{name}")
             else:
-                create_recent_views(con, name, files, globs, read_from)
+                create_recent_views(con, name, files, globs, recent.start)
         con.execute(f'SELECT * FROM "__raw_{name}" LIMIT 1').fetchall()
     except duckdb.Error as exc:
         raise DataContractError(f"Table '{name}': cannot read {path}: {duckdb_reason(exc)}") from exc
@@ -204,7 +212,7 @@ def _finish(
     data_end: str | pd.Timestamp | None,
     grace_days: int,
     now: pd.Timestamp | None = None,
-    recent: Mapping[str, pd.Timestamp] | None = None,
+    recent: Mapping[str, RecentRead] | None = None,
 ) -> Dataset:
     """Validate the raw views, then define the canonical ones (kept rows only) and collect the small tables.
 
@@ -240,29 +248,24 @@ def _finish(
         data_end=report.data_end,
         report=report,
         sources=sources,
-        read_from=recent,
+        read_from={name: read.start for name, read in recent.items()},
     )
 
 
 def _add_older_summary(
-    con: duckdb.DuckDBPyConnection, name: str, types: dict[str, str], start: pd.Timestamp, report: ValidationReport
+    con: duckdb.DuckDBPyConnection, name: str, types: dict[str, str], read: RecentRead, report: ValidationReport
 ) -> None:
-    """The canonical table of a table read from `start` on: its kept rows, plus the summary rows of its
-    kept older rows. The table's first timestamp and the data end include them."""
-    assert report.time_limit is not None
-    select = ", ".join(c.select_sql(types.get(c.name)) for c in TABLES[name].columns)
-    older = older_rows_sql(name, select, time_sql(name, types[TABLES[name].time_column]), start,
-                           keep_condition(name, report.time_limit, "accounts"))  # fmt: skip
+    """The canonical table of a table read from `read.start` on: its kept rows, plus the summary rows of
+    its kept older rows. The table's first timestamp and the data end include them."""
+    assert report.time_limit is not None and report.time_limit >= read.start  # older rows: none excluded by date
     recent = f'SELECT * EXCLUDE ("{SOURCE_ROW}") FROM "{canonical_view(name)}" WHERE {report.keep[name]}'
     summary = f"__older_{name}"
-    create_summary(con, summary, name, older, recent, tuple(types))
+    create_summary(con, summary, name, read.start, recent, types, read.files, read.cache)
     first, last = con.execute(f'SELECT min(ts), max(ts) FROM "{summary}"').fetchone()
-    # A table, not a view: the features scan it several times, without casts, summary rows included.
+    # A table, not a view: the features scan it several times, summary rows included.
     con.execute(f'CREATE TEMP TABLE "{name}" AS {recent} UNION ALL BY NAME SELECT * FROM "{summary}"')
-    # The read rows now live on in canonical form only: free the raw copy (and what reads it).
     con.execute(f'DROP TABLE "{summary}"')
-    con.execute(f'DROP VIEW "{canonical_view(name)}"')
-    con.execute(f'DROP TABLE "__raw_{name}"')
+    con.execute(f'DROP TABLE "{canonical_view(name)}"')  # the read rows live on in the table only
     stats = report.tables[name]
     if first is not None:
         stats.first = min(stats.first, pd.Timestamp(first)) if stats.first is not None else pd.Timestamp(first)

@@ -4,9 +4,9 @@ A scoring run needs, of `logins` and `usage_events` (almost all of an event hist
 rows of the longest trailing window before its first as_of and everything after it; what the
 features take from older rows is a handful of per-account facts (the inventory below). So those
 two tables are read from `start` on -- a filter on the time column, which DuckDB pushes into the
-parquet scan (row groups outside it are skipped by their min/max statistics) -- and validated on
-those rows; the older rows are replaced by a few summary rows, computed by one aggregate over
-the time, account and workflow columns, chosen so that every feature of every date from
+parquet scan (row groups outside it, and so files of a time-partitioned or time-sorted export,
+are skipped by their min/max statistics) -- and validated on those rows; the older rows are
+replaced by a few summary rows, chosen so that every feature of every date from
 `start + horizon` on has exactly the value the whole history gives. Every other table is small
 and read whole.
 
@@ -23,6 +23,9 @@ What the features of `logins` / `usage_events` read before the trailing windows 
   nothing older.
 Summary rows sit on days before `start`, where no trailing window of a date from `start + horizon`
 on reaches, so they change no windowed count.
+
+The summary rows are computed from decomposable per-file summaries kept between runs in the
+workdir (`pipeline/summary_cache.py`): a daily run scans only the files it has not seen before.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from features.contract import TABLES
 from features.families.base import FamilyContext
 from features.settings import FeatureSettings
 from features.sql.dialect import DUCKDB
+from pipeline.summary_cache import drop_entries, entry_kinds, summary_entries
 from pipeline.validation import SOURCE_ROW
 
 RECENT_TABLES = ("logins", "usage_events")
@@ -61,7 +65,7 @@ def create_recent_views(
 ) -> None:
     """`__raw_<name>`: the rows dated from `start` on or without a usable date, each numbered
     (`SOURCE_ROW`) as in the whole files, kept in a temporary table (validation and the features read
-    them several times; one scan of the files); `__whole_<name>`: every row, for `older_rows_sql`."""
+    them several times; one scan of the files); `__whole_<name>`: every row, for the summaries."""
     con.read_parquet(patterns, union_by_name=True, file_row_number=True, filename=True).create_view(f"__whole_{name}")
     counts = [pq.ParquetFile(f).metadata.num_rows for f in files]
     offsets = pa.table({"filename": [str(f) for f in files], "offset": [sum(counts[:i]) for i in range(len(files))]})
@@ -76,39 +80,47 @@ def create_recent_views(
     )
 
 
-def older_rows_sql(name: str, select: str, time: str, start: pd.Timestamp, keep: str) -> str:
-    """The kept rows dated before `start`, with the canonical columns `select`."""
-    return (
-        f'SELECT * FROM (SELECT {select} FROM "__whole_{name}" WHERE ({time}) < {DUCKDB.timestamp(start)}) t '
-        f"WHERE {keep}"
-    )
-
-
 def create_summary(
-    con: duckdb.DuckDBPyConnection, table: str, name: str, older: str, recent: str, present: tuple[str, ...]
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    name: str,
+    start: pd.Timestamp,
+    recent: str,
+    types: dict[str, str],
+    files: list[Path],
+    cache: Path | None,
 ) -> None:
-    """Temporary `table`: the rows standing in for `older` (the kept rows before the start) next to
-    `recent` (those from the start on): canonical columns, missing ones NULL (combine with UNION ALL
-    BY NAME). Two scans of the older rows: their time and account columns, and the workflow steps
-    (a small share of the rows, kept in a temporary table while the runs are summarised)."""
-    workflows = name == "usage_events" and {"workflow_id", "step"} <= set(present)
-    if workflows:
-        con.execute(
-            f'CREATE TEMP TABLE "{table}_steps" AS SELECT * FROM ({older}) o '
-            "WHERE workflow_id IS NOT NULL AND step IS NOT NULL"
-        )
-    select = _summary_sql(name, older, recent, f"{table}_steps" if workflows else None)
+    """Temporary `table`: the rows standing in for the rows of known accounts dated before `start`
+    next to `recent` (those from the start on): canonical columns, missing ones NULL (combine with
+    UNION ALL BY NAME). The caller makes sure no kept row is excluded for its date before `start`.
+
+    The summaries of the files (`ENTRY_COLUMNS`) are read from `cache` where it holds them, computed
+    (one scan of the files that need it) and stored there otherwise."""
+    entries = summary_entries(con, name, types, files, cache)
+    kept = f"account_id IN (SELECT account_id FROM accounts) AND {{column}} < {DUCKDB.timestamp(start)}"
     try:
-        con.execute(f'CREATE TEMP TABLE "{table}" AS {select}')
+        for kind, source in entries.items():
+            con.execute(
+                f'CREATE TEMP TABLE "{table}_{kind}" AS SELECT * FROM ({source}) e '
+                f"WHERE {kept.format(column='day' if kind == 'days' else 'ts')}"
+            )
+        steps = f"{table}_steps" if "steps" in entries else None
+        con.execute(f'CREATE TEMP TABLE "{table}" AS {_summary_sql(name, f"{table}_days", recent, steps)}')
     finally:
-        con.execute(f'DROP TABLE IF EXISTS "{table}_steps"')
+        for kind in entry_kinds(name, types):
+            con.execute(f'DROP TABLE IF EXISTS "{table}_{kind}"')
+        drop_entries(con, name)
 
 
-def _summary_sql(name: str, older: str, recent: str, older_steps: str | None) -> str:
-    latest = f"SELECT account_id, max(ts) AS ts FROM ({older}) o GROUP BY account_id"
+# ------------------------------------------------------------------------------ summary rows
+def _summary_sql(name: str, days: str, recent: str, older_steps: str | None) -> str:
+    """The summary rows from the kept older entries: `days` (account, day, first_ts, last_ts) and
+    `older_steps` (the workflow step rows)."""
+    latest = f'SELECT account_id, max(last_ts) AS ts FROM "{days}" GROUP BY account_id'
     if name == "logins":
         return latest
     day = DUCKDB.day_of
+    # A landing day is a midnight: a day's rows are all on or after it, or all before it.
     first_uses = f"""
         WITH landing AS (
             SELECT a.account_id, {day("a.created_at")} AS created_day, {day("f.first_start")} AS first_term_day
@@ -117,10 +129,10 @@ def _summary_sql(name: str, older: str, recent: str, older_steps: str | None) ->
                 WHERE start_date IS NOT NULL AND end_date IS NOT NULL GROUP BY account_id
             ) f ON f.account_id = a.account_id
         ), firsts AS (
-            SELECT o.account_id, max(o.ts) AS latest,
-                   min(CASE WHEN o.ts >= l.created_day THEN o.ts END) AS since_created,
-                   min(CASE WHEN o.ts >= l.first_term_day THEN o.ts END) AS since_first_term
-            FROM ({older}) o JOIN landing l ON l.account_id = o.account_id
+            SELECT o.account_id, max(o.last_ts) AS latest,
+                   min(CASE WHEN o.day >= l.created_day THEN o.first_ts END) AS since_created,
+                   min(CASE WHEN o.day >= l.first_term_day THEN o.first_ts END) AS since_first_term
+            FROM "{days}" o JOIN landing l ON l.account_id = o.account_id
             GROUP BY o.account_id
         )
         SELECT account_id, ts FROM firsts

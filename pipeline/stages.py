@@ -68,10 +68,14 @@ def load(
 ) -> Dataset:
     """Load and validate the data directory; with a console, say which data end is used and what was excluded.
 
-    With `read_from`, the big event tables are read and validated from that day on (`load_dataset`).
+    With `read_from`, the big event tables are read and validated from that day on (`load_dataset`), the
+    summaries of their older rows kept in the workdir between runs.
     """
+    cache = settings.workdir_path / "cache" / "older-rows" if read_from is not None else None
     with progress_bars() as progress:
-        dataset = load_dataset(data, settings.data.data_end, settings.data.grace_days, progress, read_from=read_from)
+        dataset = load_dataset(
+            data, settings.data.data_end, settings.data.grace_days, progress, read_from=read_from, summary_cache=cache
+        )
     report = dataset.report
     log.info("data end %s (%s)", report.data_end.isoformat(), report.data_end_source)
     recent = (

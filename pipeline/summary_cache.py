@@ -1,0 +1,193 @@
+"""Decomposable summaries of the big event tables' files, kept between scoring runs.
+
+What a date's features take from rows older than its windows (`pipeline/recent_history.py`) comes
+from two summaries of each input file, valid for every date: per (account, day) the first and last
+timestamp (`days`), and the workflow step rows (`steps`). A date keeps the entries of the days
+before its read start. They are computed by one scan of the files that need it and, with a cache
+folder (the workdir's), stored there, one parquet file per input file and kind, named by a digest
+of the file's identity (`file_identity`) and of the SQL that computes the entry from it (column
+types included): an entry can never describe other contents or other code, so a daily run
+summarises only the files it has not seen before, and a changed, added or removed file is
+summarised again or simply no longer read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from contextlib import suppress
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from features.contract import TABLES
+from features.sql.dialect import DUCKDB
+from pipeline.io import literal_glob, remove_stale_temporaries, temporary_sibling
+
+log = logging.getLogger(__name__)
+
+ENTRY_COLUMNS = {
+    "days": ("account_id", "ts"),
+    "steps": ("account_id", "workflow_id", "ts", "feature", "step"),
+}
+"""Per kind of entry, the canonical columns it is computed from."""
+
+
+def entry_kinds(name: str, columns: set[str] | dict[str, str]) -> tuple[str, ...]:
+    """The entries a table needs: workflow steps only for usage events with workflows."""
+    return ("days", "steps") if name == "usage_events" and {"workflow_id", "step"} <= set(columns) else ("days",)
+
+
+def entry_sql(kind: str, name: str, types: dict[str, str], source: str) -> str:
+    """The entries of `kind` of the raw rows of `source` (a view with `filename`), per file, canonical."""
+    contract = TABLES[name]
+    select = ", ".join(contract.column(c).select_sql(types.get(c)) for c in ENTRY_COLUMNS[kind])
+    rows = f'SELECT filename, {select} FROM "{source}"'
+    if kind == "days":
+        return (
+            f"SELECT filename, account_id, {DUCKDB.day_of('ts')} AS day, min(ts) AS first_ts, max(ts) AS last_ts "
+            f"FROM ({rows}) r WHERE ts IS NOT NULL GROUP BY filename, account_id, day"
+        )
+    return f"SELECT * FROM ({rows}) r WHERE workflow_id IS NOT NULL AND step IS NOT NULL AND ts IS NOT NULL"
+
+
+def summary_entries(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    types: dict[str, str],
+    files: list[Path],
+    cache: Path | None,
+) -> dict[str, str]:
+    """Per kind, a query of the entries of every file of `name` (without `filename`): the cached ones
+    read, the others computed from `__whole_<name>` (the files read together) and, with `cache`, stored.
+
+    Temporary objects are named `__fresh_<name>_<kind>`, `__cached_<name>_<kind>`, `__pending_<name>`
+    (`drop_entries` removes them)."""
+    kinds = entry_kinds(name, types)
+    folder = cache / name if cache is not None else None
+    targets: dict[Path, dict[str, Path]] = {}
+    if folder is not None:
+        for file in files:
+            identity = file_identity(file)
+            targets[file] = {
+                kind: _entry_path(folder, identity, kind, entry_sql(kind, name, types, "")) for kind in kinds
+            }
+    present = {p.name for p in folder.iterdir()} if folder is not None and folder.is_dir() else set()
+    cached = [f for f in targets if all(p.name in present for p in targets[f].values())]
+    pending = [f for f in files if f not in set(cached)]
+    queries: dict[str, list[str]] = {kind: [] for kind in kinds}
+    if pending:
+        source = f"__whole_{name}" if not cached else _pending_view(con, name, pending, types)
+        for kind in kinds:
+            con.execute(f'CREATE TEMP TABLE "__fresh_{name}_{kind}" AS {entry_sql(kind, name, types, source)}')
+            queries[kind].append(f'SELECT * EXCLUDE (filename) FROM "__fresh_{name}_{kind}"')
+        if folder is not None:
+            _store(con, name, kinds, {f: targets[f] for f in pending}, folder)
+    for kind in kinds if cached else ():
+        con.read_parquet([literal_glob(targets[f][kind]) for f in cached]).create_view(f"__cached_{name}_{kind}")
+        queries[kind].append(f'SELECT * FROM "__cached_{name}_{kind}"')
+    if folder is not None and folder.is_dir():
+        _prune(folder, targets)
+    return {kind: " UNION ALL ".join(parts) for kind, parts in queries.items()}
+
+
+def drop_entries(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop what `summary_entries` created for `name`."""
+    for kind in ENTRY_COLUMNS:
+        con.execute(f'DROP VIEW IF EXISTS "__cached_{name}_{kind}"')
+        con.execute(f'DROP TABLE IF EXISTS "__fresh_{name}_{kind}"')
+    con.execute(f'DROP VIEW IF EXISTS "__pending_{name}"')
+
+
+def _pending_view(con: duckdb.DuckDBPyConnection, name: str, pending: list[Path], types: dict[str, str]) -> str:
+    """`__pending_<name>`: the rows of the files not yet summarised, with the column types of all the
+    files read together (as `__whole_<name>` has them), so their entries equal those of a whole read."""
+    relation = con.read_parquet([literal_glob(f) for f in pending], union_by_name=True, filename=True)
+    have = set(relation.columns)
+    used = {c for columns in ENTRY_COLUMNS.values() for c in columns}
+    select = ", ".join(
+        f'CAST("{column}" AS {raw_type}) AS "{column}"' if column in have else f'CAST(NULL AS {raw_type}) AS "{column}"'
+        for column, raw_type in types.items()
+        if column in used
+    )
+    relation.project(f"filename, {select}").create_view(f"__pending_{name}")
+    return f"__pending_{name}"
+
+
+def file_identity(file: Path) -> dict[str, object]:
+    """What tells a file's contents apart without reading its rows: where it is, its size, its
+    modification and change times, its inode, and a digest of its parquet footer (row counts, row
+    group statistics and offsets)."""
+    stat = file.stat()
+    with file.open("rb") as handle:
+        handle.seek(-8, os.SEEK_END)
+        length = int.from_bytes(handle.read(4), "little")
+        handle.seek(-8 - length, os.SEEK_END)
+        footer = hashlib.sha256(handle.read(length)).hexdigest()
+    return {
+        "path": str(file.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "ctime_ns": stat.st_ctime_ns,
+        "inode": stat.st_ino,
+        "footer": footer,
+    }
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def _entry_path(folder: Path, identity: dict[str, object], kind: str, sql: str) -> Path:
+    """`<path digest>-<contents digest>.<kind>.parquet`: the name says which file, which contents, which code."""
+    contents = _digest({"sql": sql, **identity})
+    return folder / f"{_digest(identity['path'])[:16]}-{contents[:32]}.{kind}.parquet"
+
+
+def _store(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    kinds: tuple[str, ...],
+    targets: dict[Path, dict[str, Path]],
+    folder: Path,
+) -> None:
+    """Write each file's fresh entries to its entry path (a temporary file renamed: whole or absent).
+    A cache that cannot be written costs the next run time, never its result: a warning, no error."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for kind in kinds:
+            table = f'"__fresh_{name}_{kind}"'
+            rows = con.sql(f"SELECT * FROM {table} ORDER BY filename").to_arrow_table().drop_columns(["filename"])
+            ranges, offset = {}, 0
+            for file, count in con.execute(f"SELECT filename, count(*) FROM {table} GROUP BY 1 ORDER BY 1").fetchall():
+                ranges[file], offset = (offset, count), offset + count
+            for file, paths in targets.items():
+                _write(rows.slice(*ranges.get(str(file), (0, 0))), paths[kind])
+    except OSError as exc:
+        log.warning("summaries of the older %s rows not cached in %s: %s", name, folder, exc)
+
+
+def _write(table, target: Path) -> None:
+    temporary = temporary_sibling(target)
+    try:
+        pq.write_table(table, temporary)
+        os.replace(temporary, target)
+    finally:
+        with suppress(FileNotFoundError):
+            temporary.unlink()
+
+
+def _prune(folder: Path, targets: dict[Path, dict[str, Path]]) -> None:
+    """Remove the entries of earlier contents of these files (never usable again) and temporaries
+    of writers that died."""
+    current = {p.name for paths in targets.values() for p in paths.values()}
+    files = {n.split("-")[0] for n in current}
+    for entry in folder.iterdir():
+        if entry.name.startswith("."):
+            remove_stale_temporaries(folder / entry.name[1:].split(".churn-")[0])
+        elif entry.name.split("-")[0] in files and entry.name not in current:
+            with suppress(FileNotFoundError):
+                entry.unlink()
