@@ -2,13 +2,15 @@
 scoring, MLflow run), one measurement per call.
 
     python bench/one_date.py --data DIR --as-of D --config CFG --out FILE.parquet [--churn BIN]
-        [--whole-history] [--same-as OTHER.parquet]
+        [--whole-history] [--cold] [--same-as OTHER.parquet]
 
 Runs `BIN --no-progress score --data DIR --as-of D --config CFG --out FILE --no-history --overwrite`
 (BIN defaults to this environment's `churn`; pass another checkout's to time its code) and prints
-one table row: wall seconds, peak resident memory of the child, the 1-minute load average before
-and after. With `--same-as`, also whether the scores equal those of an earlier run (exactly, and
-the largest difference in churn_probability).
+one table row: wall seconds, CPU seconds (user + sys, all threads) and peak resident memory of the
+child, the 1-minute load average before and after. With `--cold`, the summaries of older rows kept
+in the configured workdir (`<workdir>/cache/older-rows`) are removed first: the run computes them
+all, as the first daily run does. With `--same-as`, also whether the scores equal those of an
+earlier run (exactly, and the largest difference in churn_probability).
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ import time
 from pathlib import Path
 
 import pandas as pd
+
+
+def child_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def child_peak_memory_gib() -> float:
@@ -53,8 +60,13 @@ def main() -> None:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--churn", default=shutil.which("churn") or "churn")
     parser.add_argument("--whole-history", action="store_true", help="pass --whole-history (this checkout only)")
+    parser.add_argument("--cold", action="store_true", help="remove the workdir's summaries of older rows first")
     parser.add_argument("--same-as", type=Path)
     args = parser.parse_args()
+    if args.cold:
+        from pipeline.config import load_settings
+
+        shutil.rmtree(load_settings(args.config).workdir_path / "cache" / "older-rows", ignore_errors=True)
     command = [args.churn, "--no-progress", "score", "--data", args.data, "--as-of", args.as_of]
     command += ["--config", args.config, "--out", str(args.out), "--no-history", "--overwrite"]
     command += ["--whole-history"] if args.whole_history else []
@@ -66,10 +78,10 @@ def main() -> None:
     if finished.returncode != 0:
         sys.exit(f"{' '.join(command)} failed ({finished.returncode}):\n{finished.stderr}{finished.stdout}")
     print(finished.stdout.strip().splitlines()[0])
-    print("| command | as_of | wall s | peak memory GiB | load before / after |")
+    print("| command | as_of | wall s | CPU s | peak memory GiB | load before / after |")
     print(
-        f"| `{' '.join(command[2:])}` ({args.churn}) | {args.as_of} | {seconds:.1f} | "
-        f"{child_peak_memory_gib():.2f} | {load_before:.1f} / {load_after:.1f} |"
+        f"| `{' '.join(command[2:])}`{' (cold)' if args.cold else ''} ({args.churn}) | {args.as_of} | {seconds:.1f} | "
+        f"{child_cpu_seconds():.1f} | {child_peak_memory_gib():.2f} | {load_before:.1f} / {load_after:.1f} |"
     )
     if args.same_as is not None:
         print(f"scores vs {args.same_as}: {compare(args.out, args.same_as)}")
