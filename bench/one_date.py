@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 
 def child_cpu_seconds() -> float:
@@ -64,9 +65,10 @@ def main() -> None:
     parser.add_argument("--same-as", type=Path)
     args = parser.parse_args()
     if args.cold:
-        from pipeline.config import load_settings
-
-        shutil.rmtree(load_settings(args.config).workdir_path / "cache" / "older-rows", ignore_errors=True)
+        workdir = (yaml.safe_load(Path(args.config).read_text()) or {}).get("workdir")
+        if not workdir:
+            sys.exit("--cold: the config names no workdir (where the summaries are kept).")
+        shutil.rmtree(Path(workdir) / "cache" / "older-rows", ignore_errors=True)
     command = [args.churn, "--no-progress", "score", "--data", args.data, "--as-of", args.as_of]
     command += ["--config", args.config, "--out", str(args.out), "--no-history", "--overwrite"]
     command += ["--whole-history"] if args.whole_history else []

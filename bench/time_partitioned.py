@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
-import duckdb
+HERE = Path(__file__).resolve().parent
+if sys.path and Path(sys.path[0]).resolve() == HERE:
+    sys.path.pop(0)  # bench/features.py would shadow the `features` package
 
-from pipeline.io import literal_glob
-from pipeline.loading import parquet_files
+import duckdb  # noqa: E402
+
+from pipeline.io import literal_glob  # noqa: E402
+from pipeline.loading import parquet_files  # noqa: E402
 
 PARTITIONED = ("logins", "usage_events")
 
