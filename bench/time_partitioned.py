@@ -50,8 +50,10 @@ def main() -> None:
         con.execute(
             "COPY rows TO ? (FORMAT parquet, PARTITION_BY (event_date), ROW_GROUP_SIZE 122880)",
             [str(args.out / name)],
-        )
-        written = con.execute("SELECT count(*) FROM read_parquet(?)", [f"{args.out / name}/*/*.parquet"]).fetchone()[0]
+        ).fetchall()
+        written = con.execute("SELECT count(*) FROM read_parquet(?)", [f"{args.out / name}/*/*.parquet"]).fetchall()[0][
+            0
+        ]
         print(f"{name}: {written:,} rows in {len(list((args.out / name).iterdir())):,} day folders")
 
 
