@@ -756,11 +756,20 @@ term running at CUT. Checks are issue 10's "Done when". Re-run with `python benc
 (`--quick` for three datasets, `--datasets NAME ...` for a subset, `--list` for the names)."""
 
 
+def mean_with_interval(values: list[float]) -> tuple[float, float, float]:
+    """Mean of independent replicates (e.g. one AUC gap per seed) with its 95 % t interval (nan for one)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return float(v.mean()), float("nan"), float("nan")
+    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+
+
 def replicate_markdown(results: list[Result], info: dict[str, Any], label: str) -> str:
     """Per dataset run at several generator seeds: model ROC AUC minus each baseline's on the same rows,
     per seed (with its paired bootstrap interval) and averaged over the seeds (t interval)."""
-    from scipy import stats
-
     lines = [
         f"### {label} (commit {info['commit']}, {info['date']})",
         "",
@@ -785,13 +794,8 @@ def replicate_markdown(results: list[Result], info: dict[str, Any], label: str) 
             lines.append(f"| {world} | {seed} | {r.rows:,} ({r.churners:,}) | {auc:.3f} | {gaps} |")
         cells = []
         for b in BASELINES:
-            values = np.array([r.gaps[b][0] for r in runs])
-            half = (
-                stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-                if len(values) > 1
-                else np.nan
-            )
-            cells.append(f"**{values.mean():+.3f}** [{values.mean() - half:+.3f}, {values.mean() + half:+.3f}]")
+            mean, low, high = mean_with_interval([r.gaps[b][0] for r in runs])
+            cells.append(f"**{mean:+.3f}** [{low:+.3f}, {high:+.3f}]")
         rows, churners = sum(r.rows for r in runs), sum(r.churners for r in runs)
         model = np.mean([r.metrics["model"]["roc_auc"] for r in runs])
         lines.append(

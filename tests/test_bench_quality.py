@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench
@@ -59,3 +60,23 @@ def test_the_replicate_table_averages_the_gaps_over_seeds_with_a_t_interval():
     # mean 0, sd 0.02 over 3 seeds: half-width t(0.975, 2) * 0.02 / sqrt(3) = 0.050
     assert "| foreign_b2b | mean of 3 | 1,500 (150) | 0.750 | **+0.000** [-0.050, +0.050]" in text
     assert "| foreign_b2b | 2 | 500 (50) | 0.750 | +0.000 [-0.030, +0.030]" in text
+
+
+def test_the_seeds_book_trains_on_what_was_known_at_cut_and_scores_the_next_year():
+    from bench import paired_seeds
+
+    as_of = pd.to_datetime(["2023-06-01", "2023-12-01", "2023-10-01", "2024-03-01", "2024-12-01", "2025-01-01"])
+    table = pd.DataFrame(
+        {
+            "account_id": ["A", "A", "B", "B", "C", "C"],
+            "as_of": as_of,
+            "label": [0.0, 1.0, 0.0, 1.0, 0.0, np.nan],
+            # A's December term ended before CUT but its outcome came within the grace period after it
+            "term_end": pd.to_datetime(
+                ["2023-07-01", "2023-12-15", "2023-11-20", "2024-04-01", "2024-12-31", "2025-02-01"]
+            ),
+        }
+    )
+    training, book = paired_seeds.book_and_training(table, pd.Timestamp("2024-01-01"), grace_days=30)
+    assert training["label"].tolist()[:1] == [0.0] and training["label"].isna().tolist() == [False, True, False]
+    assert book["account_id"].tolist() == ["B", "C"]  # Mar and Dec 2024, labelled; 2025 is beyond the year
