@@ -43,7 +43,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +155,18 @@ def datasets() -> dict[str, EventDataset | TableDataset]:
 
 
 QUICK = ("ours_default", "foreign_usage_monthly", "telecom_churn")
+
+
+def replicates(specs: list[EventDataset | TableDataset], seeds: list[int]) -> dict[str, EventDataset]:
+    """Each event dataset once per generator seed, named NAME-seedS: its own history, folder and record row."""
+    tables = [spec.name for spec in specs if not isinstance(spec, EventDataset)]
+    if tables:
+        raise ValueError(f"--seeds needs event datasets (a generator to re-seed); {tables} are prepared tables")
+    return {
+        f"{spec.name}-seed{seed}": replace(spec, name=f"{spec.name}-seed{seed}", seed=seed)
+        for spec in specs
+        for seed in seeds
+    }
 
 
 # ------------------------------------------------------------------------------ running churn
@@ -302,16 +314,43 @@ class Result:
     # what a model scoring at CUT can reach: the oracle at CUT (our generator's worlds) and the
     # model and oracle on the accounts renewing within NEAR_RENEWAL_DAYS (see horizon())
     horizon: dict[str, float] = field(default_factory=dict)
+    # model ROC AUC minus each baseline's on the same rows, with its paired bootstrap interval
+    gaps: dict[str, tuple[float, float, float]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
         return self.error is None and all(c["ok"] for c in self.checks)
 
 
+def paired_gaps(
+    y: np.ndarray, scores: dict[str, np.ndarray], clusters: np.ndarray, n_boot: int, seed: int
+) -> dict[str, tuple[float, float, float]]:
+    """Model ROC AUC minus each baseline's on the same rows: (gap, 95 % low, high), resampling whole
+    accounts. Paired, so what makes a book easy or hard for every score cancels out of the interval."""
+    rng = np.random.default_rng(seed)
+    codes, members = np.unique(clusters, return_inverse=True)
+    rows_of = [np.flatnonzero(members == c) for c in range(len(codes))]
+    draws: dict[str, list[float]] = {b: [] for b in BASELINES if b in scores}
+    for _ in range(n_boot):
+        rows = np.concatenate([rows_of[c] for c in rng.integers(0, len(codes), len(codes))])
+        model = _auc(y[rows], scores["model"][rows])
+        for baseline, values in draws.items():
+            values.append(model - _auc(y[rows], scores[baseline][rows]))
+    return {
+        b: (
+            _auc(y, scores["model"]) - _auc(y, scores[b]),
+            float(np.nanpercentile(values, 2.5)),
+            float(np.nanpercentile(values, 97.5)),
+        )
+        for b, values in draws.items()
+    }
+
+
 def measure(result: Result, y: np.ndarray, scores: dict[str, np.ndarray], clusters: np.ndarray, n_boot: int) -> None:
     result.rows, result.churners = len(y), int(y.sum())
     result.metrics = {name: point_metrics(y, s, name != "rule") for name, s in scores.items()}
     result.intervals = bootstrap(y, scores, clusters, n_boot, seed=7)
+    result.gaps = paired_gaps(y, scores, clusters, n_boot, seed=7)
     result.bands = band_table(y, scores["model"])
 
 
@@ -400,10 +439,12 @@ def run_event(
     settings = Settings()
     table = build_feature_table(load(data, settings), settings)
     train = table[table[LABEL].notna()]
-    rows_at = []
+    rows_at, loaded = [], {}
     for when, chosen in frame.groupby("when", sort=True):
         source = data if when == cut else full
-        at = build_feature_table(load(source, settings), settings, as_of=when.date())
+        if source not in loaded:  # several scoring dates read the same full history: load it once
+            loaded[source] = load(source, settings)
+        at = build_feature_table(loaded[source], settings, as_of=when.date())
         rows_at.append(at.set_index(ACCOUNT_ID).reindex(chosen[ACCOUNT_ID]).reset_index())
     probabilities = baseline_probabilities(train, pd.concat(rows_at, ignore_index=True), seed=settings.model.seed)
     result.seconds["baselines"] = time.perf_counter() - clock
@@ -674,7 +715,7 @@ def record(results: list[Result], info: dict[str, Any], label: str, order: list[
     path = OUT / f"record-{label}.json"
     rows = {row["dataset"]: row for row in json.loads(path.read_text())["results"]} if path.exists() else {}
     rows |= {r.dataset: asdict(r) for r in results}
-    ordered = [rows[name] for name in order if name in rows]
+    ordered = [rows[name] for name in order if name in rows] + [row for name, row in rows.items() if name not in order]
     path.write_text(json.dumps({"machine": info, "results": ordered}, indent=2, default=str))
     return [Result(**row) for row in ordered]
 
@@ -713,6 +754,54 @@ LightGBM defaults and the rule score on the same rows; generated histories are c
 before the end of generation and scored accounts are compared with the true outcome of their
 term running at CUT. Checks are issue 10's "Done when". Re-run with `python bench/quality.py`
 (`--quick` for three datasets, `--datasets NAME ...` for a subset, `--list` for the names)."""
+
+
+def mean_with_interval(values: list[float]) -> tuple[float, float, float]:
+    """Mean of independent replicates (e.g. one AUC gap per seed) with its 95 % t interval (nan for one)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return float(v.mean()), float("nan"), float("nan")
+    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+
+
+def replicate_markdown(results: list[Result], info: dict[str, Any], label: str) -> str:
+    """Per dataset run at several generator seeds: model ROC AUC minus each baseline's on the same rows,
+    per seed (with its paired bootstrap interval) and averaged over the seeds (t interval)."""
+    lines = [
+        f"### {label} (commit {info['commit']}, {info['date']})",
+        "",
+        f"{info['cpu']}, {info['cores']} cores; load average {info['load_before'][0]:.1f} before and "
+        f"{info['load_after'][0]:.1f} after ({info['minutes']:.0f} minutes). Each seed is a new history from the "
+        f"same generator, trained and scored through the CLI as in the main table; {info['bootstrap']} paired "
+        "resamples of accounts per seed. Gap = model ROC AUC - baseline ROC AUC on the same rows.",
+        "",
+        "| dataset | seed | rows (churners) | model AUC | gap to logistic | gap to HGB defaults"
+        " | gap to LightGBM defaults |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    by_world: dict[str, list[Result]] = {}
+    for r in results:
+        if not r.error:
+            by_world.setdefault(r.dataset.rsplit("-seed", 1)[0], []).append(r)
+    for world, runs in by_world.items():
+        for r in runs:
+            gaps = " | ".join(f"{r.gaps[b][0]:+.3f} [{r.gaps[b][1]:+.3f}, {r.gaps[b][2]:+.3f}]" for b in BASELINES)
+            seed = r.dataset.rsplit("-seed", 1)[-1]
+            auc = r.metrics["model"]["roc_auc"]
+            lines.append(f"| {world} | {seed} | {r.rows:,} ({r.churners:,}) | {auc:.3f} | {gaps} |")
+        cells = []
+        for b in BASELINES:
+            mean, low, high = mean_with_interval([r.gaps[b][0] for r in runs])
+            cells.append(f"**{mean:+.3f}** [{low:+.3f}, {high:+.3f}]")
+        rows, churners = sum(r.rows for r in runs), sum(r.churners for r in runs)
+        model = np.mean([r.metrics["model"]["roc_auc"] for r in runs])
+        lines.append(
+            f"| {world} | mean of {len(runs)} | {rows:,} ({churners:,}) | {model:.3f} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def console_report(results: list[Result]) -> None:
@@ -764,6 +853,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="event data: reuse the scores a complete earlier run saved (same model code) instead of re-training",
     )
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        metavar="SEED",
+        help="event data: run each dataset once per generator seed (its own history and folder) and report the "
+        "model's paired AUC gap to each baseline per seed and averaged over the seeds (is a gap real or noise?)",
+    )
     parser.add_argument("--list", action="store_true", help="list the datasets and exit")
     parser.add_argument(
         "--reanalyse", action="store_true", help="recompute the truth diagnostics of the --record block's saved runs"
@@ -789,6 +886,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in available]
     if unknown:
         parser.error(f"unknown dataset(s) {unknown}; choose from {list(available)}")
+    if args.seeds:
+        try:
+            replicated = replicates([available[n] for n in names], args.seeds)
+        except ValueError as exc:
+            parser.error(str(exc))
+        available |= replicated
+        names = list(replicated)
     n_boot = args.bootstrap or (200 if args.quick else 500)
     info = machine()
     began = time.perf_counter()
@@ -812,9 +916,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.record:  # after every dataset: a long run that is stopped keeps what finished
             with recording(args.record):  # subsets may run in parallel processes
                 recorded = record([result], info, args.record, list(available))
-                write_results_md(markdown(recorded, info, args.record), args.record)
+                write = replicate_markdown if args.seeds else markdown
+                write_results_md(write(recorded, info, args.record), args.record)
             print(f"   wrote block '{args.record}' of {RESULTS_MD} ({len(recorded)} datasets)", flush=True)
     console_report(results)
+    if args.seeds:
+        print(replicate_markdown(results, info, "replicates"))
     OUT.mkdir(parents=True, exist_ok=True)
     payload = {"machine": info, "quick": args.quick, "results": [asdict(r) for r in results]}
     (OUT / "results.json").write_text(json.dumps(payload, indent=2, default=str))

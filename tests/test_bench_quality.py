@@ -1,0 +1,82 @@
+"""The quality benchmark's paired comparisons (bench/quality.py): is a gap to a baseline real or noise?"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench
+from bench import quality
+
+
+@pytest.fixture(scope="module")
+def book() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """400 rows of 200 accounts (two rows each), 60 churners, and a risk that ranks them fairly well."""
+    rng = np.random.default_rng(3)
+    accounts = np.repeat(np.arange(200), 2)
+    y = np.zeros(400, dtype=int)
+    y[rng.choice(400, 60, replace=False)] = 1
+    return y, y + rng.normal(0, 0.8, 400), accounts
+
+
+def test_paired_gaps_see_a_real_gap_and_no_gap_between_equal_scores(book):
+    y, good, accounts = book
+    noise = np.random.default_rng(4).normal(size=len(y))
+    scores = {"model": good, "logistic": good.copy(), "hgb_defaults": noise, "lightgbm_defaults": good * 0.5 + 0.1}
+    gaps = quality.paired_gaps(y, scores, accounts, n_boot=200, seed=0)
+    # the same ranking (scaled or not) is no gap at all, in every resample
+    assert gaps["logistic"] == (0.0, 0.0, 0.0) and gaps["lightgbm_defaults"] == (0.0, 0.0, 0.0)
+    gap, low, high = gaps["hgb_defaults"]
+    assert gap == pytest.approx(quality._auc(y, good) - quality._auc(y, noise))
+    assert 0 < low < gap < high  # a model that ranks and a random score: the interval excludes 0
+
+
+def test_replicates_reseed_event_datasets_into_their_own_folders_and_refuse_tables():
+    available = quality.datasets()
+    spec = available["foreign_usage_monthly"]
+    copies = quality.replicates([spec], [7, 8])
+    assert list(copies) == ["foreign_usage_monthly-seed7", "foreign_usage_monthly-seed8"]
+    assert [c.seed for c in copies.values()] == [7, 8] and copies["foreign_usage_monthly-seed7"].make is spec.make
+    folders = {c.history_dir(100, 1.0) for c in copies.values()} | {spec.history_dir(100, 1.0)}
+    assert len(folders) == 3  # no replicate reuses another's cached history
+    with pytest.raises(ValueError, match="telecom_churn"):
+        quality.replicates([available["telecom_churn"]], [1])
+
+
+def test_the_replicate_table_averages_the_gaps_over_seeds_with_a_t_interval():
+    def result(seed: int, gap: float) -> quality.Result:
+        row = quality.Result(f"foreign_b2b-seed{seed}", "event history", "", rows=500, churners=50)
+        row.metrics = {"model": {"roc_auc": 0.75}}
+        row.gaps = {b: (gap, gap - 0.03, gap + 0.03) for b in quality.BASELINES}
+        return row
+
+    info = {"commit": "abc", "date": "today", "cpu": "cpu", "cores": 2, "load_before": (1.0,), "load_after": (1.0,),
+            "minutes": 3.0, "bootstrap": 100}  # fmt: skip
+    text = quality.replicate_markdown([result(1, -0.02), result(2, 0.0), result(3, 0.02)], info, "replicates")
+    # mean 0, sd 0.02 over 3 seeds: half-width t(0.975, 2) * 0.02 / sqrt(3) = 0.050
+    assert "| foreign_b2b | mean of 3 | 1,500 (150) | 0.750 | **+0.000** [-0.050, +0.050]" in text
+    assert "| foreign_b2b | 2 | 500 (50) | 0.750 | +0.000 [-0.030, +0.030]" in text
+
+
+def test_the_seeds_book_trains_on_what_was_known_at_cut_and_scores_the_next_year():
+    from bench import paired_seeds
+
+    as_of = pd.to_datetime(["2023-06-01", "2023-12-01", "2023-10-01", "2024-03-01", "2024-12-01", "2025-01-01"])
+    table = pd.DataFrame(
+        {
+            "account_id": ["A", "A", "B", "B", "C", "C"],
+            "as_of": as_of,
+            "label": [0.0, 1.0, 0.0, 1.0, 0.0, np.nan],
+            # A's December term ended before CUT but its outcome came within the grace period after it
+            "term_end": pd.to_datetime(
+                ["2023-07-01", "2023-12-15", "2023-11-20", "2024-04-01", "2024-12-31", "2025-02-01"]
+            ),
+        }
+    )
+    training, book = paired_seeds.book_and_training(table, pd.Timestamp("2024-01-01"), grace_days=30)
+    assert training["label"].tolist()[:1] == [0.0] and training["label"].isna().tolist() == [False, True, False]
+    assert book["account_id"].tolist() == ["B", "C"]  # Mar and Dec 2024, labelled; 2025 is beyond the year
