@@ -76,6 +76,7 @@ TREND_VS_90 = declare.fixed(
 
 DAILY = "_ft_logins_day"
 USERS = "_ft_logins_users"
+VALID = "account_id IS NOT NULL AND ts IS NOT NULL"
 WINDOWS = "_ft_logins_win"
 USER_WINDOWS = "_ft_logins_users_win"
 LAST = "_ft_logins_last"
@@ -84,14 +85,12 @@ LAST = "_ft_logins_last"
 def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     d = engine.dialect
     count_windows = sorted({*ctx.windows, 30, 90})
-    # No null filter on account_id and ts (required columns: validation guarantees them); INTEGER
-    # counts, summed in 64 bits by DuckDB (see the usage family).
     engine.materialize(
         DAILY,
         f"""
         SELECT account_id, day, logins, lag(day) OVER (PARTITION BY account_id ORDER BY day) AS prev_day
-        FROM (SELECT account_id, {d.day_of("ts")} AS day, CAST(count(*) AS INTEGER) AS logins
-              FROM logins GROUP BY ALL) daily
+        FROM (SELECT account_id, {d.day_of("ts")} AS day, count(*) AS logins
+              FROM logins WHERE {VALID} GROUP BY ALL) daily
         """,
     )
     gap = d.days_between("r.prev_day", "r.day")  # whole days: both are midnights
@@ -110,7 +109,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     columns = {LOGINS_PER_SEAT.name(w): ratio(zero(f"w.logins_{w}"), "s.seat_norm") for w in ctx.windows}
     joins = [snapshot_join("w", WINDOWS), snapshot_join("l", LAST)]
     if ctx.has(SOURCE, "user_id"):
-        users = f"SELECT account_id, user_id AS key, {d.day_of('ts')} AS day FROM logins"
+        users = f"SELECT account_id, user_id AS key, {d.day_of('ts')} AS day FROM logins WHERE {VALID}"
         engine.define(USERS, distinct_keys_sql(d, users, ctx.horizon))
         engine.define(USER_WINDOWS, distinct_in_windows_sql(USERS, ctx.windows))
         columns |= {ACTIVE_USERS.name(w): as_double(zero(f"u.distinct_{w}")) for w in ctx.windows}

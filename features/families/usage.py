@@ -129,6 +129,9 @@ register_resolver(_per_feature_spec)
 for _tracked in FeatureSettings().tracked_features:
     register(_per_feature_spec(per_feature_name(feature_key(_tracked))))
 
+VALID = "account_id IS NOT NULL AND ts IS NOT NULL"
+
+
 def key_sql(d: Dialect) -> str:
     """`feature_key` in SQL: the key events are matched on."""
     return d.regexp_replace_all("lower(feature)", "[^a-z0-9]", "_")
@@ -136,33 +139,27 @@ def key_sql(d: Dialect) -> str:
 
 def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     d = engine.dialect
-    # The one scan of all usage events: an (account, feature key, day) roll-up; daily totals, the
-    # ranking of features and the distinct features all come from it. The key is computed where it
-    # is cheapest: in the scan where the engine evaluates it once per distinct feature name, else on
-    # the rolled-up rows. Event counts are INTEGER (a day's events of one account stay far below
-    # 2^31): DuckDB sums them in 64 bits, BIGINTs in 128. No null filter on account_id and ts:
-    # they are required columns, which validation guarantees (a filter would trim every id twice).
-    if d.functions_per_distinct_value:
-        rollup = f"""
-            SELECT account_id, {key_sql(d)} AS key, {d.day_of("ts")} AS day, CAST(count(*) AS INTEGER) AS events,
-                   sum(quantity) AS quantity, min(ts) AS first_ts
-            FROM usage_events GROUP BY ALL"""
-    else:
-        rollup = f"""
-            SELECT account_id, {key_sql(d)} AS key, day, events, quantity, first_ts
-            FROM (SELECT account_id, feature, {d.day_of("ts")} AS day, CAST(count(*) AS INTEGER) AS events,
-                         sum(quantity) AS quantity, min(ts) AS first_ts
-                  FROM usage_events GROUP BY account_id, feature, {d.day_of("ts")}) daily_features"""
-    engine.materialize(FEATURE_DAILY, rollup)
+    # The one scan of all usage events: (account, feature, day) roll-up, with each feature's key
+    # computed on these rows rather than on every event. Daily totals, the ranking of features
+    # and the distinct features all come from it.
+    engine.materialize(
+        FEATURE_DAILY,
+        f"""
+        SELECT account_id, {key_sql(d)} AS key, day, events, quantity, first_ts
+        FROM (SELECT account_id, feature, {d.day_of("ts")} AS day, count(*) AS events, sum(quantity) AS quantity,
+                     min(ts) AS first_ts
+              FROM usage_events WHERE {VALID} GROUP BY account_id, feature, {d.day_of("ts")}) daily_features
+        """,
+    )
     tracked = _usage_keys(engine, ctx)
     per_feature = {
-        f"f_{name}": f"CAST(sum(CASE WHEN key = '{name}' THEN events ELSE 0 END) AS INTEGER)" for name in tracked
+        f"f_{name}": f"CAST(sum(CASE WHEN key = '{name}' THEN events ELSE 0 END) AS BIGINT)" for name in tracked
     }
     per_feature_select = "".join(f", {expr} AS {name}" for name, expr in per_feature.items())
     engine.materialize(
         DAILY,
         f"""
-        SELECT account_id, day, CAST(sum(events) AS INTEGER) AS events, sum(quantity) AS quantity,
+        SELECT account_id, day, CAST(sum(events) AS BIGINT) AS events, sum(quantity) AS quantity,
                min(first_ts) AS first_ts{per_feature_select}
         FROM {FEATURE_DAILY} GROUP BY account_id, day
         """,
@@ -251,7 +248,7 @@ def _workflow_tables(engine: Engine) -> None:
                    first_value(feature) OVER run_order AS process,
                    step - coalesce(lag(step) OVER run_order, 0) AS step_delta
             FROM usage_events
-            WHERE workflow_id IS NOT NULL AND step IS NOT NULL
+            WHERE {VALID} AND workflow_id IS NOT NULL AND step IS NOT NULL
             WINDOW run_order AS (PARTITION BY account_id, workflow_id ORDER BY ts, step, feature NULLS LAST)
         ), run_day AS (
             SELECT account_id, workflow_id, process, day, max(step) AS top_step,

@@ -39,10 +39,6 @@ class Dialect:
     _native_timestamps: tuple[str, ...]  # raw types already holding naive timestamps or dates
     _from_native: str
     _parse_timestamp: str  # text to naive UTC, offsets honoured, NULL where it is not a date
-    functions_per_distinct_value: bool
-    """Whether a function of a scanned text column costs one call per distinct value: DuckDB keeps
-    parquet dictionaries through expressions, so a regexp on 78M events' feature names runs a few
-    dozen times; Spark runs it on every row (there, such work belongs after a roll-up)."""
 
     def quote(self, name: str) -> str:
         """A column name as an identifier."""
@@ -122,7 +118,6 @@ DUCKDB = Dialect(
     _from_native="CAST({raw} AS TIMESTAMP)",
     # DuckDB parses 'infinity' as a timestamp: not a date here.
     _parse_timestamp=f"CASE WHEN isfinite({_DUCKDB_PARSED}) THEN {_DUCKDB_PARSED} END",
-    functions_per_distinct_value=True,
 )
 
 SPARK = Dialect(
@@ -140,5 +135,4 @@ SPARK = Dialect(
     _from_native="CAST({raw} AS TIMESTAMP_NTZ)",
     # Text parsed as an instant (offsets honoured) in the session's UTC zone, then kept as naive UTC.
     _parse_timestamp="CAST(try_cast(trim(CAST({raw} AS STRING)) AS TIMESTAMP_LTZ) AS TIMESTAMP_NTZ)",
-    functions_per_distinct_value=False,
 )
