@@ -34,6 +34,7 @@ class Dialect:
     _micros_between: str
     _series: str
     _regexp_all: str
+    _bit: str
     _zoned_timestamps: tuple[str, ...]  # raw types holding instants with a zone (lower case prefixes)
     _from_zoned: str
     _native_timestamps: tuple[str, ...]  # raw types already holding naive timestamps or dates
@@ -100,6 +101,10 @@ class Dialect:
         """Replace every match (DuckDB replaces only the first without the 'g' flag; Spark always all)."""
         return self._regexp_all.format(text=text, pattern=pattern, replacement=replacement)
 
+    def bit(self, position: str) -> str:
+        """A BIGINT with only bit `position` (0-62, an integer expression) set, for `bit_or` masks."""
+        return self._bit.format(n=position)
+
 
 _DUCKDB_PARSED = "timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))"
 
@@ -112,6 +117,7 @@ DUCKDB = Dialect(
     _micros_between="date_diff('microsecond', {start}, {end})",
     _series="(SELECT CAST(unnest(range({low}, {high} + 1)) AS INTEGER) AS {column})",
     _regexp_all="regexp_replace({text}, '{pattern}', '{replacement}', 'g')",
+    _bit="(CAST(1 AS BIGINT) << ({n}))",
     _zoned_timestamps=("timestamp with time zone",),
     _from_zoned="timezone('UTC', {raw})",
     _native_timestamps=("timestamp", "date"),
@@ -129,6 +135,7 @@ SPARK = Dialect(
     _micros_between="timestampdiff(MICROSECOND, {start}, {end})",
     _series="(SELECT explode(sequence({low}, {high})) AS {column})",
     _regexp_all="regexp_replace({text}, '{pattern}', '{replacement}')",
+    _bit="shiftleft(CAST(1 AS BIGINT), {n})",
     _zoned_timestamps=(),  # Spark's `timestamp` (LTZ) is an instant: cast in the session's UTC zone
     _from_zoned="CAST({raw} AS TIMESTAMP_NTZ)",
     _native_timestamps=("timestamp", "date"),

@@ -1,7 +1,7 @@
 """Snapshot time in portable SQL: how events reach snapshots without a (snapshot x event) join.
 
-Each event table is rolled up once to one row per (account, day) -- or per (account, day, user /
-feature) where a distinct count needs it -- so memory scales with accounts x days, not events.
+Each event table is rolled up once to one row per (account, day) -- or per (account, day, user)
+where a distinct count of users needs it -- so memory scales with accounts x days, not events.
 Both engines then run only equality joins and ordered windows (DuckDB's ASOF join has no Spark
 counterpart):
 
@@ -19,11 +19,12 @@ counterpart):
   window over each account's as_of order adds the intervals up. The snapshot rows ride in the same
   window (ordered after the interval that ends at their as_of), so a snapshot sees exactly the
   days strictly before its as_of.
-- Distinct counts (users, features) keep, per (account, key), only the last active day of each
+- Distinct counts of users keep, per (account, key), only the last active day of each
   snapshot interval and the key's next such day. A key is active in the W-day window of as_of
   exactly when its last day before as_of is at most W days back, and that row is the one whose
   next day is at or after as_of -- so counting those rows counts distinct keys, whatever the other
-  dates are (intervals only make the table smaller).
+  dates are (intervals only make the table smaller). Distinct product features are counted from
+  per-day bit masks of their numbered keys instead (`features/families/usage.py`).
 """
 
 from __future__ import annotations
