@@ -54,7 +54,7 @@ def build_features(
     """
     engine = engine or DuckDBEngine(dataset.con)
     with built_features(dataset, engine, as_of_dates, settings, grace_days, progress, feature_set) as select:
-        table = engine.frame(select)
+        table = engine.frame(f"{select} ORDER BY {AS_OF}, {ACCOUNT_ID}")
     return with_feature_dtypes(table)
 
 
@@ -68,8 +68,10 @@ def built_features(
     progress: ProgressCallback | None = None,
     feature_set: FeatureSet | None = None,
 ) -> Iterator[str]:
-    """Build every family on `engine` and yield the SELECT of the assembled table (ordered by as_of,
-    account_id), valid inside the block: callers collect it or write it from the engine."""
+    """Build every family on `engine` and yield the SELECT of the assembled table, valid inside the
+    block: callers collect it (ordering it as they need) or write it from the engine. It has no ORDER
+    BY: on Spark a global sort of the whole table would run the final join twice (range sampling,
+    then the sort) for writers that partition by as_of anyway."""
     dates = normalise_as_of(as_of_dates)
     usage_keys = feature_set.usage_keys if feature_set is not None else None
     ctx = FamilyContext(settings, grace_days, dataset.present_columns, usage_keys)
@@ -93,6 +95,9 @@ def built_features(
         for done, family in enumerate(families, start=2):
             started = time.perf_counter()
             built.append((family.SOURCE, family.build(engine, ctx)))
+            # Each family's windows are computed in their own job: left lazy, every family's joins and
+            # aggregations ran inside the final join's tasks, more than a 100M-event build's memory held.
+            engine.store(family_table(family.SOURCE))
             # Where the build's time goes, per family (Spark computes `define`d tables lazily, later).
             log.info("features: %s family built in %.2f s", family.SOURCE, time.perf_counter() - started)
             done_steps(done)
@@ -120,7 +125,7 @@ def _assemble_sql(built: list[tuple[str, list[str]]], feature_set: FeatureSet | 
         joins.append(
             f"LEFT JOIN {family_table(source)} {alias} ON {alias}.account_id = s.account_id AND {alias}.as_of = s.as_of"
         )
-    return f"SELECT {', '.join(select)} FROM {SNAPSHOTS} s {' '.join(joins)} ORDER BY s.as_of, s.account_id"
+    return f"SELECT {', '.join(select)} FROM {SNAPSHOTS} s {' '.join(joins)}"
 
 
 def _exactly(made: dict[str, str], feature_set: FeatureSet) -> list[str]:

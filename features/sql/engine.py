@@ -6,6 +6,8 @@ statement reads it once. DuckDB stores both as temporary tables. Spark stores th
 checkpointed DataFrame registered as a temporary view (so later statements start from stored rows
 instead of re-running the chain of views before them) and keeps the second as a plain view, so the
 statement that reads it plans it in the same job: one Spark job per stored table, not per statement.
+A family's own table is `define`d and then `store`d: its windows are computed in a job of their own,
+so the final join's tasks hold joins only.
 pyspark is never imported here: the Spark engine is handed a session by the pipeline, which starts
 one only when asked.
 """
@@ -32,6 +34,9 @@ class Engine(Protocol):
     def define(self, name: str, select_sql: str) -> None:
         """Name `select_sql` as `name` for one later statement (the engine may compute it there)."""
 
+    def store(self, name: str) -> None:
+        """Compute a table made by `define` now and keep its rows (a family's table before the final join)."""
+
     def rows(self, select_sql: str) -> list[tuple[Any, ...]]:
         """Run a (small) query and return its rows."""
 
@@ -55,6 +60,9 @@ class DuckDBEngine:
 
     def define(self, name: str, select_sql: str) -> None:
         self.materialize(name, select_sql)
+
+    def store(self, name: str) -> None:
+        """Nothing to do: `define` already stored the rows."""
 
     def rows(self, select_sql: str) -> list[tuple[Any, ...]]:
         return self.con.execute(select_sql).fetchall()
@@ -82,6 +90,11 @@ class SparkEngine:
 
     def define(self, name: str, select_sql: str) -> None:
         frame = self.spark.sql(select_sql)
+        frame.createOrReplaceTempView(name)
+        self._made[name] = frame
+
+    def store(self, name: str) -> None:
+        frame = self._made[name].localCheckpoint(eager=True)
         frame.createOrReplaceTempView(name)
         self._made[name] = frame
 
