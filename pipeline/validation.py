@@ -364,19 +364,25 @@ class RowCounts:
     before_created: int
 
 
+def _count_if(condition: str) -> str:
+    """count_if that says 0 for an empty table (DuckDB's is NULL over no rows)."""
+    return f"coalesce(count_if({condition}), 0)"
+
+
 def _row_counts(con: duckdb.DuckDBPyConnection, name: str, limit: pd.Timestamp) -> RowCounts:
     """The exclusion counts and kept-row statistics of `name` in one scan (a big event table is read once)."""
     time = f't."{TABLES[name].time_column}"'
     limit_sql = DUCKDB.timestamp(limit)
     if name == "accounts":  # every account is kept
-        query = f"SELECT count_if({time} >= {limit_sql}), 0, count(*), min({time}), max({time}), 0"
+        query = f"SELECT {_count_if(f'{time} >= {limit_sql}')}, 0, count(*), min({time}), max({time}), 0"
         source = f'"{canonical_view(name)}" t'
     else:
         kept = f"{time} < {limit_sql} AND a.account_id IS NOT NULL"
-        before = f"count_if({kept} AND {time} < a.created_at)" if TABLES[name].is_event else "0"
+        before = _count_if(f"{kept} AND {time} < a.created_at") if TABLES[name].is_event else "0"
         query = (
-            f"SELECT count_if({time} >= {limit_sql}), count_if({time} < {limit_sql} AND a.account_id IS NULL), "
-            f"count_if({kept}), min({time}) FILTER ({kept}), max({time}) FILTER ({kept}), {before}"
+            f"SELECT {_count_if(f'{time} >= {limit_sql}')}, "
+            f"{_count_if(f'{time} < {limit_sql} AND a.account_id IS NULL')}, "
+            f"{_count_if(kept)}, min({time}) FILTER ({kept}), max({time}) FILTER ({kept}), {before}"
         )
         # account ids are unique and never null here (fatal problems otherwise): a join finds each row's account
         accounts = f'(SELECT account_id, created_at FROM "{canonical_view("accounts")}")'

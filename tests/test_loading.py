@@ -118,3 +118,15 @@ def test_suspicious_rows_are_counted_with_examples_and_unknown_accounts_excluded
     assert unknown.excluded and not early.excluded
     assert dataset.con.execute("SELECT count(*) FROM logins").fetchone()[0] == 6
     assert dataset.con.execute("SELECT count(*) FROM logins WHERE account_id = 'ZZ'").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_an_empty_event_table_loads_with_zero_rows(tmp_path: Path, fmt: str) -> None:
+    """A table with its header and no rows is valid: counted as 0 rows, never a crash (DuckDB's
+    count_if over no rows is NULL; the fuzz test found it)."""
+    tables = tiny_tables()
+    tables["trainings"] = tables["trainings"].iloc[0:0]
+    dataset = load_dataset(write_tables(tmp_path / fmt, tables, fmt))
+    stats = dataset.report.tables["trainings"]
+    assert (stats.rows, stats.excluded, stats.first, stats.last) == (0, 0, None, None)
+    assert dataset.report.tables["logins"].rows == len(tables["logins"])
