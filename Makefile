@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pytest-xdist processes for `make test` (CI has 2 cores); `make test TEST_WORKERS=0` runs in one process
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint bench clean setup
 
@@ -18,7 +20,7 @@ run: $(STAMP)
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/churn run
 
 test: $(STAMP)
-	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python -m pytest -q
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

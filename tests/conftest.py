@@ -34,10 +34,17 @@ configure_process()  # as the `churn` command does: before MLflow and LightGBM l
 HEAVY_FIXTURES = ("book", "spark")  # a test that uses one of these is `slow`
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark heavy tests `slow`, and group tests for `make test`'s workers (pytest-xdist, `--dist loadgroup`):
+    a module's tests run on one worker, so a module-scoped model is trained once, and every module that
+    starts Spark shares one worker, so one JVM."""
+    spark_modules = {item.module.__name__ for item in items if "spark" in getattr(item, "fixturenames", ())}
     for item in items:
         if any(name in getattr(item, "fixturenames", ()) for name in HEAVY_FIXTURES):
             item.add_marker(pytest.mark.slow)
+        module = item.module.__name__
+        item.add_marker(pytest.mark.xdist_group("spark" if module in spark_modules else module))
 
 
 @pytest.fixture(autouse=True)
