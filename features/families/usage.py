@@ -150,14 +150,18 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     # The feature keys, numbered, with their events before the latest as_of (to rank them). A key
     # is computed once per distinct feature name here, never per event. Only `feature` and `ts` are
     # read: account_id is a required column (validation rejects nulls), and decoding it for this
-    # count would cost as much as the count.
+    # count would cost as much as the count. The NULL feature is dropped after numbering: a filter on
+    # the key inside the grouped query is pushed below the GROUP BY into the scan, where DuckDB ran
+    # the key's regexp on every event (3 of the statement's 4.4 CPU s on 78M events).
     engine.materialize(
         KEYS,
         f"""
-        SELECT feature, key, CAST(dense_rank() OVER (ORDER BY key) - 1 AS INTEGER) AS id, events_before
-        FROM (SELECT feature, {key_sql(d)} AS key, events_before
-              FROM (SELECT feature, {count_where(f"ts < {d.timestamp(last_as_of)}")} AS events_before
-                    FROM usage_events GROUP BY feature) names) keyed
+        SELECT feature, key, id, events_before
+        FROM (SELECT feature, key, events_before,
+                     CAST(dense_rank() OVER (ORDER BY key NULLS LAST) - 1 AS INTEGER) AS id
+              FROM (SELECT feature, {key_sql(d)} AS key, events_before
+                    FROM (SELECT feature, {count_where(f"ts < {d.timestamp(last_as_of)}")} AS events_before
+                          FROM usage_events GROUP BY feature) names) keyed) numbered
         WHERE key IS NOT NULL
         """,
     )
