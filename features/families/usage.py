@@ -250,23 +250,24 @@ def _daily_table(engine: Engine, tracked: list[tuple[str, int]], slot_bits: int)
     per_sum = MASK_BITS // slot_bits
     slots = {name: (index // per_sum, index % per_sum * slot_bits) for index, (name, _) in enumerate(tracked)}
     packs = sorted({pack for pack, _ in slots.values()})
-    one_hot = {
-        pack: " ".join(f"WHEN {key_id} THEN {d.bit(slots[name][1])}" for name, key_id in tracked if slots[name][0] == pack)
-        for pack in packs
-    }
+    one_hot = {pack: "" for pack in packs}
+    for name, key_id in tracked:
+        pack, shift = slots[name]
+        one_hot[pack] += f" WHEN {key_id} THEN {d.bit(shift)}"
     engine.materialize(
         KEY_PACKS,
         f"""
         SELECT feature, CAST(floor(id / {MASK_BITS}) AS INTEGER) AS chunk, {d.bit(f"id % {MASK_BITS}")} AS bit
-               {"".join(f", CASE id {one_hot[pack]} ELSE 0 END AS pack_{pack}" for pack in packs)}
+               {"".join(f", CASE id{one_hot[pack]} ELSE 0 END AS pack_{pack}" for pack in packs)}
         FROM {KEYS}
         """,
     )
+    sums = "".join(f", sum(k.pack_{pack}) AS pack_{pack}" for pack in packs)
     engine.materialize(
         DAILY,
         f"""
         SELECT e.account_id, {d.day_of("e.ts")} AS day, k.chunk, bit_or(k.bit) AS features, count(*) AS events,
-               sum(e.quantity) AS quantity, min(e.ts) AS first_ts{"".join(f", sum(k.pack_{p}) AS pack_{p}" for p in packs)}
+               sum(e.quantity) AS quantity, min(e.ts) AS first_ts{sums}
         FROM usage_events e LEFT JOIN {KEY_PACKS} k ON k.feature = e.feature
         WHERE e.account_id IS NOT NULL AND e.ts IS NOT NULL
         GROUP BY e.account_id, {d.day_of("e.ts")}, k.chunk
