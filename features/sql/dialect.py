@@ -35,6 +35,7 @@ class Dialect:
     _series: str
     _regexp_all: str
     _bit: str
+    _shift_right: str
     _zoned_timestamps: tuple[str, ...]  # raw types holding instants with a zone (lower case prefixes)
     _from_zoned: str
     _native_timestamps: tuple[str, ...]  # raw types already holding naive timestamps or dates
@@ -105,6 +106,10 @@ class Dialect:
         """A BIGINT with only bit `position` (0-62, an integer expression) set, for `bit_or` masks."""
         return self._bit.format(n=position)
 
+    def shift_right(self, value: str, bits: int) -> str:
+        """`value` shifted right by `bits` (to read a count packed into a sum's higher bits)."""
+        return self._shift_right.format(value=value, n=bits)
+
 
 _DUCKDB_PARSED = "timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))"
 
@@ -118,6 +123,7 @@ DUCKDB = Dialect(
     _series="(SELECT CAST(unnest(range({low}, {high} + 1)) AS INTEGER) AS {column})",
     _regexp_all="regexp_replace({text}, '{pattern}', '{replacement}', 'g')",
     _bit="(CAST(1 AS BIGINT) << ({n}))",
+    _shift_right="({value} >> {n})",
     _zoned_timestamps=("timestamp with time zone",),
     _from_zoned="timezone('UTC', {raw})",
     _native_timestamps=("timestamp", "date"),
@@ -136,6 +142,7 @@ SPARK = Dialect(
     _series="(SELECT explode(sequence({low}, {high})) AS {column})",
     _regexp_all="regexp_replace({text}, '{pattern}', '{replacement}')",
     _bit="shiftleft(CAST(1 AS BIGINT), {n})",
+    _shift_right="shiftright({value}, {n})",
     _zoned_timestamps=(),  # Spark's `timestamp` (LTZ) is an instant: cast in the session's UTC zone
     _from_zoned="CAST({raw} AS TIMESTAMP_NTZ)",
     _native_timestamps=("timestamp", "date"),

@@ -1,0 +1,49 @@
+"""The tracked features' daily counts are packed several to a BIGINT sum in the usage scan: a packing
+of several counts per sum, and the rebuild with one count per sum when a day's events could
+overflow a slot, both give each feature's own count."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from feature_data import make_dataset, snapshot
+
+from features.families import usage
+
+AS_OF = "2024-04-01"
+# Events in the 30 days before AS_OF per feature (10 seats: per-seat value = count / 10); "Reports"
+# and "reports" share a key. Five "search" events on one day, one on another, one outside the window.
+COUNTS = {"search": 6, "reports": 4, "dashboards": 3, "export": 2, "api": 1, "compliance_audit": 1}
+EVENTS = pd.DataFrame(
+    [("A", "2024-03-20 10:00", "search")] * 5
+    + [("A", "2024-03-21 10:00", "search"), ("A", "2024-02-01 10:00", "search")]
+    + [("A", "2024-03-10 09:00", "Reports"), ("A", "2024-03-10 11:00", "reports")] * 2
+    + [("A", "2024-03-15 08:00", "dashboards")] * 3
+    + [("A", f"2024-03-{day} 08:00", "export") for day in (5, 25)]
+    + [("A", "2024-03-31 23:00", "api"), ("A", "2024-03-02 00:00", "Compliance Audit")],
+    columns=["account_id", "ts", "feature"],
+)
+
+
+@pytest.mark.parametrize(
+    ("slot_bits", "scans"),
+    [
+        (usage.PACKED_BITS, [usage.PACKED_BITS]),  # as built: 2 counts per sum
+        (20, [20]),  # 3 counts per sum
+        (2, [2, usage.MASK_BITS]),  # slots hold counts up to 3: a day with 5 events rebuilds, one count per sum
+    ],
+)
+def test_packed_counts_are_each_features_own_count(monkeypatch, slot_bits, scans):
+    monkeypatch.setattr(usage, "PACKED_BITS", slot_bits)
+    packings = []
+    daily_table = usage._daily_table
+
+    def recorded(engine, tracked, bits):
+        packings.append(bits)
+        return daily_table(engine, tracked, bits)
+
+    monkeypatch.setattr(usage, "_daily_table", recorded)
+    row = snapshot(make_dataset(usage_events=EVENTS), AS_OF, top_features=5)
+    per_feature = {name: row[name] for name in row.index if usage.PER_FEATURE.match(name)}
+    assert per_feature == pytest.approx({usage.per_feature_name(key): n / 10 for key, n in COUNTS.items()})
+    assert packings == scans
