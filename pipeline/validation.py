@@ -336,17 +336,27 @@ def time_limit(
 
 
 def keep_condition(
-    table: str, limit: pd.Timestamp, accounts: str, literal: Callable[[pd.Timestamp], str] = DUCKDB.timestamp
+    table: str,
+    limit: pd.Timestamp,
+    accounts: str,
+    literal: Callable[[pd.Timestamp], str] = DUCKDB.timestamp,
+    *,
+    scanned: str | None = None,
 ) -> str:
     """Rows kept: of a known account and dated before `limit` by the table's time column.
 
     Accounts themselves are all kept: a created_at in the future only moves the landing date
     to the first term start (`features/labels.py`), while dropping the account would drop
     its terms and events. `literal` spells the timestamp for the engine that applies it.
+    A filter or view looks the account up in the table or view `accounts`; a scan of the table
+    (aliased `scanned`) that LEFT JOINs the accounts (aliased `accounts`) on account_id checks
+    the join's match instead, so both spellings of the predicate come from here.
     """
     if table == "accounts":
         return "true"
     time_column = TABLES[table].time_column
+    if scanned is not None:
+        return f'{scanned}."{time_column}" < {literal(limit)} AND {accounts}.account_id IS NOT NULL'
     return f"{time_column} < {literal(limit)} AND account_id IN (SELECT account_id FROM {accounts})"
 
 
@@ -377,7 +387,7 @@ def _row_counts(con: duckdb.DuckDBPyConnection, name: str, limit: pd.Timestamp) 
         query = f"SELECT {_count_if(f'{time} >= {limit_sql}')}, 0, count(*), min({time}), max({time}), 0"
         source = f'"{canonical_view(name)}" t'
     else:
-        kept = f"{time} < {limit_sql} AND a.account_id IS NOT NULL"
+        kept = keep_condition(name, limit, "a", scanned="t")
         before = _count_if(f"{kept} AND {time} < a.created_at") if TABLES[name].is_event else "0"
         query = (
             f"SELECT {_count_if(f'{time} >= {limit_sql}')}, "
