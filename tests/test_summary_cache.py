@@ -137,6 +137,7 @@ def test_churn_score_keeps_the_summaries_in_the_workdir_and_scores_as_the_whole_
         dataset.con.execute("SET threads = 1")
         runs.append(score_date(dataset, when, settings, result.model_uri, history=False).scores)
     assert len(list((settings.workdir_path / "cache" / "older-rows").rglob("*.parquet"))) == 3 * 3
+    assert len(list((settings.workdir_path / "cache" / "window-rows").rglob("*.parquet"))) == 2 * 3  # the third run's
     pd.testing.assert_frame_equal(runs[1], runs[0], check_exact=True)
     pd.testing.assert_frame_equal(runs[2], runs[0], check_exact=True)
 
