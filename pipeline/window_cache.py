@@ -120,8 +120,9 @@ def cached_rows(con: duckdb.DuckDBPyConnection, rows: WindowRows) -> str | None:
 
 def store(con: duckdb.DuckDBPyConnection, rows: WindowRows, canonical: str) -> None:
     """Write the entries of the files read this run from `canonical` (their rows checked and cast by
-    now), then remove the files' other entries. A cache that cannot be written costs the next run
-    time, never its result: a warning, no error."""
+    now), then remove the files' other entries. A file with no such rows gets none (it stays one a
+    run reads: its row groups' statistics skip it). A cache that cannot be written costs the next
+    run time, never its result: a warning, no error."""
     targets = {file: target for file, target in rows.pending.items() if target is not None}
     if not targets:
         return
@@ -136,7 +137,8 @@ def store(con: duckdb.DuckDBPyConnection, rows: WindowRows, canonical: str) -> N
                 f'WHERE "{SOURCE_ROW}" > {offset} AND "{SOURCE_ROW}" <= {offset + rows.counts[file]} '
                 f'ORDER BY "{SOURCE_ROW}"'
             ).to_arrow_table()
-            write_entry(entry, target)
+            if entry.num_rows:  # a file without rows from the start on (an older partition) is skipped by
+                write_entry(entry, target)  # its statistics when read: nothing to keep
         prune(folder, rows.folder_entries)
     except OSError as exc:
         log.warning("checked %s rows not cached in %s: %s", rows.name, folder, exc)
