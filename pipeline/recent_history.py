@@ -43,7 +43,7 @@ from features.families.base import FamilyContext
 from features.settings import FeatureSettings
 from features.sql.dialect import DUCKDB
 from pipeline.summary_cache import drop_entries, entry_kinds, summary_entries, typed_view
-from pipeline.validation import SOURCE_ROW, canonical_select
+from pipeline.validation import SOURCE_ROW, canonical_select, value_checks
 from pipeline.window_cache import WindowRows, plan
 
 RECENT_TABLES = ("logins", "usage_events")
@@ -80,7 +80,8 @@ def create_recent_views(
     types = {column: kind for column, kind in raw_type.items() if column not in ("filename", "file_row_number")}
     counts = [pq.ParquetFile(f).metadata.num_rows for f in files]
     folder = window_cache / name if window_cache is not None else None
-    rows = plan(folder, name, files, counts, start, canonical_select(name, types))
+    checks = [condition for _, condition, _ in value_checks(TABLES[name], types)]
+    rows = plan(folder, name, files, counts, start, "\n".join([canonical_select(name, types), *checks]))
     offsets = pa.table({"filename": [str(f) for f in files], "offset": [rows.offsets[f] for f in files]})
     con.register(f"__offsets_{name}", offsets)
     time = time_sql(name, raw_type[TABLES[name].time_column])

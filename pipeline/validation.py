@@ -192,6 +192,22 @@ def _value_problems(
     con: duckdb.DuckDBPyConnection, contract: TableContract, types: dict[str, str], row: str
 ) -> list[str]:
     """Values that do not convert to the column's type, are out of range, and nulls in required columns."""
+    checks = value_checks(contract, types)
+    if not checks:
+        return []
+    counts_sql = ", ".join(f"count_if({cond})" for _, cond, _ in checks)
+    counts = con.execute(f'SELECT {counts_sql} FROM "__raw_{contract.name}"').fetchone()
+    problems = []
+    for (col, cond, problem), count in zip(checks, counts, strict=True):
+        if count:
+            examples = _examples(con, contract.name, col, cond, row)
+            problems.append(f"{contract.name}.{col}: {count} {problem} ({examples})")
+    return problems
+
+
+def value_checks(contract: TableContract, types: dict[str, str]) -> list[tuple[str, str, str]]:
+    """The single-row checks of a table with these raw column types: (column, SQL condition of a bad
+    row, problem). A row passes them or not whatever the other rows and tables hold."""
     checks: list[tuple[str, str, str]] = []  # (column, condition, problem)
     for column in contract.columns:
         if column.name not in types:
@@ -226,16 +242,7 @@ def _value_problems(
                 f"{rule.value} values are not from {rule.minimum:g} to {rule.maximum:g}",
             )
         )
-    if not checks:
-        return []
-    counts_sql = ", ".join(f"count_if({cond})" for _, cond, _ in checks)
-    counts = con.execute(f'SELECT {counts_sql} FROM "__raw_{contract.name}"').fetchone()
-    problems = []
-    for (col, cond, problem), count in zip(checks, counts, strict=True):
-        if count:
-            examples = _examples(con, contract.name, col, cond, row)
-            problems.append(f"{contract.name}.{col}: {count} {problem} ({examples})")
-    return problems
+    return checks
 
 
 def _examples(

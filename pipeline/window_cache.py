@@ -6,7 +6,7 @@ from a day on, once checked, are the same for every later run while the file is 
 are kept in the workdir (`<workdir>/cache/window-rows/<table>/`): per input file one parquet entry
 with its rows dated from the entry's start on, cast to the contract's types, with their row number
 in the file; named by a digest of the file's identity (`summary_cache.file_identity`) and of the
-SQL that casts its rows (the raw column types included), and by the start. A run whose read start
+SQL that checks and casts its rows (the raw column types included), and by the start. A run whose read start
 is on or up to `REUSE_DAYS` after an entry's start takes the entry's rows from its read start on
 instead of reading, checking and casting the file's; the other files are read as before and, when
 the run's checks pass, their entries are stored from the run's read start (replacing the file's
@@ -19,7 +19,9 @@ rows before created_at) is computed every run from the rows, kept or read.
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 
 import duckdb
@@ -60,20 +62,24 @@ class WindowRows:
 
 
 def plan(
-    folder: Path | None, name: str, files: list[Path], counts: list[int], start: pd.Timestamp, cast_sql: str
+    folder: Path | None, name: str, files: list[Path], counts: list[int], start: pd.Timestamp, code: str
 ) -> WindowRows:
     """Match each file (with its row count) to a usable entry in `folder`: one of its current contents
-    and code whose start is on or at most `REUSE_DAYS` before `start` (the latest such)."""
-    offsets = {file: sum(counts[:i]) for i, file in enumerate(files)}
+    and `code` (the SQL that checks and casts its rows) whose start is on or at most `REUSE_DAYS`
+    before `start` (the latest such)."""
+    offsets = dict(zip(files, accumulate(counts, initial=0), strict=False))
     rows = WindowRows(name, start, offsets, dict(zip(files, counts, strict=True)))
-    present = [p.name for p in folder.iterdir()] if folder is not None and folder.is_dir() else []
+    starts: dict[str, list[pd.Timestamp]] = {}  # entry stem -> the starts of its entries
+    for entry in folder.iterdir() if folder is not None and folder.is_dir() else ():
+        stem, _, rest = entry.name.partition(".from-")
+        with suppress(ValueError):
+            starts.setdefault(stem, []).append(pd.Timestamp(rest.removesuffix(".parquet")))
     for file in files:
         if folder is None:
             rows.pending[file] = None
             continue
-        stem = entry_stem(file_identity(file), cast_sql)
-        starts = [_entry_start(entry, stem) for entry in present]
-        usable = [s for s in starts if s is not None and start - pd.Timedelta(days=REUSE_DAYS) <= s <= start]
+        stem = entry_stem(file_identity(file), code)
+        usable = [s for s in starts.get(stem, []) if start - pd.Timedelta(days=REUSE_DAYS) <= s <= start]
         if usable:
             rows.cached[file] = folder / _entry_name(stem, max(usable))
         else:
@@ -85,19 +91,9 @@ def _entry_name(stem: str, start: pd.Timestamp) -> str:
     return f"{stem}.from-{start:%Y-%m-%d}.parquet"
 
 
-def _entry_start(entry: str, stem: str) -> pd.Timestamp | None:
-    prefix, suffix = f"{stem}.from-", ".parquet"
-    if not (entry.startswith(prefix) and entry.endswith(suffix)):
-        return None
-    try:
-        return pd.Timestamp(entry[len(prefix) : -len(suffix)])
-    except ValueError:
-        return None
-
-
 def cached_rows(con: duckdb.DuckDBPyConnection, rows: WindowRows) -> str | None:
     """A query of the cached files' rows from the run's read start on, canonical, each with its
-    `SOURCE_ROW`, in file order; None when no file has an entry."""
+    `SOURCE_ROW`; None when no file has an entry."""
     if not rows.cached:
         return None
     name = rows.name

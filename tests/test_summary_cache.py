@@ -267,3 +267,16 @@ def test_kept_window_rows_of_unknown_accounts_are_judged_every_run(data, tmp_pat
     unknown = [w for w in cached.report.warnings if w.problem == "rows for accounts not in accounts"]
     assert {w.table for w in unknown} >= {"usage_events"}
     _same_load(cached, uncached)
+
+
+def test_other_column_types_are_other_code_and_every_file_is_read_again(data, tmp_path) -> None:
+    """A file whose `quantity` is stored as text makes every usage file's rows cast from text."""
+    cache = tmp_path / "cache"
+    _load_window(data, cache)
+    before = _entries(cache)
+    part = data / "usage_events" / "part-0.parquet"
+    frame = pq.read_table(part).to_pandas()
+    _write(frame.assign(quantity=frame["quantity"].map(lambda v: None if pd.isna(v) else repr(v))), part)
+    _same_load(_load_window(data, cache), _load_window(data, None))
+    after = _entries(cache)
+    assert len(after) == len(before) and len(set(after) - set(before)) == 3  # the usage files' entries
