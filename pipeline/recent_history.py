@@ -85,12 +85,12 @@ def create_recent_views(
     offsets = pa.table({"filename": [str(f) for f in files], "offset": [rows.offsets[f] for f in files]})
     con.register(f"__offsets_{name}", offsets)
     time = time_sql(name, raw_type[TABLES[name].time_column])
-    if not rows.cached:
+    if len(rows.pending) == len(files):
         source = f'"__whole_{name}"'
     elif rows.pending:
         source = typed_view(con, f"__read_{name}", list(rows.pending), types, types)
     else:
-        source = f'(SELECT * FROM "__whole_{name}" WHERE false)'  # the columns only: every file is kept
+        source = f'(SELECT * FROM "__whole_{name}" WHERE false)'  # the columns only: no file is read
     con.execute(
         f'CREATE TEMP TABLE "__raw_{name}" AS SELECT w.* EXCLUDE (filename, file_row_number), '
         f'w.file_row_number + o."offset" + 1 AS "{SOURCE_ROW}" '

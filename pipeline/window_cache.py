@@ -6,14 +6,15 @@ from a day on, once checked, are the same for every later run while the file is 
 are kept in the workdir (`<workdir>/cache/window-rows/<table>/`): per input file one parquet entry
 with its rows dated from the entry's start on, cast to the contract's types, with their row number
 in the file; named by a digest of the file's identity (`summary_cache.file_identity`) and of the
-SQL that checks and casts its rows (the raw column types included), and by the start. A run whose read start
-is on or up to `REUSE_DAYS` after an entry's start takes the entry's rows from its read start on
-instead of reading, checking and casting the file's; the other files are read as before and, when
-the run's checks pass, their entries are stored from the run's read start (replacing the file's
-older ones). Entries hold only rows that passed every check of a single row (a bad value is fatal:
-the run reading it fails, nothing is stored), so a run with entries reports exactly what one
-without would; what depends on other tables or the clock (unknown accounts, future-dated rows,
-rows before created_at) is computed every run from the rows, kept or read.
+SQL that checks and casts its rows (the raw column types included), and by the start. A run whose
+read start is on or up to `REUSE_DAYS` after an entry's start takes the entry's rows from its read
+start on instead of reading, checking and casting the file's; the other files are read as before
+and, when the run's checks pass, their entries are stored from the run's read start (replacing the
+file's older ones; a file without such rows gets an empty marker and is not read again). Entries
+hold only rows that passed every check of a single row (a bad value is fatal: the run reading it
+fails, nothing is stored), so a run with entries reports exactly what one without would; what
+depends on other tables or the clock (unknown accounts, future-dated rows, rows before created_at)
+is computed every run from the rows, kept or read.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from itertools import accumulate
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -44,21 +46,23 @@ FILE_ROW = "file_row"
 rows of the files before it)."""
 
 
+NO_ROWS = ".none"
+"""The suffix of an empty marker entry: the file has no rows from the entry's start on (an older
+partition of a time-partitioned export), so a run neither reads it nor an entry of it."""
+
+
 @dataclass
 class WindowRows:
-    """Which files of a table a run takes from their entries and which it reads (with the entry each
-    would get; none without a cache folder)."""
+    """Which files of a table a run takes from their entries, which have no rows it needs, and which it
+    reads (with the entry each would get; none without a cache folder)."""
 
     name: str
     start: pd.Timestamp
     offsets: dict[Path, int]
     counts: dict[Path, int]
     cached: dict[Path, Path] = field(default_factory=dict)
+    empty: dict[Path, Path] = field(default_factory=dict)
     pending: dict[Path, Path | None] = field(default_factory=dict)
-
-    @property
-    def folder_entries(self) -> list[Path]:
-        return [*self.cached.values(), *(p for p in self.pending.values() if p is not None)]
 
 
 def plan(
@@ -69,26 +73,29 @@ def plan(
     before `start` (the latest such)."""
     offsets = dict(zip(files, accumulate(counts, initial=0), strict=False))
     rows = WindowRows(name, start, offsets, dict(zip(files, counts, strict=True)))
-    starts: dict[str, list[pd.Timestamp]] = {}  # entry stem -> the starts of its entries
+    entries: dict[str, list[tuple[pd.Timestamp, str]]] = {}  # entry stem -> (start, suffix) of its entries
     for entry in folder.iterdir() if folder is not None and folder.is_dir() else ():
         stem, _, rest = entry.name.partition(".from-")
+        day, dot, suffix = rest.partition(".")
         with suppress(ValueError):
-            starts.setdefault(stem, []).append(pd.Timestamp(rest.removesuffix(".parquet")))
+            entries.setdefault(stem, []).append((pd.Timestamp(day), dot + suffix))
     for file in files:
         if folder is None:
             rows.pending[file] = None
             continue
         stem = entry_stem(file_identity(file), code)
-        usable = [s for s in starts.get(stem, []) if start - pd.Timedelta(days=REUSE_DAYS) <= s <= start]
+        usable = [e for e in entries.get(stem, []) if start - pd.Timedelta(days=REUSE_DAYS) <= e[0] <= start]
         if usable:
-            rows.cached[file] = folder / _entry_name(stem, max(usable))
+            latest, suffix = max(usable)
+            kind = rows.empty if suffix == NO_ROWS else rows.cached
+            kind[file] = folder / _entry_name(stem, latest, suffix)
         else:
             rows.pending[file] = folder / _entry_name(stem, start)
     return rows
 
 
-def _entry_name(stem: str, start: pd.Timestamp) -> str:
-    return f"{stem}.from-{start:%Y-%m-%d}.parquet"
+def _entry_name(stem: str, start: pd.Timestamp, suffix: str = ".parquet") -> str:
+    return f"{stem}.from-{start:%Y-%m-%d}{suffix}"
 
 
 def cached_rows(con: duckdb.DuckDBPyConnection, rows: WindowRows) -> str | None:
@@ -116,25 +123,33 @@ def cached_rows(con: duckdb.DuckDBPyConnection, rows: WindowRows) -> str | None:
 
 def store(con: duckdb.DuckDBPyConnection, rows: WindowRows, canonical: str) -> None:
     """Write the entries of the files read this run from `canonical` (their rows checked and cast by
-    now), then remove the files' other entries. A file with no such rows gets none (it stays one a
-    run reads: its row groups' statistics skip it). A cache that cannot be written costs the next
-    run time, never its result: a warning, no error."""
+    now; a file without rows gets an empty marker, `NO_ROWS`), then remove the files' other entries.
+    A cache that cannot be written costs the next run time, never its result: a warning, no error."""
     targets = {file: target for file, target in rows.pending.items() if target is not None}
     if not targets:
         return
     folder = next(iter(targets.values())).parent
     columns = ", ".join(f'"{c.name}"' for c in TABLES[rows.name].columns)
+    files = list(rows.offsets)  # in file order: offsets ascending
+    numbers = con.execute(f'SELECT "{SOURCE_ROW}" FROM "{canonical}"').fetchnumpy()[SOURCE_ROW]
+    # A row numbered n is of the last file whose offset is below n (a file's rows are offset + 1 on).
+    with_rows = {files[i] for i in np.unique(np.searchsorted([rows.offsets[f] for f in files], numbers) - 1)}
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        written = []
         for file, target in targets.items():
+            if file not in with_rows:
+                written.append(target.with_suffix(NO_ROWS))
+                written[-1].touch()
+                continue
             offset = rows.offsets[file]
             entry = con.sql(
                 f'SELECT {columns}, "{SOURCE_ROW}" - {offset} AS "{FILE_ROW}" FROM "{canonical}" '
                 f'WHERE "{SOURCE_ROW}" > {offset} AND "{SOURCE_ROW}" <= {offset + rows.counts[file]} '
                 f'ORDER BY "{SOURCE_ROW}"'
             ).to_arrow_table()
-            if entry.num_rows:  # a file without rows from the start on (an older partition) is skipped by
-                write_entry(entry, target)  # its statistics when read: nothing to keep
-        prune(folder, rows.folder_entries)
+            write_entry(entry, target)
+            written.append(target)
+        prune(folder, [*rows.cached.values(), *rows.empty.values(), *written])
     except OSError as exc:
         log.warning("checked %s rows not cached in %s: %s", rows.name, folder, exc)
