@@ -146,21 +146,21 @@ def test_churn_score_keeps_the_summaries_in_the_workdir_and_scores_as_the_whole_
 
 
 def test_a_time_partitioned_copy_gives_the_same_features(data, model, expected, tmp_path) -> None:
-    """Hive folders `event_date=YYYY-MM-DD/` (a lakehouse export): read from the start on, cached alike."""
-    _time_partitioned(data)
-    cache = tmp_path / "cache"
-    pd.testing.assert_frame_equal(_features(data, model, cache), expected, check_exact=True)
-    pd.testing.assert_frame_equal(_features(data, model, cache), expected, check_exact=True)
-
-
-def _time_partitioned(data: Path) -> None:
-    """Rewrite the recent tables as hive folders `event_date=YYYY-MM-DD/`, one file a day."""
+    """Hive folders `event_date=YYYY-MM-DD/` (a lakehouse export): read from the start on, cached alike;
+    of the window rows, the days before the read start get an empty marker each and are not read again."""
     for name in RECENT_TABLES:
         frame = pq.read_table(data / name).to_pandas()
         shutil.rmtree(data / name)
         frame = frame.assign(event_date=frame["ts"].dt.date.astype(str)).sort_values(["ts", "account_id"])
         pq.write_to_dataset(pa.Table.from_pandas(frame, preserve_index=False), data / name, ["event_date"])
     assert len(list((data / "usage_events").iterdir())) > 300
+    cache, window = tmp_path / "cache", tmp_path / "window"
+    pd.testing.assert_frame_equal(_features(data, model, cache, window_cache=window), expected, check_exact=True)
+    entries, markers = _entries(window), {p.name for p in window.rglob("*.none")}
+    days = sum(len(list((data / name).iterdir())) for name in RECENT_TABLES)
+    assert entries and markers and len(entries) + len(markers) == days
+    pd.testing.assert_frame_equal(_features(data, model, cache, window_cache=window), expected, check_exact=True)
+    assert _entries(window) == entries and {p.name for p in window.rglob("*.none")} == markers
 
 
 def test_a_time_limit_before_the_read_start_reads_everything(data) -> None:
@@ -285,16 +285,3 @@ def test_other_column_types_are_other_code_and_every_file_is_read_again(data, tm
     _same_load(_load_window(data, cache), _load_window(data, None))
     after = _entries(cache)
     assert len(after) == len(before) and len(set(after) - set(before)) == 3  # the usage files' entries
-
-
-def test_a_time_partitioned_copy_keeps_the_window_days_and_marks_the_older_ones(data, tmp_path) -> None:
-    """The days before the read start have no rows a run needs: an empty marker each, nothing read."""
-    _time_partitioned(data)
-    cache = tmp_path / "cache"
-    uncached = _load_window(data, None)
-    _same_load(_load_window(data, cache), uncached)
-    entries, markers = _entries(cache), {p.name for p in cache.rglob("*.none")}
-    days = len(list((data / "usage_events").iterdir()))
-    assert markers and len(entries) + len(markers) == days + len(list((data / "logins").iterdir()))
-    _same_load(_load_window(data, cache), uncached)
-    assert _entries(cache) == entries and {p.name for p in cache.rglob("*.none")} == markers
