@@ -7,9 +7,10 @@ scoring, MLflow run), one measurement per call.
 Runs `BIN --no-progress score --data DIR --as-of D --config CFG --out FILE --no-history --overwrite`
 (BIN defaults to this environment's `churn`; pass another checkout's to time its code) and prints
 one table row: wall seconds, CPU seconds (user + sys, all threads) and peak resident memory of the
-child, the 1-minute load average before and after. With `--cold`, the summaries of older rows kept
-in the configured workdir (`<workdir>/cache/older-rows`) are removed first: the run computes them
-all, as the first daily run does. With `--same-as`, also whether the scores equal those of an
+child, the 1-minute load average before and after. With `--cold`, the summaries of older rows and
+the checked window rows kept in the configured workdir (`<workdir>/cache/older-rows`,
+`<workdir>/cache/window-rows`) are removed first: the run computes them all, as the first daily
+run does. With `--same-as`, also whether the scores equal those of an
 earlier run (exactly, and the largest difference in churn_probability).
 """
 
@@ -61,14 +62,15 @@ def main() -> None:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--churn", default=shutil.which("churn") or "churn")
     parser.add_argument("--whole-history", action="store_true", help="pass --whole-history (this checkout only)")
-    parser.add_argument("--cold", action="store_true", help="remove the workdir's summaries of older rows first")
+    parser.add_argument("--cold", action="store_true", help="remove the workdir's kept summaries and window rows first")
     parser.add_argument("--same-as", type=Path)
     args = parser.parse_args()
     if args.cold:
         workdir = (yaml.safe_load(Path(args.config).read_text()) or {}).get("workdir")
         if not workdir:
             sys.exit("--cold: the config names no workdir (where the summaries are kept).")
-        shutil.rmtree(Path(workdir) / "cache" / "older-rows", ignore_errors=True)
+        for kept in ("older-rows", "window-rows"):
+            shutil.rmtree(Path(workdir) / "cache" / kept, ignore_errors=True)
     command = [args.churn, "--no-progress", "score", "--data", args.data, "--as-of", args.as_of]
     command += ["--config", args.config, "--out", str(args.out), "--no-history", "--overwrite"]
     command += ["--whole-history"] if args.whole_history else []

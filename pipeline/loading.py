@@ -26,6 +26,7 @@ from features.errors import DataContractError
 from pipeline.io import literal_glob
 from pipeline.recent_history import RECENT_TABLES, create_recent_views, create_summary
 from pipeline.validation import SOURCE_ROW, ValidationReport, canonical_view, time_limit, validate
+from pipeline.window_cache import WindowRows, cached_rows, store
 
 Progress = Callable[[str, int, int], None]
 CSV_OPTIONS = "all_varchar=true, header=true, delim=','"  # text, to report bad values; commas, never guessed
@@ -85,6 +86,7 @@ def load_dataset(
     now: pd.Timestamp | None = None,
     read_from: pd.Timestamp | None = None,
     summary_cache: Path | None = None,
+    window_cache: Path | None = None,
 ) -> Dataset:
     """Read every contract table found in `data_dir` (parquet file, CSV file or parquet folder).
 
@@ -92,7 +94,9 @@ def load_dataset(
     `read_from` (scoring: `recent_history.read_start`), the big event tables stored as parquet are
     read and validated from that day on only, their older rows replaced by the few summary rows
     the features of dates from `read_from` + the longest window on need (`pipeline/recent_history.py`),
-    computed from per-file summaries kept in `summary_cache` when given (`pipeline/summary_cache.py`).
+    computed from per-file summaries kept in `summary_cache` when given (`pipeline/summary_cache.py`);
+    the checked rows from `read_from` on of files seen before are taken from `window_cache` when
+    given (`pipeline/window_cache.py`).
     When rows from before `read_from` may be excluded as future-dated (the clock or `data_end` is
     earlier), everything is read.
     """
@@ -104,6 +108,7 @@ def load_dataset(
     con = _connect()
     sources: dict[str, str] = {}
     recent: dict[str, RecentRead] = {}
+    windows: dict[str, WindowRows] = {}
     found = [(name, _locate(data_dir, name)) for name in TABLES]
     for done, (name, path) in enumerate(found, start=1):
         if progress:
@@ -111,19 +116,23 @@ def load_dataset(
         if path is None:
             continue
         if read_from is not None and name in RECENT_TABLES and path.suffix != ".csv":
-            recent[name] = RecentRead(read_from, parquet_files(path), summary_cache)
-        _create_raw_view(con, name, path, recent.get(name))
+            recent[name] = RecentRead(read_from, parquet_files(path), summary_cache, window_cache)
+        window = _create_raw_view(con, name, path, recent.get(name))
+        if window is not None:
+            windows[name] = window
         sources[name] = str(path)
-    return _finish(con, sources, data_end, grace_days, now, recent)
+    return _finish(con, sources, data_end, grace_days, now, recent, windows)
 
 
 @dataclass(frozen=True)
 class RecentRead:
-    """A table read from `start` on: its files, and where the summaries of their older rows are kept."""
+    """A table read from `start` on: its files, where the summaries of their older rows are kept, and
+    where their checked rows from a start on."""
 
     start: pd.Timestamp
     files: list[Path]
     cache: Path | None
+    window_cache: Path | None = None
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
@@ -144,13 +153,16 @@ def parquet_files(path: Path) -> list[Path]:
     return sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
 
 
-def _create_raw_view(con: duckdb.DuckDBPyConnection, name: str, path: Path, recent: RecentRead | None = None) -> None:
+def _create_raw_view(
+    con: duckdb.DuckDBPyConnection, name: str, path: Path, recent: RecentRead | None = None
+) -> WindowRows | None:
     """Expose the file as `__raw_<name>`; CSV is read as text so bad values can be reported.
 
     CSV means comma-separated: the delimiter is not guessed, so a short or truncated file is never
-    read as one wide column. With `recent`, parquet rows from its start on only
-    (`recent_history.create_recent_views`).
+    read as one wide column. With `recent`, parquet rows from its start on only, of the files whose
+    checked rows are not kept: the returned plan says which are (`recent_history.create_recent_views`).
     """
+    window = None
     try:
         if path.suffix == ".csv" and not path.is_dir():
             con.execute(
@@ -167,10 +179,11 @@ def _create_raw_view(con: duckdb.DuckDBPyConnection, name: str, path: Path, rece
             if recent is None:
                 con.read_parquet(globs, union_by_name=True).create_view(f"__raw_{name}")
             else:
-                create_recent_views(con, name, files, globs, recent.start)
+                window = create_recent_views(con, name, files, globs, recent.start, recent.window_cache)
         con.execute(f'SELECT * FROM "__raw_{name}" LIMIT 1').fetchall()
     except duckdb.Error as exc:
         raise DataContractError(f"Table '{name}': cannot read {path}: {duckdb_reason(exc)}") from exc
+    return window
 
 
 def _check_footer(name: str, file: Path) -> None:
@@ -213,19 +226,22 @@ def _finish(
     grace_days: int,
     now: pd.Timestamp | None = None,
     recent: Mapping[str, RecentRead] | None = None,
+    windows: Mapping[str, WindowRows] | None = None,
 ) -> Dataset:
     """Validate the raw views, then define the canonical ones (kept rows only) and collect the small tables.
 
-    The `recent` tables' raw views hold their rows from a date on: their canonical views add the
-    summary rows of the older ones (`_add_older_summary`)."""
-    recent = dict(recent or {})
+    The `recent` tables' raw views hold their rows from a date on (of the files whose checked rows
+    `windows` does not take from the cache): their canonical views add the summary rows of the older
+    ones (`_add_older_summary`)."""
+    recent, windows = dict(recent or {}), dict(windows or {})
+    checked = {name: query for name, rows in windows.items() if (query := cached_rows(con, rows)) is not None}
     try:
         raw_types = {
             name: {row[0]: row[1] for row in con.execute(f'DESCRIBE "__raw_{name}"').fetchall() if row[0] != SOURCE_ROW}
             for name in sources
         }
         # raises DataContractError on fatal problems
-        report = validate(con, raw_types, data_end, grace_days, now, numbered=frozenset(recent))
+        report = validate(con, raw_types, data_end, grace_days, now, numbered=frozenset(recent), checked=checked)
     except duckdb.Error as exc:
         broken = _broken_file(con, sources)
         if broken is not None:
@@ -234,6 +250,8 @@ def _finish(
         raise DataContractError(f"The input data cannot be read: {duckdb_reason(exc)}") from exc
     for name in (n for n in TABLES if n in raw_types):  # accounts first: the others' kept rows refer to it
         if name in recent:
+            if name in windows:  # the read rows passed the checks: kept for the next runs
+                store(con, windows[name], canonical_view(name))
             _add_older_summary(con, name, raw_types[name], recent[name], report)
         else:
             con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "{canonical_view(name)}" WHERE {report.keep[name]}')
@@ -262,10 +280,15 @@ def _add_older_summary(
     summary = f"__older_{name}"
     create_summary(con, summary, name, read.start, recent, types, read.files, read.cache)
     first, last = con.execute(f'SELECT min(ts), max(ts) FROM "{summary}"').fetchone()
-    # A table, not a view: the features scan it several times, summary rows included.
-    con.execute(f'CREATE TEMP TABLE "{name}" AS {recent} UNION ALL BY NAME SELECT * FROM "{summary}"')
+    # A table, not a view: the features scan it several times, summary rows included. The canonical
+    # table becomes it in place (a copy of millions of rows costs as much as reading them).
+    canonical = canonical_view(name)
+    if report.keep[name] != "true":
+        con.execute(f'DELETE FROM "{canonical}" WHERE ({report.keep[name]}) IS NOT TRUE')
+    con.execute(f'ALTER TABLE "{canonical}" DROP COLUMN "{SOURCE_ROW}"')
+    con.execute(f'INSERT INTO "{canonical}" BY NAME SELECT * FROM "{summary}"')
+    con.execute(f'ALTER TABLE "{canonical}" RENAME TO "{name}"')
     con.execute(f'DROP TABLE "{summary}"')
-    con.execute(f'DROP TABLE "{canonical_view(name)}"')  # the read rows live on in the table only
     stats = report.tables[name]
     if first is not None:
         stats.first = min(stats.first, pd.Timestamp(first)) if stats.first is not None else pd.Timestamp(first)

@@ -42,8 +42,9 @@ from features.contract import TABLES
 from features.families.base import FamilyContext
 from features.settings import FeatureSettings
 from features.sql.dialect import DUCKDB
-from pipeline.summary_cache import drop_entries, entry_kinds, summary_entries
-from pipeline.validation import SOURCE_ROW
+from pipeline.summary_cache import drop_entries, entry_kinds, summary_entries, typed_view
+from pipeline.validation import SOURCE_ROW, canonical_select, value_checks
+from pipeline.window_cache import WindowRows, plan
 
 RECENT_TABLES = ("logins", "usage_events")
 """The tables read from the window start on; the others are small and read whole."""
@@ -61,23 +62,42 @@ def time_sql(name: str, raw_type: str) -> str:
 
 
 def create_recent_views(
-    con: duckdb.DuckDBPyConnection, name: str, files: list[Path], patterns: list[str], start: pd.Timestamp
-) -> None:
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    files: list[Path],
+    patterns: list[str],
+    start: pd.Timestamp,
+    window_cache: Path | None = None,
+) -> WindowRows:
     """`__raw_<name>`: the rows dated from `start` on or without a usable date, each numbered
     (`SOURCE_ROW`) as in the whole files, kept in a temporary table (validation and the features read
-    them several times; one scan of the files); `__whole_<name>`: every row, for the summaries."""
+    them several times; one scan of the files); `__whole_<name>`: every row, for the summaries.
+
+    Files whose checked rows from `start` on are kept in `window_cache` (`pipeline/window_cache.py`)
+    are not read here: the returned plan names them and their rows (`window_cache.cached_rows`)."""
     con.read_parquet(patterns, union_by_name=True, file_row_number=True, filename=True).create_view(f"__whole_{name}")
-    counts = [pq.ParquetFile(f).metadata.num_rows for f in files]
-    offsets = pa.table({"filename": [str(f) for f in files], "offset": [sum(counts[:i]) for i in range(len(files))]})
-    con.register(f"__offsets_{name}", offsets)
     raw_type = dict(con.execute(f'SELECT column_name, column_type FROM (DESCRIBE "__whole_{name}")').fetchall())
+    types = {column: kind for column, kind in raw_type.items() if column not in ("filename", "file_row_number")}
+    counts = [pq.ParquetFile(f).metadata.num_rows for f in files]
+    folder = window_cache / name if window_cache is not None else None
+    checks = [condition for _, condition, _ in value_checks(TABLES[name], types)]
+    rows = plan(folder, name, files, counts, start, "\n".join([canonical_select(name, types), *checks]))
+    offsets = pa.table({"filename": [str(f) for f in files], "offset": [rows.offsets[f] for f in files]})
+    con.register(f"__offsets_{name}", offsets)
     time = time_sql(name, raw_type[TABLES[name].time_column])
+    if len(rows.pending) == len(files):
+        source = f'"__whole_{name}"'
+    elif rows.pending:
+        source = typed_view(con, f"__read_{name}", list(rows.pending), types, types)
+    else:
+        source = f'(SELECT * FROM "__whole_{name}" WHERE false)'  # the columns only: no file is read
     con.execute(
         f'CREATE TEMP TABLE "__raw_{name}" AS SELECT w.* EXCLUDE (filename, file_row_number), '
         f'w.file_row_number + o."offset" + 1 AS "{SOURCE_ROW}" '
-        f'FROM "__whole_{name}" w JOIN "__offsets_{name}" o ON o.filename = w.filename '
+        f'FROM {source} w JOIN "__offsets_{name}" o ON o.filename = w.filename '
         f"WHERE ({time}) >= {DUCKDB.timestamp(start)} OR ({time}) IS NULL"
     )
+    return rows
 
 
 def create_summary(

@@ -69,12 +69,18 @@ def load(
     """Load and validate the data directory; with a console, say which data end is used and what was excluded.
 
     With `read_from`, the big event tables are read and validated from that day on (`load_dataset`), the
-    summaries of their older rows kept in the workdir between runs.
+    summaries of their older rows and their checked rows of unchanged files kept in the workdir between runs.
     """
-    cache = settings.workdir_path / "cache" / "older-rows" if read_from is not None else None
+    cache = settings.workdir_path / "cache"
     with progress_bars() as progress:
         dataset = load_dataset(
-            data, settings.data.data_end, settings.data.grace_days, progress, read_from=read_from, summary_cache=cache
+            data,
+            settings.data.data_end,
+            settings.data.grace_days,
+            progress,
+            read_from=read_from,
+            summary_cache=cache / "older-rows" if read_from is not None else None,
+            window_cache=cache / "window-rows" if read_from is not None else None,
         )
     report = dataset.report
     log.info("data end %s (%s)", report.data_end.isoformat(), report.data_end_source)

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterable
 from contextlib import suppress
 from pathlib import Path
 
@@ -80,7 +81,8 @@ def summary_entries(
     pending = [f for f in files if f not in set(cached)]
     queries: dict[str, list[str]] = {kind: [] for kind in kinds}
     if pending:
-        source = f"__whole_{name}" if not cached else _pending_view(con, name, pending, types)
+        used = {c for columns in ENTRY_COLUMNS.values() for c in columns}
+        source = f"__whole_{name}" if not cached else typed_view(con, f"__pending_{name}", pending, types, used)
         for kind in kinds:
             con.execute(f'CREATE TEMP TABLE "__fresh_{name}_{kind}" AS {entry_sql(kind, name, types, source)}')
             queries[kind].append(f'SELECT * EXCLUDE (filename) FROM "__fresh_{name}_{kind}"')
@@ -90,7 +92,7 @@ def summary_entries(
         con.read_parquet([literal_glob(targets[f][kind]) for f in cached]).create_view(f"__cached_{name}_{kind}")
         queries[kind].append(f'SELECT * FROM "__cached_{name}_{kind}"')
     if folder is not None and folder.is_dir():
-        _prune(folder, targets)
+        prune(folder, [p for paths in targets.values() for p in paths.values()])
     return {kind: " UNION ALL ".join(parts) for kind, parts in queries.items()}
 
 
@@ -102,19 +104,23 @@ def drop_entries(con: duckdb.DuckDBPyConnection, name: str) -> None:
     con.execute(f'DROP VIEW IF EXISTS "__pending_{name}"')
 
 
-def _pending_view(con: duckdb.DuckDBPyConnection, name: str, pending: list[Path], types: dict[str, str]) -> str:
-    """`__pending_<name>`: the rows of the files not yet summarised, with the column types of all the
-    files read together (as `__whole_<name>` has them), so their entries equal those of a whole read."""
-    relation = con.read_parquet([literal_glob(f) for f in pending], union_by_name=True, filename=True)
-    have = set(relation.columns)
-    used = {c for columns in ENTRY_COLUMNS.values() for c in columns}
+def typed_view(
+    con: duckdb.DuckDBPyConnection, view: str, files: list[Path], types: dict[str, str], columns: Iterable[str]
+) -> str:
+    """`view`: the rows of some of a table's files (with `filename` and `file_row_number`), their
+    `columns` in the types of all the files read together (`types`, as `__whole_<name>` has them;
+    NULL where these files lack one), so what is computed from them equals what a whole read gives."""
+    relation = con.read_parquet(
+        [literal_glob(f) for f in files], union_by_name=True, filename=True, file_row_number=True
+    )
+    have, wanted = set(relation.columns), set(columns)
     select = ", ".join(
         f'CAST("{column}" AS {raw_type}) AS "{column}"' if column in have else f'CAST(NULL AS {raw_type}) AS "{column}"'
         for column, raw_type in types.items()
-        if column in used
+        if column in wanted
     )
-    relation.project(f"filename, {select}").create_view(f"__pending_{name}")
-    return f"__pending_{name}"
+    relation.project(f"filename, file_row_number, {select}").create_view(view)
+    return view
 
 
 def file_identity(file: Path) -> dict[str, object]:
@@ -137,14 +143,18 @@ def file_identity(file: Path) -> dict[str, object]:
     }
 
 
-def _digest(value: object) -> str:
+def digest(value: object) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
 def _entry_path(folder: Path, identity: dict[str, object], kind: str, sql: str) -> Path:
     """`<path digest>-<contents digest>.<kind>.parquet`: the name says which file, which contents, which code."""
-    contents = _digest({"sql": sql, **identity})
-    return folder / f"{_digest(identity['path'])[:16]}-{contents[:32]}.{kind}.parquet"
+    return folder / f"{entry_stem(identity, sql)}.{kind}.parquet"
+
+
+def entry_stem(identity: dict[str, object], sql: str) -> str:
+    """`<path digest>-<contents digest>`: which file, which contents, which code."""
+    return f"{digest(identity['path'])[:16]}-{digest({'sql': sql, **identity})[:32]}"
 
 
 def _store(
@@ -165,12 +175,13 @@ def _store(
             for file, count in con.execute(f"SELECT filename, count(*) FROM {table} GROUP BY 1 ORDER BY 1").fetchall():
                 ranges[file], offset = (offset, count), offset + count
             for file, paths in targets.items():
-                _write(rows.slice(*ranges.get(str(file), (0, 0))), paths[kind])
+                write_entry(rows.slice(*ranges.get(str(file), (0, 0))), paths[kind])
     except OSError as exc:
         log.warning("summaries of the older %s rows not cached in %s: %s", name, folder, exc)
 
 
-def _write(table, target: Path) -> None:
+def write_entry(table, target: Path) -> None:
+    """Write `table` to `target` through a temporary sibling: the entry is whole or absent."""
     temporary = temporary_sibling(target)
     try:
         pq.write_table(table, temporary)
@@ -180,10 +191,10 @@ def _write(table, target: Path) -> None:
             temporary.unlink()
 
 
-def _prune(folder: Path, targets: dict[Path, dict[str, Path]]) -> None:
-    """Remove the entries of earlier contents of these files (never usable again) and temporaries
-    of writers that died."""
-    current = {p.name for paths in targets.values() for p in paths.values()}
+def prune(folder: Path, entries: Iterable[Path]) -> None:
+    """Keep `entries`; remove the other entries of their input files (earlier contents: never usable
+    again) and temporaries of writers that died."""
+    current = {p.name for p in entries}
     files = {n.split("-")[0] for n in current}
     for entry in folder.iterdir():
         if entry.name.startswith("."):

@@ -15,7 +15,7 @@ counted and kept, with the action stated.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import duckdb
@@ -86,12 +86,16 @@ def validate(
     grace_days: int = 30,
     now: pd.Timestamp | None = None,
     numbered: frozenset[str] = frozenset(),
+    checked: Mapping[str, str] | None = None,
 ) -> ValidationReport:
     """Validate the `__raw_<table>` views; raise on fatal problems, return the report otherwise.
 
     `now` is the run's clock (naive UTC; default: the current time). The raw views of the
     `numbered` tables hold part of their files, with each row's number in the files as `SOURCE_ROW`,
-    so examples cite the same rows as a check of the whole files.
+    so examples cite the same rows as a check of the whole files. `checked` gives, per numbered
+    table, a query of more of its rows that passed these checks in an earlier run, already in
+    canonical form with their `SOURCE_ROW` (`pipeline/window_cache.py`): they join the canonical
+    rows unchecked (a check of them finds nothing, so the checks count and cite the same rows).
     """
     problems = _structural_problems(raw_types)
     if problems:
@@ -105,7 +109,7 @@ def validate(
         raise DataContractError(_format_problems(problems))
 
     tables = [name for name in TABLES if name in raw_types]  # accounts first: the others' kept rows need it
-    _canonical_views(con, raw_types, numbered)
+    _canonical_views(con, raw_types, numbered, checked or {})
     try:
         counts = {name: _row_counts(con, name, limit) for name in tables}
         exclusions = _exclude(con, tables, limit, limit_text, counts)
@@ -188,6 +192,22 @@ def _value_problems(
     con: duckdb.DuckDBPyConnection, contract: TableContract, types: dict[str, str], row: str
 ) -> list[str]:
     """Values that do not convert to the column's type, are out of range, and nulls in required columns."""
+    checks = value_checks(contract, types)
+    if not checks:
+        return []
+    counts_sql = ", ".join(f"count_if({cond})" for _, cond, _ in checks)
+    counts = con.execute(f'SELECT {counts_sql} FROM "__raw_{contract.name}"').fetchone()
+    problems = []
+    for (col, cond, problem), count in zip(checks, counts, strict=True):
+        if count:
+            examples = _examples(con, contract.name, col, cond, row)
+            problems.append(f"{contract.name}.{col}: {count} {problem} ({examples})")
+    return problems
+
+
+def value_checks(contract: TableContract, types: dict[str, str]) -> list[tuple[str, str, str]]:
+    """The single-row checks of a table with these raw column types: (column, SQL condition of a bad
+    row, problem). A row passes them or not whatever the other rows and tables hold."""
     checks: list[tuple[str, str, str]] = []  # (column, condition, problem)
     for column in contract.columns:
         if column.name not in types:
@@ -222,16 +242,7 @@ def _value_problems(
                 f"{rule.value} values are not from {rule.minimum:g} to {rule.maximum:g}",
             )
         )
-    if not checks:
-        return []
-    counts_sql = ", ".join(f"count_if({cond})" for _, cond, _ in checks)
-    counts = con.execute(f'SELECT {counts_sql} FROM "__raw_{contract.name}"').fetchone()
-    problems = []
-    for (col, cond, problem), count in zip(checks, counts, strict=True):
-        if count:
-            examples = _examples(con, contract.name, col, cond, row)
-            problems.append(f"{contract.name}.{col}: {count} {problem} ({examples})")
-    return problems
+    return checks
 
 
 def _examples(
@@ -336,17 +347,27 @@ def time_limit(
 
 
 def keep_condition(
-    table: str, limit: pd.Timestamp, accounts: str, literal: Callable[[pd.Timestamp], str] = DUCKDB.timestamp
+    table: str,
+    limit: pd.Timestamp,
+    accounts: str,
+    literal: Callable[[pd.Timestamp], str] = DUCKDB.timestamp,
+    *,
+    scanned: str | None = None,
 ) -> str:
     """Rows kept: of a known account and dated before `limit` by the table's time column.
 
     Accounts themselves are all kept: a created_at in the future only moves the landing date
     to the first term start (`features/labels.py`), while dropping the account would drop
     its terms and events. `literal` spells the timestamp for the engine that applies it.
+    A filter or view looks the account up in the table or view `accounts`; a scan of the table
+    (aliased `scanned`) that LEFT JOINs the accounts (aliased `accounts`) on account_id checks
+    the join's match instead, so both spellings of the predicate come from here.
     """
     if table == "accounts":
         return "true"
     time_column = TABLES[table].time_column
+    if scanned is not None:
+        return f'{scanned}."{time_column}" < {literal(limit)} AND {accounts}.account_id IS NOT NULL'
     return f"{time_column} < {literal(limit)} AND account_id IN (SELECT account_id FROM {accounts})"
 
 
@@ -377,7 +398,7 @@ def _row_counts(con: duckdb.DuckDBPyConnection, name: str, limit: pd.Timestamp) 
         query = f"SELECT {_count_if(f'{time} >= {limit_sql}')}, 0, count(*), min({time}), max({time}), 0"
         source = f'"{canonical_view(name)}" t'
     else:
-        kept = f"{time} < {limit_sql} AND a.account_id IS NOT NULL"
+        kept = keep_condition(name, limit, "a", scanned="t")
         before = _count_if(f"{kept} AND {time} < a.created_at") if TABLES[name].is_event else "0"
         query = (
             f"SELECT {_count_if(f'{time} >= {limit_sql}')}, "
@@ -457,19 +478,29 @@ def _data_end(counts: dict[str, RowCounts], explicit: pd.Timestamp | None) -> tu
 
 
 # ------------------------------------------------------------------------------ kept rows
-def _canonical_views(con: duckdb.DuckDBPyConnection, raw_types: RawTypes, numbered: frozenset[str]) -> None:
+def canonical_select(name: str, types: dict[str, str]) -> str:
+    """The select list casting a table's raw columns (`types`) to the contract's (absent ones: defaults)."""
+    return ", ".join(c.select_sql(types.get(c.name)) for c in TABLES[name].columns)
+
+
+def _canonical_views(
+    con: duckdb.DuckDBPyConnection, raw_types: RawTypes, numbered: frozenset[str], checked: Mapping[str, str]
+) -> None:
     """The canonical casts of every table, defined once (`canonical_view`), and for the exclusion and
     warning checks a temporary view of them numbered in file order (the rows an example cites).
 
     A numbered table's raw rows are a temporary table read for this run (`recent_history`): its
     canonical rows (with `SOURCE_ROW`) become a temporary table too, cast once for the checks, the
-    summaries and the features, and the raw rows are dropped (their values are checked by now)."""
+    summaries and the features, with the table's `checked` rows, and the raw rows are dropped (their
+    values are checked by now). Rows are in no particular order (a parallel read of several files
+    has none either); examples are ordered by `SOURCE_ROW`."""
     for name, types in raw_types.items():
-        select = ", ".join(c.select_sql(types.get(c.name)) for c in TABLES[name].columns)
+        select = canonical_select(name, types)
         if name in numbered:
-            con.execute(
-                f'CREATE TEMP TABLE "{canonical_view(name)}" AS SELECT {select}, "{SOURCE_ROW}" FROM "__raw_{name}"'
-            )
+            rows = f'SELECT {select}, "{SOURCE_ROW}" FROM "__raw_{name}"'
+            if name in checked:
+                rows = f"{rows} UNION ALL {checked[name]}"
+            con.execute(f'CREATE TEMP TABLE "{canonical_view(name)}" AS {rows}')
             con.execute(f'DROP TABLE "__raw_{name}"')
         else:
             con.execute(f'CREATE VIEW "{canonical_view(name)}" AS SELECT {select} FROM "__raw_{name}"')

@@ -2,7 +2,8 @@
 score: a run that reads them gives exactly the features of one that computes them, and editing,
 adding or removing an input file makes the run summarise that file again (or no longer read it).
 Also: a time-partitioned (hive folder) copy of the data gives the same one-date features, and a
-time limit before the read start makes the run read everything.
+time limit before the read start makes the run read everything. And the checked window rows kept
+beside them (`pipeline/window_cache.py`): see the last section.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from features.build import build_features
+from features.errors import DataContractError
 from features.settings import FeatureSettings
-from pipeline.loading import load_dataset
+from pipeline.loading import Dataset, load_dataset
 from pipeline.recent_history import RECENT_TABLES, read_start
 from pipeline.summary_cache import file_identity
+from pipeline.window_cache import REUSE_DAYS
 from tests.conftest import book_settings
 
 WHEN = "2025-01-15"
@@ -137,21 +140,27 @@ def test_churn_score_keeps_the_summaries_in_the_workdir_and_scores_as_the_whole_
         dataset.con.execute("SET threads = 1")
         runs.append(score_date(dataset, when, settings, result.model_uri, history=False).scores)
     assert len(list((settings.workdir_path / "cache" / "older-rows").rglob("*.parquet"))) == 3 * 3
+    assert len(list((settings.workdir_path / "cache" / "window-rows").rglob("*.parquet"))) == 2 * 3  # the third run's
     pd.testing.assert_frame_equal(runs[1], runs[0], check_exact=True)
     pd.testing.assert_frame_equal(runs[2], runs[0], check_exact=True)
 
 
 def test_a_time_partitioned_copy_gives_the_same_features(data, model, expected, tmp_path) -> None:
-    """Hive folders `event_date=YYYY-MM-DD/` (a lakehouse export): read from the start on, cached alike."""
+    """Hive folders `event_date=YYYY-MM-DD/` (a lakehouse export): read from the start on, cached alike;
+    of the window rows, the days before the read start get an empty marker each and are not read again."""
     for name in RECENT_TABLES:
         frame = pq.read_table(data / name).to_pandas()
         shutil.rmtree(data / name)
         frame = frame.assign(event_date=frame["ts"].dt.date.astype(str)).sort_values(["ts", "account_id"])
         pq.write_to_dataset(pa.Table.from_pandas(frame, preserve_index=False), data / name, ["event_date"])
     assert len(list((data / "usage_events").iterdir())) > 300
-    cache = tmp_path / "cache"
-    pd.testing.assert_frame_equal(_features(data, model, cache), expected, check_exact=True)
-    pd.testing.assert_frame_equal(_features(data, model, cache), expected, check_exact=True)
+    cache, window = tmp_path / "cache", tmp_path / "window"
+    pd.testing.assert_frame_equal(_features(data, model, cache, window_cache=window), expected, check_exact=True)
+    entries, markers = _entries(window), {p.name for p in window.rglob("*.none")}
+    days = sum(len(list((data / name).iterdir())) for name in RECENT_TABLES)
+    assert entries and markers and len(entries) + len(markers) == days
+    pd.testing.assert_frame_equal(_features(data, model, cache, window_cache=window), expected, check_exact=True)
+    assert _entries(window) == entries and {p.name for p in window.rglob("*.none")} == markers
 
 
 def test_a_time_limit_before_the_read_start_reads_everything(data) -> None:
@@ -161,3 +170,118 @@ def test_a_time_limit_before_the_read_start_reads_everything(data) -> None:
     assert dataset.read_from == {}
     dataset = load_dataset(data, data_end=start + pd.Timedelta(days=10), read_from=start)
     assert dataset.read_from == dict.fromkeys(RECENT_TABLES, start)
+
+
+# ------------------------------------------------------------------------------ kept window rows
+# The checked window rows kept between scoring runs (`pipeline/window_cache.py`) never change a
+# result: a run that takes them from the cache gives exactly the rows and validation report of one
+# that reads the files (and the features); an edited file is read again (its entry replaced, the
+# others kept); a later date reuses the entries for `REUSE_DAYS`, then stores new ones; a bad value
+# is reported as without a cache and never kept; rows whose fate depends on the other tables
+# (unknown accounts) are judged every run.
+
+
+def _load_window(data: Path, cache: Path | None, when: str = WHEN) -> Dataset:
+    dataset = load_dataset(data, read_from=read_start([when], FeatureSettings()), window_cache=cache)
+    dataset.con.execute("SET threads = 1")  # sums in one order: equal inputs give bit-identical outputs
+    return dataset
+
+
+def _window_features(dataset: Dataset, model) -> pd.DataFrame:
+    return build_features(dataset, [WHEN], FeatureSettings(), 30, feature_set=model.feature_set_)
+
+
+def _rows(dataset: Dataset, name: str) -> pd.DataFrame:
+    """A table's rows in one order (a parallel read of several files has none)."""
+    return dataset.con.execute(f"SELECT * FROM {name} ORDER BY ALL").df()
+
+
+def _same_load(cached: Dataset, uncached: Dataset) -> None:
+    """Equal report (counts, first/last, warnings with their example rows) and event rows, summary
+    rows included: what the features are computed from (equal features: the first test)."""
+    assert cached.report.tables == uncached.report.tables
+    assert cached.report.warnings == uncached.report.warnings
+    assert cached.data_end == uncached.data_end
+    for name in RECENT_TABLES:
+        pd.testing.assert_frame_equal(_rows(cached, name), _rows(uncached, name), check_exact=True)
+
+
+def test_kept_window_rows_give_the_rows_of_a_read_and_an_edited_file_is_read_again(data, model, tmp_path) -> None:
+    cache = tmp_path / "cache"
+    uncached = _load_window(data, None)
+    _same_load(_load_window(data, cache), uncached)  # reads every file, stores their entries
+    entries = _entries(cache)
+    assert len(entries) == 2 * 3  # per table and file
+    cached = _load_window(data, cache)  # reads no file
+    assert _entries(cache) == entries
+    _same_load(cached, uncached)
+    pd.testing.assert_frame_equal(_window_features(cached, model), _window_features(uncached, model), check_exact=True)
+
+    # Edit the window rows of one file: it is read again (the other two taken from the cache).
+    part = data / "usage_events" / "part-1.parquet"
+    frame = pq.read_table(part).to_pandas()
+    recent = frame["ts"] >= read_start([WHEN], FeatureSettings())
+    frame.loc[recent, "quantity"] = frame.loc[recent, "quantity"] * 2 + 1
+    _write(frame, part)
+    edited = _load_window(data, cache)
+    assert not _rows(edited, "usage_events").equals(_rows(uncached, "usage_events"))
+    _same_load(edited, _load_window(data, None))
+    after = _entries(cache)
+    changed = set(after) - set(entries)
+    assert len(changed) == 1 and len(after) == len(entries)  # part-1's entry replaced, the others kept
+    assert {n: i for n, i in after.items() if n not in changed} == {n: i for n, i in entries.items() if n in after}
+
+
+def test_a_later_date_reuses_the_kept_window_rows_then_refreshes_them(data, tmp_path) -> None:
+    cache = tmp_path / "cache"
+    _load_window(data, cache)
+    entries = _entries(cache)
+    later = str((pd.Timestamp(WHEN) + pd.Timedelta(days=REUSE_DAYS)).date())
+    _same_load(_load_window(data, cache, later), _load_window(data, None, later))
+    assert _entries(cache) == entries  # rows from the earlier start on, those from the later one kept
+    too_late = str((pd.Timestamp(later) + pd.Timedelta(days=1)).date())
+    _same_load(_load_window(data, cache, too_late), _load_window(data, None, too_late))
+    assert len(_entries(cache)) == len(entries) and not set(_entries(cache)) & set(entries)  # all replaced
+
+
+def test_a_bad_window_value_is_reported_as_without_a_cache_and_never_kept(data, tmp_path) -> None:
+    cache = tmp_path / "cache"
+    _load_window(data, cache)
+    entries = _entries(cache)
+    part = data / "logins" / "part-2.parquet"  # after two kept files: its rows are numbered after theirs
+    frame = pq.read_table(part).to_pandas()
+    frame.loc[frame.index[-3:], "ts"] = pd.NaT  # read (a row without a date may be recent), then fatal
+    _write(frame, part)
+    with pytest.raises(DataContractError) as uncached:
+        _load_window(data, None)
+    with pytest.raises(DataContractError) as cached:
+        _load_window(data, cache)
+    assert str(cached.value) == str(uncached.value)
+    assert "logins.ts: 3 values are missing (rows " in str(cached.value)
+    assert _entries(cache) == entries  # nothing stored for the bad file
+
+
+def test_kept_window_rows_of_unknown_accounts_are_judged_every_run(data, tmp_path) -> None:
+    """A kept file's rows of an account missing from `accounts` are excluded (and cited) each run."""
+    cache = tmp_path / "cache"
+    _load_window(data, cache)
+    accounts = pq.read_table(data / "accounts.parquet").to_pandas()
+    dropped = pq.read_table(data / "usage_events" / "part-2.parquet").to_pandas()["account_id"].iloc[-1]
+    _write(accounts[accounts["account_id"] != dropped], data / "accounts.parquet")
+    cached, uncached = _load_window(data, cache), _load_window(data, None)
+    unknown = [w for w in cached.report.warnings if w.problem == "rows for accounts not in accounts"]
+    assert {w.table for w in unknown} >= {"usage_events"}
+    _same_load(cached, uncached)
+
+
+def test_other_column_types_are_other_code_and_every_file_is_read_again(data, tmp_path) -> None:
+    """A file whose `quantity` is stored as text makes every usage file's rows cast from text."""
+    cache = tmp_path / "cache"
+    _load_window(data, cache)
+    before = _entries(cache)
+    part = data / "usage_events" / "part-0.parquet"
+    frame = pq.read_table(part).to_pandas()
+    _write(frame.assign(quantity=frame["quantity"].map(lambda v: None if pd.isna(v) else repr(v))), part)
+    _same_load(_load_window(data, cache), _load_window(data, None))
+    after = _entries(cache)
+    assert len(after) == len(before) and len(set(after) - set(before)) == 3  # the usage files' entries

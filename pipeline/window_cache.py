@@ -1,0 +1,155 @@
+"""The checked, canonical window rows of the big event tables' files, kept between scoring runs.
+
+A one-date run reads `logins` and `usage_events` from its read start on (`recent_history`) and
+checks and casts those rows (`validation`): the largest part of such a run. The rows a file holds
+from a day on, once checked, are the same for every later run while the file is unchanged, so they
+are kept in the workdir (`<workdir>/cache/window-rows/<table>/`): per input file one parquet entry
+with its rows dated from the entry's start on, cast to the contract's types, with their row number
+in the file; named by a digest of the file's identity (`summary_cache.file_identity`) and of the
+SQL that checks and casts its rows (the raw column types included), and by the start. A run whose
+read start is on or up to `REUSE_DAYS` after an entry's start takes the entry's rows from its read
+start on instead of reading, checking and casting the file's; the other files are read as before
+and, when the run's checks pass, their entries are stored from the run's read start (replacing the
+file's older ones; a file without such rows gets an empty marker and is not read again). Entries
+hold only rows that passed every check of a single row (a bad value is fatal: the run reading it
+fails, nothing is stored), so a run with entries reports exactly what one without would; what
+depends on other tables or the clock (unknown accounts, future-dated rows, rows before created_at)
+is computed every run from the rows, kept or read.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import suppress
+from dataclasses import dataclass, field
+from itertools import accumulate
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from features.contract import TABLES
+from features.sql.dialect import DUCKDB
+from pipeline.io import literal_glob
+from pipeline.summary_cache import entry_stem, file_identity, prune, write_entry
+from pipeline.validation import SOURCE_ROW
+
+log = logging.getLogger(__name__)
+
+REUSE_DAYS = 31
+"""How long after its start an entry serves: its rows before a run's read start are read for nothing."""
+
+FILE_ROW = "file_row"
+"""An entry's column: the row's 1-based number in its input file (its `SOURCE_ROW` is that plus the
+rows of the files before it)."""
+
+
+NO_ROWS = ".none"
+"""The suffix of an empty marker entry: the file has no rows from the entry's start on (an older
+partition of a time-partitioned export), so a run neither reads it nor an entry of it."""
+
+
+@dataclass
+class WindowRows:
+    """Which files of a table a run takes from their entries, which have no rows it needs, and which it
+    reads (with the entry each would get; none without a cache folder)."""
+
+    name: str
+    start: pd.Timestamp
+    offsets: dict[Path, int]
+    counts: dict[Path, int]
+    cached: dict[Path, Path] = field(default_factory=dict)
+    empty: dict[Path, Path] = field(default_factory=dict)
+    pending: dict[Path, Path | None] = field(default_factory=dict)
+
+
+def plan(
+    folder: Path | None, name: str, files: list[Path], counts: list[int], start: pd.Timestamp, code: str
+) -> WindowRows:
+    """Match each file (with its row count) to a usable entry in `folder`: one of its current contents
+    and `code` (the SQL that checks and casts its rows) whose start is on or at most `REUSE_DAYS`
+    before `start` (the latest such)."""
+    offsets = dict(zip(files, accumulate(counts, initial=0), strict=False))
+    rows = WindowRows(name, start, offsets, dict(zip(files, counts, strict=True)))
+    entries: dict[str, list[tuple[pd.Timestamp, str]]] = {}  # entry stem -> (start, suffix) of its entries
+    for entry in folder.iterdir() if folder is not None and folder.is_dir() else ():
+        stem, _, rest = entry.name.partition(".from-")
+        day, dot, suffix = rest.partition(".")
+        with suppress(ValueError):
+            entries.setdefault(stem, []).append((pd.Timestamp(day), dot + suffix))
+    for file in files:
+        if folder is None:
+            rows.pending[file] = None
+            continue
+        stem = entry_stem(file_identity(file), code)
+        usable = [e for e in entries.get(stem, []) if start - pd.Timedelta(days=REUSE_DAYS) <= e[0] <= start]
+        if usable:
+            latest, suffix = max(usable)
+            kind = rows.empty if suffix == NO_ROWS else rows.cached
+            kind[file] = folder / _entry_name(stem, latest, suffix)
+        else:
+            rows.pending[file] = folder / _entry_name(stem, start)
+    return rows
+
+
+def _entry_name(stem: str, start: pd.Timestamp, suffix: str = ".parquet") -> str:
+    return f"{stem}.from-{start:%Y-%m-%d}{suffix}"
+
+
+def cached_rows(con: duckdb.DuckDBPyConnection, rows: WindowRows) -> str | None:
+    """A query of the cached files' rows from the run's read start on, canonical, each with its
+    `SOURCE_ROW`; None when no file has an entry."""
+    if not rows.cached:
+        return None
+    name = rows.name
+    entries = pa.table(
+        {
+            "filename": [str(entry) for entry in rows.cached.values()],
+            "offset": [rows.offsets[file] for file in rows.cached],
+        }
+    )
+    con.register(f"__window_offsets_{name}", entries)
+    con.read_parquet([literal_glob(e) for e in rows.cached.values()], filename=True).create_view(f"__window_{name}")
+    columns = ", ".join(f'e."{c.name}"' for c in TABLES[name].columns)
+    time_column = TABLES[name].time_column
+    return (
+        f'SELECT {columns}, e."{FILE_ROW}" + o."offset" AS "{SOURCE_ROW}" FROM "__window_{name}" e '
+        f'JOIN "__window_offsets_{name}" o ON o.filename = e.filename '
+        f'WHERE e."{time_column}" >= {DUCKDB.timestamp(rows.start)}'
+    )
+
+
+def store(con: duckdb.DuckDBPyConnection, rows: WindowRows, canonical: str) -> None:
+    """Write the entries of the files read this run from `canonical` (their rows checked and cast by
+    now; a file without rows gets an empty marker, `NO_ROWS`), then remove the files' other entries.
+    A cache that cannot be written costs the next run time, never its result: a warning, no error."""
+    targets = {file: target for file, target in rows.pending.items() if target is not None}
+    if not targets:
+        return
+    folder = next(iter(targets.values())).parent
+    columns = ", ".join(f'"{c.name}"' for c in TABLES[rows.name].columns)
+    files = list(rows.offsets)  # in file order: offsets ascending
+    numbers = con.execute(f'SELECT "{SOURCE_ROW}" FROM "{canonical}"').fetchnumpy()[SOURCE_ROW]
+    # A row numbered n is of the last file whose offset is below n (a file's rows are offset + 1 on).
+    with_rows = {files[i] for i in np.unique(np.searchsorted([rows.offsets[f] for f in files], numbers) - 1)}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for file, target in targets.items():
+            if file not in with_rows:
+                written.append(target.with_suffix(NO_ROWS))
+                written[-1].touch()
+                continue
+            offset = rows.offsets[file]
+            entry = con.sql(
+                f'SELECT {columns}, "{SOURCE_ROW}" - {offset} AS "{FILE_ROW}" FROM "{canonical}" '
+                f'WHERE "{SOURCE_ROW}" > {offset} AND "{SOURCE_ROW}" <= {offset + rows.counts[file]} '
+                f'ORDER BY "{SOURCE_ROW}"'
+            ).to_arrow_table()
+            write_entry(entry, target)
+            written.append(target)
+        prune(folder, [*rows.cached.values(), *rows.empty.values(), *written])
+    except OSError as exc:
+        log.warning("checked %s rows not cached in %s: %s", rows.name, folder, exc)
