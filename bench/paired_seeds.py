@@ -12,8 +12,9 @@ SPEC's point-in-time features make the full history's table equal to the cut one
 The baselines (bench/quality.py's) train on the same rows and score the same book. Per seed:
 model minus baseline ROC AUC with a paired bootstrap over accounts; over seeds: the mean gap with
 a t interval. `--variant` adds model settings to compare on the same rows (e.g. `--variant es200
-early_stopping_rounds=200`). Histories and feature tables are cached under --work; rows go to
---work/paired_seeds.jsonl.
+early_stopping_rounds=200`), or upper-case constants of models.risk_model / models.tuning (e.g. `--variant
+old_patience PATIENCE_RATE=0`: patience in plain rounds, as before wave 6). Histories and feature
+tables are cached under --work; rows go to --work/paired_seeds.jsonl.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import json
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,7 @@ from bench.quality import (  # noqa: E402
 )
 from bench.worlds import foreign, history  # noqa: E402
 from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END  # noqa: E402
+from models import risk_model, tuning  # noqa: E402
 from models.split import out_of_time_split, rolling_origin_folds  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
 from pipeline.progress import set_progress  # noqa: E402
@@ -78,6 +82,23 @@ def train_like_churn(training: pd.DataFrame, settings: Settings):
     return evaluated.model
 
 
+@contextmanager
+def model_constants(values: dict[str, Any]) -> Iterator[None]:
+    """Set module constants of models.risk_model / models.tuning for one variant, then restore them."""
+    saved = []
+    for key, value in values.items():
+        module = next((m for m in (risk_model, tuning) if hasattr(m, key)), None)
+        if module is None:
+            raise SystemExit(f"--variant {key}: not a setting of the model nor a constant of models.risk_model/tuning")
+        saved.append((module, key, getattr(module, key)))
+        setattr(module, key, value)
+    try:
+        yield
+    finally:
+        for module, key, value in saved:
+            setattr(module, key, value)
+
+
 def run_seed(shape: str, seed: int, work: Path, variants: dict[str, dict[str, Any]]) -> dict[str, Any]:
     full = work / f"{shape}-{seed}"
     if not (full / history.TRUTH).exists():
@@ -102,9 +123,12 @@ def run_seed(shape: str, seed: int, work: Path, variants: dict[str, dict[str, An
     }  # fmt: skip
     scores = baseline_probabilities(training[training[LABEL].notna()], book, seed=settings.model.seed)
     for name, overrides in {"model": {}, **variants}.items():
-        chosen = settings.model_copy(update={"model": settings.model.model_copy(update=overrides)})
+        constants = {k: v for k, v in overrides.items() if k.isupper()}  # e.g. PATIENCE_RATE=0: the rule before wave 6
+        update = {k: v for k, v in overrides.items() if not k.isupper()}
+        chosen = settings.model_copy(update={"model": settings.model.model_copy(update=update)})
         clock = time.process_time()
-        model = train_like_churn(training.copy(), chosen)
+        with model_constants(constants):
+            model = train_like_churn(training.copy(), chosen)
         scores[name] = model.predict_proba(book[model.feature_names_in_])[:, 1]
         row[f"{name}_cpu_s"] = round(time.process_time() - clock, 1)
         row[f"{name}_trees"] = {**model.tree_params(), "trees": model.best_iteration_}

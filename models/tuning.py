@@ -1,7 +1,8 @@
 """Hyperparameter search for the renewal-risk model: Optuna TPE over the LightGBM settings that matter.
 
 Every candidate is judged by `CrossValidator.evaluate` (mean fold ROC AUC at one common tree
-count, trees by early stopping) on the same folds. The search starts from fixed points — the
+count, trees by early stopping with patience in proportion to the learning rate, so a slow setting
+is not judged half-trained) on the same folds. The search starts from fixed points — the
 configured defaults, LightGBM's own defaults (31 leaves, learning rate 0.1: what HistGradientBoosting
 does too), an additive model of depth-1 trees (the shape a logistic regression fits), and a
 mid-sized shallow setting — so it never ends below what a user would get from a plain run of

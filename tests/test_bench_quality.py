@@ -80,3 +80,16 @@ def test_the_seeds_book_trains_on_what_was_known_at_cut_and_scores_the_next_year
     training, book = paired_seeds.book_and_training(table, pd.Timestamp("2024-01-01"), grace_days=30)
     assert training["label"].tolist()[:1] == [0.0] and training["label"].isna().tolist() == [False, True, False]
     assert book["account_id"].tolist() == ["B", "C"]  # Mar and Dec 2024, labelled; 2025 is beyond the year
+
+
+def test_a_seeds_variant_sets_a_model_constant_for_its_training_only_and_refuses_unknown_names():
+    from bench import paired_seeds
+    from models import risk_model
+
+    before = risk_model.PATIENCE_RATE
+    with paired_seeds.model_constants({"PATIENCE_RATE": 0}):
+        assert risk_model.PATIENCE_RATE == 0
+        assert risk_model.ChurnRiskModel(learning_rate=0.01, early_stopping_rounds=50).patience() == 50
+    assert before == risk_model.PATIENCE_RATE
+    with pytest.raises(SystemExit, match="NO_SUCH_CONSTANT"), paired_seeds.model_constants({"NO_SUCH_CONSTANT": 1}):
+        pass

@@ -12,7 +12,7 @@ from churn_sim import simulate_feature_table
 from sklearn.base import clone
 
 from features.table import feature_columns
-from models.risk_model import ChurnRiskModel, CrossValidator
+from models.risk_model import PATIENCE_RATE, ChurnRiskModel, CrossValidator
 from models.split import out_of_time_split, rolling_origin_folds
 from models.tuning import ONE_SE_CAP, STARTING_POINTS, TrialRecord, one_se_choice, search
 from pipeline.config import ModelSettings
@@ -82,6 +82,30 @@ def test_cross_validation_judges_every_fold_at_one_tree_count(folds):
     assert len(result.fold_scores) == 3 and 1 <= result.trees < 1000
     assert result.score == pytest.approx(np.mean(result.fold_scores))
     assert result.se == pytest.approx(np.std(result.fold_scores, ddof=1) / np.sqrt(3))
+
+
+def test_a_slow_learning_rate_gets_patience_in_proportion_so_early_stopping_does_not_end_it_untrained():
+    """At learning rate 0.01 a strong binary feature keeps winning the split for ~100 rounds while the AUC stays
+    flat (the ranking is its two levels), before the weak continuous feature gets a turn. Patience counted in
+    plain rounds (50) stopped at 1 tree; counted in rounds at the PATIENCE_RATE it trains on."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    strong, weak = rng.random(n) < 0.5, rng.normal(size=n)
+    labels = (rng.random(n) < 1 / (1 + np.exp(1.5 - 2.0 * strong - 0.6 * weak))).astype(int)
+    dataset = lgb.Dataset(
+        np.column_stack([strong, weak]).astype(float), labels, params={"feature_pre_filter": False, "verbosity": -1}
+    ).construct()
+    rows = np.arange(n)
+    cv = CrossValidator(labels, dataset, [(rows[: n // 2], rows[n // 2 :])])
+    stumps = {"num_leaves": 2, "max_depth": 1, "feature_fraction": 1.0, "bagging_fraction": 1.0, "num_threads": 1}
+    slow = ChurnRiskModel(learning_rate=0.01, early_stopping_rounds=50, **stumps)
+    assert slow.patience() == round(50 * PATIENCE_RATE / 0.01)
+    assert ChurnRiskModel(learning_rate=PATIENCE_RATE, early_stopping_rounds=50).patience() == 50
+    assert ChurnRiskModel(learning_rate=0.2, early_stopping_rounds=50).patience() == 50
+    result = cv.evaluate(slow)
+    assert result.trees > 100 and result.score > 0.76  # the weak feature is in: both features rank
+    fast = cv.evaluate(clone(slow).set_params(learning_rate=0.1))
+    assert abs(result.score - fast.score) < 0.01  # a slow rate reaches what a fast one does
 
 
 def _loaded_machine(seconds_per_reading: float) -> Callable[[], float]:
