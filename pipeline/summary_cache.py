@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Iterable
 from contextlib import suppress
 from pathlib import Path
@@ -191,14 +192,32 @@ def write_entry(table, target: Path) -> None:
             temporary.unlink()
 
 
+UNUSED_DAYS = 31
+"""Entries no run has used for this long are removed: those of input files deleted or rewritten under
+new names (an export that replaces its files daily would otherwise add a copy of its window every
+day), or of another data folder scored with the same workdir (it only recomputes them)."""
+
+
 def prune(folder: Path, entries: Iterable[Path]) -> None:
-    """Keep `entries`; remove the other entries of their input files (earlier contents: never usable
-    again) and temporaries of writers that died."""
+    """Keep `entries` (the run's, marked used now); remove the other entries of their input files
+    (earlier contents: never usable again), entries unused for `UNUSED_DAYS`, and temporaries of
+    writers that died."""
     current = {p.name for p in entries}
     files = {n.split("-")[0] for n in current}
+    for name in current:
+        with suppress(FileNotFoundError):
+            os.utime(folder / name)
+    unused_since = time.time() - UNUSED_DAYS * 86_400
     for entry in folder.iterdir():
         if entry.name.startswith("."):
             remove_stale_temporaries(folder / entry.name[1:].split(".churn-")[0])
-        elif entry.name.split("-")[0] in files and entry.name not in current:
+        elif entry.name not in current and (entry.name.split("-")[0] in files or _modified(entry) < unused_since):
             with suppress(FileNotFoundError):
                 entry.unlink()
+
+
+def _modified(entry: Path) -> float:
+    try:
+        return entry.stat().st_mtime
+    except FileNotFoundError:  # removed by a concurrent run
+        return float("inf")

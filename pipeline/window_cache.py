@@ -123,33 +123,43 @@ def cached_rows(con: duckdb.DuckDBPyConnection, rows: WindowRows) -> str | None:
 
 def store(con: duckdb.DuckDBPyConnection, rows: WindowRows, canonical: str) -> None:
     """Write the entries of the files read this run from `canonical` (their rows checked and cast by
-    now; a file without rows gets an empty marker, `NO_ROWS`), then remove the files' other entries.
-    A cache that cannot be written costs the next run time, never its result: a warning, no error."""
+    now; a file without rows gets an empty marker, `NO_ROWS`), then mark the run's entries used and
+    remove the files' other entries and those unused for long (`summary_cache.prune`). A cache that
+    cannot be written costs the next run time, never its result: a warning, no error."""
     targets = {file: target for file, target in rows.pending.items() if target is not None}
-    if not targets:
+    kept = [*rows.cached.values(), *rows.empty.values()]
+    if not targets and not kept:
         return
-    folder = next(iter(targets.values())).parent
+    folder = next(iter([*targets.values(), *kept])).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        written = _write_entries(con, rows, canonical, targets) if targets else []
+        prune(folder, [*kept, *written])
+    except OSError as exc:
+        log.warning("checked %s rows not cached in %s: %s", rows.name, folder, exc)
+
+
+def _write_entries(
+    con: duckdb.DuckDBPyConnection, rows: WindowRows, canonical: str, targets: dict[Path, Path]
+) -> list[Path]:
+    """Each read file's rows from `canonical` to its entry (an empty marker for a file without rows)."""
     columns = ", ".join(f'"{c.name}"' for c in TABLES[rows.name].columns)
     files = list(rows.offsets)  # in file order: offsets ascending
     numbers = con.execute(f'SELECT "{SOURCE_ROW}" FROM "{canonical}"').fetchnumpy()[SOURCE_ROW]
     # A row numbered n is of the last file whose offset is below n (a file's rows are offset + 1 on).
     with_rows = {files[i] for i in np.unique(np.searchsorted([rows.offsets[f] for f in files], numbers) - 1)}
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        written = []
-        for file, target in targets.items():
-            if file not in with_rows:
-                written.append(target.with_suffix(NO_ROWS))
-                written[-1].touch()
-                continue
-            offset = rows.offsets[file]
-            entry = con.sql(
-                f'SELECT {columns}, "{SOURCE_ROW}" - {offset} AS "{FILE_ROW}" FROM "{canonical}" '
-                f'WHERE "{SOURCE_ROW}" > {offset} AND "{SOURCE_ROW}" <= {offset + rows.counts[file]} '
-                f'ORDER BY "{SOURCE_ROW}"'
-            ).to_arrow_table()
-            write_entry(entry, target)
-            written.append(target)
-        prune(folder, [*rows.cached.values(), *rows.empty.values(), *written])
-    except OSError as exc:
-        log.warning("checked %s rows not cached in %s: %s", rows.name, folder, exc)
+    written = []
+    for file, target in targets.items():
+        if file not in with_rows:
+            written.append(target.with_suffix(NO_ROWS))
+            written[-1].touch()
+            continue
+        offset = rows.offsets[file]
+        entry = con.sql(
+            f'SELECT {columns}, "{SOURCE_ROW}" - {offset} AS "{FILE_ROW}" FROM "{canonical}" '
+            f'WHERE "{SOURCE_ROW}" > {offset} AND "{SOURCE_ROW}" <= {offset + rows.counts[file]} '
+            f'ORDER BY "{SOURCE_ROW}"'
+        ).to_arrow_table()
+        write_entry(entry, target)
+        written.append(target)
+    return written

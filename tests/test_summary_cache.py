@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +23,7 @@ from features.errors import DataContractError
 from features.settings import FeatureSettings
 from pipeline.loading import Dataset, load_dataset
 from pipeline.recent_history import RECENT_TABLES, read_start
-from pipeline.summary_cache import file_identity
+from pipeline.summary_cache import UNUSED_DAYS, file_identity
 from pipeline.window_cache import REUSE_DAYS
 from tests.conftest import book_settings
 
@@ -285,3 +286,28 @@ def test_other_column_types_are_other_code_and_every_file_is_read_again(data, tm
     _same_load(_load_window(data, cache), _load_window(data, None))
     after = _entries(cache)
     assert len(after) == len(before) and len(set(after) - set(before)) == 3  # the usage files' entries
+
+
+def test_entries_no_run_used_for_a_month_are_removed_and_the_used_ones_kept(data, model, tmp_path) -> None:
+    """An export rewritten under new file names leaves its old entries unusable: they stay until no run
+    has used them for UNUSED_DAYS, then go; a run's own entries are marked used, however old."""
+    summaries, windows = tmp_path / "older-rows", tmp_path / "window-rows"
+
+    def score_and_list() -> dict[Path, float]:
+        _features(data, model, summaries)
+        _load_window(data, windows)
+        return {p: p.stat().st_mtime for folder in (summaries, windows) for p in folder.rglob("*.parquet")}
+
+    old = score_and_list()
+    for name in RECENT_TABLES:
+        for part in sorted((data / name).glob("part-*.parquet")):
+            part.rename(part.with_name(f"rewritten-{part.name}"))
+    both = score_and_list()
+    assert set(old) < set(both) and len(both) == 2 * len(old)  # the old entries are kept for now
+    month_ago = time.time() - (UNUSED_DAYS + 1) * 86_400
+    in_use = next(p for p in both if p not in old)
+    for entry in [*old, in_use]:
+        os.utime(entry, (month_ago, month_ago))
+    after = score_and_list()
+    assert set(after) == set(both) - set(old)
+    assert after[in_use] > month_ago + 86_400
