@@ -93,7 +93,10 @@ def summary_entries(
         con.read_parquet([literal_glob(targets[f][kind]) for f in cached]).create_view(f"__cached_{name}_{kind}")
         queries[kind].append(f'SELECT * FROM "__cached_{name}_{kind}"')
     if folder is not None and folder.is_dir():
-        prune(folder, [p for paths in targets.values() for p in paths.values()])
+        try:
+            prune(folder, [p for paths in targets.values() for p in paths.values()])
+        except OSError as exc:  # a read-only cache still serves: it only cannot be tidied
+            log.warning("summaries of the older %s rows not tidied in %s: %s", name, folder, exc)
     return {kind: " UNION ALL ".join(parts) for kind, parts in queries.items()}
 
 
