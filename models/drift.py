@@ -6,7 +6,11 @@ and for the score distribution; `check_required_features` refuses the second out
 
 PSI = sum over bins of (current share - reference share) * ln(current share / reference share).
 Rules of thumb: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 (the default threshold) a shift
-worth acting on.
+worth acting on. Those rules assume thousands of rows: with no shift at all, PSI x nm / (n + m)
+follows roughly a chi-square law with (bins - 1) degrees of freedom (Yurdakul 2018, "Statistical
+properties of the population stability index"), so a book of 40 accounts scores ~0.25 by sampling
+noise alone. A feature is therefore flagged only past the threshold *and* past the PSI that pure
+noise exceeds once in a thousand at these sizes (`noise_level`).
 """
 
 from __future__ import annotations
@@ -15,13 +19,17 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import chi2
 
 from features.errors import DataContractError
 from models.errors import ModelError
 
 DEFAULT_BINS = 10
-# Share given to a bin that is empty on one side, so an unseen level counts as a large but finite shift.
-EMPTY_SHARE = 1e-4
+# A bin empty on one side counts as half an observation of that side: an unseen level is a large but
+# finite shift, and one empty decile in a small book is not (a fixed tiny share made it worth ~0.7).
+EMPTY_COUNT = 0.5
+# How rarely pure sampling noise may flag a feature: once in a thousand features of unshifted data.
+NOISE_CONFIDENCE = 0.999
 _MISSING = "<missing>"
 
 
@@ -57,44 +65,57 @@ def population_stability_index(reference: pd.Series, current: pd.Series, bins: i
     Numeric values are cut at the reference's quantiles (deciles by default; ties merge bins),
     categorical values compare level shares, so a level unseen in the reference shows as drift.
     """
+    return _psi_and_bins(reference, current, bins)[0]
+
+
+def noise_level(bins_used: int, reference_rows: int, current_rows: int) -> float:
+    """The PSI that unshifted data exceeds with probability 1 - NOISE_CONFIDENCE at these sizes."""
+    if bins_used < 2:
+        return 0.0
+    return float(chi2.ppf(NOISE_CONFIDENCE, bins_used - 1) * (1 / reference_rows + 1 / current_rows))
+
+
+def _psi_and_bins(reference: pd.Series, current: pd.Series, bins: int) -> tuple[float, int]:
+    """PSI and the number of bins either side fills (the noise law's degrees of freedom + 1)."""
     if len(reference) == 0 or len(current) == 0:
         raise ModelError(
             f"Cannot compute the population stability index of '{reference.name}': "
             f"the {'reference' if len(reference) == 0 else 'current'} data has no rows."
         )
     if is_categorical(reference) or is_categorical(current):
-        ref_shares, cur_shares = _level_shares(reference, current)
+        ref_counts, cur_counts = _level_counts(reference, current)
     else:
-        ref_shares, cur_shares = _quantile_bin_shares(reference, current, bins)
-    ref_shares = np.where(ref_shares > 0, ref_shares, EMPTY_SHARE)
-    cur_shares = np.where(cur_shares > 0, cur_shares, EMPTY_SHARE)
-    return float(np.sum((cur_shares - ref_shares) * np.log(cur_shares / ref_shares)))
+        ref_counts, cur_counts = _quantile_bin_counts(reference, current, bins)
+    used = (ref_counts > 0) | (cur_counts > 0)
+    ref_shares = np.where(ref_counts > 0, ref_counts, EMPTY_COUNT)[used] / len(reference)
+    cur_shares = np.where(cur_counts > 0, cur_counts, EMPTY_COUNT)[used] / len(current)
+    return float(np.sum((cur_shares - ref_shares) * np.log(cur_shares / ref_shares))), int(used.sum())
 
 
-def _level_shares(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    def shares(values: pd.Series) -> pd.Series:
+def _level_counts(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    def counts(values: pd.Series) -> pd.Series:
         labels = values.astype(object).where(values.notna(), _MISSING).astype(str)
-        return labels.value_counts(normalize=True)
+        return labels.value_counts()
 
-    ref, cur = shares(reference), shares(current)
+    ref, cur = counts(reference), counts(current)
     levels = ref.index.union(cur.index)
     return ref.reindex(levels, fill_value=0).to_numpy(), cur.reindex(levels, fill_value=0).to_numpy()
 
 
-def _quantile_bin_shares(reference: pd.Series, current: pd.Series, bins: int) -> tuple[np.ndarray, np.ndarray]:
+def _quantile_bin_counts(reference: pd.Series, current: pd.Series, bins: int) -> tuple[np.ndarray, np.ndarray]:
     ref = pd.to_numeric(reference, errors="coerce").to_numpy(dtype=float)
     cur = pd.to_numeric(current, errors="coerce").to_numpy(dtype=float)
     observed = ref[~np.isnan(ref)]
     inner_edges = np.unique(np.quantile(observed, np.linspace(0, 1, bins + 1)[1:-1])) if observed.size else np.array([])
 
-    def shares(values: np.ndarray) -> np.ndarray:
+    def counts(values: np.ndarray) -> np.ndarray:
         missing = np.isnan(values)
         # Bin i holds (edge[i-1], edge[i]]; the last bin is open to the right.
         positions = np.searchsorted(inner_edges, values[~missing], side="left")
-        counts = np.bincount(positions, minlength=inner_edges.size + 1).astype(float)
-        return np.append(counts, missing.sum()) / values.size
+        in_bins = np.bincount(positions, minlength=inner_edges.size + 1).astype(float)
+        return np.append(in_bins, missing.sum())
 
-    return shares(ref), shares(cur)
+    return counts(ref), counts(cur)
 
 
 def drift_report(
@@ -106,12 +127,19 @@ def drift_report(
 ) -> pd.DataFrame:
     """PSI of each feature of `current` against `reference` (e.g. training data), with a drift flag.
 
-    Columns: feature, psi, drifted (psi > threshold), in the order of `features`. Pass the score
-    column (e.g. `churn_probability`) as a feature to monitor the score distribution as well.
+    Columns: feature, psi, noise_level, drifted (psi above both the threshold and the noise level),
+    in the order of `features`. Pass the score column (e.g. `churn_probability`) as a feature to
+    monitor the score distribution as well.
     """
     check_required_features(reference, features, "the reference (training) data")
     check_required_features(current, features, "the current (scoring) data")
-    psi = [population_stability_index(reference[name], current[name], bins) for name in features]
-    report = pd.DataFrame({"feature": pd.Series(list(features), dtype=str), "psi": np.array(psi, dtype=float)})
-    report["drifted"] = report["psi"] > threshold
+    measured = [_psi_and_bins(reference[name], current[name], bins) for name in features]
+    report = pd.DataFrame(
+        {
+            "feature": pd.Series(list(features), dtype=str),
+            "psi": np.array([psi for psi, _ in measured], dtype=float),
+            "noise_level": [noise_level(used, len(reference), len(current)) for _, used in measured],
+        }
+    )
+    report["drifted"] = report["psi"] > np.maximum(threshold, report["noise_level"])
     return report

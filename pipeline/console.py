@@ -144,7 +144,8 @@ def print_score_run(run, paths: dict[str, Path], console: Console) -> None:
     if run.drifted:
         console.print(
             f"[yellow]warning:[/yellow] {len(run.drifted)} feature(s) drifted from the training data "
-            f"(PSI > threshold): {escape(', '.join(run.drifted[:8]))}",
+            f"(PSI past the threshold and past what sampling noise gives {len(scores):,} accounts): "
+            f"{escape(', '.join(run.drifted[:8]))}",
             highlight=False,
         )
     for note in run.notes:

@@ -243,7 +243,7 @@ def score_book(
     drift = (
         drift_report(model.reference_, current, monitored, settings.scoring.drift_psi_threshold)
         if not model.reference_.empty
-        else pd.DataFrame(columns=["feature", "psi", "drifted"])
+        else pd.DataFrame(columns=["feature", "psi", "noise_level", "drifted"])
     )
     return ScoreRun(
         scores=scores,

@@ -7,13 +7,16 @@ import pandas as pd
 import pytest
 
 from features.errors import ChurnError, DataContractError
-from models.drift import EMPTY_SHARE, check_required_features, drift_report, population_stability_index
+from models.drift import check_required_features, drift_report, noise_level, population_stability_index
 
 
-def _psi(ref_shares: list[float], cur_shares: list[float]) -> float:
-    ref = np.where(np.array(ref_shares) > 0, ref_shares, EMPTY_SHARE)
-    cur = np.where(np.array(cur_shares) > 0, cur_shares, EMPTY_SHARE)
-    return float(np.sum((cur - ref) * np.log(cur / ref)))
+def _psi(ref_counts: list[float], cur_counts: list[float]) -> float:
+    """PSI by hand: bins empty on both sides drop out, a bin empty on one side holds half a row."""
+    ref, cur = np.array(ref_counts, dtype=float), np.array(cur_counts, dtype=float)
+    used = (ref > 0) | (cur > 0)
+    ref_shares = np.where(ref > 0, ref, 0.5)[used] / ref.sum()
+    cur_shares = np.where(cur > 0, cur, 0.5)[used] / cur.sum()
+    return float(np.sum((cur_shares - ref_shares) * np.log(cur_shares / ref_shares)))
 
 
 def test_numeric_psi_uses_reference_deciles():
@@ -22,9 +25,11 @@ def test_numeric_psi_uses_reference_deciles():
     two_deciles = pd.Series(np.r_[np.full(30, 50.0), np.full(70, 950.0)])
 
     assert population_stability_index(reference, reference) == 0
-    assert population_stability_index(reference, lowest_decile) == pytest.approx(_psi([0.1] * 10 + [0], [1] + [0] * 10))
+    assert population_stability_index(reference, lowest_decile) == pytest.approx(
+        _psi([100] * 10 + [0], [50] + [0] * 10)
+    )
     assert population_stability_index(reference, two_deciles) == pytest.approx(
-        _psi([0.1] * 10 + [0], [0.3] + [0] * 8 + [0.7, 0])
+        _psi([100] * 10 + [0], [30] + [0] * 8 + [70, 0])
     )
 
 
@@ -33,7 +38,7 @@ def test_missing_values_are_a_bin_of_their_own():
     current = reference.copy()
     current[::2] = np.nan  # half the values go missing, the rest keep the reference's spread
 
-    assert population_stability_index(reference, current) == pytest.approx(_psi([0.1] * 10 + [0], [0.05] * 10 + [0.5]))
+    assert population_stability_index(reference, current) == pytest.approx(_psi([10] * 10 + [0], [5] * 10 + [50]))
 
 
 def test_ties_merge_bins_instead_of_failing():
@@ -48,10 +53,10 @@ def test_categorical_psi_compares_level_shares_including_unseen_levels():
     reference = pd.Series(["basic"] * 50 + ["pro"] * 30 + ["enterprise"] * 20, dtype="category")
     current = pd.Series(["basic"] * 40 + ["pro"] * 30 + ["trial"] * 20 + [None] * 10, dtype=str)
 
-    expected = _psi([0.5, 0.3, 0.2, 0, 0], [0.4, 0.3, 0, 0.2, 0.1])  # basic, pro, enterprise, trial, missing
+    expected = _psi([50, 30, 20, 0, 0], [40, 30, 0, 20, 10])  # basic, pro, enterprise, trial, missing
     assert population_stability_index(reference, current) == pytest.approx(expected)
     assert population_stability_index(pd.Series([True, False] * 50), pd.Series([True] * 100)) == pytest.approx(
-        _psi([0.5, 0.5], [1.0, 0])
+        _psi([50, 50], [100, 0])
     )
 
 
@@ -78,13 +83,32 @@ def test_drift_report_flags_features_and_the_score_past_the_threshold():
 
     report = drift_report(reference, current, list(reference.columns), threshold=0.25)
 
-    assert report.columns.tolist() == ["feature", "psi", "drifted"]
+    assert report.columns.tolist() == ["feature", "psi", "noise_level", "drifted"]
     assert report["feature"].tolist() == list(reference.columns)
     psi = report.set_index("feature")["psi"]
     assert psi["logins_per_seat_30d"] < 0.02 and psi["plan"] < 0.02
     assert psi["tickets_90d"] > 0.25 and psi["churn_probability"] > 0.25
     assert report["drifted"].tolist() == [False, True, False, True]
     assert drift_report(reference, current, ["tickets_90d"], threshold=100)["drifted"].tolist() == [False]
+
+
+def test_a_small_book_drawn_from_the_training_distribution_is_not_flagged_but_a_real_shift_is():
+    rng = np.random.default_rng(11)
+    reference = pd.DataFrame({f"f{i}": rng.lognormal(0, 1, 5000) for i in range(40)})
+    unshifted = pd.DataFrame({f"f{i}": rng.lognormal(0, 1, 36) for i in range(40)})
+    shifted = pd.DataFrame({f"f{i}": rng.lognormal(1, 1, 60) for i in range(40)})
+    features = list(reference.columns)
+
+    calm = drift_report(reference, unshifted, features, threshold=0.25)
+    # Sampling noise alone puts many of 36 accounts' PSIs past the rule-of-thumb threshold ...
+    assert (calm["psi"] > 0.25).sum() >= 8
+    # ... which is why a flag also needs the PSI that noise exceeds once in a thousand (chi-square law).
+    assert not calm["drifted"].any()
+    # Ten deciles filled, no missing values: 9 degrees of freedom; chi2.ppf(0.999, 9) = 27.877 (tables).
+    assert calm["noise_level"].iloc[0] == pytest.approx(27.877 * (1 / 5000 + 1 / 36), rel=1e-4)
+    assert drift_report(reference, shifted, features, threshold=0.25)["drifted"].all()
+    # At thousands of rows the noise level is far below the threshold: the threshold decides, as before.
+    assert noise_level(11, 5000, 5000) < 0.02
 
 
 def test_missing_feature_fails_naming_the_features_and_the_table():
