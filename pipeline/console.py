@@ -6,7 +6,8 @@ so the wording and layout of the console output live in one place.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -61,9 +62,30 @@ def print_report(dataset: Dataset, console: Console) -> None:
         console.print("[green]No suspicious rows.[/green]")
 
 
+# Consoles inside `warnings_once`, with the warning lines each has shown.
+_shown_warnings: dict[int, set[str]] = {}
+
+
+@contextmanager
+def warnings_once(console: Console) -> Iterator[None]:
+    """Within the block, a warning line `console` has already shown is not repeated: `churn run`
+    trains, scores and compares with the same adapted scorecard, and its adaptation lines said once
+    are read; said three times, they are skimmed."""
+    _shown_warnings[id(console)] = set()
+    try:
+        yield
+    finally:
+        del _shown_warnings[id(console)]
+
+
 def print_warnings(lines: Iterable[str], console: Console) -> None:
     """One line per warning, never wrapped, so logs and scripts see one adaptation per line."""
+    shown = _shown_warnings.get(id(console))
     for line in lines:
+        if shown is not None:
+            if line in shown:
+                continue
+            shown.add(line)
         console.print(Text.assemble(("warning: ", "yellow"), line), soft_wrap=True, highlight=False)
 
 

@@ -25,6 +25,7 @@ from pipeline.console import (
     print_score_run,
     print_training,
     print_warnings,
+    warnings_once,
 )
 from pipeline.io import Legacy, check_output_dir, claimed_output_dir, write_output, write_output_file
 from pipeline.loading import Dataset, load_dataset
@@ -728,7 +729,8 @@ def run_all(
     outputs = ScoreOutputs(out_dir / "scores.parquet", "parquet")
     names = ["features.parquet", *(p.name for p in outputs.targets().values()), "compare"]
     check_output_dir(out_dir / "compare", "compare", _compare_files(), COMPARE_LEGACY)
-    with claimed_output_dir(out_dir, "run", [*names, "data"] if data is None else names, RUN_LEGACY):
+    claimed = names if data is not None else [*names, "data"]
+    with claimed_output_dir(out_dir, "run", claimed, RUN_LEGACY), warnings_once(console):
         outputs.check()
         return _run_all(data, settings, config, accounts, seed, out_dir, outputs, console)
 

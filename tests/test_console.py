@@ -1,0 +1,32 @@
+"""What `churn` prints: warnings said once per `churn run`, every time elsewhere."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from pipeline.console import print_warnings, warnings_once
+
+ADAPTATIONS = ["health scorecard 'laer': category 'support' dropped", "health scorecard 'laer': metric 'x' dropped"]
+
+
+def _lines(console: Console) -> list[str]:
+    return console.export_text().splitlines()
+
+
+def test_inside_one_run_each_warning_line_is_printed_once_and_new_ones_still_are() -> None:
+    console = Console(record=True, width=200)
+    with warnings_once(console):
+        print_warnings(ADAPTATIONS, console)  # train
+        print_warnings([*ADAPTATIONS, "the alerts were not delivered: timeout"], console)  # score
+        print_warnings(ADAPTATIONS, console)  # compare
+
+    assert _lines(console) == [f"warning: {line}" for line in [*ADAPTATIONS, "the alerts were not delivered: timeout"]]
+
+
+def test_outside_a_run_every_call_prints_its_warnings() -> None:
+    console = Console(record=True, width=200)
+    with warnings_once(Console()):  # another console's run does not silence this one
+        print_warnings(ADAPTATIONS, console)
+    print_warnings(ADAPTATIONS, console)
+
+    assert _lines(console) == [f"warning: {line}" for line in ADAPTATIONS * 2]
