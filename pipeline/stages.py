@@ -379,6 +379,15 @@ def scored_population(
         left.append(f"{int(trial.sum()):,} trial(s) (plan matching {patterns} or ARR 0; --include-trials)")
     if not include_churned and not churned.empty:
         left.append(f"{len(churned):,} account(s) whose terms have all ended (--include-churned)")
+    if features.empty:
+        from features.errors import DataContractError
+
+        last_end = pd.Timestamp(dataset.subscriptions["end_date"].max()).date()
+        raise DataContractError(
+            f"No account has a term active on {when}, so there is nothing to score: the latest term in "
+            f"subscriptions ends on {last_end} and the data ends on {dataset.data_end.date()}"
+            + (f"; left out: {' and '.join(left)}." if left else ".")
+        )
     return features, ("left out of scores and alerts: " + " and ".join(left)) if left else ""
 
 

@@ -3,9 +3,13 @@ scores and alerts unless included, and the count left out is said. Real generate
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import pandas as pd
+import pytest
 
+from features.errors import DataContractError
 from models.population import churned_accounts, trial_mask
 from pipeline.stages import build_feature_table, score_date
 from tests.conftest import book_settings
@@ -63,3 +67,17 @@ def test_trials_and_churned_accounts_are_left_out_and_counted_unless_included(bo
     gone = run.scores[run.scores["account_status"] == "churned"]
     assert gone["health_score"].notna().all() and gone["churn_probability"].between(0, 1).all()
     assert not any(n.startswith("left out") for n in run.notes)
+
+
+def test_a_date_after_every_term_fails_saying_when_the_terms_and_the_data_end(book) -> None:
+    _, _, dataset, _ = book
+    settings, result = book_settings(book, "population_after")
+    last_end = pd.Timestamp(dataset.subscriptions["end_date"].max()).date()
+
+    with pytest.raises(DataContractError) as failure:
+        score_date(dataset, date(2031, 1, 1), settings, result.model_uri, history=False)
+    message = str(failure.value)
+    assert "No account has a term active on 2031-01-01" in message
+    assert f"the latest term in subscriptions ends on {last_end}" in message
+    assert f"the data ends on {dataset.data_end.date()}" in message
+    assert "left out:" in message and "whose terms have all ended (--include-churned)" in message
