@@ -91,7 +91,9 @@ def print_warnings(lines: Iterable[str], console: Console) -> None:
 
 def _metrics_table(result, console: Console) -> None:
     overall = result.overall()
-    table = Table(title="Out-of-time validation", title_justify="left")
+    # Prepared tables without a time column are validated on held-out rows drawn at random (stratified).
+    title = "Out-of-time validation" if result.split.kind == "out_of_time" else "Validation on held-out rows"
+    table = Table(title=f"{title} ({len(result.split.valid_index):,} rows)", title_justify="left")
     columns = ["roc_auc", "pr_auc", "brier", "log_loss", "ece", "capture_top10", "capture_top20", "arr_capture_top10"]
     columns = [c for c in columns if any(c in m for m in overall.values())]
     table.add_column("score")
