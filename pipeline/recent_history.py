@@ -43,7 +43,7 @@ from features.families.base import FamilyContext
 from features.settings import FeatureSettings
 from features.sql.dialect import DUCKDB
 from pipeline.summary_cache import drop_entries, entry_kinds, summary_entries, typed_view
-from pipeline.validation import SOURCE_ROW, canonical_select, value_checks
+from pipeline.validation import SOURCE_ROW, canonical_select, keep_condition, value_checks
 from pipeline.window_cache import WindowRows, plan
 
 RECENT_TABLES = ("logins", "usage_events")
@@ -117,18 +117,17 @@ def create_summary(
     The summaries of the files (`ENTRY_COLUMNS`) are read from `cache` where it holds them, computed
     (one scan of the files that need it) and stored there otherwise."""
     entries = summary_entries(con, name, types, files, cache)
-    kept = f"account_id IN (SELECT account_id FROM accounts) AND {{column}} < {DUCKDB.timestamp(start)}"
     try:
         for kind, source in entries.items():
-            con.execute(
-                f'CREATE TEMP TABLE "{table}_{kind}" AS SELECT * FROM ({source}) e '
-                f"WHERE {kept.format(column='day' if kind == 'days' else 'ts')}"
-            )
+            kept = keep_condition(name, start, "accounts", column="day" if kind == "days" else "ts")
+            # the per-day entries are read once (`_summary_sql`): a view, not a copy of millions of rows
+            table_or_view = "VIEW" if kind == "days" else "TABLE"
+            con.execute(f'CREATE TEMP {table_or_view} "{table}_{kind}" AS SELECT * FROM ({source}) e WHERE {kept}')
         steps = f"{table}_steps" if "steps" in entries else None
         con.execute(f'CREATE TEMP TABLE "{table}" AS {_summary_sql(name, f"{table}_days", recent, steps)}')
     finally:
         for kind in entry_kinds(name, types):
-            con.execute(f'DROP TABLE IF EXISTS "{table}_{kind}"')
+            con.execute(f'DROP {"VIEW" if kind == "days" else "TABLE"} IF EXISTS "{table}_{kind}"')
         drop_entries(con, name)
 
 

@@ -353,6 +353,7 @@ def keep_condition(
     literal: Callable[[pd.Timestamp], str] = DUCKDB.timestamp,
     *,
     scanned: str | None = None,
+    column: str | None = None,
 ) -> str:
     """Rows kept: of a known account and dated before `limit` by the table's time column.
 
@@ -361,11 +362,12 @@ def keep_condition(
     its terms and events. `literal` spells the timestamp for the engine that applies it.
     A filter or view looks the account up in the table or view `accounts`; a scan of the table
     (aliased `scanned`) that LEFT JOINs the accounts (aliased `accounts`) on account_id checks
-    the join's match instead, so both spellings of the predicate come from here.
+    the join's match instead, so both spellings of the predicate come from here. `column` names
+    another time column to compare (a summary of the table's rows dates them by its own columns).
     """
     if table == "accounts":
         return "true"
-    time_column = TABLES[table].time_column
+    time_column = column or TABLES[table].time_column
     if scanned is not None:
         return f'{scanned}."{time_column}" < {literal(limit)} AND {accounts}.account_id IS NOT NULL'
     return f"{time_column} < {literal(limit)} AND account_id IN (SELECT account_id FROM {accounts})"
