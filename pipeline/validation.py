@@ -11,6 +11,10 @@ or after an explicit data end. `ValidationReport.keep` holds, per table, the con
 apply, so every later stage (features, labels, the data end, scores, alerts) sees the same rows.
 Suspicious but usable rows (events before the account existed, duplicate ticket ids...) are
 counted and kept, with the action stated.
+
+The checks are SQL in the subset DuckDB and Spark SQL share (the few spellings that differ come
+from the engine's `Dialect`), run by the engine that reads the data (`Runner`: DuckDB here, Spark
+in `pipeline/spark_loading.py`), so both engines produce the same report and the same messages.
 """
 
 from __future__ import annotations
