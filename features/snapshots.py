@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from features.contract import TABLES, CanonicalData
+from features.contract import CanonicalData
 from features.errors import ConfigError
 
 HORIZON_DAYS = 90
@@ -54,14 +54,10 @@ def _history_start(dataset: CanonicalData) -> pd.Timestamp | None:
     first_term = dataset.con.execute("SELECT min(start_date) FROM subscriptions").fetchone()[0]
     if first_term is None:
         return None
-    firsts = [
-        dataset.con.execute(f'SELECT min("{TABLES[name].time_column}") FROM "{name}"').fetchone()[0]
-        for name in dataset.event_tables
-    ]
-    firsts = [pd.Timestamp(ts) for ts in firsts if ts is not None]
-    if not firsts:
+    first_event = dataset.first_event  # as validation measured it: the event tables may live on another engine
+    if first_event is None:
         return pd.Timestamp(first_term)
-    return max(pd.Timestamp(first_term), min(firsts) + pd.Timedelta(days=HORIZON_DAYS))
+    return max(pd.Timestamp(first_term), first_event + pd.Timedelta(days=HORIZON_DAYS))
 
 
 def normalise_as_of(dates: Iterable) -> list[pd.Timestamp]:

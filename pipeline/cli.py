@@ -34,6 +34,10 @@ out = Console()
 _state: dict[str, bool] = {"debug": False}
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Data directory (one table per name: parquet, CSV or folder).")]
+URI_HELP = "; with --engine spark, also a URI the cluster reads (hdfs://, s3a://, abfss://, file://...)"
+SourceOpt = Annotated[
+    str, typer.Option("--data", help=f"Data directory (one table per name: parquet, CSV or folder){URI_HELP}.")
+]
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="YAML configuration (defaults: config/pipeline.yaml).")
 ]
@@ -141,22 +145,23 @@ def generate(
 
 @app.command()
 def validate(
-    data: DataOpt,
+    data: SourceOpt,
     config: ConfigOpt = None,
     grace_days: GraceOpt = None,
     data_end: DataEndOpt = None,
+    engine: EngineOpt = None,
 ) -> None:
     """Check the data directory against the data contract and print a report."""
     from pipeline.console import print_report
     from pipeline.stages import load
 
-    settings = settings_from(config, grace_days, data_end)
+    settings = settings_from(config, grace_days, data_end, engine=engine)
     print_report(load(data, settings), out)
 
 
 @app.command()
 def features(
-    data: DataOpt,
+    data: SourceOpt,
     out_file: Annotated[
         Path,
         typer.Option(
@@ -208,7 +213,7 @@ def features(
 
 @app.command()
 def train(
-    data: Annotated[Path | None, typer.Option("--data", help="Data directory.")] = None,
+    data: Annotated[str | None, typer.Option("--data", help=f"Data directory{URI_HELP}.")] = None,
     config: ConfigOpt = None,
     table: Annotated[Path | None, typer.Option("--table", help="Prepared per-account table (parquet/CSV).")] = None,
     id_col: Annotated[str | None, typer.Option("--id", help="Id column of --table.")] = None,
@@ -242,7 +247,7 @@ def score(
     out_file: Annotated[
         Path, typer.Option("--out", help="Scores file (.parquet or .csv); <stem>_alerts and <stem>_drift go beside it.")
     ],
-    data: Annotated[Path | None, typer.Option("--data", help="Data directory.")] = None,
+    data: Annotated[str | None, typer.Option("--data", help=f"Data directory{URI_HELP}.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Scoring date (default: today).")] = None,
     config: ConfigOpt = None,
     model_uri: Annotated[

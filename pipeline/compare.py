@@ -245,11 +245,15 @@ def compare_history(
     backtest stays out of time.
     """
     from features.build import build_features, snapshot_dates
+    from pipeline.engines import feature_engine
 
     _step(progress, "features")
     if table is None:
         dates = snapshot_dates(dataset, settings.features.cadence)
-        table = build_features(dataset, dates, settings.features, settings.data.grace_days, progress=progress)
+        with feature_engine(dataset, settings) as engine:
+            table = build_features(
+                dataset, dates, settings.features, settings.data.grace_days, progress=progress, engine=engine
+            )
     adapted = load_scorecard(settings.healthscore_path()).adapt_to(table.columns)
     scorecard = adapted.config
 

@@ -1,56 +1,265 @@
-"""The input tables on Spark: the same files, the same canonical columns, the same kept rows.
+"""The input tables on Spark: read, checked and typed by the cluster, wherever the files are.
 
-Validation stays one code path (`pipeline/validation.py`, run by `load_dataset` before Spark is
-involved), so a malformed table fails with the same message on both engines and nothing reaches
-Spark that DuckDB could not parse. Spark then reads the same files itself (`spark.read`, so the
-events are scanned by the cluster, not by the driver) and defines one temporary view per table,
-named as the table, with the contract's canonical types (`Column.select_sql` on the Spark dialect:
-the same casts as DuckDB's, written once in `features/sql/dialect.py`) and the report's kept rows.
+`--data` is a folder the cluster can read: a local path, or any Hadoop-compatible URI
+(`hdfs://`, `s3a://`, `abfss://`, `gs://`, `file://`) whose filesystem the cluster's Hadoop
+configuration provides. Tables are found in it as `load_dataset` finds them locally
+(`<table>.parquet`, `<table>.csv` or a folder `<table>/` of parquet parts), but listed through
+the Hadoop FileSystem API of the session's JVM: the driver never needs to hold the data.
+
+Validation is the one of `pipeline/validation.py`, run by Spark (`SparkRunner`): the same SQL
+checks on the dialect's spellings, the same `ValidationReport`, the same messages. Examples cite
+rows as DuckDB does (1-based, in file order, a folder's files in name order): every raw view
+numbers its rows in `SOURCE_ROW` from the file's own row index (parquet) or read order (a CSV file
+is one task). Each table then becomes a temporary view, named as the table, of its kept rows in
+the contract's canonical types. Only `accounts` and `subscriptions` (small) are collected on the
+driver, as the DuckDB path keeps them.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from features.contract import TABLES
-from features.errors import DataContractError
+import duckdb
+import pandas as pd
+
+from features.contract import EVENT_TABLES, TABLES
+from features.errors import ChurnError, DataContractError
 from features.sql.dialect import SPARK
 from pipeline.loading import Dataset
-from pipeline.validation import keep_condition
+from pipeline.validation import SOURCE_ROW, canonical_view, validate
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
+Progress = Callable[[str, int, int], None]
+CSV_OPTIONS = {"header": True, "inferSchema": False, "sep": ",", "quote": '"', "escape": '"', "multiLine": True}
+"""All text, quoting as DuckDB reads it (doubled quotes, line breaks inside quotes); multiLine also makes
+the file one task, so the read order is the file order."""
+CONNECTOR_HINT = (
+    "the cluster has no Hadoop filesystem for this scheme: s3a://, abfss:// and gs:// need their connector "
+    "(hadoop-aws, hadoop-azure, gcs-connector) on the cluster and its credentials in the Hadoop configuration "
+    "(`spark.hadoop.*` settings, e.g. under spark.conf in the configuration)"
+)
 
-def read_table(spark: SparkSession, source: str) -> DataFrame:
-    """One table as the loader finds it: a parquet file, a CSV file (all text, quoting as DuckDB reads
-    it: doubled quotes, line breaks inside quotes) or a folder of parquet parts."""
-    path = Path(source)
-    if path.suffix == ".csv" and not path.is_dir():
-        options = {"header": True, "inferSchema": False, "sep": ",", "quote": '"', "escape": '"', "multiLine": True}
-        return spark.read.options(**options).csv(source)
-    reader = spark.read.option("mergeSchema", True)
-    if path.is_dir():
-        reader = reader.option("recursiveFileLookup", True).option("pathGlobFilter", "*.parquet")
-    return reader.parquet(source)
+
+@dataclass
+class SparkDataset(Dataset):
+    """A dataset read and validated by Spark. `frames` are its canonical tables (kept rows), made the
+    session's temporary views named as the tables by `register_tables`; `con` holds only `accounts`
+    and `subscriptions`, collected."""
+
+    frames: dict[str, Any] = field(default_factory=dict)
+
+
+class SparkRunner:
+    """Validation's SQL on a Spark session (`pipeline.validation.Runner`)."""
+
+    dialect = SPARK
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.spark = spark
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self.spark.sql(sql).collect()]
+
+    def view(self, name: str, sql: str) -> None:
+        self.spark.sql(sql).createOrReplaceTempView(name)
+
+    def canonical(self, table: str, sql: str) -> None:
+        self.view(canonical_view(table), sql)
+
+    def drop(self, name: str) -> None:
+        self.spark.catalog.dropTempView(name)
+
+
+class HadoopFiles:
+    """Existence and listing of paths through the Hadoop FileSystem API of the session's JVM."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        self._jvm = spark.sparkContext._jvm
+        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+
+    def _resolve(self, uri: str) -> tuple[Any, Any]:
+        path = self._jvm.org.apache.hadoop.fs.Path(uri)
+        return path, path.getFileSystem(self._conf)
+
+    def kind(self, uri: str) -> str | None:
+        """'file', 'folder' or None when nothing is there."""
+        path, fs = self._resolve(uri)
+        if not fs.exists(path):
+            return None
+        return "folder" if fs.getFileStatus(path).isDirectory() else "file"
+
+    def has_parquet(self, uri: str) -> bool:
+        """A folder holds a .parquet file at any depth (hidden ones, `_`/`.`, are not read by Spark)."""
+        path, fs = self._resolve(uri)
+        found = fs.listFiles(path, True)
+        while found.hasNext():
+            name = found.next().getPath().getName()
+            if name.endswith(".parquet") and not name.startswith(("_", ".")):
+                return True
+        return False
+
+
+@contextmanager
+def _named_errors(name: str, uri: str) -> Iterator[None]:
+    """A Spark or Hadoop error reading a table, as a DataContractError naming the table and the URI."""
+    from py4j.protocol import Py4JError, Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    from pipeline.spark import spark_error_message
+
+    try:
+        yield
+    except Py4JJavaError as exc:
+        java = exc.java_exception
+        kind, reason = java.getClass().getSimpleName(), str(java.getMessage() or java.toString())
+        hint = f"; {CONNECTOR_HINT}" if kind in ("UnsupportedFileSystemException", "ClassNotFoundException") else ""
+        raise DataContractError(f"Table '{name}': cannot read {uri}: {reason.splitlines()[0]}{hint}.") from exc
+    except (PySparkException, Py4JError) as exc:
+        raise DataContractError(f"Table '{name}': cannot read {uri}: {spark_error_message(exc)}") from exc
+
+
+def _locate(files: HadoopFiles, data: str, name: str) -> tuple[str, str] | None:
+    """(URI, kind) of the table in `data`, as `pipeline.loading` finds it in a local folder."""
+    found = []
+    for uri in (f"{data}/{name}.parquet", f"{data}/{name}.csv", f"{data}/{name}"):
+        with _named_errors(name, uri):
+            kind = files.kind(uri)
+        if kind is not None:
+            found.append((uri, kind))
+    if len(found) > 1:
+        listed = ", ".join(uri.rsplit("/", 1)[-1] for uri, _ in found)
+        raise DataContractError(f"Table '{name}' is given more than once in {data} ({listed}); keep one.")
+    return found[0] if found else None
+
+
+def _path_order(uri: str) -> list[str]:
+    """Files in the order DuckDB numbers them (`sorted` paths: component by component)."""
+    return uri.split("/")
+
+
+def read_raw(spark: SparkSession, files: HadoopFiles, name: str, uri: str, kind: str) -> DataFrame:
+    """One table as found (CSV file as text, parquet file or folder of parts), each row numbered in
+    `SOURCE_ROW` as DuckDB numbers it: 1-based, in file order, a folder's files in path order."""
+    from pyspark.sql import functions as F
+
+    if uri.endswith(".csv") and kind == "file":
+        raw = spark.read.options(**CSV_OPTIONS).csv(uri)
+        return raw.withColumn(SOURCE_ROW, F.monotonically_increasing_id() + 1)
+    if kind == "folder" and not files.has_parquet(uri):
+        raise DataContractError(f"Table '{name}': folder {uri} holds no .parquet files.")
+    reader = spark.read
+    if kind == "folder":  # parts may differ in columns, as DuckDB's union_by_name allows (a job to read them all)
+        reader = reader.options(mergeSchema=True, recursiveFileLookup=True, pathGlobFilter="*.parquet")
+    raw = reader.parquet(uri)  # reads the footers: a broken one fails here, named with its table
+    index = F.col("_metadata.row_index")
+    if kind == "file":
+        return raw.withColumn(SOURCE_ROW, index + 1)
+    per_file = raw.groupBy(F.col("_metadata.file_path").alias("file")).count().collect()
+    offsets, total = [], 0
+    for row in sorted(per_file, key=lambda r: _path_order(r["file"])):
+        offsets.append((row["file"], total))
+        total += row["count"]
+    starts = spark.createDataFrame(offsets, "`__file` STRING, `__offset` BIGINT")
+    located = raw.withColumns({"__file": F.col("_metadata.file_path"), "__index": index})
+    numbered = located.join(F.broadcast(starts), "__file").withColumn(
+        SOURCE_ROW, F.col("__offset") + F.col("__index") + 1
+    )
+    return numbered.drop("__file", "__index", "__offset")
+
+
+def load_on_spark(
+    spark: SparkSession,
+    data: str,
+    data_end: str | pd.Timestamp | None = None,
+    grace_days: int = 30,
+    progress: Progress | None = None,
+    now: pd.Timestamp | None = None,
+) -> SparkDataset:
+    """Read, validate and type every contract table found in `data` (a path or URI the cluster reads)
+    on Spark; the same errors, report and kept rows as `load_dataset` on DuckDB."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    from pipeline.spark import spark_error_message
+
+    data = str(data).rstrip("/")
+    files = HadoopFiles(spark)
+    raw_types: dict[str, dict[str, str]] = {}
+    sources: dict[str, str] = {}
+    for done, name in enumerate(TABLES, start=1):
+        if progress:
+            progress("reading tables", done, len(TABLES))
+        located = _locate(files, data, name)
+        if located is None:
+            continue
+        uri, kind = located
+        with _named_errors(name, uri):
+            raw = read_raw(spark, files, name, uri, kind)
+        raw.createOrReplaceTempView(f"__raw_{name}")
+        raw_types[name] = {f.name: f.dataType.simpleString() for f in raw.schema.fields if f.name != SOURCE_ROW}
+        sources[name] = uri
+    if not sources and files.kind(data) != "folder":
+        raise DataContractError(f"Data directory {data} does not exist or is not a directory.")
+    try:
+        report = validate(SparkRunner(spark), raw_types, data_end, grace_days, now, numbered=frozenset(raw_types))
+        frames = _kept_tables(spark, raw_types, report.keep)
+        con = _small_tables(frames)
+    except (PySparkException, Py4JError) as exc:
+        raise DataContractError(f"The input data cannot be read: {spark_error_message(exc)}") from exc
+    finally:
+        for name in raw_types:
+            spark.catalog.dropTempView(f"__raw_{name}")
+            spark.catalog.dropTempView(canonical_view(name))
+    return SparkDataset(
+        con=con,
+        accounts=con.execute('SELECT * FROM "accounts" ORDER BY account_id').df(),
+        subscriptions=con.execute('SELECT * FROM "subscriptions" ORDER BY account_id, start_date').df(),
+        event_tables=tuple(t for t in EVENT_TABLES if t in sources),
+        present_columns={name: tuple(types) for name, types in raw_types.items()},
+        data_end=report.data_end,
+        report=report,
+        sources=sources,
+        frames=frames,
+    )
+
+
+def _kept_tables(spark: SparkSession, raw_types: dict[str, dict[str, str]], keep: dict[str, str]) -> dict[str, Any]:
+    """Each table's kept rows in canonical columns, as the session's view named as the table (accounts
+    first: the others' kept rows refer to it)."""
+    frames = {}
+    for name in (n for n in TABLES if n in raw_types):
+        columns = ", ".join(SPARK.quote(column.name) for column in TABLES[name].columns)
+        frame = spark.sql(f"SELECT {columns} FROM {SPARK.quote(canonical_view(name))} WHERE {keep[name]}")
+        frame.createOrReplaceTempView(name)
+        frames[name] = frame
+    return frames
+
+
+def _small_tables(frames: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+    """`accounts` and `subscriptions` collected into DuckDB tables, so the driver's frames have the
+    types and order of the DuckDB path."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    for name in ("accounts", "subscriptions"):
+        rows = frames[name].toArrow()
+        con.register("__collected", rows)
+        con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM __collected')
+        con.unregister("__collected")
+    return con
 
 
 def register_tables(spark: SparkSession, dataset: Dataset) -> None:
-    """Define the canonical view of every table of the (validated) dataset on Spark."""
-    for name in (n for n in TABLES if n in dataset.present_columns):  # accounts first: kept rows refer to it
-        source = dataset.sources.get(name, "")
-        if not Path(source).exists():
-            raise DataContractError(
-                f"Table '{name}': the Spark engine reads tables from files; {source or 'this table'} is not one."
-            )
-        raw = read_table(spark, source)
-        raw.createOrReplaceTempView(f"__raw_{name}")
-        types = {field.name: field.dataType.simpleString() for field in raw.schema.fields}
-        select = ", ".join(column.select_sql(types.get(column.name), SPARK) for column in TABLES[name].columns)
-        keep = "true"
-        if dataset.report.keep.get(name, "true") != "true":
-            keep = keep_condition(name, dataset.report.time_limit, "accounts", SPARK.timestamp)
-        spark.sql(f"SELECT * FROM (SELECT {select} FROM `__raw_{name}`) typed WHERE {keep}").createOrReplaceTempView(
-            name
+    """Make the dataset's canonical tables the session's views named as the tables (a session may hold
+    several datasets; the one being built is made current)."""
+    if not isinstance(dataset, SparkDataset):
+        raise ChurnError(
+            "The Spark engine computes from tables Spark read and validated itself: load the data with the "
+            "Spark engine (`--engine spark`, or `engine: spark` in the configuration)."
         )
+    for name, frame in dataset.frames.items():
+        frame.createOrReplaceTempView(name)

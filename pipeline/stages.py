@@ -65,24 +65,28 @@ def run_generate(
 
 
 def load(
-    data: Path, settings: Settings, console: Console | None = None, read_from: pd.Timestamp | None = None
+    data: Path | str, settings: Settings, console: Console | None = None, read_from: pd.Timestamp | None = None
 ) -> Dataset:
     """Load and validate the data directory; with a console, say which data end is used and what was excluded.
 
     With `read_from`, the big event tables are read and validated from that day on (`load_dataset`), the
     summaries of their older rows and their checked rows of unchanged files kept in the workdir between runs.
+    On the Spark engine, Spark reads and validates the tables itself, from a path or URI (`load_on_spark`).
     """
     cache = settings.workdir_path / "cache"
     with progress_bars() as progress:
-        dataset = load_dataset(
-            data,
-            settings.data.data_end,
-            settings.data.grace_days,
-            progress,
-            read_from=read_from,
-            summary_cache=cache / "older-rows" if read_from is not None else None,
-            window_cache=cache / "window-rows" if read_from is not None else None,
-        )
+        if settings.engine == "spark":
+            dataset = _load_on_spark(data, settings, progress)
+        else:
+            dataset = load_dataset(
+                data,
+                settings.data.data_end,
+                settings.data.grace_days,
+                progress,
+                read_from=read_from,
+                summary_cache=cache / "older-rows" if read_from is not None else None,
+                window_cache=cache / "window-rows" if read_from is not None else None,
+            )
     report = dataset.report
     log.info("data end %s (%s)", report.data_end.isoformat(), report.data_end_source)
     recent = (
@@ -102,6 +106,16 @@ def load(
         for warning in report.exclusions:
             console.print(f"[yellow]warning:[/yellow] {escape(str(warning))}", highlight=False)
     return dataset
+
+
+def _load_on_spark(data: Path | str, settings: Settings, progress) -> Dataset:
+    from pipeline.engines import spark_session
+    from pipeline.spark import spark_errors
+    from pipeline.spark_loading import load_on_spark
+
+    spark = spark_session(settings)
+    with spark_errors():
+        return load_on_spark(spark, str(data), settings.data.data_end, settings.data.grace_days, progress)
 
 
 def snapshot_dates_for(
@@ -278,7 +292,7 @@ def train_on_table(
 
 
 def run_train(
-    data: Path | None,
+    data: Path | str | None,
     features_file: Path | None,
     settings: Settings,
     config: Path | None,
@@ -354,10 +368,11 @@ def scored_population(
     features = features.assign(**{ACCOUNT_STATUS: ACTIVE})
     churned = churned_accounts(dataset.subscriptions, pd.Timestamp(when))
     if include_churned and not churned.empty:
-        last_days = sorted({d.date() for d in churned})
-        with progress_bars() as progress:
-            from features.build import build_features
+        from features.build import build_features
+        from pipeline.engines import feature_engine
 
+        last_days = sorted({d.date() for d in churned})
+        with progress_bars() as progress, feature_engine(dataset, settings) as engine:
             ended = build_features(
                 dataset,
                 last_days,
@@ -365,6 +380,7 @@ def scored_population(
                 settings.data.grace_days,
                 progress=progress,
                 feature_set=feature_set,
+                engine=engine,
             )
         ids = ended[ACCOUNT_ID].astype(str)
         ended = ended[ids.isin(churned.index) & (ended[AS_OF] == ids.map(churned))]
@@ -406,6 +422,7 @@ def rescored_history(
     (the model of that day scored it), and the health trends are recomputed on the re-scored runs.
     """
     from features.build import build_features
+    from pipeline.engines import feature_engine
     from pipeline.history import read_history
     from pipeline.score import rescore_health, rescore_trends
 
@@ -416,7 +433,7 @@ def rescored_history(
     dates = sorted(d for d in days.unique() if d != pd.Timestamp(when))
     if not dates:
         return history.iloc[0:0]
-    with progress_bars() as progress:
+    with progress_bars() as progress, feature_engine(dataset, settings) as engine:
         features = build_features(
             dataset,
             [d.date() for d in dates],
@@ -424,6 +441,7 @@ def rescored_history(
             settings.data.grace_days,
             progress=progress,
             feature_set=feature_set,
+            engine=engine,
         )
     runs = [
         rescore_health(
@@ -562,7 +580,7 @@ def _print_recovered(settings: Settings, console: Console) -> None:
 
 
 def run_score(
-    data: Path,
+    data: Path | str,
     when: date,
     outputs: ScoreOutputs,
     model_uri: str | None,

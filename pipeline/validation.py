@@ -11,12 +11,17 @@ or after an explicit data end. `ValidationReport.keep` holds, per table, the con
 apply, so every later stage (features, labels, the data end, scores, alerts) sees the same rows.
 Suspicious but usable rows (events before the account existed, duplicate ticket ids...) are
 counted and kept, with the action stated.
+
+The checks are SQL in the subset DuckDB and Spark SQL share (the few spellings that differ come
+from the engine's `Dialect`), run by the engine that reads the data (`Runner`: DuckDB here, Spark
+in `pipeline/spark_loading.py`), so both engines produce the same report and the same messages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import duckdb
 import pandas as pd
@@ -24,7 +29,7 @@ import pandas as pd
 from features.contract import EVENT_TABLES, TABLES, Column, RawTypes, TableContract
 from features.errors import DataContractError
 from features.labels import term_outcomes_sql
-from features.sql.dialect import DUCKDB
+from features.sql.dialect import DUCKDB, Dialect
 
 EXAMPLES = 3
 SOURCE_ROW = "__source_row"
@@ -79,8 +84,57 @@ class ValidationReport:
         return [w for w in self.warnings if w.excluded]
 
 
+class Runner(Protocol):
+    """Where the checks run: the engine that reads the data (DuckDB here, Spark in `pipeline/spark_loading.py`).
+
+    The checks are SQL in the subset both engines run, with the dialect's spellings; the raw views
+    `__raw_<table>` are in place before `validate`."""
+
+    dialect: Dialect
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run a query and return its (few) rows."""
+
+    def view(self, name: str, sql: str) -> None:
+        """Name a query as a view."""
+
+    def canonical(self, table: str, sql: str) -> None:
+        """Define the canonical rows of `table` as `canonical_view(table)`; the engine may store them."""
+
+    def drop(self, name: str) -> None:
+        """Drop a view made by `view`."""
+
+
+class DuckDBRunner:
+    """The checks on a DuckDB connection. The canonical rows of the `stored` tables (a part of their
+    files read for this run, `recent_history`) become a temporary table, cast once for the checks, the
+    summaries and the features, and their raw rows are dropped (their values are checked by then)."""
+
+    dialect = DUCKDB
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, stored: frozenset[str] = frozenset()) -> None:
+        self.con = con
+        self.stored = stored
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql).fetchall()
+
+    def view(self, name: str, sql: str) -> None:
+        self.con.execute(f'CREATE VIEW "{name}" AS {sql}')
+
+    def canonical(self, table: str, sql: str) -> None:
+        if table in self.stored:
+            self.con.execute(f'CREATE TEMP TABLE "{canonical_view(table)}" AS {sql}')
+            self.con.execute(f'DROP TABLE "__raw_{table}"')
+        else:
+            self.view(canonical_view(table), sql)
+
+    def drop(self, name: str) -> None:
+        self.con.execute(f'DROP VIEW IF EXISTS "{name}"')
+
+
 def validate(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection | Runner,
     raw_types: RawTypes,
     data_end: str | pd.Timestamp | None,
     grace_days: int = 30,
@@ -90,34 +144,41 @@ def validate(
 ) -> ValidationReport:
     """Validate the `__raw_<table>` views; raise on fatal problems, return the report otherwise.
 
-    `now` is the run's clock (naive UTC; default: the current time). The raw views of the
-    `numbered` tables hold part of their files, with each row's number in the files as `SOURCE_ROW`,
-    so examples cite the same rows as a check of the whole files. `checked` gives, per numbered
-    table, a query of more of its rows that passed these checks in an earlier run, already in
-    canonical form with their `SOURCE_ROW` (`pipeline/window_cache.py`): they join the canonical
-    rows unchecked (a check of them finds nothing, so the checks count and cite the same rows).
+    `con` is a DuckDB connection or a `Runner` of another engine; `raw_types` are that engine's
+    types of the columns in the files. `now` is the run's clock (naive UTC; default: the current
+    time). The raw views of the `numbered` tables number their rows in the files as `SOURCE_ROW`
+    (DuckDB: tables holding part of their files; Spark: every table, which has no file order
+    otherwise), so examples cite the same rows as a check of the whole files in file order. `checked`
+    gives, per numbered table, a query of more of its rows that passed these checks in an earlier
+    run, already in canonical form with their `SOURCE_ROW` (`pipeline/window_cache.py`): they join
+    the canonical rows unchecked (a check of them finds nothing, so the checks count and cite the
+    same rows).
     """
+    run = DuckDBRunner(con, numbered) if isinstance(con, duckdb.DuckDBPyConnection) else con
     problems = _structural_problems(raw_types)
     if problems:
         raise DataContractError(_format_problems(problems))
     explicit_end, limit, limit_text = time_limit(data_end, now)
-    for name, types in raw_types.items():
-        problems += _value_problems(con, TABLES[name], types, _row_number(name, numbered))
-    problems += _empty_required_tables(con, raw_types)
-    problems += _duplicate_accounts(con) + _inverted_terms(con, raw_types["subscriptions"])
+    values, rows = _value_problems(run, raw_types, numbered)
+    problems += values + _empty_required_tables(rows)
+    problems += _duplicate_accounts(run, _row_number("accounts", numbered))
+    problems += _inverted_terms(run, raw_types["subscriptions"], _row_number("subscriptions", numbered))
     if problems:
         raise DataContractError(_format_problems(problems))
 
     tables = [name for name in TABLES if name in raw_types]  # accounts first: the others' kept rows need it
-    _canonical_views(con, raw_types, numbered, checked or {})
+    _canonical_views(run, raw_types, numbered, checked or {})
+    literal = run.dialect.timestamp
     try:
-        counts = {name: _row_counts(con, name, limit) for name in tables}
-        exclusions = _exclude(con, tables, limit, limit_text, counts)
+        counts = _row_counts(run, tables, limit)
+        exclusions = _exclude(run, tables, limit, limit_text, counts)
         excluding = {w.table for w in exclusions if w.excluded}  # tables without exclusions skip the filter
-        keep = {name: keep_condition(name, limit, "accounts") if name in excluding else "true" for name in tables}
+        keep = {
+            name: keep_condition(name, limit, "accounts", literal) if name in excluding else "true" for name in tables
+        }
         for name in tables:
-            condition = keep_condition(name, limit, "__kept_accounts") if name in excluding else "true"
-            con.execute(f'CREATE VIEW "__kept_{name}" AS SELECT * FROM "__typed_{name}" t WHERE {condition}')
+            condition = keep_condition(name, limit, "__kept_accounts", literal) if name in excluding else "true"
+            run.view(f"__kept_{name}", f"SELECT * FROM {run.dialect.quote(f'__typed_{name}')} t WHERE {condition}")
         end, source = _data_end(counts, explicit_end)
         report = ValidationReport(
             tables=_table_stats(counts, exclusions),
@@ -127,19 +188,19 @@ def validate(
             keep=keep,
             time_limit=limit,
         )
-        report.warnings = [*exclusions, *_warnings(con, tables, counts)]
-        _term_outcomes(con, report)
+        report.warnings = [*exclusions, *_warnings(run, tables, counts)]
+        _term_outcomes(run, report)
     finally:
         for name in reversed(tables):
-            con.execute(f'DROP VIEW IF EXISTS "__kept_{name}"')
+            run.drop(f"__kept_{name}")
         for name in tables:
-            con.execute(f'DROP VIEW IF EXISTS "__typed_{name}"')
+            run.drop(f"__typed_{name}")
     return report
 
 
 def _row_number(table: str, numbered: frozenset[str]) -> str:
     """The 1-based row of the data files a raw row comes from (header not counted), as SQL."""
-    return f'"{SOURCE_ROW}"' if table in numbered else "row_number() OVER ()"
+    return SOURCE_ROW if table in numbered else "row_number() OVER ()"
 
 
 def canonical_view(table: str) -> str:
@@ -165,12 +226,17 @@ def _structural_problems(present_columns: RawTypes) -> list[str]:
     return problems
 
 
-def _range_check(column: Column, cast: str) -> tuple[str, str] | None:
+def _finite(number: str) -> str:
+    """A DOUBLE is neither infinite nor NaN (both engines order NaN above +inf), spelled alike on both."""
+    return f"(({number}) BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308)"
+
+
+def _range_check(column: Column, cast: str, d: Dialect) -> tuple[str, str] | None:
     """(condition, problem) for values of the right type but outside the column's range."""
     if column.type == "timestamp":
         return (
-            f"({cast}) IS NOT NULL AND (({cast}) < {DUCKDB.timestamp(FIRST_DATE)} "
-            f"OR ({cast}) >= {DUCKDB.timestamp(END_OF_DATES)})",
+            f"({cast}) IS NOT NULL AND (({cast}) < {d.timestamp(FIRST_DATE)} "
+            f"OR ({cast}) >= {d.timestamp(END_OF_DATES)})",
             f"values are outside the supported dates {FIRST_DATE.date()} to "
             f"{(END_OF_DATES - pd.Timedelta(days=1)).date()}",
         )
@@ -184,41 +250,58 @@ def _range_check(column: Column, cast: str) -> tuple[str, str] | None:
         wanted = f"finite numbers >= {column.minimum:g}"
     else:
         wanted = "finite numbers"
-    condition = f"({cast}) IS NOT NULL AND (NOT isfinite({cast}) OR {' OR '.join(bounds) or 'false'})"
+    condition = f"({cast}) IS NOT NULL AND (NOT {_finite(cast)} OR {' OR '.join(bounds) or 'false'})"
     return condition, f"values are not {wanted}"
 
 
-def _value_problems(
-    con: duckdb.DuckDBPyConnection, contract: TableContract, types: dict[str, str], row: str
-) -> list[str]:
-    """Values that do not convert to the column's type, are out of range, and nulls in required columns."""
-    checks = value_checks(contract, types)
-    if not checks:
+def _per_table(run: Runner, scans: list[tuple[str, list[str]]]) -> list[tuple[Any, ...]]:
+    """One row of aggregates per (FROM clause, aggregate expressions), all in one query (a Spark job, not
+    one per table); rows with fewer expressions are padded with zeros."""
+    if not scans:
         return []
-    counts_sql = ", ".join(f"count_if({cond})" for _, cond, _ in checks)
-    counts = con.execute(f'SELECT {counts_sql} FROM "__raw_{contract.name}"').fetchone()
-    problems = []
-    for (col, cond, problem), count in zip(checks, counts, strict=True):
-        if count:
-            examples = _examples(con, contract.name, col, cond, row)
-            problems.append(f"{contract.name}.{col}: {count} {problem} ({examples})")
-    return problems
+    width = max(len(values) for _, values in scans)
+    branches = []
+    for index, (source, values) in enumerate(scans):
+        padded = [*values, *["CAST(0 AS BIGINT)"] * (width - len(values))]
+        columns = ", ".join(f"{value} AS v{position}" for position, value in enumerate(padded))
+        branches.append(f"SELECT {index} AS scan, {columns} FROM {source}")
+    rows = sorted(run.rows(" UNION ALL ".join(branches)), key=lambda row: row[0])
+    return [tuple(row[1 : 1 + len(values)]) for row, (_, values) in zip(rows, scans, strict=True)]
 
 
-def value_checks(contract: TableContract, types: dict[str, str]) -> list[tuple[str, str, str]]:
-    """The single-row checks of a table with these raw column types: (column, SQL condition of a bad
-    row, problem). A row passes them or not whatever the other rows and tables hold."""
+def _value_problems(run: Runner, raw_types: RawTypes, numbered: frozenset[str]) -> tuple[list[str], dict[str, int]]:
+    """Values that do not convert to the column's type, are out of range, and nulls in required columns;
+    and the row count of each table (one scan of each)."""
+    checks = {name: value_checks(TABLES[name], types, run.dialect) for name, types in raw_types.items()}
+    scans = [
+        (run.dialect.quote(f"__raw_{name}"), ["count(*)", *(f"count_if({cond})" for _, cond, _ in table_checks)])
+        for name, table_checks in checks.items()
+    ]
+    problems, rows = [], {}
+    for (name, table_checks), (total, *counts) in zip(checks.items(), _per_table(run, scans), strict=True):
+        rows[name] = total
+        for (col, cond, problem), count in zip(table_checks, counts, strict=True):
+            if count:
+                examples = _examples(run, name, col, cond, _row_number(name, numbered))
+                problems.append(f"{name}.{col}: {count} {problem} ({examples})")
+    return problems, rows
+
+
+def value_checks(contract: TableContract, types: dict[str, str], d: Dialect = DUCKDB) -> list[tuple[str, str, str]]:
+    """The single-row checks of a table with these raw column types (the engine's): (column, SQL
+    condition of a bad row in dialect `d`, problem). A row passes them or not whatever the other rows
+    and tables hold."""
     checks: list[tuple[str, str, str]] = []  # (column, condition, problem)
     for column in contract.columns:
         if column.name not in types:
             continue
-        raw = f'"{column.name}"'
-        not_blank = f"{raw} IS NOT NULL AND TRIM(CAST({raw} AS VARCHAR)) <> ''"
-        cast = column.cast_sql(types[column.name])
+        raw = d.quote(column.name)
+        not_blank = f"{raw} IS NOT NULL AND TRIM(CAST({raw} AS {d.string_type})) <> ''"
+        cast = column.cast_sql(types[column.name], d)
         if column.type not in ("id", "string", "code"):
             noun = {"timestamp": "dates", "float": "numbers", "int": "integers", "bool": "booleans"}[column.type]
             checks.append((column.name, f"{not_blank} AND ({cast}) IS NULL", f"values are not {noun}"))
-        in_range = _range_check(column, cast)
+        in_range = _range_check(column, cast, d)
         if in_range is not None:
             checks.append((column.name, *in_range))
         if column.choices:
@@ -232,12 +315,12 @@ def value_checks(contract: TableContract, types: dict[str, str]) -> list[tuple[s
         if rule.column not in types:
             continue
         by = contract.column(rule.by)
-        code = by.cast_sql(types[by.name]) if by.name in types else "NULL"
-        value = contract.column(rule.column).cast_sql(types[rule.column])
+        code = by.cast_sql(types[by.name], d) if by.name in types else "NULL"
+        value = contract.column(rule.column).cast_sql(types[rule.column], d)
         checks.append(
             (
                 rule.column,
-                f"coalesce({code}, {by.default}) = '{rule.value}' AND isfinite({value}) "
+                f"coalesce({code}, {by.default}) = '{rule.value}' AND {_finite(value)} "
                 f"AND (({value}) < {rule.minimum!r} OR ({value}) > {rule.maximum!r})",
                 f"{rule.value} values are not from {rule.minimum:g} to {rule.maximum:g}",
             )
@@ -245,15 +328,14 @@ def value_checks(contract: TableContract, types: dict[str, str]) -> list[tuple[s
     return checks
 
 
-def _examples(
-    con: duckdb.DuckDBPyConnection, table: str, column: str, condition: str, row: str = "row_number() OVER ()"
-) -> str:
+def _examples(run: Runner, table: str, column: str, condition: str, row: str) -> str:
     """'rows 17, 204: 'yesterday', ''' -- 1-based data rows in file order (header not counted)."""
-    rows = con.execute(
-        f'SELECT __row, CAST("{column}" AS VARCHAR) FROM '
-        f'(SELECT {row} AS __row, * FROM "__raw_{table}") WHERE {condition} '
+    d = run.dialect
+    rows = run.rows(
+        f"SELECT __row, CAST({d.quote(column)} AS {d.string_type}) FROM "
+        f"(SELECT {row} AS __row, * FROM {d.quote(f'__raw_{table}')}) r WHERE {condition} "
         f"ORDER BY __row LIMIT {EXAMPLES}"
-    ).fetchall()
+    )
     return _rows_text(rows)
 
 
@@ -267,42 +349,38 @@ def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _empty_required_tables(con: duckdb.DuckDBPyConnection, raw_types: RawTypes) -> list[str]:
+def _empty_required_tables(rows: dict[str, int]) -> list[str]:
     problems = []
     for name, contract in TABLES.items():
-        if (
-            contract.required
-            and name in raw_types
-            and not con.execute(f'SELECT count(*) FROM "__raw_{name}"').fetchone()[0]
-        ):
+        if contract.required and name in rows and not rows[name]:
             what = "account" if name == "accounts" else "subscription term"
             problems.append(f"{name}: the table has no rows; at least one {what} is needed")
     return problems
 
 
-def _duplicate_accounts(con: duckdb.DuckDBPyConnection) -> list[str]:
-    cond = (
-        'TRIM(CAST(account_id AS VARCHAR)) IN (SELECT TRIM(CAST(account_id AS VARCHAR)) FROM "__raw_accounts" '
-        "GROUP BY 1 HAVING count(*) > 1)"
-    )
-    count = con.execute(f'SELECT count(*) FROM "__raw_accounts" WHERE {cond}').fetchone()[0]
+def _duplicate_accounts(run: Runner, row: str) -> list[str]:
+    d = run.dialect
+    raw, key = d.quote("__raw_accounts"), f"TRIM(CAST(account_id AS {d.string_type}))"
+    cond = f"{key} IN (SELECT {key} FROM {raw} GROUP BY 1 HAVING count(*) > 1)"
+    count = run.rows(f"SELECT count(*) FROM {raw} WHERE {cond}")[0][0]
     if not count:
         return []
     return [
         f"accounts.account_id: {count} rows share a duplicated account_id "
-        f"({_examples(con, 'accounts', 'account_id', cond)})"
+        f"({_examples(run, 'accounts', 'account_id', cond, row)})"
     ]
 
 
-def _inverted_terms(con: duckdb.DuckDBPyConnection, types: dict[str, str]) -> list[str]:
+def _inverted_terms(run: Runner, types: dict[str, str], row: str) -> list[str]:
+    d = run.dialect
     start, end = TABLES["subscriptions"].column("start_date"), TABLES["subscriptions"].column("end_date")
-    cond = f"({end.cast_sql(types['end_date'])}) <= ({start.cast_sql(types['start_date'])})"
-    count = con.execute(f'SELECT count(*) FROM "__raw_subscriptions" WHERE {cond}').fetchone()[0]
+    cond = f"({end.cast_sql(types['end_date'], d)}) <= ({start.cast_sql(types['start_date'], d)})"
+    count = run.rows(f"SELECT count(*) FROM {d.quote('__raw_subscriptions')} WHERE {cond}")[0][0]
     if not count:
         return []
     return [
         f"subscriptions.end_date: {count} terms end on or before their start_date "
-        f"({_examples(con, 'subscriptions', 'end_date', cond)})"
+        f"({_examples(run, 'subscriptions', 'end_date', cond, row)})"
     ]
 
 
@@ -369,7 +447,7 @@ def keep_condition(
         return "true"
     time_column = column or TABLES[table].time_column
     if scanned is not None:
-        return f'{scanned}."{time_column}" < {literal(limit)} AND {accounts}.account_id IS NOT NULL'
+        return f"{scanned}.{time_column} < {literal(limit)} AND {accounts}.account_id IS NOT NULL"
     return f"{time_column} < {literal(limit)} AND account_id IN (SELECT account_id FROM {accounts})"
 
 
@@ -392,37 +470,48 @@ def _count_if(condition: str) -> str:
     return f"coalesce(count_if({condition}), 0)"
 
 
-def _row_counts(con: duckdb.DuckDBPyConnection, name: str, limit: pd.Timestamp) -> RowCounts:
-    """The exclusion counts and kept-row statistics of `name` in one scan (a big event table is read once)."""
-    time = f't."{TABLES[name].time_column}"'
-    limit_sql = DUCKDB.timestamp(limit)
-    if name == "accounts":  # every account is kept
-        query = f"SELECT {_count_if(f'{time} >= {limit_sql}')}, 0, count(*), min({time}), max({time}), 0"
-        source = f'"{canonical_view(name)}" t'
-    else:
-        kept = keep_condition(name, limit, "a", scanned="t")
-        before = _count_if(f"{kept} AND {time} < a.created_at") if TABLES[name].is_event else "0"
-        query = (
-            f"SELECT {_count_if(f'{time} >= {limit_sql}')}, "
-            f"{_count_if(f'{time} < {limit_sql} AND a.account_id IS NULL')}, "
-            f"{_count_if(kept)}, min({time}) FILTER ({kept}), max({time}) FILTER ({kept}), {before}"
+def _row_counts(run: Runner, tables: list[str], limit: pd.Timestamp) -> dict[str, RowCounts]:
+    """The exclusion counts and kept-row statistics of every table, one scan each (a big event table is
+    read once), in one query."""
+    d = run.dialect
+    limit_sql = d.timestamp(limit)
+    scans = []
+    for name in tables:
+        time = f"t.{TABLES[name].time_column}"
+        if name == "accounts":  # every account is kept
+            values = [_count_if(f"{time} >= {limit_sql}"), "0", "count(*)", f"min({time})", f"max({time})", "0"]
+            source = f"{d.quote(canonical_view(name))} t"
+        else:
+            kept = keep_condition(name, limit, "a", d.timestamp, scanned="t")
+            values = [
+                _count_if(f"{time} >= {limit_sql}"),
+                _count_if(f"{time} < {limit_sql} AND a.account_id IS NULL"),
+                _count_if(kept),
+                f"min({time}) FILTER (WHERE {kept})",
+                f"max({time}) FILTER (WHERE {kept})",
+                _count_if(f"{kept} AND {time} < a.created_at") if TABLES[name].is_event else "0",
+            ]
+            # account ids are unique and never null here (fatal problems otherwise): a join finds each row's account
+            accounts = f"(SELECT account_id, created_at FROM {d.quote(canonical_view('accounts'))})"
+            source = f"{d.quote(canonical_view(name))} t LEFT JOIN {accounts} a ON a.account_id = t.account_id"
+        scans.append((source, values))
+    counts = {}
+    for name, (future, unknown, kept_rows, first, last, before_created) in zip(
+        tables, _per_table(run, scans), strict=True
+    ):
+        counts[name] = RowCounts(
+            future,
+            unknown,
+            kept_rows,
+            pd.Timestamp(first) if first is not None else None,
+            pd.Timestamp(last) if last is not None else None,
+            before_created,
         )
-        # account ids are unique and never null here (fatal problems otherwise): a join finds each row's account
-        accounts = f'(SELECT account_id, created_at FROM "{canonical_view("accounts")}")'
-        source = f'"{canonical_view(name)}" t LEFT JOIN {accounts} a ON a.account_id = t.account_id'
-    future, unknown, kept_rows, first, last, before_created = con.execute(f"{query} FROM {source}").fetchone()
-    return RowCounts(
-        future,
-        unknown,
-        kept_rows,
-        pd.Timestamp(first) if first is not None else None,
-        pd.Timestamp(last) if last is not None else None,
-        before_created,
-    )
+    return counts
 
 
 def _exclude(
-    con: duckdb.DuckDBPyConnection,
+    run: Runner,
     tables: list[str],
     limit: pd.Timestamp,
     limit_text: str,
@@ -430,14 +519,15 @@ def _exclude(
 ) -> list[DataWarning]:
     """The rows the canonical views leave out, with examples: future-dated, unknown accounts."""
     found: list[DataWarning | None] = []
+    limit_sql = run.dialect.timestamp(limit)
     for name in tables:
         time_column = TABLES[name].time_column
         found.append(
             _warning(
-                con,
+                run,
                 name,
                 time_column,
-                f't."{time_column}" >= {DUCKDB.timestamp(limit)}',
+                f"t.{time_column} >= {limit_sql}",
                 f"rows dated after {limit_text}",
                 "kept: the account lands at its first term start instead"
                 if name == "accounts"
@@ -446,17 +536,17 @@ def _exclude(
                 count=counts[name].future,
             )
         )
-    known = 'SELECT account_id FROM "__typed_accounts"'
+    known = f"SELECT account_id FROM {run.dialect.quote('__typed_accounts')}"
     for name in tables:
         if name == "accounts":
             continue
         time_column = TABLES[name].time_column
         found.append(
             _warning(
-                con,
+                run,
                 name,
                 "account_id",
-                f't."{time_column}" < {DUCKDB.timestamp(limit)} AND t.account_id NOT IN ({known})',
+                f"t.{time_column} < {limit_sql} AND t.account_id NOT IN ({known})",
                 "rows for accounts not in accounts",
                 "excluded: no account to attach them to (no features, scores or alerts)",
                 excluded=True,
@@ -480,36 +570,29 @@ def _data_end(counts: dict[str, RowCounts], explicit: pd.Timestamp | None) -> tu
 
 
 # ------------------------------------------------------------------------------ kept rows
-def canonical_select(name: str, types: dict[str, str]) -> str:
+def canonical_select(name: str, types: dict[str, str], d: Dialect = DUCKDB) -> str:
     """The select list casting a table's raw columns (`types`) to the contract's (absent ones: defaults)."""
-    return ", ".join(c.select_sql(types.get(c.name)) for c in TABLES[name].columns)
+    return ", ".join(c.select_sql(types.get(c.name), d) for c in TABLES[name].columns)
 
 
-def _canonical_views(
-    con: duckdb.DuckDBPyConnection, raw_types: RawTypes, numbered: frozenset[str], checked: Mapping[str, str]
-) -> None:
+def _canonical_views(run: Runner, raw_types: RawTypes, numbered: frozenset[str], checked: Mapping[str, str]) -> None:
     """The canonical casts of every table, defined once (`canonical_view`), and for the exclusion and
     warning checks a temporary view of them numbered in file order (the rows an example cites).
 
-    A numbered table's raw rows are a temporary table read for this run (`recent_history`): its
-    canonical rows (with `SOURCE_ROW`) become a temporary table too, cast once for the checks, the
-    summaries and the features, with the table's `checked` rows, and the raw rows are dropped (their
-    values are checked by now). Rows are in no particular order (a parallel read of several files
-    has none either); examples are ordered by `SOURCE_ROW`."""
+    A numbered table's canonical rows keep their `SOURCE_ROW`, with the table's `checked` rows
+    (DuckDB stores them: `DuckDBRunner`). Rows are in no particular order (a parallel read of
+    several files has none either); examples are ordered by `SOURCE_ROW`."""
+    q = run.dialect.quote
     for name, types in raw_types.items():
-        select = canonical_select(name, types)
+        select = canonical_select(name, types, run.dialect)
         if name in numbered:
-            rows = f'SELECT {select}, "{SOURCE_ROW}" FROM "__raw_{name}"'
+            rows = f"SELECT {select}, {q(SOURCE_ROW)} FROM {q(f'__raw_{name}')}"
             if name in checked:
                 rows = f"{rows} UNION ALL {checked[name]}"
-            con.execute(f'CREATE TEMP TABLE "{canonical_view(name)}" AS {rows}')
-            con.execute(f'DROP TABLE "__raw_{name}"')
         else:
-            con.execute(f'CREATE VIEW "{canonical_view(name)}" AS SELECT {select} FROM "__raw_{name}"')
-        con.execute(
-            f'CREATE VIEW "__typed_{name}" AS SELECT {_row_number(name, numbered)} AS __row, * '
-            f'FROM "{canonical_view(name)}"'
-        )
+            rows = f"SELECT {select} FROM {q(f'__raw_{name}')}"
+        run.canonical(name, rows)
+        run.view(f"__typed_{name}", f"SELECT {_row_number(name, numbered)} AS __row, * FROM {q(canonical_view(name))}")
 
 
 def _table_stats(counts: dict[str, RowCounts], exclusions: list[DataWarning]) -> dict[str, TableStats]:
@@ -521,7 +604,7 @@ def _table_stats(counts: dict[str, RowCounts], exclusions: list[DataWarning]) ->
 
 
 def _warning(
-    con: duckdb.DuckDBPyConnection,
+    run: Runner,
     table: str,
     column: str,
     where: str,
@@ -533,89 +616,83 @@ def _warning(
 ) -> DataWarning | None:
     """Count rows of `<view>_<table>` (aliased t) matching `where` (unless `count` says how many);
     None when there are none."""
+    d = run.dialect
+    source = f"{d.quote(f'{view}_{table}')} t"
     if count is None:
-        count = con.execute(f'SELECT count(*) FROM "{view}_{table}" t WHERE {where}').fetchone()[0]
+        count = run.rows(f"SELECT count(*) FROM {source} WHERE {where}")[0][0]
     if not count:
         return None
-    rows = con.execute(
-        f'SELECT __row, CAST(t."{column}" AS VARCHAR) FROM "{view}_{table}" t '
-        f"WHERE {where} ORDER BY __row LIMIT {EXAMPLES}"
-    ).fetchall()
+    rows = run.rows(
+        f"SELECT __row, CAST(t.{column} AS {d.string_type}) FROM {source} WHERE {where} ORDER BY __row LIMIT {EXAMPLES}"
+    )
     return DataWarning(table, column, problem, count, _rows_text(rows), action, excluded)
 
 
-def _warnings(con: duckdb.DuckDBPyConnection, tables: list[str], counts: dict[str, RowCounts]) -> list[DataWarning]:
-    """Suspicious but usable rows among the kept ones."""
-    found: list[DataWarning | None] = []
+def _warnings(run: Runner, tables: list[str], counts: dict[str, RowCounts]) -> list[DataWarning]:
+    """Suspicious but usable rows among the kept ones; the rows of the checks the table scans have not
+    counted are counted in one query."""
+    q = run.dialect.quote
+    checks: list[tuple[str, str, str, str, str, int | None]] = []  # table, column, where, problem, action, count
     for name in tables:
         if not TABLES[name].is_event:
             continue
         time_column = TABLES[name].time_column
-        found.append(
-            _warning(
-                con,
+        checks.append(
+            (
                 name,
                 time_column,
-                f't."{time_column}" < (SELECT a.created_at FROM "__kept_accounts" a WHERE a.account_id = t.account_id)',
+                f"t.{time_column} < (SELECT max(a.created_at) FROM {q('__kept_accounts')} a "
+                "WHERE a.account_id = t.account_id)",
                 "rows dated before the account's created_at",
                 "kept: counted in features (usage before the contract date, e.g. a trial)",
-                "__kept",
-                count=counts[name].before_created,
+                counts[name].before_created,
             )
         )
     if "support_tickets" in tables:
-        found.append(
-            _warning(
-                con,
-                "support_tickets",
-                "ticket_id",
-                'ticket_id IN (SELECT ticket_id FROM "__kept_support_tickets" GROUP BY 1 HAVING count(*) > 1)',
-                "rows share a duplicated ticket_id",
-                "kept: each row counts as a ticket",
-                "__kept",
-            )
+        duplicated = (
+            f"ticket_id IN (SELECT ticket_id FROM {q('__kept_support_tickets')} GROUP BY 1 HAVING count(*) > 1)"
         )
-        found.append(
-            _warning(
-                con,
-                "support_tickets",
-                "closed_at",
-                "closed_at < opened_at",
-                "tickets closed before they were opened",
-                "kept: resolution time of these counts as missing",
-                "__kept",
-            )
-        )
+        checks += [
+            ("support_tickets", "ticket_id", duplicated, "rows share a duplicated ticket_id",
+             "kept: each row counts as a ticket", None),
+            ("support_tickets", "closed_at", "closed_at < opened_at", "tickets closed before they were opened",
+             "kept: resolution time of these counts as missing", None),
+        ]  # fmt: skip
     if "invoices" in tables:
-        duplicated = 'invoice_id IN (SELECT invoice_id FROM "__kept_invoices" GROUP BY 1 HAVING count(*) > 1)'
-        for column, where, problem, action in (
-            ("due_at", "due_at < issued_at", "invoices due before they were issued",
-             "kept: overdue from their due date"),
-            ("paid_at", "paid_at < issued_at", "invoices paid before they were issued",
-             "kept: counted as paid on time (prepaid)"),
-            ("paid_at", "status = 'paid' AND paid_at IS NULL", "invoices with status paid but no paid_at",
-             "kept: counted as unpaid (paid_at says when an invoice was paid; null = unpaid)"),
-            ("invoice_id", duplicated, "rows share a duplicated invoice_id", "kept: each row counts as an invoice"),
-        ):  # fmt: skip
-            found.append(_warning(con, "invoices", column, where, problem, action, "__kept"))
-    found.append(
-        _warning(
-            con,
+        duplicated = f"invoice_id IN (SELECT invoice_id FROM {q('__kept_invoices')} GROUP BY 1 HAVING count(*) > 1)"
+        checks += [
+            ("invoices", "due_at", "due_at < issued_at", "invoices due before they were issued",
+             "kept: overdue from their due date", None),
+            ("invoices", "paid_at", "paid_at < issued_at", "invoices paid before they were issued",
+             "kept: counted as paid on time (prepaid)", None),
+            ("invoices", "paid_at", "status = 'paid' AND paid_at IS NULL", "invoices with status paid but no paid_at",
+             "kept: counted as unpaid (paid_at says when an invoice was paid; null = unpaid)", None),
+            ("invoices", "invoice_id", duplicated, "rows share a duplicated invoice_id",
+             "kept: each row counts as an invoice", None),
+        ]  # fmt: skip
+    checks.append(
+        (
             "subscriptions",
             "start_date",
-            'EXISTS (SELECT 1 FROM "__kept_subscriptions" o WHERE o.account_id = t.account_id AND o.__row <> t.__row '
-            "AND o.start_date < t.end_date AND t.start_date < o.end_date)",
+            f"EXISTS (SELECT 1 FROM {q('__kept_subscriptions')} o WHERE o.account_id = t.account_id "
+            "AND o.__row <> t.__row AND o.start_date < t.end_date AND t.start_date < o.end_date)",
             "terms overlapping another term of the same account",
             "kept: treated as concurrent (add-on) terms; the latest end date decides renewal",
-            "__kept",
+            None,
         )
     )
+    uncounted = [index for index, check in enumerate(checks) if check[5] is None]
+    scans = [(f"{q(f'__kept_{checks[i][0]}')} t WHERE {checks[i][2]}", ["count(*)"]) for i in uncounted]
+    for index, (count,) in zip(uncounted, _per_table(run, scans), strict=True):
+        checks[index] = (*checks[index][:5], count)
+    found = [_warning(run, *check[:5], "__kept", count=check[5]) for check in checks]
     return [w for w in found if w is not None]
 
 
-def _term_outcomes(con: duckdb.DuckDBPyConnection, report: ValidationReport) -> None:
+def _term_outcomes(run: Runner, report: ValidationReport) -> None:
     """Count terms renewed, churned and censored with the labels' own rules (per term end date)."""
-    report.accounts = con.execute('SELECT count(*) FROM "__kept_accounts"').fetchone()[0]
-    report.terms, report.renewals, report.churns, report.censored = con.execute(
-        term_outcomes_sql(DUCKDB, '"__kept_subscriptions"', report.grace_days, report.data_end)
-    ).fetchone()
+    d = run.dialect
+    report.accounts = run.rows(f"SELECT count(*) FROM {d.quote('__kept_accounts')}")[0][0]
+    ((report.terms, report.renewals, report.churns, report.censored),) = run.rows(
+        term_outcomes_sql(d, d.quote("__kept_subscriptions"), report.grace_days, report.data_end)
+    )

@@ -21,6 +21,7 @@ from features.sql.engine import SparkEngine
 from features.table import read_feature_table
 from pipeline.config import load_settings
 from pipeline.loading import load_dataset
+from pipeline.spark_loading import load_on_spark, register_tables
 from pipeline.stages import build_feature_table, score_date, train_on_table
 from pipeline.synthetic import generate
 from tests.conftest import run_cli, write_tables
@@ -51,6 +52,13 @@ def assert_same_table(got: pd.DataFrame, expected: pd.DataFrame) -> None:
             assert x.astype(str).tolist() == y.astype(str).tolist(), column
 
 
+def assert_same_report(got, expected) -> None:
+    """Two engines' validation reports agree on everything but the spelling of the kept-row filters (and the
+    clock's time limit when each load read the clock)."""
+    assert set(got.keep) == set(expected.keep)
+    assert {**vars(got), "keep": None, "time_limit": None} == {**vars(expected), "keep": None, "time_limit": None}
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, spark):
     """A small generated history, its DuckDB feature table and a champion model."""
@@ -64,10 +72,10 @@ def world(tmp_path_factory: pytest.TempPathFactory, spark):
     return root, data, settings, dataset, table, result
 
 
-def test_churn_features_on_spark_writes_the_duckdb_table_partitioned_by_as_of(world, capsys):
+def test_churn_features_on_spark_reads_a_uri_and_writes_the_duckdb_table_partitioned_by_as_of(world, capsys):
     root, data, _, _, expected, _ = world
     out = root / "features_spark"
-    code, text = run_cli(["features", "--data", str(data), "--out", str(out), "--engine", "spark"], capsys)
+    code, text = run_cli(["features", "--data", data.as_uri(), "--out", str(out), "--engine", "spark"], capsys)
     assert code == 0, text
     assert "partitioned by as_of" in text
     dates = sorted(p.name for p in out.iterdir() if p.name.startswith("as_of="))
@@ -82,8 +90,6 @@ def test_point_in_time_on_spark_and_the_same_values_as_duckdb(spark, tmp_path):
     rewriting everything at or after as_of): a snapshot's features depend on its own account only.
     The tables are CSV, so Spark parses every value from text as DuckDB does.
     """
-    from pipeline.spark_loading import register_tables
-
     as_of = RANDOM_START + pd.Timedelta(days=400)
     tables = random_tables(11)
     versions = {"b:": tables, "a:": rewrite_after(tables, as_of, 12)}
@@ -91,9 +97,12 @@ def test_point_in_time_on_spark_and_the_same_values_as_duckdb(spark, tmp_path):
         name: pd.concat([v[name].assign(account_id=prefix + v[name].account_id) for prefix, v in versions.items()])
         for name in tables
     }
-    dataset = load_dataset(write_tables(tmp_path / "data", both, "csv"), data_end=RANDOM_DATA_END)
-    register_tables(spark, dataset)
-    on_spark = build_features(dataset, [as_of], SETTINGS, 30, engine=SparkEngine(spark))
+    data = write_tables(tmp_path / "data", both, "csv")
+    dataset = load_dataset(data, data_end=RANDOM_DATA_END)
+    spark_dataset = load_on_spark(spark, str(data), data_end=RANDOM_DATA_END)
+    assert_same_report(spark_dataset.report, dataset.report)  # edge values: exclusions and warnings with rows
+    register_tables(spark, spark_dataset)
+    on_spark = build_features(spark_dataset, [as_of], SETTINGS, 30, engine=SparkEngine(spark))
     assert_same_table(on_spark, build_features(dataset, [as_of], SETTINGS, 30))
     halves = [
         on_spark[on_spark.account_id.str.startswith(prefix)]
@@ -105,18 +114,23 @@ def test_point_in_time_on_spark_and_the_same_values_as_duckdb(spark, tmp_path):
     assert_same_table(halves[1], halves[0])
 
 
-def test_scoring_on_spark_gives_the_duckdb_scores(world, spark):
-    _, _, settings, dataset, _, result = world
-    expected = score_date(dataset, SCORE_DATE, settings, result.model_uri, history=False).scores
+def test_scoring_on_spark_from_a_uri_gives_the_duckdb_scores(world, spark):
+    """Spark reads and validates the files from a file:// URI, builds the features (with the ended
+    accounts' last days: --include-churned) and scores them as the DuckDB path does."""
+    _, data, settings, dataset, _, result = world
+    expected = score_date(dataset, SCORE_DATE, settings, result.model_uri, history=False, include_churned=True)
+    on_spark = load_on_spark(spark, data.as_uri())
+    assert_same_report(on_spark.report, dataset.report)
     # Tiny Arrow batches: every task scores slices of the population, the percentiles still rank all of it.
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "7")
     try:
         spark_settings = settings.model_copy(update={"engine": "spark"})
-        got = score_date(dataset, SCORE_DATE, spark_settings, result.model_uri, history=False).scores
+        got = score_date(on_spark, SCORE_DATE, spark_settings, result.model_uri, history=False, include_churned=True)
     finally:
         spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
-    assert len(expected) > 7
-    assert_same_table(got, expected)
+    assert len(expected.scores) > 7
+    assert (expected.scores["account_status"] == "churned").any()
+    assert_same_table(got.scores, expected.scores)
 
 
 def test_bad_input_fails_with_the_same_message_on_both_engines(tmp_path, capsys):

@@ -1,0 +1,57 @@
+"""The Spark engine reads its input from any URI the cluster can read and checks it there: a
+malformed table fails with DuckDB's message (table, column, problem, count, example rows), a
+URI no filesystem of the cluster reads is named with its table.
+
+The tables are tiny and the checks stop at the first failing step, so each case costs a few
+small Spark jobs on the shared session.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import run_cli, tiny_tables, write_tables
+
+pytestmark = pytest.mark.spark
+
+
+def malformed_tables() -> dict[str, pd.DataFrame]:
+    """Tiny tables with a duplicated account, a negative ARR (typed parquet) and a date that is not one
+    in the second file of the logins folder."""
+    tables = tiny_tables()
+    tables["accounts"] = pd.concat([tables["accounts"], tables["accounts"].iloc[[1]]], ignore_index=True)
+    tables["subscriptions"].loc[2, "arr"] = -5.0
+    logins = tables["logins"].astype({"ts": object})
+    logins.loc[3, "ts"] = "yesterday"
+    tables["logins"] = logins
+    return tables
+
+
+def test_a_malformed_table_at_a_uri_fails_on_spark_with_the_duckdb_message(spark, tmp_path, capsys):
+    data = write_tables(tmp_path / "bad", malformed_tables(), "folder")
+    messages = []
+    for engine, source in (("duckdb", str(data)), ("spark", data.as_uri())):
+        out = tmp_path / f"features_{engine}"
+        code, text = run_cli(["features", "--data", source, "--out", f"{out}.parquet", "--engine", engine], capsys)
+        assert code == 1, text
+        assert not Path(f"{out}.parquet").exists()
+        messages.append(text)
+    assert messages[1] == messages[0]
+    for problem in (
+        "accounts.account_id: 2 rows share a duplicated account_id (rows 2, 4: 'B', 'B')",
+        "subscriptions.arr: 1 values are not finite numbers >= 0 (rows 3: '-5.0')",
+        "logins.ts: 1 values are not dates (rows 4: 'yesterday')",  # second part of the folder: rows 3-5
+    ):
+        assert problem in messages[1]
+    assert "Traceback" not in messages[1] and "org.apache" not in messages[1]
+
+
+def test_a_uri_without_a_filesystem_on_the_cluster_names_the_table_and_the_uri(spark, capsys):
+    code, text = run_cli(["validate", "--data", "nofs://bucket/export/", "--engine", "spark"], capsys)
+    assert code == 1
+    assert "Table 'accounts': cannot read nofs://bucket/export/accounts.parquet" in text
+    assert 'No FileSystem for scheme "nofs"' in text and "hadoop-aws" in text
+    assert "Traceback" not in text and "org.apache" not in text
