@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import re
 import resource
@@ -117,9 +116,8 @@ def cpu_seconds() -> float:
 
 def profiled_engine(con, out: Path):
     """A DuckDB engine that runs every statement under EXPLAIN ANALYZE, saving the plan to `out` and
-    recording (wall seconds, CPU seconds, statement name); the families one after another, so each
-    statement's CPU seconds are its own."""
-    from features.sql.engine import DuckDBEngine, one_after_another
+    recording (wall seconds, CPU seconds, statement name)."""
+    from features.sql.engine import DuckDBEngine
 
     class Profiled(DuckDBEngine):
         def __init__(self) -> None:
@@ -133,7 +131,7 @@ def profiled_engine(con, out: Path):
             return result
 
         def materialize(self, name: str, select_sql: str) -> None:
-            sql = f"EXPLAIN ANALYZE CREATE OR REPLACE TABLE {name} AS {select_sql}"
+            sql = f"EXPLAIN ANALYZE CREATE OR REPLACE TEMP TABLE {name} AS {select_sql}"
             plan = self._timed(name, lambda: self.con.execute(sql).fetchall())
             self._made.append(name)
             (out / f"{len(self.timings):03d}_{name}.txt").write_text(plan[0][1])
@@ -145,22 +143,16 @@ def profiled_engine(con, out: Path):
         def frame(self, select_sql: str):
             return self._timed("assemble (final join to pandas)", lambda: super(Profiled, self).frame(select_sql))
 
-        def each(self, jobs, finished):
-            return one_after_another(self, jobs, finished)
-
     out.mkdir(parents=True, exist_ok=True)
     return Profiled()
 
 
 def worker(engine: str, data: Path, with_range_join: bool = False, profile: Path | None = None) -> None:
-    """Build all monthly snapshots of `data` in this process and print one JSON line of measurements
-    (the build's log of seconds per family goes to stderr)."""
+    """Build all monthly snapshots of `data` in this process and print one JSON line of measurements."""
     from features.build import build_features, snapshot_dates
     from features.settings import FeatureSettings
     from pipeline.loading import load_dataset
 
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-    logging.getLogger("churn.features").setLevel(logging.INFO)
     clock, cpu = time.perf_counter(), cpu_seconds()
     dataset = load_dataset(data)
     loaded, loaded_cpu = time.perf_counter(), cpu_seconds()

@@ -2,9 +2,9 @@
 
 All work runs as SQL on an `Engine` (`features/sql/engine.py`): the dataset's DuckDB connection by
 default, or a Spark session. Snapshots and labels first, then each family present in the data
-builds `_ft_<source>` from its daily roll-ups (independently: DuckDB runs the families at once,
-`Engine.each`), and one final join assembles the table of `features/table.py`. The SQL is the same
-on both engines; intermediate tables are dropped afterwards, whatever happens.
+builds `_ft_<source>` from its daily roll-ups, and one final join assembles the table of
+`features/table.py`. The SQL is the same on both engines; intermediate tables are dropped
+afterwards, whatever happens.
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from functools import partial
-from itertools import count
-from types import ModuleType
 
 import pandas as pd
 
@@ -94,27 +91,20 @@ def built_features(
         engine.define(LANDED, landed_sql(d))
         log.info("features: timeline, terms and snapshots built in %.2f s", time.perf_counter() - started)
         done_steps(1)
-        jobs = [partial(_build_family, family, ctx) for family in families]
-        ended = count(2)  # families may end in any order: progress counts them
-        columns = engine.each(jobs, lambda _index: done_steps(next(ended)))
-        built = [(family.SOURCE, names) for family, names in zip(families, columns, strict=True)]
+        built: list[tuple[str, list[str]]] = []
+        for done, family in enumerate(families, start=2):
+            started = time.perf_counter()
+            built.append((family.SOURCE, family.build(engine, ctx)))
+            # Each family's windows are computed in their own job: left lazy, every family's joins and
+            # aggregations ran inside the final join's tasks, more than a 100M-event build's memory held.
+            engine.store(family_table(family.SOURCE))
+            # Where the build's time goes, per family (Spark computes `define`d tables lazily, later).
+            log.info("features: %s family built in %.2f s", family.SOURCE, time.perf_counter() - started)
+            done_steps(done)
         yield _assemble_sql(built, feature_set)
         done_steps(steps)
     finally:
         engine.drop_intermediates()
-
-
-def _build_family(family: ModuleType, ctx: FamilyContext, engine: Engine) -> list[str]:
-    """One family's table (`engine.each` may run several at once, each on its own engine)."""
-    started = time.perf_counter()
-    columns = family.build(engine, ctx)
-    # Each family's windows are computed in their own job: left lazy, every family's joins and
-    # aggregations ran inside the final join's tasks, more than a 100M-event build's memory held.
-    engine.store(family_table(family.SOURCE))
-    # Where the build's time goes, per family (Spark computes `define`d tables lazily, later; on
-    # DuckDB the families run at once, so these overlap).
-    log.info("features: %s family built in %.2f s", family.SOURCE, time.perf_counter() - started)
-    return columns
 
 
 def _first_day(dataset: CanonicalData, fallback: pd.Timestamp) -> pd.Timestamp:

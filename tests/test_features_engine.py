@@ -103,14 +103,14 @@ def test_engine_agrees_with_the_pandas_reference_on_random_edge_cases(seed):
     assert_same_table(engine, _reference_module().reference_features(dataset, dates, settings, grace_days=30))
 
 
-def test_absent_sources_yield_no_columns_and_intermediate_tables_are_dropped():
+def test_absent_sources_yield_no_columns_and_temporary_tables_are_dropped():
     logins = pd.DataFrame({"account_id": ["A"], "ts": ["2024-02-01"], "user_id": ["u1"]})
     dataset = make_dataset(logins=logins)
     calls = []
     table = build_features(dataset, ["2024-03-01"], SETTINGS, 30, progress=lambda *args: calls.append(args))
     sources = {lookup(name).source for name in feature_columns(table)}
     assert sources == {"accounts", "logins"}
-    leftovers = dataset.con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '_ft%'").fetchall()
+    leftovers = dataset.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
     assert leftovers == []
     assert [done for _, done, _ in calls] == [0, 1, 2, 3, 4] and {total for *_, total in calls} == {4}
 
