@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import re
 import resource
@@ -148,11 +149,14 @@ def profiled_engine(con, out: Path):
 
 
 def worker(engine: str, data: Path, with_range_join: bool = False, profile: Path | None = None) -> None:
-    """Build all monthly snapshots of `data` in this process and print one JSON line of measurements."""
+    """Build all monthly snapshots of `data` in this process and print one JSON line of measurements
+    (the build's log of seconds per family goes to stderr)."""
     from features.build import build_features, snapshot_dates
     from features.settings import FeatureSettings
     from pipeline.loading import load_dataset
 
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("churn.features").setLevel(logging.INFO)
     clock, cpu = time.perf_counter(), cpu_seconds()
     dataset = load_dataset(data)
     loaded, loaded_cpu = time.perf_counter(), cpu_seconds()
