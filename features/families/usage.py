@@ -97,7 +97,6 @@ TREND = declare.fixed(
 
 PER_FEATURE = re.compile(r"^usage_(.+)_per_seat_30d$")
 SAFE_KEY = re.compile(r"[a-z0-9_]+")
-NAMES = "_ft_usage_names"
 KEYS = "_ft_usage_keys"
 KEY_PACKS = "_ft_usage_key_packs"
 DAILY = "_ft_usage_day"
@@ -137,8 +136,7 @@ register_resolver(_per_feature_spec)
 for _tracked in FeatureSettings().tracked_features:
     register(_per_feature_spec(per_feature_name(feature_key(_tracked))))
 
-WORKFLOW_COLUMNS = ("account_id", "workflow_id", "ts", "step")  # besides the feature
-WORKFLOW_EVENTS = "account_id IS NOT NULL AND ts IS NOT NULL AND workflow_id IS NOT NULL AND step IS NOT NULL"
+VALID = "account_id IS NOT NULL AND ts IS NOT NULL"
 MASK_BITS = 63  # keys per BIGINT mask (bit 63 would make it negative)
 PACKED_BITS = 31  # bits per tracked key's daily count in a packed sum: two per BIGINT
 
@@ -151,28 +149,21 @@ def key_sql(d: Dialect) -> str:
 def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     d = engine.dialect
     (last_as_of,) = engine.rows(f"SELECT max(as_of) FROM {ASOF_TABLE}")[0]
-    with_workflows = ctx.has(SOURCE, "workflow_id") and ctx.has(SOURCE, "step")
-    # One row per feature name, with its events before the latest as_of (to rank the keys); for the
-    # count alone only `feature` and `ts` are read (account_id is a required column: validation
-    # rejects nulls). On DuckDB the same scan gathers the workflow events (1.3 % of 78M): a scan of
-    # their own decodes their columns for every event again (-1.0 to -1.6 of ~6 CPU s for the two).
-    workflow_list = d.row_list(WORKFLOW_COLUMNS, WORKFLOW_EVENTS) if with_workflows else None
-    engine.materialize(
-        NAMES,
-        f"""
-        SELECT feature, {count_where(f"ts < {d.timestamp(last_as_of)}")} AS events_before
-               {f", {workflow_list} AS workflow_events" if workflow_list else ""}
-        FROM usage_events GROUP BY feature
-        """,
-    )
-    # The feature keys, numbered; a key is computed once per distinct feature name, never per event.
+    # The feature keys, numbered, with their events before the latest as_of (to rank them). A key
+    # is computed once per distinct feature name here, never per event. Only `feature` and `ts` are
+    # read: account_id is a required column (validation rejects nulls), and decoding it for this
+    # count would cost as much as the count. The NULL feature is dropped after numbering: a filter on
+    # the key inside the grouped query is pushed below the GROUP BY into the scan, where DuckDB ran
+    # the key's regexp on every event (3 of the statement's 4.4 CPU s on 78M events).
     engine.materialize(
         KEYS,
         f"""
         SELECT feature, key, id, events_before
         FROM (SELECT feature, key, events_before,
                      CAST(dense_rank() OVER (ORDER BY key NULLS LAST) - 1 AS INTEGER) AS id
-              FROM (SELECT feature, {key_sql(d)} AS key, events_before FROM {NAMES}) keyed) numbered
+              FROM (SELECT feature, {key_sql(d)} AS key, events_before
+                    FROM (SELECT feature, {count_where(f"ts < {d.timestamp(last_as_of)}")} AS events_before
+                          FROM usage_events GROUP BY feature) names) keyed) numbered
         WHERE key IS NOT NULL
         """,
     )
@@ -214,13 +205,8 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         columns |= {QUANTITY_PER_SEAT.name(w): ratio(zero(f"w.quantity_{w}"), "s.seat_norm") for w in ctx.windows}
     columns |= {BREADTH.name(w): as_double(zero(f"f.distinct_{w}")) for w in ctx.windows}
     columns |= {per_feature_name(name): ratio(zero(f"w.f_{name}"), "s.seat_norm") for name in tracked}
-    if with_workflows:
-        workflow_events = (
-            f"SELECT feature, {d.unnest_rows('workflow_events')} FROM {NAMES}"
-            if workflow_list
-            else f"SELECT {', '.join(WORKFLOW_COLUMNS)}, feature FROM usage_events WHERE {WORKFLOW_EVENTS}"
-        )
-        _workflow_tables(engine, workflow_events)
+    if ctx.has(SOURCE, "workflow_id") and ctx.has(SOURCE, "step"):
+        _workflow_tables(engine)
         joins.append(snapshot_join("wf", WORKFLOW_WINDOWS))
         columns[COMPLETION] = ratio("wf.completed", "wf.runs")
         columns[SKIPS] = ratio("wf.skipped", "wf.runs")
@@ -311,9 +297,8 @@ def _distinct_features_sql(windows: Iterable[int]) -> str:
     """
 
 
-def _workflow_tables(engine: Engine, workflow_events: str) -> None:
-    """Per (account, run start day, day): runs started, and the change in runs complete / skipped,
-    from `workflow_events` (a query of the events with a workflow id and a step).
+def _workflow_tables(engine: Engine) -> None:
+    """Per (account, run start day, day): runs started, and the change in runs complete / skipped.
 
     A process's step count at a run's start is the highest step seen for it on earlier days: a
     running max over the process's days, up to the day before, joined on the run's start day
@@ -327,7 +312,8 @@ def _workflow_tables(engine: Engine, workflow_events: str) -> None:
             SELECT account_id, workflow_id, {d.day_of("ts")} AS day, step,
                    first_value(feature) OVER run_order AS process,
                    step - coalesce(lag(step) OVER run_order, 0) AS step_delta
-            FROM ({workflow_events}) workflow_events
+            FROM usage_events
+            WHERE {VALID} AND workflow_id IS NOT NULL AND step IS NOT NULL
             WINDOW run_order AS (PARTITION BY account_id, workflow_id ORDER BY ts, step, feature NULLS LAST)
         ), run_day AS (
             SELECT account_id, workflow_id, process, day, max(step) AS top_step,

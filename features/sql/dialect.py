@@ -36,7 +36,6 @@ class Dialect:
     _regexp_all: str
     _bit: str
     _shift_right: str
-    _row_lists: tuple[str, str] | None  # gather, unnest; None: no lists of rows gathered in a scan (`row_list`)
     _zoned_timestamps: tuple[str, ...]  # raw types holding instants with a zone (lower case prefixes)
     _from_zoned: str
     _native_timestamps: tuple[str, ...]  # raw types already holding naive timestamps or dates
@@ -111,22 +110,6 @@ class Dialect:
         """`value` shifted right by `bits` (to read a count packed into a sum's higher bits)."""
         return self._shift_right.format(value=value, n=bits)
 
-    def row_list(self, columns: tuple[str, ...], where: str) -> str | None:
-        """An aggregate gathering `columns` of the rows meeting `where` into one list per group (a
-        struct per row), so that a scan grouped for one table also collects the few rows another
-        table needs; `unnest_rows` turns them back into rows. None on Spark: a group's list is one
-        value of one executor there, and it grows with the data."""
-        if self._row_lists is None:
-            return None
-        fields = ", ".join(f"{column} := {column}" for column in columns)
-        return self._row_lists[0].format(fields=fields, where=where)
-
-    def unnest_rows(self, column: str) -> str:
-        """The select items turning a `row_list` column back into one row per gathered row."""
-        if self._row_lists is None:
-            raise NotImplementedError(f"{self.name} gathers no lists of rows (row_list is None)")
-        return self._row_lists[1].format(column=column)
-
 
 _DUCKDB_PARSED = "timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))"
 
@@ -141,7 +124,6 @@ DUCKDB = Dialect(
     _regexp_all="regexp_replace({text}, '{pattern}', '{replacement}', 'g')",
     _bit="(CAST(1 AS BIGINT) << ({n}))",
     _shift_right="({value} >> {n})",
-    _row_lists=("list(struct_pack({fields})) FILTER (WHERE {where})", "unnest({column}, recursive := true)"),
     _zoned_timestamps=("timestamp with time zone",),
     _from_zoned="timezone('UTC', {raw})",
     _native_timestamps=("timestamp", "date"),
@@ -161,7 +143,6 @@ SPARK = Dialect(
     _regexp_all="regexp_replace({text}, '{pattern}', '{replacement}')",
     _bit="shiftleft(CAST(1 AS BIGINT), {n})",
     _shift_right="shiftright({value}, {n})",
-    _row_lists=None,
     _zoned_timestamps=(),  # Spark's `timestamp` (LTZ) is an instant: cast in the session's UTC zone
     _from_zoned="CAST({raw} AS TIMESTAMP_NTZ)",
     _native_timestamps=("timestamp", "date"),
