@@ -219,10 +219,11 @@ def tree_count(curves: Sequence[np.ndarray]) -> tuple[int, tuple[float, ...]]:
 
     The tree count is the largest one, up to where every fold still has a measured AUC (the shortest
     early-stopped curve), whose mean fold AUC is within TREE_SE_FRACTION of one paired standard error of
-    the mean curve's maximum. With folds of 10-25 churners the maximum alone lands on a noisy early
-    peak (9 trees at rate 0.11, 16 at 0.012: bench/RESULTS.md, wave 7); the later plateau that is as good
-    within the folds' spread learns more, and the deployed members train on more rows than a fold. A fold
-    that stopped early keeps its last score for longer tree counts (it was already declining).
+    the mean curve's maximum. With folds of 10-25 churners the maximum alone can land on a noisy early
+    peak, and the search then kept a nearly untrained model (9 stumps at rate 0.11, 16 at 0.012: book AUC
+    0.026-0.029 below what the same data gives with this rule; bench/RESULTS.md, wave 7). The later plateau
+    that is as good within the folds' spread learns more, and the deployed boosters train on more rows than
+    a fold. A fold that stopped early keeps its last score for longer tree counts (it was already declining).
     """
     longest = max(len(c) for c in curves)
     padded = np.vstack([np.pad(np.asarray(c, dtype=float), (0, longest - len(c)), mode="edge") for c in curves])
