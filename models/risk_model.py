@@ -84,9 +84,10 @@ PATIENCE_RATE = 0.05
 # Never trade more CV AUC than this for a preferred choice (a cheaper setting, a less early-stopped tree
 # count), however noisy the folds are: the model must stay within 0.005 AUC of the best simple baseline.
 ONE_SE_CAP = 0.005
-# The tree count is the largest one whose mean fold AUC is within this fraction of one paired standard error
-# (over folds) of the mean curve's maximum; 0 is the maximum itself (the rule before wave 7).
-TREE_SE_FRACTION = 1.0
+# 0: the tree count is the mean CV curve's maximum. Above 0: the largest count whose mean fold AUC is within this
+# fraction of one paired standard error (over folds) of that maximum. 1 was measured in wave 7 and left out: it
+# fixed two few-tree picks on thin folds but made another (bench/RESULTS.md); `bench/paired_seeds.py` compares it.
+TREE_SE_FRACTION = 0.0
 Fold = tuple[pd.Index, pd.Index]  # (training rows, validation rows), as index labels
 TrialReport = Callable[[int, float], None]  # (fold number, running mean AUC) -> may raise to prune
 
@@ -217,13 +218,13 @@ def within_one_se(deficits: np.ndarray, fraction: float = 1.0) -> tuple[np.ndarr
 def tree_count(curves: Sequence[np.ndarray]) -> tuple[int, tuple[float, ...]]:
     """(trees, fold AUCs there) from the folds' validation AUC curves (one value per boosting round).
 
-    The tree count is the largest one, up to where every fold still has a measured AUC (the shortest
-    early-stopped curve), whose mean fold AUC is within TREE_SE_FRACTION of one paired standard error of
-    the mean curve's maximum. With folds of 10-25 churners the maximum alone can land on a noisy early
-    peak, and the search then kept a nearly untrained model (9 stumps at rate 0.11, 16 at 0.012: book AUC
-    0.026-0.029 below what the same data gives with this rule; bench/RESULTS.md, wave 7). The later plateau
-    that is as good within the folds' spread learns more, and the deployed boosters train on more rows than
-    a fold. A fold that stopped early keeps its last score for longer tree counts (it was already declining).
+    By default (TREE_SE_FRACTION 0) the count where the mean curve is highest. With TREE_SE_FRACTION > 0, the
+    largest count, up to where every fold still has a measured AUC (the shortest early-stopped curve), whose
+    mean fold AUC is within that fraction of one paired standard error of the maximum: with folds of 10-25
+    churners the maximum can be a noisy early peak. Measured and left out (bench/RESULTS.md, wave 7): it
+    fixed two nearly untrained picks, but scoring the search's trials at the later count lowers smooth
+    settings against spiky ones, and on another seed the search then kept 7 stumps. A fold that stopped
+    early keeps its last score for longer tree counts (it was already declining).
     """
     longest = max(len(c) for c in curves)
     padded = np.vstack([np.pad(np.asarray(c, dtype=float), (0, longest - len(c)), mode="edge") for c in curves])

@@ -13,7 +13,7 @@ The winner is not simply the best mean: among settings whose CV AUC is within on
 error of the best (`within_one_se`: the paired standard error over folds, capped at ONE_SE_CAP),
 the one with the smallest trees (leaves x depth, what exact TreeSHAP pays per tree) is chosen. A
 simpler model that is statistically as good explains faster and is less likely to have won by
-chance. Each setting's own tree count follows the same logic (`risk_model.tree_count`).
+chance.
 """
 
 from __future__ import annotations
