@@ -212,7 +212,7 @@ def within_one_se(deficits: np.ndarray, fraction: float = 1.0) -> tuple[np.ndarr
     folds = deficits.shape[0]
     spread = np.std(deficits, axis=0, ddof=1) / np.sqrt(folds) if folds > 1 else np.zeros(deficits.shape[1:])
     tolerance = np.minimum(fraction * spread, ONE_SE_CAP)
-    return deficits.mean(axis=0) <= tolerance + 1e-12, tolerance
+    return deficits.mean(axis=0) <= tolerance, tolerance
 
 
 def tree_count(curves: Sequence[np.ndarray]) -> tuple[int, tuple[float, ...]]:
@@ -231,7 +231,7 @@ def tree_count(curves: Sequence[np.ndarray]) -> tuple[int, tuple[float, ...]]:
     peak = int(np.argmax(padded.mean(axis=0)))
     measured = min(len(c) for c in curves)
     later = padded[:, peak:measured]
-    if later.shape[1] > 1:
+    if TREE_SE_FRACTION > 0 and later.shape[1] > 1:  # 0: the first maximum, exactly as before wave 7
         eligible, _ = within_one_se(padded[:, [peak]] - later, TREE_SE_FRACTION)
         peak += int(np.flatnonzero(eligible)[-1])
     return peak + 1, tuple(float(s) for s in padded[:, peak])
