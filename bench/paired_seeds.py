@@ -13,7 +13,8 @@ The baselines (bench/quality.py's) train on the same rows and score the same boo
 model minus baseline ROC AUC with a paired bootstrap over accounts; over seeds: the mean gap with
 a t interval. `--variant` adds model settings to compare on the same rows (e.g. `--variant es200
 early_stopping_rounds=200`), or upper-case constants of models.risk_model / models.tuning (e.g. `--variant
-old_patience PATIENCE_RATE=0`: patience in plain rounds, as before wave 6). Histories and feature
+old_patience PATIENCE_RATE=0`: patience in plain rounds, as before wave 6; `--variant argmax TREE_SE_FRACTION=0`:
+the tree count at the mean CV curve's maximum, as before wave 7). Histories and feature
 tables are cached under --work; rows go to --work/paired_seeds.jsonl.
 """
 
@@ -47,6 +48,7 @@ from bench.quality import (  # noqa: E402
     baseline_probabilities,
     mean_with_interval,
     paired_gaps,
+    point_metrics,
 )
 from bench.worlds import foreign, history  # noqa: E402
 from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END  # noqa: E402
@@ -133,6 +135,10 @@ def run_seed(shape: str, seed: int, work: Path, variants: dict[str, dict[str, An
         row[f"{name}_cpu_s"] = round(time.process_time() - clock, 1)
         row[f"{name}_trees"] = {**model.tree_params(), "trees": model.best_iteration_}
     row["auc"] = {name: _auc(y, s) for name, s in scores.items()}
+    row["calibration"] = {
+        name: {k: point_metrics(y, scores[name], probability=True)[k] for k in ("ece", "mean_predicted", "observed")}
+        for name in ("model", *variants)
+    }
     row["gaps"] = paired_gaps(y, scores, book[ACCOUNT_ID].to_numpy(), n_boot=300, seed=7)
     row["variant_gaps"] = {name: row["auc"][name] - row["auc"]["model"] for name in variants}
     return row
@@ -150,7 +156,12 @@ def summary(rows: list[dict[str, Any]]) -> str:
                 f"{r['train_rows']:,} ({r['train_churners']}); model {r['auc']['model']:.3f}; gap to {gaps}"
             )
         series = {f"gap to {b}": [r["gaps"][b][0] for r in runs] for b in BASELINES}
-        series |= {f"{v} - model": [r["variant_gaps"][v] for r in runs] for v in runs[0]["variant_gaps"]}
+        for v in runs[0]["variant_gaps"]:
+            series[f"{v} - model"] = [r["variant_gaps"][v] for r in runs]
+            for metric in ("ece", "mean_predicted"):
+                series[f"{v} - model, {metric}"] = [
+                    r["calibration"][v][metric] - r["calibration"]["model"][metric] for r in runs
+                ]
         for name, values in series.items():
             mean, low, high = mean_with_interval(values)
             lines.append(f"{shape} mean of {len(values)} seeds, {name}: {mean:+.4f} [{low:+.4f}, {high:+.4f}]")

@@ -81,6 +81,13 @@ CALIBRATION_FOLDS = 5
 # Early-stopping patience counts rounds at this learning rate (the configured default's); a smaller rate gets
 # proportionally more rounds (see ChurnRiskModel.patience).
 PATIENCE_RATE = 0.05
+# Never trade more CV AUC than this for a preferred choice (a cheaper setting, a less early-stopped tree
+# count), however noisy the folds are: the model must stay within 0.005 AUC of the best simple baseline.
+ONE_SE_CAP = 0.005
+# 0: the tree count is the mean CV curve's maximum. Above 0: the largest count whose mean fold AUC is within this
+# fraction of one paired standard error (over folds) of that maximum. 1 was measured in wave 7 and left out: it
+# fixed two few-tree picks on thin folds but made another (bench/RESULTS.md); `bench/paired_seeds.py` compares it.
+TREE_SE_FRACTION = 0.0
 Fold = tuple[pd.Index, pd.Index]  # (training rows, validation rows), as index labels
 TrialReport = Callable[[int, float], None]  # (fold number, running mean AUC) -> may raise to prune
 
@@ -168,11 +175,9 @@ class CrossValidator:
         return len(self.folds)
 
     def evaluate(self, model: ChurnRiskModel, report: TrialReport | None = None) -> CVResult:
-        """Early-stop each fold, then judge all folds at the tree count that is best on average.
+        """Early-stop each fold, then judge all folds at one tree count (`tree_count` of their AUC curves).
 
-        A fold that stopped early keeps its last score for longer tree counts (it was already
-        declining). `report(fold, running mean of the folds' best scores)` lets a tuner prune
-        (it raises to stop).
+        `report(fold, running mean of the folds' best scores)` lets a tuner prune (it raises to stop).
         """
         curves: list[np.ndarray] = []
         for number, ((train, _), (train_set, valid_set)) in enumerate(zip(self.folds, self._sets, strict=True)):
@@ -191,10 +196,45 @@ class CrossValidator:
             curves.append(np.asarray(history["valid"]["auc"], dtype=float))
             if report is not None:
                 report(number, float(np.mean([c.max() for c in curves])))
-        longest = max(len(c) for c in curves)
-        padded = np.vstack([np.pad(c, (0, longest - len(c)), mode="edge") for c in curves])
-        trees = int(np.argmax(padded.mean(axis=0))) + 1
-        return CVResult(trees=trees, fold_scores=tuple(float(s) for s in padded[:, trees - 1]))
+        trees, fold_scores = tree_count(curves)
+        return CVResult(trees=trees, fold_scores=fold_scores)
+
+
+def within_one_se(deficits: np.ndarray, fraction: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(eligible, tolerance) per candidate, from `deficits` (folds x candidates) of fold AUC against the best.
+
+    A candidate is as good as the best when its mean deficit is at most `fraction` of one paired standard
+    error of that deficit over folds (never more than ONE_SE_CAP). Pairing by fold removes what all
+    candidates share (a hard period is hard for every one); with one fold there is no standard error and only
+    a candidate level with the best qualifies.
+    """
+    deficits = np.asarray(deficits, dtype=float)
+    folds = deficits.shape[0]
+    spread = np.std(deficits, axis=0, ddof=1) / np.sqrt(folds) if folds > 1 else np.zeros(deficits.shape[1:])
+    tolerance = np.minimum(fraction * spread, ONE_SE_CAP)
+    return deficits.mean(axis=0) <= tolerance, tolerance
+
+
+def tree_count(curves: Sequence[np.ndarray]) -> tuple[int, tuple[float, ...]]:
+    """(trees, fold AUCs there) from the folds' validation AUC curves (one value per boosting round).
+
+    By default (TREE_SE_FRACTION 0) the count where the mean curve is highest. With TREE_SE_FRACTION > 0, the
+    largest count, up to where every fold still has a measured AUC (the shortest early-stopped curve), whose
+    mean fold AUC is within that fraction of one paired standard error of the maximum: with folds of 10-25
+    churners the maximum can be a noisy early peak. Measured and left out (bench/RESULTS.md, wave 7): it
+    fixed two nearly untrained picks, but scoring the search's trials at the later count lowers smooth
+    settings against spiky ones, and on another seed the search then kept 7 stumps. A fold that stopped
+    early keeps its last score for longer tree counts (it was already declining).
+    """
+    longest = max(len(c) for c in curves)
+    padded = np.vstack([np.pad(np.asarray(c, dtype=float), (0, longest - len(c)), mode="edge") for c in curves])
+    peak = int(np.argmax(padded.mean(axis=0)))
+    measured = min(len(c) for c in curves)
+    later = padded[:, peak:measured]
+    if TREE_SE_FRACTION > 0 and later.shape[1] > 1:  # 0: the first maximum, exactly as before wave 7
+        eligible, _ = within_one_se(padded[:, [peak]] - later, TREE_SE_FRACTION)
+        peak += int(np.flatnonzero(eligible)[-1])
+    return peak + 1, tuple(float(s) for s in padded[:, peak])
 
 
 class ChurnRiskModel(ClassifierMixin, BaseEstimator):

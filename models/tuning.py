@@ -10,9 +10,10 @@ those. Trials are pruned after each fold when their running mean falls below the
 earlier trials at the same fold.
 
 The winner is not simply the best mean: among settings whose CV AUC is within one standard
-error of the best (the paired standard error over folds, capped at ONE_SE_CAP), the one with the
-smallest trees (leaves x depth, what exact TreeSHAP pays per tree) is chosen. A simpler model that
-is statistically as good explains faster and is less likely to have won by chance.
+error of the best (`within_one_se`: the paired standard error over folds, capped at ONE_SE_CAP),
+the one with the smallest trees (leaves x depth, what exact TreeSHAP pays per tree) is chosen. A
+simpler model that is statistically as good explains faster and is less likely to have won by
+chance.
 """
 
 from __future__ import annotations
@@ -28,12 +29,9 @@ import optuna
 from sklearn.base import clone
 
 from features.progress import ProgressCallback
-from models.risk_model import ChurnRiskModel, CrossValidator
+from models.risk_model import ChurnRiskModel, CrossValidator, within_one_se
 
 STAGE = "tune"
-# Never trade more CV AUC than this for a cheaper model, however noisy the folds are: the model
-# must stay within 0.005 AUC of the best simple baseline.
-ONE_SE_CAP = 0.005
 MAX_DEPTHS = (-1, 1, 2, 3, 4, 5, 6, 8)
 STARTING_POINTS: tuple[dict[str, Any], ...] = (
     # LightGBM's (and about HistGradientBoosting's) defaults
@@ -121,16 +119,14 @@ def one_se_choice(trials: list[TrialRecord], use_rule: bool = True) -> tuple[Tri
     """
     complete = [t for t in trials if t.state == "complete"]
     best = max(complete, key=lambda t: (t.score, -t.cost))
-    folds = len(best.fold_scores)
-    if not use_rule or folds < 2:
+    if not use_rule or len(best.fold_scores) < 2:
         return best, best, 0.0
-    eligible = []
-    for trial in complete:
-        deficit = np.asarray(best.fold_scores) - np.asarray(trial.fold_scores)
-        tolerance = min(float(np.std(deficit, ddof=1) / np.sqrt(folds)), ONE_SE_CAP)
-        if deficit.mean() <= tolerance:
-            eligible.append((trial, tolerance))
-    chosen, tolerance = min(eligible, key=lambda pair: (pair[0].cost, -pair[0].score))
+    deficits = np.asarray(best.fold_scores)[:, None] - np.array([t.fold_scores for t in complete]).T
+    eligible, tolerances = within_one_se(deficits)
+    chosen, tolerance = min(
+        ((t, float(tol)) for t, ok, tol in zip(complete, eligible, tolerances, strict=True) if ok),
+        key=lambda pair: (pair[0].cost, -pair[0].score),
+    )
     return best, chosen, tolerance
 
 

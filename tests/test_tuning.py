@@ -12,9 +12,10 @@ from churn_sim import simulate_feature_table
 from sklearn.base import clone
 
 from features.table import feature_columns
-from models.risk_model import PATIENCE_RATE, ChurnRiskModel, CrossValidator
+from models import risk_model
+from models.risk_model import ONE_SE_CAP, PATIENCE_RATE, ChurnRiskModel, CrossValidator, tree_count
 from models.split import out_of_time_split, rolling_origin_folds
-from models.tuning import ONE_SE_CAP, STARTING_POINTS, TrialRecord, one_se_choice, search
+from models.tuning import STARTING_POINTS, TrialRecord, one_se_choice, search
 from pipeline.config import ModelSettings
 
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
@@ -82,6 +83,44 @@ def test_cross_validation_judges_every_fold_at_one_tree_count(folds):
     assert len(result.fold_scores) == 3 and 1 <= result.trees < 1000
     assert result.score == pytest.approx(np.mean(result.fold_scores))
     assert result.se == pytest.approx(np.std(result.fold_scores, ddof=1) / np.sqrt(3))
+
+
+def _fold_curves(rounds: int, plateaus: tuple[float, ...], early: dict[int, tuple[int, float]]) -> list[np.ndarray]:
+    """AUC curves of folds that reach their plateau within 15 rounds; `early` = {fold: (round, AUC)} adds a spike."""
+    curves = []
+    for fold, plateau in enumerate(plateaus):
+        curve = plateau - 0.06 * np.exp(-np.arange(rounds) / 3)
+        if fold in early:
+            at, auc = early[fold]
+            curve[at - 1] = auc
+        curves.append(curve)
+    return curves
+
+
+def test_the_tree_count_is_the_later_plateau_as_good_as_a_noisy_early_peak_of_the_mean_curve(monkeypatch):
+    """Folds with a handful of churners: one fold's AUC spikes at round 9 (a lucky early ranking of its 10-25
+    churners), so the mean curve's maximum is there (the rule before wave 7 deployed 9 trees). Within the folds'
+    paired spread the plateau is as good: with TREE_SE_FRACTION 1 the largest tree count within one SE of the
+    maximum is taken (measured in wave 7 and left out of the default, which stays the maximum)."""
+    plateaus = (0.70, 0.68, 0.72, 0.70)
+    curves = _fold_curves(300, plateaus, early={0: (9, 0.72)})
+    assert int(np.argmax(np.mean(curves, axis=0))) + 1 == 9  # the noisy peak is the maximum
+    assert tree_count(curves)[0] == 9  # the default: the maximum
+    monkeypatch.setattr(risk_model, "TREE_SE_FRACTION", 1.0)
+    trees, scores = tree_count(curves)
+    assert trees == 300 and scores == pytest.approx([c[-1] for c in curves])
+    assert np.mean(scores) >= np.mean(curves, axis=0).max() - ONE_SE_CAP
+    # never beyond the shortest early-stopped curve: longer counts are not measured on every fold
+    assert tree_count([curves[0][:120], *curves[1:]])[0] == 120
+    # a decline every fold shares (over-fitting) is not noise: the count stays at the peak
+    declining = [c - 0.0004 * np.maximum(np.arange(300) - 99, 0) * (1 + fold / 10) for fold, c in enumerate(curves)]
+    declining[0][8] = declining[0][99]  # no spike
+    trees, _ = tree_count(declining)
+    assert 100 <= trees <= 110
+    # a gain larger than ONE_SE_CAP is never given up, however noisy the folds
+    assert tree_count(_fold_curves(300, plateaus, early={0: (9, 0.99)}))[0] == 9
+    # one fold has no standard error: its maximum
+    assert tree_count(curves[:1])[0] == 9
 
 
 def test_a_slow_learning_rate_gets_patience_in_proportion_so_early_stopping_does_not_end_it_untrained():
