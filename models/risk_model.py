@@ -88,6 +88,10 @@ ONE_SE_CAP = 0.005
 # fraction of one paired standard error (over folds) of that maximum. 1 was measured in wave 7 and left out: it
 # fixed two few-tree picks on thin folds but made another (bench/RESULTS.md); `bench/paired_seeds.py` compares it.
 TREE_SE_FRACTION = 0.0
+# The same rule for the chosen setting's deployed tree count only (the search's trials stay scored at
+# TREE_SE_FRACTION, so a smooth setting is not judged at a later, lower count). None: as TREE_SE_FRACTION.
+# Measured in wave 7 and left out (bench/RESULTS.md); `bench/paired_seeds.py` compares it.
+DEPLOYED_TREE_SE_FRACTION: float | None = None
 Fold = tuple[pd.Index, pd.Index]  # (training rows, validation rows), as index labels
 TrialReport = Callable[[int, float], None]  # (fold number, running mean AUC) -> may raise to prune
 
@@ -141,6 +145,7 @@ class CVResult:
 
     trees: int
     fold_scores: tuple[float, ...]
+    deployed_trees: int  # the count the chosen setting deploys (DEPLOYED_TREE_SE_FRACTION); `trees` by default
 
     @property
     def score(self) -> float:
@@ -197,7 +202,8 @@ class CrossValidator:
             if report is not None:
                 report(number, float(np.mean([c.max() for c in curves])))
         trees, fold_scores = tree_count(curves)
-        return CVResult(trees=trees, fold_scores=fold_scores)
+        deployed = trees if DEPLOYED_TREE_SE_FRACTION is None else tree_count(curves, DEPLOYED_TREE_SE_FRACTION)[0]
+        return CVResult(trees=trees, fold_scores=fold_scores, deployed_trees=deployed)
 
 
 def within_one_se(deficits: np.ndarray, fraction: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -215,10 +221,10 @@ def within_one_se(deficits: np.ndarray, fraction: float = 1.0) -> tuple[np.ndarr
     return deficits.mean(axis=0) <= tolerance, tolerance
 
 
-def tree_count(curves: Sequence[np.ndarray]) -> tuple[int, tuple[float, ...]]:
+def tree_count(curves: Sequence[np.ndarray], fraction: float | None = None) -> tuple[int, tuple[float, ...]]:
     """(trees, fold AUCs there) from the folds' validation AUC curves (one value per boosting round).
 
-    By default (TREE_SE_FRACTION 0) the count where the mean curve is highest. With TREE_SE_FRACTION > 0, the
+    At `fraction` 0 (None: TREE_SE_FRACTION, by default 0) the count where the mean curve is highest. Above 0, the
     largest count, up to where every fold still has a measured AUC (the shortest early-stopped curve), whose
     mean fold AUC is within that fraction of one paired standard error of the maximum: with folds of 10-25
     churners the maximum can be a noisy early peak. Measured and left out (bench/RESULTS.md, wave 7): it
@@ -231,8 +237,9 @@ def tree_count(curves: Sequence[np.ndarray]) -> tuple[int, tuple[float, ...]]:
     peak = int(np.argmax(padded.mean(axis=0)))
     measured = min(len(c) for c in curves)
     later = padded[:, peak:measured]
-    if TREE_SE_FRACTION > 0 and later.shape[1] > 1:  # 0: the first maximum, exactly as before wave 7
-        eligible, _ = within_one_se(padded[:, [peak]] - later, TREE_SE_FRACTION)
+    fraction = TREE_SE_FRACTION if fraction is None else fraction
+    if fraction > 0 and later.shape[1] > 1:  # 0: the first maximum, exactly as before wave 7
+        eligible, _ = within_one_se(padded[:, [peak]] - later, fraction)
         peak += int(np.flatnonzero(eligible)[-1])
     return peak + 1, tuple(float(s) for s in padded[:, peak])
 
@@ -461,7 +468,7 @@ class ChurnRiskModel(ClassifierMixin, BaseEstimator):
                     self.cv_ = tree_cv.evaluate(self)
             else:
                 self.cv_ = tree_cv.evaluate(self)
-            self.best_iteration_ = self.cv_.trees
+            self.best_iteration_ = self.cv_.deployed_trees
             if self.best_iteration_ >= self.n_estimators:
                 self.notes_.append(
                     f"early stopping never stopped: the model uses all model.n_estimators = {self.n_estimators} "

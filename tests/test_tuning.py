@@ -83,6 +83,21 @@ def test_cross_validation_judges_every_fold_at_one_tree_count(folds):
     assert len(result.fold_scores) == 3 and 1 <= result.trees < 1000
     assert result.score == pytest.approx(np.mean(result.fold_scores))
     assert result.se == pytest.approx(np.std(result.fold_scores, ddof=1) / np.sqrt(3))
+    assert result.deployed_trees == result.trees  # by default the deployed count is the judged one
+
+
+def test_the_deployed_tree_count_alone_can_take_the_later_count_while_trials_are_judged_at_the_peak(folds, monkeypatch):
+    """DEPLOYED_TREE_SE_FRACTION (measured in wave 7, off by default) moves only the deployed count: the
+    search still compares settings at their curve's peak, so a smooth setting is not judged at a lower count."""
+    model = ChurnRiskModel(num_threads=1, learning_rate=0.3)
+    peak = folds.evaluate(model)
+    monkeypatch.setattr(risk_model, "TREE_SE_FRACTION", 1.0)
+    later = folds.evaluate(model)
+    monkeypatch.setattr(risk_model, "TREE_SE_FRACTION", 0.0)
+    monkeypatch.setattr(risk_model, "DEPLOYED_TREE_SE_FRACTION", 1.0)
+    deployed = folds.evaluate(model)
+    assert (deployed.trees, deployed.fold_scores) == (peak.trees, peak.fold_scores)
+    assert deployed.deployed_trees == later.trees > peak.trees
 
 
 def _fold_curves(rounds: int, plateaus: tuple[float, ...], early: dict[int, tuple[int, float]]) -> list[np.ndarray]:
@@ -106,6 +121,7 @@ def test_the_tree_count_is_the_later_plateau_as_good_as_a_noisy_early_peak_of_th
     curves = _fold_curves(300, plateaus, early={0: (9, 0.72)})
     assert int(np.argmax(np.mean(curves, axis=0))) + 1 == 9  # the noisy peak is the maximum
     assert tree_count(curves)[0] == 9  # the default: the maximum
+    assert tree_count(curves, 1.0)[0] == 300  # an explicit fraction (the deployed count's) overrides it
     monkeypatch.setattr(risk_model, "TREE_SE_FRACTION", 1.0)
     trees, scores = tree_count(curves)
     assert trees == 300 and scores == pytest.approx([c[-1] for c in curves])
