@@ -13,9 +13,10 @@ The baselines (bench/quality.py's) train on the same rows and score the same boo
 model minus baseline ROC AUC with a paired bootstrap over accounts; over seeds: the mean gap with
 a t interval. `--variant` adds model settings to compare on the same rows (e.g. `--variant es200
 early_stopping_rounds=200`), or upper-case constants of models.risk_model / models.tuning (e.g. `--variant
-old_patience PATIENCE_RATE=0`: patience in plain rounds, as before wave 6; `--variant argmax TREE_SE_FRACTION=0`:
-the tree count at the mean CV curve's maximum, as before wave 7; `--variant deployed_se DEPLOYED_TREE_SE_FRACTION=1`:
-the within-one-SE tree count for the chosen setting's deployed count only). Histories and feature
+old_patience PATIENCE_RATE=0`: patience in plain rounds, as before wave 6; `--variant one_se_trees
+TREE_SE_FRACTION=1`: trials judged at the within-one-SE tree count, measured and left out in wave 7;
+`--variant judged_count DEPLOYED_TREE_SE_FRACTION=0`: the deployed tree count at the mean CV curve's maximum,
+as before wave 7). Histories and feature
 tables are cached under --work; rows go to --work/paired_seeds.jsonl.
 """
 
