@@ -67,7 +67,7 @@ class Dataset:
         now: pd.Timestamp | None = None,
     ) -> Dataset:
         """Build a dataset from in-memory tables (tests, notebooks, prepared extracts)."""
-        con = _connect()
+        con = utc_connection()
         sources: dict[str, str] = {}
         for name, frame in tables.items():
             if name not in TABLES:
@@ -105,7 +105,7 @@ def load_dataset(
         raise DataContractError(f"Data directory {data_dir} does not exist or is not a directory.")
     if read_from is not None and read_from > time_limit(data_end, now)[1]:
         read_from = None  # the summaries would hold rows the time limit excludes
-    con = _connect()
+    con = utc_connection()
     sources: dict[str, str] = {}
     recent: dict[str, RecentRead] = {}
     windows: dict[str, WindowRows] = {}
@@ -135,10 +135,19 @@ class RecentRead:
     window_cache: Path | None = None
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
+def utc_connection() -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection whose session time zone is UTC (the contract's naive timestamps are UTC)."""
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
     return con
+
+
+def small_tables(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`accounts` and `subscriptions` as the driver's frames, in the order every stage expects."""
+    return (
+        con.execute('SELECT * FROM "accounts" ORDER BY account_id').df(),
+        con.execute('SELECT * FROM "subscriptions" ORDER BY account_id, start_date').df(),
+    )
 
 
 def _locate(data_dir: Path, name: str) -> Path | None:
@@ -255,8 +264,7 @@ def _finish(
             _add_older_summary(con, name, raw_types[name], recent[name], report)
         else:
             con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "{canonical_view(name)}" WHERE {report.keep[name]}')
-    accounts = con.execute('SELECT * FROM "accounts" ORDER BY account_id').df()
-    subscriptions = con.execute('SELECT * FROM "subscriptions" ORDER BY account_id, start_date').df()
+    accounts, subscriptions = small_tables(con)
     return Dataset(
         con=con,
         accounts=accounts,

@@ -28,7 +28,7 @@ import pandas as pd
 from features.contract import EVENT_TABLES, TABLES
 from features.errors import ChurnError, DataContractError
 from features.sql.dialect import SPARK
-from pipeline.loading import Dataset
+from pipeline.loading import Dataset, small_tables, utc_connection
 from pipeline.validation import SOURCE_ROW, canonical_view, validate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -208,17 +208,18 @@ def load_on_spark(
     try:
         report = validate(SparkRunner(spark), raw_types, data_end, grace_days, now, numbered=frozenset(raw_types))
         frames = _kept_tables(spark, raw_types, report.keep)
-        con = _small_tables(frames)
+        con = _collected(frames)
     except (PySparkException, Py4JError) as exc:
         raise DataContractError(f"The input data cannot be read: {spark_error_message(exc)}") from exc
     finally:
         for name in raw_types:
             spark.catalog.dropTempView(f"__raw_{name}")
             spark.catalog.dropTempView(canonical_view(name))
+    accounts, subscriptions = small_tables(con)
     return SparkDataset(
         con=con,
-        accounts=con.execute('SELECT * FROM "accounts" ORDER BY account_id').df(),
-        subscriptions=con.execute('SELECT * FROM "subscriptions" ORDER BY account_id, start_date').df(),
+        accounts=accounts,
+        subscriptions=subscriptions,
         event_tables=tuple(t for t in EVENT_TABLES if t in sources),
         present_columns={name: tuple(types) for name, types in raw_types.items()},
         data_end=report.data_end,
@@ -240,11 +241,10 @@ def _kept_tables(spark: SparkSession, raw_types: dict[str, dict[str, str]], keep
     return frames
 
 
-def _small_tables(frames: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+def _collected(frames: dict[str, Any]) -> duckdb.DuckDBPyConnection:
     """`accounts` and `subscriptions` collected into DuckDB tables, so the driver's frames have the
     types and order of the DuckDB path."""
-    con = duckdb.connect()
-    con.execute("SET TimeZone='UTC'")
+    con = utc_connection()
     for name in ("accounts", "subscriptions"):
         rows = frames[name].toArrow()
         con.register("__collected", rows)
