@@ -557,13 +557,16 @@ def _exclude(
 
 
 def _data_end(counts: dict[str, RowCounts], explicit: pd.Timestamp | None) -> tuple[pd.Timestamp, str]:
-    """The end of observed data: the explicit date, else the latest kept event or term start."""
+    """The end of observed data: the explicit date, else the latest kept event (SPEC: event tables only).
+
+    Term starts do not count: a renewal booked ahead of time would otherwise turn every later term
+    end without a booked renewal into an observed churn while the events say nothing yet."""
     if explicit is not None:
         return explicit, "--data-end"
-    latest = [c.last for name, c in counts.items() if (TABLES[name].is_event or name == "subscriptions") and c.last]
+    latest = [c.last for name, c in counts.items() if TABLES[name].is_event and c.last]
     if not latest:
         raise DataContractError(
-            "The input data has no dated rows left to tell where it ends (every event and term start is missing, "
+            "The input data has no dated event rows left to tell where it ends (every event is missing, "
             "excluded or in the future); pass --data-end YYYY-MM-DD."
         )
     return max(latest), "latest event"

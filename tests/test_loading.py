@@ -70,6 +70,17 @@ def test_report_counts_term_outcomes_with_the_spec_rule() -> None:
     assert report.warnings == []
 
 
+def test_a_term_starting_after_the_latest_event_does_not_move_the_data_end() -> None:
+    """SPEC: the data ends at the latest event. A renewal booked ahead must not make B's undecided term a churn."""
+    tables = tiny_tables()
+    tables["subscriptions"].loc[2, "end_date"] = "2024-06-15"  # B's term: E + 30 days is after the latest event
+    booked = {"account_id": "C", "start_date": "2024-09-01", "end_date": "2025-09-01", "arr": 50000.0, "seats": 100}
+    tables["subscriptions"] = pd.concat([tables["subscriptions"], pd.DataFrame([booked])], ignore_index=True)
+    report = Dataset.from_frames(tables).report
+    assert (report.data_end, report.data_end_source) == (pd.Timestamp("2024-06-30"), "latest event")
+    assert (report.renewals, report.churns, report.censored) == (1, 0, 4)
+
+
 def test_grace_days_decide_whether_a_late_renewal_counts() -> None:
     tables = tiny_tables()
     tables["subscriptions"].loc[1, "start_date"] = "2024-01-21"  # 20 days after A's first term ended
