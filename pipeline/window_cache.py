@@ -3,12 +3,14 @@
 A one-date run reads `logins` and `usage_events` from its read start on (`recent_history`) and
 checks and casts those rows (`validation`): the largest part of such a run. The rows a file holds
 from a day on, once checked, are the same for every later run while the file is unchanged, so they
-are kept in the workdir (`<workdir>/cache/window-rows/<table>/`): per input file one parquet entry
-with its rows dated from the entry's start on, cast to the contract's types, with their row number
-in the file; named by a digest of the file's identity (`summary_cache.file_identity`) and of the
-SQL that checks and casts its rows (the raw column types included), and by the start. A run whose
-read start is on or up to `REUSE_DAYS` after an entry's start takes the entry's rows from its read
-start on instead of reading, checking and casting the file's; the other files are read as before
+are kept in the workdir (`<workdir>/cache/window-rows/<table>/`): per input file one DuckDB database
+entry with its rows dated from the entry's start on, cast to the contract's types, with their row
+number in the file; named by a digest of the file's identity (`summary_cache.file_identity`), of the
+SQL that checks and casts its rows (the raw column types included) and of the DuckDB version that
+wrote it, and by the start. A run whose read start is on or up to `REUSE_DAYS` after an entry's
+start attaches the entry read-only and reads its rows from the read start on where they are (no
+copy: the features scan DuckDB's compressed storage) instead of reading, checking and casting the
+file's; the other files are read as before
 and, when the run's checks pass, their entries are stored from the run's read start (replacing the
 file's older ones; a file without such rows gets an empty marker and is not read again). Entries
 hold only rows that passed every check of a single row (a bad value is fatal: the run reading it
@@ -20,6 +22,7 @@ is computed every run from the rows, kept or read.
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -28,12 +31,11 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from features.contract import TABLES
 from features.sql.dialect import DUCKDB
-from pipeline.io import literal_glob
-from pipeline.summary_cache import entry_stem, file_identity, prune, write_entry
+from pipeline.io import temporary_sibling
+from pipeline.summary_cache import entry_stem, file_identity, prune
 from pipeline.validation import SOURCE_ROW
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,14 @@ FILE_ROW = "file_row"
 """An entry's column: the row's 1-based number in its input file (its `SOURCE_ROW` is that plus the
 rows of the files before it)."""
 
+
+ENTRY = ".duckdb"
+"""The suffix of an entry: a DuckDB database holding one table, `ENTRY_TABLE`."""
+
+ENTRY_TABLE = "rows"
+
+STORAGE = f"duckdb {duckdb.__version__}"
+"""Part of every entry's key: a DuckDB that may not read another version's files writes its own."""
 
 NO_ROWS = ".none"
 """The suffix of an empty marker entry: the file has no rows from the entry's start on (an older
@@ -77,13 +87,15 @@ def plan(
     for entry in folder.iterdir() if folder is not None and folder.is_dir() else ():
         stem, _, rest = entry.name.partition(".from-")
         day, dot, suffix = rest.partition(".")
+        if dot + suffix not in (ENTRY, NO_ROWS):  # another format's (an earlier version's)
+            continue
         with suppress(ValueError):
             entries.setdefault(stem, []).append((pd.Timestamp(day), dot + suffix))
     for file in files:
         if folder is None:
             rows.pending[file] = None
             continue
-        stem = entry_stem(file_identity(file), code)
+        stem = entry_stem(file_identity(file), f"{STORAGE}\n{code}")
         usable = [e for e in entries.get(stem, []) if start - pd.Timedelta(days=REUSE_DAYS) <= e[0] <= start]
         if usable:
             latest, suffix = max(usable)
@@ -94,31 +106,27 @@ def plan(
     return rows
 
 
-def _entry_name(stem: str, start: pd.Timestamp, suffix: str = ".parquet") -> str:
+def _entry_name(stem: str, start: pd.Timestamp, suffix: str = ENTRY) -> str:
     return f"{stem}.from-{start:%Y-%m-%d}{suffix}"
 
 
 def cached_rows(con: duckdb.DuckDBPyConnection, rows: WindowRows) -> str | None:
     """A query of the cached files' rows from the run's read start on, canonical, each with its
-    `SOURCE_ROW`; None when no file has an entry."""
+    `SOURCE_ROW`, read in place from their entries (attached read-only to `con` for its lifetime, as
+    `__window_<table>_<n>`); None when no file has an entry."""
     if not rows.cached:
         return None
-    name = rows.name
-    entries = pa.table(
-        {
-            "filename": [str(entry) for entry in rows.cached.values()],
-            "offset": [rows.offsets[file] for file in rows.cached],
-        }
-    )
-    con.register(f"__window_offsets_{name}", entries)
-    con.read_parquet([literal_glob(e) for e in rows.cached.values()], filename=True).create_view(f"__window_{name}")
-    columns = ", ".join(f'e."{c.name}"' for c in TABLES[name].columns)
-    time_column = TABLES[name].time_column
-    return (
-        f'SELECT {columns}, e."{FILE_ROW}" + o."offset" AS "{SOURCE_ROW}" FROM "__window_{name}" e '
-        f'JOIN "__window_offsets_{name}" o ON o.filename = e.filename '
-        f'WHERE e."{time_column}" >= {DUCKDB.timestamp(rows.start)}'
-    )
+    columns = ", ".join(f'"{c.name}"' for c in TABLES[rows.name].columns)
+    time_column = TABLES[rows.name].time_column
+    parts = []
+    for index, (file, entry) in enumerate(rows.cached.items()):
+        alias = f"__window_{rows.name}_{index}"
+        con.execute(f'ATTACH ? AS "{alias}" (READ_ONLY)', [str(entry)])
+        parts.append(
+            f'SELECT {columns}, "{FILE_ROW}" + {rows.offsets[file]} AS "{SOURCE_ROW}" FROM "{alias}"."{ENTRY_TABLE}" '
+            f'WHERE "{time_column}" >= {DUCKDB.timestamp(rows.start)}'
+        )
+    return " UNION ALL ".join(parts)
 
 
 def store(con: duckdb.DuckDBPyConnection, rows: WindowRows, canonical: str) -> None:
@@ -155,11 +163,29 @@ def _write_entries(
             written[-1].touch()
             continue
         offset = rows.offsets[file]
-        entry = con.sql(
+        _write_entry(
+            con,
             f'SELECT {columns}, "{SOURCE_ROW}" - {offset} AS "{FILE_ROW}" FROM "{canonical}" '
             f'WHERE "{SOURCE_ROW}" > {offset} AND "{SOURCE_ROW}" <= {offset + rows.counts[file]} '
-            f'ORDER BY "{SOURCE_ROW}"'
-        ).to_arrow_table()
-        write_entry(entry, target)
+            f'ORDER BY "{SOURCE_ROW}"',
+            target,
+        )
         written.append(target)
     return written
+
+
+def _write_entry(con: duckdb.DuckDBPyConnection, select: str, target: Path) -> None:
+    """The rows of `select` as `target`'s table, written to a temporary database that is closed (all
+    of it checkpointed into the one file) and renamed: the entry is whole or absent."""
+    temporary = temporary_sibling(target)
+    try:
+        con.execute('ATTACH ? AS "__window_entry"', [str(temporary)])
+        try:
+            con.execute(f'CREATE TABLE "__window_entry"."{ENTRY_TABLE}" AS {select}')
+        finally:
+            con.execute('DETACH "__window_entry"')
+        os.replace(temporary, target)
+    finally:
+        for leftover in (temporary, temporary.with_name(f"{temporary.name}.wal")):
+            with suppress(FileNotFoundError):
+                leftover.unlink()

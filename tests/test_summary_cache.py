@@ -37,9 +37,14 @@ def _features(data: Path, model, cache: Path | None = None, *, whole: bool = Fal
     return build_features(dataset, [WHEN], FeatureSettings(), 30, feature_set=model.feature_set_)
 
 
+def _entry_files(cache: Path) -> list[Path]:
+    """The entries in a cache folder: summaries are parquet files, window rows DuckDB files."""
+    return sorted(p for p in cache.rglob("*") if p.suffix in (".parquet", ".duckdb"))
+
+
 def _entries(cache: Path) -> dict[str, int]:
     """Entry file name -> inode: a rewritten entry gets a new inode."""
-    return {p.name: p.stat().st_ino for p in sorted(cache.rglob("*.parquet"))}
+    return {p.name: p.stat().st_ino for p in _entry_files(cache)}
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +146,7 @@ def test_churn_score_keeps_the_summaries_in_the_workdir_and_scores_as_the_whole_
         dataset.con.execute("SET threads = 1")
         runs.append(score_date(dataset, when, settings, result.model_uri, history=False).scores)
     assert len(list((settings.workdir_path / "cache" / "older-rows").rglob("*.parquet"))) == 3 * 3
-    assert len(list((settings.workdir_path / "cache" / "window-rows").rglob("*.parquet"))) == 2 * 3  # the third run's
+    assert len(list((settings.workdir_path / "cache" / "window-rows").rglob("*.duckdb"))) == 2 * 3  # the third run's
     pd.testing.assert_frame_equal(runs[1], runs[0], check_exact=True)
     pd.testing.assert_frame_equal(runs[2], runs[0], check_exact=True)
 
@@ -296,7 +301,7 @@ def test_entries_no_run_used_for_a_month_are_removed_and_the_used_ones_kept(data
     def score_and_list() -> dict[Path, float]:
         _features(data, model, summaries)
         _load_window(data, windows)
-        return {p: p.stat().st_mtime for folder in (summaries, windows) for p in folder.rglob("*.parquet")}
+        return {p: p.stat().st_mtime for folder in (summaries, windows) for p in _entry_files(folder)}
 
     old = score_and_list()
     for name in RECENT_TABLES:
