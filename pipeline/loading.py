@@ -251,7 +251,7 @@ def _finish(
     `windows` does not take from the cache): their canonical views add the summary rows of the older
     ones (`_add_older_summary`)."""
     recent, windows = dict(recent or {}), dict(windows or {})
-    checked = {name: query for name, rows in windows.items() if (query := cached_rows(con, rows)) is not None}
+    checked = {name: query for name, rows in windows.items() if (query := cached_rows(rows)) is not None}
     try:
         raw_types = {
             name: {row[0]: row[1] for row in con.execute(f'DESCRIBE "__raw_{name}"').fetchall() if row[0] != SOURCE_ROW}

@@ -73,6 +73,8 @@ class WindowRows:
     cached: dict[Path, Path] = field(default_factory=dict)
     empty: dict[Path, Path] = field(default_factory=dict)
     pending: dict[Path, Path | None] = field(default_factory=dict)
+    attached: dict[Path, str] = field(default_factory=dict)
+    """The database name each cached file's entry is attached as (`attach`)."""
 
 
 def plan(
@@ -110,23 +112,36 @@ def _entry_name(stem: str, start: pd.Timestamp, suffix: str = ENTRY) -> str:
     return f"{stem}.from-{start:%Y-%m-%d}{suffix}"
 
 
-def cached_rows(con: duckdb.DuckDBPyConnection, rows: WindowRows) -> str | None:
+def attach(con: duckdb.DuckDBPyConnection, rows: WindowRows) -> None:
+    """Attach each cached file's entry to `con` read-only, for the connection's lifetime (its rows are
+    read where they are). A file whose entry cannot be opened (damaged, or removed by a concurrent run)
+    is read instead, and its entry written again: a cache costs time, never the result."""
+    for index, (file, entry) in enumerate(list(rows.cached.items())):
+        alias = f"__window_{rows.name}_{index}"
+        try:
+            con.execute(f'ATTACH ? AS "{alias}" (READ_ONLY)', [str(entry)])
+            con.execute(f'SELECT * FROM "{alias}"."{ENTRY_TABLE}" LIMIT 0')
+        except duckdb.Error as exc:
+            log.warning("kept %s rows of %s unreadable (%s): reading the file", rows.name, file, exc)
+            con.execute(f'DETACH DATABASE IF EXISTS "{alias}"')
+            del rows.cached[file]
+            rows.pending[file] = entry.with_name(_entry_name(entry.name.partition(".from-")[0], rows.start))
+        else:
+            rows.attached[file] = alias
+
+
+def cached_rows(rows: WindowRows) -> str | None:
     """A query of the cached files' rows from the run's read start on, canonical, each with its
-    `SOURCE_ROW`, read in place from their entries (attached read-only to `con` for its lifetime, as
-    `__window_<table>_<n>`); None when no file has an entry."""
-    if not rows.cached:
+    `SOURCE_ROW`, read in place from their attached entries (`attach`); None when no file has one."""
+    if not rows.attached:
         return None
     columns = ", ".join(f'"{c.name}"' for c in TABLES[rows.name].columns)
-    time_column = TABLES[rows.name].time_column
-    parts = []
-    for index, (file, entry) in enumerate(rows.cached.items()):
-        alias = f"__window_{rows.name}_{index}"
-        con.execute(f'ATTACH ? AS "{alias}" (READ_ONLY)', [str(entry)])
-        parts.append(
-            f'SELECT {columns}, "{FILE_ROW}" + {rows.offsets[file]} AS "{SOURCE_ROW}" FROM "{alias}"."{ENTRY_TABLE}" '
-            f'WHERE "{time_column}" >= {DUCKDB.timestamp(rows.start)}'
-        )
-    return " UNION ALL ".join(parts)
+    since = f'"{TABLES[rows.name].time_column}" >= {DUCKDB.timestamp(rows.start)}'
+    return " UNION ALL ".join(
+        f'SELECT {columns}, "{FILE_ROW}" + {rows.offsets[file]} AS "{SOURCE_ROW}" '
+        f'FROM "{alias}"."{ENTRY_TABLE}" WHERE {since}'
+        for file, alias in rows.attached.items()
+    )
 
 
 def store(con: duckdb.DuckDBPyConnection, rows: WindowRows, canonical: str) -> None:
@@ -143,7 +158,7 @@ def store(con: duckdb.DuckDBPyConnection, rows: WindowRows, canonical: str) -> N
         folder.mkdir(parents=True, exist_ok=True)
         written = _write_entries(con, rows, canonical, targets) if targets else []
         prune(folder, [*kept, *written])
-    except OSError as exc:
+    except (OSError, duckdb.Error) as exc:  # DuckDB reports a full disk as its own error
         log.warning("checked %s rows not cached in %s: %s", rows.name, folder, exc)
 
 

@@ -8,6 +8,7 @@ beside them (`pipeline/window_cache.py`): see the last section.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -21,6 +22,7 @@ import pytest
 from features.build import build_features
 from features.errors import DataContractError
 from features.settings import FeatureSettings
+from features.sql.dialect import DUCKDB
 from pipeline.loading import Dataset, load_dataset
 from pipeline.recent_history import RECENT_TABLES, read_start
 from pipeline.summary_cache import UNUSED_DAYS, file_identity
@@ -265,6 +267,63 @@ def test_a_bad_window_value_is_reported_as_without_a_cache_and_never_kept(data, 
     assert str(cached.value) == str(uncached.value)
     assert "logins.ts: 3 values are missing (rows " in str(cached.value)
     assert _entries(cache) == entries  # nothing stored for the bad file
+
+
+def test_kept_window_rows_are_read_in_place_not_copied(data, tmp_path) -> None:
+    """A run with every file kept attaches their entries read-only: the rows from the read start on are
+    all read from the entries where they are; the run itself holds only the older rows' summary rows."""
+    cache = tmp_path / "cache"
+    _load_window(data, cache)
+    dataset = _load_window(data, cache)
+    attached = dataset.con.execute(
+        "SELECT readonly FROM duckdb_databases() WHERE database_name LIKE '__window_%'"
+    ).fetchall()
+    assert attached == [(True,)] * (2 * 3)  # per table and file
+    start = DUCKDB.timestamp(read_start([WHEN], FeatureSettings()))
+    for name in RECENT_TABLES:
+        held = dataset.con.execute(f'SELECT count(*) FROM "__stored_{name}"').fetchone()[0]
+        ((older, recent),) = dataset.con.execute(
+            f"SELECT count_if(ts < {start}), count_if(ts >= {start}) FROM {name}"
+        ).fetchall()
+        assert held == older > 0 and recent > 0
+
+
+def test_rows_at_or_after_the_date_change_nothing_with_kept_window_rows(data, model, expected, tmp_path) -> None:
+    """Point in time with the cache: rows at or after the date added to one kept file (its entry no
+    longer matches: read again) change no feature; the other files' entries are read in place."""
+    cache = tmp_path / "cache"
+    _load_window(data, cache)
+    when = pd.Timestamp(WHEN)
+    for name in RECENT_TABLES:
+        part = data / name / "part-1.parquet"
+        frame = pq.read_table(part).to_pandas()
+        burst = frame[frame["ts"] < when].tail(200).assign(ts=when)  # at the date itself: not before it
+        _write(
+            pd.concat([frame, burst, frame[frame["ts"] >= when].assign(ts=lambda f: f["ts"] + pd.Timedelta(days=1))]),
+            part,
+        )
+    dataset = _load_window(data, cache)
+    assert (
+        len(dataset.con.execute("SELECT 1 FROM duckdb_databases() WHERE database_name LIKE '__window_%'").fetchall())
+        == 2 * 2
+    )
+    pd.testing.assert_frame_equal(_window_features(dataset, model), expected, check_exact=True)
+
+
+def test_a_damaged_kept_entry_is_read_again_and_rewritten(data, tmp_path, caplog) -> None:
+    """An entry that cannot be opened (a damaged disk, a half-copied workdir) costs the run the file's
+    read, never its result or an error; the entry is written again."""
+    cache = tmp_path / "cache"
+    _load_window(data, cache)
+    entries = _entries(cache)
+    damaged = _entry_files(cache / "usage_events")[0]
+    damaged.write_bytes(b"not a DuckDB database")
+    with caplog.at_level(logging.WARNING, logger="pipeline.window_cache"):
+        cached = _load_window(data, cache)
+    assert "unreadable" in caplog.text
+    _same_load(cached, _load_window(data, None))
+    after = _entries(cache)
+    assert after.keys() == entries.keys() and after[damaged.name] != entries[damaged.name]  # rewritten
 
 
 def test_kept_window_rows_of_unknown_accounts_are_judged_every_run(data, tmp_path) -> None:
