@@ -214,14 +214,34 @@ def _same_load(cached: Dataset, uncached: Dataset) -> None:
         pd.testing.assert_frame_equal(_rows(cached, name), _rows(uncached, name), check_exact=True)
 
 
+def _attached(dataset: Dataset) -> list[bool]:
+    """Whether each attached window-row entry is read-only."""
+    query = "SELECT readonly FROM duckdb_databases() WHERE database_name LIKE '__window_%'"
+    return [readonly for (readonly,) in dataset.con.execute(query).fetchall()]
+
+
+def _read_in_place(dataset: Dataset) -> bool:
+    """Every row from the read start on is read from the attached entries where they are: the run holds
+    only the older rows' summary rows itself."""
+    start = DUCKDB.timestamp(read_start([WHEN], FeatureSettings()))
+    for name in RECENT_TABLES:
+        held = dataset.con.execute(f'SELECT count(*) FROM "__stored_{name}"').fetchone()[0]
+        query = f"SELECT count_if(ts < {start}), count_if(ts >= {start}) FROM {name}"
+        ((older, recent),) = dataset.con.execute(query).fetchall()
+        if not held == older > 0 < recent:
+            return False
+    return True
+
+
 def test_kept_window_rows_give_the_rows_of_a_read_and_an_edited_file_is_read_again(data, model, tmp_path) -> None:
     cache = tmp_path / "cache"
     uncached = _load_window(data, None)
     _same_load(_load_window(data, cache), uncached)  # reads every file, stores their entries
     entries = _entries(cache)
     assert len(entries) == 2 * 3  # per table and file
-    cached = _load_window(data, cache)  # reads no file
+    cached = _load_window(data, cache)  # reads no file: scans the entries in place, read-only
     assert _entries(cache) == entries
+    assert _attached(cached) == [True] * (2 * 3) and _read_in_place(cached)
     _same_load(cached, uncached)
     pd.testing.assert_frame_equal(_window_features(cached, model), _window_features(uncached, model), check_exact=True)
 
@@ -269,25 +289,6 @@ def test_a_bad_window_value_is_reported_as_without_a_cache_and_never_kept(data, 
     assert _entries(cache) == entries  # nothing stored for the bad file
 
 
-def test_kept_window_rows_are_read_in_place_not_copied(data, tmp_path) -> None:
-    """A run with every file kept attaches their entries read-only: the rows from the read start on are
-    all read from the entries where they are; the run itself holds only the older rows' summary rows."""
-    cache = tmp_path / "cache"
-    _load_window(data, cache)
-    dataset = _load_window(data, cache)
-    attached = dataset.con.execute(
-        "SELECT readonly FROM duckdb_databases() WHERE database_name LIKE '__window_%'"
-    ).fetchall()
-    assert attached == [(True,)] * (2 * 3)  # per table and file
-    start = DUCKDB.timestamp(read_start([WHEN], FeatureSettings()))
-    for name in RECENT_TABLES:
-        held = dataset.con.execute(f'SELECT count(*) FROM "__stored_{name}"').fetchone()[0]
-        ((older, recent),) = dataset.con.execute(
-            f"SELECT count_if(ts < {start}), count_if(ts >= {start}) FROM {name}"
-        ).fetchall()
-        assert held == older > 0 and recent > 0
-
-
 def test_rows_at_or_after_the_date_change_nothing_with_kept_window_rows(data, model, expected, tmp_path) -> None:
     """Point in time with the cache: rows at or after the date added to one kept file (its entry no
     longer matches: read again) change no feature; the other files' entries are read in place."""
@@ -298,15 +299,10 @@ def test_rows_at_or_after_the_date_change_nothing_with_kept_window_rows(data, mo
         part = data / name / "part-1.parquet"
         frame = pq.read_table(part).to_pandas()
         burst = frame[frame["ts"] < when].tail(200).assign(ts=when)  # at the date itself: not before it
-        _write(
-            pd.concat([frame, burst, frame[frame["ts"] >= when].assign(ts=lambda f: f["ts"] + pd.Timedelta(days=1))]),
-            part,
-        )
+        later = frame[frame["ts"] >= when].assign(ts=lambda f: f["ts"] + pd.Timedelta(days=1))
+        _write(pd.concat([frame, burst, later]), part)
     dataset = _load_window(data, cache)
-    assert (
-        len(dataset.con.execute("SELECT 1 FROM duckdb_databases() WHERE database_name LIKE '__window_%'").fetchall())
-        == 2 * 2
-    )
+    assert len(_attached(dataset)) == 2 * 2  # part-1 of each table read again
     pd.testing.assert_frame_equal(_window_features(dataset, model), expected, check_exact=True)
 
 
