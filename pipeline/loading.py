@@ -25,7 +25,15 @@ from features.contract import EVENT_TABLES, TABLES
 from features.errors import DataContractError
 from pipeline.io import literal_glob
 from pipeline.recent_history import RECENT_TABLES, create_recent_views, create_summary
-from pipeline.validation import SOURCE_ROW, ValidationReport, canonical_view, time_limit, validate
+from pipeline.validation import (
+    SOURCE_ROW,
+    ValidationReport,
+    canonical_view,
+    stored_rows,
+    time_limit,
+    validate,
+    with_checked,
+)
 from pipeline.window_cache import WindowRows, cached_rows, store
 
 Progress = Callable[[str, int, int], None]
@@ -243,7 +251,7 @@ def _finish(
     `windows` does not take from the cache): their canonical views add the summary rows of the older
     ones (`_add_older_summary`)."""
     recent, windows = dict(recent or {}), dict(windows or {})
-    checked = {name: query for name, rows in windows.items() if (query := cached_rows(con, rows)) is not None}
+    checked = {name: query for name, rows in windows.items() if (query := cached_rows(rows)) is not None}
     try:
         raw_types = {
             name: {row[0]: row[1] for row in con.execute(f'DESCRIBE "__raw_{name}"').fetchall() if row[0] != SOURCE_ROW}
@@ -260,8 +268,8 @@ def _finish(
     for name in (n for n in TABLES if n in raw_types):  # accounts first: the others' kept rows refer to it
         if name in recent:
             if name in windows:  # the read rows passed the checks: kept for the next runs
-                store(con, windows[name], canonical_view(name))
-            _add_older_summary(con, name, raw_types[name], recent[name], report)
+                store(con, windows[name], stored_rows(name))
+            _add_older_summary(con, name, raw_types[name], recent[name], report, checked.get(name))
         else:
             con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "{canonical_view(name)}" WHERE {report.keep[name]}')
     accounts, subscriptions = small_tables(con)
@@ -279,23 +287,36 @@ def _finish(
 
 
 def _add_older_summary(
-    con: duckdb.DuckDBPyConnection, name: str, types: dict[str, str], read: RecentRead, report: ValidationReport
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    types: dict[str, str],
+    read: RecentRead,
+    report: ValidationReport,
+    checked: str | None = None,
 ) -> None:
-    """The canonical table of a table read from `read.start` on: its kept rows, plus the summary rows of
-    its kept older rows. The table's first timestamp and the data end include them."""
+    """The canonical table of a table read from `read.start` on: its kept rows (those read this run and
+    those of `checked`, the rows checked in an earlier run), plus the summary rows of its kept older
+    rows. The table's first timestamp and the data end include them."""
     assert report.time_limit is not None and report.time_limit >= read.start  # older rows: none excluded by date
     recent = f'SELECT * EXCLUDE ("{SOURCE_ROW}") FROM "{canonical_view(name)}" WHERE {report.keep[name]}'
     summary = f"__older_{name}"
     create_summary(con, summary, name, read.start, recent, types, read.files, read.cache)
     first, last = con.execute(f'SELECT min(ts), max(ts) FROM "{summary}"').fetchone()
-    # A table, not a view: the features scan it several times, summary rows included. The canonical
-    # table becomes it in place (a copy of millions of rows costs as much as reading them).
-    canonical = canonical_view(name)
+    # The rows read this run (a table: the features scan them several times) become the table in place,
+    # summary rows added (a copy of millions of rows costs as much as reading them); the checked rows of
+    # earlier runs join them where they are (DuckDB storage, scanned as fast as the table).
+    stored = stored_rows(name)
     if report.keep[name] != "true":
-        con.execute(f'DELETE FROM "{canonical}" WHERE ({report.keep[name]}) IS NOT TRUE')
-    con.execute(f'ALTER TABLE "{canonical}" DROP COLUMN "{SOURCE_ROW}"')
-    con.execute(f'INSERT INTO "{canonical}" BY NAME SELECT * FROM "{summary}"')
-    con.execute(f'ALTER TABLE "{canonical}" RENAME TO "{name}"')
+        con.execute(f'DELETE FROM "{stored}" WHERE ({report.keep[name]}) IS NOT TRUE')
+    con.execute(f'ALTER TABLE "{stored}" DROP COLUMN "{SOURCE_ROW}"')
+    con.execute(f'INSERT INTO "{stored}" BY NAME SELECT * FROM "{summary}"')
+    con.execute(f'DROP VIEW "{canonical_view(name)}"')
+    if checked is None:
+        con.execute(f'ALTER TABLE "{stored}" RENAME TO "{name}"')
+    else:
+        earlier = f'SELECT * EXCLUDE ("{SOURCE_ROW}") FROM ({checked}) c WHERE {report.keep[name]}'
+        read = f'SELECT * FROM "{stored}"'
+        con.execute(f'CREATE VIEW "{name}" AS {with_checked(read, earlier)}')
     con.execute(f'DROP TABLE "{summary}"')
     stats = report.tables[name]
     if first is not None:

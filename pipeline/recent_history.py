@@ -44,7 +44,7 @@ from features.settings import FeatureSettings
 from features.sql.dialect import DUCKDB
 from pipeline.summary_cache import drop_entries, entry_kinds, summary_entries, typed_view
 from pipeline.validation import SOURCE_ROW, canonical_select, keep_condition, value_checks
-from pipeline.window_cache import WindowRows, plan
+from pipeline.window_cache import WindowRows, attach, plan
 
 RECENT_TABLES = ("logins", "usage_events")
 """The tables read from the window start on; the others are small and read whole."""
@@ -74,7 +74,8 @@ def create_recent_views(
     them several times; one scan of the files); `__whole_<name>`: every row, for the summaries.
 
     Files whose checked rows from `start` on are kept in `window_cache` (`pipeline/window_cache.py`)
-    are not read here: the returned plan names them and their rows (`window_cache.cached_rows`)."""
+    are not read here: their entries are attached, and the returned plan names them and their rows
+    (`window_cache.cached_rows`)."""
     con.read_parquet(patterns, union_by_name=True, file_row_number=True, filename=True).create_view(f"__whole_{name}")
     raw_type = dict(con.execute(f'SELECT column_name, column_type FROM (DESCRIBE "__whole_{name}")').fetchall())
     types = {column: kind for column, kind in raw_type.items() if column not in ("filename", "file_row_number")}
@@ -82,6 +83,7 @@ def create_recent_views(
     folder = window_cache / name if window_cache is not None else None
     checks = [condition for _, condition, _ in value_checks(TABLES[name], types)]
     rows = plan(folder, name, files, counts, start, "\n".join([canonical_select(name, types), *checks]))
+    attach(con, rows)
     offsets = pa.table({"filename": [str(f) for f in files], "offset": [rows.offsets[f] for f in files]})
     con.register(f"__offsets_{name}", offsets)
     time = time_sql(name, raw_type[TABLES[name].time_column])

@@ -29,7 +29,7 @@ from features.contract import EVENT_TABLES, TABLES
 from features.errors import ChurnError, DataContractError
 from features.sql.dialect import SPARK
 from pipeline.loading import Dataset, small_tables, utc_connection
-from pipeline.validation import SOURCE_ROW, canonical_view, validate
+from pipeline.validation import SOURCE_ROW, canonical_view, validate, with_checked
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -68,8 +68,8 @@ class SparkRunner:
     def view(self, name: str, sql: str) -> None:
         self.spark.sql(sql).createOrReplaceTempView(name)
 
-    def canonical(self, table: str, sql: str) -> None:
-        self.view(canonical_view(table), sql)
+    def canonical(self, table: str, sql: str, checked: str | None = None) -> None:
+        self.view(canonical_view(table), with_checked(sql, checked))
 
     def drop(self, name: str) -> None:
         self.spark.catalog.dropTempView(name)

@@ -6,7 +6,9 @@ logging, and hand the results to `pipeline.console` for the few lines a person r
 
 from __future__ import annotations
 
+import importlib
 import logging
+import threading
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
@@ -579,6 +581,20 @@ def _print_recovered(settings: Settings, console: Console) -> None:
         console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
 
 
+def _import_scoring_code(tracking_uri: str) -> None:
+    """Import MLflow (with its SQL stores when the tracking store is a database), LightGBM and the
+    scoring code -- ~4.5 CPU s of single-threaded Python -- while the main thread loads the data (DuckDB
+    works without holding the GIL). A failure is left to the scoring's own import, which raises it."""
+    modules = ["pipeline.tracking", "pipeline.score"]
+    if tracking_uri.startswith("sqlite:"):
+        modules += ["mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store"]
+    try:
+        for module in modules:
+            importlib.import_module(module)
+    except Exception:  # raised again, where it is handled, by the import that needs it
+        return
+
+
 def run_score(
     data: Path | str,
     when: date,
@@ -601,6 +617,7 @@ def run_score(
     # reads the files itself, the big event tables are read from the window start on.
     one_date = not (whole_history or include_churned or rescore_history or settings.engine == "spark")
     read_from = read_start([when], settings.features) if one_date else None
+    threading.Thread(target=_import_scoring_code, args=(settings.tracking_uri(),), daemon=True).start()
     run = score_date(
         load(data, settings, console, read_from),
         when,

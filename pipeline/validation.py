@@ -98,8 +98,9 @@ class Runner(Protocol):
     def view(self, name: str, sql: str) -> None:
         """Name a query as a view."""
 
-    def canonical(self, table: str, sql: str) -> None:
-        """Define the canonical rows of `table` as `canonical_view(table)`; the engine may store them."""
+    def canonical(self, table: str, sql: str, checked: str | None = None) -> None:
+        """Define the canonical rows of `table` as `canonical_view(table)`: those of `sql`, plus the rows of
+        `checked` when given (`validate`); the engine may store the former and read the latter where they are."""
 
     def drop(self, name: str) -> None:
         """Drop a view made by `view`."""
@@ -107,8 +108,9 @@ class Runner(Protocol):
 
 class DuckDBRunner:
     """The checks on a DuckDB connection. The canonical rows of the `stored` tables (a part of their
-    files read for this run, `recent_history`) become a temporary table, cast once for the checks, the
-    summaries and the features, and their raw rows are dropped (their values are checked by then)."""
+    files read for this run, `recent_history`) become a temporary table (`stored_rows`), cast once for
+    the checks, the summaries and the features, and their raw rows are dropped (their values are checked
+    by then); rows checked in an earlier run join them in the view, read where they are."""
 
     dialect = DUCKDB
 
@@ -122,12 +124,12 @@ class DuckDBRunner:
     def view(self, name: str, sql: str) -> None:
         self.con.execute(f'CREATE VIEW "{name}" AS {sql}')
 
-    def canonical(self, table: str, sql: str) -> None:
+    def canonical(self, table: str, sql: str, checked: str | None = None) -> None:
         if table in self.stored:
-            self.con.execute(f'CREATE TEMP TABLE "{canonical_view(table)}" AS {sql}')
+            self.con.execute(f'CREATE TEMP TABLE "{stored_rows(table)}" AS {sql}')
             self.con.execute(f'DROP TABLE "__raw_{table}"')
-        else:
-            self.view(canonical_view(table), sql)
+            sql = f'SELECT * FROM "{stored_rows(table)}"'
+        self.view(canonical_view(table), with_checked(sql, checked))
 
     def drop(self, name: str) -> None:
         self.con.execute(f'DROP VIEW IF EXISTS "{name}"')
@@ -206,6 +208,16 @@ def _row_number(table: str, numbered: frozenset[str]) -> str:
 def canonical_view(table: str) -> str:
     """The view of `table` with the contract's types (every row); loading keeps the trusted ones."""
     return f"__canonical_{table}"
+
+
+def stored_rows(table: str) -> str:
+    """DuckDB: the temporary table of a stored table's canonical rows read this run (`DuckDBRunner`)."""
+    return f"__stored_{table}"
+
+
+def with_checked(sql: str, checked: str | None) -> str:
+    """The rows of `sql` and those of `checked` (rows checked in an earlier run, same columns), if any."""
+    return sql if checked is None else f"{sql} UNION ALL {checked}"
 
 
 # ------------------------------------------------------------------------------ fatal problems
@@ -583,18 +595,13 @@ def _canonical_views(run: Runner, raw_types: RawTypes, numbered: frozenset[str],
     warning checks a temporary view of them numbered in file order (the rows an example cites).
 
     A numbered table's canonical rows keep their `SOURCE_ROW`, with the table's `checked` rows
-    (DuckDB stores them: `DuckDBRunner`). Rows are in no particular order (a parallel read of
+    (DuckDB stores the others: `DuckDBRunner`). Rows are in no particular order (a parallel read of
     several files has none either); examples are ordered by `SOURCE_ROW`."""
     q = run.dialect.quote
     for name, types in raw_types.items():
         select = canonical_select(name, types, run.dialect)
-        if name in numbered:
-            rows = f"SELECT {select}, {q(SOURCE_ROW)} FROM {q(f'__raw_{name}')}"
-            if name in checked:
-                rows = f"{rows} UNION ALL {checked[name]}"
-        else:
-            rows = f"SELECT {select} FROM {q(f'__raw_{name}')}"
-        run.canonical(name, rows)
+        numbers = f", {q(SOURCE_ROW)}" if name in numbered else ""
+        run.canonical(name, f"SELECT {select}{numbers} FROM {q(f'__raw_{name}')}", checked.get(name))
         run.view(f"__typed_{name}", f"SELECT {_row_number(name, numbered)} AS __row, * FROM {q(canonical_view(name))}")
 
 

@@ -3,14 +3,16 @@
 A one-date run reads `logins` and `usage_events` from its read start on (`recent_history`) and
 checks and casts those rows (`validation`): the largest part of such a run. The rows a file holds
 from a day on, once checked, are the same for every later run while the file is unchanged, so they
-are kept in the workdir (`<workdir>/cache/window-rows/<table>/`): per input file one parquet entry
-with its rows dated from the entry's start on, cast to the contract's types, with their row number
-in the file; named by a digest of the file's identity (`summary_cache.file_identity`) and of the
-SQL that checks and casts its rows (the raw column types included), and by the start. A run whose
-read start is on or up to `REUSE_DAYS` after an entry's start takes the entry's rows from its read
-start on instead of reading, checking and casting the file's; the other files are read as before
-and, when the run's checks pass, their entries are stored from the run's read start (replacing the
-file's older ones; a file without such rows gets an empty marker and is not read again). Entries
+are kept in the workdir (`<workdir>/cache/window-rows/<table>/`): per input file one DuckDB database
+entry with its rows dated from the entry's start on, cast to the contract's types, with their row
+number in the file; named by a digest of the file's identity (`summary_cache.file_identity`), of the
+SQL that checks and casts its rows (the raw column types included) and of the DuckDB version that
+wrote it, and by the start. A run whose read start is on or up to `REUSE_DAYS` after an entry's
+start attaches the entry read-only and reads its rows from the read start on where they are (no
+copy: the features scan DuckDB's compressed storage) instead of reading, checking and casting the
+file's; the other files are read as before and, when the run's checks pass, their entries are stored
+from the run's read start (replacing the file's older ones; a file without such rows gets an empty
+marker and is not read again). Entries
 hold only rows that passed every check of a single row (a bad value is fatal: the run reading it
 fails, nothing is stored), so a run with entries reports exactly what one without would; what
 depends on other tables or the clock (unknown accounts, future-dated rows, rows before created_at)
@@ -20,6 +22,7 @@ is computed every run from the rows, kept or read.
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -28,12 +31,11 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from features.contract import TABLES
 from features.sql.dialect import DUCKDB
-from pipeline.io import literal_glob
-from pipeline.summary_cache import entry_stem, file_identity, prune, write_entry
+from pipeline.io import temporary_sibling
+from pipeline.summary_cache import entry_stem, file_identity, prune
 from pipeline.validation import SOURCE_ROW
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,14 @@ FILE_ROW = "file_row"
 """An entry's column: the row's 1-based number in its input file (its `SOURCE_ROW` is that plus the
 rows of the files before it)."""
 
+
+ENTRY = ".duckdb"
+"""The suffix of an entry: a DuckDB database holding one table, `ENTRY_TABLE`."""
+
+ENTRY_TABLE = "rows"
+
+STORAGE = f"duckdb {duckdb.__version__}"
+"""Part of every entry's key: a DuckDB that may not read another version's files writes its own."""
 
 NO_ROWS = ".none"
 """The suffix of an empty marker entry: the file has no rows from the entry's start on (an older
@@ -63,6 +73,8 @@ class WindowRows:
     cached: dict[Path, Path] = field(default_factory=dict)
     empty: dict[Path, Path] = field(default_factory=dict)
     pending: dict[Path, Path | None] = field(default_factory=dict)
+    attached: dict[Path, str] = field(default_factory=dict)
+    """The database name each cached file's entry is attached as (`attach`)."""
 
 
 def plan(
@@ -77,13 +89,15 @@ def plan(
     for entry in folder.iterdir() if folder is not None and folder.is_dir() else ():
         stem, _, rest = entry.name.partition(".from-")
         day, dot, suffix = rest.partition(".")
+        if dot + suffix not in (ENTRY, NO_ROWS):  # another format's (an earlier version's)
+            continue
         with suppress(ValueError):
             entries.setdefault(stem, []).append((pd.Timestamp(day), dot + suffix))
     for file in files:
         if folder is None:
             rows.pending[file] = None
             continue
-        stem = entry_stem(file_identity(file), code)
+        stem = entry_stem(file_identity(file), f"{STORAGE}\n{code}")
         usable = [e for e in entries.get(stem, []) if start - pd.Timedelta(days=REUSE_DAYS) <= e[0] <= start]
         if usable:
             latest, suffix = max(usable)
@@ -94,30 +108,39 @@ def plan(
     return rows
 
 
-def _entry_name(stem: str, start: pd.Timestamp, suffix: str = ".parquet") -> str:
+def _entry_name(stem: str, start: pd.Timestamp, suffix: str = ENTRY) -> str:
     return f"{stem}.from-{start:%Y-%m-%d}{suffix}"
 
 
-def cached_rows(con: duckdb.DuckDBPyConnection, rows: WindowRows) -> str | None:
+def attach(con: duckdb.DuckDBPyConnection, rows: WindowRows) -> None:
+    """Attach each cached file's entry to `con` read-only, for the connection's lifetime (its rows are
+    read where they are). A file whose entry cannot be opened (damaged, or removed by a concurrent run)
+    is read instead, and its entry written again: a cache costs time, never the result."""
+    for index, (file, entry) in enumerate(list(rows.cached.items())):
+        alias = f"__window_{rows.name}_{index}"
+        try:
+            con.execute(f'ATTACH ? AS "{alias}" (READ_ONLY)', [str(entry)])
+            con.execute(f'SELECT * FROM "{alias}"."{ENTRY_TABLE}" LIMIT 0')
+        except duckdb.Error as exc:
+            log.warning("kept %s rows of %s unreadable (%s): reading the file", rows.name, file, exc)
+            con.execute(f'DETACH DATABASE IF EXISTS "{alias}"')
+            del rows.cached[file]
+            rows.pending[file] = entry.with_name(_entry_name(entry.name.partition(".from-")[0], rows.start))
+        else:
+            rows.attached[file] = alias
+
+
+def cached_rows(rows: WindowRows) -> str | None:
     """A query of the cached files' rows from the run's read start on, canonical, each with its
-    `SOURCE_ROW`; None when no file has an entry."""
-    if not rows.cached:
+    `SOURCE_ROW`, read in place from their attached entries (`attach`); None when no file has one."""
+    if not rows.attached:
         return None
-    name = rows.name
-    entries = pa.table(
-        {
-            "filename": [str(entry) for entry in rows.cached.values()],
-            "offset": [rows.offsets[file] for file in rows.cached],
-        }
-    )
-    con.register(f"__window_offsets_{name}", entries)
-    con.read_parquet([literal_glob(e) for e in rows.cached.values()], filename=True).create_view(f"__window_{name}")
-    columns = ", ".join(f'e."{c.name}"' for c in TABLES[name].columns)
-    time_column = TABLES[name].time_column
-    return (
-        f'SELECT {columns}, e."{FILE_ROW}" + o."offset" AS "{SOURCE_ROW}" FROM "__window_{name}" e '
-        f'JOIN "__window_offsets_{name}" o ON o.filename = e.filename '
-        f'WHERE e."{time_column}" >= {DUCKDB.timestamp(rows.start)}'
+    columns = ", ".join(f'"{c.name}"' for c in TABLES[rows.name].columns)
+    since = f'"{TABLES[rows.name].time_column}" >= {DUCKDB.timestamp(rows.start)}'
+    return " UNION ALL ".join(
+        f'SELECT {columns}, "{FILE_ROW}" + {rows.offsets[file]} AS "{SOURCE_ROW}" '
+        f'FROM "{alias}"."{ENTRY_TABLE}" WHERE {since}'
+        for file, alias in rows.attached.items()
     )
 
 
@@ -135,7 +158,7 @@ def store(con: duckdb.DuckDBPyConnection, rows: WindowRows, canonical: str) -> N
         folder.mkdir(parents=True, exist_ok=True)
         written = _write_entries(con, rows, canonical, targets) if targets else []
         prune(folder, [*kept, *written])
-    except OSError as exc:
+    except (OSError, duckdb.Error) as exc:  # DuckDB reports a full disk as its own error
         log.warning("checked %s rows not cached in %s: %s", rows.name, folder, exc)
 
 
@@ -155,11 +178,29 @@ def _write_entries(
             written[-1].touch()
             continue
         offset = rows.offsets[file]
-        entry = con.sql(
+        _write_entry(
+            con,
             f'SELECT {columns}, "{SOURCE_ROW}" - {offset} AS "{FILE_ROW}" FROM "{canonical}" '
             f'WHERE "{SOURCE_ROW}" > {offset} AND "{SOURCE_ROW}" <= {offset + rows.counts[file]} '
-            f'ORDER BY "{SOURCE_ROW}"'
-        ).to_arrow_table()
-        write_entry(entry, target)
+            f'ORDER BY "{SOURCE_ROW}"',
+            target,
+        )
         written.append(target)
     return written
+
+
+def _write_entry(con: duckdb.DuckDBPyConnection, select: str, target: Path) -> None:
+    """The rows of `select` as `target`'s table, written to a temporary database that is closed (all
+    of it checkpointed into the one file) and renamed: the entry is whole or absent."""
+    temporary = temporary_sibling(target)
+    try:
+        con.execute('ATTACH ? AS "__window_entry"', [str(temporary)])
+        try:
+            con.execute(f'CREATE TABLE "__window_entry"."{ENTRY_TABLE}" AS {select}')
+        finally:
+            con.execute('DETACH "__window_entry"')
+        os.replace(temporary, target)
+    finally:
+        for leftover in (temporary, temporary.with_name(f"{temporary.name}.wal")):
+            with suppress(FileNotFoundError):
+                leftover.unlink()

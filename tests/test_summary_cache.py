@@ -8,6 +8,7 @@ beside them (`pipeline/window_cache.py`): see the last section.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -21,6 +22,7 @@ import pytest
 from features.build import build_features
 from features.errors import DataContractError
 from features.settings import FeatureSettings
+from features.sql.dialect import DUCKDB
 from pipeline.loading import Dataset, load_dataset
 from pipeline.recent_history import RECENT_TABLES, read_start
 from pipeline.summary_cache import UNUSED_DAYS, file_identity
@@ -37,9 +39,14 @@ def _features(data: Path, model, cache: Path | None = None, *, whole: bool = Fal
     return build_features(dataset, [WHEN], FeatureSettings(), 30, feature_set=model.feature_set_)
 
 
+def _entry_files(cache: Path) -> list[Path]:
+    """The entries in a cache folder: summaries are parquet files, window rows DuckDB files."""
+    return sorted(p for p in cache.rglob("*") if p.suffix in (".parquet", ".duckdb"))
+
+
 def _entries(cache: Path) -> dict[str, int]:
     """Entry file name -> inode: a rewritten entry gets a new inode."""
-    return {p.name: p.stat().st_ino for p in sorted(cache.rglob("*.parquet"))}
+    return {p.name: p.stat().st_ino for p in _entry_files(cache)}
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +148,7 @@ def test_churn_score_keeps_the_summaries_in_the_workdir_and_scores_as_the_whole_
         dataset.con.execute("SET threads = 1")
         runs.append(score_date(dataset, when, settings, result.model_uri, history=False).scores)
     assert len(list((settings.workdir_path / "cache" / "older-rows").rglob("*.parquet"))) == 3 * 3
-    assert len(list((settings.workdir_path / "cache" / "window-rows").rglob("*.parquet"))) == 2 * 3  # the third run's
+    assert len(list((settings.workdir_path / "cache" / "window-rows").rglob("*.duckdb"))) == 2 * 3  # the third run's
     pd.testing.assert_frame_equal(runs[1], runs[0], check_exact=True)
     pd.testing.assert_frame_equal(runs[2], runs[0], check_exact=True)
 
@@ -207,14 +214,34 @@ def _same_load(cached: Dataset, uncached: Dataset) -> None:
         pd.testing.assert_frame_equal(_rows(cached, name), _rows(uncached, name), check_exact=True)
 
 
+def _attached(dataset: Dataset) -> list[bool]:
+    """Whether each attached window-row entry is read-only."""
+    query = "SELECT readonly FROM duckdb_databases() WHERE database_name LIKE '__window_%'"
+    return [readonly for (readonly,) in dataset.con.execute(query).fetchall()]
+
+
+def _read_in_place(dataset: Dataset) -> bool:
+    """Every row from the read start on is read from the attached entries where they are: the run holds
+    only the older rows' summary rows itself."""
+    start = DUCKDB.timestamp(read_start([WHEN], FeatureSettings()))
+    for name in RECENT_TABLES:
+        held = dataset.con.execute(f'SELECT count(*) FROM "__stored_{name}"').fetchone()[0]
+        query = f"SELECT count_if(ts < {start}), count_if(ts >= {start}) FROM {name}"
+        ((older, recent),) = dataset.con.execute(query).fetchall()
+        if not held == older > 0 < recent:
+            return False
+    return True
+
+
 def test_kept_window_rows_give_the_rows_of_a_read_and_an_edited_file_is_read_again(data, model, tmp_path) -> None:
     cache = tmp_path / "cache"
     uncached = _load_window(data, None)
     _same_load(_load_window(data, cache), uncached)  # reads every file, stores their entries
     entries = _entries(cache)
     assert len(entries) == 2 * 3  # per table and file
-    cached = _load_window(data, cache)  # reads no file
+    cached = _load_window(data, cache)  # reads no file: scans the entries in place, read-only
     assert _entries(cache) == entries
+    assert _attached(cached) == [True] * (2 * 3) and _read_in_place(cached)
     _same_load(cached, uncached)
     pd.testing.assert_frame_equal(_window_features(cached, model), _window_features(uncached, model), check_exact=True)
 
@@ -262,6 +289,39 @@ def test_a_bad_window_value_is_reported_as_without_a_cache_and_never_kept(data, 
     assert _entries(cache) == entries  # nothing stored for the bad file
 
 
+def test_rows_at_or_after_the_date_change_nothing_with_kept_window_rows(data, model, expected, tmp_path) -> None:
+    """Point in time with the cache: rows at or after the date added to one kept file (its entry no
+    longer matches: read again) change no feature; the other files' entries are read in place."""
+    cache = tmp_path / "cache"
+    _load_window(data, cache)
+    when = pd.Timestamp(WHEN)
+    for name in RECENT_TABLES:
+        part = data / name / "part-1.parquet"
+        frame = pq.read_table(part).to_pandas()
+        burst = frame[frame["ts"] < when].tail(200).assign(ts=when)  # at the date itself: not before it
+        later = frame[frame["ts"] >= when].assign(ts=lambda f: f["ts"] + pd.Timedelta(days=1))
+        _write(pd.concat([frame, burst, later]), part)
+    dataset = _load_window(data, cache)
+    assert len(_attached(dataset)) == 2 * 2  # part-1 of each table read again
+    pd.testing.assert_frame_equal(_window_features(dataset, model), expected, check_exact=True)
+
+
+def test_a_damaged_kept_entry_is_read_again_and_rewritten(data, tmp_path, caplog) -> None:
+    """An entry that cannot be opened (a damaged disk, a half-copied workdir) costs the run the file's
+    read, never its result or an error; the entry is written again."""
+    cache = tmp_path / "cache"
+    _load_window(data, cache)
+    entries = _entries(cache)
+    damaged = _entry_files(cache / "usage_events")[0]
+    damaged.write_bytes(b"not a DuckDB database")
+    with caplog.at_level(logging.WARNING, logger="pipeline.window_cache"):
+        cached = _load_window(data, cache)
+    assert "unreadable" in caplog.text
+    _same_load(cached, _load_window(data, None))
+    after = _entries(cache)
+    assert after.keys() == entries.keys() and after[damaged.name] != entries[damaged.name]  # rewritten
+
+
 def test_kept_window_rows_of_unknown_accounts_are_judged_every_run(data, tmp_path) -> None:
     """A kept file's rows of an account missing from `accounts` are excluded (and cited) each run."""
     cache = tmp_path / "cache"
@@ -296,7 +356,7 @@ def test_entries_no_run_used_for_a_month_are_removed_and_the_used_ones_kept(data
     def score_and_list() -> dict[Path, float]:
         _features(data, model, summaries)
         _load_window(data, windows)
-        return {p: p.stat().st_mtime for folder in (summaries, windows) for p in folder.rglob("*.parquet")}
+        return {p: p.stat().st_mtime for folder in (summaries, windows) for p in _entry_files(folder)}
 
     old = score_and_list()
     for name in RECENT_TABLES:
