@@ -51,7 +51,8 @@ DIR_MARKER = ".churn-output.json"
 TABLE_FORMATS = {".parquet": "parquet", ".csv": "csv"}
 STALE_AFTER_SECONDS = 24 * 3600  # a temporary of another host is stale after this long
 LEGACY_STALE_AFTER_SECONDS = 3600  # folders of earlier churn versions (tempfile.mkdtemp names, no pid)
-_TEMP = re.compile(r"\.churn-(?P<tag>tmp|old|stage)-(?P<host>[A-Za-z0-9]*)-(?P<pid>\d+)-[0-9a-f]+(\.\w+)?$")
+# the suffix of the target, and a database's own sibling after it (DuckDB's `.wal`)
+_TEMP = re.compile(r"\.churn-(?P<tag>tmp|old|stage)-(?P<host>[A-Za-z0-9]*)-(?P<pid>\d+)-[0-9a-f]+(\.\w+){0,2}$")
 
 
 # Columns that identify an unmarked table as churn's own output of a kind (written before markers).

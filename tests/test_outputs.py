@@ -194,10 +194,12 @@ def test_a_killed_folder_swap_is_put_back_and_stale_temporaries_are_removed(tmp_
     target = tmp_path / "scores.parquet"
     stale = Path(str(temporary_sibling(target)).replace(f"-{os.getpid()}-", f"-{dead}-"))
     stale.write_bytes(b"half a file")
+    stale_log = stale.with_name(f"{stale.name}.wal")  # a database's write-ahead log beside it (DuckDB)
+    stale_log.write_bytes(b"a log")
     live = temporary_sibling(target)  # this process's own temporary is not touched
     live.write_bytes(b"in progress")
     write_output(FRAME, target, "scores")
-    assert not stale.exists() and live.exists()
+    assert not stale.exists() and not stale_log.exists() and live.exists()
 
     swapped = tmp_path / "gen"
     old = Path(str(temporary_sibling(swapped, "old")).replace(f"-{os.getpid()}-", f"-{dead}-"))
