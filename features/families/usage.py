@@ -11,7 +11,8 @@ the groups and, with what was derived from it, took ~60 % of the build on 78M ev
 table numbers the feature keys; each daily row carries a mask of the keys used that day (`bit_or`
 of one bit per key, in chunks of 63 keys so any number of features fits: one row per (account,
 day, chunk)), so the distinct features of a window are the bits set in the `bit_or` of its days'
-masks. The per-feature columns' daily counts ride in the same scan, packed two to a BIGINT sum.
+masks. The per-feature columns' daily counts ride in the same scan, packed two to a BIGINT sum,
+which the windows add up before unpacking.
 
 Workflows: a run is the events of one (account, workflow_id), in time order. It *skips* when a
 step exceeds the previous one by more than 1 (or its first step is above 1) and is *in order*
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from features.errors import DataContractError
 from features.families.base import Declarations, FamilyContext, family_table
@@ -138,7 +140,8 @@ for _tracked in FeatureSettings().tracked_features:
 
 VALID = "account_id IS NOT NULL AND ts IS NOT NULL"
 MASK_BITS = 63  # keys per BIGINT mask (bit 63 would make it negative)
-PACKED_BITS = 31  # bits per tracked key's daily count in a packed sum: two per BIGINT
+PACKED_BITS = 31  # bits per tracked key's count in a packed sum: two per BIGINT
+PER_FEATURE_DAYS = 30  # the window of the per-feature columns
 
 
 def key_sql(d: Dialect) -> str:
@@ -154,7 +157,11 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     # read: account_id is a required column (validation rejects nulls), and decoding it for this
     # count would cost as much as the count. The NULL feature is dropped after numbering: a filter on
     # the key inside the grouped query is pushed below the GROUP BY into the scan, where DuckDB ran
-    # the key's regexp on every event (3 of the statement's 4.4 CPU s on 78M events).
+    # the key's regexp on every event (3 of the statement's 4.4 CPU s on 78M events). With a model's
+    # keys (scoring) there is nothing to rank, and leaving out the count leaves out the read of `ts`
+    # (about half of the statement).
+    ranked = ctx.usage_keys is None
+    events_before = count_where(f"ts < {d.timestamp(last_as_of)}") if ranked else "CAST(0 AS BIGINT)"
     engine.materialize(
         KEYS,
         f"""
@@ -162,7 +169,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         FROM (SELECT feature, key, events_before,
                      CAST(dense_rank() OVER (ORDER BY key NULLS LAST) - 1 AS INTEGER) AS id
               FROM (SELECT feature, {key_sql(d)} AS key, events_before
-                    FROM (SELECT feature, {count_where(f"ts < {d.timestamp(last_as_of)}")} AS events_before
+                    FROM (SELECT feature, {events_before} AS events_before
                           FROM usage_events GROUP BY feature) names) keyed) numbered
         WHERE key IS NOT NULL
         """,
@@ -170,17 +177,16 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     tracked = _usage_keys(engine, ctx)
     ids = dict(engine.rows(f"SELECT DISTINCT key, id FROM {KEYS}"))
     present = [(name, int(ids[name])) for name in tracked if name in ids]  # ids are our own integers
-    counts = _daily_table(engine, present, PACKED_BITS)
-    (most_events,) = engine.rows(f"SELECT coalesce(max(events), 0) FROM {DAILY}")[0] if counts else (0,)
-    if most_events >= 2**PACKED_BITS:  # a count could reach the next slot: rebuild with one count per sum
-        counts = _daily_table(engine, present, MASK_BITS)
-    per_feature = {f"f_{name}": counts.get(name, "0") for name in tracked}  # a key the data lacks counts 0
+    packing = _daily_table(engine, present, PACKED_BITS)
+    (most_events,) = engine.rows(f"SELECT coalesce(max(events), 0) FROM {DAILY}")[0] if packing.slots else (0,)
+    if most_events * PER_FEATURE_DAYS >= 2**PACKED_BITS:  # a window's count could reach the next slot
+        packing = _daily_table(engine, present, MASK_BITS)  # one count per sum
     has_quantity = ctx.has(SOURCE, "quantity")
     aggregates = {f"events_{w}": sum_in("r.events", w) for w in sorted({*ctx.windows, 30})}
     aggregates["events_prev_30"] = sum_before("r.events", 30)
     if has_quantity:
         aggregates |= {f"quantity_{w}": sum_in("r.quantity", w) for w in ctx.windows}
-    aggregates |= {name: sum_in(count, 30) for name, count in per_feature.items()}
+    aggregates |= {column: sum_in(f"r.{column}", PER_FEATURE_DAYS) for column in packing.columns}
     engine.define(WINDOWS, windowed_sql(DAILY, aggregates))
     engine.define(LAST, ever_before_as_of_sql(DAILY, {"day": ("max", "r.day")}))
     # The first use on or after the landing day (a fact of the account; used only once it is before as_of).
@@ -204,7 +210,8 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     if has_quantity:
         columns |= {QUANTITY_PER_SEAT.name(w): ratio(zero(f"w.quantity_{w}"), "s.seat_norm") for w in ctx.windows}
     columns |= {BREADTH.name(w): as_double(zero(f"f.distinct_{w}")) for w in ctx.windows}
-    columns |= {per_feature_name(name): ratio(zero(f"w.f_{name}"), "s.seat_norm") for name in tracked}
+    # A key the data lacks counts 0.
+    columns |= {per_feature_name(name): ratio(packing.count(name, "w"), "s.seat_norm") for name in tracked}
     if ctx.has(SOURCE, "workflow_id") and ctx.has(SOURCE, "step"):
         _workflow_tables(engine)
         joins.append(snapshot_join("wf", WORKFLOW_WINDOWS))
@@ -235,17 +242,41 @@ def _usage_keys(engine: Engine, ctx: FamilyContext) -> list[str]:
     return ranked + [key for key in map(feature_key, settings.tracked_features) if key not in ranked]
 
 
-def _daily_table(engine: Engine, tracked: list[tuple[str, int]], slot_bits: int) -> dict[str, str]:
+@dataclass(frozen=True)
+class Packing:
+    """Where each tracked key's count sits in the packed sums `pack_<n>` of the daily rows (and of the
+    windows, which add the packed sums up and unpack only their totals)."""
+
+    dialect: Dialect
+    slot_bits: int
+    slots: dict[str, tuple[int, int]]  # key -> (pack, shift)
+
+    @property
+    def columns(self) -> list[str]:
+        return [f"pack_{pack}" for pack in sorted({pack for pack, _ in self.slots.values()})]
+
+    def count(self, key: str, table: str) -> str:
+        """The key's count from the packed sums of `table` (0 for a key the data lacks, or no row)."""
+        if key not in self.slots:
+            return "0"
+        pack, shift = self.slots[key]
+        total = zero(f"{table}.pack_{pack}")
+        if MASK_BITS // self.slot_bits == 1:  # one count per sum
+            return total
+        return f"({self.dialect.shift_right(total, shift)} & {2**self.slot_bits - 1})"
+
+
+def _daily_table(engine: Engine, tracked: list[tuple[str, int]], slot_bits: int) -> Packing:
     """The one scan of all usage events: per (account, day, key chunk) the events, quantity, first use,
-    mask of the keys used and the tracked keys' counts. Returns each tracked key's daily count as an
-    expression over the daily row `r`.
+    mask of the keys used and the tracked keys' counts, packed.
 
     The counts are packed `63 // slot_bits` to a BIGINT: each event adds its key's one-hot value
     (1 shifted to the key's slot), looked up with the key's chunk and mask bit in a table of the
     feature names, so the scan adds up a few packed sums instead of evaluating one conditional count
-    per tracked key (-3 of its ~13 CPU s on 78M events). A slot holds counts below 2**slot_bits: the
-    caller rebuilds with one count per sum when a day's events reach that (DuckDB sums BIGINTs as
-    HUGEINT; on Spark, whose BIGINT sum raises on overflow, one account's day would need 2**32 events).
+    per tracked key (-3 of its ~13 CPU s on 78M events); the windows add up the packed sums too and
+    unpack the totals. A slot holds counts below 2**slot_bits: the caller rebuilds with one count per
+    sum when a window's events could reach that (DuckDB sums BIGINTs as HUGEINT; on Spark, whose BIGINT
+    sum raises on overflow, one account's days would need 2**31 events in a window).
     """
     d = engine.dialect
     per_sum = MASK_BITS // slot_bits
@@ -274,11 +305,7 @@ def _daily_table(engine: Engine, tracked: list[tuple[str, int]], slot_bits: int)
         GROUP BY e.account_id, {d.day_of("e.ts")}, k.chunk
         """,
     )
-    slot_mask = 2**slot_bits - 1
-    return {
-        name: f"r.pack_{pack}" if per_sum == 1 else f"({d.shift_right(f'r.pack_{pack}', shift)} & {slot_mask})"
-        for name, (pack, shift) in slots.items()
-    }
+    return Packing(d, slot_bits, slots)
 
 
 def _distinct_features_sql(windows: Iterable[int]) -> str:
