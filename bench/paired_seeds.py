@@ -16,7 +16,8 @@ early_stopping_rounds=200`), or upper-case constants of models.risk_model / mode
 old_patience PATIENCE_RATE=0`: patience in plain rounds, as before wave 6; `--variant one_se_trees
 TREE_SE_FRACTION=1`: trials judged at the within-one-SE tree count, measured and left out in wave 7;
 `--variant judged_count DEPLOYED_TREE_SE_FRACTION=0`: the deployed tree count at the mean CV curve's maximum,
-as before wave 7). Histories and feature
+as before wave 7; `--variant raw_curves CURVE_SMOOTHING_ROUNDS=0`: trials judged on unsmoothed fold curves,
+as before wave 8). Histories and feature
 tables are cached under --work; rows go to --work/paired_seeds.jsonl.
 """
 

@@ -24,8 +24,10 @@ each dataset, so subsets may run in parallel processes and a stopped run keeps w
 Where the truth is known, each row also says what it can and cannot explain: the bands' true mean
 probability, the oracle's own ECE (the noise floor of ECE on those outcomes), the model's ECE
 against the true probabilities, the oracle at CUT (our generator's worlds) and model vs oracle on
-the accounts renewing within 90 days. `--reanalyse --record NAME` recomputes these from the saved
-runs; `--reuse-runs` re-measures a complete saved run without re-training (same model code only).
+the accounts renewing within 90 days. Every band also says how far outcome noise alone moves its
+observed rate (a band check of 0.05 on 100-300 accounts can fail for a perfectly calibrated model).
+`--reanalyse --record NAME` recomputes these from the saved runs; `--reuse-runs` re-measures a
+complete saved run without re-training (same model code only).
 """
 
 from __future__ import annotations
@@ -249,7 +251,8 @@ def point_metrics(y: np.ndarray, score: np.ndarray, probability: bool) -> dict[s
 
 def band_table(y: np.ndarray, p: np.ndarray, truth: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Per risk band (the product's bands): accounts, mean predicted, observed churn and, where the
-    true probabilities are known, their mean (observed churn of a few hundred accounts is noisy)."""
+    true probabilities are known, their mean (observed churn of a few hundred accounts is noisy), with
+    `noise_95`: how far the observed rate strays from its expectation by outcome noise alone."""
     bands = np.select([p >= BANDS.high, p >= BANDS.medium], ["high", "medium"], default="low")
     rows = []
     for band in ("low", "medium", "high"):
@@ -262,9 +265,18 @@ def band_table(y: np.ndarray, p: np.ndarray, truth: np.ndarray | None = None) ->
                     "mean_predicted": float(p[chosen].mean()),
                     "observed": float(y[chosen].mean()),
                     **({} if truth is None else {"true_mean": float(truth[chosen].mean())}),
+                    "noise_95": outcome_noise(truth[chosen] if truth is not None else p[chosen]),
                 }
             )
     return rows
+
+
+def outcome_noise(probabilities: np.ndarray) -> float:
+    """Half-width of the 95 % range of the observed churn rate of accounts churning independently with
+    these probabilities (normal approximation): what a perfectly calibrated model's band may show.
+    At 123 accounts near 0.3 it is 0.081, so a band check of 0.05 fails one such band in five by luck."""
+    q = np.asarray(probabilities, dtype=float)
+    return float(1.96 * np.sqrt((q * (1.0 - q)).sum()) / len(q))
 
 
 def bootstrap(
@@ -519,12 +531,17 @@ def ece_against(truth: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:
 
 
 def reanalyse(label: str) -> list[Result]:
-    """Recompute the truth diagnostics of block `label`'s event rows from their saved scores (no re-run)."""
+    """Recompute the truth diagnostics of block `label`'s event rows, and the bands of its table rows,
+    from their saved scores (no re-run)."""
     available, rows = datasets(), json.loads((OUT / f"record-{label}.json").read_text())["results"]
     results = [Result(**row) for row in rows]
     for result in results:
         spec = available.get(result.dataset)
-        if not isinstance(spec, EventDataset) or result.error:
+        if result.error or spec is None:
+            continue
+        if isinstance(spec, TableDataset):
+            test = scored_table(split_table(spec)[1], OUT / spec.name / "scores.parquet")
+            result.bands = band_table(test[LABEL].astype(int).to_numpy(), test["churn_probability"].to_numpy(float))
             continue
         full = spec.history_dir(spec.accounts, YEARS)
         cut = pd.Timestamp((history.data_end(full) - pd.DateOffset(months=CUT_MONTHS)).date())
@@ -553,15 +570,29 @@ def horizon(frame: pd.DataFrame, y: np.ndarray, at_cut: pd.Series | None) -> dic
 
 
 # ------------------------------------------------------------------------------ public tables
-def run_table(spec: TableDataset, n_boot: int, seed: int = 0) -> Result:
+def split_table(spec: TableDataset, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The seeded, stratified 70/30 split of a public table: (training rows, scored rows)."""
     from sklearn.model_selection import train_test_split
 
+    frame = spec.table.load()
+    return train_test_split(frame, test_size=0.3, random_state=seed, stratify=frame[public.LABEL])
+
+
+def scored_table(test_frame: pd.DataFrame, scores_file: Path) -> pd.DataFrame:
+    """The scored rows as the model saw them, with their label and the probability `churn score` wrote."""
+    from pipeline.train import prepare_table
+
+    test, _ = prepare_table(test_frame.reset_index(drop=True), public.ID, public.LABEL, None)
+    scores = pd.read_parquet(scores_file)
+    return test.merge(scores[[ACCOUNT_ID, "churn_probability"]], on=ACCOUNT_ID, how="left")
+
+
+def run_table(spec: TableDataset, n_boot: int, seed: int = 0) -> Result:
     from pipeline.train import prepare_table
 
     result = Result(spec.name, "prepared table", spec.description)
     result.notes.append(f"source: {spec.table.source}")
-    frame = spec.table.load()
-    train_frame, test_frame = train_test_split(frame, test_size=0.3, random_state=seed, stratify=frame[public.LABEL])
+    train_frame, test_frame = split_table(spec, seed)
     work = OUT / spec.name
     if work.exists():
         shutil.rmtree(work)
@@ -581,10 +612,8 @@ def run_table(spec: TableDataset, n_boot: int, seed: int = 0) -> Result:
     except StepFailed as exc:
         result.error = str(exc)
         return result
-    scores = pd.read_parquet(scores_file)
     train, _ = prepare_table(pd.read_csv(work / "train.csv"), public.ID, public.LABEL, None)
-    test, _ = prepare_table(test_frame.reset_index(drop=True), public.ID, public.LABEL, None)
-    test = test.merge(scores[[ACCOUNT_ID, "churn_probability"]], on=ACCOUNT_ID, how="left")
+    test = scored_table(test_frame, scores_file)
     probabilities = baseline_probabilities(train, test, seed=seed)
     y = test[LABEL].astype(int).to_numpy()
     measure(result, y, {"model": test["churn_probability"].to_numpy(dtype=float), **probabilities},
@@ -631,6 +660,14 @@ def _with_interval(result: Result, name: str, metric: str) -> str:
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
+def band_line(band: dict[str, Any]) -> str:
+    """One band of `band_table` as the report writes it: accounts, predicted -> observed (true, noise)."""
+    notes = [f"true {band['true_mean']:.3f}"] if "true_mean" in band else []
+    notes += [f"noise ±{band['noise_95']:.3f}"] if "noise_95" in band else []  # rows recorded before wave 8 lack it
+    text = f"{band['band']} {band['accounts']:,}: {band['mean_predicted']:.3f} -> {band['observed']:.3f}"
+    return text + (f" ({', '.join(notes)})" if notes else "")
+
+
 def markdown(results: list[Result], info: dict[str, Any], label: str) -> str:
     lines = [
         f"### {label} (latest rows: commit {info['commit']}, {info['date']})",
@@ -663,16 +700,13 @@ def markdown(results: list[Result], info: dict[str, Any], label: str) -> str:
     lines += [
         "",
         "Calibration of the model per risk band (accounts, mean predicted -> observed churn; true: mean of the "
-        "true probabilities, where known):",
+        "true probabilities, where known; noise: half-width of the 95 % range of the observed rate from outcome "
+        "noise alone, with the true probabilities where known, else the model's):",
         "",
     ]
     for r in results:
         if not r.error:
-            bands = "; ".join(
-                f"{b['band']} {b['accounts']:,}: {b['mean_predicted']:.3f} -> {b['observed']:.3f}"
-                + (f" (true {b['true_mean']:.3f})" if "true_mean" in b else "")
-                for b in r.bands
-            )
+            bands = "; ".join(band_line(b) for b in r.bands)
             lines.append(f"- {r.dataset}: {bands}")
     lines += ["", "Baselines' calibration (ECE; mean predicted vs observed):", ""]
     for r in results:
@@ -863,7 +897,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--list", action="store_true", help="list the datasets and exit")
     parser.add_argument(
-        "--reanalyse", action="store_true", help="recompute the truth diagnostics of the --record block's saved runs"
+        "--reanalyse",
+        action="store_true",
+        help="recompute the truth diagnostics and band noise of the --record block's saved runs",
     )
     args = parser.parse_args(argv)
     if args.reanalyse:

@@ -2,7 +2,8 @@
 
 Every candidate is judged by `CrossValidator.evaluate` (mean fold ROC AUC at one common tree
 count, trees by early stopping with patience in proportion to the learning rate, so a slow setting
-is not judged half-trained) on the same folds. The search starts from fixed points — the
+is not judged half-trained; the fold curves smoothed over a few rounds, so one lucky round of a thin
+fold does not outscore a plateau) on the same folds. The search starts from fixed points — the
 configured defaults, LightGBM's own defaults (31 leaves, learning rate 0.1: what HistGradientBoosting
 does too), an additive model of depth-1 trees (the shape a logistic regression fits), and a
 mid-sized shallow setting — so it never ends below what a user would get from a plain run of

@@ -93,3 +93,23 @@ def test_a_seeds_variant_sets_a_model_constant_for_its_training_only_and_refuses
     assert before == risk_model.PATIENCE_RATE
     with pytest.raises(SystemExit, match="NO_SUCH_CONSTANT"), paired_seeds.model_constants({"NO_SUCH_CONSTANT": 1}):
         pass
+
+
+def test_each_band_says_how_far_outcome_noise_alone_moves_its_observed_rate():
+    """A calibrated model's medium band of 123 accounts near 0.3 strays from its mean by up to ~0.08 (95 %):
+    the band check's 0.05 then fails about one such band in five by luck (wave 8, ours_support_pain)."""
+    rng = np.random.default_rng(5)
+    truth = np.r_[np.full(877, 0.07), np.full(123, 0.3)]
+    p = truth.copy()
+    strays = []
+    for _ in range(400):  # outcomes drawn from the very probabilities the model predicts
+        y = (rng.random(len(truth)) < truth).astype(int)
+        strays.append(quality.band_table(y, p)[1]["observed"] - 0.3)
+    medium = quality.band_table(y, p, truth)[1]
+    assert medium["band"] == "medium" and medium["accounts"] == 123 and medium["true_mean"] == pytest.approx(0.3)
+    assert medium["noise_95"] == pytest.approx(1.96 * np.sqrt(0.3 * 0.7 / 123))
+    assert np.mean(np.abs(strays) <= medium["noise_95"]) == pytest.approx(0.95, abs=0.03)
+    assert 0.10 < np.mean(np.abs(strays) > quality.BAND_GAP) < 0.30
+    # without the truth the model's own probabilities set the noise (prepared tables)
+    assert quality.band_table(y, p)[1]["noise_95"] == pytest.approx(medium["noise_95"])
+    assert quality.band_line(medium) == f"medium 123: 0.300 -> {medium['observed']:.3f} (true 0.300, noise ±0.081)"

@@ -13,7 +13,7 @@ from sklearn.base import clone
 
 from features.table import feature_columns
 from models import risk_model
-from models.risk_model import ONE_SE_CAP, PATIENCE_RATE, ChurnRiskModel, CrossValidator, tree_count
+from models.risk_model import ONE_SE_CAP, PATIENCE_RATE, ChurnRiskModel, CrossValidator, smoothed, tree_count
 from models.split import out_of_time_split, rolling_origin_folds
 from models.tuning import STARTING_POINTS, TrialRecord, one_se_choice, search
 from pipeline.config import ModelSettings
@@ -139,6 +139,29 @@ def test_the_tree_count_is_the_later_plateau_as_good_as_a_noisy_early_peak_of_th
     assert tree_count(_fold_curves(300, plateaus, early={0: (9, 0.99)}))[0] == 9
     # one fold has no standard error: its maximum
     assert tree_count(curves[:1])[0] == 9
+
+
+def test_trials_judged_on_smoothed_fold_curves_no_longer_let_a_one_round_spike_outscore_a_plateau(folds, monkeypatch):
+    """CURVE_SMOOTHING_ROUNDS (wave 8): one fold's lucky round 9 outscores a plateau 0.01 higher on every fold
+    when trials are judged at the raw mean curve's maximum; averaged over 10 rounds it no longer does."""
+    plateaus = (0.70, 0.68, 0.72, 0.70)
+    spiky = _fold_curves(300, plateaus, early={0: (9, 0.80)})
+    smooth = _fold_curves(300, tuple(p + 0.01 for p in plateaus), early={})
+    assert np.mean(tree_count(spiky)[1]) > np.mean(tree_count(smooth)[1])  # raw: the spike wins
+    assert tree_count(spiky)[0] == 9
+    spiky_10, smooth_10 = ([smoothed(c, 10) for c in curves] for curves in (spiky, smooth))
+    assert np.mean(tree_count(spiky_10)[1]) < np.mean(tree_count(smooth_10)[1])
+    assert np.array_equal(smoothed(spiky[0], 1), spiky[0])  # a window of one round is the raw curve
+    # the window counts rounds at PATIENCE_RATE: a slower setting's spike spans proportionally more rounds
+    monkeypatch.setattr(risk_model, "CURVE_SMOOTHING_ROUNDS", 10)
+    assert ChurnRiskModel(learning_rate=0.2).smoothing_window() == 10
+    assert ChurnRiskModel(learning_rate=0.01).smoothing_window() == round(10 * PATIENCE_RATE / 0.01)
+    model = ChurnRiskModel(num_threads=1, learning_rate=0.3)
+    judged = folds.evaluate(model)
+    monkeypatch.setattr(risk_model, "CURVE_SMOOTHING_ROUNDS", 0)
+    raw = folds.evaluate(model)
+    assert ChurnRiskModel().smoothing_window() == 0
+    assert judged.score < raw.score  # an average of a curve never exceeds its maximum
 
 
 def test_a_slow_learning_rate_gets_patience_in_proportion_so_early_stopping_does_not_end_it_untrained():
