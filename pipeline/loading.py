@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Self
 
 import duckdb
 import pandas as pd
@@ -65,6 +66,29 @@ class Dataset:
         """The earliest kept timestamp of the event tables, as validation measured it."""
         tables = self.report.tables
         return min((tables[name].first for name in self.event_tables if tables[name].first is not None), default=None)
+
+    @classmethod
+    def validated(
+        cls,
+        con: duckdb.DuckDBPyConnection,
+        sources: dict[str, str],
+        raw_types: dict[str, dict[str, str]],
+        report: ValidationReport,
+        **engine_fields: Any,
+    ) -> Self:
+        """The dataset of validated tables in `con` (each engine's loader ends here): `accounts` and
+        `subscriptions` as the driver's frames, in the order every stage expects."""
+        return cls(
+            con=con,
+            accounts=con.execute('SELECT * FROM "accounts" ORDER BY account_id').df(),
+            subscriptions=con.execute('SELECT * FROM "subscriptions" ORDER BY account_id, start_date').df(),
+            event_tables=tuple(t for t in EVENT_TABLES if t in sources),
+            present_columns={name: tuple(types) for name, types in raw_types.items()},
+            data_end=report.data_end,
+            report=report,
+            sources=sources,
+            **engine_fields,
+        )
 
     @classmethod
     def from_frames(
@@ -148,14 +172,6 @@ def utc_connection() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
     return con
-
-
-def small_tables(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`accounts` and `subscriptions` as the driver's frames, in the order every stage expects."""
-    return (
-        con.execute('SELECT * FROM "accounts" ORDER BY account_id').df(),
-        con.execute('SELECT * FROM "subscriptions" ORDER BY account_id, start_date').df(),
-    )
 
 
 def _locate(data_dir: Path, name: str) -> Path | None:
@@ -272,17 +288,8 @@ def _finish(
             _add_older_summary(con, name, raw_types[name], recent[name], report, checked.get(name))
         else:
             con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "{canonical_view(name)}" WHERE {report.keep[name]}')
-    accounts, subscriptions = small_tables(con)
-    return Dataset(
-        con=con,
-        accounts=accounts,
-        subscriptions=subscriptions,
-        event_tables=tuple(t for t in EVENT_TABLES if t in sources),
-        present_columns={name: tuple(types) for name, types in raw_types.items()},
-        data_end=report.data_end,
-        report=report,
-        sources=sources,
-        read_from={name: read.start for name, read in recent.items()},
+    return Dataset.validated(
+        con, sources, raw_types, report, read_from={name: read.start for name, read in recent.items()}
     )
 
 

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pandas as pd
 
-from features.contract import EVENT_TABLES, TABLES
+from features.contract import TABLES
 from features.errors import ChurnError, DataContractError
 from features.sql.dialect import SPARK
-from pipeline.loading import Dataset, small_tables, utc_connection
+from pipeline.loading import Dataset, utc_connection
 from pipeline.validation import SOURCE_ROW, canonical_view, validate, with_checked
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -215,18 +215,7 @@ def load_on_spark(
         for name in raw_types:
             spark.catalog.dropTempView(f"__raw_{name}")
             spark.catalog.dropTempView(canonical_view(name))
-    accounts, subscriptions = small_tables(con)
-    return SparkDataset(
-        con=con,
-        accounts=accounts,
-        subscriptions=subscriptions,
-        event_tables=tuple(t for t in EVENT_TABLES if t in sources),
-        present_columns={name: tuple(types) for name, types in raw_types.items()},
-        data_end=report.data_end,
-        report=report,
-        sources=sources,
-        frames=frames,
-    )
+    return SparkDataset.validated(con, sources, raw_types, report, frames=frames)
 
 
 def _kept_tables(spark: SparkSession, raw_types: dict[str, dict[str, str]], keep: dict[str, str]) -> dict[str, Any]:
