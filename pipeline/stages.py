@@ -6,9 +6,7 @@ logging, and hand the results to `pipeline.console` for the few lines a person r
 
 from __future__ import annotations
 
-import importlib
 import logging
-import threading
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
@@ -18,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from features.errors import ChurnError
+from pipeline.champion import ChampionLoad
 from pipeline.commit import ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings
 from pipeline.console import (
@@ -470,6 +469,7 @@ def score_date(
     include_trials: bool = False,
     include_churned: bool = False,
     rescore_history: bool = False,
+    champion: ChampionLoad | None = None,
 ):
     """Score every active account as of `when` with the registered model and commit the run as one unit.
 
@@ -480,18 +480,30 @@ def score_date(
     The scores, alerts and drift files (with `outputs`), the history partition (with `history`)
     and the MLflow scoring run land together or not at all; then the alerts are posted to the
     configured webhook, where a failure is a warning, not an error.
+
+    With `champion` (the model `model_uri` names, loading on a second thread) the features are built
+    while it loads when its feature set is kept from an earlier run, and built again if the loaded
+    model's own set is not that one.
     """
     from pipeline.override_store import read_records, store_version
-    from pipeline.score import score_book, with_judgement
-    from pipeline.tracking import load_model
 
     # The CSM overrides first: a store that is corrupt or locked stops the run before any work, so a
     # run never lands without the judgements it should have applied.
     overrides = read_records(settings.workdir_path)
-    model = load_model(_champion_uri(model_uri, settings), settings)
+    champion = champion or ChampionLoad(_champion_uri(model_uri, settings), settings)
+    model = None if champion.feature_set is not None else champion.model()
+    feature_set = champion.feature_set or model.feature_set_
     features, left_out = scored_population(
-        dataset, when, settings, include_trials, include_churned, feature_set=model.feature_set_
+        dataset, when, settings, include_trials, include_churned, feature_set=feature_set
     )
+    model = champion.model()
+    if model.feature_set_ != feature_set:  # the kept set was not this model's: never score with it
+        log.warning("the feature set kept for model %s is not its own; features built again", champion.uri)
+        features, left_out = scored_population(
+            dataset, when, settings, include_trials, include_churned, feature_set=model.feature_set_
+        )
+    from pipeline.score import score_book, with_judgement  # after the model: imported by its thread
+
     features = with_judgement(features, overrides)
     history_dir = settings.workdir_path / "history" if history else None
     scorecard = scorecard_for(settings, features.columns)
@@ -581,20 +593,6 @@ def _print_recovered(settings: Settings, console: Console) -> None:
         console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
 
 
-def _import_scoring_code(tracking_uri: str) -> None:
-    """Import MLflow (with its SQL stores when the tracking store is a database), LightGBM and the
-    scoring code -- ~4.5 CPU s of single-threaded Python -- while the main thread loads the data (DuckDB
-    works without holding the GIL). A failure is left to the scoring's own import, which raises it."""
-    modules = ["pipeline.tracking", "pipeline.score"]
-    if tracking_uri.startswith("sqlite:"):
-        modules += ["mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store"]
-    try:
-        for module in modules:
-            importlib.import_module(module)
-    except Exception:  # raised again, where it is handled, by the import that needs it
-        return
-
-
 def run_score(
     data: Path | str,
     when: date,
@@ -617,7 +615,10 @@ def run_score(
     # reads the files itself, the big event tables are read from the window start on.
     one_date = not (whole_history or include_churned or rescore_history or settings.engine == "spark")
     read_from = read_start([when], settings.features) if one_date else None
-    threading.Thread(target=_import_scoring_code, args=(settings.tracking_uri(),), daemon=True).start()
+    # The model loads (MLflow's, LightGBM's and the scoring code's imports first) on a second thread while
+    # the data is read and, with its feature set kept from an earlier run, the features are built (DuckDB
+    # works without holding the GIL); a missing model or alias stops the run here, before the data is read.
+    champion = ChampionLoad(_champion_uri(model_uri, settings), settings)
     run = score_date(
         load(data, settings, console, read_from),
         when,
@@ -628,6 +629,7 @@ def run_score(
         include_trials=include_trials,
         include_churned=include_churned,
         rescore_history=rescore_history,
+        champion=champion,
     )
     print_score_run(run, outputs.targets(), console)
     return run

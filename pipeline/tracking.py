@@ -343,7 +343,7 @@ def load_model(uri: str, settings: Settings | None = None) -> ChurnRiskModel:
     The artifacts are downloaded, checked against the SHA-256 recorded when the model was logged,
     and read as plain files; nothing from the artifact store is unpickled or run. With
     `settings`, the configured tracking store is used; otherwise the current MLflow URI.
-    `model.metadata_` gets the URI and, for registry URIs, the resolved version.
+    `model.metadata_` gets the URI, the artifacts' SHA-256 and, for registry URIs, the resolved version.
     """
     if settings is not None:
         configure_tracking(settings)
@@ -365,6 +365,7 @@ def load_model(uri: str, settings: Settings | None = None) -> ChurnRiskModel:
             "(train one with `churn train`, or pass --model-uri)."
         ) from exc
     model.metadata_["model_uri"] = uri
+    model.metadata_[TAG_MODEL_SHA256] = expected
     if resolved is not None:
         model.metadata_["model_version"] = str(resolved.version)
         model.metadata_["run_id"] = resolved.run_id

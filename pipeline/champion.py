@@ -1,0 +1,191 @@
+"""The model of a scoring run, loaded on a second thread while the data is read and the features are built.
+
+Before `churn score` can load its model it imports MLflow (with its SQL stores), LightGBM and
+scikit-learn: ~6 CPU s of single-threaded Python, most of a one-date run. The features need the
+model's feature set, so with the model loaded first the imports could overlap the data load only.
+Here the model is loaded on a daemon thread (`ChampionLoad`) and the main thread builds the features
+with the feature set kept, in the workdir, under the SHA-256 the tracking store records for the
+model's artifacts (`kept_feature_set`), when it has one: the model's own set, written by the last run
+that loaded that model. The store is asked for that digest cheaply (`probe`: a read-only SQLite
+query, no MLflow), which also tells a missing model or alias early: the run then loads the model
+through MLflow at once, so its error comes out, as MLflow words it, before any data is read.
+
+Nothing here is trusted for the scores: once the model is loaded, a feature set that is not the
+model's own (a kept file changed or written for another model, an alias moved between the probe and
+the load) is thrown away with the features built from it, and the features are built again with
+the model's set. Where the store cannot be asked cheaply (an `mlflow server`, a file store, a run
+URI, a store in another layout) the run waits for the model before the features, as before.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from features.feature_set import FeatureSet
+from pipeline.io import temporary_sibling
+
+if TYPE_CHECKING:
+    from models.risk_model import ChurnRiskModel
+    from pipeline.config import Settings
+
+log = logging.getLogger(__name__)
+
+DIGEST_TAG = "model_sha256"
+"""The model-version tag holding the SHA-256 of the model's artifacts (`tracking.TAG_MODEL_SHA256`:
+that module imports MLflow, which is what this one avoids)."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the tracking store says of a model URI without MLflow: `found` (with the recorded digest
+    of its artifacts, when there is one), `missing` (no such model, version or alias) or `unknown`."""
+
+    state: Literal["found", "missing", "unknown"]
+    digest: str | None = None
+
+
+UNKNOWN = Probe("unknown")
+
+
+def probe(model_uri: str, tracking_uri: str) -> Probe:
+    """Look `model_uri` (`models:/NAME@ALIAS` or `models:/NAME/VERSION`) up in a local SQLite store.
+
+    A read-only query of MLflow's registry tables; any other store or URI, a schema it does not
+    recognise or a database it cannot read gives `unknown`, never an error: the answer only decides
+    what the run does first, MLflow's own lookup decides what is loaded.
+    """
+    if not model_uri.startswith("models:/") or not tracking_uri.startswith("sqlite:///") or "?" in tracking_uri:
+        return UNKNOWN
+    name, at, alias = model_uri.removeprefix("models:/").partition("@")
+    version = None
+    if not at:
+        name, _, version = name.partition("/")
+        if not version.isdigit():
+            return UNKNOWN
+    database = Path(tracking_uri.removeprefix("sqlite:///"))
+    if not database.is_file():
+        return Probe("missing")  # MLflow would create an empty store: it holds no model
+    try:
+        with sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=1) as con:
+            return _probe_registry(con, name, alias if at else None, version)
+    except sqlite3.Error:
+        return UNKNOWN
+
+
+def _probe_registry(con: sqlite3.Connection, name: str, alias: str | None, version: str | None) -> Probe:
+    if alias is not None:
+        rows = con.execute(
+            "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?", (name, alias)
+        ).fetchall()
+    else:
+        rows = con.execute(
+            "SELECT version FROM model_versions WHERE name = ? AND version = ? AND current_stage != 'Deleted_Internal'",
+            (name, int(version)),
+        ).fetchall()
+    if not rows:
+        return Probe("missing")
+    if len(rows) > 1:  # the same name in several workspaces: MLflow decides which
+        return UNKNOWN
+    tags = con.execute(
+        "SELECT value FROM model_version_tags WHERE name = ? AND version = ? AND key = ?",
+        (name, rows[0][0], DIGEST_TAG),
+    ).fetchall()
+    return Probe("found", tags[0][0] if len(tags) == 1 else None)
+
+
+def _feature_set_file(cache: Path, digest: str) -> Path | None:
+    return cache / f"{digest}.json" if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest) else None
+
+
+def kept_feature_set(cache: Path, digest: str | None) -> FeatureSet | None:
+    """The feature set kept for the model whose artifacts have SHA-256 `digest`, if any (a hint: checked
+    against the loaded model before any score is computed)."""
+    path = _feature_set_file(cache, digest) if digest else None
+    if path is None:
+        return None
+    try:
+        return FeatureSet.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("kept feature set %s is not readable (%s); the model's own is used", path, exc)
+        return None
+
+
+def keep_feature_set(cache: Path, digest: str, feature_set: FeatureSet) -> None:
+    """Keep the feature set of the model whose artifacts have SHA-256 `digest` for the next runs (written
+    to a temporary name, then renamed; a workdir that cannot take it only costs them the overlap)."""
+    path = _feature_set_file(cache, digest)
+    if path is None or kept_feature_set(cache, digest) == feature_set:
+        return
+    temporary = temporary_sibling(path)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(feature_set.to_dict(), indent=1))
+        os.replace(temporary, path)
+    except OSError as exc:
+        log.warning("could not keep the model's feature set in %s: %s", cache, exc)
+    finally:
+        with suppress(FileNotFoundError, OSError):
+            temporary.unlink()
+
+
+class ChampionLoad:
+    """The model of `model_uri` (`tracking.load_model`), loaded on a daemon thread from construction on,
+    with the scoring code imported beside it; `model()` waits for it and raises what the load raised.
+
+    `feature_set` is the kept feature set of the model the store names now (None: the features must
+    wait for the model). When the store says the model or alias does not exist, the load runs at once
+    on the calling thread, so that its error stops the run before any other work.
+    """
+
+    def __init__(self, model_uri: str, settings: Settings) -> None:
+        self.uri = model_uri
+        self._settings = settings
+        self._cache = settings.workdir_path / "cache" / "feature-sets"
+        found = probe(model_uri, settings.tracking_uri())
+        self._model: ChurnRiskModel | None = None
+        self._error: Exception | None = None
+        if found.state == "missing":
+            self._load()  # MLflow's own error, before the data is read (or the model, if the probe was wrong)
+            self._raise()
+            self._thread = None
+            self.feature_set = self._model.feature_set_
+            return
+        self.feature_set = kept_feature_set(self._cache, found.digest)
+        self._thread = threading.Thread(target=self._load, name="churn-model-load", daemon=True)
+        self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            from pipeline.tracking import TAG_MODEL_SHA256, load_model
+
+            model = load_model(self.uri, self._settings)
+            importlib.import_module("pipeline.score")  # the scoring code, while the main thread still works
+            digest = model.metadata_.get(TAG_MODEL_SHA256)
+            if digest:
+                keep_feature_set(self._cache, digest, model.feature_set_)
+            self._model = model
+        except Exception as exc:  # raised on the main thread by model()
+            self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def model(self) -> ChurnRiskModel:
+        """The loaded model (waiting for the thread), or the load's error."""
+        if self._thread is not None:
+            self._thread.join()
+        self._raise()
+        assert self._model is not None
+        return self._model
