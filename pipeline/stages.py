@@ -493,6 +493,8 @@ def score_date(
     champion = champion or ChampionLoad(_champion_uri(model_uri, settings), settings)
     model = None if champion.feature_set is not None else champion.model()
     feature_set = champion.feature_set or model.feature_set_
+    if model is None:
+        log.info("features built while model %s loads, with its kept feature set", champion.uri)
     features, left_out = scored_population(
         dataset, when, settings, include_trials, include_churned, feature_set=feature_set
     )

@@ -1,16 +1,26 @@
-"""`churn score --data` imports MLflow, LightGBM and the scoring code on a second thread while it loads
-the data (`stages._import_scoring_code`): an import that fails there must still stop the run with the
-error the import raises, exactly as without the thread, and nothing may be written."""
+"""`churn score --data` loads its model (MLflow's, LightGBM's and the scoring code's imports first) on a
+second thread while it loads the data and, with the model's feature set kept from an earlier run, builds
+the features (`pipeline.champion`). An import that fails there must still stop the run with the error the
+import raises, a missing model or alias must stop it before the data is read, a kept feature set that is
+not the model's must never be scored with, and nothing may be written by a failed run."""
 
 from __future__ import annotations
 
+import json
+import logging
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+import pytest
 import yaml
 
-from tests.conftest import book_settings
+from features.feature_set import FeatureSet
+from pipeline.champion import DIGEST_TAG, Probe, kept_feature_set, probe
+from pipeline.tracking import TAG_MODEL_SHA256
+from tests.conftest import book_settings, run_cli
 
 BLOCKED = """
 import sys
@@ -34,3 +44,87 @@ def test_a_failing_scoring_import_stops_the_run_with_its_own_error(book, tmp_pat
     assert finished.returncode == 1, finished.stderr
     assert "internal error: ModuleNotFoundError: import of lightgbm halted; None in sys.modules" in finished.stderr
     assert not out.exists()
+
+
+def _config(book, tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A configuration with its own workdir sharing the book's model store, and that workdir."""
+    settings, _ = book_settings(book, name)
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(
+        yaml.safe_dump({"workdir": str(settings.workdir_path), "tracking": {"uri": settings.tracking.uri}})
+    )
+    return config, settings.workdir_path
+
+
+def _score(book, config: Path, out: Path) -> list[str]:
+    return ["score", "--data", str(book[1]), "--as-of", "2025-01-15", "--config", str(config), "--out", str(out)]
+
+
+@pytest.mark.parametrize("uri", ["models:/no-such-model@champion", "models:/{name}@nope", "models:/{name}/99"])
+def test_a_missing_model_or_alias_stops_the_run_before_the_data_is_read(book, tmp_path: Path, capsys, uri) -> None:
+    config, workdir = _config(book, tmp_path, "missing")
+    uri = uri.format(name=book_settings(book, "missing")[0].model.name)
+    out = tmp_path / "scores.parquet"
+    # no data directory at all: a run that read the data first would fail on it, not on the model
+    args = _score(book, config, out)
+    args[2] = str(tmp_path / "no-such-data")
+    code, text = run_cli([*args, "--model-uri", uri], capsys)
+    assert code == 1, text
+    assert f"Cannot load model '{uri}'" in text and "train one with `churn train`" in text
+    assert "no-such-data" not in text
+    assert not out.exists() and not (workdir / "history").exists() and not (workdir / "cache").exists()
+
+
+def test_the_features_are_built_with_the_kept_feature_set_only_when_it_is_the_models(
+    book, tmp_path: Path, capsys, caplog
+) -> None:
+    config, workdir = _config(book, tmp_path, "kept")
+    model = book[3].model
+    digest = probe(book[3].model_uri, _tracking(book)).digest
+    kept = workdir / "cache" / "feature-sets" / f"{digest}.json"
+    # a kept set that is not the model's (another model's, a changed file): thrown away, built again
+    kept.parent.mkdir(parents=True)
+    kept.write_text(json.dumps(FeatureSet.of(model.feature_set_.names[:-3]).to_dict()))
+    first, second = tmp_path / "first.parquet", tmp_path / "second.parquet"
+    with caplog.at_level(logging.INFO, logger="churn"):
+        assert run_cli([*_score(book, config, first), "--no-history"], capsys)[0] == 0
+    assert "is not its own; features built again" in caplog.text
+    assert kept_feature_set(kept.parent, digest) == model.feature_set_  # the model's own, kept now
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="churn"):
+        assert run_cli([*_score(book, config, second), "--no-history"], capsys)[0] == 0
+    assert "with its kept feature set" in caplog.text and "not its own" not in caplog.text
+    pd.testing.assert_frame_equal(pd.read_parquet(second), pd.read_parquet(first), check_exact=True)
+
+
+def _tracking(book) -> str:
+    return book_settings(book, "probe")[0].tracking_uri()
+
+
+def test_the_probe_reads_a_sqlite_store_without_mlflow_and_says_unknown_where_it_cannot(book, tmp_path) -> None:
+    from mlflow import MlflowClient
+
+    settings, result = book_settings(book, "probe")
+    tracking = settings.tracking_uri()
+    name = settings.model.name
+    version = MlflowClient(tracking, tracking).get_model_version_by_alias(name, "champion")
+    assert DIGEST_TAG == TAG_MODEL_SHA256
+    assert probe(f"models:/{name}@champion", tracking) == Probe("found", version.tags[TAG_MODEL_SHA256])
+    assert probe(f"models:/{name}/{version.version}", tracking) == Probe("found", version.tags[TAG_MODEL_SHA256])
+    for missing in (f"models:/{name}@nope", f"models:/{name}/99", "models:/no-such-model@champion"):
+        assert probe(missing, tracking).state == "missing", missing
+    assert probe(f"models:/{name}@champion", f"sqlite:///{tmp_path / 'absent.db'}").state == "missing"
+    garbage = tmp_path / "garbage.db"
+    garbage.write_text("not a database")
+    other_schema = tmp_path / "other.db"
+    sqlite3.connect(other_schema).execute("CREATE TABLE t (x)").connection.commit()
+    for uri, store in [
+        (f"models:/{name}@champion", f"sqlite:///{garbage}"),
+        (f"models:/{name}@champion", f"sqlite:///{other_schema}"),
+        (f"models:/{name}@champion", "http://127.0.0.1:9"),
+        (f"models:/{name}@champion", f"{tracking}?timeout=5"),
+        (f"runs:/{result.run_id}/model", tracking),
+        (f"models:/{name}/latest", tracking),
+    ]:
+        assert probe(uri, store) == Probe("unknown"), (uri, store)
