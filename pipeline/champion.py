@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Literal
 
 from features.feature_set import FeatureSet
 from pipeline.io import temporary_sibling
+from pipeline.summary_cache import prune
 
 if TYPE_CHECKING:
     from models.risk_model import ChurnRiskModel
@@ -123,19 +124,22 @@ def kept_feature_set(cache: Path, digest: str | None) -> FeatureSet | None:
 
 def keep_feature_set(cache: Path, digest: str, feature_set: FeatureSet) -> None:
     """Keep the feature set of the model whose artifacts have SHA-256 `digest` for the next runs (written
-    to a temporary name, then renamed; a workdir that cannot take it only costs them the overlap)."""
+    to a temporary name, then renamed; a workdir that cannot take it only costs them the overlap).
+    The sets of models not loaded for `summary_cache.UNUSED_DAYS` are removed."""
     path = _feature_set_file(cache, digest)
-    if path is None or kept_feature_set(cache, digest) == feature_set:
+    if path is None:
         return
     temporary = temporary_sibling(path)
     try:
-        cache.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(json.dumps(feature_set.to_dict(), indent=1))
-        os.replace(temporary, path)
+        if kept_feature_set(cache, digest) != feature_set:
+            cache.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps(feature_set.to_dict(), indent=1))
+            os.replace(temporary, path)
+        prune(cache, [path])
     except OSError as exc:
         log.warning("could not keep the model's feature set in %s: %s", cache, exc)
     finally:
-        with suppress(FileNotFoundError, OSError):
+        with suppress(OSError):
             temporary.unlink()
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -19,11 +21,13 @@ import yaml
 
 from features.feature_set import FeatureSet
 from pipeline.champion import DIGEST_TAG, Probe, kept_feature_set, probe
+from pipeline.summary_cache import UNUSED_DAYS
 from pipeline.tracking import TAG_MODEL_SHA256
 from tests.conftest import book_settings, run_cli
 
 BLOCKED = """
 import sys
+import time
 sys.modules["lightgbm"] = None  # `import lightgbm` raises ImportError, as when it is not installed
 sys.argv[0] = "churn"
 from pipeline.cli import main
@@ -85,11 +89,15 @@ def test_the_features_are_built_with_the_kept_feature_set_only_when_it_is_the_mo
     # a kept set that is not the model's (another model's, a changed file): thrown away, built again
     kept.parent.mkdir(parents=True)
     kept.write_text(json.dumps(FeatureSet.of(model.feature_set_.names[:-3]).to_dict()))
+    unused = kept.with_name(f"{'0' * 64}.json")  # a model not loaded for longer than UNUSED_DAYS: removed
+    unused.write_text(kept.read_text())
+    os.utime(unused, (time.time() - (UNUSED_DAYS + 1) * 86_400,) * 2)
     first, second = tmp_path / "first.parquet", tmp_path / "second.parquet"
     with caplog.at_level(logging.INFO, logger="churn"):
         assert run_cli([*_score(book, config, first), "--no-history"], capsys)[0] == 0
     assert "is not its own; features built again" in caplog.text
     assert kept_feature_set(kept.parent, digest) == model.feature_set_  # the model's own, kept now
+    assert not unused.exists()
 
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="churn"):
