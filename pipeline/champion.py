@@ -5,10 +5,11 @@ scikit-learn: ~6 CPU s of single-threaded Python, most of a one-date run. The fe
 model's feature set, so with the model loaded first the imports could overlap the data load only.
 Here the model is loaded on a daemon thread (`ChampionLoad`) and the main thread builds the features
 with the feature set kept, in the workdir, under the SHA-256 the tracking store records for the
-model's artifacts (`kept_feature_set`), when it has one: the model's own set, written by the last run
-that loaded that model. The store is asked for that digest cheaply (`probe`: a read-only SQLite
-query, no MLflow), which also tells a missing model or alias early: the run then loads the model
-through MLflow at once, so its error comes out, as MLflow words it, before any data is read.
+model's artifacts (`kept_feature_set`), when it has one: the model's own set, written by the training
+that logged the model and by every run that loaded it. The store is asked for that digest cheaply
+(`probe`: a read-only SQLite query, no MLflow), which also tells a missing model or alias early: the
+run then loads the model through MLflow at once, so its error comes out, as MLflow words it, before
+any data is read.
 
 Nothing here is trusted for the scores: once the model is loaded, a feature set that is not the
 model's own (a kept file changed or written for another model, an alias moved between the probe and
@@ -103,6 +104,11 @@ def _probe_registry(con: sqlite3.Connection, name: str, alias: str | None, versi
     return Probe("found", tags[0][0] if len(tags) == 1 else None)
 
 
+def feature_set_cache(settings: Settings) -> Path:
+    """Where the feature sets of the models used with this workdir are kept."""
+    return settings.workdir_path / "cache" / "feature-sets"
+
+
 def _feature_set_file(cache: Path, digest: str) -> Path | None:
     return cache / f"{digest}.json" if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest) else None
 
@@ -155,15 +161,15 @@ class ChampionLoad:
     def __init__(self, model_uri: str, settings: Settings) -> None:
         self.uri = model_uri
         self._settings = settings
-        self._cache = settings.workdir_path / "cache" / "feature-sets"
+        self._cache = feature_set_cache(settings)
         found = probe(model_uri, settings.tracking_uri())
         self._model: ChurnRiskModel | None = None
         self._error: Exception | None = None
+        self._thread: threading.Thread | None = None
+        self.feature_set: FeatureSet | None = None
         if found.state == "missing":
             self._load()  # MLflow's own error, before the data is read (or the model, if the probe was wrong)
             self._raise()
-            self._thread = None
-            self.feature_set = self._model.feature_set_
             return
         self.feature_set = kept_feature_set(self._cache, found.digest)
         self._thread = threading.Thread(target=self._load, name="churn-model-load", daemon=True)

@@ -48,6 +48,7 @@ from models.split import (
     stratified_split,
 )
 from pipeline import tracking
+from pipeline.champion import feature_set_cache, keep_feature_set
 from pipeline.config import Settings
 from pipeline.io import save_figures
 from pipeline.progress import ProgressCallback
@@ -468,6 +469,8 @@ def log_and_register(
         mlflow.log_artifact(str(tmp_dir / "validation_predictions.parquet"), artifact_path="evaluation")
         version = tracking.log_model(model, evidence.X, settings, evaluated.tags)
         version_id = str(version.version)
+        # the first scoring run with this model can build its features while the model loads
+        keep_feature_set(feature_set_cache(settings), version.tags[tracking.TAG_MODEL_SHA256], model.feature_set_)
         decision = tracking.promote_if_better(settings, version, evidence, promote=promote)
         mlflow.set_tags(
             {"model_version": version_id, "promoted": str(decision.promoted), "promotion_reason": decision.reason}

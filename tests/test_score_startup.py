@@ -106,6 +106,12 @@ def test_the_features_are_built_with_the_kept_feature_set_only_when_it_is_the_mo
     pd.testing.assert_frame_equal(pd.read_parquet(second), pd.read_parquet(first), check_exact=True)
 
 
+def test_training_keeps_the_feature_set_of_the_model_it_logs(book) -> None:
+    root, _, _, result = book
+    digest = probe(result.model_uri, _tracking(book)).digest
+    assert kept_feature_set(root / "work" / "cache" / "feature-sets", digest) == result.model.feature_set_
+
+
 def _tracking(book) -> str:
     return book_settings(book, "probe")[0].tracking_uri()
 
