@@ -21,7 +21,7 @@ from features.errors import ChurnError
 from pipeline import interrupts
 from pipeline.config import Settings, load_settings
 from pipeline.progress import set_progress
-from pipeline.runtime import configure_process
+from pipeline.runtime import configure_process, skip_collection_at_exit
 
 app = typer.Typer(
     name="churn",
@@ -493,6 +493,7 @@ def overrides_import(
 def main() -> None:
     """Entry point: usage errors exit 2 (click's own handling), user-facing errors 1, interrupts 130/143."""
     configure_process()
+    skip_collection_at_exit()
     interrupts.install()
     try:
         app(prog_name="churn")  # standalone mode: prints usage errors itself and always ends in SystemExit

@@ -7,6 +7,8 @@ read these variables when they load. A value the user already set wins.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 
 PROCESS_DEFAULTS: dict[str, str] = {
@@ -23,3 +25,17 @@ def configure_process() -> None:
     """Set the defaults above where the environment does not say otherwise."""
     for name, value in PROCESS_DEFAULTS.items():
         os.environ.setdefault(name, value)
+
+
+def skip_collection_at_exit() -> None:
+    """At exit, once the atexit handlers registered after this call have run, freeze every object
+    (`gc.freeze`) so that the interpreter's last garbage collections skip them.
+
+    A `churn` process ends holding MLflow, SQLAlchemy, scikit-learn and pandas: collecting that heap's
+    cycles while the interpreter shuts down took ~1.3 s of a ~10 s one-date `churn score`, for memory
+    the operating system frees anyway. Every atexit handler still runs (files, logs and stores are
+    closed by then); only finalizers of objects still in cycles at exit are skipped, which Python
+    never promises to run. Registered once however often it is called (the tests run the CLI in-process).
+    """
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)

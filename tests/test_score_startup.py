@@ -142,3 +142,19 @@ def test_the_probe_reads_a_sqlite_store_without_mlflow_and_says_unknown_where_it
         (f"models:/{name}/latest", tracking),
     ]:
         assert probe(uri, store) == Probe("unknown"), (uri, store)
+
+
+FREEZE_PROBE = """
+import atexit, gc
+atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count() > 0))  # runs after churn's handler
+from pipeline.runtime import skip_collection_at_exit
+skip_collection_at_exit()
+skip_collection_at_exit()  # registered once
+atexit.register(lambda: print("handlers after it still run"))
+"""
+
+
+def test_the_process_skips_its_last_garbage_collections_after_every_atexit_handler() -> None:
+    finished = subprocess.run([sys.executable, "-c", FREEZE_PROBE], capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.splitlines() == ["handlers after it still run", "frozen at exit: True"]
