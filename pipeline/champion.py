@@ -166,6 +166,8 @@ class ChampionLoad:
         self._model: ChurnRiskModel | None = None
         self._error: Exception | None = None
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._abandoned = False
         self.feature_set: FeatureSet | None = None
         if found.state == "missing":
             self._load()  # MLflow's own error, before the data is read (or the model, if the probe was wrong)
@@ -177,9 +179,13 @@ class ChampionLoad:
 
     def _load(self) -> None:
         try:
-            from pipeline.tracking import TAG_MODEL_SHA256, load_model
+            from pipeline.tracking import TAG_MODEL_SHA256, configure_tracking, load_model
 
-            model = load_model(self.uri, self._settings)
+            with self._lock:  # MLflow's store is process-wide: a run that failed must not have it moved
+                if self._abandoned:
+                    return
+                configure_tracking(self._settings)
+            model = load_model(self.uri)  # from the store configured above
             importlib.import_module("pipeline.score")  # the scoring code, while the main thread still works
             digest = model.metadata_.get(TAG_MODEL_SHA256)
             if digest:
@@ -191,6 +197,12 @@ class ChampionLoad:
     def _raise(self) -> None:
         if self._error is not None:
             raise self._error
+
+    def abandon(self) -> None:
+        """The run failed: a load still going on stops before it points MLflow at this run's store (a
+        later run in the same process may be using MLflow by then)."""
+        with self._lock:
+            self._abandoned = True
 
     def model(self) -> ChurnRiskModel:
         """The loaded model (waiting for the thread), or the load's error."""

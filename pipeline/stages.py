@@ -491,13 +491,17 @@ def score_date(
     # run never lands without the judgements it should have applied.
     overrides = read_records(settings.workdir_path)
     champion = champion or ChampionLoad(_champion_uri(model_uri, settings), settings)
-    model = None if champion.feature_set is not None else champion.model()
-    feature_set = champion.feature_set or model.feature_set_
-    if model is None:
-        log.info("features built while model %s loads, with its kept feature set", champion.uri)
-    features, left_out = scored_population(
-        dataset, when, settings, include_trials, include_churned, feature_set=feature_set
-    )
+    try:
+        model = None if champion.feature_set is not None else champion.model()
+        feature_set = champion.feature_set or model.feature_set_
+        if model is None:
+            log.info("features built while model %s loads, with its kept feature set", champion.uri)
+        features, left_out = scored_population(
+            dataset, when, settings, include_trials, include_churned, feature_set=feature_set
+        )
+    except Exception:
+        champion.abandon()
+        raise
     model = champion.model()
     if model.feature_set_ != feature_set:  # the kept set was not this model's: never score with it
         log.warning("the feature set kept for model %s is not its own; features built again", champion.uri)
@@ -621,8 +625,13 @@ def run_score(
     # the data is read and, with its feature set kept from an earlier run, the features are built (DuckDB
     # works without holding the GIL); a missing model or alias stops the run here, before the data is read.
     champion = ChampionLoad(_champion_uri(model_uri, settings), settings)
+    try:
+        dataset = load(data, settings, console, read_from)
+    except Exception:
+        champion.abandon()
+        raise
     run = score_date(
-        load(data, settings, console, read_from),
+        dataset,
         when,
         settings,
         model_uri,
