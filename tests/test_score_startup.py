@@ -158,3 +158,38 @@ def test_the_process_skips_its_last_garbage_collections_after_every_atexit_handl
     finished = subprocess.run([sys.executable, "-c", FREEZE_PROBE], capture_output=True, text=True, timeout=60)
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout.splitlines() == ["handlers after it still run", "frozen at exit: True"]
+
+
+ABANDONED = """
+import sys, threading, time, importlib.abc
+class SlowTracking(importlib.abc.MetaPathFinder):  # the model load reaches MLflow after the data failed
+    def find_spec(self, name, path, target=None):
+        if name == "pipeline.tracking":
+            time.sleep(2)
+        return None
+sys.meta_path.insert(0, SlowTracking())
+sys.argv = ["churn", *sys.argv[1:]]
+from pipeline.cli import main
+try:
+    main()
+except SystemExit as exc:
+    for thread in threading.enumerate():
+        if thread.name == "churn-model-load":
+            thread.join()
+    import mlflow
+    print("exit", exc.code, "store", mlflow.get_tracking_uri())
+"""
+
+
+def test_a_run_that_fails_on_its_data_leaves_mlflow_where_it_was(book, tmp_path: Path) -> None:
+    config, _ = _config(book, tmp_path, "abandoned")
+    out = tmp_path / "scores.parquet"
+    args = _score(book, config, out)
+    args[2] = str(tmp_path / "no-such-data")  # the model exists: it loads on its thread while the data fails
+    finished = subprocess.run(
+        [sys.executable, "-c", ABANDONED, "--no-progress", *args], capture_output=True, text=True, timeout=300
+    )
+    assert "no-such-data" in finished.stderr, finished.stderr
+    exit_line = finished.stdout.strip().splitlines()[-1]
+    assert exit_line.startswith("exit 1 store ") and _tracking(book) not in exit_line, finished.stdout
+    assert not out.exists()
