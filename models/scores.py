@@ -33,6 +33,7 @@ DAYS_TO_RENEWAL = "days_to_renewal"
 ACCOUNT_STATUS = "account_status"  # active, trial or churned (models.population): who is scored
 CARRIED_COLUMNS: tuple[str, ...] = (SEGMENT, ARR, "seats", DAYS_TO_RENEWAL, "tenure_days", ACCOUNT_STATUS)
 """Feature columns every score row carries for context (missing when the features lack them)."""
+TEXT_CARRIED: frozenset[str] = frozenset({SEGMENT, ACCOUNT_STATUS})  # the carried columns holding words
 SCORECARD_NAME = "scorecard_name"  # the scorecard file's `name` (HEALTH_SCORECARD is the segment used)
 SCORECARD_HASH = "scorecard_hash"  # ScorecardConfig.content_hash: health scores compare only within one
 ACTIONABLE_LOG_ODDS = "actionable_log_odds"  # SHAP of the behaviour a CSM can change (registry: actionable)

@@ -39,6 +39,7 @@ from models.scores import (
     RISK_BAND,
     SCORECARD_HASH,
     SCORECARD_NAME,
+    TEXT_CARRIED,
     TOP_DRIVERS,
     column_order,
     ml_column,
@@ -193,7 +194,9 @@ def score_accounts(
     )
     columns[TERM_END] = features[TERM_END] if TERM_END in features.columns else pd.NaT
     for name in CARRIED_COLUMNS:
-        columns[name] = features[name] if name in features.columns else np.nan
+        # A missing text column stays text (all null), so BI tools and parquet readers see one type.
+        missing = pd.Series(np.nan, index=features.index, dtype="str" if name in TEXT_CARRIED else float)
+        columns[name] = features[name] if name in features.columns else missing
     columns[MODEL_VERSION] = str(model.metadata_.get("model_version", model.metadata_.get("model_uri", "unregistered")))
     scores = pd.DataFrame(columns, index=features.index)
     expected = column_order(scorecard.categories() if scorecard is not None else [], order, scorecard is not None)

@@ -148,6 +148,8 @@ def test_accounts_and_terms_with_only_required_columns(shapes, tmp_path: Path) -
     _check_scores(run.scores, ["adoption", "engagement", "support", "training", "account"])
     assert "segment scorecard 'regulated' skipped" in output
     assert "'events_per_seat_30d' ranks within the whole population" in output  # no segment column
+    segment = run.scores["segment"]  # carried for context: absent from the data, still a text column
+    assert segment.isna().all() and pd.api.types.is_string_dtype(segment)
     assert "'seat_change_last_renewal' dropped (subscriptions.seats is not in the data)" in output
     assert comparison.report_path.exists() and 0 < comparison.ml_auc <= 1
 
