@@ -1,6 +1,8 @@
 """Is the model's gap to a baseline real or the noise of a small scored book? Many seeds, bigger books.
 
     python bench/paired_seeds.py --shape minimal_weekly --seeds 101 102 103 [--work DIR] [--variant NAME KEY=VALUE ...]
+        [--horizon-calibrators]
+    python bench/paired_seeds.py --work DIR --pool    (every row of DIR/paired_seeds.jsonl, per shape and pooled)
 
 bench/quality.py scores one book per dataset: the accounts active at CUT (a few dozen churners on
 the foreign B2C shapes), so a model-minus-baseline AUC gap of 0.03 can be luck. Here each seed is a
@@ -9,6 +11,8 @@ trained exactly as `churn train` trains it (`pipeline.train.fit_and_evaluate`: o
 rolling-origin folds, the search, cross-fitted calibration; no MLflow) on what is known at CUT,
 and the book is every labelled monthly snapshot of the 12 months after CUT (true outcomes; the
 SPEC's point-in-time features make the full history's table equal to the cut one before CUT).
+`--shape` is a foreign shape or one of our generator's worlds (`ours_<world>`, 2,000 accounts, as in
+bench/quality.py).
 The baselines (bench/quality.py's) train on the same rows and score the same book. Per seed:
 model minus baseline ROC AUC with a paired bootstrap over accounts; over seeds: the mean gap with
 a t interval. `--variant` adds model settings to compare on the same rows (e.g. `--variant es200
@@ -17,8 +21,12 @@ old_patience PATIENCE_RATE=0`: patience in plain rounds, as before wave 6; `--va
 TREE_SE_FRACTION=1`: trials judged at the within-one-SE tree count, measured and left out in wave 7;
 `--variant judged_count DEPLOYED_TREE_SE_FRACTION=0`: the deployed tree count at the mean CV curve's maximum,
 as before wave 7; `--variant raw_curves CURVE_SMOOTHING_ROUNDS=0`: trials judged on unsmoothed fold curves,
-as before wave 8). Histories and feature
-tables are cached under --work; rows go to --work/paired_seeds.jsonl.
+as before wave 8). Calibration is compared per variant as ECE, |mean predicted - observed|, the risk bands'
+mean |predicted - observed| and, with the generator's true probabilities, the mean predicted minus the mean
+true probability of rows renewing within NEAR_RENEWAL_DAYS and beyond. `--horizon-calibrators` adds
+calibrators that also see the days to renewal, fitted on the deployed model's own out-of-fold log-odds (the
+rows its calibrator learned from; no extra training): measured in wave 9 and left out (bench/RESULTS.md).
+Histories and feature tables are cached under --work; rows go to --work/paired_seeds.jsonl.
 """
 
 from __future__ import annotations
@@ -45,9 +53,11 @@ sys.path.insert(0, str(HERE.parent))
 from bench.quality import (  # noqa: E402
     BASELINES,
     CUT_MONTHS,
+    NEAR_RENEWAL_DAYS,
     START,
     YEARS,
     _auc,
+    band_table,
     baseline_probabilities,
     mean_with_interval,
     paired_gaps,
@@ -56,13 +66,22 @@ from bench.quality import (  # noqa: E402
 from bench.worlds import foreign, history  # noqa: E402
 from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END  # noqa: E402
 from models import risk_model, tuning  # noqa: E402
+from models.risk_model import Calibrator, ChurnRiskModel  # noqa: E402
 from models.split import out_of_time_split, rolling_origin_folds  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
 from pipeline.progress import set_progress  # noqa: E402
 from pipeline.stages import build_feature_table, load  # noqa: E402
+from pipeline.synthetic.worlds import WORLDS  # noqa: E402
 from pipeline.train import fit_and_evaluate  # noqa: E402
 
 BOOK_MONTHS = 12
+OURS_ACCOUNTS = 2000  # our generator's worlds at bench/quality.py's size
+SHAPES = [*foreign.SHAPES, *(f"ours_{world}" for world in WORLDS)]
+HORIZON = "days_to_renewal"
+# --horizon-calibrators: one map per group of days to renewal (edges inclusive); a group with fewer churners or
+# renewals than this keeps the pooled map
+HORIZON_EDGES = (90, 180)
+MIN_GROUP_OUTCOMES = 50
 
 
 def book_and_training(table: pd.DataFrame, cut: pd.Timestamp, grace_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -104,12 +123,94 @@ def model_constants(values: dict[str, Any]) -> Iterator[None]:
             setattr(module, key, value)
 
 
-def run_seed(shape: str, seed: int, work: Path, variants: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def simulate(shape: str, full: Path, seed: int) -> None:
+    if shape in foreign.SHAPES:
+        accounts = foreign.SHAPES[shape].accounts
+        foreign.simulate(full, shape=shape, accounts=accounts, seed=seed, start=START, years=YEARS)
+    else:
+        from pipeline.synthetic import generate
+
+        generate(full, OURS_ACCOUNTS, seed=seed, start=START, years=YEARS, world=shape.removeprefix("ours_"))
+
+
+def true_probabilities(full: Path, book: pd.DataFrame) -> np.ndarray:
+    """The generator's churn probability of each book row's term (the term ending at the row's E)."""
+    terms = pd.read_parquet(full / history.TRUTH)
+    terms = terms.assign(account_id=terms[ACCOUNT_ID].astype(str), term_end=pd.to_datetime(terms["end_date"]))
+    truth = terms.groupby([ACCOUNT_ID, TERM_END])["p_churn"].max()
+    keys = pd.MultiIndex.from_arrays([book[ACCOUNT_ID].astype(str), pd.to_datetime(book[TERM_END])])
+    return truth.reindex(keys).to_numpy(dtype=float)
+
+
+def horizon_groups(days: np.ndarray) -> np.ndarray:
+    return np.searchsorted(np.asarray(HORIZON_EDGES, dtype=float), np.asarray(days, dtype=float), side="left")
+
+
+def horizon_calibrators(model: ChurnRiskModel, labelled: pd.DataFrame, book: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Book probabilities of calibrators that also see the days to renewal, fitted on the deployed model's own
+    out-of-fold log-odds (`calibration_raw_`: exactly the rows and scores its calibrator learned from).
+
+    horizon_isotonic: the configured calibrator per group of days to renewal (HORIZON_EDGES); horizon_platt:
+    Platt scaling with an intercept and a slope per group; horizon_offset: the deployed calibrator's log-odds
+    plus an intercept per group (one logistic regression).
+    """
+    from scipy.special import logit
+    from sklearn.linear_model import LogisticRegression
+
+    positions = model.calibration_positions_
+    raw, y = model.calibration_raw_, labelled[LABEL].to_numpy(dtype=int)[positions]
+    group = horizon_groups(labelled[HORIZON].to_numpy(dtype=float)[positions])
+    book_raw = model.predict_raw(book[model.feature_names_in_])
+    book_group = horizon_groups(book[HORIZON].to_numpy(dtype=float))
+    pooled = model.calibrator_.predict(book_raw)
+    per_group = pooled.copy()
+    for g in np.unique(group):
+        chosen = group == g
+        if min(y[chosen].sum(), (1 - y[chosen]).sum()) >= MIN_GROUP_OUTCOMES:
+            fitted = Calibrator.fit(raw[chosen], y[chosen], model.calibration)
+            per_group[book_group == g] = fitted.predict(book_raw[book_group == g])
+
+    def dummies(g: np.ndarray) -> np.ndarray:
+        return np.column_stack([(g == k).astype(float) for k in range(1, len(HORIZON_EDGES) + 1)])
+
+    def platt_design(r: np.ndarray, g: np.ndarray) -> np.ndarray:
+        d = dummies(g)
+        return np.column_stack([r, d, d * r[:, None]])
+
+    platt = LogisticRegression(C=1e6).fit(platt_design(raw, group), y)
+    deployed_logit = logit(model.calibrator_.predict(raw))
+    offset = LogisticRegression(C=1e6).fit(np.column_stack([deployed_logit, dummies(group)]), y)
+    book_logit = logit(pooled)
+    return {
+        "horizon_isotonic": per_group,
+        "horizon_platt": platt.predict_proba(platt_design(book_raw, book_group))[:, 1],
+        "horizon_offset": offset.predict_proba(np.column_stack([book_logit, dummies(book_group)]))[:, 1],
+    }
+
+
+def calibration(y: np.ndarray, p: np.ndarray, truth: np.ndarray | None, days: np.ndarray | None) -> dict[str, Any]:
+    """ECE, mean predicted and observed, the risk bands' row-weighted |mean predicted - observed| (and against
+    the mean true probability), and predicted minus true within and beyond NEAR_RENEWAL_DAYS."""
+    out: dict[str, Any] = {k: point_metrics(y, p, probability=True)[k] for k in ("ece", "mean_predicted", "observed")}
+    out["abs_mean_gap"] = abs(out["mean_predicted"] - out["observed"])
+    bands = band_table(y, p, truth)
+    out["bands"] = bands
+    out["band_error"] = sum(b["accounts"] * abs(b["mean_predicted"] - b["observed"]) for b in bands) / len(y)
+    if truth is not None:
+        out["band_error_true"] = sum(b["accounts"] * abs(b["mean_predicted"] - b["true_mean"]) for b in bands) / len(y)
+        if days is not None:
+            for side, chosen in (("near", days <= NEAR_RENEWAL_DAYS), ("far", days > NEAR_RENEWAL_DAYS)):
+                if chosen.any():
+                    out[f"{side}_minus_true"] = float(p[chosen].mean() - truth[chosen].mean())
+    return out
+
+
+def run_seed(
+    shape: str, seed: int, work: Path, variants: dict[str, dict[str, Any]], with_horizon: bool = False
+) -> dict[str, Any]:
     full = work / f"{shape}-{seed}"
     if not (full / history.TRUTH).exists():
-        foreign.simulate(
-            full, shape=shape, accounts=foreign.SHAPES[shape].accounts, seed=seed, start=START, years=YEARS
-        )
+        simulate(shape, full, seed)
     settings = Settings()
     cached = full / "table-monthly.parquet"
     if cached.exists():
@@ -127,6 +228,7 @@ def run_seed(shape: str, seed: int, work: Path, variants: dict[str, dict[str, An
         "train_churners": int(training[LABEL].sum()),
     }  # fmt: skip
     scores = baseline_probabilities(training[training[LABEL].notna()], book, seed=settings.model.seed)
+    compared = list(variants)
     for name, overrides in {"model": {}, **variants}.items():
         constants = {k: v for k, v in overrides.items() if k.isupper()}  # e.g. PATIENCE_RATE=0: the rule before wave 6
         update = {k: v for k, v in overrides.items() if not k.isupper()}
@@ -137,13 +239,17 @@ def run_seed(shape: str, seed: int, work: Path, variants: dict[str, dict[str, An
         scores[name] = model.predict_proba(book[model.feature_names_in_])[:, 1]
         row[f"{name}_cpu_s"] = round(time.process_time() - clock, 1)
         row[f"{name}_trees"] = {**model.tree_params(), "trees": model.best_iteration_}
+        if name == "model" and with_horizon:
+            labelled = training[training[LABEL].notna()]  # the rows `fit` saw, in its order
+            horizon = horizon_calibrators(model, labelled, book)
+            scores |= horizon
+            compared += list(horizon)
+    truth = true_probabilities(full, book) if (full / history.TRUTH).exists() else None
+    days = book[HORIZON].to_numpy(dtype=float) if HORIZON in book.columns else None
     row["auc"] = {name: _auc(y, s) for name, s in scores.items()}
-    row["calibration"] = {
-        name: {k: point_metrics(y, scores[name], probability=True)[k] for k in ("ece", "mean_predicted", "observed")}
-        for name in ("model", *variants)
-    }
+    row["calibration"] = {name: calibration(y, scores[name], truth, days) for name in ("model", *compared)}
     row["gaps"] = paired_gaps(y, scores, book[ACCOUNT_ID].to_numpy(), n_boot=300, seed=7)
-    row["variant_gaps"] = {name: row["auc"][name] - row["auc"]["model"] for name in variants}
+    row["variant_gaps"] = {name: row["auc"][name] - row["auc"]["model"] for name in compared}
     return row
 
 
@@ -158,34 +264,62 @@ def summary(rows: list[dict[str, Any]]) -> str:
                 f"{shape} seed {r['seed']}: book {r['book_rows']:,} ({r['book_churners']}), trained on "
                 f"{r['train_rows']:,} ({r['train_churners']}); model {r['auc']['model']:.3f}; gap to {gaps}"
             )
-        series = {f"gap to {b}": [r["gaps"][b][0] for r in runs] for b in BASELINES}
-        for v in runs[0]["variant_gaps"]:
-            series[f"{v} - model"] = [r["variant_gaps"][v] for r in runs]
-            for metric in ("ece", "mean_predicted"):
-                series[f"{v} - model, {metric}"] = [
-                    r["calibration"][v][metric] - r["calibration"]["model"][metric] for r in runs
-                ]
-        for name, values in series.items():
-            mean, low, high = mean_with_interval(values)
-            lines.append(f"{shape} mean of {len(values)} seeds, {name}: {mean:+.4f} [{low:+.4f}, {high:+.4f}]")
+        lines += [f"{shape} mean of {len(runs)} seeds, {line}" for line in comparisons(runs)]
+    if len({r["shape"] for r in rows}) > 1:
+        lines += [f"all shapes, {len(rows)} seeds, {line}" for line in comparisons(rows)]
     return "\n".join(lines)
+
+
+CALIBRATION_METRICS = (
+    "ece", "mean_predicted", "abs_mean_gap", "band_error", "band_error_true", "near_minus_true", "far_minus_true",
+)  # fmt: skip
+
+
+def comparisons(runs: list[dict[str, Any]]) -> list[str]:
+    """Mean over seeds with a 95 % t interval: gaps to the baselines, and each variant minus the model in AUC
+    and calibration (the model's own level beside it)."""
+    series = {f"gap to {b}": [r["gaps"][b][0] for r in runs] for b in BASELINES}
+    for metric in CALIBRATION_METRICS:
+        values = [r["calibration"]["model"].get(metric) for r in runs]
+        if all(v is not None for v in values):
+            series[f"model {metric}"] = values
+    for v in [v for v in runs[0]["variant_gaps"] if all(v in r["variant_gaps"] for r in runs)]:
+        series[f"{v} - model"] = [r["variant_gaps"][v] for r in runs]
+        for metric in CALIBRATION_METRICS:
+            values = [(r["calibration"][v].get(metric), r["calibration"]["model"].get(metric)) for r in runs]
+            if all(a is not None and b is not None for a, b in values):
+                series[f"{v} - model, {metric}"] = [a - b for a, b in values]
+    lines = []
+    for name, values in series.items():
+        mean, low, high = mean_with_interval(values)
+        lines.append(f"{name}: {mean:+.4f} [{low:+.4f}, {high:+.4f}]")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shape", choices=list(foreign.SHAPES), required=True)
-    parser.add_argument("--seeds", nargs="+", type=int, required=True)
+    parser.add_argument("--shape", choices=SHAPES)
+    parser.add_argument("--seeds", nargs="+", type=int)
     parser.add_argument("--work", type=Path, default=HERE / "out" / "paired_seeds")
     parser.add_argument("--variant", nargs="+", action="append", default=[], metavar=("NAME", "KEY=VALUE"),
                         help="model settings to compare with the default on the same rows")  # fmt: skip
+    parser.add_argument("--horizon-calibrators", action="store_true",
+                        help="also compare calibrators that see the days to renewal")  # fmt: skip
+    parser.add_argument("--pool", action="store_true",
+                        help="only summarise every row of --work/paired_seeds.jsonl, per shape and pooled")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.pool:
+        print(summary([json.loads(line) for line in (args.work / "paired_seeds.jsonl").read_text().splitlines()]))
+        return 0
+    if not (args.shape and args.seeds):
+        parser.error("--shape and --seeds are required (unless --pool)")
     variants = {v[0]: {k: yaml.safe_load(x) for k, x in (p.split("=", 1) for p in v[1:])} for v in args.variant}
     set_progress(False)
     warnings.filterwarnings("ignore")
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
     for seed in args.seeds:
-        row = run_seed(args.shape, seed, args.work, variants)
+        row = run_seed(args.shape, seed, args.work, variants, args.horizon_calibrators)
         rows.append(row)
         with (args.work / "paired_seeds.jsonl").open("a") as out:
             out.write(json.dumps(row) + "\n")

@@ -113,3 +113,48 @@ def test_each_band_says_how_far_outcome_noise_alone_moves_its_observed_rate():
     # without the truth the model's own probabilities set the noise (prepared tables)
     assert quality.band_table(y, p)[1]["noise_95"] == pytest.approx(medium["noise_95"])
     assert quality.band_line(medium) == f"medium 123: 0.300 -> {medium['observed']:.3f} (true 0.300, noise ±0.081)"
+
+
+def _horizon_world(accounts: int, seed: int) -> pd.DataFrame:
+    """Monthly-like rows whose churn is much likelier far from renewal than near it, at the same `usage`:
+    the booster never sees the days to renewal, so its log-odds mean different things in the two groups."""
+    rng = np.random.default_rng(seed)
+    rows = accounts * 4
+    usage = rng.normal(size=rows)
+    days = rng.integers(0, 365, rows)
+    truth = 1 / (1 + np.exp(-(-1.5 - usage + np.where(days > 90, 2.0, 0.0))))
+    return pd.DataFrame(
+        {
+            "account_id": np.repeat([f"A{seed}-{i}" for i in range(accounts)], 4),
+            "usage": usage,
+            "days_to_renewal": days,
+            "label": (rng.random(rows) < truth).astype(int),
+            "truth": truth,
+        }
+    )
+
+
+def test_horizon_calibrators_fix_a_horizon_dependent_miscalibration_that_the_pooled_calibrator_cannot():
+    from bench import paired_seeds
+    from models.risk_model import ChurnRiskModel
+
+    labelled, book = _horizon_world(500, seed=1), _horizon_world(500, seed=2)
+    train, valid = labelled.index[:1600], labelled.index[1600:]
+    model = ChurnRiskModel(num_threads=1, n_estimators=200).fit(
+        labelled[["usage"]], labelled["label"], train_index=train, valid_index=valid, groups=labelled["account_id"]
+    )
+    days = book["days_to_renewal"].to_numpy()
+    far = days > paired_seeds.NEAR_RENEWAL_DAYS
+    truth = book["truth"].to_numpy()
+    pooled = model.predict_proba(book[["usage"]])[:, 1]
+    # one map for both horizons: too low far from renewal, too high near it
+    assert pooled[far].mean() < truth[far].mean() - 0.07 and pooled[~far].mean() > truth[~far].mean() + 0.2
+    candidates = paired_seeds.horizon_calibrators(model, labelled, book)
+    assert set(candidates) == {"horizon_isotonic", "horizon_platt", "horizon_offset"}
+    for name, p in candidates.items():
+        for group in (far, ~far):
+            assert abs(p[group].mean() - truth[group].mean()) < 0.04, name
+    measured = paired_seeds.calibration(book["label"].to_numpy(), pooled, truth, days)
+    assert measured["far_minus_true"] == pytest.approx(pooled[far].mean() - truth[far].mean())
+    assert measured["near_minus_true"] == pytest.approx(pooled[~far].mean() - truth[~far].mean())
+    assert measured["abs_mean_gap"] == pytest.approx(abs(pooled.mean() - book["label"].mean()))
