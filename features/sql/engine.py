@@ -89,12 +89,14 @@ class SparkEngine:
         self._made[name] = frame
 
     def define(self, name: str, select_sql: str) -> None:
-        frame = self.spark.sql(select_sql)
-        frame.createOrReplaceTempView(name)
-        self._made[name] = frame
+        # A SQL view, analysed afresh wherever it is used: a view of an analysed DataFrame keeps its
+        # column ids, and two views built on the same rows (one family's windows) then collide when
+        # one statement joins both ("cannot resolve u.account_id" with adaptive execution off).
+        self.spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS {select_sql}")
+        self._made[name] = self.spark.table(name)
 
     def store(self, name: str) -> None:
-        frame = self._made[name].localCheckpoint(eager=True)
+        frame = self.spark.sql(f"SELECT * FROM {name}").localCheckpoint(eager=True)
         frame.createOrReplaceTempView(name)
         self._made[name] = frame
 
