@@ -12,7 +12,9 @@ rolling-origin folds, the search, cross-fitted calibration; no MLflow) on what i
 and the book is every labelled monthly snapshot of the 12 months after CUT (true outcomes; the
 SPEC's point-in-time features make the full history's table equal to the cut one before CUT).
 `--shape` is a foreign shape or one of our generator's worlds (`ours_<world>`, 2,000 accounts, as in
-bench/quality.py).
+bench/quality.py), or a public table of bench/quality.py (`telecom_churn`, `ibm_telco`): then each seed is a
+split seed of its stratified 70/30 split (seed 0 is the Quality row's), the model trains as `churn train
+--table` trains it (stratified split and folds) and the book is the 30 % held out.
 The baselines (bench/quality.py's) train on the same rows and score the same book. Per seed:
 model minus baseline ROC AUC with a paired bootstrap over accounts; over seeds: the mean gap with
 a t interval. `--variant` adds model settings to compare on the same rows (e.g. `--variant es200
@@ -56,27 +58,30 @@ from bench.quality import (  # noqa: E402
     NEAR_RENEWAL_DAYS,
     START,
     YEARS,
+    TableDataset,
     _auc,
     band_table,
     baseline_probabilities,
     mean_with_interval,
     paired_gaps,
     point_metrics,
+    split_table,
 )
-from bench.worlds import foreign, history  # noqa: E402
+from bench.worlds import foreign, history, public  # noqa: E402
 from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END  # noqa: E402
 from models import risk_model, tuning  # noqa: E402
 from models.risk_model import Calibrator, ChurnRiskModel  # noqa: E402
-from models.split import out_of_time_split, rolling_origin_folds  # noqa: E402
+from models.split import out_of_time_split, rolling_origin_folds, stratified_folds, stratified_split  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
 from pipeline.progress import set_progress  # noqa: E402
 from pipeline.stages import build_feature_table, load  # noqa: E402
 from pipeline.synthetic.worlds import WORLDS  # noqa: E402
-from pipeline.train import fit_and_evaluate  # noqa: E402
+from pipeline.train import fit_and_evaluate, prepare_table, read_prepared_table  # noqa: E402
 
 BOOK_MONTHS = 12
 OURS_ACCOUNTS = 2000  # our generator's worlds at bench/quality.py's size
-SHAPES = [*foreign.SHAPES, *(f"ours_{world}" for world in WORLDS)]
+TABLES = {table.name: table for table in public.TABLES}
+SHAPES = [*foreign.SHAPES, *(f"ours_{world}" for world in WORLDS), *TABLES]
 HORIZON = "days_to_renewal"
 # --horizon-calibrators: one map per group of days to renewal (edges inclusive); a group with fewer churners or
 # renewals than this keeps the pooled map
@@ -95,15 +100,38 @@ def book_and_training(table: pd.DataFrame, cut: pd.Timestamp, grace_days: int) -
 
 
 def train_like_churn(training: pd.DataFrame, settings: Settings):
-    """The model `churn train` would deploy on this snapshot table (same split, folds and fit; no logging)."""
-    grace = settings.data.grace_days
-    split = out_of_time_split(training, validation_share=settings.model.validation_share, grace_days=grace)
-    folds = rolling_origin_folds(training.loc[split.train_index], n_folds=settings.model.cv_folds, grace_days=grace)
+    """The model `churn train` would deploy on this snapshot table, or `churn train --table` on a prepared table
+    without time (no snapshot dates: stratified split and folds, no grace gap); same fit, no logging."""
+    model, n_folds = settings.model, settings.model.cv_folds
+    if training[AS_OF].notna().any():
+        grace = settings.data.grace_days
+        split = out_of_time_split(training, validation_share=model.validation_share, grace_days=grace)
+        folds = rolling_origin_folds(training.loc[split.train_index], n_folds=n_folds, grace_days=grace)
+    else:
+        grace = 0
+        split = stratified_split(training, validation_share=model.validation_share, seed=model.seed)
+        folds = stratified_folds(training.loc[split.train_index], n_folds=n_folds, seed=model.seed)
     evaluated = fit_and_evaluate(
         training, split, folds, settings, grace_days=grace, rule_risk=None, scorecard=None, progress=None,
         source="feature table",
     )  # fmt: skip
     return evaluated.model
+
+
+def table_split(name: str, seed: int, work: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training rows, book) of a public table: bench/quality.py's stratified 70/30 split at `seed`, written to
+    CSV and read back as `churn train --table` / `churn score --table` read it (the Quality row is seed 0)."""
+    folder = work / f"{name}-split{seed}"
+    if not (folder / "test.csv").exists():
+        train_frame, test_frame = split_table(TableDataset(name, TABLES[name]), seed)
+        folder.mkdir(parents=True, exist_ok=True)
+        train_frame.to_csv(folder / "train.csv", index=False)
+        test_frame.to_csv(folder / "test.csv", index=False)
+    training, book = (
+        prepare_table(read_prepared_table(folder / f"{part}.csv"), public.ID, public.LABEL, None)[0]
+        for part in ("train", "test")
+    )
+    return training, book
 
 
 @contextmanager
@@ -205,13 +233,13 @@ def calibration(y: np.ndarray, p: np.ndarray, truth: np.ndarray | None, days: np
     return out
 
 
-def run_seed(
-    shape: str, seed: int, work: Path, variants: dict[str, dict[str, Any]], with_horizon: bool = False
-) -> dict[str, Any]:
+def history_split(
+    shape: str, seed: int, work: Path, settings: Settings
+) -> tuple[Path, pd.Timestamp, pd.DataFrame, pd.DataFrame]:
+    """(the full history, CUT, training rows as known at CUT, the next year's book) of one generated history."""
     full = work / f"{shape}-{seed}"
     if not (full / history.TRUTH).exists():
         simulate(shape, full, seed)
-    settings = Settings()
     cached = full / "table-monthly.parquet"
     if cached.exists():
         table = pd.read_parquet(cached)
@@ -220,12 +248,25 @@ def run_seed(
         table.to_parquet(cached)
     table = table.reset_index(drop=True)
     cut = pd.Timestamp((history.data_end(full) - pd.DateOffset(months=CUT_MONTHS)).date())
-    training, book = book_and_training(table, cut, settings.data.grace_days)
+    return full, cut, *book_and_training(table, cut, settings.data.grace_days)
+
+
+def run_seed(
+    shape: str, seed: int, work: Path, variants: dict[str, dict[str, Any]], with_horizon: bool = False
+) -> dict[str, Any]:
+    """One history (generator seed) or one split of a public table (split seed): the default model, each variant
+    and the baselines trained on the same rows and compared on the same book."""
+    settings = Settings()
+    if shape in TABLES:
+        full, cut = None, None
+        training, book = table_split(shape, seed, work)
+    else:
+        full, cut, training, book = history_split(shape, seed, work, settings)
     y = book[LABEL].astype(int).to_numpy()
     row: dict[str, Any] = {
-        "shape": shape, "seed": seed, "cut": str(cut.date()), "book_rows": len(book), "book_churners": int(y.sum()),
-        "book_accounts": int(book[ACCOUNT_ID].nunique()), "train_rows": int(training[LABEL].notna().sum()),
-        "train_churners": int(training[LABEL].sum()),
+        "shape": shape, "seed": seed, "cut": cut and str(cut.date()), "book_rows": len(book),
+        "book_churners": int(y.sum()), "book_accounts": int(book[ACCOUNT_ID].nunique()),
+        "train_rows": int(training[LABEL].notna().sum()), "train_churners": int(training[LABEL].sum()),
     }  # fmt: skip
     scores = baseline_probabilities(training[training[LABEL].notna()], book, seed=settings.model.seed)
     compared = list(variants)
@@ -244,12 +285,17 @@ def run_seed(
             horizon = horizon_calibrators(model, labelled, book)
             scores |= horizon
             compared += list(horizon)
-    truth = true_probabilities(full, book) if (full / history.TRUTH).exists() else None
+    truth = true_probabilities(full, book) if full is not None and (full / history.TRUTH).exists() else None
     days = book[HORIZON].to_numpy(dtype=float) if HORIZON in book.columns else None
     row["auc"] = {name: _auc(y, s) for name, s in scores.items()}
     row["calibration"] = {name: calibration(y, scores[name], truth, days) for name in ("model", *compared)}
-    row["gaps"] = paired_gaps(y, scores, book[ACCOUNT_ID].to_numpy(), n_boot=300, seed=7)
+    accounts = book[ACCOUNT_ID].to_numpy()
+    row["gaps"] = paired_gaps(y, scores, accounts, n_boot=300, seed=7)
     row["variant_gaps"] = {name: row["auc"][name] - row["auc"]["model"] for name in compared}
+    row["variant_intervals"] = {}  # variant - model in AUC with its paired bootstrap interval on this book
+    for name in compared:
+        both = {"model": scores[name], "default": scores["model"]}
+        row["variant_intervals"][name] = paired_gaps(y, both, accounts, 300, seed=7, against=("default",))["default"]
     return row
 
 
@@ -264,6 +310,13 @@ def summary(rows: list[dict[str, Any]]) -> str:
                 f"{shape} seed {r['seed']}: book {r['book_rows']:,} ({r['book_churners']}), trained on "
                 f"{r['train_rows']:,} ({r['train_churners']}); model {r['auc']['model']:.3f}; gap to {gaps}"
             )
+            for v, (gap, low, high) in r.get("variant_intervals", {}).items():
+                ours, theirs = r["calibration"]["model"], r["calibration"][v]
+                lines.append(
+                    f"  {v} - model: AUC {gap:+.4f} [{low:+.4f}, {high:+.4f}] ({r['auc'][v]:.4f} vs "
+                    f"{r['auc']['model']:.4f}); ECE {theirs['ece']:.4f} vs {ours['ece']:.4f}; |mean predicted - "
+                    f"observed| {theirs['abs_mean_gap']:.4f} vs {ours['abs_mean_gap']:.4f}"
+                )
         lines += [f"{shape} mean of {len(runs)} seeds, {line}" for line in comparisons(runs)]
     if len({r["shape"] for r in rows}) > 1:
         lines += [f"all shapes, {len(rows)} seeds, {line}" for line in comparisons(rows)]
@@ -299,7 +352,8 @@ def comparisons(runs: list[dict[str, Any]]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", choices=SHAPES)
-    parser.add_argument("--seeds", nargs="+", type=int)
+    parser.add_argument("--seeds", nargs="+", type=int,
+                        help="generator seeds (event shapes) or split seeds (public tables)")  # fmt: skip
     parser.add_argument("--work", type=Path, default=HERE / "out" / "paired_seeds")
     parser.add_argument("--variant", nargs="+", action="append", default=[], metavar=("NAME", "KEY=VALUE"),
                         help="model settings to compare with the default on the same rows")  # fmt: skip
@@ -313,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not (args.shape and args.seeds):
         parser.error("--shape and --seeds are required (unless --pool)")
+    if args.horizon_calibrators and args.shape in TABLES:
+        parser.error(f"--horizon-calibrators needs days to renewal; {args.shape} is a prepared table")
     variants = {v[0]: {k: yaml.safe_load(x) for k, x in (p.split("=", 1) for p in v[1:])} for v in args.variant}
     set_progress(False)
     warnings.filterwarnings("ignore")

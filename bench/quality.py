@@ -335,14 +335,20 @@ class Result:
 
 
 def paired_gaps(
-    y: np.ndarray, scores: dict[str, np.ndarray], clusters: np.ndarray, n_boot: int, seed: int
+    y: np.ndarray,
+    scores: dict[str, np.ndarray],
+    clusters: np.ndarray,
+    n_boot: int,
+    seed: int,
+    against: tuple[str, ...] = BASELINES,
 ) -> dict[str, tuple[float, float, float]]:
-    """Model ROC AUC minus each baseline's on the same rows: (gap, 95 % low, high), resampling whole
-    accounts. Paired, so what makes a book easy or hard for every score cancels out of the interval."""
+    """Model ROC AUC minus each baseline's (or each score named in `against`) on the same rows: (gap, 95 % low,
+    high), resampling whole accounts. Paired, so what makes a book easy or hard for every score cancels out of
+    the interval."""
     rng = np.random.default_rng(seed)
     codes, members = np.unique(clusters, return_inverse=True)
     rows_of = [np.flatnonzero(members == c) for c in range(len(codes))]
-    draws: dict[str, list[float]] = {b: [] for b in BASELINES if b in scores}
+    draws: dict[str, list[float]] = {b: [] for b in against if b in scores}
     for _ in range(n_boot):
         rows = np.concatenate([rows_of[c] for c in rng.integers(0, len(codes), len(codes))])
         model = _auc(y[rows], scores["model"][rows])
