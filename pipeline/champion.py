@@ -7,15 +7,16 @@ Here the model is loaded on a daemon thread (`ChampionLoad`) and the main thread
 with the feature set kept, in the workdir, under the SHA-256 the tracking store records for the
 model's artifacts (`kept_feature_set`), when it has one: the model's own set, written by the training
 that logged the model and by every run that loaded it. The store is asked for that digest cheaply
-(`probe`: a read-only SQLite query, no MLflow), which also tells a missing model or alias early: the
-run then loads the model through MLflow at once, so its error comes out, as MLflow words it, before
-any data is read.
+(`probe`, no MLflow: a read-only SQLite query, or one REST call to an `mlflow server`), which also
+tells a missing model or alias early: the run then loads the model through MLflow at once, so its
+error comes out, as MLflow words it, before any data is read.
 
 Nothing here is trusted for the scores: once the model is loaded, a feature set that is not the
 model's own (a kept file changed or written for another model, an alias moved between the probe and
 the load) is thrown away with the features built from it, and the features are built again with
-the model's set. Where the store cannot be asked cheaply (an `mlflow server`, a file store, a run
-URI, a store in another layout) the run waits for the model before the features, as before.
+the model's set. Where the store cannot be asked cheaply (a file store, a run URI, a store in another
+layout, a server that does not answer or wants client settings the probe does not reproduce) the run
+waits for the model before the features, as before.
 """
 
 from __future__ import annotations
@@ -59,13 +60,14 @@ UNKNOWN = Probe("unknown")
 
 
 def probe(model_uri: str, tracking_uri: str) -> Probe:
-    """Look `model_uri` (`models:/NAME@ALIAS` or `models:/NAME/VERSION`) up in a local SQLite store.
+    """Look `model_uri` (`models:/NAME@ALIAS` or `models:/NAME/VERSION`) up in a local SQLite store (a
+    read-only query of MLflow's registry tables) or an `mlflow server` (one REST call, stdlib only).
 
-    A read-only query of MLflow's registry tables; any other store or URI, a schema it does not
-    recognise or a database it cannot read gives `unknown`, never an error: the answer only decides
-    what the run does first, MLflow's own lookup decides what is loaded.
+    Any other store or URI, a schema or answer it does not recognise, a database it cannot read or a
+    server it cannot reach gives `unknown`, never an error: the answer only decides what the run does
+    first, MLflow's own lookup decides what is loaded.
     """
-    if not model_uri.startswith("models:/") or not tracking_uri.startswith("sqlite:///") or "?" in tracking_uri:
+    if not model_uri.startswith("models:/"):
         return UNKNOWN
     name, at, alias = model_uri.removeprefix("models:/").partition("@")
     version = None
@@ -73,6 +75,10 @@ def probe(model_uri: str, tracking_uri: str) -> Probe:
         name, _, version = name.partition("/")
         if not version.isdigit():
             return UNKNOWN
+    if tracking_uri.startswith(("http://", "https://")):
+        return _probe_server(tracking_uri, name, alias if at else None, version)
+    if not tracking_uri.startswith("sqlite:///") or "?" in tracking_uri:
+        return UNKNOWN
     database = Path(tracking_uri.removeprefix("sqlite:///"))
     if not database.is_file():
         return Probe("missing")  # MLflow would create an empty store: it holds no model
@@ -81,6 +87,57 @@ def probe(model_uri: str, tracking_uri: str) -> Probe:
             return _probe_registry(con, name, alias if at else None, version)
     except sqlite3.Error:
         return UNKNOWN
+
+
+SERVER_TIMEOUT_S = 2.0
+"""How long the server probe waits for each answer: a slower server only costs the overlap."""
+MISSING_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+"""The server's error codes for no such model or version (404) and no such alias (400)."""
+CUSTOM_CLIENT = ("MLFLOW_TRACKING_AUTH", "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_CLIENT_CERT_PATH")
+CUSTOM_CLIENT += ("MLFLOW_TRACKING_SERVER_CERT_PATH",)
+"""Client settings MLflow honours that the probe does not reproduce: with any of them set, it does not ask."""
+
+
+def _probe_server(tracking_uri: str, name: str, alias: str | None, version: str | None) -> Probe:
+    """The model version from an `mlflow server`'s REST API (`GetModelVersionByAlias` / `GetModelVersion`),
+    with the token or user and password MLflow would send from the environment."""
+    if any(os.environ.get(key) for key in CUSTOM_CLIENT):
+        return UNKNOWN
+    import base64
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    if alias is not None:
+        path, query = "registered-models/alias", {"name": name, "alias": alias}
+    else:
+        path, query = "model-versions/get", {"name": name, "version": version}
+    request = urllib.request.Request(
+        f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/{path}?{urllib.parse.urlencode(query)}",
+        headers={"Accept": "application/json"},
+    )
+    if token := os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        request.add_header("Authorization", f"Bearer {token}")
+    elif (user := os.environ.get("MLFLOW_TRACKING_USERNAME")) and (
+        password := os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    ):
+        request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=SERVER_TIMEOUT_S) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            code = json.loads(exc.read()).get("error_code")
+        except (OSError, ValueError, AttributeError):
+            return UNKNOWN
+        return Probe("missing") if exc.code in (400, 404) and code in MISSING_CODES else UNKNOWN
+    except (OSError, ValueError):  # unreachable, timed out, not JSON
+        return UNKNOWN
+    found = answer.get("model_version") if isinstance(answer, dict) else None
+    if not isinstance(found, dict) or str(found.get("name")) != name:
+        return UNKNOWN
+    tags = [t.get("value") for t in found.get("tags", []) if isinstance(t, dict) and t.get("key") == DIGEST_TAG]
+    return Probe("found", tags[0] if len(tags) == 1 and isinstance(tags[0], str) else None)
 
 
 def _probe_registry(con: sqlite3.Connection, name: str, alias: str | None, version: str | None) -> Probe:

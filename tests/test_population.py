@@ -3,15 +3,17 @@ scores and alerts unless included, and the count left out is said. Real generate
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from features.build import build_features
 from features.errors import DataContractError
 from models.population import churned_accounts, trial_mask
-from pipeline.stages import build_feature_table, score_date
+from pipeline.stages import build_feature_table, score_date, scored_population
 from tests.conftest import book_settings
 
 WHEN = pd.Timestamp("2025-05-01")
@@ -81,3 +83,31 @@ def test_a_date_after_every_term_fails_saying_when_the_terms_and_the_data_end(bo
     assert f"the latest term in subscriptions ends on {last_end}" in message
     assert f"the data ends on {dataset.data_end.date()}" in message
     assert "left out:" in message and "whose terms have all ended (--include-churned)" in message
+
+
+def test_ended_accounts_are_built_in_the_dates_pass_with_the_rows_two_builds_gave(book, caplog) -> None:
+    """`--include-churned` builds the date and the ended accounts' last days in one feature build (the
+    second build was the Spark scoring test's longest step); the rows, values and types are unchanged."""
+    _, _, dataset, _ = book
+    settings, _ = book_settings(book, "population_one_build")
+    churned = churned_accounts(dataset.subscriptions, WHEN)
+    last_days = sorted({d.date() for d in churned})
+    assert len(last_days) > 5
+
+    with caplog.at_level(logging.INFO, logger="churn.features"):
+        features, _ = scored_population(dataset, WHEN.date(), settings, include_trials=True, include_churned=True)
+    assert sum(r.getMessage().startswith("features: timeline") for r in caplog.records) == 1
+
+    active = build_feature_table(dataset, settings, as_of=WHEN.date())
+    ended = build_features(dataset, last_days, settings.features, settings.data.grace_days)
+    ids = ended["account_id"]
+    ended = ended[ids.isin(churned.index) & (ended["as_of"] == ids.map(churned))].assign(as_of=WHEN)
+    expected = pd.concat([active, ended], ignore_index=True)
+    assert len(ended) > 5
+    # The same values, up to the order a running sum adds its intervals in (which the dates cut).
+    pd.testing.assert_frame_equal(features.drop(columns="account_status"), expected, rtol=1e-12, atol=0)
+    status = features["account_status"]
+    assert set(status.iloc[: len(active)]) <= {"active", "trial"} and set(status.iloc[len(active) :]) <= {
+        "churned",
+        "trial",
+    }

@@ -9,10 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -142,6 +146,74 @@ def test_the_probe_reads_a_sqlite_store_without_mlflow_and_says_unknown_where_it
         (f"models:/{name}/latest", tracking),
     ]:
         assert probe(uri, store) == Probe("unknown"), (uri, store)
+
+
+@pytest.fixture(scope="module")
+def server(book) -> Iterator[str]:
+    """A real `mlflow server` over the book's store (the model's artifacts stay files it names), its URL."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    command = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", "1", "--backend-store-uri", _tracking(book)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError:
+                if process.poll() is not None:
+                    pytest.fail(f"mlflow server did not start: {process.stderr.read()[-2000:]}")
+                if time.monotonic() > deadline:
+                    pytest.fail("mlflow server did not answer within 180 s")
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_the_probe_asks_an_mlflow_server_without_mlflow(book, server, monkeypatch) -> None:
+    settings, _ = book_settings(book, "probe")
+    name = settings.model.name
+    found = probe(f"models:/{name}@champion", _tracking(book))
+    assert found.state == "found" and found.digest
+    assert probe(f"models:/{name}@champion", server) == found
+    assert probe(f"models:/{name}@champion", f"{server}/") == found
+    version = sqlite3.connect(_tracking(book).removeprefix("sqlite:///")).execute(
+        "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = 'champion'", (name,)
+    )
+    assert probe(f"models:/{name}/{version.fetchone()[0]}", server) == found
+    for missing in (f"models:/{name}@nope", f"models:/{name}/99", "models:/no-such-model@champion"):
+        assert probe(missing, server).state == "missing", missing
+    assert probe(f"models:/{name}@champion", f"{server}/not-mlflow") == Probe("unknown")
+    monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")  # a client setting the probe does not reproduce
+    assert probe(f"models:/{name}@champion", server) == Probe("unknown")
+
+
+def test_with_a_server_store_the_features_are_built_while_the_model_loads(
+    book, server, tmp_path: Path, capsys, caplog
+) -> None:
+    """Before, a server store made the run wait for the model (MLflow's imports) before the features."""
+    config, workdir = _config(book, tmp_path, "served")
+    local = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**local, "tracking": {"uri": server}}))
+    shutil.copytree(book[0] / "work" / "cache" / "feature-sets", workdir / "cache" / "feature-sets")
+    served, direct = tmp_path / "served.parquet", tmp_path / "direct.parquet"
+    with caplog.at_level(logging.INFO, logger="churn"):
+        assert run_cli([*_score(book, config, served), "--no-history"], capsys)[0] == 0
+    assert "with its kept feature set" in caplog.text and "not its own" not in caplog.text
+
+    config.write_text(yaml.safe_dump(local))
+    assert run_cli([*_score(book, config, direct), "--no-history"], capsys)[0] == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(served), pd.read_parquet(direct), check_exact=True)
 
 
 FREEZE_PROBE = """
