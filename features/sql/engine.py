@@ -5,7 +5,8 @@ several times (snapshots, daily roll-ups of the event tables), or to `define` wh
 statement reads it once. Both engines store the first kind (DuckDB as a temporary table, Spark as
 a checkpointed DataFrame registered as a temporary view, so later statements start from stored rows
 instead of re-running the chain of views before them) and keep the second as a plain view, so the
-statement that reads it plans it with its own work: one stored table per job, not per statement.
+statement that reads it plans it with its own work: one Spark job or DuckDB statement per stored
+table, not per intermediate.
 A family's own table is `define`d and then `store`d: its windows are computed in a job of their own,
 so the final join's tasks hold joins only.
 
