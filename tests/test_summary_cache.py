@@ -153,6 +153,37 @@ def test_churn_score_keeps_the_summaries_in_the_workdir_and_scores_as_the_whole_
     pd.testing.assert_frame_equal(runs[2], runs[0], check_exact=True)
 
 
+def _damage(entry: Path, how: str) -> None:
+    """Damage a kept entry as a disk, a copy or a person may: cut short, emptied, its last bytes (a
+    parquet footer) flipped, or overwritten by an entry of another kind (workflow steps)."""
+    data = entry.read_bytes()
+    if how == "truncated":
+        entry.write_bytes(data[: len(data) // 2])
+    elif how == "empty":
+        entry.write_bytes(b"")
+    elif how == "flipped":
+        entry.write_bytes(data[:-80] + bytes(b ^ 0xFF for b in data[-80:-40]) + data[-40:])
+    else:
+        shutil.copyfile(next(p for p in _entry_files(entry.parent) if p.name.endswith(".steps.parquet")), entry)
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty", "flipped", "steps"])
+def test_a_damaged_summary_is_computed_again_and_rewritten(data, model, tmp_path, caplog, how) -> None:
+    cache = tmp_path / "cache"
+    expected = _features(data, model, cache)
+    entries = _entries(cache)
+    damaged = next(p for p in _entry_files(cache / "usage_events") if p.name.endswith(".days.parquet"))
+    _damage(damaged, how)
+    with caplog.at_level(logging.WARNING, logger="pipeline.summary_cache"):
+        pd.testing.assert_frame_equal(_features(data, model, cache), expected, check_exact=True)
+    assert f"kept summary {damaged} is damaged" in caplog.text
+    after = _entries(cache)
+    assert after.keys() == entries.keys() and after[damaged.name] != entries[damaged.name]  # rewritten
+    caplog.clear()
+    pd.testing.assert_frame_equal(_features(data, model, cache), expected, check_exact=True)
+    assert "damaged" not in caplog.text and _entries(cache) == after
+
+
 def test_a_time_partitioned_copy_gives_the_same_features(data, model, expected, tmp_path) -> None:
     """Hive folders `event_date=YYYY-MM-DD/` (a lakehouse export): read from the start on, cached alike;
     of the window rows, the days before the read start get an empty marker each and are not read again."""
