@@ -337,17 +337,24 @@ def test_rows_at_or_after_the_date_change_nothing_with_kept_window_rows(data, mo
     pd.testing.assert_frame_equal(_window_features(dataset, model), expected, check_exact=True)
 
 
-def test_a_damaged_kept_entry_is_read_again_and_rewritten(data, tmp_path, caplog) -> None:
-    """An entry that cannot be opened (a damaged disk, a half-copied workdir) costs the run the file's
-    read, never its result or an error; the entry is written again."""
+@pytest.mark.parametrize("how", ["not a database", "truncated", "another table's"])
+def test_a_damaged_kept_entry_is_read_again_and_rewritten(data, tmp_path, caplog, how) -> None:
+    """An entry that cannot be opened or is damaged (a damaged disk, a half-copied workdir, another
+    table's entry under its name) costs the run the file's read, never its result or an error; the
+    entry is written again."""
     cache = tmp_path / "cache"
     _load_window(data, cache)
     entries = _entries(cache)
     damaged = _entry_files(cache / "usage_events")[0]
-    damaged.write_bytes(b"not a DuckDB database")
+    if how == "not a database":
+        damaged.write_bytes(b"not a DuckDB database")
+    elif how == "truncated":  # its catalog opens; its rows' blocks are cut off
+        damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    else:
+        shutil.copyfile(_entry_files(cache / "logins")[0], damaged)
     with caplog.at_level(logging.WARNING, logger="pipeline.window_cache"):
         cached = _load_window(data, cache)
-    assert "unreadable" in caplog.text
+    assert f"kept usage_events rows {damaged} unreadable" in caplog.text
     _same_load(cached, _load_window(data, None))
     after = _entries(cache)
     assert after.keys() == entries.keys() and after[damaged.name] != entries[damaged.name]  # rewritten
