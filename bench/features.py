@@ -134,7 +134,7 @@ def profiled_engine(con, out: Path):
         def materialize(self, name: str, select_sql: str) -> None:
             sql = f"EXPLAIN ANALYZE CREATE OR REPLACE TEMP TABLE {name} AS {select_sql}"
             plan = self._timed(name, lambda: self.con.execute(sql).fetchall())
-            self._made.append(name)
+            self._made.append(("TABLE", name))
             (out / f"{len(self.timings):03d}_{name}.txt").write_text(plan[0][1])
 
         def rows(self, select_sql: str) -> list:
@@ -189,11 +189,25 @@ def worker(engine: str, data: Path, with_range_join: bool = False, profile: Path
         measured["range_join_s"], measured["range_join_features"] = range_join(dataset, table)
         measured["range_join_peak_gib"] = peak_gib()
     if profiled is not None:
-        total = sum(cpu for _, cpu, _ in profiled.timings)
-        print(f"profile: CPU seconds per statement (share of the build's {total:.1f} CPU s), wall s", file=sys.stderr)
-        for seconds, cpu, name in sorted(profiled.timings, key=lambda t: -t[1])[:15]:
-            print(f"profile {cpu:7.2f} s {100 * cpu / total:5.1f} %  wall {seconds:7.2f} s  {name}", file=sys.stderr)
+        _print_profile(profiled.timings)
     print(json.dumps(measured))
+
+
+def _print_profile(timings: list[tuple[float, float, str]]) -> None:
+    """The statements that took the most CPU, each with its wall time and the cores it kept busy (CPU / wall:
+    about 1 for a statement that ran on one thread), and the totals over every statement."""
+    total, wall = sum(cpu for _, cpu, _ in timings), sum(seconds for seconds, _, _ in timings)
+    print(f"profile: CPU seconds per statement (share of the build's {total:.1f} CPU s), wall s", file=sys.stderr)
+    for seconds, cpu, name in sorted(timings, key=lambda t: -t[1])[:15]:
+        busy = cpu / seconds if seconds else 0.0
+        share = 100 * cpu / total
+        print(f"profile {cpu:7.2f} s {share:5.1f} %  wall {seconds:7.2f} s  cores {busy:4.2f}  {name}", file=sys.stderr)
+    one = [(seconds, cpu) for seconds, cpu, _ in timings if cpu < 1.3 * seconds]
+    print(
+        f"profile: {len(timings)} statements, {wall:.2f} s wall, {total:.2f} CPU s; on about one core (CPU < 1.3 x "
+        f"wall): {len(one)} statements, {sum(s for s, _ in one):.2f} s wall, {sum(c for _, c in one):.2f} CPU s",
+        file=sys.stderr,
+    )
 
 
 SPARK_MASTER, SPARK_DRIVER_MEMORY = "local[2]", "6g"

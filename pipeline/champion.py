@@ -177,12 +177,20 @@ def kept_feature_set(cache: Path, digest: str | None) -> FeatureSet | None:
     if path is None:
         return None
     try:
-        return FeatureSet.from_dict(json.loads(path.read_text()))
+        return _read_feature_set(path)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except UNREADABLE as exc:
         log.warning("kept feature set %s is not readable (%s); the model's own is used", path, exc)
         return None
+
+
+UNREADABLE = (OSError, ValueError, KeyError, TypeError)
+"""What reading a damaged feature set file raises (`_read_feature_set`)."""
+
+
+def _read_feature_set(path: Path) -> FeatureSet:
+    return FeatureSet.from_dict(json.loads(path.read_text()))
 
 
 def keep_feature_set(cache: Path, digest: str, feature_set: FeatureSet) -> None:
@@ -192,9 +200,11 @@ def keep_feature_set(cache: Path, digest: str, feature_set: FeatureSet) -> None:
     path = _feature_set_file(cache, digest)
     if path is None:
         return
-    temporary = temporary_sibling(path)
+    temporary, kept = temporary_sibling(path), None
     try:
-        if kept_feature_set(cache, digest) != feature_set:
+        with suppress(*UNREADABLE):  # a damaged file is replaced (its warning given when it was read)
+            kept = _read_feature_set(path)
+        if kept != feature_set:
             cache.mkdir(parents=True, exist_ok=True)
             temporary.write_text(json.dumps(feature_set.to_dict(), indent=1))
             os.replace(temporary, path)

@@ -500,14 +500,19 @@ def score_date(
         feature_set = champion.feature_set or model.feature_set_
         if model is None:
             log.info("features built while model %s loads, with its kept feature set", champion.uri)
-        features, left_out = scored_population(
-            dataset, when, settings, include_trials, include_churned, feature_set=feature_set
-        )
+        try:
+            features, left_out = scored_population(
+                dataset, when, settings, include_trials, include_churned, feature_set=feature_set
+            )
+        except ChurnError:  # a kept set not the model's (a damaged file) may name features no data has
+            if model is not None or champion.model().feature_set_ == feature_set:
+                raise
+            features = None
     except Exception:
         champion.abandon()
         raise
     model = champion.model()
-    if model.feature_set_ != feature_set:  # the kept set was not this model's: never score with it
+    if features is None or model.feature_set_ != feature_set:  # the kept set was not this model's
         log.warning("the feature set kept for model %s is not its own; features built again", champion.uri)
         features, left_out = scored_population(
             dataset, when, settings, include_trials, include_churned, feature_set=model.feature_set_

@@ -79,6 +79,10 @@ def summary_entries(
             }
     present = {p.name for p in folder.iterdir()} if folder is not None and folder.is_dir() else set()
     cached = [f for f in targets if all(p.name in present for p in targets[f].values())]
+    if cached:
+        fresh = {kind: con.sql(entry_sql(kind, name, types, f"__whole_{name}")) for kind in kinds}
+        shapes = {kind: _shape(relation.project("* EXCLUDE (filename)")) for kind, relation in fresh.items()}
+        cached = [f for f in cached if _sound(con, shapes, targets[f])]
     pending = [f for f in files if f not in set(cached)]
     queries: dict[str, list[str]] = {kind: [] for kind in kinds}
     if pending:
@@ -98,6 +102,31 @@ def summary_entries(
         except OSError as exc:  # a read-only cache still serves: it only cannot be tidied
             log.warning("summaries of the older %s rows not tidied in %s: %s", name, folder, exc)
     return {kind: " UNION ALL ".join(parts) for kind, parts in queries.items()}
+
+
+Shape = tuple[list[str], list[str]]
+"""A relation's column names and types."""
+
+
+def _shape(relation: duckdb.DuckDBPyRelation) -> Shape:
+    return relation.columns, [str(t) for t in relation.types]
+
+
+def _sound(con: duckdb.DuckDBPyConnection, shapes: dict[str, Shape], entries: dict[str, Path]) -> bool:
+    """Whether each of a file's entries opens as parquet with the columns and types of its kind (`shapes`),
+    from its footer alone (what a truncated, overwritten or half-copied entry lacks). A damaged entry costs
+    the run the file's summaries, computed again and stored over it: a warning naming it, never an error."""
+    for kind, entry in entries.items():
+        try:
+            found = con.read_parquet(literal_glob(entry))
+            sound = _shape(found) == shapes[kind]
+            problem = f"columns {found.columns}, not {shapes[kind][0]}"
+        except duckdb.Error as exc:
+            sound, problem = False, str(exc).splitlines()[0]
+        if not sound:
+            log.warning("kept summary %s is damaged (%s): summarised again", entry, problem)
+            return False
+    return True
 
 
 def drop_entries(con: duckdb.DuckDBPyConnection, name: str) -> None:

@@ -114,15 +114,18 @@ def _entry_name(stem: str, start: pd.Timestamp, suffix: str = ENTRY) -> str:
 
 def attach(con: duckdb.DuckDBPyConnection, rows: WindowRows) -> None:
     """Attach each cached file's entry to `con` read-only, for the connection's lifetime (its rows are
-    read where they are). A file whose entry cannot be opened (damaged, or removed by a concurrent run)
-    is read instead, and its entry written again: a cache costs time, never the result."""
+    read where they are). A file whose entry cannot be opened or is damaged (`_damage`), or was removed
+    by a concurrent run, is read instead, and its entry written again: a cache costs time, never the
+    result."""
     for index, (file, entry) in enumerate(list(rows.cached.items())):
         alias = f"__window_{rows.name}_{index}"
         try:
             con.execute(f'ATTACH ? AS "{alias}" (READ_ONLY)', [str(entry)])
-            con.execute(f'SELECT * FROM "{alias}"."{ENTRY_TABLE}" LIMIT 0')
-        except duckdb.Error as exc:
-            log.warning("kept %s rows of %s unreadable (%s): reading the file", rows.name, file, exc)
+            problem = _damage(con, alias, rows.name, entry)
+        except (duckdb.Error, OSError) as exc:
+            problem = str(exc).splitlines()[0]
+        if problem is not None:
+            log.warning("kept %s rows %s unreadable (%s): reading %s", rows.name, entry, problem, file)
             con.execute(f'DETACH DATABASE IF EXISTS "{alias}"')
             del rows.cached[file]
             rows.pending[file] = entry.with_name(_entry_name(entry.name.partition(".from-")[0], rows.start))
@@ -130,12 +133,31 @@ def attach(con: duckdb.DuckDBPyConnection, rows: WindowRows) -> None:
             rows.attached[file] = alias
 
 
+HEADERS = 3 * 4096
+"""The bytes of a DuckDB database file before its first block (its main header and two database headers)."""
+
+
+def _damage(con: duckdb.DuckDBPyConnection, alias: str, name: str, entry: Path) -> str | None:
+    """What an attached entry's catalog shows wrong without reading its rows: a table without the columns
+    a run reads (another table's entry: a binder error), or a file shorter than its blocks (cut short: its
+    rows would fail to read in the middle of the run)."""
+    con.execute(f'SELECT {_columns(name)}, "{FILE_ROW}" FROM "{alias}"."{ENTRY_TABLE}" LIMIT 0')
+    query = "SELECT block_size, total_blocks FROM pragma_database_size() WHERE database_name = ?"
+    ((block_size, blocks),) = con.execute(query, [alias]).fetchall()
+    size, needed = entry.stat().st_size, HEADERS + blocks * block_size
+    return f"{size} bytes, its {blocks} blocks take {needed}" if size < needed else None
+
+
+def _columns(name: str) -> str:
+    return ", ".join(f'"{c.name}"' for c in TABLES[name].columns)
+
+
 def cached_rows(rows: WindowRows) -> str | None:
     """A query of the cached files' rows from the run's read start on, canonical, each with its
     `SOURCE_ROW`, read in place from their attached entries (`attach`); None when no file has one."""
     if not rows.attached:
         return None
-    columns = ", ".join(f'"{c.name}"' for c in TABLES[rows.name].columns)
+    columns = _columns(rows.name)
     since = f'"{TABLES[rows.name].time_column}" >= {DUCKDB.timestamp(rows.start)}'
     return " UNION ALL ".join(
         f'SELECT {columns}, "{FILE_ROW}" + {rows.offsets[file]} AS "{SOURCE_ROW}" '
@@ -166,7 +188,7 @@ def _write_entries(
     con: duckdb.DuckDBPyConnection, rows: WindowRows, canonical: str, targets: dict[Path, Path]
 ) -> list[Path]:
     """Each read file's rows from `canonical` to its entry (an empty marker for a file without rows)."""
-    columns = ", ".join(f'"{c.name}"' for c in TABLES[rows.name].columns)
+    columns = _columns(rows.name)
     files = list(rows.offsets)  # in file order: offsets ascending
     numbers = con.execute(f'SELECT "{SOURCE_ROW}" FROM "{canonical}"').fetchnumpy()[SOURCE_ROW]
     # A row numbered n is of the last file whose offset is below n (a file's rows are offset + 1 on).

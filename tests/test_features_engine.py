@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,6 +16,7 @@ from features.build import build_features, snapshot_dates
 from features.judgement import SOURCE as JUDGEMENT_SOURCE
 from features.registry import all_specs, describe, lookup
 from features.settings import FeatureSettings
+from features.sql.engine import DuckDBEngine
 from features.table import META_COLUMNS, categorical_columns, feature_columns
 from pipeline.loading import Dataset, load_dataset
 from pipeline.synthetic import generate
@@ -110,9 +112,33 @@ def test_absent_sources_yield_no_columns_and_temporary_tables_are_dropped():
     table = build_features(dataset, ["2024-03-01"], SETTINGS, 30, progress=lambda *args: calls.append(args))
     sources = {lookup(name).source for name in feature_columns(table)}
     assert sources == {"accounts", "logins"}
-    leftovers = dataset.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
-    assert leftovers == []
+    assert _temporary(dataset.con) == (set(), set())
     assert [done for _, done, _ in calls] == [0, 1, 2, 3, 4] and {total for *_, total in calls} == {4}
+
+
+def _temporary(con: duckdb.DuckDBPyConnection) -> tuple[set[str], set[str]]:
+    """(temporary tables, temporary views) of the feature engine (named `_ft_...`) on the connection."""
+    tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+    views = con.execute("SELECT view_name FROM duckdb_views() WHERE temporary").fetchall()
+    return {n for (n,) in tables if n.startswith("_ft_")}, {n for (n,) in views if n.startswith("_ft_")}
+
+
+def test_duckdb_computes_a_defined_table_in_the_statement_that_reads_it():
+    """A `define`d table is a view until `store`: stored on its own, each table of one row per snapshot
+    (one row group) was scanned by one thread while the other core idled."""
+    con = duckdb.connect()
+    engine = DuckDBEngine(con)
+    engine.materialize("_ft_numbers", "SELECT range AS n FROM range(4)")
+    engine.define("_ft_doubled", "SELECT 2 * n AS m FROM _ft_numbers")
+    engine.define("_ft_total", "SELECT sum(m) AS total FROM _ft_doubled")
+    assert _temporary(con) == ({"_ft_numbers"}, {"_ft_doubled", "_ft_total"})
+    engine.store("_ft_total")
+    assert _temporary(con) == ({"_ft_numbers", "_ft_total"}, {"_ft_doubled"})
+    con.execute("DELETE FROM _ft_numbers")  # the stored rows no longer depend on what they were computed from
+    assert engine.rows("SELECT total FROM _ft_total") == [(12,)]
+    assert engine.rows("SELECT count(*) FROM _ft_doubled") == [(0,)]
+    engine.drop_intermediates()
+    assert _temporary(con) == (set(), set())
 
 
 def test_dates_without_active_accounts_give_an_empty_table_with_all_columns():

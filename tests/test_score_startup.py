@@ -110,6 +110,30 @@ def test_the_features_are_built_with_the_kept_feature_set_only_when_it_is_the_mo
     pd.testing.assert_frame_equal(pd.read_parquet(second), pd.read_parquet(first), check_exact=True)
 
 
+@pytest.mark.parametrize("damage", ["a flipped byte", "empty"])
+def test_a_damaged_kept_feature_set_is_replaced_and_scores_as_without_it(
+    book, tmp_path, capsys, caplog, damage
+) -> None:
+    """A kept feature set file damaged on disk (a byte flipped in a feature's name: valid JSON naming a
+    feature no engine builds; emptied) neither fails the run nor blames the data: one warning, the
+    model's own set, the scores of a run without it, and the file kept right again."""
+    config, workdir = _config(book, tmp_path, "damaged")
+    digest = probe(book[3].model_uri, _tracking(book)).digest
+    kept = workdir / "cache" / "feature-sets" / f"{digest}.json"
+    clean, damaged = tmp_path / "clean.parquet", tmp_path / "damaged.parquet"
+    assert run_cli([*_score(book, config, clean), "--no-history"], capsys)[0] == 0
+    good = kept.read_text()
+    name = book[3].model.feature_set_.names[0]
+    kept.write_text(good.replace(f'"{name}"', f'"{name[:-1]}{chr(ord(name[-1]) ^ 1)}"', 1) if damage != "empty" else "")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        code, text = run_cli([*_score(book, config, damaged), "--no-history"], capsys)
+    assert code == 0, text
+    assert len([r for r in caplog.records if "feature set" in r.getMessage()]) == 1, caplog.text
+    pd.testing.assert_frame_equal(pd.read_parquet(damaged), pd.read_parquet(clean), check_exact=True)
+    assert kept.read_text() == good
+
+
 def test_training_keeps_the_feature_set_of_the_model_it_logs(book) -> None:
     root, _, _, result = book
     digest = probe(result.model_uri, _tracking(book)).digest

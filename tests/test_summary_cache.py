@@ -153,6 +153,37 @@ def test_churn_score_keeps_the_summaries_in_the_workdir_and_scores_as_the_whole_
     pd.testing.assert_frame_equal(runs[2], runs[0], check_exact=True)
 
 
+def _damage(entry: Path, how: str) -> None:
+    """Damage a kept entry as a disk, a copy or a person may: cut short, emptied, its last bytes (a
+    parquet footer) flipped, or overwritten by an entry of another kind (workflow steps)."""
+    data = entry.read_bytes()
+    if how == "truncated":
+        entry.write_bytes(data[: len(data) // 2])
+    elif how == "empty":
+        entry.write_bytes(b"")
+    elif how == "flipped":
+        entry.write_bytes(data[:-80] + bytes(b ^ 0xFF for b in data[-80:-40]) + data[-40:])
+    else:
+        shutil.copyfile(next(p for p in _entry_files(entry.parent) if p.name.endswith(".steps.parquet")), entry)
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty", "flipped", "steps"])
+def test_a_damaged_summary_is_computed_again_and_rewritten(data, model, tmp_path, caplog, how) -> None:
+    cache = tmp_path / "cache"
+    expected = _features(data, model, cache)
+    entries = _entries(cache)
+    damaged = next(p for p in _entry_files(cache / "usage_events") if p.name.endswith(".days.parquet"))
+    _damage(damaged, how)
+    with caplog.at_level(logging.WARNING, logger="pipeline.summary_cache"):
+        pd.testing.assert_frame_equal(_features(data, model, cache), expected, check_exact=True)
+    assert f"kept summary {damaged} is damaged" in caplog.text
+    after = _entries(cache)
+    assert after.keys() == entries.keys() and after[damaged.name] != entries[damaged.name]  # rewritten
+    caplog.clear()
+    pd.testing.assert_frame_equal(_features(data, model, cache), expected, check_exact=True)
+    assert "damaged" not in caplog.text and _entries(cache) == after
+
+
 def test_a_time_partitioned_copy_gives_the_same_features(data, model, expected, tmp_path) -> None:
     """Hive folders `event_date=YYYY-MM-DD/` (a lakehouse export): read from the start on, cached alike;
     of the window rows, the days before the read start get an empty marker each and are not read again."""
@@ -306,17 +337,24 @@ def test_rows_at_or_after_the_date_change_nothing_with_kept_window_rows(data, mo
     pd.testing.assert_frame_equal(_window_features(dataset, model), expected, check_exact=True)
 
 
-def test_a_damaged_kept_entry_is_read_again_and_rewritten(data, tmp_path, caplog) -> None:
-    """An entry that cannot be opened (a damaged disk, a half-copied workdir) costs the run the file's
-    read, never its result or an error; the entry is written again."""
+@pytest.mark.parametrize("how", ["not a database", "truncated", "another table's"])
+def test_a_damaged_kept_entry_is_read_again_and_rewritten(data, tmp_path, caplog, how) -> None:
+    """An entry that cannot be opened or is damaged (a damaged disk, a half-copied workdir, another
+    table's entry under its name) costs the run the file's read, never its result or an error; the
+    entry is written again."""
     cache = tmp_path / "cache"
     _load_window(data, cache)
     entries = _entries(cache)
     damaged = _entry_files(cache / "usage_events")[0]
-    damaged.write_bytes(b"not a DuckDB database")
+    if how == "not a database":
+        damaged.write_bytes(b"not a DuckDB database")
+    elif how == "truncated":  # its catalog opens; its rows' blocks are cut off
+        damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    else:
+        shutil.copyfile(_entry_files(cache / "logins")[0], damaged)
     with caplog.at_level(logging.WARNING, logger="pipeline.window_cache"):
         cached = _load_window(data, cache)
-    assert "unreadable" in caplog.text
+    assert f"kept usage_events rows {damaged} unreadable" in caplog.text
     _same_load(cached, _load_window(data, None))
     after = _entries(cache)
     assert after.keys() == entries.keys() and after[damaged.name] != entries[damaged.name]  # rewritten

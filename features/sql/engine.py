@@ -2,12 +2,18 @@
 
 Families never write DDL. They hand a SELECT to `materialize` when later statements read its rows
 several times (snapshots, daily roll-ups of the event tables), or to `define` when one later
-statement reads it once. DuckDB stores both as temporary tables. Spark stores the first kind as a
-checkpointed DataFrame registered as a temporary view (so later statements start from stored rows
-instead of re-running the chain of views before them) and keeps the second as a plain view, so the
-statement that reads it plans it in the same job: one Spark job per stored table, not per statement.
+statement reads it once. Both engines store the first kind (DuckDB as a temporary table, Spark as
+a checkpointed DataFrame registered as a temporary view, so later statements start from stored rows
+instead of re-running the chain of views before them) and keep the second as a plain view, so the
+statement that reads it plans it with its own work: one Spark job or DuckDB statement per stored
+table, not per intermediate.
 A family's own table is `define`d and then `store`d: its windows are computed in a job of their own,
 so the final join's tasks hold joins only.
+
+On DuckDB the views matter for wall time: a table of one row per snapshot fits one row group, and
+DuckDB scans a row group on one thread, so each such table stored on its own ran on one of the two
+cores. Read inside one statement, a family's window aggregations are independent pipelines that
+DuckDB's scheduler runs side by side, and nothing is written and read back in between.
 pyspark is never imported here: the Spark engine is handed a session by the pipeline, which starts
 one only when asked.
 """
@@ -44,7 +50,7 @@ class Engine(Protocol):
         """Run a query and return its result as pandas."""
 
     def drop_intermediates(self) -> None:
-        """Drop every table `materialize` made."""
+        """Drop every table and view `materialize`, `define` and `store` made."""
 
 
 class DuckDBEngine:
@@ -52,17 +58,23 @@ class DuckDBEngine:
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
-        self._made: list[str] = []
+        self._made: list[tuple[str, str]] = []  # (TABLE or VIEW, name), in the order they were made
+        self._views: dict[str, str] = {}  # name -> SELECT of each view `define` made
 
     def materialize(self, name: str, select_sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select_sql}")
-        self._made.append(name)
+        self._made.append(("TABLE", name))
 
     def define(self, name: str, select_sql: str) -> None:
-        self.materialize(name, select_sql)
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {select_sql}")
+        self._made.append(("VIEW", name))
+        self._views[name] = select_sql
 
     def store(self, name: str) -> None:
-        """Nothing to do: `define` already stored the rows."""
+        select_sql = self._views.pop(name)
+        self.con.execute(f"DROP VIEW {name}")
+        self._made.remove(("VIEW", name))
+        self.materialize(name, select_sql)
 
     def rows(self, select_sql: str) -> list[tuple[Any, ...]]:
         return self.con.execute(select_sql).fetchall()
@@ -71,9 +83,10 @@ class DuckDBEngine:
         return self.con.execute(select_sql).df()
 
     def drop_intermediates(self) -> None:
-        for name in reversed(self._made):
-            self.con.execute(f"DROP TABLE IF EXISTS {name}")
+        for kind, name in reversed(self._made):
+            self.con.execute(f"DROP {kind} IF EXISTS {name}")
         self._made.clear()
+        self._views.clear()
 
 
 class SparkEngine:
