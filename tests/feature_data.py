@@ -167,3 +167,25 @@ def random_tables(seed: int) -> dict[str, pd.DataFrame]:
         "subscriptions": random_terms(rng, RANDOM_START, RANDOM_END),
         **random_events(rng, RANDOM_START, RANDOM_END),
     }
+
+
+PADS = ("\t", "\u00a0", " \n", "\u3000", "\u2028", "\x0b", "", " ")
+"""Whitespace that exports leave around values: tab, no-break and ideographic spaces, line breaks."""
+
+
+def padded(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The tables with every id, text, code and timestamp written as text surrounded by `PADS` (cycling)."""
+
+    def pad(column: pd.Series) -> pd.Series:
+        if pd.api.types.is_datetime64_any_dtype(column):
+            column = column.map(lambda ts: ts.isoformat(), na_action="ignore")
+        elif not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
+            return column
+        ends = [(PADS[i % len(PADS)], PADS[(i // len(PADS) + 1) % len(PADS)]) for i in range(len(column))]
+        return pd.Series(
+            [v if pd.isna(v) else f"{a}{v}{b}" for v, (a, b) in zip(column, ends, strict=True)],
+            index=column.index,
+            dtype=object,
+        )
+
+    return {name: frame.apply(pad) for name, frame in tables.items()}

@@ -8,7 +8,10 @@ import pandas as pd
 import pytest
 from conftest import tiny_tables, write_tables
 
+from features.build import build_features
+from features.settings import FeatureSettings
 from pipeline.loading import Dataset, load_dataset
+from tests.feature_data import RANDOM_DATA_END, RANDOM_START, padded, random_tables
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "folder"])
@@ -141,3 +144,23 @@ def test_an_empty_event_table_loads_with_zero_rows(tmp_path: Path, fmt: str) -> 
     stats = dataset.report.tables["trainings"]
     assert (stats.rows, stats.excluded, stats.first, stats.last) == (0, 0, None, None)
     assert dataset.report.tables["logins"].rows == len(tables["logins"])
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_whitespace_around_values_is_trimmed_tabs_line_breaks_and_unicode_spaces_too(tmp_path: Path, fmt: str) -> None:
+    """Exports leave tabs, line breaks, no-break or ideographic spaces around ids, codes and dates: each is
+    trimmed like a space (DuckDB's own trim kept tabs and line breaks, so those rows' accounts were unknown),
+    and the padded history builds exactly the features of the clean one."""
+    tables = random_tables(5)
+    as_of = RANDOM_START + pd.Timedelta(days=400)
+    clean, messy = (
+        load_dataset(write_tables(tmp_path / name, t, fmt), data_end=RANDOM_DATA_END)
+        for name, t in (("clean", tables), ("padded", padded(tables)))
+    )
+    assert [w for w in messy.report.warnings if w.excluded] == []
+    assert {name: (t.rows, t.excluded, t.first, t.last) for name, t in messy.report.tables.items()} == {
+        name: (t.rows, t.excluded, t.first, t.last) for name, t in clean.report.tables.items()
+    }
+    pd.testing.assert_frame_equal(messy.accounts, clean.accounts)
+    expected = build_features(clean, [as_of], FeatureSettings(top_features=3), 30)
+    pd.testing.assert_frame_equal(build_features(messy, [as_of], FeatureSettings(top_features=3), 30), expected)
