@@ -174,13 +174,12 @@ PADS = ("\t", "\u00a0", " \n", "\u3000", "\u2028", "\x0b", "", " ")
 
 
 def padded(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """The tables with every id, text, code and timestamp written as text surrounded by `PADS` (cycling)."""
+    """The tables with every value written as text surrounded by `PADS` (cycling): ids, codes, dates,
+    numbers and booleans."""
 
     def pad(column: pd.Series) -> pd.Series:
         if pd.api.types.is_datetime64_any_dtype(column):
             column = column.map(lambda ts: ts.isoformat(), na_action="ignore")
-        elif not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
-            return column
         ends = [(PADS[i % len(PADS)], PADS[(i // len(PADS) + 1) % len(PADS)]) for i in range(len(column))]
         return pd.Series(
             [v if pd.isna(v) else f"{a}{v}{b}" for v, (a, b) in zip(column, ends, strict=True)],

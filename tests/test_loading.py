@@ -148,9 +148,10 @@ def test_an_empty_event_table_loads_with_zero_rows(tmp_path: Path, fmt: str) -> 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_whitespace_around_values_is_trimmed_tabs_line_breaks_and_unicode_spaces_too(tmp_path: Path, fmt: str) -> None:
-    """Exports leave tabs, line breaks, no-break or ideographic spaces around ids, codes and dates: each is
-    trimmed like a space (DuckDB's own trim kept tabs and line breaks, so those rows' accounts were unknown),
-    and the padded history builds exactly the features of the clean one."""
+    """Exports leave tabs, line breaks, no-break or ideographic spaces around ids, codes, dates, numbers and
+    booleans: each is trimmed like a space (DuckDB's own trim kept tabs and line breaks, so those rows'
+    accounts were unknown; its casts refused ' true' and no-break spaces around numbers), and the padded
+    history builds exactly the features of the clean one."""
     tables = random_tables(5)
     as_of = RANDOM_START + pd.Timedelta(days=400)
     clean, messy = (

@@ -64,7 +64,7 @@ class Dialect:
         `raw_type` is the engine's type of the column in the file: columns that already have the
         right type (typed parquet) skip parsing, which is most of the cost of scanning 100M events.
         Ids and strings are trimmed (blank is NULL); codes are also lower-cased so matching is
-        case-blind; numbers and booleans in text are parsed with TRY_CAST.
+        case-blind; numbers and booleans in text are trimmed, then parsed with TRY_CAST.
         """
         native = (raw_type or "").lower()
         if kind == "timestamp":
@@ -74,7 +74,12 @@ class Dialect:
                 return self._from_native.format(raw=raw)
             return self._parse_timestamp.format(raw=self.trimmed_text(raw))
         if kind in TYPED:
-            return raw if native == TYPED[kind].lower() else f"TRY_CAST({raw} AS {TYPED[kind]})"
+            if native == TYPED[kind].lower():
+                return raw
+            # Text is trimmed first: the engines' own casts trim different characters (' true' is
+            # a boolean to Spark, not to DuckDB); other types cast as they are (no text on the hot path).
+            source = self.trimmed_text(raw) if native in ("varchar", "string") else raw
+            return f"TRY_CAST({source} AS {TYPED[kind]})"
         text = self.trimmed_text(raw)
         return f"NULLIF(lower({text}), '')" if kind == "code" else f"NULLIF({text}, '')"
 
