@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from conftest import tiny_tables, write_tables
 
 from features.build import build_features
 from features.settings import FeatureSettings
-from pipeline.loading import Dataset, load_dataset
+from features.sql.dialect import DUCKDB, EPOCH_NANOS
+from pipeline.loading import Dataset, load_dataset, utc_connection
 from tests.feature_data import RANDOM_DATA_END, RANDOM_START, padded, random_tables
 
 
@@ -165,3 +168,19 @@ def test_whitespace_around_values_is_trimmed_tabs_line_breaks_and_unicode_spaces
     pd.testing.assert_frame_equal(messy.accounts, clean.accounts)
     expected = build_features(clean, [as_of], FeatureSettings(top_features=3), 30)
     pd.testing.assert_frame_equal(build_features(messy, [as_of], FeatureSettings(top_features=3), 30), expected)
+
+
+def test_epoch_nanoseconds_convert_to_the_microsecond_duckdb_reads_nanosecond_parquet_as(tmp_path: Path) -> None:
+    """The Spark loader reads nanosecond parquet timestamps as their epoch count (`EPOCH_NANOS`); the
+    dialect's conversion rounds them as DuckDB reads the same file (halves away from zero)."""
+    nanos = [1_700_000_000_123_456_500, 1_700_000_000_123_456_499, -500, -501, 499, 0]
+    pa_table = pa.table({"ts": pa.array(nanos, pa.timestamp("ns", tz="UTC")), "n": pa.array(nanos, pa.int64())})
+    pq.write_table(pa_table, tmp_path / "ns.parquet")
+    con = utc_connection()
+    converted = DUCKDB.contract_cast("timestamp", "n", EPOCH_NANOS)
+    as_read = DUCKDB.contract_cast("timestamp", "ts", "TIMESTAMPTZ_NS")
+    rows = con.execute(f"SELECT {converted}, {as_read} FROM read_parquet(?)", [str(tmp_path / "ns.parquet")]).fetchall()
+    assert [a for a, _ in rows] == [b for _, b in rows]
+    assert rows[0][0] == pd.Timestamp("2023-11-14 22:13:20.123457") and rows[2][0] == pd.Timestamp(
+        "1969-12-31 23:59:59.999999"
+    )

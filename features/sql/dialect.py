@@ -28,6 +28,9 @@ WHITESPACE = (
 blanks and line breaks, no-break and other Unicode spaces), as `str.strip` trims ids elsewhere. Spelled
 out because the engines' own `trim` differ: DuckDB's strips Unicode spaces but not tabs or line breaks,
 Spark's only the ASCII space."""
+EPOCH_NANOS = "epoch nanoseconds"
+"""The raw type of a parquet timestamp in nanoseconds that the engine reads as its count since the epoch
+(Spark reads no nanosecond timestamps; pandas writes them by default). DuckDB reads them as timestamps."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Dialect:
     _native_timestamps: tuple[str, ...]  # raw types already holding naive timestamps or dates
     _from_native: str
     _parse_timestamp: str  # trimmed text to naive UTC, offsets honoured, NULL where it is not a date
+    _from_epoch_nanos: str  # EPOCH_NANOS to naive UTC, to the nearest microsecond (halves away from zero)
 
     def quote(self, name: str) -> str:
         """A column name as an identifier."""
@@ -68,6 +72,8 @@ class Dialect:
         """
         native = (raw_type or "").lower()
         if kind == "timestamp":
+            if native == EPOCH_NANOS:
+                return self._from_epoch_nanos.format(raw=raw)
             if native.startswith(self._zoned_timestamps):
                 return self._from_zoned.format(raw=raw)
             if native.startswith(self._native_timestamps):
@@ -153,6 +159,8 @@ DUCKDB = Dialect(
     _from_native="CAST({raw} AS TIMESTAMP)",
     # DuckDB parses 'infinity' as a timestamp: not a date here.
     _parse_timestamp=f"CASE WHEN isfinite({_DUCKDB_PARSED}) THEN {_DUCKDB_PARSED} END",
+    # As DuckDB casts its own TIMESTAMP_NS columns (the raw type it reads nanosecond parquet as).
+    _from_epoch_nanos="CAST(make_timestamp_ns(CAST({raw} AS BIGINT)) AS TIMESTAMP)",
 )
 
 SPARK = Dialect(
@@ -172,4 +180,8 @@ SPARK = Dialect(
     _from_native="CAST({raw} AS TIMESTAMP_NTZ)",
     # Text parsed as an instant (offsets honoured) in the session's UTC zone, then kept as naive UTC.
     _parse_timestamp="CAST(try_cast({raw} AS TIMESTAMP_LTZ) AS TIMESTAMP_NTZ)",
+    # Rounded as DuckDB casts TIMESTAMP_NS to TIMESTAMP; exact in DECIMAL (a DOUBLE holds no 19 digits).
+    _from_epoch_nanos=(
+        "CAST(timestamp_micros(CAST(round(CAST({raw} AS DECIMAL(20, 0)) / 1000) AS BIGINT)) AS TIMESTAMP_NTZ)"
+    ),
 )
