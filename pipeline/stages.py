@@ -686,12 +686,15 @@ def run_explain(
 
     if plot is not None:
         check_output_path(Path(plot), "plot", ".png")
+    account_id = account_id.strip()  # as the data's ids are (`str.isspace` is their WHITESPACE), and overrides'
     dataset = load(data, settings)
     model = load_model(_champion_uri(model_uri, settings), settings)
     features = build_feature_table(dataset, settings, as_of=when, feature_set=model.feature_set_)
     row = features[features[ACCOUNT_ID].astype(str) == str(account_id)]
     if row.empty:
-        raise ChurnError(f"Account '{account_id}' has no term active on {when}; nothing to explain.")
+        known = dataset.accounts[ACCOUNT_ID].astype(str).eq(account_id).any()
+        reason = f"has no term active on {when}" if known else "is not in accounts"
+        raise ChurnError(f"Account '{account_id}' {reason}; nothing to explain.")
     overrides = read_records(settings.workdir_path)
     row = with_judgement(row, overrides)
     adapted = scorecard_for(settings, row.columns)
