@@ -308,7 +308,9 @@ def value_checks(contract: TableContract, types: dict[str, str], d: Dialect = DU
         if column.name not in types:
             continue
         raw = d.quote(column.name)
-        not_blank = f"{raw} IS NOT NULL AND {d.trimmed_text(raw)} <> ''"
+        not_blank = f"{raw} IS NOT NULL"  # a typed value (a parquet timestamp, a number) is never blank
+        if column.type in ("id", "string", "code") or d.is_text(types[column.name]):
+            not_blank += f" AND {d.trimmed_text(raw)} <> ''"
         cast = column.cast_sql(types[column.name], d)
         if column.type not in ("id", "string", "code"):
             noun = {"timestamp": "dates", "float": "numbers", "int": "integers", "bool": "booleans"}[column.type]
