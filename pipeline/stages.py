@@ -677,6 +677,7 @@ def run_explain(
     console: Console,
 ) -> pd.DataFrame:
     """Rule view and ML view of one account, category by category, with an optional waterfall plot."""
+    from features.sql.dialect import SPACES
     from features.table import ACCOUNT_ID
     from models.overrides import apply_overrides, in_force
     from pipeline.io import check_output_path
@@ -686,7 +687,7 @@ def run_explain(
 
     if plot is not None:
         check_output_path(Path(plot), "plot", ".png")
-    account_id = account_id.strip()  # as the data's ids are (`str.isspace` is their WHITESPACE), and overrides'
+    account_id = account_id.strip(SPACES)  # as the data's ids are trimmed
     dataset = load(data, settings)
     model = load_model(_champion_uri(model_uri, settings), settings)
     features = build_feature_table(dataset, settings, as_of=when, feature_set=model.feature_set_)
