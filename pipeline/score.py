@@ -81,12 +81,13 @@ def score_prepared(path: Path, id_col: str, model: ChurnRiskModel, settings: Set
     The table holds the columns the model was trained on (`churn train --table`); a label column,
     if present, is ignored.
     """
-    from pipeline.train import read_prepared_table
+    from pipeline.train import parse_ids, read_prepared_table
 
     frame = read_prepared_table(path)
     if id_col not in frame.columns:
         raise ChurnError(f"--table {path}: id column '{id_col}' not found; columns are {list(frame.columns)[:12]}.")
-    features = frame.drop(columns=[id_col]).assign(**{ACCOUNT_ID: frame[id_col].astype(str), AS_OF: pd.NaT})
+    ids = parse_ids(frame[id_col], id_col, f"--table {path}").astype(str)
+    features = frame.drop(columns=[id_col]).assign(**{ACCOUNT_ID: ids, AS_OF: pd.NaT})
     return score_table(features, model, None, settings)
 
 

@@ -39,6 +39,9 @@ DEFAULT_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.timestampType": "TIMESTAMP_NTZ",
     "spark.sql.ansi.enabled": "true",
+    # Spark has no nanosecond timestamps: such parquet columns are read as their epoch count, and the
+    # loader converts them (pipeline/spark_loading.py) where Spark would refuse the file.
+    "spark.sql.legacy.parquet.nanosAsLong": "true",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",  # churn draws its own progress

@@ -27,7 +27,7 @@ import pandas as pd
 
 from features.contract import TABLES
 from features.errors import ChurnError, DataContractError
-from features.sql.dialect import SPARK
+from features.sql.dialect import EPOCH_NANOS, SPARK
 from pipeline.loading import Dataset, utc_connection
 from pipeline.validation import SOURCE_ROW, canonical_view, validate, with_checked
 
@@ -95,13 +95,36 @@ class HadoopFiles:
 
     def has_parquet(self, uri: str) -> bool:
         """A folder holds a .parquet file at any depth (hidden ones, `_`/`.`, are not read by Spark)."""
+        return next(self._parquet_files(uri), None) is not None
+
+    def _parquet_files(self, uri: str) -> Iterator[Any]:
         path, fs = self._resolve(uri)
         found = fs.listFiles(path, True)
         while found.hasNext():
-            name = found.next().getPath().getName()
-            if name.endswith(".parquet") and not name.startswith(("_", ".")):
-                return True
-        return False
+            part = found.next().getPath()
+            if part.getName().endswith(".parquet") and not part.getName().startswith(("_", ".")):
+                yield part
+
+    def nanosecond_timestamps(self, uri: str, kind: str, columns: set[str]) -> set[str]:
+        """Which of `columns` are parquet timestamps in nanoseconds (Spark reads them as their epoch count:
+        `spark.sql.legacy.parquet.nanosAsLong`), from the footer of the file or of a folder's first part."""
+        if not columns:
+            return set()
+        if kind == "file":
+            path = self._resolve(uri)[0]
+        else:
+            path = min(self._parquet_files(uri), key=lambda part: _path_order(part.toString()))
+        parquet = self._jvm.org.apache.parquet.hadoop
+        reader = parquet.ParquetFileReader.open(parquet.util.HadoopInputFile.fromPath(path, self._conf))
+        try:
+            fields = reader.getFooter().getFileMetaData().getSchema().getFields()
+        finally:
+            reader.close()
+        return {
+            field.getName()
+            for field in fields
+            if field.getName() in columns and "TIMESTAMP(NANOS" in str(field.getLogicalTypeAnnotation())
+        }
 
 
 @contextmanager
@@ -200,8 +223,11 @@ def load_on_spark(
         uri, kind = located
         with _named_errors(name, uri):
             raw = read_raw(spark, files, name, uri, kind)
+            types = {f.name: f.dataType.simpleString() for f in raw.schema.fields if f.name != SOURCE_ROW}
+            times = {c.name for c in TABLES[name].columns if c.type == "timestamp" and types.get(c.name) == "bigint"}
+            types |= dict.fromkeys(files.nanosecond_timestamps(uri, kind, times), EPOCH_NANOS)
         raw.createOrReplaceTempView(f"__raw_{name}")
-        raw_types[name] = {f.name: f.dataType.simpleString() for f in raw.schema.fields if f.name != SOURCE_ROW}
+        raw_types[name] = types
         sources[name] = uri
     if not sources and files.kind(data) != "folder":
         raise DataContractError(f"Data directory {data} does not exist or is not a directory.")

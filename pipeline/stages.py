@@ -686,6 +686,7 @@ def run_explain(
     console: Console,
 ) -> pd.DataFrame:
     """Rule view and ML view of one account, category by category, with an optional waterfall plot."""
+    from features.sql.dialect import SPACES
     from features.table import ACCOUNT_ID
     from models.overrides import apply_overrides, in_force
     from pipeline.io import check_output_path
@@ -695,12 +696,15 @@ def run_explain(
 
     if plot is not None:
         check_output_path(Path(plot), "plot", ".png")
+    account_id = account_id.strip(SPACES)  # as the data's ids are trimmed
     dataset = load(data, settings)
     model = load_model(_champion_uri(model_uri, settings), settings)
     features = build_feature_table(dataset, settings, as_of=when, feature_set=model.feature_set_)
     row = features[features[ACCOUNT_ID].astype(str) == str(account_id)]
     if row.empty:
-        raise ChurnError(f"Account '{account_id}' has no term active on {when}; nothing to explain.")
+        known = dataset.accounts[ACCOUNT_ID].astype(str).eq(account_id).any()
+        reason = f"has no term active on {when}" if known else "is not in accounts"
+        raise ChurnError(f"Account '{account_id}' {reason}; nothing to explain.")
     overrides = read_records(settings.workdir_path)
     row = with_judgement(row, overrides)
     adapted = scorecard_for(settings, row.columns)

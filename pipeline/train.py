@@ -30,6 +30,7 @@ import pandas as pd
 from features.errors import DataContractError
 from features.feature_set import FeatureSet
 from features.progress import report
+from features.sql.dialect import SPACES
 from features.table import ACCOUNT_ID, AS_OF, LABEL, META_COLUMNS, TERM_END, categorical_columns, feature_columns
 from models.baselines import fit_logistic_baseline
 from models.categories import ml_categories
@@ -193,6 +194,17 @@ def _parse_labels(values: pd.Series, name: str) -> pd.Series:
     return parsed.astype("Int8")
 
 
+def parse_ids(values: pd.Series, name: str, source: str = "--table") -> pd.Series:
+    """The id column of a prepared table, trimmed as a data folder's ids are (`SPACES`); a missing id is
+    refused (it would train or score as an account named 'nan' or '  ')."""
+    ids = values.astype("string").str.strip(SPACES).replace("", pd.NA)
+    missing = ids.isna()
+    if missing.any():
+        examples = ", ".join(f"row {i}: {'' if pd.isna(v) else v!r}" for i, v in values[missing].head(3).items())
+        raise DataContractError(f"{source} id column '{name}': {int(missing.sum())} values are missing ({examples}).")
+    return ids
+
+
 def prepare_table(
     frame: pd.DataFrame, id_col: str, label_col: str, time_col: str | None, source: str = "--table"
 ) -> tuple[pd.DataFrame, list[str]]:
@@ -213,7 +225,7 @@ def prepare_table(
             f"{source}: feature column(s) {clashes} clash with reserved names {list(META_COLUMNS)}."
         )
     table = pd.DataFrame(
-        {ACCOUNT_ID: frame[id_col].astype("string"), LABEL: _parse_labels(frame[label_col], label_col)},
+        {ACCOUNT_ID: parse_ids(frame[id_col], id_col, source), LABEL: _parse_labels(frame[label_col], label_col)},
         index=frame.index,
     )
     if time_col is not None:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from features.build import build_features
+from features.contract import TABLES
 from features.settings import FeatureSettings
 from pipeline.loading import Dataset
 
@@ -166,4 +167,33 @@ def random_tables(seed: int) -> dict[str, pd.DataFrame]:
         "accounts": accounts,
         "subscriptions": random_terms(rng, RANDOM_START, RANDOM_END),
         **random_events(rng, RANDOM_START, RANDOM_END),
+    }
+
+
+PADS = ("\t", "\u00a0", " \n", "\u3000", "\u2028", "\x0b", "", " ")
+"""Whitespace that exports leave around values: tab, no-break and ideographic spaces, line breaks."""
+SPACE_PADS = ("\u00a0", " ", "\u3000", "", "\u2009", "  ")
+"""Unicode spaces only: what is trimmed around ids, strings and codes (`features.sql.dialect.SPACES`)."""
+
+
+def padded(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The tables with every value written as text surrounded by whitespace (cycling): `SPACE_PADS` around
+    ids, strings and codes, `PADS` around dates, numbers and booleans."""
+
+    def pad(column: pd.Series, pads: tuple[str, ...]) -> pd.Series:
+        if pd.api.types.is_datetime64_any_dtype(column):
+            column = column.map(lambda ts: ts.isoformat(), na_action="ignore")
+        ends = [(pads[i % len(pads)], pads[(i // len(pads) + 1) % len(pads)]) for i in range(len(column))]
+        return pd.Series(
+            [v if pd.isna(v) else f"{a}{v}{b}" for v, (a, b) in zip(column, ends, strict=True)],
+            index=column.index,
+            dtype=object,
+        )
+
+    def text(table: str, column: str) -> bool:
+        return TABLES[table].column(column).type in ("id", "string", "code")
+
+    return {
+        name: frame.apply(lambda c, n=name: pad(c, SPACE_PADS if text(n, c.name) else PADS))
+        for name, frame in tables.items()
     }

@@ -5,10 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from conftest import tiny_tables, write_tables
 
-from pipeline.loading import Dataset, load_dataset
+from features.build import build_features
+from features.settings import FeatureSettings
+from features.sql.dialect import DUCKDB, EPOCH_NANOS
+from pipeline.loading import Dataset, load_dataset, utc_connection
+from tests.feature_data import RANDOM_DATA_END, RANDOM_START, padded, random_tables
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "folder"])
@@ -141,3 +147,45 @@ def test_an_empty_event_table_loads_with_zero_rows(tmp_path: Path, fmt: str) -> 
     stats = dataset.report.tables["trainings"]
     assert (stats.rows, stats.excluded, stats.first, stats.last) == (0, 0, None, None)
     assert dataset.report.tables["logins"].rows == len(tables["logins"])
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_whitespace_around_values_is_trimmed_alike_whatever_the_engine_s_own_trim(tmp_path: Path, fmt: str) -> None:
+    """Exports leave whitespace around values: Unicode spaces (no-break, ideographic...) are trimmed around
+    ids, codes and text as DuckDB's trim does, and every whitespace (tabs, line breaks too) around dates,
+    numbers and booleans (DuckDB's casts refused ' true', no-break spaces around numbers and any blank
+    around a date): the padded history builds exactly the features of the clean one. A tab around an id
+    is kept (on Spark too): the row names no known account and is reported so."""
+    tables = random_tables(5)
+    as_of = RANDOM_START + pd.Timedelta(days=400)
+    clean, messy = (
+        load_dataset(write_tables(tmp_path / name, t, fmt), data_end=RANDOM_DATA_END)
+        for name, t in (("clean", tables), ("padded", padded(tables)))
+    )
+    assert [w for w in messy.report.warnings if w.excluded] == []
+    assert {name: (t.rows, t.excluded, t.first, t.last) for name, t in messy.report.tables.items()} == {
+        name: (t.rows, t.excluded, t.first, t.last) for name, t in clean.report.tables.items()
+    }
+    pd.testing.assert_frame_equal(messy.accounts, clean.accounts)
+    expected = build_features(clean, [as_of], FeatureSettings(top_features=3), 30)
+    pd.testing.assert_frame_equal(build_features(messy, [as_of], FeatureSettings(top_features=3), 30), expected)
+    tabbed = {**tables, "logins": tables["logins"].assign(account_id=lambda t: t["account_id"] + "\t")}
+    unknown = load_dataset(write_tables(tmp_path / "tabbed", tabbed, fmt), data_end=RANDOM_DATA_END).report.exclusions
+    assert [(w.table, w.column, w.count) for w in unknown] == [("logins", "account_id", len(tables["logins"]))]
+    assert "\\t'" in unknown[0].examples
+
+
+def test_epoch_nanoseconds_convert_to_the_microsecond_duckdb_reads_nanosecond_parquet_as(tmp_path: Path) -> None:
+    """The Spark loader reads nanosecond parquet timestamps as their epoch count (`EPOCH_NANOS`); the
+    dialect's conversion rounds them as DuckDB reads the same file (halves away from zero)."""
+    nanos = [1_700_000_000_123_456_500, 1_700_000_000_123_456_499, -500, -501, 499, 0]
+    pa_table = pa.table({"ts": pa.array(nanos, pa.timestamp("ns", tz="UTC")), "n": pa.array(nanos, pa.int64())})
+    pq.write_table(pa_table, tmp_path / "ns.parquet")
+    con = utc_connection()
+    converted = DUCKDB.contract_cast("timestamp", "n", EPOCH_NANOS)
+    as_read = DUCKDB.contract_cast("timestamp", "ts", "TIMESTAMPTZ_NS")
+    rows = con.execute(f"SELECT {converted}, {as_read} FROM read_parquet(?)", [str(tmp_path / "ns.parquet")]).fetchall()
+    assert [a for a, _ in rows] == [b for _, b in rows]
+    assert rows[0][0] == pd.Timestamp("2023-11-14 22:13:20.123457") and rows[2][0] == pd.Timestamp(
+        "1969-12-31 23:59:59.999999"
+    )

@@ -97,7 +97,8 @@ def _churn(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_prepared_tables_train_and_score_through_the_cli(tmp_path):
     _telco_like(1_500, seed=0).to_csv(tmp_path / "history.csv", index=False)
     fresh = _telco_like(400, seed=1).assign(customerID=lambda f: "new-" + f["customerID"])
-    fresh.drop(columns="Churn").to_csv(tmp_path / "book.csv", index=False)
+    book = fresh.drop(columns="Churn").assign(customerID=lambda f: " " + f["customerID"] + "\u00a0")
+    book.to_csv(tmp_path / "book.csv", index=False)
     config = tmp_path / "c.yaml"
     config.write_text(f"workdir: {tmp_path / 'work'}\nmodel:\n  tune_trials: 3\n  num_threads: 1\n")
     trained = _churn(
@@ -122,5 +123,12 @@ def test_prepared_tables_train_and_score_through_the_cli(tmp_path):
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(observed, scores["churn_probability"]) > 0.7
+    book.assign(customerID=["", *book["customerID"].iloc[1:]]).to_csv(tmp_path / "blank.csv", index=False)
+    blank = _churn(
+        "score", "--table", "blank.csv", "--id", "customerID", "--out", "blank_scores.csv", "--config", str(config),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert blank.returncode == 1 and "id column 'customerID': 1 values are missing (row 0: '')" in blank.stderr
+    assert not (tmp_path / "blank_scores.csv").exists()
     missing = _churn("score", "--table", "history.csv", "--out", "x.csv", "--config", str(config), cwd=tmp_path)
     assert missing.returncode != 0 and "--table needs --id" in missing.stderr

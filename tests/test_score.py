@@ -153,16 +153,20 @@ def test_scoring_with_the_outcomes_scorecard_sums_contributions_by_its_categorie
 
 
 def test_explain_shows_both_views_by_category_and_saves_a_waterfall(trained, tmp_path: Path) -> None:
+    """The account id is trimmed as the data's ids are (a pasted id with a no-break or ideographic space
+    finds its account); an id that is not in the data is named as such, not as one without an active term."""
     _, data, settings, dataset, result = trained
     account = score_date(dataset, SCORE_DATE, settings, result.model_uri, history=False).scores["account_id"].iloc[0]
     console = Console(record=True, width=160)
     plot = tmp_path / "waterfall.png"
-    row = run_explain(account, data, SCORE_DATE, result.model_uri, plot, settings, console)
+    row = run_explain(f"\u00a0{account}\u3000", data, SCORE_DATE, result.model_uri, plot, settings, console)
     text = console.export_text()
     for category in health_config(settings).categories():
         assert category in text
     assert "Rule view, points lost:" in text and "ML view, raising risk:" in text
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
     assert row["account_id"].iloc[0] == account
-    with pytest.raises(ChurnError, match="no term active"):
+    with pytest.raises(ChurnError, match="Account 'no-such-account' is not in accounts"):
         run_explain("no-such-account", data, SCORE_DATE, result.model_uri, None, settings, console)
+    with pytest.raises(ChurnError, match=f"Account '{account}' has no term active on 2000-01-01"):
+        run_explain(account, data, date(2000, 1, 1), result.model_uri, None, settings, console)

@@ -13,7 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pipeline.loading import load_dataset
+from pipeline.spark_loading import load_on_spark
 from tests.conftest import run_cli, tiny_tables, write_tables
+from tests.test_spark_engine import assert_same_report
 
 pytestmark = pytest.mark.spark
 
@@ -55,3 +58,27 @@ def test_a_uri_without_a_filesystem_on_the_cluster_names_the_table_and_the_uri(s
     assert "Table 'accounts': cannot read nofs://bucket/export/accounts.parquet" in text
     assert 'No FileSystem for scheme "nofs"' in text and "hadoop-aws" in text
     assert "Traceback" not in text and "org.apache" not in text
+
+
+def test_nanosecond_parquet_timestamps_load_on_spark_to_duckdb_s_microseconds(spark, tmp_path):
+    """pandas writes timestamps in nanoseconds, which Spark refused to read (PARQUET_TYPE_ILLEGAL): both
+    engines now read them, zoned or naive, in a file or a folder of parts, to the same microsecond (DuckDB
+    rounds halves away from zero, before 1970 too)."""
+    tables = tiny_tables()
+    nanos = pd.to_timedelta([500, -500, 1499, 999, -1], unit="ns")
+    tables["logins"]["ts"] = (
+        pd.to_datetime(tables["logins"]["ts"], utc=True, format="ISO8601").astype("datetime64[ns, UTC]") + nanos
+    )
+    tickets = tables["support_tickets"]
+    opened = pd.to_datetime(tickets["opened_at"]).astype("datetime64[ns]")
+    tickets["opened_at"] = opened + pd.to_timedelta([-1500, 2500], unit="ns")[: len(tickets)]
+    tickets["closed_at"] = pd.Series([pd.Timestamp("1969-12-31 23:59:59.9999995"), pd.NaT][: len(tickets)])
+    data = write_tables(tmp_path / "parts", {k: v for k, v in tables.items() if k != "support_tickets"}, "folder")
+    tickets.to_parquet(data / "support_tickets.parquet", index=False)
+    expected = load_dataset(data)
+    got = load_on_spark(spark, str(data))
+    assert_same_report(got.report, expected.report)
+    for name, column in (("logins", "ts"), ("support_tickets", "opened_at"), ("support_tickets", "closed_at")):
+        on_spark = got.frames[name].select("account_id", column).toPandas()
+        on_duckdb = expected.con.execute(f"SELECT account_id, {column} FROM {name}").df()
+        assert sorted(map(tuple, on_spark.astype(str).values)) == sorted(map(tuple, on_duckdb.astype(str).values))

@@ -110,6 +110,15 @@ def test_bad_prepared_tables_are_refused_with_column_and_examples(tmp_path):
     bad_time = frame.assign(SignupMonth=["soon", *frame["SignupMonth"].astype(str).iloc[1:]])
     with pytest.raises(DataContractError, match=r"SignupMonth: 1 values are not ISO-8601 dates \(row 0: 'soon'\)"):
         prepare_table(bad_time, "customerID", "Churn", "SignupMonth")
+    blank_ids = frame.assign(customerID=["\u00a0 ", None, *frame["customerID"].iloc[2:]])
+    with pytest.raises(
+        DataContractError, match=r"id column 'customerID': 2 values are missing \(row 0: '\\xa0 ', row 1: ''\)"
+    ):
+        prepare_table(blank_ids, "customerID", "Churn", None)
+    padded, _ = prepare_table(
+        frame.assign(customerID="\u00a0" + frame["customerID"] + "\u3000"), "customerID", "Churn", None
+    )
+    assert padded["account_id"].tolist() == frame["customerID"].tolist()  # trimmed as a data folder's ids are
     with pytest.raises(DataContractError, match=r"clash with reserved names"):
         prepare_table(frame.assign(label=1), "customerID", "Churn", None)
     with pytest.raises(DataContractError, match=r"does not exist"):

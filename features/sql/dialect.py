@@ -12,6 +12,7 @@ no division that can meet a zero (Spark in ANSI mode raises where DuckDB returns
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 import pandas as pd
@@ -20,6 +21,22 @@ MICROS_PER_DAY = 86_400_000_000
 MICROS_PER_HOUR = 3_600_000_000
 TYPED = {"float": "DOUBLE", "int": "BIGINT", "bool": "BOOLEAN"}
 """Canonical SQL types of the contract's typed columns, spelled alike on both engines."""
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+"""What is trimmed around numbers, booleans and dates given as text: Python's `str.isspace` characters
+(ASCII blanks and line breaks, no-break and other Unicode spaces). Spelled out because the engines' own
+`trim` and casts differ: DuckDB's trim strips Unicode spaces but not tabs or line breaks, Spark's only
+the ASCII space; DuckDB's casts refuse ' true', Spark's accept it."""
+SPACES = "".join(c for c in WHITESPACE if unicodedata.category(c) == "Zs")
+"""What is trimmed around ids, strings and codes: the Unicode space separators, which DuckDB's own `trim`
+strips (fast on dictionary-encoded ids; the `WHITESPACE` set trim costs a quarter more on a feature
+build). Tabs and line breaks around an id are kept on both engines: such rows name no known account and
+are reported with the character visible ('\\tacc-1')."""
+EPOCH_NANOS = "epoch nanoseconds"
+"""The raw type of a parquet timestamp in nanoseconds that the engine reads as its count since the epoch
+(Spark reads no nanosecond timestamps; pandas writes them by default). DuckDB reads them as timestamps."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +57,10 @@ class Dialect:
     _from_zoned: str
     _native_timestamps: tuple[str, ...]  # raw types already holding naive timestamps or dates
     _from_native: str
-    _parse_timestamp: str  # text to naive UTC, offsets honoured, NULL where it is not a date
+    _parse_timestamp: str  # trimmed text to naive UTC, offsets honoured, NULL where it is not a date
+    _from_epoch_nanos: str  # EPOCH_NANOS to naive UTC, to the nearest microsecond (halves away from zero)
+    _trimmed: str  # {text} without the {blanks} (WHITESPACE) around it
+    _trimmed_spaces: str  # {text} without the {spaces} (SPACES) around it
 
     def quote(self, name: str) -> str:
         """A column name as an identifier."""
@@ -56,19 +76,38 @@ class Dialect:
         `raw_type` is the engine's type of the column in the file: columns that already have the
         right type (typed parquet) skip parsing, which is most of the cost of scanning 100M events.
         Ids and strings are trimmed (blank is NULL); codes are also lower-cased so matching is
-        case-blind; numbers and booleans in text are parsed with TRY_CAST.
+        case-blind; numbers and booleans in text are trimmed, then parsed with TRY_CAST.
         """
         native = (raw_type or "").lower()
         if kind == "timestamp":
+            if native == EPOCH_NANOS:
+                return self._from_epoch_nanos.format(raw=raw)
             if native.startswith(self._zoned_timestamps):
                 return self._from_zoned.format(raw=raw)
             if native.startswith(self._native_timestamps):
                 return self._from_native.format(raw=raw)
-            return self._parse_timestamp.format(raw=raw)
+            return self._parse_timestamp.format(raw=self.trimmed_text(raw))
         if kind in TYPED:
-            return raw if native == TYPED[kind].lower() else f"TRY_CAST({raw} AS {TYPED[kind]})"
-        text = f"trim(CAST({raw} AS {self.string_type}))"
+            if native == TYPED[kind].lower():
+                return raw
+            # Text is trimmed first: the engines' own casts trim different characters (' true' is
+            # a boolean to Spark, not to DuckDB); other types cast as they are (no text on the hot path).
+            return f"TRY_CAST({self.trimmed_text(raw) if self.is_text(raw_type) else raw} AS {TYPED[kind]})"
+        text = self.trimmed_spaces(raw)
         return f"NULLIF(lower({text}), '')" if kind == "code" else f"NULLIF({text}, '')"
+
+    @staticmethod
+    def is_text(raw_type: str | None) -> bool:
+        """Whether a raw column type is text (CSV columns, string parquet columns) on either engine."""
+        return (raw_type or "").lower() in ("varchar", "string")
+
+    def trimmed_text(self, raw: str) -> str:
+        """`raw` as text without the `WHITESPACE` around it, alike on both engines."""
+        return self._trimmed.format(text=f"CAST({raw} AS {self.string_type})", blanks=f"'{WHITESPACE}'")
+
+    def trimmed_spaces(self, raw: str) -> str:
+        """`raw` as text without the `SPACES` around it, alike on both engines (ids, strings, codes)."""
+        return self._trimmed_spaces.format(text=f"CAST({raw} AS {self.string_type})", spaces=f"'{SPACES}'")
 
     def timestamp(self, ts: pd.Timestamp) -> str:
         """A naive-UTC timestamp literal."""
@@ -112,6 +151,8 @@ class Dialect:
 
 
 _DUCKDB_PARSED = "timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))"
+_NOT_ZS = "(" + ", ".join(str(ord(c)) for c in WHITESPACE if unicodedata.category(c) != "Zs") + ")"
+"""The code points of WHITESPACE that are not Unicode space separators (Zs), which DuckDB's trim leaves."""
 
 DUCKDB = Dialect(
     name="duckdb",
@@ -130,6 +171,18 @@ DUCKDB = Dialect(
     _from_native="CAST({raw} AS TIMESTAMP)",
     # DuckDB parses 'infinity' as a timestamp: not a date here.
     _parse_timestamp=f"CASE WHEN isfinite({_DUCKDB_PARSED}) THEN {_DUCKDB_PARSED} END",
+    # As DuckDB casts its own TIMESTAMP_NS columns (the raw type it reads nanosecond parquet as).
+    _from_epoch_nanos="CAST(make_timestamp_ns(CAST({raw} AS BIGINT)) AS TIMESTAMP)",
+    # DuckDB's own trim strips the Unicode spaces (Zs) of WHITESPACE; the set trim (several times slower per
+    # row) runs only where a value starts or ends with one of the others (tabs, line breaks...).
+    _trimmed=(
+        "CASE WHEN {text} = trim({text}) AND ascii({text}) NOT IN "
+        + _NOT_ZS
+        + " AND ascii(reverse({text})) NOT IN "
+        + _NOT_ZS
+        + " THEN {text} ELSE trim(BOTH {blanks} FROM {text}) END"
+    ),
+    _trimmed_spaces="trim({text})",
 )
 
 SPARK = Dialect(
@@ -148,5 +201,11 @@ SPARK = Dialect(
     _native_timestamps=("timestamp", "date"),
     _from_native="CAST({raw} AS TIMESTAMP_NTZ)",
     # Text parsed as an instant (offsets honoured) in the session's UTC zone, then kept as naive UTC.
-    _parse_timestamp="CAST(try_cast(trim(CAST({raw} AS STRING)) AS TIMESTAMP_LTZ) AS TIMESTAMP_NTZ)",
+    _parse_timestamp="CAST(try_cast({raw} AS TIMESTAMP_LTZ) AS TIMESTAMP_NTZ)",
+    _trimmed="trim(BOTH {blanks} FROM {text})",
+    _trimmed_spaces="trim(BOTH {spaces} FROM {text})",
+    # Rounded as DuckDB casts TIMESTAMP_NS to TIMESTAMP; exact in DECIMAL (a DOUBLE holds no 19 digits).
+    _from_epoch_nanos=(
+        "CAST(timestamp_micros(CAST(round(CAST({raw} AS DECIMAL(20, 0)) / 1000) AS BIGINT)) AS TIMESTAMP_NTZ)"
+    ),
 )
