@@ -379,6 +379,12 @@ def fit_and_evaluate(
         **({"rule_risk": rule_scores} if rule_scores is not None else {}),
     )
     _report(progress, 4)
+    if np.unique(model.validation_raw_).size == 1:
+        notes.append(
+            f"the model learned nothing from these rows: it gives every validation row the same probability "
+            f"({float(model.validation_proba_[0]):.3f}), so its scores rank no account above another "
+            f"({int(y_train.sum()):,} churned of {len(y_train):,} training rows; more history or churners are needed)"
+        )
 
     has_time = bool(table[AS_OF].notna().any())
     evidence = tracking.ValidationEvidence(

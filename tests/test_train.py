@@ -189,3 +189,18 @@ def test_model_settings_out_of_bounds_are_configuration_errors_naming_the_key(tm
     with pytest.raises(ConfigError) as err:
         load_settings(path)
     assert fragment in str(err.value)
+
+
+def test_a_model_that_learned_nothing_says_so(tmp_path):
+    """A model whose validation scores are all equal ranks no one: `churn train` must not pass it silently."""
+    frame = _telco_like(rows=400).assign(tenure=12, Contract="One year", MonthlyCharges=50.0, TotalCharges="600")
+    path = tmp_path / "flat.csv"
+    frame.drop(columns=["SignupMonth"]).to_csv(path, index=False)
+    result = train_prepared_table(path, "customerID", "Churn", None, _settings(tmp_path))
+    assert result.overall()["model"]["roc_auc"] == 0.5
+    assert any(note.startswith("the model learned nothing from these rows") for note in result.notes)
+
+    informative = tmp_path / "telco.csv"
+    _telco_like().to_csv(informative, index=False)
+    result = train_prepared_table(informative, "customerID", "Churn", None, _settings(tmp_path / "again"))
+    assert not any("learned nothing" in note for note in result.notes)
