@@ -215,8 +215,25 @@ def _create_raw_view(
                 window = create_recent_views(con, name, files, globs, recent.start, recent.window_cache)
         con.execute(f'SELECT * FROM "__raw_{name}" LIMIT 1').fetchall()
     except duckdb.Error as exc:
-        raise DataContractError(f"Table '{name}': cannot read {path}: {duckdb_reason(exc)}") from exc
+        reason = duckdb_reason(exc)
+        if path.suffix == ".csv" and "not utf-8" in reason.lower() and (bad := _first_line_not_utf8(path)):
+            # DuckDB names the right line number but quotes another line (its buffer's first)
+            reason = f"line {bad[0]} is not UTF-8 text: {bad[1]!r} (this file is not utf-8 encoded: save it as UTF-8)"
+        raise DataContractError(f"Table '{name}': cannot read {path}: {reason}") from exc
     return window
+
+
+def _first_line_not_utf8(path: Path) -> tuple[int, bytes] | None:
+    """The first line of a file (1-based, header included) that is not UTF-8, and its first 80 bytes.
+
+    Line by line is exact: no byte of a multi-byte UTF-8 character is a line feed."""
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number, line.rstrip(b"\r\n")[:80]
+    return None
 
 
 def _check_footer(name: str, file: Path) -> None:

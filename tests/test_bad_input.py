@@ -184,10 +184,12 @@ def test_unreadable_file_names_the_table_and_file(tmp_path: Path, capsys: pytest
 def test_a_latin1_csv_says_what_is_wrong_with_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Issue 11, row 11: the loader error used to stop at "CSV Error on Line: 2"."""
     data = write_tables(tmp_path / "data", tiny_tables())
-    (data / "accounts.csv").write_bytes("account_id,created_at\nA\xe9,2023-01-01\n".encode("latin-1"))
+    (data / "accounts.csv").write_bytes("account_id,created_at\nB,2023-01-01\nA\xe9,2023-01-01\n".encode("latin-1"))
     code, message = run_cli(["validate", "--data", str(data)], capsys)
     assert code == 1 and "Table 'accounts': cannot read" in message and "accounts.csv" in message
     assert "not utf-8 encoded" in message.lower()
+    # the line DuckDB counts, quoted as it is (DuckDB itself quoted the line before it: 'B,2023-01-01')
+    assert "line 3 is not UTF-8 text: b'A\\xe9,2023-01-01'" in message and "B,2023" not in message
 
 
 def test_a_corrupt_last_part_names_its_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
