@@ -93,8 +93,12 @@ SERVER_TIMEOUT_S = 2.0
 """How long the server probe waits for each answer: a slower server only costs the overlap."""
 MISSING_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 """The server's error codes for no such model or version (404) and no such alias (400)."""
-CUSTOM_CLIENT = ("MLFLOW_TRACKING_AUTH", "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_CLIENT_CERT_PATH")
-CUSTOM_CLIENT += ("MLFLOW_TRACKING_SERVER_CERT_PATH",)
+CUSTOM_CLIENT = (
+    "MLFLOW_TRACKING_AUTH",
+    "MLFLOW_TRACKING_INSECURE_TLS",
+    "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+    "MLFLOW_TRACKING_SERVER_CERT_PATH",
+)
 """Client settings MLflow honours that the probe does not reproduce: with any of them set, it does not ask."""
 
 
