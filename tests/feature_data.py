@@ -176,13 +176,31 @@ SPACE_PADS = ("\u00a0", " ", "\u3000", "", "\u2009", "  ")
 """Unicode spaces only: what is trimmed around ids, strings and codes (`features.sql.dialect.SPACES`)."""
 
 
+OFFSETS = (None, "+0200", "-01:30", "+00:00", "+05:45")
+"""Offsets a padded date is written with (cycling; None is naive UTC), both spellings with a space before
+them as ISO-8601 writers emit: the same instant on both engines (DuckDB's cast once refused '10:00 +0200')."""
+
+
+def _iso(ts: pd.Timestamp, i: int) -> str:
+    """The naive-UTC `ts` as ISO-8601 text, in the zone of the `i`-th of `OFFSETS`."""
+    offset = OFFSETS[i % len(OFFSETS)]
+    if offset is None:
+        return ts.isoformat()
+    sign = 1 if offset[0] == "+" else -1
+    digits = offset[1:].replace(":", "")
+    local = ts + sign * pd.Timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return f"{local.isoformat(sep=' ')} {offset}"
+
+
 def padded(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """The tables with every value written as text surrounded by whitespace (cycling): `SPACE_PADS` around
     ids, strings and codes, `PADS` around dates, numbers and booleans."""
 
     def pad(column: pd.Series, pads: tuple[str, ...]) -> pd.Series:
         if pd.api.types.is_datetime64_any_dtype(column):
-            column = column.map(lambda ts: ts.isoformat(), na_action="ignore")
+            column = pd.Series(
+                [ts if pd.isna(ts) else _iso(ts, i) for i, ts in enumerate(column)], index=column.index, dtype=object
+            )
         ends = [(pads[i % len(pads)], pads[(i // len(pads) + 1) % len(pads)]) for i in range(len(column))]
         return pd.Series(
             [v if pd.isna(v) else f"{a}{v}{b}" for v, (a, b) in zip(column, ends, strict=True)],

@@ -11,6 +11,7 @@ import pytest
 from conftest import tiny_tables, write_tables
 
 from features.build import build_features
+from features.errors import DataContractError
 from features.settings import FeatureSettings
 from features.sql.dialect import DUCKDB, EPOCH_NANOS
 from pipeline.loading import Dataset, load_dataset, utc_connection
@@ -154,8 +155,9 @@ def test_whitespace_around_values_is_trimmed_alike_whatever_the_engine_s_own_tri
     """Exports leave whitespace around values: Unicode spaces (no-break, ideographic...) are trimmed around
     ids, codes and text as DuckDB's trim does, and every whitespace (tabs, line breaks too) around dates,
     numbers and booleans (DuckDB's casts refused ' true', no-break spaces around numbers and any blank
-    around a date): the padded history builds exactly the features of the clean one. A tab around an id
-    is kept (on Spark too): the row names no known account and is reported so."""
+    around a date; dates are also written with offsets, with a space before '+0200' or '-01:30' that
+    DuckDB's cast refused): the padded history builds exactly the features of the clean one. A tab around
+    an id is kept (on Spark too): the row names no known account and is reported so."""
     tables = random_tables(5)
     as_of = RANDOM_START + pd.Timedelta(days=400)
     clean, messy = (
@@ -189,3 +191,17 @@ def test_epoch_nanoseconds_convert_to_the_microsecond_duckdb_reads_nanosecond_pa
     assert rows[0][0] == pd.Timestamp("2023-11-14 22:13:20.123457") and rows[2][0] == pd.Timestamp(
         "1969-12-31 23:59:59.999999"
     )
+
+
+def test_numbers_in_text_are_plain_decimals_and_integers_plain_digits(tmp_path: Path) -> None:
+    """A number in a CSV is a plain decimal (sign, digits, fraction, exponent) and an integer only digits,
+    as on Spark: DuckDB's own cast once read '0x10' and '1_000' as numbers and rounded '.5' to a step of 1."""
+    tables = tiny_tables()
+    tables["subscriptions"]["arr"] = ["0x10", "1_000", " -1.5e3 ", ".5"]  # -1.5e3 is a number, out of range
+    tables["usage_events"]["step"] = [".5", "1e3", " +7.0 "]  # 7.0: an integer, as pandas writes one with nulls
+    with pytest.raises(DataContractError) as raised:
+        load_dataset(write_tables(tmp_path / "data", tables, "csv"))
+    message = str(raised.value)
+    assert "subscriptions.arr: 2 values are not numbers (rows 1, 2: '0x10', '1_000')" in message
+    assert "subscriptions.arr: 1 values are not finite numbers >= 0 (rows 3: ' -1.5e3 ')" in message
+    assert "usage_events.step: 2 values are not integers (rows 1, 2: '.5', '1e3')" in message

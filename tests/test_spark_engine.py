@@ -90,7 +90,8 @@ def test_point_in_time_on_spark_and_the_same_values_as_duckdb(spark, tmp_path):
     rewriting everything at or after as_of): a snapshot's features depend on its own account only.
     The tables are CSV, so Spark parses every value from text as DuckDB does, with every id, code and
     date padded with tabs, line breaks, no-break or ideographic spaces: both engines trim the same
-    characters (their own `trim` functions differ). Adaptive execution is off, as some clusters run: the
+    characters (their own `trim` functions differ); dates are also written with offsets, a space before
+    '+0200' or '-01:30' (DuckDB's cast refused it). Adaptive execution is off, as some clusters run: the
     build's views must still resolve (a family's two window views once collided on their column ids there).
     """
     as_of = RANDOM_START + pd.Timedelta(days=400)
