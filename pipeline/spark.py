@@ -13,8 +13,10 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from features.errors import ChurnError
@@ -34,6 +36,8 @@ INSTALL_HINT = (
 # (memory and disk) to disk below Spark's default storage share: the 100M-event build of
 # bench/features.py failed for lack of memory on 6g with 8 partitions, then with these settings too,
 # and completes once each family's table is stored (`Engine.store`) with them.
+QUIET_CONF_DIR = Path(__file__).parent / "defaults" / "spark"
+"""SPARK_CONF_DIR of a local session (unless the user set one): its log4j2.properties logs errors only."""
 LOCAL_CONF: dict[str, str] = {"spark.memory.storageFraction": "0.1"}
 DEFAULT_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
@@ -102,6 +106,10 @@ def start_spark(master: str = "local[2]", conf: Mapping[str, str] | None = None)
     local = master.startswith("local") and not launched
     if local:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("SPARK_CONF_DIR", str(QUIET_CONF_DIR))
+    # PySpark 4 warns on every run under pandas 3; the parity tests (tests/test_spark_*.py) prove that
+    # what churn uses of it (Arrow conversion, mapInPandas) gives DuckDB's results under pandas 3.
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     for key, value in {**(LOCAL_CONF if local else {}), **DEFAULT_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

@@ -210,16 +210,23 @@ def book_settings(book, name: str, **changes):
 
 
 @pytest.fixture(scope="session")
-def spark():
-    """One local[2] Spark session for the whole test run (a JVM start costs 10-20 s); skipped, with the
-    reason, where PySpark or a Java runtime is missing -- except in CI, where that fails the run."""
-    from pipeline.spark import spark_problem, start_spark
+def spark_runs() -> None:
+    """Skipped, with the reason, where PySpark or a Java runtime is missing -- except in CI, where that
+    fails the run."""
+    from pipeline.spark import spark_problem
 
     problem = spark_problem()
     if problem is not None:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the Spark tests: {problem}")
         pytest.skip(problem)
+
+
+@pytest.fixture(scope="session")
+def spark(spark_runs):
+    """One local[2] Spark session for the whole test run (a JVM start costs 10-20 s)."""
+    from pipeline.spark import start_spark
+
     conf = {"spark.sql.shuffle.partitions": "2", "spark.driver.memory": "1g", "spark.ui.showConsoleProgress": "false"}
     session = start_spark("local[2]", conf)
     yield session

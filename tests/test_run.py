@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see c
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "README.md", "features", "models", "pipeline")
 PACKAGE_DATA = {"pipeline/defaults/pipeline.yaml", "pipeline/defaults/healthscore.yaml",
-                "pipeline/defaults/healthscore-outcomes.yaml"}  # fmt: skip
+                "pipeline/defaults/healthscore-outcomes.yaml", "pipeline/defaults/spark/log4j2.properties"}  # fmt: skip
 
 
 @pytest.fixture(scope="session")
