@@ -177,6 +177,27 @@ def test_whitespace_around_values_is_trimmed_alike_whatever_the_engine_s_own_tri
     assert "\\t'" in unknown[0].examples
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_duplicate_and_missing_ids_are_judged_on_the_ids_loading_keeps(tmp_path: Path, fmt: str) -> None:
+    """The checks trim ids as loading does (Unicode spaces, not tabs): 'A' and 'A\\t' are two accounts (the
+    duplicate check once trimmed the tab and refused them), 'B' and a no-break-spaced 'B' one; a login whose
+    id is a tab names no known account and is excluded, as loading reads it, not refused as missing."""
+    tables = tiny_tables()
+    tables["accounts"] = pd.concat(
+        [tables["accounts"], tables["accounts"].iloc[[0]].assign(account_id="A\t")], ignore_index=True
+    )
+    tables["logins"].loc[0, "account_id"] = "\t"
+    dataset = load_dataset(write_tables(tmp_path / "tab", tables, fmt))
+    assert dataset.accounts["account_id"].tolist() == ["A", "A\t", "B", "C"]
+    assert [(w.table, w.column, w.count, w.examples) for w in dataset.report.exclusions] == [
+        ("logins", "account_id", 1, "rows 1: '\\t'")
+    ]
+    tables["accounts"].loc[3, "account_id"] = "\u00a0B "
+    with pytest.raises(DataContractError) as raised:
+        load_dataset(write_tables(tmp_path / "nbsp", tables, fmt))
+    assert "accounts.account_id: 2 rows share a duplicated account_id (rows 2, 4: 'B', '\\xa0B ')" in str(raised.value)
+
+
 def test_epoch_nanoseconds_convert_to_the_microsecond_duckdb_reads_nanosecond_parquet_as(tmp_path: Path) -> None:
     """The Spark loader reads nanosecond parquet timestamps as their epoch count (`EPOCH_NANOS`); the
     dialect's conversion rounds them as DuckDB reads the same file (halves away from zero)."""
