@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -226,3 +227,26 @@ def test_numbers_in_text_are_plain_decimals_and_integers_plain_digits(tmp_path: 
     assert "subscriptions.arr: 2 values are not numbers (rows 1, 2: '0x10', '1_000')" in message
     assert "subscriptions.arr: 1 values are not finite numbers >= 0 (rows 3: ' -1.5e3 ')" in message
     assert "usage_events.step: 2 values are not integers (rows 1, 2: '.5', '1e3')" in message
+
+
+def test_a_fraction_in_a_typed_integer_column_is_refused_as_in_text(tmp_path: Path) -> None:
+    """A step stored as DOUBLE or DECIMAL is an integer where it is integral (2.0 is step 2), as in text; 1.5 is
+    refused (DuckDB's cast rounded it to 2, Spark's truncates it to 1), as are NaN, inf and what no BIGINT holds."""
+    tables = tiny_tables()
+    data = write_tables(tmp_path / "data", {k: v for k, v in tables.items() if k != "usage_events"}, "parquet")
+    usage = pa.Table.from_pandas(tables["usage_events"], preserve_index=False)
+    steps = {
+        "double": pa.array([2.0, 1.5, -3.0], pa.float64()),
+        "decimal": pa.array([Decimal("2.0"), Decimal("1.5"), Decimal("-3.0")], pa.decimal128(4, 1)),
+    }
+    for kind, step in steps.items():
+        pq.write_table(usage.append_column("step", step), data / "usage_events.parquet")
+        with pytest.raises(DataContractError) as raised:
+            load_dataset(data)
+        assert "usage_events.step: 1 values are not integers (rows 2: '1.5')" in str(raised.value), kind
+        pq.write_table(usage.append_column("step", step.take([0, 2, 2])), data / "usage_events.parquet")
+        assert load_dataset(data).con.execute("SELECT step FROM usage_events").fetchall() == [(2,), (-3,), (-3,)]
+    odd = pa.array([float("nan"), float("inf"), 1e30], pa.float64())
+    pq.write_table(usage.append_column("step", odd), data / "usage_events.parquet")
+    with pytest.raises(DataContractError, match=r"usage_events.step: 3 values are not integers \(rows 1, 2, 3: "):
+        load_dataset(data)

@@ -29,6 +29,10 @@ NUMBER_TEXT = {
 only, once a fraction of zeros is dropped), matched alike by both engines (RE2, Java) before their casts:
 DuckDB's cast reads '0x10' and '1_000' and rounds '.5' into an integer, Spark's reads '1d'; the SPEC's users
 mean none of these as numbers."""
+FRACTIONAL = ("double", "float", "real", "decimal")
+"""Raw number types that hold fractions (both engines' names, lower case): in an integer column only their
+integral values are integers, as in text ('2.0' is 2, '1.5' is not). The engines' casts would round 1.5 to 2
+(DuckDB) or truncate it to 1 (Spark)."""
 WHITESPACE = (
     "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
     "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
@@ -86,7 +90,7 @@ class Dialect:
         right type (typed parquet) skip parsing, which is most of the cost of scanning 100M events.
         Ids and strings are trimmed (blank is NULL); codes are also lower-cased so matching is
         case-blind; numbers and booleans in text are trimmed, then parsed with TRY_CAST (numbers only where
-        they match `NUMBER_TEXT`).
+        they match `NUMBER_TEXT`); an integer column of a `FRACTIONAL` type keeps only its integral values.
         """
         native = (raw_type or "").lower()
         if kind == "timestamp":
@@ -103,7 +107,10 @@ class Dialect:
             # Text is trimmed first: the engines' own casts trim different characters (' true' is
             # a boolean to Spark, not to DuckDB); other types cast as they are (no text on the hot path).
             if not self.is_text(raw_type):
-                return f"TRY_CAST({raw} AS {TYPED[kind]})"
+                cast = f"TRY_CAST({raw} AS {TYPED[kind]})"
+                if kind == "int" and native.startswith(FRACTIONAL):  # an integer is what its cast equals
+                    return f"CASE WHEN {raw} = {cast} THEN {cast} END"
+                return cast
             text = self.trimmed_text(raw)
             if kind not in NUMBER_TEXT:
                 return f"TRY_CAST({text} AS {TYPED[kind]})"
