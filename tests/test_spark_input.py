@@ -84,3 +84,37 @@ def test_nanosecond_parquet_timestamps_load_on_spark_to_duckdb_s_microseconds(sp
         on_spark = got.frames[name].select("account_id", column).toPandas()
         on_duckdb = expected.con.execute(f"SELECT account_id, {column} FROM {name}").df()
         assert sorted(map(tuple, on_spark.astype(str).values)) == sorted(map(tuple, on_duckdb.astype(str).values))
+
+
+def test_a_folder_whose_parts_differ_in_types_loads_on_spark_as_on_duckdb(spark, tmp_path):
+    """Exports appended by different tools: parts of a folder differ in timestamp unit (pandas' nanoseconds
+    beside microseconds), zone (zoned beside naive), number type (BIGINT beside DOUBLE), text beside numbers,
+    and an optional column present in one part only. Spark once read one footer's unit for the whole folder
+    and failed to merge the others (CANNOT_MERGE_SCHEMAS); both engines now read every part as DuckDB's
+    union_by_name does, to the same rows (a part name with glob characters is only that file)."""
+    tables = tiny_tables()
+    data = write_tables(tmp_path / "drift", {k: v for k, v in tables.items() if k not in ("logins", "usage_events")})
+    logins = tables["logins"].assign(ts=pd.to_datetime(tables["logins"]["ts"], utc=True, format="ISO8601"))
+    (data / "logins").mkdir()
+    nanos = logins.iloc[:2].assign(ts=logins["ts"].iloc[:2] + pd.to_timedelta([1500, -500], unit="ns"))
+    nanos.to_parquet(data / "logins" / "part-0.parquet", index=False)  # zoned, nanoseconds
+    naive = logins.iloc[2:].assign(ts=logins["ts"].iloc[2:].dt.tz_localize(None).astype("datetime64[us]"))
+    naive.to_parquet(data / "logins" / "part-1 [a]{b}*.parquet", index=False)  # naive, microseconds
+    usage = tables["usage_events"]
+    (data / "usage_events").mkdir()
+    usage.iloc[:1].assign(quantity=[3], step=[1]).to_parquet(data / "usage_events" / "part-0.parquet", index=False)
+    later = usage.iloc[1:].assign(quantity=["1.5", " 2 "], step=[2.0, 3.0], workflow_id=["w1", "w2"])
+    later.to_parquet(data / "usage_events" / "part-1.parquet", index=False)
+    expected = load_dataset(data)
+    got = load_on_spark(spark, data.as_uri())
+    assert_same_report(got.report, expected.report)
+    assert got.report.tables["logins"].rows == 5 and got.report.tables["usage_events"].rows == 3
+    for name in ("logins", "usage_events"):
+        on_spark = got.frames[name].toPandas()
+        on_duckdb = expected.con.execute(f"SELECT * FROM {name}").df()
+        assert sorted(map(tuple, on_spark.astype(str).values)) == sorted(map(tuple, on_duckdb.astype(str).values))
+    assert sorted(expected.con.execute("SELECT quantity, step, workflow_id FROM usage_events").fetchall()) == [
+        (1.5, 2, "w1"),
+        (2.0, 3, "w2"),
+        (3.0, 1, None),
+    ]
