@@ -183,7 +183,16 @@ def _locate(data_dir: Path, name: str) -> Path | None:
 
 
 def parquet_files(path: Path) -> list[Path]:
-    return sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    """The parquet file, or a folder's parquet files at any depth in path order, without the hidden ones."""
+    if not path.is_dir():
+        return [path]
+    return sorted(f for f in path.rglob("*.parquet") if not any(map(hidden, f.relative_to(path).parts)))
+
+
+def hidden(name: str) -> bool:
+    """A file or folder name a table's parts are never under, as Spark's own listing skips them: a writer's
+    `_temporary/` attempts (their rows would be read twice), `.name` files; a partition `_x=1/` is not hidden."""
+    return name.startswith(".") or (name.startswith("_") and "=" not in name)
 
 
 def _create_raw_view(

@@ -30,7 +30,7 @@ import pandas as pd
 from features.contract import TABLES
 from features.errors import ChurnError, DataContractError
 from features.sql.dialect import EPOCH_NANOS, SPARK
-from pipeline.loading import Dataset, utc_connection
+from pipeline.loading import Dataset, hidden, utc_connection
 from pipeline.validation import SOURCE_ROW, canonical_view, validate, with_checked
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -106,7 +106,7 @@ class HadoopFiles:
         while found.hasNext():
             part = found.next().getPath()
             below = str(part.toUri().getPath())[root:].split("/")
-            if part.getName().endswith(".parquet") and not any(map(_hidden, below)):
+            if part.getName().endswith(".parquet") and not any(map(hidden, below)):
                 yield part
 
     def parts(self, name: str, uri: str, kind: str) -> list[Part]:
@@ -175,11 +175,6 @@ def _locate(files: HadoopFiles, data: str, name: str) -> tuple[str, str] | None:
         listed = ", ".join(uri.rsplit("/", 1)[-1] for uri, _ in found)
         raise DataContractError(f"Table '{name}' is given more than once in {data} ({listed}); keep one.")
     return found[0] if found else None
-
-
-def _hidden(name: str) -> bool:
-    """A file or folder name Spark's own listing skips (`_temporary/`, `.part.crc`, `_SUCCESS`; not `_x=1/`)."""
-    return name.startswith(".") or (name.startswith("_") and "=" not in name) or name.endswith("._COPYING_")
 
 
 def _path_order(uri: str) -> list[str]:

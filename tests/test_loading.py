@@ -199,6 +199,22 @@ def test_duplicate_and_missing_ids_are_judged_on_the_ids_loading_keeps(tmp_path:
     assert "accounts.account_id: 2 rows share a duplicated account_id (rows 2, 4: 'B', '\\xa0B ')" in str(raised.value)
 
 
+def test_hidden_parts_of_a_folder_are_not_read_as_spark_does_not_read_them(tmp_path: Path) -> None:
+    """A writer's `_temporary/` attempt and a `.name` file beside a folder's parts are not rows of the table
+    (DuckDB once read them, counting the rows twice; Spark never did); a partition folder `_x=1/` is read."""
+    tables = tiny_tables()
+    data = write_tables(tmp_path / "data", tables, "folder")
+    logins = data / "logins"
+    (logins / "_temporary" / "0").mkdir(parents=True)
+    for copy in (logins / "_temporary" / "0" / "part-0.parquet", logins / ".part-0.parquet"):
+        copy.write_bytes((logins / "part-0.parquet").read_bytes())
+    (logins / "_source=crm").mkdir()
+    (logins / "part-1.parquet").rename(logins / "_source=crm" / "part-1.parquet")
+    dataset = load_dataset(data)
+    assert dataset.report.tables["logins"].rows == len(tables["logins"])
+    assert dataset.con.execute("SELECT count(*) FROM logins").fetchone()[0] == len(tables["logins"])
+
+
 def test_epoch_nanoseconds_convert_to_the_microsecond_duckdb_reads_nanosecond_parquet_as(tmp_path: Path) -> None:
     """The Spark loader reads nanosecond parquet timestamps as their epoch count (`EPOCH_NANOS`); the
     dialect's conversion rounds them as DuckDB reads the same file (halves away from zero)."""

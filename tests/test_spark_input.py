@@ -91,7 +91,8 @@ def test_a_folder_whose_parts_differ_in_types_loads_on_spark_as_on_duckdb(spark,
     beside microseconds), zone (zoned beside naive), number type (BIGINT beside DOUBLE), text beside numbers,
     and an optional column present in one part only. Spark once read one footer's unit for the whole folder
     and failed to merge the others (CANNOT_MERGE_SCHEMAS); both engines now read every part as DuckDB's
-    union_by_name does, to the same rows (a part name with glob characters is only that file)."""
+    union_by_name does, to the same rows (a part name with glob characters is only that file; hidden parts are
+    not read)."""
     tables = tiny_tables()
     data = write_tables(tmp_path / "drift", {k: v for k, v in tables.items() if k not in ("logins", "usage_events")})
     logins = tables["logins"].assign(ts=pd.to_datetime(tables["logins"]["ts"], utc=True, format="ISO8601"))
@@ -100,6 +101,8 @@ def test_a_folder_whose_parts_differ_in_types_loads_on_spark_as_on_duckdb(spark,
     nanos.to_parquet(data / "logins" / "part-0.parquet", index=False)  # zoned, nanoseconds
     naive = logins.iloc[2:].assign(ts=logins["ts"].iloc[2:].dt.tz_localize(None).astype("datetime64[us]"))
     naive.to_parquet(data / "logins" / "part-1 [a]{b}*.parquet", index=False)  # naive, microseconds
+    (data / "logins" / "_temporary" / "0").mkdir(parents=True)  # a writer's attempt: read by neither engine
+    naive.to_parquet(data / "logins" / "_temporary" / "0" / "part-1.parquet", index=False)
     usage = tables["usage_events"]
     (data / "usage_events").mkdir()
     usage.iloc[:1].assign(quantity=[3], step=[1]).to_parquet(data / "usage_events" / "part-0.parquet", index=False)
