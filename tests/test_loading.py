@@ -245,6 +245,25 @@ def test_numbers_in_text_are_plain_decimals_and_integers_plain_digits(tmp_path: 
     assert "usage_events.step: 2 values are not integers (rows 1, 2: '.5', '1e3')" in message
 
 
+def test_dates_in_text_are_iso_calendar_dates_on_both_engines(tmp_path: Path) -> None:
+    """A date given as text is an ISO-8601 calendar date, with hours and minutes when it has a time: DuckDB's own
+    cast once read '2023/03/01', '24:00' as the next day's midnight and 'epoch' as 1970 (Spark refused them), and
+    Spark's reads '2023-03' and '2023-03-01T10' (DuckDB refused them); offsets and zone names are still read."""
+    tables = tiny_tables()
+    tables["logins"]["ts"] = ["2023/03/01", "2023-03-01T24:00:00", "epoch", "2023-03", "2023-03-01T10"]
+    tables["usage_events"]["ts"] = ["2023-3-1 9:30", "2023-04-01T10:00:00 Europe/Paris", "2023-07-01T10:00:00+02"]
+    with pytest.raises(DataContractError) as raised:
+        load_dataset(write_tables(tmp_path / "data", tables, "csv"))
+    message = str(raised.value)
+    assert "logins.ts: 5 values are not dates (rows 1, 2, 3: '2023/03/01', '2023-03-01T24:00:00', 'epoch')" in message
+    assert "usage_events" not in message
+    del tables["logins"]
+    usage = load_dataset(write_tables(tmp_path / "ok", tables, "csv")).con.execute("SELECT ts FROM usage_events")
+    assert sorted(ts for (ts,) in usage.fetchall()) == [
+        pd.Timestamp("2023-03-01 09:30"), pd.Timestamp("2023-04-01 08:00"), pd.Timestamp("2023-07-01 08:00")
+    ]  # fmt: skip
+
+
 def test_a_fraction_in_a_typed_integer_column_is_refused_as_in_text(tmp_path: Path) -> None:
     """A step stored as DOUBLE or DECIMAL is an integer where it is integral (2.0 is step 2), as in text; 1.5 is
     refused (DuckDB's cast rounded it to 2, Spark's truncates it to 1), as are NaN, inf and what no BIGINT holds."""

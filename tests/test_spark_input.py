@@ -22,12 +22,14 @@ pytestmark = pytest.mark.spark
 
 
 def malformed_tables() -> dict[str, pd.DataFrame]:
-    """Tiny tables with a duplicated account, a negative ARR (typed parquet), a date that is not one in the
-    second file of the logins folder and a fractional step (DOUBLE: DuckDB's cast rounds, Spark's truncates)."""
+    """Tiny tables with a duplicated account, a negative ARR (typed parquet), dates that are not ones in both
+    files of the logins folder (one Spark's own cast reads) and a fractional step (DOUBLE: DuckDB's cast rounds,
+    Spark's truncates)."""
     tables = tiny_tables()
     tables["accounts"] = pd.concat([tables["accounts"], tables["accounts"].iloc[[1]]], ignore_index=True)
     tables["subscriptions"].loc[2, "arr"] = -5.0
     logins = tables["logins"].astype({"ts": object})
+    logins.loc[1, "ts"] = "2023-03"  # March 1 to Spark's own cast, not a date to DuckDB's
     logins.loc[3, "ts"] = "yesterday"
     tables["logins"] = logins
     tables["usage_events"]["step"] = [2.0, 1.5, None]
@@ -47,7 +49,7 @@ def test_a_malformed_table_at_a_uri_fails_on_spark_with_the_duckdb_message(spark
     for problem in (
         "accounts.account_id: 2 rows share a duplicated account_id (rows 2, 4: 'B', 'B')",
         "subscriptions.arr: 1 values are not finite numbers >= 0 (rows 3: '-5.0')",
-        "logins.ts: 1 values are not dates (rows 4: 'yesterday')",  # second part of the folder: rows 3-5
+        "logins.ts: 2 values are not dates (rows 2, 4: '2023-03', 'yesterday')",  # parts: rows 1-2 and 3-5
         "usage_events.step: 1 values are not integers (rows 2: '1.5')",
     ):
         assert problem in messages[1]
