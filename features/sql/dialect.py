@@ -41,6 +41,13 @@ FRACTIONAL = ("double", "float", "real", "decimal")
 """Raw number types that hold fractions (both engines' names, lower case): in an integer column only their
 integral values are integers, as in text ('2.0' is 2, '1.5' is not). The engines' casts would round 1.5 to 2
 (DuckDB) or truncate it to 1 (Spark)."""
+NUMBER_TYPES = frozenset(
+    {"boolean", "tinyint", "smallint", "int", "integer", "bigint", "hugeint"}
+    | {"utinyint", "usmallint", "uinteger", "ubigint", "uhugeint"}
+)
+"""Raw types (both engines' names, lower case) besides the `FRACTIONAL` ones that a number or boolean column
+casts from. Others hold no number: Spark's cast fails the query on a DATE and counts a zoned timestamp's epoch
+seconds, where DuckDB's gives NULL (a date in a number column is reported as not a number on both)."""
 WHITESPACE = (
     "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
     "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
@@ -117,6 +124,8 @@ class Dialect:
             # Text is trimmed first: the engines' own casts trim different characters (' true' is
             # a boolean to Spark, not to DuckDB); other types cast as they are (no text on the hot path).
             if not self.is_text(raw_type):
+                if not (native in NUMBER_TYPES or native.startswith(FRACTIONAL)):  # a date, a list...
+                    return f"CAST(NULL AS {TYPED[kind]})"
                 cast = f"TRY_CAST({raw} AS {TYPED[kind]})"
                 if kind == "int" and native.startswith(FRACTIONAL):  # an integer is what its cast equals
                     return f"CASE WHEN {raw} = {cast} THEN {cast} END"
