@@ -29,7 +29,7 @@ import pandas as pd
 
 from features.contract import TABLES
 from features.errors import ChurnError, DataContractError
-from features.sql.dialect import EPOCH_NANOS, SPARK
+from features.sql.dialect import EPOCH_NANOS, SPACES, SPARK
 from pipeline.loading import Dataset, hidden, utc_connection
 from pipeline.validation import SOURCE_ROW, canonical_view, validate, with_checked
 
@@ -197,6 +197,7 @@ def read_raw(
 
     if uri.endswith(".csv") and kind == "file":
         raw = spark.read.options(**CSV_OPTIONS).csv(uri)
+        raw = raw.toDF(*(column.strip(SPACES) for column in raw.columns))  # header names as DuckDB reads them
         return raw.withColumn(SOURCE_ROW, F.monotonically_increasing_id() + 1), _types(raw)
     if kind == "folder" and not files.has_parquet(uri):
         raise DataContractError(f"Table '{name}': folder {uri} holds no .parquet files.")
