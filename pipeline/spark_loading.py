@@ -29,17 +29,26 @@ import pandas as pd
 
 from features.contract import TABLES
 from features.errors import ChurnError, DataContractError
-from features.sql.dialect import EPOCH_NANOS, SPACES, SPARK
-from pipeline.loading import Dataset, hidden, utc_connection
+from features.sql.dialect import EPOCH_NANOS, SPARK
+from pipeline.loading import Dataset, header_names, hidden, utc_connection
 from pipeline.validation import SOURCE_ROW, canonical_view, validate, with_checked
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
 Progress = Callable[[str, int, int], None]
-CSV_OPTIONS = {"header": True, "inferSchema": False, "sep": ",", "quote": '"', "escape": '"', "multiLine": True}
+CSV_OPTIONS = {
+    "header": True,
+    "inferSchema": False,
+    "sep": ",",
+    "quote": '"',
+    "escape": '"',
+    "multiLine": True,
+    "mode": "FAILFAST",
+}
 """All text, quoting as DuckDB reads it (doubled quotes, line breaks inside quotes); multiLine also makes
-the file one task, so the read order is the file order."""
+the file one task, so the read order is the file order. A row with more or fewer fields than the header
+fails the read, as on DuckDB (Spark's default filled or dropped fields silently)."""
 CONNECTOR_HINT = (
     "the cluster has no Hadoop filesystem for this scheme: s3a://, abfss:// and gs:// need their connector "
     "(hadoop-aws, hadoop-azure, gcs-connector) on the cluster and its credentials in the Hadoop configuration "
@@ -196,8 +205,10 @@ def read_raw(
     from pyspark.sql import functions as F
 
     if uri.endswith(".csv") and kind == "file":
-        raw = spark.read.options(**CSV_OPTIONS).csv(uri)
-        raw = raw.toDF(*(column.strip(SPACES) for column in raw.columns))  # header names as DuckDB reads them
+        first = spark.read.options(**{**CSV_OPTIONS, "header": False}).csv(uri).first()
+        names = header_names(name, uri, None if first is None else list(first))
+        raw = spark.read.options(**CSV_OPTIONS).csv(uri).toDF(*names)
+        _check_fields(raw, name, uri)
         return raw.withColumn(SOURCE_ROW, F.monotonically_increasing_id() + 1), _types(raw)
     if kind == "folder" and not files.has_parquet(uri):
         raise DataContractError(f"Table '{name}': folder {uri} holds no .parquet files.")
@@ -240,6 +251,23 @@ def read_raw(
     return numbered.withColumn(SOURCE_ROW, F.col("__offset") + F.col("__index") + 1).drop(
         "__file", "__index", "__offset"
     ), common
+
+
+def _check_fields(raw: DataFrame, name: str, uri: str) -> None:
+    """Parse every field of a CSV table once: a row with more or fewer fields than the header fails the read
+    (`CSV_OPTIONS`), named here with its table and file (Spark's error does not tell which row)."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    from pipeline.spark import spark_error_message
+
+    try:
+        raw.selectExpr("count(hash(*))").collect()
+    except (PySparkException, Py4JError) as exc:
+        reason = spark_error_message(exc)
+        if "Malformed records are detected" in str(exc):
+            reason = "a row has more or fewer fields than the header"
+        raise DataContractError(f"Table '{name}': cannot read {uri}: {reason}") from exc
 
 
 def _literal(uri: str) -> str:

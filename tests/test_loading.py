@@ -199,6 +199,39 @@ def test_duplicate_and_missing_ids_are_judged_on_the_ids_loading_keeps(tmp_path:
     assert "accounts.account_id: 2 rows share a duplicated account_id (rows 2, 4: 'B', '\\xa0B ')" in str(raised.value)
 
 
+def bad_csv_tables(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Data folders whose trainings.csv is malformed, each with the problem its error names."""
+    files = {
+        "ragged": ("account_id,ts,kind\nA,2023-01-10,course\nB,2023-01-11\n", "fields"),
+        "twice": ("account_id,ts, ts\nA,2023-01-10,2023-01-11\n", "the header names column 'ts' twice"),
+        "empty": ("", "the file is empty (it needs a header row)"),
+    }
+    cases = {}
+    for case, (text, problem) in files.items():
+        data = write_tables(tmp_path / case, tiny_tables(), "csv")
+        (data / "trainings.csv").write_text(text, encoding="utf-8")
+        cases[case] = (data, problem)
+    return cases
+
+
+def test_a_csv_row_or_header_that_does_not_fit_is_named_with_its_file(tmp_path: Path) -> None:
+    """A row with fewer fields than the header fails naming its line (DuckDB once guessed the widest row was the
+    header and reported its values as missing columns; Spark filled the field with null); a column named twice
+    (DuckDB read the second as 'ts_1') and an empty file are errors; a header's padded names are trimmed and a
+    trailing comma names a column by its position."""
+    for case, (data, problem) in bad_csv_tables(tmp_path).items():
+        with pytest.raises(DataContractError) as raised:
+            load_dataset(data)
+        message = str(raised.value)
+        assert message.startswith(f"Table 'trainings': cannot read {data / 'trainings.csv'}: "), case
+        assert problem in message, message
+    with pytest.raises(DataContractError, match="line 3 has 2 fields where the header has 3: 'B,2023-01-11'"):
+        load_dataset(tmp_path / "ragged")
+    (tmp_path / "ragged" / "trainings.csv").write_text("\ufeff account_id\u00a0,ts,\r\nA,2023-01-10,\r\n")
+    loaded = load_dataset(tmp_path / "ragged")
+    assert loaded.present_columns["trainings"] == ("account_id", "ts", "column2")
+
+
 def test_hidden_parts_of_a_folder_are_not_read_as_spark_does_not_read_them(tmp_path: Path) -> None:
     """A writer's `_temporary/` attempt and a `.name` file beside a folder's parts are not rows of the table
     (DuckDB once read them, counting the rows twice; Spark never did); a partition folder `_x=1/` is read."""

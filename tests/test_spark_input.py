@@ -14,9 +14,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from features.errors import DataContractError
 from pipeline.loading import load_dataset
 from pipeline.spark_loading import load_on_spark
 from tests.conftest import run_cli, tiny_tables, write_tables
+from tests.test_loading import bad_csv_tables
 from tests.test_spark_engine import assert_same_report
 
 pytestmark = pytest.mark.spark
@@ -126,3 +128,14 @@ def test_a_folder_whose_parts_differ_in_types_loads_on_spark_as_on_duckdb(spark,
         (2.0, 3, "w2"),
         (3.0, 1, None),
     ]
+
+
+def test_a_csv_row_or_header_that_does_not_fit_fails_on_spark_as_on_duckdb(spark, tmp_path):
+    """A row with fewer fields than the header (Spark filled it with null), a column named twice (Spark read
+    'ts1' and 'ts2', so 'ts' was missing) and an empty file fail on Spark too, naming the table and the file."""
+    for case, (data, problem) in bad_csv_tables(tmp_path).items():
+        with pytest.raises(DataContractError) as raised:
+            load_on_spark(spark, data.as_uri())
+        message = str(raised.value)
+        assert message.startswith(f"Table 'trainings': cannot read {data.as_uri()}/trainings.csv: "), message
+        assert (problem if case != "ragged" else "a row has more or fewer fields than the header") in message
