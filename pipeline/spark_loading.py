@@ -255,19 +255,25 @@ def read_raw(
 
 def _check_fields(raw: DataFrame, name: str, uri: str) -> None:
     """Parse every field of a CSV table once: a row with more or fewer fields than the header fails the read
-    (`CSV_OPTIONS`), named here with its table and file (Spark's error does not tell which row)."""
+    (`CSV_OPTIONS`), named here with its table and file (Spark's error does not tell which row), and so do
+    rows that are not UTF-8 (Spark reads their bytes as U+FFFD)."""
     from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException
 
     from pipeline.spark import spark_error_message
 
     try:
-        raw.selectExpr("count(hash(*))").collect()
+        ((_, replaced),) = raw.selectExpr("count(hash(*))", "count_if(contains(concat_ws('', *), '\ufffd'))").collect()
     except (PySparkException, Py4JError) as exc:
         reason = spark_error_message(exc)
         if "Malformed records are detected" in str(exc):
             reason = "a row has more or fewer fields than the header"
         raise DataContractError(f"Table '{name}': cannot read {uri}: {reason}") from exc
+    if replaced:  # Spark decodes bytes that are not UTF-8 as U+FFFD where DuckDB refuses the file
+        raise DataContractError(
+            f"Table '{name}': cannot read {uri}: {replaced} rows are not UTF-8 text (this file is not utf-8 "
+            "encoded: save it as UTF-8)"
+        )
 
 
 def _literal(uri: str) -> str:

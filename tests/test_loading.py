@@ -205,11 +205,12 @@ def bad_csv_tables(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "ragged": ("account_id,ts,kind\nA,2023-01-10,course\nB,2023-01-11\n", "fields"),
         "twice": ("account_id,ts, ts\nA,2023-01-10,2023-01-11\n", "the header names column 'ts' twice"),
         "empty": ("", "the file is empty (it needs a header row)"),
+        "latin1": ("account_id,ts,kind\nA,2023-01-10,caf\u00e9\n", "not UTF-8 text"),
     }
     cases = {}
     for case, (text, problem) in files.items():
         data = write_tables(tmp_path / case, tiny_tables(), "csv")
-        (data / "trainings.csv").write_text(text, encoding="utf-8")
+        (data / "trainings.csv").write_bytes(text.encode("latin-1"))
         cases[case] = (data, problem)
     return cases
 
@@ -227,7 +228,8 @@ def test_a_csv_row_or_header_that_does_not_fit_is_named_with_its_file(tmp_path: 
         assert problem in message, message
     with pytest.raises(DataContractError, match="line 3 has 2 fields where the header has 3: 'B,2023-01-11'"):
         load_dataset(tmp_path / "ragged")
-    (tmp_path / "ragged" / "trainings.csv").write_text("\ufeff account_id\u00a0,ts,\r\nA,2023-01-10,\r\n")
+    padded_header = "\ufeff account_id\u00a0,ts,\r\nA,2023-01-10,\r\n"
+    (tmp_path / "ragged" / "trainings.csv").write_text(padded_header, encoding="utf-8")
     loaded = load_dataset(tmp_path / "ragged")
     assert loaded.present_columns["trainings"] == ("account_id", "ts", "column2")
 

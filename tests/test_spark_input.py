@@ -132,7 +132,8 @@ def test_a_folder_whose_parts_differ_in_types_loads_on_spark_as_on_duckdb(spark,
 
 def test_a_csv_row_or_header_that_does_not_fit_fails_on_spark_as_on_duckdb(spark, tmp_path):
     """A row with fewer fields than the header (Spark filled it with null), a column named twice (Spark read
-    'ts1' and 'ts2', so 'ts' was missing) and an empty file fail on Spark too, naming the table and the file."""
+    'ts1' and 'ts2', so 'ts' was missing), an empty file and a file that is not UTF-8 (Spark read its bytes as
+    U+FFFD) fail on Spark too, naming the table and the file."""
     for case, (data, problem) in bad_csv_tables(tmp_path).items():
         with pytest.raises(DataContractError) as raised:
             load_on_spark(spark, data.as_uri())
