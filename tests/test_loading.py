@@ -280,6 +280,20 @@ def test_numbers_in_text_are_plain_decimals_and_integers_plain_digits(tmp_path: 
     assert "usage_events.step: 2 values are not integers (rows 1, 2: '.5', '1e3')" in message
 
 
+def test_a_boolean_column_of_numbers_holds_1_and_0_only_as_in_text(tmp_path: Path) -> None:
+    """`regulated` stored as numbers: 1 and 0 (and 1.0) are true and false, as '1' and '0' in text; 2, 0.5 and -1
+    are not booleans (both engines' casts called them true; the text '2' was already refused)."""
+    tables = tiny_tables()
+    data = write_tables(tmp_path / "data", tables, "parquet")
+    tables["accounts"].assign(regulated=[1.0, 0.0, 1.0]).to_parquet(data / "accounts.parquet", index=False)
+    assert load_dataset(data).accounts["regulated"].tolist() == [True, False, True]
+    tables["accounts"].assign(regulated=[2, -1, 1]).to_parquet(data / "accounts.parquet", index=False)
+    with pytest.raises(
+        DataContractError, match=r"accounts.regulated: 2 values are not booleans \(rows 1, 2: '2', '-1'\)"
+    ):
+        load_dataset(data)
+
+
 def test_dates_in_text_are_iso_calendar_dates_on_both_engines(tmp_path: Path) -> None:
     """A date given as text is an ISO-8601 calendar date, with hours and minutes when it has a time: DuckDB's own
     cast once read '2023/03/01', '24:00' as the next day's midnight and 'epoch' as 1970 (Spark refused them), and

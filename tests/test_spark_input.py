@@ -27,7 +27,7 @@ pytestmark = pytest.mark.spark
 def malformed_tables() -> dict[str, pd.DataFrame]:
     """Tiny tables with a duplicated account, a negative ARR (typed parquet), dates that are not ones in both
     files of the logins folder (one Spark's own cast reads), a fractional step (DOUBLE: DuckDB's cast rounds,
-    Spark's truncates) and dates as CSAT scores."""
+    Spark's truncates), dates as CSAT scores and 0.5 as a boolean."""
     tables = tiny_tables()
     tables["accounts"] = pd.concat([tables["accounts"], tables["accounts"].iloc[[1]]], ignore_index=True)
     tables["subscriptions"].loc[2, "arr"] = -5.0
@@ -37,6 +37,7 @@ def malformed_tables() -> dict[str, pd.DataFrame]:
     tables["logins"] = logins
     tables["usage_events"]["step"] = [2.0, 1.5, None]
     tables["support_tickets"]["csat"] = [date(2024, 1, 5)] * 2  # a DATE: Spark's cast to a number failed the query
+    tables["support_tickets"]["escalated"] = [0.5, 1.0]  # a boolean to both engines' casts
     return tables
 
 
@@ -56,6 +57,7 @@ def test_a_malformed_table_at_a_uri_fails_on_spark_with_the_duckdb_message(spark
         "logins.ts: 2 values are not dates (rows 2, 4: '2023-03', 'yesterday')",  # parts: rows 1-2 and 3-5
         "usage_events.step: 1 values are not integers (rows 2: '1.5')",
         "support_tickets.csat: 2 values are not numbers (rows 1, 2: '2024-01-05', '2024-01-05')",
+        "support_tickets.escalated: 1 values are not booleans (rows 1: '0.5')",
     ):
         assert problem in messages[1]
     assert "Traceback" not in messages[1] and "org.apache" not in messages[1]

@@ -106,7 +106,7 @@ class Dialect:
         Ids and strings are trimmed (blank is NULL); codes are also lower-cased so matching is
         case-blind; numbers, booleans and dates in text are trimmed, then parsed (numbers only where they
         match `NUMBER_TEXT`, dates where they match `TIMESTAMP_TEXT`); an integer column of a `FRACTIONAL`
-        type keeps only its integral values.
+        type keeps only its integral values, a boolean column of numbers only 1 and 0.
         """
         native = (raw_type or "").lower()
         if kind == "timestamp":
@@ -126,6 +126,8 @@ class Dialect:
             if not self.is_text(raw_type):
                 if not (native in NUMBER_TYPES or native.startswith(FRACTIONAL)):  # a date, a list...
                     return f"CAST(NULL AS {TYPED[kind]})"
+                if kind == "bool":  # as in text, the numbers 1 and 0 (both engines' casts call any other true)
+                    return f"CASE WHEN {raw} = 1 THEN TRUE WHEN {raw} = 0 THEN FALSE END"
                 cast = f"TRY_CAST({raw} AS {TYPED[kind]})"
                 if kind == "int" and native.startswith(FRACTIONAL):  # an integer is what its cast equals
                     return f"CASE WHEN {raw} = {cast} THEN {cast} END"
