@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import reduce
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import duckdb
 import pandas as pd
@@ -243,7 +244,7 @@ def read_raw(
         return located.withColumn(SOURCE_ROW, F.col("__index") + 1).drop("__file", "__index"), common
     per_file = located.groupBy("__file").count().collect()
     offsets, total = [], 0
-    for row in sorted(per_file, key=lambda r: _path_order(r["__file"])):
+    for row in sorted(per_file, key=lambda r: _path_order(unquote(r["__file"]))):  # file_path is URL-encoded
         offsets.append((row["__file"], total))
         total += row["count"]
     starts = spark.createDataFrame(offsets, "`__file` STRING, `__offset` BIGINT")

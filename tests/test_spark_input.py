@@ -43,6 +43,8 @@ def malformed_tables() -> dict[str, pd.DataFrame]:
 
 def test_a_malformed_table_at_a_uri_fails_on_spark_with_the_duckdb_message(spark, tmp_path, capsys):
     data = write_tables(tmp_path / "bad", malformed_tables(), "folder")
+    for part, name in (("part-0", "a b"), ("part-1", "a!b")):  # file order 'a b', 'a!b'; URL-encoded 'a!b', 'a%20b'
+        (data / "logins" / f"{part}.parquet").rename(data / "logins" / f"{name}.parquet")
     messages = []
     for engine, source in (("duckdb", str(data)), ("spark", data.as_uri())):
         out = tmp_path / f"features_{engine}"
