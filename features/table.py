@@ -9,11 +9,25 @@ from __future__ import annotations
 
 import pandas as pd
 
+from features.sql.dialect import SPACES
+
 ACCOUNT_ID = "account_id"
 AS_OF = "as_of"
 LABEL = "label"
 TERM_END = "term_end"
 META_COLUMNS: tuple[str, ...] = (ACCOUNT_ID, AS_OF, LABEL, TERM_END)
+
+
+def trim_id(value: object) -> str:
+    """An account id given outside the data (an override, `churn explain`, `--table`) as loading reads the
+    data's ids: without the Unicode spaces around it (`SPACES`); a tab or line break is part of the id, so
+    the id names the same account the data holds, never a neighbour it was trimmed into."""
+    return str(value).strip(SPACES)
+
+
+def trim_ids(values: pd.Series) -> pd.Series:
+    """`trim_id` of each value, as text (missing values stay missing)."""
+    return values.astype("string").str.strip(SPACES)
 
 
 def feature_columns(table: pd.DataFrame) -> list[str]:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from features.judgement import CSM_SENTIMENT
-from features.table import ACCOUNT_ID
+from features.table import ACCOUNT_ID, trim_id
 from models.healthscore import band_of
 from models.scorecard import ScorecardConfig
 from models.scores import HEALTH_BAND, HEALTH_SCORE, HEALTH_SCORECARD, health_column
@@ -153,11 +153,11 @@ def validate_override(
     given, must not be after the expiry.
     """
     problems: list[str] = []
-    account = str(request.account_id).strip()
+    account = trim_id(request.account_id)
     if not account:
         problems.append("the account id is empty")
     elif accounts is not None and account not in accounts:
-        problems.append(f"unknown account '{account}'")
+        problems.append(f"unknown account {account!r}")  # repr: a tab in an id is shown
     if request.kind not in KINDS:
         problems.append(f"unknown kind '{request.kind}' (use one of {', '.join(KINDS)})")
     if request.kind == "category" and request.category not in categories:

@@ -12,6 +12,8 @@ parameters, with glob characters escaped so a name means exactly that one file.
 
 from __future__ import annotations
 
+import csv
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ import pyarrow.parquet as pq
 
 from features.contract import EVENT_TABLES, TABLES
 from features.errors import DataContractError
+from features.sql.dialect import SPACES
 from pipeline.io import literal_glob
 from pipeline.recent_history import RECENT_TABLES, create_recent_views, create_summary
 from pipeline.validation import (
@@ -38,7 +41,12 @@ from pipeline.validation import (
 from pipeline.window_cache import WindowRows, cached_rows, store
 
 Progress = Callable[[str, int, int], None]
-CSV_OPTIONS = "all_varchar=true, header=true, delim=','"  # text, to report bad values; commas, never guessed
+RAGGED = re.compile(r"Line: (\d+); Original Line: (.*); Expected Number of Columns: (\d+) Found: (\d+)$")
+"""DuckDB's error on a CSV row with more or fewer fields than the header (`duckdb_reason`'s spelling)."""
+CSV_OPTIONS = "auto_detect=false, header=true, delim=',', quote='\"', escape='\"'"
+"""Commas and doubled quotes, never guessed; the columns (text, to report bad values) are the header's names
+(`header_names`), so a row with more or fewer fields than the header is an error naming its line (DuckDB's
+guess once took such a row for the header)."""
 
 
 @dataclass
@@ -183,7 +191,16 @@ def _locate(data_dir: Path, name: str) -> Path | None:
 
 
 def parquet_files(path: Path) -> list[Path]:
-    return sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    """The parquet file, or a folder's parquet files at any depth in path order, without the hidden ones."""
+    if not path.is_dir():
+        return [path]
+    return sorted(f for f in path.rglob("*.parquet") if not any(map(hidden, f.relative_to(path).parts)))
+
+
+def hidden(name: str) -> bool:
+    """A file or folder name a table's parts are never under, as Spark's own listing skips them: a writer's
+    `_temporary/` attempts (their rows would be read twice), `.name` files; a partition `_x=1/` is not hidden."""
+    return name.startswith(".") or (name.startswith("_") and "=" not in name)
 
 
 def _create_raw_view(
@@ -198,9 +215,10 @@ def _create_raw_view(
     window = None
     try:
         if path.suffix == ".csv" and not path.is_dir():
+            columns = dict.fromkeys(header_names(name, path, _csv_header(name, path)), "VARCHAR")
             con.execute(
-                f'CREATE TABLE "__raw_{name}" AS SELECT * FROM read_csv(?, {CSV_OPTIONS})',
-                [literal_glob(path)],
+                f'CREATE TABLE "__raw_{name}" AS SELECT * FROM read_csv(?, {CSV_OPTIONS}, columns=?)',
+                [literal_glob(path), columns],
             )
         else:
             files = recent.files if recent is not None else parquet_files(path)
@@ -219,8 +237,36 @@ def _create_raw_view(
         if path.suffix == ".csv" and "not utf-8" in reason.lower() and (bad := _first_line_not_utf8(path)):
             # DuckDB names the right line number but quotes another line (its buffer's first)
             reason = f"line {bad[0]} is not UTF-8 text: {bad[1]!r} (this file is not utf-8 encoded: save it as UTF-8)"
+        elif ragged := RAGGED.search(reason):
+            line, text, wanted, found = ragged.groups()
+            reason = f"line {line} has {found} fields where the header has {wanted}: {text[:80]!r}"
         raise DataContractError(f"Table '{name}': cannot read {path}: {reason}") from exc
     return window
+
+
+def _csv_header(name: str, path: Path) -> list[str] | None:
+    """The fields of a CSV file's first row (None when the file is empty), reading only its lines."""
+    with path.open("rb") as lines:
+        try:
+            return next(csv.reader(line.decode("utf-8-sig") for line in lines), None)
+        except UnicodeDecodeError as exc:
+            raise DataContractError(
+                f"Table '{name}': cannot read {path}: its header is not UTF-8 text (save the file as UTF-8)"
+            ) from exc
+
+
+def header_names(name: str, source: object, header: list[str | None] | None) -> list[str]:
+    """A CSV file's column names from its header row, read alike by both engines: trimmed of Unicode spaces (as
+    DuckDB's reader trims them), a blank one named by its position (`column2`); an empty file or a name given
+    twice is an error (the engines' readers renamed the second one, so a required column could go unseen)."""
+    if header is None:
+        raise DataContractError(f"Table '{name}': cannot read {source}: the file is empty (it needs a header row).")
+    names = [(field or "").lstrip("\ufeff").strip(SPACES) or f"column{i}" for i, field in enumerate(header)]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        listed = ", ".join(f"'{n}'" for n in twice)
+        raise DataContractError(f"Table '{name}': cannot read {source}: the header names column {listed} twice.")
+    return names
 
 
 def _first_line_not_utf8(path: Path) -> tuple[int, bytes] | None:
@@ -245,7 +291,7 @@ def _check_footer(name: str, file: Path) -> None:
 
 def duckdb_reason(exc: duckdb.Error) -> str:
     """The informative part of a DuckDB error: its first paragraph without SQL echo or generic advice."""
-    paragraph = str(exc).strip().split("\n\n")[0]
+    paragraph = str(exc).strip().split("\n\n")[0].split("\nPossible fixes:")[0]  # DuckDB's options, not the user's
     lines = [
         line.strip()
         for line in paragraph.splitlines()

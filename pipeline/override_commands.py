@@ -18,7 +18,7 @@ from rich.console import Console
 
 from features.errors import ChurnError
 from features.judgement import CSM_SENTIMENT
-from features.table import ACCOUNT_ID
+from features.table import ACCOUNT_ID, trim_id
 from models.overrides import InvalidOverride, OverrideRequest, ValidOverride, validate_override
 from pipeline.config import Settings
 from pipeline.override_store import (
@@ -254,7 +254,7 @@ def run_list(
 
     records = read_records(settings.workdir_path)
     if account is not None:
-        records = records[records[ACCOUNT_ID] == account]
+        records = records[records[ACCOUNT_ID] == trim_id(account)]
     day = pd.Timestamp(as_of or date.today())
     shown = records if everything else in_force(records, day)
     what = "All overrides" if everything else f"Overrides in force on {day.date()}"
@@ -266,6 +266,7 @@ def run_history(*, account: str | None, settings: Settings, console: Console) ->
     """`churn overrides history [ACCOUNT]`: every judgement recorded, oldest first, with what became of it."""
     records = read_records(settings.workdir_path)
     if account is not None:
+        account = trim_id(account)
         records = records[records[ACCOUNT_ID] == account]
         if records.empty:
             console.print(f"No override was ever recorded for account {account}.", markup=False, highlight=False)
@@ -303,7 +304,7 @@ def run_expire(
                     "see `churn overrides history`); nothing was changed."
                 )
             return live[live["override_id"].isin(ids)]
-        chosen = live[live[ACCOUNT_ID] == account]
+        chosen = live[live[ACCOUNT_ID] == trim_id(account)]
         if category is not None:
             chosen = chosen[(chosen["kind"] == "category") & (chosen["category"] == category)]
         elif whole_account:

@@ -17,10 +17,13 @@ driver, as the DuckDB path keeps them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import duckdb
 import pandas as pd
@@ -28,16 +31,25 @@ import pandas as pd
 from features.contract import TABLES
 from features.errors import ChurnError, DataContractError
 from features.sql.dialect import EPOCH_NANOS, SPARK
-from pipeline.loading import Dataset, utc_connection
+from pipeline.loading import Dataset, header_names, hidden, utc_connection
 from pipeline.validation import SOURCE_ROW, canonical_view, validate, with_checked
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
 Progress = Callable[[str, int, int], None]
-CSV_OPTIONS = {"header": True, "inferSchema": False, "sep": ",", "quote": '"', "escape": '"', "multiLine": True}
+CSV_OPTIONS = {
+    "header": True,
+    "inferSchema": False,
+    "sep": ",",
+    "quote": '"',
+    "escape": '"',
+    "multiLine": True,
+    "mode": "FAILFAST",
+}
 """All text, quoting as DuckDB reads it (doubled quotes, line breaks inside quotes); multiLine also makes
-the file one task, so the read order is the file order."""
+the file one task, so the read order is the file order. A row with more or fewer fields than the header
+fails the read, as on DuckDB (Spark's default filled or dropped fields silently)."""
 CONNECTOR_HINT = (
     "the cluster has no Hadoop filesystem for this scheme: s3a://, abfss:// and gs:// need their connector "
     "(hadoop-aws, hadoop-azure, gcs-connector) on the cluster and its credentials in the Hadoop configuration "
@@ -99,32 +111,47 @@ class HadoopFiles:
 
     def _parquet_files(self, uri: str) -> Iterator[Any]:
         path, fs = self._resolve(uri)
+        root = len(path.toUri().getPath().rstrip("/"))
         found = fs.listFiles(path, True)
         while found.hasNext():
             part = found.next().getPath()
-            if part.getName().endswith(".parquet") and not part.getName().startswith(("_", ".")):
+            below = str(part.toUri().getPath())[root:].split("/")
+            if part.getName().endswith(".parquet") and not any(map(hidden, below)):
                 yield part
 
-    def nanosecond_timestamps(self, uri: str, kind: str, columns: set[str]) -> set[str]:
-        """Which of `columns` are parquet timestamps in nanoseconds (Spark reads them as their epoch count:
-        `spark.sql.legacy.parquet.nanosAsLong`), from the footer of the file or of a folder's first part."""
-        if not columns:
-            return set()
+    def parts(self, name: str, uri: str, kind: str) -> list[Part]:
+        """The parquet file of table `name`, or every part of its folder in DuckDB's order, each with its
+        footer's schema (footers only: a cheap read per file; a broken one is named with its file)."""
         if kind == "file":
-            path = self._resolve(uri)[0]
+            paths = [self._resolve(uri)[0]]
         else:
-            path = min(self._parquet_files(uri), key=lambda part: _path_order(part.toString()))
+            paths = sorted(self._parquet_files(uri), key=lambda part: _path_order(part.toString()))
         parquet = self._jvm.org.apache.parquet.hadoop
-        reader = parquet.ParquetFileReader.open(parquet.util.HadoopInputFile.fromPath(path, self._conf))
-        try:
-            fields = reader.getFooter().getFileMetaData().getSchema().getFields()
-        finally:
-            reader.close()
-        return {
-            field.getName()
-            for field in fields
-            if field.getName() in columns and "TIMESTAMP(NANOS" in str(field.getLogicalTypeAnnotation())
-        }
+        found = []
+        for path in paths:
+            with _named_errors(name, path.toString()):
+                reader = parquet.ParquetFileReader.open(parquet.util.HadoopInputFile.fromPath(path, self._conf))
+                try:
+                    schema = reader.getFooter().getFileMetaData().getSchema()
+                finally:
+                    reader.close()
+            nanos = frozenset(
+                field.getName()
+                for field in schema.getFields()
+                if "TIMESTAMP(NANOS" in str(field.getLogicalTypeAnnotation())
+            )
+            found.append(Part(path.toString(), str(schema.toString()), nanos))
+        return found
+
+
+@dataclass(frozen=True)
+class Part:
+    """One parquet file of a table: its URI, its footer's schema as text and its columns of timestamps in
+    nanoseconds (Spark reads them as their epoch count: `spark.sql.legacy.parquet.nanosAsLong`)."""
+
+    uri: str
+    schema: str
+    nanos: frozenset[str]
 
 
 @contextmanager
@@ -165,34 +192,128 @@ def _path_order(uri: str) -> list[str]:
     return uri.split("/")
 
 
-def read_raw(spark: SparkSession, files: HadoopFiles, name: str, uri: str, kind: str) -> DataFrame:
-    """One table as found (CSV file as text, parquet file or folder of parts), each row numbered in
-    `SOURCE_ROW` as DuckDB numbers it: 1-based, in file order, a folder's files in path order."""
+def read_raw(
+    spark: SparkSession, files: HadoopFiles, name: str, uri: str, kind: str
+) -> tuple[DataFrame, dict[str, str]]:
+    """One table as found (CSV file as text, parquet file or folder of parts) and its raw column types,
+    each row numbered in `SOURCE_ROW` as DuckDB numbers it: 1-based, in file order, a folder's files in
+    path order.
+
+    A folder's parts may differ in columns and types (exports appended by different tools, pandas writing
+    nanoseconds and another tool microseconds): parts with the same footer schema are read together, and a
+    column whose type differs between them is read in the type DuckDB's `union_by_name` gives it
+    (`_common_type`), so both engines check the same values."""
     from pyspark.sql import functions as F
 
     if uri.endswith(".csv") and kind == "file":
-        raw = spark.read.options(**CSV_OPTIONS).csv(uri)
-        return raw.withColumn(SOURCE_ROW, F.monotonically_increasing_id() + 1)
+        first = spark.read.options(**{**CSV_OPTIONS, "header": False}).csv(uri).first()
+        names = header_names(name, uri, None if first is None else list(first))
+        raw = spark.read.options(**CSV_OPTIONS).csv(uri).toDF(*names)
+        _check_fields(raw, name, uri)
+        return raw.withColumn(SOURCE_ROW, F.monotonically_increasing_id() + 1), _types(raw)
     if kind == "folder" and not files.has_parquet(uri):
         raise DataContractError(f"Table '{name}': folder {uri} holds no .parquet files.")
-    reader = spark.read
-    if kind == "folder":  # parts may differ in columns, as DuckDB's union_by_name allows (a job to read them all)
-        reader = reader.options(mergeSchema=True, recursiveFileLookup=True, pathGlobFilter="*.parquet")
-    raw = reader.parquet(uri)  # reads the footers: a broken one fails here, named with its table
-    index = F.col("_metadata.row_index")
+    groups: dict[str, list[Part]] = {}
+    for part in files.parts(name, uri, kind):
+        groups.setdefault(part.schema, []).append(part)
+    if len(groups) == 1:  # the usual case: the file or folder read as one
+        reader = (
+            spark.read if kind == "file" else spark.read.options(recursiveFileLookup=True, pathGlobFilter="*.parquet")
+        )
+        frames = [(reader.parquet(uri), next(iter(groups.values())))]
+    else:
+        frames = [
+            (spark.read.parquet(*(_literal(part.uri) for part in members)), members) for members in groups.values()
+        ]
+    read = []
+    for frame, members in frames:
+        types = _types(frame)
+        types |= {column: EPOCH_NANOS for column in members[0].nanos if types.get(column) == "bigint"}
+        located = frame.withColumns({"__file": F.col("_metadata.file_path"), "__index": F.col("_metadata.row_index")})
+        read.append((located, types))
+    columns = list(dict.fromkeys(column for _, types in read for column in types))
+    common = {column: _common_type({types.get(column) for _, types in read}) for column in columns}
+    located = reduce(
+        lambda a, b: a.unionByName(b),
+        [
+            frame.selectExpr(*(_as_type(c, types.get(c), common[c]) for c in columns), "__file", "__index")
+            for frame, types in read
+        ],
+    )
     if kind == "file":
-        return raw.withColumn(SOURCE_ROW, index + 1)
-    per_file = raw.groupBy(F.col("_metadata.file_path").alias("file")).count().collect()
+        return located.withColumn(SOURCE_ROW, F.col("__index") + 1).drop("__file", "__index"), common
+    per_file = located.groupBy("__file").count().collect()
     offsets, total = [], 0
-    for row in sorted(per_file, key=lambda r: _path_order(r["file"])):
-        offsets.append((row["file"], total))
+    for row in sorted(per_file, key=lambda r: _path_order(unquote(r["__file"]))):  # file_path is URL-encoded
+        offsets.append((row["__file"], total))
         total += row["count"]
     starts = spark.createDataFrame(offsets, "`__file` STRING, `__offset` BIGINT")
-    located = raw.withColumns({"__file": F.col("_metadata.file_path"), "__index": index})
-    numbered = located.join(F.broadcast(starts), "__file").withColumn(
-        SOURCE_ROW, F.col("__offset") + F.col("__index") + 1
-    )
-    return numbered.drop("__file", "__index", "__offset")
+    numbered = located.join(F.broadcast(starts), "__file")
+    return numbered.withColumn(SOURCE_ROW, F.col("__offset") + F.col("__index") + 1).drop(
+        "__file", "__index", "__offset"
+    ), common
+
+
+def _check_fields(raw: DataFrame, name: str, uri: str) -> None:
+    """Parse every field of a CSV table once: a row with more or fewer fields than the header fails the read
+    (`CSV_OPTIONS`), named here with its table and file (Spark's error does not tell which row), and so do
+    rows that are not UTF-8 (Spark reads their bytes as U+FFFD)."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    from pipeline.spark import spark_error_message
+
+    try:
+        ((_, replaced),) = raw.selectExpr("count(hash(*))", "count_if(contains(concat_ws('', *), '\ufffd'))").collect()
+    except (PySparkException, Py4JError) as exc:
+        reason = spark_error_message(exc)
+        if "Malformed records are detected" in str(exc):
+            reason = "a row has more or fewer fields than the header"
+        raise DataContractError(f"Table '{name}': cannot read {uri}: {reason}") from exc
+    if replaced:  # Spark decodes bytes that are not UTF-8 as U+FFFD where DuckDB refuses the file
+        raise DataContractError(
+            f"Table '{name}': cannot read {uri}: {replaced} rows are not UTF-8 text (this file is not utf-8 "
+            "encoded: save it as UTF-8)"
+        )
+
+
+def _literal(uri: str) -> str:
+    """A file's URI as a Hadoop glob matching only that file (Spark expands glob characters in paths)."""
+    return re.sub(r"([\\*?\[\]{}])", r"\\\1", uri)
+
+
+def _types(frame: DataFrame) -> dict[str, str]:
+    return {f.name: f.dataType.simpleString() for f in frame.schema.fields}
+
+
+_TIMES = frozenset({"timestamp", "timestamp_ntz", "date", EPOCH_NANOS})
+_INTEGERS = frozenset({"tinyint", "smallint", "int", "bigint"})
+
+
+def _common_type(types: set[str | None]) -> str:
+    """The type of a column whose parts differ in type, as DuckDB's `union_by_name` unites them: any
+    timestamps and dates a naive timestamp, integers a BIGINT, numbers a DOUBLE, anything else text."""
+    present = {t for t in types if t is not None}
+    if len(present) == 1:
+        return present.pop()
+    if present <= _TIMES:
+        return "timestamp_ntz"
+    if present <= _INTEGERS:
+        return "bigint"
+    if all(t in _INTEGERS or t in ("float", "double") or t.startswith("decimal") for t in present):
+        return "double"
+    return "string"
+
+
+def _as_type(column: str, raw_type: str | None, common: str) -> str:
+    """A part's column in the table's `common` type (NULL where the part lacks it)."""
+    name = SPARK.quote(column)
+    if raw_type is None:
+        return f"CAST(NULL AS {'bigint' if common == EPOCH_NANOS else common}) AS {name}"
+    if raw_type == common:
+        return name
+    value = SPARK.contract_cast("timestamp", name, raw_type) if raw_type in _TIMES else name
+    return f"CAST({value} AS {common}) AS {name}"
 
 
 def load_on_spark(
@@ -222,10 +343,7 @@ def load_on_spark(
             continue
         uri, kind = located
         with _named_errors(name, uri):
-            raw = read_raw(spark, files, name, uri, kind)
-            types = {f.name: f.dataType.simpleString() for f in raw.schema.fields if f.name != SOURCE_ROW}
-            times = {c.name for c in TABLES[name].columns if c.type == "timestamp" and types.get(c.name) == "bigint"}
-            types |= dict.fromkeys(files.nanosecond_timestamps(uri, kind, times), EPOCH_NANOS)
+            raw, types = read_raw(spark, files, name, uri, kind)
         raw.createOrReplaceTempView(f"__raw_{name}")
         raw_types[name] = types
         sources[name] = uri

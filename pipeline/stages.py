@@ -686,8 +686,7 @@ def run_explain(
     console: Console,
 ) -> pd.DataFrame:
     """Rule view and ML view of one account, category by category, with an optional waterfall plot."""
-    from features.sql.dialect import SPACES
-    from features.table import ACCOUNT_ID
+    from features.table import ACCOUNT_ID, trim_id
     from models.overrides import apply_overrides, in_force
     from pipeline.io import check_output_path
     from pipeline.override_store import read_records
@@ -696,7 +695,7 @@ def run_explain(
 
     if plot is not None:
         check_output_path(Path(plot), "plot", ".png")
-    account_id = account_id.strip(SPACES)  # as the data's ids are trimmed
+    account_id = trim_id(account_id)
     dataset = load(data, settings)
     model = load_model(_champion_uri(model_uri, settings), settings)
     features = build_feature_table(dataset, settings, as_of=when, feature_set=model.feature_set_)

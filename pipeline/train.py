@@ -30,8 +30,16 @@ import pandas as pd
 from features.errors import DataContractError
 from features.feature_set import FeatureSet
 from features.progress import report
-from features.sql.dialect import SPACES
-from features.table import ACCOUNT_ID, AS_OF, LABEL, META_COLUMNS, TERM_END, categorical_columns, feature_columns
+from features.table import (
+    ACCOUNT_ID,
+    AS_OF,
+    LABEL,
+    META_COLUMNS,
+    TERM_END,
+    categorical_columns,
+    feature_columns,
+    trim_ids,
+)
 from models.baselines import fit_logistic_baseline
 from models.categories import ml_categories
 from models.comparison import calibration_by_band
@@ -195,9 +203,9 @@ def _parse_labels(values: pd.Series, name: str) -> pd.Series:
 
 
 def parse_ids(values: pd.Series, name: str, source: str = "--table") -> pd.Series:
-    """The id column of a prepared table, trimmed as a data folder's ids are (`SPACES`); a missing id is
+    """The id column of a prepared table, trimmed as a data folder's ids are (`trim_ids`); a missing id is
     refused (it would train or score as an account named 'nan' or '  ')."""
-    ids = values.astype("string").str.strip(SPACES).replace("", pd.NA)
+    ids = trim_ids(values).replace("", pd.NA)
     missing = ids.isna()
     if missing.any():
         examples = ", ".join(f"row {i}: {'' if pd.isna(v) else v!r}" for i, v in values[missing].head(3).items())

@@ -309,7 +309,9 @@ def value_checks(contract: TableContract, types: dict[str, str], d: Dialect = DU
             continue
         raw = d.quote(column.name)
         not_blank = f"{raw} IS NOT NULL"  # a typed value (a parquet timestamp, a number) is never blank
-        if column.type in ("id", "string", "code") or d.is_text(types[column.name]):
+        if column.type in ("id", "string", "code"):  # blank as the canonical cast trims them: a tab is a value
+            not_blank += f" AND {d.trimmed_spaces(raw)} <> ''"
+        elif d.is_text(types[column.name]):
             not_blank += f" AND {d.trimmed_text(raw)} <> ''"
         cast = column.cast_sql(types[column.name], d)
         if column.type not in ("id", "string", "code"):
@@ -374,7 +376,7 @@ def _empty_required_tables(rows: dict[str, int]) -> list[str]:
 
 def _duplicate_accounts(run: Runner, row: str) -> list[str]:
     d = run.dialect
-    raw, key = d.quote("__raw_accounts"), d.trimmed_text("account_id")
+    raw, key = d.quote("__raw_accounts"), d.trimmed_spaces(d.quote("account_id"))  # as loading reads the ids
     cond = f"{key} IN (SELECT {key} FROM {raw} GROUP BY 1 HAVING count(*) > 1)"
     count = run.rows(f"SELECT count(*) FROM {raw} WHERE {cond}")[0][0]
     if not count:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -177,6 +178,78 @@ def test_whitespace_around_values_is_trimmed_alike_whatever_the_engine_s_own_tri
     assert "\\t'" in unknown[0].examples
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_duplicate_and_missing_ids_are_judged_on_the_ids_loading_keeps(tmp_path: Path, fmt: str) -> None:
+    """The checks trim ids as loading does (Unicode spaces, not tabs): 'A' and 'A\\t' are two accounts (the
+    duplicate check once trimmed the tab and refused them), 'B' and a no-break-spaced 'B' one; a login whose
+    id is a tab names no known account and is excluded, as loading reads it, not refused as missing."""
+    tables = tiny_tables()
+    tables["accounts"] = pd.concat(
+        [tables["accounts"], tables["accounts"].iloc[[0]].assign(account_id="A\t")], ignore_index=True
+    )
+    tables["logins"].loc[0, "account_id"] = "\t"
+    dataset = load_dataset(write_tables(tmp_path / "tab", tables, fmt))
+    assert dataset.accounts["account_id"].tolist() == ["A", "A\t", "B", "C"]
+    assert [(w.table, w.column, w.count, w.examples) for w in dataset.report.exclusions] == [
+        ("logins", "account_id", 1, "rows 1: '\\t'")
+    ]
+    tables["accounts"].loc[3, "account_id"] = "\u00a0B "
+    with pytest.raises(DataContractError) as raised:
+        load_dataset(write_tables(tmp_path / "nbsp", tables, fmt))
+    assert "accounts.account_id: 2 rows share a duplicated account_id (rows 2, 4: 'B', '\\xa0B ')" in str(raised.value)
+
+
+def bad_csv_tables(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Data folders whose trainings.csv is malformed, each with the problem its error names."""
+    files = {
+        "ragged": ("account_id,ts,kind\nA,2023-01-10,course\nB,2023-01-11\n", "fields"),
+        "twice": ("account_id,ts, ts\nA,2023-01-10,2023-01-11\n", "the header names column 'ts' twice"),
+        "empty": ("", "the file is empty (it needs a header row)"),
+        "latin1": ("account_id,ts,kind\nA,2023-01-10,caf\u00e9\n", "not UTF-8 text"),
+    }
+    cases = {}
+    for case, (text, problem) in files.items():
+        data = write_tables(tmp_path / case, tiny_tables(), "csv")
+        (data / "trainings.csv").write_bytes(text.encode("latin-1"))
+        cases[case] = (data, problem)
+    return cases
+
+
+def test_a_csv_row_or_header_that_does_not_fit_is_named_with_its_file(tmp_path: Path) -> None:
+    """A row with fewer fields than the header fails naming its line (DuckDB once guessed the widest row was the
+    header and reported its values as missing columns; Spark filled the field with null); a column named twice
+    (DuckDB read the second as 'ts_1') and an empty file are errors; a header's padded names are trimmed and a
+    trailing comma names a column by its position."""
+    for case, (data, problem) in bad_csv_tables(tmp_path).items():
+        with pytest.raises(DataContractError) as raised:
+            load_dataset(data)
+        message = str(raised.value)
+        assert message.startswith(f"Table 'trainings': cannot read {data / 'trainings.csv'}: "), case
+        assert problem in message, message
+    with pytest.raises(DataContractError, match="line 3 has 2 fields where the header has 3: 'B,2023-01-11'"):
+        load_dataset(tmp_path / "ragged")
+    padded_header = "\ufeff account_id\u00a0,ts,\r\nA,2023-01-10,\r\n"
+    (tmp_path / "ragged" / "trainings.csv").write_text(padded_header, encoding="utf-8")
+    loaded = load_dataset(tmp_path / "ragged")
+    assert loaded.present_columns["trainings"] == ("account_id", "ts", "column2")
+
+
+def test_hidden_parts_of_a_folder_are_not_read_as_spark_does_not_read_them(tmp_path: Path) -> None:
+    """A writer's `_temporary/` attempt and a `.name` file beside a folder's parts are not rows of the table
+    (DuckDB once read them, counting the rows twice; Spark never did); a partition folder `_x=1/` is read."""
+    tables = tiny_tables()
+    data = write_tables(tmp_path / "data", tables, "folder")
+    logins = data / "logins"
+    (logins / "_temporary" / "0").mkdir(parents=True)
+    for copy in (logins / "_temporary" / "0" / "part-0.parquet", logins / ".part-0.parquet"):
+        copy.write_bytes((logins / "part-0.parquet").read_bytes())
+    (logins / "_source=crm").mkdir()
+    (logins / "part-1.parquet").rename(logins / "_source=crm" / "part-1.parquet")
+    dataset = load_dataset(data)
+    assert dataset.report.tables["logins"].rows == len(tables["logins"])
+    assert dataset.con.execute("SELECT count(*) FROM logins").fetchone()[0] == len(tables["logins"])
+
+
 def test_epoch_nanoseconds_convert_to_the_microsecond_duckdb_reads_nanosecond_parquet_as(tmp_path: Path) -> None:
     """The Spark loader reads nanosecond parquet timestamps as their epoch count (`EPOCH_NANOS`); the
     dialect's conversion rounds them as DuckDB reads the same file (halves away from zero)."""
@@ -205,3 +278,59 @@ def test_numbers_in_text_are_plain_decimals_and_integers_plain_digits(tmp_path: 
     assert "subscriptions.arr: 2 values are not numbers (rows 1, 2: '0x10', '1_000')" in message
     assert "subscriptions.arr: 1 values are not finite numbers >= 0 (rows 3: ' -1.5e3 ')" in message
     assert "usage_events.step: 2 values are not integers (rows 1, 2: '.5', '1e3')" in message
+
+
+def test_a_boolean_column_of_numbers_holds_1_and_0_only_as_in_text(tmp_path: Path) -> None:
+    """`regulated` stored as numbers: 1 and 0 (and 1.0) are true and false, as '1' and '0' in text; 2, 0.5 and -1
+    are not booleans (both engines' casts called them true; the text '2' was already refused)."""
+    tables = tiny_tables()
+    data = write_tables(tmp_path / "data", tables, "parquet")
+    tables["accounts"].assign(regulated=[1.0, 0.0, 1.0]).to_parquet(data / "accounts.parquet", index=False)
+    assert load_dataset(data).accounts["regulated"].tolist() == [True, False, True]
+    tables["accounts"].assign(regulated=[2, -1, 1]).to_parquet(data / "accounts.parquet", index=False)
+    with pytest.raises(
+        DataContractError, match=r"accounts.regulated: 2 values are not booleans \(rows 1, 2: '2', '-1'\)"
+    ):
+        load_dataset(data)
+
+
+def test_dates_in_text_are_iso_calendar_dates_on_both_engines(tmp_path: Path) -> None:
+    """A date given as text is an ISO-8601 calendar date, with hours and minutes when it has a time: DuckDB's own
+    cast once read '2023/03/01', '24:00' as the next day's midnight and 'epoch' as 1970 (Spark refused them), and
+    Spark's reads '2023-03' and '2023-03-01T10' (DuckDB refused them); offsets and zone names are still read."""
+    tables = tiny_tables()
+    tables["logins"]["ts"] = ["2023/03/01", "2023-03-01T24:00:00", "epoch", "2023-03", "2023-03-01T10"]
+    tables["usage_events"]["ts"] = ["2023-3-1 9:30", "2023-04-01T10:00:00 Europe/Paris", "2023-07-01T10:00:00+02"]
+    with pytest.raises(DataContractError) as raised:
+        load_dataset(write_tables(tmp_path / "data", tables, "csv"))
+    message = str(raised.value)
+    assert "logins.ts: 5 values are not dates (rows 1, 2, 3: '2023/03/01', '2023-03-01T24:00:00', 'epoch')" in message
+    assert "usage_events" not in message
+    del tables["logins"]
+    usage = load_dataset(write_tables(tmp_path / "ok", tables, "csv")).con.execute("SELECT ts FROM usage_events")
+    assert sorted(ts for (ts,) in usage.fetchall()) == [
+        pd.Timestamp("2023-03-01 09:30"), pd.Timestamp("2023-04-01 08:00"), pd.Timestamp("2023-07-01 08:00")
+    ]  # fmt: skip
+
+
+def test_a_fraction_in_a_typed_integer_column_is_refused_as_in_text(tmp_path: Path) -> None:
+    """A step stored as DOUBLE or DECIMAL is an integer where it is integral (2.0 is step 2), as in text; 1.5 is
+    refused (DuckDB's cast rounded it to 2, Spark's truncates it to 1), as are NaN, inf and what no BIGINT holds."""
+    tables = tiny_tables()
+    data = write_tables(tmp_path / "data", {k: v for k, v in tables.items() if k != "usage_events"}, "parquet")
+    usage = pa.Table.from_pandas(tables["usage_events"], preserve_index=False)
+    steps = {
+        "double": pa.array([2.0, 1.5, -3.0], pa.float64()),
+        "decimal": pa.array([Decimal("2.0"), Decimal("1.5"), Decimal("-3.0")], pa.decimal128(4, 1)),
+    }
+    for kind, step in steps.items():
+        pq.write_table(usage.append_column("step", step), data / "usage_events.parquet")
+        with pytest.raises(DataContractError) as raised:
+            load_dataset(data)
+        assert "usage_events.step: 1 values are not integers (rows 2: '1.5')" in str(raised.value), kind
+        pq.write_table(usage.append_column("step", step.take([0, 2, 2])), data / "usage_events.parquet")
+        assert load_dataset(data).con.execute("SELECT step FROM usage_events").fetchall() == [(2,), (-3,), (-3,)]
+    odd = pa.array([float("nan"), float("inf"), 1e30], pa.float64())
+    pq.write_table(usage.append_column("step", odd), data / "usage_events.parquet")
+    with pytest.raises(DataContractError, match=r"usage_events.step: 3 values are not integers \(rows 1, 2, 3: "):
+        load_dataset(data)

@@ -6,6 +6,7 @@ registered in a SQLite MLflow store, the scoring commit writing the score histor
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import date
 from pathlib import Path
@@ -23,10 +24,10 @@ from models.scorecard import parse_scorecard
 from pipeline import override_store
 from pipeline.config import load_settings
 from pipeline.history import partition_path, read_history
-from pipeline.override_commands import run_import, run_override
+from pipeline.override_commands import run_expire, run_history, run_import, run_list, run_override
 from pipeline.override_store import SCHEMA_VERSION, read_records, store_path
 from pipeline.stages import build_feature_table, run_explain, score_date
-from tests.conftest import book_settings, run_cli
+from tests.conftest import book_settings, run_cli, tiny_tables, write_tables
 
 QUIET = Console(quiet=True)
 TODAY = date(2025, 3, 15)
@@ -193,6 +194,33 @@ def test_a_bulk_import_records_every_row_and_the_later_row_wins(tiny_data_dir: P
     assert [r.override.author for r in recorded] == ["jane", "li", "jane"]
     live = in_force(read_records(settings.workdir_path), FIRST).set_index("account_id")
     assert live.at["A", "value"] == 75.0 and (live.at["B", "kind"], live.at["B", "value"]) == ("sentiment", 1.0)
+
+
+def test_an_override_names_the_account_the_data_holds_trimmed_as_loading_trims(tmp_path: Path) -> None:
+    """An id is trimmed of Unicode spaces only, as loading trims the data's ids: an override for 'C\\t' lands on
+    the data's account 'C\\t' (it was once trimmed to 'C', an unknown account), one for ' B' (no-break space)
+    on 'B', in a command and in a bulk import; list, history and expire find them by the same ids."""
+    tables = {
+        name: frame.assign(account_id=frame["account_id"].replace("C", "C\t")) for name, frame in tiny_tables().items()
+    }
+    data = write_tables(tmp_path / "data", tables)
+    settings = settings_in(tmp_path)
+    assert record(settings, account="C\t", data=data)[0].override.account_id == "C\t"
+    csv = tmp_path / "bulk.csv"
+    csv.write_text("account_id,score,reason,until\n\u00a0B ,55,champion left,2025-06-01\n", encoding="utf-8")
+    assert [r.override.account_id for r in run_import(csv, by="jane", data=data, settings=settings, console=QUIET,
+                                                       today=TODAY)] == ["B"]  # fmt: skip
+    with pytest.raises(ChurnError, match=re.escape("unknown account 'A\\n'")):
+        record(settings, account="A\n", data=data)
+    live = in_force(read_records(settings.workdir_path), FIRST)
+    assert sorted(live["account_id"]) == ["B", "C\t"]
+    assert run_list(account="C\t", as_of=None, everything=True, settings=settings, console=QUIET)["value"].tolist() == [
+        80.0
+    ]
+    assert len(run_history(account="\u3000B", settings=settings, console=QUIET)) == 1
+    ended = run_expire(ids=[], account=" B", category=None, whole_account=False, sentiment=False, reason="renewed",
+                       by="li", settings=settings, console=QUIET)  # fmt: skip
+    assert ended["account_id"].tolist() == ["B"]
 
 
 def test_a_corrupt_or_foreign_or_newer_store_is_refused(tmp_path: Path) -> None:

@@ -8,33 +8,43 @@ small Spark jobs on the shared session.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from features.errors import DataContractError
 from pipeline.loading import load_dataset
 from pipeline.spark_loading import load_on_spark
 from tests.conftest import run_cli, tiny_tables, write_tables
+from tests.test_loading import bad_csv_tables
 from tests.test_spark_engine import assert_same_report
 
 pytestmark = pytest.mark.spark
 
 
 def malformed_tables() -> dict[str, pd.DataFrame]:
-    """Tiny tables with a duplicated account, a negative ARR (typed parquet) and a date that is not one
-    in the second file of the logins folder."""
+    """Tiny tables with a duplicated account, a negative ARR (typed parquet), dates that are not ones in both
+    files of the logins folder (one Spark's own cast reads), a fractional step (DOUBLE: DuckDB's cast rounds,
+    Spark's truncates), dates as CSAT scores and 0.5 as a boolean."""
     tables = tiny_tables()
     tables["accounts"] = pd.concat([tables["accounts"], tables["accounts"].iloc[[1]]], ignore_index=True)
     tables["subscriptions"].loc[2, "arr"] = -5.0
     logins = tables["logins"].astype({"ts": object})
+    logins.loc[1, "ts"] = "2023-03"  # March 1 to Spark's own cast, not a date to DuckDB's
     logins.loc[3, "ts"] = "yesterday"
     tables["logins"] = logins
+    tables["usage_events"]["step"] = [2.0, 1.5, None]
+    tables["support_tickets"]["csat"] = [date(2024, 1, 5)] * 2  # a DATE: Spark's cast to a number failed the query
+    tables["support_tickets"]["escalated"] = [0.5, 1.0]  # a boolean to both engines' casts
     return tables
 
 
 def test_a_malformed_table_at_a_uri_fails_on_spark_with_the_duckdb_message(spark, tmp_path, capsys):
     data = write_tables(tmp_path / "bad", malformed_tables(), "folder")
+    for part, name in (("part-0", "a b"), ("part-1", "a!b")):  # file order 'a b', 'a!b'; URL-encoded 'a!b', 'a%20b'
+        (data / "logins" / f"{part}.parquet").rename(data / "logins" / f"{name}.parquet")
     messages = []
     for engine, source in (("duckdb", str(data)), ("spark", data.as_uri())):
         out = tmp_path / f"features_{engine}"
@@ -46,7 +56,10 @@ def test_a_malformed_table_at_a_uri_fails_on_spark_with_the_duckdb_message(spark
     for problem in (
         "accounts.account_id: 2 rows share a duplicated account_id (rows 2, 4: 'B', 'B')",
         "subscriptions.arr: 1 values are not finite numbers >= 0 (rows 3: '-5.0')",
-        "logins.ts: 1 values are not dates (rows 4: 'yesterday')",  # second part of the folder: rows 3-5
+        "logins.ts: 2 values are not dates (rows 2, 4: '2023-03', 'yesterday')",  # parts: rows 1-2 and 3-5
+        "usage_events.step: 1 values are not integers (rows 2: '1.5')",
+        "support_tickets.csat: 2 values are not numbers (rows 1, 2: '2024-01-05', '2024-01-05')",
+        "support_tickets.escalated: 1 values are not booleans (rows 1: '0.5')",
     ):
         assert problem in messages[1]
     assert "Traceback" not in messages[1] and "org.apache" not in messages[1]
@@ -82,3 +95,52 @@ def test_nanosecond_parquet_timestamps_load_on_spark_to_duckdb_s_microseconds(sp
         on_spark = got.frames[name].select("account_id", column).toPandas()
         on_duckdb = expected.con.execute(f"SELECT account_id, {column} FROM {name}").df()
         assert sorted(map(tuple, on_spark.astype(str).values)) == sorted(map(tuple, on_duckdb.astype(str).values))
+
+
+def test_a_folder_whose_parts_differ_in_types_loads_on_spark_as_on_duckdb(spark, tmp_path):
+    """Exports appended by different tools: parts of a folder differ in timestamp unit (pandas' nanoseconds
+    beside microseconds), zone (zoned beside naive), number type (BIGINT beside DOUBLE), text beside numbers,
+    and an optional column present in one part only. Spark once read one footer's unit for the whole folder
+    and failed to merge the others (CANNOT_MERGE_SCHEMAS); both engines now read every part as DuckDB's
+    union_by_name does, to the same rows (a part name with glob characters is only that file; hidden parts are
+    not read)."""
+    tables = tiny_tables()
+    data = write_tables(tmp_path / "drift", {k: v for k, v in tables.items() if k not in ("logins", "usage_events")})
+    logins = tables["logins"].assign(ts=pd.to_datetime(tables["logins"]["ts"], utc=True, format="ISO8601"))
+    (data / "logins").mkdir()
+    nanos = logins.iloc[:2].assign(ts=logins["ts"].iloc[:2] + pd.to_timedelta([1500, -500], unit="ns"))
+    nanos.to_parquet(data / "logins" / "part-0.parquet", index=False)  # zoned, nanoseconds
+    naive = logins.iloc[2:].assign(ts=logins["ts"].iloc[2:].dt.tz_localize(None).astype("datetime64[us]"))
+    naive.to_parquet(data / "logins" / "part-1 [a]{b}*.parquet", index=False)  # naive, microseconds
+    (data / "logins" / "_temporary" / "0").mkdir(parents=True)  # a writer's attempt: read by neither engine
+    naive.to_parquet(data / "logins" / "_temporary" / "0" / "part-1.parquet", index=False)
+    usage = tables["usage_events"]
+    (data / "usage_events").mkdir()
+    usage.iloc[:1].assign(quantity=[3], step=[1]).to_parquet(data / "usage_events" / "part-0.parquet", index=False)
+    later = usage.iloc[1:].assign(quantity=["1.5", " 2 "], step=[2.0, 3.0], workflow_id=["w1", "w2"])
+    later.to_parquet(data / "usage_events" / "part-1.parquet", index=False)
+    expected = load_dataset(data)
+    got = load_on_spark(spark, data.as_uri())
+    assert_same_report(got.report, expected.report)
+    assert got.report.tables["logins"].rows == 5 and got.report.tables["usage_events"].rows == 3
+    for name in ("logins", "usage_events"):
+        on_spark = got.frames[name].toPandas()
+        on_duckdb = expected.con.execute(f"SELECT * FROM {name}").df()
+        assert sorted(map(tuple, on_spark.astype(str).values)) == sorted(map(tuple, on_duckdb.astype(str).values))
+    assert sorted(expected.con.execute("SELECT quantity, step, workflow_id FROM usage_events").fetchall()) == [
+        (1.5, 2, "w1"),
+        (2.0, 3, "w2"),
+        (3.0, 1, None),
+    ]
+
+
+def test_a_csv_row_or_header_that_does_not_fit_fails_on_spark_as_on_duckdb(spark, tmp_path):
+    """A row with fewer fields than the header (Spark filled it with null), a column named twice (Spark read
+    'ts1' and 'ts2', so 'ts' was missing), an empty file and a file that is not UTF-8 (Spark read its bytes as
+    U+FFFD) fail on Spark too, naming the table and the file."""
+    for case, (data, problem) in bad_csv_tables(tmp_path).items():
+        with pytest.raises(DataContractError) as raised:
+            load_on_spark(spark, data.as_uri())
+        message = str(raised.value)
+        assert message.startswith(f"Table 'trainings': cannot read {data.as_uri()}/trainings.csv: "), message
+        assert (problem if case != "ragged" else "a row has more or fewer fields than the header") in message

@@ -29,6 +29,25 @@ NUMBER_TEXT = {
 only, once a fraction of zeros is dropped), matched alike by both engines (RE2, Java) before their casts:
 DuckDB's cast reads '0x10' and '1_000' and rounds '.5' into an integer, Spark's reads '1d'; the SPEC's users
 mean none of these as numbers."""
+TIMESTAMP_TEXT = (
+    "^[0-9]{4,}-[0-9]{1,2}-[0-9]{1,2}([T ]([01]?[0-9]|2[0-3]):[0-5]?[0-9](:[0-5]?[0-9]([.][0-9]*)?)?)?"
+    "([zZ]|[ ]?[+-][0-9].*|[ ][A-Za-z].*)?$"
+)
+"""What text may be a date, matched alike by both engines before their casts: an ISO-8601 calendar date, then
+optionally a time with hours and minutes, then an offset or zone. The casts decide the rest (month 13,
+'+25:00'...). The engines' casts each read forms the other refuses: DuckDB '2024/01/05', '10:00' written
+'24:00' and 'epoch'; Spark '2024', '2024-01', '2024-01-05T10' and '+2024-01-05'."""
+FRACTIONAL = ("double", "float", "real", "decimal")
+"""Raw number types that hold fractions (both engines' names, lower case): in an integer column only their
+integral values are integers, as in text ('2.0' is 2, '1.5' is not). The engines' casts would round 1.5 to 2
+(DuckDB) or truncate it to 1 (Spark)."""
+NUMBER_TYPES = frozenset(
+    {"boolean", "tinyint", "smallint", "int", "integer", "bigint", "hugeint"}
+    | {"utinyint", "usmallint", "uinteger", "ubigint", "uhugeint"}
+)
+"""Raw types (both engines' names, lower case) besides the `FRACTIONAL` ones that a number or boolean column
+casts from. Others hold no number: Spark's cast fails the query on a DATE and counts a zoned timestamp's epoch
+seconds, where DuckDB's gives NULL (a date in a number column is reported as not a number on both)."""
 WHITESPACE = (
     "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
     "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
@@ -69,7 +88,7 @@ class Dialect:
     _from_epoch_nanos: str  # EPOCH_NANOS to naive UTC, to the nearest microsecond (halves away from zero)
     _trimmed: str  # {text} without the {blanks} (WHITESPACE) around it
     _trimmed_spaces: str  # {text} without the {spaces} (SPACES) around it
-    _number: str  # {text} as {type} where it matches the regular expression {pattern}, else NULL
+    _matches: str  # {text} matches the regular expression {pattern} (anchored with ^ and $)
 
     def quote(self, name: str) -> str:
         """A column name as an identifier."""
@@ -85,8 +104,9 @@ class Dialect:
         `raw_type` is the engine's type of the column in the file: columns that already have the
         right type (typed parquet) skip parsing, which is most of the cost of scanning 100M events.
         Ids and strings are trimmed (blank is NULL); codes are also lower-cased so matching is
-        case-blind; numbers and booleans in text are trimmed, then parsed with TRY_CAST (numbers only where
-        they match `NUMBER_TEXT`).
+        case-blind; numbers, booleans and dates in text are trimmed, then parsed (numbers only where they
+        match `NUMBER_TEXT`, dates where they match `TIMESTAMP_TEXT`); an integer column of a `FRACTIONAL`
+        type keeps only its integral values, a boolean column of numbers only 1 and 0.
         """
         native = (raw_type or "").lower()
         if kind == "timestamp":
@@ -96,22 +116,34 @@ class Dialect:
                 return self._from_zoned.format(raw=raw)
             if native.startswith(self._native_timestamps):
                 return self._from_native.format(raw=raw)
-            return self._parse_timestamp.format(raw=self.trimmed_text(raw))
+            text = self.trimmed_text(raw)
+            return f"CASE WHEN {self.matches(text, TIMESTAMP_TEXT)} THEN {self._parse_timestamp.format(raw=text)} END"
         if kind in TYPED:
             if native == TYPED[kind].lower():
                 return raw
             # Text is trimmed first: the engines' own casts trim different characters (' true' is
             # a boolean to Spark, not to DuckDB); other types cast as they are (no text on the hot path).
             if not self.is_text(raw_type):
-                return f"TRY_CAST({raw} AS {TYPED[kind]})"
+                if not (native in NUMBER_TYPES or native.startswith(FRACTIONAL)):  # a date, a list...
+                    return f"CAST(NULL AS {TYPED[kind]})"
+                if kind == "bool":  # as in text, the numbers 1 and 0 (both engines' casts call any other true)
+                    return f"CASE WHEN {raw} = 1 THEN TRUE WHEN {raw} = 0 THEN FALSE END"
+                cast = f"TRY_CAST({raw} AS {TYPED[kind]})"
+                if kind == "int" and native.startswith(FRACTIONAL):  # an integer is what its cast equals
+                    return f"CASE WHEN {raw} = {cast} THEN {cast} END"
+                return cast
             text = self.trimmed_text(raw)
             if kind not in NUMBER_TEXT:
                 return f"TRY_CAST({text} AS {TYPED[kind]})"
             if kind == "int":  # '4.0' is an integer (pandas writes integer columns with nulls so); '4.5' is not
                 text = f"regexp_replace({text}, '[.]0*$', '')"
-            return self._number.format(text=text, pattern=NUMBER_TEXT[kind], type=TYPED[kind])
+            return f"CASE WHEN {self.matches(text, NUMBER_TEXT[kind])} THEN TRY_CAST({text} AS {TYPED[kind]}) END"
         text = self.trimmed_spaces(raw)
         return f"NULLIF(lower({text}), '')" if kind == "code" else f"NULLIF({text}, '')"
+
+    def matches(self, text: str, pattern: str) -> str:
+        """SQL: `text` matches the anchored regular expression `pattern` (RE2 on DuckDB, Java on Spark)."""
+        return self._matches.format(text=text, pattern=pattern)
 
     @staticmethod
     def is_text(raw_type: str | None) -> bool:
@@ -205,7 +237,7 @@ DUCKDB = Dialect(
         + " THEN {text} ELSE trim(BOTH {blanks} FROM {text}) END"
     ),
     _trimmed_spaces="trim({text})",
-    _number="CASE WHEN regexp_full_match({text}, '{pattern}') THEN TRY_CAST({text} AS {type}) END",
+    _matches="regexp_full_match({text}, '{pattern}')",
 )
 
 SPARK = Dialect(
@@ -227,7 +259,7 @@ SPARK = Dialect(
     _parse_timestamp="CAST(try_cast({raw} AS TIMESTAMP_LTZ) AS TIMESTAMP_NTZ)",
     _trimmed="trim(BOTH {blanks} FROM {text})",
     _trimmed_spaces="trim(BOTH {spaces} FROM {text})",
-    _number="CASE WHEN {text} RLIKE '{pattern}' THEN try_cast({text} AS {type}) END",
+    _matches="{text} RLIKE '{pattern}'",
     # Rounded as DuckDB casts TIMESTAMP_NS to TIMESTAMP; exact in DECIMAL (a DOUBLE holds no 19 digits).
     _from_epoch_nanos=(
         "CAST(timestamp_micros(CAST(round(CAST({raw} AS DECIMAL(20, 0)) / 1000) AS BIGINT)) AS TIMESTAMP_NTZ)"
