@@ -65,6 +65,16 @@ EngineOpt = Annotated[
 ]
 
 
+FLAGS = {
+    "data.grace_days": "--grace-days",
+    "data.data_end": "--data-end",
+    "features.cadence": "--every",
+    "model.seed": "--seed",
+    "engine": "--engine",
+}
+"""The setting each command-line option of `settings_from` sets: a bad value is reported by its option."""
+
+
 def settings_from(
     config: Path | None,
     grace_days: int | None = None,
@@ -80,7 +90,7 @@ def settings_from(
         "model": {k: v for k, v in model.items() if v is not None},
         "engine": engine,
     }
-    return load_settings(config, {k: v for k, v in overrides.items() if v}, source="command-line options")
+    return load_settings(config, {k: v for k, v in overrides.items() if v}, source="command-line options", flags=FLAGS)
 
 
 def parse_date(value: str, option: str) -> date:

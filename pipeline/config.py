@@ -10,7 +10,7 @@ values; reading files (YAML settings, scorecards) happens here, never below.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -320,20 +320,25 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def _validated(raw: dict[str, Any], source: str) -> Settings:
+def _validated(raw: dict[str, Any], source: str, flags: Mapping[str, str] | None = None) -> Settings:
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise config_error(source, exc) from exc
+        raise config_error(source, exc, flags=flags) from exc
 
 
 def load_settings(
-    path: str | Path | None = None, overrides: dict[str, Any] | None = None, source: str = "settings"
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    source: str = "settings",
+    flags: Mapping[str, str] | None = None,
 ) -> Settings:
     """Defaults <- user YAML file <- command-line overrides (nested dict), validated.
 
     A bad value in the file is reported against the file; a bad override against `source`
-    (e.g. "command-line options"), so the message points where the mistake is.
+    (e.g. "command-line options"), so the message points where the mistake is; `flags` names the
+    option that set a key path (`{"features.cadence": "--every"}`), so the message names what the
+    user typed.
     """
     raw: dict[str, Any] = {}
     if path is not None:
@@ -349,7 +354,7 @@ def load_settings(
     settings = _validated(raw, str(path or "settings"))
     if not overrides:
         return settings
-    return _validated(_deep_merge(raw, {k: v for k, v in overrides.items() if v is not None}), source)
+    return _validated(_deep_merge(raw, {k: v for k, v in overrides.items() if v is not None}), source, flags)
 
 
 def load_scorecard(path: str | Path, available: Collection[str] | None = None) -> ScorecardConfig:

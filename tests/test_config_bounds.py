@@ -49,16 +49,25 @@ def test_a_bad_webhook_url_never_shows_its_secrets() -> None:
     assert settings.scoring.alerts.webhook() == f"https://h.example/x?token={SECRET}"
 
 
-def test_flags_are_checked_like_the_file(tmp_path: Path, capsys) -> None:
-    """`churn features --every daily` used to end in "ValidationError ... This is a bug"."""
+def test_flags_are_checked_like_the_file_and_named_as_typed(tmp_path: Path, capsys) -> None:
+    """`churn features --every daily` used to end in "ValidationError ... This is a bug", then named the
+    setting (`features.cadence`) instead of the option the user typed."""
     data = write_tables(tmp_path / "d", tiny_tables())
     code, message = run_cli(
         ["features", "--data", str(data), "--out", str(tmp_path / "f.parquet"), "--every", "daily"], capsys
     )
     assert code == 1 and "command-line options: 1 invalid setting(s)" in message
-    assert "features.cadence: Input should be 'monthly' or 'weekly'" in message and "bug" not in message
-    code, message = run_cli(["validate", "--data", str(data), "--grace-days", "-3"], capsys)
-    assert code == 1 and "data.grace_days: Input should be greater than or equal to 0" in message
+    assert "--every 'daily' (features.cadence): Input should be 'monthly' or 'weekly'" in message
+    assert "bug" not in message and not (tmp_path / "f.parquet").exists()
+    for flag, value, problem in [
+        ("--grace-days", "-3", "(data.grace_days): Input should be greater than or equal to 0"),
+        ("--data-end", "soon", "(data.data_end): 'soon' is not a date"),
+        ("--engine", "sparkk", "(engine): Input should be 'duckdb' or 'spark'"),
+    ]:
+        code, message = run_cli(["validate", "--data", str(data), flag, value], capsys)
+        assert code == 1 and f"{flag} '{value}' {problem}" in message, message
+    code, message = run_cli(["train", "--data", str(data), "--seed", "x"], capsys)
+    assert code == 2 and "--seed" in message  # typed options: the usage error names it already
 
 
 def _scorecard(tmp_path: Path, change) -> Path:
