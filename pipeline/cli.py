@@ -261,7 +261,12 @@ def score(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Scoring date (default: today).")] = None,
     config: ConfigOpt = None,
     model_uri: Annotated[
-        str | None, typer.Option("--model-uri", help="Model to use (default models:/NAME@champion).")
+        str | None,
+        typer.Option(
+            "--model-uri",
+            help="Model to use (default models:/NAME@champion; also models:/NAME@ALIAS, models:/NAME/VERSION, "
+            "models:/NAME@latest).",
+        ),
     ] = None,
     fmt: Annotated[
         str | None, typer.Option("--format", help="parquet or csv (default: from the --out suffix).")

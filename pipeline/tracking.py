@@ -385,8 +385,8 @@ def _recorded_digest(uri: str) -> tuple[str, ModelVersion | None]:
         where = f"run {run_id}"
     else:
         raise ChurnError(
-            f"Model URI '{uri}': churn loads registered models (models:/NAME@ALIAS, models:/NAME/VERSION) or "
-            f"runs:/RUN_ID/{MODEL_ARTIFACT}, whose artifact hash the tracking store records."
+            f"Model URI '{uri}': churn loads registered models (models:/NAME@ALIAS, models:/NAME/VERSION, "
+            f"models:/NAME/latest) or runs:/RUN_ID/{MODEL_ARTIFACT}, whose artifact hash the tracking store records."
         )
     if not digest:
         raise ChurnError(
@@ -418,6 +418,8 @@ def _registry_version(uri: str) -> ModelVersion | None:
         name, alias = reference.split("@", 1)
         return client.get_model_version_by_alias(name, alias)
     name, _, version = reference.partition("/")
+    if version.lower() == "latest":  # MLflow's `models:/NAME/latest`: the version its stores resolve `@latest` to
+        return client.get_model_version_by_alias(name, "latest")
     return client.get_model_version(name, version) if version.isdigit() else None
 
 

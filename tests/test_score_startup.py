@@ -167,9 +167,43 @@ def test_the_probe_reads_a_sqlite_store_without_mlflow_and_says_unknown_where_it
         (f"models:/{name}@champion", "http://127.0.0.1:9"),
         (f"models:/{name}@champion", f"{tracking}?timeout=5"),
         (f"runs:/{result.run_id}/model", tracking),
-        (f"models:/{name}/latest", tracking),
+        (f"models:/{name}/Production", tracking),  # a stage: MLflow's own lookup decides
     ]:
         assert probe(uri, store) == Probe("unknown"), (uri, store)
+
+
+def test_latest_names_the_highest_version_in_the_probe_and_the_load(book, tmp_path: Path, capsys, caplog) -> None:
+    """MLflow resolves `@latest` (any case) and `/latest` to a model's highest version that is not deleted.
+    The probe took `@latest` for a missing alias (the run then waited for the model before the features)
+    and `churn score --model-uri models:/NAME/latest` was refused."""
+    from mlflow import MlflowClient
+
+    store = tmp_path / "mlflow.db"  # a copy of the book's store (its artifacts stay where they are)
+    shutil.copyfile(book[0] / "work" / "mlflow.db", store)
+    tracking = f"sqlite:///{store}"
+    name = book_settings(book, "latest")[0].model.name
+    client = MlflowClient(tracking, tracking)
+    champion = client.get_model_version_by_alias(name, "champion")
+    newer = client.create_model_version(name, champion.source, champion.run_id, tags=champion.tags)
+    deleted = client.create_model_version(name, champion.source, champion.run_id, tags={TAG_MODEL_SHA256: "0" * 64})
+    client.delete_model_version(name, deleted.version)
+    assert int(newer.version) > int(champion.version)
+    found = Probe("found", champion.tags[TAG_MODEL_SHA256])
+    for uri in (f"models:/{name}@latest", f"models:/{name}@Latest", f"models:/{name}/latest"):
+        assert probe(uri, tracking) == found, uri
+    assert probe("models:/no-such-model@latest", tracking).state == "missing"
+
+    config, workdir = _config(book, tmp_path, "latest")
+    config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "tracking": {"uri": tracking}}))
+    shutil.copytree(book[0] / "work" / "cache" / "feature-sets", workdir / "cache" / "feature-sets")
+    for uri in (f"models:/{name}@latest", f"models:/{name}/latest"):
+        out = tmp_path / "latest.parquet"
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="churn"):
+            code, text = run_cli([*_score(book, config, out), "--no-history", "--model-uri", uri], capsys)
+        assert code == 0, text
+        assert "with its kept feature set" in caplog.text, uri  # the probe found it: no wait for the model
+        assert set(pd.read_parquet(out)["model_version"]) == {str(newer.version)}, uri
 
 
 @pytest.fixture(scope="module")
@@ -215,6 +249,7 @@ def test_the_probe_asks_an_mlflow_server_without_mlflow(book, server, monkeypatc
         "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = 'champion'", (name,)
     )
     assert probe(f"models:/{name}/{version.fetchone()[0]}", server) == found
+    assert probe(f"models:/{name}@latest", server) == probe(f"models:/{name}/latest", server) == found  # one version
     for missing in (f"models:/{name}@nope", f"models:/{name}/99", "models:/no-such-model@champion"):
         assert probe(missing, server).state == "missing", missing
     assert probe(f"models:/{name}@champion", f"{server}/not-mlflow") == Probe("unknown")
