@@ -262,14 +262,23 @@ class Settings(SettingsSection):
         return Path(self.workdir).resolve()
 
     def healthscore_path(self, base: Path | None = None) -> Path:
-        """Resolve the scorecard file: absolute, relative to the config file, or a shipped scorecard."""
+        """Resolve the scorecard file: absolute, relative to the config file, or a shipped scorecard.
+
+        A file found nowhere is a ConfigError naming the `healthscore` key and where it was looked for
+        (not a missing file of the package's own folder, which the user never named)."""
         path = Path(self.healthscore)
         if path.is_absolute():
+            if not path.is_file():
+                raise ConfigError(f"healthscore: the scorecard file '{path}' does not exist.")
             return path
         for root in (base, Path.cwd(), DEFAULTS_DIR):
-            if root is not None and (root / path).exists():
+            if root is not None and (root / path).is_file():
                 return (root / path).resolve()
-        return DEFAULTS_DIR / path
+        shipped = ", ".join(sorted(p.name for p in DEFAULTS_DIR.glob("healthscore*.yaml")))
+        raise ConfigError(
+            f"healthscore: the scorecard file '{path}' was not found next to the configuration file, in the "
+            f"current folder ({Path.cwd()}) or among the shipped scorecards ({shipped})."
+        )
 
     def scoring_rules(self) -> ScoringRules:
         """What the scoring core needs from `scoring:`, `lifecycle:` and `features.category_overrides`."""

@@ -230,7 +230,10 @@ def write_feature_folder(
 
 
 def health_config(settings: Settings):
-    """The configured scorecard, validated (raises ConfigError naming the file and key)."""
+    """The configured scorecard, validated (raises ConfigError naming the file and key).
+
+    Commands that score health call it before they read any data too, so that a scorecard with a typo
+    stops them at once, not after the data is read and the features are built."""
     from pipeline.config import load_scorecard
 
     return load_scorecard(settings.healthscore_path())
@@ -306,6 +309,7 @@ def run_train(
 ):
     from features.table import read_feature_table
 
+    health_config(settings)  # a scorecard mistake stops the run before the data is read
     notes: list[str] = []
     data_end = None
     if features_file:
@@ -623,7 +627,8 @@ def run_score(
     whole_history: bool = False,
 ):
     """`churn score --data`: load what the date needs, score, commit, print."""
-    outputs.check()  # before any work: a refused target costs nothing
+    outputs.check()  # before any work: a refused target or scorecard mistake costs nothing
+    health_config(settings)
     _print_recovered(settings, console)
     # One date needs the trailing windows before it (and the facts older rows leave, summarised):
     # unless other dates are built too (ended accounts' last days, the re-scored history) or Spark
@@ -696,6 +701,7 @@ def run_explain(
 
     if plot is not None:
         check_output_path(Path(plot), "plot", ".png")
+    health_config(settings)  # a scorecard mistake stops the run before the data is read
     account_id = account_id.strip(SPACES)  # as the data's ids are trimmed
     dataset = load(data, settings)
     model = load_model(_champion_uri(model_uri, settings), settings)
@@ -742,6 +748,7 @@ RUN_LEGACY = Legacy(frozenset({"features.parquet", "scores.parquet"}), frozenset
 
 
 def run_compare(data: Path, settings: Settings, out_dir: Path, console: Console):
+    health_config(settings)  # a scorecard mistake stops the run before the data is read
     with claimed_output_dir(out_dir, "compare", _compare_files(), COMPARE_LEGACY):
         dataset = load(data, settings, console)
         print_warnings(filter(None, [cadence_note(dataset, settings)]), console)
@@ -795,6 +802,7 @@ def run_all(
     Every output goes into `out_dir`, which must be new, empty or an earlier `churn run` folder;
     everything it will write is checked before the work starts.
     """
+    health_config(settings)  # a scorecard mistake stops the run before any work
     out_dir = Path(out_dir) if out_dir else settings.workdir_path / "run"
     outputs = ScoreOutputs(out_dir / "scores.parquet", "parquet")
     names = ["features.parquet", *(p.name for p in outputs.targets().values()), "compare"]

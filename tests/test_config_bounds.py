@@ -97,3 +97,33 @@ def test_a_scorecard_weight_must_be_finite_and_in_range(tmp_path: Path, weight: 
     with pytest.raises(ConfigError) as err:
         load_scorecard(_scorecard(tmp_path, change))
     assert "default.categories." in str(err.value) and ".weight" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["score", "--as-of", "2025-01-01", "--out", "{tmp}/s.parquet"],
+        ["train"],
+        ["compare", "--out", "{tmp}/compare"],
+        ["explain", "A1"],
+        ["run", "--out", "{tmp}/run"],
+    ],
+)
+def test_a_scorecard_mistake_stops_a_command_before_it_reads_the_data(tmp_path: Path, capsys, command) -> None:
+    """A typo in the scorecard (or its file name) used to be found after the data was read and the
+    features built (minutes on a large history), and a missing file was named as the package's own
+    `pipeline/defaults/<name>`; now it is the first thing checked, and names the key."""
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(f"workdir: {tmp_path / 'work'}\nhealthscore: no-such-card.yaml\n")
+    card = _scorecard(tmp_path, lambda raw: raw["default"]["categories"]["adoption"].update(wieght=10))
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(f"workdir: {tmp_path / 'work'}\nhealthscore: {card}\n")
+    args = [part.format(tmp=tmp_path) for part in command]
+    for config, fragment in [
+        (missing, "healthscore: the scorecard file 'no-such-card.yaml' was not found next to the configuration"),
+        (typo, "default.categories.adoption.wieght: unknown key 'wieght'"),
+    ]:
+        code, message = run_cli([*args, "--data", str(tmp_path / "no-such-data"), "--config", str(config)], capsys)
+        assert code == 1 and fragment in message, message
+        assert "no-such-data" not in message and "defaults" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["card.yaml", "missing.yaml", "typo.yaml"]
