@@ -553,7 +553,7 @@ def score_date(
             f"re-scored {len(dates)} earlier run(s) of the history with scorecard {scorecard.config.name} "
             f"{scorecard.config.content_hash()}" + (f" ({dates[0]} to {dates[-1]})" if dates else "")
         )
-    run.warnings.extend(scorecard.notes)
+    run.warnings.extend(filter(None, [stale_data_warning(when, dataset.data_end, settings), *scorecard.notes]))
     if not overrides.empty:
         run.notes.append(f"override store: {store_version(overrides)}")
     if left_out:
@@ -574,6 +574,20 @@ def score_date(
     if deliver_alerts:
         _deliver(run, settings)
     return run
+
+
+def stale_data_warning(when: date, data_end: pd.Timestamp, settings: Settings) -> str | None:
+    """A warning when the scoring date lies more than the shortest feature window past the end of the data
+    (`churn score` dates default to today: a stale export scores every account as idle, and a CSM gets
+    an alert per account for a gap in the data, not in the customers' behaviour)."""
+    gap = (pd.Timestamp(when) - pd.Timestamp(data_end).normalize()).days - 1
+    if gap <= min(settings.features.windows):
+        return None
+    return (
+        f"the scoring date {when} is {gap} days after the end of the data ({pd.Timestamp(data_end).date()}): the "
+        "features see no activity in those days, so health scores fall and risk rises for that reason alone; "
+        f"check that the data is current, or score as of {latest_scoring_date_of(data_end)}"
+    )
 
 
 def _spark_scores(features: pd.DataFrame, model, scorecard, settings: Settings) -> tuple[pd.DataFrame, tuple[str, ...]]:
@@ -785,7 +799,11 @@ def compare_dataset(
 
 def latest_scoring_date(dataset: Dataset) -> date:
     """The day after the data end: the first date whose snapshot sees every row of the data."""
-    return (dataset.data_end.normalize() + pd.Timedelta(days=1)).date()
+    return latest_scoring_date_of(dataset.data_end)
+
+
+def latest_scoring_date_of(data_end: pd.Timestamp) -> date:
+    return (pd.Timestamp(data_end).normalize() + pd.Timedelta(days=1)).date()
 
 
 def run_all(

@@ -101,6 +101,23 @@ def test_a_later_run_gets_trends_and_alerts_against_the_earlier_one(trained) -> 
     assert later.alerts["reasons"].str.len().gt(0).all()
 
 
+def test_a_date_long_after_the_data_end_is_scored_with_a_warning(trained) -> None:
+    """`churn score` dates default to today: on a stale export every account looked idle and was alerted,
+    with no word that the data had stopped weeks before the date."""
+    _, _, settings, dataset, result = trained
+    end = dataset.data_end.normalize()
+    fresh = score_date(dataset, (end + pd.Timedelta(days=8)).date(), settings, result.model_uri, history=False)
+    assert not [w for w in fresh.warnings if "after the end of the data" in w]  # a weekly export: no warning
+    late = (end + pd.Timedelta(days=40)).date()
+    stale = score_date(dataset, late, settings, result.model_uri, history=False)
+    expected = (
+        f"the scoring date {late} is 39 days after the end of the data ({end.date()}): the features see no "
+        f"activity in those days"
+    )
+    assert [w for w in stale.warnings if w.startswith(expected)], stale.warnings
+    assert f"score as of {(end + pd.Timedelta(days=1)).date()}" in stale.warnings[0]
+
+
 def test_a_missing_model_feature_fails_clearly(trained) -> None:
     _, _, settings, dataset, result = trained
     features = build_feature_table(dataset, settings, as_of=SCORE_DATE).drop(columns=["logins_per_seat_30d"])
