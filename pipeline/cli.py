@@ -93,6 +93,14 @@ def settings_from(
     return load_settings(config, {k: v for k, v in overrides.items() if v}, source="command-line options", flags=FLAGS)
 
 
+def refuse_together(ctx: typer.Context, first: str, others: dict[str, object], why: str) -> None:
+    """A usage error (exit 2, with the usage) when option `first` is given with any of `others`: one of
+    them would otherwise be ignored without a word."""
+    given = [name for name, value in others.items() if value is not None]
+    if given:
+        raise typer.BadParameter(f"cannot be combined with {', '.join(given)}: {why}", ctx=ctx, param_hint=first)
+
+
 def parse_date(value: str, option: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -171,6 +179,7 @@ def validate(
 
 @app.command()
 def features(
+    ctx: typer.Context,
     data: SourceOpt,
     out_file: Annotated[
         Path,
@@ -194,6 +203,13 @@ def features(
     from pipeline.io import check_output_dir, check_output_file, output_format, write_output
     from pipeline.stages import build_feature_table, load, write_feature_folder
 
+    if as_of is not None:
+        refuse_together(
+            ctx,
+            "--as-of",
+            {"--start": start, "--end": end, "--every": every},
+            "--as-of builds one date, --start/--end/--every a series.",
+        )
     settings = settings_from(config, grace_days, data_end, features={"cadence": every}, engine=engine)
     dates = {
         "as_of": parse_date(as_of, "--as-of") if as_of else None,
@@ -223,6 +239,7 @@ def features(
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data: Annotated[str | None, typer.Option("--data", help=f"Data directory{URI_HELP}.")] = None,
     config: ConfigOpt = None,
     table: Annotated[Path | None, typer.Option("--table", help="Prepared per-account table (parquet/CSV).")] = None,
@@ -241,6 +258,13 @@ def train(
     """Train the renewal-risk model, evaluate it out of time, log and register it in MLflow."""
     from pipeline.stages import run_train, run_train_table
 
+    if table is not None:
+        refuse_together(
+            ctx,
+            "--table",
+            {"--data": data, "--features": features_file},
+            "train on a prepared table or on a data folder.",
+        )
     settings = settings_from(config, grace_days, data_end, engine=engine, seed=seed)
     if table is not None:
         if not id_col or not label_col:
@@ -254,6 +278,7 @@ def train(
 
 @app.command()
 def score(
+    ctx: typer.Context,
     out_file: Annotated[
         Path, typer.Option("--out", help="Scores file (.parquet or .csv); <stem>_alerts and <stem>_drift go beside it.")
     ],
@@ -304,6 +329,13 @@ def score(
     from pipeline.io import output_format
     from pipeline.stages import run_score, run_score_table
 
+    if table is not None:
+        refuse_together(
+            ctx,
+            "--table",
+            {"--data": data, "--as-of": as_of, "--data-end": data_end},
+            "a prepared table is scored as it is, without a data folder or a date.",
+        )
     settings = settings_from(config, None, data_end, engine=engine)
     if fmt is not None and fmt not in ("parquet", "csv"):
         raise ChurnError(f"--format: '{fmt}' is not supported (use parquet or csv).")

@@ -53,3 +53,31 @@ def test_a_mistyped_command_or_option_prints_the_usage_and_exits_2(
     err = capsys.readouterr().err
     assert "Usage: churn" in err and fragment in err
     assert "internal error" not in err and "bug" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["features", "--data", "d", "--out", "f.parquet", "--as-of", "2025-01-01", "--start", "2024-01-01"],
+         "--as-of: cannot be combined with --start"),
+        (["train", "--data", "d", "--table", "t.csv", "--id", "i", "--label", "l"],
+         "--table: cannot be combined with --data"),
+        (["score", "--table", "t.csv", "--id", "i", "--out", "s.parquet", "--as-of", "2025-01-01"],
+         "--table: cannot be combined with --as-of"),
+        (["score", "--data", "d", "--table", "t.csv", "--id", "i", "--out", "s.parquet"],
+         "--table: cannot be combined with --data"),
+    ],
+)  # fmt: skip
+def test_options_that_would_be_ignored_together_are_a_usage_error(
+    args: list[str], fragment: str, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`train --data D --table T` used to train on the table and register it under the data's model name,
+    `score --data D --table T` to ignore the data, `features --as-of D --start S` to ignore --start."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["churn", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    err = " ".join(capsys.readouterr().err.replace("│", " ").split())
+    assert "Usage: churn" in err and fragment in err, err
+    assert list(tmp_path.iterdir()) == []
