@@ -333,7 +333,7 @@ def _validated(raw: dict[str, Any], source: str, flags: Mapping[str, str] | None
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise config_error(source, exc, flags=flags) from exc
+        raise config_error(source, exc, flags=flags, model=Settings) from exc
 
 
 def load_settings(
