@@ -299,7 +299,13 @@ def score(
     table: Annotated[Path | None, typer.Option("--table", help="Prepared per-account table to score.")] = None,
     id_col: Annotated[str | None, typer.Option("--id", help="Id column of --table.")] = None,
     data_end: DataEndOpt = None,
-    history: Annotated[bool, typer.Option("--history/--no-history", help="Append to the score history.")] = True,
+    history: Annotated[
+        bool,
+        typer.Option(
+            "--history/--no-history",
+            help="Append this run to the score history (trends and alerts compare with the history either way).",
+        ),
+    ] = True,
     overwrite: OverwriteOpt = False,
     include_trials: Annotated[
         bool, typer.Option("--include-trials", help="Score trials too (plan in scoring.trial_plans, or ARR 0).")

@@ -184,6 +184,7 @@ def score_book(
     settings: Settings,
     *,
     history_dir: Path | None,
+    record: bool = True,
     overrides: pd.DataFrame | None = None,
     rescored: pd.DataFrame | None = None,
     progress: ProgressCallback | None = None,
@@ -193,6 +194,7 @@ def score_book(
     """Score, apply the CSM overrides in force, then compare with the previous run in the history:
     trends, alerts (an override applied last time and gone now is an alert) and drift (reads only).
 
+    `record` says whether the run will be added to the history (the note says so when it is not).
     `overrides` is every record of the override store (`read_records`), ended ones included: they
     say why an override the previous run applied is gone. `rescored` holds past runs re-scored with
     this scorecard (`rescore_history`): they stand in for the stored runs of their dates.
@@ -221,7 +223,10 @@ def score_book(
         previous = latest_before(history, as_of)
         if not history.empty:
             scores = pd.concat([scores, trends(history, scores, settings.scoring.trend_days)], axis=1)
-        notes.append(f"score history: {history_dir}")
+        notes.append(
+            f"score history: {history_dir}"
+            + ("" if record else " (compared with; this run is not added: --no-history)")
+        )
     if previous is None or previous.empty:
         notes.append("no earlier scoring run in the history: alerts use only the renewal rule")
     else:

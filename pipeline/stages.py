@@ -524,10 +524,12 @@ def score_date(
     from pipeline.score import score_book, with_judgement  # after the model: imported by its thread
 
     features = with_judgement(features, overrides)
-    history_dir = settings.workdir_path / "history" if history else None
+    # Trends and alerts always compare with the history; `history=False` (--no-history) only keeps this
+    # run out of it, so a trial run raises the alerts the real one would.
+    history_dir = settings.workdir_path / "history"
     scorecard = scorecard_for(settings, features.columns)
     rescored = None
-    if rescore_history and history_dir is not None:
+    if rescore_history and history:
         rescored = rescored_history(
             dataset, settings, scorecard.config, overrides, history_dir, when, feature_set=model.feature_set_
         )
@@ -541,6 +543,7 @@ def score_date(
             scorecard.config,
             settings,
             history_dir=history_dir,
+            record=history,
             overrides=overrides,
             rescored=rescored,
             progress=progress,
@@ -564,7 +567,7 @@ def score_date(
         run.alerts,
         run.drift,
         outputs=outputs,
-        history_dir=history_dir,
+        history_dir=history_dir if history else None,
         data_end=dataset.data_end,
         notes=run.warnings,
         history_extra=rescored,

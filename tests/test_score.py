@@ -101,6 +101,23 @@ def test_a_later_run_gets_trends_and_alerts_against_the_earlier_one(trained) -> 
     assert later.alerts["reasons"].str.len().gt(0).all()
 
 
+def test_a_run_kept_out_of_the_history_still_compares_with_it(book, tmp_path: Path) -> None:
+    """`--no-history` used to skip reading the history too: no trends, and alerts from the renewal rule
+    only, with a note that there was no earlier run. It only keeps the run out of the history now."""
+    settings, result = book_settings(book, "no-history")
+    dataset = book[2]
+    score_date(dataset, SCORE_DATE, settings, result.model_uri, history=True)
+    stored = read_history(settings.workdir_path / "history")
+    later = date(2025, 8, 1)
+    trial = score_date(dataset, later, settings, result.model_uri, history=False)
+    pd.testing.assert_frame_equal(read_history(settings.workdir_path / "history"), stored)
+    assert any("this run is not added: --no-history" in n for n in trial.notes), trial.notes
+    real = score_date(dataset, later, settings, result.model_uri, history=True)
+    assert trial.scores["health_score_change_30d"].notna().mean() > 0.8
+    pd.testing.assert_frame_equal(trial.alerts, real.alerts)
+    assert trial.alerts["reasons"].str.contains("dropped|worsened").any()
+
+
 def test_a_date_long_after_the_data_end_is_scored_with_a_warning(trained) -> None:
     """`churn score` dates default to today: on a stale export every account looked idle and was alerted,
     with no word that the data had stopped weeks before the date."""
