@@ -478,10 +478,11 @@ def _check_folder(
         marker = {"kind": kind, "files": entries}  # an earlier output, from before folders were marked
     if marker is None:
         if entries:
-            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            visible = sorted(entries, key=lambda name: (name.startswith("."), name))  # hidden markers last
+            shown = ", ".join(visible[:3]) + (", ..." if len(entries) > 3 else "")
             raise OutputRefused(
-                f"Output folder {path} already holds files churn did not write ({shown}); churn never replaces "
-                "or deletes them. Choose a new or empty folder."
+                f"Output folder {path} already holds files churn did not write there as {kind} output ({shown}); "
+                "churn never replaces or deletes them. Choose a new or empty folder."
             )
         return None
     if marker.get("kind") != kind:

@@ -148,8 +148,16 @@ def test_output_folders_are_new_empty_or_their_own(tmp_path: Path) -> None:
     user = tmp_path / "user"
     user.mkdir()
     (user / "notes.txt").write_text("keep me")
-    with pytest.raises(OutputRefused, match=r"already holds files churn did not write \(notes.txt\)"):
+    with pytest.raises(
+        OutputRefused, match=r"already holds files churn did not write there as compare output \(notes.txt\)"
+    ):
         prepare_output_dir(user, "compare", ["report.html"])
+    scores = tmp_path / "scores"  # other outputs of churn (a file output's hidden marker is named last)
+    scores.mkdir()
+    for name in (".s.csv.churn.json", "s.csv"):
+        (scores / name).write_text("")
+    with pytest.raises(OutputRefused, match=r"as generate output \(s.csv, .s.csv.churn.json\)"):
+        prepare_output_dir(scores, "generate", ["accounts.parquet"])
 
     ours = prepare_output_dir(tmp_path / "cmp", "compare", ["report.html", "metrics.json"])
     (ours / "report.html").write_text("<html/>")
@@ -170,7 +178,8 @@ def test_compare_and_run_refuse_a_folder_of_other_files(data_dir: Path, tmp_path
     (user / "thesis.docx").write_bytes(b"years of work")
     for command in (["compare", "--data", str(data_dir)], ["run", "--data", str(data_dir)]):
         code, message = run_cli([*command, "--out", str(user)], capsys)
-        assert code == 1 and "already holds files churn did not write (thesis.docx)" in message, message
+        kind = command[0]
+        assert code == 1 and f"churn did not write there as {kind} output (thesis.docx)" in message, message
     assert _tree(user) == {"thesis.docx": b"years of work"}
 
 
