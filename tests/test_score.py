@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import book_settings, run_churn
+from conftest import book_settings, run_churn, run_cli
 from rich.console import Console
 
 from features.errors import ChurnError
@@ -116,6 +116,19 @@ def test_a_run_kept_out_of_the_history_still_compares_with_it(book, tmp_path: Pa
     assert trial.scores["health_score_change_30d"].notna().mean() > 0.8
     pd.testing.assert_frame_equal(trial.alerts, real.alerts)
     assert trial.alerts["reasons"].str.contains("dropped|worsened").any()
+
+
+def test_a_table_scored_with_a_model_of_event_data_is_told_which_model(trained, tmp_path: Path, capsys) -> None:
+    """`churn score --table` with the default champion (trained on event data) said only "scoring input:
+    101 model feature(s) missing": not which model, nor how to name the table's own."""
+    settings = trained[2]
+    pd.DataFrame({"cust": ["a", "b"], "tenure": [3, 40]}).to_csv(tmp_path / "book.csv", index=False)
+    out = tmp_path / "scores.parquet"
+    args = ["score", "--table", str(tmp_path / "book.csv"), "--id", "cust", "--out", str(out)]
+    code, text = run_cli([*args, "--config", str(_config(settings, tmp_path / "c.yaml"))], capsys)
+    assert code == 1 and f"features of model models:/{settings.model.name}@champion (version " in text, text
+    assert "are not columns of the table" in text and "--model-uri models:/NAME@champion" in text
+    assert not out.exists()
 
 
 def test_a_date_long_after_the_data_end_is_scored_with_a_warning(trained) -> None:
