@@ -716,9 +716,9 @@ def run_explain(
     from pipeline.score import score_features, with_judgement
     from pipeline.tracking import load_model
 
+    health_config(settings)  # a scorecard mistake stops the run before the data is read
     if plot is not None:
         check_output_path(Path(plot), "plot", ".png")
-    health_config(settings)  # a scorecard mistake stops the run before the data is read
     account_id = account_id.strip(SPACES)  # as the data's ids are trimmed
     dataset = load(data, settings)
     model = load_model(_champion_uri(model_uri, settings), settings)
