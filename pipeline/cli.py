@@ -391,9 +391,9 @@ def explain(
 def compare(
     data: DataOpt,
     config: ConfigOpt = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the HTML report and tables.")] = Path(
-        ".churn/compare"
-    ),
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder for the HTML report and tables (default: <workdir>/compare).")
+    ] = None,
     grace_days: GraceOpt = None,
     data_end: DataEndOpt = None,
     seed: SeedOpt = None,
@@ -402,7 +402,7 @@ def compare(
     from pipeline.stages import run_compare
 
     settings = settings_from(config, grace_days, data_end, seed=seed)
-    run_compare(data, settings, out_dir, out)
+    run_compare(data, settings, out_dir or settings.workdir_path / "compare", out)
 
 
 @app.command()

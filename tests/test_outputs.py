@@ -267,3 +267,17 @@ def test_temporary_folders_of_earlier_versions_are_removed_once_stale(tmp_path: 
     os.utime(old_tmp, (0, 0))
     append_scores(history, pd.DataFrame({"account_id": ["A"], "as_of": ["2024-01-01"], "health_score": [50.0]}))
     assert not old_tmp.exists() and fresh_tmp.exists(), "only stale ones go: a fresh one may belong to a live run"
+
+
+def test_compare_writes_into_the_configured_workdir_by_default(book, tmp_path: Path, monkeypatch, capsys) -> None:
+    """Without --out, `churn compare` wrote to `.churn/compare` under the current folder, whatever the
+    configured workdir (a scheduler running in / tried /.churn/compare); `churn run` used the workdir."""
+    config = tmp_path / "c.yaml"
+    config.write_text(f"workdir: {tmp_path / 'work'}\nmodel: {{tune_trials: 0, n_estimators: 60}}\n")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, message = run_cli(["compare", "--data", str(book[1]), "--config", str(config)], capsys)
+    assert code == 0, message
+    assert (tmp_path / "work" / "compare" / "report.html").is_file()
+    assert list(elsewhere.iterdir()) == []
