@@ -866,10 +866,8 @@ def _run_all(
     latest = latest_scoring_date(dataset)
     month_before = (pd.Timestamp(latest) - pd.DateOffset(months=1)).date()
     # The month before gives trends and alerts a base; its alerts are not news, so they are not posted.
-    # The book is scored by the champion, as every batch scoring run: the model just trained when it was
-    # promoted, the earlier champion when it did not beat it (a challenger never scores the book).
-    score_date(dataset, month_before, settings, None, history=True, deliver_alerts=False)
-    run = score_date(dataset, latest, settings, None, history=True, outputs=outputs)
+    score_date(dataset, month_before, settings, result.model_uri, history=True, deliver_alerts=False)
+    run = score_date(dataset, latest, settings, result.model_uri, history=True, outputs=outputs)
     print_score_run(run, outputs.targets(), console)
     paths |= outputs.targets()
     console.rule("compare")

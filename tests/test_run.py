@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_cli
 
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
 
@@ -87,24 +86,3 @@ def test_run_generates_trains_scores_alerts_and_reports(tmp_path: Path, installe
     assert len(history) == 2 and scores["health_score_change_30d"].notna().any()
     assert "Oracle AUC" in done.stdout and "Report:" in done.stdout
     assert "Traceback" not in done.stderr
-
-
-def test_run_scores_the_book_with_the_champion_not_a_challenger_it_kept(tmp_path: Path, capsys) -> None:
-    """`churn run` used to score the book (and the history) with the model it had just trained, even when
-    that model did not beat the champion and was only registered as @challenger."""
-    from pipeline.synthetic import generate
-
-    data = tmp_path / "data"
-    generate(data, n_accounts=150, seed=3, start="2023-01-01", years=2.5)
-    model = "  tune_trials: 0\n  n_estimators: 60\n"
-    first, second = tmp_path / "first.yaml", tmp_path / "second.yaml"
-    first.write_text(f"workdir: {tmp_path / 'work'}\nmodel:\n{model}")
-    second.write_text(f"workdir: {tmp_path / 'work'}\nmodel:\n{model}  promotion_min_gain: 1.0\n")
-    for config, out, trained in [(first, "run1", "1"), (second, "run2", "2")]:
-        args = ["run", "--data", str(data), "--out", str(tmp_path / out), "--config", str(config)]
-        code, text = run_cli(args, capsys)
-        assert code == 0, text
-        assert f"Model version {trained} (models:/churn-risk/{trained})" in text
-        scores = pd.read_parquet(tmp_path / out / "scores.parquet")
-        assert scores["model_version"].eq("1").all(), out
-    assert "kept as @challenger" in text and "with model version 1" in text
