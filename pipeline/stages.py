@@ -863,6 +863,13 @@ def _run_all(
     )
     print_oracle(Path(data), result, console)
     console.rule("score")
+    if not result.promoted:  # run scores with what it trained; a scheduled `churn score` would not
+        console.print(
+            f"note: the book is scored with the model just trained (version {result.model_version}, @challenger); "
+            "`churn score` uses @champion unless given --model-uri",
+            markup=False,
+            highlight=False,
+        )
     latest = latest_scoring_date(dataset)
     month_before = (pd.Timestamp(latest) - pd.DateOffset(months=1)).date()
     # The month before gives trends and alerts a base; its alerts are not news, so they are not posted.
