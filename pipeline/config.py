@@ -261,6 +261,18 @@ class Settings(SettingsSection):
     def workdir_path(self) -> Path:
         return Path(self.workdir).resolve()
 
+    def make_workdir(self) -> Path:
+        """The working folder, created if needed; one it cannot be is a ConfigError naming `workdir`."""
+        path = self.workdir_path
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"workdir: the working folder {path} cannot be created ({exc.strerror or exc}); set workdir in the "
+                "configuration to a folder churn may write (the model store, score history and overrides live there)."
+            ) from exc
+        return path
+
     def healthscore_path(self, base: Path | None = None) -> Path:
         """Resolve the scorecard file: absolute, relative to the config file, or a shipped scorecard.
 
@@ -322,6 +334,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"Configuration file {path} does not exist.") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"Configuration file {path} is not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Configuration file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from exc
+    except OSError as exc:  # a folder, a file it may not read...
+        raise ConfigError(f"Configuration file {path} cannot be read: {exc.strerror or exc}.") from exc
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):

@@ -230,13 +230,17 @@ def write_feature_folder(
 
 
 def health_config(settings: Settings):
-    """The configured scorecard, validated (raises ConfigError naming the file and key).
-
-    Commands that score health call it before they read any data too, so that a scorecard with a typo
-    stops them at once, not after the data is read and the features are built."""
+    """The configured scorecard, validated (raises ConfigError naming the file and key)."""
     from pipeline.config import load_scorecard
 
     return load_scorecard(settings.healthscore_path())
+
+
+def preflight(settings: Settings) -> None:
+    """What stops a command before it reads any data: a scorecard mistake, a working folder that
+    cannot be created (found after the data was read and the features built, it cost minutes)."""
+    health_config(settings)
+    settings.make_workdir()
 
 
 def scorecard_for(settings: Settings, columns: Iterable[str]):
@@ -309,7 +313,7 @@ def run_train(
 ):
     from features.table import read_feature_table
 
-    health_config(settings)  # a scorecard mistake stops the run before the data is read
+    preflight(settings)
     notes: list[str] = []
     data_end = None
     if features_file:
@@ -644,8 +648,8 @@ def run_score(
     whole_history: bool = False,
 ):
     """`churn score --data`: load what the date needs, score, commit, print."""
-    outputs.check()  # before any work: a refused target or scorecard mistake costs nothing
-    health_config(settings)
+    outputs.check()  # before any work: a refused target, scorecard or workdir costs nothing
+    preflight(settings)
     _print_recovered(settings, console)
     # One date needs the trailing windows before it (and the facts older rows leave, summarised):
     # unless other dates are built too (ended accounts' last days, the re-scored history) or Spark
@@ -716,7 +720,7 @@ def run_explain(
     from pipeline.score import score_features, with_judgement
     from pipeline.tracking import load_model
 
-    health_config(settings)  # a scorecard mistake stops the run before the data is read
+    preflight(settings)
     if plot is not None:
         check_output_path(Path(plot), "plot", ".png")
     account_id = account_id.strip(SPACES)  # as the data's ids are trimmed
@@ -765,7 +769,7 @@ RUN_LEGACY = Legacy(frozenset({"features.parquet", "scores.parquet"}), frozenset
 
 
 def run_compare(data: Path, settings: Settings, out_dir: Path, console: Console):
-    health_config(settings)  # a scorecard mistake stops the run before the data is read
+    preflight(settings)
     with claimed_output_dir(out_dir, "compare", _compare_files(), COMPARE_LEGACY):
         dataset = load(data, settings, console)
         print_warnings(filter(None, [cadence_note(dataset, settings)]), console)
@@ -823,7 +827,7 @@ def run_all(
     Every output goes into `out_dir`, which must be new, empty or an earlier `churn run` folder;
     everything it will write is checked before the work starts.
     """
-    health_config(settings)  # a scorecard mistake stops the run before any work
+    preflight(settings)
     out_dir = Path(out_dir) if out_dir else settings.workdir_path / "run"
     outputs = ScoreOutputs(out_dir / "scores.parquet", "parquet")
     names = ["features.parquet", *(p.name for p in outputs.targets().values()), "compare"]

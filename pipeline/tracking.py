@@ -102,7 +102,7 @@ def configure_tracking(settings: Settings) -> str:
     uri = settings.tracking_uri()
     local = _is_local_store(uri)
     if local:
-        settings.workdir_path.mkdir(parents=True, exist_ok=True)
+        settings.make_workdir()
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     _set_uris_without_exporting(uri)

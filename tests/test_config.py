@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,12 @@ def test_a_mistyped_scorecard_key_gets_the_closest_known_one(tmp_path: Path) -> 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.yaml")
+    # a folder, or a file that is not text, used to be an internal error (IsADirectoryError, UnicodeDecodeError)
+    with pytest.raises(ConfigError, match=re.escape(f"Configuration file {tmp_path} cannot be read: Is a directory")):
+        load_settings(tmp_path)
+    (tmp_path / "utf16.yaml").write_bytes("model: {seed: 1}".encode("utf-16"))
+    with pytest.raises(ConfigError, match=r"utf16\.yaml is not UTF-8 text"):
+        load_settings(tmp_path / "utf16.yaml")
 
 
 def test_tracking_uri_defaults_to_sqlite_in_the_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

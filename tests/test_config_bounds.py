@@ -109,7 +109,9 @@ def test_a_scorecard_weight_must_be_finite_and_in_range(tmp_path: Path, weight: 
         ["run", "--out", "{tmp}/run"],
     ],
 )
-def test_a_scorecard_mistake_stops_a_command_before_it_reads_the_data(tmp_path: Path, capsys, command) -> None:
+def test_a_scorecard_or_workdir_mistake_stops_a_command_before_it_reads_the_data(
+    tmp_path: Path, capsys, command
+) -> None:
     """A typo in the scorecard (or its file name) used to be found after the data was read and the
     features built (minutes on a large history), and a missing file was named as the package's own
     `pipeline/defaults/<name>`; now it is the first thing checked, and names the key."""
@@ -118,12 +120,22 @@ def test_a_scorecard_mistake_stops_a_command_before_it_reads_the_data(tmp_path: 
     card = _scorecard(tmp_path, lambda raw: raw["default"]["categories"]["adoption"].update(wieght=10))
     typo = tmp_path / "typo.yaml"
     typo.write_text(f"workdir: {tmp_path / 'work'}\nhealthscore: {card}\n")
+    (tmp_path / "a-file").write_text("")
+    unusable = tmp_path / "unusable.yaml"  # a working folder that cannot be created: an internal error before
+    unusable.write_text(f"workdir: {tmp_path / 'a-file' / 'work'}\n")
     args = [part.format(tmp=tmp_path) for part in command]
     for config, fragment in [
         (missing, "healthscore: the scorecard file 'no-such-card.yaml' was not found next to the configuration"),
         (typo, "default.categories.adoption.wieght: unknown key 'wieght'"),
+        (unusable, f"workdir: the working folder {tmp_path / 'a-file' / 'work'} cannot be created (Not a directory)"),
     ]:
         code, message = run_cli([*args, "--data", str(tmp_path / "no-such-data"), "--config", str(config)], capsys)
         assert code == 1 and fragment in message, message
         assert "no-such-data" not in message and "defaults" not in message
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["card.yaml", "missing.yaml", "typo.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a-file",
+        "card.yaml",
+        "missing.yaml",
+        "typo.yaml",
+        "unusable.yaml",
+    ]
