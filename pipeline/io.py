@@ -271,6 +271,7 @@ def check_output_file(path: str | Path, kind: str, *, overwrite: bool = False) -
             "Nothing was written and the folder was left as it is."
         )
     if not path.exists():
+        _check_folder_of(path)
         return
     if not path.is_file():
         raise OutputRefused(f"Output {path} exists and is not a regular file; choose another name.")
@@ -290,6 +291,18 @@ def check_output_file(path: str | Path, kind: str, *, overwrite: bool = False) -
             f"Output {path} was written by churn but has been changed since; pass --overwrite to replace it, "
             "or choose another name."
         )
+
+
+def _check_folder_of(path: Path) -> None:
+    """Refuse a new output whose folder cannot hold it (a file on its way, a folder churn may not write),
+    before the work: found when the output is staged, it cost the whole run and was an internal error."""
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputRefused(f"Cannot write {path}: a file stands where its folder should be ({folder}).")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputRefused(f"Output {path}: the folder {folder} is not writable; choose another place.")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ replaced (re-runs are idempotent), another kind or an edited one only with --ove
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -59,6 +60,18 @@ def test_score_out_naming_a_folder_is_refused_before_any_work(tmp_path: Path) ->
     with pytest.raises(OutputRefused, match="is a folder"):
         ScoreOutputs(folder, "parquet").check()
     assert (folder / "q3.xlsx").read_bytes() == b"precious"
+
+
+def test_an_output_under_a_file_is_refused_before_any_work(data_dir: Path, tmp_path: Path, capsys) -> None:
+    """`--out data/accounts.parquet/scores.parquet` used to do the whole run, then fail staging the scores
+    with an internal NotADirectoryError."""
+    table = next(p for p in sorted(data_dir.iterdir()) if p.is_file())  # e.g. accounts.csv
+    with pytest.raises(OutputRefused, match=f"a file stands where its folder should be \\({re.escape(str(table))}\\)"):
+        ScoreOutputs(table / "scores.parquet", "parquet").check()
+    out = table / "sub" / "features.parquet"
+    code, message = run_cli(["features", "--data", str(data_dir), "--out", str(out)], capsys)
+    assert code == 1 and f"Cannot write {out}: a file stands where its folder should be ({table})" in message
+    assert "internal error" not in message and "Data end" not in message
 
 
 def test_unknown_output_suffix_is_refused(data_dir: Path, tmp_path: Path, capsys) -> None:
