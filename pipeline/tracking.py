@@ -46,6 +46,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from sklearn.metrics import roc_auc_score
+from sqlalchemy.exc import SQLAlchemyError
 
 from features.errors import ChurnError, ConfigError
 from models.risk_model import ChurnRiskModel
@@ -105,10 +106,10 @@ def configure_tracking(settings: Settings) -> str:
         settings.make_workdir()
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    _set_uris_without_exporting(uri)
-    client = mlflow.MlflowClient()
     name = settings.tracking.experiment
     try:
+        _set_uris_without_exporting(uri)
+        client = mlflow.MlflowClient()
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
             location = (settings.workdir_path / "mlartifacts").as_uri() if local else None
@@ -121,6 +122,11 @@ def configure_tracking(settings: Settings) -> str:
             experiment_id = experiment.experiment_id
     except MlflowException as exc:
         raise ChurnError(f"MLflow tracking store {uri} is not usable: {exc.message}") from exc
+    except SQLAlchemyError as exc:  # a SQLite file that is not a database, a store of a newer MLflow schema...
+        raise ChurnError(
+            f"MLflow tracking store {uri} is not usable: {getattr(exc, 'orig', None) or exc}. Restore it from a "
+            "backup, or set tracking.uri (or workdir) to another store."
+        ) from exc
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 

@@ -324,3 +324,24 @@ def test_a_run_that_fails_on_its_data_leaves_mlflow_where_it_was(book, tmp_path:
     exit_line = finished.stdout.strip().splitlines()[-1]
     assert exit_line.startswith("exit 1 store ") and _tracking(book) not in exit_line, finished.stdout
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["score", "train"])
+def test_a_tracking_store_that_is_not_a_database_is_a_clear_error(book, tmp_path: Path, capsys, command) -> None:
+    """A workdir whose mlflow.db is damaged (not an SQLite file) used to stop the run with an internal
+    sqlalchemy DatabaseError."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "mlflow.db").write_text("not a database")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"workdir: {work}\nmodel: {{tune_trials: 0, n_estimators: 20}}\n")
+    out = tmp_path / "scores.parquet"
+    args = (
+        [*_score(book, config, out)]
+        if command == "score"
+        else ["train", "--data", str(book[1]), "--config", str(config)]
+    )
+    code, text = run_cli(args, capsys)
+    assert code == 1, text
+    assert f"MLflow tracking store sqlite:///{work / 'mlflow.db'} is not usable: file is not a database" in text
+    assert "internal error" not in text and not out.exists() and not (work / "history").exists()
