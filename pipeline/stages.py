@@ -725,6 +725,7 @@ def run_explain(
         check_output_path(Path(plot), "plot", ".png")
     account_id = account_id.strip(SPACES)  # as the data's ids are trimmed
     dataset = load(data, settings)
+    print_warnings(filter(None, [stale_data_warning(when, dataset.data_end, settings)]), console)
     model = load_model(_champion_uri(model_uri, settings), settings)
     features = build_feature_table(dataset, settings, as_of=when, feature_set=model.feature_set_)
     row = features[features[ACCOUNT_ID].astype(str) == str(account_id)]

@@ -213,6 +213,12 @@ def test_explain_shows_both_views_by_category_and_saves_a_waterfall(trained, tmp
     assert "Rule view, points lost:" in text and "ML view, raising risk:" in text
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
     assert row["account_id"].iloc[0] == account
+    assert "after the end of the data" not in text
+    late = (dataset.data_end.normalize() + pd.Timedelta(days=30)).date()  # `--as-of` defaults to today
+    scores = score_date(dataset, SCORE_DATE, settings, result.model_uri, history=False).scores
+    renewing_later = scores.loc[scores["term_end"] > pd.Timestamp(late), "account_id"].iloc[0]
+    run_explain(renewing_later, data, late, result.model_uri, None, settings, console)
+    assert f"warning: the scoring date {late} is 29 days after the end of the data" in console.export_text()
     with pytest.raises(ChurnError, match="Account 'no-such-account' is not in accounts"):
         run_explain("no-such-account", data, SCORE_DATE, result.model_uri, None, settings, console)
     with pytest.raises(ChurnError, match=f"Account '{account}' has no term active on 2000-01-01"):
