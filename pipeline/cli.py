@@ -477,6 +477,7 @@ app.add_typer(overrides_app, name="overrides")
 
 @overrides_app.command("list")
 def overrides_list(
+    ctx: typer.Context,
     account_id: Annotated[str | None, typer.Option("--account", help="Only this account.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="In force on this date (default: today).")] = None,
     everything: Annotated[bool, typer.Option("--all", help="Every override ever recorded, in force or not.")] = False,
@@ -485,6 +486,8 @@ def overrides_list(
     """The overrides in force on a date (default today)."""
     from pipeline.override_commands import run_list
 
+    if everything:
+        refuse_together(ctx, "--all", {"--as-of": as_of}, "--all lists every override ever recorded, on no date.")
     when = parse_date(as_of, "--as-of") if as_of else None
     run_list(account=account_id, as_of=when, everything=everything, settings=settings_from(config), console=out)
 

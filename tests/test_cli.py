@@ -66,13 +66,15 @@ def test_a_mistyped_command_or_option_prints_the_usage_and_exits_2(
          "--table: cannot be combined with --as-of"),
         (["score", "--data", "d", "--table", "t.csv", "--id", "i", "--out", "s.parquet"],
          "--table: cannot be combined with --data"),
+        (["overrides", "list", "--all", "--as-of", "2025-01-01"], "--all: cannot be combined with --as-of"),
     ],
 )  # fmt: skip
 def test_options_that_would_be_ignored_together_are_a_usage_error(
     args: list[str], fragment: str, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`train --data D --table T` used to train on the table and register it under the data's model name,
-    `score --data D --table T` to ignore the data, `features --as-of D --start S` to ignore --start."""
+    `score --data D --table T` to ignore the data, `features --as-of D --start S` to ignore --start,
+    `overrides list --all --as-of D` to ignore the date."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["churn", *args])
     with pytest.raises(SystemExit) as exit_info:
