@@ -410,15 +410,18 @@ def run(
     data: Annotated[Path | None, typer.Option("--data", help="Data directory (default: generate one).")] = None,
     config: ConfigOpt = None,
     accounts: Annotated[int, typer.Option("--accounts", min=50, help="Accounts to generate without --data.")] = 1500,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for generated data and the model.")] = 0,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Seed for generated data (default 0) and the model (default: model.seed)."),
+    ] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder (default: <workdir>/run).")] = None,
     engine: EngineOpt = None,
 ) -> None:
     """The whole job end to end: generate (without --data), validate, features, train, score, alerts, compare."""
     from pipeline.stages import run_all
 
-    settings = settings_from(config, engine=engine)
-    run_all(data, settings, config, accounts, seed, out_dir, out)
+    settings = settings_from(config, engine=engine, seed=seed)
+    run_all(data, settings, config, accounts, 0 if seed is None else seed, out_dir, out)
 
 
 # ------------------------------------------------------------------------------ CSM overrides
