@@ -216,6 +216,8 @@ def features(
         "start": parse_date(start, "--start") if start else None,
         "end": parse_date(end, "--end") if end else None,
     }
+    if dates["start"] and dates["end"] and dates["start"] > dates["end"]:
+        raise ChurnError(f"--start {dates['start']} is after --end {dates['end']}: no snapshot date lies between.")
     if settings.engine == "spark":
         check_output_dir(out_file, "features", [])  # before the work; the folder is swapped in whole
         rows, date_count, labelled, width = write_feature_folder(load(data, settings, out), settings, out_file, **dates)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import run_cli
 from typer.testing import CliRunner
 
 from pipeline.cli import app, main
@@ -24,6 +25,14 @@ def test_python_dash_m_pipeline_is_the_same_entry_point() -> None:
     done = subprocess.run([sys.executable, "-m", "pipeline", "--help"], capture_output=True, text=True, check=False)
     assert done.returncode == 0
     assert all(command in done.stdout for command in COMMANDS)
+
+
+def test_a_start_after_the_end_is_named_as_such(tmp_path, capsys) -> None:
+    """It used to read the data, then say "No snapshot dates fall inside the data's history"."""
+    out = tmp_path / "f.parquet"
+    args = ["features", "--data", str(tmp_path / "absent"), "--out", str(out), "--start", "2025-06-01"]
+    code, text = run_cli([*args, "--end", "2024-01-01"], capsys)
+    assert code == 1 and "--start 2025-06-01 is after --end 2024-01-01" in text and not out.exists()
 
 
 def test_bad_date_is_one_clear_message() -> None:
