@@ -178,3 +178,22 @@ def test_replacing_a_history_partition_never_leaves_the_date_missing(tmp_path: P
     append_scores(history, frames(OLD, 0.9)["scores"])
     assert seen == [True, True]
     assert read_history(history)["churn_probability"].max() == pytest.approx(0.9) and target.exists()
+
+
+def test_a_journal_whose_staged_file_lies_under_a_file_is_rolled_back(tmp_path: Path) -> None:
+    """A run given `--out data/accounts.parquet/scores.parquet` (before such a target was refused up front)
+    failed staging, and its roll-back failed the same way (NotADirectoryError): the pending journal stayed,
+    and every later `churn score` in that workdir stopped on it with an internal error."""
+    settings = load_settings(None, {"workdir": str(tmp_path / "work")})
+    table = tmp_path / "accounts.parquet"
+    table.write_text("the user's data")
+    journal = settings.workdir_path / "commits" / "20261130T075353-1-0a0b0c0d.pending"
+    journal.parent.mkdir(parents=True)
+    staged = table / ".scores.parquet.churn-stage-vm-1-0a0b0c0d.parquet"
+    journal.write_text(
+        json.dumps({"id": journal.stem, "as_of": "2025-12-01", "created": "2026-11-30 07:53:53", "files": [
+            [str(staged), str(table / "scores.parquet")]]})
+    )  # fmt: skip
+    (message,) = recover(settings)
+    assert message.startswith("rolled back an interrupted scoring run of 2025-12-01") and not journal.exists()
+    assert table.read_text() == "the user's data"
