@@ -146,7 +146,9 @@ def run_override(
     )
     today = today or date.today()
     valid = _validated([("", request)], settings, known_accounts(settings, data), today)
-    recorded = record_overrides(settings.workdir_path, valid, source="command line", today=today, author_of_ends=author)
+    recorded = record_overrides(
+        settings.make_workdir(), valid, source="command line", today=today, author_of_ends=author
+    )
     _say_recorded(recorded, settings, console)
     return recorded
 
@@ -214,7 +216,7 @@ def run_import(
     today = today or date.today()
     valid = _validated(requests, settings, known_accounts(settings, data), today)
     recorded = record_overrides(
-        settings.workdir_path, valid, source=f"import {path.name}", today=today, author_of_ends=default_author
+        settings.make_workdir(), valid, source=f"import {path.name}", today=today, author_of_ends=default_author
     )
     _say_recorded(recorded, settings, console)
     return recorded
