@@ -51,6 +51,12 @@ def stage_partitions(history_dir: str | Path, scores: pd.DataFrame, token: str) 
     staged = []
     for day, run in scores.groupby(dates, sort=True):
         target = partition_path(history_dir, day)
+        for path, kind in ((target.parent, "folder"), (target, "file")):  # refused before anything is written
+            if path.exists() and not (path.is_dir() if kind == "folder" else path.is_file()):
+                raise ChurnError(
+                    f"Score history: {path} should be the partition {kind} of {day.date()} but is not a {kind}; "
+                    "move it out of the history folder (churn never replaces what it did not write)."
+                )
         remove_stale_temporaries(target.parent)  # partition folders of killed runs of earlier versions
         staged.append(
             (

@@ -20,6 +20,7 @@ import mlflow
 import pandas as pd
 import pytest
 
+from features.errors import ChurnError
 from pipeline.commit import FAULT_ENV, FAULT_EXIT, FAULT_POINTS, ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings, load_settings
 from pipeline.history import append_scores, partition_path, read_history
@@ -197,3 +198,33 @@ def test_a_journal_whose_staged_file_lies_under_a_file_is_rolled_back(tmp_path: 
     (message,) = recover(settings)
     assert message.startswith("rolled back an interrupted scoring run of 2025-12-01") and not journal.exists()
     assert table.read_text() == "the user's data"
+
+
+def test_a_file_where_the_history_partition_goes_stops_the_run_before_anything_lands(previous_run) -> None:
+    """The outputs used to be placed, then the history partition failed (a file stood where its folder goes):
+    a run half landed, and every later run stopped on its journal with an internal FileExistsError."""
+    settings, _, out, _ = previous_run
+    before = state(settings, out)
+    blocker = _history(settings) / f"as_of={NEW:%Y-%m-%d}"
+    blocker.write_text("a user's note")
+    with pytest.raises(ChurnError, match=f"{blocker} should be the partition folder of 2025-07-01 but is not"):
+        commit_scoring(
+            settings, **frames(NEW, 0.6), outputs=ScoreOutputs(out, "parquet"), history_dir=_history(settings)
+        )
+    assert state(settings, out) == before and leftovers(settings, out) == []
+    assert blocker.read_text() == "a user's note"
+
+
+def test_a_committed_run_that_cannot_be_finished_says_what_stands_in_its_way(previous_run) -> None:
+    """A journal past its commit point whose history partition is blocked (by a file put there after the
+    commit point) is a clear error naming it, and is finished once the path is cleared."""
+    settings, overrides, out, tmp_path = previous_run
+    assert _commit_in_child(overrides, tmp_path, out, "placed-outputs") == FAULT_EXIT
+    blocker = _history(settings) / f"as_of={NEW:%Y-%m-%d}"
+    blocker.write_text("in the way")
+    with pytest.raises(ChurnError, match=f"Cannot finish the interrupted scoring run of 2025-07-01 .*{blocker}"):
+        recover(settings)
+    blocker.unlink()
+    (message,) = recover(settings)
+    assert message.startswith("finished an interrupted scoring run of 2025-07-01")
+    assert state(settings, out)["history"] == [OLD, NEW] and leftovers(settings, out) == []
