@@ -7,9 +7,12 @@ exits 1. Anything else is a bug and shows a traceback only with `--debug`.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import difflib
+import types
+from collections.abc import Collection, Mapping
+from typing import Any, Union, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 
 class ChurnError(Exception):
@@ -25,20 +28,33 @@ class ConfigError(ChurnError):
 
 
 def config_error(
-    header: str, exc: ValidationError, noun: str = "invalid setting(s)", tags: Collection[str] = ()
+    header: str,
+    exc: ValidationError,
+    noun: str = "invalid setting(s)",
+    tags: Collection[str] = (),
+    flags: Mapping[str, str] | None = None,
+    model: type[BaseModel] | None = None,
 ) -> ConfigError:
     """One readable line per pydantic error under `header` ("<header>: 2 <noun>:"), each with its key path.
 
     `tags` are the values of discriminated unions (a scorecard's scheme names), which pydantic puts
     into the path (`metrics.x.linear.good`) and a user never wrote. Rejected values are never
-    echoed: a webhook URL may carry a token.
+    echoed (a webhook URL may carry a token), except those of `flags`: key paths set by command-line
+    options, named by the option the user typed (`--every '7' (features.cadence): ...`). With the
+    validated `model`, an unknown key gets the closest known key of its place as a suggestion.
     """
     lines = [f"{header}: {len(exc.errors())} {noun}:"]
     for err in exc.errors():
         loc = err["loc"]
         path = [p for i, p in enumerate(loc) if not (i >= 2 and loc[i - 2] == "metrics" and p in tags)]
         where = ".".join(str(p) for p in path) or "(top level)"
-        lines.append(f"  {where}: {_message(err, tags)}")
+        if flags and where in flags:
+            where = f"{flags[where]} {str(err['input'])!r} ({where})"
+        message = _message(err, tags)
+        if err["type"] == "extra_forbidden" and model is not None:
+            close = difflib.get_close_matches(str(loc[-1]), _keys_at(model, loc[:-1]), n=1)
+            message += f"; did you mean '{close[0]}'?" if close else ""
+        lines.append(f"  {where}: {message}")
     return ConfigError("\n".join(lines))
 
 
@@ -55,3 +71,27 @@ def _message(err: dict, tags: Collection[str]) -> str:
     if kind == "missing":
         return f"missing required key '{loc[-1]}'"
     return err["msg"]
+
+
+def _keys_at(model: Any, loc: tuple[Any, ...]) -> list[str]:
+    """The keys the settings model accepts at `loc` (through nested models, optional ones and mappings
+    keyed by the user's names); none where the path leads elsewhere (lists, unions of models)."""
+    node = model
+    for part in loc:
+        node = _model_of(node)
+        if get_origin(node) in (dict, Mapping):
+            node = get_args(node)[1]  # `part` is a name the user chose (a category, a segment)
+        elif isinstance(node, type) and issubclass(node, BaseModel) and part in node.model_fields:
+            node = node.model_fields[part].annotation
+        else:
+            return []
+    node = _model_of(node)
+    return list(node.model_fields) if isinstance(node, type) and issubclass(node, BaseModel) else []
+
+
+def _model_of(node: Any) -> Any:
+    """`X` of an optional `X | None`; any other annotation as it is."""
+    if get_origin(node) in (Union, types.UnionType):
+        members = [a for a in get_args(node) if a is not type(None)]
+        return members[0] if len(members) == 1 else node
+    return node

@@ -501,4 +501,6 @@ def parse_scorecard(raw: dict[str, Any], source: str = "scorecard") -> Scorecard
     try:
         return ScorecardConfig.model_validate(raw)
     except ValidationError as exc:
-        raise config_error(f"Health scorecard {source}", exc, noun="problem(s)", tags=SCHEMES) from exc
+        raise config_error(
+            f"Health scorecard {source}", exc, noun="problem(s)", tags=SCHEMES, model=ScorecardConfig
+        ) from exc

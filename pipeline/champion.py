@@ -60,8 +60,8 @@ UNKNOWN = Probe("unknown")
 
 
 def probe(model_uri: str, tracking_uri: str) -> Probe:
-    """Look `model_uri` (`models:/NAME@ALIAS` or `models:/NAME/VERSION`) up in a local SQLite store (a
-    read-only query of MLflow's registry tables) or an `mlflow server` (one REST call, stdlib only).
+    """Look `model_uri` (`models:/NAME@ALIAS`, `models:/NAME/VERSION`, `@latest` or `/latest`) up in a local
+    SQLite store (a read-only query of MLflow's registry tables) or an `mlflow server` (one REST call).
 
     Any other store or URI, a schema or answer it does not recognise, a database it cannot read or a
     server it cannot reach gives `unknown`, never an error: the answer only decides what the run does
@@ -73,7 +73,9 @@ def probe(model_uri: str, tracking_uri: str) -> Probe:
     version = None
     if not at:
         name, _, version = name.partition("/")
-        if not version.isdigit():
+        if version.lower() == LATEST:  # `models:/NAME/latest` is the version MLflow's `@latest` names
+            at, alias, version = "@", LATEST, None
+        elif not version.isdigit():
             return UNKNOWN
     if tracking_uri.startswith(("http://", "https://")):
         return _probe_server(tracking_uri, name, alias if at else None, version)
@@ -89,6 +91,8 @@ def probe(model_uri: str, tracking_uri: str) -> Probe:
         return UNKNOWN
 
 
+LATEST = "latest"
+"""The alias MLflow reserves (any case) for a model's highest version not deleted; the stores resolve it."""
 SERVER_TIMEOUT_S = 2.0
 """How long the server probe waits for each answer: a slower server only costs the overlap."""
 MISSING_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
@@ -145,7 +149,13 @@ def _probe_server(tracking_uri: str, name: str, alias: str | None, version: str 
 
 
 def _probe_registry(con: sqlite3.Connection, name: str, alias: str | None, version: str | None) -> Probe:
-    if alias is not None:
+    if alias is not None and alias.lower() == LATEST:  # as MLflow's store resolves it (no alias row)
+        rows = con.execute(
+            "SELECT MAX(version) FROM model_versions WHERE name = ? AND current_stage != 'Deleted_Internal' "
+            "GROUP BY workspace",
+            (name,),
+        ).fetchall()
+    elif alias is not None:
         rows = con.execute(
             "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?", (name, alias)
         ).fetchall()

@@ -65,6 +65,16 @@ EngineOpt = Annotated[
 ]
 
 
+FLAGS = {
+    "data.grace_days": "--grace-days",
+    "data.data_end": "--data-end",
+    "features.cadence": "--every",
+    "model.seed": "--seed",
+    "engine": "--engine",
+}
+"""The setting each command-line option of `settings_from` sets: a bad value is reported by its option."""
+
+
 def settings_from(
     config: Path | None,
     grace_days: int | None = None,
@@ -80,7 +90,15 @@ def settings_from(
         "model": {k: v for k, v in model.items() if v is not None},
         "engine": engine,
     }
-    return load_settings(config, {k: v for k, v in overrides.items() if v}, source="command-line options")
+    return load_settings(config, {k: v for k, v in overrides.items() if v}, source="command-line options", flags=FLAGS)
+
+
+def refuse_together(ctx: typer.Context, first: str, others: dict[str, object], why: str) -> None:
+    """A usage error (exit 2, with the usage) when option `first` is given with any of `others`: one of
+    them would otherwise be ignored without a word."""
+    given = [name for name, value in others.items() if value is not None]
+    if given:
+        raise typer.BadParameter(f"cannot be combined with {', '.join(given)}: {why}", ctx=ctx, param_hint=first)
 
 
 def parse_date(value: str, option: str) -> date:
@@ -161,6 +179,7 @@ def validate(
 
 @app.command()
 def features(
+    ctx: typer.Context,
     data: SourceOpt,
     out_file: Annotated[
         Path,
@@ -184,12 +203,21 @@ def features(
     from pipeline.io import check_output_dir, check_output_file, output_format, write_output
     from pipeline.stages import build_feature_table, load, write_feature_folder
 
+    if as_of is not None:
+        refuse_together(
+            ctx,
+            "--as-of",
+            {"--start": start, "--end": end, "--every": every},
+            "--as-of builds one date, --start/--end/--every a series.",
+        )
     settings = settings_from(config, grace_days, data_end, features={"cadence": every}, engine=engine)
     dates = {
         "as_of": parse_date(as_of, "--as-of") if as_of else None,
         "start": parse_date(start, "--start") if start else None,
         "end": parse_date(end, "--end") if end else None,
     }
+    if dates["start"] and dates["end"] and dates["start"] > dates["end"]:
+        raise ChurnError(f"--start {dates['start']} is after --end {dates['end']}: no snapshot date lies between.")
     if settings.engine == "spark":
         check_output_dir(out_file, "features", [])  # before the work; the folder is swapped in whole
         rows, date_count, labelled, width = write_feature_folder(load(data, settings, out), settings, out_file, **dates)
@@ -213,6 +241,7 @@ def features(
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data: Annotated[str | None, typer.Option("--data", help=f"Data directory{URI_HELP}.")] = None,
     config: ConfigOpt = None,
     table: Annotated[Path | None, typer.Option("--table", help="Prepared per-account table (parquet/CSV).")] = None,
@@ -231,6 +260,13 @@ def train(
     """Train the renewal-risk model, evaluate it out of time, log and register it in MLflow."""
     from pipeline.stages import run_train, run_train_table
 
+    if table is not None:
+        refuse_together(
+            ctx,
+            "--table",
+            {"--data": data, "--features": features_file},
+            "train on a prepared table or on a data folder.",
+        )
     settings = settings_from(config, grace_days, data_end, engine=engine, seed=seed)
     if table is not None:
         if not id_col or not label_col:
@@ -244,6 +280,7 @@ def train(
 
 @app.command()
 def score(
+    ctx: typer.Context,
     out_file: Annotated[
         Path, typer.Option("--out", help="Scores file (.parquet or .csv); <stem>_alerts and <stem>_drift go beside it.")
     ],
@@ -251,7 +288,12 @@ def score(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Scoring date (default: today).")] = None,
     config: ConfigOpt = None,
     model_uri: Annotated[
-        str | None, typer.Option("--model-uri", help="Model to use (default models:/NAME@champion).")
+        str | None,
+        typer.Option(
+            "--model-uri",
+            help="Model to use (default models:/NAME@champion; also models:/NAME@ALIAS, models:/NAME/VERSION, "
+            "models:/NAME@latest).",
+        ),
     ] = None,
     fmt: Annotated[
         str | None, typer.Option("--format", help="parquet or csv (default: from the --out suffix).")
@@ -259,7 +301,13 @@ def score(
     table: Annotated[Path | None, typer.Option("--table", help="Prepared per-account table to score.")] = None,
     id_col: Annotated[str | None, typer.Option("--id", help="Id column of --table.")] = None,
     data_end: DataEndOpt = None,
-    history: Annotated[bool, typer.Option("--history/--no-history", help="Append to the score history.")] = True,
+    history: Annotated[
+        bool,
+        typer.Option(
+            "--history/--no-history",
+            help="Append this run to the score history (trends and alerts compare with the history either way).",
+        ),
+    ] = True,
     overwrite: OverwriteOpt = False,
     include_trials: Annotated[
         bool, typer.Option("--include-trials", help="Score trials too (plan in scoring.trial_plans, or ARR 0).")
@@ -289,6 +337,13 @@ def score(
     from pipeline.io import output_format
     from pipeline.stages import run_score, run_score_table
 
+    if table is not None:
+        refuse_together(
+            ctx,
+            "--table",
+            {"--data": data, "--as-of": as_of, "--data-end": data_end},
+            "a prepared table is scored as it is, without a data folder or a date.",
+        )
     settings = settings_from(config, None, data_end, engine=engine)
     if fmt is not None and fmt not in ("parquet", "csv"):
         raise ChurnError(f"--format: '{fmt}' is not supported (use parquet or csv).")
@@ -338,9 +393,9 @@ def explain(
 def compare(
     data: DataOpt,
     config: ConfigOpt = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the HTML report and tables.")] = Path(
-        ".churn/compare"
-    ),
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder for the HTML report and tables (default: <workdir>/compare).")
+    ] = None,
     grace_days: GraceOpt = None,
     data_end: DataEndOpt = None,
     seed: SeedOpt = None,
@@ -349,7 +404,7 @@ def compare(
     from pipeline.stages import run_compare
 
     settings = settings_from(config, grace_days, data_end, seed=seed)
-    run_compare(data, settings, out_dir, out)
+    run_compare(data, settings, out_dir or settings.workdir_path / "compare", out)
 
 
 @app.command()
@@ -357,15 +412,18 @@ def run(
     data: Annotated[Path | None, typer.Option("--data", help="Data directory (default: generate one).")] = None,
     config: ConfigOpt = None,
     accounts: Annotated[int, typer.Option("--accounts", min=50, help="Accounts to generate without --data.")] = 1500,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for generated data and the model.")] = 0,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Seed for generated data (default 0) and the model (default: model.seed)."),
+    ] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder (default: <workdir>/run).")] = None,
     engine: EngineOpt = None,
 ) -> None:
     """The whole job end to end: generate (without --data), validate, features, train, score, alerts, compare."""
     from pipeline.stages import run_all
 
-    settings = settings_from(config, engine=engine)
-    run_all(data, settings, config, accounts, seed, out_dir, out)
+    settings = settings_from(config, engine=engine, seed=seed)
+    run_all(data, settings, config, accounts, 0 if seed is None else seed, out_dir, out)
 
 
 # ------------------------------------------------------------------------------ CSM overrides
@@ -424,6 +482,7 @@ app.add_typer(overrides_app, name="overrides")
 
 @overrides_app.command("list")
 def overrides_list(
+    ctx: typer.Context,
     account_id: Annotated[str | None, typer.Option("--account", help="Only this account.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="In force on this date (default: today).")] = None,
     everything: Annotated[bool, typer.Option("--all", help="Every override ever recorded, in force or not.")] = False,
@@ -432,6 +491,8 @@ def overrides_list(
     """The overrides in force on a date (default today)."""
     from pipeline.override_commands import run_list
 
+    if everything:
+        refuse_together(ctx, "--all", {"--as-of": as_of}, "--all lists every override ever recorded, on no date.")
     when = parse_date(as_of, "--as-of") if as_of else None
     run_list(account=account_id, as_of=when, everything=everything, settings=settings_from(config), console=out)
 

@@ -158,7 +158,13 @@ def _recover_locked(journal_dir: Path) -> list[str]:
             _roll_back(journal, document)
             messages.append(f"rolled back an interrupted {what}: it had not been committed, nothing of it was kept")
         else:
-            _roll_forward(journal, document)
+            try:
+                _roll_forward(journal, document)
+            except OSError as exc:  # a target that cannot take its file now (something put in its way)
+                raise ChurnError(
+                    f"Cannot finish the interrupted {what}: {exc}. Move what stands there away and run again: "
+                    f"the journal {journal} then puts the rest of that run in place."
+                ) from exc
             messages.append(
                 f"finished an interrupted {what}: its outputs, history partition and MLflow run are now in place"
             )

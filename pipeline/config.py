@@ -10,7 +10,7 @@ values; reading files (YAML settings, scorecards) happens here, never below.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -261,15 +261,36 @@ class Settings(SettingsSection):
     def workdir_path(self) -> Path:
         return Path(self.workdir).resolve()
 
+    def make_workdir(self) -> Path:
+        """The working folder, created if needed; one it cannot be is a ConfigError naming `workdir`."""
+        path = self.workdir_path
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"workdir: the working folder {path} cannot be created ({exc.strerror or exc}); set workdir in the "
+                "configuration to a folder churn may write (the model store, score history and overrides live there)."
+            ) from exc
+        return path
+
     def healthscore_path(self, base: Path | None = None) -> Path:
-        """Resolve the scorecard file: absolute, relative to the config file, or a shipped scorecard."""
+        """Resolve the scorecard file: absolute, relative to the config file, or a shipped scorecard.
+
+        A file found nowhere is a ConfigError naming the `healthscore` key and where it was looked for
+        (not a missing file of the package's own folder, which the user never named)."""
         path = Path(self.healthscore)
         if path.is_absolute():
+            if not path.is_file():
+                raise ConfigError(f"healthscore: the scorecard file '{path}' does not exist.")
             return path
         for root in (base, Path.cwd(), DEFAULTS_DIR):
-            if root is not None and (root / path).exists():
+            if root is not None and (root / path).is_file():
                 return (root / path).resolve()
-        return DEFAULTS_DIR / path
+        shipped = ", ".join(sorted(p.name for p in DEFAULTS_DIR.glob("healthscore*.yaml")))
+        raise ConfigError(
+            f"healthscore: the scorecard file '{path}' was not found next to the configuration file, in the "
+            f"current folder ({Path.cwd()}) or among the shipped scorecards ({shipped})."
+        )
 
     def scoring_rules(self) -> ScoringRules:
         """What the scoring core needs from `scoring:`, `lifecycle:` and `features.category_overrides`."""
@@ -313,6 +334,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"Configuration file {path} does not exist.") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"Configuration file {path} is not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Configuration file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from exc
+    except OSError as exc:  # a folder, a file it may not read...
+        raise ConfigError(f"Configuration file {path} cannot be read: {exc.strerror or exc}.") from exc
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -320,20 +345,25 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def _validated(raw: dict[str, Any], source: str) -> Settings:
+def _validated(raw: dict[str, Any], source: str, flags: Mapping[str, str] | None = None) -> Settings:
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise config_error(source, exc) from exc
+        raise config_error(source, exc, flags=flags, model=Settings) from exc
 
 
 def load_settings(
-    path: str | Path | None = None, overrides: dict[str, Any] | None = None, source: str = "settings"
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    source: str = "settings",
+    flags: Mapping[str, str] | None = None,
 ) -> Settings:
     """Defaults <- user YAML file <- command-line overrides (nested dict), validated.
 
     A bad value in the file is reported against the file; a bad override against `source`
-    (e.g. "command-line options"), so the message points where the mistake is.
+    (e.g. "command-line options"), so the message points where the mistake is; `flags` names the
+    option that set a key path (`{"features.cadence": "--every"}`), so the message names what the
+    user typed.
     """
     raw: dict[str, Any] = {}
     if path is not None:
@@ -349,7 +379,7 @@ def load_settings(
     settings = _validated(raw, str(path or "settings"))
     if not overrides:
         return settings
-    return _validated(_deep_merge(raw, {k: v for k, v in overrides.items() if v is not None}), source)
+    return _validated(_deep_merge(raw, {k: v for k, v in overrides.items() if v is not None}), source, flags)
 
 
 def load_scorecard(path: str | Path, available: Collection[str] | None = None) -> ScorecardConfig:

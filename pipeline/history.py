@@ -51,6 +51,12 @@ def stage_partitions(history_dir: str | Path, scores: pd.DataFrame, token: str) 
     staged = []
     for day, run in scores.groupby(dates, sort=True):
         target = partition_path(history_dir, day)
+        for path, kind in ((target.parent, "folder"), (target, "file")):  # refused before anything is written
+            if path.exists() and not (path.is_dir() if kind == "folder" else path.is_file()):
+                raise ChurnError(
+                    f"Score history: {path} should be the partition {kind} of {day.date()} but is not a {kind}; "
+                    "move it out of the history folder (churn never replaces what it did not write)."
+                )
         remove_stale_temporaries(target.parent)  # partition folders of killed runs of earlier versions
         staged.append(
             (
@@ -91,8 +97,15 @@ def _partitions(history_dir: str | Path) -> dict[pd.Timestamp, Path]:
 def _read(paths: Iterable[Path], columns: Sequence[str] | None) -> pd.DataFrame:
     frames = []
     for path in paths:
-        wanted = None if columns is None else [c for c in columns if c in pq.read_schema(path).names]
-        frames.append(upgrade(pd.read_parquet(path, columns=wanted)))  # runs written by earlier versions
+        try:
+            wanted = None if columns is None else [c for c in columns if c in pq.read_schema(path).names]
+            frames.append(upgrade(pd.read_parquet(path, columns=wanted)))  # runs written by earlier versions
+        except (OSError, ValueError) as exc:  # pyarrow's errors of a damaged file (ArrowInvalid is a ValueError)
+            raise ChurnError(
+                f"Score history partition {path} cannot be read ({exc}); nothing was written. Move its folder "
+                f"{path.parent.name} out of {path.parent.parent} (the trends and alerts of later runs lose that "
+                "date) or restore it from a backup, then run again."
+            ) from exc
     if not frames:
         return pd.DataFrame(columns=list(columns or (ACCOUNT_ID, AS_OF)))
     return pd.concat(frames, ignore_index=True)

@@ -111,7 +111,7 @@ def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
-        with suppress(FileNotFoundError):
+        with suppress(FileNotFoundError, NotADirectoryError):  # never written: a file stands on its way
             path.unlink()
 
 
@@ -271,6 +271,7 @@ def check_output_file(path: str | Path, kind: str, *, overwrite: bool = False) -
             "Nothing was written and the folder was left as it is."
         )
     if not path.exists():
+        _check_folder_of(path)
         return
     if not path.is_file():
         raise OutputRefused(f"Output {path} exists and is not a regular file; choose another name.")
@@ -290,6 +291,18 @@ def check_output_file(path: str | Path, kind: str, *, overwrite: bool = False) -
             f"Output {path} was written by churn but has been changed since; pass --overwrite to replace it, "
             "or choose another name."
         )
+
+
+def _check_folder_of(path: Path) -> None:
+    """Refuse a new output whose folder cannot hold it (a file on its way, a folder churn may not write),
+    before the work: found when the output is staged, it cost the whole run and was an internal error."""
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputRefused(f"Cannot write {path}: a file stands where its folder should be ({folder}).")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputRefused(f"Output {path}: the folder {folder} is not writable; choose another place.")
 
 
 @dataclass(frozen=True)
@@ -478,10 +491,11 @@ def _check_folder(
         marker = {"kind": kind, "files": entries}  # an earlier output, from before folders were marked
     if marker is None:
         if entries:
-            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            visible = sorted(entries, key=lambda name: (name.startswith("."), name))  # hidden markers last
+            shown = ", ".join(visible[:3]) + (", ..." if len(entries) > 3 else "")
             raise OutputRefused(
-                f"Output folder {path} already holds files churn did not write ({shown}); churn never replaces "
-                "or deletes them. Choose a new or empty folder."
+                f"Output folder {path} already holds files churn did not write there as {kind} output ({shown}); "
+                "churn never replaces or deletes them. Choose a new or empty folder."
             )
         return None
     if marker.get("kind") != kind:

@@ -128,7 +128,8 @@ def run_override(
     `today` (default: the clock) is the day an expiry may not be before.
     """
     if (score is None) == (sentiment is None):
-        raise ChurnError("Give either --score S (0-100) or --sentiment R (1-5 or red/yellow/green), not both.")
+        given = "both were given" if score is not None else "neither was given"
+        raise ChurnError(f"Give either --score S (0-100) or --sentiment R (1-5 or red/yellow/green): {given}.")
     if sentiment is not None and category is not None:
         raise ChurnError("--sentiment rates the whole relationship: leave out --category.")
     kind = "sentiment" if sentiment is not None else ("category" if category is not None else "account")
@@ -145,7 +146,9 @@ def run_override(
     )
     today = today or date.today()
     valid = _validated([("", request)], settings, known_accounts(settings, data), today)
-    recorded = record_overrides(settings.workdir_path, valid, source="command line", today=today, author_of_ends=author)
+    recorded = record_overrides(
+        settings.make_workdir(), valid, source="command line", today=today, author_of_ends=author
+    )
     _say_recorded(recorded, settings, console)
     return recorded
 
@@ -213,7 +216,7 @@ def run_import(
     today = today or date.today()
     valid = _validated(requests, settings, known_accounts(settings, data), today)
     recorded = record_overrides(
-        settings.workdir_path, valid, source=f"import {path.name}", today=today, author_of_ends=default_author
+        settings.make_workdir(), valid, source=f"import {path.name}", today=today, author_of_ends=default_author
     )
     _say_recorded(recorded, settings, console)
     return recorded
@@ -290,7 +293,8 @@ def run_expire(
 ) -> pd.DataFrame:
     """`churn overrides expire`: end live overrides now, by id or by account (and target)."""
     if bool(ids) == (account is not None):
-        raise ChurnError("Give override ids (--id N, repeatable) or an ACCOUNT, not both.")
+        given = "both were given" if ids else "neither was given"
+        raise ChurnError(f"Give override ids (--id N, repeatable) or an ACCOUNT: {given}.")
     if sum([category is not None, whole_account, sentiment]) > 1:
         raise ChurnError("Choose at most one of --category, --whole-account and --sentiment.")
     author = current_user(by)

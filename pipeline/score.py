@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.errors import ChurnError
+from features.errors import ChurnError, DataContractError
 from features.judgement import CSM_SENTIMENT
 from features.table import ACCOUNT_ID, AS_OF
 from models.alerts import score_alerts
@@ -88,6 +88,15 @@ def score_prepared(path: Path, id_col: str, model: ChurnRiskModel, settings: Set
         raise ChurnError(f"--table {path}: id column '{id_col}' not found; columns are {list(frame.columns)[:12]}.")
     ids = parse_ids(frame[id_col], id_col, f"--table {path}").astype(str)
     features = frame.drop(columns=[id_col]).assign(**{ACCOUNT_ID: ids, AS_OF: pd.NaT})
+    missing = [c for c in model.feature_names_in_ if c not in features.columns]
+    if missing:  # most often the champion of event data (`churn train --data`), not the table's own model
+        version = model.metadata_.get("model_version")
+        raise DataContractError(
+            f"--table {path}: {len(missing)} of the {len(model.feature_names_in_)} features of model "
+            f"{model.metadata_.get('model_uri', '')}{f' (version {version})' if version else ''} are not columns "
+            f"of the table, e.g. {missing[:5]}; score it with the model `churn train --table` trained on a table "
+            "like it (--model-uri models:/NAME@champion, or its model.name in the configuration)."
+        )
     return score_table(features, model, None, settings)
 
 
@@ -184,6 +193,7 @@ def score_book(
     settings: Settings,
     *,
     history_dir: Path | None,
+    record: bool = True,
     overrides: pd.DataFrame | None = None,
     rescored: pd.DataFrame | None = None,
     progress: ProgressCallback | None = None,
@@ -193,6 +203,7 @@ def score_book(
     """Score, apply the CSM overrides in force, then compare with the previous run in the history:
     trends, alerts (an override applied last time and gone now is an alert) and drift (reads only).
 
+    `record` says whether the run will be added to the history (the note says so when it is not).
     `overrides` is every record of the override store (`read_records`), ended ones included: they
     say why an override the previous run applied is gone. `rescored` holds past runs re-scored with
     this scorecard (`rescore_history`): they stand in for the stored runs of their dates.
@@ -221,7 +232,10 @@ def score_book(
         previous = latest_before(history, as_of)
         if not history.empty:
             scores = pd.concat([scores, trends(history, scores, settings.scoring.trend_days)], axis=1)
-        notes.append(f"score history: {history_dir}")
+        notes.append(
+            f"score history: {history_dir}"
+            + ("" if record else " (compared with; this run is not added: --no-history)")
+        )
     if previous is None or previous.empty:
         notes.append("no earlier scoring run in the history: alerts use only the renewal rule")
     else:

@@ -236,6 +236,13 @@ def health_config(settings: Settings):
     return load_scorecard(settings.healthscore_path())
 
 
+def preflight(settings: Settings) -> None:
+    """What stops a command before it reads any data: a scorecard mistake, a working folder that
+    cannot be created (found after the data was read and the features built, it cost minutes)."""
+    health_config(settings)
+    settings.make_workdir()
+
+
 def scorecard_for(settings: Settings, columns: Iterable[str]):
     """The configured scorecard adapted to the columns a dataset really has (`ScorecardConfig.adapt_to`):
     what every command that scores health uses; its `notes` are printed as warnings and logged."""
@@ -306,6 +313,7 @@ def run_train(
 ):
     from features.table import read_feature_table
 
+    preflight(settings)
     notes: list[str] = []
     data_end = None
     if features_file:
@@ -520,10 +528,12 @@ def score_date(
     from pipeline.score import score_book, with_judgement  # after the model: imported by its thread
 
     features = with_judgement(features, overrides)
-    history_dir = settings.workdir_path / "history" if history else None
+    # Trends and alerts always compare with the history; `history=False` (--no-history) only keeps this
+    # run out of it, so a trial run raises the alerts the real one would.
+    history_dir = settings.workdir_path / "history"
     scorecard = scorecard_for(settings, features.columns)
     rescored = None
-    if rescore_history and history_dir is not None:
+    if rescore_history and history:
         rescored = rescored_history(
             dataset, settings, scorecard.config, overrides, history_dir, when, feature_set=model.feature_set_
         )
@@ -537,6 +547,7 @@ def score_date(
             scorecard.config,
             settings,
             history_dir=history_dir,
+            record=history,
             overrides=overrides,
             rescored=rescored,
             progress=progress,
@@ -549,7 +560,7 @@ def score_date(
             f"re-scored {len(dates)} earlier run(s) of the history with scorecard {scorecard.config.name} "
             f"{scorecard.config.content_hash()}" + (f" ({dates[0]} to {dates[-1]})" if dates else "")
         )
-    run.warnings.extend(scorecard.notes)
+    run.warnings.extend(filter(None, [stale_data_warning(when, dataset.data_end, settings), *scorecard.notes]))
     if not overrides.empty:
         run.notes.append(f"override store: {store_version(overrides)}")
     if left_out:
@@ -560,7 +571,7 @@ def score_date(
         run.alerts,
         run.drift,
         outputs=outputs,
-        history_dir=history_dir,
+        history_dir=history_dir if history else None,
         data_end=dataset.data_end,
         notes=run.warnings,
         history_extra=rescored,
@@ -570,6 +581,20 @@ def score_date(
     if deliver_alerts:
         _deliver(run, settings)
     return run
+
+
+def stale_data_warning(when: date, data_end: pd.Timestamp, settings: Settings) -> str | None:
+    """A warning when the scoring date lies more than the shortest feature window past the end of the data
+    (`churn score` dates default to today: a stale export scores every account as idle, and a CSM gets
+    an alert per account for a gap in the data, not in the customers' behaviour)."""
+    gap = (pd.Timestamp(when) - pd.Timestamp(data_end).normalize()).days - 1
+    if gap <= min(settings.features.windows):
+        return None
+    return (
+        f"the scoring date {when} is {gap} days after the end of the data ({pd.Timestamp(data_end).date()}): the "
+        "features see no activity in those days, so health scores fall and risk rises for that reason alone; "
+        f"check that the data is current, or score as of {latest_scoring_date_of(data_end)}"
+    )
 
 
 def _spark_scores(features: pd.DataFrame, model, scorecard, settings: Settings) -> tuple[pd.DataFrame, tuple[str, ...]]:
@@ -623,7 +648,8 @@ def run_score(
     whole_history: bool = False,
 ):
     """`churn score --data`: load what the date needs, score, commit, print."""
-    outputs.check()  # before any work: a refused target costs nothing
+    outputs.check()  # before any work: a refused target, scorecard or workdir costs nothing
+    preflight(settings)
     _print_recovered(settings, console)
     # One date needs the trailing windows before it (and the facts older rows leave, summarised):
     # unless other dates are built too (ended accounts' last days, the re-scored history) or Spark
@@ -693,10 +719,12 @@ def run_explain(
     from pipeline.score import score_features, with_judgement
     from pipeline.tracking import load_model
 
+    preflight(settings)
     if plot is not None:
         check_output_path(Path(plot), "plot", ".png")
     account_id = trim_id(account_id)
     dataset = load(data, settings)
+    print_warnings(filter(None, [stale_data_warning(when, dataset.data_end, settings)]), console)
     model = load_model(_champion_uri(model_uri, settings), settings)
     features = build_feature_table(dataset, settings, as_of=when, feature_set=model.feature_set_)
     row = features[features[ACCOUNT_ID].astype(str) == str(account_id)]
@@ -741,6 +769,7 @@ RUN_LEGACY = Legacy(frozenset({"features.parquet", "scores.parquet"}), frozenset
 
 
 def run_compare(data: Path, settings: Settings, out_dir: Path, console: Console):
+    preflight(settings)
     with claimed_output_dir(out_dir, "compare", _compare_files(), COMPARE_LEGACY):
         dataset = load(data, settings, console)
         print_warnings(filter(None, [cadence_note(dataset, settings)]), console)
@@ -777,7 +806,11 @@ def compare_dataset(
 
 def latest_scoring_date(dataset: Dataset) -> date:
     """The day after the data end: the first date whose snapshot sees every row of the data."""
-    return (dataset.data_end.normalize() + pd.Timedelta(days=1)).date()
+    return latest_scoring_date_of(dataset.data_end)
+
+
+def latest_scoring_date_of(data_end: pd.Timestamp) -> date:
+    return (pd.Timestamp(data_end).normalize() + pd.Timedelta(days=1)).date()
 
 
 def run_all(
@@ -794,6 +827,7 @@ def run_all(
     Every output goes into `out_dir`, which must be new, empty or an earlier `churn run` folder;
     everything it will write is checked before the work starts.
     """
+    preflight(settings)
     out_dir = Path(out_dir) if out_dir else settings.workdir_path / "run"
     outputs = ScoreOutputs(out_dir / "scores.parquet", "parquet")
     names = ["features.parquet", *(p.name for p in outputs.targets().values()), "compare"]
@@ -833,6 +867,13 @@ def _run_all(
     )
     print_oracle(Path(data), result, console)
     console.rule("score")
+    if not result.promoted:  # run scores with what it trained; a scheduled `churn score` would not
+        console.print(
+            f"note: the book is scored with the model just trained (version {result.model_version}, @challenger); "
+            "`churn score` uses @champion unless given --model-uri",
+            markup=False,
+            highlight=False,
+        )
     latest = latest_scoring_date(dataset)
     month_before = (pd.Timestamp(latest) - pd.DateOffset(months=1)).date()
     # The month before gives trends and alerts a base; its alerts are not news, so they are not posted.

@@ -46,6 +46,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from sklearn.metrics import roc_auc_score
+from sqlalchemy.exc import SQLAlchemyError
 
 from features.errors import ChurnError, ConfigError
 from models.risk_model import ChurnRiskModel
@@ -102,13 +103,13 @@ def configure_tracking(settings: Settings) -> str:
     uri = settings.tracking_uri()
     local = _is_local_store(uri)
     if local:
-        settings.workdir_path.mkdir(parents=True, exist_ok=True)
+        settings.make_workdir()
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    _set_uris_without_exporting(uri)
-    client = mlflow.MlflowClient()
     name = settings.tracking.experiment
     try:
+        _set_uris_without_exporting(uri)
+        client = mlflow.MlflowClient()
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
             location = (settings.workdir_path / "mlartifacts").as_uri() if local else None
@@ -121,6 +122,11 @@ def configure_tracking(settings: Settings) -> str:
             experiment_id = experiment.experiment_id
     except MlflowException as exc:
         raise ChurnError(f"MLflow tracking store {uri} is not usable: {exc.message}") from exc
+    except SQLAlchemyError as exc:  # a SQLite file that is not a database, a store of a newer MLflow schema...
+        raise ChurnError(
+            f"MLflow tracking store {uri} is not usable: {getattr(exc, 'orig', None) or exc}. Restore it from a "
+            "backup, or set tracking.uri (or workdir) to another store."
+        ) from exc
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
@@ -385,8 +391,8 @@ def _recorded_digest(uri: str) -> tuple[str, ModelVersion | None]:
         where = f"run {run_id}"
     else:
         raise ChurnError(
-            f"Model URI '{uri}': churn loads registered models (models:/NAME@ALIAS, models:/NAME/VERSION) or "
-            f"runs:/RUN_ID/{MODEL_ARTIFACT}, whose artifact hash the tracking store records."
+            f"Model URI '{uri}': churn loads registered models (models:/NAME@ALIAS, models:/NAME/VERSION, "
+            f"models:/NAME/latest) or runs:/RUN_ID/{MODEL_ARTIFACT}, whose artifact hash the tracking store records."
         )
     if not digest:
         raise ChurnError(
@@ -418,6 +424,8 @@ def _registry_version(uri: str) -> ModelVersion | None:
         name, alias = reference.split("@", 1)
         return client.get_model_version_by_alias(name, alias)
     name, _, version = reference.partition("/")
+    if version.lower() == "latest":  # MLflow's `models:/NAME/latest`: the version its stores resolve `@latest` to
+        return client.get_model_version_by_alias(name, "latest")
     return client.get_model_version(name, version) if version.isdigit() else None
 
 

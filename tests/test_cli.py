@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import run_cli
 from typer.testing import CliRunner
 
 from pipeline.cli import app, main
@@ -24,6 +25,14 @@ def test_python_dash_m_pipeline_is_the_same_entry_point() -> None:
     done = subprocess.run([sys.executable, "-m", "pipeline", "--help"], capture_output=True, text=True, check=False)
     assert done.returncode == 0
     assert all(command in done.stdout for command in COMMANDS)
+
+
+def test_a_start_after_the_end_is_named_as_such(tmp_path, capsys) -> None:
+    """It used to read the data, then say "No snapshot dates fall inside the data's history"."""
+    out = tmp_path / "f.parquet"
+    args = ["features", "--data", str(tmp_path / "absent"), "--out", str(out), "--start", "2025-06-01"]
+    code, text = run_cli([*args, "--end", "2024-01-01"], capsys)
+    assert code == 1 and "--start 2025-06-01 is after --end 2024-01-01" in text and not out.exists()
 
 
 def test_bad_date_is_one_clear_message() -> None:
@@ -53,3 +62,33 @@ def test_a_mistyped_command_or_option_prints_the_usage_and_exits_2(
     err = capsys.readouterr().err
     assert "Usage: churn" in err and fragment in err
     assert "internal error" not in err and "bug" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["features", "--data", "d", "--out", "f.parquet", "--as-of", "2025-01-01", "--start", "2024-01-01"],
+         "--as-of: cannot be combined with --start"),
+        (["train", "--data", "d", "--table", "t.csv", "--id", "i", "--label", "l"],
+         "--table: cannot be combined with --data"),
+        (["score", "--table", "t.csv", "--id", "i", "--out", "s.parquet", "--as-of", "2025-01-01"],
+         "--table: cannot be combined with --as-of"),
+        (["score", "--data", "d", "--table", "t.csv", "--id", "i", "--out", "s.parquet"],
+         "--table: cannot be combined with --data"),
+        (["overrides", "list", "--all", "--as-of", "2025-01-01"], "--all: cannot be combined with --as-of"),
+    ],
+)  # fmt: skip
+def test_options_that_would_be_ignored_together_are_a_usage_error(
+    args: list[str], fragment: str, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`train --data D --table T` used to train on the table and register it under the data's model name,
+    `score --data D --table T` to ignore the data, `features --as-of D --start S` to ignore --start,
+    `overrides list --all --as-of D` to ignore the date."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["churn", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    err = " ".join(capsys.readouterr().err.replace("│", " ").split())
+    assert "Usage: churn" in err and fragment in err, err
+    assert list(tmp_path.iterdir()) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,13 @@ def test_user_file_overrides_only_what_it_names(tmp_path: Path) -> None:
     [
         ("data:\n  grace_days: -1\n", "data.grace_days: Input should be greater than or equal to 0"),
         ("features:\n  windows: [0, 30]\n", "features.windows"),
-        ("model:\n  bogus: 1\n", "model.bogus: unknown key 'bogus'"),
+        ("model:\n  bogus: 1\n", "model.bogus: unknown key 'bogus'\n"),  # nothing close: no suggestion
+        (
+            "scoring:\n  alerts:\n    score_dorp: 5\n",
+            "scoring.alerts.score_dorp: unknown key 'score_dorp'; did you mean 'score_drop'?",
+        ),
+        ("modle:\n  seed: 1\n", "modle: unknown key 'modle'; did you mean 'model'?"),
+        ("scoring:\n  risk_bands: {hihg: 0.6}\n", "did you mean 'high'?"),
         ("model: [1, 2\n", "is not valid YAML"),
         ("- a\n- b\n", "must hold a mapping"),
     ],
@@ -41,13 +48,35 @@ def test_invalid_settings_name_the_key(tmp_path: Path, text: str, fragment: str)
     path.write_text(text)
     with pytest.raises(ConfigError) as err:
         load_settings(path)
-    assert fragment in str(err.value)
+    assert fragment in f"{err.value}\n"
     assert str(path) in str(err.value)
+
+
+def test_a_mistyped_scorecard_key_gets_the_closest_known_one(tmp_path: Path) -> None:
+    import yaml
+
+    from pipeline.config import DEFAULTS_DIR, load_scorecard
+
+    raw = yaml.safe_load((DEFAULTS_DIR / "healthscore.yaml").read_text())
+    raw["default"]["categories"]["support"]["wieght"] = raw["default"]["categories"]["support"].pop("weight")
+    raw["bands"]["gren"] = raw["bands"].pop("green")
+    path = tmp_path / "card.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as err:
+        load_scorecard(path)
+    assert "default.categories.support.wieght: unknown key 'wieght'; did you mean 'weight'?" in str(err.value)
+    assert "bands.gren: unknown key 'gren'; did you mean 'green'?" in str(err.value)
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.yaml")
+    # a folder, or a file that is not text, used to be an internal error (IsADirectoryError, UnicodeDecodeError)
+    with pytest.raises(ConfigError, match=re.escape(f"Configuration file {tmp_path} cannot be read: Is a directory")):
+        load_settings(tmp_path)
+    (tmp_path / "utf16.yaml").write_bytes("model: {seed: 1}".encode("utf-16"))
+    with pytest.raises(ConfigError, match=r"utf16\.yaml is not UTF-8 text"):
+        load_settings(tmp_path / "utf16.yaml")
 
 
 def test_tracking_uri_defaults_to_sqlite_in_the_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

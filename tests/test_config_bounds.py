@@ -49,16 +49,25 @@ def test_a_bad_webhook_url_never_shows_its_secrets() -> None:
     assert settings.scoring.alerts.webhook() == f"https://h.example/x?token={SECRET}"
 
 
-def test_flags_are_checked_like_the_file(tmp_path: Path, capsys) -> None:
-    """`churn features --every daily` used to end in "ValidationError ... This is a bug"."""
+def test_flags_are_checked_like_the_file_and_named_as_typed(tmp_path: Path, capsys) -> None:
+    """`churn features --every daily` used to end in "ValidationError ... This is a bug", then named the
+    setting (`features.cadence`) instead of the option the user typed."""
     data = write_tables(tmp_path / "d", tiny_tables())
     code, message = run_cli(
         ["features", "--data", str(data), "--out", str(tmp_path / "f.parquet"), "--every", "daily"], capsys
     )
     assert code == 1 and "command-line options: 1 invalid setting(s)" in message
-    assert "features.cadence: Input should be 'monthly' or 'weekly'" in message and "bug" not in message
-    code, message = run_cli(["validate", "--data", str(data), "--grace-days", "-3"], capsys)
-    assert code == 1 and "data.grace_days: Input should be greater than or equal to 0" in message
+    assert "--every 'daily' (features.cadence): Input should be 'monthly' or 'weekly'" in message
+    assert "bug" not in message and not (tmp_path / "f.parquet").exists()
+    for flag, value, problem in [
+        ("--grace-days", "-3", "(data.grace_days): Input should be greater than or equal to 0"),
+        ("--data-end", "soon", "(data.data_end): 'soon' is not a date"),
+        ("--engine", "sparkk", "(engine): Input should be 'duckdb' or 'spark'"),
+    ]:
+        code, message = run_cli(["validate", "--data", str(data), flag, value], capsys)
+        assert code == 1 and f"{flag} '{value}' {problem}" in message, message
+    code, message = run_cli(["train", "--data", str(data), "--seed", "x"], capsys)
+    assert code == 2 and "--seed" in message  # typed options: the usage error names it already
 
 
 def _scorecard(tmp_path: Path, change) -> Path:
@@ -88,3 +97,45 @@ def test_a_scorecard_weight_must_be_finite_and_in_range(tmp_path: Path, weight: 
     with pytest.raises(ConfigError) as err:
         load_scorecard(_scorecard(tmp_path, change))
     assert "default.categories." in str(err.value) and ".weight" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["score", "--as-of", "2025-01-01", "--out", "{tmp}/s.parquet"],
+        ["train"],
+        ["compare", "--out", "{tmp}/compare"],
+        ["explain", "A1"],
+        ["run", "--out", "{tmp}/run"],
+    ],
+)
+def test_a_scorecard_or_workdir_mistake_stops_a_command_before_it_reads_the_data(
+    tmp_path: Path, capsys, command
+) -> None:
+    """A typo in the scorecard (or its file name) used to be found after the data was read and the
+    features built (minutes on a large history), and a missing file was named as the package's own
+    `pipeline/defaults/<name>`; now it is the first thing checked, and names the key."""
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(f"workdir: {tmp_path / 'work'}\nhealthscore: no-such-card.yaml\n")
+    card = _scorecard(tmp_path, lambda raw: raw["default"]["categories"]["adoption"].update(wieght=10))
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(f"workdir: {tmp_path / 'work'}\nhealthscore: {card}\n")
+    (tmp_path / "a-file").write_text("")
+    unusable = tmp_path / "unusable.yaml"  # a working folder that cannot be created: an internal error before
+    unusable.write_text(f"workdir: {tmp_path / 'a-file' / 'work'}\n")
+    args = [part.format(tmp=tmp_path) for part in command]
+    for config, fragment in [
+        (missing, "healthscore: the scorecard file 'no-such-card.yaml' was not found next to the configuration"),
+        (typo, "default.categories.adoption.wieght: unknown key 'wieght'"),
+        (unusable, f"workdir: the working folder {tmp_path / 'a-file' / 'work'} cannot be created (Not a directory)"),
+    ]:
+        code, message = run_cli([*args, "--data", str(tmp_path / "no-such-data"), "--config", str(config)], capsys)
+        assert code == 1 and fragment in message, message
+        assert "no-such-data" not in message and "defaults" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a-file",
+        "card.yaml",
+        "missing.yaml",
+        "typo.yaml",
+        "unusable.yaml",
+    ]

@@ -164,3 +164,17 @@ def test_scores_without_a_date_are_refused(tmp_path: Path):
         append_scores(tmp_path, pd.DataFrame({"account_id": ["A"]}))
     with pytest.raises(ChurnError, match=r"1 row\(s\) have no valid 'as_of' date"):
         append_scores(tmp_path, pd.DataFrame({"account_id": ["A", "B"], "as_of": ["2024-01-01", None]}))
+
+
+@pytest.mark.parametrize("damage", [b"junk", b""])
+def test_a_damaged_partition_is_a_clear_error_naming_it(tmp_path: Path, damage: bytes):
+    """A partition cut short or overwritten (a disk full, a hand edit) used to stop `churn score` with an
+    internal ArrowInvalid error, naming neither the file nor what to do."""
+    history = tmp_path / "history"
+    append_scores(history, _run("2024-01-01", [80, 70, 60], [0.1, 0.2, 0.3]))
+    (damaged,) = append_scores(history, _run("2024-02-01", [75, 72, 40], [0.1, 0.3, 0.6]))
+    damaged.write_bytes(damage)
+    for columns in (None, ["account_id"]):
+        with pytest.raises(ChurnError, match=f"Score history partition {damaged} cannot be read") as err:
+            read_history(history, columns=columns)
+        assert "Move its folder as_of=2024-02-01 out of" in str(err.value)

@@ -8,6 +8,7 @@ replaced (re-runs are idempotent), another kind or an edited one only with --ove
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -59,6 +60,18 @@ def test_score_out_naming_a_folder_is_refused_before_any_work(tmp_path: Path) ->
     with pytest.raises(OutputRefused, match="is a folder"):
         ScoreOutputs(folder, "parquet").check()
     assert (folder / "q3.xlsx").read_bytes() == b"precious"
+
+
+def test_an_output_under_a_file_is_refused_before_any_work(data_dir: Path, tmp_path: Path, capsys) -> None:
+    """`--out data/accounts.parquet/scores.parquet` used to do the whole run, then fail staging the scores
+    with an internal NotADirectoryError."""
+    table = next(p for p in sorted(data_dir.iterdir()) if p.is_file())  # e.g. accounts.csv
+    with pytest.raises(OutputRefused, match=f"a file stands where its folder should be \\({re.escape(str(table))}\\)"):
+        ScoreOutputs(table / "scores.parquet", "parquet").check()
+    out = table / "sub" / "features.parquet"
+    code, message = run_cli(["features", "--data", str(data_dir), "--out", str(out)], capsys)
+    assert code == 1 and f"Cannot write {out}: a file stands where its folder should be ({table})" in message
+    assert "internal error" not in message and "Data end" not in message
 
 
 def test_unknown_output_suffix_is_refused(data_dir: Path, tmp_path: Path, capsys) -> None:
@@ -148,8 +161,16 @@ def test_output_folders_are_new_empty_or_their_own(tmp_path: Path) -> None:
     user = tmp_path / "user"
     user.mkdir()
     (user / "notes.txt").write_text("keep me")
-    with pytest.raises(OutputRefused, match=r"already holds files churn did not write \(notes.txt\)"):
+    with pytest.raises(
+        OutputRefused, match=r"already holds files churn did not write there as compare output \(notes.txt\)"
+    ):
         prepare_output_dir(user, "compare", ["report.html"])
+    scores = tmp_path / "scores"  # other outputs of churn (a file output's hidden marker is named last)
+    scores.mkdir()
+    for name in (".s.csv.churn.json", "s.csv"):
+        (scores / name).write_text("")
+    with pytest.raises(OutputRefused, match=r"as generate output \(s.csv, .s.csv.churn.json\)"):
+        prepare_output_dir(scores, "generate", ["accounts.parquet"])
 
     ours = prepare_output_dir(tmp_path / "cmp", "compare", ["report.html", "metrics.json"])
     (ours / "report.html").write_text("<html/>")
@@ -170,7 +191,8 @@ def test_compare_and_run_refuse_a_folder_of_other_files(data_dir: Path, tmp_path
     (user / "thesis.docx").write_bytes(b"years of work")
     for command in (["compare", "--data", str(data_dir)], ["run", "--data", str(data_dir)]):
         code, message = run_cli([*command, "--out", str(user)], capsys)
-        assert code == 1 and "already holds files churn did not write (thesis.docx)" in message, message
+        kind = command[0]
+        assert code == 1 and f"churn did not write there as {kind} output (thesis.docx)" in message, message
     assert _tree(user) == {"thesis.docx": b"years of work"}
 
 
@@ -258,3 +280,17 @@ def test_temporary_folders_of_earlier_versions_are_removed_once_stale(tmp_path: 
     os.utime(old_tmp, (0, 0))
     append_scores(history, pd.DataFrame({"account_id": ["A"], "as_of": ["2024-01-01"], "health_score": [50.0]}))
     assert not old_tmp.exists() and fresh_tmp.exists(), "only stale ones go: a fresh one may belong to a live run"
+
+
+def test_compare_writes_into_the_configured_workdir_by_default(book, tmp_path: Path, monkeypatch, capsys) -> None:
+    """Without --out, `churn compare` wrote to `.churn/compare` under the current folder, whatever the
+    configured workdir (a scheduler running in / tried /.churn/compare); `churn run` used the workdir."""
+    config = tmp_path / "c.yaml"
+    config.write_text(f"workdir: {tmp_path / 'work'}\nmodel: {{tune_trials: 0, n_estimators: 60}}\n")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, message = run_cli(["compare", "--data", str(book[1]), "--config", str(config)], capsys)
+    assert code == 0, message
+    assert (tmp_path / "work" / "compare" / "report.html").is_file()
+    assert list(elsewhere.iterdir()) == []

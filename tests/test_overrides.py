@@ -284,6 +284,22 @@ def test_the_override_commands(tiny_data_dir: Path, tmp_path: Path, capsys) -> N
     assert code == 0 and "ended" in text and "renewed" in text
     code, text = run_cli(["overrides", "list", *base], capsys)
     assert code == 0 and "(0)" in text
+    # a workdir that cannot be created is named (it was an internal FileExistsError)
+    (tmp_path / "a-file").write_text("")
+    unusable = tmp_path / "unusable.yaml"
+    unusable.write_text(f"workdir: {tmp_path / 'a-file' / 'work'}\n")
+    args = ["override", "A", "--score", "80", "--reason", "r", "--until", "2999-01-01", "--data", str(tiny_data_dir)]
+    code, text = run_cli([*args, "--config", str(unusable)], capsys)
+    assert code == 1 and f"workdir: the working folder {tmp_path / 'a-file' / 'work'} cannot be created" in text
+    # what is missing is said as missing (these used to say "not both" when neither was given)
+    code, text = run_cli(["override", "A", "--reason", "r", "--until", "2999-01-01", *base], capsys)
+    assert code == 1 and "--score S (0-100) or --sentiment R (1-5 or red/yellow/green): neither was given" in text
+    code, text = run_cli(["override", "A", "--score", "9", "--sentiment", "red", "--reason", "r", *base], capsys)
+    assert code == 1 and "neither" not in text and "both were given" in text
+    code, text = run_cli(["overrides", "expire", "--reason", "renewed", *base], capsys)
+    assert code == 1 and "Give override ids (--id N, repeatable) or an ACCOUNT: neither was given" in text
+    code, text = run_cli(["overrides", "expire", "A", "--id", "1", "--reason", "renewed", *base], capsys)
+    assert code == 1 and "ACCOUNT: both were given" in text
 
 
 # ------------------------------------------------------------------------------ scoring

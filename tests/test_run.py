@@ -4,6 +4,7 @@ with churn installed from its wheel (not the source tree) the way a cluster or a
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import sys
 import sysconfig
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
 
@@ -86,3 +88,29 @@ def test_run_generates_trains_scores_alerts_and_reports(tmp_path: Path, installe
     assert len(history) == 2 and scores["health_score_change_30d"].notna().any()
     assert "Oracle AUC" in done.stdout and "Report:" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_run_says_when_it_scores_with_a_model_it_did_not_promote(tmp_path: Path, capsys) -> None:
+    """`churn run` scores the book with the model it has just trained (self-contained, whatever the
+    workdir's champion was trained on); when that model stayed @challenger, it used to say nothing of it.
+    Its `--seed` seeds the model too, as its help said (it seeded only the generated data)."""
+    from pipeline.synthetic import generate
+
+    data = tmp_path / "data"
+    generate(data, n_accounts=150, seed=3, start="2023-01-01", years=2.5)
+    model = "  tune_trials: 0\n  n_estimators: 60\n"
+    first, second = tmp_path / "first.yaml", tmp_path / "second.yaml"
+    first.write_text(f"workdir: {tmp_path / 'work'}\nmodel:\n{model}")
+    second.write_text(f"workdir: {tmp_path / 'work'}\nmodel:\n{model}  promotion_min_gain: 1.0\n")
+    for config, out, trained in [(first, "run1", "1"), (second, "run2", "2")]:
+        args = ["run", "--data", str(data), "--out", str(tmp_path / out), "--config", str(config)]
+        code, text = run_cli([*args, "--seed", "7"] if trained == "1" else args, capsys)
+        assert code == 0, text
+        scores = pd.read_parquet(tmp_path / out / "scores.parquet")
+        assert scores["model_version"].eq(trained).all(), out
+        noted = f"the book is scored with the model just trained (version {trained}, @challenger)" in text
+        assert noted == (trained == "2"), text
+    # `--seed` seeds the model too, as its help says (it used to seed only the generated data)
+    with sqlite3.connect(tmp_path / "work" / "mlflow.db") as store:
+        seeds = {value for (value,) in store.execute("SELECT value FROM params WHERE key = 'model_seed'")}
+    assert {"7", "42"} <= seeds

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import book_settings, run_churn
+from conftest import book_settings, run_churn, run_cli
 from rich.console import Console
 
 from features.errors import ChurnError
@@ -101,6 +101,53 @@ def test_a_later_run_gets_trends_and_alerts_against_the_earlier_one(trained) -> 
     assert later.alerts["reasons"].str.len().gt(0).all()
 
 
+def test_a_run_kept_out_of_the_history_still_compares_with_it(book, tmp_path: Path) -> None:
+    """`--no-history` used to skip reading the history too: no trends, and alerts from the renewal rule
+    only, with a note that there was no earlier run. It only keeps the run out of the history now."""
+    settings, result = book_settings(book, "no-history")
+    dataset = book[2]
+    score_date(dataset, SCORE_DATE, settings, result.model_uri, history=True)
+    stored = read_history(settings.workdir_path / "history")
+    later = date(2025, 8, 1)
+    trial = score_date(dataset, later, settings, result.model_uri, history=False)
+    pd.testing.assert_frame_equal(read_history(settings.workdir_path / "history"), stored)
+    assert any("this run is not added: --no-history" in n for n in trial.notes), trial.notes
+    real = score_date(dataset, later, settings, result.model_uri, history=True)
+    assert trial.scores["health_score_change_30d"].notna().mean() > 0.8
+    pd.testing.assert_frame_equal(trial.alerts, real.alerts)
+    assert trial.alerts["reasons"].str.contains("dropped|worsened").any()
+
+
+def test_a_table_scored_with_a_model_of_event_data_is_told_which_model(trained, tmp_path: Path, capsys) -> None:
+    """`churn score --table` with the default champion (trained on event data) said only "scoring input:
+    101 model feature(s) missing": not which model, nor how to name the table's own."""
+    settings = trained[2]
+    pd.DataFrame({"cust": ["a", "b"], "tenure": [3, 40]}).to_csv(tmp_path / "book.csv", index=False)
+    out = tmp_path / "scores.parquet"
+    args = ["score", "--table", str(tmp_path / "book.csv"), "--id", "cust", "--out", str(out)]
+    code, text = run_cli([*args, "--config", str(_config(settings, tmp_path / "c.yaml"))], capsys)
+    assert code == 1 and f"features of model models:/{settings.model.name}@champion (version " in text, text
+    assert "are not columns of the table" in text and "--model-uri models:/NAME@champion" in text
+    assert not out.exists()
+
+
+def test_a_date_long_after_the_data_end_is_scored_with_a_warning(trained) -> None:
+    """`churn score` dates default to today: on a stale export every account looked idle and was alerted,
+    with no word that the data had stopped weeks before the date."""
+    _, _, settings, dataset, result = trained
+    end = dataset.data_end.normalize()
+    fresh = score_date(dataset, (end + pd.Timedelta(days=8)).date(), settings, result.model_uri, history=False)
+    assert not [w for w in fresh.warnings if "after the end of the data" in w]  # a weekly export: no warning
+    late = (end + pd.Timedelta(days=40)).date()
+    stale = score_date(dataset, late, settings, result.model_uri, history=False)
+    expected = (
+        f"the scoring date {late} is 39 days after the end of the data ({end.date()}): the features see no "
+        f"activity in those days"
+    )
+    assert [w for w in stale.warnings if w.startswith(expected)], stale.warnings
+    assert f"score as of {(end + pd.Timedelta(days=1)).date()}" in stale.warnings[0]
+
+
 def test_a_missing_model_feature_fails_clearly(trained) -> None:
     _, _, settings, dataset, result = trained
     features = build_feature_table(dataset, settings, as_of=SCORE_DATE).drop(columns=["logins_per_seat_30d"])
@@ -166,6 +213,12 @@ def test_explain_shows_both_views_by_category_and_saves_a_waterfall(trained, tmp
     assert "Rule view, points lost:" in text and "ML view, raising risk:" in text
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
     assert row["account_id"].iloc[0] == account
+    assert "after the end of the data" not in text
+    late = (dataset.data_end.normalize() + pd.Timedelta(days=30)).date()  # `--as-of` defaults to today
+    scores = score_date(dataset, SCORE_DATE, settings, result.model_uri, history=False).scores
+    renewing_later = scores.loc[scores["term_end"] > pd.Timestamp(late), "account_id"].iloc[0]
+    run_explain(renewing_later, data, late, result.model_uri, None, settings, console)
+    assert f"warning: the scoring date {late} is 29 days after the end of the data" in console.export_text()
     with pytest.raises(ChurnError, match="Account 'no-such-account' is not in accounts"):
         run_explain("no-such-account", data, SCORE_DATE, result.model_uri, None, settings, console)
     with pytest.raises(ChurnError, match=f"Account '{account}' has no term active on 2000-01-01"):

@@ -20,6 +20,7 @@ import mlflow
 import pandas as pd
 import pytest
 
+from features.errors import ChurnError
 from pipeline.commit import FAULT_ENV, FAULT_EXIT, FAULT_POINTS, ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings, load_settings
 from pipeline.history import append_scores, partition_path, read_history
@@ -178,3 +179,52 @@ def test_replacing_a_history_partition_never_leaves_the_date_missing(tmp_path: P
     append_scores(history, frames(OLD, 0.9)["scores"])
     assert seen == [True, True]
     assert read_history(history)["churn_probability"].max() == pytest.approx(0.9) and target.exists()
+
+
+def test_a_journal_whose_staged_file_lies_under_a_file_is_rolled_back(tmp_path: Path) -> None:
+    """A run given `--out data/accounts.parquet/scores.parquet` (before such a target was refused up front)
+    failed staging, and its roll-back failed the same way (NotADirectoryError): the pending journal stayed,
+    and every later `churn score` in that workdir stopped on it with an internal error."""
+    settings = load_settings(None, {"workdir": str(tmp_path / "work")})
+    table = tmp_path / "accounts.parquet"
+    table.write_text("the user's data")
+    journal = settings.workdir_path / "commits" / "20261130T075353-1-0a0b0c0d.pending"
+    journal.parent.mkdir(parents=True)
+    staged = table / ".scores.parquet.churn-stage-vm-1-0a0b0c0d.parquet"
+    journal.write_text(
+        json.dumps({"id": journal.stem, "as_of": "2025-12-01", "created": "2026-11-30 07:53:53", "files": [
+            [str(staged), str(table / "scores.parquet")]]})
+    )  # fmt: skip
+    (message,) = recover(settings)
+    assert message.startswith("rolled back an interrupted scoring run of 2025-12-01") and not journal.exists()
+    assert table.read_text() == "the user's data"
+
+
+def test_a_file_where_the_history_partition_goes_stops_the_run_before_anything_lands(previous_run) -> None:
+    """The outputs used to be placed, then the history partition failed (a file stood where its folder goes):
+    a run half landed, and every later run stopped on its journal with an internal FileExistsError."""
+    settings, _, out, _ = previous_run
+    before = state(settings, out)
+    blocker = _history(settings) / f"as_of={NEW:%Y-%m-%d}"
+    blocker.write_text("a user's note")
+    with pytest.raises(ChurnError, match=f"{blocker} should be the partition folder of 2025-07-01 but is not"):
+        commit_scoring(
+            settings, **frames(NEW, 0.6), outputs=ScoreOutputs(out, "parquet"), history_dir=_history(settings)
+        )
+    assert state(settings, out) == before and leftovers(settings, out) == []
+    assert blocker.read_text() == "a user's note"
+
+
+def test_a_committed_run_that_cannot_be_finished_says_what_stands_in_its_way(previous_run) -> None:
+    """A journal past its commit point whose history partition is blocked (by a file put there after the
+    commit point) is a clear error naming it, and is finished once the path is cleared."""
+    settings, overrides, out, tmp_path = previous_run
+    assert _commit_in_child(overrides, tmp_path, out, "placed-outputs") == FAULT_EXIT
+    blocker = _history(settings) / f"as_of={NEW:%Y-%m-%d}"
+    blocker.write_text("in the way")
+    with pytest.raises(ChurnError, match=f"Cannot finish the interrupted scoring run of 2025-07-01 .*{blocker}"):
+        recover(settings)
+    blocker.unlink()
+    (message,) = recover(settings)
+    assert message.startswith("finished an interrupted scoring run of 2025-07-01")
+    assert state(settings, out)["history"] == [OLD, NEW] and leftovers(settings, out) == []

@@ -167,9 +167,43 @@ def test_the_probe_reads_a_sqlite_store_without_mlflow_and_says_unknown_where_it
         (f"models:/{name}@champion", "http://127.0.0.1:9"),
         (f"models:/{name}@champion", f"{tracking}?timeout=5"),
         (f"runs:/{result.run_id}/model", tracking),
-        (f"models:/{name}/latest", tracking),
+        (f"models:/{name}/Production", tracking),  # a stage: MLflow's own lookup decides
     ]:
         assert probe(uri, store) == Probe("unknown"), (uri, store)
+
+
+def test_latest_names_the_highest_version_in_the_probe_and_the_load(book, tmp_path: Path, capsys, caplog) -> None:
+    """MLflow resolves `@latest` (any case) and `/latest` to a model's highest version that is not deleted.
+    The probe took `@latest` for a missing alias (the run then waited for the model before the features)
+    and `churn score --model-uri models:/NAME/latest` was refused."""
+    from mlflow import MlflowClient
+
+    store = tmp_path / "mlflow.db"  # a copy of the book's store (its artifacts stay where they are)
+    shutil.copyfile(book[0] / "work" / "mlflow.db", store)
+    tracking = f"sqlite:///{store}"
+    name = book_settings(book, "latest")[0].model.name
+    client = MlflowClient(tracking, tracking)
+    champion = client.get_model_version_by_alias(name, "champion")
+    newer = client.create_model_version(name, champion.source, champion.run_id, tags=champion.tags)
+    deleted = client.create_model_version(name, champion.source, champion.run_id, tags={TAG_MODEL_SHA256: "0" * 64})
+    client.delete_model_version(name, deleted.version)
+    assert int(newer.version) > int(champion.version)
+    found = Probe("found", champion.tags[TAG_MODEL_SHA256])
+    for uri in (f"models:/{name}@latest", f"models:/{name}@Latest", f"models:/{name}/latest"):
+        assert probe(uri, tracking) == found, uri
+    assert probe("models:/no-such-model@latest", tracking).state == "missing"
+
+    config, workdir = _config(book, tmp_path, "latest")
+    config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "tracking": {"uri": tracking}}))
+    shutil.copytree(book[0] / "work" / "cache" / "feature-sets", workdir / "cache" / "feature-sets")
+    for uri in (f"models:/{name}@latest", f"models:/{name}/latest"):
+        out = tmp_path / "latest.parquet"
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="churn"):
+            code, text = run_cli([*_score(book, config, out), "--no-history", "--model-uri", uri], capsys)
+        assert code == 0, text
+        assert "with its kept feature set" in caplog.text, uri  # the probe found it: no wait for the model
+        assert set(pd.read_parquet(out)["model_version"]) == {str(newer.version)}, uri
 
 
 @pytest.fixture(scope="module")
@@ -215,6 +249,7 @@ def test_the_probe_asks_an_mlflow_server_without_mlflow(book, server, monkeypatc
         "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = 'champion'", (name,)
     )
     assert probe(f"models:/{name}/{version.fetchone()[0]}", server) == found
+    assert probe(f"models:/{name}@latest", server) == probe(f"models:/{name}/latest", server) == found  # one version
     for missing in (f"models:/{name}@nope", f"models:/{name}/99", "models:/no-such-model@champion"):
         assert probe(missing, server).state == "missing", missing
     assert probe(f"models:/{name}@champion", f"{server}/not-mlflow") == Probe("unknown")
@@ -289,3 +324,24 @@ def test_a_run_that_fails_on_its_data_leaves_mlflow_where_it_was(book, tmp_path:
     exit_line = finished.stdout.strip().splitlines()[-1]
     assert exit_line.startswith("exit 1 store ") and _tracking(book) not in exit_line, finished.stdout
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["score", "train"])
+def test_a_tracking_store_that_is_not_a_database_is_a_clear_error(book, tmp_path: Path, capsys, command) -> None:
+    """A workdir whose mlflow.db is damaged (not an SQLite file) used to stop the run with an internal
+    sqlalchemy DatabaseError."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "mlflow.db").write_text("not a database")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"workdir: {work}\nmodel: {{tune_trials: 0, n_estimators: 20}}\n")
+    out = tmp_path / "scores.parquet"
+    args = (
+        [*_score(book, config, out)]
+        if command == "score"
+        else ["train", "--data", str(book[1]), "--config", str(config)]
+    )
+    code, text = run_cli(args, capsys)
+    assert code == 1, text
+    assert f"MLflow tracking store sqlite:///{work / 'mlflow.db'} is not usable: file is not a database" in text
+    assert "internal error" not in text and not out.exists() and not (work / "history").exists()
