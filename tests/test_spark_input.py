@@ -144,3 +144,27 @@ def test_a_csv_row_or_header_that_does_not_fit_fails_on_spark_as_on_duckdb(spark
         message = str(raised.value)
         assert message.startswith(f"Table 'trainings': cannot read {data.as_uri()}/trainings.csv: "), message
         assert (problem if case != "ragged" else "a row has more or fewer fields than the header") in message
+
+
+def test_whole_numbers_stored_as_floating_point_in_text_columns_read_as_integers(spark, tmp_path):
+    """R writes every number as a double, pandas an integer column with gaps as one: account 2 is then 2.0 in
+    one table and 2 in another. A whole number of a floating type in a text column (an id) reads as an
+    integer on both engines, so the events stay their account's; they were all excluded as events of unknown
+    accounts ('2.0')."""
+    tables = tiny_tables()
+    number = {"A": 1, "B": 2, "C": 3}
+    for name, frame in tables.items():
+        if "account_id" in frame:
+            frame["account_id"] = (
+                frame["account_id"].map(number).astype("float64" if name == "usage_events" else "int64")
+            )
+    tables["usage_events"]["feature"] = [1.0, 2.5, 3.0]  # whole ones as integers, the others as the number's text
+    data = write_tables(tmp_path / "numbers", tables, "parquet")
+    expected = load_dataset(data)
+    got = load_on_spark(spark, data.as_uri())
+    assert_same_report(got.report, expected.report)
+    assert expected.report.warning_count("usage_events") == 0
+    rows = [("1", "1"), ("2", "2.5"), ("3", "3")]
+    assert sorted(expected.con.execute("SELECT account_id, feature FROM usage_events").fetchall()) == rows
+    on_spark = got.frames["usage_events"].select("account_id", "feature").toPandas()
+    assert sorted(map(tuple, on_spark.values)) == rows

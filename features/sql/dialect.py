@@ -106,7 +106,8 @@ class Dialect:
         Ids and strings are trimmed (blank is NULL); codes are also lower-cased so matching is
         case-blind; numbers, booleans and dates in text are trimmed, then parsed (numbers only where they
         match `NUMBER_TEXT`, dates where they match `TIMESTAMP_TEXT`); an integer column of a `FRACTIONAL`
-        type keeps only its integral values, a boolean column of numbers only 1 and 0.
+        type keeps only its integral values, a boolean column of numbers only 1 and 0; a whole number of a
+        `FRACTIONAL` type in a text column (an id) is written as an integer ('2', not '2.0').
         """
         native = (raw_type or "").lower()
         if kind == "timestamp":
@@ -138,6 +139,10 @@ class Dialect:
             if kind == "int":  # '4.0' is an integer (pandas writes integer columns with nulls so); '4.5' is not
                 text = f"regexp_replace({text}, '[.]0*$', '')"
             return f"CASE WHEN {self.matches(text, NUMBER_TEXT[kind])} THEN TRY_CAST({text} AS {TYPED[kind]}) END"
+        if native.startswith(FRACTIONAL):  # R writes every number as a double: account 2 is 2.0 there, 2 elsewhere
+            whole = f"TRY_CAST({raw} AS BIGINT)"
+            as_text = self.string_type
+            raw = f"CASE WHEN {raw} = {whole} THEN CAST({whole} AS {as_text}) ELSE CAST({raw} AS {as_text}) END"
         text = self.trimmed_spaces(raw)
         return f"NULLIF(lower({text}), '')" if kind == "code" else f"NULLIF({text}, '')"
 
