@@ -564,7 +564,7 @@ def main() -> None:
         signum = interrupts.received(exc)
         if signum is not None:
             name = signal.Signals(signum).name
-            _print_error("interrupted", f"stopped by {name}; nothing partial was written.")
+            _print_error("interrupted", f"stopped by {name}; no output file was left half-written.")
             sys.exit(128 + signum)
         if _state["debug"] or not isinstance(exc, Exception):
             raise

@@ -117,7 +117,7 @@ def test_an_interrupted_score_exits_non_zero_and_leaves_nothing(
             signal.signal(s, handler)
 
     assert exit_code == code
-    assert f"interrupted: stopped by {signal.Signals(signum).name}; nothing partial was written" in output
+    assert f"interrupted: stopped by {signal.Signals(signum).name}; no output file was left half-written" in output
     assert list(tmp_path.iterdir()) == [], "no output and no temporary file"
     assert _history_dates(trained) == history_before and _journals(trained) == []
 
