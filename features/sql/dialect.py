@@ -140,9 +140,8 @@ class Dialect:
                 text = f"regexp_replace({text}, '[.]0*$', '')"
             return f"CASE WHEN {self.matches(text, NUMBER_TEXT[kind])} THEN TRY_CAST({text} AS {TYPED[kind]}) END"
         if native.startswith(FRACTIONAL):  # R writes every number as a double: account 2 is 2.0 there, 2 elsewhere
-            whole = f"TRY_CAST({raw} AS BIGINT)"
-            as_text = self.string_type
-            raw = f"CASE WHEN {raw} = {whole} THEN CAST({whole} AS {as_text}) ELSE CAST({raw} AS {as_text}) END"
+            whole = self.contract_cast("int", raw, raw_type)  # the integer, where the number is whole
+            raw = f"coalesce(CAST({whole} AS {self.string_type}), CAST({raw} AS {self.string_type}))"
         text = self.trimmed_spaces(raw)
         return f"NULLIF(lower({text}), '')" if kind == "code" else f"NULLIF({text}, '')"
 
