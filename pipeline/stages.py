@@ -593,7 +593,7 @@ def stale_data_warning(when: date, data_end: pd.Timestamp, settings: Settings) -
     return (
         f"the scoring date {when} is {gap} days after the end of the data ({pd.Timestamp(data_end).date()}): the "
         "features see no activity in those days, so health scores fall and risk rises for that reason alone; "
-        f"check that the data is current, or score as of {latest_scoring_date_of(data_end)}"
+        f"check that the data is current, or score as of {latest_scoring_date(data_end)}"
     )
 
 
@@ -804,12 +804,8 @@ def compare_dataset(
     return result
 
 
-def latest_scoring_date(dataset: Dataset) -> date:
+def latest_scoring_date(data_end: pd.Timestamp) -> date:
     """The day after the data end: the first date whose snapshot sees every row of the data."""
-    return latest_scoring_date_of(dataset.data_end)
-
-
-def latest_scoring_date_of(data_end: pd.Timestamp) -> date:
     return (pd.Timestamp(data_end).normalize() + pd.Timedelta(days=1)).date()
 
 
@@ -874,7 +870,7 @@ def _run_all(
             markup=False,
             highlight=False,
         )
-    latest = latest_scoring_date(dataset)
+    latest = latest_scoring_date(dataset.data_end)
     month_before = (pd.Timestamp(latest) - pd.DateOffset(months=1)).date()
     # The month before gives trends and alerts a base; its alerts are not news, so they are not posted.
     score_date(dataset, month_before, settings, result.model_uri, history=True, deliver_alerts=False)

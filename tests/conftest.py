@@ -144,7 +144,7 @@ def end_to_end(data: Path, work: Path):
     dataset = load(data, settings)
     table = build_feature_table(dataset, settings)
     result = train_on_table(table, settings, None, promote=True, console=console)
-    run = score_date(dataset, latest_scoring_date(dataset), settings, result.model_uri, history=False)
+    run = score_date(dataset, latest_scoring_date(dataset.data_end), settings, result.model_uri, history=False)
     comparison = compare_dataset(dataset, settings, work / "compare", console, table=table)
     return result, run, comparison, console.export_text()
 
