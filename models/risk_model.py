@@ -101,10 +101,6 @@ DEPLOYED_TREE_SE_FRACTION = 1.0
 # on B2B and usage-only monthly (within 0.003), no seed worse than -0.0015, calibration and CPU unchanged; a
 # 25-round window blurred real peaks too. 0 judges the raw curves (the rule before wave 8).
 CURVE_SMOOTHING_ROUNDS = 10
-# The curve the chosen setting's deployed tree count is read from: "auc" (DEPLOYED_TREE_SE_FRACTION on the AUC
-# curves) or "binary_logloss" (the minimum of the folds' mean smoothed log-loss, a proper score that uses every
-# probability, not only the order, and so is less noisy on folds with 10-25 churners).
-DEPLOYED_TREE_METRIC = "auc"
 Fold = tuple[pd.Index, pd.Index]  # (training rows, validation rows), as index labels
 TrialReport = Callable[[int, float], None]  # (fold number, running mean AUC) -> may raise to prune
 
@@ -198,7 +194,6 @@ class CrossValidator:
         `report(fold, running mean of the folds' best scores)` lets a tuner prune (it raises to stop).
         """
         curves: list[np.ndarray] = []
-        losses: list[np.ndarray] = []
         for number, ((train, _), (train_set, valid_set)) in enumerate(zip(self.folds, self._sets, strict=True)):
             history: dict[str, Any] = {}
             lgb.train(
@@ -213,12 +208,10 @@ class CrossValidator:
                 ],
             )
             curves.append(smoothed(np.asarray(history["valid"]["auc"], dtype=float), model.smoothing_window()))
-            if DEPLOYED_TREE_METRIC != "auc":
-                losses.append(smoothed(-np.asarray(history["valid"][DEPLOYED_TREE_METRIC]), model.smoothing_window()))
             if report is not None:
                 report(number, float(np.mean([c.max() for c in curves])))
         trees, fold_scores = tree_count(curves)
-        deployed = tree_count(losses, 0.0)[0] if losses else tree_count(curves, DEPLOYED_TREE_SE_FRACTION)[0]
+        deployed = tree_count(curves, DEPLOYED_TREE_SE_FRACTION)[0]
         return CVResult(trees=trees, fold_scores=fold_scores, deployed_trees=deployed)
 
 
@@ -328,7 +321,7 @@ class ChurnRiskModel(ClassifierMixin, BaseEstimator):
         weight = (len(labels) - positives) / positives if self.balance_classes and positives else 1.0
         return {
             "objective": "binary",
-            "metric": ["auc"] + ([DEPLOYED_TREE_METRIC] if DEPLOYED_TREE_METRIC != "auc" else []),
+            "metric": "auc",
             "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves,
             "max_depth": self.max_depth,
