@@ -32,7 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from features.errors import ChurnError
 from features.feature_set import FeatureSet
+from pipeline.config import redact_url
 from pipeline.io import temporary_sibling
 from pipeline.summary_cache import prune
 
@@ -111,19 +113,46 @@ def _probe_server(tracking_uri: str, name: str, alias: str | None, version: str 
     with the token or user and password MLflow would send from the environment."""
     if any(os.environ.get(key) for key in CUSTOM_CLIENT):
         return UNKNOWN
-    import base64
-    import urllib.error
-    import urllib.parse
-    import urllib.request
-
     if alias is not None:
         path, query = "registered-models/alias", {"name": name, "alias": alias}
     else:
         path, query = "model-versions/get", {"name": name, "version": version}
-    request = urllib.request.Request(
-        f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/{path}?{urllib.parse.urlencode(query)}",
-        headers={"Accept": "application/json"},
-    )
+    try:
+        status, body = _ask_server(tracking_uri, f"api/2.0/mlflow/{path}", query)
+        answer = json.loads(body)
+    except (OSError, ValueError):  # unreachable, timed out, not JSON
+        return UNKNOWN
+    if status != 200:
+        code = answer.get("error_code") if isinstance(answer, dict) else None
+        return Probe("missing") if status in (400, 404) and code in MISSING_CODES else UNKNOWN
+    found = answer.get("model_version") if isinstance(answer, dict) else None
+    if not isinstance(found, dict) or str(found.get("name")) != name:
+        return UNKNOWN
+    tags = [t.get("value") for t in found.get("tags", []) if isinstance(t, dict) and t.get("key") == DIGEST_TAG]
+    return Probe("found", tags[0] if len(tags) == 1 and isinstance(tags[0], str) else None)
+
+
+class ServerAbsent(OSError):
+    """Nothing answers at the tracking server's address: the connection was refused, or the host name
+    does not resolve. MLflow's HTTP retries (~4 minutes) cannot change that, unlike an error status."""
+
+
+def _ask_server(tracking_uri: str, path: str = "", query: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """(HTTP status, body) of a GET of `path` under an `mlflow server`'s URI, with the token or user and
+    password MLflow would send from the environment (proxies as the environment sets them).
+
+    Raises `ServerAbsent` when nothing answers at the address, another `OSError` when the answer did not
+    come (timed out, reset, TLS refused).
+    """
+    import base64
+    import errno
+    import socket
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    url = f"{tracking_uri.rstrip('/')}/{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
     if token := os.environ.get("MLFLOW_TRACKING_TOKEN"):
         request.add_header("Authorization", f"Bearer {token}")
     elif (user := os.environ.get("MLFLOW_TRACKING_USERNAME")) and (
@@ -132,20 +161,46 @@ def _probe_server(tracking_uri: str, name: str, alias: str | None, version: str 
         request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
     try:
         with urllib.request.urlopen(request, timeout=SERVER_TIMEOUT_S) as response:
-            answer = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            code = json.loads(exc.read()).get("error_code")
-        except (OSError, ValueError, AttributeError):
-            return UNKNOWN
-        return Probe("missing") if exc.code in (400, 404) and code in MISSING_CODES else UNKNOWN
-    except (OSError, ValueError):  # unreachable, timed out, not JSON
-        return UNKNOWN
-    found = answer.get("model_version") if isinstance(answer, dict) else None
-    if not isinstance(found, dict) or str(found.get("name")) != name:
-        return UNKNOWN
-    tags = [t.get("value") for t in found.get("tags", []) if isinstance(t, dict) and t.get("key") == DIGEST_TAG]
-    return Probe("found", tags[0] if len(tags) == 1 and isinstance(tags[0], str) else None)
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:  # an answer, with an error status
+        return exc.code, exc.read()
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, ConnectionRefusedError):
+            raise ServerAbsent("the connection was refused (nothing listens at that host and port)") from exc
+        if isinstance(reason, socket.gaierror) and reason.errno != socket.EAI_AGAIN:  # EAI_AGAIN may pass
+            host = urllib.parse.urlsplit(tracking_uri).hostname
+            raise ServerAbsent(f"the host name '{host}' does not resolve ({reason.strerror})") from exc
+        if isinstance(reason, OSError) and reason.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            raise ServerAbsent(f"the host is not reachable ({reason.strerror})") from exc
+        raise
+
+
+def check_tracking_server(settings: Settings) -> None:
+    """Stop a command that will use a tracking server at once, before any data is read, when nothing
+    answers at its address (connection refused, a host name that does not resolve).
+
+    MLflow retries such a request for ~4 minutes before it fails; a server that answers, even with an
+    error status, or does not answer within `SERVER_TIMEOUT_S` (slow, or busy) is left to MLflow and its
+    retries, which ride out a transient failure.
+    """
+    uri = settings.tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        _ask_server(uri)
+    except ServerAbsent as exc:
+        where = (
+            "tracking.uri in the configuration"
+            if settings.tracking.uri
+            else "the environment variable MLFLOW_TRACKING_URI"
+        )
+        raise ChurnError(
+            f"MLflow tracking server {redact_url(uri)} (set by {where}) cannot be reached: {exc}. Start the server "
+            f"or correct the URI; no data was read, nothing was written."
+        ) from exc
+    except OSError:  # slow, reset, TLS: MLflow's own client and retries decide
+        pass
 
 
 def _probe_registry(con: sqlite3.Connection, name: str, alias: str | None, version: str | None) -> Probe:

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from features.errors import ChurnError
-from pipeline.champion import ChampionLoad
+from pipeline.champion import ChampionLoad, check_tracking_server
 from pipeline.commit import ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings
 from pipeline.console import (
@@ -238,8 +238,10 @@ def health_config(settings: Settings):
 
 def preflight(settings: Settings) -> None:
     """What stops a command before it reads any data: a scorecard mistake, a working folder that
-    cannot be created (found after the data was read and the features built, it cost minutes)."""
+    cannot be created (found after the data was read and the features built, it cost minutes), a
+    tracking server that is not there (found by MLflow after ~4 minutes of retries)."""
     health_config(settings)
+    check_tracking_server(settings)
     settings.make_workdir()
 
 
@@ -349,6 +351,7 @@ def run_train_table(
 ):
     from pipeline.train import train_prepared_table
 
+    check_tracking_server(settings)
     with progress_bars() as progress:
         result = train_prepared_table(table, id_col, label_col, time_col, settings, promote=promote, progress=progress)
     print_training(result, console)
@@ -690,6 +693,7 @@ def run_score_table(
     from pipeline.tracking import load_model
 
     check_output_file(outputs.path, "scores", overwrite=outputs.overwrite)
+    check_tracking_server(settings)
     model = load_model(_champion_uri(model_uri, settings), settings)
     scores = score_prepared(table, id_col, model, settings)
     write_output(scores, outputs.path, "scores", fmt=outputs.fmt, overwrite=outputs.overwrite)
