@@ -21,16 +21,21 @@ waits for the model before the features, as before.
 
 from __future__ import annotations
 
+import base64
 import importlib
 import json
 import logging
 import os
+import secrets
 import sqlite3
 import threading
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
 
 from features.errors import ChurnError
 from features.feature_set import FeatureSet
@@ -144,7 +149,6 @@ def _ask_server(tracking_uri: str, path: str = "", query: dict[str, str] | None 
     Raises `ServerAbsent` when nothing answers at the address, another `OSError` when the answer did not
     come (timed out, reset, TLS refused).
     """
-    import base64
     import errno
     import socket
     import urllib.error
@@ -347,3 +351,134 @@ class ChampionLoad:
         self._raise()
         assert self._model is not None
         return self._model
+
+
+# ----------------------------------------------------------------- what a model was trained on
+TRAINED_ON = "trained_on"
+"""The key of `model.metadata_` (saved in the model's own files, so covered by their SHA-256) that says
+what data the model was trained on (`TrainedOn`)."""
+SKETCH_SIZE = 2048
+"""Salted account hashes a model keeps (16 KB): the smallest ones, a uniform sample of its accounts that a
+scored book is sampled alike against (the same salt, the same range), so the share of scored accounts the
+training saw is estimated within a few points whatever the sizes."""
+MIN_SAMPLE = 30
+"""Scored accounts in the sketch's range below which the share is too uncertain to warn about."""
+MIN_SEEN_SHARE = 0.5
+"""The share of scored accounts the model's training data had below which scoring warns. A model scoring
+the book it was trained on misses only the accounts that landed since: a book growing 30 % a year while
+losing 15 % still had ~65 % of its accounts a year later (the warning would take about two years without
+retraining); a model trained on another data source has almost none of them."""
+ID_AND_LANDED = "account_id+created_at"
+ID_ONLY = "account_id"
+
+
+def account_keys(ids: pd.Series, created_at: pd.Series | None = None) -> pd.DataFrame:
+    """What identifies an account across exports of one data source: its id and, when known, the day it
+    landed (two sources that number accounts alike, A001, A002..., share ids, not landing days)."""
+    keys = {"id": ids.astype(str).str.strip().to_numpy(dtype=object)}
+    if created_at is not None:
+        landed = (
+            pd.to_datetime(created_at, errors="coerce", utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[D]")
+        )
+        keys["landed"] = landed.astype("int64")  # days since 1970, whatever the unit the loader used
+    return pd.DataFrame(keys)
+
+
+def _hashes(keys: pd.DataFrame, salt: str) -> np.ndarray:
+    """The keys' salted 64-bit hashes (pandas' SipHash per column, combined), not deduplicated."""
+    return pd.util.hash_pandas_object(keys, index=False, hash_key=salt, categorize=False).to_numpy()
+
+
+@dataclass(frozen=True)
+class TrainedOn:
+    """What a model was trained on: the data source, when, how many accounts, and a sketch of them (the
+    smallest `SKETCH_SIZE` of their salted 64-bit hashes: no id can be read back, and another model's
+    salt differs), by which scoring tells how many of the accounts it scores the training data had."""
+
+    source: str
+    key: str
+    accounts: int
+    trained_at: str
+    salt: str
+    hashes: np.ndarray
+    period: str | None = None
+
+    @classmethod
+    def of(cls, keys: pd.DataFrame, *, source: str, key: str, period: str | None = None) -> TrainedOn:
+        salt = secrets.token_hex(8)  # 16 characters, the key pandas' SipHash takes
+        hashes = pd.unique(_hashes(keys, salt))
+        smallest = np.sort(np.partition(hashes, SKETCH_SIZE)[:SKETCH_SIZE] if len(hashes) > SKETCH_SIZE else hashes)
+        trained_at = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
+        return cls(source, key, len(hashes), trained_at, salt, smallest, period)
+
+    def to_dict(self) -> dict[str, Any]:
+        fields = {k: getattr(self, k) for k in ("source", "key", "accounts", "trained_at", "salt", "period")}
+        return fields | {"hashes": base64.b64encode(self.hashes.astype("<u8").tobytes()).decode()}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any]) -> TrainedOn | None:
+        """The record of a model's metadata; None for a model trained before models kept one."""
+        record = metadata.get(TRAINED_ON)
+        try:
+            hashes = np.frombuffer(base64.b64decode(record["hashes"]), dtype="<u8")
+            return cls(
+                str(record["source"]),
+                str(record["key"]),
+                int(record["accounts"]),
+                str(record["trained_at"]),
+                str(record["salt"]),
+                hashes,
+                record.get("period"),
+            )
+        except (TypeError, KeyError, ValueError):
+            return None
+
+    def seen(self, keys: pd.DataFrame) -> tuple[int, int]:
+        """(seen, sampled): of the scored accounts whose hash lies in the sketch's range (all of them when
+        the sketch holds every training account), how many the training data had."""
+        scored = _hashes(keys, self.salt)
+        if self.accounts > len(self.hashes):
+            scored = scored[scored <= self.hashes[-1]]
+        scored = np.unique(scored)
+        return int(np.isin(scored, self.hashes).sum()), len(scored)
+
+    def describe(self) -> str:
+        period = f"; {self.period}" if self.period else ""
+        return f"trained {self.trained_at} on {self.source} ({self.accounts:,} accounts{period})"
+
+
+def model_provenance(
+    model: ChurnRiskModel, ids: pd.Series, accounts: pd.DataFrame | None = None
+) -> tuple[str, str | None]:
+    """A line naming the model a run uses (name, version, alias or URI, when and on what it was trained),
+    and a warning when most of the accounts `ids` it scores were not in its training data.
+
+    `accounts` (`account_id`, `created_at`) gives the landing days of a data folder's accounts, which a
+    model trained on one compares too; a model trained on ids only compares ids.
+    """
+    meta = model.metadata_
+    uri = str(meta.get("model_uri", "?"))
+    version = meta.get("model_version")
+    name = uri.removeprefix("models:/").partition("@")[0].partition("/")[0] if uri.startswith("models:/") else None
+    label = f"model {name} v{version} ({uri})" if name and version else f"model {uri}"
+    trained = TrainedOn.from_metadata(meta)
+    if trained is None:
+        registered = f", registered {meta['registered_at']}" if meta.get("registered_at") else ""
+        return f"{label}{registered}; what it was trained on is not recorded (trained by an older churn)", None
+    line = f"{label}, {trained.describe()}"
+    if trained.key == ID_AND_LANDED:
+        if accounts is None:
+            return line, None  # a prepared table has no landing days to compare
+        scored = accounts[accounts["account_id"].astype(str).str.strip().isin(ids.astype(str).str.strip())]
+        keys = account_keys(scored["account_id"], scored["created_at"])  # ids are unique in `accounts`
+    else:
+        keys = account_keys(ids)
+    seen, sampled = trained.seen(keys)
+    exhaustive = trained.accounts <= len(trained.hashes)
+    if sampled == 0 or (not exhaustive and sampled < MIN_SAMPLE) or seen / sampled >= MIN_SEEN_SHARE:
+        return line, None
+    how = "" if exhaustive else f" (estimated from {sampled:,} of them)"
+    return line, (
+        f"{label} was trained on other data: only {seen / sampled:.0%} of the {len(keys):,} accounts scored "
+        f"were in its training data{how}, {trained.describe()}; train a model on this data or pass --model-uri"
+    )

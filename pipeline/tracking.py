@@ -73,6 +73,7 @@ TAG_LABEL_HORIZON = "label_horizon"
 TAG_REASON = "promotion_reason"
 TAG_MODEL_SHA256 = "model_sha256"  # on the model version and (as churn.model_sha256) on the training run
 RUN_TAG_MODEL_SHA256 = "churn.model_sha256"
+TAG_TRAINED_ON = "trained_on"  # the data source, on the model version and the training run
 NOTES_ARTIFACT = "data/notes.txt"  # warnings of a run: how the data was read, the scorecard adapted
 
 
@@ -375,6 +376,9 @@ def load_model(uri: str, settings: Settings | None = None) -> ChurnRiskModel:
     if resolved is not None:
         model.metadata_["model_version"] = str(resolved.version)
         model.metadata_["run_id"] = resolved.run_id
+        if resolved.creation_timestamp:
+            registered = pd.Timestamp(resolved.creation_timestamp, unit="ms", tz="UTC")
+            model.metadata_["registered_at"] = registered.strftime("%Y-%m-%d %H:%M UTC")
     return model
 
 
