@@ -357,9 +357,12 @@ def run_train_table(
     promote: bool,
     console: Console,
 ):
+    from pipeline.tracking import table_model_name
     from pipeline.train import train_prepared_table
 
     check_tracking_server(settings)
+    model = settings.model.model_copy(update={"name": table_model_name(settings)})
+    settings = settings.model_copy(update={"model": model})
     with progress_bars() as progress:
         result = train_prepared_table(table, id_col, label_col, time_col, settings, promote=promote, progress=progress)
     print_training(result, console)
@@ -701,15 +704,19 @@ def run_score_table(
     """Score a prepared per-account table with a model trained by `churn train --table`."""
     from pipeline.io import check_output_file
     from pipeline.score import score_prepared
-    from pipeline.tracking import load_model
+    from pipeline.tracking import load_model, table_champion_uri
 
     check_output_file(outputs.path, "scores", overwrite=outputs.overwrite)
     check_tracking_server(settings)
-    model = load_model(_champion_uri(model_uri, settings), settings)
+    note = None
+    if model_uri is None:
+        model_uri, note = table_champion_uri(settings)
+    model = load_model(model_uri, settings)
     scores = score_prepared(table, id_col, model, settings)
     used, unseen = model_provenance(model, scores["account_id"])
     write_output(scores, outputs.path, "scores", fmt=outputs.fmt, overwrite=outputs.overwrite)
-    console.print(f"note: {used}", markup=False, highlight=False)
+    for line in filter(None, [note, used]):
+        console.print(f"note: {line}", markup=False, highlight=False)
     print_warnings(filter(None, [unseen]), console)
     console.print(
         f"Scored {len(scores):,} rows of {table.name} with model version {scores['model_version'].iloc[0]}; "

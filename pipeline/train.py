@@ -186,12 +186,12 @@ def train_prepared_table(
     else:
         split = stratified_split(table, validation_share=settings.model.validation_share, seed=seed)
         folds = stratified_folds(table.loc[split.train_index], n_folds=n_folds, seed=seed)
-    source = f"prepared table {Path(path).name}"
+    source = f"{tracking.PREPARED_TABLE} {Path(path).name}"
     evaluated = fit_and_evaluate(
         table, split, folds, settings, grace_days=0, rule_risk=None, scorecard=None, progress=progress, source=source,
         notes=notes,
     )  # fmt: skip
-    trained_on = trained_on_record(table, f"prepared table {Path(path).resolve()}", None)
+    trained_on = trained_on_record(table, f"{tracking.PREPARED_TABLE} {Path(path).resolve()}", None)
     return log_and_register(
         evaluated, split, folds, settings, config_files=config_files, promote=promote, progress=progress,
         source=source, trained_on=trained_on,
@@ -503,7 +503,7 @@ def log_and_register(
         save_figures(evaluation_figures(**evaluated.figures_input), tmp_dir / "plots")
         _report(progress, 5)
         mlflow.log_params(evaluated.params)
-        mlflow.set_tags({"stage": "train", "source": source, "tuned": str(model.search_ is not None)})
+        mlflow.set_tags({"stage": "train", tracking.SOURCE_TAG: source, "tuned": str(model.search_ is not None)})
         tracking.log_training_data(evaluated.table, evaluated.fingerprint, name=source, label_col=LABEL)
         if model.search_ is not None:
             mlflow.set_tag("search_cut_by_timeout", str(model.search_.cut_by_timeout))

@@ -1,16 +1,18 @@
 """The model a scoring run uses is named (name, version, URI, when and on what data it was trained), and a
 champion trained on another data source is flagged: a workdir reused for another dataset kept the previous
-dataset's champion, and `churn score` scored the new book with it without a word. Real generated data, real
-LightGBM models, real SQLite MLflow stores."""
+dataset's champion, and `churn score` scored the new book with it without a word. Prepared-table models
+(`churn train --table`) are registered under a name of their own, so they never become the champion of
+event data. Real generated data, real LightGBM models, real SQLite MLflow stores."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_churn
+from conftest import run_churn, run_cli
 
 from pipeline.champion import MIN_SEEN_SHARE, SKETCH_SIZE, TrainedOn, account_keys
 from pipeline.synthetic import generate
@@ -103,3 +105,52 @@ def test_the_sketch_estimates_the_seen_share_of_a_book_larger_than_it() -> None:
         book = [f"C{i}" for i in range(seen)] + [f"N{i}" for i in range(10 * SKETCH_SIZE - seen)]
         hits, sampled = restored.seen(account_keys(pd.Series(book)))
         assert sampled > 500 and abs(hits / sampled - seen_share) < 0.06, (seen_share, hits, sampled)
+
+
+def _prepared(path: Path, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    usage, tickets = rng.gamma(2.0, 10.0, 600), rng.poisson(2.0, 600)
+    churned = rng.random(600) < 1 / (1 + np.exp(0.15 * usage - 0.5 * tickets))
+    ids = [f"cust-{i}" for i in range(600)]
+    pd.DataFrame({"cust": ids, "usage": usage, "tickets": tickets, "churned": churned.astype(int)}).to_csv(
+        path, index=False
+    )
+    return path
+
+
+def test_prepared_table_models_have_a_name_of_their_own(worlds, tmp_path: Path, capsys) -> None:
+    """`churn train --table` registered under the default name of event-data models: its model could become the
+    champion `churn score --data` loads."""
+    table = _prepared(tmp_path / "history.csv", seed=0)
+    config = ["--config", str(worlds["config"])]
+    code, text = run_cli(["train", "--table", str(table), "--id", "cust", "--label", "churned", *config], capsys)
+    assert code == 0, text
+    assert "models:/churn-risk-table/1" in text and "promoted to @champion" in text
+    client = mlflow.MlflowClient(f"sqlite:///{worlds['root'] / 'work' / 'mlflow.db'}")
+    assert str(client.get_model_version_by_alias("churn-risk", "champion").version) == "1"  # the event-data champion
+    assert len(client.search_model_versions("name = 'churn-risk'")) == 1
+    out = tmp_path / "scores.parquet"
+    code, text = run_cli(["score", "--table", str(table), "--id", "cust", "--out", str(out), *config], capsys)
+    assert code == 0, text
+    assert "note: model churn-risk-table v1 (models:/churn-risk-table@champion), trained " in text
+    assert f"on prepared table {table} (600 accounts)" in text and "trained on other data" not in text
+
+
+def test_a_prepared_table_model_registered_under_the_shared_name_still_scores(tmp_path: Path, capsys) -> None:
+    """A workdir of an older churn holds its prepared-table model under the default name: it keeps scoring."""
+    from pipeline.config import Settings
+    from pipeline.train import train_prepared_table
+
+    table = _prepared(tmp_path / "history.csv", seed=1)
+    work = tmp_path / "work"
+    settings = Settings(workdir=str(work), model={"tune_trials": 0, "n_estimators": 30, "num_threads": 1})
+    train_prepared_table(table, "cust", "churned", settings=settings)  # the stage, as `churn train --table` was
+    config = tmp_path / "c.yaml"
+    config.write_text(f"workdir: {work}\n")
+    out = tmp_path / "scores.parquet"
+    args = ["score", "--table", str(table), "--id", "cust", "--out", str(out), "--config", str(config)]
+    code, text = run_cli(args, capsys)
+    assert code == 0, text
+    assert "no model is registered as churn-risk-table, the name prepared-table models get now: using " in text
+    assert "models:/churn-risk@champion (version 1, trained on a prepared table" in text
+    assert len(pd.read_parquet(out)) == 600
