@@ -138,8 +138,9 @@ def _probe_server(tracking_uri: str, name: str, alias: str | None, version: str 
 
 
 class ServerAbsent(OSError):
-    """Nothing answers at the tracking server's address: the connection was refused, or the host name
-    does not resolve. MLflow's HTTP retries (~4 minutes) cannot change that, unlike an error status."""
+    """Nothing answers at the tracking server's address: the connection was refused, the host name does
+    not resolve, or the URL names no address. MLflow's HTTP retries (~4 minutes) cannot change that,
+    unlike an error status."""
 
 
 def _ask_server(tracking_uri: str, path: str = "", query: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -150,6 +151,7 @@ def _ask_server(tracking_uri: str, path: str = "", query: dict[str, str] | None 
     come (timed out, reset, TLS refused).
     """
     import errno
+    import http.client
     import socket
     import urllib.error
     import urllib.parse
@@ -178,6 +180,10 @@ def _ask_server(tracking_uri: str, path: str = "", query: dict[str, str] | None 
         if isinstance(reason, OSError) and reason.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
             raise ServerAbsent(f"the host is not reachable ({reason.strerror})") from exc
         raise
+    except http.client.InvalidURL as exc:  # a port that is not a number
+        raise ServerAbsent(f"it is not a valid URL ({exc})") from exc
+    except http.client.HTTPException as exc:  # an answer that is not HTTP
+        raise OSError(f"{type(exc).__name__}: {exc}") from exc
 
 
 def check_tracking_server(settings: Settings) -> None:

@@ -73,15 +73,28 @@ def test_a_closed_port_in_the_environment_stops_the_command_at_once(command, inp
     assert not (tmp_path / ".churn").exists()  # nor a working folder
 
 
-def test_a_host_name_that_does_not_resolve_in_the_configuration_stops_scoring_at_once(inputs, tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("uri", "shown", "reason"),
+    [  # `.invalid` never resolves (RFC 6761)
+        (
+            "http://no-such-host.invalid:5000",
+            "http://no-such-host.invalid:5000",
+            "the host name 'no-such-host.invalid' does not resolve",
+        ),
+        ("http://localhost:abc", "http://localhost", "it is not a valid URL (nonnumeric port: 'abc')"),
+    ],
+)
+def test_a_uri_in_the_configuration_naming_no_server_stops_scoring_at_once(
+    uri, shown, reason, inputs, tmp_path
+) -> None:
     config = tmp_path / "config.yaml"
-    config.write_text("tracking:\n  uri: http://no-such-host.invalid:5000\n")  # `.invalid` never resolves (RFC 6761)
+    config.write_text(f"tracking:\n  uri: {uri}\n")
     args = [part.format(**inputs) for part in COMMANDS["score"]]
     finished, seconds = _churn([*args, "--config", str(config)], tmp_path)
     assert finished.returncode == 1, finished.stderr
     message = " ".join(finished.stderr.split())
-    assert "http://no-such-host.invalid:5000 (set by tracking.uri in the configuration)" in message
-    assert "the host name 'no-such-host.invalid' does not resolve" in message
+    assert f"MLflow tracking server {shown} (set by tracking.uri in the configuration)" in message
+    assert reason in message
     assert seconds < WELL_UNDER_A_MINUTE_S, seconds
     assert not (Path(inputs["out"]) / "scores.parquet").exists()
 
