@@ -466,7 +466,8 @@ def model_provenance(
     uri = str(meta.get("model_uri", "?"))
     version = meta.get("model_version")
     name = uri.removeprefix("models:/").partition("@")[0].partition("/")[0] if uri.startswith("models:/") else None
-    label = f"model {name} v{version} ({uri})" if name and version else f"model {uri}"
+    aliases = "".join(f" @{alias}" for alias in meta.get("aliases", ()))
+    label = f"model {name} v{version}{aliases} ({uri})" if name and version else f"model {uri}"
     trained = TrainedOn.from_metadata(meta)
     if trained is None:
         registered = f", registered {meta['registered_at']}" if meta.get("registered_at") else ""

@@ -570,7 +570,6 @@ def score_date(
             score_notes=notes,
         )
     used, unseen = model_provenance(model, features[ACCOUNT_ID], dataset.accounts)
-    run.notes.insert(0, used)
     if rescored is not None:
         dates = sorted(pd.to_datetime(rescored["as_of"]).dt.date.unique())
         run.notes.append(
@@ -582,6 +581,7 @@ def score_date(
         run.notes.append(f"override store: {store_version(overrides)}")
     if left_out:
         run.notes.insert(0, left_out)
+    run.notes.insert(0, used)  # first: which model, trained on what
     result, recovered = commit_scoring(
         settings,
         run.scores,

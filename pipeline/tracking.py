@@ -376,6 +376,7 @@ def load_model(uri: str, settings: Settings | None = None) -> ChurnRiskModel:
     if resolved is not None:
         model.metadata_["model_version"] = str(resolved.version)
         model.metadata_["run_id"] = resolved.run_id
+        model.metadata_["aliases"] = sorted(resolved.aliases or ())
         if resolved.creation_timestamp:
             registered = pd.Timestamp(resolved.creation_timestamp, unit="ms", tz="UTC")
             model.metadata_["registered_at"] = registered.strftime("%Y-%m-%d %H:%M UTC")

@@ -69,13 +69,15 @@ def test_a_champion_trained_on_another_book_is_named_and_flagged(worlds, tmp_pat
     printed = capsys.readouterr().out
     assert code == 0, printed
     text = " ".join(printed.split())
-    assert "note: model churn-risk v1 (models:/churn-risk@champion), trained " in text
+    assert "note: model churn-risk v1 @challenger @champion (models:/churn-risk@champion), trained " in text
     exported = len(pd.read_parquet(worlds["earlier"] / "accounts.parquet"))  # the accounts landed by the cutoff
     assert f"on {worlds['earlier']} ({exported} accounts; snapshots 2023-" in text
     scored = len(pd.read_parquet(tmp_path / "scores.parquet"))
     warning = [line for line in printed.splitlines() if "was trained on other data" in line]
     assert len(warning) == 1, printed  # one line, never wrapped
-    assert warning[0].startswith("warning: model churn-risk v1 (models:/churn-risk@champion) was trained on other")
+    assert warning[0].startswith(
+        "warning: model churn-risk v1 @challenger @champion (models:/churn-risk@champion) was trained"
+    )
     assert f"only 0% of the {scored:,} accounts scored were in its training data" in warning[0]
     client = mlflow.MlflowClient(f"sqlite:///{worlds['root'] / 'work' / 'mlflow.db'}")
     run = client.search_runs(["1"], "tags.kind = 'scoring'", order_by=["start_time DESC"], max_results=1)[0]
@@ -132,7 +134,7 @@ def test_prepared_table_models_have_a_name_of_their_own(worlds, tmp_path: Path, 
     out = tmp_path / "scores.parquet"
     code, text = run_cli(["score", "--table", str(table), "--id", "cust", "--out", str(out), *config], capsys)
     assert code == 0, text
-    assert "note: model churn-risk-table v1 (models:/churn-risk-table@champion), trained " in text
+    assert "note: model churn-risk-table v1 @challenger @champion (models:/churn-risk-table@champion), trained " in text
     assert f"on prepared table {table} (600 accounts)" in text and "trained on other data" not in text
 
 
