@@ -17,6 +17,11 @@ the load) is thrown away with the features built from it, and the features are b
 the model's set. Where the store cannot be asked cheaply (a file store, a run URI, a store in another
 layout, a server that does not answer or wants client settings the probe does not reproduce) the run
 waits for the model before the features, as before.
+
+The same REST helper tells every command that uses a tracking server, before it reads any data, when
+nothing answers at the server's address (`check_tracking_server`). And once loaded, the model says what it
+was trained on (`TrainedOn`, kept in its own files): a run names its model and warns when most of the
+accounts it scores were not in that model's training data (`model_provenance`).
 """
 
 from __future__ import annotations
