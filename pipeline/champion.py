@@ -400,6 +400,13 @@ def _hashes(keys: pd.DataFrame, salt: str) -> np.ndarray:
     return pd.util.hash_pandas_object(keys, index=False, hash_key=salt, categorize=False).to_numpy()
 
 
+def _check_hash(key: str, salt: str) -> int:
+    """The hash of a fixed account in `key`'s layout: a model keeps it, so that accounts hashed otherwise
+    since it was trained (another pandas) are not taken for a book of other accounts."""
+    landed = pd.Series([pd.Timestamp("2000-01-01")]) if key == ID_AND_LANDED else None
+    return int(_hashes(account_keys(pd.Series(["churn account sketch"]), landed), salt)[0])
+
+
 @dataclass(frozen=True)
 class TrainedOn:
     """What a model was trained on: the data source, when, how many accounts, and a sketch of them (the
@@ -412,6 +419,7 @@ class TrainedOn:
     trained_at: str
     salt: str
     hashes: np.ndarray
+    check: int
     period: str | None = None
 
     @classmethod
@@ -420,11 +428,12 @@ class TrainedOn:
         hashes = pd.unique(_hashes(keys, salt))
         smallest = np.sort(np.partition(hashes, SKETCH_SIZE)[:SKETCH_SIZE] if len(hashes) > SKETCH_SIZE else hashes)
         trained_at = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
-        return cls(source, key, len(hashes), trained_at, salt, smallest, period)
+        return cls(source, key, len(hashes), trained_at, salt, smallest, _check_hash(key, salt), period)
 
     def to_dict(self) -> dict[str, Any]:
         fields = {k: getattr(self, k) for k in ("source", "key", "accounts", "trained_at", "salt", "period")}
-        return fields | {"hashes": base64.b64encode(self.hashes.astype("<u8").tobytes()).decode()}
+        hashes = base64.b64encode(self.hashes.astype("<u8").tobytes()).decode()
+        return fields | {"hashes": hashes, "check": str(self.check)}
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any]) -> TrainedOn | None:
@@ -439,14 +448,18 @@ class TrainedOn:
                 str(record["trained_at"]),
                 str(record["salt"]),
                 hashes,
+                int(record["check"]),
                 record.get("period"),
             )
         except (TypeError, KeyError, ValueError):
             return None
 
-    def seen(self, keys: pd.DataFrame) -> tuple[int, int]:
+    def seen(self, keys: pd.DataFrame) -> tuple[int, int] | None:
         """(seen, sampled): of the scored accounts whose hash lies in the sketch's range (all of them when
-        the sketch holds every training account), how many the training data had."""
+        the sketch holds every training account), how many the training data had; None when this process
+        hashes accounts otherwise than the training did."""
+        if _check_hash(self.key, self.salt) != self.check:
+            return None
         scored = _hashes(keys, self.salt)
         if self.accounts > len(self.hashes):
             scored = scored[scored <= self.hashes[-1]]
@@ -485,7 +498,10 @@ def model_provenance(
         keys = account_keys(scored["account_id"], scored["created_at"])  # ids are unique in `accounts`
     else:
         keys = account_keys(ids)
-    seen, sampled = trained.seen(keys)
+    counted = trained.seen(keys)
+    if counted is None:
+        return f"{line}; its accounts cannot be compared with these (hashed otherwise when it was trained)", None
+    seen, sampled = counted
     exhaustive = trained.accounts <= len(trained.hashes)
     if sampled == 0 or (not exhaustive and sampled < MIN_SAMPLE) or seen / sampled >= MIN_SEEN_SHARE:
         return line, None

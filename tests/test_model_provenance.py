@@ -6,6 +6,7 @@ event data. Real generated data, real LightGBM models, real SQLite MLflow stores
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -85,6 +86,23 @@ def test_a_champion_trained_on_another_book_is_named_and_flagged(worlds, tmp_pat
     assert "was trained on other data" in notes  # the scoring run in MLflow says it too
 
 
+def _active(data: Path, when: str) -> str:
+    """An account with a term running on `when` (one `churn explain` can explain)."""
+    terms = pd.read_parquet(data / "subscriptions.parquet")
+    running = (pd.to_datetime(terms["start_date"]) < when) & (pd.to_datetime(terms["end_date"]) >= when)
+    return str(terms.loc[running, "account_id"].iloc[0])
+
+
+def test_explain_names_the_model_and_flags_another_book(worlds, capsys) -> None:
+    for book, flagged in (("other", True), ("book", False)):
+        account = _active(worlds[book], "2026-01-01")
+        args = ["explain", account, "--data", str(worlds[book]), "--as-of", "2026-01-01"]
+        code, text = run_cli([*args, "--config", str(worlds["config"])], capsys)
+        assert code == 0, text
+        assert "note: model churn-risk v1 @challenger @champion (models:/churn-risk@champion), trained " in text
+        assert ("was trained on other data: only 0% of the" in text) == flagged, text
+
+
 def test_the_same_book_scored_later_with_new_accounts_is_not_flagged(worlds, tmp_path: Path, capsys) -> None:
     code = run_churn(_score(worlds, "book", tmp_path / "scores.parquet"))
     printed = capsys.readouterr().out
@@ -107,6 +125,8 @@ def test_the_sketch_estimates_the_seen_share_of_a_book_larger_than_it() -> None:
         book = [f"C{i}" for i in range(seen)] + [f"N{i}" for i in range(10 * SKETCH_SIZE - seen)]
         hits, sampled = restored.seen(account_keys(pd.Series(book)))
         assert sampled > 500 and abs(hits / sampled - seen_share) < 0.06, (seen_share, hits, sampled)
+    # accounts hashed otherwise than at training (another pandas) are not compared, never taken for other data
+    assert replace(restored, check=restored.check ^ 1).seen(account_keys(pd.Series(book))) is None
 
 
 def _prepared(path: Path, seed: int) -> Path:
