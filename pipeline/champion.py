@@ -17,22 +17,34 @@ the load) is thrown away with the features built from it, and the features are b
 the model's set. Where the store cannot be asked cheaply (a file store, a run URI, a store in another
 layout, a server that does not answer or wants client settings the probe does not reproduce) the run
 waits for the model before the features, as before.
+
+The same REST helper tells every command that uses a tracking server, before it reads any data, when
+nothing answers at the server's address (`check_tracking_server`). And once loaded, the model says what it
+was trained on (`TrainedOn`, kept in its own files): a run names its model and warns when most of the
+accounts it scores were not in that model's training data (`model_provenance`).
 """
 
 from __future__ import annotations
 
+import base64
 import importlib
 import json
 import logging
 import os
+import secrets
 import sqlite3
 import threading
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
+import pandas as pd
+
+from features.errors import ChurnError
 from features.feature_set import FeatureSet
+from pipeline.config import redact_url
 from pipeline.io import temporary_sibling
 from pipeline.summary_cache import prune
 
@@ -111,19 +123,47 @@ def _probe_server(tracking_uri: str, name: str, alias: str | None, version: str 
     with the token or user and password MLflow would send from the environment."""
     if any(os.environ.get(key) for key in CUSTOM_CLIENT):
         return UNKNOWN
-    import base64
-    import urllib.error
-    import urllib.parse
-    import urllib.request
-
     if alias is not None:
         path, query = "registered-models/alias", {"name": name, "alias": alias}
     else:
         path, query = "model-versions/get", {"name": name, "version": version}
-    request = urllib.request.Request(
-        f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/{path}?{urllib.parse.urlencode(query)}",
-        headers={"Accept": "application/json"},
-    )
+    try:
+        status, body = _ask_server(tracking_uri, f"api/2.0/mlflow/{path}", query)
+        answer = json.loads(body)
+    except (OSError, ValueError):  # unreachable, timed out, not JSON
+        return UNKNOWN
+    if status != 200:
+        code = answer.get("error_code") if isinstance(answer, dict) else None
+        return Probe("missing") if status in (400, 404) and code in MISSING_CODES else UNKNOWN
+    found = answer.get("model_version") if isinstance(answer, dict) else None
+    if not isinstance(found, dict) or str(found.get("name")) != name:
+        return UNKNOWN
+    tags = [t.get("value") for t in found.get("tags", []) if isinstance(t, dict) and t.get("key") == DIGEST_TAG]
+    return Probe("found", tags[0] if len(tags) == 1 and isinstance(tags[0], str) else None)
+
+
+class ServerAbsent(OSError):
+    """Nothing answers at the tracking server's address: the connection was refused, the host name does
+    not resolve, or the URL names no address. MLflow's HTTP retries (~4 minutes) cannot change that,
+    unlike an error status."""
+
+
+def _ask_server(tracking_uri: str, path: str = "", query: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """(HTTP status, body) of a GET of `path` under an `mlflow server`'s URI, with the token or user and
+    password MLflow would send from the environment (proxies as the environment sets them).
+
+    Raises `ServerAbsent` when nothing answers at the address, another `OSError` when the answer did not
+    come (timed out, reset, TLS refused).
+    """
+    import errno
+    import http.client
+    import socket
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    url = f"{tracking_uri.rstrip('/')}/{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
     if token := os.environ.get("MLFLOW_TRACKING_TOKEN"):
         request.add_header("Authorization", f"Bearer {token}")
     elif (user := os.environ.get("MLFLOW_TRACKING_USERNAME")) and (
@@ -132,20 +172,50 @@ def _probe_server(tracking_uri: str, name: str, alias: str | None, version: str 
         request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
     try:
         with urllib.request.urlopen(request, timeout=SERVER_TIMEOUT_S) as response:
-            answer = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            code = json.loads(exc.read()).get("error_code")
-        except (OSError, ValueError, AttributeError):
-            return UNKNOWN
-        return Probe("missing") if exc.code in (400, 404) and code in MISSING_CODES else UNKNOWN
-    except (OSError, ValueError):  # unreachable, timed out, not JSON
-        return UNKNOWN
-    found = answer.get("model_version") if isinstance(answer, dict) else None
-    if not isinstance(found, dict) or str(found.get("name")) != name:
-        return UNKNOWN
-    tags = [t.get("value") for t in found.get("tags", []) if isinstance(t, dict) and t.get("key") == DIGEST_TAG]
-    return Probe("found", tags[0] if len(tags) == 1 and isinstance(tags[0], str) else None)
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:  # an answer, with an error status
+        return exc.code, exc.read()
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, ConnectionRefusedError):
+            raise ServerAbsent("the connection was refused (nothing listens at that host and port)") from exc
+        if isinstance(reason, socket.gaierror) and reason.errno != socket.EAI_AGAIN:  # EAI_AGAIN may pass
+            host = urllib.parse.urlsplit(tracking_uri).hostname
+            raise ServerAbsent(f"the host name '{host}' does not resolve ({reason.strerror})") from exc
+        if isinstance(reason, OSError) and reason.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            raise ServerAbsent(f"the host is not reachable ({reason.strerror})") from exc
+        raise
+    except http.client.InvalidURL as exc:  # a port that is not a number
+        raise ServerAbsent(f"it is not a valid URL ({exc})") from exc
+    except http.client.HTTPException as exc:  # an answer that is not HTTP
+        raise OSError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def check_tracking_server(settings: Settings) -> None:
+    """Stop a command that will use a tracking server at once, before any data is read, when nothing
+    answers at its address (connection refused, a host name that does not resolve).
+
+    MLflow retries such a request for ~4 minutes before it fails; a server that answers, even with an
+    error status, or does not answer within `SERVER_TIMEOUT_S` (slow, or busy) is left to MLflow and its
+    retries, which ride out a transient failure.
+    """
+    uri = settings.tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        _ask_server(uri)
+    except ServerAbsent as exc:
+        where = (
+            "tracking.uri in the configuration"
+            if settings.tracking.uri
+            else "the environment variable MLFLOW_TRACKING_URI"
+        )
+        raise ChurnError(
+            f"MLflow tracking server {redact_url(uri)} (set by {where}) cannot be reached: {exc}. Start the server "
+            f"or correct the URI; no data was read, nothing was written."
+        ) from exc
+    except OSError:  # slow, reset, TLS: MLflow's own client and retries decide
+        pass
 
 
 def _probe_registry(con: sqlite3.Connection, name: str, alias: str | None, version: str | None) -> Probe:
@@ -292,3 +362,151 @@ class ChampionLoad:
         self._raise()
         assert self._model is not None
         return self._model
+
+
+# ----------------------------------------------------------------- what a model was trained on
+TRAINED_ON = "trained_on"
+"""The key of `model.metadata_` (saved in the model's own files, so covered by their SHA-256) that says
+what data the model was trained on (`TrainedOn`)."""
+SKETCH_SIZE = 2048
+"""Salted account hashes a model keeps (16 KB): the smallest ones, a uniform sample of its accounts that a
+scored book is sampled alike against (the same salt, the same range), so the share of scored accounts the
+training saw is estimated within a few points whatever the sizes."""
+MIN_SAMPLE = 30
+"""Scored accounts in the sketch's range below which the share is too uncertain to warn about."""
+MIN_SEEN_SHARE = 0.5
+"""The share of scored accounts the model's training data had below which scoring warns. A model scoring
+the book it was trained on misses only the accounts that landed since: a book growing 30 % a year while
+losing 15 % still had ~65 % of its accounts a year later (the warning would take about two years without
+retraining); a model trained on another data source has almost none of them."""
+ID_AND_LANDED = "account_id+created_at"
+ID_ONLY = "account_id"
+
+
+def account_keys(ids: pd.Series, created_at: pd.Series | None = None) -> pd.DataFrame:
+    """What identifies an account across exports of one data source: its id and, when known, the day it
+    landed (two sources that number accounts alike, A001, A002..., share ids, not landing days)."""
+    keys = {"id": ids.astype(str).str.strip().to_numpy(dtype=object)}
+    if created_at is not None:
+        landed = (
+            pd.to_datetime(created_at, errors="coerce", utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[D]")
+        )
+        keys["landed"] = landed.astype("int64")  # days since 1970, whatever the unit the loader used
+    return pd.DataFrame(keys)
+
+
+def _hashes(keys: pd.DataFrame, salt: str) -> np.ndarray:
+    """The keys' salted 64-bit hashes (pandas' SipHash per column, combined), not deduplicated."""
+    return pd.util.hash_pandas_object(keys, index=False, hash_key=salt, categorize=False).to_numpy()
+
+
+def _check_hash(key: str, salt: str) -> int:
+    """The hash of a fixed account in `key`'s layout: a model keeps it, so that accounts hashed otherwise
+    since it was trained (another pandas) are not taken for a book of other accounts."""
+    landed = pd.Series([pd.Timestamp("2000-01-01")]) if key == ID_AND_LANDED else None
+    return int(_hashes(account_keys(pd.Series(["churn account sketch"]), landed), salt)[0])
+
+
+@dataclass(frozen=True)
+class TrainedOn:
+    """What a model was trained on: the data source, when, how many accounts, and a sketch of them (the
+    smallest `SKETCH_SIZE` of their salted 64-bit hashes: no id can be read back, and another model's
+    salt differs), by which scoring tells how many of the accounts it scores the training data had."""
+
+    source: str
+    key: str
+    accounts: int
+    trained_at: str
+    salt: str
+    hashes: np.ndarray
+    check: int
+    period: str | None = None
+
+    @classmethod
+    def of(cls, keys: pd.DataFrame, *, source: str, key: str, period: str | None = None) -> TrainedOn:
+        salt = secrets.token_hex(8)  # 16 characters, the key pandas' SipHash takes
+        hashes = pd.unique(_hashes(keys, salt))
+        smallest = np.sort(np.partition(hashes, SKETCH_SIZE)[:SKETCH_SIZE] if len(hashes) > SKETCH_SIZE else hashes)
+        trained_at = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
+        return cls(source, key, len(hashes), trained_at, salt, smallest, _check_hash(key, salt), period)
+
+    def to_dict(self) -> dict[str, Any]:
+        fields = {k: getattr(self, k) for k in ("source", "key", "accounts", "trained_at", "salt", "period")}
+        hashes = base64.b64encode(self.hashes.astype("<u8").tobytes()).decode()
+        return fields | {"hashes": hashes, "check": str(self.check)}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any]) -> TrainedOn | None:
+        """The record of a model's metadata; None for a model trained before models kept one."""
+        record = metadata.get(TRAINED_ON)
+        try:
+            hashes = np.frombuffer(base64.b64decode(record["hashes"]), dtype="<u8")
+            return cls(
+                str(record["source"]),
+                str(record["key"]),
+                int(record["accounts"]),
+                str(record["trained_at"]),
+                str(record["salt"]),
+                hashes,
+                int(record["check"]),
+                record.get("period"),
+            )
+        except (TypeError, KeyError, ValueError):
+            return None
+
+    def seen(self, keys: pd.DataFrame) -> tuple[int, int] | None:
+        """(seen, sampled): of the scored accounts whose hash lies in the sketch's range (all of them when
+        the sketch holds every training account), how many the training data had; None when this process
+        hashes accounts otherwise than the training did."""
+        if _check_hash(self.key, self.salt) != self.check:
+            return None
+        scored = _hashes(keys, self.salt)
+        if self.accounts > len(self.hashes):
+            scored = scored[scored <= self.hashes[-1]]
+        scored = np.unique(scored)
+        return int(np.isin(scored, self.hashes).sum()), len(scored)
+
+    def describe(self) -> str:
+        period = f"; {self.period}" if self.period else ""
+        return f"trained {self.trained_at} on {self.source} ({self.accounts:,} accounts{period})"
+
+
+def model_provenance(
+    model: ChurnRiskModel, ids: pd.Series, accounts: pd.DataFrame | None = None
+) -> tuple[str, str | None]:
+    """A line naming the model a run uses (name, version, alias or URI, when and on what it was trained),
+    and a warning when most of the accounts `ids` it scores were not in its training data.
+
+    `accounts` (`account_id`, `created_at`) gives the landing days of a data folder's accounts, which a
+    model trained on one compares too; a model trained on ids only compares ids.
+    """
+    meta = model.metadata_
+    uri = str(meta.get("model_uri", "?"))
+    version = meta.get("model_version")
+    name = uri.removeprefix("models:/").partition("@")[0].partition("/")[0] if uri.startswith("models:/") else None
+    aliases = "".join(f" @{alias}" for alias in meta.get("aliases", ()))
+    label = f"model {name} v{version}{aliases} ({uri})" if name and version else f"model {uri}"
+    trained = TrainedOn.from_metadata(meta)
+    if trained is None:
+        registered = f", registered {meta['registered_at']}" if meta.get("registered_at") else ""
+        return f"{label}{registered}; what it was trained on is not recorded (trained by an older churn)", None
+    line = f"{label}, {trained.describe()}"
+    if trained.key == ID_AND_LANDED:
+        if accounts is None:
+            return line, None  # a prepared table has no landing days to compare
+        scored = accounts[accounts["account_id"].astype(str).str.strip().isin(ids.astype(str).str.strip())]
+        keys = account_keys(scored["account_id"], scored["created_at"])  # ids are unique in `accounts`
+    else:
+        keys = account_keys(ids)
+    counted = trained.seen(keys)
+    if counted is None:
+        return f"{line}; its accounts cannot be compared with these (hashed otherwise when it was trained)", None
+    seen, sampled = counted
+    exhaustive = trained.accounts <= len(trained.hashes)
+    if sampled == 0 or (not exhaustive and sampled < MIN_SAMPLE) or seen / sampled >= MIN_SEEN_SHARE:
+        return line, None
+    how = "" if exhaustive else f" (estimated from {sampled:,} of them)"
+    return line, (
+        f"{label} was trained on other data: only {seen / sampled:.0%} of the {len(keys):,} accounts scored "
+        f"were in its training data{how}, {trained.describe()}; train a model on this data or pass --model-uri"
+    )

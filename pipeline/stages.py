@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from features.errors import ChurnError
-from pipeline.champion import ChampionLoad
+from pipeline.champion import ChampionLoad, check_tracking_server, model_provenance
 from pipeline.commit import ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings
 from pipeline.console import (
@@ -238,8 +238,10 @@ def health_config(settings: Settings):
 
 def preflight(settings: Settings) -> None:
     """What stops a command before it reads any data: a scorecard mistake, a working folder that
-    cannot be created (found after the data was read and the features built, it cost minutes)."""
+    cannot be created (found after the data was read and the features built, it cost minutes), a
+    tracking server that is not there (found by MLflow after ~4 minutes of retries)."""
     health_config(settings)
+    check_tracking_server(settings)
     settings.make_workdir()
 
 
@@ -273,12 +275,15 @@ def train_on_table(
     console: Console,
     data_end: pd.Timestamp | None = None,
     notes: Iterable[str] = (),
+    data_source: str | None = None,
+    accounts: pd.DataFrame | None = None,
 ):
     """Train on a snapshot feature table, with the rule score as a baseline, and print the outcome.
 
     `data_end` (the end of the data the labels were read against) is tagged on the training run;
     `notes` (warnings about the data) are printed and logged with the run, after the scorecard's
-    adaptations to the table's columns.
+    adaptations to the table's columns. `data_source` and `accounts` (the data folder and its accounts
+    table) are what the model records it was trained on (`train_model`).
     """
     from pipeline.train import train_model
 
@@ -294,6 +299,8 @@ def train_on_table(
             promote=promote,
             progress=progress,
             notes=[*notes, *scorecard.notes],
+            data_source=data_source,
+            accounts=accounts,
         )
     if data_end is not None:
         from pipeline.tracking import tag_run
@@ -315,15 +322,18 @@ def run_train(
 
     preflight(settings)
     notes: list[str] = []
-    data_end = None
+    data_end = accounts = None
     if features_file:
         table = read_feature_table(str(features_file))
+        source = f"feature table {Path(features_file).resolve()}"
     else:
         dataset = load(data, settings, console)
-        data_end = dataset.data_end
+        data_end, accounts, source = dataset.data_end, dataset.accounts, str(Path(data).resolve())
         notes += filter(None, [cadence_note(dataset, settings)])
         table = training_table(dataset, settings, notes)
-    result = train_on_table(table, settings, config, promote, console, data_end, notes=notes)
+    result = train_on_table(
+        table, settings, config, promote, console, data_end, notes=notes, data_source=source, accounts=accounts
+    )
     if data is not None:
         print_oracle(Path(data), result, console)
     return result
@@ -347,8 +357,12 @@ def run_train_table(
     promote: bool,
     console: Console,
 ):
+    from pipeline.tracking import table_model_name
     from pipeline.train import train_prepared_table
 
+    check_tracking_server(settings)
+    model = settings.model.model_copy(update={"name": table_model_name(settings)})
+    settings = settings.model_copy(update={"model": model})
     with progress_bars() as progress:
         result = train_prepared_table(table, id_col, label_col, time_col, settings, promote=promote, progress=progress)
     print_training(result, console)
@@ -525,6 +539,7 @@ def score_date(
         features, left_out = scored_population(
             dataset, when, settings, include_trials, include_churned, feature_set=model.feature_set_
         )
+    from features.table import ACCOUNT_ID
     from pipeline.score import score_book, with_judgement  # after the model: imported by its thread
 
     features = with_judgement(features, overrides)
@@ -554,17 +569,19 @@ def score_date(
             scores=scores,
             score_notes=notes,
         )
+    used, unseen = model_provenance(model, features[ACCOUNT_ID], dataset.accounts)
     if rescored is not None:
         dates = sorted(pd.to_datetime(rescored["as_of"]).dt.date.unique())
         run.notes.append(
             f"re-scored {len(dates)} earlier run(s) of the history with scorecard {scorecard.config.name} "
             f"{scorecard.config.content_hash()}" + (f" ({dates[0]} to {dates[-1]})" if dates else "")
         )
-    run.warnings.extend(filter(None, [stale_data_warning(when, dataset.data_end, settings), *scorecard.notes]))
+    run.warnings.extend(filter(None, [unseen, stale_data_warning(when, dataset.data_end, settings), *scorecard.notes]))
     if not overrides.empty:
         run.notes.append(f"override store: {store_version(overrides)}")
     if left_out:
         run.notes.insert(0, left_out)
+    run.notes.insert(0, used)  # first: which model, trained on what
     result, recovered = commit_scoring(
         settings,
         run.scores,
@@ -687,12 +704,20 @@ def run_score_table(
     """Score a prepared per-account table with a model trained by `churn train --table`."""
     from pipeline.io import check_output_file
     from pipeline.score import score_prepared
-    from pipeline.tracking import load_model
+    from pipeline.tracking import load_model, table_champion_uri
 
     check_output_file(outputs.path, "scores", overwrite=outputs.overwrite)
-    model = load_model(_champion_uri(model_uri, settings), settings)
+    check_tracking_server(settings)
+    note = None
+    if model_uri is None:
+        model_uri, note = table_champion_uri(settings)
+    model = load_model(model_uri, settings)
     scores = score_prepared(table, id_col, model, settings)
+    used, unseen = model_provenance(model, scores["account_id"])
     write_output(scores, outputs.path, "scores", fmt=outputs.fmt, overwrite=outputs.overwrite)
+    for line in filter(None, [note, used]):
+        console.print(f"note: {line}", markup=False, highlight=False)
+    print_warnings(filter(None, [unseen]), console)
     console.print(
         f"Scored {len(scores):,} rows of {table.name} with model version {scores['model_version'].iloc[0]}; "
         f"wrote {outputs.path}",
@@ -727,6 +752,9 @@ def run_explain(
     print_warnings(filter(None, [stale_data_warning(when, dataset.data_end, settings)]), console)
     model = load_model(_champion_uri(model_uri, settings), settings)
     features = build_feature_table(dataset, settings, as_of=when, feature_set=model.feature_set_)
+    used, unseen = model_provenance(model, features[ACCOUNT_ID], dataset.accounts)
+    console.print(f"note: {used}", markup=False, highlight=False)
+    print_warnings(filter(None, [unseen]), console)
     row = features[features[ACCOUNT_ID].astype(str) == str(account_id)]
     if row.empty:
         known = dataset.accounts[ACCOUNT_ID].astype(str).eq(account_id).any()
@@ -859,7 +887,15 @@ def _run_all(
     console.print(f"{len(table):,} monthly snapshots x {table.shape[1] - 4} features -> {paths['features']}")
     console.rule("train")
     result = train_on_table(
-        table, settings, config, promote=False, console=console, data_end=dataset.data_end, notes=notes
+        table,
+        settings,
+        config,
+        promote=False,
+        console=console,
+        data_end=dataset.data_end,
+        notes=notes,
+        data_source=str(Path(data).resolve()),
+        accounts=dataset.accounts,
     )
     print_oracle(Path(data), result, console)
     console.rule("score")

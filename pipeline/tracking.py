@@ -29,7 +29,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -50,7 +50,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from features.errors import ChurnError, ConfigError
 from models.risk_model import ChurnRiskModel
-from pipeline.config import Settings, read_yaml, redact_url
+from pipeline.config import ModelSettings, Settings, read_yaml, redact_url
 
 if TYPE_CHECKING:
     from pipeline.compare import ComparisonResult
@@ -73,6 +73,7 @@ TAG_LABEL_HORIZON = "label_horizon"
 TAG_REASON = "promotion_reason"
 TAG_MODEL_SHA256 = "model_sha256"  # on the model version and (as churn.model_sha256) on the training run
 RUN_TAG_MODEL_SHA256 = "churn.model_sha256"
+TAG_TRAINED_ON = "trained_on"  # the data source, on the model version and the training run
 NOTES_ARTIFACT = "data/notes.txt"  # warnings of a run: how the data was read, the scorecard adapted
 
 
@@ -375,6 +376,10 @@ def load_model(uri: str, settings: Settings | None = None) -> ChurnRiskModel:
     if resolved is not None:
         model.metadata_["model_version"] = str(resolved.version)
         model.metadata_["run_id"] = resolved.run_id
+        model.metadata_["aliases"] = sorted(resolved.aliases or ())
+        if resolved.creation_timestamp:
+            registered = pd.Timestamp(resolved.creation_timestamp, unit="ms", tz="UTC")
+            model.metadata_["registered_at"] = registered.strftime("%Y-%m-%d %H:%M UTC")
     return model
 
 
@@ -427,6 +432,52 @@ def _registry_version(uri: str) -> ModelVersion | None:
     if version.lower() == "latest":  # MLflow's `models:/NAME/latest`: the version its stores resolve `@latest` to
         return client.get_model_version_by_alias(name, "latest")
     return client.get_model_version(name, version) if version.isdigit() else None
+
+
+# ---------------------------------------------------------------------- prepared-table models
+TABLE_MODEL_SUFFIX = "-table"
+SOURCE_TAG = "source"  # the training run's tag naming what it trained on ("prepared table X.csv", "feature table")
+PREPARED_TABLE = "prepared table"
+
+
+def table_model_name(settings: Settings) -> str:
+    """The name `churn train --table` registers under and `churn score --table` loads: `model.name` with
+    `-table` when it is the default, so that a prepared table's model never becomes the champion that
+    `churn score --data` loads (nor the reverse); a name the user set is theirs to share or not."""
+    name = settings.model.name
+    return name + TABLE_MODEL_SUFFIX if name == ModelSettings.model_fields["name"].default else name
+
+
+def table_champion_uri(settings: Settings) -> tuple[str, str | None]:
+    """The model `churn score --table` loads by default, and a note when it is not the table name's.
+
+    In a store where prepared-table models were registered under the default name (before they had one of
+    their own) and none is under the new name yet, that name's champion is used when a prepared table
+    trained it; otherwise a missing model names both the table name and how to train one.
+    """
+    name = table_model_name(settings)
+    uri = f"models:/{name}@{CHAMPION}"
+    configure_tracking(settings)
+    if name == settings.model.name or current_champion(name) is not None:
+        return uri, None
+    shared = current_champion(settings.model.name)
+    source = ""
+    if shared is not None:
+        with suppress(MlflowException):  # its training run was deleted: what it trained on is unknown
+            source = shared.tags.get(TAG_TRAINED_ON) or mlflow.MlflowClient().get_run(shared.run_id).data.tags.get(
+                SOURCE_TAG, ""
+            )
+    if source.startswith(PREPARED_TABLE):
+        legacy = f"models:/{settings.model.name}@{CHAMPION}"
+        return legacy, (
+            f"no model is registered as {name}, the name prepared-table models get now: using {legacy} "
+            f"(version {shared.version}, trained on a {source}); the next `churn train --table` registers as {name}"
+        )
+    raise ChurnError(
+        f"No model is registered as {uri}: prepared tables are scored with a model `churn train --table` "
+        f"trained (registered as {name}; models trained on a data folder are {settings.model.name}); train one, "
+        "or pass --model-uri."
+    )
 
 
 # --------------------------------------------------------------------------------- promotion

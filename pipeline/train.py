@@ -57,7 +57,15 @@ from models.split import (
     stratified_split,
 )
 from pipeline import tracking
-from pipeline.champion import feature_set_cache, keep_feature_set
+from pipeline.champion import (
+    ID_AND_LANDED,
+    ID_ONLY,
+    TRAINED_ON,
+    TrainedOn,
+    account_keys,
+    feature_set_cache,
+    keep_feature_set,
+)
 from pipeline.config import Settings
 from pipeline.io import save_figures
 from pipeline.progress import ProgressCallback
@@ -101,13 +109,17 @@ def train_model(
     promote: bool = False,
     progress: ProgressCallback | None = None,
     notes: Sequence[str] = (),
+    data_source: str | None = None,
+    accounts: pd.DataFrame | None = None,
 ) -> TrainResult:
     """Train on a snapshot feature table (see features/table.py) with an out-of-time split.
 
     `rule_risk` (100 - health score, indexed like `table`) is evaluated as the rule baseline;
     `scorecard` (the one the rule risk comes from) gives the feature set saved with the model the
     categories its contributions are summed by; `notes` (e.g. how the scorecard was adapted to the
-    data) are logged with the run.
+    data) are logged with the run. `data_source` (the data folder or file) and `accounts` (its accounts
+    table, with the days they landed) are what the model records it was trained on (`TrainedOn`), so
+    that scoring can tell a book it was not trained on.
     """
     missing = [c for c in META_COLUMNS if c not in table.columns]
     if missing:
@@ -130,9 +142,22 @@ def train_model(
         table, split, folds, settings, grace_days=settings.data.grace_days, rule_risk=rule_risk, scorecard=scorecard,
         progress=progress, source=source, notes=list(notes),
     )  # fmt: skip
+    trained_on = trained_on_record(table, data_source or "a feature table", accounts)
     return log_and_register(
-        evaluated, split, folds, settings, config_files=config_files, promote=promote, progress=progress, source=source
-    )
+        evaluated, split, folds, settings, config_files=config_files, promote=promote, progress=progress,
+        source=source, trained_on=trained_on,
+    )  # fmt: skip
+
+
+def trained_on_record(table: pd.DataFrame, source: str, accounts: pd.DataFrame | None) -> TrainedOn:
+    """What the model keeps of its training data: the accounts of the data folder by id and landing day
+    (`accounts`), or else the ids of the table, with the source and the snapshot dates."""
+    dates = table[AS_OF].dropna()
+    period = f"snapshots {dates.min().date()} to {dates.max().date()}" if len(dates) else None
+    if accounts is not None:
+        keys = account_keys(accounts[ACCOUNT_ID], accounts["created_at"])
+        return TrainedOn.of(keys, source=source, key=ID_AND_LANDED, period=period)
+    return TrainedOn.of(account_keys(table[ACCOUNT_ID]), source=source, key=ID_ONLY, period=period)
 
 
 def train_prepared_table(
@@ -161,14 +186,16 @@ def train_prepared_table(
     else:
         split = stratified_split(table, validation_share=settings.model.validation_share, seed=seed)
         folds = stratified_folds(table.loc[split.train_index], n_folds=n_folds, seed=seed)
-    source = f"prepared table {Path(path).name}"
+    source = f"{tracking.PREPARED_TABLE} {Path(path).name}"
     evaluated = fit_and_evaluate(
         table, split, folds, settings, grace_days=0, rule_risk=None, scorecard=None, progress=progress, source=source,
         notes=notes,
     )  # fmt: skip
+    trained_on = trained_on_record(table, f"{tracking.PREPARED_TABLE} {Path(path).resolve()}", None)
     return log_and_register(
-        evaluated, split, folds, settings, config_files=config_files, promote=promote, progress=progress, source=source
-    )
+        evaluated, split, folds, settings, config_files=config_files, promote=promote, progress=progress,
+        source=source, trained_on=trained_on,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- prepared tables
@@ -461,8 +488,10 @@ def log_and_register(
     promote: bool,
     progress: ProgressCallback | None,
     source: str,
+    trained_on: TrainedOn,
 ) -> TrainResult:
-    """Log the run to MLflow, register the model as @challenger and promote it when it wins."""
+    """Log the run to MLflow, register the model as @challenger and promote it when it wins; the model
+    keeps `trained_on` in its own files, its version and run say the source in a tag."""
     model, notes, categories, trials = evaluated.model, evaluated.notes, evaluated.categories, evaluated.trials
     validation, evidence = evaluated.validation, evaluated.evidence
 
@@ -474,7 +503,7 @@ def log_and_register(
         save_figures(evaluation_figures(**evaluated.figures_input), tmp_dir / "plots")
         _report(progress, 5)
         mlflow.log_params(evaluated.params)
-        mlflow.set_tags({"stage": "train", "source": source, "tuned": str(model.search_ is not None)})
+        mlflow.set_tags({"stage": "train", tracking.SOURCE_TAG: source, "tuned": str(model.search_ is not None)})
         tracking.log_training_data(evaluated.table, evaluated.fingerprint, name=source, label_col=LABEL)
         if model.search_ is not None:
             mlflow.set_tag("search_cut_by_timeout", str(model.search_.cut_by_timeout))
@@ -493,7 +522,11 @@ def log_and_register(
         mlflow.log_dict(categories, "features/feature_categories.json")
         validation.to_parquet(tmp_dir / "validation_predictions.parquet", index=False)
         mlflow.log_artifact(str(tmp_dir / "validation_predictions.parquet"), artifact_path="evaluation")
-        version = tracking.log_model(model, evidence.X, settings, evaluated.tags)
+        model.metadata_[TRAINED_ON] = trained_on.to_dict()
+        mlflow.set_tag(tracking.TAG_TRAINED_ON, trained_on.source)
+        version = tracking.log_model(
+            model, evidence.X, settings, evaluated.tags | {tracking.TAG_TRAINED_ON: trained_on.source}
+        )
         version_id = str(version.version)
         # the first scoring run with this model can build its features while the model loads
         keep_feature_set(feature_set_cache(settings), version.tags[tracking.TAG_MODEL_SHA256], model.feature_set_)

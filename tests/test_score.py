@@ -125,9 +125,14 @@ def test_a_table_scored_with_a_model_of_event_data_is_told_which_model(trained, 
     pd.DataFrame({"cust": ["a", "b"], "tenure": [3, 40]}).to_csv(tmp_path / "book.csv", index=False)
     out = tmp_path / "scores.parquet"
     args = ["score", "--table", str(tmp_path / "book.csv"), "--id", "cust", "--out", str(out)]
-    code, text = run_cli([*args, "--config", str(_config(settings, tmp_path / "c.yaml"))], capsys)
+    args += ["--config", str(_config(settings, tmp_path / "c.yaml"))]
+    code, text = run_cli([*args, "--model-uri", f"models:/{settings.model.name}@champion"], capsys)
     assert code == 1 and f"features of model models:/{settings.model.name}@champion (version " in text, text
     assert "are not columns of the table" in text and "--model-uri models:/NAME@champion" in text
+    # by default a table is scored with the model of its own name, which no prepared table has trained here
+    code, text = run_cli(args, capsys)
+    assert code == 1 and f"No model is registered as models:/{settings.model.name}-table@champion" in text, text
+    assert "`churn train --table`" in text
     assert not out.exists()
 
 

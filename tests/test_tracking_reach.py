@@ -1,0 +1,137 @@
+"""A tracking server that is not there (nothing listens at its port, its host name does not resolve) stops
+every command that uses tracking at once, naming the URI and where it was set, before any data is read and
+with nothing written. Before, MLflow's own HTTP retries made the command wait ~251 s (measured) first.
+
+The commands run as processes with a 60 s timeout, so the old behaviour fails each case within a minute."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+COMMANDS = {
+    "score": ["score", "--data", "{data}", "--as-of", "2024-06-01", "--out", "{out}/scores.parquet"],
+    "score --table": ["score", "--table", "{table}", "--id", "account_id", "--out", "{out}/scores.parquet"],
+    "train": ["train", "--data", "{data}"],
+    "train --table": ["train", "--table", "{table}", "--id", "account_id", "--label", "label"],
+    "explain": ["explain", "A", "--data", "{data}", "--as-of", "2024-06-01"],
+    "compare": ["compare", "--data", "{data}", "--out", "{out}/compare"],
+    "run": ["run", "--data", "{data}", "--out", "{out}/run"],
+}
+WELL_UNDER_A_MINUTE_S = 30
+
+
+def _closed_port() -> int:
+    """A port of 127.0.0.1 nothing listens on: bound, then closed (a connection to it is refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _churn(args: list[str], cwd: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | env
+    started = time.monotonic()
+    finished = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--no-progress", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env=environment,
+    )
+    return finished, time.monotonic() - started
+
+
+@pytest.fixture
+def inputs(tiny_data_dir: Path, tmp_path: Path) -> dict[str, str]:
+    table = tmp_path / "prepared.parquet"
+    pd.DataFrame({"account_id": ["A", "B", "C", "D"], "label": [0, 1, 0, 1], "seats": [3, 1, 5, 2]}).to_parquet(table)
+    out = tmp_path / "out"
+    out.mkdir()
+    return {"data": str(tiny_data_dir), "table": str(table), "out": str(out)}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_closed_port_in_the_environment_stops_the_command_at_once(command, inputs, tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    args = [part.format(**inputs) for part in COMMANDS[command]]
+    finished, seconds = _churn(args, tmp_path, MLFLOW_TRACKING_URI=url)
+    assert finished.returncode == 1, finished.stderr
+    message = " ".join(finished.stderr.split())
+    assert f"MLflow tracking server {url} (set by the environment variable MLFLOW_TRACKING_URI)" in message
+    assert "the connection was refused" in message
+    assert seconds < WELL_UNDER_A_MINUTE_S, seconds
+    assert "Data end" not in finished.stdout  # no data was read
+    assert not any(Path(inputs["out"]).iterdir())  # no output, not even a claimed folder
+    assert not (tmp_path / ".churn").exists()  # nor a working folder
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown", "reason"),
+    [  # `.invalid` never resolves (RFC 6761)
+        (
+            "http://no-such-host.invalid:5000",
+            "http://no-such-host.invalid:5000",
+            "the host name 'no-such-host.invalid' does not resolve",
+        ),
+        ("http://localhost:abc", "http://localhost", "it is not a valid URL (nonnumeric port: 'abc')"),
+    ],
+)
+def test_a_uri_in_the_configuration_naming_no_server_stops_scoring_at_once(
+    uri, shown, reason, inputs, tmp_path
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"tracking:\n  uri: {uri}\n")
+    args = [part.format(**inputs) for part in COMMANDS["score"]]
+    finished, seconds = _churn([*args, "--config", str(config)], tmp_path)
+    assert finished.returncode == 1, finished.stderr
+    message = " ".join(finished.stderr.split())
+    assert f"MLflow tracking server {shown} (set by tracking.uri in the configuration)" in message
+    assert reason in message
+    assert seconds < WELL_UNDER_A_MINUTE_S, seconds
+    assert not (Path(inputs["out"]) / "scores.parquet").exists()
+
+
+class _Answering:
+    """A real HTTP server on 127.0.0.1 that answers every request with `status` after `delay_s`."""
+
+    def __init__(self, status: int, delay_s: float = 0.0) -> None:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                time.sleep(delay_s)
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(("status", "delay_s"), [(503, 0.0), (429, 0.0), (200, 3.0)])
+def test_a_server_that_answers_with_an_error_or_slowly_is_left_to_mlflows_retries(status, delay_s, tmp_path) -> None:
+    from pipeline.champion import SERVER_TIMEOUT_S, check_tracking_server
+    from pipeline.config import Settings
+
+    assert delay_s == 0 or delay_s > SERVER_TIMEOUT_S  # the slow one does not answer within the check's wait
+    server = _Answering(status, delay_s)
+    try:
+        check_tracking_server(Settings(workdir=str(tmp_path), tracking={"uri": server.url}))  # no error
+    finally:
+        server.close()
