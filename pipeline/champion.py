@@ -483,7 +483,7 @@ def model_provenance(
     meta = model.metadata_
     uri = str(meta.get("model_uri", "?"))
     version = meta.get("model_version")
-    name = uri.removeprefix("models:/").partition("@")[0].partition("/")[0] if uri.startswith("models:/") else None
+    name = meta.get("model_name")
     aliases = "".join(f" @{alias}" for alias in meta.get("aliases", ()))
     label = f"model {name} v{version}{aliases} ({uri})" if name and version else f"model {uri}"
     trained = TrainedOn.from_metadata(meta)

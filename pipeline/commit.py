@@ -194,11 +194,14 @@ def commit_scoring(
     data_end: pd.Timestamp | None = None,
     notes: Sequence[str] = (),
     history_extra: pd.DataFrame | None = None,
+    model_uri: str | None = None,
+    model_name: str | None = None,
 ) -> tuple[CommitResult, list[str]]:
     """Put a scoring run in place as one unit; returns the result and any recovery messages.
 
     `history_extra` holds rows of other scoring dates that replace their partitions in the same
     commit (`churn score --rescore-history`): the re-scored past lands with the new run or not at all.
+    `model_uri` and `model_name` (the model scored with) are logged with the MLflow run.
     """
     from pipeline.tracking import configure_tracking, log_scoring_run
 
@@ -234,8 +237,9 @@ def commit_scoring(
                 write_staged(frame, items, kind, fmt, sync=True)
             fault_point("staged")
             run_id = log_scoring_run(
-                settings, scores, alerts, drift, commit_id=commit_id, data_end=data_end, notes=notes
-            )
+                settings, scores, alerts, drift, commit_id=commit_id, data_end=data_end, notes=notes,
+                model_uri=model_uri, model_name=model_name,
+            )  # fmt: skip
             fault_point("logged")
             with interrupts.deferred():
                 os.replace(pending, committed)  # the commit point

@@ -592,6 +592,8 @@ def score_date(
         data_end=dataset.data_end,
         notes=run.warnings,
         history_extra=rescored,
+        model_uri=model.metadata_.get("model_uri"),
+        model_name=model.metadata_.get("model_name"),
     )
     run.warnings += recovered
     run.notes.append(f"MLflow scoring run {result.run_id} (drift per feature, alerts)")

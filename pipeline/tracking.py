@@ -374,6 +374,7 @@ def load_model(uri: str, settings: Settings | None = None) -> ChurnRiskModel:
     model.metadata_["model_uri"] = uri
     model.metadata_[TAG_MODEL_SHA256] = expected
     if resolved is not None:
+        model.metadata_["model_name"] = resolved.name
         model.metadata_["model_version"] = str(resolved.version)
         model.metadata_["run_id"] = resolved.run_id
         model.metadata_["aliases"] = sorted(resolved.aliases or ())
@@ -634,8 +635,13 @@ def log_scoring_run(
     commit_id: str | None = None,
     data_end: pd.Timestamp | None = None,
     notes: Sequence[str] = (),
+    model_uri: str | None = None,
+    model_name: str | None = None,
 ) -> str:
     """Log a batch scoring run (book summary, drift per feature, alerts, notes) next to the training runs.
+
+    `model_uri` and `model_name` are the model the run scored with (`--model-uri` may name another than
+    `model.name`); without them, `model.name`'s champion.
 
     With `commit_id` the run is left RUNNING and tagged as staged: the scoring commit finishes it
     (`finish_scoring_run`) once everything is in place, or deletes it (`discard_scoring_run`).
@@ -647,7 +653,12 @@ def log_scoring_run(
     tags = {"kind": "scoring", "model_version": version}
     if commit_id is not None:
         tags |= {COMMIT_TAG: commit_id, COMMIT_STATE_TAG: "staged"}
-    params = {"as_of": as_of, "model_version": version, "model_name": settings.model.name}
+    params = {
+        "as_of": as_of,
+        "model_version": version,
+        "model_name": model_name or settings.model.name,
+        "model_uri": model_uri or f"models:/{settings.model.name}@champion",
+    }
     if data_end is not None:
         params["data_end"] = pd.Timestamp(data_end).isoformat()
     metrics = {

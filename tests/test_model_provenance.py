@@ -86,6 +86,19 @@ def test_a_champion_trained_on_another_book_is_named_and_flagged(worlds, tmp_pat
     assert "was trained on other data" in notes  # the scoring run in MLflow says it too
 
 
+def test_the_scoring_run_names_the_model_it_scored_with(worlds, tmp_path: Path, capsys) -> None:
+    """`--model-uri` may name another model than `model.name`: the scoring run in MLflow logged `model.name`."""
+    config = tmp_path / "renamed.yaml"
+    config.write_text(f"workdir: {worlds['root'] / 'work'}\nmodel: {{name: renamed, tune_trials: 0}}\n")
+    args = ["score", "--data", str(worlds["book"]), "--as-of", "2026-01-01", "--out", str(tmp_path / "s.parquet")]
+    code = run_churn([*args, "--config", str(config), "--no-history", "--model-uri", "models:/churn-risk@champion"])
+    assert code == 0, capsys.readouterr().out
+    client = mlflow.MlflowClient(f"sqlite:///{worlds['root'] / 'work' / 'mlflow.db'}")
+    run = client.search_runs(["1"], "tags.kind = 'scoring'", order_by=["start_time DESC"], max_results=1)[0]
+    assert run.data.params["model_name"] == "churn-risk"
+    assert run.data.params["model_uri"] == "models:/churn-risk@champion"
+
+
 def _active(data: Path, when: str) -> str:
     """An account with a term running on `when` (one `churn explain` can explain)."""
     terms = pd.read_parquet(data / "subscriptions.parquet")
