@@ -560,7 +560,7 @@ def score_date(
             f"re-scored {len(dates)} earlier run(s) of the history with scorecard {scorecard.config.name} "
             f"{scorecard.config.content_hash()}" + (f" ({dates[0]} to {dates[-1]})" if dates else "")
         )
-    run.warnings.extend(filter(None, [stale_data_warning(when, dataset.data_end, settings), *scorecard.notes]))
+    run.warnings.extend(filter(None, [coverage_warning(when, dataset, settings), *scorecard.notes]))
     if not overrides.empty:
         run.notes.append(f"override store: {store_version(overrides)}")
     if left_out:
@@ -583,17 +583,35 @@ def score_date(
     return run
 
 
-def stale_data_warning(when: date, data_end: pd.Timestamp, settings: Settings) -> str | None:
-    """A warning when the scoring date lies more than the shortest feature window past the end of the data
-    (`churn score` dates default to today: a stale export scores every account as idle, and a CSM gets
-    an alert per account for a gap in the data, not in the customers' behaviour)."""
+def coverage_warning(when: date, dataset: Dataset, settings: Settings) -> str | None:
+    """A warning when the scoring date lies where the data does not show the accounts' activity, so every
+    account looks idle and a CSM gets a book of red, risky accounts for a gap in the data, not in the
+    customers' behaviour: more than the shortest feature window past the end of the data (`churn score`
+    dates default to today: a stale export), or less than the training history's lead (`HORIZON_DAYS`,
+    the longest window) after its first event (a date before the export starts, or just after: no
+    training snapshot has such empty windows)."""
+    from features.snapshots import HORIZON_DAYS
+
+    data_end = dataset.data_end
     gap = (pd.Timestamp(when) - pd.Timestamp(data_end).normalize()).days - 1
-    if gap <= min(settings.features.windows):
+    if gap > min(settings.features.windows):
+        return (
+            f"the scoring date {when} is {gap} days after the end of the data ({pd.Timestamp(data_end).date()}): the "
+            "features see no activity in those days, so health scores fall and risk rises for that reason alone; "
+            f"check that the data is current, or score as of {latest_scoring_date(data_end)}"
+        )
+    first = dataset.first_event
+    if first is None:
         return None
+    lead = (pd.Timestamp(when) - first.normalize()).days
+    if lead >= HORIZON_DAYS:
+        return None
+    where, seen = ("on or before", "no activity") if lead <= 0 else (f"{lead} days after", f"only those {lead} days")
     return (
-        f"the scoring date {when} is {gap} days after the end of the data ({pd.Timestamp(data_end).date()}): the "
-        "features see no activity in those days, so health scores fall and risk rises for that reason alone; "
-        f"check that the data is current, or score as of {latest_scoring_date(data_end)}"
+        f"the scoring date {when} is {where} the first event of the data ({first.date()}): the feature windows "
+        f"see {seen}, so health scores fall and risk rises for that reason alone (training snapshots start "
+        f"{HORIZON_DAYS} days into the data); check that the data covers the date, or score as of "
+        f"{(first.normalize() + pd.Timedelta(days=HORIZON_DAYS)).date()} or later"
     )
 
 
@@ -724,7 +742,7 @@ def run_explain(
         check_output_path(Path(plot), "plot", ".png")
     account_id = trim_id(account_id)
     dataset = load(data, settings)
-    print_warnings(filter(None, [stale_data_warning(when, dataset.data_end, settings)]), console)
+    print_warnings(filter(None, [coverage_warning(when, dataset, settings)]), console)
     model = load_model(_champion_uri(model_uri, settings), settings)
     features = build_feature_table(dataset, settings, as_of=when, feature_set=model.feature_set_)
     row = features[features[ACCOUNT_ID].astype(str) == str(account_id)]
