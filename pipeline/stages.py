@@ -20,6 +20,7 @@ from pipeline.champion import ChampionLoad
 from pipeline.commit import ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings
 from pipeline.console import (
+    empty_tables_warning,
     print_comparison,
     print_explanation,
     print_report,
@@ -106,6 +107,7 @@ def load(
             console.print(recent, markup=False, highlight=False)
         for warning in report.exclusions:
             console.print(f"[yellow]warning:[/yellow] {escape(str(warning))}", highlight=False)
+        print_warnings(filter(None, [empty_tables_warning(dataset)]), console)
     return dataset
 
 
@@ -742,7 +744,7 @@ def run_explain(
         check_output_path(Path(plot), "plot", ".png")
     account_id = trim_id(account_id)
     dataset = load(data, settings)
-    print_warnings(filter(None, [coverage_warning(when, dataset, settings)]), console)
+    print_warnings(filter(None, [empty_tables_warning(dataset), coverage_warning(when, dataset, settings)]), console)
     model = load_model(_champion_uri(model_uri, settings), settings)
     features = build_feature_table(dataset, settings, as_of=when, feature_set=model.feature_set_)
     row = features[features[ACCOUNT_ID].astype(str) == str(account_id)]
