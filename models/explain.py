@@ -170,8 +170,13 @@ def _term(days: float) -> str:
 
 
 def _ordinal(renewals: float) -> str:
+    """The coming renewal after `renewals` earlier ones: in words up to the fifth, then 6th, 21st, 82nd, 113th
+    (weekly and monthly terms renew dozens of times)."""
     n = int(renewals)
-    return _ORDINALS[n] if 0 <= n < len(_ORDINALS) else f"{n + 1}th"
+    if 0 <= n < len(_ORDINALS):
+        return _ORDINALS[n]
+    n += 1
+    return f"{n}{'th' if n % 100 in (11, 12, 13) else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def _present(value: Any) -> bool:

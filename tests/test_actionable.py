@@ -34,6 +34,15 @@ def test_context_is_said_in_words() -> None:
     ]
 
 
+def test_the_renewals_of_weekly_terms_are_counted_in_proper_ordinals() -> None:
+    """Weekly terms renew dozens of times: the context said "82th renewal", "21th", "23th"."""
+    counts = [5, 10, 20, 21, 22, 81, 110, 111, 112, 120]
+    frame = pd.DataFrame({"renewals_count": counts, "days_to_renewal": [3] * len(counts)})
+    assert [words.split(" renewal")[0] for words in context_words(frame)] == [
+        "6th", "11th", "21st", "22nd", "23rd", "82nd", "111th", "112th", "113th", "121st"
+    ]  # fmt: skip
+
+
 def _pattern(template: str) -> re.Pattern[str]:
     """A rendered template as a regex: every {field} is any text."""
     parts = re.split(r"\{[^}]*\}", template)
