@@ -406,11 +406,15 @@ def scored_population(
     if features.empty:
         from features.errors import DataContractError
 
-        last_end = pd.Timestamp(dataset.subscriptions["end_date"].max()).date()
+        starts, ends = dataset.subscriptions["start_date"], dataset.subscriptions["end_date"]
+        terms = (  # a term starting on the date is not active yet
+            f"the first term in subscriptions starts on {pd.Timestamp(starts.min()).date()}"
+            if pd.Timestamp(when) <= pd.Timestamp(starts.min())
+            else f"the latest term in subscriptions ends on {pd.Timestamp(ends.max()).date()}"
+        )
         raise DataContractError(
-            f"No account has a term active on {when}, so there is nothing to score: the latest term in "
-            f"subscriptions ends on {last_end} and the data ends on {dataset.data_end.date()}"
-            + (f"; left out: {' and '.join(left)}." if left else ".")
+            f"No account has a term active on {when}, so there is nothing to score: {terms} and the data ends on "
+            f"{dataset.data_end.date()}" + (f"; left out: {' and '.join(left)}." if left else ".")
         )
     return features, ("left out of scores and alerts: " + " and ".join(left)) if left else ""
 

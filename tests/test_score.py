@@ -169,6 +169,17 @@ def test_a_date_before_the_data_has_run_in_is_scored_with_a_warning(trained) -> 
     assert not [w for w in settled.warnings if "first event" in w], settled.warnings
 
 
+def test_a_date_before_every_term_names_the_first_term_start(trained) -> None:
+    """Nothing is active before the first term: the error said when the latest term ends (years later)."""
+    _, _, settings, dataset, result = trained
+    first_start = pd.Timestamp(dataset.subscriptions["start_date"].min()).date()
+    expected = "No account has a term active on 2000-01-01, so there is nothing to score: the first term in "
+    with pytest.raises(ChurnError, match=f"{expected}subscriptions starts on {first_start} and the data ends on"):
+        score_date(dataset, date(2000, 1, 1), settings, result.model_uri, history=False)
+    with pytest.raises(ChurnError, match="the latest term in subscriptions ends on"):
+        score_date(dataset, date(2099, 1, 1), settings, result.model_uri, history=False)
+
+
 def test_a_missing_model_feature_fails_clearly(trained) -> None:
     _, _, settings, dataset, result = trained
     features = build_feature_table(dataset, settings, as_of=SCORE_DATE).drop(columns=["logins_per_seat_30d"])
