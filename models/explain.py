@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from features.progress import ProgressCallback, report
-from features.registry import describer, is_actionable, lookup
+from features.registry import describer, is_actionable, lookup, singular_counts
 from models.drift import check_required_features
 from models.errors import ModelError
 from models.scores import ACTIONABLE_LOG_ODDS, CONTEXT, CONTEXT_LOG_ODDS, TOP_DRIVERS, ml_column
@@ -217,7 +217,7 @@ def context_words(features: pd.DataFrame) -> pd.Series:
         if not np.isnan(tenure):
             parts.append(f"customer for {_span(tenure)}")
         parts += [f"{value} {name}" for name, value in (("segment", segment), ("plan", plan)) if _present(value)]
-        out.append(", ".join(parts))
+        out.append(singular_counts(", ".join(parts)))
     return pd.Series(out, index=features.index, dtype=str, name=CONTEXT)
 
 
