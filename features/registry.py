@@ -8,6 +8,7 @@ never hard-codes a feature name or category.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -154,9 +155,21 @@ def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, 
     context = {k: _clean(v) for k, v in row.items()} if row else {}
     context["value"] = value  # neither None nor NaN here
     try:
-        return found.template.format_map(context)
+        return singular_counts(found.template.format_map(context))
     except (KeyError, ValueError, TypeError, IndexError):
         return f"{found.description}: {_fmt(value)}"
+
+
+# A count of one in the templates' words: "1 day", "1 escalated ticket" (never "0.1 uses" or "21 days").
+_ONE = re.compile(
+    r"(?<![\d.,+-])1 ((?:active|distinct|escalated|licensed|negative|onboarding|survey|training|failed) )?"
+    r"(day|hour|time|ticket|invoice|touchpoint|payment|response|user|seat|feature|session|training|certification)s\b"
+)
+
+
+def singular_counts(text: str) -> str:
+    """`text` with its counts of one in the singular: templates say "{value:.0f} days", which read "1 days"."""
+    return _ONE.sub(r"1 \1\2", text)
 
 
 def _clean(value: Any) -> Any:

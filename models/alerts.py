@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import ChurnError
+from features.registry import singular_counts
 from features.table import ACCOUNT_ID, AS_OF
 from models.healthscore import BAND_ORDER
 from models.scores import HEALTH_BAND, RISK_BAND, SCORECARD_HASH, health_columns
@@ -118,7 +119,7 @@ def score_alerts(
             for text, hit in (("high churn risk", at_risk_band[i] == "high"), ("red health", band[i] == "red"))
             if hit
         )
-        reasons[i].append(f"renews in {days_to_renewal[i]:.0f} days with {why}")
+        reasons[i].append(singular_counts(f"renews in {days_to_renewal[i]:.0f} days with {why}"))
 
     arr = _numeric(now, "arr")
     alerts = pd.DataFrame(

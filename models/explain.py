@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from features.progress import ProgressCallback, report
-from features.registry import describer, is_actionable, lookup
+from features.registry import describer, is_actionable, lookup, singular_counts
 from models.drift import check_required_features
 from models.errors import ModelError
 from models.scores import ACTIONABLE_LOG_ODDS, CONTEXT, CONTEXT_LOG_ODDS, TOP_DRIVERS, ml_column
@@ -170,8 +170,13 @@ def _term(days: float) -> str:
 
 
 def _ordinal(renewals: float) -> str:
+    """The coming renewal after `renewals` earlier ones: in words up to the fifth, then 6th, 21st, 82nd, 113th
+    (weekly and monthly terms renew dozens of times)."""
     n = int(renewals)
-    return _ORDINALS[n] if 0 <= n < len(_ORDINALS) else f"{n + 1}th"
+    if 0 <= n < len(_ORDINALS):
+        return _ORDINALS[n]
+    n += 1
+    return f"{n}{'th' if n % 100 in (11, 12, 13) else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def _present(value: Any) -> bool:
@@ -212,7 +217,7 @@ def context_words(features: pd.DataFrame) -> pd.Series:
         if not np.isnan(tenure):
             parts.append(f"customer for {_span(tenure)}")
         parts += [f"{value} {name}" for name, value in (("segment", segment), ("plan", plan)) if _present(value)]
-        out.append(", ".join(parts))
+        out.append(singular_counts(", ".join(parts)))
     return pd.Series(out, index=features.index, dtype=str, name=CONTEXT)
 
 

@@ -26,6 +26,20 @@ def _date(ts: pd.Timestamp | None) -> str:
     return ts.date().isoformat() if ts is not None else "-"
 
 
+def empty_tables_warning(dataset: Dataset) -> str | None:
+    """The warning for event tables present with no rows: unlike an absent table, whose features and scorecard
+    metrics are left out, an empty one says "none" for every account (no touchpoint, no survey answer...), and
+    its health category scores that across the book, often an export of a source the team does not use."""
+    empty = dataset.empty_event_tables
+    if not empty:
+        return None
+    return (
+        f"{', '.join(empty)}: present with no rows, so every account reads as having none (the features say no "
+        "activity and the health categories score that across the book); leave a table out if its source is not "
+        "in use: an absent table's features and scorecard metrics are dropped"
+    )
+
+
 def print_report(dataset: Dataset, console: Console) -> None:
     """The validation report: rows and dates per table, accounts and term outcomes, warnings."""
     report = dataset.report
@@ -46,6 +60,7 @@ def print_report(dataset: Dataset, console: Console) -> None:
     missing = [t for t in EVENT_TABLES if t not in dataset.event_tables]
     if missing:
         console.print(f"Absent event tables (their features are left out): {', '.join(missing)}")
+    print_warnings(filter(None, [empty_tables_warning(dataset)]), console)
     console.print(
         f"Data end {_date(report.data_end)} ({report.data_end_source}); {report.accounts:,} accounts, "
         f"{report.terms:,} terms: "

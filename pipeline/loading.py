@@ -75,6 +75,12 @@ class Dataset:
         tables = self.report.tables
         return min((tables[name].first for name in self.event_tables if tables[name].first is not None), default=None)
 
+    @property
+    def empty_event_tables(self) -> tuple[str, ...]:
+        """Event tables present with no rows at all (a table read from a date on counts its older rows)."""
+        tables = self.report.tables
+        return tuple(name for name in self.event_tables if tables[name].rows == 0 and tables[name].first is None)
+
     @classmethod
     def validated(
         cls,

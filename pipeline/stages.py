@@ -20,6 +20,7 @@ from pipeline.champion import ChampionLoad, check_tracking_server, model_provena
 from pipeline.commit import ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings
 from pipeline.console import (
+    empty_tables_warning,
     print_comparison,
     print_explanation,
     print_report,
@@ -106,6 +107,7 @@ def load(
             console.print(recent, markup=False, highlight=False)
         for warning in report.exclusions:
             console.print(f"[yellow]warning:[/yellow] {escape(str(warning))}", highlight=False)
+        print_warnings(filter(None, [empty_tables_warning(dataset)]), console)
     return dataset
 
 
@@ -418,11 +420,15 @@ def scored_population(
     if features.empty:
         from features.errors import DataContractError
 
-        last_end = pd.Timestamp(dataset.subscriptions["end_date"].max()).date()
+        starts, ends = dataset.subscriptions["start_date"], dataset.subscriptions["end_date"]
+        terms = (  # a term starting on the date is not active yet
+            f"the first term in subscriptions starts on {pd.Timestamp(starts.min()).date()}"
+            if pd.Timestamp(when) <= pd.Timestamp(starts.min())
+            else f"the latest term in subscriptions ends on {pd.Timestamp(ends.max()).date()}"
+        )
         raise DataContractError(
-            f"No account has a term active on {when}, so there is nothing to score: the latest term in "
-            f"subscriptions ends on {last_end} and the data ends on {dataset.data_end.date()}"
-            + (f"; left out: {' and '.join(left)}." if left else ".")
+            f"No account has a term active on {when}, so there is nothing to score: {terms} and the data ends on "
+            f"{dataset.data_end.date()}" + (f"; left out: {' and '.join(left)}." if left else ".")
         )
     return features, ("left out of scores and alerts: " + " and ".join(left)) if left else ""
 
@@ -576,7 +582,7 @@ def score_date(
             f"re-scored {len(dates)} earlier run(s) of the history with scorecard {scorecard.config.name} "
             f"{scorecard.config.content_hash()}" + (f" ({dates[0]} to {dates[-1]})" if dates else "")
         )
-    run.warnings.extend(filter(None, [unseen, stale_data_warning(when, dataset.data_end, settings), *scorecard.notes]))
+    run.warnings.extend(filter(None, [unseen, coverage_warning(when, dataset, settings), *scorecard.notes]))
     if not overrides.empty:
         run.notes.append(f"override store: {store_version(overrides)}")
     if left_out:
@@ -602,17 +608,35 @@ def score_date(
     return run
 
 
-def stale_data_warning(when: date, data_end: pd.Timestamp, settings: Settings) -> str | None:
-    """A warning when the scoring date lies more than the shortest feature window past the end of the data
-    (`churn score` dates default to today: a stale export scores every account as idle, and a CSM gets
-    an alert per account for a gap in the data, not in the customers' behaviour)."""
+def coverage_warning(when: date, dataset: Dataset, settings: Settings) -> str | None:
+    """A warning when the scoring date lies where the data does not show the accounts' activity, so every
+    account looks idle and a CSM gets a book of red, risky accounts for a gap in the data, not in the
+    customers' behaviour: more than the shortest feature window past the end of the data (`churn score`
+    dates default to today: a stale export), or less than the training history's lead (`HORIZON_DAYS`,
+    the longest window) after its first event (a date before the export starts, or just after: no
+    training snapshot has such empty windows)."""
+    from features.snapshots import HORIZON_DAYS
+
+    data_end = dataset.data_end
     gap = (pd.Timestamp(when) - pd.Timestamp(data_end).normalize()).days - 1
-    if gap <= min(settings.features.windows):
+    if gap > min(settings.features.windows):
+        return (
+            f"the scoring date {when} is {gap} days after the end of the data ({pd.Timestamp(data_end).date()}): the "
+            "features see no activity in those days, so health scores fall and risk rises for that reason alone; "
+            f"check that the data is current, or score as of {latest_scoring_date(data_end)}"
+        )
+    first = dataset.first_event
+    if first is None:
         return None
+    lead = (pd.Timestamp(when) - first.normalize()).days
+    if lead >= HORIZON_DAYS:
+        return None
+    where, seen = ("on or before", "no activity") if lead <= 0 else (f"{lead} days after", f"only those {lead} days")
     return (
-        f"the scoring date {when} is {gap} days after the end of the data ({pd.Timestamp(data_end).date()}): the "
-        "features see no activity in those days, so health scores fall and risk rises for that reason alone; "
-        f"check that the data is current, or score as of {latest_scoring_date(data_end)}"
+        f"the scoring date {when} is {where} the first event of the data ({first.date()}): the feature windows "
+        f"see {seen}, so health scores fall and risk rises for that reason alone (training snapshots start "
+        f"{HORIZON_DAYS} days into the data); check that the data covers the date, or score as of "
+        f"{(first.normalize() + pd.Timedelta(days=HORIZON_DAYS)).date()} or later"
     )
 
 
@@ -751,7 +775,7 @@ def run_explain(
         check_output_path(Path(plot), "plot", ".png")
     account_id = trim_id(account_id)
     dataset = load(data, settings)
-    print_warnings(filter(None, [stale_data_warning(when, dataset.data_end, settings)]), console)
+    print_warnings(filter(None, [empty_tables_warning(dataset), coverage_warning(when, dataset, settings)]), console)
     model = load_model(_champion_uri(model_uri, settings), settings)
     features = build_feature_table(dataset, settings, as_of=when, feature_set=model.feature_set_)
     used, unseen = model_provenance(model, features[ACCOUNT_ID], dataset.accounts)

@@ -8,7 +8,7 @@ import re
 
 import pandas as pd
 
-from features.registry import all_specs, is_actionable
+from features.registry import all_specs, describe, is_actionable, singular_counts
 from models.explain import context_words
 from pipeline.stages import score_date
 from tests.conftest import book_settings
@@ -34,6 +34,31 @@ def test_context_is_said_in_words() -> None:
     ]
 
 
+def test_the_renewals_of_weekly_terms_are_counted_in_proper_ordinals() -> None:
+    """Weekly terms renew dozens of times: the context said "82th renewal", "21th", "23th"."""
+    counts = [5, 10, 20, 21, 22, 81, 110, 111, 112, 120]
+    frame = pd.DataFrame({"renewals_count": counts, "days_to_renewal": [3] * len(counts)})
+    assert [words.split(" renewal")[0] for words in context_words(frame)] == [
+        "6th", "11th", "21st", "22nd", "23rd", "82nd", "111th", "112th", "113th", "121st"
+    ]  # fmt: skip
+
+
+def test_counts_of_one_are_said_in_the_singular() -> None:
+    """The templates say "{value:.0f} days": a count of one read "1 days ago", "1 tickets open", "renewed 1 times",
+    and the context and alerts "1 days away", "renews in 1 days"."""
+    said = {
+        ("days_since_last_login", 1.0): "last login 1 day ago",
+        ("days_since_last_login", 21.0): "last login 21 days ago",
+        ("renewals_count", 1.0): "renewed 1 time so far",
+        ("open_tickets", 1.0): "1 ticket open",
+        ("escalations_90d", 1.0): "1 escalated ticket (90 days)",
+        ("days_overdue", 1.0): "an invoice is 1 day overdue",
+    }
+    assert {key: describe(*key) for key in said} == said
+    frame = pd.DataFrame({"renewals_count": [0, 2], "days_to_renewal": [1, -1]})
+    assert context_words(frame).tolist() == ["first renewal, 1 day away", "third renewal, term ended 1 day ago"]
+
+
 def _pattern(template: str) -> re.Pattern[str]:
     """A rendered template as a regex: every {field} is any text."""
     parts = re.split(r"\{[^}]*\}", template)
@@ -44,11 +69,14 @@ def test_top_drivers_hold_no_context_feature_on_generated_data(book) -> None:
     _, _, dataset, _ = book
     settings, result = book_settings(book, "actionable")
     scores = score_date(dataset, pd.Timestamp("2025-05-01").date(), settings, result.model_uri, history=False).scores
-    context_templates = [_pattern(s.template) for s in all_specs().values() if not s.actionable]
+    templates = [s.template for s in all_specs().values() if not s.actionable]
+    # ...and each as it reads with a count of one ("renewed 1 time so far")
+    templates += [singular_counts(re.sub(r"\{value[^}]*\}", "1", t)) for t in templates]
+    context_templates = [_pattern(t) for t in templates]
     drivers = [d for text in scores["top_drivers"] for d in text.split("; ") if d]
     assert len(drivers) > len(scores)  # several drivers per account on average
     leaked = [d for d in drivers if any(p.fullmatch(d) for p in context_templates)]
     assert leaked == []
-    assert scores["context"].str.contains(r"renewal, \d+ days away").all()
+    assert scores["context"].str.contains(r"renewal, \d+ days? away").all()
     ml = scores[[c for c in scores.columns if c.startswith("ml_")]].sum(axis=1)
     assert ((scores["actionable_log_odds"] + scores["context_log_odds"]) - ml).abs().max() < 1e-6

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_tables
+from conftest import run_cli, tiny_tables, write_tables
 from feature_data import make_dataset, snapshot
 
 from features.build import build_features, snapshot_dates
@@ -279,6 +279,24 @@ def test_absent_tables_give_absent_features_not_zeros():
     table = build_features(make_dataset(), ["2024-03-01"], FeatureSettings(), 30)
     sources = {lookup(name).source for name in feature_columns(table)}
     assert not sources & {"invoices", "touchpoints", "surveys"}
+
+
+def test_a_table_present_with_no_rows_is_named_by_every_command_that_reads_the_data(tmp_path, capsys):
+    """An empty `touchpoints` export (header only: a source the team does not use) is not an absent table:
+    its features said "no touchpoint" for every account and the relationship category scored every account
+    near 0, with no word; `validate` and the commands that build features now say so."""
+    tables = {**tiny_tables(), "touchpoints": pd.DataFrame(columns=["account_id", "ts", "kind"])}
+    data = write_tables(tmp_path / "data", tables)
+    expected = "warning: touchpoints: present with no rows, so every account reads as having none"
+    code, text = run_cli(["validate", "--data", str(data)], capsys)
+    assert code == 0 and expected in text, text
+    out = tmp_path / "features.parquet"
+    code, text = run_cli(["features", "--data", str(data), "--out", str(out), "--as-of", "2023-09-01"], capsys)
+    assert code == 0 and expected in text, text
+    assert pd.read_parquet(out)["touchpoints_90d"].eq(0).all()  # the family is built: the rows say none
+    tables["touchpoints"] = pd.DataFrame({"account_id": ["A"], "ts": ["2023-05-01"], "kind": ["qbr"]})
+    code, text = run_cli(["validate", "--data", str(write_tables(tmp_path / "used", tables))], capsys)
+    assert code == 0 and "present with no rows" not in text, text
 
 
 # ------------------------------------------------------------------------------ scorecard

@@ -153,6 +153,38 @@ def test_a_date_long_after_the_data_end_is_scored_with_a_warning(trained) -> Non
     assert f"score as of {(end + pd.Timedelta(days=1)).date()}" in stale.warnings[0]
 
 
+def test_a_date_before_the_data_has_run_in_is_scored_with_a_warning(trained) -> None:
+    """A date before the first event (or in its first 90 days: no training snapshot is) scored every account
+    as idle, a book of red, risky accounts, with no word that the export starts after the date."""
+    _, _, settings, dataset, result = trained
+    first = dataset.first_event.normalize()
+    before = (first - pd.Timedelta(days=30)).date()
+    early = score_date(dataset, before, settings, result.model_uri, history=False)
+    assert len(early.scores) > 0 and (early.scores["health_band"] == "red").mean() > 0.5
+    expected = (
+        f"the scoring date {before} is on or before the first event of the data ({first.date()}): the feature "
+        "windows see no activity"
+    )
+    assert [w for w in early.warnings if w.startswith(expected)], early.warnings
+    assert f"score as of {(first + pd.Timedelta(days=90)).date()} or later" in early.warnings[0]
+    ramp = (first + pd.Timedelta(days=20)).date()
+    ramping = score_date(dataset, ramp, settings, result.model_uri, history=False)
+    assert [w for w in ramping.warnings if w.startswith(f"the scoring date {ramp} is 20 days after the first event")]
+    settled = score_date(dataset, (first + pd.Timedelta(days=90)).date(), settings, result.model_uri, history=False)
+    assert not [w for w in settled.warnings if "first event" in w], settled.warnings
+
+
+def test_a_date_before_every_term_names_the_first_term_start(trained) -> None:
+    """Nothing is active before the first term: the error said when the latest term ends (years later)."""
+    _, _, settings, dataset, result = trained
+    first_start = pd.Timestamp(dataset.subscriptions["start_date"].min()).date()
+    expected = "No account has a term active on 2000-01-01, so there is nothing to score: the first term in "
+    with pytest.raises(ChurnError, match=f"{expected}subscriptions starts on {first_start} and the data ends on"):
+        score_date(dataset, date(2000, 1, 1), settings, result.model_uri, history=False)
+    with pytest.raises(ChurnError, match="the latest term in subscriptions ends on"):
+        score_date(dataset, date(2099, 1, 1), settings, result.model_uri, history=False)
+
+
 def test_a_missing_model_feature_fails_clearly(trained) -> None:
     _, _, settings, dataset, result = trained
     features = build_feature_table(dataset, settings, as_of=SCORE_DATE).drop(columns=["logins_per_seat_30d"])
