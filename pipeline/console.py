@@ -93,6 +93,12 @@ def warnings_once(console: Console) -> Iterator[None]:
         del _shown_warnings[id(console)]
 
 
+def print_notes(lines: Iterable[str], console: Console) -> None:
+    """One line per note, never wrapped: a note names paths and model URIs that a wrap would split."""
+    for line in lines:
+        console.print(f"note: {line}", markup=False, highlight=False, soft_wrap=True)
+
+
 def print_warnings(lines: Iterable[str], console: Console) -> None:
     """One line per warning, never wrapped, so logs and scripts see one adaptation per line."""
     shown = _shown_warnings.get(id(console))
@@ -187,8 +193,7 @@ def print_score_run(run, paths: dict[str, Path], console: Console) -> None:
             f"{escape(', '.join(run.drifted[:8]))}",
             highlight=False,
         )
-    for note in run.notes:
-        console.print(f"note: {note}", markup=False, highlight=False)
+    print_notes(run.notes, console)
     print_warnings(run.warnings, console)
     print_alerts(run.alerts, console)
     if paths:

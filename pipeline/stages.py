@@ -23,6 +23,7 @@ from pipeline.console import (
     empty_tables_warning,
     print_comparison,
     print_explanation,
+    print_notes,
     print_report,
     print_score_run,
     print_training,
@@ -741,8 +742,7 @@ def run_score_table(
     scores = score_prepared(table, id_col, model, settings)
     used, unseen = model_provenance(model, scores["account_id"])
     write_output(scores, outputs.path, "scores", fmt=outputs.fmt, overwrite=outputs.overwrite)
-    for line in filter(None, [note, used]):
-        console.print(f"note: {line}", markup=False, highlight=False)
+    print_notes(filter(None, [note, used]), console)
     print_warnings(filter(None, [unseen]), console)
     console.print(
         f"Scored {len(scores):,} rows of {table.name} with model version {scores['model_version'].iloc[0]}; "
@@ -779,7 +779,7 @@ def run_explain(
     model = load_model(_champion_uri(model_uri, settings), settings)
     features = build_feature_table(dataset, settings, as_of=when, feature_set=model.feature_set_)
     used, unseen = model_provenance(model, features[ACCOUNT_ID], dataset.accounts)
-    console.print(f"note: {used}", markup=False, highlight=False)
+    print_notes([used], console)
     print_warnings(filter(None, [unseen]), console)
     row = features[features[ACCOUNT_ID].astype(str) == str(account_id)]
     if row.empty:
@@ -926,11 +926,12 @@ def _run_all(
     print_oracle(Path(data), result, console)
     console.rule("score")
     if not result.promoted:  # run scores with what it trained; a scheduled `churn score` would not
-        console.print(
-            f"note: the book is scored with the model just trained (version {result.model_version}, @challenger); "
-            "`churn score` uses @champion unless given --model-uri",
-            markup=False,
-            highlight=False,
+        print_notes(
+            [
+                f"the book is scored with the model just trained (version {result.model_version}, @challenger); "
+                "`churn score` uses @champion unless given --model-uri"
+            ],
+            console,
         )
     latest = latest_scoring_date(dataset.data_end)
     month_before = (pd.Timestamp(latest) - pd.DateOffset(months=1)).date()

@@ -1,10 +1,10 @@
-"""What `churn` prints: warnings said once per `churn run`, every time elsewhere."""
+"""What `churn` prints: warnings said once per `churn run`, every time elsewhere; notes and warnings one line each."""
 
 from __future__ import annotations
 
 from rich.console import Console
 
-from pipeline.console import print_warnings, warnings_once
+from pipeline.console import print_notes, print_warnings, warnings_once
 
 ADAPTATIONS = ["health scorecard 'laer': category 'support' dropped", "health scorecard 'laer': metric 'x' dropped"]
 
@@ -30,3 +30,12 @@ def test_outside_a_run_every_call_prints_its_warnings() -> None:
     print_warnings(ADAPTATIONS, console)
 
     assert _lines(console) == [f"warning: {line}" for line in ADAPTATIONS * 2]
+
+
+def test_a_note_longer_than_the_terminal_stays_one_line() -> None:
+    """The model note names a data path and a model URI: wrapped at 80 columns, a path was split in two."""
+    note = "model churn-risk v1 (models:/churn-risk@champion), trained on /" + "/".join(["a-long-folder"] * 12)
+    console = Console(record=True, width=80)
+    print_notes([note], console)
+
+    assert _lines(console) == [f"note: {note}"]
