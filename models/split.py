@@ -58,6 +58,14 @@ def _labelled(table: pd.DataFrame, label_col: str) -> pd.DataFrame:
             f"feature table: no labelled rows ({len(table)} rows, all '{label_col}' values are missing/censored); "
             "training needs snapshots whose renewal outcome is known — use a longer history or a later --data-end."
         )
+    churned = int(labelled[label_col].astype(int).sum())
+    if churned in (0, len(labelled)):
+        outcome, absent = ("renewed", "churned") if churned == 0 else ("churned", "renewed")
+        raise DataContractError(
+            f"feature table: all {len(labelled):,} labelled rows {outcome}: the data holds no {absent} example to "
+            "learn from, and a churn model needs both outcomes (check that the data's terms and their outcomes "
+            "are complete, or use a longer history)."
+        )
     return labelled
 
 
@@ -141,7 +149,6 @@ def stratified_split(
     """Random split that keeps the churn rate on both sides; grouped by `id_col` when ids repeat."""
     labelled = _labelled(table, label_col)
     labels = labelled[label_col].astype(int)
-    _require_both_classes(labels, "labelled", "a churn model needs churned and renewed examples.")
     ids = labelled[id_col].astype(str).to_numpy()
     if pd.Series(ids).duplicated().any():
         n_folds = max(2, round(1 / validation_share))

@@ -107,6 +107,17 @@ def test_one_class_in_validation_is_refused():
         out_of_time_split(table, validation_share=0.05, grace_days=0)
 
 
+@pytest.mark.parametrize(
+    ("label", "message"), [(0, "renewed: the data holds no churned"), (1, "churned: the data holds no renewed")]
+)
+def test_a_history_with_one_outcome_only_says_so(label: int, message: str):
+    """It used to blame the history's length or model.validation_share ("training rows hold only one class")."""
+    table = _random_table(3, 300, 12, 0.0)
+    table["label"] = label
+    with pytest.raises(DataContractError, match=rf"all [\d,]+ labelled rows {message} example"):
+        out_of_time_split(table, validation_share=0.2, grace_days=0)
+
+
 def test_no_labels_at_all_is_refused():
     table = _random_table(4, 50, 6, 1.0)
     with pytest.raises(DataContractError, match=r"no labelled rows \(50 rows"):
