@@ -47,6 +47,14 @@ CHANGE_PREFIX = f"{HEALTH_SCORE}_change"  # trend columns (pipeline.history.tren
 RENAMED: dict[str, str] = {"ml_log_odds": CHURN_LOG_ODDS}
 
 
+def arr_at_risk(scores: pd.DataFrame) -> tuple[float | None, int]:
+    """(sum of ARR x churn probability over the accounts whose ARR is known, accounts without ARR); None
+    when no account's ARR is known: an export without `arr` is not a book with nothing at risk."""
+    exposure = pd.to_numeric(scores[ARR], errors="coerce") * scores[CHURN_PROBABILITY]
+    unknown = int(exposure.isna().sum())
+    return (None if unknown == len(exposure) else float(exposure.sum())), unknown
+
+
 def ml_column(category: str) -> str:
     return f"{ML_PREFIX}{category}"
 

@@ -18,7 +18,15 @@ from rich.table import Table
 from rich.text import Text
 
 from features.contract import EVENT_TABLES
-from models.scores import CHURN_PROBABILITY, HEALTH_BAND, HEALTH_SCORE, RISK_BAND, health_column, ml_column
+from models.scores import (
+    CHURN_PROBABILITY,
+    HEALTH_BAND,
+    HEALTH_SCORE,
+    RISK_BAND,
+    arr_at_risk,
+    health_column,
+    ml_column,
+)
 from pipeline.loading import Dataset
 
 
@@ -181,10 +189,13 @@ def print_score_run(run, paths: dict[str, Path], console: Console) -> None:
     scores = run.scores
     bands = _counts(scores["health_band"], ["green", "yellow", "red"])
     risk = _counts(scores["risk_band"], ["low", "medium", "high"])
+    at_risk, without_arr = arr_at_risk(scores)
+    exposure = "unknown (no account has an ARR)" if at_risk is None else f"{at_risk:,.0f}"
+    if at_risk is not None and without_arr:
+        exposure += f" ({without_arr:,} account(s) without an ARR left out)"
     console.print(
         f"Scored {len(scores):,} accounts as of {pd.Timestamp(scores['as_of'].iloc[0]).date()} with model version "
-        f"{run.model_version}: health {bands}; ML risk {risk}; "
-        f"ARR at risk {float((scores['arr'] * scores['churn_probability']).sum()):,.0f}."
+        f"{run.model_version}: health {bands}; ML risk {risk}; ARR at risk {exposure}."
     )
     if run.drifted:
         console.print(

@@ -50,6 +50,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from features.errors import ChurnError, ConfigError
 from models.risk_model import ChurnRiskModel
+from models.scores import arr_at_risk
 from pipeline.config import ModelSettings, Settings, read_yaml, redact_url
 
 if TYPE_CHECKING:
@@ -665,9 +666,10 @@ def log_scoring_run(
         "accounts": float(len(scores)),
         "alerts": float(len(alerts)),
         "mean_churn_probability": float(scores["churn_probability"].mean()),
-        "arr_at_risk": float((scores["arr"] * scores["churn_probability"]).sum()),
         **{f"share_{band}": float(share) for band, share in bands.items()},
     }
+    if (at_risk := arr_at_risk(scores)[0]) is not None:  # no metric where no account has an ARR
+        metrics["arr_at_risk"] = at_risk
     if not drift.empty:
         metrics |= {"psi_max": float(drift["psi"].max()), "drifted_features": float(drift["drifted"].sum())}
         metrics |= {f"psi.{name}": float(psi) for name, psi in zip(drift["feature"], drift["psi"], strict=True)}

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
 from rich.console import Console
 
-from pipeline.console import print_notes, print_warnings, warnings_once
+from pipeline.console import print_notes, print_score_run, print_warnings, warnings_once
 
 ADAPTATIONS = ["health scorecard 'laer': category 'support' dropped", "health scorecard 'laer': metric 'x' dropped"]
 
@@ -39,3 +44,29 @@ def test_a_note_longer_than_the_terminal_stays_one_line() -> None:
     print_notes([note], console)
 
     assert _lines(console) == [f"note: {note}"]
+
+
+@pytest.mark.parametrize(
+    ("arr", "said"),
+    [
+        ([np.nan, np.nan], "ARR at risk unknown (no account has an ARR)."),
+        ([1000.0, np.nan], "ARR at risk 250 (1 account(s) without an ARR left out)."),
+        ([1000.0, 3000.0], "ARR at risk 1,750."),
+    ],
+)
+def test_the_arr_at_risk_of_a_book_without_arr_is_unknown_not_zero(arr: list[float], said: str) -> None:
+    """An export without `arr` printed "ARR at risk 0", as if nothing were at risk."""
+    scores = pd.DataFrame(
+        {
+            "as_of": pd.Timestamp("2025-01-01"),
+            "arr": arr,
+            "churn_probability": [0.25, 0.5],
+            "health_band": ["green", "red"],
+            "risk_band": ["low", "medium"],
+        }
+    )
+    run = SimpleNamespace(scores=scores, model_version="3", drifted=[], notes=[], warnings=[], alerts=pd.DataFrame())
+    console = Console(record=True, width=300)
+    print_score_run(run, {}, console)
+
+    assert _lines(console)[0].endswith(said)
