@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -155,9 +155,20 @@ def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, 
     context = {k: _clean(v) for k, v in row.items()} if row else {}
     context["value"] = value  # neither None nor NaN here
     try:
-        return singular_counts(found.template.format_map(context))
+        return singular_counts(_no_negative_zero(found.template).format_map(context))
     except (KeyError, ValueError, TypeError, IndexError):
         return f"{found.description}: {_fmt(value)}"
+
+
+# A number field of a template ("{value:+.0%}", "{value:,.0f}"): its sign, then the rest of its format.
+_NUMBER_FIELD = re.compile(r"\{([^{}:]*):([+\- ]?)([,_]?(?:\.\d+)?[fg%])\}")
+
+
+@cache
+def _no_negative_zero(template: str) -> str:
+    """`template` with its number fields rounding a tiny negative to plain zero (Python's `z` option): a change
+    of -0.1 % read "invoiced amount -0% on the previous year"."""
+    return _NUMBER_FIELD.sub(r"{\1:\2z\3}", template)
 
 
 # A count of one in the templates' words: "1 day", "1 escalated ticket" (never "0.1 uses" or "21 days").
