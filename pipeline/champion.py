@@ -191,31 +191,36 @@ def _ask_server(tracking_uri: str, path: str = "", query: dict[str, str] | None 
         raise OSError(f"{type(exc).__name__}: {exc}") from exc
 
 
+def server_absent(tracking_uri: str) -> str | None:
+    """Why nothing answers at a tracking server's address (connection refused, a host name that does not
+    resolve), or None: not a server URI, or it answered, even with an error status, or did not answer within
+    `SERVER_TIMEOUT_S` (slow, busy, TLS): that is left to MLflow, whose retries ride out a transient failure
+    but take ~4 minutes to give up on an address where nothing listens."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return None
+    try:
+        _ask_server(tracking_uri)
+    except ServerAbsent as exc:
+        return str(exc)
+    except OSError:
+        return None
+    return None
+
+
 def check_tracking_server(settings: Settings) -> None:
     """Stop a command that will use a tracking server at once, before any data is read, when nothing
-    answers at its address (connection refused, a host name that does not resolve).
-
-    MLflow retries such a request for ~4 minutes before it fails; a server that answers, even with an
-    error status, or does not answer within `SERVER_TIMEOUT_S` (slow, or busy) is left to MLflow and its
-    retries, which ride out a transient failure.
-    """
+    answers at its address (`server_absent`)."""
     uri = settings.tracking_uri()
-    if not uri.startswith(("http://", "https://")):
-        return
-    try:
-        _ask_server(uri)
-    except ServerAbsent as exc:
+    if (reason := server_absent(uri)) is not None:
         where = (
             "tracking.uri in the configuration"
             if settings.tracking.uri
             else "the environment variable MLFLOW_TRACKING_URI"
         )
         raise ChurnError(
-            f"MLflow tracking server {redact_url(uri)} (set by {where}) cannot be reached: {exc}. Start the server "
-            f"or correct the URI; no data was read, nothing was written."
-        ) from exc
-    except OSError:  # slow, reset, TLS: MLflow's own client and retries decide
-        pass
+            f"MLflow tracking server {redact_url(uri)} (set by {where}) cannot be reached: {reason}. Start the "
+            f"server or correct the URI; no data was read, nothing was written."
+        )
 
 
 def _probe_registry(con: sqlite3.Connection, name: str, alias: str | None, version: str | None) -> Probe:

@@ -37,7 +37,7 @@ import pandas as pd
 
 from features.errors import ChurnError
 from pipeline import interrupts
-from pipeline.config import Settings
+from pipeline.config import Settings, redact_url
 from pipeline.history import stage_partitions
 from pipeline.io import Staged, check_output_file, fsync_file, staged_for, write_staged
 
@@ -116,31 +116,48 @@ def _pairs(document: dict[str, Any]) -> list[Staged]:
     return [Staged(Path(staged), Path(target)) for staged, target in document["files"]]
 
 
-def _discard_run(document: dict[str, Any]) -> None:
+def _reachable_store(journal: Path, document: dict[str, Any], action: str) -> str | None:
+    """The journal's tracking URI, once its server is known to be there: a journal written with another
+    server than today's would otherwise wait out ~4 minutes of MLflow's retries on every later run."""
+    from pipeline.champion import server_absent
+
+    uri = document.get("tracking_uri")
+    if uri and (reason := server_absent(uri)) is not None:
+        raise ChurnError(
+            f"The {action} scoring run of {document.get('as_of')} (commit {document['id']}) was logged to the "
+            f"MLflow server {redact_url(uri)}, which cannot be reached: {reason}. Start that server and run again; "
+            f"if it is gone for good, remove the journal {journal}: its files are "
+            f"{'in place' if action == 'committed' else 'already discarded'}, only the MLflow record of that run "
+            "is lost."
+        )
+    return uri or None
+
+
+def _discard_run(journal: Path, document: dict[str, Any]) -> None:
     from pipeline.tracking import discard_scoring_run
 
-    if document.get("tracking_uri"):
-        discard_scoring_run(document["tracking_uri"], document["experiment_id"], document["id"])
+    if uri := _reachable_store(journal, document, "interrupted"):
+        discard_scoring_run(uri, document["experiment_id"], document["id"])
 
 
-def _finish_run(document: dict[str, Any]) -> None:
+def _finish_run(journal: Path, document: dict[str, Any]) -> None:
     from pipeline.tracking import finish_scoring_run
 
-    if document.get("tracking_uri"):
-        finish_scoring_run(document["tracking_uri"], document["experiment_id"], document["id"])
+    if uri := _reachable_store(journal, document, "committed"):
+        finish_scoring_run(uri, document["experiment_id"], document["id"])
 
 
 def _roll_back(journal: Path, document: dict[str, Any]) -> None:
     for item in _pairs(document):
         item.discard()
-    _discard_run(document)
+    _discard_run(journal, document)
     journal.unlink(missing_ok=True)
 
 
 def _roll_forward(journal: Path, document: dict[str, Any]) -> None:
     for item in _pairs(document):
         item.place()
-    _finish_run(document)
+    _finish_run(journal, document)
     journal.unlink(missing_ok=True)
 
 
@@ -255,7 +272,7 @@ def commit_scoring(
             for item in (item for _, items, kind, _ in tables if kind == "history" for item in items):
                 item.place()
             fault_point("placed-history")
-            _finish_run(document)
+            _finish_run(committed, document)
             fault_point("finished")
             committed.unlink()
     paths = outputs.targets() if outputs is not None else {}

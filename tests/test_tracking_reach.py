@@ -6,6 +6,7 @@ The commands run as processes with a 60 s timeout, so the old behaviour fails ea
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -135,3 +136,28 @@ def test_a_server_that_answers_with_an_error_or_slowly_is_left_to_mlflows_retrie
         check_tracking_server(Settings(workdir=str(tmp_path), tracking={"uri": server.url}))  # no error
     finally:
         server.close()
+
+
+@pytest.mark.parametrize(("suffix", "files_are"), [(".commit", "in place"), (".pending", "already discarded")])
+def test_an_interrupted_run_logged_to_a_server_no_longer_there_is_named_at_once(suffix, files_are, tmp_path) -> None:
+    """A scoring commit's journal keeps the tracking URI of its run; recovering it against a server that is gone
+    waited out MLflow's retries (~4 minutes) on every later `churn score`, then blamed the next run."""
+    from features.errors import ChurnError
+    from pipeline.commit import recover
+    from pipeline.config import Settings
+
+    settings = Settings(workdir=str(tmp_path / "work"))
+    journal = settings.workdir_path / "commits" / f"20250101T000000-1-abcd{suffix}"
+    journal.parent.mkdir(parents=True)
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    document = {"id": journal.stem, "as_of": "2025-01-01", "created": "2025-01-01 00:00:00", "files": []}
+    journal.write_text(json.dumps(document | {"tracking_uri": uri, "experiment_id": "1"}))
+    started = time.monotonic()
+    with pytest.raises(ChurnError) as raised:
+        recover(settings)
+
+    assert time.monotonic() - started < WELL_UNDER_A_MINUTE_S
+    message = " ".join(str(raised.value).split())
+    assert f"logged to the MLflow server {uri}, which cannot be reached: the connection was refused" in message
+    assert f"remove the journal {journal}: its files are {files_are}" in message
+    assert journal.exists()  # kept until the server is back or the user removes it
