@@ -27,11 +27,11 @@ accounts it scores were not in that model's training data (`model_provenance`).
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib
 import json
 import logging
 import os
-import secrets
 import sqlite3
 import threading
 from contextlib import suppress
@@ -415,8 +415,8 @@ def _check_hash(key: str, salt: str) -> int:
 @dataclass(frozen=True)
 class TrainedOn:
     """What a model was trained on: the data source, when, how many accounts, and a sketch of them (the
-    smallest `SKETCH_SIZE` of their salted 64-bit hashes: no id can be read back, and another model's
-    salt differs), by which scoring tells how many of the accounts it scores the training data had."""
+    smallest `SKETCH_SIZE` of their salted 64-bit hashes: no id can be read back), by which scoring tells how
+    many of the accounts it scores the training data had."""
 
     source: str
     key: str
@@ -428,8 +428,13 @@ class TrainedOn:
     period: str | None = None
 
     @classmethod
-    def of(cls, keys: pd.DataFrame, *, source: str, key: str, period: str | None = None) -> TrainedOn:
-        salt = secrets.token_hex(8)  # 16 characters, the key pandas' SipHash takes
+    def of(cls, keys: pd.DataFrame, *, source: str, key: str, seed: int, period: str | None = None) -> TrainedOn:
+        """The record of a model trained with `seed` on the accounts `keys` of `source`. The salt is drawn from
+        them (the same training gives the same record, as the seed gives the same trees); it is kept with the
+        sketch, so it hides nothing from whoever holds the model, and no id can be read back either way."""
+        digest = hashlib.sha256(f"{seed}:{source}:".encode())
+        digest.update(np.sort(pd.util.hash_pandas_object(keys, index=False, categorize=False).to_numpy()).tobytes())
+        salt = digest.hexdigest()[:16]  # 16 characters, the key pandas' SipHash takes
         hashes = pd.unique(_hashes(keys, salt))
         smallest = np.sort(np.partition(hashes, SKETCH_SIZE)[:SKETCH_SIZE] if len(hashes) > SKETCH_SIZE else hashes)
         trained_at = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")

@@ -142,22 +142,22 @@ def train_model(
         table, split, folds, settings, grace_days=settings.data.grace_days, rule_risk=rule_risk, scorecard=scorecard,
         progress=progress, source=source, notes=list(notes),
     )  # fmt: skip
-    trained_on = trained_on_record(table, data_source or "a feature table", accounts)
+    trained_on = trained_on_record(table, data_source or "a feature table", accounts, settings.model.seed)
     return log_and_register(
         evaluated, split, folds, settings, config_files=config_files, promote=promote, progress=progress,
         source=source, trained_on=trained_on,
     )  # fmt: skip
 
 
-def trained_on_record(table: pd.DataFrame, source: str, accounts: pd.DataFrame | None) -> TrainedOn:
+def trained_on_record(table: pd.DataFrame, source: str, accounts: pd.DataFrame | None, seed: int) -> TrainedOn:
     """What the model keeps of its training data: the accounts of the data folder by id and landing day
     (`accounts`), or else the ids of the table, with the source and the snapshot dates."""
     dates = table[AS_OF].dropna()
     period = f"snapshots {dates.min().date()} to {dates.max().date()}" if len(dates) else None
     if accounts is not None:
         keys = account_keys(accounts[ACCOUNT_ID], accounts["created_at"])
-        return TrainedOn.of(keys, source=source, key=ID_AND_LANDED, period=period)
-    return TrainedOn.of(account_keys(table[ACCOUNT_ID]), source=source, key=ID_ONLY, period=period)
+        return TrainedOn.of(keys, source=source, key=ID_AND_LANDED, seed=seed, period=period)
+    return TrainedOn.of(account_keys(table[ACCOUNT_ID]), source=source, key=ID_ONLY, seed=seed, period=period)
 
 
 def train_prepared_table(
@@ -191,7 +191,7 @@ def train_prepared_table(
         table, split, folds, settings, grace_days=0, rule_risk=None, scorecard=None, progress=progress, source=source,
         notes=notes,
     )  # fmt: skip
-    trained_on = trained_on_record(table, f"{tracking.PREPARED_TABLE} {Path(path).resolve()}", None)
+    trained_on = trained_on_record(table, f"{tracking.PREPARED_TABLE} {Path(path).resolve()}", None, seed)
     return log_and_register(
         evaluated, split, folds, settings, config_files=config_files, promote=promote, progress=progress,
         source=source, trained_on=trained_on,

@@ -130,7 +130,7 @@ def test_the_same_book_scored_later_with_new_accounts_is_not_flagged(worlds, tmp
 
 def test_the_sketch_estimates_the_seen_share_of_a_book_larger_than_it() -> None:
     trained_keys = account_keys(pd.Series([f"C{i}" for i in range(20 * SKETCH_SIZE)]))
-    record = TrainedOn.of(trained_keys, source="test", key="account_id")
+    record = TrainedOn.of(trained_keys, source="test", key="account_id", seed=0)
     restored = TrainedOn.from_metadata({"trained_on": record.to_dict()})
     assert restored is not None and restored.accounts == 20 * SKETCH_SIZE and len(restored.hashes) == SKETCH_SIZE
     for seen_share in (0.1, 0.5, 0.9):  # a book of 10 sketches' worth of accounts, this share of them trained on
@@ -189,3 +189,15 @@ def test_a_prepared_table_model_registered_under_the_shared_name_still_scores(tm
     assert "no model is registered as churn-risk-table, the name prepared-table models get now: using " in text
     assert "models:/churn-risk@champion (version 1, trained on a prepared table" in text
     assert len(pd.read_parquet(out)) == 600
+
+
+def test_the_same_training_keeps_the_same_record_and_another_seed_another_salt() -> None:
+    """Seeds are parameters: the record (salt and sketch) was drawn at random, so two identical trainings wrote
+    different model files."""
+    keys = account_keys(pd.Series([f"C{i}" for i in range(3 * SKETCH_SIZE)]))
+    first, again = (TrainedOn.of(keys, source="book", key="account_id", seed=7) for _ in range(2))
+    shuffled = TrainedOn.of(keys.sample(frac=1.0, random_state=1), source="book", key="account_id", seed=7)
+    other_seed = TrainedOn.of(keys, source="book", key="account_id", seed=8)
+
+    assert first.salt == again.salt == shuffled.salt and np.array_equal(first.hashes, shuffled.hashes)
+    assert other_seed.salt != first.salt and not np.array_equal(other_seed.hashes, first.hashes)
