@@ -103,6 +103,15 @@ def probe(model_uri: str, tracking_uri: str) -> Probe:
         return UNKNOWN
 
 
+CHAMPION = "champion"
+"""The alias of the model batch scoring loads unless told otherwise (SPEC: `models:/<name>@champion`)."""
+
+
+def champion_uri(name: str) -> str:
+    """The URI of model `name`'s champion: the one spelling every command loads and logs by default."""
+    return f"models:/{name}@{CHAMPION}"
+
+
 LATEST = "latest"
 """The alias MLflow reserves (any case) for a model's highest version not deleted; the stores resolve it."""
 SERVER_TIMEOUT_S = 2.0

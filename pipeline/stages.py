@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from features.errors import ChurnError
-from pipeline.champion import ChampionLoad, check_tracking_server, model_provenance
+from pipeline.champion import ChampionLoad, champion_uri, check_tracking_server, model_provenance
 from pipeline.commit import ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings
 from pipeline.console import (
@@ -373,7 +373,7 @@ def run_train_table(
 
 
 def _champion_uri(model_uri: str | None, settings: Settings) -> str:
-    return model_uri or f"models:/{settings.model.name}@champion"
+    return model_uri or champion_uri(settings.model.name)
 
 
 def scored_population(

@@ -51,13 +51,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from features.errors import ChurnError, ConfigError
 from models.risk_model import ChurnRiskModel
 from models.scores import arr_at_risk
+from pipeline.champion import CHAMPION, champion_uri
 from pipeline.config import ModelSettings, Settings, read_yaml, redact_url
 
 if TYPE_CHECKING:
     from pipeline.compare import ComparisonResult
 
 CHALLENGER = "challenger"
-CHAMPION = "champion"
 MODEL_ARTIFACT = "model"
 MODEL_CODE = Path(__file__).with_name("model_code.py")
 ARTIFACTS_KEY = "churn_model"
@@ -458,7 +458,7 @@ def table_champion_uri(settings: Settings) -> tuple[str, str | None]:
     trained it; otherwise a missing model names both the table name and how to train one.
     """
     name = table_model_name(settings)
-    uri = f"models:/{name}@{CHAMPION}"
+    uri = champion_uri(name)
     configure_tracking(settings)
     if name == settings.model.name or current_champion(name) is not None:
         return uri, None
@@ -470,7 +470,7 @@ def table_champion_uri(settings: Settings) -> tuple[str, str | None]:
                 SOURCE_TAG, ""
             )
     if source.startswith(PREPARED_TABLE):
-        legacy = f"models:/{settings.model.name}@{CHAMPION}"
+        legacy = champion_uri(settings.model.name)
         return legacy, (
             f"no model is registered as {name}, the name prepared-table models get now: using {legacy} "
             f"(version {shared.version}, trained on a {source}); the next `churn train --table` registers as {name}"
@@ -658,7 +658,7 @@ def log_scoring_run(
         "as_of": as_of,
         "model_version": version,
         "model_name": model_name or settings.model.name,
-        "model_uri": model_uri or f"models:/{settings.model.name}@champion",
+        "model_uri": model_uri or champion_uri(settings.model.name),
     }
     if data_end is not None:
         params["data_end"] = pd.Timestamp(data_end).isoformat()
