@@ -200,8 +200,9 @@ def features(
     engine: EngineOpt = None,
 ) -> None:
     """Build the point-in-time snapshot feature table (with labels)."""
+    from pipeline.console import print_warnings
     from pipeline.io import check_output_dir, check_output_file, output_format, write_output
-    from pipeline.stages import build_feature_table, load, write_feature_folder
+    from pipeline.stages import build_feature_table, empty_feature_table_warning, load, write_feature_folder
 
     if as_of is not None:
         refuse_together(
@@ -220,23 +221,26 @@ def features(
         raise ChurnError(f"--start {dates['start']} is after --end {dates['end']}: no snapshot date lies between.")
     if settings.engine == "spark":
         check_output_dir(out_file, "features", [])  # before the work; the folder is swapped in whole
-        rows, date_count, labelled, width = write_feature_folder(load(data, settings, out), settings, out_file, **dates)
+        dataset = load(data, settings, out)
+        rows, date_count, labelled, width = write_feature_folder(dataset, settings, out_file, **dates)
         out.print(
             f"Wrote {rows:,} snapshots ({date_count} dates, {labelled:,} labelled) x {width} features "
             f"to {out_file} (parquet partitioned by as_of)",
             highlight=False,
         )
-        return
-    output_format(out_file, allowed=("parquet",))
-    check_output_file(out_file, "features", overwrite=overwrite)  # before the work, and again when writing
-    dataset = load(data, settings, out)
-    table = build_feature_table(dataset, settings, **dates)
-    write_output(table, out_file, "features", overwrite=overwrite)
-    labelled = int(table["label"].notna().sum())
-    out.print(
-        f"Wrote {len(table):,} snapshots ({table['as_of'].nunique()} dates, {labelled:,} labelled) "
-        f"x {table.shape[1] - 4} features to {out_file}"
-    )
+    else:
+        output_format(out_file, allowed=("parquet",))
+        check_output_file(out_file, "features", overwrite=overwrite)  # before the work, and again when writing
+        dataset = load(data, settings, out)
+        table = build_feature_table(dataset, settings, **dates)
+        write_output(table, out_file, "features", overwrite=overwrite)
+        rows, labelled = len(table), int(table["label"].notna().sum())
+        out.print(
+            f"Wrote {rows:,} snapshots ({table['as_of'].nunique()} dates, {labelled:,} labelled) "
+            f"x {table.shape[1] - 4} features to {out_file}"
+        )
+    if rows == 0:
+        print_warnings([empty_feature_table_warning(dataset, settings, **dates)], out)
 
 
 @app.command()

@@ -227,6 +227,8 @@ def write_feature_folder(
         table = engine.dataframe(select)
         partitioned = table.withColumn("as_of", table["as_of"].cast("date"))
         partitioned.write.mode("overwrite").partitionBy("as_of").parquet(str(tmp))
+        if not any(tmp.glob("as_of=*")):  # no row, so no partition: one empty file keeps the columns readable
+            partitioned.limit(0).write.mode("overwrite").parquet(str(tmp))
         written = engine.spark.read.parquet(str(tmp))
         rows, labelled, date_count = written.selectExpr("count(*)", "count(label)", "count(DISTINCT as_of)").first()
     return rows, date_count, labelled, len(table.columns) - len(META_COLUMNS)
@@ -421,17 +423,41 @@ def scored_population(
     if features.empty:
         from features.errors import DataContractError
 
-        starts, ends = dataset.subscriptions["start_date"], dataset.subscriptions["end_date"]
-        terms = (  # a term starting on the date is not active yet
-            f"the first term in subscriptions starts on {pd.Timestamp(starts.min()).date()}"
-            if pd.Timestamp(when) <= pd.Timestamp(starts.min())
-            else f"the latest term in subscriptions ends on {pd.Timestamp(ends.max()).date()}"
-        )
+        terms = where_terms_lie(dataset, pd.Timestamp(when), pd.Timestamp(when))
         raise DataContractError(
             f"No account has a term active on {when}, so there is nothing to score: {terms} and the data ends on "
             f"{dataset.data_end.date()}" + (f"; left out: {' and '.join(left)}." if left else ".")
         )
     return features, ("left out of scores and alerts: " + " and ".join(left)) if left else ""
+
+
+def where_terms_lie(dataset: Dataset, first: pd.Timestamp, last: pd.Timestamp) -> str:
+    """Where the subscription terms lie, seen from snapshot dates `first`..`last` that found no active
+    account: the date a user needs to choose dates that do."""
+    terms = dataset.subscriptions
+    if terms.empty:
+        return "subscriptions has no terms"
+    first_start, last_end = pd.Timestamp(terms["start_date"].min()), pd.Timestamp(terms["end_date"].max())
+    if last <= first_start:  # a term starting on the date is not active yet
+        return f"the first term in subscriptions starts on {first_start.date()}"
+    if first > last_end:
+        return f"the latest term in subscriptions ends on {last_end.date()}"
+    return f"the terms in subscriptions run from {first_start.date()} to {last_end.date()}"
+
+
+def empty_feature_table_warning(
+    dataset: Dataset, settings: Settings, as_of: date | None, start: date | None, end: date | None
+) -> str:
+    """Why a feature table came out with no rows: a window outside the book's terms is a valid request, but
+    a table of 0 snapshots with exit 0 and no word reads as a pipeline that lost the data."""
+    dates = snapshot_dates_for(dataset, settings, as_of, start, end)
+    when = (
+        f"on {dates[0].date()}"
+        if len(dates) == 1
+        else f"on any of the {len(dates)} snapshot dates from {dates[0].date()} to {dates[-1].date()}"
+    )
+    terms = where_terms_lie(dataset, dates[0], dates[-1])
+    return f"no account has a term active {when}: {terms}; the table has its columns and no rows"
 
 
 def _own_levels(part: pd.DataFrame) -> pd.DataFrame:

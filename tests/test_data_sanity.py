@@ -116,3 +116,27 @@ def test_typed_parquet_numbers_and_dates_get_the_same_range_checks(
     assert code == 1 and "internal error" not in message
     assert "subscriptions.arr: 2 values are not finite numbers >= 0 (rows 2, 3: 'inf', 'nan')" in message
     assert "logins.ts: 1 values are outside the supported dates" in message and "rows 1:" in message
+
+
+def test_a_feature_window_before_every_term_warns_where_the_terms_lie(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A window with no active account is a valid request (the table keeps its columns), but 0 rows with
+    exit 0 and no word read as lost data: the warning names the dates and where the terms are."""
+    data = write_tables(tmp_path / "d", tiny_tables())
+    out = tmp_path / "f.parquet"
+    code, message = run_cli(
+        ["features", "--data", str(data), "--out", str(out), "--start", "2010-01-01", "--end", "2010-03-01"], capsys
+    )
+    assert code == 0 and pd.read_parquet(out).empty
+    assert (
+        "warning: no account has a term active on any of the 3 snapshot dates from 2010-01-01 to 2010-03-01: "
+        "the first term in subscriptions starts on 2023-01-01; the table has its columns and no rows"
+    ) in message
+    code, message = run_cli(
+        ["features", "--data", str(data), "--out", str(out), "--as-of", "2026-01-01", "--overwrite"], capsys
+    )
+    assert code == 0 and pd.read_parquet(out).empty
+    assert "no account has a term active on 2026-01-01: the latest term in subscriptions ends on 2025-06-01" in message
+    code, message = run_cli(["features", "--data", str(data), "--out", str(out), "--overwrite"], capsys)
+    assert code == 0 and "no account has a term active" not in message

@@ -83,6 +83,21 @@ def test_churn_features_on_spark_reads_a_uri_and_writes_the_duckdb_table_partiti
     assert_same_table(read_feature_table(str(out)), expected)
 
 
+def test_a_date_with_no_active_account_writes_an_empty_table_with_the_duckdb_columns(world, capsys):
+    """Spark writes no partition for 0 rows, and reading the folder back to count it failed ("Unable to
+    infer schema"); the table now keeps its columns, as DuckDB's empty table does, and the command warns."""
+    root, data, settings, dataset, _, _ = world
+    out = root / "features_spark_empty"
+    code, text = run_cli(
+        ["features", "--data", str(data), "--out", str(out), "--engine", "spark", "--as-of", "2000-01-01"], capsys
+    )
+    assert code == 0, text
+    assert "no account has a term active on 2000-01-01: the first term in subscriptions starts on" in text
+    got = read_feature_table(str(out))
+    expected = build_feature_table(dataset, settings, as_of=date(2000, 1, 1))
+    assert got.empty and expected.empty and list(got.columns) == list(expected.columns)
+
+
 def test_point_in_time_on_spark_and_the_same_values_as_duckdb(spark, tmp_path):
     """Rows at or after as_of never change a Spark snapshot; edge-case data give DuckDB's values.
 
