@@ -39,7 +39,7 @@ from features.errors import ChurnError
 from pipeline import interrupts
 from pipeline.config import Settings, redact_url
 from pipeline.history import stage_partitions
-from pipeline.io import Staged, check_output_file, fsync_file, staged_for, write_staged
+from pipeline.io import Staged, check_output_file, check_writable_folder, fsync_file, staged_for, write_staged
 
 FAULT_ENV = "CHURN_FAULT_POINT"
 FAULT_EXIT = 97
@@ -200,6 +200,18 @@ def recover(settings: Settings) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------ commit
+def check_workdir(settings: Settings, history_dir: Path | None) -> None:
+    """Refuse, before any work, a working folder where a scoring run cannot land (a read-only file system,
+    no permission): found while staging, it cost the whole run, was an internal error and left a journal
+    that stopped every later run."""
+    for folder, what in ((_journal_dir(settings), "Scoring commit journal"), (history_dir, "Score history")):
+        if folder is not None:
+            check_writable_folder(
+                folder, f"{what} {folder}", f"{what} {folder}", "nothing was written; make it writable, or set "
+                "workdir in the configuration to a folder churn may write",
+            )  # fmt: skip
+
+
 def commit_scoring(
     settings: Settings,
     scores: pd.DataFrame,
@@ -226,6 +238,7 @@ def commit_scoring(
     as_of = pd.Timestamp(scores["as_of"].iloc[0]).date().isoformat()
     token = secrets.token_hex(4)
     commit_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{token}"
+    check_workdir(settings, history_dir)
     experiment_id = configure_tracking(settings)
     with _locked(journal_dir):
         recovered = _recover_locked(journal_dir)

@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from features.errors import ChurnError
 from pipeline.champion import ChampionLoad, champion_uri, check_tracking_server, model_provenance
-from pipeline.commit import ScoreOutputs, commit_scoring, recover
+from pipeline.commit import ScoreOutputs, check_workdir, commit_scoring, recover
 from pipeline.config import Settings
 from pipeline.console import (
     empty_tables_warning,
@@ -694,6 +694,7 @@ def run_score(
     """`churn score --data`: load what the date needs, score, commit, print."""
     outputs.check()  # before any work: a refused target, scorecard or workdir costs nothing
     preflight(settings)
+    check_workdir(settings, settings.workdir_path / "history" if history else None)
     _print_recovered(settings, console)
     # One date needs the trailing windows before it (and the facts older rows leave, summarised):
     # unless other dates are built too (ended accounts' last days, the re-scored history) or Spark

@@ -228,3 +228,57 @@ def test_a_committed_run_that_cannot_be_finished_says_what_stands_in_its_way(pre
     (message,) = recover(settings)
     assert message.startswith("finished an interrupted scoring run of 2025-07-01")
     assert state(settings, out)["history"] == [OLD, NEW] and leftovers(settings, out) == []
+
+
+def _read_only_in_child(folder: Path, *argv: str) -> subprocess.CompletedProcess:
+    """`python argv...` run in a mount namespace of its own where `folder` is a read-only file system
+    (root or not: `unshare` maps the user to root inside), as when a disk is remounted read-only."""
+    mount = f"mount --bind '{folder}' '{folder}' && mount -o remount,bind,ro '{folder}' && exec \"$@\""
+    user = [] if os.geteuid() == 0 else ["--map-root-user"]
+    done = subprocess.run(
+        ["unshare", "--mount", *user, "sh", "-c", mount, "sh", sys.executable, *argv],
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    if done.returncode != 0 and "mount" in done.stderr and "Read-only" not in done.stderr + done.stdout:
+        pytest.skip(f"no read-only mount here: {done.stderr[-300:]}")
+    return done
+
+
+needs_unshare = pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux)")
+
+
+@needs_unshare
+def test_a_read_only_history_folder_stops_the_run_cleanly_and_leaves_no_journal(previous_run) -> None:
+    """The history folder on a read-only file system: staging the partition failed (EROFS), and so did the
+    roll-back, which unlinked the never-written staged file: an internal error, and a pending journal
+    that stopped every later run until the folder was writable again."""
+    settings, overrides, out, frames_dir = previous_run
+    before = state(settings, out)
+    done = _read_only_in_child(_history(settings), "-c", CHILD, json.dumps(overrides), str(frames_dir), str(out))
+    assert done.returncode == 1 and f"Score history {_history(settings)}" in done.stderr, done.stderr[-2000:]
+    assert "is not writable; nothing was written" in done.stderr
+    assert state(settings, out) == before and leftovers(settings, out) == []
+    assert recover(settings) == []
+    assert _commit_in_child(overrides, frames_dir, out, None) == 0
+    assert state(settings, out)["history"] == [OLD, NEW]
+
+
+@needs_unshare
+def test_a_journal_whose_unwritten_staged_file_lies_on_a_read_only_folder_is_rolled_back(tmp_path: Path) -> None:
+    """Rolling back a staged file that was never written must not unlink it: on a read-only file system
+    that fails (EROFS, not ENOENT), and the journal stopped every later run (`--no-history` ones too)."""
+    settings = load_settings(None, {"workdir": str(tmp_path / "work")})
+    history = _history(settings)
+    history.mkdir(parents=True)
+    journal = settings.workdir_path / "commits" / "20261130T123701-1-5dccb38d.pending"
+    journal.parent.mkdir()
+    staged = history / ".as_of=2025-09-15.churn-stage-vm-1-5dccb38d"
+    journal.write_text(
+        json.dumps({"id": journal.stem, "as_of": "2025-09-15", "created": "2026-11-30 12:37:01", "files": [
+            [str(staged), str(history / "as_of=2025-09-15" / "part.parquet")]]})
+    )  # fmt: skip
+    code = "import json, sys; from pipeline.commit import recover; from pipeline.config import load_settings; "
+    code += "print(recover(load_settings(None, json.loads(sys.argv[1]))))"
+    done = _read_only_in_child(history, "-c", code, json.dumps({"workdir": str(settings.workdir_path)}))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "rolled back an interrupted scoring run of 2025-09-15" in done.stdout and not journal.exists()
