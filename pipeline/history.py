@@ -120,14 +120,22 @@ def read_history(history_dir: str | Path, columns: Sequence[str] | None = None) 
 
 
 def latest_before(history: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.DataFrame:
-    """The latest run of a history frame strictly before `as_of` (empty frame when there is none)."""
+    """Each account's latest row of a history frame strictly before `as_of`, oldest first (empty when none).
+
+    What "since the previous scoring run" compares with: the previous run's row for every account it
+    scored, and for an account it did not score (a gap between two terms, an account back after it
+    left) the last run that did -- compared with the previous run only, such an account raised no
+    drop or band alert however far it fell while away.
+    """
     if history.empty:
         return history
     dates = pd.to_datetime(history[AS_OF]).dt.normalize()
-    earlier = dates[dates < pd.Timestamp(as_of).normalize()]
-    if earlier.empty:
+    before = dates < pd.Timestamp(as_of).normalize()
+    if not before.any():
         return history.iloc[0:0]
-    return history[dates == earlier.max()].reset_index(drop=True)
+    earlier = history[before].assign(**{_REFERENCE_AS_OF: dates[before]}).sort_values(_REFERENCE_AS_OF, kind="stable")
+    latest = ~earlier[ACCOUNT_ID].astype(str).duplicated(keep="last")
+    return earlier[latest].drop(columns=_REFERENCE_AS_OF).reset_index(drop=True)
 
 
 def trends(history: pd.DataFrame, current: pd.DataFrame, days: Sequence[int] = (30, 90)) -> pd.DataFrame:
