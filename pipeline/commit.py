@@ -38,7 +38,7 @@ import pandas as pd
 from features.errors import ChurnError
 from pipeline import interrupts
 from pipeline.config import Settings, redact_url
-from pipeline.history import stage_partitions
+from pipeline.history import HistoryRead, stage_partitions
 from pipeline.io import Staged, check_output_file, check_writable_folder, fsync_file, staged_for, write_staged
 
 FAULT_ENV = "CHURN_FAULT_POINT"
@@ -225,12 +225,14 @@ def commit_scoring(
     history_extra: pd.DataFrame | None = None,
     model_uri: str | None = None,
     model_name: str | None = None,
+    history_read: HistoryRead | None = None,
 ) -> tuple[CommitResult, list[str]]:
     """Put a scoring run in place as one unit; returns the result and any recovery messages.
 
     `history_extra` holds rows of other scoring dates that replace their partitions in the same
     commit (`churn score --rescore-history`): the re-scored past lands with the new run or not at all.
-    `model_uri` and `model_name` (the model scored with) are logged with the MLflow run.
+    `model_uri` and `model_name` (the model scored with) are logged with the MLflow run. `history_read`
+    (the history as the run read it) stops the commit, nothing written, when another run changed it since.
     """
     from pipeline.tracking import configure_tracking, log_scoring_run
 
@@ -242,6 +244,13 @@ def commit_scoring(
     experiment_id = configure_tracking(settings)
     with _locked(journal_dir):
         recovered = _recover_locked(journal_dir)
+        if history_read is not None and (changed := history_read.changed()):
+            raise ChurnError(
+                f"Another scoring run put the score history of {', '.join(changed)} in place while this run of "
+                f"{as_of} was computing, so its trends and alerts were computed without it; nothing of this run was "
+                "written. Run it again (runs of one working folder are best run one "
+                "at a time, oldest date first)."
+            )
         tables: list[tuple[pd.DataFrame, list[Staged], str, str]] = []
         if outputs is not None:
             outputs.check()  # again, under the lock: the targets may have changed since the run started

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -109,6 +110,45 @@ def _read(paths: Iterable[Path], columns: Sequence[str] | None) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=list(columns or (ACCOUNT_ID, AS_OF)))
     return pd.concat(frames, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class HistoryRead:
+    """The partitions a scoring run compares with, as they were when it read them: at its commit the run
+    checks that no other run put one in place since (two runs of one working folder at once, e.g. a
+    scheduler's backfill running dates in parallel), or its trends and alerts would land compared with a
+    history that is not the one they land in -- the later date's alerts against the run before the earlier one.
+
+    The partitions dated before `as_of` (what trends and alerts read), or every other date with
+    `every_date` (`--rescore-history` rewrites them all), each as (inode, size, modification time).
+    """
+
+    history_dir: Path
+    as_of: pd.Timestamp
+    every_date: bool = False
+    seen: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+
+    @classmethod
+    def now(cls, history_dir: str | Path, as_of: str | pd.Timestamp, every_date: bool = False) -> HistoryRead:
+        day = pd.Timestamp(as_of).normalize()
+        return cls(Path(history_dir), day, every_date, _partition_state(Path(history_dir), day, every_date))
+
+    def changed(self) -> list[str]:
+        """The scoring dates whose partition was added, replaced or removed since the run read the history."""
+        now = _partition_state(self.history_dir, self.as_of, self.every_date)
+        return sorted(day for day in self.seen.keys() | now.keys() if self.seen.get(day) != now.get(day))
+
+
+def _partition_state(history_dir: Path, as_of: pd.Timestamp, every_date: bool) -> dict[str, tuple[int, int, int]]:
+    state = {}
+    for day, path in _partitions(history_dir).items():
+        if day < as_of or (every_date and day != as_of):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            state[f"{day:%Y-%m-%d}"] = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return state
 
 
 def read_history(history_dir: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:

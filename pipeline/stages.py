@@ -30,6 +30,7 @@ from pipeline.console import (
     print_warnings,
     warnings_once,
 )
+from pipeline.history import HistoryRead
 from pipeline.io import Legacy, check_output_dir, claimed_output_dir, write_output, write_output_file
 from pipeline.loading import Dataset, load_dataset
 from pipeline.progress import progress_bars
@@ -553,6 +554,7 @@ def score_date(
     # Trends and alerts always compare with the history; `history=False` (--no-history) only keeps this
     # run out of it, so a trial run raises the alerts the real one would.
     history_dir = settings.workdir_path / "history"
+    history_read = HistoryRead.now(history_dir, pd.Timestamp(when), every_date=rescore_history and history)
     scorecard = scorecard_for(settings, features.columns)
     rescored = None
     if rescore_history and history:
@@ -601,6 +603,7 @@ def score_date(
         history_extra=rescored,
         model_uri=model.metadata_.get("model_uri"),
         model_name=model.metadata_.get("model_name"),
+        history_read=history_read,
     )
     run.warnings += recovered
     run.notes.append(f"MLflow scoring run {result.run_id} (drift per feature, alerts)")

@@ -23,7 +23,7 @@ import pytest
 from features.errors import ChurnError
 from pipeline.commit import FAULT_ENV, FAULT_EXIT, FAULT_POINTS, ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings, load_settings
-from pipeline.history import append_scores, partition_path, read_history
+from pipeline.history import HistoryRead, append_scores, partition_path, read_history
 from pipeline.tracking import COMMIT_STATE_TAG, configure_tracking
 
 BEFORE_COMMIT = ("staged", "logged")
@@ -282,3 +282,31 @@ def test_a_journal_whose_unwritten_staged_file_lies_on_a_read_only_folder_is_rol
     done = _read_only_in_child(history, "-c", code, json.dumps({"workdir": str(settings.workdir_path)}))
     assert done.returncode == 0, done.stderr[-2000:]
     assert "rolled back an interrupted scoring run of 2025-09-15" in done.stdout and not journal.exists()
+
+
+def test_a_run_whose_earlier_history_changed_while_it_computed_lands_nothing(previous_run) -> None:
+    """Two runs of one working folder at once (a scheduler's backfill running dates in parallel): the run
+    of a later date read the history before the earlier date landed, and its alerts landed compared with
+    the run before that one, its trends too -- as if the earlier date had never been scored."""
+    settings, _, out, _ = previous_run
+    later, latest = pd.Timestamp("2025-08-01"), pd.Timestamp("2025-09-01")
+    read = HistoryRead.now(_history(settings), later)  # the run of `later` reads the history: OLD only
+    commit_scoring(settings, **frames(NEW, 0.6), outputs=None, history_dir=_history(settings))  # lands meanwhile
+    before = state(settings, out)
+    with pytest.raises(ChurnError, match="score history of 2025-07-01 in place while this run of 2025-08-01"):
+        commit_scoring(
+            settings, **frames(later, 0.9), outputs=ScoreOutputs(out, "parquet"), history_dir=_history(settings),
+            history_read=read,
+        )  # fmt: skip
+    assert state(settings, out) == before and leftovers(settings, out) == []
+
+    # runs of the same or a later date, landing meanwhile, change nothing it compares with: it lands
+    read = HistoryRead.now(_history(settings), later)
+    for day in (later, latest):
+        commit_scoring(settings, **frames(day, 0.3), outputs=None, history_dir=_history(settings))
+    commit_scoring(
+        settings, **frames(later, 0.9), outputs=ScoreOutputs(out, "parquet"), history_dir=_history(settings),
+        history_read=read,
+    )  # fmt: skip
+    assert state(settings, out)["history"] == [OLD, NEW, later, latest]
+    assert read_history(_history(settings)).query("as_of == @later")["churn_probability"].max() == pytest.approx(0.9)
