@@ -293,6 +293,7 @@ def check_output_file(path: str | Path, kind: str, *, overwrite: bool = False) -
             f"Output {path} was written by churn but has been changed since; pass --overwrite to replace it, "
             "or choose another name."
         )
+    _check_folder_of(path)  # replacing it writes a sibling there first
 
 
 def _check_folder_of(path: Path) -> None:

@@ -264,6 +264,18 @@ def test_a_read_only_history_folder_stops_the_run_cleanly_and_leaves_no_journal(
 
 
 @needs_unshare
+def test_replacing_an_earlier_output_in_a_read_only_folder_is_refused_before_anything_is_staged(previous_run) -> None:
+    """Churn's own earlier output passed the check, and staging its replacement failed (EROFS): after the
+    whole run, an internal error."""
+    settings, overrides, out, frames_dir = previous_run
+    before = state(settings, out)
+    done = _read_only_in_child(out.parent, "-c", CHILD, json.dumps(overrides), str(frames_dir), str(out))
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert f"Output {out}: the folder {out.parent} is not writable" in done.stderr, done.stderr[-2000:]
+    assert state(settings, out) == before and leftovers(settings, out) == []
+
+
+@needs_unshare
 def test_a_journal_whose_unwritten_staged_file_lies_on_a_read_only_folder_is_rolled_back(tmp_path: Path) -> None:
     """Rolling back a staged file that was never written must not unlink it: on a read-only file system
     that fails (EROFS, not ENOENT), and the journal stopped every later run (`--no-history` ones too)."""
