@@ -282,8 +282,13 @@ def commit_scoring(
             fault_point("logged")
             with interrupts.deferred():
                 os.replace(pending, committed)  # the commit point
-        except BaseException:
+        except BaseException as exc:
             _roll_back(pending, document)
+            if isinstance(exc, OSError):  # a full disk, a store turned read-only: the user's to fix, not a bug
+                raise ChurnError(
+                    f"The scoring run of {as_of} could not be staged: {exc}. Nothing of it was kept (outputs, "
+                    "history and MLflow are as they were); free space or make that place writable, then run again."
+                ) from exc
             raise
         with interrupts.deferred():
             fault_point("committed")

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 import mlflow
 import pandas as pd
@@ -272,6 +273,22 @@ def test_replacing_an_earlier_output_in_a_read_only_folder_is_refused_before_any
     done = _read_only_in_child(out.parent, "-c", CHILD, json.dumps(overrides), str(frames_dir), str(out))
     assert done.returncode == 1, done.stderr[-2000:]
     assert f"Output {out}: the folder {out.parent} is not writable" in done.stderr, done.stderr[-2000:]
+    assert state(settings, out) == before and leftovers(settings, out) == []
+
+
+@needs_unshare
+def test_an_artifact_store_that_cannot_be_written_is_a_clear_error_and_nothing_lands(previous_run) -> None:
+    """MLflow's artifact folder read-only (or full): the run was rolled back, but said it was a bug."""
+    settings, overrides, out, frames_dir = previous_run
+    before = state(settings, out)
+    client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri())
+    artifacts = Path(urlparse(client.get_experiment_by_name("churn").artifact_location).path)
+    assert artifacts.is_dir()
+    done = _read_only_in_child(artifacts, "-c", CHILD, json.dumps(overrides), str(frames_dir), str(out))
+    assert done.returncode == 1, done.stderr[-2000:]
+    said = done.stderr.strip().splitlines()[-1]
+    assert said.startswith("features.errors.ChurnError: The scoring run of 2025-07-01 could not be staged: ")
+    assert "Read-only file system" in said and "Nothing of it was kept" in said
     assert state(settings, out) == before and leftovers(settings, out) == []
 
 
