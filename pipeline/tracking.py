@@ -713,9 +713,18 @@ def log_scoring_run(
             client.set_terminated(run_id)
     except MlflowException as exc:
         raise ChurnError(
-            f"Could not log the scoring run to MLflow at {settings.tracking_uri()}: {exc.message}"
+            f"Could not log the scoring run to MLflow at {settings.tracking_uri()}: {innermost_cause(exc)}"
         ) from exc
     return run_id
+
+
+def innermost_cause(exc: BaseException) -> str:
+    """The first line of the deepest exception an error wraps: MLflow passes on a database's own words
+    ("attempt to write a readonly database") inside SQLAlchemy's, with the whole SQL statement and its values."""
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _commit_runs(client: mlflow.MlflowClient, experiment_id: str, commit_id: str) -> list[Any]:

@@ -293,6 +293,22 @@ def test_an_artifact_store_that_cannot_be_written_is_a_clear_error_and_nothing_l
 
 
 @needs_unshare
+def test_a_read_only_tracking_store_is_said_in_the_databases_words_and_nothing_lands(previous_run) -> None:
+    """The error quoted SQLAlchemy's whole message: the SQL statement and its values over a dozen lines."""
+    settings, overrides, out, frames_dir = previous_run
+    before = state(settings, out)
+    store = settings.workdir_path / "mlflow.db"
+    done = _read_only_in_child(store, "-c", CHILD, json.dumps(overrides), str(frames_dir), str(out))
+    assert done.returncode == 1, done.stderr[-2000:]
+    said = done.stderr.strip().splitlines()[-1]
+    assert said == (
+        f"features.errors.ChurnError: Could not log the scoring run to MLflow at {settings.tracking_uri()}: "
+        "attempt to write a readonly database"
+    )
+    assert state(settings, out) == before and leftovers(settings, out) == []
+
+
+@needs_unshare
 def test_a_journal_whose_unwritten_staged_file_lies_on_a_read_only_folder_is_rolled_back(tmp_path: Path) -> None:
     """Rolling back a staged file that was never written must not unlink it: on a read-only file system
     that fails (EROFS, not ENOENT), and the journal stopped every later run (`--no-history` ones too)."""
