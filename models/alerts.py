@@ -68,11 +68,13 @@ def score_alerts(
 
     `current` is a scores table (account_id, as_of, churn_probability, health_score, health_band,
     health_<category>, days_to_renewal, arr, top_drivers, risk_band; missing columns disable the
-    rules that need them); `previous` is the previous run of the history (or None/empty: only the
-    renewal rule can fire). `history` holds the earlier runs that tell whether an account was ever
-    red (rows dated on or after the current as_of are ignored); without it the previous run is all
-    that is known. `fallen_categories` names the `n_categories` health categories that fell most
-    since the previous run, worst first ("support -30.0, adoption -12.0"). Columns: ALERT_COLUMNS.
+    rules that need them); `previous` holds each account's latest earlier score
+    (`pipeline.history.latest_before`: the previous run's row, or for an account that run did not
+    score the last run that did; None/empty: only the renewal rule can fire). `history` holds the
+    earlier runs that tell whether an account was ever red (rows dated on or after the current as_of
+    are ignored); without it the previous run is all that is known. `fallen_categories` names the
+    `n_categories` health categories that fell most since the previous run, worst first
+    ("support -30.0, adoption -12.0"). Columns: ALERT_COLUMNS.
     The thresholds are `scoring.alerts` of the configuration; `high_risk` is the probability from
     which risk is high, for scores without a `risk_band` column. `extra_reasons` holds, per row of
     `current`, sentences decided elsewhere (a CSM override that expired); they come first.

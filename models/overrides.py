@@ -385,4 +385,8 @@ def _expiry_sentence(override_id: str, by_id: pd.DataFrame, row: pd.Series) -> s
         return f"CSM sentiment rating {how} ({set_by}); the scorecard no longer counts it"
     rule = row.get(f"{RULE_PREFIX}{category}" if kind == "category" else RULE_HEALTH_SCORE, float("nan"))
     now = "no rule score" if pd.isna(rule) else f"rule score now {float(rule):.0f}"
+    shown = row.get(HEALTH_SCORE, float("nan"))
+    if kind == "account" and not pd.isna(rule) and not pd.isna(shown) and round(float(shown)) != round(float(rule)):
+        # the account's category overrides still in force: the rule's score is not the one shown
+        now = f"health score now {float(shown):.0f} with the overrides still in force (rule score {float(rule):.0f})"
     return f"{target} override {how} ({set_by}); {now}"

@@ -38,8 +38,8 @@ import pandas as pd
 from features.errors import ChurnError
 from pipeline import interrupts
 from pipeline.config import Settings, redact_url
-from pipeline.history import stage_partitions
-from pipeline.io import Staged, check_output_file, fsync_file, staged_for, write_staged
+from pipeline.history import HistoryRead, stage_partitions
+from pipeline.io import Staged, check_output_file, check_writable_folder, fsync_file, staged_for, write_staged
 
 FAULT_ENV = "CHURN_FAULT_POINT"
 FAULT_EXIT = 97
@@ -200,6 +200,18 @@ def recover(settings: Settings) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------ commit
+def check_workdir(settings: Settings, history_dir: Path | None) -> None:
+    """Refuse, before any work, a working folder where a scoring run cannot land (a read-only file system,
+    no permission): found while staging, it cost the whole run, was an internal error and left a journal
+    that stopped every later run."""
+    for folder, what in ((_journal_dir(settings), "Scoring commit journal"), (history_dir, "Score history")):
+        if folder is not None:
+            check_writable_folder(
+                folder, f"{what} {folder}", f"{what} {folder}", "nothing was written; make it writable, or set "
+                "workdir in the configuration to a folder churn may write",
+            )  # fmt: skip
+
+
 def commit_scoring(
     settings: Settings,
     scores: pd.DataFrame,
@@ -213,12 +225,14 @@ def commit_scoring(
     history_extra: pd.DataFrame | None = None,
     model_uri: str | None = None,
     model_name: str | None = None,
+    history_read: HistoryRead | None = None,
 ) -> tuple[CommitResult, list[str]]:
     """Put a scoring run in place as one unit; returns the result and any recovery messages.
 
     `history_extra` holds rows of other scoring dates that replace their partitions in the same
     commit (`churn score --rescore-history`): the re-scored past lands with the new run or not at all.
-    `model_uri` and `model_name` (the model scored with) are logged with the MLflow run.
+    `model_uri` and `model_name` (the model scored with) are logged with the MLflow run. `history_read`
+    (the history as the run read it) stops the commit, nothing written, when another run changed it since.
     """
     from pipeline.tracking import configure_tracking, log_scoring_run
 
@@ -226,9 +240,17 @@ def commit_scoring(
     as_of = pd.Timestamp(scores["as_of"].iloc[0]).date().isoformat()
     token = secrets.token_hex(4)
     commit_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{token}"
+    check_workdir(settings, history_dir)
     experiment_id = configure_tracking(settings)
     with _locked(journal_dir):
         recovered = _recover_locked(journal_dir)
+        if history_read is not None and (changed := history_read.changed()):
+            raise ChurnError(
+                f"Another scoring run put the score history of {', '.join(changed)} in place while this run of "
+                f"{as_of} was computing, so its trends and alerts were computed without it; nothing of this run was "
+                "written. Run it again (runs of one working folder are best run one "
+                "at a time, oldest date first)."
+            )
         tables: list[tuple[pd.DataFrame, list[Staged], str, str]] = []
         if outputs is not None:
             outputs.check()  # again, under the lock: the targets may have changed since the run started
@@ -260,8 +282,13 @@ def commit_scoring(
             fault_point("logged")
             with interrupts.deferred():
                 os.replace(pending, committed)  # the commit point
-        except BaseException:
+        except BaseException as exc:
             _roll_back(pending, document)
+            if isinstance(exc, OSError):  # a full disk, a store turned read-only: the user's to fix, not a bug
+                raise ChurnError(
+                    f"The scoring run of {as_of} could not be staged: {exc}. Nothing of it was kept (outputs, "
+                    "history and MLflow are as they were); free space or make that place writable, then run again."
+                ) from exc
             raise
         with interrupts.deferred():
             fault_point("committed")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -111,6 +112,45 @@ def _read(paths: Iterable[Path], columns: Sequence[str] | None) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+@dataclass(frozen=True)
+class HistoryRead:
+    """The partitions a scoring run compares with, as they were when it read them: at its commit the run
+    checks that no other run put one in place since (two runs of one working folder at once, e.g. a
+    scheduler's backfill running dates in parallel), or its trends and alerts would land compared with a
+    history that is not the one they land in -- the later date's alerts against the run before the earlier one.
+
+    The partitions dated before `as_of` (what trends and alerts read), or every other date with
+    `every_date` (`--rescore-history` rewrites them all), each as (inode, size, modification time).
+    """
+
+    history_dir: Path
+    as_of: pd.Timestamp
+    every_date: bool = False
+    seen: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+
+    @classmethod
+    def now(cls, history_dir: str | Path, as_of: str | pd.Timestamp, every_date: bool = False) -> HistoryRead:
+        day = pd.Timestamp(as_of).normalize()
+        return cls(Path(history_dir), day, every_date, _partition_state(Path(history_dir), day, every_date))
+
+    def changed(self) -> list[str]:
+        """The scoring dates whose partition was added, replaced or removed since the run read the history."""
+        now = _partition_state(self.history_dir, self.as_of, self.every_date)
+        return sorted(day for day in self.seen.keys() | now.keys() if self.seen.get(day) != now.get(day))
+
+
+def _partition_state(history_dir: Path, as_of: pd.Timestamp, every_date: bool) -> dict[str, tuple[int, int, int]]:
+    state = {}
+    for day, path in _partitions(history_dir).items():
+        if day < as_of or (every_date and day != as_of):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            state[f"{day:%Y-%m-%d}"] = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return state
+
+
 def read_history(history_dir: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Every stored run, oldest first (empty frame when there is no history yet).
 
@@ -120,14 +160,22 @@ def read_history(history_dir: str | Path, columns: Sequence[str] | None = None) 
 
 
 def latest_before(history: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.DataFrame:
-    """The latest run of a history frame strictly before `as_of` (empty frame when there is none)."""
+    """Each account's latest row of a history frame strictly before `as_of`, oldest first (empty when none).
+
+    What "since the previous scoring run" compares with: the previous run's row for every account it
+    scored, and for an account it did not score (a gap between two terms, an account back after it
+    left) the last run that did -- compared with the previous run only, such an account raised no
+    drop or band alert however far it fell while away.
+    """
     if history.empty:
         return history
     dates = pd.to_datetime(history[AS_OF]).dt.normalize()
-    earlier = dates[dates < pd.Timestamp(as_of).normalize()]
-    if earlier.empty:
+    before = dates < pd.Timestamp(as_of).normalize()
+    if not before.any():
         return history.iloc[0:0]
-    return history[dates == earlier.max()].reset_index(drop=True)
+    earlier = history[before].assign(**{_REFERENCE_AS_OF: dates[before]}).sort_values(_REFERENCE_AS_OF, kind="stable")
+    latest = ~earlier[ACCOUNT_ID].astype(str).duplicated(keep="last")
+    return earlier[latest].drop(columns=_REFERENCE_AS_OF).reset_index(drop=True)
 
 
 def trends(history: pd.DataFrame, current: pd.DataFrame, days: Sequence[int] = (30, 90)) -> pd.DataFrame:

@@ -108,6 +108,8 @@ def _is_stale(entry: Path, host: str, pid: int) -> bool:
 
 
 def _remove(path: Path) -> None:
+    if not os.path.lexists(path):  # never written; unlinking it anyway fails on a read-only file system (EROFS)
+        return
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -291,18 +293,28 @@ def check_output_file(path: str | Path, kind: str, *, overwrite: bool = False) -
             f"Output {path} was written by churn but has been changed since; pass --overwrite to replace it, "
             "or choose another name."
         )
+    _check_folder_of(path)  # replacing it writes a sibling there first
 
 
 def _check_folder_of(path: Path) -> None:
     """Refuse a new output whose folder cannot hold it (a file on its way, a folder churn may not write),
     before the work: found when the output is staged, it cost the whole run and was an internal error."""
-    folder = path.absolute().parent
+    check_writable_folder(path.absolute().parent, f"Cannot write {path}", f"Output {path}", "choose another place")
+
+
+def check_writable_folder(folder: Path, cannot: str, what: str, advice: str) -> None:
+    """Refuse a folder churn is to write in (made if missing) when it cannot: a file stands on its way,
+    or the nearest existing folder is not writable (permissions, a read-only file system).
+
+    `cannot` and `what` start the two messages ("Cannot write X", "Output X"); `advice` ends the second.
+    """
+    folder = Path(folder).absolute()
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
-        raise OutputRefused(f"Cannot write {path}: a file stands where its folder should be ({folder}).")
+        raise OutputRefused(f"{cannot}: a file stands where its folder should be ({folder}).")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputRefused(f"Output {path}: the folder {folder} is not writable; choose another place.")
+        raise OutputRefused(f"{what}: the folder {folder} is not writable; {advice}.")
 
 
 @dataclass(frozen=True)

@@ -200,8 +200,9 @@ def score_book(
     scores: pd.DataFrame | None = None,
     score_notes: tuple[str, ...] = (),
 ) -> ScoreRun:
-    """Score, apply the CSM overrides in force, then compare with the previous run in the history:
-    trends, alerts (an override applied last time and gone now is an alert) and drift (reads only).
+    """Score, apply the CSM overrides in force, then compare with the previous run in the history (for
+    an account it did not score, with the last run that did): trends, alerts (an override applied last
+    time and gone now is an alert) and drift (reads only).
 
     `record` says whether the run will be added to the history (the note says so when it is not).
     `overrides` is every record of the override store (`read_records`), ended ones included: they

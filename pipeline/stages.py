@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from features.errors import ChurnError
 from pipeline.champion import ChampionLoad, champion_uri, check_tracking_server, model_provenance
-from pipeline.commit import ScoreOutputs, commit_scoring, recover
+from pipeline.commit import ScoreOutputs, check_workdir, commit_scoring, recover
 from pipeline.config import Settings
 from pipeline.console import (
     empty_tables_warning,
@@ -30,6 +30,7 @@ from pipeline.console import (
     print_warnings,
     warnings_once,
 )
+from pipeline.history import HistoryRead
 from pipeline.io import Legacy, check_output_dir, claimed_output_dir, write_output, write_output_file
 from pipeline.loading import Dataset, load_dataset
 from pipeline.progress import progress_bars
@@ -579,6 +580,7 @@ def score_date(
     # Trends and alerts always compare with the history; `history=False` (--no-history) only keeps this
     # run out of it, so a trial run raises the alerts the real one would.
     history_dir = settings.workdir_path / "history"
+    history_read = HistoryRead.now(history_dir, pd.Timestamp(when), every_date=rescore_history and history)
     scorecard = scorecard_for(settings, features.columns)
     rescored = None
     if rescore_history and history:
@@ -627,6 +629,7 @@ def score_date(
         history_extra=rescored,
         model_uri=model.metadata_.get("model_uri"),
         model_name=model.metadata_.get("model_name"),
+        history_read=history_read,
     )
     run.warnings += recovered
     run.notes.append(f"MLflow scoring run {result.run_id} (drift per feature, alerts)")
@@ -720,6 +723,7 @@ def run_score(
     """`churn score --data`: load what the date needs, score, commit, print."""
     outputs.check()  # before any work: a refused target, scorecard or workdir costs nothing
     preflight(settings)
+    check_workdir(settings, settings.workdir_path / "history" if history else None)
     _print_recovered(settings, console)
     # One date needs the trailing windows before it (and the facts older rows leave, summarised):
     # unless other dates are built too (ended accounts' last days, the re-scored history) or Spark

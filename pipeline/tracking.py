@@ -369,8 +369,7 @@ def load_model(uri: str, settings: Settings | None = None) -> ChurnRiskModel:
             model = ChurnRiskModel.load(_plain_model_dir(local, uri))
     except MlflowException as exc:
         raise ChurnError(
-            f"Cannot load model '{uri}' from {mlflow.get_tracking_uri()}: {exc.message} "
-            "(train one with `churn train`, or pass --model-uri)."
+            f"Cannot load model '{uri}' from {mlflow.get_tracking_uri()}: {exc.message} ({_load_hint(uri)})."
         ) from exc
     model.metadata_["model_uri"] = uri
     model.metadata_[TAG_MODEL_SHA256] = expected
@@ -420,6 +419,30 @@ def _plain_model_dir(local: Path, uri: str) -> Path:
     if not folder.is_relative_to(local.resolve()) or not folder.is_dir():
         raise ChurnError(f"Model '{uri}': its MLmodel points outside the model ({relative}); refusing it.")
     return folder
+
+
+def _load_hint(uri: str) -> str:
+    """What to do about a registry URI that does not resolve: the versions its model does have, when it
+    has some (a model registered but never made champion was told to train one, as if there were none)."""
+    reference, at, alias = uri.removeprefix("models:/").partition("@")
+    name = reference.partition("/")[0] if uri.startswith("models:/") else ""
+    client = mlflow.MlflowClient()
+    try:
+        versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'")) if name else []
+        aliases = client.get_registered_model(name).aliases if versions else {}
+    except MlflowException:
+        versions = []
+    if not versions:
+        return "train one with `churn train`, or pass --model-uri"
+    named = {v: sorted(a for a, w in aliases.items() if str(w) == str(v)) for v in versions}
+    listed = ", ".join(f"{v}" + "".join(f" @{a}" for a in named[v]) for v in versions[-5:])
+    hint = f"model '{name}' has version(s) {listed}: pass --model-uri models:/{name}/{versions[-1]} to score with one"
+    if at:
+        hint += (
+            f", or make one @{alias} (`churn train --promote` trains and promotes a new one; MLflow's "
+            "set_registered_model_alias moves an alias to an existing version)"
+        )
+    return hint
 
 
 def _registry_version(uri: str) -> ModelVersion | None:
@@ -690,9 +713,18 @@ def log_scoring_run(
             client.set_terminated(run_id)
     except MlflowException as exc:
         raise ChurnError(
-            f"Could not log the scoring run to MLflow at {settings.tracking_uri()}: {exc.message}"
+            f"Could not log the scoring run to MLflow at {settings.tracking_uri()}: {innermost_cause(exc)}"
         ) from exc
     return run_id
+
+
+def innermost_cause(exc: BaseException) -> str:
+    """The first line of the deepest exception an error wraps: MLflow passes on a database's own words
+    ("attempt to write a readonly database") inside SQLAlchemy's, with the whole SQL statement and its values."""
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _commit_runs(client: mlflow.MlflowClient, experiment_id: str, commit_id: str) -> list[Any]:

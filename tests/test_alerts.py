@@ -16,6 +16,7 @@ from features.errors import ChurnError, ConfigError
 from models.alerts import ALERT_COLUMNS, score_alerts
 from models.scoring import risk_band
 from pipeline.config import AlertSettings, RiskBands, load_settings
+from pipeline.history import append_scores, latest_before, read_history
 from pipeline.webhook import notify, post_webhook
 
 SETTINGS = AlertSettings(score_drop=10, probability_level=0.5, renewal_days=90)
@@ -189,6 +190,24 @@ def test_first_time_red_ignores_runs_of_the_current_date_and_later():
     # a history with nothing before the current run is a first run: no account is news yet
     later_green = HEALTH_NOW.assign(as_of=pd.Timestamp("2024-05-01"), health_band="green")
     assert score_alerts(HEALTH_NOW, None, **_thresholds(), history=later_green).empty
+
+
+def test_an_account_back_after_a_gap_is_alerted_against_its_last_score(tmp_path) -> None:
+    """A yellow account between two terms on the previous run's date (not scored then) and red now: its
+    band worsened since it was last scored, but compared with the previous run alone it raised nothing."""
+    history = tmp_path / "history"
+    append_scores(history, _scores("2024-04-01", {"A": (80, "green", 0.1, 100, 1_000), "B": (68, "yellow", 0.1, 5, 1)}))
+    append_scores(history, _scores("2024-05-01", {"A": (81, "green", 0.1, 70, 1_000)}))  # B between terms
+    now = _scores("2024-06-01", {"A": (80, "green", 0.1, 40, 1_000), "B": (52, "red", 0.6, 360, 2_000)})
+    stored = read_history(history)
+
+    alerts = score_alerts(now, latest_before(stored, "2024-06-01"), **_thresholds(), history=stored)
+
+    assert alerts.set_index("account_id")["reasons"].to_dict() == {
+        "B": "health band worsened from yellow to red; health score dropped 16 points (from 68 to 52); "
+        "health under the red line for the first time; churn probability rose above 50% (from 10% to 60%)"
+    }
+    assert alerts["previous_health_band"].tolist() == ["yellow"]
 
 
 def test_fallen_categories_are_the_biggest_falls_worst_first():

@@ -85,6 +85,20 @@ def test_previous_scores_is_the_latest_run_strictly_before(tmp_path: Path):
     assert latest_before(read_history(history), pd.Timestamp("2024-01-01")).empty
 
 
+def test_an_account_the_previous_run_did_not_score_is_compared_with_its_own_last_run(tmp_path: Path):
+    """An account between two terms on the previous date (or back after it left) had no previous row."""
+    history = tmp_path / "history"
+    append_scores(history, _run("2024-01-01", [90, 80, 70], [0.1, 0.2, 0.3]))
+    append_scores(history, _run("2024-02-01", [85, 75], [0.1, 0.2], accounts=("A", "B")))
+    append_scores(history, _run("2024-03-01", [50, 50, 50], [0.5, 0.5, 0.5]))
+
+    previous = latest_before(read_history(history), "2024-03-01").set_index("account_id")
+
+    assert previous["as_of"].to_dict() == {"C": pd.Timestamp("2024-01-01"), "A": pd.Timestamp("2024-02-01"),
+                                           "B": pd.Timestamp("2024-02-01")}  # fmt: skip
+    assert previous["health_score"].to_dict() == {"C": 70, "A": 85, "B": 75}
+
+
 def test_trends_use_the_run_nearest_to_each_span_back(tmp_path: Path):
     history = tmp_path / "history"
     append_scores(history, _run("2024-01-01", [90, 80, 70], [0.05, 0.10, 0.20]))  # reference for 90 d

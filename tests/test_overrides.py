@@ -19,7 +19,7 @@ from rich.console import Console
 
 from features.errors import ChurnError
 from models.healthscore import band_of
-from models.overrides import OverrideRequest, apply_overrides, in_force, validate_override
+from models.overrides import OverrideRequest, apply_overrides, expiry_reasons, in_force, validate_override
 from models.scorecard import parse_scorecard
 from pipeline import override_store
 from pipeline.config import load_settings
@@ -128,6 +128,26 @@ def test_a_whole_account_override_sets_the_score_and_the_later_of_two_wins() -> 
     out = apply_overrides(scores_frame(), in_force(overrides, FIRST), CARD).scores.set_index("account_id")
     assert out.at["B", "health_score"] == 45.0 and out.at["B", "health_band"] == "red"
     assert out.at["B", "health_adoption"] == 90.0  # categories keep their rule values
+
+
+def test_an_ended_whole_account_override_names_the_score_shown_when_a_category_override_stays() -> None:
+    """The alert said "rule score now 42" while the table showed the score of the category override still
+    in force, so the CSM read two different health scores for the same account and date."""
+    overrides = records(
+        {"override_id": 1, "account_id": "A", "kind": "account", "value": 30.0, "rating": "30",
+         "valid_until": UNTIL},
+        {"override_id": 2, "account_id": "A", "kind": "category", "category": "adoption", "value": 80.0,
+         "rating": "80", "valid_until": "2025-12-31"},
+    )  # fmt: skip
+    previous = apply_overrides(scores_frame(), in_force(overrides, SECOND), CARD).scores
+    current = apply_overrides(scores_frame(), in_force(overrides, AFTER), CARD).scores
+    shown = current.set_index("account_id").at["A", "health_score"]
+    assert shown == pytest.approx(0.6 * 80 + 0.4 * 50)
+    (sentence,) = expiry_reasons(current, previous, overrides)[0]
+    assert sentence == (
+        f"health score override expired (was 30, set by jane until {UNTIL}); health score now {shown:.0f} with "
+        "the overrides still in force (rule score 32)"
+    )
 
 
 # ------------------------------------------------------------------------------ the store

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 import mlflow
 import pandas as pd
@@ -23,7 +25,7 @@ import pytest
 from features.errors import ChurnError
 from pipeline.commit import FAULT_ENV, FAULT_EXIT, FAULT_POINTS, ScoreOutputs, commit_scoring, recover
 from pipeline.config import Settings, load_settings
-from pipeline.history import append_scores, partition_path, read_history
+from pipeline.history import HistoryRead, append_scores, partition_path, read_history
 from pipeline.tracking import COMMIT_STATE_TAG, configure_tracking
 
 BEFORE_COMMIT = ("staged", "logged")
@@ -228,3 +230,129 @@ def test_a_committed_run_that_cannot_be_finished_says_what_stands_in_its_way(pre
     (message,) = recover(settings)
     assert message.startswith("finished an interrupted scoring run of 2025-07-01")
     assert state(settings, out)["history"] == [OLD, NEW] and leftovers(settings, out) == []
+
+
+def _read_only_in_child(folder: Path, *argv: str) -> subprocess.CompletedProcess:
+    """`python argv...` run in a mount namespace of its own where `folder` is a read-only file system
+    (root or not: `unshare` maps the user to root inside), as when a disk is remounted read-only."""
+    mount = f"mount --bind '{folder}' '{folder}' && mount -o remount,bind,ro '{folder}' && exec \"$@\""
+    user = [] if os.geteuid() == 0 else ["--map-root-user"]
+    done = subprocess.run(
+        ["unshare", "--mount", *user, "sh", "-c", mount, "sh", sys.executable, *argv],
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    if done.returncode != 0 and re.search(r"^(unshare|mount): ", done.stderr, re.MULTILINE):  # the child never ran
+        pytest.skip(f"no read-only mount here: {done.stderr[-300:]}")
+    return done
+
+
+needs_unshare = pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux)")
+
+
+@needs_unshare
+def test_a_read_only_history_folder_stops_the_run_cleanly_and_leaves_no_journal(previous_run) -> None:
+    """The history folder on a read-only file system: staging the partition failed (EROFS), and so did the
+    roll-back, which unlinked the never-written staged file: an internal error, and a pending journal
+    that stopped every later run until the folder was writable again."""
+    settings, overrides, out, frames_dir = previous_run
+    before = state(settings, out)
+    done = _read_only_in_child(_history(settings), "-c", CHILD, json.dumps(overrides), str(frames_dir), str(out))
+    assert done.returncode == 1 and f"Score history {_history(settings)}" in done.stderr, done.stderr[-2000:]
+    assert "is not writable; nothing was written" in done.stderr
+    assert state(settings, out) == before and leftovers(settings, out) == []
+    assert recover(settings) == []
+    assert _commit_in_child(overrides, frames_dir, out, None) == 0
+    assert state(settings, out)["history"] == [OLD, NEW]
+
+
+@needs_unshare
+def test_replacing_an_earlier_output_in_a_read_only_folder_is_refused_before_anything_is_staged(previous_run) -> None:
+    """Churn's own earlier output passed the check, and staging its replacement failed (EROFS): after the
+    whole run, an internal error."""
+    settings, overrides, out, frames_dir = previous_run
+    before = state(settings, out)
+    done = _read_only_in_child(out.parent, "-c", CHILD, json.dumps(overrides), str(frames_dir), str(out))
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert f"Output {out}: the folder {out.parent} is not writable" in done.stderr, done.stderr[-2000:]
+    assert state(settings, out) == before and leftovers(settings, out) == []
+
+
+@needs_unshare
+def test_an_artifact_store_that_cannot_be_written_is_a_clear_error_and_nothing_lands(previous_run) -> None:
+    """MLflow's artifact folder read-only (or full): the run was rolled back, but said it was a bug."""
+    settings, overrides, out, frames_dir = previous_run
+    before = state(settings, out)
+    client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri())
+    artifacts = Path(urlparse(client.get_experiment_by_name("churn").artifact_location).path)
+    assert artifacts.is_dir()
+    done = _read_only_in_child(artifacts, "-c", CHILD, json.dumps(overrides), str(frames_dir), str(out))
+    assert done.returncode == 1, done.stderr[-2000:]
+    said = done.stderr.strip().splitlines()[-1]
+    assert said.startswith("features.errors.ChurnError: The scoring run of 2025-07-01 could not be staged: ")
+    assert "Read-only file system" in said and "Nothing of it was kept" in said
+    assert state(settings, out) == before and leftovers(settings, out) == []
+
+
+@needs_unshare
+def test_a_read_only_tracking_store_is_said_in_the_databases_words_and_nothing_lands(previous_run) -> None:
+    """The error quoted SQLAlchemy's whole message: the SQL statement and its values over a dozen lines."""
+    settings, overrides, out, frames_dir = previous_run
+    before = state(settings, out)
+    store = settings.workdir_path / "mlflow.db"
+    done = _read_only_in_child(store, "-c", CHILD, json.dumps(overrides), str(frames_dir), str(out))
+    assert done.returncode == 1, done.stderr[-2000:]
+    said = done.stderr.strip().splitlines()[-1]
+    assert said == (
+        f"features.errors.ChurnError: Could not log the scoring run to MLflow at {settings.tracking_uri()}: "
+        "attempt to write a readonly database"
+    )
+    assert state(settings, out) == before and leftovers(settings, out) == []
+
+
+@needs_unshare
+def test_a_journal_whose_unwritten_staged_file_lies_on_a_read_only_folder_is_rolled_back(tmp_path: Path) -> None:
+    """Rolling back a staged file that was never written must not unlink it: on a read-only file system
+    that fails (EROFS, not ENOENT), and the journal stopped every later run (`--no-history` ones too)."""
+    settings = load_settings(None, {"workdir": str(tmp_path / "work")})
+    history = _history(settings)
+    history.mkdir(parents=True)
+    journal = settings.workdir_path / "commits" / "20261130T123701-1-5dccb38d.pending"
+    journal.parent.mkdir()
+    staged = history / ".as_of=2025-09-15.churn-stage-vm-1-5dccb38d"
+    journal.write_text(
+        json.dumps({"id": journal.stem, "as_of": "2025-09-15", "created": "2026-11-30 12:37:01", "files": [
+            [str(staged), str(history / "as_of=2025-09-15" / "part.parquet")]]})
+    )  # fmt: skip
+    code = "import json, sys; from pipeline.commit import recover; from pipeline.config import load_settings; "
+    code += "print(recover(load_settings(None, json.loads(sys.argv[1]))))"
+    done = _read_only_in_child(history, "-c", code, json.dumps({"workdir": str(settings.workdir_path)}))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "rolled back an interrupted scoring run of 2025-09-15" in done.stdout and not journal.exists()
+
+
+def test_a_run_whose_earlier_history_changed_while_it_computed_lands_nothing(previous_run) -> None:
+    """Two runs of one working folder at once (a scheduler's backfill running dates in parallel): the run
+    of a later date read the history before the earlier date landed, and its alerts landed compared with
+    the run before that one, its trends too -- as if the earlier date had never been scored."""
+    settings, _, out, _ = previous_run
+    later, latest = pd.Timestamp("2025-08-01"), pd.Timestamp("2025-09-01")
+    read = HistoryRead.now(_history(settings), later)  # the run of `later` reads the history: OLD only
+    commit_scoring(settings, **frames(NEW, 0.6), outputs=None, history_dir=_history(settings))  # lands meanwhile
+    before = state(settings, out)
+    with pytest.raises(ChurnError, match="score history of 2025-07-01 in place while this run of 2025-08-01"):
+        commit_scoring(
+            settings, **frames(later, 0.9), outputs=ScoreOutputs(out, "parquet"), history_dir=_history(settings),
+            history_read=read,
+        )  # fmt: skip
+    assert state(settings, out) == before and leftovers(settings, out) == []
+
+    # runs of the same or a later date, landing meanwhile, change nothing it compares with: it lands
+    read = HistoryRead.now(_history(settings), later)
+    for day in (later, latest):
+        commit_scoring(settings, **frames(day, 0.3), outputs=None, history_dir=_history(settings))
+    commit_scoring(
+        settings, **frames(later, 0.9), outputs=ScoreOutputs(out, "parquet"), history_dir=_history(settings),
+        history_read=read,
+    )  # fmt: skip
+    assert state(settings, out)["history"] == [OLD, NEW, later, latest]
+    assert read_history(_history(settings)).query("as_of == @later")["churn_probability"].max() == pytest.approx(0.9)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -78,7 +79,15 @@ def test_a_missing_model_or_alias_stops_the_run_before_the_data_is_read(book, tm
     args[2] = str(tmp_path / "no-such-data")
     code, text = run_cli([*args, "--model-uri", uri], capsys)
     assert code == 1, text
-    assert f"Cannot load model '{uri}'" in text and "train one with `churn train`" in text
+    assert f"Cannot load model '{uri}'" in text
+    if "no-such-model" in uri:
+        assert "train one with `churn train`" in text
+    else:  # a registered model without that alias or version: told which it has, not to train one
+        name = uri.removeprefix("models:/").split("@")[0].split("/")[0]
+        said = " ".join(text.split())  # as one line, however the console wrapped it
+        listed = rf"model '{name}' has version\(s\) \d+( @\w+)* @champion.*--model-uri models:/{name}/\d+"
+        assert re.search(listed, said), said
+        assert "train one" not in text
     assert "no-such-data" not in text
     assert not out.exists() and not (workdir / "history").exists() and not (workdir / "cache").exists()
 
