@@ -326,10 +326,24 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return merged
 
 
+class _TextDates(yaml.SafeLoader):
+    """YAML without its timestamp type: `data_end: 2025-06-01` stays the text the settings parse as a date.
+
+    PyYAML turns an unquoted date into a `date` (refused by a text setting) and an impossible one
+    (`2025-13-01`) into an exception of its own constructor; every date setting parses its text itself.
+    """
+
+
+_TextDates.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping, turning parse errors into a ConfigError that names the file."""
     try:
-        loaded = yaml.safe_load(Path(path).read_text())
+        loaded = yaml.load(Path(path).read_text(), Loader=_TextDates)
     except FileNotFoundError as exc:
         raise ConfigError(f"Configuration file {path} does not exist.") from exc
     except yaml.YAMLError as exc:

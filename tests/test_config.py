@@ -85,3 +85,16 @@ def test_tracking_uri_defaults_to_sqlite_in_the_workdir(tmp_path: Path, monkeypa
     assert settings.tracking_uri() == f"sqlite:///{tmp_path / 'wd' / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     assert settings.tracking_uri() == "http://127.0.0.1:5999"
+
+
+def test_a_date_written_as_yaml_reads_as_the_date_it_says(tmp_path: Path) -> None:
+    # PyYAML made an unquoted date a `date` object (refused: "Input should be a valid string") and an
+    # impossible one an internal error (ValueError: month must be in 1..12); both are text to the settings
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  data_end: 2025-06-01\n")
+    assert load_settings(path).data.data_end == "2025-06-01"
+    path.write_text("data:\n  data_end: 2025-13-01\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    expected = f"{path}: 1 invalid setting(s):\n  data.data_end: '2025-13-01' is not a date (use YYYY-MM-DD)"
+    assert expected in str(err.value)
