@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from features.errors import ConfigError, config_error
 from features.registry import absence_reason, all_specs, lookup, sources_of
+from features.settings import empty_sections_as_defaults
 
 SCHEMES = ("linear", "thresholds", "percentile", "boolean")
 BAND_NAMES = ("green", "yellow", "red")
@@ -52,6 +53,11 @@ MAX_WEIGHT = 1e6  # weights are relative; a bound keeps their sums finite
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # a NaN weight or cut-off never passes
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, raw: Any) -> Any:
+        return empty_sections_as_defaults(cls, raw)
 
 
 class _Metric(_Model):

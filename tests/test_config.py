@@ -41,6 +41,10 @@ def test_user_file_overrides_only_what_it_names(tmp_path: Path) -> None:
         ("scoring:\n  risk_bands: {hihg: 0.6}\n", "did you mean 'high'?"),
         ("model: [1, 2\n", "is not valid YAML"),
         ("- a\n- b\n", "must hold a mapping"),
+        (
+            "scoring:\n  alerts: 5\n",  # pydantic said "a valid dictionary or instance of AlertSettings"
+            "scoring.alerts: must be a mapping of keys to values (indented `key: value` lines), not a number",
+        ),
     ],
 )
 def test_invalid_settings_name_the_key(tmp_path: Path, text: str, fragment: str) -> None:
@@ -98,3 +102,17 @@ def test_a_date_written_as_yaml_reads_as_the_date_it_says(tmp_path: Path) -> Non
         load_settings(path)
     expected = f"{path}: 1 invalid setting(s):\n  data.data_end: '2025-13-01' is not a date (use YYYY-MM-DD)"
     assert expected in str(err.value)
+
+
+def test_a_section_whose_keys_are_all_commented_out_keeps_its_defaults(tmp_path: Path) -> None:
+    # YAML reads `alerts:` with nothing under it as null, which was refused ("Input should be a valid dictionary")
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\nscoring:\n  alerts:\n    # score_drop: 5\n  top_drivers: 4\nspark:\n  conf:\n")
+    settings = load_settings(path)
+    assert settings.scoring.alerts == Settings().scoring.alerts
+    assert settings.scoring.top_drivers == 4
+    assert settings.data == Settings().data
+    assert settings.spark.conf == {}
+    path.write_text("tracking:\n  experiment:\n")  # a null setting (not a section) is still refused
+    with pytest.raises(ConfigError, match=r"tracking\.experiment: Input should be a valid string"):
+        load_settings(path)

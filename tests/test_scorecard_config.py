@@ -364,6 +364,10 @@ def test_unknown_feature_is_named_with_where_it_is_used_and_a_suggestion(tmp_pat
             {"bands": {"green": 70, "yellow": 60}},
             "default: missing required key 'default'",
         ),
+        (
+            {**minimal(scheme="boolean"), "bands": "green"},
+            "bands: must be a mapping of keys to values (indented `key: value` lines), not text",
+        ),
     ],
 )
 def test_configuration_errors_name_the_key_and_the_problem(raw: dict, expected: str) -> None:
@@ -391,6 +395,13 @@ def test_all_problems_are_reported_at_once() -> None:
     assert "default.categories.a.metrics.x: linear scheme needs bad != good" in message
     assert "default.categories.a.metrics.y: unknown scheme 'percentil'" in message
     assert "bands: yellow (60) must be below green (50)" in message
+
+
+def test_sections_left_empty_keep_their_defaults() -> None:
+    # `segments:` or `bands:` with every entry commented out is null in YAML; it was refused
+    config = parse_scorecard({**minimal(scheme="boolean"), "segments": None, "bands": None})
+    assert config.segments == {}
+    assert (config.bands.green, config.bands.yellow) == (70, 60)
 
 
 def test_file_level_errors_name_the_file(tmp_path: Path) -> None:
