@@ -32,6 +32,7 @@ import difflib
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -42,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from features.errors import ConfigError, config_error
 from features.registry import absence_reason, all_specs, lookup, sources_of
 from features.settings import empty_sections_as_defaults
+from models.scores import category_clash, category_columns, column_key
 
 SCHEMES = ("linear", "thresholds", "percentile", "boolean")
 BAND_NAMES = ("green", "yellow", "red")
@@ -213,6 +215,27 @@ class Scorecard(_Model):
         return self
 
     @model_validator(mode="after")
+    def _names_make_columns(self) -> Scorecard:
+        """Each category becomes columns of the scores table (health_<name>, ml_<name>, rule_<name>,
+        override_<name>): a name must make new, readable ones."""
+        problems, clashes = [], []
+        for name in self.categories:
+            if not name.strip():
+                problems.append("a category name must not be empty")
+            elif name != name.strip() or any(unicodedata.category(ch).startswith("C") for ch in name):
+                problems.append(
+                    f"category {name!r} has spaces around it or control characters, which its column "
+                    f"{category_columns(name)[0]!r} would hide; write it as {' '.join(name.split())!r}"
+                )
+            elif (clash := category_clash(name)) is not None:
+                clashes.append(f"category '{name}' would make the column {clash}")
+        if clashes:
+            problems.append(f"{'; '.join(clashes)}: the scores table has that column already, rename the category")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
     def _metric_in_one_category(self) -> Scorecard:
         seen: dict[str, str] = {}
         for cat, category in self.categories.items():
@@ -296,6 +319,20 @@ class ScorecardConfig(_Model):
                 segment = {**segment, "categories": _merge_categories(base, segment.get("categories") or {})}
             segments[name] = segment
         return {**raw, "segments": segments}
+
+    @model_validator(mode="after")
+    def _names_differ_beyond_case(self) -> ScorecardConfig:
+        """`Support` and `support` make columns that DuckDB and Spark (case-insensitive) cannot tell apart."""
+        seen: dict[str, str] = {}
+        for name in self.categories():
+            other = seen.setdefault(column_key(name), name)
+            if other != name:
+                raise ValueError(
+                    f"categories '{other}' and '{name}' differ only in case (or Unicode form), so their columns "
+                    f"{category_columns(other)[0]!r} and {category_columns(name)[0]!r} are one column to SQL "
+                    "engines; use one name"
+                )
+        return self
 
     def scorecards(self) -> list[tuple[str, Scorecard, list[Condition]]]:
         """(name, scorecard, conditions) in evaluation order: segments in file order, default last."""

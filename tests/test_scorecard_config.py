@@ -364,6 +364,33 @@ def test_unknown_feature_is_named_with_where_it_is_used_and_a_suggestion(tmp_pat
             {"bands": {"green": 70, "yellow": 60}},
             "default: missing required key 'default'",
         ),
+        (  # health_score: the scores table had two such columns and `churn score` an internal error
+            {"default": {"categories": {"score": {"metrics": {"x": {"scheme": "boolean"}}}}}},
+            "default: category 'score' would make the column health_score: the scores table has that column "
+            "already, rename the category",
+        ),
+        (
+            {"default": {"categories": {"reason": {"metrics": {"x": {"scheme": "boolean"}}}}}},
+            "default: category 'reason' would make the column override_reason:",
+        ),
+        (
+            {"default": {"categories": {"score_change_30d": {"metrics": {"x": {"scheme": "boolean"}}}}}},
+            "would make the column health_score_change_30d (a score trend column: health_score_change_<days>d)",
+        ),
+        (
+            {"default": {"categories": {" adoption": {"metrics": {"x": {"scheme": "boolean"}}}}}},
+            "default: category ' adoption' has spaces around it or control characters",
+        ),
+        (
+            {
+                "default": {"categories": {"support": {"metrics": {"x": {"scheme": "boolean"}}}}},
+                "segments": {
+                    "big": {"when": "seats > 100", "categories": {"Support": {"metrics": {"y": {"scheme": "boolean"}}}}}
+                },
+            },
+            "categories 'support' and 'Support' differ only in case (or Unicode form), so their columns "
+            "'health_support' and 'health_Support' are one column to SQL engines; use one name",
+        ),
         (
             {**minimal(scheme="boolean"), "bands": "green"},
             "bands: must be a mapping of keys to values (indented `key: value` lines), not text",
@@ -395,6 +422,22 @@ def test_all_problems_are_reported_at_once() -> None:
     assert "default.categories.a.metrics.x: linear scheme needs bad != good" in message
     assert "default.categories.a.metrics.y: unknown scheme 'percentil'" in message
     assert "bands: yellow (60) must be below green (50)" in message
+
+
+def test_category_names_with_spaces_accents_or_capitals_make_their_own_columns() -> None:
+    from models.healthscore import score_health
+
+    raw = {
+        "default": {
+            "categories": {
+                "Product Adoption": {"metrics": {"m1": {"scheme": "linear", "bad": 0, "good": 10}}},
+                "santé": {"metrics": {"m2": {"scheme": "linear", "bad": 0, "good": 10}}},
+                "SUPPORT": {"metrics": {"m3": {"scheme": "linear", "bad": 0, "good": 10}}},
+            }
+        }
+    }
+    frame = score_health(pd.DataFrame({"m1": [5.0], "m2": [10.0], "m3": [0.0]}), parse_scorecard(raw)).frame
+    assert frame[["health_Product Adoption", "health_santé", "health_SUPPORT"]].iloc[0].tolist() == [50, 100, 0]
 
 
 def test_sections_left_empty_keep_their_defaults() -> None:
