@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 
 from features.errors import ConfigError, config_error
 from features.settings import MAX_DAYS, FeatureSettings, SettingsSection
@@ -256,6 +256,7 @@ class Settings(SettingsSection):
         "duckdb", description="Where features and scores are computed: DuckDB in-process, or Apache Spark."
     )
     spark: SparkSettings = Field(default_factory=SparkSettings)
+    _config_file: Path | None = PrivateAttr(None)  # the --config file these settings came from (load_settings)
 
     @property
     def workdir_path(self) -> Path:
@@ -273,23 +274,28 @@ class Settings(SettingsSection):
             ) from exc
         return path
 
-    def healthscore_path(self, base: Path | None = None) -> Path:
+    def healthscore_path(self) -> Path:
         """Resolve the scorecard file: absolute, relative to the config file, or a shipped scorecard.
 
-        A file found nowhere is a ConfigError naming the `healthscore` key and where it was looked for
-        (not a missing file of the package's own folder, which the user never named)."""
+        A file found nowhere is a ConfigError naming the configuration file, the `healthscore` key and
+        where it was looked for (not a missing file of the package's own folder, which the user never named)."""
         path = Path(self.healthscore)
-        if path.is_absolute():
-            if not path.is_file():
-                raise ConfigError(f"healthscore: the scorecard file '{path}' does not exist.")
-            return path
-        for root in (base, Path.cwd(), DEFAULTS_DIR):
-            if root is not None and (root / path).is_file():
+        where = f"{self._config_file}: healthscore" if self._config_file else "healthscore"
+        base = self._config_file.parent if self._config_file else None
+        roots = [Path("/")] if path.is_absolute() else [r for r in (base, Path.cwd(), DEFAULTS_DIR) if r is not None]
+        for root in roots:
+            if (root / path).is_file():
                 return (root / path).resolve()
+        folder = next((root / path for root in roots if (root / path).is_dir()), None)
+        if folder is not None:
+            raise ConfigError(f"{where}: '{folder}' is a folder; name the scorecard YAML file in it.")
+        if path.is_absolute():
+            raise ConfigError(f"{where}: the scorecard file '{path}' does not exist.")
         shipped = ", ".join(sorted(p.name for p in DEFAULTS_DIR.glob("healthscore*.yaml")))
+        next_to = f"next to the configuration file ({base}), " if base else ""
         raise ConfigError(
-            f"healthscore: the scorecard file '{path}' was not found next to the configuration file, in the "
-            f"current folder ({Path.cwd()}) or among the shipped scorecards ({shipped})."
+            f"{where}: the scorecard file '{path}' was not found {next_to}in the current folder ({Path.cwd()}) "
+            f"or among the shipped scorecards ({shipped})."
         )
 
     def scoring_rules(self) -> ScoringRules:
@@ -382,18 +388,11 @@ def load_settings(
     raw: dict[str, Any] = {}
     if path is not None:
         raw = read_yaml(Path(path))
-        if (
-            isinstance(raw.get("healthscore"), str)
-            and raw["healthscore"]
-            and not Path(raw["healthscore"]).is_absolute()
-        ):
-            candidate = Path(path).resolve().parent / raw["healthscore"]
-            if candidate.exists():
-                raw["healthscore"] = str(candidate)
     settings = _validated(raw, str(path or "settings"))
-    if not overrides:
-        return settings
-    return _validated(_deep_merge(raw, {k: v for k, v in overrides.items() if v is not None}), source, flags)
+    if overrides:
+        settings = _validated(_deep_merge(raw, {k: v for k, v in overrides.items() if v is not None}), source, flags)
+    settings._config_file = Path(path).resolve() if path is not None else None
+    return settings
 
 
 def load_scorecard(path: str | Path, available: Collection[str] | None = None) -> ScorecardConfig:

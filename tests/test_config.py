@@ -116,3 +116,24 @@ def test_a_section_whose_keys_are_all_commented_out_keeps_its_defaults(tmp_path:
     path.write_text("tracking:\n  experiment:\n")  # a null setting (not a section) is still refused
     with pytest.raises(ConfigError, match=r"tracking\.experiment: Input should be a valid string"):
         load_settings(path)
+
+
+def test_a_scorecard_not_found_names_the_configuration_file_that_set_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "c.yaml"
+    path.write_text("healthscore: nope.yaml\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path).healthscore_path()
+    assert str(err.value).startswith(
+        f"{path}: healthscore: the scorecard file 'nope.yaml' was not found next to the configuration file "
+        f"({tmp_path / 'conf'}), in the current folder ({tmp_path})"
+    )
+    path.write_text(f"healthscore: {tmp_path}\n")  # a folder was "does not exist"
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: healthscore: '{tmp_path}' is a folder; name the")):
+        load_settings(path).healthscore_path()
+    (tmp_path / "conf" / "card.yaml").write_text("")
+    path.write_text("healthscore: card.yaml\n")  # next to the file, whatever the current folder
+    assert load_settings(path, {"model": {"seed": 3}}).healthscore_path() == tmp_path / "conf" / "card.yaml"
