@@ -139,3 +139,14 @@ def test_a_scorecard_or_workdir_mistake_stops_a_command_before_it_reads_the_data
         "typo.yaml",
         "unusable.yaml",
     ]
+
+
+def test_validate_checks_the_scorecard_of_the_configuration_too(tmp_path: Path, capsys) -> None:
+    """`churn validate --config` passed a scorecard that every later command refused."""
+    write_tables(tmp_path / "data", tiny_tables())
+    card = _scorecard(tmp_path, lambda raw: raw["default"]["categories"]["adoption"].update(wieght=10))
+    config = tmp_path / "c.yaml"
+    config.write_text(f"workdir: {tmp_path / 'work'}\nhealthscore: {card}\n")
+    code, message = run_cli(["validate", "--data", str(tmp_path / "data"), "--config", str(config)], capsys)
+    assert code == 1 and "default.categories.adoption.wieght: unknown key 'wieght'" in message, message
+    assert not (tmp_path / "work").exists()
