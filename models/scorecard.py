@@ -157,6 +157,12 @@ class Category(_Model):
     def _some_weight(self) -> Category:
         if not self.metrics:
             raise ValueError("a category needs at least one metric")
+        words = [m for m in self.metrics if _categorical(m)]
+        if words:  # found at scoring time, after the features were built, before
+            raise ValueError(
+                f"{', '.join(words)}: a column of words (e.g. smb / mid / enterprise), not a number a metric can "
+                f"score; pick its accounts with a segment rule instead (when: {words[0]} == <value>)"
+            )
         if all(m.weight == 0 for m in self.metrics.values()):
             raise ValueError(f"all metric weights are zero ({', '.join(self.metrics)}); at least one must be > 0")
         return self
@@ -197,6 +203,11 @@ class Condition(_Model):
             raise ValueError(f"condition {raw!r}: '{match['op']}' needs a list, e.g. [smb, mid]")
         if match["op"] in ("<", "<=", ">", ">=") and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise ValueError(f"condition {raw!r}: '{match['op']}' needs a number, got {value!r}")
+        if match["op"] in ("<", "<=", ">", ">=") and _categorical(match["column"]):
+            raise ValueError(
+                f"condition {raw!r}: '{match['column']}' holds words, not numbers; compare it with ==, !=, in "
+                f"or not in (e.g. '{match['column']} in [smb, mid]')"
+            )
         return {"column": match["column"], "op": match["op"], "value": value}
 
     def __str__(self) -> str:
@@ -501,6 +512,12 @@ def _grouped_reasons(metrics: list[str], why: Callable[[str], str]) -> str:
     for metric in metrics:
         by_reason.setdefault(why(metric), []).append(metric)
     return "; ".join(f"{', '.join(names)}: {reason}" for reason, names in by_reason.items())
+
+
+def _categorical(column: str) -> bool:
+    """A feature the registry knows as words (segment, plan...): no scheme scores it, no `<` orders it."""
+    found = lookup(column)
+    return found is not None and found.kind == "categorical"
 
 
 def _default_first(cards: list[tuple[str, Scorecard, list[Condition]]]) -> list[tuple[str, Scorecard, list[Condition]]]:

@@ -391,6 +391,15 @@ def test_unknown_feature_is_named_with_where_it_is_used_and_a_suggestion(tmp_pat
             "categories 'support' and 'Support' differ only in case (or Unicode form), so their columns "
             "'health_support' and 'health_Support' are one column to SQL engines; use one name",
         ),
+        (  # found by `churn score` after the features were built, as a data error naming no file
+            {"default": {"categories": {"account": {"metrics": {"plan": {"scheme": "boolean"}}}}}},
+            "default.categories.account: plan: a column of words (e.g. smb / mid / enterprise), not a number a "
+            "metric can score; pick its accounts with a segment rule instead (when: plan == <value>)",
+        ),
+        (
+            {**minimal(scheme="boolean"), "segments": {"big": {"when": "segment >= 3"}}},
+            "segments.big.when.0: condition 'segment >= 3': 'segment' holds words, not numbers; compare it with ==",
+        ),
         (
             {**minimal(scheme="boolean"), "bands": "green"},
             "bands: must be a mapping of keys to values (indented `key: value` lines), not text",
