@@ -406,8 +406,20 @@ class ScorecardConfig(_Model):
         if missing:
             raise ConfigError(self._unknown_columns(missing, available))
 
-    def _unknown_columns(self, missing: dict[str, str], candidates: Collection[str]) -> str:
-        lines = [f"Health scorecard '{self.name}' uses {len(missing)} unknown feature(s)/column(s):"]
+    def check_feature_names(self, extra: Collection[str] = (), source: str | None = None) -> None:
+        """Raise ConfigError naming every column no feature family can produce (a typo, or a column of the
+        accounts table the feature table does not carry) besides `extra`.
+
+        A data folder's feature table holds the registry's features only, so a command that builds one
+        knows this before it reads any data; `adapt_to` found it after the features were built (minutes on
+        a large history)."""
+        typos = {c: where for c, where in self.required_columns().items() if c not in extra and lookup(c) is None}
+        if typos:
+            raise ConfigError(self._unknown_columns(typos, {*all_specs(), *extra}, source))
+
+    def _unknown_columns(self, missing: dict[str, str], candidates: Collection[str], source: str | None = None) -> str:
+        named = source or f"'{self.name}'"
+        lines = [f"Health scorecard {named} uses {len(missing)} unknown feature(s)/column(s):"]
         for col, where in missing.items():
             close = difflib.get_close_matches(col, sorted(candidates), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""

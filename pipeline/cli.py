@@ -171,10 +171,10 @@ def validate(
 ) -> None:
     """Check the data directory against the data contract (and the configuration's scorecard) and print a report."""
     from pipeline.console import print_report
-    from pipeline.stages import health_config, load
+    from pipeline.stages import check_scorecard, load
 
     settings = settings_from(config, grace_days, data_end, engine=engine)
-    health_config(settings)  # a scorecard the scheduled `churn score` would refuse is found here, first
+    check_scorecard(settings)  # a scorecard the scheduled `churn score` would refuse is found here, first
     print_report(load(data, settings), out)
 
 

@@ -239,11 +239,21 @@ def health_config(settings: Settings):
     return load_scorecard(settings.healthscore_path())
 
 
+def check_scorecard(settings: Settings) -> None:
+    """The configured scorecard, checked as far as it can be without data: valid, and every column it
+    reads one that a data folder's feature table can hold (features, and the scored population's status)."""
+    from features.table import META_COLUMNS
+    from models.population import ACCOUNT_STATUS
+
+    path = settings.healthscore_path()
+    health_config(settings).check_feature_names((*META_COLUMNS, ACCOUNT_STATUS), source=str(path))
+
+
 def preflight(settings: Settings) -> None:
     """What stops a command before it reads any data: a scorecard mistake, a working folder that
     cannot be created (found after the data was read and the features built, it cost minutes), a
     tracking server that is not there (found by MLflow after ~4 minutes of retries)."""
-    health_config(settings)
+    check_scorecard(settings)
     check_tracking_server(settings)
     settings.make_workdir()
 
