@@ -448,7 +448,7 @@ class ScorecardConfig(_Model):
         sources = sources_of(available)
 
         def why(column: str) -> str:
-            return absence_reason(column, sources)
+            return absence_reason(column, sources, available)
 
         raw = self.model_dump(mode="python")
         cards = {DEFAULT_SCORECARD: raw["default"], **raw["segments"]}

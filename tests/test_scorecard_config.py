@@ -500,6 +500,16 @@ def test_a_scorecard_whose_columns_all_exist_is_left_as_it_is() -> None:
     assert adapted.config is config and adapted.notes == ()
 
 
+def test_a_metric_of_a_window_not_configured_is_dropped_for_its_window() -> None:
+    # features.windows [14, 60]: the note blamed logins.user_id, which the data has (user_utilisation_14d needs it)
+    columns = {*TABLE_COLUMNS, "user_utilisation_14d", "active_users_14d"} - {"user_utilisation_30d"}
+    notes = parse_scorecard(ADAPTING).adapt_to(columns).notes
+    assert notes == (
+        "health scorecard 'health': metric 'user_utilisation_30d' dropped (not built from this data (see "
+        "features.windows, top_features and tracked_features)); its weight goes to the other metrics of engagement",
+    )
+
+
 def test_absent_sources_drop_metrics_categories_and_segments_with_one_note_each() -> None:
     adapted = parse_scorecard(ADAPTING).adapt_to(LOGINS_WITHOUT_USERS)
     card = adapted.config
