@@ -10,7 +10,7 @@ values; reading files (YAML settings, scorecards) happens here, never below.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Hashable, Mapping
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -332,15 +332,34 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return merged
 
 
-class _TextDates(yaml.SafeLoader):
-    """YAML without its timestamp type: `data_end: 2025-06-01` stays the text the settings parse as a date.
+class _ConfigLoader(yaml.SafeLoader):
+    """Safe YAML as configuration needs it.
 
-    PyYAML turns an unquoted date into a `date` (refused by a text setting) and an impossible one
-    (`2025-13-01`) into an exception of its own constructor; every date setting parses its text itself.
+    Dates stay text: PyYAML turns an unquoted date into a `date` (refused by a text setting) and an
+    impossible one (`2025-13-01`) into an exception of its own constructor; every date setting parses
+    its text itself. A key written twice in one mapping is an error: PyYAML kept the last silently, so a
+    second category or segment of the same name replaced the first without a word.
     """
 
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` then own keys: overriding merged keys is what merging is for
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"found the key {key!r} twice (first on line {seen[key].line + 1}); YAML keeps only one",
+                    key_node.start_mark,
+                )
+            if isinstance(key, Hashable):
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
 
-_TextDates.yaml_implicit_resolvers = {
+
+_ConfigLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
@@ -349,7 +368,7 @@ _TextDates.yaml_implicit_resolvers = {
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping, turning parse errors into a ConfigError that names the file."""
     try:
-        loaded = yaml.load(Path(path).read_text(), Loader=_TextDates)
+        loaded = yaml.load(Path(path).read_text(), Loader=_ConfigLoader)
     except FileNotFoundError as exc:
         raise ConfigError(f"Configuration file {path} does not exist.") from exc
     except yaml.YAMLError as exc:

@@ -137,3 +137,24 @@ def test_a_scorecard_not_found_names_the_configuration_file_that_set_it(
     (tmp_path / "conf" / "card.yaml").write_text("")
     path.write_text("healthscore: card.yaml\n")  # next to the file, whatever the current folder
     assert load_settings(path, {"model": {"seed": 3}}).healthscore_path() == tmp_path / "conf" / "card.yaml"
+
+
+def test_a_key_written_twice_is_an_error_not_the_last_one_silently(tmp_path: Path) -> None:
+    from pipeline.config import load_scorecard
+
+    card = tmp_path / "card.yaml"  # the second `support` replaced the first without a word
+    card.write_text(
+        "default:\n  categories:\n    support:\n      metrics: {csat_mean_90d: {scheme: linear, bad: 1, good: 5}}\n"
+        "    adoption:\n      metrics: {feature_breadth_30d: {scheme: linear, bad: 0, good: 9}}\n"
+        "    support:\n      metrics: {tickets_90d: {scheme: linear, bad: 9, good: 0}}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_scorecard(card)
+    assert f"Configuration file {card} is not valid YAML" in str(err.value)
+    assert "found the key 'support' twice (first on line 3); YAML keeps only one" in str(err.value)
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  seed: 1\nmodel:\n  seed: 2\n")
+    with pytest.raises(ConfigError, match="found the key 'model' twice"):
+        load_settings(path)
+    path.write_text("model:\n  <<: {seed: 1, tune_trials: 0}\n  seed: 7\n")  # a merged key may be overridden
+    assert load_settings(path).model.seed == 7
