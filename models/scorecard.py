@@ -413,7 +413,10 @@ class ScorecardConfig(_Model):
         A data folder's feature table holds the registry's features only, so a command that builds one
         knows this before it reads any data; `adapt_to` found it after the features were built (minutes on
         a large history)."""
-        typos = {c: where for c, where in self.required_columns().items() if c not in extra and lookup(c) is None}
+        used = dict(self.required_columns())
+        if self.population_by:  # used where the table has it: a misspelt one ranked across dates without a word
+            used.setdefault(self.population_by, "population_by")
+        typos = {c: where for c, where in used.items() if c not in extra and lookup(c) is None}
         if typos:
             raise ConfigError(self._unknown_columns(typos, {*all_specs(), *extra}, source))
 

@@ -500,6 +500,17 @@ def test_a_scorecard_whose_columns_all_exist_is_left_as_it_is() -> None:
     assert adapted.config is config and adapted.notes == ()
 
 
+def test_a_data_folder_scorecard_may_only_name_columns_a_feature_table_holds() -> None:
+    config = parse_scorecard({**ADAPTING, "population_by": "asof"})
+    with pytest.raises(ConfigError) as err:
+        config.check_feature_names(["as_of"], source="card.yaml")
+    assert str(err.value).startswith(
+        "Health scorecard card.yaml uses 1 unknown feature(s)/column(s):\n"
+        "  'asof' (population_by); did you mean 'as_of'?"
+    )
+    parse_scorecard(ADAPTING).check_feature_names(["as_of"])  # the shipped spelling passes
+
+
 def test_a_metric_of_a_window_not_configured_is_dropped_for_its_window() -> None:
     # features.windows [14, 60]: the note blamed logins.user_id, which the data has (user_utilisation_14d needs it)
     columns = {*TABLE_COLUMNS, "user_utilisation_14d", "active_users_14d"} - {"user_utilisation_30d"}
