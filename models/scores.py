@@ -91,8 +91,7 @@ def column_key(name: str) -> str:
 def category_clash(category: str) -> str | None:
     """The column of the scores table that a category of this name would overwrite, if any (a category
     `score` makes `health_score`; `reason` makes `override_reason`; `score_change_30d` a trend column)."""
-    fixed = {column_key(old): f"{old} (the former name of {new})" for old, new in RENAMED.items()}
-    fixed |= {
+    fixed = {
         column_key(c): c
         for c in (
             *column_order([], [], health=True),
