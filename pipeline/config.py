@@ -388,7 +388,13 @@ def _validated(raw: dict[str, Any], source: str, flags: Mapping[str, str] | None
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise config_error(source, exc, flags=flags, model=Settings) from exc
+        error = config_error(source, exc, flags=flags, model=Settings)
+        if isinstance(raw.get("default"), dict) and "categories" in raw["default"]:  # --config my-scorecard.yaml
+            error = ConfigError(
+                f"{error}\n{source} is a health scorecard (it has default.categories), not a configuration: pass a "
+                f"configuration file that names it, e.g. one line `healthscore: {source}`."
+            )
+        raise error from exc
 
 
 def load_settings(

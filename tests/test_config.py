@@ -158,3 +158,16 @@ def test_a_key_written_twice_is_an_error_not_the_last_one_silently(tmp_path: Pat
         load_settings(path)
     path.write_text("model:\n  <<: {seed: 1, tune_trials: 0}\n  seed: 7\n")  # a merged key may be overridden
     assert load_settings(path).model.seed == 7
+
+
+def test_a_scorecard_passed_as_the_configuration_says_so(tmp_path: Path) -> None:
+    from pipeline.config import DEFAULTS_DIR
+
+    card = tmp_path / "card.yaml"
+    card.write_text((DEFAULTS_DIR / "healthscore.yaml").read_text())
+    with pytest.raises(ConfigError) as err:
+        load_settings(card)
+    assert str(err.value).endswith(
+        f"{card} is a health scorecard (it has default.categories), not a configuration: pass a configuration "
+        f"file that names it, e.g. one line `healthscore: {card}`."
+    )
