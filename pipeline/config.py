@@ -394,7 +394,19 @@ def _validated(raw: dict[str, Any], source: str, flags: Mapping[str, str] | None
                 f"{error}\n{source} is a health scorecard (it has default.categories), not a configuration: pass a "
                 f"configuration file that names it, e.g. one line `healthscore: {source}`."
             )
+        else:
+            misplaced = sorted(
+                {str(e["loc"][-1]) for e in exc.errors() if e["type"] == "extra_forbidden"} & _SCORECARD_KEYS
+            )
+            if misplaced:  # `bands: {green: 75}` among the settings: colour bands are the scorecard's
+                error = ConfigError(
+                    f"{error}\n{', '.join(misplaced)}: set in the health scorecard (the file the `healthscore` key "
+                    "names; copy a shipped one from config/), not in this configuration."
+                )
         raise error from exc
+
+
+_SCORECARD_KEYS = {"bands", "categories", "segments", "population_by", "metrics"}
 
 
 def load_settings(

@@ -160,7 +160,7 @@ def test_a_key_written_twice_is_an_error_not_the_last_one_silently(tmp_path: Pat
     assert load_settings(path).model.seed == 7
 
 
-def test_a_scorecard_passed_as_the_configuration_says_so(tmp_path: Path) -> None:
+def test_scorecard_keys_in_the_configuration_say_where_they_belong(tmp_path: Path) -> None:
     from pipeline.config import DEFAULTS_DIR
 
     card = tmp_path / "card.yaml"
@@ -171,3 +171,7 @@ def test_a_scorecard_passed_as_the_configuration_says_so(tmp_path: Path) -> None
         f"{card} is a health scorecard (it has default.categories), not a configuration: pass a configuration "
         f"file that names it, e.g. one line `healthscore: {card}`."
     )
+    path = tmp_path / "c.yaml"  # the colour bands are the scorecard's; the settings only listed an unknown key
+    path.write_text("bands: {green: 75, yellow: 65}\n")
+    with pytest.raises(ConfigError, match=r"bands: set in the health scorecard \(the file the `healthscore` key names"):
+        load_settings(path)
