@@ -449,6 +449,16 @@ def test_category_names_with_spaces_accents_or_capitals_make_their_own_columns()
     assert frame[["health_Product Adoption", "health_santé", "health_SUPPORT"]].iloc[0].tolist() == [50, 100, 0]
 
 
+def test_the_ml_view_spells_a_category_as_the_scorecard_does() -> None:
+    from models.categories import ml_categories
+
+    # `Account` holds no registry account feature: tenure_days fell to the registry's `account`, and the
+    # scores had both ml_Account and ml_account (one column to DuckDB and Spark)
+    raw = {"default": {"categories": {"Account": {"metrics": {"days_overdue": {"scheme": "boolean"}}}}}}
+    categories = ml_categories(["days_overdue", "tenure_days", "tickets_90d"], parse_scorecard(raw))
+    assert categories == {"days_overdue": "Account", "tenure_days": "Account", "tickets_90d": "support"}
+
+
 def test_sections_left_empty_keep_their_defaults() -> None:
     # `segments:` or `bands:` with every entry commented out is null in YAML; it was refused
     config = parse_scorecard({**minimal(scheme="boolean"), "segments": None, "bands": None})
