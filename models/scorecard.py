@@ -158,7 +158,7 @@ class Category(_Model):
         if not self.metrics:
             raise ValueError("a category needs at least one metric")
         words = [m for m in self.metrics if _categorical(m)]
-        if words:  # found at scoring time, after the features were built, before
+        if words:  # was found only by `churn score`, after the features were built
             raise ValueError(
                 f"{', '.join(words)}: a column of words (e.g. smb / mid / enterprise), not a number a metric can "
                 f"score; pick its accounts with a segment rule instead (when: {words[0]} == <value>)"
