@@ -293,6 +293,11 @@ class Bands(_Model):
         for name, value in (("green", self.green), ("yellow", self.yellow)):
             if not 0 < value <= 100:
                 raise ValueError(f"band '{name}' lower bound must lie in (0, 100], got {value:g}")
+        if self.green <= 1:  # 0.7 for 70 %: every account with a score above 1 point of 100 would be green
+            raise ValueError(
+                f"bands are points of the 0-100 health score, not shares: green {self.green:g} would make almost "
+                f"every account green; write e.g. {{green: {self.green * 100:g}, yellow: {self.yellow * 100:g}}}"
+            )
         if not self.yellow < self.green:
             raise ValueError(
                 f"yellow ({self.yellow:g}) must be below green ({self.green:g}): the bands would overlap "

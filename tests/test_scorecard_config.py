@@ -332,6 +332,11 @@ def test_unknown_feature_is_named_with_where_it_is_used_and_a_suggestion(tmp_pat
             {**minimal(scheme="boolean"), "bands": {"green": 120, "yellow": 60}},
             "bands: band 'green' lower bound must lie in (0, 100], got 120",
         ),
+        (  # shares for points: every score above 0.7 of 100 was green, without a word
+            {**minimal(scheme="boolean"), "bands": {"green": 0.7, "yellow": 0.6}},
+            "bands: bands are points of the 0-100 health score, not shares: green 0.7 would make almost every "
+            "account green; write e.g. {green: 70, yellow: 60}",
+        ),
         (
             {**minimal(scheme="boolean"), "bands": {"green": 70, "yellow": 60, "red": 0}},
             "bands.red: unknown key 'red'",
