@@ -55,7 +55,7 @@ class ModelSettings(SettingsSection):
     """The renewal-risk model. Tree settings are the defaults the tuner starts from (and what trains
     when `tune_trials` is 0); `n_estimators` caps the trees, early stopping on the CV folds picks them."""
 
-    name: str = "churn-risk"
+    name: str = Field("churn-risk", min_length=1, description="Registered model name (models:/<name>@champion).")
     seed: int = 42
     validation_share: float = Field(0.2, gt=0, lt=1, description="Share of history kept for out-of-time validation.")
     cv_folds: int = Field(4, ge=1, le=20, description="Rolling-origin (or stratified) CV folds for tuning.")
@@ -82,6 +82,17 @@ class ModelSettings(SettingsSection):
         50_000, ge=1_000, description="Tune on a sample of whole accounts when the folds hold more rows."
     )
     one_se_rule: bool = Field(True, description="Prefer the cheapest setting within one SE of the best CV AUC.")
+
+    @field_validator("name")
+    @classmethod
+    def _registrable(cls, value: str) -> str:
+        """The MLflow registry refuses '/' and ':' -- after the whole training run -- and '@' would read as the
+        alias of `models:/<name>@champion`."""
+        bad = sorted({ch for ch in value if ch in "/:@"})
+        if bad or value != value.strip():
+            shown = " ".join(f"'{ch}'" for ch in bad) or "spaces around it"
+            raise ValueError(f"a registered model name cannot have {shown}, e.g. churn-risk or churn_risk_eu")
+        return value
 
     def estimator(self) -> ChurnRiskModel:
         """An unfitted risk model with these settings (the keys the estimator takes; the others are the pipeline's)."""

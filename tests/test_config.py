@@ -41,6 +41,10 @@ def test_user_file_overrides_only_what_it_names(tmp_path: Path) -> None:
         ("scoring:\n  risk_bands: {hihg: 0.6}\n", "did you mean 'high'?"),
         ("model: [1, 2\n", "is not valid YAML"),
         ("- a\n- b\n", "must hold a mapping"),
+        (  # MLflow refused it after the whole training run: an internal error
+            "model:\n  name: churn/risk\n",
+            "model.name: a registered model name cannot have '/', e.g. churn-risk or churn_risk_eu",
+        ),
         (
             "scoring:\n  alerts: 5\n",  # pydantic said "a valid dictionary or instance of AlertSettings"
             "scoring.alerts: must be a mapping of keys to values (indented `key: value` lines), not a number",
