@@ -14,6 +14,8 @@ LAER categories of `healthscore.yaml`, or transformation / experience / engageme
 4. its registry category, when the scorecard uses none of that category's features (the
    contributions still add up to the model's score, under a category the rule view lacks);
 5. `account` for columns the registry does not know (prepared tables).
+
+A name the scorecard spells otherwise but for case (`Account`) takes the scorecard's spelling.
 """
 
 from __future__ import annotations
