@@ -38,7 +38,15 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from features.errors import ConfigError, config_error
 from features.registry import absence_reason, all_specs, lookup, sources_of
@@ -226,27 +234,6 @@ class Scorecard(_Model):
         return self
 
     @model_validator(mode="after")
-    def _names_make_columns(self) -> Scorecard:
-        """Each category becomes columns of the scores table (health_<name>, ml_<name>, rule_<name>,
-        override_<name>): a name must make new, readable ones."""
-        problems, clashes = [], []
-        for name in self.categories:
-            if not name.strip():
-                problems.append("a category name must not be empty")
-            elif name != name.strip() or any(unicodedata.category(ch).startswith("C") for ch in name):
-                problems.append(
-                    f"category {name!r} has spaces around it or control characters, which its column "
-                    f"{category_columns(name)[0]!r} would hide; write it as {' '.join(name.split())!r}"
-                )
-            elif (clash := category_clash(name)) is not None:
-                clashes.append(f"category '{name}' would make the column {clash}")
-        if clashes:
-            problems.append(f"{'; '.join(clashes)}: the scores table has that column already, rename the category")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
-
-    @model_validator(mode="after")
     def _metric_in_one_category(self) -> Scorecard:
         seen: dict[str, str] = {}
         for cat, category in self.categories.items():
@@ -336,19 +323,31 @@ class ScorecardConfig(_Model):
             segments[name] = segment
         return {**raw, "segments": segments}
 
-    @model_validator(mode="after")
-    def _names_differ_beyond_case(self) -> ScorecardConfig:
-        """`Support` and `support` make columns that DuckDB and Spark (case-insensitive) cannot tell apart."""
-        seen: dict[str, str] = {}
-        for name in self.categories():
-            other = seen.setdefault(column_key(name), name)
-            if other != name:
-                raise ValueError(
-                    f"categories '{other}' and '{name}' differ only in case (or Unicode form), so their columns "
-                    f"{category_columns(other)[0]!r} and {category_columns(name)[0]!r} are one column to SQL "
-                    "engines; use one name"
-                )
-        return self
+    @field_validator("default")
+    @classmethod
+    def _default_names(cls, default: Scorecard) -> Scorecard:
+        problems = _category_name_problems(default.categories, {})
+        if problems:
+            raise ValueError("; ".join(problems))
+        return default
+
+    @field_validator("segments")
+    @classmethod
+    def _segment_names(cls, segments: dict[str, Segment], info: ValidationInfo) -> dict[str, Segment]:
+        """A segment's own categories (the inherited ones were checked with the default), against every name
+        before them."""
+        default = info.data.get("default")
+        if default is None:  # the default is invalid (reported): its names, which segments inherit, are unknown
+            return segments
+        taken = {column_key(c): c for c in default.categories}
+        problems = [
+            f"segment '{name}': {problem}"
+            for name, segment in segments.items()
+            for problem in _category_name_problems([c for c in segment.categories if c not in taken.values()], taken)
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return segments
 
     def scorecards(self) -> list[tuple[str, Scorecard, list[Condition]]]:
         """(name, scorecard, conditions) in evaluation order: segments in file order, default last."""
@@ -532,6 +531,34 @@ def _grouped_reasons(metrics: list[str], why: Callable[[str], str]) -> str:
     for metric in metrics:
         by_reason.setdefault(why(metric), []).append(metric)
     return "; ".join(f"{', '.join(names)}: {reason}" for reason, names in by_reason.items())
+
+
+def _category_name_problems(names: Iterable[str], taken: dict[str, str]) -> list[str]:
+    """What is wrong with these category names, each of which becomes columns of the scores table
+    (health_<name>, ml_<name>, rule_<name>, override_<name>): they must make new, readable columns, distinct
+    from those of the names in `taken` (column key -> name, updated) also to SQL engines, which ignore case."""
+    problems = []
+    for name in names:
+        other = taken.setdefault(column_key(name), name)
+        if other != name:
+            problems.append(
+                f"categories '{other}' and '{name}' differ only in case (or Unicode form), so their columns "
+                f"{category_columns(other)[0]!r} and {category_columns(name)[0]!r} are one column to SQL engines; "
+                "use one name"
+            )
+        elif not name.strip():
+            problems.append("a category name must not be empty")
+        elif name != name.strip() or any(unicodedata.category(ch).startswith("C") for ch in name):
+            problems.append(
+                f"category {name!r} has spaces around it or control characters, which its column "
+                f"{category_columns(name)[0]!r} would hide; write it as {' '.join(name.split())!r}"
+            )
+        elif (clash := category_clash(name)) is not None:
+            problems.append(
+                f"category '{name}' would make the column {clash}, which the scores table has already; "
+                "rename the category"
+            )
+    return problems
 
 
 def _categorical(column: str) -> bool:

@@ -371,12 +371,12 @@ def test_unknown_feature_is_named_with_where_it_is_used_and_a_suggestion(tmp_pat
         ),
         (  # health_score: the scores table had two such columns and `churn score` an internal error
             {"default": {"categories": {"score": {"metrics": {"x": {"scheme": "boolean"}}}}}},
-            "default: category 'score' would make the column health_score: the scores table has that column "
-            "already, rename the category",
+            "default: category 'score' would make the column health_score, which the scores table has already; "
+            "rename the category",
         ),
         (
             {"default": {"categories": {"reason": {"metrics": {"x": {"scheme": "boolean"}}}}}},
-            "default: category 'reason' would make the column override_reason:",
+            "default: category 'reason' would make the column override_reason,",
         ),
         (
             {"default": {"categories": {"score_change_30d": {"metrics": {"x": {"scheme": "boolean"}}}}}},
@@ -393,8 +393,8 @@ def test_unknown_feature_is_named_with_where_it_is_used_and_a_suggestion(tmp_pat
                     "big": {"when": "seats > 100", "categories": {"Support": {"metrics": {"y": {"scheme": "boolean"}}}}}
                 },
             },
-            "categories 'support' and 'Support' differ only in case (or Unicode form), so their columns "
-            "'health_support' and 'health_Support' are one column to SQL engines; use one name",
+            "segments: segment 'big': categories 'support' and 'Support' differ only in case (or Unicode form), so "
+            "their columns 'health_support' and 'health_Support' are one column to SQL engines; use one name",
         ),
         (  # found by `churn score` after the features were built, as a data error naming no file
             {"default": {"categories": {"account": {"metrics": {"plan": {"scheme": "boolean"}}}}}},
