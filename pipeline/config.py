@@ -417,7 +417,7 @@ def _validated(raw: dict[str, Any], source: str, flags: Mapping[str, str] | None
         raise error from exc
 
 
-_SCORECARD_KEYS = {"bands", "categories", "segments", "population_by", "metrics"}
+_SCORECARD_KEYS = {"bands", "categories", "segments", "population_by"}
 
 
 def load_settings(
