@@ -270,6 +270,11 @@ class Settings(SettingsSection):
     _config_file: Path | None = PrivateAttr(None)  # the --config file these settings came from (load_settings)
 
     @property
+    def config_file(self) -> Path | None:
+        """The configuration file these settings were read from (None: the defaults alone)."""
+        return self._config_file
+
+    @property
     def workdir_path(self) -> Path:
         return Path(self.workdir).resolve()
 

@@ -166,3 +166,19 @@ def test_validate_checks_the_scorecard_of_the_configuration_too(tmp_path: Path, 
     code, message = run_cli(["validate", "--data", str(tmp_path / "data"), "--config", str(config)], capsys)
     assert code == 1 and "'csm' (rule of segment 'regulated' (csm == 'Digital CS'))" in message, message
     assert not (tmp_path / "work").exists()
+
+
+def test_a_misspelt_feature_in_category_overrides_is_named_before_the_data_is_read(tmp_path: Path, capsys) -> None:
+    """`features.category_overrides: {days_overdu: support}` was ignored without a word."""
+    config = tmp_path / "c.yaml"
+    config.write_text(f"workdir: {tmp_path / 'work'}\nfeatures:\n  category_overrides: {{days_overdu: support}}\n")
+    for command in (["validate"], ["score", "--as-of", "2025-01-01", "--out", str(tmp_path / "s.parquet")]):
+        args = [*command, "--data", str(tmp_path / "no-such-data"), "--config", str(config)]
+        code, message = run_cli(args, capsys)
+        assert code == 1, message
+        assert (
+            f"{config}: features.category_overrides names no feature of a data folder's feature table: "
+            "'days_overdu' (did you mean 'days_overdue'?)" in message
+        )
+        assert "no-such-data" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
