@@ -168,8 +168,8 @@ class Category(_Model):
         words = [m for m in self.metrics if _categorical(m)]
         if words:  # was found only by `churn score`, after the features were built
             raise ValueError(
-                f"{', '.join(words)}: a column of words (e.g. smb / mid / enterprise), not a number a metric can "
-                f"score; pick its accounts with a segment rule instead (when: {words[0]} == <value>)"
+                f"{', '.join(words)}: a column of words, not a number a metric can score; pick its accounts with "
+                f"a segment rule instead (when: {words[0]} == <value>)"
             )
         if all(m.weight == 0 for m in self.metrics.values()):
             raise ValueError(f"all metric weights are zero ({', '.join(self.metrics)}); at least one must be > 0")
@@ -214,7 +214,7 @@ class Condition(_Model):
         if match["op"] in ("<", "<=", ">", ">=") and _categorical(match["column"]):
             raise ValueError(
                 f"condition {raw!r}: '{match['column']}' holds words, not numbers; compare it with ==, !=, in "
-                f"or not in (e.g. '{match['column']} in [smb, mid]')"
+                f"or not in (e.g. '{match['column']} in [<value>, <value>]')"
             )
         return {"column": match["column"], "op": match["op"], "value": value}
 

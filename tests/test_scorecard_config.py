@@ -398,8 +398,8 @@ def test_unknown_feature_is_named_with_where_it_is_used_and_a_suggestion(tmp_pat
         ),
         (  # found by `churn score` after the features were built, as a data error naming no file
             {"default": {"categories": {"account": {"metrics": {"plan": {"scheme": "boolean"}}}}}},
-            "default.categories.account: plan: a column of words (e.g. smb / mid / enterprise), not a number a "
-            "metric can score; pick its accounts with a segment rule instead (when: plan == <value>)",
+            "default.categories.account: plan: a column of words, not a number a metric can score; pick its "
+            "accounts with a segment rule instead (when: plan == <value>)",
         ),
         (
             {**minimal(scheme="boolean"), "segments": {"big": {"when": "segment >= 3"}}},
