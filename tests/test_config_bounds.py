@@ -182,3 +182,20 @@ def test_a_misspelt_feature_in_category_overrides_is_named_before_the_data_is_re
         )
         assert "no-such-data" not in message
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+
+
+def test_a_folder_as_tracking_uri_is_refused_before_the_data_is_read(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tracking.uri: ./mlruns` (MLflow's file store, which this MLflow refuses) failed after the data was read."""
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"workdir: {tmp_path / 'work'}\ntracking:\n  uri: {tmp_path / 'mlruns'}\n")
+    args = ["score", "--as-of", "2025-01-01", "--out", str(tmp_path / "s.parquet")]
+    code, message = run_cli([*args, "--data", str(tmp_path / "no-such-data"), "--config", str(config)], capsys)
+    assert code == 1, message
+    store = tmp_path / "mlruns"
+    assert f"MLflow tracking store {store} (set by tracking.uri in the configuration) is not usable" in message
+    assert "MLFLOW_ALLOW_FILE_STORE" in message and "no data was read, nothing was written" in message
+    assert "no-such-data" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
