@@ -269,6 +269,12 @@ class Settings(SettingsSection):
     spark: SparkSettings = Field(default_factory=SparkSettings)
     _config_file: Path | None = PrivateAttr(None)  # the --config file these settings came from (load_settings)
 
+    @field_validator("workdir", "healthscore")
+    @classmethod
+    def _home(cls, value: str) -> str:
+        """`~/churn` is the user's home folder, as in a shell (it made a folder named `~` in the current one)."""
+        return str(Path(value).expanduser()) if value.startswith("~") else value
+
     @property
     def config_file(self) -> Path | None:
         """The configuration file these settings were read from (None: the defaults alone)."""

@@ -179,3 +179,14 @@ def test_scorecard_keys_in_the_configuration_say_where_they_belong(tmp_path: Pat
     path.write_text("bands: {green: 75, yellow: 65}\n")
     with pytest.raises(ConfigError, match=r"bands: set in the health scorecard \(the file the `healthscore` key names"):
         load_settings(path)
+
+
+def test_paths_from_the_home_folder_are_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "card.yaml").write_text("")
+    path = tmp_path / "c.yaml"
+    path.write_text("workdir: ~/churn-work\nhealthscore: ~/card.yaml\n")
+    settings = load_settings(path)
+    assert settings.workdir_path == tmp_path / "churn-work"  # was <current folder>/~/churn-work
+    assert settings.healthscore_path() == tmp_path / "card.yaml"
