@@ -135,7 +135,7 @@ def _exactly(made: dict[str, str], feature_set: FeatureSet) -> list[str]:
     if missing:
         sources = sources_of(made)
         reasons = "; ".join(
-            f"{name} ({absence_reason(name, sources) if lookup(name) else 'not a feature this engine builds'})"
+            f"{name} ({absence_reason(name, sources, made) if lookup(name) else 'not a feature this engine builds'})"
             for name in missing[:5]
         )
         raise DataContractError(

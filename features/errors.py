@@ -70,7 +70,22 @@ def _message(err: dict, tags: Collection[str]) -> str:
         return f"unknown key '{loc[-1]}'"
     if kind == "missing":
         return f"missing required key '{loc[-1]}'"
+    if kind in ("model_type", "dict_type"):  # pydantic names its own class: "instance of AlertSettings"
+        return f"must be a mapping of keys to values (indented `key: value` lines), not {_kind_of(err['input'])}"
     return err["msg"]
+
+
+def _kind_of(value: Any) -> str:
+    """What a YAML value is, in words, without showing it (it may be a secret)."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return "null" if value is None else type(value).__name__
 
 
 def _keys_at(model: Any, loc: tuple[Any, ...]) -> list[str]:

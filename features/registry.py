@@ -104,12 +104,20 @@ def sources_of(columns: Iterable[str]) -> set[str]:
     return {found.source for found in map(lookup, columns) if found is not None}
 
 
-def absence_reason(name: str, present_sources: Collection[str]) -> str:
-    """Why a known feature is not in a table built from data whose features come from `present_sources`."""
+def absence_reason(name: str, present_sources: Collection[str], present: Collection[str] = ()) -> str:
+    """Why a known feature is not in a table built from data whose features come from `present_sources`.
+
+    A required column is blamed only when no `present` feature of the same table needed it too: with
+    `features.windows: [14, 60]`, `user_utilisation_30d` is missing for its window, not for `logins.user_id`."""
     found = spec(name)
     if found.source not in present_sources:
         return found.absent_reason or f"no {found.source} table in the data"
-    if found.requires:
+    needs = set(found.requires)
+    served = any(
+        other is not None and other.source == found.source and needs <= set(other.requires)
+        for other in map(lookup, present)
+    )
+    if found.requires and not served:
         verb = "is" if len(found.requires) == 1 else "are"
         return f"{' and '.join(found.requires)} {verb} not in the data"
     return "not built from this data (see features.windows, top_features and tracked_features)"

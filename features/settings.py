@@ -7,17 +7,39 @@ section: unknown keys, NaN and infinity are refused everywhere, and errors never
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_DAYS = 3650  # ten years: the longest span any day-count setting may name
 
 
+def empty_sections_as_defaults(model: type[BaseModel], raw: Any) -> Any:
+    """`raw` without the sections left empty: in YAML, a section whose keys are all commented out
+    (`alerts:` and nothing under it) is null, and a user who wrote that means its defaults, not an error.
+    Only fields holding a mapping and having a default are sections; a null anywhere else is still refused."""
+    if not isinstance(raw, dict):
+        return raw
+    return {key: value for key, value in raw.items() if value is not None or not _is_section(model, key)}
+
+
+def _is_section(model: type[BaseModel], key: Any) -> bool:
+    field = model.model_fields.get(key) if isinstance(key, str) else None
+    if field is None or field.is_required():
+        return False
+    kind = field.annotation
+    return get_origin(kind) is dict or (isinstance(kind, type) and issubclass(kind, BaseModel))
+
+
 class SettingsSection(BaseModel):
     # NaN and infinity are never a meaningful setting: refuse them everywhere, not per field.
     # Errors never echo the rejected input: a webhook URL may carry a token.
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, hide_input_in_errors=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, raw: Any) -> Any:
+        return empty_sections_as_defaults(cls, raw)
 
 
 class FeatureSettings(SettingsSection):

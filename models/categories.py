@@ -14,6 +14,8 @@ LAER categories of `healthscore.yaml`, or transformation / experience / engageme
 4. its registry category, when the scorecard uses none of that category's features (the
    contributions still add up to the model's score, under a category the rule view lacks);
 5. `account` for columns the registry does not know (prepared tables).
+
+A name the scorecard spells otherwise but for case (`Account`) takes the scorecard's spelling.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Iterable, Mapping
 
 from features.registry import category_map, lookup
 from models.scorecard import ScorecardConfig
+from models.scores import column_key
 
 
 def ml_categories(
@@ -31,10 +34,13 @@ def ml_categories(
     overrides = dict(overrides or {})
     metric_category = _metric_categories(scorecard) if scorecard is not None else {}
     translated = _translation(metric_category, scorecard.categories()) if scorecard is not None else {}
-    return {
+    # the scorecard's spelling of a name it shares but for case (`Account`): one `ml_` column, not two
+    spelled = {column_key(c): c for c in scorecard.categories()} if scorecard is not None else {}
+    chosen = {
         name: overrides.get(name) or metric_category.get(name) or translated.get(own, own)
         for name, own in category_map(features).items()
     }
+    return {name: spelled.get(column_key(category), category) for name, category in chosen.items()}
 
 
 def _metric_categories(scorecard: ScorecardConfig) -> dict[str, str]:

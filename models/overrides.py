@@ -33,22 +33,26 @@ from features.judgement import CSM_SENTIMENT
 from features.table import ACCOUNT_ID, trim_id
 from models.healthscore import band_of
 from models.scorecard import ScorecardConfig
-from models.scores import HEALTH_BAND, HEALTH_SCORE, HEALTH_SCORECARD, health_column
+from models.scores import (
+    HEALTH_BAND,
+    HEALTH_SCORE,
+    HEALTH_SCORECARD,
+    OVERRIDE_BY,
+    OVERRIDE_HEALTH_SCORE,
+    OVERRIDE_IDS,
+    OVERRIDE_PREFIX,
+    OVERRIDE_REASON,
+    OVERRIDE_TEXT_COLUMNS,
+    OVERRIDE_UNTIL,
+    RULE_HEALTH_BAND,
+    RULE_HEALTH_SCORE,
+    RULE_PREFIX,
+    health_column,
+)
 
 KINDS = ("category", "account", "sentiment")
 SENTIMENT_WORDS: dict[str, float] = {"red": 1.0, "yellow": 3.0, "green": 5.0}
 SENTIMENT_RANGE = (1.0, 5.0)
-
-RULE_PREFIX = "rule_"
-OVERRIDE_PREFIX = "override_"
-OVERRIDE_IDS = "override_ids"
-OVERRIDE_BY = "override_by"
-OVERRIDE_REASON = "override_reason"
-OVERRIDE_UNTIL = "override_until"
-OVERRIDE_TEXT_COLUMNS: tuple[str, ...] = (OVERRIDE_IDS, OVERRIDE_BY, OVERRIDE_REASON, OVERRIDE_UNTIL)
-RULE_HEALTH_SCORE = f"{RULE_PREFIX}{HEALTH_SCORE}"
-RULE_HEALTH_BAND = f"{RULE_PREFIX}{HEALTH_BAND}"
-OVERRIDE_HEALTH_SCORE = f"{OVERRIDE_PREFIX}{HEALTH_SCORE}"
 
 # The frame of overrides that `in_force` filters and `apply_overrides` applies (the store's read).
 RECORD_COLUMNS: tuple[str, ...] = (

@@ -32,15 +32,26 @@ import difflib
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from features.errors import ConfigError, config_error
 from features.registry import absence_reason, all_specs, lookup, sources_of
+from features.settings import empty_sections_as_defaults
+from models.scores import category_clash, category_columns, column_key
 
 SCHEMES = ("linear", "thresholds", "percentile", "boolean")
 BAND_NAMES = ("green", "yellow", "red")
@@ -52,6 +63,11 @@ MAX_WEIGHT = 1e6  # weights are relative; a bound keeps their sums finite
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # a NaN weight or cut-off never passes
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, raw: Any) -> Any:
+        return empty_sections_as_defaults(cls, raw)
 
 
 class _Metric(_Model):
@@ -149,6 +165,12 @@ class Category(_Model):
     def _some_weight(self) -> Category:
         if not self.metrics:
             raise ValueError("a category needs at least one metric")
+        words = [m for m in self.metrics if _categorical(m)]
+        if words:  # was found only by `churn score`, after the features were built
+            raise ValueError(
+                f"{', '.join(words)}: a column of words, not a number a metric can score; pick its accounts with "
+                f"a segment rule instead (when: {words[0]} == <value>)"
+            )
         if all(m.weight == 0 for m in self.metrics.values()):
             raise ValueError(f"all metric weights are zero ({', '.join(self.metrics)}); at least one must be > 0")
         return self
@@ -189,6 +211,11 @@ class Condition(_Model):
             raise ValueError(f"condition {raw!r}: '{match['op']}' needs a list, e.g. [smb, mid]")
         if match["op"] in ("<", "<=", ">", ">=") and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise ValueError(f"condition {raw!r}: '{match['op']}' needs a number, got {value!r}")
+        if match["op"] in ("<", "<=", ">", ">=") and _categorical(match["column"]):
+            raise ValueError(
+                f"condition {raw!r}: '{match['column']}' holds words, not numbers; compare it with ==, !=, in "
+                f"or not in (e.g. '{match['column']} in [<value>, <value>]')"
+            )
         return {"column": match["column"], "op": match["op"], "value": value}
 
     def __str__(self) -> str:
@@ -253,6 +280,11 @@ class Bands(_Model):
         for name, value in (("green", self.green), ("yellow", self.yellow)):
             if not 0 < value <= 100:
                 raise ValueError(f"band '{name}' lower bound must lie in (0, 100], got {value:g}")
+        if self.green <= 1:  # 0.7 for 70 %: every account with a score above 1 point of 100 would be green
+            raise ValueError(
+                f"bands are points of the 0-100 health score, not shares: green {self.green:g} would make almost "
+                f"every account green; write e.g. {{green: {self.green * 100:g}, yellow: {self.yellow * 100:g}}}"
+            )
         if not self.yellow < self.green:
             raise ValueError(
                 f"yellow ({self.yellow:g}) must be below green ({self.green:g}): the bands would overlap "
@@ -290,6 +322,32 @@ class ScorecardConfig(_Model):
                 segment = {**segment, "categories": _merge_categories(base, segment.get("categories") or {})}
             segments[name] = segment
         return {**raw, "segments": segments}
+
+    @field_validator("default")
+    @classmethod
+    def _default_names(cls, default: Scorecard) -> Scorecard:
+        problems = _category_name_problems(default.categories, {})
+        if problems:
+            raise ValueError("; ".join(problems))
+        return default
+
+    @field_validator("segments")
+    @classmethod
+    def _segment_names(cls, segments: dict[str, Segment], info: ValidationInfo) -> dict[str, Segment]:
+        """A segment's own categories (the inherited ones were checked with the default), against every name
+        before them."""
+        default = info.data.get("default")
+        if default is None:  # the default is invalid (reported): its names, which segments inherit, are unknown
+            return segments
+        taken = {column_key(c): c for c in default.categories}
+        problems = [
+            f"segment '{name}': {problem}"
+            for name, segment in segments.items()
+            for problem in _category_name_problems([c for c in segment.categories if c not in taken.values()], taken)
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return segments
 
     def scorecards(self) -> list[tuple[str, Scorecard, list[Condition]]]:
         """(name, scorecard, conditions) in evaluation order: segments in file order, default last."""
@@ -352,8 +410,23 @@ class ScorecardConfig(_Model):
         if missing:
             raise ConfigError(self._unknown_columns(missing, available))
 
-    def _unknown_columns(self, missing: dict[str, str], candidates: Collection[str]) -> str:
-        lines = [f"Health scorecard '{self.name}' uses {len(missing)} unknown feature(s)/column(s):"]
+    def check_feature_names(self, extra: Collection[str] = (), source: str | None = None) -> None:
+        """Raise ConfigError naming every column no feature family can produce (a typo, or a column of the
+        accounts table the feature table does not carry) besides `extra`.
+
+        A data folder's feature table holds the registry's features only, so a command that builds one
+        knows this before it reads any data; `adapt_to` found it after the features were built (minutes on
+        a large history)."""
+        used = dict(self.required_columns())
+        if self.population_by:  # used where the table has it: a misspelt one ranked across dates without a word
+            used.setdefault(self.population_by, "population_by")
+        typos = {c: where for c, where in used.items() if c not in extra and lookup(c) is None}
+        if typos:
+            raise ConfigError(self._unknown_columns(typos, {*all_specs(), *extra}, source))
+
+    def _unknown_columns(self, missing: dict[str, str], candidates: Collection[str], source: str | None = None) -> str:
+        named = source or f"'{self.name}'"
+        lines = [f"Health scorecard {named} uses {len(missing)} unknown feature(s)/column(s):"]
         for col, where in missing.items():
             close = difflib.get_close_matches(col, sorted(candidates), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
@@ -382,7 +455,7 @@ class ScorecardConfig(_Model):
         sources = sources_of(available)
 
         def why(column: str) -> str:
-            return absence_reason(column, sources)
+            return absence_reason(column, sources, available)
 
         raw = self.model_dump(mode="python")
         cards = {DEFAULT_SCORECARD: raw["default"], **raw["segments"]}
@@ -458,6 +531,40 @@ def _grouped_reasons(metrics: list[str], why: Callable[[str], str]) -> str:
     for metric in metrics:
         by_reason.setdefault(why(metric), []).append(metric)
     return "; ".join(f"{', '.join(names)}: {reason}" for reason, names in by_reason.items())
+
+
+def _category_name_problems(names: Iterable[str], taken: dict[str, str]) -> list[str]:
+    """What is wrong with these category names, each of which becomes columns of the scores table
+    (health_<name>, ml_<name>, rule_<name>, override_<name>): they must make new, readable columns, distinct
+    from those of the names in `taken` (column key -> name, updated) also to SQL engines, which ignore case."""
+    problems = []
+    for name in names:
+        other = taken.setdefault(column_key(name), name)
+        if other != name:
+            problems.append(
+                f"categories '{other}' and '{name}' differ only in case (or Unicode form), so their columns "
+                f"{category_columns(other)[0]!r} and {category_columns(name)[0]!r} are one column to SQL engines; "
+                "use one name"
+            )
+        elif not name.strip():
+            problems.append("a category name must not be empty")
+        elif name != name.strip() or any(unicodedata.category(ch).startswith("C") for ch in name):
+            problems.append(
+                f"category {name!r} has spaces around it or control characters, which its column "
+                f"{category_columns(name)[0]!r} would hide; write it as {' '.join(name.split())!r}"
+            )
+        elif (clash := category_clash(name)) is not None:
+            problems.append(
+                f"category '{name}' would make the column {clash}, which the scores table has already; "
+                "rename the category"
+            )
+    return problems
+
+
+def _categorical(column: str) -> bool:
+    """A feature the registry knows as words (segment, plan...): no scheme scores it, no `<` orders it."""
+    found = lookup(column)
+    return found is not None and found.kind == "categorical"
 
 
 def _default_first(cards: list[tuple[str, Scorecard, list[Condition]]]) -> list[tuple[str, Scorecard, list[Condition]]]:

@@ -12,8 +12,11 @@ written then (the score history).
 
 from __future__ import annotations
 
+import unicodedata
+
 import pandas as pd
 
+from features.judgement import CSM_SENTIMENT
 from features.table import ACCOUNT_ID, AS_OF, TERM_END
 
 CHURN_PROBABILITY = "churn_probability"
@@ -45,6 +48,17 @@ HEALTH_PREFIX = "health_"
 HEALTH_META: tuple[str, ...] = (HEALTH_SCORE, HEALTH_BAND, HEALTH_COVERAGE, HEALTH_SCORECARD, HEALTH_DRIVERS)
 CHANGE_PREFIX = f"{HEALTH_SCORE}_change"  # trend columns (pipeline.history.trends), not categories
 RENAMED: dict[str, str] = {"ml_log_odds": CHURN_LOG_ODDS}
+# A CSM's overrides (models.overrides): the rule's own values beside them in `rule_*`, the overrides in `override_*`
+RULE_PREFIX = "rule_"
+OVERRIDE_PREFIX = "override_"
+OVERRIDE_IDS = "override_ids"
+OVERRIDE_BY = "override_by"
+OVERRIDE_REASON = "override_reason"
+OVERRIDE_UNTIL = "override_until"
+OVERRIDE_TEXT_COLUMNS: tuple[str, ...] = (OVERRIDE_IDS, OVERRIDE_BY, OVERRIDE_REASON, OVERRIDE_UNTIL)
+RULE_HEALTH_SCORE = f"{RULE_PREFIX}{HEALTH_SCORE}"
+RULE_HEALTH_BAND = f"{RULE_PREFIX}{HEALTH_BAND}"
+OVERRIDE_HEALTH_SCORE = f"{OVERRIDE_PREFIX}{HEALTH_SCORE}"
 
 
 def arr_at_risk(scores: pd.DataFrame) -> tuple[float | None, int]:
@@ -61,6 +75,39 @@ def ml_column(category: str) -> str:
 
 def health_column(category: str) -> str:
     return f"{HEALTH_PREFIX}{category}"
+
+
+def category_columns(category: str) -> tuple[str, ...]:
+    """The columns a health category adds to every score row: its rule score, its SHAP sum, the rule's
+    own score beside an override, and the override."""
+    return (health_column(category), ml_column(category), f"{RULE_PREFIX}{category}", f"{OVERRIDE_PREFIX}{category}")
+
+
+def column_key(name: str) -> str:
+    """A column name as SQL engines compare them (DuckDB and Spark ignore case): `Support` is `support`."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def category_clash(category: str) -> str | None:
+    """The column of the scores table that a category of this name would overwrite, if any (a category
+    `score` makes `health_score`; `reason` makes `override_reason`; `score_change_30d` a trend column)."""
+    fixed = {
+        column_key(c): c
+        for c in (
+            *column_order([], [], health=True),
+            RULE_HEALTH_SCORE,
+            RULE_HEALTH_BAND,
+            OVERRIDE_HEALTH_SCORE,
+            f"{OVERRIDE_PREFIX}{CSM_SENTIMENT}",
+            *OVERRIDE_TEXT_COLUMNS,
+        )
+    }
+    for column in category_columns(category):
+        if column_key(column) in fixed:
+            return fixed[column_key(column)]
+        if column_key(column).startswith(CHANGE_PREFIX):
+            return f"{column} (a score trend column: {CHANGE_PREFIX}_<days>d)"
+    return None
 
 
 def ml_columns(frame: pd.DataFrame) -> list[str]:

@@ -218,18 +218,31 @@ def server_absent(tracking_uri: str) -> str | None:
 
 def check_tracking_server(settings: Settings) -> None:
     """Stop a command that will use a tracking server at once, before any data is read, when nothing
-    answers at its address (`server_absent`)."""
+    answers at its address (`server_absent`), or when the URI is a folder (`./mlruns`) and MLflow refuses its
+    file store (this MLflow does unless MLFLOW_ALLOW_FILE_STORE is set): found after the data was read before."""
+    from urllib.parse import urlsplit
+
     uri = settings.tracking_uri()
+    where = (
+        "tracking.uri in the configuration" if settings.tracking.uri else "the environment variable MLFLOW_TRACKING_URI"
+    )
     if (reason := server_absent(uri)) is not None:
-        where = (
-            "tracking.uri in the configuration"
-            if settings.tracking.uri
-            else "the environment variable MLFLOW_TRACKING_URI"
-        )
         raise ChurnError(
             f"MLflow tracking server {redact_url(uri)} (set by {where}) cannot be reached: {reason}. Start the "
             f"server or correct the URI; no data was read, nothing was written."
         )
+    if urlsplit(uri).scheme in ("", "file"):
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        except MlflowException as exc:
+            raise ChurnError(
+                f"MLflow tracking store {uri} (set by {where}) is not usable: {exc.message} Or set it to a database, "
+                "e.g. sqlite:///<folder>/mlflow.db (the default, in the working folder); no data was read, nothing "
+                "was written."
+            ) from exc
 
 
 def _probe_registry(con: sqlite3.Connection, name: str, alias: str | None, version: str | None) -> Probe:

@@ -169,11 +169,12 @@ def validate(
     data_end: DataEndOpt = None,
     engine: EngineOpt = None,
 ) -> None:
-    """Check the data directory against the data contract and print a report."""
+    """Check the data directory against the data contract (and the configuration's scorecard) and print a report."""
     from pipeline.console import print_report
-    from pipeline.stages import load
+    from pipeline.stages import check_scorecard, load
 
     settings = settings_from(config, grace_days, data_end, engine=engine)
+    check_scorecard(settings)  # a scorecard the scheduled `churn score` would refuse is found here, first
     print_report(load(data, settings), out)
 
 

@@ -10,7 +10,7 @@ values; reading files (YAML settings, scorecards) happens here, never below.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Hashable, Mapping
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 
 from features.errors import ConfigError, config_error
 from features.settings import MAX_DAYS, FeatureSettings, SettingsSection
@@ -55,7 +55,7 @@ class ModelSettings(SettingsSection):
     """The renewal-risk model. Tree settings are the defaults the tuner starts from (and what trains
     when `tune_trials` is 0); `n_estimators` caps the trees, early stopping on the CV folds picks them."""
 
-    name: str = "churn-risk"
+    name: str = Field("churn-risk", min_length=1, description="Registered model name (models:/<name>@champion).")
     seed: int = 42
     validation_share: float = Field(0.2, gt=0, lt=1, description="Share of history kept for out-of-time validation.")
     cv_folds: int = Field(4, ge=1, le=20, description="Rolling-origin (or stratified) CV folds for tuning.")
@@ -82,6 +82,17 @@ class ModelSettings(SettingsSection):
         50_000, ge=1_000, description="Tune on a sample of whole accounts when the folds hold more rows."
     )
     one_se_rule: bool = Field(True, description="Prefer the cheapest setting within one SE of the best CV AUC.")
+
+    @field_validator("name")
+    @classmethod
+    def _registrable(cls, value: str) -> str:
+        """The MLflow registry refuses '/' and ':' -- after the whole training run -- and '@' would read as the
+        alias of `models:/<name>@champion`."""
+        bad = sorted({ch for ch in value if ch in "/:@"})
+        if bad or value != value.strip():
+            shown = " ".join(f"'{ch}'" for ch in bad) or "spaces around it"
+            raise ValueError(f"a registered model name cannot have {shown}, e.g. churn-risk or churn_risk_eu")
+        return value
 
     def estimator(self) -> ChurnRiskModel:
         """An unfitted risk model with these settings (the keys the estimator takes; the others are the pipeline's)."""
@@ -256,6 +267,18 @@ class Settings(SettingsSection):
         "duckdb", description="Where features and scores are computed: DuckDB in-process, or Apache Spark."
     )
     spark: SparkSettings = Field(default_factory=SparkSettings)
+    _config_file: Path | None = PrivateAttr(None)  # the --config file these settings came from (load_settings)
+
+    @field_validator("workdir", "healthscore")
+    @classmethod
+    def _home(cls, value: str) -> str:
+        """`~/churn` is the user's home folder, as in a shell (it made a folder named `~` in the current one)."""
+        return str(Path(value).expanduser()) if value.startswith("~") else value
+
+    @property
+    def config_file(self) -> Path | None:
+        """The configuration file these settings were read from (None: the defaults alone)."""
+        return self._config_file
 
     @property
     def workdir_path(self) -> Path:
@@ -273,23 +296,28 @@ class Settings(SettingsSection):
             ) from exc
         return path
 
-    def healthscore_path(self, base: Path | None = None) -> Path:
+    def healthscore_path(self) -> Path:
         """Resolve the scorecard file: absolute, relative to the config file, or a shipped scorecard.
 
-        A file found nowhere is a ConfigError naming the `healthscore` key and where it was looked for
-        (not a missing file of the package's own folder, which the user never named)."""
+        A file found nowhere is a ConfigError naming the configuration file, the `healthscore` key and
+        where it was looked for (not a missing file of the package's own folder, which the user never named)."""
         path = Path(self.healthscore)
-        if path.is_absolute():
-            if not path.is_file():
-                raise ConfigError(f"healthscore: the scorecard file '{path}' does not exist.")
-            return path
-        for root in (base, Path.cwd(), DEFAULTS_DIR):
-            if root is not None and (root / path).is_file():
+        where = f"{self._config_file}: healthscore" if self._config_file else "healthscore"
+        base = self._config_file.parent if self._config_file else None
+        roots = [Path("/")] if path.is_absolute() else [r for r in (base, Path.cwd(), DEFAULTS_DIR) if r is not None]
+        for root in roots:
+            if (root / path).is_file():
                 return (root / path).resolve()
+        folder = next((root / path for root in roots if (root / path).is_dir()), None)
+        if folder is not None:
+            raise ConfigError(f"{where}: '{folder}' is a folder; name the scorecard YAML file in it.")
+        if path.is_absolute():
+            raise ConfigError(f"{where}: the scorecard file '{path}' does not exist.")
         shipped = ", ".join(sorted(p.name for p in DEFAULTS_DIR.glob("healthscore*.yaml")))
+        next_to = f"next to the configuration file ({base}), " if base else ""
         raise ConfigError(
-            f"healthscore: the scorecard file '{path}' was not found next to the configuration file, in the "
-            f"current folder ({Path.cwd()}) or among the shipped scorecards ({shipped})."
+            f"{where}: the scorecard file '{path}' was not found {next_to}in the current folder ({Path.cwd()}) "
+            f"or among the shipped scorecards ({shipped})."
         )
 
     def scoring_rules(self) -> ScoringRules:
@@ -326,10 +354,43 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return merged
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """Safe YAML as configuration needs it.
+
+    Dates stay text: PyYAML turns an unquoted date into a `date` (refused by a text setting) and an
+    impossible one (`2025-13-01`) into an exception of its own constructor; every date setting parses
+    its text itself. A key written twice in one mapping is an error: PyYAML kept the last silently, so a
+    second category or segment of the same name replaced the first without a word.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` then own keys: overriding merged keys is what merging is for
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"found the key {key!r} twice (first on line {seen[key].line + 1}); YAML keeps only one",
+                    key_node.start_mark,
+                )
+            if isinstance(key, Hashable):
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+_ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping, turning parse errors into a ConfigError that names the file."""
     try:
-        loaded = yaml.safe_load(Path(path).read_text())
+        loaded = yaml.load(Path(path).read_text(), Loader=_ConfigLoader)
     except FileNotFoundError as exc:
         raise ConfigError(f"Configuration file {path} does not exist.") from exc
     except yaml.YAMLError as exc:
@@ -349,7 +410,25 @@ def _validated(raw: dict[str, Any], source: str, flags: Mapping[str, str] | None
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise config_error(source, exc, flags=flags, model=Settings) from exc
+        error = config_error(source, exc, flags=flags, model=Settings)
+        if isinstance(raw.get("default"), dict) and "categories" in raw["default"]:  # --config my-scorecard.yaml
+            error = ConfigError(
+                f"{error}\n{source} is a health scorecard (it has default.categories), not a configuration: pass a "
+                f"configuration file that names it, e.g. one line `healthscore: {source}`."
+            )
+        else:
+            misplaced = sorted(
+                {str(e["loc"][-1]) for e in exc.errors() if e["type"] == "extra_forbidden"} & _SCORECARD_KEYS
+            )
+            if misplaced:  # `bands: {green: 75}` among the settings: colour bands are the scorecard's
+                error = ConfigError(
+                    f"{error}\n{', '.join(misplaced)}: set in the health scorecard (the file the `healthscore` key "
+                    "names; copy a shipped one from config/), not in this configuration."
+                )
+        raise error from exc
+
+
+_SCORECARD_KEYS = {"bands", "categories", "segments", "population_by"}
 
 
 def load_settings(
@@ -368,18 +447,11 @@ def load_settings(
     raw: dict[str, Any] = {}
     if path is not None:
         raw = read_yaml(Path(path))
-        if (
-            isinstance(raw.get("healthscore"), str)
-            and raw["healthscore"]
-            and not Path(raw["healthscore"]).is_absolute()
-        ):
-            candidate = Path(path).resolve().parent / raw["healthscore"]
-            if candidate.exists():
-                raw["healthscore"] = str(candidate)
     settings = _validated(raw, str(path or "settings"))
-    if not overrides:
-        return settings
-    return _validated(_deep_merge(raw, {k: v for k, v in overrides.items() if v is not None}), source, flags)
+    if overrides:
+        settings = _validated(_deep_merge(raw, {k: v for k, v in overrides.items() if v is not None}), source, flags)
+    settings._config_file = Path(path).resolve() if path is not None else None
+    return settings
 
 
 def load_scorecard(path: str | Path, available: Collection[str] | None = None) -> ScorecardConfig:

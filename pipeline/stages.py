@@ -6,6 +6,7 @@ logging, and hand the results to `pipeline.console` for the few lines a person r
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Iterable
 from datetime import date
@@ -15,7 +16,7 @@ import pandas as pd
 from rich.console import Console
 from rich.markup import escape
 
-from features.errors import ChurnError
+from features.errors import ChurnError, ConfigError
 from pipeline.champion import ChampionLoad, champion_uri, check_tracking_server, model_provenance
 from pipeline.commit import ScoreOutputs, check_workdir, commit_scoring, recover
 from pipeline.config import Settings
@@ -242,11 +243,32 @@ def health_config(settings: Settings):
     return load_scorecard(settings.healthscore_path())
 
 
+def check_scorecard(settings: Settings) -> None:
+    """The configured scorecard, checked as far as it can be without data: valid, and every column it
+    reads one that a data folder's feature table can hold (features, and the scored population's status);
+    so are the features `features.category_overrides` names (a misspelt one was ignored without a word)."""
+    from features.registry import all_specs, lookup
+    from features.table import META_COLUMNS
+    from models.population import ACCOUNT_STATUS
+
+    path = settings.healthscore_path()
+    health_config(settings).check_feature_names((*META_COLUMNS, ACCOUNT_STATUS), source=str(path))
+    unknown = [name for name in settings.features.category_overrides if lookup(name) is None]
+    if unknown:
+        hints = {name: difflib.get_close_matches(name, list(all_specs()), n=1) for name in unknown}
+        raise ConfigError(
+            f"{settings.config_file or 'settings'}: features.category_overrides names no feature of a data "
+            "folder's feature table: "
+            + "; ".join(f"'{n}'" + (f" (did you mean '{hints[n][0]}'?)" if hints[n] else "") for n in unknown)
+            + ". Its keys are feature names (`churn features` writes them); the values are health categories."
+        )
+
+
 def preflight(settings: Settings) -> None:
     """What stops a command before it reads any data: a scorecard mistake, a working folder that
     cannot be created (found after the data was read and the features built, it cost minutes), a
     tracking server that is not there (found by MLflow after ~4 minutes of retries)."""
-    health_config(settings)
+    check_scorecard(settings)
     check_tracking_server(settings)
     settings.make_workdir()
 

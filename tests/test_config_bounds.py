@@ -70,10 +70,10 @@ def test_flags_are_checked_like_the_file_and_named_as_typed(tmp_path: Path, caps
     assert code == 2 and "--seed" in message  # typed options: the usage error names it already
 
 
-def _scorecard(tmp_path: Path, change) -> Path:
+def _scorecard(tmp_path: Path, change, name: str = "card.yaml") -> Path:
     raw = yaml.safe_load((DEFAULTS_DIR / "healthscore.yaml").read_text())
     change(raw)
-    path = tmp_path / "card.yaml"
+    path = tmp_path / name
     path.write_text(yaml.safe_dump(raw))
     return path
 
@@ -120,6 +120,15 @@ def test_a_scorecard_or_workdir_mistake_stops_a_command_before_it_reads_the_data
     card = _scorecard(tmp_path, lambda raw: raw["default"]["categories"]["adoption"].update(wieght=10))
     typo = tmp_path / "typo.yaml"
     typo.write_text(f"workdir: {tmp_path / 'work'}\nhealthscore: {card}\n")
+    misspelt = _scorecard(  # a metric no feature family makes: found after the features were built, before
+        tmp_path,
+        lambda raw: raw["default"]["categories"]["engagement"]["metrics"].update(
+            user_utilisaton_30d=raw["default"]["categories"]["engagement"]["metrics"].pop("user_utilisation_30d")
+        ),
+        "misspelt-card.yaml",
+    )
+    metric = tmp_path / "metric.yaml"
+    metric.write_text(f"workdir: {tmp_path / 'work'}\nhealthscore: {misspelt}\n")
     (tmp_path / "a-file").write_text("")
     unusable = tmp_path / "unusable.yaml"  # a working folder that cannot be created: an internal error before
     unusable.write_text(f"workdir: {tmp_path / 'a-file' / 'work'}\n")
@@ -128,6 +137,11 @@ def test_a_scorecard_or_workdir_mistake_stops_a_command_before_it_reads_the_data
         (missing, "healthscore: the scorecard file 'no-such-card.yaml' was not found next to the configuration"),
         (typo, "default.categories.adoption.wieght: unknown key 'wieght'"),
         (unusable, f"workdir: the working folder {tmp_path / 'a-file' / 'work'} cannot be created (Not a directory)"),
+        (
+            metric,
+            f"Health scorecard {misspelt} uses 1 unknown feature(s)/column(s): 'user_utilisaton_30d' (metric in "
+            "default.engagement); did you mean 'user_utilisation_30d'?",
+        ),
     ]:
         code, message = run_cli([*args, "--data", str(tmp_path / "no-such-data"), "--config", str(config)], capsys)
         assert code == 1 and fragment in message, message
@@ -135,7 +149,53 @@ def test_a_scorecard_or_workdir_mistake_stops_a_command_before_it_reads_the_data
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "a-file",
         "card.yaml",
+        "metric.yaml",
         "missing.yaml",
+        "misspelt-card.yaml",
         "typo.yaml",
         "unusable.yaml",
     ]
+
+
+def test_validate_checks_the_scorecard_of_the_configuration_too(tmp_path: Path, capsys) -> None:
+    """`churn validate --config` passed a scorecard that every later command refused."""
+    write_tables(tmp_path / "data", tiny_tables())
+    card = _scorecard(tmp_path, lambda raw: raw["segments"]["regulated"].update(when="csm == 'Digital CS'"))
+    config = tmp_path / "c.yaml"
+    config.write_text(f"workdir: {tmp_path / 'work'}\nhealthscore: {card}\n")
+    code, message = run_cli(["validate", "--data", str(tmp_path / "data"), "--config", str(config)], capsys)
+    assert code == 1 and "'csm' (rule of segment 'regulated' (csm == 'Digital CS'))" in message, message
+    assert not (tmp_path / "work").exists()
+
+
+def test_a_misspelt_feature_in_category_overrides_is_named_before_the_data_is_read(tmp_path: Path, capsys) -> None:
+    """`features.category_overrides: {days_overdu: support}` was ignored without a word."""
+    config = tmp_path / "c.yaml"
+    config.write_text(f"workdir: {tmp_path / 'work'}\nfeatures:\n  category_overrides: {{days_overdu: support}}\n")
+    for command in (["validate"], ["score", "--as-of", "2025-01-01", "--out", str(tmp_path / "s.parquet")]):
+        args = [*command, "--data", str(tmp_path / "no-such-data"), "--config", str(config)]
+        code, message = run_cli(args, capsys)
+        assert code == 1, message
+        assert (
+            f"{config}: features.category_overrides names no feature of a data folder's feature table: "
+            "'days_overdu' (did you mean 'days_overdue'?)" in message
+        )
+        assert "no-such-data" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+
+
+def test_a_folder_as_tracking_uri_is_refused_before_the_data_is_read(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tracking.uri: ./mlruns` (MLflow's file store, which this MLflow refuses) failed after the data was read."""
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"workdir: {tmp_path / 'work'}\ntracking:\n  uri: {tmp_path / 'mlruns'}\n")
+    args = ["score", "--as-of", "2025-01-01", "--out", str(tmp_path / "s.parquet")]
+    code, message = run_cli([*args, "--data", str(tmp_path / "no-such-data"), "--config", str(config)], capsys)
+    assert code == 1, message
+    store = tmp_path / "mlruns"
+    assert f"MLflow tracking store {store} (set by tracking.uri in the configuration) is not usable" in message
+    assert "MLFLOW_ALLOW_FILE_STORE" in message and "no data was read, nothing was written" in message
+    assert "no-such-data" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]

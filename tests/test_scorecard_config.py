@@ -332,6 +332,11 @@ def test_unknown_feature_is_named_with_where_it_is_used_and_a_suggestion(tmp_pat
             {**minimal(scheme="boolean"), "bands": {"green": 120, "yellow": 60}},
             "bands: band 'green' lower bound must lie in (0, 100], got 120",
         ),
+        (  # shares for points: every score above 0.7 of 100 was green, without a word
+            {**minimal(scheme="boolean"), "bands": {"green": 0.7, "yellow": 0.6}},
+            "bands: bands are points of the 0-100 health score, not shares: green 0.7 would make almost every "
+            "account green; write e.g. {green: 70, yellow: 60}",
+        ),
         (
             {**minimal(scheme="boolean"), "bands": {"green": 70, "yellow": 60, "red": 0}},
             "bands.red: unknown key 'red'",
@@ -364,6 +369,46 @@ def test_unknown_feature_is_named_with_where_it_is_used_and_a_suggestion(tmp_pat
             {"bands": {"green": 70, "yellow": 60}},
             "default: missing required key 'default'",
         ),
+        (  # health_score: the scores table had two such columns and `churn score` an internal error
+            {"default": {"categories": {"score": {"metrics": {"x": {"scheme": "boolean"}}}}}},
+            "default: category 'score' would make the column health_score, which the scores table has already; "
+            "rename the category",
+        ),
+        (
+            {"default": {"categories": {"reason": {"metrics": {"x": {"scheme": "boolean"}}}}}},
+            "default: category 'reason' would make the column override_reason,",
+        ),
+        (
+            {"default": {"categories": {"score_change_30d": {"metrics": {"x": {"scheme": "boolean"}}}}}},
+            "would make the column health_score_change_30d (a score trend column: health_score_change_<days>d)",
+        ),
+        (
+            {"default": {"categories": {" adoption": {"metrics": {"x": {"scheme": "boolean"}}}}}},
+            "default: category ' adoption' has spaces around it or control characters",
+        ),
+        (
+            {
+                "default": {"categories": {"support": {"metrics": {"x": {"scheme": "boolean"}}}}},
+                "segments": {
+                    "big": {"when": "seats > 100", "categories": {"Support": {"metrics": {"y": {"scheme": "boolean"}}}}}
+                },
+            },
+            "segments: segment 'big': categories 'support' and 'Support' differ only in case (or Unicode form), so "
+            "their columns 'health_support' and 'health_Support' are one column to SQL engines; use one name",
+        ),
+        (  # found by `churn score` after the features were built, as a data error naming no file
+            {"default": {"categories": {"account": {"metrics": {"plan": {"scheme": "boolean"}}}}}},
+            "default.categories.account: plan: a column of words, not a number a metric can score; pick its "
+            "accounts with a segment rule instead (when: plan == <value>)",
+        ),
+        (
+            {**minimal(scheme="boolean"), "segments": {"big": {"when": "segment >= 3"}}},
+            "segments.big.when.0: condition 'segment >= 3': 'segment' holds words, not numbers; compare it with ==",
+        ),
+        (
+            {**minimal(scheme="boolean"), "bands": "green"},
+            "bands: must be a mapping of keys to values (indented `key: value` lines), not text",
+        ),
     ],
 )
 def test_configuration_errors_name_the_key_and_the_problem(raw: dict, expected: str) -> None:
@@ -391,6 +436,39 @@ def test_all_problems_are_reported_at_once() -> None:
     assert "default.categories.a.metrics.x: linear scheme needs bad != good" in message
     assert "default.categories.a.metrics.y: unknown scheme 'percentil'" in message
     assert "bands: yellow (60) must be below green (50)" in message
+
+
+def test_category_names_with_spaces_accents_or_capitals_make_their_own_columns() -> None:
+    from models.healthscore import score_health
+
+    raw = {
+        "default": {
+            "categories": {
+                "Product Adoption": {"metrics": {"m1": {"scheme": "linear", "bad": 0, "good": 10}}},
+                "santé": {"metrics": {"m2": {"scheme": "linear", "bad": 0, "good": 10}}},
+                "SUPPORT": {"metrics": {"m3": {"scheme": "linear", "bad": 0, "good": 10}}},
+            }
+        }
+    }
+    frame = score_health(pd.DataFrame({"m1": [5.0], "m2": [10.0], "m3": [0.0]}), parse_scorecard(raw)).frame
+    assert frame[["health_Product Adoption", "health_santé", "health_SUPPORT"]].iloc[0].tolist() == [50, 100, 0]
+
+
+def test_the_ml_view_spells_a_category_as_the_scorecard_does() -> None:
+    from models.categories import ml_categories
+
+    # `Account` holds no registry account feature: tenure_days fell to the registry's `account`, and the
+    # scores had both ml_Account and ml_account (one column to DuckDB and Spark)
+    raw = {"default": {"categories": {"Account": {"metrics": {"days_overdue": {"scheme": "boolean"}}}}}}
+    categories = ml_categories(["days_overdue", "tenure_days", "tickets_90d"], parse_scorecard(raw))
+    assert categories == {"days_overdue": "Account", "tenure_days": "Account", "tickets_90d": "support"}
+
+
+def test_sections_left_empty_keep_their_defaults() -> None:
+    # `segments:` or `bands:` with every entry commented out is null in YAML; it was refused
+    config = parse_scorecard({**minimal(scheme="boolean"), "segments": None, "bands": None})
+    assert config.segments == {}
+    assert (config.bands.green, config.bands.yellow) == (70, 60)
 
 
 def test_file_level_errors_name_the_file(tmp_path: Path) -> None:
@@ -435,6 +513,27 @@ def test_a_scorecard_whose_columns_all_exist_is_left_as_it_is() -> None:
     config = parse_scorecard(ADAPTING)
     adapted = config.adapt_to(TABLE_COLUMNS)
     assert adapted.config is config and adapted.notes == ()
+
+
+def test_a_data_folder_scorecard_may_only_name_columns_a_feature_table_holds() -> None:
+    config = parse_scorecard({**ADAPTING, "population_by": "asof"})
+    with pytest.raises(ConfigError) as err:
+        config.check_feature_names(["as_of"], source="card.yaml")
+    assert str(err.value).startswith(
+        "Health scorecard card.yaml uses 1 unknown feature(s)/column(s):\n"
+        "  'asof' (population_by); did you mean 'as_of'?"
+    )
+    parse_scorecard(ADAPTING).check_feature_names(["as_of"])  # the shipped spelling passes
+
+
+def test_a_metric_of_a_window_not_configured_is_dropped_for_its_window() -> None:
+    # features.windows [14, 60]: the note blamed logins.user_id, which the data has (user_utilisation_14d needs it)
+    columns = {*TABLE_COLUMNS, "user_utilisation_14d", "active_users_14d"} - {"user_utilisation_30d"}
+    notes = parse_scorecard(ADAPTING).adapt_to(columns).notes
+    assert notes == (
+        "health scorecard 'health': metric 'user_utilisation_30d' dropped (not built from this data (see "
+        "features.windows, top_features and tracked_features)); its weight goes to the other metrics of engagement",
+    )
 
 
 def test_absent_sources_drop_metrics_categories_and_segments_with_one_note_each() -> None:
