@@ -10,6 +10,7 @@ data. Everything works on whole columns, so the cost is a few numpy passes per m
 
 from __future__ import annotations
 
+import difflib
 import operator
 import re
 import string
@@ -199,6 +200,30 @@ def assign_scorecards(table: pd.DataFrame, config: ScorecardConfig) -> np.ndarra
         chosen[match & undecided] = name
         undecided &= ~match
     return chosen
+
+
+def near_miss_segment_values(table: pd.DataFrame, config: ScorecardConfig) -> list[str]:
+    """Segment rules naming a word no row of `table` holds but one it nearly does (`segment == Enterprise`
+    where the data says `enterprise`): such a rule matches no account and its accounts silently get the
+    next scorecard. A word simply absent (no healthcare account this month) is no mistake and not said."""
+    found = []
+    for name, _, conditions in config.scorecards():
+        for condition in conditions:
+            if condition.op not in ("==", "in") or condition.column not in table.columns:
+                continue
+            present = {str(v) for v in table[condition.column].dropna().unique()}
+            wanted = condition.value if isinstance(condition.value, list) else [condition.value]
+            folded = {" ".join(v.split()).casefold(): v for v in present}
+            for value in (str(v) for v in wanted if str(v) not in present):
+                close = difflib.get_close_matches(" ".join(value.split()).casefold(), list(folded), n=1, cutoff=0.8)
+                if close:
+                    held = folded[close[0]]
+                    count = int(table[condition.column].dropna().astype(str).eq(held).sum())
+                    found.append(
+                        f"scorecard segment '{name}' (when: {condition}): no scored account has {condition.column} "
+                        f"'{value}', {count:,} have '{held}' (values are compared exactly, case included)"
+                    )
+    return found
 
 
 def _condition_mask(table: pd.DataFrame, condition: Condition, segment: str) -> np.ndarray:

@@ -18,7 +18,7 @@ from features.judgement import CSM_SENTIMENT
 from features.table import ACCOUNT_ID, AS_OF
 from models.alerts import score_alerts
 from models.drift import drift_report
-from models.healthscore import explain_health, score_health
+from models.healthscore import explain_health, near_miss_segment_values, score_health
 from models.overrides import RECORD_COLUMNS, apply_overrides, expiry_reasons, in_force, sentiment_values
 from models.risk_model import ChurnRiskModel
 from models.scorecard import ScorecardConfig
@@ -220,7 +220,7 @@ def score_book(
     applied = apply_overrides(scores, in_force(records, as_of), scorecard)
     scores = applied.scores
     notes: list[str] = []
-    warnings = list(applied.notes)
+    warnings = [*applied.notes, *near_miss_segment_values(features, scorecard)]
     overridden = int(scores["override_ids"].str.len().gt(0).sum())
     if overridden:
         notes.append(f"CSM overrides applied to {overridden} account(s); their rule scores are in the rule_* columns")

@@ -260,3 +260,31 @@ def test_explain_shows_both_views_by_category_and_saves_a_waterfall(trained, tmp
         run_explain("no-such-account", data, SCORE_DATE, result.model_uri, None, settings, console)
     with pytest.raises(ChurnError, match=f"Account '{account}' has no term active on 2000-01-01"):
         run_explain(account, data, date(2000, 1, 1), result.model_uri, None, settings, console)
+
+
+def test_a_segment_rule_that_nearly_names_a_value_of_the_data_is_warned_about(trained, tmp_path: Path) -> None:
+    """`segment == Enterprise` where the data says `enterprise` matches no account, and those accounts
+    silently got the default scorecard; the run now says so. A rule spelt as the data spells it, or a
+    word simply absent from this book, is not warned about."""
+    _, _, settings, dataset, result = trained
+    card = (DEFAULTS_DIR / "healthscore.yaml").read_text()
+    segment = "  big_{0}:\n    when: segment == {1}\n    categories:\n      support: {{weight: 40}}\n"
+    scorecard = tmp_path / "segments.yaml"
+    scorecard.write_text(
+        card.replace("segments:\n", "segments:\n" + "".join(segment.format(*p) for p in (
+            ("typo", "Enterprise"), ("right", "enterprise"), ("absent", "government"),
+        )), 1)
+    )  # fmt: skip
+    mine = settings.model_copy(update={"healthscore": str(scorecard)})
+    run = score_date(dataset, SCORE_DATE, mine, result.model_uri, history=False)
+    enterprise = int(
+        (dataset.accounts.set_index("account_id").loc[run.scores["account_id"], "segment"] == "enterprise").sum()
+    )
+    near = [w for w in run.warnings if w.startswith("scorecard segment")]
+    assert len(near) == 1, run.warnings
+    assert near[0].startswith(
+        "scorecard segment 'big_typo' (when: segment == 'Enterprise'): no scored account has segment 'Enterprise', "
+    )
+    assert near[0].endswith(f"{enterprise:,} have 'enterprise' (values are compared exactly, case included)")
+    assert (run.scores["health_scorecard"] == "big_typo").sum() == 0
+    assert (run.scores["health_scorecard"] == "big_right").sum() > 0
