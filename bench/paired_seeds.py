@@ -57,6 +57,7 @@ from bench.quality import (  # noqa: E402
     CUT_MONTHS,
     NEAR_RENEWAL_DAYS,
     START,
+    THIRD_YEARS,
     YEARS,
     TableDataset,
     _auc,
@@ -67,7 +68,7 @@ from bench.quality import (  # noqa: E402
     point_metrics,
     split_table,
 )
-from bench.worlds import foreign, history, public  # noqa: E402
+from bench.worlds import foreign, history, public, third  # noqa: E402
 from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END  # noqa: E402
 from models import risk_model, tuning  # noqa: E402
 from models.risk_model import Calibrator, ChurnRiskModel  # noqa: E402
@@ -81,7 +82,12 @@ from pipeline.train import fit_and_evaluate, prepare_table, read_prepared_table 
 BOOK_MONTHS = 12
 OURS_ACCOUNTS = 2000  # our generator's worlds at bench/quality.py's size
 TABLES = {table.name: table for table in public.TABLES}
-SHAPES = [*foreign.SHAPES, *(f"ours_{world}" for world in WORLDS), *TABLES]
+SHAPES = [
+    *foreign.SHAPES,
+    *(f"third_{shape}" for shape in third.SHAPES),
+    *(f"ours_{world}" for world in WORLDS),
+    *TABLES,
+]
 HORIZON = "days_to_renewal"
 # --horizon-calibrators: one map per group of days to renewal (edges inclusive); a group with fewer churners or
 # renewals than this keeps the pooled map
@@ -155,6 +161,11 @@ def simulate(shape: str, full: Path, seed: int) -> None:
     if shape in foreign.SHAPES:
         accounts = foreign.SHAPES[shape].accounts
         foreign.simulate(full, shape=shape, accounts=accounts, seed=seed, start=START, years=YEARS)
+    elif shape.startswith("third_"):
+        name = shape.removeprefix("third_")
+        third.simulate(
+            full, shape=name, accounts=third.SHAPES[name].accounts, seed=seed, start=START, years=THIRD_YEARS
+        )
     else:
         from pipeline.synthetic import generate
 

@@ -158,3 +158,22 @@ def test_horizon_calibrators_fix_a_horizon_dependent_miscalibration_that_the_poo
     assert measured["far_minus_true"] == pytest.approx(pooled[far].mean() - truth[far].mean())
     assert measured["near_minus_true"] == pytest.approx(pooled[~far].mean() - truth[~far].mean())
     assert measured["abs_mean_gap"] == pytest.approx(abs(pooled.mean() - book["label"].mean()))
+
+
+def test_baselines_leave_out_a_feature_no_training_row_has():
+    """A third-simulator world writes only NPS surveys, so its CSAT features are empty: scikit-learn 1.9's
+    HistGradientBoosting raised on that column and the benchmark row was lost."""
+    rng = np.random.default_rng(0)
+    usage = rng.normal(size=400)
+    train = pd.DataFrame(
+        {
+            "account_id": [f"a{i}" for i in range(400)],
+            "usage": usage,
+            "survey_csat_latest": np.full(400, np.nan),
+            "label": (usage + rng.normal(size=400) < -0.8).astype(float),
+        }
+    )
+    probabilities = quality.baseline_probabilities(train, train.drop(columns="label"), seed=0)
+    assert set(probabilities) == set(quality.BASELINES)
+    for p in probabilities.values():
+        assert quality._auc(train["label"].to_numpy(), p) > 0.7
