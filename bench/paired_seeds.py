@@ -27,7 +27,10 @@ as before wave 8). Calibration is compared per variant as ECE, |mean predicted -
 mean |predicted - observed| and, with the generator's true probabilities, the mean predicted minus the mean
 true probability of rows renewing within NEAR_RENEWAL_DAYS and beyond. `--horizon-calibrators` adds
 calibrators that also see the days to renewal, fitted on the deployed model's own out-of-fold log-odds (the
-rows its calibrator learned from; no extra training): measured in wave 9 and left out (bench/RESULTS.md).
+rows its calibrator learned from; no extra training): measured in wave 9 and left out (bench/RESULTS.md), with
+`term_isotonic` (one map per term-length group) measured in wave 13 and left out. Each row also holds the model's
+mean predicted, observed and true churn per snapshot month (`by_month`: seasonality) and per term length
+(`by_term`: monthly, annual, multi-year; for every variant).
 Histories and feature tables are cached under --work; rows go to --work/paired_seeds.jsonl.
 """
 
@@ -57,6 +60,7 @@ from bench.quality import (  # noqa: E402
     CUT_MONTHS,
     NEAR_RENEWAL_DAYS,
     START,
+    THIRD_YEARS,
     YEARS,
     TableDataset,
     _auc,
@@ -67,7 +71,7 @@ from bench.quality import (  # noqa: E402
     point_metrics,
     split_table,
 )
-from bench.worlds import foreign, history, public  # noqa: E402
+from bench.worlds import foreign, history, public, third  # noqa: E402
 from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END  # noqa: E402
 from models import risk_model, tuning  # noqa: E402
 from models.risk_model import Calibrator, ChurnRiskModel  # noqa: E402
@@ -81,8 +85,14 @@ from pipeline.train import fit_and_evaluate, prepare_table, read_prepared_table 
 BOOK_MONTHS = 12
 OURS_ACCOUNTS = 2000  # our generator's worlds at bench/quality.py's size
 TABLES = {table.name: table for table in public.TABLES}
-SHAPES = [*foreign.SHAPES, *(f"ours_{world}" for world in WORLDS), *TABLES]
+SHAPES = [
+    *foreign.SHAPES,
+    *(f"third_{shape}" for shape in third.SHAPES),
+    *(f"ours_{world}" for world in WORLDS),
+    *TABLES,
+]
 HORIZON = "days_to_renewal"
+TERM_LENGTH = "term_length_days"
 # --horizon-calibrators: one map per group of days to renewal (edges inclusive); a group with fewer churners or
 # renewals than this keeps the pooled map
 HORIZON_EDGES = (90, 180)
@@ -155,6 +165,11 @@ def simulate(shape: str, full: Path, seed: int) -> None:
     if shape in foreign.SHAPES:
         accounts = foreign.SHAPES[shape].accounts
         foreign.simulate(full, shape=shape, accounts=accounts, seed=seed, start=START, years=YEARS)
+    elif shape.startswith("third_"):
+        name = shape.removeprefix("third_")
+        third.simulate(
+            full, shape=name, accounts=third.SHAPES[name].accounts, seed=seed, start=START, years=THIRD_YEARS
+        )
     else:
         from pipeline.synthetic import generate
 
@@ -180,7 +195,8 @@ def horizon_calibrators(model: ChurnRiskModel, labelled: pd.DataFrame, book: pd.
 
     horizon_isotonic: the configured calibrator per group of days to renewal (HORIZON_EDGES); horizon_platt:
     Platt scaling with an intercept and a slope per group; horizon_offset: the deployed calibrator's log-odds
-    plus an intercept per group (one logistic regression).
+    plus an intercept per group (one logistic regression); term_isotonic: the configured calibrator per group
+    of term length (TERM_GROUPS: monthly, annual, multi-year).
     """
     from scipy.special import logit
     from sklearn.linear_model import LogisticRegression
@@ -191,12 +207,21 @@ def horizon_calibrators(model: ChurnRiskModel, labelled: pd.DataFrame, book: pd.
     book_raw = model.predict_raw(book[model.feature_names_in_])
     book_group = horizon_groups(book[HORIZON].to_numpy(dtype=float))
     pooled = model.calibrator_.predict(book_raw)
-    per_group = pooled.copy()
-    for g in np.unique(group):
-        chosen = group == g
-        if min(y[chosen].sum(), (1 - y[chosen]).sum()) >= MIN_GROUP_OUTCOMES:
-            fitted = Calibrator.fit(raw[chosen], y[chosen], model.calibration)
-            per_group[book_group == g] = fitted.predict(book_raw[book_group == g])
+
+    def per_group_map(group: np.ndarray, book_group: np.ndarray) -> np.ndarray:
+        out = pooled.copy()
+        for g in np.unique(group):
+            chosen = group == g
+            if min(y[chosen].sum(), (1 - y[chosen]).sum()) >= MIN_GROUP_OUTCOMES:
+                fitted = Calibrator.fit(raw[chosen], y[chosen], model.calibration)
+                out[book_group == g] = fitted.predict(book_raw[book_group == g])
+        return out
+
+    per_group = per_group_map(group, book_group)
+    terms = {}
+    if TERM_LENGTH in labelled.columns:  # wave 13: monthly terms over-predicted, annual ones under (third simulator)
+        term_of = term_group(labelled[TERM_LENGTH].to_numpy(dtype=float)[positions])
+        terms["term_isotonic"] = per_group_map(term_of, term_group(book[TERM_LENGTH].to_numpy(dtype=float)))
 
     def dummies(g: np.ndarray) -> np.ndarray:
         return np.column_stack([(g == k).astype(float) for k in range(1, len(HORIZON_EDGES) + 1)])
@@ -213,6 +238,7 @@ def horizon_calibrators(model: ChurnRiskModel, labelled: pd.DataFrame, book: pd.
         "horizon_isotonic": per_group,
         "horizon_platt": platt.predict_proba(platt_design(book_raw, book_group))[:, 1],
         "horizon_offset": offset.predict_proba(np.column_stack([book_logit, dummies(book_group)]))[:, 1],
+        **terms,
     }
 
 
@@ -231,6 +257,28 @@ def calibration(y: np.ndarray, p: np.ndarray, truth: np.ndarray | None, days: np
                 if chosen.any():
                     out[f"{side}_minus_true"] = float(p[chosen].mean() - truth[chosen].mean())
     return out
+
+
+def by_group(groups: np.ndarray, y: np.ndarray, p: np.ndarray, truth: np.ndarray | None) -> dict[str, list[float]]:
+    """Per group of book rows: [rows, mean predicted, observed, mean true probability (NaN unknown)].
+
+    By snapshot month: a model that reads a seasonal dip of activity (summer, the holidays) as disengagement
+    over-predicts the months whose feature windows hold the dip. By term length: a model that does not separate
+    monthly from annual terms over-predicts one and under-predicts the other. The truth says which is real."""
+    known = truth if truth is not None else np.full(len(p), np.nan)
+    return {
+        str(group): [int(chosen.sum()), float(p[chosen].mean()), float(y[chosen].mean()), float(np.mean(known[chosen]))]
+        for group in sorted(set(groups))
+        for chosen in [groups == group]
+    }
+
+
+TERM_GROUPS = ((45, "monthly"), (400, "annual"))  # term length in days up to which a term is in the group
+
+
+def term_group(days: np.ndarray) -> np.ndarray:
+    edges, names = zip(*TERM_GROUPS, strict=True)
+    return np.array([*names, "multi-year"])[np.searchsorted(np.asarray(edges, dtype=float), days, side="left")]
 
 
 def history_split(
@@ -289,6 +337,13 @@ def run_seed(
     days = book[HORIZON].to_numpy(dtype=float) if HORIZON in book.columns else None
     row["auc"] = {name: _auc(y, s) for name, s in scores.items()}
     row["calibration"] = {name: calibration(y, scores[name], truth, days) for name in ("model", *compared)}
+    if book[AS_OF].notna().any():
+        row["by_month"] = by_group(
+            pd.to_datetime(book[AS_OF]).dt.strftime("%Y-%m").to_numpy(), y, scores["model"], truth
+        )
+    if TERM_LENGTH in book.columns:
+        terms = term_group(book[TERM_LENGTH].to_numpy(dtype=float))
+        row["by_term"] = {name: by_group(terms, y, scores[name], truth) for name in ("model", *compared)}
     accounts = book[ACCOUNT_ID].to_numpy()
     row["gaps"] = paired_gaps(y, scores, accounts, n_boot=300, seed=7)
     row["variant_gaps"] = {name: row["auc"][name] - row["auc"]["model"] for name in compared}

@@ -58,7 +58,7 @@ if sys.path and Path(sys.path[0]).resolve() == HERE:
     sys.path.pop(0)  # bench/features.py would shadow the `features` package
 sys.path.insert(0, str(ROOT))  # bench.worlds
 
-from bench.worlds import foreign, history, public  # noqa: E402
+from bench.worlds import foreign, history, public, third  # noqa: E402
 from features.table import ACCOUNT_ID, LABEL, categorical_columns, feature_columns  # noqa: E402
 from models.baselines import fit_logistic_baseline  # noqa: E402
 from models.evaluation import expected_calibration_error  # noqa: E402
@@ -92,6 +92,7 @@ class EventDataset:
     no_signal: bool = False  # churn independent of everything observable: AUC must stay near 0.5
     code: str = "pipeline/synthetic/*.py"  # the generator's files: cached histories are keyed by their digest
     score_days: tuple[int, ...] = (0,)  # scoring dates, days after CUT (short terms need several)
+    years: float | None = None  # its own length of history (default: the run's)
 
     def history_dir(self, accounts: int, years: float) -> Path:
         """Where the full generated history is cached: a new generator version generates anew."""
@@ -114,6 +115,7 @@ class TableDataset:
 
 
 START, YEARS = "2021-01-01", 4.0  # ends 2025-01-01, CUT 2024-01-01: before any run's clock
+THIRD_YEARS = 3.0  # bench/worlds/third.py: ends 2024-01-01, CUT 2023-01-01
 
 
 def _ours(world: str) -> Callable[[Path, int, int, str, float], None]:
@@ -128,6 +130,13 @@ def _ours(world: str) -> Callable[[Path, int, int, str, float], None]:
 def _foreign(shape: str) -> Callable[[Path, int, int, str, float], None]:
     def make(out: Path, accounts: int, seed: int, start: str, years: float) -> None:
         foreign.simulate(out, shape=shape, accounts=accounts, seed=seed, start=start, years=years)
+
+    return make
+
+
+def _third(shape: str) -> Callable[[Path, int, int, str, float], None]:
+    def make(out: Path, accounts: int, seed: int, start: str, years: float) -> None:
+        third.simulate(out, shape=shape, accounts=accounts, seed=seed, start=start, years=years)
 
     return make
 
@@ -151,6 +160,18 @@ def datasets() -> dict[str, EventDataset | TableDataset]:
             score_days=(0, 7, 14, 21, 28, 35) if spec.term == "weekly" else (0,),
         )
         for i, (shape, spec) in enumerate(foreign.SHAPES.items())
+    ]
+    event += [  # three years, CUT on the first of January: two years to learn from, scored after the holidays
+        EventDataset(
+            f"third_{shape}",
+            spec.description,
+            _third(shape),
+            accounts=spec.accounts,
+            seed=60 + i,
+            code="bench/worlds/third.py",
+            years=THIRD_YEARS,
+        )
+        for i, (shape, spec) in enumerate(third.SHAPES.items())
     ]
     tables = [TableDataset(t.name, t) for t in public.TABLES]
     return {d.name: d for d in [*event, *tables]}
@@ -201,11 +222,15 @@ def _align_categories(train: pd.DataFrame, other: pd.DataFrame, columns: list[st
 
 
 def baseline_probabilities(train: pd.DataFrame, rows: pd.DataFrame, seed: int) -> dict[str, np.ndarray]:
-    """Fit the three baselines on `train` (features + label) and predict `rows`, same features."""
+    """Fit the three baselines on `train` (features + label) and predict `rows`, same features.
+
+    A feature with no value in any training row (e.g. CSAT when every survey is an NPS one) tells a
+    baseline nothing, and `HistGradientBoostingClassifier` cannot bin it (scikit-learn 1.9 raises): it is
+    left out."""
     from lightgbm import LGBMClassifier
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    features = feature_columns(train)
+    features = [column for column in feature_columns(train) if train[column].notna().any()]
     categorical = categorical_columns(train)
     X, y = train[features].copy(), train[LABEL].astype(int).to_numpy()
     for column in categorical:
@@ -549,7 +574,7 @@ def reanalyse(label: str) -> list[Result]:
             test = scored_table(split_table(spec)[1], OUT / spec.name / "scores.parquet")
             result.bands = band_table(test[LABEL].astype(int).to_numpy(), test["churn_probability"].to_numpy(float))
             continue
-        full = spec.history_dir(spec.accounts, YEARS)
+        full = spec.history_dir(spec.accounts, spec.years or YEARS)
         cut = pd.Timestamp((history.data_end(full) - pd.DateOffset(months=CUT_MONTHS)).date())
         frame, _ = scored_frame(full, OUT / spec.name / "run", [cut + pd.Timedelta(days=d) for d in spec.score_days])
         truth_diagnostics(result, full, frame)
@@ -945,7 +970,7 @@ def main(argv: list[str] | None = None) -> int:
         clock = time.perf_counter()
         if isinstance(spec, EventDataset):
             accounts = max(300, spec.accounts * 2 // 5) if args.quick else spec.accounts
-            years = 3.0 if args.quick else YEARS
+            years = spec.years or (3.0 if args.quick else YEARS)
             result = run_event(spec, accounts, years, n_boot, args.fresh, args.reuse_runs)
         else:
             result = run_table(spec, n_boot)

@@ -158,3 +158,59 @@ def test_horizon_calibrators_fix_a_horizon_dependent_miscalibration_that_the_poo
     assert measured["far_minus_true"] == pytest.approx(pooled[far].mean() - truth[far].mean())
     assert measured["near_minus_true"] == pytest.approx(pooled[~far].mean() - truth[~far].mean())
     assert measured["abs_mean_gap"] == pytest.approx(abs(pooled.mean() - book["label"].mean()))
+
+
+def test_baselines_leave_out_a_feature_no_training_row_has():
+    """A third-simulator world writes only NPS surveys, so its CSAT features are empty: scikit-learn 1.9's
+    HistGradientBoosting raised on that column and the benchmark row was lost."""
+    rng = np.random.default_rng(0)
+    usage = rng.normal(size=400)
+    train = pd.DataFrame(
+        {
+            "account_id": [f"a{i}" for i in range(400)],
+            "usage": usage,
+            "survey_csat_latest": np.full(400, np.nan),
+            "label": (usage + rng.normal(size=400) < -0.8).astype(float),
+        }
+    )
+    probabilities = quality.baseline_probabilities(train, train.drop(columns="label"), seed=0)
+    assert set(probabilities) == set(quality.BASELINES)
+    for p in probabilities.values():
+        assert quality._auc(train["label"].to_numpy(), p) > 0.7
+
+
+def test_term_calibrator_and_the_term_breakdown_see_a_term_length_miscalibration():
+    """Annual terms churn far more than monthly ones at the same `usage`, and the booster never sees the term
+    length: the pooled map over-predicts monthly rows and under-predicts annual ones; `by_group` over `term_group`
+    shows it, and term_isotonic (one map per term-length group) removes it."""
+    from bench import paired_seeds
+    from models.risk_model import ChurnRiskModel
+
+    def world(seed: int) -> pd.DataFrame:
+        frame = _horizon_world(500, seed)
+        rng = np.random.default_rng(seed + 10)
+        annual = rng.random(len(frame)) < 0.5
+        truth = 1 / (1 + np.exp(-(-3.0 - frame["usage"] + np.where(annual, 2.5, 0.0))))
+        return frame.assign(
+            term_length_days=np.where(annual, 365, 30),
+            truth=truth,
+            label=(rng.random(len(frame)) < truth).astype(int),
+        )
+
+    labelled, book = world(1), world(2)
+    model = ChurnRiskModel(num_threads=1, n_estimators=200).fit(
+        labelled[["usage"]], labelled["label"], train_index=labelled.index[:1600],
+        valid_index=labelled.index[1600:], groups=labelled["account_id"],
+    )  # fmt: skip
+    pooled = model.predict_proba(book[["usage"]])[:, 1]
+    groups = paired_seeds.term_group(book["term_length_days"].to_numpy(dtype=float))
+    truth, y = book["truth"].to_numpy(), book["label"].to_numpy()
+    by_term = paired_seeds.by_group(groups, y, pooled, truth)
+    assert set(by_term) == {"monthly", "annual"}
+    rows, predicted, observed, true = by_term["monthly"]
+    assert rows == (groups == "monthly").sum() and predicted > true + 0.05 and observed == y[groups == "monthly"].mean()
+    assert by_term["annual"][1] < by_term["annual"][3] - 0.05
+    fitted = paired_seeds.horizon_calibrators(model, labelled, book)["term_isotonic"]
+    for group in ("monthly", "annual"):
+        chosen = groups == group
+        assert abs(fitted[chosen].mean() - truth[chosen].mean()) < 0.03, group
