@@ -77,7 +77,8 @@ def print_report(dataset: Dataset, console: Console) -> None:
     )
     if report.warnings:
         console.print(
-            f"[yellow]{len(report.warnings)} kinds of suspicious rows (excluded or kept, as stated):[/yellow]"
+            f"[yellow]{len(report.warnings)} {'kind' if len(report.warnings) == 1 else 'kinds'} of suspicious rows "
+            "(excluded or kept, as stated):[/yellow]"
         )
         for warning in report.warnings:
             console.print(f"  - {warning}", highlight=False, markup=False)

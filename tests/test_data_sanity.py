@@ -66,6 +66,7 @@ def test_validate_and_features_say_which_data_end_they_use_and_what_they_left_ou
     code, message = run_cli(["validate", "--data", str(data)], capsys)
     assert code == 0 and "Data end 2024-06-30 (latest event)" in message
     assert "logins.ts: 1 rows dated after the run's clock plus a day" in message and "excluded:" in message
+    assert "1 kind of suspicious rows (excluded or kept, as stated):" in message
     code, message = run_cli(
         ["features", "--data", str(data), "--out", str(tmp_path / "f.parquet"), "--as-of", "2024-01-01"],
         capsys,
