@@ -93,11 +93,12 @@ def _journal_dir(settings: Settings) -> Path:
 
 
 @contextmanager
-def _locked(journal_dir: Path) -> Iterator[None]:
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold `<folder>/.lock` exclusively: one process at a time commits a run or records deliveries."""
     import fcntl  # POSIX: the scoring commit needs an advisory lock (Linux, macOS)
 
-    journal_dir.mkdir(parents=True, exist_ok=True)
-    with (journal_dir / ".lock").open("a") as handle:
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -105,7 +106,8 @@ def _locked(journal_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _write_json(path: Path, document: dict[str, Any]) -> None:
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    """Write a JSON file whole or not at all (temporary name, fsync, rename)."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(document, indent=1))
     fsync_file(tmp)
@@ -195,7 +197,7 @@ def recover(settings: Settings) -> list[str]:
     journal_dir = _journal_dir(settings)
     if not journal_dir.is_dir():
         return []
-    with _locked(journal_dir):
+    with folder_lock(journal_dir):
         return _recover_locked(journal_dir)
 
 
@@ -242,7 +244,7 @@ def commit_scoring(
     commit_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{token}"
     check_workdir(settings, history_dir)
     experiment_id = configure_tracking(settings)
-    with _locked(journal_dir):
+    with folder_lock(journal_dir):
         recovered = _recover_locked(journal_dir)
         if history_read is not None and (changed := history_read.changed()):
             raise ChurnError(
@@ -270,7 +272,7 @@ def commit_scoring(
             "files": [[str(item.staged), str(item.target)] for _, items, _, _ in tables for item in items],
         }
         pending, committed = journal_dir / f"{commit_id}.pending", journal_dir / f"{commit_id}.commit"
-        _write_json(pending, document)
+        write_json(pending, document)
         try:
             for frame, items, kind, fmt in tables:
                 write_staged(frame, items, kind, fmt, sync=True)

@@ -709,18 +709,24 @@ def _spark_scores(features: pd.DataFrame, model, scorecard, settings: Settings) 
 
 
 def _deliver(run, settings: Settings) -> None:
-    from pipeline.webhook import notify
+    from pipeline.webhook import LEDGER_FOLDER, deliver
 
     try:
-        delivered = notify(run.alerts, settings.scoring.alerts)
+        delivery = deliver(run.alerts, settings.scoring.alerts, settings.workdir_path / LEDGER_FOLDER)
     except Exception as exc:  # the run is committed already: a delivery problem of any kind is a warning
         # an unexpected error's text may quote the URL with its secrets: name the error type only
         reason = str(exc) if isinstance(exc, ChurnError) else f"unexpected {type(exc).__name__}"
         run.warnings.append(f"the alerts were not delivered: {reason}")
         log.warning("alerts not delivered: %s", reason)
         return
-    if delivered:
-        run.notes.append(f"{len(run.alerts)} alert(s) delivered to the webhook")
+    if delivery is None:
+        return
+    earlier = f"{delivery.skipped} delivered by an earlier run of {', '.join(delivery.dates)}"
+    if not delivery.sent:
+        run.notes.append(f"no alert delivered to the webhook: all {earlier} (not sent again)")
+    else:
+        skipped = f"; {earlier} were not sent again" if delivery.skipped else ""
+        run.notes.append(f"{delivery.sent} alert(s) delivered to the webhook{skipped}")
 
 
 def _print_recovered(settings: Settings, console: Console) -> None:

@@ -2,6 +2,11 @@
 
 Alerts are computed by `models.alerts`; sending them is I/O, so it lives here at the edge. A
 failed delivery never undoes a committed scoring run: the caller turns it into a warning.
+
+Delivery is idempotent per alert: `<workdir>/alerts_delivered/as_of=DATE.json` lists every alert
+(account and reasons, as the alert table words it) the webhook accepted with a 2xx, so a re-run of
+a date -- a scheduler's retry, a run after a failed delivery -- sends only what was not delivered
+yet and a CSM never gets the same alert twice; an alert whose reasons changed is a new one.
 """
 
 from __future__ import annotations
@@ -12,12 +17,18 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 
 from features.errors import ChurnError, ConfigError
 from features.table import ACCOUNT_ID, AS_OF
+from pipeline.commit import folder_lock, write_json
 from pipeline.config import AlertSettings, redact_url
+
+LEDGER_FOLDER = "alerts_delivered"
 
 
 def _without_userinfo(url: str) -> tuple[str, dict[str, str]]:
@@ -82,10 +93,69 @@ def post_webhook(alerts: pd.DataFrame, url: str, timeout: float = 10.0, retries:
     raise ChurnError(f"Could not post alerts to the webhook {shown}{tries}: it {problem}.")
 
 
-def notify(alerts: pd.DataFrame, settings: AlertSettings) -> bool:
-    """Post the alerts when `scoring.alerts.webhook_url` is set and there is something to say."""
+@dataclass(frozen=True)
+class Delivery:
+    """What one delivery did: alerts posted now, and alerts an earlier run had delivered (not sent again)."""
+
+    sent: int
+    skipped: int
+    dates: tuple[str, ...]
+
+
+def ledger_path(ledger_dir: Path, as_of: str) -> Path:
+    """The ledger of the alerts of one scoring date that the webhook accepted."""
+    return ledger_dir / f"as_of={as_of}.json"
+
+
+def _read_ledger(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    try:
+        entries = json.loads(path.read_text())["delivered"]
+        if not all(isinstance(e, dict) and {ACCOUNT_ID, "reasons"} <= e.keys() for e in entries):
+            raise ValueError("an entry lacks account_id or reasons")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ChurnError(
+            f"The ledger of delivered alerts {path} cannot be read ({exc}); no alert was sent, so none is sent "
+            "twice. Repair it, or move it aside to send every alert of that date again."
+        ) from exc
+    return entries
+
+
+def _dates(alerts: pd.DataFrame) -> pd.Series:
+    return pd.to_datetime(alerts[AS_OF]).dt.strftime("%Y-%m-%d").fillna("undated")
+
+
+def deliver(alerts: pd.DataFrame, settings: AlertSettings, ledger_dir: Path) -> Delivery | None:
+    """Post the alerts no earlier run delivered, when `scoring.alerts.webhook_url` is set; None when off.
+
+    The ledger is read, the new alerts posted and, only after a 2xx answer, recorded (written whole
+    under a lock, so two runs of one date never both send an alert). A failed POST records nothing:
+    the next run of the date sends those alerts. A process killed between the answer and the record
+    sends them again (at least once, never lost).
+    """
     url = settings.webhook()
     if not url or alerts.empty:
-        return False
-    post_webhook(alerts, url, timeout=settings.webhook_timeout_seconds, retries=settings.webhook_retries)
-    return True
+        return None
+    keys = list(zip(_dates(alerts), alerts[ACCOUNT_ID].astype(str), alerts["reasons"].astype(str), strict=True))
+    dates = tuple(sorted({day for day, _, _ in keys}))
+    with folder_lock(ledger_dir):
+        ledgers = {day: _read_ledger(ledger_path(ledger_dir, day)) for day in dates}
+        done = {(day, e[ACCOUNT_ID], e["reasons"]) for day, entries in ledgers.items() for e in entries}
+        fresh = [key not in done for key in keys]
+        if any(fresh):
+            try:  # returns on a 2xx answer only: anything else raises
+                post_webhook(
+                    alerts[fresh], url, timeout=settings.webhook_timeout_seconds, retries=settings.webhook_retries
+                )
+            except ChurnError as exc:
+                raise ChurnError(
+                    f"{exc} A re-run of {', '.join(dates)} sends the {sum(fresh)} alert(s) not delivered yet."
+                ) from exc
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            new = [key for key, is_new in zip(keys, fresh, strict=True) if is_new]
+            for day, account, reasons in new:
+                ledgers[day].append({ACCOUNT_ID: account, "reasons": reasons, "delivered_at": stamp})
+            for day in sorted({day for day, _, _ in new}):
+                write_json(ledger_path(ledger_dir, day), {"as_of": day, "delivered": ledgers[day]})
+    return Delivery(sum(fresh), len(keys) - sum(fresh), dates)

@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -17,7 +18,7 @@ from models.alerts import ALERT_COLUMNS, score_alerts
 from models.scoring import risk_band
 from pipeline.config import AlertSettings, RiskBands, load_settings
 from pipeline.history import append_scores, latest_before, read_history
-from pipeline.webhook import notify, post_webhook
+from pipeline.webhook import Delivery, deliver, ledger_path, post_webhook
 
 SETTINGS = AlertSettings(score_drop=10, probability_level=0.5, renewal_days=90)
 BANDS = RiskBands(high=0.5, medium=0.2)
@@ -269,10 +270,11 @@ def webhook() -> Iterator[str]:
     server.server_close()
 
 
-def test_webhook_receives_the_alerts_as_json(webhook: str):
+def test_webhook_receives_the_alerts_as_json(webhook: str, tmp_path: Path):
     alerts = score_alerts(CURRENT, PREVIOUS, **_thresholds())
 
-    assert notify(alerts, SETTINGS.model_copy(update={"webhook_url": webhook})) is True
+    delivery = deliver(alerts, SETTINGS.model_copy(update={"webhook_url": webhook}), tmp_path)
+    assert delivery == Delivery(sent=6, skipped=0, dates=("2024-06-01",))
 
     (received,) = _Receiver.bodies
     assert received["content_type"] == "application/json"
@@ -284,10 +286,48 @@ def test_webhook_receives_the_alerts_as_json(webhook: str):
     assert payload["alerts"][-1]["previous_health_band"] is None  # F was not scored before
 
 
-def test_webhook_is_off_by_default_and_silent_without_alerts(webhook: str):
+def test_webhook_is_off_by_default_and_silent_without_alerts(webhook: str, tmp_path: Path):
     alerts = score_alerts(CURRENT, PREVIOUS, **_thresholds())
-    assert notify(alerts, SETTINGS) is False
-    assert notify(alerts.iloc[0:0], SETTINGS.model_copy(update={"webhook_url": webhook})) is False
+    assert deliver(alerts, SETTINGS, tmp_path) is None
+    assert deliver(alerts.iloc[0:0], SETTINGS.model_copy(update={"webhook_url": webhook}), tmp_path) is None
+    assert _Receiver.bodies == [] and list(tmp_path.iterdir()) == []
+
+
+def _posted() -> list[list[str]]:
+    return [[a["account_id"] for a in body["payload"]["alerts"]] for body in _Receiver.bodies]
+
+
+def test_an_alert_is_delivered_once_across_re_runs_and_failed_deliveries(webhook: str, tmp_path: Path):
+    """A re-run of a date POSTed every alert again; a failed delivery was only made good by re-sending all."""
+    alerts = score_alerts(CURRENT, PREVIOUS, **_thresholds())
+    settings, ledger = SETTINGS.model_copy(update={"webhook_url": webhook, "webhook_retries": 0}), tmp_path / "led"
+    everyone = alerts["account_id"].tolist()
+
+    _Receiver.status = 500  # the first delivery fails: nothing is recorded as delivered
+    with pytest.raises(ChurnError, match=r"HTTP 500 .*\. A re-run of 2024-06-01 sends the 6 alert\(s\) not delivered"):
+        deliver(alerts, settings, ledger)
+    assert not ledger_path(ledger, "2024-06-01").exists()
+
+    _Receiver.status = 200
+    assert deliver(alerts.iloc[:4], settings, ledger) == Delivery(4, 0, ("2024-06-01",))
+    assert deliver(alerts, settings, ledger) == Delivery(2, 4, ("2024-06-01",))  # only the two not delivered
+    assert deliver(alerts, settings, ledger) == Delivery(0, 6, ("2024-06-01",))  # nothing twice
+    assert _posted() == [everyone, everyone[:4], everyone[4:]]
+    recorded = json.loads(ledger_path(ledger, "2024-06-01").read_text())["delivered"]
+    assert sorted(e["account_id"] for e in recorded) == sorted(everyone)
+
+    changed = alerts.iloc[:1].assign(reasons="health band worsened from green to red")
+    assert deliver(changed, settings, ledger) == Delivery(1, 0, ("2024-06-01",))  # other reasons: a new alert
+    later = alerts.iloc[:1].assign(as_of=pd.Timestamp("2024-06-08"))
+    assert deliver(later, settings, ledger) == Delivery(1, 0, ("2024-06-08",))  # the same words another day
+    assert _posted()[3:] == [everyone[:1], everyone[:1]]
+
+
+def test_an_unreadable_ledger_sends_nothing(webhook: str, tmp_path: Path):
+    alerts = score_alerts(CURRENT, PREVIOUS, **_thresholds())
+    ledger_path(tmp_path, "2024-06-01").write_text('{"delivered": [')
+    with pytest.raises(ChurnError, match=r"ledger of delivered alerts .*as_of=2024-06-01\.json cannot be read"):
+        deliver(alerts, SETTINGS.model_copy(update={"webhook_url": webhook}), tmp_path)
     assert _Receiver.bodies == []
 
 

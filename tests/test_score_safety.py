@@ -198,27 +198,41 @@ def _settings_with(trained, tmp_path: Path, hook: str, retries: int):
 def test_alerts_are_posted_to_the_webhook_with_retries_and_no_secret_is_shown(
     trained, tmp_path: Path, hook: str, capsys, caplog
 ) -> None:
-    """Row 6: webhook_url did nothing; errors printed the whole URL with its token."""
+    """Row 6: webhook_url did nothing; errors printed the whole URL with its token. A re-run of a date (a
+    scheduler's retry, or to make good a failed delivery) POSTed every alert again: a CSM got duplicates."""
     config = _settings_with(trained, tmp_path, hook, retries=2)
-    _Hook.statuses = [503]  # one failure, then the retry succeeds
     args = ["score", "--data", str(trained["data"]), "--config", str(config), "--as-of", LATER,
-            "--out", str(tmp_path / "s.parquet"), "--no-history"]  # fmt: skip
+            "--out", str(tmp_path / "s.parquet")]  # fmt: skip
+    _Hook.statuses = [500, 500, 500]
     code, output = run_cli(args, capsys)
-    assert code == 0, output
-    assert [r["status"] for r in _Hook.received] == [503, 200] and _Hook.received[1]["alerts"] > 0
-    assert _Hook.received[1]["path"] == f"/hooks/churn?token={SECRET}"
-    assert _Hook.received[1]["auth"] == "Basic " + base64.b64encode(f"bot:{SECRET}".encode()).decode()
-    assert "alert(s) delivered to the webhook" in output
-
-    _Hook.statuses, _Hook.received = [500, 500, 500], []
-    code, output = run_cli(args, capsys)
+    outputs = [output]
     assert code == 0, "a failed delivery is a warning: the scores still land"
-    assert len(_Hook.received) == 3 and (tmp_path / "s.parquet").exists()
+    alerts = len(pd.read_parquet(tmp_path / "s_alerts.parquet"))
+    assert alerts > 0 and [r["alerts"] for r in _Hook.received] == [alerts] * 3
     text = " ".join(output.split())
     assert "warning: the alerts were not delivered: The alert webhook http://127.0.0.1:" in text
     assert "/hooks/churn (query hidden) answered HTTP 500" in text and "after 3 attempts" in text
+    assert f"A re-run of {LATER} sends the {alerts} alert(s) not delivered yet" in text
+
+    _Hook.statuses, _Hook.received = [503], []  # the re-run: one failure, then the retry succeeds
+    code, output = run_cli(args, capsys)
+    outputs.append(output)
+    assert code == 0, output
+    assert [(r["status"], r["alerts"]) for r in _Hook.received] == [(503, alerts), (200, alerts)]
+    assert _Hook.received[1]["path"] == f"/hooks/churn?token={SECRET}"
+    assert _Hook.received[1]["auth"] == "Basic " + base64.b64encode(f"bot:{SECRET}".encode()).decode()
+    assert f"{alerts} alert(s) delivered to the webhook" in " ".join(output.split())
+
+    _Hook.received = []  # run again, kept in the history or a trial: every alert was delivered already
+    for extra in ([], ["--no-history"]):
+        code, output = run_cli([*args, *extra], capsys)
+        outputs.append(output)
+        assert code == 0 and _Hook.received == [], output
+        assert f"no alert delivered to the webhook: all {alerts} delivered by an earlier run of {LATER}" in " ".join(
+            output.split()
+        )
     logged = " ".join(r.getMessage() for r in caplog.records)
-    assert SECRET not in output and SECRET not in logged and "bot:" not in output
+    assert SECRET not in "".join(outputs) + logged and "bot:" not in "".join(outputs)
 
 
 def test_a_logged_configuration_file_keeps_the_webhook_secret_out_of_mlflow(trained, tmp_path: Path, hook) -> None:
