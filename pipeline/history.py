@@ -35,6 +35,13 @@ def partition_path(history_dir: str | Path, as_of: pd.Timestamp) -> Path:
     return Path(history_dir) / f"{PARTITION_PREFIX}{as_of:%Y-%m-%d}" / PART_FILE
 
 
+def later_dates(history_dir: str | Path, as_of: str | pd.Timestamp) -> list[str]:
+    """The scoring dates of the history after `as_of`: a backfill's later runs, whose trends and alerts were
+    computed without it."""
+    day = pd.Timestamp(as_of).normalize()
+    return [f"{d:%Y-%m-%d}" for d in _partitions(history_dir) if d > day]
+
+
 def _scoring_dates(scores: pd.DataFrame, what: str) -> pd.Series:
     if AS_OF not in scores.columns or ACCOUNT_ID not in scores.columns:
         raise ChurnError(f"{what} needs '{ACCOUNT_ID}' and '{AS_OF}' columns; it has {list(scores.columns)[:10]}.")

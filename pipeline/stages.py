@@ -31,7 +31,7 @@ from pipeline.console import (
     print_warnings,
     warnings_once,
 )
-from pipeline.history import HistoryRead
+from pipeline.history import HistoryRead, later_dates, partition_path
 from pipeline.io import Legacy, check_output_dir, claimed_output_dir, write_output, write_output_file
 from pipeline.loading import Dataset, load_dataset
 from pipeline.progress import progress_bars
@@ -639,6 +639,7 @@ def score_date(
     if left_out:
         run.notes.insert(0, left_out)
     run.notes.insert(0, used)  # first: which model, trained on what
+    scored_before = history and partition_path(history_dir, pd.Timestamp(when)).exists()
     result, recovered = commit_scoring(
         settings,
         run.scores,
@@ -655,6 +656,13 @@ def score_date(
     )
     run.warnings += recovered
     run.notes.append(f"MLflow scoring run {result.run_id} (drift per feature, alerts)")
+    if history and (later := later_dates(history_dir, when)):
+        shown = ", ".join(later[:5]) + (f" and {len(later) - 5} more" if len(later) > 5 else "")
+        compared = "with this date as it was scored before" if scored_before else "without this date"
+        run.notes.append(
+            f"runs of later dates ({shown}) were compared {compared}: their trends and alerts stand "
+            "(re-score them, oldest first, to compare them with this run)"
+        )
     if deliver_alerts:
         _deliver(run, settings)
     return run

@@ -91,6 +91,22 @@ def test_accounts_missing_from_accounts_are_not_scored_nor_alerted(trained) -> N
     assert {w.table for w in unknown} >= {"subscriptions", "logins"} and all(w.excluded for w in unknown)
 
 
+def test_a_backfill_says_that_the_later_runs_were_compared_without_it(trained) -> None:
+    """Scoring a date before runs already in the history left their trends and alerts as computed without
+    it, silently."""
+    settings, dataset = trained["settings"], trained["dataset"]
+    later, backfill = pd.Timestamp("2025-11-01").date(), pd.Timestamp("2025-10-15").date()
+    assert score_date(dataset, later, settings, None, history=True, deliver_alerts=False).notes
+    notes = " ".join(score_date(dataset, backfill, settings, None, history=True, deliver_alerts=False).notes)
+    assert "runs of later dates (2025-11-01) were compared without this date: their trends and alerts stand" in notes
+    again = " ".join(score_date(dataset, backfill, settings, None, history=True, deliver_alerts=False).notes)
+    assert "runs of later dates (2025-11-01) were compared with this date as it was scored before" in again
+    trial = " ".join(score_date(dataset, backfill, settings, None, history=False, deliver_alerts=False).notes)
+    assert "runs of later dates" not in trial, "a run kept out of the history changes no comparison"
+    latest = " ".join(score_date(dataset, later, settings, None, history=True, deliver_alerts=False).notes)
+    assert "runs of later dates" not in latest
+
+
 @pytest.mark.parametrize(("signum", "code", "point"), [(signal.SIGINT, 130, "staged"), (signal.SIGTERM, 143, "logged")])
 def test_an_interrupted_score_exits_non_zero_and_leaves_nothing(
     trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, signum: int, code: int, point: str
