@@ -14,6 +14,7 @@ How the health score uses them (`apply_overrides`):
 - the band follows the score actually shown; the rule's own values stay beside it in `rule_*`
   columns, and `override_ids` names the overrides applied (how the next run tells which expired).
 
+An override ended early applies to the dates before the day it was ended (re-runs of them keep it).
 When an override applied in the previous run is gone in this one (its period ended, it was ended
 early or the store no longer has it), `expiry_reasons` says so in words for the account's alert:
 "health score override expired (was 35, set by jane until 2026-12-01); rule score now 41".
@@ -216,17 +217,20 @@ def overlaps(a_from: date | None, a_until: date, b_from: date | None, b_until: d
 
 
 def in_force(records: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """The overrides that apply at `as_of`: not ended, started (or open) and not expired; one per target.
+    """The overrides that apply at `as_of`: started (or open), not expired and not ended; one per target.
 
-    An ended override (ended early, or superseded by a later one for an overlapping period) never
-    applies again. Should two still qualify for the same account and target, the later recorded wins.
+    An override ended (early, or superseded by a later one for an overlapping period) applies to no
+    date from the day it was ended (UTC) on, but still to the dates before: a re-run of such a date
+    keeps the judgement that was in force then, and the next date's run raises the expiry alert.
+    Should two qualify for the same account and target, the later recorded wins.
     """
     if records.empty:
         return records.reindex(columns=list(RECORD_COLUMNS))
     day = pd.Timestamp(as_of).normalize()
     starts = pd.to_datetime(records["valid_from"])
     ends = pd.to_datetime(records["valid_until"])
-    live = records["ended_at"].isna() & (starts.isna() | (starts <= day)) & (ends >= day)
+    ended = pd.to_datetime(records["ended_at"]).dt.normalize()
+    live = (ended.isna() | (day < ended)) & (starts.isna() | (starts <= day)) & (ends >= day)
     current = records[live].sort_values("override_id", kind="stable")
     key = [ACCOUNT_ID, "kind", current["category"].fillna("")]
     return current.groupby(key, sort=False, dropna=False).tail(1).reset_index(drop=True)
@@ -381,7 +385,8 @@ def _expiry_sentence(override_id: str, by_id: pd.DataFrame, row: pd.Series) -> s
     target = target_name(kind, category)
     set_by = f"was {record['rating']}, set by {record['author']} until {pd.Timestamp(record['valid_until']).date()}"
     how = "expired"
-    if pd.notna(record["ended_at"]):
+    ended = pd.Timestamp(record["ended_at"])  # an end recorded after its last day changed nothing: it expired
+    if pd.notna(ended) and ended.normalize() <= pd.Timestamp(record["valid_until"]):
         how = "was replaced" if record["end_kind"] == "superseded" else f"was ended early by {record['end_author']}"
         if record["end_kind"] != "superseded":
             set_by += f"; ended because: {record['end_reason']}"

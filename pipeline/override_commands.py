@@ -320,10 +320,12 @@ def run_expire(
         return chosen
 
     ended = end_overrides(settings.workdir_path, select, reason=reason or "", author=author)
+    today = pd.Timestamp.now(tz="UTC").date()  # the store's ends are recorded in UTC
     for _, record in ended.iterrows():
         console.print(
             f"Ended override #{record['override_id']} ({record[ACCOUNT_ID]}, {describe_target(record)} = "
-            f"{record['rating']}); from the next scoring run the rule score applies and the account's CSM is alerted.",
+            f"{record['rating']}); from scoring date {today} on the rule score applies and the account's CSM is "
+            "alerted (re-runs of earlier dates keep it).",
             markup=False,
             highlight=False,
         )

@@ -278,8 +278,8 @@ def end_overrides(
 ) -> pd.DataFrame:
     """End the live overrides `select` picks from the live ones (in one transaction); returns them.
 
-    Ended overrides apply to no scoring run from now on, whatever its date; the next run raises the
-    expiry alert for the accounts that had them.
+    Ended overrides apply to no scoring date from today (UTC) on, and still to earlier dates (a re-run of
+    one keeps the judgement in force then); the next run raises the expiry alert for the accounts that had them.
     """
     reason = " ".join(reason.split())
     if not reason:

@@ -150,6 +150,31 @@ def test_an_ended_whole_account_override_names_the_score_shown_when_a_category_o
     )
 
 
+def test_an_override_ended_early_still_applies_to_the_dates_before_its_end() -> None:
+    """An ended override applied to no date at all: a re-run of a date before the end dropped the judgement
+    that was in force then, and the run after it raised no "ended early" alert."""
+    overrides = records(
+        {"override_id": 1, "account_id": "A", "kind": "category", "category": "adoption", "value": 80.0,
+         "rating": "80", "valid_until": UNTIL, "ended_at": pd.Timestamp("2025-04-20 15:30"), "end_kind": "ended",
+         "end_author": "li", "end_reason": "renewed"},
+    )  # fmt: skip
+    assert in_force(overrides, FIRST)["override_id"].tolist() == [1]
+    assert in_force(overrides, pd.Timestamp("2025-04-19"))["override_id"].tolist() == [1]
+    assert in_force(overrides, pd.Timestamp("2025-04-20")).empty and in_force(overrides, SECOND).empty
+    previous = apply_overrides(scores_frame(), in_force(overrides, FIRST), CARD).scores
+    current = apply_overrides(scores_frame(), in_force(overrides, SECOND), CARD).scores
+    assert previous.set_index("account_id").at["A", "health_adoption"] == 80.0
+    (sentence,) = expiry_reasons(current, previous, overrides)[0]
+    assert sentence == (
+        f"adoption override was ended early by li (was 80, set by jane until {UNTIL}; ended because: renewed); "
+        "rule score now 20"
+    )
+    late = overrides.assign(ended_at=pd.Timestamp("2025-06-02 09:00"))  # ended once its period was over
+    assert in_force(late, SECOND)["override_id"].tolist() == [1]
+    (sentence,) = expiry_reasons(current, previous, late)[0]
+    assert sentence.startswith(f"adoption override expired (was 80, set by jane until {UNTIL})")
+
+
 # ------------------------------------------------------------------------------ the store
 def settings_in(root: Path, **changes):
     return load_settings(None, {"workdir": str(root / "work"), **changes})
@@ -241,6 +266,23 @@ def test_an_override_names_the_account_the_data_holds_trimmed_as_loading_trims(t
     ended = run_expire(ids=[], account=" B", category=None, whole_account=False, sentiment=False, reason="renewed",
                        by="li", settings=settings, console=QUIET)  # fmt: skip
     assert ended["account_id"].tolist() == ["B"]
+
+
+def test_an_override_expired_in_the_store_applies_until_the_day_before(tiny_data_dir: Path, tmp_path: Path) -> None:
+    """The store records when an override was ended (UTC): a re-run of an earlier date keeps it, and
+    `overrides list` on such a date shows it in force then."""
+    settings = settings_in(tmp_path)
+    record(settings, until="2999-01-01", data=tiny_data_dir)
+    run_expire(ids=[1], account=None, category=None, whole_account=False, sentiment=False, reason="renewed",
+               by="li", settings=settings, console=QUIET)  # fmt: skip
+    stored = read_records(settings.workdir_path)
+    day = stored.at[0, "ended_at"].normalize()
+    assert in_force(stored, day - pd.Timedelta(days=1))["override_id"].tolist() == [1]
+    assert in_force(stored, day).empty and in_force(stored, day + pd.Timedelta(days=30)).empty
+    before = (day - pd.Timedelta(days=1)).date()
+    assert run_list(account=None, as_of=before, everything=False, settings=settings, console=QUIET)[
+        "override_id"
+    ].tolist() == [1]
 
 
 def test_a_corrupt_or_foreign_or_newer_store_is_refused(tmp_path: Path) -> None:
