@@ -717,10 +717,14 @@ def _spark_scores(features: pd.DataFrame, model, scorecard, settings: Settings) 
 
 
 def _deliver(run, settings: Settings) -> None:
-    from pipeline.webhook import LEDGER_FOLDER, deliver
+    from pipeline.webhook import LEDGER_FOLDER, UnrecordedDelivery, deliver
 
     try:
         delivery = deliver(run.alerts, settings.scoring.alerts, settings.workdir_path / LEDGER_FOLDER)
+    except UnrecordedDelivery as exc:  # delivered: saying "not delivered" would be wrong
+        run.warnings.append(str(exc))
+        log.warning("%s", exc)
+        return
     except Exception as exc:  # the run is committed already: a delivery problem of any kind is a warning
         # an unexpected error's text may quote the URL with its secrets: name the error type only
         reason = str(exc) if isinstance(exc, ChurnError) else f"unexpected {type(exc).__name__}"

@@ -102,6 +102,10 @@ class Delivery:
     dates: tuple[str, ...]
 
 
+class UnrecordedDelivery(ChurnError):
+    """The webhook accepted the alerts but the ledger could not record it: a re-run sends them again."""
+
+
 def ledger_path(ledger_dir: Path, as_of: str) -> Path:
     """The ledger of the alerts of one scoring date that the webhook accepted."""
     return ledger_dir / f"as_of={as_of}.json"
@@ -157,5 +161,12 @@ def deliver(alerts: pd.DataFrame, settings: AlertSettings, ledger_dir: Path) -> 
             for day, account, reasons in new:
                 ledgers[day].append({ACCOUNT_ID: account, "reasons": reasons, "delivered_at": stamp})
             for day in sorted({day for day, _, _ in new}):
-                write_json(ledger_path(ledger_dir, day), {"as_of": day, "delivered": ledgers[day]})
+                path = ledger_path(ledger_dir, day)
+                try:
+                    write_json(path, {"as_of": day, "delivered": ledgers[day]})
+                except OSError as exc:
+                    raise UnrecordedDelivery(
+                        f"{sum(fresh)} alert(s) were delivered to the webhook, but the ledger {path} could not "
+                        f"record them ({exc}): a re-run of {day} sends them again."
+                    ) from exc
     return Delivery(sum(fresh), len(keys) - sum(fresh), dates)

@@ -18,7 +18,7 @@ from models.alerts import ALERT_COLUMNS, score_alerts
 from models.scoring import risk_band
 from pipeline.config import AlertSettings, RiskBands, load_settings
 from pipeline.history import append_scores, latest_before, read_history
-from pipeline.webhook import Delivery, deliver, ledger_path, post_webhook
+from pipeline.webhook import Delivery, UnrecordedDelivery, deliver, ledger_path, post_webhook
 
 SETTINGS = AlertSettings(score_drop=10, probability_level=0.5, renewal_days=90)
 BANDS = RiskBands(high=0.5, medium=0.2)
@@ -321,6 +321,14 @@ def test_an_alert_is_delivered_once_across_re_runs_and_failed_deliveries(webhook
     later = alerts.iloc[:1].assign(as_of=pd.Timestamp("2024-06-08"))
     assert deliver(later, settings, ledger) == Delivery(1, 0, ("2024-06-08",))  # the same words another day
     assert _posted()[3:] == [everyone[:1], everyone[:1]]
+
+
+def test_a_delivery_the_ledger_cannot_record_says_it_was_delivered(webhook: str, tmp_path: Path):
+    alerts = score_alerts(CURRENT, PREVIOUS, **_thresholds())
+    (tmp_path / ".as_of=2024-06-01.json.tmp").mkdir()  # the ledger's temporary file cannot be written
+    with pytest.raises(UnrecordedDelivery, match=r"6 alert\(s\) were delivered to the webhook, but the ledger"):
+        deliver(alerts, SETTINGS.model_copy(update={"webhook_url": webhook}), tmp_path)
+    assert len(_Receiver.bodies) == 1 and not ledger_path(tmp_path, "2024-06-01").exists()
 
 
 def test_an_unreadable_ledger_sends_nothing(webhook: str, tmp_path: Path):
