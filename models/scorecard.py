@@ -512,7 +512,13 @@ class ScorecardConfig(_Model):
             if lookup(col) is None and not (col in ACCOUNT_COLUMNS and col in rule_only)
         }
         if typos:
-            raise ConfigError(self._unknown_columns(typos, available | set(all_specs())))
+            message = self._unknown_columns(typos, available | set(all_specs()))
+            if rule_only & set(typos):
+                message += (
+                    "\nA segment rule on a column of accounts that is not a feature reads it from the data "
+                    "folder's accounts (--data); a feature table (--features FILE) holds features only."
+                )
+            raise ConfigError(message)
         sources = sources_of(available)
 
         def why(column: str) -> str:

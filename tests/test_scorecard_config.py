@@ -610,6 +610,8 @@ def test_a_segment_rule_may_name_an_accounts_column_a_metric_may_not() -> None:
         "column 'csm')" in adapted.notes[0]
     )
     assert list(adapted.config.segments) == ["top"]
+    with pytest.raises(ConfigError, match=r"(?s)'tier' \(rule of segment 'top'.*a feature table \(--features FILE\)"):
+        config.adapt_to(TABLE_COLUMNS)  # `churn train --features FILE`: no accounts to read tier from
     scored = {
         **ADAPTING,
         "segments": {},
