@@ -227,7 +227,7 @@ def near_miss_segment_values(table: pd.DataFrame, config: ScorecardConfig) -> li
 
 
 def _condition_mask(table: pd.DataFrame, condition: Condition, segment: str) -> np.ndarray:
-    column = table[condition.column]
+    column = _comparable(table[condition.column], condition.value)
     try:
         result = _COMPARE[condition.op](column, condition.value)
     except TypeError as exc:
@@ -236,6 +236,21 @@ def _condition_mask(table: pd.DataFrame, condition: Condition, segment: str) -> 
             f"(dtype {column.dtype}, e.g. {column.dropna().head(3).tolist()}) with {condition.value!r}."
         ) from exc
     return (pd.Series(result, index=table.index).fillna(False).astype(bool) & column.notna()).to_numpy()
+
+
+def _comparable(column: pd.Series, value: object) -> pd.Series:
+    """`column` as numbers when it holds text that is all numbers and the rule compares it with numbers: an
+    accounts column read from CSV is text, so `employees > 100` failed and `tier == 1` compared '1' with 1
+    and matched no account. Words stay words (`tier < 5` on gold/silver is the user's mistake, said)."""
+    values = value if isinstance(value, list) else [value]
+    numbers = bool(values) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    text = pd.api.types.is_object_dtype(column.dtype) or pd.api.types.is_string_dtype(column.dtype)
+    if not (numbers and text) or isinstance(column.dtype, pd.CategoricalDtype):
+        return column
+    try:
+        return pd.to_numeric(column.astype("object"), errors="raise")
+    except (TypeError, ValueError):
+        return column
 
 
 def metric_values(table: pd.DataFrame, metric: str, default: float | None) -> np.ndarray:

@@ -48,6 +48,7 @@ from pydantic import (
     model_validator,
 )
 
+from features.contract import ACCOUNTS
 from features.errors import ConfigError, config_error
 from features.registry import absence_reason, all_specs, lookup, sources_of
 from features.settings import empty_sections_as_defaults
@@ -390,8 +391,9 @@ class ScorecardConfig(_Model):
             for metric in category.metrics
         )
 
-    def required_columns(self) -> dict[str, str]:
-        """column -> where the configuration uses it (metrics, segment rules, percentile groups)."""
+    def required_columns(self, rules: bool = True) -> dict[str, str]:
+        """column -> where the configuration uses it (metrics, segment rules unless `rules=False`, percentile
+        groups)."""
         used: dict[str, str] = {}
         for name, card, conditions in _default_first(self.scorecards()):
             for cat, category in card.categories.items():
@@ -399,7 +401,7 @@ class ScorecardConfig(_Model):
                     used.setdefault(metric, f"metric in {name}.{cat}")
                     if isinstance(rule, PercentileMetric) and rule.within:
                         used.setdefault(rule.within, f"percentile 'within' of {name}.{cat}.{metric}")
-            for condition in conditions:
+            for condition in conditions if rules else ():
                 used.setdefault(condition.column, f"rule of segment '{name}' ({condition})")
         return used
 
@@ -410,28 +412,82 @@ class ScorecardConfig(_Model):
         if missing:
             raise ConfigError(self._unknown_columns(missing, available))
 
-    def check_feature_names(self, extra: Collection[str] = (), source: str | None = None) -> None:
-        """Raise ConfigError naming every column no feature family can produce (a typo, or a column of the
-        accounts table the feature table does not carry) besides `extra`.
+    def rule_attributes(self, table_columns: Collection[str] = ()) -> list[str]:
+        """The columns segment rules name that no feature family produces, besides `table_columns`:
+        attributes of the accounts table (the SPEC's `csm`, a team's own `tier` or `country`) that the
+        rule view reads from it, never the model (`Dataset.with_accounts_columns`)."""
+        return _unique(
+            condition.column
+            for _, _, conditions in self.scorecards()
+            for condition in conditions
+            if lookup(condition.column) is None and condition.column not in table_columns
+        )
 
-        A data folder's feature table holds the registry's features only, so a command that builds one
-        knows this before it reads any data; `adapt_to` found it after the features were built (minutes on
-        a large history)."""
-        used = dict(self.required_columns())
+    def check_feature_names(self, extra: Collection[str] = (), source: str | None = None) -> None:
+        """Raise ConfigError naming every column no feature family can produce besides `extra`, where no
+        data can hold it: a metric, a percentile group or `population_by` (the feature table holds the
+        registry's features only), or a segment rule naming a near miss of a feature (`tenure_dys`).
+
+        A command that builds a data folder's feature table knows this before it reads any data;
+        `adapt_to` found it after the features were built (minutes on a large history). Any other column a
+        rule names may be one of the data's accounts (`check_account_columns`, when the data is read)."""
+        scored = {c: where for c, where in self._scored_columns().items() if c not in extra and lookup(c) is None}
+        rules = self.required_columns()
+        typos = {
+            column: rules[column]
+            for column in self.rule_attributes(extra)
+            if column not in scored and column not in ACCOUNT_COLUMNS and _near_feature(column)
+        }
+        if scored or typos:
+            message = self._unknown_columns({**scored, **typos}, {*all_specs(), *extra}, source)
+            if scored:
+                message += (
+                    "\nA metric, percentile group or population_by reads a feature of the feature table (`churn "
+                    "features` writes them); a column of accounts that is not a feature (csm, or one of your own "
+                    "such as tier) can only pick a scorecard, in a segment rule (when: csm == <value>)."
+                )
+            raise ConfigError(message)
+
+    def check_account_columns(
+        self, accounts: Collection[str], extra: Collection[str] = (), source: str | None = None
+    ) -> None:
+        """Raise ConfigError naming every column a segment rule names that is neither a feature, nor in
+        `extra`, nor a column of this data's `accounts` (the raw table's columns), with the closest of them.
+
+        An optional accounts column of the SPEC (`csm`) that this data lacks is no mistake: as for any
+        absent source, `adapt_to` skips the segments whose rules need it, with a note."""
+        rules = self.required_columns()
+        unknown = {
+            column: rules[column]
+            for column in self.rule_attributes(extra)
+            if column not in accounts and column not in ACCOUNT_COLUMNS
+        }
+        if unknown:
+            listing = (
+                "A segment rule reads a feature (`churn features` writes them) or a column of accounts; this "
+                f"data's accounts has: {', '.join(accounts)}."
+            )
+            raise ConfigError(self._unknown_columns(unknown, {*all_specs(), *accounts}, source, listing))
+
+    def _scored_columns(self) -> dict[str, str]:
+        """column -> where, of the columns the scorecard scores or groups by (all but segment rules)."""
+        used = self.required_columns(rules=False)
         if self.population_by:  # used where the table has it: a misspelt one ranked across dates without a word
             used.setdefault(self.population_by, "population_by")
-        typos = {c: where for c, where in used.items() if c not in extra and lookup(c) is None}
-        if typos:
-            raise ConfigError(self._unknown_columns(typos, {*all_specs(), *extra}, source))
+        return used
 
-    def _unknown_columns(self, missing: dict[str, str], candidates: Collection[str], source: str | None = None) -> str:
+    def _unknown_columns(
+        self, missing: dict[str, str], candidates: Collection[str], source: str | None = None, listing: str = ""
+    ) -> str:
+        """The error's text: each column, where it is used and the closest candidate, then `listing` (by
+        default the first candidates)."""
         named = source or f"'{self.name}'"
         lines = [f"Health scorecard {named} uses {len(missing)} unknown feature(s)/column(s):"]
         for col, where in missing.items():
             close = difflib.get_close_matches(col, sorted(candidates), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             lines.append(f"  '{col}' ({where}){hint}")
-        lines.append(f"Available columns include: {', '.join(sorted(candidates)[:12])}")
+        lines.append(listing or f"Available columns include: {', '.join(sorted(candidates)[:12])}")
         return "\n".join(lines)
 
     def adapt_to(self, available: Collection[str]) -> AdaptedScorecard:
@@ -449,12 +505,25 @@ class ScorecardConfig(_Model):
         missing = {col: where for col, where in self.required_columns().items() if col not in available}
         if not missing:
             return AdaptedScorecard(self, ())
-        typos = {col: where for col, where in missing.items() if lookup(col) is None}
+        rule_only = set(self.rule_attributes()) - set(self._scored_columns())
+        typos = {
+            col: where
+            for col, where in missing.items()
+            if lookup(col) is None and not (col in ACCOUNT_COLUMNS and col in rule_only)
+        }
         if typos:
-            raise ConfigError(self._unknown_columns(typos, available | set(all_specs())))
+            message = self._unknown_columns(typos, available | set(all_specs()))
+            if rule_only & set(typos):
+                message += (
+                    "\nA segment rule on a column of accounts that is not a feature reads it from the data "
+                    "folder's accounts (--data); a feature table (--features FILE) holds features only."
+                )
+            raise ConfigError(message)
         sources = sources_of(available)
 
         def why(column: str) -> str:
+            if lookup(column) is None:  # an optional accounts column of the SPEC (csm)
+                return f"accounts has no column '{column}'"
             return absence_reason(column, sources, available)
 
         raw = self.model_dump(mode="python")
@@ -559,6 +628,15 @@ def _category_name_problems(names: Iterable[str], taken: dict[str, str]) -> list
                 "rename the category"
             )
     return problems
+
+
+ACCOUNT_COLUMNS = frozenset(column.name for column in ACCOUNTS.columns)
+"""The accounts columns of the SPEC: a segment rule on an optional one this data lacks is skipped."""
+
+
+def _near_feature(column: str) -> bool:
+    """A name so close to a feature's (`tenure_dys`) that it is a typo of it, not a column of accounts."""
+    return bool(difflib.get_close_matches(column, list(all_specs()), n=1, cutoff=0.85))
 
 
 def _categorical(column: str) -> bool:

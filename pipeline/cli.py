@@ -222,7 +222,7 @@ def features(
         raise ChurnError(f"--start {dates['start']} is after --end {dates['end']}: no snapshot date lies between.")
     if settings.engine == "spark":
         check_output_dir(out_file, "features", [])  # before the work; the folder is swapped in whole
-        dataset = load(data, settings, out)
+        dataset = load(data, settings, out, scorecard=False)
         rows, date_count, labelled, width = write_feature_folder(dataset, settings, out_file, **dates)
         out.print(
             f"Wrote {rows:,} snapshots ({date_count} dates, {labelled:,} labelled) x {width} features "
@@ -232,7 +232,7 @@ def features(
     else:
         output_format(out_file, allowed=("parquet",))
         check_output_file(out_file, "features", overwrite=overwrite)  # before the work, and again when writing
-        dataset = load(data, settings, out)
+        dataset = load(data, settings, out, scorecard=False)
         table = build_feature_table(dataset, settings, **dates)
         write_output(table, out_file, "features", overwrite=overwrite)
         rows, labelled = len(table), int(table["label"].notna().sum())

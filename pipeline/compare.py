@@ -246,6 +246,7 @@ def compare_history(
     """
     from features.build import build_features, snapshot_dates
     from pipeline.engines import feature_engine
+    from pipeline.stages import with_rule_attributes
 
     _step(progress, "features")
     if table is None:
@@ -254,7 +255,8 @@ def compare_history(
             table = build_features(
                 dataset, dates, settings.features, settings.data.grace_days, progress=progress, engine=engine
             )
-    adapted = load_scorecard(settings.healthscore_path()).adapt_to(table.columns)
+    rule_rows = with_rule_attributes(table, dataset, settings)  # the rule view's rows; the model's are `table`
+    adapted = load_scorecard(settings.healthscore_path()).adapt_to(rule_rows.columns)
     scorecard = adapted.config
 
     _step(progress, "split")
@@ -263,12 +265,13 @@ def compare_history(
         labelled, validation_share=settings.model.validation_share, grace_days=settings.data.grace_days
     )
     training, evaluation = labelled.loc[split.train_index], labelled.loc[split.valid_index]
+    rule_training, rule_evaluation = rule_rows.loc[split.train_index], rule_rows.loc[split.valid_index]
 
     _step(progress, "train model")
     fitted = fit_early_model(training, settings, model)
 
     _step(progress, "score")
-    frame = backtest_frame(evaluation, fitted, scorecard, settings)
+    frame = backtest_frame(rule_evaluation, fitted, scorecard, settings)
     if frame[HEALTH_SCORE].isna().all():
         raise DataContractError(
             f"compare: scorecard {settings.healthscore_path()} gave no health score on any of the "
@@ -280,7 +283,10 @@ def compare_history(
 
     _step(progress, "suggest weights")
     suggested = suggest_weights(
-        training, scorecard, evaluation_frame=evaluation, limits=SuggestionLimits(**settings.suggestions.model_dump())
+        rule_training,
+        scorecard,
+        evaluation_frame=rule_evaluation,
+        limits=SuggestionLimits(**settings.suggestions.model_dump()),
     )
     if adapted.notes:  # the suggestion covers only what this data can measure: say so in its YAML
         suggested = replace(suggested, notes=(*suggested.notes, "Fitted to the scorecard as adapted to this data:",

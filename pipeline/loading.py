@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from features.contract import EVENT_TABLES, TABLES
 from features.errors import DataContractError
 from features.sql.dialect import SPACES
+from features.table import ACCOUNT_ID
 from pipeline.io import literal_glob
 from pipeline.recent_history import RECENT_TABLES, create_recent_views, create_summary
 from pipeline.validation import (
@@ -68,6 +69,22 @@ class Dataset:
     sources: dict[str, str] = field(default_factory=dict)
     read_from: dict[str, pd.Timestamp] = field(default_factory=dict)
     """Tables read only from a date on (`load_dataset(read_from=...)`): older rows are summarised, not checked."""
+
+    def with_accounts_columns(self, table: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
+        """`table` (rows with an `account_id`) with those of `names` that this data's accounts table has and
+        `table` lacks, each row given its account's value (as loading kept them: `load_dataset(attributes=)`).
+
+        These are what a scorecard's segment rules read besides features (`csm`, a team's own `tier`): static
+        attributes, one value per account with no history of its changes, so every snapshot of an account
+        gets today's value, as the account features (segment, industry) do; the point-in-time contract is
+        about dated rows and is not at stake. The rule view reads them; the model never does."""
+        present = self.present_columns.get("accounts", ())
+        wanted = [n for n in names if n in present and n in self.accounts.columns and n not in table.columns]
+        if not wanted:
+            return table
+        by_id = self.accounts.set_index(self.accounts[ACCOUNT_ID].astype(str))
+        ids = table[ACCOUNT_ID].astype(str)
+        return table.assign(**{name: ids.map(by_id[name]) for name in wanted})
 
     @property
     def first_event(self) -> pd.Timestamp | None:
@@ -133,6 +150,7 @@ def load_dataset(
     read_from: pd.Timestamp | None = None,
     summary_cache: Path | None = None,
     window_cache: Path | None = None,
+    attributes: Collection[str] = (),
 ) -> Dataset:
     """Read every contract table found in `data_dir` (parquet file, CSV file or parquet folder).
 
@@ -144,7 +162,8 @@ def load_dataset(
     the checked rows from `read_from` on of files seen before are taken from `window_cache` when
     given (`pipeline/window_cache.py`).
     When rows from before `read_from` may be excluded as future-dated (the clock or `data_end` is
-    earlier), everything is read.
+    earlier), everything is read. `attributes`: columns outside the contract that `accounts` keeps if it
+    has them (those a scorecard's segment rules read: `with_accounts_columns`).
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -167,7 +186,7 @@ def load_dataset(
         if window is not None:
             windows[name] = window
         sources[name] = str(path)
-    return _finish(con, sources, data_end, grace_days, now, recent, windows)
+    return _finish(con, sources, data_end, grace_days, now, recent, windows, attributes)
 
 
 @dataclass(frozen=True)
@@ -329,6 +348,7 @@ def _finish(
     now: pd.Timestamp | None = None,
     recent: Mapping[str, RecentRead] | None = None,
     windows: Mapping[str, WindowRows] | None = None,
+    attributes: Collection[str] = (),
 ) -> Dataset:
     """Validate the raw views, then define the canonical ones (kept rows only) and collect the small tables.
 
@@ -343,7 +363,16 @@ def _finish(
             for name in sources
         }
         # raises DataContractError on fatal problems
-        report = validate(con, raw_types, data_end, grace_days, now, numbered=frozenset(recent), checked=checked)
+        report = validate(
+            con,
+            raw_types,
+            data_end,
+            grace_days,
+            now,
+            numbered=frozenset(recent),
+            checked=checked,
+            kept={"accounts": attributes},
+        )
     except duckdb.Error as exc:
         broken = _broken_file(con, sources)
         if broken is not None:

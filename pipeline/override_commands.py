@@ -48,7 +48,7 @@ def known_accounts(settings: Settings, data: Path | None) -> set[str]:
     if data is not None:
         from pipeline.stages import load
 
-        return set(load(data, settings).accounts[ACCOUNT_ID].astype(str))
+        return set(load(data, settings, scorecard=False).accounts[ACCOUNT_ID].astype(str))
     from pipeline.history import read_history
 
     history = read_history(settings.workdir_path / "history", columns=[ACCOUNT_ID])

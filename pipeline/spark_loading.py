@@ -18,7 +18,7 @@ driver, as the DuckDB path keeps them.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import reduce
@@ -32,7 +32,7 @@ from features.contract import TABLES
 from features.errors import ChurnError, DataContractError
 from features.sql.dialect import EPOCH_NANOS, SPARK
 from pipeline.loading import Dataset, header_names, hidden, utc_connection
-from pipeline.validation import SOURCE_ROW, canonical_view, validate, with_checked
+from pipeline.validation import SOURCE_ROW, canonical_view, kept_columns, validate, with_checked
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -323,9 +323,11 @@ def load_on_spark(
     grace_days: int = 30,
     progress: Progress | None = None,
     now: pd.Timestamp | None = None,
+    attributes: Collection[str] = (),
 ) -> SparkDataset:
     """Read, validate and type every contract table found in `data` (a path or URI the cluster reads)
-    on Spark; the same errors, report and kept rows as `load_dataset` on DuckDB."""
+    on Spark; the same errors, report and kept rows (and kept accounts `attributes`) as `load_dataset`
+    on DuckDB."""
     from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException
 
@@ -350,8 +352,10 @@ def load_on_spark(
     if not sources and files.kind(data) != "folder":
         raise DataContractError(f"Data directory {data} does not exist or is not a directory.")
     try:
-        report = validate(SparkRunner(spark), raw_types, data_end, grace_days, now, numbered=frozenset(raw_types))
-        frames = _kept_tables(spark, raw_types, report.keep)
+        kept = {"accounts": kept_columns("accounts", raw_types.get("accounts", {}), attributes)}
+        runner = SparkRunner(spark)
+        report = validate(runner, raw_types, data_end, grace_days, now, numbered=frozenset(raw_types), kept=kept)
+        frames = _kept_tables(spark, raw_types, report.keep, kept)
         con = _collected(frames)
     except (PySparkException, Py4JError) as exc:
         raise DataContractError(f"The input data cannot be read: {spark_error_message(exc)}") from exc
@@ -362,12 +366,15 @@ def load_on_spark(
     return SparkDataset.validated(con, sources, raw_types, report, frames=frames)
 
 
-def _kept_tables(spark: SparkSession, raw_types: dict[str, dict[str, str]], keep: dict[str, str]) -> dict[str, Any]:
-    """Each table's kept rows in canonical columns, as the session's view named as the table (accounts
-    first: the others' kept rows refer to it)."""
+def _kept_tables(
+    spark: SparkSession, raw_types: dict[str, dict[str, str]], keep: dict[str, str], kept: Mapping[str, list[str]]
+) -> dict[str, Any]:
+    """Each table's kept rows in canonical columns (and its `kept` ones), as the session's view named as
+    the table (accounts first: the others' kept rows refer to it)."""
     frames = {}
     for name in (n for n in TABLES if n in raw_types):
-        columns = ", ".join(SPARK.quote(column.name) for column in TABLES[name].columns)
+        names = [*(column.name for column in TABLES[name].columns), *kept.get(name, ())]
+        columns = ", ".join(SPARK.quote(column) for column in names)
         frame = spark.sql(f"SELECT {columns} FROM {SPARK.quote(canonical_view(name))} WHERE {keep[name]}")
         frame.createOrReplaceTempView(name)
         frames[name] = frame

@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from features.errors import ChurnError, ConfigError
+from features.table import META_COLUMNS
+from models.population import ACCOUNT_STATUS
 from pipeline.champion import ChampionLoad, champion_uri, check_tracking_server, model_provenance
 from pipeline.commit import ScoreOutputs, check_workdir, commit_scoring, recover
 from pipeline.config import Settings
@@ -38,6 +40,8 @@ from pipeline.progress import progress_bars
 from pipeline.recent_history import read_start
 
 log = logging.getLogger("churn")
+TABLE_COLUMNS = (*META_COLUMNS, ACCOUNT_STATUS)
+"""Columns of the rows a scorecard scores besides features: keys, label, term end, the population's status."""
 
 
 def run_generate(
@@ -70,18 +74,29 @@ def run_generate(
 
 
 def load(
-    data: Path | str, settings: Settings, console: Console | None = None, read_from: pd.Timestamp | None = None
+    data: Path | str,
+    settings: Settings,
+    console: Console | None = None,
+    read_from: pd.Timestamp | None = None,
+    *,
+    scorecard: bool = True,
 ) -> Dataset:
     """Load and validate the data directory; with a console, say which data end is used and what was excluded.
+
+    With `scorecard` (every command that scores health), `accounts` keeps the columns outside the contract
+    that the scorecard's segment rules name (`tier`), and a rule naming a column that is neither a feature
+    nor one of this data's accounts is refused here, before any feature is built.
 
     With `read_from`, the big event tables are read and validated from that day on (`load_dataset`), the
     summaries of their older rows and their checked rows of unchanged files kept in the workdir between runs.
     On the Spark engine, Spark reads and validates the tables itself, from a path or URI (`load_on_spark`).
     """
     cache = settings.workdir_path / "cache"
+    config = health_config(settings) if scorecard else None
+    attributes = config.rule_attributes(TABLE_COLUMNS) if config is not None else []
     with progress_bars() as progress:
         if settings.engine == "spark":
-            dataset = _load_on_spark(data, settings, progress)
+            dataset = _load_on_spark(data, settings, progress, attributes)
         else:
             dataset = load_dataset(
                 data,
@@ -91,7 +106,12 @@ def load(
                 read_from=read_from,
                 summary_cache=cache / "older-rows" if read_from is not None else None,
                 window_cache=cache / "window-rows" if read_from is not None else None,
+                attributes=attributes,
             )
+    if config is not None:
+        config.check_account_columns(
+            dataset.present_columns["accounts"], TABLE_COLUMNS, source=str(settings.healthscore_path())
+        )
     report = dataset.report
     log.info("data end %s (%s)", report.data_end.isoformat(), report.data_end_source)
     recent = (
@@ -114,14 +134,16 @@ def load(
     return dataset
 
 
-def _load_on_spark(data: Path | str, settings: Settings, progress) -> Dataset:
+def _load_on_spark(data: Path | str, settings: Settings, progress, attributes: list[str]) -> Dataset:
     from pipeline.engines import spark_session
     from pipeline.spark import spark_errors
     from pipeline.spark_loading import load_on_spark
 
     spark = spark_session(settings)
     with spark_errors():
-        return load_on_spark(spark, str(data), settings.data.data_end, settings.data.grace_days, progress)
+        return load_on_spark(
+            spark, str(data), settings.data.data_end, settings.data.grace_days, progress, attributes=attributes
+        )
 
 
 def snapshot_dates_for(
@@ -245,14 +267,13 @@ def health_config(settings: Settings):
 
 def check_scorecard(settings: Settings) -> None:
     """The configured scorecard, checked as far as it can be without data: valid, and every column it
-    reads one that a data folder's feature table can hold (features, and the scored population's status);
-    so are the features `features.category_overrides` names (a misspelt one was ignored without a word)."""
+    scores one that a data folder's feature table can hold (features, and the scored population's status;
+    a segment rule may also name a column of accounts, checked when the data is read: `load`); so are the
+    features `features.category_overrides` names (a misspelt one was ignored without a word)."""
     from features.registry import all_specs, lookup
-    from features.table import META_COLUMNS
-    from models.population import ACCOUNT_STATUS
 
     path = settings.healthscore_path()
-    health_config(settings).check_feature_names((*META_COLUMNS, ACCOUNT_STATUS), source=str(path))
+    health_config(settings).check_feature_names(TABLE_COLUMNS, source=str(path))
     unknown = [name for name in settings.features.category_overrides if lookup(name) is None]
     if unknown:
         hints = {name: difflib.get_close_matches(name, list(all_specs()), n=1) for name in unknown}
@@ -271,6 +292,12 @@ def preflight(settings: Settings) -> None:
     check_scorecard(settings)
     check_tracking_server(settings)
     settings.make_workdir()
+
+
+def with_rule_attributes(table: pd.DataFrame, dataset: Dataset, settings: Settings) -> pd.DataFrame:
+    """`table` with the accounts columns the scorecard's segment rules name that are not features (`csm`, a
+    team's own `tier`), for the rule view only: the model never gets them (`Dataset.with_accounts_columns`)."""
+    return dataset.with_accounts_columns(table, health_config(settings).rule_attributes(TABLE_COLUMNS))
 
 
 def scorecard_for(settings: Settings, columns: Iterable[str]):
@@ -301,27 +328,29 @@ def train_on_table(
     config: Path | None,
     promote: bool,
     console: Console,
-    data_end: pd.Timestamp | None = None,
+    dataset: Dataset | None = None,
     notes: Iterable[str] = (),
     data_source: str | None = None,
-    accounts: pd.DataFrame | None = None,
 ):
     """Train on a snapshot feature table, with the rule score as a baseline, and print the outcome.
 
-    `data_end` (the end of the data the labels were read against) is tagged on the training run;
-    `notes` (warnings about the data) are printed and logged with the run, after the scorecard's
-    adaptations to the table's columns. `data_source` and `accounts` (the data folder and its accounts
-    table) are what the model records it was trained on (`train_model`).
+    With the `dataset` the table was built from, its data end (what the labels were read against) is
+    tagged on the training run, its accounts are what the model records it was trained on with
+    `data_source` (the data folder: `train_model`), and the baseline's segment rules read its accounts
+    columns (`with_rule_attributes`). `notes` (warnings about the data) are printed and logged with the
+    run, after the scorecard's adaptations to the table's columns.
     """
     from pipeline.train import train_model
 
     config_files = [p for p in (config, settings.healthscore_path()) if p is not None]
-    scorecard = scorecard_for(settings, table.columns)
+    rule_rows = table if dataset is None else with_rule_attributes(table, dataset, settings)
+    scorecard = scorecard_for(settings, rule_rows.columns)
+    accounts = dataset.accounts if dataset is not None else None
     with progress_bars() as progress:
         result = train_model(
             table,
             settings,
-            rule_risk=rule_risk_of(table, scorecard.config),
+            rule_risk=rule_risk_of(rule_rows, scorecard.config),
             scorecard=scorecard.config,
             config_files=config_files,
             promote=promote,
@@ -330,10 +359,10 @@ def train_on_table(
             data_source=data_source,
             accounts=accounts,
         )
-    if data_end is not None:
+    if dataset is not None:
         from pipeline.tracking import tag_run
 
-        tag_run(result.run_id, {"data_end": pd.Timestamp(data_end).isoformat()})
+        tag_run(result.run_id, {"data_end": pd.Timestamp(dataset.data_end).isoformat()})
     print_training(result, console)
     return result
 
@@ -350,18 +379,16 @@ def run_train(
 
     preflight(settings)
     notes: list[str] = []
-    data_end = accounts = None
+    dataset = None
     if features_file:
         table = read_feature_table(str(features_file))
         source = f"feature table {Path(features_file).resolve()}"
     else:
         dataset = load(data, settings, console)
-        data_end, accounts, source = dataset.data_end, dataset.accounts, str(Path(data).resolve())
+        source = str(Path(data).resolve())
         notes += filter(None, [cadence_note(dataset, settings)])
         table = training_table(dataset, settings, notes)
-    result = train_on_table(
-        table, settings, config, promote, console, data_end, notes=notes, data_source=source, accounts=accounts
-    )
+    result = train_on_table(table, settings, config, promote, console, dataset, notes=notes, data_source=source)
     if data is not None:
         print_oracle(Path(data), result, console)
     return result
@@ -526,6 +553,7 @@ def rescored_history(
             feature_set=feature_set,
             engine=engine,
         )
+    features = with_rule_attributes(features, dataset, settings)
     runs = [
         rescore_health(
             history[days == day].reset_index(drop=True),
@@ -598,7 +626,7 @@ def score_date(
     from features.table import ACCOUNT_ID
     from pipeline.score import score_book, with_judgement  # after the model: imported by its thread
 
-    features = with_judgement(features, overrides)
+    features = with_rule_attributes(with_judgement(features, overrides), dataset, settings)
     # Trends and alerts always compare with the history; `history=False` (--no-history) only keeps this
     # run out of it, so a trial run raises the alerts the real one would.
     history_dir = settings.workdir_path / "history"
@@ -857,7 +885,7 @@ def run_explain(
         reason = f"has no term active on {when}" if known else "is not in accounts"
         raise ChurnError(f"Account '{account_id}' {reason}; nothing to explain.")
     overrides = read_records(settings.workdir_path)
-    row = with_judgement(row, overrides)
+    row = with_rule_attributes(with_judgement(row, overrides), dataset, settings)
     adapted = scorecard_for(settings, row.columns)
     print_warnings(adapted.notes, console)
     scorecard = adapted.config
@@ -988,10 +1016,9 @@ def _run_all(
         config,
         promote=False,
         console=console,
-        data_end=dataset.data_end,
+        dataset=dataset,
         notes=notes,
         data_source=str(Path(data).resolve()),
-        accounts=dataset.accounts,
     )
     print_oracle(Path(data), result, console)
     console.rule("score")

@@ -19,7 +19,7 @@ in `pipeline/spark_loading.py`), so both engines produce the same report and the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -143,6 +143,7 @@ def validate(
     now: pd.Timestamp | None = None,
     numbered: frozenset[str] = frozenset(),
     checked: Mapping[str, str] | None = None,
+    kept: Mapping[str, Collection[str]] | None = None,
 ) -> ValidationReport:
     """Validate the `__raw_<table>` views; raise on fatal problems, return the report otherwise.
 
@@ -154,7 +155,8 @@ def validate(
     gives, per numbered table, a query of more of its rows that passed these checks in an earlier
     run, already in canonical form with their `SOURCE_ROW` (`pipeline/window_cache.py`): they join
     the canonical rows unchecked (a check of them finds nothing, so the checks count and cite the
-    same rows).
+    same rows). `kept` names, per table, columns outside the contract its canonical rows keep as they are
+    (the accounts columns a scorecard's segment rules read: `Dataset.with_accounts_columns`).
     """
     run = DuckDBRunner(con, numbered) if isinstance(con, duckdb.DuckDBPyConnection) else con
     problems = _structural_problems(raw_types)
@@ -169,7 +171,7 @@ def validate(
         raise DataContractError(_format_problems(problems))
 
     tables = [name for name in TABLES if name in raw_types]  # accounts first: the others' kept rows need it
-    _canonical_views(run, raw_types, numbered, checked or {})
+    _canonical_views(run, raw_types, numbered, checked or {}, kept or {})
     literal = run.dialect.timestamp
     try:
         counts = _row_counts(run, tables, limit)
@@ -589,12 +591,29 @@ def _data_end(counts: dict[str, RowCounts], explicit: pd.Timestamp | None) -> tu
 
 
 # ------------------------------------------------------------------------------ kept rows
-def canonical_select(name: str, types: dict[str, str], d: Dialect = DUCKDB) -> str:
-    """The select list casting a table's raw columns (`types`) to the contract's (absent ones: defaults)."""
-    return ", ".join(c.select_sql(types.get(c.name), d) for c in TABLES[name].columns)
+def canonical_select(name: str, types: dict[str, str], d: Dialect = DUCKDB, kept: Collection[str] = ()) -> str:
+    """The select list casting a table's raw columns (`types`) to the contract's (absent ones: defaults),
+    then the `kept` columns outside the contract that the table has, as they are (`kept_columns`)."""
+    return ", ".join(
+        [c.select_sql(types.get(c.name), d) for c in TABLES[name].columns]
+        + [d.quote(column) for column in kept_columns(name, types, kept)]
+    )
 
 
-def _canonical_views(run: Runner, raw_types: RawTypes, numbered: frozenset[str], checked: Mapping[str, str]) -> None:
+def kept_columns(name: str, types: dict[str, str], wanted: Collection[str]) -> list[str]:
+    """Those of `wanted` that table `name` has (`types`) outside its contract; a name equal to a contract
+    column's but for case is not kept (SQL engines would take the two for one column)."""
+    contract = {column.name.casefold() for column in TABLES[name].columns}
+    return [column for column in wanted if column in types and column.casefold() not in contract]
+
+
+def _canonical_views(
+    run: Runner,
+    raw_types: RawTypes,
+    numbered: frozenset[str],
+    checked: Mapping[str, str],
+    kept: Mapping[str, Collection[str]],
+) -> None:
     """The canonical casts of every table, defined once (`canonical_view`), and for the exclusion and
     warning checks a temporary view of them numbered in file order (the rows an example cites).
 
@@ -603,7 +622,7 @@ def _canonical_views(run: Runner, raw_types: RawTypes, numbered: frozenset[str],
     several files has none either); examples are ordered by `SOURCE_ROW`."""
     q = run.dialect.quote
     for name, types in raw_types.items():
-        select = canonical_select(name, types, run.dialect)
+        select = canonical_select(name, types, run.dialect, kept.get(name, ()))
         numbers = f", {q(SOURCE_ROW)}" if name in numbered else ""
         run.canonical(name, f"SELECT {select}{numbers} FROM {q(f'__raw_{name}')}", checked.get(name))
         run.view(f"__typed_{name}", f"SELECT {_row_number(name, numbered)} AS __row, * FROM {q(canonical_view(name))}")

@@ -158,13 +158,23 @@ def test_a_scorecard_or_workdir_mistake_stops_a_command_before_it_reads_the_data
 
 
 def test_validate_checks_the_scorecard_of_the_configuration_too(tmp_path: Path, capsys) -> None:
-    """`churn validate --config` passed a scorecard that every later command refused."""
+    """`churn validate --config` passed a scorecard that every later command refused: a rule naming a near miss
+    of a feature is refused before the data is read; one naming a column of none of this data's accounts
+    (a rule may read csm or a team's own column), once they are read."""
     write_tables(tmp_path / "data", tiny_tables())
-    card = _scorecard(tmp_path, lambda raw: raw["segments"]["regulated"].update(when="csm == 'Digital CS'"))
     config = tmp_path / "c.yaml"
-    config.write_text(f"workdir: {tmp_path / 'work'}\nhealthscore: {card}\n")
-    code, message = run_cli(["validate", "--data", str(tmp_path / "data"), "--config", str(config)], capsys)
-    assert code == 1 and "'csm' (rule of segment 'regulated' (csm == 'Digital CS'))" in message, message
+    for when, fragment in [
+        (
+            "tenure_dys < 120",
+            "'tenure_dys' (rule of segment 'regulated' (tenure_dys < 120)); did you mean 'tenure_days'?",
+        ),
+        ("csm_name == 'Digital CS'", "'csm_name' (rule of segment 'regulated' (csm_name == 'Digital CS'))"),
+    ]:
+        card = _scorecard(tmp_path, lambda raw, when=when: raw["segments"]["regulated"].update(when=when))
+        config.write_text(f"workdir: {tmp_path / 'work'}\nhealthscore: {card}\n")
+        code, message = run_cli(["validate", "--data", str(tmp_path / "data"), "--config", str(config)], capsys)
+        assert code == 1 and fragment in message, message
+    assert "this data's accounts has: account_id, created_at, segment, regulated." in message
     assert not (tmp_path / "work").exists()
 
 

@@ -300,6 +300,18 @@ def test_each_row_is_scored_with_its_own_scorecard() -> None:
     assert frame["health_band"].tolist() == ["red", "green", "green"]
 
 
+def test_rules_with_numbers_read_a_text_column_of_numbers_as_numbers() -> None:
+    """An accounts column of the team's own read from CSV is text: `employees > 100` failed, and `tier == 1`
+    compared '1' with 1 and matched no account."""
+    segments = {
+        "big": {"when": "employees > 100", "categories": {}},
+        "one": {"when": "tier in [1, 2]", "categories": {}},
+    }
+    raw = card({"c": {"metrics": {"m": IDENTITY}}}, segments=segments)
+    table = pd.DataFrame({"m": [1.0] * 4, "employees": ["500", "20", None, "20"], "tier": ["3", "1", "1", None]})
+    assert assign_scorecards(table, parse_scorecard(raw)).tolist() == ["big", "one", "one", "default"]
+
+
 def test_rule_on_a_column_of_the_wrong_type_is_a_config_error() -> None:
     raw = card({"c": {"metrics": {"m": IDENTITY}}}, segments={"s": {"when": "tier < 5", "categories": {}}})
     table = pd.DataFrame({"m": [1.0], "tier": ["gold"]})  # a prepared table's own column

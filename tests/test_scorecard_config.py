@@ -591,3 +591,33 @@ def test_the_shipped_scorecards_adapt_to_usage_only_data() -> None:
         adapted = load_scorecard(path).adapt_to(usage_only)
         assert adapted.notes and adapted.config.metrics()
         assert set(adapted.config.metrics()) <= usage_only
+
+
+def test_a_segment_rule_may_name_an_accounts_column_a_metric_may_not() -> None:
+    """A rule on csm or a team's own tier was refused up front as an unknown feature; it picks its accounts'
+    scorecard now (the data's accounts are checked when read). A metric on one stays refused, saying why."""
+    rules = {**ADAPTING, "segments": {"digital": {"when": "csm == 'Digital CS'"}, "top": {"when": "tier == platinum"}}}
+    config = parse_scorecard(rules)
+    config.check_feature_names(["as_of"])
+    assert config.rule_attributes(["as_of"]) == ["csm", "tier"]
+    with pytest.raises(ConfigError) as err:
+        config.check_account_columns(["account_id", "created_at", "csm", "teir"], ["as_of"], source="card.yaml")
+    assert "'tier' (rule of segment 'top' (tier == 'platinum')); did you mean 'teir'?" in str(err.value)
+    config.check_account_columns(["account_id", "created_at", "tier"], ["as_of"])  # no csm: skipped, not refused
+    adapted = config.adapt_to({*TABLE_COLUMNS, "tier"})
+    assert (
+        "segment scorecard 'digital' skipped: its rule 'csm == 'Digital CS'' cannot be evaluated (accounts has no "
+        "column 'csm')" in adapted.notes[0]
+    )
+    assert list(adapted.config.segments) == ["top"]
+    with pytest.raises(ConfigError, match=r"(?s)'tier' \(rule of segment 'top'.*a feature table \(--features FILE\)"):
+        config.adapt_to(TABLE_COLUMNS)  # `churn train --features FILE`: no accounts to read tier from
+    scored = {
+        **ADAPTING,
+        "segments": {},
+        "default": {"categories": {"people": {"metrics": {"csm": {"scheme": "boolean"}}}}},
+    }
+    with pytest.raises(ConfigError) as err:
+        parse_scorecard(scored).check_feature_names(["as_of"])
+    assert "'csm' (metric in default.people)" in str(err.value)
+    assert "can only pick a scorecard, in a segment rule (when: csm == <value>)" in str(err.value)

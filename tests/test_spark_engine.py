@@ -8,6 +8,7 @@ build costs a job per statement, so the data are tiny and each table is built on
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -22,11 +23,12 @@ from features.table import read_feature_table
 from pipeline.config import load_settings
 from pipeline.loading import load_dataset
 from pipeline.spark_loading import load_on_spark, register_tables
-from pipeline.stages import build_feature_table, score_date, train_on_table
+from pipeline.stages import build_feature_table, load, score_date, train_on_table
 from pipeline.synthetic import generate
 from tests.conftest import run_cli, write_tables
 from tests.feature_data import RANDOM_DATA_END, RANDOM_START, padded, random_tables
 from tests.test_leakage import SETTINGS, rewrite_after
+from tests.test_rule_attributes import CARD, expected_scorecard, with_tier
 
 pytestmark = pytest.mark.spark
 
@@ -158,6 +160,24 @@ def test_scoring_on_spark_from_a_uri_gives_the_duckdb_scores(world, spark):
     assert len(expected.scores) > 7
     assert (expected.scores["account_status"] == "churned").any()
     assert_same_table(got.scores, expected.scores)
+
+
+def test_segment_rules_on_accounts_columns_pick_the_same_scorecards_on_spark(world, tmp_path):
+    """Segments on csm and a team's own tier: Spark keeps them in its accounts, the rows its tasks score
+    (mapInPandas) carry them, and every account gets the scorecard, hence the scores, DuckDB gives it."""
+    _, data, settings, _, _, result = world
+    shutil.copytree(data, tmp_path / "data")
+    accounts = with_tier(tmp_path / "data")
+    (tmp_path / "card.yaml").write_text(CARD)
+    settings = settings.model_copy(update={"healthscore": str(tmp_path / "card.yaml")})
+    expected = score_date(load(tmp_path / "data", settings), SCORE_DATE, settings, result.model_uri, history=False)
+    spark_settings = settings.model_copy(update={"engine": "spark"})
+    on_spark = load((tmp_path / "data").as_uri(), spark_settings)
+    got = score_date(on_spark, SCORE_DATE, spark_settings, result.model_uri, history=False)
+    assert_same_table(got.scores, expected.scores)
+    chosen = got.scores["health_scorecard"]
+    assert chosen.tolist() == expected_scorecard(accounts)[got.scores["account_id"]].tolist()
+    assert {"digital", "platinum"} <= set(chosen)
 
 
 def test_bad_input_fails_with_the_same_message_on_both_engines(tmp_path, capsys):
