@@ -128,8 +128,10 @@ class Dataset:
         data_end: str | pd.Timestamp | None = None,
         grace_days: int = 30,
         now: pd.Timestamp | None = None,
+        attributes: Collection[str] = (),
     ) -> Dataset:
-        """Build a dataset from in-memory tables (tests, notebooks, prepared extracts)."""
+        """Build a dataset from in-memory tables (tests, notebooks, prepared extracts); `attributes` as in
+        `load_dataset`: the accounts columns outside the contract that segment rules read."""
         con = utc_connection()
         sources: dict[str, str] = {}
         for name, frame in tables.items():
@@ -138,7 +140,7 @@ class Dataset:
             con.register(f"__frame_{name}", frame)
             con.execute(f'CREATE VIEW "__raw_{name}" AS SELECT * FROM "__frame_{name}"')
             sources[name] = f"<in-memory {name}>"
-        return _finish(con, sources, data_end, grace_days, now)
+        return _finish(con, sources, data_end, grace_days, now, attributes=attributes)
 
 
 def load_dataset(

@@ -16,10 +16,11 @@ from rich.console import Console
 
 from pipeline.champion import champion_uri
 from pipeline.config import load_settings
+from pipeline.loading import Dataset
 from pipeline.stages import run_explain
 from pipeline.synthetic import generate
 from pipeline.tracking import load_model
-from tests.conftest import run_churn, run_cli
+from tests.conftest import run_churn, run_cli, tiny_tables
 
 pytestmark = pytest.mark.slow
 
@@ -147,3 +148,15 @@ def test_a_rule_on_csm_where_the_data_has_none_is_skipped_with_a_warning(world, 
     expected = expected_scorecard(accounts.assign(csm=None))
     assert scores["health_scorecard"].tolist() == expected[scores["account_id"]].tolist()
     assert "platinum" in set(scores["health_scorecard"])
+
+
+def test_in_memory_tables_keep_the_accounts_columns_rules_name() -> None:
+    """`Dataset.from_frames` (notebooks, prepared extracts) keeps them as `load_dataset` does, so a notebook's
+    rule view picks the same scorecards as the commands."""
+    tables = tiny_tables()
+    accounts = tables["accounts"]
+    tables["accounts"] = accounts.assign(tier=["platinum"] + ["gold"] * (len(accounts) - 1), other="x")
+    dataset = Dataset.from_frames(tables, attributes=["tier"])
+    rows = pd.DataFrame({"account_id": accounts["account_id"].astype(str)})
+    got = dataset.with_accounts_columns(rows, ["tier", "other"])
+    assert got["tier"].tolist() == tables["accounts"]["tier"].tolist() and "other" not in got
