@@ -83,7 +83,7 @@ def score_prepared(path: Path, id_col: str, model: ChurnRiskModel, settings: Set
     """
     from pipeline.train import parse_ids, read_prepared_table
 
-    frame = read_prepared_table(path)
+    frame = read_prepared_table(path, text_columns=[id_col])
     if id_col not in frame.columns:
         raise ChurnError(f"--table {path}: id column '{id_col}' not found; columns are {list(frame.columns)[:12]}.")
     ids = parse_ids(frame[id_col], id_col, f"--table {path}").astype(str)

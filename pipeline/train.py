@@ -176,7 +176,7 @@ def train_prepared_table(
     The time column is taken as the moment each row's label was observed (no grace gap).
     """
     settings = settings or Settings()
-    frame = read_prepared_table(path)
+    frame = read_prepared_table(path, text_columns=[id_col])
     table, notes = prepare_table(frame, id_col, label_col, time_col, source=Path(path).name)
     _report(progress, 0)
     n_folds, seed = settings.model.cv_folds, settings.model.seed
@@ -199,7 +199,9 @@ def train_prepared_table(
 
 
 # ----------------------------------------------------------------------------- prepared tables
-def read_prepared_table(path: str | Path) -> pd.DataFrame:
+def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """The table as pandas reads it, with `text_columns` of a CSV read as text: an id `007` stays `007`
+    (pandas would read the number 7 and score account `7`)."""
     path = Path(path)
     if not path.exists():
         raise DataContractError(f"--table {path}: the file does not exist.")
@@ -207,7 +209,7 @@ def read_prepared_table(path: str | Path) -> pd.DataFrame:
         if path.is_dir() or path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
         if path.suffix.lower() in (".csv", ".txt"):
-            return pd.read_csv(path)
+            return pd.read_csv(path, dtype=dict.fromkeys(text_columns, str))
     except (OSError, ValueError) as exc:
         raise DataContractError(f"--table {path}: cannot be read ({exc}).") from exc
     raise DataContractError(f"--table {path}: unknown format '{path.suffix}' (use .parquet, .csv or a parquet folder).")
@@ -231,7 +233,11 @@ def _parse_labels(values: pd.Series, name: str) -> pd.Series:
 
 def parse_ids(values: pd.Series, name: str, source: str = "--table") -> pd.Series:
     """The id column of a prepared table, trimmed as a data folder's ids are (`trim_ids`); a missing id is
-    refused (it would train or score as an account named 'nan' or '  ')."""
+    refused (it would train or score as an account named 'nan' or '  '). A whole number stored as a
+    float reads as an integer, as in a data folder (R and pandas write integer ids with gaps as doubles)."""
+    if pd.api.types.is_float_dtype(values):
+        whole = values.notna() & (values % 1 == 0)
+        values = values.astype("string").mask(whole, values[whole].astype("int64").astype("string"))
     ids = trim_ids(values).replace("", pd.NA)
     missing = ids.isna()
     if missing.any():

@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from churn_sim import simulate_feature_table
+from conftest import run_cli
 
 from features.errors import ConfigError, DataContractError
 from pipeline.config import Settings, load_settings
-from pipeline.train import prepare_table, train_model, train_prepared_table
+from pipeline.train import parse_ids, prepare_table, train_model, train_prepared_table
 
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
 
@@ -204,3 +205,27 @@ def test_a_model_that_learned_nothing_says_so(tmp_path):
     _telco_like().to_csv(informative, index=False)
     result = train_prepared_table(informative, "customerID", "Churn", None, _settings(tmp_path / "again"))
     assert not any("learned nothing" in note for note in result.notes)
+
+
+# ------------------------------------------------------------- prepared tables as teams export them
+def _cli_config(tmp_path) -> str:
+    path = tmp_path / "c.yaml"
+    path.write_text(f"workdir: {tmp_path / 'work'}\nmodel:\n  tune_trials: 2\n  num_threads: 1\n")
+    return str(path)
+
+
+def test_ids_of_a_csv_keep_their_leading_zeros_and_float_ids_read_as_integers(tmp_path, capsys):
+    """A CSV's id column was read as numbers: account `00042` trained and scored as `42`."""
+    frame = _telco_like(400).assign(customerID=[f"{i:05d}" for i in range(400)])
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    config = _cli_config(tmp_path)
+    code, text = run_cli(["train", "--table", str(tmp_path / "t.csv"), "--id", "customerID", "--label", "Churn",
+                          "--config", config], capsys)  # fmt: skip
+    assert code == 0, text
+    out = tmp_path / "s.parquet"
+    code, text = run_cli(["score", "--table", str(tmp_path / "t.csv"), "--id", "customerID", "--out", str(out),
+                          "--config", config], capsys)  # fmt: skip
+    assert code == 0 and "trained on other data" not in text, text
+    assert pd.read_parquet(out)["account_id"].tolist()[:3] == ["00000", "00001", "00002"]
+    # R and pandas write integer ids with gaps as doubles: 2.0 is account 2, as in a data folder
+    assert parse_ids(pd.Series([2.0, 10.0, 2.5]), "id").tolist() == ["2", "10", "2.5"]
