@@ -81,13 +81,22 @@ def score_prepared(path: Path, id_col: str, model: ChurnRiskModel, settings: Set
     The table holds the columns the model was trained on (`churn train --table`); a label column,
     if present, is ignored.
     """
-    from pipeline.train import parse_ids, read_prepared_table
+    from pipeline.train import feature_name, parse_ids, read_prepared_table
 
     frame = read_prepared_table(path, text_columns=[id_col])
     if id_col not in frame.columns:
         raise ChurnError(f"--table {path}: id column '{id_col}' not found; columns are {list(frame.columns)[:12]}.")
     ids = parse_ids(frame[id_col], id_col, f"--table {path}").astype(str)
-    features = frame.drop(columns=[id_col]).assign(**{ACCOUNT_ID: ids, AS_OF: pd.NaT})
+    features = frame.drop(columns=[id_col])
+    wanted = set(model.feature_names_in_) - set(features.columns)
+    renamed = {c: feature_name(c) for c in features.columns if feature_name(c) in wanted}
+    if len(set(renamed.values())) < len(renamed):  # e.g. `a b` and `a:b`, both feature `a_b`
+        name = next(n for n in renamed.values() if list(renamed.values()).count(n) > 1)
+        raise DataContractError(
+            f"--table {path}: columns {[c for c, n in renamed.items() if n == name]} are all feature '{name}' "
+            "of the model; keep one of them."
+        )
+    features = features.rename(columns=renamed).assign(**{ACCOUNT_ID: ids, AS_OF: pd.NaT})
     missing = [c for c in model.feature_names_in_ if c not in features.columns]
     if missing:  # most often the champion of event data (`churn train --data`), not the table's own model
         version = model.metadata_.get("model_version")

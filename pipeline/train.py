@@ -19,6 +19,7 @@ first, so both paths share one implementation.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -73,6 +74,9 @@ from pipeline.progress import ProgressCallback
 SHAP_SAMPLE_ROWS = 5_000
 STEPS = ("split", "tune and fit model", "fit logistic baseline", "evaluate", "plots", "log to MLflow")
 HIGH_CARDINALITY_SHARE = 0.5  # text columns with more distinct values than this share of rows are ids/free text
+UNSAFE_IN_NAME = re.compile(r'[\s",:\[\]{}]')
+"""What LightGBM cannot keep in a feature name: whitespace (it writes `_`, so the column named by the model
+is not found when scoring) and JSON punctuation (it refuses the name)."""
 
 
 @dataclass
@@ -260,10 +264,20 @@ def prepare_table(
     if absent:
         raise DataContractError(f"{source}: column(s) {absent} not found; columns are {list(frame.columns)[:12]}.")
     others = [c for c in frame.columns if c not in needed]
-    clashes = [c for c in others if c in META_COLUMNS]
+    clashes = [c for c in others if feature_name(c) in META_COLUMNS]
     if clashes:
         raise DataContractError(
-            f"{source}: feature column(s) {clashes} clash with reserved names {list(META_COLUMNS)}."
+            f"{source}: feature column(s) {clashes} clash with reserved names {list(META_COLUMNS)}; "
+            "rename or drop them."
+        )
+    named: dict[str, list[object]] = {}
+    for column in others:
+        named.setdefault(feature_name(column), []).append(column)
+    if twice := {name: columns for name, columns in named.items() if len(columns) > 1}:
+        name, columns = next(iter(twice.items()))
+        raise DataContractError(
+            f"{source}: columns {columns} would all be feature '{name}' (a model feature name holds no "
+            'whitespace nor any of ",:[]{}); rename one of them.'
         )
     table = pd.DataFrame(
         {ACCOUNT_ID: parse_ids(frame[id_col], id_col, source), LABEL: _parse_labels(frame[label_col], label_col)},
@@ -283,15 +297,27 @@ def prepare_table(
         table[AS_OF] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us]")
         table[TERM_END] = table[AS_OF]
     notes: list[str] = []
+    columns: dict[str, pd.Series] = {}
     for name in others:
         column, note = _feature_column(frame[name], name)
         if note:
             notes.append(note)
         else:
-            table[name] = column
+            columns[feature_name(name)] = column
+    if renamed := [
+        f"'{c}' -> '{feature_name(c)}'" for c in others if feature_name(c) in columns and feature_name(c) != c
+    ]:
+        notes.append(f"renamed {', '.join(renamed)}: a model feature name holds no whitespace nor any of " + '",:[]{}')
+    table = pd.concat([table, pd.DataFrame(columns, index=frame.index)], axis=1)  # one block: wide tables stay fast
     if not feature_columns(table):
         raise DataContractError(f"{source}: no usable feature columns besides '{id_col}' and '{label_col}'.")
     return table, notes
+
+
+def feature_name(column: object) -> str:
+    """The model's name for a prepared table's column: `Monthly Charges` is feature `Monthly_Charges`, at
+    training and at scoring alike (`UNSAFE_IN_NAME`)."""
+    return UNSAFE_IN_NAME.sub("_", str(column))
 
 
 def _feature_column(values: pd.Series, name: str) -> tuple[pd.Series | None, str | None]:

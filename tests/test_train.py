@@ -229,3 +229,26 @@ def test_ids_of_a_csv_keep_their_leading_zeros_and_float_ids_read_as_integers(tm
     assert pd.read_parquet(out)["account_id"].tolist()[:3] == ["00000", "00001", "00002"]
     # R and pandas write integer ids with gaps as doubles: 2.0 is account 2, as in a data folder
     assert parse_ids(pd.Series([2.0, 10.0, 2.5]), "id").tolist() == ["2", "10", "2.5"]
+
+
+def test_columns_named_as_spreadsheets_name_them_train_and_score(tmp_path, capsys):
+    """`Monthly Charges` trained (LightGBM named the feature `Monthly_Charges`) but no table could be scored
+    ("lacks 1 feature(s) the model needs: Monthly_Charges"); `Payment: method` failed training with an
+    internal error ("special JSON characters")."""
+    frame = _telco_like(400).rename(columns={"MonthlyCharges": "Monthly Charges", "Contract": "Contract [type]"})
+    frame = frame.assign(**{"Payment: method": np.where(frame.index % 3 == 0, "card", "bank")})
+    frame.to_parquet(tmp_path / "t.parquet")
+    config = _cli_config(tmp_path)
+    args = ["--table", str(tmp_path / "t.parquet"), "--id", "customerID", "--config", config]
+    code, text = run_cli(["train", *args, "--label", "Churn"], capsys)
+    assert code == 0, text
+    assert "renamed 'Contract [type]' -> 'Contract__type_', 'Monthly Charges' -> 'Monthly_Charges'" in text
+    out = tmp_path / "s.parquet"
+    code, text = run_cli(["score", *args, "--out", str(out)], capsys)
+    assert code == 0, text
+    scores = pd.read_parquet(out)
+    assert (
+        scores["churn_probability"].between(0, 1).all() and scores["top_drivers"].str.contains("Contract__type_").any()
+    )
+    with pytest.raises(DataContractError, match=r"columns \['a b', 'a:b'\] would all be feature 'a_b'"):
+        prepare_table(frame.assign(**{"a b": 1, "a:b": 2}), "customerID", "Churn", None)
