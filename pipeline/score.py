@@ -75,13 +75,16 @@ def score_table(
     return score_features(features, model, scorecard, settings, progress=progress).scores
 
 
-def score_prepared(path: Path, id_col: str, model: ChurnRiskModel, settings: Settings) -> pd.DataFrame:
-    """Score an already aggregated per-account table (`churn score --table`), ML view only.
+def score_prepared(
+    path: Path, id_col: str, model: ChurnRiskModel, settings: Settings
+) -> tuple[pd.DataFrame, list[str]]:
+    """Score an already aggregated per-account table (`churn score --table`), ML view only; returns the
+    scores and warnings (values of a categorical column the model never saw, which score as missing).
 
-    The table holds the columns the model was trained on (`churn train --table`); a label column,
-    if present, is ignored.
+    The table holds the columns the model was trained on (`churn train --table`), typed as training
+    typed them (`as_trained`), whatever the file format; a label column, if present, is ignored.
     """
-    from pipeline.train import feature_name, parse_ids, read_prepared_table
+    from pipeline.train import as_trained, feature_name, parse_ids, read_prepared_table
 
     frame = read_prepared_table(path, text_columns=[id_col])
     if id_col not in frame.columns:
@@ -106,7 +109,21 @@ def score_prepared(path: Path, id_col: str, model: ChurnRiskModel, settings: Set
             f"of the table, e.g. {missing[:5]}; score it with the model `churn train --table` trained on a table "
             "like it (--model-uri models:/NAME@champion, or its model.name in the configuration)."
         )
-    return score_table(features, model, None, settings)
+    typed = {
+        name: as_trained(features[name], name, model.categories_.get(name), f"--table {path}")
+        for name in model.feature_names_in_
+    }
+    warnings = []
+    for name, levels in model.categories_.items():
+        unseen = typed[name].notna() & ~typed[name].isin(levels)
+        if unseen.any():
+            examples = ", ".join(repr(v) for v in typed[name][unseen].unique()[:3])
+            warnings.append(
+                f"--table {path}: column '{name}' holds values the model never saw in training in "
+                f"{int(unseen.sum()):,} rows (e.g. {examples}); they are scored as missing"
+            )
+    features = features.assign(**typed)
+    return score_table(features, model, None, settings), warnings
 
 
 def scorecard_changes(scores: pd.DataFrame, previous: pd.DataFrame) -> list[str]:

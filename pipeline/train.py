@@ -219,7 +219,8 @@ def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> p
     raise DataContractError(f"--table {path}: unknown format '{path.suffix}' (use .parquet, .csv or a parquet folder).")
 
 
-_LABEL_WORDS = {"1": 1, "0": 0, "true": 1, "false": 0, "yes": 1, "no": 0, "y": 1, "n": 0, "1.0": 1, "0.0": 0}
+_BOOLEAN_WORDS = {"true": 1, "false": 0, "t": 1, "f": 0, "yes": 1, "no": 0, "y": 1, "n": 0}
+_LABEL_WORDS = {**_BOOLEAN_WORDS, "1": 1, "0": 0, "1.0": 1, "0.0": 0}
 
 
 def _parse_labels(values: pd.Series, name: str) -> pd.Series:
@@ -235,14 +236,19 @@ def _parse_labels(values: pd.Series, name: str) -> pd.Series:
     return parsed.astype("Int8")
 
 
+def as_text(values: pd.Series) -> pd.Series:
+    """Values as text, a whole number stored as a float written as an integer (`2`, not `2.0`)."""
+    if not pd.api.types.is_float_dtype(values):
+        return values.astype("string")
+    whole = values.notna() & (values % 1 == 0)
+    return values.astype("string").mask(whole, values[whole].astype("int64").astype("string"))
+
+
 def parse_ids(values: pd.Series, name: str, source: str = "--table") -> pd.Series:
     """The id column of a prepared table, trimmed as a data folder's ids are (`trim_ids`); a missing id is
     refused (it would train or score as an account named 'nan' or '  '). A whole number stored as a
     float reads as an integer, as in a data folder (R and pandas write integer ids with gaps as doubles)."""
-    if pd.api.types.is_float_dtype(values):
-        whole = values.notna() & (values % 1 == 0)
-        values = values.astype("string").mask(whole, values[whole].astype("int64").astype("string"))
-    ids = trim_ids(values).replace("", pd.NA)
+    ids = trim_ids(as_text(values)).replace("", pd.NA)
     missing = ids.isna()
     if missing.any():
         examples = ", ".join(f"row {i}: {'' if pd.isna(v) else v!r}" for i, v in values[missing].head(3).items())
@@ -336,6 +342,26 @@ def _feature_column(values: pd.Series, name: str) -> tuple[pd.Series | None, str
     if distinct > max(50, HIGH_CARDINALITY_SHARE * text.notna().sum()):
         return None, f"dropped '{name}': {distinct:,} distinct text values (an id or free text)"
     return text.astype("category"), None
+
+
+def as_trained(values: pd.Series, name: str, levels: Sequence[str] | None, source: str) -> pd.Series:
+    """A column of a table to score, typed as `_feature_column` typed it at training: a categorical
+    feature (`levels`) as trimmed text, numbers included (a CSV of `1`/`2` reads as numbers, its training
+    levels were `'1'`/`'2'`); a numeric one as numbers, parsed from text (booleans as 1/0) when given so."""
+    if levels is not None:
+        return as_text(values).str.strip().replace("", pd.NA)
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return values
+    text = values.astype("string").str.strip().replace("", pd.NA)
+    parsed = pd.to_numeric(text, errors="coerce").fillna(text.str.lower().map(_BOOLEAN_WORDS).astype("Float64"))
+    bad = parsed.isna() & text.notna()
+    if bad.any():
+        examples = ", ".join(f"row {i}: {v!r}" for i, v in values[bad].head(3).items())
+        raise DataContractError(
+            f"{source}, column '{name}': {int(bad.sum())} values are not numbers, and the model learnt it as a "
+            f"number ({examples})."
+        )
+    return parsed.astype("float64")
 
 
 # ------------------------------------------------------------------------------------ the core

@@ -252,3 +252,33 @@ def test_columns_named_as_spreadsheets_name_them_train_and_score(tmp_path, capsy
     )
     with pytest.raises(DataContractError, match=r"columns \['a b', 'a:b'\] would all be feature 'a_b'"):
         prepare_table(frame.assign(**{"a b": 1, "a:b": 2}), "customerID", "Churn", None)
+
+
+def test_a_table_to_score_is_typed_as_training_typed_it_whatever_its_format(tmp_path, capsys):
+    """Training trims text and reads a column of numbers and words as categories, but scoring did not:
+    a CSV with padded text (` One year `) scored every row as an unseen category, without a word (up to
+    0.4 off), and a categorical column holding only numbers in the file to score was refused."""
+    rng = np.random.default_rng(3)
+    frame = _telco_like(600).assign(tier=lambda f: rng.choice(["1", "2", "gold"], len(f)), vip=rng.random(600) < 0.3)
+    frame.to_parquet(tmp_path / "t.parquet")
+    config = _cli_config(tmp_path)
+    args = ["--id", "customerID", "--config", config]
+    code, text = run_cli(["train", "--table", str(tmp_path / "t.parquet"), "--label", "Churn", *args], capsys)
+    assert code == 0, text
+    book = frame.drop(columns="Churn").assign(tier=lambda f: f["tier"].replace("gold", "1"))
+    book.to_parquet(tmp_path / "book.parquet")
+    code, text = run_cli(["score", "--table", str(tmp_path / "book.parquet"), "--out", str(tmp_path / "a.parquet"),
+                          *args], capsys)  # fmt: skip
+    assert code == 0 and "never saw" not in text, text
+    padded = book.assign(Contract=" " + book["Contract"] + " ", vip=np.where(book["vip"], "yes", "no"))
+    padded.to_csv(tmp_path / "book.csv", index=False)  # tier reads as numbers 1 and 2 from the CSV
+    code, text = run_cli(["score", "--table", str(tmp_path / "book.csv"), "--out", str(tmp_path / "b.parquet"),
+                          *args], capsys)  # fmt: skip
+    assert code == 0, text
+    expected = pd.read_parquet(tmp_path / "a.parquet")["churn_probability"]
+    pd.testing.assert_series_equal(pd.read_parquet(tmp_path / "b.parquet")["churn_probability"], expected)
+    book.assign(tier="platinum").to_parquet(tmp_path / "new.parquet")
+    code, text = run_cli(["score", "--table", str(tmp_path / "new.parquet"), "--out", str(tmp_path / "c.parquet"),
+                          *args], capsys)  # fmt: skip
+    assert code == 0 and "column 'tier' holds values the model never saw in training in 600 rows (e.g. 'platinum'); " \
+        "they are scored as missing" in text, text  # fmt: skip
