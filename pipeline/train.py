@@ -220,18 +220,28 @@ def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> p
 
 
 _BOOLEAN_WORDS = {"true": 1, "false": 0, "t": 1, "f": 0, "yes": 1, "no": 0, "y": 1, "n": 0}
-_LABEL_WORDS = {**_BOOLEAN_WORDS, "1": 1, "0": 0, "1.0": 1, "0.0": 0}
+_OUTCOME_WORDS = {"churned": 1, "churn": 1, "cancelled": 1, "canceled": 1, "retained": 0, "stayed": 0, "renewed": 0}
+_LABEL_WORDS = {**_BOOLEAN_WORDS, **_OUTCOME_WORDS, "1": 1, "0": 0, "1.0": 1, "0.0": 0}
 
 
-def _parse_labels(values: pd.Series, name: str) -> pd.Series:
-    """1 = churned, 0 = stayed, <NA> = unknown; accepts 0/1, booleans and yes/no/true/false."""
+def _parse_labels(values: pd.Series, name: str, source: str) -> pd.Series:
+    """1 = churned, 0 = stayed, <NA> = unknown; accepts 0/1, booleans, yes/no/true/false and outcome words
+    (churned/cancelled, retained/stayed/renewed). Both outcomes must be there: a model learns from both."""
     text = values.astype("string").str.strip().str.lower()
     parsed = text.map(_LABEL_WORDS, na_action="ignore")
     bad = parsed.isna() & text.notna() & (text != "")
     if bad.any():
         examples = ", ".join(f"row {i}: {v!r}" for i, v in values[bad].head(3).items())
+        found = ", ".join(repr(v) for v in values[bad].astype("string").str.strip().unique()[:5])
         raise DataContractError(
-            f"--table label column '{name}': {int(bad.sum())} values are not 0/1, true/false or yes/no ({examples})."
+            f"{source}, label column '{name}': {int(bad.sum())} values are not an outcome ({examples}; values "
+            f"{found}); use 1/0, true/false, yes/no or churned/retained (a blank label is an unknown outcome)."
+        )
+    outcomes = parsed.dropna().astype(int)
+    if outcomes.nunique() < 2:
+        only = "no labelled row" if outcomes.empty else f"all {len(outcomes):,} labelled rows are {outcomes.iloc[0]}"
+        raise DataContractError(
+            f"{source}, label column '{name}': {only}; a churn model needs churned (1) and retained (0) rows."
         )
     return parsed.astype("Int8")
 
@@ -286,7 +296,10 @@ def prepare_table(
             'whitespace nor any of ",:[]{}); rename one of them.'
         )
     table = pd.DataFrame(
-        {ACCOUNT_ID: parse_ids(frame[id_col], id_col, source), LABEL: _parse_labels(frame[label_col], label_col)},
+        {
+            ACCOUNT_ID: parse_ids(frame[id_col], id_col, source),
+            LABEL: _parse_labels(frame[label_col], label_col, source),
+        },
         index=frame.index,
     )
     if time_col is not None:
@@ -296,6 +309,12 @@ def prepare_table(
             examples = ", ".join(f"row {i}: {v!r}" for i, v in frame.loc[bad, time_col].head(3).items())
             raise DataContractError(
                 f"{source}.{time_col}: {int(bad.sum())} values are not ISO-8601 dates ({examples})."
+            )
+        if when.isna().any():  # the split could not place the row in time
+            rows = ", ".join(str(i) for i in when.index[when.isna()][:3])
+            raise DataContractError(
+                f"{source}.{time_col}: {int(when.isna().sum())} values are missing (rows {rows}); the out-of-time "
+                "split needs the date of every row."
             )
         table[AS_OF] = when.astype("datetime64[us]")
         table[TERM_END] = table[AS_OF]
@@ -315,6 +334,10 @@ def prepare_table(
     ]:
         notes.append(f"renamed {', '.join(renamed)}: a model feature name holds no whitespace nor any of " + '",:[]{}')
     table = pd.concat([table, pd.DataFrame(columns, index=frame.index)], axis=1)  # one block: wide tables stay fast
+    if unknown := int(table[LABEL].isna().sum()):
+        notes.append(
+            f"{unknown:,} rows have no label in '{label_col}' (an unknown outcome): not trained or validated on"
+        )
     if not feature_columns(table):
         raise DataContractError(f"{source}: no usable feature columns besides '{id_col}' and '{label_col}'.")
     return table, notes

@@ -106,7 +106,7 @@ def test_bad_prepared_tables_are_refused_with_column_and_examples(tmp_path):
     with pytest.raises(DataContractError, match=r"column\(s\) \['Churned'\] not found"):
         prepare_table(frame, "customerID", "Churned", None)
     bad_labels = frame.assign(Churn=["Yes", "maybe", *frame["Churn"].iloc[2:]])
-    with pytest.raises(DataContractError, match=r"label column 'Churn': 1 values are not 0/1.*row 1: 'maybe'"):
+    with pytest.raises(DataContractError, match=r"label column 'Churn': 1 values are not an outcome.*row 1: 'maybe'"):
         prepare_table(bad_labels, "customerID", "Churn", None)
     bad_time = frame.assign(SignupMonth=["soon", *frame["SignupMonth"].astype(str).iloc[1:]])
     with pytest.raises(DataContractError, match=r"SignupMonth: 1 values are not ISO-8601 dates \(row 0: 'soon'\)"):
@@ -282,3 +282,24 @@ def test_a_table_to_score_is_typed_as_training_typed_it_whatever_its_format(tmp_
                           *args], capsys)  # fmt: skip
     assert code == 0 and "column 'tier' holds values the model never saw in training in 600 rows (e.g. 'platinum'); " \
         "they are scored as missing" in text, text  # fmt: skip
+
+
+def test_labels_as_teams_write_them_and_the_outcomes_a_model_cannot_learn_from():
+    """`churned`/`retained` were refused as "not 0/1"; a label of one outcome failed later with advice about
+    subscription terms ("feature table: all 200 labelled rows renewed ... use a longer history"); blank labels
+    were left out of training without a word; a blank time said "feature table.as_of: 150 missing dates"."""
+    frame = _telco_like(300)
+    words = frame.assign(Churn=np.where(frame["Churn"] == "Yes", "Churned", " retained"))
+    assert prepare_table(words, "customerID", "Churn", None)[0]["label"].tolist() == (frame["Churn"] == "Yes").tolist()
+    blanks = frame.assign(Churn=frame["Churn"].where(frame.index % 10 != 0))
+    table, notes = prepare_table(blanks, "customerID", "Churn", None, source="t.csv")
+    assert table["label"].isna().sum() == 30
+    assert "30 rows have no label in 'Churn' (an unknown outcome): not trained or validated on" in notes
+    with pytest.raises(DataContractError, match=r"t.csv, label column 'Churn': all 300 labelled rows are 0; a churn "):
+        prepare_table(frame.assign(Churn="No"), "customerID", "Churn", None, source="t.csv")
+    three = frame.assign(Churn=np.where(frame.index % 3 == 0, "Joined", frame["Churn"]))
+    with pytest.raises(DataContractError, match=r"100 values are not an outcome \(row 0: 'Joined'.*values 'Joined'\)"):
+        prepare_table(three, "customerID", "Churn", None, source="t.csv")
+    undated = frame.assign(SignupMonth=frame["SignupMonth"].where(frame.index % 100 != 0))
+    with pytest.raises(DataContractError, match=r"t.csv.SignupMonth: 3 values are missing \(rows 0, 100, 200\)"):
+        prepare_table(undated, "customerID", "Churn", "SignupMonth", source="t.csv")
