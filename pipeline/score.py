@@ -84,12 +84,23 @@ def score_prepared(
     The table holds the columns the model was trained on (`churn train --table`), typed as training
     typed them (`as_trained`), whatever the file format; a label column, if present, is ignored.
     """
+    from pipeline.champion import TrainedOn
+    from pipeline.tracking import PREPARED_TABLE
     from pipeline.train import as_trained, feature_name, parse_ids, read_prepared_table
 
     frame = read_prepared_table(path, text_columns=[id_col])
     if id_col not in frame.columns:
         raise ChurnError(f"--table {path}: id column '{id_col}' not found; columns are {list(frame.columns)[:12]}.")
+    if frame.empty:
+        raise DataContractError(f"--table {path}: the table has no rows; nothing to score.")
     ids = parse_ids(frame[id_col], id_col, f"--table {path}").astype(str)
+    warnings = []
+    if (repeated := ids[ids.duplicated(keep=False)]).any():
+        examples = ", ".join(f"row {i}: {v!r}" for i, v in repeated.head(3).items())
+        warnings.append(
+            f"--table {path}: {repeated.nunique():,} ids of '{id_col}' are on more than one row ({examples}); "
+            "each row is scored"
+        )
     features = frame.drop(columns=[id_col])
     wanted = set(model.feature_names_in_) - set(features.columns)
     renamed = {c: feature_name(c) for c in features.columns if feature_name(c) in wanted}
@@ -101,6 +112,13 @@ def score_prepared(
         )
     features = features.rename(columns=renamed).assign(**{ACCOUNT_ID: ids, AS_OF: pd.NaT})
     missing = [c for c in model.feature_names_in_ if c not in features.columns]
+    trained = TrainedOn.from_metadata(model.metadata_)
+    if missing and trained is not None and trained.source.startswith(PREPARED_TABLE):
+        raise DataContractError(
+            f"--table {path}: {len(missing)} column(s) the model was trained on are missing, e.g. {missing[:5]} "
+            f"(model {model.metadata_.get('model_uri', '')}, trained on {trained.source}); add them (blank values "
+            "score as missing) or train a model on tables like this one."
+        )
     if missing:  # most often the champion of event data (`churn train --data`), not the table's own model
         version = model.metadata_.get("model_version")
         raise DataContractError(
@@ -113,7 +131,6 @@ def score_prepared(
         name: as_trained(features[name], name, model.categories_.get(name), f"--table {path}")
         for name in model.feature_names_in_
     }
-    warnings = []
     for name, levels in model.categories_.items():
         unseen = typed[name].notna() & ~typed[name].isin(levels)
         if unseen.any():

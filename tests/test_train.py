@@ -303,3 +303,29 @@ def test_labels_as_teams_write_them_and_the_outcomes_a_model_cannot_learn_from()
     undated = frame.assign(SignupMonth=frame["SignupMonth"].where(frame.index % 100 != 0))
     with pytest.raises(DataContractError, match=r"t.csv.SignupMonth: 3 values are missing \(rows 0, 100, 200\)"):
         prepare_table(undated, "customerID", "Churn", "SignupMonth", source="t.csv")
+
+
+def test_scoring_a_table_says_what_is_wrong_with_it_in_its_own_terms(tmp_path, capsys):
+    """An empty table was "No account has a term active at the scoring date"; a column missing from a table
+    scored with its own model was advice to use another model; ids on two rows were scored without a word."""
+    frame = _telco_like(300)
+    frame.to_parquet(tmp_path / "t.parquet")
+    config = _cli_config(tmp_path)
+    code, text = run_cli(["train", "--table", str(tmp_path / "t.parquet"), "--id", "customerID", "--label", "Churn",
+                          "--config", config], capsys)  # fmt: skip
+    assert code == 0, text
+
+    def score(book: pd.DataFrame, name: str) -> tuple[int, str]:
+        book.to_parquet(tmp_path / name)
+        args = ["score", "--table", str(tmp_path / name), "--id", "customerID", "--config", config]
+        return run_cli([*args, "--out", str(tmp_path / f"scores_{name}")], capsys)
+
+    code, text = score(frame.iloc[:0], "empty.parquet")
+    assert code == 1 and "empty.parquet: the table has no rows; nothing to score." in text, text
+    code, text = score(frame.drop(columns="tenure"), "short.parquet")
+    assert code == 1 and "short.parquet: 1 column(s) the model was trained on are missing, e.g. ['tenure']" in text
+    code, text = score(frame.assign(customerID=frame["customerID"].where(frame.index != 1, "0000-CUST")), "d.parquet")
+    assert (
+        code == 0 and "1 ids of 'customerID' are on more than one row (row 0: '0000-CUST', row 1: '0000-CUST')" in text
+    )
+    assert sorted(p.name for p in tmp_path.glob("scores_*")) == ["scores_d.parquet"]
