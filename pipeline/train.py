@@ -205,7 +205,11 @@ def train_prepared_table(
 # ----------------------------------------------------------------------------- prepared tables
 def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
     """The table as pandas reads it, with `text_columns` of a CSV read as text: an id `007` stays `007`
-    (pandas would read the number 7 and score account `7`)."""
+    (pandas would read the number 7 and score account `7`). A CSV header is read as a data folder's is
+    (`header_names`): names trimmed (`customerID, Churn` names `Churn`), a name given twice refused (pandas
+    would rename the second `x.1`)."""
+    from pipeline.loading import _csv_header, header_names
+
     path = Path(path)
     if not path.exists():
         raise DataContractError(f"--table {path}: the file does not exist.")
@@ -213,7 +217,8 @@ def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> p
         if path.is_dir() or path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
         if path.suffix.lower() in (".csv", ".txt"):
-            return pd.read_csv(path, dtype=dict.fromkeys(text_columns, str))
+            names = header_names(path.stem, path, _csv_header(path.stem, path))
+            return pd.read_csv(path, header=0, names=names, dtype=dict.fromkeys(text_columns, str))
     except (OSError, ValueError) as exc:
         raise DataContractError(f"--table {path}: cannot be read ({exc}).") from exc
     raise DataContractError(f"--table {path}: unknown format '{path.suffix}' (use .parquet, .csv or a parquet folder).")

@@ -11,7 +11,7 @@ from conftest import run_cli
 
 from features.errors import ConfigError, DataContractError
 from pipeline.config import Settings, load_settings
-from pipeline.train import parse_ids, prepare_table, train_model, train_prepared_table
+from pipeline.train import parse_ids, prepare_table, read_prepared_table, train_model, train_prepared_table
 
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
 
@@ -329,3 +329,14 @@ def test_scoring_a_table_says_what_is_wrong_with_it_in_its_own_terms(tmp_path, c
         code == 0 and "1 ids of 'customerID' are on more than one row (row 0: '0000-CUST', row 1: '0000-CUST')" in text
     )
     assert sorted(p.name for p in tmp_path.glob("scores_*")) == ["scores_d.parquet"]
+
+
+def test_a_csv_header_is_read_as_a_data_folder_reads_one(tmp_path):
+    """`customerID, tenure, Churn` (a space after each comma) named columns ' tenure' and ' Churn', so `--label
+    Churn` was "not found"; a column named twice was renamed `x.1` by pandas and trained as another feature."""
+    (tmp_path / "spaced.csv").write_text("\ufeffcustomerID, tenure , Churn\n007,1,Yes\n008,2,No\n")
+    frame = read_prepared_table(tmp_path / "spaced.csv", text_columns=["customerID"])
+    assert list(frame.columns) == ["customerID", "tenure", "Churn"] and frame["customerID"].tolist() == ["007", "008"]
+    (tmp_path / "twice.csv").write_text("id,x,x,Churn\n1,1,2,Yes\n")
+    with pytest.raises(DataContractError, match=r"twice.csv: the header names column 'x' twice"):
+        read_prepared_table(tmp_path / "twice.csv")
