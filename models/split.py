@@ -150,6 +150,13 @@ def stratified_split(
     labelled = _labelled(table, label_col)
     labels = labelled[label_col].astype(int)
     ids = labelled[id_col].astype(str).to_numpy()
+    hint = "the table has too few churned or renewed rows for a validation split."
+    counts = labels.value_counts()
+    if min(counts.get(0, 0), counts.get(1, 0)) < 2:  # one row of a class cannot be on both sides
+        raise DataContractError(
+            f"labelled rows hold {counts.get(1, 0)} churned and {counts.get(0, 0)} renewed; {hint} "
+            "It needs at least 2 of each, one to train on and one to validate."
+        )
     if pd.Series(ids).duplicated().any():
         n_folds = max(2, round(1 / validation_share))
         folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
@@ -160,7 +167,6 @@ def stratified_split(
             np.arange(len(labels)), test_size=validation_share, stratify=labels, random_state=seed
         )
         kind = "stratified"
-    hint = "the table has too few churned or renewed rows for a validation split."
     _require_both_classes(labels.iloc[train_pos], "training", hint)
     _require_both_classes(labels.iloc[valid_pos], "validation", hint)
     return Split(

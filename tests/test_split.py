@@ -218,3 +218,12 @@ def test_sampled_folds_keep_whole_accounts_and_the_fold_dates():
     used = {i for s in folds.splits for i in (*s.train_index, *s.valid_index)}
     assert kept == set(rows_of_accounts) & used
     assert sample_folds(folds, table, max_rows=10**7, seed=0) is folds
+
+
+def test_a_stratified_split_of_a_table_with_one_churned_row_says_so():
+    """One churned row made scikit-learn's stratified split fail: `churn train --table` showed an internal error."""
+    table = _random_table(6, 30, 1, 0.0).assign(label=0)
+    table.loc[table.index[0], "label"] = 1
+    table["account_id"] = [f"u{i}" for i in range(len(table))]
+    with pytest.raises(DataContractError, match=r"labelled rows hold 1 churned and 29 renewed; the table has too few"):
+        stratified_split(table, validation_share=0.2, seed=1)
