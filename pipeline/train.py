@@ -308,7 +308,10 @@ def prepare_table(
         index=frame.index,
     )
     if time_col is not None:
-        when = pd.to_datetime(frame[time_col], errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None)
+        stamps = frame[time_col]
+        if pd.api.types.is_numeric_dtype(stamps) or pd.api.types.is_bool_dtype(stamps):
+            stamps = as_text(stamps)  # a year 2024 as text, as pandas reads it now (it will read numbers as epochs)
+        when = pd.to_datetime(stamps, errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None)
         bad = when.isna() & frame[time_col].notna()
         if bad.any():
             examples = ", ".join(f"row {i}: {v!r}" for i, v in frame.loc[bad, time_col].head(3).items())
@@ -320,6 +323,12 @@ def prepare_table(
             raise DataContractError(
                 f"{source}.{time_col}: {int(when.isna().sum())} values are missing (rows {rows}); the out-of-time "
                 "split needs the date of every row."
+            )
+        dates = when[table[LABEL].notna()].unique()
+        if len(dates) == 1:
+            raise DataContractError(
+                f"{source}.{time_col}: all labelled rows share the date {pd.Timestamp(dates[0]).date()}; an "
+                "out-of-time split needs at least two dates (without --time the split is stratified)."
             )
         table[AS_OF] = when.astype("datetime64[us]")
         table[TERM_END] = table[AS_OF]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -340,3 +342,20 @@ def test_a_csv_header_is_read_as_a_data_folder_reads_one(tmp_path):
     (tmp_path / "twice.csv").write_text("id,x,x,Churn\n1,1,2,Yes\n")
     with pytest.raises(DataContractError, match=r"twice.csv: the header names column 'x' twice"):
         read_prepared_table(tmp_path / "twice.csv")
+
+
+def test_a_time_column_that_cannot_split_out_of_time_is_named():
+    """One date for every row was "feature table.as_of: all 300 labelled rows share the date"; numbers in
+    the time column went through a pandas path it deprecates (numbers will be read as epochs)."""
+    frame = _telco_like(300)
+    with pytest.raises(DataContractError, match=r"t.csv.SignupMonth: all labelled rows share the date 2024-01-01"):
+        prepare_table(frame.assign(SignupMonth="2024-01-01"), "customerID", "Churn", "SignupMonth", source="t.csv")
+    years = frame.assign(SignupMonth=2020 + frame.index % 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table, _ = prepare_table(years, "customerID", "Churn", "SignupMonth", source="t.csv")
+    assert sorted(table["as_of"].dt.year.unique()) == [2020, 2021, 2022]
+    with pytest.raises(DataContractError, match=r"t.csv.SignupMonth: 300 values are not ISO-8601 dates"):
+        prepare_table(
+            frame.assign(SignupMonth=1.7e9 + frame.index), "customerID", "Churn", "SignupMonth", source="t.csv"
+        )
