@@ -348,6 +348,13 @@ def prepare_table(
     ]:
         notes.append(f"renamed {', '.join(renamed)}: a model feature name holds no whitespace nor any of " + '",:[]{}')
     table = pd.concat([table, pd.DataFrame(columns, index=frame.index)], axis=1)  # one block: wide tables stay fast
+    repeated = table.loc[table[ACCOUNT_ID].duplicated(keep=False), ACCOUNT_ID]
+    if time_col is None and not repeated.empty:  # with --time, an account's snapshots
+        examples = ", ".join(f"row {i}: {v!r}" for i, v in repeated.head(3).items())
+        notes.append(
+            f"{repeated.nunique():,} ids of '{id_col}' are on more than one row ({examples}): each account's rows "
+            "stay on one side of the split (pass --time if they are snapshots at different dates)"
+        )
     if unknown := int(table[LABEL].isna().sum()):
         notes.append(
             f"{unknown:,} rows have no label in '{label_col}' (an unknown outcome): not trained or validated on"

@@ -289,7 +289,7 @@ def test_a_table_to_score_is_typed_as_training_typed_it_whatever_its_format(tmp_
 def test_labels_as_teams_write_them_and_the_outcomes_a_model_cannot_learn_from():
     """`churned`/`retained` were refused as "not 0/1"; a label of one outcome failed later with advice about
     subscription terms ("feature table: all 200 labelled rows renewed ... use a longer history"); blank labels
-    were left out of training without a word; a blank time said "feature table.as_of: 150 missing dates"."""
+    and repeated ids were taken without a word; a blank time said "feature table.as_of: 150 missing dates"."""
     frame = _telco_like(300)
     words = frame.assign(Churn=np.where(frame["Churn"] == "Yes", "Churned", " retained"))
     assert prepare_table(words, "customerID", "Churn", None)[0]["label"].tolist() == (frame["Churn"] == "Yes").tolist()
@@ -297,6 +297,13 @@ def test_labels_as_teams_write_them_and_the_outcomes_a_model_cannot_learn_from()
     table, notes = prepare_table(blanks, "customerID", "Churn", None, source="t.csv")
     assert table["label"].isna().sum() == 30
     assert "30 rows have no label in 'Churn' (an unknown outcome): not trained or validated on" in notes
+    twice = frame.assign(customerID=frame["customerID"].where(frame.index != 5, "0004-CUST"))
+    assert prepare_table(twice, "customerID", "Churn", None)[1] == [
+        "dropped 'Notes': 300 distinct text values (an id or free text)",
+        "dropped 'SignupMonth': a timestamp (pass it as --time to split on it)",
+        "1 ids of 'customerID' are on more than one row (row 4: '0004-CUST', row 5: '0004-CUST'): each account's "
+        "rows stay on one side of the split (pass --time if they are snapshots at different dates)",
+    ]
     with pytest.raises(DataContractError, match=r"t.csv, label column 'Churn': all 300 labelled rows are 0; a churn "):
         prepare_table(frame.assign(Churn="No"), "customerID", "Churn", None, source="t.csv")
     three = frame.assign(Churn=np.where(frame.index % 3 == 0, "Joined", frame["Churn"]))
