@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from features.errors import DataContractError
 from features.feature_set import FeatureSet
@@ -74,6 +75,7 @@ from pipeline.progress import ProgressCallback
 SHAP_SAMPLE_ROWS = 5_000
 STEPS = ("split", "tune and fit model", "fit logistic baseline", "evaluate", "plots", "log to MLflow")
 HIGH_CARDINALITY_SHARE = 0.5  # text columns with more distinct values than this share of rows are ids/free text
+OUTCOME_AUC = 0.995  # a feature separating the outcomes this well on its own was most likely recorded with them
 UNSAFE_IN_NAME = re.compile(r'[\s",:\[\]{}]')
 """What LightGBM cannot keep in a feature name: whitespace (it writes `_`, so the column named by the model
 is not found when scoring) and JSON punctuation (it refuses the name)."""
@@ -355,6 +357,11 @@ def prepare_table(
             f"{repeated.nunique():,} ids of '{id_col}' are on more than one row ({examples}): each account's rows "
             "stay on one side of the split (pass --time if they are snapshots at different dates)"
         )
+    notes += [
+        f"'{name}' alone separates churned from retained rows (AUC {auc:.3f}): it is likely recorded with or after "
+        "the outcome (a churn flag or reason); drop it from the table unless it is known before the outcome"
+        for name, auc in _outcome_like(table)
+    ]
     if unknown := int(table[LABEL].isna().sum()):
         notes.append(
             f"{unknown:,} rows have no label in '{label_col}' (an unknown outcome): not trained or validated on"
@@ -362,6 +369,31 @@ def prepare_table(
     if not feature_columns(table):
         raise DataContractError(f"{source}: no usable feature columns besides '{id_col}' and '{label_col}'.")
     return table, notes
+
+
+def _outcome_like(table: pd.DataFrame, min_rows: int = 10) -> list[tuple[str, float]]:
+    """Features whose values alone rank churned above retained rows with an AUC of `OUTCOME_AUC` or more
+    (either direction; a missing value is a value, so a churn reason blank for every retained row counts):
+    the model would score 1.000 on them and nothing on the accounts it scores before they churn."""
+    labelled = table[table[LABEL].notna()]
+    y = labelled[LABEL].astype(int).to_numpy()
+    if min(y.sum(), len(y) - y.sum()) < min_rows:
+        return []
+    found = []
+    for name in feature_columns(labelled):
+        values = labelled[name]
+        if isinstance(values.dtype, pd.CategoricalDtype):  # each level (missing too) by its churn rate
+            rates = [pd.Series(y).groupby(values.cat.codes.to_numpy()).transform("mean").to_numpy()]
+        else:
+            x = values.to_numpy(dtype="float64", na_value=np.nan)
+            if np.isnan(x).all():
+                continue
+            low, high = np.nanmin(x), np.nanmax(x)
+            rates = [np.where(np.isnan(x), low - 1, x), np.where(np.isnan(x), high + 1, x)]
+        auc = max(abs(float(roc_auc_score(y, r)) - 0.5) + 0.5 for r in rates)
+        if auc >= OUTCOME_AUC:
+            found.append((name, auc))
+    return found
 
 
 def feature_name(column: object) -> str:

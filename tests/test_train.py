@@ -366,3 +366,17 @@ def test_a_time_column_that_cannot_split_out_of_time_is_named():
         prepare_table(
             frame.assign(SignupMonth=1.7e9 + frame.index), "customerID", "Churn", "SignupMonth", source="t.csv"
         )
+
+
+def test_a_column_recorded_with_the_outcome_is_warned_about():
+    """IBM's full telco export has `Churn Value` (0/1) and `Churn Reason` beside `Churn Label`: trained on,
+    they gave a validation AUC of 1.000 and a champion, without a word."""
+    frame = _telco_like(600)
+    churned = frame["Churn"] == "Yes"
+    leaky = frame.assign(**{"Churn Value": churned.astype(int), "Reason": np.where(churned, "Price", None)})
+    notes = prepare_table(leaky, "customerID", "Churn", None)[1]
+    assert [n.split(":")[0] for n in notes if "alone separates" in n] == [
+        "'Churn_Value' alone separates churned from retained rows (AUC 1.000)",
+        "'Reason' alone separates churned from retained rows (AUC 1.000)",
+    ]
+    assert not any("alone separates" in n for n in prepare_table(frame, "customerID", "Churn", None)[1])
