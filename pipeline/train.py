@@ -432,7 +432,11 @@ def as_trained(values: pd.Series, name: str, levels: Sequence[str] | None, sourc
     feature (`levels`) as trimmed text, numbers included (a CSV of `1`/`2` reads as numbers, its training
     levels were `'1'`/`'2'`); a numeric one as numbers, parsed from text (booleans as 1/0) when given so."""
     if levels is not None:
-        return as_text(values).str.strip().replace("", pd.NA)
+        text = as_text(values).str.strip().replace("", pd.NA)
+        if pd.api.types.is_float_dtype(values):  # levels written `4.0` at training (pandas' integers with gaps)
+            plain = values.astype("string")
+            text = text.mask(~text.isin(levels) & plain.isin(levels), plain)
+        return text
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
         return values
     text = values.astype("string").str.strip().replace("", pd.NA)

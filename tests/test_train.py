@@ -13,7 +13,14 @@ from conftest import run_cli
 
 from features.errors import ConfigError, DataContractError
 from pipeline.config import Settings, load_settings
-from pipeline.train import parse_ids, prepare_table, read_prepared_table, train_model, train_prepared_table
+from pipeline.train import (
+    as_trained,
+    parse_ids,
+    prepare_table,
+    read_prepared_table,
+    train_model,
+    train_prepared_table,
+)
 
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
 
@@ -380,3 +387,12 @@ def test_a_column_recorded_with_the_outcome_is_warned_about():
         "'Reason' alone separates churned from retained rows (AUC 1.000)",
     ]
     assert not any("alone separates" in n for n in prepare_table(frame, "customerID", "Churn", None)[1])
+
+
+def test_numbers_in_a_categorical_column_match_its_levels_as_training_wrote_them():
+    """A CSV to score reads a category column of numbers as int or float: `2` and `4.0` are the levels they
+    were when the training file held them as text with words beside them."""
+    levels = ["2", "4.0", "gold"]
+    got = as_trained(pd.Series([2.0, 4.0, np.nan, 5.0]), "tier", levels, "t.csv")
+    assert got.tolist() == ["2", "4.0", pd.NA, "5"]
+    assert as_trained(pd.Series([2, 5]), "tier", levels, "t.csv").tolist() == ["2", "5"]
