@@ -272,6 +272,12 @@ def train(
             {"--data": data, "--features": features_file},
             "train on a prepared table or on a data folder.",
         )
+        refuse_together(
+            ctx,
+            "--table",
+            {"--grace-days": grace_days, "--data-end": data_end, "--engine": engine},
+            "a prepared table's labels are given, not built from terms, and it is read in-process.",
+        )
     settings = settings_from(config, grace_days, data_end, engine=engine, seed=seed)
     if table is not None:
         if not id_col or not label_col:
@@ -348,6 +354,19 @@ def score(
             "--table",
             {"--data": data, "--as-of": as_of, "--data-end": data_end},
             "a prepared table is scored as it is, without a data folder or a date.",
+        )
+        flags = {
+            "--include-trials": include_trials,
+            "--include-churned": include_churned,
+            "--rescore-history": rescore_history,
+            "--whole-history": whole_history,
+        }
+        refuse_together(
+            ctx,
+            "--table",
+            {"--engine": engine, **{flag: True for flag, given in flags.items() if given}},
+            "they choose and read a data folder's accounts and history; a prepared table is scored in-process, "
+            "every row.",
         )
     settings = settings_from(config, None, data_end, engine=engine)
     if fmt is not None and fmt not in ("parquet", "csv"):

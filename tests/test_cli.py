@@ -76,6 +76,10 @@ def test_a_mistyped_command_or_option_prints_the_usage_and_exits_2(
         (["score", "--data", "d", "--table", "t.csv", "--id", "i", "--out", "s.parquet"],
          "--table: cannot be combined with --data"),
         (["overrides", "list", "--all", "--as-of", "2025-01-01"], "--all: cannot be combined with --as-of"),
+        (["train", "--table", "t.csv", "--id", "i", "--label", "l", "--grace-days", "10", "--engine", "spark"],
+         "--table: cannot be combined with --grace-days, --engine"),
+        (["score", "--table", "t.csv", "--id", "i", "--out", "s.parquet", "--include-trials", "--whole-history"],
+         "--table: cannot be combined with --include-trials, --whole-history"),
     ],
 )  # fmt: skip
 def test_options_that_would_be_ignored_together_are_a_usage_error(
@@ -83,7 +87,8 @@ def test_options_that_would_be_ignored_together_are_a_usage_error(
 ) -> None:
     """`train --data D --table T` used to train on the table and register it under the data's model name,
     `score --data D --table T` to ignore the data, `features --as-of D --start S` to ignore --start,
-    `overrides list --all --as-of D` to ignore the date."""
+    `overrides list --all --as-of D` to ignore the date, `--table` the data-folder options (`--grace-days`,
+    `--engine spark`, `--include-trials`...)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["churn", *args])
     with pytest.raises(SystemExit) as exit_info:
