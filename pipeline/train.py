@@ -382,6 +382,8 @@ def _outcome_like(table: pd.DataFrame, min_rows: int = 10) -> list[tuple[str, fl
     for name in feature_columns(labelled):
         values = labelled[name]
         if isinstance(values.dtype, pd.CategoricalDtype):  # each level (missing too) by its churn rate
+            if values.nunique(dropna=False) * min_rows > len(values):  # levels of a few rows are pure by chance
+                continue
             rates = [pd.Series(y).groupby(values.cat.codes.to_numpy()).transform("mean").to_numpy()]
         else:
             x = values.to_numpy(dtype="float64", na_value=np.nan)

@@ -387,6 +387,9 @@ def test_a_column_recorded_with_the_outcome_is_warned_about():
         "'Reason' alone separates churned from retained rows (AUC 1.000)",
     ]
     assert not any("alone separates" in n for n in prepare_table(frame, "customerID", "Churn", None)[1])
+    small = frame.head(45).assign(owner=[f"csm{i}" for i in range(45)])  # a level per row (kept: <= 50 levels)
+    assert small["Churn"].eq("Yes").sum() >= 10
+    assert not any("alone separates" in n for n in prepare_table(small, "customerID", "Churn", None)[1])
 
 
 def test_numbers_in_a_categorical_column_match_its_levels_as_training_wrote_them():
