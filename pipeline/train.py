@@ -219,6 +219,11 @@ def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> p
             return pd.read_parquet(path)
         if path.suffix.lower() in (".csv", ".txt"):
             names = header_names(path.stem, path, _csv_header(path.stem, path))
+            if len(names) == 1 and (other := next((c for c in ";\t|" if c in names[0]), None)):
+                raise DataContractError(
+                    f"--table {path}: the header {names[0][:60]!r} is one column: the file looks separated by "
+                    f"{other!r}; churn reads comma-separated CSV (save it with commas, or as parquet)."
+                )
             return pd.read_csv(path, header=0, names=names, dtype=dict.fromkeys(text_columns, str))
     except (OSError, ValueError) as exc:
         raise DataContractError(f"--table {path}: cannot be read ({exc}).") from exc

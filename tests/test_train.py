@@ -349,13 +349,17 @@ def test_scoring_a_table_says_what_is_wrong_with_it_in_its_own_terms(tmp_path, c
 
 def test_a_csv_header_is_read_as_a_data_folder_reads_one(tmp_path):
     """`customerID, tenure, Churn` (a space after each comma) named columns ' tenure' and ' Churn', so `--label
-    Churn` was "not found"; a column named twice was renamed `x.1` by pandas and trained as another feature."""
+    Churn` was "not found"; a column named twice was renamed `x.1` by pandas and trained as another feature; a
+    file separated by semicolons was "column(s) ['id', 'Churn'] not found; columns are ['id;tenure;Churn']"."""
     (tmp_path / "spaced.csv").write_text("\ufeffcustomerID, tenure , Churn\n007,1,Yes\n008,2,No\n")
     frame = read_prepared_table(tmp_path / "spaced.csv", text_columns=["customerID"])
     assert list(frame.columns) == ["customerID", "tenure", "Churn"] and frame["customerID"].tolist() == ["007", "008"]
     (tmp_path / "twice.csv").write_text("id,x,x,Churn\n1,1,2,Yes\n")
     with pytest.raises(DataContractError, match=r"twice.csv: the header names column 'x' twice"):
         read_prepared_table(tmp_path / "twice.csv")
+    (tmp_path / "semicolons.csv").write_text("id;tenure;Churn\n1;2;Yes\n")  # a European spreadsheet's CSV
+    with pytest.raises(DataContractError, match=r"'id;tenure;Churn' is one column: the file looks separated by ';'"):
+        read_prepared_table(tmp_path / "semicolons.csv")
 
 
 def test_a_time_column_that_cannot_split_out_of_time_is_named():
