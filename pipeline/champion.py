@@ -510,7 +510,9 @@ def model_provenance(
     and a warning when most of the accounts `ids` it scores were not in its training data.
 
     `accounts` (`account_id`, `created_at`) gives the landing days of a data folder's accounts, which a
-    model trained on one compares too; a model trained on ids only compares ids.
+    model trained on one compares too; a model trained on ids only compares ids. Without `accounts` (a
+    prepared table) nothing is compared: today's customers are rarely the past ones whose outcomes made the
+    training table, and the model's own columns have already proved the table's shape.
     """
     meta = model.metadata_
     uri = str(meta.get("model_uri", "?"))
@@ -523,9 +525,9 @@ def model_provenance(
         registered = f", registered {meta['registered_at']}" if meta.get("registered_at") else ""
         return f"{label}{registered}; what it was trained on is not recorded (trained by an older churn)", None
     line = f"{label}, {trained.describe()}"
+    if accounts is None:
+        return line, None
     if trained.key == ID_AND_LANDED:
-        if accounts is None:
-            return line, None  # a prepared table has no landing days to compare
         import pyarrow as pa
         import pyarrow.compute as pc
 

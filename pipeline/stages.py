@@ -838,10 +838,10 @@ def run_score_table(
         model_uri, note = table_champion_uri(settings)
     model = load_model(model_uri, settings)
     scores, warnings = score_prepared(table, id_col, model, settings)
-    used, unseen = model_provenance(model, scores["account_id"])
+    used, _ = model_provenance(model, scores["account_id"])  # a table's ids are not compared (no accounts)
     write_output(scores, outputs.path, "scores", fmt=outputs.fmt, overwrite=outputs.overwrite)
     print_notes(filter(None, [note, used]), console)
-    print_warnings(filter(None, [unseen, *warnings]), console)
+    print_warnings(warnings, console)
     console.print(
         f"Scored {len(scores):,} rows of {table.name} with model version {scores['model_version'].iloc[0]}; "
         f"wrote {outputs.path}",

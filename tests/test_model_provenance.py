@@ -169,6 +169,12 @@ def test_prepared_table_models_have_a_name_of_their_own(worlds, tmp_path: Path, 
     assert code == 0, text
     assert "note: model churn-risk-table v1 @challenger @champion (models:/churn-risk-table@champion), trained " in text
     assert f"on prepared table {table} (600 accounts)" in text and "trained on other data" not in text
+    # today's customers are not the past customers whose outcomes trained it: not "other data"
+    current = pd.read_csv(table).assign(cust=lambda t: "new-" + t["cust"]).drop(columns="churned")
+    current.to_csv(tmp_path / "current.csv", index=False)
+    args = ["score", "--table", str(tmp_path / "current.csv"), "--id", "cust", "--out", str(tmp_path / "now.parquet")]
+    code, text = run_cli([*args, *config], capsys)
+    assert code == 0 and "trained on other data" not in text, text
 
 
 def test_a_prepared_table_model_registered_under_the_shared_name_still_scores(tmp_path: Path, capsys) -> None:
