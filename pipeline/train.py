@@ -418,20 +418,33 @@ def feature_name(column: object) -> str:
 
 def _feature_column(values: pd.Series, name: str) -> tuple[pd.Series | None, str | None]:
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
-        return values.astype("float64"), None
+        return _unless_row_numbers(values.astype("float64"), name)
     if pd.api.types.is_datetime64_any_dtype(values):
         return None, f"dropped '{name}': a timestamp (pass it as --time to split on it)"
     text = values.astype("string").str.strip().replace("", pd.NA)
     numbers = pd.to_numeric(text, errors="coerce")
     present = text.notna()
     if present.any() and numbers[present].notna().all():
-        return numbers.astype("float64"), None
+        return _unless_row_numbers(numbers.astype("float64"), name)
     if present.any() and pd.to_datetime(text[present], errors="coerce", format="ISO8601").notna().all():
         return None, f"dropped '{name}': a timestamp (pass it as --time to split on it)"
     distinct = text.nunique()
     if distinct > max(50, HIGH_CARDINALITY_SHARE * text.notna().sum()):
         return None, f"dropped '{name}': {distinct:,} distinct text values (an id or free text)"
     return text.astype("category"), None
+
+
+def _unless_row_numbers(numbers: pd.Series, name: str) -> tuple[pd.Series | None, str | None]:
+    """The column, unless it numbers the rows 0..n-1 or 1..n, each once: the index pandas' `to_csv` writes
+    (blank-named, `column0` here) or a row number, which ranks the outcomes of any export sorted by one."""
+    values = np.sort(numbers.to_numpy())
+    for first in (0, 1):
+        if len(values) >= 10 and np.array_equal(values, np.arange(first, first + len(values))):
+            return None, (
+                f"dropped '{name}': its values number the rows {first} to {first + len(values) - 1}, each once "
+                "(an index written with the table, or a row number), not a feature"
+            )
+    return numbers, None
 
 
 def as_trained(values: pd.Series, name: str, levels: Sequence[str] | None, source: str) -> pd.Series:

@@ -76,6 +76,23 @@ def test_prepare_table_detects_numbers_categories_and_drops_ids_and_free_text():
     ]
 
 
+def test_a_csv_written_with_its_index_does_not_train_on_the_row_numbers(tmp_path):
+    """pandas' `to_csv` writes the index as a first column with a blank name: row numbers, which rank the
+    outcomes whenever the export was sorted (by outcome, by signup date) before or after, are not a feature."""
+    frame = _telco_like(300).sort_values("Churn")  # sorted by outcome: the row number alone separates them
+    frame.to_csv(tmp_path / "sorted.csv")  # index=True, pandas' default
+    frame.to_csv(tmp_path / "from_one.csv", index=False)
+    numbered = pd.read_csv(tmp_path / "from_one.csv").assign(row=range(1, 301))
+    numbered.to_csv(tmp_path / "from_one.csv", index=False)
+    for name, column in (("sorted.csv", "column0"), ("from_one.csv", "row")):
+        table, notes = prepare_table(read_prepared_table(tmp_path / name), "customerID", "Churn", None)
+        assert column not in table.columns, name
+        first, last = (0, 299) if column == "column0" else (1, 300)
+        assert f"dropped '{column}': its values number the rows {first} to {last}, each once" in " ".join(notes)
+    kept, _ = prepare_table(frame.assign(tenure=range(0, 600, 2)), "customerID", "Churn", None)
+    assert "tenure" in kept.columns  # distinct whole numbers that do not number the rows are data
+
+
 def test_prepared_table_trains_with_a_stratified_split_and_is_registered(tmp_path):
     path = tmp_path / "telco.csv"
     _telco_like().to_csv(path, index=False)
