@@ -203,11 +203,12 @@ class Dialect:
         return self._shift_right.format(value=value, n=bits)
 
 
-# DuckDB refuses a space before an offset ('10:00:00 +0200', '10:00:00 +02:00'), which Spark reads and
-# ISO-8601 writers emit: the space is dropped, only where the plain cast fails (the regex costs per row).
+# DuckDB refuses a space before an offset ('10:00:00 +0200', '10:00:00 +02:00', hours only '10:00:00 -05') or
+# a 'Z', which Spark reads and exports emit (Postgres, Oracle, ISO-8601 writers): the space is dropped, only
+# where the plain cast fails (the regex costs per row).
 _DUCKDB_PARSED = (
     "timezone('UTC', coalesce(TRY_CAST({raw} AS TIMESTAMPTZ), "
-    "TRY_CAST(regexp_replace({raw}, '([0-9]) ([+-][0-9][0-9]:?[0-9][0-9])$', '\\1\\2') AS TIMESTAMPTZ)))"
+    "TRY_CAST(regexp_replace({raw}, '([0-9]) ([+-][0-9][0-9](:?[0-9][0-9])?|Z)$', '\\1\\2') AS TIMESTAMPTZ)))"
 )
 _NOT_ZS = "(" + ", ".join(str(ord(c)) for c in WHITESPACE if unicodedata.category(c) != "Zs") + ")"
 """The code points of WHITESPACE that are not Unicode space separators (Zs), which DuckDB's trim leaves."""
