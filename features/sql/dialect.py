@@ -260,8 +260,26 @@ def _braces(text: str) -> str:
 # is parsed as an instant, with seconds added where it has minutes only ('10:00Z': Spark's cast refuses it).
 _SPARK_UTC = "timestampadd(MICROSECOND, {micros}, TIMESTAMP_NTZ'1970-01-01 00:00:00')"
 _SPARK_ZONED = (
-    "coalesce(try_cast({raw} AS TIMESTAMP_LTZ), try_cast(regexp_replace({raw}, "
-    "'^([^ T]+[ T][0-9]{{1,2}}:[0-9]{{1,2}})([^:0-9].*)$', '$1:00$2') AS TIMESTAMP_LTZ))"
+    "unix_micros(coalesce(try_cast({raw} AS TIMESTAMP_LTZ), try_cast(regexp_replace({raw}, "
+    "'^([^ T]+[ T][0-9]{{1,2}}:[0-9]{{1,2}})([^:0-9].*)$', '$1:00$2') AS TIMESTAMP_LTZ)))"
+)
+
+
+def _spark_wall(micros: str) -> str:
+    """The wall clock of zone `v.z` at the instant `micros`, both in microseconds since the epoch."""
+    return f"unix_micros(from_utc_timestamp(timestamp_micros({micros}), v.z))"
+
+
+# A zone name leaves the hour its clocks repeat (autumn) ambiguous: DuckDB (ICU), as Postgres, reads the later
+# instant (standard time), Spark's cast (java.time) the earlier. Spark takes the later one too: the instant
+# moved by the drop of the zone's offset over the next day, where that gives the same wall clock.
+_SPARK_ZONE_NAMED = (
+    f"transform(array(named_struct('m', {_SPARK_ZONED}, 'z', regexp_extract({{raw}}, '[ ]([A-Za-z].*)$', 1))), "
+    f"v -> transform(array({_spark_wall('v.m')} - {_spark_wall(f'v.m + {MICROS_PER_DAY}')} + v.m + {MICROS_PER_DAY}), "
+    f"later -> CASE WHEN later > v.m AND {_spark_wall('later')} = {_spark_wall('v.m')} THEN later ELSE v.m END)[0])[0]"
+)
+_SPARK_FROM_ZONED_TEXT = _SPARK_UTC.format(
+    micros=f"CASE WHEN {{raw}} RLIKE '[ ][A-Za-z]' THEN {_SPARK_ZONE_NAMED} ELSE {_SPARK_ZONED} END"
 )
 
 SPARK = Dialect(
@@ -280,10 +298,8 @@ SPARK = Dialect(
     _from_zoned=_SPARK_UTC.format(micros="unix_micros({raw})"),
     _native_timestamps=("timestamp_ntz", "date"),
     _from_native="CAST({raw} AS TIMESTAMP_NTZ)",
-    _parse_timestamp=(
-        f"CASE WHEN {{raw}} RLIKE '{_braces(ZONED_TEXT)}' "
-        f"THEN {_SPARK_UTC.format(micros=f'unix_micros({_SPARK_ZONED})')} ELSE try_cast({{raw}} AS TIMESTAMP_NTZ) END"
-    ),
+    _parse_timestamp=f"CASE WHEN {{raw}} RLIKE '{_braces(ZONED_TEXT)}' THEN {_SPARK_FROM_ZONED_TEXT} "
+    "ELSE try_cast({raw} AS TIMESTAMP_NTZ) END",
     _trimmed="trim(BOTH {blanks} FROM {text})",
     _trimmed_spaces="trim(BOTH {spaces} FROM {text})",
     _matches="{text} RLIKE '{pattern}'",
