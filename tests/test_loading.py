@@ -334,3 +334,14 @@ def test_a_fraction_in_a_typed_integer_column_is_refused_as_in_text(tmp_path: Pa
     pq.write_table(usage.append_column("step", odd), data / "usage_events.parquet")
     with pytest.raises(DataContractError, match=r"usage_events.step: 3 values are not integers \(rows 1, 2, 3: "):
         load_dataset(data)
+
+
+def test_an_offset_after_a_space_in_hours_only_or_as_z_is_read_as_spark_reads_it(tmp_path: Path) -> None:
+    """Exports write an offset after a space in hours only ('10:00:00 -05', '... +00') or a 'Z' after a space;
+    Spark reads them, DuckDB's cast refused them (every such date was 'not a date' on DuckDB only)."""
+    tables = tiny_tables()
+    tables["usage_events"]["ts"] = ["2023-03-01 09:30:00 -05", "2023-04-01 10:00:00.5 +00", "2023-07-01 10:00:00 Z"]
+    usage = load_dataset(write_tables(tmp_path / "data", tables, "csv")).con.execute("SELECT ts FROM usage_events")
+    assert sorted(ts for (ts,) in usage.fetchall()) == [
+        pd.Timestamp("2023-03-01 14:30"), pd.Timestamp("2023-04-01 10:00:00.5"), pd.Timestamp("2023-07-01 10:00")
+    ]  # fmt: skip

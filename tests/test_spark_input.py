@@ -12,14 +12,20 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from features.build import build_features
 from features.errors import DataContractError
+from features.sql.engine import SparkEngine
 from pipeline.loading import load_dataset
-from pipeline.spark_loading import load_on_spark
+from pipeline.spark_loading import load_on_spark, register_tables
 from tests.conftest import run_cli, tiny_tables, write_tables
+from tests.feature_data import RANDOM_DATA_END, random_tables
+from tests.test_leakage import SETTINGS
 from tests.test_loading import bad_csv_tables
-from tests.test_spark_engine import assert_same_report
+from tests.test_spark_engine import assert_same_report, assert_same_table
 
 pytestmark = pytest.mark.spark
 
@@ -168,3 +174,64 @@ def test_whole_numbers_stored_as_floating_point_in_text_columns_read_as_integers
     assert sorted(expected.con.execute("SELECT account_id, feature FROM usage_events").fetchall()) == rows
     on_spark = got.frames["usage_events"].select("account_id", "feature").toPandas()
     assert sorted(map(tuple, on_spark.values)) == rows
+
+
+def test_the_session_time_zone_shifts_no_timestamp_on_spark(spark, tmp_path):
+    """A cluster's or the configuration's `spark.sql.session.timeZone` (here America/Santiago, whose clocks skip
+    the midnight of 2024-09-08) once moved Spark's timestamps: zoned parquet (Asia/Kolkata), int96 (Spark and
+    Hive exports), nanoseconds and text with an offset were read as wall clocks of the session's zone, and an
+    event on the day without a midnight fell on no day of the feature windows. Every timestamp is now its UTC
+    instant whatever the session's zone, as on DuckDB: the same rows, report and features. A zone name on a
+    wall clock its zone repeats (autumn) is the later instant on both engines (Spark read the earlier), one it
+    skips (spring) the instant an hour on."""
+    as_of = pd.Timestamp("2024-09-10")
+    tables = random_tables(3)
+    data = tmp_path / "data"
+    write_tables(data, {name: tables[name] for name in ("accounts", "subscriptions", "invoices", "surveys")}, "parquet")
+    on_gap_day = pd.Timestamp("2024-09-08") + pd.to_timedelta([1, 30, 90, 600, 1200], "min")  # 00:01-20:00 UTC
+    logins = pd.concat([tables["logins"], tables["logins"].head(5).assign(ts=on_gap_day)], ignore_index=True)
+    logins.assign(ts=logins.ts.dt.tz_localize("UTC").dt.tz_convert("Asia/Kolkata")).to_parquet(
+        data / "logins.parquet", index=False
+    )
+    trainings = pa.Table.from_pandas(tables["trainings"], preserve_index=False)
+    pq.write_table(trainings, data / "trainings.parquet", use_deprecated_int96_timestamps=True)
+    tickets = tables["support_tickets"]
+    tickets.astype({"opened_at": "datetime64[ns]"}).to_parquet(data / "support_tickets.parquet", index=False)
+    usage = tables["usage_events"].assign(ts=[_text(ts, i) for i, ts in enumerate(tables["usage_events"].ts)])
+    repeated_and_skipped = ["2024-11-03 01:30:00 America/New_York", "2024-10-27 01:59:59 Europe/London"]
+    repeated_and_skipped += ["2024-03-10 02:30:00 America/New_York", "2024-09-08 00:15:00 America/Santiago"]
+    usage = pd.concat([usage, usage.head(4).assign(ts=repeated_and_skipped)], ignore_index=True)
+    usage.to_csv(data / "usage_events.csv", index=False)
+    touchpoints = tables["touchpoints"]
+    touchpoints.assign(ts=touchpoints.ts.dt.tz_localize("UTC")).to_parquet(data / "touchpoints.parquet", index=False)
+    expected = load_dataset(data, data_end=RANDOM_DATA_END)
+    spark.conf.set("spark.sql.session.timeZone", "America/Santiago")
+    try:
+        got = load_on_spark(spark, data.as_uri(), data_end=RANDOM_DATA_END)
+        register_tables(spark, got)
+        on_spark = build_features(got, [as_of], SETTINGS, 30, engine=SparkEngine(spark))
+        frames = {name: got.frames[name].toPandas() for name in got.frames}
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+    assert_same_report(got.report, expected.report)
+    for name, frame in frames.items():
+        on_duckdb = expected.con.execute(f'SELECT * FROM "{name}"').df()
+        assert sorted(map(tuple, frame.astype(str).values)) == sorted(map(tuple, on_duckdb.astype(str).values)), name
+    assert_same_table(on_spark, build_features(expected, [as_of], SETTINGS, 30))
+
+
+def _text(ts: pd.Timestamp, i: int) -> str:
+    """The naive-UTC `ts` as text in one of the spellings exports write: with an offset (with or without a space
+    before it, hours only, 'Z' after a space or after minutes), a zone name, or naive UTC."""
+    local = ts.tz_localize("UTC")
+    new_york = local.tz_convert("America/New_York")
+    forms = [
+        ts.isoformat(),
+        local.tz_convert("Asia/Kolkata").isoformat(),
+        local.tz_convert("Etc/GMT+5").strftime("%Y-%m-%d %H:%M:%S -05"),
+        ts.strftime("%Y-%m-%d %H:%M:%S.%f +00"),
+        ts.strftime("%Y-%m-%d %H:%M:%S Z"),
+        ts.strftime("%Y-%m-%dT%H:%MZ") if ts == ts.floor("min") else ts.isoformat(),
+        new_york.strftime("%Y-%m-%d %H:%M:%S America/New_York"),
+    ]
+    return forms[i % len(forms)]

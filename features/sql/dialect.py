@@ -29,14 +29,15 @@ NUMBER_TEXT = {
 only, once a fraction of zeros is dropped), matched alike by both engines (RE2, Java) before their casts:
 DuckDB's cast reads '0x10' and '1_000' and rounds '.5' into an integer, Spark's reads '1d'; the SPEC's users
 mean none of these as numbers."""
-TIMESTAMP_TEXT = (
-    "^[0-9]{4,}-[0-9]{1,2}-[0-9]{1,2}([T ]([01]?[0-9]|2[0-3]):[0-5]?[0-9](:[0-5]?[0-9]([.][0-9]*)?)?)?"
-    "([zZ]|[ ]?[+-][0-9].*|[ ][A-Za-z].*)?$"
-)
+_DATE_TIME_TEXT = "^[0-9]{4,}-[0-9]{1,2}-[0-9]{1,2}([T ]([01]?[0-9]|2[0-3]):[0-5]?[0-9](:[0-5]?[0-9]([.][0-9]*)?)?)?"
+_ZONE_TEXT = "([zZ]|[ ]?[+-][0-9].*|[ ][A-Za-z].*)"
+TIMESTAMP_TEXT = f"{_DATE_TIME_TEXT}{_ZONE_TEXT}?$"
 """What text may be a date, matched alike by both engines before their casts: an ISO-8601 calendar date, then
 optionally a time with hours and minutes, then an offset or zone. The casts decide the rest (month 13,
 '+25:00'...). The engines' casts each read forms the other refuses: DuckDB '2024/01/05', '10:00' written
 '24:00' and 'epoch'; Spark '2024', '2024-01', '2024-01-05T10' and '+2024-01-05'."""
+ZONED_TEXT = f"{_DATE_TIME_TEXT}{_ZONE_TEXT}$"
+"""The `TIMESTAMP_TEXT` that names its offset or zone (an instant); the others are naive UTC."""
 FRACTIONAL = ("double", "float", "real", "decimal")
 """Raw number types that hold fractions (both engines' names, lower case): in an integer column only their
 integral values are integers, as in text ('2.0' is 2, '1.5' is not). The engines' casts would round 1.5 to 2
@@ -80,7 +81,7 @@ class Dialect:
     _regexp_all: str
     _bit: str
     _shift_right: str
-    _zoned_timestamps: tuple[str, ...]  # raw types holding instants with a zone (lower case prefixes)
+    _zoned_timestamps: tuple[str, ...]  # raw types holding instants with a zone (lower case)
     _from_zoned: str
     _native_timestamps: tuple[str, ...]  # raw types already holding naive timestamps or dates
     _from_native: str
@@ -89,6 +90,7 @@ class Dialect:
     _trimmed: str  # {text} without the {blanks} (WHITESPACE) around it
     _trimmed_spaces: str  # {text} without the {spaces} (SPACES) around it
     _matches: str  # {text} matches the regular expression {pattern} (anchored with ^ and $)
+    _day_of: str  # the midnight starting the day of {ts}, a naive timestamp
 
     def quote(self, name: str) -> str:
         """A column name as an identifier."""
@@ -113,7 +115,7 @@ class Dialect:
         if kind == "timestamp":
             if native == EPOCH_NANOS:
                 return self._from_epoch_nanos.format(raw=raw)
-            if native.startswith(self._zoned_timestamps):
+            if native in self._zoned_timestamps:
                 return self._from_zoned.format(raw=raw)
             if native.startswith(self._native_timestamps):
                 return self._from_native.format(raw=raw)
@@ -184,7 +186,7 @@ class Dialect:
 
     def day_of(self, ts: str) -> str:
         """The midnight starting the day of `ts`, as a timestamp (not a DATE: it is compared with as_of)."""
-        return f"CAST(date_trunc('DAY', {ts}) AS {self.timestamp_type})"
+        return self._day_of.format(ts=ts)
 
     def integer_series(self, low: int, high: int, column: str) -> str:
         """A FROM item with one row per integer `low`..`high` (inclusive) in `column`."""
@@ -203,11 +205,12 @@ class Dialect:
         return self._shift_right.format(value=value, n=bits)
 
 
-# DuckDB refuses a space before an offset ('10:00:00 +0200', '10:00:00 +02:00'), which Spark reads and
-# ISO-8601 writers emit: the space is dropped, only where the plain cast fails (the regex costs per row).
+# DuckDB refuses a space before an offset ('10:00:00 +0200', '10:00:00 +02:00', hours only '10:00:00 -05') or
+# a 'Z', which Spark reads and exports emit (Postgres, Oracle, ISO-8601 writers): the space is dropped, only
+# where the plain cast fails (the regex costs per row).
 _DUCKDB_PARSED = (
     "timezone('UTC', coalesce(TRY_CAST({raw} AS TIMESTAMPTZ), "
-    "TRY_CAST(regexp_replace({raw}, '([0-9]) ([+-][0-9][0-9]:?[0-9][0-9])$', '\\1\\2') AS TIMESTAMPTZ)))"
+    "TRY_CAST(regexp_replace({raw}, '([0-9]) ([+-][0-9][0-9](:?[0-9][0-9])?|Z)$', '\\1\\2') AS TIMESTAMPTZ)))"
 )
 _NOT_ZS = "(" + ", ".join(str(ord(c)) for c in WHITESPACE if unicodedata.category(c) != "Zs") + ")"
 """The code points of WHITESPACE that are not Unicode space separators (Zs), which DuckDB's trim leaves."""
@@ -242,6 +245,41 @@ DUCKDB = Dialect(
     ),
     _trimmed_spaces="trim({text})",
     _matches="regexp_full_match({text}, '{pattern}')",
+    _day_of="CAST(date_trunc('DAY', {ts}) AS TIMESTAMP)",
+)
+
+
+def _braces(text: str) -> str:
+    """`text` as it reads after `str.format` (a regular expression's braces in a format template)."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+# Spark computes in its session's time zone (`spark.sql.session.timeZone`: the JVM's unless set; churn sets UTC,
+# a cluster or the configuration may set another): every instant becomes naive UTC through its microseconds
+# since the epoch, and naive text is parsed as such, so no session zone moves a timestamp. Text naming its zone
+# is parsed as an instant, with seconds added where it has minutes only ('10:00Z': Spark's cast refuses it).
+_SPARK_UTC = "timestampadd(MICROSECOND, {micros}, TIMESTAMP_NTZ'1970-01-01 00:00:00')"
+_SPARK_ZONED = (
+    "unix_micros(coalesce(try_cast({raw} AS TIMESTAMP_LTZ), try_cast(regexp_replace({raw}, "
+    "'^([^ T]+[ T][0-9]{{1,2}}:[0-9]{{1,2}})([^:0-9].*)$', '$1:00$2') AS TIMESTAMP_LTZ)))"
+)
+
+
+def _spark_wall(micros: str) -> str:
+    """The wall clock of zone `v.z` at the instant `micros`, both in microseconds since the epoch."""
+    return f"unix_micros(from_utc_timestamp(timestamp_micros({micros}), v.z))"
+
+
+# A zone name leaves the hour its clocks repeat (autumn) ambiguous: DuckDB (ICU), as Postgres, reads the later
+# instant (standard time), Spark's cast (java.time) the earlier. Spark takes the later one too: the instant
+# moved by the drop of the zone's offset over the next day, where that gives the same wall clock.
+_SPARK_ZONE_NAMED = (
+    f"transform(array(named_struct('m', {_SPARK_ZONED}, 'z', regexp_extract({{raw}}, '[ ]([A-Za-z].*)$', 1))), "
+    f"v -> transform(array({_spark_wall('v.m')} - {_spark_wall(f'v.m + {MICROS_PER_DAY}')} + v.m + {MICROS_PER_DAY}), "
+    f"later -> CASE WHEN later > v.m AND {_spark_wall('later')} = {_spark_wall('v.m')} THEN later ELSE v.m END)[0])[0]"
+)
+_SPARK_FROM_ZONED_TEXT = _SPARK_UTC.format(
+    micros=f"CASE WHEN {{raw}} RLIKE '[ ][A-Za-z]' THEN {_SPARK_ZONE_NAMED} ELSE {_SPARK_ZONED} END"
 )
 
 SPARK = Dialect(
@@ -250,22 +288,22 @@ SPARK = Dialect(
     string_type="STRING",
     _quote="`{name}`",
     _days="make_dt_interval(CAST({n} AS INTEGER))",
-    _micros_between="timestampdiff(MICROSECOND, {start}, {end})",
+    # The interval between naive timestamps, counted in no zone (timestampdiff counts in the session's).
+    _micros_between="CAST(CAST(CAST(({end}) - ({start}) AS INTERVAL SECOND) AS DECIMAL(24, 6)) * 1000000 AS BIGINT)",
     _series="(SELECT explode(sequence({low}, {high})) AS {column})",
     _regexp_all="regexp_replace({text}, '{pattern}', '{replacement}')",
     _bit="shiftleft(CAST(1 AS BIGINT), {n})",
     _shift_right="shiftright({value}, {n})",
-    _zoned_timestamps=(),  # Spark's `timestamp` (LTZ) is an instant: cast in the session's UTC zone
-    _from_zoned="CAST({raw} AS TIMESTAMP_NTZ)",
-    _native_timestamps=("timestamp", "date"),
+    _zoned_timestamps=("timestamp",),  # Spark's `timestamp` (LTZ) is an instant (zoned parquet, int96)
+    _from_zoned=_SPARK_UTC.format(micros="unix_micros({raw})"),
+    _native_timestamps=("timestamp_ntz", "date"),
     _from_native="CAST({raw} AS TIMESTAMP_NTZ)",
-    # Text parsed as an instant (offsets honoured) in the session's UTC zone, then kept as naive UTC.
-    _parse_timestamp="CAST(try_cast({raw} AS TIMESTAMP_LTZ) AS TIMESTAMP_NTZ)",
+    _parse_timestamp=f"CASE WHEN {{raw}} RLIKE '{_braces(ZONED_TEXT)}' THEN {_SPARK_FROM_ZONED_TEXT} "
+    "ELSE try_cast({raw} AS TIMESTAMP_NTZ) END",
     _trimmed="trim(BOTH {blanks} FROM {text})",
     _trimmed_spaces="trim(BOTH {spaces} FROM {text})",
     _matches="{text} RLIKE '{pattern}'",
     # Rounded as DuckDB casts TIMESTAMP_NS to TIMESTAMP; exact in DECIMAL (a DOUBLE holds no 19 digits).
-    _from_epoch_nanos=(
-        "CAST(timestamp_micros(CAST(round(CAST({raw} AS DECIMAL(20, 0)) / 1000) AS BIGINT)) AS TIMESTAMP_NTZ)"
-    ),
+    _from_epoch_nanos=_SPARK_UTC.format(micros="CAST(round(CAST({raw} AS DECIMAL(20, 0)) / 1000) AS BIGINT)"),
+    _day_of="CAST(CAST({ts} AS DATE) AS TIMESTAMP_NTZ)",  # date_trunc goes through the session's zone
 )
