@@ -19,6 +19,7 @@ from rich.console import Console
 
 from features.errors import ChurnError
 from pipeline import interrupts
+from pipeline.clock import utc_today
 from pipeline.config import Settings, load_settings
 from pipeline.progress import set_progress
 from pipeline.runtime import configure_process, skip_collection_at_exit
@@ -296,7 +297,7 @@ def score(
         Path, typer.Option("--out", help="Scores file (.parquet or .csv); <stem>_alerts and <stem>_drift go beside it.")
     ],
     data: Annotated[str | None, typer.Option("--data", help=f"Data directory{URI_HELP}.")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Scoring date (default: today).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Scoring date (default: today, UTC).")] = None,
     config: ConfigOpt = None,
     model_uri: Annotated[
         str | None,
@@ -379,7 +380,7 @@ def score(
         return
     if data is None:
         raise ChurnError("Give --data DIR (or --table FILE --id COL).")
-    when = parse_date(as_of, "--as-of") if as_of else date.today()
+    when = parse_date(as_of, "--as-of") if as_of else utc_today()
     run_score(
         data,
         when,
@@ -399,7 +400,7 @@ def score(
 def explain(
     account_id: Annotated[str, typer.Argument(help="Account to explain.")],
     data: DataOpt,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Date (default: today).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Date (default: today, UTC).")] = None,
     config: ConfigOpt = None,
     model_uri: Annotated[str | None, typer.Option("--model-uri", help="Model to use (default champion).")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Save a waterfall plot (PNG) here.")] = None,
@@ -409,7 +410,7 @@ def explain(
     from pipeline.stages import run_explain
 
     settings = settings_from(config, None, data_end)
-    when = parse_date(as_of, "--as-of") if as_of else date.today()
+    when = parse_date(as_of, "--as-of") if as_of else utc_today()
     run_explain(account_id, data, when, model_uri, plot, settings, out)
 
 
@@ -508,11 +509,11 @@ app.add_typer(overrides_app, name="overrides")
 def overrides_list(
     ctx: typer.Context,
     account_id: Annotated[str | None, typer.Option("--account", help="Only this account.")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="In force on this date (default: today).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="In force on this date (default: today, UTC).")] = None,
     everything: Annotated[bool, typer.Option("--all", help="Every override ever recorded, in force or not.")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """The overrides in force on a date (default today)."""
+    """The overrides in force on a date (default today, UTC)."""
     from pipeline.override_commands import run_list
 
     if everything:

@@ -20,6 +20,7 @@ from features.errors import ChurnError
 from features.judgement import CSM_SENTIMENT
 from features.table import ACCOUNT_ID, trim_id
 from models.overrides import InvalidOverride, OverrideRequest, ValidOverride, validate_override
+from pipeline.clock import utc_today
 from pipeline.config import Settings
 from pipeline.override_store import (
     Recorded,
@@ -144,7 +145,7 @@ def run_override(
         valid_from=start,
         author=author,
     )
-    today = today or date.today()
+    today = today or utc_today()
     valid = _validated([("", request)], settings, known_accounts(settings, data), today)
     recorded = record_overrides(
         settings.make_workdir(), valid, source="command line", today=today, author_of_ends=author
@@ -213,7 +214,7 @@ def run_import(
                 ),
             )
         )
-    today = today or date.today()
+    today = today or utc_today()
     valid = _validated(requests, settings, known_accounts(settings, data), today)
     recorded = record_overrides(
         settings.make_workdir(), valid, source=f"import {path.name}", today=today, author_of_ends=default_author
@@ -252,16 +253,16 @@ def _print_records(records: pd.DataFrame, title: str, today: pd.Timestamp, conso
 def run_list(
     *, account: str | None, as_of: date | None, everything: bool, settings: Settings, console: Console
 ) -> pd.DataFrame:
-    """`churn overrides list`: the overrides in force at a date (default today), or all with --all."""
+    """`churn overrides list`: the overrides in force at a date (default today, UTC), or all with --all."""
     from models.overrides import in_force
 
     records = read_records(settings.workdir_path)
     if account is not None:
         records = records[records[ACCOUNT_ID] == trim_id(account)]
-    day = pd.Timestamp(as_of or date.today())
+    day = pd.Timestamp(as_of or utc_today())
     shown = records if everything else in_force(records, day)
     what = "All overrides" if everything else f"Overrides in force on {day.date()}"
-    _print_records(shown, f"{what} ({len(shown)}):", pd.Timestamp(date.today()), console)
+    _print_records(shown, f"{what} ({len(shown)}):", pd.Timestamp(utc_today()), console)
     return shown
 
 
@@ -275,7 +276,7 @@ def run_history(*, account: str | None, settings: Settings, console: Console) ->
             console.print(f"No override was ever recorded for account {account}.", markup=False, highlight=False)
             return records
     title = f"Override history{f' of account {account}' if account else ''} ({len(records)})"
-    _print_records(records, f"{title}:", pd.Timestamp(date.today()), console)
+    _print_records(records, f"{title}:", pd.Timestamp(utc_today()), console)
     return records
 
 

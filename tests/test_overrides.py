@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from datetime import date
+import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from models.healthscore import band_of
 from models.overrides import OverrideRequest, apply_overrides, expiry_reasons, in_force, validate_override
 from models.scorecard import parse_scorecard
 from pipeline import override_store
+from pipeline.clock import utc_today
 from pipeline.config import load_settings
 from pipeline.history import partition_path, read_history
 from pipeline.override_commands import run_expire, run_history, run_import, run_list, run_override
@@ -457,3 +459,24 @@ def test_a_broken_store_stops_the_scoring_run_before_it_lands(book, tmp_path: Pa
     )  # fmt: skip
     assert code == 1 and "Override store" in text and "corrupt" in text
     assert not out.exists() and not (settings.workdir_path / "history").exists()
+
+
+def test_today_is_the_utc_date_whatever_the_machine_zone(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The contract's clock is UTC: a machine in a zone whose date differs from UTC's (half of every day
+    west or east of it) must not score, explain or list overrides one day off."""
+    now = datetime.now(UTC)
+    zone = "Etc/GMT-14" if now.hour >= 10 else "Etc/GMT+12"  # UTC+14 / UTC-12: another date than UTC's now
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        local = date.today()
+        if local == datetime.now(UTC).date():  # the clock crossed an hour boundary in between
+            pytest.skip("the machine's date caught up with UTC's while the test ran")
+        config = tmp_path / "c.yaml"
+        config.write_text(f"workdir: {tmp_path / 'work'}\n")
+        code, text = run_cli(["overrides", "list", "--config", str(config)], capsys)
+        assert code == 0 and f"in force on {datetime.now(UTC).date()}" in text, text
+        assert utc_today() == datetime.now(UTC).date() != local
+    finally:
+        monkeypatch.undo()
+        time.tzset()
