@@ -67,6 +67,8 @@ def peak_gib() -> float:
 
 
 def event_count(dataset) -> int:
+    if hasattr(dataset, "frames"):  # read by Spark (`SparkDataset`): its kept rows
+        return sum(dataset.frames[t].count() for t in dataset.event_tables)
     return sum(dataset.con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in dataset.event_tables)
 
 
@@ -157,16 +159,17 @@ def worker(engine: str, data: Path, with_range_join: bool = False, profile: Path
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     logging.getLogger("churn.features").setLevel(logging.INFO)
+    extra: dict = {}
+    spark = _spark_session(extra) if engine == "spark" else None
     clock, cpu = time.perf_counter(), cpu_seconds()
-    dataset = load_dataset(data)
+    dataset = load_dataset(data) if spark is None else _spark_load(spark, data)
     loaded, loaded_cpu = time.perf_counter(), cpu_seconds()
     dates = snapshot_dates(dataset, "monthly")
     profiled = profiled_engine(dataset.con, profile) if profile is not None else None
-    extra: dict = {}
     if engine == "duckdb":
         table = build_features(dataset, dates, FeatureSettings(), grace_days=30, engine=profiled)
-    elif engine == "spark":
-        table = _spark_build(dataset, dates, extra)
+    elif spark is not None:
+        table = _spark_build(spark, dataset, dates, extra)
     else:
         table = _pandas_reference().reference_features(dataset, dates, FeatureSettings(), grace_days=30)
     built, built_cpu = time.perf_counter(), cpu_seconds()
@@ -190,6 +193,8 @@ def worker(engine: str, data: Path, with_range_join: bool = False, profile: Path
         measured["range_join_peak_gib"] = peak_gib()
     if profiled is not None:
         _print_profile(profiled.timings)
+    if spark is not None:
+        spark.stop()
     print(json.dumps(measured))
 
 
@@ -213,23 +218,36 @@ def _print_profile(timings: list[tuple[float, float, str]]) -> None:
 SPARK_MASTER, SPARK_DRIVER_MEMORY = "local[2]", "6g"
 
 
-def _spark_build(dataset, dates, extra: dict):
-    """All snapshots on Spark local[2] (session start timed apart); the JVM's peak RSS goes into `extra`."""
-    from features.build import build_features
-    from features.settings import FeatureSettings
-    from features.sql.engine import SparkEngine
+def _spark_session(extra: dict):
+    """A Spark local[2] session, its start timed apart (`extra["session_s"]`)."""
     from pipeline.spark import start_spark
-    from pipeline.spark_loading import register_tables
 
     clock = time.perf_counter()
     spark = start_spark(SPARK_MASTER, {"spark.driver.memory": SPARK_DRIVER_MEMORY})
     extra["session_s"] = time.perf_counter() - clock
+    return spark
+
+
+def _spark_load(spark, data: Path):
+    """The data read and validated by Spark, as `churn features --engine spark` reads it (the Spark engine
+    computes only from tables Spark read itself)."""
+    from pipeline.spark_loading import load_on_spark
+
+    return load_on_spark(spark, str(data))
+
+
+def _spark_build(spark, dataset, dates, extra: dict):
+    """All snapshots on Spark; the JVM's peak RSS goes into `extra`."""
+    from features.build import build_features
+    from features.settings import FeatureSettings
+    from features.sql.engine import SparkEngine
+    from pipeline.spark_loading import register_tables
+
     register_tables(spark, dataset)
     table = build_features(dataset, dates, FeatureSettings(), grace_days=30, engine=SparkEngine(spark))
     jvm = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
     status = Path(f"/proc/{jvm}/status").read_text()
     extra["jvm_peak_gib"] = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 2**20
-    spark.stop()
     return table
 
 
@@ -302,7 +320,7 @@ def scaling_row(m: dict, target: int, load_before: str) -> str:
 
 def merge_scaling(path: Path, rows: dict[tuple[str, str], str]) -> None:
     """Replace or add rows (keyed by size and engine) in the scaling section of RESULTS.md."""
-    text = path.read_text()
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
     if SCALING_BEGIN not in text:
         text = text.rstrip() + f"\n\n## Scaling (bench/features.py --scaling)\n\n{SCALING_BEGIN}\n{SCALING_END}\n"
     head, rest = text.split(SCALING_BEGIN, 1)
