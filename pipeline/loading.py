@@ -242,7 +242,7 @@ def _create_raw_view(
     window = None
     try:
         if path.suffix == ".csv" and not path.is_dir():
-            columns = dict.fromkeys(header_names(name, path, _csv_header(name, path)), "VARCHAR")
+            columns = dict.fromkeys(header_names(name, path, csv_header(name, path)), "VARCHAR")
             con.execute(
                 f'CREATE TABLE "__raw_{name}" AS SELECT * FROM read_csv(?, {CSV_OPTIONS}, columns=?)',
                 [literal_glob(path), columns],
@@ -271,7 +271,7 @@ def _create_raw_view(
     return window
 
 
-def _csv_header(name: str, path: Path) -> list[str] | None:
+def csv_header(name: str, path: Path) -> list[str] | None:
     """The fields of a CSV file's first row (None when the file is empty), reading only its lines."""
     with path.open("rb") as lines:
         try:

@@ -209,7 +209,7 @@ def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> p
     (pandas would read the number 7 and score account `7`). A CSV header is read as a data folder's is
     (`header_names`): names trimmed (`customerID, Churn` names `Churn`), a name given twice refused (pandas
     would rename the second `x.1`)."""
-    from pipeline.loading import _csv_header, header_names
+    from pipeline.loading import csv_header, header_names
 
     path = Path(path)
     if not path.exists():
@@ -218,7 +218,7 @@ def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> p
         if path.is_dir() or path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
         if path.suffix.lower() in (".csv", ".txt"):
-            names = header_names(path.stem, path, _csv_header(path.stem, path))
+            names = header_names(path.stem, path, csv_header(path.stem, path))
             if len(names) == 1 and (other := next((c for c in ";\t|" if c in names[0]), None)):
                 raise DataContractError(
                     f"--table {path}: the header {names[0][:60]!r} is one column: the file looks separated by "
