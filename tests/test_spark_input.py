@@ -246,3 +246,20 @@ def _text(ts: pd.Timestamp, i: int) -> str:
         new_york.strftime("%Y-%m-%d %H:%M:%S America/New_York"),
     ]
     return forms[i % len(forms)]
+
+
+def test_zone_names_in_any_case_read_on_spark_as_on_duckdb(spark, tmp_path):
+    """DuckDB reads a zone name in any case ('utc', 'europe/paris'), Spark's cast only as the tz database
+    spells it: the same file once failed only on Spark, its rows 'not a date'. Both engines now read the same
+    instants (an autumn's repeated hour the later one on both)."""
+    data = write_tables(tmp_path / "data", tiny_tables(), "csv")
+    stamps = ["2023-01-10 10:00:00 utc", "2023-01-10 10:00:00 europe/paris", "2023-01-10 10:00 AMERICA/NEW_YORK"]
+    stamps += ["2023-01-10 10:00:00 America/New_York", "2023-11-05 01:30:00 america/new_york", "2023-01-11 00:00 Utc"]
+    stamps += ["2023-01-10 10:00:00 america/port-au-prince", "2023-01-10 10:00:00 etc/gmt+5"]
+    pd.DataFrame({"account_id": "A", "ts": stamps, "kind": "webinar"}).to_csv(data / "trainings.csv", index=False)
+    expected = load_dataset(data)
+    got = load_on_spark(spark, data.as_uri())
+    assert_same_report(got.report, expected.report)
+    on_duckdb = expected.con.execute("SELECT ts FROM trainings ORDER BY ts").df().ts
+    assert list(got.frames["trainings"].toPandas().ts.sort_values()) == list(on_duckdb)
+    assert len(on_duckdb) == len(stamps), on_duckdb
