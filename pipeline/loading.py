@@ -266,9 +266,15 @@ def _create_raw_view(
             reason = f"line {bad[0]} is not UTF-8 text: {bad[1]!r} (this file is not utf-8 encoded: save it as UTF-8)"
         elif ragged := RAGGED.search(reason):
             line, text, wanted, found = ragged.groups()
-            reason = f"line {line} has {found} fields where the header has {wanted}: {text[:80]!r}"
+            reason = ragged_reason(int(line), text, int(wanted), int(found))
         raise DataContractError(f"Table '{name}': cannot read {path}: {reason}") from exc
     return window
+
+
+def ragged_reason(line: int, text: str, wanted: int, found: int) -> str:
+    """The problem of a CSV row with more or fewer fields than the header, as both engines say it: `line` and
+    `text` as DuckDB gives them (rows numbered from the header's 1, a row's line breaks inside quotes as '; ')."""
+    return f"line {line} has {found} fields where the header has {wanted}: {text[:80]!r}"
 
 
 def csv_header(name: str, path: Path) -> list[str] | None:

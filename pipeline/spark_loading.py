@@ -17,8 +17,9 @@ driver, as the DuckDB path keeps them.
 
 from __future__ import annotations
 
+import csv
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import reduce
@@ -31,7 +32,7 @@ import pandas as pd
 from features.contract import TABLES
 from features.errors import ChurnError, DataContractError
 from features.sql.dialect import EPOCH_NANOS, SPARK
-from pipeline.loading import Dataset, header_names, hidden, utc_connection
+from pipeline.loading import Dataset, header_names, hidden, ragged_reason, utc_connection
 from pipeline.validation import SOURCE_ROW, canonical_view, kept_columns, validate, with_checked
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -118,6 +119,20 @@ class HadoopFiles:
             below = str(part.toUri().getPath())[root:].split("/")
             if part.getName().endswith(".parquet") and not any(map(hidden, below)):
                 yield part
+
+    def lines(self, uri: str) -> Iterator[bytes]:
+        """A file's lines, their ends kept, read a MiB at a time on the driver (only to name a bad row)."""
+        path, fs = self._resolve(uri)
+        stream = fs.open(path)
+        try:
+            rest = b""
+            while chunk := bytes(stream.readNBytes(1 << 20)):
+                *whole, rest = (rest + chunk).split(b"\n")
+                yield from (line + b"\n" for line in whole)
+            if rest:
+                yield rest
+        finally:
+            stream.close()
 
     def parts(self, name: str, uri: str, kind: str) -> list[Part]:
         """The parquet file of table `name`, or every part of its folder in DuckDB's order, each with its
@@ -209,7 +224,7 @@ def read_raw(
         first = spark.read.options(**{**CSV_OPTIONS, "header": False}).csv(uri).first()
         names = header_names(name, uri, None if first is None else list(first))
         raw = spark.read.options(**CSV_OPTIONS).csv(uri).toDF(*names)
-        _check_fields(raw, name, uri)
+        _check_fields(raw, files, name, uri)
         return raw.withColumn(SOURCE_ROW, F.monotonically_increasing_id() + 1), _types(raw)
     if kind == "folder" and not files.has_parquet(uri):
         raise DataContractError(f"Table '{name}': folder {uri} holds no .parquet files.")
@@ -254,10 +269,11 @@ def read_raw(
     ), common
 
 
-def _check_fields(raw: DataFrame, name: str, uri: str) -> None:
+def _check_fields(raw: DataFrame, files: HadoopFiles, name: str, uri: str) -> None:
     """Parse every field of a CSV table once: a row with more or fewer fields than the header fails the read
-    (`CSV_OPTIONS`), named here with its table and file (Spark's error does not tell which row), and so do
-    rows that are not UTF-8 (Spark reads their bytes as U+FFFD)."""
+    (`CSV_OPTIONS`), named here with its table, file and row, which only then are found by reading the file
+    (Spark's error does not tell which row), and so do rows that are not UTF-8 (Spark reads their bytes as
+    U+FFFD)."""
     from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException
 
@@ -268,13 +284,34 @@ def _check_fields(raw: DataFrame, name: str, uri: str) -> None:
     except (PySparkException, Py4JError) as exc:
         reason = spark_error_message(exc)
         if "Malformed records are detected" in str(exc):
-            reason = "a row has more or fewer fields than the header"
+            ragged = _ragged_row(files.lines(uri), len(raw.columns))
+            reason = ragged_reason(*ragged) if ragged else "a row has more or fewer fields than the header"
         raise DataContractError(f"Table '{name}': cannot read {uri}: {reason}") from exc
     if replaced:  # Spark decodes bytes that are not UTF-8 as U+FFFD where DuckDB refuses the file
         raise DataContractError(
             f"Table '{name}': cannot read {uri}: {replaced} rows are not UTF-8 text (this file is not utf-8 "
             "encoded: save it as UTF-8)"
         )
+
+
+def _ragged_row(lines: Iterable[bytes], wanted: int) -> tuple[int, str, int, int] | None:
+    """The first row of a CSV file's `lines` with more or fewer fields than `wanted`, as `ragged_reason` takes
+    it: numbered as DuckDB numbers rows (the header 1, a blank line counted), its lines joined by '; '."""
+    taken: list[str] = []
+
+    def text() -> Iterator[str]:
+        for line in lines:
+            taken.append(line.decode("utf-8", errors="replace").removeprefix("\ufeff"))
+            yield taken[-1]
+
+    try:
+        for number, fields in enumerate(csv.reader(text()), 1):
+            if fields and len(fields) != wanted:
+                return number, "; ".join(line.rstrip("\r\n") for line in taken), wanted, len(fields)
+            taken.clear()
+    except csv.Error:  # a row Python's reader refuses (a field over its size limit): the row stays unnamed
+        pass
+    return None
 
 
 def _literal(uri: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
+import duckdb
 import pandas as pd
 
 MICROS_PER_DAY = 86_400_000_000
@@ -278,8 +279,22 @@ _SPARK_ZONE_NAMED = (
     f"v -> transform(array({_spark_wall('v.m')} - {_spark_wall(f'v.m + {MICROS_PER_DAY}')} + v.m + {MICROS_PER_DAY}), "
     f"later -> CASE WHEN later > v.m AND {_spark_wall('later')} = {_spark_wall('v.m')} THEN later ELSE v.m END)[0])[0]"
 )
+# DuckDB (ICU) reads a zone name in any case ('utc', 'europe/paris'), Spark's cast (java.time) only as the
+# tz database spells it: where Spark's cast fails (only there: the lookup costs per row), the name is given the
+# spelling of the zone DuckDB knows by it.
+_ZONE_NAMES = "|{}|".format(
+    "|".join(n for (n,) in duckdb.connect().sql("SELECT name FROM pg_timezone_names()").fetchall())
+)
+_SPARK_ZONE_AT = f"instr('{_ZONE_NAMES.lower()}', concat('|', lower(z), '|'))"
+_SPARK_ZONE_SPELLED = (
+    "concat(regexp_extract({raw}, '^(.*?)[ ][A-Za-z]', 1), ' ', "
+    f"transform(array(regexp_extract({{raw}}, '[ ]([A-Za-z].*)$', 1)), z -> CASE WHEN {_SPARK_ZONE_AT} > 0 THEN "
+    f"substr('{_ZONE_NAMES}', {_SPARK_ZONE_AT} + 1, length(z)) ELSE z END)[0])"
+)
 _SPARK_FROM_ZONED_TEXT = _SPARK_UTC.format(
-    micros=f"CASE WHEN {{raw}} RLIKE '[ ][A-Za-z]' THEN {_SPARK_ZONE_NAMED} ELSE {_SPARK_ZONED} END"
+    micros=f"CASE WHEN {{raw}} RLIKE '[ ][A-Za-z]' THEN coalesce({_SPARK_ZONE_NAMED}, "
+    f"transform(array({_SPARK_ZONE_SPELLED}), spelled -> {_SPARK_ZONE_NAMED.replace('{raw}', 'spelled')})[0]) "
+    f"ELSE {_SPARK_ZONED} END"
 )
 
 SPARK = Dialect(
