@@ -12,10 +12,10 @@ no division that can meet a zero (Spark in ANSI mode raises where DuckDB returns
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass
 
-import duckdb
 import pandas as pd
 
 MICROS_PER_DAY = 86_400_000_000
@@ -121,7 +121,8 @@ class Dialect:
             if native.startswith(self._native_timestamps):
                 return self._from_native.format(raw=raw)
             text = self.trimmed_text(raw)
-            return f"CASE WHEN {self.matches(text, TIMESTAMP_TEXT)} THEN {self._parse_timestamp.format(raw=text)} END"
+            parsed = _with_zone_names(self._parse_timestamp.format(raw=text))
+            return f"CASE WHEN {self.matches(text, TIMESTAMP_TEXT)} THEN {parsed} END"
         if kind in TYPED:
             if native == TYPED[kind].lower():
                 return raw
@@ -281,16 +282,34 @@ _SPARK_ZONE_NAMED = (
 )
 # DuckDB (ICU) reads a zone name in any case ('utc', 'europe/paris'), Spark's cast (java.time) only as the
 # tz database spells it: where Spark's cast fails (only there: the lookup costs per row), the name is given the
-# spelling of the zone DuckDB knows by it.
-_ZONE_NAMES = "|{}|".format(
-    "|".join(n for (n,) in duckdb.connect().sql("SELECT name FROM pg_timezone_names()").fetchall())
-)
-_SPARK_ZONE_AT = f"instr('{_ZONE_NAMES.lower()}', concat('|', lower(z), '|'))"
+# spelling of the zone DuckDB knows by it. The names fill their slots when the SQL is written (`_zone_names`).
+_ZONE_NAMES_SLOT, _LOWER_ZONE_NAMES_SLOT = "<zone names>", "<zone names in lower case>"
+_SPARK_ZONE_AT = f"instr('{_LOWER_ZONE_NAMES_SLOT}', concat('|', lower(z), '|'))"
 _SPARK_ZONE_SPELLED = (
     "concat(regexp_extract({raw}, '^(.*?)[ ][A-Za-z]', 1), ' ', "
     f"transform(array(regexp_extract({{raw}}, '[ ]([A-Za-z].*)$', 1)), z -> CASE WHEN {_SPARK_ZONE_AT} > 0 THEN "
-    f"substr('{_ZONE_NAMES}', {_SPARK_ZONE_AT} + 1, length(z)) ELSE z END)[0])"
+    f"substr('{_ZONE_NAMES_SLOT}', {_SPARK_ZONE_AT} + 1, length(z)) ELSE z END)[0])"
 )
+
+
+@functools.cache
+def _zone_names() -> str:
+    """The names of the zones DuckDB knows, each between `|`, read once a process first writes SQL that
+    needs them (a connection at import would cost every command, most never on Spark)."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        return "|{}|".format("|".join(name for (name,) in con.sql("SELECT name FROM pg_timezone_names()").fetchall()))
+
+
+def _with_zone_names(sql: str) -> str:
+    """`sql` with the zone names in their slots (Spark's text timestamps; DuckDB's SQL has none)."""
+    if _ZONE_NAMES_SLOT not in sql and _LOWER_ZONE_NAMES_SLOT not in sql:
+        return sql
+    names = _zone_names()
+    return sql.replace(_LOWER_ZONE_NAMES_SLOT, names.lower()).replace(_ZONE_NAMES_SLOT, names)
+
+
 _SPARK_FROM_ZONED_TEXT = _SPARK_UTC.format(
     micros=f"CASE WHEN {{raw}} RLIKE '[ ][A-Za-z]' THEN coalesce({_SPARK_ZONE_NAMED}, "
     f"transform(array({_SPARK_ZONE_SPELLED}), spelled -> {_SPARK_ZONE_NAMED.replace('{raw}', 'spelled')})[0]) "
