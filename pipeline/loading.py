@@ -42,8 +42,9 @@ from pipeline.validation import (
 from pipeline.window_cache import WindowRows, cached_rows, store
 
 Progress = Callable[[str, int, int], None]
-RAGGED = re.compile(r"Line: (\d+); Original Line: (.*); Expected Number of Columns: (\d+) Found: (\d+)$")
-"""DuckDB's error on a CSV row with more or fewer fields than the header (`duckdb_reason`'s spelling)."""
+RAGGED = re.compile(r"Line: (\d+); Original Line:;? (.*); Expected Number of Columns: (\d+) Found: (\d+)$")
+"""DuckDB's error on a CSV row with more or fewer fields than the header (`duckdb_reason`'s spelling; after a
+blank line the row's text starts on a line of its own, so its label ends the line: `Original Line:;`)."""
 CSV_OPTIONS = "auto_detect=false, header=true, delim=',', quote='\"', escape='\"'"
 """Commas and doubled quotes, never guessed; the columns (text, to report bad values) are the header's names
 (`header_names`), so a row with more or fewer fields than the header is an error naming its line (DuckDB's

@@ -203,6 +203,10 @@ def bad_csv_tables(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     """Data folders whose trainings.csv is malformed, each with the problem its error names."""
     files = {
         "ragged": ("account_id,ts,kind\nA,2023-01-10,course\nB,2023-01-11\n", "fields"),
+        "ragged_after_blank_line": (
+            "account_id,ts,kind\nA,2023-01-10,course\n\nB,2023-01-11\n",
+            "line 4 has 2 fields where the header has 3: 'B,2023-01-11'",
+        ),
         "twice": ("account_id,ts, ts\nA,2023-01-10,2023-01-11\n", "the header names column 'ts' twice"),
         "empty": ("", "the file is empty (it needs a header row)"),
         "latin1": ("account_id,ts,kind\nA,2023-01-10,caf\u00e9\n", "not UTF-8 text"),
