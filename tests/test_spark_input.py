@@ -8,6 +8,9 @@ small Spark jobs on the shared session.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -263,3 +266,17 @@ def test_zone_names_in_any_case_read_on_spark_as_on_duckdb(spark, tmp_path):
     on_duckdb = expected.con.execute("SELECT ts FROM trainings ORDER BY ts").df().ts
     assert list(got.frames["trainings"].toPandas().ts.sort_values()) == list(on_duckdb)
     assert len(on_duckdb) == len(stamps), on_duckdb
+
+
+def test_a_malformed_row_on_spark_is_one_clear_message_not_a_jvm_stack(spark_runs, tmp_path):
+    """The executor and the scheduler logged a failed task's JVM stack (45 lines) on stderr before churn's own
+    message; a local session's log profile keeps them quiet, so the message is what the user reads."""
+    data = bad_csv_tables(tmp_path)["ragged"][0]
+    environment = {key: value for key, value in os.environ.items() if key != "SPARK_CONF_DIR"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--no-progress", "validate", "--data", str(data), "--engine", "spark"],
+        capture_output=True, text=True, check=False, env=environment, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "line 3 has 2 fields where the header has 3: 'B,2023-01-11'" in done.stdout + done.stderr
+    assert "\tat org.apache.spark" not in done.stderr and "ERROR" not in done.stderr, done.stderr
