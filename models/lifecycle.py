@@ -10,7 +10,11 @@ Precedence, first match wins:
 3. expand - seats grew at the last renewal by at least `expand_seat_growth`, or more users are
             active than licensed (`user_utilisation_30d` above `expand_utilisation`);
 4. adopt  - everyone else.
-A rule whose input column is absent (prepared tables) or missing for a row does not fire.
+The stage needs `tenure_days` and `days_to_renewal` (the feature table's names, which a prepared table
+uses too): without either column, or for a row missing either value (unless it is renewing), the stage is
+empty (null), never a guess. Seat growth (`seat_change_last_renewal`) and utilisation
+(`user_utilisation_30d`) only ever make an account `expand`: an absent column or missing value does not fire
+that rule, as with a data folder without `subscriptions.seats` and `logins.user_id`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ import pandas as pd
 from models.scores import DAYS_TO_RENEWAL, LIFECYCLE_STAGE
 
 LAND, ADOPT, EXPAND, RENEW = "land", "adopt", "expand", "renew"
+TENURE_DAYS = "tenure_days"
+SEAT_GROWTH = "seat_change_last_renewal"
+UTILISATION = "user_utilisation_30d"
+REQUIRED: tuple[str, ...] = (TENURE_DAYS, DAYS_TO_RENEWAL)
+"""Columns without which no row gets a stage."""
 
 
 def _column(table: pd.DataFrame, name: str) -> pd.Series:
@@ -38,12 +47,13 @@ def lifecycle_stage(
     expand_seat_growth: float,
     expand_utilisation: float,
 ) -> pd.Series:
-    """The LAER stage per row of a feature table, aligned with its index (thresholds: `lifecycle:` settings)."""
+    """The LAER stage per row of a feature table, aligned with its index (thresholds: `lifecycle:` settings);
+    null where `tenure_days` or `days_to_renewal` is unknown (see the module docstring)."""
     days_to_renewal = _column(table, DAYS_TO_RENEWAL)
     term_length = _column(table, "term_length_days")
-    tenure = _column(table, "tenure_days")
-    seat_growth = _column(table, "seat_change_last_renewal")
-    utilisation = _column(table, "user_utilisation_30d")
+    tenure = _column(table, TENURE_DAYS)
+    seat_growth = _column(table, SEAT_GROWTH)
+    utilisation = _column(table, UTILISATION)
 
     window = np.fmin(renew_window_days, term_length / 4)  # no term length: the configured window
     renew = days_to_renewal <= window
@@ -52,5 +62,22 @@ def lifecycle_stage(
     grew = (seat_growth > 0) & (seat_growth >= expand_seat_growth)
     expand = grew | (utilisation > expand_utilisation)
 
-    stage = np.select([renew, land, expand], [RENEW, LAND, EXPAND], default=ADOPT)
+    unknown = days_to_renewal.isna() | tenure.isna()  # renewing, new or not: the rules below cannot tell
+    stage = np.select([renew, unknown, land, expand], [RENEW, None, LAND, EXPAND], default=ADOPT)
     return pd.Series(stage, index=table.index, dtype=str, name=LIFECYCLE_STAGE)
+
+
+def stage_gaps(scores: pd.DataFrame) -> str | None:
+    """Why rows of a scores table have no `lifecycle_stage` (a prepared table's warning); None when all have one.
+
+    The scores carry `tenure_days` and `days_to_renewal` (null when the scored table lacked them)."""
+    blank = int(scores[LIFECYCLE_STAGE].isna().sum())
+    if not blank:
+        return None
+    absent = [name for name in REQUIRED if scores[name].isna().all()]
+    if absent:
+        return (
+            f"lifecycle_stage is empty: the table has no {' or '.join(absent)} column (days since the account "
+            "landed; days until its term ends), which the LAER stage is computed from"
+        )
+    return f"lifecycle_stage is empty for {blank:,} rows whose {' or '.join(REQUIRED)} is blank"

@@ -66,12 +66,24 @@ def test_zero_growth_threshold_means_any_growth_not_no_change():
     assert lifecycle_stage(table, **settings.model_dump()).tolist() == ["adopt", "expand"]
 
 
-def test_missing_columns_and_values_do_not_fire_their_rule():
+def test_without_tenure_or_days_to_renewal_the_stage_is_empty_not_adopt():
+    """A prepared table without `days_to_renewal` got `land`/`adopt` for every row: an account renewing next
+    week was `adopt`. What cannot be told is left empty; expansion inputs only ever add `expand`."""
     prepared = pd.DataFrame({"tenure_days": [50.0, 500.0, np.nan], "arr": [1.0, 2.0, 3.0]})
-    assert lifecycle_stage(prepared, **DEFAULTS.model_dump()).tolist() == ["land", "adopt", "adopt"]
+    assert lifecycle_stage(prepared, **DEFAULTS.model_dump()).isna().all()
 
-    gaps = _table([{"days_to_renewal": np.nan, "tenure_days": np.nan, "user_utilisation_30d": np.nan}])
-    assert lifecycle_stage(gaps, **DEFAULTS.model_dump()).tolist() == ["adopt"]
+    gaps = _table(
+        [
+            {"days_to_renewal": np.nan},
+            {"tenure_days": np.nan},
+            {"tenure_days": np.nan, "days_to_renewal": 10.0},  # renewing, however long a customer
+            {"seat_change_last_renewal": np.nan, "user_utilisation_30d": np.nan},
+        ]
+    )
+    assert lifecycle_stage(gaps, **DEFAULTS.model_dump()).tolist()[2:] == ["renew", "adopt"]
+    assert lifecycle_stage(gaps, **DEFAULTS.model_dump()).iloc[:2].isna().all()
+    no_growth = _table([{}]).drop(columns=["seat_change_last_renewal", "user_utilisation_30d"])
+    assert lifecycle_stage(no_growth, **DEFAULTS.model_dump()).tolist() == ["adopt"]
     assert lifecycle_stage(pd.DataFrame(index=pd.Index([], name="x")), **DEFAULTS.model_dump()).empty
 
 

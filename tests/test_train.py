@@ -362,6 +362,37 @@ def test_scoring_a_table_says_what_is_wrong_with_it_in_its_own_terms(tmp_path, c
         code == 0 and "1 ids of 'customerID' are on more than one row (row 0: '0000-CUST', row 1: '0000-CUST')" in text
     )
     assert sorted(p.name for p in tmp_path.glob("scores_*")) == ["scores_d.parquet"]
+    # every row was `adopt`, a stage nobody computed: nothing here says how long an account has been a customer
+    assert pd.read_parquet(tmp_path / "scores_d.parquet")["lifecycle_stage"].isna().all()
+    assert "d.parquet: lifecycle_stage is empty: the table has no tenure_days or days_to_renewal column" in text
+
+
+def test_a_table_with_tenure_and_days_to_renewal_gets_its_lifecycle_stage(tmp_path, capsys):
+    """A prepared table with the feature table's `tenure_days` and `days_to_renewal` (and seat growth) gets the
+    LAER stage from them, as a data folder does; a row missing one of them gets none, and a warning says so."""
+    rng = np.random.default_rng(5)
+    frame = _telco_like(400).drop(columns=["Notes", "SignupMonth"])
+    frame["tenure_days"] = frame["tenure"] * 30.0
+    frame["days_to_renewal"] = rng.integers(0, 365, len(frame)).astype(float)
+    frame["seat_change_last_renewal"] = rng.choice([0.0, 0.5], len(frame))
+    frame.to_parquet(tmp_path / "t.parquet")
+    config = _cli_config(tmp_path)
+    args = ["--id", "customerID", "--config", config]
+    code, text = run_cli(["train", "--table", str(tmp_path / "t.parquet"), "--label", "Churn", *args], capsys)
+    assert code == 0, text
+    book = frame.drop(columns="Churn").assign(days_to_renewal=frame["days_to_renewal"].where(frame.index != 3))
+    book.to_parquet(tmp_path / "book.parquet")
+    out = tmp_path / "scores.parquet"
+    code, text = run_cli(["score", "--table", str(tmp_path / "book.parquet"), "--out", str(out), *args], capsys)
+    assert code == 0 and "lifecycle_stage is empty for 1 rows whose tenure_days or days_to_renewal is blank" in text
+    stages = pd.read_parquet(out)["lifecycle_stage"]
+    expected = np.select(
+        [book["days_to_renewal"] <= 90, book["days_to_renewal"].isna(), book["tenure_days"] < 120,
+         book["seat_change_last_renewal"] >= 0.1],
+        ["renew", None, "land", "expand"], default="adopt",
+    )  # fmt: skip
+    assert stages.tolist() == pd.Series(expected, dtype=str).tolist()
+    assert stages.isna().sum() == 1 and set(stages.dropna()) == {"land", "adopt", "expand", "renew"}
 
 
 def test_a_csv_header_is_read_as_a_data_folder_reads_one(tmp_path):
