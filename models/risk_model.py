@@ -59,6 +59,8 @@ MODEL_FILE = "booster.txt"
 META_FILE = "model.json"
 # A sample of the training features (with the model's probability) to measure drift against at scoring.
 REFERENCE_FILE = "reference.parquet"
+# In `metadata_`: feature -> the prepared table's column it was renamed from (`Monthly_Charges` -> `Monthly Charges`)
+SOURCE_COLUMNS = "source_columns"
 REFERENCE_ROWS = 5_000
 # The LightGBM parameters the tuner searches (and a user may set); everything else is fixed.
 TUNED_PARAMS = (

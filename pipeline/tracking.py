@@ -44,12 +44,13 @@ import yaml
 from mlflow.entities import Metric, Param
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types.schema import AnyType, ColSpec, Schema
 from sklearn.metrics import roc_auc_score
 from sqlalchemy.exc import SQLAlchemyError
 
 from features.errors import ChurnError, ConfigError
-from models.risk_model import ChurnRiskModel
+from models.risk_model import SOURCE_COLUMNS, ChurnRiskModel
 from models.scores import arr_at_risk
 from pipeline.champion import CHAMPION, champion_uri
 from pipeline.config import ModelSettings, Settings, read_yaml, redact_url
@@ -257,6 +258,10 @@ def log_band_calibration(calibration: pd.DataFrame) -> None:
 class ChurnModelPyfunc(mlflow.pyfunc.PythonModel):
     """Serving wrapper: calibrated churn probability by default.
 
+    A model of a prepared table takes its columns under the table's names (`Monthly Charges`) or the
+    model's (`Monthly_Charges`, LightGBM's rule): the signature lists both, each optional, and `predict`
+    refuses a row set holding neither with the feature's name.
+
     `params={"output": "log_odds"}` returns the booster's raw log-odds, `"contributions"` the
     exact SHAP contribution of every feature (plus `bias`). Categorical features are passed as
     strings (MLflow's schema check refuses pandas `category` columns).
@@ -268,6 +273,8 @@ class ChurnModelPyfunc(mlflow.pyfunc.PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         output = (params or {}).get("output", "probability")
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        if SOURCE_COLUMNS in self.model.metadata_:
+            frame = self._as_trained(frame, self.model.metadata_[SOURCE_COLUMNS])
         if output == "probability":
             return pd.DataFrame({"churn_probability": self.model.predict_proba(frame)[:, 1]}, index=frame.index)
         if output == "log_odds":
@@ -276,15 +283,51 @@ class ChurnModelPyfunc(mlflow.pyfunc.PythonModel):
             return self.model.contributions(frame)
         raise ChurnError(f"pyfunc params.output: unknown value '{output}' (use one of {', '.join(OUTPUTS)}).")
 
+    def _as_trained(self, frame: pd.DataFrame, sources: dict[str, str]) -> pd.DataFrame:
+        """A prepared table's rows under the model's names, typed as `churn score --table` types them (its
+        columns as the file held them: whole numbers, numbers as text with blanks, categories)."""
+        from pipeline.train import as_trained
+
+        renames = {c: f for f, c in sources.items() if c in frame.columns and f not in frame.columns}
+        frame = frame.rename(columns=renames) if renames else frame
+        names = self.model.feature_names_in_
+        if missing := [f for f in names if f not in frame.columns]:
+            named = [f"'{sources[f]}' (or '{f}')" if f in sources else f"'{f}'" for f in missing[:5]]
+            raise ChurnError(
+                f"pyfunc input: {len(missing)} of the model's {len(names)} columns are missing: {', '.join(named)}."
+            )
+        typed = {f: as_trained(frame[f], f, self.model.categories_.get(f), "pyfunc input") for f in names}
+        return frame.assign(**typed)
+
 
 def pip_requirements() -> list[str]:
     return [f"{name}=={installed_version(name)}" for name in RUNTIME_PACKAGES]
 
 
 def serving_example(model: ChurnRiskModel, X: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
-    """A few rows in the pyfunc's input format (model features, categoricals as strings)."""
-    example = model.prepare(X.head(rows))
-    return example.astype({name: "object" for name in model.categories_})
+    """A few rows in the pyfunc's input format (model features under a prepared table's own column names,
+    categoricals as strings)."""
+    example = model.prepare(X.head(rows)).rename(columns=model.metadata_.get(SOURCE_COLUMNS, {}))
+    return example.astype({model.metadata_.get(SOURCE_COLUMNS, {}).get(n, n): "object" for n in model.categories_})
+
+
+def _signature(model: ChurnRiskModel, example: pd.DataFrame, output: pd.DataFrame) -> ModelSignature:
+    """The pyfunc's signature. A prepared table's model lists its columns with any type, typed by `predict`
+    as `churn score --table` types them (MLflow refused a column of whole numbers for a double, and the
+    numbers-as-text the model was trained on), and a renamed column under both names, each optional
+    (MLflow refuses a missing required column and drops those it does not list before `predict` runs)."""
+    signature = infer_signature(example, output, params={"output": "probability"})
+    sources = model.metadata_.get(SOURCE_COLUMNS)
+    if sources is None or signature.inputs is None:
+        return signature
+    renamed = {source: feature for feature, source in sources.items()}
+    inputs: list[ColSpec] = []
+    for spec in signature.inputs.inputs:
+        if spec.name in renamed:
+            inputs += [ColSpec(AnyType(), spec.name, required=False), ColSpec(AnyType(), renamed[spec.name], False)]
+        else:
+            inputs.append(ColSpec(AnyType(), spec.name, spec.required))
+    return ModelSignature(Schema(inputs), signature.outputs, signature.params)
 
 
 @contextmanager
@@ -322,7 +365,7 @@ def log_model(model: ChurnRiskModel, X_example: pd.DataFrame, settings: Settings
     example = serving_example(model, X_example)
     pyfunc = ChurnModelPyfunc()
     pyfunc.model = model
-    signature = infer_signature(example, pyfunc.predict(None, example), params={"output": "probability"})
+    signature = _signature(model, example, pyfunc.predict(None, example))
     with tempfile.TemporaryDirectory() as tmp, _quiet_mlflow():
         model_dir = model.save(Path(tmp) / ARTIFACTS_KEY)
         info = mlflow.pyfunc.log_model(

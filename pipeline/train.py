@@ -45,7 +45,7 @@ from models.baselines import fit_logistic_baseline
 from models.categories import ml_categories
 from models.comparison import calibration_by_band
 from models.evaluation import ALL_SEGMENTS, evaluate, evaluation_figures
-from models.risk_model import ChurnRiskModel
+from models.risk_model import SOURCE_COLUMNS, ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from models.scoring import risk_band
 from models.split import (
@@ -197,6 +197,11 @@ def train_prepared_table(
         notes=notes,
     )  # fmt: skip
     trained_on = trained_on_record(table, f"{tracking.PREPARED_TABLE} {Path(path).resolve()}", None, seed)
+    # the pyfunc takes the table's own column names too (its signature lists both); an empty map still says
+    # "a prepared table's model", whose pyfunc types its input as `churn score --table` does
+    evaluated.model.metadata_[SOURCE_COLUMNS] = {
+        feature_name(c): str(c) for c in frame.columns if feature_name(c) != str(c) and feature_name(c) in table
+    }
     return log_and_register(
         evaluated, split, folds, settings, config_files=config_files, promote=promote, progress=progress,
         source=source, trained_on=trained_on,

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from churn_sim import simulate_feature_table
 from conftest import run_cli
+from mlflow.exceptions import MlflowException
 
-from features.errors import ConfigError, DataContractError
+from features.errors import ChurnError, ConfigError, DataContractError
 from pipeline.config import Settings, load_settings
 from pipeline.train import (
     as_trained,
@@ -393,6 +394,38 @@ def test_a_table_with_tenure_and_days_to_renewal_gets_its_lifecycle_stage(tmp_pa
     )  # fmt: skip
     assert stages.tolist() == pd.Series(expected, dtype=str).tolist()
     assert stages.isna().sum() == 1 and set(stages.dropna()) == {"land", "adopt", "expand", "renew"}
+
+
+def test_the_registered_model_of_a_table_takes_the_tables_own_column_names(tmp_path, capsys):
+    """`churn train --table` renames `Monthly Charges` to `Monthly_Charges` (LightGBM's rule) and `churn score
+    --table` takes either name, but the registered pyfunc's signature listed only the renamed one: MLflow
+    refused the very table the model was trained on ("Model is missing inputs ['Monthly_Charges']"), and with the
+    renamed names still refused its whole numbers ("Can not safely convert int64 to float64"), its numbers as
+    text with blanks and its pandas categories."""
+    frame = _telco_like(400).rename(columns={"MonthlyCharges": "Monthly Charges", "TotalCharges": "Total: Charges"})
+    frame.to_parquet(tmp_path / "t.parquet")
+    config = _cli_config(tmp_path)
+    args = ["--id", "customerID", "--config", config]
+    code, text = run_cli(["train", "--table", str(tmp_path / "t.parquet"), "--label", "Churn", *args], capsys)
+    assert code == 0 and "renamed 'Monthly Charges' -> 'Monthly_Charges'" in text, text
+    out = tmp_path / "scores.parquet"
+    code, text = run_cli(["score", "--table", str(tmp_path / "t.parquet"), "--out", str(out), *args], capsys)
+    assert code == 0, text
+    expected = pd.read_parquet(out)["churn_probability"].to_numpy()
+
+    mlflow.set_tracking_uri(load_settings(config).tracking_uri())
+    pyfunc = mlflow.pyfunc.load_model("models:/churn-risk-table@champion")
+    table = frame.drop(columns=["customerID", "Churn"])
+    np.testing.assert_allclose(pyfunc.predict(table)["churn_probability"].to_numpy(), expected)
+    renamed = table.rename(columns={"Monthly Charges": "Monthly_Charges", "Total: Charges": "Total__Charges"})
+    np.testing.assert_allclose(pyfunc.predict(renamed)["churn_probability"].to_numpy(), expected)
+    categories = table.astype({"Contract": "category"})
+    np.testing.assert_allclose(pyfunc.predict(categories)["churn_probability"].to_numpy(), expected)
+    with pytest.raises(ChurnError, match=r"1 of the model's 4 columns are missing: 'Monthly Charges' \(or "):
+        pyfunc.predict(table.drop(columns="Monthly Charges"))
+    with pytest.raises(MlflowException, match=r"Model is missing inputs \['tenure'\]"):  # the schema still checks
+        pyfunc.predict(table.drop(columns="tenure"))
+    assert {"Monthly Charges", "Total: Charges"} <= set(pyfunc.input_example.columns)  # a row of the table
 
 
 def test_a_csv_header_is_read_as_a_data_folder_reads_one(tmp_path):
