@@ -24,5 +24,6 @@ register(
         "higher",
         "CSM sentiment {value:.0f} of 5",
         absent_reason="no CSM sentiment ratings here (they come from `churn override --sentiment` at scoring)",
+        missing="no CSM sentiment rating in force",
     )
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache, partial
@@ -33,7 +34,10 @@ class FeatureSpec:
     inputs that do not come from a table (`features/judgement.py`). `actionable` says whether it is
     behaviour a CSM can change (usage, logins, support, training, relationship, payments) or
     context (term length, tenure, renewals so far, days to renewal, segment): drivers a CSM is
-    asked to act on are actionable ones only; context is stated beside them.
+    asked to act on are actionable ones only; context is stated beside them. `missing` says what a
+    missing value means for the account ("fewer than 2 days with logins in the last 90 days"), and
+    `never` what a "days since" value as old as the account (`tenure_days`, the value when the event
+    never happened) means ("no login since it landed 40 days ago"); both are templates like `template`.
     """
 
     name: str
@@ -46,6 +50,12 @@ class FeatureSpec:
     requires: tuple[str, ...] = ()
     absent_reason: str | None = None
     actionable: bool = True
+    missing: str | None = None
+    never: str | None = None
+
+    def templates(self) -> tuple[str, ...]:
+        """Every template that may render the feature (its value, a missing value, an event that never happened)."""
+        return tuple(t for t in (self.template, self.missing, self.never) if t is not None)
 
 
 _REGISTRY: dict[str, FeatureSpec] = {}
@@ -155,17 +165,44 @@ def describer(name: str) -> Callable[[Any, Mapping[str, Any] | None], str]:
     return partial(_render, name, lookup(name))
 
 
-def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, Any] | None = None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return f"{found.description if found is not None else name}: no data"
+def template_fields(name: str) -> tuple[str, ...]:
+    """Columns a feature's templates cite besides its own value (none for unregistered columns): the
+    companions `describe` needs in `row`."""
+    found = lookup(name)
     if found is None:
-        return f"{name} = {_fmt(value)}"
+        return ()
+    fields: list[str] = []
+    for template in found.templates():
+        try:
+            fields += [f for _, f, _, _ in string.Formatter().parse(template) if f]
+        except ValueError:  # a malformed template: describe() falls back to the description anyway
+            continue
+    return tuple(dict.fromkeys(f for f in (re.split(r"[.\[]", f)[0] for f in fields) if f != "value"))
+
+
+def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, Any] | None = None) -> str:
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    if found is None:
+        return f"{name} blank" if missing else f"{name} = {_fmt(value)}"
+    template = found.template
+    if missing:
+        template = found.missing or "{description}: not recorded"
+    elif found.never is not None and row and _at_least(value, row.get("tenure_days")):
+        template = found.never
     context = {k: _clean(v) for k, v in row.items()} if row else {}
-    context["value"] = value  # neither None nor NaN here
+    context |= {"value": value, "description": found.description}
     try:
-        return singular_counts(_no_negative_zero(found.template).format_map(context))
+        return singular_counts(_no_negative_zero(template).format_map(context))
     except (KeyError, ValueError, TypeError, IndexError):
-        return f"{found.description}: {_fmt(value)}"
+        return f"{found.description}: {'not recorded' if missing else _fmt(value)}"
+
+
+def _at_least(value: Any, tenure: Any) -> bool:
+    """Whether a "days since" value reaches the account's age: the event never happened since it landed."""
+    try:
+        return tenure is not None and not math.isnan(float(tenure)) and float(value) >= float(tenure)
+    except (TypeError, ValueError):
+        return False
 
 
 # A number field of a template ("{value:+.0%}", "{value:,.0f}"): its sign, then the rest of its format.

@@ -15,7 +15,6 @@ intermediate copies, and so a progress callback can report on million-row runs.
 from __future__ import annotations
 
 import os
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import repeat
@@ -26,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from features.progress import ProgressCallback, report
-from features.registry import describer, is_actionable, lookup, singular_counts
+from features.registry import describer, is_actionable, singular_counts, template_fields
 from models.drift import check_required_features
 from models.errors import ModelError
 from models.scores import ACTIONABLE_LOG_ODDS, CONTEXT, CONTEXT_LOG_ODDS, TOP_DRIVERS, ml_column
@@ -300,7 +299,7 @@ def _render(name: str, X: pd.DataFrame, rows: np.ndarray) -> list[str]:
     Values repeat a lot (counts, days, levels), so identical inputs are rendered once.
     """
     values = X[name].iloc[rows].tolist()
-    companions = [c for c in _template_fields(name) if c in X.columns]
+    companions = [c for c in template_fields(name) if c in X.columns]
     contexts = zip(*(X[c].iloc[rows].tolist() for c in companions), strict=True) if companions else repeat(())
     describe = describer(name)
     if not companions:
@@ -315,12 +314,3 @@ def _render(name: str, X: pd.DataFrame, rows: np.ndarray) -> list[str]:
             text = rendered[key] = describe(value, dict(zip(companions, context, strict=True)))
         out.append(text)
     return out
-
-
-def _template_fields(name: str) -> tuple[str, ...]:
-    """Columns a feature's template cites besides its own value (none for unregistered columns)."""
-    found = lookup(name)
-    if found is None:
-        return ()
-    fields = (field for _, field, _, _ in string.Formatter().parse(found.template) if field)
-    return tuple(dict.fromkeys(f.split(".")[0].split("[")[0] for f in fields if f != "value"))

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import difflib
 import operator
-import re
-import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -22,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import ConfigError, DataContractError
-from features.registry import describe, lookup
+from features.registry import describe, template_fields
 from models.scorecard import (
     DEFAULT_SCORECARD,
     BooleanMetric,
@@ -346,14 +344,6 @@ def explain_health(table: pd.DataFrame, health: HealthScores, config: ScorecardC
 
 
 def _template_columns(metric: str, columns: pd.Index) -> list[str]:
-    """Columns a metric's template cites besides its value: describe() only needs those, and
+    """Columns a metric's templates cite besides its value: describe() only needs those, and
     handing it just them keeps explanations fast on wide tables."""
-    found = lookup(metric)
-    if found is None:
-        return []
-    try:
-        parsed = list(string.Formatter().parse(found.template))
-    except ValueError:  # a malformed template: describe() falls back to the description anyway
-        return []
-    fields = (re.split(r"[.\[]", field)[0] for _, field, _, _ in parsed if field)
-    return [f for f in dict.fromkeys(fields) if f != "value" and f in columns]
+    return [f for f in template_fields(metric) if f in columns]

@@ -7,10 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import shap
+from feature_data import random_tables
 
+from features.build import build_features
 from features.errors import ChurnError, DataContractError
 from features.registry import all_specs, category_map, describe
+from features.settings import FeatureSettings
 from models.explain import _largest_columns, explain, top_drivers
+from pipeline.loading import Dataset
 
 NUMERIC = [
     "logins_per_seat_30d",
@@ -233,4 +237,38 @@ def test_top_drivers_equal_describe_row_by_row_with_companions_gaps_and_repeats(
         row = X.loc[index].to_dict()
         expected = "; ".join(describe(name, row[name], row) for name in ranked[ranked > 0].index[:3])
         assert drivers[index] == expected, index
-    assert drivers.str.contains("logins per seat in 30 days").any() and drivers.str.contains("no data").any()
+    assert drivers.str.contains("logins per seat in 30 days, none in the 30 before").any()
+    assert not drivers.str.contains("no data").any()
+
+
+def test_a_missing_value_or_an_event_that_never_happened_is_said_as_what_it_means():
+    """A missing value read "Mean days between login days over 90 days: no data", and a "days since" value of an
+    account that never logged in (its age) read "last login 40 days ago". An account new to the book with no
+    logins, tickets, trainings, surveys, invoices or touchpoints, every one of its features a driver: each says
+    what the account lacks."""
+    tables = random_tables(4)
+    landed = pd.Timestamp("2024-11-21")
+    tables["accounts"] = pd.concat(
+        [tables["accounts"], pd.DataFrame({"account_id": ["NEW"], "created_at": [landed], "segment": ["smb"],
+                                           "regulated": [False]})], ignore_index=True,
+    )  # fmt: skip
+    term = {"account_id": "NEW", "start_date": landed, "end_date": landed + pd.Timedelta(days=365), "seats": 5.0}
+    tables["subscriptions"] = pd.concat([tables["subscriptions"], pd.DataFrame([term | {"plan": "pro"}])])
+    dataset = Dataset.from_frames(tables, data_end="2025-06-01", now=pd.Timestamp("2025-06-01"))
+    table = build_features(dataset, ["2025-01-01"], FeatureSettings(), grace_days=30)
+    row = table[table["account_id"] == "NEW"].reset_index(drop=True)
+    actionable = [c for c in row.columns if (found := all_specs().get(c)) is not None and found.actionable]
+    contributions = pd.DataFrame(1.0, index=row.index, columns=actionable)
+
+    drivers = top_drivers(contributions, row, n=len(actionable)).iloc[0].split("; ")
+
+    assert len(drivers) == len(actionable)
+    assert not [d for d in drivers if "no data" in d or "not recorded" in d]
+    for words in (
+        "no login recorded since it landed 41 days ago", "logins on fewer than 2 days in the last 90 days",
+        "no ticket recorded since it landed 41 days ago", "no ticket rated in the last 90 days",
+        "no training recorded since it landed 41 days ago", "no product use recorded yet, 41 days after landing",
+        "no NPS response recorded yet", "no QBR recorded yet", "no workflow run started in the last 90 days",
+    ):  # fmt: skip
+        assert words in drivers, (words, drivers)
+    assert not [d for d in drivers if d.startswith("last login") or d.startswith("last ticket")]

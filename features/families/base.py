@@ -103,8 +103,12 @@ class Declarations:
         template: str,
         kind: Kind = "numeric",
         requires: tuple[str, ...] = (),
+        *,
+        missing: str | None = None,
+        never: str | None = None,
     ) -> str:
-        """Declare a feature; `requires`: the optional columns of the source table it needs."""
+        """Declare a feature; `requires`: the optional columns of the source table it needs; `missing` and
+        `never`: its words for a missing value and for an event that never happened (FeatureSpec)."""
         register(
             FeatureSpec(
                 name,
@@ -116,6 +120,8 @@ class Declarations:
                 kind,
                 self._qualify(requires),
                 actionable=self.actionable,
+                missing=missing,
+                never=never,
             )
         )
         return name

@@ -46,6 +46,7 @@ OVERDUE_INVOICES = declare.fixed(
 OVERDUE_SHARE = declare.fixed(
     "overdue_amount_share", "Overdue amount / amount invoiced in the last 365 days", "lower",
     "{value:.0%} of the last year's invoiced amount is overdue", requires=("paid_at",),
+    missing="nothing invoiced in the last year",
 )  # fmt: skip
 LATE = {
     w: declare.fixed(
@@ -64,14 +65,17 @@ FAILED = {
 LATE_SHARE = declare.fixed(
     "late_payment_share_365d", "Share of invoices due in 365 days that were not paid by their due date", "lower",
     "{value:.0%} of invoices paid late (365 days)", requires=("paid_at",),
+    missing="no invoice due in the last 365 days",
 )  # fmt: skip
 DISCOUNT = declare.fixed(
     "last_invoice_discount", "Discount on the last invoice, as a share of its list price", "lower",
     "{value:.0%} discount on the last invoice", requires=("discount",),
+    missing="no invoice recorded yet",
 )  # fmt: skip
 AMOUNT_CHANGE = declare.fixed(
     "invoiced_amount_change_365d", "Amount invoiced in the last 365 days vs the 365 before (relative change)",
     "higher", "invoiced amount {value:+.0%} on the previous year",
+    missing="invoiced in the last year, nothing the year before",
 )  # fmt: skip
 
 OWED = "_ft_invoices_owed"

@@ -51,21 +51,28 @@ ACTIVE_DAYS = declare.windowed(
     "logins on {value:.0f} of the last {W} days",
 )  # fmt: skip
 DAYS_SINCE = declare.fixed(
-    "days_since_last_login", "Days since the last login", "lower", "last login {value:.0f} days ago"
+    "days_since_last_login",
+    "Days since the last login",
+    "lower",
+    "last login {value:.0f} days ago",
+    never="no login recorded since it landed {tenure_days:.0f} days ago",
 )
 GAP_MEAN = declare.fixed(
     "login_gap_mean_90d", "Mean days between login days over 90 days", "lower",
     "logins every {value:.1f} days on average (90 days)",
+    missing="logins on fewer than 2 days in the last 90 days",
 )  # fmt: skip
 GAP_MAX = declare.fixed(
     "login_gap_max_90d", "Longest gap between logins over 90 days", "lower",
     "longest stretch without logins {value:.0f} days (90 days)",
+    missing="logins on fewer than 2 days in the last 90 days",
 )  # fmt: skip
 TREND = declare.fixed(
     "logins_trend_30d",
     "Logins in the last 30 days vs the 30 before (relative change)",
     "higher",
     "{logins_per_seat_30d:.1f} logins per seat in 30 days, {value:+.0%} on the previous 30",
+    missing="{logins_per_seat_30d:.1f} logins per seat in 30 days, none in the 30 before",
 )
 TREND_VS_90 = declare.fixed(
     "logins_trend_vs_90d",

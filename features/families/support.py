@@ -44,6 +44,7 @@ OPEN = declare.fixed(
 HIGH_SHARE = declare.fixed(
     "high_priority_share_90d", "Share of high or urgent tickets in 90 days", "lower",
     "{value:.0%} of tickets high or urgent (90 days)", requires=("priority",),
+    missing="no ticket with a priority in the last 90 days",
 )  # fmt: skip
 ESCALATIONS = declare.fixed(
     "escalations_90d", "Escalated tickets in 90 days", "lower", "{value:.0f} escalated tickets (90 days)",
@@ -52,26 +53,39 @@ ESCALATIONS = declare.fixed(
 RESOLUTION = declare.fixed(
     "resolution_hours_mean_90d", "Mean hours to resolve tickets closed in 90 days", "lower",
     "tickets took {value:.0f} hours to resolve on average (90 days)", requires=("closed_at",),
+    missing="no ticket resolved in the last 90 days",
 )  # fmt: skip
 CSAT = declare.fixed(
-    "csat_mean_90d", "Mean CSAT (1-5) over 90 days", "higher", "CSAT {value:.1f} of 5 (90 days)", requires=("csat",)
+    "csat_mean_90d",
+    "Mean CSAT (1-5) over 90 days",
+    "higher",
+    "CSAT {value:.1f} of 5 (90 days)",
+    requires=("csat",),
+    missing="no ticket rated in the last 90 days",
 )
 BUG_SHARE = declare.fixed(
     "bug_share_90d", "Share of bug tickets in 90 days", "lower", "{value:.0%} of tickets are bugs (90 days)",
     requires=("category",),
+    missing="no ticket with a category in the last 90 days",
 )  # fmt: skip
 HOWTO_SHARE = declare.fixed(
     "howto_share_90d", "Share of how-to tickets in 90 days", "neutral",
     "{value:.0%} of tickets are how-to questions (90 days)", requires=("category",),
+    missing="no ticket with a category in the last 90 days",
 )  # fmt: skip
 DAYS_SINCE = declare.fixed(
-    "days_since_last_ticket", "Days since the last ticket was opened", "higher", "last ticket {value:.0f} days ago"
+    "days_since_last_ticket",
+    "Days since the last ticket was opened",
+    "higher",
+    "last ticket {value:.0f} days ago",
+    never="no ticket recorded since it landed {tenure_days:.0f} days ago",
 )
 TREND = declare.fixed(
     "tickets_trend_30d",
     "Tickets in the last 30 days vs the 30 before (relative change)",
     "lower",
     "{tickets_30d:.0f} tickets in 30 days, {value:+.0%} on the previous 30",
+    missing="{tickets_30d:.0f} tickets in 30 days, none in the 30 before",
 )
 
 OPENED_DAILY = "_ft_tickets_opened_day"

@@ -29,25 +29,39 @@ SOURCE = "surveys"
 declare = Declarations(SOURCE, "voice")
 WINDOW = 180
 
-NPS_LATEST = declare.fixed("nps_latest", "Latest NPS response (0-10)", "higher", "latest NPS response {value:.0f}")
+NPS_LATEST = declare.fixed(
+    "nps_latest",
+    "Latest NPS response (0-10)",
+    "higher",
+    "latest NPS response {value:.0f}",
+    missing="no NPS response recorded yet",
+)
 NPS_MEAN = declare.fixed(
-    "nps_mean_180d", "Mean NPS response (0-10) over 180 days", "higher", "NPS responses average {value:.1f} (180 days)"
+    "nps_mean_180d",
+    "Mean NPS response (0-10) over 180 days",
+    "higher",
+    "NPS responses average {value:.1f} (180 days)",
+    missing="no NPS response in the last 180 days",
 )
 ACCOUNT_NPS = declare.fixed(
     "account_nps_180d", "Net promoter score over 180 days: % promoters - % detractors", "higher",
     "NPS {value:+.0f} (180 days)",
+    missing="no NPS response in the last 180 days",
 )  # fmt: skip
 DETRACTORS = declare.fixed(
     "nps_detractor_share_180d", "Share of NPS responses from detractors (0-6) in 180 days", "lower",
     "{value:.0%} of NPS responses are detractors (180 days)",
+    missing="no NPS response in the last 180 days",
 )  # fmt: skip
 CSAT_LATEST = declare.fixed(
     "survey_csat_latest", "Latest CSAT survey response (1-5)", "higher", "latest CSAT survey {value:.1f} of 5",
     requires=("kind",),
+    missing="no CSAT survey response recorded yet",
 )  # fmt: skip
 CSAT_MEAN = declare.fixed(
     "survey_csat_mean_180d", "Mean CSAT survey response (1-5) over 180 days", "higher",
     "CSAT surveys average {value:.1f} of 5 (180 days)", requires=("kind",),
+    missing="no CSAT survey response in the last 180 days",
 )  # fmt: skip
 RESPONSES = declare.fixed(
     "survey_responses_180d", "Survey responses in 180 days", "higher", "{value:.0f} survey responses (180 days)"
@@ -57,6 +71,7 @@ DAYS_SINCE = declare.fixed(
     "Days since the last survey response",
     "lower",
     "last survey response {value:.0f} days ago",
+    never="no survey response recorded since it landed {tenure_days:.0f} days ago",
 )
 
 DAILY = "_ft_surveys_day"

@@ -40,22 +40,30 @@ DAYS_SINCE_QBR = declare.fixed(
     "Days since the last quarterly business review (missing: never had one)",
     "lower",
     "last QBR {value:.0f} days ago",
+    missing="no QBR recorded yet",
 )
 DAYS_SINCE_EXECUTIVE = declare.fixed(
     "days_since_last_executive_meeting", "Days since the last executive meeting (missing: never had one)", "lower",
     "last executive meeting {value:.0f} days ago",
+    missing="no executive meeting recorded yet",
 )  # fmt: skip
 DAYS_SINCE = declare.fixed(
-    "days_since_last_touchpoint", "Days since the last touchpoint", "lower", "last touchpoint {value:.0f} days ago"
+    "days_since_last_touchpoint",
+    "Days since the last touchpoint",
+    "lower",
+    "last touchpoint {value:.0f} days ago",
+    never="no touchpoint recorded since it landed {tenure_days:.0f} days ago",
 )
 SENTIMENT = declare.fixed(
     "touchpoint_sentiment_90d", "Mean sentiment of touchpoints in 90 days (-1 negative to 1 positive)", "higher",
     "touchpoint sentiment {value:+.2f} (90 days)", requires=("sentiment",),
+    missing="no touchpoint with a sentiment in the last 90 days",
 )  # fmt: skip
 SENTIMENT_TREND = declare.fixed(
     "touchpoint_sentiment_trend_90d", "Mean touchpoint sentiment of the last 90 days minus the 90 before", "higher",
     "touchpoint sentiment {touchpoint_sentiment_90d:+.2f}, {value:+.2f} on the previous 90 days",
     requires=("sentiment",),
+    missing="no touchpoint sentiment to compare with the 90 days before",
 )  # fmt: skip
 NEGATIVE = declare.fixed(
     "negative_touchpoints_90d", "Touchpoints with negative sentiment in 90 days", "lower",

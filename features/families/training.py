@@ -50,7 +50,11 @@ ONBOARDING = declare.fixed(
     "{value:.0f} onboarding sessions",
 )  # fmt: skip
 DAYS_SINCE = declare.fixed(
-    "days_since_last_training", "Days since the last training session", "lower", "last training {value:.0f} days ago"
+    "days_since_last_training",
+    "Days since the last training session",
+    "lower",
+    "last training {value:.0f} days ago",
+    never="no training recorded since it landed {tenure_days:.0f} days ago",
 )
 
 DAILY = "_ft_trainings_day"

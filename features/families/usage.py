@@ -76,25 +76,33 @@ COMPLETION = declare.fixed(
     "higher",
     "{value:.0%} of workflow runs completed in order (90 days)",
     requires=("workflow_id", "step"),
+    missing="no workflow run started in the last 90 days",
 )
 SKIPS = declare.fixed(
     "workflow_skip_rate_90d", "Share of workflow runs started in 90 days that skipped a step", "lower",
     "{value:.0%} of workflow runs skipped steps (90 days)", requires=("workflow_id", "step"),
+    missing="no workflow run started in the last 90 days",
 )  # fmt: skip
 FIRST_VALUE = declare.fixed(
     "days_to_first_value",
     "Days from landing to the first product use (days so far when none yet)",
     "lower",
     "first product use {value:.0f} days after landing",
+    never="no product use recorded yet, {tenure_days:.0f} days after landing",
 )
 DAYS_SINCE = declare.fixed(
-    "days_since_last_use", "Days since the last product use", "lower", "last product use {value:.0f} days ago"
+    "days_since_last_use",
+    "Days since the last product use",
+    "lower",
+    "last product use {value:.0f} days ago",
+    never="no product use recorded since it landed {tenure_days:.0f} days ago",
 )
 TREND = declare.fixed(
     "usage_trend_30d",
     "Product events in the last 30 days vs the 30 before (relative change)",
     "higher",
     "{events_per_seat_30d:.1f} events per seat in 30 days, {value:+.0%} on the previous 30",
+    missing="{events_per_seat_30d:.1f} events per seat in 30 days, none in the 30 before",
 )
 
 PER_FEATURE = re.compile(r"^usage_(.+)_per_seat_30d$")
