@@ -11,11 +11,14 @@ LAER categories of `healthscore.yaml`, or transformation / experience / engageme
 3. the scorecard category that holds most of the metrics of the feature's registry category,
    e.g. every `adoption` feature counts in `transformation` when that is where the scorecard put
    the adoption metrics (ties: the scorecard's category order);
-4. its registry category, when the scorecard uses none of that category's features (the
-   contributions still add up to the model's score, under a category the rule view lacks);
-5. `account` for columns the registry does not know (prepared tables).
+4. `other`, when the scorecard uses none of the features of its registry category (a scheme that
+   leaves some out): one `ml_other` column beside the scheme's own, so the contributions still add
+   up to the model's score while every other `ml_<category>` is a category of the health score;
+5. without a scorecard (prepared tables), its registry category, `account` for columns the
+   registry does not know.
 
-A name the scorecard spells otherwise but for case (`Account`) takes the scorecard's spelling.
+A name the scorecard spells otherwise but for case (`Account`) takes the scorecard's spelling (a
+scorecard category `other` also holds the features of rule 4).
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from collections.abc import Iterable, Mapping
 from features.registry import category_map, lookup
 from models.scorecard import ScorecardConfig
 from models.scores import column_key
+
+OTHER = "other"
+"""The ML category of features a scorecard's scheme does not categorise (`ml_other`)."""
 
 
 def ml_categories(
@@ -40,6 +46,8 @@ def ml_categories(
         name: overrides.get(name) or metric_category.get(name) or translated.get(own, own)
         for name, own in category_map(features).items()
     }
+    if scorecard is not None:  # a category of the registry the scheme does not place (not an explicit override)
+        chosen |= {n: OTHER for n, c in chosen.items() if n not in overrides and column_key(c) not in spelled}
     return {name: spelled.get(column_key(category), category) for name, category in chosen.items()}
 
 

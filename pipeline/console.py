@@ -247,9 +247,10 @@ def print_explanation(account_id: str, when: date, scores: pd.Series, categories
         table.add_column(column, justify="left" if column == "category" else "right")
     for category in categories:
         health = scores.get(health_column(category))
+        rule = "no data" if health_column(category) in scores.index else "-"  # `other`: not in the scorecard
         table.add_row(
             category,
-            f"{health:.0f}" if pd.notna(health) else "no data",
+            f"{health:.0f}" if pd.notna(health) else rule,
             f"{scores.get(ml_column(category), 0.0):+.3f}",
         )
     table.add_row(

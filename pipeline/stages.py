@@ -894,7 +894,9 @@ def run_explain(
     scored = score_features(row, model, scorecard, settings)
     print_warnings(scored.notes, console)
     scores = apply_overrides(scored.scores, in_force(overrides, pd.Timestamp(when)), scorecard).scores.iloc[0]
-    print_explanation(account_id, when, scores, scorecard.categories(), console)
+    # the scheme's categories, then `other` (features it does not place) and any category of an override
+    categories = list(dict.fromkeys([*scorecard.categories(), *scored.categories.values()]))
+    print_explanation(account_id, when, scores, categories, console)
     if plot is not None:
         from models.waterfall import waterfall_figure
         from pipeline.io import FIGURE_DPI

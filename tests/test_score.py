@@ -236,6 +236,40 @@ def test_scoring_with_the_outcomes_scorecard_sums_contributions_by_its_categorie
     np.testing.assert_allclose(scores[ml].sum(axis=1) + base, scores["churn_log_odds"], atol=1e-6)
 
 
+def test_a_scheme_that_leaves_features_out_gets_one_ml_other_column(trained, tmp_path: Path, capsys) -> None:
+    """A scorecard of two categories got `ml_adoption`, `ml_training`, `ml_account`... beside its own
+    `ml_engagement` and `ml_support`: columns of categories its health score does not have. The features it
+    does not place now count in one `ml_other`; the columns still add up to the model's score, and `churn
+    explain` lists `other` beside the scheme's categories."""
+    _, data, settings, _, result = trained
+    partial = tmp_path / "partial.yaml"
+    partial.write_text(
+        "default:\n  categories:\n"
+        "    engagement: {weight: 60, metrics: {logins_per_seat_30d: {scheme: linear, bad: 0, good: 3}}}\n"
+        "    support: {weight: 40, metrics: {tickets_per_seat_90d: {scheme: linear, bad: 0.4, good: 0}}}\n"
+    )
+    config = _config(settings, tmp_path / "c.yaml", f"healthscore: {partial}\n")
+    out = tmp_path / "scores.parquet"
+    code = run_churn(["score", "--data", str(data), "--as-of", "2025-07-01", "--out", str(out),
+                      "--config", str(config), "--no-history"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    scores = pd.read_parquet(out)
+    ml = [c for c in scores.columns if c.startswith("ml_")]
+    assert ml == ["ml_engagement", "ml_support", "ml_other"]
+    assert scores["ml_other"].abs().max() > 0, "the features of the other registry categories are used"
+    model = load_model(result.model_uri, settings)
+    features = build_feature_table(load_dataset(data), settings, as_of=SCORE_DATE)
+    base = model.contributions(features.head(1))["bias"].iloc[0]
+    np.testing.assert_allclose(scores[ml].sum(axis=1) + base, scores["churn_log_odds"], atol=1e-6)
+
+    console = Console(record=True, width=160)
+    account = scores["account_id"].iloc[0]
+    run_explain(account, data, SCORE_DATE, result.model_uri, None, settings.model_copy(update={"healthscore":
+                str(partial)}), console)  # fmt: skip
+    lines = [line for line in console.export_text().splitlines() if line.strip().startswith("│ other")]
+    assert len(lines) == 1 and " - " in lines[0], console.export_text()
+
+
 def test_explain_shows_both_views_by_category_and_saves_a_waterfall(trained, tmp_path: Path) -> None:
     """The account id is trimmed as the data's ids are (a pasted id with a no-break or ideographic space
     finds its account); an id that is not in the data is named as such, not as one without an active term."""

@@ -461,7 +461,7 @@ def test_the_ml_view_spells_a_category_as_the_scorecard_does() -> None:
     # scores had both ml_Account and ml_account (one column to DuckDB and Spark)
     raw = {"default": {"categories": {"Account": {"metrics": {"days_overdue": {"scheme": "boolean"}}}}}}
     categories = ml_categories(["days_overdue", "tenure_days", "tickets_90d"], parse_scorecard(raw))
-    assert categories == {"days_overdue": "Account", "tenure_days": "Account", "tickets_90d": "support"}
+    assert categories == {"days_overdue": "Account", "tenure_days": "Account", "tickets_90d": "other"}
 
 
 def test_sections_left_empty_keep_their_defaults() -> None:
