@@ -25,7 +25,7 @@ from models.categories import ml_categories
 from models.explain import Explanation, actionable_split, context_words, explain, top_drivers
 from models.healthscore import HealthScores, explain_health, score_health
 from models.lifecycle import lifecycle_stage
-from models.risk_model import ChurnRiskModel
+from models.risk_model import SOURCE_COLUMNS, ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from models.scores import (
     ARR,
@@ -179,11 +179,14 @@ def score_accounts(
     columns |= {name: split for name, split in actionable_split(explanation.contributions).items()}
     # A CSM acts on behaviour: drivers are actionable features only; the context is said beside them.
     actionable = [c for c in explanation.contributions.columns if is_actionable(c)]
+    # a prepared table's columns in its own names (`Monthly Charges`), not the model's (`Monthly_Charges`)
+    own = model.metadata_.get(SOURCE_COLUMNS) or {}
     columns[TOP_DRIVERS] = (
-        top_drivers(explanation.contributions[actionable], features, n=rules.top_drivers)
+        top_drivers(explanation.contributions[actionable].rename(columns=own), features.rename(columns=own),
+                    n=rules.top_drivers)
         if words
         else _no_words(features)
-    )
+    )  # fmt: skip
     columns[CONTEXT] = context_words(features) if words else _no_words(features)
     columns[LIFECYCLE_STAGE] = lifecycle_stage(
         features,

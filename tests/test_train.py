@@ -412,6 +412,8 @@ def test_the_registered_model_of_a_table_takes_the_tables_own_column_names(tmp_p
     code, text = run_cli(["score", "--table", str(tmp_path / "t.parquet"), "--out", str(out), *args], capsys)
     assert code == 0, text
     expected = pd.read_parquet(out)["churn_probability"].to_numpy()
+    drivers = pd.read_parquet(out)["top_drivers"]  # in the table's words, not LightGBM's
+    assert drivers.str.contains("Monthly Charges = ").any() and not drivers.str.contains("Monthly_Charges").any()
 
     mlflow.set_tracking_uri(load_settings(config).tracking_uri())
     pyfunc = mlflow.pyfunc.load_model("models:/churn-risk-table@champion")
