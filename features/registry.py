@@ -58,6 +58,7 @@ class FeatureSpec:
         return tuple(t for t in (self.template, self.missing, self.never) if t is not None)
 
 
+TENURE_DAYS = "tenure_days"  # the account's age, which a "days since" feature takes when the event never happened
 _REGISTRY: dict[str, FeatureSpec] = {}
 Resolver = Callable[[str], FeatureSpec | None]
 _RESOLVERS: list[Resolver] = []
@@ -187,7 +188,7 @@ def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, 
     template = found.template
     if missing:
         template = found.missing or "{description}: not recorded"
-    elif found.never is not None and row and _at_least(value, row.get("tenure_days")):
+    elif found.never is not None and row and _at_least(value, row.get(TENURE_DAYS)):
         template = found.never
     context = {k: _clean(v) for k, v in row.items()} if row else {}
     context |= {"value": value, "description": found.description}

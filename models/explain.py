@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from features.progress import ProgressCallback, report
-from features.registry import describer, is_actionable, singular_counts, template_fields
+from features.registry import TENURE_DAYS, describer, is_actionable, lookup, singular_counts, template_fields
 from models.drift import check_required_features
 from models.errors import ModelError
 from models.scores import ACTIONABLE_LOG_ODDS, CONTEXT, CONTEXT_LOG_ODDS, TOP_DRIVERS, ml_column
@@ -300,7 +300,14 @@ def _render(name: str, X: pd.DataFrame, rows: np.ndarray) -> list[str]:
     """
     values = X[name].iloc[rows].tolist()
     companions = [c for c in template_fields(name) if c in X.columns]
-    contexts = zip(*(X[c].iloc[rows].tolist() for c in companions), strict=True) if companions else repeat(())
+    columns = [X[c].iloc[rows].to_numpy() for c in companions]
+    if (found := lookup(name)) is not None and found.never is not None and TENURE_DAYS in companions:
+        # the account's age is cited only when the event never happened (the value reaches it): leave it
+        # out of the other rows' keys, which then repeat as the values do
+        at = companions.index(TENURE_DAYS)
+        reached = pd.to_numeric(X[name].iloc[rows], errors="coerce").to_numpy() >= columns[at]
+        columns[at] = np.where(reached, columns[at], None)  # None, not NaN: equal in every key
+    contexts = zip(*(c.tolist() for c in columns), strict=True) if companions else repeat(())
     describe = describer(name)
     if not companions:
         by_value: dict[Any, str] = {}

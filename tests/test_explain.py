@@ -225,6 +225,8 @@ def test_top_drivers_equal_describe_row_by_row_with_companions_gaps_and_repeats(
             "tickets_90d": rng.poisson(2, n).astype(float),
             "unregistered": rng.uniform(0, 2, n),
             "plan": pd.Categorical(rng.choice(["basic", "pro"], n)),
+            "days_since_last_login": rng.choice([3.0, 40.0, 100.0], n),  # its age when it never logged in
+            "tenure_days": rng.choice([40.0, 100.0, 500.0], n),
         }
     )
     contributions = pd.DataFrame(rng.normal(0, 1, (n, X.shape[1])), columns=X.columns)
@@ -238,6 +240,8 @@ def test_top_drivers_equal_describe_row_by_row_with_companions_gaps_and_repeats(
         expected = "; ".join(describe(name, row[name], row) for name in ranked[ranked > 0].index[:3])
         assert drivers[index] == expected, index
     assert drivers.str.contains("logins per seat in 30 days, none in the 30 before").any()
+    assert drivers.str.contains("no login recorded since it landed 100 days ago").any()
+    assert drivers.str.contains("last login 40 days ago").any()
     assert not drivers.str.contains("no data").any()
 
 
