@@ -59,6 +59,7 @@ SEAT_CHANGE = declare.fixed(
     "higher",
     "seats changed {value:+.0%} at the last renewal",
     requires=("subscriptions.seats",),
+    missing="no seat count to compare at the last renewal",
 )
 NEW_CUSTOMER = declare.fixed(
     "is_new_customer", "New customer (1 = within the new-customer period)", "neutral", "new customer: {value:.0f}"
