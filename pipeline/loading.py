@@ -215,7 +215,44 @@ def _locate(data_dir: Path, name: str) -> Path | None:
     if len(candidates) > 1:
         listed = ", ".join(p.name for p in candidates)
         raise DataContractError(f"Table '{name}' is given more than once in {data_dir} ({listed}); keep one.")
+    if not candidates:
+        refuse_lookalike(str(data_dir), name, (entry.name for entry in data_dir.iterdir()))
     return candidates[0] if candidates else None
+
+
+COMPRESSED = (".gz", ".gzip", ".bz2", ".xz", ".zst", ".zip", ".snappy", ".lz4")
+FORMATS = (".parquet", ".pq", ".csv", ".tsv", ".txt", ".json", ".jsonl", ".ndjson", ".xlsx", ".xls", ".avro", ".orc")
+KNOWN_SUFFIXES = (*COMPRESSED, *FORMATS, ".feather", ".arrow")
+
+
+def _stem_and_suffixes(entry: str) -> tuple[str, list[str]]:
+    """`Usage-Events.CSV.GZ` -> (`usage_events`, [`.csv`, `.gz`]): a name as a table's, its file suffixes."""
+    stem, suffixes = entry.lower(), []
+    while suffix := next((s for s in KNOWN_SUFFIXES if stem.endswith(s) and len(stem) > len(s)), None):
+        stem, suffixes = stem[: -len(suffix)], [suffix, *suffixes]
+    return re.sub(r"[\s-]+", "_", stem.strip()), suffixes
+
+
+def refuse_lookalike(data: str, name: str, entries: Iterable[str]) -> None:
+    """Refuse a data folder where table `name` is absent but an entry is plainly it in a form churn does
+    not read (`logins.csv.gz`, `Surveys.parquet`, `usage-events.csv`, `logins.json`): read as absent,
+    the table's features would silently be left out of every model and score."""
+    for entry in sorted(entries):
+        stem, suffixes = _stem_and_suffixes(entry)
+        if hidden(entry) or stem != name:
+            continue
+        if any(s in COMPRESSED for s in suffixes):
+            advice = f"churn does not read compressed files: decompress it to {name}.csv or convert it to parquet"
+        elif suffixes == [".pq"]:
+            advice = f"rename it to {name}.parquet"
+        elif suffixes and suffixes[-1] not in (".parquet", ".csv"):
+            advice = f"churn does not read {suffixes[-1]} files: convert it to parquet or a comma-separated {name}.csv"
+        else:
+            advice = f"table names are exact and lower-case: rename it to {name}{''.join(suffixes)}"
+        raise DataContractError(
+            f"Table '{name}' is not in {data}, but {entry} looks like it: churn reads {name}.parquet, {name}.csv "
+            f"or a folder {name}/ of parquet files; {advice}."
+        )
 
 
 def parquet_files(path: Path) -> list[Path]:

@@ -32,7 +32,7 @@ import pandas as pd
 from features.contract import TABLES
 from features.errors import ChurnError, DataContractError
 from features.sql.dialect import EPOCH_NANOS, SPARK
-from pipeline.loading import Dataset, header_names, hidden, ragged_reason, utc_connection
+from pipeline.loading import Dataset, header_names, hidden, ragged_reason, refuse_lookalike, utc_connection
 from pipeline.validation import SOURCE_ROW, canonical_view, kept_columns, validate, with_checked
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -105,6 +105,11 @@ class HadoopFiles:
         if not fs.exists(path):
             return None
         return "folder" if fs.getFileStatus(path).isDirectory() else "file"
+
+    def names(self, uri: str) -> list[str]:
+        """The names of a folder's entries (files and folders, one level)."""
+        path, fs = self._resolve(uri)
+        return [str(status.getPath().getName()) for status in fs.listStatus(path)]
 
     def has_parquet(self, uri: str) -> bool:
         """A folder holds a .parquet file at any depth (hidden ones, `_`/`.`, are not read by Spark)."""
@@ -199,6 +204,9 @@ def _locate(files: HadoopFiles, data: str, name: str) -> tuple[str, str] | None:
     if len(found) > 1:
         listed = ", ".join(uri.rsplit("/", 1)[-1] for uri, _ in found)
         raise DataContractError(f"Table '{name}' is given more than once in {data} ({listed}); keep one.")
+    if not found:
+        with _named_errors(name, data):
+            refuse_lookalike(data, name, files.names(data))
     return found[0] if found else None
 
 

@@ -46,6 +46,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types.schema import AnyType, ColSpec, Schema
+from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM, disable_logging, enable_logging
 from sklearn.metrics import roc_auc_score
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -332,14 +333,19 @@ def _signature(model: ChurnRiskModel, example: pd.DataFrame, output: pd.DataFram
 
 @contextmanager
 def _quiet_mlflow() -> Iterator[None]:
-    """Hide MLflow's per-call chatter (pickling advice, registration notices) during logging."""
+    """Hide MLflow's per-call chatter during logging: pickling advice (its logger), and the registration
+    notices it prints to its own stream ("Successfully registered model...", "Created version..."), which
+    `churn train` says in its own words."""
     logger = logging.getLogger("mlflow")
-    previous = logger.level
+    previous, printed = logger.level, MLFLOW_LOGGING_STREAM.enabled
     logger.setLevel(logging.ERROR)
+    disable_logging()
     try:
         yield
     finally:
         logger.setLevel(previous)
+        if printed:
+            enable_logging()
 
 
 def artifact_digest(root: Path) -> str:

@@ -211,6 +211,42 @@ def test_table_given_twice_is_ambiguous(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 1 and "Table 'accounts' is given more than once" in message
 
 
+LOOKALIKES = [
+    ("logins.csv.gz", "logins", "churn does not read compressed files: decompress it to logins.csv"),
+    ("Logins.parquet", "logins", "table names are exact and lower-case: rename it to logins.parquet"),
+    ("logins.PARQUET", "logins", "rename it to logins.parquet"),
+    ("usage-events.csv", "usage_events", "rename it to usage_events.csv"),
+    ("logins.pq", "logins", "rename it to logins.parquet"),
+    ("logins.json", "logins", "churn does not read .json files: convert it to parquet or a comma-separated logins.csv"),
+    ("Accounts.csv", "accounts", "rename it to accounts.csv"),
+]
+
+
+@pytest.mark.parametrize(("entry", "table", "advice"), LOOKALIKES, ids=[c[0] for c in LOOKALIKES])
+def test_a_table_in_a_form_churn_does_not_read_is_refused_not_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str, table: str, advice: str
+) -> None:
+    """`logins.csv.gz` or `Logins.parquet` used to read as "absent": every model and score silently went without
+    the table's features."""
+    data = write_tables(tmp_path / "data", tiny_tables())
+    (data / f"{table}.csv").rename(data / entry)
+    code, message = run_cli(["validate", "--data", str(data)], capsys)
+    assert code == 1, message
+    assert f"Table '{table}' is not in {data}, but {entry} looks like it" in message and advice in message
+
+
+def test_a_stray_file_beside_a_table_that_is_read_is_no_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_tables(tmp_path / "data", tiny_tables())
+    tiny_tables()["logins"].to_json(data / "logins.json")
+    (data / "_truth").mkdir()
+    (data / "_truth" / "surveys.csv.gz").write_bytes(b"")
+    (data / ".surveys.csv.gz").write_bytes(b"")
+    code, message = run_cli(["validate", "--data", str(data)], capsys)
+    assert code == 0, message
+
+
 def test_validate_prints_the_report_with_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tables = tiny_tables()
     tables["logins"].loc[0, "account_id"] = "nobody"

@@ -82,6 +82,17 @@ def test_a_uri_without_a_filesystem_on_the_cluster_names_the_table_and_the_uri(s
     assert "Traceback" not in text and "org.apache" not in text
 
 
+def test_a_table_in_a_form_churn_does_not_read_is_refused_on_spark_as_on_duckdb(spark, tmp_path, capsys):
+    data = write_tables(tmp_path / "data", tiny_tables())
+    (data / "logins.csv").rename(data / "logins.csv.gz")
+    messages = [
+        run_cli(["validate", "--data", str(data), "--engine", engine], capsys) for engine in ("duckdb", "spark")
+    ]
+    assert messages[0][0] == messages[1][0] == 1
+    assert messages[1][1] == messages[0][1]
+    assert "Table 'logins' is not in" in messages[1][1] and "logins.csv.gz looks like it" in messages[1][1]
+
+
 def test_nanosecond_parquet_timestamps_load_on_spark_to_duckdb_s_microseconds(spark, tmp_path):
     """pandas writes timestamps in nanoseconds, which Spark refused to read (PARQUET_TYPE_ILLEGAL): both
     engines now read them, zoned or naive, in a file or a folder of parts, to the same microsecond (DuckDB
