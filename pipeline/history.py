@@ -32,8 +32,10 @@ SAME_BOOK_SHARE = 0.5
 """The share of the accounts of the smaller of two runs that the other must hold (same id, same landing day)
 for both to be runs of one book: a book churning 15 % a year keeps ~85 %; another export almost none.
 Runs of fewer than `SAME_BOOK_MIN` accounts are not judged (an `--include-churned` run's partitions of a
-few ended accounts at their last days)."""
+few ended accounts at their last days), nor runs more than `SAME_BOOK_DAYS` apart whose shared ids mostly
+kept their landing days (a book with heavy churn scored again after years)."""
 SAME_BOOK_MIN = 20
+SAME_BOOK_DAYS = 365
 _REFERENCE_AS_OF = "_reference_as_of"
 _CARD = "_scorecard_hash"
 SCORECARD_BOUND: tuple[str, ...] = ("health_score",)  # trends that mean something only within one scorecard
@@ -142,7 +144,8 @@ def other_book(history_dir: str | Path, scored: pd.DataFrame) -> OtherBook | Non
     both = keys["earlier"].merge(keys["now"], on=ACCOUNT_ID, suffixes=("_earlier", "_now"))
     same = int((both["_landed_earlier"] == both["_landed_now"]).sum())
     smaller = min(len(keys["earlier"]), len(keys["now"]))
-    if smaller < SAME_BOOK_MIN or same >= SAME_BOOK_SHARE * smaller:
+    far = abs(day - as_of) > pd.Timedelta(days=SAME_BOOK_DAYS)
+    if smaller < SAME_BOOK_MIN or same >= SAME_BOOK_SHARE * smaller or (far and same >= len(both) - same):
         return None
     source = (pq.read_schema(path).metadata or {}).get(SOURCE_KEY)
     return OtherBook(
