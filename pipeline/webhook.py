@@ -128,6 +128,8 @@ def _read_ledger(path: Path) -> list[dict[str, Any]]:
         entries = json.loads(path.read_text())["delivered"]
         if not all(isinstance(e, dict) and {ACCOUNT_ID, "reasons"} <= e.keys() for e in entries):
             raise ValueError("an entry lacks account_id or reasons")
+        if not all(isinstance(e.get("rules", []), list) for e in entries):
+            raise ValueError("an entry's rules are not a list")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ChurnError(
             f"The ledger of delivered alerts {path} cannot be read ({exc}); no alert was sent, so none is sent "

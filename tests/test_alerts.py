@@ -411,9 +411,10 @@ def test_a_delivery_the_ledger_cannot_record_says_it_was_delivered(webhook: str,
 
 def test_an_unreadable_ledger_sends_nothing(webhook: str, tmp_path: Path):
     alerts = score_alerts(CURRENT, PREVIOUS, **_thresholds())
-    ledger_path(tmp_path, "2024-06-01").write_text('{"delivered": [')
-    with pytest.raises(ChurnError, match=r"ledger of delivered alerts .*as_of=2024-06-01\.json cannot be read"):
-        deliver(alerts, SETTINGS.model_copy(update={"webhook_url": webhook}), tmp_path)
+    for text in ('{"delivered": [', '{"delivered": [{"account_id": "D", "reasons": "", "rules": "first_red"}]}'):
+        ledger_path(tmp_path, "2024-06-01").write_text(text)
+        with pytest.raises(ChurnError, match=r"ledger of delivered alerts .*as_of=2024-06-01\.json cannot be read"):
+            deliver(alerts, SETTINGS.model_copy(update={"webhook_url": webhook}), tmp_path)
     assert _Receiver.bodies == []
 
 
