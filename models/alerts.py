@@ -10,6 +10,9 @@ the model's top drivers and the health categories that fell most, so the CSM kno
 
 from __future__ import annotations
 
+import hashlib
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -32,8 +35,32 @@ ALERT_COLUMNS: tuple[str, ...] = (
     "top_drivers",
     "fallen_categories",
     "arr_at_risk",
+    "rules",
+    "alert_id",
 )
 REASON_SEPARATOR = "; "
+
+# What fired, by name: an alert's identity (with its account and date), unlike its words, which change with
+# a number's rounding (another model, the Spark engine) while the alert stays the same.
+BAND_WORSENED = "band_worsened"
+SCORE_DROP = "score_drop"
+FIRST_RED = "first_red"
+PROBABILITY_CROSSED = "probability_crossed"
+RENEWAL_AT_RISK = "renewal_at_risk"
+OVERRIDE_ENDED = "override_ended:"  # + what the override was about (`models.overrides.target_name`)
+RULE_SEPARATOR = "; "
+# How each rule's sentence starts, to read the rules of alerts recorded in words only (ledgers of churn
+# before 2026-11): the override sentence is `models.overrides._expiry_sentence`'s.
+_RULE_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (BAND_WORSENED, re.compile(r"health band worsened from ")),
+    (SCORE_DROP, re.compile(r"health score dropped ")),
+    (FIRST_RED, re.compile(r"health under the red line for the first time")),
+    (PROBABILITY_CROSSED, re.compile(r"churn probability rose above ")),
+    (RENEWAL_AT_RISK, re.compile(r"renews in ")),
+)
+_OVERRIDE_WORDS = re.compile(r"^(.+?) override (?:expired|was replaced|was ended early by .*) \(was ")
+_SENTIMENT_WORDS = re.compile(r"^CSM sentiment rating (?:expired|was replaced|was ended early by .*) \(was ")
+_GONE_WORDS = re.compile(r"^override (#\d+) is no longer in the override store")
 
 
 def _numeric(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -62,7 +89,7 @@ def score_alerts(
     high_risk: float,
     history: pd.DataFrame | None = None,
     n_categories: int = 3,
-    extra_reasons: list[list[str]] | None = None,
+    extra_reasons: list[list[tuple[str, str]]] | None = None,
 ) -> pd.DataFrame:
     """Alerted accounts of the current run with their reasons in plain words, largest ARR at risk first.
 
@@ -77,7 +104,8 @@ def score_alerts(
     ("support -30.0, adoption -12.0"). Columns: ALERT_COLUMNS.
     The thresholds are `scoring.alerts` of the configuration; `high_risk` is the probability from
     which risk is high, for scores without a `risk_band` column. `extra_reasons` holds, per row of
-    `current`, sentences decided elsewhere (a CSM override that expired); they come first.
+    `current`, (rule, sentence) pairs decided elsewhere (a CSM override that expired); they come first.
+    `rules` names what fired (BAND_WORSENED...), `alert_id` is `alert_id` of the account, date and rules.
     """
     if ACCOUNT_ID not in current.columns:
         raise ChurnError(f"Alerts need the '{ACCOUNT_ID}' column in the scores; it has {list(current.columns)[:10]}.")
@@ -101,19 +129,26 @@ def score_alerts(
     at_risk = at_risk_band.eq("high").fillna(False) | band.eq("red").fillna(False)
     renewing_at_risk = (days_to_renewal <= renewal_days) & at_risk
 
-    reasons: list[list[str]] = [list(r) for r in extra_reasons] if extra_reasons else [[] for _ in range(len(now))]
-    if len(reasons) != len(now):
-        raise ValueError(f"extra_reasons has {len(reasons)} rows for {len(now)} scored accounts")
+    fired: list[list[tuple[str, str]]] = (
+        [list(r) for r in extra_reasons] if extra_reasons else [[] for _ in range(len(now))]
+    )
+    if len(fired) != len(now):
+        raise ValueError(f"extra_reasons has {len(fired)} rows for {len(now)} scored accounts")
     for i in np.flatnonzero(band_worsened):
-        reasons[i].append(f"health band worsened from {before_band[i]} to {band[i]}")
+        fired[i].append((BAND_WORSENED, f"health band worsened from {before_band[i]} to {band[i]}"))
     for i in np.flatnonzero(score_dropped):
-        reasons[i].append(f"health score dropped {drop[i]:.0f} points (from {before_health[i]:.0f} to {health[i]:.0f})")
+        fired[i].append(
+            (SCORE_DROP, f"health score dropped {drop[i]:.0f} points (from {before_health[i]:.0f} to {health[i]:.0f})")
+        )
     for i in np.flatnonzero(first_red):
-        reasons[i].append("health under the red line for the first time")
+        fired[i].append((FIRST_RED, "health under the red line for the first time"))
     for i in np.flatnonzero(crossed):
-        reasons[i].append(
-            f"churn probability rose above {_percent(level)} "
-            f"(from {_percent(before_probability[i])} to {_percent(probability[i])})"
+        fired[i].append(
+            (
+                PROBABILITY_CROSSED,
+                f"churn probability rose above {_percent(level)} "
+                f"(from {_percent(before_probability[i])} to {_percent(probability[i])})",
+            )
         )
     for i in np.flatnonzero(renewing_at_risk):
         why = " and ".join(
@@ -121,14 +156,16 @@ def score_alerts(
             for text, hit in (("high churn risk", at_risk_band[i] == "high"), ("red health", band[i] == "red"))
             if hit
         )
-        reasons[i].append(singular_counts(f"renews in {days_to_renewal[i]:.0f} days with {why}"))
+        fired[i].append((RENEWAL_AT_RISK, singular_counts(f"renews in {days_to_renewal[i]:.0f} days with {why}")))
+    rules = [RULE_SEPARATOR.join(rule for rule, _ in f) for f in fired]
 
     arr = _numeric(now, "arr")
+    as_of = now[AS_OF] if AS_OF in now.columns else pd.Series(pd.NaT, index=now.index)
     alerts = pd.DataFrame(
         {
             ACCOUNT_ID: now[ACCOUNT_ID],
-            AS_OF: now[AS_OF] if AS_OF in now.columns else pd.NaT,
-            "reasons": pd.Series([REASON_SEPARATOR.join(r) for r in reasons], dtype=str),
+            AS_OF: as_of,
+            "reasons": pd.Series([REASON_SEPARATOR.join(text for _, text in f) for f in fired], dtype=str),
             "arr": arr,
             "churn_probability": probability,
             "health_score": health,
@@ -137,10 +174,40 @@ def score_alerts(
             "top_drivers": _text(now, "top_drivers").fillna(""),
             "fallen_categories": _fallen_categories(now, before, n_categories),
             "arr_at_risk": arr * probability,
+            "rules": pd.Series(rules, dtype=str),
+            "alert_id": [
+                alert_id(day, account, rule) for day, account, rule in zip(as_of, now[ACCOUNT_ID], rules, strict=True)
+            ],
         }
     )
-    alerts = alerts[[bool(r) for r in reasons]]
+    alerts = alerts[[bool(f) for f in fired]]
     return alerts.sort_values("arr_at_risk", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def alert_id(as_of: object, account: object, rules: str) -> str:
+    """A stable id of the alert of `account` on scoring date `as_of` for `rules` (RULE_SEPARATOR-joined):
+    the same on every run of that date whatever the words, so a webhook receiver can drop a duplicate."""
+    day = "" if pd.isna(as_of) else f"{pd.Timestamp(as_of):%Y-%m-%d}"
+    named = RULE_SEPARATOR.join(sorted(split_rules(rules)))
+    return hashlib.sha256(f"{day}\n{account}\n{named}".encode()).hexdigest()[:32]
+
+
+def split_rules(rules: str) -> set[str]:
+    """The rule names of an alert's `rules` text."""
+    return {rule for rule in rules.split(RULE_SEPARATOR) if rule}
+
+
+def rules_in_words(reasons: str) -> set[str]:
+    """The rules an alert's `reasons` text names, for alerts recorded in words only (webhook ledgers of
+    earlier churn versions); a sentence not of this module's wording names none."""
+    found = set()
+    for sentence in reasons.split(REASON_SEPARATOR):
+        found |= {rule for rule, words in _RULE_WORDS if words.match(sentence)}
+        if _SENTIMENT_WORDS.match(sentence):
+            found.add(f"{OVERRIDE_ENDED}sentiment")
+        elif match := _GONE_WORDS.match(sentence) or _OVERRIDE_WORDS.match(sentence):
+            found.add(f"{OVERRIDE_ENDED}{match.group(1)}")
+    return found
 
 
 def same_scorecard(now: pd.DataFrame, before: pd.DataFrame) -> pd.Series:

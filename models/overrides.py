@@ -32,6 +32,7 @@ import pandas as pd
 
 from features.judgement import CSM_SENTIMENT
 from features.table import ACCOUNT_ID, trim_id
+from models.alerts import OVERRIDE_ENDED
 from models.healthscore import band_of
 from models.scorecard import ScorecardConfig
 from models.scores import (
@@ -342,15 +343,19 @@ def _ids(value: object) -> list[str]:
     return [part for part in str(value).split(",") if part.strip()]
 
 
-def expiry_reasons(current: pd.DataFrame, previous: pd.DataFrame | None, records: pd.DataFrame) -> list[list[str]]:
-    """Per row of `current`, one sentence per override the previous run applied and this one does not.
+def expiry_reasons(
+    current: pd.DataFrame, previous: pd.DataFrame | None, records: pd.DataFrame
+) -> list[list[tuple[str, str]]]:
+    """Per row of `current`, one (alert rule, sentence) per override the previous run applied and this one
+    does not; the rule names what the override was about (`OVERRIDE_ENDED` + `target_name`), or its id
+    when the store no longer has it.
 
     Overrides replaced by a newer one for the same target are not expiries (the target still has
     an override). `records` (every override the store holds, ended ones too) tells why each one
     went: its period ended, it was ended early (by whom, why), or the store no longer has it. The
     sentence gives the rule value now in force for the target.
     """
-    reasons: list[list[str]] = [[] for _ in range(len(current))]
+    reasons: list[list[tuple[str, str]]] = [[] for _ in range(len(current))]
     if previous is None or previous.empty or OVERRIDE_IDS not in previous.columns:
         return reasons
     before = previous.drop_duplicates(ACCOUNT_ID, keep="last")
@@ -366,7 +371,8 @@ def expiry_reasons(current: pd.DataFrame, previous: pd.DataFrame | None, records
             target = _target_of(by_id, gone)
             if target is not None and target in now_targets:
                 continue  # replaced by a newer override of the same target
-            reasons[i].append(_expiry_sentence(gone, by_id, current.iloc[i]))
+            rule = OVERRIDE_ENDED + (f"#{gone}" if target is None else target_name(*target))
+            reasons[i].append((rule, _expiry_sentence(gone, by_id, current.iloc[i])))
     return reasons
 
 

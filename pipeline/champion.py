@@ -116,6 +116,10 @@ LATEST = "latest"
 """The alias MLflow reserves (any case) for a model's highest version not deleted; the stores resolve it."""
 SERVER_TIMEOUT_S = 2.0
 """How long the server probe waits for each answer: a slower server only costs the overlap."""
+SILENT_AFTER_S = 10.0
+"""How long the reachability check waits for a tracking server's answer (an `mlflow server` answers in
+milliseconds) before it takes the server for hung, unless MLFLOW_HTTP_REQUEST_TIMEOUT says otherwise: MLflow's
+own client waits 120 s per request and retries 7 times, so a batch run hung for many minutes before."""
 MISSING_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 """The server's error codes for no such model or version (404) and no such alias (400)."""
 CUSTOM_CLIENT = (
@@ -157,12 +161,19 @@ class ServerAbsent(OSError):
     unlike an error status."""
 
 
-def _ask_server(tracking_uri: str, path: str = "", query: dict[str, str] | None = None) -> tuple[int, bytes]:
+class ServerSilent(OSError):
+    """No answer came in time: the connection was not accepted (a firewall dropping the packets) or the
+    server accepted it and said nothing (hung)."""
+
+
+def _ask_server(
+    tracking_uri: str, path: str = "", query: dict[str, str] | None = None, timeout: float = SERVER_TIMEOUT_S
+) -> tuple[int, bytes]:
     """(HTTP status, body) of a GET of `path` under an `mlflow server`'s URI, with the token or user and
     password MLflow would send from the environment (proxies as the environment sets them).
 
-    Raises `ServerAbsent` when nothing answers at the address, another `OSError` when the answer did not
-    come (timed out, reset, TLS refused).
+    Raises `ServerAbsent` when nothing answers at the address, `ServerSilent` when no answer came within
+    `timeout` seconds, another `OSError` when the answer did not come otherwise (reset, TLS refused).
     """
     import errno
     import http.client
@@ -180,12 +191,16 @@ def _ask_server(tracking_uri: str, path: str = "", query: dict[str, str] | None 
     ):
         request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
     try:
-        with urllib.request.urlopen(request, timeout=SERVER_TIMEOUT_S) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:  # an answer, with an error status
         return exc.code, exc.read()
+    except TimeoutError as exc:  # accepted, then no answer
+        raise ServerSilent(str(exc)) from exc
     except urllib.error.URLError as exc:
         reason = exc.reason
+        if isinstance(reason, TimeoutError):  # the connection itself was not accepted in time
+            raise ServerSilent(str(reason)) from exc
         if isinstance(reason, ConnectionRefusedError):
             raise ServerAbsent("the connection was refused (nothing listens at that host and port)") from exc
         if isinstance(reason, socket.gaierror) and reason.errno != socket.EAI_AGAIN:  # EAI_AGAIN may pass
@@ -200,20 +215,54 @@ def _ask_server(tracking_uri: str, path: str = "", query: dict[str, str] | None 
         raise OSError(f"{type(exc).__name__}: {exc}") from exc
 
 
-def server_absent(tracking_uri: str) -> str | None:
-    """Why nothing answers at a tracking server's address (connection refused, a host name that does not
-    resolve), or None: not a server URI, or it answered, even with an error status, or did not answer within
-    `SERVER_TIMEOUT_S` (slow, busy, TLS): that is left to MLflow, whose retries ride out a transient failure
-    but take ~4 minutes to give up on an address where nothing listens."""
-    if not tracking_uri.startswith(("http://", "https://")):
+def _env_number(name: str, minimum: float) -> float | None:
+    """The number an MLflow client setting of the environment holds, None when unset."""
+    text = os.environ.get(name, "").strip()
+    if not text:
         return None
     try:
-        _ask_server(tracking_uri)
-    except ServerAbsent as exc:
-        return str(exc)
-    except OSError:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not minimum <= value < float("inf"):
+        raise ChurnError(f"The environment variable {name} must be a number, at least {minimum:g}; got '{text}'.")
+    return value
+
+
+def _patience() -> tuple[float, int, str]:
+    """(seconds per attempt, attempts, who chose the seconds) of the reachability check: MLflow's
+    MLFLOW_HTTP_REQUEST_TIMEOUT and 1 + MLFLOW_HTTP_REQUEST_MAX_RETRIES when the user set them (how long
+    they accept to wait for the server), else `SILENT_AFTER_S` and one attempt."""
+    timeout = _env_number("MLFLOW_HTTP_REQUEST_TIMEOUT", 1)
+    retries = _env_number("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 0) or 0
+    chosen = "churn's default" if timeout is None else "set in the environment"
+    return timeout or SILENT_AFTER_S, 1 + int(retries), chosen
+
+
+def server_absent(tracking_uri: str) -> str | None:
+    """Why nothing answers at a tracking server's address (connection refused, a host name that does not
+    resolve, no answer within `_patience`: hung, or a firewall dropping the packets), or None: not a server
+    URI, or it answered, even with an error status or slowly: that is left to MLflow, whose retries ride out
+    a transient failure but take ~4 minutes to give up on an address where nothing listens, and many more
+    on one that never answers."""
+    if not tracking_uri.startswith(("http://", "https://")):
         return None
-    return None
+    timeout, attempts, chosen = _patience()
+    for _ in range(attempts):
+        try:
+            _ask_server(tracking_uri, timeout=timeout)
+        except ServerAbsent as exc:
+            return str(exc)
+        except ServerSilent:
+            continue
+        except OSError:
+            return None
+        return None
+    tries = f"{attempts} attempts of {timeout:g} s" if attempts > 1 else f"{timeout:g} s"
+    return (
+        f"it did not answer within {tries} (a hung or overloaded server, or a firewall that drops the packets); "
+        f"if it is only slow, set MLFLOW_HTTP_REQUEST_TIMEOUT to more seconds (now {timeout:g}, {chosen})"
+    )
 
 
 def check_tracking_server(settings: Settings) -> None:
@@ -228,8 +277,8 @@ def check_tracking_server(settings: Settings) -> None:
     )
     if (reason := server_absent(uri)) is not None:
         raise ChurnError(
-            f"MLflow tracking server {redact_url(uri)} (set by {where}) cannot be reached: {reason}. Start the "
-            f"server or correct the URI; no data was read, nothing was written."
+            f"MLflow tracking server {redact_url(uri)} (set by {where}) cannot be reached: {reason}. Start (or "
+            f"restart) the server or correct the URI; no data was read, nothing was written."
         )
     if urlsplit(uri).scheme in ("", "file"):
         import mlflow

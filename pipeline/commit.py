@@ -38,7 +38,7 @@ import pandas as pd
 from features.errors import ChurnError
 from pipeline import interrupts
 from pipeline.config import Settings, redact_url
-from pipeline.history import HistoryRead, stage_partitions
+from pipeline.history import SOURCE_KEY, HistoryRead, stage_partitions
 from pipeline.io import Staged, check_output_file, check_writable_folder, fsync_file, staged_for, write_staged
 
 FAULT_ENV = "CHURN_FAULT_POINT"
@@ -228,6 +228,7 @@ def commit_scoring(
     model_uri: str | None = None,
     model_name: str | None = None,
     history_read: HistoryRead | None = None,
+    source: str | None = None,
 ) -> tuple[CommitResult, list[str]]:
     """Put a scoring run in place as one unit; returns the result and any recovery messages.
 
@@ -235,6 +236,7 @@ def commit_scoring(
     commit (`churn score --rescore-history`): the re-scored past lands with the new run or not at all.
     `model_uri` and `model_name` (the model scored with) are logged with the MLflow run. `history_read`
     (the history as the run read it) stops the commit, nothing written, when another run changed it since.
+    `source` (the data folder scored) is recorded in the history partitions (`SOURCE_KEY`).
     """
     from pipeline.tracking import configure_tracking, log_scoring_run
 
@@ -274,8 +276,9 @@ def commit_scoring(
         pending, committed = journal_dir / f"{commit_id}.pending", journal_dir / f"{commit_id}.commit"
         write_json(pending, document)
         try:
+            book = {SOURCE_KEY: source.encode()} if source else None
             for frame, items, kind, fmt in tables:
-                write_staged(frame, items, kind, fmt, sync=True)
+                write_staged(frame, items, kind, fmt, sync=True, metadata=book if kind == "history" else None)
             fault_point("staged")
             run_id = log_scoring_run(
                 settings, scores, alerts, drift, commit_id=commit_id, data_end=data_end, notes=notes,

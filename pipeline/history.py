@@ -26,6 +26,16 @@ from pipeline.io import Staged, remove_stale_temporaries, temporary_sibling, wri
 PARTITION_PREFIX = f"{AS_OF}="
 PART_FILE = "part.parquet"
 TREND_METRICS: tuple[str, ...] = ("health_score", "churn_probability")
+SOURCE_KEY = b"churn.data"
+"""Parquet metadata of a history partition: the data folder its run scored (named when another book comes)."""
+SAME_BOOK_SHARE = 0.5
+"""The share of the accounts of the smaller of two runs that the other must hold (same id, same landing day)
+for both to be runs of one book: a book churning 15 % a year keeps ~85 %; another export almost none.
+Runs of fewer than `SAME_BOOK_MIN` accounts are not judged (an `--include-churned` run's partitions of a
+few ended accounts at their last days), nor runs more than `SAME_BOOK_DAYS` apart whose shared ids mostly
+kept their landing days (a book with heavy churn scored again after years)."""
+SAME_BOOK_MIN = 20
+SAME_BOOK_DAYS = 365
 _REFERENCE_AS_OF = "_reference_as_of"
 _CARD = "_scorecard_hash"
 SCORECARD_BOUND: tuple[str, ...] = ("health_score",)  # trends that mean something only within one scorecard
@@ -90,6 +100,62 @@ def append_scores(history_dir: str | Path, scores: pd.DataFrame) -> list[Path]:
         for _, item in staged:
             item.discard()
     return [item.target for _, item in staged]
+
+
+@dataclass(frozen=True)
+class OtherBook:
+    """A run whose accounts are not those of the history's nearest run: another book in the same workdir."""
+
+    as_of: str  # the nearest run's date
+    source: str | None  # its data folder, when its partition records it
+    earlier: int  # accounts of that run
+    now: int  # accounts of this run
+    same: int  # accounts of both, same id and same landing day
+    alike: int  # ids of both whose landing days differ
+
+
+def landing_days(frame: pd.DataFrame) -> pd.Series:
+    """Each row's account landing day (as_of - tenure_days): with the id, what tells one book's account from
+    another's of the same id (two exports that number their accounts alike, A001...)."""
+    tenure = pd.to_numeric(frame["tenure_days"], errors="coerce")
+    return _scoring_dates(frame, "The scores") - pd.to_timedelta(tenure.round(), unit="D")
+
+
+def other_book(history_dir: str | Path, scored: pd.DataFrame) -> OtherBook | None:
+    """`OtherBook` when fewer than `SAME_BOOK_SHARE` of the accounts of the smaller of this run (`scored`:
+    account_id, as_of, tenure_days) and the history's run nearest its date (that date's own run first, then
+    the earlier one on a tie) are accounts of both, by id and landing day; None otherwise, or when either has
+    no landing days (prepared tables). A book's daily export folder changes name, its accounts do not."""
+    found = _partitions(history_dir)
+    if not found or scored.empty or "tenure_days" not in scored.columns:
+        return None
+    as_of = _scoring_dates(scored, "The scores").max()  # ended accounts (--include-churned) at earlier days
+    day = min(found, key=lambda d: (abs(d - as_of), d > as_of))
+    path = found[day]
+    earlier = _read([path], [ACCOUNT_ID, AS_OF, "tenure_days"])
+    if "tenure_days" not in earlier.columns or earlier.empty:
+        return None
+    keys = {
+        name: pd.DataFrame({ACCOUNT_ID: frame[ACCOUNT_ID].astype(str), "_landed": landing_days(frame)})
+        .dropna()
+        .drop_duplicates(ACCOUNT_ID)
+        for name, frame in (("earlier", earlier), ("now", scored))
+    }
+    both = keys["earlier"].merge(keys["now"], on=ACCOUNT_ID, suffixes=("_earlier", "_now"))
+    same = int((both["_landed_earlier"] == both["_landed_now"]).sum())
+    smaller = min(len(keys["earlier"]), len(keys["now"]))
+    far = abs(day - as_of) > pd.Timedelta(days=SAME_BOOK_DAYS)
+    if smaller < SAME_BOOK_MIN or same >= SAME_BOOK_SHARE * smaller or (far and same >= len(both) - same):
+        return None
+    source = (pq.read_schema(path).metadata or {}).get(SOURCE_KEY)
+    return OtherBook(
+        f"{day:%Y-%m-%d}",
+        source.decode() if source else None,
+        len(keys["earlier"]),
+        len(keys["now"]),
+        same,
+        len(both) - same,
+    )
 
 
 def _partitions(history_dir: str | Path) -> dict[pd.Timestamp, Path]:

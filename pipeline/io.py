@@ -344,8 +344,17 @@ def staged_for(target: str | Path, fmt: str, token: str | None = None, tag: str 
     return [Staged(temporary_sibling(_sidecar(target), tag, token), _sidecar(target)), file]
 
 
-def write_staged(frame: pd.DataFrame, staged: list[Staged], kind: str, fmt: str, *, sync: bool = False) -> None:
-    """Write `frame` (marked as `kind` output) into the staged names of `staged_for`."""
+def write_staged(
+    frame: pd.DataFrame,
+    staged: list[Staged],
+    kind: str,
+    fmt: str,
+    *,
+    sync: bool = False,
+    metadata: dict[bytes, bytes] | None = None,
+) -> None:
+    """Write `frame` (marked as `kind` output) into the staged names of `staged_for`; `metadata` goes into a
+    parquet file's schema metadata beside the marker."""
     if fmt == "parquet":
         file = staged[-1]
         _make_parent(file.staged)
@@ -354,7 +363,10 @@ def write_staged(frame: pd.DataFrame, staged: list[Staged], kind: str, fmt: str,
             table = pa.Table.from_pandas(frame, preserve_index=False)
             marker = json.dumps({"kind": kind, "format": fmt}).encode()
             pq.write_table(
-                table.replace_schema_metadata({**(table.schema.metadata or {}), MARKER_KEY: marker}), file.staged
+                table.replace_schema_metadata(
+                    {**(table.schema.metadata or {}), **(metadata or {}), MARKER_KEY: marker}
+                ),
+                file.staged,
             )
             if sync:
                 fsync_file(file.staged)

@@ -33,7 +33,7 @@ from pipeline.console import (
     print_warnings,
     warnings_once,
 )
-from pipeline.history import HistoryRead, later_dates, partition_path
+from pipeline.history import HistoryRead, later_dates, other_book, partition_path
 from pipeline.io import Legacy, check_output_dir, claimed_output_dir, write_output, write_output_file
 from pipeline.loading import Dataset, load_dataset
 from pipeline.progress import progress_bars
@@ -580,6 +580,7 @@ def score_date(
     include_churned: bool = False,
     rescore_history: bool = False,
     champion: ChampionLoad | None = None,
+    data_source: str | None = None,
 ):
     """Score every active account as of `when` with the registered model and commit the run as one unit.
 
@@ -593,7 +594,8 @@ def score_date(
 
     With `champion` (the model `model_uri` names, loading on a second thread) the features are built
     while it loads when its feature set is kept from an earlier run, and built again if the loaded
-    model's own set is not that one.
+    model's own set is not that one. `data_source` (the data folder) is recorded in the history, and named
+    when a later run of the workdir scores another book (`refuse_other_book`).
     """
     from pipeline.override_store import read_records, store_version
 
@@ -630,6 +632,7 @@ def score_date(
     # Trends and alerts always compare with the history; `history=False` (--no-history) only keeps this
     # run out of it, so a trial run raises the alerts the real one would.
     history_dir = settings.workdir_path / "history"
+    refuse_other_book(history_dir, features, data_source)
     history_read = HistoryRead.now(history_dir, pd.Timestamp(when), every_date=rescore_history and history)
     scorecard = scorecard_for(settings, features.columns)
     rescored = None
@@ -681,6 +684,7 @@ def score_date(
         model_uri=model.metadata_.get("model_uri"),
         model_name=model.metadata_.get("model_name"),
         history_read=history_read,
+        source=data_source,
     )
     run.warnings += recovered
     run.notes.append(f"MLflow scoring run {result.run_id} (drift per feature, alerts)")
@@ -694,6 +698,29 @@ def score_date(
     if deliver_alerts:
         _deliver(run, settings)
     return run
+
+
+def refuse_other_book(history_dir: Path, features: pd.DataFrame, data_source: str | None) -> None:
+    """Stop a run, before anything is written, whose accounts are another book's than the workdir's score
+    history holds (`other_book`): its trends and alerts would compare them with that book's accounts of the
+    same ids, the webhook would send those alerts to CSMs, and a run of the same date would replace that
+    book's history. A book's daily or weekly export in a new dated folder is the same book: it passes."""
+    if "tenure_days" not in features.columns:
+        return
+    book = other_book(history_dir, features[["account_id", "as_of", "tenure_days"]])
+    if book is None:
+        return
+    this = f"--data {data_source}" if data_source else "this run's data"
+    that = f"data {book.source}" if book.source else "its data folder not recorded: scored by an earlier churn"
+    alike = f" ({book.alike:,} ids are alike but landed on other days)" if book.alike else ""
+    raise ChurnError(
+        f"{this} is another book than the score history of {history_dir.parent} holds: of the {book.now:,} "
+        f"accounts this run scores and the {book.earlier:,} of its run of {book.as_of} ({that}), accounts of "
+        f"both (same id and created_at): only {book.same:,}{alike}. Its trends and alerts would compare them with that "
+        "book's scores, and alert CSMs for it. Nothing was written. Score each book with its own working folder "
+        "(`workdir:` in a configuration file per book, --config); if this is the same book whose ids or "
+        f"created_at dates changed, move {history_dir} aside to start its history again."
+    )
 
 
 def coverage_warning(when: date, dataset: Dataset, settings: Settings) -> str | None:
@@ -818,6 +845,7 @@ def run_score(
         include_churned=include_churned,
         rescore_history=rescore_history,
         champion=champion,
+        data_source=str(Path(data).resolve()),
     )
     print_score_run(run, outputs.targets(), console)
     return run
@@ -1037,8 +1065,11 @@ def _run_all(
     latest = latest_scoring_date(dataset.data_end)
     month_before = (pd.Timestamp(latest) - pd.DateOffset(months=1)).date()
     # The month before gives trends and alerts a base; its alerts are not news, so they are not posted.
-    score_date(dataset, month_before, settings, result.model_uri, history=True, deliver_alerts=False)
-    run = score_date(dataset, latest, settings, result.model_uri, history=True, outputs=outputs)
+    source = str(Path(data).resolve())
+    score_date(
+        dataset, month_before, settings, result.model_uri, history=True, deliver_alerts=False, data_source=source
+    )
+    run = score_date(dataset, latest, settings, result.model_uri, history=True, outputs=outputs, data_source=source)
     print_score_run(run, outputs.targets(), console)
     paths |= outputs.targets()
     console.rule("compare")

@@ -4,14 +4,18 @@ Alerts are computed by `models.alerts`; sending them is I/O, so it lives here at
 failed delivery never undoes a committed scoring run: the caller turns it into a warning.
 
 Delivery is idempotent per alert: `<workdir>/alerts_delivered/as_of=DATE.json` lists every alert
-(account and reasons, as the alert table words it) the webhook accepted with a 2xx, so a re-run of
-a date -- a scheduler's retry, a run after a failed delivery -- sends only what was not delivered
-yet and a CSM never gets the same alert twice; an alert whose reasons changed is a new one.
+(account, the rules that fired and their words) the webhook accepted with a 2xx, so a re-run of a
+date -- a scheduler's retry, a run after a failed delivery, another model or engine whose numbers
+round otherwise -- sends only alerts with a rule not delivered yet for that account and date, and a
+CSM never gets the same alert twice. An alert is what fired, not its words: those change with a
+number's rounding. A process killed between the webhook's answer and the ledger's record sends its
+alerts again, with the same `alert_id`s and `Idempotency-Key`, so the receiver can drop them.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 import urllib.error
@@ -20,11 +24,13 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from features.errors import ChurnError, ConfigError
 from features.table import ACCOUNT_ID, AS_OF
+from models.alerts import rules_in_words, split_rules
 from pipeline.commit import folder_lock, write_json
 from pipeline.config import AlertSettings, redact_url
 
@@ -57,7 +63,9 @@ RETRY_STATUSES = (408, 425, 429, 500, 502, 503, 504)
 def post_webhook(alerts: pd.DataFrame, url: str, timeout: float = 10.0, retries: int = 0, backoff: float = 1.0) -> int:
     """POST the alerts as JSON (`{"text": summary, "alerts": [records]}`) and return the HTTP status.
 
-    The `text` field makes the payload readable as-is by Slack/Teams-style incoming webhooks.
+    The `text` field makes the payload readable as-is by Slack/Teams-style incoming webhooks. The
+    `Idempotency-Key` header is a digest of the alerts' `alert_id`s: a request that sends the same
+    alerts again (a retry, a re-run after a kill) carries the same key.
     Timeouts, connection errors and 408/429/5xx answers are retried `retries` times, waiting
     `backoff` seconds, then twice that...; redirects are not followed. Messages show the URL
     without its user, password or query string, where tokens live.
@@ -72,6 +80,8 @@ def post_webhook(alerts: pd.DataFrame, url: str, timeout: float = 10.0, retries:
         summary += f"; largest ARR at risk: {records[0][ACCOUNT_ID]} ({records[0]['reasons']})"
     body = json.dumps({"text": summary, "alerts": records}).encode()
     target, headers = _without_userinfo(url)
+    ids = "\n".join(sorted(str(r.get("alert_id")) for r in records))
+    headers["Idempotency-Key"] = hashlib.sha256(ids.encode()).hexdigest()[:32]
     request = urllib.request.Request(target, data=body, headers=headers, method="POST")
     attempts = retries + 1
     for attempt in range(attempts):
@@ -111,13 +121,15 @@ def ledger_path(ledger_dir: Path, as_of: str) -> Path:
     return ledger_dir / f"as_of={as_of}.json"
 
 
-def _read_ledger(path: Path) -> list[dict[str, str]]:
+def _read_ledger(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     try:
         entries = json.loads(path.read_text())["delivered"]
         if not all(isinstance(e, dict) and {ACCOUNT_ID, "reasons"} <= e.keys() for e in entries):
             raise ValueError("an entry lacks account_id or reasons")
+        if not all(isinstance(e.get("rules", []), list) for e in entries):
+            raise ValueError("an entry's rules are not a list")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ChurnError(
             f"The ledger of delivered alerts {path} cannot be read ({exc}); no alert was sent, so none is sent "
@@ -133,6 +145,9 @@ def _dates(alerts: pd.DataFrame) -> pd.Series:
 def deliver(alerts: pd.DataFrame, settings: AlertSettings, ledger_dir: Path) -> Delivery | None:
     """Post the alerts no earlier run delivered, when `scoring.alerts.webhook_url` is set; None when off.
 
+    An alert was delivered when every rule it fires was delivered for its account and date (by one alert
+    or several), whatever the words; an entry of an earlier churn version without rules names those its
+    words say (`rules_in_words`), and its exact words count as well.
     The ledger is read, the new alerts posted and, only after a 2xx answer, recorded (written whole
     under a lock, so two runs of one date never both send an alert). A failed POST records nothing:
     the next run of the date sends those alerts. A process killed between the answer and the record
@@ -141,12 +156,31 @@ def deliver(alerts: pd.DataFrame, settings: AlertSettings, ledger_dir: Path) -> 
     url = settings.webhook()
     if not url or alerts.empty:
         return None
-    keys = list(zip(_dates(alerts), alerts[ACCOUNT_ID].astype(str), alerts["reasons"].astype(str), strict=True))
-    dates = tuple(sorted({day for day, _, _ in keys}))
+    keys = list(
+        zip(
+            _dates(alerts),
+            alerts[ACCOUNT_ID].astype(str),
+            alerts["rules"].astype(str),
+            alerts["reasons"].astype(str),
+            alerts["alert_id"].astype(str),
+            strict=True,
+        )
+    )
+    dates = tuple(sorted({day for day, *_ in keys}))
     with folder_lock(ledger_dir):
         ledgers = {day: _read_ledger(ledger_path(ledger_dir, day)) for day in dates}
-        done = {(day, e[ACCOUNT_ID], e["reasons"]) for day, entries in ledgers.items() for e in entries}
-        fresh = [key not in done for key in keys]
+        delivered: dict[tuple[str, str], set[str]] = {}
+        worded = set()  # entries of earlier churn versions: their exact words count too
+        for day, entries in ledgers.items():
+            for e in entries:
+                if "rules" not in e:
+                    worded.add((day, e[ACCOUNT_ID], e["reasons"]))
+                rules = set(e["rules"]) if "rules" in e else rules_in_words(e["reasons"])
+                delivered.setdefault((day, e[ACCOUNT_ID]), set()).update(rules)
+        fresh = [
+            not split_rules(rules) <= delivered.get((day, account), set()) and (day, account, words) not in worded
+            for day, account, rules, words, _ in keys
+        ]
         if any(fresh):
             try:  # returns on a 2xx answer only: anything else raises
                 post_webhook(
@@ -158,9 +192,17 @@ def deliver(alerts: pd.DataFrame, settings: AlertSettings, ledger_dir: Path) -> 
                 ) from exc
             stamp = datetime.now(UTC).isoformat(timespec="seconds")
             new = [key for key, is_new in zip(keys, fresh, strict=True) if is_new]
-            for day, account, reasons in new:
-                ledgers[day].append({ACCOUNT_ID: account, "reasons": reasons, "delivered_at": stamp})
-            for day in sorted({day for day, _, _ in new}):
+            for day, account, rules, reasons, alert in new:
+                ledgers[day].append(
+                    {
+                        ACCOUNT_ID: account,
+                        "rules": sorted(split_rules(rules)),
+                        "reasons": reasons,
+                        "alert_id": alert,
+                        "delivered_at": stamp,
+                    }
+                )
+            for day in sorted({day for day, *_ in new}):
                 path = ledger_path(ledger_dir, day)
                 try:
                     write_json(path, {"as_of": day, "delivered": ledgers[day]})

@@ -250,7 +250,11 @@ class _Receiver(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
         type(self).bodies.append(
-            {"content_type": self.headers["Content-Type"], "payload": json.loads(self.rfile.read(length))}
+            {
+                "content_type": self.headers["Content-Type"],
+                "idempotency_key": self.headers["Idempotency-Key"],
+                "payload": json.loads(self.rfile.read(length)),
+            }
         )
         self.send_response(type(self).status)
         self.end_headers()
@@ -316,11 +320,85 @@ def test_an_alert_is_delivered_once_across_re_runs_and_failed_deliveries(webhook
     recorded = json.loads(ledger_path(ledger, "2024-06-01").read_text())["delivered"]
     assert sorted(e["account_id"] for e in recorded) == sorted(everyone)
 
-    changed = alerts.iloc[:1].assign(reasons="health band worsened from green to red")
-    assert deliver(changed, settings, ledger) == Delivery(1, 0, ("2024-06-01",))  # other reasons: a new alert
+    changed = alerts.iloc[:1].assign(rules="band_worsened", alert_id="x")  # D: renewal before, now a band change
+    assert deliver(changed, settings, ledger) == Delivery(1, 0, ("2024-06-01",))  # another rule: a new alert
     later = alerts.iloc[:1].assign(as_of=pd.Timestamp("2024-06-08"))
     assert deliver(later, settings, ledger) == Delivery(1, 0, ("2024-06-08",))  # the same words another day
     assert _posted()[3:] == [everyone[:1], everyone[:1]]
+
+
+def test_an_alert_is_what_fired_not_its_words(webhook: str, tmp_path: Path):
+    """A re-run of a date whose probabilities round otherwise (another model version, the Spark engine)
+    re-sent every alert whose sentence quotes a number: the ledger knew alerts by their words."""
+    settings, ledger = SETTINGS.model_copy(update={"webhook_url": webhook}), tmp_path / "led"
+    alerts = score_alerts(CURRENT, PREVIOUS, **_thresholds())
+    assert deliver(alerts, settings, ledger) == Delivery(6, 0, ("2024-06-01",))
+    other_model = CURRENT.assign(churn_probability=CURRENT["churn_probability"] + 0.013)
+    again = score_alerts(other_model, PREVIOUS, **_thresholds())
+    by_account = again.set_index("account_id")
+    assert by_account.at["C", "reasons"] == "churn probability rose above 50% (from 40% to 56%)"  # was 55%
+    assert by_account.at["C", "rules"] == "probability_crossed"
+    assert (by_account.loc[alerts["account_id"], "alert_id"].to_numpy() == alerts["alert_id"].to_numpy()).all()
+    assert deliver(again, settings, ledger) == Delivery(0, 6, ("2024-06-01",))
+    # B now crosses 50 % too: a rule never delivered for B, so a new alert; fewer rules than delivered is not
+    crossing = score_alerts(other_model.assign(churn_probability=0.6), PREVIOUS, **_thresholds())
+    assert deliver(crossing, settings, ledger) == Delivery(3, 5, ("2024-06-01",))  # A, B and E
+    assert [sorted(a["account_id"] for a in body["payload"]["alerts"]) for body in _Receiver.bodies[1:]] == [
+        ["A", "B", "E"]
+    ]
+    recorded = json.loads(ledger_path(ledger, "2024-06-01").read_text())["delivered"]
+    assert {e["account_id"]: e["rules"] for e in recorded[-3:]} == {
+        "A": ["band_worsened", "probability_crossed", "score_drop"],
+        "B": ["probability_crossed"],
+        "E": ["probability_crossed"],
+    }
+
+
+def test_a_ledger_of_an_earlier_version_is_honoured(webhook: str, tmp_path: Path):
+    """Entries of churn before rules were recorded hold the words only: they still count, by their rules."""
+    settings = SETTINGS.model_copy(update={"webhook_url": webhook})
+    old = {
+        "C": "churn probability rose above 50% (from 40% to 54%)",  # reworded: another model's probability
+        "G": "health band worsened from green to red; health score dropped 44 points (from 84 to 40); "
+        "health under the red line for the first time; churn probability rose above 50% (from 30% to 91%); "
+        "renews in 10 days with high churn risk and red health",
+        "A": "health score dropped 15 points (from 80 to 65)",  # the band change was not among them
+        "F": "health under the red line for the first time; renews in 60 days with red health",  # as worded now
+    }
+    entries = [{"account_id": a, "reasons": r, "delivered_at": "2026-11-01T00:00:00+00:00"} for a, r in old.items()]
+    ledger_path(tmp_path, "2024-06-01").write_text(json.dumps({"as_of": "2024-06-01", "delivered": entries}))
+    alerts = score_alerts(CURRENT, PREVIOUS, **_thresholds())
+    assert deliver(alerts, settings, tmp_path) == Delivery(3, 3, ("2024-06-01",))
+    assert sorted(_posted()[0]) == ["A", "D", "H"]
+
+
+def test_a_resent_delivery_carries_the_same_ids_for_the_receiver_to_drop(webhook: str, tmp_path: Path):
+    """A kill between the webhook's 2xx and the ledger's record sends the alerts again (at least once): the
+    receiver got no id to tell the second request from new alerts."""
+    settings = SETTINGS.model_copy(update={"webhook_url": webhook})
+    alerts = score_alerts(CURRENT, PREVIOUS, **_thresholds())
+    blocked = tmp_path / ".as_of=2024-06-01.json.tmp"
+    blocked.mkdir()  # the record after the 2xx fails, as when the process dies there
+    with pytest.raises(UnrecordedDelivery):
+        deliver(alerts, settings, tmp_path)
+    blocked.rmdir()
+    other_model = CURRENT.assign(churn_probability=CURRENT["churn_probability"] + 0.013)
+    reworded = score_alerts(other_model, PREVIOUS, **_thresholds())
+    assert deliver(reworded, settings, tmp_path) == Delivery(6, 0, ("2024-06-01",))
+    first, second = _Receiver.bodies
+    assert first["idempotency_key"] == second["idempotency_key"] and len(first["idempotency_key"]) == 32
+    ids = [[a["alert_id"] for a in body["payload"]["alerts"]] for body in (first, second)]
+    assert ids[0] == ids[1] == alerts["alert_id"].tolist() and len(set(ids[0])) == 6
+    assert first["payload"]["alerts"][2]["reasons"] != second["payload"]["alerts"][2]["reasons"]  # C's words
+    assert [a["rules"] for a in first["payload"]["alerts"]][:3] == [
+        "renewal_at_risk",
+        "probability_crossed",
+        "probability_crossed",
+    ]
+    other_day = score_alerts(CURRENT.assign(as_of=pd.Timestamp("2024-06-08")), PREVIOUS, **_thresholds())
+    assert deliver(other_day, settings, tmp_path) == Delivery(6, 0, ("2024-06-08",))
+    assert not {a["alert_id"] for a in _Receiver.bodies[2]["payload"]["alerts"]} & set(ids[0])
+    assert _Receiver.bodies[2]["idempotency_key"] != first["idempotency_key"]
 
 
 def test_a_delivery_the_ledger_cannot_record_says_it_was_delivered(webhook: str, tmp_path: Path):
@@ -333,9 +411,10 @@ def test_a_delivery_the_ledger_cannot_record_says_it_was_delivered(webhook: str,
 
 def test_an_unreadable_ledger_sends_nothing(webhook: str, tmp_path: Path):
     alerts = score_alerts(CURRENT, PREVIOUS, **_thresholds())
-    ledger_path(tmp_path, "2024-06-01").write_text('{"delivered": [')
-    with pytest.raises(ChurnError, match=r"ledger of delivered alerts .*as_of=2024-06-01\.json cannot be read"):
-        deliver(alerts, SETTINGS.model_copy(update={"webhook_url": webhook}), tmp_path)
+    for text in ('{"delivered": [', '{"delivered": [{"account_id": "D", "reasons": "", "rules": "first_red"}]}'):
+        ledger_path(tmp_path, "2024-06-01").write_text(text)
+        with pytest.raises(ChurnError, match=r"ledger of delivered alerts .*as_of=2024-06-01\.json cannot be read"):
+            deliver(alerts, SETTINGS.model_copy(update={"webhook_url": webhook}), tmp_path)
     assert _Receiver.bodies == []
 
 

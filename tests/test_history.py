@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from features.errors import ChurnError
-from pipeline.history import append_scores, latest_before, read_history, trends
+from pipeline.history import append_scores, latest_before, other_book, read_history, trends
 
 
 def _run(as_of: str, health: list[float], probability: list[float], accounts=("A", "B", "C"), version="3"):
@@ -192,3 +192,31 @@ def test_a_damaged_partition_is_a_clear_error_naming_it(tmp_path: Path, damage: 
         with pytest.raises(ChurnError, match=f"Score history partition {damaged} cannot be read") as err:
             read_history(history, columns=columns)
         assert "Move its folder as_of=2024-02-01 out of" in str(err.value)
+
+
+def _book(as_of: str, ids: range, landed: str = "2020-01-01", prefix: str = "A") -> pd.DataFrame:
+    """A run's rows for accounts `prefix`0001... that all landed on `landed`."""
+    day = pd.Timestamp(as_of)
+    return pd.DataFrame(
+        {
+            "account_id": [f"{prefix}{i:04d}" for i in ids],
+            "as_of": day,
+            "tenure_days": float((day - pd.Timestamp(landed)).days),
+        }
+    )
+
+
+def test_another_book_is_told_from_the_same_book_by_ids_and_landing_days(tmp_path: Path) -> None:
+    """Two books in one workdir were compared by their ids alone: one book's alerts were the other's news."""
+    append_scores(tmp_path, _book("2025-11-01", range(100)))
+    assert other_book(tmp_path, _book("2025-11-08", range(10, 130))) is None  # a week on: 10 left, 30 landed
+    assert other_book(tmp_path, _book("2025-11-01", range(100))) is None  # a re-run of the date
+    book = other_book(tmp_path, _book("2025-11-08", range(100), landed="2021-06-01"))  # alike ids, other days
+    assert book is not None
+    assert (book.as_of, book.earlier, book.now, book.same, book.alike) == ("2025-11-01", 100, 100, 0, 100)
+    assert other_book(tmp_path, _book("2025-11-08", range(100), prefix="US")) is not None  # ids of its own
+    assert other_book(tmp_path, _book("2025-11-08", range(15), landed="2021-06-01")) is None  # too few to tell
+    # the same book scored again after two years of heavy churn: few accounts left, none with another landing
+    assert other_book(tmp_path, _book("2027-11-01", range(70, 300))) is None
+    assert other_book(tmp_path, _book("2027-11-01", range(70, 300), landed="2021-06-01")) is not None
+    assert other_book(tmp_path, _book("2025-11-08", range(100)).drop(columns="tenure_days")) is None  # a table

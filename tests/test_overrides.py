@@ -19,6 +19,7 @@ import yaml
 from rich.console import Console
 
 from features.errors import ChurnError
+from models.alerts import rules_in_words
 from models.healthscore import band_of
 from models.overrides import OverrideRequest, apply_overrides, expiry_reasons, in_force, validate_override
 from models.scorecard import parse_scorecard
@@ -145,7 +146,8 @@ def test_an_ended_whole_account_override_names_the_score_shown_when_a_category_o
     current = apply_overrides(scores_frame(), in_force(overrides, AFTER), CARD).scores
     shown = current.set_index("account_id").at["A", "health_score"]
     assert shown == pytest.approx(0.6 * 80 + 0.4 * 50)
-    (sentence,) = expiry_reasons(current, previous, overrides)[0]
+    ((rule, sentence),) = expiry_reasons(current, previous, overrides)[0]
+    assert rule == "override_ended:health score" and rules_in_words(sentence) == {rule}
     assert sentence == (
         f"health score override expired (was 30, set by jane until {UNTIL}); health score now {shown:.0f} with "
         "the overrides still in force (rule score 32)"
@@ -166,14 +168,15 @@ def test_an_override_ended_early_still_applies_to_the_dates_before_its_end() -> 
     previous = apply_overrides(scores_frame(), in_force(overrides, FIRST), CARD).scores
     current = apply_overrides(scores_frame(), in_force(overrides, SECOND), CARD).scores
     assert previous.set_index("account_id").at["A", "health_adoption"] == 80.0
-    (sentence,) = expiry_reasons(current, previous, overrides)[0]
+    ((rule, sentence),) = expiry_reasons(current, previous, overrides)[0]
+    assert rule == "override_ended:adoption" and rules_in_words(sentence) == {rule}  # ledgers kept in words
     assert sentence == (
         f"adoption override was ended early by li (was 80, set by jane until {UNTIL}; ended because: renewed); "
         "rule score now 20"
     )
     late = overrides.assign(ended_at=pd.Timestamp("2025-06-02 09:00"))  # ended once its period was over
     assert in_force(late, SECOND)["override_id"].tolist() == [1]
-    (sentence,) = expiry_reasons(current, previous, late)[0]
+    ((_, sentence),) = expiry_reasons(current, previous, late)[0]
     assert sentence.startswith(f"adoption override expired (was 80, set by jane until {UNTIL})")
 
 

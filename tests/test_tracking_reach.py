@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import pandas as pd
@@ -98,6 +99,61 @@ def test_a_uri_in_the_configuration_naming_no_server_stops_scoring_at_once(
     assert reason in message
     assert seconds < WELL_UNDER_A_MINUTE_S, seconds
     assert not (Path(inputs["out"]) / "scores.parquet").exists()
+
+
+class _Silent:
+    """A tracking server address on 127.0.0.1 that never answers: `hung` accepts every connection and says
+    nothing (a hung server); otherwise its one-place queue is full, so the connection itself is never accepted
+    (as behind a firewall that drops the packets)."""
+
+    def __init__(self, hung: bool) -> None:
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0 if not hung else 16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        if hung:
+            threading.Thread(target=self._accept, daemon=True).start()
+        else:
+            self.held.append(socket.create_connection(self.sock.getsockname()))  # fills the queue
+
+    def _accept(self) -> None:
+        with suppress(OSError):  # closed at the end of the test
+            while True:
+                self.held.append(self.sock.accept()[0])
+
+    def close(self) -> None:
+        for sock in [*self.held, self.sock]:
+            sock.close()
+
+
+@pytest.mark.parametrize("hung", [True, False], ids=["hung server", "packets dropped"])
+def test_a_tracking_server_that_never_answers_stops_scoring_quickly(hung: bool, inputs, tmp_path: Path) -> None:
+    """MLflow's client waits 120 s per request and retries 7 times: scoring against a server that accepted the
+    connection and never answered ran past the subprocess's 60 s limit (measured: over 10 minutes)."""
+    server = _Silent(hung)
+    try:
+        args = [part.format(**inputs) for part in COMMANDS["score"]]
+        finished, seconds = _churn(args, tmp_path, MLFLOW_TRACKING_URI=server.url)
+        patience = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "2", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2"}
+        tried, tried_seconds = _churn(args, tmp_path, MLFLOW_TRACKING_URI=server.url, **patience)
+    finally:
+        server.close()
+    assert finished.returncode == 1, finished.stderr
+    message = " ".join(finished.stderr.split())
+    assert f"MLflow tracking server {server.url} (set by the environment variable MLFLOW_TRACKING_URI)" in message
+    assert (
+        "it did not answer within 10 s (a hung or overloaded server, or a firewall that drops the packets); if it "
+        "is only slow, set MLFLOW_HTTP_REQUEST_TIMEOUT to more seconds (now 10, churn's default)"
+    ) in message
+    assert 10 <= seconds < WELL_UNDER_A_MINUTE_S, seconds
+    assert "Data end" not in finished.stdout and not any(Path(inputs["out"]).iterdir())
+    assert tried.returncode == 1, tried.stderr
+    assert "it did not answer within 3 attempts of 2 s" in " ".join(tried.stderr.split())
+    assert "(now 2, set in the environment)" in " ".join(tried.stderr.split())
+    assert 6 <= tried_seconds < WELL_UNDER_A_MINUTE_S, tried_seconds
 
 
 class _Answering:
