@@ -29,13 +29,14 @@ TREND_METRICS: tuple[str, ...] = ("health_score", "churn_probability")
 SOURCE_KEY = b"churn.data"
 """Parquet metadata of a history partition: the data folder its run scored (named when another book comes)."""
 SAME_BOOK_SHARE = 0.5
-"""The share of the accounts of the smaller of two runs that the other must hold (same id, same landing day)
-for both to be runs of one book: a book churning 15 % a year keeps ~85 %; another export almost none.
-Runs of fewer than `SAME_BOOK_MIN` accounts are not judged (an `--include-churned` run's partitions of a
-few ended accounts at their last days), nor runs more than `SAME_BOOK_DAYS` apart whose shared ids mostly
-kept their landing days (a book with heavy churn scored again after years)."""
+"""A run of a date the history holds must share this share of the accounts of the smaller of the two runs
+(same id, same landing day): a re-run of the same book shares nearly all, another export (whose run would
+replace the book's partition of that date) almost none. A run of another date is another book only when the
+ids it shares with the history's nearest run mostly landed on other days (two exports numbering their
+accounts alike, A001...): ids it does not share compare nothing, and a book with heavy churn scored months
+later shares few. Runs of fewer than `SAME_BOOK_MIN` accounts are not judged (an `--include-churned` run's
+partitions of a few ended accounts at their last days)."""
 SAME_BOOK_MIN = 20
-SAME_BOOK_DAYS = 365
 _REFERENCE_AS_OF = "_reference_as_of"
 _CARD = "_scorecard_hash"
 SCORECARD_BOUND: tuple[str, ...] = ("health_score",)  # trends that mean something only within one scorecard
@@ -122,10 +123,10 @@ def landing_days(frame: pd.DataFrame) -> pd.Series:
 
 
 def other_book(history_dir: str | Path, scored: pd.DataFrame) -> OtherBook | None:
-    """`OtherBook` when fewer than `SAME_BOOK_SHARE` of the accounts of the smaller of this run (`scored`:
-    account_id, as_of, tenure_days) and the history's run nearest its date (that date's own run first, then
-    the earlier one on a tie) are accounts of both, by id and landing day; None otherwise, or when either has
-    no landing days (prepared tables). A book's daily export folder changes name, its accounts do not."""
+    """`OtherBook` when this run (`scored`: account_id, as_of, tenure_days) and the history's run nearest its
+    date (that date's own run first, then the earlier one on a tie) are two books by `SAME_BOOK_SHARE`'s rule,
+    an account being the same in both by id and landing day; None otherwise, or when either has no landing
+    days (prepared tables). A book's daily export folder changes name, its accounts do not."""
     found = _partitions(history_dir)
     if not found or scored.empty or "tenure_days" not in scored.columns:
         return None
@@ -144,8 +145,8 @@ def other_book(history_dir: str | Path, scored: pd.DataFrame) -> OtherBook | Non
     both = keys["earlier"].merge(keys["now"], on=ACCOUNT_ID, suffixes=("_earlier", "_now"))
     same = int((both["_landed_earlier"] == both["_landed_now"]).sum())
     smaller = min(len(keys["earlier"]), len(keys["now"]))
-    far = abs(day - as_of) > pd.Timedelta(days=SAME_BOOK_DAYS)
-    if smaller < SAME_BOOK_MIN or same >= SAME_BOOK_SHARE * smaller or (far and same >= len(both) - same):
+    alike = same < SAME_BOOK_SHARE * smaller if day == as_of else same < len(both) - same
+    if smaller < SAME_BOOK_MIN or not alike:
         return None
     source = (pq.read_schema(path).metadata or {}).get(SOURCE_KEY)
     return OtherBook(

@@ -214,7 +214,12 @@ def test_another_book_is_told_from_the_same_book_by_ids_and_landing_days(tmp_pat
     book = other_book(tmp_path, _book("2025-11-08", range(100), landed="2021-06-01"))  # alike ids, other days
     assert book is not None
     assert (book.as_of, book.earlier, book.now, book.same, book.alike) == ("2025-11-01", 100, 100, 0, 100)
-    assert other_book(tmp_path, _book("2025-11-08", range(100), prefix="US")) is not None  # ids of its own
+    # ids of its own: its run of the same date would replace this book's partition; on another day it compares
+    # nothing with this book's accounts
+    assert other_book(tmp_path, _book("2025-11-01", range(100), prefix="US")) is not None
+    assert other_book(tmp_path, _book("2025-11-08", range(100), prefix="US")) is None
+    # a book with heavy churn scored again half a year later: 40 of 100 left, every one with its landing day
+    assert other_book(tmp_path, _book("2026-05-01", range(60, 200))) is None
     assert other_book(tmp_path, _book("2025-11-08", range(15), landed="2021-06-01")) is None  # too few to tell
     # the same book scored again after two years of heavy churn: few accounts left, none with another landing
     assert other_book(tmp_path, _book("2027-11-01", range(70, 300))) is None
