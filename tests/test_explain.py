@@ -240,7 +240,7 @@ def test_top_drivers_equal_describe_row_by_row_with_companions_gaps_and_repeats(
         expected = "; ".join(describe(name, row[name], row) for name in ranked[ranked > 0].index[:3])
         assert drivers[index] == expected, index
     assert drivers.str.contains("logins per seat in 30 days, none in the 30 before").any()
-    assert drivers.str.contains("no login recorded since it landed 100 days ago").any()
+    assert drivers.str.contains("no login recorded after the day it landed, 100 days ago").any()
     assert drivers.str.contains("last login 40 days ago").any()
     assert not drivers.str.contains("no data").any()
 
@@ -258,8 +258,18 @@ def test_a_missing_value_or_an_event_that_never_happened_is_said_as_what_it_mean
     )  # fmt: skip
     term = {"account_id": "NEW", "start_date": landed, "end_date": landed + pd.Timedelta(days=365), "seats": 5.0}
     tables["subscriptions"] = pd.concat([tables["subscriptions"], pd.DataFrame([term | {"plan": "pro"}])])
+    # DAY1 logged in on the day it landed, never since: its days since the last login are its age too (the
+    # login's day is the landing day), so its words must hold for both ("since it landed" did not)
+    tables["accounts"] = pd.concat([tables["accounts"], tables["accounts"].iloc[[-1]].assign(account_id="DAY1")])
+    tables["subscriptions"] = pd.concat([tables["subscriptions"], pd.DataFrame([term | {"account_id": "DAY1"}])])
+    login = {"account_id": "DAY1", "ts": landed + pd.Timedelta(hours=10), "user_id": "u1"}
+    tables["logins"] = pd.concat([tables["logins"], pd.DataFrame([login])], ignore_index=True)
     dataset = Dataset.from_frames(tables, data_end="2025-06-01", now=pd.Timestamp("2025-06-01"))
     table = build_features(dataset, ["2025-01-01"], FeatureSettings(), grace_days=30)
+    day1 = table[table["account_id"] == "DAY1"].reset_index(drop=True)
+    assert describe("days_since_last_login", day1.loc[0, "days_since_last_login"], day1.loc[0].to_dict()) == (
+        "no login recorded after the day it landed, 41 days ago"
+    )
     row = table[table["account_id"] == "NEW"].reset_index(drop=True)
     actionable = [c for c in row.columns if (found := all_specs().get(c)) is not None and found.actionable]
     contributions = pd.DataFrame(1.0, index=row.index, columns=actionable)
@@ -269,9 +279,10 @@ def test_a_missing_value_or_an_event_that_never_happened_is_said_as_what_it_mean
     assert len(drivers) == len(actionable)
     assert not [d for d in drivers if "no data" in d or "not recorded" in d]
     for words in (
-        "no login recorded since it landed 41 days ago", "logins on fewer than 2 days in the last 90 days",
-        "no ticket recorded since it landed 41 days ago", "no ticket rated in the last 90 days",
-        "no training recorded since it landed 41 days ago", "no product use recorded yet, 41 days after landing",
+        "no login recorded after the day it landed, 41 days ago", "logins on fewer than 2 days in the last 90 days",
+        "no ticket recorded after the day it landed, 41 days ago", "no ticket rated in the last 90 days",
+        "no training recorded after the day it landed, 41 days ago",
+        "no product use recorded yet, 41 days after landing",
         "no NPS response recorded yet", "no QBR recorded yet", "no workflow run started in the last 90 days",
     ):  # fmt: skip
         assert words in drivers, (words, drivers)

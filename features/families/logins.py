@@ -55,7 +55,7 @@ DAYS_SINCE = declare.fixed(
     "Days since the last login",
     "lower",
     "last login {value:.0f} days ago",
-    never="no login recorded since it landed {tenure_days:.0f} days ago",
+    never="no login recorded after the day it landed, {tenure_days:.0f} days ago",
 )
 GAP_MEAN = declare.fixed(
     "login_gap_mean_90d", "Mean days between login days over 90 days", "lower",

@@ -78,7 +78,7 @@ DAYS_SINCE = declare.fixed(
     "Days since the last ticket was opened",
     "higher",
     "last ticket {value:.0f} days ago",
-    never="no ticket recorded since it landed {tenure_days:.0f} days ago",
+    never="no ticket recorded after the day it landed, {tenure_days:.0f} days ago",
 )
 TREND = declare.fixed(
     "tickets_trend_30d",

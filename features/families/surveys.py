@@ -71,7 +71,7 @@ DAYS_SINCE = declare.fixed(
     "Days since the last survey response",
     "lower",
     "last survey response {value:.0f} days ago",
-    never="no survey response recorded since it landed {tenure_days:.0f} days ago",
+    never="no survey response recorded after the day it landed, {tenure_days:.0f} days ago",
 )
 
 DAILY = "_ft_surveys_day"

@@ -52,7 +52,7 @@ DAYS_SINCE = declare.fixed(
     "Days since the last touchpoint",
     "lower",
     "last touchpoint {value:.0f} days ago",
-    never="no touchpoint recorded since it landed {tenure_days:.0f} days ago",
+    never="no touchpoint recorded after the day it landed, {tenure_days:.0f} days ago",
 )
 SENTIMENT = declare.fixed(
     "touchpoint_sentiment_90d", "Mean sentiment of touchpoints in 90 days (-1 negative to 1 positive)", "higher",

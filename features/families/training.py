@@ -54,7 +54,7 @@ DAYS_SINCE = declare.fixed(
     "Days since the last training session",
     "lower",
     "last training {value:.0f} days ago",
-    never="no training recorded since it landed {tenure_days:.0f} days ago",
+    never="no training recorded after the day it landed, {tenure_days:.0f} days ago",
 )
 
 DAILY = "_ft_trainings_day"

@@ -95,7 +95,7 @@ DAYS_SINCE = declare.fixed(
     "Days since the last product use",
     "lower",
     "last product use {value:.0f} days ago",
-    never="no product use recorded since it landed {tenure_days:.0f} days ago",
+    never="no product use recorded after the day it landed, {tenure_days:.0f} days ago",
 )
 TREND = declare.fixed(
     "usage_trend_30d",
