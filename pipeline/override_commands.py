@@ -311,7 +311,8 @@ def run_expire(
             missing = sorted(set(ids) - set(live["override_id"].astype(int)))
             if missing:
                 raise ChurnError(
-                    f"No live override with id {', '.join(map(str, missing))} (ended, replaced or never recorded; "
+                    f"No live override with id {', '.join(map(str, missing))} (ended, replaced, withdrawn or never "
+                    "recorded; "
                     "see `churn overrides history`); nothing was changed."
                 )
             return live[live["override_id"].isin(ids)]

@@ -219,6 +219,15 @@ def test_the_store_is_versioned_append_only_and_keeps_a_replaced_override(tiny_d
     assert list(history.index) == [first.override_id, second.override_id]
     assert history.at[first.override_id, "end_kind"] == "superseded"
     assert in_force(history.reset_index(), FIRST)["value"].tolist() == [60.0]
+    # the replacement was the mistake: withdrawn, it applies nowhere; the CSM is told the first stays ended
+    console = Console(record=True, width=400)
+    run_withdraw(ids=[second.override_id], reason="wrong score", by="jane", settings=settings, console=console)
+    assert f"Override #{first.override_id} that it replaced stays ended" in console.export_text()
+    # before the day it was replaced the first applies again, as if the mistake had never been entered
+    assert in_force(read_records(settings.workdir_path), FIRST)["override_id"].tolist() == [first.override_id]
+    with pytest.raises(ChurnError, match=r"No live override with id 2 \(ended, replaced, withdrawn or never"):
+        run_expire(ids=[2], account=None, category=None, whole_account=False, sentiment=False, reason="r",
+                   by="li", settings=settings, console=QUIET)  # fmt: skip
     with sqlite3.connect(store_path(settings.workdir_path)) as con:
         assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         for statement in ("UPDATE overrides SET value = 1", "DELETE FROM override_ends"):
