@@ -567,7 +567,7 @@ def overrides_history(
     account_id: Annotated[str | None, typer.Argument(help="Only this account.")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Every override ever recorded (replaced and ended ones too) and what became of it."""
+    """Every override ever recorded (replaced, ended and withdrawn ones too) and what became of it."""
     from pipeline.override_commands import run_history
 
     run_history(account=account_id, settings=settings_from(config), console=out)
