@@ -15,6 +15,7 @@ How the health score uses them (`apply_overrides`):
   columns, and `override_ids` names the overrides applied (how the next run tells which expired).
 
 An override ended early applies to the dates before the day it was ended (re-runs of them keep it).
+A withdrawn one (entered by mistake) applies to no date at all, as if never entered, and raises no alert.
 When an override applied in the previous run is gone in this one (its period ended, it was ended
 early or the store no longer has it), `expiry_reasons` says so in words for the account's alert:
 "health score override expired (was 35, set by jane until 2026-12-01); rule score now 41".
@@ -73,6 +74,9 @@ RECORD_COLUMNS: tuple[str, ...] = (
     "end_kind",
     "end_author",
     "end_reason",
+    "withdrawn_at",
+    "withdrawn_by",
+    "withdraw_reason",
 )
 
 
@@ -218,11 +222,12 @@ def overlaps(a_from: date | None, a_until: date, b_from: date | None, b_until: d
 
 
 def in_force(records: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """The overrides that apply at `as_of`: started (or open), not expired and not ended; one per target.
+    """The overrides that apply at `as_of`: started (or open), not expired, not ended, not withdrawn; one per target.
 
-    An override ended (early, or superseded by a later one for an overlapping period) applies to no
-    date from the day it was ended (UTC) on, but still to the dates before: a re-run of such a date
-    keeps the judgement that was in force then, and the next date's run raises the expiry alert.
+    A withdrawn override (a mistake) applies to no date: re-runs of earlier dates lose it too. An
+    override ended (early, or superseded by a later one for an overlapping period) applies to no date
+    from the day it was ended (UTC) on, but still to the dates before: a re-run of such a date keeps
+    the judgement that was in force then, and the next date's run raises the expiry alert.
     Should two qualify for the same account and target, the later recorded wins.
     """
     if records.empty:
@@ -232,6 +237,7 @@ def in_force(records: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     ends = pd.to_datetime(records["valid_until"])
     ended = pd.to_datetime(records["ended_at"]).dt.normalize()
     live = (ended.isna() | (day < ended)) & (starts.isna() | (starts <= day)) & (ends >= day)
+    live &= records["withdrawn_at"].isna()
     current = records[live].sort_values("override_id", kind="stable")
     key = [ACCOUNT_ID, "kind", current["category"].fillna("")]
     return current.groupby(key, sort=False, dropna=False).tail(1).reset_index(drop=True)
@@ -351,7 +357,8 @@ def expiry_reasons(
     when the store no longer has it.
 
     Overrides replaced by a newer one for the same target are not expiries (the target still has
-    an override). `records` (every override the store holds, ended ones too) tells why each one
+    an override), nor are withdrawn ones: a mistake taken back did not "end", it never held.
+    `records` (every override the store holds, ended ones too) tells why each one
     went: its period ended, it was ended early (by whom, why), or the store no longer has it. The
     sentence gives the rule value now in force for the target.
     """
@@ -369,8 +376,8 @@ def expiry_reasons(
         now_targets = {_target_of(by_id, x) for x in now}
         for gone in (x for x in _ids(before.at[account, OVERRIDE_IDS]) if x not in now):
             target = _target_of(by_id, gone)
-            if target is not None and target in now_targets:
-                continue  # replaced by a newer override of the same target
+            if target is not None and (target in now_targets or pd.notna(by_id.at[gone, "withdrawn_at"])):
+                continue  # replaced by a newer override of the same target, or withdrawn as a mistake
             rule = OVERRIDE_ENDED + (f"#{gone}" if target is None else target_name(*target))
             reasons[i].append((rule, _expiry_sentence(gone, by_id, current.iloc[i])))
     return reasons

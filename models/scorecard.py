@@ -605,7 +605,10 @@ def _grouped_reasons(metrics: list[str], why: Callable[[str], str]) -> str:
 def _category_name_problems(names: Iterable[str], taken: dict[str, str]) -> list[str]:
     """What is wrong with these category names, each of which becomes columns of the scores table
     (health_<name>, ml_<name>, rule_<name>, override_<name>): they must make new, readable columns, distinct
-    from those of the names in `taken` (column key -> name, updated) also to SQL engines, which ignore case."""
+    from those of the names in `taken` (column key -> name, updated) also to SQL engines, which ignore case.
+    A name also ends an alert rule (`override_ended:<name>`), so it must not hold the rules' separator."""
+    from models.alerts import RULE_SEPARATOR  # not at the top: models.alerts imports this module
+
     problems = []
     for name in names:
         other = taken.setdefault(column_key(name), name)
@@ -621,6 +624,12 @@ def _category_name_problems(names: Iterable[str], taken: dict[str, str]) -> list
             problems.append(
                 f"category {name!r} has spaces around it or control characters, which its column "
                 f"{category_columns(name)[0]!r} would hide; write it as {' '.join(name.split())!r}"
+            )
+        elif RULE_SEPARATOR in name:
+            problems.append(
+                f"category {name!r} contains {RULE_SEPARATOR!r}, which separates the alert rules "
+                f"('override_ended:{name}') in the alerts table and the webhook ledger, so one rule would read "
+                f"as two; write it as {name.replace(RULE_SEPARATOR, ' & ')!r}"
             )
         elif (clash := category_clash(name)) is not None:
             problems.append(

@@ -549,12 +549,25 @@ def overrides_expire(
     )
 
 
+@overrides_app.command("withdraw")
+def overrides_withdraw(
+    ids: Annotated[list[int], typer.Argument(help="Ids of the overrides entered by mistake (`overrides history`).")],
+    reason: Annotated[str | None, typer.Option("--reason", help="What the mistake was (required).")] = None,
+    by: ByOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Take back overrides entered by mistake: they apply to no date (re-runs too), raise no alert, stay in history."""
+    from pipeline.override_commands import run_withdraw
+
+    run_withdraw(ids=ids, reason=reason, by=by, settings=settings_from(config), console=out)
+
+
 @overrides_app.command("history")
 def overrides_history(
     account_id: Annotated[str | None, typer.Argument(help="Only this account.")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Every override ever recorded (replaced and ended ones too) and what became of it."""
+    """Every override ever recorded (replaced, ended and withdrawn ones too) and what became of it."""
     from pipeline.override_commands import run_history
 
     run_history(account=account_id, settings=settings_from(config), console=out)

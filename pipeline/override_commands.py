@@ -1,4 +1,4 @@
-"""`churn override` and `churn overrides list|expire|history|import`: a CSM's judgement into the store.
+"""`churn override` and `churn overrides list|expire|withdraw|history|import`: a CSM's judgement into the store.
 
 Every override is validated completely before anything is written (unknown account or category,
 a score outside 0-100, a sentiment outside 1-5 / red-yellow-green, an expiry in the past, a
@@ -29,6 +29,7 @@ from pipeline.override_store import (
     read_records,
     record_overrides,
     store_path,
+    withdraw_overrides,
 )
 
 IMPORT_COLUMNS = ("account_id", "category", "score", "sentiment", "reason", "until", "from", "by")
@@ -224,6 +225,11 @@ def run_import(
 
 
 def _status(record: pd.Series, today: pd.Timestamp) -> str:
+    if pd.notna(record["withdrawn_at"]):
+        return (
+            f"withdrawn {record['withdrawn_at'].date()} by {record['withdrawn_by']}, applies to no date: "
+            f"{record['withdraw_reason']}"
+        )
     if pd.notna(record["ended_at"]):
         if record["end_kind"] == "superseded":
             return f"replaced by #{int(record['superseded_by'])} on {record['ended_at'].date()}"
@@ -305,7 +311,8 @@ def run_expire(
             missing = sorted(set(ids) - set(live["override_id"].astype(int)))
             if missing:
                 raise ChurnError(
-                    f"No live override with id {', '.join(map(str, missing))} (ended, replaced or never recorded; "
+                    f"No live override with id {', '.join(map(str, missing))} (ended, replaced, withdrawn or never "
+                    "recorded; "
                     "see `churn overrides history`); nothing was changed."
                 )
             return live[live["override_id"].isin(ids)]
@@ -331,3 +338,24 @@ def run_expire(
             highlight=False,
         )
     return ended
+
+
+def run_withdraw(
+    *, ids: list[int], reason: str | None, by: str | None, settings: Settings, console: Console
+) -> pd.DataFrame:
+    """`churn overrides withdraw ID...`: overrides entered by mistake apply to no date, as if never entered."""
+    if not ids:
+        raise ChurnError("Give the ids of the overrides to withdraw (see `churn overrides history`).")
+    withdrawn = withdraw_overrides(settings.workdir_path, ids, reason=reason or "", author=current_user(by))
+    replaced_by = read_records(settings.workdir_path).dropna(subset=["superseded_by"])
+    for _, record in withdrawn.iterrows():
+        line = (
+            f"Withdrew override #{record['override_id']} ({record[ACCOUNT_ID]}, {describe_target(record)} = "
+            f"{record['rating']}): it applies to no scoring date, re-runs of earlier dates included, and raises no "
+            "alert; it stays in `churn overrides history`."
+        )
+        replaced = replaced_by.loc[replaced_by["superseded_by"] == record["override_id"], "override_id"].astype(str)
+        if not replaced.empty:
+            line += f" Override #{', #'.join(replaced)} that it replaced stays ended: record it again if it applies."
+        console.print(line, markup=False, highlight=False)
+    return withdrawn

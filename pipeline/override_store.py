@@ -4,6 +4,9 @@ Nothing in the store is ever updated or deleted (triggers refuse it): an overrid
 `overrides`; ending one -- early, by `churn overrides expire`, or because a later override of the
 same account and target for an overlapping period replaces it -- appends a row to `override_ends`.
 `churn overrides history` therefore shows every judgement ever recorded and what became of it.
+An override entered by mistake is *withdrawn* (`churn overrides withdraw`): a row of
+`override_withdrawals` makes it apply to no date at all, re-runs of earlier dates included, while
+the override itself stays in the store with who withdrew it, when and why.
 
 The schema is versioned with SQLite's `user_version`; `MIGRATIONS` lists the steps from an empty
 file to the current version and opening a store applies the missing ones in one transaction. A
@@ -76,6 +79,18 @@ MIGRATIONS: dict[int, str] = {
     """
     + _APPEND_ONLY.format(table="overrides")
     + _APPEND_ONLY.format(table="override_ends"),
+    # A withdrawal is not an end: a mistake applies to no date, an end only from its day on. Its own
+    # table (not a third end kind) so an override already ended or replaced can still be withdrawn.
+    2: """
+    CREATE TABLE override_withdrawals (
+        withdrawal_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        override_id   INTEGER NOT NULL UNIQUE REFERENCES overrides (override_id),
+        reason        TEXT NOT NULL CHECK (length(trim(reason)) > 0),
+        author        TEXT NOT NULL CHECK (length(trim(author)) > 0),
+        recorded_at   TEXT NOT NULL
+    );
+    """
+    + _APPEND_ONLY.format(table="override_withdrawals"),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -168,16 +183,19 @@ def _statements(script: str) -> list[str]:
 _SELECT = """
 SELECT o.override_id, o.account_id, o.kind, o.category, o.value, o.rating, o.reason, o.author,
        o.valid_from, o.valid_until, o.recorded_at, e.recorded_at AS ended_at, e.kind AS end_kind,
-       e.author AS end_author, e.reason AS end_reason, e.superseded_by, o.source
+       e.author AS end_author, e.reason AS end_reason, w.recorded_at AS withdrawn_at,
+       w.author AS withdrawn_by, w.reason AS withdraw_reason, e.superseded_by, o.source
 FROM overrides o LEFT JOIN override_ends e ON e.override_id = o.override_id
+LEFT JOIN override_withdrawals w ON w.override_id = o.override_id
 """
+_LIVE = "WHERE e.override_id IS NULL AND w.override_id IS NULL"  # neither ended nor withdrawn
 
 
 def _frame(con: sqlite3.Connection, where: str = "", params: Sequence[object] = ()) -> pd.DataFrame:
     cursor = con.execute(f"{_SELECT} {where} ORDER BY o.override_id", params)
     frame = pd.DataFrame(cursor.fetchall(), columns=[c[0] for c in cursor.description])
     frame[ACCOUNT_ID] = frame[ACCOUNT_ID].astype(str)
-    for column in ("valid_from", "valid_until", "recorded_at", "ended_at"):
+    for column in ("valid_from", "valid_until", "recorded_at", "ended_at", "withdrawn_at"):
         frame[column] = pd.to_datetime(frame[column])
     return frame
 
@@ -196,9 +214,10 @@ def read_records(workdir: Path) -> pd.DataFrame:
 
 
 def store_version(records: pd.DataFrame) -> str:
-    """What a scoring run read, for its provenance: overrides and ends recorded so far."""
+    """What a scoring run read, for its provenance: overrides, ends and withdrawals recorded so far."""
     ended = int(records["ended_at"].notna().sum()) if not records.empty else 0
-    return f"{len(records)} overrides, {ended} ended"
+    withdrawn = int(records["withdrawn_at"].notna().sum()) if not records.empty else 0
+    return f"{len(records)} overrides, {ended} ended, {withdrawn} withdrawn"
 
 
 # ---------------------------------------------------------------------------------- writing
@@ -211,10 +230,10 @@ class Recorded:
 
 def _live_same_target(con: sqlite3.Connection, item: ValidOverride, today: date) -> list[tuple[int, str | None, str]]:
     rows = con.execute(
-        """SELECT o.override_id, o.valid_from, o.valid_until FROM overrides o
+        f"""SELECT o.override_id, o.valid_from, o.valid_until FROM overrides o
            LEFT JOIN override_ends e ON e.override_id = o.override_id
-           WHERE e.override_id IS NULL AND o.account_id = ? AND o.kind = ? AND o.category IS ?
-             AND o.valid_until >= ?""",
+           LEFT JOIN override_withdrawals w ON w.override_id = o.override_id
+           {_LIVE} AND o.account_id = ? AND o.kind = ? AND o.category IS ? AND o.valid_until >= ?""",
         (item.account_id, item.kind, item.category, today.isoformat()),
     ).fetchall()
     return [(int(i), f, u) for i, f, u in rows]
@@ -287,13 +306,53 @@ def end_overrides(
     with _connect(store_path(workdir), create=False) as con:
         con.execute("BEGIN IMMEDIATE")
         try:
-            live = _frame(con, "WHERE e.override_id IS NULL")
+            live = _frame(con, _LIVE)
             chosen = select(live)
             now = _now()
             for override_id in chosen["override_id"]:
                 con.execute(
                     """INSERT INTO override_ends (override_id, kind, reason, author, recorded_at)
                        VALUES (?, 'ended', ?, ?, ?)""",
+                    (int(override_id), reason, author, now),
+                )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return chosen
+
+
+def withdraw_overrides(workdir: Path, ids: Sequence[int], *, reason: str, author: str) -> pd.DataFrame:
+    """Withdraw overrides entered by mistake (in one transaction; all or none); returns them as they were.
+
+    A withdrawn override applies to no scoring date, earlier ones included, and its disappearance raises
+    no expiry alert; it stays in the store (and `history`) with the withdrawal. An override it replaced
+    stays ended: re-enter that one if it should apply again.
+    """
+    reason = " ".join(reason.split())
+    if not reason:
+        raise ChurnError("A reason is required to withdraw an override (--reason TEXT): it is kept in the history.")
+    with _connect(store_path(workdir), create=False) as con:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            marks = ", ".join("?" * len(ids))
+            chosen = _frame(con, f"WHERE o.override_id IN ({marks})", [int(i) for i in ids])
+            unknown = sorted(set(map(int, ids)) - set(chosen["override_id"].astype(int)))
+            if unknown:
+                raise ChurnError(
+                    f"No override with id {', '.join(map(str, unknown))} in {store_path(workdir)} (see "
+                    "`churn overrides history`); nothing was withdrawn."
+                )
+            done = chosen[chosen["withdrawn_at"].notna()]
+            if not done.empty:
+                said = "; ".join(
+                    f"#{r.override_id} on {r.withdrawn_at.date()} by {r.withdrawn_by}" for r in done.itertuples()
+                )
+                raise ChurnError(f"Already withdrawn: {said}; nothing was withdrawn.")
+            now = _now()
+            for override_id in chosen["override_id"]:
+                con.execute(
+                    "INSERT INTO override_withdrawals (override_id, reason, author, recorded_at) VALUES (?, ?, ?, ?)",
                     (int(override_id), reason, author, now),
                 )
             con.execute("COMMIT")

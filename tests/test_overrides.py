@@ -27,8 +27,8 @@ from pipeline import override_store
 from pipeline.clock import utc_today
 from pipeline.config import load_settings
 from pipeline.history import partition_path, read_history
-from pipeline.override_commands import run_expire, run_history, run_import, run_list, run_override
-from pipeline.override_store import SCHEMA_VERSION, read_records, store_path
+from pipeline.override_commands import run_expire, run_history, run_import, run_list, run_override, run_withdraw
+from pipeline.override_store import MIGRATIONS, SCHEMA_VERSION, read_records, store_path
 from pipeline.stages import build_feature_table, run_explain, score_date
 from tests.conftest import book_settings, run_cli, tiny_tables, write_tables
 
@@ -99,7 +99,8 @@ def scores_frame() -> pd.DataFrame:
 
 def records(*rows: dict) -> pd.DataFrame:
     base = dict(category=None, rating="", reason="r", author="jane", valid_from=pd.NaT, recorded_at=pd.NaT)
-    frame = pd.DataFrame([{**base, "ended_at": pd.NaT, "end_kind": None, **row} for row in rows])
+    base |= {"ended_at": pd.NaT, "end_kind": None, "withdrawn_at": pd.NaT}
+    frame = pd.DataFrame([{**base, **row} for row in rows])
     frame["valid_until"] = pd.to_datetime(frame["valid_until"])
     frame["valid_from"] = pd.to_datetime(frame["valid_from"])
     return frame
@@ -180,6 +181,21 @@ def test_an_override_ended_early_still_applies_to_the_dates_before_its_end() -> 
     assert sentence.startswith(f"adoption override expired (was 80, set by jane until {UNTIL})")
 
 
+def test_a_withdrawn_override_applies_to_no_date_and_raises_no_alert() -> None:
+    """An override entered by mistake and then ended still applied to every date before its end (an open
+    start reaches back to the beginning of time), and the next run alerted that the mistake "ended"."""
+    overrides = records(
+        {"override_id": 1, "account_id": "A", "kind": "category", "category": "adoption", "value": 80.0,
+         "rating": "80", "valid_until": UNTIL, "withdrawn_at": pd.Timestamp("2025-04-20 15:30")},
+    )  # fmt: skip
+    assert all(in_force(overrides, day).empty for day in (BASELINE, FIRST, SECOND))
+    applied = records({**overrides.iloc[0].to_dict(), "withdrawn_at": pd.NaT})  # as the FIRST run saw it
+    previous = apply_overrides(scores_frame(), in_force(applied, FIRST), CARD).scores
+    current = apply_overrides(scores_frame(), in_force(overrides, SECOND), CARD).scores
+    assert previous.set_index("account_id").at["A", "override_ids"] == "1"
+    assert expiry_reasons(current, previous, overrides) == [[], []]
+
+
 # ------------------------------------------------------------------------------ the store
 def settings_in(root: Path, **changes):
     return load_settings(None, {"workdir": str(root / "work"), **changes})
@@ -203,6 +219,15 @@ def test_the_store_is_versioned_append_only_and_keeps_a_replaced_override(tiny_d
     assert list(history.index) == [first.override_id, second.override_id]
     assert history.at[first.override_id, "end_kind"] == "superseded"
     assert in_force(history.reset_index(), FIRST)["value"].tolist() == [60.0]
+    # the replacement was the mistake: withdrawn, it applies nowhere; the CSM is told the first stays ended
+    console = Console(record=True, width=400)
+    run_withdraw(ids=[second.override_id], reason="wrong score", by="jane", settings=settings, console=console)
+    assert f"Override #{first.override_id} that it replaced stays ended" in console.export_text()
+    # before the day it was replaced the first applies again, as if the mistake had never been entered
+    assert in_force(read_records(settings.workdir_path), FIRST)["override_id"].tolist() == [first.override_id]
+    with pytest.raises(ChurnError, match=r"No live override with id 2 \(ended, replaced, withdrawn or never"):
+        run_expire(ids=[2], account=None, category=None, whole_account=False, sentiment=False, reason="r",
+                   by="li", settings=settings, console=QUIET)  # fmt: skip
     with sqlite3.connect(store_path(settings.workdir_path)) as con:
         assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         for statement in ("UPDATE overrides SET value = 1", "DELETE FROM override_ends"):
@@ -310,6 +335,43 @@ def test_a_corrupt_or_foreign_or_newer_store_is_refused(tmp_path: Path) -> None:
         read_records(settings.workdir_path)
 
 
+def test_a_store_written_by_the_first_schema_is_migrated_in_place_and_keeps_its_records(tmp_path: Path) -> None:
+    """Version 1 stores (churn before withdrawals) open, keep every override and end, and can withdraw."""
+    settings = settings_in(tmp_path)
+    path = store_path(settings.workdir_path)
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path, isolation_level=None) as con:  # what the first schema's churn wrote
+        for statement in override_store._statements(MIGRATIONS[1]):
+            con.execute(statement)
+        con.execute("PRAGMA user_version = 1")
+        con.execute(f"PRAGMA application_id = {override_store.APPLICATION_ID}")
+        con.execute(
+            """INSERT INTO overrides (account_id, kind, category, value, rating, reason, valid_from, valid_until,
+                   author, recorded_at, source) VALUES
+               ('A', 'category', 'adoption', 80, '80', 'sponsor back', NULL, '2025-06-01', 'jane',
+                '2025-03-15T09:00:00', 'command line'),
+               ('B', 'account', NULL, 30, '30', 'typo', NULL, '2025-06-01', 'jane', '2025-03-15T09:01:00',
+                'command line')"""
+        )
+        con.execute(
+            """INSERT INTO override_ends (override_id, kind, reason, author, recorded_at)
+               VALUES (2, 'ended', 'wrong account', 'jane', '2025-04-20T10:00:00')"""
+        )
+    stored = read_records(settings.workdir_path)
+    assert stored["override_id"].tolist() == [1, 2] and stored["end_reason"].tolist()[1] == "wrong account"
+    assert stored["withdrawn_at"].isna().all()
+    with sqlite3.connect(path) as con:
+        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    run_withdraw(ids=[2], reason="typed on the wrong account", by="jane", settings=settings, console=QUIET)
+    stored = read_records(settings.workdir_path).set_index("override_id")
+    assert stored.at[2, "withdrawn_by"] == "jane" and stored.at[2, "end_reason"] == "wrong account"
+    assert in_force(stored.reset_index(), FIRST)["override_id"].tolist() == [1]  # ended 04-20, yet withdrawn
+    with sqlite3.connect(path) as con:
+        for statement in ("UPDATE override_withdrawals SET reason = 'x'", "DELETE FROM override_withdrawals"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                con.execute(statement)
+
+
 def test_a_locked_store_is_a_clear_error(tiny_data_dir: Path, tmp_path: Path, monkeypatch) -> None:
     settings = settings_in(tmp_path)
     record(settings, data=tiny_data_dir)
@@ -351,6 +413,19 @@ def test_the_override_commands(tiny_data_dir: Path, tmp_path: Path, capsys) -> N
     assert code == 0 and "ended" in text and "renewed" in text
     code, text = run_cli(["overrides", "list", *base], capsys)
     assert code == 0 and "(0)" in text
+    # an override entered by mistake is withdrawn (ended or not), and the record stays listed
+    code, text = run_cli(["overrides", "withdraw", "1", "--by", "li", *base], capsys)
+    assert code == 1 and "A reason is required to withdraw" in text
+    code, text = run_cli(["overrides", "withdraw", "1", "7", "--reason", "wrong account", *base], capsys)
+    assert code == 1 and "No override with id 7" in text and "nothing was withdrawn" in text
+    code, text = run_cli(["overrides", "withdraw", "1", "--reason", "wrong account", "--by", "li", *base], capsys)
+    assert code == 0 and "Withdrew override #1 (A, adoption = 80): it applies to no scoring date" in text
+    code, text = run_cli(["overrides", "withdraw", "1", "--reason", "again", *base], capsys)
+    assert code == 1 and "Already withdrawn: #1 on " in text and "by li" in text
+    for command in (["overrides", "history", "A"], ["overrides", "list", "--all"]):
+        code, text = run_cli([*command, *base], capsys)
+        assert code == 0 and "#1 A: adoption = 80" in text
+        assert re.search(r"\[withdrawn \d{4}-\d\d-\d\d by li, applies to no date: wrong account\]: sponsor back", text)
     # a workdir that cannot be created is named (it was an internal FileExistsError)
     (tmp_path / "a-file").write_text("")
     unusable = tmp_path / "unusable.yaml"
@@ -424,6 +499,42 @@ def test_a_csm_walks_through_override_scoring_keeping_and_expiry(book) -> None:
     rule_now = f"rule score now {row['rule_adoption']:.0f}"
     assert f"adoption override expired (was 90, set by jane until {UNTIL}); {rule_now}" in reasons
     assert len(read_history(settings.workdir_path / "history")["as_of"].unique()) == 4
+
+
+def test_a_withdrawn_mistake_leaves_every_date_while_an_ended_override_keeps_the_dates_before(book) -> None:
+    """A mistaken override (no start: from the beginning of time) that was ended still applied when an
+    earlier date was re-run; withdrawing it takes it off every date, raises no "ended" alert, keeps the record."""
+    _, data, dataset, _ = book
+    settings, result = book_settings(book, "withdraw")
+    first = score_date(dataset, BASELINE.date(), settings, result.model_uri, history=True).scores
+    candidates = first[first["account_id"].isin(scored_on_every_date(dataset, settings, result.model_uri))]
+    mistaken, kept = candidates.sort_values("health_adoption")["account_id"].astype(str).iloc[:2]
+    record(settings, account=mistaken, score="95", reason="meant for another account", until=UNTIL, data=data)
+    record(settings, account=kept, score="90", reason="new team logs in through SSO", until=UNTIL, data=data)
+    rows = score_date(dataset, FIRST.date(), settings, result.model_uri, history=True).scores.set_index("account_id")
+    assert rows.at[mistaken, "override_adoption"] == 95.0 and rows.at[kept, "override_adoption"] == 90.0
+    for account in (mistaken, kept):  # the CSM ends both; the mistake is then withdrawn
+        run_expire(ids=[], account=account, category=None, whole_account=False, sentiment=False, reason="done",
+                   by="jane", settings=settings, console=QUIET)  # fmt: skip
+    run_withdraw(ids=[1], reason="typed on the wrong account", by="jane", settings=settings, console=QUIET)
+
+    run = score_date(dataset, SECOND.date(), settings, result.model_uri, history=True)
+    row = run.scores.set_index("account_id").loc[mistaken]
+    assert row["override_ids"] == "" and row["health_adoption"] == row["rule_adoption"]
+    alerted = run.alerts.set_index("account_id")["reasons"].astype(str)
+    assert "override" not in alerted.get(mistaken, "")  # a mistake taken back did not "end"
+    again = score_date(dataset, FIRST.date(), settings, result.model_uri, history=True).scores.set_index("account_id")
+    assert again.at[mistaken, "override_ids"] == "" and np.isnan(again.at[mistaken, "override_adoption"])
+    assert again.at[mistaken, "health_adoption"] == again.at[mistaken, "rule_adoption"] != 95.0
+    assert again.at[mistaken, "health_score"] == again.at[mistaken, "rule_health_score"]
+    # the ended (not withdrawn) override keeps today's documented behaviour: re-runs of earlier dates keep it
+    assert again.at[kept, "override_adoption"] == 90.0 and again.at[kept, "override_ids"] == "2"
+    console = Console(record=True, width=400)
+    run_explain(mistaken, data, FIRST.date(), result.model_uri, None, settings, console)
+    assert "CSM overrides in force" not in console.export_text()
+    audit = run_history(account=mistaken, settings=settings, console=QUIET).set_index("override_id")
+    assert audit.at[1, "reason"] == "meant for another account" and audit.at[1, "withdrawn_by"] == "jane"
+    assert audit.at[1, "withdraw_reason"] == "typed on the wrong account" and audit.at[1, "end_reason"] == "done"
 
 
 def test_a_sentiment_rating_is_a_metric_the_scorecard_weighs(book, tmp_path: Path) -> None:

@@ -386,6 +386,21 @@ def test_unknown_feature_is_named_with_where_it_is_used_and_a_suggestion(tmp_pat
             {"default": {"categories": {" adoption": {"metrics": {"x": {"scheme": "boolean"}}}}}},
             "default: category ' adoption' has spaces around it or control characters",
         ),
+        (  # its override_ended rule was read back from the alerts table and the webhook ledger as two rules
+            {"default": {"categories": {"support; success": {"metrics": {"x": {"scheme": "boolean"}}}}}},
+            "default: category 'support; success' contains '; ', which separates the alert rules "
+            "('override_ended:support; success') in the alerts table and the webhook ledger, so one rule would "
+            "read as two; write it as 'support & success'",
+        ),
+        (
+            {
+                "default": {"categories": {"support": {"metrics": {"x": {"scheme": "boolean"}}}}},
+                "segments": {
+                    "big": {"when": "seats > 100", "categories": {"a; b": {"metrics": {"y": {"scheme": "boolean"}}}}}
+                },
+            },
+            "segments: segment 'big': category 'a; b' contains '; '",
+        ),
         (
             {
                 "default": {"categories": {"support": {"metrics": {"x": {"scheme": "boolean"}}}}},
