@@ -420,6 +420,11 @@ def test_the_registered_model_of_a_table_takes_the_tables_own_column_names(tmp_p
     pyfunc = mlflow.pyfunc.load_model("models:/churn-risk-table@champion")
     table = frame.drop(columns=["customerID", "Churn"])
     np.testing.assert_allclose(pyfunc.predict(table)["churn_probability"].to_numpy(), expected)
+    contributions = pyfunc.predict(table, params={"output": "contributions"})  # named as top_drivers name them
+    assert {"Monthly Charges", "Total: Charges", "tenure", "bias"} <= set(contributions.columns)
+    assert not {"Monthly_Charges", "Total__Charges"} & set(contributions.columns)
+    log_odds = pyfunc.predict(table, params={"output": "log_odds"})["churn_log_odds"].to_numpy()
+    np.testing.assert_allclose(contributions.sum(axis=1).to_numpy(), log_odds, atol=1e-9)
     renamed = table.rename(columns={"Monthly Charges": "Monthly_Charges", "Total: Charges": "Total__Charges"})
     np.testing.assert_allclose(pyfunc.predict(renamed)["churn_probability"].to_numpy(), expected)
     categories = table.astype({"Contract": "category"})
