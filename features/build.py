@@ -50,7 +50,8 @@ def build_features(
     Families whose table is absent from the data produce no columns; a snapshot's values depend
     only on data before its as_of, never on the other dates of the call (up to the last bits of a
     float sum, whose order the engine chooses). With a model's `feature_set`, exactly its features
-    are built, in its order (DataContractError when the data cannot produce one of them). `engine`
+    are built, in its order (DataContractError when the data cannot produce one of them), with the
+    value settings it recorded (`FeatureSet.built_with`); the labels follow `grace_days`. `engine`
     defaults to DuckDB on the dataset's connection.
     """
     engine = engine or DuckDBEngine(dataset.con)
@@ -75,7 +76,11 @@ def built_features(
     then the sort) for writers that partition by as_of anyway."""
     dates = normalise_as_of(as_of_dates)
     usage_keys = feature_set.usage_keys if feature_set is not None else None
-    ctx = FamilyContext(settings, grace_days, dataset.present_columns, usage_keys)
+    # A model's features are built with the values it learnt them with; the labels keep the configured rule.
+    feature_settings, feature_grace = (
+        (settings, grace_days) if feature_set is None else feature_set.built_with(settings, grace_days)
+    )
+    ctx = FamilyContext(feature_settings, feature_grace, dataset.present_columns, usage_keys)
     families = [f for f in FAMILIES if f.SOURCE == "accounts" or f.SOURCE in dataset.event_tables]
     steps = len(families) + 2
     d = engine.dialect
@@ -87,7 +92,7 @@ def built_features(
         done_steps(0)
         started = time.perf_counter()
         build_timeline(engine, dates, _first_day(dataset, dates[0] - pd.Timedelta(days=ctx.horizon)), ctx.horizon)
-        engine.materialize(TERMS, terms_sql(d, grace_days))
+        engine.materialize(TERMS, terms_sql(d, feature_grace))
         engine.materialize(SNAPSHOTS, snapshots_sql(d, grace_days, pd.Timestamp(dataset.data_end)))
         engine.define(LANDED, landed_sql(d))
         log.info("features: timeline, terms and snapshots built in %.2f s", time.perf_counter() - started)

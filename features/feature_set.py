@@ -5,6 +5,8 @@ training history), and the health category of each feature depends on the scorec
 compared against. Both are decided once, at training, and travel with the model: the engine then
 builds these columns and no others (`build_features(..., feature_set=...)`), whatever the
 scoring date ranks first, and the model's contributions keep the categories it was trained with.
+So do the settings that decide a feature's value (`VALUE_SETTINGS`): the engine builds the model's
+features with the values it learnt them with, whatever the configuration says at scoring.
 """
 
 from __future__ import annotations
@@ -13,26 +15,84 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from features.families.account import NEW_CUSTOMER, RENEWALS, SEAT_CHANGE
+from features.families.training import ONBOARDING
 from features.families.usage import PER_FEATURE
 from features.registry import category_map
+from features.settings import FeatureSettings
+
+# The settings that decide a feature's value (not which features exist), by configuration key, and
+# the features whose value each decides: the renewal rule's grace period counts renewals too.
+NEW_CUSTOMER_DAYS = "features.new_customer_days"
+ONBOARDING_DAYS = "features.onboarding_days"
+GRACE_DAYS = "data.grace_days"
+VALUE_SETTINGS: dict[str, tuple[str, ...]] = {
+    NEW_CUSTOMER_DAYS: (NEW_CUSTOMER,),
+    ONBOARDING_DAYS: (ONBOARDING,),
+    GRACE_DAYS: (RENEWALS, SEAT_CHANGE),
+}
+
+
+def setting_values(settings: FeatureSettings, grace_days: int) -> dict[str, int]:
+    """The value settings of a configuration, by configuration key."""
+    return {
+        NEW_CUSTOMER_DAYS: settings.new_customer_days,
+        ONBOARDING_DAYS: settings.onboarding_days,
+        GRACE_DAYS: int(grace_days),
+    }
 
 
 @dataclass(frozen=True)
 class FeatureSet:
-    """Feature names in model order, the usage keys among them, each feature's health category, and
-    the scorecard (`name@version`) the categories follow (None: the registry's own categories)."""
+    """Feature names in model order, the usage keys among them, each feature's health category, the
+    scorecard (`name@version`) the categories follow (None: the registry's own categories), and the
+    value settings its features were built with (`VALUE_SETTINGS` keys; none recorded by models
+    trained before they were, or on a prepared table)."""
 
     names: tuple[str, ...]
     categories: Mapping[str, str] = field(default_factory=dict)
     scorecard: str | None = None
+    values: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(
-        cls, names: Iterable[str], categories: Mapping[str, str] | None = None, scorecard: str | None = None
+        cls,
+        names: Iterable[str],
+        categories: Mapping[str, str] | None = None,
+        scorecard: str | None = None,
+        values: Mapping[str, int] | None = None,
     ) -> FeatureSet:
-        """The set of `names`; without `categories`, each feature's registry category."""
+        """The set of `names`; without `categories`, each feature's registry category. Of `values` (a
+        configuration's value settings) it keeps those some feature of the set depends on."""
         names = tuple(str(n) for n in names)
-        return cls(names, dict(categories) if categories is not None else category_map(names), scorecard)
+        kept = {key: int(value) for key, value in (values or {}).items() if key in _depended_on(names)}
+        return cls(names, dict(categories) if categories is not None else category_map(names), scorecard, kept)
+
+    def built_with(self, settings: FeatureSettings, grace_days: int) -> tuple[FeatureSettings, int]:
+        """`settings` and `grace_days` with the values this set was trained with in place of the configured ones."""
+        values = {**setting_values(settings, grace_days), **self.values}
+        settings = settings.model_copy(
+            update={"new_customer_days": values[NEW_CUSTOMER_DAYS], "onboarding_days": values[ONBOARDING_DAYS]}
+        )
+        return settings, values[GRACE_DAYS]
+
+    def value_notes(self, configured: Mapping[str, int], defaults: Mapping[str, int]) -> tuple[str, ...]:
+        """A note per value setting the set depends on whose configured value is not the one scoring uses:
+        one the model recorded otherwise, or, for a model that recorded none, one that is not the default."""
+        notes = []
+        for key in _depended_on(self.names):
+            if key in self.values and self.values[key] != configured[key]:
+                notes.append(
+                    f"{key}: the model was trained with {self.values[key]}, the configuration says "
+                    f"{configured[key]}; scoring uses {self.values[key]} as the model learnt"
+                )
+            elif key not in self.values and configured[key] != defaults[key]:
+                notes.append(
+                    f"{key}: the model does not record the value it was trained with (trained before models "
+                    f"recorded it); scoring uses the configuration's {configured[key]} (default {defaults[key]}): "
+                    "retrain if the model was trained with another"
+                )
+        return tuple(notes)
 
     @property
     def usage_keys(self) -> tuple[str, ...]:
@@ -45,8 +105,15 @@ class FeatureSet:
             "usage_keys": list(self.usage_keys),
             "categories": dict(self.categories),
             "scorecard": self.scorecard,
+            "values": dict(self.values),
         }
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> FeatureSet:
-        return cls.of(raw["names"], raw.get("categories"), raw.get("scorecard"))
+        return cls.of(raw["names"], raw.get("categories"), raw.get("scorecard"), raw.get("values"))
+
+
+def _depended_on(names: Iterable[str]) -> list[str]:
+    """The value settings some of `names` depend on."""
+    present = set(names)
+    return [key for key, features in VALUE_SETTINGS.items() if present.intersection(features)]

@@ -19,6 +19,8 @@ that rule, as with a data folder without `subscriptions.seats` and `logins.user_
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import pandas as pd
 
@@ -81,3 +83,16 @@ def stage_gaps(scores: pd.DataFrame) -> str | None:
             "landed; days until its term ends), which the LAER stage is computed from"
         )
     return f"lifecycle_stage is empty for {blank:,} rows whose {' or '.join(REQUIRED)} is blank"
+
+
+def expand_gap(columns: Collection[str]) -> str | None:
+    """Why no row of a table with these columns can be `expand` (a prepared table's warning); None when one can.
+
+    Said only where stages are computed at all (`stage_gaps` covers a table without `REQUIRED`)."""
+    if not set(REQUIRED) <= set(columns) or {SEAT_GROWTH, UTILISATION} & set(columns):
+        return None
+    return (
+        f"lifecycle_stage is never expand: the table has no {SEAT_GROWTH} or {UTILISATION} column (seat growth "
+        "at the last renewal; active users per licensed seat), which the expand stage is computed from, so "
+        "accounts that grew are adopt"
+    )

@@ -49,7 +49,8 @@ from models.scores import (
 @dataclass(frozen=True)
 class ScoringRules:
     """What scoring needs besides model, rows and scorecard: plain values from the `scoring:`,
-    `lifecycle:` and `features.category_overrides` settings (picklable, for a Spark broadcast)."""
+    `lifecycle:` and `features:` settings (picklable, for a Spark broadcast). `feature_values` (and their
+    defaults) are the configured value settings, compared with the model's (`FeatureSet.value_notes`)."""
 
     risk_high: float
     risk_medium: float
@@ -61,6 +62,8 @@ class ScoringRules:
     category_overrides: Mapping[str, str] = field(default_factory=dict)
     risk_high_accounts: int | None = None  # high risk by capacity: the riskiest N accounts...
     risk_high_arr_share: float | None = None  # ...or the riskiest accounts holding this share of the ARR
+    feature_values: Mapping[str, int] = field(default_factory=dict)
+    default_feature_values: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,8 @@ def score_accounts(
     if not features.index.is_unique:
         raise DataContractError("The rows to score repeat an index label (e.g. after pd.concat); reset the index.")
     categories, notes = _categories(model, scorecard, rules.category_overrides)
+    if SOURCE_COLUMNS not in model.metadata_ and rules.feature_values:  # the engine built its features
+        notes = (*notes, *model.feature_set_.value_notes(rules.feature_values, rules.default_feature_values))
     explanation = explain(model.booster_, model.prepare(features), categories, progress=progress)
     probability = pd.Series(model.calibrator_.predict(explanation.raw_score.to_numpy()), index=features.index)
 

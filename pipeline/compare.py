@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import DataContractError
+from features.feature_set import FeatureSet
 from features.progress import report
 from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END, feature_columns
 from models.comparison import ML, RULE, Comparison, compare, is_monotone, metrics_table
@@ -201,6 +202,7 @@ def fit_early_model(train: pd.DataFrame, settings: Settings, template: ChurnRisk
         train_index=inner.train_index,
         valid_index=inner.valid_index,
         folds=folds.pairs(),
+        feature_set=FeatureSet.of(features, values=settings.feature_values()),  # the table's own values
     )
     if inner_split is not None:
         model.metadata_["inner_split"] = inner_split

@@ -320,8 +320,16 @@ class Settings(SettingsSection):
             f"or among the shipped scorecards ({shipped})."
         )
 
+    def feature_values(self) -> dict[str, int]:
+        """The settings that decide a feature's value (`features.feature_set.VALUE_SETTINGS`), as configured."""
+        from features.feature_set import setting_values
+
+        return setting_values(self.features, self.data.grace_days)
+
     def scoring_rules(self) -> ScoringRules:
-        """What the scoring core needs from `scoring:`, `lifecycle:` and `features.category_overrides`."""
+        """What the scoring core needs from `scoring:`, `lifecycle:` and `features:` (category overrides, and
+        the value settings to compare with the model's), and the defaults of the latter."""
+        from features.feature_set import setting_values
         from models.scoring import ScoringRules
 
         return ScoringRules(
@@ -332,6 +340,8 @@ class Settings(SettingsSection):
             top_drivers=self.scoring.top_drivers,
             **self.lifecycle.model_dump(),
             category_overrides=dict(self.features.category_overrides),
+            feature_values=self.feature_values(),
+            default_feature_values=setting_values(FeatureSettings(), DataSettings().grace_days),
         )
 
     def tracking_uri(self) -> str:

@@ -84,6 +84,7 @@ def score_prepared(
     The table holds the columns the model was trained on (`churn train --table`), typed as training
     typed them (`as_trained`), whatever the file format; a label column, if present, is ignored.
     """
+    from models.lifecycle import expand_gap
     from pipeline.champion import TrainedOn
     from pipeline.tracking import PREPARED_TABLE
     from pipeline.train import as_trained, feature_name, parse_ids, read_prepared_table
@@ -140,6 +141,8 @@ def score_prepared(
                 f"{int(unseen.sum()):,} rows (e.g. {examples}); they are scored as missing"
             )
     features = features.assign(**typed)
+    if gap := expand_gap(features.columns):
+        warnings.append(f"--table {path}: {gap}")
     return score_table(features, model, None, settings), warnings
 
 

@@ -264,8 +264,9 @@ class ChurnModelPyfunc(mlflow.pyfunc.PythonModel):
     refuses a row set holding neither with the feature's name.
 
     `params={"output": "log_odds"}` returns the booster's raw log-odds, `"contributions"` the
-    exact SHAP contribution of every feature (plus `bias`). Categorical features are passed as
-    strings (MLflow's schema check refuses pandas `category` columns).
+    exact SHAP contribution of every feature (plus `bias`), named as the input names them: a prepared
+    table's columns by the table's own names, as `top_drivers` names them. Categorical features are
+    passed as strings (MLflow's schema check refuses pandas `category` columns).
     """
 
     def load_context(self, context: Any) -> None:
@@ -281,7 +282,7 @@ class ChurnModelPyfunc(mlflow.pyfunc.PythonModel):
         if output == "log_odds":
             return pd.DataFrame({"churn_log_odds": self.model.predict_raw(frame)}, index=frame.index)
         if output == "contributions":
-            return self.model.contributions(frame)
+            return self.model.contributions(frame).rename(columns=self.model.metadata_.get(SOURCE_COLUMNS) or {})
         raise ChurnError(f"pyfunc params.output: unknown value '{output}' (use one of {', '.join(OUTPUTS)}).")
 
     def _as_trained(self, frame: pd.DataFrame, sources: dict[str, str]) -> pd.DataFrame:

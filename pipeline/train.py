@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,7 +145,7 @@ def train_model(
     source = "feature table"
     evaluated = fit_and_evaluate(
         table, split, folds, settings, grace_days=settings.data.grace_days, rule_risk=rule_risk, scorecard=scorecard,
-        progress=progress, source=source, notes=list(notes),
+        progress=progress, source=source, notes=list(notes), feature_values=settings.feature_values(),
     )  # fmt: skip
     trained_on = trained_on_record(table, data_source or "a feature table", accounts, settings.model.seed)
     return log_and_register(
@@ -481,11 +481,17 @@ def _report(progress: ProgressCallback | None, done: int) -> None:
     report(progress, "train", done, len(STEPS))
 
 
-def feature_set(features: Sequence[str], scorecard: ScorecardConfig | None, overrides: dict[str, str]) -> FeatureSet:
+def feature_set(
+    features: Sequence[str],
+    scorecard: ScorecardConfig | None,
+    overrides: dict[str, str],
+    values: Mapping[str, int] | None = None,
+) -> FeatureSet:
     """The model's feature set: its columns, each in its category of `scorecard` (the registry's
-    without one; `features.category_overrides` first), and which scorecard that was."""
+    without one; `features.category_overrides` first), which scorecard that was, and the value
+    settings (`values`, of a table the engine built) its features depend on."""
     categories = ml_categories(features, scorecard, overrides)
-    return FeatureSet.of(features, categories, scorecard.version() if scorecard is not None else None)
+    return FeatureSet.of(features, categories, scorecard.version() if scorecard is not None else None, values)
 
 
 @dataclass
@@ -519,8 +525,10 @@ def fit_and_evaluate(
     progress: ProgressCallback | None,
     source: str,
     notes: list[str] | None = None,
+    feature_values: Mapping[str, int] | None = None,
 ) -> Evaluated:
-    """Tune and fit the model, fit the logistic baseline, evaluate all on the validation rows (no I/O)."""
+    """Tune and fit the model, fit the logistic baseline, evaluate all on the validation rows (no I/O).
+    `feature_values`: the value settings the engine built `table` with, recorded with the model."""
     notes = [*(notes or []), *folds.notes]
     features = feature_columns(table)
     labelled = table[table[LABEL].notna()]
@@ -535,7 +543,7 @@ def fit_and_evaluate(
     _report(progress, 1)
 
     trials: list = []
-    features_used = feature_set(features, scorecard, settings.features.category_overrides)
+    features_used = feature_set(features, scorecard, settings.features.category_overrides, feature_values)
     model = settings.model.estimator().fit(
         labelled[features],
         labelled[LABEL],

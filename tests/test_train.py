@@ -367,6 +367,7 @@ def test_scoring_a_table_says_what_is_wrong_with_it_in_its_own_terms(tmp_path, c
     # every row was `adopt`, a stage nobody computed: nothing here says how long an account has been a customer
     assert pd.read_parquet(tmp_path / "scores_d.parquet")["lifecycle_stage"].isna().all()
     assert "d.parquet: lifecycle_stage is empty: the table has no tenure_days or days_to_renewal column" in text
+    assert "never expand" not in text  # said once: the stage is empty, not only never expand
 
 
 def test_a_table_with_tenure_and_days_to_renewal_gets_its_lifecycle_stage(tmp_path, capsys):
@@ -395,6 +396,29 @@ def test_a_table_with_tenure_and_days_to_renewal_gets_its_lifecycle_stage(tmp_pa
     )  # fmt: skip
     assert stages.tolist() == pd.Series(expected, dtype=str).tolist()
     assert stages.isna().sum() == 1 and set(stages.dropna()) == {"land", "adopt", "expand", "renew"}
+    assert "never expand" not in text
+
+
+def test_a_table_without_seat_growth_or_utilisation_is_told_it_never_gets_expand(tmp_path, capsys):
+    """Seat growth and utilisation are what make an account `expand`: a table with neither got only land, adopt
+    and renew, silently, as if no account had grown."""
+    rng = np.random.default_rng(6)
+    frame = _telco_like(300).drop(columns=["Notes", "SignupMonth"])
+    frame["tenure_days"] = frame["tenure"] * 30.0
+    frame["days_to_renewal"] = rng.integers(0, 365, len(frame)).astype(float)
+    frame.to_parquet(tmp_path / "t.parquet")
+    args = ["--id", "customerID", "--config", _cli_config(tmp_path)]
+    code, text = run_cli(["train", "--table", str(tmp_path / "t.parquet"), "--label", "Churn", *args], capsys)
+    assert code == 0, text
+    out = tmp_path / "scores.parquet"
+    code, text = run_cli(["score", "--table", str(tmp_path / "t.parquet"), "--out", str(out), *args], capsys)
+    assert (
+        code == 0
+        and "t.parquet: lifecycle_stage is never expand: the table has no seat_change_last_renewal or "
+        "user_utilisation_30d column"
+        in text
+    ), text
+    assert set(pd.read_parquet(out)["lifecycle_stage"]) == {"land", "adopt", "renew"}
 
 
 def test_the_registered_model_of_a_table_takes_the_tables_own_column_names(tmp_path, capsys):
@@ -420,6 +444,11 @@ def test_the_registered_model_of_a_table_takes_the_tables_own_column_names(tmp_p
     pyfunc = mlflow.pyfunc.load_model("models:/churn-risk-table@champion")
     table = frame.drop(columns=["customerID", "Churn"])
     np.testing.assert_allclose(pyfunc.predict(table)["churn_probability"].to_numpy(), expected)
+    contributions = pyfunc.predict(table, params={"output": "contributions"})  # named as top_drivers name them
+    assert {"Monthly Charges", "Total: Charges", "tenure", "bias"} <= set(contributions.columns)
+    assert not {"Monthly_Charges", "Total__Charges"} & set(contributions.columns)
+    log_odds = pyfunc.predict(table, params={"output": "log_odds"})["churn_log_odds"].to_numpy()
+    np.testing.assert_allclose(contributions.sum(axis=1).to_numpy(), log_odds, atol=1e-9)
     renamed = table.rename(columns={"Monthly Charges": "Monthly_Charges", "Total: Charges": "Total__Charges"})
     np.testing.assert_allclose(pyfunc.predict(renamed)["churn_probability"].to_numpy(), expected)
     categories = table.astype({"Contract": "category"})

@@ -1,0 +1,64 @@
+"""The settings that decide a feature's value (`features.new_customer_days`, `features.onboarding_days`,
+`data.grace_days`: `FeatureSet.values`) travel with the model: scoring builds its features with the
+values it learnt them with, whatever the configuration says later, and says when the two differ."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+from conftest import book_settings
+from rich.console import Console
+
+from features.feature_set import FeatureSet
+from features.settings import FeatureSettings
+from pipeline.stages import run_explain, score_date
+from pipeline.tracking import load_model
+
+SCORE_DATE = date(2025, 7, 1)
+CHANGED = {"features": {"new_customer_days": 400, "onboarding_days": 10}, "data": {"grace_days": 3}}
+NOTE = "features.new_customer_days: the model was trained with 120, the configuration says 400; scoring uses 120"
+
+
+def _probabilities(run) -> pd.Series:
+    return run.scores.set_index("account_id")["churn_probability"].sort_index()
+
+
+def test_a_changed_configuration_scores_with_the_values_the_model_learnt(book) -> None:
+    settings, result = book_settings(book, "values-kept")
+    changed, _ = book_settings(book, "values-changed", **CHANGED)
+    dataset = book[2]
+    model = load_model(result.model_uri, settings)
+    assert model.feature_set_.values == {
+        "features.new_customer_days": 120,
+        "features.onboarding_days": 60,
+        "data.grace_days": 30,
+    }
+    kept = score_date(dataset, SCORE_DATE, settings, result.model_uri, history=False)
+    moved = score_date(dataset, SCORE_DATE, changed, result.model_uri, history=False)
+    pd.testing.assert_series_equal(_probabilities(moved), _probabilities(kept))
+    assert not any("the model was trained with" in w for w in kept.warnings), kept.warnings
+    assert any(NOTE in w for w in moved.warnings), moved.warnings
+    assert any("data.grace_days: the model was trained with 30, the configuration says 3" in w for w in moved.warnings)
+    console = Console(record=True, width=400)
+    account = kept.scores["account_id"].iloc[0]
+    run_explain(account, book[1], SCORE_DATE, result.model_uri, None, changed, console)
+    assert NOTE in console.export_text()
+
+
+def test_a_model_that_recorded_no_values_uses_the_configured_ones_and_says_so_off_the_default() -> None:
+    legacy = FeatureSet.from_dict({"names": ["is_new_customer", "tenure_days"]})  # saved before values were
+    assert legacy.values == {}
+    defaults = {"features.new_customer_days": 120, "features.onboarding_days": 60, "data.grace_days": 30}
+    configured = {**defaults, "features.new_customer_days": 90, "data.grace_days": 7}
+    notes = legacy.value_notes(configured, defaults)
+    # grace_days decides no feature of this set: no note for it
+    assert len(notes) == 1 and notes[0].startswith("features.new_customer_days: the model does not record"), notes
+    assert "uses the configuration's 90 (default 120)" in notes[0]
+    assert legacy.value_notes(defaults, defaults) == ()
+    settings, grace = legacy.built_with(FeatureSettings(new_customer_days=90), 7)
+    assert (settings.new_customer_days, grace) == (90, 7)
+    recorded = FeatureSet.of(legacy.names, values=defaults)  # only what its features depend on is kept
+    assert FeatureSet.from_dict(recorded.to_dict()) == recorded
+    assert recorded.values == {"features.new_customer_days": 120}
+    assert recorded.built_with(FeatureSettings(new_customer_days=90), 7)[0].new_customer_days == 120
