@@ -6,7 +6,9 @@ compared against. Both are decided once, at training, and travel with the model:
 builds these columns and no others (`build_features(..., feature_set=...)`), whatever the
 scoring date ranks first, and the model's contributions keep the categories it was trained with.
 So do the settings that decide a feature's value (`VALUE_SETTINGS`): the engine builds the model's
-features with the values it learnt them with, whatever the configuration says at scoring.
+features with the values it learnt them with, whatever the configuration says at scoring, and the
+trailing windows its features are for (`features.windows` decides which features exist; the names
+say which ones the model has: `logins_per_seat_30d` needs the 30-day window).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from features.families.account import NEW_CUSTOMER, RENEWALS, SEAT_CHANGE
+from features.families.base import windows_of
 from features.families.training import ONBOARDING
 from features.families.usage import PER_FEATURE
 from features.registry import category_map
@@ -69,12 +72,32 @@ class FeatureSet:
         return cls(names, dict(categories) if categories is not None else category_map(names), scorecard, kept)
 
     def built_with(self, settings: FeatureSettings, grace_days: int) -> tuple[FeatureSettings, int]:
-        """`settings` and `grace_days` with the values this set was trained with in place of the configured ones."""
+        """`settings` and `grace_days` with the values this set was trained with in place of the configured
+        ones, and its features' windows in place of the configured windows (kept when it has none)."""
         values = {**setting_values(settings, grace_days), **self.values}
-        settings = settings.model_copy(
-            update={"new_customer_days": values[NEW_CUSTOMER_DAYS], "onboarding_days": values[ONBOARDING_DAYS]}
+        update: dict[str, Any] = {
+            "new_customer_days": values[NEW_CUSTOMER_DAYS],
+            "onboarding_days": values[ONBOARDING_DAYS],
+        }
+        if self.windows:
+            update["windows"] = list(self.windows)
+        return settings.model_copy(update=update), values[GRACE_DAYS]
+
+    @property
+    def windows(self) -> tuple[int, ...]:
+        """The trailing windows this set's features are for (read from their names, so older models have them too)."""
+        return windows_of(self.names)
+
+    def window_note(self, configured: Iterable[int]) -> str | None:
+        """A note when the set needs windows `features.windows` does not configure: scoring builds them anyway."""
+        configured = sorted(configured)
+        missing = sorted(set(self.windows) - set(configured))
+        if not missing:
+            return None
+        return (
+            f"features.windows: the model's features need the windows {list(self.windows)}, the configuration says "
+            f"{configured} (without {missing}); scoring builds the model's windows as it learnt them"
         )
-        return settings, values[GRACE_DAYS]
 
     def value_notes(self, configured: Mapping[str, int], defaults: Mapping[str, int]) -> tuple[str, ...]:
         """A note per value setting the set depends on whose configured value is not the one scoring uses:

@@ -50,7 +50,8 @@ from models.scores import (
 class ScoringRules:
     """What scoring needs besides model, rows and scorecard: plain values from the `scoring:`,
     `lifecycle:` and `features:` settings (picklable, for a Spark broadcast). `feature_values` (and their
-    defaults) are the configured value settings, compared with the model's (`FeatureSet.value_notes`)."""
+    defaults) are the configured value settings, compared with the model's (`FeatureSet.value_notes`), and
+    `windows` the configured `features.windows` (`FeatureSet.window_note`)."""
 
     risk_high: float
     risk_medium: float
@@ -64,6 +65,7 @@ class ScoringRules:
     risk_high_arr_share: float | None = None  # ...or the riskiest accounts holding this share of the ARR
     feature_values: Mapping[str, int] = field(default_factory=dict)
     default_feature_values: Mapping[str, int] = field(default_factory=dict)
+    windows: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,8 @@ def score_accounts(
     categories, notes = _categories(model, scorecard, rules.category_overrides)
     if SOURCE_COLUMNS not in model.metadata_ and rules.feature_values:  # the engine built its features
         notes = (*notes, *model.feature_set_.value_notes(rules.feature_values, rules.default_feature_values))
+        window_note = model.feature_set_.window_note(rules.windows) if rules.windows else None
+        notes = (*notes, window_note) if window_note is not None else notes
     explanation = explain(model.booster_, model.prepare(features), categories, progress=progress)
     probability = pd.Series(model.calibrator_.predict(explanation.raw_score.to_numpy()), index=features.index)
 

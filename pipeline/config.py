@@ -342,6 +342,7 @@ class Settings(SettingsSection):
             category_overrides=dict(self.features.category_overrides),
             feature_values=self.feature_values(),
             default_feature_values=setting_values(FeatureSettings(), DataSettings().grace_days),
+            windows=tuple(self.features.windows),
         )
 
     def tracking_uri(self) -> str:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from features.errors import ChurnError, ConfigError
+from features.feature_set import FeatureSet
 from features.table import META_COLUMNS
 from models.population import ACCOUNT_STATUS
 from pipeline.champion import ChampionLoad, champion_uri, check_tracking_server, model_provenance
@@ -801,6 +802,15 @@ def _print_recovered(settings: Settings, console: Console) -> None:
         console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
 
 
+def _read_start(when: date, feature_set: FeatureSet | None, settings: Settings) -> pd.Timestamp:
+    """Where the date's trailing windows start: the model's windows (`FeatureSet.built_with`), or the
+    configured ones while its feature set is unknown."""
+    features = settings.features
+    if feature_set is not None:
+        features = feature_set.built_with(features, settings.data.grace_days)[0]
+    return read_start([when], features)
+
+
 def run_score(
     data: Path | str,
     when: date,
@@ -824,13 +834,17 @@ def run_score(
     # unless other dates are built too (ended accounts' last days, the re-scored history) or Spark
     # reads the files itself, the big event tables are read from the window start on.
     one_date = not (whole_history or include_churned or rescore_history or settings.engine == "spark")
-    read_from = read_start([when], settings.features) if one_date else None
     # The model loads (MLflow's, LightGBM's and the scoring code's imports first) on a second thread while
     # the data is read and, with its feature set kept from an earlier run, the features are built (DuckDB
     # works without holding the GIL); a missing model or alias stops the run here, before the data is read.
     champion = ChampionLoad(_champion_uri(model_uri, settings), settings)
     try:
+        read_from = _read_start(when, champion.feature_set, settings) if one_date else None
         dataset = load(data, settings, console, read_from)
+        if read_from is not None and champion.feature_set is None:  # the features wait for the model anyway
+            needed = _read_start(when, champion.model().feature_set_, settings)
+            if needed < read_from:  # its windows reach further back than the configured ones
+                dataset = load(data, settings, console, needed)
     except Exception:
         champion.abandon()
         raise

@@ -11,7 +11,7 @@ same definitions.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from features.registry import Direction, FeatureSpec, Kind, register, register_resolver
@@ -19,6 +19,7 @@ from features.settings import FeatureSettings
 from features.snapshots import HORIZON_DAYS
 
 DEFAULT_WINDOWS: tuple[int, ...] = tuple(FeatureSettings().windows)
+_WINDOWED: list[Windowed] = []  # every family's per-window features, for `windows_of`
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,24 @@ class Windowed:
             actionable=self.actionable,
         )
 
-    def resolve(self, name: str) -> FeatureSpec | None:
+    def window(self, name: str) -> int | None:
+        """The window `name` is this feature for, or None when it is not one of its names."""
         regex = "^" + re.escape(self.pattern).replace(re.escape("{W}"), r"(\d+)") + "$"
         match = re.match(regex, name)
-        return self.spec(int(match.group(1))) if match and int(match.group(1)) > 0 else None
+        return int(match.group(1)) if match and int(match.group(1)) > 0 else None
+
+    def resolve(self, name: str) -> FeatureSpec | None:
+        window = self.window(name)
+        return self.spec(window) if window is not None else None
+
+
+def windows_of(names: Iterable[str]) -> tuple[int, ...]:
+    """The trailing windows `names` were built for (`features.windows` at their training), in order: which
+    windows exist decides which features do, so a model's names say the windows scoring must build."""
+    import features.families  # noqa: F401  (every family declares its per-window features on import)
+
+    found = {w for name in names for feature in _WINDOWED if (w := feature.window(name)) is not None}
+    return tuple(sorted(found))
 
 
 class Declarations:
@@ -142,6 +157,7 @@ class Declarations:
         for window in DEFAULT_WINDOWS:
             register(feature.spec(window))
         self._windowed.append(feature)
+        _WINDOWED.append(feature)
         return feature
 
     def _qualify(self, columns: tuple[str, ...]) -> tuple[str, ...]:
