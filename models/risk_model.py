@@ -61,6 +61,8 @@ META_FILE = "model.json"
 REFERENCE_FILE = "reference.parquet"
 # In `metadata_`: feature -> the prepared table's column it was renamed from (`Monthly_Charges` -> `Monthly Charges`)
 SOURCE_COLUMNS = "source_columns"
+# The contributions' column for the base value (the log-odds of an average row): no feature may take its name.
+BASE_VALUE = "bias"
 REFERENCE_ROWS = 5_000
 # The LightGBM parameters the tuner searches (and a user may set); everything else is fixed.
 TUNED_PARAMS = (
@@ -642,10 +644,10 @@ class ChurnRiskModel(ClassifierMixin, BaseEstimator):
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Exact TreeSHAP values per feature (log-odds), plus `bias`; each row sums to predict_raw."""
+        """Exact TreeSHAP values per feature (log-odds), plus `BASE_VALUE`; each row sums to predict_raw."""
         self._check_fitted()
         values = self.booster_.predict(self.prepare(X), pred_contrib=True)
-        return pd.DataFrame(values, columns=[*self.feature_names_in_, "bias"], index=X.index)
+        return pd.DataFrame(values, columns=[*self.feature_names_in_, BASE_VALUE], index=X.index)
 
     def feature_importance(self, kind: Literal["gain", "split"] = "gain") -> pd.Series:
         self._check_fitted()

@@ -45,7 +45,7 @@ from models.baselines import fit_logistic_baseline
 from models.categories import ml_categories
 from models.comparison import calibration_by_band
 from models.evaluation import ALL_SEGMENTS, evaluate, evaluation_figures
-from models.risk_model import SOURCE_COLUMNS, ChurnRiskModel
+from models.risk_model import BASE_VALUE, SOURCE_COLUMNS, ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from models.scoring import risk_band
 from models.split import (
@@ -301,6 +301,12 @@ def prepare_table(
         raise DataContractError(
             f"{source}: feature column(s) {clashes} clash with reserved names {list(META_COLUMNS)}; "
             "rename or drop them."
+        )
+    if BASE_VALUE in map(feature_name, others):
+        raise DataContractError(
+            f"{source}: feature column '{BASE_VALUE}' has the name the model's contributions give their base value "
+            f"(the registered model's `contributions` output has a '{BASE_VALUE}' column beside the features); "
+            "rename or drop it."
         )
     named: dict[str, list[object]] = {}
     for column in others:

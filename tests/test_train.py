@@ -149,6 +149,8 @@ def test_bad_prepared_tables_are_refused_with_column_and_examples(tmp_path):
     assert padded["account_id"].tolist() == frame["customerID"].tolist()  # trimmed as a data folder's ids are
     with pytest.raises(DataContractError, match=r"clash with reserved names"):
         prepare_table(frame.assign(label=1), "customerID", "Churn", None)
+    with pytest.raises(DataContractError, match=r"--table: feature column 'bias' has the name the model's"):
+        prepare_table(frame.assign(bias=1.0), "customerID", "Churn", None)
     with pytest.raises(DataContractError, match=r"does not exist"):
         train_prepared_table(tmp_path / "none.csv", "customerID", "Churn")
 
