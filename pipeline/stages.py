@@ -665,7 +665,9 @@ def score_date(
             f"re-scored {len(dates)} earlier run(s) of the history with scorecard {scorecard.config.name} "
             f"{scorecard.config.content_hash()}" + (f" ({dates[0]} to {dates[-1]})" if dates else "")
         )
-    run.warnings.extend(filter(None, [unseen, coverage_warning(when, dataset, settings), *scorecard.notes]))
+    run.warnings.extend(
+        filter(None, [unseen, coverage_warning(when, dataset, model.feature_set_, settings), *scorecard.notes])
+    )
     if not overrides.empty:
         run.notes.append(f"override store: {store_version(overrides)}")
     if left_out:
@@ -724,10 +726,10 @@ def refuse_other_book(history_dir: Path, features: pd.DataFrame, data_source: st
     )
 
 
-def coverage_warning(when: date, dataset: Dataset, settings: Settings) -> str | None:
+def coverage_warning(when: date, dataset: Dataset, feature_set: FeatureSet, settings: Settings) -> str | None:
     """A warning when the scoring date lies where the data does not show the accounts' activity, so every
     account looks idle and a CSM gets a book of red, risky accounts for a gap in the data, not in the
-    customers' behaviour: more than the shortest feature window past the end of the data (`churn score`
+    customers' behaviour: more than the model's shortest feature window past the end of the data (`churn score`
     dates default to today: a stale export), or less than the training history's lead (`HORIZON_DAYS`,
     the longest window) after its first event (a date before the export starts, or just after: no
     training snapshot has such empty windows)."""
@@ -735,7 +737,7 @@ def coverage_warning(when: date, dataset: Dataset, settings: Settings) -> str | 
 
     data_end = dataset.data_end
     gap = (pd.Timestamp(when) - pd.Timestamp(data_end).normalize()).days - 1
-    if gap > min(settings.features.windows):
+    if gap > min(feature_set.built_with(settings.features, settings.data.grace_days)[0].windows):
         return (
             f"the scoring date {when} is {gap} days after the end of the data ({pd.Timestamp(data_end).date()}): the "
             "features see no activity in those days, so health scores fall and risk rises for that reason alone; "
@@ -917,8 +919,9 @@ def run_explain(
         check_output_path(Path(plot), "plot", ".png")
     account_id = trim_id(account_id)
     dataset = load(data, settings)
-    print_warnings(filter(None, [empty_tables_warning(dataset), coverage_warning(when, dataset, settings)]), console)
     model = load_model(_champion_uri(model_uri, settings), settings)
+    coverage = coverage_warning(when, dataset, model.feature_set_, settings)
+    print_warnings(filter(None, [empty_tables_warning(dataset), coverage]), console)
     features = build_feature_table(dataset, settings, as_of=when, feature_set=model.feature_set_)
     used, unseen = model_provenance(model, features[ACCOUNT_ID], dataset.accounts)
     print_notes([used], console)

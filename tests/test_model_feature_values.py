@@ -88,6 +88,14 @@ def test_a_challenger_s_windows_in_the_configuration_leave_the_champion_scoring_
     assert FeatureSet.of(["logins_per_seat_30d", "tenure_days"]).window_note([7, 30, 90]) is None
 
 
+def test_a_date_past_the_model_s_shortest_window_after_the_data_is_warned_of_whatever_the_configured_ones(book):
+    changed, result = book_settings(book, "windows-late", features={"windows": [30, 60]})
+    dataset = book[2]
+    late = (dataset.data_end.normalize() + pd.Timedelta(days=20)).date()  # the model's 7-day windows see nothing
+    run = score_date(dataset, late, changed, result.model_uri, history=False)
+    assert [w for w in run.warnings if w.startswith(f"the scoring date {late} is 19 days after the end")], run.warnings
+
+
 def test_a_model_with_a_window_longer_than_the_configured_ones_reads_the_days_it_needs(book, tmp_path) -> None:
     """`churn score` reads the big tables from the model's longest window on, not the configured one's:
     a 150-day feature read from 90 days back would count 90 days of logins."""
