@@ -155,6 +155,36 @@ def test_an_ended_whole_account_override_names_the_score_shown_when_a_category_o
     )
 
 
+def test_a_category_named_like_the_sentiment_or_the_whole_score_ends_with_a_rule_of_its_own() -> None:
+    """A category named 'sentiment' ended as 'override_ended:sentiment', the rule of the CSM sentiment rating:
+    the alert of both ending on one date had one rule, so a webhook receiver took the two for one alert."""
+    overrides = records(
+        {"override_id": 1, "account_id": "A", "kind": "category", "category": "sentiment", "valid_until": UNTIL},
+        {"override_id": 2, "account_id": "A", "kind": "sentiment", "rating": "red", "valid_until": UNTIL},
+        {"override_id": 3, "account_id": "A", "kind": "category", "category": "health score", "valid_until": UNTIL},
+        {"override_id": 4, "account_id": "A", "kind": "account", "valid_until": UNTIL},
+        {"override_id": 5, "account_id": "A", "kind": "category", "category": "adoption", "valid_until": UNTIL},
+    )  # fmt: skip
+    previous = pd.DataFrame({"account_id": ["A"], "override_ids": ["1,2,3,4,5"]})
+    current = pd.DataFrame({"account_id": ["A"], "override_ids": [""]})
+    fired = expiry_reasons(current, previous, overrides)[0]
+    assert [rule for rule, _ in fired] == [
+        "override_ended:category:sentiment",
+        "override_ended:sentiment",
+        "override_ended:category:health score",
+        "override_ended:health score",
+        "override_ended:adoption",  # other names keep the rule ledgers hold
+    ]
+    # ledgers of earlier churn versions, in words: only 'health score' cannot tell the category from the account
+    assert [rules_in_words(sentence) for _, sentence in fired] == [
+        {"override_ended:category:sentiment"},
+        {"override_ended:sentiment"},
+        {"override_ended:health score"},
+        {"override_ended:health score"},
+        {"override_ended:adoption"},
+    ]
+
+
 def test_an_override_ended_early_still_applies_to_the_dates_before_its_end() -> None:
     """An ended override applied to no date at all: a re-run of a date before the end dropped the judgement
     that was in force then, and the run after it raised no "ended early" alert."""
