@@ -59,8 +59,9 @@ _RULE_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (PROBABILITY_CROSSED, re.compile(r"churn probability rose above ")),
     (RENEWAL_AT_RISK, re.compile(r"renews in ")),
 )
-_OVERRIDE_WORDS = re.compile(r"^(.+?) override (?:expired|was replaced|was ended early by .*) \(was ")
-_SENTIMENT_WORDS = re.compile(r"^CSM sentiment rating (?:expired|was replaced|was ended early by .*) \(was ")
+_HOW_ENDED = r"(?:expired|was replaced(?: by #\d+, since withdrawn)?|was ended early by .*) \(was "
+_OVERRIDE_WORDS = re.compile(rf"^(.+?) override {_HOW_ENDED}")
+_SENTIMENT_WORDS = re.compile(rf"^CSM sentiment rating {_HOW_ENDED}")
 _GONE_WORDS = re.compile(r"^override (#\d+) is no longer in the override store")
 
 

@@ -393,6 +393,14 @@ def _target_of(by_id: pd.DataFrame, override_id: str) -> tuple[str, str] | None:
     return str(record["kind"]), str(record["category"] if record["kind"] == "category" else "")
 
 
+def _withdrawn_replacement(record: pd.Series, by_id: pd.DataFrame) -> str | None:
+    """The id of the override that replaced `record` when that one was withdrawn since, else None."""
+    replacement = record.get("superseded_by")
+    if replacement is None or pd.isna(replacement) or str(int(replacement)) not in by_id.index:
+        return None
+    return str(int(replacement)) if pd.notna(by_id.at[str(int(replacement)), "withdrawn_at"]) else None
+
+
 def _expiry_sentence(override_id: str, by_id: pd.DataFrame, row: pd.Series) -> str:
     if override_id not in by_id.index:
         return f"override #{override_id} is no longer in the override store; rule values apply again"
@@ -403,9 +411,14 @@ def _expiry_sentence(override_id: str, by_id: pd.DataFrame, row: pd.Series) -> s
     how = "expired"
     ended = pd.Timestamp(record["ended_at"])  # an end recorded after its last day changed nothing: it expired
     if pd.notna(ended) and ended.normalize() <= pd.Timestamp(record["valid_until"]):
-        how = "was replaced" if record["end_kind"] == "superseded" else f"was ended early by {record['end_author']}"
         if record["end_kind"] != "superseded":
+            how = f"was ended early by {record['end_author']}"
             set_by += f"; ended because: {record['end_reason']}"
+        elif (replacement := _withdrawn_replacement(record, by_id)) is None:
+            how = "was replaced"
+        else:  # nothing replaces it now: the replacement was a mistake, and this one stays ended
+            how = f"was replaced by #{replacement}, since withdrawn"
+            set_by += "; record it again if it still applies"
     if kind == "sentiment":
         return f"CSM sentiment rating {how} ({set_by}); the scorecard no longer counts it"
     rule = row.get(f"{RULE_PREFIX}{category}" if kind == "category" else RULE_HEALTH_SCORE, float("nan"))
