@@ -47,7 +47,8 @@ SCORE_DROP = "score_drop"
 FIRST_RED = "first_red"
 PROBABILITY_CROSSED = "probability_crossed"
 RENEWAL_AT_RISK = "renewal_at_risk"
-OVERRIDE_ENDED = "override_ended:"  # + what the override was about (`models.overrides.target_name`)
+OVERRIDE_ENDED = "override_ended:"  # + what the override was about (`override_rule`)
+ACCOUNT_TARGET, SENTIMENT_TARGET = "health score", "sentiment"  # what the non-category overrides are about
 RULE_SEPARATOR = "; "
 # How each rule's sentence starts, to read the rules of alerts recorded in words only (ledgers of churn
 # before 2026-11): the override sentence is `models.overrides._expiry_sentence`'s.
@@ -58,8 +59,9 @@ _RULE_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (PROBABILITY_CROSSED, re.compile(r"churn probability rose above ")),
     (RENEWAL_AT_RISK, re.compile(r"renews in ")),
 )
-_OVERRIDE_WORDS = re.compile(r"^(.+?) override (?:expired|was replaced|was ended early by .*) \(was ")
-_SENTIMENT_WORDS = re.compile(r"^CSM sentiment rating (?:expired|was replaced|was ended early by .*) \(was ")
+_HOW_ENDED = r"(?:expired|was replaced(?: by #\d+, since withdrawn)?|was ended early by .*) \(was "
+_OVERRIDE_WORDS = re.compile(rf"^(.+?) override {_HOW_ENDED}")
+_SENTIMENT_WORDS = re.compile(rf"^CSM sentiment rating {_HOW_ENDED}")
 _GONE_WORDS = re.compile(r"^override (#\d+) is no longer in the override store")
 
 
@@ -197,6 +199,15 @@ def split_rules(rules: str) -> set[str]:
     return {rule for rule in rules.split(RULE_SEPARATOR) if rule}
 
 
+def override_rule(target: str, *, category: bool) -> str:
+    """The alert rule of an ended override about `target` (`models.overrides.target_name`). A category named
+    like another target ('health score', 'sentiment', or '#12', a vanished override) gets `category:` before
+    its name, so the webhook sees its alert and theirs as two alerts; every other name keeps the rule that
+    ledgers already hold."""
+    taken = target in (ACCOUNT_TARGET, SENTIMENT_TARGET) or target.startswith(("#", "category:"))
+    return f"{OVERRIDE_ENDED}category:{target}" if category and taken else OVERRIDE_ENDED + target
+
+
 def rules_in_words(reasons: str) -> set[str]:
     """The rules an alert's `reasons` text names, for alerts recorded in words only (webhook ledgers of
     earlier churn versions); a sentence not of this module's wording names none."""
@@ -204,9 +215,11 @@ def rules_in_words(reasons: str) -> set[str]:
     for sentence in reasons.split(REASON_SEPARATOR):
         found |= {rule for rule, words in _RULE_WORDS if words.match(sentence)}
         if _SENTIMENT_WORDS.match(sentence):
-            found.add(f"{OVERRIDE_ENDED}sentiment")
-        elif match := _GONE_WORDS.match(sentence) or _OVERRIDE_WORDS.match(sentence):
+            found.add(override_rule(SENTIMENT_TARGET, category=False))
+        elif match := _GONE_WORDS.match(sentence):
             found.add(f"{OVERRIDE_ENDED}{match.group(1)}")
+        elif match := _OVERRIDE_WORDS.match(sentence):  # a category, or the whole account's 'health score'
+            found.add(override_rule(match.group(1), category=match.group(1) != ACCOUNT_TARGET))
     return found
 
 

@@ -33,7 +33,7 @@ import pandas as pd
 
 from features.judgement import CSM_SENTIMENT
 from features.table import ACCOUNT_ID, trim_id
-from models.alerts import OVERRIDE_ENDED
+from models.alerts import ACCOUNT_TARGET, OVERRIDE_ENDED, SENTIMENT_TARGET, override_rule
 from models.healthscore import band_of
 from models.scorecard import ScorecardConfig
 from models.scores import (
@@ -120,7 +120,7 @@ def target_name(kind: str, category: str | None) -> str:
     """What an override is about, in words: a category name, 'health score' or 'sentiment'."""
     if kind == "category":
         return str(category)
-    return "health score" if kind == "account" else "sentiment"
+    return ACCOUNT_TARGET if kind == "account" else SENTIMENT_TARGET
 
 
 def parse_rating(kind: str, rating: object) -> float:
@@ -353,7 +353,7 @@ def expiry_reasons(
     current: pd.DataFrame, previous: pd.DataFrame | None, records: pd.DataFrame
 ) -> list[list[tuple[str, str]]]:
     """Per row of `current`, one (alert rule, sentence) per override the previous run applied and this one
-    does not; the rule names what the override was about (`OVERRIDE_ENDED` + `target_name`), or its id
+    does not; the rule names what the override was about (`override_rule`), or its id
     when the store no longer has it.
 
     Overrides replaced by a newer one for the same target are not expiries (the target still has
@@ -378,7 +378,10 @@ def expiry_reasons(
             target = _target_of(by_id, gone)
             if target is not None and (target in now_targets or pd.notna(by_id.at[gone, "withdrawn_at"])):
                 continue  # replaced by a newer override of the same target, or withdrawn as a mistake
-            rule = OVERRIDE_ENDED + (f"#{gone}" if target is None else target_name(*target))
+            if target is None:
+                rule = f"{OVERRIDE_ENDED}#{gone}"
+            else:
+                rule = override_rule(target_name(*target), category=target[0] == "category")
             reasons[i].append((rule, _expiry_sentence(gone, by_id, current.iloc[i])))
     return reasons
 
@@ -388,6 +391,14 @@ def _target_of(by_id: pd.DataFrame, override_id: str) -> tuple[str, str] | None:
         return None
     record = by_id.loc[override_id]
     return str(record["kind"]), str(record["category"] if record["kind"] == "category" else "")
+
+
+def _withdrawn_replacement(record: pd.Series, by_id: pd.DataFrame) -> str | None:
+    """The id of the override that replaced `record` when that one was withdrawn since, else None."""
+    replacement = record.get("superseded_by")
+    if replacement is None or pd.isna(replacement) or str(int(replacement)) not in by_id.index:
+        return None
+    return str(int(replacement)) if pd.notna(by_id.at[str(int(replacement)), "withdrawn_at"]) else None
 
 
 def _expiry_sentence(override_id: str, by_id: pd.DataFrame, row: pd.Series) -> str:
@@ -400,9 +411,14 @@ def _expiry_sentence(override_id: str, by_id: pd.DataFrame, row: pd.Series) -> s
     how = "expired"
     ended = pd.Timestamp(record["ended_at"])  # an end recorded after its last day changed nothing: it expired
     if pd.notna(ended) and ended.normalize() <= pd.Timestamp(record["valid_until"]):
-        how = "was replaced" if record["end_kind"] == "superseded" else f"was ended early by {record['end_author']}"
         if record["end_kind"] != "superseded":
+            how = f"was ended early by {record['end_author']}"
             set_by += f"; ended because: {record['end_reason']}"
+        elif (replacement := _withdrawn_replacement(record, by_id)) is None:
+            how = "was replaced"
+        else:  # nothing replaces it now: the replacement was a mistake, and this one stays ended
+            how = f"was replaced by #{replacement}, since withdrawn"
+            set_by += "; record it again if it still applies"
     if kind == "sentiment":
         return f"CSM sentiment rating {how} ({set_by}); the scorecard no longer counts it"
     rule = row.get(f"{RULE_PREFIX}{category}" if kind == "category" else RULE_HEALTH_SCORE, float("nan"))

@@ -386,7 +386,7 @@ def run_train(
         source = f"feature table {Path(features_file).resolve()}"
     else:
         dataset = load(data, settings, console)
-        source = str(Path(data).resolve())
+        source = data_source_name(data)
         notes += filter(None, [cadence_note(dataset, settings)])
         table = training_table(dataset, settings, notes)
     result = train_on_table(table, settings, config, promote, console, dataset, notes=notes, data_source=source)
@@ -703,6 +703,13 @@ def score_date(
     return run
 
 
+def data_source_name(data: str | Path) -> str:
+    """The data folder as the score history and MLflow record it: a local path made absolute, a URI the
+    Spark engine reads (s3a://, hdfs://, file://...) as given; `Path` made 'file:///d' '<cwd>/file:/d'."""
+    text = str(data)
+    return text if "://" in text else str(Path(text).resolve())
+
+
 def refuse_other_book(history_dir: Path, features: pd.DataFrame, data_source: str | None) -> None:
     """Stop a run, before anything is written, whose accounts are another book's than the workdir's score
     history holds (`other_book`): its trends and alerts would compare them with that book's accounts of the
@@ -861,7 +868,7 @@ def run_score(
         include_churned=include_churned,
         rescore_history=rescore_history,
         champion=champion,
-        data_source=str(Path(data).resolve()),
+        data_source=data_source_name(data),
     )
     print_score_run(run, outputs.targets(), console)
     return run
@@ -1067,7 +1074,7 @@ def _run_all(
         console=console,
         dataset=dataset,
         notes=notes,
-        data_source=str(Path(data).resolve()),
+        data_source=data_source_name(data),
     )
     print_oracle(Path(data), result, console)
     console.rule("score")
@@ -1082,7 +1089,7 @@ def _run_all(
     latest = latest_scoring_date(dataset.data_end)
     month_before = (pd.Timestamp(latest) - pd.DateOffset(months=1)).date()
     # The month before gives trends and alerts a base; its alerts are not news, so they are not posted.
-    source = str(Path(data).resolve())
+    source = data_source_name(data)
     score_date(
         dataset, month_before, settings, result.model_uri, history=True, deliver_alerts=False, data_source=source
     )

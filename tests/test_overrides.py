@@ -155,6 +155,60 @@ def test_an_ended_whole_account_override_names_the_score_shown_when_a_category_o
     )
 
 
+def test_a_category_named_like_the_sentiment_or_the_whole_score_ends_with_a_rule_of_its_own() -> None:
+    """A category named 'sentiment' ended as 'override_ended:sentiment', the rule of the CSM sentiment rating:
+    the alert of both ending on one date had one rule, so a webhook receiver took the two for one alert."""
+    overrides = records(
+        {"override_id": 1, "account_id": "A", "kind": "category", "category": "sentiment", "valid_until": UNTIL},
+        {"override_id": 2, "account_id": "A", "kind": "sentiment", "rating": "red", "valid_until": UNTIL},
+        {"override_id": 3, "account_id": "A", "kind": "category", "category": "health score", "valid_until": UNTIL},
+        {"override_id": 4, "account_id": "A", "kind": "account", "valid_until": UNTIL},
+        {"override_id": 5, "account_id": "A", "kind": "category", "category": "adoption", "valid_until": UNTIL},
+    )  # fmt: skip
+    previous = pd.DataFrame({"account_id": ["A"], "override_ids": ["1,2,3,4,5"]})
+    current = pd.DataFrame({"account_id": ["A"], "override_ids": [""]})
+    fired = expiry_reasons(current, previous, overrides)[0]
+    assert [rule for rule, _ in fired] == [
+        "override_ended:category:sentiment",
+        "override_ended:sentiment",
+        "override_ended:category:health score",
+        "override_ended:health score",
+        "override_ended:adoption",  # other names keep the rule ledgers hold
+    ]
+    # ledgers of earlier churn versions, in words: only 'health score' cannot tell the category from the account
+    assert [rules_in_words(sentence) for _, sentence in fired] == [
+        {"override_ended:category:sentiment"},
+        {"override_ended:sentiment"},
+        {"override_ended:health score"},
+        {"override_ended:health score"},
+        {"override_ended:adoption"},
+    ]
+
+
+def test_an_override_whose_replacement_was_withdrawn_is_not_said_to_be_replaced() -> None:
+    """The run after a mistaken replacement was withdrawn said 'was replaced' while nothing replaced the
+    override: the CSM could not tell that the account had no judgement in force, nor that the first one
+    stays ended until recorded again."""
+    overrides = records(
+        {"override_id": 1, "account_id": "A", "kind": "category", "category": "adoption", "value": 80.0,
+         "rating": "80", "valid_until": UNTIL, "ended_at": pd.Timestamp("2025-04-20 15:30"),
+         "end_kind": "superseded", "superseded_by": 2},
+        {"override_id": 2, "account_id": "A", "kind": "category", "category": "adoption", "value": 60.0,
+         "rating": "60", "valid_until": UNTIL, "withdrawn_at": pd.Timestamp("2025-04-21 09:00")},
+    )  # fmt: skip
+    previous = apply_overrides(scores_frame(), in_force(overrides, FIRST), CARD).scores
+    current = apply_overrides(scores_frame(), in_force(overrides, SECOND), CARD).scores
+    ((rule, sentence),) = expiry_reasons(current, previous, overrides)[0]
+    assert rule == "override_ended:adoption" and rules_in_words(sentence) == {rule}
+    assert sentence == (
+        f"adoption override was replaced by #2, since withdrawn (was 80, set by jane until {UNTIL}; record it "
+        "again if it still applies); rule score now 20"
+    )
+    # a replacement kept (starting after this date) is one: the words stay
+    kept = overrides.assign(withdrawn_at=pd.NaT, valid_from=[pd.NaT, pd.Timestamp("2025-05-02")])
+    assert expiry_reasons(current, previous, kept)[0][0][1].startswith("adoption override was replaced (was 80")
+
+
 def test_an_override_ended_early_still_applies_to_the_dates_before_its_end() -> None:
     """An ended override applied to no date at all: a re-run of a date before the end dropped the judgement
     that was in force then, and the run after it raised no "ended early" alert."""

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from conftest import run_churn, run_cli
 
+from pipeline.stages import data_source_name
 from pipeline.synthetic import generate
 
 pytestmark = pytest.mark.slow  # trains a model and runs the CLI end to end (see conftest)
@@ -89,3 +90,12 @@ def test_another_book_in_the_same_working_folder_is_refused(books, tmp_path, cap
     own = _config(books, tmp_path / "us-work")
     code, text = run_cli(_score(books["us"], "2025-12-01", tmp_path / "us.parquet", own), capsys)
     assert code == 0, text
+
+
+def test_a_data_uri_is_recorded_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`churn score --engine spark --data file:///d` recorded '<cwd>/file:/d' as the history's data folder
+    (and in MLflow for `train`): a folder that does not exist, named when another book comes."""
+    monkeypatch.chdir(tmp_path)
+    assert data_source_name("file:///data/book") == "file:///data/book"
+    assert data_source_name("s3a://bucket/book") == "s3a://bucket/book"
+    assert data_source_name("book") == str(tmp_path / "book")
