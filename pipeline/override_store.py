@@ -139,10 +139,22 @@ def _connect(path: Path, *, create: bool) -> Iterator[sqlite3.Connection]:
         con.close()
 
 
+@contextmanager
+def _writing(con: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction: BEGIN IMMEDIATE (one writer at a time; readers wait for it), then COMMIT, or
+    ROLLBACK on any failure, interrupts included, so the store never holds half of a change."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def _migrate(con: sqlite3.Connection, path: Path) -> None:
     """Bring the store to SCHEMA_VERSION (in one transaction), or refuse a store that is not ours."""
-    con.execute("BEGIN IMMEDIATE")  # one migrator at a time; readers wait for it
-    try:
+    with _writing(con):  # one migrator at a time; readers wait for it
         if con.execute("PRAGMA quick_check").fetchone()[0] != "ok":
             raise ChurnError(f"Override store {path} failed SQLite's integrity check; restore it from a backup.")
         application = con.execute("PRAGMA application_id").fetchone()[0]
@@ -162,10 +174,6 @@ def _migrate(con: sqlite3.Connection, path: Path) -> None:
                 con.execute(statement)
             con.execute(f"PRAGMA user_version = {step}")
         con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def _statements(script: str) -> list[str]:
@@ -245,50 +253,44 @@ def record_overrides(
     """Append overrides in one transaction (all or none). Each replaces the live overrides of the same
     account and target whose period overlaps its own: those are ended as 'superseded' and kept."""
     recorded: list[Recorded] = []
-    with _connect(store_path(workdir), create=True) as con:
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            now = _now()
-            for item in overrides:
-                live = [
-                    i
-                    for i, start, until in _live_same_target(con, item, today)
-                    if overlaps(
-                        date.fromisoformat(start) if start else None,
-                        date.fromisoformat(until),
-                        item.valid_from,
-                        item.valid_until,
-                    )
-                ]
-                cursor = con.execute(
-                    """INSERT INTO overrides (account_id, kind, category, value, rating, reason, valid_from,
-                           valid_until, author, recorded_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (
-                        item.account_id,
-                        item.kind,
-                        item.category,
-                        item.value,
-                        item.rating,
-                        item.reason,
-                        item.valid_from.isoformat() if item.valid_from else None,
-                        item.valid_until.isoformat(),
-                        item.author,
-                        now,
-                        source,
-                    ),
+    with _connect(store_path(workdir), create=True) as con, _writing(con):
+        now = _now()
+        for item in overrides:
+            live = [
+                i
+                for i, start, until in _live_same_target(con, item, today)
+                if overlaps(
+                    date.fromisoformat(start) if start else None,
+                    date.fromisoformat(until),
+                    item.valid_from,
+                    item.valid_until,
                 )
-                new_id = int(cursor.lastrowid)
-                for old in live:
-                    con.execute(
-                        """INSERT INTO override_ends (override_id, kind, superseded_by, reason, author, recorded_at)
+            ]
+            cursor = con.execute(
+                """INSERT INTO overrides (account_id, kind, category, value, rating, reason, valid_from,
+                           valid_until, author, recorded_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    item.account_id,
+                    item.kind,
+                    item.category,
+                    item.value,
+                    item.rating,
+                    item.reason,
+                    item.valid_from.isoformat() if item.valid_from else None,
+                    item.valid_until.isoformat(),
+                    item.author,
+                    now,
+                    source,
+                ),
+            )
+            new_id = int(cursor.lastrowid)
+            for old in live:
+                con.execute(
+                    """INSERT INTO override_ends (override_id, kind, superseded_by, reason, author, recorded_at)
                            VALUES (?, 'superseded', ?, ?, ?, ?)""",
-                        (old, new_id, f"replaced by override #{new_id}", author_of_ends or item.author, now),
-                    )
-                recorded.append(Recorded(new_id, item, tuple(live)))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+                    (old, new_id, f"replaced by override #{new_id}", author_of_ends or item.author, now),
+                )
+            recorded.append(Recorded(new_id, item, tuple(live)))
     return recorded
 
 
@@ -303,22 +305,16 @@ def end_overrides(
     reason = " ".join(reason.split())
     if not reason:
         raise ChurnError("A reason is required to end an override (--reason TEXT): it is kept in the history.")
-    with _connect(store_path(workdir), create=False) as con:
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            live = _frame(con, _LIVE)
-            chosen = select(live)
-            now = _now()
-            for override_id in chosen["override_id"]:
-                con.execute(
-                    """INSERT INTO override_ends (override_id, kind, reason, author, recorded_at)
+    with _connect(store_path(workdir), create=False) as con, _writing(con):
+        live = _frame(con, _LIVE)
+        chosen = select(live)
+        now = _now()
+        for override_id in chosen["override_id"]:
+            con.execute(
+                """INSERT INTO override_ends (override_id, kind, reason, author, recorded_at)
                        VALUES (?, 'ended', ?, ?, ?)""",
-                    (int(override_id), reason, author, now),
-                )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+                (int(override_id), reason, author, now),
+            )
     return chosen
 
 
@@ -332,33 +328,27 @@ def withdraw_overrides(workdir: Path, ids: Sequence[int], *, reason: str, author
     reason = " ".join(reason.split())
     if not reason:
         raise ChurnError("A reason is required to withdraw an override (--reason TEXT): it is kept in the history.")
-    with _connect(store_path(workdir), create=False) as con:
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            marks = ", ".join("?" * len(ids))
-            chosen = _frame(con, f"WHERE o.override_id IN ({marks})", [int(i) for i in ids])
-            unknown = sorted(set(map(int, ids)) - set(chosen["override_id"].astype(int)))
-            if unknown:
-                raise ChurnError(
-                    f"No override with id {', '.join(map(str, unknown))} in {store_path(workdir)} (see "
-                    "`churn overrides history`); nothing was withdrawn."
-                )
-            done = chosen[chosen["withdrawn_at"].notna()]
-            if not done.empty:
-                said = "; ".join(
-                    f"#{r.override_id} on {r.withdrawn_at.date()} by {r.withdrawn_by}" for r in done.itertuples()
-                )
-                raise ChurnError(f"Already withdrawn: {said}; nothing was withdrawn.")
-            now = _now()
-            for override_id in chosen["override_id"]:
-                con.execute(
-                    "INSERT INTO override_withdrawals (override_id, reason, author, recorded_at) VALUES (?, ?, ?, ?)",
-                    (int(override_id), reason, author, now),
-                )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+    with _connect(store_path(workdir), create=False) as con, _writing(con):
+        marks = ", ".join("?" * len(ids))
+        chosen = _frame(con, f"WHERE o.override_id IN ({marks})", [int(i) for i in ids])
+        unknown = sorted(set(map(int, ids)) - set(chosen["override_id"].astype(int)))
+        if unknown:
+            raise ChurnError(
+                f"No override with id {', '.join(map(str, unknown))} in {store_path(workdir)} (see "
+                "`churn overrides history`); nothing was withdrawn."
+            )
+        done = chosen[chosen["withdrawn_at"].notna()]
+        if not done.empty:
+            said = "; ".join(
+                f"#{r.override_id} on {r.withdrawn_at.date()} by {r.withdrawn_by}" for r in done.itertuples()
+            )
+            raise ChurnError(f"Already withdrawn: {said}; nothing was withdrawn.")
+        now = _now()
+        for override_id in chosen["override_id"]:
+            con.execute(
+                "INSERT INTO override_withdrawals (override_id, reason, author, recorded_at) VALUES (?, ?, ?, ?)",
+                (int(override_id), reason, author, now),
+            )
     return chosen
 
 

@@ -122,6 +122,31 @@ def write_tables(directory: Path, tables: dict[str, pd.DataFrame], fmt: str = "c
     return directory
 
 
+EXPORT_TIMES = {
+    "accounts": "created_at",
+    "subscriptions": "start_date",
+    "usage_events": "ts",
+    "logins": "ts",
+    "support_tickets": "opened_at",
+    "trainings": "ts",
+    "invoices": "issued_at",
+    "touchpoints": "ts",
+    "surveys": "ts",
+}
+
+
+def export_until(data: Path, out: Path, cutoff: pd.Timestamp) -> Path:
+    """The same source as exported at `cutoff` (a dated export folder): every table's rows dated before it
+    (terms that started)."""
+    out.mkdir(parents=True)
+    for name, column in EXPORT_TIMES.items():
+        source = data / name if (data / name).is_dir() else data / f"{name}.parquet"
+        if source.exists():
+            frame = pd.read_parquet(source)
+            frame[pd.to_datetime(frame[column]) < cutoff].to_parquet(out / f"{name}.parquet", index=False)
+    return out
+
+
 def end_to_end(data: Path, work: Path):
     """Train, score the latest date and compare with the stage functions the CLI calls (small, fast settings):
     (train result, scoring run, comparison, what was printed)."""

@@ -13,7 +13,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_churn, run_cli
+from conftest import export_until, run_churn, run_cli
 
 from pipeline.champion import MIN_SEEN_SHARE, SKETCH_SIZE, TrainedOn, account_keys
 from pipeline.synthetic import generate
@@ -22,28 +22,6 @@ pytestmark = pytest.mark.slow  # trains models and runs the CLI end to end (see 
 
 CUTOFF = pd.Timestamp("2025-10-01")
 """The end of the earlier export the model is trained on; the book is scored three months later."""
-TIMES = {
-    "accounts": "created_at",
-    "subscriptions": "start_date",
-    "usage_events": "ts",
-    "logins": "ts",
-    "support_tickets": "opened_at",
-    "trainings": "ts",
-    "invoices": "issued_at",
-    "touchpoints": "ts",
-    "surveys": "ts",
-}
-
-
-def _export_until(data: Path, out: Path, cutoff: pd.Timestamp) -> Path:
-    """The same source as exported at `cutoff`: every table's rows dated before it (terms that started)."""
-    out.mkdir()
-    for name, column in TIMES.items():
-        source = data / name if (data / name).is_dir() else data / f"{name}.parquet"
-        if source.exists():
-            frame = pd.read_parquet(source)
-            frame[pd.to_datetime(frame[column]) < cutoff].to_parquet(out / f"{name}.parquet", index=False)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +31,7 @@ def worlds(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("provenance")
     generate(root / "book", n_accounts=200, seed=3, start="2023-01-01", years=3.0)
     generate(root / "other", n_accounts=200, seed=4, start="2023-01-01", years=3.0)
-    earlier = _export_until(root / "book", root / "earlier", CUTOFF)
+    earlier = export_until(root / "book", root / "earlier", CUTOFF)
     config = root / "c.yaml"
     config.write_text(f"workdir: {root / 'work'}\nmodel: {{tune_trials: 0, n_estimators: 30, num_threads: 1}}\n")
     assert run_churn(["train", "--data", str(earlier), "--config", str(config)]) == 0

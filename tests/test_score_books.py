@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_churn, run_cli
+from conftest import export_until, run_churn, run_cli
 
 from pipeline.stages import data_source_name
 from pipeline.synthetic import generate
@@ -19,20 +19,6 @@ from pipeline.synthetic import generate
 pytestmark = pytest.mark.slow  # trains a model and runs the CLI end to end (see conftest)
 
 EXPORTS = ("2025-10-01", "2025-11-01")
-
-
-def _export(data: Path, out: Path, cutoff: str) -> Path:
-    """The book as exported on `cutoff`: every table's rows dated before it (a dated export folder)."""
-    times = {"accounts": "created_at", "subscriptions": "start_date", "usage_events": "ts", "logins": "ts",
-             "support_tickets": "opened_at", "trainings": "ts", "invoices": "issued_at", "touchpoints": "ts",
-             "surveys": "ts"}  # fmt: skip
-    out.mkdir(parents=True)
-    for name, column in times.items():
-        source = data / name if (data / name).is_dir() else data / f"{name}.parquet"
-        if source.exists():
-            frame = pd.read_parquet(source)
-            frame[pd.to_datetime(frame[column]) < cutoff].to_parquet(out / f"{name}.parquet", index=False)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +30,7 @@ def books(tmp_path_factory) -> dict[str, Path]:
     generate(root / "us", n_accounts=150, seed=4, start="2023-01-01", years=3.0)
     found = {"root": root, "eu": root / "eu", "us": root / "us"}
     for day in EXPORTS:
-        found[day] = _export(root / "eu", root / "exports" / day, day)
+        found[day] = export_until(root / "eu", root / "exports" / day, pd.Timestamp(day))
     config = root / "train.yaml"
     config.write_text(f"workdir: {root / 'work'}\nmodel: {{tune_trials: 0, n_estimators: 30, num_threads: 1}}\n")
     assert run_churn(["train", "--data", str(found[EXPORTS[0]]), "--config", str(config)]) == 0
