@@ -181,8 +181,8 @@ def plot_churn_by_band(calibration: pd.DataFrame) -> Figure:
         rates = bands["churn_rate"].fillna(0).to_numpy()
         bars = ax.bar(bands.index, rates, color=[BAND_COLOURS[b] for b in bands.index])
         for bar, rows, rate in zip(bars, bands["rows"], rates, strict=True):
-            ax.annotate(
-                f"{rate:.1%}\n{rows:,} rows",
+            ax.annotate(  # an empty band has no churn rate: its zero-height bar must not read as 0.0%
+                f"{rate:.1%}\n{rows:,} rows" if rows else "no rows",
                 (bar.get_x() + bar.get_width() / 2, rate),
                 ha="center",
                 va="bottom",

@@ -15,7 +15,7 @@ from models.healthscore import score_health
 from models.scorecard import parse_scorecard
 from models.scoring import risk_band
 from models.weights import suggest_weights
-from pipeline.report import SECTIONS, ReportContext, render_report, write_report
+from pipeline.report import SECTIONS, ReportContext, plot_churn_by_band, render_report, write_report
 
 SCORECARD = parse_scorecard(
     {
@@ -189,3 +189,12 @@ def test_report_without_suggested_weights(inputs):
     frame, comparison, _ = inputs
     text = render_report(frame, comparison, None, ReportContext("t"))
     assert "No weights were fitted." in text and text.count("<section") == len(SECTIONS)
+
+
+def test_an_empty_band_is_plotted_as_no_rows_not_as_a_zero_churn_rate(inputs):
+    """A small book often has no ML "high" row; its bar used to be labelled "0.0%" as if nobody churned."""
+    frame, _, _ = inputs
+    calm = frame.assign(churn_probability=0.1, risk_band="low")
+    figure = plot_churn_by_band(compare(calm, SCORECARD, n_boot=10, seed=1).calibration)
+    ml_labels = [text.get_text() for text in figure.axes[1].texts]
+    assert ml_labels[0].endswith(f"\n{len(calm):,} rows") and ml_labels[1:] == ["no rows", "no rows"]
