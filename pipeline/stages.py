@@ -925,6 +925,8 @@ def run_explain(
     if plot is not None:
         check_output_path(Path(plot), "plot", ".png")
     account_id = trim_id(account_id)
+    if not account_id:  # refused before the data loads: no account could match
+        raise ChurnError("The account id to explain is empty; pass one of the ids in accounts.account_id.")
     dataset = load(data, settings)
     model = load_model(_champion_uri(model_uri, settings), settings)
     coverage = coverage_warning(when, dataset, model.feature_set_, settings)

@@ -274,7 +274,7 @@ def test_explain_shows_both_views_by_category_and_saves_a_waterfall(trained, tmp
     """The account id is trimmed as the data's ids are (a pasted id with a no-break or ideographic space
     finds its account); an id that is not in the data is named as such, not as one without an active term, with
     the data's spelling when only its case differs; an account with no term on the date is told the dates its
-    terms cover (an ended account is explained as of one of them)."""
+    terms cover (an ended account is explained as of one of them); an id of spaces only is refused as empty."""
     _, data, settings, dataset, result = trained
     account = score_date(dataset, SCORE_DATE, settings, result.model_uri, history=False).scores["account_id"].iloc[0]
     console = Console(record=True, width=160)
@@ -298,6 +298,8 @@ def test_explain_shows_both_views_by_category_and_saves_a_waterfall(trained, tmp
         ChurnError, match=rf"Account '{account.swapcase()}' is not in accounts \(did you mean '{account}'\?\)"
     ):
         run_explain(account.swapcase(), data, SCORE_DATE, result.model_uri, None, settings, console)
+    with pytest.raises(ChurnError, match="The account id to explain is empty; pass one of the ids in accounts"):
+        run_explain("\u00a0 ", data, SCORE_DATE, result.model_uri, None, settings, console)
     terms = dataset.subscriptions[dataset.subscriptions["account_id"] == account]
     span = f"{terms['start_date'].min().date()} to {terms['end_date'].max().date()}"
     with pytest.raises(
