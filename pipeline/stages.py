@@ -960,7 +960,12 @@ def run_explain(
             scored.categories,
             title=f"Account {account_id}",
         )
-        write_output_file(plot, "plot", lambda tmp: figure.savefig(tmp, dpi=FIGURE_DPI, format="png"), suffix=".png")
+        write_output_file(
+            plot,
+            "plot",
+            lambda tmp: figure.savefig(tmp, dpi=FIGURE_DPI, format="png", bbox_inches="tight"),
+            suffix=".png",
+        )
         console.print(f"Waterfall plot: {plot}", markup=False, highlight=False)
     return scores.to_frame().T
 
