@@ -350,8 +350,10 @@ def _summary(frame: pd.DataFrame, comparison: Comparison, suggested: SuggestedWe
         for band, rate in comparison.rule_churn_by_band.items()
     )
     findings = "".join(f"<li>{_e(line)}</li>" for line in _findings(comparison, suggested))
+    few = comparison.few_churners
     return (
-        f'<div class="cards">{"".join(cards)}</div><div class="cards">{band_cards}</div>'
+        (f"<div class='adapted'><strong>Warning:</strong> {_e(few)}</div>" if few else "")
+        + f'<div class="cards">{"".join(cards)}</div><div class="cards">{band_cards}</div>'
         f'<ul class="findings">{findings}</ul>'
     )
 

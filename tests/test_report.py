@@ -198,3 +198,16 @@ def test_an_empty_band_is_plotted_as_no_rows_not_as_a_zero_churn_rate(inputs):
     figure = plot_churn_by_band(compare(calm, SCORECARD, n_boot=10, seed=1).calibration)
     ml_labels = [text.get_text() for text in figure.axes[1].texts]
     assert ml_labels[0].endswith(f"\n{len(calm):,} rows") and ml_labels[1:] == ["no rows", "no rows"]
+
+
+def test_a_backtest_with_too_few_churners_is_flagged_above_its_numbers(inputs, html_text):
+    """Two churned snapshots gave an AUC and a tight-looking interval with no word that they mean nothing."""
+    frame, comparison, _ = inputs
+    assert comparison.few_churners is None and "not reliable" not in html_text
+    quiet = frame.assign(label=0)
+    quiet.loc[quiet.index[:2], "label"] = 1
+    few = compare(quiet, SCORECARD, n_boot=10, seed=1)
+    assert few.few_churners.startswith(f"the backtest holds 2 churned snapshots of {len(quiet):,} (fewer than 5)")
+    text = render_report(quiet, few, None, ReportContext("t"))
+    summary = text[text.index('id="summary"') :]
+    assert summary.index("are not reliable") < summary.index("ML risk ROC AUC")
