@@ -192,12 +192,15 @@ def test_report_without_suggested_weights(inputs):
 
 
 def test_an_empty_band_is_plotted_as_no_rows_not_as_a_zero_churn_rate(inputs):
-    """A small book often has no ML "high" row; its bar used to be labelled "0.0%" as if nobody churned."""
+    """A small book often has no ML "medium" or "high" row; its bar used to be labelled "0.0%" as if nobody
+    churned."""
     frame, _, _ = inputs
     calm = frame.assign(churn_probability=0.1, risk_band="low")
+    calm.loc[calm.index[0], "risk_band"] = "high"
     figure = plot_churn_by_band(compare(calm, SCORECARD, n_boot=10, seed=1).calibration)
     ml_labels = [text.get_text() for text in figure.axes[1].texts]
-    assert ml_labels[0].endswith(f"\n{len(calm):,} rows") and ml_labels[1:] == ["no rows", "no rows"]
+    assert ml_labels[0].endswith(f"\n{len(calm) - 1:,} rows") and ml_labels[1] == "no rows"
+    assert ml_labels[2].endswith("\n1 row"), "one row is not 'rows'"
 
 
 def test_a_backtest_with_too_few_churners_is_flagged_above_its_numbers(inputs, html_text):
