@@ -45,6 +45,7 @@ from models.scores import (
     ml_column,
     ml_columns,
 )
+from models.split import MIN_VALID_CLASS_ROWS
 
 RULE = "rule"
 ML = "ml"
@@ -417,6 +418,20 @@ class Comparison:
     @property
     def ml_churn_by_band(self) -> dict[str, float]:
         return churn_rate_by_band(self.calibration, ML)
+
+    @property
+    def few_churners(self) -> str | None:
+        """A warning when the backtest holds too few churned snapshots for its AUCs, lifts and intervals to
+        mean anything (a small book or a quiet year): the numbers are still shown, so they must be qualified."""
+        churners = self.scores["churners"]
+        if churners >= MIN_VALID_CLASS_ROWS:
+            return None
+        return (
+            f"the backtest holds {churners} churned snapshot{'' if churners == 1 else 's'} of {self.scores['rows']:,} "
+            f"(fewer than {MIN_VALID_CLASS_ROWS}): its ROC AUC, lift and intervals rest on "
+            f"{'it' if churners == 1 else 'them'} and are not reliable; use a longer history or a larger "
+            "model.validation_share."
+        )
 
 
 def compare(

@@ -604,7 +604,7 @@ class ChurnRiskModel(ClassifierMixin, BaseEstimator):
         if n_folds < 2:
             raise DataContractError(
                 f"labelled rows: {churned_groups} churned and {renewed_groups} renewed account(s); calibrating "
-                "out of sample needs at least 2 of each."
+                "out of sample needs at least 2 of each: use a longer history or a book with more accounts."
             )
         repeated = len(np.unique(group)) < len(group)
         splitter = (

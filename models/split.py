@@ -69,11 +69,13 @@ def _labelled(table: pd.DataFrame, label_col: str) -> pd.DataFrame:
     return labelled
 
 
-def _require_both_classes(labels: pd.Series, side: str, hint: str) -> None:
+def _require_both_classes(labels: pd.Series, side: str, hint: str, span: str = "") -> None:
+    """Refuse a side with one outcome only; `span` names the dates of an out-of-time side, so the user
+    sees which window lacks churners (a backtest of `compare` is that validation window)."""
     counts = labels.astype(int).value_counts()
     if counts.get(0, 0) == 0 or counts.get(1, 0) == 0:
         raise DataContractError(
-            f"{side} rows hold only one class ({counts.get(1, 0)} churned, {counts.get(0, 0)} renewed); {hint}"
+            f"{side} rows{span} hold only one class ({counts.get(1, 0)} churned, {counts.get(0, 0)} renewed); {hint}"
         )
 
 
@@ -122,8 +124,11 @@ def out_of_time_split(
             "Use a longer history or a smaller model.validation_share (which moves the validation start later)."
         )
     hint = "use a longer history or change model.validation_share."
-    _require_both_classes(labelled.loc[in_train, label_col], "training", hint)
-    _require_both_classes(labelled.loc[in_valid, label_col], "validation", hint)
+    last = dates.max().date()
+    _require_both_classes(labelled.loc[in_train, label_col], "training", hint, f" (snapshots before {cutoff.date()})")
+    _require_both_classes(
+        labelled.loc[in_valid, label_col], "validation", hint, f" (snapshots {cutoff.date()} to {last})"
+    )
     return Split(
         train_index=labelled.index[in_train.to_numpy()],
         valid_index=labelled.index[in_valid.to_numpy()],

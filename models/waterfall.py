@@ -28,13 +28,14 @@ def waterfall_figure(
     explanation = shap.Explanation(
         values=contributions.to_numpy(dtype=float),
         base_values=float(base_value),
-        data=values.reindex(contributions.index).to_numpy(dtype=object),
+        data=values.reindex(contributions.index).astype(object).where(lambda v: v.notna(), "missing").to_numpy(),
         feature_names=names,
     )
     figure = plt.figure()
     try:
         shap.plots.waterfall(explanation, max_display=top + 1, show=False)
         figure.suptitle(title)
+        figure.tight_layout()  # shap leaves its feature labels left of the figure: a saved plot cut them off
     finally:
         plt.close(figure)  # out of pyplot's registry; the figure itself stays usable for saving
     return figure

@@ -233,7 +233,7 @@ def print_alerts(alerts: pd.DataFrame, console: Console, limit: int = 10) -> Non
 
 def print_comparison(result, console: Console) -> None:
     """After `churn compare`: how the scorecard was adapted, how the backtest model split, the headline."""
-    print_warnings(result.scorecard_notes, console)
+    print_warnings(filter(None, [*result.scorecard_notes, result.comparison.few_churners]), console)
     if "inner_split" in result.model.metadata_:
         print_warnings([result.model.metadata_["inner_split"]], console)
     for line in result.summary_lines():

@@ -113,6 +113,10 @@ def _pct(value: float) -> str:
     return "–" if value is None or pd.isna(value) else f"{value:.1%}"
 
 
+def _rows(count: int) -> str:
+    return f"{count:,} row{'' if count == 1 else 's'}"
+
+
 def _num(value: float, digits: int = 3) -> str:
     return "–" if value is None or pd.isna(value) else f"{value:.{digits}f}"
 
@@ -181,8 +185,8 @@ def plot_churn_by_band(calibration: pd.DataFrame) -> Figure:
         rates = bands["churn_rate"].fillna(0).to_numpy()
         bars = ax.bar(bands.index, rates, color=[BAND_COLOURS[b] for b in bands.index])
         for bar, rows, rate in zip(bars, bands["rows"], rates, strict=True):
-            ax.annotate(
-                f"{rate:.1%}\n{rows:,} rows",
+            ax.annotate(  # an empty band has no churn rate: its zero-height bar must not read as 0.0%
+                f"{rate:.1%}\n{_rows(rows)}" if rows else "no rows",
                 (bar.get_x() + bar.get_width() / 2, rate),
                 ha="center",
                 va="bottom",
@@ -222,7 +226,7 @@ def plot_agreement(cells: pd.DataFrame) -> Figure:
     for i, band in enumerate(counts.index):
         for j, level in enumerate(counts.columns):
             n, rate = counts.loc[band, level], rates.loc[band, level]
-            text = f"{n:,} rows\n" + ("–" if pd.isna(rate) else f"{rate:.0%} churn")
+            text = f"{_rows(n)}\n" + ("–" if pd.isna(rate) else f"{rate:.0%} churn")
             ax.text(j, i, text, ha="center", va="center", fontsize=9, color="white" if n > 0.6 * top else "black")
     ax.set_xticks(range(len(counts.columns)), [f"ML {c}" for c in counts.columns])
     ax.set_yticks(range(len(counts.index)), [f"rule {b}" for b in counts.index])
@@ -350,8 +354,10 @@ def _summary(frame: pd.DataFrame, comparison: Comparison, suggested: SuggestedWe
         for band, rate in comparison.rule_churn_by_band.items()
     )
     findings = "".join(f"<li>{_e(line)}</li>" for line in _findings(comparison, suggested))
+    few = comparison.few_churners
     return (
-        f'<div class="cards">{"".join(cards)}</div><div class="cards">{band_cards}</div>'
+        (f"<div class='adapted'><strong>Warning:</strong> {_e(few)}</div>" if few else "")
+        + f'<div class="cards">{"".join(cards)}</div><div class="cards">{band_cards}</div>'
         f'<ul class="findings">{findings}</ul>'
     )
 

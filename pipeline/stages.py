@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from features.errors import ChurnError, ConfigError
 from features.feature_set import FeatureSet
-from features.table import META_COLUMNS
+from features.table import ACCOUNT_ID, META_COLUMNS
 from models.population import ACCOUNT_STATUS
 from pipeline.champion import ChampionLoad, champion_uri, check_tracking_server, model_provenance
 from pipeline.commit import ScoreOutputs, check_workdir, commit_scoring, recover
@@ -914,7 +914,7 @@ def run_explain(
     console: Console,
 ) -> pd.DataFrame:
     """Rule view and ML view of one account, category by category, with an optional waterfall plot."""
-    from features.table import ACCOUNT_ID, trim_id
+    from features.table import trim_id
     from models.overrides import apply_overrides, in_force
     from pipeline.io import check_output_path
     from pipeline.override_store import read_records
@@ -925,6 +925,8 @@ def run_explain(
     if plot is not None:
         check_output_path(Path(plot), "plot", ".png")
     account_id = trim_id(account_id)
+    if not account_id:  # refused before the data loads: no account could match
+        raise ChurnError("The account id to explain is empty; pass one of the ids in accounts.account_id.")
     dataset = load(data, settings)
     model = load_model(_champion_uri(model_uri, settings), settings)
     coverage = coverage_warning(when, dataset, model.feature_set_, settings)
@@ -935,9 +937,7 @@ def run_explain(
     print_warnings(filter(None, [unseen]), console)
     row = features[features[ACCOUNT_ID].astype(str) == str(account_id)]
     if row.empty:
-        known = dataset.accounts[ACCOUNT_ID].astype(str).eq(account_id).any()
-        reason = f"has no term active on {when}" if known else "is not in accounts"
-        raise ChurnError(f"Account '{account_id}' {reason}; nothing to explain.")
+        raise ChurnError(f"Account '{account_id}' {_why_not_explained(dataset, account_id, when)}")
     overrides = read_records(settings.workdir_path)
     row = with_rule_attributes(with_judgement(row, overrides), dataset, settings)
     adapted = scorecard_for(settings, row.columns)
@@ -960,9 +960,32 @@ def run_explain(
             scored.categories,
             title=f"Account {account_id}",
         )
-        write_output_file(plot, "plot", lambda tmp: figure.savefig(tmp, dpi=FIGURE_DPI, format="png"), suffix=".png")
+        write_output_file(
+            plot,
+            "plot",
+            lambda tmp: figure.savefig(tmp, dpi=FIGURE_DPI, format="png", bbox_inches="tight"),
+            suffix=".png",
+        )
         console.print(f"Waterfall plot: {plot}", markup=False, highlight=False)
     return scores.to_frame().T
+
+
+def _why_not_explained(dataset: Dataset, account_id: str, when: date) -> str:
+    """Why `explain` found no row for an account, with what to try: the dates its terms cover (an ended
+    account is explained as of a date in one of them) or the id as the data spells it."""
+    ids = dataset.accounts[ACCOUNT_ID].astype(str)
+    if not ids.eq(account_id).any():
+        spelt = ids[ids.str.casefold() == account_id.casefold()]
+        hint = f" (did you mean '{spelt.iloc[0]}'?)" if len(spelt) else ""
+        return f"is not in accounts{hint}; nothing to explain."
+    terms = dataset.subscriptions[dataset.subscriptions[ACCOUNT_ID].astype(str) == account_id]
+    if terms.empty:
+        return "has no term in subscriptions; nothing to explain."
+    first, last = pd.Timestamp(terms["start_date"].min()).date(), pd.Timestamp(terms["end_date"].max()).date()
+    return (
+        f"has no term active on {when}; nothing to explain (its terms run from {first} to {last}: "
+        "pass an --as-of inside one of them)."
+    )
 
 
 def _compare_files() -> list[str]:

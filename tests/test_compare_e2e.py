@@ -10,6 +10,7 @@ import os
 import pandas as pd
 import pytest
 
+from features.errors import DataContractError
 from features.table import AS_OF, TERM_END
 from models.comparison import is_monotone
 from pipeline.compare import OUTPUT_FILES, compare_history, write_comparison
@@ -137,3 +138,10 @@ def test_the_suggestion_is_bounded_and_comes_as_a_reviewed_diff(result, settings
     assert suggested.bands.set_index("band").at["red", "suggested_share"] == pytest.approx(limits.red_share, abs=0.06)
     metrics = json.loads(outcome.files["metrics"].read_text())["suggested_weights"]
     assert len(metrics["changes"]) == len(suggested.changes) and len(metrics["bands"]) == 3
+
+
+def test_a_book_with_one_churned_account_to_learn_from_says_what_to_do(tmp_path, settings):
+    """25 generated accounts leave one churned account before the backtest: the error named the count only."""
+    generate(tmp_path / "data", n_accounts=25, seed=0, start="2023-01-01", years=3.0)
+    with pytest.raises(DataContractError, match=r"1 churned and \d+ renewed account\(s\).*more accounts\.$"):
+        compare_history(load_dataset(tmp_path / "data"), settings, n_boot=10)

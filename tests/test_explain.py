@@ -14,6 +14,7 @@ from features.errors import ChurnError, DataContractError
 from features.registry import all_specs, category_map, describe
 from features.settings import FeatureSettings
 from models.explain import _largest_columns, explain, top_drivers
+from models.waterfall import waterfall_figure
 from pipeline.loading import Dataset
 
 NUMERIC = [
@@ -289,3 +290,24 @@ def test_a_missing_value_or_an_event_that_never_happened_is_said_as_what_it_mean
     assert not [d for d in drivers if d.startswith("last login") or d.startswith("last ticket")]
     # a context feature, in the rule view's words (health_drivers) when a scorecard scores it
     assert describe("seat_change_last_renewal", np.nan) == "no seat count to compare at the last renewal"
+
+
+def test_the_waterfall_plot_keeps_its_feature_labels_inside_the_figure():
+    """shap drew the "value = feature (category)" labels left of the figure's edge, so `churn explain --plot`
+    saved a PNG whose labels were cut off and unreadable; a missing value read "nan = feature"."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    names = [f"logins_per_seat_30d_variant_{i}" for i in range(20)]
+    figure = waterfall_figure(
+        pd.Series(np.linspace(-0.3, 0.3, 20), index=names),
+        pd.Series(np.arange(20.0), index=names).mask(lambda v: v == 19),  # the largest contribution
+        -2.0,
+        dict.fromkeys(names, "engagement"),
+        "Account A1",
+    )
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    labels = [t for ax in figure.axes for t in ax.get_yticklabels() if "variant" in t.get_text()]
+    assert labels and not [t for t in labels if "nan" in t.get_text()]
+    assert any(t.get_text().startswith("missing = logins_per_seat_30d_variant_19 ") for t in labels)
+    assert min(t.get_window_extent(canvas.get_renderer()).x0 for t in labels) >= 0

@@ -15,7 +15,7 @@ from models.healthscore import score_health
 from models.scorecard import parse_scorecard
 from models.scoring import risk_band
 from models.weights import suggest_weights
-from pipeline.report import SECTIONS, ReportContext, render_report, write_report
+from pipeline.report import SECTIONS, ReportContext, plot_churn_by_band, render_report, write_report
 
 SCORECARD = parse_scorecard(
     {
@@ -189,3 +189,28 @@ def test_report_without_suggested_weights(inputs):
     frame, comparison, _ = inputs
     text = render_report(frame, comparison, None, ReportContext("t"))
     assert "No weights were fitted." in text and text.count("<section") == len(SECTIONS)
+
+
+def test_an_empty_band_is_plotted_as_no_rows_not_as_a_zero_churn_rate(inputs):
+    """A small book often has no ML "medium" or "high" row; its bar used to be labelled "0.0%" as if nobody
+    churned."""
+    frame, _, _ = inputs
+    calm = frame.assign(churn_probability=0.1, risk_band="low")
+    calm.loc[calm.index[0], "risk_band"] = "high"
+    figure = plot_churn_by_band(compare(calm, SCORECARD, n_boot=10, seed=1).calibration)
+    ml_labels = [text.get_text() for text in figure.axes[1].texts]
+    assert ml_labels[0].endswith(f"\n{len(calm) - 1:,} rows") and ml_labels[1] == "no rows"
+    assert ml_labels[2].endswith("\n1 row"), "one row is not 'rows'"
+
+
+def test_a_backtest_with_too_few_churners_is_flagged_above_its_numbers(inputs, html_text):
+    """Two churned snapshots gave an AUC and a tight-looking interval with no word that they mean nothing."""
+    frame, comparison, _ = inputs
+    assert comparison.few_churners is None and "not reliable" not in html_text
+    quiet = frame.assign(label=0)
+    quiet.loc[quiet.index[:2], "label"] = 1
+    few = compare(quiet, SCORECARD, n_boot=10, seed=1)
+    assert few.few_churners.startswith(f"the backtest holds 2 churned snapshots of {len(quiet):,} (fewer than 5)")
+    text = render_report(quiet, few, None, ReportContext("t"))
+    summary = text[text.index('id="summary"') :]
+    assert summary.index("are not reliable") < summary.index("ML risk ROC AUC")

@@ -272,7 +272,9 @@ def test_a_scheme_that_leaves_features_out_gets_one_ml_other_column(trained, tmp
 
 def test_explain_shows_both_views_by_category_and_saves_a_waterfall(trained, tmp_path: Path) -> None:
     """The account id is trimmed as the data's ids are (a pasted id with a no-break or ideographic space
-    finds its account); an id that is not in the data is named as such, not as one without an active term."""
+    finds its account); an id that is not in the data is named as such, not as one without an active term, with
+    the data's spelling when only its case differs; an account with no term on the date is told the dates its
+    terms cover (an ended account is explained as of one of them); an id of spaces only is refused as empty."""
     _, data, settings, dataset, result = trained
     account = score_date(dataset, SCORE_DATE, settings, result.model_uri, history=False).scores["account_id"].iloc[0]
     console = Console(record=True, width=160)
@@ -290,9 +292,20 @@ def test_explain_shows_both_views_by_category_and_saves_a_waterfall(trained, tmp
     renewing_later = scores.loc[scores["term_end"] > pd.Timestamp(late), "account_id"].iloc[0]
     run_explain(renewing_later, data, late, result.model_uri, None, settings, console)
     assert f"warning: the scoring date {late} is 29 days after the end of the data" in console.export_text()
-    with pytest.raises(ChurnError, match="Account 'no-such-account' is not in accounts"):
+    with pytest.raises(ChurnError, match="Account 'no-such-account' is not in accounts; nothing to explain"):
         run_explain("no-such-account", data, SCORE_DATE, result.model_uri, None, settings, console)
-    with pytest.raises(ChurnError, match=f"Account '{account}' has no term active on 2000-01-01"):
+    with pytest.raises(
+        ChurnError, match=rf"Account '{account.swapcase()}' is not in accounts \(did you mean '{account}'\?\)"
+    ):
+        run_explain(account.swapcase(), data, SCORE_DATE, result.model_uri, None, settings, console)
+    with pytest.raises(ChurnError, match="The account id to explain is empty; pass one of the ids in accounts"):
+        run_explain("\u00a0 ", data, SCORE_DATE, result.model_uri, None, settings, console)
+    terms = dataset.subscriptions[dataset.subscriptions["account_id"] == account]
+    span = f"{terms['start_date'].min().date()} to {terms['end_date'].max().date()}"
+    with pytest.raises(
+        ChurnError,
+        match=f"Account '{account}' has no term active on 2000-01-01; .*its terms run from {span}: pass an --as-of",
+    ):
         run_explain(account, data, date(2000, 1, 1), result.model_uri, None, settings, console)
 
 

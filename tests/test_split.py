@@ -103,7 +103,10 @@ def test_history_shorter_than_the_gap_is_refused_with_the_reason():
 def test_one_class_in_validation_is_refused():
     table = _random_table(3, 300, 12, 0.0)
     table.loc[table["as_of"] >= table["as_of"].max(), "label"] = 0
-    with pytest.raises(DataContractError, match=r"validation rows hold only one class \(0 churned"):
+    last = table["as_of"].max().date()
+    with pytest.raises(
+        DataContractError, match=rf"validation rows \(snapshots {last} to {last}\) hold only one class \(0 churned"
+    ):
         out_of_time_split(table, validation_share=0.05, grace_days=0)
 
 
