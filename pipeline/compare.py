@@ -138,8 +138,7 @@ class ComparisonResult:
     def summary_lines(self) -> list[str]:
         """Plain lines for the console: the headline figures and where the files are."""
         h = self.headline()
-        bands = ", ".join(f"{band} {rate:.1%}" for band, rate in h["rule_churn_rate_by_band"].items())
-        ml_bands = ", ".join(f"{band} {rate:.1%}" for band, rate in h["ml_churn_rate_by_band"].items())
+        bands, ml_bands = (band_rates(self.comparison.calibration, score) for score in (RULE, ML))
         return [
             f"Backtest: {h['evaluation_rows']:,} snapshots of {h['evaluation_accounts']:,} accounts from "
             f"{self.split.cutoff.date()} (churn rate {h['churn_rate']:.1%})",
@@ -154,6 +153,26 @@ class ComparisonResult:
             f"Report: {self.report_path}",
             f"Suggested scorecard: {self.files['suggested_scorecard']} (to review: {self.files['suggested_review']})",
         ]
+
+
+SMALL_BAND_ROWS = 30
+"""A band's churn rate on fewer rows is said with its counts: "high 60.0%" on 5 rows says little."""
+
+
+def band_rates(calibration: pd.DataFrame, score: str) -> str:
+    """Each band's observed churn rate, healthiest first, for the console: an empty band is named as empty
+    (left out, "high" missing from the line read as if the model had none to show), a small one with its
+    churners and rows."""
+    bands = calibration[(calibration["score"] == score) & (calibration["grouping"] == "band")]
+    parts = []
+    for band in bands.itertuples():
+        if band.rows == 0:
+            parts.append(f"{band.group} no rows")
+        elif band.rows < SMALL_BAND_ROWS:
+            parts.append(f"{band.group} {band.churn_rate:.1%} ({band.churners:,} of {band.rows:,})")
+        else:
+            parts.append(f"{band.group} {band.churn_rate:.1%}")
+    return ", ".join(parts)
 
 
 def _fmt_share(value: float) -> str:

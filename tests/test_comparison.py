@@ -246,3 +246,22 @@ def test_weight_shares_follow_the_scorecards_rows_used():
     assert sum(shares.values()) == pytest.approx(1.0)
     with pytest.raises(DataContractError, match="regulated"):
         category_weight_shares(SCORECARD, pd.Series(["regulated"]))
+
+
+def test_the_console_names_an_empty_band_and_counts_a_small_one():
+    """`churn compare` printed "Churn rate by ML risk band: low 4.6%, medium 32.3%": an empty "high" band was
+    left out without a word, and "60.0%" on 5 rows read like a rate."""
+    from pipeline.compare import band_rates
+
+    calibration = pd.DataFrame(
+        {
+            "score": ["ml"] * 3 + ["rule"],
+            "grouping": ["band"] * 4,
+            "group": ["low", "medium", "high", "green"],
+            "rows": [900, 5, 0, 40],
+            "churners": [45, 3, 0, 2],
+            "churn_rate": [0.05, 0.6, np.nan, 0.05],
+        }
+    )
+    assert band_rates(calibration, "ml") == "low 5.0%, medium 60.0% (3 of 5), high no rows"
+    assert band_rates(calibration, "rule") == "green 5.0%"
