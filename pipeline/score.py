@@ -79,12 +79,13 @@ def score_prepared(
     path: Path, id_col: str, model: ChurnRiskModel, settings: Settings
 ) -> tuple[pd.DataFrame, list[str]]:
     """Score an already aggregated per-account table (`churn score --table`), ML view only; returns the
-    scores and warnings (values of a categorical column the model never saw, which score as missing).
+    scores and warnings (values of a categorical column the model never saw, which score as missing; the
+    lifecycle stages the table's columns cannot give).
 
     The table holds the columns the model was trained on (`churn train --table`), typed as training
     typed them (`as_trained`), whatever the file format; a label column, if present, is ignored.
     """
-    from models.lifecycle import expand_gap
+    from models.lifecycle import expand_gap, stage_gaps
     from pipeline.champion import TrainedOn
     from pipeline.tracking import PREPARED_TABLE
     from pipeline.train import as_trained, feature_name, parse_ids, read_prepared_table
@@ -143,7 +144,10 @@ def score_prepared(
     features = features.assign(**typed)
     if gap := expand_gap(features.columns):
         warnings.append(f"--table {path}: {gap}")
-    return score_table(features, model, None, settings), warnings
+    scores = score_table(features, model, None, settings)
+    if gaps := stage_gaps(scores):
+        warnings.append(f"--table {path}: {gaps}")
+    return scores, warnings
 
 
 def scorecard_changes(scores: pd.DataFrame, previous: pd.DataFrame) -> list[str]:

@@ -878,7 +878,6 @@ def run_score_table(
     table: Path, id_col: str, outputs: ScoreOutputs, model_uri: str | None, settings: Settings, console: Console
 ) -> pd.DataFrame:
     """Score a prepared per-account table with a model trained by `churn train --table`."""
-    from models.lifecycle import stage_gaps
     from pipeline.io import check_output_file
     from pipeline.score import score_prepared
     from pipeline.tracking import load_model, table_champion_uri
@@ -893,8 +892,7 @@ def run_score_table(
     used, _ = model_provenance(model, scores["account_id"])  # a table's ids are not compared (no accounts)
     write_output(scores, outputs.path, "scores", fmt=outputs.fmt, overwrite=outputs.overwrite)
     print_notes(filter(None, [note, used]), console)
-    gaps = stage_gaps(scores)
-    print_warnings([*warnings, *([f"--table {table}: {gaps}"] if gaps else [])], console)
+    print_warnings(warnings, console)
     console.print(
         f"Scored {len(scores):,} rows of {table.name} with model version {scores['model_version'].iloc[0]}; "
         f"wrote {outputs.path}",
