@@ -7,6 +7,10 @@ numeric features are float64, categorical ones are pandas `category` in memory (
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
 import pandas as pd
 
 from features.sql.dialect import SPACES
@@ -16,6 +20,10 @@ AS_OF = "as_of"
 LABEL = "label"
 TERM_END = "term_end"
 META_COLUMNS: tuple[str, ...] = (ACCOUNT_ID, AS_OF, LABEL, TERM_END)
+VALUES_KEY = b"churn.feature_values"
+"""Parquet schema metadata of a `churn features` file: the value settings it was built with."""
+VALUES_FILE = "_churn_feature_values.json"
+"""The same inside a Spark engine's partitioned folder (readers skip names starting with `_`)."""
 
 
 def trim_id(value: object) -> str:
@@ -61,3 +69,30 @@ def read_feature_table(path: str) -> pd.DataFrame:
     for col in categorical_columns(table):
         table[col] = table[col].astype("category")
     return table
+
+
+def values_metadata(values: Mapping[str, int]) -> dict[bytes, bytes]:
+    """The parquet metadata recording the value settings (`FeatureSet.values` keys) a table was built with,
+    so that a model trained on the file (`churn train --features`) records them, not the configuration's."""
+    return {VALUES_KEY: json.dumps(dict(values), sort_keys=True).encode()}
+
+
+def record_values(folder: Path, values: Mapping[str, int]) -> None:
+    """`values_metadata` for a partitioned folder, as its `VALUES_FILE`."""
+    (folder / VALUES_FILE).write_bytes(values_metadata(values)[VALUES_KEY])
+
+
+def recorded_values(path: str | Path) -> dict[str, int] | None:
+    """The value settings a feature table file or folder records (`values_metadata`, `VALUES_FILE`), or None:
+    written by a churn version before they were recorded, or by something else."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if path.is_dir():
+        text = (path / VALUES_FILE).read_bytes() if (path / VALUES_FILE).is_file() else None
+    else:
+        text = (pq.read_schema(path).metadata or {}).get(VALUES_KEY)
+    if text is None:
+        return None
+    values = json.loads(text)
+    return {str(key): int(value) for key, value in values.items()} if isinstance(values, dict) else None

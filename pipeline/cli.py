@@ -202,6 +202,7 @@ def features(
     engine: EngineOpt = None,
 ) -> None:
     """Build the point-in-time snapshot feature table (with labels)."""
+    from features.table import values_metadata
     from pipeline.console import print_warnings
     from pipeline.io import check_output_dir, check_output_file, output_format, write_output
     from pipeline.stages import build_feature_table, empty_feature_table_warning, load, write_feature_folder
@@ -235,7 +236,8 @@ def features(
         check_output_file(out_file, "features", overwrite=overwrite)  # before the work, and again when writing
         dataset = load(data, settings, out, scorecard=False)
         table = build_feature_table(dataset, settings, **dates)
-        write_output(table, out_file, "features", overwrite=overwrite)
+        metadata = values_metadata(settings.feature_values())
+        write_output(table, out_file, "features", overwrite=overwrite, metadata=metadata)
         rows, labelled = len(table), int(table["label"].notna().sum())
         out.print(
             f"Wrote {rows:,} snapshots ({table['as_of'].nunique()} dates, {labelled:,} labelled) "

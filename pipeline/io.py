@@ -416,14 +416,21 @@ def _place_all(staged: list[Staged]) -> None:
 
 
 def write_output(
-    frame: pd.DataFrame, path: str | Path, kind: str, *, fmt: str | None = None, overwrite: bool = False
+    frame: pd.DataFrame,
+    path: str | Path,
+    kind: str,
+    *,
+    fmt: str | None = None,
+    overwrite: bool = False,
+    metadata: dict[bytes, bytes] | None = None,
 ) -> Path:
-    """Write a table as `kind` output at a user-named path: checked, marked, atomic."""
+    """Write a table as `kind` output at a user-named path: checked, marked, atomic (`metadata`: as in
+    `write_staged`)."""
     path = Path(path)
     fmt = output_format(path, fmt=fmt)
     check_output_file(path, kind, overwrite=overwrite)
     staged = staged_for(path, fmt, tag="tmp")
-    write_staged(frame, staged, kind, fmt)
+    write_staged(frame, staged, kind, fmt, metadata=metadata)
     _place_all(staged)
     return path
 

@@ -238,7 +238,7 @@ def write_feature_folder(
     (`as_of=YYYY-MM-DD/`), never collecting it on the driver; the folder lands whole or not at all.
     Returns (snapshots, dates, labelled, features)."""
     from features.build import built_features
-    from features.table import META_COLUMNS
+    from features.table import META_COLUMNS, record_values
     from pipeline.engines import feature_engine
     from pipeline.io import replace_directory
 
@@ -254,6 +254,7 @@ def write_feature_folder(
         partitioned.write.mode("overwrite").partitionBy("as_of").parquet(str(tmp))
         if not any(tmp.glob("as_of=*")):  # no row, so no partition: one empty file keeps the columns readable
             partitioned.limit(0).write.mode("overwrite").parquet(str(tmp))
+        record_values(tmp, settings.feature_values())
         written = engine.spark.read.parquet(str(tmp))
         rows, labelled, date_count = written.selectExpr("count(*)", "count(label)", "count(DISTINCT as_of)").first()
     return rows, date_count, labelled, len(table.columns) - len(META_COLUMNS)
@@ -376,7 +377,7 @@ def run_train(
     promote: bool,
     console: Console,
 ):
-    from features.table import read_feature_table
+    from features.table import feature_columns, read_feature_table, recorded_values
 
     preflight(settings)
     notes: list[str] = []
@@ -384,6 +385,7 @@ def run_train(
     if features_file:
         table = read_feature_table(str(features_file))
         source = f"feature table {Path(features_file).resolve()}"
+        settings = _as_built(settings, recorded_values(features_file), feature_columns(table), notes)
     else:
         dataset = load(data, settings, console)
         source = data_source_name(data)
@@ -393,6 +395,33 @@ def run_train(
     if data is not None:
         print_oracle(Path(data), result, console)
     return result
+
+
+def _as_built(settings: Settings, recorded: dict[str, int] | None, names: list[str], notes: list[str]) -> Settings:
+    """`settings` with the value settings a feature table was built with (`churn features` records them), so
+    that the model records, and scoring rebuilds, the values it learnt from, and the split keeps the table's
+    grace days; a note for each that differs from the configuration, or that the table records none (written
+    by another tool or an older churn) while its features depend on some."""
+    from features.feature_set import GRACE_DAYS
+
+    configured = settings.feature_values()
+    if recorded is None:
+        if depended := FeatureSet.of(names, values=configured).values:
+            listed = ", ".join(f"{key} {value}" for key, value in depended.items())
+            notes.append(
+                "the feature table does not record the settings it was built with (written by another tool or an "
+                f"older churn): the model records the configuration's {listed}"
+            )
+        return settings
+    notes += [
+        f"{key}: the feature table was built with {recorded[key]}, the configuration says {value}; training uses "
+        f"{recorded[key]}"
+        for key, value in configured.items()
+        if recorded.get(key, value) != value
+    ]
+    built, _ = FeatureSet.of(names, values=recorded).built_with(settings.features, settings.data.grace_days)
+    data = settings.data.model_copy(update={"grace_days": recorded.get(GRACE_DAYS, settings.data.grace_days)})
+    return settings.model_copy(update={"features": built, "data": data})
 
 
 def print_oracle(data: Path, result, console: Console) -> None:

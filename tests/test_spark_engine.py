@@ -19,7 +19,7 @@ from rich.console import Console
 
 from features.build import build_features
 from features.sql.engine import SparkEngine
-from features.table import read_feature_table
+from features.table import read_feature_table, recorded_values
 from pipeline.config import load_settings
 from pipeline.loading import load_dataset
 from pipeline.spark_loading import load_on_spark, register_tables
@@ -75,7 +75,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, spark):
 
 
 def test_churn_features_on_spark_reads_a_uri_and_writes_the_duckdb_table_partitioned_by_as_of(world, capsys):
-    root, data, _, _, expected, _ = world
+    root, data, settings, _, expected, _ = world
     out = root / "features_spark"
     code, text = run_cli(["features", "--data", data.as_uri(), "--out", str(out), "--engine", "spark"], capsys)
     assert code == 0, text
@@ -83,6 +83,7 @@ def test_churn_features_on_spark_reads_a_uri_and_writes_the_duckdb_table_partiti
     dates = sorted(p.name for p in out.iterdir() if p.name.startswith("as_of="))
     assert dates == [f"as_of={d:%Y-%m-%d}" for d in sorted(expected.as_of.unique())]
     assert_same_table(read_feature_table(str(out)), expected)
+    assert recorded_values(out) == settings.feature_values()  # for `churn train --features FOLDER`
 
 
 def test_a_date_with_no_active_account_writes_an_empty_table_with_the_duckdb_columns(world, capsys):
