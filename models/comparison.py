@@ -238,6 +238,26 @@ def churn_rate_by_band(calibration: pd.DataFrame, score: str = RULE) -> dict[str
     return {str(r.group): float(r.churn_rate) for r in bands.itertuples() if r.rows > 0}
 
 
+SMALL_BAND_ROWS = 30
+"""A band's churn rate on fewer rows is said with its counts: "high 60.0%" on 5 rows says little."""
+
+
+def band_rates(calibration: pd.DataFrame, score: str) -> str:
+    """Each band's observed churn rate, healthiest first, as the console and the report's findings say it: an
+    empty band is named as empty (left out, "high" missing from the line read as if the model had none to
+    show), a small one with its churners and rows."""
+    bands = calibration[(calibration["score"] == score) & (calibration["grouping"] == "band")]
+    parts = []
+    for band in bands.itertuples():
+        if band.rows == 0:
+            parts.append(f"{band.group} no rows")
+        elif band.rows < SMALL_BAND_ROWS:
+            parts.append(f"{band.group} {band.churn_rate:.1%} ({band.churners:,} of {band.rows:,})")
+        else:
+            parts.append(f"{band.group} {band.churn_rate:.1%}")
+    return ", ".join(parts)
+
+
 def is_monotone(rates: dict[str, float], order: tuple[str, ...] = HEALTH_BAND_ORDER) -> bool:
     """Churn rate never falls from a healthier band to a riskier one (bands without rows are skipped)."""
     values = [rates[band] for band in order if band in rates]

@@ -29,7 +29,7 @@ from features.errors import DataContractError
 from features.feature_set import FeatureSet
 from features.progress import report
 from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END, feature_columns
-from models.comparison import ML, RULE, Comparison, compare, is_monotone, metrics_table
+from models.comparison import ML, RULE, Comparison, band_rates, compare, is_monotone, metrics_table
 from models.evaluation import format_auc
 from models.risk_model import ChurnRiskModel
 from models.scorecard import ScorecardConfig
@@ -153,26 +153,6 @@ class ComparisonResult:
             f"Report: {self.report_path}",
             f"Suggested scorecard: {self.files['suggested_scorecard']} (to review: {self.files['suggested_review']})",
         ]
-
-
-SMALL_BAND_ROWS = 30
-"""A band's churn rate on fewer rows is said with its counts: "high 60.0%" on 5 rows says little."""
-
-
-def band_rates(calibration: pd.DataFrame, score: str) -> str:
-    """Each band's observed churn rate, healthiest first, for the console: an empty band is named as empty
-    (left out, "high" missing from the line read as if the model had none to show), a small one with its
-    churners and rows."""
-    bands = calibration[(calibration["score"] == score) & (calibration["grouping"] == "band")]
-    parts = []
-    for band in bands.itertuples():
-        if band.rows == 0:
-            parts.append(f"{band.group} no rows")
-        elif band.rows < SMALL_BAND_ROWS:
-            parts.append(f"{band.group} {band.churn_rate:.1%} ({band.churners:,} of {band.rows:,})")
-        else:
-            parts.append(f"{band.group} {band.churn_rate:.1%}")
-    return ", ".join(parts)
 
 
 def _fmt_share(value: float) -> str:

@@ -30,6 +30,7 @@ from models.comparison import (
     RISK_BAND_ORDER,
     RULE,
     Comparison,
+    band_rates,
     is_monotone,
     labelled_rows,
     ml_risk,
@@ -269,6 +270,19 @@ def _card(key: str, value: str, detail: str = "") -> str:
     )
 
 
+def _band_cards(calibration: pd.DataFrame, score: str, view: str) -> str:
+    """One card per band with its churners and rows: "60%" of 5 accounts and of 500 must not read the same."""
+    bands = calibration[(calibration.score == score) & (calibration.grouping == "band")]
+    return "".join(
+        _card(
+            f"Churn rate, {view} {band.group}",
+            _pct(band.churn_rate) if band.rows else "no rows",
+            f"{_band(band.group)} {band.churners:,} churned of {_rows(band.rows)}" if band.rows else _band(band.group),
+        )
+        for band in bands.itertuples()
+    )
+
+
 def _findings(comparison: Comparison, suggested: SuggestedWeights | None) -> list[str]:
     """The few sentences an analyst needs, worded from the numbers (and their intervals)."""
     scores = comparison.scores["scores"]
@@ -290,7 +304,7 @@ def _findings(comparison: Comparison, suggested: SuggestedWeights | None) -> lis
         f"and {lift_rule:.1f}× with the rule score."
     )
     rates = comparison.rule_churn_by_band
-    band_text = ", ".join(f"{band} {_pct(rate)}" for band, rate in rates.items())
+    band_text = band_rates(comparison.calibration, RULE)
     if is_monotone(rates):
         lines.append(f"Rule bands are ordered as they should be: churn rate {band_text}.")
     else:
@@ -349,10 +363,7 @@ def _summary(frame: pd.DataFrame, comparison: Comparison, suggested: SuggestedWe
             f"{scores['accounts']:,} accounts, {_pct(scores['churn_rate'])} churned",
         ),
     ]
-    band_cards = "".join(
-        _card(f"Churn rate, rule {band}", _pct(rate), _band(band))
-        for band, rate in comparison.rule_churn_by_band.items()
-    )
+    band_cards = _band_cards(comparison.calibration, RULE, "rule") + _band_cards(comparison.calibration, ML, "ML")
     findings = "".join(f"<li>{_e(line)}</li>" for line in _findings(comparison, suggested))
     few = comparison.few_churners
     return (

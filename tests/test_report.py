@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import re
 from html.parser import HTMLParser
 
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.comparison import compare
+from models.comparison import band_rates, compare
 from models.healthscore import score_health
 from models.scorecard import parse_scorecard
 from models.scoring import risk_band
@@ -214,3 +215,28 @@ def test_a_backtest_with_too_few_churners_is_flagged_above_its_numbers(inputs, h
     text = render_report(quiet, few, None, ReportContext("t"))
     summary = text[text.index('id="summary"') :]
     assert summary.index("are not reliable") < summary.index("ML risk ROC AUC")
+
+
+def _summary(text: str) -> str:
+    return html.unescape(text[text.index('id="summary"') : text.index('id="ranking"')])
+
+
+def test_the_summary_cards_give_each_bands_churners_and_rows(inputs):
+    """The cards read "Churn rate, rule red 60.0%" whether the band held 5 rows or 500 (the band chart and
+    the console gave the counts), and showed no ML band at all though the console prints them."""
+    frame, _, _ = inputs
+    small = frame.head(40).assign(risk_band="low")  # a small book: every band under 30 rows, ML medium and high empty
+    small.loc[small.index[0], "risk_band"] = "high"
+    comparison = compare(small, SCORECARD, n_boot=10, seed=1)
+    summary = _summary(render_report(small, comparison, None, ReportContext("t")))
+    bands = comparison.calibration[comparison.calibration["grouping"] == "band"]
+    for band in bands.itertuples():
+        view = "rule" if band.score == "rule" else "ML"
+        card = summary[summary.index(f"Churn rate, {view} {band.group}<") :][:400]
+        if band.rows:
+            assert f"{band.churn_rate:.1%}" in card and f"{band.churners:,} churned of {band.rows:,} row" in card
+        else:
+            assert ">no rows<" in card, band
+    assert "1 churned of 1 row<" in summary or "0 churned of 1 row<" in summary, "one row is not 'rows'"
+    # the finding on the rule bands' order carries the counts too: 0.0% of 4 rows is no evidence of disorder
+    assert f"churn rate {band_rates(comparison.calibration, 'rule')}" in summary
