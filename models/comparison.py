@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import DataContractError
+from features.registry import lookup
 from features.table import ACCOUNT_ID, AS_OF, LABEL
 from models.evaluation import score_metrics
 from models.explain import actionable_share
@@ -420,6 +421,47 @@ def category_alignment(frame: pd.DataFrame, scorecard: ScorecardConfig) -> pd.Da
     return table
 
 
+# ------------------------------------------------------------------------ attribution words
+SOURCE_WORDS: dict[str, str] = {
+    "usage_events": "usage",
+    "logins": "logins",
+    "support_tickets": "support",
+    "trainings": "training",
+    "invoices": "payments",
+    "touchpoints": "relationship",
+    "surveys": "surveys",
+    "override store": "CSM ratings",
+}
+"""An actionable feature's source table as a CSM names what it can change."""
+CONTEXT_WORDS: dict[str, str] = {
+    "term_length_days": "term length",
+    "tenure_days": "tenure",
+    "renewals_count": "renewals so far",
+    "is_new_customer": "new customer",
+    "seat_change_last_renewal": "seat change at the last renewal",
+    "arr": "ARR",
+}
+"""A context feature in words where its name does not read as one (`days_to_renewal` does)."""
+
+
+def attribution_words(importance: pd.Series) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(actionable, context): what a model's attribution is made of, in words, most important first.
+
+    Actionable features are named by their source table (a prepared table's columns by their own names),
+    context features one by one. Only features the trees split on are named: the others add nothing to
+    any account's attribution, and an absent table must not be named as if the model used it.
+    """
+    actionable: dict[str, None] = {}
+    context: dict[str, None] = {}
+    for name in importance[importance > 0].sort_values(ascending=False, kind="stable").index:
+        found = lookup(str(name))
+        if found is None or found.actionable:
+            actionable[str(name) if found is None else SOURCE_WORDS.get(found.source, found.source)] = None
+        else:
+            context[CONTEXT_WORDS.get(found.name, found.name.replace("_", " "))] = None
+    return tuple(actionable), tuple(context)
+
+
 # ------------------------------------------------------------------------------ everything
 @dataclass(frozen=True)
 class Comparison:
@@ -430,6 +472,16 @@ class Comparison:
     agreement: Agreement
     alignment: pd.DataFrame
     actionable_share: float = float("nan")  # of the model's attribution (models.explain.actionable_share)
+    actionable_sources: tuple[str, ...] = ()  # attribution_words: what the actionable share is made of
+    context_features: tuple[str, ...] = ()  # and the context share
+
+    def attribution_parts(self, most: int = 5) -> tuple[str, str]:
+        """The actionable sources and the `most` important context features in words (the console and the
+        report alike say them; a dozen account columns would bury the sentence)."""
+        context = list(self.context_features[:most])
+        if len(self.context_features) > most:
+            context.append(f"{len(self.context_features) - most} more")
+        return ", ".join(self.actionable_sources) or "none", ", ".join(context) or "none"
 
     @property
     def rule_churn_by_band(self) -> dict[str, float]:
@@ -455,13 +507,22 @@ class Comparison:
 
 
 def compare(
-    frame: pd.DataFrame, scorecard: ScorecardConfig, n_boot: int = 200, seed: int = 0, n_disagreements: int = 10
+    frame: pd.DataFrame,
+    scorecard: ScorecardConfig,
+    n_boot: int = 200,
+    seed: int = 0,
+    n_disagreements: int = 10,
+    importance: pd.Series | None = None,
 ) -> Comparison:
-    """Run every comparison on one backtest frame."""
+    """Run every comparison on one backtest frame; `importance` (the model's, per feature) names what its
+    attribution is made of."""
+    actionable, context = attribution_words(importance) if importance is not None else ((), ())
     return Comparison(
         scores=compare_scores(frame, n_boot=n_boot, seed=seed),
         calibration=band_calibration(frame),
         agreement=agreement(frame, n=n_disagreements),
         alignment=category_alignment(frame, scorecard),
         actionable_share=actionable_share(labelled_rows(frame)) if ACTIONABLE_LOG_ODDS in frame.columns else np.nan,
+        actionable_sources=actionable,
+        context_features=context,
     )

@@ -133,12 +133,15 @@ class ComparisonResult:
             "ml_churn_rate_by_band": self.comparison.ml_churn_by_band,
             "spearman": self.comparison.agreement.spearman,
             "ml_actionable_share": self.comparison.actionable_share,
+            "ml_actionable_sources": list(self.comparison.actionable_sources),  # what the share is made of
+            "ml_context_features": list(self.comparison.context_features),
         }
 
     def summary_lines(self) -> list[str]:
         """Plain lines for the console: the headline figures and where the files are."""
         h = self.headline()
         bands, ml_bands = (band_rates(self.comparison.calibration, score) for score in (RULE, ML))
+        actionable, context = self.comparison.attribution_parts()
         return [
             f"Backtest: {h['evaluation_rows']:,} snapshots of {h['evaluation_accounts']:,} accounts from "
             f"{self.split.cutoff.date()} (churn rate {h['churn_rate']:.1%})",
@@ -148,8 +151,8 @@ class ComparisonResult:
             f"Lift in the riskiest 10%: ML {h['ml_lift_top10']:.2f}x, rule {h['rule_lift_top10']:.2f}x",
             f"Churn rate by rule band: {bands}" + ("" if h["rule_bands_monotone"] else " (NOT monotone)"),
             f"Churn rate by ML risk band: {ml_bands}",
-            f"Actionable share of the model's attribution: {_fmt_share(h['ml_actionable_share'])} "
-            "(the rest is context: term, tenure, renewals, segment)",
+            f"Actionable share of the model's attribution: {_fmt_share(h['ml_actionable_share'])} ({actionable}; "
+            f"the rest is context: {context})",
             f"Report: {self.report_path}",
             f"Suggested scorecard: {self.files['suggested_scorecard']} (to review: {self.files['suggested_review']})",
         ]
@@ -280,7 +283,9 @@ def compare_history(
         )
 
     _step(progress, "compare")
-    comparison = compare(frame, scorecard, n_boot=n_boot, seed=settings.model.seed)
+    comparison = compare(
+        frame, scorecard, n_boot=n_boot, seed=settings.model.seed, importance=fitted.feature_importance()
+    )
 
     _step(progress, "suggest weights")
     suggested = suggest_weights(

@@ -325,10 +325,10 @@ def _findings(comparison: Comparison, suggested: SuggestedWeights | None) -> lis
             f"{under.category} ({_pct(under.ml_attribution_share)} vs {_pct(under.scorecard_weight_share)})."
         )
     if not np.isnan(comparison.actionable_share):
+        actionable, context = comparison.attribution_parts()
         lines.append(
-            f"{_pct(comparison.actionable_share)} of the model's attribution is actionable (usage, logins, support, "
-            f"training, relationship, payments: what a CSM can change); {_pct(1 - comparison.actionable_share)} is "
-            "context (term length, tenure, renewals so far, days to renewal, segment), stated beside the drivers."
+            f"{_pct(comparison.actionable_share)} of the model's attribution is actionable ({actionable}: what a CSM "
+            f"can change); {_pct(1 - comparison.actionable_share)} is context ({context}), stated beside the drivers."
         )
     if suggested is not None and suggested.current_auc is not None and suggested.suggested_auc is not None:
         change = suggested.suggested_auc - suggested.current_auc

@@ -134,6 +134,10 @@ def test_usage_only_monthly_b2c_data_trains_scores_and_compares_through_the_cli(
     assert scores["lifecycle_stage"].nunique() > 1, "monthly terms are not all 'renew'"
     report = (tmp_path / "compare" / "report.html").read_text()
     assert "The scorecard was adapted to this data" in report and "no support_tickets table" in report
+    # the actionable share names what this model attributes to: usage events, not the absent tables
+    actionable = " ".join(compared.split()).split("Actionable share of the model's attribution: ")[1]
+    assert actionable.split(" ", 1)[1].startswith("(usage; the rest is context: "), actionable
+    assert "is actionable (usage: what a CSM can change)" in report
 
     client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")  # not the process-wide URI
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])

@@ -240,3 +240,26 @@ def test_the_summary_cards_give_each_bands_churners_and_rows(inputs):
     assert "1 churned of 1 row<" in summary or "0 churned of 1 row<" in summary, "one row is not 'rows'"
     # the finding on the rule bands' order carries the counts too: 0.0% of 4 rows is no evidence of disorder
     assert f"churn rate {band_rates(comparison.calibration, 'rule')}" in summary
+
+
+def test_the_actionable_share_names_what_this_model_attributes_to(inputs):
+    """The sentence listed "usage, logins, support, training, relationship, payments" on data without most of
+    those tables: it names the sources and context the model's trees use, most important first."""
+    frame, _, _ = inputs
+    split = frame.assign(
+        actionable_log_odds=frame["ml_adoption"] + frame["ml_support"], context_log_odds=frame["ml_account"]
+    )
+    importance = pd.Series(
+        {"events_per_seat_30d": 30.0, "tickets_per_seat_90d": 0.0, "term_length_days": 20.0, "tenure_days": 12.0,
+         "segment": 0.0, "feature_breadth_30d": 3.0}
+    )  # fmt: skip
+    comparison = compare(split, SCORECARD, n_boot=10, seed=1, importance=importance)
+    assert comparison.attribution_parts() == ("usage", "term length, tenure")
+    summary = _summary(render_report(split, comparison, None, ReportContext("t")))
+    share = comparison.actionable_share
+    assert (
+        f"{share:.1%} of the model's attribution is actionable (usage: what a CSM can change); {1 - share:.1%} is "
+        "context (term length, tenure), stated beside the drivers." in summary
+    )
+    for absent in ("logins", "relationship", "payments", "support,", "segment"):
+        assert absent not in summary.split("attribution is actionable")[1].split(".")[1], absent
