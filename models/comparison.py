@@ -67,6 +67,10 @@ DISAGREEMENT_KINDS: dict[str, str] = {
     "green_but_high_ml_risk": "rule says green, model says high risk",
     "red_but_low_ml_risk": "rule says red, model says low risk",
 }
+DISAGREEMENT_CELLS: dict[str, tuple[str, str]] = {
+    "green_but_high_ml_risk": ("green", "high"),
+    "red_but_low_ml_risk": ("red", "low"),
+}  # kind -> (health band, risk band)
 
 
 def rule_risk(frame: pd.DataFrame) -> pd.Series:
@@ -317,12 +321,10 @@ def disagreements(frame: pd.DataFrame, n: int = 10) -> pd.DataFrame:
     scores = [HEALTH_SCORE, HEALTH_BAND, CHURN_PROBABILITY, RISK_BAND]
     columns = [*context, *scores, *side_by_side_columns(frame)]
     ranked = frame.assign(_ml_risk=ml_risk(frame))
-    selections = {
-        "green_but_high_ml_risk": ((frame[HEALTH_BAND] == "green") & (frame[RISK_BAND] == "high"), False),
-        "red_but_low_ml_risk": ((frame[HEALTH_BAND] == "red") & (frame[RISK_BAND] == "low"), True),
-    }
     parts = []
-    for kind, (mask, ascending) in selections.items():
+    for kind, (health, risk) in DISAGREEMENT_CELLS.items():
+        ascending = risk == "low"  # the lowest ML risk first where the model says low
+        mask = (frame[HEALTH_BAND] == health) & (frame[RISK_BAND] == risk)
         chosen = ranked.loc[mask].sort_values(
             ["_ml_risk", HEALTH_SCORE, ACCOUNT_ID], ascending=[ascending, ascending, True], kind="stable"
         )

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 
 from features.table import LABEL
 from models.comparison import (
+    DISAGREEMENT_CELLS,
     DISAGREEMENT_KINDS,
     HEALTH_BAND_ORDER,
     ML,
@@ -283,6 +284,39 @@ def _band_cards(calibration: pd.DataFrame, score: str, view: str) -> str:
     )
 
 
+ALIKE_SHARE = 0.05
+"""A category's share of the ML attribution and of the scorecard weight this close (5 points) read as alike."""
+
+
+def _alignment_findings(alignment: pd.DataFrame) -> list[str]:
+    """Where the model leans more, and less, than the scorecard -- only where the shares really differ, so
+    one category is never both, and 74% vs 75% is not "leans most" -- and the attribution no category holds."""
+    gaps = alignment.dropna(subset=["share_gap"]).sort_values("share_gap")
+    lines = []
+    if len(gaps):
+        under, over = gaps.iloc[0], gaps.iloc[-1]
+        sides = (("more", over, over.share_gap), ("less", under, -under.share_gap))
+        differing = [(side, row) for side, row, gap in sides if gap >= ALIKE_SHARE]
+        leans = [
+            f"{side}{'' if i else ' than the scorecard'} on {row.category} ({_pct(row.ml_attribution_share)} of its "
+            f"attribution vs {_pct(row.scorecard_weight_share)} of scorecard weight)"
+            for i, (side, row) in enumerate(differing)
+        ]
+        lines.append(
+            f"The model leans {' and '.join(leans)}."
+            if leans
+            else f"The model's attribution and the scorecard's weights agree on every category (within "
+            f"{ALIKE_SHARE * 100:.0f} points)."
+        )
+    unplaced = alignment[alignment["scorecard_weight_share"].isna() & (alignment["ml_attribution_share"] > 0)]
+    lines += [
+        f"{_pct(row.ml_attribution_share)} of the model's attribution is in '{row.category}': features no "
+        "category of the scorecard scores."
+        for row in unplaced.itertuples()
+    ]
+    return lines
+
+
 def _findings(comparison: Comparison, suggested: SuggestedWeights | None) -> list[str]:
     """The few sentences an analyst needs, worded from the numbers (and their intervals)."""
     scores = comparison.scores["scores"]
@@ -316,14 +350,7 @@ def _findings(comparison: Comparison, suggested: SuggestedWeights | None) -> lis
         f"{counts.loc['green', 'high']:,} are green for the rule but high risk for the model, "
         f"{counts.loc['red', 'low']:,} red for the rule but low risk for the model."
     )
-    gaps = comparison.alignment.dropna(subset=["share_gap"]).sort_values("share_gap")
-    if len(gaps):
-        under, over = gaps.iloc[0], gaps.iloc[-1]
-        lines.append(
-            f"The model leans most on {over.category} ({_pct(over.ml_attribution_share)} of its attribution vs "
-            f"{_pct(over.scorecard_weight_share)} of scorecard weight) and least, relative to the scorecard, on "
-            f"{under.category} ({_pct(under.ml_attribution_share)} vs {_pct(under.scorecard_weight_share)})."
-        )
+    lines += _alignment_findings(comparison.alignment)
     if not np.isnan(comparison.actionable_share):
         actionable, context = comparison.attribution_parts()
         lines.append(
@@ -470,7 +497,9 @@ def _agreement(comparison: Comparison) -> str:
     found = agreement.disagreements
     for kind, text in DISAGREEMENT_KINDS.items():
         rows = found[found["kind"] == kind].drop(columns="kind")
-        body += f"<h3>Top disagreements: {_e(text)} ({len(rows)})</h3>"
+        snapshots = counts.loc[DISAGREEMENT_CELLS[kind]]  # the matrix's count: more than the accounts listed
+        shown = f", {len(rows):,} account{'' if len(rows) == 1 else 's'} shown" if len(rows) else ""
+        body += f"<h3>Top disagreements: {_e(text)} ({snapshots:,} snapshot{'' if snapshots == 1 else 's'}{shown})</h3>"
         if rows.empty:
             body += "<p class='note'>None in the evaluation period.</p>"
             continue

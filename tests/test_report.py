@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 
 import numpy as np
@@ -263,3 +264,42 @@ def test_the_actionable_share_names_what_this_model_attributes_to(inputs):
     )
     for absent in ("logins", "relationship", "payments", "support,", "segment"):
         assert absent not in summary.split("attribution is actionable")[1].split(".")[1], absent
+
+
+def test_the_alignment_finding_says_only_what_really_differs(inputs):
+    """On a one-category scorecard the report said "leans most on engagement ... and least ... on engagement";
+    on shares of 74.2% vs 75.0% it said "leans most"; the attribution in `other` went unmentioned."""
+    frame, comparison, _ = inputs
+
+    def findings(rows: list[tuple[str, float, float]]) -> str:
+        alignment = pd.DataFrame(rows, columns=["category", "ml_attribution_share", "scorecard_weight_share"])
+        alignment = alignment.assign(correlation=-0.5, share_gap=lambda t: t.iloc[:, 1] - t.iloc[:, 2])
+        text = render_report(frame, replace(comparison, alignment=alignment), None, ReportContext("t"))
+        return _summary(text)
+
+    one = findings([("engagement", 0.543, 1.0), ("other", 0.457, np.nan)])
+    assert "The model leans less than the scorecard on engagement (54.3% of its attribution vs 100.0% of " in one
+    assert "most" not in one.split("The model leans")[1].split(".")[0]
+    assert "45.7% of the model's attribution is in 'other': features no category of the scorecard scores." in one
+    alike = findings([("adoption", 0.742, 0.75), ("account", 0.258, 0.25)])
+    assert "agree on every category (within 5 points)" in alike and "leans" not in alike
+    both = findings([("adoption", 0.2, 0.4), ("account", 0.6, 0.3), ("support", 0.2, 0.3)])
+    assert (
+        "The model leans more than the scorecard on account (60.0% of its attribution vs 30.0% of scorecard weight) "
+        "and less on adoption (20.0% of its attribution vs 40.0% of scorecard weight)." in both
+    )
+
+
+def test_a_disagreement_heading_counts_the_snapshots_of_its_cell_and_the_accounts_shown(inputs, html_text):
+    """ "rule says red, model says low risk (10)" under a matrix cell of 232 snapshots read as a contradiction."""
+    _, comparison, _ = inputs
+    counts = comparison.agreement.pivot("rows")
+    found = comparison.agreement.disagreements
+    for kind, (health, risk) in (
+        ("green_but_high_ml_risk", ("green", "high")),
+        ("red_but_low_ml_risk", ("red", "low")),
+    ):
+        n, shown = counts.loc[health, risk], (found["kind"] == kind).sum()
+        heading = f"({n:,} snapshot{'' if n == 1 else 's'}, {shown} account{'' if shown == 1 else 's'} shown)</h3>"
+        assert heading in html_text, kind
+    assert counts.loc["red", "low"] > (found["kind"] == "red_but_low_ml_risk").sum(), "the fixture shows the case"
