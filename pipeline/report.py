@@ -223,7 +223,8 @@ def plot_agreement(cells: pd.DataFrame) -> Figure:
     )
     rates = cells.pivot(index="health_band", columns="risk_band", values="churn_rate").reindex_like(counts)
     fig, (ax,) = _figure(width=5.6, height=4.4)
-    image = ax.imshow(counts.to_numpy(dtype=float), cmap="Blues")
+    # aspect "auto": a square-celled image is centred at a fixed size, and its band labels fell off the figure
+    image = ax.imshow(counts.to_numpy(dtype=float), cmap="Blues", aspect="auto")
     top = counts.to_numpy().max() or 1
     for i, band in enumerate(counts.index):
         for j, level in enumerate(counts.columns):
@@ -238,23 +239,21 @@ def plot_agreement(cells: pd.DataFrame) -> Figure:
 
 
 def plot_alignment(alignment: pd.DataFrame) -> Figure:
-    """Per category: ML attribution share next to scorecard weight share, with the signed correlation."""
-    fig, (ax,) = _figure(width=7.0)
+    """Per category: ML attribution share next to scorecard weight share, with the signed correlation.
+
+    The figure widens with the categories so that eight names (LAER and the optional sources) stay apart."""
+    fig, (ax,) = _figure(width=max(7.0, 1.1 * len(alignment)))
     x = np.arange(len(alignment))
     ax.bar(x - 0.2, alignment["ml_attribution_share"].fillna(0), width=0.4, label="share of ML attribution")
     ax.bar(x + 0.2, alignment["scorecard_weight_share"].fillna(0), width=0.4, label="share of scorecard weight")
-    for xi, corr in zip(x, alignment["correlation"], strict=True):
-        ax.annotate(
-            "r = –" if pd.isna(corr) else f"r = {corr:+.2f}",
-            (xi, 0),
-            xytext=(0, -28),
-            textcoords="offset points",
-            ha="center",
-            fontsize=8,
-        )
-    ax.set_xticks(x, alignment["category"])
+    ticks = [
+        f"{category}\nr = {'–' if pd.isna(corr) else f'{corr:+.2f}'}"
+        for category, corr in zip(alignment["category"], alignment["correlation"], strict=True)
+    ]
+    ax.set_xticks(x, ticks, fontsize=9)
     ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
-    ax.set(ylabel="Share", title="What each view weighs (r: rule score vs ML contribution; negative = aligned)")
+    ax.set(ylabel="Share", title="What each view weighs")
+    ax.set_xlabel("r: rule category score vs ML contribution (negative = the views agree)", fontsize=9)
     ax.legend()
     return fig
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import itertools
 import re
 from dataclasses import replace
 from html.parser import HTMLParser
@@ -17,7 +18,15 @@ from models.healthscore import score_health
 from models.scorecard import parse_scorecard
 from models.scoring import risk_band
 from models.weights import suggest_weights
-from pipeline.report import SECTIONS, ReportContext, plot_churn_by_band, render_report, write_report
+from pipeline.report import (
+    SECTIONS,
+    ReportContext,
+    plot_agreement,
+    plot_alignment,
+    plot_churn_by_band,
+    render_report,
+    write_report,
+)
 
 SCORECARD = parse_scorecard(
     {
@@ -303,3 +312,35 @@ def test_a_disagreement_heading_counts_the_snapshots_of_its_cell_and_the_account
         heading = f"({n:,} snapshot{'' if n == 1 else 's'}, {shown} account{'' if shown == 1 else 's'} shown)</h3>"
         assert heading in html_text, kind
     assert counts.loc["red", "low"] > (found["kind"] == "red_but_low_ml_risk").sum(), "the fixture shows the case"
+
+
+def _drawn(figure):
+    figure.canvas.draw()
+    return figure.canvas.get_renderer()
+
+
+def test_the_agreement_heatmap_keeps_its_band_labels_inside_the_figure(inputs):
+    """The square-celled image was centred at a fixed size and "rule yellow" was cut to "ule yellow"."""
+    _, comparison, _ = inputs
+    figure = plot_agreement(comparison.agreement.cells)
+    renderer = _drawn(figure)
+    labels = [t for t in figure.axes[0].get_yticklabels() if t.get_text()]
+    assert len(labels) == 3 and min(t.get_window_extent(renderer).x0 for t in labels) >= 0
+
+
+def test_the_alignment_plot_keeps_eight_categories_apart_and_its_title_inside():
+    """With the eight LAER categories "adoptionengagementsupport" ran together and the title was cut at the right."""
+    names = ["adoption", "engagement", "support", "training", "account", "financial", "relationship", "voice"]
+    alignment = pd.DataFrame(
+        {"category": names, "correlation": np.linspace(-0.8, 0.1, 8), "ml_attribution_share": 1 / 8,
+         "scorecard_weight_share": 1 / 8}
+    )  # fmt: skip
+    figure = plot_alignment(alignment)
+    renderer = _drawn(figure)
+    ax = figure.axes[0]
+    boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels()]
+    assert len(boxes) == 8 and all(a.x1 < b.x0 for a, b in itertools.pairwise(boxes))
+    for text in (ax.title, ax.xaxis.label, *ax.get_xticklabels()):
+        box = text.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.x1 <= figure.bbox.width, text.get_text()
+    assert "r = -0.80" in ax.get_xticklabels()[0].get_text(), "each category carries its correlation"
