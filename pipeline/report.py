@@ -40,7 +40,7 @@ from models.comparison import (
 from models.evaluation import plot_calibration, plot_gains, plot_roc
 from models.healthscore import health_risk
 from models.scores import CHURN_PROBABILITY, ML_PREFIX
-from models.weights import SuggestedWeights
+from models.weights import CATEGORY_TOTAL, SuggestedWeights
 from pipeline.io import atomic_path
 
 SECTIONS = {
@@ -563,7 +563,8 @@ def _changes(suggested: SuggestedWeights) -> str:
     limits = suggested.limits
     html_parts = [
         "<h3>Each change alone</h3>",
-        f"<p class='note'>Category weights move at most {limits.max_change:g} points and keep at least "
+        f"<p class='note'>Category weights, as points of {CATEGORY_TOTAL} (a scorecard's weights are read as shares "
+        f"of their total), move at most {limits.max_change:g} points (before rounding) and keep at least "
         f"{limits.category_floor:g}; metrics keep at least {limits.metric_floor:.0%} of their weight. ROC AUC gain "
         "over the current scorecard on the later snapshots; the reviewed diff is suggested_healthscore.diff.</p>",
         _table(gains, {"auc_gain": lambda v: "–" if pd.isna(v) else f"{v:+.4f}"}, left=["scorecard", "change"])
@@ -580,12 +581,31 @@ def _changes(suggested: SuggestedWeights) -> str:
     return "".join(html_parts)
 
 
+CURRENT_OF_100 = "current, of 100"
+
+
+def _category_changes(weights: pd.DataFrame) -> pd.DataFrame:
+    """The category weight table with each fitted scorecard's current weights also as points of 100, the scale
+    the fit moves them on (`suggestions.max_change`) and the suggestion is written in: the change is measured
+    there, so a weight of 30 of 130 suggested as 13 reads as the 10-point move it is, not as -17."""
+    of_100 = weights["current"] * CATEGORY_TOTAL / weights.groupby("scorecard")["current"].transform("sum")
+    fitted = weights["fitted"].astype(bool)
+    table = weights.assign(change=weights["suggested"] - of_100.where(fitted, weights["current"]))
+    table.insert(table.columns.get_loc("current") + 1, CURRENT_OF_100, of_100.where(fitted))
+    return table
+
+
 def _weights(suggested: SuggestedWeights | None) -> str:
     if suggested is None:
         return "<p class='note'>No weights were fitted.</p>"
-    categories = suggested.category_weights.assign(change=lambda t: t["suggested"] - t["current"])
+    categories = _category_changes(suggested.category_weights)
     metrics = suggested.metric_weights[suggested.metric_weights["suggested"] != suggested.metric_weights["current"]]
-    number = {"current": lambda v: f"{v:g}", "suggested": lambda v: f"{v:g}", "change": lambda v: f"{v:+g}"}
+    number = {
+        "current": lambda v: f"{v:g}",
+        CURRENT_OF_100: lambda v: "–" if _missing(v) else f"{v:.1f}",
+        "suggested": lambda v: f"{v:g}",
+        "change": lambda v: f"{v:+.1f}",
+    }
     fitted = {"fitted": lambda v: "yes" if v else "kept"}
     notes = "".join(f"<li>{_e(n)}</li>" for n in suggested.notes)
     diff_lines = []

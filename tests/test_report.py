@@ -344,3 +344,28 @@ def test_the_alignment_plot_keeps_eight_categories_apart_and_its_title_inside():
         box = text.get_window_extent(renderer)
         assert box.x0 >= 0 and box.x1 <= figure.bbox.width, text.get_text()
     assert "r = -0.80" in ax.get_xticklabels()[0].get_text(), "each category carries its correlation"
+
+
+def test_category_weight_changes_are_measured_on_the_scale_the_fit_moves_them_on(inputs):
+    """Weights of 30 and 50 are read as 37.5 and 62.5 of 100, the scale `suggestions.max_change` bounds and the
+    suggestion is written in; the table showed "30 -> 45, change +15" beside "move at most 10 points"."""
+    frame, comparison, _ = inputs
+    history = _history(n_accounts=200, months=8)
+    raw = SCORECARD.model_dump(mode="python")
+    raw["default"]["categories"]["adoption"]["weight"], raw["default"]["categories"]["support"]["weight"] = 30, 50
+    early, late = history[history["as_of"] < "2024-06-01"], history[history["as_of"] >= "2024-06-01"]
+    suggested = suggest_weights(early, parse_scorecard(raw), evaluation_frame=late, min_rows=100)
+    weights = suggested.category_weights.set_index("category")
+    assert weights["fitted"].all() and weights["suggested"].sum() == pytest.approx(100, abs=1)
+    text = render_report(frame, comparison, suggested, ReportContext("t"))
+    table = text[text.index("<h3>Category weights</h3>") :].split("</table>")[0]
+    head = re.findall(r"<th[^>]*>([^<]*)</th>", table)
+    assert head == ["scorecard", "category", "current", "current, of 100", "suggested", "fitted", "change"]
+    rows = {cells[1]: cells for cells in (re.findall(r"<td[^>]*>([^<]*)</td>", r) for r in table.split("<tr>")[2:])}
+    of_100 = {"adoption": 37.5, "support": 62.5}
+    for category, share in of_100.items():
+        current, shown, written, _, change = rows[category][2:]
+        assert (current, shown) == (f"{weights.loc[category, 'current']:g}", f"{share:.1f}")
+        assert change == f"{float(written) - share:+.1f}"
+        assert abs(float(change)) <= suggested.limits.max_change + 0.5, "at most max_change, before rounding"
+    assert "as points of 100" in text
