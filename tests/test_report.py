@@ -369,3 +369,14 @@ def test_category_weight_changes_are_measured_on_the_scale_the_fit_moves_them_on
         assert change == f"{float(written) - share:+.1f}"
         assert abs(float(change)) <= suggested.limits.max_change + 0.5, "at most max_change, before rounding"
     assert "as points of 100" in text
+
+
+def test_the_probability_histogram_stands_every_bar_on_its_axis():
+    """A log axis fitted to bins of 80 to 200 rows started at 75: the bins of 80 rows looked empty (usage-only
+    data, where every probability is low)."""
+    from models.evaluation import plot_calibration
+
+    rng = np.random.default_rng(3)
+    probability = np.concatenate([rng.uniform(0.0, 0.05, 200), rng.uniform(0.05, 0.1, 150), rng.uniform(0.15, 0.2, 80)])
+    figure = plot_calibration((rng.uniform(size=len(probability)) < probability).astype(int), {"ML risk": probability})
+    assert figure.axes[1].get_ylim()[0] < 1, "a bin of one row still shows"
