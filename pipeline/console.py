@@ -19,7 +19,9 @@ from rich.text import Text
 
 from features.contract import EVENT_TABLES
 from models.scores import (
+    ACTIONABLE_LOG_ODDS,
     CHURN_PROBABILITY,
+    CONTEXT_LOG_ODDS,
     HEALTH_BAND,
     HEALTH_SCORE,
     RISK_BAND,
@@ -240,6 +242,11 @@ def print_comparison(result, console: Console) -> None:
         console.print(line, markup=False, highlight=False)
 
 
+def _in_all(scores: pd.Series, column: str, what: str) -> str:
+    value = scores.get(column)
+    return "" if value is None or pd.isna(value) else f" ({what} in all: {value:+.2f} log-odds)"
+
+
 def print_explanation(account_id: str, when: date, scores: pd.Series, categories: list[str], console: Console) -> None:
     """`churn explain`: both views of one account category by category, its drivers, context and overrides."""
     table = Table(title=f"Account {account_id} as of {when}", title_justify="left")
@@ -260,8 +267,15 @@ def print_explanation(account_id: str, when: date, scores: pd.Series, categories
     )
     console.print(table)
     console.print(f"Rule view, points lost: {scores['health_drivers']}", markup=False, highlight=False)
-    console.print(f"ML view, raising risk: {scores['top_drivers']}", markup=False, highlight=False)
-    console.print(f"Context: {scores['context']}", markup=False, highlight=False)
+    # how much of the risk a CSM can work on: the context row of the table can outweigh every driver listed
+    console.print(
+        f"ML view, raising risk: {scores['top_drivers']}{_in_all(scores, ACTIONABLE_LOG_ODDS, 'actionable features')}",
+        markup=False,
+        highlight=False,
+    )
+    console.print(
+        f"Context: {scores['context']}{_in_all(scores, CONTEXT_LOG_ODDS, 'context')}", markup=False, highlight=False
+    )
     if scores["override_ids"]:
         console.print(
             f"CSM overrides in force (rule score {scores['rule_health_score']:.0f}): {scores['override_reason']} "
