@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
 from features.table import LABEL
 from models.comparison import (
@@ -175,6 +176,12 @@ def _img(fig: Figure, alt: str) -> str:
 
 
 # -------------------------------------------------------------------------------------- plots
+def _percent() -> PercentFormatter:
+    """Shares as percentages with the decimals their ticks need: a whole-percent format wrote the tick at
+    12.5% as "13%" and the one at 2.5% as "2%" on a small book's axis of 2.5-point steps."""
+    return PercentFormatter(xmax=1.0)
+
+
 def plot_churn_by_band(calibration: pd.DataFrame) -> Figure:
     """Observed churn rate per rule band and per ML risk band, healthiest first, with row counts."""
     fig, axes = _figure(ncols=2, width=4.6)
@@ -195,7 +202,7 @@ def plot_churn_by_band(calibration: pd.DataFrame) -> Figure:
                 fontsize=8,
             )
         ax.set(title=title, ylabel="Observed churn rate", ylim=(0, max(rates.max() * 1.3, 0.05)))
-        ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+        ax.yaxis.set_major_formatter(_percent())
     return fig
 
 
@@ -211,7 +218,7 @@ def plot_deciles(calibration: pd.DataFrame) -> Figure:
         xlabel="Risk decile (1 = least risky 10% of rows)", ylabel="Observed churn rate", title="Churn rate by decile"
     )
     ax.set_xticks(range(1, 11))
-    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.yaxis.set_major_formatter(_percent())
     ax.legend()
     return fig
 
@@ -251,7 +258,7 @@ def plot_alignment(alignment: pd.DataFrame) -> Figure:
         for category, corr in zip(alignment["category"], alignment["correlation"], strict=True)
     ]
     ax.set_xticks(x, ticks, fontsize=9)
-    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.yaxis.set_major_formatter(_percent())
     ax.set(ylabel="Share", title="What each view weighs")
     ax.set_xlabel("r: rule category score vs ML contribution (negative = the views agree)", fontsize=9)
     ax.legend()

@@ -24,6 +24,7 @@ from pipeline.report import (
     plot_agreement,
     plot_alignment,
     plot_churn_by_band,
+    plot_deciles,
     render_report,
     write_report,
 )
@@ -380,3 +381,22 @@ def test_the_probability_histogram_stands_every_bar_on_its_axis():
     probability = np.concatenate([rng.uniform(0.0, 0.05, 200), rng.uniform(0.05, 0.1, 150), rng.uniform(0.15, 0.2, 80)])
     figure = plot_calibration((rng.uniform(size=len(probability)) < probability).astype(int), {"ML risk": probability})
     assert figure.axes[1].get_ylim()[0] < 1, "a bin of one row still shows"
+
+
+def test_percent_ticks_say_the_value_they_mark():
+    """A small book's decile axis of 2.5-point steps was labelled "2%, 5%, 8%, 10%, 13%": 12.5% written as 13%."""
+    one_in_six = [0, 0, 1, 0, 0, 0, 0, 0, 1, 1]  # churners of the deciles of 6 rows of a book of 60 snapshots
+    rows = [
+        *({"score": score, "grouping": "decile", "group": str(d + 1), "rows": 6, "churners": c, "churn_rate": c / 6}
+          for score in ("rule", "ml") for d, c in enumerate(one_in_six)),
+        *({"score": "rule", "grouping": "band", "group": band, "rows": n, "churners": c, "churn_rate": c / n}
+          for band, n, c in (("green", 24, 1), ("yellow", 18, 0), ("red", 18, 2))),
+        *({"score": "ml", "grouping": "band", "group": band, "rows": n, "churners": c, "churn_rate": c / n}
+          for band, n, c in (("low", 54, 2), ("medium", 6, 1), ("high", 1, 0))),
+    ]  # fmt: skip
+    calibration = pd.DataFrame(rows)
+    for figure in (plot_deciles(calibration), plot_churn_by_band(calibration)):
+        _drawn(figure)
+        for ax in figure.axes:
+            for tick, label in zip(ax.get_yticks(), ax.get_yticklabels(), strict=True):
+                assert float(label.get_text().replace("−", "-").rstrip("%")) == pytest.approx(tick * 100), label
