@@ -383,6 +383,7 @@ def write_comparison(
             model=f"LightGBM, {result.model.best_iteration_} trees, fitted on {result.model.fit_rows_:,} earlier rows"
             + (f"; {result.model.metadata_['inner_split']}" if "inner_split" in result.model.metadata_ else ""),
             scorecard_notes=result.scorecard_notes,
+            cadence=settings.features.cadence,
         ),
     )
     with atomic_path(files["metrics"]) as tmp:

@@ -105,6 +105,7 @@ class ReportContext:
     scorecard: str = ""
     model: str = ""
     scorecard_notes: tuple[str, ...] = ()  # how the configured scorecard was adapted to the data
+    cadence: str = "monthly"  # of the snapshots (features.cadence)
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -640,8 +641,8 @@ def _weights(suggested: SuggestedWeights | None) -> str:
 
 def _method(comparison: Comparison, context: ReportContext) -> str:
     items = [
-        "Snapshots are monthly (account, as-of date) rows; each uses only data before its date, and its label says "
-        "whether the term active then was renewed.",
+        f"Snapshots are {context.cadence} (account, as-of date) rows; each uses only data before its date, and its "
+        "label says whether the term active then was renewed.",
         "Out of time: the model, its calibration and the suggested weights learn only from snapshots before the "
         "evaluation start whose outcome was known before it; every number here is measured on later snapshots.",
         f"Confidence intervals: percentile bootstrap over accounts ({comparison.scores['n_boot']} resamples); "

@@ -400,3 +400,11 @@ def test_percent_ticks_say_the_value_they_mark():
         for ax in figure.axes:
             for tick, label in zip(ax.get_yticks(), ax.get_yticklabels(), strict=True):
                 assert float(label.get_text().replace("−", "-").rstrip("%")) == pytest.approx(tick * 100), label
+
+
+def test_the_method_names_the_snapshot_cadence(inputs):
+    """`features.cadence: weekly` (monthly B2C terms renew between monthly snapshots) gave a report that said
+    "Snapshots are monthly"."""
+    frame, comparison, _ = inputs
+    text = render_report(frame, comparison, None, ReportContext("t", cadence="weekly"))
+    assert "Snapshots are weekly (account, as-of date) rows" in text and "monthly" not in text
