@@ -370,6 +370,9 @@ def test_category_weight_changes_are_measured_on_the_scale_the_fit_moves_them_on
         assert change == f"{float(written) - share:+.1f}"
         assert abs(float(change)) <= suggested.limits.max_change + 0.5, "at most max_change, before rounding"
     assert "as points of 100" in text
+    # and the change alone (the report's table and the review diff) says where the weight stood on that scale
+    said = suggested.changes["change"]
+    assert said.str.match(r"adoption weight 30 \(38 of 100\) -> \d+$").any(), said.tolist()
 
 
 def test_the_probability_histogram_stands_every_bar_on_its_axis():
