@@ -179,8 +179,8 @@ class SuggestedWeights:
             lines.append("  (no change)")
         if not self.bands.empty:
             lines.append(
-                f"Band thresholds for {self.limits.red_share:.0%} of accounts in red: churn rate per band, "
-                "current -> suggested (share of snapshots):"
+                f"Band thresholds for {self.limits.red_share:.0%} of the fit snapshots in red: churn rate per band "
+                "on the later snapshots, current -> suggested (their share of them):"
             )
             for b in self.bands.itertuples(index=False):
                 lines.append(

@@ -583,7 +583,9 @@ def _changes(suggested: SuggestedWeights) -> str:
         share = {c: _pct for c in suggested.bands.columns if c.endswith(("_share", "_churn_rate"))}
         start = {c: (lambda v: f"{v:g}") for c in ("current_from", "suggested_from")}
         html_parts += [
-            f"<h3>Band thresholds for {limits.red_share:.0%} of accounts in red</h3>",
+            f"<h3>Band thresholds for {limits.red_share:.0%} of the fit snapshots in red</h3>",
+            "<p class='note'>Shares and churn rates below are those of the later snapshots the thresholds were not "
+            "fitted on, so red may hold more or fewer of them.</p>",
             _table(suggested.bands, {**share, **start}, left=["band"]),
         ]
     return "".join(html_parts)

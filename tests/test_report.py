@@ -411,3 +411,16 @@ def test_the_method_names_the_snapshot_cadence(inputs):
     frame, comparison, _ = inputs
     text = render_report(frame, comparison, None, ReportContext("t", cadence="weekly"))
     assert "Snapshots are weekly (account, as-of date) rows" in text and "monthly" not in text
+
+
+def test_the_suggested_bands_say_which_snapshots_their_shares_are_of(inputs, html_text):
+    """ "Band thresholds for 15% of accounts in red" headed a table whose red held 8.4%: the thresholds are set on
+    the fit snapshots, the shares shown are the later snapshots'."""
+    _, _, suggested = inputs
+    assert len(suggested.bands)
+    weights = html_text[html_text.index('<section id="weights">') : html_text.index('<section id="method">')]
+    assert "Band thresholds for 15% of the fit snapshots in red</h3>" in weights
+    assert "Shares and churn rates below are those of the later snapshots" in weights
+    assert "# Band thresholds for 15% of the fit snapshots in red: churn rate per band on the later snapshots" in (
+        suggested.review_text()
+    )
