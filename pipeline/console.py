@@ -6,7 +6,7 @@ so the wording and layout of the console output live in one place.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -24,6 +24,7 @@ from models.scores import (
     CONTEXT_LOG_ODDS,
     HEALTH_BAND,
     HEALTH_SCORE,
+    HEALTH_SCORECARD,
     RISK_BAND,
     arr_at_risk,
     health_column,
@@ -247,14 +248,26 @@ def _in_all(scores: pd.Series, column: str, what: str) -> str:
     return "" if value is None or pd.isna(value) else f" ({what} in all: {value:+.2f} log-odds)"
 
 
-def print_explanation(account_id: str, when: date, scores: pd.Series, categories: list[str], console: Console) -> None:
-    """`churn explain`: both views of one account category by category, its drivers, context and overrides."""
+def print_explanation(
+    account_id: str,
+    when: date,
+    scores: pd.Series,
+    categories: list[str],
+    console: Console,
+    unscored: Collection[str] = (),
+) -> None:
+    """`churn explain`: both views of one account category by category, its drivers, context and overrides.
+
+    `unscored`: categories the account's own scorecard leaves out (the onboarding card has no `account`): "not
+    in onboarding", where "no data" would say the account lacks data it was never scored on."""
     table = Table(title=f"Account {account_id} as of {when}", title_justify="left")
     for column in ("category", "rule score (0-100)", "ML contribution (log-odds)"):
         table.add_column(column, justify="left" if column == "category" else "right")
     for category in categories:
         health = scores.get(health_column(category))
         rule = "no data" if health_column(category) in scores.index else "-"  # `other`: not in the scorecard
+        if category in unscored:
+            rule = f"not in {scores.get(HEALTH_SCORECARD)}"
         table.add_row(
             category,
             f"{health:.0f}" if pd.notna(health) else rule,

@@ -914,6 +914,7 @@ def run_explain(
     """Rule view and ML view of one account, category by category, with an optional waterfall plot."""
     from features.table import trim_id
     from models.overrides import apply_overrides, in_force
+    from models.scores import HEALTH_SCORECARD
     from pipeline.champion import TrainedOn
     from pipeline.io import check_output_path
     from pipeline.override_store import read_records
@@ -955,7 +956,9 @@ def run_explain(
     scores = apply_overrides(scored.scores, in_force(overrides, pd.Timestamp(when)), scorecard).scores.iloc[0]
     # the scheme's categories, then `other` (features it does not place) and any category of an override
     categories = list(dict.fromkeys([*scorecard.categories(), *scored.categories.values()]))
-    print_explanation(account_id, when, scores, categories, console)
+    own = scorecard.scorecard(scores[HEALTH_SCORECARD]) if pd.notna(scores.get(HEALTH_SCORECARD)) else None
+    unscored = [c for c in categories if own is not None and c not in own.categories]
+    print_explanation(account_id, when, scores, categories, console, unscored)
     if plot is not None:
         from models.waterfall import waterfall_figure
         from pipeline.io import FIGURE_DPI

@@ -90,3 +90,19 @@ def test_explain_says_how_much_of_the_risk_is_actionable_and_how_much_context() 
     text = console.export_text()
     assert "ML view, raising risk: 50% of invoices paid late (actionable features in all: +0.43 log-odds)" in text
     assert "Context: second renewal, 313 days away (context in all: +2.52 log-odds)" in text
+
+
+def test_explain_says_a_category_the_accounts_scorecard_leaves_out_is_not_in_it() -> None:
+    """A new account's `account` row read "no data": the onboarding scorecard does not score that category."""
+    from pipeline.console import print_explanation
+
+    scores = pd.Series(
+        {"health_adoption": 65.0, "ml_adoption": 0.7, "health_account": np.nan, "ml_account": 1.1,
+         "health_engagement": np.nan, "ml_engagement": 0.1, "health_score": 73.0, "health_band": "green",
+         "health_scorecard": "onboarding", "churn_probability": 0.22, "risk_band": "medium", "health_drivers": "",
+         "top_drivers": "", "context": "", "override_ids": "", "lifecycle_stage": "land", "days_to_renewal": 291.0}
+    )  # fmt: skip
+    console = Console(record=True, width=200)
+    print_explanation("A1", date(2025, 12, 1), scores, ["adoption", "engagement", "account"], console, ["account"])
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in _lines(console) if line.count("│") == 4}
+    assert rows["account"] == "not in onboarding" and rows["engagement"] == "no data" and rows["adoption"] == "65"
