@@ -335,6 +335,10 @@ def _findings(comparison: Comparison, suggested: SuggestedWeights | None) -> lis
         verdict = "The rule score ranks churners better than the ML risk"
     else:
         verdict = "The two scores rank churners about equally well (the difference is within the interval)"
+    if comparison.few_churners:  # an interval resampled from 3 churners excludes 0 as readily as it includes it
+        churners = comparison.scores["churners"]
+        few = f"On {churners} churned snapshot{'' if churners == 1 else 's'} only (too few to tell)"
+        verdict = f"{few}: {verdict[0].lower()}{verdict[1:]}"
     lines = [
         f"{verdict}: ROC AUC {_num(ml['value'])} vs {_num(rule['value'])}, difference {_num(diff['value'])} "
         f"({level} interval {_num(diff['low'])} to {_num(diff['high'])})."

@@ -226,6 +226,8 @@ def test_a_backtest_with_too_few_churners_is_flagged_above_its_numbers(inputs, h
     text = render_report(quiet, few, None, ReportContext("t"))
     summary = text[text.index('id="summary"') :]
     assert summary.index("are not reliable") < summary.index("ML risk ROC AUC")
+    # and the verdict does not read as settled: a bootstrap over 2 churners "excludes 0" as readily as not
+    assert "<li>On 2 churned snapshots only (too few to tell): the " in summary
 
 
 def _summary(text: str) -> str:
