@@ -474,12 +474,14 @@ class Comparison:
     agreement: Agreement
     alignment: pd.DataFrame
     actionable_share: float = float("nan")  # of the model's attribution (models.explain.actionable_share)
-    actionable_sources: tuple[str, ...] = ()  # attribution_words: what the actionable share is made of
-    context_features: tuple[str, ...] = ()  # and the context share
+    actionable_sources: tuple[str, ...] | None = None  # attribution_words: what the actionable share is made of
+    context_features: tuple[str, ...] | None = None  # and the context share (None: the model's importance unknown)
 
-    def attribution_parts(self, most: int = 5) -> tuple[str, str]:
+    def attribution_parts(self, most: int = 5) -> tuple[str, str] | None:
         """The actionable sources and the `most` important context features in words (the console and the
-        report alike say them; a dozen account columns would bury the sentence)."""
+        report alike say them; a dozen account columns would bury the sentence); None when not known."""
+        if self.actionable_sources is None or self.context_features is None:
+            return None
         context = list(self.context_features[:most])
         if len(self.context_features) > most:
             context.append(f"{len(self.context_features) - most} more")
@@ -518,7 +520,7 @@ def compare(
 ) -> Comparison:
     """Run every comparison on one backtest frame; `importance` (the model's, per feature) names what its
     attribution is made of."""
-    actionable, context = attribution_words(importance) if importance is not None else ((), ())
+    actionable, context = attribution_words(importance) if importance is not None else (None, None)
     return Comparison(
         scores=compare_scores(frame, n_boot=n_boot, seed=seed),
         calibration=band_calibration(frame),

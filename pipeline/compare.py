@@ -133,15 +133,16 @@ class ComparisonResult:
             "ml_churn_rate_by_band": self.comparison.ml_churn_by_band,
             "spearman": self.comparison.agreement.spearman,
             "ml_actionable_share": self.comparison.actionable_share,
-            "ml_actionable_sources": list(self.comparison.actionable_sources),  # what the share is made of
-            "ml_context_features": list(self.comparison.context_features),
+            "ml_actionable_sources": self.comparison.actionable_sources,  # what the share is made of
+            "ml_context_features": self.comparison.context_features,
         }
 
     def summary_lines(self) -> list[str]:
         """Plain lines for the console: the headline figures and where the files are."""
         h = self.headline()
         bands, ml_bands = (band_rates(self.comparison.calibration, score) for score in (RULE, ML))
-        actionable, context = self.comparison.attribution_parts()
+        parts = self.comparison.attribution_parts()
+        made_of = f"{parts[0]}; the rest is context: {parts[1]}" if parts else "the rest is context"
         return [
             f"Backtest: {h['evaluation_rows']:,} snapshots of {h['evaluation_accounts']:,} accounts from "
             f"{self.split.cutoff.date()} (churn rate {h['churn_rate']:.1%})",
@@ -151,8 +152,7 @@ class ComparisonResult:
             f"Lift in the riskiest 10%: ML {h['ml_lift_top10']:.2f}x, rule {h['rule_lift_top10']:.2f}x",
             f"Churn rate by rule band: {bands}" + ("" if h["rule_bands_monotone"] else " (NOT monotone)"),
             f"Churn rate by ML risk band: {ml_bands}",
-            f"Actionable share of the model's attribution: {_fmt_share(h['ml_actionable_share'])} ({actionable}; "
-            f"the rest is context: {context})",
+            f"Actionable share of the model's attribution: {_fmt_share(h['ml_actionable_share'])} ({made_of})",
             f"Report: {self.report_path}",
             f"Suggested scorecard: {self.files['suggested_scorecard']} (to review: {self.files['suggested_review']})",
         ]

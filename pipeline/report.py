@@ -363,10 +363,11 @@ def _findings(comparison: Comparison, suggested: SuggestedWeights | None) -> lis
     )
     lines += _alignment_findings(comparison.alignment)
     if not np.isnan(comparison.actionable_share):
-        actionable, context = comparison.attribution_parts()
+        parts = comparison.attribution_parts()
+        actionable, context = (f"{parts[0]}: ", f" ({parts[1]})") if parts else ("", "")
         lines.append(
-            f"{_pct(comparison.actionable_share)} of the model's attribution is actionable ({actionable}: what a CSM "
-            f"can change); {_pct(1 - comparison.actionable_share)} is context ({context}), stated beside the drivers."
+            f"{_pct(comparison.actionable_share)} of the model's attribution is actionable ({actionable}what a CSM "
+            f"can change); {_pct(1 - comparison.actionable_share)} is context{context}, stated beside the drivers."
         )
     if suggested is not None and suggested.current_auc is not None and suggested.suggested_auc is not None:
         change = suggested.suggested_auc - suggested.current_auc

@@ -276,6 +276,14 @@ def test_the_actionable_share_names_what_this_model_attributes_to(inputs):
     )
     for absent in ("logins", "relationship", "payments", "support,", "segment"):
         assert absent not in summary.split("attribution is actionable")[1].split(".")[1], absent
+    # without the model's importance nothing is named, rather than a list the model may not use
+    unnamed = compare(split, SCORECARD, n_boot=10, seed=1)
+    assert unnamed.attribution_parts() is None
+    summary = _summary(render_report(split, unnamed, None, ReportContext("t")))
+    assert (
+        f"{share:.1%} of the model's attribution is actionable (what a CSM can change); {1 - share:.1%} is context, "
+        "stated beside the drivers." in summary
+    )
 
 
 def test_the_alignment_finding_says_only_what_really_differs(inputs):
