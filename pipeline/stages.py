@@ -957,7 +957,7 @@ def run_explain(
     # the scheme's categories, then `other` (features it does not place) and any category of an override
     categories = list(dict.fromkeys([*scorecard.categories(), *scored.categories.values()]))
     own = scorecard.scorecard(scores[HEALTH_SCORECARD]) if pd.notna(scores.get(HEALTH_SCORECARD)) else None
-    unscored = [c for c in categories if own is not None and c not in own.categories]
+    unscored = [c for c in scorecard.categories() if own is not None and c not in own.categories]  # not `other`
     print_explanation(account_id, when, scores, categories, console, unscored)
     if plot is not None:
         from models.waterfall import waterfall_figure
