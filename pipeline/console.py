@@ -279,10 +279,11 @@ def print_explanation(
         f"{scores[CHURN_PROBABILITY]:.0%} churn ({scores[RISK_BAND]} risk)",
     )
     console.print(table)
-    console.print(f"Rule view, points lost: {scores['health_drivers']}", markup=False, highlight=False)
+    console.print(f"Rule view, points lost: {scores['health_drivers'] or 'none'}", markup=False, highlight=False)
     # how much of the risk a CSM can work on: the context row of the table can outweigh every driver listed
+    raising = scores["top_drivers"] or "none"
     console.print(
-        f"ML view, raising risk: {scores['top_drivers']}{_in_all(scores, ACTIONABLE_LOG_ODDS, 'actionable features')}",
+        f"ML view, raising risk: {raising}{_in_all(scores, ACTIONABLE_LOG_ODDS, 'actionable features')}",
         markup=False,
         highlight=False,
     )

@@ -106,3 +106,20 @@ def test_explain_says_a_category_the_accounts_scorecard_leaves_out_is_not_in_it(
     print_explanation("A1", date(2025, 12, 1), scores, ["adoption", "engagement", "account"], console, ["account"])
     rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in _lines(console) if line.count("│") == 4}
     assert rows["account"] == "not in onboarding" and rows["engagement"] == "no data" and rows["adoption"] == "65"
+
+
+def test_explain_says_none_where_nothing_raises_the_risk_or_costs_points() -> None:
+    """An account no actionable feature pushes towards churn printed "ML view, raising risk: " and nothing."""
+    from pipeline.console import print_explanation
+
+    scores = pd.Series(
+        {"health_adoption": 100.0, "ml_adoption": -0.4, "health_score": 100.0, "health_band": "green",
+         "churn_probability": 0.01, "risk_band": "low", "health_drivers": "", "top_drivers": "", "context": "",
+         "actionable_log_odds": -0.4, "context_log_odds": -0.1, "override_ids": "", "lifecycle_stage": "renew",
+         "days_to_renewal": 30.0}
+    )  # fmt: skip
+    console = Console(record=True, width=200)
+    print_explanation("A1", date(2025, 12, 1), scores, ["adoption"], console)
+    text = console.export_text()
+    assert "Rule view, points lost: none\n" in text
+    assert "ML view, raising risk: none (actionable features in all: -0.40 log-odds)" in text
