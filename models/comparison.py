@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import DataContractError
+from features.registry import lookup
 from features.table import ACCOUNT_ID, AS_OF, LABEL
 from models.evaluation import score_metrics
 from models.explain import actionable_share
@@ -66,6 +67,10 @@ DISAGREEMENT_KINDS: dict[str, str] = {
     "green_but_high_ml_risk": "rule says green, model says high risk",
     "red_but_low_ml_risk": "rule says red, model says low risk",
 }
+DISAGREEMENT_CELLS: dict[str, tuple[str, str]] = {
+    "green_but_high_ml_risk": ("green", "high"),
+    "red_but_low_ml_risk": ("red", "low"),
+}  # kind -> (health band, risk band)
 
 
 def rule_risk(frame: pd.DataFrame) -> pd.Series:
@@ -238,6 +243,26 @@ def churn_rate_by_band(calibration: pd.DataFrame, score: str = RULE) -> dict[str
     return {str(r.group): float(r.churn_rate) for r in bands.itertuples() if r.rows > 0}
 
 
+SMALL_BAND_ROWS = 30
+"""A band's churn rate on fewer rows is said with its counts: "high 60.0%" on 5 rows says little."""
+
+
+def band_rates(calibration: pd.DataFrame, score: str) -> str:
+    """Each band's observed churn rate, healthiest first, as the console and the report's findings say it: an
+    empty band is named as empty (left out, "high" missing from the line read as if the model had none to
+    show), a small one with its churners and rows."""
+    bands = calibration[(calibration["score"] == score) & (calibration["grouping"] == "band")]
+    parts = []
+    for band in bands.itertuples():
+        if band.rows == 0:
+            parts.append(f"{band.group} no rows")
+        elif band.rows < SMALL_BAND_ROWS:
+            parts.append(f"{band.group} {band.churn_rate:.1%} ({band.churners:,} of {band.rows:,})")
+        else:
+            parts.append(f"{band.group} {band.churn_rate:.1%}")
+    return ", ".join(parts)
+
+
 def is_monotone(rates: dict[str, float], order: tuple[str, ...] = HEALTH_BAND_ORDER) -> bool:
     """Churn rate never falls from a healthier band to a riskier one (bands without rows are skipped)."""
     values = [rates[band] for band in order if band in rates]
@@ -296,12 +321,10 @@ def disagreements(frame: pd.DataFrame, n: int = 10) -> pd.DataFrame:
     scores = [HEALTH_SCORE, HEALTH_BAND, CHURN_PROBABILITY, RISK_BAND]
     columns = [*context, *scores, *side_by_side_columns(frame)]
     ranked = frame.assign(_ml_risk=ml_risk(frame))
-    selections = {
-        "green_but_high_ml_risk": ((frame[HEALTH_BAND] == "green") & (frame[RISK_BAND] == "high"), False),
-        "red_but_low_ml_risk": ((frame[HEALTH_BAND] == "red") & (frame[RISK_BAND] == "low"), True),
-    }
     parts = []
-    for kind, (mask, ascending) in selections.items():
+    for kind, (health, risk) in DISAGREEMENT_CELLS.items():
+        ascending = risk == "low"  # the lowest ML risk first where the model says low
+        mask = (frame[HEALTH_BAND] == health) & (frame[RISK_BAND] == risk)
         chosen = ranked.loc[mask].sort_values(
             ["_ml_risk", HEALTH_SCORE, ACCOUNT_ID], ascending=[ascending, ascending, True], kind="stable"
         )
@@ -400,6 +423,47 @@ def category_alignment(frame: pd.DataFrame, scorecard: ScorecardConfig) -> pd.Da
     return table
 
 
+# ------------------------------------------------------------------------ attribution words
+SOURCE_WORDS: dict[str, str] = {
+    "usage_events": "usage",
+    "logins": "logins",
+    "support_tickets": "support",
+    "trainings": "training",
+    "invoices": "payments",
+    "touchpoints": "relationship",
+    "surveys": "surveys",
+    "override store": "CSM ratings",
+}
+"""An actionable feature's source table as a CSM names what it can change."""
+CONTEXT_WORDS: dict[str, str] = {
+    "term_length_days": "term length",
+    "tenure_days": "tenure",
+    "renewals_count": "renewals so far",
+    "is_new_customer": "new customer",
+    "seat_change_last_renewal": "seat change at the last renewal",
+    "arr": "ARR",
+}
+"""A context feature in words where its name does not read as one (`days_to_renewal` does)."""
+
+
+def attribution_words(importance: pd.Series) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(actionable, context): what a model's attribution is made of, in words, most important first.
+
+    Actionable features are named by their source table (a prepared table's columns by their own names),
+    context features one by one. Only features the trees split on are named: the others add nothing to
+    any account's attribution, and an absent table must not be named as if the model used it.
+    """
+    actionable: dict[str, None] = {}
+    context: dict[str, None] = {}
+    for name in importance[importance > 0].sort_values(ascending=False, kind="stable").index:
+        found = lookup(str(name))
+        if found is None or found.actionable:
+            actionable[str(name) if found is None else SOURCE_WORDS.get(found.source, found.source)] = None
+        else:
+            context[CONTEXT_WORDS.get(found.name, found.name.replace("_", " "))] = None
+    return tuple(actionable), tuple(context)
+
+
 # ------------------------------------------------------------------------------ everything
 @dataclass(frozen=True)
 class Comparison:
@@ -410,6 +474,18 @@ class Comparison:
     agreement: Agreement
     alignment: pd.DataFrame
     actionable_share: float = float("nan")  # of the model's attribution (models.explain.actionable_share)
+    actionable_sources: tuple[str, ...] | None = None  # attribution_words: what the actionable share is made of
+    context_features: tuple[str, ...] | None = None  # and the context share (None: the model's importance unknown)
+
+    def attribution_parts(self, most: int = 5) -> tuple[str, str] | None:
+        """The actionable sources and the `most` important context features in words (the console and the
+        report alike say them; a dozen account columns would bury the sentence); None when not known."""
+        if self.actionable_sources is None or self.context_features is None:
+            return None
+        context = list(self.context_features[:most])
+        if len(self.context_features) > most:
+            context.append(f"{len(self.context_features) - most} more")
+        return ", ".join(self.actionable_sources) or "none", ", ".join(context) or "none"
 
     @property
     def rule_churn_by_band(self) -> dict[str, float]:
@@ -435,13 +511,22 @@ class Comparison:
 
 
 def compare(
-    frame: pd.DataFrame, scorecard: ScorecardConfig, n_boot: int = 200, seed: int = 0, n_disagreements: int = 10
+    frame: pd.DataFrame,
+    scorecard: ScorecardConfig,
+    n_boot: int = 200,
+    seed: int = 0,
+    n_disagreements: int = 10,
+    importance: pd.Series | None = None,
 ) -> Comparison:
-    """Run every comparison on one backtest frame."""
+    """Run every comparison on one backtest frame; `importance` (the model's, per feature) names what its
+    attribution is made of."""
+    actionable, context = attribution_words(importance) if importance is not None else (None, None)
     return Comparison(
         scores=compare_scores(frame, n_boot=n_boot, seed=seed),
         calibration=band_calibration(frame),
         agreement=agreement(frame, n=n_disagreements),
         alignment=category_alignment(frame, scorecard),
         actionable_share=actionable_share(labelled_rows(frame)) if ACTIONABLE_LOG_ODDS in frame.columns else np.nan,
+        actionable_sources=actionable,
+        context_features=context,
     )

@@ -33,7 +33,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -570,21 +570,28 @@ class ScorecardConfig(_Model):
                 notes.append(f"segment scorecard '{name}' skipped: none of its metrics can be computed from this data")
                 del raw["segments"][name]
         for metric, categories in dropped_metrics.items():
-            within = ", ".join(sorted(categories))
-            notes.append(f"metric '{metric}' dropped ({why(metric)}); its weight goes to the other metrics of {within}")
-        kept = list(raw["default"]["categories"])
+            notes.append(f"{'/'.join(sorted(categories))} metric '{metric}' dropped ({why(metric)})")
         for cat, metrics in dropped_categories.items():
-            notes.append(
-                f"category '{cat}' dropped: none of its metrics can be computed ({_grouped_reasons(metrics, why)}); "
-                f"category weights renormalised over {', '.join(kept)}"
-            )
+            notes.append(f"category '{cat}' dropped ({'; '.join(dict.fromkeys(map(why, metrics)))})")  # its sources
         adapted = parse_scorecard(raw, source=f"scorecard '{self.name}' adapted to the data")
-        return AdaptedScorecard(adapted, tuple(f"health scorecard '{self.name}': {n}" for n in dict.fromkeys(notes)))
+        named = [f"health scorecard '{self.name}': {n}" for n in dict.fromkeys(notes)]
+        # where the weight went, said once rather than at the end of every dropped metric's and category's line
+        went = []
+        if dropped_metrics:
+            went.append("a dropped metric's weight goes to the other metrics of its category")
+        if dropped_categories:
+            went.append(
+                f"a dropped category's weight goes to the categories left ({', '.join(raw['default']['categories'])})"
+            )
+        if went:
+            named.insert(0, f"health scorecard '{self.name}' adapted to this data: {'; '.join(went)}")
+        return AdaptedScorecard(adapted, tuple(named))
 
 
 @dataclass(frozen=True)
 class AdaptedScorecard:
-    """A scorecard fitted to a dataset's columns and the changes made, one line each (empty: unchanged).
+    """A scorecard fitted to a dataset's columns and the changes made, one line each (empty: unchanged), after
+    one line saying where the weight of what was dropped went.
 
     Every command that scores health (train's rule baseline, score, explain, compare) gets its
     scorecard from `ScorecardConfig.adapt_to`, prints the notes as warnings and logs them to MLflow.
@@ -592,14 +599,6 @@ class AdaptedScorecard:
 
     config: ScorecardConfig
     notes: tuple[str, ...]
-
-
-def _grouped_reasons(metrics: list[str], why: Callable[[str], str]) -> str:
-    """'a, b: no logins table; c: needs x' -- metrics sharing a reason listed together."""
-    by_reason: dict[str, list[str]] = {}
-    for metric in metrics:
-        by_reason.setdefault(why(metric), []).append(metric)
-    return "; ".join(f"{', '.join(names)}: {reason}" for reason, names in by_reason.items())
 
 
 def _category_name_problems(names: Iterable[str], taken: dict[str, str]) -> list[str]:

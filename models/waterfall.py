@@ -7,9 +7,11 @@ feature is labelled with its health category, so the plot reads in the scorecard
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
 
 
 def waterfall_figure(
@@ -21,7 +23,6 @@ def waterfall_figure(
     top: int = 12,
 ) -> Figure:
     """The `top` largest contributions (log-odds; red raises risk) with the features' values, the rest summed."""
-    import matplotlib.pyplot as plt  # shap draws on pyplot's current figure
     import shap
 
     names = [f"{name} ({categories[name]})" if name in categories else str(name) for name in contributions.index]
@@ -31,11 +32,26 @@ def waterfall_figure(
         data=values.reindex(contributions.index).astype(object).where(lambda v: v.notna(), "missing").to_numpy(),
         feature_names=names,
     )
+    # shap writes a bar's value inside the bar when it fits the bar's width as drawn; tight_layout then narrows
+    # the axes to make room for the feature labels, and a value that no longer fits ran out of its bar, white on
+    # white ("+0." for "+0.08"). So a first drawing finds the laid-out axes, and the plot is drawn into them.
+    laid_out = _draw(explanation, top, title, None).axes[0].get_position()
+    return _draw(explanation, top, title, laid_out)
+
+
+def _draw(explanation: Any, top: int, title: str, position: Bbox | None) -> Figure:
+    """shap's waterfall on a new figure: laid out to keep its labels inside, or drawn into axes at `position`."""
+    import matplotlib.pyplot as plt  # shap draws on pyplot's current figure
+    import shap
+
     figure = plt.figure()
+    if position is not None:
+        figure.add_axes(position)  # the current axes: shap draws into it
     try:
         shap.plots.waterfall(explanation, max_display=top + 1, show=False)
         figure.suptitle(title)
-        figure.tight_layout()  # shap leaves its feature labels left of the figure: a saved plot cut them off
+        if position is None:
+            figure.tight_layout()  # shap leaves its feature labels left of the figure: a saved plot cut them off
     finally:
         plt.close(figure)  # out of pyplot's registry; the figure itself stays usable for saving
     return figure

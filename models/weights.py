@@ -179,8 +179,8 @@ class SuggestedWeights:
             lines.append("  (no change)")
         if not self.bands.empty:
             lines.append(
-                f"Band thresholds for {self.limits.red_share:.0%} of accounts in red: churn rate per band, "
-                "current -> suggested (share of snapshots):"
+                f"Band thresholds for {self.limits.red_share:.0%} of the fit snapshots in red: churn rate per band "
+                "on the later snapshots, current -> suggested (their share of them):"
             )
             for b in self.bands.itertuples(index=False):
                 lines.append(
@@ -487,11 +487,18 @@ def change_gains(
     the ROC AUC gain it brings over the current scorecard on the evaluation rows, largest gain first."""
     records = []
     for name, cats in current.items():
+        total = sum(weight for weight, _ in cats.values())
         for cat, (weight, metrics) in cats.items():
             new_weight, new_metrics = suggested[name][cat]
             edits = []
             if new_weight != weight:
-                edits.append((f"{cat} weight {_number(weight)} -> {_number(new_weight)}", (new_weight, metrics)))
+                # the suggestion is in points of 100: a card summing to 45 read "30 -> 77" as a 47-point move
+                of_100 = (
+                    "" if total == CATEGORY_TOTAL else f" ({weight * CATEGORY_TOTAL / total:.0f} of {CATEGORY_TOTAL})"
+                )
+                edits.append(
+                    (f"{cat} weight {_number(weight)}{of_100} -> {_number(new_weight)}", (new_weight, metrics))
+                )
             if new_metrics != metrics:
                 moved = ", ".join(
                     f"{m} {_number(w)} -> {_number(new_metrics[m])}" for m, w in metrics.items() if new_metrics[m] != w

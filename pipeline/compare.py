@@ -29,7 +29,7 @@ from features.errors import DataContractError
 from features.feature_set import FeatureSet
 from features.progress import report
 from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END, feature_columns
-from models.comparison import ML, RULE, Comparison, compare, is_monotone, metrics_table
+from models.comparison import ML, RULE, Comparison, band_rates, compare, is_monotone, metrics_table
 from models.evaluation import format_auc
 from models.risk_model import ChurnRiskModel
 from models.scorecard import ScorecardConfig
@@ -133,12 +133,16 @@ class ComparisonResult:
             "ml_churn_rate_by_band": self.comparison.ml_churn_by_band,
             "spearman": self.comparison.agreement.spearman,
             "ml_actionable_share": self.comparison.actionable_share,
+            "ml_actionable_sources": self.comparison.actionable_sources,  # what the share is made of
+            "ml_context_features": self.comparison.context_features,
         }
 
     def summary_lines(self) -> list[str]:
         """Plain lines for the console: the headline figures and where the files are."""
         h = self.headline()
         bands, ml_bands = (band_rates(self.comparison.calibration, score) for score in (RULE, ML))
+        parts = self.comparison.attribution_parts()
+        made_of = f"{parts[0]}; the rest is context: {parts[1]}" if parts else "the rest is context"
         return [
             f"Backtest: {h['evaluation_rows']:,} snapshots of {h['evaluation_accounts']:,} accounts from "
             f"{self.split.cutoff.date()} (churn rate {h['churn_rate']:.1%})",
@@ -148,31 +152,10 @@ class ComparisonResult:
             f"Lift in the riskiest 10%: ML {h['ml_lift_top10']:.2f}x, rule {h['rule_lift_top10']:.2f}x",
             f"Churn rate by rule band: {bands}" + ("" if h["rule_bands_monotone"] else " (NOT monotone)"),
             f"Churn rate by ML risk band: {ml_bands}",
-            f"Actionable share of the model's attribution: {_fmt_share(h['ml_actionable_share'])} "
-            "(the rest is context: term, tenure, renewals, segment)",
+            f"Actionable share of the model's attribution: {_fmt_share(h['ml_actionable_share'])} ({made_of})",
             f"Report: {self.report_path}",
             f"Suggested scorecard: {self.files['suggested_scorecard']} (to review: {self.files['suggested_review']})",
         ]
-
-
-SMALL_BAND_ROWS = 30
-"""A band's churn rate on fewer rows is said with its counts: "high 60.0%" on 5 rows says little."""
-
-
-def band_rates(calibration: pd.DataFrame, score: str) -> str:
-    """Each band's observed churn rate, healthiest first, for the console: an empty band is named as empty
-    (left out, "high" missing from the line read as if the model had none to show), a small one with its
-    churners and rows."""
-    bands = calibration[(calibration["score"] == score) & (calibration["grouping"] == "band")]
-    parts = []
-    for band in bands.itertuples():
-        if band.rows == 0:
-            parts.append(f"{band.group} no rows")
-        elif band.rows < SMALL_BAND_ROWS:
-            parts.append(f"{band.group} {band.churn_rate:.1%} ({band.churners:,} of {band.rows:,})")
-        else:
-            parts.append(f"{band.group} {band.churn_rate:.1%}")
-    return ", ".join(parts)
 
 
 def _fmt_share(value: float) -> str:
@@ -300,7 +283,9 @@ def compare_history(
         )
 
     _step(progress, "compare")
-    comparison = compare(frame, scorecard, n_boot=n_boot, seed=settings.model.seed)
+    comparison = compare(
+        frame, scorecard, n_boot=n_boot, seed=settings.model.seed, importance=fitted.feature_importance()
+    )
 
     _step(progress, "suggest weights")
     suggested = suggest_weights(
@@ -398,6 +383,7 @@ def write_comparison(
             model=f"LightGBM, {result.model.best_iteration_} trees, fitted on {result.model.fit_rows_:,} earlier rows"
             + (f"; {result.model.metadata_['inner_split']}" if "inner_split" in result.model.metadata_ else ""),
             scorecard_notes=result.scorecard_notes,
+            cadence=settings.features.cadence,
         ),
     )
     with atomic_path(files["metrics"]) as tmp:

@@ -6,7 +6,7 @@ so the wording and layout of the console output live in one place.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -19,9 +19,12 @@ from rich.text import Text
 
 from features.contract import EVENT_TABLES
 from models.scores import (
+    ACTIONABLE_LOG_ODDS,
     CHURN_PROBABILITY,
+    CONTEXT_LOG_ODDS,
     HEALTH_BAND,
     HEALTH_SCORE,
+    HEALTH_SCORECARD,
     RISK_BAND,
     arr_at_risk,
     health_column,
@@ -240,14 +243,31 @@ def print_comparison(result, console: Console) -> None:
         console.print(line, markup=False, highlight=False)
 
 
-def print_explanation(account_id: str, when: date, scores: pd.Series, categories: list[str], console: Console) -> None:
-    """`churn explain`: both views of one account category by category, its drivers, context and overrides."""
+def _in_all(scores: pd.Series, column: str, what: str) -> str:
+    value = scores.get(column)
+    return "" if value is None or pd.isna(value) else f" ({what} in all: {value:+.2f} log-odds)"
+
+
+def print_explanation(
+    account_id: str,
+    when: date,
+    scores: pd.Series,
+    categories: list[str],
+    console: Console,
+    unscored: Collection[str] = (),
+) -> None:
+    """`churn explain`: both views of one account category by category, its drivers, context and overrides.
+
+    `unscored`: categories the account's own scorecard leaves out (the onboarding card has no `account`): "not
+    in onboarding", where "no data" would say the account lacks data it was never scored on."""
     table = Table(title=f"Account {account_id} as of {when}", title_justify="left")
     for column in ("category", "rule score (0-100)", "ML contribution (log-odds)"):
         table.add_column(column, justify="left" if column == "category" else "right")
     for category in categories:
         health = scores.get(health_column(category))
         rule = "no data" if health_column(category) in scores.index else "-"  # `other`: not in the scorecard
+        if category in unscored:
+            rule = f"not in {scores.get(HEALTH_SCORECARD)}"
         table.add_row(
             category,
             f"{health:.0f}" if pd.notna(health) else rule,
@@ -259,9 +279,17 @@ def print_explanation(account_id: str, when: date, scores: pd.Series, categories
         f"{scores[CHURN_PROBABILITY]:.0%} churn ({scores[RISK_BAND]} risk)",
     )
     console.print(table)
-    console.print(f"Rule view, points lost: {scores['health_drivers']}", markup=False, highlight=False)
-    console.print(f"ML view, raising risk: {scores['top_drivers']}", markup=False, highlight=False)
-    console.print(f"Context: {scores['context']}", markup=False, highlight=False)
+    console.print(f"Rule view, points lost: {scores['health_drivers'] or 'none'}", markup=False, highlight=False)
+    # how much of the risk a CSM can work on: the context row of the table can outweigh every driver listed
+    raising = scores["top_drivers"] or "none"
+    console.print(
+        f"ML view, raising risk: {raising}{_in_all(scores, ACTIONABLE_LOG_ODDS, 'actionable features')}",
+        markup=False,
+        highlight=False,
+    )
+    console.print(
+        f"Context: {scores['context']}{_in_all(scores, CONTEXT_LOG_ODDS, 'context')}", markup=False, highlight=False
+    )
     if scores["override_ids"]:
         console.print(
             f"CSM overrides in force (rule score {scores['rule_health_score']:.0f}): {scores['override_reason']} "

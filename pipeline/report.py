@@ -21,15 +21,18 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
 from features.table import LABEL
 from models.comparison import (
+    DISAGREEMENT_CELLS,
     DISAGREEMENT_KINDS,
     HEALTH_BAND_ORDER,
     ML,
     RISK_BAND_ORDER,
     RULE,
     Comparison,
+    band_rates,
     is_monotone,
     labelled_rows,
     ml_risk,
@@ -38,7 +41,7 @@ from models.comparison import (
 from models.evaluation import plot_calibration, plot_gains, plot_roc
 from models.healthscore import health_risk
 from models.scores import CHURN_PROBABILITY, ML_PREFIX
-from models.weights import SuggestedWeights
+from models.weights import CATEGORY_TOTAL, SuggestedWeights
 from pipeline.io import atomic_path
 
 SECTIONS = {
@@ -102,6 +105,7 @@ class ReportContext:
     scorecard: str = ""
     model: str = ""
     scorecard_notes: tuple[str, ...] = ()  # how the configured scorecard was adapted to the data
+    cadence: str = "monthly"  # of the snapshots (features.cadence)
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -173,6 +177,12 @@ def _img(fig: Figure, alt: str) -> str:
 
 
 # -------------------------------------------------------------------------------------- plots
+def _percent() -> PercentFormatter:
+    """Shares as percentages with the decimals their ticks need: a whole-percent format wrote the tick at
+    12.5% as "13%" and the one at 2.5% as "2%" on a small book's axis of 2.5-point steps."""
+    return PercentFormatter(xmax=1.0)
+
+
 def plot_churn_by_band(calibration: pd.DataFrame) -> Figure:
     """Observed churn rate per rule band and per ML risk band, healthiest first, with row counts."""
     fig, axes = _figure(ncols=2, width=4.6)
@@ -193,7 +203,7 @@ def plot_churn_by_band(calibration: pd.DataFrame) -> Figure:
                 fontsize=8,
             )
         ax.set(title=title, ylabel="Observed churn rate", ylim=(0, max(rates.max() * 1.3, 0.05)))
-        ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+        ax.yaxis.set_major_formatter(_percent())
     return fig
 
 
@@ -209,7 +219,7 @@ def plot_deciles(calibration: pd.DataFrame) -> Figure:
         xlabel="Risk decile (1 = least risky 10% of rows)", ylabel="Observed churn rate", title="Churn rate by decile"
     )
     ax.set_xticks(range(1, 11))
-    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.yaxis.set_major_formatter(_percent())
     ax.legend()
     return fig
 
@@ -221,7 +231,8 @@ def plot_agreement(cells: pd.DataFrame) -> Figure:
     )
     rates = cells.pivot(index="health_band", columns="risk_band", values="churn_rate").reindex_like(counts)
     fig, (ax,) = _figure(width=5.6, height=4.4)
-    image = ax.imshow(counts.to_numpy(dtype=float), cmap="Blues")
+    # aspect "auto": a square-celled image is centred at a fixed size, and its band labels fell off the figure
+    image = ax.imshow(counts.to_numpy(dtype=float), cmap="Blues", aspect="auto")
     top = counts.to_numpy().max() or 1
     for i, band in enumerate(counts.index):
         for j, level in enumerate(counts.columns):
@@ -236,23 +247,21 @@ def plot_agreement(cells: pd.DataFrame) -> Figure:
 
 
 def plot_alignment(alignment: pd.DataFrame) -> Figure:
-    """Per category: ML attribution share next to scorecard weight share, with the signed correlation."""
-    fig, (ax,) = _figure(width=7.0)
+    """Per category: ML attribution share next to scorecard weight share, with the signed correlation.
+
+    The figure widens with the categories so that eight names (LAER and the optional sources) stay apart."""
+    fig, (ax,) = _figure(width=max(7.0, 1.1 * len(alignment)))
     x = np.arange(len(alignment))
     ax.bar(x - 0.2, alignment["ml_attribution_share"].fillna(0), width=0.4, label="share of ML attribution")
     ax.bar(x + 0.2, alignment["scorecard_weight_share"].fillna(0), width=0.4, label="share of scorecard weight")
-    for xi, corr in zip(x, alignment["correlation"], strict=True):
-        ax.annotate(
-            "r = –" if pd.isna(corr) else f"r = {corr:+.2f}",
-            (xi, 0),
-            xytext=(0, -28),
-            textcoords="offset points",
-            ha="center",
-            fontsize=8,
-        )
-    ax.set_xticks(x, alignment["category"])
-    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
-    ax.set(ylabel="Share", title="What each view weighs (r: rule score vs ML contribution; negative = aligned)")
+    ticks = [
+        f"{category}\nr = {'–' if pd.isna(corr) else f'{corr:+.2f}'}"
+        for category, corr in zip(alignment["category"], alignment["correlation"], strict=True)
+    ]
+    ax.set_xticks(x, ticks, fontsize=9)
+    ax.yaxis.set_major_formatter(_percent())
+    ax.set(ylabel="Share", title="What each view weighs")
+    ax.set_xlabel("r: rule category score vs ML contribution (negative = the views agree)", fontsize=9)
     ax.legend()
     return fig
 
@@ -269,6 +278,52 @@ def _card(key: str, value: str, detail: str = "") -> str:
     )
 
 
+def _band_cards(calibration: pd.DataFrame, score: str, view: str) -> str:
+    """One card per band with its churners and rows: "60%" of 5 accounts and of 500 must not read the same."""
+    bands = calibration[(calibration.score == score) & (calibration.grouping == "band")]
+    return "".join(
+        _card(
+            f"Churn rate, {view} {band.group}",
+            _pct(band.churn_rate) if band.rows else "no rows",
+            f"{_band(band.group)} {band.churners:,} churned of {_rows(band.rows)}" if band.rows else _band(band.group),
+        )
+        for band in bands.itertuples()
+    )
+
+
+ALIKE_SHARE = 0.05
+"""A category's share of the ML attribution and of the scorecard weight this close (5 points) read as alike."""
+
+
+def _alignment_findings(alignment: pd.DataFrame) -> list[str]:
+    """Where the model leans more, and less, than the scorecard -- only where the shares really differ, so
+    one category is never both, and 74% vs 75% is not "leans most" -- and the attribution no category holds."""
+    gaps = alignment.dropna(subset=["share_gap"]).sort_values("share_gap")
+    lines = []
+    if len(gaps):
+        under, over = gaps.iloc[0], gaps.iloc[-1]
+        sides = (("more", over, over.share_gap), ("less", under, -under.share_gap))
+        differing = [(side, row) for side, row, gap in sides if gap >= ALIKE_SHARE]
+        leans = [
+            f"{side}{'' if i else ' than the scorecard'} on {row.category} ({_pct(row.ml_attribution_share)} of its "
+            f"attribution vs {_pct(row.scorecard_weight_share)} of scorecard weight)"
+            for i, (side, row) in enumerate(differing)
+        ]
+        lines.append(
+            f"The model leans {' and '.join(leans)}."
+            if leans
+            else f"The model's attribution and the scorecard's weights agree on every category (within "
+            f"{ALIKE_SHARE * 100:.0f} points)."
+        )
+    unplaced = alignment[alignment["scorecard_weight_share"].isna() & (alignment["ml_attribution_share"] > 0)]
+    lines += [
+        f"{_pct(row.ml_attribution_share)} of the model's attribution is in '{row.category}': features no "
+        "category of the scorecard scores."
+        for row in unplaced.itertuples()
+    ]
+    return lines
+
+
 def _findings(comparison: Comparison, suggested: SuggestedWeights | None) -> list[str]:
     """The few sentences an analyst needs, worded from the numbers (and their intervals)."""
     scores = comparison.scores["scores"]
@@ -280,6 +335,10 @@ def _findings(comparison: Comparison, suggested: SuggestedWeights | None) -> lis
         verdict = "The rule score ranks churners better than the ML risk"
     else:
         verdict = "The two scores rank churners about equally well (the difference is within the interval)"
+    if comparison.few_churners:  # an interval resampled from 3 churners excludes 0 as readily as it includes it
+        churners = comparison.scores["churners"]
+        few = f"On {churners} churned snapshot{'' if churners == 1 else 's'} only (too few to tell)"
+        verdict = f"{few}: {verdict[0].lower()}{verdict[1:]}"
     lines = [
         f"{verdict}: ROC AUC {_num(ml['value'])} vs {_num(rule['value'])}, difference {_num(diff['value'])} "
         f"({level} interval {_num(diff['low'])} to {_num(diff['high'])})."
@@ -290,7 +349,7 @@ def _findings(comparison: Comparison, suggested: SuggestedWeights | None) -> lis
         f"and {lift_rule:.1f}× with the rule score."
     )
     rates = comparison.rule_churn_by_band
-    band_text = ", ".join(f"{band} {_pct(rate)}" for band, rate in rates.items())
+    band_text = band_rates(comparison.calibration, RULE)
     if is_monotone(rates):
         lines.append(f"Rule bands are ordered as they should be: churn rate {band_text}.")
     else:
@@ -302,19 +361,13 @@ def _findings(comparison: Comparison, suggested: SuggestedWeights | None) -> lis
         f"{counts.loc['green', 'high']:,} are green for the rule but high risk for the model, "
         f"{counts.loc['red', 'low']:,} red for the rule but low risk for the model."
     )
-    gaps = comparison.alignment.dropna(subset=["share_gap"]).sort_values("share_gap")
-    if len(gaps):
-        under, over = gaps.iloc[0], gaps.iloc[-1]
-        lines.append(
-            f"The model leans most on {over.category} ({_pct(over.ml_attribution_share)} of its attribution vs "
-            f"{_pct(over.scorecard_weight_share)} of scorecard weight) and least, relative to the scorecard, on "
-            f"{under.category} ({_pct(under.ml_attribution_share)} vs {_pct(under.scorecard_weight_share)})."
-        )
+    lines += _alignment_findings(comparison.alignment)
     if not np.isnan(comparison.actionable_share):
+        parts = comparison.attribution_parts()
+        actionable, context = (f"{parts[0]}: ", f" ({parts[1]})") if parts else ("", "")
         lines.append(
-            f"{_pct(comparison.actionable_share)} of the model's attribution is actionable (usage, logins, support, "
-            f"training, relationship, payments: what a CSM can change); {_pct(1 - comparison.actionable_share)} is "
-            "context (term length, tenure, renewals so far, days to renewal, segment), stated beside the drivers."
+            f"{_pct(comparison.actionable_share)} of the model's attribution is actionable ({actionable}what a CSM "
+            f"can change); {_pct(1 - comparison.actionable_share)} is context{context}, stated beside the drivers."
         )
     if suggested is not None and suggested.current_auc is not None and suggested.suggested_auc is not None:
         change = suggested.suggested_auc - suggested.current_auc
@@ -349,10 +402,7 @@ def _summary(frame: pd.DataFrame, comparison: Comparison, suggested: SuggestedWe
             f"{scores['accounts']:,} accounts, {_pct(scores['churn_rate'])} churned",
         ),
     ]
-    band_cards = "".join(
-        _card(f"Churn rate, rule {band}", _pct(rate), _band(band))
-        for band, rate in comparison.rule_churn_by_band.items()
-    )
+    band_cards = _band_cards(comparison.calibration, RULE, "rule") + _band_cards(comparison.calibration, ML, "ML")
     findings = "".join(f"<li>{_e(line)}</li>" for line in _findings(comparison, suggested))
     few = comparison.few_churners
     return (
@@ -459,7 +509,9 @@ def _agreement(comparison: Comparison) -> str:
     found = agreement.disagreements
     for kind, text in DISAGREEMENT_KINDS.items():
         rows = found[found["kind"] == kind].drop(columns="kind")
-        body += f"<h3>Top disagreements: {_e(text)} ({len(rows)})</h3>"
+        snapshots = counts.loc[DISAGREEMENT_CELLS[kind]]  # the matrix's count: more than the accounts listed
+        shown = f", {len(rows):,} account{'' if len(rows) == 1 else 's'} shown" if len(rows) else ""
+        body += f"<h3>Top disagreements: {_e(text)} ({snapshots:,} snapshot{'' if snapshots == 1 else 's'}{shown})</h3>"
         if rows.empty:
             body += "<p class='note'>None in the evaluation period.</p>"
             continue
@@ -524,7 +576,8 @@ def _changes(suggested: SuggestedWeights) -> str:
     limits = suggested.limits
     html_parts = [
         "<h3>Each change alone</h3>",
-        f"<p class='note'>Category weights move at most {limits.max_change:g} points and keep at least "
+        f"<p class='note'>Category weights, as points of {CATEGORY_TOTAL} (a scorecard's weights are read as shares "
+        f"of their total), move at most {limits.max_change:g} points (before rounding) and keep at least "
         f"{limits.category_floor:g}; metrics keep at least {limits.metric_floor:.0%} of their weight. ROC AUC gain "
         "over the current scorecard on the later snapshots; the reviewed diff is suggested_healthscore.diff.</p>",
         _table(gains, {"auc_gain": lambda v: "–" if pd.isna(v) else f"{v:+.4f}"}, left=["scorecard", "change"])
@@ -535,18 +588,39 @@ def _changes(suggested: SuggestedWeights) -> str:
         share = {c: _pct for c in suggested.bands.columns if c.endswith(("_share", "_churn_rate"))}
         start = {c: (lambda v: f"{v:g}") for c in ("current_from", "suggested_from")}
         html_parts += [
-            f"<h3>Band thresholds for {limits.red_share:.0%} of accounts in red</h3>",
+            f"<h3>Band thresholds for {limits.red_share:.0%} of the fit snapshots in red</h3>",
+            "<p class='note'>Shares and churn rates below are those of the later snapshots the thresholds were not "
+            "fitted on, so red may hold more or fewer of them.</p>",
             _table(suggested.bands, {**share, **start}, left=["band"]),
         ]
     return "".join(html_parts)
 
 
+CURRENT_OF_100 = "current, of 100"
+
+
+def _category_changes(weights: pd.DataFrame) -> pd.DataFrame:
+    """The category weight table with each fitted scorecard's current weights also as points of 100, the scale
+    the fit moves them on (`suggestions.max_change`) and the suggestion is written in: the change is measured
+    there, so a weight of 30 of 130 suggested as 13 reads as the 10-point move it is, not as -17."""
+    of_100 = weights["current"] * CATEGORY_TOTAL / weights.groupby("scorecard")["current"].transform("sum")
+    fitted = weights["fitted"].astype(bool)
+    table = weights.assign(change=weights["suggested"] - of_100.where(fitted, weights["current"]))
+    table.insert(table.columns.get_loc("current") + 1, CURRENT_OF_100, of_100.where(fitted))
+    return table
+
+
 def _weights(suggested: SuggestedWeights | None) -> str:
     if suggested is None:
         return "<p class='note'>No weights were fitted.</p>"
-    categories = suggested.category_weights.assign(change=lambda t: t["suggested"] - t["current"])
+    categories = _category_changes(suggested.category_weights)
     metrics = suggested.metric_weights[suggested.metric_weights["suggested"] != suggested.metric_weights["current"]]
-    number = {"current": lambda v: f"{v:g}", "suggested": lambda v: f"{v:g}", "change": lambda v: f"{v:+g}"}
+    number = {
+        "current": lambda v: f"{v:g}",
+        CURRENT_OF_100: lambda v: "–" if _missing(v) else f"{v:.1f}",
+        "suggested": lambda v: f"{v:g}",
+        "change": lambda v: f"{v:+.1f}",
+    }
     fitted = {"fitted": lambda v: "yes" if v else "kept"}
     notes = "".join(f"<li>{_e(n)}</li>" for n in suggested.notes)
     diff_lines = []
@@ -574,8 +648,8 @@ def _weights(suggested: SuggestedWeights | None) -> str:
 
 def _method(comparison: Comparison, context: ReportContext) -> str:
     items = [
-        "Snapshots are monthly (account, as-of date) rows; each uses only data before its date, and its label says "
-        "whether the term active then was renewed.",
+        f"Snapshots are {context.cadence} (account, as-of date) rows; each uses only data before its date, and its "
+        "label says whether the term active then was renewed.",
         "Out of time: the model, its calibration and the suggested weights learn only from snapshots before the "
         "evaluation start whose outcome was known before it; every number here is measured on later snapshots.",
         f"Confidence intervals: percentile bootstrap over accounts ({comparison.scores['n_boot']} resamples); "

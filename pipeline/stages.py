@@ -943,10 +943,12 @@ def run_explain(
     """Rule view and ML view of one account, category by category, with an optional waterfall plot."""
     from features.table import trim_id
     from models.overrides import apply_overrides, in_force
+    from models.scores import HEALTH_SCORECARD
+    from pipeline.champion import TrainedOn
     from pipeline.io import check_output_path
     from pipeline.override_store import read_records
     from pipeline.score import score_features, with_judgement
-    from pipeline.tracking import load_model
+    from pipeline.tracking import PREPARED_TABLE, load_model
 
     preflight(settings)
     if plot is not None:
@@ -956,6 +958,14 @@ def run_explain(
         raise ChurnError("The account id to explain is empty; pass one of the ids in accounts.account_id.")
     dataset = load(data, settings)
     model = load_model(_champion_uri(model_uri, settings), settings)
+    trained = TrainedOn.from_metadata(model.metadata_)
+    if trained is not None and trained.source.startswith(PREPARED_TABLE):  # its features are the table's columns
+        raise ChurnError(
+            f"Model {model.metadata_.get('model_uri', '')} was trained by `churn train --table` on {trained.source}: "
+            "its features are that table's columns, not features of event data, so it explains no account of "
+            f"{data}. Explain with a model trained on event data (`churn train --data`, or --model-uri); score the "
+            "table's accounts with `churn score --table`."
+        )
     coverage = coverage_warning(when, dataset, model.feature_set_, settings)
     print_warnings(filter(None, [empty_tables_warning(dataset), coverage]), console)
     features = build_feature_table(dataset, settings, as_of=when, feature_set=model.feature_set_)
@@ -975,7 +985,9 @@ def run_explain(
     scores = apply_overrides(scored.scores, in_force(overrides, pd.Timestamp(when)), scorecard).scores.iloc[0]
     # the scheme's categories, then `other` (features it does not place) and any category of an override
     categories = list(dict.fromkeys([*scorecard.categories(), *scored.categories.values()]))
-    print_explanation(account_id, when, scores, categories, console)
+    own = scorecard.scorecard(scores[HEALTH_SCORECARD]) if pd.notna(scores.get(HEALTH_SCORECARD)) else None
+    unscored = [c for c in scorecard.categories() if own is not None and c not in own.categories]  # not `other`
+    print_explanation(account_id, when, scores, categories, console, unscored)
     if plot is not None:
         from models.waterfall import waterfall_figure
         from pipeline.io import FIGURE_DPI

@@ -121,8 +121,16 @@ def test_the_report_states_the_actionable_share_of_the_attribution(result):
     assert (frame["actionable_log_odds"] + frame["context_log_odds"] - ml).abs().max() < 1e-6
     assert (frame["context_log_odds"] - frame["ml_account"]).abs().max() < 1e-6, "account holds the context here"
     report = html.unescape(outcome.report_path.read_text())
-    assert f"{share:.1%} of the model's attribution is actionable" in report
-    assert json.loads(outcome.files["metrics"].read_text())["headline"]["ml_actionable_share"] == pytest.approx(share)
+    actionable, context = outcome.comparison.attribution_parts()
+    assert f"{share:.1%} of the model's attribution is actionable ({actionable}: what a CSM can change)" in report
+    assert f"is context ({context}), stated beside the drivers" in report
+    console = " ".join(outcome.summary_lines())
+    assert f"({actionable}; the rest is context: {context})" in console, "the console says what the report says"
+    headline = json.loads(outcome.files["metrics"].read_text())["headline"]
+    assert headline["ml_actionable_share"] == pytest.approx(share)
+    # every table of the generated world feeds the model; the sources are named, most attributed first
+    assert set(headline["ml_actionable_sources"]) >= {"usage", "logins", "support", "payments"}
+    assert headline["ml_actionable_sources"] == list(outcome.comparison.actionable_sources)
 
 
 def test_the_suggestion_is_bounded_and_comes_as_a_reviewed_diff(result, settings):

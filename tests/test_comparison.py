@@ -265,3 +265,15 @@ def test_the_console_names_an_empty_band_and_counts_a_small_one():
     )
     assert band_rates(calibration, "ml") == "low 5.0%, medium 60.0% (3 of 5), high no rows"
     assert band_rates(calibration, "rule") == "green 5.0%"
+
+
+def test_attribution_words_name_what_the_trees_use_most_important_first():
+    """An actionable feature is named by its source (a prepared table's column by its own name), a context one by
+    itself; a feature the trees never split on adds no attribution and is not named."""
+    from models.comparison import attribution_words
+
+    importance = pd.Series(
+        {"logins_per_seat_30d": 2.0, "Monthly Charges": 9.0, "days_overdue": 0.0, "tenure_days": 3.0,
+         "days_since_last_login": 5.0, "days_to_renewal": 4.0, "segment": 0.0}
+    )  # fmt: skip
+    assert attribution_words(importance) == (("Monthly Charges", "logins"), ("days to renewal", "tenure"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from types import SimpleNamespace
 
 import numpy as np
@@ -70,3 +71,55 @@ def test_the_arr_at_risk_of_a_book_without_arr_is_unknown_not_zero(arr: list[flo
     print_score_run(run, {}, console)
 
     assert _lines(console)[0].endswith(said)
+
+
+def test_explain_says_how_much_of_the_risk_is_actionable_and_how_much_context() -> None:
+    """An account's table showed `account +2.516` beside drivers worth a few tenths: the drivers' line read as the
+    reason for the risk, though most of it was the term and tenure no CSM can change."""
+    from pipeline.console import print_explanation
+
+    scores = pd.Series(
+        {"health_adoption": 33.0, "ml_adoption": 0.4, "health_account": 65.0, "ml_account": 2.5,
+         "health_score": 58.0, "health_band": "red", "churn_probability": 0.27, "risk_band": "medium",
+         "health_drivers": "1 distinct feature used (adoption, -5.1 pts)", "top_drivers": "50% of invoices paid late",
+         "context": "second renewal, 313 days away", "actionable_log_odds": 0.43, "context_log_odds": 2.516,
+         "override_ids": "", "lifecycle_stage": "adopt", "days_to_renewal": 313.0}
+    )  # fmt: skip
+    console = Console(record=True, width=200)
+    print_explanation("A1", date(2025, 12, 1), scores, ["adoption", "account"], console)
+    text = console.export_text()
+    assert "ML view, raising risk: 50% of invoices paid late (actionable features in all: +0.43 log-odds)" in text
+    assert "Context: second renewal, 313 days away (context in all: +2.52 log-odds)" in text
+
+
+def test_explain_says_a_category_the_accounts_scorecard_leaves_out_is_not_in_it() -> None:
+    """A new account's `account` row read "no data": the onboarding scorecard does not score that category."""
+    from pipeline.console import print_explanation
+
+    scores = pd.Series(
+        {"health_adoption": 65.0, "ml_adoption": 0.7, "health_account": np.nan, "ml_account": 1.1,
+         "health_engagement": np.nan, "ml_engagement": 0.1, "health_score": 73.0, "health_band": "green",
+         "health_scorecard": "onboarding", "churn_probability": 0.22, "risk_band": "medium", "health_drivers": "",
+         "top_drivers": "", "context": "", "override_ids": "", "lifecycle_stage": "land", "days_to_renewal": 291.0}
+    )  # fmt: skip
+    console = Console(record=True, width=200)
+    print_explanation("A1", date(2025, 12, 1), scores, ["adoption", "engagement", "account"], console, ["account"])
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in _lines(console) if line.count("│") == 4}
+    assert rows["account"] == "not in onboarding" and rows["engagement"] == "no data" and rows["adoption"] == "65"
+
+
+def test_explain_says_none_where_nothing_raises_the_risk_or_costs_points() -> None:
+    """An account no actionable feature pushes towards churn printed "ML view, raising risk: " and nothing."""
+    from pipeline.console import print_explanation
+
+    scores = pd.Series(
+        {"health_adoption": 100.0, "ml_adoption": -0.4, "health_score": 100.0, "health_band": "green",
+         "churn_probability": 0.01, "risk_band": "low", "health_drivers": "", "top_drivers": "", "context": "",
+         "actionable_log_odds": -0.4, "context_log_odds": -0.1, "override_ids": "", "lifecycle_stage": "renew",
+         "days_to_renewal": 30.0}
+    )  # fmt: skip
+    console = Console(record=True, width=200)
+    print_explanation("A1", date(2025, 12, 1), scores, ["adoption"], console)
+    text = console.export_text()
+    assert "Rule view, points lost: none\n" in text
+    assert "ML view, raising risk: none (actionable features in all: -0.40 log-odds)" in text

@@ -117,10 +117,13 @@ def test_usage_only_monthly_b2c_data_trains_scores_and_compares_through_the_cli(
     compared = churn("compare", "--data", str(data), "--out", str(tmp_path / "compare"), *config)
 
     for output in (trained, scored, compared):
-        warnings = [line for line in output.splitlines() if line.startswith("warning: health scorecard 'laer'")]
+        warnings = [line for line in output.splitlines() if line.startswith("warning: health scorecard 'laer': ")]
         # one line per change: the regulated segment, two metrics, three categories of the four
         # activity tables and the three of the optional sources (invoices, touchpoints, surveys)
         assert len(warnings) == 9, output
+        # where the dropped weight went, once and not at the end of each line
+        assert output.count("warning: health scorecard 'laer' adapted to this data: a dropped metric's") == 1, output
+        assert not [w for w in warnings if "renormalised" in w or "goes to" in w]
         assert any("category 'voice' dropped" in w and "no surveys table in the data" in w for w in warnings)
         assert any("category 'engagement' dropped" in w and "no logins table in the data" in w for w in warnings)
         assert any("'workflow_completion_rate_90d' dropped (usage_events.workflow_id and" in w for w in warnings)
@@ -131,6 +134,10 @@ def test_usage_only_monthly_b2c_data_trains_scores_and_compares_through_the_cli(
     assert scores["lifecycle_stage"].nunique() > 1, "monthly terms are not all 'renew'"
     report = (tmp_path / "compare" / "report.html").read_text()
     assert "The scorecard was adapted to this data" in report and "no support_tickets table" in report
+    # the actionable share names what this model attributes to: usage events, not the absent tables
+    actionable = " ".join(compared.split()).split("Actionable share of the model's attribution: ")[1]
+    assert actionable.split(" ", 1)[1].startswith("(usage; the rest is context: "), actionable
+    assert "is actionable (usage: what a CSM can change)" in report
 
     client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")  # not the process-wide URI
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
@@ -139,7 +146,7 @@ def test_usage_only_monthly_b2c_data_trains_scores_and_compares_through_the_cli(
         chosen = [r for r in runs if r.data.tags.get(tag) == value]
         assert len(chosen) == 1, kind
         notes = Path(client.download_artifacts(chosen[0].info.run_id, NOTES_ARTIFACT, str(tmp_path))).read_text()
-        assert sum(n.startswith("health scorecard 'laer'") for n in notes.splitlines()) == 9, (kind, notes)
+        assert sum(n.startswith("health scorecard 'laer': ") for n in notes.splitlines()) == 9, (kind, notes)
 
 
 def test_accounts_and_terms_with_only_required_columns(shapes, tmp_path: Path) -> None:

@@ -311,3 +311,29 @@ def test_the_waterfall_plot_keeps_its_feature_labels_inside_the_figure():
     assert labels and not [t for t in labels if "nan" in t.get_text()]
     assert any(t.get_text().startswith("missing = logins_per_seat_30d_variant_19 ") for t in labels)
     assert min(t.get_window_extent(canvas.get_renderer()).x0 for t in labels) >= 0
+
+
+def test_the_waterfall_writes_each_value_inside_its_bar_only_where_it_fits():
+    """shap chose to write a value inside its bar before tight_layout narrowed the axes for the feature labels,
+    so "+0.08" ran out of its bar white on white and read "+0." (`churn explain --plot` on any account)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import to_rgba
+    from matplotlib.patches import FancyArrow
+
+    values = [0.93, -0.72, 0.59, 0.58, 0.34, -0.26, 0.25, 0.21, 0.2, 0.11, 0.11, 0.1, 0.05, 0.05]
+    names = [f"days_since_last_executive_meeting_{i}" for i in range(len(values))]
+    figure = waterfall_figure(
+        pd.Series(values, index=names), pd.Series(range(len(values)), index=names, dtype=float), -3.6,
+        dict.fromkeys(names, "relationship"), "Account A1",
+    )  # fmt: skip
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    ax = figure.axes[0]
+    bars = [p.get_window_extent(renderer) for p in ax.patches if isinstance(p, FancyArrow)]
+    inside = [t for t in ax.texts if to_rgba(t.get_color()) == to_rgba("white")]
+    assert len(bars) == 13 and inside, "values written inside their bars"
+    for text in inside:
+        box = text.get_window_extent(renderer)
+        bar = next(b for b in bars if b.y0 <= (box.y0 + box.y1) / 2 <= b.y1)
+        assert bar.x0 <= box.x0 and box.x1 <= bar.x1, text.get_text()

@@ -177,6 +177,28 @@ def test_a_prepared_table_model_registered_under_the_shared_name_still_scores(tm
     assert len(pd.read_parquet(out)) == 600
 
 
+def test_explain_with_a_prepared_table_model_says_what_to_use(tmp_path: Path, capsys) -> None:
+    """A prepared-table model (an older workdir's champion, or one named by --model-uri) was refused with "this
+    data cannot produce 2 of them: usage (not a feature this engine builds)...", not told why or what to run."""
+    from pipeline.config import Settings
+    from pipeline.train import train_prepared_table
+
+    table = _prepared(tmp_path / "history.csv", seed=2)
+    work = tmp_path / "work"
+    settings = Settings(workdir=str(work), model={"tune_trials": 0, "n_estimators": 30, "num_threads": 1})
+    train_prepared_table(table, "cust", "churned", settings=settings)  # the default name, as an older churn did
+    data = generate(tmp_path / "data", 20, seed=1, start="2024-01-01", years=1.0).out_dir
+    config = tmp_path / "c.yaml"
+    config.write_text(f"workdir: {work}\n")
+    code, text = run_cli(["explain", "A00001", "--data", str(data), "--as-of", "2024-11-01", "--config", str(config)],
+                         capsys)  # fmt: skip
+    assert code == 1
+    said = " ".join(text.split())
+    assert f"was trained by `churn train --table` on prepared table {table}" in said, said
+    assert "Explain with a model trained on event data" in said and "`churn score --table`" in said
+    assert "not a feature this engine builds" not in said
+
+
 def test_the_same_training_keeps_the_same_record_and_another_seed_another_salt() -> None:
     """Seeds are parameters: the record (salt and sketch) was drawn at random, so two identical trainings wrote
     different model files."""

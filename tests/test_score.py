@@ -284,6 +284,14 @@ def test_explain_shows_both_views_by_category_and_saves_a_waterfall(trained, tmp
     for category in health_config(settings).categories():
         assert category in text
     assert "Rule view, points lost:" in text and "ML view, raising risk:" in text
+    assert "(actionable features in all: " in text and "(context in all: " in text
+    # a new account's onboarding scorecard leaves `account` out: not "no data"
+    scored = score_date(dataset, SCORE_DATE, settings, result.model_uri, history=False).scores
+    new = scored.loc[scored["health_scorecard"] == "onboarding", "account_id"]
+    console = Console(record=True, width=160)
+    run_explain(new.iloc[0], data, SCORE_DATE, result.model_uri, None, settings, console)
+    account_row = next(line for line in console.export_text().splitlines() if "│ account " in line)
+    assert "not in onboarding" in account_row, account_row
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
     assert row["account_id"].iloc[0] == account
     assert "after the end of the data" not in text

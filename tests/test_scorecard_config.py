@@ -546,8 +546,10 @@ def test_a_metric_of_a_window_not_configured_is_dropped_for_its_window() -> None
     columns = {*TABLE_COLUMNS, "user_utilisation_14d", "active_users_14d"} - {"user_utilisation_30d"}
     notes = parse_scorecard(ADAPTING).adapt_to(columns).notes
     assert notes == (
-        "health scorecard 'health': metric 'user_utilisation_30d' dropped (not built from this data (see "
-        "features.windows, top_features and tracked_features)); its weight goes to the other metrics of engagement",
+        "health scorecard 'health' adapted to this data: a dropped metric's weight goes to the other metrics of its "
+        "category",
+        "health scorecard 'health': engagement metric 'user_utilisation_30d' dropped (not built from this data (see "
+        "features.windows, top_features and tracked_features))",
     )
 
 
@@ -559,15 +561,34 @@ def test_absent_sources_drop_metrics_categories_and_segments_with_one_note_each(
     assert card.default.categories["adoption"].metrics["events_per_seat_30d"].within is None
     assert list(card.segments) == []
     assert adapted.notes == (
+        "health scorecard 'health' adapted to this data: a dropped metric's weight goes to the other metrics of its "
+        "category; a dropped category's weight goes to the categories left (engagement, adoption)",
         "health scorecard 'health': metric 'events_per_seat_30d' ranks within the whole population: its percentile "
         "group 'segment' is absent (accounts.segment is not in the data)",
         "health scorecard 'health': segment scorecard 'regulated' skipped: its rule 'regulated == 1' cannot be "
         "evaluated (accounts.regulated is not in the data)",
-        "health scorecard 'health': metric 'user_utilisation_30d' dropped (logins.user_id is not in the data); its "
-        "weight goes to the other metrics of engagement",
-        "health scorecard 'health': category 'support' dropped: none of its metrics can be computed (csat_mean_90d: "
-        "no support_tickets table in the data); category weights renormalised over engagement, adoption",
+        "health scorecard 'health': engagement metric 'user_utilisation_30d' dropped (logins.user_id is not in the "
+        "data)",
+        "health scorecard 'health': category 'support' dropped (no support_tickets table in the data)",
     )
+
+
+def test_usage_only_data_gets_one_short_line_per_adaptation_and_the_weights_said_once() -> None:
+    """On usage-only data the shipped scorecard printed six "category dropped" lines, each listing every metric
+    of its category and ending with the same "category weights renormalised over adoption, account"."""
+    usage_only = {"tenure_days", "renewals_count", "days_to_renewal", "as_of", "segment", "feature_breadth_30d",
+                  "events_per_seat_30d", "days_since_last_use", "usage_trend_30d", "days_to_first_value"}  # fmt: skip
+    notes = load_scorecard(DEFAULT_FILE).adapt_to(usage_only).notes
+    head, *changes = notes
+    assert head == (
+        "health scorecard 'laer' adapted to this data: a dropped metric's weight goes to the other metrics of its "
+        "category; a dropped category's weight goes to the categories left (adoption, account)"
+    )
+    assert "health scorecard 'laer': category 'engagement' dropped (no logins table in the data)" in changes
+    workflow = "(usage_events.workflow_id and usage_events.step are not in the data)"
+    assert f"health scorecard 'laer': adoption metric 'workflow_completion_rate_90d' dropped {workflow}" in changes
+    assert sum("category '" in n for n in changes) == 6 and max(map(len, changes)) <= 150  # each was up to 300
+    assert not [n for n in changes if "renormalised" in n or "goes to" in n or "logins_per_seat_30d" in n]
 
 
 def test_adapted_scores_redistribute_weights_as_if_the_metrics_had_no_data() -> None:
