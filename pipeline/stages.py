@@ -597,6 +597,23 @@ def rescored_history(
     return pd.concat(rescore_trends(runs, settings.scoring.trend_days), ignore_index=True)
 
 
+def refuse_table_model(model, data: Path | str, command: str) -> None:
+    """Stop `command` (score, explain) on event data with a model `churn train --table` trained: its features
+    are the table's columns, which no data folder produces, and the build's own error ("not a feature this
+    engine builds") did not say why or what to run."""
+    from pipeline.champion import TrainedOn
+    from pipeline.tracking import PREPARED_TABLE
+
+    trained = TrainedOn.from_metadata(model.metadata_)
+    if trained is not None and trained.source.startswith(PREPARED_TABLE):
+        raise ChurnError(
+            f"Model {model.metadata_.get('model_uri', '')} was trained by `churn train --table` on {trained.source}: "
+            f"its features are that table's columns, not features of event data, so it can {command} no account of "
+            f"{data}. {command.capitalize()} with a model trained on event data (`churn train --data`, or "
+            "--model-uri); score the table's accounts with `churn score --table`."
+        )
+
+
 def score_date(
     dataset: Dataset,
     when: date,
@@ -643,6 +660,7 @@ def score_date(
                 dataset, when, settings, include_trials, include_churned, feature_set=feature_set
             )
         except ChurnError:  # a kept set not the model's (a damaged file) may name features no data has
+            refuse_table_model(model or champion.model(), data_source or "this data", "score")
             if model is not None or champion.model().feature_set_ == feature_set:
                 raise
             features = None
@@ -944,11 +962,10 @@ def run_explain(
     from features.table import trim_id
     from models.overrides import apply_overrides, in_force
     from models.scores import HEALTH_SCORECARD
-    from pipeline.champion import TrainedOn
     from pipeline.io import check_output_path
     from pipeline.override_store import read_records
     from pipeline.score import score_features, with_judgement
-    from pipeline.tracking import PREPARED_TABLE, load_model
+    from pipeline.tracking import load_model
 
     preflight(settings)
     if plot is not None:
@@ -958,14 +975,7 @@ def run_explain(
         raise ChurnError("The account id to explain is empty; pass one of the ids in accounts.account_id.")
     dataset = load(data, settings)
     model = load_model(_champion_uri(model_uri, settings), settings)
-    trained = TrainedOn.from_metadata(model.metadata_)
-    if trained is not None and trained.source.startswith(PREPARED_TABLE):  # its features are the table's columns
-        raise ChurnError(
-            f"Model {model.metadata_.get('model_uri', '')} was trained by `churn train --table` on {trained.source}: "
-            "its features are that table's columns, not features of event data, so it explains no account of "
-            f"{data}. Explain with a model trained on event data (`churn train --data`, or --model-uri); score the "
-            "table's accounts with `churn score --table`."
-        )
+    refuse_table_model(model, data, "explain")
     coverage = coverage_warning(when, dataset, model.feature_set_, settings)
     print_warnings(filter(None, [empty_tables_warning(dataset), coverage]), console)
     features = build_feature_table(dataset, settings, as_of=when, feature_set=model.feature_set_)

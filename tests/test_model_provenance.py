@@ -177,7 +177,11 @@ def test_a_prepared_table_model_registered_under_the_shared_name_still_scores(tm
     assert len(pd.read_parquet(out)) == 600
 
 
-def test_explain_with_a_prepared_table_model_says_what_to_use(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize(
+    ("command", "args"),
+    [("explain", ["explain", "A00001"]), ("score", ["score", "--out", "{tmp}/scores.parquet", "--no-history"])],
+)
+def test_scoring_event_data_with_a_prepared_table_model_says_what_to_use(command, args, tmp_path: Path, capsys) -> None:
     """A prepared-table model (an older workdir's champion, or one named by --model-uri) was refused with "this
     data cannot produce 2 of them: usage (not a feature this engine builds)...", not told why or what to run."""
     from pipeline.config import Settings
@@ -190,13 +194,14 @@ def test_explain_with_a_prepared_table_model_says_what_to_use(tmp_path: Path, ca
     data = generate(tmp_path / "data", 20, seed=1, start="2024-01-01", years=1.0).out_dir
     config = tmp_path / "c.yaml"
     config.write_text(f"workdir: {work}\n")
-    code, text = run_cli(["explain", "A00001", "--data", str(data), "--as-of", "2024-11-01", "--config", str(config)],
-                         capsys)  # fmt: skip
+    args = [a.format(tmp=tmp_path) for a in args]
+    code, text = run_cli([*args, "--data", str(data), "--as-of", "2024-11-01", "--config", str(config)], capsys)
     assert code == 1
     said = " ".join(text.split())
     assert f"was trained by `churn train --table` on prepared table {table}" in said, said
-    assert "Explain with a model trained on event data" in said and "`churn score --table`" in said
+    assert f"{command.capitalize()} with a model trained on event data" in said and "`churn score --table`" in said
     assert "not a feature this engine builds" not in said
+    assert not (tmp_path / "scores.parquet").exists()
 
 
 def test_the_same_training_keeps_the_same_record_and_another_seed_another_salt() -> None:
