@@ -117,8 +117,39 @@ def as_double(expression: str) -> str:
 
 
 def tenure(d: Dialect) -> str:
-    """Days since the account landed, the fallback of every "days since last X" that never happened."""
+    """Days since the account landed: the account's age, and the value of a "days since last X" whose X never
+    happened while the table covered the account's life (`since_landing`)."""
     return d.days_between("s.landed_at", "s.as_of")
+
+
+def table_start_sql(rollup: str) -> str:
+    """One row: the first `day` of a family's daily roll-up, i.e. of its table (NULL when it is empty).
+
+    Exports rarely begin when the customers landed (two years of logins for customers of five years'
+    standing), and each table may begin on another day. Join it with `CROSS JOIN ... AS hs` and read it
+    through `since_landing`, which uses it only when it lies before as_of: then it is the first row before
+    as_of, which no row at or after as_of can move (point in time)."""
+    return f"SELECT min(day) AS first_day FROM {rollup}"
+
+
+def since_landing(d: Dialect, known: str, start: str = "hs.first_day") -> str:
+    """`known` (a quantity counted from the landing day: days to first use, onboarding sessions, "days since
+    X" of an X never seen) where the table's rows before as_of cover the account's whole life -- its first
+    row (`start`, from `table_start_sql`) is on or before the landing day --, else NULL: the table does not
+    say what happened before it starts, and reading nothing there as "never" would count the export's start
+    ("first product use 1734 days after landing" of an account landed years before the usage data)."""
+    return f"(CASE WHEN {start} < s.as_of AND {start} <= {d.day_of('s.landed_at')} THEN {known} END)"
+
+
+def days_since_sql(d: Dialect, last_day: str) -> str:
+    """Days from `last_day` (the latest row before as_of, NULL when none) to as_of; without a row, the
+    account's age where the table covers its life (nothing happened since it landed), else NULL."""
+    return f"coalesce({d.days_between(last_day, 's.as_of')}, {since_landing(d, tenure(d))})"
+
+
+def table_start_join(table: str) -> str:
+    """The join giving every snapshot the table's first day as `hs.first_day` (a one-row table)."""
+    return f"CROSS JOIN {table} hs"
 
 
 def snapshot_join(alias: str, table: str) -> str:
