@@ -80,13 +80,14 @@ def test_an_account_landed_on_the_first_day_of_the_data_is_covered() -> None:
     assert c["days_to_first_value"] == 10 and c["days_since_last_login"] == 60
 
 
-def test_a_table_with_no_row_before_as_of_says_nothing_whatever_comes_later() -> None:
+def test_a_table_with_no_row_before_as_of_is_taken_at_its_word_whatever_comes_later() -> None:
+    """As its windows are (no login in 30 days): an empty table is warned about when the data is read."""
     late = _events(logins=[("A", "2024-04-01"), ("C", "2024-05-01")], trainings=[])
     late["logins"].loc[0, "ts"] = "2024-04-01"  # B's row at as_of: not before it
-    for account in ("A", "C"):
-        row = _row(account, **late)
-        assert pd.isna(row["days_since_last_login"]) and row["logins_per_seat_30d"] == 0
-    assert _row("C", **late)["days_since_last_training"] == 60  # trainings start on STARTS, before C landed
+    a, c = _row("A", **late), _row("C", **late)
+    assert a["days_since_last_login"] == 821 and a["logins_per_seat_30d"] == 0
+    assert c["days_since_last_login"] == 60
+    assert c["days_since_last_training"] == 60  # trainings start on STARTS, before C landed
 
 
 @pytest.mark.parametrize(

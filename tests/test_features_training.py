@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from feature_data import accounts, accounts_a_and_b, make_dataset, snapshot
+from feature_data import accounts, make_dataset, snapshot
 
 AS_OF = "2024-04-01"
 TRAININGS = pd.DataFrame(
@@ -38,8 +38,7 @@ def test_onboarding_counts_only_sessions_before_as_of():
 
 
 def test_account_without_trainings_and_missing_optional_columns():
-    # B's trainings start the table before A landed: A had none since it landed
-    row = snapshot(make_dataset(trainings=TRAININGS.assign(account_id="B"), accounts_table=accounts_a_and_b()), AS_OF)
+    row = snapshot(make_dataset(trainings=TRAININGS.assign(account_id="B")), AS_OF)
     assert row["trainings_90d"] == 0 and row["trained_users_share"] == 0 and row["certifications_total"] == 0
     assert row["days_since_last_training"] == 91
     bare = snapshot(make_dataset(trainings=TRAININGS[["account_id", "ts"]]), AS_OF)

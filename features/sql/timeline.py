@@ -126,7 +126,7 @@ def table_start_sql(rollup: str) -> str:
     """One row: the first `day` of a family's daily roll-up, i.e. of its table (NULL when it is empty).
 
     Exports rarely begin when the customers landed (two years of logins for customers of five years'
-    standing), and each table may begin on another day. Join it with `CROSS JOIN ... AS hs` and read it
+    standing), and each table may begin on another day. Join it with `table_start_join` and read it
     through `since_landing`, which uses it only when it lies before as_of: then it is the first row before
     as_of, which no row at or after as_of can move (point in time)."""
     return f"SELECT min(day) AS first_day FROM {rollup}"
@@ -134,16 +134,17 @@ def table_start_sql(rollup: str) -> str:
 
 def since_landing(d: Dialect, known: str, start: str = "hs.first_day") -> str:
     """`known` (a quantity counted from the landing day: days to first use, onboarding sessions, "days since
-    X" of an X never seen) where the table's rows before as_of cover the account's whole life -- its first
-    row (`start`, from `table_start_sql`) is on or before the landing day --, else NULL: the table does not
-    say what happened before it starts, and reading nothing there as "never" would count the export's start
-    ("first product use 1734 days after landing" of an account landed years before the usage data)."""
-    return f"(CASE WHEN {start} < s.as_of AND {start} <= {d.day_of('s.landed_at')} THEN {known} END)"
+    X" of an X never seen), NULL where the table's first row before as_of (`start`, from `table_start_sql`)
+    is after the account's landing day: the table does not say what happened before it starts, and reading
+    nothing there as "never" would count the export's start ("first product use 1734 days after landing" of
+    an account landed years before the usage data). A table without a row before as_of is taken at its word,
+    as its windows are (no activity; an empty table is warned about when the data is read)."""
+    return f"(CASE WHEN {start} < s.as_of AND {start} > {d.day_of('s.landed_at')} THEN NULL ELSE {known} END)"
 
 
 def days_since_sql(d: Dialect, last_day: str) -> str:
     """Days from `last_day` (the latest row before as_of, NULL when none) to as_of; without a row, the
-    account's age where the table covers its life (nothing happened since it landed), else NULL."""
+    account's age unless the table starts after the account landed (`since_landing`: then NULL)."""
     return f"coalesce({d.days_between(last_day, 's.as_of')}, {since_landing(d, tenure(d))})"
 
 
