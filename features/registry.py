@@ -37,10 +37,9 @@ class FeatureSpec:
     asked to act on are actionable ones only; context is stated beside them. `missing` says what a
     missing value means for the account ("fewer than 2 days with logins in the last 90 days"), and
     `never` what a "days since" value as old as the account (`tenure_days`, the value when the event
-    never happened while the table covered the account's life) means ("no login recorded after the day it
-    landed, 40 days ago": an event on the landing day itself gives that value too when the account landed
-    at midnight); where the table starts after the account landed, such a value is missing instead
-    (`features/sql/timeline.py` `since_landing`), and `missing` says so; both are templates like `template`.
+    never happened) means ("no login recorded after the day it landed, 40 days ago": an event on the
+    landing day itself gives that value too when the account landed at midnight); both are templates
+    like `template`.
     """
 
     name: str

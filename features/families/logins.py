@@ -11,7 +11,6 @@ from features.sql.engine import Engine
 from features.sql.timeline import (
     agg_where,
     as_double,
-    days_since_sql,
     distinct_in_windows_sql,
     distinct_keys_sql,
     ever_before_as_of_sql,
@@ -22,8 +21,7 @@ from features.sql.timeline import (
     snapshot_join,
     sum_before,
     sum_in,
-    table_start_join,
-    table_start_sql,
+    tenure,
     windowed_sql,
     zero,
 )
@@ -58,7 +56,6 @@ DAYS_SINCE = declare.fixed(
     "lower",
     "last login {value:.0f} days ago",
     never="no login recorded after the day it landed, {tenure_days:.0f} days ago",
-    missing="no login recorded since the logins data starts, after the account landed",
 )
 GAP_MEAN = declare.fixed(
     "login_gap_mean_90d", "Mean days between login days over 90 days", "lower",
@@ -90,7 +87,6 @@ VALID = "account_id IS NOT NULL AND ts IS NOT NULL"
 WINDOWS = "_ft_logins_win"
 USER_WINDOWS = "_ft_logins_users_win"
 LAST = "_ft_logins_last"
-START = "_ft_logins_start"
 
 
 def build(engine: Engine, ctx: FamilyContext) -> list[str]:
@@ -118,8 +114,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     engine.define(LAST, ever_before_as_of_sql(DAILY, {"last_day": ("max", "r.day")}))
 
     columns = {LOGINS_PER_SEAT.name(w): ratio(zero(f"w.logins_{w}"), "s.seat_norm") for w in ctx.windows}
-    engine.define(START, table_start_sql(DAILY))
-    joins = [snapshot_join("w", WINDOWS), snapshot_join("l", LAST), table_start_join(START)]
+    joins = [snapshot_join("w", WINDOWS), snapshot_join("l", LAST)]
     if ctx.has(SOURCE, "user_id"):
         users = f"SELECT account_id, user_id AS key, {d.day_of('ts')} AS day FROM logins WHERE {VALID}"
         engine.define(USERS, distinct_keys_sql(d, users, ctx.horizon))
@@ -128,7 +123,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         columns |= {UTILISATION.name(w): ratio(zero(f"u.distinct_{w}"), "s.seat_norm") for w in ctx.windows}
         joins.append(snapshot_join("u", USER_WINDOWS))
     columns |= {ACTIVE_DAYS.name(w): as_double(zero(f"w.days_{w}")) for w in ctx.windows}
-    columns[DAYS_SINCE] = days_since_sql(d, "l.last_day")
+    columns[DAYS_SINCE] = f"coalesce({d.days_between('l.last_day', 's.as_of')}, {tenure(d)})"
     columns[GAP_MEAN] = (
         "CASE WHEN w.days_in_90 >= 2 THEN CAST(w.first_age_90 - w.last_age_90 AS DOUBLE) / (w.days_in_90 - 1) END"
     )

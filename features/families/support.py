@@ -16,7 +16,6 @@ from features.sql.timeline import (
     agg_where,
     as_double,
     count_where,
-    days_since_sql,
     ever_before_as_of_sql,
     family_sql,
     ratio,
@@ -24,8 +23,7 @@ from features.sql.timeline import (
     snapshot_join,
     sum_before,
     sum_in,
-    table_start_join,
-    table_start_sql,
+    tenure,
     windowed_sql,
     zero,
 )
@@ -81,7 +79,6 @@ DAYS_SINCE = declare.fixed(
     "higher",
     "last ticket {value:.0f} days ago",
     never="no ticket recorded after the day it landed, {tenure_days:.0f} days ago",
-    missing="no ticket recorded since the support data starts, after the account landed",
 )
 TREND = declare.fixed(
     "tickets_trend_30d",
@@ -97,7 +94,6 @@ OPENED_WINDOWS = "_ft_tickets_opened_win"
 CLOSED_WINDOWS = "_ft_tickets_closed_win"
 OPENED_EVER = "_ft_tickets_opened_ever"
 CLOSED_EVER = "_ft_tickets_closed_ever"
-START = "_ft_tickets_start"
 VALID = "account_id IS NOT NULL AND opened_at IS NOT NULL"
 
 
@@ -150,9 +146,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         snapshot_join("o", OPENED_WINDOWS),
         snapshot_join("c", CLOSED_WINDOWS),
         snapshot_join("opened", OPENED_EVER),
-        table_start_join(START),
     ]
-    engine.define(START, table_start_sql(OPENED_DAILY))
 
     columns = {TICKETS.name(w): as_double(zero(f"o.tickets_{w}")) for w in ctx.windows}
     columns |= {TICKETS_PER_SEAT.name(w): ratio(zero(f"o.tickets_{w}"), "s.seat_norm") for w in ctx.windows}
@@ -171,7 +165,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     if has("category"):
         columns[BUG_SHARE] = ratio("o.bugs", "o.with_category")
         columns[HOWTO_SHARE] = ratio("o.howtos", "o.with_category")
-    columns[DAYS_SINCE] = days_since_sql(d, "opened.day")
+    columns[DAYS_SINCE] = f"coalesce({d.days_between('opened.day', 's.as_of')}, {tenure(d)})"
     columns[TREND] = rel_change(zero("o.tickets_30"), zero("o.tickets_prev_30"))
     engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

@@ -14,15 +14,13 @@ from features.sql.timeline import (
     agg_where,
     as_double,
     count_where,
-    days_since_sql,
     ever_before_as_of_sql,
     family_sql,
     latest_row_joins,
     ratio,
     snapshot_join,
     sum_within,
-    table_start_join,
-    table_start_sql,
+    tenure,
     trailing_sql,
     zero,
 )
@@ -74,7 +72,6 @@ DAYS_SINCE = declare.fixed(
     "lower",
     "last survey response {value:.0f} days ago",
     never="no survey response recorded after the day it landed, {tenure_days:.0f} days ago",
-    missing="no survey response recorded since the surveys data starts, after the account landed",
 )
 
 DAILY = "_ft_surveys_day"
@@ -86,7 +83,6 @@ WINDOWS = "_ft_surveys_win"
 LAST = "_ft_surveys_last"
 NPS_LAST = "_ft_surveys_nps_last"
 CSAT_LAST = "_ft_surveys_csat_last"
-START = "_ft_surveys_start"
 
 
 def build(engine: Engine, ctx: FamilyContext) -> list[str]:
@@ -119,9 +115,8 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         columns[CSAT_LATEST] = "csat.mean"
         columns[CSAT_MEAN] = ratio("w.csat_sum", "w.csat_n")
     columns[RESPONSES] = as_double(zero("w.responses"))
-    columns[DAYS_SINCE] = days_since_sql(d, "l.day")
-    engine.define(START, table_start_sql(DAILY))
-    joins = [snapshot_join("w", WINDOWS), snapshot_join("l", LAST), table_start_join(START)]
+    columns[DAYS_SINCE] = f"coalesce({d.days_between('l.day', 's.as_of')}, {tenure(d)})"
+    joins = [snapshot_join("w", WINDOWS), snapshot_join("l", LAST)]
     joins += latest_row_joins("nps", NPS_DAILY, NPS_LAST) + latest_row_joins("csat", CSAT_DAILY, CSAT_LAST)
     engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

@@ -7,7 +7,7 @@ before, so it is missing when either period had no rated touchpoint. Days since 
 executive meeting are missing when there never was one: many accounts (small ones served
 one-to-many) never get one, and a scorecard then skips the metric instead of penalising them.
 Days since the last touchpoint of any kind fall back to the account's tenure, as every other
-"days since" does, where the table covers the account's life (missing where it starts after the landing).
+"days since" does.
 """
 
 from __future__ import annotations
@@ -17,15 +17,13 @@ from features.sql.engine import Engine
 from features.sql.timeline import (
     as_double,
     count_where,
-    days_since_sql,
     ever_before_as_of_sql,
     family_sql,
     ratio,
     snapshot_join,
     sum_between,
     sum_within,
-    table_start_join,
-    table_start_sql,
+    tenure,
     trailing_sql,
     zero,
 )
@@ -55,7 +53,6 @@ DAYS_SINCE = declare.fixed(
     "lower",
     "last touchpoint {value:.0f} days ago",
     never="no touchpoint recorded after the day it landed, {tenure_days:.0f} days ago",
-    missing="no touchpoint recorded since the touchpoints data starts, after the account landed",
 )
 SENTIMENT = declare.fixed(
     "touchpoint_sentiment_90d", "Mean sentiment of touchpoints in 90 days (-1 negative to 1 positive)", "higher",
@@ -78,7 +75,6 @@ WINDOWS = "_ft_touchpoints_win"
 
 
 LAST = "_ft_touchpoints_last"
-START = "_ft_touchpoints_start"
 
 
 def build(engine: Engine, ctx: FamilyContext) -> list[str]:
@@ -111,13 +107,11 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     columns = {TOUCHPOINTS: as_double(zero("w.touchpoints_90"))}
     columns[DAYS_SINCE_QBR] = d.days_between("l.last_qbr", "s.as_of")
     columns[DAYS_SINCE_EXECUTIVE] = d.days_between("l.last_executive", "s.as_of")
-    columns[DAYS_SINCE] = days_since_sql(d, "l.day")
+    columns[DAYS_SINCE] = f"coalesce({d.days_between('l.day', 's.as_of')}, {tenure(d)})"
     if ctx.has(SOURCE, "sentiment"):
         recent, before = ratio("w.sentiment_90", "w.rated_90"), ratio("w.sentiment_prev_90", "w.rated_prev_90")
         columns[SENTIMENT] = recent
         columns[SENTIMENT_TREND] = f"({recent} - {before})"
         columns[NEGATIVE] = as_double(zero("w.negative_90"))
-    engine.define(START, table_start_sql(DAILY))
-    joins = [snapshot_join("w", WINDOWS), snapshot_join("l", LAST), table_start_join(START)]
-    engine.define(family_table(SOURCE), family_sql(columns, joins))
+    engine.define(family_table(SOURCE), family_sql(columns, [snapshot_join("w", WINDOWS), snapshot_join("l", LAST)]))
     return list(columns)

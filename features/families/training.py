@@ -13,7 +13,6 @@ from features.sql.timeline import (
     LANDED,
     as_double,
     count_where,
-    days_since_sql,
     ever_before_as_of_sql,
     family_sql,
     ratio,
@@ -22,6 +21,7 @@ from features.sql.timeline import (
     sum_in,
     table_start_join,
     table_start_sql,
+    tenure,
     windowed_sql,
     zero,
 )
@@ -59,7 +59,6 @@ DAYS_SINCE = declare.fixed(
     "lower",
     "last training {value:.0f} days ago",
     never="no training recorded after the day it landed, {tenure_days:.0f} days ago",
-    missing="no training recorded since the trainings data starts, after the account landed",
 )
 
 DAILY = "_ft_trainings_day"
@@ -120,6 +119,6 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         columns[CERTIFICATIONS] = as_double(zero("l.certifications_total"))
     # an onboarding before the table's first row is not in it: unknown, not "no session"
     columns[ONBOARDING] = since_landing(d, as_double(zero("onboarded.sessions")))
-    columns[DAYS_SINCE] = days_since_sql(d, "l.day")
+    columns[DAYS_SINCE] = f"coalesce({d.days_between('l.day', 's.as_of')}, {tenure(d)})"
     engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

@@ -42,7 +42,6 @@ from features.sql.timeline import (
     WINDOW_MAP,
     as_double,
     count_where,
-    days_since_sql,
     ever_before_as_of_sql,
     family_sql,
     ratio,
@@ -101,7 +100,6 @@ DAYS_SINCE = declare.fixed(
     "lower",
     "last product use {value:.0f} days ago",
     never="no product use recorded after the day it landed, {tenure_days:.0f} days ago",
-    missing="no product use recorded since the product usage data starts, after the account landed",
 )
 TREND = declare.fixed(
     "usage_trend_30d",
@@ -234,12 +232,13 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         joins.append(snapshot_join("wf", WORKFLOW_WINDOWS))
         columns[COMPLETION] = ratio("wf.completed", "wf.runs")
         columns[SKIPS] = ratio("wf.skipped", "wf.runs")
+    days_landed = tenure(d)
     first_value = (
         f"CASE WHEN fv.first_ts < s.as_of THEN greatest({d.days_between('s.landed_at', 'fv.first_ts')}, 0.0) "
-        f"ELSE {tenure(d)} END"
+        f"ELSE {days_landed} END"
     )
     columns[FIRST_VALUE] = since_landing(d, first_value)
-    columns[DAYS_SINCE] = days_since_sql(d, "l.day")
+    columns[DAYS_SINCE] = f"coalesce({d.days_between('l.day', 's.as_of')}, {days_landed})"
     columns[TREND] = rel_change(zero("w.events_30"), zero("w.events_prev_30"))
     engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

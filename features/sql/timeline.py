@@ -117,8 +117,7 @@ def as_double(expression: str) -> str:
 
 
 def tenure(d: Dialect) -> str:
-    """Days since the account landed: the account's age, and the value of a "days since last X" whose X never
-    happened while the table covered the account's life (`since_landing`)."""
+    """Days since the account landed, the fallback of every "days since last X" that never happened."""
     return d.days_between("s.landed_at", "s.as_of")
 
 
@@ -133,19 +132,13 @@ def table_start_sql(rollup: str) -> str:
 
 
 def since_landing(d: Dialect, known: str, start: str = "hs.first_day") -> str:
-    """`known` (a quantity counted from the landing day: days to first use, onboarding sessions, "days since
-    X" of an X never seen), NULL where the table's first row before as_of (`start`, from `table_start_sql`)
-    is after the account's landing day: the table does not say what happened before it starts, and reading
-    nothing there as "never" would count the export's start ("first product use 1734 days after landing" of
-    an account landed years before the usage data). A table without a row before as_of is taken at its word,
-    as its windows are (no activity; an empty table is warned about when the data is read)."""
+    """`known` (a quantity counted from the landing day: days to first use, onboarding sessions), NULL where
+    the table's first row before as_of (`start`, from `table_start_sql`) is after the account's landing day:
+    the table does not say what happened before it starts, and reading nothing there as "never" would count
+    the export's start ("first product use 1734 days after landing" of an account landed years before the
+    usage data). A table without a row before as_of is taken at its word, as its windows are (no activity;
+    an empty table is warned about when the data is read)."""
     return f"(CASE WHEN {start} < s.as_of AND {start} > {d.day_of('s.landed_at')} THEN NULL ELSE {known} END)"
-
-
-def days_since_sql(d: Dialect, last_day: str) -> str:
-    """Days from `last_day` (the latest row before as_of, NULL when none) to as_of; without a row, the
-    account's age unless the table starts after the account landed (`since_landing`: then NULL)."""
-    return f"coalesce({d.days_between(last_day, 's.as_of')}, {since_landing(d, tenure(d))})"
 
 
 def table_start_join(table: str) -> str:
