@@ -14,7 +14,9 @@ Event histories are measured the way acceptance does: the generated history is c
 --promote` and `churn score --data D --as-of CUT` run through the real CLI in a fresh working
 folder, and each scored account's probability is compared with the true outcome of its term
 running at CUT (from the full generation's truth). The baselines train on the labelled rows of
-the same snapshot feature table the model trained on and score the same CUT rows. Public tables
+the same snapshot feature table the model trained on and score the same CUT rows. A `<name>_late` dataset is a
+late export of `<name>`'s history: its event rows before START + `LATE_MONTHS` are dropped, accounts and
+subscriptions kept whole (the customers landed before the data starts). Public tables
 run in prepared-table mode (`churn train --table` / `churn score --table`) on a seeded 70/30
 split, the baselines on the same split.
 
