@@ -2,7 +2,8 @@
 
 A trained user is one with a completed training; certifications are completed trainings of kind
 "certification". Onboarding sessions are all sessions on the landing day and the
-`onboarding_days` - 1 days after it, counted only before as_of.
+`onboarding_days` - 1 days after it, counted only before as_of; missing for an account that landed
+before the trainings table's first row (its onboarding is not in the data).
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ run started (a process's very first runs, with nothing before them, count when i
 belongs to the 90-day window by its first day and is judged on its events before as_of only:
 roll-ups keep, per (account, start day, day), the change in runs completed and skipped that day,
 so a run still going at as_of counts with the state it had reached.
+
+Days to first value count from the landing day to the first use on or after it; they are missing for an
+account that landed before the usage table's first row (`since_landing`): the gap would be the export's.
 """
 
 from __future__ import annotations
