@@ -186,6 +186,11 @@ def drop_events_before(data_dir: Path, start: pd.Timestamp) -> dict[str, int]:
         if frame is None or not contract.is_event:
             continue
         kept = frame[pd.to_datetime(frame[contract.time_column]) >= start]
+        for other in (data_dir / name, data_dir / f"{name}.csv"):  # a folder or CSV becomes NAME.parquet
+            if other.is_dir():
+                shutil.rmtree(other)
+            elif other.exists():
+                other.unlink()
         kept.to_parquet(data_dir / f"{name}.parquet", index=False)
         dropped[name] = len(frame) - len(kept)
     return dropped
