@@ -14,7 +14,9 @@ Event histories are measured the way acceptance does: the generated history is c
 --promote` and `churn score --data D --as-of CUT` run through the real CLI in a fresh working
 folder, and each scored account's probability is compared with the true outcome of its term
 running at CUT (from the full generation's truth). The baselines train on the labelled rows of
-the same snapshot feature table the model trained on and score the same CUT rows. Public tables
+the same snapshot feature table the model trained on and score the same CUT rows. A `<name>_late` dataset is a
+late export of `<name>`'s history: its event rows before START + `LATE_MONTHS` are dropped, accounts and
+subscriptions kept whole (the customers landed before the data starts). Public tables
 run in prepared-table mode (`churn train --table` / `churn score --table`) on a seeded 70/30
 split, the baselines on the same split.
 
@@ -93,13 +95,16 @@ class EventDataset:
     code: str = "pipeline/synthetic/*.py"  # the generator's files: cached histories are keyed by their digest
     score_days: tuple[int, ...] = (0,)  # scoring dates, days after CUT (short terms need several)
     years: float | None = None  # its own length of history (default: the run's)
+    events_from_months: int | None = None  # event rows before START + this many months are dropped (late export)
+    history_of: str | None = None  # the dataset whose generated history this one reads (a late export of it)
 
     def history_dir(self, accounts: int, years: float) -> Path:
         """Where the full generated history is cached: a new generator version generates anew."""
         digest = hashlib.sha1()
         for path in sorted(ROOT.glob(self.code)):
             digest.update(path.read_bytes())
-        return OUT / self.name / f"full-{accounts}x{years:g}-seed{self.seed}-{digest.hexdigest()[:8]}"
+        name = self.history_of or self.name
+        return OUT / name / f"full-{accounts}x{years:g}-seed{self.seed}-{digest.hexdigest()[:8]}"
 
 
 @dataclass(frozen=True)
@@ -173,8 +178,23 @@ def datasets() -> dict[str, EventDataset | TableDataset]:
         )
         for i, (shape, spec) in enumerate(third.SHAPES.items())
     ]
+    by_name = {d.name: d for d in event}
+    event += [  # the same worlds exported late: events start months after START, accounts and terms whole
+        replace(
+            by_name[name],
+            name=f"{name}_late",
+            description=f"{by_name[name].description}; event rows before START + {LATE_MONTHS} months dropped",
+            events_from_months=LATE_MONTHS,
+            history_of=name,
+        )
+        for name in LATE
+    ]
     tables = [TableDataset(t.name, t) for t in public.TABLES]
     return {d.name: d for d in [*event, *tables]}
+
+
+LATE = ("ours_default", "foreign_b2b", "foreign_usage_monthly")
+LATE_MONTHS = 8  # with --quick's 3 years: 16 months of events before CUT, the installed base landed before them
 
 
 QUICK = ("ours_default", "foreign_usage_monthly", "telecom_churn")
@@ -460,6 +480,14 @@ def run_event(
     result.notes.append(
         f"CUT {cut.date()}; data before CUT: " + ", ".join(f"{name} {count:,}" for name, count in rows.items())
     )
+    if spec.events_from_months is not None:
+        if spec.score_days != (0,):
+            raise ValueError(f"{spec.name}: a late export is scored at CUT only (the full history is not cut)")
+        events_from = pd.Timestamp(START) + pd.DateOffset(months=spec.events_from_months)
+        dropped = history.drop_events_before(data, events_from)
+        result.notes.append(
+            f"events from {events_from.date()} only; dropped: " + ", ".join(f"{n} {c:,}" for n, c in dropped.items())
+        )
     run_dir = work / "run"
     dates = [cut + pd.Timedelta(days=d) for d in spec.score_days]
     saved = [run_dir / "train.log", *(run_dir / f"scores-{when.date()}.parquet" for when in dates)]

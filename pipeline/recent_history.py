@@ -19,6 +19,8 @@ What the features of `logins` / `usage_events` read before the trailing windows 
   and complete when it reaches the highest step its process (the feature of a run's first event)
   reached on earlier days, over all accounts -> the older rows of every run that also has rows
   from `start` on, and per process one row of an older run that reached the process's highest step.
+- the table's first day (`features/sql/timeline.py` `table_start_sql`: whether the table covers an
+  account's life since it landed) -> the table's earliest older row, of whichever account.
 - login gaps reach back 90 days at most, distinct users / features the trailing windows only:
   nothing older.
 Summary rows sit on days before `start`, where no trailing window of a date from `start + horizon`
@@ -138,8 +140,10 @@ def _summary_sql(name: str, days: str, recent: str, older_steps: str | None) -> 
     """The summary rows from the kept older entries: `days` (account, day, first_ts, last_ts) and
     `older_steps` (the workflow step rows)."""
     latest = f'SELECT account_id, max(last_ts) AS ts FROM "{days}" GROUP BY account_id'
+    # the table's first row: one more row of an account on a day it has rows, so no other fact moves
+    first = f'SELECT account_id, first_ts AS ts FROM "{days}" ORDER BY first_ts, account_id LIMIT 1'
     if name == "logins":
-        return latest
+        return f"({latest}) UNION ALL ({first})"
     day = DUCKDB.day_of
     # A landing day is a midnight: a day's rows are all on or after it, or all before it.
     first_uses = f"""
@@ -158,6 +162,7 @@ def _summary_sql(name: str, days: str, recent: str, older_steps: str | None) -> 
         )
         SELECT account_id, ts FROM firsts
         UNPIVOT (ts FOR kind IN (latest, since_created, since_first_term))
+        UNION ALL ({first})
     """
     if older_steps is None:
         return first_uses

@@ -29,6 +29,11 @@ def accounts(**columns) -> pd.DataFrame:
     return pd.DataFrame(base | {k: [v] for k, v in columns.items()})
 
 
+def accounts_a_and_b() -> pd.DataFrame:
+    """A and a second account B, landed alike: B's rows are kept (and can start a table before A landed)."""
+    return pd.concat([accounts(), accounts().assign(account_id="B")], ignore_index=True)
+
+
 def subscriptions(
     *terms: tuple[str, str], account: str = "A", seats: float = 10.0, arr: float = 12000.0
 ) -> pd.DataFrame:

@@ -35,3 +35,19 @@ def test_a_cut_history_keeps_what_was_known_at_cut_and_passes_the_contract(tmp_p
     assert cut["status"].tolist() == ["open", "paid"] and cut["due_at"].notna().all()
     assert cut["paid_at"].isna().tolist() == [True, False]
     load(tmp_path / "cut", Settings())  # the cut history is valid under the contract
+
+
+def test_a_late_export_drops_the_older_events_and_keeps_accounts_and_terms_whole(tmp_path):
+    """`<name>_late` datasets of bench/quality.py: the customers landed before the data starts."""
+    tables = {name: frame for name, frame in tiny_tables().items() if name != "logins"}  # logins: mixed offsets
+    data = write_tables(tmp_path / "data", tables, fmt="parquet")
+    start = pd.Timestamp("2023-03-15")
+    kept = {name: len(frame) for name, frame in tables.items()}
+    dropped = history.drop_events_before(data, start)
+    assert "accounts" not in dropped and "subscriptions" not in dropped
+    for name in ("accounts", "subscriptions"):
+        assert len(history.read_table(data, name)) == kept[name]
+    usage = history.read_table(data, "usage_events")
+    assert dropped["usage_events"] > 0 and len(usage) == kept["usage_events"] - dropped["usage_events"]
+    assert (pd.to_datetime(usage["ts"]) >= start).all()
+    load(data, Settings())  # still valid under the contract

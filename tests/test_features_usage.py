@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from feature_data import make_dataset, snapshot
+from feature_data import accounts_a_and_b, make_dataset, snapshot
 
 from features.registry import category_map, describe
 
@@ -24,7 +24,9 @@ EVENTS = pd.DataFrame(
 
 
 def test_volumes_breadth_and_edges():
-    row = snapshot(make_dataset(usage_events=EVENTS), AS_OF)
+    # B's use on A's landing day starts the table there: the data covers A's life since it landed
+    events = pd.concat([EVENTS, pd.DataFrame([("B", "2024-01-01 00:00", "x", 1.0)], columns=EVENTS.columns)])
+    row = snapshot(make_dataset(usage_events=events, accounts_table=accounts_a_and_b()), AS_OF)
     assert [row[f"events_per_seat_{w}d"] for w in (7, 30, 90)] == pytest.approx([0.2, 0.4, 0.6])
     assert [row[f"quantity_per_seat_{w}d"] for w in (7, 30, 90)] == pytest.approx([0.5, 0.7, 0.9])
     assert [row[f"feature_breadth_{w}d"] for w in (7, 30, 90)] == [2, 3, 4]

@@ -113,6 +113,22 @@ def test_rows_at_or_after_the_date_change_nothing(book, model, tmp_path: Path) -
     pd.testing.assert_frame_equal(_features(_recent(changed, DATES[2]), DATES[2], model), expected, check_exact=True)
 
 
+def test_the_first_row_of_a_table_older_than_the_windows_reaches_a_one_date_read(book, model, tmp_path: Path) -> None:
+    """What is counted since landing depends on the table's first day (`since_landing`): a row long before
+    the windows, before every landing (of an account landed later: kept, reported), must reach the read."""
+    _, data, dataset, _ = book
+    first_landing = pd.Timestamp(dataset.accounts["created_at"].min())
+
+    def add_an_early_row(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+        return pd.concat([frame.head(1).assign(ts=first_landing - pd.Timedelta(days=30)), frame])
+
+    when = DATES[2]
+    changed = _rewrite(data, tmp_path / "early", add_an_early_row)
+    whole = _features(_whole(changed), when, model)
+    assert whole["days_to_first_value"].notna().all()  # every account landed after the data starts
+    pd.testing.assert_frame_equal(_features(_recent(changed, when), when, model), whole, check_exact=True)
+
+
 def _with_bad_quantity(at: pd.Timestamp):
     def change(name: str, frame: pd.DataFrame) -> pd.DataFrame:
         if name == "usage_events":

@@ -172,3 +172,25 @@ def at_cut_probability(full_dir: Path, outcomes: pd.DataFrame, cut: pd.Timestamp
         at_cut = outcomes["p_churn"].to_numpy(dtype=float)
     at_cut = np.where(rows >= 0, at_cut, np.nan)  # an account with no latent weeks (never active)
     return pd.Series(at_cut, index=outcomes.index, name="p_churn_at_cut")
+
+
+def drop_events_before(data_dir: Path, start: pd.Timestamp) -> dict[str, int]:
+    """Drop the event rows of `data_dir` dated before `start`, in place; accounts and subscriptions stay whole.
+
+    An export that begins after the accounts landed (a team sends its last two years of logins, or began
+    tracking product use in 2023): the model must read "no login since the data starts" there, not "no login
+    since the account landed". Rows dropped per event table."""
+    dropped: dict[str, int] = {}
+    for name, contract in TABLES.items():
+        frame = read_table(data_dir, name)
+        if frame is None or not contract.is_event:
+            continue
+        kept = frame[pd.to_datetime(frame[contract.time_column]) >= start]
+        for other in (data_dir / name, data_dir / f"{name}.csv"):  # a folder or CSV becomes NAME.parquet
+            if other.is_dir():
+                shutil.rmtree(other)
+            elif other.exists():
+                other.unlink()
+        kept.to_parquet(data_dir / f"{name}.parquet", index=False)
+        dropped[name] = len(frame) - len(kept)
+    return dropped

@@ -2,7 +2,8 @@
 
 A trained user is one with a completed training; certifications are completed trainings of kind
 "certification". Onboarding sessions are all sessions on the landing day and the
-`onboarding_days` - 1 days after it, counted only before as_of.
+`onboarding_days` - 1 days after it, counted only before as_of; missing for an account that landed
+before the trainings table's first row (its onboarding is not in the data).
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from features.sql.timeline import (
     ever_before_as_of_sql,
     family_sql,
     ratio,
+    since_landing,
     snapshot_join,
     sum_in,
+    table_start_join,
+    table_start_sql,
     tenure,
     windowed_sql,
     zero,
@@ -48,6 +52,7 @@ CERTIFICATIONS = declare.fixed(
 ONBOARDING = declare.fixed(
     "onboarding_sessions", "Training sessions in the onboarding period after landing", "higher",
     "{value:.0f} onboarding sessions",
+    missing="onboarding not in the data: the account landed before the trainings data starts",
 )  # fmt: skip
 DAYS_SINCE = declare.fixed(
     "days_since_last_training",
@@ -63,6 +68,7 @@ WINDOWS = "_ft_trainings_win"
 EVER = "_ft_trainings_ever"
 TRAINED_EVER = "_ft_trainings_trained_ever"
 ONBOARDING_EVER = "_ft_trainings_onboarding"
+START = "_ft_trainings_start"
 VALID = "account_id IS NOT NULL AND ts IS NOT NULL"
 
 
@@ -89,7 +95,9 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
                       ON l.account_id = r.account_id AND r.day >= l.landed_day
                      AND r.day < l.landed_day + {d.days(ctx.settings.onboarding_days)})"""
     engine.define(ONBOARDING_EVER, ever_before_as_of_sql(onboarding, {"sessions": ("sum", "r.sessions")}))
+    engine.define(START, table_start_sql(DAILY))
     joins = [snapshot_join("w", WINDOWS), snapshot_join("l", EVER), snapshot_join("onboarded", ONBOARDING_EVER)]
+    joins.append(table_start_join(START))
 
     columns = {SESSIONS.name(w): as_double(zero(f"w.sessions_{w}")) for w in ctx.windows}
     if ctx.has(SOURCE, "completed"):
@@ -110,7 +118,8 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         columns[TRAINED_SHARE] = ratio(zero("trained.trained_total"), "s.seat_norm")
     if ctx.has(SOURCE, "kind"):
         columns[CERTIFICATIONS] = as_double(zero("l.certifications_total"))
-    columns[ONBOARDING] = as_double(zero("onboarded.sessions"))
+    # an onboarding before the table's first row is not in it: unknown, not "no session"
+    columns[ONBOARDING] = since_landing(d, as_double(zero("onboarded.sessions")))
     columns[DAYS_SINCE] = f"coalesce({d.days_between('l.day', 's.as_of')}, {tenure(d)})"
     engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

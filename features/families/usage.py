@@ -22,6 +22,9 @@ run started (a process's very first runs, with nothing before them, count when i
 belongs to the 90-day window by its first day and is judged on its events before as_of only:
 roll-ups keep, per (account, start day, day), the change in runs completed and skipped that day,
 so a run still going at as_of counts with the state it had reached.
+
+Days to first value count from the landing day to the first use on or after it; they are missing for an
+account that landed before the usage table's first row (`since_landing`): the gap would be the export's.
 """
 
 from __future__ import annotations
@@ -46,9 +49,12 @@ from features.sql.timeline import (
     family_sql,
     ratio,
     rel_change,
+    since_landing,
     snapshot_join,
     sum_before,
     sum_in,
+    table_start_join,
+    table_start_sql,
     tenure,
     windowed_sql,
     zero,
@@ -85,10 +91,11 @@ SKIPS = declare.fixed(
 )  # fmt: skip
 FIRST_VALUE = declare.fixed(
     "days_to_first_value",
-    "Days from landing to the first product use (days so far when none yet)",
+    "Days from landing to the first product use (days so far when none yet; missing when the data starts later)",
     "lower",
     "first product use {value:.0f} days after landing",
     never="no product use recorded yet, {tenure_days:.0f} days after landing",
+    missing="first product use not known: the account landed before the product usage data starts",
 )
 DAYS_SINCE = declare.fixed(
     "days_since_last_use",
@@ -116,6 +123,7 @@ FEATURE_WINDOWS = "_ft_usage_feature_win"
 WORKFLOW_WINDOWS = "_ft_usage_workflow_win"
 LAST = "_ft_usage_last"
 FIRST_USE = "_ft_usage_first_use"
+START = "_ft_usage_start"
 
 
 def feature_key(feature: str) -> str:
@@ -206,12 +214,14 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         GROUP BY r.account_id
         """,
     )
+    engine.define(START, table_start_sql(DAILY))
     engine.define(FEATURE_WINDOWS, _distinct_features_sql(ctx.windows))
     joins = [
         snapshot_join("w", WINDOWS),
         snapshot_join("f", FEATURE_WINDOWS),
         snapshot_join("l", LAST),
         f"LEFT JOIN {FIRST_USE} fv ON fv.account_id = s.account_id",
+        table_start_join(START),
     ]
 
     columns = {EVENTS_PER_SEAT.name(w): ratio(zero(f"w.events_{w}"), "s.seat_norm") for w in ctx.windows}
@@ -226,10 +236,11 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         columns[COMPLETION] = ratio("wf.completed", "wf.runs")
         columns[SKIPS] = ratio("wf.skipped", "wf.runs")
     days_landed = tenure(d)
-    columns[FIRST_VALUE] = (
+    first_value = (
         f"CASE WHEN fv.first_ts < s.as_of THEN greatest({d.days_between('s.landed_at', 'fv.first_ts')}, 0.0) "
         f"ELSE {days_landed} END"
     )
+    columns[FIRST_VALUE] = since_landing(d, first_value)
     columns[DAYS_SINCE] = f"coalesce({d.days_between('l.day', 's.as_of')}, {days_landed})"
     columns[TREND] = rel_change(zero("w.events_30"), zero("w.events_prev_30"))
     engine.define(family_table(SOURCE), family_sql(columns, joins))

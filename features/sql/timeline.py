@@ -121,6 +121,31 @@ def tenure(d: Dialect) -> str:
     return d.days_between("s.landed_at", "s.as_of")
 
 
+def table_start_sql(rollup: str) -> str:
+    """One row: the first `day` of a family's daily roll-up, i.e. of its table (NULL when it is empty).
+
+    Exports rarely begin when the customers landed (two years of logins for customers of five years'
+    standing), and each table may begin on another day. Join it with `table_start_join` and read it
+    through `since_landing`, which uses it only when it lies before as_of: then it is the first row before
+    as_of, which no row at or after as_of can move (point in time)."""
+    return f"SELECT min(day) AS first_day FROM {rollup}"
+
+
+def since_landing(d: Dialect, known: str, start: str = "hs.first_day") -> str:
+    """`known` (a quantity counted from the landing day: days to first use, onboarding sessions), NULL where
+    the table's first row before as_of (`start`, from `table_start_sql`) is after the account's landing day:
+    the table does not say what happened before it starts, and reading nothing there as "never" would count
+    the export's start ("first product use 1734 days after landing" of an account landed years before the
+    usage data). A table without a row before as_of is taken at its word, as its windows are (no activity;
+    an empty table is warned about when the data is read)."""
+    return f"(CASE WHEN {start} < s.as_of AND {start} > {d.day_of('s.landed_at')} THEN NULL ELSE {known} END)"
+
+
+def table_start_join(table: str) -> str:
+    """The join giving every snapshot the table's first day as `hs.first_day` (a one-row table)."""
+    return f"CROSS JOIN {table} hs"
+
+
 def snapshot_join(alias: str, table: str) -> str:
     """LEFT JOIN a per-snapshot table (account_id, as_of, ...) to the snapshots `s`."""
     return f"LEFT JOIN {table} {alias} ON {alias}.account_id = s.account_id AND {alias}.as_of = s.as_of"
