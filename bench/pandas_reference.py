@@ -165,6 +165,15 @@ def _before(events: pd.DataFrame, as_of) -> pd.DataFrame:
     return seen.assign(age=(as_of - seen.day).dt.days)
 
 
+def _since_landing(known: pd.Series, table: pd.DataFrame, snap: pd.DataFrame, as_of) -> pd.Series:
+    """`known` (counted from the landing day), missing where the table's first day, when before as_of, is after
+    the account's landing day: the table does not cover the start (features/sql/timeline.py `since_landing`)."""
+    start = table.day.min()
+    if pd.isna(start) or start >= as_of:
+        return known
+    return known.where(~(start > snap.landed_at.dt.floor("D")))
+
+
 def _count(frame: pd.DataFrame, index) -> pd.Series:
     return frame.groupby(ID).size().reindex(index, fill_value=0).astype(float)
 
@@ -262,7 +271,8 @@ def _usage(usage, workflows, snap, as_of, settings, top, has_quantity) -> pd.Dat
     landed_day = snap.landed_at.dt.floor("D")
     after_landing = seen[seen.day >= seen[ID].map(landed_day)]
     first = after_landing.groupby(ID).ts.min().reindex(snap.index)
-    out["days_to_first_value"] = _days(first - snap.landed_at).clip(lower=0).fillna(snap.tenure)
+    days_to_first = _days(first - snap.landed_at).clip(lower=0).fillna(snap.tenure)
+    out["days_to_first_value"] = _since_landing(days_to_first, usage, snap, as_of)
     out["days_since_last_use"] = _since_last(seen, snap, as_of)
     c30 = _count(seen[seen.age <= 30], snap.index)
     out["usage_trend_30d"] = _rel_change(c30, _count(seen[(seen.age > 30) & (seen.age <= 60)], snap.index))
@@ -333,7 +343,8 @@ def _training(trainings, snap, as_of, settings, present) -> pd.DataFrame:
         out["certifications_total"] = _count(done[done.kind.str.lower().eq("certification")], snap.index)
     landed_day = seen[ID].map(snap.landed_at.dt.floor("D"))
     onboarding_end = (landed_day + pd.Timedelta(days=settings.onboarding_days)).clip(upper=as_of)
-    out["onboarding_sessions"] = _count(seen[(seen.day >= landed_day) & (seen.day < onboarding_end)], snap.index)
+    onboarding = _count(seen[(seen.day >= landed_day) & (seen.day < onboarding_end)], snap.index)
+    out["onboarding_sessions"] = _since_landing(onboarding, trainings, snap, as_of)
     out["days_since_last_training"] = _since_last(seen, snap, as_of)
     return out
 
