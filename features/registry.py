@@ -39,7 +39,9 @@ class FeatureSpec:
     `never` what a "days since" value as old as the account (`tenure_days`, the value when the event
     never happened) means ("no login recorded after the day it landed, 40 days ago": an event on the
     landing day itself gives that value too when the account landed at midnight); both are templates
-    like `template`.
+    like `template`. `unseated` is what a per-seat value says where the account has no licensed seat count
+    (`SEATS` missing from its row, or not a column at all): per-seat features divide by 1 there, so the value
+    is the account's own count ("12 logins in the last 30 days", not "12.0 logins per seat").
     """
 
     name: str
@@ -54,13 +56,16 @@ class FeatureSpec:
     actionable: bool = True
     missing: str | None = None
     never: str | None = None
+    unseated: str | None = None
 
     def templates(self) -> tuple[str, ...]:
-        """Every template that may render the feature (its value, a missing value, an event that never happened)."""
-        return tuple(t for t in (self.template, self.missing, self.never) if t is not None)
+        """Every template that may render the feature (its value, a missing value, an event that never happened,
+        a value of an account without a seat count)."""
+        return tuple(t for t in (self.template, self.missing, self.never, self.unseated) if t is not None)
 
 
 TENURE_DAYS = "tenure_days"  # the account's age, which a "days since" feature takes when the event never happened
+SEATS = "seats"  # licensed seats of the active terms: what per-seat features divide by (1 when unknown)
 _REGISTRY: dict[str, FeatureSpec] = {}
 Resolver = Callable[[str], FeatureSpec | None]
 _RESOLVERS: list[Resolver] = []
@@ -180,6 +185,8 @@ def template_fields(name: str) -> tuple[str, ...]:
             fields += [f for _, f, _, _ in string.Formatter().parse(template) if f]
         except ValueError:  # a malformed template: describe() falls back to the description anyway
             continue
+    if found.unseated is not None:
+        fields.append(SEATS)  # whether the account has a seat count decides the words
     return tuple(dict.fromkeys(f for f in (re.split(r"[.\[]", f)[0] for f in fields) if f != "value"))
 
 
@@ -192,12 +199,22 @@ def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, 
         template = found.missing or "{description}: not recorded"
     elif found.never is not None and row and _at_least(value, row.get(TENURE_DAYS)):
         template = found.never
+    elif found.unseated is not None and row is not None and not _seated(row):
+        template = found.unseated
     context = {k: _clean(v) for k, v in row.items()} if row else {}
     context |= {"value": value, "description": found.description}
     try:
         return singular_counts(_no_negative_zero(template).format_map(context))
     except (KeyError, ValueError, TypeError, IndexError):
         return f"{found.description}: {'not recorded' if missing else _fmt(value)}"
+
+
+def _seated(row: Mapping[str, Any]) -> bool:
+    """Whether the row's account has a licensed seat count (per-seat values are then per seat)."""
+    try:
+        return float(row.get(SEATS)) > 0  # NaN compares False
+    except (TypeError, ValueError):
+        return False
 
 
 def _at_least(value: Any, tenure: Any) -> bool:
@@ -221,8 +238,9 @@ def _no_negative_zero(template: str) -> str:
 
 # A count of one in the templates' words: "1 day", "1 escalated ticket" (never "0.1 uses" or "21 days").
 _ONE = re.compile(
-    r"(?<![\d.,+-])1 ((?:active|distinct|escalated|licensed|negative|onboarding|survey|training|failed) )?"
-    r"(day|hour|time|ticket|invoice|touchpoint|payment|response|user|seat|feature|session|training|certification)s\b"
+    r"(?<![\d.,+-])1 ((?:active|distinct|escalated|licensed|negative|onboarding|survey|training|failed|product) )?"
+    r"(day|hour|time|ticket|invoice|touchpoint|payment|response|user|seat|feature|session|training|certification"
+    r"|login|event|use)s\b"
 )
 
 

@@ -25,7 +25,15 @@ import numpy as np
 import pandas as pd
 
 from features.progress import ProgressCallback, report
-from features.registry import TENURE_DAYS, describer, is_actionable, lookup, singular_counts, template_fields
+from features.registry import (
+    SEATS,
+    TENURE_DAYS,
+    describer,
+    is_actionable,
+    lookup,
+    singular_counts,
+    template_fields,
+)
 from models.drift import check_required_features
 from models.errors import ModelError
 from models.scores import ACTIONABLE_LOG_ODDS, CONTEXT, CONTEXT_LOG_ODDS, TOP_DRIVERS, ml_column
@@ -307,11 +315,16 @@ def _render(name: str, X: pd.DataFrame, rows: np.ndarray) -> list[str]:
         at = companions.index(TENURE_DAYS)
         reached = pd.to_numeric(X[name].iloc[rows], errors="coerce").to_numpy() >= columns[at]
         columns[at] = np.where(reached, columns[at], None)  # None, not NaN: equal in every key
+    if found is not None and found.unseated is not None and SEATS in companions:
+        at = companions.index(SEATS)  # only whether the account has a seat count matters to the words
+        columns[at] = pd.to_numeric(X[SEATS].iloc[rows], errors="coerce").to_numpy() > 0
     contexts = zip(*(c.tolist() for c in columns), strict=True) if companions else repeat(())
     describe = describer(name)
     if not companions:
+        # a per-seat feature of a model without a seat count (the data had none): each row is unseated
+        row = {} if found is not None and found.unseated is not None else None
         by_value: dict[Any, str] = {}
-        return [by_value[v] if v in by_value else by_value.setdefault(v, describe(v, None)) for v in values]
+        return [by_value[v] if v in by_value else by_value.setdefault(v, describe(v, row)) for v in values]
     rendered: dict[tuple[Any, ...], str] = {}
     out = []
     for value, context in zip(values, contexts, strict=False):

@@ -207,6 +207,26 @@ def test_top_drivers_skip_features_that_lower_the_risk():
     assert top_drivers(contributions, X, n=1).tolist() == [describe("tickets_90d", 4.0, X.loc[0].to_dict()), ""]
 
 
+def test_a_per_seat_driver_of_an_account_without_a_seat_count_says_the_account_s_own_count():
+    """Per-seat features divide by 1 where the seats are unknown: "12.0 logins per seat" and "1200% of seats
+    active" were said of accounts whose data has no seat count (no `subscriptions.seats`, or none for them)."""
+    X = pd.DataFrame({"logins_per_seat_30d": [12.0, 12.0, 1.0], "user_utilisation_30d": [12.0, 0.4, 1.0],
+                      "seats": [np.nan, 30.0, 0.0]})  # fmt: skip
+    contributions = pd.DataFrame({"logins_per_seat_30d": [0.5, 0.5, 0.5], "user_utilisation_30d": [0.4, 0.4, 0.4],
+                                  "seats": [0.0, 0.0, 0.0]})  # fmt: skip
+    drivers = top_drivers(contributions, X, n=2).tolist()
+    assert drivers[0] == "12 logins in the last 30 days; 12 active users in the last 30 days (no seat count)"
+    assert drivers[1] == "12.0 logins per seat in the last 30 days; 40% of seats active in the last 30 days"
+    assert drivers[2] == "1 login in the last 30 days; 1 active user in the last 30 days (no seat count)"
+    no_seats = top_drivers(contributions.drop(columns="seats"), X.drop(columns="seats"), n=1).tolist()
+    assert no_seats == ["12 logins in the last 30 days"] * 2 + ["1 login in the last 30 days"]
+    assert describe("events_per_seat_7d", 3.0, {}) == "3 product events in the last 7 days"
+    assert (
+        describe("usage_reports_per_seat_30d", 2.0, {"seats": 4}) == "2.0 uses of reports per seat in the last 30 days"
+    )
+    assert describe("logins_per_seat_30d", 2.0) == "2.0 logins per seat in the last 30 days"  # no row: as declared
+
+
 def test_largest_columns_are_a_stable_descending_sort_in_every_chunk():
     rng = np.random.default_rng(5)
     values = rng.integers(-3, 4, size=(257, 9)).astype(float)  # many ties: column order must break them

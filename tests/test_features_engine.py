@@ -68,8 +68,11 @@ def test_every_template_renders_a_real_row(generated_table):
         row = known.iloc[len(known) // 2].to_dict()
         text = describe(name, row[name], row)
         assert not text.startswith(lookup(name).description), (name, text)  # not the fallback
-    assert describe("logins_trend_30d", -0.6, {"logins_per_seat_30d": 3.0}) == (
+    assert describe("logins_trend_30d", -0.6, {"logins_per_seat_30d": 3.0, "seats": 10}) == (
         "3.0 logins per seat in 30 days, -60% on the previous 30"
+    )
+    assert describe("logins_trend_30d", -0.6, {"logins_per_seat_30d": 3.0}) == (  # no seat count: the account's
+        "3 logins in 30 days, -60% on the previous 30"
     )
 
 

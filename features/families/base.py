@@ -61,6 +61,7 @@ class Windowed:
     template: str
     requires: tuple[str, ...] = ()
     actionable: bool = True
+    unseated: str | None = None
 
     def name(self, window: int) -> str:
         return self.pattern.replace("{W}", str(window))
@@ -78,6 +79,7 @@ class Windowed:
             fill(self.template),
             requires=self.requires,
             actionable=self.actionable,
+            unseated=fill(self.unseated) if self.unseated is not None else None,
         )
 
     def window(self, name: str) -> int | None:
@@ -121,9 +123,11 @@ class Declarations:
         *,
         missing: str | None = None,
         never: str | None = None,
+        unseated: str | None = None,
     ) -> str:
-        """Declare a feature; `requires`: the optional columns of the source table it needs; `missing` and
-        `never`: its words for a missing value and for an event that never happened (FeatureSpec)."""
+        """Declare a feature; `requires`: the optional columns of the source table it needs; `missing`,
+        `never` and `unseated`: its words for a missing value, for an event that never happened and for an
+        account without a seat count (FeatureSpec)."""
         register(
             FeatureSpec(
                 name,
@@ -137,12 +141,20 @@ class Declarations:
                 actionable=self.actionable,
                 missing=missing,
                 never=never,
+                unseated=unseated,
             )
         )
         return name
 
     def windowed(
-        self, pattern: str, description: str, healthier: Direction, template: str, requires: tuple[str, ...] = ()
+        self,
+        pattern: str,
+        description: str,
+        healthier: Direction,
+        template: str,
+        requires: tuple[str, ...] = (),
+        *,
+        unseated: str | None = None,
     ) -> Windowed:
         feature = Windowed(
             pattern,
@@ -153,6 +165,7 @@ class Declarations:
             template,
             self._qualify(requires),
             self.actionable,
+            unseated,
         )
         for window in DEFAULT_WINDOWS:
             register(feature.spec(window))

@@ -34,6 +34,7 @@ LOGINS_PER_SEAT = declare.windowed(
     "Logins per licensed seat in the last {W} days",
     "higher",
     "{value:.1f} logins per seat in the last {W} days",
+    unseated="{value:.0f} logins in the last {W} days",
 )
 ACTIVE_USERS = declare.windowed(
     "active_users_{W}d", "Distinct users who logged in in the last {W} days", "higher",
@@ -45,6 +46,7 @@ UTILISATION = declare.windowed(
     "higher",
     "{value:.0%} of seats active in the last {W} days",
     requires=("user_id",),
+    unseated="{value:.0f} active users in the last {W} days (no seat count)",
 )
 ACTIVE_DAYS = declare.windowed(
     "active_days_{W}d", "Days with at least one login in the last {W} days", "higher",
@@ -73,6 +75,7 @@ TREND = declare.fixed(
     "higher",
     "{logins_per_seat_30d:.1f} logins per seat in 30 days, {value:+.0%} on the previous 30",
     missing="{logins_per_seat_30d:.1f} logins per seat in 30 days, none in the 30 before",
+    unseated="{logins_per_seat_30d:.0f} logins in 30 days, {value:+.0%} on the previous 30",
 )
 TREND_VS_90 = declare.fixed(
     "logins_trend_vs_90d",

@@ -36,7 +36,7 @@ TICKETS = declare.windowed(
 )
 TICKETS_PER_SEAT = declare.windowed(
     "tickets_per_seat_{W}d", "Support tickets per seat in the last {W} days", "lower",
-    "{value:.2f} tickets per seat in the last {W} days",
+    "{value:.2f} tickets per seat in the last {W} days", unseated="{value:.0f} tickets in the last {W} days",
 )  # fmt: skip
 OPEN = declare.fixed(
     "open_tickets", "Tickets open at the snapshot date", "lower", "{value:.0f} tickets open", requires=("closed_at",)

@@ -41,6 +41,7 @@ COMPLETIONS = declare.fixed(
 TRAINED_SHARE = declare.fixed(
     "trained_users_share", "Distinct users with a completed training / seats", "higher",
     "{value:.0%} of seats trained", requires=("user_id",),
+    unseated="{value:.0f} users trained (no seat count)",
 )  # fmt: skip
 CERTIFICATIONS = declare.fixed(
     "certifications_total",

@@ -67,10 +67,12 @@ declare = Declarations(SOURCE, CATEGORY)
 EVENTS_PER_SEAT = declare.windowed(
     "events_per_seat_{W}d", "Product events per seat in the last {W} days", "higher",
     "{value:.1f} product events per seat in the last {W} days",
+    unseated="{value:.0f} product events in the last {W} days",
 )  # fmt: skip
 QUANTITY_PER_SEAT = declare.windowed(
     "quantity_per_seat_{W}d", "Usage quantity per seat in the last {W} days", "higher",
     "{value:.1f} units of usage per seat in the last {W} days", requires=("quantity",),
+    unseated="{value:.1f} units of usage in the last {W} days",
 )  # fmt: skip
 BREADTH = declare.windowed(
     "feature_breadth_{W}d", "Distinct product features used in the last {W} days", "higher",
@@ -109,6 +111,7 @@ TREND = declare.fixed(
     "Product events in the last 30 days vs the 30 before (relative change)",
     "higher",
     "{events_per_seat_30d:.1f} events per seat in 30 days, {value:+.0%} on the previous 30",
+    unseated="{events_per_seat_30d:.0f} events in 30 days, {value:+.0%} on the previous 30",
     missing="{events_per_seat_30d:.1f} events per seat in 30 days, none in the 30 before",
 )
 
@@ -147,6 +150,7 @@ def _per_feature_spec(name: str) -> FeatureSpec | None:
         f"Uses of {feature} per seat in the last 30 days",
         "higher",
         f"{{value:.1f}} uses of {feature} per seat in the last 30 days",
+        unseated=f"{{value:.0f}} uses of {feature} in the last 30 days",
     )
 
 
