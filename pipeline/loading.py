@@ -333,6 +333,12 @@ def header_names(name: str, source: object, header: list[str | None] | None) -> 
     if header is None:
         raise DataContractError(f"Table '{name}': cannot read {source}: the file is empty (it needs a header row).")
     names = [(field or "").lstrip("\ufeff").strip(SPACES) or f"column{i}" for i, field in enumerate(header)]
+    # Every table has two columns at least: one name holding another separator is a file saved with it.
+    if len(names) == 1 and (separator := next((s for s in ";\t|" if s in names[0]), None)):
+        raise DataContractError(
+            f"Table '{name}': cannot read {source}: its header is one column, {names[0][:80]!r}: the file "
+            f"looks separated by {separator!r}, and churn reads comma-separated CSV (save it with commas)."
+        )
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         listed = ", ".join(f"'{n}'" for n in twice)

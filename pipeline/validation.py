@@ -20,13 +20,13 @@ in `pipeline/spark_loading.py`), so both engines produce the same report and the
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import duckdb
 import pandas as pd
 
-from features.contract import EVENT_TABLES, TABLES, Column, RawTypes, TableContract
+from features.contract import EVENT_TABLES, PRIORITIES, TABLES, TRAINING_KINDS, Column, RawTypes, TableContract
 from features.errors import DataContractError
 from features.labels import term_outcomes_sql
 from features.sql.dialect import DUCKDB, Dialect
@@ -176,6 +176,7 @@ def validate(
     try:
         counts = _row_counts(run, tables, limit)
         exclusions = _exclude(run, tables, limit, limit_text, counts)
+        _require_terms(counts["subscriptions"], exclusions)
         excluding = {w.table for w in exclusions if w.excluded}  # tables without exclusions skip the filter
         keep = {
             name: keep_condition(name, limit, "accounts", literal) if name in excluding else "true" for name in tables
@@ -192,7 +193,7 @@ def validate(
             keep=keep,
             time_limit=limit,
         )
-        report.warnings = [*exclusions, *_warnings(run, tables, counts)]
+        report.warnings = [*exclusions, *_warnings(run, raw_types, tables, counts)]
         _term_outcomes(run, report)
     finally:
         for name in reversed(tables):
@@ -559,19 +560,60 @@ def _exclude(
         if name == "accounts":
             continue
         time_column = TABLES[name].time_column
-        found.append(
-            _warning(
-                run,
-                name,
-                "account_id",
-                f"t.{time_column} < {limit_sql} AND t.account_id NOT IN ({known})",
-                "rows for accounts not in accounts",
-                "excluded: no account to attach them to (no features, scores or alerts)",
-                excluded=True,
-                count=counts[name].unknown,
-            )
+        unknown = f"t.{time_column} < {limit_sql} AND t.account_id NOT IN ({known})"
+        warning = _warning(
+            run,
+            name,
+            "account_id",
+            unknown,
+            "rows for accounts not in accounts",
+            "excluded: no account to attach them to (no features, scores or alerts)",
+            excluded=True,
+            count=counts[name].unknown,
         )
+        if warning is not None:
+            warning = replace(warning, action=warning.action + _lookalike_ids(run, name, unknown))
+        found.append(warning)
     return [w for w in found if w is not None]
+
+
+def _lookalike_ids(run: Runner, table: str, unknown: str) -> str:
+    """A hint when rows of unknown accounts (`unknown`, on `__typed_<table>` t) name known ones but for leading
+    zeros or letter case -- one export pads the ids ('00042') or writes them as numbers (42), or in other case
+    -- so the user fixes the export instead of losing the table's rows; '' otherwise. The ids are never
+    matched so: 'A7' and 'a7', or '007' and '7', may well be different accounts."""
+    d = run.dialect
+
+    def loose(column: str) -> str:
+        return f"upper(trim(LEADING '0' FROM {column}))"
+
+    accounts = d.quote("__typed_accounts")
+    rows = run.rows(
+        f"SELECT t.__row, t.account_id, a.account_id FROM {d.quote(f'__typed_{table}')} t "
+        f"JOIN {accounts} a ON {loose('a.account_id')} = {loose('t.account_id')} WHERE {unknown} "
+        "ORDER BY t.__row, a.account_id LIMIT 1"
+    )
+    if not rows:
+        return ""
+    count = run.rows(
+        f"SELECT count(*) FROM {d.quote(f'__typed_{table}')} t WHERE {unknown} "
+        f"AND {loose('t.account_id')} IN (SELECT {loose('account_id')} FROM {accounts})"
+    )[0][0]
+    row, theirs, ours = rows[0]
+    return (
+        f"; {count} of them would match an account's id but for leading zeros or letter case (row {row}: "
+        f"{theirs!r}, accounts has {ours!r}): write the ids alike in every table"
+    )
+
+
+def _require_terms(terms: RowCounts, exclusions: list[DataWarning]) -> None:
+    """Refuse data whose every subscription term is excluded: no account can then be labelled or scored, and
+    each command would fail later for a reason it cannot see (no snapshot dates, nothing to score)."""
+    if terms.kept:
+        return
+    why = "; ".join(str(w) for w in exclusions if w.table == "subscriptions")
+    problem = f"subscriptions: every term is excluded, so no account can be labelled or scored: {why}"
+    raise DataContractError(_format_problems([problem]))
 
 
 def _data_end(counts: dict[str, RowCounts], explicit: pd.Timestamp | None) -> tuple[pd.Timestamp, str]:
@@ -661,7 +703,7 @@ def _warning(
     return DataWarning(table, column, problem, count, _rows_text(rows), action, excluded)
 
 
-def _warnings(run: Runner, tables: list[str], counts: dict[str, RowCounts]) -> list[DataWarning]:
+def _warnings(run: Runner, raw_types: RawTypes, tables: list[str], counts: dict[str, RowCounts]) -> list[DataWarning]:
     """Suspicious but usable rows among the kept ones; the rows of the checks the table scans have not
     counted are counted in one query."""
     q = run.dialect.quote
@@ -703,6 +745,11 @@ def _warnings(run: Runner, tables: list[str], counts: dict[str, RowCounts]) -> l
             ("invoices", "invoice_id", duplicated, "rows share a duplicated invoice_id",
              "kept: each row counts as an invoice", None),
         ]  # fmt: skip
+    for table, column, words, rows, action in _OPEN_CODES:  # codes features read by their words: say which are not
+        if column in raw_types.get(table, {}):
+            allowed = ", ".join(f"'{word}'" for word in words)
+            problem = f"{rows} with a {column} other than {'/'.join(words)}"
+            checks.append((table, column, f"{column} NOT IN ({allowed})", problem, action, None))
     checks.append(
         (
             "subscriptions",
@@ -720,6 +767,20 @@ def _warnings(run: Runner, tables: list[str], counts: dict[str, RowCounts]) -> l
         checks[index] = (*checks[index][:5], count)
     found = [_warning(run, *check[:5], "__kept", count=check[5]) for check in checks]
     return [w for w in found if w is not None]
+
+
+_OPEN_CODES = (
+    (
+        "support_tickets",
+        "priority",
+        PRIORITIES,
+        "tickets",
+        "kept: counted as tickets with a priority, neither high nor urgent",
+    ),
+    ("trainings", "kind", TRAINING_KINDS, "trainings", "kept: counted as trainings, not certifications"),
+)
+"""Code columns outside a closed vocabulary (`Column.choices` refuses other values) whose features still look
+for certain words: another word (a helpdesk's 'P1' or 'Critical', 'certified') is kept and said."""
 
 
 def _term_outcomes(run: Runner, report: ValidationReport) -> None:

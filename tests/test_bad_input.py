@@ -127,6 +127,17 @@ CASES: list[tuple[str, Callable[[Tables], None], list[str]]] = [
         lambda t: t.__setitem__("subscriptions", t["subscriptions"].iloc[0:0]),
         ["subscriptions: the table has no rows; at least one subscription term is needed"],
     ),
+    # every term excluded: validate said "0 terms" and exited 0, features blamed --start/--end
+    (
+        "every term names an unknown account",
+        lambda t: t["subscriptions"].__setitem__("account_id", ["a", "a", "b", "c"]),
+        [
+            "subscriptions: every term is excluded, so no account can be labelled or scored",
+            "subscriptions.account_id: 4 rows for accounts not in accounts (rows 1, 2, 3: 'a', 'a', 'b')",
+            "4 of them would match an account's id but for leading zeros or letter case (row 1: 'a', accounts "
+            "has 'A'): write the ids alike in every table",
+        ],
+    ),
 ]
 
 

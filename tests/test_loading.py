@@ -139,6 +139,57 @@ def test_suspicious_rows_are_counted_with_examples_and_unknown_accounts_excluded
     assert dataset.con.execute("SELECT count(*) FROM logins WHERE account_id = 'ZZ'").fetchone()[0] == 0
 
 
+def lookalike_tables() -> dict[str, pd.DataFrame]:
+    """Tiny tables whose accounts are numbers, with events naming them zero-padded ('007' for 7) or in
+    another case, unknown ones, and ticket priorities and training kinds the features do not know."""
+    tables = tiny_tables()
+    numbers = {"A": "7", "B": "8", "C": "x9"}
+    for frame in tables.values():
+        frame["account_id"] = frame["account_id"].map(numbers)
+    tables["logins"]["account_id"] = ["007", "7", "ZZ", "X9", "x9"]  # padded, known, unknown, other case, known
+    tables["support_tickets"]["priority"] = ["P1", "Urgent"]
+    tables["trainings"] = pd.DataFrame(
+        {"account_id": ["7", "8"], "ts": ["2023-01-10"] * 2, "kind": ["Certified", None]}
+    )
+    return tables
+
+
+def test_unknown_ids_that_match_an_account_but_for_leading_zeros_or_case_are_pointed_out() -> None:
+    """An export that pads its ids ('007') or writes them in another case lost its rows as unknown accounts
+    with nothing to say why; they stay excluded (they may be other accounts), and the warning says what matches."""
+    dataset = Dataset.from_frames(lookalike_tables())
+    (unknown,) = [w for w in dataset.report.warnings if w.problem == "rows for accounts not in accounts"]
+    assert (unknown.table, unknown.count, unknown.examples) == ("logins", 3, "rows 1, 3, 4: '007', 'ZZ', 'X9'")
+    assert unknown.action.endswith(
+        "; 2 of them would match an account's id but for leading zeros or letter case (row 1: '007', accounts "
+        "has '7'): write the ids alike in every table"
+    )
+    assert dataset.con.execute("SELECT count(*) FROM logins").fetchone()[0] == 2
+    tables = tiny_tables()
+    tables["logins"].loc[0, "account_id"] = "nobody"
+    (plain,) = Dataset.from_frames(tables).report.exclusions
+    assert plain.action == "excluded: no account to attach them to (no features, scores or alerts)"
+
+
+def test_priorities_and_training_kinds_the_features_do_not_know_are_counted_and_kept() -> None:
+    """'P1' or 'Critical' counted as neither high nor urgent, and a 'Certified' training as no certification,
+    without a word: the high-priority share and certifications read low."""
+    dataset = Dataset.from_frames(lookalike_tables())
+    found = {(w.table, w.column): w for w in dataset.report.warnings}
+    priority, kind = found[("support_tickets", "priority")], found[("trainings", "kind")]
+    assert str(priority) == (
+        "support_tickets.priority: 1 tickets with a priority other than low/normal/high/urgent (rows 1: 'p1') -> "
+        "kept: counted as tickets with a priority, neither high nor urgent"
+    )
+    assert str(kind) == (
+        "trainings.kind: 1 trainings with a kind other than webinar/course/certification (rows 1: 'certified') -> "
+        "kept: counted as trainings, not certifications"
+    )
+    assert not priority.excluded and dataset.con.execute("SELECT count(*) FROM support_tickets").fetchone()[0] == 2
+    tiny = Dataset.from_frames(tiny_tables())  # 'High' and 'low', 'webinar'
+    assert {(w.table, w.column) for w in tiny.report.warnings}.isdisjoint(found)
+
+
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_an_empty_event_table_loads_with_zero_rows(tmp_path: Path, fmt: str) -> None:
     """A table with its header and no rows is valid: counted as 0 rows, never a crash (DuckDB's
@@ -210,6 +261,11 @@ def bad_csv_tables(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "twice": ("account_id,ts, ts\nA,2023-01-10,2023-01-11\n", "the header names column 'ts' twice"),
         "empty": ("", "the file is empty (it needs a header row)"),
         "latin1": ("account_id,ts,kind\nA,2023-01-10,caf\u00e9\n", "not UTF-8 text"),
+        "semicolons": (
+            "account_id;ts;kind\nA;2023-01-10;course\n",
+            "its header is one column, 'account_id;ts;kind': the file looks separated by ';', and churn reads "
+            "comma-separated CSV (save it with commas).",
+        ),
     }
     cases = {}
     for case, (text, problem) in files.items():
