@@ -445,7 +445,15 @@ def scored_population(
     dated `when` like the rest of the run.
     """
     from features.table import ACCOUNT_ID, AS_OF
-    from models.population import ACCOUNT_STATUS, ACTIVE, CHURNED, TRIAL, churned_accounts, trial_mask
+    from models.population import (
+        ACCOUNT_STATUS,
+        ACTIVE,
+        CHURNED,
+        TRIAL,
+        churned_accounts,
+        trial_mask,
+        unstarted_accounts,
+    )
 
     churned = churned_accounts(dataset.subscriptions, pd.Timestamp(when))
     last_days = sorted({d.date() for d in churned}) if include_churned else []
@@ -471,15 +479,25 @@ def scored_population(
         left.append(f"{int(trial.sum()):,} trial(s) (plan matching {patterns} or ARR 0; --include-trials)")
     if not include_churned and not churned.empty:
         left.append(f"{len(churned):,} account(s) whose terms have all ended (--include-churned)")
+    later, never = unstarted_accounts(dataset.accounts[ACCOUNT_ID], dataset.subscriptions, pd.Timestamp(when))
+    if later:
+        left.append(f"{later:,} account(s) whose first term starts on or after {when}")
+    if never:
+        left.append(f"{never:,} account(s) without a term in subscriptions")
     if features.empty:
         from features.errors import DataContractError
 
         terms = where_terms_lie(dataset, pd.Timestamp(when), pd.Timestamp(when))
         raise DataContractError(
             f"No account has a term active on {when}, so there is nothing to score: {terms} and the data ends on "
-            f"{dataset.data_end.date()}" + (f"; left out: {' and '.join(left)}." if left else ".")
+            f"{dataset.data_end.date()}" + (f"; left out: {_listed(left)}." if left else ".")
         )
-    return features, ("left out of scores and alerts: " + " and ".join(left)) if left else ""
+    return features, ("left out of scores and alerts: " + _listed(left)) if left else ""
+
+
+def _listed(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return " and ".join([", ".join(items[:-1]), items[-1]] if len(items) > 2 else items)
 
 
 def where_terms_lie(dataset: Dataset, first: pd.Timestamp, last: pd.Timestamp) -> str:
