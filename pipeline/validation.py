@@ -745,6 +745,16 @@ def _warnings(run: Runner, raw_types: RawTypes, tables: list[str], counts: dict[
             ("invoices", "invoice_id", duplicated, "rows share a duplicated invoice_id",
              "kept: each row counts as an invoice", None),
         ]  # fmt: skip
+    checks.append(
+        (
+            "accounts",
+            "account_id",
+            f"account_id NOT IN (SELECT account_id FROM {q('__kept_subscriptions')})",
+            "accounts without a term in subscriptions",
+            "kept: never labelled or scored (prospects? their terms may be missing from the export)",
+            None,
+        )
+    )
     for table, column, words, rows, action in _OPEN_CODES:  # codes features read by their words: say which are not
         if column in raw_types.get(table, {}):
             allowed = ", ".join(f"'{word}'" for word in words)

@@ -151,6 +151,8 @@ def lookalike_tables() -> dict[str, pd.DataFrame]:
     tables["trainings"] = pd.DataFrame(
         {"account_id": ["7", "8"], "ts": ["2023-01-10"] * 2, "kind": ["Certified", None]}
     )
+    prospect = pd.DataFrame({"account_id": ["10"], "created_at": ["2023-03-01"]})  # no term
+    tables["accounts"] = pd.concat([tables["accounts"], prospect], ignore_index=True)
     return tables
 
 
@@ -171,9 +173,10 @@ def test_unknown_ids_that_match_an_account_but_for_leading_zeros_or_case_are_poi
     assert plain.action == "excluded: no account to attach them to (no features, scores or alerts)"
 
 
-def test_priorities_and_training_kinds_the_features_do_not_know_are_counted_and_kept() -> None:
+def test_priorities_training_kinds_and_accounts_the_features_cannot_use_are_counted_and_kept() -> None:
     """'P1' or 'Critical' counted as neither high nor urgent, and a 'Certified' training as no certification,
-    without a word: the high-priority share and certifications read low."""
+    without a word: the high-priority share and certifications read low. An account without a term is never
+    scored, and was not said either."""
     dataset = Dataset.from_frames(lookalike_tables())
     found = {(w.table, w.column): w for w in dataset.report.warnings}
     priority, kind = found[("support_tickets", "priority")], found[("trainings", "kind")]
@@ -186,7 +189,11 @@ def test_priorities_and_training_kinds_the_features_do_not_know_are_counted_and_
         "kept: counted as trainings, not certifications"
     )
     assert not priority.excluded and dataset.con.execute("SELECT count(*) FROM support_tickets").fetchone()[0] == 2
-    tiny = Dataset.from_frames(tiny_tables())  # 'High' and 'low', 'webinar'
+    assert str(found[("accounts", "account_id")]) == (
+        "accounts.account_id: 1 accounts without a term in subscriptions (rows 4: '10') -> kept: never labelled or "
+        "scored (prospects? their terms may be missing from the export)"
+    )
+    tiny = Dataset.from_frames(tiny_tables())  # 'High' and 'low', 'webinar', every account with a term
     assert {(w.table, w.column) for w in tiny.report.warnings}.isdisjoint(found)
 
 
