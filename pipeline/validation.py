@@ -579,13 +579,13 @@ def _exclude(
 
 def _lookalike_ids(run: Runner, table: str, unknown: str) -> str:
     """A hint when rows of unknown accounts (`unknown`, on `__typed_<table>` t) name known ones but for leading
-    zeros or letter case -- one export pads the ids ('00042') or writes them as numbers (42), or in other case
-    -- so the user fixes the export instead of losing the table's rows; '' otherwise. The ids are never
-    matched so: 'A7' and 'a7', or '007' and '7', may well be different accounts."""
+    zeros, a zero fraction or letter case -- one export pads the ids ('00042') or writes them as numbers (42,
+    42.0), or in other case -- so the user fixes the export instead of losing the table's rows; '' otherwise.
+    The ids are never matched so: 'A7' and 'a7', or '007' and '7', may well be different accounts."""
     d = run.dialect
 
-    def loose(column: str) -> str:
-        return f"upper(trim(LEADING '0' FROM {column}))"
+    def loose(column: str) -> str:  # '007', '7.0' (a float part of a folder whose other parts hold text) and '7'
+        return f"upper(trim(LEADING '0' FROM regexp_replace({column}, '[.]0+$', '')))"
 
     accounts = d.quote("__typed_accounts")
     rows = run.rows(
@@ -601,7 +601,7 @@ def _lookalike_ids(run: Runner, table: str, unknown: str) -> str:
     )[0][0]
     row, theirs, ours = rows[0]
     return (
-        f"; {count} of them would match an account's id but for leading zeros or letter case (row {row}: "
+        f"; {count} of them would match an account's id but for leading zeros, a '.0' or letter case (row {row}: "
         f"{theirs!r}, accounts has {ours!r}): write the ids alike in every table"
     )
 

@@ -134,7 +134,7 @@ CASES: list[tuple[str, Callable[[Tables], None], list[str]]] = [
         [
             "subscriptions: every term is excluded, so no account can be labelled or scored",
             "subscriptions.account_id: 4 rows for accounts not in accounts (rows 1, 2, 3: 'a', 'a', 'b')",
-            "4 of them would match an account's id but for leading zeros or letter case (row 1: 'a', accounts "
+            "4 of them would match an account's id but for leading zeros, a '.0' or letter case (row 1: 'a', accounts "
             "has 'A'): write the ids alike in every table",
         ],
     ),

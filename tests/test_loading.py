@@ -146,7 +146,7 @@ def lookalike_tables() -> dict[str, pd.DataFrame]:
     numbers = {"A": "7", "B": "8", "C": "x9"}
     for frame in tables.values():
         frame["account_id"] = frame["account_id"].map(numbers)
-    tables["logins"]["account_id"] = ["007", "7", "ZZ", "X9", "x9"]  # padded, known, unknown, other case, known
+    tables["logins"]["account_id"] = ["007", "7", "ZZ", "X9", "8.0"]  # padded, known, unknown, other case, float
     tables["support_tickets"]["priority"] = ["P1", "Urgent"]
     tables["trainings"] = pd.DataFrame(
         {"account_id": ["7", "8"], "ts": ["2023-01-10"] * 2, "kind": ["Certified", None]}
@@ -161,12 +161,12 @@ def test_unknown_ids_that_match_an_account_but_for_leading_zeros_or_case_are_poi
     with nothing to say why; they stay excluded (they may be other accounts), and the warning says what matches."""
     dataset = Dataset.from_frames(lookalike_tables())
     (unknown,) = [w for w in dataset.report.warnings if w.problem == "rows for accounts not in accounts"]
-    assert (unknown.table, unknown.count, unknown.examples) == ("logins", 3, "rows 1, 3, 4: '007', 'ZZ', 'X9'")
+    assert (unknown.table, unknown.count, unknown.examples) == ("logins", 4, "rows 1, 3, 4: '007', 'ZZ', 'X9'")
     assert unknown.action.endswith(
-        "; 2 of them would match an account's id but for leading zeros or letter case (row 1: '007', accounts "
+        "; 3 of them would match an account's id but for leading zeros, a '.0' or letter case (row 1: '007', accounts "
         "has '7'): write the ids alike in every table"
     )
-    assert dataset.con.execute("SELECT count(*) FROM logins").fetchone()[0] == 2
+    assert dataset.con.execute("SELECT count(*) FROM logins").fetchone()[0] == 1
     tables = tiny_tables()
     tables["logins"].loc[0, "account_id"] = "nobody"
     (plain,) = Dataset.from_frames(tables).report.exclusions
