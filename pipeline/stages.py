@@ -81,8 +81,12 @@ def load(
     read_from: pd.Timestamp | None = None,
     *,
     scorecard: bool = True,
+    reported: bool = False,
 ) -> Dataset:
     """Load and validate the data directory; with a console, say which data end is used and what was excluded.
+
+    The exclusions are logged too: as warnings when nothing prints them (a library call, `explain`: logging's
+    last resort says them on stderr), else (a console, or a caller printing the report: `reported`) as info.
 
     With `scorecard` (every command that scores health), `accounts` keeps the columns outside the contract
     that the scorecard's segment rules name (`tier`), and a rule naming a column that is neither a feature
@@ -124,7 +128,7 @@ def load(
     if recent:
         log.info("%s", recent)
     for warning in report.exclusions:
-        log.warning("%s", warning)
+        log.log(logging.INFO if console is not None or reported else logging.WARNING, "%s", warning)
     if console is not None:
         console.print(f"Data end {report.data_end} ({report.data_end_source}).", highlight=False)
         if recent:
@@ -805,14 +809,14 @@ def _deliver(run, settings: Settings) -> None:
     try:
         delivery = deliver(run.alerts, settings.scoring.alerts, settings.workdir_path / LEDGER_FOLDER)
     except UnrecordedDelivery as exc:  # delivered: saying "not delivered" would be wrong
-        run.warnings.append(str(exc))
-        log.warning("%s", exc)
+        run.warnings.append(str(exc))  # the run's warnings are printed: a warning record would be said twice
+        log.info("%s", exc)
         return
     except Exception as exc:  # the run is committed already: a delivery problem of any kind is a warning
         # an unexpected error's text may quote the URL with its secrets: name the error type only
         reason = str(exc) if isinstance(exc, ChurnError) else f"unexpected {type(exc).__name__}"
         run.warnings.append(f"the alerts were not delivered: {reason}")
-        log.warning("alerts not delivered: %s", reason)
+        log.info("alerts not delivered: %s", reason)
         return
     if delivery is None:
         return
@@ -1097,7 +1101,7 @@ def _run_all(
         console.rule("generate")
         run_generate(data, accounts, seed, "2023-01-01", 3.0, console)
     console.rule("validate")
-    dataset = load(data, settings)
+    dataset = load(data, settings, reported=True)
     print_report(dataset, console)
     console.rule("features")
     notes: list[str] = []
