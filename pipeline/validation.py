@@ -26,7 +26,16 @@ from typing import Any, Protocol
 import duckdb
 import pandas as pd
 
-from features.contract import EVENT_TABLES, PRIORITIES, TABLES, TRAINING_KINDS, Column, RawTypes, TableContract
+from features.contract import (
+    CSAT_RANGE,
+    EVENT_TABLES,
+    PRIORITIES,
+    TABLES,
+    TRAINING_KINDS,
+    Column,
+    RawTypes,
+    TableContract,
+)
 from features.errors import DataContractError
 from features.labels import term_outcomes_sql
 from features.sql.dialect import DUCKDB, Dialect
@@ -745,6 +754,20 @@ def _warnings(run: Runner, raw_types: RawTypes, tables: list[str], counts: dict[
             ("invoices", "invoice_id", duplicated, "rows share a duplicated invoice_id",
              "kept: each row counts as an invoice", None),
         ]  # fmt: skip
+    if "surveys" in tables:
+        nps = f"(SELECT {{}} FROM {q('__kept_surveys')} WHERE kind = 'nps')"
+        checks.append(
+            (
+                "surveys",
+                "score",
+                f"kind = 'nps' AND {nps.format('max(score)')} <= {CSAT_RANGE[1]!r} "
+                f"AND {nps.format('count(*)')} >= {CSAT_LOOKALIKE_ANSWERS}",
+                f"NPS answers (0-10), none above {CSAT_RANGE[1]:g}",
+                "kept: read as NPS, so every answer is a detractor; if they are CSAT scores (1-5), say so in a "
+                "kind column (csat)",
+                None,
+            )
+        )
     checks.append(
         (
             "accounts",
@@ -778,6 +801,10 @@ def _warnings(run: Runner, raw_types: RawTypes, tables: list[str], counts: dict[
     found = [_warning(run, *check[:5], "__kept", count=check[5]) for check in checks]
     return [w for w in found if w is not None]
 
+
+CSAT_LOOKALIKE_ANSWERS = 20
+"""NPS answers all within the CSAT scale are said from this many on: a survey without a `kind` column is NPS,
+and a CSAT export read so turns every account into detractors; among 20 real NPS answers some top 5."""
 
 _OPEN_CODES = (
     (

@@ -151,6 +151,8 @@ def lookalike_tables() -> dict[str, pd.DataFrame]:
     tables["trainings"] = pd.DataFrame(
         {"account_id": ["7", "8"], "ts": ["2023-01-10"] * 2, "kind": ["Certified", None]}
     )
+    days = pd.date_range("2023-02-01", periods=20).strftime("%Y-%m-%d")  # CSAT scores, no kind: read as NPS
+    tables["surveys"] = pd.DataFrame({"account_id": "7", "ts": days, "score": [1, 2, 3, 4, 5] * 4})
     prospect = pd.DataFrame({"account_id": ["10"], "created_at": ["2023-03-01"]})  # no term
     tables["accounts"] = pd.concat([tables["accounts"], prospect], ignore_index=True)
     return tables
@@ -176,7 +178,7 @@ def test_unknown_ids_that_match_an_account_but_for_leading_zeros_or_case_are_poi
 def test_priorities_training_kinds_and_accounts_the_features_cannot_use_are_counted_and_kept() -> None:
     """'P1' or 'Critical' counted as neither high nor urgent, and a 'Certified' training as no certification,
     without a word: the high-priority share and certifications read low. An account without a term is never
-    scored, and was not said either."""
+    scored, and a CSAT survey exported without its kind made every account a detractor: neither was said."""
     dataset = Dataset.from_frames(lookalike_tables())
     found = {(w.table, w.column): w for w in dataset.report.warnings}
     priority, kind = found[("support_tickets", "priority")], found[("trainings", "kind")]
@@ -193,6 +195,14 @@ def test_priorities_training_kinds_and_accounts_the_features_cannot_use_are_coun
         "accounts.account_id: 1 accounts without a term in subscriptions (rows 4: '10') -> kept: never labelled or "
         "scored (prospects? their terms may be missing from the export)"
     )
+    assert str(found[("surveys", "score")]) == (
+        "surveys.score: 20 NPS answers (0-10), none above 5 (rows 1, 2, 3: '1.0', '2.0', '3.0') -> kept: read as "
+        "NPS, so every answer is a detractor; if they are CSAT scores (1-5), say so in a kind column (csat)"
+    )
+    tables = lookalike_tables()
+    for changed in (tables["surveys"].iloc[1:], tables["surveys"].assign(score=[1, 2, 3, 4, 9] * 4)):
+        tables["surveys"] = changed  # 19 answers, or one above 5: NPS as far as anyone can tell
+        assert ("surveys", "score") not in {(w.table, w.column) for w in Dataset.from_frames(tables).report.warnings}
     tiny = Dataset.from_frames(tiny_tables())  # 'High' and 'low', 'webinar', every account with a term
     assert {(w.table, w.column) for w in tiny.report.warnings}.isdisjoint(found)
 
