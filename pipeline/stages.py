@@ -491,6 +491,11 @@ def scored_population(
     if features.empty:
         from features.errors import DataContractError
 
+        if trial.any():  # accounts are active, and every one of them a trial
+            raise DataContractError(
+                f"Every account with a term active on {when} is a trial, so there is nothing to score; left out: "
+                f"{_listed(left)}."
+            )
         terms = where_terms_lie(dataset, pd.Timestamp(when), pd.Timestamp(when))
         raise DataContractError(
             f"No account has a term active on {when}, so there is nothing to score: {terms} and the data ends on "

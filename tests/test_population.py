@@ -90,6 +90,17 @@ def test_a_date_after_every_term_fails_saying_when_the_terms_and_the_data_end(bo
     assert "left out:" in message and "whose terms have all ended (--include-churned)" in message
 
 
+def test_a_book_of_trials_only_is_not_said_to_have_no_active_account(book) -> None:
+    """Every active account a trial: the run said 'No account has a term active on ...', which was false."""
+    _, _, dataset, _ = book
+    settings, _ = book_settings(book, "population_trials", scoring={"trial_plans": ["*"]})
+    with pytest.raises(DataContractError) as failure:
+        scored_population(dataset, WHEN.date(), settings, False, False)
+    message = str(failure.value)
+    assert message.startswith("Every account with a term active on 2025-05-01 is a trial, so there is nothing to")
+    assert "trial(s) (plan matching * or ARR 0; --include-trials)" in message and "No account" not in message
+
+
 def test_accounts_without_a_term_yet_or_at_all_are_counted_among_those_left_out(book, tmp_path) -> None:
     """An account whose only term starts on the date, or that has no term, was neither scored nor in the note:
     the scored and left-out counts did not add up to the book."""
