@@ -307,7 +307,8 @@ def _value_problems(run: Runner, raw_types: RawTypes, numbered: frozenset[str]) 
         for (col, cond, problem), count in zip(table_checks, counts, strict=True):
             if count:
                 examples = _examples(run, name, col, cond, _row_number(name, numbered))
-                problems.append(f"{name}.{col}: {count} {problem} ({examples})")
+                hint = TABLES[name].column(col).hint
+                problems.append(f"{name}.{col}: {count} {problem} ({examples})" + (f"; {hint}" if hint else ""))
     return problems, rows
 
 

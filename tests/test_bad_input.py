@@ -127,6 +127,17 @@ CASES: list[tuple[str, Callable[[Tables], None], list[str]]] = [
         lambda t: t.__setitem__("subscriptions", t["subscriptions"].iloc[0:0]),
         ["subscriptions: the table has no rows; at least one subscription term is needed"],
     ),
+    # an evergreen term exported with no end, or a 'never' sentinel: say what to write instead
+    (
+        "term without an end",
+        lambda t: t["subscriptions"].__setitem__("end_date", ["2024-01-01", None, "9999-12-31", "2025-06-01"]),
+        [
+            "subscriptions.end_date: 1 values are missing (rows 2: null); a term without an end (evergreen) needs "
+            "one: the day it next renews or can be cancelled",
+            "subscriptions.end_date: 1 values are outside the supported dates 1900-01-01 to 2999-12-31 (rows 3: "
+            "'9999-12-31'); a term without an end (evergreen) needs one",
+        ],
+    ),
     # every term excluded: validate said "0 terms" and exited 0, features blamed --start/--end
     (
         "every term names an unknown account",
