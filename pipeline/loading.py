@@ -34,6 +34,7 @@ from pipeline.validation import (
     SOURCE_ROW,
     ValidationReport,
     canonical_view,
+    partition_keys,
     stored_rows,
     time_limit,
     validate,
@@ -262,6 +263,15 @@ def parquet_files(path: Path) -> list[Path]:
     return sorted(f for f in path.rglob("*.parquet") if not any(map(hidden, f.relative_to(path).parts)))
 
 
+def _partition_keys(path: Path) -> frozenset[str]:
+    """The hive-style keys in the folder names of a folder table's files (`partition_keys`)."""
+    return (
+        partition_keys(file.relative_to(path).parts[:-1] for file in parquet_files(path))
+        if path.is_dir()
+        else frozenset()
+    )
+
+
 def hidden(name: str) -> bool:
     """A file or folder name a table's parts are never under, as Spark's own listing skips them: a writer's
     `_temporary/` attempts (their rows would be read twice), `.name` files; a partition `_x=1/` is not hidden."""
@@ -424,6 +434,7 @@ def _finish(
             numbered=frozenset(recent),
             checked=checked,
             kept={"accounts": attributes},
+            partitioned={name: _partition_keys(Path(source)) for name, source in sources.items()},
         )
     except duckdb.Error as exc:
         broken = _broken_file(con, sources)

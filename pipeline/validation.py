@@ -19,7 +19,7 @@ in `pipeline/spark_loading.py`), so both engines produce the same report and the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -153,6 +153,7 @@ def validate(
     numbered: frozenset[str] = frozenset(),
     checked: Mapping[str, str] | None = None,
     kept: Mapping[str, Collection[str]] | None = None,
+    partitioned: Mapping[str, Collection[str]] | None = None,
 ) -> ValidationReport:
     """Validate the `__raw_<table>` views; raise on fatal problems, return the report otherwise.
 
@@ -165,10 +166,11 @@ def validate(
     run, already in canonical form with their `SOURCE_ROW` (`pipeline/window_cache.py`): they join
     the canonical rows unchecked (a check of them finds nothing, so the checks count and cite the
     same rows). `kept` names, per table, columns outside the contract its canonical rows keep as they are
-    (the accounts columns a scorecard's segment rules read: `Dataset.with_accounts_columns`).
+    (the accounts columns a scorecard's segment rules read: `Dataset.with_accounts_columns`). `partitioned`
+    names, per folder table, the keys of its hive-style folder names (`partition_keys`).
     """
     run = DuckDBRunner(con, numbered) if isinstance(con, duckdb.DuckDBPyConnection) else con
-    problems = _structural_problems(raw_types)
+    problems = _structural_problems(raw_types, partitioned or {})
     if problems:
         raise DataContractError(_format_problems(problems))
     explicit_end, limit, limit_text = time_limit(data_end, now)
@@ -233,7 +235,7 @@ def with_checked(sql: str, checked: str | None) -> str:
 
 
 # ------------------------------------------------------------------------------ fatal problems
-def _structural_problems(present_columns: RawTypes) -> list[str]:
+def _structural_problems(present_columns: RawTypes, partitioned: Mapping[str, Collection[str]]) -> list[str]:
     problems = [
         f"{name}: required table is missing (expected {name}.parquet, {name}.csv or a folder {name}/)"
         for name, contract in TABLES.items()
@@ -242,12 +244,27 @@ def _structural_problems(present_columns: RawTypes) -> list[str]:
     if not any(name in present_columns for name in EVENT_TABLES):
         problems.append(f"no event table found: at least one of {', '.join(EVENT_TABLES)} is required")
     for name, columns in present_columns.items():
-        missing = [c for c in TABLES[name].required_columns if c not in columns]
+        # A column only in folder names (`partitionBy`): neither engine reads it, so its values would be lost.
+        in_folders = [
+            c.name for c in TABLES[name].columns if c.name in partitioned.get(name, ()) and c.name not in columns
+        ]
+        problems += [
+            f"{name}.{col}: the column is in the names of the table's folders ({col}=...), not in its files; churn "
+            f"reads no value from a folder name: write {col} into the parquet files (Spark: do not partitionBy it)"
+            for col in in_folders
+        ]
+        missing = [c for c in TABLES[name].required_columns if c not in columns and c not in in_folders]
         problems += [
             f"{name}.{col}: required column is missing (columns found: {', '.join(columns) or 'none'})"
             for col in missing
         ]
     return problems
+
+
+def partition_keys(folders: Iterable[Iterable[str]]) -> frozenset[str]:
+    """The keys of the hive-style names (`kind=csat`) among the folders of a table's files (each given as its
+    folder names below the table's), for `validate`'s `partitioned`."""
+    return frozenset(name.split("=", 1)[0] for names in folders for name in names if "=" in name)
 
 
 def _finite(number: str) -> str:

@@ -207,6 +207,34 @@ def test_priorities_training_kinds_and_accounts_the_features_cannot_use_are_coun
     assert {(w.table, w.column) for w in tiny.report.warnings}.isdisjoint(found)
 
 
+def partitioned_tables(root: Path) -> Path:
+    """Tiny tables whose logins folder is partitioned by account_id and trainings by kind (a Spark `partitionBy`
+    export: the column is in the folder names only), and usage events by a month no contract column is."""
+    data = write_tables(root, tiny_tables(), "parquet")
+    for name, key in (("logins", "account_id"), ("trainings", "kind"), ("usage_events", "month")):
+        frame = pd.read_parquet(data / f"{name}.parquet")
+        (data / f"{name}.parquet").unlink()
+        if key == "month":
+            frame[key] = frame["ts"].str[:7]
+        for value, rows in frame.groupby(key):
+            (data / name / f"{key}={value}").mkdir(parents=True)
+            rows.drop(columns=key).to_parquet(data / name / f"{key}={value}" / "part-0.parquet", index=False)
+    return data
+
+
+def test_a_contract_column_only_in_folder_names_is_named_not_lost(tmp_path: Path) -> None:
+    """`partitionBy("account_id")` said "required column is missing (columns found: ts, user_id)", and a
+    `partitionBy("kind")` lost the kinds without a word: neither engine reads values from folder names."""
+    with pytest.raises(DataContractError) as raised:
+        load_dataset(partitioned_tables(tmp_path / "data"))
+    assert str(raised.value).splitlines()[1:] == [
+        f"  - {table}.{column}: the column is in the names of the table's folders ({column}=...), not in its files; "
+        f"churn reads no value from a folder name: write {column} into the parquet files (Spark: do not partitionBy "
+        "it)"
+        for table, column in (("logins", "account_id"), ("trainings", "kind"))
+    ]
+
+
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_an_empty_event_table_loads_with_zero_rows(tmp_path: Path, fmt: str) -> None:
     """A table with its header and no rows is valid: counted as 0 rows, never a crash (DuckDB's
