@@ -253,12 +253,28 @@ def _structural_problems(present_columns: RawTypes, partitioned: Mapping[str, Co
             f"reads no value from a folder name: write {col} into the parquet files (Spark: do not partitionBy it)"
             for col in in_folders
         ]
-        missing = [c for c in TABLES[name].required_columns if c not in columns and c not in in_folders]
+        # 'ARR' or 'Created At' for arr, created_at: an optional column would be left out without a word
+        spelt = {_loose_name(found): found for found in columns}
+        near = {
+            c.name: spelt[_loose_name(c.name)]
+            for c in TABLES[name].columns
+            if c.name not in columns and _loose_name(c.name) in spelt
+        }
+        problems += [
+            f"{name}.{col}: column names are exact, and the table has {found!r}: rename it to {col}"
+            for col, found in near.items()
+        ]
+        missing = [c for c in TABLES[name].required_columns if c not in columns and c not in [*in_folders, *near]]
         problems += [
             f"{name}.{col}: required column is missing (columns found: {', '.join(columns) or 'none'})"
             for col in missing
         ]
     return problems
+
+
+def _loose_name(column: str) -> str:
+    """A column name as a near miss of a contract name is compared: 'Account ID', 'account-id' are 'account_id'."""
+    return "_".join(column.casefold().replace("-", " ").replace(".", " ").split())
 
 
 def partition_keys(folders: Iterable[Iterable[str]]) -> frozenset[str]:

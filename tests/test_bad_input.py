@@ -127,6 +127,19 @@ CASES: list[tuple[str, Callable[[Tables], None], list[str]]] = [
         lambda t: t.__setitem__("subscriptions", t["subscriptions"].iloc[0:0]),
         ["subscriptions: the table has no rows; at least one subscription term is needed"],
     ),
+    # a contract column spelt otherwise: a required one was only "missing", an optional one left out silently
+    (
+        "columns spelt in another case",
+        lambda t: [
+            t["accounts"].rename(columns={"created_at": "Created At"}, inplace=True),
+            t["subscriptions"].rename(columns={"arr": "ARR"}, inplace=True),
+        ],
+        [
+            "(2 problems)",
+            "accounts.created_at: column names are exact, and the table has 'Created At': rename it to created_at",
+            "subscriptions.arr: column names are exact, and the table has 'ARR': rename it to arr",
+        ],
+    ),
     # an evergreen term exported with no end, or a 'never' sentinel: say what to write instead
     (
         "term without an end",
