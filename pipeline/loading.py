@@ -343,11 +343,13 @@ def header_names(name: str, source: object, header: list[str | None] | None) -> 
     if header is None:
         raise DataContractError(f"Table '{name}': cannot read {source}: the file is empty (it needs a header row).")
     names = [(field or "").lstrip("\ufeff").strip(SPACES) or f"column{i}" for i, field in enumerate(header)]
-    # Every table has two columns at least: one name holding another separator is a file saved with it.
+    # Every table (a prepared one too) has two columns at least: one name holding another separator is a file
+    # saved with it, by a European spreadsheet (';') or as TSV.
     if len(names) == 1 and (separator := next((s for s in ";\t|" if s in names[0]), None)):
         raise DataContractError(
             f"Table '{name}': cannot read {source}: its header is one column, {names[0][:80]!r}: the file "
-            f"looks separated by {separator!r}, and churn reads comma-separated CSV (save it with commas)."
+            f"looks separated by {separator!r}, and churn reads comma-separated CSV (save it with commas, or as "
+            "parquet)."
         )
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:

@@ -309,7 +309,7 @@ def bad_csv_tables(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "semicolons": (
             "account_id;ts;kind\nA;2023-01-10;course\n",
             "its header is one column, 'account_id;ts;kind': the file looks separated by ';', and churn reads "
-            "comma-separated CSV (save it with commas).",
+            "comma-separated CSV (save it with commas, or as parquet).",
         ),
     }
     cases = {}
