@@ -32,6 +32,7 @@ class Column:
     minimum: float | None = None  # numbers: finite and within [minimum, maximum] (validation refuses others)
     maximum: float | None = None
     choices: tuple[str, ...] = ()  # codes: the closed vocabulary (validation refuses other values)
+    hint: str = ""  # said after any problem of the column's values: what to write instead
 
     def cast_sql(self, raw_type: str | None = None, dialect: Dialect = DUCKDB) -> str:
         """SQL turning the raw column into its canonical type on `dialect`; NULL where a value does not
@@ -102,7 +103,12 @@ SUBSCRIPTIONS = TableContract(
     (
         Column("account_id", "id", required=True),
         Column("start_date", "timestamp", required=True),
-        Column("end_date", "timestamp", required=True),
+        Column(
+            "end_date",
+            "timestamp",
+            required=True,
+            hint="a term without an end (evergreen) needs one: the day it next renews or can be cancelled",
+        ),
         Column("arr", "float", minimum=0.0),
         Column("seats", "float", minimum=0.0),
         Column("plan", "string"),

@@ -167,7 +167,9 @@ def validate_override(
     if not account:
         problems.append("the account id is empty")
     elif accounts is not None and account not in accounts:
-        problems.append(f"unknown account {account!r}")  # repr: a tab in an id is shown
+        spelt = sorted(known for known in accounts if known.casefold() == account.casefold())  # as `explain` hints
+        hint = f" (did you mean {spelt[0]!r}?)" if spelt else ""
+        problems.append(f"unknown account {account!r}{hint}")  # repr: a tab in an id is shown
     if request.kind not in KINDS:
         problems.append(f"unknown kind '{request.kind}' (use one of {', '.join(KINDS)})")
     if request.kind == "category" and request.category not in categories:

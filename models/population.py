@@ -43,3 +43,15 @@ def churned_accounts(subscriptions: pd.DataFrame, as_of: pd.Timestamp) -> pd.Ser
     started = subscriptions[pd.to_datetime(subscriptions["start_date"]) < day]
     last_end = pd.to_datetime(started["end_date"]).groupby(started["account_id"].astype(str)).max()
     return last_end[last_end < day]
+
+
+def unstarted_accounts(accounts: pd.Series, subscriptions: pd.DataFrame, as_of: pd.Timestamp) -> tuple[int, int]:
+    """(accounts whose first term starts on or after `as_of`, accounts with no term at all) among the ids
+    `accounts`: with no term before the date they are neither scored nor churned, yet are in the book."""
+    day = pd.Timestamp(as_of).normalize()
+    ids = accounts.astype(str)
+    termed = subscriptions["account_id"].astype(str)
+    started = termed[pd.to_datetime(subscriptions["start_date"]) < day]
+    waiting = ids[~ids.isin(started)]
+    later = int(waiting.isin(termed).sum())
+    return later, len(waiting) - later

@@ -34,6 +34,7 @@ from pipeline.validation import (
     SOURCE_ROW,
     ValidationReport,
     canonical_view,
+    partition_keys,
     stored_rows,
     time_limit,
     validate,
@@ -262,6 +263,15 @@ def parquet_files(path: Path) -> list[Path]:
     return sorted(f for f in path.rglob("*.parquet") if not any(map(hidden, f.relative_to(path).parts)))
 
 
+def _partition_keys(path: Path) -> frozenset[str]:
+    """The hive-style keys in the folder names of a folder table's files (`partition_keys`)."""
+    return (
+        partition_keys(file.relative_to(path).parts[:-1] for file in parquet_files(path))
+        if path.is_dir()
+        else frozenset()
+    )
+
+
 def hidden(name: str) -> bool:
     """A file or folder name a table's parts are never under, as Spark's own listing skips them: a writer's
     `_temporary/` attempts (their rows would be read twice), `.name` files; a partition `_x=1/` is not hidden."""
@@ -333,6 +343,14 @@ def header_names(name: str, source: object, header: list[str | None] | None) -> 
     if header is None:
         raise DataContractError(f"Table '{name}': cannot read {source}: the file is empty (it needs a header row).")
     names = [(field or "").lstrip("\ufeff").strip(SPACES) or f"column{i}" for i, field in enumerate(header)]
+    # Every table (a prepared one too) has two columns at least: one name holding another separator is a file
+    # saved with it, by a European spreadsheet (';') or as TSV.
+    if len(names) == 1 and (separator := next((s for s in ";\t|" if s in names[0]), None)):
+        raise DataContractError(
+            f"Table '{name}': cannot read {source}: its header is one column, {names[0][:80]!r}: the file "
+            f"looks separated by {separator!r}, and churn reads comma-separated CSV (save it with commas, or as "
+            "parquet)."
+        )
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         listed = ", ".join(f"'{n}'" for n in twice)
@@ -418,6 +436,7 @@ def _finish(
             numbered=frozenset(recent),
             checked=checked,
             kept={"accounts": attributes},
+            partitioned={name: _partition_keys(Path(source)) for name, source in sources.items()},
         )
     except duckdb.Error as exc:
         broken = _broken_file(con, sources)

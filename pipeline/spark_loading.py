@@ -33,7 +33,7 @@ from features.contract import TABLES
 from features.errors import ChurnError, DataContractError
 from features.sql.dialect import EPOCH_NANOS, SPARK
 from pipeline.loading import Dataset, header_names, hidden, ragged_reason, refuse_lookalike, utc_connection
-from pipeline.validation import SOURCE_ROW, canonical_view, kept_columns, validate, with_checked
+from pipeline.validation import SOURCE_ROW, canonical_view, kept_columns, partition_keys, validate, with_checked
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -94,6 +94,7 @@ class HadoopFiles:
     def __init__(self, spark: SparkSession) -> None:
         self._jvm = spark.sparkContext._jvm
         self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+        self.partitioned: dict[str, frozenset[str]] = {}  # folder URI -> keys of its parts' hive-style folders
 
     def _resolve(self, uri: str) -> tuple[Any, Any]:
         path = self._jvm.org.apache.hadoop.fs.Path(uri)
@@ -146,6 +147,9 @@ class HadoopFiles:
             paths = [self._resolve(uri)[0]]
         else:
             paths = sorted(self._parquet_files(uri), key=lambda part: _path_order(part.toString()))
+            root = len(self._resolve(uri)[0].toUri().getPath().rstrip("/"))
+            below = (str(path.toUri().getPath())[root:].split("/")[1:-1] for path in paths)
+            self.partitioned[uri] = partition_keys(below)
         parquet = self._jvm.org.apache.parquet.hadoop
         found = []
         for path in paths:
@@ -399,7 +403,17 @@ def load_on_spark(
     try:
         kept = {"accounts": kept_columns("accounts", raw_types.get("accounts", {}), attributes)}
         runner = SparkRunner(spark)
-        report = validate(runner, raw_types, data_end, grace_days, now, numbered=frozenset(raw_types), kept=kept)
+        partitioned = {name: files.partitioned.get(uri, frozenset()) for name, uri in sources.items()}
+        report = validate(
+            runner,
+            raw_types,
+            data_end,
+            grace_days,
+            now,
+            numbered=frozenset(raw_types),
+            kept=kept,
+            partitioned=partitioned,
+        )
         frames = _kept_tables(spark, raw_types, report.keep, kept)
         con = _collected(frames)
     except (PySparkException, Py4JError) as exc:

@@ -81,8 +81,12 @@ def load(
     read_from: pd.Timestamp | None = None,
     *,
     scorecard: bool = True,
+    reported: bool = False,
 ) -> Dataset:
     """Load and validate the data directory; with a console, say which data end is used and what was excluded.
+
+    The exclusions are logged too: as warnings when nothing prints them (a library call, `explain`: logging's
+    last resort says them on stderr), else (a console, or a caller printing the report: `reported`) as info.
 
     With `scorecard` (every command that scores health), `accounts` keeps the columns outside the contract
     that the scorecard's segment rules name (`tier`), and a rule naming a column that is neither a feature
@@ -124,7 +128,7 @@ def load(
     if recent:
         log.info("%s", recent)
     for warning in report.exclusions:
-        log.warning("%s", warning)
+        log.log(logging.INFO if console is not None or reported else logging.WARNING, "%s", warning)
     if console is not None:
         console.print(f"Data end {report.data_end} ({report.data_end_source}).", highlight=False)
         if recent:
@@ -474,7 +478,15 @@ def scored_population(
     dated `when` like the rest of the run.
     """
     from features.table import ACCOUNT_ID, AS_OF
-    from models.population import ACCOUNT_STATUS, ACTIVE, CHURNED, TRIAL, churned_accounts, trial_mask
+    from models.population import (
+        ACCOUNT_STATUS,
+        ACTIVE,
+        CHURNED,
+        TRIAL,
+        churned_accounts,
+        trial_mask,
+        unstarted_accounts,
+    )
 
     churned = churned_accounts(dataset.subscriptions, pd.Timestamp(when))
     last_days = sorted({d.date() for d in churned}) if include_churned else []
@@ -500,15 +512,30 @@ def scored_population(
         left.append(f"{int(trial.sum()):,} trial(s) (plan matching {patterns} or ARR 0; --include-trials)")
     if not include_churned and not churned.empty:
         left.append(f"{len(churned):,} account(s) whose terms have all ended (--include-churned)")
+    later, never = unstarted_accounts(dataset.accounts[ACCOUNT_ID], dataset.subscriptions, pd.Timestamp(when))
+    if later:
+        left.append(f"{later:,} account(s) whose first term starts on or after {when}")
+    if never:
+        left.append(f"{never:,} account(s) without a term in subscriptions")
     if features.empty:
         from features.errors import DataContractError
 
+        if trial.any():  # accounts are active, and every one of them a trial
+            raise DataContractError(
+                f"Every account with a term active on {when} is a trial, so there is nothing to score; left out: "
+                f"{_listed(left)}."
+            )
         terms = where_terms_lie(dataset, pd.Timestamp(when), pd.Timestamp(when))
         raise DataContractError(
             f"No account has a term active on {when}, so there is nothing to score: {terms} and the data ends on "
-            f"{dataset.data_end.date()}" + (f"; left out: {' and '.join(left)}." if left else ".")
+            f"{dataset.data_end.date()}" + (f"; left out: {_listed(left)}." if left else ".")
         )
-    return features, ("left out of scores and alerts: " + " and ".join(left)) if left else ""
+    return features, ("left out of scores and alerts: " + _listed(left)) if left else ""
+
+
+def _listed(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return " and ".join([", ".join(items[:-1]), items[-1]] if len(items) > 2 else items)
 
 
 def where_terms_lie(dataset: Dataset, first: pd.Timestamp, last: pd.Timestamp) -> str:
@@ -834,14 +861,14 @@ def _deliver(run, settings: Settings) -> None:
     try:
         delivery = deliver(run.alerts, settings.scoring.alerts, settings.workdir_path / LEDGER_FOLDER)
     except UnrecordedDelivery as exc:  # delivered: saying "not delivered" would be wrong
-        run.warnings.append(str(exc))
-        log.warning("%s", exc)
+        run.warnings.append(str(exc))  # the run's warnings are printed: a warning record would be said twice
+        log.info("%s", exc)
         return
     except Exception as exc:  # the run is committed already: a delivery problem of any kind is a warning
         # an unexpected error's text may quote the URL with its secrets: name the error type only
         reason = str(exc) if isinstance(exc, ChurnError) else f"unexpected {type(exc).__name__}"
         run.warnings.append(f"the alerts were not delivered: {reason}")
-        log.warning("alerts not delivered: %s", reason)
+        log.info("alerts not delivered: %s", reason)
         return
     if delivery is None:
         return
@@ -1130,7 +1157,7 @@ def _run_all(
         console.rule("generate")
         run_generate(data, accounts, seed, "2023-01-01", 3.0, console)
     console.rule("validate")
-    dataset = load(data, settings)
+    dataset = load(data, settings, reported=True)
     print_report(dataset, console)
     console.rule("features")
     notes: list[str] = []

@@ -223,12 +223,7 @@ def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> p
         if path.is_dir() or path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
         if path.suffix.lower() in (".csv", ".txt"):
-            names = header_names(path.stem, path, csv_header(path.stem, path))
-            if len(names) == 1 and (other := next((c for c in ";\t|" if c in names[0]), None)):
-                raise DataContractError(
-                    f"--table {path}: the header {names[0][:60]!r} is one column: the file looks separated by "
-                    f"{other!r}; churn reads comma-separated CSV (save it with commas, or as parquet)."
-                )
+            names = header_names(path.stem, path, csv_header(path.stem, path))  # a ';'-separated file is refused
             return pd.read_csv(path, header=0, names=names, dtype=dict.fromkeys(text_columns, str))
     except (OSError, ValueError) as exc:
         raise DataContractError(f"--table {path}: cannot be read ({exc}).") from exc

@@ -19,14 +19,23 @@ in `pipeline/spark_loading.py`), so both engines produce the same report and the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import duckdb
 import pandas as pd
 
-from features.contract import EVENT_TABLES, TABLES, Column, RawTypes, TableContract
+from features.contract import (
+    CSAT_RANGE,
+    EVENT_TABLES,
+    PRIORITIES,
+    TABLES,
+    TRAINING_KINDS,
+    Column,
+    RawTypes,
+    TableContract,
+)
 from features.errors import DataContractError
 from features.labels import term_outcomes_sql
 from features.sql.dialect import DUCKDB, Dialect
@@ -144,6 +153,7 @@ def validate(
     numbered: frozenset[str] = frozenset(),
     checked: Mapping[str, str] | None = None,
     kept: Mapping[str, Collection[str]] | None = None,
+    partitioned: Mapping[str, Collection[str]] | None = None,
 ) -> ValidationReport:
     """Validate the `__raw_<table>` views; raise on fatal problems, return the report otherwise.
 
@@ -156,10 +166,11 @@ def validate(
     run, already in canonical form with their `SOURCE_ROW` (`pipeline/window_cache.py`): they join
     the canonical rows unchecked (a check of them finds nothing, so the checks count and cite the
     same rows). `kept` names, per table, columns outside the contract its canonical rows keep as they are
-    (the accounts columns a scorecard's segment rules read: `Dataset.with_accounts_columns`).
+    (the accounts columns a scorecard's segment rules read: `Dataset.with_accounts_columns`). `partitioned`
+    names, per folder table, the keys of its hive-style folder names (`partition_keys`).
     """
     run = DuckDBRunner(con, numbered) if isinstance(con, duckdb.DuckDBPyConnection) else con
-    problems = _structural_problems(raw_types)
+    problems = _structural_problems(raw_types, partitioned or {})
     if problems:
         raise DataContractError(_format_problems(problems))
     explicit_end, limit, limit_text = time_limit(data_end, now)
@@ -176,6 +187,7 @@ def validate(
     try:
         counts = _row_counts(run, tables, limit)
         exclusions = _exclude(run, tables, limit, limit_text, counts)
+        _require_terms(counts["subscriptions"], exclusions)
         excluding = {w.table for w in exclusions if w.excluded}  # tables without exclusions skip the filter
         keep = {
             name: keep_condition(name, limit, "accounts", literal) if name in excluding else "true" for name in tables
@@ -192,7 +204,7 @@ def validate(
             keep=keep,
             time_limit=limit,
         )
-        report.warnings = [*exclusions, *_warnings(run, tables, counts)]
+        report.warnings = [*exclusions, *_warnings(run, raw_types, tables, counts)]
         _term_outcomes(run, report)
     finally:
         for name in reversed(tables):
@@ -223,7 +235,7 @@ def with_checked(sql: str, checked: str | None) -> str:
 
 
 # ------------------------------------------------------------------------------ fatal problems
-def _structural_problems(present_columns: RawTypes) -> list[str]:
+def _structural_problems(present_columns: RawTypes, partitioned: Mapping[str, Collection[str]]) -> list[str]:
     problems = [
         f"{name}: required table is missing (expected {name}.parquet, {name}.csv or a folder {name}/)"
         for name, contract in TABLES.items()
@@ -232,12 +244,43 @@ def _structural_problems(present_columns: RawTypes) -> list[str]:
     if not any(name in present_columns for name in EVENT_TABLES):
         problems.append(f"no event table found: at least one of {', '.join(EVENT_TABLES)} is required")
     for name, columns in present_columns.items():
-        missing = [c for c in TABLES[name].required_columns if c not in columns]
+        # A column only in folder names (`partitionBy`): neither engine reads it, so its values would be lost.
+        in_folders = [
+            c.name for c in TABLES[name].columns if c.name in partitioned.get(name, ()) and c.name not in columns
+        ]
+        problems += [
+            f"{name}.{col}: the column is in the names of the table's folders ({col}=...), not in its files; churn "
+            f"reads no value from a folder name: write {col} into the parquet files (Spark: do not partitionBy it)"
+            for col in in_folders
+        ]
+        # 'ARR' or 'Created At' for arr, created_at: an optional column would be left out without a word
+        spelt = {_loose_name(found): found for found in columns}
+        near = {
+            c.name: spelt[_loose_name(c.name)]
+            for c in TABLES[name].columns
+            if c.name not in columns and _loose_name(c.name) in spelt
+        }
+        problems += [
+            f"{name}.{col}: column names are exact, and the table has {found!r}: rename it to {col}"
+            for col, found in near.items()
+        ]
+        missing = [c for c in TABLES[name].required_columns if c not in columns and c not in [*in_folders, *near]]
         problems += [
             f"{name}.{col}: required column is missing (columns found: {', '.join(columns) or 'none'})"
             for col in missing
         ]
     return problems
+
+
+def _loose_name(column: str) -> str:
+    """A column name as a near miss of a contract name is compared: 'Account ID', 'account-id' are 'account_id'."""
+    return "_".join(column.casefold().replace("-", " ").replace(".", " ").split())
+
+
+def partition_keys(folders: Iterable[Iterable[str]]) -> frozenset[str]:
+    """The keys of the hive-style names (`kind=csat`) among the folders of a table's files (each given as its
+    folder names below the table's), for `validate`'s `partitioned`."""
+    return frozenset(name.split("=", 1)[0] for names in folders for name in names if "=" in name)
 
 
 def _finite(number: str) -> str:
@@ -297,7 +340,8 @@ def _value_problems(run: Runner, raw_types: RawTypes, numbered: frozenset[str]) 
         for (col, cond, problem), count in zip(table_checks, counts, strict=True):
             if count:
                 examples = _examples(run, name, col, cond, _row_number(name, numbered))
-                problems.append(f"{name}.{col}: {count} {problem} ({examples})")
+                hint = TABLES[name].column(col).hint
+                problems.append(f"{name}.{col}: {count} {problem} ({examples})" + (f"; {hint}" if hint else ""))
     return problems, rows
 
 
@@ -559,19 +603,60 @@ def _exclude(
         if name == "accounts":
             continue
         time_column = TABLES[name].time_column
-        found.append(
-            _warning(
-                run,
-                name,
-                "account_id",
-                f"t.{time_column} < {limit_sql} AND t.account_id NOT IN ({known})",
-                "rows for accounts not in accounts",
-                "excluded: no account to attach them to (no features, scores or alerts)",
-                excluded=True,
-                count=counts[name].unknown,
-            )
+        unknown = f"t.{time_column} < {limit_sql} AND t.account_id NOT IN ({known})"
+        warning = _warning(
+            run,
+            name,
+            "account_id",
+            unknown,
+            "rows for accounts not in accounts",
+            "excluded: no account to attach them to (no features, scores or alerts)",
+            excluded=True,
+            count=counts[name].unknown,
         )
+        if warning is not None:
+            warning = replace(warning, action=warning.action + _lookalike_ids(run, name, unknown))
+        found.append(warning)
     return [w for w in found if w is not None]
+
+
+def _lookalike_ids(run: Runner, table: str, unknown: str) -> str:
+    """A hint when rows of unknown accounts (`unknown`, on `__typed_<table>` t) name known ones but for leading
+    zeros, a zero fraction or letter case -- one export pads the ids ('00042') or writes them as numbers (42,
+    42.0), or in other case -- so the user fixes the export instead of losing the table's rows; '' otherwise.
+    The ids are never matched so: 'A7' and 'a7', or '007' and '7', may well be different accounts."""
+    d = run.dialect
+
+    def loose(column: str) -> str:  # '007', '7.0' (a float part of a folder whose other parts hold text) and '7'
+        return f"upper(trim(LEADING '0' FROM regexp_replace({column}, '[.]0+$', '')))"
+
+    accounts = d.quote("__typed_accounts")
+    rows = run.rows(
+        f"SELECT t.__row, t.account_id, a.account_id FROM {d.quote(f'__typed_{table}')} t "
+        f"JOIN {accounts} a ON {loose('a.account_id')} = {loose('t.account_id')} WHERE {unknown} "
+        "ORDER BY t.__row, a.account_id LIMIT 1"
+    )
+    if not rows:
+        return ""
+    count = run.rows(
+        f"SELECT count(*) FROM {d.quote(f'__typed_{table}')} t WHERE {unknown} "
+        f"AND {loose('t.account_id')} IN (SELECT {loose('account_id')} FROM {accounts})"
+    )[0][0]
+    row, theirs, ours = rows[0]
+    return (
+        f"; {count} of them would match an account's id but for leading zeros, a '.0' or letter case (row {row}: "
+        f"{theirs!r}, accounts has {ours!r}): write the ids alike in every table"
+    )
+
+
+def _require_terms(terms: RowCounts, exclusions: list[DataWarning]) -> None:
+    """Refuse data whose every subscription term is excluded: no account can then be labelled or scored, and
+    each command would fail later for a reason it cannot see (no snapshot dates, nothing to score)."""
+    if terms.kept:
+        return
+    why = "; ".join(str(w) for w in exclusions if w.table == "subscriptions")
+    problem = f"subscriptions: every term is excluded, so no account can be labelled or scored: {why}"
+    raise DataContractError(_format_problems([problem]))
 
 
 def _data_end(counts: dict[str, RowCounts], explicit: pd.Timestamp | None) -> tuple[pd.Timestamp, str]:
@@ -661,7 +746,7 @@ def _warning(
     return DataWarning(table, column, problem, count, _rows_text(rows), action, excluded)
 
 
-def _warnings(run: Runner, tables: list[str], counts: dict[str, RowCounts]) -> list[DataWarning]:
+def _warnings(run: Runner, raw_types: RawTypes, tables: list[str], counts: dict[str, RowCounts]) -> list[DataWarning]:
     """Suspicious but usable rows among the kept ones; the rows of the checks the table scans have not
     counted are counted in one query."""
     q = run.dialect.quote
@@ -703,6 +788,35 @@ def _warnings(run: Runner, tables: list[str], counts: dict[str, RowCounts]) -> l
             ("invoices", "invoice_id", duplicated, "rows share a duplicated invoice_id",
              "kept: each row counts as an invoice", None),
         ]  # fmt: skip
+    if "surveys" in tables:
+        nps = f"(SELECT {{}} FROM {q('__kept_surveys')} WHERE kind = 'nps')"
+        checks.append(
+            (
+                "surveys",
+                "score",
+                f"kind = 'nps' AND {nps.format('max(score)')} <= {CSAT_RANGE[1]!r} "
+                f"AND {nps.format('count(*)')} >= {CSAT_LOOKALIKE_ANSWERS}",
+                f"NPS answers (0-10), none above {CSAT_RANGE[1]:g}",
+                "kept: read as NPS, so every answer is a detractor; if they are CSAT scores (1-5), say so in a "
+                "kind column (csat)",
+                None,
+            )
+        )
+    checks.append(
+        (
+            "accounts",
+            "account_id",
+            f"account_id NOT IN (SELECT account_id FROM {q('__kept_subscriptions')})",
+            "accounts without a term in subscriptions",
+            "kept: never labelled or scored (prospects? their terms may be missing from the export)",
+            None,
+        )
+    )
+    for table, column, words, rows, action in _OPEN_CODES:  # codes features read by their words: say which are not
+        if column in raw_types.get(table, {}):
+            allowed = ", ".join(f"'{word}'" for word in words)
+            problem = f"{rows} with a {column} other than {'/'.join(words)}"
+            checks.append((table, column, f"{column} NOT IN ({allowed})", problem, action, None))
     checks.append(
         (
             "subscriptions",
@@ -720,6 +834,24 @@ def _warnings(run: Runner, tables: list[str], counts: dict[str, RowCounts]) -> l
         checks[index] = (*checks[index][:5], count)
     found = [_warning(run, *check[:5], "__kept", count=check[5]) for check in checks]
     return [w for w in found if w is not None]
+
+
+CSAT_LOOKALIKE_ANSWERS = 20
+"""NPS answers all within the CSAT scale are said from this many on: a survey without a `kind` column is NPS,
+and a CSAT export read so turns every account into detractors; among 20 real NPS answers some top 5."""
+
+_OPEN_CODES = (
+    (
+        "support_tickets",
+        "priority",
+        PRIORITIES,
+        "tickets",
+        "kept: counted as tickets with a priority, neither high nor urgent",
+    ),
+    ("trainings", "kind", TRAINING_KINDS, "trainings", "kept: counted as trainings, not certifications"),
+)
+"""Code columns outside a closed vocabulary (`Column.choices` refuses other values) whose features still look
+for certain words: another word (a helpdesk's 'P1' or 'Critical', 'certified') is kept and said."""
 
 
 def _term_outcomes(run: Runner, report: ValidationReport) -> None:

@@ -127,6 +127,41 @@ CASES: list[tuple[str, Callable[[Tables], None], list[str]]] = [
         lambda t: t.__setitem__("subscriptions", t["subscriptions"].iloc[0:0]),
         ["subscriptions: the table has no rows; at least one subscription term is needed"],
     ),
+    # a contract column spelt otherwise: a required one was only "missing", an optional one left out silently
+    (
+        "columns spelt in another case",
+        lambda t: [
+            t["accounts"].rename(columns={"created_at": "Created At"}, inplace=True),
+            t["subscriptions"].rename(columns={"arr": "ARR"}, inplace=True),
+        ],
+        [
+            "(2 problems)",
+            "accounts.created_at: column names are exact, and the table has 'Created At': rename it to created_at",
+            "subscriptions.arr: column names are exact, and the table has 'ARR': rename it to arr",
+        ],
+    ),
+    # an evergreen term exported with no end, or a 'never' sentinel: say what to write instead
+    (
+        "term without an end",
+        lambda t: t["subscriptions"].__setitem__("end_date", ["2024-01-01", None, "9999-12-31", "2025-06-01"]),
+        [
+            "subscriptions.end_date: 1 values are missing (rows 2: null); a term without an end (evergreen) needs "
+            "one: the day it next renews or can be cancelled",
+            "subscriptions.end_date: 1 values are outside the supported dates 1900-01-01 to 2999-12-31 (rows 3: "
+            "'9999-12-31'); a term without an end (evergreen) needs one",
+        ],
+    ),
+    # every term excluded: validate said "0 terms" and exited 0, features blamed --start/--end
+    (
+        "every term names an unknown account",
+        lambda t: t["subscriptions"].__setitem__("account_id", ["a", "a", "b", "c"]),
+        [
+            "subscriptions: every term is excluded, so no account can be labelled or scored",
+            "subscriptions.account_id: 4 rows for accounts not in accounts (rows 1, 2, 3: 'a', 'a', 'b')",
+            "4 of them would match an account's id but for leading zeros, a '.0' or letter case (row 1: 'a', accounts "
+            "has 'A'): write the ids alike in every table",
+        ],
+    ),
 ]
 
 

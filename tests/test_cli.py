@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, tiny_tables, write_tables
 from typer.testing import CliRunner
 
 from pipeline.cli import app, main
@@ -45,6 +45,21 @@ def test_bad_date_is_one_clear_message() -> None:
     assert done.returncode == 1
     assert "--as-of: 'next tuesday' is not a date" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_data_warning_is_said_once_not_again_on_stderr(tmp_path) -> None:
+    """Every excluded-rows warning was printed twice by a real process: as `warning: ...` and, bare, on stderr
+    (a logging record at WARNING level reached Python's last-resort handler)."""
+    tables = tiny_tables()
+    tables["logins"].loc[0, "account_id"] = "nobody"
+    data = write_tables(tmp_path / "data", tables)
+    for command in (["validate"], ["features", "--out", str(tmp_path / "f.parquet")]):
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline", "--no-progress", *command, "--data", str(data)],
+            capture_output=True, text=True, check=False, cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert (done.stdout + done.stderr).count("rows for accounts not in accounts") == 1, done.stderr
 
 
 @pytest.mark.parametrize(

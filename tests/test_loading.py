@@ -139,6 +139,102 @@ def test_suspicious_rows_are_counted_with_examples_and_unknown_accounts_excluded
     assert dataset.con.execute("SELECT count(*) FROM logins WHERE account_id = 'ZZ'").fetchone()[0] == 0
 
 
+def lookalike_tables() -> dict[str, pd.DataFrame]:
+    """Tiny tables whose accounts are numbers, with events naming them zero-padded ('007' for 7) or in
+    another case, unknown ones, and ticket priorities and training kinds the features do not know."""
+    tables = tiny_tables()
+    numbers = {"A": "7", "B": "8", "C": "x9"}
+    for frame in tables.values():
+        frame["account_id"] = frame["account_id"].map(numbers)
+    tables["logins"]["account_id"] = ["007", "7", "ZZ", "X9", "8.0"]  # padded, known, unknown, other case, float
+    tables["support_tickets"]["priority"] = ["P1", "Urgent"]
+    tables["trainings"] = pd.DataFrame(
+        {"account_id": ["7", "8"], "ts": ["2023-01-10"] * 2, "kind": ["Certified", None]}
+    )
+    days = pd.date_range("2023-02-01", periods=20).strftime("%Y-%m-%d")  # CSAT scores, no kind: read as NPS
+    tables["surveys"] = pd.DataFrame({"account_id": "7", "ts": days, "score": [1, 2, 3, 4, 5] * 4})
+    prospect = pd.DataFrame({"account_id": ["10"], "created_at": ["2023-03-01"]})  # no term
+    tables["accounts"] = pd.concat([tables["accounts"], prospect], ignore_index=True)
+    return tables
+
+
+def test_unknown_ids_that_match_an_account_but_for_leading_zeros_or_case_are_pointed_out() -> None:
+    """An export that pads its ids ('007') or writes them in another case lost its rows as unknown accounts
+    with nothing to say why; they stay excluded (they may be other accounts), and the warning says what matches."""
+    dataset = Dataset.from_frames(lookalike_tables())
+    (unknown,) = [w for w in dataset.report.warnings if w.problem == "rows for accounts not in accounts"]
+    assert (unknown.table, unknown.count, unknown.examples) == ("logins", 4, "rows 1, 3, 4: '007', 'ZZ', 'X9'")
+    assert unknown.action.endswith(
+        "; 3 of them would match an account's id but for leading zeros, a '.0' or letter case (row 1: '007', accounts "
+        "has '7'): write the ids alike in every table"
+    )
+    assert dataset.con.execute("SELECT count(*) FROM logins").fetchone()[0] == 1
+    tables = tiny_tables()
+    tables["logins"].loc[0, "account_id"] = "nobody"
+    (plain,) = Dataset.from_frames(tables).report.exclusions
+    assert plain.action == "excluded: no account to attach them to (no features, scores or alerts)"
+
+
+def test_priorities_training_kinds_and_accounts_the_features_cannot_use_are_counted_and_kept() -> None:
+    """'P1' or 'Critical' counted as neither high nor urgent, and a 'Certified' training as no certification,
+    without a word: the high-priority share and certifications read low. An account without a term is never
+    scored, and a CSAT survey exported without its kind made every account a detractor: neither was said."""
+    dataset = Dataset.from_frames(lookalike_tables())
+    found = {(w.table, w.column): w for w in dataset.report.warnings}
+    priority, kind = found[("support_tickets", "priority")], found[("trainings", "kind")]
+    assert str(priority) == (
+        "support_tickets.priority: 1 tickets with a priority other than low/normal/high/urgent (rows 1: 'p1') -> "
+        "kept: counted as tickets with a priority, neither high nor urgent"
+    )
+    assert str(kind) == (
+        "trainings.kind: 1 trainings with a kind other than webinar/course/certification (rows 1: 'certified') -> "
+        "kept: counted as trainings, not certifications"
+    )
+    assert not priority.excluded and dataset.con.execute("SELECT count(*) FROM support_tickets").fetchone()[0] == 2
+    assert str(found[("accounts", "account_id")]) == (
+        "accounts.account_id: 1 accounts without a term in subscriptions (rows 4: '10') -> kept: never labelled or "
+        "scored (prospects? their terms may be missing from the export)"
+    )
+    assert str(found[("surveys", "score")]) == (
+        "surveys.score: 20 NPS answers (0-10), none above 5 (rows 1, 2, 3: '1.0', '2.0', '3.0') -> kept: read as "
+        "NPS, so every answer is a detractor; if they are CSAT scores (1-5), say so in a kind column (csat)"
+    )
+    tables = lookalike_tables()
+    for changed in (tables["surveys"].iloc[1:], tables["surveys"].assign(score=[1, 2, 3, 4, 9] * 4)):
+        tables["surveys"] = changed  # 19 answers, or one above 5: NPS as far as anyone can tell
+        assert ("surveys", "score") not in {(w.table, w.column) for w in Dataset.from_frames(tables).report.warnings}
+    tiny = Dataset.from_frames(tiny_tables())  # 'High' and 'low', 'webinar', every account with a term
+    assert {(w.table, w.column) for w in tiny.report.warnings}.isdisjoint(found)
+
+
+def partitioned_tables(root: Path) -> Path:
+    """Tiny tables whose logins folder is partitioned by account_id and trainings by kind (a Spark `partitionBy`
+    export: the column is in the folder names only), and usage events by a month no contract column is."""
+    data = write_tables(root, tiny_tables(), "parquet")
+    for name, key in (("logins", "account_id"), ("trainings", "kind"), ("usage_events", "month")):
+        frame = pd.read_parquet(data / f"{name}.parquet")
+        (data / f"{name}.parquet").unlink()
+        if key == "month":
+            frame[key] = frame["ts"].str[:7]
+        for value, rows in frame.groupby(key):
+            (data / name / f"{key}={value}").mkdir(parents=True)
+            rows.drop(columns=key).to_parquet(data / name / f"{key}={value}" / "part-0.parquet", index=False)
+    return data
+
+
+def test_a_contract_column_only_in_folder_names_is_named_not_lost(tmp_path: Path) -> None:
+    """`partitionBy("account_id")` said "required column is missing (columns found: ts, user_id)", and a
+    `partitionBy("kind")` lost the kinds without a word: neither engine reads values from folder names."""
+    with pytest.raises(DataContractError) as raised:
+        load_dataset(partitioned_tables(tmp_path / "data"))
+    assert str(raised.value).splitlines()[1:] == [
+        f"  - {table}.{column}: the column is in the names of the table's folders ({column}=...), not in its files; "
+        f"churn reads no value from a folder name: write {column} into the parquet files (Spark: do not partitionBy "
+        "it)"
+        for table, column in (("logins", "account_id"), ("trainings", "kind"))
+    ]
+
+
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_an_empty_event_table_loads_with_zero_rows(tmp_path: Path, fmt: str) -> None:
     """A table with its header and no rows is valid: counted as 0 rows, never a crash (DuckDB's
@@ -210,6 +306,11 @@ def bad_csv_tables(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "twice": ("account_id,ts, ts\nA,2023-01-10,2023-01-11\n", "the header names column 'ts' twice"),
         "empty": ("", "the file is empty (it needs a header row)"),
         "latin1": ("account_id,ts,kind\nA,2023-01-10,caf\u00e9\n", "not UTF-8 text"),
+        "semicolons": (
+            "account_id;ts;kind\nA;2023-01-10;course\n",
+            "its header is one column, 'account_id;ts;kind': the file looks separated by ';', and churn reads "
+            "comma-separated CSV (save it with commas, or as parquet).",
+        ),
     }
     cases = {}
     for case, (text, problem) in files.items():

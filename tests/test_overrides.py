@@ -66,6 +66,7 @@ def request(**changes: str) -> OverrideRequest:
     ("changes", "problem"),
     [
         ({"account_id": "Z"}, "unknown account 'Z'"),
+        ({"account_id": "b"}, "unknown account 'b' (did you mean 'B'?)"),  # as the data spells it
         ({"category": "finance"}, "unknown category 'finance' (the scorecard has: adoption, support)"),
         ({"rating": "101"}, "a score must lie between 0 and 100, got '101'"),
         ({"rating": "-1"}, "a score must lie between 0 and 100"),
@@ -77,7 +78,7 @@ def request(**changes: str) -> OverrideRequest:
     ],
 )
 def test_a_bad_override_is_refused_with_the_problem_named(changes: dict, problem: str) -> None:
-    with pytest.raises(ValueError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match=re.escape(problem)):
         validate_override(request(**changes), today=TODAY, categories=CARD.categories(), accounts={"A", "B"})
 
 

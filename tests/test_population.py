@@ -4,6 +4,7 @@ scores and alerts unless included, and the count left out is said. Real generate
 from __future__ import annotations
 
 import logging
+import shutil
 from datetime import date
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from features.build import build_features
 from features.errors import DataContractError
 from models.population import churned_accounts, trial_mask
+from pipeline.loading import load_dataset
 from pipeline.stages import build_feature_table, score_date, scored_population
 from tests.conftest import book_settings
 
@@ -54,9 +56,11 @@ def test_trials_and_churned_accounts_are_left_out_and_counted_unless_included(bo
     assert scored == set(snapshot["account_id"]) - starters
     assert not scored & set(churned.index) and not set(run.alerts["account_id"]) - scored
     assert (run.scores["account_status"] == "active").all()
+    later = (dataset.subscriptions.groupby("account_id")["start_date"].min() >= WHEN).sum()
     assert (
-        f"left out of scores and alerts: {len(starters)} trial(s) (plan matching starter or ARR 0; --include-trials) "
-        f"and {len(churned)} account(s) whose terms have all ended (--include-churned)"
+        f"left out of scores and alerts: {len(starters)} trial(s) (plan matching starter or ARR 0; --include-trials), "
+        f"{len(churned)} account(s) whose terms have all ended (--include-churned) and {later} account(s) whose "
+        "first term starts on or after 2025-05-01"
     ) in run.notes
 
     run = score_date(
@@ -68,7 +72,8 @@ def test_trials_and_churned_accounts_are_left_out_and_counted_unless_included(bo
     assert (run.scores["as_of"] == WHEN).all() and run.scores["account_id"].is_unique
     gone = run.scores[run.scores["account_status"] == "churned"]
     assert gone["health_score"].notna().all() and gone["churn_probability"].between(0, 1).all()
-    assert not any(n.startswith("left out") for n in run.notes)
+    left = [n for n in run.notes if n.startswith("left out")]  # only those no flag scores
+    assert left == [f"left out of scores and alerts: {later} account(s) whose first term starts on or after 2025-05-01"]
 
 
 def test_a_date_after_every_term_fails_saying_when_the_terms_and_the_data_end(book) -> None:
@@ -83,6 +88,40 @@ def test_a_date_after_every_term_fails_saying_when_the_terms_and_the_data_end(bo
     assert f"the latest term in subscriptions ends on {last_end}" in message
     assert f"the data ends on {dataset.data_end.date()}" in message
     assert "left out:" in message and "whose terms have all ended (--include-churned)" in message
+
+
+def test_a_book_of_trials_only_is_not_said_to_have_no_active_account(book) -> None:
+    """Every active account a trial: the run said 'No account has a term active on ...', which was false."""
+    _, _, dataset, _ = book
+    settings, _ = book_settings(book, "population_trials", scoring={"trial_plans": ["*"]})
+    with pytest.raises(DataContractError) as failure:
+        scored_population(dataset, WHEN.date(), settings, False, False)
+    message = str(failure.value)
+    assert message.startswith("Every account with a term active on 2025-05-01 is a trial, so there is nothing to")
+    assert "trial(s) (plan matching * or ARR 0; --include-trials)" in message and "No account" not in message
+
+
+def test_accounts_without_a_term_yet_or_at_all_are_counted_among_those_left_out(book, tmp_path) -> None:
+    """An account whose only term starts on the date, or that has no term, was neither scored nor in the note:
+    the scored and left-out counts did not add up to the book."""
+    _, data, _, _ = book
+    settings, _ = book_settings(book, "population_unstarted")
+    copy = shutil.copytree(data, tmp_path / "data")
+    accounts = pd.read_parquet(copy / "accounts.parquet")
+    added = pd.DataFrame({"account_id": ["new", "none1", "none2"], "created_at": pd.Timestamp("2024-01-01")})
+    pd.concat([accounts, added]).to_parquet(copy / "accounts.parquet")
+    terms = pd.read_parquet(copy / "subscriptions.parquet")
+    term = {"account_id": "new", "start_date": WHEN, "end_date": WHEN + pd.Timedelta(days=365), "arr": 100.0}
+    pd.concat([terms, pd.DataFrame([term])]).to_parquet(copy / "subscriptions.parquet")
+
+    later = (terms.groupby("account_id")["start_date"].min() >= WHEN).sum() + 1  # accounts landing later, and 'new'
+
+    features, left = scored_population(load_dataset(copy), WHEN.date(), settings, False, False)
+    assert left.endswith(
+        f"account(s) whose terms have all ended (--include-churned), {later} account(s) whose first term starts on "
+        "or after 2025-05-01 and 2 account(s) without a term in subscriptions"
+    )
+    assert not {"new", "none1", "none2"} & set(features["account_id"])
 
 
 def test_ended_accounts_are_built_in_the_dates_pass_with_the_rows_two_builds_gave(book, caplog) -> None:

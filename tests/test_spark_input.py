@@ -27,7 +27,7 @@ from pipeline.spark_loading import load_on_spark, register_tables
 from tests.conftest import run_cli, tiny_tables, write_tables
 from tests.feature_data import RANDOM_DATA_END, random_tables
 from tests.test_leakage import SETTINGS
-from tests.test_loading import bad_csv_tables
+from tests.test_loading import bad_csv_tables, lookalike_tables, partitioned_tables
 from tests.test_spark_engine import assert_same_report, assert_same_table
 
 pytestmark = pytest.mark.spark
@@ -175,6 +175,32 @@ def test_a_csv_row_or_header_that_does_not_fit_fails_on_spark_as_on_duckdb(spark
             assert message.split(": ", 1)[1] == str(on_duckdb.value).split(": ", 1)[1].replace(
                 str(data / "trainings.csv"), f"{data.as_uri()}/trainings.csv"
             )
+
+
+def test_lookalike_ids_unknown_codes_and_no_terms_left_are_reported_on_spark_as_on_duckdb(spark, tmp_path):
+    """The hint on ids that match an account but for leading zeros or case, the warnings on ticket priorities
+    and training kinds the features do not know, and the error when every term is excluded: one message."""
+    data = write_tables(tmp_path / "lookalike", lookalike_tables(), "csv")
+    assert_same_report(load_on_spark(spark, data.as_uri()).report, load_dataset(data).report)
+    tables = tiny_tables()
+    tables["subscriptions"]["account_id"] = ["a", "a", "b", "c"]
+    data = write_tables(tmp_path / "no_terms", tables, "csv")
+    messages = []
+    for load in (lambda: load_dataset(data), lambda: load_on_spark(spark, data.as_uri())):
+        with pytest.raises(DataContractError) as raised:
+            load()
+        messages.append(str(raised.value))
+    assert messages[1] == messages[0] and "every term is excluded" in messages[0]
+
+
+def test_a_contract_column_only_in_folder_names_is_named_on_spark_as_on_duckdb(spark, tmp_path):
+    data = partitioned_tables(tmp_path / "data")
+    messages = []
+    for load in (lambda: load_dataset(data), lambda: load_on_spark(spark, data.as_uri())):
+        with pytest.raises(DataContractError) as raised:
+            load()
+        messages.append(str(raised.value))
+    assert messages[1] == messages[0] and "logins.account_id: the column is in the names" in messages[0]
 
 
 def test_whole_numbers_stored_as_floating_point_in_text_columns_read_as_integers(spark, tmp_path):

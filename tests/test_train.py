@@ -473,7 +473,9 @@ def test_a_csv_header_is_read_as_a_data_folder_reads_one(tmp_path):
     with pytest.raises(DataContractError, match=r"twice.csv: the header names column 'x' twice"):
         read_prepared_table(tmp_path / "twice.csv")
     (tmp_path / "semicolons.csv").write_text("id;tenure;Churn\n1;2;Yes\n")  # a European spreadsheet's CSV
-    with pytest.raises(DataContractError, match=r"'id;tenure;Churn' is one column: the file looks separated by ';'"):
+    with pytest.raises(
+        DataContractError, match=r"its header is one column, 'id;tenure;Churn': the file looks separated by ';'"
+    ):
         read_prepared_table(tmp_path / "semicolons.csv")
 
 
