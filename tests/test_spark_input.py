@@ -177,6 +177,17 @@ def test_a_csv_row_or_header_that_does_not_fit_fails_on_spark_as_on_duckdb(spark
             )
 
 
+def refusal_on_both(spark, data: Path) -> str:
+    """The message both engines refuse `data` with, asserted the same."""
+    messages = []
+    for load in (lambda: load_dataset(data), lambda: load_on_spark(spark, data.as_uri())):
+        with pytest.raises(DataContractError) as raised:
+            load()
+        messages.append(str(raised.value))
+    assert messages[1] == messages[0]
+    return messages[0]
+
+
 def test_lookalike_ids_unknown_codes_and_no_terms_left_are_reported_on_spark_as_on_duckdb(spark, tmp_path):
     """The hint on ids that match an account but for leading zeros or case, the warnings on ticket priorities
     and training kinds the features do not know, and the error when every term is excluded: one message."""
@@ -185,22 +196,12 @@ def test_lookalike_ids_unknown_codes_and_no_terms_left_are_reported_on_spark_as_
     tables = tiny_tables()
     tables["subscriptions"]["account_id"] = ["a", "a", "b", "c"]
     data = write_tables(tmp_path / "no_terms", tables, "csv")
-    messages = []
-    for load in (lambda: load_dataset(data), lambda: load_on_spark(spark, data.as_uri())):
-        with pytest.raises(DataContractError) as raised:
-            load()
-        messages.append(str(raised.value))
-    assert messages[1] == messages[0] and "every term is excluded" in messages[0]
+    assert "every term is excluded" in refusal_on_both(spark, data)
 
 
 def test_a_contract_column_only_in_folder_names_is_named_on_spark_as_on_duckdb(spark, tmp_path):
     data = partitioned_tables(tmp_path / "data")
-    messages = []
-    for load in (lambda: load_dataset(data), lambda: load_on_spark(spark, data.as_uri())):
-        with pytest.raises(DataContractError) as raised:
-            load()
-        messages.append(str(raised.value))
-    assert messages[1] == messages[0] and "logins.account_id: the column is in the names" in messages[0]
+    assert "logins.account_id: the column is in the names" in refusal_on_both(spark, data)
 
 
 def test_whole_numbers_stored_as_floating_point_in_text_columns_read_as_integers(spark, tmp_path):
