@@ -54,6 +54,20 @@ def _train_and_score(history, name: str, model: dict, features: dict | None = No
     return settings, table, result, run
 
 
+def _validation_gap(result) -> tuple[float, float]:
+    """|mean predicted - observed| and ECE of a training's out-of-time validation rows."""
+    y = result.validation["label"].astype(int)
+    probabilities = result.validation["churn_probability"]
+    return abs(probabilities.mean() - y.mean()), expected_calibration_error(y, probabilities)
+
+
+@pytest.fixture(scope="module")
+def default_gap(history) -> tuple[float, float]:
+    """The default model's validation calibration on this small world (30 churners among 468 validation rows,
+    so its mean gap alone moves by ~0.01 with the data's outcome noise and by more with a feature's change)."""
+    return _validation_gap(_train_and_score(history, "default", {})[2])
+
+
 @pytest.mark.parametrize(
     ("name", "model"),
     [
@@ -62,7 +76,7 @@ def _train_and_score(history, name: str, model: dict, features: dict | None = No
         ("balanced", {"balance_classes": True}),
     ],
 )
-def test_each_model_setting_trains_and_scores(history, name, model):
+def test_each_model_setting_trains_and_scores(history, default_gap, name, model):
     settings, table, result, run = _train_and_score(history, name, model)
     for key, value in model.items():
         assert getattr(result.model, key) == value
@@ -72,10 +86,12 @@ def test_each_model_setting_trains_and_scores(history, name, model):
     registered = load_model(result.model_uri, settings)
     bias = registered.contributions(table.head(1))["bias"].iloc[0]
     np.testing.assert_allclose(ml.sum(axis=1) + bias, scores["churn_log_odds"], atol=1e-6)
-    # probabilities stay honest whatever the setting: validation calibration out of sample
-    y = result.validation["label"].astype(int)
-    assert abs(result.validation["churn_probability"].mean() - y.mean()) < 0.05
-    assert expected_calibration_error(y, result.validation["churn_probability"]) < 0.08
+    # probabilities stay honest whatever the setting: validation calibration out of sample, as the default's
+    # (a setting that distorts the scores, such as class weights before calibration was cross-fitted, was off by
+    # 0.1 and more), and within plain bounds
+    gap, ece = _validation_gap(result)
+    assert gap <= default_gap[0] + 0.02 and gap < 0.08, (gap, default_gap)
+    assert ece <= default_gap[1] + 0.02 and ece < 0.08, (ece, default_gap)
     if name == "no_refit":
         assert result.model.fit_rows_ == result.model.train_rows_ < int(table["label"].notna().sum())
 
