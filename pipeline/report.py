@@ -219,6 +219,7 @@ def plot_deciles(calibration: pd.DataFrame) -> Figure:
         xlabel="Risk decile (1 = least risky 10% of rows)", ylabel="Observed churn rate", title="Churn rate by decile"
     )
     ax.set_xticks(range(1, 11))
+    ax.set_ylim(bottom=0)  # a rate is never negative: an autoscaled axis under deciles of 0% showed "-2.5%"
     ax.yaxis.set_major_formatter(_percent())
     ax.legend()
     return fig

@@ -396,6 +396,37 @@ def test_the_probability_histogram_stands_every_bar_on_its_axis():
     assert figure.axes[1].get_ylim()[0] < 1, "a bin of one row still shows"
 
 
+def test_a_reliability_bin_of_one_row_is_not_drawn_like_a_full_one():
+    """A bin holding one row at 100% churn drew the calibration curve to the top corner with the same marker as the
+    bins of hundreds of rows."""
+    from models.evaluation import FEW_BIN_ROWS, plot_calibration
+
+    rng = np.random.default_rng(5)
+    probability = np.concatenate([rng.uniform(0.0, 0.1, 400), rng.uniform(0.1, 0.2, 100), [0.95]])
+    labels = (rng.uniform(size=len(probability)) < probability).astype(int)
+    labels[-1] = 1
+    ax = plot_calibration(labels, {"ML risk": probability}).axes[0]
+    curve = ax.lines[0]
+    assert curve.get_xdata().max() < 0.2, "the one-row bin is off the curve"
+    full, hollow = ax.collections[0], ax.collections[1]
+    assert list(hollow.get_offsets()[:, 0]) == pytest.approx([0.95]) and hollow.get_facecolors().size == 0
+    assert hollow.get_sizes()[0] < full.get_sizes().min() < full.get_sizes().max()
+    assert f"bin of under {FEW_BIN_ROWS} rows" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_the_decile_axis_starts_at_zero():
+    """Deciles of 0% churn under an autoscaled axis showed a tick at "-2.5%"."""
+    rows = [
+        {"score": score, "grouping": "decile", "group": str(d + 1), "rows": 10, "churners": c, "churn_rate": c / 10}
+        for score in ("rule", "ml")
+        for d, c in enumerate([0, 0, 0, 0, 0, 0, 0, 1, 1, 2])
+    ] + [{"score": "rule", "grouping": "band", "group": "red", "rows": 100, "churners": 4, "churn_rate": 0.04}]
+    ax = plot_deciles(pd.DataFrame(rows)).axes[0]
+    _drawn(ax.figure)
+    assert ax.get_ylim()[0] == 0
+    assert not [t.get_text() for t in ax.get_yticklabels() if t.get_text().startswith(("-", "−"))]
+
+
 def test_percent_ticks_say_the_value_they_mark():
     """A small book's decile axis of 2.5-point steps was labelled "2%, 5%, 8%, 10%, 13%": 12.5% written as 13%."""
     one_in_six = [0, 0, 1, 0, 0, 0, 0, 0, 1, 1]  # churners of the deciles of 6 rows of a book of 60 snapshots
