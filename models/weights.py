@@ -484,30 +484,30 @@ def change_gains(
     evaluation: pd.DataFrame, scorecard: ScorecardConfig, current: Weights, suggested: Weights, base_auc: float | None
 ) -> pd.DataFrame:
     """Each suggested change on its own -- one category weight, or one category's metric weights -- with
-    the ROC AUC gain it brings over the current scorecard on the evaluation rows, largest gain first."""
+    the ROC AUC gain it brings over the current scorecard on the evaluation rows, largest gain first.
+
+    A category's suggested weight is in points of 100, so the card it is tried in holds its other categories
+    in points of 100 too (the same scores: categories are averaged by weight): next to their raw weights, a
+    card summing to 45 tried adoption's 77 of 100 as 84%."""
     records = []
     for name, cats in current.items():
         total = sum(weight for weight, _ in cats.values())
+        of_100 = {c: (w * CATEGORY_TOTAL / total, m) for c, (w, m) in cats.items()} if total > 0 else cats
         for cat, (weight, metrics) in cats.items():
             new_weight, new_metrics = suggested[name][cat]
             edits = []
             if new_weight != weight:
                 # the suggestion is in points of 100: a card summing to 45 read "30 -> 77" as a 47-point move
-                of_100 = (
-                    "" if total == CATEGORY_TOTAL else f" ({weight * CATEGORY_TOTAL / total:.0f} of {CATEGORY_TOTAL})"
-                )
-                edits.append(
-                    (f"{cat} weight {_number(weight)}{of_100} -> {_number(new_weight)}", (new_weight, metrics))
-                )
+                scaled = "" if total == CATEGORY_TOTAL else f" ({of_100[cat][0]:.0f} of {CATEGORY_TOTAL})"
+                text = f"{cat} weight {_number(weight)}{scaled} -> {_number(new_weight)}"
+                edits.append((text, {**of_100, cat: (new_weight, metrics)}))
             if new_metrics != metrics:
                 moved = ", ".join(
                     f"{m} {_number(w)} -> {_number(new_metrics[m])}" for m, w in metrics.items() if new_metrics[m] != w
                 )
-                edits.append((f"{cat} metrics: {moved}", (weight, new_metrics)))
-            for text, replacement in edits:
-                alone = {n: dict(c) for n, c in current.items()}
-                alone[name][cat] = replacement
-                auc = backtest_health(evaluation, _with_weights(scorecard, alone))["auc"]
+                edits.append((f"{cat} metrics: {moved}", {**cats, cat: (weight, new_metrics)}))
+            for text, card in edits:
+                auc = backtest_health(evaluation, _with_weights(scorecard, {**current, name: card}))["auc"]
                 gain = np.nan if auc is None or base_auc is None else auc - base_auc
                 records.append({"scorecard": name, "change": text, "auc": auc, "auc_gain": gain})
     table = pd.DataFrame(records, columns=["scorecard", "change", "auc", "auc_gain"])

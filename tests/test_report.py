@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from models.comparison import band_rates, compare
+from models.health_backtest import backtest_health
 from models.healthscore import score_health
 from models.scorecard import parse_scorecard
 from models.scoring import risk_band
@@ -383,6 +384,23 @@ def test_category_weight_changes_are_measured_on_the_scale_the_fit_moves_them_on
     # and the change alone (the report's table and the review diff) says where the weight stood on that scale
     said = suggested.changes["change"]
     assert said.str.match(r"adoption weight 30 \(38 of 100\) -> \d+$").any(), said.tolist()
+
+
+def test_a_category_weight_change_alone_is_tried_beside_the_others_in_points_of_100():
+    """Weights of 30 and 50: adoption's suggested weight (points of 100) was tried beside support's raw 50, not its
+    62.5 of 100, so "each change alone" measured adoption at a larger share than the suggestion means."""
+    history = _history(n_accounts=200, months=8)
+    raw = SCORECARD.model_dump(mode="python")
+    raw["default"]["categories"]["adoption"]["weight"], raw["default"]["categories"]["support"]["weight"] = 30, 50
+    scorecard = parse_scorecard(raw)
+    early, late = history[history["as_of"] < "2024-06-01"], history[history["as_of"] >= "2024-06-01"]
+    suggested = suggest_weights(early, scorecard, evaluation_frame=late, min_rows=100)
+    changes = suggested.changes.set_index("change")["auc"]
+    [change] = [c for c in changes.index if c.startswith("adoption weight 30 (38 of 100) -> ")]
+    meant = SCORECARD.model_dump(mode="python")
+    meant["default"]["categories"]["adoption"]["weight"] = float(change.rsplit(" ", 1)[1])
+    meant["default"]["categories"]["support"]["weight"] = 62.5
+    assert changes[change] == backtest_health(late, parse_scorecard(meant))["auc"]
 
 
 def test_the_probability_histogram_stands_every_bar_on_its_axis():
