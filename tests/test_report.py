@@ -386,9 +386,9 @@ def test_category_weight_changes_are_measured_on_the_scale_the_fit_moves_them_on
     assert said.str.match(r"adoption weight 30 \(38 of 100\) -> \d+$").any(), said.tolist()
 
 
-def test_a_category_weight_change_alone_is_tried_beside_the_others_in_points_of_100():
-    """Weights of 30 and 50: adoption's suggested weight (points of 100) was tried beside support's raw 50, not its
-    62.5 of 100, so "each change alone" measured adoption at a larger share than the suggestion means."""
+def test_a_category_weight_change_alone_gives_the_category_the_share_it_says():
+    """Weights of 30 and 50: "adoption weight 30 (38 of 100) -> 47" was tried as 47 beside support's raw 50, not as
+    47 of 100; and a card's only category listed "30 (100 of 100) -> 100" as a change worth trying."""
     history = _history(n_accounts=200, months=8)
     raw = SCORECARD.model_dump(mode="python")
     raw["default"]["categories"]["adoption"]["weight"], raw["default"]["categories"]["support"]["weight"] = 30, 50
@@ -399,8 +399,11 @@ def test_a_category_weight_change_alone_is_tried_beside_the_others_in_points_of_
     [change] = [c for c in changes.index if c.startswith("adoption weight 30 (38 of 100) -> ")]
     meant = SCORECARD.model_dump(mode="python")
     meant["default"]["categories"]["adoption"]["weight"] = float(change.rsplit(" ", 1)[1])
-    meant["default"]["categories"]["support"]["weight"] = 62.5
-    assert changes[change] == backtest_health(late, parse_scorecard(meant))["auc"]
+    meant["default"]["categories"]["support"]["weight"] = 100 - meant["default"]["categories"]["adoption"]["weight"]
+    assert changes[change] == pytest.approx(backtest_health(late, parse_scorecard(meant))["auc"])
+    raw["default"]["categories"] = {"adoption": raw["default"]["categories"]["adoption"]}
+    alone = suggest_weights(early, parse_scorecard(raw), evaluation_frame=late, min_rows=100).changes["change"]
+    assert not alone.str.contains("weight").any(), alone.tolist()
 
 
 def test_the_probability_histogram_stands_every_bar_on_its_axis():
