@@ -39,6 +39,9 @@ from models.errors import ModelError
 
 TOP_SHARES = (0.1, 0.2)
 ALL_SEGMENTS = "all"
+FEW_BIN_ROWS = 10
+"""A reliability bin of fewer rows has a churn rate that is mostly chance (a bin of one row reads 0% or 100%):
+it is drawn hollow, off the curve, so it is not read like a full bin."""
 
 
 def expected_calibration_error(labels: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:
@@ -49,9 +52,14 @@ def expected_calibration_error(labels: np.ndarray, proba: np.ndarray, bins: int 
     """
     labels, proba = np.asarray(labels, dtype=float), np.asarray(proba, dtype=float)
     observed, predicted = calibration_curve(labels, proba, n_bins=bins, strategy="uniform")
+    return float(np.sum(_bin_rows(proba, bins) * np.abs(observed - predicted)) / len(labels))
+
+
+def _bin_rows(proba: np.ndarray, bins: int) -> np.ndarray:
+    """Rows per non-empty equal-width bin: the bins `calibration_curve` returns, in its order."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     rows = np.bincount(np.searchsorted(edges[1:-1], proba), minlength=bins)
-    return float(np.sum(rows[rows > 0] * np.abs(observed - predicted)) / len(labels))
+    return rows[rows > 0]
 
 
 def top_share_weights(score: np.ndarray, share: float) -> np.ndarray:
@@ -187,16 +195,27 @@ def plot_precision_recall(labels: np.ndarray, scores: Mapping[str, np.ndarray]) 
 
 
 def plot_calibration(labels: np.ndarray, probabilities: Mapping[str, np.ndarray], bins: int = 10) -> Figure:
-    """Reliability diagram (observed churn rate per predicted-probability bin) and the histogram."""
+    """Reliability diagram (observed churn rate per predicted-probability bin) and the histogram.
+
+    A bin's marker area grows with its rows, and bins under `FEW_BIN_ROWS` rows are hollow and off the line:
+    a bin of one row at 100% drew the curve to the corner like a bin of thousands."""
     fig, (ax, hist) = new_figure(ncols=2)
     labels = np.asarray(labels, dtype=float)
+    few = False
     for name, proba in probabilities.items():
         proba = np.asarray(proba, dtype=float)
         observed, predicted = calibration_curve(labels, proba, n_bins=bins, strategy="uniform")
+        rows = _bin_rows(proba, bins)
+        full, area = rows >= FEW_BIN_ROWS, 10 + 190 * rows / rows.max()
         ece = expected_calibration_error(labels, proba, bins)
-        ax.plot(predicted, observed, marker="o", label=f"{name} (ECE {ece:.3f})")
+        (line,) = ax.plot(predicted[full], observed[full], label=f"{name} (ECE {ece:.3f})")
+        ax.scatter(predicted[full], observed[full], s=area[full], color=line.get_color(), zorder=3)
+        ax.scatter(predicted[~full], observed[~full], s=area[~full], facecolors="none", edgecolors=line.get_color())
+        few |= bool((~full).any())
         hist.hist(proba, bins=np.linspace(0, 1, bins * 2 + 1), histtype="step", label=name)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
+    if few:  # say what a hollow marker is
+        ax.scatter([], [], facecolors="none", edgecolors="grey", label=f"bin of under {FEW_BIN_ROWS} rows")
     ax.set(xlabel="Predicted churn probability", ylabel="Observed churn rate", title="Calibration")
     ax.legend(loc="upper left")
     hist.set(xlabel="Predicted churn probability", ylabel="Rows", title="Distribution", yscale="log")

@@ -163,6 +163,11 @@ def actionable_share(split: pd.DataFrame) -> float:
 _ORDINALS = ("first", "second", "third", "fourth", "fifth")
 
 
+OPEN_ENDED_DAYS = 3652.5
+"""Ten years: a renewal date or a term beyond it is an open-ended (evergreen) contract in practice, whose
+`end_date` (2999-01-01, 9999-12-31) stands for "no end"; it is said as such, not as "355412 days away"."""
+
+
 def _span(days: float) -> str:
     months = days / 30.44
     if months < 1:
@@ -173,7 +178,24 @@ def _span(days: float) -> str:
 
 
 def _term(days: float) -> str:
+    if days > OPEN_ENDED_DAYS:
+        return "open-ended term"
     return f"{days / 30.44:.0f}-month term" if days >= 28 else f"{days:.0f}-day term"
+
+
+def _until(days: float) -> str:
+    """Time to a renewal date under ten years away: in days up to a year, then in months or years."""
+    return singular_counts(f"{days:.0f} days") if days <= 365 else _span(days)
+
+
+def renewal_words(days: float) -> str:
+    """When the current term ends, as a CSM reads it: "renewal in 10 days", "renewal in 14 months", "term ended
+    3 days ago", "no renewal date within 10 years" (an evergreen term), "renewal date unknown" (NaN)."""
+    if pd.isna(days):
+        return "renewal date unknown"
+    if days > OPEN_ENDED_DAYS:
+        return "no renewal date within 10 years"
+    return f"renewal in {_until(days)}" if days >= 0 else singular_counts(f"term ended {-days:.0f} days ago")
 
 
 def _ordinal(renewals: float) -> str:
@@ -215,8 +237,11 @@ def context_words(features: pd.DataFrame) -> pd.Series:
     for renewals, days, term, tenure, segment, plan in rows:
         parts = []
         which = "renewal" if np.isnan(renewals) else f"{_ordinal(renewals)} renewal"
-        if not np.isnan(days):
-            parts.append(f"{which}, {days:.0f} days away" if days >= 0 else f"{which}, term ended {-days:.0f} days ago")
+        if days > OPEN_ENDED_DAYS:
+            parts += [] if np.isnan(renewals) else [f"renewed {renewals:.0f} times so far"]
+            parts.append(renewal_words(days))
+        elif not np.isnan(days):
+            parts.append(f"{which}, {_until(days)} away" if days >= 0 else f"{which}, term ended {-days:.0f} days ago")
         elif not np.isnan(renewals):
             parts.append(f"renewed {renewals:.0f} times so far")
         if not np.isnan(term) and term > 0:

@@ -25,6 +25,15 @@ from features.errors import DataContractError
 from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END
 
 
+class OneSidedError(DataContractError):
+    """A side of a split holds one outcome only. `fact` is the message without its advice, for a caller
+    that knows the likelier cause (`pipeline.stages.blame_cadence`)."""
+
+    def __init__(self, fact: str, hint: str) -> None:
+        super().__init__(f"{fact}; {hint}")
+        self.fact = fact
+
+
 @dataclass(frozen=True)
 class Split:
     """Row labels (index values of the input table) of the training and validation rows."""
@@ -74,8 +83,8 @@ def _require_both_classes(labels: pd.Series, side: str, hint: str, span: str = "
     sees which window lacks churners (a backtest of `compare` is that validation window)."""
     counts = labels.astype(int).value_counts()
     if counts.get(0, 0) == 0 or counts.get(1, 0) == 0:
-        raise DataContractError(
-            f"{side} rows{span} hold only one class ({counts.get(1, 0)} churned, {counts.get(0, 0)} renewed); {hint}"
+        raise OneSidedError(
+            f"{side} rows{span} hold only one class ({counts.get(1, 0)} churned, {counts.get(0, 0)} renewed)", hint
         )
 
 

@@ -169,7 +169,8 @@ class SuggestedWeights:
             f"{self.limits.category_floor:g}; metrics keep at least {self.limits.metric_floor:.0%} of their weight.",
             f"ROC AUC of 100 - health score on {self.evaluation_rows:,} later snapshots: current "
             f"{format_auc(self.current_auc)}, all changes {format_auc(self.suggested_auc)}.",
-            "Each change alone (ROC AUC gain over the current scorecard):",
+            "Each change alone (ROC AUC gain over the current scorecard; a category's weight tried alone is its share "
+            "of 100, the other categories sharing the rest as they do now):",
         ]
         for change in self.changes.itertuples(index=False):
             gain = "n/a" if pd.isna(change.auc_gain) else f"{change.auc_gain:+.4f}"
@@ -484,30 +485,31 @@ def change_gains(
     evaluation: pd.DataFrame, scorecard: ScorecardConfig, current: Weights, suggested: Weights, base_auc: float | None
 ) -> pd.DataFrame:
     """Each suggested change on its own -- one category weight, or one category's metric weights -- with
-    the ROC AUC gain it brings over the current scorecard on the evaluation rows, largest gain first."""
+    the ROC AUC gain it brings over the current scorecard on the evaluation rows, largest gain first.
+
+    A category's suggested weight is in points of 100: tried alone, it holds that share of the card and the
+    other categories share the rest as they do now (next to their raw weights, a card summing to 45 tried
+    adoption's 77 of 100 as 84%). A card's only category has all of it either way, and no change to try."""
     records = []
     for name, cats in current.items():
         total = sum(weight for weight, _ in cats.values())
         for cat, (weight, metrics) in cats.items():
             new_weight, new_metrics = suggested[name][cat]
             edits = []
-            if new_weight != weight:
+            now = weight * CATEGORY_TOTAL / total
+            if not np.isclose(new_weight, now) and total > weight:
                 # the suggestion is in points of 100: a card summing to 45 read "30 -> 77" as a 47-point move
-                of_100 = (
-                    "" if total == CATEGORY_TOTAL else f" ({weight * CATEGORY_TOTAL / total:.0f} of {CATEGORY_TOTAL})"
-                )
-                edits.append(
-                    (f"{cat} weight {_number(weight)}{of_100} -> {_number(new_weight)}", (new_weight, metrics))
-                )
+                scaled = "" if total == CATEGORY_TOTAL else f" ({now:.0f} of {CATEGORY_TOTAL})"
+                rest = (CATEGORY_TOTAL - new_weight) / (total - weight)
+                card = {c: (w * rest, m) for c, (w, m) in cats.items()} | {cat: (new_weight, metrics)}
+                edits.append((f"{cat} weight {_number(weight)}{scaled} -> {_number(new_weight)}", card))
             if new_metrics != metrics:
                 moved = ", ".join(
                     f"{m} {_number(w)} -> {_number(new_metrics[m])}" for m, w in metrics.items() if new_metrics[m] != w
                 )
-                edits.append((f"{cat} metrics: {moved}", (weight, new_metrics)))
-            for text, replacement in edits:
-                alone = {n: dict(c) for n, c in current.items()}
-                alone[name][cat] = replacement
-                auc = backtest_health(evaluation, _with_weights(scorecard, alone))["auc"]
+                edits.append((f"{cat} metrics: {moved}", {**cats, cat: (weight, new_metrics)}))
+            for text, card in edits:
+                auc = backtest_health(evaluation, _with_weights(scorecard, {**current, name: card}))["auc"]
                 gain = np.nan if auc is None or base_auc is None else auc - base_auc
                 records.append({"scorecard": name, "change": text, "auc": auc, "auc_gain": gain})
     table = pd.DataFrame(records, columns=["scorecard", "change", "auc", "auc_gain"])

@@ -297,4 +297,6 @@ def print_explanation(
             markup=False,
             highlight=False,
         )
-    console.print(f"Lifecycle stage: {scores['lifecycle_stage']}; renewal in {scores['days_to_renewal']:.0f} days.")
+    from models.explain import renewal_words  # loads LightGBM, which `churn explain` has loaded already
+
+    console.print(f"Lifecycle stage: {scores['lifecycle_stage']}; {renewal_words(scores['days_to_renewal'])}.")

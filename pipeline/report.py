@@ -219,6 +219,7 @@ def plot_deciles(calibration: pd.DataFrame) -> Figure:
         xlabel="Risk decile (1 = least risky 10% of rows)", ylabel="Observed churn rate", title="Churn rate by decile"
     )
     ax.set_xticks(range(1, 11))
+    ax.set_ylim(bottom=0)  # a rate is never negative: an autoscaled axis under deciles of 0% showed "-2.5%"
     ax.yaxis.set_major_formatter(_percent())
     ax.legend()
     return fig
@@ -578,7 +579,8 @@ def _changes(suggested: SuggestedWeights) -> str:
         "<h3>Each change alone</h3>",
         f"<p class='note'>Category weights, as points of {CATEGORY_TOTAL} (a scorecard's weights are read as shares "
         f"of their total), move at most {limits.max_change:g} points (before rounding) and keep at least "
-        f"{limits.category_floor:g}; metrics keep at least {limits.metric_floor:.0%} of their weight. ROC AUC gain "
+        f"{limits.category_floor:g}; metrics keep at least {limits.metric_floor:.0%} of their weight. A category's "
+        "weight tried alone is its share of 100, the other categories sharing the rest as they do now. ROC AUC gain "
         "over the current scorecard on the later snapshots; the reviewed diff is suggested_healthscore.diff.</p>",
         _table(gains, {"auc_gain": lambda v: "–" if pd.isna(v) else f"{v:+.4f}"}, left=["scorecard", "change"])
         if len(gains)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pandas as pd
 from rich.console import Console
 from rich.markup import escape
 
-from features.errors import ChurnError, ConfigError
+from features.errors import ChurnError, ConfigError, DataContractError
 from features.feature_set import FeatureSet
 from features.table import ACCOUNT_ID, META_COLUMNS
 from models.population import ACCOUNT_STATUS
@@ -184,6 +185,21 @@ def cadence_note(dataset: Dataset, settings: Settings) -> str | None:
         "only the terms running on a snapshot date are labelled, so most renewals and churns are not learnt "
         "from; set features.cadence: weekly in the configuration"
     )
+
+
+@contextmanager
+def blame_cadence(note: str | None) -> Iterator[None]:
+    """A split side of one outcome, said with `cadence_note`'s cause and fix when it applies: weekly terms
+    under monthly snapshots left the validation window without a churn, and the error advised a longer
+    history while only the warning above it named `features.cadence: weekly`."""
+    from models.split import OneSidedError  # scikit-learn: train and compare load it anyway
+
+    try:
+        yield
+    except OneSidedError as exc:
+        if note is None:
+            raise
+        raise DataContractError(f"{exc.fact}, most likely because {note}.") from exc
 
 
 def build_feature_table(
@@ -385,7 +401,7 @@ def run_train(
 
     preflight(settings)
     notes: list[str] = []
-    dataset = None
+    dataset, cadence = None, None
     if features_file:
         table = read_feature_table(str(features_file))
         source = f"feature table {Path(features_file).resolve()}"
@@ -393,9 +409,11 @@ def run_train(
     else:
         dataset = load(data, settings, console)
         source = data_source_name(data)
-        notes += filter(None, [cadence_note(dataset, settings)])
+        cadence = cadence_note(dataset, settings)
+        notes += filter(None, [cadence])
         table = training_table(dataset, settings, notes)
-    result = train_on_table(table, settings, config, promote, console, dataset, notes=notes, data_source=source)
+    with blame_cadence(cadence):
+        result = train_on_table(table, settings, config, promote, console, dataset, notes=notes, data_source=source)
     if data is not None:
         print_oracle(Path(data), result, console)
     return result
@@ -1079,8 +1097,10 @@ def run_compare(data: Path, settings: Settings, out_dir: Path, console: Console)
     preflight(settings)
     with claimed_output_dir(out_dir, "compare", _compare_files(), COMPARE_LEGACY):
         dataset = load(data, settings, console)
-        print_warnings(filter(None, [cadence_note(dataset, settings)]), console)
-        return compare_dataset(dataset, settings, out_dir, console)
+        cadence = cadence_note(dataset, settings)
+        print_warnings(filter(None, [cadence]), console)
+        with blame_cadence(cadence):
+            return compare_dataset(dataset, settings, out_dir, console)
 
 
 def compare_dataset(

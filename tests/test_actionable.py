@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
 from features.registry import all_specs, describe, is_actionable, singular_counts
-from models.explain import context_words
+from models.explain import context_words, renewal_words
 from pipeline.stages import score_date
 from tests.conftest import book_settings
 
@@ -32,6 +33,24 @@ def test_context_is_said_in_words() -> None:
         "first renewal, 10 days away, 12-month term, customer for 11 months, smb segment",
         "fourth renewal, 200 days away, 7-day term, customer for 2.7 years",
     ]
+
+
+def test_an_evergreen_term_is_said_to_have_no_renewal_date_not_a_count_of_days() -> None:
+    """A term ending 2999-01-01 (SPEC-valid, an evergreen contract) read "fourth renewal, 355048 days away,
+    11686-month term"; renewals over a year away read "3000 days away"."""
+    frame = pd.DataFrame(
+        {"renewals_count": [3, np.nan, 0], "days_to_renewal": [355048, 355048, 1100],
+         "term_length_days": [355715, 355715, 1826], "tenure_days": [3224, 40, 726]}
+    )  # fmt: skip
+    assert context_words(frame).tolist() == [
+        "renewed 3 times so far, no renewal date within 10 years, open-ended term, customer for 8.8 years",
+        "no renewal date within 10 years, open-ended term, customer for 1 month",
+        "first renewal, 3.0 years away, 60-month term, customer for 24 months",
+    ]
+    said = {np.nan: "renewal date unknown", 1: "renewal in 1 day", 400: "renewal in 13 months"}
+    said |= {-1: "term ended 1 day ago"}
+    assert {days: renewal_words(days) for days in said} == said
+    assert renewal_words(355048.0) == "no renewal date within 10 years"
 
 
 def test_the_renewals_of_weekly_terms_are_counted_in_proper_ordinals() -> None:
@@ -86,6 +105,6 @@ def test_top_drivers_hold_no_context_feature_on_generated_data(book) -> None:
     assert len(drivers) > len(scores)  # several drivers per account on average
     leaked = [d for d in drivers if any(p.fullmatch(d) for p in context_templates)]
     assert leaked == []
-    assert scores["context"].str.contains(r"renewal, \d+ days? away").all()
+    assert scores["context"].str.contains(r"renewal, (\d+ days?|\d+ months|\d+\.\d years) away").all()
     ml = scores[[c for c in scores.columns if c.startswith("ml_")]].sum(axis=1)
     assert ((scores["actionable_log_odds"] + scores["context_log_odds"]) - ml).abs().max() < 1e-6

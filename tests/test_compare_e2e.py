@@ -144,7 +144,7 @@ def test_the_suggestion_is_bounded_and_comes_as_a_reviewed_diff(result, settings
         weights["suggested"] >= min(limits.category_floor, 5)
     ).all()
     review = outcome.files["suggested_review"].read_text()
-    assert "Each change alone (ROC AUC gain over the current scorecard):" in review and "--- current" in review
+    assert "Each change alone (ROC AUC gain over the current scorecard; " in review and "--- current" in review
     assert suggested.bands.set_index("band").at["red", "suggested_share"] == pytest.approx(limits.red_share, abs=0.06)
     metrics = json.loads(outcome.files["metrics"].read_text())["suggested_weights"]
     assert len(metrics["changes"]) == len(suggested.changes) and len(metrics["bands"]) == 3

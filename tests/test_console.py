@@ -123,3 +123,18 @@ def test_explain_says_none_where_nothing_raises_the_risk_or_costs_points() -> No
     text = console.export_text()
     assert "Rule view, points lost: none\n" in text
     assert "ML view, raising risk: none (actionable features in all: -0.40 log-odds)" in text
+
+
+def test_explain_says_an_evergreen_term_has_no_renewal_date() -> None:
+    """A term ending 2999-01-01 printed "Lifecycle stage: expand; renewal in 355048 days."."""
+    from pipeline.console import print_explanation
+
+    scores = pd.Series(
+        {"health_adoption": 40.0, "ml_adoption": 0.4, "health_score": 40.0, "health_band": "red",
+         "churn_probability": 0.3, "risk_band": "medium", "health_drivers": "", "top_drivers": "", "context": "",
+         "actionable_log_odds": 0.4, "context_log_odds": -0.1, "override_ids": "", "lifecycle_stage": "expand",
+         "days_to_renewal": 355048.0}
+    )  # fmt: skip
+    console = Console(record=True, width=200)
+    print_explanation("A1", date(2025, 12, 1), scores, ["adoption"], console)
+    assert "Lifecycle stage: expand; no renewal date within 10 years." in console.export_text()

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from models.comparison import band_rates, compare
+from models.health_backtest import backtest_health
 from models.healthscore import score_health
 from models.scorecard import parse_scorecard
 from models.scoring import risk_band
@@ -385,6 +386,26 @@ def test_category_weight_changes_are_measured_on_the_scale_the_fit_moves_them_on
     assert said.str.match(r"adoption weight 30 \(38 of 100\) -> \d+$").any(), said.tolist()
 
 
+def test_a_category_weight_change_alone_gives_the_category_the_share_it_says():
+    """Weights of 30 and 50: "adoption weight 30 (38 of 100) -> 47" was tried as 47 beside support's raw 50, not as
+    47 of 100; and a card's only category listed "30 (100 of 100) -> 100" as a change worth trying."""
+    history = _history(n_accounts=200, months=8)
+    raw = SCORECARD.model_dump(mode="python")
+    raw["default"]["categories"]["adoption"]["weight"], raw["default"]["categories"]["support"]["weight"] = 30, 50
+    scorecard = parse_scorecard(raw)
+    early, late = history[history["as_of"] < "2024-06-01"], history[history["as_of"] >= "2024-06-01"]
+    suggested = suggest_weights(early, scorecard, evaluation_frame=late, min_rows=100)
+    changes = suggested.changes.set_index("change")["auc"]
+    [change] = [c for c in changes.index if c.startswith("adoption weight 30 (38 of 100) -> ")]
+    meant = SCORECARD.model_dump(mode="python")
+    meant["default"]["categories"]["adoption"]["weight"] = float(change.rsplit(" ", 1)[1])
+    meant["default"]["categories"]["support"]["weight"] = 100 - meant["default"]["categories"]["adoption"]["weight"]
+    assert changes[change] == pytest.approx(backtest_health(late, parse_scorecard(meant))["auc"])
+    raw["default"]["categories"] = {"adoption": raw["default"]["categories"]["adoption"]}
+    alone = suggest_weights(early, parse_scorecard(raw), evaluation_frame=late, min_rows=100).changes["change"]
+    assert not alone.str.contains("weight").any(), alone.tolist()
+
+
 def test_the_probability_histogram_stands_every_bar_on_its_axis():
     """A log axis fitted to bins of 80 to 200 rows started at 75: the bins of 80 rows looked empty (usage-only
     data, where every probability is low)."""
@@ -394,6 +415,37 @@ def test_the_probability_histogram_stands_every_bar_on_its_axis():
     probability = np.concatenate([rng.uniform(0.0, 0.05, 200), rng.uniform(0.05, 0.1, 150), rng.uniform(0.15, 0.2, 80)])
     figure = plot_calibration((rng.uniform(size=len(probability)) < probability).astype(int), {"ML risk": probability})
     assert figure.axes[1].get_ylim()[0] < 1, "a bin of one row still shows"
+
+
+def test_a_reliability_bin_of_one_row_is_not_drawn_like_a_full_one():
+    """A bin holding one row at 100% churn drew the calibration curve to the top corner with the same marker as the
+    bins of hundreds of rows."""
+    from models.evaluation import FEW_BIN_ROWS, plot_calibration
+
+    rng = np.random.default_rng(5)
+    probability = np.concatenate([rng.uniform(0.0, 0.1, 400), rng.uniform(0.1, 0.2, 100), [0.95]])
+    labels = (rng.uniform(size=len(probability)) < probability).astype(int)
+    labels[-1] = 1
+    ax = plot_calibration(labels, {"ML risk": probability}).axes[0]
+    curve = ax.lines[0]
+    assert curve.get_xdata().max() < 0.2, "the one-row bin is off the curve"
+    full, hollow = ax.collections[0], ax.collections[1]
+    assert list(hollow.get_offsets()[:, 0]) == pytest.approx([0.95]) and hollow.get_facecolors().size == 0
+    assert hollow.get_sizes()[0] < full.get_sizes().min() < full.get_sizes().max()
+    assert f"bin of under {FEW_BIN_ROWS} rows" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_the_decile_axis_starts_at_zero():
+    """Deciles of 0% churn under an autoscaled axis showed a tick at "-2.5%"."""
+    rows = [
+        {"score": score, "grouping": "decile", "group": str(d + 1), "rows": 10, "churners": c, "churn_rate": c / 10}
+        for score in ("rule", "ml")
+        for d, c in enumerate([0, 0, 0, 0, 0, 0, 0, 1, 1, 2])
+    ] + [{"score": "rule", "grouping": "band", "group": "red", "rows": 100, "churners": 4, "churn_rate": 0.04}]
+    ax = plot_deciles(pd.DataFrame(rows)).axes[0]
+    _drawn(ax.figure)
+    assert ax.get_ylim()[0] == 0
+    assert not [t.get_text() for t in ax.get_yticklabels() if t.get_text().startswith(("-", "−"))]
 
 
 def test_percent_ticks_say_the_value_they_mark():

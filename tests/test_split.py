@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from churn_sim import simulate_feature_table
+from conftest import run_cli, write_tables
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -230,3 +233,38 @@ def test_a_stratified_split_of_a_table_with_one_churned_row_says_so():
     table["account_id"] = [f"u{i}" for i in range(len(table))]
     with pytest.raises(DataContractError, match=r"labelled rows hold 1 churned and 29 renewed; the table has too few"):
         stratified_split(table, validation_share=0.2, seed=1)
+
+
+def _weekly_book(directory: Path) -> Path:
+    """Weekly terms with logins: 26 accounts that renew every week, 14 that leave in the week of the 1st of a
+    month from March 2023 to April 2024, none after; monthly snapshots then validate on renewals only."""
+    weeks = pd.date_range("2023-01-02", "2024-12-30", freq="7D")
+    leaving = pd.date_range("2023-03-01", periods=14, freq="MS")
+    accounts, terms, logins = [], [], []
+    for i in range(40):
+        account = f"A{i:02d}"
+        accounts.append({"account_id": account, "created_at": weeks[0]})
+        last = weeks[weeks < leaving[i]].max() if i < len(leaving) else weeks[-1]
+        for start in weeks[weeks <= last]:
+            terms.append({"account_id": account, "start_date": start, "end_date": start + pd.Timedelta(days=7)})
+            logins += [{"account_id": account, "ts": start + pd.Timedelta(hours=h)} for h in (10, 58)]
+    tables = {"accounts": accounts, "subscriptions": terms, "logins": logins}
+    return write_tables(directory, {name: pd.DataFrame(rows) for name, rows in tables.items()}, "parquet")
+
+
+def test_a_one_class_side_under_too_sparse_snapshots_names_the_cadence(tmp_path: Path, capsys) -> None:
+    """Weekly terms under monthly snapshots: `train` and `compare` failed with "validation rows ... hold only one
+    class ...; use a longer history or change model.validation_share", and only the warning of `compare` named
+    `features.cadence: weekly`."""
+    data = _weekly_book(tmp_path / "data")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"workdir: {tmp_path / 'work'}\nmodel:\n  tune_trials: 0\n")
+    out = tmp_path / "compare"
+    for command in (["train"], ["compare", "--out", str(out)]):
+        code, said = run_cli([*command, "--data", str(data), "--config", str(config)], capsys)
+        assert code != 0, said
+        error = said.split("error: ")[1]
+        assert error.startswith("validation rows (snapshots"), said
+        assert "hold only one class (0 churned" in error and "set features.cadence: weekly" in error, said
+        assert "longer history" not in error
+    assert not out.exists()

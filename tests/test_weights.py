@@ -213,7 +213,10 @@ def test_each_change_comes_with_its_own_backtest_gain_and_a_reviewed_diff(bounde
     later = history[history["as_of"] >= bounded.evaluation_period[0]]
     alone = SCORECARD.model_dump()
     alone["segments"]["enterprise"]["inherit"] = False  # its categories as resolved, not merged again
-    alone["default"]["categories"]["adoption"]["weight"] = float(adoption["change"].rsplit(" ", 1)[1])
+    weight = float(adoption["change"].rsplit(" ", 1)[1])
+    for category in alone["default"]["categories"].values():  # adoption has its share of 100, the rest share the rest
+        category["weight"] *= (100 - weight) / 75
+    alone["default"]["categories"]["adoption"]["weight"] = weight
     auc = backtest_health(later, parse_scorecard(alone))["auc"]
     assert adoption["auc_gain"] == pytest.approx(auc - bounded.current_auc) and adoption["auc_gain"] > 0
     text = bounded.review_text()
