@@ -6,6 +6,7 @@ so the wording and layout of the console output live in one place.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -120,6 +121,37 @@ def print_warnings(lines: Iterable[str], console: Console) -> None:
                 continue
             shown.add(line)
         console.print(Text.assemble(("warning: ", "yellow"), line), soft_wrap=True, highlight=False)
+
+
+OWN_LOGGERS = ("churn", "pipeline", "features", "models")
+"""The loggers of churn's own packages: their warnings are the user's; every other logger is a library's."""
+
+
+class LogLines(logging.Handler):
+    """Log records as console lines, the one path by which a log record reaches a person running `churn`.
+
+    churn's own warnings (a damaged cache entry, a feature set not kept) are `print_warnings` lines, like
+    every other warning the command prints; churn's info records (timings, data end) and every library's
+    records (MLflow, py4j, LightGBM, Python warnings) are chatter, shown only with `verbose`. Without a
+    handler, Python's last resort printed churn's warnings bare on stderr, with the libraries' warnings.
+    """
+
+    def __init__(self, console: Console, verbose: bool = False) -> None:
+        super().__init__()
+        self.console = console
+        self.verbose = verbose
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a record whose arguments do not fit its format: logging's own report
+            self.handleError(record)
+            return
+        ours = record.name.partition(".")[0] in OWN_LOGGERS
+        if ours and record.levelno >= logging.WARNING:
+            print_warnings([message], self.console)
+        elif self.verbose and (ours or record.levelno >= logging.WARNING):
+            self.console.print(Text(f"{record.name}: {message}", style="dim"), soft_wrap=True, highlight=False)
 
 
 def _metrics_table(result, console: Console) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
-from rich.markup import escape
 
 from features.errors import ChurnError, ConfigError
 from features.feature_set import FeatureSet
@@ -85,8 +84,8 @@ def load(
 ) -> Dataset:
     """Load and validate the data directory; with a console, say which data end is used and what was excluded.
 
-    The exclusions are logged too: as warnings when nothing prints them (a library call, `explain`: logging's
-    last resort says them on stderr), else (a console, or a caller printing the report: `reported`) as info.
+    The exclusions are logged as warnings when nothing prints them (a library call): not with a console or
+    for a caller printing them itself (`reported`), where `churn` (`console.LogLines`) would say them twice.
 
     With `scorecard` (every command that scores health), `accounts` keeps the columns outside the contract
     that the scorecard's segment rules name (`tier`), and a rule naming a column that is neither a feature
@@ -127,15 +126,14 @@ def load(
     )
     if recent:
         log.info("%s", recent)
-    for warning in report.exclusions:
-        log.log(logging.INFO if console is not None or reported else logging.WARNING, "%s", warning)
+    if console is None and not reported:
+        for warning in report.exclusions:
+            log.warning("%s", warning)
     if console is not None:
         console.print(f"Data end {report.data_end} ({report.data_end_source}).", highlight=False)
         if recent:
             console.print(recent, markup=False, highlight=False)
-        for warning in report.exclusions:
-            console.print(f"[yellow]warning:[/yellow] {escape(str(warning))}", highlight=False)
-        print_warnings(filter(None, [empty_tables_warning(dataset)]), console)
+        print_warnings([*map(str, report.exclusions), *filter(None, [empty_tables_warning(dataset)])], console)
     return dataset
 
 
@@ -881,8 +879,7 @@ def _deliver(run, settings: Settings) -> None:
 
 
 def _print_recovered(settings: Settings, console: Console) -> None:
-    for message in recover(settings):
-        console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
+    print_warnings(recover(settings), console)
 
 
 def _read_start(when: date, feature_set: FeatureSet | None, settings: Settings) -> pd.Timestamp:
@@ -1000,11 +997,12 @@ def run_explain(
     account_id = trim_id(account_id)
     if not account_id:  # refused before the data loads: no account could match
         raise ChurnError("The account id to explain is empty; pass one of the ids in accounts.account_id.")
-    dataset = load(data, settings)
+    dataset = load(data, settings, reported=True)
     model = load_model(_champion_uri(model_uri, settings), settings)
     refuse_table_model(model, data, "explain")
     coverage = coverage_warning(when, dataset, model.feature_set_, settings)
-    print_warnings(filter(None, [empty_tables_warning(dataset), coverage]), console)
+    exclusions = map(str, dataset.report.exclusions)
+    print_warnings([*exclusions, *filter(None, [empty_tables_warning(dataset), coverage])], console)
     features = build_feature_table(dataset, settings, as_of=when, feature_set=model.feature_set_)
     used, unseen = model_provenance(model, features[ACCOUNT_ID], dataset.accounts)
     print_notes([used], console)
