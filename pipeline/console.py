@@ -52,6 +52,17 @@ def empty_tables_warning(dataset: Dataset) -> str | None:
     )
 
 
+def folder_columns_warnings(dataset: Dataset) -> list[str]:
+    """A line per table whose folder names hold a column its files do not (`month=2024-01/`): churn reads
+    none, and without a word the column seems read, or its rows lost."""
+    return [
+        f"{name}: {', '.join(keys)} only in the names of the table's folders ({keys[0]}=...), not in its files: "
+        f"churn reads no column from folder names, so {'it is' if len(keys) == 1 else 'they are'} not read (every "
+        "row is; a column churn should read must be written into the parquet files)"
+        for name, keys in dataset.report.folder_columns.items()
+    ]
+
+
 def print_report(dataset: Dataset, console: Console) -> None:
     """The validation report: rows and dates per table, accounts and term outcomes, warnings."""
     report = dataset.report
@@ -72,7 +83,7 @@ def print_report(dataset: Dataset, console: Console) -> None:
     missing = [t for t in EVENT_TABLES if t not in dataset.event_tables]
     if missing:
         console.print(f"Absent event tables (their features are left out): {', '.join(missing)}")
-    print_warnings(filter(None, [empty_tables_warning(dataset)]), console)
+    print_warnings([*folder_columns_warnings(dataset), *filter(None, [empty_tables_warning(dataset)])], console)
     console.print(
         f"Data end {_date(report.data_end)} ({report.data_end_source}); {report.accounts:,} accounts, "
         f"{report.terms:,} terms: "

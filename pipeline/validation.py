@@ -84,6 +84,7 @@ class ValidationReport:
     data_end_source: str = "latest event"
     keep: dict[str, str] = field(default_factory=dict)  # table -> SQL condition on canonical columns
     time_limit: pd.Timestamp | None = None  # rows dated from here on are excluded (keep_condition)
+    folder_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)  # table -> keys only in folder names
 
     def warning_count(self, table: str) -> int:
         return sum(w.count for w in self.warnings if w.table == table)
@@ -205,6 +206,7 @@ def validate(
             time_limit=limit,
         )
         report.warnings = [*exclusions, *_warnings(run, raw_types, tables, counts)]
+        report.folder_columns = _folder_columns(raw_types, partitioned or {})
         _term_outcomes(run, report)
     finally:
         for name in reversed(tables):
@@ -270,6 +272,18 @@ def _structural_problems(present_columns: RawTypes, partitioned: Mapping[str, Co
             for col in missing
         ]
     return problems
+
+
+def _folder_columns(
+    present_columns: RawTypes, partitioned: Mapping[str, Collection[str]]
+) -> dict[str, tuple[str, ...]]:
+    """Per table, the keys of its folder names outside the contract and not in its files (`partitionBy("month")`):
+    read by neither engine, as a contract column there is not (an error: `_structural_problems`); these, a warning."""
+    found = {
+        name: tuple(sorted(set(partitioned.get(name, ())) - set(columns) - {c.name for c in TABLES[name].columns}))
+        for name, columns in present_columns.items()
+    }
+    return {name: keys for name, keys in found.items() if keys}
 
 
 def _loose_name(column: str) -> str:

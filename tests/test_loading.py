@@ -10,11 +10,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import tiny_tables, write_tables
+from rich.console import Console
 
 from features.build import build_features
 from features.errors import DataContractError
 from features.settings import FeatureSettings
 from features.sql.dialect import DUCKDB, EPOCH_NANOS
+from pipeline.console import print_report
 from pipeline.loading import Dataset, load_dataset, utc_connection
 from tests.feature_data import RANDOM_DATA_END, RANDOM_START, padded, random_tables
 
@@ -207,11 +209,14 @@ def test_priorities_training_kinds_and_accounts_the_features_cannot_use_are_coun
     assert {(w.table, w.column) for w in tiny.report.warnings}.isdisjoint(found)
 
 
-def partitioned_tables(root: Path) -> Path:
+PARTITIONS = {"logins": "account_id", "trainings": "kind", "usage_events": "month"}
+
+
+def partitioned_tables(root: Path, partitions: dict[str, str] = PARTITIONS) -> Path:
     """Tiny tables whose logins folder is partitioned by account_id and trainings by kind (a Spark `partitionBy`
     export: the column is in the folder names only), and usage events by a month no contract column is."""
     data = write_tables(root, tiny_tables(), "parquet")
-    for name, key in (("logins", "account_id"), ("trainings", "kind"), ("usage_events", "month")):
+    for name, key in partitions.items():
         frame = pd.read_parquet(data / f"{name}.parquet")
         (data / f"{name}.parquet").unlink()
         if key == "month":
@@ -232,6 +237,31 @@ def test_a_contract_column_only_in_folder_names_is_named_not_lost(tmp_path: Path
         f"churn reads no value from a folder name: write {column} into the parquet files (Spark: do not partitionBy "
         "it)"
         for table, column in (("logins", "account_id"), ("trainings", "kind"))
+    ]
+
+
+def report_lines(dataset: Dataset) -> list[str]:
+    """The lines of `churn validate`'s report on `dataset`."""
+    console = Console(record=True, width=400)
+    print_report(dataset, console)
+    return console.export_text().splitlines()
+
+
+FOLDER_MONTH = (
+    "warning: usage_events: month only in the names of the table's folders (month=...), not in its files: churn "
+    "reads no column from folder names, so it is not read (every row is; a column churn should read must be "
+    "written into the parquet files)"
+)
+
+
+def test_a_column_outside_the_contract_only_in_folder_names_is_named_in_the_report(tmp_path: Path) -> None:
+    """Usage events partitioned by a month (`partitionBy("month")`) loaded every row without a word that the
+    month, in the folder names only, is not read, while a contract column there is an error."""
+    dataset = load_dataset(partitioned_tables(tmp_path / "data", {"usage_events": "month"}))
+    assert dataset.report.tables["usage_events"].rows == len(tiny_tables()["usage_events"])
+    assert [line for line in report_lines(dataset) if "folder" in line] == [FOLDER_MONTH]
+    assert not [
+        line for line in report_lines(load_dataset(write_tables(tmp_path / "flat", tiny_tables()))) if "folder" in line
     ]
 
 
