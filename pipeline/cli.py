@@ -206,7 +206,7 @@ def validate(
 
     settings = settings_from(config, grace_days, data_end, engine=engine)
     check_scorecard(settings)  # a scorecard the scheduled `churn score` would refuse is found here, first
-    print_report(load(data, settings, reported=True), out)
+    print_report(load(data, settings, reported=True, repeats=True), out)
 
 
 @app.command()

@@ -81,6 +81,7 @@ def load(
     *,
     scorecard: bool = True,
     reported: bool = False,
+    repeats: bool = False,
 ) -> Dataset:
     """Load and validate the data directory; with a console, say which data end is used and what was excluded.
 
@@ -89,7 +90,8 @@ def load(
 
     With `scorecard` (every command that scores health), `accounts` keeps the columns outside the contract
     that the scorecard's segment rules name (`tier`), and a rule naming a column that is neither a feature
-    nor one of this data's accounts is refused here, before any feature is built.
+    nor one of this data's accounts is refused here, before any feature is built. `repeats`: for a caller
+    printing the report (`print_report`), event rows repeated exactly are counted too.
 
     With `read_from`, the big event tables are read and validated from that day on (`load_dataset`), the
     summaries of their older rows and their checked rows of unchanged files kept in the workdir between runs.
@@ -100,7 +102,7 @@ def load(
     attributes = config.rule_attributes(TABLE_COLUMNS) if config is not None else []
     with progress_bars() as progress:
         if settings.engine == "spark":
-            dataset = _load_on_spark(data, settings, progress, attributes)
+            dataset = _load_on_spark(data, settings, progress, attributes, repeats)
         else:
             dataset = load_dataset(
                 data,
@@ -111,6 +113,7 @@ def load(
                 summary_cache=cache / "older-rows" if read_from is not None else None,
                 window_cache=cache / "window-rows" if read_from is not None else None,
                 attributes=attributes,
+                repeats=repeats,
             )
     if config is not None:
         config.check_account_columns(
@@ -137,7 +140,7 @@ def load(
     return dataset
 
 
-def _load_on_spark(data: Path | str, settings: Settings, progress, attributes: list[str]) -> Dataset:
+def _load_on_spark(data: Path | str, settings: Settings, progress, attributes: list[str], repeats: bool) -> Dataset:
     from pipeline.engines import spark_session
     from pipeline.spark import spark_errors
     from pipeline.spark_loading import load_on_spark
@@ -145,7 +148,13 @@ def _load_on_spark(data: Path | str, settings: Settings, progress, attributes: l
     spark = spark_session(settings)
     with spark_errors():
         return load_on_spark(
-            spark, str(data), settings.data.data_end, settings.data.grace_days, progress, attributes=attributes
+            spark,
+            str(data),
+            settings.data.data_end,
+            settings.data.grace_days,
+            progress,
+            attributes=attributes,
+            repeats=repeats,
         )
 
 
@@ -1155,7 +1164,7 @@ def _run_all(
         console.rule("generate")
         run_generate(data, accounts, seed, "2023-01-01", 3.0, console)
     console.rule("validate")
-    dataset = load(data, settings, reported=True)
+    dataset = load(data, settings, reported=True, repeats=True)
     print_report(dataset, console)
     console.rule("features")
     notes: list[str] = []
