@@ -8,6 +8,8 @@ shows its traceback only with `--debug`.
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
 import sys
 from datetime import date
@@ -22,7 +24,7 @@ from pipeline import interrupts
 from pipeline.clock import utc_today
 from pipeline.config import Settings, load_settings
 from pipeline.progress import set_progress
-from pipeline.runtime import configure_process, skip_collection_at_exit
+from pipeline.runtime import PROCESS_DEFAULTS, configure_process, skip_collection_at_exit
 
 app = typer.Typer(
     name="churn",
@@ -33,6 +35,7 @@ app = typer.Typer(
 )
 out = Console()
 _state: dict[str, bool] = {"debug": False}
+MLFLOW_LEVEL = "MLFLOW_LOGGING_LEVEL"
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Data directory (one table per name: parquet, CSV or folder).")]
 URI_HELP = "; with --engine spark, also a URI the cluster reads (hdfs://, s3a://, abfss://, file://...)"
@@ -113,10 +116,37 @@ def parse_date(value: str, option: str) -> date:
 def _global(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Do not draw progress bars.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", help="Also print churn's log (timings, data end) and the libraries' own warnings (MLflow...)."
+        ),
+    ] = False,
 ) -> None:
     _state["debug"] = debug
     if no_progress:
         set_progress(False)
+    _log_to_console(verbose)
+
+
+def _log_to_console(verbose: bool) -> None:
+    """Send every log record of the process through `LogLines` on the console: churn's warnings printed
+    like the others, the rest (libraries' records, Python warnings) only when `verbose`. Kept for the
+    process (Spark's py4j logs when the interpreter exits); a second command in one process reuses it."""
+    from pipeline.console import OWN_LOGGERS, LogLines
+
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if isinstance(h, LogLines)), None)
+    if handler is None:
+        handler = LogLines(out)
+        root.addHandler(handler)
+    handler.verbose = verbose
+    logging.captureWarnings(True)
+    if verbose:
+        for name in OWN_LOGGERS:
+            logging.getLogger(name).setLevel(logging.INFO)
+        if os.environ.get(MLFLOW_LEVEL) == PROCESS_DEFAULTS[MLFLOW_LEVEL]:  # a level the user set wins
+            os.environ[MLFLOW_LEVEL] = "WARNING"  # MLflow has its own handler, set up from this when it loads
 
 
 @app.command()
@@ -176,7 +206,7 @@ def validate(
 
     settings = settings_from(config, grace_days, data_end, engine=engine)
     check_scorecard(settings)  # a scorecard the scheduled `churn score` would refuse is found here, first
-    print_report(load(data, settings, reported=True), out)
+    print_report(load(data, settings, reported=True, repeats=True), out)
 
 
 @app.command()

@@ -6,6 +6,7 @@ so the wording and layout of the console output live in one place.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -51,6 +52,17 @@ def empty_tables_warning(dataset: Dataset) -> str | None:
     )
 
 
+def folder_columns_warnings(dataset: Dataset) -> list[str]:
+    """A line per table whose folder names hold a column its files do not (`month=2024-01/`): churn reads
+    none, and without a word the column seems read, or its rows lost."""
+    return [
+        f"{name}: {', '.join(keys)} only in the names of the table's folders ({keys[0]}=...), not in its files: "
+        f"churn reads no column from folder names, so {'it is' if len(keys) == 1 else 'they are'} not read (every "
+        "row is; a column churn should read must be written into the parquet files)"
+        for name, keys in dataset.report.folder_columns.items()
+    ]
+
+
 def print_report(dataset: Dataset, console: Console) -> None:
     """The validation report: rows and dates per table, accounts and term outcomes, warnings."""
     report = dataset.report
@@ -71,7 +83,7 @@ def print_report(dataset: Dataset, console: Console) -> None:
     missing = [t for t in EVENT_TABLES if t not in dataset.event_tables]
     if missing:
         console.print(f"Absent event tables (their features are left out): {', '.join(missing)}")
-    print_warnings(filter(None, [empty_tables_warning(dataset)]), console)
+    print_warnings([*folder_columns_warnings(dataset), *filter(None, [empty_tables_warning(dataset)])], console)
     console.print(
         f"Data end {_date(report.data_end)} ({report.data_end_source}); {report.accounts:,} accounts, "
         f"{report.terms:,} terms: "
@@ -120,6 +132,37 @@ def print_warnings(lines: Iterable[str], console: Console) -> None:
                 continue
             shown.add(line)
         console.print(Text.assemble(("warning: ", "yellow"), line), soft_wrap=True, highlight=False)
+
+
+OWN_LOGGERS = ("churn", "pipeline", "features", "models")
+"""The loggers of churn's own packages: their warnings are the user's; every other logger is a library's."""
+
+
+class LogLines(logging.Handler):
+    """Log records as console lines, the one path by which a log record reaches a person running `churn`.
+
+    churn's own warnings (a damaged cache entry, a feature set not kept) are `print_warnings` lines, like
+    every other warning the command prints; churn's info records (timings, data end) and every library's
+    records (MLflow, py4j, LightGBM, Python warnings) are chatter, shown only with `verbose`. Without a
+    handler, Python's last resort printed churn's warnings bare on stderr, with the libraries' warnings.
+    """
+
+    def __init__(self, console: Console, verbose: bool = False) -> None:
+        super().__init__()
+        self.console = console
+        self.verbose = verbose
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a record whose arguments do not fit its format: logging's own report
+            self.handleError(record)
+            return
+        ours = record.name.partition(".")[0] in OWN_LOGGERS
+        if ours and record.levelno >= logging.WARNING:
+            print_warnings([message], self.console)
+        elif self.verbose and (ours or record.levelno >= logging.WARNING):
+            self.console.print(Text(f"{record.name}: {message}", style="dim"), soft_wrap=True, highlight=False)
 
 
 def _metrics_table(result, console: Console) -> None:

@@ -131,6 +131,7 @@ class Dataset:
         grace_days: int = 30,
         now: pd.Timestamp | None = None,
         attributes: Collection[str] = (),
+        repeats: bool = False,
     ) -> Dataset:
         """Build a dataset from in-memory tables (tests, notebooks, prepared extracts); `attributes` as in
         `load_dataset`: the accounts columns outside the contract that segment rules read."""
@@ -142,7 +143,7 @@ class Dataset:
             con.register(f"__frame_{name}", frame)
             con.execute(f'CREATE VIEW "__raw_{name}" AS SELECT * FROM "__frame_{name}"')
             sources[name] = f"<in-memory {name}>"
-        return _finish(con, sources, data_end, grace_days, now, attributes=attributes)
+        return _finish(con, sources, data_end, grace_days, now, attributes=attributes, repeats=repeats)
 
 
 def load_dataset(
@@ -155,6 +156,7 @@ def load_dataset(
     summary_cache: Path | None = None,
     window_cache: Path | None = None,
     attributes: Collection[str] = (),
+    repeats: bool = False,
 ) -> Dataset:
     """Read every contract table found in `data_dir` (parquet file, CSV file or parquet folder).
 
@@ -167,7 +169,8 @@ def load_dataset(
     given (`pipeline/window_cache.py`).
     When rows from before `read_from` may be excluded as future-dated (the clock or `data_end` is
     earlier), everything is read. `attributes`: columns outside the contract that `accounts` keeps if it
-    has them (those a scorecard's segment rules read: `with_accounts_columns`).
+    has them (those a scorecard's segment rules read: `with_accounts_columns`). `repeats`: also count event
+    rows repeated exactly (`validate`; `churn validate` prints them).
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -190,7 +193,7 @@ def load_dataset(
         if window is not None:
             windows[name] = window
         sources[name] = str(path)
-    return _finish(con, sources, data_end, grace_days, now, recent, windows, attributes)
+    return _finish(con, sources, data_end, grace_days, now, recent, windows, attributes, repeats)
 
 
 @dataclass(frozen=True)
@@ -413,6 +416,7 @@ def _finish(
     recent: Mapping[str, RecentRead] | None = None,
     windows: Mapping[str, WindowRows] | None = None,
     attributes: Collection[str] = (),
+    repeats: bool = False,
 ) -> Dataset:
     """Validate the raw views, then define the canonical ones (kept rows only) and collect the small tables.
 
@@ -437,6 +441,7 @@ def _finish(
             checked=checked,
             kept={"accounts": attributes},
             partitioned={name: _partition_keys(Path(source)) for name, source in sources.items()},
+            repeats=repeats,
         )
     except duckdb.Error as exc:
         broken = _broken_file(con, sources)

@@ -13,7 +13,7 @@ import os
 
 PROCESS_DEFAULTS: dict[str, str] = {
     "MLFLOW_DISABLE_TELEMETRY": "true",  # no DNS lookups from a batch job; nothing may reach the internet
-    "MLFLOW_LOGGING_LEVEL": "WARNING",  # MLflow's INFO chatter drowns the report
+    "MLFLOW_LOGGING_LEVEL": "ERROR",  # its warnings are advice to MLflow's users, not churn's (`churn --verbose`)
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # batch logs, not terminals
     # Idle OpenMP threads sleep instead of spinning: on shared or busy cores (batch hosts, CI)
     # spinning made small LightGBM fits ~10x slower.

@@ -373,6 +373,7 @@ def load_on_spark(
     progress: Progress | None = None,
     now: pd.Timestamp | None = None,
     attributes: Collection[str] = (),
+    repeats: bool = False,
 ) -> SparkDataset:
     """Read, validate and type every contract table found in `data` (a path or URI the cluster reads)
     on Spark; the same errors, report and kept rows (and kept accounts `attributes`) as `load_dataset`
@@ -413,6 +414,7 @@ def load_on_spark(
             numbered=frozenset(raw_types),
             kept=kept,
             partitioned=partitioned,
+            repeats=repeats,
         )
         frames = _kept_tables(spark, raw_types, report.keep, kept)
         con = _collected(frames)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
-from rich.markup import escape
 
 from features.errors import ChurnError, ConfigError, DataContractError
 from features.feature_set import FeatureSet
@@ -83,15 +82,17 @@ def load(
     *,
     scorecard: bool = True,
     reported: bool = False,
+    repeats: bool = False,
 ) -> Dataset:
     """Load and validate the data directory; with a console, say which data end is used and what was excluded.
 
-    The exclusions are logged too: as warnings when nothing prints them (a library call, `explain`: logging's
-    last resort says them on stderr), else (a console, or a caller printing the report: `reported`) as info.
+    The exclusions are logged as warnings when nothing prints them (a library call): not with a console or
+    for a caller printing them itself (`reported`), where `churn` (`console.LogLines`) would say them twice.
 
     With `scorecard` (every command that scores health), `accounts` keeps the columns outside the contract
     that the scorecard's segment rules name (`tier`), and a rule naming a column that is neither a feature
-    nor one of this data's accounts is refused here, before any feature is built.
+    nor one of this data's accounts is refused here, before any feature is built. `repeats`: for a caller
+    printing the report (`print_report`), event rows repeated exactly are counted too.
 
     With `read_from`, the big event tables are read and validated from that day on (`load_dataset`), the
     summaries of their older rows and their checked rows of unchanged files kept in the workdir between runs.
@@ -102,7 +103,7 @@ def load(
     attributes = config.rule_attributes(TABLE_COLUMNS) if config is not None else []
     with progress_bars() as progress:
         if settings.engine == "spark":
-            dataset = _load_on_spark(data, settings, progress, attributes)
+            dataset = _load_on_spark(data, settings, progress, attributes, repeats)
         else:
             dataset = load_dataset(
                 data,
@@ -113,6 +114,7 @@ def load(
                 summary_cache=cache / "older-rows" if read_from is not None else None,
                 window_cache=cache / "window-rows" if read_from is not None else None,
                 attributes=attributes,
+                repeats=repeats,
             )
     if config is not None:
         config.check_account_columns(
@@ -128,19 +130,18 @@ def load(
     )
     if recent:
         log.info("%s", recent)
-    for warning in report.exclusions:
-        log.log(logging.INFO if console is not None or reported else logging.WARNING, "%s", warning)
+    if console is None and not reported:
+        for warning in report.exclusions:
+            log.warning("%s", warning)
     if console is not None:
         console.print(f"Data end {report.data_end} ({report.data_end_source}).", highlight=False)
         if recent:
             console.print(recent, markup=False, highlight=False)
-        for warning in report.exclusions:
-            console.print(f"[yellow]warning:[/yellow] {escape(str(warning))}", highlight=False)
-        print_warnings(filter(None, [empty_tables_warning(dataset)]), console)
+        print_warnings([*map(str, report.exclusions), *filter(None, [empty_tables_warning(dataset)])], console)
     return dataset
 
 
-def _load_on_spark(data: Path | str, settings: Settings, progress, attributes: list[str]) -> Dataset:
+def _load_on_spark(data: Path | str, settings: Settings, progress, attributes: list[str], repeats: bool) -> Dataset:
     from pipeline.engines import spark_session
     from pipeline.spark import spark_errors
     from pipeline.spark_loading import load_on_spark
@@ -148,7 +149,13 @@ def _load_on_spark(data: Path | str, settings: Settings, progress, attributes: l
     spark = spark_session(settings)
     with spark_errors():
         return load_on_spark(
-            spark, str(data), settings.data.data_end, settings.data.grace_days, progress, attributes=attributes
+            spark,
+            str(data),
+            settings.data.data_end,
+            settings.data.grace_days,
+            progress,
+            attributes=attributes,
+            repeats=repeats,
         )
 
 
@@ -899,8 +906,7 @@ def _deliver(run, settings: Settings) -> None:
 
 
 def _print_recovered(settings: Settings, console: Console) -> None:
-    for message in recover(settings):
-        console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
+    print_warnings(recover(settings), console)
 
 
 def _read_start(when: date, feature_set: FeatureSet | None, settings: Settings) -> pd.Timestamp:
@@ -1018,11 +1024,12 @@ def run_explain(
     account_id = trim_id(account_id)
     if not account_id:  # refused before the data loads: no account could match
         raise ChurnError("The account id to explain is empty; pass one of the ids in accounts.account_id.")
-    dataset = load(data, settings)
+    dataset = load(data, settings, reported=True)
     model = load_model(_champion_uri(model_uri, settings), settings)
     refuse_table_model(model, data, "explain")
     coverage = coverage_warning(when, dataset, model.feature_set_, settings)
-    print_warnings(filter(None, [empty_tables_warning(dataset), coverage]), console)
+    exclusions = map(str, dataset.report.exclusions)
+    print_warnings([*exclusions, *filter(None, [empty_tables_warning(dataset), coverage])], console)
     features = build_feature_table(dataset, settings, as_of=when, feature_set=model.feature_set_)
     used, unseen = model_provenance(model, features[ACCOUNT_ID], dataset.accounts)
     print_notes([used], console)
@@ -1177,7 +1184,7 @@ def _run_all(
         console.rule("generate")
         run_generate(data, accounts, seed, "2023-01-01", 3.0, console)
     console.rule("validate")
-    dataset = load(data, settings, reported=True)
+    dataset = load(data, settings, reported=True, repeats=True)
     print_report(dataset, console)
     console.rule("features")
     notes: list[str] = []

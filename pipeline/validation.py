@@ -84,6 +84,7 @@ class ValidationReport:
     data_end_source: str = "latest event"
     keep: dict[str, str] = field(default_factory=dict)  # table -> SQL condition on canonical columns
     time_limit: pd.Timestamp | None = None  # rows dated from here on are excluded (keep_condition)
+    folder_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)  # table -> keys only in folder names
 
     def warning_count(self, table: str) -> int:
         return sum(w.count for w in self.warnings if w.table == table)
@@ -154,6 +155,7 @@ def validate(
     checked: Mapping[str, str] | None = None,
     kept: Mapping[str, Collection[str]] | None = None,
     partitioned: Mapping[str, Collection[str]] | None = None,
+    repeats: bool = False,
 ) -> ValidationReport:
     """Validate the `__raw_<table>` views; raise on fatal problems, return the report otherwise.
 
@@ -167,7 +169,8 @@ def validate(
     the canonical rows unchecked (a check of them finds nothing, so the checks count and cite the
     same rows). `kept` names, per table, columns outside the contract its canonical rows keep as they are
     (the accounts columns a scorecard's segment rules read: `Dataset.with_accounts_columns`). `partitioned`
-    names, per folder table, the keys of its hive-style folder names (`partition_keys`).
+    names, per folder table, the keys of its hive-style folder names (`partition_keys`). With `repeats`
+    (`churn validate`), event rows repeated exactly are counted too (`_repeated_rows`).
     """
     run = DuckDBRunner(con, numbered) if isinstance(con, duckdb.DuckDBPyConnection) else con
     problems = _structural_problems(raw_types, partitioned or {})
@@ -205,6 +208,9 @@ def validate(
             time_limit=limit,
         )
         report.warnings = [*exclusions, *_warnings(run, raw_types, tables, counts)]
+        if repeats:
+            report.warnings += filter(None, (_repeated_rows(run, name) for name in REPEATS_CHECKED if name in tables))
+        report.folder_columns = _folder_columns(raw_types, partitioned or {})
         _term_outcomes(run, report)
     finally:
         for name in reversed(tables):
@@ -270,6 +276,18 @@ def _structural_problems(present_columns: RawTypes, partitioned: Mapping[str, Co
             for col in missing
         ]
     return problems
+
+
+def _folder_columns(
+    present_columns: RawTypes, partitioned: Mapping[str, Collection[str]]
+) -> dict[str, tuple[str, ...]]:
+    """Per table, the keys of its folder names outside the contract and not in its files (`partitionBy("month")`):
+    read by neither engine, as a contract column there is not (an error: `_structural_problems`); these, a warning."""
+    found = {
+        name: tuple(sorted(set(partitioned.get(name, ())) - set(columns) - {c.name for c in TABLES[name].columns}))
+        for name, columns in present_columns.items()
+    }
+    return {name: keys for name, keys in found.items() if keys}
 
 
 def _loose_name(column: str) -> str:
@@ -834,6 +852,36 @@ def _warnings(run: Runner, raw_types: RawTypes, tables: list[str], counts: dict[
         checks[index] = (*checks[index][:5], count)
     found = [_warning(run, *check[:5], "__kept", count=check[5]) for check in checks]
     return [w for w in found if w is not None]
+
+
+REPEATS_CHECKED = ("logins", "usage_events")
+"""The event tables whose rows are counted one by one, where a row written twice by an export counts twice."""
+
+
+def _repeated_rows(run: Runner, name: str) -> DataWarning | None:
+    """Rows equal in every contract column to another kept row of `name`, counted beyond the first of each
+    (the examples are the last copies). Only rows whose account and time recur are grouped by every column:
+    ~1 s per 10M events on 2 cores, half of grouping them all, and the price of `churn validate` alone (other
+    commands do not print these warnings); see bench/RESULTS.md, "Repeated event rows"."""
+    d, ts = run.dialect, TABLES[name].time_column
+    kept, columns = d.quote(f"__kept_{name}"), ", ".join(c.name for c in TABLES[name].columns)
+    recurring = f"SELECT account_id, {ts} FROM {kept} GROUP BY account_id, {ts} HAVING count(*) > 1"
+    rows = run.rows(
+        f"SELECT sum(n - 1) OVER (), r, v FROM (SELECT count(*) AS n, max(__row) AS r, "
+        f"CAST(max({ts}) AS {d.string_type}) AS v FROM {kept} t WHERE EXISTS (SELECT 1 FROM ({recurring}) d "
+        f"WHERE d.account_id = t.account_id AND d.{ts} = t.{ts}) GROUP BY {columns} HAVING count(*) > 1) g "
+        f"ORDER BY r LIMIT {EXAMPLES}"
+    )
+    if not rows:
+        return None
+    return DataWarning(
+        name,
+        ts,
+        "rows repeating an earlier row in every column",
+        int(rows[0][0]),
+        _rows_text([row[1:] for row in rows]),
+        "kept: each counts as an event (an export that wrote rows twice doubles the activity they show)",
+    )
 
 
 CSAT_LOOKALIKE_ANSWERS = 20

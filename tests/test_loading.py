@@ -9,12 +9,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import tiny_tables, write_tables
+from conftest import run_cli, tiny_tables, write_tables
+from rich.console import Console
 
 from features.build import build_features
 from features.errors import DataContractError
 from features.settings import FeatureSettings
 from features.sql.dialect import DUCKDB, EPOCH_NANOS
+from pipeline.console import print_report
 from pipeline.loading import Dataset, load_dataset, utc_connection
 from tests.feature_data import RANDOM_DATA_END, RANDOM_START, padded, random_tables
 
@@ -141,7 +143,8 @@ def test_suspicious_rows_are_counted_with_examples_and_unknown_accounts_excluded
 
 def lookalike_tables() -> dict[str, pd.DataFrame]:
     """Tiny tables whose accounts are numbers, with events naming them zero-padded ('007' for 7) or in
-    another case, unknown ones, and ticket priorities and training kinds the features do not know."""
+    another case, unknown ones, ticket priorities and training kinds the features do not know, and a usage
+    event written three times."""
     tables = tiny_tables()
     numbers = {"A": "7", "B": "8", "C": "x9"}
     for frame in tables.values():
@@ -153,9 +156,21 @@ def lookalike_tables() -> dict[str, pd.DataFrame]:
     )
     days = pd.date_range("2023-02-01", periods=20).strftime("%Y-%m-%d")  # CSAT scores, no kind: read as NPS
     tables["surveys"] = pd.DataFrame({"account_id": "7", "ts": days, "score": [1, 2, 3, 4, 5] * 4})
+    tables["usage_events"] = pd.concat([tables["usage_events"], tables["usage_events"].iloc[[0, 0]]])  # 2 repeats
     prospect = pd.DataFrame({"account_id": ["10"], "created_at": ["2023-03-01"]})  # no term
     tables["accounts"] = pd.concat([tables["accounts"], prospect], ignore_index=True)
     return tables
+
+
+def test_churn_validate_counts_event_rows_repeated_exactly_where_other_commands_skip_the_check(
+    tmp_path: Path, capsys
+) -> None:
+    """The check groups every row of the big event tables (~1 s per 10M events): `churn validate` makes it,
+    for its report; the other commands, which do not print these warnings, do not."""
+    data = write_tables(tmp_path / "data", lookalike_tables(), "csv")
+    code, text = run_cli(["validate", "--data", str(data)], capsys)
+    assert code == 0 and "usage_events.ts: 2 rows repeating an earlier row in every column (rows 5: " in text, text
+    assert "repeating" not in " ".join(str(w) for w in load_dataset(data).report.warnings)
 
 
 def test_unknown_ids_that_match_an_account_but_for_leading_zeros_or_case_are_pointed_out() -> None:
@@ -178,8 +193,9 @@ def test_unknown_ids_that_match_an_account_but_for_leading_zeros_or_case_are_poi
 def test_priorities_training_kinds_and_accounts_the_features_cannot_use_are_counted_and_kept() -> None:
     """'P1' or 'Critical' counted as neither high nor urgent, and a 'Certified' training as no certification,
     without a word: the high-priority share and certifications read low. An account without a term is never
-    scored, and a CSAT survey exported without its kind made every account a detractor: neither was said."""
-    dataset = Dataset.from_frames(lookalike_tables())
+    scored, a CSAT survey exported without its kind made every account a detractor, and an event written
+    twice counted twice: none was said."""
+    dataset = Dataset.from_frames(lookalike_tables(), repeats=True)
     found = {(w.table, w.column): w for w in dataset.report.warnings}
     priority, kind = found[("support_tickets", "priority")], found[("trainings", "kind")]
     assert str(priority) == (
@@ -191,6 +207,10 @@ def test_priorities_training_kinds_and_accounts_the_features_cannot_use_are_coun
         "kept: counted as trainings, not certifications"
     )
     assert not priority.excluded and dataset.con.execute("SELECT count(*) FROM support_tickets").fetchone()[0] == 2
+    assert str(found[("usage_events", "ts")]) == (
+        "usage_events.ts: 2 rows repeating an earlier row in every column (rows 5: '2023-03-01 00:00:00') -> kept: "
+        "each counts as an event (an export that wrote rows twice doubles the activity they show)"
+    )
     assert str(found[("accounts", "account_id")]) == (
         "accounts.account_id: 1 accounts without a term in subscriptions (rows 4: '10') -> kept: never labelled or "
         "scored (prospects? their terms may be missing from the export)"
@@ -207,11 +227,14 @@ def test_priorities_training_kinds_and_accounts_the_features_cannot_use_are_coun
     assert {(w.table, w.column) for w in tiny.report.warnings}.isdisjoint(found)
 
 
-def partitioned_tables(root: Path) -> Path:
+PARTITIONS = {"logins": "account_id", "trainings": "kind", "usage_events": "month"}
+
+
+def partitioned_tables(root: Path, partitions: dict[str, str] = PARTITIONS) -> Path:
     """Tiny tables whose logins folder is partitioned by account_id and trainings by kind (a Spark `partitionBy`
     export: the column is in the folder names only), and usage events by a month no contract column is."""
     data = write_tables(root, tiny_tables(), "parquet")
-    for name, key in (("logins", "account_id"), ("trainings", "kind"), ("usage_events", "month")):
+    for name, key in partitions.items():
         frame = pd.read_parquet(data / f"{name}.parquet")
         (data / f"{name}.parquet").unlink()
         if key == "month":
@@ -232,6 +255,31 @@ def test_a_contract_column_only_in_folder_names_is_named_not_lost(tmp_path: Path
         f"churn reads no value from a folder name: write {column} into the parquet files (Spark: do not partitionBy "
         "it)"
         for table, column in (("logins", "account_id"), ("trainings", "kind"))
+    ]
+
+
+def report_lines(dataset: Dataset) -> list[str]:
+    """The lines of `churn validate`'s report on `dataset`."""
+    console = Console(record=True, width=400)
+    print_report(dataset, console)
+    return console.export_text().splitlines()
+
+
+FOLDER_MONTH = (
+    "warning: usage_events: month only in the names of the table's folders (month=...), not in its files: churn "
+    "reads no column from folder names, so it is not read (every row is; a column churn should read must be "
+    "written into the parquet files)"
+)
+
+
+def test_a_column_outside_the_contract_only_in_folder_names_is_named_in_the_report(tmp_path: Path) -> None:
+    """Usage events partitioned by a month (`partitionBy("month")`) loaded every row without a word that the
+    month, in the folder names only, is not read, while a contract column there is an error."""
+    dataset = load_dataset(partitioned_tables(tmp_path / "data", {"usage_events": "month"}))
+    assert dataset.report.tables["usage_events"].rows == len(tiny_tables()["usage_events"])
+    assert [line for line in report_lines(dataset) if "folder" in line] == [FOLDER_MONTH]
+    assert not [
+        line for line in report_lines(load_dataset(write_tables(tmp_path / "flat", tiny_tables()))) if "folder" in line
     ]
 
 

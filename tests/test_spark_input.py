@@ -27,7 +27,7 @@ from pipeline.spark_loading import load_on_spark, register_tables
 from tests.conftest import run_cli, tiny_tables, write_tables
 from tests.feature_data import RANDOM_DATA_END, random_tables
 from tests.test_leakage import SETTINGS
-from tests.test_loading import bad_csv_tables, lookalike_tables, partitioned_tables
+from tests.test_loading import FOLDER_MONTH, bad_csv_tables, lookalike_tables, partitioned_tables, report_lines
 from tests.test_spark_engine import assert_same_report, assert_same_table
 
 pytestmark = pytest.mark.spark
@@ -192,7 +192,9 @@ def test_lookalike_ids_unknown_codes_and_no_terms_left_are_reported_on_spark_as_
     """The hint on ids that match an account but for leading zeros or case, the warnings on ticket priorities
     and training kinds the features do not know, and the error when every term is excluded: one message."""
     data = write_tables(tmp_path / "lookalike", lookalike_tables(), "csv")
-    assert_same_report(load_on_spark(spark, data.as_uri()).report, load_dataset(data).report)
+    assert_same_report(
+        load_on_spark(spark, data.as_uri(), repeats=True).report, load_dataset(data, repeats=True).report
+    )
     tables = tiny_tables()
     tables["subscriptions"]["account_id"] = ["a", "a", "b", "c"]
     data = write_tables(tmp_path / "no_terms", tables, "csv")
@@ -202,6 +204,13 @@ def test_lookalike_ids_unknown_codes_and_no_terms_left_are_reported_on_spark_as_
 def test_a_contract_column_only_in_folder_names_is_named_on_spark_as_on_duckdb(spark, tmp_path):
     data = partitioned_tables(tmp_path / "data")
     assert "logins.account_id: the column is in the names" in refusal_on_both(spark, data)
+
+
+def test_a_column_outside_the_contract_only_in_folder_names_is_named_on_spark_as_on_duckdb(spark, tmp_path):
+    data = partitioned_tables(tmp_path / "data", {"usage_events": "month"})
+    duck, on_spark = load_dataset(data), load_on_spark(spark, data.as_uri())
+    assert on_spark.report.folder_columns == duck.report.folder_columns == {"usage_events": ("month",)}
+    assert [line for line in report_lines(on_spark) if "folder" in line] == [FOLDER_MONTH]
 
 
 def test_whole_numbers_stored_as_floating_point_in_text_columns_read_as_integers(spark, tmp_path):
