@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.contract import HIGH_PRIORITIES
 from features.families.usage import feature_key, per_feature_name
 from features.settings import FeatureSettings
 from features.snapshots import normalise_as_of
@@ -300,7 +301,7 @@ def _support(tickets, snap, as_of, settings, present) -> pd.DataFrame:
     last_90 = seen[seen.age <= 90]
     if "priority" in present:
         rated = last_90[last_90.priority.notna()]
-        high = rated.priority.str.lower().isin(["high", "urgent"])
+        high = rated.priority.str.lower().isin(HIGH_PRIORITIES)
         out["high_priority_share_90d"] = _ratio(
             high.groupby(rated[ID]).sum().reindex(snap.index), _count(rated, snap.index)
         )

@@ -233,6 +233,20 @@ EVENT_TABLES: tuple[str, ...] = tuple(name for name, t in TABLES.items() if t.is
 OPTIONAL_SOURCES: tuple[str, ...] = ("invoices", "touchpoints", "surveys")
 """The event tables SPEC adds beside the four activity tables: `churn generate` can leave them out."""
 PRIORITIES = ("low", "normal", "high", "urgent")
+PRIORITY_WORDS = {
+    **{word: "urgent" for word in ("critical", "blocker", "highest", "p0", "p1")},
+    "p2": "high",
+    **{word: "normal" for word in ("medium", "moderate", "p3")},
+    **{word: "low" for word in ("lowest", "p4", "p5")},
+}
+"""Other helpdesks' priorities read as one of `PRIORITIES`: on a P scale (P1-P4, P0-P5) P1 is the most urgent
+everywhere and P2 the next; Jira's Blocker/Highest, Zendesk's and ServiceNow's Critical are urgent."""
+HIGH_PRIORITIES = (
+    "high",
+    "urgent",
+    *(word for word, meaning in PRIORITY_WORDS.items() if meaning in ("high", "urgent")),
+)
+"""The (lower-case) priorities `high_priority_share_90d` counts."""
 TRAINING_KINDS = ("webinar", "course", "certification")
 
 

@@ -30,6 +30,7 @@ from features.contract import (
     CSAT_RANGE,
     EVENT_TABLES,
     PRIORITIES,
+    PRIORITY_WORDS,
     TABLES,
     TRAINING_KINDS,
     Column,
@@ -830,10 +831,10 @@ def _warnings(run: Runner, raw_types: RawTypes, tables: list[str], counts: dict[
             None,
         )
     )
-    for table, column, words, rows, action in _OPEN_CODES:  # codes features read by their words: say which are not
+    for table, column, words, said, rows, action in _OPEN_CODES:  # codes features read by their words: say others
         if column in raw_types.get(table, {}):
             allowed = ", ".join(f"'{word}'" for word in words)
-            problem = f"{rows} with a {column} other than {'/'.join(words)}"
+            problem = f"{rows} with a {column} other than {said}"
             checks.append((table, column, f"{column} NOT IN ({allowed})", problem, action, None))
     checks.append(
         (
@@ -892,14 +893,22 @@ _OPEN_CODES = (
     (
         "support_tickets",
         "priority",
-        PRIORITIES,
+        (*PRIORITIES, *PRIORITY_WORDS),
+        f"{'/'.join(PRIORITIES)} (or {', '.join(PRIORITY_WORDS)})",
         "tickets",
         "kept: counted as tickets with a priority, neither high nor urgent",
     ),
-    ("trainings", "kind", TRAINING_KINDS, "trainings", "kept: counted as trainings, not certifications"),
+    (
+        "trainings",
+        "kind",
+        TRAINING_KINDS,
+        "/".join(TRAINING_KINDS),
+        "trainings",
+        "kept: counted as trainings, not certifications",
+    ),
 )
 """Code columns outside a closed vocabulary (`Column.choices` refuses other values) whose features still look
-for certain words: another word (a helpdesk's 'P1' or 'Critical', 'certified') is kept and said."""
+for certain words (said as the 4th item): another word (a helpdesk's 'Major', 'certified') is kept and said."""
 
 
 def _term_outcomes(run: Runner, report: ValidationReport) -> None:

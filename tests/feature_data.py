@@ -21,7 +21,18 @@ RANDOM_START = pd.Timestamp("2023-01-01")
 RANDOM_END = pd.Timestamp("2025-01-01")
 RANDOM_DATA_END = "2025-06-01"
 RANDOM_ACCOUNTS = [f"A{i}" for i in range(4)]
-RANDOM_FEATURES = ["Reports", "dashboards", "compliance_audit", "export", "search-v2"]
+# Non-ASCII names too: keyed in Python and matched by their md5 on both engines (`features.families.usage`).
+RANDOM_FEATURES = [
+    "Reports",
+    "dashboards",
+    "compliance_audit",
+    "export",
+    "search-v2",
+    "Résumé",
+    "resume",
+    "検索",
+    "共有",
+]
 
 
 def accounts(**columns) -> pd.DataFrame:

@@ -41,6 +41,12 @@ def test_shares_and_means_over_90_days():
     assert row["csat_mean_90d"] == pytest.approx((4 + 2 + 5) / 3)
 
 
+def test_a_helpdesks_own_priorities_count_as_the_urgent_or_high_ones_they_are():
+    # T1-T4 are seen: P1 (urgent) and Critical (urgent) count; P4 (low) and Major (no known meaning) do not
+    tickets = TICKETS.assign(priority=["P1", "P4", "Critical", "Major", None, "P2"])
+    assert snapshot(make_dataset(support_tickets=tickets), AS_OF)["high_priority_share_90d"] == pytest.approx(2 / 4)
+
+
 def test_no_tickets_means_zero_counts_missing_means_and_days_since_landing():
     row = snapshot(make_dataset(support_tickets=TICKETS.assign(account_id="B")), AS_OF)
     assert row["tickets_90d"] == 0 and row["open_tickets"] == 0 and row["escalations_90d"] == 0

@@ -6,7 +6,11 @@ import pandas as pd
 import pytest
 from feature_data import accounts_a_and_b, make_dataset, snapshot
 
+from features.build import build_features
+from features.errors import DataContractError
+from features.feature_set import FeatureSet
 from features.registry import category_map, describe
+from features.settings import FeatureSettings
 
 AS_OF = "2024-04-01"
 EVENTS = pd.DataFrame(
@@ -49,6 +53,44 @@ def test_per_feature_columns_for_top_and_tracked_features():
     )
     assert category_map(per_feature)["usage_reports_per_seat_30d"] == "adoption"
     assert describe("usage_reports_per_seat_30d", 0.2) == "0.2 uses of reports per seat in the last 30 days"
+
+
+# Eight Japanese features (one column each: they all collapsed to `__` or `___` before), names that are one
+# feature (case, punctuation, full-width forms) and names that are not ("résumé" is no "resume").
+NAMES = {
+    "ダッシュボード": 1, "レポート作成": 2, "検索": 3, "共有": 1, "設定": 1, "請求書": 1, "通知": 1, "分析": 1,
+    "Résumé": 2, "résumé": 1, "resume": 1, "Export CSV": 1, "export-csv": 1, "Ｅｘｐｏｒｔ ＣＳＶ": 1,
+}  # fmt: skip
+
+
+def test_distinct_product_features_stay_distinct_whatever_their_script():
+    events = pd.DataFrame(
+        [("A", "2024-03-20 10:00", name) for name, count in NAMES.items() for _ in range(count)],
+        columns=["account_id", "ts", "feature"],
+    )
+    row = snapshot(make_dataset(usage_events=events), AS_OF, top_features=20)
+    per_feature = {
+        name: row[name] for name in row.index if name.startswith("usage_") and name.endswith("_per_seat_30d")
+    }
+    # 8 Japanese features, résumé, resume, export csv (and the tracked compliance_audit, unused)
+    assert row["feature_breadth_30d"] == 11
+    assert len(per_feature) == 12 and sum(per_feature.values()) == pytest.approx(sum(NAMES.values()) / 10)
+    assert per_feature["usage_export_csv_per_seat_30d"] == pytest.approx(0.3)  # ASCII keys as they always were
+    assert per_feature["usage_resume_per_seat_30d"] == pytest.approx(0.1)
+    assert per_feature["usage_resume_e9f7b5b696_per_seat_30d"] == pytest.approx(0.3)  # a readable slug + a hash
+    assert per_feature["usage_1b6b1a6f89_per_seat_30d"] == pytest.approx(0.3)  # 検索: a hash (the same every run)
+    assert describe("usage_resume_e9f7b5b696_per_seat_30d", 0.3) == (
+        "0.3 uses of resume_e9f7b5b696 per seat in the last 30 days"
+    )
+
+
+def test_a_model_whose_column_merged_non_ascii_names_is_refused_not_scored_as_zero():
+    """A model trained when the eight Japanese names shared `__` and `___` has those columns: no name has
+    those keys now, and 0 uses would be scored without a word."""
+    events = pd.DataFrame({"account_id": "A", "ts": "2024-03-20 10:00", "feature": ["検索", "共有", "請求書", "x"]})
+    old_model = FeatureSet.of(["usage____per_seat_30d", "usage_x_per_seat_30d"])
+    with pytest.raises(DataContractError, match=r"usage____per_seat_30d counted .* \['検索', '共有'\].*retrain"):
+        build_features(make_dataset(usage_events=events), [AS_OF], FeatureSettings(), 30, feature_set=old_model)
 
 
 def test_days_to_first_value_waits_for_first_use_after_landing():

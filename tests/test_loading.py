@@ -150,7 +150,7 @@ def lookalike_tables() -> dict[str, pd.DataFrame]:
     for frame in tables.values():
         frame["account_id"] = frame["account_id"].map(numbers)
     tables["logins"]["account_id"] = ["007", "7", "ZZ", "X9", "8.0"]  # padded, known, unknown, other case, float
-    tables["support_tickets"]["priority"] = ["P1", "Urgent"]
+    tables["support_tickets"]["priority"] = ["Major", "P1"]  # Jira's Major: high to some, the default to others
     tables["trainings"] = pd.DataFrame(
         {"account_id": ["7", "8"], "ts": ["2023-01-10"] * 2, "kind": ["Certified", None]}
     )
@@ -191,15 +191,16 @@ def test_unknown_ids_that_match_an_account_but_for_leading_zeros_or_case_are_poi
 
 
 def test_priorities_training_kinds_and_accounts_the_features_cannot_use_are_counted_and_kept() -> None:
-    """'P1' or 'Critical' counted as neither high nor urgent, and a 'Certified' training as no certification,
-    without a word: the high-priority share and certifications read low. An account without a term is never
-    scored, a CSAT survey exported without its kind made every account a detractor, and an event written
-    twice counted twice: none was said."""
+    """A priority of no known meaning ('Major') counted as neither high nor urgent, and a 'Certified' training
+    as no certification, without a word: the high-priority share and certifications read low. An account
+    without a term is never scored, a CSAT survey exported without its kind made every account a detractor, and
+    an event written twice counted twice: none was said."""
     dataset = Dataset.from_frames(lookalike_tables(), repeats=True)
     found = {(w.table, w.column): w for w in dataset.report.warnings}
     priority, kind = found[("support_tickets", "priority")], found[("trainings", "kind")]
     assert str(priority) == (
-        "support_tickets.priority: 1 tickets with a priority other than low/normal/high/urgent (rows 1: 'p1') -> "
+        "support_tickets.priority: 1 tickets with a priority other than low/normal/high/urgent (or critical, blocker, "
+        "highest, p0, p1, p2, medium, moderate, p3, lowest, p4, p5) (rows 1: 'major') -> "
         "kept: counted as tickets with a priority, neither high nor urgent"
     )
     assert str(kind) == (

@@ -10,6 +10,7 @@ compared without case or punctuation ("How-to" = "howto").
 
 from __future__ import annotations
 
+from features.contract import HIGH_PRIORITIES
 from features.families.base import Declarations, FamilyContext, family_table
 from features.sql.engine import Engine
 from features.sql.timeline import (
@@ -103,6 +104,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     def has(column: str) -> bool:
         return ctx.has(SOURCE, column)
 
+    high_words = ", ".join(f"'{word}'" for word in HIGH_PRIORITIES)
     category = d.regexp_replace_all("lower(category)", "[^a-z0-9]", "")
     rated_when = "closed_at IS NOT NULL" if has("closed_at") else "TRUE"
     engine.materialize(
@@ -110,7 +112,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         f"""
         SELECT account_id, {d.day_of("opened_at")} AS day, count(*) AS tickets,
                count(priority) AS with_priority,
-               {count_where("lower(priority) IN ('high', 'urgent')")} AS high,
+               {count_where(f"lower(priority) IN ({high_words})")} AS high,
                {count_where("escalated")} AS escalated,
                count(category) AS with_category,
                {count_where(f"{category} = 'bug'")} AS bugs,

@@ -1,10 +1,18 @@
 """Product usage features (category `adoption`): how much, how broadly and how well the product is used.
 
-Per-feature columns `usage_<feature>_per_seat_30d` cover the most used features (by events
-before the latest as_of of the build) and the configured tracked ones, with the feature name
-lower-cased and non-alphanumerics replaced by `_`; at scoring, exactly the model's own (its
+Product features are told apart by their key (`feature_key`): the name lower-cased with every
+character other than a letter or digit read as `_`, so `Export CSV` and `export-csv` are one feature
+(and count once in `feature_breadth_*`). A name with other than ASCII characters is compared in its
+Unicode compatibility form, case-folded (`Ｅｘｐｏｒｔ ＣＳＶ` is `export_csv` too); unless that form is
+ASCII, its key is a readable ASCII slug of it plus a hash of it (`résumé` -> `resume_<hash>`, a Japanese
+name -> `<hash>`): such names stay distinct from each other and from ASCII ones, and their keys, a
+function of the name alone, are the same in every run. ASCII names keep the keys they always had.
+
+Per-feature columns `usage_<key>_per_seat_30d` cover the most used features (by events before the
+latest as_of of the build) and the configured tracked ones; at scoring, exactly the model's own (its
 `FeatureSet`), whatever the scoring date ranks first. Events are matched on that key, computed in
-SQL, so no feature name from the data is ever written into a statement.
+SQL for ASCII names and, for the others, in Python and matched by the md5 of the name, so no feature
+name from the data is ever written into a statement.
 
 One scan rolls the events up to (account, day) -- not (account, feature, day), which has ~5 times
 the groups and, with what was derived from it, took ~60 % of the build on 78M events. A small
@@ -29,7 +37,9 @@ account that landed before the usage table's first row (`since_landing`): the ga
 
 from __future__ import annotations
 
+import hashlib
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -117,6 +127,7 @@ TREND = declare.fixed(
 
 PER_FEATURE = re.compile(r"^usage_(.+)_per_seat_30d$")
 SAFE_KEY = re.compile(r"[a-z0-9_]+")
+NAMES = "_ft_usage_names"
 KEYS = "_ft_usage_keys"
 KEY_PACKS = "_ft_usage_key_packs"
 DAILY = "_ft_usage_day"
@@ -129,9 +140,28 @@ FIRST_USE = "_ft_usage_first_use"
 START = "_ft_usage_start"
 
 
-def feature_key(feature: str) -> str:
-    """The column-name form of a product feature: lower case, non-alphanumerics as `_`."""
+def _old_key(feature: str) -> str:
+    """The key of every name before non-ASCII names had keys of their own (8 Japanese names: 4 keys)."""
     return re.sub(r"[^a-z0-9]", "_", feature.lower())
+
+
+HASH_CHARS = 10  # hex digits of a non-ASCII name's hash: 40 bits, no collision among thousands of names
+
+
+def feature_key(feature: str) -> str:
+    """The column-name form of a product feature (see the module docstring): the same for names that
+    differ only in case or punctuation, distinct for any others, always of the form [a-z0-9_]+."""
+    if feature.isascii():  # what the rule below gives an ASCII name, as it always has
+        return _old_key(feature)
+    folded = "".join(
+        c if unicodedata.category(c)[0] in "LMN" else "_" for c in unicodedata.normalize("NFKC", feature).casefold()
+    )
+    if folded.isascii():
+        return folded
+    plain = "".join(c for c in unicodedata.normalize("NFKD", folded) if unicodedata.category(c) != "Mn")
+    slug = re.sub(r"[^a-z0-9]+", "_", plain).strip("_")
+    digest = hashlib.sha256(folded.encode()).hexdigest()[:HASH_CHARS]
+    return f"{slug}_{digest}" if slug else digest
 
 
 def per_feature_name(key: str) -> str:
@@ -165,8 +195,42 @@ PER_FEATURE_DAYS = 30  # the window of the per-feature columns
 
 
 def key_sql(d: Dialect) -> str:
-    """`feature_key` in SQL: the key events are matched on."""
+    """`feature_key` of an ASCII name in SQL."""
     return d.regexp_replace_all("lower(feature)", "[^a-z0-9]", "_")
+
+
+def _keyed_names(engine: Engine) -> tuple[str, list[str]]:
+    """The SELECT of the feature names of `NAMES` with their keys -- `key_sql` for ASCII names,
+    `feature_key` for the others, fetched once and matched by the md5 of the name, never the name --
+    and those other names."""
+    d = engine.dialect
+    rows = engine.rows(f"SELECT feature FROM {NAMES} WHERE feature IS NOT NULL AND NOT {d.is_ascii('feature')}")
+    others = [name for (name,) in rows]
+    if not others:
+        return f"SELECT feature, {key_sql(d)} AS key, events_before FROM {NAMES}", others
+    keys = ", ".join(f"('{hashlib.md5(name.encode()).hexdigest()}', '{feature_key(name)}')" for name in others)
+    keyed = f"""
+        SELECT n.feature, coalesce(m.key, {key_sql(d)}) AS key, n.events_before
+        FROM {NAMES} n LEFT JOIN (VALUES {keys}) AS m(digest, key) ON md5(n.feature) = m.digest
+    """
+    return keyed, others
+
+
+def _refuse_merged_keys(keys: list[str], known: Iterable[str], others: list[str]) -> None:
+    """Refuse a model's usage column that counted non-ASCII names as one (trained before they had keys of
+    their own): no name has its key now, so it would score as 0 uses."""
+    merged: dict[str, list[str]] = {}
+    for name in others:
+        if (old := _old_key(name)) in keys and old not in known:
+            merged.setdefault(old, []).append(name)
+    if merged:
+        columns = ", ".join(per_feature_name(key) for key in sorted(merged))
+        examples = [name for key in sorted(merged) for name in merged[key][:3]][:6]
+        raise DataContractError(
+            f"usage_events.feature: the model's column(s) {columns} counted product features whose names are "
+            f"not ASCII as one (e.g. {examples}); they now have a column each, so the model cannot score this "
+            "data: retrain it."
+        )
 
 
 def build(engine: Engine, ctx: FamilyContext) -> list[str]:
@@ -182,20 +246,22 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     # (about half of the statement).
     ranked = ctx.usage_keys is None
     events_before = count_where(f"ts < {d.timestamp(last_as_of)}") if ranked else "CAST(0 AS BIGINT)"
+    engine.materialize(NAMES, f"SELECT feature, {events_before} AS events_before FROM usage_events GROUP BY feature")
+    keyed, others = _keyed_names(engine)
     engine.materialize(
         KEYS,
         f"""
         SELECT feature, key, id, events_before
         FROM (SELECT feature, key, events_before,
                      CAST(dense_rank() OVER (ORDER BY key NULLS LAST) - 1 AS INTEGER) AS id
-              FROM (SELECT feature, {key_sql(d)} AS key, events_before
-                    FROM (SELECT feature, {events_before} AS events_before
-                          FROM usage_events GROUP BY feature) names) keyed) numbered
+              FROM ({keyed}) keyed) numbered
         WHERE key IS NOT NULL
         """,
     )
     tracked = _usage_keys(engine, ctx)
     ids = dict(engine.rows(f"SELECT DISTINCT key, id FROM {KEYS}"))
+    if ctx.usage_keys is not None:
+        _refuse_merged_keys(tracked, ids, others)
     present = [(name, int(ids[name])) for name in tracked if name in ids]  # ids are our own integers
     packing = _daily_table(engine, present, PACKED_BITS)
     (most_events,) = engine.rows(f"SELECT coalesce(max(events), 0) FROM {DAILY}")[0] if packing.slots else (0,)

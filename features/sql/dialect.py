@@ -92,6 +92,7 @@ class Dialect:
     _trimmed_spaces: str  # {text} without the {spaces} (SPACES) around it
     _matches: str  # {text} matches the regular expression {pattern} (anchored with ^ and $)
     _day_of: str  # the midnight starting the day of {ts}, a naive timestamp
+    _octets: str  # the length of {text} in UTF-8 bytes
 
     def quote(self, name: str) -> str:
         """A column name as an identifier."""
@@ -198,6 +199,10 @@ class Dialect:
         """Replace every match (DuckDB replaces only the first without the 'g' flag; Spark always all)."""
         return self._regexp_all.format(text=text, pattern=pattern, replacement=replacement)
 
+    def is_ascii(self, text: str) -> str:
+        """SQL: `text` is ASCII only (as many UTF-8 bytes as characters; `length` counts code points on both)."""
+        return f"{self._octets.format(text=text)} = length({text})"
+
     def bit(self, position: str) -> str:
         """A BIGINT with only bit `position` (0-62, an integer expression) set, for `bit_or` masks."""
         return self._bit.format(n=position)
@@ -248,6 +253,7 @@ DUCKDB = Dialect(
     _trimmed_spaces="trim({text})",
     _matches="regexp_full_match({text}, '{pattern}')",
     _day_of="CAST(date_trunc('DAY', {ts}) AS TIMESTAMP)",
+    _octets="strlen({text})",
 )
 
 
@@ -340,4 +346,5 @@ SPARK = Dialect(
     # Rounded as DuckDB casts TIMESTAMP_NS to TIMESTAMP; exact in DECIMAL (a DOUBLE holds no 19 digits).
     _from_epoch_nanos=_SPARK_UTC.format(micros="CAST(round(CAST({raw} AS DECIMAL(20, 0)) / 1000) AS BIGINT)"),
     _day_of="CAST(CAST({ts} AS DATE) AS TIMESTAMP_NTZ)",  # date_trunc goes through the session's zone
+    _octets="octet_length({text})",
 )
