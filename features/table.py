@@ -8,7 +8,7 @@ numeric features are float64, categorical ones are pandas `category` in memory (
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +31,13 @@ def trim_id(value: object) -> str:
     data's ids: without the Unicode spaces around it (`SPACES`); a tab or line break is part of the id, so
     the id names the same account the data holds, never a neighbour it was trimmed into."""
     return str(value).strip(SPACES)
+
+
+def ids_but_for_case(account_id: str, known: Iterable[str]) -> list[str]:
+    """The ids of `known` (in its order) that are `account_id` but for letter case: what a did-you-mean offers
+    for an id typed outside the data (`churn explain`, `churn override`)."""
+    folded = account_id.casefold()
+    return [id_ for id_ in known if id_.casefold() == folded]
 
 
 def trim_ids(values: pd.Series) -> pd.Series:
