@@ -85,7 +85,7 @@ def _is_local_store(uri: str) -> bool:
     return urlparse(uri).scheme in ("sqlite", "file", "")
 
 
-def _set_uris_without_exporting(uri: str) -> None:
+def point_mlflow_at(uri: str) -> None:
     """Point MLflow at `uri`, keeping the environment as the user set it.
 
     MLflow also exports the URIs as MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI, where the next
@@ -112,7 +112,7 @@ def configure_tracking(settings: Settings) -> str:
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     name = settings.tracking.experiment
     try:
-        _set_uris_without_exporting(uri)
+        point_mlflow_at(uri)
         client = mlflow.MlflowClient()
         experiment = client.get_experiment_by_name(name)
         if experiment is None:

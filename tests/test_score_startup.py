@@ -27,7 +27,7 @@ import yaml
 from features.feature_set import FeatureSet
 from pipeline.champion import DIGEST_TAG, Probe, kept_feature_set, probe
 from pipeline.summary_cache import UNUSED_DAYS
-from pipeline.tracking import TAG_MODEL_SHA256
+from pipeline.tracking import TAG_MODEL_SHA256, point_mlflow_at
 from tests.conftest import book_settings, run_cli
 
 BLOCKED = """
@@ -193,6 +193,9 @@ def test_latest_names_the_highest_version_in_the_probe_and_the_load(book, tmp_pa
     name = book_settings(book, "latest")[0].model.name
     client = MlflowClient(tracking, tracking)
     champion = client.get_model_version_by_alias(name, "champion")
+    # MLflow resolves a `models:/m-...` source with the process's default store, not this client's:
+    # left pointing at another test's store, the versions below failed with "Logged model ... not found".
+    point_mlflow_at(tracking)
     newer = client.create_model_version(name, champion.source, champion.run_id, tags=champion.tags)
     deleted = client.create_model_version(name, champion.source, champion.run_id, tags={TAG_MODEL_SHA256: "0" * 64})
     client.delete_model_version(name, deleted.version)
