@@ -239,23 +239,33 @@ def print_score_run(run, paths: dict[str, Path], console: Console) -> None:
     at_risk, without_arr = arr_at_risk(scores)
     exposure = "unknown (no account has an ARR)" if at_risk is None else f"{at_risk:,.0f}"
     if at_risk is not None and without_arr:
-        exposure += f" ({without_arr:,} account(s) without an ARR left out)"
+        exposure += f" ({_plural(without_arr, 'account')} without an ARR left out)"
     console.print(
-        f"Scored {len(scores):,} accounts as of {pd.Timestamp(scores['as_of'].iloc[0]).date()} with model version "
-        f"{run.model_version}: health {bands}; ML risk {risk}; ARR at risk {exposure}."
+        f"Scored {_plural(len(scores), 'account')} as of {pd.Timestamp(scores['as_of'].iloc[0]).date()} with model "
+        f"version {run.model_version}: health {bands}; ML risk {risk}; ARR at risk {exposure}."
     )
-    if run.drifted:
-        console.print(
-            f"[yellow]warning:[/yellow] {len(run.drifted)} feature(s) drifted from the training data "
-            f"(PSI past the threshold and past what sampling noise gives {len(scores):,} accounts): "
-            f"{escape(', '.join(run.drifted[:8]))}",
-            highlight=False,
-        )
+    print_warnings(filter(None, [drift_warning(run.drifted, len(scores))]), console)
     print_notes(run.notes, console)
     print_warnings(run.warnings, console)
     print_alerts(run.alerts, console)
     if paths:
         console.print("Wrote " + ", ".join(f"{k} {v}" for k, v in paths.items()), markup=False, highlight=False)
+
+
+def drift_warning(drifted: list[str], accounts: int, most: int = 8) -> str | None:
+    """The warning for features that drifted from the training data (None when none did): the first `most`
+    named, and how many more."""
+    if not drifted:
+        return None
+    shown = ", ".join(drifted[:most]) + (f" and {len(drifted) - most} more" if len(drifted) > most else "")
+    return (
+        f"{_plural(len(drifted), 'feature')} drifted from the training data (PSI past the threshold and past what "
+        f"sampling noise gives {_plural(accounts, 'account')}): {shown}"
+    )
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def print_alerts(alerts: pd.DataFrame, console: Console, limit: int = 10) -> None:
