@@ -1,0 +1,78 @@
+"""What the drivers, the context and the alerts say at the edges (wave 17): a tenure of two years, a renewal
+today, a term that ended, an account that churned, a count of nothing."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from models.alerts import score_alerts
+from models.explain import context_words, renewal_words
+
+
+def test_tenure_words_change_unit_where_the_number_said_reaches_it() -> None:
+    """726 days read "customer for 24 months" while 731 read "2.0 years": the unit followed the unrounded
+    months, the number the rounded ones."""
+    frame = pd.DataFrame({"tenure_days": [726.0, 731.0, 700.0, 30.0, 31.0, 1.0, 0.0]})
+    assert context_words(frame).tolist() == [
+        "customer for 2.0 years",
+        "customer for 2.0 years",
+        "customer for 23 months",
+        "customer for 30 days",
+        "customer for 1 month",
+        "customer for 1 day",
+        "customer for 0 days",
+    ]
+
+
+def test_a_renewal_today_is_said_today_and_an_ended_term_alike_everywhere() -> None:
+    """A renewal date of today read "renewal in 0 days", "first renewal, 0 days away", "renews in 0 days"."""
+    frame = pd.DataFrame({"renewals_count": [0.0, 2.0, 1.0], "days_to_renewal": [0.0, -3.0, 5.0]})
+    assert context_words(frame).tolist() == [
+        "first renewal, today",
+        "third renewal, term ended 3 days ago",
+        "second renewal, 5 days away",
+    ]
+    assert [renewal_words(d) for d in (0.0, -3.0, -1.0, 5.0)] == [
+        "renewal today",
+        "term ended 3 days ago",
+        "term ended 1 day ago",
+        "renewal in 5 days",
+    ]
+
+
+def _scores(days: list[float], status: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": [f"A{i}" for i in range(len(days))],
+            "as_of": pd.Timestamp("2025-12-01"),
+            "term_end": [pd.Timestamp("2025-12-01"), pd.Timestamp("2025-03-01"), pd.Timestamp("2025-12-11")],
+            "churn_probability": 0.9,
+            "health_score": 30.0,
+            "health_band": "red",
+            "risk_band": "high",
+            "days_to_renewal": days,
+            "renewals_count": 0.0,
+            "arr": 1000.0,
+            "top_drivers": "",
+            "account_status": status,
+        }
+    )
+
+
+def test_a_churned_account_is_said_to_have_churned_not_to_renew_today() -> None:
+    """With --include-churned an account whose terms have all ended is scored on its last day (days to renewal
+    0), dated the run's date: its context read "first renewal, 0 days away" and its alert "renews in 0 days with
+    high churn risk", of a customer gone for 9 months."""
+    scores = _scores([0.0, 0.0, 10.0], ["active", "churned", "active"])
+    assert context_words(scores).tolist() == [
+        "first renewal, today",
+        "churned, term ended 275 days ago",
+        "first renewal, 10 days away",
+    ]
+    alerts = score_alerts(scores, None, score_drop=10, probability_level=0.5, renewal_days=30, high_risk=0.5)
+    reasons = dict(zip(alerts["account_id"], alerts["reasons"], strict=True))
+    assert reasons == {
+        "A0": "renews today with high churn risk and red health",
+        "A2": "renews in 10 days with high churn risk and red health",
+    }
+
