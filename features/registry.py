@@ -204,9 +204,29 @@ def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, 
     context = {k: _clean(v) for k, v in row.items()} if row else {}
     context |= {"value": value, "description": found.description}
     try:
-        return singular_counts(_no_negative_zero(template).format_map(context))
+        text = singular_counts(_no_negative_zero(template).format_map(context))
     except (KeyError, ValueError, TypeError, IndexError):
         return f"{found.description}: {'not recorded' if missing else _fmt(value)}"
+    return _none(text) if template.startswith("{value:") and _is_zero(value) else text
+
+
+# A count of nothing at the start of the words: "0 tickets open", "0.0 uses of search per seat".
+_ZERO_COUNT = re.compile(r"^0(?:\.0+)? (?!days\b|hours\b)(?=[^\W\d])")  # not a span of time
+
+
+def _none(text: str) -> str:
+    """Words that start with a count of zero, as said: "no tickets open", "no uses of search in the last 30 days"
+    (none per seat is none at all), not "0 tickets open", "0.0 uses of search per seat in the last 30 days"."""
+    if not _ZERO_COUNT.match(text):
+        return text
+    return _ZERO_COUNT.sub("no ", text, count=1).replace(" per seat", "", 1)
+
+
+def _is_zero(value: Any) -> bool:
+    try:
+        return float(value) == 0.0
+    except (TypeError, ValueError):
+        return False
 
 
 def _seated(row: Mapping[str, Any]) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from features.registry import describe
 from models.alerts import score_alerts
 from models.explain import context_words, renewal_words
 
@@ -76,3 +77,19 @@ def test_a_churned_account_is_said_to_have_churned_not_to_renew_today() -> None:
         "A2": "renews in 10 days with high churn risk and red health",
     }
 
+
+def test_a_count_of_nothing_is_said_as_none() -> None:
+    """A zero read "0.0 uses of reports per seat in the last 30 days", "0 distinct features used", "0 tickets
+    open": none per seat is none at all."""
+    seated = {"seats": 10.0, "tenure_days": 400.0}
+    said = {
+        "usage_reports_per_seat_30d": "no uses of reports in the last 30 days",
+        "feature_breadth_30d": "no distinct features used in the last 30 days",
+        "logins_per_seat_30d": "no logins in the last 30 days",
+        "open_tickets": "no tickets open",
+        "quantity_per_seat_30d": "no units of usage in the last 30 days",
+    }
+    assert {name: describe(name, 0.0, seated) for name in said} == said
+    assert describe("usage_reports_per_seat_30d", 0.04, seated) == "0.0 uses of reports per seat in the last 30 days"
+    assert describe("open_tickets", 2.0) == "2 tickets open"
+    assert describe("days_to_renewal", 0.0) == "0 days to renewal"  # a span of time, not a count of things
