@@ -41,7 +41,9 @@ class FeatureSpec:
     landing day itself gives that value too when the account landed at midnight); both are templates
     like `template`. `unseated` is what a per-seat value says where the account has no licensed seat count
     (`SEATS` missing from its row, or not a column at all): per-seat features divide by 1 there, so the value
-    is the account's own count ("12 logins in the last 30 days", not "12.0 logins per seat").
+    is the account's own count ("12 logins in the last 30 days", not "12.0 logins per seat"). `none` is what a
+    value of zero says where the template would say something false ("an invoice is 0 days overdue": "no
+    invoice overdue"); a template that starts with its value says zero as "no" anyway (`_none`).
     """
 
     name: str
@@ -57,11 +59,12 @@ class FeatureSpec:
     missing: str | None = None
     never: str | None = None
     unseated: str | None = None
+    none: str | None = None
 
     def templates(self) -> tuple[str, ...]:
         """Every template that may render the feature (its value, a missing value, an event that never happened,
-        a value of an account without a seat count)."""
-        return tuple(t for t in (self.template, self.missing, self.never, self.unseated) if t is not None)
+        a value of an account without a seat count, a value of zero)."""
+        return tuple(t for t in (self.template, self.missing, self.never, self.unseated, self.none) if t is not None)
 
 
 TENURE_DAYS = "tenure_days"  # the account's age, which a "days since" feature takes when the event never happened
@@ -197,6 +200,8 @@ def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, 
     template = found.template
     if missing:
         template = found.missing or "{description}: not recorded"
+    elif found.none is not None and _is_zero(value):
+        template = found.none
     elif found.never is not None and row and _at_least(value, row.get(TENURE_DAYS)):
         template = found.never
     elif found.unseated is not None and row is not None and not _seated(row):

@@ -24,10 +24,12 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.families.account import RENEWALS
 from features.progress import ProgressCallback, report
 from features.registry import (
     SEATS,
     TENURE_DAYS,
+    describe,
     describer,
     is_actionable,
     lookup,
@@ -252,7 +254,7 @@ def context_words(features: pd.DataFrame) -> pd.Series:
         churned = np.zeros(len(features), dtype=bool)
     rows = zip(
         churned.tolist(),
-        numbers("renewals_count"),
+        numbers(RENEWALS),
         days_left,
         numbers("term_length_days"),
         numbers("tenure_days"),
@@ -265,13 +267,13 @@ def context_words(features: pd.DataFrame) -> pd.Series:
         parts = []
         which = "churned" if gone else "renewal" if np.isnan(renewals) else f"{_ordinal(renewals)} renewal"
         if days > OPEN_ENDED_DAYS:
-            parts += [] if np.isnan(renewals) else [f"renewed {renewals:.0f} times so far"]
+            parts += [] if np.isnan(renewals) else [describe(RENEWALS, renewals)]
             parts.append(renewal_words(days))
         elif not np.isnan(days):
             when = "today" if _today(days) else f"{_until(days)} away" if days > 0 else _ended(days)
             parts.append(f"{which}, {when}")
         elif not np.isnan(renewals):
-            parts.append(f"renewed {renewals:.0f} times so far")
+            parts.append(describe(RENEWALS, renewals))
         if not np.isnan(term) and term > 0:
             parts.append(_term(term))
         if not np.isnan(tenure):

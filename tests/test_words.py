@@ -93,3 +93,16 @@ def test_a_count_of_nothing_is_said_as_none() -> None:
     assert describe("usage_reports_per_seat_30d", 0.04, seated) == "0.0 uses of reports per seat in the last 30 days"
     assert describe("open_tickets", 2.0) == "2 tickets open"
     assert describe("days_to_renewal", 0.0) == "0 days to renewal"  # a span of time, not a count of things
+
+
+def test_a_zero_the_words_would_misstate_has_words_of_its_own() -> None:
+    """`days_overdue` is 0 when no invoice is overdue: it read "an invoice is 0 days overdue"; no renewal yet
+    read "renewed 0 times so far", in the drivers and in the context of an evergreen term."""
+    assert describe("days_overdue", 0.0) == "no invoice overdue"
+    assert describe("days_overdue", 12.0) == "an invoice is 12 days overdue"
+    assert describe("renewals_count", 0.0) == "not renewed yet"
+    frame = pd.DataFrame({"renewals_count": [0.0, 2.0], "days_to_renewal": [355048.0, float("nan")]})
+    assert context_words(frame).tolist() == [
+        "not renewed yet, no renewal date within 10 years",
+        "renewed 2 times so far",
+    ]
