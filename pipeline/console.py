@@ -254,13 +254,16 @@ def print_score_run(run, paths: dict[str, Path], console: Console) -> None:
 
 def drift_warning(drifted: list[str], accounts: int, most: int = 8) -> str | None:
     """The warning for features that drifted from the training data (None when none did): the first `most`
-    named, and how many more."""
+    named, and how many more; the churn probability (monitored too) is the score, not a feature."""
     if not drifted:
         return None
-    shown = ", ".join(drifted[:most]) + (f" and {len(drifted) - most} more" if len(drifted) > most else "")
+    features = [name for name in drifted if name != CHURN_PROBABILITY]
+    what = [_plural(len(features), "feature")] if features else []
+    what += ["the churn probabilities"] if CHURN_PROBABILITY in drifted else []
+    shown = ", ".join(features[:most]) + (f" and {len(features) - most} more" if len(features) > most else "")
     return (
-        f"{_plural(len(drifted), 'feature')} drifted from the training data (PSI past the threshold and past what "
-        f"sampling noise gives {_plural(accounts, 'account')}): {shown}"
+        f"{' and '.join(what)} drifted from the training data (PSI past the threshold and past what sampling noise "
+        f"gives {_plural(accounts, 'account')})" + (f": {shown}" if shown else "")
     )
 
 

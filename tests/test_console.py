@@ -175,3 +175,17 @@ def test_the_drift_warning_is_one_warning_line_naming_product_features_and_how_m
     said = console.export_text()
     assert "warning: 1 feature drifted from the training data" in said
     assert "): usage_検索_per_seat_30d\n" in said
+
+
+def test_the_drifting_churn_probability_is_said_as_the_score_not_as_one_more_feature() -> None:
+    """Drift monitors the score too: it read "7 features drifted ...: ..., churn_probability"."""
+    from pipeline.console import drift_warning
+
+    assert drift_warning(["days_since_last_login", "churn_probability"], 205) == (
+        "1 feature and the churn probabilities drifted from the training data (PSI past the threshold and past "
+        "what sampling noise gives 205 accounts): days_since_last_login"
+    )
+    assert drift_warning(["churn_probability"], 1) == (
+        "the churn probabilities drifted from the training data (PSI past the threshold and past what sampling "
+        "noise gives 1 account)"
+    )
