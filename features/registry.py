@@ -212,7 +212,9 @@ def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, 
         text = singular_counts(_no_negative_zero(template).format_map(context))
     except (KeyError, ValueError, TypeError, IndexError):
         return f"{found.description}: {'not recorded' if missing else _fmt(value)}"
-    return _none(text) if template.startswith("{value:") and _is_zero(value) else text
+    if not template.startswith("{value:"):
+        return text
+    return _none(text) if _is_zero(value) else _under(text)
 
 
 # A count of nothing at the start of the words: "0 tickets open", "0.0 uses of search per seat".
@@ -225,6 +227,16 @@ def _none(text: str) -> str:
     if not _ZERO_COUNT.match(text):
         return text
     return _ZERO_COUNT.sub("no ", text, count=1).replace(" per seat", "", 1)
+
+
+# A count that rounds to zero though it is not: "0.0 uses of search per seat" of 0.04 uses per seat.
+_ROUNDED_TO_ZERO = re.compile(r"^0\.(0*)0 (?=[^\W\d])")
+
+
+def _under(text: str) -> str:
+    """Words that start with a count rounded to zero, of a value that is not (`_none` says a zero), as the bound
+    it is under: "under 0.1 uses of search per seat", not "0.0", which reads as none."""
+    return _ROUNDED_TO_ZERO.sub(r"under 0.\g<1>1 ", text, count=1)
 
 
 def _is_zero(value: Any) -> bool:

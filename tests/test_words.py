@@ -90,7 +90,6 @@ def test_a_count_of_nothing_is_said_as_none() -> None:
         "quantity_per_seat_30d": "no units of usage in the last 30 days",
     }
     assert {name: describe(name, 0.0, seated) for name in said} == said
-    assert describe("usage_reports_per_seat_30d", 0.04, seated) == "0.0 uses of reports per seat in the last 30 days"
     assert describe("open_tickets", 2.0) == "2 tickets open"
     assert describe("days_to_renewal", 0.0) == "0 days to renewal"  # a span of time, not a count of things
 
@@ -106,3 +105,13 @@ def test_a_zero_the_words_would_misstate_has_words_of_its_own() -> None:
         "not renewed yet, no renewal date within 10 years",
         "renewed 2 times so far",
     ]
+
+
+def test_a_count_rounded_to_zero_is_said_under_its_bound_not_as_zero() -> None:
+    """0.04 uses per seat read "0.0 uses of reports per seat in the last 30 days", which says none."""
+    seated = {"seats": 10.0}
+    assert describe("usage_reports_per_seat_30d", 0.04, seated) == (
+        "under 0.1 uses of reports per seat in the last 30 days"
+    )
+    assert describe("tickets_per_seat_30d", 0.004, seated) == "under 0.01 tickets per seat in the last 30 days"
+    assert describe("usage_reports_per_seat_30d", 0.06, seated) == "0.1 uses of reports per seat in the last 30 days"
