@@ -43,7 +43,7 @@ class FeatureSpec:
     (`SEATS` missing from its row, or not a column at all): per-seat features divide by 1 there, so the value
     is the account's own count ("12 logins in the last 30 days", not "12.0 logins per seat"). `none` is what a
     value of zero says where the template would say something false ("an invoice is 0 days overdue": "no
-    invoice overdue"); a template that starts with its value says zero as "no" anyway (`_none`).
+    invoice overdue"); a template that starts with a count says zero as "no" anyway (`_none`).
     """
 
     name: str
@@ -212,11 +212,13 @@ def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, 
         text = singular_counts(_no_negative_zero(template).format_map(context))
     except (KeyError, ValueError, TypeError, IndexError):
         return f"{found.description}: {'not recorded' if missing else _fmt(value)}"
-    if not template.startswith("{value:"):
+    leading = _LEADING_FIELD.match(template)  # the number the words start with: the value or a companion's
+    if leading is None:
         return text
-    return _none(text) if _is_zero(value) else _under(text)
+    return _none(text) if _is_zero(context.get(leading.group(1))) else _under(text)
 
 
+_LEADING_FIELD = re.compile(r"\{(\w+):")
 # A count of nothing at the start of the words: "0 tickets open", "0.0 uses of search per seat".
 _ZERO_COUNT = re.compile(r"^0(?:\.0+)? (?!days\b|hours\b)(?=[^\W\d])")  # not a span of time
 

@@ -115,3 +115,13 @@ def test_a_count_rounded_to_zero_is_said_under_its_bound_not_as_zero() -> None:
     )
     assert describe("tickets_per_seat_30d", 0.004, seated) == "under 0.01 tickets per seat in the last 30 days"
     assert describe("usage_reports_per_seat_30d", 0.06, seated) == "0.1 uses of reports per seat in the last 30 days"
+
+
+def test_words_that_start_with_a_companion_count_of_zero_say_none_too() -> None:
+    """The trend of an account without a seat count read "0 logins in 30 days, -100% on the previous 30"."""
+    assert describe("logins_trend_30d", -1.0, {"logins_per_seat_30d": 0.0}) == (
+        "no logins in 30 days, -100% on the previous 30"
+    )
+    assert describe("usage_trend_30d", -0.5, {"events_per_seat_30d": 0.04, "seats": 3.0}) == (
+        "under 0.1 events per seat in 30 days, -50% on the previous 30"
+    )
