@@ -1061,13 +1061,13 @@ def run_explain(
         from models.waterfall import waterfall_figure
         from pipeline.io import FIGURE_DPI
 
-        said = said_columns(model)  # the labels name product features as the drivers do
         figure = waterfall_figure(
-            scored.explanation.contributions.iloc[0].rename(said),
-            row.reset_index(drop=True).iloc[0].rename(said),
+            scored.explanation.contributions.iloc[0],
+            row.reset_index(drop=True).iloc[0],
             scored.explanation.base_value,
-            {said.get(name, name): category for name, category in scored.categories.items()},
+            scored.categories,
             title=f"Account {account_id}",
+            labels=said_columns(model),  # product features named as the drivers name them
         )
         write_output_file(
             plot,
