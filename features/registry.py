@@ -279,7 +279,7 @@ def _no_negative_zero(template: str) -> str:
 _ONE = re.compile(
     r"(?<![\d.,+-])1 ((?:active|distinct|escalated|licensed|negative|onboarding|survey|training|failed|product) )?"
     r"(day|hour|time|ticket|invoice|touchpoint|payment|response|user|seat|feature|session|training|certification"
-    r"|login|event|use)s\b"
+    r"|login|event|use|point)s\b"
 )
 
 

@@ -143,7 +143,12 @@ def score_alerts(
         fired[i].append((BAND_WORSENED, f"health band worsened from {before_band[i]} to {band[i]}"))
     for i in np.flatnonzero(score_dropped):
         fired[i].append(
-            (SCORE_DROP, f"health score dropped {drop[i]:.0f} points (from {before_health[i]:.0f} to {health[i]:.0f})")
+            (
+                SCORE_DROP,
+                singular_counts(
+                    f"health score dropped {drop[i]:.0f} points (from {before_health[i]:.0f} to {health[i]:.0f})"
+                ),
+            )
         )
     for i in np.flatnonzero(first_red):
         fired[i].append((FIRST_RED, "health under the red line for the first time"))

@@ -344,7 +344,9 @@ def print_explanation(
         highlight=False,
     )
     console.print(
-        f"Context: {scores['context']}{_in_all(scores, CONTEXT_LOG_ODDS, 'context')}", markup=False, highlight=False
+        f"Context: {scores['context'] or 'none'}{_in_all(scores, CONTEXT_LOG_ODDS, 'context')}",
+        markup=False,
+        highlight=False,
     )
     if scores["override_ids"]:
         console.print(

@@ -123,6 +123,7 @@ def test_explain_says_none_where_nothing_raises_the_risk_or_costs_points() -> No
     text = console.export_text()
     assert "Rule view, points lost: none\n" in text
     assert "ML view, raising risk: none (actionable features in all: -0.40 log-odds)" in text
+    assert "Context: none (context in all: -0.10 log-odds)" in text  # a prepared table's model has no context
 
 
 def test_explain_says_an_evergreen_term_has_no_renewal_date() -> None:

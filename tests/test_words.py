@@ -125,3 +125,14 @@ def test_words_that_start_with_a_companion_count_of_zero_say_none_too() -> None:
     assert describe("usage_trend_30d", -0.5, {"events_per_seat_30d": 0.04, "seats": 3.0}) == (
         "under 0.1 events per seat in 30 days, -50% on the previous 30"
     )
+
+
+def test_a_score_drop_of_one_point_is_said_in_the_singular() -> None:
+    """A scorecard's `score_drop: 0` alerted "health score dropped 1 points"."""
+    now = _scores([200.0, 200.0, 200.0], ["active"] * 3).assign(health_score=[59.0, 50.0, 30.0], health_band="yellow")
+    before = now.assign(health_score=[60.0, 52.0, 30.0])
+    alerts = score_alerts(now, before, score_drop=0, probability_level=1.0, renewal_days=30, high_risk=1.0)
+    assert alerts.set_index("account_id")["reasons"].to_dict() == {
+        "A0": "health score dropped 1 point (from 60 to 59)",
+        "A1": "health score dropped 2 points (from 52 to 50)",
+    }
