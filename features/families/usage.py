@@ -145,6 +145,7 @@ def _old_key(feature: str) -> str:
     return re.sub(r"[^a-z0-9]", "_", feature.lower())
 
 
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 HASH_CHARS = 10  # hex digits of a non-ASCII name's hash: 40 bits, no collision among thousands of names
 
 
@@ -327,8 +328,9 @@ def product_names(engine: Engine, ctx: FamilyContext, columns: Iterable[str]) ->
     """The product feature name each per-feature column of `columns` counts, by key, where the name is not the
     key itself (`検索` for `1b6b1a6f89`, `Export CSV` for `export_csv`): the words name the feature as the data
     spells it, not by its column-name form. Of the names sharing a key, the most used before the latest as_of
-    (then the first in code-point order); a tracked feature the data lacks, as configured. Read from this build's
-    `KEYS` table (one row per distinct name), so after `build` and before the intermediates are dropped."""
+    (then the first in code-point order); a tracked feature the data lacks, as configured. A name is said on one
+    line: its runs of whitespace and control characters as one space. Read from this build's `KEYS` table (one
+    row per distinct name), so after `build` and before the intermediates are dropped."""
     keys = [m.group(1) for m in map(PER_FEATURE.match, columns) if m and SAFE_KEY.fullmatch(m.group(1))]
     if not keys:
         return {}
@@ -341,7 +343,8 @@ def product_names(engine: Engine, ctx: FamilyContext, columns: Iterable[str]) ->
     names = {key: name for key, (_, name) in best.items()}
     for name in ctx.settings.tracked_features:
         names.setdefault(feature_key(name), name)
-    return {key: names[key] for key in keys if key in names and names[key] != key}
+    said = {key: " ".join(_CONTROLS.sub(" ", names[key]).split()) for key in keys if key in names}
+    return {key: name for key, name in said.items() if name and name != key}
 
 
 def _usage_keys(engine: Engine, ctx: FamilyContext) -> list[str]:
