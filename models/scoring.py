@@ -176,7 +176,9 @@ def score_accounts(
         health = score_health(features, scorecard)
         columns |= {name: health.frame[name] for name in health.frame.columns}
         columns[HEALTH_DRIVERS] = (
-            explain_health(features, health, scorecard, n=rules.top_drivers) if words else _no_words(features)
+            explain_health(features, health, scorecard, n=rules.top_drivers, labels=said_columns(model))
+            if words
+            else _no_words(features)
         )
         columns[SCORECARD_NAME] = scorecard.name
         columns[SCORECARD_HASH] = scorecard.content_hash()
