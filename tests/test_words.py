@@ -100,6 +100,8 @@ def test_a_zero_the_words_would_misstate_has_words_of_its_own() -> None:
     assert describe("days_overdue", 0.0) == "no invoice overdue"
     assert describe("days_overdue", 12.0) == "an invoice is 12 days overdue"
     assert describe("renewals_count", 0.0) == "not renewed yet"
+    # "no invoices paid late or not at all" read as if no invoice had been paid
+    assert describe("late_payments_365d", 0.0) == "no late or missed payment (invoices due in the last 365 days)"
     frame = pd.DataFrame({"renewals_count": [0.0, 2.0], "days_to_renewal": [355048.0, float("nan")]})
     assert context_words(frame).tolist() == [
         "not renewed yet, no renewal date within 10 years",

@@ -52,6 +52,7 @@ LATE = {
     w: declare.fixed(
         f"late_payments_{w}d", f"Invoices due in the last {w} days not paid by their due date", "lower",
         f"{{value:.0f}} invoices paid late or not at all (due in the last {w} days)", requires=("paid_at",),
+        none=f"no late or missed payment (invoices due in the last {w} days)",
     )
     for w in PAYMENT_WINDOWS
 }  # fmt: skip
