@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -20,6 +21,8 @@ from features.contract import CanonicalData
 from features.errors import DataContractError
 from features.families import FAMILIES
 from features.families.base import FamilyContext, family_table
+from features.families.usage import SOURCE as USAGE
+from features.families.usage import product_names
 from features.feature_set import FeatureSet
 from features.labels import TERMS, snapshots_sql, terms_sql
 from features.progress import ProgressCallback, report
@@ -28,7 +31,7 @@ from features.settings import FeatureSettings
 from features.snapshots import normalise_as_of, snapshot_dates
 from features.sql.engine import DuckDBEngine, Engine
 from features.sql.timeline import LANDED, SNAPSHOTS, build_timeline, landed_sql
-from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END
+from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END, with_product_names
 
 __all__ = ["build_features", "built_features", "snapshot_dates", "with_feature_dtypes"]
 
@@ -55,9 +58,18 @@ def build_features(
     defaults to DuckDB on the dataset's connection.
     """
     engine = engine or DuckDBEngine(dataset.con)
-    with built_features(dataset, engine, as_of_dates, settings, grace_days, progress, feature_set) as select:
-        table = engine.frame(f"{select} ORDER BY {AS_OF}, {ACCOUNT_ID}")
-    return with_feature_dtypes(table)
+    with built_features(dataset, engine, as_of_dates, settings, grace_days, progress, feature_set) as built:
+        table = engine.frame(f"{built.select} ORDER BY {AS_OF}, {ACCOUNT_ID}")
+    return with_product_names(with_feature_dtypes(table), built.product_names)
+
+
+@dataclass(frozen=True)
+class BuiltTable:
+    """The SELECT of an assembled feature table and the product feature names its usage columns count
+    (`usage.product_names`), which the table carries (`features.table.PRODUCT_NAMES`)."""
+
+    select: str
+    product_names: Mapping[str, str]
 
 
 @contextmanager
@@ -69,10 +81,10 @@ def built_features(
     grace_days: int,
     progress: ProgressCallback | None = None,
     feature_set: FeatureSet | None = None,
-) -> Iterator[str]:
-    """Build every family on `engine` and yield the SELECT of the assembled table, valid inside the
-    block: callers collect it (ordering it as they need) or write it from the engine. It has no ORDER
-    BY: on Spark a global sort of the whole table would run the final join twice (range sampling,
+) -> Iterator[BuiltTable]:
+    """Build every family on `engine` and yield the SELECT of the assembled table (with its product feature
+    names), valid inside the block: callers collect it (ordering it as they need) or write it from the engine.
+    It has no ORDER BY: on Spark a global sort of the whole table would run the final join twice (range sampling,
     then the sort) for writers that partition by as_of anyway."""
     dates = normalise_as_of(as_of_dates)
     usage_keys = feature_set.usage_keys if feature_set is not None else None
@@ -107,7 +119,9 @@ def built_features(
             # Where the build's time goes, per family (Spark computes `define`d tables lazily, later).
             log.info("features: %s family built in %.2f s", family.SOURCE, time.perf_counter() - started)
             done_steps(done)
-        yield _assemble_sql(built, feature_set)
+        usage = [columns for source, columns in built if source == USAGE]
+        names = product_names(engine, ctx, usage[0]) if usage else {}
+        yield BuiltTable(_assemble_sql(built, feature_set), names)
         done_steps(steps)
     finally:
         engine.drop_intermediates()

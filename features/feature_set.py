@@ -20,7 +20,7 @@ from typing import Any
 from features.families.account import NEW_CUSTOMER, RENEWALS, SEAT_CHANGE
 from features.families.base import windows_of
 from features.families.training import ONBOARDING
-from features.families.usage import PER_FEATURE
+from features.families.usage import PER_FEATURE, named_columns
 from features.registry import category_map
 from features.settings import FeatureSettings
 
@@ -50,12 +50,14 @@ class FeatureSet:
     """Feature names in model order, the usage keys among them, each feature's health category, the
     scorecard (`name@version`) the categories follow (None: the registry's own categories), and the
     value settings its features were built with (`VALUE_SETTINGS` keys; none recorded by models
-    trained before they were, or on a prepared table)."""
+    trained before they were, or on a prepared table), and the product feature each usage key counts where
+    its name is not the key (`usage.product_names`: `1b6b1a6f89` -> `検索`), for the words of any data it scores."""
 
     names: tuple[str, ...]
     categories: Mapping[str, str] = field(default_factory=dict)
     scorecard: str | None = None
     values: Mapping[str, int] = field(default_factory=dict)
+    product_names: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -64,12 +66,17 @@ class FeatureSet:
         categories: Mapping[str, str] | None = None,
         scorecard: str | None = None,
         values: Mapping[str, int] | None = None,
+        product_names: Mapping[str, str] | None = None,
     ) -> FeatureSet:
         """The set of `names`; without `categories`, each feature's registry category. Of `values` (a
-        configuration's value settings) it keeps those some feature of the set depends on."""
+        configuration's value settings) it keeps those some feature of the set depends on, of `product_names`
+        (a feature table's, `features.table.product_names`) those of its usage keys."""
         names = tuple(str(n) for n in names)
         kept = {key: int(value) for key, value in (values or {}).items() if key in _depended_on(names)}
-        return cls(names, dict(categories) if categories is not None else category_map(names), scorecard, kept)
+        keys = {match.group(1) for match in map(PER_FEATURE.match, names) if match}
+        spelt = {str(key): str(name) for key, name in (product_names or {}).items() if key in keys}
+        categories = dict(categories) if categories is not None else category_map(names)
+        return cls(names, categories, scorecard, kept, spelt)
 
     def built_with(self, settings: FeatureSettings, grace_days: int) -> tuple[FeatureSettings, int]:
         """`settings` and `grace_days` with the values this set was trained with in place of the configured
@@ -122,6 +129,10 @@ class FeatureSet:
         """Product features that have their own `usage_<key>_per_seat_30d` column."""
         return tuple(match.group(1) for match in map(PER_FEATURE.match, self.names) if match)
 
+    def named_columns(self) -> dict[str, str]:
+        """Column -> the column to render it as, naming its product feature as the data spells it (`named_columns`)."""
+        return named_columns(self.product_names)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "names": list(self.names),
@@ -129,11 +140,14 @@ class FeatureSet:
             "categories": dict(self.categories),
             "scorecard": self.scorecard,
             "values": dict(self.values),
+            "product_names": dict(self.product_names),
         }
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> FeatureSet:
-        return cls.of(raw["names"], raw.get("categories"), raw.get("scorecard"), raw.get("values"))
+        return cls.of(
+            raw["names"], raw.get("categories"), raw.get("scorecard"), raw.get("values"), raw.get("product_names")
+        )
 
 
 def _depended_on(names: Iterable[str]) -> list[str]:

@@ -41,7 +41,9 @@ class FeatureSpec:
     landing day itself gives that value too when the account landed at midnight); both are templates
     like `template`. `unseated` is what a per-seat value says where the account has no licensed seat count
     (`SEATS` missing from its row, or not a column at all): per-seat features divide by 1 there, so the value
-    is the account's own count ("12 logins in the last 30 days", not "12.0 logins per seat").
+    is the account's own count ("12 logins in the last 30 days", not "12.0 logins per seat"). `none` is what a
+    value of zero says where the template would say something false ("an invoice is 0 days overdue": "no
+    invoice overdue"); a template that starts with a count says zero as "no" anyway (`_none`).
     """
 
     name: str
@@ -57,11 +59,12 @@ class FeatureSpec:
     missing: str | None = None
     never: str | None = None
     unseated: str | None = None
+    none: str | None = None
 
     def templates(self) -> tuple[str, ...]:
         """Every template that may render the feature (its value, a missing value, an event that never happened,
-        a value of an account without a seat count)."""
-        return tuple(t for t in (self.template, self.missing, self.never, self.unseated) if t is not None)
+        a value of an account without a seat count, a value of zero)."""
+        return tuple(t for t in (self.template, self.missing, self.never, self.unseated, self.none) if t is not None)
 
 
 TENURE_DAYS = "tenure_days"  # the account's age, which a "days since" feature takes when the event never happened
@@ -197,6 +200,8 @@ def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, 
     template = found.template
     if missing:
         template = found.missing or "{description}: not recorded"
+    elif found.none is not None and _is_zero(value):
+        template = found.none
     elif found.never is not None and row and _at_least(value, row.get(TENURE_DAYS)):
         template = found.never
     elif found.unseated is not None and row is not None and not _seated(row):
@@ -204,9 +209,43 @@ def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, 
     context = {k: _clean(v) for k, v in row.items()} if row else {}
     context |= {"value": value, "description": found.description}
     try:
-        return singular_counts(_no_negative_zero(template).format_map(context))
+        text = singular_counts(_no_negative_zero(template).format_map(context))
     except (KeyError, ValueError, TypeError, IndexError):
         return f"{found.description}: {'not recorded' if missing else _fmt(value)}"
+    leading = _LEADING_FIELD.match(template)  # the number the words start with: the value or a companion's
+    if leading is None:
+        return text
+    return _none(text) if _is_zero(context.get(leading.group(1))) else _under(text)
+
+
+_LEADING_FIELD = re.compile(r"\{(\w+):")
+# A count of nothing at the start of the words: "0 tickets open", "0.0 uses of search per seat".
+_ZERO_COUNT = re.compile(r"^0(?:\.0+)? (?!days\b|hours\b)(?=[^\W\d])")  # not a span of time
+
+
+def _none(text: str) -> str:
+    """Words that start with a count of zero, as said: "no tickets open", "no uses of search in the last 30 days"
+    (none per seat is none at all), not "0 tickets open", "0.0 uses of search per seat in the last 30 days"."""
+    if not _ZERO_COUNT.match(text):
+        return text
+    return _ZERO_COUNT.sub("no ", text, count=1).replace(" per seat", "", 1)
+
+
+# A count that rounds to zero though it is not: "0.0 uses of search per seat" of 0.04 uses per seat.
+_ROUNDED_TO_ZERO = re.compile(r"^0\.(0*)0 (?=[^\W\d])")
+
+
+def _under(text: str) -> str:
+    """Words that start with a count rounded to zero, of a value that is not (`_none` says a zero), as the bound
+    it is under: "under 0.1 uses of search per seat", not "0.0", which reads as none."""
+    return _ROUNDED_TO_ZERO.sub(r"under 0.\g<1>1 ", text, count=1)
+
+
+def _is_zero(value: Any) -> bool:
+    try:
+        return float(value) == 0.0
+    except (TypeError, ValueError):
+        return False
 
 
 def _seated(row: Mapping[str, Any]) -> bool:
@@ -240,7 +279,7 @@ def _no_negative_zero(template: str) -> str:
 _ONE = re.compile(
     r"(?<![\d.,+-])1 ((?:active|distinct|escalated|licensed|negative|onboarding|survey|training|failed|product) )?"
     r"(day|hour|time|ticket|invoice|touchpoint|payment|response|user|seat|feature|session|training|certification"
-    r"|login|event|use)s\b"
+    r"|login|event|use|point)s\b"
 )
 
 

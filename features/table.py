@@ -24,6 +24,11 @@ VALUES_KEY = b"churn.feature_values"
 """Parquet schema metadata of a `churn features` file: the value settings it was built with."""
 VALUES_FILE = "_churn_feature_values.json"
 """The same inside a Spark engine's partitioned folder (readers skip names starting with `_`)."""
+PRODUCT_NAMES = "churn.product_features"
+"""A feature table's product feature names by usage key, where not the key (`usage.product_names`): in its
+`DataFrame.attrs`, its parquet schema metadata and, in a Spark folder, `PRODUCT_NAMES_FILE`. The model records
+them (`FeatureSet.product_names`), so its drivers name `検索`, not its column's hash."""
+PRODUCT_NAMES_FILE = "_churn_product_features.json"
 
 
 def trim_id(value: object) -> str:
@@ -75,7 +80,28 @@ def read_feature_table(path: str) -> pd.DataFrame:
         table[LABEL] = table[LABEL].astype("Int8")
     for col in categorical_columns(table):
         table[col] = table[col].astype("category")
+    return with_product_names(table, _recorded_names(Path(path)))
+
+
+def product_names(table: pd.DataFrame) -> dict[str, str]:
+    """The product feature names a feature table carries (`PRODUCT_NAMES`; none for a table from elsewhere)."""
+    return dict(table.attrs.get(PRODUCT_NAMES) or {})
+
+
+def with_product_names(table: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFrame:
+    """`table` carrying `names` (`PRODUCT_NAMES`) in its attrs, which pandas keeps through selections and copies."""
+    table.attrs[PRODUCT_NAMES] = dict(names)
     return table
+
+
+def names_metadata(table: pd.DataFrame) -> dict[bytes, bytes]:
+    """The parquet metadata recording a feature table's product feature names (`PRODUCT_NAMES`)."""
+    return {PRODUCT_NAMES.encode(): json.dumps(product_names(table), sort_keys=True, ensure_ascii=False).encode()}
+
+
+def record_names(folder: Path, names: Mapping[str, str]) -> None:
+    """The product feature names of a partitioned folder's table, as its `PRODUCT_NAMES_FILE`."""
+    (folder / PRODUCT_NAMES_FILE).write_text(json.dumps(dict(names), sort_keys=True, ensure_ascii=False), "utf-8")
 
 
 def values_metadata(values: Mapping[str, int]) -> dict[bytes, bytes]:
@@ -103,3 +129,15 @@ def recorded_values(path: str | Path) -> dict[str, int] | None:
         return None
     values = json.loads(text)
     return {str(key): int(value) for key, value in values.items()} if isinstance(values, dict) else None
+
+
+def _recorded_names(path: Path) -> dict[str, str]:
+    """The product feature names a feature table file or folder records (`PRODUCT_NAMES`), or none."""
+    import pyarrow.parquet as pq
+
+    if path.is_dir():
+        text = (path / PRODUCT_NAMES_FILE).read_bytes() if (path / PRODUCT_NAMES_FILE).is_file() else None
+    else:
+        text = (pq.read_schema(path).metadata or {}).get(PRODUCT_NAMES.encode())
+    names = json.loads(text) if text is not None else {}
+    return {str(key): str(name) for key, name in names.items()} if isinstance(names, dict) else {}

@@ -20,7 +20,8 @@ from features.errors import ChurnError
 from features.registry import singular_counts
 from features.table import ACCOUNT_ID, AS_OF
 from models.healthscore import BAND_ORDER
-from models.scores import HEALTH_BAND, RISK_BAND, SCORECARD_HASH, health_columns
+from models.population import CHURNED
+from models.scores import ACCOUNT_STATUS, HEALTH_BAND, RISK_BAND, SCORECARD_HASH, health_columns
 from models.scoring import risk_band
 
 ALERT_COLUMNS: tuple[str, ...] = (
@@ -57,7 +58,7 @@ _RULE_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (SCORE_DROP, re.compile(r"health score dropped ")),
     (FIRST_RED, re.compile(r"health under the red line for the first time")),
     (PROBABILITY_CROSSED, re.compile(r"churn probability rose above ")),
-    (RENEWAL_AT_RISK, re.compile(r"renews in ")),
+    (RENEWAL_AT_RISK, re.compile(r"renews (?:in |today )")),
 )
 _HOW_ENDED = r"(?:expired|was replaced(?: by #\d+, since withdrawn)?|was ended early by .*) \(was "
 _OVERRIDE_WORDS = re.compile(rf"^(.+?) override {_HOW_ENDED}")
@@ -129,7 +130,9 @@ def score_alerts(
     level = probability_level
     crossed = (before_probability < level) & (probability >= level)
     at_risk = at_risk_band.eq("high").fillna(False) | band.eq("red").fillna(False)
-    renewing_at_risk = (days_to_renewal <= renewal_days) & at_risk
+    # an account whose terms have all ended (scored with --include-churned) has no renewal coming
+    churned = _text(now, ACCOUNT_STATUS).eq(CHURNED).fillna(False).astype(bool)
+    renewing_at_risk = (days_to_renewal <= renewal_days) & at_risk & ~churned
 
     fired: list[list[tuple[str, str]]] = (
         [list(r) for r in extra_reasons] if extra_reasons else [[] for _ in range(len(now))]
@@ -140,7 +143,12 @@ def score_alerts(
         fired[i].append((BAND_WORSENED, f"health band worsened from {before_band[i]} to {band[i]}"))
     for i in np.flatnonzero(score_dropped):
         fired[i].append(
-            (SCORE_DROP, f"health score dropped {drop[i]:.0f} points (from {before_health[i]:.0f} to {health[i]:.0f})")
+            (
+                SCORE_DROP,
+                singular_counts(
+                    f"health score dropped {drop[i]:.0f} points (from {before_health[i]:.0f} to {health[i]:.0f})"
+                ),
+            )
         )
     for i in np.flatnonzero(first_red):
         fired[i].append((FIRST_RED, "health under the red line for the first time"))
@@ -158,7 +166,8 @@ def score_alerts(
             for text, hit in (("high churn risk", at_risk_band[i] == "high"), ("red health", band[i] == "red"))
             if hit
         )
-        fired[i].append((RENEWAL_AT_RISK, singular_counts(f"renews in {days_to_renewal[i]:.0f} days with {why}")))
+        when = "today" if round(days_to_renewal[i]) == 0 else singular_counts(f"in {days_to_renewal[i]:.0f} days")
+        fired[i].append((RENEWAL_AT_RISK, f"renews {when} with {why}"))
     rules = [RULE_SEPARATOR.join(rule for rule, _ in f) for f in fired]
 
     arr = _numeric(now, "arr")

@@ -24,19 +24,23 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.families.account import RENEWALS
 from features.progress import ProgressCallback, report
 from features.registry import (
     SEATS,
     TENURE_DAYS,
+    describe,
     describer,
     is_actionable,
     lookup,
     singular_counts,
     template_fields,
 )
+from features.table import AS_OF, TERM_END
 from models.drift import check_required_features
 from models.errors import ModelError
-from models.scores import ACTIONABLE_LOG_ODDS, CONTEXT, CONTEXT_LOG_ODDS, TOP_DRIVERS, ml_column
+from models.population import CHURNED
+from models.scores import ACCOUNT_STATUS, ACTIONABLE_LOG_ODDS, CONTEXT, CONTEXT_LOG_ODDS, TOP_DRIVERS, ml_column
 
 DEFAULT_CHUNK_ROWS = 50_000
 DRIVER_SEPARATOR = "; "
@@ -169,11 +173,13 @@ OPEN_ENDED_DAYS = 3652.5
 
 
 def _span(days: float) -> str:
-    months = days / 30.44
-    if months < 1:
-        return f"{days:.0f} days"
+    """A length of time: days under a month, whole months under two years, then years. The unit follows the
+    number said, so that 726 days are "2.0 years", not "24 months", as 730 days are."""
+    months = round(days / 30.44)
+    if days < 30.44:
+        return singular_counts(f"{days:.0f} days")
     if months < 24:
-        return f"{months:.0f} month{'s' if round(months) != 1 else ''}"
+        return f"{months} month{'s' if months != 1 else ''}"
     return f"{days / 365.25:.1f} years"
 
 
@@ -188,14 +194,27 @@ def _until(days: float) -> str:
     return singular_counts(f"{days:.0f} days") if days <= 365 else _span(days)
 
 
+def _ended(days: float) -> str:
+    """A term that ended `-days` days ago (`days` < 0, the days to a renewal date gone by)."""
+    return singular_counts(f"term ended {-days:.0f} days ago")
+
+
+def _today(days: float) -> bool:
+    """Whether a renewal date `days` away is today: said "today", not "in 0 days" or "0 days away"."""
+    return round(days) == 0
+
+
 def renewal_words(days: float) -> str:
-    """When the current term ends, as a CSM reads it: "renewal in 10 days", "renewal in 14 months", "term ended
-    3 days ago", "no renewal date within 10 years" (an evergreen term), "renewal date unknown" (NaN)."""
+    """When the current term ends, as a CSM reads it: "renewal in 10 days", "renewal in 14 months", "renewal
+    today", "term ended 3 days ago", "no renewal date within 10 years" (an evergreen term), "renewal date unknown"
+    (NaN)."""
     if pd.isna(days):
         return "renewal date unknown"
     if days > OPEN_ENDED_DAYS:
         return "no renewal date within 10 years"
-    return f"renewal in {_until(days)}" if days >= 0 else singular_counts(f"term ended {-days:.0f} days ago")
+    if _today(days):
+        return "renewal today"
+    return f"renewal in {_until(days)}" if days > 0 else _ended(days)
 
 
 def _ordinal(renewals: float) -> str:
@@ -214,7 +233,9 @@ def _present(value: Any) -> bool:
 
 def context_words(features: pd.DataFrame) -> pd.Series:
     """Per row, the account's context in words -- "first renewal, 10 days away, 12-month term, customer
-    for 11 months, smb segment" -- stated beside the actionable drivers instead of among them."""
+    for 11 months, smb segment" -- stated beside the actionable drivers instead of among them. An account
+    whose terms have all ended (`account_status` churned, scored on its last day, dated the run's as_of) is
+    "churned, term ended 320 days ago", not "first renewal, today"."""
 
     def numbers(column: str) -> list[float]:
         if column not in features.columns:
@@ -224,9 +245,17 @@ def context_words(features: pd.DataFrame) -> pd.Series:
     def texts(column: str) -> list[Any]:
         return features[column].tolist() if column in features.columns else [None] * len(features)
 
+    days_left = numbers("days_to_renewal")
+    if {ACCOUNT_STATUS, TERM_END, AS_OF} <= set(features.columns):
+        churned = (features[ACCOUNT_STATUS] == CHURNED).to_numpy()
+        ended = (pd.to_datetime(features[TERM_END]) - pd.to_datetime(features[AS_OF])) / pd.Timedelta(days=1)
+        days_left = np.where(churned, ended.to_numpy(dtype=float), days_left).tolist()
+    else:
+        churned = np.zeros(len(features), dtype=bool)
     rows = zip(
-        numbers("renewals_count"),
-        numbers("days_to_renewal"),
+        churned.tolist(),
+        numbers(RENEWALS),
+        days_left,
         numbers("term_length_days"),
         numbers("tenure_days"),
         texts("segment"),
@@ -234,16 +263,17 @@ def context_words(features: pd.DataFrame) -> pd.Series:
         strict=True,
     )
     out = []
-    for renewals, days, term, tenure, segment, plan in rows:
+    for gone, renewals, days, term, tenure, segment, plan in rows:
         parts = []
-        which = "renewal" if np.isnan(renewals) else f"{_ordinal(renewals)} renewal"
+        which = "churned" if gone else "renewal" if np.isnan(renewals) else f"{_ordinal(renewals)} renewal"
         if days > OPEN_ENDED_DAYS:
-            parts += [] if np.isnan(renewals) else [f"renewed {renewals:.0f} times so far"]
+            parts += [] if np.isnan(renewals) else [describe(RENEWALS, renewals)]
             parts.append(renewal_words(days))
         elif not np.isnan(days):
-            parts.append(f"{which}, {_until(days)} away" if days >= 0 else f"{which}, term ended {-days:.0f} days ago")
+            when = "today" if _today(days) else f"{_until(days)} away" if days > 0 else _ended(days)
+            parts.append(f"{which}, {when}")
         elif not np.isnan(renewals):
-            parts.append(f"renewed {renewals:.0f} times so far")
+            parts.append(describe(RENEWALS, renewals))
         if not np.isnan(term) and term > 0:
             parts.append(_term(term))
         if not np.isnan(tenure):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -313,11 +313,19 @@ def _percentile_points(values: np.ndarray, table: pd.DataFrame, group_by: list[s
     return 100.0 - pct if healthier == "lower" else pct
 
 
-def explain_health(table: pd.DataFrame, health: HealthScores, config: ScorecardConfig, n: int = 3) -> pd.Series:
+def explain_health(
+    table: pd.DataFrame,
+    health: HealthScores,
+    config: ScorecardConfig,
+    n: int = 3,
+    labels: Mapping[str, str] | None = None,
+) -> pd.Series:
     """Per row, the `n` metrics that cost the most overall points, in plain words.
 
     Each item is the registry's description of the value, its category and the points it cost,
-    e.g. "12% of seats active in the last 30 days (engagement, -9.5 pts)"."""
+    e.g. "12% of seats active in the last 30 days (engagement, -9.5 pts)". `labels`: metric -> the column
+    the words render it as (`models.scoring.said_columns`: a usage metric by its product feature's name)."""
+    labels = labels or {}
     lost = health.lost_points().reindex(table.index)
     values = lost.to_numpy()
     top = np.argsort(-values, axis=1, kind="stable")[:, :n]
@@ -337,7 +345,7 @@ def explain_health(table: pd.DataFrame, health: HealthScores, config: ScorecardC
             if values[i, j] < 0.05:
                 break
             metric = metrics[j]
-            words = describe(metric, row[metric], {c: row[c] for c in companions[metric]})
+            words = describe(labels.get(metric, metric), row[metric], {c: row[c] for c in companions[metric]})
             items.append(f"{words} ({category_of[scorecards[i]][metric]}, -{values[i, j]:.1f} pts)")
         texts.append("; ".join(items) if items else "no health points lost")
     return pd.Series(texts, index=table.index, name=HEALTH_DRIVERS, dtype="string")

@@ -176,7 +176,9 @@ def score_accounts(
         health = score_health(features, scorecard)
         columns |= {name: health.frame[name] for name in health.frame.columns}
         columns[HEALTH_DRIVERS] = (
-            explain_health(features, health, scorecard, n=rules.top_drivers) if words else _no_words(features)
+            explain_health(features, health, scorecard, n=rules.top_drivers, labels=said_columns(model))
+            if words
+            else _no_words(features)
         )
         columns[SCORECARD_NAME] = scorecard.name
         columns[SCORECARD_HASH] = scorecard.content_hash()
@@ -188,8 +190,7 @@ def score_accounts(
     columns |= {name: split for name, split in actionable_split(explanation.contributions).items()}
     # A CSM acts on behaviour: drivers are actionable features only; the context is said beside them.
     actionable = [c for c in explanation.contributions.columns if is_actionable(c)]
-    # a prepared table's columns in its own names (`Monthly Charges`), not the model's (`Monthly_Charges`)
-    own = model.metadata_.get(SOURCE_COLUMNS) or {}
+    own = said_columns(model)
     columns[TOP_DRIVERS] = (
         top_drivers(explanation.contributions[actionable].rename(columns=own), features.rename(columns=own),
                     n=rules.top_drivers)
@@ -213,6 +214,13 @@ def score_accounts(
     scores = pd.DataFrame(columns, index=features.index)
     expected = column_order(scorecard.categories() if scorecard is not None else [], order, scorecard is not None)
     return Scored(scores[expected], explanation, health, categories, notes)
+
+
+def said_columns(model: ChurnRiskModel) -> dict[str, str]:
+    """Model column -> the column the words render it as: a prepared table's columns in its own names (`Monthly
+    Charges`, not `Monthly_Charges`), usage columns after the product feature the data spells (`検索`, not the
+    column's hash: `FeatureSet.named_columns`)."""
+    return dict(model.metadata_.get(SOURCE_COLUMNS) or model.feature_set_.named_columns())
 
 
 def _no_words(features: pd.DataFrame) -> pd.Series:

@@ -1,12 +1,15 @@
 """Waterfall plot of one account's explanation: from the base risk, feature by feature, to its score.
 
 Drawn by `shap.plots.waterfall` from the exact contributions the scoring core computed; each
-feature is labelled with its health category, so the plot reads in the scorecard's vocabulary.
+feature is labelled with its health category, so the plot reads in the scorecard's vocabulary, and by
+the name the words give it (a usage column by its product feature, `usage_検索_per_seat_30d`) where the
+plot's fonts can draw that name, else by its column (a font without Japanese drew boxes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 import pandas as pd
@@ -21,11 +24,19 @@ def waterfall_figure(
     categories: Mapping[str, str],
     title: str,
     top: int = 12,
+    labels: Mapping[str, str] | None = None,
 ) -> Figure:
-    """The `top` largest contributions (log-odds; red raises risk) with the features' values, the rest summed."""
+    """The `top` largest contributions (log-odds; red raises risk) with the features' values, the rest summed.
+    `labels`: feature -> the name to show where the fonts can draw it (`models.scoring.said_columns`)."""
     import shap
 
-    names = [f"{name} ({categories[name]})" if name in categories else str(name) for name in contributions.index]
+    def label(name: str) -> str:
+        said = (labels or {}).get(name, name)
+        return said if _drawable(said) else name
+
+    names = [
+        f"{label(name)} ({categories[name]})" if name in categories else label(name) for name in contributions.index
+    ]
     explanation = shap.Explanation(
         values=contributions.to_numpy(dtype=float),
         base_values=float(base_value),
@@ -55,3 +66,24 @@ def _draw(explanation: Any, top: int, title: str, position: Bbox | None) -> Figu
     finally:
         plt.close(figure)  # out of pyplot's registry; the figure itself stays usable for saving
     return figure
+
+
+def _drawable(text: str) -> bool:
+    """Whether the fonts matplotlib draws sans-serif text with (its fallback list) have every character of `text`."""
+    return all(ord(c) in _glyphs() for c in text)
+
+
+@cache
+def _glyphs() -> frozenset[int]:
+    import matplotlib as mpl
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    paths = set()
+    for family in mpl.rcParams["font.sans-serif"]:
+        try:
+            paths.add(font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False))
+        except ValueError:  # not installed
+            continue
+    paths.add(font_manager.findfont(font_manager.FontProperties()))
+    return frozenset(code for path in paths for code in FT2Font(path).get_charmap())

@@ -232,7 +232,7 @@ def features(
     engine: EngineOpt = None,
 ) -> None:
     """Build the point-in-time snapshot feature table (with labels)."""
-    from features.table import values_metadata
+    from features.table import names_metadata, values_metadata
     from pipeline.console import print_warnings
     from pipeline.io import check_output_dir, check_output_file, output_format, write_output
     from pipeline.stages import build_feature_table, empty_feature_table_warning, load, write_feature_folder
@@ -266,7 +266,7 @@ def features(
         check_output_file(out_file, "features", overwrite=overwrite)  # before the work, and again when writing
         dataset = load(data, settings, out, scorecard=False)
         table = build_feature_table(dataset, settings, **dates)
-        metadata = values_metadata(settings.feature_values())
+        metadata = values_metadata(settings.feature_values()) | names_metadata(table)
         write_output(table, out_file, "features", overwrite=overwrite, metadata=metadata)
         rows, labelled = len(table), int(table["label"].notna().sum())
         out.print(

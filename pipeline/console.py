@@ -239,23 +239,36 @@ def print_score_run(run, paths: dict[str, Path], console: Console) -> None:
     at_risk, without_arr = arr_at_risk(scores)
     exposure = "unknown (no account has an ARR)" if at_risk is None else f"{at_risk:,.0f}"
     if at_risk is not None and without_arr:
-        exposure += f" ({without_arr:,} account(s) without an ARR left out)"
+        exposure += f" ({_plural(without_arr, 'account')} without an ARR left out)"
     console.print(
-        f"Scored {len(scores):,} accounts as of {pd.Timestamp(scores['as_of'].iloc[0]).date()} with model version "
-        f"{run.model_version}: health {bands}; ML risk {risk}; ARR at risk {exposure}."
+        f"Scored {_plural(len(scores), 'account')} as of {pd.Timestamp(scores['as_of'].iloc[0]).date()} with model "
+        f"version {run.model_version}: health {bands}; ML risk {risk}; ARR at risk {exposure}."
     )
-    if run.drifted:
-        console.print(
-            f"[yellow]warning:[/yellow] {len(run.drifted)} feature(s) drifted from the training data "
-            f"(PSI past the threshold and past what sampling noise gives {len(scores):,} accounts): "
-            f"{escape(', '.join(run.drifted[:8]))}",
-            highlight=False,
-        )
+    print_warnings(filter(None, [drift_warning(run.drifted, len(scores))]), console)
     print_notes(run.notes, console)
     print_warnings(run.warnings, console)
     print_alerts(run.alerts, console)
     if paths:
         console.print("Wrote " + ", ".join(f"{k} {v}" for k, v in paths.items()), markup=False, highlight=False)
+
+
+def drift_warning(drifted: list[str], accounts: int, most: int = 8) -> str | None:
+    """The warning for features that drifted from the training data (None when none did): the first `most`
+    named, and how many more; the churn probability (monitored too) is the score, not a feature."""
+    if not drifted:
+        return None
+    features = [name for name in drifted if name != CHURN_PROBABILITY]
+    what = [_plural(len(features), "feature")] if features else []
+    what += ["the churn probabilities"] if CHURN_PROBABILITY in drifted else []
+    shown = ", ".join(features[:most]) + (f" and {len(features) - most} more" if len(features) > most else "")
+    return (
+        f"{' and '.join(what)} drifted from the training data (PSI past the threshold and past what sampling noise "
+        f"gives {_plural(accounts, 'account')})" + (f": {shown}" if shown else "")
+    )
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def print_alerts(alerts: pd.DataFrame, console: Console, limit: int = 10) -> None:
@@ -331,7 +344,9 @@ def print_explanation(
         highlight=False,
     )
     console.print(
-        f"Context: {scores['context']}{_in_all(scores, CONTEXT_LOG_ODDS, 'context')}", markup=False, highlight=False
+        f"Context: {scores['context'] or 'none'}{_in_all(scores, CONTEXT_LOG_ODDS, 'context')}",
+        markup=False,
+        highlight=False,
     )
     if scores["override_ids"]:
         console.print(

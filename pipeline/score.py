@@ -7,6 +7,7 @@ Neither writes anything: the scoring commit (`pipeline/commit.py`) puts a run in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from models.overrides import RECORD_COLUMNS, apply_overrides, expiry_reasons, in
 from models.risk_model import ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from models.scores import CHURN_PROBABILITY, MODEL_VERSION, SCORECARD_HASH, SCORECARD_NAME, health_columns
-from models.scoring import Scored, score_accounts
+from models.scoring import Scored, said_columns, score_accounts
 from pipeline.config import Settings
 from pipeline.history import latest_before, read_history, trends
 from pipeline.progress import ProgressCallback
@@ -39,10 +40,13 @@ class ScoreRun:
     model_version: str
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # e.g. how the scorecard was adapted to the data
+    named: Mapping[str, str] = field(default_factory=dict)  # column -> as the words say it (`said_columns`)
 
     @property
     def drifted(self) -> list[str]:
-        return self.drift.loc[self.drift["drifted"], "feature"].tolist() if not self.drift.empty else []
+        """The drifted features, as the words name them (a usage column by its product feature's name)."""
+        drifted = self.drift.loc[self.drift["drifted"], "feature"].tolist() if not self.drift.empty else []
+        return [self.named.get(name, name) for name in drifted]
 
 
 def score_features(
@@ -318,4 +322,5 @@ def score_book(
         model_version=str(scores[MODEL_VERSION].iloc[0]),
         notes=notes,
         warnings=[*score_notes, *warnings],
+        named=said_columns(model),
     )

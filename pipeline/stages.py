@@ -239,18 +239,23 @@ def training_table(dataset: Dataset, settings: Settings, notes: list[str] | None
     if settings.engine != "spark":
         return build_feature_table(dataset, settings)
     from features.build import built_features, with_feature_dtypes
+    from features.table import with_product_names
     from pipeline.engines import feature_engine, sample_accounts
 
     dates = snapshot_dates_for(dataset, settings, None, None, None)
     with (
         progress_bars() as progress,
         feature_engine(dataset, settings) as engine,
-        built_features(dataset, engine, dates, settings.features, settings.data.grace_days, progress) as select,
+        built_features(dataset, engine, dates, settings.features, settings.data.grace_days, progress) as built,
     ):
-        table, note = sample_accounts(engine.dataframe(select), settings.spark.train_max_rows, settings.model.seed)
+        table, note = sample_accounts(
+            engine.dataframe(built.select), settings.spark.train_max_rows, settings.model.seed
+        )
         if note is not None and notes is not None:
             notes.append(note)
-        return with_feature_dtypes(table.orderBy("as_of", "account_id").toPandas())
+        return with_product_names(
+            with_feature_dtypes(table.orderBy("as_of", "account_id").toPandas()), built.product_names
+        )
 
 
 def write_feature_folder(
@@ -265,7 +270,7 @@ def write_feature_folder(
     (`as_of=YYYY-MM-DD/`), never collecting it on the driver; the folder lands whole or not at all.
     Returns (snapshots, dates, labelled, features)."""
     from features.build import built_features
-    from features.table import META_COLUMNS, record_values
+    from features.table import META_COLUMNS, record_names, record_values
     from pipeline.engines import feature_engine
     from pipeline.io import replace_directory
 
@@ -273,15 +278,16 @@ def write_feature_folder(
     with (
         progress_bars() as progress,
         feature_engine(dataset, settings) as engine,
-        built_features(dataset, engine, dates, settings.features, settings.data.grace_days, progress) as select,
+        built_features(dataset, engine, dates, settings.features, settings.data.grace_days, progress) as built,
         replace_directory(out_dir, "features") as tmp,
     ):
-        table = engine.dataframe(select)
+        table = engine.dataframe(built.select)
         partitioned = table.withColumn("as_of", table["as_of"].cast("date"))
         partitioned.write.mode("overwrite").partitionBy("as_of").parquet(str(tmp))
         if not any(tmp.glob("as_of=*")):  # no row, so no partition: one empty file keeps the columns readable
             partitioned.limit(0).write.mode("overwrite").parquet(str(tmp))
         record_values(tmp, settings.feature_values())
+        record_names(tmp, built.product_names)
         written = engine.spark.read.parquet(str(tmp))
         rows, labelled, date_count = written.selectExpr("count(*)", "count(label)", "count(DISTINCT as_of)").first()
     return rows, date_count, labelled, len(table.columns) - len(META_COLUMNS)
@@ -1051,6 +1057,7 @@ def run_explain(
     unscored = [c for c in scorecard.categories() if own is not None and c not in own.categories]  # not `other`
     print_explanation(account_id, when, scores, categories, console, unscored)
     if plot is not None:
+        from models.scoring import said_columns
         from models.waterfall import waterfall_figure
         from pipeline.io import FIGURE_DPI
 
@@ -1060,6 +1067,7 @@ def run_explain(
             scored.explanation.base_value,
             scored.categories,
             title=f"Account {account_id}",
+            labels=said_columns(model),  # product features named as the drivers name them
         )
         write_output_file(
             plot,
@@ -1180,6 +1188,8 @@ def _run_all(
     outputs: ScoreOutputs,
     console: Console,
 ) -> dict[str, Path]:
+    from features.table import names_metadata, values_metadata
+
     _print_recovered(settings, console)
     if data is None:
         data = out_dir / "data"
@@ -1191,7 +1201,9 @@ def _run_all(
     console.rule("features")
     notes: list[str] = []
     table = training_table(dataset, settings, notes)
-    paths = {"data": Path(data), "features": write_output(table, out_dir / "features.parquet", "features")}
+    metadata = values_metadata(settings.feature_values()) | names_metadata(table)  # as `churn features` records
+    features = write_output(table, out_dir / "features.parquet", "features", metadata=metadata)
+    paths = {"data": Path(data), "features": features}
     console.print(f"{len(table):,} monthly snapshots x {table.shape[1] - 4} features -> {paths['features']}")
     console.rule("train")
     result = train_on_table(

@@ -39,6 +39,7 @@ from features.table import (
     TERM_END,
     categorical_columns,
     feature_columns,
+    product_names,
     trim_ids,
 )
 from models.baselines import fit_logistic_baseline
@@ -487,12 +488,14 @@ def feature_set(
     scorecard: ScorecardConfig | None,
     overrides: dict[str, str],
     values: Mapping[str, int] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> FeatureSet:
     """The model's feature set: its columns, each in its category of `scorecard` (the registry's
-    without one; `features.category_overrides` first), which scorecard that was, and the value
-    settings (`values`, of a table the engine built) its features depend on."""
+    without one; `features.category_overrides` first), which scorecard that was, the value
+    settings (`values`, of a table the engine built) its features depend on and the product feature
+    names its usage columns count (`names`, the table's `product_names`)."""
     categories = ml_categories(features, scorecard, overrides)
-    return FeatureSet.of(features, categories, scorecard.version() if scorecard is not None else None, values)
+    return FeatureSet.of(features, categories, scorecard.version() if scorecard is not None else None, values, names)
 
 
 @dataclass
@@ -544,7 +547,9 @@ def fit_and_evaluate(
     _report(progress, 1)
 
     trials: list = []
-    features_used = feature_set(features, scorecard, settings.features.category_overrides, feature_values)
+    features_used = feature_set(
+        features, scorecard, settings.features.category_overrides, feature_values, product_names(table)
+    )
     model = settings.model.estimator().fit(
         labelled[features],
         labelled[LABEL],

@@ -45,7 +45,7 @@ def test_an_evergreen_term_is_said_to_have_no_renewal_date_not_a_count_of_days()
     assert context_words(frame).tolist() == [
         "renewed 3 times so far, no renewal date within 10 years, open-ended term, customer for 8.8 years",
         "no renewal date within 10 years, open-ended term, customer for 1 month",
-        "first renewal, 3.0 years away, 60-month term, customer for 24 months",
+        "first renewal, 3.0 years away, 60-month term, customer for 2.0 years",
     ]
     said = {np.nan: "renewal date unknown", 1: "renewal in 1 day", 400: "renewal in 13 months"}
     said |= {-1: "term ended 1 day ago"}

@@ -51,7 +51,7 @@ def test_a_note_longer_than_the_terminal_stays_one_line() -> None:
     ("arr", "said"),
     [
         ([np.nan, np.nan], "ARR at risk unknown (no account has an ARR)."),
-        ([1000.0, np.nan], "ARR at risk 250 (1 account(s) without an ARR left out)."),
+        ([1000.0, np.nan], "ARR at risk 250 (1 account without an ARR left out)."),
         ([1000.0, 3000.0], "ARR at risk 1,750."),
     ],
 )
@@ -123,6 +123,7 @@ def test_explain_says_none_where_nothing_raises_the_risk_or_costs_points() -> No
     text = console.export_text()
     assert "Rule view, points lost: none\n" in text
     assert "ML view, raising risk: none (actionable features in all: -0.40 log-odds)" in text
+    assert "Context: none (context in all: -0.10 log-odds)" in text  # a prepared table's model has no context
 
 
 def test_explain_says_an_evergreen_term_has_no_renewal_date() -> None:
@@ -138,3 +139,54 @@ def test_explain_says_an_evergreen_term_has_no_renewal_date() -> None:
     console = Console(record=True, width=200)
     print_explanation("A1", date(2025, 12, 1), scores, ["adoption"], console)
     assert "Lifecycle stage: expand; no renewal date within 10 years." in console.export_text()
+
+
+def test_the_drift_warning_is_one_warning_line_naming_product_features_and_how_many_more() -> None:
+    """The drift warning kept a format of its own: wrapped at the terminal's width (one warning, several lines),
+    "feature(s)", a usage column by its hash, and 8 of 9 drifted features listed without a word of the ninth."""
+    from pipeline.score import ScoreRun
+
+    drifted = [f"feature_{n}" for n in range(8)] + ["usage_1b6b1a6f89_per_seat_30d"]
+    scores = pd.DataFrame(
+        {"as_of": pd.Timestamp("2025-01-01"), "arr": [1.0], "churn_probability": [0.5], "health_band": ["red"],
+         "risk_band": ["medium"]}
+    )  # fmt: skip
+    drift = pd.DataFrame(
+        {"feature": [*drifted, "steady"], "psi": 1.0, "noise_level": 0.1, "drifted": [True] * 9 + [False]}
+    )
+    run = ScoreRun(
+        scores, pd.DataFrame(), drift, "3", named={"usage_1b6b1a6f89_per_seat_30d": "usage_検索_per_seat_30d"}
+    )
+    console = Console(record=True, width=80)
+    with warnings_once(console):
+        print_score_run(run, {}, console)
+        said = console.export_text(clear=False).splitlines()
+        print_warnings([line.removeprefix("warning: ") for line in said if "drifted" in line], console)  # said once
+    said = _lines(console)
+    assert said[0].startswith("Scored 1 account as of 2025-01-01")
+    lines = [line for line in said if "drifted" in line]
+    assert lines == [
+        "warning: 9 features drifted from the training data (PSI past the threshold and past what sampling noise "
+        "gives 1 account): feature_0, feature_1, feature_2, feature_3, feature_4, feature_5, feature_6, feature_7 "
+        "and 1 more"
+    ]
+    run.drift = drift.assign(drifted=[False] * 8 + [True, False])
+    console = Console(record=True, width=300)
+    print_score_run(run, {}, console)
+    said = console.export_text()
+    assert "warning: 1 feature drifted from the training data" in said
+    assert "): usage_検索_per_seat_30d\n" in said
+
+
+def test_the_drifting_churn_probability_is_said_as_the_score_not_as_one_more_feature() -> None:
+    """Drift monitors the score too: it read "7 features drifted ...: ..., churn_probability"."""
+    from pipeline.console import drift_warning
+
+    assert drift_warning(["days_since_last_login", "churn_probability"], 205) == (
+        "1 feature and the churn probabilities drifted from the training data (PSI past the threshold and past "
+        "what sampling noise gives 205 accounts): days_since_last_login"
+    )
+    assert drift_warning(["churn_probability"], 1) == (
+        "the churn probabilities drifted from the training data (PSI past the threshold and past what sampling "
+        "noise gives 1 account)"
+    )

@@ -357,3 +357,17 @@ def test_the_waterfall_writes_each_value_inside_its_bar_only_where_it_fits():
         box = text.get_window_extent(renderer)
         bar = next(b for b in bars if b.y0 <= (box.y0 + box.y1) / 2 <= b.y1)
         assert bar.x0 <= box.x0 and box.x1 <= bar.x1, text.get_text()
+
+
+def test_the_waterfall_names_product_features_as_the_drivers_do_where_its_font_can_draw_them():
+    """A usage column of a product feature whose name is not ASCII was labelled by its hash; labelled by the name,
+    a name the font has no glyphs for drew as boxes: such a name keeps its column."""
+    names = ["usage_7d1a9e1c2b_per_seat_30d", "usage_0a1b2c3d4e_per_seat_30d", "logins_per_seat_30d"]
+    labels = {names[0]: "usage_Отчёты_per_seat_30d", names[1]: "usage_\u0378_per_seat_30d"}  # U+0378: unassigned
+    figure = waterfall_figure(
+        pd.Series([0.3, 0.2, 0.1], index=names), pd.Series([1.0, 2.0, 3.0], index=names), -2.0,
+        dict.fromkeys(names, "adoption"), "Account A1", labels=labels,
+    )  # fmt: skip
+    said = [t.get_text() for ax in figure.axes for t in ax.get_yticklabels()]
+    assert "1 = usage_Отчёты_per_seat_30d (adoption)" in said, said
+    assert "2 = usage_0a1b2c3d4e_per_seat_30d (adoption)" in said, said

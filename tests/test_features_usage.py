@@ -11,6 +11,7 @@ from features.errors import DataContractError
 from features.feature_set import FeatureSet
 from features.registry import category_map, describe
 from features.settings import FeatureSettings
+from features.table import product_names
 
 AS_OF = "2024-04-01"
 EVENTS = pd.DataFrame(
@@ -82,6 +83,24 @@ def test_distinct_product_features_stay_distinct_whatever_their_script():
     assert describe("usage_resume_e9f7b5b696_per_seat_30d", 0.3) == (
         "0.3 uses of resume_e9f7b5b696 per seat in the last 30 days"
     )
+
+
+def test_the_table_carries_each_usage_column_s_product_feature_as_the_data_spells_it():
+    """The words said "uses of 1b6b1a6f89" for 検索: the table carries the names (the most used spelling of a
+    key, then the first in code-point order; on one line), which the model records for its drivers."""
+    names = {**NAMES, "Data\tImport\n": 1}
+    events = pd.DataFrame(
+        [("A", "2024-03-20 10:00", name) for name, count in names.items() for _ in range(count)],
+        columns=["account_id", "ts", "feature"],
+    )
+    table = build_features(make_dataset(usage_events=events), [AS_OF], FeatureSettings(top_features=20), 30)
+    spelt = product_names(table)
+    assert spelt["1b6b1a6f89"] == "検索" and spelt["resume_e9f7b5b696"] == "Résumé"
+    assert spelt["export_csv"] == "Export CSV" and spelt["data_import_"] == "Data Import"
+    assert "resume" not in spelt and "compliance_audit" not in spelt  # the name is the key
+    assert len(spelt) == 8 + 3
+    named = FeatureSet.of(table.columns[4:], product_names=spelt).named_columns()
+    assert describe(named["usage_1b6b1a6f89_per_seat_30d"], 0.3) == "0.3 uses of 検索 per seat in the last 30 days"
 
 
 def test_a_model_whose_column_merged_non_ascii_names_is_refused_not_scored_as_zero():

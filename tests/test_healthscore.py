@@ -513,3 +513,14 @@ def test_explanations_render_templates_with_the_companion_columns_they_cite() ->
     config = parse_scorecard(raw)
     text = explain_health(table, score_health(table, config), config)[0]
     assert text == f"{describe('logins_trend_30d', -0.25, table.iloc[0].to_dict())} (engagement, -50.0 pts)"
+
+
+def test_the_rule_view_names_a_usage_metric_by_its_product_feature() -> None:
+    """A scorecard metric on a product feature whose name is not ASCII (its column hashed) read "uses of
+    1b6b1a6f89"; with the model's names it reads as the drivers do."""
+    column = "usage_1b6b1a6f89_per_seat_30d"
+    raw = card({"adoption": {"metrics": {column: {"scheme": "linear", "bad": 0, "good": 2}}}})
+    table = pd.DataFrame({column: [0.5], "seats": [4.0]})
+    config = parse_scorecard(raw)
+    text = explain_health(table, score_health(table, config), config, labels={column: "usage_検索_per_seat_30d"})[0]
+    assert text == "0.5 uses of 検索 per seat in the last 30 days (adoption, -75.0 pts)"

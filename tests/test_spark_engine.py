@@ -19,7 +19,7 @@ from rich.console import Console
 
 from features.build import build_features
 from features.sql.engine import SparkEngine
-from features.table import read_feature_table, recorded_values
+from features.table import product_names, read_feature_table, recorded_values
 from pipeline.config import load_settings
 from pipeline.loading import load_dataset
 from pipeline.spark_loading import load_on_spark, register_tables
@@ -84,6 +84,24 @@ def test_churn_features_on_spark_reads_a_uri_and_writes_the_duckdb_table_partiti
     assert dates == [f"as_of={d:%Y-%m-%d}" for d in sorted(expected.as_of.unique())]
     assert_same_table(read_feature_table(str(out)), expected)
     assert recorded_values(out) == settings.feature_values()  # for `churn train --features FOLDER`
+
+
+def test_the_spark_folder_carries_the_product_feature_names_duckdb_finds(world, tmp_path, capsys):
+    """Product features whose names are not ASCII have hashed columns: the folder records the names (its sidecar),
+    so a model trained on it (`churn train --features FOLDER`) says "uses of 検索"."""
+    _, data, settings, _, _, _ = world
+    renamed = tmp_path / "data"
+    shutil.copytree(data, renamed)
+    usage = pd.read_parquet(renamed / "usage_events")
+    usage["feature"] = usage["feature"].map(lambda name: {"dashboards": "検索", "reports": "Отчёты"}.get(name, name))
+    shutil.rmtree(renamed / "usage_events")
+    usage.to_parquet(renamed / "usage_events.parquet", index=False)
+    out = tmp_path / "features"
+    code, text = run_cli(["features", "--data", str(renamed), "--out", str(out), "--engine", "spark"], capsys)
+    assert code == 0, text
+    names = product_names(read_feature_table(str(out)))
+    assert names == product_names(build_feature_table(load_dataset(renamed), settings))
+    assert {"検索", "Отчёты"} <= set(names.values()), names
 
 
 def test_a_date_with_no_active_account_writes_an_empty_table_with_the_duckdb_columns(world, capsys):

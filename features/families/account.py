@@ -52,7 +52,9 @@ TERM_LENGTH = declare.fixed(
 DAYS_TO_RENEWAL = declare.fixed(
     "days_to_renewal", "Days until the current term ends", "neutral", "{value:.0f} days to renewal"
 )
-RENEWALS = declare.fixed("renewals_count", "Renewals so far", "higher", "renewed {value:.0f} times so far")
+RENEWALS = declare.fixed(
+    "renewals_count", "Renewals so far", "higher", "renewed {value:.0f} times so far", none="not renewed yet"
+)
 SEAT_CHANGE = declare.fixed(
     "seat_change_last_renewal",
     "Relative seat change at the last renewal (0 if none)",

@@ -124,10 +124,11 @@ class Declarations:
         missing: str | None = None,
         never: str | None = None,
         unseated: str | None = None,
+        none: str | None = None,
     ) -> str:
         """Declare a feature; `requires`: the optional columns of the source table it needs; `missing`,
-        `never` and `unseated`: its words for a missing value, for an event that never happened and for an
-        account without a seat count (FeatureSpec)."""
+        `never`, `unseated` and `none`: its words for a missing value, for an event that never happened, for an
+        account without a seat count and for a value of zero (FeatureSpec)."""
         register(
             FeatureSpec(
                 name,
@@ -142,6 +143,7 @@ class Declarations:
                 missing=missing,
                 never=never,
                 unseated=unseated,
+                none=none,
             )
         )
         return name

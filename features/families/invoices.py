@@ -37,7 +37,7 @@ PAYMENT_WINDOWS = (90, 365)
 
 DAYS_OVERDUE = declare.fixed(
     "days_overdue", "Days the oldest unpaid invoice is past its due date (0 when none)", "lower",
-    "an invoice is {value:.0f} days overdue", requires=("paid_at",),
+    "an invoice is {value:.0f} days overdue", requires=("paid_at",), none="no invoice overdue",
 )  # fmt: skip
 OVERDUE_INVOICES = declare.fixed(
     "overdue_invoices", "Unpaid invoices past their due date", "lower", "{value:.0f} invoices overdue",
@@ -52,6 +52,7 @@ LATE = {
     w: declare.fixed(
         f"late_payments_{w}d", f"Invoices due in the last {w} days not paid by their due date", "lower",
         f"{{value:.0f}} invoices paid late or not at all (due in the last {w} days)", requires=("paid_at",),
+        none=f"no late or missed payment (invoices due in the last {w} days)",
     )
     for w in PAYMENT_WINDOWS
 }  # fmt: skip

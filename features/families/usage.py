@@ -40,7 +40,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from features.errors import DataContractError
@@ -125,7 +125,7 @@ TREND = declare.fixed(
     missing="{events_per_seat_30d:.1f} events per seat in 30 days, none in the 30 before",
 )
 
-PER_FEATURE = re.compile(r"^usage_(.+)_per_seat_30d$")
+PER_FEATURE = re.compile(r"^usage_(.+)_per_seat_30d\Z", re.DOTALL)  # any name (`named_columns`)
 SAFE_KEY = re.compile(r"[a-z0-9_]+")
 NAMES = "_ft_usage_names"
 KEYS = "_ft_usage_keys"
@@ -145,6 +145,7 @@ def _old_key(feature: str) -> str:
     return re.sub(r"[^a-z0-9]", "_", feature.lower())
 
 
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 HASH_CHARS = 10  # hex digits of a non-ASCII name's hash: 40 bits, no collision among thousands of names
 
 
@@ -168,16 +169,22 @@ def per_feature_name(key: str) -> str:
     return f"usage_{key}_per_seat_30d"
 
 
+def named_columns(names: Mapping[str, str]) -> dict[str, str]:
+    """The per-feature columns of `product_names` (key -> name) renamed after the name the data spells: the
+    column the words render, whose spec (`_per_feature_spec`) says "uses of 検索", not "uses of 1b6b1a6f89"."""
+    return {per_feature_name(key): per_feature_name(name) for key, name in names.items()}
+
+
 def _per_feature_spec(name: str) -> FeatureSpec | None:
     match = PER_FEATURE.match(name)
     if match is None:
         return None
-    feature = match.group(1)
+    feature = match.group(1).replace("{", "{{").replace("}", "}}")  # a named column's name is in the templates
     return FeatureSpec(
         name,
         SOURCE,
         CATEGORY,
-        f"Uses of {feature} per seat in the last 30 days",
+        f"Uses of {match.group(1)} per seat in the last 30 days",
         "higher",
         f"{{value:.1f}} uses of {feature} per seat in the last 30 days",
         unseated=f"{{value:.0f}} uses of {feature} in the last 30 days",
@@ -315,6 +322,29 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     columns[TREND] = rel_change(zero("w.events_30"), zero("w.events_prev_30"))
     engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)
+
+
+def product_names(engine: Engine, ctx: FamilyContext, columns: Iterable[str]) -> dict[str, str]:
+    """The product feature name each per-feature column of `columns` counts, by key, where the name is not the
+    key itself (`検索` for `1b6b1a6f89`, `Export CSV` for `export_csv`): the words name the feature as the data
+    spells it, not by its column-name form. Of the names sharing a key, the most used before the latest as_of
+    (then the first in code-point order); a tracked feature the data lacks, as configured. A name is said on one
+    line: its runs of whitespace and control characters as one space. Read from this build's `KEYS` table (one
+    row per distinct name), so after `build` and before the intermediates are dropped."""
+    keys = [m.group(1) for m in map(PER_FEATURE.match, columns) if m and SAFE_KEY.fullmatch(m.group(1))]
+    if not keys:
+        return {}
+    listed = ", ".join(f"'{key}'" for key in keys)  # of the form [a-z0-9_]+: safe literals
+    rows = engine.rows(f"SELECT key, feature, events_before FROM {KEYS} WHERE key IN ({listed})")
+    best: dict[str, tuple[int, str]] = {}
+    for key, name, events in rows:
+        if key not in best or (-int(events), name) < (-best[key][0], best[key][1]):
+            best[key] = (int(events), name)
+    names = {key: name for key, (_, name) in best.items()}
+    for name in ctx.settings.tracked_features:
+        names.setdefault(feature_key(name), name)
+    said = {key: " ".join(_CONTROLS.sub(" ", names[key]).split()) for key in keys if key in names}
+    return {key: name for key, name in said.items() if name and name != key}
 
 
 def _usage_keys(engine: Engine, ctx: FamilyContext) -> list[str]:

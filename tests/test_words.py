@@ -1,0 +1,140 @@
+"""What the drivers, the context and the alerts say at the edges (wave 17): a tenure of two years, a renewal
+today, a term that ended, an account that churned, a count of nothing."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from features.registry import describe
+from models.alerts import score_alerts
+from models.explain import context_words, renewal_words
+
+
+def test_tenure_words_change_unit_where_the_number_said_reaches_it() -> None:
+    """726 days read "customer for 24 months" while 731 read "2.0 years": the unit followed the unrounded
+    months, the number the rounded ones."""
+    frame = pd.DataFrame({"tenure_days": [726.0, 731.0, 700.0, 30.0, 31.0, 1.0, 0.0]})
+    assert context_words(frame).tolist() == [
+        "customer for 2.0 years",
+        "customer for 2.0 years",
+        "customer for 23 months",
+        "customer for 30 days",
+        "customer for 1 month",
+        "customer for 1 day",
+        "customer for 0 days",
+    ]
+
+
+def test_a_renewal_today_is_said_today_and_an_ended_term_alike_everywhere() -> None:
+    """A renewal date of today read "renewal in 0 days", "first renewal, 0 days away", "renews in 0 days"."""
+    frame = pd.DataFrame({"renewals_count": [0.0, 2.0, 1.0], "days_to_renewal": [0.0, -3.0, 5.0]})
+    assert context_words(frame).tolist() == [
+        "first renewal, today",
+        "third renewal, term ended 3 days ago",
+        "second renewal, 5 days away",
+    ]
+    assert [renewal_words(d) for d in (0.0, -3.0, -1.0, 5.0)] == [
+        "renewal today",
+        "term ended 3 days ago",
+        "term ended 1 day ago",
+        "renewal in 5 days",
+    ]
+
+
+def _scores(days: list[float], status: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": [f"A{i}" for i in range(len(days))],
+            "as_of": pd.Timestamp("2025-12-01"),
+            "term_end": [pd.Timestamp("2025-12-01"), pd.Timestamp("2025-03-01"), pd.Timestamp("2025-12-11")],
+            "churn_probability": 0.9,
+            "health_score": 30.0,
+            "health_band": "red",
+            "risk_band": "high",
+            "days_to_renewal": days,
+            "renewals_count": 0.0,
+            "arr": 1000.0,
+            "top_drivers": "",
+            "account_status": status,
+        }
+    )
+
+
+def test_a_churned_account_is_said_to_have_churned_not_to_renew_today() -> None:
+    """With --include-churned an account whose terms have all ended is scored on its last day (days to renewal
+    0), dated the run's date: its context read "first renewal, 0 days away" and its alert "renews in 0 days with
+    high churn risk", of a customer gone for 9 months."""
+    scores = _scores([0.0, 0.0, 10.0], ["active", "churned", "active"])
+    assert context_words(scores).tolist() == [
+        "first renewal, today",
+        "churned, term ended 275 days ago",
+        "first renewal, 10 days away",
+    ]
+    alerts = score_alerts(scores, None, score_drop=10, probability_level=0.5, renewal_days=30, high_risk=0.5)
+    reasons = dict(zip(alerts["account_id"], alerts["reasons"], strict=True))
+    assert reasons == {
+        "A0": "renews today with high churn risk and red health",
+        "A2": "renews in 10 days with high churn risk and red health",
+    }
+
+
+def test_a_count_of_nothing_is_said_as_none() -> None:
+    """A zero read "0.0 uses of reports per seat in the last 30 days", "0 distinct features used", "0 tickets
+    open": none per seat is none at all."""
+    seated = {"seats": 10.0, "tenure_days": 400.0}
+    said = {
+        "usage_reports_per_seat_30d": "no uses of reports in the last 30 days",
+        "feature_breadth_30d": "no distinct features used in the last 30 days",
+        "logins_per_seat_30d": "no logins in the last 30 days",
+        "open_tickets": "no tickets open",
+        "quantity_per_seat_30d": "no units of usage in the last 30 days",
+    }
+    assert {name: describe(name, 0.0, seated) for name in said} == said
+    assert describe("open_tickets", 2.0) == "2 tickets open"
+    assert describe("days_to_renewal", 0.0) == "0 days to renewal"  # a span of time, not a count of things
+
+
+def test_a_zero_the_words_would_misstate_has_words_of_its_own() -> None:
+    """`days_overdue` is 0 when no invoice is overdue: it read "an invoice is 0 days overdue"; no renewal yet
+    read "renewed 0 times so far", in the drivers and in the context of an evergreen term."""
+    assert describe("days_overdue", 0.0) == "no invoice overdue"
+    assert describe("days_overdue", 12.0) == "an invoice is 12 days overdue"
+    assert describe("renewals_count", 0.0) == "not renewed yet"
+    # "no invoices paid late or not at all" read as if no invoice had been paid
+    assert describe("late_payments_365d", 0.0) == "no late or missed payment (invoices due in the last 365 days)"
+    frame = pd.DataFrame({"renewals_count": [0.0, 2.0], "days_to_renewal": [355048.0, float("nan")]})
+    assert context_words(frame).tolist() == [
+        "not renewed yet, no renewal date within 10 years",
+        "renewed 2 times so far",
+    ]
+
+
+def test_a_count_rounded_to_zero_is_said_under_its_bound_not_as_zero() -> None:
+    """0.04 uses per seat read "0.0 uses of reports per seat in the last 30 days", which says none."""
+    seated = {"seats": 10.0}
+    assert describe("usage_reports_per_seat_30d", 0.04, seated) == (
+        "under 0.1 uses of reports per seat in the last 30 days"
+    )
+    assert describe("tickets_per_seat_30d", 0.004, seated) == "under 0.01 tickets per seat in the last 30 days"
+    assert describe("usage_reports_per_seat_30d", 0.06, seated) == "0.1 uses of reports per seat in the last 30 days"
+
+
+def test_words_that_start_with_a_companion_count_of_zero_say_none_too() -> None:
+    """The trend of an account without a seat count read "0 logins in 30 days, -100% on the previous 30"."""
+    assert describe("logins_trend_30d", -1.0, {"logins_per_seat_30d": 0.0}) == (
+        "no logins in 30 days, -100% on the previous 30"
+    )
+    assert describe("usage_trend_30d", -0.5, {"events_per_seat_30d": 0.04, "seats": 3.0}) == (
+        "under 0.1 events per seat in 30 days, -50% on the previous 30"
+    )
+
+
+def test_a_score_drop_of_one_point_is_said_in_the_singular() -> None:
+    """A scorecard's `score_drop: 0` alerted "health score dropped 1 points"."""
+    now = _scores([200.0, 200.0, 200.0], ["active"] * 3).assign(health_score=[59.0, 50.0, 30.0], health_band="yellow")
+    before = now.assign(health_score=[60.0, 52.0, 30.0])
+    alerts = score_alerts(now, before, score_drop=0, probability_level=1.0, renewal_days=30, high_risk=1.0)
+    assert alerts.set_index("account_id")["reasons"].to_dict() == {
+        "A0": "health score dropped 1 point (from 60 to 59)",
+        "A1": "health score dropped 2 points (from 52 to 50)",
+    }
