@@ -28,6 +28,7 @@ from features.progress import ProgressCallback, report
 from features.registry import (
     SEATS,
     TENURE_DAYS,
+    data_days_column,
     describer,
     is_actionable,
     lookup,
@@ -335,11 +336,13 @@ def _render(name: str, X: pd.DataFrame, rows: np.ndarray) -> list[str]:
     companions = [c for c in template_fields(name) if c in X.columns]
     columns = [X[c].iloc[rows].to_numpy() for c in companions]
     if (found := lookup(name)) is not None and found.never is not None and TENURE_DAYS in companions:
-        # the account's age is cited only when the event never happened (the value reaches it): leave it
-        # out of the other rows' keys, which then repeat as the values do
-        at = companions.index(TENURE_DAYS)
-        reached = pd.to_numeric(X[name].iloc[rows], errors="coerce").to_numpy() >= columns[at]
-        columns[at] = np.where(reached, columns[at], None)  # None, not NaN: equal in every key
+        # the account's age and the days of its table's data matter only when no event was seen (the value
+        # reaches one of them): leave them out of the other rows' keys, which then repeat as the values do
+        bounds = [companions.index(c) for c in (TENURE_DAYS, data_days_column(found.source)) if c in companions]
+        bound = np.fmin.reduce([columns[at].astype(float) for at in bounds])
+        reached = pd.to_numeric(X[name].iloc[rows], errors="coerce").to_numpy() >= bound
+        for at in bounds:
+            columns[at] = np.where(reached, columns[at], None)  # None, not NaN: equal in every key
     if found is not None and found.unseated is not None and SEATS in companions:
         at = companions.index(SEATS)  # only whether the account has a seat count matters to the words
         columns[at] = pd.to_numeric(X[SEATS].iloc[rows], errors="coerce").to_numpy() > 0

@@ -123,11 +123,13 @@ class Declarations:
         *,
         missing: str | None = None,
         never: str | None = None,
+        since_start: str | None = None,
         unseated: str | None = None,
     ) -> str:
         """Declare a feature; `requires`: the optional columns of the source table it needs; `missing`,
-        `never` and `unseated`: its words for a missing value, for an event that never happened and for an
-        account without a seat count (FeatureSpec)."""
+        `never`, `since_start` and `unseated`: its words for a missing value, for an event that never happened
+        (since the landing, since a later start of the table) and for an account without a seat count
+        (FeatureSpec)."""
         register(
             FeatureSpec(
                 name,
@@ -142,6 +144,7 @@ class Declarations:
                 missing=missing,
                 never=never,
                 unseated=unseated,
+                since_start=since_start,
             )
         )
         return name

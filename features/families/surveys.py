@@ -9,18 +9,22 @@ is an NPS response. "Latest" is the mean of the responses on the last day with a
 from __future__ import annotations
 
 from features.families.base import Declarations, FamilyContext, family_table
+from features.registry import data_days_column
 from features.sql.engine import Engine
 from features.sql.timeline import (
     agg_where,
     as_double,
     count_where,
+    data_days,
+    days_since_last,
     ever_before_as_of_sql,
     family_sql,
     latest_row_joins,
     ratio,
     snapshot_join,
     sum_within,
-    tenure,
+    table_start_join,
+    table_start_sql,
     trailing_sql,
     zero,
 )
@@ -72,6 +76,7 @@ DAYS_SINCE = declare.fixed(
     "lower",
     "last survey response {value:.0f} days ago",
     never="no survey response recorded after the day it landed, {tenure_days:.0f} days ago",
+    since_start="no survey response since the surveys data starts, {value:.0f} days ago",
 )
 
 DAILY = "_ft_surveys_day"
@@ -81,6 +86,7 @@ WINDOWS = "_ft_surveys_win"
 
 
 LAST = "_ft_surveys_last"
+START = "_ft_surveys_start"
 NPS_LAST = "_ft_surveys_nps_last"
 CSAT_LAST = "_ft_surveys_csat_last"
 
@@ -115,8 +121,10 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         columns[CSAT_LATEST] = "csat.mean"
         columns[CSAT_MEAN] = ratio("w.csat_sum", "w.csat_n")
     columns[RESPONSES] = as_double(zero("w.responses"))
-    columns[DAYS_SINCE] = f"coalesce({d.days_between('l.day', 's.as_of')}, {tenure(d)})"
-    joins = [snapshot_join("w", WINDOWS), snapshot_join("l", LAST)]
+    columns[DAYS_SINCE] = days_since_last(d, "l.day")
+    columns[data_days_column(SOURCE)] = data_days(d)
+    engine.define(START, table_start_sql(DAILY))
+    joins = [snapshot_join("w", WINDOWS), snapshot_join("l", LAST), table_start_join(START)]
     joins += latest_row_joins("nps", NPS_DAILY, NPS_LAST) + latest_row_joins("csat", CSAT_DAILY, CSAT_LAST)
     engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

@@ -131,14 +131,36 @@ def table_start_sql(rollup: str) -> str:
     return f"SELECT min(day) AS first_day FROM {rollup}"
 
 
+def starts_after_landing(d: Dialect, start: str = "hs.first_day") -> str:
+    """Whether the table's first row before as_of (`start`, from `table_start_sql`) is after the account's
+    landing day: the table does not say what happened between the landing and its start. A table without a
+    row before as_of is taken at its word, as its windows are (no activity; an empty table is warned about
+    when the data is read)."""
+    return f"({start} < s.as_of AND {start} > {d.day_of('s.landed_at')})"
+
+
 def since_landing(d: Dialect, known: str, start: str = "hs.first_day") -> str:
     """`known` (a quantity counted from the landing day: days to first use, onboarding sessions), NULL where
-    the table's first row before as_of (`start`, from `table_start_sql`) is after the account's landing day:
-    the table does not say what happened before it starts, and reading nothing there as "never" would count
-    the export's start ("first product use 1734 days after landing" of an account landed years before the
-    usage data). A table without a row before as_of is taken at its word, as its windows are (no activity;
-    an empty table is warned about when the data is read)."""
-    return f"(CASE WHEN {start} < s.as_of AND {start} > {d.day_of('s.landed_at')} THEN NULL ELSE {known} END)"
+    the table starts after the account landed (`starts_after_landing`): reading nothing before the table's
+    start as "never" would count the export's start ("first product use 1734 days after landing" of an
+    account landed years before the usage data)."""
+    return f"(CASE WHEN {starts_after_landing(d, start)} THEN NULL ELSE {known} END)"
+
+
+def days_since_last(d: Dialect, last_day: str, start: str = "hs.first_day") -> str:
+    """Days since the account's last row before as_of (`last_day`); without one, days since it landed -- or,
+    where the table starts after the landing (`starts_after_landing`), since the table's first row: the data
+    says nothing before it, and counting from the landing day read an export of two years as "no login for
+    1700 days" (measured in bench/RESULTS.md, "Wave 17 (since)"). `data_days` tells the words which it is."""
+    bound = f"CASE WHEN {starts_after_landing(d, start)} THEN {d.days_between(start, 's.as_of')} ELSE {tenure(d)} END"
+    return f"coalesce({d.days_between(last_day, 's.as_of')}, {bound})"
+
+
+def data_days(d: Dialect, start: str = "hs.first_day") -> str:
+    """Days of the table before as_of, from its first row (NULL when it has none before as_of): what a
+    "days since" value is bounded by (`days_since_last`), carried beside the features for their words
+    (`features.registry.data_days_column`), never a feature itself."""
+    return f"(CASE WHEN {start} < s.as_of THEN {d.days_between(start, 's.as_of')} END)"
 
 
 def table_start_join(table: str) -> str:
