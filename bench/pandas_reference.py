@@ -375,6 +375,8 @@ def _training(trainings, snap, as_of, settings, present) -> pd.DataFrame:
 
 def _invoices(invoices, snap, as_of, present) -> pd.DataFrame:
     out = pd.DataFrame(index=snap.index)
+    every = invoices[invoices.due_at.notna() & invoices.status.ne("void")]
+    out["invoices_data_days"] = _data_days(every.assign(day=every.issued_at.dt.floor("D")), snap, as_of)
     owed = invoices[invoices[ID].isin(snap.index) & invoices.due_at.notna() & invoices.status.ne("void")].copy()
     owed["on_time"] = (owed.paid_at.dt.floor("D") <= owed.due_at.dt.floor("D")).fillna(False)
     issued = _before(owed, as_of)

@@ -42,9 +42,12 @@ class FeatureSpec:
     like `template`. `since_start` is what such a value means when it counts from the first row of a table
     that starts after the account landed (`data_days_column`): "no login since the logins data starts, 700
     days ago", where the data cannot say whether there was one before (a login on that first day gives the
-    value too). `unseated` is what a per-seat value says where the account has no licensed seat count
-    (`SEATS` missing from its row, or not a column at all): per-seat features divide by 1 there, so the value
-    is the account's own count ("12 logins in the last 30 days", not "12.0 logins per seat").
+    value too). `window` is the days a feature over a trailing window reads back: where its table starts inside
+    the window, after the account landed, its words add how much of the window the data holds ("3 failed
+    payments (last 365 days), only 200 of these 365 days in the invoices data"). `unseated` is what a per-seat
+    value says where the account has no licensed seat count (`SEATS` missing from its row, or not a column at
+    all): per-seat features divide by 1 there, so the value is the account's own count ("12 logins in the last
+    30 days", not "12.0 logins per seat").
     """
 
     name: str
@@ -61,6 +64,7 @@ class FeatureSpec:
     never: str | None = None
     unseated: str | None = None
     since_start: str | None = None
+    window: int | None = None
 
     def templates(self) -> tuple[str, ...]:
         """Every template that may render the feature (its value, a missing value, an event that never happened,
@@ -203,8 +207,9 @@ def template_fields(name: str) -> tuple[str, ...]:
             continue
     if found.unseated is not None:
         fields.append(SEATS)  # whether the account has a seat count decides the words
-    if found.since_start is not None:
-        fields.append(data_days_column(found.source))  # whether the value counts from the table's start
+    if found.since_start is not None or found.window is not None:
+        # whether the value counts from the table's start rather than the landing or the window's start
+        fields += [data_days_column(found.source), TENURE_DAYS]
     return tuple(dict.fromkeys(f for f in (re.split(r"[.\[]", f)[0] for f in fields) if f != "value"))
 
 
@@ -215,14 +220,14 @@ def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, 
     template = found.template
     if missing:
         template = found.missing or "{description}: not recorded"
-    elif found.never is not None and row and (reached := _reached(found, value, row)) is not None:
+    elif (found.never or found.since_start) and row and (reached := _reached(found, value, row)) is not None:
         template = reached
     elif found.unseated is not None and row is not None and not _seated(row):
         template = found.unseated
     context = {k: _clean(v) for k, v in row.items()} if row else {}
     context |= {"value": value, "description": found.description}
     try:
-        return singular_counts(_no_negative_zero(template).format_map(context))
+        return singular_counts(_no_negative_zero(template).format_map(context) + _partial(found, row))
     except (KeyError, ValueError, TypeError, IndexError):
         return f"{found.description}: {'not recorded' if missing else _fmt(value)}"
 
@@ -249,7 +254,16 @@ def _reached(found: FeatureSpec, value: Any, row: Mapping[str, Any]) -> str | No
     start, age = row.get(data_days_column(found.source)), row.get(TENURE_DAYS)
     if found.since_start is not None and _at_least(value, start) and not _at_least(start, age):
         return found.since_start
-    return found.never if _at_least(value, age) else None
+    return found.never if found.never is not None and _at_least(value, age) else None
+
+
+def _partial(found: FeatureSpec, row: Mapping[str, Any] | None) -> str:
+    """What a feature over the last `window` days adds when its table starts inside the window, after the
+    account landed: how much of the window the data holds (the value counts that part only)."""
+    held = row.get(data_days_column(found.source)) if found.window is not None and row else None
+    if not _at_least(held, 0) or _at_least(held, found.window) or _at_least(held, row.get(TENURE_DAYS)):
+        return ""
+    return f", only {float(held):.0f} of these {found.window} days in the {found.source.replace('_', ' ')} data"
 
 
 # A number field of a template ("{value:+.0%}", "{value:,.0f}"): its sign, then the rest of its format.

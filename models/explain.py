@@ -335,14 +335,21 @@ def _render(name: str, X: pd.DataFrame, rows: np.ndarray) -> list[str]:
     values = X[name].iloc[rows].tolist()
     companions = [c for c in template_fields(name) if c in X.columns]
     columns = [X[c].iloc[rows].to_numpy() for c in companions]
-    if (found := lookup(name)) is not None and found.never is not None and TENURE_DAYS in companions:
+    found = lookup(name)
+    if found is not None and (found.never or found.window) and TENURE_DAYS in companions:
         # the account's age and the days of its table's data matter only when no event was seen (the value
-        # reaches one of them): leave them out of the other rows' keys, which then repeat as the values do
-        bounds = [companions.index(c) for c in (TENURE_DAYS, data_days_column(found.source)) if c in companions]
-        bound = np.fmin.reduce([columns[at].astype(float) for at in bounds])
-        reached = pd.to_numeric(X[name].iloc[rows], errors="coerce").to_numpy() >= bound
-        for at in bounds:
-            columns[at] = np.where(reached, columns[at], None)  # None, not NaN: equal in every key
+        # reaches one of them) or the table starts inside the window: leave them out of the other rows' keys,
+        # which then repeat as the values do
+        at = [companions.index(c) for c in (TENURE_DAYS, data_days_column(found.source)) if c in companions]
+        age = columns[at[0]].astype(float)
+        held = columns[at[-1]].astype(float)  # the age again where the table has no days-of-data column
+        matter = np.zeros(len(rows), dtype=bool)
+        if found.never is not None:
+            matter |= pd.to_numeric(X[name].iloc[rows], errors="coerce").to_numpy() >= np.fmin(age, held)
+        if found.window is not None:
+            matter |= (held < found.window) & ~(held >= age)
+        for i in at:
+            columns[i] = np.where(matter, columns[i], None)  # None, not NaN: equal in every key
     if found is not None and found.unseated is not None and SEATS in companions:
         at = companions.index(SEATS)  # only whether the account has a seat count matters to the words
         columns[at] = pd.to_numeric(X[SEATS].iloc[rows], errors="coerce").to_numpy() > 0

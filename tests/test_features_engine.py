@@ -67,8 +67,8 @@ def test_the_days_of_each_tables_data_ride_beside_the_features_never_as_one(gene
     feature set too (scoring), and is never a feature: a model trained on the table does not get it."""
     carried = [c for c in generated_table.columns if c in DATA_DAYS_COLUMNS]
     assert carried == [c for c in generated_table.columns if c.endswith("_data_days")]
-    assert len(carried) == 6 and not set(carried) & set(feature_columns(generated_table))
-    assert list(generated_table.columns[-6:]) == carried
+    assert len(carried) == 7 and not set(carried) & set(feature_columns(generated_table))
+    assert list(generated_table.columns[-7:]) == carried
     names = ["days_since_last_login", "tenure_days"]
     dataset = load_dataset(generated)
     scoring = build_features(dataset, [generated_table.as_of.max()], SETTINGS, 30, feature_set=FeatureSet.of(names))

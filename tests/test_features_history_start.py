@@ -143,3 +143,34 @@ def test_the_drivers_of_a_feature_table_say_where_the_count_starts() -> None:
     assert words == ["no login since the logins data starts, 91 days ago", "last login 31 days ago"]
     words = _render("days_since_last_training", table, np.arange(2))
     assert words == ["last training 12 days ago", "no training recorded after the day it landed, 60 days ago"]
+
+
+def test_a_window_the_table_starts_inside_says_how_much_of_it_the_data_holds() -> None:
+    late = {"tenure_days": 821.0, "invoices_data_days": 200.0}
+    assert describe("late_payments_365d", 2.0, late) == (
+        "2 invoices paid late or not at all (due in the last 365 days), only 200 of these 365 days in the invoices data"
+    )
+    assert describe("late_payment_share_365d", float("nan"), late) == (
+        "no invoice due in the last 365 days, only 200 of these 365 days in the invoices data"
+    )
+    assert describe("invoiced_amount_change_365d", 0.5, {**late, "invoices_data_days": 500.0}).endswith(
+        "previous year, only 500 of these 730 days in the invoices data"
+    )
+    # the data holds the whole window, or the account landed after the table starts: the words as always
+    for row in ({**late, "invoices_data_days": 365.0}, {"tenure_days": 150.0, "invoices_data_days": 200.0}, {}):
+        assert (
+            describe("late_payments_365d", 2.0, row) == "2 invoices paid late or not at all (due in the last 365 days)"
+        )
+
+
+def test_the_drivers_of_a_window_the_table_starts_inside_say_so() -> None:
+    """Logins starting 31 days before as_of hold 31 of the 90 days of A's and C's windows (both landed before);
+    starting 91 days before, they hold the whole window."""
+    tables = {**DATA, "logins": pd.DataFrame({"account_id": ["B", "C"], "ts": ["2024-03-01", "2024-03-01"]})}
+    table = pd.DataFrame([_row("A", **tables), _row("C", **tables), _row("A"), _row("C")])
+    assert _render("active_days_90d", table, np.arange(4)) == [
+        "logins on 0 of the last 90 days, only 31 of these 90 days in the logins data",
+        "logins on 1 of the last 90 days, only 31 of these 90 days in the logins data",
+        "logins on 0 of the last 90 days",
+        "logins on 1 of the last 90 days",
+    ]

@@ -80,6 +80,7 @@ class Windowed:
             requires=self.requires,
             actionable=self.actionable,
             unseated=fill(self.unseated) if self.unseated is not None else None,
+            window=window,
         )
 
     def window(self, name: str) -> int | None:
@@ -125,11 +126,15 @@ class Declarations:
         never: str | None = None,
         since_start: str | None = None,
         unseated: str | None = None,
+        window: int | None = None,
     ) -> str:
         """Declare a feature; `requires`: the optional columns of the source table it needs; `missing`,
         `never`, `since_start` and `unseated`: its words for a missing value, for an event that never happened
-        (since the landing, since a later start of the table) and for an account without a seat count
-        (FeatureSpec)."""
+        (since the landing, since a later start of the table) and for an account without a seat count;
+        `window`: the days it reads back, by default those its name ends with (`_90d`), for a trend or change
+        both periods it compares (FeatureSpec)."""
+        if window is None and (days := re.search(r"_(\d+)d$", name)) is not None:
+            window = int(days.group(1))
         register(
             FeatureSpec(
                 name,
@@ -145,6 +150,7 @@ class Declarations:
                 never=never,
                 unseated=unseated,
                 since_start=since_start,
+                window=window,
             )
         )
         return name

@@ -14,11 +14,13 @@ price of keeping a wavering customer.
 from __future__ import annotations
 
 from features.families.base import Declarations, FamilyContext, family_table
+from features.registry import data_days_column
 from features.sql.engine import Engine
 from features.sql.timeline import (
     SNAPSHOTS,
     as_double,
     count_where,
+    data_days,
     ever_before_as_of_sql,
     family_sql,
     latest_row_joins,
@@ -27,6 +29,8 @@ from features.sql.timeline import (
     snapshot_join,
     sum_between,
     sum_within,
+    table_start_join,
+    table_start_sql,
     trailing_sql,
     zero,
 )
@@ -75,7 +79,7 @@ DISCOUNT = declare.fixed(
 AMOUNT_CHANGE = declare.fixed(
     "invoiced_amount_change_365d", "Amount invoiced in the last 365 days vs the 365 before (relative change)",
     "higher", "invoiced amount {value:+.0%} on the previous year",
-    missing="invoiced in the last year, nothing the year before",
+    missing="invoiced in the last year, nothing the year before", window=730,
 )  # fmt: skip
 
 OWED = "_ft_invoices_owed"
@@ -83,6 +87,7 @@ ISSUED = "_ft_invoices_issued"
 DUE = "_ft_invoices_due"
 LAST_ISSUED = "_ft_invoices_last"
 OPEN = "_ft_invoices_open"
+START = "_ft_invoices_start"
 
 
 LAST_ISSUED_DAY = "_ft_invoices_last_day"
@@ -141,7 +146,9 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     if ctx.has(SOURCE, "discount"):
         columns[DISCOUNT] = "l.discount_share"
     columns[AMOUNT_CHANGE] = rel_change(zero("i.amount_365"), zero("i.amount_prev_365"))
-    joins = [snapshot_join("i", ISSUED), snapshot_join("d", DUE), snapshot_join("o", OPEN)]
+    columns[data_days_column(SOURCE)] = data_days(d)
+    engine.define(START, table_start_sql(OWED, d.day_of("issued_at")))
+    joins = [snapshot_join("i", ISSUED), snapshot_join("d", DUE), snapshot_join("o", OPEN), table_start_join(START)]
     joins += latest_row_joins("l", LAST_ISSUED, LAST_ISSUED_DAY, key="issued_at")
     engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

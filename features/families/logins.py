@@ -81,6 +81,7 @@ TREND = declare.fixed(
     "{logins_per_seat_30d:.1f} logins per seat in 30 days, {value:+.0%} on the previous 30",
     missing="{logins_per_seat_30d:.1f} logins per seat in 30 days, none in the 30 before",
     unseated="{logins_per_seat_30d:.0f} logins in 30 days, {value:+.0%} on the previous 30",
+    window=60,
 )
 TREND_VS_90 = declare.fixed(
     "logins_trend_vs_90d",

@@ -92,6 +92,7 @@ TREND = declare.fixed(
     "lower",
     "{tickets_30d:.0f} tickets in 30 days, {value:+.0%} on the previous 30",
     missing="{tickets_30d:.0f} tickets in 30 days, none in the 30 before",
+    window=60,
 )
 
 OPENED_DAILY = "_ft_tickets_opened_day"

@@ -68,7 +68,7 @@ SENTIMENT_TREND = declare.fixed(
     "touchpoint_sentiment_trend_90d", "Mean touchpoint sentiment of the last 90 days minus the 90 before", "higher",
     "touchpoint sentiment {touchpoint_sentiment_90d:+.2f}, {value:+.2f} on the previous 90 days",
     requires=("sentiment",),
-    missing="no touchpoint sentiment to compare with the 90 days before",
+    missing="no touchpoint sentiment to compare with the 90 days before", window=180,
 )  # fmt: skip
 NEGATIVE = declare.fixed(
     "negative_touchpoints_90d", "Touchpoints with negative sentiment in 90 days", "lower",

@@ -126,6 +126,7 @@ TREND = declare.fixed(
     "{events_per_seat_30d:.1f} events per seat in 30 days, {value:+.0%} on the previous 30",
     unseated="{events_per_seat_30d:.0f} events in 30 days, {value:+.0%} on the previous 30",
     missing="{events_per_seat_30d:.1f} events per seat in 30 days, none in the 30 before",
+    window=60,
 )
 
 PER_FEATURE = re.compile(r"^usage_(.+)_per_seat_30d$")

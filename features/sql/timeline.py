@@ -121,14 +121,14 @@ def tenure(d: Dialect) -> str:
     return d.days_between("s.landed_at", "s.as_of")
 
 
-def table_start_sql(rollup: str) -> str:
+def table_start_sql(rollup: str, day: str = "day") -> str:
     """One row: the first `day` of a family's daily roll-up, i.e. of its table (NULL when it is empty).
 
     Exports rarely begin when the customers landed (two years of logins for customers of five years'
     standing), and each table may begin on another day. Join it with `table_start_join` and read it
     through `since_landing`, which uses it only when it lies before as_of: then it is the first row before
     as_of, which no row at or after as_of can move (point in time)."""
-    return f"SELECT min(day) AS first_day FROM {rollup}"
+    return f"SELECT min({day}) AS first_day FROM {rollup}"
 
 
 def starts_after_landing(d: Dialect, start: str = "hs.first_day") -> str:
