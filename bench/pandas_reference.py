@@ -184,6 +184,14 @@ def _since_landing(known: pd.Series, table: pd.DataFrame, snap: pd.DataFrame, as
     return known.where(~_starts_after_landing(table, snap, as_of))
 
 
+def _within_data(known: pd.Series, table: pd.DataFrame, snap: pd.DataFrame, as_of, window: int) -> pd.Series:
+    """`known` over the last `window` days, missing where the window reaches before the first day of a table that
+    starts after the account landed (`within_data`)."""
+    start = _start(table, as_of)
+    late = start is not None and start > as_of - pd.Timedelta(days=window)
+    return known.where(~(_starts_after_landing(table, snap, as_of) & late))
+
+
 def _data_days(table: pd.DataFrame, snap: pd.DataFrame, as_of) -> pd.Series:
     """Days of the table before as_of from its first day, missing without one (`data_days`)."""
     start = _start(table, as_of)
@@ -376,7 +384,8 @@ def _training(trainings, snap, as_of, settings, present) -> pd.DataFrame:
 def _invoices(invoices, snap, as_of, present) -> pd.DataFrame:
     out = pd.DataFrame(index=snap.index)
     every = invoices[invoices.due_at.notna() & invoices.status.ne("void")]
-    out["invoices_data_days"] = _data_days(every.assign(day=every.issued_at.dt.floor("D")), snap, as_of)
+    every = every.assign(day=every.issued_at.dt.floor("D"))
+    out["invoices_data_days"] = _data_days(every, snap, as_of)
     owed = invoices[invoices[ID].isin(snap.index) & invoices.due_at.notna() & invoices.status.ne("void")].copy()
     owed["on_time"] = (owed.paid_at.dt.floor("D") <= owed.due_at.dt.floor("D")).fillna(False)
     issued = _before(owed, as_of)
@@ -402,6 +411,9 @@ def _invoices(invoices, snap, as_of, present) -> pd.DataFrame:
         out["last_invoice_discount"] = _ratio(sums.discount, sums.listed).reindex(snap.index)
     prev = issued[(issued.age > 365) & (issued.age <= 730)].groupby(ID).amount.sum().reindex(snap.index)
     out["invoiced_amount_change_365d"] = _rel_change(amount_365.fillna(0.0), prev.fillna(0.0))
+    windows = {"overdue_amount_share": 365, "invoiced_amount_change_365d": 730}
+    for name in [c for c in out.columns if c.endswith("_365d") or c in windows]:
+        out[name] = _within_data(out[name], every, snap, as_of, windows.get(name, 365))
     return out
 
 
@@ -417,7 +429,8 @@ def _touchpoints(touchpoints, snap, as_of, present) -> pd.DataFrame:
     if "sentiment" in present:
         mean_90 = recent.groupby(ID).sentiment.mean().reindex(snap.index)
         out["touchpoint_sentiment_90d"] = mean_90
-        out["touchpoint_sentiment_trend_90d"] = mean_90 - earlier.groupby(ID).sentiment.mean().reindex(snap.index)
+        trend = mean_90 - earlier.groupby(ID).sentiment.mean().reindex(snap.index)
+        out["touchpoint_sentiment_trend_90d"] = _within_data(trend, touchpoints, snap, as_of, 180)
         out["negative_touchpoints_90d"] = _count(recent[recent.sentiment < 0], snap.index)
     return out
 
@@ -444,6 +457,8 @@ def _surveys(surveys, snap, as_of, present) -> pd.DataFrame:
         out["survey_csat_mean_180d"] = recent[recent.kind.eq("csat")].groupby(ID).score.mean().reindex(snap.index)
     out["survey_responses_180d"] = _count(recent, snap.index)
     scored = surveys[surveys.score.notna()]
+    for name in [c for c in out.columns if c.endswith("_180d")]:
+        out[name] = _within_data(out[name], scored, snap, as_of, 180)
     out["days_since_last_survey"] = _since_last(seen, scored, snap, as_of)
     out["surveys_data_days"] = _data_days(scored, snap, as_of)
     return out

@@ -44,7 +44,9 @@ class FeatureSpec:
     days ago", where the data cannot say whether there was one before (a login on that first day gives the
     value too). `window` is the days a feature over a trailing window reads back: where its table starts inside
     the window, after the account landed, its words add how much of the window the data holds ("3 failed
-    payments (last 365 days), only 200 of these 365 days in the invoices data"). `unseated` is what a per-seat
+    payments (last 365 days), only 200 of these 365 days in the invoices data"); a `whole` feature is missing
+    there instead (`features/sql/timeline.py` `within_data`), and its words say so ("...: not known, only 200 of
+    these 365 days in the invoices data"). `unseated` is what a per-seat
     value says where the account has no licensed seat count (`SEATS` missing from its row, or not a column at
     all): per-seat features divide by 1 there, so the value is the account's own count ("12 logins in the last
     30 days", not "12.0 logins per seat").
@@ -65,6 +67,7 @@ class FeatureSpec:
     unseated: str | None = None
     since_start: str | None = None
     window: int | None = None
+    whole: bool = False
 
     def templates(self) -> tuple[str, ...]:
         """Every template that may render the feature (its value, a missing value, an event that never happened,
@@ -220,6 +223,8 @@ def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, 
     template = found.template
     if missing:
         template = found.missing or "{description}: not recorded"
+        if found.whole and _partial(found, row):  # missing because the data holds part of the window only
+            template = "{description}: not known"
     elif (found.never or found.since_start) and row and (reached := _reached(found, value, row)) is not None:
         template = reached
     elif found.unseated is not None and row is not None and not _seated(row):

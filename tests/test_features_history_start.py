@@ -146,21 +146,36 @@ def test_the_drivers_of_a_feature_table_say_where_the_count_starts() -> None:
 
 
 def test_a_window_the_table_starts_inside_says_how_much_of_it_the_data_holds() -> None:
-    late = {"tenure_days": 821.0, "invoices_data_days": 200.0}
-    assert describe("late_payments_365d", 2.0, late) == (
-        "2 invoices paid late or not at all (due in the last 365 days), only 200 of these 365 days in the invoices data"
+    late = {"tenure_days": 821.0, "invoices_data_days": 60.0}
+    assert describe("late_payments_90d", 2.0, late) == (
+        "2 invoices paid late or not at all (due in the last 90 days), only 60 of these 90 days in the invoices data"
     )
+    # a window longer than the 90 days the snapshots' start guarantees is missing there (`whole`): not known
     assert describe("late_payment_share_365d", float("nan"), late) == (
-        "no invoice due in the last 365 days, only 200 of these 365 days in the invoices data"
+        "Share of invoices due in 365 days that were not paid by their due date: not known, only 60 of these 365 "
+        "days in the invoices data"
     )
-    assert describe("invoiced_amount_change_365d", 0.5, {**late, "invoices_data_days": 500.0}).endswith(
-        "previous year, only 500 of these 730 days in the invoices data"
+    assert describe("late_payment_share_365d", float("nan"), {**late, "invoices_data_days": 400.0}) == (
+        "no invoice due in the last 365 days"
     )
     # the data holds the whole window, or the account landed after the table starts: the words as always
-    for row in ({**late, "invoices_data_days": 365.0}, {"tenure_days": 150.0, "invoices_data_days": 200.0}, {}):
-        assert (
-            describe("late_payments_365d", 2.0, row) == "2 invoices paid late or not at all (due in the last 365 days)"
-        )
+    for row in ({**late, "invoices_data_days": 90.0}, {"tenure_days": 50.0, "invoices_data_days": 60.0}, {}):
+        assert describe("late_payments_90d", 2.0, row) == "2 invoices paid late or not at all (due in the last 90 days)"
+
+
+def test_a_window_longer_than_90_days_is_missing_where_the_table_starts_inside_it() -> None:
+    """Invoices from 2024-01-01 hold 91 of the 365 days before as_of: A's year of invoices is not known (it
+    landed in 2022); C landed after they start, so its year is whole since its landing."""
+    invoices = pd.DataFrame({
+        "account_id": ["B", "A", "C"], "issued_at": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-02-15"]),
+        "due_at": pd.to_datetime(["2024-01-15", "2024-02-15", "2024-03-01"]), "amount": 100.0,
+        "paid_at": pd.to_datetime([None, "2024-03-01", "2024-03-20"]), "status": "paid", "discount": 0.0,
+    })  # fmt: skip
+    a, c = _row("A", **DATA, invoices=invoices), _row("C", **DATA, invoices=invoices)
+    assert a["invoices_data_days"] == 91 and a["late_payments_90d"] == 1
+    assert pd.isna(a["late_payments_365d"]) and pd.isna(a["late_payment_share_365d"])
+    assert pd.isna(a["invoiced_amount_change_365d"]) and pd.isna(a["overdue_amount_share"])
+    assert c["late_payments_365d"] == 1 and c["late_payment_share_365d"] == 1.0
 
 
 def test_the_drivers_of_a_window_the_table_starts_inside_say_so() -> None:

@@ -132,7 +132,8 @@ class Declarations:
         `never`, `since_start` and `unseated`: its words for a missing value, for an event that never happened
         (since the landing, since a later start of the table) and for an account without a seat count;
         `window`: the days it reads back, by default those its name ends with (`_90d`), for a trend or change
-        both periods it compares (FeatureSpec)."""
+        both periods it compares; a window longer than the `HORIZON_DAYS` the snapshots' start guarantees makes
+        it `whole` (FeatureSpec)."""
         if window is None and (days := re.search(r"_(\d+)d$", name)) is not None:
             window = int(days.group(1))
         register(
@@ -151,6 +152,7 @@ class Declarations:
                 unseated=unseated,
                 since_start=since_start,
                 window=window,
+                whole=window is not None and window > HORIZON_DAYS,
             )
         )
         return name

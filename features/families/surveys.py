@@ -4,6 +4,8 @@ NPS responses are 0-10: 9-10 promoters, 0-6 detractors; the account's NPS is the
 promoters minus the share of detractors, times 100 (-100 to 100). CSAT survey responses are
 1-5 (product surveys, apart from the ticket CSAT of the support family). A row without a `kind`
 is an NPS response. "Latest" is the mean of the responses on the last day with any before as_of.
+The 180-day features are missing where the surveys table starts inside the 180 days, after the account
+landed (`within_data`): the data holds part of the window only.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from features.sql.timeline import (
     table_start_join,
     table_start_sql,
     trailing_sql,
+    within_data,
     zero,
 )
 
@@ -113,14 +116,14 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     engine.define(WINDOWS, trailing_sql(d, DAILY, {name: sum_within(f"r.{name}", WINDOW) for name in sums}, WINDOW))
     engine.define(LAST, ever_before_as_of_sql(DAILY, {"day": ("max", "r.day")}))
 
-    columns = {NPS_LATEST: "nps.mean", NPS_MEAN: ratio("w.nps_sum", "w.nps_n")}
+    columns = {NPS_LATEST: "nps.mean", NPS_MEAN: within_data(d, NPS_MEAN, ratio("w.nps_sum", "w.nps_n"))}
     net_promoters = f"{zero('w.promoters')} - {zero('w.detractors')}"
-    columns[ACCOUNT_NPS] = f"100.0 * {ratio(net_promoters, 'w.nps_n')}"
-    columns[DETRACTORS] = ratio(zero("w.detractors"), "w.nps_n")
+    columns[ACCOUNT_NPS] = within_data(d, ACCOUNT_NPS, f"100.0 * {ratio(net_promoters, 'w.nps_n')}")
+    columns[DETRACTORS] = within_data(d, DETRACTORS, ratio(zero("w.detractors"), "w.nps_n"))
     if ctx.has(SOURCE, "kind"):
         columns[CSAT_LATEST] = "csat.mean"
-        columns[CSAT_MEAN] = ratio("w.csat_sum", "w.csat_n")
-    columns[RESPONSES] = as_double(zero("w.responses"))
+        columns[CSAT_MEAN] = within_data(d, CSAT_MEAN, ratio("w.csat_sum", "w.csat_n"))
+    columns[RESPONSES] = within_data(d, RESPONSES, as_double(zero("w.responses")))
     columns[DAYS_SINCE] = days_since_last(d, "l.day")
     columns[data_days_column(SOURCE)] = data_days(d)
     engine.define(START, table_start_sql(DAILY))

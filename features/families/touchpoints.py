@@ -7,7 +7,8 @@ before, so it is missing when either period had no rated touchpoint. Days since 
 executive meeting are missing when there never was one: many accounts (small ones served
 one-to-many) never get one, and a scorecard then skips the metric instead of penalising them.
 Days since the last touchpoint of any kind fall back to the account's tenure, as every other
-"days since" does.
+"days since" does (or to the days since the table's first row, where it starts after the landing). The
+sentiment trend reads 180 days: missing where the table starts inside them, after the landing (`within_data`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from features.sql.timeline import (
     table_start_join,
     table_start_sql,
     trailing_sql,
+    within_data,
     zero,
 )
 
@@ -117,7 +119,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     if ctx.has(SOURCE, "sentiment"):
         recent, before = ratio("w.sentiment_90", "w.rated_90"), ratio("w.sentiment_prev_90", "w.rated_prev_90")
         columns[SENTIMENT] = recent
-        columns[SENTIMENT_TREND] = f"({recent} - {before})"
+        columns[SENTIMENT_TREND] = within_data(d, SENTIMENT_TREND, f"({recent} - {before})")
         columns[NEGATIVE] = as_double(zero("w.negative_90"))
     columns[data_days_column(SOURCE)] = data_days(d)
     engine.define(START, table_start_sql(DAILY))

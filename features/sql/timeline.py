@@ -147,6 +147,19 @@ def since_landing(d: Dialect, known: str, start: str = "hs.first_day") -> str:
     return f"(CASE WHEN {starts_after_landing(d, start)} THEN NULL ELSE {known} END)"
 
 
+def within_data(d: Dialect, name: str, known: str, start: str = "hs.first_day") -> str:
+    """`known`, the value of feature `name` over its last `window` days (FeatureSpec), NULL where the window
+    reaches before the first row of a table that starts after the account landed: the data holds part of the
+    window only. For the windows longer than the 90 days the snapshots' start guarantees (a year of invoices, 180
+    days of surveys), where a partial count measured worse than none (bench/RESULTS.md, "Wave 17 (since)").
+    The feature is declared `whole`, so its words say why it is missing."""
+    found = lookup(name)
+    if found is None or not found.whole or found.window is None:
+        raise ValueError(f"feature '{name}' is not declared whole: its words would not say why it is missing")
+    late = f"{start} > s.as_of - {d.days(found.window)}"
+    return f"(CASE WHEN {starts_after_landing(d, start)} AND {late} THEN NULL ELSE {known} END)"
+
+
 def days_since_last(d: Dialect, last_day: str, start: str = "hs.first_day") -> str:
     """Days since the account's last row before as_of (`last_day`); without one, days since it landed -- or,
     where the table starts after the landing (`starts_after_landing`), since the table's first row: the data
