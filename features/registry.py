@@ -46,10 +46,10 @@ class FeatureSpec:
     the window, after the account landed, its words add how much of the window the data holds ("3 failed
     payments (last 365 days), only 200 of these 365 days in the invoices data"); a `whole` feature is missing
     there instead (`features/sql/timeline.py` `within_data`), and its words say so ("...: not known, only 200 of
-    these 365 days in the invoices data"). `unseated` is what a per-seat
-    value says where the account has no licensed seat count (`SEATS` missing from its row, or not a column at
-    all): per-seat features divide by 1 there, so the value is the account's own count ("12 logins in the last
-    30 days", not "12.0 logins per seat").
+    these 365 days in the invoices data"). `unseated` is what a per-seat value says where the account has no
+    licensed seat count (`SEATS` missing from its row, or not a column at all): per-seat features divide by 1
+    there, so the value is the account's own count ("12 logins in the last 30 days", not "12.0 logins per
+    seat").
     """
 
     name: str

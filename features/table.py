@@ -3,9 +3,9 @@
 One row per (account_id, as_of). `label` is 1 when the account churns at `term_end`, 0 when it
 renews, missing (<NA>) when censored or unknown (scoring). Every other column is a feature --
 numeric features are float64, categorical ones are pandas `category` in memory (strings on disk) --
-but for `<table>_data_days` (`DATA_DAYS_COLUMNS`, one per event table with a "days since" feature):
-the days of that table before as_of from its first row, carried for the words of the "days since"
-features (`features.registry.data_days_column`), never given to a model.
+but for `<table>_data_days` (`DATA_DAYS_COLUMNS`, one per event table): the days of that table before
+as_of from its first row, carried for the words of the "days since" and trailing-window features
+(`features.registry.data_days_column`), never given to a model.
 """
 
 from __future__ import annotations

@@ -171,8 +171,8 @@ def days_since_last(d: Dialect, last_day: str, start: str = "hs.first_day") -> s
 
 def data_days(d: Dialect, start: str = "hs.first_day") -> str:
     """Days of the table before as_of, from its first row (NULL when it has none before as_of): what a
-    "days since" value is bounded by (`days_since_last`), carried beside the features for their words
-    (`features.registry.data_days_column`), never a feature itself."""
+    "days since" value is bounded by (`days_since_last`) and how much of a trailing window the data holds,
+    carried beside the features for their words (`features.registry.data_days_column`), never a feature."""
     return f"(CASE WHEN {start} < s.as_of THEN {d.days_between(start, 's.as_of')} END)"
 
 
