@@ -166,22 +166,48 @@ def _before(events: pd.DataFrame, as_of) -> pd.DataFrame:
     return seen.assign(age=(as_of - seen.day).dt.days)
 
 
-def _since_landing(known: pd.Series, table: pd.DataFrame, snap: pd.DataFrame, as_of) -> pd.Series:
-    """`known` (counted from the landing day), missing where the table's first day, when before as_of, is after
-    the account's landing day: the table does not cover the start (features/sql/timeline.py `since_landing`)."""
+def _start(table: pd.DataFrame, as_of) -> pd.Timestamp | None:
+    """The table's first day when it is before as_of (features/sql/timeline.py `table_start_sql`), else None."""
     start = table.day.min()
-    if pd.isna(start) or start >= as_of:
-        return known
-    return known.where(~(start > snap.landed_at.dt.floor("D")))
+    return None if pd.isna(start) or start >= as_of else start
+
+
+def _starts_after_landing(table: pd.DataFrame, snap: pd.DataFrame, as_of) -> pd.Series:
+    """Per account, whether the table's first day before as_of is after its landing day (`starts_after_landing`)."""
+    start = _start(table, as_of)
+    return snap.landed_at.dt.floor("D") < start if start is not None else pd.Series(False, index=snap.index)
+
+
+def _since_landing(known: pd.Series, table: pd.DataFrame, snap: pd.DataFrame, as_of) -> pd.Series:
+    """`known` (counted from the landing day), missing where the table starts after the account landed: the
+    table does not cover the start (features/sql/timeline.py `since_landing`)."""
+    return known.where(~_starts_after_landing(table, snap, as_of))
+
+
+def _within_data(known: pd.Series, table: pd.DataFrame, snap: pd.DataFrame, as_of, window: int) -> pd.Series:
+    """`known` over the last `window` days, missing where the window reaches before the first day of a table that
+    starts after the account landed (`within_data`)."""
+    start = _start(table, as_of)
+    late = start is not None and start > as_of - pd.Timedelta(days=window)
+    return known.where(~(_starts_after_landing(table, snap, as_of) & late))
+
+
+def _data_days(table: pd.DataFrame, snap: pd.DataFrame, as_of) -> pd.Series:
+    """Days of the table before as_of from its first day, missing without one (`data_days`)."""
+    start = _start(table, as_of)
+    return pd.Series(np.nan if start is None else (as_of - start) / DAY, index=snap.index)
 
 
 def _count(frame: pd.DataFrame, index) -> pd.Series:
     return frame.groupby(ID).size().reindex(index, fill_value=0).astype(float)
 
 
-def _since_last(seen: pd.DataFrame, snap: pd.DataFrame, as_of) -> pd.Series:
+def _since_last(seen: pd.DataFrame, table: pd.DataFrame, snap: pd.DataFrame, as_of) -> pd.Series:
+    """Days since the last day seen; without one, since landing, or since the table's first day where the table
+    starts after the landing (`days_since_last`)."""
     last = seen.groupby(ID).day.max().reindex(snap.index)
-    return _days(as_of - last).fillna(snap.tenure)
+    bound = snap.tenure.where(~_starts_after_landing(table, snap, as_of), _data_days(table, snap, as_of))
+    return _days(as_of - last).fillna(bound)
 
 
 def _logins(logins, snap, as_of, settings, has_users) -> pd.DataFrame:
@@ -199,7 +225,8 @@ def _logins(logins, snap, as_of, settings, has_users) -> pd.DataFrame:
     days = seen[[ID, "day", "age"]].drop_duplicates().sort_values([ID, "day"])
     for w in windows:
         out[f"active_days_{w}d"] = _count(days[days.age <= w], snap.index)
-    out["days_since_last_login"] = _since_last(seen, snap, as_of)
+    out["days_since_last_login"] = _since_last(seen, logins, snap, as_of)
+    out["logins_data_days"] = _data_days(logins, snap, as_of)
     gap = _days(days.day - days.groupby(ID).day.shift())
     last_90 = days[days.age <= 90].groupby(ID).age.agg(["count", "min", "max"]).reindex(snap.index)
     out["login_gap_mean_90d"] = ((last_90["max"] - last_90["min"]) / (last_90["count"] - 1)).where(
@@ -274,7 +301,8 @@ def _usage(usage, workflows, snap, as_of, settings, top, has_quantity) -> pd.Dat
     first = after_landing.groupby(ID).ts.min().reindex(snap.index)
     days_to_first = _days(first - snap.landed_at).clip(lower=0).fillna(snap.tenure)
     out["days_to_first_value"] = _since_landing(days_to_first, usage, snap, as_of)
-    out["days_since_last_use"] = _since_last(seen, snap, as_of)
+    out["days_since_last_use"] = _since_last(seen, usage, snap, as_of)
+    out["usage_events_data_days"] = _data_days(usage, snap, as_of)
     c30 = _count(seen[seen.age <= 30], snap.index)
     out["usage_trend_30d"] = _rel_change(c30, _count(seen[(seen.age > 30) & (seen.age <= 60)], snap.index))
     return out
@@ -286,6 +314,8 @@ def _category(series: pd.Series) -> pd.Series:
 
 def _support(tickets, snap, as_of, settings, present) -> pd.DataFrame:
     out = pd.DataFrame(index=snap.index)
+    out["support_tickets_data_days"] = _data_days(tickets, snap, as_of)
+    since_last = _since_last(_before(tickets[tickets[ID].isin(snap.index)], as_of), tickets, snap, as_of)
     tickets = tickets[tickets[ID].isin(snap.index)]
     seen = _before(tickets, as_of)
     for w in settings.windows:
@@ -323,7 +353,7 @@ def _support(tickets, snap, as_of, settings, present) -> pd.DataFrame:
         total = _count(known, snap.index)
         out["bug_share_90d"] = _ratio(category.eq("bug").groupby(known[ID]).sum().reindex(snap.index), total)
         out["howto_share_90d"] = _ratio(category.eq("howto").groupby(known[ID]).sum().reindex(snap.index), total)
-    out["days_since_last_ticket"] = _since_last(seen, snap, as_of)
+    out["days_since_last_ticket"] = since_last
     c30 = _count(seen[seen.age <= 30], snap.index)
     out["tickets_trend_30d"] = _rel_change(c30, _count(seen[(seen.age > 30) & (seen.age <= 60)], snap.index))
     return out
@@ -346,12 +376,16 @@ def _training(trainings, snap, as_of, settings, present) -> pd.DataFrame:
     onboarding_end = (landed_day + pd.Timedelta(days=settings.onboarding_days)).clip(upper=as_of)
     onboarding = _count(seen[(seen.day >= landed_day) & (seen.day < onboarding_end)], snap.index)
     out["onboarding_sessions"] = _since_landing(onboarding, trainings, snap, as_of)
-    out["days_since_last_training"] = _since_last(seen, snap, as_of)
+    out["days_since_last_training"] = _since_last(seen, trainings, snap, as_of)
+    out["trainings_data_days"] = _data_days(trainings, snap, as_of)
     return out
 
 
 def _invoices(invoices, snap, as_of, present) -> pd.DataFrame:
     out = pd.DataFrame(index=snap.index)
+    every = invoices[invoices.due_at.notna() & invoices.status.ne("void")]
+    every = every.assign(day=every.issued_at.dt.floor("D"))
+    out["invoices_data_days"] = _data_days(every, snap, as_of)
     owed = invoices[invoices[ID].isin(snap.index) & invoices.due_at.notna() & invoices.status.ne("void")].copy()
     owed["on_time"] = (owed.paid_at.dt.floor("D") <= owed.due_at.dt.floor("D")).fillna(False)
     issued = _before(owed, as_of)
@@ -377,6 +411,9 @@ def _invoices(invoices, snap, as_of, present) -> pd.DataFrame:
         out["last_invoice_discount"] = _ratio(sums.discount, sums.listed).reindex(snap.index)
     prev = issued[(issued.age > 365) & (issued.age <= 730)].groupby(ID).amount.sum().reindex(snap.index)
     out["invoiced_amount_change_365d"] = _rel_change(amount_365.fillna(0.0), prev.fillna(0.0))
+    windows = {"overdue_amount_share": 365, "invoiced_amount_change_365d": 730}
+    for name in [c for c in out.columns if c.endswith("_365d") or c in windows]:
+        out[name] = _within_data(out[name], every, snap, as_of, windows.get(name, 365))
     return out
 
 
@@ -387,11 +424,13 @@ def _touchpoints(touchpoints, snap, as_of, present) -> pd.DataFrame:
     out["touchpoints_90d"] = _count(recent, snap.index)
     for name, kind in (("days_since_last_qbr", "qbr"), ("days_since_last_executive_meeting", "executive")):
         out[name] = _days(as_of - seen[seen.kind.eq(kind)].groupby(ID).day.max().reindex(snap.index))
-    out["days_since_last_touchpoint"] = _since_last(seen, snap, as_of)
+    out["days_since_last_touchpoint"] = _since_last(seen, touchpoints, snap, as_of)
+    out["touchpoints_data_days"] = _data_days(touchpoints, snap, as_of)
     if "sentiment" in present:
         mean_90 = recent.groupby(ID).sentiment.mean().reindex(snap.index)
         out["touchpoint_sentiment_90d"] = mean_90
-        out["touchpoint_sentiment_trend_90d"] = mean_90 - earlier.groupby(ID).sentiment.mean().reindex(snap.index)
+        trend = mean_90 - earlier.groupby(ID).sentiment.mean().reindex(snap.index)
+        out["touchpoint_sentiment_trend_90d"] = _within_data(trend, touchpoints, snap, as_of, 180)
         out["negative_touchpoints_90d"] = _count(recent[recent.sentiment < 0], snap.index)
     return out
 
@@ -417,5 +456,9 @@ def _surveys(surveys, snap, as_of, present) -> pd.DataFrame:
         out["survey_csat_latest"] = latest("csat")
         out["survey_csat_mean_180d"] = recent[recent.kind.eq("csat")].groupby(ID).score.mean().reindex(snap.index)
     out["survey_responses_180d"] = _count(recent, snap.index)
-    out["days_since_last_survey"] = _since_last(seen, snap, as_of)
+    scored = surveys[surveys.score.notna()]
+    for name in [c for c in out.columns if c.endswith("_180d")]:
+        out[name] = _within_data(out[name], scored, snap, as_of, 180)
+    out["days_since_last_survey"] = _since_last(seen, scored, snap, as_of)
+    out["surveys_data_days"] = _data_days(scored, snap, as_of)
     return out

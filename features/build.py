@@ -31,7 +31,7 @@ from features.settings import FeatureSettings
 from features.snapshots import normalise_as_of, snapshot_dates
 from features.sql.engine import DuckDBEngine, Engine
 from features.sql.timeline import LANDED, SNAPSHOTS, build_timeline, landed_sql
-from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END, with_product_names
+from features.table import ACCOUNT_ID, AS_OF, DATA_DAYS_COLUMNS, LABEL, TERM_END, with_product_names
 
 __all__ = ["build_features", "built_features", "snapshot_dates", "with_feature_dtypes"]
 
@@ -134,9 +134,12 @@ def _first_day(dataset: CanonicalData, fallback: pd.Timestamp) -> pd.Timestamp:
 
 
 def _assemble_sql(built: list[tuple[str, list[str]]], feature_set: FeatureSet | None) -> str:
-    """The final join; with a feature set, exactly its features in its order."""
+    """The final join; with a feature set, exactly its features in its order. The days of each table's data
+    (`DATA_DAYS_COLUMNS`, for the words) follow the features either way."""
     made = {name: f"f{index}.{name}" for index, (_, names) in enumerate(built) for name in names}
-    wanted = list(made) if feature_set is None else _exactly(made, feature_set)
+    features = {name: select for name, select in made.items() if name not in DATA_DAYS_COLUMNS}
+    wanted = list(features) if feature_set is None else _exactly(features, feature_set)
+    wanted += [name for name in made if name in DATA_DAYS_COLUMNS]
     select = [f"s.{ACCOUNT_ID}", f"s.{AS_OF}", f"s.label AS {LABEL}", f"s.term_end AS {TERM_END}"]
     select += [made[name] for name in wanted]
     joins = []

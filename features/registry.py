@@ -39,11 +39,19 @@ class FeatureSpec:
     `never` what a "days since" value as old as the account (`tenure_days`, the value when the event
     never happened) means ("no login recorded after the day it landed, 40 days ago": an event on the
     landing day itself gives that value too when the account landed at midnight); both are templates
-    like `template`. `unseated` is what a per-seat value says where the account has no licensed seat count
-    (`SEATS` missing from its row, or not a column at all): per-seat features divide by 1 there, so the value
-    is the account's own count ("12 logins in the last 30 days", not "12.0 logins per seat"). `none` is what a
-    value of zero says where the template would say something false ("an invoice is 0 days overdue": "no
-    invoice overdue"); a template that starts with a count says zero as "no" anyway (`_none`).
+    like `template`. `since_start` is what such a value means when it counts from the first row of a table
+    that starts after the account landed (`data_days_column`): "no login since the logins data starts, 700
+    days ago", where the data cannot say whether there was one before (a login on that first day gives the
+    value too). `window` is the days a feature over a trailing window reads back: where its table starts inside
+    the window, after the account landed, its words add how much of the window the data holds ("3 failed
+    payments (last 365 days), only 200 of these 365 days in the invoices data"); a `whole` feature is missing
+    there instead (`features/sql/timeline.py` `within_data`), and its words say so ("...: not known, only 200 of
+    these 365 days in the invoices data"). `unseated` is what a per-seat value says where the account has no
+    licensed seat count (`SEATS` missing from its row, or not a column at all): per-seat features divide by 1
+    there, so the value is the account's own count ("12 logins in the last 30 days", not "12.0 logins per
+    seat"). `none` is what a value of zero says where the template would say something false ("an invoice is
+    0 days overdue": "no invoice overdue"); a template that starts with a count says zero as "no" anyway
+    (`_none`).
     """
 
     name: str
@@ -60,15 +68,30 @@ class FeatureSpec:
     never: str | None = None
     unseated: str | None = None
     none: str | None = None
+    since_start: str | None = None
+    window: int | None = None
+    whole: bool = False
 
     def templates(self) -> tuple[str, ...]:
         """Every template that may render the feature (its value, a missing value, an event that never happened,
-        a value of an account without a seat count, a value of zero)."""
-        return tuple(t for t in (self.template, self.missing, self.never, self.unseated, self.none) if t is not None)
+        one not seen since its table starts, a value of an account without a seat count, a value of zero)."""
+        words = (self.template, self.missing, self.never, self.since_start, self.unseated, self.none)
+        return tuple(t for t in words if t is not None)
 
 
 TENURE_DAYS = "tenure_days"  # the account's age, which a "days since" feature takes when the event never happened
 SEATS = "seats"  # licensed seats of the active terms: what per-seat features divide by (1 when unknown)
+DATA_DAYS = "_data_days"
+
+
+def data_days_column(source: str) -> str:
+    """The column of the feature table holding, per row, the days of `source` before as_of from its first
+    row (missing when it has none): where a "days since" value counts from when the table starts after the
+    account landed (`features/sql/timeline.py` `days_since_last`). Carried for the words, never a feature
+    (`features.table.feature_columns`)."""
+    return f"{source}{DATA_DAYS}"
+
+
 _REGISTRY: dict[str, FeatureSpec] = {}
 Resolver = Callable[[str], FeatureSpec | None]
 _RESOLVERS: list[Resolver] = []
@@ -190,6 +213,9 @@ def template_fields(name: str) -> tuple[str, ...]:
             continue
     if found.unseated is not None:
         fields.append(SEATS)  # whether the account has a seat count decides the words
+    if found.since_start is not None or found.window is not None:
+        # whether the value counts from the table's start rather than the landing or the window's start
+        fields += [data_days_column(found.source), TENURE_DAYS]
     return tuple(dict.fromkeys(f for f in (re.split(r"[.\[]", f)[0] for f in fields) if f != "value"))
 
 
@@ -200,16 +226,18 @@ def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, 
     template = found.template
     if missing:
         template = found.missing or "{description}: not recorded"
+        if found.whole and _partial(found, row):  # missing because the data holds part of the window only
+            template = "{description}: not known"
     elif found.none is not None and _is_zero(value):
         template = found.none
-    elif found.never is not None and row and _at_least(value, row.get(TENURE_DAYS)):
-        template = found.never
+    elif (found.never or found.since_start) and row and (reached := _reached(found, value, row)) is not None:
+        template = reached
     elif found.unseated is not None and row is not None and not _seated(row):
         template = found.unseated
     context = {k: _clean(v) for k, v in row.items()} if row else {}
     context |= {"value": value, "description": found.description}
     try:
-        text = singular_counts(_no_negative_zero(template).format_map(context))
+        text = singular_counts(_no_negative_zero(template).format_map(context) + _partial(found, row))
     except (KeyError, ValueError, TypeError, IndexError):
         return f"{found.description}: {'not recorded' if missing else _fmt(value)}"
     leading = _LEADING_FIELD.match(template)  # the number the words start with: the value or a companion's
@@ -256,12 +284,30 @@ def _seated(row: Mapping[str, Any]) -> bool:
         return False
 
 
-def _at_least(value: Any, tenure: Any) -> bool:
-    """Whether a "days since" value reaches the account's age: the event never happened since it landed."""
+def _at_least(value: Any, bound: Any) -> bool:
+    """Whether a "days since" value reaches `bound` (the account's age, the days of its table): no event since."""
     try:
-        return tenure is not None and not math.isnan(float(tenure)) and float(value) >= float(tenure)
+        return bound is not None and not math.isnan(float(bound)) and float(value) >= float(bound)
     except (TypeError, ValueError):
         return False
+
+
+def _reached(found: FeatureSpec, value: Any, row: Mapping[str, Any]) -> str | None:
+    """The template of a "days since" value that reaches what it counts from -- the first row of a table that
+    starts after the account landed (`since_start`), else the landing day (`never`) -- or None (an event)."""
+    start, age = row.get(data_days_column(found.source)), row.get(TENURE_DAYS)
+    if found.since_start is not None and _at_least(value, start) and not _at_least(start, age):
+        return found.since_start
+    return found.never if found.never is not None and _at_least(value, age) else None
+
+
+def _partial(found: FeatureSpec, row: Mapping[str, Any] | None) -> str:
+    """What a feature over the last `window` days adds when its table starts inside the window, after the
+    account landed: how much of the window the data holds (the value counts that part only)."""
+    held = row.get(data_days_column(found.source)) if found.window is not None and row else None
+    if not _at_least(held, 0) or _at_least(held, found.window) or _at_least(held, row.get(TENURE_DAYS)):
+        return ""
+    return f", only {float(held):.0f} of these {found.window} days in the {found.source.replace('_', ' ')} data"
 
 
 # A number field of a template ("{value:+.0%}", "{value:,.0f}"): its sign, then the rest of its format.

@@ -1,8 +1,11 @@
 """The snapshot feature table: the hand-off between feature engineering, the model and scoring.
 
 One row per (account_id, as_of). `label` is 1 when the account churns at `term_end`, 0 when it
-renews, missing (<NA>) when censored or unknown (scoring). Every other column is a feature:
-numeric features are float64, categorical ones are pandas `category` in memory (strings on disk).
+renews, missing (<NA>) when censored or unknown (scoring). Every other column is a feature --
+numeric features are float64, categorical ones are pandas `category` in memory (strings on disk) --
+but for `<table>_data_days` (`DATA_DAYS_COLUMNS`, one per event table): the days of that table before
+as_of from its first row, carried for the words of the "days since" and trailing-window features
+(`features.registry.data_days_column`), never given to a model.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.contract import EVENT_TABLES
+from features.registry import data_days_column
 from features.sql.dialect import SPACES
 
 ACCOUNT_ID = "account_id"
@@ -20,6 +25,7 @@ AS_OF = "as_of"
 LABEL = "label"
 TERM_END = "term_end"
 META_COLUMNS: tuple[str, ...] = (ACCOUNT_ID, AS_OF, LABEL, TERM_END)
+DATA_DAYS_COLUMNS = frozenset(map(data_days_column, EVENT_TABLES))
 VALUES_KEY = b"churn.feature_values"
 """Parquet schema metadata of a `churn features` file: the value settings it was built with."""
 VALUES_FILE = "_churn_feature_values.json"
@@ -51,8 +57,9 @@ def trim_ids(values: pd.Series) -> pd.Series:
 
 
 def feature_columns(table: pd.DataFrame) -> list[str]:
-    """All columns that are features (everything but keys, label and term end), in table order."""
-    return [c for c in table.columns if c not in META_COLUMNS]
+    """All columns that are features (everything but keys, label, term end and the days of each table's data),
+    in table order."""
+    return [c for c in table.columns if c not in META_COLUMNS and c not in DATA_DAYS_COLUMNS]
 
 
 def categorical_columns(table: pd.DataFrame) -> list[str]:

@@ -29,6 +29,7 @@ from features.progress import ProgressCallback, report
 from features.registry import (
     SEATS,
     TENURE_DAYS,
+    data_days_column,
     describe,
     describer,
     is_actionable,
@@ -364,12 +365,21 @@ def _render(name: str, X: pd.DataFrame, rows: np.ndarray) -> list[str]:
     values = X[name].iloc[rows].tolist()
     companions = [c for c in template_fields(name) if c in X.columns]
     columns = [X[c].iloc[rows].to_numpy() for c in companions]
-    if (found := lookup(name)) is not None and found.never is not None and TENURE_DAYS in companions:
-        # the account's age is cited only when the event never happened (the value reaches it): leave it
-        # out of the other rows' keys, which then repeat as the values do
-        at = companions.index(TENURE_DAYS)
-        reached = pd.to_numeric(X[name].iloc[rows], errors="coerce").to_numpy() >= columns[at]
-        columns[at] = np.where(reached, columns[at], None)  # None, not NaN: equal in every key
+    found = lookup(name)
+    if found is not None and (found.never or found.window) and TENURE_DAYS in companions:
+        # the account's age and the days of its table's data matter only when no event was seen (the value
+        # reaches one of them) or the table starts inside the window: leave them out of the other rows' keys,
+        # which then repeat as the values do
+        at = [companions.index(c) for c in (TENURE_DAYS, data_days_column(found.source)) if c in companions]
+        age = columns[at[0]].astype(float)
+        held = columns[at[-1]].astype(float)  # the age again where the table has no days-of-data column
+        matter = np.zeros(len(rows), dtype=bool)
+        if found.never is not None:
+            matter |= pd.to_numeric(X[name].iloc[rows], errors="coerce").to_numpy() >= np.fmin(age, held)
+        if found.window is not None:
+            matter |= (held < found.window) & ~(held >= age)
+        for i in at:
+            columns[i] = np.where(matter, columns[i], None)  # None, not NaN: equal in every key
     if found is not None and found.unseated is not None and SEATS in companions:
         at = companions.index(SEATS)  # only whether the account has a seat count matters to the words
         columns[at] = pd.to_numeric(X[SEATS].iloc[rows], errors="coerce").to_numpy() > 0

@@ -232,7 +232,7 @@ def features(
     engine: EngineOpt = None,
 ) -> None:
     """Build the point-in-time snapshot feature table (with labels)."""
-    from features.table import names_metadata, values_metadata
+    from features.table import feature_columns, names_metadata, values_metadata
     from pipeline.console import print_warnings
     from pipeline.io import check_output_dir, check_output_file, output_format, write_output
     from pipeline.stages import build_feature_table, empty_feature_table_warning, load, write_feature_folder
@@ -271,7 +271,7 @@ def features(
         rows, labelled = len(table), int(table["label"].notna().sum())
         out.print(
             f"Wrote {rows:,} snapshots ({table['as_of'].nunique()} dates, {labelled:,} labelled) "
-            f"x {table.shape[1] - 4} features to {out_file}"
+            f"x {len(feature_columns(table))} features to {out_file}"
         )
     if rows == 0:
         print_warnings([empty_feature_table_warning(dataset, settings, **dates)], out)

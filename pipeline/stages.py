@@ -270,7 +270,7 @@ def write_feature_folder(
     (`as_of=YYYY-MM-DD/`), never collecting it on the driver; the folder lands whole or not at all.
     Returns (snapshots, dates, labelled, features)."""
     from features.build import built_features
-    from features.table import META_COLUMNS, record_names, record_values
+    from features.table import feature_columns, record_names, record_values
     from pipeline.engines import feature_engine
     from pipeline.io import replace_directory
 
@@ -290,7 +290,7 @@ def write_feature_folder(
         record_names(tmp, built.product_names)
         written = engine.spark.read.parquet(str(tmp))
         rows, labelled, date_count = written.selectExpr("count(*)", "count(label)", "count(DISTINCT as_of)").first()
-    return rows, date_count, labelled, len(table.columns) - len(META_COLUMNS)
+    return rows, date_count, labelled, len(feature_columns(table))
 
 
 def health_config(settings: Settings):

@@ -34,6 +34,7 @@ from features.progress import report
 from features.table import (
     ACCOUNT_ID,
     AS_OF,
+    DATA_DAYS_COLUMNS,
     LABEL,
     META_COLUMNS,
     TERM_END,
@@ -292,11 +293,11 @@ def prepare_table(
     if absent:
         raise DataContractError(f"{source}: column(s) {absent} not found; columns are {list(frame.columns)[:12]}.")
     others = [c for c in frame.columns if c not in needed]
-    clashes = [c for c in others if feature_name(c) in META_COLUMNS]
+    reserved = [*META_COLUMNS, *sorted(DATA_DAYS_COLUMNS)]
+    clashes = [c for c in others if feature_name(c) in reserved]
     if clashes:
         raise DataContractError(
-            f"{source}: feature column(s) {clashes} clash with reserved names {list(META_COLUMNS)}; "
-            "rename or drop them."
+            f"{source}: feature column(s) {clashes} clash with reserved names {reserved}; rename or drop them."
         )
     if BASE_VALUE in map(feature_name, others):
         raise DataContractError(

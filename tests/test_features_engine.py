@@ -13,11 +13,12 @@ import pytest
 from feature_data import RANDOM_DATA_END, RANDOM_START, make_dataset, random_tables
 
 from features.build import build_features, snapshot_dates
+from features.feature_set import FeatureSet
 from features.judgement import SOURCE as JUDGEMENT_SOURCE
 from features.registry import all_specs, describe, lookup
 from features.settings import FeatureSettings
 from features.sql.engine import DuckDBEngine
-from features.table import META_COLUMNS, categorical_columns, feature_columns
+from features.table import DATA_DAYS_COLUMNS, META_COLUMNS, categorical_columns, feature_columns
 from pipeline.loading import Dataset, load_dataset
 from pipeline.synthetic import generate
 
@@ -61,6 +62,20 @@ def test_table_format_and_registry_coverage(generated_table):
     assert from_data <= set(table.columns)  # generated data has every source and column (CSM ratings are no data)
 
 
+def test_the_days_of_each_tables_data_ride_beside_the_features_never_as_one(generated, generated_table):
+    """What the words of the "days since" features need (`<table>_data_days`) follows the features, with a model's
+    feature set too (scoring), and is never a feature: a model trained on the table does not get it."""
+    carried = [c for c in generated_table.columns if c in DATA_DAYS_COLUMNS]
+    assert carried == [c for c in generated_table.columns if c.endswith("_data_days")]
+    assert len(carried) == 7 and not set(carried) & set(feature_columns(generated_table))
+    assert list(generated_table.columns[-7:]) == carried
+    names = ["days_since_last_login", "tenure_days"]
+    dataset = load_dataset(generated)
+    scoring = build_features(dataset, [generated_table.as_of.max()], SETTINGS, 30, feature_set=FeatureSet.of(names))
+    assert list(scoring.columns) == [*META_COLUMNS, *names, *carried]
+    assert (scoring["logins_data_days"] > 0).all()
+
+
 def test_every_template_renders_a_real_row(generated_table):
     for name in feature_columns(generated_table):
         known = generated_table[generated_table[name].notna()]  # sparse sources (surveys...) leave no row complete
@@ -83,7 +98,7 @@ def assert_same_table(engine: pd.DataFrame, reference: pd.DataFrame) -> None:
         engine[["account_id", "as_of", "term_end"]], reference[["account_id", "as_of", "term_end"]], check_dtype=False
     )
     assert engine["label"].astype("Float64").equals(reference["label"].astype("Float64"))
-    for column in feature_columns(engine):
+    for column in [c for c in engine.columns if c not in META_COLUMNS]:  # features and the days of each table
         if column in categorical_columns(engine):
             assert engine[column].astype(object).equals(reference[column].astype(object)), column
         else:

@@ -3,17 +3,20 @@
 Account A lands on 2022-01-01, two years before the tables' first rows (2024-01-01, account B's);
 account C lands after them. At as_of 2024-04-01 the data cannot say when A first used the product nor
 whether it was onboarded: those values are missing, with words that say so, while C's are counted from
-its landing as before. A "days since" of an event the data never shows keeps the account's age (left
-empty, it cost AUC on a late export: bench/RESULTS.md, wave 16).
+its landing as before. A "days since" of an event the data never shows counts from the table's first row
+where that is after the landing (A: no login in the 91 days of logins, not in its 821 days; left empty, it
+cost AUC on a late export: bench/RESULTS.md, wave 16), with words that say the data starts then.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from feature_data import accounts, make_dataset, snapshot, subscriptions
 
 from features.registry import describe
+from models.explain import _render
 
 AS_OF = "2024-04-01"
 STARTS = "2024-01-01"  # the first row of every table (B's)
@@ -62,7 +65,15 @@ def test_what_happened_before_the_data_starts_is_missing_for_an_account_landed_b
     assert pd.isna(a["days_to_first_value"])  # not 770 days "after landing": the data starts 730 days in
     assert pd.isna(a["onboarding_sessions"])  # its onboarding predates the trainings data
     assert a["days_since_last_use"] == 51 and a["days_since_last_training"] == 12  # seen: counted as always
-    assert a["days_since_last_login"] == a["tenure_days"] == 821
+    assert a["tenure_days"] == 821
+    assert a["days_since_last_login"] == a["logins_data_days"] == 91  # none since the logins start, not 821 days
+
+
+def test_each_table_carries_its_own_days_of_data_beside_the_features() -> None:
+    tables = {**DATA, "logins": DATA["logins"].assign(ts=["2024-03-01", "2024-03-01"])}  # logins start later
+    a = _row("A", **tables)
+    assert a["logins_data_days"] == a["days_since_last_login"] == 31
+    assert a["usage_events_data_days"] == a["trainings_data_days"] == 91
 
 
 def test_an_account_landed_after_the_data_starts_is_counted_from_its_landing() -> None:
@@ -70,6 +81,7 @@ def test_an_account_landed_after_the_data_starts_is_counted_from_its_landing() -
     assert c["days_to_first_value"] == pytest.approx(10.5)
     assert c["onboarding_sessions"] == 0  # the trainings data covers its onboarding: none
     assert c["days_since_last_training"] == 60  # never trained since it landed: its age
+    assert c["trainings_data_days"] == 91  # the trainings data covers its whole life
     assert c["days_since_last_login"] == 31
 
 
@@ -83,12 +95,13 @@ def test_an_account_landed_on_the_first_day_of_the_data_is_covered() -> None:
 
 def test_a_table_with_no_row_before_as_of_is_taken_at_its_word_whatever_comes_later() -> None:
     """As its windows are (no use in 30 days): an empty table is warned about when the data is read."""
-    late = _events(usage_events=[("A", "2024-05-01")], trainings=[("A", "2024-05-01")])
+    late = _events(usage_events=[("A", "2024-05-01")], trainings=[("A", "2024-05-01")], logins=[])
     for frame in late.values():
         frame.loc[0, "ts"] = AS_OF  # B's rows at as_of: not before it
     a = _row("A", **late)
     assert a["days_to_first_value"] == a["tenure_days"] == 821 and a["onboarding_sessions"] == 0
     assert a["events_per_seat_30d"] == 0
+    assert a["days_since_last_login"] == 821 and pd.isna(a["logins_data_days"])
 
 
 @pytest.mark.parametrize(
@@ -103,3 +116,76 @@ def test_the_words_say_the_data_starts_after_the_account_landed(feature: str, wo
     # where the data covers the account's life, the words stay those of an event never seen since landing
     never = describe("days_to_first_value", 60.0, {"tenure_days": 60.0})
     assert never == "no product use recorded yet, 60 days after landing"
+
+
+def test_the_words_of_a_days_since_say_where_the_count_starts() -> None:
+    """From the table's first row when it starts after the landing, else from the landing; an event seen is
+    said as always."""
+    late = {"tenure_days": 821.0, "logins_data_days": 91.0}
+    assert describe("days_since_last_login", 91.0, late) == "no login since the logins data starts, 91 days ago"
+    assert describe("days_since_last_login", 30.0, late) == "last login 30 days ago"
+    covered = {"tenure_days": 60.0, "trainings_data_days": 91.0}
+    assert (
+        describe("days_since_last_training", 60.0, covered)
+        == "no training recorded after the day it landed, 60 days ago"
+    )
+    # a table without a row before as_of, or a feature table without the column (written before it existed)
+    for row in ({"tenure_days": 821.0, "logins_data_days": float("nan")}, {"tenure_days": 821.0}):
+        assert (
+            describe("days_since_last_login", 821.0, row) == "no login recorded after the day it landed, 821 days ago"
+        )
+
+
+def test_the_drivers_of_a_feature_table_say_where_the_count_starts() -> None:
+    """The drivers render from the feature table's rows (`models.explain`): A and C as built above."""
+    table = pd.DataFrame([_row("A"), _row("C")])
+    words = _render("days_since_last_login", table, np.arange(2))
+    assert words == ["no login since the logins data starts, 91 days ago", "last login 31 days ago"]
+    words = _render("days_since_last_training", table, np.arange(2))
+    assert words == ["last training 12 days ago", "no training recorded after the day it landed, 60 days ago"]
+
+
+def test_a_window_the_table_starts_inside_says_how_much_of_it_the_data_holds() -> None:
+    late = {"tenure_days": 821.0, "invoices_data_days": 60.0}
+    assert describe("late_payments_90d", 2.0, late) == (
+        "2 invoices paid late or not at all (due in the last 90 days), only 60 of these 90 days in the invoices data"
+    )
+    # a window longer than the 90 days the snapshots' start guarantees is missing there (`whole`): not known
+    assert describe("late_payment_share_365d", float("nan"), late) == (
+        "Share of invoices due in 365 days that were not paid by their due date: not known, only 60 of these 365 "
+        "days in the invoices data"
+    )
+    assert describe("late_payment_share_365d", float("nan"), {**late, "invoices_data_days": 400.0}) == (
+        "no invoice due in the last 365 days"
+    )
+    # the data holds the whole window, or the account landed after the table starts: the words as always
+    for row in ({**late, "invoices_data_days": 90.0}, {"tenure_days": 50.0, "invoices_data_days": 60.0}, {}):
+        assert describe("late_payments_90d", 2.0, row) == "2 invoices paid late or not at all (due in the last 90 days)"
+
+
+def test_a_window_longer_than_90_days_is_missing_where_the_table_starts_inside_it() -> None:
+    """Invoices from 2024-01-01 hold 91 of the 365 days before as_of: A's year of invoices is not known (it
+    landed in 2022); C landed after they start, so its year is whole since its landing."""
+    invoices = pd.DataFrame({
+        "account_id": ["B", "A", "C"], "issued_at": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-02-15"]),
+        "due_at": pd.to_datetime(["2024-01-15", "2024-02-15", "2024-03-01"]), "amount": 100.0,
+        "paid_at": pd.to_datetime([None, "2024-03-01", "2024-03-20"]), "status": "paid", "discount": 0.0,
+    })  # fmt: skip
+    a, c = _row("A", **DATA, invoices=invoices), _row("C", **DATA, invoices=invoices)
+    assert a["invoices_data_days"] == 91 and a["late_payments_90d"] == 1
+    assert pd.isna(a["late_payments_365d"]) and pd.isna(a["late_payment_share_365d"])
+    assert pd.isna(a["invoiced_amount_change_365d"]) and pd.isna(a["overdue_amount_share"])
+    assert c["late_payments_365d"] == 1 and c["late_payment_share_365d"] == 1.0
+
+
+def test_the_drivers_of_a_window_the_table_starts_inside_say_so() -> None:
+    """Logins starting 31 days before as_of hold 31 of the 90 days of A's and C's windows (both landed before);
+    starting 91 days before, they hold the whole window."""
+    tables = {**DATA, "logins": pd.DataFrame({"account_id": ["B", "C"], "ts": ["2024-03-01", "2024-03-01"]})}
+    table = pd.DataFrame([_row("A", **tables), _row("C", **tables), _row("A"), _row("C")])
+    assert _render("active_days_90d", table, np.arange(4)) == [
+        "logins on 0 of the last 90 days, only 31 of these 90 days in the logins data",
+        "logins on 1 of the last 90 days, only 31 of these 90 days in the logins data",
+        "logins on 0 of the last 90 days",
+        "logins on 1 of the last 90 days",
+    ]

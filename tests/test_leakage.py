@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from features.build import build_features
+from features.registry import data_days_column, lookup, spec
 from features.settings import FeatureSettings
 from features.table import LABEL, categorical_columns
 from pipeline.loading import Dataset
@@ -30,6 +31,7 @@ EVENT_TIME = {
     "surveys": "ts",
 }
 SETTINGS = FeatureSettings(top_features=3)
+DAYS_SINCE = [f"days_since_last_{event}" for event in ("login", "use", "ticket", "training", "touchpoint", "survey")]
 
 
 def rewrite_after(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, seed: int) -> dict[str, pd.DataFrame]:
@@ -96,6 +98,17 @@ def test_a_late_export_rows_at_or_after_as_of_change_no_snapshot(seed, day):
     assume(len(before) > 0)
     after = features(rewrite_after(tables, as_of, seed + 1), [as_of])
     pd.testing.assert_frame_equal(before, after, check_exact=False, rtol=1e-9)
+    # a "days since" counts from its table's first row where that is after the landing: never further back
+    for name in DAYS_SINCE:
+        data_days = before[data_days_column(spec(name).source)]
+        late = data_days < before["tenure_days"]
+        assert (before.loc[late, name] <= data_days[late]).all(), name
+        assert (before.loc[~late, name] <= before.loc[~late, "tenure_days"]).all(), name
+    # a window longer than 90 days is missing where the table starts inside it, after the landing
+    for name in [c for c in before.columns if (found := lookup(c)) is not None and found.whole]:
+        data_days = before[data_days_column(spec(name).source)]
+        partial = (data_days < spec(name).window) & (data_days < before["tenure_days"])
+        assert before.loc[partial, name].isna().all(), name
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -214,7 +214,10 @@ def test_touchpoint_features_by_hand():
 
 
 def test_survey_features_by_hand():
-    row = snapshot(make_dataset(surveys=surveys()), "2024-04-13")
+    started = snapshot(make_dataset(surveys=surveys()), "2024-04-13")  # 72 of the 180 days in the data
+    assert np.isnan(started["nps_mean_180d"]) and np.isnan(started["survey_responses_180d"])
+    older = pd.DataFrame({"account_id": ["A"], "ts": ["2023-10-01"], "score": [2.0], "kind": ["csat"]})
+    row = snapshot(make_dataset(surveys=pd.concat([older, surveys()], ignore_index=True)), "2024-04-13")
     assert row["nps_latest"] == 10  # the response without a kind is an NPS response
     assert row["nps_mean_180d"] == pytest.approx(7.0)  # 9, 3, 6, 10
     assert row["account_nps_180d"] == pytest.approx(0.0)  # 2 promoters, 2 detractors

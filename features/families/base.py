@@ -80,6 +80,7 @@ class Windowed:
             requires=self.requires,
             actionable=self.actionable,
             unseated=fill(self.unseated) if self.unseated is not None else None,
+            window=window,
         )
 
     def window(self, name: str) -> int | None:
@@ -123,12 +124,19 @@ class Declarations:
         *,
         missing: str | None = None,
         never: str | None = None,
+        since_start: str | None = None,
         unseated: str | None = None,
         none: str | None = None,
+        window: int | None = None,
     ) -> str:
         """Declare a feature; `requires`: the optional columns of the source table it needs; `missing`,
-        `never`, `unseated` and `none`: its words for a missing value, for an event that never happened, for an
-        account without a seat count and for a value of zero (FeatureSpec)."""
+        `never`, `since_start`, `unseated` and `none`: its words for a missing value, for an event that never
+        happened (since the landing, since a later start of the table), for an account without a seat count and
+        for a value of zero; `window`: the days it reads back, by default those its name ends with (`_90d`), for
+        a trend or change both periods it compares; a window longer than the `HORIZON_DAYS` the snapshots' start
+        guarantees makes it `whole` (FeatureSpec)."""
+        if window is None and (days := re.search(r"_(\d+)d$", name)) is not None:
+            window = int(days.group(1))
         register(
             FeatureSpec(
                 name,
@@ -144,6 +152,9 @@ class Declarations:
                 never=never,
                 unseated=unseated,
                 none=none,
+                since_start=since_start,
+                window=window,
+                whole=window is not None and window > HORIZON_DAYS,
             )
         )
         return name

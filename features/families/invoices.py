@@ -8,17 +8,21 @@ once its due day has passed without payment: it counts in the window of its due 
 before as_of, so whether it was late is known then whatever happens later. A *failed* payment
 (status `failed`) counts on its due date too. The discount of the last invoice is the share of
 the list price taken off (discount / (amount + discount)): a deep discount at renewal is the
-price of keeping a wavering customer.
+price of keeping a wavering customer. The features over a year (two for the change of the invoiced amount)
+are missing where the invoices table starts inside that time, after the account landed (`within_data`):
+the data holds part of the window only.
 """
 
 from __future__ import annotations
 
 from features.families.base import Declarations, FamilyContext, family_table
+from features.registry import data_days_column
 from features.sql.engine import Engine
 from features.sql.timeline import (
     SNAPSHOTS,
     as_double,
     count_where,
+    data_days,
     ever_before_as_of_sql,
     family_sql,
     latest_row_joins,
@@ -27,7 +31,10 @@ from features.sql.timeline import (
     snapshot_join,
     sum_between,
     sum_within,
+    table_start_join,
+    table_start_sql,
     trailing_sql,
+    within_data,
     zero,
 )
 
@@ -46,7 +53,7 @@ OVERDUE_INVOICES = declare.fixed(
 OVERDUE_SHARE = declare.fixed(
     "overdue_amount_share", "Overdue amount / amount invoiced in the last 365 days", "lower",
     "{value:.0%} of the last year's invoiced amount is overdue", requires=("paid_at",),
-    missing="nothing invoiced in the last year",
+    missing="nothing invoiced in the last year", window=365,
 )  # fmt: skip
 LATE = {
     w: declare.fixed(
@@ -76,7 +83,7 @@ DISCOUNT = declare.fixed(
 AMOUNT_CHANGE = declare.fixed(
     "invoiced_amount_change_365d", "Amount invoiced in the last 365 days vs the 365 before (relative change)",
     "higher", "invoiced amount {value:+.0%} on the previous year",
-    missing="invoiced in the last year, nothing the year before",
+    missing="invoiced in the last year, nothing the year before", window=730,
 )  # fmt: skip
 
 OWED = "_ft_invoices_owed"
@@ -84,6 +91,7 @@ ISSUED = "_ft_invoices_issued"
 DUE = "_ft_invoices_due"
 LAST_ISSUED = "_ft_invoices_last"
 OPEN = "_ft_invoices_open"
+START = "_ft_invoices_start"
 
 
 LAST_ISSUED_DAY = "_ft_invoices_last_day"
@@ -130,19 +138,25 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     # the last invoice issued before as_of (as_of is a midnight: issued before it = issued on an earlier day)
     engine.define(LAST_ISSUED_DAY, ever_before_as_of_sql(LAST_ISSUED, {"issued_at": ("max", "r.issued_at")}))
 
+    engine.define(START, table_start_sql(OWED, d.day_of("issued_at")))
+
     columns: dict[str, str] = {}
     if ctx.has(SOURCE, "paid_at"):
         columns[DAYS_OVERDUE] = as_double(zero("o.days_overdue"))
         columns[OVERDUE_INVOICES] = as_double(zero("o.overdue"))
-        columns[OVERDUE_SHARE] = ratio(zero("o.overdue_amount"), "i.amount_365")
-        columns |= {LATE[w]: as_double(zero(f"d.late_{w}")) for w in PAYMENT_WINDOWS}
-        columns[LATE_SHARE] = ratio("d.late_365", "d.due_365")
+        columns[OVERDUE_SHARE] = within_data(d, OVERDUE_SHARE, ratio(zero("o.overdue_amount"), "i.amount_365"))
+        columns[LATE[90]] = as_double(zero("d.late_90"))
+        columns[LATE[365]] = within_data(d, LATE[365], as_double(zero("d.late_365")))
+        columns[LATE_SHARE] = within_data(d, LATE_SHARE, ratio("d.late_365", "d.due_365"))
     if ctx.has(SOURCE, "status"):
-        columns |= {FAILED[w]: as_double(zero(f"d.failed_{w}")) for w in PAYMENT_WINDOWS}
+        columns[FAILED[90]] = as_double(zero("d.failed_90"))
+        columns[FAILED[365]] = within_data(d, FAILED[365], as_double(zero("d.failed_365")))
     if ctx.has(SOURCE, "discount"):
         columns[DISCOUNT] = "l.discount_share"
-    columns[AMOUNT_CHANGE] = rel_change(zero("i.amount_365"), zero("i.amount_prev_365"))
-    joins = [snapshot_join("i", ISSUED), snapshot_join("d", DUE), snapshot_join("o", OPEN)]
+    change = rel_change(zero("i.amount_365"), zero("i.amount_prev_365"))
+    columns[AMOUNT_CHANGE] = within_data(d, AMOUNT_CHANGE, change)
+    columns[data_days_column(SOURCE)] = data_days(d)
+    joins = [snapshot_join("i", ISSUED), snapshot_join("d", DUE), snapshot_join("o", OPEN), table_start_join(START)]
     joins += latest_row_joins("l", LAST_ISSUED, LAST_ISSUED_DAY, key="issued_at")
     engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

@@ -7,10 +7,13 @@ Gaps are measured between distinct login days; the mean gap over 90 days is (las
 from __future__ import annotations
 
 from features.families.base import Declarations, FamilyContext, family_table
+from features.registry import data_days_column
 from features.sql.engine import Engine
 from features.sql.timeline import (
     agg_where,
     as_double,
+    data_days,
+    days_since_last,
     distinct_in_windows_sql,
     distinct_keys_sql,
     ever_before_as_of_sql,
@@ -21,7 +24,8 @@ from features.sql.timeline import (
     snapshot_join,
     sum_before,
     sum_in,
-    tenure,
+    table_start_join,
+    table_start_sql,
     windowed_sql,
     zero,
 )
@@ -58,6 +62,7 @@ DAYS_SINCE = declare.fixed(
     "lower",
     "last login {value:.0f} days ago",
     never="no login recorded after the day it landed, {tenure_days:.0f} days ago",
+    since_start="no login since the logins data starts, {value:.0f} days ago",
 )
 GAP_MEAN = declare.fixed(
     "login_gap_mean_90d", "Mean days between login days over 90 days", "lower",
@@ -76,6 +81,7 @@ TREND = declare.fixed(
     "{logins_per_seat_30d:.1f} logins per seat in 30 days, {value:+.0%} on the previous 30",
     missing="{logins_per_seat_30d:.1f} logins per seat in 30 days, none in the 30 before",
     unseated="{logins_per_seat_30d:.0f} logins in 30 days, {value:+.0%} on the previous 30",
+    window=60,
 )
 TREND_VS_90 = declare.fixed(
     "logins_trend_vs_90d",
@@ -90,6 +96,7 @@ VALID = "account_id IS NOT NULL AND ts IS NOT NULL"
 WINDOWS = "_ft_logins_win"
 USER_WINDOWS = "_ft_logins_users_win"
 LAST = "_ft_logins_last"
+START = "_ft_logins_start"
 
 
 def build(engine: Engine, ctx: FamilyContext) -> list[str]:
@@ -115,9 +122,10 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     }
     engine.define(WINDOWS, windowed_sql(DAILY, aggregates))
     engine.define(LAST, ever_before_as_of_sql(DAILY, {"last_day": ("max", "r.day")}))
+    engine.define(START, table_start_sql(DAILY))
 
     columns = {LOGINS_PER_SEAT.name(w): ratio(zero(f"w.logins_{w}"), "s.seat_norm") for w in ctx.windows}
-    joins = [snapshot_join("w", WINDOWS), snapshot_join("l", LAST)]
+    joins = [snapshot_join("w", WINDOWS), snapshot_join("l", LAST), table_start_join(START)]
     if ctx.has(SOURCE, "user_id"):
         users = f"SELECT account_id, user_id AS key, {d.day_of('ts')} AS day FROM logins WHERE {VALID}"
         engine.define(USERS, distinct_keys_sql(d, users, ctx.horizon))
@@ -126,12 +134,13 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         columns |= {UTILISATION.name(w): ratio(zero(f"u.distinct_{w}"), "s.seat_norm") for w in ctx.windows}
         joins.append(snapshot_join("u", USER_WINDOWS))
     columns |= {ACTIVE_DAYS.name(w): as_double(zero(f"w.days_{w}")) for w in ctx.windows}
-    columns[DAYS_SINCE] = f"coalesce({d.days_between('l.last_day', 's.as_of')}, {tenure(d)})"
+    columns[DAYS_SINCE] = days_since_last(d, "l.last_day")
     columns[GAP_MEAN] = (
         "CASE WHEN w.days_in_90 >= 2 THEN CAST(w.first_age_90 - w.last_age_90 AS DOUBLE) / (w.days_in_90 - 1) END"
     )
     columns[GAP_MAX] = as_double("w.gap_max_90")
     columns[TREND] = rel_change(zero("w.logins_30"), zero("w.logins_prev_30"))
     columns[TREND_VS_90] = rel_change(ratio(zero("w.logins_30"), "30"), ratio(zero("w.logins_90"), "90"))
+    columns[data_days_column(SOURCE)] = data_days(d)
     engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

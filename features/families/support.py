@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from features.contract import HIGH_PRIORITIES
 from features.families.base import Declarations, FamilyContext, family_table
+from features.registry import data_days_column
 from features.sql.engine import Engine
 from features.sql.timeline import (
     agg_where,
     as_double,
     count_where,
+    data_days,
+    days_since_last,
     ever_before_as_of_sql,
     family_sql,
     ratio,
@@ -24,7 +27,8 @@ from features.sql.timeline import (
     snapshot_join,
     sum_before,
     sum_in,
-    tenure,
+    table_start_join,
+    table_start_sql,
     windowed_sql,
     zero,
 )
@@ -80,6 +84,7 @@ DAYS_SINCE = declare.fixed(
     "higher",
     "last ticket {value:.0f} days ago",
     never="no ticket recorded after the day it landed, {tenure_days:.0f} days ago",
+    since_start="no ticket since the support tickets data starts, {value:.0f} days ago",
 )
 TREND = declare.fixed(
     "tickets_trend_30d",
@@ -87,6 +92,7 @@ TREND = declare.fixed(
     "lower",
     "{tickets_30d:.0f} tickets in 30 days, {value:+.0%} on the previous 30",
     missing="{tickets_30d:.0f} tickets in 30 days, none in the 30 before",
+    window=60,
 )
 
 OPENED_DAILY = "_ft_tickets_opened_day"
@@ -94,6 +100,7 @@ CLOSED_DAILY = "_ft_tickets_closed_day"
 OPENED_WINDOWS = "_ft_tickets_opened_win"
 CLOSED_WINDOWS = "_ft_tickets_closed_win"
 OPENED_EVER = "_ft_tickets_opened_ever"
+START = "_ft_tickets_start"
 CLOSED_EVER = "_ft_tickets_closed_ever"
 VALID = "account_id IS NOT NULL AND opened_at IS NOT NULL"
 
@@ -144,10 +151,12 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         OPENED_EVER,
         ever_before_as_of_sql(OPENED_DAILY, {"opened_total": ("sum", "r.tickets"), "day": ("max", "r.day")}),
     )
+    engine.define(START, table_start_sql(OPENED_DAILY))
     joins = [
         snapshot_join("o", OPENED_WINDOWS),
         snapshot_join("c", CLOSED_WINDOWS),
         snapshot_join("opened", OPENED_EVER),
+        table_start_join(START),
     ]
 
     columns = {TICKETS.name(w): as_double(zero(f"o.tickets_{w}")) for w in ctx.windows}
@@ -167,7 +176,8 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     if has("category"):
         columns[BUG_SHARE] = ratio("o.bugs", "o.with_category")
         columns[HOWTO_SHARE] = ratio("o.howtos", "o.with_category")
-    columns[DAYS_SINCE] = f"coalesce({d.days_between('opened.day', 's.as_of')}, {tenure(d)})"
+    columns[DAYS_SINCE] = days_since_last(d, "opened.day")
     columns[TREND] = rel_change(zero("o.tickets_30"), zero("o.tickets_prev_30"))
+    columns[data_days_column(SOURCE)] = data_days(d)
     engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

@@ -4,24 +4,31 @@ NPS responses are 0-10: 9-10 promoters, 0-6 detractors; the account's NPS is the
 promoters minus the share of detractors, times 100 (-100 to 100). CSAT survey responses are
 1-5 (product surveys, apart from the ticket CSAT of the support family). A row without a `kind`
 is an NPS response. "Latest" is the mean of the responses on the last day with any before as_of.
+The 180-day features are missing where the surveys table starts inside the 180 days, after the account
+landed (`within_data`): the data holds part of the window only.
 """
 
 from __future__ import annotations
 
 from features.families.base import Declarations, FamilyContext, family_table
+from features.registry import data_days_column
 from features.sql.engine import Engine
 from features.sql.timeline import (
     agg_where,
     as_double,
     count_where,
+    data_days,
+    days_since_last,
     ever_before_as_of_sql,
     family_sql,
     latest_row_joins,
     ratio,
     snapshot_join,
     sum_within,
-    tenure,
+    table_start_join,
+    table_start_sql,
     trailing_sql,
+    within_data,
     zero,
 )
 
@@ -72,6 +79,7 @@ DAYS_SINCE = declare.fixed(
     "lower",
     "last survey response {value:.0f} days ago",
     never="no survey response recorded after the day it landed, {tenure_days:.0f} days ago",
+    since_start="no survey response since the surveys data starts, {value:.0f} days ago",
 )
 
 DAILY = "_ft_surveys_day"
@@ -81,6 +89,7 @@ WINDOWS = "_ft_surveys_win"
 
 
 LAST = "_ft_surveys_last"
+START = "_ft_surveys_start"
 NPS_LAST = "_ft_surveys_nps_last"
 CSAT_LAST = "_ft_surveys_csat_last"
 
@@ -107,16 +116,18 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     engine.define(WINDOWS, trailing_sql(d, DAILY, {name: sum_within(f"r.{name}", WINDOW) for name in sums}, WINDOW))
     engine.define(LAST, ever_before_as_of_sql(DAILY, {"day": ("max", "r.day")}))
 
-    columns = {NPS_LATEST: "nps.mean", NPS_MEAN: ratio("w.nps_sum", "w.nps_n")}
+    columns = {NPS_LATEST: "nps.mean", NPS_MEAN: within_data(d, NPS_MEAN, ratio("w.nps_sum", "w.nps_n"))}
     net_promoters = f"{zero('w.promoters')} - {zero('w.detractors')}"
-    columns[ACCOUNT_NPS] = f"100.0 * {ratio(net_promoters, 'w.nps_n')}"
-    columns[DETRACTORS] = ratio(zero("w.detractors"), "w.nps_n")
+    columns[ACCOUNT_NPS] = within_data(d, ACCOUNT_NPS, f"100.0 * {ratio(net_promoters, 'w.nps_n')}")
+    columns[DETRACTORS] = within_data(d, DETRACTORS, ratio(zero("w.detractors"), "w.nps_n"))
     if ctx.has(SOURCE, "kind"):
         columns[CSAT_LATEST] = "csat.mean"
-        columns[CSAT_MEAN] = ratio("w.csat_sum", "w.csat_n")
-    columns[RESPONSES] = as_double(zero("w.responses"))
-    columns[DAYS_SINCE] = f"coalesce({d.days_between('l.day', 's.as_of')}, {tenure(d)})"
-    joins = [snapshot_join("w", WINDOWS), snapshot_join("l", LAST)]
+        columns[CSAT_MEAN] = within_data(d, CSAT_MEAN, ratio("w.csat_sum", "w.csat_n"))
+    columns[RESPONSES] = within_data(d, RESPONSES, as_double(zero("w.responses")))
+    columns[DAYS_SINCE] = days_since_last(d, "l.day")
+    columns[data_days_column(SOURCE)] = data_days(d)
+    engine.define(START, table_start_sql(DAILY))
+    joins = [snapshot_join("w", WINDOWS), snapshot_join("l", LAST), table_start_join(START)]
     joins += latest_row_joins("nps", NPS_DAILY, NPS_LAST) + latest_row_joins("csat", CSAT_DAILY, CSAT_LAST)
     engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

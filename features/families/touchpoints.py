@@ -7,24 +7,30 @@ before, so it is missing when either period had no rated touchpoint. Days since 
 executive meeting are missing when there never was one: many accounts (small ones served
 one-to-many) never get one, and a scorecard then skips the metric instead of penalising them.
 Days since the last touchpoint of any kind fall back to the account's tenure, as every other
-"days since" does.
+"days since" does (or to the days since the table's first row, where it starts after the landing). The
+sentiment trend reads 180 days: missing where the table starts inside them, after the landing (`within_data`).
 """
 
 from __future__ import annotations
 
 from features.families.base import Declarations, FamilyContext, family_table
+from features.registry import data_days_column
 from features.sql.engine import Engine
 from features.sql.timeline import (
     as_double,
     count_where,
+    data_days,
+    days_since_last,
     ever_before_as_of_sql,
     family_sql,
     ratio,
     snapshot_join,
     sum_between,
     sum_within,
-    tenure,
+    table_start_join,
+    table_start_sql,
     trailing_sql,
+    within_data,
     zero,
 )
 
@@ -53,6 +59,7 @@ DAYS_SINCE = declare.fixed(
     "lower",
     "last touchpoint {value:.0f} days ago",
     never="no touchpoint recorded after the day it landed, {tenure_days:.0f} days ago",
+    since_start="no touchpoint since the touchpoints data starts, {value:.0f} days ago",
 )
 SENTIMENT = declare.fixed(
     "touchpoint_sentiment_90d", "Mean sentiment of touchpoints in 90 days (-1 negative to 1 positive)", "higher",
@@ -63,7 +70,7 @@ SENTIMENT_TREND = declare.fixed(
     "touchpoint_sentiment_trend_90d", "Mean touchpoint sentiment of the last 90 days minus the 90 before", "higher",
     "touchpoint sentiment {touchpoint_sentiment_90d:+.2f}, {value:+.2f} on the previous 90 days",
     requires=("sentiment",),
-    missing="no touchpoint sentiment to compare with the 90 days before",
+    missing="no touchpoint sentiment to compare with the 90 days before", window=180,
 )  # fmt: skip
 NEGATIVE = declare.fixed(
     "negative_touchpoints_90d", "Touchpoints with negative sentiment in 90 days", "lower",
@@ -75,6 +82,7 @@ WINDOWS = "_ft_touchpoints_win"
 
 
 LAST = "_ft_touchpoints_last"
+START = "_ft_touchpoints_start"
 
 
 def build(engine: Engine, ctx: FamilyContext) -> list[str]:
@@ -107,11 +115,14 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     columns = {TOUCHPOINTS: as_double(zero("w.touchpoints_90"))}
     columns[DAYS_SINCE_QBR] = d.days_between("l.last_qbr", "s.as_of")
     columns[DAYS_SINCE_EXECUTIVE] = d.days_between("l.last_executive", "s.as_of")
-    columns[DAYS_SINCE] = f"coalesce({d.days_between('l.day', 's.as_of')}, {tenure(d)})"
+    columns[DAYS_SINCE] = days_since_last(d, "l.day")
     if ctx.has(SOURCE, "sentiment"):
         recent, before = ratio("w.sentiment_90", "w.rated_90"), ratio("w.sentiment_prev_90", "w.rated_prev_90")
         columns[SENTIMENT] = recent
-        columns[SENTIMENT_TREND] = f"({recent} - {before})"
+        columns[SENTIMENT_TREND] = within_data(d, SENTIMENT_TREND, f"({recent} - {before})")
         columns[NEGATIVE] = as_double(zero("w.negative_90"))
-    engine.define(family_table(SOURCE), family_sql(columns, [snapshot_join("w", WINDOWS), snapshot_join("l", LAST)]))
+    columns[data_days_column(SOURCE)] = data_days(d)
+    engine.define(START, table_start_sql(DAILY))
+    joins = [snapshot_join("w", WINDOWS), snapshot_join("l", LAST), table_start_join(START)]
+    engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

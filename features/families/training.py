@@ -9,11 +9,14 @@ before the trainings table's first row (its onboarding is not in the data).
 from __future__ import annotations
 
 from features.families.base import Declarations, FamilyContext, family_table
+from features.registry import data_days_column
 from features.sql.engine import Engine
 from features.sql.timeline import (
     LANDED,
     as_double,
     count_where,
+    data_days,
+    days_since_last,
     ever_before_as_of_sql,
     family_sql,
     ratio,
@@ -22,7 +25,6 @@ from features.sql.timeline import (
     sum_in,
     table_start_join,
     table_start_sql,
-    tenure,
     windowed_sql,
     zero,
 )
@@ -61,6 +63,7 @@ DAYS_SINCE = declare.fixed(
     "lower",
     "last training {value:.0f} days ago",
     never="no training recorded after the day it landed, {tenure_days:.0f} days ago",
+    since_start="no training since the trainings data starts, {value:.0f} days ago",
 )
 
 DAILY = "_ft_trainings_day"
@@ -121,6 +124,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         columns[CERTIFICATIONS] = as_double(zero("l.certifications_total"))
     # an onboarding before the table's first row is not in it: unknown, not "no session"
     columns[ONBOARDING] = since_landing(d, as_double(zero("onboarded.sessions")))
-    columns[DAYS_SINCE] = f"coalesce({d.days_between('l.day', 's.as_of')}, {tenure(d)})"
+    columns[DAYS_SINCE] = days_since_last(d, "l.day")
+    columns[data_days_column(SOURCE)] = data_days(d)
     engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 from features.errors import DataContractError
 from features.families.base import Declarations, FamilyContext, family_table
-from features.registry import FeatureSpec, register, register_resolver
+from features.registry import FeatureSpec, data_days_column, register, register_resolver
 from features.settings import FeatureSettings
 from features.sql.dialect import Dialect
 from features.sql.engine import Engine
@@ -55,6 +55,8 @@ from features.sql.timeline import (
     WINDOW_MAP,
     as_double,
     count_where,
+    data_days,
+    days_since_last,
     ever_before_as_of_sql,
     family_sql,
     ratio,
@@ -115,6 +117,7 @@ DAYS_SINCE = declare.fixed(
     "lower",
     "last product use {value:.0f} days ago",
     never="no product use recorded after the day it landed, {tenure_days:.0f} days ago",
+    since_start="no product use since the product usage data starts, {value:.0f} days ago",
 )
 TREND = declare.fixed(
     "usage_trend_30d",
@@ -123,6 +126,7 @@ TREND = declare.fixed(
     "{events_per_seat_30d:.1f} events per seat in 30 days, {value:+.0%} on the previous 30",
     unseated="{events_per_seat_30d:.0f} events in 30 days, {value:+.0%} on the previous 30",
     missing="{events_per_seat_30d:.1f} events per seat in 30 days, none in the 30 before",
+    window=60,
 )
 
 PER_FEATURE = re.compile(r"^usage_(.+)_per_seat_30d\Z", re.DOTALL)  # any name (`named_columns`)
@@ -312,14 +316,14 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         joins.append(snapshot_join("wf", WORKFLOW_WINDOWS))
         columns[COMPLETION] = ratio("wf.completed", "wf.runs")
         columns[SKIPS] = ratio("wf.skipped", "wf.runs")
-    days_landed = tenure(d)
     first_value = (
         f"CASE WHEN fv.first_ts < s.as_of THEN greatest({d.days_between('s.landed_at', 'fv.first_ts')}, 0.0) "
-        f"ELSE {days_landed} END"
+        f"ELSE {tenure(d)} END"
     )
     columns[FIRST_VALUE] = since_landing(d, first_value)
-    columns[DAYS_SINCE] = f"coalesce({d.days_between('l.day', 's.as_of')}, {days_landed})"
+    columns[DAYS_SINCE] = days_since_last(d, "l.day")
     columns[TREND] = rel_change(zero("w.events_30"), zero("w.events_prev_30"))
+    columns[data_days_column(SOURCE)] = data_days(d)
     engine.define(family_table(SOURCE), family_sql(columns, joins))
     return list(columns)
 

@@ -121,24 +121,59 @@ def tenure(d: Dialect) -> str:
     return d.days_between("s.landed_at", "s.as_of")
 
 
-def table_start_sql(rollup: str) -> str:
+def table_start_sql(rollup: str, day: str = "day") -> str:
     """One row: the first `day` of a family's daily roll-up, i.e. of its table (NULL when it is empty).
 
     Exports rarely begin when the customers landed (two years of logins for customers of five years'
     standing), and each table may begin on another day. Join it with `table_start_join` and read it
     through `since_landing`, which uses it only when it lies before as_of: then it is the first row before
     as_of, which no row at or after as_of can move (point in time)."""
-    return f"SELECT min(day) AS first_day FROM {rollup}"
+    return f"SELECT min({day}) AS first_day FROM {rollup}"
+
+
+def starts_after_landing(d: Dialect, start: str = "hs.first_day") -> str:
+    """Whether the table's first row before as_of (`start`, from `table_start_sql`) is after the account's
+    landing day: the table does not say what happened between the landing and its start. A table without a
+    row before as_of is taken at its word, as its windows are (no activity; an empty table is warned about
+    when the data is read)."""
+    return f"({start} < s.as_of AND {start} > {d.day_of('s.landed_at')})"
 
 
 def since_landing(d: Dialect, known: str, start: str = "hs.first_day") -> str:
     """`known` (a quantity counted from the landing day: days to first use, onboarding sessions), NULL where
-    the table's first row before as_of (`start`, from `table_start_sql`) is after the account's landing day:
-    the table does not say what happened before it starts, and reading nothing there as "never" would count
-    the export's start ("first product use 1734 days after landing" of an account landed years before the
-    usage data). A table without a row before as_of is taken at its word, as its windows are (no activity;
-    an empty table is warned about when the data is read)."""
-    return f"(CASE WHEN {start} < s.as_of AND {start} > {d.day_of('s.landed_at')} THEN NULL ELSE {known} END)"
+    the table starts after the account landed (`starts_after_landing`): reading nothing before the table's
+    start as "never" would count the export's start ("first product use 1734 days after landing" of an
+    account landed years before the usage data)."""
+    return f"(CASE WHEN {starts_after_landing(d, start)} THEN NULL ELSE {known} END)"
+
+
+def within_data(d: Dialect, name: str, known: str, start: str = "hs.first_day") -> str:
+    """`known`, the value of feature `name` over its last `window` days (FeatureSpec), NULL where the window
+    reaches before the first row of a table that starts after the account landed: the data holds part of the
+    window only. For the windows longer than the 90 days the snapshots' start guarantees (a year of invoices, 180
+    days of surveys), where a partial count measured worse than none (bench/RESULTS.md, "Wave 17 (since)").
+    The feature is declared `whole`, so its words say why it is missing."""
+    found = lookup(name)
+    if found is None or not found.whole or found.window is None:
+        raise ValueError(f"feature '{name}' is not declared whole: its words would not say why it is missing")
+    late = f"{start} > s.as_of - {d.days(found.window)}"
+    return f"(CASE WHEN {starts_after_landing(d, start)} AND {late} THEN NULL ELSE {known} END)"
+
+
+def days_since_last(d: Dialect, last_day: str, start: str = "hs.first_day") -> str:
+    """Days since the account's last row before as_of (`last_day`); without one, days since it landed -- or,
+    where the table starts after the landing (`starts_after_landing`), since the table's first row: the data
+    says nothing before it, and counting from the landing day read an export of two years as "no login for
+    1700 days" (measured in bench/RESULTS.md, "Wave 17 (since)"). `data_days` tells the words which it is."""
+    bound = f"CASE WHEN {starts_after_landing(d, start)} THEN {d.days_between(start, 's.as_of')} ELSE {tenure(d)} END"
+    return f"coalesce({d.days_between(last_day, 's.as_of')}, {bound})"
+
+
+def data_days(d: Dialect, start: str = "hs.first_day") -> str:
+    """Days of the table before as_of, from its first row (NULL when it has none before as_of): what a
+    "days since" value is bounded by (`days_since_last`) and how much of a trailing window the data holds,
+    carried beside the features for their words (`features.registry.data_days_column`), never a feature."""
+    return f"(CASE WHEN {start} < s.as_of THEN {d.days_between(start, 's.as_of')} END)"
 
 
 def table_start_join(table: str) -> str:
