@@ -4,6 +4,7 @@ agreement with the plain-pandas reference implementation on generated data."""
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from pathlib import Path
 
 import duckdb
@@ -60,6 +61,14 @@ def test_table_format_and_registry_coverage(generated_table):
     assert categorical_columns(table) == [n for n, s in specs.items() if s.kind == "categorical"]
     assert all(table[n].dtype == "float64" for n, s in specs.items() if s.kind == "numeric")
     assert from_data <= set(table.columns)  # generated data has every source and column (CSM ratings are no data)
+
+
+def test_the_feature_table_takes_a_new_column_without_a_fragmentation_warning(generated_table):
+    """Scoring adds its own columns to the table; pandas warned "highly fragmented" at each run's first one,
+    because the table's hundred columns had been converted one by one."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        generated_table.assign(account_status="active")
 
 
 def test_the_days_of_each_tables_data_ride_beside_the_features_never_as_one(generated, generated_table):
