@@ -48,11 +48,11 @@ def build_features(
     """One row per (account, as_of) with an active term: label, term end and every feature, as pandas.
 
     Families whose table is absent from the data produce no columns; a snapshot's values depend
-    only on data before its as_of, never on the other dates of the call (up to the last bits of a
-    float sum, whose order the engine chooses). With a model's `feature_set`, exactly its features
-    are built, in its order (DataContractError when the data cannot produce one of them), with the
-    value settings it recorded (`FeatureSet.built_with`); the labels follow `grace_days`. `engine`
-    defaults to DuckDB on the dataset's connection.
+    only on data before its as_of, never on the other dates of the call, and, bit for bit, not on the
+    rows' order or the engine's threads (fractional numbers are summed exactly: `timeline.exact`). With a
+    model's `feature_set`, exactly its features are built, in its order (DataContractError when the data
+    cannot produce one of them), with the value settings it recorded (`FeatureSet.built_with`); the labels
+    follow `grace_days`. `engine` defaults to DuckDB on the dataset's connection.
     """
     engine = engine or DuckDBEngine(dataset.con)
     with built_features(dataset, engine, as_of_dates, settings, grace_days, progress, feature_set) as select:

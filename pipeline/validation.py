@@ -345,23 +345,49 @@ def _per_table(run: Runner, scans: list[tuple[str, list[str]]]) -> list[tuple[An
     return [tuple(row[1 : 1 + len(values)]) for row, (_, values) in zip(rows, scans, strict=True)]
 
 
+SUMMED = {"usage_events": ("quantity",), "invoices": ("amount", "discount"), "subscriptions": ("arr",)}
+"""Number columns without a bounded range that the features add up exactly, as DECIMAL(38, 18)
+(`features.sql.timeline.exact`), whose sums overflow at 10^20."""
+SUM_LIMIT = 1e19
+"""The most a `SUMMED` column's values may add up to in a table (amount and discount are added together)."""
+
+
 def _value_problems(run: Runner, raw_types: RawTypes, numbered: frozenset[str]) -> tuple[list[str], dict[str, int]]:
     """Values that do not convert to the column's type, are out of range, and nulls in required columns;
-    and the row count of each table (one scan of each)."""
+    the `SUMMED` columns whose values add up beyond `SUM_LIMIT`; and the row count of each table (one scan of
+    each)."""
     checks = {name: value_checks(TABLES[name], types, run.dialect) for name, types in raw_types.items()}
+    summed = {name: [c for c in SUMMED.get(name, ()) if c in types] for name, types in raw_types.items()}
     scans = [
-        (run.dialect.quote(f"__raw_{name}"), ["count(*)", *(f"count_if({cond})" for _, cond, _ in table_checks)])
+        (
+            run.dialect.quote(f"__raw_{name}"),
+            ["count(*)", *(f"count_if({cond})" for _, cond, _ in table_checks)]
+            + [_beyond_sum_limit(TABLES[name].column(c), raw_types[name][c], run.dialect) for c in summed[name]],
+        )
         for name, table_checks in checks.items()
     ]
     problems, rows = [], {}
     for (name, table_checks), (total, *counts) in zip(checks.items(), _per_table(run, scans), strict=True):
         rows[name] = total
-        for (col, cond, problem), count in zip(table_checks, counts, strict=True):
+        for (col, cond, problem), count in zip(table_checks, counts[: len(table_checks)], strict=True):
             if count:
                 examples = _examples(run, name, col, cond, _row_number(name, numbered))
                 hint = TABLES[name].column(col).hint
                 problems.append(f"{name}.{col}: {count} {problem} ({examples})" + (f"; {hint}" if hint else ""))
+        for col, beyond in zip(summed[name], counts[len(table_checks) :], strict=True):
+            if beyond:
+                problems.append(
+                    f"{name}.{col}: the values add up to {SUM_LIMIT:g} or more, beyond what churn adds up exactly; "
+                    "write them in a larger unit (thousands, GB rather than bytes)"
+                )
     return problems, rows
+
+
+def _beyond_sum_limit(column: Column, raw_type: str, d: Dialect) -> str:
+    """SQL: 1 when the column's finite values (others are reported as such) add up to `SUM_LIMIT` or more, else
+    0 (an integer, as the counts beside it in `_per_table`)."""
+    cast = column.cast_sql(raw_type, d)
+    return f"CASE WHEN sum(CASE WHEN {_finite(cast)} THEN abs({cast}) END) >= {SUM_LIMIT!r} THEN 1 ELSE 0 END"
 
 
 def value_checks(contract: TableContract, types: dict[str, str], d: Dialect = DUCKDB) -> list[tuple[str, str, str]]:

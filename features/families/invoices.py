@@ -20,6 +20,7 @@ from features.sql.timeline import (
     as_double,
     count_where,
     ever_before_as_of_sql,
+    exact,
     family_sql,
     latest_row_joins,
     ratio,
@@ -93,8 +94,9 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     engine.materialize(
         OWED,
         f"""
-        SELECT account_id, issued_at, due_at, amount, coalesce(discount, 0.0) AS discount, status,
-               paid_at, coalesce({d.day_of("paid_at")} <= {d.day_of("due_at")}, FALSE) AS on_time
+        SELECT account_id, issued_at, due_at, {exact("amount")} AS amount,
+               {exact("coalesce(discount, 0.0)")} AS discount, status, paid_at,
+               coalesce({d.day_of("paid_at")} <= {d.day_of("due_at")}, FALSE) AS on_time
         FROM invoices
         WHERE account_id IS NOT NULL AND issued_at IS NOT NULL AND due_at IS NOT NULL
           AND coalesce(status, '') <> 'void'

@@ -56,6 +56,7 @@ from features.sql.timeline import (
     as_double,
     count_where,
     ever_before_as_of_sql,
+    exact,
     family_sql,
     ratio,
     rel_change,
@@ -388,7 +389,7 @@ def _daily_table(engine: Engine, tracked: list[tuple[str, int]], slot_bits: int)
         DAILY,
         f"""
         SELECT e.account_id, {d.day_of("e.ts")} AS day, k.chunk, bit_or(k.bit) AS features, count(*) AS events,
-               sum(e.quantity) AS quantity, min(e.ts) AS first_ts{sums}
+               sum({exact("e.quantity")}) AS quantity, min(e.ts) AS first_ts{sums}
         FROM usage_events e LEFT JOIN {KEY_PACKS} k ON k.feature = e.feature
         WHERE e.account_id IS NOT NULL AND e.ts IS NOT NULL
         GROUP BY e.account_id, {d.day_of("e.ts")}, k.chunk
