@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from features.contract import EVENT_TABLES, TABLES
 from features.errors import DataContractError
-from features.sql.dialect import SPACES
+from features.sql.dialect import DUCKDB, FRACTIONAL, SPACES
 from features.table import ACCOUNT_ID
 from pipeline.io import literal_glob
 from pipeline.recent_history import RECENT_TABLES, create_recent_views, create_summary
@@ -313,8 +313,8 @@ def _create_raw_view(
         else:
             if not files:
                 raise DataContractError(f"Table '{name}': folder {path} holds no .parquet files.")
-            for file in files:  # a broken footer is named here, with its file, before DuckDB sees it
-                _check_footer(name, file)
+            # a broken footer is named here, with its file, before DuckDB sees it
+            refuse_mixed_ids(name, [(str(file), _footer_types(name, file)) for file in files])
             globs = [literal_glob(f) for f in files]
             if recent is None:
                 con.read_parquet(globs, union_by_name=True).create_view(f"__raw_{name}")
@@ -390,11 +390,43 @@ def _lines(path: Path) -> BinaryIO:
     return gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")
 
 
-def _check_footer(name: str, file: Path) -> None:
+def _footer_types(name: str, file: Path) -> dict[str, str]:
+    """A parquet file's column types (DuckDB's names, lower case: those `refuse_mixed_ids` tells apart), from
+    its footer; a broken footer is named with its file."""
     try:
-        pq.read_schema(file)
+        schema = pq.read_schema(file)
     except (pa.ArrowException, OSError) as exc:
         raise DataContractError(f"Table '{name}': cannot read {file}: not a readable parquet file ({exc}).") from exc
+    return {
+        field.name: "varchar"
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+        else "double"
+        if pa.types.is_floating(field.type) or pa.types.is_decimal(field.type)
+        else str(field.type)
+        for field in schema
+    }
+
+
+def refuse_mixed_ids(name: str, parts: Iterable[tuple[str, dict[str, str]]]) -> None:
+    """Refuse a folder whose parts hold an id column as text in some files and as floating-point numbers in
+    others (exports appended by different tools; R writes every number as a double). Both engines unite the
+    parts' types as text, and the numbers then read as '136.0', not as account 136: their rows were excluded as
+    unknown accounts. Which text a number was meant as is the writer's to say, so the user writes one type.
+    `parts`: each file (in path order) with its column types, the engine's names."""
+    ids = {column.name for column in TABLES[name].columns if column.type == "id"}
+    first: dict[tuple[str, bool], str] = {}
+    for file, types in parts:
+        for column in ids & set(types):
+            kind = types[column].lower()
+            if DUCKDB.is_text(kind) or kind.startswith(FRACTIONAL):
+                first.setdefault((column, DUCKDB.is_text(kind)), file)
+    for column in sorted(ids):
+        if (column, True) in first and (column, False) in first:
+            raise DataContractError(
+                f"Table '{name}': column {column} is text in {first[column, True]} but floating-point numbers in "
+                f"{first[column, False]}, which would read as text such as '136.0', not as the ids they are; "
+                f"write {column} with one type in every part (text, or integers)."
+            )
 
 
 def duckdb_reason(exc: duckdb.Error) -> str:

@@ -39,6 +39,7 @@ from pipeline.loading import (
     is_csv,
     ragged_reason,
     refuse_lookalike,
+    refuse_mixed_ids,
     table_files,
     utc_connection,
 )
@@ -261,12 +262,14 @@ def read_raw(
         frames = [
             (spark.read.parquet(*(_literal(part.uri) for part in members)), members) for members in groups.values()
         ]
-    read = []
+    read, typed_parts = [], []
     for frame, members in frames:
         types = _types(frame)
         types |= {column: EPOCH_NANOS for column in members[0].nanos if types.get(column) == "bigint"}
         located = frame.withColumns({"__file": F.col("_metadata.file_path"), "__index": F.col("_metadata.row_index")})
         read.append((located, types))
+        typed_parts += [(part.uri, types) for part in members]
+    refuse_mixed_ids(name, sorted(typed_parts, key=lambda part: _path_order(part[0])))
     columns = list(dict.fromkeys(column for _, types in read for column in types))
     common = {column: _common_type({types.get(column) for _, types in read}) for column in columns}
     located = reduce(

@@ -672,7 +672,7 @@ def _lookalike_ids(run: Runner, table: str, unknown: str) -> str:
     The ids are never matched so: 'A7' and 'a7', or '007' and '7', may well be different accounts."""
     d = run.dialect
 
-    def loose(column: str) -> str:  # '007', '7.0' (a float part of a folder whose other parts hold text) and '7'
+    def loose(column: str) -> str:  # '007', '7.0' (an id exported from a float column as text) and '7'
         return f"upper(trim(LEADING '0' FROM regexp_replace({column}, '[.]0+$', '')))"
 
     accounts = d.quote("__typed_accounts")

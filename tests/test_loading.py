@@ -559,3 +559,29 @@ def test_a_folder_table_is_listed_once(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(Path, "rglob", counted)
     load_dataset(data)
     assert sorted(listed) == sorted(data / name for name in tiny_tables())
+
+
+def mixed_id_parts(root: Path) -> Path:
+    """A folder table whose parts hold `account_id` as text (part-0) and as doubles (part-1), as exports
+    appended by different tools (R writes every number as a double) do."""
+    tables = tiny_tables()
+    numbers = {"A": "136", "B": "137", "C": "138"}
+    for frame in tables.values():
+        frame["account_id"] = frame["account_id"].map(numbers)
+    data = write_tables(root, tables, "folder")
+    part = data / "logins" / "part-1.parquet"
+    pd.read_parquet(part).astype({"account_id": "float64"}).to_parquet(part, index=False)
+    return data
+
+
+def test_ids_held_as_text_in_some_parts_and_as_floats_in_others_are_refused_with_the_fix(tmp_path: Path) -> None:
+    """Both engines unite the parts' types as text, so 136.0 read as '136.0' and the part's rows were excluded
+    as an unknown account's, with only a hint in the report."""
+    data = mixed_id_parts(tmp_path / "data")
+    with pytest.raises(DataContractError) as raised:
+        load_dataset(data)
+    assert str(raised.value) == (
+        f"Table 'logins': column account_id is text in {data / 'logins' / 'part-0.parquet'} but floating-point "
+        f"numbers in {data / 'logins' / 'part-1.parquet'}, which would read as text such as '136.0', not as the "
+        "ids they are; write account_id with one type in every part (text, or integers)."
+    )

@@ -32,6 +32,7 @@ from tests.test_loading import (
     bad_csv_tables,
     gzipped,
     lookalike_tables,
+    mixed_id_parts,
     partitioned_tables,
     report_lines,
 )
@@ -197,6 +198,16 @@ def test_agzipped_csv_loads_on_spark_as_on_duckdb(spark, tmp_path):
     data, problem = bad_csv_tables(tmp_path / "bad")["ragged_after_blank_line"]
     gzipped(data, "trainings")
     assert problem in refusal_on_both(spark, data, data / "trainings.csv.gz")
+
+
+def test_ids_held_as_text_in_some_parts_and_as_floats_in_others_are_refused_on_spark_as_on_duckdb(spark, tmp_path):
+    data = mixed_id_parts(tmp_path / "data")
+    messages = []
+    for load in (lambda: load_dataset(data), lambda: load_on_spark(spark, data.as_uri())):
+        with pytest.raises(DataContractError) as raised:
+            load()
+        messages.append(str(raised.value))
+    assert messages[1].replace(data.as_uri(), str(data)) == messages[0]
 
 
 def refusal_on_both(spark, data: Path, file: Path | None = None) -> str:
