@@ -80,7 +80,7 @@ def built_features(
     feature_settings, feature_grace = (
         (settings, grace_days) if feature_set is None else feature_set.built_with(settings, grace_days)
     )
-    ctx = FamilyContext(feature_settings, feature_grace, dataset.present_columns, usage_keys)
+    ctx = FamilyContext(feature_settings, feature_grace, dataset.present_columns, usage_keys, dataset.exact_sums)
     families = [f for f in FAMILIES if f.SOURCE == "accounts" or f.SOURCE in dataset.event_tables]
     steps = len(families) + 2
     d = engine.dialect

@@ -90,6 +90,11 @@ class Dataset:
         return table.assign(**{name: ids.map(by_id[name]) for name in wanted})
 
     @property
+    def exact_sums(self) -> dict[str, frozenset[str]] | None:
+        """Per table, the number columns the features add up as exact decimals, as validation found them."""
+        return self.report.exact_sums
+
+    @property
     def first_event(self) -> pd.Timestamp | None:
         """The earliest kept timestamp of the event tables, as validation measured it."""
         tables = self.report.tables

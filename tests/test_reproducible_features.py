@@ -106,3 +106,22 @@ def test_numbers_too_large_to_sum_exactly_are_refused():
     tables["usage_events"].loc[[5, 9], "quantity"] = 6e18  # 1.2e19: a sum of bytes, not of GB
     with pytest.raises(DataContractError, match=r"usage_events\.quantity: the values add up to 1e\+19 or more"):
         Dataset.from_frames(tables, data_end="2025-01-01", now=pd.Timestamp("2025-01-01"))
+
+
+def test_whole_numbers_are_summed_as_doubles_with_the_same_values():
+    """Whole numbers add up exactly as doubles too (below 2^53), so validation lets them skip the decimals (the
+    usual case, quantities counted in units: a cheaper build); the values are the decimals' bit for bit."""
+    tables = _tables()
+    tables["usage_events"]["quantity"] = np.floor(tables["usage_events"]["quantity"] * 10)
+    tables["touchpoints"]["sentiment"] = np.sign(tables["touchpoints"]["sentiment"])
+    dataset = Dataset.from_frames(tables, data_end="2025-01-01", now=pd.Timestamp("2025-01-01"))
+    exact = dataset.report.exact_sums
+    assert exact["usage_events"] == exact["touchpoints"] == frozenset()
+    assert exact["invoices"] == {"amount", "discount"} and exact["support_tickets"] == {"csat"}
+    dates = snapshot_dates(dataset, "monthly")
+    as_doubles = build_features(dataset, dates, FeatureSettings(), grace_days=30)
+    dataset.report.exact_sums = None  # every sum as decimals
+    assert build_features(dataset, dates, FeatureSettings(), grace_days=30).equals(as_doubles)
+    tables["usage_events"].loc[0, "quantity"] = 2.0**53  # whole, but sums beyond 2^53 are not exact as doubles
+    large = Dataset.from_frames(tables, data_end="2025-01-01", now=pd.Timestamp("2025-01-01"))
+    assert large.report.exact_sums["usage_events"] == {"quantity"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from features.families.base import Declarations, FamilyContext, family_table
 from features.labels import TERMS
 from features.sql.engine import Engine
-from features.sql.timeline import SNAPSHOTS, agg_where, as_double, count_where, exact, family_sql, ratio, tenure
+from features.sql.timeline import SNAPSHOTS, agg_where, as_double, count_where, family_sql, ratio, tenure
 
 SOURCE = "accounts"
 # Who the customer is and where its contract stands: context for a CSM, not behaviour to change.
@@ -114,7 +114,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         FROM {SNAPSHOTS} s JOIN {TERMS} t
           ON t.account_id = s.account_id AND t.start_date < s.as_of AND s.as_of <= t.end_date)"""
     contract = f"""(
-        SELECT s.account_id, s.as_of, sum({exact("t.arr")}) AS arr, max(t.seats) AS seats
+        SELECT s.account_id, s.as_of, sum({ctx.summed("subscriptions", "arr", "t.arr")}) AS arr, max(t.seats) AS seats
         FROM {SNAPSHOTS} s JOIN {TERMS} t
           ON t.account_id = s.account_id AND t.start_date < s.as_of AND s.as_of <= t.end_date
         GROUP BY s.account_id, s.as_of)"""

@@ -129,7 +129,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
                count(closed_at) AS closed,
                {agg_where("sum", exact(d.hours_between("opened_at", "closed_at")), resolved)} AS resolution_hours,
                {count_where(resolved)} AS resolved,
-               {agg_where("sum", exact("csat"), rated_when)} AS csat_sum,
+               {agg_where("sum", ctx.summed(SOURCE, "csat"), rated_when)} AS csat_sum,
                {agg_where("count", "csat", rated_when)} AS rated
         FROM support_tickets WHERE {VALID} GROUP BY ALL
         """,

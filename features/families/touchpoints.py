@@ -18,7 +18,6 @@ from features.sql.timeline import (
     as_double,
     count_where,
     ever_before_as_of_sql,
-    exact,
     family_sql,
     ratio,
     snapshot_join,
@@ -86,7 +85,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         SELECT account_id, {d.day_of("ts")} AS day, count(*) AS touchpoints,
                {count_where("kind = 'qbr'")} AS qbrs,
                {count_where("kind = 'executive'")} AS executives,
-               sum({exact("sentiment")}) AS sentiment_sum, count(sentiment) AS rated,
+               sum({ctx.summed(SOURCE, "sentiment")}) AS sentiment_sum, count(sentiment) AS rated,
                {count_where("sentiment < 0")} AS negative
         FROM touchpoints WHERE account_id IS NOT NULL AND ts IS NOT NULL GROUP BY account_id, {d.day_of("ts")}
         """,
