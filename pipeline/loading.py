@@ -353,6 +353,8 @@ def csv_header(name: str, path: Path) -> list[str] | None:
             raise DataContractError(
                 f"Table '{name}': cannot read {path}: its header is not UTF-8 text (save the file as UTF-8)"
             ) from exc
+        except (OSError, EOFError) as exc:  # gzip's: a file named .gz that is not gzip, or cut short
+            raise DataContractError(f"Table '{name}': cannot read {path}: not a readable gzip file ({exc}).") from exc
 
 
 def header_names(name: str, source: object, header: list[str | None] | None) -> list[str]:

@@ -535,6 +535,13 @@ def test_a_bad_row_of_a_gzipped_csv_is_named_as_in_the_plain_file(tmp_path: Path
         assert problem in message, message
 
 
+def test_a_file_named_gz_that_is_not_gzip_is_named(tmp_path: Path) -> None:
+    data = write_tables(tmp_path / "data", tiny_tables())
+    (data / "logins.csv").rename(data / "logins.csv.gz")
+    with pytest.raises(DataContractError, match=r"Table 'logins': cannot read .*logins\.csv\.gz: not a readable gzip"):
+        load_dataset(data)
+
+
 def test_a_table_given_as_csv_and_as_gzipped_csv_is_ambiguous(tmp_path: Path) -> None:
     data = write_tables(tmp_path / "data", tiny_tables())
     with gzip.open(data / "logins.csv.gz", "wb") as packed:
