@@ -51,11 +51,11 @@ def build_features(
     """One row per (account, as_of) with an active term: label, term end and every feature, as pandas.
 
     Families whose table is absent from the data produce no columns; a snapshot's values depend
-    only on data before its as_of, never on the other dates of the call (up to the last bits of a
-    float sum, whose order the engine chooses). With a model's `feature_set`, exactly its features
-    are built, in its order (DataContractError when the data cannot produce one of them), with the
-    value settings it recorded (`FeatureSet.built_with`); the labels follow `grace_days`. `engine`
-    defaults to DuckDB on the dataset's connection.
+    only on data before its as_of, never on the other dates of the call, and, bit for bit, not on the
+    rows' order or the engine's threads (fractional numbers are summed exactly: `timeline.exact`). With a
+    model's `feature_set`, exactly its features are built, in its order (DataContractError when the data
+    cannot produce one of them), with the value settings it recorded (`FeatureSet.built_with`); the labels
+    follow `grace_days`. `engine` defaults to DuckDB on the dataset's connection.
     """
     engine = engine or DuckDBEngine(dataset.con)
     with built_features(dataset, engine, as_of_dates, settings, grace_days, progress, feature_set) as built:
@@ -92,7 +92,7 @@ def built_features(
     feature_settings, feature_grace = (
         (settings, grace_days) if feature_set is None else feature_set.built_with(settings, grace_days)
     )
-    ctx = FamilyContext(feature_settings, feature_grace, dataset.present_columns, usage_keys)
+    ctx = FamilyContext(feature_settings, feature_grace, dataset.present_columns, usage_keys, dataset.exact_sums)
     families = [f for f in FAMILIES if f.SOURCE == "accounts" or f.SOURCE in dataset.event_tables]
     steps = len(families) + 2
     d = engine.dialect

@@ -263,5 +263,10 @@ class CanonicalData(Protocol):
     data_end: pd.Timestamp
 
     @property
+    def exact_sums(self) -> Mapping[str, frozenset[str]] | None:
+        """Per table, the number columns the features must add up as exact decimals (None: all of them)."""
+        ...
+
+    @property
     def first_event(self) -> pd.Timestamp | None:
         """The earliest kept timestamp of the event tables (None without events)."""

@@ -216,9 +216,12 @@ def _ask_server(
 
 
 def _env_number(name: str, minimum: float) -> float | None:
-    """The number an MLflow client setting of the environment holds, None when unset."""
+    """The number an MLflow client setting of the environment holds, None when the user did not set it (unset,
+    or churn's own default: `PROCESS_DEFAULTS`)."""
+    from pipeline.runtime import PROCESS_DEFAULTS
+
     text = os.environ.get(name, "").strip()
-    if not text:
+    if not text or text == PROCESS_DEFAULTS.get(name):
         return None
     try:
         value = float(text)
@@ -262,6 +265,26 @@ def server_absent(tracking_uri: str) -> str | None:
     return (
         f"it did not answer within {tries} (a hung or overloaded server, or a firewall that drops the packets); "
         f"if it is only slow, set MLFLOW_HTTP_REQUEST_TIMEOUT to more seconds (now {timeout:g}, {chosen})"
+    )
+
+
+def stopped_answering(exc: BaseException, tracking_uri: str) -> str | None:
+    """The message for an MLflow request that timed out after its retries (a server that answered at the start
+    of the command, then hung), or None for any other error: what happened and what to change if the server is
+    only slow."""
+    from mlflow.exceptions import MlflowException
+
+    if not isinstance(exc, MlflowException) or "timed out" not in exc.message.lower():
+        return None
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT
+
+    timeout, retries = MLFLOW_HTTP_REQUEST_TIMEOUT.get(), MLFLOW_HTTP_REQUEST_MAX_RETRIES.get()
+    chosen = "set in the environment" if _env_number("MLFLOW_HTTP_REQUEST_TIMEOUT", 1) else "churn's default"
+    return (
+        f"MLflow tracking server {redact_url(tracking_uri)} stopped answering during the command: a request got no "
+        f"answer in {1 + retries} attempts of {timeout:g} s (a hung or overloaded server). Restart the server and "
+        f"run the command again; if it is only slow, set MLFLOW_HTTP_REQUEST_TIMEOUT to more seconds (now "
+        f"{timeout:g}, {chosen})."
     )
 
 

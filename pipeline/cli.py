@@ -640,6 +640,8 @@ def main() -> None:
             raise
         if isinstance(exc, ChurnError):
             _print_error("error", str(exc))
+        elif (hung := _stopped_answering(exc)) is not None:
+            _print_error("error", hung)
         else:
             _print_error(
                 "internal error",
@@ -647,6 +649,17 @@ def main() -> None:
                 "This is a bug in the churn pipeline; rerun with --debug for the traceback and report it.",
             )
         sys.exit(1)
+
+
+def _stopped_answering(exc: Exception) -> str | None:
+    """`champion.stopped_answering` for an error of MLflow (loaded by then), None for any other."""
+    if "mlflow" not in sys.modules:
+        return None
+    import mlflow
+
+    from pipeline.champion import stopped_answering
+
+    return stopped_answering(exc, mlflow.get_tracking_uri())
 
 
 def _print_error(kind: str, message: str) -> None:

@@ -13,11 +13,12 @@ parameters, with glob characters escaped so a name means exactly that one file.
 from __future__ import annotations
 
 import csv
+import gzip
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, BinaryIO, Self
 
 import duckdb
 import pandas as pd
@@ -26,7 +27,7 @@ import pyarrow.parquet as pq
 
 from features.contract import EVENT_TABLES, TABLES
 from features.errors import DataContractError
-from features.sql.dialect import SPACES
+from features.sql.dialect import DUCKDB, FRACTIONAL, SPACES
 from features.table import ACCOUNT_ID
 from pipeline.io import literal_glob
 from pipeline.recent_history import RECENT_TABLES, create_recent_views, create_summary
@@ -87,6 +88,11 @@ class Dataset:
         by_id = self.accounts.set_index(self.accounts[ACCOUNT_ID].astype(str))
         ids = table[ACCOUNT_ID].astype(str)
         return table.assign(**{name: ids.map(by_id[name]) for name in wanted})
+
+    @property
+    def exact_sums(self) -> dict[str, frozenset[str]] | None:
+        """Per table, the number columns the features add up as exact decimals, as validation found them."""
+        return self.report.exact_sums
 
     @property
     def first_event(self) -> pd.Timestamp | None:
@@ -181,19 +187,23 @@ def load_dataset(
     sources: dict[str, str] = {}
     recent: dict[str, RecentRead] = {}
     windows: dict[str, WindowRows] = {}
+    partitioned: dict[str, frozenset[str]] = {}
     found = [(name, _locate(data_dir, name)) for name in TABLES]
     for done, (name, path) in enumerate(found, start=1):
         if progress:
             progress("reading tables", done, len(found))
         if path is None:
             continue
-        if read_from is not None and name in RECENT_TABLES and path.suffix != ".csv":
-            recent[name] = RecentRead(read_from, parquet_files(path), summary_cache, window_cache)
-        window = _create_raw_view(con, name, path, recent.get(name))
+        files = [] if is_csv(path) else parquet_files(path)  # a folder is listed once (it may be remote, or huge)
+        if path.is_dir():
+            partitioned[name] = partition_keys(file.relative_to(path).parts[:-1] for file in files)
+        if read_from is not None and name in RECENT_TABLES and files:
+            recent[name] = RecentRead(read_from, files, summary_cache, window_cache)
+        window = _create_raw_view(con, name, path, files, recent.get(name))
         if window is not None:
             windows[name] = window
         sources[name] = str(path)
-    return _finish(con, sources, data_end, grace_days, now, recent, windows, attributes, repeats)
+    return _finish(con, sources, data_end, grace_days, now, recent, windows, attributes, repeats, partitioned)
 
 
 @dataclass(frozen=True)
@@ -214,8 +224,19 @@ def utc_connection() -> duckdb.DuckDBPyConnection:
     return con
 
 
+def table_files(name: str) -> tuple[str, ...]:
+    """The names table `name` may have in a data folder: parquet, CSV, gzipped CSV (an export's usual
+    compression, read as such by both engines), or a folder of parquet files."""
+    return (f"{name}.parquet", f"{name}.csv", f"{name}.csv.gz", name)
+
+
+def is_csv(path: Path | str) -> bool:
+    """A table file is CSV, plain or gzipped (`table_files`)."""
+    return str(path).endswith((".csv", ".csv.gz"))
+
+
 def _locate(data_dir: Path, name: str) -> Path | None:
-    candidates = [p for p in (data_dir / f"{name}.parquet", data_dir / f"{name}.csv", data_dir / name) if p.exists()]
+    candidates = [p for p in (data_dir / entry for entry in table_files(name)) if p.exists()]
     if len(candidates) > 1:
         listed = ", ".join(p.name for p in candidates)
         raise DataContractError(f"Table '{name}' is given more than once in {data_dir} ({listed}); keep one.")
@@ -239,23 +260,27 @@ def _stem_and_suffixes(entry: str) -> tuple[str, list[str]]:
 
 def refuse_lookalike(data: str, name: str, entries: Iterable[str]) -> None:
     """Refuse a data folder where table `name` is absent but an entry is plainly it in a form churn does
-    not read (`logins.csv.gz`, `Surveys.parquet`, `usage-events.csv`, `logins.json`): read as absent,
+    not read (`logins.csv.zst`, `Surveys.parquet`, `usage-events.csv`, `logins.json`): read as absent,
     the table's features would silently be left out of every model and score."""
     for entry in sorted(entries):
         stem, suffixes = _stem_and_suffixes(entry)
         if hidden(entry) or stem != name:
             continue
-        if any(s in COMPRESSED for s in suffixes):
-            advice = f"churn does not read compressed files: decompress it to {name}.csv or convert it to parquet"
+        gzipped_csv = suffixes == [".csv", ".gz"]
+        if not gzipped_csv and any(s in COMPRESSED for s in suffixes):
+            advice = (
+                f"churn reads CSV compressed with gzip ({name}.csv.gz), no other compressed files: decompress it "
+                f"to {name}.csv, compress the CSV with gzip or convert it to parquet"
+            )
         elif suffixes == [".pq"]:
             advice = f"rename it to {name}.parquet"
-        elif suffixes and suffixes[-1] not in (".parquet", ".csv"):
+        elif suffixes and not gzipped_csv and suffixes[-1] not in (".parquet", ".csv"):
             advice = f"churn does not read {suffixes[-1]} files: convert it to parquet or a comma-separated {name}.csv"
         else:
             advice = f"table names are exact and lower-case: rename it to {name}{''.join(suffixes)}"
         raise DataContractError(
-            f"Table '{name}' is not in {data}, but {entry} looks like it: churn reads {name}.parquet, {name}.csv "
-            f"or a folder {name}/ of parquet files; {advice}."
+            f"Table '{name}' is not in {data}, but {entry} looks like it: churn reads {name}.parquet, {name}.csv, "
+            f"{name}.csv.gz or a folder {name}/ of parquet files; {advice}."
         )
 
 
@@ -266,15 +291,6 @@ def parquet_files(path: Path) -> list[Path]:
     return sorted(f for f in path.rglob("*.parquet") if not any(map(hidden, f.relative_to(path).parts)))
 
 
-def _partition_keys(path: Path) -> frozenset[str]:
-    """The hive-style keys in the folder names of a folder table's files (`partition_keys`)."""
-    return (
-        partition_keys(file.relative_to(path).parts[:-1] for file in parquet_files(path))
-        if path.is_dir()
-        else frozenset()
-    )
-
-
 def hidden(name: str) -> bool:
     """A file or folder name a table's parts are never under, as Spark's own listing skips them: a writer's
     `_temporary/` attempts (their rows would be read twice), `.name` files; a partition `_x=1/` is not hidden."""
@@ -282,9 +298,10 @@ def hidden(name: str) -> bool:
 
 
 def _create_raw_view(
-    con: duckdb.DuckDBPyConnection, name: str, path: Path, recent: RecentRead | None = None
+    con: duckdb.DuckDBPyConnection, name: str, path: Path, files: list[Path], recent: RecentRead | None = None
 ) -> WindowRows | None:
-    """Expose the file as `__raw_<name>`; CSV is read as text so bad values can be reported.
+    """Expose the table at `path` (its parquet `files`) as `__raw_<name>`; CSV is read as text so bad values
+    can be reported.
 
     CSV means comma-separated: the delimiter is not guessed, so a short or truncated file is never
     read as one wide column. With `recent`, parquet rows from its start on only, of the files whose
@@ -292,18 +309,17 @@ def _create_raw_view(
     """
     window = None
     try:
-        if path.suffix == ".csv" and not path.is_dir():
+        if is_csv(path) and not path.is_dir():
             columns = dict.fromkeys(header_names(name, path, csv_header(name, path)), "VARCHAR")
             con.execute(
                 f'CREATE TABLE "__raw_{name}" AS SELECT * FROM read_csv(?, {CSV_OPTIONS}, columns=?)',
                 [literal_glob(path), columns],
             )
         else:
-            files = recent.files if recent is not None else parquet_files(path)
             if not files:
                 raise DataContractError(f"Table '{name}': folder {path} holds no .parquet files.")
-            for file in files:  # a broken footer is named here, with its file, before DuckDB sees it
-                _check_footer(name, file)
+            # a broken footer is named here, with its file, before DuckDB sees it
+            refuse_mixed_ids(name, [(str(file), _footer_types(name, file)) for file in files])
             globs = [literal_glob(f) for f in files]
             if recent is None:
                 con.read_parquet(globs, union_by_name=True).create_view(f"__raw_{name}")
@@ -312,7 +328,7 @@ def _create_raw_view(
         con.execute(f'SELECT * FROM "__raw_{name}" LIMIT 1').fetchall()
     except duckdb.Error as exc:
         reason = duckdb_reason(exc)
-        if path.suffix == ".csv" and "not utf-8" in reason.lower() and (bad := _first_line_not_utf8(path)):
+        if is_csv(path) and "not utf-8" in reason.lower() and (bad := _first_line_not_utf8(path)):
             # DuckDB names the right line number but quotes another line (its buffer's first)
             reason = f"line {bad[0]} is not UTF-8 text: {bad[1]!r} (this file is not utf-8 encoded: save it as UTF-8)"
         elif ragged := RAGGED.search(reason):
@@ -330,13 +346,15 @@ def ragged_reason(line: int, text: str, wanted: int, found: int) -> str:
 
 def csv_header(name: str, path: Path) -> list[str] | None:
     """The fields of a CSV file's first row (None when the file is empty), reading only its lines."""
-    with path.open("rb") as lines:
+    with _lines(path) as lines:
         try:
             return next(csv.reader(line.decode("utf-8-sig") for line in lines), None)
         except UnicodeDecodeError as exc:
             raise DataContractError(
                 f"Table '{name}': cannot read {path}: its header is not UTF-8 text (save the file as UTF-8)"
             ) from exc
+        except (OSError, EOFError) as exc:  # gzip's: a file named .gz that is not gzip, or cut short
+            raise DataContractError(f"Table '{name}': cannot read {path}: not a readable gzip file ({exc}).") from exc
 
 
 def header_names(name: str, source: object, header: list[str | None] | None) -> list[str]:
@@ -365,7 +383,7 @@ def _first_line_not_utf8(path: Path) -> tuple[int, bytes] | None:
     """The first line of a file (1-based, header included) that is not UTF-8, and its first 80 bytes.
 
     Line by line is exact: no byte of a multi-byte UTF-8 character is a line feed."""
-    with path.open("rb") as lines:
+    with _lines(path) as lines:
         for number, line in enumerate(lines, 1):
             try:
                 line.decode("utf-8")
@@ -374,11 +392,48 @@ def _first_line_not_utf8(path: Path) -> tuple[int, bytes] | None:
     return None
 
 
-def _check_footer(name: str, file: Path) -> None:
+def _lines(path: Path) -> BinaryIO:
+    """A CSV file's bytes, decompressed when gzipped (`is_csv`), to read by lines."""
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")
+
+
+def _footer_types(name: str, file: Path) -> dict[str, str]:
+    """A parquet file's column types (DuckDB's names, lower case: those `refuse_mixed_ids` tells apart), from
+    its footer; a broken footer is named with its file."""
     try:
-        pq.read_schema(file)
+        schema = pq.read_schema(file)
     except (pa.ArrowException, OSError) as exc:
         raise DataContractError(f"Table '{name}': cannot read {file}: not a readable parquet file ({exc}).") from exc
+    return {
+        field.name: "varchar"
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+        else "double"
+        if pa.types.is_floating(field.type) or pa.types.is_decimal(field.type)
+        else str(field.type)
+        for field in schema
+    }
+
+
+def refuse_mixed_ids(name: str, parts: Iterable[tuple[str, dict[str, str]]]) -> None:
+    """Refuse a folder whose parts hold an id column as text in some files and as floating-point numbers in
+    others (exports appended by different tools; R writes every number as a double). Both engines unite the
+    parts' types as text, and the numbers then read as '136.0', not as account 136: their rows were excluded as
+    unknown accounts. Which text a number was meant as is the writer's to say, so the user writes one type.
+    `parts`: each file (in path order) with its column types, the engine's names."""
+    ids = {column.name for column in TABLES[name].columns if column.type == "id"}
+    first: dict[tuple[str, bool], str] = {}
+    for file, types in parts:
+        for column in ids & set(types):
+            kind = types[column].lower()
+            if DUCKDB.is_text(kind) or kind.startswith(FRACTIONAL):
+                first.setdefault((column, DUCKDB.is_text(kind)), file)
+    for column in sorted(ids):
+        if (column, True) in first and (column, False) in first:
+            raise DataContractError(
+                f"Table '{name}': column {column} is text in {first[column, True]} but floating-point numbers in "
+                f"{first[column, False]}, which would read as text such as '136.0', not as the ids they are; "
+                f"write {column} with one type in every part (text, or integers)."
+            )
 
 
 def duckdb_reason(exc: duckdb.Error) -> str:
@@ -397,7 +452,7 @@ def _broken_file(con: duckdb.DuckDBPyConnection, sources: dict[str, str]) -> tup
     """After a read error: the (table, file, error) of the first file that fails on its own, if any."""
     for name, source in sources.items():
         path = Path(source)
-        if not path.exists() or path.suffix == ".csv":
+        if not path.exists() or is_csv(path):
             continue
         for file in parquet_files(path):
             try:
@@ -417,12 +472,13 @@ def _finish(
     windows: Mapping[str, WindowRows] | None = None,
     attributes: Collection[str] = (),
     repeats: bool = False,
+    partitioned: Mapping[str, frozenset[str]] | None = None,
 ) -> Dataset:
     """Validate the raw views, then define the canonical ones (kept rows only) and collect the small tables.
 
     The `recent` tables' raw views hold their rows from a date on (of the files whose checked rows
     `windows` does not take from the cache): their canonical views add the summary rows of the older
-    ones (`_add_older_summary`)."""
+    ones (`_add_older_summary`). `partitioned`: the keys of the folder tables' hive-style folder names."""
     recent, windows = dict(recent or {}), dict(windows or {})
     checked = {name: query for name, rows in windows.items() if (query := cached_rows(rows)) is not None}
     try:
@@ -440,7 +496,7 @@ def _finish(
             numbered=frozenset(recent),
             checked=checked,
             kept={"accounts": attributes},
-            partitioned={name: _partition_keys(Path(source)) for name, source in sources.items()},
+            partitioned=partitioned or {},
             repeats=repeats,
         )
     except duckdb.Error as exc:

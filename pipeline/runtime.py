@@ -15,6 +15,11 @@ PROCESS_DEFAULTS: dict[str, str] = {
     "MLFLOW_DISABLE_TELEMETRY": "true",  # no DNS lookups from a batch job; nothing may reach the internet
     "MLFLOW_LOGGING_LEVEL": "ERROR",  # its warnings are advice to MLflow's users, not churn's (`churn --verbose`)
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # batch logs, not terminals
+    # A tracking server that hangs mid-run: MLflow waits 120 s per request and retries 7 times (over 15 minutes
+    # per request); with these a request gives up after ~75 s (4 attempts of 15 s, 2 + 4 + 8 s of backoff between
+    # them, which still ride out a server restarting for ~15 s).
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
     # Idle OpenMP threads sleep instead of spinning: on shared or busy cores (batch hosts, CI)
     # spinning made small LightGBM fits ~10x slower.
     "OMP_WAIT_POLICY": "PASSIVE",

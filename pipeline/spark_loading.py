@@ -3,7 +3,7 @@
 `--data` is a folder the cluster can read: a local path, or any Hadoop-compatible URI
 (`hdfs://`, `s3a://`, `abfss://`, `gs://`, `file://`) whose filesystem the cluster's Hadoop
 configuration provides. Tables are found in it as `load_dataset` finds them locally
-(`<table>.parquet`, `<table>.csv` or a folder `<table>/` of parquet parts), but listed through
+(`<table>.parquet`, `<table>.csv`, `<table>.csv.gz` or a folder `<table>/` of parquet parts), but listed through
 the Hadoop FileSystem API of the session's JVM: the driver never needs to hold the data.
 
 Validation is the one of `pipeline/validation.py`, run by Spark (`SparkRunner`): the same SQL
@@ -32,7 +32,17 @@ import pandas as pd
 from features.contract import TABLES
 from features.errors import ChurnError, DataContractError
 from features.sql.dialect import EPOCH_NANOS, SPARK
-from pipeline.loading import Dataset, header_names, hidden, ragged_reason, refuse_lookalike, utc_connection
+from pipeline.loading import (
+    Dataset,
+    header_names,
+    hidden,
+    is_csv,
+    ragged_reason,
+    refuse_lookalike,
+    refuse_mixed_ids,
+    table_files,
+    utc_connection,
+)
 from pipeline.validation import SOURCE_ROW, canonical_view, kept_columns, partition_keys, validate, with_checked
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -112,10 +122,6 @@ class HadoopFiles:
         path, fs = self._resolve(uri)
         return [str(status.getPath().getName()) for status in fs.listStatus(path)]
 
-    def has_parquet(self, uri: str) -> bool:
-        """A folder holds a .parquet file at any depth (hidden ones, `_`/`.`, are not read by Spark)."""
-        return next(self._parquet_files(uri), None) is not None
-
     def _parquet_files(self, uri: str) -> Iterator[Any]:
         path, fs = self._resolve(uri)
         root = len(path.toUri().getPath().rstrip("/"))
@@ -127,9 +133,11 @@ class HadoopFiles:
                 yield part
 
     def lines(self, uri: str) -> Iterator[bytes]:
-        """A file's lines, their ends kept, read a MiB at a time on the driver (only to name a bad row)."""
+        """A file's lines, their ends kept, read a MiB at a time on the driver (only to name a bad row); a
+        compressed file (`.gz`) decompressed by the codec Hadoop reads it with."""
         path, fs = self._resolve(uri)
-        stream = fs.open(path)
+        codec = self._jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(self._conf).getCodec(path)
+        stream = fs.open(path) if codec is None else codec.createInputStream(fs.open(path))
         try:
             rest = b""
             while chunk := bytes(stream.readNBytes(1 << 20)):
@@ -141,8 +149,9 @@ class HadoopFiles:
             stream.close()
 
     def parts(self, name: str, uri: str, kind: str) -> list[Part]:
-        """The parquet file of table `name`, or every part of its folder in DuckDB's order, each with its
-        footer's schema (footers only: a cheap read per file; a broken one is named with its file)."""
+        """The parquet file of table `name`, or every part of its folder in DuckDB's order (the folder listed
+        once), each with its footer's schema (footers only: a cheap read per file; a broken one is named with
+        its file)."""
         if kind == "file":
             paths = [self._resolve(uri)[0]]
         else:
@@ -200,7 +209,7 @@ def _named_errors(name: str, uri: str) -> Iterator[None]:
 def _locate(files: HadoopFiles, data: str, name: str) -> tuple[str, str] | None:
     """(URI, kind) of the table in `data`, as `pipeline.loading` finds it in a local folder."""
     found = []
-    for uri in (f"{data}/{name}.parquet", f"{data}/{name}.csv", f"{data}/{name}"):
+    for uri in (f"{data}/{entry}" for entry in table_files(name)):
         with _named_errors(name, uri):
             kind = files.kind(uri)
         if kind is not None:
@@ -232,16 +241,17 @@ def read_raw(
     (`_common_type`), so both engines check the same values."""
     from pyspark.sql import functions as F
 
-    if uri.endswith(".csv") and kind == "file":
+    if is_csv(uri) and kind == "file":
         first = spark.read.options(**{**CSV_OPTIONS, "header": False}).csv(uri).first()
         names = header_names(name, uri, None if first is None else list(first))
         raw = spark.read.options(**CSV_OPTIONS).csv(uri).toDF(*names)
         _check_fields(raw, files, name, uri)
         return raw.withColumn(SOURCE_ROW, F.monotonically_increasing_id() + 1), _types(raw)
-    if kind == "folder" and not files.has_parquet(uri):
+    parts = files.parts(name, uri, kind)
+    if not parts:
         raise DataContractError(f"Table '{name}': folder {uri} holds no .parquet files.")
     groups: dict[str, list[Part]] = {}
-    for part in files.parts(name, uri, kind):
+    for part in parts:
         groups.setdefault(part.schema, []).append(part)
     if len(groups) == 1:  # the usual case: the file or folder read as one
         reader = (
@@ -252,12 +262,14 @@ def read_raw(
         frames = [
             (spark.read.parquet(*(_literal(part.uri) for part in members)), members) for members in groups.values()
         ]
-    read = []
+    read, typed_parts = [], []
     for frame, members in frames:
         types = _types(frame)
         types |= {column: EPOCH_NANOS for column in members[0].nanos if types.get(column) == "bigint"}
         located = frame.withColumns({"__file": F.col("_metadata.file_path"), "__index": F.col("_metadata.row_index")})
         read.append((located, types))
+        typed_parts += [(part.uri, types) for part in members]
+    refuse_mixed_ids(name, sorted(typed_parts, key=lambda part: _path_order(part[0])))
     columns = list(dict.fromkeys(column for _, types in read for column in types))
     common = {column: _common_type({types.get(column) for _, types in read}) for column in columns}
     located = reduce(

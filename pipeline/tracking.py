@@ -125,7 +125,10 @@ def configure_tracking(settings: Settings) -> str:
         else:
             experiment_id = experiment.experiment_id
     except MlflowException as exc:
-        raise ChurnError(f"MLflow tracking store {uri} is not usable: {exc.message}") from exc
+        from pipeline.champion import stopped_answering
+
+        message = stopped_answering(exc, uri) or f"MLflow tracking store {uri} is not usable: {exc.message}"
+        raise ChurnError(message) from exc
     except SQLAlchemyError as exc:  # a SQLite file that is not a database, a store of a newer MLflow schema...
         raise ChurnError(
             f"MLflow tracking store {uri} is not usable: {getattr(exc, 'orig', None) or exc}. Restore it from a "

@@ -427,6 +427,10 @@ def feature_name(column: object) -> str:
 def _feature_column(values: pd.Series, name: str) -> tuple[pd.Series | None, str | None]:
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
         return _unless_row_numbers(values.astype("float64"), name)
+    if pd.api.types.is_timedelta64_dtype(values):
+        return _unless_row_numbers(_days(values), name)
+    if nested := _nested(values):
+        return None, f"dropped '{name}': it holds {nested} (a nested parquet column), not one value per row"
     if pd.api.types.is_datetime64_any_dtype(values):
         return None, f"dropped '{name}': a timestamp (pass it as --time to split on it)"
     text = values.astype("string").str.strip().replace("", pd.NA)
@@ -440,6 +444,23 @@ def _feature_column(values: pd.Series, name: str) -> tuple[pd.Series | None, str
     if distinct > max(50, HIGH_CARDINALITY_SHARE * text.notna().sum()):
         return None, f"dropped '{name}': {distinct:,} distinct text values (an id or free text)"
     return text.astype("category"), None
+
+
+def _days(durations: pd.Series) -> pd.Series:
+    """A duration column (a parquet duration: time to onboard, since the last login) as its length in days,
+    the unit of the pipeline's own day counts; pandas read it as text such as '3 days 04:00:00'."""
+    return durations.dt.total_seconds() / 86_400
+
+
+def _nested(values: pd.Series) -> str | None:
+    """What a column of parquet lists, maps or structs holds ('lists', 'records'), None for plain values:
+    pandas reads them as arrays and dicts, whose text was taken for category levels."""
+    for value in values.dropna().head(1000):
+        if isinstance(value, dict):
+            return "records"
+        if isinstance(value, list | tuple | np.ndarray):
+            return "lists"
+    return None
 
 
 def _unless_row_numbers(numbers: pd.Series, name: str) -> tuple[pd.Series | None, str | None]:
@@ -467,6 +488,8 @@ def as_trained(values: pd.Series, name: str, levels: Sequence[str] | None, sourc
         return text
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
         return values
+    if pd.api.types.is_timedelta64_dtype(values):
+        return _days(values)
     text = values.astype("string").str.strip().replace("", pd.NA)
     parsed = pd.to_numeric(text, errors="coerce").fillna(text.str.lower().map(_BOOLEAN_WORDS).astype("Float64"))
     bad = parsed.isna() & text.notna()

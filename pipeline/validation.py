@@ -86,6 +86,7 @@ class ValidationReport:
     keep: dict[str, str] = field(default_factory=dict)  # table -> SQL condition on canonical columns
     time_limit: pd.Timestamp | None = None  # rows dated from here on are excluded (keep_condition)
     folder_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)  # table -> keys only in folder names
+    exact_sums: dict[str, frozenset[str]] | None = None  # table -> `SUMMED` columns to add up as decimals; None: all
 
     def warning_count(self, table: str) -> int:
         return sum(w.count for w in self.warnings if w.table == table)
@@ -178,7 +179,7 @@ def validate(
     if problems:
         raise DataContractError(_format_problems(problems))
     explicit_end, limit, limit_text = time_limit(data_end, now)
-    values, rows = _value_problems(run, raw_types, numbered)
+    values, rows, exact = _value_problems(run, raw_types, numbered)
     problems += values + _empty_required_tables(rows)
     problems += _duplicate_accounts(run, _row_number("accounts", numbered))
     problems += _inverted_terms(run, raw_types["subscriptions"], _row_number("subscriptions", numbered))
@@ -207,6 +208,8 @@ def validate(
             data_end_source=source,
             keep=keep,
             time_limit=limit,
+            # rows checked in an earlier run were not scanned: their sums are taken as needing decimals
+            exact_sums=exact | {name: frozenset(SUMMED.get(name, ())) for name in checked or {}},
         )
         report.warnings = [*exclusions, *_warnings(run, raw_types, tables, counts)]
         if repeats:
@@ -345,23 +348,68 @@ def _per_table(run: Runner, scans: list[tuple[str, list[str]]]) -> list[tuple[An
     return [tuple(row[1 : 1 + len(values)]) for row, (_, values) in zip(rows, scans, strict=True)]
 
 
-def _value_problems(run: Runner, raw_types: RawTypes, numbered: frozenset[str]) -> tuple[list[str], dict[str, int]]:
+SUMMED = {
+    "usage_events": ("quantity",),
+    "invoices": ("amount", "discount"),
+    "subscriptions": ("arr",),
+    "support_tickets": ("csat",),
+    "surveys": ("score",),
+    "touchpoints": ("sentiment",),
+}
+"""Number columns the features add up. A sum of doubles depends on the order the engine adds them in (threads,
+partitions), unless they are whole numbers whose sums stay below 2^53; the others are summed as exact decimals,
+DECIMAL(38, 18) (`features.sql.timeline.exact`), whose sums overflow at 10^20."""
+WHOLE_SUMS = 2.0**53
+SUM_LIMIT = 1e19
+"""The most a `SUMMED` column's values may add up to in a table (amount and discount are added together)."""
+
+
+def _value_problems(
+    run: Runner, raw_types: RawTypes, numbered: frozenset[str]
+) -> tuple[list[str], dict[str, int], dict[str, frozenset[str]]]:
     """Values that do not convert to the column's type, are out of range, and nulls in required columns;
-    and the row count of each table (one scan of each)."""
+    the `SUMMED` columns whose values add up beyond `SUM_LIMIT`; the row count of each table; and per table the
+    `SUMMED` columns that need exact decimal sums (one scan of each table)."""
     checks = {name: value_checks(TABLES[name], types, run.dialect) for name, types in raw_types.items()}
+    summed = {name: [c for c in SUMMED.get(name, ()) if c in types] for name, types in raw_types.items()}
     scans = [
-        (run.dialect.quote(f"__raw_{name}"), ["count(*)", *(f"count_if({cond})" for _, cond, _ in table_checks)])
+        (
+            run.dialect.quote(f"__raw_{name}"),
+            ["count(*)", *(f"count_if({cond})" for _, cond, _ in table_checks)]
+            + [_sum_kind(TABLES[name].column(c), raw_types[name][c], run.dialect) for c in summed[name]],
+        )
         for name, table_checks in checks.items()
     ]
-    problems, rows = [], {}
+    problems, rows, exact = [], {}, {}
     for (name, table_checks), (total, *counts) in zip(checks.items(), _per_table(run, scans), strict=True):
         rows[name] = total
-        for (col, cond, problem), count in zip(table_checks, counts, strict=True):
+        for (col, cond, problem), count in zip(table_checks, counts[: len(table_checks)], strict=True):
             if count:
                 examples = _examples(run, name, col, cond, _row_number(name, numbered))
                 hint = TABLES[name].column(col).hint
                 problems.append(f"{name}.{col}: {count} {problem} ({examples})" + (f"; {hint}" if hint else ""))
-    return problems, rows
+        kinds = dict(zip(summed[name], counts[len(table_checks) :], strict=True))
+        exact[name] = frozenset(col for col, kind in kinds.items() if kind)
+        for col, kind in kinds.items():
+            if kind == 2:
+                problems.append(
+                    f"{name}.{col}: the values add up to {SUM_LIMIT:g} or more, beyond what churn adds up exactly; "
+                    "write them in a larger unit (thousands, GB rather than bytes)"
+                )
+    return problems, rows, exact
+
+
+def _sum_kind(column: Column, raw_type: str, d: Dialect) -> str:
+    """SQL of an integer (as the counts beside it in `_per_table`) saying how the features can add the column's
+    finite values up (others are reported as such): 0 as doubles (whole numbers adding up to less than
+    `WHOLE_SUMS`: every sum is exact), 1 as exact decimals, 2 not at all (they add up to `SUM_LIMIT` or more)."""
+    cast = column.cast_sql(raw_type, d)
+    finite = f"(CASE WHEN {_finite(cast)} THEN {cast} END)"
+    total = f"sum(abs({finite}))"
+    return (
+        f"CASE WHEN {total} >= {SUM_LIMIT!r} THEN 2 WHEN {total} >= {WHOLE_SUMS!r} "
+        f"OR count_if({finite} <> floor({finite})) > 0 THEN 1 ELSE 0 END"
+    )
 
 
 def value_checks(contract: TableContract, types: dict[str, str], d: Dialect = DUCKDB) -> list[tuple[str, str, str]]:
@@ -646,7 +694,7 @@ def _lookalike_ids(run: Runner, table: str, unknown: str) -> str:
     The ids are never matched so: 'A7' and 'a7', or '007' and '7', may well be different accounts."""
     d = run.dialect
 
-    def loose(column: str) -> str:  # '007', '7.0' (a float part of a folder whose other parts hold text) and '7'
+    def loose(column: str) -> str:  # '007', '7.0' (an id exported from a float column as text) and '7'
         return f"upper(trim(LEADING '0' FROM regexp_replace({column}, '[.]0+$', '')))"
 
     accounts = d.quote("__typed_accounts")

@@ -247,7 +247,8 @@ def test_table_given_twice_is_ambiguous(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 LOOKALIKES = [
-    ("logins.csv.gz", "logins", "churn does not read compressed files: decompress it to logins.csv"),
+    ("logins.csv.zst", "logins", "churn reads CSV compressed with gzip (logins.csv.gz), no other compressed files"),
+    ("Logins.csv.gz", "logins", "table names are exact and lower-case: rename it to logins.csv.gz"),
     ("Logins.parquet", "logins", "table names are exact and lower-case: rename it to logins.parquet"),
     ("logins.PARQUET", "logins", "rename it to logins.parquet"),
     ("usage-events.csv", "usage_events", "rename it to usage_events.csv"),
@@ -261,7 +262,7 @@ LOOKALIKES = [
 def test_a_table_in_a_form_churn_does_not_read_is_refused_not_left_out(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str, table: str, advice: str
 ) -> None:
-    """`logins.csv.gz` or `Logins.parquet` used to read as "absent": every model and score silently went without
+    """`logins.csv.zst` or `Logins.parquet` used to read as "absent": every model and score silently went without
     the table's features."""
     data = write_tables(tmp_path / "data", tiny_tables())
     (data / f"{table}.csv").rename(data / entry)

@@ -42,9 +42,9 @@ def test_packed_counts_are_each_features_own_count(monkeypatch, slot_bits, scans
     packings = []
     daily_table = usage._daily_table
 
-    def recorded(engine, tracked, bits):
+    def recorded(engine, tracked, bits, quantity):
         packings.append(bits)
-        return daily_table(engine, tracked, bits)
+        return daily_table(engine, tracked, bits, quantity)
 
     monkeypatch.setattr(usage, "_daily_table", recorded)
     row = snapshot(make_dataset(usage_events=EVENTS), AS_OF, top_features=5)

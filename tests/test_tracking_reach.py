@@ -217,3 +217,64 @@ def test_an_interrupted_run_logged_to_a_server_no_longer_there_is_named_at_once(
     assert f"logged to the MLflow server {uri}, which cannot be reached: the connection was refused" in message
     assert f"remove the journal {journal}: its files are {files_are}" in message
     assert journal.exists()  # kept until the server is back or the user removes it
+
+
+class _HangsAfterHello(_Answering):
+    """A tracking server on 127.0.0.1 that answers the start-up check (`GET /`) and then, from the first API
+    request on, accepts and never answers: a server that hangs while a command runs."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        stop = self.stop = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.startswith("/api/"):
+                    stop.wait()
+                    return
+                self.send_response(200)
+                self.end_headers()
+
+            do_POST = do_GET
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.stop.set()
+        super().close()
+
+
+def test_a_server_that_hangs_during_the_command_stops_it_within_two_minutes(inputs, tmp_path: Path) -> None:
+    """Past the start-up check, MLflow's own client waited 120 s per request, 8 times (over 15 minutes); churn's
+    defaults for MLflow's client (`PROCESS_DEFAULTS`) give up in ~75 s, with a message saying what to change."""
+    server = _HangsAfterHello()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    args = [part.format(**inputs) for part in COMMANDS["score --table"]]
+    started = time.monotonic()
+    try:
+        finished = subprocess.run(
+            [sys.executable, "-m", "pipeline", "--no-progress", *args],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            cwd=tmp_path,
+            env=environment | {"MLFLOW_TRACKING_URI": server.url},
+        )
+    finally:
+        server.close()
+    seconds = time.monotonic() - started
+    assert finished.returncode == 1, finished.stderr
+    assert " ".join(finished.stderr.split()) == (
+        f"error: MLflow tracking server {server.url} stopped answering during the command: a request got no answer "
+        "in 4 attempts of 15 s (a hung or overloaded server). Restart the server and run the command again; if it "
+        "is only slow, set MLFLOW_HTTP_REQUEST_TIMEOUT to more seconds (now 15, churn's default)."
+    )
+    assert seconds < 120, seconds

@@ -7,6 +7,8 @@ import warnings
 import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from churn_sim import simulate_feature_table
 from conftest import run_cli
@@ -520,3 +522,23 @@ def test_numbers_in_a_categorical_column_match_its_levels_as_training_wrote_them
     got = as_trained(pd.Series([2.0, 4.0, np.nan, 5.0]), "tier", levels, "t.csv")
     assert got.tolist() == ["2", "4.0", pd.NA, "5"]
     assert as_trained(pd.Series([2, 5]), "tier", levels, "t.csv").tolist() == ["2", "5"]
+
+
+def test_duration_columns_are_days_and_nested_columns_are_dropped_with_a_note(tmp_path):
+    """A parquet duration read as text ('3 days 04:00:00'): a category level per value, or dropped as "an id or
+    free text"; lists and records read as the text of arrays and dicts, category levels the model learnt."""
+    frame = _telco_like(400)
+    table = pa.Table.from_pandas(frame, preserve_index=False).append_column(
+        "onboarding", pa.array(np.arange(400) * 3_600 + 1, pa.duration("s"))
+    )
+    table = table.append_column("tags", pa.array([["a", "b"][: i % 3] for i in range(400)], pa.list_(pa.string())))
+    table = table.append_column("owner", pa.array([{"team": "x", "seat": i % 2} for i in range(400)]))
+    pq.write_table(table, tmp_path / "t.parquet")
+    read = read_prepared_table(tmp_path / "t.parquet")
+    prepared, notes = prepare_table(read, "customerID", "Churn", None)
+    days = (np.arange(400) * 3_600 + 1) / 86_400
+    np.testing.assert_array_equal(prepared["onboarding"].to_numpy(), days)
+    assert "dropped 'tags': it holds lists (a nested parquet column), not one value per row" in notes
+    assert "dropped 'owner': it holds records (a nested parquet column), not one value per row" in notes
+    assert "tags" not in prepared and "owner" not in prepared
+    np.testing.assert_array_equal(as_trained(read["onboarding"], "onboarding", None, "--table").to_numpy(), days)

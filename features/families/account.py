@@ -12,7 +12,7 @@ from __future__ import annotations
 from features.families.base import Declarations, FamilyContext, family_table
 from features.labels import TERMS
 from features.sql.engine import Engine
-from features.sql.timeline import SNAPSHOTS, agg_where, count_where, family_sql, ratio, tenure
+from features.sql.timeline import SNAPSHOTS, agg_where, as_double, count_where, family_sql, ratio, tenure
 
 SOURCE = "accounts"
 # Who the customer is and where its contract stands: context for a CSM, not behaviour to change.
@@ -89,7 +89,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     if has_account["regulated"]:
         columns[REGULATED] = "CASE WHEN acc.regulated THEN 1.0 ELSE 0.0 END"
     if has_term["arr"]:
-        columns[ARR] = "c.arr"
+        columns[ARR] = as_double("c.arr")
     if has_term["seats"]:
         columns[SEATS] = "c.seats"
     columns[TERM_LENGTH] = d.days_between("e.start_date", "e.end_date")
@@ -116,7 +116,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         FROM {SNAPSHOTS} s JOIN {TERMS} t
           ON t.account_id = s.account_id AND t.start_date < s.as_of AND s.as_of <= t.end_date)"""
     contract = f"""(
-        SELECT s.account_id, s.as_of, sum(t.arr) AS arr, max(t.seats) AS seats
+        SELECT s.account_id, s.as_of, sum({ctx.summed("subscriptions", "arr", "t.arr")}) AS arr, max(t.seats) AS seats
         FROM {SNAPSHOTS} s JOIN {TERMS} t
           ON t.account_id = s.account_id AND t.start_date < s.as_of AND s.as_of <= t.end_date
         GROUP BY s.account_id, s.as_of)"""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from features.registry import Direction, FeatureSpec, Kind, register, register_resolver
 from features.settings import FeatureSettings
 from features.snapshots import HORIZON_DAYS
+from features.sql.timeline import exact
 
 DEFAULT_WINDOWS: tuple[int, ...] = tuple(FeatureSettings().windows)
 _WINDOWED: list[Windowed] = []  # every family's per-window features, for `windows_of`
@@ -30,6 +31,7 @@ class FamilyContext:
     grace_days: int
     present: Mapping[str, tuple[str, ...]]
     usage_keys: tuple[str, ...] | None = None  # a model's per-feature usage columns; None: rank from the data
+    exact_sums: Mapping[str, frozenset[str]] | None = None  # per table, the columns to sum as decimals; None: all
 
     @property
     def windows(self) -> tuple[int, ...]:
@@ -39,6 +41,18 @@ class FamilyContext:
     def horizon(self) -> int:
         """Days the window map must reach back: every configured window and the fixed 90 days."""
         return max(*self.windows, HORIZON_DAYS)
+
+    def needs_exact(self, table: str, *columns: str) -> bool:
+        """Whether sums of these columns must be exact decimals (`timeline.exact`): the data's values are not
+        whole numbers whose sums are exact as doubles too (`exact_sums`, from validation)."""
+        return self.exact_sums is None or any(c in self.exact_sums.get(table, frozenset()) for c in columns)
+
+    def summed(self, table: str, column: str, value: str | None = None) -> str:
+        """A column the features add up (`value`: its SQL, default its name), as they add it: an exact decimal
+        where `needs_exact`, else as it is, which adds up faster (`usage_events.quantity`: ~0.06 s of a 2 s
+        build on 8.7M events)."""
+        value = value or column
+        return exact(value) if self.needs_exact(table, column) else value
 
     def has(self, table: str, column: str) -> bool:
         """Whether the data had this column (absent optional columns yield no features, not defaults)."""

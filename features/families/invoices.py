@@ -24,6 +24,7 @@ from features.sql.timeline import (
     count_where,
     data_days,
     ever_before_as_of_sql,
+    exact,
     family_sql,
     latest_row_joins,
     ratio,
@@ -99,11 +100,13 @@ LAST_ISSUED_DAY = "_ft_invoices_last_day"
 
 def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     d = engine.dialect
+    money = exact if ctx.needs_exact(SOURCE, "amount", "discount") else str  # added together: both alike
     engine.materialize(
         OWED,
         f"""
-        SELECT account_id, issued_at, due_at, amount, coalesce(discount, 0.0) AS discount, status,
-               paid_at, coalesce({d.day_of("paid_at")} <= {d.day_of("due_at")}, FALSE) AS on_time
+        SELECT account_id, issued_at, due_at, {money("amount")} AS amount,
+               {money("coalesce(discount, 0.0)")} AS discount, status, paid_at,
+               coalesce({d.day_of("paid_at")} <= {d.day_of("due_at")}, FALSE) AS on_time
         FROM invoices
         WHERE account_id IS NOT NULL AND issued_at IS NOT NULL AND due_at IS NOT NULL
           AND coalesce(status, '') <> 'void'

@@ -21,6 +21,7 @@ from features.sql.timeline import (
     data_days,
     days_since_last,
     ever_before_as_of_sql,
+    exact,
     family_sql,
     ratio,
     rel_change,
@@ -133,9 +134,9 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         f"""
         SELECT account_id, {d.day_of("greatest(opened_at, coalesce(closed_at, opened_at))")} AS day,
                count(closed_at) AS closed,
-               {agg_where("sum", d.hours_between("opened_at", "closed_at"), resolved)} AS resolution_hours,
+               {agg_where("sum", exact(d.hours_between("opened_at", "closed_at")), resolved)} AS resolution_hours,
                {count_where(resolved)} AS resolved,
-               {agg_where("sum", "csat", rated_when)} AS csat_sum,
+               {agg_where("sum", ctx.summed(SOURCE, "csat"), rated_when)} AS csat_sum,
                {agg_where("count", "csat", rated_when)} AS rated
         FROM support_tickets WHERE {VALID} GROUP BY ALL
         """,

@@ -96,14 +96,15 @@ CSAT_LAST = "_ft_surveys_csat_last"
 
 def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     d = engine.dialect
+    score = ctx.summed(SOURCE, "score")
     engine.materialize(
         DAILY,
         f"""
         SELECT account_id, {d.day_of("ts")} AS day, count(*) AS responses,
-               {agg_where("sum", "score", "kind = 'nps'")} AS nps_sum, {count_where("kind = 'nps'")} AS nps_n,
+               {agg_where("sum", score, "kind = 'nps'")} AS nps_sum, {count_where("kind = 'nps'")} AS nps_n,
                {count_where("kind = 'nps' AND score >= 9")} AS promoters,
                {count_where("kind = 'nps' AND score <= 6")} AS detractors,
-               {agg_where("sum", "score", "kind = 'csat'")} AS csat_sum, {count_where("kind = 'csat'")} AS csat_n
+               {agg_where("sum", score, "kind = 'csat'")} AS csat_sum, {count_where("kind = 'csat'")} AS csat_n
         FROM surveys WHERE account_id IS NOT NULL AND ts IS NOT NULL AND score IS NOT NULL
         GROUP BY account_id, {d.day_of("ts")}
         """,

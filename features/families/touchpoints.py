@@ -93,7 +93,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         SELECT account_id, {d.day_of("ts")} AS day, count(*) AS touchpoints,
                {count_where("kind = 'qbr'")} AS qbrs,
                {count_where("kind = 'executive'")} AS executives,
-               sum(sentiment) AS sentiment_sum, count(sentiment) AS rated,
+               sum({ctx.summed(SOURCE, "sentiment")}) AS sentiment_sum, count(sentiment) AS rated,
                {count_where("sentiment < 0")} AS negative
         FROM touchpoints WHERE account_id IS NOT NULL AND ts IS NOT NULL GROUP BY account_id, {d.day_of("ts")}
         """,

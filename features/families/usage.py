@@ -274,10 +274,11 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     if ctx.usage_keys is not None:
         _refuse_merged_keys(tracked, ids, others)
     present = [(name, int(ids[name])) for name in tracked if name in ids]  # ids are our own integers
-    packing = _daily_table(engine, present, PACKED_BITS)
+    quantity = ctx.summed(SOURCE, "quantity", "e.quantity")
+    packing = _daily_table(engine, present, PACKED_BITS, quantity)
     (most_events,) = engine.rows(f"SELECT coalesce(max(events), 0) FROM {DAILY}")[0] if packing.slots else (0,)
     if most_events * PER_FEATURE_DAYS >= 2**PACKED_BITS:  # a window's count could reach the next slot
-        packing = _daily_table(engine, present, MASK_BITS)  # one count per sum
+        packing = _daily_table(engine, present, MASK_BITS, quantity)  # one count per sum
     has_quantity = ctx.has(SOURCE, "quantity")
     aggregates = {f"events_{w}": sum_in("r.events", w) for w in sorted({*ctx.windows, 30})}
     aggregates["events_prev_30"] = sum_before("r.events", 30)
@@ -389,9 +390,9 @@ class Packing:
         return f"({self.dialect.shift_right(total, shift)} & {2**self.slot_bits - 1})"
 
 
-def _daily_table(engine: Engine, tracked: list[tuple[str, int]], slot_bits: int) -> Packing:
-    """The one scan of all usage events: per (account, day, key chunk) the events, quantity, first use,
-    mask of the keys used and the tracked keys' counts, packed.
+def _daily_table(engine: Engine, tracked: list[tuple[str, int]], slot_bits: int, quantity: str) -> Packing:
+    """The one scan of all usage events: per (account, day, key chunk) the events, quantity (the sum of
+    `quantity`, `FamilyContext.summed`), first use, mask of the keys used and the tracked keys' counts, packed.
 
     The counts are packed `63 // slot_bits` to a BIGINT: each event adds its key's one-hot value
     (1 shifted to the key's slot), looked up with the key's chunk and mask bit in a table of the
@@ -422,7 +423,7 @@ def _daily_table(engine: Engine, tracked: list[tuple[str, int]], slot_bits: int)
         DAILY,
         f"""
         SELECT e.account_id, {d.day_of("e.ts")} AS day, k.chunk, bit_or(k.bit) AS features, count(*) AS events,
-               sum(e.quantity) AS quantity, min(e.ts) AS first_ts{sums}
+               sum({quantity}) AS quantity, min(e.ts) AS first_ts{sums}
         FROM usage_events e LEFT JOIN {KEY_PACKS} k ON k.feature = e.feature
         WHERE e.account_id IS NOT NULL AND e.ts IS NOT NULL
         GROUP BY e.account_id, {d.day_of("e.ts")}, k.chunk

@@ -116,6 +116,19 @@ def as_double(expression: str) -> str:
     return f"CAST({expression} AS DOUBLE)"
 
 
+EXACT_TYPE = "DECIMAL(38, 18)"
+
+
+def exact(value: str) -> str:
+    """A fractional number (a quantity, an amount, hours) as the fixed-point decimal the features add up.
+
+    Decimal sums are exact, so they do not depend on the order the engine adds the rows in (DuckDB's
+    threads, Spark's partitions, the rows' order in the files): every build gives the same bits, where sums of
+    doubles differed in their last bits from run to run. 18 places keep a double's digits for values from 0.01
+    on (the decimals users write, 0.1 or 12.34, exactly); sums stay below 10^20 (`pipeline.validation.SUMMED`)."""
+    return f"CAST({value} AS {EXACT_TYPE})"
+
+
 def tenure(d: Dialect) -> str:
     """Days since the account landed, the fallback of every "days since last X" that never happened."""
     return d.days_between("s.landed_at", "s.as_of")
