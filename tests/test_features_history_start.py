@@ -184,8 +184,8 @@ def test_the_drivers_of_a_window_the_table_starts_inside_say_so() -> None:
     tables = {**DATA, "logins": pd.DataFrame({"account_id": ["B", "C"], "ts": ["2024-03-01", "2024-03-01"]})}
     table = pd.DataFrame([_row("A", **tables), _row("C", **tables), _row("A"), _row("C")])
     assert _render("active_days_90d", table, np.arange(4)) == [
-        "logins on 0 of the last 90 days, only 31 of these 90 days in the logins data",
+        "no logins in the last 90 days, only 31 of these 90 days in the logins data",
         "logins on 1 of the last 90 days, only 31 of these 90 days in the logins data",
-        "logins on 0 of the last 90 days",
+        "no logins in the last 90 days",
         "logins on 1 of the last 90 days",
     ]

@@ -84,7 +84,7 @@ def test_a_count_of_nothing_is_said_as_none() -> None:
     seated = {"seats": 10.0, "tenure_days": 400.0}
     said = {
         "usage_reports_per_seat_30d": "no uses of reports in the last 30 days",
-        "feature_breadth_30d": "no distinct features used in the last 30 days",
+        "feature_breadth_30d": "no product feature used in the last 30 days",
         "logins_per_seat_30d": "no logins in the last 30 days",
         "open_tickets": "no tickets open",
         "quantity_per_seat_30d": "no units of usage in the last 30 days",
@@ -107,6 +107,21 @@ def test_a_zero_the_words_would_misstate_has_words_of_its_own() -> None:
         "not renewed yet, no renewal date within 10 years",
         "renewed 2 times so far",
     ]
+
+
+def test_a_zero_of_a_trailing_window_has_words_of_its_own_in_every_window() -> None:
+    """No login day read "logins on 0 of the last 30 days", no feature used "no distinct features used in the last
+    30 days": per-window features say a zero in words of their own (`Declarations.windowed(none=...)`), in the
+    windows a model was trained with too."""
+    assert describe("active_days_30d", 0.0) == "no logins in the last 30 days"
+    assert describe("active_days_14d", 0.0) == "no logins in the last 14 days"
+    assert describe("active_days_30d", 1.0) == "logins on 1 of the last 30 days"
+    assert describe("feature_breadth_60d", 0.0) == "no product feature used in the last 60 days"
+    assert describe("feature_breadth_60d", 3.0) == "3 distinct features used in the last 60 days"
+    partial = {"tenure_days": 400.0, "logins_data_days": 10.0}
+    assert describe("active_days_30d", 0.0, partial) == (
+        "no logins in the last 30 days, only 10 of these 30 days in the logins data"
+    )
 
 
 def test_a_count_rounded_to_zero_is_said_under_its_bound_not_as_zero() -> None:

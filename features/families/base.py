@@ -76,6 +76,7 @@ class Windowed:
     requires: tuple[str, ...] = ()
     actionable: bool = True
     unseated: str | None = None
+    none: str | None = None
 
     def name(self, window: int) -> str:
         return self.pattern.replace("{W}", str(window))
@@ -94,6 +95,7 @@ class Windowed:
             requires=self.requires,
             actionable=self.actionable,
             unseated=fill(self.unseated) if self.unseated is not None else None,
+            none=fill(self.none) if self.none is not None else None,
             window=window,
         )
 
@@ -182,7 +184,9 @@ class Declarations:
         requires: tuple[str, ...] = (),
         *,
         unseated: str | None = None,
+        none: str | None = None,
     ) -> Windowed:
+        """Declare a feature for each trailing window; `unseated` and `none`: as in `fixed`, with `{W}` too."""
         feature = Windowed(
             pattern,
             self.source,
@@ -193,6 +197,7 @@ class Declarations:
             self._qualify(requires),
             self.actionable,
             unseated,
+            none,
         )
         for window in DEFAULT_WINDOWS:
             register(feature.spec(window))

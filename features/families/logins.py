@@ -54,7 +54,7 @@ UTILISATION = declare.windowed(
 )
 ACTIVE_DAYS = declare.windowed(
     "active_days_{W}d", "Days with at least one login in the last {W} days", "higher",
-    "logins on {value:.0f} of the last {W} days",
+    "logins on {value:.0f} of the last {W} days", none="no logins in the last {W} days",
 )  # fmt: skip
 DAYS_SINCE = declare.fixed(
     "days_since_last_login",

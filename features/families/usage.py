@@ -88,7 +88,7 @@ QUANTITY_PER_SEAT = declare.windowed(
 )  # fmt: skip
 BREADTH = declare.windowed(
     "feature_breadth_{W}d", "Distinct product features used in the last {W} days", "higher",
-    "{value:.0f} distinct features used in the last {W} days",
+    "{value:.0f} distinct features used in the last {W} days", none="no product feature used in the last {W} days",
 )  # fmt: skip
 COMPLETION = declare.fixed(
     "workflow_completion_rate_90d",
