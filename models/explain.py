@@ -37,11 +37,10 @@ from features.registry import (
     singular_counts,
     template_fields,
 )
-from features.table import AS_OF, TERM_END
 from models.drift import check_required_features
 from models.errors import ModelError
-from models.population import CHURNED
-from models.scores import ACCOUNT_STATUS, ACTIONABLE_LOG_ODDS, CONTEXT, CONTEXT_LOG_ODDS, TOP_DRIVERS, ml_column
+from models.population import churned_mask, days_to_term_end
+from models.scores import ACTIONABLE_LOG_ODDS, CONTEXT, CONTEXT_LOG_ODDS, TOP_DRIVERS, ml_column
 
 DEFAULT_CHUNK_ROWS = 50_000
 DRIVER_SEPARATOR = "; "
@@ -246,17 +245,10 @@ def context_words(features: pd.DataFrame) -> pd.Series:
     def texts(column: str) -> list[Any]:
         return features[column].tolist() if column in features.columns else [None] * len(features)
 
-    days_left = numbers("days_to_renewal")
-    if {ACCOUNT_STATUS, TERM_END, AS_OF} <= set(features.columns):
-        churned = (features[ACCOUNT_STATUS] == CHURNED).to_numpy()
-        ended = (pd.to_datetime(features[TERM_END]) - pd.to_datetime(features[AS_OF])) / pd.Timedelta(days=1)
-        days_left = np.where(churned, ended.to_numpy(dtype=float), days_left).tolist()
-    else:
-        churned = np.zeros(len(features), dtype=bool)
     rows = zip(
-        churned.tolist(),
+        churned_mask(features).tolist(),
         numbers(RENEWALS),
-        days_left,
+        days_to_term_end(features).tolist(),
         numbers("term_length_days"),
         numbers("tenure_days"),
         texts("segment"),

@@ -2,7 +2,9 @@
 
 Customer-success teams run different plays per stage (onboarding in Land, adoption programmes in
 Adopt, upsell in Expand, renewal calls in Renew), so alerts and reports are filtered by it.
-Precedence, first match wins:
+An account whose terms have all ended (`account_status` churned, scored with `--include-churned`) has no
+stage (null): no renewal is ahead of it, and LAER stages are plays for customers still under contract.
+Precedence otherwise, first match wins:
 1. renew  - the term ends within `renew_window_days`, or within the last quarter of a shorter term
             (the renewal conversation is what matters now; a monthly or weekly subscriber is
             not renewing all the time, only in the last week or days of its term);
@@ -24,6 +26,7 @@ from collections.abc import Collection
 import numpy as np
 import pandas as pd
 
+from models.population import churned_mask
 from models.scores import DAYS_TO_RENEWAL, LIFECYCLE_STAGE
 
 LAND, ADOPT, EXPAND, RENEW = "land", "adopt", "expand", "renew"
@@ -50,7 +53,7 @@ def lifecycle_stage(
     expand_utilisation: float,
 ) -> pd.Series:
     """The LAER stage per row of a feature table, aligned with its index (thresholds: `lifecycle:` settings);
-    null where `tenure_days` or `days_to_renewal` is unknown (see the module docstring)."""
+    null where `tenure_days` or `days_to_renewal` is unknown, or the account churned (see the module docstring)."""
     days_to_renewal = _column(table, DAYS_TO_RENEWAL)
     term_length = _column(table, "term_length_days")
     tenure = _column(table, TENURE_DAYS)
@@ -65,7 +68,9 @@ def lifecycle_stage(
     expand = grew | (utilisation > expand_utilisation)
 
     unknown = days_to_renewal.isna() | tenure.isna()  # renewing, new or not: the rules below cannot tell
-    stage = np.select([renew, unknown, land, expand], [RENEW, None, LAND, EXPAND], default=ADOPT)
+    stage = np.select(
+        [churned_mask(table), renew, unknown, land, expand], [None, RENEW, None, LAND, EXPAND], default=ADOPT
+    )
     return pd.Series(stage, index=table.index, dtype=str, name=LIFECYCLE_STAGE)
 
 

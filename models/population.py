@@ -16,6 +16,29 @@ ACCOUNT_STATUS = "account_status"
 ACTIVE, TRIAL, CHURNED = "active", "trial", "churned"
 
 
+def churned_mask(frame: pd.DataFrame) -> np.ndarray:
+    """Rows of accounts whose terms have all ended (`account_status` churned; none without the column)."""
+    if ACCOUNT_STATUS not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    return frame[ACCOUNT_STATUS].eq(CHURNED).to_numpy(dtype=bool, na_value=False)
+
+
+def days_to_term_end(frame: pd.DataFrame) -> pd.Series:
+    """`days_to_renewal` as the scores say it: a churned account is scored on its last day, where its feature is
+    0, but dated the run's `as_of`, by which its term ended: the negative days since it ended, as for any term
+    that ended (never "renews today"). NaN where the frame lacks the column."""
+    from models.scores import AS_OF, DAYS_TO_RENEWAL, TERM_END
+
+    if DAYS_TO_RENEWAL not in frame.columns:
+        return pd.Series(np.nan, index=frame.index, dtype=float, name=DAYS_TO_RENEWAL)
+    days = pd.to_numeric(frame[DAYS_TO_RENEWAL], errors="coerce").astype(float)
+    churned = churned_mask(frame)
+    if churned.any() and {TERM_END, AS_OF} <= set(frame.columns):
+        ended = (pd.to_datetime(frame[TERM_END]) - pd.to_datetime(frame[AS_OF])) / pd.Timedelta(days=1)
+        days = days.mask(churned, ended.astype(float))
+    return days.rename(DAYS_TO_RENEWAL)
+
+
 def trial_mask(features: pd.DataFrame, trial_plans: list[str]) -> np.ndarray:
     """Rows on a trial: the current plan matches one of `trial_plans` (case-insensitive shell patterns,
     e.g. `*trial*`), or the account pays nothing (ARR 0). Without a `plan` or `arr` column that test

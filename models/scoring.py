@@ -25,6 +25,7 @@ from models.categories import ml_categories
 from models.explain import Explanation, actionable_split, context_words, explain, top_drivers
 from models.healthscore import HealthScores, explain_health, score_health
 from models.lifecycle import lifecycle_stage
+from models.population import days_to_term_end
 from models.risk_model import SOURCE_COLUMNS, ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from models.scores import (
@@ -33,6 +34,7 @@ from models.scores import (
     CHURN_LOG_ODDS,
     CHURN_PROBABILITY,
     CONTEXT,
+    DAYS_TO_RENEWAL,
     HEALTH_DRIVERS,
     LIFECYCLE_STAGE,
     MODEL_VERSION,
@@ -210,6 +212,7 @@ def score_accounts(
         # A missing text column stays text (all null), so BI tools and parquet readers see one type.
         missing = pd.Series(np.nan, index=features.index, dtype="str" if name in TEXT_CARRIED else float)
         columns[name] = features[name] if name in features.columns else missing
+    columns[DAYS_TO_RENEWAL] = days_to_term_end(features)  # a churned account's term ended: no renewal today
     columns[MODEL_VERSION] = str(model.metadata_.get("model_version", model.metadata_.get("model_uri", "unregistered")))
     scores = pd.DataFrame(columns, index=features.index)
     expected = column_order(scorecard.categories() if scorecard is not None else [], order, scorecard is not None)

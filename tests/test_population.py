@@ -14,6 +14,7 @@ import pytest
 from features.build import build_features
 from features.errors import DataContractError
 from models.population import churned_accounts, trial_mask
+from pipeline.history import read_history
 from pipeline.loading import load_dataset
 from pipeline.stages import build_feature_table, score_date, scored_population
 from tests.conftest import book_settings
@@ -150,3 +151,34 @@ def test_ended_accounts_are_built_in_the_dates_pass_with_the_rows_two_builds_gav
         "churned",
         "trial",
     }
+
+
+def test_a_churned_account_carries_the_days_since_its_term_ended_and_no_lifecycle_stage(book) -> None:
+    """Scored on its last day (where `days_to_renewal` is 0) but dated the run's date, a churned account's scores
+    read `days_to_renewal` 0 and `lifecycle_stage` renew: a renewal today of a customer gone for months, which
+    a filter on the renew stage handed to the renewal calls. The model still reads the last day's features."""
+    _, _, dataset, _ = book
+    settings, result = book_settings(book, "population_churned_renewal")
+    churned = churned_accounts(dataset.subscriptions, WHEN)
+    earlier = (WHEN - pd.DateOffset(months=1)).date()
+    for when in (earlier, WHEN.date()):
+        run = score_date(dataset, when, settings, result.model_uri, history=True, include_churned=True)
+    scores = run.scores.set_index("account_id")
+    gone = scores[scores["account_status"] == "churned"]
+    assert len(gone) > 10
+    ended = (pd.to_datetime(gone["term_end"]) - WHEN).dt.days.astype(float)
+    assert (ended < 0).all()
+    pd.testing.assert_series_equal(gone["days_to_renewal"], ended, check_names=False)
+    assert pd.to_datetime(gone["term_end"]).eq(churned[gone.index]).all()
+    assert gone["lifecycle_stage"].isna().all()
+    assert [c.split(",")[:2] for c in gone["context"]] == [
+        ["churned", f" term ended {-d:.0f} days ago"] for d in gone["days_to_renewal"]
+    ]
+    active = scores[scores["account_status"] != "churned"]
+    assert active["days_to_renewal"].ge(0).all() and active["lifecycle_stage"].notna().all()
+    alerted = run.alerts[run.alerts["account_id"].isin(gone.index)]  # alerts compared with a month earlier
+    assert not alerted["reasons"].str.contains("renews").any()
+    history = read_history(settings.workdir_path / "history")
+    kept = history[(history["as_of"] == WHEN) & (history["account_status"] == "churned")].set_index("account_id")
+    pd.testing.assert_series_equal(kept["days_to_renewal"].sort_index(), ended.sort_index(), check_names=False)
+    assert kept["lifecycle_stage"].isna().all()
