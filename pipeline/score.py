@@ -16,6 +16,7 @@ import pandas as pd
 
 from features.errors import ChurnError, DataContractError
 from features.judgement import CSM_SENTIMENT
+from features.registry import plural
 from features.table import ACCOUNT_ID, AS_OF
 from models.alerts import score_alerts
 from models.drift import drift_report
@@ -169,7 +170,7 @@ def scorecard_changes(scores: pd.DataFrame, previous: pd.DataFrame) -> list[str]
     old = ", ".join(f"{name} {digest}" for name, digest in was.itertuples(index=False, name=None))
     new = f"{scores[SCORECARD_NAME].iloc[0]} {scores[SCORECARD_HASH].iloc[0]}"
     return [
-        f"the scorecard changed since the previous run ({old} -> {new}) for {int(changed.sum()):,} account(s): "
+        f"the scorecard changed since the previous run ({old} -> {new}) for {plural(int(changed.sum()), 'account')}: "
         "their score changes are not alerted as drops or band changes and their health trends start again; "
         "`churn score --rescore-history` re-scores the past dates with this scorecard"
     ]
@@ -277,7 +278,8 @@ def score_book(
     warnings = [*applied.notes, *near_miss_segment_values(features, scorecard)]
     overridden = int(scores["override_ids"].str.len().gt(0).sum())
     if overridden:
-        notes.append(f"CSM overrides applied to {overridden} account(s); their rule scores are in the rule_* columns")
+        applied_to = plural(overridden, "account")
+        notes.append(f"CSM overrides applied to {applied_to}; their rule scores are in the rule_* columns")
     previous = history = None
     if history_dir is not None:
         history = read_history(history_dir)

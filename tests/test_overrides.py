@@ -528,7 +528,7 @@ def test_a_csm_walks_through_override_scoring_keeping_and_expiry(book) -> None:
     assert row["health_score"] > row["rule_health_score"]
     assert row["override_by"] == "adoption: jane" and "SSO" in row["override_reason"]
     assert row["override_until"] == f"adoption: {UNTIL}"
-    assert "CSM overrides applied to 1 account(s)" in " ".join(run.notes)
+    assert "CSM overrides applied to 1 account;" in " ".join(run.notes)
     console = Console(record=True, width=400)
     run_explain(account, data, FIRST.date(), result.model_uri, None, settings, console)
     said = console.export_text()

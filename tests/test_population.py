@@ -13,6 +13,7 @@ import pytest
 
 from features.build import build_features
 from features.errors import DataContractError
+from features.registry import plural
 from models.population import churned_accounts, trial_mask
 from pipeline.history import read_history
 from pipeline.loading import load_dataset
@@ -59,8 +60,8 @@ def test_trials_and_churned_accounts_are_left_out_and_counted_unless_included(bo
     assert (run.scores["account_status"] == "active").all()
     later = (dataset.subscriptions.groupby("account_id")["start_date"].min() >= WHEN).sum()
     assert (
-        f"left out of scores and alerts: {len(starters)} trial(s) (plan matching starter or ARR 0; --include-trials), "
-        f"{len(churned)} account(s) whose terms have all ended (--include-churned) and {later} account(s) whose "
+        f"left out of scores and alerts: {len(starters)} trials (plan matching starter or ARR 0; --include-trials), "
+        f"{len(churned)} accounts whose terms have all ended (--include-churned) and {plural(later, 'account')} whose "
         "first term starts on or after 2025-05-01"
     ) in run.notes
 
@@ -74,7 +75,8 @@ def test_trials_and_churned_accounts_are_left_out_and_counted_unless_included(bo
     gone = run.scores[run.scores["account_status"] == "churned"]
     assert gone["health_score"].notna().all() and gone["churn_probability"].between(0, 1).all()
     left = [n for n in run.notes if n.startswith("left out")]  # only those no flag scores
-    assert left == [f"left out of scores and alerts: {later} account(s) whose first term starts on or after 2025-05-01"]
+    starting = f"{plural(later, 'account')} whose first term starts on or after 2025-05-01"
+    assert left == [f"left out of scores and alerts: {starting}"]
 
 
 def test_a_date_after_every_term_fails_saying_when_the_terms_and_the_data_end(book) -> None:
@@ -99,7 +101,7 @@ def test_a_book_of_trials_only_is_not_said_to_have_no_active_account(book) -> No
         scored_population(dataset, WHEN.date(), settings, False, False)
     message = str(failure.value)
     assert message.startswith("Every account with a term active on 2025-05-01 is a trial, so there is nothing to")
-    assert "trial(s) (plan matching * or ARR 0; --include-trials)" in message and "No account" not in message
+    assert "trials (plan matching * or ARR 0; --include-trials)" in message and "No account" not in message
 
 
 def test_accounts_without_a_term_yet_or_at_all_are_counted_among_those_left_out(book, tmp_path) -> None:
@@ -119,8 +121,8 @@ def test_accounts_without_a_term_yet_or_at_all_are_counted_among_those_left_out(
 
     features, left = scored_population(load_dataset(copy), WHEN.date(), settings, False, False)
     assert left.endswith(
-        f"account(s) whose terms have all ended (--include-churned), {later} account(s) whose first term starts on "
-        "or after 2025-05-01 and 2 account(s) without a term in subscriptions"
+        f"accounts whose terms have all ended (--include-churned), {plural(later, 'account')} whose first term starts "
+        "on or after 2025-05-01 and 2 accounts without a term in subscriptions"
     )
     assert not {"new", "none1", "none2"} & set(features["account_id"])
 

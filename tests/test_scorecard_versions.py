@@ -84,7 +84,7 @@ def test_a_new_scorecard_raises_no_drop_alert_and_rescoring_the_history_compares
     assert (past["health_score"] != first.set_index("account_id")["health_score"]).mean() > 0.5
     assert run.scores["health_score_change_30d"].notna().mean() > 0.8
     assert not any("scorecard changed" in w for w in run.warnings)
-    assert any("re-scored 1 earlier run(s)" in n for n in run.notes)
+    assert any("re-scored 1 earlier run of" in n for n in run.notes)
 
 
 def test_trend_spans_are_configurable(book, capsys, tmp_path: Path) -> None:
