@@ -189,3 +189,23 @@ def test_the_drivers_of_a_window_the_table_starts_inside_say_so() -> None:
         "logins on 0 of the last 90 days",
         "logins on 1 of the last 90 days",
     ]
+
+
+def test_a_configured_window_longer_than_90_days_is_missing_where_the_table_starts_inside_it() -> None:
+    """`features.windows: [30, 180]`: the tables start 91 days before as_of, inside A's 180 days (it landed in
+    2022), so A's 180-day counts are not known, as the fixed year of invoices is; its 30-day ones are counted,
+    and C (landed after the tables start) has its 180 days since its landing."""
+    tables = {
+        **DATA,
+        "support_tickets": DATA["trainings"].rename(columns={"ts": "opened_at"}).assign(ticket_id=["1", "2"]),
+    }
+    dataset = make_dataset(accounts_table=ACCOUNTS, subscriptions_table=TERMS, **tables)
+    a, c = (snapshot(dataset, AS_OF, account=x, windows=[30, 180]) for x in ("A", "C"))
+    long = ["logins_per_seat_180d", "active_days_180d", "events_per_seat_180d", "feature_breadth_180d"]
+    long += ["trainings_180d", "tickets_180d", "tickets_per_seat_180d"]
+    assert all(pd.isna(a[name]) for name in long), a[long]
+    assert a["events_per_seat_30d"] == 0 and a["trainings_30d"] == 1 and a["tickets_30d"] == 1
+    assert c["active_days_180d"] == 1 and c["feature_breadth_180d"] == 1 and c["trainings_180d"] == 0
+    assert describe("events_per_seat_180d", a["events_per_seat_180d"], a.to_dict()) == (
+        "Product events per seat in the last 180 days: not known, only 91 of these 180 days in the usage events data"
+    )

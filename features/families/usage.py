@@ -69,6 +69,7 @@ from features.sql.timeline import (
     table_start_sql,
     tenure,
     windowed_sql,
+    within_data,
     zero,
 )
 
@@ -325,7 +326,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     columns[DAYS_SINCE] = days_since_last(d, "l.day")
     columns[TREND] = rel_change(zero("w.events_30"), zero("w.events_prev_30"))
     columns[data_days_column(SOURCE)] = data_days(d)
-    engine.define(family_table(SOURCE), family_sql(columns, joins))
+    engine.define(family_table(SOURCE), family_sql(within_data(d, columns), joins))
     return list(columns)
 
 
