@@ -131,6 +131,7 @@ TREND = declare.fixed(
 )
 
 PER_FEATURE = re.compile(r"^usage_(.+)_per_seat_30d\Z", re.DOTALL)  # any name (`named_columns`)
+PER_FEATURE_DAYS = 30  # the window of the per-feature columns
 SAFE_KEY = re.compile(r"[a-z0-9_]+")
 NAMES = "_ft_usage_names"
 KEYS = "_ft_usage_keys"
@@ -193,6 +194,7 @@ def _per_feature_spec(name: str) -> FeatureSpec | None:
         "higher",
         f"{{value:.1f}} uses of {feature} per seat in the last 30 days",
         unseated=f"{{value:.0f}} uses of {feature} in the last 30 days",
+        window=PER_FEATURE_DAYS,  # its words say how much of it the data holds, as every window's do
     )
 
 
@@ -203,7 +205,6 @@ for _tracked in FeatureSettings().tracked_features:
 VALID = "account_id IS NOT NULL AND ts IS NOT NULL"
 MASK_BITS = 63  # keys per BIGINT mask (bit 63 would make it negative)
 PACKED_BITS = 31  # bits per tracked key's count in a packed sum: two per BIGINT
-PER_FEATURE_DAYS = 30  # the window of the per-feature columns
 
 
 def key_sql(d: Dialect) -> str:
