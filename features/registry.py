@@ -240,8 +240,8 @@ def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, 
         template = found.missing
     try:
         text = singular_counts(_no_negative_zero(template).format_map(context) + _partial(found, row))
-    except (KeyError, ValueError, TypeError, IndexError):
-        return f"{found.description}: {'not recorded' if missing else _fmt(value)}"
+    except (KeyError, ValueError, TypeError, IndexError):  # a companion not in the row, a malformed template
+        return f"{found.description}: {'not recorded' if missing else _value_alone(template, value)}"
     leading = _LEADING_FIELD.match(template)  # the number the words start with: the value or a companion's
     if leading is None:
         return text
@@ -250,6 +250,17 @@ def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, 
 
 
 _LEADING_FIELD = re.compile(r"\{(\w+):")
+_VALUE_FIELD = re.compile(r"\{value(:[^{}]*)?\}")
+
+
+def _value_alone(template: str, value: Any) -> str:
+    """The value as its template formats it, for words that cannot render whole: a trend whose companion count
+    is not in the row (`features.windows` without 30) read "...(relative change): 0.2", not "+20%"."""
+    field = _VALUE_FIELD.search(template)
+    try:
+        return _no_negative_zero(field.group(0)).format(value=value) if field else _fmt(value)
+    except (ValueError, TypeError):
+        return _fmt(value)
 
 
 def _nothing_in_either_period(baseline: str, template: str, value: Any, context: Mapping[str, Any]) -> bool:
@@ -261,6 +272,8 @@ def _nothing_in_either_period(baseline: str, template: str, value: Any, context:
     if leading is None or missing is None or leading.group(1) in ("value", "description"):
         return False
     return leading.group(1) == missing.group(1) and _is_zero(value) and _is_zero(context.get(leading.group(1)))
+
+
 # A count of nothing at the start of the words: "0 tickets open", "0.0 uses of search per seat".
 _ZERO_COUNT = re.compile(r"^0(?:\.0+)? (?!days\b|hours\b)(?=[^\W\d])")  # not a span of time
 

@@ -4,6 +4,7 @@ today, a term that ended, an account that churned, a count of nothing."""
 from __future__ import annotations
 
 import pandas as pd
+from feature_data import make_dataset, snapshot
 
 from features.registry import describe
 from models.alerts import score_alerts
@@ -163,4 +164,15 @@ def test_a_change_of_zero_on_a_count_of_zero_says_nothing_in_either_period() -> 
     )
     assert describe("logins_trend_30d", 0.0, {"logins_per_seat_30d": 2.0, "seats": 5.0}) == (
         "2.0 logins per seat in 30 days, +0% on the previous 30"
+    )
+
+
+def test_a_trend_whose_count_is_not_built_says_its_change_as_a_change() -> None:
+    """With `features.windows: [14, 60]` the trend of the last 30 days is built but not the 30-day count its
+    words start with: they read "...(relative change): 0.2" for a rise of 20 %."""
+    dataset = make_dataset(logins=pd.DataFrame({"account_id": "A", "ts": ["2024-03-10", "2024-03-20", "2024-04-05"]}))
+    row = snapshot(dataset, "2024-04-13", windows=[14, 60])
+    assert "logins_per_seat_30d" not in row and row["logins_trend_30d"] == 1.0  # 2 logins in 30 days, 1 before
+    assert describe("logins_trend_30d", row["logins_trend_30d"], row.to_dict()) == (
+        "Logins in the last 30 days vs the 30 before (relative change): +100%"
     )
