@@ -12,6 +12,7 @@ import pandas as pd
 
 from features.contract import HIGH_PRIORITIES
 from features.families.usage import feature_key, per_feature_name
+from features.registry import lookup
 from features.settings import FeatureSettings
 from features.snapshots import normalise_as_of
 
@@ -184,12 +185,15 @@ def _since_landing(known: pd.Series, table: pd.DataFrame, snap: pd.DataFrame, as
     return known.where(~_starts_after_landing(table, snap, as_of))
 
 
-def _within_data(known: pd.Series, table: pd.DataFrame, snap: pd.DataFrame, as_of, window: int) -> pd.Series:
-    """`known` over the last `window` days, missing where the window reaches before the first day of a table that
-    starts after the account landed (`within_data`)."""
-    start = _start(table, as_of)
-    late = start is not None and start > as_of - pd.Timedelta(days=window)
-    return known.where(~(_starts_after_landing(table, snap, as_of) & late))
+def _within_data(out: pd.DataFrame, table: pd.DataFrame, snap: pd.DataFrame, as_of) -> pd.DataFrame:
+    """`out` with each `whole` feature (over more than 90 days, fixed or configured) missing where its window
+    reaches before the first day of a table that starts after the account landed (`within_data`)."""
+    start, after = _start(table, as_of), _starts_after_landing(table, snap, as_of)
+    for name in out.columns:
+        found = lookup(name)
+        if found is not None and found.whole and start is not None and start > as_of - pd.Timedelta(days=found.window):
+            out[name] = out[name].where(~after)
+    return out
 
 
 def _data_days(table: pd.DataFrame, snap: pd.DataFrame, as_of) -> pd.Series:
@@ -237,7 +241,7 @@ def _logins(logins, snap, as_of, settings, has_users) -> pd.DataFrame:
     c30 = _count(seen[seen.age <= 30], snap.index)
     out["logins_trend_30d"] = _rel_change(c30, _count(seen[(seen.age > 30) & (seen.age <= 60)], snap.index))
     out["logins_trend_vs_90d"] = _rel_change(c30 / 30.0, _count(seen[seen.age <= 90], snap.index) / 90.0)
-    return out
+    return _within_data(out, logins, snap, as_of)
 
 
 def _top_features(usage: pd.DataFrame, latest, settings: FeatureSettings) -> list[str]:
@@ -305,7 +309,7 @@ def _usage(usage, workflows, snap, as_of, settings, top, has_quantity) -> pd.Dat
     out["usage_events_data_days"] = _data_days(usage, snap, as_of)
     c30 = _count(seen[seen.age <= 30], snap.index)
     out["usage_trend_30d"] = _rel_change(c30, _count(seen[(seen.age > 30) & (seen.age <= 60)], snap.index))
-    return out
+    return _within_data(out, usage, snap, as_of)
 
 
 def _category(series: pd.Series) -> pd.Series:
@@ -316,7 +320,7 @@ def _support(tickets, snap, as_of, settings, present) -> pd.DataFrame:
     out = pd.DataFrame(index=snap.index)
     out["support_tickets_data_days"] = _data_days(tickets, snap, as_of)
     since_last = _since_last(_before(tickets[tickets[ID].isin(snap.index)], as_of), tickets, snap, as_of)
-    tickets = tickets[tickets[ID].isin(snap.index)]
+    all_tickets, tickets = tickets, tickets[tickets[ID].isin(snap.index)]
     seen = _before(tickets, as_of)
     for w in settings.windows:
         out[f"tickets_{w}d"] = _count(seen[seen.age <= w], snap.index)
@@ -356,7 +360,7 @@ def _support(tickets, snap, as_of, settings, present) -> pd.DataFrame:
     out["days_since_last_ticket"] = since_last
     c30 = _count(seen[seen.age <= 30], snap.index)
     out["tickets_trend_30d"] = _rel_change(c30, _count(seen[(seen.age > 30) & (seen.age <= 60)], snap.index))
-    return out
+    return _within_data(out, all_tickets, snap, as_of)
 
 
 def _training(trainings, snap, as_of, settings, present) -> pd.DataFrame:
@@ -378,7 +382,7 @@ def _training(trainings, snap, as_of, settings, present) -> pd.DataFrame:
     out["onboarding_sessions"] = _since_landing(onboarding, trainings, snap, as_of)
     out["days_since_last_training"] = _since_last(seen, trainings, snap, as_of)
     out["trainings_data_days"] = _data_days(trainings, snap, as_of)
-    return out
+    return _within_data(out, trainings, snap, as_of)
 
 
 def _invoices(invoices, snap, as_of, present) -> pd.DataFrame:
@@ -411,10 +415,7 @@ def _invoices(invoices, snap, as_of, present) -> pd.DataFrame:
         out["last_invoice_discount"] = _ratio(sums.discount, sums.listed).reindex(snap.index)
     prev = issued[(issued.age > 365) & (issued.age <= 730)].groupby(ID).amount.sum().reindex(snap.index)
     out["invoiced_amount_change_365d"] = _rel_change(amount_365.fillna(0.0), prev.fillna(0.0))
-    windows = {"overdue_amount_share": 365, "invoiced_amount_change_365d": 730}
-    for name in [c for c in out.columns if c.endswith("_365d") or c in windows]:
-        out[name] = _within_data(out[name], every, snap, as_of, windows.get(name, 365))
-    return out
+    return _within_data(out, every, snap, as_of)
 
 
 def _touchpoints(touchpoints, snap, as_of, present) -> pd.DataFrame:
@@ -429,10 +430,9 @@ def _touchpoints(touchpoints, snap, as_of, present) -> pd.DataFrame:
     if "sentiment" in present:
         mean_90 = recent.groupby(ID).sentiment.mean().reindex(snap.index)
         out["touchpoint_sentiment_90d"] = mean_90
-        trend = mean_90 - earlier.groupby(ID).sentiment.mean().reindex(snap.index)
-        out["touchpoint_sentiment_trend_90d"] = _within_data(trend, touchpoints, snap, as_of, 180)
+        out["touchpoint_sentiment_trend_90d"] = mean_90 - earlier.groupby(ID).sentiment.mean().reindex(snap.index)
         out["negative_touchpoints_90d"] = _count(recent[recent.sentiment < 0], snap.index)
-    return out
+    return _within_data(out, touchpoints, snap, as_of)
 
 
 def _surveys(surveys, snap, as_of, present) -> pd.DataFrame:
@@ -457,8 +457,6 @@ def _surveys(surveys, snap, as_of, present) -> pd.DataFrame:
         out["survey_csat_mean_180d"] = recent[recent.kind.eq("csat")].groupby(ID).score.mean().reindex(snap.index)
     out["survey_responses_180d"] = _count(recent, snap.index)
     scored = surveys[surveys.score.notna()]
-    for name in [c for c in out.columns if c.endswith("_180d")]:
-        out[name] = _within_data(out[name], scored, snap, as_of, 180)
     out["days_since_last_survey"] = _since_last(seen, scored, snap, as_of)
     out["surveys_data_days"] = _data_days(scored, snap, as_of)
-    return out
+    return _within_data(out, scored, snap, as_of)

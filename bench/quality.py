@@ -682,26 +682,41 @@ def run_table(spec: TableDataset, n_boot: int, seed: int = 0) -> Result:
 
 
 # ------------------------------------------------------------------------------------ reports
-def machine() -> dict[str, Any]:
+COMMIT_VARIABLE = "BENCH_COMMIT"
+
+
+def code_commit(root: Path, given: str | None = None) -> str:
+    """The commit of the code measured, which every recorded row names: `given` (`--commit`), else
+    `$BENCH_COMMIT`, else the repository's HEAD (`+dirty` with changes besides our own RESULTS.md), else
+    "unknown": a copy without its repository (`git archive`) recorded "commit ," before."""
+    if given or os.environ.get(COMMIT_VARIABLE):
+        return given or os.environ[COMMIT_VARIABLE]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/RESULTS.md"],
+            cwd=root, capture_output=True, text=True,
+        )  # fmt: skip
+    except OSError:  # no git at all
+        return "unknown"
+    if head.returncode != 0 or not head.stdout.strip():
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def machine(given: str | None = None) -> dict[str, Any]:
     cpu = next(
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
          if line.startswith("model name")),
         platform.processor(),
     ) if Path("/proc/cpuinfo").exists() else platform.processor()  # fmt: skip
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/RESULTS.md"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )  # fmt: skip (our own output is not a change)
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "memory_gib": round(memory, 1),
         "python": platform.python_version(),
-        "commit": commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else ""),
+        "commit": code_commit(ROOT, given),
         "load_before": os.getloadavg(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
@@ -956,6 +971,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--list", action="store_true", help="list the datasets and exit")
     parser.add_argument(
+        "--commit",
+        help=f"the commit of the code measured, for the rows (default: ${COMMIT_VARIABLE}, else git's HEAD, else "
+        "'unknown', e.g. in a `git archive` copy)",
+    )
+    parser.add_argument(
         "--reanalyse",
         action="store_true",
         help="recompute the truth diagnostics and band noise of the --record block's saved runs",
@@ -989,7 +1009,7 @@ def main(argv: list[str] | None = None) -> int:
         available |= replicated
         names = list(replicated)
     n_boot = args.bootstrap or (200 if args.quick else 500)
-    info = machine()
+    info = machine(args.commit)
     began = time.perf_counter()
     results = []
     for name in names:

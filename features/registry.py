@@ -236,17 +236,44 @@ def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, 
         template = found.unseated
     context = {k: _clean(v) for k, v in row.items()} if row else {}
     context |= {"value": value, "description": found.description}
+    if not missing and found.missing is not None and _nothing_in_either_period(found.missing, template, value, context):
+        template = found.missing
     try:
         text = singular_counts(_no_negative_zero(template).format_map(context) + _partial(found, row))
-    except (KeyError, ValueError, TypeError, IndexError):
-        return f"{found.description}: {'not recorded' if missing else _fmt(value)}"
+    except (KeyError, ValueError, TypeError, IndexError):  # a companion not in the row, a malformed template
+        return f"{found.description}: {'not recorded' if missing else _value_alone(template, value)}"
     leading = _LEADING_FIELD.match(template)  # the number the words start with: the value or a companion's
     if leading is None:
         return text
-    return _none(text) if _is_zero(context.get(leading.group(1))) else _under(text)
+    led = context.get(leading.group(1))
+    return _none(text) if _is_zero(led) else _under(text, led)
 
 
 _LEADING_FIELD = re.compile(r"\{(\w+):")
+_VALUE_FIELD = re.compile(r"\{value(:[^{}]*)?\}")
+
+
+def _value_alone(template: str, value: Any) -> str:
+    """The value as its template formats it, for words that cannot render whole: a trend whose companion count
+    is not in the row (`features.windows` without 30) read "...(relative change): 0.2", not "+20%"."""
+    field = _VALUE_FIELD.search(template)
+    try:
+        return _no_negative_zero(field.group(0)).format(value=value) if field else _fmt(value)
+    except (ValueError, TypeError):
+        return _fmt(value)
+
+
+def _nothing_in_either_period(baseline: str, template: str, value: Any, context: Mapping[str, Any]) -> bool:
+    """Whether a change of zero (`value`) comes with a count of zero in the recent period, the companion its words
+    start with: then there was nothing in the period before either, which the words of a change without a
+    `baseline` say ("no logins in 30 days, none in the 30 before"), not "no logins in 30 days, +0% on the
+    previous 30"."""
+    leading, missing = _LEADING_FIELD.match(template), _LEADING_FIELD.match(baseline)
+    if leading is None or missing is None or leading.group(1) in ("value", "description"):
+        return False
+    return leading.group(1) == missing.group(1) and _is_zero(value) and _is_zero(context.get(leading.group(1)))
+
+
 # A count of nothing at the start of the words: "0 tickets open", "0.0 uses of search per seat".
 _ZERO_COUNT = re.compile(r"^0(?:\.0+)? (?!days\b|hours\b)(?=[^\W\d])")  # not a span of time
 
@@ -263,10 +290,23 @@ def _none(text: str) -> str:
 _ROUNDED_TO_ZERO = re.compile(r"^0\.(0*)0 (?=[^\W\d])")
 
 
-def _under(text: str) -> str:
+def _under(text: str, value: Any) -> str:
     """Words that start with a count rounded to zero, of a value that is not (`_none` says a zero), as the bound
-    it is under: "under 0.1 uses of search per seat", not "0.0", which reads as none."""
+    it is under: "under 0.1 uses of search per seat", not "0.0", which reads as none; a share rounded to none or
+    to all, as the bound it is under or over: "under 1% of invoices paid late" of 1 in 250, "over 99% of workflow
+    runs completed" of 249 in 250, not "0%" and "100%", which read as none and all."""
+    if text.startswith("0% "):
+        return "under 1% " + text[3:]
+    if text.startswith("100% ") and _below_one(value):
+        return "over 99% " + text[5:]
     return _ROUNDED_TO_ZERO.sub(r"under 0.\g<1>1 ", text, count=1)
+
+
+def _below_one(value: Any) -> bool:
+    try:
+        return float(value) < 1.0
+    except (TypeError, ValueError):
+        return False
 
 
 def _is_zero(value: Any) -> bool:

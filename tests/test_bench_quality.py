@@ -214,3 +214,14 @@ def test_term_calibrator_and_the_term_breakdown_see_a_term_length_miscalibration
     for group in ("monthly", "annual"):
         chosen = groups == group
         assert abs(fitted[chosen].mean() - truth[chosen].mean()) < 0.03, group
+
+
+def test_the_rows_name_the_commit_given_else_unknown_outside_a_repository(tmp_path, monkeypatch):
+    """A `git archive` copy has no repository: its rows read "commit ," before."""
+    monkeypatch.delenv(quality.COMMIT_VARIABLE, raising=False)
+    assert quality.code_commit(tmp_path) == "unknown"
+    assert quality.code_commit(tmp_path, "feb713f") == "feb713f"
+    monkeypatch.setenv(quality.COMMIT_VARIABLE, "2a94dc7")
+    assert quality.code_commit(tmp_path) == "2a94dc7" and quality.machine()["commit"] == "2a94dc7"
+    monkeypatch.delenv(quality.COMMIT_VARIABLE)
+    assert quality.code_commit(quality.ROOT).split("+")[0].isalnum()  # this checkout's HEAD

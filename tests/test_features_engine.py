@@ -126,7 +126,7 @@ def test_engine_agrees_with_the_pandas_reference_on_random_edge_cases(seed):
     dataset = Dataset.from_frames(random_tables(seed), data_end=RANDOM_DATA_END)
     days = np.random.default_rng(seed).integers(30, 700, 6)
     dates = sorted({RANDOM_START + pd.Timedelta(days=int(d)) for d in days})
-    settings = FeatureSettings(top_features=3, windows=[7, 45])
+    settings = FeatureSettings(top_features=3, windows=[7, 45, 120])  # 120: past the start (`whole`)
     engine = build_features(dataset, dates, settings, grace_days=30)
     assert len(engine) > 0
     assert_same_table(engine, _reference_module().reference_features(dataset, dates, settings, grace_days=30))

@@ -10,12 +10,14 @@ cost AUC on a late export: bench/RESULTS.md, wave 16), with words that say the d
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 from feature_data import accounts, make_dataset, snapshot, subscriptions
 
-from features.registry import describe
+from features.registry import TENURE_DAYS, all_specs, data_days_column, describe, lookup, template_fields
 from models.explain import _render
 
 AS_OF = "2024-04-01"
@@ -158,6 +160,11 @@ def test_a_window_the_table_starts_inside_says_how_much_of_it_the_data_holds() -
     assert describe("late_payment_share_365d", float("nan"), {**late, "invoices_data_days": 400.0}) == (
         "no invoice due in the last 365 days"
     )
+    # the per-feature usage columns too (they had no window, so no such words)
+    usage = {"tenure_days": 821.0, "usage_events_data_days": 12.0, "seats": 5.0}
+    assert describe("usage_reports_per_seat_30d", 0.0, usage) == (
+        "no uses of reports in the last 30 days, only 12 of these 30 days in the usage events data"
+    )
     # the data holds the whole window, or the account landed after the table starts: the words as always
     for row in ({**late, "invoices_data_days": 90.0}, {"tenure_days": 50.0, "invoices_data_days": 60.0}, {}):
         assert describe("late_payments_90d", 2.0, row) == "2 invoices paid late or not at all (due in the last 90 days)"
@@ -189,3 +196,54 @@ def test_the_drivers_of_a_window_the_table_starts_inside_say_so() -> None:
         "no logins in the last 90 days",
         "logins on 1 of the last 90 days",
     ]
+
+
+def test_a_configured_window_longer_than_90_days_is_missing_where_the_table_starts_inside_it() -> None:
+    """`features.windows: [30, 180]`: the tables start 91 days before as_of, inside A's 180 days (it landed in
+    2022), so A's 180-day counts are not known, as the fixed year of invoices is; its 30-day ones are counted,
+    and C (landed after the tables start) has its 180 days since its landing."""
+    tables = {
+        **DATA,
+        "support_tickets": DATA["trainings"].rename(columns={"ts": "opened_at"}).assign(ticket_id=["1", "2"]),
+    }
+    dataset = make_dataset(accounts_table=ACCOUNTS, subscriptions_table=TERMS, **tables)
+    a, c = (snapshot(dataset, AS_OF, account=x, windows=[30, 180]) for x in ("A", "C"))
+    long = ["logins_per_seat_180d", "active_days_180d", "events_per_seat_180d", "feature_breadth_180d"]
+    long += ["trainings_180d", "tickets_180d", "tickets_per_seat_180d"]
+    assert all(pd.isna(a[name]) for name in long), a[long]
+    assert a["events_per_seat_30d"] == 0 and a["trainings_30d"] == 1 and a["tickets_30d"] == 1
+    assert c["active_days_180d"] == 1 and c["feature_breadth_180d"] == 1 and c["trainings_180d"] == 0
+    assert describe("events_per_seat_180d", a["events_per_seat_180d"], a.to_dict()) == (
+        "Product events per seat in the last 180 days: not known, only 91 of these 180 days in the usage events data"
+    )
+
+
+def test_every_template_of_every_feature_renders_the_edges_in_plain_words() -> None:
+    """Every registered feature (and a configured 180-day window, a per-feature usage column) over values of
+    zero, rounded to zero or to all, a few, missing, and a "days since" that reaches the table's start or the
+    landing, on a row whose table holds the whole window, part of it (starting 20 days before as_of, after the
+    landing) or has no seat count: no field left unformatted, no "nan", no "1 days", no count or share said as
+    none that is not, and a window the data holds part of always says so."""
+    names = [n for n, found in all_specs().items() if found.kind == "numeric"]
+    names += ["logins_per_seat_180d", "usage_reports_per_seat_30d"]
+    for name in names:
+        found = lookup(name)
+        companions = dict.fromkeys(template_fields(name), 2.0)
+        held = data_days_column(found.source)
+        rows = {
+            "whole": companions | {"seats": 10.0, TENURE_DAYS: 800.0, held: 800.0},
+            "partial": companions | {"seats": 10.0, TENURE_DAYS: 800.0, held: 20.0},
+            "unseated": {**companions, "seats": float("nan"), TENURE_DAYS: 800.0, held: 800.0},
+        }
+        for kind, row in rows.items():
+            for value in (0.0, 0.004, 0.996, 3.0, float("nan"), 20.0, 800.0):
+                text = describe(name, value, row)
+                said = (name, kind, value, text)
+                assert text and not re.search(r"[{}]|\bnan\b|\b1 days\b|-0\b", text), said
+                assert text != f"{found.description}: {value:.3g}", said  # not the fallback
+                if value != 0:
+                    assert not re.match(r"0% |0\.0+ ", text), said
+                if kind == "partial" and found.window is not None and found.window > 20:
+                    assert text.endswith(
+                        f", only 20 of these {found.window} days in the {found.source.replace('_', ' ')} data"
+                    ), said

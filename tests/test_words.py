@@ -4,6 +4,7 @@ today, a term that ended, an account that churned, a count of nothing."""
 from __future__ import annotations
 
 import pandas as pd
+from feature_data import make_dataset, snapshot
 
 from features.registry import describe
 from models.alerts import score_alerts
@@ -153,3 +154,40 @@ def test_a_score_drop_of_one_point_is_said_in_the_singular() -> None:
         "A0": "health score dropped 1 point (from 60 to 59)",
         "A1": "health score dropped 2 points (from 52 to 50)",
     }
+
+
+def test_a_share_rounded_to_none_or_to_all_is_said_under_or_over_its_bound() -> None:
+    """1 invoice in 250 paid late read "0% of invoices paid late", which says none; 249 workflow runs in 250
+    completed read "100%", which says all."""
+    assert describe("late_payment_share_365d", 0.004) == "under 1% of invoices paid late (365 days)"
+    assert describe("workflow_completion_rate_90d", 0.996) == "over 99% of workflow runs completed in order (90 days)"
+    assert describe("late_payment_share_365d", 0.0) == "0% of invoices paid late (365 days)"
+    assert describe("workflow_completion_rate_90d", 1.0) == "100% of workflow runs completed in order (90 days)"
+    assert describe("user_utilisation_30d", 1.004, {"seats": 250.0}) == "100% of seats active in the last 30 days"
+
+
+def test_a_change_of_zero_on_a_count_of_zero_says_nothing_in_either_period() -> None:
+    """No logins in either month is a change of 0: it read "no logins in 30 days, +0% on the previous 30"."""
+    assert describe("logins_trend_30d", 0.0, {"logins_per_seat_30d": 0.0, "seats": 5.0}) == (
+        "no logins in 30 days, none in the 30 before"
+    )
+    assert describe("tickets_trend_30d", 0.0, {"tickets_30d": 0.0}) == "no tickets in 30 days, none in the 30 before"
+    # on a window the logins data holds part of (it starts 12 days before as_of, after the account landed)
+    partial = {"logins_per_seat_30d": 0.0, "tenure_days": 800.0, "logins_data_days": 12.0}
+    assert describe("logins_trend_30d", 0.0, partial) == (
+        "no logins in 30 days, none in the 30 before, only 12 of these 60 days in the logins data"
+    )
+    assert describe("logins_trend_30d", 0.0, {"logins_per_seat_30d": 2.0, "seats": 5.0}) == (
+        "2.0 logins per seat in 30 days, +0% on the previous 30"
+    )
+
+
+def test_a_trend_whose_count_is_not_built_says_its_change_as_a_change() -> None:
+    """With `features.windows: [14, 60]` the trend of the last 30 days is built but not the 30-day count its
+    words start with: they read "...(relative change): 0.2" for a rise of 20 %."""
+    dataset = make_dataset(logins=pd.DataFrame({"account_id": "A", "ts": ["2024-03-10", "2024-03-20", "2024-04-05"]}))
+    row = snapshot(dataset, "2024-04-13", windows=[14, 60])
+    assert "logins_per_seat_30d" not in row and row["logins_trend_30d"] == 1.0  # 2 logins in 30 days, 1 before
+    assert describe("logins_trend_30d", row["logins_trend_30d"], row.to_dict()) == (
+        "Logins in the last 30 days vs the 30 before (relative change): +100%"
+    )

@@ -59,6 +59,13 @@ class FamilyContext:
         return column in self.present.get(table, ())
 
 
+def whole(window: int | None) -> bool:
+    """Whether a feature over `window` days reads back further than the `HORIZON_DAYS` the snapshots' start
+    guarantees, fixed or configured: it is missing where its table starts inside the window, after the account
+    landed (`FeatureSpec.whole`, `features.sql.timeline.within_data`)."""
+    return window is not None and window > HORIZON_DAYS
+
+
 def family_table(source: str) -> str:
     return f"_ft_{source}"
 
@@ -97,6 +104,7 @@ class Windowed:
             unseated=fill(self.unseated) if self.unseated is not None else None,
             none=fill(self.none) if self.none is not None else None,
             window=window,
+            whole=whole(window),
         )
 
     def window(self, name: str) -> int | None:
@@ -149,8 +157,7 @@ class Declarations:
         `never`, `since_start`, `unseated` and `none`: its words for a missing value, for an event that never
         happened (since the landing, since a later start of the table), for an account without a seat count and
         for a value of zero; `window`: the days it reads back, by default those its name ends with (`_90d`), for
-        a trend or change both periods it compares; a window longer than the `HORIZON_DAYS` the snapshots' start
-        guarantees makes it `whole` (FeatureSpec)."""
+        a trend or change both periods it compares (`whole` past 90 days)."""
         if window is None and (days := re.search(r"_(\d+)d$", name)) is not None:
             window = int(days.group(1))
         register(
@@ -170,7 +177,7 @@ class Declarations:
                 none=none,
                 since_start=since_start,
                 window=window,
-                whole=window is not None and window > HORIZON_DAYS,
+                whole=whole(window),
             )
         )
         return name

@@ -147,19 +147,16 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     if ctx.has(SOURCE, "paid_at"):
         columns[DAYS_OVERDUE] = as_double(zero("o.days_overdue"))
         columns[OVERDUE_INVOICES] = as_double(zero("o.overdue"))
-        columns[OVERDUE_SHARE] = within_data(d, OVERDUE_SHARE, ratio(zero("o.overdue_amount"), "i.amount_365"))
-        columns[LATE[90]] = as_double(zero("d.late_90"))
-        columns[LATE[365]] = within_data(d, LATE[365], as_double(zero("d.late_365")))
-        columns[LATE_SHARE] = within_data(d, LATE_SHARE, ratio("d.late_365", "d.due_365"))
+        columns[OVERDUE_SHARE] = ratio(zero("o.overdue_amount"), "i.amount_365")
+        columns |= {LATE[w]: as_double(zero(f"d.late_{w}")) for w in PAYMENT_WINDOWS}
+        columns[LATE_SHARE] = ratio("d.late_365", "d.due_365")
     if ctx.has(SOURCE, "status"):
-        columns[FAILED[90]] = as_double(zero("d.failed_90"))
-        columns[FAILED[365]] = within_data(d, FAILED[365], as_double(zero("d.failed_365")))
+        columns |= {FAILED[w]: as_double(zero(f"d.failed_{w}")) for w in PAYMENT_WINDOWS}
     if ctx.has(SOURCE, "discount"):
         columns[DISCOUNT] = "l.discount_share"
-    change = rel_change(zero("i.amount_365"), zero("i.amount_prev_365"))
-    columns[AMOUNT_CHANGE] = within_data(d, AMOUNT_CHANGE, change)
+    columns[AMOUNT_CHANGE] = rel_change(zero("i.amount_365"), zero("i.amount_prev_365"))
     columns[data_days_column(SOURCE)] = data_days(d)
     joins = [snapshot_join("i", ISSUED), snapshot_join("d", DUE), snapshot_join("o", OPEN), table_start_join(START)]
     joins += latest_row_joins("l", LAST_ISSUED, LAST_ISSUED_DAY, key="issued_at")
-    engine.define(family_table(SOURCE), family_sql(columns, joins))
+    engine.define(family_table(SOURCE), family_sql(within_data(d, columns), joins))
     return list(columns)

@@ -27,6 +27,7 @@ from features.sql.timeline import (
     table_start_join,
     table_start_sql,
     windowed_sql,
+    within_data,
     zero,
 )
 
@@ -142,5 +143,5 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     columns[TREND] = rel_change(zero("w.logins_30"), zero("w.logins_prev_30"))
     columns[TREND_VS_90] = rel_change(ratio(zero("w.logins_30"), "30"), ratio(zero("w.logins_90"), "90"))
     columns[data_days_column(SOURCE)] = data_days(d)
-    engine.define(family_table(SOURCE), family_sql(columns, joins))
+    engine.define(family_table(SOURCE), family_sql(within_data(d, columns), joins))
     return list(columns)

@@ -31,6 +31,7 @@ from features.sql.timeline import (
     table_start_join,
     table_start_sql,
     windowed_sql,
+    within_data,
     zero,
 )
 
@@ -180,5 +181,5 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     columns[DAYS_SINCE] = days_since_last(d, "opened.day")
     columns[TREND] = rel_change(zero("o.tickets_30"), zero("o.tickets_prev_30"))
     columns[data_days_column(SOURCE)] = data_days(d)
-    engine.define(family_table(SOURCE), family_sql(columns, joins))
+    engine.define(family_table(SOURCE), family_sql(within_data(d, columns), joins))
     return list(columns)

@@ -117,18 +117,18 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     engine.define(WINDOWS, trailing_sql(d, DAILY, {name: sum_within(f"r.{name}", WINDOW) for name in sums}, WINDOW))
     engine.define(LAST, ever_before_as_of_sql(DAILY, {"day": ("max", "r.day")}))
 
-    columns = {NPS_LATEST: "nps.mean", NPS_MEAN: within_data(d, NPS_MEAN, ratio("w.nps_sum", "w.nps_n"))}
+    columns = {NPS_LATEST: "nps.mean", NPS_MEAN: ratio("w.nps_sum", "w.nps_n")}
     net_promoters = f"{zero('w.promoters')} - {zero('w.detractors')}"
-    columns[ACCOUNT_NPS] = within_data(d, ACCOUNT_NPS, f"100.0 * {ratio(net_promoters, 'w.nps_n')}")
-    columns[DETRACTORS] = within_data(d, DETRACTORS, ratio(zero("w.detractors"), "w.nps_n"))
+    columns[ACCOUNT_NPS] = f"100.0 * {ratio(net_promoters, 'w.nps_n')}"
+    columns[DETRACTORS] = ratio(zero("w.detractors"), "w.nps_n")
     if ctx.has(SOURCE, "kind"):
         columns[CSAT_LATEST] = "csat.mean"
-        columns[CSAT_MEAN] = within_data(d, CSAT_MEAN, ratio("w.csat_sum", "w.csat_n"))
-    columns[RESPONSES] = within_data(d, RESPONSES, as_double(zero("w.responses")))
+        columns[CSAT_MEAN] = ratio("w.csat_sum", "w.csat_n")
+    columns[RESPONSES] = as_double(zero("w.responses"))
     columns[DAYS_SINCE] = days_since_last(d, "l.day")
     columns[data_days_column(SOURCE)] = data_days(d)
     engine.define(START, table_start_sql(DAILY))
     joins = [snapshot_join("w", WINDOWS), snapshot_join("l", LAST), table_start_join(START)]
     joins += latest_row_joins("nps", NPS_DAILY, NPS_LAST) + latest_row_joins("csat", CSAT_DAILY, CSAT_LAST)
-    engine.define(family_table(SOURCE), family_sql(columns, joins))
+    engine.define(family_table(SOURCE), family_sql(within_data(d, columns), joins))
     return list(columns)

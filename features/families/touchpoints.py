@@ -119,10 +119,10 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     if ctx.has(SOURCE, "sentiment"):
         recent, before = ratio("w.sentiment_90", "w.rated_90"), ratio("w.sentiment_prev_90", "w.rated_prev_90")
         columns[SENTIMENT] = recent
-        columns[SENTIMENT_TREND] = within_data(d, SENTIMENT_TREND, f"({recent} - {before})")
+        columns[SENTIMENT_TREND] = f"({recent} - {before})"
         columns[NEGATIVE] = as_double(zero("w.negative_90"))
     columns[data_days_column(SOURCE)] = data_days(d)
     engine.define(START, table_start_sql(DAILY))
     joins = [snapshot_join("w", WINDOWS), snapshot_join("l", LAST), table_start_join(START)]
-    engine.define(family_table(SOURCE), family_sql(columns, joins))
+    engine.define(family_table(SOURCE), family_sql(within_data(d, columns), joins))
     return list(columns)

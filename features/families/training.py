@@ -26,6 +26,7 @@ from features.sql.timeline import (
     table_start_join,
     table_start_sql,
     windowed_sql,
+    within_data,
     zero,
 )
 
@@ -126,5 +127,5 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     columns[ONBOARDING] = since_landing(d, as_double(zero("onboarded.sessions")))
     columns[DAYS_SINCE] = days_since_last(d, "l.day")
     columns[data_days_column(SOURCE)] = data_days(d)
-    engine.define(family_table(SOURCE), family_sql(columns, joins))
+    engine.define(family_table(SOURCE), family_sql(within_data(d, columns), joins))
     return list(columns)

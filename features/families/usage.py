@@ -69,6 +69,7 @@ from features.sql.timeline import (
     table_start_sql,
     tenure,
     windowed_sql,
+    within_data,
     zero,
 )
 
@@ -130,6 +131,7 @@ TREND = declare.fixed(
 )
 
 PER_FEATURE = re.compile(r"^usage_(.+)_per_seat_30d\Z", re.DOTALL)  # any name (`named_columns`)
+PER_FEATURE_DAYS = 30  # the window of the per-feature columns
 SAFE_KEY = re.compile(r"[a-z0-9_]+")
 NAMES = "_ft_usage_names"
 KEYS = "_ft_usage_keys"
@@ -192,6 +194,7 @@ def _per_feature_spec(name: str) -> FeatureSpec | None:
         "higher",
         f"{{value:.1f}} uses of {feature} per seat in the last 30 days",
         unseated=f"{{value:.0f}} uses of {feature} in the last 30 days",
+        window=PER_FEATURE_DAYS,  # its words say how much of it the data holds, as every window's do
     )
 
 
@@ -202,7 +205,6 @@ for _tracked in FeatureSettings().tracked_features:
 VALID = "account_id IS NOT NULL AND ts IS NOT NULL"
 MASK_BITS = 63  # keys per BIGINT mask (bit 63 would make it negative)
 PACKED_BITS = 31  # bits per tracked key's count in a packed sum: two per BIGINT
-PER_FEATURE_DAYS = 30  # the window of the per-feature columns
 
 
 def key_sql(d: Dialect) -> str:
@@ -325,7 +327,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     columns[DAYS_SINCE] = days_since_last(d, "l.day")
     columns[TREND] = rel_change(zero("w.events_30"), zero("w.events_prev_30"))
     columns[data_days_column(SOURCE)] = data_days(d)
-    engine.define(family_table(SOURCE), family_sql(columns, joins))
+    engine.define(family_table(SOURCE), family_sql(within_data(d, columns), joins))
     return list(columns)
 
 

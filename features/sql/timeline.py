@@ -160,17 +160,22 @@ def since_landing(d: Dialect, known: str, start: str = "hs.first_day") -> str:
     return f"(CASE WHEN {starts_after_landing(d, start)} THEN NULL ELSE {known} END)"
 
 
-def within_data(d: Dialect, name: str, known: str, start: str = "hs.first_day") -> str:
-    """`known`, the value of feature `name` over its last `window` days (FeatureSpec), NULL where the window
-    reaches before the first row of a table that starts after the account landed: the data holds part of the
-    window only. For the windows longer than the 90 days the snapshots' start guarantees (a year of invoices, 180
-    days of surveys), where a partial count measured worse than none (bench/RESULTS.md, "Wave 17 (since)").
-    The feature is declared `whole`, so its words say why it is missing."""
-    found = lookup(name)
-    if found is None or not found.whole or found.window is None:
-        raise ValueError(f"feature '{name}' is not declared whole: its words would not say why it is missing")
-    late = f"{start} > s.as_of - {d.days(found.window)}"
-    return f"(CASE WHEN {starts_after_landing(d, start)} AND {late} THEN NULL ELSE {known} END)"
+def within_data(d: Dialect, columns: Mapping[str, str], start: str = "hs.first_day") -> dict[str, str]:
+    """A family's `columns` (name -> expression), each `whole` feature's NULL where its window reaches before
+    the first row of a table that starts after the account landed: the data holds part of the window only.
+    `whole` are the features over more than the 90 days the snapshots' start guarantees, fixed (a year of
+    invoices, 180 days of surveys) or configured (`features.windows: [30, 180]`), where a partial count measured
+    worse than none (bench/RESULTS.md, "Wave 17 (since)"); their words say why they are missing. One rule for
+    every family: each passes all its columns through here."""
+
+    def known(name: str, value: str) -> str:
+        found = lookup(name)
+        if found is None or not found.whole or found.window is None:
+            return value
+        late = f"{start} > s.as_of - {d.days(found.window)}"
+        return f"(CASE WHEN {starts_after_landing(d, start)} AND {late} THEN NULL ELSE {value} END)"
+
+    return {name: known(name, value) for name, value in columns.items()}
 
 
 def days_since_last(d: Dialect, last_day: str, start: str = "hs.first_day") -> str:
