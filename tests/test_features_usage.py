@@ -11,7 +11,7 @@ from features.errors import DataContractError
 from features.feature_set import FeatureSet
 from features.registry import category_map, describe
 from features.settings import FeatureSettings
-from features.table import product_names
+from features.table import feature_columns, product_names
 
 AS_OF = "2024-04-01"
 EVENTS = pd.DataFrame(
@@ -99,7 +99,7 @@ def test_the_table_carries_each_usage_column_s_product_feature_as_the_data_spell
     assert spelt["export_csv"] == "Export CSV" and spelt["data_import_"] == "Data Import"
     assert "resume" not in spelt and "compliance_audit" not in spelt  # the name is the key
     assert len(spelt) == 8 + 3
-    named = FeatureSet.of(table.columns[4:], product_names=spelt).named_columns()
+    named = FeatureSet.of(feature_columns(table), product_names=spelt).named_columns()
     assert describe(named["usage_1b6b1a6f89_per_seat_30d"], 0.3) == "0.3 uses of 検索 per seat in the last 30 days"
 
 
