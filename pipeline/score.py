@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.errors import ChurnError, DataContractError
+from features.errors import ChurnError, DataContractError, counted
 from features.judgement import CSM_SENTIMENT
 from features.table import ACCOUNT_ID, AS_OF
 from models.alerts import score_alerts
@@ -104,8 +104,8 @@ def score_prepared(
     if (repeated := ids[ids.duplicated(keep=False)]).any():
         examples = ", ".join(f"row {i}: {v!r}" for i, v in repeated.head(3).items())
         warnings.append(
-            f"--table {path}: {repeated.nunique():,} ids of '{id_col}' are on more than one row ({examples}); "
-            "each row is scored"
+            f"--table {path}: {counted(repeated.nunique(), 'id')} of '{id_col}' "
+            f"{'is' if repeated.nunique() == 1 else 'are'} on more than one row ({examples}); each row is scored"
         )
     features = frame.drop(columns=[id_col])
     wanted = set(model.feature_names_in_) - set(features.columns)
@@ -145,6 +145,13 @@ def score_prepared(
                 f"--table {path}: column '{name}' holds values the model never saw in training in "
                 f"{int(unseen.sum()):,} rows (e.g. {examples}); they are scored as missing"
             )
+    if all(values.isna().all() for values in typed.values()):  # each row would get the model's one blank score
+        names = list(model.feature_names_in_)
+        raise DataContractError(
+            f"--table {path}: every column the model scores on is empty in all {counted(len(frame), 'row')} "
+            f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}); every account would get the same score, "
+            "which ranks no one: check that the table was exported with its values."
+        )
     features = features.assign(**typed)
     if gap := expand_gap(features.columns):
         warnings.append(f"--table {path}: {gap}")

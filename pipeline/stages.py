@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
-from features.errors import ChurnError, ConfigError, DataContractError
+from features.errors import ChurnError, ConfigError, DataContractError, counted
 from features.feature_set import FeatureSet
 from features.table import ACCOUNT_ID, META_COLUMNS
 from models.population import ACCOUNT_STATUS
@@ -998,7 +998,7 @@ def run_score_table(
     print_notes(filter(None, [note, used]), console)
     print_warnings(warnings, console)
     console.print(
-        f"Scored {len(scores):,} rows of {table.name} with model version {scores['model_version'].iloc[0]}; "
+        f"Scored {counted(len(scores), 'row')} of {table.name} with model version {scores['model_version'].iloc[0]}; "
         f"wrote {outputs.path}",
         markup=False,
         highlight=False,
