@@ -74,6 +74,7 @@ from pipeline.champion import (
 from pipeline.config import Settings
 from pipeline.io import save_figures
 from pipeline.progress import ProgressCallback
+from pipeline.validation import count_of
 
 SHAP_SAMPLE_ROWS = 5_000
 STEPS = ("split", "tune and fit model", "fit logistic baseline", "evaluate", "plots", "log to MLflow")
@@ -281,8 +282,8 @@ def _parse_labels(values: pd.Series, name: str, source: str) -> pd.Series:
         examples = ", ".join(f"row {i}: {v!r}" for i, v in values[bad].head(3).items())
         found = ", ".join(repr(v) for v in values[bad].astype("string").str.strip().unique()[:5])
         raise DataContractError(
-            f"{source}, label column '{name}': {int(bad.sum())} values are not an outcome ({examples}; values "
-            f"{found}); use 1/0, true/false, yes/no or churned/retained (a blank label is an unknown outcome)."
+            f"{source}, label column '{name}': {count_of(int(bad.sum()), 'values are')} not an outcome ({examples}; "
+            f"values {found}); use 1/0, true/false, yes/no or churned/retained (a blank label is an unknown outcome)."
         )
     outcomes = parsed.dropna().astype(int)
     if outcomes.nunique() < 2:
@@ -309,7 +310,8 @@ def parse_ids(values: pd.Series, name: str, source: str = "--table") -> pd.Serie
     missing = ids.isna()
     if missing.any():
         examples = ", ".join(f"row {i}: {'' if pd.isna(v) else v!r}" for i, v in values[missing].head(3).items())
-        raise DataContractError(f"{source} id column '{name}': {int(missing.sum())} values are missing ({examples}).")
+        said = count_of(int(missing.sum()), "values are missing")
+        raise DataContractError(f"{source} id column '{name}': {said} ({examples}).")
     return ids
 
 
@@ -364,13 +366,13 @@ def prepare_table(
         if bad.any():
             examples = ", ".join(f"row {i}: {v!r}" for i, v in frame.loc[bad, time_col].head(3).items())
             raise DataContractError(
-                f"{source}.{time_col}: {int(bad.sum())} values are not ISO-8601 dates ({examples})."
+                f"{source}.{time_col}: {count_of(int(bad.sum()), 'values are not ISO-8601 dates')} ({examples})."
             )
         if when.isna().any():  # the split could not place the row in time
             rows = ", ".join(str(i) for i in when.index[when.isna()][:3])
             raise DataContractError(
-                f"{source}.{time_col}: {int(when.isna().sum())} values are missing (rows {rows}); the out-of-time "
-                "split needs the date of every row."
+                f"{source}.{time_col}: {count_of(int(when.isna().sum()), 'values are missing')} (rows {rows}); the "
+                "out-of-time split needs the date of every row."
             )
         dates = when[table[LABEL].notna()].unique()
         if len(dates) == 1:
@@ -413,7 +415,8 @@ def prepare_table(
     ]
     if unknown := int(table[LABEL].isna().sum()):
         notes.append(
-            f"{unknown:,} rows have no label in '{label_col}' (an unknown outcome): not trained or validated on"
+            f"{count_of(unknown, 'rows have')} no label in '{label_col}' (an unknown outcome): not trained or "
+            "validated on"
         )
     if not feature_columns(table):
         dropped = "".join(f"; {note}" for note in notes if note.startswith("dropped "))
@@ -534,8 +537,8 @@ def as_trained(values: pd.Series, name: str, levels: Sequence[str] | None, sourc
     if bad.any():
         examples = ", ".join(f"row {i}: {v!r}" for i, v in values[bad].head(3).items())
         raise DataContractError(
-            f"{source}, column '{name}': {int(bad.sum())} values are not numbers, and the model learnt it as a "
-            f"number ({examples})."
+            f"{source}, column '{name}': {count_of(int(bad.sum()), 'values are not numbers')}, and the model learnt "
+            f"it as a number ({examples})."
         )
     return parsed.astype("float64")
 

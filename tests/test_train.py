@@ -135,10 +135,10 @@ def test_bad_prepared_tables_are_refused_with_column_and_examples(tmp_path):
     with pytest.raises(DataContractError, match=r"column\(s\) \['Churned'\] not found"):
         prepare_table(frame, "customerID", "Churned", None)
     bad_labels = frame.assign(Churn=["Yes", "maybe", *frame["Churn"].iloc[2:]])
-    with pytest.raises(DataContractError, match=r"label column 'Churn': 1 values are not an outcome.*row 1: 'maybe'"):
+    with pytest.raises(DataContractError, match=r"label column 'Churn': 1 value is not an outcome.*row 1: 'maybe'"):
         prepare_table(bad_labels, "customerID", "Churn", None)
     bad_time = frame.assign(SignupMonth=["soon", *frame["SignupMonth"].astype(str).iloc[1:]])
-    with pytest.raises(DataContractError, match=r"SignupMonth: 1 values are not ISO-8601 dates \(row 0: 'soon'\)"):
+    with pytest.raises(DataContractError, match=r"SignupMonth: 1 value is not an ISO-8601 date \(row 0: 'soon'\)"):
         prepare_table(bad_time, "customerID", "Churn", "SignupMonth")
     blank_ids = frame.assign(customerID=["\u00a0 ", None, *frame["customerID"].iloc[2:]])
     with pytest.raises(
