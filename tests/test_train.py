@@ -331,7 +331,7 @@ def test_labels_as_teams_write_them_and_the_outcomes_a_model_cannot_learn_from()
     assert prepare_table(twice, "customerID", "Churn", None)[1] == [
         "dropped 'Notes': 300 distinct text values (an id or free text)",
         "dropped 'SignupMonth': a timestamp (pass it as --time to split on it)",
-        "1 ids of 'customerID' are on more than one row (row 4: '0004-CUST', row 5: '0004-CUST'): each account's "
+        "1 id of 'customerID' is on more than one row (row 4: '0004-CUST', row 5: '0004-CUST'): each account's "
         "rows stay on one side of the split (pass --time if they are snapshots at different dates)",
     ]
     with pytest.raises(DataContractError, match=r"t.csv, label column 'Churn': all 300 labelled rows are 0; a churn "):
