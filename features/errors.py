@@ -27,6 +27,12 @@ class ConfigError(ChurnError):
     """A configuration file or value is invalid."""
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`count` and its noun, singular for one ('1 row', '2 rows', '1,200 accounts'): every layer's messages
+    count things, and '1 rows' reads as a slip."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
 def config_error(
     header: str,
     exc: ValidationError,

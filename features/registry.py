@@ -369,11 +369,6 @@ _ONE = re.compile(
 )
 
 
-def plural(count: int, noun: str) -> str:
-    """A count with its noun, in the singular for one: "1 account", "12 accounts" (never "account(s)")."""
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
-
-
 def singular_counts(text: str) -> str:
     """`text` with its counts of one in the singular: templates say "{value:.0f} days", which read "1 days"."""
     return _ONE.sub(r"1 \1\2", text)

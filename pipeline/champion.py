@@ -217,11 +217,11 @@ def _ask_server(
 
 def _env_number(name: str, minimum: float) -> float | None:
     """The number an MLflow client setting of the environment holds, None when the user did not set it (unset,
-    or churn's own default: `PROCESS_DEFAULTS`)."""
-    from pipeline.runtime import PROCESS_DEFAULTS
+    or churn's own default: `set_by_user`)."""
+    from pipeline.runtime import set_by_user
 
     text = os.environ.get(name, "").strip()
-    if not text or text == PROCESS_DEFAULTS.get(name):
+    if not text or not set_by_user(name):
         return None
     try:
         value = float(text)

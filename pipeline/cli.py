@@ -24,7 +24,7 @@ from pipeline import interrupts
 from pipeline.clock import utc_today
 from pipeline.config import Settings, load_settings
 from pipeline.progress import set_progress
-from pipeline.runtime import PROCESS_DEFAULTS, configure_process, skip_collection_at_exit
+from pipeline.runtime import configure_process, set_by_user, skip_collection_at_exit
 
 app = typer.Typer(
     name="churn",
@@ -145,7 +145,7 @@ def _log_to_console(verbose: bool) -> None:
     if verbose:
         for name in OWN_LOGGERS:
             logging.getLogger(name).setLevel(logging.INFO)
-        if os.environ.get(MLFLOW_LEVEL) == PROCESS_DEFAULTS[MLFLOW_LEVEL]:  # a level the user set wins
+        if not set_by_user(MLFLOW_LEVEL):  # a level the user set wins
             os.environ[MLFLOW_LEVEL] = "WARNING"  # MLflow has its own handler, set up from this when it loads
 
 

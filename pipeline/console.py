@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from features.contract import EVENT_TABLES
-from features.registry import plural
+from features.errors import counted
 from models.scores import (
     ACTIONABLE_LOG_ODDS,
     CHURN_PROBABILITY,
@@ -240,9 +240,9 @@ def print_score_run(run, paths: dict[str, Path], console: Console) -> None:
     at_risk, without_arr = arr_at_risk(scores)
     exposure = "unknown (no account has an ARR)" if at_risk is None else f"{at_risk:,.0f}"
     if at_risk is not None and without_arr:
-        exposure += f" ({plural(without_arr, 'account')} without an ARR left out)"
+        exposure += f" ({counted(without_arr, 'account')} without an ARR left out)"
     console.print(
-        f"Scored {plural(len(scores), 'account')} as of {pd.Timestamp(scores['as_of'].iloc[0]).date()} with model "
+        f"Scored {counted(len(scores), 'account')} as of {pd.Timestamp(scores['as_of'].iloc[0]).date()} with model "
         f"version {run.model_version}: health {bands}; ML risk {risk}; ARR at risk {exposure}."
     )
     print_warnings(filter(None, [drift_warning(run.drifted, len(scores))]), console)
@@ -259,12 +259,12 @@ def drift_warning(drifted: list[str], accounts: int, most: int = 8) -> str | Non
     if not drifted:
         return None
     features = [name for name in drifted if name != CHURN_PROBABILITY]
-    what = [plural(len(features), "feature")] if features else []
+    what = [counted(len(features), "feature")] if features else []
     what += ["the churn probabilities"] if CHURN_PROBABILITY in drifted else []
     shown = ", ".join(features[:most]) + (f" and {len(features) - most} more" if len(features) > most else "")
     return (
         f"{' and '.join(what)} drifted from the training data (PSI past the threshold and past what sampling noise "
-        f"gives {plural(accounts, 'account')})" + (f": {shown}" if shown else "")
+        f"gives {counted(accounts, 'account')})" + (f": {shown}" if shown else "")
     )
 
 

@@ -26,10 +26,22 @@ PROCESS_DEFAULTS: dict[str, str] = {
 }
 
 
+SET_BY_CHURN: dict[str, str] = {}
+"""The defaults `configure_process` put in this process's environment (it held none of them), and their values."""
+
+
 def configure_process() -> None:
     """Set the defaults above where the environment does not say otherwise."""
     for name, value in PROCESS_DEFAULTS.items():
-        os.environ.setdefault(name, value)
+        if name not in os.environ:
+            os.environ[name] = value
+            SET_BY_CHURN[name] = value
+
+
+def set_by_user(name: str) -> bool:
+    """Whether the environment's `name` is the user's, not a default `configure_process` put there: told by who
+    set it, not by its value (a user who sets churn's own 15 s timeout means it)."""
+    return name in os.environ and SET_BY_CHURN.get(name) != os.environ[name]
 
 
 def skip_collection_at_exit() -> None:

@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.errors import ChurnError, DataContractError
+from features.errors import ChurnError, DataContractError, counted
 from features.judgement import CSM_SENTIMENT
-from features.registry import plural
 from features.table import ACCOUNT_ID, AS_OF
 from models.alerts import score_alerts
 from models.drift import drift_report
@@ -105,8 +104,8 @@ def score_prepared(
     if (repeated := ids[ids.duplicated(keep=False)]).any():
         examples = ", ".join(f"row {i}: {v!r}" for i, v in repeated.head(3).items())
         warnings.append(
-            f"--table {path}: {repeated.nunique():,} ids of '{id_col}' are on more than one row ({examples}); "
-            "each row is scored"
+            f"--table {path}: {counted(repeated.nunique(), 'id')} of '{id_col}' "
+            f"{'is' if repeated.nunique() == 1 else 'are'} on more than one row ({examples}); each row is scored"
         )
     features = frame.drop(columns=[id_col])
     wanted = set(model.feature_names_in_) - set(features.columns)
@@ -146,6 +145,13 @@ def score_prepared(
                 f"--table {path}: column '{name}' holds values the model never saw in training in "
                 f"{int(unseen.sum()):,} rows (e.g. {examples}); they are scored as missing"
             )
+    if all(values.isna().all() for values in typed.values()):  # each row would get the model's one blank score
+        names = list(model.feature_names_in_)
+        raise DataContractError(
+            f"--table {path}: every column the model scores on is empty in all {counted(len(frame), 'row')} "
+            f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}); every account would get the same score, "
+            "which ranks no one: check that the table was exported with its values."
+        )
     features = features.assign(**typed)
     if gap := expand_gap(features.columns):
         warnings.append(f"--table {path}: {gap}")
@@ -170,7 +176,7 @@ def scorecard_changes(scores: pd.DataFrame, previous: pd.DataFrame) -> list[str]
     old = ", ".join(f"{name} {digest}" for name, digest in was.itertuples(index=False, name=None))
     new = f"{scores[SCORECARD_NAME].iloc[0]} {scores[SCORECARD_HASH].iloc[0]}"
     return [
-        f"the scorecard changed since the previous run ({old} -> {new}) for {plural(int(changed.sum()), 'account')}: "
+        f"the scorecard changed since the previous run ({old} -> {new}) for {counted(int(changed.sum()), 'account')}: "
         "their score changes are not alerted as drops or band changes and their health trends start again; "
         "`churn score --rescore-history` re-scores the past dates with this scorecard"
     ]
@@ -278,7 +284,7 @@ def score_book(
     warnings = [*applied.notes, *near_miss_segment_values(features, scorecard)]
     overridden = int(scores["override_ids"].str.len().gt(0).sum())
     if overridden:
-        applied_to = plural(overridden, "account")
+        applied_to = counted(overridden, "account")
         notes.append(f"CSM overrides applied to {applied_to}; their rule scores are in the rule_* columns")
     previous = history = None
     if history_dir is not None:

@@ -6,6 +6,7 @@ Nothing here imports pyspark at module level, so the DuckDB path never needs it 
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import logging
 import os
@@ -13,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -39,6 +41,8 @@ INSTALL_HINT = (
 QUIET_CONF_DIR = Path(__file__).parent / "defaults" / "spark"
 """SPARK_CONF_DIR of a local session (unless the user set one): its log4j2.properties logs errors only."""
 LOCAL_CONF: dict[str, str] = {"spark.memory.storageFraction": "0.1"}
+WAREHOUSE = "spark.sql.warehouse.dir"
+"""A local session's is a scratch folder (`_scratch_warehouse`) unless the configuration's `spark:` sets one."""
 DEFAULT_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.timestampType": "TIMESTAMP_NTZ",
@@ -52,6 +56,15 @@ DEFAULT_CONF: dict[str, str] = {
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
 }
+
+
+def _scratch_warehouse() -> str:
+    """An empty folder for a local session's warehouse, removed when the process ends. churn keeps no
+    tables there, but Spark makes the folder when a query first reaches its catalog (an unknown function
+    or view is looked up there): by default as `spark-warehouse` in the user's working directory."""
+    folder = tempfile.mkdtemp(prefix="churn-spark-warehouse-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def java_version(java: str) -> int | None:
@@ -110,7 +123,10 @@ def start_spark(master: str = "local[2]", conf: Mapping[str, str] | None = None)
     # PySpark 4 warns on every run under pandas 3; the parity tests (tests/test_spark_*.py) prove that
     # what churn uses of it (Arrow conversion, mapInPandas) gives DuckDB's results under pandas 3.
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
-    for key, value in {**(LOCAL_CONF if local else {}), **DEFAULT_CONF, **(conf or {})}.items():
+    local_conf = {**LOCAL_CONF} if local else {}
+    if local and WAREHOUSE not in (conf or {}):
+        local_conf[WAREHOUSE] = _scratch_warehouse()
+    for key, value in {**local_conf, **DEFAULT_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")

@@ -43,7 +43,15 @@ from pipeline.loading import (
     table_files,
     utc_connection,
 )
-from pipeline.validation import SOURCE_ROW, canonical_view, kept_columns, partition_keys, validate, with_checked
+from pipeline.validation import (
+    SOURCE_ROW,
+    canonical_view,
+    count_of,
+    kept_columns,
+    partition_keys,
+    validate,
+    with_checked,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -313,8 +321,8 @@ def _check_fields(raw: DataFrame, files: HadoopFiles, name: str, uri: str) -> No
         raise DataContractError(f"Table '{name}': cannot read {uri}: {reason}") from exc
     if replaced:  # Spark decodes bytes that are not UTF-8 as U+FFFD where DuckDB refuses the file
         raise DataContractError(
-            f"Table '{name}': cannot read {uri}: {replaced} rows are not UTF-8 text (this file is not utf-8 "
-            "encoded: save it as UTF-8)"
+            f"Table '{name}': cannot read {uri}: {count_of(replaced, 'rows are')} not UTF-8 text (this file is not "
+            "utf-8 encoded: save it as UTF-8)"
         )
 
 

@@ -16,9 +16,8 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
-from features.errors import ChurnError, ConfigError, DataContractError
+from features.errors import ChurnError, ConfigError, DataContractError, counted
 from features.feature_set import FeatureSet
-from features.registry import plural
 from features.table import ACCOUNT_ID, META_COLUMNS
 from models.population import ACCOUNT_STATUS
 from pipeline.champion import ChampionLoad, champion_uri, check_tracking_server, model_provenance
@@ -541,14 +540,14 @@ def scored_population(
     if not include_trials and trial.any():
         features = features[~trial].reset_index(drop=True)
         patterns = ", ".join(settings.scoring.trial_plans)
-        left.append(f"{plural(int(trial.sum()), 'trial')} (plan matching {patterns} or ARR 0; --include-trials)")
+        left.append(f"{counted(int(trial.sum()), 'trial')} (plan matching {patterns} or ARR 0; --include-trials)")
     if not include_churned and not churned.empty:
-        left.append(f"{plural(len(churned), 'account')} whose terms have all ended (--include-churned)")
+        left.append(f"{counted(len(churned), 'account')} whose terms have all ended (--include-churned)")
     later, never = unstarted_accounts(dataset.accounts[ACCOUNT_ID], dataset.subscriptions, pd.Timestamp(when))
     if later:
-        left.append(f"{plural(later, 'account')} whose first term starts on or after {when}")
+        left.append(f"{counted(later, 'account')} whose first term starts on or after {when}")
     if never:
-        left.append(f"{plural(never, 'account')} without a term in subscriptions")
+        left.append(f"{counted(never, 'account')} without a term in subscriptions")
     if features.empty:
         from features.errors import DataContractError
 
@@ -768,7 +767,7 @@ def score_date(
     if rescored is not None:
         dates = sorted(pd.to_datetime(rescored["as_of"]).dt.date.unique())
         run.notes.append(
-            f"re-scored {plural(len(dates), 'earlier run')} of the history with scorecard {scorecard.config.name} "
+            f"re-scored {counted(len(dates), 'earlier run')} of the history with scorecard {scorecard.config.name} "
             f"{scorecard.config.content_hash()}" + (f" ({dates[0]} to {dates[-1]})" if dates else "")
         )
     run.warnings.extend(
@@ -909,7 +908,7 @@ def _deliver(run, settings: Settings) -> None:
         run.notes.append(f"no alert delivered to the webhook: all {earlier} (not sent again)")
     else:
         skipped = f"; {earlier} were not sent again" if delivery.skipped else ""
-        run.notes.append(f"{plural(delivery.sent, 'alert')} delivered to the webhook{skipped}")
+        run.notes.append(f"{counted(delivery.sent, 'alert')} delivered to the webhook{skipped}")
 
 
 def _print_recovered(settings: Settings, console: Console) -> None:
@@ -999,7 +998,7 @@ def run_score_table(
     print_notes(filter(None, [note, used]), console)
     print_warnings(warnings, console)
     console.print(
-        f"Scored {len(scores):,} rows of {table.name} with model version {scores['model_version'].iloc[0]}; "
+        f"Scored {counted(len(scores), 'row')} of {table.name} with model version {scores['model_version'].iloc[0]}; "
         f"wrote {outputs.path}",
         markup=False,
         highlight=False,

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.errors import DataContractError
+from features.errors import DataContractError, counted
 from features.feature_set import FeatureSet
 from features.progress import report
 from features.table import (
@@ -51,6 +51,8 @@ from models.risk_model import BASE_VALUE, SOURCE_COLUMNS, ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from models.scoring import risk_band
 from models.split import (
+    MIN_TRAIN_CLASS_ROWS,
+    MIN_VALID_CLASS_ROWS,
     Folds,
     Split,
     out_of_time_split,
@@ -72,6 +74,7 @@ from pipeline.champion import (
 from pipeline.config import Settings
 from pipeline.io import save_figures
 from pipeline.progress import ProgressCallback
+from pipeline.validation import count_of
 
 SHAP_SAMPLE_ROWS = 5_000
 STEPS = ("split", "tune and fit model", "fit logistic baseline", "evaluate", "plots", "log to MLflow")
@@ -185,6 +188,7 @@ def train_prepared_table(
     settings = settings or Settings()
     frame = read_prepared_table(path, text_columns=[id_col])
     table, notes = prepare_table(frame, id_col, label_col, time_col, source=Path(path).name)
+    require_enough_outcomes(table, settings.model.validation_share, id_col, Path(path).name, by_account=not time_col)
     _report(progress, 0)
     n_folds, seed = settings.model.cv_folds, settings.model.seed
     if time_col is not None:
@@ -208,6 +212,37 @@ def train_prepared_table(
         evaluated, split, folds, settings, config_files=config_files, promote=promote, progress=progress,
         source=source, trained_on=trained_on,
     )  # fmt: skip
+
+
+def require_enough_outcomes(
+    table: pd.DataFrame, validation_share: float, id_col: str, source: str, *, by_account: bool
+) -> None:
+    """Refuse a prepared table too small to train and judge a model on, saying how many churned and retained
+    rows (accounts, `by_account`: a stratified split keeps an id's rows on one side) it has and how many are
+    needed: enough that the validation share holds `MIN_VALID_CLASS_ROWS` of each outcome (an AUC from fewer
+    is noise) and the rest `MIN_TRAIN_CLASS_ROWS` of each. Smaller tables failed inside scikit-learn's split
+    or trained a model that ranks no one."""
+    share = validation_share
+    needed = int(max(np.ceil(MIN_VALID_CLASS_ROWS / share), np.ceil(MIN_TRAIN_CLASS_ROWS / (1 - share))))
+    labelled = table[table[LABEL].notna()]
+    churned = labelled[LABEL].astype(int) == 1
+    if by_account:
+        counts = labelled.loc[churned, ACCOUNT_ID].nunique(), labelled.loc[~churned, ACCOUNT_ID].nunique()
+    else:
+        counts = int(churned.sum()), int((~churned).sum())
+    if min(counts) >= needed:
+        return
+    unit = "account" if by_account else "row"
+    rows = counted(len(labelled), "labelled row")
+    if by_account and labelled[ACCOUNT_ID].duplicated().any():
+        rows += f" of {counted(labelled[ACCOUNT_ID].nunique(), 'account')} (ids of '{id_col}' repeat: a split keeps "
+        rows += "an account's rows on one side)"
+    raise DataContractError(
+        f"{source}: {rows}: {counts[0]:,} churned and {counted(counts[1], f'retained {unit}')}; training needs at "
+        f"least {needed} of each, so that the {share:.0%} that validate (model.validation_share) hold at least "
+        f"{MIN_VALID_CLASS_ROWS} of each (an AUC from fewer is noise) and the rest {MIN_TRAIN_CLASS_ROWS} of each to "
+        "learn from."
+    )
 
 
 # ----------------------------------------------------------------------------- prepared tables
@@ -247,8 +282,8 @@ def _parse_labels(values: pd.Series, name: str, source: str) -> pd.Series:
         examples = ", ".join(f"row {i}: {v!r}" for i, v in values[bad].head(3).items())
         found = ", ".join(repr(v) for v in values[bad].astype("string").str.strip().unique()[:5])
         raise DataContractError(
-            f"{source}, label column '{name}': {int(bad.sum())} values are not an outcome ({examples}; values "
-            f"{found}); use 1/0, true/false, yes/no or churned/retained (a blank label is an unknown outcome)."
+            f"{source}, label column '{name}': {count_of(int(bad.sum()), 'values are')} not an outcome ({examples}; "
+            f"values {found}); use 1/0, true/false, yes/no or churned/retained (a blank label is an unknown outcome)."
         )
     outcomes = parsed.dropna().astype(int)
     if outcomes.nunique() < 2:
@@ -275,7 +310,8 @@ def parse_ids(values: pd.Series, name: str, source: str = "--table") -> pd.Serie
     missing = ids.isna()
     if missing.any():
         examples = ", ".join(f"row {i}: {'' if pd.isna(v) else v!r}" for i, v in values[missing].head(3).items())
-        raise DataContractError(f"{source} id column '{name}': {int(missing.sum())} values are missing ({examples}).")
+        said = count_of(int(missing.sum()), "values are missing")
+        raise DataContractError(f"{source} id column '{name}': {said} ({examples}).")
     return ids
 
 
@@ -330,13 +366,13 @@ def prepare_table(
         if bad.any():
             examples = ", ".join(f"row {i}: {v!r}" for i, v in frame.loc[bad, time_col].head(3).items())
             raise DataContractError(
-                f"{source}.{time_col}: {int(bad.sum())} values are not ISO-8601 dates ({examples})."
+                f"{source}.{time_col}: {count_of(int(bad.sum()), 'values are not ISO-8601 dates')} ({examples})."
             )
         if when.isna().any():  # the split could not place the row in time
             rows = ", ".join(str(i) for i in when.index[when.isna()][:3])
             raise DataContractError(
-                f"{source}.{time_col}: {int(when.isna().sum())} values are missing (rows {rows}); the out-of-time "
-                "split needs the date of every row."
+                f"{source}.{time_col}: {count_of(int(when.isna().sum()), 'values are missing')} (rows {rows}); the "
+                "out-of-time split needs the date of every row."
             )
         dates = when[table[LABEL].notna()].unique()
         if len(dates) == 1:
@@ -353,6 +389,8 @@ def prepare_table(
     columns: dict[str, pd.Series] = {}
     for name in others:
         column, note = _feature_column(frame[name], name)
+        if note is None and column.isna().all():  # a model cannot split on it: an export or join left it blank
+            note = f"dropped '{name}': empty in every row"
         if note:
             notes.append(note)
         else:
@@ -366,7 +404,8 @@ def prepare_table(
     if time_col is None and not repeated.empty:  # with --time, an account's snapshots
         examples = ", ".join(f"row {i}: {v!r}" for i, v in repeated.head(3).items())
         notes.append(
-            f"{repeated.nunique():,} ids of '{id_col}' are on more than one row ({examples}): each account's rows "
+            f"{counted(repeated.nunique(), 'id')} of '{id_col}' {'is' if repeated.nunique() == 1 else 'are'} on more "
+            f"than one row ({examples}): each account's rows "
             "stay on one side of the split (pass --time if they are snapshots at different dates)"
         )
     notes += [
@@ -376,10 +415,12 @@ def prepare_table(
     ]
     if unknown := int(table[LABEL].isna().sum()):
         notes.append(
-            f"{unknown:,} rows have no label in '{label_col}' (an unknown outcome): not trained or validated on"
+            f"{count_of(unknown, 'rows have')} no label in '{label_col}' (an unknown outcome): not trained or "
+            "validated on"
         )
     if not feature_columns(table):
-        raise DataContractError(f"{source}: no usable feature columns besides '{id_col}' and '{label_col}'.")
+        dropped = "".join(f"; {note}" for note in notes if note.startswith("dropped "))
+        raise DataContractError(f"{source}: no usable feature columns besides '{id_col}' and '{label_col}'{dropped}.")
     return table, notes
 
 
@@ -496,8 +537,8 @@ def as_trained(values: pd.Series, name: str, levels: Sequence[str] | None, sourc
     if bad.any():
         examples = ", ".join(f"row {i}: {v!r}" for i, v in values[bad].head(3).items())
         raise DataContractError(
-            f"{source}, column '{name}': {int(bad.sum())} values are not numbers, and the model learnt it as a "
-            f"number ({examples})."
+            f"{source}, column '{name}': {count_of(int(bad.sum()), 'values are not numbers')}, and the model learnt "
+            f"it as a number ({examples})."
         )
     return parsed.astype("float64")
 

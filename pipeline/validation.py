@@ -60,7 +60,40 @@ class DataWarning:
     excluded: bool = False  # the rows are left out of the canonical views (and so of everything)
 
     def __str__(self) -> str:
-        return f"{self.table}.{self.column}: {self.count} {self.problem} ({self.examples}) -> {self.action}"
+        return f"{self.table}.{self.column}: {count_of(self.count, self.problem)} ({self.examples}) -> {self.action}"
+
+
+_ONE = {
+    "rows for accounts": "row for an account",
+    "rows share": "row shares",
+    "rows are": "row is",
+    "rows have": "row has",
+    "values are not ISO-8601 dates": "value is not an ISO-8601 date",
+    **{f"values are not {noun}s": f"value is not a {noun}" for noun in ("finite number", "number", "date", "boolean")},
+    "values are not integers": "value is not an integer",
+    "values are": "value is",
+    "terms end on or before their": "term ends on or before its",
+    "tickets closed before they were": "ticket closed before it was",
+    "invoices due before they were": "invoice due before it was",
+    "invoices paid before they were": "invoice paid before it was",
+    **{plural: plural[:-1] for plural in ("rows", "terms", "tickets", "invoices", "accounts", "trainings")},
+}
+"""The heads of the problems said of several rows, as said of one (longest first)."""
+
+
+def count_of(count: int, problem: str) -> str:
+    """`count` and `problem`, a phrase said of several rows ('values are missing', 'rows dated after ...'), in
+    the singular for one ('1 value is missing', '1 row dated after ...'): '1 rows' reads as a slip. The head
+    may follow a qualifier ('nps values are not from 0 to 10')."""
+    if count == 1:
+        words = problem.split(" ")
+        for start in (0, 1):
+            rest = " ".join(words[start:])
+            head = next((h for h in _ONE if rest == h or rest.startswith(f"{h} ")), None)
+            if head is not None:
+                problem = " ".join([*words[:start], _ONE[head] + rest[len(head) :]])
+                break
+    return f"{count:,} {problem}"
 
 
 @dataclass
@@ -387,7 +420,8 @@ def _value_problems(
             if count:
                 examples = _examples(run, name, col, cond, _row_number(name, numbered))
                 hint = TABLES[name].column(col).hint
-                problems.append(f"{name}.{col}: {count} {problem} ({examples})" + (f"; {hint}" if hint else ""))
+                said = f"{name}.{col}: {count_of(count, problem)} ({examples})"
+                problems.append(said + (f"; {hint}" if hint else ""))
         kinds = dict(zip(summed[name], counts[len(table_checks) :], strict=True))
         exact[name] = frozenset(col for col, kind in kinds.items() if kind)
         for col, kind in kinds.items():
@@ -495,7 +529,7 @@ def _duplicate_accounts(run: Runner, row: str) -> list[str]:
     if not count:
         return []
     return [
-        f"accounts.account_id: {count} rows share a duplicated account_id "
+        f"accounts.account_id: {count_of(count, 'rows share')} a duplicated account_id "
         f"({_examples(run, 'accounts', 'account_id', cond, row)})"
     ]
 
@@ -508,7 +542,7 @@ def _inverted_terms(run: Runner, types: dict[str, str], row: str) -> list[str]:
     if not count:
         return []
     return [
-        f"subscriptions.end_date: {count} terms end on or before their start_date "
+        f"subscriptions.end_date: {count_of(count, 'terms end on or before their')} start_date "
         f"({_examples(run, 'subscriptions', 'end_date', cond, row)})"
     ]
 

@@ -28,8 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from features.errors import ChurnError, ConfigError
-from features.registry import plural
+from features.errors import ChurnError, ConfigError, counted
 from features.table import ACCOUNT_ID, AS_OF
 from models.alerts import rules_in_words, split_rules
 from pipeline.commit import folder_lock, write_json
@@ -76,7 +75,7 @@ def post_webhook(alerts: pd.DataFrame, url: str, timeout: float = 10.0, retries:
         raise ConfigError(f"scoring.alerts.webhook_url must be an http(s) URL, got '{shown}'.")
     records = json.loads(alerts.to_json(orient="records", date_format="iso"))
     as_of = records[0].get(AS_OF, "")[:10] if records else ""
-    summary = plural(len(records), "churn alert") + (f" as of {as_of}" if as_of else "")
+    summary = counted(len(records), "churn alert") + (f" as of {as_of}" if as_of else "")
     if records:
         summary += f"; largest ARR at risk: {records[0][ACCOUNT_ID]} ({records[0]['reasons']})"
     body = json.dumps({"text": summary, "alerts": records}).encode()
@@ -189,7 +188,7 @@ def deliver(alerts: pd.DataFrame, settings: AlertSettings, ledger_dir: Path) -> 
                 )
             except ChurnError as exc:
                 raise ChurnError(
-                    f"{exc} A re-run of {', '.join(dates)} sends the {plural(sum(fresh), 'alert')} not delivered yet."
+                    f"{exc} A re-run of {', '.join(dates)} sends the {counted(sum(fresh), 'alert')} not delivered yet."
                 ) from exc
             stamp = datetime.now(UTC).isoformat(timespec="seconds")
             new = [key for key, is_new in zip(keys, fresh, strict=True) if is_new]
@@ -210,7 +209,7 @@ def deliver(alerts: pd.DataFrame, settings: AlertSettings, ledger_dir: Path) -> 
                 except OSError as exc:
                     them = "it" if sum(fresh) == 1 else "them"
                     raise UnrecordedDelivery(
-                        f"{plural(sum(fresh), 'alert')} {'was' if sum(fresh) == 1 else 'were'} delivered to the "
+                        f"{counted(sum(fresh), 'alert')} {'was' if sum(fresh) == 1 else 'were'} delivered to the "
                         f"webhook, but the ledger {path} could not record {them} ({exc}): a re-run of {day} sends "
                         f"{them} again."
                     ) from exc

@@ -53,12 +53,12 @@ CASES: list[tuple[str, Callable[[Tables], None], list[str]]] = [
     (
         "infinite created_at",
         _set("accounts", "created_at", ["2023-01-01", "infinity", "2023-01-01"]),
-        ["accounts.created_at: 1 values are not dates", "rows 2: 'infinity'"],
+        ["accounts.created_at: 1 value is not a date", "rows 2: 'infinity'"],
     ),
     (
         "null account id in events",
         _set("logins", "account_id", ["A", None, "B", "C", "C"]),
-        ["logins.account_id: 1 values are missing", "rows 2: null"],
+        ["logins.account_id: 1 value is missing", "rows 2: null"],
     ),
     (
         "arr not numbers",
@@ -68,12 +68,12 @@ CASES: list[tuple[str, Callable[[Tables], None], list[str]]] = [
     (
         "step not integers",
         lambda t: t["usage_events"].__setitem__("step", ["1", "two", "3"]),
-        ["usage_events.step: 1 values are not integers", "rows 2: 'two'"],
+        ["usage_events.step: 1 value is not an integer", "rows 2: 'two'"],
     ),
     (
         "completed not booleans",
         lambda t: t["trainings"].__setitem__("completed", ["maybe"]),
-        ["trainings.completed: 1 values are not booleans", "rows 1: 'maybe'"],
+        ["trainings.completed: 1 value is not a boolean", "rows 1: 'maybe'"],
     ),
     (
         "duplicate account ids",
@@ -88,7 +88,7 @@ CASES: list[tuple[str, Callable[[Tables], None], list[str]]] = [
     (
         "missing required ticket id",
         _set("support_tickets", "ticket_id", ["T1", ""]),
-        ["support_tickets.ticket_id: 1 values are missing", "rows 2"],
+        ["support_tickets.ticket_id: 1 value is missing", "rows 2"],
     ),
     # issue 11, row 9: numbers that parse but cannot be right
     (
@@ -99,7 +99,7 @@ CASES: list[tuple[str, Callable[[Tables], None], list[str]]] = [
     (
         "seats negative",
         _set("subscriptions", "seats", [5, -1, 20, 100]),
-        ["subscriptions.seats: 1 values are not finite numbers >= 0", "rows 2: '-1'"],
+        ["subscriptions.seats: 1 value is not a finite number >= 0", "rows 2: '-1'"],
     ),
     (
         "quantity negative or infinite",
@@ -115,12 +115,12 @@ CASES: list[tuple[str, Callable[[Tables], None], list[str]]] = [
     (
         "year 9999",
         _set("logins", "ts", ["2023-01-01", "9999-12-31", "2023-01-01", "2023-01-01", "2023-01-01"]),
-        ["logins.ts: 1 values are outside the supported dates 1900-01-01 to 2999-12-31", "rows 2: '9999-12-31'"],
+        ["logins.ts: 1 value is outside the supported dates 1900-01-01 to 2999-12-31", "rows 2: '9999-12-31'"],
     ),
     (
         "year 10000",
         _set("subscriptions", "end_date", ["2024-01-01", "10000-01-01", "2024-02-01", "2025-06-01"]),
-        ["subscriptions.end_date: 1 values are outside the supported dates", "rows 2: '10000-01-01'"],
+        ["subscriptions.end_date: 1 value is outside the supported dates", "rows 2: '10000-01-01'"],
     ),
     (
         "no subscriptions at all",
@@ -145,9 +145,9 @@ CASES: list[tuple[str, Callable[[Tables], None], list[str]]] = [
         "term without an end",
         lambda t: t["subscriptions"].__setitem__("end_date", ["2024-01-01", None, "9999-12-31", "2025-06-01"]),
         [
-            "subscriptions.end_date: 1 values are missing (rows 2: null); a term without an end (evergreen) needs "
+            "subscriptions.end_date: 1 value is missing (rows 2: null); a term without an end (evergreen) needs "
             "one: the day it next renews or can be cancelled",
-            "subscriptions.end_date: 1 values are outside the supported dates 1900-01-01 to 2999-12-31 (rows 3: "
+            "subscriptions.end_date: 1 value is outside the supported dates 1900-01-01 to 2999-12-31 (rows 3: "
             "'9999-12-31'); a term without an end (evergreen) needs one",
         ],
     ),
@@ -289,5 +289,5 @@ def test_validate_prints_the_report_with_warnings(tmp_path: Path, capsys: pytest
     code, message = run_cli(["validate", "--data", str(write_tables(tmp_path / "d", tables))], capsys)
     assert code == 0
     assert "3 accounts, 4 terms: 1 renewed, 1 churned, 2 censored" in message
-    assert "logins.account_id: 1 rows for accounts not in accounts" in message
+    assert "logins.account_id: 1 row for an account not in accounts" in message
     assert "excluded: no account to attach them to" in message

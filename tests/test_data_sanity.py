@@ -65,14 +65,14 @@ def test_validate_and_features_say_which_data_end_they_use_and_what_they_left_ou
     data = write_tables(tmp_path / "d", _with_login(tiny_tables(), "B", "2300-01-01"))
     code, message = run_cli(["validate", "--data", str(data)], capsys)
     assert code == 0 and "Data end 2024-06-30 (latest event)" in message
-    assert "logins.ts: 1 rows dated after the run's clock plus a day" in message and "excluded:" in message
+    assert "logins.ts: 1 row dated after the run's clock plus a day" in message and "excluded:" in message
     assert "1 kind of suspicious rows (excluded or kept, as stated):" in message
     code, message = run_cli(
         ["features", "--data", str(data), "--out", str(tmp_path / "f.parquet"), "--as-of", "2024-01-01"],
         capsys,
     )
     assert code == 0 and "Data end 2024-06-30 00:00:00 (latest event)" in message
-    assert "warning: logins.ts: 1 rows dated after" in message
+    assert "warning: logins.ts: 1 row dated after" in message
 
 
 def test_rows_of_unknown_accounts_are_excluded_everywhere_and_counted() -> None:
@@ -116,7 +116,7 @@ def test_typed_parquet_numbers_and_dates_get_the_same_range_checks(
 
     assert code == 1 and "internal error" not in message
     assert "subscriptions.arr: 2 values are not finite numbers >= 0 (rows 2, 3: 'inf', 'nan')" in message
-    assert "logins.ts: 1 values are outside the supported dates" in message and "rows 1:" in message
+    assert "logins.ts: 1 value is outside the supported dates" in message and "rows 1:" in message
 
 
 def test_a_feature_window_before_every_term_warns_where_the_terms_lie(

@@ -200,12 +200,12 @@ def test_priorities_training_kinds_and_accounts_the_features_cannot_use_are_coun
     found = {(w.table, w.column): w for w in dataset.report.warnings}
     priority, kind = found[("support_tickets", "priority")], found[("trainings", "kind")]
     assert str(priority) == (
-        "support_tickets.priority: 1 tickets with a priority other than low/normal/high/urgent (or critical, blocker, "
+        "support_tickets.priority: 1 ticket with a priority other than low/normal/high/urgent (or critical, blocker, "
         "highest, p0, p1, p2, medium, moderate, p3, lowest, p4, p5) (rows 1: 'major') -> "
         "kept: counted as tickets with a priority, neither high nor urgent"
     )
     assert str(kind) == (
-        "trainings.kind: 1 trainings with a kind other than webinar/course/certification (rows 1: 'certified') -> "
+        "trainings.kind: 1 training with a kind other than webinar/course/certification (rows 1: 'certified') -> "
         "kept: counted as trainings, not certifications"
     )
     assert not priority.excluded and dataset.con.execute("SELECT count(*) FROM support_tickets").fetchone()[0] == 2
@@ -214,7 +214,7 @@ def test_priorities_training_kinds_and_accounts_the_features_cannot_use_are_coun
         "each counts as an event (an export that wrote rows twice doubles the activity they show)"
     )
     assert str(found[("accounts", "account_id")]) == (
-        "accounts.account_id: 1 accounts without a term in subscriptions (rows 4: '10') -> kept: never labelled or "
+        "accounts.account_id: 1 account without a term in subscriptions (rows 4: '10') -> kept: never labelled or "
         "scored (prospects? their terms may be missing from the export)"
     )
     assert str(found[("surveys", "score")]) == (
@@ -431,7 +431,7 @@ def test_numbers_in_text_are_plain_decimals_and_integers_plain_digits(tmp_path: 
         load_dataset(write_tables(tmp_path / "data", tables, "csv"))
     message = str(raised.value)
     assert "subscriptions.arr: 2 values are not numbers (rows 1, 2: '0x10', '1_000')" in message
-    assert "subscriptions.arr: 1 values are not finite numbers >= 0 (rows 3: ' -1.5e3 ')" in message
+    assert "subscriptions.arr: 1 value is not a finite number >= 0 (rows 3: ' -1.5e3 ')" in message
     assert "usage_events.step: 2 values are not integers (rows 1, 2: '.5', '1e3')" in message
 
 
@@ -482,7 +482,7 @@ def test_a_fraction_in_a_typed_integer_column_is_refused_as_in_text(tmp_path: Pa
         pq.write_table(usage.append_column("step", step), data / "usage_events.parquet")
         with pytest.raises(DataContractError) as raised:
             load_dataset(data)
-        assert "usage_events.step: 1 values are not integers (rows 2: '1.5')" in str(raised.value), kind
+        assert "usage_events.step: 1 value is not an integer (rows 2: '1.5')" in str(raised.value), kind
         pq.write_table(usage.append_column("step", step.take([0, 2, 2])), data / "usage_events.parquet")
         assert load_dataset(data).con.execute("SELECT step FROM usage_events").fetchall() == [(2,), (-3,), (-3,)]
     odd = pa.array([float("nan"), float("inf"), 1e30], pa.float64())

@@ -14,7 +14,7 @@ import pandas as pd
 
 from tests.test_score_startup import _config, _score
 
-EXCLUDED = "warning: logins.account_id: 1 rows for accounts not in accounts"
+EXCLUDED = "warning: logins.account_id: 1 row for an account not in accounts"
 
 
 def _churn(*args: str) -> subprocess.CompletedProcess:
@@ -61,4 +61,4 @@ def test_warnings_are_said_once_as_warning_lines_and_nothing_reaches_stderr_bare
     )
     assert verbose.returncode == 0 and verbose.stderr == "", verbose.stderr
     assert _lines(verbose.stdout, "churn.features: features: timeline, terms and snapshots built in"), verbose.stdout
-    assert len(_lines(verbose.stdout, "logins.account_id: 1 rows")) == 1, verbose.stdout
+    assert len(_lines(verbose.stdout, "logins.account_id: 1 row for")) == 1, verbose.stdout

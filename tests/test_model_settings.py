@@ -144,7 +144,7 @@ def test_prepared_tables_train_and_score_through_the_cli(tmp_path):
         "score", "--table", "blank.csv", "--id", "customerID", "--out", "blank_scores.csv", "--config", str(config),
         cwd=tmp_path,
     )  # fmt: skip
-    assert blank.returncode == 1 and "id column 'customerID': 1 values are missing (row 0: '')" in blank.stderr
+    assert blank.returncode == 1 and "id column 'customerID': 1 value is missing (row 0: '')" in blank.stderr
     assert not (tmp_path / "blank_scores.csv").exists()
     missing = _churn("score", "--table", "history.csv", "--out", "x.csv", "--config", str(config), cwd=tmp_path)
     assert missing.returncode != 0 and "--table needs --id" in missing.stderr

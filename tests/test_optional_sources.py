@@ -81,34 +81,34 @@ def surveys() -> pd.DataFrame:
 @pytest.mark.parametrize(
     ("table", "frame", "expected"),
     [
-        ("invoices", invoices().assign(amount=[100.0, -5.0, 1.0, 1.0]), "invoices.amount: 1 values are not finite"),
+        ("invoices", invoices().assign(amount=[100.0, -5.0, 1.0, 1.0]), "invoices.amount: 1 value is not a finite"),
         (
             "invoices",
             invoices().assign(status=["paid", "refunded", "x", None]),
             "invoices.status: 2 values are not one of paid/failed/void/open (rows 2, 3: 'refunded', 'x')",
         ),
         ("invoices", invoices().drop(columns="due_at"), "invoices.due_at: required column is missing"),
-        ("invoices", invoices().assign(paid_at=["soon", None, None, None]), "invoices.paid_at: 1 values are not dates"),
+        ("invoices", invoices().assign(paid_at=["soon", None, None, None]), "invoices.paid_at: 1 value is not a date"),
         (
             "touchpoints",
             touchpoints().assign(kind=["qbr", "lunch", "qbr", "qbr"]),
-            "touchpoints.kind: 1 values are not one of qbr/executive/csm_call/email/other (rows 2: 'lunch')",
+            "touchpoints.kind: 1 value is not one of qbr/executive/csm_call/email/other (rows 2: 'lunch')",
         ),
         (
             "touchpoints",
             touchpoints().assign(sentiment=[2.0, 0.0, 0.0, 0.0]),
-            "touchpoints.sentiment: 1 values are not finite numbers from -1 to 1 (rows 1: '2.0')",
+            "touchpoints.sentiment: 1 value is not a finite number from -1 to 1 (rows 1: '2.0')",
         ),
         ("touchpoints", touchpoints().assign(kind=None), "touchpoints.kind: 4 values are missing"),
         (
             "surveys",
             surveys().assign(score=[11.0, 3.0, 6.0, 4.0, 10.0]),
-            "surveys.score: 1 nps values are not from 0 to 10 (rows 1: '11.0')",
+            "surveys.score: 1 nps value is not from 0 to 10 (rows 1: '11.0')",
         ),
         (
             "surveys",
             surveys().assign(score=[9.0, 3.0, 6.0, 6.0, 10.0]),
-            "surveys.score: 1 csat values are not from 1 to 5 (rows 4: '6.0')",
+            "surveys.score: 1 csat value is not from 1 to 5 (rows 4: '6.0')",
         ),
         ("surveys", surveys().assign(kind="ces"), "surveys.kind: 5 values are not one of nps/csat"),
         ("surveys", surveys().drop(columns="score"), "surveys.score: required column is missing"),

@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 
 from features.build import build_features
-from features.errors import DataContractError
-from features.registry import plural
+from features.errors import DataContractError, counted
 from models.population import churned_accounts, trial_mask
 from pipeline.history import read_history
 from pipeline.loading import load_dataset
@@ -61,7 +60,7 @@ def test_trials_and_churned_accounts_are_left_out_and_counted_unless_included(bo
     later = (dataset.subscriptions.groupby("account_id")["start_date"].min() >= WHEN).sum()
     assert (
         f"left out of scores and alerts: {len(starters)} trials (plan matching starter or ARR 0; --include-trials), "
-        f"{len(churned)} accounts whose terms have all ended (--include-churned) and {plural(later, 'account')} whose "
+        f"{len(churned)} accounts whose terms have all ended (--include-churned) and {counted(later, 'account')} whose "
         "first term starts on or after 2025-05-01"
     ) in run.notes
 
@@ -75,7 +74,7 @@ def test_trials_and_churned_accounts_are_left_out_and_counted_unless_included(bo
     gone = run.scores[run.scores["account_status"] == "churned"]
     assert gone["health_score"].notna().all() and gone["churn_probability"].between(0, 1).all()
     left = [n for n in run.notes if n.startswith("left out")]  # only those no flag scores
-    starting = f"{plural(later, 'account')} whose first term starts on or after 2025-05-01"
+    starting = f"{counted(later, 'account')} whose first term starts on or after 2025-05-01"
     assert left == [f"left out of scores and alerts: {starting}"]
 
 
@@ -121,7 +120,7 @@ def test_accounts_without_a_term_yet_or_at_all_are_counted_among_those_left_out(
 
     features, left = scored_population(load_dataset(copy), WHEN.date(), settings, False, False)
     assert left.endswith(
-        f"accounts whose terms have all ended (--include-churned), {plural(later, 'account')} whose first term starts "
+        f"accounts whose terms have all ended (--include-churned), {counted(later, 'account')} whose first term starts "
         "on or after 2025-05-01 and 2 accounts without a term in subscriptions"
     )
     assert not {"new", "none1", "none2"} & set(features["account_id"])

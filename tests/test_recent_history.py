@@ -147,7 +147,7 @@ def test_a_bad_row_the_date_reads_stops_the_run_with_the_whole_history_message(b
         load_dataset(bad)
     with pytest.raises(DataContractError) as recent:
         load_dataset(bad, read_from=read_start([when], FeatureSettings()))
-    assert "usage_events.quantity: 1 values are not finite numbers >= 0 (rows " in str(whole.value)
+    assert "usage_events.quantity: 1 value is not a finite number >= 0 (rows " in str(whole.value)
     assert str(recent.value) == str(whole.value)
 
 

@@ -27,8 +27,7 @@ import pytest
 from conftest import run_cli
 from rich.console import Console
 
-from features.errors import ChurnError
-from features.registry import plural
+from features.errors import ChurnError, counted
 from pipeline.commit import FAULT_ENV, ScoreOutputs
 from pipeline.config import load_settings
 from pipeline.history import read_history
@@ -229,7 +228,7 @@ def test_alerts_are_posted_to_the_webhook_with_retries_and_no_secret_is_shown(
     text = " ".join(output.split())
     assert "warning: the alerts were not delivered: The alert webhook http://127.0.0.1:" in text
     assert "/hooks/churn (query hidden) answered HTTP 500" in text and "after 3 attempts" in text
-    assert f"A re-run of {LATER} sends the {plural(alerts, 'alert')} not delivered yet" in text
+    assert f"A re-run of {LATER} sends the {counted(alerts, 'alert')} not delivered yet" in text
 
     _Hook.statuses, _Hook.received = [503], []  # the re-run: one failure, then the retry succeeds
     code, output = run_cli(args, capsys)
@@ -238,7 +237,7 @@ def test_alerts_are_posted_to_the_webhook_with_retries_and_no_secret_is_shown(
     assert [(r["status"], r["alerts"]) for r in _Hook.received] == [(503, alerts), (200, alerts)]
     assert _Hook.received[1]["path"] == f"/hooks/churn?token={SECRET}"
     assert _Hook.received[1]["auth"] == "Basic " + base64.b64encode(f"bot:{SECRET}".encode()).decode()
-    assert f"{plural(alerts, 'alert')} delivered to the webhook" in " ".join(output.split())
+    assert f"{counted(alerts, 'alert')} delivered to the webhook" in " ".join(output.split())
 
     _Hook.received = []  # run again, kept in the history or a trial: every alert was delivered already
     for extra in ([], ["--no-history"]):

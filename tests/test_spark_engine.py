@@ -213,7 +213,7 @@ def test_bad_input_fails_with_the_same_message_on_both_engines(tmp_path, capsys)
         assert not Path(f"{out}.parquet").exists()
         messages.append(text)
     assert messages[0] == messages[1]
-    assert "logins.ts: 1 values are not dates (rows 2: 'yesterday')" in messages[1]
+    assert "logins.ts: 1 value is not a date (rows 2: 'yesterday')" in messages[1]
     assert "Traceback" not in messages[1] and "org.apache" not in messages[1]
 
 

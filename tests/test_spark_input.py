@@ -72,11 +72,11 @@ def test_a_malformed_table_at_a_uri_fails_on_spark_with_the_duckdb_message(spark
     assert messages[1] == messages[0]
     for problem in (
         "accounts.account_id: 2 rows share a duplicated account_id (rows 2, 4: 'B', 'B')",
-        "subscriptions.arr: 1 values are not finite numbers >= 0 (rows 3: '-5.0')",
+        "subscriptions.arr: 1 value is not a finite number >= 0 (rows 3: '-5.0')",
         "logins.ts: 2 values are not dates (rows 2, 4: '2023-03', 'yesterday')",  # parts: rows 1-2 and 3-5
-        "usage_events.step: 1 values are not integers (rows 2: '1.5')",
+        "usage_events.step: 1 value is not an integer (rows 2: '1.5')",
         "support_tickets.csat: 2 values are not numbers (rows 1, 2: '2024-01-05', '2024-01-05')",
-        "support_tickets.escalated: 1 values are not booleans (rows 1: '0.5')",
+        "support_tickets.escalated: 1 value is not a boolean (rows 1: '0.5')",
     ):
         assert problem in messages[1]
     assert "Traceback" not in messages[1] and "org.apache" not in messages[1]

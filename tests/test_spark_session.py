@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -67,18 +68,23 @@ def test_a_local_spark_session_prints_nothing_but_errors(spark_runs, tmp_path):
     """Spark's default log profile prints a banner and WARN lines (host name, native Hadoop library) on
     every run, and PySpark warns about pandas 3 in the driver and in its Python workers; churn's own
     log configuration keeps stderr for errors. The one line left is the JVM's own notice of the vector
-    module Spark 4 adds, printed before any configuration is read."""
+    module Spark 4 adds, printed before any configuration is read. A query that reaches Spark's catalog (an
+    unknown function is looked up there) made an empty `spark-warehouse` folder in the working directory."""
     code = (
-        "from pipeline.spark import start_spark; "
-        "s = start_spark('local[1]', {'spark.driver.memory': '512m'}); "
-        "doubled = s.range(4).mapInPandas(lambda frames: (f.assign(id=f.id * 2) for f in frames), 'id long'); "
-        "print(sorted(r.id for r in doubled.collect())); s.stop()"
+        "from pipeline.spark import start_spark\n"
+        "s = start_spark('local[1]', {'spark.driver.memory': '512m'})\n"
+        "doubled = s.range(4).mapInPandas(lambda frames: (f.assign(id=f.id * 2) for f in frames), 'id long')\n"
+        "print(sorted(r.id for r in doubled.collect()))\n"
+        "try:\n    s.sql('SELECT to_days(1)').collect()\nexcept Exception:\n    pass\n"
+        "print(s.conf.get('spark.sql.warehouse.dir').removeprefix('file:')); s.stop()"
     )
     env = {key: value for key, value in os.environ.items() if key != "SPARK_CONF_DIR"}
     command = [sys.executable, "-c", code]
     run = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "[0, 2, 4, 6]"
+    doubled, warehouse = run.stdout.strip().splitlines()
+    assert doubled == "[0, 2, 4, 6]"
     noise = [line for line in run.stderr.splitlines() if line.strip() and "Using incubator modules" not in line]
     assert noise == []
     assert list(tmp_path.iterdir()) == []  # nothing left in the working directory either
+    assert not Path(warehouse).exists() and not Path(warehouse).is_relative_to(tmp_path)  # a scratch folder, removed

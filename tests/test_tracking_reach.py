@@ -38,7 +38,12 @@ def _closed_port() -> int:
 
 
 def _churn(args: list[str], cwd: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | env
+    """`churn args` as a user starts it: the environment of the tests without churn's own defaults (`SET_BY_CHURN`,
+    put there by conftest's `configure_process`, which a user's environment does not hold), with `env`."""
+    from pipeline.runtime import SET_BY_CHURN
+
+    unset = {"MLFLOW_TRACKING_URI", *SET_BY_CHURN}
+    environment = {k: v for k, v in os.environ.items() if k not in unset} | env
     started = time.monotonic()
     finished = subprocess.run(
         [sys.executable, "-m", "pipeline", "--no-progress", *args],
@@ -154,6 +159,30 @@ def test_a_tracking_server_that_never_answers_stops_scoring_quickly(hung: bool, 
     assert "it did not answer within 3 attempts of 2 s" in " ".join(tried.stderr.split())
     assert "(now 2, set in the environment)" in " ".join(tried.stderr.split())
     assert 6 <= tried_seconds < WELL_UNDER_A_MINUTE_S, tried_seconds
+
+
+def test_a_timeout_the_user_sets_to_churns_own_default_is_the_users(inputs, tmp_path: Path) -> None:
+    """The start-up check took a value equal to churn's default (15 s, 3 retries) for churn's own: a user who set
+    MLFLOW_HTTP_REQUEST_TIMEOUT=15 got the 10 s single-attempt check, one who set 3 retries got one attempt."""
+    server = _Silent(hung=True)
+    try:
+        args = [part.format(**inputs) for part in COMMANDS["score"]]
+        fifteen, fifteen_seconds = _churn(
+            args, tmp_path, MLFLOW_TRACKING_URI=server.url, MLFLOW_HTTP_REQUEST_TIMEOUT="15",
+            MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+        )  # fmt: skip
+        retried, retried_seconds = _churn(
+            args, tmp_path, MLFLOW_TRACKING_URI=server.url, MLFLOW_HTTP_REQUEST_TIMEOUT="1",
+            MLFLOW_HTTP_REQUEST_MAX_RETRIES="3",
+        )  # fmt: skip
+    finally:
+        server.close()
+    said = " ".join(fifteen.stderr.split())
+    assert fifteen.returncode == 1 and "it did not answer within 15 s" in said, said
+    assert "(now 15, set in the environment)" in said and 15 <= fifteen_seconds < WELL_UNDER_A_MINUTE_S
+    said = " ".join(retried.stderr.split())
+    assert retried.returncode == 1 and "it did not answer within 4 attempts of 1 s" in said, said
+    assert 4 <= retried_seconds < WELL_UNDER_A_MINUTE_S, retried_seconds
 
 
 class _Answering:

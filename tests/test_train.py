@@ -135,10 +135,10 @@ def test_bad_prepared_tables_are_refused_with_column_and_examples(tmp_path):
     with pytest.raises(DataContractError, match=r"column\(s\) \['Churned'\] not found"):
         prepare_table(frame, "customerID", "Churned", None)
     bad_labels = frame.assign(Churn=["Yes", "maybe", *frame["Churn"].iloc[2:]])
-    with pytest.raises(DataContractError, match=r"label column 'Churn': 1 values are not an outcome.*row 1: 'maybe'"):
+    with pytest.raises(DataContractError, match=r"label column 'Churn': 1 value is not an outcome.*row 1: 'maybe'"):
         prepare_table(bad_labels, "customerID", "Churn", None)
     bad_time = frame.assign(SignupMonth=["soon", *frame["SignupMonth"].astype(str).iloc[1:]])
-    with pytest.raises(DataContractError, match=r"SignupMonth: 1 values are not ISO-8601 dates \(row 0: 'soon'\)"):
+    with pytest.raises(DataContractError, match=r"SignupMonth: 1 value is not an ISO-8601 date \(row 0: 'soon'\)"):
         prepare_table(bad_time, "customerID", "Churn", "SignupMonth")
     blank_ids = frame.assign(customerID=["\u00a0 ", None, *frame["customerID"].iloc[2:]])
     with pytest.raises(
@@ -331,7 +331,7 @@ def test_labels_as_teams_write_them_and_the_outcomes_a_model_cannot_learn_from()
     assert prepare_table(twice, "customerID", "Churn", None)[1] == [
         "dropped 'Notes': 300 distinct text values (an id or free text)",
         "dropped 'SignupMonth': a timestamp (pass it as --time to split on it)",
-        "1 ids of 'customerID' are on more than one row (row 4: '0004-CUST', row 5: '0004-CUST'): each account's "
+        "1 id of 'customerID' is on more than one row (row 4: '0004-CUST', row 5: '0004-CUST'): each account's "
         "rows stay on one side of the split (pass --time if they are snapshots at different dates)",
     ]
     with pytest.raises(DataContractError, match=r"t.csv, label column 'Churn': all 300 labelled rows are 0; a churn "):
@@ -364,14 +364,18 @@ def test_scoring_a_table_says_what_is_wrong_with_it_in_its_own_terms(tmp_path, c
     code, text = score(frame.drop(columns="tenure"), "short.parquet")
     assert code == 1 and "short.parquet: 1 column(s) the model was trained on are missing, e.g. ['tenure']" in text
     code, text = score(frame.assign(customerID=frame["customerID"].where(frame.index != 1, "0000-CUST")), "d.parquet")
-    assert (
-        code == 0 and "1 ids of 'customerID' are on more than one row (row 0: '0000-CUST', row 1: '0000-CUST')" in text
-    )
-    assert sorted(p.name for p in tmp_path.glob("scores_*")) == ["scores_d.parquet"]
+    assert code == 0 and "1 id of 'customerID' is on more than one row (row 0: '0000-CUST', row 1: '0000-CUST')" in text
+    assert "Scored 300 rows of d.parquet" in text
     # every row was `adopt`, a stage nobody computed: nothing here says how long an account has been a customer
     assert pd.read_parquet(tmp_path / "scores_d.parquet")["lifecycle_stage"].isna().all()
     assert "d.parquet: lifecycle_stage is empty: the table has no tenure_days or days_to_renewal column" in text
     assert "never expand" not in text  # said once: the stage is empty, not only never expand
+    blank = frame.assign(tenure=None, Contract=None, MonthlyCharges=None, TotalCharges=" ")  # every row one score
+    code, text = score(blank, "blank.parquet")
+    assert code == 1 and "blank.parquet: every column the model scores on is empty in all 300 rows (" in text, text
+    code, text = score(frame.head(1), "one.parquet")
+    assert code == 0 and "Scored 1 row of one.parquet" in text, text
+    assert sorted(p.name for p in tmp_path.glob("scores_*")) == ["scores_d.parquet", "scores_one.parquet"]
 
 
 def test_a_table_with_tenure_and_days_to_renewal_gets_its_lifecycle_stage(tmp_path, capsys):
@@ -542,3 +546,48 @@ def test_duration_columns_are_days_and_nested_columns_are_dropped_with_a_note(tm
     assert "dropped 'owner': it holds records (a nested parquet column), not one value per row" in notes
     assert "tags" not in prepared and "owner" not in prepared
     np.testing.assert_array_equal(as_trained(read["onboarding"], "onboarding", None, "--table").to_numpy(), days)
+
+
+def test_a_table_too_small_or_blank_to_train_on_says_how_many_rows_it_has_and_needs(tmp_path, capsys):
+    """A 4-row table stopped with "internal error: ValueError: The test_size = 1 should be greater or equal to the
+    number of classes = 2" (scikit-learn's split); ids repeated on every row with "n_splits=5 greater than the
+    number of groups: 3"; 10 or 30 rows, or blank feature columns, trained and promoted a model that ranks no one."""
+    frame = _telco_like(300).drop(columns=["Notes", "SignupMonth"])
+    churned = frame["Churn"] == "Yes"
+    four = pd.concat([frame[churned].head(2), frame[~churned].head(2)])
+    four.to_csv(tmp_path / "four.csv", index=False)
+    args = ["--id", "customerID", "--label", "Churn", "--config", _cli_config(tmp_path)]
+    code, text = run_cli(["train", "--table", str(tmp_path / "four.csv"), *args], capsys)
+    assert code == 1 and "internal error" not in text, text
+    assert (
+        "four.csv: 4 labelled rows: 2 churned and 2 retained accounts; training needs at least 25 of each, so that "
+        "the 20% that validate (model.validation_share) hold at least 5 of each" in text
+    )
+
+    def refused(table: pd.DataFrame, time_col: str | None = None, share: float = 0.2) -> str:
+        table.to_parquet(tmp_path / "t.parquet")
+        with pytest.raises(DataContractError) as err:
+            train_prepared_table(tmp_path / "t.parquet", "customerID", "Churn", time_col, _settings(tmp_path,
+                                 validation_share=share))  # fmt: skip
+        return str(err.value)
+
+    few = pd.concat([frame[churned].head(24), frame[~churned].head(100)])
+    assert "124 labelled rows: 24 churned and 100 retained accounts; training needs at least 25 of each" in refused(few)
+    # a larger validation share needs fewer to validate on, but the rest must still hold 10 of each to learn from
+    fifteen = pd.concat([frame[churned].head(15), frame[~churned].head(100)])
+    assert "15 churned and 100 retained accounts; training needs at least 20 of each" in refused(fifteen, share=0.5)
+    three = frame.assign(customerID=[f"c{i % 3}" for i in range(len(frame))])
+    assert (
+        "300 labelled rows of 3 accounts (ids of 'customerID' repeat: a split keeps an account's rows on one side): "
+        "3 churned and 3 retained accounts; training needs at least 25 of each"
+    ) in refused(three)
+    dated = few.assign(month=pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(len(few)) % 4 * 30, unit="D"))
+    assert "124 labelled rows: 24 churned and 100 retained rows; training needs" in refused(dated, "month")
+    blank = frame.assign(tenure=np.nan, Contract=None, MonthlyCharges=np.nan, TotalCharges=" ")
+    assert refused(blank) == (
+        "t.parquet: no usable feature columns besides 'customerID' and 'Churn'; dropped 'tenure': empty in every "
+        "row; dropped 'Contract': empty in every row; dropped 'MonthlyCharges': empty in every row; dropped "
+        "'TotalCharges': empty in every row."
+    )
+    table, notes = prepare_table(frame.assign(tenure=np.nan), "customerID", "Churn", None)
+    assert "tenure" not in table.columns and "dropped 'tenure': empty in every row" in notes
