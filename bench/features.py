@@ -155,6 +155,7 @@ def worker(engine: str, data: Path, with_range_join: bool = False, profile: Path
     (the build's log of seconds per family goes to stderr)."""
     from features.build import build_features, snapshot_dates
     from features.settings import FeatureSettings
+    from features.table import feature_columns
     from pipeline.loading import load_dataset
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
@@ -180,7 +181,7 @@ def worker(engine: str, data: Path, with_range_join: bool = False, profile: Path
         "accounts": len(dataset.accounts),
         "dates": len(dates),
         "snapshots": len(table),
-        "features": table.shape[1] - 4,
+        "features": len(feature_columns(table)),
         "load_s": loaded - clock,
         "features_s": built - loaded,
         "load_cpu_s": loaded_cpu - cpu,

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from features.errors import ChurnError, ConfigError, DataContractError, counted
 from features.feature_set import FeatureSet
-from features.table import ACCOUNT_ID, META_COLUMNS
+from features.table import ACCOUNT_ID, META_COLUMNS, feature_columns
 from models.population import ACCOUNT_STATUS
 from pipeline.champion import ChampionLoad, champion_uri, check_tracking_server, model_provenance
 from pipeline.commit import ScoreOutputs, check_workdir, commit_scoring, recover
@@ -270,7 +270,7 @@ def write_feature_folder(
     (`as_of=YYYY-MM-DD/`), never collecting it on the driver; the folder lands whole or not at all.
     Returns (snapshots, dates, labelled, features)."""
     from features.build import built_features
-    from features.table import feature_columns, record_names, record_values
+    from features.table import record_names, record_values
     from pipeline.engines import feature_engine
     from pipeline.io import replace_directory
 
@@ -1204,7 +1204,7 @@ def _run_all(
     metadata = values_metadata(settings.feature_values()) | names_metadata(table)  # as `churn features` records
     features = write_output(table, out_dir / "features.parquet", "features", metadata=metadata)
     paths = {"data": Path(data), "features": features}
-    console.print(f"{len(table):,} monthly snapshots x {table.shape[1] - 4} features -> {paths['features']}")
+    console.print(f"{len(table):,} monthly snapshots x {len(feature_columns(table))} features -> {paths['features']}")
     console.rule("train")
     result = train_on_table(
         table,

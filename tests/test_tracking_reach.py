@@ -37,7 +37,9 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def _churn(args: list[str], cwd: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], float]:
+def _churn(
+    args: list[str], cwd: Path, timeout: float = 60, **env: str
+) -> tuple[subprocess.CompletedProcess[str], float]:
     """`churn args` as a user starts it: the environment of the tests without churn's own defaults (`SET_BY_CHURN`,
     put there by conftest's `configure_process`, which a user's environment does not hold), with `env`."""
     from pipeline.runtime import SET_BY_CHURN
@@ -49,7 +51,7 @@ def _churn(args: list[str], cwd: Path, **env: str) -> tuple[subprocess.Completed
         [sys.executable, "-m", "pipeline", "--no-progress", *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         cwd=cwd,
         env=environment,
     )
@@ -285,21 +287,15 @@ def test_a_server_that_hangs_during_the_command_stops_it_within_two_minutes(inpu
     """Past the start-up check, MLflow's own client waited 120 s per request, 8 times (over 15 minutes); churn's
     defaults for MLflow's client (`PROCESS_DEFAULTS`) give up in ~75 s, with a message saying what to change."""
     server = _HangsAfterHello()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    args = [part.format(**inputs) for part in COMMANDS["score --table"]]
-    started = time.monotonic()
     try:
-        finished = subprocess.run(
-            [sys.executable, "-m", "pipeline", "--no-progress", *args],
-            capture_output=True,
-            text=True,
+        finished, seconds = _churn(
+            [part.format(**inputs) for part in COMMANDS["score --table"]],
+            tmp_path,
             timeout=180,
-            cwd=tmp_path,
-            env=environment | {"MLFLOW_TRACKING_URI": server.url},
+            MLFLOW_TRACKING_URI=server.url,
         )
     finally:
         server.close()
-    seconds = time.monotonic() - started
     assert finished.returncode == 1, finished.stderr
     assert " ".join(finished.stderr.split()) == (
         f"error: MLflow tracking server {server.url} stopped answering during the command: a request got no answer "
