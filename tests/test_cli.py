@@ -59,7 +59,7 @@ def test_a_data_warning_is_said_once_not_again_on_stderr(tmp_path) -> None:
             capture_output=True, text=True, check=False, cwd=tmp_path,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
-        assert (done.stdout + done.stderr).count("rows for accounts not in accounts") == 1, done.stderr
+        assert (done.stdout + done.stderr).count("1 row for an account not in accounts") == 1, done.stderr
 
 
 @pytest.mark.parametrize(

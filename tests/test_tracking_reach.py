@@ -40,11 +40,12 @@ def _closed_port() -> int:
 def _churn(
     args: list[str], cwd: Path, timeout: float = 60, **env: str
 ) -> tuple[subprocess.CompletedProcess[str], float]:
-    """`churn args` as a user starts it: the environment of the tests without churn's own defaults (`SET_BY_CHURN`,
-    put there by conftest's `configure_process`, which a user's environment does not hold), with `env`."""
-    from pipeline.runtime import SET_BY_CHURN
+    """`churn args` as a user starts it: the environment of the tests without churn's own defaults
+    (`PROCESS_DEFAULTS`, which a user's environment does not hold), with `env`. Not `SET_BY_CHURN`: under xdist the
+    workers inherit the defaults conftest's `configure_process` set in pytest's first process, so theirs is empty."""
+    from pipeline.runtime import PROCESS_DEFAULTS
 
-    unset = {"MLFLOW_TRACKING_URI", *SET_BY_CHURN}
+    unset = {"MLFLOW_TRACKING_URI", *PROCESS_DEFAULTS}
     environment = {k: v for k, v in os.environ.items() if k not in unset} | env
     started = time.monotonic()
     finished = subprocess.run(
