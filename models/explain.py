@@ -24,6 +24,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.errors import counted
 from features.families.account import RENEWALS
 from features.progress import ProgressCallback, report
 from features.registry import (
@@ -179,7 +180,7 @@ def _span(days: float) -> str:
     if days < 30.44:
         return singular_counts(f"{days:.0f} days")
     if months < 24:
-        return f"{months} month{'s' if months != 1 else ''}"
+        return counted(months, "month")
     return f"{days / 365.25:.1f} years"
 
 
