@@ -42,7 +42,8 @@ QUIET_CONF_DIR = Path(__file__).parent / "defaults" / "spark"
 """SPARK_CONF_DIR of a local session (unless the user set one): its log4j2.properties logs errors only."""
 LOCAL_CONF: dict[str, str] = {"spark.memory.storageFraction": "0.1"}
 WAREHOUSE = "spark.sql.warehouse.dir"
-"""A local session's is a scratch folder (`_scratch_warehouse`) unless the configuration's `spark:` sets one."""
+"""A local session's is a scratch folder (`_scratch_warehouse`) unless the configuration's `spark:` or the
+user's spark-defaults.conf sets one."""
 DEFAULT_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.timestampType": "TIMESTAMP_NTZ",
@@ -65,6 +66,22 @@ def _scratch_warehouse() -> str:
     folder = tempfile.mkdtemp(prefix="churn-spark-warehouse-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
+
+
+def _users_spark_defaults() -> set[str]:
+    """The keys the user's own spark-defaults.conf sets (in the SPARK_CONF_DIR they exported), which
+    Spark reads only when no setting of the session's builder overrides them."""
+    folder = os.environ.get("SPARK_CONF_DIR")
+    if not folder or Path(folder) == QUIET_CONF_DIR:
+        return set()
+    try:
+        lines = (Path(folder) / "spark-defaults.conf").read_text().splitlines()
+    except OSError:
+        return set()
+    # a java.util.Properties file: the key ends at whitespace, '=' or ':'
+    return {
+        re.split(r"[\s=:]", line.strip(), maxsplit=1)[0] for line in lines if line.strip()[:1] not in {"", "#", "!"}
+    }
 
 
 def java_version(java: str) -> int | None:
@@ -117,14 +134,17 @@ def start_spark(master: str = "local[2]", conf: Mapping[str, str] | None = None)
     # Python workers (mapInPandas scoring) must run this interpreter, not whatever `python3` is on PATH;
     # PySpark reads only the environment variable for that, when the context starts.
     local = master.startswith("local") and not launched
+    users_file = _users_spark_defaults() if local else set()
     if local:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("SPARK_CONF_DIR", str(QUIET_CONF_DIR))
     # PySpark 4 warns on every run under pandas 3; the parity tests (tests/test_spark_*.py) prove that
     # what churn uses of it (Arrow conversion, mapInPandas) gives DuckDB's results under pandas 3.
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
-    local_conf = {**LOCAL_CONF} if local else {}
-    if local and WAREHOUSE not in (conf or {}):
+    # churn's local defaults yield to the user's own: the configuration's `spark:` and their spark-defaults.conf
+    users = {*(conf or {}), *users_file}
+    local_conf = {key: value for key, value in LOCAL_CONF.items() if key not in users} if local else {}
+    if local and WAREHOUSE not in users:
         local_conf[WAREHOUSE] = _scratch_warehouse()
     for key, value in {**local_conf, **DEFAULT_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)

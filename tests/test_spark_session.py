@@ -88,3 +88,24 @@ def test_a_local_spark_session_prints_nothing_but_errors(spark_runs, tmp_path):
     assert noise == []
     assert list(tmp_path.iterdir()) == []  # nothing left in the working directory either
     assert not Path(warehouse).exists() and not Path(warehouse).is_relative_to(tmp_path)  # a scratch folder, removed
+
+
+@pytest.mark.slow
+def test_a_local_session_keeps_the_warehouse_of_the_users_spark_defaults(spark_runs, tmp_path):
+    """churn's scratch warehouse and memory share are defaults for a local session: a user who exported
+    SPARK_CONF_DIR with a spark-defaults.conf setting them keeps theirs (a builder setting would win)."""
+    conf_dir, warehouse = tmp_path / "conf", tmp_path / "team-warehouse"
+    conf_dir.mkdir()
+    (conf_dir / "spark-defaults.conf").write_text(
+        f"# the team's settings\nspark.sql.warehouse.dir   {warehouse}\nspark.memory.storageFraction=0.3\n"
+    )
+    code = (
+        "from pipeline.spark import start_spark\n"
+        "s = start_spark('local[1]', {'spark.driver.memory': '512m'})\n"
+        "print(s.conf.get('spark.sql.warehouse.dir').removeprefix('file:'))\n"
+        "print(s.conf.get('spark.memory.storageFraction')); s.stop()"
+    )
+    env = {**os.environ, "SPARK_CONF_DIR": str(conf_dir)}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines() == [str(warehouse), "0.3"]
