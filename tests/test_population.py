@@ -16,6 +16,7 @@ from rich.console import Console
 from features.build import build_features
 from features.errors import DataContractError, counted
 from models.population import churned_accounts, trial_mask
+from models.scores import arr_at_risk
 from pipeline.commit import ScoreOutputs
 from pipeline.console import print_alerts
 from pipeline.history import read_history
@@ -217,6 +218,9 @@ def test_a_churned_account_is_alerted_once_as_churned_not_as_worse(book, webhook
     alive = alerts.loc[~alerts.index.isin(gone)]
     assert len(alive) and alive["arr_at_risk"].notna().all() and not alive["rules"].str.contains("churned").any()
     assert list(alerts.index[: len(alive)]) == list(alive.index)  # what can still be saved first
+    book = run.scores[run.scores["account_status"] != "churned"]
+    exposure = (book["arr"] * book["churn_probability"]).sum()
+    assert arr_at_risk(run.scores) == (pytest.approx(exposure), 0)  # the book's: a churned account's ARR is lost
 
     console = Console(record=True, width=300)
     print_alerts(run.alerts[run.alerts["account_id"].isin(gone)], console)
