@@ -84,7 +84,7 @@ def model_input(booster: lgb.Booster, X: pd.DataFrame) -> pd.DataFrame:
     trained = len(booster.pandas_categorical or [])
     if len(categorical) != trained:
         raise ModelError(
-            f"The model was trained with {trained} categorical feature(s) but the table to explain has "
+            f"The model was trained with {counted(trained, 'categorical feature')} but the table to explain has "
             f"{len(categorical)} ({', '.join(categorical) or 'none'}). Pass the features with the same "
             "types as in training (categorical columns as strings or pandas categories)."
         )
@@ -116,7 +116,8 @@ def explain(
     uncategorised = [name for name in names if name not in categories]
     if uncategorised:
         raise ModelError(
-            f"{len(uncategorised)} model feature(s) have no health category: {', '.join(uncategorised[:10])}. "
+            f"{counted(len(uncategorised), 'model feature has', 'model features have')} no health category: "
+            f"{', '.join(uncategorised[:10])}. "
             "Map them in the feature registry or with features.category_overrides in the configuration."
         )
     threads = num_threads or _usable_cores()
@@ -291,7 +292,7 @@ def _assert_additive(out: np.ndarray, raw: np.ndarray, offset: int, index: pd.In
     if bad.size:
         rows = ", ".join(str(index[offset + i]) for i in bad[:3])
         raise ModelError(
-            f"SHAP contributions do not add up to the model's raw score for {bad.size} row(s) "
+            f"SHAP contributions do not add up to the model's raw score for {counted(bad.size, 'row')} "
             f"(e.g. index {rows}; largest gap {error.max():.3g}). The explanation would be wrong; "
             "check that the model file is intact and the LightGBM version matches the training run."
         )

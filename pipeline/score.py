@@ -120,8 +120,9 @@ def score_prepared(
     missing = [c for c in model.feature_names_in_ if c not in features.columns]
     trained = TrainedOn.from_metadata(model.metadata_)
     if missing and trained is not None and trained.source.startswith(PREPARED_TABLE):
+        lacking = counted(len(missing), "column the model was trained on is", "columns the model was trained on are")
         raise DataContractError(
-            f"--table {path}: {len(missing)} column(s) the model was trained on are missing, e.g. {missing[:5]} "
+            f"--table {path}: {lacking} missing, e.g. {missing[:5]} "
             f"(model {model.metadata_.get('model_uri', '')}, trained on {trained.source}); add them (blank values "
             "score as missing) or train a model on tables like this one."
         )

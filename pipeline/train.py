@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.errors import DataContractError, counted
+from features.errors import DataContractError, counted, named
 from features.feature_set import FeatureSet
 from features.progress import report
 from features.table import (
@@ -327,13 +327,16 @@ def prepare_table(
     needed = [c for c in (id_col, label_col, time_col) if c is not None]
     absent = [c for c in needed if c not in frame.columns]
     if absent:
-        raise DataContractError(f"{source}: column(s) {absent} not found; columns are {list(frame.columns)[:12]}.")
+        raise DataContractError(
+            f"{source}: {named('column', absent)} not found; columns are {list(frame.columns)[:12]}."
+        )
     others = [c for c in frame.columns if c not in needed]
     reserved = [*META_COLUMNS, *sorted(DATA_DAYS_COLUMNS)]
     clashes = [c for c in others if feature_name(c) in reserved]
     if clashes:
         raise DataContractError(
-            f"{source}: feature column(s) {clashes} clash with reserved names {reserved}; rename or drop them."
+            f"{source}: {named('feature column', clashes)} {'clashes' if len(clashes) == 1 else 'clash'} with "
+            f"reserved names {reserved}; rename or drop {'it' if len(clashes) == 1 else 'them'}."
         )
     if BASE_VALUE in map(feature_name, others):
         raise DataContractError(
@@ -341,10 +344,10 @@ def prepare_table(
             f"(the registered model's `contributions` output has a '{BASE_VALUE}' column beside the features); "
             "rename or drop it."
         )
-    named: dict[str, list[object]] = {}
+    by_name: dict[str, list[object]] = {}
     for column in others:
-        named.setdefault(feature_name(column), []).append(column)
-    if twice := {name: columns for name, columns in named.items() if len(columns) > 1}:
+        by_name.setdefault(feature_name(column), []).append(column)
+    if twice := {name: columns for name, columns in by_name.items() if len(columns) > 1}:
         name, columns = next(iter(twice.items()))
         raise DataContractError(
             f"{source}: columns {columns} would all be feature '{name}' (a model feature name holds no "

@@ -3,6 +3,10 @@ today, a term that ended, an account that churned, a count of nothing."""
 
 from __future__ import annotations
 
+import io
+import re
+import tokenize
+
 import pandas as pd
 from feature_data import make_dataset, snapshot
 
@@ -191,3 +195,46 @@ def test_a_trend_whose_count_is_not_built_says_its_change_as_a_change() -> None:
     assert describe("logins_trend_30d", row["logins_trend_30d"], row.to_dict()) == (
         "Logins in the last 30 days vs the 30 before (relative change): +100%"
     )
+
+
+def test_a_count_or_a_list_in_a_message_says_its_own_number() -> None:
+    """Messages said "1 invalid setting(s)", "column(s) ['Churned'] not found", "lacks 1 feature(s)": a count of
+    one is singular, a list of one names one column, with no "(s)" left for the reader to resolve."""
+    from pathlib import Path
+
+    import pytest
+
+    from features.errors import ChurnError, counted, named
+    from models.drift import check_required_features
+    from pipeline.config import load_settings
+    from pipeline.train import prepare_table
+
+    assert [counted(n, "row") for n in (0, 1, 2, 1200)] == ["0 rows", "1 row", "2 rows", "1,200 rows"]
+    assert counted(1, "value is missing", "values are missing") == "1 value is missing"
+    assert [named("column", names) for names in (["id"], ["id", "Churn"], ["a", "b", "c"])] == [
+        "column 'id'",
+        "columns 'id' and 'Churn'",
+        "columns 'a', 'b' and 'c'",
+    ]
+    frame = pd.DataFrame({"id": ["1", "2"], "tenure": [1, 2]})
+    for label, said in (("Churn", "column 'Churn' not found"), ("", "columns 'Churn' and 'When' not found")):
+        with pytest.raises(ChurnError, match=said):
+            prepare_table(frame, "id", label or "Churn", None if label else "When")
+    with pytest.raises(ChurnError, match=r"options: 1 invalid setting:\n"):
+        load_settings(None, {"data": {"grace_days": -1}}, source="options")
+    with pytest.raises(ChurnError, match=r"lacks 1 feature the model needs: b\. It has 1 column \(a\)"):
+        check_required_features(pd.DataFrame({"a": [1]}), ["a", "b"], "the table")
+    root = Path(__file__).parents[1]
+    texts = (  # the text of every string of the product's code (f-strings in parts)
+        (path, token)
+        for folder in ("features", "models", "pipeline")
+        for path in sorted((root / folder).rglob("*.py"))
+        for token in tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
+        if token.type in (tokenize.STRING, getattr(tokenize, "FSTRING_MIDDLE", tokenize.STRING))
+    )
+    left = [
+        f"{path.relative_to(root)}:{token.start[0]}: {token.string}"
+        for path, token in texts
+        if re.search(r"[a-z]\(s\)", token.string.replace("http(s)", ""))
+    ]
+    assert left == []
