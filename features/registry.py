@@ -370,7 +370,10 @@ _ONE = re.compile(
 
 
 def singular_counts(text: str) -> str:
-    """`text` with its counts of one in the singular: templates say "{value:.0f} days", which read "1 days"."""
+    """`text` with its counts of one in the singular: templates say "{value:.0f} days", which read "1 days".
+
+    What `features.errors.counted` (every other message's count) cannot do: a template is text written once
+    per feature, its count a format field inside it, so only the rendered words can be put right."""
     return _ONE.sub(r"1 \1\2", text)
 
 

@@ -21,8 +21,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from features.errors import ChurnError
-from features.registry import singular_counts
+from features.errors import ChurnError, counted
 from features.table import ACCOUNT_ID, AS_OF
 from models.explain import renewal_words
 from models.healthscore import BAND_ORDER
@@ -158,9 +157,8 @@ def score_alerts(
         fired[i].append(
             (
                 SCORE_DROP,
-                singular_counts(
-                    f"health score dropped {drop[i]:.0f} points (from {before_health[i]:.0f} to {health[i]:.0f})"
-                ),
+                f"health score dropped {counted(round(drop[i]), 'point')} "
+                f"(from {before_health[i]:.0f} to {health[i]:.0f})",
             )
         )
     for i in np.flatnonzero(first_red):
@@ -179,7 +177,7 @@ def score_alerts(
             for text, hit in (("high churn risk", at_risk_band[i] == "high"), ("red health", band[i] == "red"))
             if hit
         )
-        when = "today" if round(days_to_renewal[i]) == 0 else singular_counts(f"in {days_to_renewal[i]:.0f} days")
+        when = "today" if round(days_to_renewal[i]) == 0 else f"in {counted(round(days_to_renewal[i]), 'day')}"
         fired[i].append((RENEWAL_AT_RISK, f"renews {when} with {why}"))
     for i in np.flatnonzero(newly_churned):
         fired[i].append((CHURNED_RULE, _churned_words(days_to_renewal[i])))

@@ -35,7 +35,6 @@ from features.registry import (
     describer,
     is_actionable,
     lookup,
-    singular_counts,
     template_fields,
 )
 from models.drift import check_required_features
@@ -179,7 +178,7 @@ def _span(days: float) -> str:
     number said, so that 726 days are "2.0 years", not "24 months", as 730 days are."""
     months = round(days / 30.44)
     if days < 30.44:
-        return singular_counts(f"{days:.0f} days")
+        return counted(round(days), "day")
     if months < 24:
         return counted(months, "month")
     return f"{days / 365.25:.1f} years"
@@ -193,12 +192,12 @@ def _term(days: float) -> str:
 
 def _until(days: float) -> str:
     """Time to a renewal date under ten years away: in days up to a year, then in months or years."""
-    return singular_counts(f"{days:.0f} days") if days <= 365 else _span(days)
+    return counted(round(days), "day") if days <= 365 else _span(days)
 
 
 def _ended(days: float) -> str:
     """A term that ended `-days` days ago (`days` < 0, the days to a renewal date gone by)."""
-    return singular_counts(f"term ended {-days:.0f} days ago")
+    return f"term ended {counted(round(-days), 'day')} ago"
 
 
 def _today(days: float) -> bool:
@@ -274,7 +273,7 @@ def context_words(features: pd.DataFrame) -> pd.Series:
         if not np.isnan(tenure):
             parts.append(f"customer for {_span(tenure)}")
         parts += [f"{value} {name}" for name, value in (("segment", segment), ("plan", plan)) if _present(value)]
-        out.append(singular_counts(", ".join(parts)))
+        out.append(", ".join(parts))
     return pd.Series(out, index=features.index, dtype=str, name=CONTEXT)
 
 

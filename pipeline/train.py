@@ -74,7 +74,6 @@ from pipeline.champion import (
 from pipeline.config import Settings
 from pipeline.io import save_figures
 from pipeline.progress import ProgressCallback
-from pipeline.validation import count_of
 
 SHAP_SAMPLE_ROWS = 5_000
 STEPS = ("split", "tune and fit model", "fit logistic baseline", "evaluate", "plots", "log to MLflow")
@@ -282,8 +281,9 @@ def _parse_labels(values: pd.Series, name: str, source: str) -> pd.Series:
         examples = ", ".join(f"row {i}: {v!r}" for i, v in values[bad].head(3).items())
         found = ", ".join(repr(v) for v in values[bad].astype("string").str.strip().unique()[:5])
         raise DataContractError(
-            f"{source}, label column '{name}': {count_of(int(bad.sum()), 'values are')} not an outcome ({examples}; "
-            f"values {found}); use 1/0, true/false, yes/no or churned/retained (a blank label is an unknown outcome)."
+            f"{source}, label column '{name}': {counted(int(bad.sum()), 'value is', 'values are')} not an outcome "
+            f"({examples}; values {found}); use 1/0, true/false, yes/no or churned/retained (a blank label is an "
+            "unknown outcome)."
         )
     outcomes = parsed.dropna().astype(int)
     if outcomes.nunique() < 2:
@@ -310,7 +310,7 @@ def parse_ids(values: pd.Series, name: str, source: str = "--table") -> pd.Serie
     missing = ids.isna()
     if missing.any():
         examples = ", ".join(f"row {i}: {'' if pd.isna(v) else v!r}" for i, v in values[missing].head(3).items())
-        said = count_of(int(missing.sum()), "values are missing")
+        said = counted(int(missing.sum()), "value is missing", "values are missing")
         raise DataContractError(f"{source} id column '{name}': {said} ({examples}).")
     return ids
 
@@ -368,14 +368,13 @@ def prepare_table(
         bad = when.isna() & frame[time_col].notna()
         if bad.any():
             examples = ", ".join(f"row {i}: {v!r}" for i, v in frame.loc[bad, time_col].head(3).items())
-            raise DataContractError(
-                f"{source}.{time_col}: {count_of(int(bad.sum()), 'values are not ISO-8601 dates')} ({examples})."
-            )
+            said = counted(int(bad.sum()), "value is not an ISO-8601 date", "values are not ISO-8601 dates")
+            raise DataContractError(f"{source}.{time_col}: {said} ({examples}).")
         if when.isna().any():  # the split could not place the row in time
             rows = ", ".join(str(i) for i in when.index[when.isna()][:3])
+            said = counted(int(when.isna().sum()), "value is missing", "values are missing")
             raise DataContractError(
-                f"{source}.{time_col}: {count_of(int(when.isna().sum()), 'values are missing')} (rows {rows}); the "
-                "out-of-time split needs the date of every row."
+                f"{source}.{time_col}: {said} (rows {rows}); the out-of-time split needs the date of every row."
             )
         dates = when[table[LABEL].notna()].unique()
         if len(dates) == 1:
@@ -418,8 +417,8 @@ def prepare_table(
     ]
     if unknown := int(table[LABEL].isna().sum()):
         notes.append(
-            f"{count_of(unknown, 'rows have')} no label in '{label_col}' (an unknown outcome): not trained or "
-            "validated on"
+            f"{counted(unknown, 'row has', 'rows have')} no label in '{label_col}' (an unknown outcome): not "
+            "trained or validated on"
         )
     if not feature_columns(table):
         dropped = "".join(f"; {note}" for note in notes if note.startswith("dropped "))
@@ -539,10 +538,8 @@ def as_trained(values: pd.Series, name: str, levels: Sequence[str] | None, sourc
     bad = parsed.isna() & text.notna()
     if bad.any():
         examples = ", ".join(f"row {i}: {v!r}" for i, v in values[bad].head(3).items())
-        raise DataContractError(
-            f"{source}, column '{name}': {count_of(int(bad.sum()), 'values are not numbers')}, and the model learnt "
-            f"it as a number ({examples})."
-        )
+        said = counted(int(bad.sum()), "value is not a number", "values are not numbers")
+        raise DataContractError(f"{source}, column '{name}': {said}, and the model learnt it as a number ({examples}).")
     return parsed.astype("float64")
 
 
