@@ -92,7 +92,7 @@ def score_prepared(
     from models.lifecycle import expand_gap, stage_gaps
     from pipeline.champion import TrainedOn
     from pipeline.tracking import PREPARED_TABLE
-    from pipeline.train import as_trained, feature_name, parse_ids, read_prepared_table
+    from pipeline.train import as_trained, feature_name, parse_ids, read_prepared_table, repeated_ids
 
     frame = read_prepared_table(path, text_columns=[id_col])
     if id_col not in frame.columns:
@@ -101,12 +101,8 @@ def score_prepared(
         raise DataContractError(f"--table {path}: the table has no rows; nothing to score.")
     ids = parse_ids(frame[id_col], id_col, f"--table {path}").astype(str)
     warnings = []
-    if (repeated := ids[ids.duplicated(keep=False)]).any():
-        examples = ", ".join(f"row {i}: {v!r}" for i, v in repeated.head(3).items())
-        warnings.append(
-            f"--table {path}: {counted(repeated.nunique(), 'id')} of '{id_col}' "
-            f"{'is' if repeated.nunique() == 1 else 'are'} on more than one row ({examples}); each row is scored"
-        )
+    if repeated := repeated_ids(ids, id_col):
+        warnings.append(f"--table {path}: {repeated}; each row is scored")
     features = frame.drop(columns=[id_col])
     wanted = set(model.feature_names_in_) - set(features.columns)
     renamed = {c: feature_name(c) for c in features.columns if feature_name(c) in wanted}

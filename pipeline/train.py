@@ -315,6 +315,17 @@ def parse_ids(values: pd.Series, name: str, source: str = "--table") -> pd.Serie
     return ids
 
 
+def repeated_ids(ids: pd.Series, id_col: str) -> str | None:
+    """What a prepared table's ids on more than one row are, with example rows ("2 ids of 'id' are on more than
+    one row (row 3: 'A', ...)"), or None: training and scoring each say what they then do."""
+    repeated = ids[ids.duplicated(keep=False)]
+    if repeated.empty:
+        return None
+    examples = ", ".join(f"row {i}: {v!r}" for i, v in repeated.head(3).items())
+    ones = counted(repeated.nunique(), "id")
+    return f"{ones} of '{id_col}' {'is' if repeated.nunique() == 1 else 'are'} on more than one row ({examples})"
+
+
 def prepare_table(
     frame: pd.DataFrame, id_col: str, label_col: str, time_col: str | None, source: str = "--table"
 ) -> tuple[pd.DataFrame, list[str]]:
@@ -402,13 +413,10 @@ def prepare_table(
     ]:
         notes.append(f"renamed {', '.join(renamed)}: a model feature name holds no whitespace nor any of " + '",:[]{}')
     table = pd.concat([table, pd.DataFrame(columns, index=frame.index)], axis=1)  # one block: wide tables stay fast
-    repeated = table.loc[table[ACCOUNT_ID].duplicated(keep=False), ACCOUNT_ID]
-    if time_col is None and not repeated.empty:  # with --time, an account's snapshots
-        examples = ", ".join(f"row {i}: {v!r}" for i, v in repeated.head(3).items())
+    if time_col is None and (repeated := repeated_ids(table[ACCOUNT_ID], id_col)):  # with --time, snapshots
         notes.append(
-            f"{counted(repeated.nunique(), 'id')} of '{id_col}' {'is' if repeated.nunique() == 1 else 'are'} on more "
-            f"than one row ({examples}): each account's rows "
-            "stay on one side of the split (pass --time if they are snapshots at different dates)"
+            f"{repeated}: each account's rows stay on one side of the split (pass --time if they are snapshots at "
+            "different dates)"
         )
     notes += [
         f"'{name}' alone separates churned from retained rows (AUC {auc:.3f}): it is likely recorded with or after "
