@@ -16,6 +16,8 @@ from functools import cache, partial
 from types import MappingProxyType
 from typing import Any, Literal
 
+import numpy as np
+
 Direction = Literal["higher", "lower", "neutral"]
 Kind = Literal["numeric", "categorical"]
 
@@ -335,19 +337,54 @@ def _at_least(value: Any, bound: Any) -> bool:
 def _reached(found: FeatureSpec, value: Any, row: Mapping[str, Any]) -> str | None:
     """The template of a "days since" value that reaches what it counts from -- the first row of a table that
     starts after the account landed (`since_start`), else the landing day (`never`) -- or None (an event)."""
-    start, age = row.get(data_days_column(found.source)), row.get(TENURE_DAYS)
-    if found.since_start is not None and _at_least(value, start) and not _at_least(start, age):
+    value, held, age = _number(value), _number(row.get(data_days_column(found.source))), _number(row.get(TENURE_DAYS))
+    if found.since_start is not None and _since_start(value, held, age):
         return found.since_start
-    return found.never if found.never is not None and _at_least(value, age) else None
+    return found.never if found.never is not None and value >= age else None
 
 
 def _partial(found: FeatureSpec, row: Mapping[str, Any] | None) -> str:
     """What a feature over the last `window` days adds when its table starts inside the window, after the
     account landed: how much of the window the data holds (the value counts that part only)."""
-    held = row.get(data_days_column(found.source)) if found.window is not None and row else None
-    if not _at_least(held, 0) or _at_least(held, found.window) or _at_least(held, row.get(TENURE_DAYS)):
+    if found.window is None or not row:
+        return ""
+    held = _number(row.get(data_days_column(found.source)))
+    if not _part_of_window(found.window, held, _number(row.get(TENURE_DAYS))):
         return ""
     return f", only {float(held):.0f} of these {found.window} days in the {found.source.replace('_', ' ')} data"
+
+
+def _since_start(value: Any, held: Any, age: Any) -> Any:
+    """Whether a "days since" value counts from its table's first row (`held` days back), which starts after the
+    account landed (`age` days back): per row, on numbers or arrays (NaN: no)."""
+    return (value >= held) & ~(held >= age)
+
+
+def _part_of_window(window: int, held: Any, age: Any) -> Any:
+    """Whether the table starts inside a trailing `window`, after the account landed: per row, as `_since_start`."""
+    return (held >= 0) & ~(held >= window) & ~(held >= age)
+
+
+def days_matter(found: FeatureSpec, values: np.ndarray, age: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """Per row, whether a feature's words depend on the account's age (`TENURE_DAYS`) and its table's days of data
+    (`data_days_column`): where `_reached` or `_partial` read them. Elsewhere rows of equal values say the same
+    words, so a caller rendering many rows renders each value once (`models.explain.top_drivers`)."""
+    matter = np.zeros(len(values), dtype=bool)
+    if found.since_start is not None:
+        matter |= _since_start(values, held, age)
+    if found.never is not None:
+        matter |= values >= age
+    if found.window is not None:
+        matter |= _part_of_window(found.window, held, age)
+    return matter
+
+
+def _number(value: Any) -> np.float64:
+    """A number of a row as the predicates above read it: NaN where it is missing or not a number."""
+    try:
+        return np.float64(value)
+    except (TypeError, ValueError):
+        return np.float64(np.nan)
 
 
 # A number field of a template ("{value:+.0%}", "{value:,.0f}"): its sign, then the rest of its format.

@@ -31,6 +31,7 @@ from features.registry import (
     SEATS,
     TENURE_DAYS,
     data_days_column,
+    days_matter,
     describe,
     describer,
     is_actionable,
@@ -359,19 +360,17 @@ def _render(name: str, X: pd.DataFrame, rows: np.ndarray) -> list[str]:
     companions = [c for c in template_fields(name) if c in X.columns]
     columns = [X[c].iloc[rows].to_numpy() for c in companions]
     found = lookup(name)
-    if found is not None and (found.never or found.window) and TENURE_DAYS in companions:
-        # the account's age and the days of its table's data matter only when no event was seen (the value
-        # reaches one of them) or the table starts inside the window: leave them out of the other rows' keys,
-        # which then repeat as the values do
-        at = [companions.index(c) for c in (TENURE_DAYS, data_days_column(found.source)) if c in companions]
-        age = columns[at[0]].astype(float)
-        held = columns[at[-1]].astype(float)  # the age again where the table has no days-of-data column
-        matter = np.zeros(len(rows), dtype=bool)
-        if found.never is not None:
-            matter |= pd.to_numeric(X[name].iloc[rows], errors="coerce").to_numpy() >= np.fmin(age, held)
-        if found.window is not None:
-            matter |= (held < found.window) & ~(held >= age)
-        for i in at:
+    if found is not None and (found.never or found.since_start or found.window) and TENURE_DAYS in companions:
+        # the account's age and the days of its table's data matter only where the words say them: leave them out
+        # of the other rows' keys, which then repeat as the values do
+        def numbers(column: str) -> np.ndarray:
+            if column not in X.columns:
+                return np.full(len(rows), np.nan)
+            return pd.to_numeric(X[column].iloc[rows], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+        held = data_days_column(found.source)
+        matter = days_matter(found, numbers(name), numbers(TENURE_DAYS), numbers(held))
+        for i in [companions.index(c) for c in (TENURE_DAYS, held) if c in companions]:
             columns[i] = np.where(matter, columns[i], None)  # None, not NaN: equal in every key
     if found is not None and found.unseated is not None and SEATS in companions:
         at = companions.index(SEATS)  # only whether the account has a seat count matters to the words
