@@ -241,7 +241,8 @@ def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, 
     if not missing and found.missing is not None and _nothing_in_either_period(found.missing, template, value, context):
         template = found.missing
     try:
-        text = singular_counts(_no_negative_zero(template).format_map(context) + _partial(found, row))
+        said = _no_negative_zero(_rounded_zeros(template, context)).format_map(context)
+        text = singular_counts(said + _partial(found, row))
     except (KeyError, ValueError, TypeError, IndexError):  # a companion not in the row, a malformed template
         return f"{found.description}: {'not recorded' if missing else _value_alone(template, value)}"
     leading = _LEADING_FIELD.match(template)  # the number the words start with: the value or a companion's
@@ -396,6 +397,35 @@ def _no_negative_zero(template: str) -> str:
     """`template` with its number fields rounding a tiny negative to plain zero (Python's `z` option): a change
     of -0.1 % read "invoiced amount -0% on the previous year"."""
     return _NUMBER_FIELD.sub(r"{\1:\2z\3}", template)
+
+
+@cache
+def _inner_fields(template: str) -> tuple[tuple[int, int, str, str, str], ...]:
+    """The number fields of `template` after its first character (start, end, name, sign, format)."""
+    return tuple((m.start(), m.end(), *m.groups()) for m in _NUMBER_FIELD.finditer(template) if m.start() > 0)
+
+
+def _rounded_zeros(template: str, context: Mapping[str, Any]) -> str:
+    """`template` with each number inside its words that would print a zero though it is not one said as the
+    bound it is under: "tickets took under 1 hour to resolve" of 0.3 hours, not "0 hours"; a change rounded to
+    "+0%" as "up under 1%" or "down under 1%", the way it went. The number the words start with is `_under`'s."""
+    for start, end, name, sign, spec in reversed(_inner_fields(template)):
+        try:
+            number = float(context.get(name))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue
+        if number == 0 or math.isnan(number) or re.search(r"[1-9]", format(abs(number), spec)):
+            continue
+        decimals = int(re.search(r"\.(\d+)", spec).group(1)) if "." in spec else 6
+        unit = f"{10.0**-decimals:.{decimals}f}" + ("%" if spec.endswith("%") else "")
+        if sign == "+" and spec.endswith("%"):  # a change
+            words = f"{'up' if number > 0 else 'down'} under {unit}"
+        elif number > 0 and sign != "+":
+            words = f"under {unit}"
+        else:  # a level around zero (sentiment, NPS): its sign says what it is
+            continue
+        template = template[:start] + words + template[end:]
+    return template
 
 
 # A count of one in the templates' words: "1 day", "1 escalated ticket" (never "0.1 uses" or "21 days").

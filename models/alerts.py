@@ -85,7 +85,11 @@ def _text(frame: pd.DataFrame, column: str) -> pd.Series:
 
 
 def _percent(value: float) -> str:
-    return f"{value:.0%}"
+    """A probability in whole percents, a non-zero one under 0.5% as "under 1%" and one not quite 1 as "over
+    99%": "from 0% to 84%" read as an account that had no risk at all."""
+    if 0 < value < 0.005:
+        return "under 1%"
+    return "over 99%" if 0.995 <= value < 1 else f"{value:.0%}"
 
 
 def score_alerts(
