@@ -241,7 +241,8 @@ def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, 
     if not missing and found.missing is not None and _nothing_in_either_period(found.missing, template, value, context):
         template = found.missing
     try:
-        said = _no_negative_zero(_rounded_zeros(template, context)).format_map(context)
+        inner = _inner_fields(template)  # most templates have none: no call (describe runs per driver)
+        said = _no_negative_zero(_rounded_zeros(template, inner, context) if inner else template).format_map(context)
         text = singular_counts(said + _partial(found, row))
     except (KeyError, ValueError, TypeError, IndexError):  # a companion not in the row, a malformed template
         return f"{found.description}: {'not recorded' if missing else _value_alone(template, value)}"
@@ -400,29 +401,35 @@ def _no_negative_zero(template: str) -> str:
 
 
 @cache
-def _inner_fields(template: str) -> tuple[tuple[int, int, str, str, str], ...]:
-    """The number fields of `template` after its first character (start, end, name, sign, format)."""
-    return tuple((m.start(), m.end(), *m.groups()) for m in _NUMBER_FIELD.finditer(template) if m.start() > 0)
+def _inner_fields(template: str) -> tuple[tuple[int, int, str, bool, float, str], ...]:
+    """The number fields of `template` after its first character that `_rounded_zeros` rewrites: (start, end,
+    name, whether it is a change, the largest value it prints as zero, the smallest it prints). A signed number
+    that is not a percentage is a level around zero (sentiment, NPS), whose sign says what it is: left as is."""
+    fields = []
+    for m in _NUMBER_FIELD.finditer(template):
+        name, sign, spec = m.groups()
+        percent = spec.endswith("%")
+        if m.start() == 0 or (sign == "+" and not percent) or spec.endswith("g"):
+            continue
+        decimals = int(spec.split(".")[1][:-1]) if "." in spec else 6
+        unit = f"{10.0**-decimals:.{decimals}f}" + ("%" if percent else "")
+        fields.append((m.start(), m.end(), name, sign == "+", 0.5 * 10.0**-decimals / (100 if percent else 1), unit))
+    return tuple(reversed(fields))
 
 
-def _rounded_zeros(template: str, context: Mapping[str, Any]) -> str:
+def _rounded_zeros(template: str, inner: tuple[tuple[Any, ...], ...], context: Mapping[str, Any]) -> str:
     """`template` with each number inside its words that would print a zero though it is not one said as the
     bound it is under: "tickets took under 1 hour to resolve" of 0.3 hours, not "0 hours"; a change rounded to
     "+0%" as "up under 1%" or "down under 1%", the way it went. The number the words start with is `_under`'s."""
-    for start, end, name, sign, spec in reversed(_inner_fields(template)):
-        try:
-            number = float(context.get(name))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+    for start, end, name, change, bound, unit in inner:  # `_inner_fields(template)`
+        number = context.get(name)
+        if not isinstance(number, float | int) or not 0 < abs(number) <= bound:  # NaN compares False
             continue
-        if number == 0 or math.isnan(number) or re.search(r"[1-9]", format(abs(number), spec)):
-            continue
-        decimals = int(re.search(r"\.(\d+)", spec).group(1)) if "." in spec else 6
-        unit = f"{10.0**-decimals:.{decimals}f}" + ("%" if spec.endswith("%") else "")
-        if sign == "+" and spec.endswith("%"):  # a change
+        if change:
             words = f"{'up' if number > 0 else 'down'} under {unit}"
-        elif number > 0 and sign != "+":
+        elif number > 0:
             words = f"under {unit}"
-        else:  # a level around zero (sentiment, NPS): its sign says what it is
+        else:
             continue
         template = template[:start] + words + template[end:]
     return template
