@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import types
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -29,14 +29,27 @@ class ConfigError(ChurnError):
 
 def counted(count: int, noun: str, plural: str | None = None) -> str:
     """`count` and its noun, singular for one ('1 row', '2 rows', '1,200 accounts'): every layer's messages
-    count things, and '1 rows' reads as a slip."""
+    count things, and '1 rows' reads as a slip. A phrase with its verb gives both forms: `counted(n, 'value is
+    missing', 'values are missing')`. The one count helper of every message but the feature templates', whose
+    counts are format fields inside the template (`features.registry.singular_counts`)."""
     return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
+def listed(items: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return " and ".join([", ".join(items[:-1]), items[-1]] if len(items) > 2 else items)
+
+
+def named(noun: str, names: Sequence[object], plural: str | None = None) -> str:
+    """`noun` in the number of `names`, then the names quoted: "column 'id'", "columns 'id' and 'Churn'" (a list
+    says its own count, so the number is left out)."""
+    return f"{noun if len(names) == 1 else plural or noun + 's'} {listed([repr(str(n)) for n in names])}"
 
 
 def config_error(
     header: str,
     exc: ValidationError,
-    noun: str = "invalid setting(s)",
+    noun: str = "invalid setting",
     tags: Collection[str] = (),
     flags: Mapping[str, str] | None = None,
     model: type[BaseModel] | None = None,
@@ -49,7 +62,7 @@ def config_error(
     options, named by the option the user typed (`--every '7' (features.cadence): ...`). With the
     validated `model`, an unknown key gets the closest known key of its place as a suggestion.
     """
-    lines = [f"{header}: {len(exc.errors())} {noun}:"]
+    lines = [f"{header}: {counted(len(exc.errors()), noun)}:"]
     for err in exc.errors():
         loc = err["loc"]
         path = [p for i, p in enumerate(loc) if not (i >= 2 and loc[i - 2] == "metrics" and p in tags)]

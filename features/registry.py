@@ -16,6 +16,8 @@ from functools import cache, partial
 from types import MappingProxyType
 from typing import Any, Literal
 
+import numpy as np
+
 Direction = Literal["higher", "lower", "neutral"]
 Kind = Literal["numeric", "categorical"]
 
@@ -239,7 +241,9 @@ def _render(name: str, found: FeatureSpec | None, value: Any, row: Mapping[str, 
     if not missing and found.missing is not None and _nothing_in_either_period(found.missing, template, value, context):
         template = found.missing
     try:
-        text = singular_counts(_no_negative_zero(template).format_map(context) + _partial(found, row))
+        inner = _inner_fields(template)  # most templates have none: no call (describe runs per driver)
+        said = _no_negative_zero(_rounded_zeros(template, inner, context) if inner else template).format_map(context)
+        text = singular_counts(said + _partial(found, row))
     except (KeyError, ValueError, TypeError, IndexError):  # a companion not in the row, a malformed template
         return f"{found.description}: {'not recorded' if missing else _value_alone(template, value)}"
     leading = _LEADING_FIELD.match(template)  # the number the words start with: the value or a companion's
@@ -335,19 +339,54 @@ def _at_least(value: Any, bound: Any) -> bool:
 def _reached(found: FeatureSpec, value: Any, row: Mapping[str, Any]) -> str | None:
     """The template of a "days since" value that reaches what it counts from -- the first row of a table that
     starts after the account landed (`since_start`), else the landing day (`never`) -- or None (an event)."""
-    start, age = row.get(data_days_column(found.source)), row.get(TENURE_DAYS)
-    if found.since_start is not None and _at_least(value, start) and not _at_least(start, age):
+    value, held, age = _number(value), _number(row.get(data_days_column(found.source))), _number(row.get(TENURE_DAYS))
+    if found.since_start is not None and _since_start(value, held, age):
         return found.since_start
-    return found.never if found.never is not None and _at_least(value, age) else None
+    return found.never if found.never is not None and value >= age else None
 
 
 def _partial(found: FeatureSpec, row: Mapping[str, Any] | None) -> str:
     """What a feature over the last `window` days adds when its table starts inside the window, after the
     account landed: how much of the window the data holds (the value counts that part only)."""
-    held = row.get(data_days_column(found.source)) if found.window is not None and row else None
-    if not _at_least(held, 0) or _at_least(held, found.window) or _at_least(held, row.get(TENURE_DAYS)):
+    if found.window is None or not row:
+        return ""
+    held = _number(row.get(data_days_column(found.source)))
+    if not _part_of_window(found.window, held, _number(row.get(TENURE_DAYS))):
         return ""
     return f", only {float(held):.0f} of these {found.window} days in the {found.source.replace('_', ' ')} data"
+
+
+def _since_start(value: Any, held: Any, age: Any) -> Any:
+    """Whether a "days since" value counts from its table's first row (`held` days back), which starts after the
+    account landed (`age` days back): per row, on numbers or arrays (NaN: no)."""
+    return (value >= held) & ~(held >= age)
+
+
+def _part_of_window(window: int, held: Any, age: Any) -> Any:
+    """Whether the table starts inside a trailing `window`, after the account landed: per row, as `_since_start`."""
+    return (held >= 0) & ~(held >= window) & ~(held >= age)
+
+
+def days_matter(found: FeatureSpec, values: np.ndarray, age: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """Per row, whether a feature's words depend on the account's age (`TENURE_DAYS`) and its table's days of data
+    (`data_days_column`): where `_reached` or `_partial` read them. Elsewhere rows of equal values say the same
+    words, so a caller rendering many rows renders each value once (`models.explain.top_drivers`)."""
+    matter = np.zeros(len(values), dtype=bool)
+    if found.since_start is not None:
+        matter |= _since_start(values, held, age)
+    if found.never is not None:
+        matter |= values >= age
+    if found.window is not None:
+        matter |= _part_of_window(found.window, held, age)
+    return matter
+
+
+def _number(value: Any) -> np.float64:
+    """A number of a row as the predicates above read it: NaN where it is missing or not a number."""
+    try:
+        return np.float64(value)
+    except (TypeError, ValueError):
+        return np.float64(np.nan)
 
 
 # A number field of a template ("{value:+.0%}", "{value:,.0f}"): its sign, then the rest of its format.
@@ -361,6 +400,41 @@ def _no_negative_zero(template: str) -> str:
     return _NUMBER_FIELD.sub(r"{\1:\2z\3}", template)
 
 
+@cache
+def _inner_fields(template: str) -> tuple[tuple[int, int, str, bool, float, str], ...]:
+    """The number fields of `template` after its first character that `_rounded_zeros` rewrites: (start, end,
+    name, whether it is a change, the largest value it prints as zero, the smallest it prints). A signed number
+    that is not a percentage is a level around zero (sentiment, NPS), whose sign says what it is: left as is."""
+    fields = []
+    for m in _NUMBER_FIELD.finditer(template):
+        name, sign, spec = m.groups()
+        percent = spec.endswith("%")
+        if m.start() == 0 or (sign == "+" and not percent) or spec.endswith("g"):
+            continue
+        decimals = int(spec.split(".")[1][:-1]) if "." in spec else 6
+        unit = f"{10.0**-decimals:.{decimals}f}" + ("%" if percent else "")
+        fields.append((m.start(), m.end(), name, sign == "+", 0.5 * 10.0**-decimals / (100 if percent else 1), unit))
+    return tuple(reversed(fields))
+
+
+def _rounded_zeros(template: str, inner: tuple[tuple[Any, ...], ...], context: Mapping[str, Any]) -> str:
+    """`template` with each number inside its words that would print a zero though it is not one said as the
+    bound it is under: "tickets took under 1 hour to resolve" of 0.3 hours, not "0 hours"; a change rounded to
+    "+0%" as "up under 1%" or "down under 1%", the way it went. The number the words start with is `_under`'s."""
+    for start, end, name, change, bound, unit in inner:  # `_inner_fields(template)`
+        number = context.get(name)
+        if not isinstance(number, float | int) or not 0 < abs(number) <= bound:  # NaN compares False
+            continue
+        if change:
+            words = f"{'up' if number > 0 else 'down'} under {unit}"
+        elif number > 0:
+            words = f"under {unit}"
+        else:
+            continue
+        template = template[:start] + words + template[end:]
+    return template
+
+
 # A count of one in the templates' words: "1 day", "1 escalated ticket" (never "0.1 uses" or "21 days").
 _ONE = re.compile(
     r"(?<![\d.,+-])1 ((?:active|distinct|escalated|licensed|negative|onboarding|survey|training|failed|product) )?"
@@ -370,7 +444,10 @@ _ONE = re.compile(
 
 
 def singular_counts(text: str) -> str:
-    """`text` with its counts of one in the singular: templates say "{value:.0f} days", which read "1 days"."""
+    """`text` with its counts of one in the singular: templates say "{value:.0f} days", which read "1 days".
+
+    What `features.errors.counted` (every other message's count) cannot do: a template is text written once
+    per feature, its count a format field inside it, so only the rendered words can be put right."""
     return _ONE.sub(r"1 \1\2", text)
 
 

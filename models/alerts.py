@@ -6,6 +6,11 @@ score dropped by more than `score_drop` points, or its churn probability rose ac
 when it renews within `renewal_days` while at risk (high churn risk or a red health band). Alerts
 are sorted by ARR at risk (ARR x churn probability) so the largest exposure comes first, and carry
 the model's top drivers and the health categories that fell most, so the CSM knows where to start.
+
+An account whose terms have all ended (`account_status` churned, scored with `--include-churned`) has
+nothing left to save: none of those rules fires for it (its last day's score against the previous run's
+is no news a CSM can act on). The run that first sees it churned, after a run that scored it active,
+says so once: "churned: its last term ended 12 days ago", with no ARR at risk (it is lost, not at risk).
 """
 
 from __future__ import annotations
@@ -16,9 +21,9 @@ import re
 import numpy as np
 import pandas as pd
 
-from features.errors import ChurnError
-from features.registry import singular_counts
+from features.errors import ChurnError, counted
 from features.table import ACCOUNT_ID, AS_OF
+from models.explain import renewal_words
 from models.healthscore import BAND_ORDER
 from models.population import CHURNED
 from models.scores import ACCOUNT_STATUS, HEALTH_BAND, RISK_BAND, SCORECARD_HASH, health_columns
@@ -48,6 +53,7 @@ SCORE_DROP = "score_drop"
 FIRST_RED = "first_red"
 PROBABILITY_CROSSED = "probability_crossed"
 RENEWAL_AT_RISK = "renewal_at_risk"
+CHURNED_RULE = "churned"
 OVERRIDE_ENDED = "override_ended:"  # + what the override was about (`override_rule`)
 ACCOUNT_TARGET, SENTIMENT_TARGET = "health score", "sentiment"  # what the non-category overrides are about
 RULE_SEPARATOR = "; "
@@ -79,7 +85,11 @@ def _text(frame: pd.DataFrame, column: str) -> pd.Series:
 
 
 def _percent(value: float) -> str:
-    return f"{value:.0%}"
+    """A probability in whole percents, a non-zero one under 0.5% as "under 1%" and one not quite 1 as "over
+    99%": "from 0% to 84%" read as an account that had no risk at all."""
+    if 0 < value < 0.005:
+        return "under 1%"
+    return "over 99%" if 0.995 <= value < 1 else f"{value:.0%}"
 
 
 def score_alerts(
@@ -123,16 +133,22 @@ def score_alerts(
 
     # Like with like: a score of another scorecard is no reference for a drop or a band change.
     comparable = same_scorecard(now, before)
-    band_worsened = (band.map(BAND_ORDER) > before_band.map(BAND_ORDER)).fillna(False).astype(bool) & comparable
-    drop = before_health - health
-    score_dropped = (drop > score_drop) & comparable
-    first_red = _first_red(now, band, _comparable_runs(now, previous if history is None else history))
-    level = probability_level
-    crossed = (before_probability < level) & (probability >= level)
-    at_risk = at_risk_band.eq("high").fillna(False) | band.eq("red").fillna(False)
-    # an account whose terms have all ended (scored with --include-churned) has no renewal coming
+    # an account whose terms have all ended (scored with --include-churned): nothing got worse, it is gone
     churned = _text(now, ACCOUNT_STATUS).eq(CHURNED).fillna(False).astype(bool)
+    live = comparable & ~churned
+    band_worsened = (band.map(BAND_ORDER) > before_band.map(BAND_ORDER)).fillna(False).astype(bool) & live
+    drop = before_health - health
+    score_dropped = (drop > score_drop) & live
+    first_red = _first_red(now, band, _comparable_runs(now, previous if history is None else history)) & ~churned
+    level = probability_level
+    crossed = (before_probability < level) & (probability >= level) & ~churned
+    at_risk = at_risk_band.eq("high").fillna(False) | band.eq("red").fillna(False)
     renewing_at_risk = (days_to_renewal <= renewal_days) & at_risk & ~churned
+    # said once: in the run after one that scored it not churned (a history without status: not churned)
+    earlier = previous[ACCOUNT_ID] if previous is not None and ACCOUNT_ID in previous.columns else []
+    scored_before = now[ACCOUNT_ID].isin(earlier)
+    was_churned = _text(before, ACCOUNT_STATUS).eq(CHURNED).fillna(False).astype(bool)
+    newly_churned = churned & scored_before & ~was_churned
 
     fired: list[list[tuple[str, str]]] = (
         [list(r) for r in extra_reasons] if extra_reasons else [[] for _ in range(len(now))]
@@ -145,9 +161,8 @@ def score_alerts(
         fired[i].append(
             (
                 SCORE_DROP,
-                singular_counts(
-                    f"health score dropped {drop[i]:.0f} points (from {before_health[i]:.0f} to {health[i]:.0f})"
-                ),
+                f"health score dropped {counted(round(drop[i]), 'point')} "
+                f"(from {before_health[i]:.0f} to {health[i]:.0f})",
             )
         )
     for i in np.flatnonzero(first_red):
@@ -166,8 +181,10 @@ def score_alerts(
             for text, hit in (("high churn risk", at_risk_band[i] == "high"), ("red health", band[i] == "red"))
             if hit
         )
-        when = "today" if round(days_to_renewal[i]) == 0 else singular_counts(f"in {days_to_renewal[i]:.0f} days")
+        when = "today" if round(days_to_renewal[i]) == 0 else f"in {counted(round(days_to_renewal[i]), 'day')}"
         fired[i].append((RENEWAL_AT_RISK, f"renews {when} with {why}"))
+    for i in np.flatnonzero(newly_churned):
+        fired[i].append((CHURNED_RULE, _churned_words(days_to_renewal[i])))
     rules = [RULE_SEPARATOR.join(rule for rule, _ in f) for f in fired]
 
     arr = _numeric(now, "arr")
@@ -183,8 +200,8 @@ def score_alerts(
             "health_band": band,
             "previous_health_band": before_band,
             "top_drivers": _text(now, "top_drivers").fillna(""),
-            "fallen_categories": _fallen_categories(now, before, n_categories),
-            "arr_at_risk": arr * probability,
+            "fallen_categories": _fallen_categories(now, before, n_categories).mask(churned, ""),
+            "arr_at_risk": (arr * probability).mask(churned),
             "rules": pd.Series(rules, dtype=str),
             "alert_id": [
                 alert_id(day, account, rule) for day, account, rule in zip(as_of, now[ACCOUNT_ID], rules, strict=True)
@@ -193,6 +210,13 @@ def score_alerts(
     )
     alerts = alerts[[bool(f) for f in fired]]
     return alerts.sort_values("arr_at_risk", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def _churned_words(days_to_renewal: float) -> str:
+    """The alert of an account first seen churned: when its last term ended (`days_to_renewal` < 0 for it)."""
+    if not days_to_renewal < 0:  # unknown (NaN)
+        return "churned: all its terms have ended"
+    return f"churned: its last {renewal_words(days_to_renewal)}"
 
 
 def alert_id(as_of: object, account: object, rules: str) -> str:

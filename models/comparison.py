@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.errors import DataContractError
+from features.errors import DataContractError, named
 from features.registry import lookup
 from features.table import ACCOUNT_ID, AS_OF, LABEL
 from models.evaluation import score_metrics
@@ -92,7 +92,7 @@ def labelled_rows(frame: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DataContractError(
-            f"backtest frame: missing column(s) {', '.join(missing)}; it needs {', '.join(REQUIRED_COLUMNS)} "
+            f"backtest frame: missing {named('column', missing)}; it needs {', '.join(REQUIRED_COLUMNS)} "
             f"(has {', '.join(map(str, frame.columns[:10]))}{', ...' if len(frame.columns) > 10 else ''})."
         )
     usable = frame[frame[LABEL].notna() & frame[HEALTH_SCORE].notna() & frame[CHURN_PROBABILITY].notna()]
@@ -368,7 +368,7 @@ def category_weight_shares(scorecard: ScorecardConfig, used: pd.Series | None = 
     unknown = sorted(str(name) for name in frequency if str(name) not in cards)
     if unknown:
         raise DataContractError(
-            f"category alignment: rows were scored with scorecard(s) {', '.join(unknown)} that scorecard "
+            f"category alignment: rows were scored with {named('scorecard', unknown)} that scorecard "
             f"'{scorecard.name}' does not have (it has {', '.join(cards)}); score and compare with the same file."
         )
     shares: dict[str, float] = dict.fromkeys(scorecard.categories(), 0.0)

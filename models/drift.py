@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 
-from features.errors import DataContractError
+from features.errors import DataContractError, counted
 from models.errors import ModelError
 
 DEFAULT_BINS = 10
@@ -43,8 +43,8 @@ def check_required_features(
     shown = ", ".join(missing[:10]) + (f", ... ({len(missing) - 10} more)" if len(missing) > 10 else "")
     present = ", ".join(map(str, table.columns[:8])) + (", ..." if len(table.columns) > 8 else "")
     raise DataContractError(
-        f"{table_name[:1].upper()}{table_name[1:]} lacks {len(missing)} feature(s) the model needs: {shown}. "
-        f"It has {len(table.columns)} column(s) ({present}). Build the features with the same "
+        f"{table_name[:1].upper()}{table_name[1:]} lacks {counted(len(missing), 'feature')} the model needs: {shown}. "
+        f"It has {counted(len(table.columns), 'column')} ({present}). Build the features with the same "
         "configuration and data sources as the training run, or retrain the model on this data."
     )
 

@@ -31,11 +31,11 @@ from features.registry import (
     SEATS,
     TENURE_DAYS,
     data_days_column,
+    days_matter,
     describe,
     describer,
     is_actionable,
     lookup,
-    singular_counts,
     template_fields,
 )
 from models.drift import check_required_features
@@ -84,7 +84,7 @@ def model_input(booster: lgb.Booster, X: pd.DataFrame) -> pd.DataFrame:
     trained = len(booster.pandas_categorical or [])
     if len(categorical) != trained:
         raise ModelError(
-            f"The model was trained with {trained} categorical feature(s) but the table to explain has "
+            f"The model was trained with {counted(trained, 'categorical feature')} but the table to explain has "
             f"{len(categorical)} ({', '.join(categorical) or 'none'}). Pass the features with the same "
             "types as in training (categorical columns as strings or pandas categories)."
         )
@@ -116,7 +116,8 @@ def explain(
     uncategorised = [name for name in names if name not in categories]
     if uncategorised:
         raise ModelError(
-            f"{len(uncategorised)} model feature(s) have no health category: {', '.join(uncategorised[:10])}. "
+            f"{counted(len(uncategorised), 'model feature has', 'model features have')} no health category: "
+            f"{', '.join(uncategorised[:10])}. "
             "Map them in the feature registry or with features.category_overrides in the configuration."
         )
     threads = num_threads or _usable_cores()
@@ -178,7 +179,7 @@ def _span(days: float) -> str:
     number said, so that 726 days are "2.0 years", not "24 months", as 730 days are."""
     months = round(days / 30.44)
     if days < 30.44:
-        return singular_counts(f"{days:.0f} days")
+        return counted(round(days), "day")
     if months < 24:
         return counted(months, "month")
     return f"{days / 365.25:.1f} years"
@@ -192,12 +193,12 @@ def _term(days: float) -> str:
 
 def _until(days: float) -> str:
     """Time to a renewal date under ten years away: in days up to a year, then in months or years."""
-    return singular_counts(f"{days:.0f} days") if days <= 365 else _span(days)
+    return counted(round(days), "day") if days <= 365 else _span(days)
 
 
 def _ended(days: float) -> str:
     """A term that ended `-days` days ago (`days` < 0, the days to a renewal date gone by)."""
-    return singular_counts(f"term ended {-days:.0f} days ago")
+    return f"term ended {counted(round(-days), 'day')} ago"
 
 
 def _today(days: float) -> bool:
@@ -273,7 +274,7 @@ def context_words(features: pd.DataFrame) -> pd.Series:
         if not np.isnan(tenure):
             parts.append(f"customer for {_span(tenure)}")
         parts += [f"{value} {name}" for name, value in (("segment", segment), ("plan", plan)) if _present(value)]
-        out.append(singular_counts(", ".join(parts)))
+        out.append(", ".join(parts))
     return pd.Series(out, index=features.index, dtype=str, name=CONTEXT)
 
 
@@ -291,7 +292,7 @@ def _assert_additive(out: np.ndarray, raw: np.ndarray, offset: int, index: pd.In
     if bad.size:
         rows = ", ".join(str(index[offset + i]) for i in bad[:3])
         raise ModelError(
-            f"SHAP contributions do not add up to the model's raw score for {bad.size} row(s) "
+            f"SHAP contributions do not add up to the model's raw score for {counted(bad.size, 'row')} "
             f"(e.g. index {rows}; largest gap {error.max():.3g}). The explanation would be wrong; "
             "check that the model file is intact and the LightGBM version matches the training run."
         )
@@ -359,19 +360,17 @@ def _render(name: str, X: pd.DataFrame, rows: np.ndarray) -> list[str]:
     companions = [c for c in template_fields(name) if c in X.columns]
     columns = [X[c].iloc[rows].to_numpy() for c in companions]
     found = lookup(name)
-    if found is not None and (found.never or found.window) and TENURE_DAYS in companions:
-        # the account's age and the days of its table's data matter only when no event was seen (the value
-        # reaches one of them) or the table starts inside the window: leave them out of the other rows' keys,
-        # which then repeat as the values do
-        at = [companions.index(c) for c in (TENURE_DAYS, data_days_column(found.source)) if c in companions]
-        age = columns[at[0]].astype(float)
-        held = columns[at[-1]].astype(float)  # the age again where the table has no days-of-data column
-        matter = np.zeros(len(rows), dtype=bool)
-        if found.never is not None:
-            matter |= pd.to_numeric(X[name].iloc[rows], errors="coerce").to_numpy() >= np.fmin(age, held)
-        if found.window is not None:
-            matter |= (held < found.window) & ~(held >= age)
-        for i in at:
+    if found is not None and (found.never or found.since_start or found.window) and TENURE_DAYS in companions:
+        # the account's age and the days of its table's data matter only where the words say them: leave them out
+        # of the other rows' keys, which then repeat as the values do
+        def numbers(column: str) -> np.ndarray:
+            if column not in X.columns:
+                return np.full(len(rows), np.nan)
+            return pd.to_numeric(X[column].iloc[rows], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+        held = data_days_column(found.source)
+        matter = days_matter(found, numbers(name), numbers(TENURE_DAYS), numbers(held))
+        for i in [companions.index(c) for c in (TENURE_DAYS, held) if c in companions]:
             columns[i] = np.where(matter, columns[i], None)  # None, not NaN: equal in every key
     if found is not None and found.unseated is not None and SEATS in companions:
         at = companions.index(SEATS)  # only whether the account has a seat count matters to the words

@@ -43,7 +43,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from features.errors import DataContractError
+from features.errors import DataContractError, counted
 from features.feature_set import FeatureSet
 from features.progress import ProgressCallback
 from models.errors import ModelError
@@ -393,7 +393,7 @@ class ChurnRiskModel(ClassifierMixin, BaseEstimator):
         missing = [c for c in self.feature_names_in_ if c not in X.columns]
         if missing:
             raise DataContractError(
-                f"scoring input: {len(missing)} model feature(s) missing, e.g. {missing[:5]}; "
+                f"scoring input: {counted(len(missing), 'model feature')} missing, e.g. {missing[:5]}; "
                 f"the model was trained on {len(self.feature_names_in_)} features."
             )
         columns: dict[str, Any] = {}
@@ -603,8 +603,9 @@ class ChurnRiskModel(ClassifierMixin, BaseEstimator):
         n_folds = min(CALIBRATION_FOLDS, churned_groups, renewed_groups)
         if n_folds < 2:
             raise DataContractError(
-                f"labelled rows: {churned_groups} churned and {renewed_groups} renewed account(s); calibrating "
-                "out of sample needs at least 2 of each: use a longer history or a book with more accounts."
+                f"labelled rows: {counted(churned_groups, 'churned account')} and "
+                f"{counted(renewed_groups, 'renewed account')}; calibrating out of sample needs at least 2 of each: "
+                "use a longer history or a book with more accounts."
             )
         repeated = len(np.unique(group)) < len(group)
         splitter = (
@@ -723,7 +724,8 @@ class ChurnRiskModel(ClassifierMixin, BaseEstimator):
 def _positions(index: pd.Index, rows: pd.Index, side: str) -> np.ndarray:
     positions = index.get_indexer(pd.Index(rows))
     if (positions < 0).any():
-        raise ModelError(f"ChurnRiskModel.fit: {int((positions < 0).sum())} {side} row(s) are not rows of X.")
+        strays = counted(int((positions < 0).sum()), f"{side} row is not a row", f"{side} rows are not rows")
+        raise ModelError(f"ChurnRiskModel.fit: {strays} of X.")
     return positions
 
 

@@ -49,7 +49,7 @@ from pydantic import (
 )
 
 from features.contract import ACCOUNTS
-from features.errors import ConfigError, config_error
+from features.errors import ConfigError, config_error, counted
 from features.registry import absence_reason, all_specs, lookup, sources_of
 from features.settings import empty_sections_as_defaults
 from models.scores import category_clash, category_columns, column_key
@@ -482,7 +482,8 @@ class ScorecardConfig(_Model):
         """The error's text: each column, where it is used and the closest candidate, then `listing` (by
         default the first candidates)."""
         named = source or f"'{self.name}'"
-        lines = [f"Health scorecard {named} uses {len(missing)} unknown feature(s)/column(s):"]
+        unknown = counted(len(missing), "unknown feature or column", "unknown features or columns")
+        lines = [f"Health scorecard {named} uses {unknown}:"]
         for col, where in missing.items():
             close = difflib.get_close_matches(col, sorted(candidates), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
@@ -695,5 +696,5 @@ def parse_scorecard(raw: dict[str, Any], source: str = "scorecard") -> Scorecard
         return ScorecardConfig.model_validate(raw)
     except ValidationError as exc:
         raise config_error(
-            f"Health scorecard {source}", exc, noun="problem(s)", tags=SCHEMES, model=ScorecardConfig
+            f"Health scorecard {source}", exc, noun="problem", tags=SCHEMES, model=ScorecardConfig
         ) from exc

@@ -18,6 +18,7 @@ import pandas as pd
 
 from features.judgement import CSM_SENTIMENT
 from features.table import ACCOUNT_ID, AS_OF, TERM_END
+from models.population import churned_mask
 
 CHURN_PROBABILITY = "churn_probability"
 RISK_BAND = "risk_band"
@@ -63,7 +64,9 @@ OVERRIDE_HEALTH_SCORE = f"{OVERRIDE_PREFIX}{HEALTH_SCORE}"
 
 def arr_at_risk(scores: pd.DataFrame) -> tuple[float | None, int]:
     """(sum of ARR x churn probability over the accounts whose ARR is known, accounts without ARR); None
-    when no account's ARR is known: an export without `arr` is not a book with nothing at risk."""
+    when no account's ARR is known: an export without `arr` is not a book with nothing at risk. An account whose
+    terms have all ended (`--include-churned`) counts in neither: its ARR is lost, not at risk."""
+    scores = scores[~churned_mask(scores)]
     exposure = pd.to_numeric(scores[ARR], errors="coerce") * scores[CHURN_PROBABILITY]
     unknown = int(exposure.isna().sum())
     return (None if unknown == len(exposure) else float(exposure.sum())), unknown

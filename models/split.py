@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
-from features.errors import DataContractError
+from features.errors import DataContractError, counted
 from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END
 
 
@@ -273,7 +273,7 @@ def rolling_origin_folds(
             )
         )
     if len(cuts) < n_folds:
-        notes.append(f"only {len(rows_per_date)} snapshot dates: {len(cuts)} CV cut(s) instead of {n_folds}")
+        notes.append(f"only {len(rows_per_date)} snapshot dates: {counted(len(cuts), 'CV cut')} instead of {n_folds}")
     return Folds(splits, n_folds, "rolling_origin", notes)
 
 
@@ -288,7 +288,7 @@ def stratified_folds(
     notes = []
     if usable < n_folds:
         notes.append(
-            f"{churned} churned / {renewed} renewed rows allow {max(usable, 0)} CV fold(s) of the {n_folds} "
+            f"{churned} churned / {renewed} renewed rows allow {counted(max(usable, 0), 'CV fold')} of the {n_folds} "
             f"requested (each fold validates on at least {MIN_VALID_CLASS_ROWS} of each)"
         )
     if usable < 2:

@@ -28,7 +28,7 @@ import yaml
 from scipy.optimize import minimize
 from scipy.special import expit
 
-from features.errors import ChurnError, DataContractError
+from features.errors import ChurnError, DataContractError, named
 from features.table import AS_OF, LABEL
 from models.evaluation import format_auc
 from models.health_backtest import backtest_health
@@ -526,7 +526,7 @@ def _fit_and_evaluation_rows(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     for name, frame in (("training", train_frame), ("evaluation", evaluation_frame)):
         if frame is not None and (missing := [c for c in (AS_OF, LABEL) if c not in frame.columns]):
-            raise DataContractError(f"suggest_weights: the {name} table lacks column(s) {', '.join(missing)}.")
+            raise DataContractError(f"suggest_weights: the {name} table lacks {named('column', missing)}.")
     if evaluation_frame is None:
         split = out_of_time_split(train_frame, validation_share=validation_share, grace_days=grace_days)
         return train_frame.loc[split.train_index], train_frame.loc[split.valid_index]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from features.errors import ChurnError
+from features.errors import ChurnError, counted
 from features.table import ACCOUNT_ID, AS_OF
 from models.scores import SCORECARD_HASH, upgrade
 from pipeline.io import Staged, remove_stale_temporaries, temporary_sibling, write_staged
@@ -59,7 +59,9 @@ def _scoring_dates(scores: pd.DataFrame, what: str) -> pd.Series:
     dates = pd.to_datetime(scores[AS_OF], errors="coerce")
     if dates.isna().any():
         rows = list(scores.index[dates.isna()][:3])
-        raise ChurnError(f"{what}: {int(dates.isna().sum())} row(s) have no valid '{AS_OF}' date (rows {rows}).")
+        raise ChurnError(
+            f"{what}: {counted(int(dates.isna().sum()), 'row has', 'rows have')} no valid '{AS_OF}' date (rows {rows})."
+        )
     return dates.dt.normalize()
 
 
@@ -87,7 +89,7 @@ def stage_partitions(history_dir: str | Path, scores: pd.DataFrame, token: str) 
 
 
 def append_scores(history_dir: str | Path, scores: pd.DataFrame) -> list[Path]:
-    """Store a scoring run, replacing any earlier run of the same as_of date(s). Returns the files written.
+    """Store a scoring run, replacing any earlier run of the same as_of dates. Returns the files written.
 
     All partitions are staged before any replaces an old one, so a failure leaves the history as it was.
     """

@@ -92,7 +92,7 @@ def score_prepared(
     from models.lifecycle import expand_gap, stage_gaps
     from pipeline.champion import TrainedOn
     from pipeline.tracking import PREPARED_TABLE
-    from pipeline.train import as_trained, feature_name, parse_ids, read_prepared_table
+    from pipeline.train import as_trained, feature_name, parse_ids, read_prepared_table, repeated_ids
 
     frame = read_prepared_table(path, text_columns=[id_col])
     if id_col not in frame.columns:
@@ -101,12 +101,8 @@ def score_prepared(
         raise DataContractError(f"--table {path}: the table has no rows; nothing to score.")
     ids = parse_ids(frame[id_col], id_col, f"--table {path}").astype(str)
     warnings = []
-    if (repeated := ids[ids.duplicated(keep=False)]).any():
-        examples = ", ".join(f"row {i}: {v!r}" for i, v in repeated.head(3).items())
-        warnings.append(
-            f"--table {path}: {counted(repeated.nunique(), 'id')} of '{id_col}' "
-            f"{'is' if repeated.nunique() == 1 else 'are'} on more than one row ({examples}); each row is scored"
-        )
+    if repeated := repeated_ids(ids, id_col):
+        warnings.append(f"--table {path}: {repeated}; each row is scored")
     features = frame.drop(columns=[id_col])
     wanted = set(model.feature_names_in_) - set(features.columns)
     renamed = {c: feature_name(c) for c in features.columns if feature_name(c) in wanted}
@@ -120,8 +116,9 @@ def score_prepared(
     missing = [c for c in model.feature_names_in_ if c not in features.columns]
     trained = TrainedOn.from_metadata(model.metadata_)
     if missing and trained is not None and trained.source.startswith(PREPARED_TABLE):
+        lacking = counted(len(missing), "column the model was trained on is", "columns the model was trained on are")
         raise DataContractError(
-            f"--table {path}: {len(missing)} column(s) the model was trained on are missing, e.g. {missing[:5]} "
+            f"--table {path}: {lacking} missing, e.g. {missing[:5]} "
             f"(model {model.metadata_.get('model_uri', '')}, trained on {trained.source}); add them (blank values "
             "score as missing) or train a model on tables like this one."
         )

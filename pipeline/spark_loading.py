@@ -30,7 +30,7 @@ import duckdb
 import pandas as pd
 
 from features.contract import TABLES
-from features.errors import ChurnError, DataContractError
+from features.errors import ChurnError, DataContractError, counted
 from features.sql.dialect import EPOCH_NANOS, SPARK
 from pipeline.loading import (
     Dataset,
@@ -46,7 +46,6 @@ from pipeline.loading import (
 from pipeline.validation import (
     SOURCE_ROW,
     canonical_view,
-    count_of,
     kept_columns,
     partition_keys,
     validate,
@@ -321,8 +320,8 @@ def _check_fields(raw: DataFrame, files: HadoopFiles, name: str, uri: str) -> No
         raise DataContractError(f"Table '{name}': cannot read {uri}: {reason}") from exc
     if replaced:  # Spark decodes bytes that are not UTF-8 as U+FFFD where DuckDB refuses the file
         raise DataContractError(
-            f"Table '{name}': cannot read {uri}: {count_of(replaced, 'rows are')} not UTF-8 text (this file is not "
-            "utf-8 encoded: save it as UTF-8)"
+            f"Table '{name}': cannot read {uri}: {counted(replaced, 'row is', 'rows are')} not UTF-8 text "
+            "(this file is not utf-8 encoded: save it as UTF-8)"
         )
 
 

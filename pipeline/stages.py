@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
-from features.errors import ChurnError, ConfigError, DataContractError, counted
+from features.errors import ChurnError, ConfigError, DataContractError, counted, listed
 from features.feature_set import FeatureSet
 from features.table import ACCOUNT_ID, META_COLUMNS, feature_columns
 from models.population import ACCOUNT_STATUS
@@ -554,19 +554,14 @@ def scored_population(
         if trial.any():  # accounts are active, and every one of them a trial
             raise DataContractError(
                 f"Every account with a term active on {when} is a trial, so there is nothing to score; left out: "
-                f"{_listed(left)}."
+                f"{listed(left)}."
             )
         terms = where_terms_lie(dataset, pd.Timestamp(when), pd.Timestamp(when))
         raise DataContractError(
             f"No account has a term active on {when}, so there is nothing to score: {terms} and the data ends on "
-            f"{dataset.data_end.date()}" + (f"; left out: {_listed(left)}." if left else ".")
+            f"{dataset.data_end.date()}" + (f"; left out: {listed(left)}." if left else ".")
         )
-    return features, ("left out of scores and alerts: " + _listed(left)) if left else ""
-
-
-def _listed(items: list[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    return " and ".join([", ".join(items[:-1]), items[-1]] if len(items) > 2 else items)
+    return features, ("left out of scores and alerts: " + listed(left)) if left else ""
 
 
 def where_terms_lie(dataset: Dataset, first: pd.Timestamp, last: pd.Timestamp) -> str:

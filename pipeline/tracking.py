@@ -489,7 +489,8 @@ def _load_hint(uri: str) -> str:
         return "train one with `churn train`, or pass --model-uri"
     named = {v: sorted(a for a, w in aliases.items() if str(w) == str(v)) for v in versions}
     listed = ", ".join(f"{v}" + "".join(f" @{a}" for a in named[v]) for v in versions[-5:])
-    hint = f"model '{name}' has version(s) {listed}: pass --model-uri models:/{name}/{versions[-1]} to score with one"
+    them = "version" if len(versions) == 1 else "versions"
+    hint = f"model '{name}' has {them} {listed}: pass --model-uri models:/{name}/{versions[-1]} to score with one"
     if at:
         hint += (
             f", or make one @{alias} (`churn train --promote` trains and promotes a new one; MLflow's "

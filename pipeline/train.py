@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.errors import DataContractError, counted
+from features.errors import DataContractError, counted, named
 from features.feature_set import FeatureSet
 from features.progress import report
 from features.table import (
@@ -74,7 +74,6 @@ from pipeline.champion import (
 from pipeline.config import Settings
 from pipeline.io import save_figures
 from pipeline.progress import ProgressCallback
-from pipeline.validation import count_of
 
 SHAP_SAMPLE_ROWS = 5_000
 STEPS = ("split", "tune and fit model", "fit logistic baseline", "evaluate", "plots", "log to MLflow")
@@ -282,8 +281,9 @@ def _parse_labels(values: pd.Series, name: str, source: str) -> pd.Series:
         examples = ", ".join(f"row {i}: {v!r}" for i, v in values[bad].head(3).items())
         found = ", ".join(repr(v) for v in values[bad].astype("string").str.strip().unique()[:5])
         raise DataContractError(
-            f"{source}, label column '{name}': {count_of(int(bad.sum()), 'values are')} not an outcome ({examples}; "
-            f"values {found}); use 1/0, true/false, yes/no or churned/retained (a blank label is an unknown outcome)."
+            f"{source}, label column '{name}': {counted(int(bad.sum()), 'value is', 'values are')} not an outcome "
+            f"({examples}; values {found}); use 1/0, true/false, yes/no or churned/retained (a blank label is an "
+            "unknown outcome)."
         )
     outcomes = parsed.dropna().astype(int)
     if outcomes.nunique() < 2:
@@ -310,9 +310,20 @@ def parse_ids(values: pd.Series, name: str, source: str = "--table") -> pd.Serie
     missing = ids.isna()
     if missing.any():
         examples = ", ".join(f"row {i}: {'' if pd.isna(v) else v!r}" for i, v in values[missing].head(3).items())
-        said = count_of(int(missing.sum()), "values are missing")
+        said = counted(int(missing.sum()), "value is missing", "values are missing")
         raise DataContractError(f"{source} id column '{name}': {said} ({examples}).")
     return ids
+
+
+def repeated_ids(ids: pd.Series, id_col: str) -> str | None:
+    """What a prepared table's ids on more than one row are, with example rows ("2 ids of 'id' are on more than
+    one row (row 3: 'A', ...)"), or None: training and scoring each say what they then do."""
+    repeated = ids[ids.duplicated(keep=False)]
+    if repeated.empty:
+        return None
+    examples = ", ".join(f"row {i}: {v!r}" for i, v in repeated.head(3).items())
+    ones = counted(repeated.nunique(), "id")
+    return f"{ones} of '{id_col}' {'is' if repeated.nunique() == 1 else 'are'} on more than one row ({examples})"
 
 
 def prepare_table(
@@ -327,13 +338,16 @@ def prepare_table(
     needed = [c for c in (id_col, label_col, time_col) if c is not None]
     absent = [c for c in needed if c not in frame.columns]
     if absent:
-        raise DataContractError(f"{source}: column(s) {absent} not found; columns are {list(frame.columns)[:12]}.")
+        raise DataContractError(
+            f"{source}: {named('column', absent)} not found; columns are {list(frame.columns)[:12]}."
+        )
     others = [c for c in frame.columns if c not in needed]
     reserved = [*META_COLUMNS, *sorted(DATA_DAYS_COLUMNS)]
     clashes = [c for c in others if feature_name(c) in reserved]
     if clashes:
         raise DataContractError(
-            f"{source}: feature column(s) {clashes} clash with reserved names {reserved}; rename or drop them."
+            f"{source}: {named('feature column', clashes)} {'clashes' if len(clashes) == 1 else 'clash'} with "
+            f"reserved names {reserved}; rename or drop {'it' if len(clashes) == 1 else 'them'}."
         )
     if BASE_VALUE in map(feature_name, others):
         raise DataContractError(
@@ -341,10 +355,10 @@ def prepare_table(
             f"(the registered model's `contributions` output has a '{BASE_VALUE}' column beside the features); "
             "rename or drop it."
         )
-    named: dict[str, list[object]] = {}
+    by_name: dict[str, list[object]] = {}
     for column in others:
-        named.setdefault(feature_name(column), []).append(column)
-    if twice := {name: columns for name, columns in named.items() if len(columns) > 1}:
+        by_name.setdefault(feature_name(column), []).append(column)
+    if twice := {name: columns for name, columns in by_name.items() if len(columns) > 1}:
         name, columns = next(iter(twice.items()))
         raise DataContractError(
             f"{source}: columns {columns} would all be feature '{name}' (a model feature name holds no "
@@ -365,14 +379,13 @@ def prepare_table(
         bad = when.isna() & frame[time_col].notna()
         if bad.any():
             examples = ", ".join(f"row {i}: {v!r}" for i, v in frame.loc[bad, time_col].head(3).items())
-            raise DataContractError(
-                f"{source}.{time_col}: {count_of(int(bad.sum()), 'values are not ISO-8601 dates')} ({examples})."
-            )
+            said = counted(int(bad.sum()), "value is not an ISO-8601 date", "values are not ISO-8601 dates")
+            raise DataContractError(f"{source}.{time_col}: {said} ({examples}).")
         if when.isna().any():  # the split could not place the row in time
             rows = ", ".join(str(i) for i in when.index[when.isna()][:3])
+            said = counted(int(when.isna().sum()), "value is missing", "values are missing")
             raise DataContractError(
-                f"{source}.{time_col}: {count_of(int(when.isna().sum()), 'values are missing')} (rows {rows}); the "
-                "out-of-time split needs the date of every row."
+                f"{source}.{time_col}: {said} (rows {rows}); the out-of-time split needs the date of every row."
             )
         dates = when[table[LABEL].notna()].unique()
         if len(dates) == 1:
@@ -400,13 +413,10 @@ def prepare_table(
     ]:
         notes.append(f"renamed {', '.join(renamed)}: a model feature name holds no whitespace nor any of " + '",:[]{}')
     table = pd.concat([table, pd.DataFrame(columns, index=frame.index)], axis=1)  # one block: wide tables stay fast
-    repeated = table.loc[table[ACCOUNT_ID].duplicated(keep=False), ACCOUNT_ID]
-    if time_col is None and not repeated.empty:  # with --time, an account's snapshots
-        examples = ", ".join(f"row {i}: {v!r}" for i, v in repeated.head(3).items())
+    if time_col is None and (repeated := repeated_ids(table[ACCOUNT_ID], id_col)):  # with --time, snapshots
         notes.append(
-            f"{counted(repeated.nunique(), 'id')} of '{id_col}' {'is' if repeated.nunique() == 1 else 'are'} on more "
-            f"than one row ({examples}): each account's rows "
-            "stay on one side of the split (pass --time if they are snapshots at different dates)"
+            f"{repeated}: each account's rows stay on one side of the split (pass --time if they are snapshots at "
+            "different dates)"
         )
     notes += [
         f"'{name}' alone separates churned from retained rows (AUC {auc:.3f}): it is likely recorded with or after "
@@ -415,8 +425,8 @@ def prepare_table(
     ]
     if unknown := int(table[LABEL].isna().sum()):
         notes.append(
-            f"{count_of(unknown, 'rows have')} no label in '{label_col}' (an unknown outcome): not trained or "
-            "validated on"
+            f"{counted(unknown, 'row has', 'rows have')} no label in '{label_col}' (an unknown outcome): not "
+            "trained or validated on"
         )
     if not feature_columns(table):
         dropped = "".join(f"; {note}" for note in notes if note.startswith("dropped "))
@@ -536,10 +546,8 @@ def as_trained(values: pd.Series, name: str, levels: Sequence[str] | None, sourc
     bad = parsed.isna() & text.notna()
     if bad.any():
         examples = ", ".join(f"row {i}: {v!r}" for i, v in values[bad].head(3).items())
-        raise DataContractError(
-            f"{source}, column '{name}': {count_of(int(bad.sum()), 'values are not numbers')}, and the model learnt "
-            f"it as a number ({examples})."
-        )
+        said = counted(int(bad.sum()), "value is not a number", "values are not numbers")
+        raise DataContractError(f"{source}, column '{name}': {said}, and the model learnt it as a number ({examples}).")
     return parsed.astype("float64")
 
 

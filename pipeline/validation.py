@@ -37,7 +37,7 @@ from features.contract import (
     RawTypes,
     TableContract,
 )
-from features.errors import DataContractError
+from features.errors import DataContractError, counted
 from features.labels import term_outcomes_sql
 from features.sql.dialect import DUCKDB, Dialect
 
@@ -60,7 +60,8 @@ class DataWarning:
     excluded: bool = False  # the rows are left out of the canonical views (and so of everything)
 
     def __str__(self) -> str:
-        return f"{self.table}.{self.column}: {count_of(self.count, self.problem)} ({self.examples}) -> {self.action}"
+        said = counted(self.count, _said_of_one(self.problem), self.problem)
+        return f"{self.table}.{self.column}: {said} ({self.examples}) -> {self.action}"
 
 
 _ONE = {
@@ -81,19 +82,17 @@ _ONE = {
 """The heads of the problems said of several rows, as said of one (longest first)."""
 
 
-def count_of(count: int, problem: str) -> str:
-    """`count` and `problem`, a phrase said of several rows ('values are missing', 'rows dated after ...'), in
-    the singular for one ('1 value is missing', '1 row dated after ...'): '1 rows' reads as a slip. The head
-    may follow a qualifier ('nps values are not from 0 to 10')."""
-    if count == 1:
-        words = problem.split(" ")
-        for start in (0, 1):
-            rest = " ".join(words[start:])
-            head = next((h for h in _ONE if rest == h or rest.startswith(f"{h} ")), None)
-            if head is not None:
-                problem = " ".join([*words[:start], _ONE[head] + rest[len(head) :]])
-                break
-    return f"{count:,} {problem}"
+def _said_of_one(problem: str) -> str:
+    """A problem said of several rows ('values are missing', 'rows dated after ...') as said of one ('value is
+    missing', 'row dated after ...'), for `counted`: the checks name their problems in the plural, which also
+    identifies them (`DataWarning.problem`). The head may follow a qualifier ('nps values are not from 0 to 10')."""
+    words = problem.split(" ")
+    for start in (0, 1):
+        rest = " ".join(words[start:])
+        head = next((h for h in _ONE if rest == h or rest.startswith(f"{h} ")), None)
+        if head is not None:
+            return " ".join([*words[:start], _ONE[head] + rest[len(head) :]])
+    return problem
 
 
 @dataclass
@@ -420,7 +419,7 @@ def _value_problems(
             if count:
                 examples = _examples(run, name, col, cond, _row_number(name, numbered))
                 hint = TABLES[name].column(col).hint
-                said = f"{name}.{col}: {count_of(count, problem)} ({examples})"
+                said = f"{name}.{col}: {counted(count, _said_of_one(problem), problem)} ({examples})"
                 problems.append(said + (f"; {hint}" if hint else ""))
         kinds = dict(zip(summed[name], counts[len(table_checks) :], strict=True))
         exact[name] = frozenset(col for col, kind in kinds.items() if kind)
@@ -529,7 +528,7 @@ def _duplicate_accounts(run: Runner, row: str) -> list[str]:
     if not count:
         return []
     return [
-        f"accounts.account_id: {count_of(count, 'rows share')} a duplicated account_id "
+        f"accounts.account_id: {counted(count, 'row shares', 'rows share')} a duplicated account_id "
         f"({_examples(run, 'accounts', 'account_id', cond, row)})"
     ]
 
@@ -542,7 +541,8 @@ def _inverted_terms(run: Runner, types: dict[str, str], row: str) -> list[str]:
     if not count:
         return []
     return [
-        f"subscriptions.end_date: {count_of(count, 'terms end on or before their')} start_date "
+        f"subscriptions.end_date: {counted(count, 'term ends on or before its', 'terms end on or before their')} "
+        "start_date "
         f"({_examples(run, 'subscriptions', 'end_date', cond, row)})"
     ]
 

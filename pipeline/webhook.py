@@ -76,8 +76,8 @@ def post_webhook(alerts: pd.DataFrame, url: str, timeout: float = 10.0, retries:
     records = json.loads(alerts.to_json(orient="records", date_format="iso"))
     as_of = records[0].get(AS_OF, "")[:10] if records else ""
     summary = counted(len(records), "churn alert") + (f" as of {as_of}" if as_of else "")
-    if records:
-        summary += f"; largest ARR at risk: {records[0][ACCOUNT_ID]} ({records[0]['reasons']})"
+    if at_risk := [r for r in records if r.get("arr_at_risk") is not None]:  # not a churned account's, lost
+        summary += f"; largest ARR at risk: {at_risk[0][ACCOUNT_ID]} ({at_risk[0]['reasons']})"
     body = json.dumps({"text": summary, "alerts": records}).encode()
     target, headers = _without_userinfo(url)
     ids = "\n".join(sorted(str(r.get("alert_id")) for r in records))

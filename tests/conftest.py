@@ -19,9 +19,14 @@ MLflow logging (plots, the model, a new SQLite store), not the trees:
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import pytest
@@ -256,3 +261,37 @@ def spark(spark_runs):
     session = start_spark("local[2]", conf)
     yield session
     session.stop()
+
+
+class WebhookReceiver(BaseHTTPRequestHandler):
+    """A local alert webhook: keeps each POST's headers and JSON body, answers `status`."""
+
+    status = 200
+    bodies: ClassVar[list[dict]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        type(self).bodies.append(
+            {
+                "content_type": self.headers["Content-Type"],
+                "idempotency_key": self.headers["Idempotency-Key"],
+                "payload": json.loads(self.rfile.read(length)),
+            }
+        )
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:  # keep test output quiet
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[str]:
+    """The URL of a `WebhookReceiver` on a free local port, its bodies cleared, answering 200."""
+    WebhookReceiver.bodies, WebhookReceiver.status = [], 200
+    server = HTTPServer(("127.0.0.1", 0), WebhookReceiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hooks/churn"
+    server.shutdown()
+    server.server_close()

@@ -78,9 +78,9 @@ def test_counts_of_one_are_said_in_the_singular() -> None:
     assert context_words(frame).tolist() == ["first renewal, 1 day away", "third renewal, term ended 1 day ago"]
 
 
-def test_a_tiny_negative_change_reads_as_zero_not_minus_zero() -> None:
+def test_a_tiny_negative_change_reads_as_a_fall_under_one_percent_not_minus_zero() -> None:
     said = {
-        ("invoiced_amount_change_365d", -0.001): "invoiced amount +0% on the previous year",
+        ("invoiced_amount_change_365d", -0.001): "invoiced amount down under 1% on the previous year",
         ("invoiced_amount_change_365d", -0.2): "invoiced amount -20% on the previous year",
         ("days_since_last_login", -0.2): "last login 0 days ago",
     }

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import WebhookReceiver
 
 from features.errors import ChurnError, ConfigError
 from models.alerts import ALERT_COLUMNS, score_alerts
@@ -243,44 +240,13 @@ def test_risk_band_thresholds():
         load_settings(None, {"scoring": {"risk_bands": {"high": 0.5, "medium": 0.6}}})
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    status = 200
-    bodies: ClassVar[list[dict]] = []
-
-    def do_POST(self) -> None:
-        length = int(self.headers["Content-Length"])
-        type(self).bodies.append(
-            {
-                "content_type": self.headers["Content-Type"],
-                "idempotency_key": self.headers["Idempotency-Key"],
-                "payload": json.loads(self.rfile.read(length)),
-            }
-        )
-        self.send_response(type(self).status)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:  # keep test output quiet
-        pass
-
-
-@pytest.fixture
-def webhook() -> Iterator[str]:
-    _Receiver.bodies, _Receiver.status = [], 200
-    server = HTTPServer(("127.0.0.1", 0), _Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hooks/churn"
-    server.shutdown()
-    server.server_close()
-
-
 def test_webhook_receives_the_alerts_as_json(webhook: str, tmp_path: Path):
     alerts = score_alerts(CURRENT, PREVIOUS, **_thresholds())
 
     delivery = deliver(alerts, SETTINGS.model_copy(update={"webhook_url": webhook}), tmp_path)
     assert delivery == Delivery(sent=6, skipped=0, dates=("2024-06-01",))
 
-    (received,) = _Receiver.bodies
+    (received,) = WebhookReceiver.bodies
     assert received["content_type"] == "application/json"
     payload = received["payload"]
     assert payload["text"].startswith("6 churn alerts as of 2024-06-01; largest ARR at risk: D (renews in 30 days")
@@ -294,11 +260,11 @@ def test_webhook_is_off_by_default_and_silent_without_alerts(webhook: str, tmp_p
     alerts = score_alerts(CURRENT, PREVIOUS, **_thresholds())
     assert deliver(alerts, SETTINGS, tmp_path) is None
     assert deliver(alerts.iloc[0:0], SETTINGS.model_copy(update={"webhook_url": webhook}), tmp_path) is None
-    assert _Receiver.bodies == [] and list(tmp_path.iterdir()) == []
+    assert WebhookReceiver.bodies == [] and list(tmp_path.iterdir()) == []
 
 
 def _posted() -> list[list[str]]:
-    return [[a["account_id"] for a in body["payload"]["alerts"]] for body in _Receiver.bodies]
+    return [[a["account_id"] for a in body["payload"]["alerts"]] for body in WebhookReceiver.bodies]
 
 
 def test_an_alert_is_delivered_once_across_re_runs_and_failed_deliveries(webhook: str, tmp_path: Path):
@@ -307,12 +273,12 @@ def test_an_alert_is_delivered_once_across_re_runs_and_failed_deliveries(webhook
     settings, ledger = SETTINGS.model_copy(update={"webhook_url": webhook, "webhook_retries": 0}), tmp_path / "led"
     everyone = alerts["account_id"].tolist()
 
-    _Receiver.status = 500  # the first delivery fails: nothing is recorded as delivered
+    WebhookReceiver.status = 500  # the first delivery fails: nothing is recorded as delivered
     with pytest.raises(ChurnError, match=r"HTTP 500 .*\. A re-run of 2024-06-01 sends the 6 alerts not delivered"):
         deliver(alerts, settings, ledger)
     assert not ledger_path(ledger, "2024-06-01").exists()
 
-    _Receiver.status = 200
+    WebhookReceiver.status = 200
     assert deliver(alerts.iloc[:4], settings, ledger) == Delivery(4, 0, ("2024-06-01",))
     assert deliver(alerts, settings, ledger) == Delivery(2, 4, ("2024-06-01",))  # only the two not delivered
     assert deliver(alerts, settings, ledger) == Delivery(0, 6, ("2024-06-01",))  # nothing twice
@@ -343,7 +309,7 @@ def test_an_alert_is_what_fired_not_its_words(webhook: str, tmp_path: Path):
     # B now crosses 50 % too: a rule never delivered for B, so a new alert; fewer rules than delivered is not
     crossing = score_alerts(other_model.assign(churn_probability=0.6), PREVIOUS, **_thresholds())
     assert deliver(crossing, settings, ledger) == Delivery(3, 5, ("2024-06-01",))  # A, B and E
-    assert [sorted(a["account_id"] for a in body["payload"]["alerts"]) for body in _Receiver.bodies[1:]] == [
+    assert [sorted(a["account_id"] for a in body["payload"]["alerts"]) for body in WebhookReceiver.bodies[1:]] == [
         ["A", "B", "E"]
     ]
     recorded = json.loads(ledger_path(ledger, "2024-06-01").read_text())["delivered"]
@@ -385,7 +351,7 @@ def test_a_resent_delivery_carries_the_same_ids_for_the_receiver_to_drop(webhook
     other_model = CURRENT.assign(churn_probability=CURRENT["churn_probability"] + 0.013)
     reworded = score_alerts(other_model, PREVIOUS, **_thresholds())
     assert deliver(reworded, settings, tmp_path) == Delivery(6, 0, ("2024-06-01",))
-    first, second = _Receiver.bodies
+    first, second = WebhookReceiver.bodies
     assert first["idempotency_key"] == second["idempotency_key"] and len(first["idempotency_key"]) == 32
     ids = [[a["alert_id"] for a in body["payload"]["alerts"]] for body in (first, second)]
     assert ids[0] == ids[1] == alerts["alert_id"].tolist() and len(set(ids[0])) == 6
@@ -397,8 +363,8 @@ def test_a_resent_delivery_carries_the_same_ids_for_the_receiver_to_drop(webhook
     ]
     other_day = score_alerts(CURRENT.assign(as_of=pd.Timestamp("2024-06-08")), PREVIOUS, **_thresholds())
     assert deliver(other_day, settings, tmp_path) == Delivery(6, 0, ("2024-06-08",))
-    assert not {a["alert_id"] for a in _Receiver.bodies[2]["payload"]["alerts"]} & set(ids[0])
-    assert _Receiver.bodies[2]["idempotency_key"] != first["idempotency_key"]
+    assert not {a["alert_id"] for a in WebhookReceiver.bodies[2]["payload"]["alerts"]} & set(ids[0])
+    assert WebhookReceiver.bodies[2]["idempotency_key"] != first["idempotency_key"]
 
 
 def test_a_delivery_the_ledger_cannot_record_says_it_was_delivered(webhook: str, tmp_path: Path):
@@ -407,7 +373,7 @@ def test_a_delivery_the_ledger_cannot_record_says_it_was_delivered(webhook: str,
     unrecorded = r"6 alerts were delivered to the webhook, but the ledger \S+ could not record them"
     with pytest.raises(UnrecordedDelivery, match=unrecorded):
         deliver(alerts, SETTINGS.model_copy(update={"webhook_url": webhook}), tmp_path)
-    assert len(_Receiver.bodies) == 1 and not ledger_path(tmp_path, "2024-06-01").exists()
+    assert len(WebhookReceiver.bodies) == 1 and not ledger_path(tmp_path, "2024-06-01").exists()
 
 
 def test_an_unreadable_ledger_sends_nothing(webhook: str, tmp_path: Path):
@@ -416,12 +382,12 @@ def test_an_unreadable_ledger_sends_nothing(webhook: str, tmp_path: Path):
         ledger_path(tmp_path, "2024-06-01").write_text(text)
         with pytest.raises(ChurnError, match=r"ledger of delivered alerts .*as_of=2024-06-01\.json cannot be read"):
             deliver(alerts, SETTINGS.model_copy(update={"webhook_url": webhook}), tmp_path)
-    assert _Receiver.bodies == []
+    assert WebhookReceiver.bodies == []
 
 
 def test_webhook_failures_are_reported_clearly(webhook: str):
     alerts = score_alerts(CURRENT, PREVIOUS, **_thresholds())
-    _Receiver.status = 500
+    WebhookReceiver.status = 500
     with pytest.raises(ChurnError, match="answered HTTP 500"):
         post_webhook(alerts, webhook)
     with pytest.raises(ChurnError, match=r"Could not post alerts to the webhook http://127\.0\.0\.1:9/"):

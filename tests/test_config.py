@@ -104,7 +104,7 @@ def test_a_date_written_as_yaml_reads_as_the_date_it_says(tmp_path: Path) -> Non
     path.write_text("data:\n  data_end: 2025-13-01\n")
     with pytest.raises(ConfigError) as err:
         load_settings(path)
-    expected = f"{path}: 1 invalid setting(s):\n  data.data_end: '2025-13-01' is not a date (use YYYY-MM-DD)"
+    expected = f"{path}: 1 invalid setting:\n  data.data_end: '2025-13-01' is not a date (use YYYY-MM-DD)"
     assert expected in str(err.value)
 
 

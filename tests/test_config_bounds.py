@@ -56,7 +56,7 @@ def test_flags_are_checked_like_the_file_and_named_as_typed(tmp_path: Path, caps
     code, message = run_cli(
         ["features", "--data", str(data), "--out", str(tmp_path / "f.parquet"), "--every", "daily"], capsys
     )
-    assert code == 1 and "command-line options: 1 invalid setting(s)" in message
+    assert code == 1 and "command-line options: 1 invalid setting:" in message
     assert "--every 'daily' (features.cadence): Input should be 'monthly' or 'weekly'" in message
     assert "bug" not in message and not (tmp_path / "f.parquet").exists()
     for flag, value, problem in [
@@ -139,7 +139,7 @@ def test_a_scorecard_or_workdir_mistake_stops_a_command_before_it_reads_the_data
         (unusable, f"workdir: the working folder {tmp_path / 'a-file' / 'work'} cannot be created (Not a directory)"),
         (
             metric,
-            f"Health scorecard {misspelt} uses 1 unknown feature(s)/column(s): 'user_utilisaton_30d' (metric in "
+            f"Health scorecard {misspelt} uses 1 unknown feature or column: 'user_utilisaton_30d' (metric in "
             "default.engagement); did you mean 'user_utilisation_30d'?",
         ),
     ]:

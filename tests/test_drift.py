@@ -115,11 +115,9 @@ def test_missing_feature_fails_naming_the_features_and_the_table():
     table = pd.DataFrame({"tenure_days": [1.0], "arr": [2.0]})
 
     check_required_features(table, ["arr", "tenure_days"])
-    with pytest.raises(
-        DataContractError, match="The scoring table lacks 2 feature\\(s\\) the model needs: plan, seats"
-    ):
+    with pytest.raises(DataContractError, match="The scoring table lacks 2 features the model needs: plan, seats"):
         check_required_features(table, ["arr", "plan", "seats"])
-    with pytest.raises(DataContractError, match=r"The current \(scoring\) data lacks 1 feature\(s\).*: plan"):
+    with pytest.raises(DataContractError, match=r"The current \(scoring\) data lacks 1 feature the model needs: plan"):
         drift_report(table.assign(plan="x"), table, ["plan"], threshold=0.25)
     with pytest.raises(ChurnError, match=r"'arr'.*current data has no rows"):
         population_stability_index(table["arr"], table["arr"].iloc[0:0])

@@ -11,7 +11,7 @@ from feature_data import random_tables
 
 from features.build import build_features
 from features.errors import ChurnError, DataContractError
-from features.registry import all_specs, category_map, describe
+from features.registry import all_specs, category_map, data_days_column, describe, template_fields
 from features.settings import FeatureSettings
 from models.explain import _largest_columns, explain, top_drivers
 from models.waterfall import waterfall_figure
@@ -123,7 +123,7 @@ def test_column_order_text_categories_and_extra_columns_are_handled_like_trainin
 def test_missing_feature_fails_naming_it(booster, data, categories):
     with pytest.raises(DataContractError, match="tickets_90d") as error:
         explain(booster, data.drop(columns=["tickets_90d"]), categories)
-    assert "The table to explain lacks 1 feature(s)" in str(error.value)
+    assert "The table to explain lacks 1 feature " in str(error.value)
 
 
 def test_categorical_feature_given_as_numbers_fails_clearly(booster, data, categories):
@@ -155,7 +155,7 @@ class _BoosterWithSkewedRawScore(lgb.Booster):
 def test_contributions_that_do_not_add_up_fail_clearly(booster, data, categories):
     skewed = _BoosterWithSkewedRawScore(model_str=booster.model_to_string())
 
-    with pytest.raises(ChurnError, match=r"do not add up to the model's raw score for 1 row\(s\) \(e.g. index 100;"):
+    with pytest.raises(ChurnError, match=r"do not add up to the model's raw score for 1 row \(e.g. index 100;"):
         explain(skewed, data.iloc[:200], categories)
 
 
@@ -371,3 +371,24 @@ def test_the_waterfall_names_product_features_as_the_drivers_do_where_its_font_c
     said = [t.get_text() for ax in figure.axes for t in ax.get_yticklabels()]
     assert "1 = usage_Отчёты_per_seat_30d (adoption)" in said, said
     assert "2 = usage_0a1b2c3d4e_per_seat_30d (adoption)" in said, said
+
+
+def test_drivers_rendered_once_per_value_say_what_each_row_says_alone() -> None:
+    """`top_drivers` renders equal values once, leaving the account's age and its table's days of data out of a
+    value's key where its words do not say them; that choice is `features.registry.days_matter`, the rule
+    `describe` follows, so each row reads as `describe` says it alone: at, under and over the age and the days of
+    data, missing either, for every feature whose words read them."""
+    rng = np.random.default_rng(3)
+    reading = [s for s in all_specs().values() if s.never or s.since_start or s.window]
+    assert len(reading) > 10
+    rows = 400
+    for found in reading:
+        age = rng.choice([np.nan, 0.0, 20.0, 90.0, 400.0, 800.0], rows)
+        held = rng.choice([np.nan, 0.0, 20.0, 90.0, 200.0, 400.0], rows)
+        near = np.where(rng.random(rows) < 0.5, age, held)
+        value = np.where(rng.random(rows) < 0.6, near, rng.choice([0.0, 5.0, 30.0, 365.0], rows))
+        X = pd.DataFrame({found.name: value, "tenure_days": age, data_days_column(found.source): held})
+        X = X.assign(**{f: 2.0 for f in template_fields(found.name) if f not in X.columns})
+        contributions = pd.DataFrame({found.name: np.ones(rows)})
+        expected = [describe(found.name, row[found.name], row) for row in X.to_dict("records")]
+        assert top_drivers(contributions, X, n=1).tolist() == expected, found.name

@@ -108,7 +108,7 @@ def test_a_model_whose_column_merged_non_ascii_names_is_refused_not_scored_as_ze
     those keys now, and 0 uses would be scored without a word."""
     events = pd.DataFrame({"account_id": "A", "ts": "2024-03-20 10:00", "feature": ["検索", "共有", "請求書", "x"]})
     old_model = FeatureSet.of(["usage____per_seat_30d", "usage_x_per_seat_30d"])
-    with pytest.raises(DataContractError, match=r"usage____per_seat_30d counted .* \['検索', '共有'\].*retrain"):
+    with pytest.raises(DataContractError, match=r"'usage____per_seat_30d' counted .* \['検索', '共有'\].*retrain"):
         build_features(make_dataset(usage_events=events), [AS_OF], FeatureSettings(), 30, feature_set=old_model)
 
 

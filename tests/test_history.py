@@ -176,7 +176,7 @@ def test_each_account_takes_its_own_nearest_run():
 def test_scores_without_a_date_are_refused(tmp_path: Path):
     with pytest.raises(ChurnError, match="'as_of'"):
         append_scores(tmp_path, pd.DataFrame({"account_id": ["A"]}))
-    with pytest.raises(ChurnError, match=r"1 row\(s\) have no valid 'as_of' date"):
+    with pytest.raises(ChurnError, match=r"1 row has no valid 'as_of' date"):
         append_scores(tmp_path, pd.DataFrame({"account_id": ["A", "B"], "as_of": ["2024-01-01", None]}))
 
 

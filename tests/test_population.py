@@ -10,14 +10,18 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import WebhookReceiver, book_settings
+from rich.console import Console
 
 from features.build import build_features
 from features.errors import DataContractError, counted
 from models.population import churned_accounts, trial_mask
+from models.scores import arr_at_risk
+from pipeline.commit import ScoreOutputs
+from pipeline.console import print_alerts
 from pipeline.history import read_history
 from pipeline.loading import load_dataset
 from pipeline.stages import build_feature_table, score_date, scored_population
-from tests.conftest import book_settings
 
 WHEN = pd.Timestamp("2025-05-01")
 
@@ -183,3 +187,56 @@ def test_a_churned_account_carries_the_days_since_its_term_ended_and_no_lifecycl
     kept = history[(history["as_of"] == WHEN) & (history["account_status"] == "churned")].set_index("account_id")
     pd.testing.assert_series_equal(kept["days_to_renewal"].sort_index(), ended.sort_index(), check_names=False)
     assert kept["lifecycle_stage"].isna().all()
+
+
+def test_a_churned_account_is_alerted_once_as_churned_not_as_worse(book, webhook, tmp_path) -> None:
+    """With --include-churned, an account scored on its last day against its last active score was alerted
+    "health band worsened", "health score dropped"...: news no CSM can act on, as the customer has left. The run
+    that first sees it churned says so, once, with no ARR at risk; the scores, the alerts file, the console and
+    the webhook say the same."""
+    _, _, dataset, _ = book
+    settings, result = book_settings(book, "population_churned_alerts", scoring={"alerts": {"webhook_url": webhook}})
+    earlier, later = (WHEN - pd.DateOffset(months=2)).date(), (WHEN + pd.DateOffset(months=1)).date()
+    score_date(dataset, earlier, settings, result.model_uri, history=True, deliver_alerts=False)
+    out = ScoreOutputs(tmp_path / "scores.parquet", "parquet")
+    run = score_date(dataset, WHEN.date(), settings, result.model_uri, history=True, outputs=out, include_churned=True)
+
+    before = read_history(settings.workdir_path / "history")
+    before = set(before.loc[pd.to_datetime(before["as_of"]) < WHEN, "account_id"])
+    status = run.scores.set_index("account_id")["account_status"]
+    gone = set(status[status == "churned"].index)
+    news = gone & before  # scored active two months ago, churned now
+    assert len(news) > 3 and gone - before  # and some churned before the history starts
+    alerts = pd.read_parquet(out.targets()["alerts"]).set_index("account_id")
+    pd.testing.assert_frame_equal(alerts, run.alerts.set_index("account_id"), check_dtype=False)
+    said = alerts.loc[alerts.index.isin(gone)]
+    assert set(said.index) == news and (said["rules"] == "churned").all()
+    ended = run.scores.set_index("account_id").loc[list(said.index), "days_to_renewal"]
+    assert said["reasons"].tolist() == [counted_ago(-d) for d in ended]
+    assert said["arr_at_risk"].isna().all() and (said["fallen_categories"] == "").all()
+    assert said["arr"].notna().all()
+    alive = alerts.loc[~alerts.index.isin(gone)]
+    assert len(alive) and alive["arr_at_risk"].notna().all() and not alive["rules"].str.contains("churned").any()
+    assert list(alerts.index[: len(alive)]) == list(alive.index)  # what can still be saved first
+    book = run.scores[run.scores["account_status"] != "churned"]
+    exposure = (book["arr"] * book["churn_probability"]).sum()
+    assert arr_at_risk(run.scores) == (pytest.approx(exposure), 0)  # the book's: a churned account's ARR is lost
+
+    console = Console(record=True, width=300)
+    print_alerts(run.alerts[run.alerts["account_id"].isin(gone)], console)
+    rows = [line for line in console.export_text().splitlines() if line.startswith("│ A")]
+    assert len(rows) == len(news) and all("│ -  " in row and "│ churned: its last term ended " in row for row in rows)
+    assert not any("worse" in row or "dropped" in row or "fell most" in row for row in rows)
+    (posted,) = WebhookReceiver.bodies
+    sent = {a["account_id"]: a for a in posted["payload"]["alerts"]}
+    assert {a for a, alert in sent.items() if alert["rules"] == "churned"} == news
+    assert posted["payload"]["text"].split("largest ARR at risk: ")[1].split(" ")[0] == alive.index[0]
+
+    WebhookReceiver.bodies.clear()  # a month on, still churned: no news
+    run = score_date(dataset, later, settings, result.model_uri, history=True, include_churned=True)
+    still = set(run.scores.loc[run.scores["account_status"] == "churned", "account_id"]) & gone
+    assert len(still) > 10 and not set(run.alerts["account_id"]) & still  # (a few came back: alerted as any account)
+
+
+def counted_ago(days: float) -> str:
+    return f"churned: its last term ended {counted(round(days), 'day')} ago"

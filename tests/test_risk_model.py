@@ -194,7 +194,7 @@ def test_unseen_category_levels_score_like_missing_values(data, model):
 
 def test_missing_feature_is_named_and_text_numbers_are_parsed(data, model):
     X = data["X_valid"].head(5)
-    with pytest.raises(DataContractError, match=r"1 model feature\(s\) missing, e.g. \['tickets_90d'\]"):
+    with pytest.raises(DataContractError, match=r"1 model feature missing, e.g. \['tickets_90d'\]"):
         model.predict_proba(X.drop(columns="tickets_90d"))
     as_text = X.astype({"seats": "string"})
     np.testing.assert_array_equal(model.predict_raw(X), model.predict_raw(as_text))

@@ -85,7 +85,7 @@ def test_a_missing_model_or_alias_stops_the_run_before_the_data_is_read(book, tm
     else:  # a registered model without that alias or version: told which it has, not to train one
         name = uri.removeprefix("models:/").split("@")[0].split("/")[0]
         said = " ".join(text.split())  # as one line, however the console wrapped it
-        listed = rf"model '{name}' has version\(s\) \d+( @\w+)* @champion.*--model-uri models:/{name}/\d+"
+        listed = rf"model '{name}' has versions? \d+( @\w+)* @champion.*--model-uri models:/{name}/\d+"
         assert re.search(listed, said), said
         assert "train one" not in text
     assert "no-such-data" not in text

@@ -228,7 +228,7 @@ def test_unknown_feature_is_named_with_where_it_is_used_and_a_suggestion(tmp_pat
     with pytest.raises(ConfigError) as caught:
         load_scorecard(path, available=TABLE_COLUMNS)
     message = str(caught.value)
-    assert "uses 3 unknown feature(s)/column(s)" in message
+    assert "uses 3 unknown features or columns:" in message
     assert "'loginz_per_seat_30d' (metric in default.engagement); did you mean 'logins_per_seat_30d'?" in message
     assert (
         "'segmnt' (percentile 'within' of default.engagement.logins_per_seat_30d); did you mean 'segment'?" in message
@@ -447,7 +447,7 @@ def test_all_problems_are_reported_at_once() -> None:
         },
     }
     message = error_of(raw)
-    assert "3 problem(s)" in message
+    assert "3 problems:" in message
     assert "default.categories.a.metrics.x: linear scheme needs bad != good" in message
     assert "default.categories.a.metrics.y: unknown scheme 'percentil'" in message
     assert "bands: yellow (60) must be below green (50)" in message
@@ -535,8 +535,7 @@ def test_a_data_folder_scorecard_may_only_name_columns_a_feature_table_holds() -
     with pytest.raises(ConfigError) as err:
         config.check_feature_names(["as_of"], source="card.yaml")
     assert str(err.value).startswith(
-        "Health scorecard card.yaml uses 1 unknown feature(s)/column(s):\n"
-        "  'asof' (population_by); did you mean 'as_of'?"
+        "Health scorecard card.yaml uses 1 unknown feature or column:\n  'asof' (population_by); did you mean 'as_of'?"
     )
     parse_scorecard(ADAPTING).check_feature_names(["as_of"])  # the shipped spelling passes
 

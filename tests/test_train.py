@@ -132,7 +132,7 @@ def test_without_time_a_second_table_cannot_be_compared_fairly_unless_promoted(t
 
 def test_bad_prepared_tables_are_refused_with_column_and_examples(tmp_path):
     frame = _telco_like(50)
-    with pytest.raises(DataContractError, match=r"column\(s\) \['Churned'\] not found"):
+    with pytest.raises(DataContractError, match=r"column 'Churned' not found"):
         prepare_table(frame, "customerID", "Churned", None)
     bad_labels = frame.assign(Churn=["Yes", "maybe", *frame["Churn"].iloc[2:]])
     with pytest.raises(DataContractError, match=r"label column 'Churn': 1 value is not an outcome.*row 1: 'maybe'"):
@@ -149,7 +149,7 @@ def test_bad_prepared_tables_are_refused_with_column_and_examples(tmp_path):
         frame.assign(customerID="\u00a0" + frame["customerID"] + "\u3000"), "customerID", "Churn", None
     )
     assert padded["account_id"].tolist() == frame["customerID"].tolist()  # trimmed as a data folder's ids are
-    with pytest.raises(DataContractError, match=r"clash with reserved names"):
+    with pytest.raises(DataContractError, match=r"feature column 'label' clashes with reserved names"):
         prepare_table(frame.assign(label=1), "customerID", "Churn", None)
     with pytest.raises(DataContractError, match=r"--table: feature column 'bias' has the name the model's"):
         prepare_table(frame.assign(bias=1.0), "customerID", "Churn", None)
@@ -362,7 +362,7 @@ def test_scoring_a_table_says_what_is_wrong_with_it_in_its_own_terms(tmp_path, c
     code, text = score(frame.iloc[:0], "empty.parquet")
     assert code == 1 and "empty.parquet: the table has no rows; nothing to score." in text, text
     code, text = score(frame.drop(columns="tenure"), "short.parquet")
-    assert code == 1 and "short.parquet: 1 column(s) the model was trained on are missing, e.g. ['tenure']" in text
+    assert code == 1 and "short.parquet: 1 column the model was trained on is missing, e.g. ['tenure']" in text
     code, text = score(frame.assign(customerID=frame["customerID"].where(frame.index != 1, "0000-CUST")), "d.parquet")
     assert code == 0 and "1 id of 'customerID' is on more than one row (row 0: '0000-CUST', row 1: '0000-CUST')" in text
     assert "Scored 300 rows of d.parquet" in text

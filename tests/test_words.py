@@ -3,10 +3,14 @@ today, a term that ended, an account that churned, a count of nothing."""
 
 from __future__ import annotations
 
+import io
+import re
+import tokenize
+
 import pandas as pd
 from feature_data import make_dataset, snapshot
 
-from features.registry import describe
+from features.registry import describe, template_fields
 from models.alerts import score_alerts
 from models.explain import context_words, renewal_words
 
@@ -191,3 +195,77 @@ def test_a_trend_whose_count_is_not_built_says_its_change_as_a_change() -> None:
     assert describe("logins_trend_30d", row["logins_trend_30d"], row.to_dict()) == (
         "Logins in the last 30 days vs the 30 before (relative change): +100%"
     )
+
+
+def test_a_count_or_a_list_in_a_message_says_its_own_number() -> None:
+    """Messages said "1 invalid setting(s)", "column(s) ['Churned'] not found", "lacks 1 feature(s)": a count of
+    one is singular, a list of one names one column, with no "(s)" left for the reader to resolve."""
+    from pathlib import Path
+
+    import pytest
+
+    from features.errors import ChurnError, counted, named
+    from models.drift import check_required_features
+    from pipeline.config import load_settings
+    from pipeline.train import prepare_table
+
+    assert [counted(n, "row") for n in (0, 1, 2, 1200)] == ["0 rows", "1 row", "2 rows", "1,200 rows"]
+    assert counted(1, "value is missing", "values are missing") == "1 value is missing"
+    assert [named("column", names) for names in (["id"], ["id", "Churn"], ["a", "b", "c"])] == [
+        "column 'id'",
+        "columns 'id' and 'Churn'",
+        "columns 'a', 'b' and 'c'",
+    ]
+    frame = pd.DataFrame({"id": ["1", "2"], "tenure": [1, 2]})
+    for label, said in (("Churn", "column 'Churn' not found"), ("", "columns 'Churn' and 'When' not found")):
+        with pytest.raises(ChurnError, match=said):
+            prepare_table(frame, "id", label or "Churn", None if label else "When")
+    with pytest.raises(ChurnError, match=r"options: 1 invalid setting:\n"):
+        load_settings(None, {"data": {"grace_days": -1}}, source="options")
+    with pytest.raises(ChurnError, match=r"lacks 1 feature the model needs: b\. It has 1 column \(a\)"):
+        check_required_features(pd.DataFrame({"a": [1]}), ["a", "b"], "the table")
+    root = Path(__file__).parents[1]
+    texts = (  # the text of every string of the product's code (f-strings in parts)
+        (path, token)
+        for folder in ("features", "models", "pipeline")
+        for path in sorted((root / folder).rglob("*.py"))
+        for token in tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
+        if token.type in (tokenize.STRING, getattr(tokenize, "FSTRING_MIDDLE", tokenize.STRING))
+    )
+    left = [
+        f"{path.relative_to(root)}:{token.start[0]}: {token.string}"
+        for path, token in texts
+        if re.search(r"[a-z]\(s\)", token.string.replace("http(s)", ""))
+    ]
+    assert left == []
+
+
+def test_a_number_inside_the_words_never_rounds_to_a_zero_it_is_not() -> None:
+    """ "tickets took 0 hours to resolve on average" of 0.3 hours, "invoiced amount +0% on the previous year" of a
+    0.3% fall, an alert "from 0% to 84%" of a 0.3% churn probability: each read as none, or no change, where there
+    was some. Every template's inner number rounding to zero is checked, and a true zero still says zero."""
+    from features.registry import _NUMBER_FIELD, all_specs
+
+    assert describe("resolution_hours_mean_90d", 0.3) == "tickets took under 1 hour to resolve on average (90 days)"
+    assert describe("resolution_hours_mean_90d", 0.0) == "tickets took 0 hours to resolve on average (90 days)"
+    assert describe("invoiced_amount_change_365d", -0.003) == "invoiced amount down under 1% on the previous year"
+    assert describe("invoiced_amount_change_365d", 0.003) == "invoiced amount up under 1% on the previous year"
+    assert describe("invoiced_amount_change_365d", 0.0) == "invoiced amount +0% on the previous year"
+    assert describe("logins_trend_30d", 0.002, {"logins_per_seat_30d": 2.0, "seats": 3.0}) == (
+        "2.0 logins per seat in 30 days, up under 1% on the previous 30"
+    )
+    assert describe("nps_mean_180d", 0.04) == "NPS responses average under 0.1 (180 days)"
+    for found in all_specs().values():
+        for template in found.templates():
+            for field in _NUMBER_FIELD.finditer(template):
+                if field.start() == 0 or (field.group(2) == "+" and not field.group(3).endswith("%")):
+                    continue  # the first number is `_under`'s; a signed level (sentiment, NPS) says its sign
+                context = {name: 2.0 for name in template_fields(found.name)} | {"seats": 3.0}
+                tiny = context | {field.group(1): 0.0004, "value": 0.0004 if field.group(1) == "value" else 2.0}
+                words = describe(found.name, tiny["value"], tiny)
+                assert not re.search(r"(?<![\d.])[+-]?0(\.0+)?%?(?![\d.])", words), (found.name, words)
+
+    previous = pd.DataFrame({"account_id": ["A"], "churn_probability": [0.003], "health_score": [80.0]})
+    current = previous.assign(churn_probability=0.84, as_of=pd.Timestamp("2025-01-01"))
+    alerts = score_alerts(current, previous, score_drop=10, probability_level=0.5, renewal_days=90, high_risk=0.5)
+    assert alerts["reasons"].tolist() == ["churn probability rose above 50% (from under 1% to 84%)"]

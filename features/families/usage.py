@@ -43,7 +43,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from features.errors import DataContractError
+from features.errors import DataContractError, named
 from features.families.base import Declarations, FamilyContext, family_table
 from features.registry import FeatureSpec, data_days_column, register, register_resolver
 from features.settings import FeatureSettings
@@ -237,10 +237,10 @@ def _refuse_merged_keys(keys: list[str], known: Iterable[str], others: list[str]
         if (old := _old_key(name)) in keys and old not in known:
             merged.setdefault(old, []).append(name)
     if merged:
-        columns = ", ".join(per_feature_name(key) for key in sorted(merged))
+        columns = named("column", [per_feature_name(key) for key in sorted(merged)])
         examples = [name for key in sorted(merged) for name in merged[key][:3]][:6]
         raise DataContractError(
-            f"usage_events.feature: the model's column(s) {columns} counted product features whose names are "
+            f"usage_events.feature: the model's {columns} counted product features whose names are "
             f"not ASCII as one (e.g. {examples}); they now have a column each, so the model cannot score this "
             "data: retrain it."
         )
