@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from features.errors import DataContractError
 from features.registry import lookup
@@ -164,6 +165,24 @@ def compare_scores(frame: pd.DataFrame, n_boot: int = 200, seed: int = 0, level:
         "level": level,
         "scores": summary,
     }
+
+
+def auc_lower_bound(
+    labels: np.ndarray, scores: np.ndarray, groups: pd.Series, *, level: float = 0.95, n_boot: int = 400, seed: int = 0
+) -> float:
+    """The one-sided `level` lower bound of the ROC AUC of `scores`: the (1 - level) percentile of the cluster
+    bootstrap over `groups` (accounts). How far above chance (0.5) a model's ranking credibly is, with an
+    account's several snapshots counted as the one renewal they are."""
+    labels = np.asarray(labels)
+    scores = np.asarray(scores)
+    if np.unique(scores).size == 1:  # ranks no one: every resample is 0.5
+        return 0.5
+    draws = [
+        roc_auc_score(labels[idx], scores[idx])
+        for idx in cluster_bootstrap_indices(groups.reset_index(drop=True), n_boot, seed)
+        if 0 < labels[idx].sum() < len(idx)
+    ]
+    return float(np.percentile(draws, (1 - level) * 100)) if draws else float("nan")
 
 
 def metrics_table(scores: dict[str, Any]) -> pd.DataFrame:

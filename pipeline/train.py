@@ -102,6 +102,7 @@ class TrainResult:
     calibration: pd.DataFrame  # validation rows per risk band: rows, mean predicted, observed
     folds: Folds | None = None
     notes: list[str] = field(default_factory=list)
+    at_chance: bool = False  # its validation ranking is not credibly better than chance (`tracking._first_champion`)
 
     def overall(self) -> dict[str, dict[str, float]]:
         """{score: {metric: value}} for all validation rows."""
@@ -678,6 +679,11 @@ def fit_and_evaluate(
         rows_hash=tracking.frame_hash(valid[[ACCOUNT_ID, AS_OF, LABEL]].reset_index(drop=True)),
         as_of=valid[AS_OF] if has_time else None,
         label_known=valid[TERM_END] + pd.Timedelta(days=grace_days) if has_time else None,
+        cross_fitted=tracking.OutOfSample(
+            labels=labelled[LABEL].astype(int).to_numpy()[model.calibration_positions_],
+            scores=model.calibration_raw_,
+            accounts=labelled[ACCOUNT_ID].iloc[model.calibration_positions_].reset_index(drop=True),
+        ),
     )
     tags = tracking.version_tags(
         evidence,
@@ -799,6 +805,7 @@ def log_and_register(
         calibration=evaluated.calibration,
         folds=folds,
         notes=notes,
+        at_chance=decision.at_chance,
     )
 
 
