@@ -728,7 +728,7 @@ def _first_champion(version: ModelVersion, evidence: ValidationEvidence, promote
     sample = evidence.cross_fitted
     if sample is None:  # no cross-fitted scores: the validation rows, each row its own account
         sample = OutOfSample(evidence.labels, evidence.scores, pd.Series(np.arange(len(evidence.labels))))
-    measured = f"cross-fitted {sample.describe()}; out-of-time validation ROC AUC {auc:.3f}"
+    measured = f"cross-fitted {sample.describe()}; held-out validation ROC AUC {auc:.3f}"
     learned = sample.auc_lower_bound() > CHANCE_AUC and auc > CHANCE_AUC
     if learned:
         return PromotionDecision(

@@ -276,7 +276,7 @@ def test_a_first_model_that_ranks_no_better_than_chance_is_not_made_champion(sim
     assert not noise.promoted and noise.at_chance
     said = noise.promotion_reason
     assert said.startswith("no champion yet, and v1 is not made champion: its ranking is not credibly better than ")
-    assert "cross-fitted ROC AUC" in said and "lower bound" in said and "out-of-time validation ROC AUC" in said
+    assert "cross-fitted ROC AUC" in said and "lower bound" in said and "held-out validation ROC AUC" in said
     assert said.endswith("or pass --promote to make it champion anyway")
     name = settings.model.name
     client = mlflow.MlflowClient()
