@@ -683,7 +683,7 @@ def fit_and_evaluate(
     )
     risk_bands = settings.scoring.risk_bands
     bands = risk_band(pd.Series(model.validation_proba_), risk_bands.high, risk_bands.medium)
-    calibration = calibration_by_band(y_valid, model.validation_proba_, bands)
+    calibration = calibration_by_band(y_valid, model.validation_proba_, bands, valid[ACCOUNT_ID], valid[TERM_END])
     validation = valid[[ACCOUNT_ID, AS_OF, TERM_END, LABEL]].assign(
         model_score=model.validation_raw_,
         churn_probability=model.validation_proba_,
