@@ -287,7 +287,8 @@ def band_calibration(frame: pd.DataFrame) -> pd.DataFrame:
     One row per (score, grouping, group): rows, churners, churn_rate and mean_risk (the mean
     rule risk 100 - health score, or the mean predicted probability, so the ML rows double as a
     calibration check). Bands are listed from healthiest to riskiest (green, yellow, red; low,
-    medium, high), deciles from 1 (least risky) to 10.
+    medium, high), deciles from 1 (least risky) to 10. The ML bands also carry their accounts and the
+    range outcome noise alone gives their churn rate (`noise_low`, `noise_high`: `outcome_noise`).
     """
     rows = labelled_rows(frame)
     labels = rows[LABEL].astype(int)
