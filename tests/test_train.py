@@ -226,11 +226,13 @@ def test_model_settings_out_of_bounds_are_configuration_errors_naming_the_key(tm
 def test_a_model_that_learned_nothing_says_so(tmp_path):
     """A model whose validation scores are all equal ranks no one: `churn train` must not pass it silently."""
     frame = _telco_like(rows=400).assign(tenure=12, Contract="One year", MonthlyCharges=50.0, TotalCharges="600")
+    frame.loc[:2, "tenure"] = 13  # varies (an all-constant table is refused), on too few rows for any leaf
     path = tmp_path / "flat.csv"
     frame.drop(columns=["SignupMonth"]).to_csv(path, index=False)
     result = train_prepared_table(path, "customerID", "Churn", None, _settings(tmp_path))
     assert result.overall()["model"]["roc_auc"] == 0.5
     assert any(note.startswith("the model learned nothing from these rows") for note in result.notes)
+    assert not result.promoted and result.at_chance  # and it is not made the first champion
 
     informative = tmp_path / "telco.csv"
     _telco_like().to_csv(informative, index=False)
