@@ -64,9 +64,9 @@ def reference_features(dataset, as_of_dates, settings: FeatureSettings, grace_da
             parts.append(_touchpoints(tables["touchpoints"], snap, as_of, present["touchpoints"]))
         if "surveys" in tables:
             parts.append(_surveys(tables["surveys"], snap, as_of, present["surveys"]))
-        frame = pd.concat([snap[["term_end", "label"]], *parts], axis=1)
-        frame.insert(0, "as_of", as_of)
-        frames.append(frame.reset_index())
+        head = pd.DataFrame({ID: snap.index, "as_of": as_of}, index=snap.index)
+        # one concat of every column: inserting into a frame of ~100 blocks fragments it (a PerformanceWarning)
+        frames.append(pd.concat([head, snap[["term_end", "label"]], *parts], axis=1).reset_index(drop=True))
     table = pd.concat(frames, ignore_index=True).sort_values(["as_of", ID], ignore_index=True)
     return table
 

@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
-from features.errors import DataContractError, named
+from features.errors import DataContractError, counted, named
 from features.registry import lookup
-from features.table import ACCOUNT_ID, AS_OF, LABEL
+from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END
 from models.evaluation import score_metrics
 from models.explain import actionable_share
 from models.healthscore import BAND_ORDER, health_risk
@@ -166,6 +167,24 @@ def compare_scores(frame: pd.DataFrame, n_boot: int = 200, seed: int = 0, level:
     }
 
 
+def auc_lower_bound(
+    labels: np.ndarray, scores: np.ndarray, groups: pd.Series, *, level: float = 0.95, n_boot: int = 400, seed: int = 0
+) -> float:
+    """The one-sided `level` lower bound of the ROC AUC of `scores`: the (1 - level) percentile of the cluster
+    bootstrap over `groups` (accounts). How far above chance (0.5) a model's ranking credibly is, with an
+    account's several snapshots counted as the one renewal they are."""
+    labels = np.asarray(labels)
+    scores = np.asarray(scores)
+    if np.unique(scores).size == 1:  # ranks no one: every resample is 0.5
+        return 0.5
+    draws = [
+        roc_auc_score(labels[idx], scores[idx])
+        for idx in cluster_bootstrap_indices(groups.reset_index(drop=True), n_boot, seed)
+        if 0 < labels[idx].sum() < len(idx)
+    ]
+    return float(np.percentile(draws, (1 - level) * 100)) if draws else float("nan")
+
+
 def metrics_table(scores: dict[str, Any]) -> pd.DataFrame:
     """compare_scores output as a flat table: one row per (score, metric) with value and interval."""
     return pd.DataFrame(
@@ -189,20 +208,70 @@ def _rates(labels: pd.Series, groups: pd.Series, risk: pd.Series, order: list[st
     return table.rename_axis("group").reset_index()
 
 
-def calibration_by_band(labels: np.ndarray, probability: np.ndarray, bands: pd.Series) -> pd.DataFrame:
-    """Per risk band (low, medium, high): rows, churners, mean predicted probability and observed churn rate.
+NOISE_LEVEL = 0.95
+NOISE_DRAWS = 2_000
+
+
+def outcome_noise(probability: np.ndarray, outcomes: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """The `NOISE_LEVEL` range of the churn rate observed over these rows if `probability` were exactly right:
+    each outcome (an account's renewal; its several snapshot rows share it) drawn once with its rows' mean
+    probability. A band of 13 accounts predicted at 0.65 may show anything from about 0.35 to 0.9; an
+    observed rate inside the range is no evidence of miscalibration."""
+    codes, _ = pd.factorize(pd.Series(outcomes), sort=False)
+    weights = np.bincount(codes).astype(float)
+    p = np.bincount(codes, weights=np.asarray(probability, dtype=float)) / weights
+    draws = np.random.default_rng(seed).random((NOISE_DRAWS, len(p))) < p
+    rates = draws.astype(float) @ weights / weights.sum()
+    tail = (1 - NOISE_LEVEL) / 2 * 100
+    low, high = np.percentile(rates, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def _with_noise(
+    table: pd.DataFrame, groups: pd.Series, probability: pd.Series, accounts: pd.Series, outcomes: pd.Series
+) -> pd.DataFrame:
+    """`table` (one row per group, as `_rates` makes it) with each group's accounts and `outcome_noise` range."""
+    frame = pd.DataFrame(
+        {"group": groups.astype(object).to_numpy(), "p": probability.to_numpy(dtype=float),
+         "account": accounts.to_numpy(), "outcome": outcomes.to_numpy()}
+    )  # fmt: skip
+    found = {}
+    for group, rows in frame.groupby("group", sort=False):
+        found[group] = (rows["account"].nunique(), *outcome_noise(rows["p"].to_numpy(), rows["outcome"].to_numpy()))
+    columns = pd.DataFrame.from_dict(found, orient="index", columns=["accounts", "noise_low", "noise_high"])
+    table = table.join(columns, on="group")
+    table["accounts"] = table["accounts"].fillna(0).astype(int)
+    return table
+
+
+def outcome_keys(accounts: pd.Series, term_end: pd.Series | None) -> pd.Series:
+    """One key per outcome: an account's renewal at its term end (every row its own without term ends)."""
+    if term_end is None or term_end.isna().all():
+        return pd.Series(np.arange(len(accounts)))
+    return accounts.astype(str).reset_index(drop=True) + "|" + term_end.astype(str).reset_index(drop=True)
+
+
+def calibration_by_band(
+    labels: np.ndarray,
+    probability: np.ndarray,
+    bands: pd.Series,
+    accounts: pd.Series | None = None,
+    term_end: pd.Series | None = None,
+) -> pd.DataFrame:
+    """Per risk band (low, medium, high): rows, accounts, churners, mean predicted probability, observed churn
+    rate and the range outcome noise alone gives it (`outcome_noise`; `accounts` and `term_end` say which rows
+    share an outcome, each row its own without them).
 
     ECE summarises calibration in one number; a CSM acts on bands, so each band's promise
-    ("high" = about half churn) is checked on its own.
+    ("high" = about half churn) is checked on its own -- against its noise: a high band is often a dozen accounts.
     """
-    table = _rates(
-        pd.Series(np.asarray(labels, dtype=int)),
-        pd.Series(np.asarray(bands, dtype=object)),
-        pd.Series(np.asarray(probability, dtype=float)),
-        list(RISK_BAND_ORDER),
-    )
+    groups = pd.Series(np.asarray(bands, dtype=object))
+    risk = pd.Series(np.asarray(probability, dtype=float))
+    table = _rates(pd.Series(np.asarray(labels, dtype=int)), groups, risk, list(RISK_BAND_ORDER))
+    ids = pd.Series(np.arange(len(groups))) if accounts is None else accounts.reset_index(drop=True)
+    table = _with_noise(table, groups, risk, ids, outcome_keys(ids, term_end))
     return table.rename(columns={"group": "band", "mean_risk": "mean_predicted", "churn_rate": "observed"})[
-        ["band", "rows", "churners", "mean_predicted", "observed"]
+        ["band", "rows", "accounts", "churners", "mean_predicted", "observed", "noise_low", "noise_high"]
     ]
 
 
@@ -218,7 +287,8 @@ def band_calibration(frame: pd.DataFrame) -> pd.DataFrame:
     One row per (score, grouping, group): rows, churners, churn_rate and mean_risk (the mean
     rule risk 100 - health score, or the mean predicted probability, so the ML rows double as a
     calibration check). Bands are listed from healthiest to riskiest (green, yellow, red; low,
-    medium, high), deciles from 1 (least risky) to 10.
+    medium, high), deciles from 1 (least risky) to 10. The ML bands also carry their accounts and the
+    range outcome noise alone gives their churn rate (`noise_low`, `noise_high`: `outcome_noise`).
     """
     rows = labelled_rows(frame)
     labels = rows[LABEL].astype(int)
@@ -229,12 +299,20 @@ def band_calibration(frame: pd.DataFrame) -> pd.DataFrame:
     for score in (RULE, ML):
         band_values, order = bands[score]
         by_band = _rates(labels, band_values, risks[score], order)
+        if score == ML:  # a probability: the range outcome noise alone gives each band's observed rate
+            accounts = rows[ACCOUNT_ID].reset_index(drop=True)
+            term_end = rows[TERM_END] if TERM_END in rows.columns else None
+            by_band = _with_noise(
+                by_band, band_values.reset_index(drop=True), risks[ML].reset_index(drop=True), accounts,
+                outcome_keys(accounts, term_end),
+            )  # fmt: skip
         deciles = risk_deciles(rankings[score])
         by_decile = _rates(labels, deciles.astype(str), risks[score], [str(d) for d in range(1, 11)])
         parts.append(by_band.assign(score=score, grouping="band"))
         parts.append(by_decile[by_decile["rows"] > 0].assign(score=score, grouping="decile"))
     table = pd.concat(parts, ignore_index=True)
-    return table[["score", "grouping", "group", "rows", "churners", "churn_rate", "mean_risk"]]
+    columns = ["score", "grouping", "group", "rows", "churners", "churn_rate", "mean_risk"]
+    return table[[*columns, "accounts", "noise_low", "noise_high"]]
 
 
 def churn_rate_by_band(calibration: pd.DataFrame, score: str = RULE) -> dict[str, float]:
@@ -250,16 +328,21 @@ SMALL_BAND_ROWS = 30
 def band_rates(calibration: pd.DataFrame, score: str) -> str:
     """Each band's observed churn rate, healthiest first, as the console and the report's findings say it: an
     empty band is named as empty (left out, "high" missing from the line read as if the model had none to
-    show), a small one with its churners and rows."""
+    show), a small one with its churners and rows, a band of probabilities (ML) with its mean prediction and
+    the range outcome noise alone gives its observed rate (`outcome_noise`)."""
     bands = calibration[(calibration["score"] == score) & (calibration["grouping"] == "band")]
     parts = []
     for band in bands.itertuples():
         if band.rows == 0:
             parts.append(f"{band.group} no rows")
-        elif band.rows < SMALL_BAND_ROWS:
-            parts.append(f"{band.group} {band.churn_rate:.1%} ({band.churners:,} of {band.rows:,})")
-        else:
-            parts.append(f"{band.group} {band.churn_rate:.1%}")
+            continue
+        said = [f"{band.churners:,} of {band.rows:,}"] if band.rows < SMALL_BAND_ROWS else []
+        if "noise_low" in bands.columns and pd.notna(band.noise_low):  # a probability's band: promise and noise
+            said.append(
+                f"predicted {band.mean_risk:.1%}, noise alone {band.noise_low:.1%}-{band.noise_high:.1%} "
+                f"on {counted(int(band.accounts), 'account')}"
+            )
+        parts.append(f"{band.group} {band.churn_rate:.1%}" + (f" ({'; '.join(said)})" if said else ""))
     return ", ".join(parts)
 
 

@@ -204,17 +204,25 @@ def _print_selection(result, console: Console) -> None:
         highlight=False,
     )
     table = Table(title="Calibration by risk band (validation rows)", title_justify="left")
-    for column in ("band", "rows", "churners", "mean predicted", "observed"):
+    for column in ("band", "rows", "accounts", "churners", "mean predicted", "observed", "noise alone (95%)"):
         table.add_column(column, justify="left" if column == "band" else "right")
     for row in result.calibration.itertuples():
         table.add_row(
             row.band,
             f"{row.rows:,}",
+            f"{row.accounts:,}",
             f"{row.churners:,}",
             "-" if pd.isna(row.mean_predicted) else f"{row.mean_predicted:.3f}",
             "-" if pd.isna(row.observed) else f"{row.observed:.3f}",
+            "-" if pd.isna(row.noise_low) else f"{row.noise_low:.3f}-{row.noise_high:.3f}",
         )
     console.print(table)
+    console.print(
+        "noise alone: where the observed rate falls 95% of the time if the predictions are exactly right (each "
+        "account's renewal drawn once); an observed rate inside it is no evidence of miscalibration",
+        markup=False,
+        highlight=False,
+    )
 
 
 def print_training(result, console: Console) -> None:

@@ -443,6 +443,10 @@ def _ranking(frame: pd.DataFrame, comparison: Comparison, suggested: SuggestedWe
     )
 
 
+NOISE_COLUMN = "observed by noise alone (95%)"
+"""Where an ML band's observed rate falls 95 % of the time if its probabilities are right (`outcome_noise`)."""
+
+
 def _calibration(frame: pd.DataFrame, comparison: Comparison) -> str:
     calibration = comparison.calibration
     fmt = {"churn_rate": _pct, "group": _band}
@@ -453,6 +457,13 @@ def _calibration(frame: pd.DataFrame, comparison: Comparison) -> str:
     ):
         bands = calibration[(calibration.score == score) & (calibration.grouping == "band")]
         table = bands[["group", "rows", "churners", "churn_rate", "mean_risk"]].rename(columns={"mean_risk": risk})
+        if score == ML:  # a probability: the accounts behind each rate, and what outcome noise alone makes of it
+            noise = [
+                "-" if pd.isna(low) else f"{_pct(low)}-{_pct(high)}"
+                for low, high in zip(bands["noise_low"], bands["noise_high"], strict=True)
+            ]
+            table = table.assign(accounts=bands["accounts"].fillna(0).astype(int).to_numpy(), **{NOISE_COLUMN: noise})
+            table = table[["group", "rows", "accounts", "churners", "churn_rate", risk, NOISE_COLUMN]]
         digits = 1 if score == RULE else 3
         parts.append(
             f"<div><h3>{_e(title)}</h3>"

@@ -1213,7 +1213,17 @@ def _run_all(
     )
     print_oracle(Path(data), result, console)
     console.rule("score")
-    if not result.promoted:  # run scores with what it trained; a scheduled `churn score` would not
+    if result.at_chance:  # scored all the same: the health scores and the comparison still hold
+        print_warnings(
+            [
+                f"the book is scored with the model just trained (version {result.model_version}, @challenger), "
+                "whose ranking is not credibly better than chance: its churn probabilities and risk bands do not "
+                "tell accounts apart, read the health scores instead; `churn score` has no champion until a model "
+                "with signal is trained (or one is promoted with `churn train --promote`)"
+            ],
+            console,
+        )
+    elif not result.promoted:  # run scores with what it trained; a scheduled `churn score` would not
         print_notes(
             [
                 f"the book is scored with the model just trained (version {result.model_version}, @challenger); "

@@ -50,7 +50,7 @@ from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM, disable_logging, e
 from sklearn.metrics import roc_auc_score
 from sqlalchemy.exc import SQLAlchemyError
 
-from features.errors import ChurnError, ConfigError
+from features.errors import ChurnError, ConfigError, counted
 from models.risk_model import SOURCE_COLUMNS, ChurnRiskModel
 from models.scores import arr_at_risk
 from pipeline.champion import CHAMPION, champion_uri
@@ -74,6 +74,8 @@ TAG_VALID_AUC = "validation_roc_auc"
 TAG_LAST_AS_OF = "last_labelled_as_of"
 TAG_LABEL_HORIZON = "label_horizon"
 TAG_REASON = "promotion_reason"
+CHANCE_AUC = 0.5
+FIRST_CHAMPION_LEVEL = 0.95  # a first champion's cross-fitted AUC lower bound (one-sided) must be above CHANCE_AUC
 TAG_MODEL_SHA256 = "model_sha256"  # on the model version and (as churn.model_sha256) on the training run
 RUN_TAG_MODEL_SHA256 = "churn.model_sha256"
 TAG_TRAINED_ON = "trained_on"  # the data source, on the model version and the training run
@@ -491,6 +493,10 @@ def _load_hint(uri: str) -> str:
     listed = ", ".join(f"{v}" + "".join(f" @{a}" for a in named[v]) for v in versions[-5:])
     them = "version" if len(versions) == 1 else "versions"
     hint = f"model '{name}' has {them} {listed}: pass --model-uri models:/{name}/{versions[-1]} to score with one"
+    if alias == CHAMPION and CHAMPION not in aliases:
+        with suppress(MlflowException):
+            if why := client.get_model_version(name, str(versions[-1])).tags.get(TAG_REASON):
+                hint = f"{hint} (training said: {why})"
     if at:
         hint += (
             f", or make one @{alias} (`churn train --promote` trains and promotes a new one; MLflow's "
@@ -565,12 +571,39 @@ class NoFairComparison(Exception):
 
 
 @dataclass(frozen=True)
+class OutOfSample:
+    """Labelled rows scored by models that did not train on them, with each row's account."""
+
+    labels: np.ndarray
+    scores: np.ndarray
+    accounts: pd.Series
+
+    def auc_lower_bound(self) -> float:
+        """The one-sided `FIRST_CHAMPION_LEVEL` lower bound of the ROC AUC (bootstrap over accounts)."""
+        from models.comparison import auc_lower_bound  # the comparison code, only when a first model is judged
+
+        return auc_lower_bound(self.labels, self.scores, self.accounts, level=FIRST_CHAMPION_LEVEL)
+
+    def describe(self) -> str:
+        """'ROC AUC 0.672 over 3,065 rows of 426 accounts (189 churned), lower bound 0.595 at 95 %'."""
+        auc = float(roc_auc_score(self.labels, self.scores))
+        accounts = counted(self.accounts.nunique(), "account")
+        return (
+            f"ROC AUC {auc:.3f} over {counted(len(self.labels), 'row')} of {accounts}"
+            f" ({int(self.labels.sum()):,} churned), lower bound {self.auc_lower_bound():.3f} at "
+            f"{FIRST_CHAMPION_LEVEL:.0%} by a bootstrap over the accounts"
+        )
+
+
+@dataclass(frozen=True)
 class ValidationEvidence:
     """The challenger's validation rows and its scores on them.
 
     `scores` rank (the pre-refit booster's log-odds). `as_of` and `label_known` (the date each
     row's outcome became observable) tell which rows an earlier model could have trained on;
-    both are None for prepared tables without a time column.
+    both are None for prepared tables without a time column. `cross_fitted`: every labelled row
+    scored out of fold by models trained like the deployed one (its calibration's scores), the
+    evidence a first champion's ranking is judged on (`_first_champion`).
     """
 
     X: pd.DataFrame
@@ -579,6 +612,7 @@ class ValidationEvidence:
     rows_hash: str
     as_of: pd.Series | None = None
     label_known: pd.Series | None = None
+    cross_fitted: OutOfSample | None = None
 
     @property
     def roc_auc(self) -> float:
@@ -593,6 +627,7 @@ class PromotionDecision:
     champion_version: str | None = None
     champion_auc: float | None = None
     compared_rows: int = 0
+    at_chance: bool = False  # a first model whose ranking is not credibly better than chance
 
 
 def current_champion(name: str) -> ModelVersion | None:
@@ -656,7 +691,7 @@ def promote_if_better(
     champion = current_champion(name)
     challenger_auc = evidence.roc_auc
     if champion is None:
-        decision = PromotionDecision(True, f"no champion yet; v{version.version} becomes champion", challenger_auc)
+        decision = _first_champion(version, evidence, promote)
     elif promote:
         decision = PromotionDecision(
             True,
@@ -682,6 +717,41 @@ def promote_if_better(
         )
         decision = PromotionDecision(beats, reason, challenger_auc, str(champion.version), champion_auc, compared)
     return _record(settings, version, decision)
+
+
+def _first_champion(version: ModelVersion, evidence: ValidationEvidence, promote: bool) -> PromotionDecision:
+    """With no champion, `version` becomes it when its ranking is credibly better than chance (or when forced): a
+    model that learned nothing would otherwise be served, its near-flat probabilities read as risk by every
+    scoring run after it. Judged on the cross-fitted scores of every labelled row (the validation rows alone,
+    a few dozen churners on a small book, leave a model with signal inside the noise) and, so that a ranking
+    which did not hold on the later period is not served, on the validation AUC being above chance too."""
+    auc = evidence.roc_auc
+    sample = evidence.cross_fitted
+    if sample is None:  # no cross-fitted scores: the validation rows, each row its own account
+        sample = OutOfSample(evidence.labels, evidence.scores, pd.Series(np.arange(len(evidence.labels))))
+    measured = f"cross-fitted {sample.describe()}; held-out validation ROC AUC {auc:.3f}"
+    learned = sample.auc_lower_bound() > CHANCE_AUC and auc > CHANCE_AUC
+    if learned:
+        return PromotionDecision(
+            True, f"no champion yet; v{version.version} becomes champion, it ranks better than chance ({measured})", auc
+        )
+    if promote:
+        return PromotionDecision(
+            True,
+            f"no champion yet; v{version.version} becomes champion on request (--promote) although its ranking is "
+            f"not credibly better than chance ({measured})",
+            auc,
+            at_chance=True,
+        )
+    return PromotionDecision(
+        False,
+        f"no champion yet, and v{version.version} is not made champion: its ranking is not credibly better than "
+        f"chance ({measured}; a champion needs both above {CHANCE_AUC}, the cross-fitted one by its lower bound), so "
+        "its probabilities would tell accounts apart no better than a coin. Train on more history or on data that "
+        "carries churn signal, or pass --promote to make it champion anyway",
+        auc,
+        at_chance=True,
+    )
 
 
 def _record(settings: Settings, version: ModelVersion, decision: PromotionDecision) -> PromotionDecision:

@@ -101,6 +101,7 @@ class TrainResult:
     calibration: pd.DataFrame  # validation rows per risk band: rows, mean predicted, observed
     folds: Folds | None = None
     notes: list[str] = field(default_factory=list)
+    at_chance: bool = False  # its validation ranking is not credibly better than chance (`tracking._first_champion`)
 
     def overall(self) -> dict[str, dict[str, float]]:
         """{score: {metric: value}} for all validation rows."""
@@ -139,6 +140,7 @@ def train_model(
         raise DataContractError(
             "feature table: the row index repeats (e.g. after pd.concat); reset it, and align rule_risk with it."
         )
+    require_varying_feature(table, data_source or "feature table")
     _report(progress, 0)
     split = out_of_time_split(
         table, validation_share=settings.model.validation_share, grace_days=settings.data.grace_days
@@ -188,6 +190,7 @@ def train_prepared_table(
     frame = read_prepared_table(path, text_columns=[id_col])
     table, notes = prepare_table(frame, id_col, label_col, time_col, source=Path(path).name)
     require_enough_outcomes(table, settings.model.validation_share, id_col, Path(path).name, by_account=not time_col)
+    require_varying_feature(table, Path(path).name)
     _report(progress, 0)
     n_folds, seed = settings.model.cv_folds, settings.model.seed
     if time_col is not None:
@@ -241,6 +244,31 @@ def require_enough_outcomes(
         f"least {needed} of each, so that the {share:.0%} that validate (model.validation_share) hold at least "
         f"{MIN_VALID_CLASS_ROWS} of each (an AUC from fewer is noise) and the rest {MIN_TRAIN_CLASS_ROWS} of each to "
         "learn from."
+    )
+
+
+def require_varying_feature(table: pd.DataFrame, source: str, shown: int = 8) -> None:
+    """Refuse a table none of whose features varies over the labelled rows (a missing value counts as a
+    value): no split of a tree can separate anything, and the model trained would give every account the
+    base rate, read downstream as each one's risk. One varying column is enough to try."""
+    labelled = table[table[LABEL].notna()]
+    features = feature_columns(labelled)
+    if not features or any(labelled[name].nunique(dropna=False) > 1 for name in features):
+        return
+
+    def constant(name: str) -> str:
+        value = labelled[name].iloc[0] if len(labelled) else None
+        if pd.isna(value):
+            return f"'{name}' (empty in every row)"
+        shown_value = f"{value:g}" if isinstance(value, int | float | np.number) else repr(str(value))
+        return f"'{name}' (constant: every row is {shown_value})"
+
+    listed = ", ".join(constant(name) for name in features[:shown])
+    more = f" and {len(features) - shown:,} more" if len(features) > shown else ""
+    raise DataContractError(
+        f"{source}: every feature column is the same in all {counted(len(labelled), 'labelled row')}: {listed}"
+        f"{more}; a model cannot learn who churns from columns that do not differ between accounts (it would give "
+        "every account the base rate). Add columns that vary, or check the export that made them constant."
     )
 
 
@@ -663,7 +691,7 @@ def fit_and_evaluate(
     )
     risk_bands = settings.scoring.risk_bands
     bands = risk_band(pd.Series(model.validation_proba_), risk_bands.high, risk_bands.medium)
-    calibration = calibration_by_band(y_valid, model.validation_proba_, bands)
+    calibration = calibration_by_band(y_valid, model.validation_proba_, bands, valid[ACCOUNT_ID], valid[TERM_END])
     validation = valid[[ACCOUNT_ID, AS_OF, TERM_END, LABEL]].assign(
         model_score=model.validation_raw_,
         churn_probability=model.validation_proba_,
@@ -686,6 +714,11 @@ def fit_and_evaluate(
         rows_hash=tracking.frame_hash(valid[[ACCOUNT_ID, AS_OF, LABEL]].reset_index(drop=True)),
         as_of=valid[AS_OF] if has_time else None,
         label_known=valid[TERM_END] + pd.Timedelta(days=grace_days) if has_time else None,
+        cross_fitted=tracking.OutOfSample(
+            labels=labelled[LABEL].astype(int).to_numpy()[model.calibration_positions_],
+            scores=model.calibration_raw_,
+            accounts=labelled[ACCOUNT_ID].iloc[model.calibration_positions_].reset_index(drop=True),
+        ),
     )
     tags = tracking.version_tags(
         evidence,
@@ -807,6 +840,7 @@ def log_and_register(
         calibration=evaluated.calibration,
         folds=folds,
         notes=notes,
+        at_chance=decision.at_chance,
     )
 
 

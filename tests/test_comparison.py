@@ -277,3 +277,33 @@ def test_attribution_words_name_what_the_trees_use_most_important_first():
          "days_since_last_login": 5.0, "days_to_renewal": 4.0, "segment": 0.0}
     )  # fmt: skip
     assert attribution_words(importance) == (("Monthly Charges", "logins"), ("days to renewal", "tenure"))
+
+
+def test_a_small_high_band_is_reported_with_its_accounts_and_the_range_outcome_noise_alone_gives_it():
+    """`make run` printed "high 38.2%" for a band predicted at ~0.64: 33 snapshot rows of 13 accounts, whose
+    observed rate a perfectly calibrated model puts anywhere from ~0.35 to ~0.9. Each band now says its accounts
+    and that range, with an account's snapshots sharing its one renewal (not 33 independent outcomes)."""
+    from models.comparison import band_rates, calibration_by_band, outcome_noise
+
+    accounts = pd.Series([f"A{i:02d}" for i in range(13) for _ in range(3)])  # 13 accounts x 3 snapshots
+    term_end = pd.Series(["2025-09-30"] * len(accounts))
+    p = np.full(len(accounts), 0.65)
+    clustered = outcome_noise(p, (accounts + "|" + term_end).to_numpy())
+    independent = outcome_noise(p, np.arange(len(p)))
+    assert clustered[0] < 0.45 and clustered[1] > 0.85  # 13 renewals: wide
+    assert clustered[1] - clustered[0] > 1.5 * (independent[1] - independent[0])  # 39 would be far narrower
+    labels = np.array([1, 1, 1] * 5 + [0, 0, 0] * 8)  # 5 of 13 churned: 0.385 observed
+    table = calibration_by_band(labels, p, pd.Series(["high"] * len(p)), accounts, term_end).set_index("band")
+    high = table.loc["high"]
+    assert (high["rows"], high["accounts"], high["churners"]) == (39, 13, 15)
+    assert (high["noise_low"], high["noise_high"]) == pytest.approx(clustered)
+    assert high["noise_low"] <= high["observed"] <= high["noise_high"]  # inside the noise: no evidence of bias
+    assert table.loc["low", "accounts"] == 0 and pd.isna(table.loc["low", "noise_low"])
+    frame = _frame(
+        health_band=["green"] * 39, risk_band=["high"] * 39, label=labels.tolist(), probability=p.tolist(),
+        health_score=[80] * 39,
+    )  # fmt: skip
+    frame["account_id"], frame["term_end"] = accounts.to_numpy(), pd.to_datetime(term_end).to_numpy()
+    said = band_rates(band_calibration(frame), "ml")
+    assert said.startswith("low no rows, medium no rows, high 38.5% (predicted 65.0%, noise alone ")
+    assert said.endswith(" on 13 accounts)")

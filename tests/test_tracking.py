@@ -88,7 +88,9 @@ def registry(registry_runs):
 
 def test_promotion_is_gated_both_ways_on_the_same_validation_rows(registry):
     weak, noise, full = registry["weak"], registry["noise"], registry["full"]
-    assert weak.promoted and weak.promotion_reason == "no champion yet; v1 becomes champion"
+    assert weak.promoted and weak.promotion_reason.startswith(
+        "no champion yet; v1 becomes champion, it ranks better than chance (cross-fitted ROC AUC"
+    )
     assert not noise.promoted
     assert noise.promotion_reason.startswith("v2 does not beat champion v1: ROC AUC")
     assert "on the same validation rows" in noise.promotion_reason
@@ -260,6 +262,37 @@ def test_load_model_resolves_version_and_names_a_missing_model(registry):
 
     with pytest.raises(ChurnError, match=r"Cannot load model 'models:/no-such-model@champion'"):
         load_model("models:/no-such-model@champion", settings)
+
+
+def test_a_first_model_that_ranks_no_better_than_chance_is_not_made_champion(sim, tmp_path):
+    """With no champion, any first model became champion: one trained on columns that carry nothing gave every
+    scoring run after it near-flat probabilities, read as risk. It stays @challenger, saying why and what to do;
+    `churn score`'s error says it too; --promote still forces it."""
+    table, rule_risk = sim
+    rng = np.random.default_rng(0)  # fresh noise: the simulator's noise_1 happens to rank at 0.52 on this book
+    table = table.assign(**{f"blank_{i}": rng.normal(size=len(table)) for i in range(2)})
+    settings = _settings(tmp_path / "work", {"tune_trials": 0})
+    noise = train_model(_columns(table, ["blank_0", "blank_1"]), settings, rule_risk=rule_risk)
+    assert not noise.promoted and noise.at_chance
+    said = noise.promotion_reason
+    assert said.startswith("no champion yet, and v1 is not made champion: its ranking is not credibly better than ")
+    assert "cross-fitted ROC AUC" in said and "lower bound" in said and "held-out validation ROC AUC" in said
+    assert said.endswith("or pass --promote to make it champion anyway")
+    name = settings.model.name
+    client = mlflow.MlflowClient()
+    assert CHAMPION not in client.get_registered_model(name).aliases
+    assert str(client.get_model_version_by_alias(name, CHALLENGER).version) == "1"
+    from features.errors import ChurnError
+
+    with pytest.raises(ChurnError) as raised:  # what `churn score` says with no champion
+        load_model(f"models:/{name}@{CHAMPION}", settings)
+    assert f"(training said: {said})" in str(raised.value)
+    forced = train_model(_columns(table, ["blank_0", "blank_1"]), settings, rule_risk=rule_risk, promote=True)
+    assert forced.promoted and forced.at_chance
+    assert forced.promotion_reason.startswith(
+        "no champion yet; v2 becomes champion on request (--promote) although its ranking is not credibly better"
+    )
+    assert str(client.get_model_version_by_alias(name, CHAMPION).version) == "2"
 
 
 def _history_until(table: pd.DataFrame, data_end: pd.Timestamp, grace_days: int = 30) -> pd.DataFrame:

@@ -226,11 +226,13 @@ def test_model_settings_out_of_bounds_are_configuration_errors_naming_the_key(tm
 def test_a_model_that_learned_nothing_says_so(tmp_path):
     """A model whose validation scores are all equal ranks no one: `churn train` must not pass it silently."""
     frame = _telco_like(rows=400).assign(tenure=12, Contract="One year", MonthlyCharges=50.0, TotalCharges="600")
+    frame.loc[:2, "tenure"] = 13  # varies (an all-constant table is refused), on too few rows for any leaf
     path = tmp_path / "flat.csv"
     frame.drop(columns=["SignupMonth"]).to_csv(path, index=False)
     result = train_prepared_table(path, "customerID", "Churn", None, _settings(tmp_path))
     assert result.overall()["model"]["roc_auc"] == 0.5
     assert any(note.startswith("the model learned nothing from these rows") for note in result.notes)
+    assert not result.promoted and result.at_chance  # and it is not made the first champion
 
     informative = tmp_path / "telco.csv"
     _telco_like().to_csv(informative, index=False)
@@ -591,3 +593,25 @@ def test_a_table_too_small_or_blank_to_train_on_says_how_many_rows_it_has_and_ne
     )
     table, notes = prepare_table(frame.assign(tenure=np.nan), "customerID", "Churn", None)
     assert "tenure" not in table.columns and "dropped 'tenure': empty in every row" in notes
+
+
+def test_a_table_whose_features_are_all_constant_is_refused_naming_them(tmp_path, capsys, monkeypatch):
+    """Columns that are the same in every row (or blank, dropped) trained a model that gives every account the
+    base rate; `churn train --table` refuses, naming each column and its one value, before any training."""
+    monkeypatch.chdir(tmp_path)
+    frame = _telco_like(300)[["customerID", "Churn"]].assign(plan="pro", seats=10, region=None)
+    frame.to_csv(tmp_path / "flat.csv", index=False)
+    code, text = run_cli(["train", "--table", "flat.csv", "--id", "customerID", "--label", "Churn"], capsys)
+    assert code == 1, text
+    assert (
+        "flat.csv: every feature column is the same in all 300 labelled rows: 'plan' (constant: every row is 'pro'), "
+        "'seats' (constant: every row is 10); a model cannot learn who churns from columns that do not differ"
+    ) in text
+    table, _ = simulate_feature_table(150, seed=2)
+    features = [c for c in table.columns if c not in ("account_id", "as_of", "label", "term_end")]
+    flat = table.assign(**dict.fromkeys(features, 0.0))  # a feature table built from events
+    flat["segment"] = pd.Categorical(["smb"] * len(flat))
+    with pytest.raises(DataContractError, match=r"every feature column is the same in all [\d,]+ labelled rows: "):
+        train_model(flat, _settings(tmp_path))
+    varying = flat.assign(tenure_days=table["tenure_days"])  # one column that varies is enough to try
+    assert train_model(varying, _settings(tmp_path, tune_trials=0)).model is not None
