@@ -142,6 +142,19 @@ def test_suspicious_rows_are_counted_with_examples_and_unknown_accounts_excluded
     assert dataset.con.execute("SELECT count(*) FROM logins WHERE account_id = 'ZZ'").fetchone()[0] == 0
 
 
+def test_a_term_given_twice_is_said_once_and_counted_as_one_term() -> None:
+    """A subscriptions row repeated in every column is one term for the labels and the features: validation says
+    so (it called the copies overlapping add-on terms and counted them as two terms each)."""
+    tables = tiny_tables()
+    tables["subscriptions"] = pd.concat([tables["subscriptions"], tables["subscriptions"].iloc[[0, 2]]])
+    report = Dataset.from_frames(tables).report
+    found = {(w.table, w.problem): w for w in report.warnings}
+    repeated = found[("subscriptions", "rows repeating an earlier row in every column")]
+    assert repeated.count == 2 and "rows 5, 6" in repeated.examples and repeated.action.startswith("kept once")
+    assert ("subscriptions", "terms overlapping another term of the same account") not in found
+    assert (report.terms, report.renewals, report.churns) == (4, 1, 1)
+
+
 def lookalike_tables() -> dict[str, pd.DataFrame]:
     """Tiny tables whose accounts are numbers, with events naming them zero-padded ('007' for 7) or in
     another case, unknown ones, ticket priorities and training kinds the features do not know, and a usage
