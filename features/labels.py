@@ -37,15 +37,18 @@ def censored_sql(d: Dialect, end: str, grace_days: int, data_end: pd.Timestamp) 
 
 def terms_sql(d: Dialect, grace_days: int) -> str:
     """Every valid term with a stable id (start order), whether it renews an earlier term, and the
-    seats of the term it renews (`prev_seats`: the latest-ending such term)."""
+    seats of the term it renews (`prev_seats`: the latest-ending such term).
+
+    A row repeating another in every column is one term (an export that wrote it twice): counted twice,
+    it doubled the account's ARR and its renewals so far (validation reports such rows)."""
     return f"""
         WITH t AS (
             SELECT row_number() OVER (ORDER BY account_id, start_date, end_date, plan NULLS LAST,
                                       seats NULLS LAST, arr NULLS LAST) AS term_id,
                    account_id, start_date, end_date, arr, seats, plan
-            FROM subscriptions
-            WHERE account_id IS NOT NULL AND start_date IS NOT NULL AND end_date IS NOT NULL
-              AND account_id IN (SELECT account_id FROM accounts)
+            FROM (SELECT DISTINCT account_id, start_date, end_date, arr, seats, plan FROM subscriptions
+                  WHERE account_id IS NOT NULL AND start_date IS NOT NULL AND end_date IS NOT NULL
+                    AND account_id IN (SELECT account_id FROM accounts)) distinct_terms
         ), predecessor AS (
             SELECT t.term_id, u.seats AS prev_seats,
                    row_number() OVER (PARTITION BY t.term_id ORDER BY u.end_date DESC, u.start_date DESC,

@@ -474,12 +474,14 @@ def run(
         typer.Option("--seed", help="Seed for generated data (default 0) and the model (default: model.seed)."),
     ] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder (default: <workdir>/run).")] = None,
+    grace_days: GraceOpt = None,
+    data_end: DataEndOpt = None,
     engine: EngineOpt = None,
 ) -> None:
     """The whole job end to end: generate (without --data), validate, features, train, score, alerts, compare."""
     from pipeline.stages import run_all
 
-    settings = settings_from(config, engine=engine, seed=seed)
+    settings = settings_from(config, grace_days, data_end, engine=engine, seed=seed)
     run_all(data, settings, config, accounts, 0 if seed is None else seed, out_dir, out)
 
 

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.contract import EVENT_TABLES, TABLES
-from features.errors import DataContractError
+from features.errors import DataContractError, counted
 from features.sql.dialect import DUCKDB, FRACTIONAL, SPACES
 from features.table import ACCOUNT_ID
 from pipeline.io import literal_glob
@@ -194,7 +194,7 @@ def load_dataset(
             progress("reading tables", done, len(found))
         if path is None:
             continue
-        files = [] if is_csv(path) else parquet_files(path)  # a folder is listed once (it may be remote, or huge)
+        files = [] if is_csv(path) else parquet_files(path, name)  # a folder is listed once (it may be remote, or huge)
         if path.is_dir():
             partitioned[name] = partition_keys(file.relative_to(path).parts[:-1] for file in files)
         if read_from is not None and name in RECENT_TABLES and files:
@@ -284,11 +284,29 @@ def refuse_lookalike(data: str, name: str, entries: Iterable[str]) -> None:
         )
 
 
-def parquet_files(path: Path) -> list[Path]:
-    """The parquet file, or a folder's parquet files at any depth in path order, without the hidden ones."""
+def parquet_files(path: Path, name: str = "") -> list[Path]:
+    """The parquet file, or a folder's parquet files at any depth in path order, without the hidden ones; a
+    folder of table `name` holding other files is refused (`refuse_unread_parts`)."""
     if not path.is_dir():
         return [path]
-    return sorted(f for f in path.rglob("*.parquet") if not any(map(hidden, f.relative_to(path).parts)))
+    files = [f for f in path.rglob("*") if not any(map(hidden, f.relative_to(path).parts)) and f.is_file()]
+    refuse_unread_parts(name, str(path), [str(f.relative_to(path)) for f in files])
+    return sorted(f for f in files if f.name.endswith(".parquet"))
+
+
+def refuse_unread_parts(name: str, folder: str, parts: Iterable[str]) -> None:
+    """Refuse a table folder holding files that are not named `*.parquet` (beside hidden ones): both engines
+    read only those, so the rows of a `part-1.csv` added to a folder of parquet parts, a Hive part without
+    a suffix (`000000_0`) or a `part.PARQUET` would be left out of every feature without a word."""
+    unread = sorted(part for part in parts if not part.endswith(".parquet"))
+    if unread:
+        listed = ", ".join(unread[:3]) + (f" and {len(unread) - 3} more" if len(unread) > 3 else "")
+        raise DataContractError(
+            f"Table '{name}': folder {folder} holds {counted(len(unread), 'file')} churn does not read ({listed}): "
+            "a table folder is read as its parquet files named *.parquet, so those rows would be left out. Convert "
+            "each to parquet (a parquet file: rename it to end in .parquet) or move it out of the folder; hidden "
+            "files (.name, _name) are not read."
+        )
 
 
 def hidden(name: str) -> bool:
@@ -454,7 +472,7 @@ def _broken_file(con: duckdb.DuckDBPyConnection, sources: dict[str, str]) -> tup
         path = Path(source)
         if not path.exists() or is_csv(path):
             continue
-        for file in parquet_files(path):
+        for file in parquet_files(path, name):
             try:
                 con.execute("SELECT sum(hash(t)) FROM read_parquet(?) t", [literal_glob(file)]).fetchall()
             except duckdb.Error as exc:

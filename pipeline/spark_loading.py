@@ -40,6 +40,7 @@ from pipeline.loading import (
     ragged_reason,
     refuse_lookalike,
     refuse_mixed_ids,
+    refuse_unread_parts,
     table_files,
     utc_connection,
 )
@@ -129,15 +130,17 @@ class HadoopFiles:
         path, fs = self._resolve(uri)
         return [str(status.getPath().getName()) for status in fs.listStatus(path)]
 
-    def _parquet_files(self, uri: str) -> Iterator[Any]:
+    def _parquet_files(self, name: str, uri: str) -> list[Any]:
         path, fs = self._resolve(uri)
         root = len(path.toUri().getPath().rstrip("/"))
-        found = fs.listFiles(path, True)
+        found, files = fs.listFiles(path, True), {}
         while found.hasNext():
             part = found.next().getPath()
             below = str(part.toUri().getPath())[root:].split("/")
-            if part.getName().endswith(".parquet") and not any(map(hidden, below)):
-                yield part
+            if not any(map(hidden, below)):
+                files["/".join(below[1:])] = part
+        refuse_unread_parts(name, uri, files)
+        return list(files.values())
 
     def lines(self, uri: str) -> Iterator[bytes]:
         """A file's lines, their ends kept, read a MiB at a time on the driver (only to name a bad row); a
@@ -162,7 +165,7 @@ class HadoopFiles:
         if kind == "file":
             paths = [self._resolve(uri)[0]]
         else:
-            paths = sorted(self._parquet_files(uri), key=lambda part: _path_order(part.toString()))
+            paths = sorted(self._parquet_files(name, uri), key=lambda part: _path_order(part.toString()))
             root = len(self._resolve(uri)[0].toUri().getPath().rstrip("/"))
             below = (str(path.toUri().getPath())[root:].split("/")[1:-1] for path in paths)
             self.partitioned[uri] = partition_keys(below)

@@ -1199,7 +1199,8 @@ def _run_all(
     metadata = values_metadata(settings.feature_values()) | names_metadata(table)  # as `churn features` records
     features = write_output(table, out_dir / "features.parquet", "features", metadata=metadata)
     paths = {"data": Path(data), "features": features}
-    console.print(f"{len(table):,} monthly snapshots x {len(feature_columns(table))} features -> {paths['features']}")
+    shape = f"{len(table):,} {settings.features.cadence} snapshots x {len(feature_columns(table))} features"
+    console.print(f"{shape} -> {paths['features']}")
     console.rule("train")
     result = train_on_table(
         table,

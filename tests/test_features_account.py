@@ -58,3 +58,12 @@ def test_categorical_features_are_categories_and_absent_columns_are_absent():
     assert "seats" not in table_row.index and "seat_change_last_renewal" not in table_row.index
     assert "plan" not in table_row.index and "industry" not in table_row.index
     assert table_row["arr"] == 2300
+
+
+def test_a_term_given_twice_is_one_term():
+    """A subscriptions row written twice by an export (every column equal) is one term: it was counted twice,
+    doubling the account's ARR and its renewals so far."""
+    twice = pd.concat([TERMS, TERMS.iloc[[1]]], ignore_index=True)
+    row, once = snapshot(dataset(twice), "2023-07-01"), snapshot(dataset(), "2023-07-01")
+    assert row["arr"] == once["arr"] == 2300 and row["renewals_count"] == once["renewals_count"] == 1
+    pd.testing.assert_series_equal(row, once)

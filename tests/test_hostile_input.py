@@ -10,6 +10,7 @@ import pytest
 from conftest import tiny_tables, write_tables
 
 from features.build import build_features
+from features.errors import DataContractError
 from features.settings import FeatureSettings
 from pipeline.loading import Dataset, load_dataset
 
@@ -43,6 +44,9 @@ def test_a_file_name_crafted_to_run_sql_is_just_a_file_name(tmp_path: Path, monk
     logins.iloc[3:].to_parquet(data / "logins" / "z\\", index=False)  # what the injected statement would read
     monkeypatch.chdir(tmp_path)
 
+    with pytest.raises(DataContractError, match=r"holds 1 file churn does not read \(z\\\)"):
+        load_dataset(data)  # the decoy is a file of the folder that is not a parquet part: named, before any SQL
+    (data / "logins" / "z\\").unlink()  # without it, an interpolated name would fail to read: an error, not rows
     dataset = load_dataset(data)
 
     assert not (tmp_path / "pwned.csv").exists() and not list(tmp_path.rglob("pwned*"))

@@ -142,6 +142,19 @@ def test_suspicious_rows_are_counted_with_examples_and_unknown_accounts_excluded
     assert dataset.con.execute("SELECT count(*) FROM logins WHERE account_id = 'ZZ'").fetchone()[0] == 0
 
 
+def test_a_term_given_twice_is_said_once_and_counted_as_one_term() -> None:
+    """A subscriptions row repeated in every column is one term for the labels and the features: validation says
+    so (it called the copies overlapping add-on terms and counted them as two terms each)."""
+    tables = tiny_tables()
+    tables["subscriptions"] = pd.concat([tables["subscriptions"], tables["subscriptions"].iloc[[0, 2]]])
+    report = Dataset.from_frames(tables).report
+    found = {(w.table, w.problem): w for w in report.warnings}
+    repeated = found[("subscriptions", "rows repeating an earlier row in every column")]
+    assert repeated.count == 2 and "rows 5, 6" in repeated.examples and repeated.action.startswith("kept once")
+    assert ("subscriptions", "terms overlapping another term of the same account") not in found
+    assert (report.terms, report.renewals, report.churns) == (4, 1, 1)
+
+
 def lookalike_tables() -> dict[str, pd.DataFrame]:
     """Tiny tables whose accounts are numbers, with events naming them zero-padded ('007' for 7) or in
     another case, unknown ones, ticket priorities and training kinds the features do not know, and a usage
@@ -403,6 +416,30 @@ def test_hidden_parts_of_a_folder_are_not_read_as_spark_does_not_read_them(tmp_p
     dataset = load_dataset(data)
     assert dataset.report.tables["logins"].rows == len(tables["logins"])
     assert dataset.con.execute("SELECT count(*) FROM logins").fetchone()[0] == len(tables["logins"])
+
+
+def unread_parts(data: Path) -> Path:
+    """A data folder whose `logins/` holds, beside its parquet parts, rows in files neither engine reads: a
+    CSV part, a Hive part without a suffix and a part named in capitals."""
+    logins = write_tables(data, tiny_tables(), "folder") / "logins"
+    frame = pd.read_parquet(logins / "part-1.parquet")
+    frame.to_csv(logins / "part-2.csv", index=False)
+    (logins / "part-1.parquet").rename(logins / "000000_0")
+    (logins / "part-0.parquet").rename(logins / "part-0.PARQUET")
+    frame.to_parquet(logins / "part-3.parquet")
+    return data
+
+
+def test_a_folder_holding_files_that_are_not_parquet_parts_is_refused_not_half_read(tmp_path: Path) -> None:
+    """Only a folder's `*.parquet` files are read: a CSV part added beside them, a Hive part without a suffix or
+    a `.PARQUET` one had its rows left out of every feature without a word (half the logins, here)."""
+    data = unread_parts(tmp_path / "data")
+    with pytest.raises(DataContractError) as raised:
+        load_dataset(data)
+    assert str(raised.value).startswith(
+        f"Table 'logins': folder {data / 'logins'} holds 3 files churn does not read (000000_0, part-0.PARQUET, "
+        "part-2.csv): a table folder is read as its parquet files named *.parquet, so those rows would be left out."
+    )
 
 
 def test_epoch_nanoseconds_convert_to_the_microsecond_duckdb_reads_nanosecond_parquet_as(tmp_path: Path) -> None:

@@ -114,3 +114,34 @@ def test_run_says_when_it_scores_with_a_model_it_did_not_promote(tmp_path: Path,
     with sqlite3.connect(tmp_path / "work" / "mlflow.db") as store:
         seeds = {value for (value,) in store.execute("SELECT value FROM params WHERE key = 'model_seed'")}
     assert {"7", "42"} <= seeds
+
+
+def test_run_takes_the_grace_days_and_data_end_of_the_commands_that_build_labels(tmp_path: Path, capsys) -> None:
+    """The SPEC gives every command that builds labels a `--grace-days` flag; `churn run` builds them (it trains
+    and compares) but had neither it nor `--data-end`, so its labels could differ from `churn features`' only
+    through a configuration file. Both now reach every stage: the same labels as `churn features`, scored the
+    day after the data end. Its count of snapshots names their cadence (it said "monthly" of weekly ones)."""
+    from pipeline.synthetic import generate
+
+    data = tmp_path / "data"
+    generate(data, n_accounts=120, seed=3, start="2023-01-01", years=2.0)
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"workdir: {tmp_path / 'work'}\nmodel:\n  tune_trials: 0\n  n_estimators: 60\nfeatures:\n  cadence: weekly\n"
+    )
+    flags = ["--grace-days", "5", "--data-end", "2024-09-30"]
+    code, text = run_cli(
+        ["run", "--data", str(data), "--out", str(tmp_path / "run"), "--config", str(config), *flags], capsys
+    )
+    assert code == 0, text
+    assert " weekly snapshots x " in text
+    features = ["features", "--data", str(data), "--out", str(tmp_path / "f.parquet"), "--every", "weekly"]
+    code, text = run_cli([*features, *flags], capsys)
+    assert code == 0, text
+    ran, built = (
+        pd.read_parquet(p)[["account_id", "as_of", "label"]]
+        for p in (tmp_path / "run" / "features.parquet", tmp_path / "f.parquet")
+    )
+    pd.testing.assert_frame_equal(ran, built)
+    assert ran["as_of"].max() == pd.Timestamp("2024-09-30")  # a Monday
+    assert pd.read_parquet(tmp_path / "run" / "scores.parquet")["as_of"].eq(pd.Timestamp("2024-10-01")).all()

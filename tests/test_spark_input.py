@@ -35,6 +35,7 @@ from tests.test_loading import (
     mixed_id_parts,
     partitioned_tables,
     report_lines,
+    unread_parts,
 )
 from tests.test_spark_engine import assert_same_report, assert_same_table
 
@@ -221,6 +222,13 @@ def refusal_on_both(spark, data: Path, file: Path | None = None) -> str:
         messages[1] = messages[1].replace(file.as_uri(), str(file))
     assert messages[1] == messages[0]
     return messages[0]
+
+
+def test_a_folder_holding_files_that_are_not_parquet_parts_is_refused_on_spark_as_on_duckdb(spark, tmp_path):
+    data = unread_parts(tmp_path / "data")
+    assert "holds 3 files churn does not read (000000_0, part-0.PARQUET" in refusal_on_both(
+        spark, data, data / "logins"
+    )
 
 
 def test_lookalike_ids_unknown_codes_and_no_terms_left_are_reported_on_spark_as_on_duckdb(spark, tmp_path):
