@@ -919,13 +919,25 @@ def _warnings(run: Runner, raw_types: RawTypes, tables: list[str], counts: dict[
             allowed = ", ".join(f"'{word}'" for word in words)
             problem = f"{rows} with a {column} other than {said}"
             checks.append((table, column, f"{column} NOT IN ({allowed})", problem, action, None))
+    others = f"SELECT 1 FROM {q('__kept_subscriptions')} o WHERE o.account_id = t.account_id AND o.__row <> t.__row"
+    twins = f"{_same_term('o', 't', ('start_date', 'end_date', 'plan'))} AND NOT ({_same_term('o', 't')})"
     checks.append(
         (
             "subscriptions",
             "start_date",
-            f"EXISTS (SELECT 1 FROM {q('__kept_subscriptions')} o WHERE o.account_id = t.account_id "
-            "AND o.__row <> t.__row AND o.start_date < t.end_date AND t.start_date < o.end_date "
-            f"AND NOT ({_same_term('o', 't')}))",  # an exact copy is one term, said as a repeated row
+            f"EXISTS ({others} AND {twins})",
+            "terms with the same dates as another term of the same account",
+            "kept as add-on terms: their ARR is summed; if a row corrects an earlier export of the same term, "
+            "keep only the corrected row",
+            None,
+        )
+    )
+    checks.append(
+        (
+            "subscriptions",
+            "start_date",
+            f"EXISTS ({others} AND o.start_date < t.end_date AND t.start_date < o.end_date "
+            f"AND NOT ({_same_term('o', 't', ('start_date', 'end_date', 'plan'))}))",  # copies and twins: said above
             "terms overlapping another term of the same account",
             "kept: treated as concurrent (add-on) terms; the latest end date decides renewal",
             None,
@@ -939,11 +951,12 @@ def _warnings(run: Runner, raw_types: RawTypes, tables: list[str], counts: dict[
     return [w for w in found if w is not None]
 
 
-def _same_term(a: str, b: str) -> str:
-    """Terms `a` and `b` equal in every contract column (nulls equal, as DISTINCT and GROUP BY take them)."""
+def _same_term(a: str, b: str, columns: tuple[str, ...] = ()) -> str:
+    """Terms `a` and `b` equal in `columns` (by default every contract column; nulls equal, as DISTINCT and
+    GROUP BY take them)."""
     return " AND ".join(
         f"({a}.{c} = {b}.{c} OR ({a}.{c} IS NULL AND {b}.{c} IS NULL))"
-        for c in (column.name for column in TABLES["subscriptions"].columns)
+        for c in columns or tuple(column.name for column in TABLES["subscriptions"].columns)
     )
 
 

@@ -629,3 +629,19 @@ def test_ids_held_as_text_in_some_parts_and_as_floats_in_others_are_refused_with
         f"numbers in {data / 'logins' / 'part-1.parquet'}, which would read as text such as '136.0', not as the "
         "ids they are; write account_id with one type in every part (text, or integers)."
     )
+
+
+def test_a_term_with_another_terms_dates_and_other_arr_is_said_as_an_add_on_whose_arr_is_summed() -> None:
+    """Two rows of one account with the same dates (and plan) but another ARR are two terms by the contract (an
+    add-on sold with the term: their ARR adds up), yet they may be a corrected row beside the one it corrects.
+    Validation names that reading apart from other overlaps, so a user whose export re-issued a row sees it."""
+    tables = tiny_tables()
+    corrected = tables["subscriptions"].iloc[[2]].assign(arr=9500.0)
+    tables["subscriptions"] = pd.concat([tables["subscriptions"], corrected], ignore_index=True)
+    report = Dataset.from_frames(tables).report
+    found = {(w.table, w.problem): w for w in report.warnings}
+    twin = found[("subscriptions", "terms with the same dates as another term of the same account")]
+    assert twin.count == 2 and "rows 3, 5" in twin.examples, twin.examples
+    assert "ARR is summed" in twin.action and "corrects" in twin.action
+    assert ("subscriptions", "terms overlapping another term of the same account") not in found
+    assert (report.terms, report.renewals, report.churns) == (5, 1, 2)  # two terms, both ending unrenewed
