@@ -7,9 +7,9 @@ section: unknown keys, NaN and infinity are refused everywhere, and errors never
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_origin
+from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 MAX_DAYS = 3650  # ten years: the longest span any day-count setting may name
 
@@ -21,6 +21,32 @@ def empty_sections_as_defaults(model: type[BaseModel], raw: Any) -> Any:
     if not isinstance(raw, dict):
         return raw
     return {key: value for key, value in raw.items() if value is not None or not _is_section(model, key)}
+
+
+def no_yes_no_numbers(model: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+    """`value` for a field of `model`, refused by `not_yes_no` when the field takes numbers but no yes/no."""
+    field = model.model_fields.get(info.field_name or "")
+    kinds = _leaf_types(field.annotation) if field is not None else set()
+    if bool in kinds or not kinds & {int, float}:
+        return value
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+    for item in items:
+        not_yes_no(item)
+    return value
+
+
+def not_yes_no(value: Any) -> Any:
+    """`value`, refused when it is a YAML yes/no where a number goes: pydantic takes `true` as 1 for a number,
+    so `grace_days: true` ran with one day of grace and a scorecard's `weight: yes` weighed 1."""
+    if isinstance(value, bool):
+        raise ValueError("true/false (or yes/no, on/off) is not a number here: write the number")
+    return value
+
+
+def _leaf_types(annotation: Any) -> set[Any]:
+    """The plain types an annotation is made of (`list[int] | None` -> {int, NoneType})."""
+    args = get_args(annotation)
+    return {leaf for arg in args for leaf in _leaf_types(arg)} if args else {annotation}
 
 
 def _is_section(model: type[BaseModel], key: Any) -> bool:
@@ -40,6 +66,11 @@ class SettingsSection(BaseModel):
     @classmethod
     def _empty_sections(cls, raw: Any) -> Any:
         return empty_sections_as_defaults(cls, raw)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_yes_no_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        return no_yes_no_numbers(cls, value, info)
 
 
 class FeatureSettings(SettingsSection):

@@ -40,6 +40,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -51,7 +52,7 @@ from pydantic import (
 from features.contract import ACCOUNTS
 from features.errors import ConfigError, config_error, counted
 from features.registry import absence_reason, all_specs, lookup, sources_of
-from features.settings import empty_sections_as_defaults
+from features.settings import empty_sections_as_defaults, not_yes_no
 from models.scores import category_clash, category_columns, column_key
 
 SCHEMES = ("linear", "thresholds", "percentile", "boolean")
@@ -60,6 +61,8 @@ DEFAULT_SCORECARD = "default"
 
 
 MAX_WEIGHT = 1e6  # weights are relative; a bound keeps their sums finite
+Number = Annotated[float, BeforeValidator(not_yes_no)]
+"""A scorecard number: a YAML yes/no is refused, not read as 1 or 0."""
 
 
 class _Model(BaseModel):
@@ -74,8 +77,8 @@ class _Model(BaseModel):
 class _Metric(_Model):
     """Fields every scheme shares: its weight within the category and an optional fill value."""
 
-    weight: float = 1.0
-    default: float | None = Field(
+    weight: Number = 1.0
+    default: Number | None = Field(
         None, description="Value used when the metric is missing (instead of skipping the metric)."
     )
 
@@ -93,8 +96,8 @@ class LinearMetric(_Metric):
     """0 points at `bad`, 100 at `good`, straight line between; either direction."""
 
     scheme: Literal["linear"]
-    bad: float
-    good: float
+    bad: Number
+    good: Number
 
     @model_validator(mode="after")
     def _distinct_ends(self) -> LinearMetric:
@@ -107,8 +110,8 @@ class ThresholdMetric(_Metric):
     """Ordered cut-offs to points: below cuts[0] -> points[0]; from cuts[i-1] up to cuts[i] -> points[i]."""
 
     scheme: Literal["thresholds"]
-    cuts: list[float]
-    points: list[float]
+    cuts: list[Number]
+    points: list[Number]
 
     @model_validator(mode="after")
     def _ordered(self) -> ThresholdMetric:
@@ -150,7 +153,7 @@ MetricRule = Annotated[LinearMetric | ThresholdMetric | PercentileMetric | Boole
 
 
 class Category(_Model):
-    weight: float = 1.0
+    weight: Number = 1.0
     metrics: dict[str, MetricRule]
 
     @field_validator("weight")
@@ -273,8 +276,8 @@ class Segment(Scorecard):
 class Bands(_Model):
     """Lower bounds of the colour bands: green >= green, yellow >= yellow, red below."""
 
-    green: float = 70.0
-    yellow: float = 60.0
+    green: Number = 70.0
+    yellow: Number = 60.0
 
     @model_validator(mode="after")
     def _ordered(self) -> Bands:

@@ -45,6 +45,11 @@ def test_user_file_overrides_only_what_it_names(tmp_path: Path) -> None:
             "model:\n  name: churn/risk\n",
             "model.name: a registered model name cannot have '/', e.g. churn-risk or churn_risk_eu",
         ),
+        (  # pydantic took `true` as 1: one day of grace
+            "data:\n  grace_days: true\n",
+            "data.grace_days: true/false (or yes/no, on/off) is not a number here: write the number",
+        ),
+        ("features:\n  windows: [7, on]\n", "features.windows: true/false (or yes/no, on/off) is not a number"),
         (
             "scoring:\n  alerts: 5\n",  # pydantic said "a valid dictionary or instance of AlertSettings"
             "scoring.alerts: must be a mapping of keys to values (indented `key: value` lines), not a number",
@@ -74,6 +79,22 @@ def test_a_mistyped_scorecard_key_gets_the_closest_known_one(tmp_path: Path) -> 
         load_scorecard(path)
     assert "default.categories.support.wieght: unknown key 'wieght'; did you mean 'weight'?" in str(err.value)
     assert "bands.gren: unknown key 'gren'; did you mean 'green'?" in str(err.value)
+
+
+def test_a_yes_no_scorecard_weight_is_refused_not_read_as_one(tmp_path: Path) -> None:
+    """`weight: yes` weighed the category 1 (pydantic reads true as 1); a yes/no still passes where one goes."""
+    import yaml
+
+    from pipeline.config import DEFAULTS_DIR, load_scorecard
+
+    raw = yaml.safe_load((DEFAULTS_DIR / "healthscore.yaml").read_text())
+    raw["default"]["categories"]["support"]["weight"] = True
+    path = tmp_path / "card.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as err:
+        load_scorecard(path)
+    assert "default.categories.support.weight: true/false (or yes/no, on/off) is not a number" in str(err.value)
+    load_scorecard(DEFAULTS_DIR / "healthscore.yaml")  # its boolean metrics and conditions still read
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
