@@ -1013,6 +1013,7 @@ def run_explain(
     """Rule view and ML view of one account, category by category, with an optional waterfall plot."""
     from features.table import trim_id
     from models.overrides import apply_overrides, in_force
+    from models.population import trial_mask
     from models.scores import HEALTH_SCORECARD
     from pipeline.io import check_output_path
     from pipeline.override_store import read_records
@@ -1035,17 +1036,24 @@ def run_explain(
     used, unseen = model_provenance(model, features[ACCOUNT_ID], dataset.accounts)
     print_notes([used], console)
     print_warnings(filter(None, [unseen]), console)
-    row = features[features[ACCOUNT_ID].astype(str) == str(account_id)]
-    if row.empty:
+    found = features[ACCOUNT_ID].astype(str) == str(account_id)
+    if not found.any():
         raise ChurnError(f"Account '{account_id}' {_why_not_explained(dataset, account_id, when)}")
+    # Scored among the accounts `churn score` ranks it with on the date (a percentile metric, a capacity risk
+    # band): the active non-trials, or with the trials when it is one (--include-trials); alone, it got
+    # other scores than the scoring run's.
+    trial = trial_mask(features, settings.scoring.trial_plans)
+    population = features if trial[found].any() else features[~trial]
     overrides = read_records(settings.workdir_path)
-    row = with_rule_attributes(with_judgement(row, overrides), dataset, settings)
-    adapted = scorecard_for(settings, row.columns)
+    population = with_rule_attributes(with_judgement(population, overrides), dataset, settings).reset_index(drop=True)
+    adapted = scorecard_for(settings, population.columns)
     print_warnings(adapted.notes, console)
     scorecard = adapted.config
-    scored = score_features(row, model, scorecard, settings)
+    scored = score_features(population, model, scorecard, settings)
     print_warnings(scored.notes, console)
-    scores = apply_overrides(scored.scores, in_force(overrides, pd.Timestamp(when)), scorecard).scores.iloc[0]
+    at = int(population.index[population[ACCOUNT_ID].astype(str) == str(account_id)][0])  # rows are 0..n-1
+    judged = apply_overrides(scored.scores, in_force(overrides, pd.Timestamp(when)), scorecard).scores
+    scores = judged[judged[ACCOUNT_ID] == str(account_id)].iloc[0]
     # the scheme's categories, then `other` (features it does not place) and any category of an override
     categories = list(dict.fromkeys([*scorecard.categories(), *scored.categories.values()]))
     own = scorecard.scorecard(scores[HEALTH_SCORECARD]) if pd.notna(scores.get(HEALTH_SCORECARD)) else None
@@ -1057,8 +1065,8 @@ def run_explain(
         from pipeline.io import FIGURE_DPI
 
         figure = waterfall_figure(
-            scored.explanation.contributions.iloc[0],
-            row.reset_index(drop=True).iloc[0],
+            scored.explanation.contributions.iloc[at],
+            population.iloc[at],
             scored.explanation.base_value,
             scored.categories,
             title=f"Account {account_id}",

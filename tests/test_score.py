@@ -270,6 +270,21 @@ def test_a_scheme_that_leaves_features_out_gets_one_ml_other_column(trained, tmp
     assert len(lines) == 1 and " - " in lines[0], console.export_text()
 
 
+def test_explain_gives_the_account_the_scores_of_the_scoring_run_of_its_date(trained) -> None:
+    """`churn explain` scored the account alone: a percentile metric (the default scorecard ranks
+    events_per_seat_30d within the segment) ranked it among itself, so its health score and categories were
+    not those `churn score` gave it on that date (e.g. adoption 65 in explain, 60.4 in the scores)."""
+    _, data, settings, dataset, result = trained
+    scores = score_date(dataset, SCORE_DATE, settings, result.model_uri, history=False).scores.set_index("account_id")
+    card = health_config(settings).default
+    assert any(rule.scheme == "percentile" for c in card.categories.values() for rule in c.metrics.values())
+    compared = ["health_score", "health_band", "churn_probability", "risk_band", "health_adoption"]
+    for account in scores.index[:4]:
+        row = run_explain(account, data, SCORE_DATE, result.model_uri, None, settings, Console(record=True))
+        explained = row.set_index("account_id").loc[account, compared]
+        pd.testing.assert_series_equal(explained, scores.loc[account, compared], check_dtype=False, obj=account)
+
+
 def test_explain_shows_both_views_by_category_and_saves_a_waterfall(trained, tmp_path: Path) -> None:
     """The account id is trimmed as the data's ids are (a pasted id with a no-break or ideographic space
     finds its account); an id that is not in the data is named as such, not as one without an active term, with
