@@ -401,7 +401,8 @@ _ConfigLoader.yaml_implicit_resolvers = {
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping, turning parse errors into a ConfigError that names the file."""
     try:
-        loaded = yaml.load(Path(path).read_text(), Loader=_ConfigLoader)
+        with Path(path).open(encoding="utf-8") as stream:  # a stream: YAML's errors name the file, not a string
+            loaded = yaml.load(stream, Loader=_ConfigLoader)
     except FileNotFoundError as exc:
         raise ConfigError(f"Configuration file {path} does not exist.") from exc
     except yaml.YAMLError as exc:

@@ -97,6 +97,15 @@ def test_a_yes_no_scorecard_weight_is_refused_not_read_as_one(tmp_path: Path) ->
     load_scorecard(DEFAULTS_DIR / "healthscore.yaml")  # its boolean metrics and conditions still read
 
 
+def test_a_yaml_mistake_names_the_file_and_line_where_it_is(tmp_path: Path) -> None:
+    """PyYAML said where a syntax error is `in "<unicode string>", line 3`: the line is the file's own."""
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("data:\n  grace_days: 45\n features: [1\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert f'in "{path}", line 3' in str(err.value) and "<unicode string>" not in str(err.value)
+
+
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.yaml")
