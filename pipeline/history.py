@@ -1,8 +1,9 @@
 """The score history: every scoring run's table, kept so trends and alerts can look back.
 
 Layout: `<workdir>/history/as_of=YYYY-MM-DD/part.parquet`, one partition per scoring date (the
-hive convention, so DuckDB, Spark or pyarrow can read the folder directly). A partition is staged
-under a hidden name in the history folder and renamed onto its `part.parquet`, which replaces the
+hive convention). Each part holds its `as_of` column too: DuckDB reads the folder as it is, while pyarrow (and
+pandas) refuse to merge that timestamp with the folder names' text unless told `partitioning=None`.
+A partition is staged under a hidden name in the history folder and renamed onto its `part.parquet`, which replaces the
 file atomically: scoring the same date again replaces it without a moment where the date is
 missing, so re-running a job is idempotent. The `model_version` column inside says which model
 produced each run. The scoring commit (`pipeline/commit.py`) stages partitions the same way.
