@@ -86,10 +86,10 @@ def print_report(dataset: Dataset, console: Console) -> None:
         console.print(f"Absent event tables (their features are left out): {', '.join(missing)}")
     print_warnings([*folder_columns_warnings(dataset), *filter(None, [empty_tables_warning(dataset)])], console)
     console.print(
-        f"Data end {_date(report.data_end)} ({report.data_end_source}); {report.accounts:,} accounts, "
-        f"{report.terms:,} terms: "
+        f"Data end {_date(report.data_end)} ({report.data_end_source}); {counted(report.accounts, 'account')}, "
+        f"{counted(report.terms, 'term')}: "
         f"{report.renewals:,} renewed, {report.churns:,} churned, {report.censored:,} censored "
-        f"(grace {report.grace_days} days)."
+        f"(grace {counted(report.grace_days, 'day')})."
     )
     if report.warnings:
         console.print(
@@ -170,7 +170,7 @@ def _metrics_table(result, console: Console) -> None:
     overall = result.overall()
     # Prepared tables without a time column are validated on held-out rows drawn at random (stratified).
     title = "Out-of-time validation" if result.split.kind == "out_of_time" else "Validation on held-out rows"
-    table = Table(title=f"{title} ({len(result.split.valid_index):,} rows)", title_justify="left")
+    table = Table(title=f"{title} ({counted(len(result.split.valid_index), 'row')})", title_justify="left")
     columns = ["roc_auc", "pr_auc", "brier", "log_loss", "ece", "capture_top10", "capture_top20", "arr_capture_top10"]
     columns = [c for c in columns if any(c in m for m in overall.values())]
     table.add_column("score")
@@ -187,12 +187,13 @@ def _print_selection(result, console: Console) -> None:
     if "cv_auc" in selection:
         line = (
             f"Cross-validation ({selection['cv_folds']} {result.folds.kind.replace('_', '-')} folds): "
-            f"ROC AUC {selection['cv_auc']:.3f} ± {selection['cv_auc_std']:.3f}, {selection['trees']} trees"
+            f"ROC AUC {selection['cv_auc']:.3f} ± {selection['cv_auc_std']:.3f}, {counted(selection['trees'], 'tree')}"
         )
         if selection.get("tuned"):
             line += (
-                f"; search: {selection['trials_complete']} trials complete, {selection['trials_pruned']} pruned "
-                f"in {selection['tuning_seconds']:.0f} s, chose trial {selection['chosen_trial']} "
+                f"; search: {counted(selection['trials_complete'], 'trial')} complete, "
+                f"{selection['trials_pruned']} pruned in "
+                f"{selection['tuning_seconds']:.0f} s, chose trial {selection['chosen_trial']} "
                 f"(best {selection['best_trial']}: {selection['best_cv_auc']:.3f})"
             )
         console.print(line, markup=False, highlight=False)

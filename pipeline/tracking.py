@@ -713,7 +713,7 @@ def promote_if_better(
         reason = (
             f"v{version.version} {verdict} champion v{champion.version}: ROC AUC {challenger_auc:.4f} vs "
             f"{champion_auc:.4f} ({gain:+.4f}, needed > {settings.model.promotion_min_gain:+.4f}) "
-            f"{how} ({compared:,} rows)"
+            f"{how} ({counted(compared, 'row')})"
         )
         decision = PromotionDecision(beats, reason, challenger_auc, str(champion.version), champion_auc, compared)
     return _record(settings, version, decision)

@@ -397,7 +397,7 @@ def test_a_table_with_tenure_and_days_to_renewal_gets_its_lifecycle_stage(tmp_pa
     book.to_parquet(tmp_path / "book.parquet")
     out = tmp_path / "scores.parquet"
     code, text = run_cli(["score", "--table", str(tmp_path / "book.parquet"), "--out", str(out), *args], capsys)
-    assert code == 0 and "lifecycle_stage is empty for 1 rows whose tenure_days or days_to_renewal is blank" in text
+    assert code == 0 and "lifecycle_stage is empty for 1 row whose tenure_days or days_to_renewal is blank" in text
     stages = pd.read_parquet(out)["lifecycle_stage"]
     expected = np.select(
         [book["days_to_renewal"] <= 90, book["days_to_renewal"].isna(), book["tenure_days"] < 120,
