@@ -106,6 +106,17 @@ def test_thresholds_come_from_settings():
     assert "renews in" not in alerts["G"] and "rose above 30% (from 30% to 90%)" not in alerts["G"]
 
 
+def test_a_drop_is_the_difference_of_the_scores_it_shows() -> None:
+    """49.4 to 38.8 is a drop of 10.6: in whole points it read "dropped 11 points (from 49 to 39)"; one decimal
+    keeps the sentence's arithmetic. A drop whose whole points agree stays in whole points."""
+    previous = _scores("2024-05-01", {"A": (49.4, "yellow", 0.2, 300, 1_000), "B": (80.2, "green", 0.2, 300, 1_000)})
+    current = _scores("2024-06-01", {"A": (38.8, "yellow", 0.2, 300, 1_000), "B": (65.1, "green", 0.2, 300, 1_000)})
+    alerts = score_alerts(current, previous, **_thresholds()).set_index("account_id")["reasons"]
+
+    assert alerts["A"] == "health score dropped 10.6 points (from 49.4 to 38.8)"
+    assert alerts["B"] == "health score dropped 15 points (from 80 to 65)"
+
+
 def test_without_a_previous_run_only_renewal_alerts_fire():
     for previous in (None, PREVIOUS.iloc[0:0]):
         alerts = score_alerts(CURRENT, previous, **_thresholds())
