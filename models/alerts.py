@@ -114,7 +114,8 @@ def score_alerts(
     n_categories: int = 3,
     extra_reasons: list[list[tuple[str, str]]] | None = None,
 ) -> pd.DataFrame:
-    """Alerted accounts of the current run with their reasons in plain words, largest ARR at risk first.
+    """Alerted accounts of the current run with their reasons in plain words, largest ARR at risk first, then
+    those without an ARR by churn probability.
 
     `current` is a scores table (account_id, as_of, churn_probability, health_score, health_band,
     health_<category>, days_to_renewal, arr, top_drivers, risk_band; missing columns disable the
@@ -213,7 +214,9 @@ def score_alerts(
         }
     )
     alerts = alerts[[bool(f) for f in fired]]
-    return alerts.sort_values("arr_at_risk", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+    # without an ARR (an export without `arr`, a churned account) the churn probability orders them
+    order = ["arr_at_risk", "churn_probability"]
+    return alerts.sort_values(order, ascending=False, na_position="last", kind="stable").reset_index(drop=True)
 
 
 def _churned_words(days_to_renewal: float) -> str:

@@ -281,13 +281,20 @@ def print_alerts(alerts: pd.DataFrame, console: Console, limit: int = 10) -> Non
     if alerts.empty:
         console.print("[green]No alerts.[/green]")
         return
-    table = Table(title=f"Alerts ({len(alerts)}; top {min(limit, len(alerts))} by ARR at risk)", title_justify="left")
-    for column in ("account", "ARR at risk", "churn p", "health", "why", "top drivers"):
+    shown = alerts.head(limit)
+    with_arr = shown["arr_at_risk"].notna()
+    # the order of `models.alerts.score_alerts`: ARR at risk, then churn probability for alerts without an ARR
+    order = "ARR at risk" if with_arr.all() else "churn probability"
+    order = f"ARR at risk, then {order}" if with_arr.any() and not with_arr.all() else order
+    table = Table(title=f"Alerts ({len(alerts)}; top {len(shown)} by {order})", title_justify="left")
+    columns = ("account", "ARR at risk", "churn p", "health", "why", "top drivers")
+    for column in columns if with_arr.any() else [c for c in columns if c != "ARR at risk"]:
         table.add_column(column, overflow="fold")
-    for row in alerts.head(limit).itertuples():
+    for row in shown.itertuples():
+        exposure = [f"{row.arr_at_risk:,.0f}" if pd.notna(row.arr_at_risk) else "-"] if with_arr.any() else []
         table.add_row(
             str(row.account_id),
-            f"{row.arr_at_risk:,.0f}" if pd.notna(row.arr_at_risk) else "-",
+            *exposure,
             f"{row.churn_probability:.0%}",
             f"{row.health_score:.0f} {row.health_band}" if pd.notna(row.health_score) else "-",
             str(row.reasons) + (f" (fell most: {row.fallen_categories})" if row.fallen_categories else ""),

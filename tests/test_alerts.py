@@ -117,6 +117,29 @@ def test_a_drop_is_the_difference_of_the_scores_it_shows() -> None:
     assert alerts["B"] == "health score dropped 15 points (from 80 to 65)"
 
 
+def test_alerts_without_an_arr_are_ordered_by_churn_probability_and_say_so() -> None:
+    """An export without `arr` listed its alerts in account order under "top 10 by ARR at risk"."""
+    from rich.console import Console
+
+    from pipeline.console import print_alerts
+
+    current = CURRENT.assign(arr=np.nan)
+    alerts = score_alerts(current, PREVIOUS, **_thresholds())
+    assert alerts["account_id"].tolist() == ["G", "D", "C", "H", "A", "F"]  # churn p 90, 70, 55, 50, 15, 10 %
+    console = Console(record=True, width=300)
+    print_alerts(alerts, console, limit=3)
+    said = console.export_text()
+    assert "Alerts (6; top 3 by churn probability)" in said and "ARR at risk" not in said
+
+    partly = score_alerts(
+        CURRENT.assign(arr=CURRENT["arr"].where(CURRENT["account_id"] != "H")), PREVIOUS, **_thresholds()
+    )
+    assert partly["account_id"].tolist() == ["D", "C", "G", "A", "F", "H"]  # H has no ARR: last
+    console = Console(record=True, width=300)
+    print_alerts(partly, console)
+    assert "Alerts (6; top 6 by ARR at risk, then churn probability)" in console.export_text()
+
+
 def test_without_a_previous_run_only_renewal_alerts_fire():
     for previous in (None, PREVIOUS.iloc[0:0]):
         alerts = score_alerts(CURRENT, previous, **_thresholds())

@@ -224,8 +224,10 @@ def test_a_churned_account_is_alerted_once_as_churned_not_as_worse(book, webhook
 
     console = Console(record=True, width=300)
     print_alerts(run.alerts[run.alerts["account_id"].isin(gone)], console)
-    rows = [line for line in console.export_text().splitlines() if line.startswith("│ A")]
-    assert len(rows) == len(news) and all("│ -  " in row and "│ churned: its last term ended " in row for row in rows)
+    said = console.export_text()
+    rows = [line for line in said.splitlines() if line.startswith("│ A")]
+    assert len(rows) == len(news) and all("│ churned: its last term ended " in row for row in rows)
+    assert "by churn probability)" in said and "ARR at risk" not in said  # lost, not at risk
     assert not any("worse" in row or "dropped" in row or "fell most" in row for row in rows)
     (posted,) = WebhookReceiver.bodies
     sent = {a["account_id"]: a for a in posted["payload"]["alerts"]}
