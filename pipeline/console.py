@@ -20,6 +20,7 @@ from rich.text import Text
 
 from features.contract import EVENT_TABLES
 from features.errors import counted
+from models.population import churned_mask
 from models.scores import (
     ACTIONABLE_LOG_ODDS,
     CHURN_PROBABILITY,
@@ -243,18 +244,22 @@ def _counts(values: pd.Series, order: list[str]) -> str:
 
 def print_score_run(run, paths: dict[str, Path], console: Console) -> None:
     """What a person reads after a scoring run: the book, drift, notes, warnings, top alerts, files."""
-    scores = run.scores
+    # the book is the accounts still under contract; a churned one (--include-churned) is said once, apart
+    gone = churned_mask(run.scores)
+    scores = run.scores[~gone]
     bands = _counts(scores["health_band"], ["green", "yellow", "red"])
     risk = _counts(scores["risk_band"], ["low", "medium", "high"])
     at_risk, without_arr = arr_at_risk(scores)
     exposure = "unknown (no account has an ARR)" if at_risk is None else f"{at_risk:,.0f}"
     if at_risk is not None and without_arr:
         exposure += f" ({counted(without_arr, 'account')} without an ARR left out)"
+    churned = f" Also {counted(int(gone.sum()), 'churned account')} (terms all ended), in none of these counts."
+    churned = churned if gone.any() else ""
     console.print(
-        f"Scored {counted(len(scores), 'account')} as of {pd.Timestamp(scores['as_of'].iloc[0]).date()} with model "
-        f"version {run.model_version}: health {bands}; ML risk {risk}; ARR at risk {exposure}."
+        f"Scored {counted(len(scores), 'account')} as of {pd.Timestamp(run.scores['as_of'].iloc[0]).date()} with "
+        f"model version {run.model_version}: health {bands}; ML risk {risk}; ARR at risk {exposure}.{churned}"
     )
-    print_warnings(filter(None, [drift_warning(run.drifted, len(scores))]), console)
+    print_warnings(filter(None, [drift_warning(run.drifted, len(run.scores))]), console)  # churned too
     print_notes(run.notes, console)
     print_warnings(run.warnings, console)
     print_alerts(run.alerts, console)
