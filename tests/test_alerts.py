@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import WebhookReceiver
 
 from features.errors import ChurnError, ConfigError
 from models.alerts import ALERT_COLUMNS, score_alerts
@@ -16,6 +15,7 @@ from models.scoring import risk_band
 from pipeline.config import AlertSettings, RiskBands, load_settings
 from pipeline.history import append_scores, latest_before, read_history
 from pipeline.webhook import Delivery, UnrecordedDelivery, deliver, ledger_path, post_webhook
+from tests.helpers import WebhookReceiver
 
 SETTINGS = AlertSettings(score_drop=10, probability_level=0.5, renewal_days=90)
 BANDS = RiskBands(high=0.5, medium=0.2)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_cli, tiny_tables, write_tables
+
+from tests.helpers import run_cli, tiny_tables, write_tables
 
 Tables = dict[str, pd.DataFrame]
 

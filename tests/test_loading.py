@@ -10,7 +10,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli, tiny_tables, write_tables
 from rich.console import Console
 
 from features.build import build_features
@@ -20,6 +19,7 @@ from features.sql.dialect import DUCKDB, EPOCH_NANOS
 from pipeline.console import print_report
 from pipeline.loading import Dataset, load_dataset, utc_connection
 from tests.feature_data import RANDOM_DATA_END, RANDOM_START, padded, random_tables
+from tests.helpers import run_cli, tiny_tables, write_tables
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "folder"])

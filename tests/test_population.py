@@ -11,7 +11,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import WebhookReceiver, book_settings
 from rich.console import Console
 
 from features.build import build_features
@@ -23,6 +22,7 @@ from pipeline.console import print_alerts, print_score_run
 from pipeline.history import read_history
 from pipeline.loading import load_dataset
 from pipeline.stages import build_feature_table, score_date, scored_population
+from tests.helpers import WebhookReceiver, book_settings
 
 WHEN = pd.Timestamp("2025-05-01")
 

@@ -11,7 +11,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from churn_sim import simulate_feature_table
-from conftest import run_cli
 from mlflow.exceptions import MlflowException
 
 from features.errors import ChurnError, ConfigError, DataContractError
@@ -24,6 +23,7 @@ from pipeline.train import (
     train_model,
     train_prepared_table,
 )
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
 
