@@ -92,6 +92,16 @@ def _percent(value: float) -> str:
     return "over 99%" if 0.995 <= value < 1 else f"{value:.0%}"
 
 
+def _drop_words(before: float, now: float) -> str:
+    """The drop said as the difference of the scores it shows: rounded apart, 49.4 to 38.8 read "dropped 11
+    points (from 49 to 39)". Whole points when their difference is the rounded drop, else one decimal."""
+    shown_before, shown_now = round(before), round(now)
+    if shown_before - shown_now == round(before - now):
+        return f"health score dropped {counted(shown_before - shown_now, 'point')} (from {shown_before} to {shown_now})"
+    shown_before, shown_now = round(before, 1), round(now, 1)
+    return f"health score dropped {shown_before - shown_now:.1f} points (from {shown_before:.1f} to {shown_now:.1f})"
+
+
 def score_alerts(
     current: pd.DataFrame,
     previous: pd.DataFrame | None,
@@ -104,7 +114,8 @@ def score_alerts(
     n_categories: int = 3,
     extra_reasons: list[list[tuple[str, str]]] | None = None,
 ) -> pd.DataFrame:
-    """Alerted accounts of the current run with their reasons in plain words, largest ARR at risk first.
+    """Alerted accounts of the current run with their reasons in plain words, largest ARR at risk first, then
+    those without an ARR by churn probability.
 
     `current` is a scores table (account_id, as_of, churn_probability, health_score, health_band,
     health_<category>, days_to_renewal, arr, top_drivers, risk_band; missing columns disable the
@@ -158,13 +169,7 @@ def score_alerts(
     for i in np.flatnonzero(band_worsened):
         fired[i].append((BAND_WORSENED, f"health band worsened from {before_band[i]} to {band[i]}"))
     for i in np.flatnonzero(score_dropped):
-        fired[i].append(
-            (
-                SCORE_DROP,
-                f"health score dropped {counted(round(drop[i]), 'point')} "
-                f"(from {before_health[i]:.0f} to {health[i]:.0f})",
-            )
-        )
+        fired[i].append((SCORE_DROP, _drop_words(before_health[i], health[i])))
     for i in np.flatnonzero(first_red):
         fired[i].append((FIRST_RED, "health under the red line for the first time"))
     for i in np.flatnonzero(crossed):
@@ -209,7 +214,9 @@ def score_alerts(
         }
     )
     alerts = alerts[[bool(f) for f in fired]]
-    return alerts.sort_values("arr_at_risk", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+    # without an ARR (an export without `arr`, a churned account) the churn probability orders them
+    order = ["arr_at_risk", "churn_probability"]
+    return alerts.sort_values(order, ascending=False, na_position="last", kind="stable").reset_index(drop=True)
 
 
 def _churned_words(days_to_renewal: float) -> str:

@@ -26,6 +26,7 @@ from collections.abc import Collection
 import numpy as np
 import pandas as pd
 
+from features.errors import counted
 from models.population import churned_mask
 from models.scores import DAYS_TO_RENEWAL, LIFECYCLE_STAGE
 
@@ -87,7 +88,7 @@ def stage_gaps(scores: pd.DataFrame) -> str | None:
             f"lifecycle_stage is empty: the table has no {' or '.join(absent)} column (days since the account "
             "landed; days until its term ends), which the LAER stage is computed from"
         )
-    return f"lifecycle_stage is empty for {blank:,} rows whose {' or '.join(REQUIRED)} is blank"
+    return f"lifecycle_stage is empty for {counted(blank, 'row')} whose {' or '.join(REQUIRED)} is blank"
 
 
 def expand_gap(columns: Collection[str]) -> str | None:

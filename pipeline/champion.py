@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from features.errors import ChurnError
+from features.errors import ChurnError, counted
 from features.feature_set import FeatureSet
 from pipeline.config import redact_url
 from pipeline.io import temporary_sibling
@@ -282,8 +282,8 @@ def stopped_answering(exc: BaseException, tracking_uri: str) -> str | None:
     chosen = "set in the environment" if _env_number("MLFLOW_HTTP_REQUEST_TIMEOUT", 1) else "churn's default"
     return (
         f"MLflow tracking server {redact_url(tracking_uri)} stopped answering during the command: a request got no "
-        f"answer in {1 + retries} attempts of {timeout:g} s (a hung or overloaded server). Restart the server and "
-        f"run the command again; if it is only slow, set MLFLOW_HTTP_REQUEST_TIMEOUT to more seconds (now "
+        f"answer in {counted(1 + retries, 'attempt')} of {timeout:g} s (a hung or overloaded server). Restart the "
+        f"server and run the command again; if it is only slow, set MLFLOW_HTTP_REQUEST_TIMEOUT to more seconds (now "
         f"{timeout:g}, {chosen})."
     )
 
@@ -572,7 +572,7 @@ class TrainedOn:
 
     def describe(self) -> str:
         period = f"; {self.period}" if self.period else ""
-        return f"trained {self.trained_at} on {self.source} ({self.accounts:,} accounts{period})"
+        return f"trained {self.trained_at} on {self.source} ({counted(self.accounts, 'account')}{period})"
 
 
 def model_provenance(

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from features.errors import ChurnError
+from features.errors import ChurnError, counted
 from pipeline import interrupts
 from pipeline.clock import utc_today
 from pipeline.config import Settings, load_settings
@@ -257,7 +257,8 @@ def features(
         dataset = load(data, settings, out, scorecard=False)
         rows, date_count, labelled, width = write_feature_folder(dataset, settings, out_file, **dates)
         out.print(
-            f"Wrote {rows:,} snapshots ({date_count} dates, {labelled:,} labelled) x {width} features "
+            f"Wrote {counted(rows, 'snapshot')} ({counted(date_count, 'date')}, {labelled:,} labelled) x "
+            f"{counted(width, 'feature')} "
             f"to {out_file} (parquet partitioned by as_of)",
             highlight=False,
         )
@@ -270,8 +271,8 @@ def features(
         write_output(table, out_file, "features", overwrite=overwrite, metadata=metadata)
         rows, labelled = len(table), int(table["label"].notna().sum())
         out.print(
-            f"Wrote {rows:,} snapshots ({table['as_of'].nunique()} dates, {labelled:,} labelled) "
-            f"x {len(feature_columns(table))} features to {out_file}"
+            f"Wrote {counted(rows, 'snapshot')} ({counted(table['as_of'].nunique(), 'date')}, {labelled:,} labelled) "
+            f"x {counted(len(feature_columns(table)), 'feature')} to {out_file}"
         )
     if rows == 0:
         print_warnings([empty_feature_table_warning(dataset, settings, **dates)], out)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.errors import DataContractError
+from features.errors import DataContractError, counted
 from features.feature_set import FeatureSet
 from features.progress import report
 from features.table import ACCOUNT_ID, AS_OF, LABEL, TERM_END, feature_columns
@@ -144,7 +144,8 @@ class ComparisonResult:
         parts = self.comparison.attribution_parts()
         made_of = f"{parts[0]}; the rest is context: {parts[1]}" if parts else "the rest is context"
         return [
-            f"Backtest: {h['evaluation_rows']:,} snapshots of {h['evaluation_accounts']:,} accounts from "
+            f"Backtest: {counted(h['evaluation_rows'], 'snapshot')} of "
+            f"{counted(h['evaluation_accounts'], 'account')} from "
             f"{self.split.cutoff.date()} (churn rate {h['churn_rate']:.1%})",
             f"ROC AUC, ML risk:    {h['ml_auc']:.3f} [{h['ml_auc_ci'][0]:.3f}-{h['ml_auc_ci'][1]:.3f}]",
             f"ROC AUC, rule score: {h['rule_auc']:.3f} [{h['rule_auc_ci'][0]:.3f}-{h['rule_auc_ci'][1]:.3f}]",
@@ -380,7 +381,8 @@ def write_comparison(
             title="Rule score vs ML risk",
             evaluation_start=result.split.cutoff,
             scorecard=f"{result.scorecard.name} ({settings.healthscore_path().name})",
-            model=f"LightGBM, {result.model.best_iteration_} trees, fitted on {result.model.fit_rows_:,} earlier rows"
+            model=f"LightGBM, {counted(result.model.best_iteration_, 'tree')}, fitted on "
+            f"{counted(result.model.fit_rows_, 'earlier row')}"
             + (f"; {result.model.metadata_['inner_split']}" if "inner_split" in result.model.metadata_ else ""),
             scorecard_notes=result.scorecard_notes,
             cadence=settings.features.cadence,

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from features.contract import EVENT_TABLES
 from features.errors import counted
+from models.population import churned_mask
 from models.scores import (
     ACTIONABLE_LOG_ODDS,
     CHURN_PROBABILITY,
@@ -86,10 +87,10 @@ def print_report(dataset: Dataset, console: Console) -> None:
         console.print(f"Absent event tables (their features are left out): {', '.join(missing)}")
     print_warnings([*folder_columns_warnings(dataset), *filter(None, [empty_tables_warning(dataset)])], console)
     console.print(
-        f"Data end {_date(report.data_end)} ({report.data_end_source}); {report.accounts:,} accounts, "
-        f"{report.terms:,} terms: "
+        f"Data end {_date(report.data_end)} ({report.data_end_source}); {counted(report.accounts, 'account')}, "
+        f"{counted(report.terms, 'term')}: "
         f"{report.renewals:,} renewed, {report.churns:,} churned, {report.censored:,} censored "
-        f"(grace {report.grace_days} days)."
+        f"(grace {counted(report.grace_days, 'day')})."
     )
     if report.warnings:
         console.print(
@@ -170,7 +171,7 @@ def _metrics_table(result, console: Console) -> None:
     overall = result.overall()
     # Prepared tables without a time column are validated on held-out rows drawn at random (stratified).
     title = "Out-of-time validation" if result.split.kind == "out_of_time" else "Validation on held-out rows"
-    table = Table(title=f"{title} ({len(result.split.valid_index):,} rows)", title_justify="left")
+    table = Table(title=f"{title} ({counted(len(result.split.valid_index), 'row')})", title_justify="left")
     columns = ["roc_auc", "pr_auc", "brier", "log_loss", "ece", "capture_top10", "capture_top20", "arr_capture_top10"]
     columns = [c for c in columns if any(c in m for m in overall.values())]
     table.add_column("score")
@@ -187,12 +188,13 @@ def _print_selection(result, console: Console) -> None:
     if "cv_auc" in selection:
         line = (
             f"Cross-validation ({selection['cv_folds']} {result.folds.kind.replace('_', '-')} folds): "
-            f"ROC AUC {selection['cv_auc']:.3f} ± {selection['cv_auc_std']:.3f}, {selection['trees']} trees"
+            f"ROC AUC {selection['cv_auc']:.3f} ± {selection['cv_auc_std']:.3f}, {counted(selection['trees'], 'tree')}"
         )
         if selection.get("tuned"):
             line += (
-                f"; search: {selection['trials_complete']} trials complete, {selection['trials_pruned']} pruned "
-                f"in {selection['tuning_seconds']:.0f} s, chose trial {selection['chosen_trial']} "
+                f"; search: {counted(selection['trials_complete'], 'trial')} complete, "
+                f"{selection['trials_pruned']} pruned in "
+                f"{selection['tuning_seconds']:.0f} s, chose trial {selection['chosen_trial']} "
                 f"(best {selection['best_trial']}: {selection['best_cv_auc']:.3f})"
             )
         console.print(line, markup=False, highlight=False)
@@ -242,18 +244,22 @@ def _counts(values: pd.Series, order: list[str]) -> str:
 
 def print_score_run(run, paths: dict[str, Path], console: Console) -> None:
     """What a person reads after a scoring run: the book, drift, notes, warnings, top alerts, files."""
-    scores = run.scores
+    # the book is the accounts still under contract; a churned one (--include-churned) is said once, apart
+    gone = churned_mask(run.scores)
+    scores = run.scores[~gone]
     bands = _counts(scores["health_band"], ["green", "yellow", "red"])
     risk = _counts(scores["risk_band"], ["low", "medium", "high"])
     at_risk, without_arr = arr_at_risk(scores)
     exposure = "unknown (no account has an ARR)" if at_risk is None else f"{at_risk:,.0f}"
     if at_risk is not None and without_arr:
         exposure += f" ({counted(without_arr, 'account')} without an ARR left out)"
+    churned = f" Also {counted(int(gone.sum()), 'churned account')} (terms all ended), in none of these counts."
+    churned = churned if gone.any() else ""
     console.print(
-        f"Scored {counted(len(scores), 'account')} as of {pd.Timestamp(scores['as_of'].iloc[0]).date()} with model "
-        f"version {run.model_version}: health {bands}; ML risk {risk}; ARR at risk {exposure}."
+        f"Scored {counted(len(scores), 'account')} as of {pd.Timestamp(run.scores['as_of'].iloc[0]).date()} with "
+        f"model version {run.model_version}: health {bands}; ML risk {risk}; ARR at risk {exposure}.{churned}"
     )
-    print_warnings(filter(None, [drift_warning(run.drifted, len(scores))]), console)
+    print_warnings(filter(None, [drift_warning(run.drifted, len(run.scores))]), console)  # churned too
     print_notes(run.notes, console)
     print_warnings(run.warnings, console)
     print_alerts(run.alerts, console)
@@ -280,13 +286,20 @@ def print_alerts(alerts: pd.DataFrame, console: Console, limit: int = 10) -> Non
     if alerts.empty:
         console.print("[green]No alerts.[/green]")
         return
-    table = Table(title=f"Alerts ({len(alerts)}; top {min(limit, len(alerts))} by ARR at risk)", title_justify="left")
-    for column in ("account", "ARR at risk", "churn p", "health", "why", "top drivers"):
+    shown = alerts.head(limit)
+    with_arr = shown["arr_at_risk"].notna()
+    # the order of `models.alerts.score_alerts`: ARR at risk, then churn probability for alerts without an ARR
+    order = "ARR at risk" if with_arr.all() else "churn probability"
+    order = f"ARR at risk, then {order}" if with_arr.any() and not with_arr.all() else order
+    table = Table(title=f"Alerts ({len(alerts)}; top {len(shown)} by {order})", title_justify="left")
+    columns = ("account", "ARR at risk", "churn p", "health", "why", "top drivers")
+    for column in columns if with_arr.any() else [c for c in columns if c != "ARR at risk"]:
         table.add_column(column, overflow="fold")
-    for row in alerts.head(limit).itertuples():
+    for row in shown.itertuples():
+        exposure = [f"{row.arr_at_risk:,.0f}" if pd.notna(row.arr_at_risk) else "-"] if with_arr.any() else []
         table.add_row(
             str(row.account_id),
-            f"{row.arr_at_risk:,.0f}" if pd.notna(row.arr_at_risk) else "-",
+            *exposure,
             f"{row.churn_probability:.0%}",
             f"{row.health_score:.0f} {row.health_band}" if pd.notna(row.health_score) else "-",
             str(row.reasons) + (f" (fell most: {row.fallen_categories})" if row.fallen_categories else ""),

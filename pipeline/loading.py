@@ -359,7 +359,7 @@ def _create_raw_view(
 def ragged_reason(line: int, text: str, wanted: int, found: int) -> str:
     """The problem of a CSV row with more or fewer fields than the header, as both engines say it: `line` and
     `text` as DuckDB gives them (rows numbered from the header's 1, a row's line breaks inside quotes as '; ')."""
-    return f"line {line} has {found} fields where the header has {wanted}: {text[:80]!r}"
+    return f"line {line} has {counted(found, 'field')} where the header has {wanted}: {text[:80]!r}"
 
 
 def csv_header(name: str, path: Path) -> list[str] | None:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.errors import ChurnError
+from features.errors import ChurnError, counted
 from features.table import ACCOUNT_ID
 from models.overrides import RECORD_COLUMNS, ValidOverride, overlaps, target_name
 
@@ -225,7 +225,7 @@ def store_version(records: pd.DataFrame) -> str:
     """What a scoring run read, for its provenance: overrides, ends and withdrawals recorded so far."""
     ended = int(records["ended_at"].notna().sum()) if not records.empty else 0
     withdrawn = int(records["withdrawn_at"].notna().sum()) if not records.empty else 0
-    return f"{len(records)} overrides, {ended} ended, {withdrawn} withdrawn"
+    return f"{counted(len(records), 'override')}, {ended} ended, {withdrawn} withdrawn"
 
 
 # ---------------------------------------------------------------------------------- writing

@@ -23,6 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
+from features.errors import counted
 from features.table import LABEL
 from models.comparison import (
     DISAGREEMENT_CELLS,
@@ -400,7 +401,7 @@ def _summary(frame: pd.DataFrame, comparison: Comparison, suggested: SuggestedWe
         _card(
             "Rows / accounts / churn rate",
             f"{scores['rows']:,}",
-            f"{scores['accounts']:,} accounts, {_pct(scores['churn_rate'])} churned",
+            f"{counted(scores['accounts'], 'account')}, {_pct(scores['churn_rate'])} churned",
         ),
     ]
     band_cards = _band_cards(comparison.calibration, RULE, "rule") + _band_cards(comparison.calibration, ML, "ML")
@@ -709,7 +710,8 @@ def render_report(
     start = f"evaluation from {context.evaluation_start.date()}, " if context.evaluation_start is not None else ""
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     meta = (
-        f"{start}{comparison.scores['rows']:,} labelled snapshots of {comparison.scores['accounts']:,} accounts; "
+        f"{start}{counted(comparison.scores['rows'], 'labelled snapshot')} of "
+        f"{counted(comparison.scores['accounts'], 'account')}; "
         f"generated {generated}"
     )
     return (

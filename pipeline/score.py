@@ -140,7 +140,7 @@ def score_prepared(
             examples = ", ".join(repr(v) for v in typed[name][unseen].unique()[:3])
             warnings.append(
                 f"--table {path}: column '{name}' holds values the model never saw in training in "
-                f"{int(unseen.sum()):,} rows (e.g. {examples}); they are scored as missing"
+                f"{counted(int(unseen.sum()), 'row')} (e.g. {examples}); they are scored as missing"
             )
     if all(values.isna().all() for values in typed.values()):  # each row would get the model's one blank score
         names = list(model.feature_names_in_)

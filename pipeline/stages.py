@@ -822,7 +822,7 @@ def refuse_other_book(history_dir: Path, features: pd.DataFrame, data_source: st
         return
     this = f"--data {data_source}" if data_source else "this run's data"
     that = f"data {book.source}" if book.source else "its data folder not recorded: scored by an earlier churn"
-    alike = f" ({book.alike:,} ids are alike but landed on other days)" if book.alike else ""
+    alike = f" ({counted(book.alike, 'id is', 'ids are')} alike but landed on other days)" if book.alike else ""
     raise ChurnError(
         f"{this} is another book than the score history of {history_dir.parent} holds: of the {book.now:,} "
         f"accounts this run scores and the {book.earlier:,} of its run of {book.as_of} ({that}), accounts of "
@@ -846,8 +846,9 @@ def coverage_warning(when: date, dataset: Dataset, feature_set: FeatureSet, sett
     gap = (pd.Timestamp(when) - pd.Timestamp(data_end).normalize()).days - 1
     if gap > min(feature_set.built_with(settings.features, settings.data.grace_days)[0].windows):
         return (
-            f"the scoring date {when} is {gap} days after the end of the data ({pd.Timestamp(data_end).date()}): the "
-            "features see no activity in those days, so health scores fall and risk rises for that reason alone; "
+            f"the scoring date {when} is {counted(gap, 'day')} after the end of the data "
+            f"({pd.Timestamp(data_end).date()}): the features see no activity in those days, so health scores fall "
+            "and risk rises for that reason alone; "
             f"check that the data is current, or score as of {latest_scoring_date(data_end)}"
         )
     first = dataset.first_event
@@ -856,7 +857,8 @@ def coverage_warning(when: date, dataset: Dataset, feature_set: FeatureSet, sett
     lead = (pd.Timestamp(when) - first.normalize()).days
     if lead >= HORIZON_DAYS:
         return None
-    where, seen = ("on or before", "no activity") if lead <= 0 else (f"{lead} days after", f"only those {lead} days")
+    days = counted(lead, "day")
+    where, seen = ("on or before", "no activity") if lead <= 0 else (f"{days} after", f"only {days}")
     return (
         f"the scoring date {when} is {where} the first event of the data ({first.date()}): the feature windows "
         f"see {seen}, so health scores fall and risk rises for that reason alone (training snapshots start "
@@ -1207,7 +1209,8 @@ def _run_all(
     metadata = values_metadata(settings.feature_values()) | names_metadata(table)  # as `churn features` records
     features = write_output(table, out_dir / "features.parquet", "features", metadata=metadata)
     paths = {"data": Path(data), "features": features}
-    shape = f"{len(table):,} {settings.features.cadence} snapshots x {len(feature_columns(table))} features"
+    width = counted(len(feature_columns(table)), "feature")
+    shape = f"{counted(len(table), settings.features.cadence + ' snapshot')} x {width}"
     console.print(f"{shape} -> {paths['features']}")
     console.rule("train")
     result = train_on_table(

@@ -51,6 +51,7 @@ from sklearn.metrics import roc_auc_score
 from sqlalchemy.exc import SQLAlchemyError
 
 from features.errors import ChurnError, ConfigError, counted
+from models.population import churned_mask
 from models.risk_model import SOURCE_COLUMNS, ChurnRiskModel
 from models.scores import arr_at_risk
 from pipeline.champion import CHAMPION, champion_uri
@@ -713,7 +714,7 @@ def promote_if_better(
         reason = (
             f"v{version.version} {verdict} champion v{champion.version}: ROC AUC {challenger_auc:.4f} vs "
             f"{champion_auc:.4f} ({gain:+.4f}, needed > {settings.model.promotion_min_gain:+.4f}) "
-            f"{how} ({compared:,} rows)"
+            f"{how} ({counted(compared, 'row')})"
         )
         decision = PromotionDecision(beats, reason, challenger_auc, str(champion.version), champion_auc, compared)
     return _record(settings, version, decision)
@@ -797,7 +798,10 @@ def log_scoring_run(
     experiment_id = configure_tracking(settings)
     as_of = str(pd.Timestamp(scores["as_of"].iloc[0]).date())
     version = str(scores["model_version"].iloc[0])
-    bands = scores["health_band"].value_counts(normalize=True) if "health_band" in scores else pd.Series(dtype=float)
+    # the book's metrics are the accounts still under contract, as the console says; churned ones are counted apart
+    gone = churned_mask(scores)
+    book = scores[~gone]
+    bands = book["health_band"].value_counts(normalize=True) if "health_band" in book else pd.Series(dtype=float)
     tags = {"kind": "scoring", "model_version": version}
     if commit_id is not None:
         tags |= {COMMIT_TAG: commit_id, COMMIT_STATE_TAG: "staged"}
@@ -810,9 +814,10 @@ def log_scoring_run(
     if data_end is not None:
         params["data_end"] = pd.Timestamp(data_end).isoformat()
     metrics = {
-        "accounts": float(len(scores)),
+        "accounts": float(len(book)),
+        "churned_accounts": float(gone.sum()),
         "alerts": float(len(alerts)),
-        "mean_churn_probability": float(scores["churn_probability"].mean()),
+        "mean_churn_probability": float(book["churn_probability"].mean()),
         **{f"share_{band}": float(share) for band, share in bands.items()},
     }
     if (at_risk := arr_at_risk(scores)[0]) is not None:  # no metric where no account has an ARR

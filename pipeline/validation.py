@@ -243,7 +243,7 @@ def validate(
             # rows checked in an earlier run were not scanned: their sums are taken as needing decimals
             exact_sums=exact | {name: frozenset(SUMMED.get(name, ())) for name in checked or {}},
         )
-        report.warnings = [*exclusions, *_warnings(run, raw_types, tables, counts)]
+        report.warnings = [*exclusions, *_warnings(run, raw_types, tables, counts, limit_text)]
         report.warnings += filter(None, [_repeated_rows(run, "subscriptions", REPEATED_TERMS)])  # a small table
         if repeats:
             report.warnings += filter(None, (_repeated_rows(run, name) for name in REPEATS_CHECKED if name in tables))
@@ -848,7 +848,9 @@ def _warning(
     return DataWarning(table, column, problem, count, _rows_text(rows), action, excluded)
 
 
-def _warnings(run: Runner, raw_types: RawTypes, tables: list[str], counts: dict[str, RowCounts]) -> list[DataWarning]:
+def _warnings(
+    run: Runner, raw_types: RawTypes, tables: list[str], counts: dict[str, RowCounts], limit_text: str
+) -> list[DataWarning]:
     """Suspicious but usable rows among the kept ones; the rows of the checks the table scans have not
     counted are counted in one query."""
     q = run.dialect.quote
@@ -904,16 +906,28 @@ def _warnings(run: Runner, raw_types: RawTypes, tables: list[str], counts: dict[
                 None,
             )
         )
-    checks.append(
+    # an account whose every term was excluded as future-dated has terms: just none the data can see yet
+    without_kept = f"account_id NOT IN (SELECT account_id FROM {q('__kept_subscriptions')})"
+    future_only = f"account_id IN (SELECT account_id FROM {q('__typed_subscriptions')})"
+    checks += [
         (
             "accounts",
             "account_id",
-            f"account_id NOT IN (SELECT account_id FROM {q('__kept_subscriptions')})",
+            f"{without_kept} AND NOT {future_only}",
             "accounts without a term in subscriptions",
             "kept: never labelled or scored (prospects? their terms may be missing from the export)",
             None,
-        )
-    )
+        ),
+        (
+            "accounts",
+            "account_id",
+            f"{without_kept} AND {future_only}",
+            f"accounts whose every term starts after {limit_text}",
+            "kept: not labelled or scored until a term starts (their terms are excluded as future-dated, see "
+            "subscriptions.start_date)",
+            None,
+        ),
+    ]
     for table, column, words, said, rows, action in _OPEN_CODES:  # codes features read by their words: say others
         if column in raw_types.get(table, {}):
             allowed = ", ".join(f"'{word}'" for word in words)

@@ -30,7 +30,7 @@ import pandas as pd
 
 from features.errors import ChurnError, ConfigError, counted
 from features.table import ACCOUNT_ID, AS_OF
-from models.alerts import rules_in_words, split_rules
+from models.alerts import CHURNED_RULE, rules_in_words, split_rules
 from pipeline.commit import folder_lock, write_json
 from pipeline.config import AlertSettings, redact_url
 
@@ -76,6 +76,8 @@ def post_webhook(alerts: pd.DataFrame, url: str, timeout: float = 10.0, retries:
     records = json.loads(alerts.to_json(orient="records", date_format="iso"))
     as_of = records[0].get(AS_OF, "")[:10] if records else ""
     summary = counted(len(records), "churn alert") + (f" as of {as_of}" if as_of else "")
+    if gone := sum(CHURNED_RULE in split_rules(r.get("rules") or "") for r in records):  # --include-churned
+        summary += f"; {counted(gone, 'churned account')} among them (terms all ended)"
     if at_risk := [r for r in records if r.get("arr_at_risk") is not None]:  # not a churned account's, lost
         summary += f"; largest ARR at risk: {at_risk[0][ACCOUNT_ID]} ({at_risk[0]['reasons']})"
     body = json.dumps({"text": summary, "alerts": records}).encode()

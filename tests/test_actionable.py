@@ -12,7 +12,7 @@ import pandas as pd
 from features.registry import all_specs, describe, is_actionable, singular_counts
 from models.explain import context_words, renewal_words
 from pipeline.stages import score_date
-from tests.conftest import book_settings
+from tests.helpers import book_settings
 
 CONTEXT = ("tenure_days", "segment", "plan", "term_length_days", "days_to_renewal", "renewals_count", "arr")
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import WebhookReceiver
 
 from features.errors import ChurnError, ConfigError
 from models.alerts import ALERT_COLUMNS, score_alerts
@@ -16,6 +15,7 @@ from models.scoring import risk_band
 from pipeline.config import AlertSettings, RiskBands, load_settings
 from pipeline.history import append_scores, latest_before, read_history
 from pipeline.webhook import Delivery, UnrecordedDelivery, deliver, ledger_path, post_webhook
+from tests.helpers import WebhookReceiver
 
 SETTINGS = AlertSettings(score_drop=10, probability_level=0.5, renewal_days=90)
 BANDS = RiskBands(high=0.5, medium=0.2)
@@ -104,6 +104,40 @@ def test_thresholds_come_from_settings():
     assert alerts["A"].endswith("dropped 15 points (from 80 to 65)")
     assert "D" not in alerts.index, "D renews in 30 days, outside a 5-day window, and was already above 30 %"
     assert "renews in" not in alerts["G"] and "rose above 30% (from 30% to 90%)" not in alerts["G"]
+
+
+def test_a_drop_is_the_difference_of_the_scores_it_shows() -> None:
+    """49.4 to 38.8 is a drop of 10.6: in whole points it read "dropped 11 points (from 49 to 39)"; one decimal
+    keeps the sentence's arithmetic. A drop whose whole points agree stays in whole points."""
+    previous = _scores("2024-05-01", {"A": (49.4, "yellow", 0.2, 300, 1_000), "B": (80.2, "green", 0.2, 300, 1_000)})
+    current = _scores("2024-06-01", {"A": (38.8, "yellow", 0.2, 300, 1_000), "B": (65.1, "green", 0.2, 300, 1_000)})
+    alerts = score_alerts(current, previous, **_thresholds()).set_index("account_id")["reasons"]
+
+    assert alerts["A"] == "health score dropped 10.6 points (from 49.4 to 38.8)"
+    assert alerts["B"] == "health score dropped 15 points (from 80 to 65)"
+
+
+def test_alerts_without_an_arr_are_ordered_by_churn_probability_and_say_so() -> None:
+    """An export without `arr` listed its alerts in account order under "top 10 by ARR at risk"."""
+    from rich.console import Console
+
+    from pipeline.console import print_alerts
+
+    current = CURRENT.assign(arr=np.nan)
+    alerts = score_alerts(current, PREVIOUS, **_thresholds())
+    assert alerts["account_id"].tolist() == ["G", "D", "C", "H", "A", "F"]  # churn p 90, 70, 55, 50, 15, 10 %
+    console = Console(record=True, width=300)
+    print_alerts(alerts, console, limit=3)
+    said = console.export_text()
+    assert "Alerts (6; top 3 by churn probability)" in said and "ARR at risk" not in said
+
+    partly = score_alerts(
+        CURRENT.assign(arr=CURRENT["arr"].where(CURRENT["account_id"] != "H")), PREVIOUS, **_thresholds()
+    )
+    assert partly["account_id"].tolist() == ["D", "C", "G", "A", "F", "H"]  # H has no ARR: last
+    console = Console(record=True, width=300)
+    print_alerts(partly, console)
+    assert "Alerts (6; top 6 by ARR at risk, then churn probability)" in console.export_text()
 
 
 def test_without_a_previous_run_only_renewal_alerts_fire():

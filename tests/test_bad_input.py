@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_cli, tiny_tables, write_tables
+
+from tests.helpers import run_cli, tiny_tables, write_tables
 
 Tables = dict[str, pd.DataFrame]
 
@@ -291,3 +292,18 @@ def test_validate_prints_the_report_with_warnings(tmp_path: Path, capsys: pytest
     assert "3 accounts, 4 terms: 1 renewed, 1 churned, 2 censored" in message
     assert "logins.account_id: 1 row for an account not in accounts" in message
     assert "excluded: no account to attach them to" in message
+
+
+def test_counts_of_one_read_in_the_singular(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A book of one account with one term, featurized on one date, says '1 account, 1 term' and '1 snapshot
+    (1 date ...)', never '1 snapshots'."""
+    tables = {name: table[table["account_id"] == "B"] for name, table in tiny_tables().items()}
+    data = write_tables(tmp_path / "data", tables)
+    code, message = run_cli(["validate", "--data", str(data)], capsys)
+    assert code == 0, message
+    assert "; 1 account, 1 term: 0 renewed, 0 churned, 1 censored" in message
+    out = tmp_path / "f.parquet"
+    args = ["features", "--data", str(data), "--out", str(out), "--as-of", "2023-05-01"]
+    code, message = run_cli(args, capsys)
+    assert code == 0, message
+    assert "Wrote 1 snapshot (1 date, 0 labelled) x " in " ".join(message.split())

@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from conftest import tiny_tables, write_tables
 
 from pipeline.config import Settings
 from pipeline.stages import load
+from tests.helpers import tiny_tables, write_tables
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.worlds
 from bench.worlds import history

@@ -6,10 +6,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import run_cli, tiny_tables, write_tables
 from typer.testing import CliRunner
 
 from pipeline.cli import app, main
+from tests.helpers import run_cli, tiny_tables, write_tables
 
 COMMANDS = ["generate", "validate", "features", "train", "score", "explain", "compare", "run"]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_cli, tiny_tables, write_tables
 
 from features.errors import ConfigError
 from pipeline.config import DEFAULTS_DIR, load_scorecard, load_settings
+from tests.helpers import run_cli, tiny_tables, write_tables
 
 SECRET = "s3cr3t-t0ken"
 

@@ -13,12 +13,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli, tiny_tables, write_tables
 
 from features.build import build_features
 from features.errors import DataContractError
 from features.settings import FeatureSettings
 from pipeline.loading import Dataset
+from tests.helpers import run_cli, tiny_tables, write_tables
 
 DATES = ["2023-06-01", "2023-09-01", "2024-01-01", "2024-03-01"]
 

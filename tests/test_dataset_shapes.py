@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import end_to_end
 from mlflow.tracking import MlflowClient
 
 from pipeline.config import DEFAULTS_DIR
 from pipeline.synthetic import generate
 from pipeline.tracking import NOTES_ARTIFACT
+from tests.helpers import end_to_end
 
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_churn, run_cli
 
 from features.table import read_feature_table, recorded_values
 from pipeline.config import load_settings
 from pipeline.tracking import load_model
+from tests.helpers import run_churn, run_cli
 
 BUILT_WITH = {"features.new_customer_days": 400, "features.onboarding_days": 10, "data.grace_days": 20}
 

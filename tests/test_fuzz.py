@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_churn, tiny_tables
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.contract import TABLES
+from tests.helpers import run_churn, tiny_tables
 
 EXAMPLES = int(os.environ.get("CHURN_FUZZ_EXAMPLES", "30"))
 NASTY_VALUES = [

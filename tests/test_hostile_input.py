@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import tiny_tables, write_tables
 
 from features.build import build_features
 from features.errors import DataContractError
 from features.settings import FeatureSettings
 from pipeline.loading import Dataset, load_dataset
+from tests.helpers import tiny_tables, write_tables
 
 # With the old `read_parquet({files!r})`, Python's repr escaped the quote as \' -- which DuckDB does not
 # read as an escape -- so this name closed the list, ran COPY and commented out the rest.

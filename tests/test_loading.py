@@ -10,7 +10,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli, tiny_tables, write_tables
 from rich.console import Console
 
 from features.build import build_features
@@ -20,6 +19,7 @@ from features.sql.dialect import DUCKDB, EPOCH_NANOS
 from pipeline.console import print_report
 from pipeline.loading import Dataset, load_dataset, utc_connection
 from tests.feature_data import RANDOM_DATA_END, RANDOM_START, padded, random_tables
+from tests.helpers import run_cli, tiny_tables, write_tables
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "folder"])
@@ -110,6 +110,26 @@ def test_explicit_data_end_censors_and_excludes_later_rows() -> None:
     assert late[0].excluded and "'2024-06-30 00:00:00'" in late[0].examples
     assert report.tables["logins"].excluded == 1
     assert dataset.con.execute("SELECT max(ts) FROM logins").fetchone()[0] < pd.Timestamp("2024-01-16")
+
+
+def test_an_account_whose_terms_all_start_after_the_data_end_is_not_called_a_prospect() -> None:
+    """Its terms exist but are excluded as future-dated (SPEC): it was said "without a term in subscriptions ->
+    (prospects? their terms may be missing from the export)"."""
+    tables = tiny_tables()
+    tables["accounts"] = pd.concat(
+        [tables["accounts"], pd.DataFrame({"account_id": ["D", "E"], "created_at": ["2023-09-01"] * 2})]
+    )
+    later = {"account_id": ["D"], "start_date": ["2024-03-01"], "end_date": ["2025-03-01"]}
+    tables["subscriptions"] = pd.concat([tables["subscriptions"], pd.DataFrame(later)])
+    found = {
+        (w.table, w.column, w.problem): w for w in Dataset.from_frames(tables, data_end="2024-01-15").report.warnings
+    }
+
+    future = found[("accounts", "account_id", "accounts whose every term starts after the data end 2024-01-15")]
+    assert (future.count, future.examples) == (1, "rows 4: 'D'")
+    assert future.action.startswith("kept: not labelled or scored until a term starts (their terms are excluded as")
+    never = found[("accounts", "account_id", "accounts without a term in subscriptions")]
+    assert (never.count, never.examples) == (1, "rows 5: 'E'")
 
 
 def test_suspicious_rows_are_counted_with_examples_and_unknown_accounts_excluded() -> None:

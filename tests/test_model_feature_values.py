@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import date
 
 import pandas as pd
-from conftest import book_settings
 from rich.console import Console
 
 from features.feature_set import FeatureSet
@@ -17,6 +16,7 @@ from pipeline.commit import ScoreOutputs
 from pipeline.config import load_settings
 from pipeline.stages import build_feature_table, run_explain, run_score, score_date, train_on_table
 from pipeline.tracking import load_model
+from tests.helpers import book_settings
 
 SCORE_DATE = date(2025, 7, 1)
 CHANGED = {"features": {"new_customer_days": 400, "onboarding_days": 10}, "data": {"grace_days": 3}}

@@ -13,10 +13,10 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import export_until, run_churn, run_cli
 
 from pipeline.champion import MIN_SEEN_SHARE, SKETCH_SIZE, TrainedOn, account_keys
 from pipeline.synthetic import generate
+from tests.helpers import export_until, run_churn, run_cli
 
 pytestmark = pytest.mark.slow  # trains models and runs the CLI end to end (see conftest)
 

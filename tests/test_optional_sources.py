@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli, tiny_tables, write_tables
 from feature_data import make_dataset, snapshot
 
 from features.build import build_features, snapshot_dates
@@ -19,6 +18,7 @@ from models.scorecard import parse_scorecard
 from pipeline.config import DEFAULTS_DIR, load_scorecard, read_yaml
 from pipeline.loading import Dataset, load_dataset
 from pipeline.synthetic import generate
+from tests.helpers import run_cli, tiny_tables, write_tables
 
 NEW_CATEGORIES = ("financial", "relationship", "voice")
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import end_to_end, run_cli
 
 from features.registry import category_map
 from pipeline.synthetic import generate
+from tests.helpers import end_to_end, run_cli
 
 pytestmark = pytest.mark.slow
 NEW_CATEGORIES = ("financial", "relationship", "voice")

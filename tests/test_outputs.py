@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_cli, tiny_tables, write_tables
 
 from features.errors import ChurnError
 from pipeline.commit import ScoreOutputs
@@ -31,6 +30,7 @@ from pipeline.io import (
     write_output,
     write_output_file,
 )
+from tests.helpers import run_cli, tiny_tables, write_tables
 
 FRAME = pd.DataFrame({"account_id": ["A", "B"], "value": [1.0, 2.0]})
 

@@ -30,7 +30,7 @@ from pipeline.history import partition_path, read_history
 from pipeline.override_commands import run_expire, run_history, run_import, run_list, run_override, run_withdraw
 from pipeline.override_store import MIGRATIONS, SCHEMA_VERSION, read_records, store_path
 from pipeline.stages import build_feature_table, run_explain, score_date
-from tests.conftest import book_settings, run_cli, tiny_tables, write_tables
+from tests.helpers import book_settings, run_cli, tiny_tables, write_tables
 
 QUIET = Console(quiet=True)
 TODAY = date(2025, 3, 15)

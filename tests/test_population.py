@@ -7,10 +7,10 @@ import logging
 import shutil
 from datetime import date
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import WebhookReceiver, book_settings
 from rich.console import Console
 
 from features.build import build_features
@@ -18,10 +18,11 @@ from features.errors import DataContractError, counted
 from models.population import churned_accounts, trial_mask
 from models.scores import arr_at_risk
 from pipeline.commit import ScoreOutputs
-from pipeline.console import print_alerts
+from pipeline.console import print_alerts, print_score_run
 from pipeline.history import read_history
 from pipeline.loading import load_dataset
 from pipeline.stages import build_feature_table, score_date, scored_population
+from tests.helpers import WebhookReceiver, book_settings
 
 WHEN = pd.Timestamp("2025-05-01")
 
@@ -224,13 +225,32 @@ def test_a_churned_account_is_alerted_once_as_churned_not_as_worse(book, webhook
 
     console = Console(record=True, width=300)
     print_alerts(run.alerts[run.alerts["account_id"].isin(gone)], console)
-    rows = [line for line in console.export_text().splitlines() if line.startswith("│ A")]
-    assert len(rows) == len(news) and all("│ -  " in row and "│ churned: its last term ended " in row for row in rows)
+    said = console.export_text()
+    rows = [line for line in said.splitlines() if line.startswith("│ A")]
+    assert len(rows) == len(news) and all("│ churned: its last term ended " in row for row in rows)
+    assert "by churn probability)" in said and "ARR at risk" not in said  # lost, not at risk
     assert not any("worse" in row or "dropped" in row or "fell most" in row for row in rows)
     (posted,) = WebhookReceiver.bodies
     sent = {a["account_id"]: a for a in posted["payload"]["alerts"]}
     assert {a for a, alert in sent.items() if alert["rules"] == "churned"} == news
     assert posted["payload"]["text"].split("largest ARR at risk: ")[1].split(" ")[0] == alive.index[0]
+    assert f"; {counted(len(news), 'churned account')} among them (terms all ended); " in posted["payload"]["text"]
+
+    # the book's counts are of the accounts still under contract, in the console and in MLflow alike
+    console = Console(record=True, width=1000)
+    print_score_run(run, {}, console)
+    line = console.export_text().splitlines()[0]
+    bands = book["health_band"].value_counts()
+    assert line.startswith(
+        f"Scored {counted(len(book), 'account')} as of {WHEN.date()} with model version {run.model_version}: "
+        f"health {bands.get('green', 0)} green, {bands.get('yellow', 0)} yellow, {bands.get('red', 0)} red; "
+    )
+    assert line.endswith(f". Also {counted(len(gone), 'churned account')} (terms all ended), in none of these counts.")
+    (run_id,) = [n.split()[3] for n in run.notes if n.startswith("MLflow scoring run ")]
+    logged = mlflow.MlflowClient(settings.tracking_uri()).get_run(run_id).data.metrics
+    assert (logged["accounts"], logged["churned_accounts"]) == (len(book), len(gone))
+    assert logged["share_red"] == pytest.approx(bands.get("red", 0) / len(book))
+    assert logged["mean_churn_probability"] == pytest.approx(book["churn_probability"].mean())
 
     WebhookReceiver.bodies.clear()  # a month on, still churned: no news
     run = score_date(dataset, later, settings, result.model_uri, history=True, include_churned=True)

@@ -15,7 +15,7 @@ import pytest
 from features.families.usage import feature_key
 from features.table import product_names, read_feature_table
 from pipeline.synthetic import generate
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow
 

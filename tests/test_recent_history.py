@@ -22,7 +22,7 @@ from features.settings import FeatureSettings
 from pipeline.loading import load_dataset
 from pipeline.recent_history import RECENT_TABLES, read_start
 from pipeline.stages import score_date
-from tests.conftest import book_settings
+from tests.helpers import book_settings
 
 DATES = ("2023-03-20", "2023-05-01", "2024-02-14", "2025-07-01")  # first: its windows reach before the data
 

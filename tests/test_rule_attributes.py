@@ -20,7 +20,7 @@ from pipeline.loading import Dataset
 from pipeline.stages import run_explain
 from pipeline.synthetic import generate
 from pipeline.tracking import load_model
-from tests.conftest import run_churn, run_cli, tiny_tables
+from tests.helpers import run_churn, run_cli, tiny_tables
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_cli
+
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
 

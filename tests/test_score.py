@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import book_settings, run_churn, run_cli
 from rich.console import Console
 
 from features.errors import ChurnError
@@ -22,6 +21,7 @@ from pipeline.loading import load_dataset
 from pipeline.score import score_table
 from pipeline.stages import build_feature_table, health_config, run_explain, score_date
 from pipeline.tracking import load_model
+from tests.helpers import book_settings, run_churn, run_cli
 
 SCORE_DATE = date(2025, 7, 1)
 

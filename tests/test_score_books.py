@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import export_until, run_churn, run_cli
 
 from pipeline.stages import data_source_name
 from pipeline.synthetic import generate
+from tests.helpers import export_until, run_churn, run_cli
 
 pytestmark = pytest.mark.slow  # trains a model and runs the CLI end to end (see conftest)
 

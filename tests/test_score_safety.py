@@ -24,7 +24,6 @@ from typing import ClassVar
 import mlflow
 import pandas as pd
 import pytest
-from conftest import run_cli
 from rich.console import Console
 
 from features.errors import ChurnError, counted
@@ -35,6 +34,7 @@ from pipeline.loading import load_dataset
 from pipeline.stages import build_feature_table, run_score, score_date, train_on_table
 from pipeline.synthetic import generate
 from pipeline.tracking import load_model
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
 

@@ -28,7 +28,7 @@ from features.feature_set import FeatureSet
 from pipeline.champion import DIGEST_TAG, Probe, kept_feature_set, probe
 from pipeline.summary_cache import UNUSED_DAYS
 from pipeline.tracking import TAG_MODEL_SHA256, point_mlflow_at
-from tests.conftest import book_settings, run_cli
+from tests.helpers import book_settings, run_cli
 
 BLOCKED = """
 import sys

@@ -12,7 +12,7 @@ import yaml
 from pipeline.config import load_scorecard
 from pipeline.history import read_history
 from pipeline.stages import score_date
-from tests.conftest import book_settings, run_cli
+from tests.helpers import book_settings, run_cli
 
 FIRST, SECOND = pd.Timestamp("2025-04-01"), pd.Timestamp("2025-05-01")
 

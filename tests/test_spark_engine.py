@@ -25,8 +25,8 @@ from pipeline.loading import load_dataset
 from pipeline.spark_loading import load_on_spark, register_tables
 from pipeline.stages import build_feature_table, load, score_date, train_on_table
 from pipeline.synthetic import generate
-from tests.conftest import run_cli, write_tables
 from tests.feature_data import RANDOM_DATA_END, RANDOM_START, padded, random_tables
+from tests.helpers import run_cli, write_tables
 from tests.test_leakage import SETTINGS, rewrite_after
 from tests.test_rule_attributes import CARD, expected_scorecard, with_tier
 
@@ -200,7 +200,7 @@ def test_segment_rules_on_accounts_columns_pick_the_same_scorecards_on_spark(wor
 
 
 def test_bad_input_fails_with_the_same_message_on_both_engines(tmp_path, capsys):
-    from tests.conftest import tiny_tables
+    from tests.helpers import tiny_tables
 
     tables = tiny_tables()
     tables["logins"].loc[1, "ts"] = "yesterday"

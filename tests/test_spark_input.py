@@ -24,8 +24,8 @@ from features.errors import DataContractError
 from features.sql.engine import SparkEngine
 from pipeline.loading import load_dataset
 from pipeline.spark_loading import load_on_spark, register_tables
-from tests.conftest import run_cli, tiny_tables, write_tables
 from tests.feature_data import RANDOM_DATA_END, random_tables
+from tests.helpers import run_cli, tiny_tables, write_tables
 from tests.test_leakage import SETTINGS
 from tests.test_loading import (
     FOLDER_MONTH,

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from churn_sim import simulate_feature_table
-from conftest import run_cli, write_tables
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +20,7 @@ from models.split import (
     stratified_folds,
     stratified_split,
 )
+from tests.helpers import run_cli, write_tables
 
 
 def _random_table(seed: int, rows: int, months: int, censored_share: float) -> pd.DataFrame:

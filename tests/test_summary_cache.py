@@ -27,7 +27,7 @@ from pipeline.loading import Dataset, load_dataset
 from pipeline.recent_history import RECENT_TABLES, read_start
 from pipeline.summary_cache import UNUSED_DAYS, file_identity
 from pipeline.window_cache import REUSE_DAYS
-from tests.conftest import book_settings
+from tests.helpers import book_settings
 
 WHEN = "2025-01-15"
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_cli
+
+from tests.helpers import run_cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench
 from bench.worlds import history, third

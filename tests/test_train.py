@@ -11,7 +11,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from churn_sim import simulate_feature_table
-from conftest import run_cli
 from mlflow.exceptions import MlflowException
 
 from features.errors import ChurnError, ConfigError, DataContractError
@@ -24,6 +23,7 @@ from pipeline.train import (
     train_model,
     train_prepared_table,
 )
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
 
@@ -397,7 +397,7 @@ def test_a_table_with_tenure_and_days_to_renewal_gets_its_lifecycle_stage(tmp_pa
     book.to_parquet(tmp_path / "book.parquet")
     out = tmp_path / "scores.parquet"
     code, text = run_cli(["score", "--table", str(tmp_path / "book.parquet"), "--out", str(out), *args], capsys)
-    assert code == 0 and "lifecycle_stage is empty for 1 rows whose tenure_days or days_to_renewal is blank" in text
+    assert code == 0 and "lifecycle_stage is empty for 1 row whose tenure_days or days_to_renewal is blank" in text
     stages = pd.read_parquet(out)["lifecycle_stage"]
     expected = np.select(
         [book["days_to_renewal"] <= 90, book["days_to_renewal"].isna(), book["tenure_days"] < 120,

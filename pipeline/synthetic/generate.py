@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.contract import EVENT_TABLES, OPTIONAL_SOURCES
-from features.errors import ConfigError
+from features.errors import ConfigError, counted
 from pipeline.io import Legacy, replace_directory
 from pipeline.progress import ProgressCallback
 from pipeline.synthetic import knobs as k
@@ -63,8 +63,8 @@ class GenerateSummary:
         tables = ", ".join(f"{name} {count:,}" for name, count in self.rows.items())
         world = "" if self.world == "default" else f", world {self.world}"
         return (
-            f"{self.accounts:,} accounts from {self.start} to {self.end} (seed {self.seed}{world}): {tables}; "
-            f"churn per renewal {rates}; {self.events:,} events in {self.seconds:.1f} s"
+            f"{counted(self.accounts, 'account')} from {self.start} to {self.end} (seed {self.seed}{world}): {tables}; "
+            f"churn per renewal {rates}; {counted(self.events, 'event')} in {self.seconds:.1f} s"
         )
 
 
