@@ -166,7 +166,7 @@ def test_without_folds_the_model_falls_back_to_the_validation_rows_and_says_so(d
 def test_calibrator_is_monotone_and_matches_sklearn_isotonic(monkeypatch):
     from sklearn.isotonic import IsotonicRegression
 
-    monkeypatch.setattr(risk_model, "PRIOR_EVENTS", 0.0)  # without the prior: plain isotonic regression
+    monkeypatch.setattr(risk_model, "PRIOR_ROWS", 0.0)  # without the prior: plain isotonic regression
     rng = np.random.default_rng(0)
     raw = rng.normal(size=2_000)
     labels = (rng.random(2_000) < 1 / (1 + np.exp(-2 * raw))).astype(int)
@@ -182,7 +182,7 @@ def test_calibrator_is_monotone_and_matches_sklearn_isotonic(monkeypatch):
 
 def test_isotonic_steps_of_few_rows_are_not_certain():
     """A top step of a few rows that all churned (a bottom one that all renewed) is shrunk toward the base rate
-    by a Beta prior worth one account of the rarer outcome; unshrunk it was exactly 1 (0), read as certainty."""
+    by a Beta prior worth two rows; unshrunk it was exactly 1 (0), read as certainty."""
     rng = np.random.default_rng(1)
     raw = np.r_[[-6.2, -6.1, -6.0], rng.normal(size=400), [6.0, 6.1, 6.2]]
     labels = np.r_[[0, 0, 0], rng.random(400) < 1 / (1 + np.exp(-raw[3:-3])), [1, 1, 1]].astype(float)
