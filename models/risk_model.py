@@ -67,6 +67,9 @@ META_FILE = "model.json"
 REFERENCE_FILE = "reference.parquet"
 # In `metadata_`: feature -> the prepared table's column it was renamed from (`Monthly_Charges` -> `Monthly Charges`)
 SOURCE_COLUMNS = "source_columns"
+# In `metadata_`: feature (and churn_probability) -> the largest PSI of one training snapshot date's rows against
+# the reference, which drift must pass (models.drift.date_spread; absent for a table trained without dates)
+DATE_SPREAD = "drift_date_spread"
 # The contributions' column for the base value (the log-odds of an average row): no feature may take its name.
 BASE_VALUE = "bias"
 REFERENCE_ROWS = 5_000
