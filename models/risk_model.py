@@ -49,7 +49,13 @@ from features.progress import ProgressCallback
 from models.errors import ModelError
 
 CalibrationKind = Literal["isotonic", "sigmoid"]
-PROBABILITY_FLOOR = 1e-4  # isotonic steps can reach exactly 0 or 1; no account is that certain
+PROBABILITY_FLOOR = 1e-4  # a Platt sigmoid can round to exactly 0 or 1; no account is that certain
+# Each isotonic step's churn rate is the posterior mean under a Beta prior centred on the base rate and worth this
+# many rows (the m-estimate of Zadrozny & Elkan, 2001; Laplace's rule of succession is 2 rows centred on one half):
+# a step of a few rows that all churned says "likely", not "certain" (unshrunk, the top step of a 1,500-account book
+# was 1.000 and a validation account at 1.000 renewed). Large steps barely move; the order, and so every AUC, is
+# unchanged.
+PRIOR_ROWS = 2.0
 # Isotonic calibration is a step function: every account on one step would get the same probability,
 # and ranking by probability would lose what the log-odds know (measured: ROC AUC 0.904 on calibrated
 # probabilities vs 0.927 on the log-odds of the same model, telecom table). A shift this small breaks
@@ -61,6 +67,9 @@ META_FILE = "model.json"
 REFERENCE_FILE = "reference.parquet"
 # In `metadata_`: feature -> the prepared table's column it was renamed from (`Monthly_Charges` -> `Monthly Charges`)
 SOURCE_COLUMNS = "source_columns"
+# In `metadata_`: feature (and churn_probability) -> the largest PSI of one training snapshot date's rows against
+# the reference, which drift must pass (models.drift.date_spread; absent for a table trained without dates)
+DATE_SPREAD = "drift_date_spread"
 # The contributions' column for the base value (the log-odds of an average row): no feature may take its name.
 BASE_VALUE = "bias"
 REFERENCE_ROWS = 5_000
@@ -131,8 +140,11 @@ class Calibrator:
         if kind == "isotonic":
             from sklearn.isotonic import IsotonicRegression
 
-            iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, labels)
-            return cls(kind, knots_x=iso.X_thresholds_.tolist(), knots_y=iso.y_thresholds_.tolist())
+            order = np.argsort(raw, kind="stable")
+            raw, labels = raw[order], labels[order]
+            steps = IsotonicRegression(out_of_bounds="clip").fit(raw, labels).predict(raw)
+            knots_x, knots_y = _shrunk_steps(raw, labels, np.flatnonzero(np.diff(steps)) + 1)
+            return cls(kind, knots_x=knots_x, knots_y=knots_y)
         if kind == "sigmoid":
             from sklearn.linear_model import LogisticRegression
 
@@ -150,6 +162,28 @@ class Calibrator:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def _shrunk_steps(raw: np.ndarray, labels: np.ndarray, starts: np.ndarray) -> tuple[list[float], list[float]]:
+    """Knots of the isotonic steps of sorted `raw` (steps begin at `starts`), each step's rate shrunk by the prior.
+
+    Shrinking pulls a small high step below a large one beneath it; such neighbours are pooled (their
+    counts added, the pool shrunk again) until the rates rise, as pool-adjacent-violators does.
+    """
+    base = float(labels.mean())
+    strength = PRIOR_ROWS
+    pools: list[list[float]] = []  # [first x, last x, rows, churned, shrunk rate]
+    for rows in np.split(np.arange(len(raw)), starts):
+        pool = [raw[rows[0]], raw[rows[-1]], len(rows), float(labels[rows].sum()), 0.0]
+        while True:
+            pool[4] = (pool[3] + strength * base) / (pool[2] + strength)
+            if not pools or pools[-1][4] < pool[4]:
+                break
+            below = pools.pop()
+            pool = [below[0], pool[1], below[2] + pool[2], below[3] + pool[3], 0.0]
+        pools.append(pool)
+    knots = [(x, rate) for first, last, _, _, rate in pools for x in dict.fromkeys((first, last))]
+    return [float(x) for x, _ in knots], [float(y) for _, y in knots]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from models.alerts import score_alerts
 from models.drift import drift_report
 from models.healthscore import explain_health, near_miss_segment_values, score_health
 from models.overrides import RECORD_COLUMNS, apply_overrides, expiry_reasons, in_force, sentiment_values
-from models.risk_model import ChurnRiskModel
+from models.risk_model import DATE_SPREAD, ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from models.scores import CHURN_PROBABILITY, MODEL_VERSION, SCORECARD_HASH, SCORECARD_NAME, health_columns
 from models.scoring import Scored, said_columns, score_accounts
@@ -316,9 +316,15 @@ def score_book(
     # Only the monitored columns: the wide feature frame is fragmented, and drift reads no other.
     current = features[model.feature_names_in_].assign(**{CHURN_PROBABILITY: scores[CHURN_PROBABILITY].to_numpy()})
     drift = (
-        drift_report(model.reference_, current, monitored, settings.scoring.drift_psi_threshold)
+        drift_report(
+            model.reference_,
+            current,
+            monitored,
+            settings.scoring.drift_psi_threshold,
+            spread=model.metadata_.get(DATE_SPREAD),
+        )
         if not model.reference_.empty
-        else pd.DataFrame(columns=["feature", "psi", "noise_level", "drifted"])
+        else pd.DataFrame(columns=["feature", "psi", "noise_level", "date_spread", "drifted"])
     )
     return ScoreRun(
         scores=scores,

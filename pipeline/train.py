@@ -46,9 +46,11 @@ from features.table import (
 from models.baselines import fit_logistic_baseline
 from models.categories import ml_categories
 from models.comparison import calibration_by_band
+from models.drift import date_spread
 from models.evaluation import ALL_SEGMENTS, evaluate, evaluation_figures
-from models.risk_model import BASE_VALUE, SOURCE_COLUMNS, ChurnRiskModel
+from models.risk_model import BASE_VALUE, DATE_SPREAD, SOURCE_COLUMNS, ChurnRiskModel
 from models.scorecard import ScorecardConfig
+from models.scores import CHURN_PROBABILITY
 from models.scoring import risk_band
 from models.split import (
     MIN_TRAIN_CLASS_ROWS,
@@ -154,6 +156,10 @@ def train_model(
         progress=progress, source=source, notes=list(notes), feature_values=settings.feature_values(),
     )  # fmt: skip
     trained_on = trained_on_record(table, data_source or "a feature table", accounts, settings.model.seed)
+    model = evaluated.model  # every snapshot of a date, censored ones too: the book a scoring run at that date sees
+    snapshots = table[model.feature_names_in_]
+    snapshots = snapshots.assign(**{CHURN_PROBABILITY: model.predict_proba(snapshots)[:, 1]})
+    model.metadata_[DATE_SPREAD] = date_spread(model.reference_, snapshots, table[AS_OF], list(snapshots.columns))
     return log_and_register(
         evaluated, split, folds, settings, config_files=config_files, promote=promote, progress=progress,
         source=source, trained_on=trained_on,

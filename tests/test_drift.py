@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from features.errors import ChurnError, DataContractError
-from models.drift import check_required_features, drift_report, noise_level, population_stability_index
+from models.drift import (
+    check_required_features,
+    date_spread,
+    drift_report,
+    noise_level,
+    population_stability_index,
+)
 
 
 def _psi(ref_counts: list[float], cur_counts: list[float]) -> float:
@@ -83,7 +89,7 @@ def test_drift_report_flags_features_and_the_score_past_the_threshold():
 
     report = drift_report(reference, current, list(reference.columns), threshold=0.25)
 
-    assert report.columns.tolist() == ["feature", "psi", "noise_level", "drifted"]
+    assert report.columns.tolist() == ["feature", "psi", "noise_level", "date_spread", "drifted"]
     assert report["feature"].tolist() == list(reference.columns)
     psi = report.set_index("feature")["psi"]
     assert psi["logins_per_seat_30d"] < 0.02 and psi["plan"] < 0.02
@@ -121,3 +127,31 @@ def test_missing_feature_fails_naming_the_features_and_the_table():
         drift_report(table.assign(plan="x"), table, ["plan"], threshold=0.25)
     with pytest.raises(ChurnError, match=r"'arr'.*current data has no rows"):
         population_stability_index(table["arr"], table["arr"].iloc[0:0])
+
+
+def test_a_date_of_the_training_snapshots_is_not_drift_but_a_shift_past_them_is():
+    """Training rows pool every snapshot date; one date's book differs from the pool by design (a monthly term
+    is 28-31 days long, a year window is cut short in the data's first year), by far more than sampling noise.
+    A feature is flagged only past the largest PSI a training date itself has against the reference."""
+    rng = np.random.default_rng(3)
+    months = pd.date_range("2024-01-01", periods=12, freq="MS")
+    dates = pd.Series(np.repeat(months, 200))
+    snapshots = pd.DataFrame(
+        {
+            "term_length_days": dates.dt.days_in_month.astype(float),  # every account's term: its month's days
+            "late_payments_365d": np.where(dates < months[4], np.nan, rng.poisson(1, len(dates))),
+            "logins_per_seat_30d": rng.gamma(2, 3, len(dates)),
+        }
+    )
+    features = list(snapshots.columns)
+    reference = snapshots.sample(n=1500, random_state=0)
+    one_date = snapshots[dates.eq(months[8]).to_numpy()]
+    assert drift_report(reference, one_date, features, threshold=0.25)["drifted"].sum() == 2  # as it was
+    spread = date_spread(reference, snapshots, dates, features)
+    assert spread["term_length_days"] > 1 and spread["logins_per_seat_30d"] < 0.25
+    report = drift_report(reference, one_date, features, threshold=0.25, spread=spread)
+    assert not report["drifted"].any()
+    assert (report["date_spread"] == [spread[name] for name in features]).all()
+    tripled = one_date.assign(logins_per_seat_30d=one_date["logins_per_seat_30d"] * 3)
+    flagged = drift_report(reference, tripled, features, threshold=0.25, spread=spread)
+    assert flagged["drifted"].tolist() == [False, False, True]

@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from features.errors import ChurnError, DataContractError
 from features.table import feature_columns
+from models import risk_model
 from models.baselines import fit_logistic_baseline
 from models.evaluation import expected_calibration_error
 from models.risk_model import CALIBRATION_FOLDS, Calibrator, ChurnRiskModel
@@ -162,9 +163,10 @@ def test_without_folds_the_model_falls_back_to_the_validation_rows_and_says_so(d
     assert thin.fit_rows_ == len(data["X"])
 
 
-def test_calibrator_is_monotone_and_matches_sklearn_isotonic():
+def test_calibrator_is_monotone_and_matches_sklearn_isotonic(monkeypatch):
     from sklearn.isotonic import IsotonicRegression
 
+    monkeypatch.setattr(risk_model, "PRIOR_ROWS", 0.0)  # without the prior: plain isotonic regression
     rng = np.random.default_rng(0)
     raw = rng.normal(size=2_000)
     labels = (rng.random(2_000) < 1 / (1 + np.exp(-2 * raw))).astype(int)
@@ -176,6 +178,21 @@ def test_calibrator_is_monotone_and_matches_sklearn_isotonic():
     assert (np.diff(calibrator.predict(grid)) > 0).all()
     assert roc_auc_score(labels, calibrator.predict(raw)) == roc_auc_score(labels, raw)
     assert (np.diff(Calibrator.fit(raw, labels, "sigmoid").predict(grid)) > 0).all()
+
+
+def test_isotonic_steps_of_few_rows_are_not_certain():
+    """A top step of a few rows that all churned (a bottom one that all renewed) is shrunk toward the base rate
+    by a Beta prior worth two rows; unshrunk it was exactly 1 (0), read as certainty."""
+    rng = np.random.default_rng(1)
+    raw = np.r_[[-6.2, -6.1, -6.0], rng.normal(size=400), [6.0, 6.1, 6.2]]
+    labels = np.r_[[0, 0, 0], rng.random(400) < 1 / (1 + np.exp(-raw[3:-3])), [1, 1, 1]].astype(float)
+    calibrator = Calibrator.fit(raw, labels, "isotonic")
+    assert calibrator.predict(np.array([6.2]))[0] < 0.9
+    assert 0.01 < calibrator.predict(np.array([-10.0]))[0] < 0.2
+    assert np.all(np.diff(calibrator.knots_y) >= 0) and np.all(np.diff(calibrator.knots_x) >= 0)
+    grid = np.linspace(-7, 7, 200)
+    assert (np.diff(calibrator.predict(grid)) > 0).all()
+    assert roc_auc_score(labels, calibrator.predict(raw)) == roc_auc_score(labels, raw)
 
 
 def test_categoricals_as_strings_in_any_column_order_score_the_same(data, model):

@@ -117,6 +117,29 @@ def test_run_says_when_it_scores_with_a_model_it_did_not_promote(tmp_path: Path,
     assert {"7", "42"} <= seeds
 
 
+def test_run_warns_when_it_scores_with_a_first_model_no_better_than_chance(tmp_path: Path, capsys) -> None:
+    """On a book where nothing observable drives churn, the first model stays @challenger (no champion);
+    `churn run` still scores with it, and must warn that its probabilities tell no one apart."""
+    from pipeline.synthetic import generate
+
+    data = tmp_path / "data"
+    generate(data, n_accounts=200, seed=2, start="2023-01-01", years=2.5, world="no_signal")
+    config = tmp_path / "run.yaml"
+    config.write_text(f"workdir: {tmp_path / 'work'}\nmodel:\n  tune_trials: 0\n  n_estimators: 60\n")
+    code, text = run_cli(["run", "--data", str(data), "--out", str(tmp_path / "out"), "--config", str(config)], capsys)
+    assert code == 0, text
+    assert pd.read_parquet(tmp_path / "out" / "scores.parquet")["model_version"].eq("1").all()
+    assert (
+        "the book is scored with the model just trained (version 1, @challenger), whose ranking is not credibly "
+        "better than chance: its churn probabilities and risk bands do not tell accounts apart, read the health "
+        "scores instead; `churn score` has no champion until a model with signal is trained (or one is promoted "
+        "with `churn train --promote`)"
+    ) in text
+    with sqlite3.connect(tmp_path / "work" / "mlflow.db") as store:
+        aliases = dict(store.execute("SELECT alias, version FROM registered_model_aliases"))
+    assert aliases == {"challenger": 1}, aliases
+
+
 def test_run_takes_the_grace_days_and_data_end_of_the_commands_that_build_labels(tmp_path: Path, capsys) -> None:
     """The SPEC gives every command that builds labels a `--grace-days` flag; `churn run` builds them (it trains
     and compares) but had neither it nor `--data-end`, so its labels could differ from `churn features`' only

@@ -101,6 +101,16 @@ def test_a_later_run_gets_trends_and_alerts_against_the_earlier_one(trained) -> 
     assert later.alerts["reasons"].str.len().gt(0).all()
 
 
+def test_scoring_a_date_the_model_trained_on_finds_no_drift(book) -> None:
+    """A book a month before the data end, a snapshot date of the training rows, read as drifted (8 to 11
+    features in acceptance runs) from differences between training dates the model learned through."""
+    settings, result = book_settings(book, "drift-in-training")
+    run = score_date(book[2], date(2025, 6, 1), settings, result.model_uri, history=False)
+    assert run.drifted == [], run.drift.sort_values("psi").tail()
+    spread = run.drift.set_index("feature")["date_spread"]
+    assert spread.gt(0).all() and spread["term_length_days"] > 0.25
+
+
 def test_a_run_kept_out_of_the_history_still_compares_with_it(book, tmp_path: Path) -> None:
     """`--no-history` used to skip reading the history too: no trends, and alerts from the renewal rule
     only, with a note that there was no earlier run. It only keeps the run out of the history now."""
