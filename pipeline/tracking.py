@@ -31,6 +31,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import cached_property
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -579,6 +580,7 @@ class OutOfSample:
     scores: np.ndarray
     accounts: pd.Series
 
+    @cached_property  # 400 resamples of every labelled row: said in the reason and judged, computed once
     def auc_lower_bound(self) -> float:
         """The one-sided `FIRST_CHAMPION_LEVEL` lower bound of the ROC AUC (bootstrap over accounts)."""
         from models.comparison import auc_lower_bound  # the comparison code, only when a first model is judged
@@ -591,7 +593,7 @@ class OutOfSample:
         accounts = counted(self.accounts.nunique(), "account")
         return (
             f"ROC AUC {auc:.3f} over {counted(len(self.labels), 'row')} of {accounts}"
-            f" ({int(self.labels.sum()):,} churned), lower bound {self.auc_lower_bound():.3f} at "
+            f" ({int(self.labels.sum()):,} churned), lower bound {self.auc_lower_bound:.3f} at "
             f"{FIRST_CHAMPION_LEVEL:.0%} by a bootstrap over the accounts"
         )
 
@@ -731,7 +733,7 @@ def _first_champion(version: ModelVersion, evidence: ValidationEvidence, promote
     if sample is None:  # no cross-fitted scores: the validation rows, each row its own account
         sample = OutOfSample(evidence.labels, evidence.scores, pd.Series(np.arange(len(evidence.labels))))
     measured = f"cross-fitted {sample.describe()}; held-out validation ROC AUC {auc:.3f}"
-    learned = sample.auc_lower_bound() > CHANCE_AUC and auc > CHANCE_AUC
+    learned = sample.auc_lower_bound > CHANCE_AUC and auc > CHANCE_AUC
     if learned:
         return PromotionDecision(
             True, f"no champion yet; v{version.version} becomes champion, it ranks better than chance ({measured})", auc
