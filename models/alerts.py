@@ -25,8 +25,8 @@ from features.errors import ChurnError, counted
 from features.table import ACCOUNT_ID, AS_OF
 from models.explain import renewal_words
 from models.healthscore import BAND_ORDER
-from models.population import CHURNED
-from models.scores import ACCOUNT_STATUS, HEALTH_BAND, RISK_BAND, SCORECARD_HASH, health_columns
+from models.population import churned_mask
+from models.scores import HEALTH_BAND, RISK_BAND, SCORECARD_HASH, health_columns
 from models.scoring import risk_band
 
 ALERT_COLUMNS: tuple[str, ...] = (
@@ -145,7 +145,7 @@ def score_alerts(
     # Like with like: a score of another scorecard is no reference for a drop or a band change.
     comparable = same_scorecard(now, before)
     # an account whose terms have all ended (scored with --include-churned): nothing got worse, it is gone
-    churned = _text(now, ACCOUNT_STATUS).eq(CHURNED).fillna(False).astype(bool)
+    churned = pd.Series(churned_mask(now), index=now.index)
     live = comparable & ~churned
     band_worsened = (band.map(BAND_ORDER) > before_band.map(BAND_ORDER)).fillna(False).astype(bool) & live
     drop = before_health - health
@@ -158,7 +158,7 @@ def score_alerts(
     # said once: in the run after one that scored it not churned (a history without status: not churned)
     earlier = previous[ACCOUNT_ID] if previous is not None and ACCOUNT_ID in previous.columns else []
     scored_before = now[ACCOUNT_ID].isin(earlier)
-    was_churned = _text(before, ACCOUNT_STATUS).eq(CHURNED).fillna(False).astype(bool)
+    was_churned = churned_mask(before)
     newly_churned = churned & scored_before & ~was_churned
 
     fired: list[list[tuple[str, str]]] = (
