@@ -1053,9 +1053,9 @@ def run_explain(
     scorecard = adapted.config
     scored = score_features(population, model, scorecard, settings)
     print_warnings(scored.notes, console)
-    at = int(population.index[population[ACCOUNT_ID].astype(str) == str(account_id)][0])  # rows are 0..n-1
-    judged = apply_overrides(scored.scores, in_force(overrides, pd.Timestamp(when)), scorecard).scores
-    scores = judged[judged[ACCOUNT_ID] == str(account_id)].iloc[0]
+    # scores, contributions and overrides keep the population's rows in order (0..n-1)
+    at = int(population.index[population[ACCOUNT_ID].astype(str) == str(account_id)][0])
+    scores = apply_overrides(scored.scores, in_force(overrides, pd.Timestamp(when)), scorecard).scores.iloc[at]
     # the scheme's categories, then `other` (features it does not place) and any category of an override
     categories = list(dict.fromkeys([*scorecard.categories(), *scored.categories.values()]))
     own = scorecard.scorecard(scores[HEALTH_SCORECARD]) if pd.notna(scores.get(HEALTH_SCORECARD)) else None
