@@ -288,15 +288,17 @@ def print_alerts(alerts: pd.DataFrame, console: Console, limit: int = 10) -> Non
         return
     shown = alerts.head(limit)
     with_arr = shown["arr_at_risk"].notna()
+    any_arr = bool(with_arr.any())
     # the order of `models.alerts.score_alerts`: ARR at risk, then churn probability for alerts without an ARR
-    order = "ARR at risk" if with_arr.all() else "churn probability"
-    order = f"ARR at risk, then {order}" if with_arr.any() and not with_arr.all() else order
+    order = (
+        "ARR at risk" if with_arr.all() else "ARR at risk, then churn probability" if any_arr else "churn probability"
+    )
     table = Table(title=f"Alerts ({len(alerts)}; top {len(shown)} by {order})", title_justify="left")
     columns = ("account", "ARR at risk", "churn p", "health", "why", "top drivers")
-    for column in columns if with_arr.any() else [c for c in columns if c != "ARR at risk"]:
+    for column in columns if any_arr else [c for c in columns if c != "ARR at risk"]:
         table.add_column(column, overflow="fold")
     for row in shown.itertuples():
-        exposure = [f"{row.arr_at_risk:,.0f}" if pd.notna(row.arr_at_risk) else "-"] if with_arr.any() else []
+        exposure = [f"{row.arr_at_risk:,.0f}" if pd.notna(row.arr_at_risk) else "-"] if any_arr else []
         table.add_row(
             str(row.account_id),
             *exposure,
