@@ -689,8 +689,8 @@ def code_commit(root: Path, given: str | None = None) -> str:
     """The commit of the code measured, which every recorded row names: `given` (`--commit`), else
     `$BENCH_COMMIT`, else the repository's HEAD (`+dirty` with changes besides our own RESULTS.md), else
     "unknown": a copy without its repository (`git archive`) recorded "commit ," before."""
-    if given or os.environ.get(COMMIT_VARIABLE):
-        return given or os.environ[COMMIT_VARIABLE]
+    if chosen := given or os.environ.get(COMMIT_VARIABLE):
+        return chosen
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
         dirty = subprocess.run(
