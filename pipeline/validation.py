@@ -60,7 +60,7 @@ class DataWarning:
     excluded: bool = False  # the rows are left out of the canonical views (and so of everything)
 
     def __str__(self) -> str:
-        said = counted(self.count, _said_of_one(self.problem), self.problem)
+        said = _counted_problem(self.count, self.problem)
         return f"{self.table}.{self.column}: {said} ({self.examples}) -> {self.action}"
 
 
@@ -80,6 +80,11 @@ _ONE = {
     **{plural: plural[:-1] for plural in ("rows", "terms", "tickets", "invoices", "accounts", "trainings")},
 }
 """The heads of the problems said of several rows, as said of one (longest first)."""
+
+
+def _counted_problem(count: int, problem: str) -> str:
+    """'1 value is missing', '3 values are missing': a problem said of several rows, with its count."""
+    return counted(count, _said_of_one(problem), problem)
 
 
 def _said_of_one(problem: str) -> str:
@@ -420,7 +425,7 @@ def _value_problems(
             if count:
                 examples = _examples(run, name, col, cond, _row_number(name, numbered))
                 hint = TABLES[name].column(col).hint
-                said = f"{name}.{col}: {counted(count, _said_of_one(problem), problem)} ({examples})"
+                said = f"{name}.{col}: {_counted_problem(count, problem)} ({examples})"
                 problems.append(said + (f"; {hint}" if hint else ""))
         kinds = dict(zip(summed[name], counts[len(table_checks) :], strict=True))
         exact[name] = frozenset(col for col, kind in kinds.items() if kind)
@@ -529,7 +534,7 @@ def _duplicate_accounts(run: Runner, row: str) -> list[str]:
     if not count:
         return []
     return [
-        f"accounts.account_id: {counted(count, 'row shares', 'rows share')} a duplicated account_id "
+        f"accounts.account_id: {_counted_problem(count, 'rows share')} a duplicated account_id "
         f"({_examples(run, 'accounts', 'account_id', cond, row)})"
     ]
 
@@ -542,7 +547,7 @@ def _inverted_terms(run: Runner, types: dict[str, str], row: str) -> list[str]:
     if not count:
         return []
     return [
-        f"subscriptions.end_date: {counted(count, 'term ends on or before its', 'terms end on or before their')} "
+        f"subscriptions.end_date: {_counted_problem(count, 'terms end on or before their')} "
         "start_date "
         f"({_examples(run, 'subscriptions', 'end_date', cond, row)})"
     ]
@@ -934,7 +939,8 @@ def _warnings(
             problem = f"{rows} with a {column} other than {said}"
             checks.append((table, column, f"{column} NOT IN ({allowed})", problem, action, None))
     others = f"SELECT 1 FROM {q('__kept_subscriptions')} o WHERE o.account_id = t.account_id AND o.__row <> t.__row"
-    twins = f"{_same_term('o', 't', ('start_date', 'end_date', 'plan'))} AND NOT ({_same_term('o', 't')})"
+    same_dates = _same_term("o", "t", ("start_date", "end_date", "plan"))
+    twins = f"{same_dates} AND NOT ({_same_term('o', 't')})"
     checks.append(
         (
             "subscriptions",
@@ -951,7 +957,7 @@ def _warnings(
             "subscriptions",
             "start_date",
             f"EXISTS ({others} AND o.start_date < t.end_date AND t.start_date < o.end_date "
-            f"AND NOT ({_same_term('o', 't', ('start_date', 'end_date', 'plan'))}))",  # copies and twins: said above
+            f"AND NOT ({same_dates}))",  # copies and twins: said above
             "terms overlapping another term of the same account",
             "kept: treated as concurrent (add-on) terms; the latest end date decides renewal",
             None,
@@ -1033,12 +1039,9 @@ for certain words (said as the 4th item): another word (a helpdesk's 'Major', 'c
 
 
 def _term_outcomes(run: Runner, report: ValidationReport) -> None:
-    """Count terms renewed, churned and censored with the labels' own rules (per term end date); a row
-    repeating another in every column is one term, as the labels take it."""
+    """Count terms renewed, churned and censored with the labels' own rules (per term end date)."""
     d = run.dialect
     report.accounts = run.rows(f"SELECT count(*) FROM {d.quote('__kept_accounts')}")[0][0]
-    columns = ", ".join(column.name for column in TABLES["subscriptions"].columns)
-    terms = f"(SELECT DISTINCT {columns} FROM {d.quote('__kept_subscriptions')})"
     ((report.terms, report.renewals, report.churns, report.censored),) = run.rows(
-        term_outcomes_sql(d, terms, report.grace_days, report.data_end)
+        term_outcomes_sql(d, d.quote("__kept_subscriptions"), report.grace_days, report.data_end)
     )
