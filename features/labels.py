@@ -35,6 +35,10 @@ def censored_sql(d: Dialect, end: str, grace_days: int, data_end: pd.Timestamp) 
     return f"({end} + {d.days(int(grace_days))} > {d.timestamp(data_end)})"
 
 
+TERM_COLUMNS = "account_id, start_date, end_date, arr, seats, plan"
+"""What a term is: rows equal in all of these are one term (the labels and validate's counts take them so)."""
+
+
 def terms_sql(d: Dialect, grace_days: int) -> str:
     """Every valid term with a stable id (start order), whether it renews an earlier term, and the
     seats of the term it renews (`prev_seats`: the latest-ending such term).
@@ -46,7 +50,7 @@ def terms_sql(d: Dialect, grace_days: int) -> str:
             SELECT row_number() OVER (ORDER BY account_id, start_date, end_date, plan NULLS LAST,
                                       seats NULLS LAST, arr NULLS LAST) AS term_id,
                    account_id, start_date, end_date, arr, seats, plan
-            FROM (SELECT DISTINCT account_id, start_date, end_date, arr, seats, plan FROM subscriptions
+            FROM (SELECT DISTINCT {TERM_COLUMNS} FROM subscriptions
                   WHERE account_id IS NOT NULL AND start_date IS NOT NULL AND end_date IS NOT NULL
                     AND account_id IN (SELECT account_id FROM accounts)) distinct_terms
         ), predecessor AS (
@@ -96,13 +100,14 @@ def snapshots_sql(d: Dialect, grace_days: int, data_end: pd.Timestamp) -> str:
 
 
 def term_outcomes_sql(d: Dialect, terms: str, grace_days: int, data_end: pd.Timestamp) -> str:
-    """(terms, renewed, churned, censored) over the table `terms`, each term judged by its own end date."""
+    """(terms, renewed, churned, censored) over the table `terms`, each term judged by its own end date; a row
+    repeating another in every column is one term, as `terms_sql` takes it."""
     return f"""
-        WITH outcome AS (
+        WITH distinct_terms AS (SELECT DISTINCT {TERM_COLUMNS} FROM {terms}), outcome AS (
             SELECT {censored_sql(d, "t.end_date", grace_days, data_end)} AS censored,
-                   EXISTS (SELECT 1 FROM {terms} n WHERE n.account_id = t.account_id
+                   EXISTS (SELECT 1 FROM distinct_terms n WHERE n.account_id = t.account_id
                            AND {renews_sql(d, "n", "t.end_date", grace_days)}) AS renewed
-            FROM {terms} t
+            FROM distinct_terms t
         )
         SELECT count(*), {count_where("NOT censored AND renewed")}, {count_where("NOT censored AND NOT renewed")},
                {count_where("censored")}
