@@ -973,9 +973,9 @@ def _warnings(
 
 def _same_term(a: str, b: str, columns: tuple[str, ...] = ()) -> str:
     """Terms `a` and `b` equal in `columns` (by default every contract column; nulls equal, as DISTINCT and
-    GROUP BY take them)."""
+    GROUP BY take them; a value and a null differ: never unknown, which would leave the pair out of every check)."""
     return " AND ".join(
-        f"({a}.{c} = {b}.{c} OR ({a}.{c} IS NULL AND {b}.{c} IS NULL))"
+        f"{a}.{c} IS NOT DISTINCT FROM {b}.{c}"
         for c in columns or tuple(column.name for column in TABLES["subscriptions"].columns)
     )
 

@@ -665,3 +665,19 @@ def test_a_term_with_another_terms_dates_and_other_arr_is_said_as_an_add_on_whos
     assert "ARR is summed" in twin.action and "corrects" in twin.action
     assert ("subscriptions", "terms overlapping another term of the same account") not in found
     assert (report.terms, report.renewals, report.churns) == (5, 1, 2)  # two terms, both ending unrenewed
+
+
+def test_terms_told_apart_by_a_value_missing_on_one_side_are_still_said() -> None:
+    """A twin whose ARR one row leaves empty, and a term with another's dates whose plan one row leaves empty: the
+    equality of a value with a missing one is unknown in SQL, which made both checks skip such rows (said by
+    neither)."""
+    tables = tiny_tables()
+    subscriptions = tables["subscriptions"].assign(plan="pro")
+    twin = subscriptions.iloc[[2]].assign(arr=float("nan"))
+    other_plan = subscriptions.iloc[[3]].assign(plan=None)
+    tables["subscriptions"] = pd.concat([subscriptions, twin, other_plan], ignore_index=True)
+    found = {(w.table, w.problem): w for w in Dataset.from_frames(tables).report.warnings}
+    twins = found[("subscriptions", "terms with the same dates as another term of the same account")]
+    assert twins.count == 2 and "rows 3, 5" in twins.examples, twins.examples
+    overlaps = found[("subscriptions", "terms overlapping another term of the same account")]
+    assert overlaps.count == 2 and "rows 4, 6" in overlaps.examples, overlaps.examples
