@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from features.snapshots import HORIZON_DAYS
+
 Direction = Literal["higher", "lower", "neutral"]
 Kind = Literal["numeric", "categorical"]
 
@@ -72,7 +74,13 @@ class FeatureSpec:
     none: str | None = None
     since_start: str | None = None
     window: int | None = None
-    whole: bool = False
+
+    @property
+    def whole(self) -> bool:
+        """Whether the feature reads back further than the `HORIZON_DAYS` the snapshots' start guarantees, fixed
+        or configured: it is missing where its table starts inside the window, after the account landed
+        (`features.sql.timeline.within_data`)."""
+        return self.window is not None and self.window > HORIZON_DAYS
 
     def templates(self) -> tuple[str, ...]:
         """Every template that may render the feature (its value, a missing value, an event that never happened,

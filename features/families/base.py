@@ -59,13 +59,6 @@ class FamilyContext:
         return column in self.present.get(table, ())
 
 
-def whole(window: int | None) -> bool:
-    """Whether a feature over `window` days reads back further than the `HORIZON_DAYS` the snapshots' start
-    guarantees, fixed or configured: it is missing where its table starts inside the window, after the account
-    landed (`FeatureSpec.whole`, `features.sql.timeline.within_data`)."""
-    return window is not None and window > HORIZON_DAYS
-
-
 def family_table(source: str) -> str:
     return f"_ft_{source}"
 
@@ -104,7 +97,6 @@ class Windowed:
             unseated=fill(self.unseated) if self.unseated is not None else None,
             none=fill(self.none) if self.none is not None else None,
             window=window,
-            whole=whole(window),
         )
 
     def window(self, name: str) -> int | None:
@@ -177,7 +169,6 @@ class Declarations:
                 none=none,
                 since_start=since_start,
                 window=window,
-                whole=whole(window),
             )
         )
         return name
