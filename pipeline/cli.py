@@ -256,12 +256,7 @@ def features(
         check_output_dir(out_file, "features", [])  # before the work; the folder is swapped in whole
         dataset = load(data, settings, out, scorecard=False)
         rows, date_count, labelled, width = write_feature_folder(dataset, settings, out_file, **dates)
-        out.print(
-            f"Wrote {counted(rows, 'snapshot')} ({counted(date_count, 'date')}, {labelled:,} labelled) x "
-            f"{counted(width, 'feature')} "
-            f"to {out_file} (parquet partitioned by as_of)",
-            highlight=False,
-        )
+        written = f"{out_file} (parquet partitioned by as_of)"
     else:
         output_format(out_file, allowed=("parquet",))
         check_output_file(out_file, "features", overwrite=overwrite)  # before the work, and again when writing
@@ -269,11 +264,13 @@ def features(
         table = build_feature_table(dataset, settings, **dates)
         metadata = values_metadata(settings.feature_values()) | names_metadata(table)
         write_output(table, out_file, "features", overwrite=overwrite, metadata=metadata)
-        rows, labelled = len(table), int(table["label"].notna().sum())
-        out.print(
-            f"Wrote {counted(rows, 'snapshot')} ({counted(table['as_of'].nunique(), 'date')}, {labelled:,} labelled) "
-            f"x {counted(len(feature_columns(table)), 'feature')} to {out_file}"
-        )
+        rows, date_count, labelled = len(table), table["as_of"].nunique(), int(table["label"].notna().sum())
+        width, written = len(feature_columns(table)), str(out_file)
+    out.print(
+        f"Wrote {counted(rows, 'snapshot')} ({counted(date_count, 'date')}, {labelled:,} labelled) x "
+        f"{counted(width, 'feature')} to {written}",
+        highlight=False,
+    )
     if rows == 0:
         print_warnings([empty_feature_table_warning(dataset, settings, **dates)], out)
 
