@@ -613,9 +613,9 @@ class ValidationEvidence:
     labels: np.ndarray
     scores: np.ndarray
     rows_hash: str
+    cross_fitted: OutOfSample
     as_of: pd.Series | None = None
     label_known: pd.Series | None = None
-    cross_fitted: OutOfSample | None = None
 
     @property
     def roc_auc(self) -> float:
@@ -730,8 +730,6 @@ def _first_champion(version: ModelVersion, evidence: ValidationEvidence, promote
     which did not hold on the later period is not served, on the validation AUC being above chance too."""
     auc = evidence.roc_auc
     sample = evidence.cross_fitted
-    if sample is None:  # no cross-fitted scores: the validation rows, each row its own account
-        sample = OutOfSample(evidence.labels, evidence.scores, pd.Series(np.arange(len(evidence.labels))))
     measured = f"cross-fitted {sample.describe()}; held-out validation ROC AUC {auc:.3f}"
     learned = sample.auc_lower_bound > CHANCE_AUC and auc > CHANCE_AUC
     if learned:
