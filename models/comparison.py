@@ -228,12 +228,13 @@ def outcome_noise(probability: np.ndarray, outcomes: np.ndarray, seed: int = 0) 
 
 
 def _with_noise(
-    table: pd.DataFrame, groups: pd.Series, probability: pd.Series, accounts: pd.Series, outcomes: pd.Series
+    table: pd.DataFrame, groups: pd.Series, probability: pd.Series, accounts: pd.Series, term_end: pd.Series | None
 ) -> pd.DataFrame:
-    """`table` (one row per group, as `_rates` makes it) with each group's accounts and `outcome_noise` range."""
+    """`table` (one row per group, as `_rates` makes it) with each group's accounts and `outcome_noise` range
+    (rows of one account and term end share one outcome: `_outcome_keys`)."""
     frame = pd.DataFrame(
         {"group": groups.astype(object).to_numpy(), "p": probability.to_numpy(dtype=float),
-         "account": accounts.to_numpy(), "outcome": outcomes.to_numpy()}
+         "account": accounts.to_numpy(), "outcome": _outcome_keys(accounts, term_end).to_numpy()}
     )  # fmt: skip
     found = {}
     for group, rows in frame.groupby("group", sort=False):
@@ -244,7 +245,7 @@ def _with_noise(
     return table
 
 
-def outcome_keys(accounts: pd.Series, term_end: pd.Series | None) -> pd.Series:
+def _outcome_keys(accounts: pd.Series, term_end: pd.Series | None) -> pd.Series:
     """One key per outcome: an account's renewal at its term end (every row its own without term ends)."""
     if term_end is None or term_end.isna().all():
         return pd.Series(np.arange(len(accounts)))
@@ -269,7 +270,7 @@ def calibration_by_band(
     risk = pd.Series(np.asarray(probability, dtype=float))
     table = _rates(pd.Series(np.asarray(labels, dtype=int)), groups, risk, list(RISK_BAND_ORDER))
     ids = pd.Series(np.arange(len(groups))) if accounts is None else accounts.reset_index(drop=True)
-    table = _with_noise(table, groups, risk, ids, outcome_keys(ids, term_end))
+    table = _with_noise(table, groups, risk, ids, term_end)
     return table.rename(columns={"group": "band", "mean_risk": "mean_predicted", "churn_rate": "observed"})[
         ["band", "rows", "accounts", "churners", "mean_predicted", "observed", "noise_low", "noise_high"]
     ]
@@ -300,11 +301,10 @@ def band_calibration(frame: pd.DataFrame) -> pd.DataFrame:
         band_values, order = bands[score]
         by_band = _rates(labels, band_values, risks[score], order)
         if score == ML:  # a probability: the range outcome noise alone gives each band's observed rate
-            accounts = rows[ACCOUNT_ID].reset_index(drop=True)
             term_end = rows[TERM_END] if TERM_END in rows.columns else None
             by_band = _with_noise(
-                by_band, band_values.reset_index(drop=True), risks[ML].reset_index(drop=True), accounts,
-                outcome_keys(accounts, term_end),
+                by_band, band_values.reset_index(drop=True), risks[ML].reset_index(drop=True),
+                rows[ACCOUNT_ID].reset_index(drop=True), term_end,
             )  # fmt: skip
         deciles = risk_deciles(rankings[score])
         by_decile = _rates(labels, deciles.astype(str), risks[score], [str(d) for d in range(1, 11)])
