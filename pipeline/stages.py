@@ -323,10 +323,11 @@ def check_scorecard(settings: Settings) -> None:
 def preflight(settings: Settings) -> None:
     """What stops a command before it reads any data: a scorecard mistake, a working folder that
     cannot be created (found after the data was read and the features built, it cost minutes), a
-    tracking server that is not there (found by MLflow after ~4 minutes of retries)."""
+    tracking server that is not there (found by MLflow after ~4 minutes of retries). The working folder
+    is only checked: made here, it stayed behind, empty, when the command then failed."""
     check_scorecard(settings)
     check_tracking_server(settings)
-    settings.make_workdir()
+    settings.check_workdir()
 
 
 def with_rule_attributes(table: pd.DataFrame, dataset: Dataset, settings: Settings) -> pd.DataFrame:

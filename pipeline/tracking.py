@@ -110,10 +110,12 @@ def configure_tracking(settings: Settings) -> str:
     """Point MLflow at the configured store and experiment; returns the experiment id."""
     uri = settings.tracking_uri()
     local = _is_local_store(uri)
-    if local:
-        settings.make_workdir()
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if uri.startswith("sqlite:///"):  # MLflow makes the database file, not its folder
+        folder = Path(uri.removeprefix("sqlite:///")).parent
+        if folder.resolve() == settings.workdir_path:
+            settings.make_workdir()  # its error names the setting
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
     name = settings.tracking.experiment
     try:
         point_mlflow_at(uri)
@@ -402,6 +404,17 @@ def log_model(model: ChurnRiskModel, X_example: pd.DataFrame, settings: Settings
     return client.get_model_version(settings.model.name, version)
 
 
+def check_store_exists(model_uri: str, settings: Settings) -> None:
+    """Refuse to load `model_uri` from a local SQLite store that does not exist (it holds no model), before
+    MLflow creates an empty one, and the working folder around it, for a command that then fails."""
+    uri = settings.tracking_uri()
+    if uri.startswith("sqlite:///") and "?" not in uri and not Path(uri.removeprefix("sqlite:///")).exists():
+        raise ChurnError(
+            f"Cannot load model '{model_uri}' from {uri}: the tracking store does not exist yet, so it holds no "
+            "model (train one with `churn train`, or pass --model-uri)."
+        )
+
+
 def load_model(uri: str, settings: Settings | None = None) -> ChurnRiskModel:
     """The ChurnRiskModel of a logged model (`models:/NAME@champion`, `models:/NAME/3`, `runs:/RUN/model`).
 
@@ -411,6 +424,7 @@ def load_model(uri: str, settings: Settings | None = None) -> ChurnRiskModel:
     `model.metadata_` gets the URI, the artifacts' SHA-256 and, for registry URIs, the resolved version.
     """
     if settings is not None:
+        check_store_exists(uri, settings)
         configure_tracking(settings)
     try:
         expected, resolved = _recorded_digest(uri)
@@ -544,6 +558,7 @@ def table_champion_uri(settings: Settings) -> tuple[str, str | None]:
     """
     name = table_model_name(settings)
     uri = champion_uri(name)
+    check_store_exists(uri, settings)
     configure_tracking(settings)
     if name == settings.model.name or current_champion(name) is not None:
         return uri, None
