@@ -28,7 +28,7 @@ import yaml
 from scipy.optimize import minimize
 from scipy.special import expit
 
-from features.errors import ChurnError, DataContractError, named
+from features.errors import ChurnError, DataContractError, named, signed
 from features.table import AS_OF, LABEL
 from models.evaluation import format_auc
 from models.health_backtest import backtest_health
@@ -173,7 +173,7 @@ class SuggestedWeights:
             "of 100, the other categories sharing the rest as they do now):",
         ]
         for change in self.changes.itertuples(index=False):
-            gain = "n/a" if pd.isna(change.auc_gain) else f"{change.auc_gain:+.4f}"
+            gain = "n/a" if pd.isna(change.auc_gain) else signed(change.auc_gain, ".4f")
             where = "" if change.scorecard == DEFAULT_SCORECARD else f"[{change.scorecard}] "
             lines.append(f"  {gain}  {where}{change.change}")
         if self.changes.empty:

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from features.contract import EVENT_TABLES
-from features.errors import counted
+from features.errors import counted, signed
 from models.population import churned_mask
 from models.scores import (
     ACTIONABLE_LOG_ODDS,
@@ -321,7 +321,7 @@ def print_comparison(result, console: Console) -> None:
 
 def _in_all(scores: pd.Series, column: str, what: str) -> str:
     value = scores.get(column)
-    return "" if value is None or pd.isna(value) else f" ({what} in all: {value:+.2f} log-odds)"
+    return "" if value is None or pd.isna(value) else f" ({what} in all: {signed(value, '.2f')} log-odds)"
 
 
 def print_explanation(
@@ -347,7 +347,7 @@ def print_explanation(
         table.add_row(
             category,
             f"{health:.0f}" if pd.notna(health) else rule,
-            f"{scores.get(ml_column(category), 0.0):+.3f}",
+            signed(scores.get(ml_column(category), 0.0), ".3f"),
         )
     table.add_row(
         "[bold]overall[/bold]",

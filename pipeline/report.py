@@ -23,7 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from features.errors import counted
+from features.errors import counted, signed
 from features.table import LABEL
 from models.comparison import (
     DISAGREEMENT_CELLS,
@@ -257,7 +257,7 @@ def plot_alignment(alignment: pd.DataFrame) -> Figure:
     ax.bar(x - 0.2, alignment["ml_attribution_share"].fillna(0), width=0.4, label="share of ML attribution")
     ax.bar(x + 0.2, alignment["scorecard_weight_share"].fillna(0), width=0.4, label="share of scorecard weight")
     ticks = [
-        f"{category}\nr = {'–' if pd.isna(corr) else f'{corr:+.2f}'}"
+        f"{category}\nr = {'–' if pd.isna(corr) else signed(corr, '.2f')}"
         for category, corr in zip(alignment["category"], alignment["correlation"], strict=True)
     ]
     ax.set_xticks(x, ticks, fontsize=9)
@@ -375,7 +375,7 @@ def _findings(comparison: Comparison, suggested: SuggestedWeights | None) -> lis
         change = suggested.suggested_auc - suggested.current_auc
         lines.append(
             f"Weights fitted on earlier history move the rule score's ROC AUC on these rows from "
-            f"{_num(suggested.current_auc)} to {_num(suggested.suggested_auc)} ({change:+.3f})."
+            f"{_num(suggested.current_auc)} to {_num(suggested.suggested_auc)} ({signed(change, '.3f')})."
         )
     return lines
 
@@ -551,7 +551,7 @@ def _disagreement_formats(rows: pd.DataFrame) -> dict[str, Callable[[object], st
         if column.startswith("health_") and column not in formats and column != "health_scorecard":
             formats[column] = lambda v: _num(v, 0)
         elif column.startswith(ML_PREFIX):
-            formats[column] = lambda v: "–" if _missing(v) else f"{v:+.2f}"
+            formats[column] = lambda v: "–" if _missing(v) else signed(v, ".2f")
     return formats
 
 
@@ -567,10 +567,10 @@ def _alignment(comparison: Comparison) -> str:
     )
     formats = {
         "correlation (rule score vs ML contribution)": lambda v: _num(v, 2),
-        "mean ML contribution": lambda v: "–" if _missing(v) else f"{v:+.3f}",
+        "mean ML contribution": lambda v: "–" if _missing(v) else signed(v, ".3f"),
         "share of ML attribution": _pct,
         "share of scorecard weight": _pct,
-        "ML share − scorecard share": lambda v: "–" if _missing(v) else f"{v:+.1%}",
+        "ML share − scorecard share": lambda v: "–" if _missing(v) else signed(v, ".1%"),
     }
     return (
         "<p class='note'>The correlation is signed: the rule's category score rises with health while the ML "
@@ -594,7 +594,7 @@ def _changes(suggested: SuggestedWeights) -> str:
         f"{limits.category_floor:g}; metrics keep at least {limits.metric_floor:.0%} of their weight. A category's "
         "weight tried alone is its share of 100, the other categories sharing the rest as they do now. ROC AUC gain "
         "over the current scorecard on the later snapshots; the reviewed diff is suggested_healthscore.diff.</p>",
-        _table(gains, {"auc_gain": lambda v: "–" if pd.isna(v) else f"{v:+.4f}"}, left=["scorecard", "change"])
+        _table(gains, {"auc_gain": lambda v: "–" if pd.isna(v) else signed(v, ".4f")}, left=["scorecard", "change"])
         if len(gains)
         else "<p>No change.</p>",
     ]
@@ -633,7 +633,7 @@ def _weights(suggested: SuggestedWeights | None) -> str:
         "current": lambda v: f"{v:g}",
         CURRENT_OF_100: lambda v: "–" if _missing(v) else f"{v:.1f}",
         "suggested": lambda v: f"{v:g}",
-        "change": lambda v: f"{v:+.1f}",
+        "change": lambda v: signed(v, ".1f"),
     }
     fitted = {"fitted": lambda v: "yes" if v else "kept"}
     notes = "".join(f"<li>{_e(n)}</li>" for n in suggested.notes)

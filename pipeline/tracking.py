@@ -51,7 +51,7 @@ from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM, disable_logging, e
 from sklearn.metrics import roc_auc_score
 from sqlalchemy.exc import SQLAlchemyError
 
-from features.errors import ChurnError, ConfigError, counted
+from features.errors import ChurnError, ConfigError, counted, signed
 from models.population import churned_mask
 from models.risk_model import SOURCE_COLUMNS, ChurnRiskModel
 from models.scores import arr_at_risk
@@ -730,7 +730,7 @@ def promote_if_better(
         verdict = "beats" if beats else "does not beat"
         reason = (
             f"v{version.version} {verdict} champion v{champion.version}: ROC AUC {challenger_auc:.4f} vs "
-            f"{champion_auc:.4f} ({gain:+.4f}, needed > {settings.model.promotion_min_gain:+.4f}) "
+            f"{champion_auc:.4f} ({signed(gain, '.4f')}, needed > {signed(settings.model.promotion_min_gain, '.4f')}) "
             f"{how} ({counted(compared, 'row')})"
         )
         decision = PromotionDecision(beats, reason, challenger_auc, str(champion.version), champion_auc, compared)

@@ -190,3 +190,26 @@ def test_the_drifting_churn_probability_is_said_as_the_score_not_as_one_more_fea
         "the churn probabilities drifted from the training data (PSI past the threshold and past what sampling "
         "noise gives 1 account)"
     )
+
+
+def _overridden(**changes: object) -> pd.Series:
+    return pd.Series(
+        {"health_adoption": 90.0, "ml_adoption": 0.4, "health_score": 72.0, "health_band": "green",
+         "churn_probability": 0.3, "risk_band": "medium", "health_drivers": "", "top_drivers": "", "context": "",
+         "actionable_log_odds": 0.4, "context_log_odds": -0.1, "lifecycle_stage": "adopt", "days_to_renewal": 90.0,
+         "override_ids": "7", "rule_health_score": 58.0, **changes}
+    )  # fmt: skip
+
+
+def test_explain_prints_a_contribution_that_rounds_to_zero_without_a_sign() -> None:
+    """A category whose ML contribution was -0.0004 read "-0.000", a context of +0.001 "+0.00 log-odds": a sign
+    says which way the risk moves, where the number shown says it does not."""
+    from pipeline.console import print_explanation
+
+    scores = _overridden(ml_adoption=-0.0004, context_log_odds=0.001, actionable_log_odds=-0.004, override_ids="")
+    console = Console(record=True, width=200)
+    print_explanation("A1", date(2025, 12, 1), scores, ["adoption"], console)
+    text = console.export_text()
+    rows = {line.split("│")[1].strip(): line.split("│")[3].strip() for line in text.splitlines() if "│" in line}
+    assert rows["adoption"] == "0.000"
+    assert "(actionable features in all: 0.00 log-odds)" in text and "(context in all: 0.00 log-odds)" in text

@@ -269,3 +269,15 @@ def test_a_number_inside_the_words_never_rounds_to_a_zero_it_is_not() -> None:
     current = previous.assign(churn_probability=0.84, as_of=pd.Timestamp("2025-01-01"))
     alerts = score_alerts(current, previous, score_drop=10, probability_level=0.5, renewal_days=90, high_risk=0.5)
     assert alerts["reasons"].tolist() == ["churn probability rose above 50% (from under 1% to 84%)"]
+
+
+def test_a_signed_number_that_rounds_to_zero_is_said_without_a_sign() -> None:
+    """ "+0.00" and "-0.00" (a category's ML contribution, an AUC change, a share gap) claim a direction the number
+    shown does not have: they read as the precision's zero, and every other value keeps its sign."""
+    from features.errors import signed
+
+    assert [signed(v, ".2f") for v in (0.004, -0.004, -0.0, 0.0, 0.006, -0.25)] == [
+        "0.00", "0.00", "0.00", "0.00", "+0.01", "-0.25"
+    ]  # fmt: skip
+    assert [signed(v, ".1%") for v in (-0.0004, 0.0006, 0.123)] == ["0.0%", "+0.1%", "+12.3%"]
+    assert signed(float("nan"), ".3f") == "+nan" and signed(-1e-9, ".4f") == "0.0000"
