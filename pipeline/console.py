@@ -324,6 +324,26 @@ def _in_all(scores: pd.Series, column: str, what: str) -> str:
     return "" if value is None or pd.isna(value) else f" ({what} in all: {signed(value, '.2f')} log-odds)"
 
 
+def _overrides_in_force(scores: pd.Series, overrides: pd.DataFrame) -> str:
+    """The CSM's judgements applied to one account as one sentence, each with its value, who set it, until when
+    and why, and the rules' own health score where they changed it: the line read "CSM overrides in force (rule
+    score 58): adoption: sponsor left (by adoption: li; until adoption: 2026-01-01)" of a single override."""
+    from pipeline.override_store import describe_target
+
+    ids = scores["override_ids"].split(",")
+    applied = overrides[overrides["override_id"].astype(str).isin(ids)].sort_values("override_id")
+    items = []
+    for _, record in applied.iterrows():
+        by = f" by {record['author']}" if record["author"] else ""
+        until = pd.Timestamp(record["valid_until"]).date()
+        items.append(
+            f"{describe_target(record)} set to {record['rating']}{by} until {until} (reason: {record['reason']})"
+        )
+    rule, shown = f"{scores['rule_health_score']:.0f}", f"{scores[HEALTH_SCORE]:.0f}"
+    alone = "" if rule == shown else f"; the rules alone score the account {rule}"
+    return f"{counted(len(items), 'CSM override')} in force: {'; '.join(items)}{alone}."
+
+
 def print_explanation(
     account_id: str,
     when: date,
@@ -331,11 +351,13 @@ def print_explanation(
     categories: list[str],
     console: Console,
     unscored: Collection[str] = (),
+    overrides: pd.DataFrame | None = None,
 ) -> None:
     """`churn explain`: both views of one account category by category, its drivers, context and overrides.
 
     `unscored`: categories the account's own scorecard leaves out (the onboarding card has no `account`): "not
-    in onboarding", where "no data" would say the account lacks data it was never scored on."""
+    in onboarding", where "no data" would say the account lacks data it was never scored on. `overrides`: the
+    override records in force (`in_force`), of which those `scores` names in `override_ids` are said."""
     table = Table(title=f"Account {account_id} as of {when}", title_justify="left")
     for column in ("category", "rule score (0-100)", "ML contribution (log-odds)"):
         table.add_column(column, justify="left" if column == "category" else "right")
@@ -368,13 +390,8 @@ def print_explanation(
         markup=False,
         highlight=False,
     )
-    if scores["override_ids"]:
-        console.print(
-            f"CSM overrides in force (rule score {scores['rule_health_score']:.0f}): {scores['override_reason']} "
-            f"(by {scores['override_by']}; until {scores['override_until']})",
-            markup=False,
-            highlight=False,
-        )
+    if scores["override_ids"] and overrides is not None:
+        console.print(_overrides_in_force(scores, overrides), markup=False, highlight=False)
     from models.explain import renewal_words  # loads LightGBM, which `churn explain` has loaded already
 
     console.print(f"Lifecycle stage: {scores['lifecycle_stage']}; {renewal_words(scores['days_to_renewal'])}.")

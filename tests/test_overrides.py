@@ -532,7 +532,10 @@ def test_a_csm_walks_through_override_scoring_keeping_and_expiry(book) -> None:
     console = Console(record=True, width=400)
     run_explain(account, data, FIRST.date(), result.model_uri, None, settings, console)
     said = console.export_text()
-    assert "CSM overrides in force (rule score " in said and "): adoption: new team logs in through SSO" in said
+    assert (
+        f"1 CSM override in force: adoption set to 90 by jane until {UNTIL} (reason: new team logs in through SSO); "
+        f"the rules alone score the account {row['rule_health_score']:.0f}." in said
+    )
     assert "Context: " in said and "renewal" in said
 
     # 3. another rule run keeps it: the rule never overwrites the CSM's score
@@ -586,7 +589,7 @@ def test_a_withdrawn_mistake_leaves_every_date_while_an_ended_override_keeps_the
     assert again.at[kept, "override_adoption"] == 90.0 and again.at[kept, "override_ids"] == "2"
     console = Console(record=True, width=400)
     run_explain(mistaken, data, FIRST.date(), result.model_uri, None, settings, console)
-    assert "CSM overrides in force" not in console.export_text()
+    assert "CSM override" not in console.export_text()
     audit = run_history(account=mistaken, settings=settings, console=QUIET).set_index("override_id")
     assert audit.at[1, "reason"] == "meant for another account" and audit.at[1, "withdrawn_by"] == "jane"
     assert audit.at[1, "withdraw_reason"] == "typed on the wrong account" and audit.at[1, "end_reason"] == "done"
