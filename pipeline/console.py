@@ -94,7 +94,7 @@ def print_report(dataset: Dataset, console: Console) -> None:
     )
     if report.warnings:
         console.print(
-            f"[yellow]{len(report.warnings)} {'kind' if len(report.warnings) == 1 else 'kinds'} of suspicious rows "
+            f"[yellow]{counted(len(report.warnings), 'kind')} of suspicious rows "
             "(excluded or kept, as stated):[/yellow]"
         )
         for warning in report.warnings:

@@ -304,8 +304,9 @@ class ChurnModelPyfunc(mlflow.pyfunc.PythonModel):
         names = self.model.feature_names_in_
         if missing := [f for f in names if f not in frame.columns]:
             named = [f"'{sources[f]}' (or '{f}')" if f in sources else f"'{f}'" for f in missing[:5]]
+            of = f"of the model's {len(names)} columns"
             raise ChurnError(
-                f"pyfunc input: {len(missing)} of the model's {len(names)} columns are missing: {', '.join(named)}."
+                f"pyfunc input: {counted(len(missing), f'{of} is', f'{of} are')} missing: {', '.join(named)}."
             )
         typed = {f: as_trained(frame[f], f, self.model.categories_.get(f), "pyfunc input") for f in names}
         return frame.assign(**typed)

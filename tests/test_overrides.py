@@ -308,6 +308,11 @@ def test_bad_overrides_write_nothing(tiny_data_dir: Path, tmp_path: Path) -> Non
     assert "2 of 3 overrides are invalid; nothing was written" in message
     assert "bulk.csv line 3: a score must lie between 0 and 100, got '170'" in message
     assert "bulk.csv line 4: a reason is required" in message and "in the past" in message
+    csv.write_text(
+        "account_id,category,score,reason,until\nA,adoption,70,fine,2025-06-01\nB,support,170,typo,2025-06-01\n"
+    )
+    with pytest.raises(ChurnError, match="1 of 2 overrides is invalid; nothing was written"):  # it said "are"
+        run_import(csv, by="jane", data=tiny_data_dir, settings=settings, console=QUIET, today=TODAY)
     assert not store_path(settings.workdir_path).exists()
 
 
