@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from features.contract import CanonicalData
-from features.errors import DataContractError
+from features.errors import DataContractError, counted
 from features.families import FAMILIES
 from features.families.base import FamilyContext, family_table
 from features.families.usage import SOURCE as USAGE
@@ -161,7 +161,7 @@ def _exactly(made: dict[str, str], feature_set: FeatureSet) -> list[str]:
             for name in missing[:5]
         )
         raise DataContractError(
-            f"The model was trained on {len(feature_set.names)} features; this data cannot produce "
+            f"The model was trained on {counted(len(feature_set.names), 'feature')}; this data cannot produce "
             f"{len(missing)} of them: {reasons}{', ...' if len(missing) > 5 else ''}. Score data with the same "
             "tables and columns as the training data (and the same features.windows), or retrain on this data."
         )

@@ -8,6 +8,7 @@ exits 1. Anything else is a bug and shows a traceback only with `--debug`.
 from __future__ import annotations
 
 import difflib
+import math
 import types
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Union, get_args, get_origin
@@ -33,6 +34,13 @@ def counted(count: int, noun: str, plural: str | None = None) -> str:
     missing', 'values are missing')`. The one count helper of every message but the feature templates', whose
     counts are format fields inside the template (`features.registry.singular_counts`)."""
     return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
+def signed(value: float, spec: str) -> str:
+    """`value` in format `spec` with its sign ('+0.25', '-1.3%'), but unsigned where it rounds to zero ('0.00'):
+    '+0.00' and '-0.00' claim a direction that the number shown does not have."""
+    shown = f"{value:+{spec}}"
+    return f"{0.0:{spec}}" if math.isfinite(value) and not any(c in "123456789" for c in shown) else shown
 
 
 def listed(items: Sequence[str]) -> str:

@@ -21,7 +21,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from features.errors import ChurnError, counted
+from features.errors import ChurnError, counted, signed
 from features.table import ACCOUNT_ID, AS_OF
 from models.explain import renewal_words
 from models.healthscore import BAND_ORDER
@@ -324,5 +324,5 @@ def _fallen_categories(now: pd.DataFrame, before: pd.DataFrame, n: int) -> pd.Se
     texts = []
     for row in change:
         worst = [i for i in np.argsort(row, kind="stable") if row[i] < 0][:n]
-        texts.append(", ".join(f"{names[i]} {row[i]:+.1f}" for i in worst))
+        texts.append(", ".join(f"{names[i]} {signed(row[i], '.1f')}" for i in worst))
     return pd.Series(texts, index=now.index, dtype=str)

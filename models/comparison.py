@@ -99,7 +99,8 @@ def labelled_rows(frame: pd.DataFrame) -> pd.DataFrame:
     usable = frame[frame[LABEL].notna() & frame[HEALTH_SCORE].notna() & frame[CHURN_PROBABILITY].notna()]
     if usable.empty:
         raise DataContractError(
-            f"backtest frame: none of its {len(frame)} rows has a label, a health score and a churn probability."
+            f"backtest frame: none of its {counted(len(frame), 'row')} has a label, a health score and a churn "
+            "probability."
         )
     return usable
 

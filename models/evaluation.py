@@ -35,6 +35,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from features.errors import counted
 from models.errors import ModelError
 
 TOP_SHARES = (0.1, 0.2)
@@ -83,9 +84,13 @@ def format_auc(value: float | None) -> str:
 def _values(name: str, values: np.ndarray | pd.Series, rows: int) -> np.ndarray:
     array = np.asarray(values, dtype=float)
     if len(array) != rows:
-        raise ModelError(f"evaluation: '{name}' has {len(array)} values for {rows} labelled rows.")
+        raise ModelError(
+            f"evaluation: '{name}' has {counted(len(array), 'value')} for {counted(rows, 'labelled row')}."
+        )
     if np.isnan(array).any():
-        raise ModelError(f"evaluation: '{name}' has {int(np.isnan(array).sum())} missing values; every row needs one.")
+        raise ModelError(
+            f"evaluation: '{name}' has {counted(int(np.isnan(array).sum()), 'missing value')}; every row needs one."
+        )
     return array
 
 

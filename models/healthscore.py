@@ -19,7 +19,7 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from features.errors import ConfigError, DataContractError
+from features.errors import ConfigError, DataContractError, counted
 from features.registry import describe, template_fields
 from models.scorecard import (
     DEFAULT_SCORECARD,
@@ -219,7 +219,8 @@ def near_miss_segment_values(table: pd.DataFrame, config: ScorecardConfig) -> li
                     count = int(table[condition.column].dropna().astype(str).eq(held).sum())
                     found.append(
                         f"scorecard segment '{name}' (when: {condition}): no scored account has {condition.column} "
-                        f"'{value}', {count:,} have '{held}' (values are compared exactly, case included)"
+                        f"'{value}', {counted(count, 'has', 'have')} '{held}' (values are compared exactly, case "
+                        "included)"
                     )
     return found
 

@@ -428,7 +428,7 @@ class ChurnRiskModel(ClassifierMixin, BaseEstimator):
         if missing:
             raise DataContractError(
                 f"scoring input: {counted(len(missing), 'model feature')} missing, e.g. {missing[:5]}; "
-                f"the model was trained on {len(self.feature_names_in_)} features."
+                f"the model was trained on {counted(len(self.feature_names_in_), 'feature')}."
             )
         columns: dict[str, Any] = {}
         for name in self.feature_names_in_:
@@ -478,7 +478,9 @@ class ChurnRiskModel(ClassifierMixin, BaseEstimator):
         if groups is not None:
             groups = pd.Series(groups).astype(str).to_numpy()
             if len(groups) != len(X):
-                raise ModelError(f"ChurnRiskModel.fit: {len(groups)} groups for {len(X)} rows of X.")
+                raise ModelError(
+                    f"ChurnRiskModel.fit: {counted(len(groups), 'group')} for {counted(len(X), 'row')} of X."
+                )
         self.feature_names_in_ = [str(c) for c in X.columns]
         if not self.feature_names_in_:
             raise DataContractError("training input: no feature columns.")
@@ -767,7 +769,7 @@ def _binary(labels: pd.Series | np.ndarray, side: str) -> np.ndarray:
     values = pd.Series(labels)
     if values.isna().any():
         raise DataContractError(
-            f"{side} labels: {int(values.isna().sum())} missing values; censored rows cannot train."
+            f"{side} labels: {counted(int(values.isna().sum()), 'missing value')}; censored rows cannot train."
         )
     array = values.astype(int).to_numpy()
     if not np.isin(array, (0, 1)).all() or len(np.unique(array)) < 2:
@@ -792,5 +794,8 @@ def _to_float(values: pd.Series, name: str) -> np.ndarray:
     bad = parsed.isna() & text.notna() & (text != "")
     if bad.any():
         examples = [f"row {idx}: {val!r}" for idx, val in text[bad].head(3).items()]
-        raise DataContractError(f"feature '{name}': {int(bad.sum())} values are not numbers ({', '.join(examples)}).")
+        raise DataContractError(
+            f"feature '{name}': {counted(int(bad.sum()), 'value is not a number', 'values are not numbers')} "
+            f"({', '.join(examples)})."
+        )
     return parsed.to_numpy(dtype="float64", na_value=np.nan)

@@ -126,7 +126,7 @@ class ThresholdMetric(_Metric):
         if len(self.points) != len(self.cuts) + 1:
             raise ValueError(
                 f"thresholds need one more 'points' than 'cuts' (the range below the first cut-off "
-                f"and above each one): {len(self.cuts)} cuts, {len(self.points)} points"
+                f"and above each one): {counted(len(self.cuts), 'cut')}, {counted(len(self.points), 'point')}"
             )
         outside = [p for p in self.points if not 0 <= p <= 100]
         if outside:

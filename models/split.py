@@ -64,16 +64,17 @@ def _labelled(table: pd.DataFrame, label_col: str) -> pd.DataFrame:
     labelled = table[table[label_col].notna()]
     if labelled.empty:
         raise DataContractError(
-            f"feature table: no labelled rows ({len(table)} rows, all '{label_col}' values are missing/censored); "
+            f"feature table: no labelled rows ({counted(len(table), 'row')}, all '{label_col}' values are "
+            "missing/censored); "
             "training needs snapshots whose renewal outcome is known — use a longer history or a later --data-end."
         )
     churned = int(labelled[label_col].astype(int).sum())
     if churned in (0, len(labelled)):
         outcome, absent = ("renewed", "churned") if churned == 0 else ("churned", "renewed")
         raise DataContractError(
-            f"feature table: all {len(labelled):,} labelled rows {outcome}: the data holds no {absent} example to "
-            "learn from, and a churn model needs both outcomes (check that the data's terms and their outcomes "
-            "are complete, or use a longer history)."
+            f"feature table: all {counted(len(labelled), 'labelled row')} {outcome}: the data holds no {absent} "
+            "example to learn from, and a churn model needs both outcomes (check that the data's terms and their "
+            "outcomes are complete, or use a longer history)."
         )
     return labelled
 
@@ -109,13 +110,15 @@ def out_of_time_split(
     dates = pd.to_datetime(labelled[time_col])
     if dates.isna().any():
         examples = labelled.index[dates.isna()][:3].tolist()
-        raise DataContractError(f"feature table.{time_col}: {int(dates.isna().sum())} missing dates (rows {examples}).")
+        raise DataContractError(
+            f"feature table.{time_col}: {counted(int(dates.isna().sum()), 'missing date')} (rows {examples})."
+        )
 
     rows_per_date = dates.value_counts().sort_index()
     if len(rows_per_date) < 2:
         raise DataContractError(
-            f"feature table.{time_col}: all {len(labelled)} labelled rows share the date "
-            f"{rows_per_date.index[0].date()}; an out-of-time split needs at least two snapshot dates."
+            f"feature table.{time_col}: all {counted(len(labelled), 'labelled row shares', 'labelled rows share')} "
+            f"the date {rows_per_date.index[0].date()}; an out-of-time split needs at least two snapshot dates."
         )
     share_from_date = rows_per_date[::-1].cumsum()[::-1] / len(labelled)
     eligible = share_from_date[share_from_date <= validation_share]
@@ -273,7 +276,9 @@ def rolling_origin_folds(
             )
         )
     if len(cuts) < n_folds:
-        notes.append(f"only {len(rows_per_date)} snapshot dates: {counted(len(cuts), 'CV cut')} instead of {n_folds}")
+        notes.append(
+            f"only {counted(len(rows_per_date), 'snapshot date')}: {counted(len(cuts), 'CV cut')} instead of {n_folds}"
+        )
     return Folds(splits, n_folds, "rolling_origin", notes)
 
 

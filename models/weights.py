@@ -28,7 +28,7 @@ import yaml
 from scipy.optimize import minimize
 from scipy.special import expit
 
-from features.errors import ChurnError, DataContractError, named
+from features.errors import ChurnError, DataContractError, counted, named, signed
 from features.table import AS_OF, LABEL
 from models.evaluation import format_auc
 from models.health_backtest import backtest_health
@@ -130,8 +130,8 @@ class SuggestedWeights:
 
         lines = [
             "Suggested health-score weights (churn compare). Review before adopting.",
-            f"Fitted on {self.fit_rows:,} labelled snapshots ({period(self.fit_period)}); backtested on "
-            f"{self.evaluation_rows:,} later ones ({period(self.evaluation_period)}).",
+            f"Fitted on {counted(self.fit_rows, 'labelled snapshot')} ({period(self.fit_period)}); backtested on "
+            f"{counted(self.evaluation_rows, 'later one')} ({period(self.evaluation_period)}).",
             f"ROC AUC of 100 - health score there: current {format_auc(self.current_auc)}, "
             f"suggested {format_auc(self.suggested_auc)}.",
             *self.notes,
@@ -167,13 +167,13 @@ class SuggestedWeights:
             "Suggested scorecard changes (churn compare): review each, then apply the diff to your scorecard.",
             f"Limits: category weights move at most {self.limits.max_change:g} points and keep at least "
             f"{self.limits.category_floor:g}; metrics keep at least {self.limits.metric_floor:.0%} of their weight.",
-            f"ROC AUC of 100 - health score on {self.evaluation_rows:,} later snapshots: current "
+            f"ROC AUC of 100 - health score on {counted(self.evaluation_rows, 'later snapshot')}: current "
             f"{format_auc(self.current_auc)}, all changes {format_auc(self.suggested_auc)}.",
             "Each change alone (ROC AUC gain over the current scorecard; a category's weight tried alone is its share "
             "of 100, the other categories sharing the rest as they do now):",
         ]
         for change in self.changes.itertuples(index=False):
-            gain = "n/a" if pd.isna(change.auc_gain) else f"{change.auc_gain:+.4f}"
+            gain = "n/a" if pd.isna(change.auc_gain) else signed(change.auc_gain, ".4f")
             where = "" if change.scorecard == DEFAULT_SCORECARD else f"[{change.scorecard}] "
             lines.append(f"  {gain}  {where}{change.change}")
         if self.changes.empty:
@@ -282,7 +282,8 @@ def _fit(rows: pd.DataFrame, scorecard: ScorecardConfig, min_rows: int, min_chur
         if mask.sum() < min_rows or churners < min_churners or churners == mask.sum():
             label = "default scorecard" if name == DEFAULT_SCORECARD else f"segment '{name}'"
             result.notes.append(
-                f"{label}: {int(mask.sum())} fit rows, {churners} churners (needs {min_rows} and {min_churners}); "
+                f"{label}: {counted(int(mask.sum()), 'fit row')}, {counted(churners, 'churner')} (needs {min_rows} "
+                f"and {min_churners}); "
                 "weights kept."
             )
             continue
@@ -534,7 +535,8 @@ def _fit_and_evaluation_rows(
     evaluation = evaluation_frame[evaluation_frame[LABEL].notna()]
     if fit.empty or evaluation.empty:
         raise DataContractError(
-            f"suggest_weights: {len(fit)} labelled fit rows and {len(evaluation)} labelled evaluation rows; "
+            f"suggest_weights: {counted(len(fit), 'labelled fit row')} and "
+            f"{counted(len(evaluation), 'labelled evaluation row')}; "
             "both must be non-empty."
         )
     last_fit, first_eval = pd.to_datetime(fit[AS_OF]).max(), pd.to_datetime(evaluation[AS_OF]).min()

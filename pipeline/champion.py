@@ -429,8 +429,9 @@ class ChampionLoad:
 
     def _load(self) -> None:
         try:
-            from pipeline.tracking import TAG_MODEL_SHA256, configure_tracking, load_model
+            from pipeline.tracking import TAG_MODEL_SHA256, check_store_exists, configure_tracking, load_model
 
+            check_store_exists(self.uri, self._settings)
             with self._lock:  # MLflow's store is process-wide: a run that failed must not have it moved
                 if self._abandoned:
                     return

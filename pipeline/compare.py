@@ -280,7 +280,7 @@ def compare_history(
     if frame[HEALTH_SCORE].isna().all():
         raise DataContractError(
             f"compare: scorecard {settings.healthscore_path()} gave no health score on any of the "
-            f"{len(frame)} evaluation rows (every metric missing); check that its metrics exist in the data."
+            f"{counted(len(frame), 'evaluation row')} (every metric missing); check that its metrics exist in the data."
         )
 
     _step(progress, "compare")

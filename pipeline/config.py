@@ -10,6 +10,8 @@ values; reading files (YAML settings, scorecards) happens here, never below.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Collection, Hashable, Mapping
 from datetime import date
 from importlib import resources
@@ -290,11 +292,26 @@ class Settings(SettingsSection):
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(
-                f"workdir: the working folder {path} cannot be created ({exc.strerror or exc}); set workdir in the "
-                "configuration to a folder churn may write (the model store, score history and overrides live there)."
-            ) from exc
+            raise self._unusable_workdir(exc.strerror or str(exc)) from exc
         return path
+
+    def check_workdir(self) -> None:
+        """Refuse, creating nothing, a working folder `make_workdir` could not create: checked before a command's
+        work, while the folder itself is made only when something is written there, so a command that fails
+        first leaves no empty working folder behind."""
+        from pipeline.io import nearest_existing
+
+        folder = nearest_existing(self.workdir_path)
+        if not folder.is_dir():
+            raise self._unusable_workdir(os.strerror(errno.ENOTDIR))
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise self._unusable_workdir(os.strerror(errno.EACCES))
+
+    def _unusable_workdir(self, reason: str) -> ConfigError:
+        return ConfigError(
+            f"workdir: the working folder {self.workdir_path} cannot be created ({reason}); set workdir in the "
+            "configuration to a folder churn may write (the model store, score history and overrides live there)."
+        )
 
     def healthscore_path(self) -> Path:
         """Resolve the scorecard file: absolute, relative to the config file, or a shipped scorecard.
@@ -346,8 +363,6 @@ class Settings(SettingsSection):
         )
 
     def tracking_uri(self) -> str:
-        import os
-
         if self.tracking.uri:
             return self.tracking.uri
         if os.environ.get("MLFLOW_TRACKING_URI"):

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from features.contract import EVENT_TABLES
-from features.errors import counted
+from features.errors import counted, signed
 from models.population import churned_mask
 from models.scores import (
     ACTIONABLE_LOG_ODDS,
@@ -94,7 +94,7 @@ def print_report(dataset: Dataset, console: Console) -> None:
     )
     if report.warnings:
         console.print(
-            f"[yellow]{len(report.warnings)} {'kind' if len(report.warnings) == 1 else 'kinds'} of suspicious rows "
+            f"[yellow]{counted(len(report.warnings), 'kind')} of suspicious rows "
             "(excluded or kept, as stated):[/yellow]"
         )
         for warning in report.warnings:
@@ -321,7 +321,27 @@ def print_comparison(result, console: Console) -> None:
 
 def _in_all(scores: pd.Series, column: str, what: str) -> str:
     value = scores.get(column)
-    return "" if value is None or pd.isna(value) else f" ({what} in all: {value:+.2f} log-odds)"
+    return "" if value is None or pd.isna(value) else f" ({what} in all: {signed(value, '.2f')} log-odds)"
+
+
+def _overrides_in_force(scores: pd.Series, overrides: pd.DataFrame) -> str:
+    """The CSM's judgements applied to one account as one sentence, each with its value, who set it, until when
+    and why, and the rules' own health score where they changed it: the line read "CSM overrides in force (rule
+    score 58): adoption: sponsor left (by adoption: li; until adoption: 2026-01-01)" of a single override."""
+    from pipeline.override_store import describe_target
+
+    ids = scores["override_ids"].split(",")
+    applied = overrides[overrides["override_id"].astype(str).isin(ids)].sort_values("override_id")
+    items = []
+    for _, record in applied.iterrows():
+        by = f" by {record['author']}" if record["author"] else ""
+        until = pd.Timestamp(record["valid_until"]).date()
+        items.append(
+            f"{describe_target(record)} set to {record['rating']}{by} until {until} (reason: {record['reason']})"
+        )
+    rule, shown = f"{scores['rule_health_score']:.0f}", f"{scores[HEALTH_SCORE]:.0f}"
+    alone = "" if rule == shown else f"; the rules alone score the account {rule}"
+    return f"{counted(len(items), 'CSM override')} in force: {'; '.join(items)}{alone}."
 
 
 def print_explanation(
@@ -331,11 +351,13 @@ def print_explanation(
     categories: list[str],
     console: Console,
     unscored: Collection[str] = (),
+    overrides: pd.DataFrame | None = None,
 ) -> None:
     """`churn explain`: both views of one account category by category, its drivers, context and overrides.
 
     `unscored`: categories the account's own scorecard leaves out (the onboarding card has no `account`): "not
-    in onboarding", where "no data" would say the account lacks data it was never scored on."""
+    in onboarding", where "no data" would say the account lacks data it was never scored on. `overrides`: the
+    override records in force (`in_force`), of which those `scores` names in `override_ids` are said."""
     table = Table(title=f"Account {account_id} as of {when}", title_justify="left")
     for column in ("category", "rule score (0-100)", "ML contribution (log-odds)"):
         table.add_column(column, justify="left" if column == "category" else "right")
@@ -347,7 +369,7 @@ def print_explanation(
         table.add_row(
             category,
             f"{health:.0f}" if pd.notna(health) else rule,
-            f"{scores.get(ml_column(category), 0.0):+.3f}",
+            signed(scores.get(ml_column(category), 0.0), ".3f"),
         )
     table.add_row(
         "[bold]overall[/bold]",
@@ -368,13 +390,8 @@ def print_explanation(
         markup=False,
         highlight=False,
     )
-    if scores["override_ids"]:
-        console.print(
-            f"CSM overrides in force (rule score {scores['rule_health_score']:.0f}): {scores['override_reason']} "
-            f"(by {scores['override_by']}; until {scores['override_until']})",
-            markup=False,
-            highlight=False,
-        )
+    if scores["override_ids"] and overrides is not None:
+        console.print(_overrides_in_force(scores, overrides), markup=False, highlight=False)
     from models.explain import renewal_words  # loads LightGBM, which `churn explain` has loaded already
 
     console.print(f"Lifecycle stage: {scores['lifecycle_stage']}; {renewal_words(scores['days_to_renewal'])}.")

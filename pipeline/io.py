@@ -302,15 +302,21 @@ def _check_folder_of(path: Path) -> None:
     check_writable_folder(path.absolute().parent, f"Cannot write {path}", f"Output {path}", "choose another place")
 
 
+def nearest_existing(path: Path) -> Path:
+    """`path` (absolute) if it exists, else its nearest ancestor that does: where creating it would start."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def check_writable_folder(folder: Path, cannot: str, what: str, advice: str) -> None:
     """Refuse a folder churn is to write in (made if missing) when it cannot: a file stands on its way,
     or the nearest existing folder is not writable (permissions, a read-only file system).
 
     `cannot` and `what` start the two messages ("Cannot write X", "Output X"); `advice` ends the second.
     """
-    folder = Path(folder).absolute()
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+    folder = nearest_existing(folder)
     if not folder.is_dir():
         raise OutputRefused(f"{cannot}: a file stands where its folder should be ({folder}).")
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -558,15 +564,22 @@ def claimed_output_dir(
     path: str | Path, kind: str, will_write: Iterable[str], legacy: Legacy = Legacy()
 ) -> Iterator[Path]:
     """`prepare_output_dir` for the length of a command: if the command fails, a folder it created
-    and left without any file is removed again, so a failure leaves nothing behind."""
+    and left without any file is removed again, with the folders made to hold it (`--out new/run`, the
+    working folder's `run`) that are left empty, so a failure leaves nothing behind."""
     path = Path(path)
-    created = not path.exists()
+    start = nearest_existing(path)  # the folders below it are this command's
     prepare_output_dir(path, kind, will_write, legacy)
     try:
         yield path
     except BaseException:
-        if created and path.is_dir() and not _entries(path):
-            shutil.rmtree(path, ignore_errors=True)
+        made = path.absolute()
+        if start != made and made.is_dir() and not _entries(made):
+            shutil.rmtree(made, ignore_errors=True)
+            for parent in made.parents:
+                if parent == start:
+                    break
+                with suppress(OSError):  # no longer empty: something else was written there meanwhile
+                    parent.rmdir()
         raise
 
 

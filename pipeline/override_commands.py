@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
-from features.errors import ChurnError
+from features.errors import ChurnError, counted
 from features.judgement import CSM_SENTIMENT
 from features.table import ACCOUNT_ID, trim_id
 from models.overrides import InvalidOverride, OverrideRequest, ValidOverride, validate_override
@@ -82,7 +82,8 @@ def _validated(
             problems.append(f"{where}: {exc}" if where else str(exc))
     if problems:
         shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
-        count = f"{len(problems)} of {len(requests)} overrides are" if len(requests) > 1 else "The override is"
+        of = f"of {len(requests)} overrides"
+        count = counted(len(problems), f"{of} is", f"{of} are") if len(requests) > 1 else "The override is"
         raise ChurnError(f"{count} invalid; nothing was written to the override store:\n  {shown}")
     return valid
 

@@ -23,7 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from features.errors import counted
+from features.errors import counted, signed
 from features.table import LABEL
 from models.comparison import (
     DISAGREEMENT_CELLS,
@@ -118,10 +118,6 @@ def _pct(value: float) -> str:
     return "–" if value is None or pd.isna(value) else f"{value:.1%}"
 
 
-def _rows(count: int) -> str:
-    return f"{count:,} row{'' if count == 1 else 's'}"
-
-
 def _num(value: float, digits: int = 3) -> str:
     return "–" if value is None or pd.isna(value) else f"{value:.{digits}f}"
 
@@ -197,7 +193,7 @@ def plot_churn_by_band(calibration: pd.DataFrame) -> Figure:
         bars = ax.bar(bands.index, rates, color=[BAND_COLOURS[b] for b in bands.index])
         for bar, rows, rate in zip(bars, bands["rows"], rates, strict=True):
             ax.annotate(  # an empty band has no churn rate: its zero-height bar must not read as 0.0%
-                f"{rate:.1%}\n{_rows(rows)}" if rows else "no rows",
+                f"{rate:.1%}\n{counted(rows, 'row')}" if rows else "no rows",
                 (bar.get_x() + bar.get_width() / 2, rate),
                 ha="center",
                 va="bottom",
@@ -239,7 +235,7 @@ def plot_agreement(cells: pd.DataFrame) -> Figure:
     for i, band in enumerate(counts.index):
         for j, level in enumerate(counts.columns):
             n, rate = counts.loc[band, level], rates.loc[band, level]
-            text = f"{_rows(n)}\n" + ("–" if pd.isna(rate) else f"{rate:.0%} churn")
+            text = f"{counted(n, 'row')}\n" + ("–" if pd.isna(rate) else f"{rate:.0%} churn")
             ax.text(j, i, text, ha="center", va="center", fontsize=9, color="white" if n > 0.6 * top else "black")
     ax.set_xticks(range(len(counts.columns)), [f"ML {c}" for c in counts.columns])
     ax.set_yticks(range(len(counts.index)), [f"rule {b}" for b in counts.index])
@@ -257,7 +253,7 @@ def plot_alignment(alignment: pd.DataFrame) -> Figure:
     ax.bar(x - 0.2, alignment["ml_attribution_share"].fillna(0), width=0.4, label="share of ML attribution")
     ax.bar(x + 0.2, alignment["scorecard_weight_share"].fillna(0), width=0.4, label="share of scorecard weight")
     ticks = [
-        f"{category}\nr = {'–' if pd.isna(corr) else f'{corr:+.2f}'}"
+        f"{category}\nr = {'–' if pd.isna(corr) else signed(corr, '.2f')}"
         for category, corr in zip(alignment["category"], alignment["correlation"], strict=True)
     ]
     ax.set_xticks(x, ticks, fontsize=9)
@@ -287,7 +283,9 @@ def _band_cards(calibration: pd.DataFrame, score: str, view: str) -> str:
         _card(
             f"Churn rate, {view} {band.group}",
             _pct(band.churn_rate) if band.rows else "no rows",
-            f"{_band(band.group)} {band.churners:,} churned of {_rows(band.rows)}" if band.rows else _band(band.group),
+            f"{_band(band.group)} {band.churners:,} churned of {counted(band.rows, 'row')}"
+            if band.rows
+            else _band(band.group),
         )
         for band in bands.itertuples()
     )
@@ -360,7 +358,7 @@ def _findings(comparison: Comparison, suggested: SuggestedWeights | None) -> lis
     lines.append(
         f"Rank correlation of the two views: {_num(comparison.agreement.spearman, 2)}; "
         f"{_pct(comparison.agreement.agreeing_share)} of snapshots fall in matching bands; "
-        f"{counts.loc['green', 'high']:,} are green for the rule but high risk for the model, "
+        f"{counted(counts.loc['green', 'high'], 'is', 'are')} green for the rule but high risk for the model, "
         f"{counts.loc['red', 'low']:,} red for the rule but low risk for the model."
     )
     lines += _alignment_findings(comparison.alignment)
@@ -375,7 +373,7 @@ def _findings(comparison: Comparison, suggested: SuggestedWeights | None) -> lis
         change = suggested.suggested_auc - suggested.current_auc
         lines.append(
             f"Weights fitted on earlier history move the rule score's ROC AUC on these rows from "
-            f"{_num(suggested.current_auc)} to {_num(suggested.suggested_auc)} ({change:+.3f})."
+            f"{_num(suggested.current_auc)} to {_num(suggested.suggested_auc)} ({signed(change, '.3f')})."
         )
     return lines
 
@@ -437,7 +435,8 @@ def _ranking(frame: pd.DataFrame, comparison: Comparison, suggested: SuggestedWe
     level = f"{comparison.scores['level']:.0%}"
     return (
         f"<p class='note'>Point estimate and {level} bootstrap interval (accounts resampled with all their "
-        f"snapshots, {comparison.scores['n_boot']} resamples). The rule score ranks by 100 − health score.</p>"
+        f"snapshots, {counted(comparison.scores['n_boot'], 'resample')}). The rule score ranks by 100 − health "
+        "score.</p>"
         + html_table
         + f'<div class="plots">{_img(plot_roc(labels, curves), "ROC curves, rule vs ML")}'
         + f"{_img(plot_gains(labels, curves), 'Cumulative gains and lift, rule vs ML')}</div>"
@@ -523,8 +522,8 @@ def _agreement(comparison: Comparison) -> str:
     for kind, text in DISAGREEMENT_KINDS.items():
         rows = found[found["kind"] == kind].drop(columns="kind")
         snapshots = counts.loc[DISAGREEMENT_CELLS[kind]]  # the matrix's count: more than the accounts listed
-        shown = f", {len(rows):,} account{'' if len(rows) == 1 else 's'} shown" if len(rows) else ""
-        body += f"<h3>Top disagreements: {_e(text)} ({snapshots:,} snapshot{'' if snapshots == 1 else 's'}{shown})</h3>"
+        shown = f", {counted(len(rows), 'account')} shown" if len(rows) else ""
+        body += f"<h3>Top disagreements: {_e(text)} ({counted(snapshots, 'snapshot')}{shown})</h3>"
         if rows.empty:
             body += "<p class='note'>None in the evaluation period.</p>"
             continue
@@ -551,7 +550,7 @@ def _disagreement_formats(rows: pd.DataFrame) -> dict[str, Callable[[object], st
         if column.startswith("health_") and column not in formats and column != "health_scorecard":
             formats[column] = lambda v: _num(v, 0)
         elif column.startswith(ML_PREFIX):
-            formats[column] = lambda v: "–" if _missing(v) else f"{v:+.2f}"
+            formats[column] = lambda v: "–" if _missing(v) else signed(v, ".2f")
     return formats
 
 
@@ -567,10 +566,10 @@ def _alignment(comparison: Comparison) -> str:
     )
     formats = {
         "correlation (rule score vs ML contribution)": lambda v: _num(v, 2),
-        "mean ML contribution": lambda v: "–" if _missing(v) else f"{v:+.3f}",
+        "mean ML contribution": lambda v: "–" if _missing(v) else signed(v, ".3f"),
         "share of ML attribution": _pct,
         "share of scorecard weight": _pct,
-        "ML share − scorecard share": lambda v: "–" if _missing(v) else f"{v:+.1%}",
+        "ML share − scorecard share": lambda v: "–" if _missing(v) else signed(v, ".1%"),
     }
     return (
         "<p class='note'>The correlation is signed: the rule's category score rises with health while the ML "
@@ -594,7 +593,7 @@ def _changes(suggested: SuggestedWeights) -> str:
         f"{limits.category_floor:g}; metrics keep at least {limits.metric_floor:.0%} of their weight. A category's "
         "weight tried alone is its share of 100, the other categories sharing the rest as they do now. ROC AUC gain "
         "over the current scorecard on the later snapshots; the reviewed diff is suggested_healthscore.diff.</p>",
-        _table(gains, {"auc_gain": lambda v: "–" if pd.isna(v) else f"{v:+.4f}"}, left=["scorecard", "change"])
+        _table(gains, {"auc_gain": lambda v: "–" if pd.isna(v) else signed(v, ".4f")}, left=["scorecard", "change"])
         if len(gains)
         else "<p>No change.</p>",
     ]
@@ -633,7 +632,7 @@ def _weights(suggested: SuggestedWeights | None) -> str:
         "current": lambda v: f"{v:g}",
         CURRENT_OF_100: lambda v: "–" if _missing(v) else f"{v:.1f}",
         "suggested": lambda v: f"{v:g}",
-        "change": lambda v: f"{v:+.1f}",
+        "change": lambda v: signed(v, ".1f"),
     }
     fitted = {"fitted": lambda v: "yes" if v else "kept"}
     notes = "".join(f"<li>{_e(n)}</li>" for n in suggested.notes)
@@ -644,9 +643,10 @@ def _weights(suggested: SuggestedWeights | None) -> str:
         diff_lines.append(f'<span class="{css}">{_e(line)}</span>' if css else _e(line))
     diff = "\n".join(diff_lines) or "(no change)"
     return (
-        f"<p>Fitted on {suggested.fit_rows:,} labelled snapshots from {suggested.fit_period[0].date()} to "
+        f"<p>Fitted on {counted(suggested.fit_rows, 'labelled snapshot')} from {suggested.fit_period[0].date()} to "
         f"{suggested.fit_period[1].date()} (a constrained logistic regression: more health never adds risk); "
-        f"backtested on {suggested.evaluation_rows:,} later snapshots ({suggested.evaluation_period[0].date()} to "
+        f"backtested on {counted(suggested.evaluation_rows, 'later snapshot')} "
+        f"({suggested.evaluation_period[0].date()} to "
         f"{suggested.evaluation_period[1].date()}): ROC AUC <b>{_num(suggested.current_auc)}</b> with the current "
         f"weights, <b>{_num(suggested.suggested_auc)}</b> with the suggested ones.</p>"
         + (f"<ul class='note'>{notes}</ul>" if notes else "")
@@ -666,8 +666,9 @@ def _method(comparison: Comparison, context: ReportContext) -> str:
         "label says whether the term active then was renewed.",
         "Out of time: the model, its calibration and the suggested weights learn only from snapshots before the "
         "evaluation start whose outcome was known before it; every number here is measured on later snapshots.",
-        f"Confidence intervals: percentile bootstrap over accounts ({comparison.scores['n_boot']} resamples); "
-        "differences are paired (both scores on the same resample).",
+        "Confidence intervals: percentile bootstrap over accounts "
+        f"({counted(comparison.scores['n_boot'], 'resample')}); differences are paired (both scores on the same "
+        "resample).",
         "ML ranking uses the model's log-odds (calibration is monotone); bands use the calibrated probability.",
         "Category contributions are exact TreeSHAP values summed per health category (log-odds of churn).",
     ]

@@ -124,11 +124,12 @@ def score_prepared(
         )
     if missing:  # most often the champion of event data (`churn train --data`), not the table's own model
         version = model.metadata_.get("model_version")
+        of = f"of the {len(model.feature_names_in_)} features of model {model.metadata_.get('model_uri', '')}"
+        of += f" (version {version})" if version else ""
         raise DataContractError(
-            f"--table {path}: {len(missing)} of the {len(model.feature_names_in_)} features of model "
-            f"{model.metadata_.get('model_uri', '')}{f' (version {version})' if version else ''} are not columns "
-            f"of the table, e.g. {missing[:5]}; score it with the model `churn train --table` trained on a table "
-            "like it (--model-uri models:/NAME@champion, or its model.name in the configuration)."
+            f"--table {path}: {counted(len(missing), f'{of} is not a column', f'{of} are not columns')} of the table, "
+            f"e.g. {missing[:5]}; score it with the model `churn train --table` trained on a table like it "
+            "(--model-uri models:/NAME@champion, or its model.name in the configuration)."
         )
     typed = {
         name: as_trained(features[name], name, model.categories_.get(name), f"--table {path}")

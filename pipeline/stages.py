@@ -323,10 +323,11 @@ def check_scorecard(settings: Settings) -> None:
 def preflight(settings: Settings) -> None:
     """What stops a command before it reads any data: a scorecard mistake, a working folder that
     cannot be created (found after the data was read and the features built, it cost minutes), a
-    tracking server that is not there (found by MLflow after ~4 minutes of retries)."""
+    tracking server that is not there (found by MLflow after ~4 minutes of retries). The working folder
+    is only checked: made here, it stayed behind, empty, when the command then failed."""
     check_scorecard(settings)
     check_tracking_server(settings)
-    settings.make_workdir()
+    settings.check_workdir()
 
 
 def with_rule_attributes(table: pd.DataFrame, dataset: Dataset, settings: Settings) -> pd.DataFrame:
@@ -1055,12 +1056,13 @@ def run_explain(
     print_warnings(scored.notes, console)
     # scores, contributions and overrides keep the population's rows in order (0..n-1)
     at = int(population.index[population[ACCOUNT_ID].astype(str) == str(account_id)][0])
-    scores = apply_overrides(scored.scores, in_force(overrides, pd.Timestamp(when)), scorecard).scores.iloc[at]
+    applying = in_force(overrides, pd.Timestamp(when))
+    scores = apply_overrides(scored.scores, applying, scorecard).scores.iloc[at]
     # the scheme's categories, then `other` (features it does not place) and any category of an override
     categories = list(dict.fromkeys([*scorecard.categories(), *scored.categories.values()]))
     own = scorecard.scorecard(scores[HEALTH_SCORECARD]) if pd.notna(scores.get(HEALTH_SCORECARD)) else None
     unscored = [c for c in scorecard.categories() if own is not None and c not in own.categories]  # not `other`
-    print_explanation(account_id, when, scores, categories, console, unscored)
+    print_explanation(account_id, when, scores, categories, console, unscored, applying)
     if plot is not None:
         from models.scoring import said_columns
         from models.waterfall import waterfall_figure

@@ -51,7 +51,7 @@ from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM, disable_logging, e
 from sklearn.metrics import roc_auc_score
 from sqlalchemy.exc import SQLAlchemyError
 
-from features.errors import ChurnError, ConfigError, counted
+from features.errors import ChurnError, ConfigError, counted, signed
 from models.population import churned_mask
 from models.risk_model import SOURCE_COLUMNS, ChurnRiskModel
 from models.scores import arr_at_risk
@@ -110,10 +110,12 @@ def configure_tracking(settings: Settings) -> str:
     """Point MLflow at the configured store and experiment; returns the experiment id."""
     uri = settings.tracking_uri()
     local = _is_local_store(uri)
-    if local:
-        settings.make_workdir()
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if uri.startswith("sqlite:///"):  # MLflow makes the database file, not its folder
+        folder = Path(uri.removeprefix("sqlite:///")).parent
+        if folder.resolve() == settings.workdir_path:
+            settings.make_workdir()  # its error names the setting
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
     name = settings.tracking.experiment
     try:
         point_mlflow_at(uri)
@@ -302,8 +304,9 @@ class ChurnModelPyfunc(mlflow.pyfunc.PythonModel):
         names = self.model.feature_names_in_
         if missing := [f for f in names if f not in frame.columns]:
             named = [f"'{sources[f]}' (or '{f}')" if f in sources else f"'{f}'" for f in missing[:5]]
+            of = f"of the model's {len(names)} columns"
             raise ChurnError(
-                f"pyfunc input: {len(missing)} of the model's {len(names)} columns are missing: {', '.join(named)}."
+                f"pyfunc input: {counted(len(missing), f'{of} is', f'{of} are')} missing: {', '.join(named)}."
             )
         typed = {f: as_trained(frame[f], f, self.model.categories_.get(f), "pyfunc input") for f in names}
         return frame.assign(**typed)
@@ -402,6 +405,17 @@ def log_model(model: ChurnRiskModel, X_example: pd.DataFrame, settings: Settings
     return client.get_model_version(settings.model.name, version)
 
 
+def check_store_exists(model_uri: str, settings: Settings) -> None:
+    """Refuse to load `model_uri` from a local SQLite store that does not exist (it holds no model), before
+    MLflow creates an empty one, and the working folder around it, for a command that then fails."""
+    uri = settings.tracking_uri()
+    if uri.startswith("sqlite:///") and "?" not in uri and not Path(uri.removeprefix("sqlite:///")).exists():
+        raise ChurnError(
+            f"Cannot load model '{model_uri}' from {uri}: the tracking store does not exist yet, so it holds no "
+            "model (train one with `churn train`, or pass --model-uri)."
+        )
+
+
 def load_model(uri: str, settings: Settings | None = None) -> ChurnRiskModel:
     """The ChurnRiskModel of a logged model (`models:/NAME@champion`, `models:/NAME/3`, `runs:/RUN/model`).
 
@@ -411,6 +425,7 @@ def load_model(uri: str, settings: Settings | None = None) -> ChurnRiskModel:
     `model.metadata_` gets the URI, the artifacts' SHA-256 and, for registry URIs, the resolved version.
     """
     if settings is not None:
+        check_store_exists(uri, settings)
         configure_tracking(settings)
     try:
         expected, resolved = _recorded_digest(uri)
@@ -544,6 +559,7 @@ def table_champion_uri(settings: Settings) -> tuple[str, str | None]:
     """
     name = table_model_name(settings)
     uri = champion_uri(name)
+    check_store_exists(uri, settings)
     configure_tracking(settings)
     if name == settings.model.name or current_champion(name) is not None:
         return uri, None
@@ -715,7 +731,7 @@ def promote_if_better(
         verdict = "beats" if beats else "does not beat"
         reason = (
             f"v{version.version} {verdict} champion v{champion.version}: ROC AUC {challenger_auc:.4f} vs "
-            f"{champion_auc:.4f} ({gain:+.4f}, needed > {settings.model.promotion_min_gain:+.4f}) "
+            f"{champion_auc:.4f} ({signed(gain, '.4f')}, needed > {signed(settings.model.promotion_min_gain, '.4f')}) "
             f"{how} ({counted(compared, 'row')})"
         )
         decision = PromotionDecision(beats, reason, challenger_auc, str(champion.version), champion_auc, compared)

@@ -321,7 +321,8 @@ def _parse_labels(values: pd.Series, name: str, source: str) -> pd.Series:
         )
     outcomes = parsed.dropna().astype(int)
     if outcomes.nunique() < 2:
-        only = "no labelled row" if outcomes.empty else f"all {len(outcomes):,} labelled rows are {outcomes.iloc[0]}"
+        held = counted(len(outcomes), "labelled row is", "labelled rows are")
+        only = "no labelled row" if outcomes.empty else f"all {held} {outcomes.iloc[0]}"
         raise DataContractError(
             f"{source}, label column '{name}': {only}; a churn model needs churned (1) and retained (0) rows."
         )
@@ -855,7 +856,7 @@ def _rule_scores(rule_risk: pd.Series, index: pd.Index) -> np.ndarray:
     if aligned.isna().any():
         examples = aligned.index[aligned.isna()][:3].tolist()
         raise DataContractError(
-            f"rule_risk: no value for {int(aligned.isna().sum())} validation rows (index {examples}); "
+            f"rule_risk: no value for {counted(int(aligned.isna().sum()), 'validation row')} (index {examples}); "
             "pass 100 - health score for every row of the feature table."
         )
     return aligned.to_numpy(dtype=float)

@@ -554,8 +554,7 @@ def _inverted_terms(run: Runner, types: dict[str, str], row: str) -> list[str]:
 
 
 def _format_problems(problems: list[str]) -> str:
-    plural = "s" if len(problems) > 1 else ""
-    head = f"The input data breaks the data contract ({len(problems)} problem{plural}); nothing was written."
+    head = f"The input data breaks the data contract ({counted(len(problems), 'problem')}); nothing was written."
     return "\n".join([head, *(f"  - {p}" for p in problems)])
 
 

@@ -190,3 +190,58 @@ def test_the_drifting_churn_probability_is_said_as_the_score_not_as_one_more_fea
         "the churn probabilities drifted from the training data (PSI past the threshold and past what sampling "
         "noise gives 1 account)"
     )
+
+
+def _overridden(**changes: object) -> pd.Series:
+    return pd.Series(
+        {"health_adoption": 90.0, "ml_adoption": 0.4, "health_score": 72.0, "health_band": "green",
+         "churn_probability": 0.3, "risk_band": "medium", "health_drivers": "", "top_drivers": "", "context": "",
+         "actionable_log_odds": 0.4, "context_log_odds": -0.1, "lifecycle_stage": "adopt", "days_to_renewal": 90.0,
+         "override_ids": "7", "rule_health_score": 58.0, **changes}
+    )  # fmt: skip
+
+
+RECORDS = pd.DataFrame(
+    {
+        "override_id": [3, 7, 9],
+        "kind": ["account", "category", "sentiment"],
+        "category": [None, "adoption", None],
+        "rating": ["40", "90", "red"],
+        "author": ["jo", "li", ""],
+        "valid_until": pd.to_datetime(["2026-02-01", "2026-01-01", "2026-03-01"]),
+        "reason": ["lost the champion", "new team logs in through SSO", "tense QBR"],
+    }
+)
+
+
+def test_explain_says_each_override_in_force_with_who_until_when_and_why() -> None:
+    """The line of an account under one override read "CSM overrides in force (rule score 58): adoption: new team
+    logs in through SSO (by adoption: li; until adoption: 2026-01-01)": a plural, and each field prefixed again."""
+    from pipeline.console import print_explanation
+
+    said = []
+    for scores in (_overridden(), _overridden(override_ids="3,9"), _overridden(override_ids="9", health_score=58.0)):
+        console = Console(record=True, width=300)
+        print_explanation("A1", date(2025, 12, 1), scores, ["adoption"], console, overrides=RECORDS)
+        said += [line for line in _lines(console) if "CSM override" in line]
+    assert said == [
+        "1 CSM override in force: adoption set to 90 by li until 2026-01-01 (reason: new team logs in through SSO); "
+        "the rules alone score the account 58.",
+        "2 CSM overrides in force: health score set to 40 by jo until 2026-02-01 (reason: lost the champion); "
+        "sentiment set to red until 2026-03-01 (reason: tense QBR); the rules alone score the account 58.",
+        "1 CSM override in force: sentiment set to red until 2026-03-01 (reason: tense QBR).",
+    ]
+
+
+def test_explain_prints_a_contribution_that_rounds_to_zero_without_a_sign() -> None:
+    """A category whose ML contribution was -0.0004 read "-0.000", a context of +0.001 "+0.00 log-odds": a sign
+    says which way the risk moves, where the number shown says it does not."""
+    from pipeline.console import print_explanation
+
+    scores = _overridden(ml_adoption=-0.0004, context_log_odds=0.001, actionable_log_odds=-0.004, override_ids="")
+    console = Console(record=True, width=200)
+    print_explanation("A1", date(2025, 12, 1), scores, ["adoption"], console)
+    text = console.export_text()
+    rows = {line.split("│")[1].strip(): line.split("│")[3].strip() for line in text.splitlines() if "│" in line}
+    assert rows["adoption"] == "0.000"
+    assert "(actionable features in all: 0.00 log-odds)" in text and "(context in all: 0.00 log-odds)" in text

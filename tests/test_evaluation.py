@@ -94,7 +94,7 @@ def test_evaluate_reports_every_score_overall_and_per_segment():
 
 def test_missing_scores_and_misaligned_inputs_are_refused():
     y = np.array([0, 1, 0, 1])
-    with pytest.raises(ChurnError, match="'rule' has 1 missing values"):
+    with pytest.raises(ChurnError, match="'rule' has 1 missing value; "):
         evaluate(y, {"rule": np.array([1.0, np.nan, 2.0, 3.0])})
     with pytest.raises(ChurnError, match="'model' has 3 values for 4 labelled rows"):
         evaluate(y, {"model": np.array([0.1, 0.2, 0.3])})

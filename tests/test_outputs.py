@@ -246,6 +246,35 @@ def test_a_failed_folder_command_leaves_no_folder_behind(tmp_path: Path, capsys)
         assert not out.exists(), f"{command} left {out}"
 
 
+def test_a_command_that_fails_before_writing_leaves_no_folder_it_made(tmp_path: Path, capsys) -> None:
+    """A `churn score` without a model left a new working folder holding an empty MLflow store; `churn run` on a
+    broken data folder left the working folder empty, and `--out new/run` its `new`. What the user had before,
+    an empty working folder included, stays."""
+    tables = tiny_tables()
+    del tables["subscriptions"]
+    data = write_tables(tmp_path / "broken", tables)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"workdir: {tmp_path / 'new' / 'work'}\n")
+    commands = [
+        ["score", "--as-of", "2025-01-01", "--out", str(tmp_path / "scores" / "s.parquet")],
+        ["run"],
+        ["run", "--out", str(tmp_path / "runs" / "first")],
+        ["compare"],
+        ["train"],
+        ["explain", "A1", "--as-of", "2025-01-01"],
+    ]
+    for user_made in (False, True):
+        if user_made:
+            (tmp_path / "new" / "work").mkdir(parents=True)
+        before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+        for command in commands:
+            code, message = run_cli([*command, "--data", str(data), "--config", str(config)], capsys)
+            assert code == 1 and (
+                "subscriptions: required table is missing" in message or "Cannot load model" in message
+            )
+            assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before, (command, message)
+
+
 def test_outputs_of_churn_versions_without_markers_are_recognised(tmp_path: Path) -> None:
     """Upgrading must not break a scheduled `churn score --out` that replaces yesterday's file."""
     legacy = tmp_path / "scores.parquet"

@@ -308,6 +308,11 @@ def test_bad_overrides_write_nothing(tiny_data_dir: Path, tmp_path: Path) -> Non
     assert "2 of 3 overrides are invalid; nothing was written" in message
     assert "bulk.csv line 3: a score must lie between 0 and 100, got '170'" in message
     assert "bulk.csv line 4: a reason is required" in message and "in the past" in message
+    csv.write_text(
+        "account_id,category,score,reason,until\nA,adoption,70,fine,2025-06-01\nB,support,170,typo,2025-06-01\n"
+    )
+    with pytest.raises(ChurnError, match="1 of 2 overrides is invalid; nothing was written"):  # it said "are"
+        run_import(csv, by="jane", data=tiny_data_dir, settings=settings, console=QUIET, today=TODAY)
     assert not store_path(settings.workdir_path).exists()
 
 
@@ -532,7 +537,10 @@ def test_a_csm_walks_through_override_scoring_keeping_and_expiry(book) -> None:
     console = Console(record=True, width=400)
     run_explain(account, data, FIRST.date(), result.model_uri, None, settings, console)
     said = console.export_text()
-    assert "CSM overrides in force (rule score " in said and "): adoption: new team logs in through SSO" in said
+    assert (
+        f"1 CSM override in force: adoption set to 90 by jane until {UNTIL} (reason: new team logs in through SSO); "
+        f"the rules alone score the account {row['rule_health_score']:.0f}." in said
+    )
     assert "Context: " in said and "renewal" in said
 
     # 3. another rule run keeps it: the rule never overwrites the CSM's score
@@ -586,7 +594,7 @@ def test_a_withdrawn_mistake_leaves_every_date_while_an_ended_override_keeps_the
     assert again.at[kept, "override_adoption"] == 90.0 and again.at[kept, "override_ids"] == "2"
     console = Console(record=True, width=400)
     run_explain(mistaken, data, FIRST.date(), result.model_uri, None, settings, console)
-    assert "CSM overrides in force" not in console.export_text()
+    assert "CSM override" not in console.export_text()
     audit = run_history(account=mistaken, settings=settings, console=QUIET).set_index("override_id")
     assert audit.at[1, "reason"] == "meant for another account" and audit.at[1, "withdrawn_by"] == "jane"
     assert audit.at[1, "withdraw_reason"] == "typed on the wrong account" and audit.at[1, "end_reason"] == "done"

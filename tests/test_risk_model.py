@@ -216,7 +216,7 @@ def test_missing_feature_is_named_and_text_numbers_are_parsed(data, model):
     as_text = X.astype({"seats": "string"})
     np.testing.assert_array_equal(model.predict_raw(X), model.predict_raw(as_text))
     broken = X.astype({"seats": "object"}).assign(seats=["12", "lots", "3", " ", "4"])
-    with pytest.raises(DataContractError, match=r"feature 'seats': 1 values are not numbers \(row \d+: 'lots'\)"):
+    with pytest.raises(DataContractError, match=r"feature 'seats': 1 value is not a number \(row \d+: 'lots'\)"):
         model.predict_raw(broken)
 
 

@@ -463,7 +463,7 @@ def test_the_registered_model_of_a_table_takes_the_tables_own_column_names(tmp_p
     np.testing.assert_allclose(pyfunc.predict(renamed)["churn_probability"].to_numpy(), expected)
     categories = table.astype({"Contract": "category"})
     np.testing.assert_allclose(pyfunc.predict(categories)["churn_probability"].to_numpy(), expected)
-    with pytest.raises(ChurnError, match=r"1 of the model's 4 columns are missing: 'Monthly Charges' \(or "):
+    with pytest.raises(ChurnError, match=r"1 of the model's 4 columns is missing: 'Monthly Charges' \(or "):
         pyfunc.predict(table.drop(columns="Monthly Charges"))
     with pytest.raises(MlflowException, match=r"Model is missing inputs \['tenure'\]"):  # the schema still checks
         pyfunc.predict(table.drop(columns="tenure"))

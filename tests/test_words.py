@@ -269,3 +269,37 @@ def test_a_number_inside_the_words_never_rounds_to_a_zero_it_is_not() -> None:
     current = previous.assign(churn_probability=0.84, as_of=pd.Timestamp("2025-01-01"))
     alerts = score_alerts(current, previous, score_drop=10, probability_level=0.5, renewal_days=90, high_risk=0.5)
     assert alerts["reasons"].tolist() == ["churn probability rose above 50% (from under 1% to 84%)"]
+
+
+def test_a_signed_number_that_rounds_to_zero_is_said_without_a_sign() -> None:
+    """ "+0.00" and "-0.00" (a category's ML contribution, an AUC change, a share gap) claim a direction the number
+    shown does not have: they read as the precision's zero, and every other value keeps its sign."""
+    from features.errors import signed
+
+    assert [signed(v, ".2f") for v in (0.004, -0.004, -0.0, 0.0, 0.006, -0.25)] == [
+        "0.00", "0.00", "0.00", "0.00", "+0.01", "-0.25"
+    ]  # fmt: skip
+    assert [signed(v, ".1%") for v in (-0.0004, 0.0006, 0.123)] == ["0.0%", "+0.1%", "+12.3%"]
+    assert signed(float("nan"), ".3f") == "+nan" and signed(-1e-9, ".4f") == "0.0000"
+
+
+def test_a_count_of_one_in_an_error_is_said_in_the_singular() -> None:
+    """ "feature table.as_of: 1 missing dates", "none of its 1 rows has", "1 cuts, 1 points": counts in messages of
+    `models/` and `pipeline/` written without `counted` read as slips for one."""
+    import pytest
+    from pydantic import ValidationError
+
+    from features.errors import DataContractError
+    from models.comparison import REQUIRED_COLUMNS, labelled_rows
+    from models.scorecard import ThresholdMetric
+    from models.split import out_of_time_split
+
+    with pytest.raises(ValidationError, match=r"\): 1 cut, 1 point"):
+        ThresholdMetric(scheme="thresholds", cuts=[10], points=[5])
+    with pytest.raises(DataContractError, match="none of its 1 row has a label"):
+        labelled_rows(pd.DataFrame({column: [None] for column in REQUIRED_COLUMNS}))
+    table = pd.DataFrame(
+        {"account_id": ["A", "B"], "as_of": [None, "2024-01-01"], "term_end": "2024-06-01", "label": [0, 1]}
+    )
+    with pytest.raises(DataContractError, match=r"feature table\.as_of: 1 missing date \(rows \[0\]\)"):
+        out_of_time_split(table, validation_share=0.2, grace_days=30)
