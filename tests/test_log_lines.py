@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.test_score_startup import _config, _score
+from tests.helpers import book_config, book_score
 
 EXCLUDED = "warning: logins.account_id: 1 row for an account not in accounts"
 
@@ -28,12 +28,12 @@ def _lines(text: str, part: str) -> list[str]:
 
 
 def test_warnings_are_said_once_as_warning_lines_and_nothing_reaches_stderr_bare(book, tmp_path: Path) -> None:
-    config, workdir = _config(book, tmp_path, "logs")
+    config, workdir = book_config(book, tmp_path, "logs")
     data = Path(shutil.copytree(book[1], tmp_path / "data"))
     logins = pd.read_parquet(data / "logins")
     ghost = logins.tail(1).assign(account_id="ghost")  # the latest login: read by the scoring date's windows
     ghost.to_parquet(data / "logins" / "ghost.parquet", index=False)
-    args = _score(book, config, tmp_path / "scores.parquet")
+    args = book_score(book, config, tmp_path / "scores.parquet")
     args[2] = str(data)
     first = _churn(*args, "--no-history")  # keeps the older rows' summaries, window rows and feature set
     assert first.returncode == 0 and first.stderr == "", first.stderr

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
-from test_train import _telco_like
 
 from models.evaluation import expected_calibration_error
 from pipeline.config import load_settings
@@ -23,6 +22,7 @@ from pipeline.loading import load_dataset
 from pipeline.stages import build_feature_table, score_date, train_on_table
 from pipeline.synthetic import generate
 from pipeline.tracking import load_model
+from tests.helpers import telco_like
 
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
 
@@ -111,8 +111,8 @@ def _churn(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_prepared_tables_train_and_score_through_the_cli(tmp_path):
-    _telco_like(1_500, seed=0).to_csv(tmp_path / "history.csv", index=False)
-    fresh = _telco_like(400, seed=1).assign(customerID=lambda f: "new-" + f["customerID"])
+    telco_like(1_500, seed=0).to_csv(tmp_path / "history.csv", index=False)
+    fresh = telco_like(400, seed=1).assign(customerID=lambda f: "new-" + f["customerID"])
     book = fresh.drop(columns="Churn").assign(customerID=lambda f: " " + f["customerID"] + "\u00a0")
     book.to_csv(tmp_path / "book.csv", index=False)
     config = tmp_path / "c.yaml"
