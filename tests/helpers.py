@@ -390,21 +390,28 @@ def assert_same_report(got, expected) -> None:
 
 
 class WebhookReceiver(BaseHTTPRequestHandler):
-    """A local alert webhook: keeps each POST's headers and JSON body, answers `status`."""
+    """A local alert webhook: keeps each POST's path, headers, JSON body and the status it answered, which is
+    the next of `statuses` while any are left, else `status`."""
 
     status = 200
+    statuses: ClassVar[list[int]] = []
     bodies: ClassVar[list[dict]] = []
 
     def do_POST(self) -> None:
+        receiver = type(self)
+        status = receiver.statuses.pop(0) if receiver.statuses else receiver.status
         length = int(self.headers["Content-Length"])
-        type(self).bodies.append(
+        receiver.bodies.append(
             {
+                "path": self.path,
+                "status": status,
+                "authorization": self.headers["Authorization"],
                 "content_type": self.headers["Content-Type"],
                 "idempotency_key": self.headers["Idempotency-Key"],
                 "payload": json.loads(self.rfile.read(length)),
             }
         )
-        self.send_response(type(self).status)
+        self.send_response(status)
         self.end_headers()
 
     def log_message(self, *args) -> None:  # keep test output quiet
