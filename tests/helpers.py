@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import signal
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -17,7 +25,6 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 if TYPE_CHECKING:
     from pipeline.loading import Dataset
@@ -284,6 +291,14 @@ def end_to_end(data: Path, work: Path):
     return result, run, comparison, console.export_text()
 
 
+def churn_subprocess(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`churn --no-progress ARGS` in a process of its own, as a user starts it (where Python's last-resort
+    logging is in force), with what it printed."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "--no-progress", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
+
+
 def run_churn(args: list[str]) -> int:
     """Run `churn --no-progress ARGS` in this process, as a scheduler would; returns the exit code."""
     from pipeline.cli import main
@@ -315,14 +330,16 @@ def book_settings(book, name: str, **changes):
     return load_settings(None, {"workdir": str(root / name), "tracking": tracking, **changes}), result
 
 
+def config_file(settings, path: Path, extra: str = "") -> Path:
+    """A configuration file for a `churn` command that works in `settings`' folder and its MLflow store."""
+    path.write_text(f"workdir: {settings.workdir_path}\ntracking: {{uri: '{settings.tracking_uri()}'}}\n{extra}")
+    return path
+
+
 def book_config(book, folder: Path, name: str) -> tuple[Path, Path]:
     """A configuration with its own workdir sharing the book's model store, and that workdir."""
     settings, _ = book_settings(book, name)
-    config = folder / f"{name}.yaml"
-    config.write_text(
-        yaml.safe_dump({"workdir": str(settings.workdir_path), "tracking": {"uri": settings.tracking.uri}})
-    )
-    return config, settings.workdir_path
+    return config_file(settings, folder / f"{name}.yaml"), settings.workdir_path
 
 
 def book_score(book, config: Path, out: Path) -> list[str]:
@@ -387,6 +404,56 @@ def assert_same_report(got, expected) -> None:
     clock's time limit when each load read the clock)."""
     assert set(got.keep) == set(expected.keep)
     assert {**vars(got), "keep": None, "time_limit": None} == {**vars(expected), "keep": None, "time_limit": None}
+
+
+def file_tree(root: Path) -> dict[str, bytes]:
+    """Every file under `root` (by its relative path) with its bytes: to tell a folder left as it was."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 nothing listens on (bound, then closed): a server can take it, a connection to it is
+    refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_mlflow_server(store: str, folder: Path, *options: str) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 over the backend `store` (a URI), started in `folder` (its log there),
+    with `options`: its URL; stopped, with its workers, afterwards."""
+    port = free_port()
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    command = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", store, *options]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    log = (folder / "server.log").open("w")
+    server = subprocess.Popen(
+        command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start:\n{(folder / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
 
 
 class WebhookReceiver(BaseHTTPRequestHandler):

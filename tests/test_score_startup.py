@@ -11,12 +11,10 @@ import logging
 import os
 import re
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from features.feature_set import FeatureSet
 from pipeline.champion import DIGEST_TAG, Probe, kept_feature_set, probe
 from pipeline.summary_cache import UNUSED_DAYS
 from pipeline.tracking import TAG_MODEL_SHA256, point_mlflow_at
-from tests.helpers import book_config, book_score, book_settings, run_cli
+from tests.helpers import book_config, book_score, book_settings, config_file, run_cli, running_mlflow_server
 
 BLOCKED = """
 import sys
@@ -42,10 +40,7 @@ main()
 
 def test_a_failing_scoring_import_stops_the_run_with_its_own_error(book, tmp_path: Path) -> None:
     settings, _ = book_settings(book, "startup")
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump({"workdir": str(settings.workdir_path), "tracking": {"uri": settings.tracking.uri}})
-    )
+    config = config_file(settings, tmp_path / "config.yaml")
     out = tmp_path / "scores.parquet"
     command = [sys.executable, "-c", BLOCKED, "--no-progress", "score", "--data", str(book[1])]
     command += ["--as-of", "2025-01-15", "--config", str(config), "--out", str(out), "--no-history"]
@@ -205,35 +200,10 @@ def test_latest_names_the_highest_version_in_the_probe_and_the_load(book, tmp_pa
 
 
 @pytest.fixture(scope="module")
-def server(book) -> Iterator[str]:
+def server(book, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `mlflow server` over the book's store (the model's artifacts stay files it names), its URL."""
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    command = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--workers", "1", "--backend-store-uri", _tracking(book)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
-            except OSError:
-                if process.poll() is not None:
-                    pytest.fail(f"mlflow server did not start: {process.stderr.read()[-2000:]}")
-                if time.monotonic() > deadline:
-                    pytest.fail("mlflow server did not answer within 180 s")
-                time.sleep(0.5)
+    with running_mlflow_server(_tracking(book), tmp_path_factory.mktemp("server")) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_the_probe_asks_an_mlflow_server_without_mlflow(book, server, monkeypatch) -> None:

@@ -28,11 +28,6 @@ from tests.helpers import run_cli, telco_like
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
 
 
-@pytest.fixture(autouse=True)
-def _no_ambient_tracking_uri(monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 def _settings(tmp_path, **model) -> Settings:
     return Settings(
         workdir=str(tmp_path / "work"), model={"num_threads": 1, "name": "table-model", "tune_trials": 3, **model}
