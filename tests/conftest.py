@@ -112,7 +112,7 @@ def spark(spark_runs):
 @pytest.fixture
 def webhook() -> Iterator[str]:
     """The URL of a `WebhookReceiver` on a free local port, its bodies cleared, answering 200."""
-    WebhookReceiver.bodies, WebhookReceiver.status = [], 200
+    WebhookReceiver.bodies, WebhookReceiver.statuses, WebhookReceiver.status = [], [], 200
     server = HTTPServer(("127.0.0.1", 0), WebhookReceiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

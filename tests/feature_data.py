@@ -186,6 +186,42 @@ def random_tables(seed: int) -> dict[str, pd.DataFrame]:
     }
 
 
+RANDOM_SETTINGS = FeatureSettings(top_features=3)
+"""Feature settings of the random-data cross-checks: a few per-feature columns, so they are compared too."""
+EVENT_TIME = {
+    "logins": "ts",
+    "usage_events": "ts",
+    "support_tickets": "opened_at",
+    "trainings": "ts",
+    "invoices": "issued_at",
+    "touchpoints": "ts",
+    "surveys": "ts",
+}
+
+
+def rewrite_after(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, seed: int) -> dict[str, pd.DataFrame]:
+    """Replace every row dated at or after as_of by unrelated random rows; re-close open tickets later."""
+    rng = np.random.default_rng(seed)
+    late = random_events(rng, as_of, as_of + pd.Timedelta(days=120), first_ticket=10_000)
+    late_terms = random_terms(rng, as_of, as_of + pd.Timedelta(days=400))
+    new = {"accounts": tables["accounts"]}
+    terms = tables["subscriptions"]
+    new["subscriptions"] = pd.concat([terms[terms.start_date < as_of], late_terms], ignore_index=True)
+    for name, column in EVENT_TIME.items():
+        frame = tables[name]
+        at_as_of = late[name].head(3).assign(**{column: as_of})
+        new[name] = pd.concat([frame[frame[column] < as_of], late[name], at_as_of], ignore_index=True)
+    tickets = new["support_tickets"]
+    open_then = (tickets.opened_at < as_of) & ~(tickets.closed_at < as_of)
+    later = as_of + pd.to_timedelta(rng.integers(0, 500, len(tickets)), "h")
+    tickets.loc[open_then, "closed_at"] = later[open_then].where(rng.random(open_then.sum()) < 0.7)
+    invoices = new["invoices"]
+    unpaid_then = (invoices.issued_at < as_of) & ~(invoices.paid_at < as_of)
+    paid_later = as_of + pd.to_timedelta(rng.integers(0, 2_000, len(invoices)), "h")
+    invoices.loc[unpaid_then, "paid_at"] = paid_later[unpaid_then].where(rng.random(unpaid_then.sum()) < 0.7)
+    return new
+
+
 PADS = ("\t", "\u00a0", " \n", "\u3000", "\u2028", "\x0b", "", " ")
 """Whitespace that exports leave around values: tab, no-break and ideographic spaces, line breaks."""
 SPACE_PADS = ("\u00a0", " ", "\u3000", "", "\u2009", "  ")

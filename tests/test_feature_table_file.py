@@ -17,11 +17,6 @@ from tests.helpers import run_churn, run_cli
 BUILT_WITH = {"features.new_customer_days": 400, "features.onboarding_days": 10, "data.grace_days": 20}
 
 
-@pytest.fixture(autouse=True)
-def _no_ambient_tracking_uri(monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 def _config(path: Path, workdir: Path, **changes) -> Path:
     raw = {"workdir": str(workdir), "model": {"n_estimators": 40, "tune_trials": 0}, **changes}
     path.write_text(yaml.safe_dump(raw))

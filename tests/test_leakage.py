@@ -11,56 +11,22 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from feature_data import RANDOM_DATA_END, RANDOM_START, random_events, random_tables, random_terms
+from feature_data import EVENT_TIME, RANDOM_DATA_END, RANDOM_SETTINGS, RANDOM_START, random_tables, rewrite_after
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from features.build import build_features
 from features.registry import data_days_column, lookup, spec
-from features.settings import FeatureSettings
 from features.table import LABEL, categorical_columns
 from pipeline.loading import Dataset
 
-EVENT_TIME = {
-    "logins": "ts",
-    "usage_events": "ts",
-    "support_tickets": "opened_at",
-    "trainings": "ts",
-    "invoices": "issued_at",
-    "touchpoints": "ts",
-    "surveys": "ts",
-}
-SETTINGS = FeatureSettings(top_features=3)
 DAYS_SINCE = [f"days_since_last_{event}" for event in ("login", "use", "ticket", "training", "touchpoint", "survey")]
-
-
-def rewrite_after(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, seed: int) -> dict[str, pd.DataFrame]:
-    """Replace every row dated at or after as_of by unrelated random rows; re-close open tickets later."""
-    rng = np.random.default_rng(seed)
-    late = random_events(rng, as_of, as_of + pd.Timedelta(days=120), first_ticket=10_000)
-    late_terms = random_terms(rng, as_of, as_of + pd.Timedelta(days=400))
-    new = {"accounts": tables["accounts"]}
-    terms = tables["subscriptions"]
-    new["subscriptions"] = pd.concat([terms[terms.start_date < as_of], late_terms], ignore_index=True)
-    for name, column in EVENT_TIME.items():
-        frame = tables[name]
-        at_as_of = late[name].head(3).assign(**{column: as_of})
-        new[name] = pd.concat([frame[frame[column] < as_of], late[name], at_as_of], ignore_index=True)
-    tickets = new["support_tickets"]
-    open_then = (tickets.opened_at < as_of) & ~(tickets.closed_at < as_of)
-    later = as_of + pd.to_timedelta(rng.integers(0, 500, len(tickets)), "h")
-    tickets.loc[open_then, "closed_at"] = later[open_then].where(rng.random(open_then.sum()) < 0.7)
-    invoices = new["invoices"]
-    unpaid_then = (invoices.issued_at < as_of) & ~(invoices.paid_at < as_of)
-    paid_later = as_of + pd.to_timedelta(rng.integers(0, 2_000, len(invoices)), "h")
-    invoices.loc[unpaid_then, "paid_at"] = paid_later[unpaid_then].where(rng.random(unpaid_then.sum()) < 0.7)
-    return new
 
 
 def features(tables: dict[str, pd.DataFrame], dates: list[pd.Timestamp]) -> pd.DataFrame:
     """Snapshot keys and features; categories as plain values (their levels follow the rows present)."""
     dataset = Dataset.from_frames(tables, data_end=RANDOM_DATA_END)
-    table = build_features(dataset, dates, SETTINGS, grace_days=30).drop(columns=LABEL)
+    table = build_features(dataset, dates, RANDOM_SETTINGS, grace_days=30).drop(columns=LABEL)
     return table.astype({column: object for column in categorical_columns(table)})
 
 
@@ -119,6 +85,6 @@ def test_a_snapshot_does_not_depend_on_the_other_dates_of_the_call(seed, days):
     together = features(tables, dates)
     alone = features(tables, [dates[0]])
     common = [c for c in alone.columns if c in together.columns]
-    assert len(common) >= len(alone.columns) - SETTINGS.top_features  # only per-feature columns may differ
+    assert len(common) >= len(alone.columns) - RANDOM_SETTINGS.top_features  # only per-feature columns may differ
     subset = together[together.as_of == dates[0]].reset_index(drop=True)[common]
     pd.testing.assert_frame_equal(alone[common], subset, check_exact=False, rtol=1e-9)

@@ -10,16 +10,26 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from rich.console import Console
 
 from features.build import build_features
 from features.errors import DataContractError
 from features.settings import FeatureSettings
 from features.sql.dialect import DUCKDB, EPOCH_NANOS
-from pipeline.console import print_report
 from pipeline.loading import Dataset, load_dataset, utc_connection
 from tests.feature_data import RANDOM_DATA_END, RANDOM_START, padded, random_tables
-from tests.helpers import run_cli, tiny_tables, write_tables
+from tests.helpers import (
+    FOLDER_MONTH,
+    bad_csv_tables,
+    gzipped,
+    lookalike_tables,
+    mixed_id_parts,
+    partitioned_tables,
+    report_lines,
+    run_cli,
+    tiny_tables,
+    unread_parts,
+    write_tables,
+)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "folder"])
@@ -175,27 +185,6 @@ def test_a_term_given_twice_is_said_once_and_counted_as_one_term() -> None:
     assert (report.terms, report.renewals, report.churns) == (4, 1, 1)
 
 
-def lookalike_tables() -> dict[str, pd.DataFrame]:
-    """Tiny tables whose accounts are numbers, with events naming them zero-padded ('007' for 7) or in
-    another case, unknown ones, ticket priorities and training kinds the features do not know, and a usage
-    event written three times."""
-    tables = tiny_tables()
-    numbers = {"A": "7", "B": "8", "C": "x9"}
-    for frame in tables.values():
-        frame["account_id"] = frame["account_id"].map(numbers)
-    tables["logins"]["account_id"] = ["007", "7", "ZZ", "X9", "8.0"]  # padded, known, unknown, other case, float
-    tables["support_tickets"]["priority"] = ["Major", "P1"]  # Jira's Major: high to some, the default to others
-    tables["trainings"] = pd.DataFrame(
-        {"account_id": ["7", "8"], "ts": ["2023-01-10"] * 2, "kind": ["Certified", None]}
-    )
-    days = pd.date_range("2023-02-01", periods=20).strftime("%Y-%m-%d")  # CSAT scores, no kind: read as NPS
-    tables["surveys"] = pd.DataFrame({"account_id": "7", "ts": days, "score": [1, 2, 3, 4, 5] * 4})
-    tables["usage_events"] = pd.concat([tables["usage_events"], tables["usage_events"].iloc[[0, 0]]])  # 2 repeats
-    prospect = pd.DataFrame({"account_id": ["10"], "created_at": ["2023-03-01"]})  # no term
-    tables["accounts"] = pd.concat([tables["accounts"], prospect], ignore_index=True)
-    return tables
-
-
 def test_churn_validate_counts_event_rows_repeated_exactly_where_other_commands_skip_the_check(
     tmp_path: Path, capsys
 ) -> None:
@@ -262,24 +251,6 @@ def test_priorities_training_kinds_and_accounts_the_features_cannot_use_are_coun
     assert {(w.table, w.column) for w in tiny.report.warnings}.isdisjoint(found)
 
 
-PARTITIONS = {"logins": "account_id", "trainings": "kind", "usage_events": "month"}
-
-
-def partitioned_tables(root: Path, partitions: dict[str, str] = PARTITIONS) -> Path:
-    """Tiny tables whose logins folder is partitioned by account_id and trainings by kind (a Spark `partitionBy`
-    export: the column is in the folder names only), and usage events by a month no contract column is."""
-    data = write_tables(root, tiny_tables(), "parquet")
-    for name, key in partitions.items():
-        frame = pd.read_parquet(data / f"{name}.parquet")
-        (data / f"{name}.parquet").unlink()
-        if key == "month":
-            frame[key] = frame["ts"].str[:7]
-        for value, rows in frame.groupby(key):
-            (data / name / f"{key}={value}").mkdir(parents=True)
-            rows.drop(columns=key).to_parquet(data / name / f"{key}={value}" / "part-0.parquet", index=False)
-    return data
-
-
 def test_a_contract_column_only_in_folder_names_is_named_not_lost(tmp_path: Path) -> None:
     """`partitionBy("account_id")` said "required column is missing (columns found: ts, user_id)", and a
     `partitionBy("kind")` lost the kinds without a word: neither engine reads values from folder names."""
@@ -291,20 +262,6 @@ def test_a_contract_column_only_in_folder_names_is_named_not_lost(tmp_path: Path
         "it)"
         for table, column in (("logins", "account_id"), ("trainings", "kind"))
     ]
-
-
-def report_lines(dataset: Dataset) -> list[str]:
-    """The lines of `churn validate`'s report on `dataset`."""
-    console = Console(record=True, width=400)
-    print_report(dataset, console)
-    return console.export_text().splitlines()
-
-
-FOLDER_MONTH = (
-    "warning: usage_events: month only in the names of the table's folders (month=...), not in its files: churn "
-    "reads no column from folder names, so it is not read (every row is; a column churn should read must be "
-    "written into the parquet files)"
-)
 
 
 def test_a_column_outside_the_contract_only_in_folder_names_is_named_in_the_report(tmp_path: Path) -> None:
@@ -378,31 +335,6 @@ def test_duplicate_and_missing_ids_are_judged_on_the_ids_loading_keeps(tmp_path:
     assert "accounts.account_id: 2 rows share a duplicated account_id (rows 2, 4: 'B', '\\xa0B ')" in str(raised.value)
 
 
-def bad_csv_tables(tmp_path: Path) -> dict[str, tuple[Path, str]]:
-    """Data folders whose trainings.csv is malformed, each with the problem its error names."""
-    files = {
-        "ragged": ("account_id,ts,kind\nA,2023-01-10,course\nB,2023-01-11\n", "fields"),
-        "ragged_after_blank_line": (
-            "account_id,ts,kind\nA,2023-01-10,course\n\nB,2023-01-11\n",
-            "line 4 has 2 fields where the header has 3: 'B,2023-01-11'",
-        ),
-        "twice": ("account_id,ts, ts\nA,2023-01-10,2023-01-11\n", "the header names column 'ts' twice"),
-        "empty": ("", "the file is empty (it needs a header row)"),
-        "latin1": ("account_id,ts,kind\nA,2023-01-10,caf\u00e9\n", "not UTF-8 text"),
-        "semicolons": (
-            "account_id;ts;kind\nA;2023-01-10;course\n",
-            "its header is one column, 'account_id;ts;kind': the file looks separated by ';', and churn reads "
-            "comma-separated CSV (save it with commas, or as parquet).",
-        ),
-    }
-    cases = {}
-    for case, (text, problem) in files.items():
-        data = write_tables(tmp_path / case, tiny_tables(), "csv")
-        (data / "trainings.csv").write_bytes(text.encode("latin-1"))
-        cases[case] = (data, problem)
-    return cases
-
-
 def test_a_csv_row_or_header_that_does_not_fit_is_named_with_its_file(tmp_path: Path) -> None:
     """A row with fewer fields than the header fails naming its line (DuckDB once guessed the widest row was the
     header and reported its values as missing columns; Spark filled the field with null); a column named twice
@@ -436,18 +368,6 @@ def test_hidden_parts_of_a_folder_are_not_read_as_spark_does_not_read_them(tmp_p
     dataset = load_dataset(data)
     assert dataset.report.tables["logins"].rows == len(tables["logins"])
     assert dataset.con.execute("SELECT count(*) FROM logins").fetchone()[0] == len(tables["logins"])
-
-
-def unread_parts(data: Path) -> Path:
-    """A data folder whose `logins/` holds, beside its parquet parts, rows in files neither engine reads: a
-    CSV part, a Hive part without a suffix and a part named in capitals."""
-    logins = write_tables(data, tiny_tables(), "folder") / "logins"
-    frame = pd.read_parquet(logins / "part-1.parquet")
-    frame.to_csv(logins / "part-2.csv", index=False)
-    (logins / "part-1.parquet").rename(logins / "000000_0")
-    (logins / "part-0.parquet").rename(logins / "part-0.PARQUET")
-    frame.to_parquet(logins / "part-3.parquet")
-    return data
 
 
 def test_a_folder_holding_files_that_are_not_parquet_parts_is_refused_not_half_read(tmp_path: Path) -> None:
@@ -559,16 +479,6 @@ def test_an_offset_after_a_space_in_hours_only_or_as_z_is_read_as_spark_reads_it
     ]  # fmt: skip
 
 
-def gzipped(data: Path, *names: str) -> Path:
-    """`data` with the CSV files of tables `names` gzipped in place (`NAME.csv` -> `NAME.csv.gz`)."""
-    for name in names:
-        plain = data / f"{name}.csv"
-        with gzip.open(data / f"{name}.csv.gz", "wb") as packed:
-            packed.write(plain.read_bytes())
-        plain.unlink()
-    return data
-
-
 def test_a_gzipped_csv_export_loads_as_the_csv_it_holds(tmp_path: Path) -> None:
     """`NAME.csv.gz`, the usual compressed export, was refused ("decompress it"): both engines read gzip CSV."""
     plain = load_dataset(write_tables(tmp_path / "plain", tiny_tables()))
@@ -623,19 +533,6 @@ def test_a_folder_table_is_listed_once(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(Path, "rglob", counted)
     load_dataset(data)
     assert sorted(listed) == sorted(data / name for name in tiny_tables())
-
-
-def mixed_id_parts(root: Path) -> Path:
-    """A folder table whose parts hold `account_id` as text (part-0) and as doubles (part-1), as exports
-    appended by different tools (R writes every number as a double) do."""
-    tables = tiny_tables()
-    numbers = {"A": "136", "B": "137", "C": "138"}
-    for frame in tables.values():
-        frame["account_id"] = frame["account_id"].map(numbers)
-    data = write_tables(root, tables, "folder")
-    part = data / "logins" / "part-1.parquet"
-    pd.read_parquet(part).astype({"account_id": "float64"}).to_parquet(part, index=False)
-    return data
 
 
 def test_ids_held_as_text_in_some_parts_and_as_floats_in_others_are_refused_with_the_fix(tmp_path: Path) -> None:

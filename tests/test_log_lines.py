@@ -6,21 +6,13 @@ resort only, unstyled. The real CLI runs in a subprocess, where that last resort
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-from tests.test_score_startup import _config, _score
+from tests.helpers import book_config, book_score, churn_subprocess
 
 EXCLUDED = "warning: logins.account_id: 1 row for an account not in accounts"
-
-
-def _churn(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", "--no-progress", *args], capture_output=True, text=True, timeout=600
-    )
 
 
 def _lines(text: str, part: str) -> list[str]:
@@ -28,14 +20,14 @@ def _lines(text: str, part: str) -> list[str]:
 
 
 def test_warnings_are_said_once_as_warning_lines_and_nothing_reaches_stderr_bare(book, tmp_path: Path) -> None:
-    config, workdir = _config(book, tmp_path, "logs")
+    config, workdir = book_config(book, tmp_path, "logs")
     data = Path(shutil.copytree(book[1], tmp_path / "data"))
     logins = pd.read_parquet(data / "logins")
     ghost = logins.tail(1).assign(account_id="ghost")  # the latest login: read by the scoring date's windows
     ghost.to_parquet(data / "logins" / "ghost.parquet", index=False)
-    args = _score(book, config, tmp_path / "scores.parquet")
+    args = book_score(book, config, tmp_path / "scores.parquet")
     args[2] = str(data)
-    first = _churn(*args, "--no-history")  # keeps the older rows' summaries, window rows and feature set
+    first = churn_subprocess(*args, "--no-history")  # keeps the older rows' summaries, window rows and feature set
     assert first.returncode == 0 and first.stderr == "", first.stderr
     assert len(_lines(first.stdout, EXCLUDED)) == 1, first.stdout
 
@@ -45,18 +37,20 @@ def test_warnings_are_said_once_as_warning_lines_and_nothing_reaches_stderr_bare
     assert {p.parent.name for p in damaged} == {"logins", "usage_events", "feature-sets"}, damaged
     for entry in damaged:
         entry.write_bytes(b"damaged")
-    second = _churn(*args, "--no-history", "--overwrite")
+    second = churn_subprocess(*args, "--no-history", "--overwrite")
     assert second.returncode == 0 and second.stderr == "", second.stderr
     for entry in damaged:
         said = _lines(second.stdout, str(entry))
         assert len(said) == 1 and said[0].startswith("warning: kept "), second.stdout
 
     account = str(pd.read_parquet(tmp_path / "scores.parquet")["account_id"].iloc[0])
-    explain = _churn("explain", account, "--as-of", "2025-01-15", "--data", str(data), "--config", str(config))
+    explain = churn_subprocess(
+        "explain", account, "--as-of", "2025-01-15", "--data", str(data), "--config", str(config)
+    )
     assert explain.returncode == 0 and explain.stderr == "", explain.stderr
     assert len(_lines(explain.stdout, EXCLUDED)) == 1, explain.stdout
 
-    verbose = _churn(
+    verbose = churn_subprocess(
         "--verbose", "explain", account, "--as-of", "2025-01-15", "--data", str(data), "--config", str(config)
     )
     assert verbose.returncode == 0 and verbose.stderr == "", verbose.stderr

@@ -6,16 +6,12 @@ small generated data and score the book; prepared tables train and score through
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
-from test_train import _telco_like
 
 from models.evaluation import expected_calibration_error
 from pipeline.config import load_settings
@@ -23,16 +19,12 @@ from pipeline.loading import load_dataset
 from pipeline.stages import build_feature_table, score_date, train_on_table
 from pipeline.synthetic import generate
 from pipeline.tracking import load_model
+from tests.helpers import churn_subprocess, telco_like
 
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
 
 SCORE_DATE = date(2025, 7, 1)
 FAST = {"tune_trials": 0, "num_threads": 1}  # the search is tested elsewhere; here every setting trains
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_tracking_uri(monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -104,20 +96,14 @@ def test_weekly_cadence_trains_and_scores(history):
     assert len(run.scores) > 50 and run.scores["churn_probability"].between(0, 1).all()
 
 
-def _churn(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", "--no-progress", *args], capture_output=True, text=True, cwd=cwd, check=False
-    )
-
-
 def test_prepared_tables_train_and_score_through_the_cli(tmp_path):
-    _telco_like(1_500, seed=0).to_csv(tmp_path / "history.csv", index=False)
-    fresh = _telco_like(400, seed=1).assign(customerID=lambda f: "new-" + f["customerID"])
+    telco_like(1_500, seed=0).to_csv(tmp_path / "history.csv", index=False)
+    fresh = telco_like(400, seed=1).assign(customerID=lambda f: "new-" + f["customerID"])
     book = fresh.drop(columns="Churn").assign(customerID=lambda f: " " + f["customerID"] + "\u00a0")
     book.to_csv(tmp_path / "book.csv", index=False)
     config = tmp_path / "c.yaml"
     config.write_text(f"workdir: {tmp_path / 'work'}\nmodel:\n  tune_trials: 3\n  num_threads: 1\n")
-    trained = _churn(
+    trained = churn_subprocess(
         "train", "--table", "history.csv", "--id", "customerID", "--label", "Churn", "--config", str(config),
         cwd=tmp_path,
     )  # fmt: skip
@@ -126,7 +112,7 @@ def test_prepared_tables_train_and_score_through_the_cli(tmp_path):
     assert "stratified folds" in trained.stdout
     # no time column: the validation rows are held out at random, and the report says so
     assert "Validation on held-out rows (300 rows)" in trained.stdout and "Out-of-time" not in trained.stdout
-    scored = _churn(
+    scored = churn_subprocess(
         "score", "--table", "book.csv", "--id", "customerID", "--out", "scores.csv", "--format", "csv",
         "--config", str(config),
         cwd=tmp_path,
@@ -140,11 +126,13 @@ def test_prepared_tables_train_and_score_through_the_cli(tmp_path):
 
     assert roc_auc_score(observed, scores["churn_probability"]) > 0.7
     book.assign(customerID=["", *book["customerID"].iloc[1:]]).to_csv(tmp_path / "blank.csv", index=False)
-    blank = _churn(
+    blank = churn_subprocess(
         "score", "--table", "blank.csv", "--id", "customerID", "--out", "blank_scores.csv", "--config", str(config),
         cwd=tmp_path,
     )  # fmt: skip
     assert blank.returncode == 1 and "id column 'customerID': 1 value is missing (row 0: '')" in blank.stderr
     assert not (tmp_path / "blank_scores.csv").exists()
-    missing = _churn("score", "--table", "history.csv", "--out", "x.csv", "--config", str(config), cwd=tmp_path)
+    missing = churn_subprocess(
+        "score", "--table", "history.csv", "--out", "x.csv", "--config", str(config), cwd=tmp_path
+    )
     assert missing.returncode != 0 and "--table needs --id" in missing.stderr

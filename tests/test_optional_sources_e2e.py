@@ -18,11 +18,6 @@ pytestmark = pytest.mark.slow
 NEW_CATEGORIES = ("financial", "relationship", "voice")
 
 
-@pytest.fixture(autouse=True)
-def _no_ambient_tracking_uri(monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate(tmp_path_factory.mktemp("optional") / "data", 160, seed=6, start="2022-07-01", years=2.25).out_dir

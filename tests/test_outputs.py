@@ -30,27 +30,18 @@ from pipeline.io import (
     write_output,
     write_output_file,
 )
-from tests.helpers import run_cli, tiny_tables, write_tables
+from tests.helpers import file_tree, run_cli, tiny_tables, write_tables
 
 FRAME = pd.DataFrame({"account_id": ["A", "B"], "value": [1.0, 2.0]})
 
 
-def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return write_tables(tmp_path / "data", tiny_tables())
-
-
-def test_features_out_naming_the_data_folder_deletes_nothing(data_dir: Path, capsys) -> None:
+def test_features_out_naming_the_data_folder_deletes_nothing(tiny_data_dir: Path, capsys) -> None:
     """Row 1: `churn features --data D --out D` used to delete D and everything in it."""
-    before = _tree(data_dir)
-    code, message = run_cli(["features", "--data", str(data_dir), "--out", str(data_dir)], capsys)
+    before = file_tree(tiny_data_dir)
+    code, message = run_cli(["features", "--data", str(tiny_data_dir), "--out", str(tiny_data_dir)], capsys)
     assert code == 1
-    assert f"Output {data_dir} is a folder" in message and "Traceback" not in message
-    assert _tree(data_dir) == before
+    assert f"Output {tiny_data_dir} is a folder" in message and "Traceback" not in message
+    assert file_tree(tiny_data_dir) == before
 
 
 def test_score_out_naming_a_folder_is_refused_before_any_work(tmp_path: Path) -> None:
@@ -62,54 +53,58 @@ def test_score_out_naming_a_folder_is_refused_before_any_work(tmp_path: Path) ->
     assert (folder / "q3.xlsx").read_bytes() == b"precious"
 
 
-def test_an_output_under_a_file_is_refused_before_any_work(data_dir: Path, tmp_path: Path, capsys) -> None:
+def test_an_output_under_a_file_is_refused_before_any_work(tiny_data_dir: Path, tmp_path: Path, capsys) -> None:
     """`--out data/accounts.parquet/scores.parquet` used to do the whole run, then fail staging the scores
     with an internal NotADirectoryError."""
-    table = next(p for p in sorted(data_dir.iterdir()) if p.is_file())  # e.g. accounts.csv
+    table = next(p for p in sorted(tiny_data_dir.iterdir()) if p.is_file())  # e.g. accounts.csv
     with pytest.raises(OutputRefused, match=f"a file stands where its folder should be \\({re.escape(str(table))}\\)"):
         ScoreOutputs(table / "scores.parquet", "parquet").check()
     out = table / "sub" / "features.parquet"
-    code, message = run_cli(["features", "--data", str(data_dir), "--out", str(out)], capsys)
+    code, message = run_cli(["features", "--data", str(tiny_data_dir), "--out", str(out)], capsys)
     assert code == 1 and f"Cannot write {out}: a file stands where its folder should be ({table})" in message
     assert "internal error" not in message and "Data end" not in message
 
 
-def test_unknown_output_suffix_is_refused(data_dir: Path, tmp_path: Path, capsys) -> None:
+def test_unknown_output_suffix_is_refused(tiny_data_dir: Path, tmp_path: Path, capsys) -> None:
     """Row 11: `--out s.xlsx` used to write parquet under that name."""
-    code, message = run_cli(["features", "--data", str(data_dir), "--out", str(tmp_path / "s.xlsx")], capsys)
+    code, message = run_cli(["features", "--data", str(tiny_data_dir), "--out", str(tmp_path / "s.xlsx")], capsys)
     assert code == 1 and "unknown suffix '.xlsx'" in message and "s.parquet" in message
-    code, message = run_cli(["score", "--data", str(data_dir), "--out", str(tmp_path / "s.xlsx")], capsys)
+    code, message = run_cli(["score", "--data", str(tiny_data_dir), "--out", str(tmp_path / "s.xlsx")], capsys)
     assert code == 1 and "unknown suffix '.xlsx'" in message
     code, message = run_cli(
-        ["score", "--data", str(data_dir), "--out", str(tmp_path / "s.parquet"), "--format", "csv"], capsys
+        ["score", "--data", str(tiny_data_dir), "--out", str(tmp_path / "s.parquet"), "--format", "csv"], capsys
     )
     assert code == 1 and "ends in .parquet but the format asked for is csv" in message
     assert not any(tmp_path.glob("s*"))
 
 
-def test_a_file_churn_did_not_write_is_never_replaced(data_dir: Path, tmp_path: Path, capsys) -> None:
+def test_a_file_churn_did_not_write_is_never_replaced(tiny_data_dir: Path, tmp_path: Path, capsys) -> None:
     mine = tmp_path / "mine.parquet"
     FRAME.to_parquet(mine)
     before = mine.read_bytes()
     for extra in ([], ["--overwrite"]):
-        code, message = run_cli(["features", "--data", str(data_dir), "--out", str(mine), *extra], capsys)
+        code, message = run_cli(["features", "--data", str(tiny_data_dir), "--out", str(mine), *extra], capsys)
         assert code == 1 and "churn did not write it" in message
         assert mine.read_bytes() == before
 
 
-def test_reruns_replace_their_own_output_other_kinds_need_overwrite(data_dir: Path, tmp_path: Path, capsys) -> None:
+def test_reruns_replace_their_own_output_other_kinds_need_overwrite(
+    tiny_data_dir: Path, tmp_path: Path, capsys
+) -> None:
     out = tmp_path / "features.parquet"
     for _ in range(2):  # the second run replaces the first one's file: re-runs are idempotent
-        code, message = run_cli(["features", "--data", str(data_dir), "--out", str(out)], capsys)
+        code, message = run_cli(["features", "--data", str(tiny_data_dir), "--out", str(out)], capsys)
         assert code == 0, message
     assert read_marker(out) == {"kind": "features", "format": "parquet"}
     assert len(pd.read_parquet(out)) > 0
 
     write_output(FRAME, tmp_path / "scores.parquet", "scores")
-    code, message = run_cli(["features", "--data", str(data_dir), "--out", str(tmp_path / "scores.parquet")], capsys)
+    code, message = run_cli(
+        ["features", "--data", str(tiny_data_dir), "--out", str(tmp_path / "scores.parquet")], capsys
+    )
     assert code == 1 and "holds churn's scores output, not features; pass --overwrite" in message
     code, _ = run_cli(
-        ["features", "--data", str(data_dir), "--out", str(tmp_path / "scores.parquet"), "--overwrite"],
+        ["features", "--data", str(tiny_data_dir), "--out", str(tmp_path / "scores.parquet"), "--overwrite"],
         capsys,
     )
     assert code == 0 and read_marker(tmp_path / "scores.parquet")["kind"] == "features"
@@ -185,15 +180,15 @@ def test_output_folders_are_new_empty_or_their_own(tmp_path: Path) -> None:
         prepare_output_dir(ours / "mine.txt", "compare", [])
 
 
-def test_compare_and_run_refuse_a_folder_of_other_files(data_dir: Path, tmp_path: Path, capsys) -> None:
+def test_compare_and_run_refuse_a_folder_of_other_files(tiny_data_dir: Path, tmp_path: Path, capsys) -> None:
     user = tmp_path / "Documents"
     user.mkdir()
     (user / "thesis.docx").write_bytes(b"years of work")
-    for command in (["compare", "--data", str(data_dir)], ["run", "--data", str(data_dir)]):
+    for command in (["compare", "--data", str(tiny_data_dir)], ["run", "--data", str(tiny_data_dir)]):
         code, message = run_cli([*command, "--out", str(user)], capsys)
         kind = command[0]
         assert code == 1 and f"churn did not write there as {kind} output (thesis.docx)" in message, message
-    assert _tree(user) == {"thesis.docx": b"years of work"}
+    assert file_tree(user) == {"thesis.docx": b"years of work"}
 
 
 def test_generate_replaces_only_a_folder_of_its_own_files(tmp_path: Path) -> None:
@@ -202,7 +197,7 @@ def test_generate_replaces_only_a_folder_of_its_own_files(tmp_path: Path) -> Non
         (tmp / "accounts.parquet").write_bytes(b"v1")
     with replace_directory(target, "generate") as tmp:
         (tmp / "accounts.parquet").write_bytes(b"v2")
-    assert _tree(target) == {"accounts.parquet": b"v2", DIR_MARKER: (target / DIR_MARKER).read_bytes()}
+    assert file_tree(target) == {"accounts.parquet": b"v2", DIR_MARKER: (target / DIR_MARKER).read_bytes()}
     (target / "analysis.ipynb").write_text("the user's notebook")
     lost = r"holds analysis\.ipynb, which churn did not write; it would be lost"
     with pytest.raises(OutputRefused, match=lost), replace_directory(target, "generate") as tmp:

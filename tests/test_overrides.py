@@ -30,7 +30,7 @@ from pipeline.history import partition_path, read_history
 from pipeline.override_commands import run_expire, run_history, run_import, run_list, run_override, run_withdraw
 from pipeline.override_store import MIGRATIONS, SCHEMA_VERSION, read_records, store_path
 from pipeline.stages import build_feature_table, run_explain, score_date
-from tests.helpers import book_settings, run_cli, tiny_tables, write_tables
+from tests.helpers import book_settings, config_file, run_cli, tiny_tables, write_tables
 
 QUIET = Console(quiet=True)
 TODAY = date(2025, 3, 15)
@@ -627,8 +627,7 @@ def test_a_broken_store_stops_the_scoring_run_before_it_lands(book, tmp_path: Pa
     settings, result = book_settings(book, "broken")
     store_path(settings.workdir_path).parent.mkdir(parents=True, exist_ok=True)
     store_path(settings.workdir_path).write_bytes(b"garbage" * 200)
-    config = tmp_path / "c.yaml"
-    config.write_text(f"workdir: {settings.workdir_path}\ntracking: {{uri: '{settings.tracking_uri()}'}}\n")
+    config = config_file(settings, tmp_path / "c.yaml")
     out = tmp_path / "scores.parquet"
     code, text = run_cli(
         ["score", "--data", str(data), "--as-of", "2025-04-01", "--out", str(out), "--model-uri", result.model_uri,

@@ -20,41 +20,11 @@ from pipeline.loading import Dataset
 from pipeline.stages import run_explain
 from pipeline.synthetic import generate
 from pipeline.tracking import load_model
-from tests.helpers import run_churn, run_cli, tiny_tables
+from tests.helpers import ATTRIBUTE_CARD, expected_scorecard, run_churn, run_cli, tiny_tables, with_tier
 
 pytestmark = pytest.mark.slow
 
 AS_OF = "2024-09-01"
-CARD = """
-name: attrs
-default:
-  categories:
-    engagement:
-      metrics:
-        days_since_last_login: {scheme: thresholds, cuts: [3, 8, 15], points: [100, 70, 40, 0]}
-segments:
-  platinum:
-    when: tier == platinum
-  digital:
-    when: csm == 'Digital CS'
-"""
-
-
-def with_tier(data: Path) -> pd.DataFrame:
-    """Give the accounts of `data` a column of the team's own, `tier` (every fifth account platinum)."""
-    path = data / "accounts.parquet"
-    accounts = pd.read_parquet(path)
-    accounts["tier"] = ["platinum" if i % 5 == 0 else "gold" for i in range(len(accounts))]
-    accounts.to_parquet(path, index=False)
-    return accounts
-
-
-def expected_scorecard(accounts: pd.DataFrame) -> pd.Series:
-    """account_id -> the scorecard its attributes pick: segments in file order, the default last."""
-    chosen = pd.Series("default", index=accounts["account_id"].astype(str).to_numpy())
-    chosen[(accounts["csm"] == "Digital CS").to_numpy()] = "digital"
-    chosen[(accounts["tier"] == "platinum").to_numpy()] = "platinum"
-    return chosen
 
 
 def config_file(root: Path, name: str, card: str) -> Path:
@@ -75,7 +45,7 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     data = root / "data"
     generate(data, n_accounts=100, seed=11, start="2023-01-01", years=1.75)
     accounts = with_tier(data)
-    config = config_file(root, "attrs", CARD)
+    config = config_file(root, "attrs", ATTRIBUTE_CARD)
     assert run_churn(["train", "--data", str(data), "--config", str(config)]) == 0
     return root, data, config, accounts
 
@@ -116,7 +86,7 @@ def test_compare_backtests_each_account_with_its_scorecard(world, capsys) -> Non
 
 def test_a_rule_on_a_column_the_data_does_not_hold_is_refused_with_the_closest(world, capsys) -> None:
     root, data, _, _ = world
-    config = config_file(root, "typo", CARD.replace("tier == platinum", "teir == platinum"))
+    config = config_file(root, "typo", ATTRIBUTE_CARD.replace("tier == platinum", "teir == platinum"))
     out = root / "typo.parquet"
     args = ["--data", str(data), "--config", str(config)]
     for command in (["score", "--as-of", AS_OF, "--out", str(out), "--no-history"], ["validate"]):

@@ -21,7 +21,7 @@ from pipeline.loading import load_dataset
 from pipeline.score import score_table
 from pipeline.stages import build_feature_table, health_config, run_explain, score_date
 from pipeline.tracking import load_model
-from tests.helpers import book_settings, run_churn, run_cli
+from tests.helpers import book_settings, config_file, run_churn, run_cli
 
 SCORE_DATE = date(2025, 7, 1)
 
@@ -33,12 +33,6 @@ def trained(book):
     root, data, dataset, _ = book
     settings, result = book_settings(book, "score")
     return root, data, settings, dataset, result
-
-
-def _config(settings, path: Path, extra: str = "") -> Path:
-    """A configuration file for a `churn` command that works in `settings`' folder and its MLflow store."""
-    path.write_text(f"workdir: {settings.workdir_path}\ntracking: {{uri: '{settings.tracking_uri()}'}}\n{extra}")
-    return path
 
 
 def test_scores_have_the_spec_columns_and_types(trained) -> None:
@@ -135,7 +129,7 @@ def test_a_table_scored_with_a_model_of_event_data_is_told_which_model(trained, 
     pd.DataFrame({"cust": ["a", "b"], "tenure": [3, 40]}).to_csv(tmp_path / "book.csv", index=False)
     out = tmp_path / "scores.parquet"
     args = ["score", "--table", str(tmp_path / "book.csv"), "--id", "cust", "--out", str(out)]
-    args += ["--config", str(_config(settings, tmp_path / "c.yaml"))]
+    args += ["--config", str(config_file(settings, tmp_path / "c.yaml"))]
     code, text = run_cli([*args, "--model-uri", f"models:/{settings.model.name}@champion"], capsys)
     assert code == 1 and f"features of model models:/{settings.model.name}@champion (version " in text, text
     assert "are not columns of the table" in text and "--model-uri models:/NAME@champion" in text
@@ -205,7 +199,7 @@ def test_a_missing_model_feature_fails_clearly(trained) -> None:
 
 def test_champion_scores_in_a_fresh_process_from_the_registry_only(trained, tmp_path: Path) -> None:
     _, data, settings, _, result = trained
-    config = _config(settings, tmp_path / "c.yaml")
+    config = config_file(settings, tmp_path / "c.yaml")
     out = tmp_path / "scores.csv"
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", "--no-progress", "score", "--data", str(data), "--as-of", "2025-07-01",
@@ -225,7 +219,7 @@ def test_scoring_with_the_outcomes_scorecard_sums_contributions_by_its_categorie
     """A model trained beside the LAER scorecard, scored with the outcomes one: its ML columns are
     transformation / experience / engagement, with real contributions, adding up to the log-odds."""
     _, data, settings, _, result = trained
-    config = _config(settings, tmp_path / "outcomes.yaml", "healthscore: healthscore-outcomes.yaml\n")
+    config = config_file(settings, tmp_path / "outcomes.yaml", "healthscore: healthscore-outcomes.yaml\n")
     out = tmp_path / "scores.parquet"
     code = run_churn(["score", "--data", str(data), "--as-of", "2025-07-01", "--out", str(out),
                       "--config", str(config), "--no-history"])  # fmt: skip
@@ -258,7 +252,7 @@ def test_a_scheme_that_leaves_features_out_gets_one_ml_other_column(trained, tmp
         "    engagement: {weight: 60, metrics: {logins_per_seat_30d: {scheme: linear, bad: 0, good: 3}}}\n"
         "    support: {weight: 40, metrics: {tickets_per_seat_90d: {scheme: linear, bad: 0.4, good: 0}}}\n"
     )
-    config = _config(settings, tmp_path / "c.yaml", f"healthscore: {partial}\n")
+    config = config_file(settings, tmp_path / "c.yaml", f"healthscore: {partial}\n")
     out = tmp_path / "scores.parquet"
     code = run_churn(["score", "--data", str(data), "--as-of", "2025-07-01", "--out", str(out),
                       "--config", str(config), "--no-history"])  # fmt: skip

@@ -9,17 +9,13 @@ never scored.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import mlflow
 import pandas as pd
@@ -34,7 +30,7 @@ from pipeline.loading import load_dataset
 from pipeline.stages import build_feature_table, run_score, score_date, train_on_table
 from pipeline.synthetic import generate
 from pipeline.tracking import load_model
-from tests.helpers import run_cli
+from tests.helpers import WebhookReceiver, run_cli
 
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
 
@@ -174,31 +170,10 @@ def test_a_sigkill_in_the_middle_of_the_commit_is_finished_by_the_next_run(train
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-class _Hook(BaseHTTPRequestHandler):
-    statuses: ClassVar[list[int]] = []
-    received: ClassVar[list[dict]] = []
-
-    def do_POST(self) -> None:
-        status = type(self).statuses.pop(0) if type(self).statuses else 200
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).received.append(
-            {"path": self.path, "status": status, "alerts": len(body["alerts"]), "auth": self.headers["Authorization"]}
-        )
-        self.send_response(status)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
-def hook() -> Iterator[str]:
-    _Hook.statuses, _Hook.received = [], []
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://bot:{SECRET}@127.0.0.1:{server.server_port}/hooks/churn?token={SECRET}"
-    server.shutdown()
-    server.server_close()
+def hook(webhook: str) -> str:
+    """The local webhook's URL with a user, password and token to keep secret."""
+    return webhook.replace("http://", f"http://bot:{SECRET}@") + f"?token={SECRET}"
 
 
 def _settings_with(trained, tmp_path: Path, hook: str, retries: int):
@@ -219,31 +194,32 @@ def test_alerts_are_posted_to_the_webhook_with_retries_and_no_secret_is_shown(
     config = _settings_with(trained, tmp_path, hook, retries=2)
     args = ["score", "--data", str(trained["data"]), "--config", str(config), "--as-of", LATER,
             "--out", str(tmp_path / "s.parquet")]  # fmt: skip
-    _Hook.statuses = [500, 500, 500]
+    WebhookReceiver.statuses = [500, 500, 500]
     code, output = run_cli(args, capsys)
     outputs = [output]
     assert code == 0, "a failed delivery is a warning: the scores still land"
     alerts = len(pd.read_parquet(tmp_path / "s_alerts.parquet"))
-    assert alerts > 0 and [r["alerts"] for r in _Hook.received] == [alerts] * 3
+    assert alerts > 0 and [len(r["payload"]["alerts"]) for r in WebhookReceiver.bodies] == [alerts] * 3
     text = " ".join(output.split())
     assert "warning: the alerts were not delivered: The alert webhook http://127.0.0.1:" in text
     assert "/hooks/churn (query hidden) answered HTTP 500" in text and "after 3 attempts" in text
     assert f"A re-run of {LATER} sends the {counted(alerts, 'alert')} not delivered yet" in text
 
-    _Hook.statuses, _Hook.received = [503], []  # the re-run: one failure, then the retry succeeds
+    WebhookReceiver.statuses, WebhookReceiver.bodies = [503], []  # the re-run: one failure, then the retry succeeds
     code, output = run_cli(args, capsys)
     outputs.append(output)
     assert code == 0, output
-    assert [(r["status"], r["alerts"]) for r in _Hook.received] == [(503, alerts), (200, alerts)]
-    assert _Hook.received[1]["path"] == f"/hooks/churn?token={SECRET}"
-    assert _Hook.received[1]["auth"] == "Basic " + base64.b64encode(f"bot:{SECRET}".encode()).decode()
+    answered = [(r["status"], len(r["payload"]["alerts"])) for r in WebhookReceiver.bodies]
+    assert answered == [(503, alerts), (200, alerts)]
+    assert WebhookReceiver.bodies[1]["path"] == f"/hooks/churn?token={SECRET}"
+    assert WebhookReceiver.bodies[1]["authorization"] == "Basic " + base64.b64encode(f"bot:{SECRET}".encode()).decode()
     assert f"{counted(alerts, 'alert')} delivered to the webhook" in " ".join(output.split())
 
-    _Hook.received = []  # run again, kept in the history or a trial: every alert was delivered already
+    WebhookReceiver.bodies = []  # run again, kept in the history or a trial: every alert was delivered already
     for extra in ([], ["--no-history"]):
         code, output = run_cli([*args, *extra], capsys)
         outputs.append(output)
-        assert code == 0 and _Hook.received == [], output
+        assert code == 0 and WebhookReceiver.bodies == [], output
         assert f"no alert delivered to the webhook: all {alerts} delivered by an earlier run of {LATER}" in " ".join(
             output.split()
         )

@@ -11,12 +11,10 @@ import logging
 import os
 import re
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from features.feature_set import FeatureSet
 from pipeline.champion import DIGEST_TAG, Probe, kept_feature_set, probe
 from pipeline.summary_cache import UNUSED_DAYS
 from pipeline.tracking import TAG_MODEL_SHA256, point_mlflow_at
-from tests.helpers import book_settings, run_cli
+from tests.helpers import book_config, book_score, book_settings, config_file, run_cli, running_mlflow_server
 
 BLOCKED = """
 import sys
@@ -42,10 +40,7 @@ main()
 
 def test_a_failing_scoring_import_stops_the_run_with_its_own_error(book, tmp_path: Path) -> None:
     settings, _ = book_settings(book, "startup")
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump({"workdir": str(settings.workdir_path), "tracking": {"uri": settings.tracking.uri}})
-    )
+    config = config_file(settings, tmp_path / "config.yaml")
     out = tmp_path / "scores.parquet"
     command = [sys.executable, "-c", BLOCKED, "--no-progress", "score", "--data", str(book[1])]
     command += ["--as-of", "2025-01-15", "--config", str(config), "--out", str(out), "--no-history"]
@@ -55,27 +50,13 @@ def test_a_failing_scoring_import_stops_the_run_with_its_own_error(book, tmp_pat
     assert not out.exists()
 
 
-def _config(book, tmp_path: Path, name: str) -> tuple[Path, Path]:
-    """A configuration with its own workdir sharing the book's model store, and that workdir."""
-    settings, _ = book_settings(book, name)
-    config = tmp_path / f"{name}.yaml"
-    config.write_text(
-        yaml.safe_dump({"workdir": str(settings.workdir_path), "tracking": {"uri": settings.tracking.uri}})
-    )
-    return config, settings.workdir_path
-
-
-def _score(book, config: Path, out: Path) -> list[str]:
-    return ["score", "--data", str(book[1]), "--as-of", "2025-01-15", "--config", str(config), "--out", str(out)]
-
-
 @pytest.mark.parametrize("uri", ["models:/no-such-model@champion", "models:/{name}@nope", "models:/{name}/99"])
 def test_a_missing_model_or_alias_stops_the_run_before_the_data_is_read(book, tmp_path: Path, capsys, uri) -> None:
-    config, workdir = _config(book, tmp_path, "missing")
+    config, workdir = book_config(book, tmp_path, "missing")
     uri = uri.format(name=book_settings(book, "missing")[0].model.name)
     out = tmp_path / "scores.parquet"
     # no data directory at all: a run that read the data first would fail on it, not on the model
-    args = _score(book, config, out)
+    args = book_score(book, config, out)
     args[2] = str(tmp_path / "no-such-data")
     code, text = run_cli([*args, "--model-uri", uri], capsys)
     assert code == 1, text
@@ -95,7 +76,7 @@ def test_a_missing_model_or_alias_stops_the_run_before_the_data_is_read(book, tm
 def test_the_features_are_built_with_the_kept_feature_set_only_when_it_is_the_models(
     book, tmp_path: Path, capsys, caplog
 ) -> None:
-    config, workdir = _config(book, tmp_path, "kept")
+    config, workdir = book_config(book, tmp_path, "kept")
     model = book[3].model
     digest = probe(book[3].model_uri, _tracking(book)).digest
     kept = workdir / "cache" / "feature-sets" / f"{digest}.json"
@@ -107,14 +88,14 @@ def test_the_features_are_built_with_the_kept_feature_set_only_when_it_is_the_mo
     os.utime(unused, (time.time() - (UNUSED_DAYS + 1) * 86_400,) * 2)
     first, second = tmp_path / "first.parquet", tmp_path / "second.parquet"
     with caplog.at_level(logging.INFO, logger="churn"):
-        assert run_cli([*_score(book, config, first), "--no-history"], capsys)[0] == 0
+        assert run_cli([*book_score(book, config, first), "--no-history"], capsys)[0] == 0
     assert "is not its own; features built again" in caplog.text
     assert kept_feature_set(kept.parent, digest) == model.feature_set_  # the model's own, kept now
     assert not unused.exists()
 
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="churn"):
-        assert run_cli([*_score(book, config, second), "--no-history"], capsys)[0] == 0
+        assert run_cli([*book_score(book, config, second), "--no-history"], capsys)[0] == 0
     assert "with its kept feature set" in caplog.text and "not its own" not in caplog.text
     pd.testing.assert_frame_equal(pd.read_parquet(second), pd.read_parquet(first), check_exact=True)
 
@@ -126,17 +107,17 @@ def test_a_damaged_kept_feature_set_is_replaced_and_scores_as_without_it(
     """A kept feature set file damaged on disk (a byte flipped in a feature's name: valid JSON naming a
     feature no engine builds; emptied) neither fails the run nor blames the data: one warning, the
     model's own set, the scores of a run without it, and the file kept right again."""
-    config, workdir = _config(book, tmp_path, "damaged")
+    config, workdir = book_config(book, tmp_path, "damaged")
     digest = probe(book[3].model_uri, _tracking(book)).digest
     kept = workdir / "cache" / "feature-sets" / f"{digest}.json"
     clean, damaged = tmp_path / "clean.parquet", tmp_path / "damaged.parquet"
-    assert run_cli([*_score(book, config, clean), "--no-history"], capsys)[0] == 0
+    assert run_cli([*book_score(book, config, clean), "--no-history"], capsys)[0] == 0
     good = kept.read_text()
     name = book[3].model.feature_set_.names[0]
     kept.write_text(good.replace(f'"{name}"', f'"{name[:-1]}{chr(ord(name[-1]) ^ 1)}"', 1) if damage != "empty" else "")
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        code, text = run_cli([*_score(book, config, damaged), "--no-history"], capsys)
+        code, text = run_cli([*book_score(book, config, damaged), "--no-history"], capsys)
     assert code == 0, text
     assert len([r for r in caplog.records if "feature set" in r.getMessage()]) == 1, caplog.text
     pd.testing.assert_frame_equal(pd.read_parquet(damaged), pd.read_parquet(clean), check_exact=True)
@@ -205,49 +186,24 @@ def test_latest_names_the_highest_version_in_the_probe_and_the_load(book, tmp_pa
         assert probe(uri, tracking) == found, uri
     assert probe("models:/no-such-model@latest", tracking).state == "missing"
 
-    config, workdir = _config(book, tmp_path, "latest")
+    config, workdir = book_config(book, tmp_path, "latest")
     config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "tracking": {"uri": tracking}}))
     shutil.copytree(book[0] / "work" / "cache" / "feature-sets", workdir / "cache" / "feature-sets")
     for uri in (f"models:/{name}@latest", f"models:/{name}/latest"):
         out = tmp_path / "latest.parquet"
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="churn"):
-            code, text = run_cli([*_score(book, config, out), "--no-history", "--model-uri", uri], capsys)
+            code, text = run_cli([*book_score(book, config, out), "--no-history", "--model-uri", uri], capsys)
         assert code == 0, text
         assert "with its kept feature set" in caplog.text, uri  # the probe found it: no wait for the model
         assert set(pd.read_parquet(out)["model_version"]) == {str(newer.version)}, uri
 
 
 @pytest.fixture(scope="module")
-def server(book) -> Iterator[str]:
+def server(book, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `mlflow server` over the book's store (the model's artifacts stay files it names), its URL."""
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    command = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--workers", "1", "--backend-store-uri", _tracking(book)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
-            except OSError:
-                if process.poll() is not None:
-                    pytest.fail(f"mlflow server did not start: {process.stderr.read()[-2000:]}")
-                if time.monotonic() > deadline:
-                    pytest.fail("mlflow server did not answer within 180 s")
-                time.sleep(0.5)
+    with running_mlflow_server(_tracking(book), tmp_path_factory.mktemp("server")) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_the_probe_asks_an_mlflow_server_without_mlflow(book, server, monkeypatch) -> None:
@@ -273,17 +229,17 @@ def test_with_a_server_store_the_features_are_built_while_the_model_loads(
     book, server, tmp_path: Path, capsys, caplog
 ) -> None:
     """Before, a server store made the run wait for the model (MLflow's imports) before the features."""
-    config, workdir = _config(book, tmp_path, "served")
+    config, workdir = book_config(book, tmp_path, "served")
     local = yaml.safe_load(config.read_text())
     config.write_text(yaml.safe_dump({**local, "tracking": {"uri": server}}))
     shutil.copytree(book[0] / "work" / "cache" / "feature-sets", workdir / "cache" / "feature-sets")
     served, direct = tmp_path / "served.parquet", tmp_path / "direct.parquet"
     with caplog.at_level(logging.INFO, logger="churn"):
-        assert run_cli([*_score(book, config, served), "--no-history"], capsys)[0] == 0
+        assert run_cli([*book_score(book, config, served), "--no-history"], capsys)[0] == 0
     assert "with its kept feature set" in caplog.text and "not its own" not in caplog.text
 
     config.write_text(yaml.safe_dump(local))
-    assert run_cli([*_score(book, config, direct), "--no-history"], capsys)[0] == 0
+    assert run_cli([*book_score(book, config, direct), "--no-history"], capsys)[0] == 0
     pd.testing.assert_frame_equal(pd.read_parquet(served), pd.read_parquet(direct), check_exact=True)
 
 
@@ -325,9 +281,9 @@ except SystemExit as exc:
 
 
 def test_a_run_that_fails_on_its_data_leaves_mlflow_where_it_was(book, tmp_path: Path) -> None:
-    config, _ = _config(book, tmp_path, "abandoned")
+    config, _ = book_config(book, tmp_path, "abandoned")
     out = tmp_path / "scores.parquet"
-    args = _score(book, config, out)
+    args = book_score(book, config, out)
     args[2] = str(tmp_path / "no-such-data")  # the model exists: it loads on its thread while the data fails
     finished = subprocess.run(
         [sys.executable, "-c", ABANDONED, "--no-progress", *args], capture_output=True, text=True, timeout=300
@@ -349,7 +305,7 @@ def test_a_tracking_store_that_is_not_a_database_is_a_clear_error(book, tmp_path
     config.write_text(f"workdir: {work}\nmodel: {{tune_trials: 0, n_estimators: 20}}\n")
     out = tmp_path / "scores.parquet"
     args = (
-        [*_score(book, config, out)]
+        [*book_score(book, config, out)]
         if command == "score"
         else ["train", "--data", str(book[1]), "--config", str(config)]
     )

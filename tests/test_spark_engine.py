@@ -25,40 +25,21 @@ from pipeline.loading import load_dataset
 from pipeline.spark_loading import load_on_spark, register_tables
 from pipeline.stages import build_feature_table, load, score_date, train_on_table
 from pipeline.synthetic import generate
-from tests.feature_data import RANDOM_DATA_END, RANDOM_START, padded, random_tables
-from tests.helpers import run_cli, write_tables
-from tests.test_leakage import SETTINGS, rewrite_after
-from tests.test_rule_attributes import CARD, expected_scorecard, with_tier
+from tests.feature_data import RANDOM_DATA_END, RANDOM_SETTINGS, RANDOM_START, padded, random_tables, rewrite_after
+from tests.helpers import (
+    ATTRIBUTE_CARD,
+    assert_same_report,
+    assert_same_table,
+    expected_scorecard,
+    run_cli,
+    tiny_tables,
+    with_tier,
+    write_tables,
+)
 
 pytestmark = pytest.mark.spark
 
 SCORE_DATE = date(2024, 9, 1)
-
-
-def assert_same_table(got: pd.DataFrame, expected: pd.DataFrame) -> None:
-    """Same columns, rows and dtypes; numbers exact where integral, else within 1e-9 relative."""
-    assert list(got.columns) == list(expected.columns)
-    assert len(got) == len(expected) > 0
-    got, expected = got.reset_index(drop=True), expected.reset_index(drop=True)
-    for column in expected.columns:
-        x, y = got[column], expected[column]
-        assert x.dtype == y.dtype, f"{column}: {x.dtype} vs {y.dtype}"
-        if pd.api.types.is_float_dtype(y):
-            a, b = x.to_numpy(), y.to_numpy()
-            assert np.array_equal(np.isnan(a), np.isnan(b)), f"{column}: missing values differ"
-            if np.all(np.isnan(b) | (b == np.round(b))):
-                assert np.array_equal(a, b, equal_nan=True), f"{column}: counts differ"
-            else:
-                np.testing.assert_allclose(a, b, rtol=1e-9, atol=0, err_msg=column)
-        else:
-            assert x.astype(str).tolist() == y.astype(str).tolist(), column
-
-
-def assert_same_report(got, expected) -> None:
-    """Two engines' validation reports agree on everything but the spelling of the kept-row filters (and the
-    clock's time limit when each load read the clock)."""
-    assert set(got.keep) == set(expected.keep)
-    assert {**vars(got), "keep": None, "time_limit": None} == {**vars(expected), "keep": None, "time_limit": None}
 
 
 @pytest.fixture(scope="module")
@@ -148,10 +129,10 @@ def test_point_in_time_on_spark_and_the_same_values_as_duckdb(spark, tmp_path):
     register_tables(spark, spark_dataset)
     spark.conf.set("spark.sql.adaptive.enabled", "false")
     try:
-        on_spark = build_features(spark_dataset, [as_of], SETTINGS, 30, engine=SparkEngine(spark))
+        on_spark = build_features(spark_dataset, [as_of], RANDOM_SETTINGS, 30, engine=SparkEngine(spark))
     finally:
         spark.conf.unset("spark.sql.adaptive.enabled")
-    assert_same_table(on_spark, build_features(dataset, [as_of], SETTINGS, 30))
+    assert_same_table(on_spark, build_features(dataset, [as_of], RANDOM_SETTINGS, 30))
     halves = [
         on_spark[on_spark.account_id.str.startswith(prefix)]
         .assign(account_id=lambda t, p=prefix: t.account_id.str.removeprefix(p))
@@ -187,7 +168,7 @@ def test_segment_rules_on_accounts_columns_pick_the_same_scorecards_on_spark(wor
     _, data, settings, _, _, result = world
     shutil.copytree(data, tmp_path / "data")
     accounts = with_tier(tmp_path / "data")
-    (tmp_path / "card.yaml").write_text(CARD)
+    (tmp_path / "card.yaml").write_text(ATTRIBUTE_CARD)
     settings = settings.model_copy(update={"healthscore": str(tmp_path / "card.yaml")})
     expected = score_date(load(tmp_path / "data", settings), SCORE_DATE, settings, result.model_uri, history=False)
     spark_settings = settings.model_copy(update={"engine": "spark"})
@@ -200,8 +181,6 @@ def test_segment_rules_on_accounts_columns_pick_the_same_scorecards_on_spark(wor
 
 
 def test_bad_input_fails_with_the_same_message_on_both_engines(tmp_path, capsys):
-    from tests.helpers import tiny_tables
-
     tables = tiny_tables()
     tables["logins"].loc[1, "ts"] = "yesterday"
     data = write_tables(tmp_path / "bad", tables)

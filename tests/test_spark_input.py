@@ -24,20 +24,22 @@ from features.errors import DataContractError
 from features.sql.engine import SparkEngine
 from pipeline.loading import load_dataset
 from pipeline.spark_loading import load_on_spark, register_tables
-from tests.feature_data import RANDOM_DATA_END, random_tables
-from tests.helpers import run_cli, tiny_tables, write_tables
-from tests.test_leakage import SETTINGS
-from tests.test_loading import (
+from tests.feature_data import RANDOM_DATA_END, RANDOM_SETTINGS, random_tables
+from tests.helpers import (
     FOLDER_MONTH,
+    assert_same_report,
+    assert_same_table,
     bad_csv_tables,
     gzipped,
     lookalike_tables,
     mixed_id_parts,
     partitioned_tables,
     report_lines,
+    run_cli,
+    tiny_tables,
     unread_parts,
+    write_tables,
 )
-from tests.test_spark_engine import assert_same_report, assert_same_table
 
 pytestmark = pytest.mark.spark
 
@@ -313,7 +315,7 @@ def test_the_session_time_zone_shifts_no_timestamp_on_spark(spark, tmp_path):
     try:
         got = load_on_spark(spark, data.as_uri(), data_end=RANDOM_DATA_END)
         register_tables(spark, got)
-        on_spark = build_features(got, [as_of], SETTINGS, 30, engine=SparkEngine(spark))
+        on_spark = build_features(got, [as_of], RANDOM_SETTINGS, 30, engine=SparkEngine(spark))
         frames = {name: got.frames[name].toPandas() for name in got.frames}
     finally:
         spark.conf.set("spark.sql.session.timeZone", "UTC")
@@ -321,7 +323,7 @@ def test_the_session_time_zone_shifts_no_timestamp_on_spark(spark, tmp_path):
     for name, frame in frames.items():
         on_duckdb = expected.con.execute(f'SELECT * FROM "{name}"').df()
         assert sorted(map(tuple, frame.astype(str).values)) == sorted(map(tuple, on_duckdb.astype(str).values)), name
-    assert_same_table(on_spark, build_features(expected, [as_of], SETTINGS, 30))
+    assert_same_table(on_spark, build_features(expected, [as_of], RANDOM_SETTINGS, 30))
 
 
 def _text(ts: pd.Timestamp, i: int) -> str:

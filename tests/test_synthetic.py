@@ -18,6 +18,7 @@ from features.errors import ChurnError, ConfigError
 from pipeline.synthetic import generate
 from pipeline.synthetic.generate import PartWriter
 from pipeline.synthetic.knobs import GRACE_DAYS, WORKFLOW_STEPS
+from tests.helpers import file_tree
 
 START, YEARS, ACCOUNTS = "2023-01-01", 2.0, 400
 DATA_END = pd.Timestamp("2025-01-01")
@@ -238,17 +239,14 @@ def test_optional_tables_can_be_left_out_and_leave_every_other_file_as_it_was(tm
 
 
 def test_usage_intensity_scales_usage_events_and_its_default_changes_no_byte(tmp_path: Path) -> None:
-    def files(root: Path) -> dict[str, bytes]:
-        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
     default = generate(tmp_path / "default", 60, seed=3, start=START, years=1.0)
     explicit = generate(tmp_path / "explicit", 60, seed=3, start=START, years=1.0, usage_intensity=1.0)
     dense = generate(tmp_path / "dense", 60, seed=3, start=START, years=1.0, usage_intensity=4.0)
-    assert files(default.out_dir) == files(explicit.out_dir), "the default knob must leave every file as it was"
+    assert file_tree(default.out_dir) == file_tree(explicit.out_dir), "the default knob must leave every file as it was"
 
     # Usage events (workflow steps are not scaled) grow about 4x; accounts and contracts stay the same.
     assert 3.0 < dense.rows["usage_events"] / default.rows["usage_events"] < 4.2
-    default_files, dense_files = files(default.out_dir), files(dense.out_dir)
+    default_files, dense_files = file_tree(default.out_dir), file_tree(dense.out_dir)
     for name in ("accounts.parquet", "subscriptions.parquet", "_truth/terms.parquet"):
         assert dense_files[name] == default_files[name]
     world = json.loads((dense.out_dir / "_truth" / "world.json").read_text())

@@ -20,6 +20,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.helpers import free_port
+
 COMMANDS = {
     "score": ["score", "--data", "{data}", "--as-of", "2024-06-01", "--out", "{out}/scores.parquet"],
     "score --table": ["score", "--table", "{table}", "--id", "account_id", "--out", "{out}/scores.parquet"],
@@ -29,13 +31,6 @@ COMMANDS = {
     "compare": ["compare", "--data", "{data}", "--out", "{out}/compare"],
     "run": ["run", "--data", "{data}", "--out", "{out}/run"],
 }
-
-
-def _closed_port() -> int:
-    """A port of 127.0.0.1 nothing listens on: bound, then closed (a connection to it is refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _churn(
@@ -71,7 +66,7 @@ def inputs(tiny_data_dir: Path, tmp_path: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_a_closed_port_in_the_environment_stops_the_command_at_once(command, inputs, tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     args = [part.format(**inputs) for part in COMMANDS[command]]
     finished, _ = _churn(args, tmp_path, MLFLOW_TRACKING_URI=url)
     assert finished.returncode == 1, finished.stderr
@@ -236,7 +231,7 @@ def test_an_interrupted_run_logged_to_a_server_no_longer_there_is_named_at_once(
     settings = Settings(workdir=str(tmp_path / "work"))
     journal = settings.workdir_path / "commits" / f"20250101T000000-1-abcd{suffix}"
     journal.parent.mkdir(parents=True)
-    uri = f"http://127.0.0.1:{_closed_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     document = {"id": journal.stem, "as_of": "2025-01-01", "created": "2025-01-01 00:00:00", "files": []}
     journal.write_text(json.dumps(document | {"tracking_uri": uri, "experiment_id": "1"}))
     with pytest.raises(ChurnError) as raised:

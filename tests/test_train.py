@@ -23,38 +23,9 @@ from pipeline.train import (
     train_model,
     train_prepared_table,
 )
-from tests.helpers import run_cli
+from tests.helpers import run_cli, telco_like
 
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_tracking_uri(monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
-def _telco_like(rows: int = 1_500, seed: int = 0) -> pd.DataFrame:
-    """A public-churn-dataset lookalike: yes/no labels, numbers stored as text with blanks, free text."""
-    rng = np.random.default_rng(seed)
-    tenure = rng.integers(0, 72, rows)
-    contract = rng.choice(["Month-to-month", "One year", "Two year"], rows, p=[0.55, 0.25, 0.2])
-    monthly = rng.uniform(20, 110, rows).round(2)
-    logit = -0.5 - 0.04 * tenure + 1.2 * (contract == "Month-to-month") + 0.015 * (monthly - 60)
-    churned = rng.random(rows) < 1 / (1 + np.exp(-logit))
-    total = (tenure * monthly).round(2).astype(str)
-    total[tenure == 0] = " "  # the classic blank TotalCharges of new customers
-    return pd.DataFrame(
-        {
-            "customerID": [f"{i:04d}-CUST" for i in range(rows)],
-            "tenure": tenure,
-            "Contract": contract,
-            "MonthlyCharges": monthly,
-            "TotalCharges": total,
-            "Notes": [f"call note {i}" for i in range(rows)],
-            "SignupMonth": pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 24, rows) * 30, unit="D"),
-            "Churn": np.where(churned, "Yes", "No"),
-        }
-    )
 
 
 def _settings(tmp_path, **model) -> Settings:
@@ -64,7 +35,7 @@ def _settings(tmp_path, **model) -> Settings:
 
 
 def test_prepare_table_detects_numbers_categories_and_drops_ids_and_free_text():
-    frame = _telco_like(300)
+    frame = telco_like(300)
     table, notes = prepare_table(frame, "customerID", "Churn", None)
     assert list(table.columns[:4]) == ["account_id", "label", "as_of", "term_end"]
     assert table["label"].dtype == "Int8" and set(table["label"].unique()) == {0, 1}
@@ -82,7 +53,7 @@ def test_prepare_table_detects_numbers_categories_and_drops_ids_and_free_text():
 def test_a_csv_written_with_its_index_does_not_train_on_the_row_numbers(tmp_path):
     """pandas' `to_csv` writes the index as a first column with a blank name: row numbers, which rank the
     outcomes whenever the export was sorted (by outcome, by signup date) before or after, are not a feature."""
-    frame = _telco_like(300).sort_values("Churn")  # sorted by outcome: the row number alone separates them
+    frame = telco_like(300).sort_values("Churn")  # sorted by outcome: the row number alone separates them
     frame.to_csv(tmp_path / "sorted.csv")  # index=True, pandas' default
     frame.to_csv(tmp_path / "from_one.csv", index=False)
     numbered = pd.read_csv(tmp_path / "from_one.csv").assign(row=range(1, 301))
@@ -98,7 +69,7 @@ def test_a_csv_written_with_its_index_does_not_train_on_the_row_numbers(tmp_path
 
 def test_prepared_table_trains_with_a_stratified_split_and_is_registered(tmp_path):
     path = tmp_path / "telco.csv"
-    _telco_like().to_csv(path, index=False)
+    telco_like().to_csv(path, index=False)
     result = train_prepared_table(path, "customerID", "Churn", None, _settings(tmp_path))
     assert result.split.kind == "stratified" and result.promoted
     assert set(result.model.categories_) == {"Contract"}
@@ -109,7 +80,7 @@ def test_prepared_table_trains_with_a_stratified_split_and_is_registered(tmp_pat
 
 def test_prepared_table_with_a_time_column_splits_out_of_time(tmp_path):
     path = tmp_path / "telco.parquet"
-    _telco_like().to_parquet(path)
+    telco_like().to_parquet(path)
     result = train_prepared_table(path, "customerID", "Churn", "SignupMonth", _settings(tmp_path))
     valid_times = result.validation["as_of"]
     assert result.split.kind == "out_of_time" and (valid_times >= result.split.cutoff).all()
@@ -117,7 +88,7 @@ def test_prepared_table_with_a_time_column_splits_out_of_time(tmp_path):
 
 
 def test_without_time_a_second_table_cannot_be_compared_fairly_unless_promoted(tmp_path):
-    frame = _telco_like()
+    frame = telco_like()
     settings = _settings(tmp_path)
     first, second = tmp_path / "first.csv", tmp_path / "second.csv"
     frame.to_csv(first, index=False)
@@ -131,7 +102,7 @@ def test_without_time_a_second_table_cannot_be_compared_fairly_unless_promoted(t
 
 
 def test_bad_prepared_tables_are_refused_with_column_and_examples(tmp_path):
-    frame = _telco_like(50)
+    frame = telco_like(50)
     with pytest.raises(DataContractError, match=r"column 'Churned' not found"):
         prepare_table(frame, "customerID", "Churned", None)
     bad_labels = frame.assign(Churn=["Yes", "maybe", *frame["Churn"].iloc[2:]])
@@ -225,7 +196,7 @@ def test_model_settings_out_of_bounds_are_configuration_errors_naming_the_key(tm
 
 def test_a_model_that_learned_nothing_says_so(tmp_path):
     """A model whose validation scores are all equal ranks no one: `churn train` must not pass it silently."""
-    frame = _telco_like(rows=400).assign(tenure=12, Contract="One year", MonthlyCharges=50.0, TotalCharges="600")
+    frame = telco_like(rows=400).assign(tenure=12, Contract="One year", MonthlyCharges=50.0, TotalCharges="600")
     frame.loc[:2, "tenure"] = 13  # varies (an all-constant table is refused), on too few rows for any leaf
     path = tmp_path / "flat.csv"
     frame.drop(columns=["SignupMonth"]).to_csv(path, index=False)
@@ -235,7 +206,7 @@ def test_a_model_that_learned_nothing_says_so(tmp_path):
     assert not result.promoted and result.at_chance  # and it is not made the first champion
 
     informative = tmp_path / "telco.csv"
-    _telco_like().to_csv(informative, index=False)
+    telco_like().to_csv(informative, index=False)
     result = train_prepared_table(informative, "customerID", "Churn", None, _settings(tmp_path / "again"))
     assert not any("learned nothing" in note for note in result.notes)
 
@@ -249,7 +220,7 @@ def _cli_config(tmp_path) -> str:
 
 def test_ids_of_a_csv_keep_their_leading_zeros_and_float_ids_read_as_integers(tmp_path, capsys):
     """A CSV's id column was read as numbers: account `00042` trained and scored as `42`."""
-    frame = _telco_like(400).assign(customerID=[f"{i:05d}" for i in range(400)])
+    frame = telco_like(400).assign(customerID=[f"{i:05d}" for i in range(400)])
     frame.to_csv(tmp_path / "t.csv", index=False)
     config = _cli_config(tmp_path)
     code, text = run_cli(["train", "--table", str(tmp_path / "t.csv"), "--id", "customerID", "--label", "Churn",
@@ -268,7 +239,7 @@ def test_columns_named_as_spreadsheets_name_them_train_and_score(tmp_path, capsy
     """`Monthly Charges` trained (LightGBM named the feature `Monthly_Charges`) but no table could be scored
     ("lacks 1 feature(s) the model needs: Monthly_Charges"); `Payment: method` failed training with an
     internal error ("special JSON characters")."""
-    frame = _telco_like(400).rename(columns={"MonthlyCharges": "Monthly Charges", "Contract": "Contract [type]"})
+    frame = telco_like(400).rename(columns={"MonthlyCharges": "Monthly Charges", "Contract": "Contract [type]"})
     frame = frame.assign(**{"Payment: method": np.where(frame.index % 3 == 0, "card", "bank")})
     frame.to_parquet(tmp_path / "t.parquet")
     config = _cli_config(tmp_path)
@@ -293,7 +264,7 @@ def test_a_table_to_score_is_typed_as_training_typed_it_whatever_its_format(tmp_
     a CSV with padded text (` One year `) scored every row as an unseen category, without a word (up to
     0.4 off), and a categorical column holding only numbers in the file to score was refused."""
     rng = np.random.default_rng(3)
-    frame = _telco_like(600).assign(tier=lambda f: rng.choice(["1", "2", "gold"], len(f)), vip=rng.random(600) < 0.3)
+    frame = telco_like(600).assign(tier=lambda f: rng.choice(["1", "2", "gold"], len(f)), vip=rng.random(600) < 0.3)
     frame.to_parquet(tmp_path / "t.parquet")
     config = _cli_config(tmp_path)
     args = ["--id", "customerID", "--config", config]
@@ -322,7 +293,7 @@ def test_labels_as_teams_write_them_and_the_outcomes_a_model_cannot_learn_from()
     """`churned`/`retained` were refused as "not 0/1"; a label of one outcome failed later with advice about
     subscription terms ("feature table: all 200 labelled rows renewed ... use a longer history"); blank labels
     and repeated ids were taken without a word; a blank time said "feature table.as_of: 150 missing dates"."""
-    frame = _telco_like(300)
+    frame = telco_like(300)
     words = frame.assign(Churn=np.where(frame["Churn"] == "Yes", "Churned", " retained"))
     assert prepare_table(words, "customerID", "Churn", None)[0]["label"].tolist() == (frame["Churn"] == "Yes").tolist()
     blanks = frame.assign(Churn=frame["Churn"].where(frame.index % 10 != 0))
@@ -349,7 +320,7 @@ def test_labels_as_teams_write_them_and_the_outcomes_a_model_cannot_learn_from()
 def test_scoring_a_table_says_what_is_wrong_with_it_in_its_own_terms(tmp_path, capsys):
     """An empty table was "No account has a term active at the scoring date"; a column missing from a table
     scored with its own model was advice to use another model; ids on two rows were scored without a word."""
-    frame = _telco_like(300)
+    frame = telco_like(300)
     frame.to_parquet(tmp_path / "t.parquet")
     config = _cli_config(tmp_path)
     code, text = run_cli(["train", "--table", str(tmp_path / "t.parquet"), "--id", "customerID", "--label", "Churn",
@@ -384,7 +355,7 @@ def test_a_table_with_tenure_and_days_to_renewal_gets_its_lifecycle_stage(tmp_pa
     """A prepared table with the feature table's `tenure_days` and `days_to_renewal` (and seat growth) gets the
     LAER stage from them, as a data folder does; a row missing one of them gets none, and a warning says so."""
     rng = np.random.default_rng(5)
-    frame = _telco_like(400).drop(columns=["Notes", "SignupMonth"])
+    frame = telco_like(400).drop(columns=["Notes", "SignupMonth"])
     frame["tenure_days"] = frame["tenure"] * 30.0
     frame["days_to_renewal"] = rng.integers(0, 365, len(frame)).astype(float)
     frame["seat_change_last_renewal"] = rng.choice([0.0, 0.5], len(frame))
@@ -413,7 +384,7 @@ def test_a_table_without_seat_growth_or_utilisation_is_told_it_never_gets_expand
     """Seat growth and utilisation are what make an account `expand`: a table with neither got only land, adopt
     and renew, silently, as if no account had grown."""
     rng = np.random.default_rng(6)
-    frame = _telco_like(300).drop(columns=["Notes", "SignupMonth"])
+    frame = telco_like(300).drop(columns=["Notes", "SignupMonth"])
     frame["tenure_days"] = frame["tenure"] * 30.0
     frame["days_to_renewal"] = rng.integers(0, 365, len(frame)).astype(float)
     frame.to_parquet(tmp_path / "t.parquet")
@@ -437,7 +408,7 @@ def test_the_registered_model_of_a_table_takes_the_tables_own_column_names(tmp_p
     refused the very table the model was trained on ("Model is missing inputs ['Monthly_Charges']"), and with the
     renamed names still refused its whole numbers ("Can not safely convert int64 to float64"), its numbers as
     text with blanks and its pandas categories."""
-    frame = _telco_like(400).rename(columns={"MonthlyCharges": "Monthly Charges", "TotalCharges": "Total: Charges"})
+    frame = telco_like(400).rename(columns={"MonthlyCharges": "Monthly Charges", "TotalCharges": "Total: Charges"})
     frame.to_parquet(tmp_path / "t.parquet")
     config = _cli_config(tmp_path)
     args = ["--id", "customerID", "--config", config]
@@ -490,7 +461,7 @@ def test_a_csv_header_is_read_as_a_data_folder_reads_one(tmp_path):
 def test_a_time_column_that_cannot_split_out_of_time_is_named():
     """One date for every row was "feature table.as_of: all 300 labelled rows share the date"; numbers in
     the time column went through a pandas path it deprecates (numbers will be read as epochs)."""
-    frame = _telco_like(300)
+    frame = telco_like(300)
     with pytest.raises(DataContractError, match=r"t.csv.SignupMonth: all labelled rows share the date 2024-01-01"):
         prepare_table(frame.assign(SignupMonth="2024-01-01"), "customerID", "Churn", "SignupMonth", source="t.csv")
     years = frame.assign(SignupMonth=2020 + frame.index % 3)
@@ -507,7 +478,7 @@ def test_a_time_column_that_cannot_split_out_of_time_is_named():
 def test_a_column_recorded_with_the_outcome_is_warned_about():
     """IBM's full telco export has `Churn Value` (0/1) and `Churn Reason` beside `Churn Label`: trained on,
     they gave a validation AUC of 1.000 and a champion, without a word."""
-    frame = _telco_like(600)
+    frame = telco_like(600)
     churned = frame["Churn"] == "Yes"
     leaky = frame.assign(**{"Churn Value": churned.astype(int), "Reason": np.where(churned, "Price", None)})
     notes = prepare_table(leaky, "customerID", "Churn", None)[1]
@@ -533,7 +504,7 @@ def test_numbers_in_a_categorical_column_match_its_levels_as_training_wrote_them
 def test_duration_columns_are_days_and_nested_columns_are_dropped_with_a_note(tmp_path):
     """A parquet duration read as text ('3 days 04:00:00'): a category level per value, or dropped as "an id or
     free text"; lists and records read as the text of arrays and dicts, category levels the model learnt."""
-    frame = _telco_like(400)
+    frame = telco_like(400)
     table = pa.Table.from_pandas(frame, preserve_index=False).append_column(
         "onboarding", pa.array(np.arange(400) * 3_600 + 1, pa.duration("s"))
     )
@@ -554,7 +525,7 @@ def test_a_table_too_small_or_blank_to_train_on_says_how_many_rows_it_has_and_ne
     """A 4-row table stopped with "internal error: ValueError: The test_size = 1 should be greater or equal to the
     number of classes = 2" (scikit-learn's split); ids repeated on every row with "n_splits=5 greater than the
     number of groups: 3"; 10 or 30 rows, or blank feature columns, trained and promoted a model that ranks no one."""
-    frame = _telco_like(300).drop(columns=["Notes", "SignupMonth"])
+    frame = telco_like(300).drop(columns=["Notes", "SignupMonth"])
     churned = frame["Churn"] == "Yes"
     four = pd.concat([frame[churned].head(2), frame[~churned].head(2)])
     four.to_csv(tmp_path / "four.csv", index=False)
@@ -599,7 +570,7 @@ def test_a_table_whose_features_are_all_constant_is_refused_naming_them(tmp_path
     """Columns that are the same in every row (or blank, dropped) trained a model that gives every account the
     base rate; `churn train --table` refuses, naming each column and its one value, before any training."""
     monkeypatch.chdir(tmp_path)
-    frame = _telco_like(300)[["customerID", "Churn"]].assign(plan="pro", seats=10, region=None)
+    frame = telco_like(300)[["customerID", "Churn"]].assign(plan="pro", seats=10, region=None)
     frame.to_csv(tmp_path / "flat.csv", index=False)
     code, text = run_cli(["train", "--table", "flat.csv", "--id", "customerID", "--label", "Churn"], capsys)
     assert code == 1, text
