@@ -751,7 +751,7 @@ def _lookalike_ids(run: Runner, table: str, unknown: str) -> str:
     )[0][0]
     row, theirs, ours = rows[0]
     return (
-        f"; {count} of them would match an account's id but for leading zeros, a '.0' or letter case (row {row}: "
+        f"; {count:,} of them would match an account's id but for leading zeros, a '.0' or letter case (row {row}: "
         f"{theirs!r}, accounts has {ours!r}): write the ids alike in every table"
     )
 

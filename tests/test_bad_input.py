@@ -173,6 +173,7 @@ CASES: list[tuple[str, Callable[[Tables], None], list[str]]] = [
         [
             "no dated event rows left to tell where it ends (every event is missing, excluded or in the future):",
             "logins.account_id: 1,200 rows for accounts not in accounts (rows 1, 2, 3: 'a.0', 'a.0', 'a.0')",
+            "1,200 of them would match an account's id but for leading zeros, a '.0' or letter case",
             "; trainings.account_id: 1 row for an account not in accounts",
             "write the ids alike in every table. Fix those rows, or pass --data-end YYYY-MM-DD.",
         ],
