@@ -184,6 +184,16 @@ def test_a_change_of_zero_on_a_count_of_zero_says_nothing_in_either_period() -> 
     assert describe("logins_trend_30d", 0.0, {"logins_per_seat_30d": 2.0, "seats": 5.0}) == (
         "2.0 logins per seat in 30 days, +0% on the previous 30"
     )
+    # the 30-day rate against the 90-day one: "no logins in the last 90 days; login rate +0% vs the 90-day average"
+    assert describe("logins_trend_vs_90d", 0.0, {"logins_per_seat_30d": 0.0, "seats": 5.0}) == (
+        "no logins in 30 days, none in the 60 before"
+    )
+    assert describe("logins_trend_vs_90d", -0.4, {"logins_per_seat_30d": 1.2, "seats": 5.0}) == (
+        "1.2 logins per seat in 30 days, -40% on the 90-day average"
+    )
+    assert describe("logins_trend_vs_90d", 0.5, {"logins_per_seat_30d": 3.0}) == (
+        "3 logins in 30 days, +50% on the 90-day average"
+    )
 
 
 def test_a_trend_whose_count_is_not_built_says_its_change_as_a_change() -> None:
