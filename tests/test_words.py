@@ -170,6 +170,13 @@ def test_a_share_rounded_to_none_or_to_all_is_said_under_or_over_its_bound() -> 
     assert describe("user_utilisation_30d", 1.004, {"seats": 250.0}) == "100% of seats active in the last 30 days"
 
 
+def test_a_seat_change_of_zero_does_not_say_a_renewal_happened() -> None:
+    """The seat change is 0 for an account in its first term too: it read "seats changed +0% at the last renewal"
+    of accounts that never renewed, among their drivers and the points their health score lost."""
+    assert describe("seat_change_last_renewal", 0.0) == "seats unchanged at the last renewal (or not renewed yet)"
+    assert describe("seat_change_last_renewal", 0.1) == "seats changed +10% at the last renewal"
+
+
 def test_a_change_of_zero_on_a_count_of_zero_says_nothing_in_either_period() -> None:
     """No logins in either month is a change of 0: it read "no logins in 30 days, +0% on the previous 30"."""
     assert describe("logins_trend_30d", 0.0, {"logins_per_seat_30d": 0.0, "seats": 5.0}) == (
