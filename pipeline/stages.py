@@ -134,7 +134,8 @@ def load(
         for warning in report.exclusions:
             log.warning("%s", warning)
     if console is not None:
-        console.print(f"Data end {report.data_end} ({report.data_end_source}).", highlight=False)
+        said = report.data_end.isoformat(sep=" ", timespec="seconds")  # an export's microseconds say nothing
+        console.print(f"Data end {said} ({report.data_end_source}).", highlight=False)
         if recent:
             console.print(recent, markup=False, highlight=False)
         print_warnings([*map(str, report.exclusions), *filter(None, [empty_tables_warning(dataset)])], console)
