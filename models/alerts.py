@@ -313,7 +313,8 @@ def _first_red(now: pd.DataFrame, band: pd.Series, history: pd.DataFrame | None)
 
 
 def _fallen_categories(now: pd.DataFrame, before: pd.DataFrame, n: int) -> pd.Series:
-    """Per account, the `n` health categories with the largest falls since the previous run, worst first."""
+    """Per account, the `n` health categories with the largest falls since the previous run, worst first; a
+    fall that rounds to 0.0 points at the precision said is no fall ("support -0.0" read as one)."""
     categories = [c for c in health_columns(now) if c in before.columns]
     if not categories:
         return pd.Series("", index=now.index, dtype=str)
@@ -323,6 +324,6 @@ def _fallen_categories(now: pd.DataFrame, before: pd.DataFrame, n: int) -> pd.Se
     names = [c.removeprefix("health_") for c in categories]
     texts = []
     for row in change:
-        worst = [i for i in np.argsort(row, kind="stable") if row[i] < 0][:n]
+        worst = [i for i in np.argsort(row, kind="stable") if round(row[i], 1) < 0][:n]
         texts.append(", ".join(f"{names[i]} {signed(row[i], '.1f')}" for i in worst))
     return pd.Series(texts, index=now.index, dtype=str)

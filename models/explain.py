@@ -313,7 +313,8 @@ def top_drivers(contributions: pd.DataFrame, X: pd.DataFrame, n: int = 3) -> pd.
 
     Only positive contributions count (a row whose model output no feature raises gets "").
     Each driver is rendered by `features.registry.describe` with the feature's value and the
-    companion columns its template cites.
+    companion columns its template cites; two features in the same words (both login gaps of an
+    account with fewer than 2 login days) are said once.
     """
     if not contributions.index.equals(X.index):
         raise ModelError("top_drivers needs the contributions and the feature table on the same rows (index).")
@@ -330,7 +331,7 @@ def top_drivers(contributions: pd.DataFrame, X: pd.DataFrame, n: int = 3) -> pd.
         name = names[column]
         rows, slots = np.nonzero((top == column) & positive)
         words[rows, slots] = _render(name, X, rows)
-    texts = [DRIVER_SEPARATOR.join(filter(None, row)) for row in words.tolist()]
+    texts = [DRIVER_SEPARATOR.join(dict.fromkeys(filter(None, row))) for row in words.tolist()]
     return pd.Series(texts, index=contributions.index, dtype=str, name=TOP_DRIVERS)
 
 

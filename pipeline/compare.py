@@ -266,8 +266,8 @@ def compare_history(
 
     _step(progress, "split")
     labelled = table[table[LABEL].notna()]
-    split = out_of_time_split(
-        labelled, validation_share=settings.model.validation_share, grace_days=settings.data.grace_days
+    split = out_of_time_split(  # of the whole table: one without labels is refused saying how many rows it has
+        table, validation_share=settings.model.validation_share, grace_days=settings.data.grace_days
     )
     training, evaluation = labelled.loc[split.train_index], labelled.loc[split.valid_index]
     rule_training, rule_evaluation = rule_rows.loc[split.train_index], rule_rows.loc[split.valid_index]

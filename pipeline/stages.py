@@ -134,7 +134,8 @@ def load(
         for warning in report.exclusions:
             log.warning("%s", warning)
     if console is not None:
-        console.print(f"Data end {report.data_end} ({report.data_end_source}).", highlight=False)
+        said = report.data_end.isoformat(sep=" ", timespec="seconds")  # an export's microseconds say nothing
+        console.print(f"Data end {said} ({report.data_end_source}).", highlight=False)
         if recent:
             console.print(recent, markup=False, highlight=False)
         print_warnings([*map(str, report.exclusions), *filter(None, [empty_tables_warning(dataset)])], console)
@@ -540,8 +541,7 @@ def scored_population(
     left = []
     if not include_trials and trial.any():
         features = features[~trial].reset_index(drop=True)
-        patterns = ", ".join(settings.scoring.trial_plans)
-        left.append(f"{counted(int(trial.sum()), 'trial')} (plan matching {patterns} or ARR 0; --include-trials)")
+        left.append(f"{counted(int(trial.sum()), 'trial')} ({_trial_rule(settings)}; --include-trials)")
     if not include_churned and not churned.empty:
         left.append(f"{counted(len(churned), 'account')} whose terms have all ended (--include-churned)")
     later, never = unstarted_accounts(dataset.accounts[ACCOUNT_ID], dataset.subscriptions, pd.Timestamp(when))
@@ -1004,6 +1004,11 @@ def run_score_table(
     return scores
 
 
+def _trial_rule(settings: Settings) -> str:
+    """What makes an account a trial that `churn score` leaves out (`models.population.trial_mask`), in words."""
+    return f"plan matching {', '.join(settings.scoring.trial_plans)} or ARR 0"
+
+
 def run_explain(
     account_id: str,
     data: Path,
@@ -1047,6 +1052,14 @@ def run_explain(
     # other scores than the scoring run's.
     trial = trial_mask(features, settings.scoring.trial_plans)
     population = features if trial[found].any() else features[~trial]
+    if trial[found].any():  # said, or the analyst looks for its row in the scores in vain
+        print_notes(
+            [
+                f"churn score leaves {account_id} out of its scores and alerts: a trial ({_trial_rule(settings)}); "
+                "explained as --include-trials scores it"
+            ],
+            console,
+        )
     overrides = read_records(settings.workdir_path)
     population = with_rule_attributes(with_judgement(population, overrides), dataset, settings).reset_index(drop=True)
     adapted = scorecard_for(settings, population.columns)

@@ -142,11 +142,11 @@ def train_model(
         raise DataContractError(
             "feature table: the row index repeats (e.g. after pd.concat); reset it, and align rule_risk with it."
         )
-    require_varying_feature(table, data_source or "feature table")
     _report(progress, 0)
-    split = out_of_time_split(
+    split = out_of_time_split(  # first: without both outcomes, which the split refuses, no feature could vary
         table, validation_share=settings.model.validation_share, grace_days=settings.data.grace_days
     )
+    require_varying_feature(table, data_source or "feature table")
     folds = rolling_origin_folds(
         table.loc[split.train_index], n_folds=settings.model.cv_folds, grace_days=settings.data.grace_days
     )

@@ -237,7 +237,7 @@ def validate(
         for name in tables:
             condition = keep_condition(name, limit, "__kept_accounts", literal) if name in excluding else "true"
             run.view(f"__kept_{name}", f"SELECT * FROM {run.dialect.quote(f'__typed_{name}')} t WHERE {condition}")
-        end, source = _data_end(counts, explicit_end)
+        end, source = _data_end(counts, explicit_end, exclusions)
         report = ValidationReport(
             tables=_table_stats(counts, exclusions),
             data_end=end,
@@ -750,7 +750,7 @@ def _lookalike_ids(run: Runner, table: str, unknown: str) -> str:
     )[0][0]
     row, theirs, ours = rows[0]
     return (
-        f"; {count} of them would match an account's id but for leading zeros, a '.0' or letter case (row {row}: "
+        f"; {count:,} of them would match an account's id but for leading zeros, a '.0' or letter case (row {row}: "
         f"{theirs!r}, accounts has {ours!r}): write the ids alike in every table"
     )
 
@@ -765,18 +765,26 @@ def _require_terms(terms: RowCounts, exclusions: list[DataWarning]) -> None:
     raise DataContractError(_format_problems([problem]))
 
 
-def _data_end(counts: dict[str, RowCounts], explicit: pd.Timestamp | None) -> tuple[pd.Timestamp, str]:
+def _data_end(
+    counts: dict[str, RowCounts], explicit: pd.Timestamp | None, exclusions: list[DataWarning]
+) -> tuple[pd.Timestamp, str]:
     """The end of observed data: the explicit date, else the latest kept event (SPEC: event tables only).
 
     Term starts do not count: a renewal booked ahead of time would otherwise turn every later term
-    end without a booked renewal into an observed churn while the events say nothing yet."""
+    end without a booked renewal into an observed churn while the events say nothing yet. Data whose
+    every event row is excluded is refused with the exclusions (ids written otherwise than in
+    `accounts`, rows in the future): the report that would name them is never printed, and --data-end
+    alone would only score accounts without a single event."""
     if explicit is not None:
         return explicit, "--data-end"
     latest = [c.last for name, c in counts.items() if TABLES[name].is_event and c.last]
     if not latest:
+        why = "; ".join(str(w) for w in exclusions if w.excluded and TABLES[w.table].is_event)
         raise DataContractError(
             "The input data has no dated event rows left to tell where it ends (every event is missing, "
-            "excluded or in the future); pass --data-end YYYY-MM-DD."
+            "excluded or in the future)"
+            + (f": {why}. Fix those rows, or pass" if why else "; pass")
+            + " --data-end YYYY-MM-DD."
         )
     return max(latest), "latest event"
 

@@ -256,6 +256,16 @@ def test_fallen_categories_are_the_biggest_falls_worst_first():
     assert fallen.set_index("account_id").loc["first_red", "fallen_categories"] == "support -17.0"
 
 
+def test_a_fall_that_rounds_to_nothing_is_not_a_fallen_category():
+    """A category 0.01 points lower read "relationship -0.0" among the categories that fell most."""
+    support_before = HEALTH_PREVIOUS.set_index("account_id")["health_support"]
+    slightly = HEALTH_NOW.assign(health_support=HEALTH_NOW["account_id"].map(support_before - 0.04).fillna(40.0))
+    alerts = score_alerts(slightly, HEALTH_PREVIOUS, **_thresholds(), history=HEALTH_HISTORY).set_index("account_id")
+    assert alerts.loc["dropped", "fallen_categories"] == "adoption -25.0"
+    assert alerts.loc["first_red", "fallen_categories"] == "adoption -7.0"
+    assert "-0.0" not in "".join(alerts["fallen_categories"])
+
+
 def test_trend_and_text_columns_are_not_taken_for_categories():
     decorated = HEALTH_NOW.assign(health_score_change_30d=-50.0, health_drivers="seats idle (engagement, -9 pts)")
     previous = HEALTH_PREVIOUS.assign(health_score_change_30d=0.0, health_drivers="-")

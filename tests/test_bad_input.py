@@ -163,7 +163,26 @@ CASES: list[tuple[str, Callable[[Tables], None], list[str]]] = [
             "has 'A'): write the ids alike in every table",
         ],
     ),
+    # every event row excluded: the refusal only said "pass --data-end", not which rows were left out or why
+    (
+        "every event names an unknown account",
+        lambda t: [
+            _set("logins", "account_id", ["a.0"] * 1200)(t),
+            *(frame.__setitem__("account_id", frame["account_id"].str.lower()) for frame in _events(t)),
+        ],
+        [
+            "no dated event rows left to tell where it ends (every event is missing, excluded or in the future):",
+            "logins.account_id: 1,200 rows for accounts not in accounts (rows 1, 2, 3: 'a.0', 'a.0', 'a.0')",
+            "1,200 of them would match an account's id but for leading zeros, a '.0' or letter case",
+            "; trainings.account_id: 1 row for an account not in accounts",
+            "write the ids alike in every table. Fix those rows, or pass --data-end YYYY-MM-DD.",
+        ],
+    ),
 ]
+
+
+def _events(tables: Tables) -> list[pd.DataFrame]:
+    return [tables[name] for name in ("logins", "usage_events", "support_tickets", "trainings")]
 
 
 @pytest.mark.parametrize(("case", "corrupt", "expected"), CASES, ids=[c[0] for c in CASES])

@@ -75,6 +75,13 @@ def test_validate_and_features_say_which_data_end_they_use_and_what_they_left_ou
     assert "warning: logins.ts: 1 row dated after" in message
 
 
+def test_the_data_end_is_said_to_the_second(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An export's fractional seconds read "Data end 2025-02-28 01:00:00.410099 (latest event)"."""
+    data = write_tables(tmp_path / "d", _with_login(tiny_tables(), "B", "2024-07-01T10:30:15.410099"))
+    code, message = run_cli(["features", "--data", str(data), "--out", str(tmp_path / "f.parquet")], capsys)
+    assert code == 0 and "Data end 2024-07-01 10:30:15 (latest event)" in message, message
+
+
 def test_rows_of_unknown_accounts_are_excluded_everywhere_and_counted() -> None:
     """Row 8: subscriptions of accounts missing from `accounts` were reported "ignored" but scored."""
     tables = tiny_tables()

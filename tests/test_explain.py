@@ -207,6 +207,17 @@ def test_top_drivers_skip_features_that_lower_the_risk():
     assert top_drivers(contributions, X, n=1).tolist() == [describe("tickets_90d", 4.0, X.loc[0].to_dict()), ""]
 
 
+def test_two_drivers_in_the_same_words_are_said_once():
+    """Both login-gap features of an account with fewer than 2 login days read "logins on fewer than 2 days in
+    the last 90 days": an account whose risk they both raised had that sentence twice in its top drivers."""
+    X = pd.DataFrame({"login_gap_mean_90d": [np.nan], "login_gap_max_90d": [np.nan], "tickets_90d": [4.0]})
+    contributions = pd.DataFrame({"login_gap_mean_90d": [0.6], "login_gap_max_90d": [0.5], "tickets_90d": [0.2]})
+    once = describe("login_gap_mean_90d", np.nan, X.loc[0].to_dict())
+    assert once == describe("login_gap_max_90d", np.nan, X.loc[0].to_dict())
+    tickets = describe("tickets_90d", 4.0, X.loc[0].to_dict())
+    assert top_drivers(contributions, X, n=3).tolist() == [f"{once}; {tickets}"]
+
+
 def test_a_per_seat_driver_of_an_account_without_a_seat_count_says_the_account_s_own_count():
     """Per-seat features divide by 1 where the seats are unknown: "12.0 logins per seat" and "1200% of seats
     active" were said of accounts whose data has no seat count (no `subscriptions.seats`, or none for them)."""
@@ -297,7 +308,8 @@ def test_a_missing_value_or_an_event_that_never_happened_is_said_as_what_it_mean
 
     drivers = top_drivers(contributions, row, n=len(actionable)).iloc[0].split("; ")
 
-    assert len(drivers) == len(actionable)
+    said = {describe(name, row.loc[0, name], row.loc[0].to_dict()) for name in actionable}
+    assert len(drivers) == len(said) and set(drivers) == said  # every feature in words, the same words once
     assert not [d for d in drivers if "no data" in d or "not recorded" in d]
     for words in (
         "no login recorded after the day it landed, 41 days ago", "logins on fewer than 2 days in the last 90 days",

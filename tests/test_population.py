@@ -21,7 +21,7 @@ from pipeline.commit import ScoreOutputs
 from pipeline.console import print_alerts, print_score_run
 from pipeline.history import read_history
 from pipeline.loading import load_dataset
-from pipeline.stages import build_feature_table, score_date, scored_population
+from pipeline.stages import build_feature_table, run_explain, score_date, scored_population
 from tests.helpers import WebhookReceiver, book_settings
 
 WHEN = pd.Timestamp("2025-05-01")
@@ -81,6 +81,26 @@ def test_trials_and_churned_accounts_are_left_out_and_counted_unless_included(bo
     left = [n for n in run.notes if n.startswith("left out")]  # only those no flag scores
     starting = f"{counted(later, 'account')} whose first term starts on or after 2025-05-01"
     assert left == [f"left out of scores and alerts: {starting}"]
+
+
+def test_explaining_a_trial_says_that_churn_score_leaves_it_out(book) -> None:
+    """`churn explain` scores a trial among the trials (as --include-trials does) without a word, so an analyst
+    looked for its row in the scores in vain."""
+    _, data, dataset, _ = book
+    settings, result = book_settings(book, "population_explain", scoring={"trial_plans": ["starter"]})
+    snapshot = build_feature_table(dataset, settings, as_of=WHEN.date())
+    starter = snapshot.loc[snapshot["plan"] == "starter", "account_id"].iloc[0]
+    other = snapshot.loc[snapshot["plan"] != "starter", "account_id"].iloc[0]
+    said = {}
+    for account in (starter, other):
+        console = Console(record=True, width=400)
+        run_explain(account, data, WHEN.date(), result.model_uri, None, settings, console)
+        said[account] = console.export_text()
+    assert (
+        f"note: churn score leaves {starter} out of its scores and alerts: a trial (plan matching starter or ARR 0); "
+        "explained as --include-trials scores it"
+    ) in said[starter]
+    assert "a trial" not in said[other]
 
 
 def test_a_date_after_every_term_fails_saying_when_the_terms_and_the_data_end(book) -> None:

@@ -20,7 +20,7 @@ from models.split import (
     stratified_folds,
     stratified_split,
 )
-from tests.helpers import run_cli, write_tables
+from tests.helpers import run_cli, tiny_tables, write_tables
 
 
 def _random_table(seed: int, rows: int, months: int, censored_share: float) -> pd.DataFrame:
@@ -268,3 +268,23 @@ def test_a_one_class_side_under_too_sparse_snapshots_names_the_cadence(tmp_path:
         assert "hold only one class (0 churned" in error and "set features.cadence: weekly" in error, said
         assert "longer history" not in error
     assert not out.exists()
+
+
+def test_a_book_whose_every_outcome_is_censored_says_so_in_train_and_compare(tmp_path: Path, capsys) -> None:
+    """Every term running past the end of the data: `train` blamed the features ("every feature column is the same
+    in all 0 labelled rows") and `compare` said "no labelled rows (0 rows, ...)" of a book of snapshots."""
+    tables = tiny_tables()
+    tables["subscriptions"] = pd.DataFrame(
+        {"account_id": ["A", "B", "C"], "start_date": ["2023-01-01", "2023-02-01", "2023-06-01"],
+         "end_date": ["2025-06-01"] * 3, "seats": [5, 20, 100]}
+    )  # fmt: skip
+    data = write_tables(tmp_path / "data", tables)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"workdir: {tmp_path / 'work'}\nmodel:\n  tune_trials: 0\n")
+    said_by = {}
+    for command in (["train"], ["compare", "--out", str(tmp_path / "compare")]):
+        code, said = run_cli([*command, "--data", str(data), "--config", str(config)], capsys)
+        assert code == 1, said
+        said_by[command[0]] = said.split("error: ")[1]
+    assert said_by["train"] == said_by["compare"], said_by
+    assert said_by["train"].startswith("feature table: no labelled rows (") and "(0 rows" not in said_by["train"]

@@ -586,3 +586,11 @@ def test_a_table_whose_features_are_all_constant_is_refused_naming_them(tmp_path
         train_model(flat, _settings(tmp_path))
     varying = flat.assign(tenure_days=table["tenure_days"])  # one column that varies is enough to try
     assert train_model(varying, _settings(tmp_path, tune_trials=0)).model is not None
+
+
+def test_a_feature_table_without_a_known_outcome_says_so_not_that_its_features_are_constant(tmp_path):
+    """Data whose every snapshot is censored (terms renewing after the data ends) was refused as "every feature
+    column is the same in all 0 labelled rows", which sent the user looking at the features, not the history."""
+    table, _ = simulate_feature_table(150, seed=2)
+    with pytest.raises(DataContractError, match=r"no labelled rows .*use a longer history or a later --data-end"):
+        train_model(table.assign(label=np.nan), _settings(tmp_path))

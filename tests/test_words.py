@@ -170,6 +170,13 @@ def test_a_share_rounded_to_none_or_to_all_is_said_under_or_over_its_bound() -> 
     assert describe("user_utilisation_30d", 1.004, {"seats": 250.0}) == "100% of seats active in the last 30 days"
 
 
+def test_a_seat_change_of_zero_does_not_say_a_renewal_happened() -> None:
+    """The seat change is 0 for an account in its first term too: it read "seats changed +0% at the last renewal"
+    of accounts that never renewed, among their drivers and the points their health score lost."""
+    assert describe("seat_change_last_renewal", 0.0) == "seats unchanged at the last renewal (or not renewed yet)"
+    assert describe("seat_change_last_renewal", 0.1) == "seats changed +10% at the last renewal"
+
+
 def test_a_change_of_zero_on_a_count_of_zero_says_nothing_in_either_period() -> None:
     """No logins in either month is a change of 0: it read "no logins in 30 days, +0% on the previous 30"."""
     assert describe("logins_trend_30d", 0.0, {"logins_per_seat_30d": 0.0, "seats": 5.0}) == (
@@ -183,6 +190,16 @@ def test_a_change_of_zero_on_a_count_of_zero_says_nothing_in_either_period() -> 
     )
     assert describe("logins_trend_30d", 0.0, {"logins_per_seat_30d": 2.0, "seats": 5.0}) == (
         "2.0 logins per seat in 30 days, +0% on the previous 30"
+    )
+    # the 30-day rate against the 90-day one: "no logins in the last 90 days; login rate +0% vs the 90-day average"
+    assert describe("logins_trend_vs_90d", 0.0, {"logins_per_seat_30d": 0.0, "seats": 5.0}) == (
+        "no logins in 30 days, none in the 60 before"
+    )
+    assert describe("logins_trend_vs_90d", -0.4, {"logins_per_seat_30d": 1.2, "seats": 5.0}) == (
+        "1.2 logins per seat in 30 days, -40% on the 90-day average"
+    )
+    assert describe("logins_trend_vs_90d", 0.5, {"logins_per_seat_30d": 3.0}) == (
+        "3 logins in 30 days, +50% on the 90-day average"
     )
 
 

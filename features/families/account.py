@@ -62,6 +62,7 @@ SEAT_CHANGE = declare.fixed(
     "seats changed {value:+.0%} at the last renewal",
     requires=("subscriptions.seats",),
     missing="no seat count to compare at the last renewal",
+    none="seats unchanged at the last renewal (or not renewed yet)",  # 0 is also an account in its first term
 )
 NEW_CUSTOMER = declare.fixed(
     "is_new_customer", "New customer (1 = within the new-customer period)", "neutral", "new customer: {value:.0f}"

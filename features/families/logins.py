@@ -88,7 +88,9 @@ TREND_VS_90 = declare.fixed(
     "logins_trend_vs_90d",
     "Daily login rate of the last 30 days vs the 90-day rate (relative change)",
     "higher",
-    "login rate {value:+.0%} vs the 90-day average",
+    "{logins_per_seat_30d:.1f} logins per seat in 30 days, {value:+.0%} on the 90-day average",
+    missing="{logins_per_seat_30d:.1f} logins per seat in 30 days, none in the 60 before",
+    unseated="{logins_per_seat_30d:.0f} logins in 30 days, {value:+.0%} on the 90-day average",
 )
 
 DAILY = "_ft_logins_day"
