@@ -383,8 +383,8 @@ def score(
         refuse_together(
             ctx,
             "--table",
-            {"--data": data, "--as-of": as_of, "--data-end": data_end},
-            "a prepared table is scored as it is, without a data folder or a date.",
+            {"--data": data, "--data-end": data_end},
+            "a prepared table is scored as it is, without a data folder (--as-of only dates its scores).",
         )
         flags = {
             "--include-trials": include_trials,
@@ -406,7 +406,8 @@ def score(
     if table is not None:
         if not id_col:
             raise ChurnError("--table needs --id (the id column name).")
-        run_score_table(table, id_col, outputs, model_uri, settings, out)
+        dated = parse_date(as_of, "--as-of") if as_of else None
+        run_score_table(table, id_col, outputs, model_uri, settings, out, dated)
         return
     if data is None:
         raise ChurnError("Give --data DIR (or --table FILE --id COL).")

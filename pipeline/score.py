@@ -80,11 +80,12 @@ def score_table(
 
 
 def score_prepared(
-    path: Path, id_col: str, model: ChurnRiskModel, settings: Settings
+    path: Path, id_col: str, model: ChurnRiskModel, settings: Settings, as_of: pd.Timestamp | None = None
 ) -> tuple[pd.DataFrame, list[str]]:
     """Score an already aggregated per-account table (`churn score --table`), ML view only; returns the
     scores and warnings (values of a categorical column the model never saw, which score as missing; the
-    lifecycle stages the table's columns cannot give).
+    lifecycle stages the table's columns cannot give). `as_of`: the date the table's values were taken
+    (`--as-of`), which every score carries; without it `as_of` is empty (a table holds no date).
 
     The table holds the columns the model was trained on (`churn train --table`), typed as training
     typed them (`as_trained`), whatever the file format; a label column, if present, is ignored.
@@ -112,7 +113,8 @@ def score_prepared(
             f"--table {path}: columns {[c for c, n in renamed.items() if n == name]} are all feature '{name}' "
             "of the model; keep one of them."
         )
-    features = features.rename(columns=renamed).assign(**{ACCOUNT_ID: ids, AS_OF: pd.NaT})
+    dated = as_of if as_of is not None else pd.NaT
+    features = features.rename(columns=renamed).assign(**{ACCOUNT_ID: ids, AS_OF: dated})
     missing = [c for c in model.feature_names_in_ if c not in features.columns]
     trained = TrainedOn.from_metadata(model.metadata_)
     if missing and trained is not None and trained.source.startswith(PREPARED_TABLE):

@@ -977,9 +977,16 @@ def run_score(
 
 
 def run_score_table(
-    table: Path, id_col: str, outputs: ScoreOutputs, model_uri: str | None, settings: Settings, console: Console
+    table: Path,
+    id_col: str,
+    outputs: ScoreOutputs,
+    model_uri: str | None,
+    settings: Settings,
+    console: Console,
+    as_of: date | None = None,
 ) -> pd.DataFrame:
-    """Score a prepared per-account table with a model trained by `churn train --table`."""
+    """Score a prepared per-account table with a model trained by `churn train --table`; `as_of` (`--as-of`)
+    dates its scores."""
     from pipeline.io import check_output_file
     from pipeline.score import score_prepared
     from pipeline.tracking import load_model, table_champion_uri
@@ -990,7 +997,7 @@ def run_score_table(
     if model_uri is None:
         model_uri, note = table_champion_uri(settings)
     model = load_model(model_uri, settings)
-    scores, warnings = score_prepared(table, id_col, model, settings)
+    scores, warnings = score_prepared(table, id_col, model, settings, pd.Timestamp(as_of) if as_of else None)
     used, _ = model_provenance(model, scores["account_id"])  # a table's ids are not compared (no accounts)
     write_output(scores, outputs.path, "scores", fmt=outputs.fmt, overwrite=outputs.overwrite)
     print_notes(filter(None, [note, used]), console)

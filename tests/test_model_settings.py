@@ -114,12 +114,13 @@ def test_prepared_tables_train_and_score_through_the_cli(tmp_path):
     assert "Validation on held-out rows (300 rows)" in trained.stdout and "Out-of-time" not in trained.stdout
     scored = churn_subprocess(
         "score", "--table", "book.csv", "--id", "customerID", "--out", "scores.csv", "--format", "csv",
-        "--config", str(config),
+        "--as-of", "2025-03-31", "--config", str(config),
         cwd=tmp_path,
     )  # fmt: skip
     assert scored.returncode == 0, scored.stderr[-3000:]
     scores = pd.read_csv(tmp_path / "scores.csv")
     assert list(scores["account_id"]) == list(fresh["customerID"])
+    assert (scores["as_of"] == "2025-03-31").all(), scores["as_of"].head()  # --as-of dates a table's scores
     observed = (fresh["Churn"] == "Yes").to_numpy()
     assert abs(scores["churn_probability"].mean() - observed.mean()) < 0.05
     from sklearn.metrics import roc_auc_score
