@@ -186,9 +186,11 @@ def _print_selection(result, console: Console) -> None:
     """How the model was chosen (search, CV score with spread) and its calibration per risk band."""
     selection = result.model.selection_
     if "cv_auc" in selection:
+        folds = counted(selection["cv_folds"], f"{result.folds.kind.replace('_', '-')} fold")
+        spread = f" ± {selection['cv_auc_std']:.3f}" if selection["cv_folds"] > 1 else ""  # one fold has none
         line = (
-            f"Cross-validation ({selection['cv_folds']} {result.folds.kind.replace('_', '-')} folds): "
-            f"ROC AUC {selection['cv_auc']:.3f} ± {selection['cv_auc_std']:.3f}, {counted(selection['trees'], 'tree')}"
+            f"Cross-validation ({folds}): ROC AUC {selection['cv_auc']:.3f}{spread}, "
+            f"{counted(selection['trees'], 'tree')}"
         )
         if selection.get("tuned"):
             line += (

@@ -12,9 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 from churn_sim import simulate_feature_table
 from mlflow.exceptions import MlflowException
+from rich.console import Console
 
 from features.errors import ChurnError, ConfigError, DataContractError
 from pipeline.config import Settings, load_settings
+from pipeline.console import print_training
 from pipeline.train import (
     as_trained,
     parse_ids,
@@ -172,6 +174,13 @@ def test_thin_data_trains_with_fewer_folds_or_none_and_says_why(tmp_path):
     assert "requested folds" in explained or "too few labelled rows for cross-validation" in explained
     assert "churned" in explained and "needs" in explained
     assert result.model.predict_proba(table.head(5))[:, 1].min() > 0
+    one = train_model(table, _settings(tmp_path, cv_folds=2, tune_trials=0))
+    assert len(one.folds) == 1
+    console = Console(record=True, width=200)
+    print_training(one, console)
+    # it said "1 rolling-origin folds: ROC AUC 0.802 ± 0.000", a spread of one fold
+    assert "Cross-validation (1 rolling-origin fold): ROC AUC 0." in console.export_text()
+    assert "±" not in console.export_text()
 
 
 @pytest.mark.parametrize(
