@@ -119,6 +119,17 @@ def lookalike_tables() -> dict[str, pd.DataFrame]:
     return tables
 
 
+def half_missing_terms() -> dict[str, pd.DataFrame]:
+    """Tiny tables with a twin of B's term whose ARR is missing (rows 3, 5) and a copy of C's term whose plan is
+    missing (rows 4, 6): pairs told apart by a value missing on one side only."""
+    tables = tiny_tables()
+    subscriptions = tables["subscriptions"].assign(plan="pro")
+    twin = subscriptions.iloc[[2]].assign(arr=float("nan"))
+    other_plan = subscriptions.iloc[[3]].assign(plan=None)
+    tables["subscriptions"] = pd.concat([subscriptions, twin, other_plan], ignore_index=True)
+    return tables
+
+
 PARTITIONS = {"logins": "account_id", "trainings": "kind", "usage_events": "month"}
 
 

@@ -21,6 +21,7 @@ from tests.helpers import (
     FOLDER_MONTH,
     bad_csv_tables,
     gzipped,
+    half_missing_terms,
     lookalike_tables,
     mixed_id_parts,
     partitioned_tables,
@@ -568,12 +569,7 @@ def test_terms_told_apart_by_a_value_missing_on_one_side_are_still_said() -> Non
     """A twin whose ARR one row leaves empty, and a term with another's dates whose plan one row leaves empty: the
     equality of a value with a missing one is unknown in SQL, which made both checks skip such rows (said by
     neither)."""
-    tables = tiny_tables()
-    subscriptions = tables["subscriptions"].assign(plan="pro")
-    twin = subscriptions.iloc[[2]].assign(arr=float("nan"))
-    other_plan = subscriptions.iloc[[3]].assign(plan=None)
-    tables["subscriptions"] = pd.concat([subscriptions, twin, other_plan], ignore_index=True)
-    found = {(w.table, w.problem): w for w in Dataset.from_frames(tables).report.warnings}
+    found = {(w.table, w.problem): w for w in Dataset.from_frames(half_missing_terms()).report.warnings}
     twins = found[("subscriptions", "terms with the same dates as another term of the same account")]
     assert twins.count == 2 and "rows 3, 5" in twins.examples, twins.examples
     overlaps = found[("subscriptions", "terms overlapping another term of the same account")]

@@ -31,6 +31,7 @@ from tests.helpers import (
     assert_same_table,
     bad_csv_tables,
     gzipped,
+    half_missing_terms,
     lookalike_tables,
     mixed_id_parts,
     partitioned_tables,
@@ -244,6 +245,13 @@ def test_lookalike_ids_unknown_codes_and_no_terms_left_are_reported_on_spark_as_
     tables["subscriptions"]["account_id"] = ["a", "a", "b", "c"]
     data = write_tables(tmp_path / "no_terms", tables, "csv")
     assert "every term is excluded" in refusal_on_both(spark, data)
+
+
+def test_terms_told_apart_by_a_value_missing_on_one_side_are_said_on_spark_as_on_duckdb(spark, tmp_path):
+    data = write_tables(tmp_path / "half_missing", half_missing_terms(), "parquet")
+    report = load_dataset(data).report
+    assert len([w for w in report.warnings if w.table == "subscriptions"]) == 2  # the twin and the other plan
+    assert_same_report(load_on_spark(spark, data.as_uri()).report, report)
 
 
 def test_a_contract_column_only_in_folder_names_is_named_on_spark_as_on_duckdb(spark, tmp_path):
