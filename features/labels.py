@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from features.contract import TABLES
 from features.sql.dialect import Dialect
 from features.sql.timeline import ASOF_TABLE, agg_where, count_where
 
@@ -35,8 +36,8 @@ def censored_sql(d: Dialect, end: str, grace_days: int, data_end: pd.Timestamp) 
     return f"({end} + {d.days(int(grace_days))} > {d.timestamp(data_end)})"
 
 
-TERM_COLUMNS = "account_id, start_date, end_date, arr, seats, plan"
-"""What a term is: rows equal in all of these are one term (the labels and validate's counts take them so)."""
+TERM_COLUMNS = ", ".join(column.name for column in TABLES["subscriptions"].columns)
+"""What a term is: rows equal in every contract column are one term (the labels and validate's counts take them so)."""
 
 
 def terms_sql(d: Dialect, grace_days: int) -> str:
