@@ -1058,8 +1058,9 @@ def run_explain(
     # band): the active non-trials, or with the trials when it is one (--include-trials); alone, it got
     # other scores than the scoring run's.
     trial = trial_mask(features, settings.scoring.trial_plans)
-    population = features if trial[found].any() else features[~trial]
-    if trial[found].any():  # said, or the analyst looks for its row in the scores in vain
+    is_trial = bool(trial[found].any())
+    population = features if is_trial else features[~trial]
+    if is_trial:  # said, or the analyst looks for its row in the scores in vain
         print_notes(
             [
                 f"churn score leaves {account_id} out of its scores and alerts: a trial ({_trial_rule(settings)}); "
