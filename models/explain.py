@@ -314,7 +314,8 @@ def top_drivers(contributions: pd.DataFrame, X: pd.DataFrame, n: int = 3) -> pd.
     Only positive contributions count (a row whose model output no feature raises gets "").
     Each driver is rendered by `features.registry.describe` with the feature's value and the
     companion columns its template cites; two features in the same words (both login gaps of an
-    account with fewer than 2 login days) are said once.
+    account with fewer than 2 login days) are said once, and the next-ranked features take the freed
+    place, so a row shows `n` drivers wherever `n` features in distinct words raise its risk.
     """
     if not contributions.index.equals(X.index):
         raise ModelError("top_drivers needs the contributions and the feature table on the same rows (index).")
@@ -323,15 +324,27 @@ def top_drivers(contributions: pd.DataFrame, X: pd.DataFrame, n: int = 3) -> pd.
     names = list(contributions.columns)
     check_required_features(X, names, "the feature table for top drivers")
     values = contributions.to_numpy(dtype=np.float64)
-    top = _largest_columns(values, min(n, len(names)))
-    positive = np.take_along_axis(values, top, axis=1) > 0
-
-    words = np.full(top.shape, "", dtype=object)
-    for column in np.unique(top[positive]):
-        name = names[column]
-        rows, slots = np.nonzero((top == column) & positive)
-        words[rows, slots] = _render(name, X, rows)
-    texts = [DRIVER_SEPARATOR.join(dict.fromkeys(filter(None, row))) for row in words.tolist()]
+    said: list[dict[str, None]] = [{} for _ in range(len(values))]
+    # rank `n` features per row; rows short of `n` distinct drivers rank further, until every ranked one is said
+    rows, ranked, k = np.arange(len(values)), 0, min(n, len(names))
+    while len(rows):
+        block = values if ranked == 0 else values[rows]
+        top = _largest_columns(block, k)[:, ranked:]
+        positive = np.take_along_axis(block, top, axis=1) > 0
+        words = np.full(top.shape, "", dtype=object)
+        for column in np.unique(top[positive]):
+            at, slots = np.nonzero((top == column) & positive)
+            words[at, slots] = _render(names[column], X, rows[at])
+        for row, row_words in zip(rows.tolist(), words.tolist(), strict=True):
+            drivers = said[row]
+            for text in row_words:
+                if text and len(drivers) < n:
+                    drivers[text] = None
+        short = np.array([n - len(said[row]) for row in rows.tolist()])
+        more = (short > 0) & positive[:, -1]  # the last ranked feature still raised the risk: the next may too
+        ranked, k = k, min(len(names), k + int(short[more].max(initial=0)))
+        rows = rows[more] if k > ranked else rows[:0]
+    texts = [DRIVER_SEPARATOR.join(drivers) for drivers in said]
     return pd.Series(texts, index=contributions.index, dtype=str, name=TOP_DRIVERS)
 
 

@@ -218,6 +218,43 @@ def test_two_drivers_in_the_same_words_are_said_once():
     assert top_drivers(contributions, X, n=3).tolist() == [f"{once}; {tickets}"]
 
 
+def test_a_driver_said_once_leaves_its_place_to_the_next_ranked_one():
+    """The login gaps said once left an account with 2 drivers of `top_drivers: 3` though a third feature in
+    words of its own raised its risk too; the next-ranked distinct ones refill, as often as repeats recur."""
+    X = pd.DataFrame(
+        {
+            "login_gap_mean_90d": [np.nan, np.nan, 3.0],
+            "login_gap_max_90d": [np.nan, np.nan, 9.0],
+            "tickets_90d": [4.0, 4.0, 4.0],
+            "days_since_last_login": [12.0, 12.0, 12.0],
+            "escalations_90d": [2.0, 2.0, 2.0],
+        }
+    )
+    contributions = pd.DataFrame(
+        {
+            "login_gap_mean_90d": [0.6, 0.6, 0.6],
+            "login_gap_max_90d": [0.5, 0.5, 0.5],
+            "tickets_90d": [0.4, 0.4, 0.4],
+            "days_since_last_login": [0.3, -0.1, 0.3],  # row 1: nothing else raises its risk but escalations
+            "escalations_90d": [0.2, 0.2, 0.2],
+        }
+    )
+    row = X.loc[0].to_dict()
+    gaps, tickets = describe("login_gap_mean_90d", np.nan, row), describe("tickets_90d", 4.0, row)
+    last_login, escalations = describe("days_since_last_login", 12.0, row), describe("escalations_90d", 2.0, row)
+    mean_gap, max_gap = describe("login_gap_mean_90d", 3.0, X.loc[2].to_dict()), describe("login_gap_max_90d", 9.0)
+
+    assert top_drivers(contributions, X, n=3).tolist() == [
+        f"{gaps}; {tickets}; {last_login}",  # the repeat's place goes to the fourth-ranked feature
+        f"{gaps}; {tickets}; {escalations}",  # ...and past one that lowers the risk to the fifth
+        f"{mean_gap}; {max_gap}; {tickets}",  # distinct words: the top 3, as ever
+    ]
+    assert top_drivers(contributions, X, n=5).tolist()[0] == f"{gaps}; {tickets}; {last_login}; {escalations}"
+    # many rows in one call, each refilled as far as it needs
+    many = top_drivers(pd.concat([contributions] * 50, ignore_index=True), pd.concat([X] * 50, ignore_index=True))
+    assert many.tolist() == top_drivers(contributions, X).tolist() * 50
+
+
 def test_a_per_seat_driver_of_an_account_without_a_seat_count_says_the_account_s_own_count():
     """Per-seat features divide by 1 where the seats are unknown: "12.0 logins per seat" and "1200% of seats
     active" were said of accounts whose data has no seat count (no `subscriptions.seats`, or none for them)."""
