@@ -157,7 +157,6 @@ def _account(snap, terms, accounts, as_of, settings, present) -> pd.DataFrame:
         last = renewals.sort_values(["start_date", "term_id"], ascending=False).drop_duplicates(ID).set_index(ID)
         change = _ratio(last.seats - last.prev_seats, last.prev_seats)
         out["seat_change_last_renewal"] = change.reindex(snap.index)
-        out.loc[~snap.index.isin(last.index), "seat_change_last_renewal"] = 0.0
     out["is_new_customer"] = (snap.tenure < settings.new_customer_days).astype(float)
     return out
 

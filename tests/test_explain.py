@@ -358,7 +358,10 @@ def test_a_missing_value_or_an_event_that_never_happened_is_said_as_what_it_mean
         assert words in drivers, (words, drivers)
     assert not [d for d in drivers if d.startswith("last login") or d.startswith("last ticket")]
     # a context feature, in the rule view's words (health_drivers) when a scorecard scores it
-    assert describe("seat_change_last_renewal", np.nan) == "no seat count to compare at the last renewal"
+    seat_change = row.loc[0, "seat_change_last_renewal"]
+    assert describe("seat_change_last_renewal", seat_change, row.loc[0].to_dict()) == (
+        "no renewals so far, no seat change known"
+    )
 
 
 def test_the_waterfall_plot_keeps_its_feature_labels_inside_the_figure():

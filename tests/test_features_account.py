@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 from feature_data import accounts, make_dataset, snapshot
 
+from features.registry import describe
+
 TERMS = pd.DataFrame(
     [
         ("A", "2022-01-01", "2023-01-01", 10.0, 1000.0, "starter"),
@@ -36,9 +38,24 @@ def test_contract_features_of_a_renewed_account_with_an_add_on():
 
 def test_terms_starting_after_as_of_are_invisible():
     row = snapshot(dataset(), "2022-12-01")
-    assert row["renewals_count"] == 0 and row["seat_change_last_renewal"] == 0
+    assert row["renewals_count"] == 0 and pd.isna(row["seat_change_last_renewal"])
     assert row["plan"] == "starter" and row["seats"] == 10 and row["arr"] == 1000
     assert row["days_to_renewal"] == 31
+
+
+def test_a_first_term_has_no_seat_change_and_a_flat_renewal_has_one_of_zero():
+    """An account that has not renewed had a seat change of 0, as if it had renewed flat: the default scorecard
+    gave every first-term account 60 of 100 points for a renewal it never had. No renewal is no seat change
+    (missing: the scorecard weighs the renewals it has instead); a renewal at the same seats is a change of 0."""
+    flat = TERMS.iloc[:2].assign(seats=10.0)
+    first_term, renewed_flat = snapshot(dataset(flat), "2022-06-01"), snapshot(dataset(flat), "2023-07-01")
+    assert first_term["renewals_count"] == 0 and pd.isna(first_term["seat_change_last_renewal"])
+    assert renewed_flat["renewals_count"] == 1 and renewed_flat["seat_change_last_renewal"] == 0
+    said = describe("seat_change_last_renewal", first_term["seat_change_last_renewal"], first_term.to_dict())
+    assert said == "no renewals so far, no seat change known"
+    assert describe("seat_change_last_renewal", 0.0, renewed_flat.to_dict()) == "seats unchanged at the last renewal"
+    unseated = renewed_flat.to_dict() | {"renewals_count": 2.0}  # renewals of terms without a seat count
+    assert describe("seat_change_last_renewal", float("nan"), unseated) == "2 renewals so far, no seat change known"
 
 
 def test_new_customer_flag_follows_the_configured_period():

@@ -171,9 +171,13 @@ def test_a_share_rounded_to_none_or_to_all_is_said_under_or_over_its_bound() -> 
 
 
 def test_a_seat_change_of_zero_does_not_say_a_renewal_happened() -> None:
-    """The seat change is 0 for an account in its first term too: it read "seats changed +0% at the last renewal"
-    of accounts that never renewed, among their drivers and the points their health score lost."""
-    assert describe("seat_change_last_renewal", 0.0) == "seats unchanged at the last renewal (or not renewed yet)"
+    """The seat change was 0 for an account in its first term too: it read "seats changed +0% at the last renewal"
+    of accounts that never renewed, among their drivers and the points their health score lost. It is missing
+    there now (`tests/test_features_account.py`), so a change of 0 is a renewal at the same seats."""
+    assert describe("seat_change_last_renewal", 0.0) == "seats unchanged at the last renewal"
+    assert describe("seat_change_last_renewal", None, {"renewals_count": 0.0}) == (
+        "no renewals so far, no seat change known"
+    )
     assert describe("seat_change_last_renewal", 0.1) == "seats changed +10% at the last renewal"
 
 

@@ -4,7 +4,8 @@ Read from `accounts` and the terms visible at as_of (started before it). The ter
 (latest end; among co-terminous terms the earliest start, i.e. the main contract rather than an
 add-on) gives plan and term length; ARR adds up over the active terms (add-on products), seats
 take their maximum (the same users). A renewal is a term that renews an earlier one by the
-label's rule; the seat change compares the latest visible renewal with the term it renewed.
+label's rule; the seat change compares the latest visible renewal with the term it renewed (none before
+the first renewal).
 """
 
 from __future__ import annotations
@@ -57,12 +58,12 @@ RENEWALS = declare.fixed(
 )
 SEAT_CHANGE = declare.fixed(
     "seat_change_last_renewal",
-    "Relative seat change at the last renewal (0 if none)",
+    "Relative seat change at the last renewal (missing before the first)",
     "higher",
     "seats changed {value:+.0%} at the last renewal",
     requires=("subscriptions.seats",),
-    missing="no seat count to compare at the last renewal",
-    none="seats unchanged at the last renewal (or not renewed yet)",  # 0 is also an account in its first term
+    missing="{renewals_count:.0f} renewals so far, no seat change known",  # first term, or renewals without seats
+    none="seats unchanged at the last renewal",
 )
 NEW_CUSTOMER = declare.fixed(
     "is_new_customer", "New customer (1 = within the new-customer period)", "neutral", "new customer: {value:.0f}"
@@ -97,9 +98,8 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     columns[DAYS_TO_RENEWAL] = d.days_between("s.as_of", "s.term_end")
     columns[RENEWALS] = "CAST(h.renewals_so_far AS DOUBLE)"
     if has_term["seats"]:
-        columns[SEAT_CHANGE] = (
-            f"CASE WHEN r.term_id IS NULL THEN 0.0 ELSE {ratio('r.seats - r.prev_seats', 'r.prev_seats')} END"
-        )
+        # missing, not 0, without a renewal: a first term did not renew flat (the scorecard weighs what it has)
+        columns[SEAT_CHANGE] = ratio("r.seats - r.prev_seats", "r.prev_seats")
     columns[NEW_CUSTOMER] = f"CASE WHEN {days_landed} < {ctx.settings.new_customer_days} THEN 1.0 ELSE 0.0 END"
     # Renewals among the terms started before as_of: how many, and the latest (term ids follow start order).
     engine.define(
