@@ -71,11 +71,11 @@ def reference_features(dataset, as_of_dates, settings: FeatureSettings, grace_da
     return table
 
 
-def _rel_change(recent: pd.Series, before: pd.Series) -> pd.Series:
+def _rel_change(recent: pd.Series, before: pd.Series, both_zero: float = 0.0) -> pd.Series:
     recent, before = recent.astype(float), before.astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         change = (recent - before) / before
-    return pd.Series(np.where(before > 0, change, np.where(recent == 0, 0.0, np.nan)), index=recent.index)
+    return pd.Series(np.where(before > 0, change, np.where(recent == 0, both_zero, np.nan)), index=recent.index)
 
 
 def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
@@ -413,7 +413,7 @@ def _invoices(invoices, snap, as_of, present) -> pd.DataFrame:
         sums = last.assign(listed=last.amount + last.discount.fillna(0.0)).groupby(ID)[["discount", "listed"]].sum()
         out["last_invoice_discount"] = _ratio(sums.discount, sums.listed).reindex(snap.index)
     prev = issued[(issued.age > 365) & (issued.age <= 730)].groupby(ID).amount.sum().reindex(snap.index)
-    out["invoiced_amount_change_365d"] = _rel_change(amount_365.fillna(0.0), prev.fillna(0.0))
+    out["invoiced_amount_change_365d"] = _rel_change(amount_365.fillna(0.0), prev.fillna(0.0), both_zero=np.nan)
     return _within_data(out, every, snap, as_of)
 
 

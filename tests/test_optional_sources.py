@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from feature_data import make_dataset, snapshot
+from feature_data import accounts, accounts_a_and_b, make_dataset, snapshot
 
 from features.build import build_features, snapshot_dates
 from features.errors import DataContractError
-from features.registry import lookup
+from features.registry import describe, lookup
 from features.settings import FeatureSettings
 from features.table import feature_columns
 from models.healthscore import score_health
@@ -198,6 +198,22 @@ def test_invoice_features_by_hand():
     paid = invoices().assign(paid_at=["2024-01-20", "2024-03-10", "2024-04-14 23:59", "2024-04-05"])
     row = snapshot(make_dataset(invoices=paid), "2024-04-15")
     assert row["days_overdue"] == 0 and row["overdue_invoices"] == 0 and row["late_payments_90d"] == 2
+
+
+def test_nothing_invoiced_in_either_year_is_no_change_not_a_flat_one():
+    """With nothing invoiced in either year the change was 0 and read "invoiced amount +0% on the previous year"
+    (a flat year). There is no amount to compare: it is missing, and says that nothing was invoiced before."""
+    b_invoices = invoices().assign(account_id="B", issued_at="2023-12-01")  # the table starts before A landed
+    row = snapshot(make_dataset(accounts_table=accounts_a_and_b(), invoices=b_invoices), "2024-06-01")
+    assert np.isnan(row["overdue_amount_share"])  # nothing invoiced to A in the last year
+    assert np.isnan(row["invoiced_amount_change_365d"])
+    said = describe("invoiced_amount_change_365d", row["invoiced_amount_change_365d"], row.to_dict())
+    assert said == "nothing invoiced the year before to compare with"
+    flat = pd.concat([invoices().assign(issued_at="2023-03-01", due_at="2023-03-31"), invoices()])
+    row = snapshot(make_dataset(accounts_table=accounts(created_at="2023-03-01"), invoices=flat), "2024-06-01")
+    assert row["invoiced_amount_change_365d"] == 0  # 390 in either year: flat, as said
+    said = describe("invoiced_amount_change_365d", 0.0, row.to_dict())
+    assert said == "invoiced amount +0% on the previous year"
 
 
 def test_touchpoint_features_by_hand():

@@ -187,6 +187,9 @@ def test_a_change_of_zero_on_a_count_of_zero_says_nothing_in_either_period() -> 
         "no logins in 30 days, none in the 30 before"
     )
     assert describe("tickets_trend_30d", 0.0, {"tickets_30d": 0.0}) == "no tickets in 30 days, none in the 30 before"
+    assert describe("usage_trend_30d", 0.0, {"events_per_seat_30d": 0.0, "seats": 5.0}) == (
+        "no events in 30 days, none in the 30 before"
+    )
     # on a window the logins data holds part of (it starts 12 days before as_of, after the account landed)
     partial = {"logins_per_seat_30d": 0.0, "tenure_days": 800.0, "logins_data_days": 12.0}
     assert describe("logins_trend_30d", 0.0, partial) == (

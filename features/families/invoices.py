@@ -84,7 +84,7 @@ DISCOUNT = declare.fixed(
 AMOUNT_CHANGE = declare.fixed(
     "invoiced_amount_change_365d", "Amount invoiced in the last 365 days vs the 365 before (relative change)",
     "higher", "invoiced amount {value:+.0%} on the previous year",
-    missing="invoiced in the last year, nothing the year before", window=730,
+    missing="nothing invoiced the year before to compare with", window=730,
 )  # fmt: skip
 
 OWED = "_ft_invoices_owed"
@@ -154,7 +154,8 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         columns |= {FAILED[w]: as_double(zero(f"d.failed_{w}")) for w in PAYMENT_WINDOWS}
     if ctx.has(SOURCE, "discount"):
         columns[DISCOUNT] = "l.discount_share"
-    columns[AMOUNT_CHANGE] = rel_change(zero("i.amount_365"), zero("i.amount_prev_365"))
+    # nothing invoiced in either year is no amount to compare, not a flat year: missing
+    columns[AMOUNT_CHANGE] = rel_change(zero("i.amount_365"), zero("i.amount_prev_365"), both_zero="NULL")
     columns[data_days_column(SOURCE)] = data_days(d)
     joins = [snapshot_join("i", ISSUED), snapshot_join("d", DUE), snapshot_join("o", OPEN), table_start_join(START)]
     joins += latest_row_joins("l", LAST_ISSUED, LAST_ISSUED_DAY, key="issued_at")

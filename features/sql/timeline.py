@@ -101,10 +101,11 @@ def ratio(numerator: str, denominator: str) -> str:
     return f"(CAST({numerator} AS DOUBLE) / NULLIF(CAST({denominator} AS DOUBLE), 0))"
 
 
-def rel_change(recent: str, before: str) -> str:
-    """Relative change of `recent` on `before`: 0 when both are 0, NULL when there is no baseline."""
+def rel_change(recent: str, before: str, *, both_zero: str = "0.0") -> str:
+    """Relative change of `recent` on `before`: `both_zero` when both are 0 (a trend's words then say "none in
+    either"), NULL when there is no baseline."""
     recent, before = f"CAST(({recent}) AS DOUBLE)", f"CAST(({before}) AS DOUBLE)"
-    return f"(CASE WHEN {before} > 0 THEN ({recent} - {before}) / {before} WHEN {recent} = 0 THEN 0.0 END)"
+    return f"(CASE WHEN {before} > 0 THEN ({recent} - {before}) / {before} WHEN {recent} = 0 THEN {both_zero} END)"
 
 
 def zero(expression: str) -> str:
