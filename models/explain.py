@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import islice, repeat
 from typing import Any
 
 import lightgbm as lgb
@@ -336,15 +336,12 @@ def top_drivers(contributions: pd.DataFrame, X: pd.DataFrame, n: int = 3) -> pd.
             at, slots = np.nonzero((top == column) & positive)
             words[at, slots] = _render(names[column], X, rows[at])
         for row, row_words in zip(rows.tolist(), words.tolist(), strict=True):
-            drivers = said[row]
-            for text in row_words:
-                if text and len(drivers) < n:
-                    drivers[text] = None
-        short = np.array([n - len(said[row]) for row in rows.tolist()])
+            said[row].update(dict.fromkeys(filter(None, row_words)))
+        short = n - np.fromiter((len(said[row]) for row in rows.tolist()), dtype=np.intp, count=len(rows))
         more = (short > 0) & positive[:, -1]  # the last ranked feature still raised the risk: the next may too
         ranked, k = k, min(len(names), k + int(short[more].max(initial=0)))
         rows = rows[more] if k > ranked else rows[:0]
-    texts = [DRIVER_SEPARATOR.join(drivers) for drivers in said]
+    texts = [DRIVER_SEPARATOR.join(islice(drivers, n)) for drivers in said]  # a refill may rank past a row's `n`
     return pd.Series(texts, index=contributions.index, dtype=str, name=TOP_DRIVERS)
 
 
