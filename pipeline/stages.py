@@ -1110,11 +1110,11 @@ def run_explain(
 def _why_not_explained(dataset: Dataset, account_id: str, when: date) -> str:
     """Why `explain` found no row for an account, with what to try: the dates its terms cover (an ended
     account is explained as of a date in one of them) or the id as the data spells it."""
-    from features.table import ids_but_for_case
+    from features.table import look_alike_ids
 
     ids = dataset.accounts[ACCOUNT_ID].astype(str)
     if not ids.eq(account_id).any():
-        spelt = ids_but_for_case(account_id, ids)
+        spelt = look_alike_ids(account_id, ids)
         hint = f" (did you mean '{spelt[0]}'?)" if spelt else ""
         return f"is not in accounts{hint}; nothing to explain."
     terms = dataset.subscriptions[dataset.subscriptions[ACCOUNT_ID].astype(str) == account_id]
