@@ -536,7 +536,7 @@ def scored_population(
         features = pd.concat([features.assign(**{ACCOUNT_STATUS: ACTIVE}), ended], ignore_index=True)
     else:
         features = features.assign(**{ACCOUNT_STATUS: ACTIVE})
-    trial = trial_mask(features, settings.scoring.trial_plans)
+    trial = trial_mask(features, settings.scoring.trial_plans, dataset.subscriptions)
     features.loc[trial, ACCOUNT_STATUS] = TRIAL
     left = []
     if not include_trials and trial.any():
@@ -1057,7 +1057,7 @@ def run_explain(
     # Scored among the accounts `churn score` ranks it with on the date (a percentile metric, a capacity risk
     # band): the active non-trials, or with the trials when it is one (--include-trials); alone, it got
     # other scores than the scoring run's.
-    trial = trial_mask(features, settings.scoring.trial_plans)
+    trial = trial_mask(features, settings.scoring.trial_plans, dataset.subscriptions)
     is_trial = bool(trial[found].any())
     population = features if is_trial else features[~trial]
     if is_trial:  # said, or the analyst looks for its row in the scores in vain
