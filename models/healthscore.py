@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import ConfigError, DataContractError, counted
-from features.registry import describe, template_fields
+from features.registry import SEATS, describe, lookup, template_fields
 from models.scorecard import (
     DEFAULT_SCORECARD,
     BooleanMetric,
@@ -253,7 +253,8 @@ def _comparable(column: pd.Series, value: object) -> pd.Series:
 
 
 def metric_values(table: pd.DataFrame, metric: str, default: float | None) -> np.ndarray:
-    """The metric column as float64 (booleans as 0/1), missing values filled with `default` if set."""
+    """The metric column as float64 (booleans as 0/1), missing values filled with `default` if set; a per-seat
+    metric is missing for rows without a seat count where the table has `seats` (a book of mixed accounts)."""
     column = table[metric]
     if isinstance(column.dtype, pd.CategoricalDtype) or not (
         pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
@@ -269,6 +270,12 @@ def metric_values(table: pd.DataFrame, metric: str, default: float | None) -> np
     values = column.to_numpy(dtype=float, na_value=np.nan)
     if default is not None:
         values = np.where(np.isnan(values), default, values)
+    spec = lookup(metric)
+    if spec is not None and spec.unseated is not None and SEATS in table.columns:
+        # a per-seat value of an account without a seat count is of the whole account (its users, not a share of
+        # seats): on the scale of the accounts beside it that have one, it is no data
+        seats = pd.to_numeric(table[SEATS], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        values = np.where(seats > 0, values, np.nan)
     return values
 
 

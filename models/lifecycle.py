@@ -10,7 +10,8 @@ Precedence otherwise, first match wins:
             not renewing all the time, only in the last week or days of its term);
 2. land   - the account landed less than `land_days` ago (still onboarding);
 3. expand - seats grew at the last renewal by at least `expand_seat_growth`, or more users are
-            active than licensed (`user_utilisation_30d` above `expand_utilisation`);
+            active than licensed (`user_utilisation_30d` above `expand_utilisation`, where the seat count
+            `seats` is known: an account without one is counted whole, its utilisation is its active users);
 4. adopt  - everyone else.
 The stage needs `tenure_days` and `days_to_renewal` (the feature table's names, which a prepared table
 uses too): without either column, or for a row missing either value (unless it is renewing), the stage is
@@ -34,6 +35,7 @@ LAND, ADOPT, EXPAND, RENEW = "land", "adopt", "expand", "renew"
 TENURE_DAYS = "tenure_days"
 SEAT_GROWTH = "seat_change_last_renewal"
 UTILISATION = "user_utilisation_30d"
+SEATS = "seats"
 REQUIRED: tuple[str, ...] = (TENURE_DAYS, DAYS_TO_RENEWAL)
 """Columns without which no row gets a stage."""
 
@@ -59,7 +61,7 @@ def lifecycle_stage(
     term_length = _column(table, "term_length_days")
     tenure = _column(table, TENURE_DAYS)
     seat_growth = _column(table, SEAT_GROWTH)
-    utilisation = _column(table, UTILISATION)
+    utilisation = _column(table, UTILISATION).where(_column(table, SEATS).notna())  # else: users, not a share
 
     window = np.fmin(renew_window_days, term_length / 4)  # no term length: the configured window
     renew = days_to_renewal <= window
@@ -95,8 +97,14 @@ def expand_gap(columns: Collection[str]) -> str | None:
     """Why no row of a table with these columns can be `expand` (a prepared table's warning); None when one can.
 
     Said only where stages are computed at all (`stage_gaps` covers a table without `REQUIRED`)."""
-    if not set(REQUIRED) <= set(columns) or {SEAT_GROWTH, UTILISATION} & set(columns):
+    if not set(REQUIRED) <= set(columns) or SEAT_GROWTH in columns or {UTILISATION, SEATS} <= set(columns):
         return None
+    if UTILISATION in columns:
+        return (
+            f"lifecycle_stage is never expand: the table has no {SEAT_GROWTH} column (seat growth at the last "
+            f"renewal), and its {UTILISATION} counts only beside a {SEATS} column (the licensed seats it is a share "
+            "of), so accounts that grew are adopt"
+        )
     return (
         f"lifecycle_stage is never expand: the table has no {SEAT_GROWTH} or {UTILISATION} column (seat growth "
         "at the last renewal; active users per licensed seat), which the expand stage is computed from, so "

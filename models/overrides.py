@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from features.judgement import CSM_SENTIMENT
-from features.table import ACCOUNT_ID, ids_but_for_case, trim_id
+from features.table import ACCOUNT_ID, look_alike_ids, trim_id
 from models.alerts import ACCOUNT_TARGET, OVERRIDE_ENDED, SENTIMENT_TARGET, override_rule
 from models.healthscore import band_of
 from models.scorecard import ScorecardConfig
@@ -167,7 +167,7 @@ def validate_override(
     if not account:
         problems.append("the account id is empty")
     elif accounts is not None and account not in accounts:
-        spelt = ids_but_for_case(account, sorted(accounts))
+        spelt = look_alike_ids(account, sorted(accounts))
         hint = f" (did you mean {spelt[0]!r}?)" if spelt else ""
         problems.append(f"unknown account {account!r}{hint}")  # repr: a tab in an id is shown
     if request.kind not in KINDS:

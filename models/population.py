@@ -39,21 +39,46 @@ def days_to_term_end(frame: pd.DataFrame) -> pd.Series:
     return days.rename(DAYS_TO_RENEWAL)
 
 
-def trial_mask(features: pd.DataFrame, trial_plans: list[str]) -> np.ndarray:
+def trial_mask(features: pd.DataFrame, trial_plans: list[str], terms: pd.DataFrame | None = None) -> np.ndarray:
     """Rows on a trial: the current plan matches one of `trial_plans` (case-insensitive shell patterns,
     e.g. `*trial*`), or the account pays nothing (ARR 0). Without a `plan` or `arr` column that test
-    cannot fire; a missing ARR is unknown, not zero."""
+    cannot fire; a missing ARR is unknown, not zero. With the subscription `terms`, an account paying for
+    a term active at the row's `as_of` is no trial, whatever its plan: the plan is that of the term ending
+    last, which may be a trial of an add-on offered in the renewal talks."""
     trial = np.zeros(len(features), dtype=bool)
     if "plan" in features.columns and trial_plans:
-        patterns = [p.lower() for p in trial_plans]
-        plans = features["plan"].astype("string").str.lower()
-        trial |= plans.map(lambda p: p is not pd.NA and any(fnmatch.fnmatchcase(p, q) for q in patterns)).to_numpy(
-            dtype=bool, na_value=False
-        )
+        trial |= _trial_plan(features["plan"], trial_plans)
     if "arr" in features.columns:
         arr = pd.to_numeric(features["arr"], errors="coerce").to_numpy(dtype=float)
         trial |= arr == 0
+    if terms is not None and trial.any():
+        trial &= ~_paying(features[["account_id", "as_of"]], terms, trial_plans)
     return trial
+
+
+def _trial_plan(plans: pd.Series, trial_plans: list[str]) -> np.ndarray:
+    patterns = [p.lower() for p in trial_plans]
+    lowered = plans.astype("string").str.lower()
+    return lowered.map(lambda p: p is not pd.NA and any(fnmatch.fnmatchcase(p, q) for q in patterns)).to_numpy(
+        dtype=bool, na_value=False
+    )
+
+
+def _paying(rows: pd.DataFrame, terms: pd.DataFrame, trial_plans: list[str]) -> np.ndarray:
+    """Rows (`account_id`, `as_of`) whose account has a term active then (start < as_of <= end) that is no
+    trial: its plan matches none of `trial_plans` and its ARR is not 0 (a missing plan or ARR is no trial)."""
+    keep = np.ones(len(terms), dtype=bool)
+    if "plan" in terms.columns and trial_plans:
+        keep &= ~_trial_plan(terms["plan"], trial_plans)
+    if "arr" in terms.columns:
+        keep &= pd.to_numeric(terms["arr"], errors="coerce").to_numpy(dtype=float) != 0
+    paid = terms.loc[keep, ["account_id", "start_date", "end_date"]]
+    paid = paid.assign(account_id=paid["account_id"].astype(str))
+    keyed = rows.assign(account_id=rows["account_id"].astype(str), row=np.arange(len(rows)))
+    active = keyed.merge(paid, on="account_id")
+    as_of = pd.to_datetime(active["as_of"])
+    active = active[(pd.to_datetime(active["start_date"]) < as_of) & (as_of <= pd.to_datetime(active["end_date"]))]
+    return np.isin(np.arange(len(rows)), active["row"].to_numpy())
 
 
 def churned_accounts(subscriptions: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:

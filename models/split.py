@@ -137,7 +137,20 @@ def out_of_time_split(
         )
     hint = "use a longer history or change model.validation_share."
     last = dates.max().date()
-    _require_both_classes(labelled.loc[in_train, label_col], "training", hint, f" (snapshots before {cutoff.date()})")
+    gap_rows = labelled.loc[~in_valid & ~label_known_before_cutoff, label_col].astype(int)
+    train_hint = hint
+    if len(gap_rows):  # the rows before the start that the gap left out: why a class the table holds is missing
+        train_hint = (
+            f"{counted(len(gap_rows), 'more snapshot')} before it ({int(gap_rows.sum()):,} churned) "
+            f"{'has an outcome' if len(gap_rows) == 1 else 'have outcomes'} known only after it (term_end + "
+            f"{grace_days} grace days >= {cutoff.date()}), so they cannot train; {hint}"
+        )
+    _require_both_classes(
+        labelled.loc[in_train, label_col],
+        "training",
+        train_hint,
+        f" (snapshots before {cutoff.date()} whose outcome is known by then)",
+    )
     _require_both_classes(
         labelled.loc[in_valid, label_col], "validation", hint, f" (snapshots {cutoff.date()} to {last})"
     )

@@ -443,6 +443,7 @@ def _ranking(frame: pd.DataFrame, comparison: Comparison, suggested: SuggestedWe
     )
 
 
+CHURNED_ROWS = "churned rows"
 NOISE_COLUMN = "observed by noise alone (95%)"
 """Where an ML band's observed rate falls 95 % of the time if its probabilities are right (`outcome_noise`)."""
 
@@ -456,14 +457,17 @@ def _calibration(frame: pd.DataFrame, comparison: Comparison) -> str:
         (ML, "ML risk bands", "mean probability"),
     ):
         bands = calibration[(calibration.score == score) & (calibration.grouping == "band")]
-        table = bands[["group", "rows", "churners", "churn_rate", "mean_risk"]].rename(columns={"mean_risk": risk})
+        # churned snapshot rows, beside the band's accounts: not 'churners' (503 of 198 accounts)
+        table = bands[["group", "rows", "churners", "churn_rate", "mean_risk"]].rename(
+            columns={"mean_risk": risk, "churners": CHURNED_ROWS}
+        )
         if score == ML:  # a probability: the accounts behind each rate, and what outcome noise alone makes of it
             noise = [
                 "-" if pd.isna(low) else f"{_pct(low)}-{_pct(high)}"
                 for low, high in zip(bands["noise_low"], bands["noise_high"], strict=True)
             ]
             table = table.assign(accounts=bands["accounts"].fillna(0).astype(int).to_numpy(), **{NOISE_COLUMN: noise})
-            table = table[["group", "rows", "accounts", "churners", "churn_rate", risk, NOISE_COLUMN]]
+            table = table[["group", "rows", "accounts", CHURNED_ROWS, "churn_rate", risk, NOISE_COLUMN]]
         digits = 1 if score == RULE else 3
         parts.append(
             f"<div><h3>{_e(title)}</h3>"

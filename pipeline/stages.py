@@ -536,7 +536,7 @@ def scored_population(
         features = pd.concat([features.assign(**{ACCOUNT_STATUS: ACTIVE}), ended], ignore_index=True)
     else:
         features = features.assign(**{ACCOUNT_STATUS: ACTIVE})
-    trial = trial_mask(features, settings.scoring.trial_plans)
+    trial = trial_mask(features, settings.scoring.trial_plans, dataset.subscriptions)
     features.loc[trial, ACCOUNT_STATUS] = TRIAL
     left = []
     if not include_trials and trial.any():
@@ -1057,7 +1057,7 @@ def run_explain(
     # Scored among the accounts `churn score` ranks it with on the date (a percentile metric, a capacity risk
     # band): the active non-trials, or with the trials when it is one (--include-trials); alone, it got
     # other scores than the scoring run's.
-    trial = trial_mask(features, settings.scoring.trial_plans)
+    trial = trial_mask(features, settings.scoring.trial_plans, dataset.subscriptions)
     is_trial = bool(trial[found].any())
     population = features if is_trial else features[~trial]
     if is_trial:  # said, or the analyst looks for its row in the scores in vain
@@ -1110,11 +1110,11 @@ def run_explain(
 def _why_not_explained(dataset: Dataset, account_id: str, when: date) -> str:
     """Why `explain` found no row for an account, with what to try: the dates its terms cover (an ended
     account is explained as of a date in one of them) or the id as the data spells it."""
-    from features.table import ids_but_for_case
+    from features.table import look_alike_ids
 
     ids = dataset.accounts[ACCOUNT_ID].astype(str)
     if not ids.eq(account_id).any():
-        spelt = ids_but_for_case(account_id, ids)
+        spelt = look_alike_ids(account_id, ids)
         hint = f" (did you mean '{spelt[0]}'?)" if spelt else ""
         return f"is not in accounts{hint}; nothing to explain."
     terms = dataset.subscriptions[dataset.subscriptions[ACCOUNT_ID].astype(str) == account_id]

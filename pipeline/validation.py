@@ -431,9 +431,12 @@ def _value_problems(
         exact[name] = frozenset(col for col, kind in kinds.items() if kind)
         for col, kind in kinds.items():
             if kind == 2:
+                largest = _largest(
+                    run, name, TABLES[name].column(col), raw_types[name][col], _row_number(name, numbered)
+                )
                 problems.append(
-                    f"{name}.{col}: the values add up to {SUM_LIMIT:g} or more, beyond what churn adds up exactly; "
-                    "write them in a larger unit (thousands, GB rather than bytes)"
+                    f"{name}.{col}: the values add up to {SUM_LIMIT:g} or more, beyond what churn adds up exactly "
+                    f"(largest: {largest}); write them in a larger unit (thousands, GB rather than bytes)"
                 )
     return problems, rows, exact
 
@@ -503,6 +506,18 @@ def _examples(run: Runner, table: str, column: str, condition: str, row: str) ->
         f"SELECT __row, CAST({d.quote(column)} AS {d.string_type}) FROM "
         f"(SELECT {row} AS __row, * FROM {d.quote(f'__raw_{table}')}) r WHERE {condition} "
         f"ORDER BY __row LIMIT {EXAMPLES}"
+    )
+    return _rows_text(rows)
+
+
+def _largest(run: Runner, table: str, column: Column, raw_type: str, row: str) -> str:
+    """'rows 10, 6: '7e+18', '6e+18'' -- the rows of a number column's largest finite values, largest first."""
+    d = run.dialect
+    cast = column.cast_sql(raw_type, d)
+    rows = run.rows(
+        f"SELECT __row, CAST({d.quote(column.name)} AS {d.string_type}) FROM "
+        f"(SELECT {row} AS __row, * FROM {d.quote(f'__raw_{table}')}) r WHERE {_finite(cast)} "
+        f"ORDER BY abs({cast}) DESC, __row LIMIT {EXAMPLES}"
     )
     return _rows_text(rows)
 

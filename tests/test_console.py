@@ -245,3 +245,22 @@ def test_explain_prints_a_contribution_that_rounds_to_zero_without_a_sign() -> N
     rows = {line.split("│")[1].strip(): line.split("│")[3].strip() for line in text.splitlines() if "│" in line}
     assert rows["adoption"] == "0.000"
     assert "(actionable features in all: 0.00 log-odds)" in text and "(context in all: 0.00 log-odds)" in text
+
+
+def test_the_calibration_table_says_its_churned_rows_as_rows_not_as_churners() -> None:
+    """A band of 198 accounts read '503 churners' (its churned snapshot rows): churned rows are said as such."""
+    from models.comparison import calibration_by_band
+    from pipeline.console import calibration_table
+
+    accounts = pd.Series(["A", "A", "A", "B", "C", "C"])  # the high band: five rows of three accounts, four churned
+    calibration = calibration_by_band(
+        np.array([1, 1, 1, 1, 0, 0]), np.array([0.9, 0.8, 0.7, 0.6, 0.6, 0.1]),
+        pd.Series(["high", "high", "high", "high", "high", "low"]), accounts,
+    )  # fmt: skip
+    console = Console(record=True, width=200)
+    console.print(calibration_table(calibration))
+    lines = _lines(console)
+    header = next(line for line in lines if "mean predicted" in line)
+    assert "churned rows" in header and "churners" not in header
+    high = next(line for line in lines if "high" in line)
+    assert [cell.strip() for cell in high.split("│")[1:5]] == ["high", "5", "3", "4"], high

@@ -72,3 +72,17 @@ def test_configured_windows_name_the_columns():
     row = snapshot(make_dataset(logins=LOGINS), AS_OF, windows=[14])
     assert row["logins_per_seat_14d"] == pytest.approx(0.3)  # 03-31, 03-25, 03-24
     assert "logins_per_seat_7d" not in row.index and "logins_trend_30d" in row.index
+
+
+def test_active_users_are_not_known_when_no_login_of_the_window_names_its_user():
+    """Logins without a `user_id` (an SSO export that leaves it empty) say nothing of how many users were
+    active: active users and utilisation are missing for a window whose logins name no user, not 0 (which
+    read as '0% of seats active' and cost engagement points); a window without logins is still 0."""
+    logins = LOGINS.assign(user_id=LOGINS["user_id"].where(LOGINS["ts"] < "2024-03-01"))  # only 60+ days old named
+    row = snapshot(make_dataset(logins=logins), AS_OF)
+    assert pd.isna(row["active_users_7d"]) and pd.isna(row["active_users_30d"])
+    assert pd.isna(row["user_utilisation_7d"]) and pd.isna(row["user_utilisation_30d"])
+    assert row["active_users_90d"] == 2 and row["user_utilisation_90d"] == pytest.approx(0.2)  # u1, u4 named
+    assert row["logins_per_seat_30d"] == pytest.approx(0.4)
+    quiet = snapshot(make_dataset(logins=logins.assign(account_id="B")), AS_OF)  # A has no login at all
+    assert quiet["active_users_7d"] == 0 and quiet["user_utilisation_30d"] == 0

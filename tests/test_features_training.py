@@ -44,3 +44,15 @@ def test_account_without_trainings_and_missing_optional_columns():
     bare = snapshot(make_dataset(trainings=TRAININGS[["account_id", "ts"]]), AS_OF)
     assert {"training_completions_90d", "trained_users_share", "certifications_total"}.isdisjoint(bare.index)
     assert bare["trainings_90d"] == 3
+
+
+def test_trained_share_is_not_known_when_no_completed_training_names_its_user():
+    """A trainings export whose `user_id` is empty (a webinar tool that records no attendees) says nothing
+    about how many seats trained: the share is missing, not 0% (which cost every account health points)."""
+    anonymous = TRAININGS.assign(user_id=None)
+    row = snapshot(make_dataset(accounts_table=LANDED_AT_TEN, trainings=anonymous), AS_OF)
+    assert pd.isna(row["trained_users_share"])
+    assert row["trainings_90d"] == 3  # the sessions themselves still count
+    partly = TRAININGS.assign(user_id=TRAININGS["user_id"].where(TRAININGS["user_id"] != "u1"))
+    row = snapshot(make_dataset(accounts_table=LANDED_AT_TEN, trainings=partly), AS_OF)
+    assert row["trained_users_share"] == pytest.approx(0.2)  # u2, u3: the users it does name

@@ -524,3 +524,22 @@ def test_the_rule_view_names_a_usage_metric_by_its_product_feature() -> None:
     config = parse_scorecard(raw)
     text = explain_health(table, score_health(table, config), config, labels={column: "usage_検索_per_seat_30d"})[0]
     assert text == "0.5 uses of 検索 per seat in the last 30 days (adoption, -75.0 pts)"
+
+
+def test_a_per_seat_metric_of_an_account_without_a_seat_count_is_no_data_beside_accounts_with_one() -> None:
+    """An account without seats is counted whole: its `user_utilisation_30d` is its active users (4.0), which a
+    share's scale (bad 0.1, good 0.8) reads as 400 % of its seats, full points: beside seated accounts such
+    accounts scored 93 on engagement against 53. Its per-seat metrics are no data; others still count."""
+    config = parse_scorecard(
+        card({"engagement": {"metrics": {
+            "user_utilisation_30d": {"scheme": "linear", "bad": 0.1, "good": 0.8, "weight": 3},
+            "active_days_30d": {**IDENTITY, "weight": 1},
+        }}})
+    )  # fmt: skip
+    table = pd.DataFrame({"user_utilisation_30d": [0.45, 4.0], "active_days_30d": [20.0, 20.0], "seats": [10.0, NAN]})
+    scored = score_health(table, config)
+    np.testing.assert_allclose(scored.points["user_utilisation_30d"], [50.0, NAN])
+    np.testing.assert_allclose(scored.frame["health_score"], [(3 * 50 + 20) / 4, 20.0])
+    # a book without any seat count is on one scale, whole accounts: its values are read as they are
+    alone = score_health(table.drop(columns="seats"), config)
+    np.testing.assert_allclose(alone.points["user_utilisation_30d"], [50.0, 100.0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.lifecycle import lifecycle_stage
+from models.lifecycle import expand_gap, lifecycle_stage
 from pipeline.config import LifecycleSettings, load_settings
 
 DEFAULTS = LifecycleSettings()  # land 120 d, renew window 90 d, seat growth 0.1, utilisation 1.0
@@ -17,6 +17,7 @@ def _table(rows: list[dict[str, float]], index: list[str] | None = None) -> pd.D
         "seat_change_last_renewal": 0.0,
         "user_utilisation_30d": 0.5,
         "days_to_renewal": 200.0,
+        "seats": 10.0,
     }
     return pd.DataFrame([{**base, **row} for row in rows], index=index)
 
@@ -108,3 +109,17 @@ def test_short_terms_renew_only_in_their_last_quarter():
         "renew",
         "renew",
     ]
+
+
+def test_utilisation_makes_an_account_expand_only_where_its_seat_count_is_known():
+    """Without a seat count an account is counted whole: its `user_utilisation_30d` is its active users (4, not
+    400 % of its seats), so every account without `seats` that was not renewing or landing read `expand`."""
+    table = _table([{"user_utilisation_30d": 4.0, "seats": np.nan}, {"user_utilisation_30d": 4.0}])
+    assert lifecycle_stage(table, **DEFAULTS.model_dump()).tolist() == ["adopt", "expand"]
+    unseated = table.drop(columns="seats")  # a data folder whose subscriptions have no seats column
+    assert lifecycle_stage(unseated, **DEFAULTS.model_dump()).tolist() == ["adopt", "adopt"]
+    grew = _table([{"seat_change_last_renewal": 0.5, "seats": np.nan}])  # a growth needs no current count
+    assert lifecycle_stage(grew, **DEFAULTS.model_dump()).tolist() == ["expand"]
+    # a prepared table with utilisation but no seats is told that no account can be expand
+    assert "counts only beside a seats column" in expand_gap(["tenure_days", "days_to_renewal", "user_utilisation_30d"])
+    assert expand_gap(["tenure_days", "days_to_renewal", "user_utilisation_30d", "seats"]) is None

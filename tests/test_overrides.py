@@ -82,6 +82,21 @@ def test_a_bad_override_is_refused_with_the_problem_named(changes: dict, problem
         validate_override(request(**changes), today=TODAY, categories=CARD.categories(), accounts={"A", "B"})
 
 
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("ñandú sa 0004", "Ñandú  SA 0004"),  # copied from a page or a chat that collapsed the double space
+        ("Café 12", "Cafe\u0301 12"),  # the composed é; the data decomposes it (an export from macOS)
+    ],
+)
+def test_an_unknown_id_is_offered_the_id_it_spells_but_for_spacing_or_unicode_form(typed: str, meant: str) -> None:
+    """'Ñandú SA 0004' was refused as unknown without a word about the data's 'Ñandú  SA 0004'."""
+    with pytest.raises(ValueError, match=re.escape(f"unknown account {typed!r} (did you mean {meant!r}?)")):
+        validate_override(
+            request(account_id=typed), today=TODAY, categories=CARD.categories(), accounts={"A", "B", meant}
+        )
+
+
 def test_sentiment_words_stand_for_ratings() -> None:
     valid = validate_override(
         request(kind="sentiment", category=None, rating="Yellow"), today=TODAY, categories=[], accounts=None

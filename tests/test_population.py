@@ -36,6 +36,30 @@ def test_a_trial_is_a_matching_plan_or_zero_arr() -> None:
     assert not trial_mask(features[["plan"]], []).any()
 
 
+def test_an_account_paying_for_a_term_is_no_trial_when_a_trial_add_on_ends_last() -> None:
+    """A trial of an add-on offered in the renewal talks ends after the paid contract: it defines the term end,
+    so the account's plan is the trial's, and churn score left a paying account out of its scores and alerts in
+    its renewal window. An account on the trial alone is still one."""
+    from pipeline.config import load_settings
+    from tests.feature_data import accounts_a_and_b, make_dataset
+
+    terms = pd.DataFrame(
+        {
+            "account_id": ["A", "A", "B"],
+            "start_date": ["2024-06-01", "2025-04-15", "2025-04-15"],
+            "end_date": ["2025-06-01", "2025-06-15", "2025-06-15"],
+            "plan": ["Core", "Premium Trial", "Premium Trial"],
+            "arr": [12000.0, 0.0, 0.0],
+        }
+    )
+    logins = pd.DataFrame({"account_id": ["A", "B"], "ts": ["2025-04-20", "2025-04-20"]})
+    dataset = make_dataset(accounts_table=accounts_a_and_b(), subscriptions_table=terms, logins=logins)
+    features, _ = scored_population(dataset, WHEN.date(), load_settings(), include_trials=True, include_churned=False)
+    assert features.set_index("account_id")["plan"].to_dict() == {"A": "Premium Trial", "B": "Premium Trial"}
+    assert features.set_index("account_id")["account_status"].to_dict() == {"A": "active", "B": "trial"}
+    assert trial_mask(features, ["*trial*"]).tolist() == [True, True]  # by the plan alone, without the terms
+
+
 def test_churned_means_every_term_seen_before_the_date_has_ended() -> None:
     terms = pd.DataFrame(
         {

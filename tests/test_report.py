@@ -486,3 +486,8 @@ def test_the_suggested_bands_say_which_snapshots_their_shares_are_of(inputs, htm
     assert "# Band thresholds for 15% of the fit snapshots in red: churn rate per band on the later snapshots" in (
         suggested.review_text()
     )
+
+
+def test_the_band_tables_say_their_churned_rows_as_rows(html_text):
+    """The ML band table put '503 churners' beside '198 accounts': the count is of churned snapshot rows."""
+    assert html_text.count('<th class="">churned rows</th>') == 2 and ">churners</th>" not in html_text

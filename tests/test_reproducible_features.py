@@ -103,9 +103,11 @@ def test_feature_values_do_not_depend_on_row_order_or_threads():
 
 def test_numbers_too_large_to_sum_exactly_are_refused():
     tables = _tables()
-    tables["usage_events"].loc[[5, 9], "quantity"] = 6e18  # 1.2e19: a sum of bytes, not of GB
-    with pytest.raises(DataContractError, match=r"usage_events\.quantity: the values add up to 1e\+19 or more"):
+    tables["usage_events"].loc[[5, 9], "quantity"] = [6e18, 7e18]  # 1.3e19: a sum of bytes, not of GB
+    with pytest.raises(DataContractError, match=r"usage_events\.quantity: the values add up to 1e\+19 or more") as e:
         Dataset.from_frames(tables, data_end="2025-01-01", now=pd.Timestamp("2025-01-01"))
+    # the rows to look at, largest first, as every other problem names its rows
+    assert "(largest: rows 10, 6, " in str(e.value) and "'7e+18', '6e+18', " in str(e.value), str(e.value)
 
 
 def test_whole_numbers_are_summed_as_doubles_with_the_same_values():

@@ -143,6 +143,25 @@ def test_point_in_time_on_spark_and_the_same_values_as_duckdb(spark, tmp_path):
     assert_same_table(halves[1], halves[0])
 
 
+def test_users_the_rows_do_not_name_are_not_known_on_spark_either(spark, tmp_path):
+    """Active users and the trained share are missing where no login of a window (no completed training) names
+    its user, and 0 where there is none: Spark builds the same values."""
+    tables = random_tables(13)
+    logins = tables["logins"]
+    tables["logins"] = logins.assign(user_id=logins["user_id"].where(logins["account_id"] != "A0"))
+    tables["trainings"] = tables["trainings"].assign(
+        user_id=pd.Series(pd.NA, index=tables["trainings"].index, dtype="string")
+    )
+    data = write_tables(tmp_path / "data", tables, "parquet")
+    as_of = RANDOM_START + pd.Timedelta(days=400)
+    on_duckdb = build_features(load_dataset(data, data_end=RANDOM_DATA_END), [as_of], RANDOM_SETTINGS, 30)
+    assert on_duckdb["active_users_90d"].isna().any() and on_duckdb["trained_users_share"].isna().any()
+    spark_dataset = load_on_spark(spark, str(data), data_end=RANDOM_DATA_END)
+    register_tables(spark, spark_dataset)
+    on_spark = build_features(spark_dataset, [as_of], RANDOM_SETTINGS, 30, engine=SparkEngine(spark))
+    assert_same_table(on_spark, on_duckdb)
+
+
 def test_scoring_on_spark_from_a_uri_gives_the_duckdb_scores(world, spark):
     """Spark reads and validates the files from a file:// URI, builds the features (with the ended
     accounts' last days: --include-churned) and scores them as the DuckDB path does."""

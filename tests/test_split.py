@@ -113,6 +113,25 @@ def test_one_class_in_validation_is_refused():
         out_of_time_split(table, validation_share=0.05, grace_days=0)
 
 
+def test_one_class_in_training_names_the_rows_the_gap_left_out():
+    """A tiny book whose 3 churners all churn in March: every churned snapshot before the validation start
+    waits for an outcome known only after it. The error said 'training rows (snapshots before 2025-02-01) hold
+    only one class (0 churned, 90 renewed)' of a table with 27 churned snapshots before that date."""
+    dates = pd.date_range("2024-06-01", "2025-03-01", freq="MS")
+    table = pd.DataFrame(
+        [(f"a{i}", day, int(i < 3), pd.Timestamp("2025-03-09") if i < 3 else day + pd.Timedelta(days=20))
+         for day in dates for i in range(10)],
+        columns=["account_id", "as_of", "label", "term_end"],
+    )  # fmt: skip
+    with pytest.raises(DataContractError) as raised:
+        out_of_time_split(table, validation_share=0.2, grace_days=30)
+    said = str(raised.value)
+    assert "training rows (snapshots before 2025-02-01 whose outcome is known by then) hold only one class" in said
+    assert "(0 churned, 49 renewed)" in said
+    assert "31 more snapshots before it (24 churned) have outcomes known only after it" in said, said
+    assert "term_end + 30 grace days" in said
+
+
 @pytest.mark.parametrize(
     ("label", "message"), [(0, "renewed: the data holds no churned"), (1, "churned: the data holds no renewed")]
 )

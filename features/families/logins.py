@@ -12,6 +12,7 @@ from features.sql.engine import Engine
 from features.sql.timeline import (
     agg_where,
     as_double,
+    count_where,
     data_days,
     days_since_last,
     distinct_in_windows_sql,
@@ -105,17 +106,22 @@ START = "_ft_logins_start"
 def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     d = engine.dialect
     count_windows = sorted({*ctx.windows, 30, 90})
+    named = ctx.has(SOURCE, "user_id")  # logins that name their user: active users are known only from those
     engine.materialize(
         DAILY,
         f"""
-        SELECT account_id, day, logins, lag(day) OVER (PARTITION BY account_id ORDER BY day) AS prev_day
+        SELECT account_id, day, logins, {"named, " if named else ""}
+               lag(day) OVER (PARTITION BY account_id ORDER BY day) AS prev_day
         FROM (SELECT account_id, {d.day_of("ts")} AS day, count(*) AS logins
+                     {f", {count_where('user_id IS NOT NULL')} AS named" if named else ""}
               FROM logins WHERE {VALID} GROUP BY ALL) daily
         """,
     )
     gap = d.days_between("r.prev_day", "r.day")  # whole days: both are midnights
     aggregates = {f"logins_{w}": sum_in("r.logins", w) for w in count_windows}
     aggregates |= {f"days_{w}": rows_in(w) for w in ctx.windows}
+    if named:
+        aggregates |= {f"named_{w}": sum_in("r.named", w) for w in ctx.windows}
     aggregates |= {
         "logins_prev_30": sum_before("r.logins", 30),
         "days_in_90": rows_in(90),
@@ -129,12 +135,12 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
 
     columns = {LOGINS_PER_SEAT.name(w): ratio(zero(f"w.logins_{w}"), "s.seat_norm") for w in ctx.windows}
     joins = [snapshot_join("w", WINDOWS), snapshot_join("l", LAST), table_start_join(START)]
-    if ctx.has(SOURCE, "user_id"):
+    if named:
         users = f"SELECT account_id, user_id AS key, {d.day_of('ts')} AS day FROM logins WHERE {VALID}"
         engine.define(USERS, distinct_keys_sql(d, users, ctx.horizon))
         engine.define(USER_WINDOWS, distinct_in_windows_sql(USERS, ctx.windows))
-        columns |= {ACTIVE_USERS.name(w): as_double(zero(f"u.distinct_{w}")) for w in ctx.windows}
-        columns |= {UTILISATION.name(w): ratio(zero(f"u.distinct_{w}"), "s.seat_norm") for w in ctx.windows}
+        columns |= {ACTIVE_USERS.name(w): _named(w, as_double(zero(f"u.distinct_{w}"))) for w in ctx.windows}
+        columns |= {UTILISATION.name(w): _named(w, ratio(zero(f"u.distinct_{w}"), "s.seat_norm")) for w in ctx.windows}
         joins.append(snapshot_join("u", USER_WINDOWS))
     columns |= {ACTIVE_DAYS.name(w): as_double(zero(f"w.days_{w}")) for w in ctx.windows}
     columns[DAYS_SINCE] = days_since_last(d, "l.last_day")
@@ -147,3 +153,10 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     columns[data_days_column(SOURCE)] = data_days(d)
     engine.define(family_table(SOURCE), family_sql(within_data(d, columns), joins))
     return list(columns)
+
+
+def _named(window: int, value: str) -> str:
+    """`value`, or NULL for a window whose logins none names its user (an export without user ids): how many
+    users were active is not known there, and 0 would read '0% of seats active'."""
+    logins, named = zero(f"w.logins_{window}"), zero(f"w.named_{window}")
+    return f"CASE WHEN {logins} > 0 AND {named} = 0 THEN NULL ELSE {value} END"

@@ -45,6 +45,7 @@ TRAINED_SHARE = declare.fixed(
     "trained_users_share", "Distinct users with a completed training / seats", "higher",
     "{value:.0%} of seats trained", requires=("user_id",),
     unseated="{value:.0f} users trained (no seat count)",
+    missing="share of seats trained not known: no completed training names its user",
 )  # fmt: skip
 CERTIFICATIONS = declare.fixed(
     "certifications_total",
@@ -84,7 +85,8 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         f"""
         SELECT account_id, {d.day_of("ts")} AS day, count(*) AS sessions,
                {count_where("completed")} AS completed,
-               {count_where("completed AND lower(kind) = 'certification'")} AS certifications
+               {count_where("completed AND lower(kind) = 'certification'")} AS certifications,
+               {count_where("completed AND user_id IS NOT NULL")} AS completed_named
         FROM trainings WHERE {VALID} GROUP BY ALL
         """,
     )
@@ -93,7 +95,15 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     engine.define(WINDOWS, windowed_sql(DAILY, aggregates))
     engine.define(
         EVER,
-        ever_before_as_of_sql(DAILY, {"day": ("max", "r.day"), "certifications_total": ("sum", "r.certifications")}),
+        ever_before_as_of_sql(
+            DAILY,
+            {
+                "day": ("max", "r.day"),
+                "certifications_total": ("sum", "r.certifications"),
+                "completed_total": ("sum", "r.completed"),
+                "completed_named_total": ("sum", "r.completed_named"),
+            },
+        ),
     )
     # Onboarding: sessions from the landing day to `onboarding_days` after it, counted before as_of.
     onboarding = f"""(SELECT r.account_id, r.day, r.sessions FROM {DAILY} r JOIN {LANDED} l
@@ -120,7 +130,11 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
         )
         engine.define(TRAINED_EVER, ever_before_as_of_sql(TRAINED_DAILY, {"trained_total": ("sum", "r.trained")}))
         joins.append(snapshot_join("trained", TRAINED_EVER))
-        columns[TRAINED_SHARE] = ratio(zero("trained.trained_total"), "s.seat_norm")
+        # completed trainings none of which names its user say nothing of how many users trained: not 0 %
+        columns[TRAINED_SHARE] = (
+            "CASE WHEN l.completed_total > 0 AND l.completed_named_total = 0 THEN NULL "
+            f"ELSE {ratio(zero('trained.trained_total'), 's.seat_norm')} END"
+        )
     if ctx.has(SOURCE, "kind"):
         columns[CERTIFICATIONS] = as_double(zero("l.certifications_total"))
     # an onboarding before the table's first row is not in it: unknown, not "no session"
