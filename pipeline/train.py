@@ -103,7 +103,8 @@ class TrainResult:
     calibration: pd.DataFrame  # validation rows per risk band: rows, mean predicted, observed
     folds: Folds | None = None
     notes: list[str] = field(default_factory=list)
-    at_chance: bool = False  # its validation ranking is not credibly better than chance (`tracking._first_champion`)
+    at_chance: bool = False  # its validation ranking is not credibly better than chance (`tracking._chance_test`)
+    champion_version: str | None = None  # the champion there was when it was trained (None: there was none)
 
     def overall(self) -> dict[str, dict[str, float]]:
         """{score: {metric: value}} for all validation rows."""
@@ -848,6 +849,7 @@ def log_and_register(
         folds=folds,
         notes=notes,
         at_chance=decision.at_chance,
+        champion_version=decision.champion_version,
     )
 
 
