@@ -429,13 +429,12 @@ class ChampionLoad:
 
     def _load(self) -> None:
         try:
-            from pipeline.tracking import TAG_MODEL_SHA256, check_store_exists, configure_tracking, load_model
+            from pipeline.tracking import TAG_MODEL_SHA256, load_model, open_model_store
 
-            check_store_exists(self.uri, self._settings)
             with self._lock:  # MLflow's store is process-wide: a run that failed must not have it moved
                 if self._abandoned:
                     return
-                configure_tracking(self._settings)
+                open_model_store(self.uri, self._settings)
             model = load_model(self.uri)  # from the store configured above
             importlib.import_module("pipeline.score")  # the scoring code, while the main thread still works
             digest = model.metadata_.get(TAG_MODEL_SHA256)

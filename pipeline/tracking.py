@@ -405,15 +405,17 @@ def log_model(model: ChurnRiskModel, X_example: pd.DataFrame, settings: Settings
     return client.get_model_version(settings.model.name, version)
 
 
-def check_store_exists(model_uri: str, settings: Settings) -> None:
-    """Refuse to load `model_uri` from a local SQLite store that does not exist (it holds no model), before
-    MLflow creates an empty one, and the working folder around it, for a command that then fails."""
+def open_model_store(model_uri: str, settings: Settings) -> str:
+    """Point MLflow at the configured store to load `model_uri` from it (`configure_tracking`; returns the
+    experiment id), refusing a local SQLite store that does not exist (it holds no model) before MLflow creates
+    an empty one, and the working folder around it, for a command that then fails."""
     uri = settings.tracking_uri()
     if uri.startswith("sqlite:///") and "?" not in uri and not Path(uri.removeprefix("sqlite:///")).exists():
         raise ChurnError(
             f"Cannot load model '{model_uri}' from {uri}: the tracking store does not exist yet, so it holds no "
             "model (train one with `churn train`, or pass --model-uri)."
         )
+    return configure_tracking(settings)
 
 
 def load_model(uri: str, settings: Settings | None = None) -> ChurnRiskModel:
@@ -425,8 +427,7 @@ def load_model(uri: str, settings: Settings | None = None) -> ChurnRiskModel:
     `model.metadata_` gets the URI, the artifacts' SHA-256 and, for registry URIs, the resolved version.
     """
     if settings is not None:
-        check_store_exists(uri, settings)
-        configure_tracking(settings)
+        open_model_store(uri, settings)
     try:
         expected, resolved = _recorded_digest(uri)
         with tempfile.TemporaryDirectory() as tmp:
@@ -559,8 +560,7 @@ def table_champion_uri(settings: Settings) -> tuple[str, str | None]:
     """
     name = table_model_name(settings)
     uri = champion_uri(name)
-    check_store_exists(uri, settings)
-    configure_tracking(settings)
+    open_model_store(uri, settings)
     if name == settings.model.name or current_champion(name) is not None:
         return uri, None
     shared = current_champion(settings.model.name)
