@@ -426,7 +426,7 @@ class ChampionLoad:
             self._raise()
             return
         self.feature_set = kept_feature_set(self._cache, found.digest)
-        # in the command's context: what it writes is noted as the command's (`io.removed_if_failed`)
+        # in the command's context: what it writes is noted as the command's (`leftovers.removed_if_failed`)
         load = contextvars.copy_context().run
         self._thread = threading.Thread(target=load, args=(self._load,), name="churn-model-load", daemon=True)
         self._thread.start()
@@ -456,7 +456,7 @@ class ChampionLoad:
     def abandon(self) -> None:
         """The run failed: a load still going on stops before it points MLflow at this run's store (a
         later run in the same process may be using MLflow by then), and writes no feature set in the workdir
-        (the failed run removes what it wrote, `io.removed_if_failed`)."""
+        (the failed run removes what it wrote, `leftovers.removed_if_failed`)."""
         with self._lock:
             self._abandoned = True
 
