@@ -70,6 +70,9 @@ SOURCE_COLUMNS = "source_columns"
 # In `metadata_`: feature (and churn_probability) -> the largest PSI of one training snapshot date's rows against
 # the reference, which drift must pass (models.drift.date_spread; absent for a table trained without dates)
 DATE_SPREAD = "drift_date_spread"
+# In `metadata_`: the prepared table's column that dated its rows (`churn train --table --time`), which dates the
+# rows `churn score --table` scores as it dated the training rows
+TIME_COLUMN = "time_column"
 # The contributions' column for the base value (the log-odds of an average row): no feature may take its name.
 BASE_VALUE = "bias"
 REFERENCE_ROWS = 5_000

@@ -27,6 +27,7 @@ accounts it scores were not in that model's training data (`model_provenance`).
 from __future__ import annotations
 
 import base64
+import contextvars
 import hashlib
 import importlib
 import json
@@ -46,6 +47,7 @@ from features.errors import ChurnError, counted
 from features.feature_set import FeatureSet
 from pipeline.config import redact_url
 from pipeline.io import temporary_sibling
+from pipeline.leftovers import creating
 from pipeline.summary_cache import prune
 
 if TYPE_CHECKING:
@@ -388,9 +390,9 @@ def keep_feature_set(cache: Path, digest: str, feature_set: FeatureSet) -> None:
         with suppress(*UNREADABLE):  # a damaged file is replaced (its warning given when it was read)
             kept = _read_feature_set(path)
         if kept != feature_set:
-            cache.mkdir(parents=True, exist_ok=True)
+            creating(cache).mkdir(parents=True, exist_ok=True)
             temporary.write_text(json.dumps(feature_set.to_dict(), indent=1))
-            os.replace(temporary, path)
+            os.replace(temporary, creating(path))
         prune(cache, [path])
     except OSError as exc:
         log.warning("could not keep the model's feature set in %s: %s", cache, exc)
@@ -424,23 +426,25 @@ class ChampionLoad:
             self._raise()
             return
         self.feature_set = kept_feature_set(self._cache, found.digest)
-        self._thread = threading.Thread(target=self._load, name="churn-model-load", daemon=True)
+        # in the command's context: what it writes is noted as the command's (`leftovers.removed_if_failed`)
+        load = contextvars.copy_context().run
+        self._thread = threading.Thread(target=load, args=(self._load,), name="churn-model-load", daemon=True)
         self._thread.start()
 
     def _load(self) -> None:
         try:
-            from pipeline.tracking import TAG_MODEL_SHA256, check_store_exists, configure_tracking, load_model
+            from pipeline.tracking import TAG_MODEL_SHA256, load_model, open_model_store
 
-            check_store_exists(self.uri, self._settings)
             with self._lock:  # MLflow's store is process-wide: a run that failed must not have it moved
                 if self._abandoned:
                     return
-                configure_tracking(self._settings)
+                open_model_store(self.uri, self._settings)
             model = load_model(self.uri)  # from the store configured above
             importlib.import_module("pipeline.score")  # the scoring code, while the main thread still works
             digest = model.metadata_.get(TAG_MODEL_SHA256)
-            if digest:
-                keep_feature_set(self._cache, digest, model.feature_set_)
+            with self._lock:  # a failed run removes what it wrote: nothing may be written after it
+                if digest and not self._abandoned:
+                    keep_feature_set(self._cache, digest, model.feature_set_)
             self._model = model
         except Exception as exc:  # raised on the main thread by model()
             self._error = exc
@@ -451,7 +455,8 @@ class ChampionLoad:
 
     def abandon(self) -> None:
         """The run failed: a load still going on stops before it points MLflow at this run's store (a
-        later run in the same process may be using MLflow by then)."""
+        later run in the same process may be using MLflow by then), and writes no feature set in the workdir
+        (the failed run removes what it wrote, `leftovers.removed_if_failed`)."""
         with self._lock:
             self._abandoned = True
 

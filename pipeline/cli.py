@@ -627,8 +627,11 @@ def main() -> None:
     configure_process()
     skip_collection_at_exit()
     interrupts.install()
+    from pipeline.leftovers import removed_if_failed
+
     try:
-        app(prog_name="churn")  # standalone mode: prints usage errors itself and always ends in SystemExit
+        with removed_if_failed():  # a failed command leaves nothing behind: caches it wrote, folders it made
+            app(prog_name="churn")  # standalone mode: prints usage errors itself and always ends in SystemExit
     except SystemExit:
         raise
     except BaseException as exc:

@@ -299,7 +299,7 @@ class Settings(SettingsSection):
         """Refuse, creating nothing, a working folder `make_workdir` could not create: checked before a command's
         work, while the folder itself is made only when something is written there, so a command that fails
         first leaves no empty working folder behind."""
-        from pipeline.io import nearest_existing
+        from pipeline.leftovers import nearest_existing
 
         folder = nearest_existing(self.workdir_path)
         if not folder.is_dir():

@@ -17,7 +17,8 @@ target is checked:
   replaces only files it listed; a folder is never deleted with what it holds.
 
 Temporaries left by a killed process (`.<name>.churn-tmp-<host>-<pid>-<random>`) are removed by
-the next write to the same target.
+the next write to the same target. The folders made for an output are noted as the command's
+(`leftovers.creating`): a command that fails removes them again.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.errors import ChurnError
+from pipeline.leftovers import creating, nearest_existing
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -179,7 +181,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 
 def _make_parent(target: Path) -> None:
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        creating(target.parent).mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as exc:
         raise OutputRefused(f"Cannot write {target}: a file stands where its folder should be ({exc}).") from exc
     except PermissionError as exc:
@@ -300,14 +302,6 @@ def _check_folder_of(path: Path) -> None:
     """Refuse a new output whose folder cannot hold it (a file on its way, a folder churn may not write),
     before the work: found when the output is staged, it cost the whole run and was an internal error."""
     check_writable_folder(path.absolute().parent, f"Cannot write {path}", f"Output {path}", "choose another place")
-
-
-def nearest_existing(path: Path) -> Path:
-    """`path` (absolute) if it exists, else its nearest ancestor that does: where creating it would start."""
-    path = Path(path).absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
 
 
 def check_writable_folder(folder: Path, cannot: str, what: str, advice: str) -> None:

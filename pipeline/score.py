@@ -21,7 +21,7 @@ from models.alerts import score_alerts
 from models.drift import drift_report
 from models.healthscore import explain_health, near_miss_segment_values, score_health
 from models.overrides import RECORD_COLUMNS, apply_overrides, expiry_reasons, in_force, sentiment_values
-from models.risk_model import DATE_SPREAD, ChurnRiskModel
+from models.risk_model import DATE_SPREAD, TIME_COLUMN, ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from models.scores import CHURN_PROBABILITY, MODEL_VERSION, SCORECARD_HASH, SCORECARD_NAME, health_columns
 from models.scoring import Scored, said_columns, score_accounts
@@ -85,7 +85,8 @@ def score_prepared(
     """Score an already aggregated per-account table (`churn score --table`), ML view only; returns the
     scores and warnings (values of a categorical column the model never saw, which score as missing; the
     lifecycle stages the table's columns cannot give). `as_of`: the date the table's values were taken
-    (`--as-of`), which every score carries; without it `as_of` is empty (a table holds no date).
+    (`--as-of`), which every score carries; without it, each row's date in the column that dated the
+    training rows (`churn train --table --time`), else empty.
 
     The table holds the columns the model was trained on (`churn train --table`), typed as training
     typed them (`as_trained`), whatever the file format; a label column, if present, is ignored.
@@ -93,7 +94,7 @@ def score_prepared(
     from models.lifecycle import expand_gap, stage_gaps
     from pipeline.champion import TrainedOn
     from pipeline.tracking import PREPARED_TABLE
-    from pipeline.train import as_trained, feature_name, parse_ids, read_prepared_table, repeated_ids
+    from pipeline.train import as_trained, feature_name, parse_ids, parse_times, read_prepared_table, repeated_ids
 
     frame = read_prepared_table(path, text_columns=[id_col])
     if id_col not in frame.columns:
@@ -113,7 +114,16 @@ def score_prepared(
             f"--table {path}: columns {[c for c, n in renamed.items() if n == name]} are all feature '{name}' "
             "of the model; keep one of them."
         )
-    dated = as_of if as_of is not None else pd.NaT
+    time_col = model.metadata_.get(TIME_COLUMN)  # the column that dated the training rows (`--time`)
+    dated: pd.Timestamp | pd.Series = as_of if as_of is not None else pd.NaT
+    if as_of is None and time_col in frame.columns:
+        why = "each score is dated by it, as the model's training rows were (or pass --as-of to date them all)"
+        dated = parse_times(frame[time_col], f"--table {path}.{time_col}", why)
+    elif as_of is None and time_col is not None:
+        warnings.append(
+            f"--table {path}: no column '{time_col}', which dated the rows the model was trained on: the scores are "
+            "undated (pass --as-of to date them)"
+        )
     features = features.rename(columns=renamed).assign(**{ACCOUNT_ID: ids, AS_OF: dated})
     missing = [c for c in model.feature_names_in_ if c not in features.columns]
     trained = TrainedOn.from_metadata(model.metadata_)

@@ -1249,12 +1249,16 @@ def _run_all(
     print_oracle(Path(data), result, console)
     console.rule("score")
     if result.at_chance:  # scored all the same: the health scores and the comparison still hold
+        champion = (
+            "has no champion until a model with signal is trained (or one is promoted with `churn train --promote`)"
+            if result.champion_version is None
+            else f"keeps scoring with champion version {result.champion_version}"
+        )
         print_warnings(
             [
                 f"the book is scored with the model just trained (version {result.model_version}, @challenger), "
                 "whose ranking is not credibly better than chance: its churn probabilities and risk bands do not "
-                "tell accounts apart, read the health scores instead; `churn score` has no champion until a model "
-                "with signal is trained (or one is promoted with `churn train --promote`)"
+                f"tell accounts apart, read the health scores instead; `churn score` {champion}"
             ],
             console,
         )

@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from features.contract import TABLES
 from features.sql.dialect import DUCKDB
 from pipeline.io import literal_glob, remove_stale_temporaries, temporary_sibling
+from pipeline.leftovers import creating
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ def _store(
     """Write each file's fresh entries to its entry path (a temporary file renamed: whole or absent).
     A cache that cannot be written costs the next run time, never its result: a warning, no error."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        creating(folder).mkdir(parents=True, exist_ok=True)
         for kind in kinds:
             table = f'"__fresh_{name}_{kind}"'
             rows = con.sql(f"SELECT * FROM {table} ORDER BY filename").to_arrow_table().drop_columns(["filename"])
@@ -218,7 +219,7 @@ def write_entry(table, target: Path) -> None:
     temporary = temporary_sibling(target)
     try:
         pq.write_table(table, temporary)
-        os.replace(temporary, target)
+        os.replace(temporary, creating(target))
     finally:
         with suppress(FileNotFoundError):
             temporary.unlink()

@@ -405,15 +405,17 @@ def log_model(model: ChurnRiskModel, X_example: pd.DataFrame, settings: Settings
     return client.get_model_version(settings.model.name, version)
 
 
-def check_store_exists(model_uri: str, settings: Settings) -> None:
-    """Refuse to load `model_uri` from a local SQLite store that does not exist (it holds no model), before
-    MLflow creates an empty one, and the working folder around it, for a command that then fails."""
+def open_model_store(model_uri: str, settings: Settings) -> str:
+    """Point MLflow at the configured store to load `model_uri` from it (`configure_tracking`; returns the
+    experiment id), refusing a local SQLite store that does not exist (it holds no model) before MLflow creates
+    an empty one, and the working folder around it, for a command that then fails."""
     uri = settings.tracking_uri()
     if uri.startswith("sqlite:///") and "?" not in uri and not Path(uri.removeprefix("sqlite:///")).exists():
         raise ChurnError(
             f"Cannot load model '{model_uri}' from {uri}: the tracking store does not exist yet, so it holds no "
             "model (train one with `churn train`, or pass --model-uri)."
         )
+    return configure_tracking(settings)
 
 
 def load_model(uri: str, settings: Settings | None = None) -> ChurnRiskModel:
@@ -425,8 +427,7 @@ def load_model(uri: str, settings: Settings | None = None) -> ChurnRiskModel:
     `model.metadata_` gets the URI, the artifacts' SHA-256 and, for registry URIs, the resolved version.
     """
     if settings is not None:
-        check_store_exists(uri, settings)
-        configure_tracking(settings)
+        open_model_store(uri, settings)
     try:
         expected, resolved = _recorded_digest(uri)
         with tempfile.TemporaryDirectory() as tmp:
@@ -559,8 +560,7 @@ def table_champion_uri(settings: Settings) -> tuple[str, str | None]:
     """
     name = table_model_name(settings)
     uri = champion_uri(name)
-    check_store_exists(uri, settings)
-    configure_tracking(settings)
+    open_model_store(uri, settings)
     if name == settings.model.name or current_champion(name) is not None:
         return uri, None
     shared = current_champion(settings.model.name)
@@ -646,7 +646,7 @@ class PromotionDecision:
     champion_version: str | None = None
     champion_auc: float | None = None
     compared_rows: int = 0
-    at_chance: bool = False  # a first model whose ranking is not credibly better than chance
+    at_chance: bool = False  # judged by `_chance_test` (when it mattered) and not credibly better than chance
 
 
 def current_champion(name: str) -> ModelVersion | None:
@@ -705,18 +705,22 @@ def _compare(champion: ModelVersion, evidence: ValidationEvidence, model_name: s
 def promote_if_better(
     settings: Settings, version: ModelVersion, evidence: ValidationEvidence, *, promote: bool = False
 ) -> PromotionDecision:
-    """Move `champion` to `version` when it beats the champion's ROC AUC on fair rows (or when forced)."""
+    """Move `champion` to `version` when it beats the champion's ROC AUC on fair rows and its ranking is credibly
+    better than chance (`_chance_test`), or when forced."""
     name = settings.model.name
     champion = current_champion(name)
     challenger_auc = evidence.roc_auc
     if champion is None:
         decision = _first_champion(version, evidence, promote)
     elif promote:
+        learned, measured = _chance_test(evidence)
+        although = "" if learned else f" although its ranking is not credibly better than chance ({measured})"
         decision = PromotionDecision(
             True,
-            f"promoted on request (--promote), replacing champion v{champion.version}",
+            f"promoted on request (--promote), replacing champion v{champion.version}{although}",
             challenger_auc,
             str(champion.version),
+            at_chance=not learned,
         )
     else:
         try:
@@ -734,20 +738,48 @@ def promote_if_better(
             f"{champion_auc:.4f} ({signed(gain, '.4f')}, needed > {signed(settings.model.promotion_min_gain, '.4f')}) "
             f"{how} ({counted(compared, 'row')})"
         )
-        decision = PromotionDecision(beats, reason, challenger_auc, str(champion.version), champion_auc, compared)
+        # a champion that ranks at chance (forced with --promote) is beaten by any other coin
+        learned, measured = _chance_test(evidence) if beats else (True, "")
+        if not learned:
+            reason += (
+                f"; but it is not made champion: its ranking is not credibly better than chance ({measured}; "
+                f"{_CHANCE_RULE}), so it stays @challenger. {_CHANCE_ADVICE}"
+            )
+        decision = PromotionDecision(
+            beats and learned,
+            reason,
+            challenger_auc,
+            str(champion.version),
+            champion_auc,
+            compared,
+            at_chance=not learned,
+        )
     return _record(settings, version, decision)
 
 
-def _first_champion(version: ModelVersion, evidence: ValidationEvidence, promote: bool) -> PromotionDecision:
-    """With no champion, `version` becomes it when its ranking is credibly better than chance (or when forced): a
-    model that learned nothing would otherwise be served, its near-flat probabilities read as risk by every
-    scoring run after it. Judged on the cross-fitted scores of every labelled row (the validation rows alone,
-    a few dozen churners on a small book, leave a model with signal inside the noise) and, so that a ranking
-    which did not hold on the later period is not served, on the validation AUC being above chance too."""
+_CHANCE_RULE = f"a champion needs both above {CHANCE_AUC}, the cross-fitted one by its lower bound"
+_CHANCE_ADVICE = (
+    "Train on more history or on data that carries churn signal, or pass --promote to make it champion anyway"
+)
+
+
+def _chance_test(evidence: ValidationEvidence) -> tuple[bool, str]:
+    """(whether the ranking is credibly better than chance, the figures that say so) -- the test every champion
+    passes (unless forced): a model that learned nothing would otherwise be served, its near-flat probabilities
+    read as risk by every scoring run after it. Judged on the cross-fitted scores of every labelled row (the
+    validation rows alone, a few dozen churners on a small book, leave a model with signal inside the noise)
+    and, so that a ranking which did not hold on the later period is not served, on the validation AUC being
+    above chance too."""
     auc = evidence.roc_auc
     sample = evidence.cross_fitted
     measured = f"cross-fitted {sample.describe()}; held-out validation ROC AUC {auc:.3f}"
-    learned = sample.auc_lower_bound > CHANCE_AUC and auc > CHANCE_AUC
+    return sample.auc_lower_bound > CHANCE_AUC and auc > CHANCE_AUC, measured
+
+
+def _first_champion(version: ModelVersion, evidence: ValidationEvidence, promote: bool) -> PromotionDecision:
+    """With no champion, `version` becomes it when it passes `_chance_test` (or when forced)."""
+    auc = evidence.roc_auc
+    learned, measured = _chance_test(evidence)
     if learned:
         return PromotionDecision(
             True, f"no champion yet; v{version.version} becomes champion, it ranks better than chance ({measured})", auc
@@ -763,9 +795,8 @@ def _first_champion(version: ModelVersion, evidence: ValidationEvidence, promote
     return PromotionDecision(
         False,
         f"no champion yet, and v{version.version} is not made champion: its ranking is not credibly better than "
-        f"chance ({measured}; a champion needs both above {CHANCE_AUC}, the cross-fitted one by its lower bound), so "
-        "its probabilities would tell accounts apart no better than a coin. Train on more history or on data that "
-        "carries churn signal, or pass --promote to make it champion anyway",
+        f"chance ({measured}; {_CHANCE_RULE}), so its probabilities would tell accounts apart no better than a "
+        f"coin. {_CHANCE_ADVICE}",
         auc,
         at_chance=True,
     )

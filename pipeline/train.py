@@ -48,7 +48,7 @@ from models.categories import ml_categories
 from models.comparison import calibration_by_band
 from models.drift import date_spread
 from models.evaluation import ALL_SEGMENTS, evaluate, evaluation_figures
-from models.risk_model import BASE_VALUE, DATE_SPREAD, SOURCE_COLUMNS, ChurnRiskModel
+from models.risk_model import BASE_VALUE, DATE_SPREAD, SOURCE_COLUMNS, TIME_COLUMN, ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from models.scores import CHURN_PROBABILITY
 from models.scoring import risk_band
@@ -103,7 +103,8 @@ class TrainResult:
     calibration: pd.DataFrame  # validation rows per risk band: rows, mean predicted, observed
     folds: Folds | None = None
     notes: list[str] = field(default_factory=list)
-    at_chance: bool = False  # its validation ranking is not credibly better than chance (`tracking._first_champion`)
+    at_chance: bool = False  # its validation ranking is not credibly better than chance (`tracking._chance_test`)
+    champion_version: str | None = None  # the champion there was when it was trained (None: there was none)
 
     def overall(self) -> dict[str, dict[str, float]]:
         """{score: {metric: value}} for all validation rows."""
@@ -216,6 +217,8 @@ def train_prepared_table(
     evaluated.model.metadata_[SOURCE_COLUMNS] = {
         feature_name(c): str(c) for c in frame.columns if feature_name(c) != str(c) and feature_name(c) in table
     }
+    if time_col is not None:
+        evaluated.model.metadata_[TIME_COLUMN] = time_col
     return log_and_register(
         evaluated, split, folds, settings, config_files=config_files, promote=promote, progress=progress,
         source=source, trained_on=trained_on,
@@ -361,6 +364,25 @@ def repeated_ids(ids: pd.Series, id_col: str) -> str | None:
     return f"{ones} of '{id_col}' {'is' if repeated.nunique() == 1 else 'are'} on more than one row ({examples})"
 
 
+def parse_times(stamps: pd.Series, where: str, why: str) -> pd.Series:
+    """A prepared table's time column (`--time`) as naive UTC timestamps: ISO-8601 text or dates, a year as a
+    number; a value that is no date or is missing is refused, naming `where` (`table.column`) and `why`."""
+    raw = stamps
+    if pd.api.types.is_numeric_dtype(stamps) or pd.api.types.is_bool_dtype(stamps):
+        stamps = as_text(stamps)  # a year 2024 as text, as pandas reads it now (it will read numbers as epochs)
+    when = pd.to_datetime(stamps, errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None)
+    bad = when.isna() & raw.notna()
+    if bad.any():
+        examples = ", ".join(f"row {i}: {v!r}" for i, v in raw[bad].head(3).items())
+        said = counted(int(bad.sum()), "value is not an ISO-8601 date", "values are not ISO-8601 dates")
+        raise DataContractError(f"{where}: {said} ({examples}).")
+    if when.isna().any():
+        rows = ", ".join(str(i) for i in when.index[when.isna()][:3])
+        said = counted(int(when.isna().sum()), "value is missing", "values are missing")
+        raise DataContractError(f"{where}: {said} (rows {rows}); {why}.")
+    return when.astype("datetime64[us]")
+
+
 def prepare_table(
     frame: pd.DataFrame, id_col: str, label_col: str, time_col: str | None, source: str = "--table"
 ) -> tuple[pd.DataFrame, list[str]]:
@@ -407,28 +429,14 @@ def prepare_table(
         index=frame.index,
     )
     if time_col is not None:
-        stamps = frame[time_col]
-        if pd.api.types.is_numeric_dtype(stamps) or pd.api.types.is_bool_dtype(stamps):
-            stamps = as_text(stamps)  # a year 2024 as text, as pandas reads it now (it will read numbers as epochs)
-        when = pd.to_datetime(stamps, errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None)
-        bad = when.isna() & frame[time_col].notna()
-        if bad.any():
-            examples = ", ".join(f"row {i}: {v!r}" for i, v in frame.loc[bad, time_col].head(3).items())
-            said = counted(int(bad.sum()), "value is not an ISO-8601 date", "values are not ISO-8601 dates")
-            raise DataContractError(f"{source}.{time_col}: {said} ({examples}).")
-        if when.isna().any():  # the split could not place the row in time
-            rows = ", ".join(str(i) for i in when.index[when.isna()][:3])
-            said = counted(int(when.isna().sum()), "value is missing", "values are missing")
-            raise DataContractError(
-                f"{source}.{time_col}: {said} (rows {rows}); the out-of-time split needs the date of every row."
-            )
+        when = parse_times(frame[time_col], f"{source}.{time_col}", "the out-of-time split needs the date of every row")
         dates = when[table[LABEL].notna()].unique()
         if len(dates) == 1:
             raise DataContractError(
                 f"{source}.{time_col}: all labelled rows share the date {pd.Timestamp(dates[0]).date()}; an "
                 "out-of-time split needs at least two dates (without --time the split is stratified)."
             )
-        table[AS_OF] = when.astype("datetime64[us]")
+        table[AS_OF] = when
         table[TERM_END] = table[AS_OF]
     else:
         table[AS_OF] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us]")
@@ -848,6 +856,7 @@ def log_and_register(
         folds=folds,
         notes=notes,
         at_chance=decision.at_chance,
+        champion_version=decision.champion_version,
     )
 
 

@@ -35,6 +35,7 @@ import pandas as pd
 from features.contract import TABLES
 from features.sql.dialect import DUCKDB
 from pipeline.io import temporary_sibling
+from pipeline.leftovers import creating
 from pipeline.summary_cache import entry_stem, file_identity, prune
 from pipeline.validation import SOURCE_ROW
 
@@ -177,7 +178,7 @@ def store(con: duckdb.DuckDBPyConnection, rows: WindowRows, canonical: str) -> N
         return
     folder = next(iter([*targets.values(), *kept])).parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        creating(folder).mkdir(parents=True, exist_ok=True)
         written = _write_entries(con, rows, canonical, targets) if targets else []
         prune(folder, [*kept, *written])
     except (OSError, duckdb.Error) as exc:  # DuckDB reports a full disk as its own error
@@ -197,7 +198,7 @@ def _write_entries(
     for file, target in targets.items():
         if file not in with_rows:
             written.append(target.with_suffix(NO_ROWS))
-            written[-1].touch()
+            creating(written[-1]).touch()
             continue
         offset = rows.offsets[file]
         _write_entry(
@@ -221,7 +222,7 @@ def _write_entry(con: duckdb.DuckDBPyConnection, select: str, target: Path) -> N
             con.execute(f'CREATE TABLE "__window_entry"."{ENTRY_TABLE}" AS {select}')
         finally:
             con.execute('DETACH "__window_entry"')
-        os.replace(temporary, target)
+        os.replace(temporary, creating(target))
     finally:
         for leftover in (temporary, temporary.with_name(f"{temporary.name}.wal")):
             with suppress(FileNotFoundError):

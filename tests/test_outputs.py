@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from pyarrow import ArrowInvalid
 
 from features.errors import ChurnError
 from pipeline.commit import ScoreOutputs
@@ -30,6 +31,7 @@ from pipeline.io import (
     write_output,
     write_output_file,
 )
+from pipeline.leftovers import removed_if_failed
 from tests.helpers import file_tree, run_cli, tiny_tables, write_tables
 
 FRAME = pd.DataFrame({"account_id": ["A", "B"], "value": [1.0, 2.0]})
@@ -268,6 +270,25 @@ def test_a_command_that_fails_before_writing_leaves_no_folder_it_made(tmp_path: 
                 "subscriptions: required table is missing" in message or "Cannot load model" in message
             )
             assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before, (command, message)
+
+
+def test_an_output_whose_writing_fails_leaves_no_folder_it_made(tmp_path: Path) -> None:
+    """`churn features --out new/dir/x.parquet` made `new/dir` to stage the file in; a write that then failed
+    left it. A failed command removes the folders it made (`removed_if_failed` wraps every command), never one
+    that was there, nor what something else put in it."""
+    unwritable = pd.DataFrame({"account_id": ["A", "B"], "value": [1.0, "two"]})  # pyarrow refuses the mixed column
+    target = tmp_path / "new" / "dir" / "x.parquet"
+    with pytest.raises(ArrowInvalid), removed_if_failed():
+        write_output(unwritable, target, "features")
+    assert list(tmp_path.iterdir()) == []
+
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(ArrowInvalid), removed_if_failed():
+        write_output(unwritable, tmp_path / "kept" / "x.parquet", "features")
+    assert [p.name for p in tmp_path.rglob("*")] == ["kept"]
+    with removed_if_failed():
+        write_output(FRAME, target, "features")
+    assert pd.read_parquet(target).equals(FRAME)
 
 
 def test_outputs_of_churn_versions_without_markers_are_recognised(tmp_path: Path) -> None:

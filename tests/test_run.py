@@ -140,6 +140,32 @@ def test_run_warns_when_it_scores_with_a_first_model_no_better_than_chance(tmp_p
     assert aliases == {"challenger": 1}, aliases
 
 
+def test_run_warns_when_a_model_no_better_than_chance_beats_a_champion_forced_at_chance(tmp_path: Path, capsys) -> None:
+    """A champion forced in at chance (`churn train --promote`) was replaced by any model of `churn run` that beat
+    it, however near chance itself; such a model now stays @challenger, and the run's warning names the champion
+    `churn score` keeps (it used to say there was none)."""
+    from pipeline.synthetic import generate
+
+    data = tmp_path / "data"
+    generate(data, n_accounts=200, seed=2, start="2023-01-01", years=2.5, world="no_signal")
+    config = tmp_path / "run.yaml"
+    config.write_text(f"workdir: {tmp_path / 'work'}\nmodel:\n  tune_trials: 0\n  n_estimators: 60\n")
+    code, text = run_cli(["train", "--data", str(data), "--config", str(config), "--promote", "--seed", "7"], capsys)
+    assert code == 0 and "v1 becomes champion on request (--promote) although" in text, text
+    args = ["run", "--data", str(data), "--out", str(tmp_path / "out"), "--config", str(config)]
+    code, text = run_cli(args, capsys)
+    assert code == 0, text
+    assert "v2 beats champion v1" in text and "; but it is not made champion: its ranking is not credibly" in text
+    assert (
+        "the book is scored with the model just trained (version 2, @challenger), whose ranking is not credibly "
+        "better than chance: its churn probabilities and risk bands do not tell accounts apart, read the health "
+        "scores instead; `churn score` keeps scoring with champion version 1"
+    ) in text
+    with sqlite3.connect(tmp_path / "work" / "mlflow.db") as store:
+        aliases = dict(store.execute("SELECT alias, version FROM registered_model_aliases"))
+    assert aliases == {"challenger": 2, "champion": 1}, aliases
+
+
 def test_run_takes_the_grace_days_and_data_end_of_the_commands_that_build_labels(tmp_path: Path, capsys) -> None:
     """The SPEC gives every command that builds labels a `--grace-days` flag; `churn run` builds them (it trains
     and compares) but had neither it nor `--data-end`, so its labels could differ from `churn features`' only

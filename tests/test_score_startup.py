@@ -26,7 +26,15 @@ from features.feature_set import FeatureSet
 from pipeline.champion import DIGEST_TAG, Probe, kept_feature_set, probe
 from pipeline.summary_cache import UNUSED_DAYS
 from pipeline.tracking import TAG_MODEL_SHA256, point_mlflow_at
-from tests.helpers import book_config, book_score, book_settings, config_file, run_cli, running_mlflow_server
+from tests.helpers import (
+    book_config,
+    book_score,
+    book_settings,
+    config_file,
+    file_tree,
+    run_cli,
+    running_mlflow_server,
+)
 
 BLOCKED = """
 import sys
@@ -313,3 +321,33 @@ def test_a_tracking_store_that_is_not_a_database_is_a_clear_error(book, tmp_path
     assert code == 1, text
     assert f"MLflow tracking store sqlite:///{work / 'mlflow.db'} is not usable: file is not a database" in text
     assert "internal error" not in text and not out.exists() and not (work / "history").exists()
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_a_failed_run_leaves_none_of_the_caches_it_wrote(book, tmp_path: Path, capsys) -> None:
+    """A run that failed after reading the data left the caches it had written in the working folder (the
+    summaries of the older rows, the checked window rows) and the feature set its model-load thread kept: a
+    new working folder full of them, or more files in one. Now it removes what it created, never what was
+    there before (the caches an earlier run wrote and this one read)."""
+    config, workdir = book_config(book, tmp_path, "left")
+    out = tmp_path / "scores.parquet"
+    args = book_score(book, config, out)
+    args[args.index("--as-of") + 1] = "2020-01-01"  # the data is read, the model loads, then nothing to score
+    code, text = run_cli(args, capsys)
+    assert code == 1 and "No account has a term active on 2020-01-01" in text, text
+    time.sleep(1)  # the model-load thread, had it still been going
+    assert not workdir.exists(), _tree(workdir)
+
+    ran = book_score(book, config, out)
+    code, text = run_cli([*ran, "--no-history"], capsys)
+    assert code == 0, text
+    out.unlink()
+    before = _tree(workdir)
+    assert any("window-rows" in p for p in before) and any("feature-sets" in p for p in before), before
+    contents = file_tree(workdir)
+    code, text = run_cli([*ran, "--model-uri", "runs:/0123456789abcdef0123456789abcdef/model"], capsys)
+    assert code == 1 and "Cannot load model 'runs:/0123456789abcdef0123456789abcdef/model'" in text, text
+    assert _tree(workdir) == before and file_tree(workdir) == contents

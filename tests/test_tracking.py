@@ -287,6 +287,44 @@ def test_a_first_model_that_ranks_no_better_than_chance_is_not_made_champion(sim
     assert str(client.get_model_version_by_alias(name, CHAMPION).version) == "2"
 
 
+def test_a_later_model_must_rank_better_than_chance_too_to_replace_the_champion(sim, tmp_path):
+    """Only the first champion had to rank credibly better than chance: a champion forced at chance (--promote)
+    was then replaced by any challenger that beat it, however near chance itself (seen: 0.478 replacing 0.337).
+    Every champion passes the same test; --promote still forces one, saying it is at chance."""
+    table, rule_risk = sim
+    label = table["label"].fillna(0).to_numpy()
+    later_rows = (table["as_of"] > table["as_of"].quantile(0.6)).to_numpy()
+    rng = np.random.default_rng(0)  # the noise of the first-champion test above, at chance on this book
+    table = table.assign(
+        blank_0=rng.normal(size=len(table)),
+        blank_1=rng.normal(size=len(table)),
+        # churn's sign turns on the later rows: a model of it ranks the validation rows far below chance
+        turning=np.where(later_rows, -label, label) + np.random.default_rng(1).normal(scale=0.5, size=len(table)),
+    )
+    settings = _settings(tmp_path / "work", {"tune_trials": 0})
+    forced = train_model(_columns(table, ["turning"]), settings, rule_risk=rule_risk, promote=True)
+    assert forced.promoted and forced.at_chance and forced.overall()["model"]["roc_auc"] < 0.45
+    later = train_model(_columns(table, ["blank_0", "blank_1"]), settings, rule_risk=rule_risk)
+    said = later.promotion_reason
+    assert said.startswith("v2 beats champion v1: ROC AUC"), said  # on the same validation rows
+    assert "; but it is not made champion: its ranking is not credibly better than chance (cross-fitted ROC AUC" in said
+    assert "held-out validation ROC AUC" in said and "so it stays @challenger" in said
+    assert said.endswith("or pass --promote to make it champion anyway")
+    assert not later.promoted and later.at_chance and later.champion_version == "1"
+    name = settings.model.name
+    client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias(name, CHAMPION).version) == "1"
+    assert client.get_model_version(name, "2").tags["promotion_reason"] == said
+
+    again = train_model(_columns(table, ["blank_0", "blank_1"]), settings, rule_risk=rule_risk, promote=True)
+    assert again.promoted and again.at_chance
+    assert again.promotion_reason.startswith(
+        "promoted on request (--promote), replacing champion v1 although its ranking is not credibly better than "
+        "chance (cross-fitted ROC AUC"
+    )
+    assert str(client.get_model_version_by_alias(name, CHAMPION).version) == "3"
+
+
 def _history_until(table: pd.DataFrame, data_end: pd.Timestamp, grace_days: int = 30) -> pd.DataFrame:
     """The feature table as it looked at `data_end`: later snapshots absent, late outcomes censored."""
     past = table[table["as_of"] <= data_end].copy()

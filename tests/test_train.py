@@ -89,6 +89,40 @@ def test_prepared_table_with_a_time_column_splits_out_of_time(tmp_path):
     assert "SignupMonth" not in result.model.feature_names_in_
 
 
+def test_scoring_a_table_dates_its_rows_by_the_time_column_the_model_was_trained_with(tmp_path):
+    """`churn train --table --time SignupMonth` dated each training row by it, but `churn score --table` left the
+    scores' as_of empty for a table holding the same column (several snapshots of an account could not be told
+    apart). The model keeps its time column: scoring dates each row by it, `--as-of` still dates them all."""
+    from pipeline.score import score_prepared
+    from pipeline.tracking import load_model
+
+    path = tmp_path / "telco.csv"
+    telco_like(600).to_csv(path, index=False)
+    settings = _settings(tmp_path, tune_trials=0)
+    result = train_prepared_table(path, "customerID", "Churn", "SignupMonth", settings)
+    model = load_model(result.model_uri, settings)  # as `churn score` loads it: from the store
+    fresh = telco_like(50, seed=1).drop(columns=["Churn"])
+    fresh = pd.concat([fresh, fresh.head(2).assign(SignupMonth=pd.Timestamp("2025-03-01"))], ignore_index=True)
+    table = tmp_path / "fresh.csv"
+    fresh.to_csv(table, index=False)
+    scores, warned = score_prepared(table, "customerID", model, settings)
+    assert scores["as_of"].tolist() == pd.to_datetime(fresh["SignupMonth"]).tolist()
+    assert scores["as_of"].notna().all() and len(scores) == 52  # an account's two snapshots, each with its date
+    dated, _ = score_prepared(table, "customerID", model, settings, pd.Timestamp("2025-04-01"))
+    assert (dated["as_of"] == pd.Timestamp("2025-04-01")).all()
+    np.testing.assert_allclose(dated["churn_probability"], scores["churn_probability"])
+
+    fresh.assign(SignupMonth=["soon", *fresh["SignupMonth"].astype(str).iloc[1:]]).to_csv(table, index=False)
+    with pytest.raises(
+        DataContractError, match=r"fresh.csv.SignupMonth: 1 value is not an ISO-8601 date \(row 0: 'soon'\)"
+    ):
+        score_prepared(table, "customerID", model, settings)
+    fresh.drop(columns=["SignupMonth"]).to_csv(table, index=False)
+    undated, warned = score_prepared(table, "customerID", model, settings)
+    assert undated["as_of"].isna().all()
+    assert any("no column 'SignupMonth', which dated the rows the model was trained on" in w for w in warned)
+
+
 def test_without_time_a_second_table_cannot_be_compared_fairly_unless_promoted(tmp_path):
     frame = telco_like()
     settings = _settings(tmp_path)
