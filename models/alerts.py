@@ -24,7 +24,7 @@ import pandas as pd
 from features.errors import ChurnError, counted, signed
 from features.table import ACCOUNT_ID, AS_OF
 from models.explain import renewal_words
-from models.healthscore import BAND_ORDER
+from models.healthscore import BAND_ORDER, shown_score
 from models.population import churned_mask
 from models.scores import HEALTH_BAND, RISK_BAND, SCORECARD_HASH, health_columns
 from models.scoring import risk_band
@@ -93,12 +93,12 @@ def _percent(value: float) -> str:
 
 
 def _drop_words(before: float, now: float) -> str:
-    """The drop said as the difference of the scores it shows: rounded apart, 49.4 to 38.8 read "dropped 11
-    points (from 49 to 39)". Whole points when their difference is the rounded drop, else one decimal."""
-    shown_before, shown_now = round(before), round(now)
+    """The drop said as the difference of the scores it shows, each cut as `shown_score` cuts it (in its band):
+    whole points when their difference is the rounded drop, else one decimal."""
+    shown_before, shown_now = int(shown_score(before)), int(shown_score(now))
     if shown_before - shown_now == round(before - now):
         return f"health score dropped {counted(shown_before - shown_now, 'point')} (from {shown_before} to {shown_now})"
-    shown_before, shown_now = round(before, 1), round(now, 1)
+    shown_before, shown_now = shown_score(before, 1), shown_score(now, 1)
     return f"health score dropped {shown_before - shown_now:.1f} points (from {shown_before:.1f} to {shown_now:.1f})"
 
 

@@ -245,3 +245,31 @@ def test_explain_prints_a_contribution_that_rounds_to_zero_without_a_sign() -> N
     rows = {line.split("│")[1].strip(): line.split("│")[3].strip() for line in text.splitlines() if "│" in line}
     assert rows["adoption"] == "0.000"
     assert "(actionable features in all: 0.00 log-odds)" in text and "(context in all: 0.00 log-odds)" in text
+
+
+def test_a_health_score_is_said_in_the_band_it_is_in() -> None:
+    """A score of 59.8 is red (yellow from 60): the alerts table read "60 red" and `churn explain` "60 (red)", a
+    number in one band said with another's name. Scores are cut to the whole point, not rounded, as the bands are
+    lower bounds."""
+    from pipeline.console import print_alerts, print_explanation
+
+    alerts = pd.DataFrame(
+        {
+            "account_id": ["A1", "A2"],
+            "arr_at_risk": [1000.0, 500.0],
+            "churn_probability": [0.3, 0.2],
+            "health_score": [59.797909, 69.9999999],
+            "health_band": ["red", "green"],
+            "reasons": ["health band worsened from yellow to red", "renews in 5 days with red health"],
+            "fallen_categories": ["", ""],
+            "top_drivers": ["", ""],
+        }
+    )
+    console = Console(record=True, width=200)
+    print_alerts(alerts, console)
+    shown = {line.split("│")[1].strip(): line.split("│")[4].strip() for line in _lines(console) if "│ A" in line}
+    assert shown == {"A1": "59 red", "A2": "70 green"}  # 69.9999999 is green: bands compare 6 decimals
+
+    console = Console(record=True, width=200)
+    print_explanation("A1", date(2025, 12, 1), _overridden(health_score=59.797909, health_band="red"), [], console)
+    assert "59 (red)" in console.export_text()
