@@ -26,7 +26,7 @@ from features.table import ACCOUNT_ID, AS_OF
 from models.explain import renewal_words
 from models.healthscore import BAND_ORDER, shown_score
 from models.population import churned_mask
-from models.scores import HEALTH_BAND, RISK_BAND, SCORECARD_HASH, health_columns
+from models.scores import HEALTH_BAND, MODEL_VERSION, RISK_BAND, SCORECARD_HASH, health_columns
 from models.scoring import risk_band
 
 ALERT_COLUMNS: tuple[str, ...] = (
@@ -41,6 +41,7 @@ ALERT_COLUMNS: tuple[str, ...] = (
     "top_drivers",
     "fallen_categories",
     "arr_at_risk",
+    "model_version",
     "rules",
     "alert_id",
 )
@@ -207,6 +208,7 @@ def score_alerts(
             "top_drivers": _text(now, "top_drivers").fillna(""),
             "fallen_categories": _fallen_categories(now, before, n_categories).mask(churned, ""),
             "arr_at_risk": (arr * probability).mask(churned),
+            "model_version": _text(now, MODEL_VERSION),  # whose probability the alert quotes
             "rules": pd.Series(rules, dtype=str),
             "alert_id": [
                 alert_id(day, account, rule) for day, account, rule in zip(as_of, now[ACCOUNT_ID], rules, strict=True)

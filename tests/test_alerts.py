@@ -314,6 +314,17 @@ def test_webhook_receives_the_alerts_as_json(webhook: str, tmp_path: Path):
     assert payload["alerts"][-1]["previous_health_band"] is None  # F was not scored before
 
 
+def test_an_alert_names_the_model_version_that_scored_it(webhook: str, tmp_path: Path):
+    """The scores carry `model_version`; their alerts (the file and the webhook's payload a CSM's tools receive)
+    did not, so an alert of a re-run with another champion could not say which model's probability it quotes."""
+    alerts = score_alerts(CURRENT.assign(model_version="7"), PREVIOUS.assign(model_version="6"), **_thresholds())
+    assert set(alerts["model_version"]) == {"7"}
+
+    deliver(alerts, SETTINGS.model_copy(update={"webhook_url": webhook}), tmp_path)
+    (received,) = WebhookReceiver.bodies
+    assert {a["model_version"] for a in received["payload"]["alerts"]} == {"7"}
+
+
 def test_webhook_is_off_by_default_and_silent_without_alerts(webhook: str, tmp_path: Path):
     alerts = score_alerts(CURRENT, PREVIOUS, **_thresholds())
     assert deliver(alerts, SETTINGS, tmp_path) is None
