@@ -230,7 +230,7 @@ def refusal_on_both(spark, data: Path, file: Path | None = None) -> str:
 def test_a_data_folder_given_as_a_relative_path_loads_on_spark_as_on_duckdb(spark, tmp_path):
     """`churn score --engine spark --data data`, run in the folder holding `data/`, stopped with "Table
     'support_tickets': folder data/support_tickets holds no .parquet files": the listed parts (absolute) were cut
-    at the length of the relative path, and a cut that began with `_` ("/tmp/wf/data/support" + "_tickets/...")
+    at the length of the relative path, and a cut that began with `_` ("/srv/cs/data/support" + "_tickets/...")
     read as a hidden folder. A path relative to where the driver runs names the same table as the absolute one."""
     data = write_tables(tmp_path / "data", tiny_tables(), fmt="folder")
     here = spark.sparkContext._jvm.System.getProperty("user.dir")  # where the driver resolves relative paths
