@@ -24,9 +24,9 @@ import pandas as pd
 from features.errors import ChurnError, counted, signed
 from features.table import ACCOUNT_ID, AS_OF
 from models.explain import renewal_words
-from models.healthscore import BAND_ORDER
+from models.healthscore import BAND_ORDER, shown_score
 from models.population import churned_mask
-from models.scores import HEALTH_BAND, RISK_BAND, SCORECARD_HASH, health_columns
+from models.scores import HEALTH_BAND, MODEL_VERSION, RISK_BAND, SCORECARD_HASH, health_columns
 from models.scoring import risk_band
 
 ALERT_COLUMNS: tuple[str, ...] = (
@@ -41,6 +41,7 @@ ALERT_COLUMNS: tuple[str, ...] = (
     "top_drivers",
     "fallen_categories",
     "arr_at_risk",
+    "model_version",
     "rules",
     "alert_id",
 )
@@ -93,12 +94,12 @@ def _percent(value: float) -> str:
 
 
 def _drop_words(before: float, now: float) -> str:
-    """The drop said as the difference of the scores it shows: rounded apart, 49.4 to 38.8 read "dropped 11
-    points (from 49 to 39)". Whole points when their difference is the rounded drop, else one decimal."""
-    shown_before, shown_now = round(before), round(now)
+    """The drop said as the difference of the scores it shows, each cut as `shown_score` cuts it (in its band):
+    whole points when their difference is the rounded drop, else one decimal."""
+    shown_before, shown_now = int(shown_score(before)), int(shown_score(now))
     if shown_before - shown_now == round(before - now):
         return f"health score dropped {counted(shown_before - shown_now, 'point')} (from {shown_before} to {shown_now})"
-    shown_before, shown_now = round(before, 1), round(now, 1)
+    shown_before, shown_now = shown_score(before, 1), shown_score(now, 1)
     return f"health score dropped {shown_before - shown_now:.1f} points (from {shown_before:.1f} to {shown_now:.1f})"
 
 
@@ -207,6 +208,7 @@ def score_alerts(
             "top_drivers": _text(now, "top_drivers").fillna(""),
             "fallen_categories": _fallen_categories(now, before, n_categories).mask(churned, ""),
             "arr_at_risk": (arr * probability).mask(churned),
+            "model_version": _text(now, MODEL_VERSION),  # whose probability the alert quotes
             "rules": pd.Series(rules, dtype=str),
             "alert_id": [
                 alert_id(day, account, rule) for day, account, rule in zip(as_of, now[ACCOUNT_ID], rules, strict=True)

@@ -11,6 +11,7 @@ data. Everything works on whole columns, so the cost is a few numpy passes per m
 from __future__ import annotations
 
 import difflib
+import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -171,6 +172,14 @@ def band_of(score: np.ndarray, config: ScorecardConfig) -> np.ndarray:
     band[score >= config.bands.yellow] = "yellow"
     band[score >= config.bands.green] = "green"
     return band
+
+
+def shown_score(score: float, decimals: int = 0) -> float:
+    """A health score as a person reads it, cut (not rounded) to `decimals`: the bands are lower bounds, so 59.8
+    is red and "60" would name a yellow score. Cut after `band_of`'s rounding to 6 decimals, which decides the
+    band: 69.99999999 from float sums is green, and said 70."""
+    scale = 10**decimals
+    return math.floor(round(float(score) * scale, 6)) / scale
 
 
 _COMPARE: dict[str, Callable[[pd.Series, object], pd.Series]] = {

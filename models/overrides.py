@@ -155,12 +155,13 @@ def validate_override(
     today: date,
     categories: Collection[str],
     accounts: Collection[str] | None,
+    accounts_from: str = "",
 ) -> ValidOverride:
     """Check one override; raises InvalidOverride listing every problem found.
 
     `categories` are the scorecard's categories; `accounts` the known account ids (None: not
-    checked here). The expiry may be today (in force through today) but not earlier; a start, when
-    given, must not be after the expiry.
+    checked here), `accounts_from` where they come from, said after an unknown one. The expiry may
+    be today (in force through today) but not earlier; a start, when given, must not be after the expiry.
     """
     problems: list[str] = []
     account = trim_id(request.account_id)
@@ -169,7 +170,7 @@ def validate_override(
     elif accounts is not None and account not in accounts:
         spelt = look_alike_ids(account, sorted(accounts))
         hint = f" (did you mean {spelt[0]!r}?)" if spelt else ""
-        problems.append(f"unknown account {account!r}{hint}")  # repr: a tab in an id is shown
+        problems.append(f"unknown account {account!r}{hint}{accounts_from}")  # repr: a tab in an id is shown
     if request.kind not in KINDS:
         problems.append(f"unknown kind '{request.kind}' (use one of {', '.join(KINDS)})")
     if request.kind == "category" and request.category not in categories:

@@ -323,7 +323,15 @@ class ScorecardConfig(_Model):
         segments = {}
         for name, segment in raw["segments"].items():
             if isinstance(segment, dict) and segment.get("inherit", True) and isinstance(base, dict):
-                segment = {**segment, "categories": _merge_categories(base, segment.get("categories") or {})}
+                own = segment.get("categories") or {}
+                for category, spec in own.items() if isinstance(own, dict) else ():
+                    if category not in base and isinstance(spec, dict) and "metrics" not in spec:
+                        raise ValueError(
+                            f"segment '{name}': category '{category}' is not in the default scorecard, so it "
+                            "inherits no metrics: give it its own metrics, or remove it from the segment "
+                            f"({category}: null)"
+                        )
+                segment = {**segment, "categories": _merge_categories(base, own)}
             segments[name] = segment
         return {**raw, "segments": segments}
 
@@ -675,7 +683,7 @@ def _merge_categories(base: dict[str, Any], override: dict[str, Any]) -> dict[st
         if spec is None:
             merged.pop(cat, None)
             continue
-        inherited = merged.get(cat)
+        inherited = merged.get(cat, {})  # a category of the segment's own: its `null` metrics remove nothing
         if not isinstance(spec, dict) or not isinstance(inherited, dict):
             merged[cat] = spec
             continue

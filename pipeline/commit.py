@@ -282,7 +282,7 @@ def commit_scoring(
             fault_point("staged")
             run_id = log_scoring_run(
                 settings, scores, alerts, drift, commit_id=commit_id, data_end=data_end, notes=notes,
-                model_uri=model_uri, model_name=model_name,
+                model_uri=model_uri, model_name=model_name, source=source,
             )  # fmt: skip
             fault_point("logged")
             with interrupts.deferred():

@@ -291,6 +291,8 @@ def drift_warning(drifted: list[str], accounts: int, most: int = 8) -> str | Non
 
 
 def print_alerts(alerts: pd.DataFrame, console: Console, limit: int = 10) -> None:
+    from models.healthscore import shown_score
+
     if alerts.empty:
         console.print("[green]No alerts.[/green]")
         return
@@ -311,7 +313,7 @@ def print_alerts(alerts: pd.DataFrame, console: Console, limit: int = 10) -> Non
             str(row.account_id),
             *exposure,
             f"{row.churn_probability:.0%}",
-            f"{row.health_score:.0f} {row.health_band}" if pd.notna(row.health_score) else "-",
+            f"{shown_score(row.health_score):.0f} {row.health_band}" if pd.notna(row.health_score) else "-",
             str(row.reasons) + (f" (fell most: {row.fallen_categories})" if row.fallen_categories else ""),
             str(row.top_drivers),
         )
@@ -336,6 +338,7 @@ def _overrides_in_force(scores: pd.Series, overrides: pd.DataFrame) -> str:
     """The CSM's judgements applied to one account as one sentence, each with its value, who set it, until when
     and why, and the rules' own health score where they changed it: the line read "CSM overrides in force (rule
     score 58): adoption: sponsor left (by adoption: li; until adoption: 2026-01-01)" of a single override."""
+    from models.healthscore import shown_score
     from pipeline.override_store import describe_target
 
     ids = scores["override_ids"].split(",")
@@ -347,7 +350,7 @@ def _overrides_in_force(scores: pd.Series, overrides: pd.DataFrame) -> str:
         items.append(
             f"{describe_target(record)} set to {record['rating']}{by} until {until} (reason: {record['reason']})"
         )
-    rule, shown = f"{scores['rule_health_score']:.0f}", f"{scores[HEALTH_SCORE]:.0f}"
+    rule, shown = f"{shown_score(scores['rule_health_score']):.0f}", f"{shown_score(scores[HEALTH_SCORE]):.0f}"
     alone = "" if rule == shown else f"; the rules alone score the account {rule}"
     return f"{counted(len(items), 'CSM override')} in force: {'; '.join(items)}{alone}."
 
@@ -366,6 +369,8 @@ def print_explanation(
     `unscored`: categories the account's own scorecard leaves out (the onboarding card has no `account`): "not
     in onboarding", where "no data" would say the account lacks data it was never scored on. `overrides`: the
     override records in force (`in_force`), of which those `scores` names in `override_ids` are said."""
+    from models.healthscore import shown_score
+
     table = Table(title=f"Account {account_id} as of {when}", title_justify="left")
     for column in ("category", "rule score (0-100)", "ML contribution (log-odds)"):
         table.add_column(column, justify="left" if column == "category" else "right")
@@ -381,7 +386,7 @@ def print_explanation(
         )
     table.add_row(
         "[bold]overall[/bold]",
-        f"{scores[HEALTH_SCORE]:.0f} ({scores[HEALTH_BAND]})",
+        f"{shown_score(scores[HEALTH_SCORE]):.0f} ({scores[HEALTH_BAND]})",
         f"{scores[CHURN_PROBABILITY]:.0%} churn ({scores[RISK_BAND]} risk)",
     )
     console.print(table)

@@ -45,12 +45,13 @@ def current_user(given: str | None) -> str:
         raise ChurnError("Cannot tell who you are: give --by NAME.") from None
 
 
-def known_accounts(settings: Settings, data: Path | None) -> set[str]:
-    """Account ids an override may name: the data's `accounts` table, else every account in the score history."""
+def known_accounts(settings: Settings, data: Path | None) -> tuple[set[str], str]:
+    """Account ids an override may name: the data's `accounts` table, else every account in the score history;
+    and, for an id not among them, where they were looked for (an account no run scored yet is not a typo)."""
     if data is not None:
         from pipeline.stages import load
 
-        return set(load(data, settings, scorecard=False).accounts[ACCOUNT_ID].astype(str))
+        return set(load(data, settings, scorecard=False).accounts[ACCOUNT_ID].astype(str)), ""
     from pipeline.history import read_history
 
     history = read_history(settings.workdir_path / "history", columns=[ACCOUNT_ID])
@@ -59,7 +60,11 @@ def known_accounts(settings: Settings, data: Path | None) -> set[str]:
             f"Cannot check the account ids: no --data DIR given and no score history in {settings.workdir_path}. "
             "Pass --data DIR (the data directory whose accounts table lists them)."
         )
-    return set(history[ACCOUNT_ID].astype(str))
+    where = (
+        f" (not among the accounts scored so far in the score history of {settings.workdir_path}; give --data DIR "
+        "to check the data's accounts table)"
+    )
+    return set(history[ACCOUNT_ID].astype(str)), where
 
 
 def scorecard_categories(settings: Settings) -> tuple[list[str], bool]:
@@ -71,13 +76,18 @@ def scorecard_categories(settings: Settings) -> tuple[list[str], bool]:
 
 
 def _validated(
-    requests: list[tuple[str, OverrideRequest]], settings: Settings, accounts: Collection[str], today: date
+    requests: list[tuple[str, OverrideRequest]], settings: Settings, known: tuple[Collection[str], str], today: date
 ) -> list[ValidOverride]:
     categories, _ = scorecard_categories(settings)
+    accounts, accounts_from = known
     valid, problems = [], []
     for where, request in requests:
         try:
-            valid.append(validate_override(request, today=today, categories=categories, accounts=accounts))
+            valid.append(
+                validate_override(
+                    request, today=today, categories=categories, accounts=accounts, accounts_from=accounts_from
+                )
+            )
         except InvalidOverride as exc:
             problems.append(f"{where}: {exc}" if where else str(exc))
     if problems:

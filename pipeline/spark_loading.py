@@ -115,8 +115,11 @@ class HadoopFiles:
         self.partitioned: dict[str, frozenset[str]] = {}  # folder URI -> keys of its parts' hive-style folders
 
     def _resolve(self, uri: str) -> tuple[Any, Any]:
+        """The path made absolute (qualified: scheme, and a relative one resolved where the driver runs), as the
+        filesystem lists a folder's files: a folder's parts are named by what follows its path."""
         path = self._jvm.org.apache.hadoop.fs.Path(uri)
-        return path, path.getFileSystem(self._conf)
+        fs = path.getFileSystem(self._conf)
+        return fs.makeQualified(path), fs
 
     def kind(self, uri: str) -> str | None:
         """'file', 'folder' or None when nothing is there."""

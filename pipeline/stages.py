@@ -135,7 +135,10 @@ def load(
             log.warning("%s", warning)
     if console is not None:
         said = report.data_end.isoformat(sep=" ", timespec="seconds")  # an export's microseconds say nothing
-        console.print(f"Data end {said} ({report.data_end_source}).", highlight=False)
+        source = report.data_end_source
+        if source != "latest event" and report.data_end == report.data_end.normalize():  # a day: its rows are kept
+            said, source = report.data_end.date().isoformat(), f"{source}: its events included"
+        console.print(f"Data end {said} ({source}).", highlight=False)
         if recent:
             console.print(recent, markup=False, highlight=False)
         print_warnings([*map(str, report.exclusions), *filter(None, [empty_tables_warning(dataset)])], console)

@@ -54,7 +54,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from features.errors import ChurnError, ConfigError, counted, signed
 from models.population import churned_mask
 from models.risk_model import SOURCE_COLUMNS, ChurnRiskModel
-from models.scores import arr_at_risk
+from models.scores import SCORECARD_HASH, SCORECARD_NAME, arr_at_risk
 from pipeline.champion import CHAMPION, champion_uri
 from pipeline.config import ModelSettings, Settings, read_yaml, redact_url
 
@@ -833,11 +833,13 @@ def log_scoring_run(
     notes: Sequence[str] = (),
     model_uri: str | None = None,
     model_name: str | None = None,
+    source: str | None = None,
 ) -> str:
     """Log a batch scoring run (book summary, drift per feature, alerts, notes) next to the training runs.
 
     `model_uri` and `model_name` are the model the run scored with (`--model-uri` may name another than
-    `model.name`); without them, `model.name`'s champion.
+    `model.name`); without them, `model.name`'s champion. `source` (the data folder scored) and the scorecard
+    the scores carry are parameters too: a run's band shares move with an edited scorecard or another export.
 
     With `commit_id` the run is left RUNNING and tagged as staged: the scoring commit finishes it
     (`finish_scoring_run`) once everything is in place, or deletes it (`discard_scoring_run`).
@@ -860,6 +862,11 @@ def log_scoring_run(
     }
     if data_end is not None:
         params["data_end"] = pd.Timestamp(data_end).isoformat()
+    if source is not None:
+        params["data"] = source
+    if {SCORECARD_NAME, SCORECARD_HASH} <= set(scores.columns):
+        cards = (scores[SCORECARD_NAME].astype(str) + "@" + scores[SCORECARD_HASH].astype(str)).unique()
+        params["scorecard"] = ", ".join(sorted(cards))
     metrics = {
         "accounts": float(len(book)),
         "churned_accounts": float(gone.sum()),

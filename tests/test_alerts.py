@@ -107,14 +107,28 @@ def test_thresholds_come_from_settings():
 
 
 def test_a_drop_is_the_difference_of_the_scores_it_shows() -> None:
-    """49.4 to 38.8 is a drop of 10.6: in whole points it read "dropped 11 points (from 49 to 39)"; one decimal
-    keeps the sentence's arithmetic. A drop whose whole points agree stays in whole points."""
-    previous = _scores("2024-05-01", {"A": (49.4, "yellow", 0.2, 300, 1_000), "B": (80.2, "green", 0.2, 300, 1_000)})
-    current = _scores("2024-06-01", {"A": (38.8, "yellow", 0.2, 300, 1_000), "B": (65.1, "green", 0.2, 300, 1_000)})
+    """49.9 to 38.1 is a drop of 11.8: in whole points it would read "dropped 12 points (from 49 to 38)"; one
+    decimal keeps the sentence's arithmetic. A drop whose whole points agree stays in whole points."""
+    previous = _scores("2024-05-01", {"A": (49.9, "yellow", 0.2, 300, 1_000), "B": (80.2, "green", 0.2, 300, 1_000)})
+    current = _scores("2024-06-01", {"A": (38.1, "yellow", 0.2, 300, 1_000), "B": (65.1, "green", 0.2, 300, 1_000)})
     alerts = score_alerts(current, previous, **_thresholds()).set_index("account_id")["reasons"]
 
-    assert alerts["A"] == "health score dropped 10.6 points (from 49.4 to 38.8)"
+    assert alerts["A"] == "health score dropped 11.8 points (from 49.9 to 38.1)"
     assert alerts["B"] == "health score dropped 15 points (from 80 to 65)"
+
+
+def test_a_drop_says_the_scores_in_the_bands_they_are_in() -> None:
+    """69.9 to 59.8 went from yellow to red, and read "dropped 10 points (from 70 to 60)": two numbers of the bands
+    above. The scores are cut to the shown precision, as the alerts table and `churn explain` show them."""
+    previous = _scores("2024-05-01", {"A": (69.9, "yellow", 0.2, 300, 1_000), "B": (75.3, "green", 0.2, 300, 1_000)})
+    current = _scores("2024-06-01", {"A": (59.8, "red", 0.2, 300, 1_000), "B": (63.6, "yellow", 0.2, 300, 1_000)})
+    alerts = score_alerts(current, previous, **_thresholds()).set_index("account_id")["reasons"]
+
+    assert alerts["A"] == (
+        "health band worsened from yellow to red; health score dropped 10 points (from 69 to 59); "
+        "health under the red line for the first time"
+    )
+    assert alerts["B"].endswith("health score dropped 12 points (from 75 to 63)")
 
 
 def test_alerts_without_an_arr_are_ordered_by_churn_probability_and_say_so() -> None:
@@ -298,6 +312,17 @@ def test_webhook_receives_the_alerts_as_json(webhook: str, tmp_path: Path):
     first = payload["alerts"][0]
     assert first["arr_at_risk"] == pytest.approx(28_000) and first["as_of"].startswith("2024-06-01")
     assert payload["alerts"][-1]["previous_health_band"] is None  # F was not scored before
+
+
+def test_an_alert_names_the_model_version_that_scored_it(webhook: str, tmp_path: Path):
+    """The scores carry `model_version`; their alerts (the file and the webhook's payload a CSM's tools receive)
+    did not, so an alert of a re-run with another champion could not say which model's probability it quotes."""
+    alerts = score_alerts(CURRENT.assign(model_version="7"), PREVIOUS.assign(model_version="6"), **_thresholds())
+    assert set(alerts["model_version"]) == {"7"}
+
+    deliver(alerts, SETTINGS.model_copy(update={"webhook_url": webhook}), tmp_path)
+    (received,) = WebhookReceiver.bodies
+    assert {a["model_version"] for a in received["payload"]["alerts"]} == {"7"}
 
 
 def test_webhook_is_off_by_default_and_silent_without_alerts(webhook: str, tmp_path: Path):

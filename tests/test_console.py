@@ -264,3 +264,31 @@ def test_the_calibration_table_says_its_churned_rows_as_rows_not_as_churners() -
     assert "churned rows" in header and "churners" not in header
     high = next(line for line in lines if "high" in line)
     assert [cell.strip() for cell in high.split("│")[1:5]] == ["high", "5", "3", "4"], high
+
+
+def test_a_health_score_is_said_in_the_band_it_is_in() -> None:
+    """A score of 59.8 is red (yellow from 60): the alerts table read "60 red" and `churn explain` "60 (red)", a
+    number in one band said with another's name. Scores are cut to the whole point, not rounded, as the bands are
+    lower bounds."""
+    from pipeline.console import print_alerts, print_explanation
+
+    alerts = pd.DataFrame(
+        {
+            "account_id": ["A1", "A2"],
+            "arr_at_risk": [1000.0, 500.0],
+            "churn_probability": [0.3, 0.2],
+            "health_score": [59.797909, 69.9999999],
+            "health_band": ["red", "green"],
+            "reasons": ["health band worsened from yellow to red", "renews in 5 days with red health"],
+            "fallen_categories": ["", ""],
+            "top_drivers": ["", ""],
+        }
+    )
+    console = Console(record=True, width=200)
+    print_alerts(alerts, console)
+    shown = {line.split("│")[1].strip(): line.split("│")[4].strip() for line in _lines(console) if "│ A" in line}
+    assert shown == {"A1": "59 red", "A2": "70 green"}  # 69.9999999 is green: bands compare 6 decimals
+
+    console = Console(record=True, width=200)
+    print_explanation("A1", date(2025, 12, 1), _overridden(health_score=59.797909, health_band="red"), [], console)
+    assert "59 (red)" in console.export_text()

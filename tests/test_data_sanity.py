@@ -82,6 +82,15 @@ def test_the_data_end_is_said_to_the_second(tmp_path: Path, capsys: pytest.Captu
     assert code == 0 and "Data end 2024-07-01 10:30:15 (latest event)" in message, message
 
 
+def test_a_data_end_given_as_a_day_is_said_as_that_day(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--data-end 2024-05-31` read "Data end 2024-05-31 00:00:00 (--data-end)", as if that day's events were left
+    out; they are kept (rows after the end of that day are excluded)."""
+    data = write_tables(tmp_path / "d", tiny_tables())
+    args = ["features", "--data", str(data), "--out", str(tmp_path / "f.parquet"), "--data-end", "2024-05-31"]
+    code, message = run_cli(args, capsys)
+    assert code == 0 and "Data end 2024-05-31 (--data-end: its events included)." in message, message
+
+
 def test_rows_of_unknown_accounts_are_excluded_everywhere_and_counted() -> None:
     """Row 8: subscriptions of accounts missing from `accounts` were reported "ignored" but scored."""
     tables = tiny_tables()

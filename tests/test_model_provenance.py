@@ -65,7 +65,8 @@ def test_a_champion_trained_on_another_book_is_named_and_flagged(worlds, tmp_pat
 
 
 def test_the_scoring_run_names_the_model_it_scored_with(worlds, tmp_path: Path, capsys) -> None:
-    """`--model-uri` may name another model than `model.name`: the scoring run in MLflow logged `model.name`."""
+    """`--model-uri` may name another model than `model.name`: the scoring run in MLflow logged `model.name`. Nor
+    did it say which data folder and which scorecard it scored with."""
     config = tmp_path / "renamed.yaml"
     config.write_text(f"workdir: {worlds['root'] / 'work'}\nmodel: {{name: renamed, tune_trials: 0}}\n")
     args = ["score", "--data", str(worlds["book"]), "--as-of", "2026-01-01", "--out", str(tmp_path / "s.parquet")]
@@ -75,6 +76,10 @@ def test_the_scoring_run_names_the_model_it_scored_with(worlds, tmp_path: Path, 
     run = client.search_runs(["1"], "tags.kind = 'scoring'", order_by=["start_time DESC"], max_results=1)[0]
     assert run.data.params["model_name"] == "churn-risk"
     assert run.data.params["model_uri"] == "models:/churn-risk@champion"
+    # which book and which scorecard: a run's band shares move with an edited scorecard or another export
+    scores = pd.read_parquet(tmp_path / "s.parquet")
+    assert run.data.params["data"] == str(worlds["book"].resolve())
+    assert run.data.params["scorecard"] == f"laer@{scores['scorecard_hash'].iloc[0]}"
 
 
 def _active(data: Path, when: str) -> str:

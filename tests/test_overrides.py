@@ -20,13 +20,13 @@ from rich.console import Console
 
 from features.errors import ChurnError
 from models.alerts import rules_in_words
-from models.healthscore import band_of
+from models.healthscore import band_of, shown_score
 from models.overrides import OverrideRequest, apply_overrides, expiry_reasons, in_force, validate_override
 from models.scorecard import parse_scorecard
 from pipeline import override_store
 from pipeline.clock import utc_today
 from pipeline.config import load_settings
-from pipeline.history import partition_path, read_history
+from pipeline.history import append_scores, partition_path, read_history
 from pipeline.override_commands import run_expire, run_history, run_import, run_list, run_override, run_withdraw
 from pipeline.override_store import MIGRATIONS, SCHEMA_VERSION, read_records, store_path
 from pipeline.stages import build_feature_table, run_explain, score_date
@@ -305,6 +305,20 @@ def test_the_store_is_versioned_append_only_and_keeps_a_replaced_override(tiny_d
                 con.execute(statement)
 
 
+def test_an_account_not_in_the_score_history_is_said_so_with_how_to_check_the_data(tmp_path: Path) -> None:
+    """Without --data the ids are checked against the accounts scored so far: an account of the data that no run
+    scored yet (it left before the first run) read "unknown account 'A00100'", as if the id were wrong."""
+    settings = settings_in(tmp_path)
+    scores = pd.DataFrame({"account_id": ["A"], "as_of": pd.Timestamp("2025-01-01"), "health_score": [70.0]})
+    append_scores(settings.workdir_path / "history", scores)
+    with pytest.raises(ChurnError) as caught:
+        record(settings, account="B")
+    message = " ".join(str(caught.value).split())
+    assert "unknown account 'B' (not among the accounts scored so far in the score history of" in message
+    assert "give --data DIR to check the data's accounts table)" in message
+    assert not store_path(settings.workdir_path).exists()
+
+
 def test_bad_overrides_write_nothing(tiny_data_dir: Path, tmp_path: Path) -> None:
     settings = settings_in(tmp_path)
     with pytest.raises(ChurnError, match=r"(?s)nothing was written.*unknown account 'NOPE'"):
@@ -554,7 +568,7 @@ def test_a_csm_walks_through_override_scoring_keeping_and_expiry(book) -> None:
     said = console.export_text()
     assert (
         f"1 CSM override in force: adoption set to 90 by jane until {UNTIL} (reason: new team logs in through SSO); "
-        f"the rules alone score the account {row['rule_health_score']:.0f}." in said
+        f"the rules alone score the account {shown_score(row['rule_health_score']):.0f}." in said
     )
     assert "Context: " in said and "renewal" in said
 

@@ -219,6 +219,25 @@ def test_segment_inherits_default_and_overrides_only_what_it_names() -> None:
     }
 
 
+def test_a_category_taken_out_of_the_default_leaves_the_segments_that_tune_it_their_own() -> None:
+    """Deleting `training` from the shipped scorecard's default stopped it with "segments.onboarding.categories.
+    training.metrics.days_since_last_training: Input should be a valid dictionary": the onboarding segment's
+    `null`, which removes an inherited metric, had nothing to remove. It removes nothing, as for a category the
+    default has; the segment keeps its own metrics. A segment that only reweighs such a category (`support:
+    {weight: 15}`) has no metrics left to score: the message says why and what to write."""
+    raw = yaml.safe_load(DEFAULT_FILE.read_text())
+    del raw["default"]["categories"]["training"]
+    config = parse_scorecard(raw)
+    assert "training" not in config.default.categories
+    assert list(config.segments["onboarding"].categories["training"].metrics) == ["onboarding_sessions"]
+
+    raw = yaml.safe_load(DEFAULT_FILE.read_text())
+    del raw["default"]["categories"]["support"]
+    message = error_of(raw)
+    assert "segment 'onboarding': category 'support' is not in the default scorecard" in message
+    assert "give it its own metrics, or remove it from the segment (support: null)" in message
+
+
 def test_unknown_feature_is_named_with_where_it_is_used_and_a_suggestion(tmp_path: Path) -> None:
     raw = minimal(scheme="percentile", within="segmnt")
     raw["segments"] = {"young": {"when": "tenure_dys < 120", "categories": {}}}

@@ -227,6 +227,21 @@ def refusal_on_both(spark, data: Path, file: Path | None = None) -> str:
     return messages[0]
 
 
+def test_a_data_folder_given_as_a_relative_path_loads_on_spark_as_on_duckdb(spark, tmp_path):
+    """`churn score --engine spark --data data`, run in the folder holding `data/`, stopped with "Table
+    'support_tickets': folder data/support_tickets holds no .parquet files": the listed parts (absolute) were cut
+    at the length of the relative path, and a cut that began with `_` ("/srv/cs/data/support" + "_tickets/...")
+    read as a hidden folder. A path relative to where the driver runs names the same table as the absolute one."""
+    data = write_tables(tmp_path / "data", tiny_tables(), fmt="folder")
+    here = spark.sparkContext._jvm.System.getProperty("user.dir")  # where the driver resolves relative paths
+    expected = load_on_spark(spark, str(data))
+    got = load_on_spark(spark, os.path.relpath(data, here))
+    assert_same_report(got.report, expected.report)
+    assert {name: table.rows for name, table in got.report.tables.items()} == {
+        name: table.rows for name, table in expected.report.tables.items()
+    }
+
+
 def test_a_folder_holding_files_that_are_not_parquet_parts_is_refused_on_spark_as_on_duckdb(spark, tmp_path):
     data = unread_parts(tmp_path / "data")
     assert "holds 3 files churn does not read (000000_0, part-0.PARQUET" in refusal_on_both(
