@@ -12,9 +12,14 @@ MLflow logging (plots, the model, a new SQLite store), not the trees:
   artifact URIs), so a test that edits artifacts, trains or promotes needs a store of its own: a
   module that needs such a store, or a model of its own settings (the settings are what it tests),
   trains once in a `scope="module"` fixture, with `tune_trials: 0` unless the search is tested.
+- On Spark, every statement is a job (a tiny load and validation costs 15-40 s, a feature build over
+  a year of snapshots 60-100 s): check a new case on the data a module already loads or builds (in
+  tests/test_spark_engine.py, the `world`'s data hold the odd values its tests need) rather than on a
+  load and a build of its own.
 - Mark it: tests that use `book` or `spark` are marked `slow` here automatically; a module that
   trains or runs the CLI end to end sets `pytestmark = pytest.mark.slow`. `pytest -m "not slow"`
-  is the quick loop while iterating; CI runs everything.
+  is the quick loop while iterating; CI runs everything. The marks also order the run (below): the
+  Spark group first, then the groups holding a slow test.
 """
 
 from __future__ import annotations
@@ -36,17 +41,48 @@ configure_process()  # as the `churn` command does: before MLflow and LightGBM l
 HEAVY_FIXTURES = ("book", "spark")  # a test that uses one of these is `slow`
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the order `pytest_collection_modifyitems` gives the groups: pytest-xdist would sort them by their
+    number of tests, which sends a group of a few long tests (the wheel, the notebooks) to the end of the run."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark heavy tests `slow`, and group tests for `make test`'s workers (pytest-xdist, `--dist loadgroup`):
     a module's tests run on one worker, so a module-scoped model is trained once, and every module that
-    starts Spark shares one worker, so one JVM."""
+    starts Spark shares one worker, so one JVM.
+
+    The groups are handed out in order, each to the first worker free: the Spark group first (the longest:
+    one worker runs it while the other takes the rest), then the groups holding a slow test, then the quick
+    ones, which fill in at the end so that neither worker is left with a long group while the other idles."""
     spark_modules = {item.module.__name__ for item in items if "spark" in getattr(item, "fixturenames", ())}
+    groups: dict[pytest.Item, str] = {}
     for item in items:
         if any(name in getattr(item, "fixturenames", ()) for name in HEAVY_FIXTURES):
             item.add_marker(pytest.mark.slow)
         module = item.module.__name__
-        item.add_marker(pytest.mark.xdist_group("spark" if module in spark_modules else module))
+        groups[item] = "spark" if module in spark_modules else module
+        item.add_marker(pytest.mark.xdist_group(groups[item]))
+    slow_groups = {groups[item] for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: (groups[item] != "spark", groups[item] not in slow_groups))
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook, on the controller
+def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
+    """Stop a `--dist loadgroup` run whose tests did not get their group: pytest-xdist names it in the node id,
+    and where it cannot (pytest 9.2 with pytest-xdist 3.8, its issue 1386) the tests are silently dealt out one
+    by one, so each worker trains the module models and starts a JVM of its own (minutes more in CI)."""
+    if node.config.getoption("dist") != "loadgroup":
+        return
+    lost = [nodeid for nodeid in ids if "@" not in nodeid.rpartition("::")[2]]
+    if lost:
+        pytest.exit(
+            f"pytest-xdist did not group {len(lost)} tests (e.g. {lost[0]}) under pytest {pytest.__version__}: "
+            "install the versions pyproject.toml names (`make setup`), or run with `-n 0`",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
 
 
 @pytest.fixture(autouse=True)

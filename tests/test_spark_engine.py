@@ -42,53 +42,56 @@ pytestmark = pytest.mark.spark
 SCORE_DATE = date(2024, 9, 1)
 
 
+PRODUCT_NAMES = {"dashboards": "検索", "reports": "Отчёты"}
+"""Product features renamed in the world's usage: names that are not ASCII get hashed columns."""
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, spark):
-    """A small generated history, its DuckDB feature table and a champion model."""
+    """A small generated history, its DuckDB feature table and a champion model. Its product features have
+    names that are not ASCII (`PRODUCT_NAMES`) and its accounts a team's own `tier` column (`with_tier`), so
+    every build and scoring below also checks those on Spark without a data load and a build of their own."""
     root = tmp_path_factory.mktemp("spark_world")
     data = root / "data"
     generate(data, n_accounts=60, seed=7, start="2023-01-01", years=1.75)
+    usage = pd.read_parquet(data / "usage_events")
+    assert set(PRODUCT_NAMES) <= set(usage["feature"])
+    shutil.rmtree(data / "usage_events")
+    (data / "usage_events").mkdir()
+    usage.assign(feature=usage["feature"].map(lambda name: PRODUCT_NAMES.get(name, name))).to_parquet(
+        data / "usage_events" / "part-00000.parquet", index=False
+    )
+    accounts = with_tier(data)
     settings = load_settings(None, {"workdir": str(root / "work"), "model": {"n_estimators": 60, "tune_trials": 0}})
     dataset = load_dataset(data)
     table = build_feature_table(dataset, settings)
     result = train_on_table(table, settings, None, promote=True, console=Console(quiet=True))
-    return root, data, settings, dataset, table, result
+    return root, data, settings, dataset, table, result, accounts
 
 
 def test_churn_features_on_spark_reads_a_uri_and_writes_the_duckdb_table_partitioned_by_as_of(world, capsys):
-    root, data, settings, _, expected, _ = world
+    """The folder also carries the product feature names DuckDB finds: names that are not ASCII have hashed
+    columns, and the folder records the names (its sidecar), so a model trained on it (`churn train --features
+    FOLDER`) says "uses of 検索"."""
+    root, data, settings, _, expected, _, _ = world
     out = root / "features_spark"
     code, text = run_cli(["features", "--data", data.as_uri(), "--out", str(out), "--engine", "spark"], capsys)
     assert code == 0, text
     assert "partitioned by as_of" in text
     dates = sorted(p.name for p in out.iterdir() if p.name.startswith("as_of="))
     assert dates == [f"as_of={d:%Y-%m-%d}" for d in sorted(expected.as_of.unique())]
-    assert_same_table(read_feature_table(str(out)), expected)
+    got = read_feature_table(str(out))
+    assert_same_table(got, expected)
     assert recorded_values(out) == settings.feature_values()  # for `churn train --features FOLDER`
-
-
-def test_the_spark_folder_carries_the_product_feature_names_duckdb_finds(world, tmp_path, capsys):
-    """Product features whose names are not ASCII have hashed columns: the folder records the names (its sidecar),
-    so a model trained on it (`churn train --features FOLDER`) says "uses of 検索"."""
-    _, data, settings, _, _, _ = world
-    renamed = tmp_path / "data"
-    shutil.copytree(data, renamed)
-    usage = pd.read_parquet(renamed / "usage_events")
-    usage["feature"] = usage["feature"].map(lambda name: {"dashboards": "検索", "reports": "Отчёты"}.get(name, name))
-    shutil.rmtree(renamed / "usage_events")
-    usage.to_parquet(renamed / "usage_events.parquet", index=False)
-    out = tmp_path / "features"
-    code, text = run_cli(["features", "--data", str(renamed), "--out", str(out), "--engine", "spark"], capsys)
-    assert code == 0, text
-    names = product_names(read_feature_table(str(out)))
-    assert names == product_names(build_feature_table(load_dataset(renamed), settings))
-    assert {"検索", "Отчёты"} <= set(names.values()), names
+    names = product_names(got)
+    assert names == product_names(expected)
+    assert set(PRODUCT_NAMES.values()) <= set(names.values()), names
 
 
 def test_a_date_with_no_active_account_writes_an_empty_table_with_the_duckdb_columns(world, capsys):
     """Spark writes no partition for 0 rows, and reading the folder back to count it failed ("Unable to
     infer schema"); the table now keeps its columns, as DuckDB's empty table does, and the command warns."""
-    root, data, settings, dataset, _, _ = world
+    root, data, settings, dataset, _, _, _ = world
     out = root / "features_spark_empty"
     code, text = run_cli(
         ["features", "--data", str(data), "--out", str(out), "--engine", "spark", "--as-of", "2000-01-01"], capsys
@@ -101,7 +104,8 @@ def test_a_date_with_no_active_account_writes_an_empty_table_with_the_duckdb_col
 
 
 def test_point_in_time_on_spark_and_the_same_values_as_duckdb(spark, tmp_path):
-    """Rows at or after as_of never change a Spark snapshot; edge-case data give DuckDB's values.
+    """Rows at or after as_of never change a Spark snapshot; edge-case data give DuckDB's values, among them
+    logins and trainings that name no user (active users and the trained share are missing there, not 0).
 
     One build holds both versions of the history, as two sets of accounts (`b:` before, `a:` after
     rewriting everything at or after as_of): a snapshot's features depend on its own account only.
@@ -113,6 +117,11 @@ def test_point_in_time_on_spark_and_the_same_values_as_duckdb(spark, tmp_path):
     """
     as_of = RANDOM_START + pd.Timedelta(days=400)
     tables = random_tables(11)
+    logins = tables["logins"]  # users no row names: active users and the trained share are missing, not 0
+    tables["logins"] = logins.assign(user_id=logins["user_id"].where(logins["account_id"] != "A0"))
+    tables["trainings"] = tables["trainings"].assign(
+        user_id=pd.Series(pd.NA, index=tables["trainings"].index, dtype="string")
+    )
     versions = {"b:": tables, "a:": rewrite_after(tables, as_of, 12)}
     both = {
         name: pd.concat([v[name].assign(account_id=prefix + v[name].account_id) for prefix, v in versions.items()])
@@ -132,7 +141,9 @@ def test_point_in_time_on_spark_and_the_same_values_as_duckdb(spark, tmp_path):
         on_spark = build_features(spark_dataset, [as_of], RANDOM_SETTINGS, 30, engine=SparkEngine(spark))
     finally:
         spark.conf.unset("spark.sql.adaptive.enabled")
-    assert_same_table(on_spark, build_features(dataset, [as_of], RANDOM_SETTINGS, 30))
+    on_duckdb = build_features(dataset, [as_of], RANDOM_SETTINGS, 30)
+    assert on_duckdb["active_users_90d"].isna().any() and on_duckdb["trained_users_share"].isna().any()
+    assert_same_table(on_spark, on_duckdb)
     halves = [
         on_spark[on_spark.account_id.str.startswith(prefix)]
         .assign(account_id=lambda t, p=prefix: t.account_id.str.removeprefix(p))
@@ -143,56 +154,27 @@ def test_point_in_time_on_spark_and_the_same_values_as_duckdb(spark, tmp_path):
     assert_same_table(halves[1], halves[0])
 
 
-def test_users_the_rows_do_not_name_are_not_known_on_spark_either(spark, tmp_path):
-    """Active users and the trained share are missing where no login of a window (no completed training) names
-    its user, and 0 where there is none: Spark builds the same values."""
-    tables = random_tables(13)
-    logins = tables["logins"]
-    tables["logins"] = logins.assign(user_id=logins["user_id"].where(logins["account_id"] != "A0"))
-    tables["trainings"] = tables["trainings"].assign(
-        user_id=pd.Series(pd.NA, index=tables["trainings"].index, dtype="string")
-    )
-    data = write_tables(tmp_path / "data", tables, "parquet")
-    as_of = RANDOM_START + pd.Timedelta(days=400)
-    on_duckdb = build_features(load_dataset(data, data_end=RANDOM_DATA_END), [as_of], RANDOM_SETTINGS, 30)
-    assert on_duckdb["active_users_90d"].isna().any() and on_duckdb["trained_users_share"].isna().any()
-    spark_dataset = load_on_spark(spark, str(data), data_end=RANDOM_DATA_END)
-    register_tables(spark, spark_dataset)
-    on_spark = build_features(spark_dataset, [as_of], RANDOM_SETTINGS, 30, engine=SparkEngine(spark))
-    assert_same_table(on_spark, on_duckdb)
-
-
-def test_scoring_on_spark_from_a_uri_gives_the_duckdb_scores(world, spark):
+def test_scoring_on_spark_from_a_uri_gives_the_duckdb_scores_and_scorecards(world, spark, tmp_path):
     """Spark reads and validates the files from a file:// URI, builds the features (with the ended
-    accounts' last days: --include-churned) and scores them as the DuckDB path does."""
-    _, data, settings, dataset, _, result = world
+    accounts' last days: --include-churned) and scores them as the DuckDB path does. Segments on csm and a
+    team's own tier: Spark keeps them in its accounts, the rows its tasks score (mapInPandas) carry them, and
+    every account gets the scorecard, hence the scores, DuckDB gives it."""
+    _, data, settings, _, _, result, accounts = world
+    (tmp_path / "card.yaml").write_text(ATTRIBUTE_CARD)
+    settings = settings.model_copy(update={"healthscore": str(tmp_path / "card.yaml")})
+    dataset = load(data, settings)
     expected = score_date(dataset, SCORE_DATE, settings, result.model_uri, history=False, include_churned=True)
-    on_spark = load_on_spark(spark, data.as_uri())
+    spark_settings = settings.model_copy(update={"engine": "spark"})
+    on_spark = load(data.as_uri(), spark_settings)
     assert_same_report(on_spark.report, dataset.report)
     # Tiny Arrow batches: every task scores slices of the population, the percentiles still rank all of it.
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "7")
     try:
-        spark_settings = settings.model_copy(update={"engine": "spark"})
         got = score_date(on_spark, SCORE_DATE, spark_settings, result.model_uri, history=False, include_churned=True)
     finally:
         spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
     assert len(expected.scores) > 7
     assert (expected.scores["account_status"] == "churned").any()
-    assert_same_table(got.scores, expected.scores)
-
-
-def test_segment_rules_on_accounts_columns_pick_the_same_scorecards_on_spark(world, tmp_path):
-    """Segments on csm and a team's own tier: Spark keeps them in its accounts, the rows its tasks score
-    (mapInPandas) carry them, and every account gets the scorecard, hence the scores, DuckDB gives it."""
-    _, data, settings, _, _, result = world
-    shutil.copytree(data, tmp_path / "data")
-    accounts = with_tier(tmp_path / "data")
-    (tmp_path / "card.yaml").write_text(ATTRIBUTE_CARD)
-    settings = settings.model_copy(update={"healthscore": str(tmp_path / "card.yaml")})
-    expected = score_date(load(tmp_path / "data", settings), SCORE_DATE, settings, result.model_uri, history=False)
-    spark_settings = settings.model_copy(update={"engine": "spark"})
-    on_spark = load((tmp_path / "data").as_uri(), spark_settings)
-    got = score_date(on_spark, SCORE_DATE, spark_settings, result.model_uri, history=False)
     assert_same_table(got.scores, expected.scores)
     chosen = got.scores["health_scorecard"]
     assert chosen.tolist() == expected_scorecard(accounts)[got.scores["account_id"]].tolist()
