@@ -117,15 +117,27 @@ def test_run_says_when_it_scores_with_a_model_it_did_not_promote(tmp_path: Path,
     assert {"7", "42"} <= seeds
 
 
-def test_run_warns_when_it_scores_with_a_first_model_no_better_than_chance(tmp_path: Path, capsys) -> None:
-    """On a book where nothing observable drives churn, the first model stays @challenger (no champion);
-    `churn run` still scores with it, and must warn that its probabilities tell no one apart."""
+def _no_signal_world(tmp_path: Path) -> tuple[Path, Path]:
+    """Generated data that carry no churn signal, and a quick model configuration over a workdir of its own."""
     from pipeline.synthetic import generate
 
     data = tmp_path / "data"
     generate(data, n_accounts=200, seed=2, start="2023-01-01", years=2.5, world="no_signal")
     config = tmp_path / "run.yaml"
     config.write_text(f"workdir: {tmp_path / 'work'}\nmodel:\n  tune_trials: 0\n  n_estimators: 60\n")
+    return data, config
+
+
+def _aliases(workdir: Path) -> dict[str, int]:
+    """The registry's aliases, read from the store itself."""
+    with sqlite3.connect(workdir / "mlflow.db") as store:
+        return dict(store.execute("SELECT alias, version FROM registered_model_aliases"))
+
+
+def test_run_warns_when_it_scores_with_a_first_model_no_better_than_chance(tmp_path: Path, capsys) -> None:
+    """On a book where nothing observable drives churn, the first model stays @challenger (no champion);
+    `churn run` still scores with it, and must warn that its probabilities tell no one apart."""
+    data, config = _no_signal_world(tmp_path)
     code, text = run_cli(["run", "--data", str(data), "--out", str(tmp_path / "out"), "--config", str(config)], capsys)
     assert code == 0, text
     assert pd.read_parquet(tmp_path / "out" / "scores.parquet")["model_version"].eq("1").all()
@@ -135,8 +147,7 @@ def test_run_warns_when_it_scores_with_a_first_model_no_better_than_chance(tmp_p
         "scores instead; `churn score` has no champion until a model with signal is trained (or one is promoted "
         "with `churn train --promote`)"
     ) in text
-    with sqlite3.connect(tmp_path / "work" / "mlflow.db") as store:
-        aliases = dict(store.execute("SELECT alias, version FROM registered_model_aliases"))
+    aliases = _aliases(tmp_path / "work")
     assert aliases == {"challenger": 1}, aliases
 
 
@@ -144,12 +155,7 @@ def test_run_warns_when_a_model_no_better_than_chance_beats_a_champion_forced_at
     """A champion forced in at chance (`churn train --promote`) was replaced by any model of `churn run` that beat
     it, however near chance itself; such a model now stays @challenger, and the run's warning names the champion
     `churn score` keeps (it used to say there was none)."""
-    from pipeline.synthetic import generate
-
-    data = tmp_path / "data"
-    generate(data, n_accounts=200, seed=2, start="2023-01-01", years=2.5, world="no_signal")
-    config = tmp_path / "run.yaml"
-    config.write_text(f"workdir: {tmp_path / 'work'}\nmodel:\n  tune_trials: 0\n  n_estimators: 60\n")
+    data, config = _no_signal_world(tmp_path)
     code, text = run_cli(["train", "--data", str(data), "--config", str(config), "--promote", "--seed", "7"], capsys)
     assert code == 0 and "v1 becomes champion on request (--promote) although" in text, text
     args = ["run", "--data", str(data), "--out", str(tmp_path / "out"), "--config", str(config)]
@@ -161,8 +167,7 @@ def test_run_warns_when_a_model_no_better_than_chance_beats_a_champion_forced_at
         "better than chance: its churn probabilities and risk bands do not tell accounts apart, read the health "
         "scores instead; `churn score` keeps scoring with champion version 1"
     ) in text
-    with sqlite3.connect(tmp_path / "work" / "mlflow.db") as store:
-        aliases = dict(store.execute("SELECT alias, version FROM registered_model_aliases"))
+    aliases = _aliases(tmp_path / "work")
     assert aliases == {"challenger": 2, "champion": 1}, aliases
 
 
