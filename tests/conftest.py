@@ -136,10 +136,12 @@ def spark_runs() -> None:
 
 @pytest.fixture(scope="session")
 def spark(spark_runs):
-    """One local[2] Spark session for the whole test run (a JVM start costs 10-20 s)."""
+    """One local[2] Spark session for the whole test run (a JVM start costs 10-20 s). Its driver gets 2 GB: the
+    broadcast joins of ~40 tests' feature builds pile up in one JVM until their plans are collected, and with 1 GB
+    a late test in the group could fail with "Not enough memory to build and broadcast the table"."""
     from pipeline.spark import start_spark
 
-    conf = {"spark.sql.shuffle.partitions": "2", "spark.driver.memory": "1g", "spark.ui.showConsoleProgress": "false"}
+    conf = {"spark.sql.shuffle.partitions": "2", "spark.driver.memory": "2g", "spark.ui.showConsoleProgress": "false"}
     session = start_spark("local[2]", conf)
     yield session
     session.stop()
