@@ -9,10 +9,10 @@ name -> `<hash>`): such names stay distinct from each other and from ASCII ones,
 function of the name alone, are the same in every run. ASCII names keep the keys they always had.
 
 Per-feature columns `usage_<key>_per_seat_30d` cover the most used features (by events before the
-latest as_of of the build) and the configured tracked ones; at scoring, exactly the model's own (its
-`FeatureSet`), whatever the scoring date ranks first. Events are matched on that key, computed in
-SQL for ASCII names and, for the others, in Python and matched by the md5 of the name, so no feature
-name from the data is ever written into a statement.
+latest as_of of the build) and the configured tracked ones the events name by then; at scoring,
+exactly the model's own (its `FeatureSet`), whatever the scoring date ranks first. Events are matched on
+that key, computed in SQL for ASCII names and, for the others, in Python and matched by the md5 of the
+name, so no feature name from the data is ever written into a statement.
 
 One scan rolls the events up to (account, day) -- not (account, feature, day), which has ~5 times
 the groups and, with what was derived from it, took ~60 % of the build on 78M events. A small
@@ -195,6 +195,10 @@ def _per_feature_spec(name: str) -> FeatureSpec | None:
         f"{{value:.1f}} uses of {feature} per seat in the last 30 days",
         unseated=f"{{value:.0f}} uses of {feature} in the last 30 days",
         window=PER_FEATURE_DAYS,  # its words say how much of it the data holds, as every window's do
+        unbuilt_reason=(
+            f"no usage event names '{match.group(1)}' before the snapshot date, or it is neither tracked nor among "
+            "the top_features"
+        ),
     )
 
 
@@ -356,7 +360,11 @@ def product_names(engine: Engine, ctx: FamilyContext, columns: Iterable[str]) ->
 
 def _usage_keys(engine: Engine, ctx: FamilyContext) -> list[str]:
     """The keys of the per-feature columns: a model's own (its feature set), else the `top_features`
-    most used features (by events before the latest as_of), then the tracked ones."""
+    most used features (by events before the latest as_of), then the tracked ones the events name by then.
+
+    A tracked feature the data never names is absent, not zero: its column of zeros read as "not used" by
+    every account, and a scorecard metric on it (the regulated segment's compliance feature) cost its
+    accounts points for what is missing data; absent, the metric is dropped like any absent source's."""
     if ctx.usage_keys is not None:
         unsafe = [key for key in ctx.usage_keys if not SAFE_KEY.fullmatch(key)]
         if unsafe:  # keys become SQL literals: only the form feature_key() produces is accepted
@@ -365,7 +373,7 @@ def _usage_keys(engine: Engine, ctx: FamilyContext) -> list[str]:
     settings = ctx.settings
     totals = dict(engine.rows(f"SELECT key, sum(events_before) FROM {KEYS} GROUP BY key HAVING sum(events_before) > 0"))
     ranked = sorted(totals, key=lambda key: (-totals[key], key))[: settings.top_features]
-    return ranked + [key for key in map(feature_key, settings.tracked_features) if key not in ranked]
+    return ranked + [key for key in map(feature_key, settings.tracked_features) if key in totals and key not in ranked]
 
 
 @dataclass(frozen=True)
