@@ -91,6 +91,17 @@ def test_a_tracked_feature_the_events_never_name_is_absent_and_its_metric_droppe
     assert named["usage_compliance_audit_per_seat_30d"].tolist() == [pytest.approx(0.1)]  # named: scored as before
 
 
+def test_a_date_no_account_is_active_on_has_the_columns_of_the_other_dates():
+    """The first day of a history (terms starting on it are not active yet) ranked the product features on the
+    events before it, none: its empty table lacked the per-feature columns every later date's table has."""
+    dataset = make_dataset(usage_events=EVENTS)
+    first_day = build_features(dataset, ["2024-01-01"], FeatureSettings(top_features=2), 30)
+    later = build_features(dataset, [AS_OF], FeatureSettings(top_features=2), 30)
+    assert first_day.empty and len(later) == 1
+    assert list(first_day.columns) == list(later.columns)
+    assert "usage_reports_per_seat_30d" in first_day.columns
+
+
 def test_distinct_product_features_stay_distinct_whatever_their_script():
     events = pd.DataFrame(
         [("A", "2024-03-20 10:00", name) for name, count in NAMES.items() for _ in range(count)],

@@ -9,7 +9,8 @@ name -> `<hash>`): such names stay distinct from each other and from ASCII ones,
 function of the name alone, are the same in every run. ASCII names keep the keys they always had.
 
 Per-feature columns `usage_<key>_per_seat_30d` cover the most used features (by events before the
-latest as_of of the build) and the configured tracked ones the events name by then; at scoring,
+latest as_of of the build; by every event when no account is active on its dates) and the configured
+tracked ones the events name by then; at scoring,
 exactly the model's own (its `FeatureSet`), whatever the scoring date ranks first. Events are matched on
 that key, computed in SQL for ASCII names and, for the others, in Python and matched by the md5 of the
 name, so no feature name from the data is ever written into a statement.
@@ -42,6 +43,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from features.errors import DataContractError, named
 from features.families.base import Declarations, FamilyContext, family_table
@@ -52,6 +54,7 @@ from features.sql.engine import Engine
 from features.sql.timeline import (
     ASOF_TABLE,
     LANDED,
+    SNAPSHOTS,
     WINDOW_MAP,
     as_double,
     count_where,
@@ -262,7 +265,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     # keys (scoring) there is nothing to rank, and leaving out the count leaves out the read of `ts`
     # (about half of the statement).
     ranked = ctx.usage_keys is None
-    events_before = count_where(f"ts < {d.timestamp(last_as_of)}") if ranked else "CAST(0 AS BIGINT)"
+    events_before = count_where(_ranked_events(engine, last_as_of)) if ranked else "CAST(0 AS BIGINT)"
     engine.materialize(NAMES, f"SELECT feature, {events_before} AS events_before FROM usage_events GROUP BY feature")
     keyed, others = _keyed_names(engine)
     engine.materialize(
@@ -356,6 +359,17 @@ def product_names(engine: Engine, ctx: FamilyContext, columns: Iterable[str]) ->
         names.setdefault(feature_key(name), name)
     said = {key: " ".join(_CONTROLS.sub(" ", names[key]).split()) for key in keys if key in names}
     return {key: name for key, name in said.items() if name and name != key}
+
+
+def _ranked_events(engine: Engine, last_as_of: datetime) -> str:
+    """The condition on usage events that count in the ranking of the per-feature columns: those before the
+    latest as_of, so that no row at or after a snapshot's date changes its table; every event where the build
+    has no snapshot (a date no account is active on). Ranked on the events before it, such a date (the first
+    day of the history) had no per-feature column, where the tables of the other dates had them: its table
+    has no row whose features later rows could change, so its columns are those of the whole data."""
+    if engine.rows(f"SELECT 1 FROM {SNAPSHOTS} LIMIT 1"):
+        return f"ts < {engine.dialect.timestamp(last_as_of)}"
+    return "ts IS NOT NULL"
 
 
 def _usage_keys(engine: Engine, ctx: FamilyContext) -> list[str]:
