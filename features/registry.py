@@ -35,8 +35,9 @@ class FeatureSpec:
     optional contract columns (`table.column`) the feature is computed from besides its source
     table's required ones: without them the feature is absent, which is how a scorecard tells an
     absent source from a misspelt name. `absent_reason` replaces "no <source> table in the data" for
-    inputs that do not come from a table (`features/judgement.py`). `actionable` says whether it is
-    behaviour a CSM can change (usage, logins, support, training, relationship, payments) or
+    inputs that do not come from a table (`features/judgement.py`); `unbuilt_reason` says why a feature of a
+    present source and columns is absent (a product feature the usage events never name). `actionable` says
+    whether it is behaviour a CSM can change (usage, logins, support, training, relationship, payments) or
     context (term length, tenure, renewals so far, days to renewal, segment): drivers a CSM is
     asked to act on are actionable ones only; context is stated beside them. `missing` says what a
     missing value means for the account ("fewer than 2 days with logins in the last 90 days"), and
@@ -67,6 +68,7 @@ class FeatureSpec:
     kind: Kind = "numeric"
     requires: tuple[str, ...] = ()
     absent_reason: str | None = None
+    unbuilt_reason: str | None = None
     actionable: bool = True
     missing: str | None = None
     never: str | None = None
@@ -174,7 +176,7 @@ def absence_reason(name: str, present_sources: Collection[str], present: Collect
     if found.requires and not served:
         verb = "is" if len(found.requires) == 1 else "are"
         return f"{' and '.join(found.requires)} {verb} not in the data"
-    return "not built from this data (see features.windows, top_features and tracked_features)"
+    return found.unbuilt_reason or "not built from this data (see features.windows, top_features and tracked_features)"
 
 
 def is_actionable(name: str) -> bool:

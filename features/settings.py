@@ -79,7 +79,7 @@ class FeatureSettings(SettingsSection):
     top_features: int = Field(8, ge=0, le=200, description="Per-feature usage columns for the N most used features.")
     tracked_features: list[str] = Field(
         default_factory=lambda: ["compliance_audit"],
-        description="Features that always get their own usage columns (e.g. a compliance feature).",
+        description="Features that get their own usage columns whenever the events name them (a compliance feature).",
     )
     new_customer_days: int = Field(120, ge=0, le=MAX_DAYS)
     onboarding_days: int = Field(60, ge=0, le=MAX_DAYS)

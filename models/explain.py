@@ -26,6 +26,7 @@ import pandas as pd
 
 from features.errors import counted
 from features.families.account import RENEWALS
+from features.families.base import window_family
 from features.progress import ProgressCallback, report
 from features.registry import (
     SEATS,
@@ -313,9 +314,12 @@ def top_drivers(contributions: pd.DataFrame, X: pd.DataFrame, n: int = 3) -> pd.
 
     Only positive contributions count (a row whose model output no feature raises gets "").
     Each driver is rendered by `features.registry.describe` with the feature's value and the
-    companion columns its template cites; two features in the same words (both login gaps of an
-    account with fewer than 2 login days) are said once, and the next-ranked features take the freed
-    place, so a row shows `n` drivers wherever `n` features in distinct words raise its risk.
+    companion columns its template cites. Each fact is said once: two features in the same words (both
+    login gaps of an account with fewer than 2 login days) once, and the windows of one metric
+    (`events_per_seat_7d`, `_30d`, `_90d`: "no product events in the last 7 days; ... 30 days; ... 90
+    days") once, in the words of the window that raises the risk most, or, where several of its windows
+    are zero, of the longest of those (none in 90 days says none in 7). The next-ranked features take
+    the freed places, so a row shows `n` drivers wherever `n` distinct facts raise its risk.
     """
     if not contributions.index.equals(X.index):
         raise ModelError("top_drivers needs the contributions and the feature table on the same rows (index).")
@@ -324,7 +328,8 @@ def top_drivers(contributions: pd.DataFrame, X: pd.DataFrame, n: int = 3) -> pd.
     names = list(contributions.columns)
     check_required_features(X, names, "the feature table for top drivers")
     values = contributions.to_numpy(dtype=np.float64)
-    said: list[dict[str, None]] = [{} for _ in range(len(values))]
+    families = [window_family(name) for name in names]
+    said: list[dict[str, _Driver]] = [{} for _ in range(len(values))]
     # rank `n` features per row; rows short of `n` distinct drivers rank further, until every ranked one is said
     rows, ranked, k = np.arange(len(values)), 0, min(n, len(names))
     while len(rows):
@@ -335,14 +340,69 @@ def top_drivers(contributions: pd.DataFrame, X: pd.DataFrame, n: int = 3) -> pd.
         for column in np.unique(top[positive]):
             at, slots = np.nonzero((top == column) & positive)
             words[at, slots] = _render(names[column], X, rows[at])
-        for row, row_words in zip(rows.tolist(), words.tolist(), strict=True):
-            said[row].update(dict.fromkeys(filter(None, row_words)))
+        for row, row_top, row_words in zip(rows.tolist(), top.tolist(), words.tolist(), strict=True):
+            for column, text in zip(row_top, row_words, strict=True):
+                if text:
+                    _say(said[row], text, column, families[column])
         short = n - np.fromiter((len(said[row]) for row in rows.tolist()), dtype=np.intp, count=len(rows))
         more = (short > 0) & positive[:, -1]  # the last ranked feature still raised the risk: the next may too
         ranked, k = k, min(len(names), k + int(short[more].max(initial=0)))
         rows = rows[more] if k > ranked else rows[:0]
-    texts = [DRIVER_SEPARATOR.join(islice(drivers, n)) for drivers in said]  # a refill may rank past a row's `n`
+    _longest_zero_windows(said, names, families, values, X)
+    # a refill may rank past a row's `n`
+    texts = [DRIVER_SEPARATOR.join(said.words for said in islice(drivers.values(), n)) for drivers in said]
     return pd.Series(texts, index=contributions.index, dtype=str, name=TOP_DRIVERS)
+
+
+@dataclass(frozen=True)
+class _Driver:
+    """A driver of a row as said: its words and the feature (column) they say."""
+
+    words: str
+    column: int
+
+
+def _say(drivers: dict[str, _Driver], words: str, column: int, family: tuple[str, int] | None) -> None:
+    """Add a ranked driver to a row's `drivers` (by fact, in rank order) unless its fact is said already: the
+    same words, or another window of its metric (keyed by the metric's pattern)."""
+    if any(said.words == words for said in drivers.values()):
+        return
+    drivers.setdefault(words if family is None else family[0], _Driver(words, column))
+
+
+def _longest_zero_windows(
+    said: list[dict[str, _Driver]],
+    names: list[str],
+    families: list[tuple[str, int] | None],
+    values: np.ndarray,
+    X: pd.DataFrame,
+) -> None:
+    """Where a metric is said by a window whose value is zero, say it by the longest of its windows that is zero
+    and raises the risk too: "no product events in the last 90 days" says the 7 days' none, not the reverse."""
+    windows: dict[str, list[tuple[int, int]]] = {}
+    for column, family in enumerate(families):
+        if family is not None:
+            windows.setdefault(family[0], []).append((family[1], column))
+    zero = {
+        column: pd.to_numeric(X[names[column]], errors="coerce").to_numpy() == 0
+        for listed in windows.values()
+        if len(listed) > 1
+        for _, column in listed
+    }
+    wanted: dict[int, list[tuple[int, str]]] = {}  # column -> the (row, metric) to say by it
+    for row, drivers in enumerate(said):
+        for pattern, driver in drivers.items():
+            if driver.column not in zero or not zero[driver.column][row]:
+                continue
+            longest = max(
+                (window, column) for window, column in windows[pattern] if zero[column][row] and values[row, column] > 0
+            )
+            if longest[1] != driver.column:
+                wanted.setdefault(longest[1], []).append((row, pattern))
+    for column, places in wanted.items():
+        words = _render(names[column], X, np.array([row for row, _ in places]))
+        for (row, pattern), text in zip(places, words, strict=True):
+            said[row][pattern] = _Driver(text, column)  # the metric keeps the place it ranked at
 
 
 def _largest_columns(values: np.ndarray, k: int, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:

@@ -34,10 +34,21 @@ from models.scores import (
     ml_column,
 )
 from pipeline.loading import Dataset
+from pipeline.validation import ValidationReport
 
 
 def _date(ts: pd.Timestamp | None) -> str:
     return ts.date().isoformat() if ts is not None else "-"
+
+
+def data_end_said(report: ValidationReport) -> str:
+    """The data end and where it comes from, as every command prints it: the latest event to the second (a data
+    end inside a day says where in the day the data stops; an export's microseconds say nothing), a `--data-end`
+    day as the day whose rows are kept."""
+    end, source = report.data_end, report.data_end_source
+    if source != "latest event" and end == end.normalize():
+        return f"{end.date().isoformat()} ({source}: its events included)"
+    return f"{end.isoformat(sep=' ', timespec='seconds')} ({source})"
 
 
 def empty_tables_warning(dataset: Dataset) -> str | None:
@@ -87,7 +98,7 @@ def print_report(dataset: Dataset, console: Console) -> None:
         console.print(f"Absent event tables (their features are left out): {', '.join(missing)}")
     print_warnings([*folder_columns_warnings(dataset), *filter(None, [empty_tables_warning(dataset)])], console)
     console.print(
-        f"Data end {_date(report.data_end)} ({report.data_end_source}); {counted(report.accounts, 'account')}, "
+        f"Data end {data_end_said(report)}; {counted(report.accounts, 'account')}, "
         f"{counted(report.terms, 'term')}: "
         f"{report.renewals:,} renewed, {report.churns:,} churned, {report.censored:,} censored "
         f"(grace {counted(report.grace_days, 'day')})."

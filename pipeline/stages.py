@@ -24,6 +24,7 @@ from pipeline.champion import ChampionLoad, champion_uri, check_tracking_server,
 from pipeline.commit import ScoreOutputs, check_workdir, commit_scoring, recover
 from pipeline.config import Settings
 from pipeline.console import (
+    data_end_said,
     empty_tables_warning,
     print_comparison,
     print_explanation,
@@ -134,11 +135,7 @@ def load(
         for warning in report.exclusions:
             log.warning("%s", warning)
     if console is not None:
-        said = report.data_end.isoformat(sep=" ", timespec="seconds")  # an export's microseconds say nothing
-        source = report.data_end_source
-        if source != "latest event" and report.data_end == report.data_end.normalize():  # a day: its rows are kept
-            said, source = report.data_end.date().isoformat(), f"{source}: its events included"
-        console.print(f"Data end {said} ({source}).", highlight=False)
+        console.print(f"Data end {data_end_said(report)}.", highlight=False)
         if recent:
             console.print(recent, markup=False, highlight=False)
         print_warnings([*map(str, report.exclusions), *filter(None, [empty_tables_warning(dataset)])], console)

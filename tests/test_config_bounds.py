@@ -22,6 +22,10 @@ SECRET = "s3cr3t-t0ken"
         ({"features": {"top_features": -1}}, "features.top_features: Input should be greater than or equal to 0"),
         ({"features": {"windows": [7, 99_999]}}, "features.windows: windows must be a non-empty list"),
         ({"features": {"tracked_features": [" "]}}, "features.tracked_features: names must not be empty"),
+        # the snapshot step is the cadence, a closed vocabulary: no number of days, zero or negative, is one
+        ({"features": {"cadence": 0}}, "features.cadence: Input should be 'monthly' or 'weekly'"),
+        ({"features": {"cadence": -7}}, "features.cadence: Input should be 'monthly' or 'weekly'"),
+        ({"features": {"step": -1}}, "features.step: unknown key 'step'"),
         ({"lifecycle": {"expand_utilisation": float("nan")}}, "lifecycle.expand_utilisation: Input should be a finite"),
         ({"scoring": {"drift_psi_threshold": float("inf")}}, "scoring.drift_psi_threshold: Input should be a finite"),
         ({"scoring": {"alerts": {"probability_level": 1.5}}}, "scoring.alerts.probability_level: Input should be less"),

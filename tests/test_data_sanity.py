@@ -64,7 +64,7 @@ def test_validate_and_features_say_which_data_end_they_use_and_what_they_left_ou
 ) -> None:
     data = write_tables(tmp_path / "d", _with_login(tiny_tables(), "B", "2300-01-01"))
     code, message = run_cli(["validate", "--data", str(data)], capsys)
-    assert code == 0 and "Data end 2024-06-30 (latest event)" in message
+    assert code == 0 and "Data end 2024-06-30 00:00:00 (latest event)" in message  # as every command says it
     assert "logins.ts: 1 row dated after the run's clock plus a day" in message and "excluded:" in message
     assert "1 kind of suspicious rows (excluded or kept, as stated):" in message
     code, message = run_cli(
@@ -76,10 +76,13 @@ def test_validate_and_features_say_which_data_end_they_use_and_what_they_left_ou
 
 
 def test_the_data_end_is_said_to_the_second(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """An export's fractional seconds read "Data end 2025-02-28 01:00:00.410099 (latest event)"."""
+    """An export's fractional seconds read "Data end 2025-02-28 01:00:00.410099 (latest event)"; `churn validate`
+    said the day alone ("Data end 2024-07-01"), as if the day's later events were in the data."""
     data = write_tables(tmp_path / "d", _with_login(tiny_tables(), "B", "2024-07-01T10:30:15.410099"))
     code, message = run_cli(["features", "--data", str(data), "--out", str(tmp_path / "f.parquet")], capsys)
     assert code == 0 and "Data end 2024-07-01 10:30:15 (latest event)" in message, message
+    code, message = run_cli(["validate", "--data", str(data)], capsys)
+    assert code == 0 and "Data end 2024-07-01 10:30:15 (latest event);" in message, message
 
 
 def test_a_data_end_given_as_a_day_is_said_as_that_day(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -89,6 +92,8 @@ def test_a_data_end_given_as_a_day_is_said_as_that_day(tmp_path: Path, capsys: p
     args = ["features", "--data", str(data), "--out", str(tmp_path / "f.parquet"), "--data-end", "2024-05-31"]
     code, message = run_cli(args, capsys)
     assert code == 0 and "Data end 2024-05-31 (--data-end: its events included)." in message, message
+    code, message = run_cli(["validate", "--data", str(data), "--data-end", "2024-05-31"], capsys)
+    assert code == 0 and "Data end 2024-05-31 (--data-end: its events included);" in message, message
 
 
 def test_rows_of_unknown_accounts_are_excluded_everywhere_and_counted() -> None:

@@ -11,6 +11,7 @@ from feature_data import random_tables
 
 from features.build import build_features
 from features.errors import ChurnError, DataContractError
+from features.families.base import window_family
 from features.registry import all_specs, category_map, data_days_column, describe, template_fields
 from features.settings import FeatureSettings
 from models.explain import _largest_columns, explain, top_drivers
@@ -255,6 +256,41 @@ def test_a_driver_said_once_leaves_its_place_to_the_next_ranked_one():
     assert many.tolist() == top_drivers(contributions, X).tolist() * 50
 
 
+def test_the_windows_of_one_metric_are_one_fact_said_once_and_the_next_drivers_refill():
+    """An account without product use raised its risk through all three windows of one metric, and its top
+    drivers said "no product events in the last 7 days; ... 30 days; ... 90 days": one fact three times, and
+    nothing else. The metric is said once (none over the longest window where several are zero; otherwise
+    the window that raises the risk most) and the next-ranked facts take the freed places."""
+    windows = ["events_per_seat_7d", "events_per_seat_30d", "events_per_seat_90d"]
+    X = pd.DataFrame(
+        {
+            **dict(zip(windows, [[0.0, 0.1], [0.0, 0.5], [0.0, 2.0]], strict=True)),
+            "tickets_90d": [4.0, 4.0],
+            "days_since_last_login": [12.0, 12.0],
+            "seats": [10.0, 10.0],
+        }
+    )
+    contributions = pd.DataFrame(
+        {
+            **dict(zip(windows, [[0.5, 0.5], [0.4, 0.4], [0.3, 0.3]], strict=True)),
+            "tickets_90d": [0.2, 0.2],
+            "days_since_last_login": [0.1, 0.1],
+            "seats": [-0.1, -0.1],
+        }
+    )
+    said = [{name: describe(name, X.loc[row, name], X.loc[row].to_dict()) for name in X.columns} for row in (0, 1)]
+    assert said[0]["events_per_seat_7d"] == "no product events in the last 7 days"
+
+    assert top_drivers(contributions, X, n=3).tolist() == [
+        f"{said[0]['events_per_seat_90d']}; {said[0]['tickets_90d']}; {said[0]['days_since_last_login']}",
+        f"{said[1]['events_per_seat_7d']}; {said[1]['tickets_90d']}; {said[1]['days_since_last_login']}",
+    ]
+    assert top_drivers(contributions, X, n=1).tolist() == [
+        said[0]["events_per_seat_90d"],
+        said[1]["events_per_seat_7d"],
+    ]
+
+
 def test_a_per_seat_driver_of_an_account_without_a_seat_count_says_the_account_s_own_count():
     """Per-seat features divide by 1 where the seats are unknown: "12.0 logins per seat" and "1200% of seats
     active" were said of accounts whose data has no seat count (no `subscriptions.seats`, or none for them)."""
@@ -346,7 +382,11 @@ def test_a_missing_value_or_an_event_that_never_happened_is_said_as_what_it_mean
     drivers = top_drivers(contributions, row, n=len(actionable)).iloc[0].split("; ")
 
     said = {describe(name, row.loc[0, name], row.loc[0].to_dict()) for name in actionable}
-    assert len(drivers) == len(said) and set(drivers) == said  # every feature in words, the same words once
+    # every feature in words, each fact once: the same words, and the windows of one metric (by its longest: none)
+    facts = {family[0] if (family := window_family(name)) else describe(name, row.loc[0, name], row.loc[0].to_dict())
+             for name in actionable}  # fmt: skip
+    assert len(drivers) == len(facts) and set(drivers) <= said
+    assert "no logins in the last 90 days" in drivers and "no logins in the last 30 days" not in drivers
     assert not [d for d in drivers if "no data" in d or "not recorded" in d]
     for words in (
         "no login recorded after the day it landed, 41 days ago", "logins on fewer than 2 days in the last 90 days",

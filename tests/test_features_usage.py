@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from feature_data import accounts_a_and_b, make_dataset, snapshot
+from feature_data import accounts, accounts_a_and_b, make_dataset, snapshot, subscriptions
 
 from features.build import build_features
 from features.errors import DataContractError
@@ -12,6 +12,8 @@ from features.feature_set import FeatureSet
 from features.registry import category_map, describe
 from features.settings import FeatureSettings
 from features.table import feature_columns, product_names
+from models.healthscore import score_health
+from pipeline.config import DEFAULTS_DIR, load_scorecard
 
 AS_OF = "2024-04-01"
 EVENTS = pd.DataFrame(
@@ -64,6 +66,42 @@ NAMES = {
 }  # fmt: skip
 
 
+def test_a_tracked_feature_the_events_never_name_is_absent_and_its_metric_dropped_not_scored_zero():
+    """A book whose usage events never name compliance_audit (before as_of) got a column of zeros, which the
+    regulated scorecard scored as "not used": its accounts lost ~4-8 health points for missing data. The
+    column is absent now, so the metric is dropped with one note, like any absent source's."""
+    regulated = pd.concat([accounts(), accounts(account_id="B", regulated=True)], ignore_index=True)
+    terms = pd.concat([subscriptions(), subscriptions(account="B")], ignore_index=True)
+    events = EVENTS[EVENTS["feature"] != "Compliance Audit"]
+    events = pd.concat([events, events.assign(account_id="B")])
+    at_as_of = pd.DataFrame([("B", "2024-04-01 00:00", "compliance_audit", 1.0)], columns=EVENTS.columns)
+    dataset = make_dataset(usage_events=pd.concat([events, at_as_of]), accounts_table=regulated,
+                           subscriptions_table=terms)  # fmt: skip
+    table = build_features(dataset, [AS_OF], FeatureSettings(), 30)
+    assert "usage_compliance_audit_per_seat_30d" not in table.columns
+    card = load_scorecard(DEFAULTS_DIR / "healthscore.yaml").adapt_to(table.columns)
+    assert (
+        "health scorecard 'laer': adoption metric 'usage_compliance_audit_per_seat_30d' dropped (no usage event "
+        "names 'compliance_audit' before the snapshot date, or it is neither tracked nor among the top_features)"
+    ) in card.notes
+    health = score_health(table, card.config).frame.set_index(table["account_id"])["health_score"]
+    assert health["B"] == pytest.approx(health["A"])  # the regulated twin scores as the other: no points lost
+
+    named = build_features(make_dataset(usage_events=EVENTS), [AS_OF], FeatureSettings(), 30)
+    assert named["usage_compliance_audit_per_seat_30d"].tolist() == [pytest.approx(0.1)]  # named: scored as before
+
+
+def test_a_date_no_account_is_active_on_has_the_columns_of_the_other_dates():
+    """The first day of a history (terms starting on it are not active yet) ranked the product features on the
+    events before it, none: its empty table lacked the per-feature columns every later date's table has."""
+    dataset = make_dataset(usage_events=EVENTS)
+    first_day = build_features(dataset, ["2024-01-01"], FeatureSettings(top_features=2), 30)
+    later = build_features(dataset, [AS_OF], FeatureSettings(top_features=2), 30)
+    assert first_day.empty and len(later) == 1
+    assert list(first_day.columns) == list(later.columns)
+    assert "usage_reports_per_seat_30d" in first_day.columns
+
+
 def test_distinct_product_features_stay_distinct_whatever_their_script():
     events = pd.DataFrame(
         [("A", "2024-03-20 10:00", name) for name, count in NAMES.items() for _ in range(count)],
@@ -73,9 +111,9 @@ def test_distinct_product_features_stay_distinct_whatever_their_script():
     per_feature = {
         name: row[name] for name in row.index if name.startswith("usage_") and name.endswith("_per_seat_30d")
     }
-    # 8 Japanese features, résumé, resume, export csv (and the tracked compliance_audit, unused)
+    # 8 Japanese features, résumé, resume, export csv (not the tracked compliance_audit: never named)
     assert row["feature_breadth_30d"] == 11
-    assert len(per_feature) == 12 and sum(per_feature.values()) == pytest.approx(sum(NAMES.values()) / 10)
+    assert len(per_feature) == 11 and sum(per_feature.values()) == pytest.approx(sum(NAMES.values()) / 10)
     assert per_feature["usage_export_csv_per_seat_30d"] == pytest.approx(0.3)  # ASCII keys as they always were
     assert per_feature["usage_resume_per_seat_30d"] == pytest.approx(0.1)
     assert per_feature["usage_resume_e9f7b5b696_per_seat_30d"] == pytest.approx(0.3)  # a readable slug + a hash

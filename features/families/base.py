@@ -119,6 +119,14 @@ def windows_of(names: Iterable[str]) -> tuple[int, ...]:
     return tuple(sorted(found))
 
 
+def window_family(name: str) -> tuple[str, int] | None:
+    """The per-window feature `name` is one window of, by its pattern (`events_per_seat_{W}d`), and that window;
+    None for a feature of no window."""
+    import features.families  # noqa: F401  (every family declares its per-window features on import)
+
+    return next(((feature.pattern, w) for feature in _WINDOWED if (w := feature.window(name)) is not None), None)
+
+
 class Declarations:
     """Declares one family's features in the registry: fixed names and per-window names."""
 

@@ -9,10 +9,11 @@ name -> `<hash>`): such names stay distinct from each other and from ASCII ones,
 function of the name alone, are the same in every run. ASCII names keep the keys they always had.
 
 Per-feature columns `usage_<key>_per_seat_30d` cover the most used features (by events before the
-latest as_of of the build) and the configured tracked ones; at scoring, exactly the model's own (its
-`FeatureSet`), whatever the scoring date ranks first. Events are matched on that key, computed in
-SQL for ASCII names and, for the others, in Python and matched by the md5 of the name, so no feature
-name from the data is ever written into a statement.
+latest as_of of the build; by every event when no account is active on its dates) and the configured
+tracked ones the events name by then; at scoring,
+exactly the model's own (its `FeatureSet`), whatever the scoring date ranks first. Events are matched on
+that key, computed in SQL for ASCII names and, for the others, in Python and matched by the md5 of the
+name, so no feature name from the data is ever written into a statement.
 
 One scan rolls the events up to (account, day) -- not (account, feature, day), which has ~5 times
 the groups and, with what was derived from it, took ~60 % of the build on 78M events. A small
@@ -42,6 +43,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from features.errors import DataContractError, named
 from features.families.base import Declarations, FamilyContext, family_table
@@ -52,6 +54,7 @@ from features.sql.engine import Engine
 from features.sql.timeline import (
     ASOF_TABLE,
     LANDED,
+    SNAPSHOTS,
     WINDOW_MAP,
     as_double,
     count_where,
@@ -195,6 +198,10 @@ def _per_feature_spec(name: str) -> FeatureSpec | None:
         f"{{value:.1f}} uses of {feature} per seat in the last 30 days",
         unseated=f"{{value:.0f}} uses of {feature} in the last 30 days",
         window=PER_FEATURE_DAYS,  # its words say how much of it the data holds, as every window's do
+        unbuilt_reason=(
+            f"no usage event names '{match.group(1)}' before the snapshot date, or it is neither tracked nor among "
+            "the top_features"
+        ),
     )
 
 
@@ -258,7 +265,7 @@ def build(engine: Engine, ctx: FamilyContext) -> list[str]:
     # keys (scoring) there is nothing to rank, and leaving out the count leaves out the read of `ts`
     # (about half of the statement).
     ranked = ctx.usage_keys is None
-    events_before = count_where(f"ts < {d.timestamp(last_as_of)}") if ranked else "CAST(0 AS BIGINT)"
+    events_before = count_where(_ranked_events(engine, last_as_of)) if ranked else "CAST(0 AS BIGINT)"
     engine.materialize(NAMES, f"SELECT feature, {events_before} AS events_before FROM usage_events GROUP BY feature")
     keyed, others = _keyed_names(engine)
     engine.materialize(
@@ -354,9 +361,24 @@ def product_names(engine: Engine, ctx: FamilyContext, columns: Iterable[str]) ->
     return {key: name for key, name in said.items() if name and name != key}
 
 
+def _ranked_events(engine: Engine, last_as_of: datetime) -> str:
+    """The condition on usage events that count in the ranking of the per-feature columns: those before the
+    latest as_of, so that no row at or after a snapshot's date changes its table; every event where the build
+    has no snapshot (a date no account is active on). Ranked on the events before it, such a date (the first
+    day of the history) had no per-feature column, where the tables of the other dates had them: its table
+    has no row whose features later rows could change, so its columns are those of the whole data."""
+    if engine.rows(f"SELECT 1 FROM {SNAPSHOTS} LIMIT 1"):
+        return f"ts < {engine.dialect.timestamp(last_as_of)}"
+    return "ts IS NOT NULL"
+
+
 def _usage_keys(engine: Engine, ctx: FamilyContext) -> list[str]:
     """The keys of the per-feature columns: a model's own (its feature set), else the `top_features`
-    most used features (by events before the latest as_of), then the tracked ones."""
+    most used features (by events before the latest as_of), then the tracked ones the events name by then.
+
+    A tracked feature the data never names is absent, not zero: its column of zeros read as "not used" by
+    every account, and a scorecard metric on it (the regulated segment's compliance feature) cost its
+    accounts points for what is missing data; absent, the metric is dropped like any absent source's."""
     if ctx.usage_keys is not None:
         unsafe = [key for key in ctx.usage_keys if not SAFE_KEY.fullmatch(key)]
         if unsafe:  # keys become SQL literals: only the form feature_key() produces is accepted
@@ -365,7 +387,7 @@ def _usage_keys(engine: Engine, ctx: FamilyContext) -> list[str]:
     settings = ctx.settings
     totals = dict(engine.rows(f"SELECT key, sum(events_before) FROM {KEYS} GROUP BY key HAVING sum(events_before) > 0"))
     ranked = sorted(totals, key=lambda key: (-totals[key], key))[: settings.top_features]
-    return ranked + [key for key in map(feature_key, settings.tracked_features) if key not in ranked]
+    return ranked + [key for key in map(feature_key, settings.tracked_features) if key in totals and key not in ranked]
 
 
 @dataclass(frozen=True)
