@@ -539,8 +539,10 @@ def _registry_version(uri: str) -> ModelVersion | None:
 
 # ---------------------------------------------------------------------- prepared-table models
 TABLE_MODEL_SUFFIX = "-table"
-SOURCE_TAG = "source"  # the training run's tag naming what it trained on ("prepared table X.csv", "feature table")
+SOURCE_TAG = "source"  # the training run's tag naming what it trained on ("prepared table X.csv", "data folder book")
 PREPARED_TABLE = "prepared table"
+FEATURE_TABLE = "feature table"
+DATA_FOLDER = "data folder"
 
 
 def table_model_name(settings: Settings) -> str:
