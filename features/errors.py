@@ -81,7 +81,8 @@ def config_error(
         if err["type"] == "extra_forbidden" and model is not None:
             close = difflib.get_close_matches(str(loc[-1]), _keys_at(model, loc[:-1]), n=1)
             message += f"; did you mean '{close[0]}'?" if close else ""
-        lines.append(f"  {where}: {message}")
+        # a check of the whole file names the keys it is about ("segment 'young': ..."): no place before it
+        lines.append(f"  {message}" if not path and err["type"] == "value_error" else f"  {where}: {message}")
     return ConfigError("\n".join(lines))
 
 

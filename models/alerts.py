@@ -27,7 +27,7 @@ from models.explain import renewal_words
 from models.healthscore import BAND_ORDER, shown_score
 from models.population import churned_mask
 from models.scores import HEALTH_BAND, MODEL_VERSION, RISK_BAND, SCORECARD_HASH, health_columns
-from models.scoring import risk_band
+from models.scoring import risk_band, shown_percent
 
 ALERT_COLUMNS: tuple[str, ...] = (
     ACCOUNT_ID,
@@ -86,11 +86,9 @@ def _text(frame: pd.DataFrame, column: str) -> pd.Series:
 
 
 def _percent(value: float) -> str:
-    """A probability in whole percents, a non-zero one under 0.5% as "under 1%" and one not quite 1 as "over
-    99%": "from 0% to 84%" read as an account that had no risk at all."""
-    if 0 < value < 0.005:
-        return "under 1%"
-    return "over 99%" if 0.995 <= value < 1 else f"{value:.0%}"
+    """A probability in whole percents, cut as the risk bands read it (`shown_percent`), a non-zero one under 1%
+    as "under 1%": "from 0% to 84%" read as an account that had no risk at all."""
+    return "under 1%" if 0 < value < 0.01 else shown_percent(value)
 
 
 def _drop_words(before: float, now: float) -> str:

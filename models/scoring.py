@@ -23,7 +23,7 @@ from features.registry import is_actionable
 from features.table import ACCOUNT_ID, AS_OF, TERM_END
 from models.categories import ml_categories
 from models.explain import Explanation, actionable_split, context_words, explain, top_drivers
-from models.healthscore import HealthScores, explain_health, score_health
+from models.healthscore import HealthScores, explain_health, score_health, shown_score
 from models.lifecycle import lifecycle_stage
 from models.population import days_to_term_end
 from models.risk_model import SOURCE_COLUMNS, ChurnRiskModel
@@ -105,6 +105,13 @@ def risk_band(
         is_high = _by_capacity(values, high_accounts, high_arr_share, arr, runs)
     bands = np.select([is_high, values >= medium], ["high", "medium"], default="low")
     return pd.Series(bands, index=probability.index, dtype=str, name=RISK_BAND).where(values.notna())
+
+
+def shown_percent(probability: float, decimals: int = 0) -> str:
+    """A probability in percents as a person reads it, cut (not rounded) to `decimals` as `shown_score` cuts a
+    health score: the risk bands are lower bounds, so 0.4996 is medium under a band from 0.5, and "50%" would
+    name a high risk."""
+    return f"{shown_score(float(probability) * 100, decimals):.{decimals}f}%"
 
 
 def _by_capacity(

@@ -303,6 +303,7 @@ def drift_warning(drifted: list[str], accounts: int, most: int = 8) -> str | Non
 
 def print_alerts(alerts: pd.DataFrame, console: Console, limit: int = 10) -> None:
     from models.healthscore import shown_score
+    from models.scoring import shown_percent
 
     if alerts.empty:
         console.print("[green]No alerts.[/green]")
@@ -323,7 +324,7 @@ def print_alerts(alerts: pd.DataFrame, console: Console, limit: int = 10) -> Non
         table.add_row(
             str(row.account_id),
             *exposure,
-            f"{row.churn_probability:.0%}",
+            shown_percent(row.churn_probability) if pd.notna(row.churn_probability) else "-",
             f"{shown_score(row.health_score):.0f} {row.health_band}" if pd.notna(row.health_score) else "-",
             str(row.reasons) + (f" (fell most: {row.fallen_categories})" if row.fallen_categories else ""),
             str(row.top_drivers),
@@ -381,6 +382,7 @@ def print_explanation(
     in onboarding", where "no data" would say the account lacks data it was never scored on. `overrides`: the
     override records in force (`in_force`), of which those `scores` names in `override_ids` are said."""
     from models.healthscore import shown_score
+    from models.scoring import shown_percent
 
     table = Table(title=f"Account {account_id} as of {when}", title_justify="left")
     for column in ("category", "rule score (0-100)", "ML contribution (log-odds)"):
@@ -398,7 +400,7 @@ def print_explanation(
     table.add_row(
         "[bold]overall[/bold]",
         f"{shown_score(scores[HEALTH_SCORE]):.0f} ({scores[HEALTH_BAND]})",
-        f"{scores[CHURN_PROBABILITY]:.0%} churn ({scores[RISK_BAND]} risk)",
+        f"{shown_percent(scores[CHURN_PROBABILITY])} churn ({scores[RISK_BAND]} risk)",
     )
     console.print(table)
     console.print(f"Rule view, points lost: {scores['health_drivers'] or 'none'}", markup=False, highlight=False)

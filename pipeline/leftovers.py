@@ -1,9 +1,11 @@
-"""What a failed command created, removed again: a command that fails leaves nothing behind.
+"""What a failed command created, removed again, and what it superseded, kept: a command that fails leaves
+nothing behind and takes nothing away.
 
 Writers note each file or folder they are about to create (`creating`): the caches a scoring run keeps in
 the working folder, the folders made for an output. `removed_if_failed` wraps a command (`churn`'s entry
 point) and, when it fails, removes what was noted and the folders made on the way to it that are left
-empty. What existed before the command is never noted, so never removed. Light on imports: the entry
+empty. What existed before the command is never noted, so never removed. A cache entry a newer one
+supersedes is removed only when the command succeeds (`remove_when_done`). Light on imports: the entry
 point loads it before any command.
 """
 
@@ -17,6 +19,9 @@ from pathlib import Path
 _created: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("churn_created", default=None)
 """The paths the running command created (with where creating each started), while `removed_if_failed` runs."""
 
+_superseded: ContextVar[list[Path] | None] = ContextVar("churn_superseded", default=None)
+"""The files the running command removes if it succeeds (`remove_when_done`), while `removed_if_failed` runs."""
+
 
 def creating(path: Path) -> Path:
     """Note that the running command is about to create `path` (a cache file, a folder), so that `removed_if_failed`
@@ -28,24 +33,52 @@ def creating(path: Path) -> Path:
     return path
 
 
+def remove_when_done(path: Path) -> None:
+    """Remove `path` (a cache entry a newer one supersedes, one unused for long) when the running command succeeds,
+    at once outside a command: a failed command leaves the caches as it found them, so the next run of an earlier
+    date still finds the entries a failed later one would have pruned."""
+    superseded = _superseded.get()
+    if superseded is None:
+        _unlink(path)
+    else:
+        superseded.append(path)
+
+
 @contextmanager
 def removed_if_failed() -> Iterator[None]:
     """Run a command: if it fails (an error, an interrupt, a non-zero exit), remove the files and folders it
     noted with `creating` and the folders made on the way to them that are left empty, so that a failed
-    command leaves nothing behind. A folder something else was written into meanwhile stays."""
+    command leaves nothing behind (a folder something else was written into meanwhile stays); if it succeeds,
+    remove what it superseded (`remove_when_done`)."""
     journal: list[tuple[Path, Path]] = []
-    token = _created.set(journal)
+    superseded: list[Path] = []
+    tokens = _created.set(journal), _superseded.set(superseded)
     try:
         yield
     except SystemExit as exc:
         if exc.code not in (0, None):
             _remove_created(journal)
+        else:
+            _remove_superseded(superseded)
         raise
     except BaseException:
         _remove_created(journal)
         raise
+    else:
+        _remove_superseded(superseded)
     finally:
-        _created.reset(token)
+        _created.reset(tokens[0])
+        _superseded.reset(tokens[1])
+
+
+def _remove_superseded(paths: list[Path]) -> None:
+    for path in paths:
+        _unlink(path)
+
+
+def _unlink(path: Path) -> None:
+    with suppress(FileNotFoundError):  # removed by a concurrent run
+        path.unlink()
 
 
 def _remove_created(journal: list[tuple[Path, Path]]) -> None:

@@ -40,8 +40,9 @@ from models.comparison import (
     rule_risk,
 )
 from models.evaluation import plot_calibration, plot_gains, plot_roc
-from models.healthscore import health_risk
+from models.healthscore import health_risk, shown_score
 from models.scores import CHURN_PROBABILITY, ML_PREFIX
+from models.scoring import shown_percent
 from models.weights import CATEGORY_TOTAL, SuggestedWeights
 from pipeline.io import atomic_path
 
@@ -545,8 +546,9 @@ def _disagreement_formats(rows: pd.DataFrame) -> dict[str, Callable[[object], st
         "as_of": lambda v: _e(pd.Timestamp(v).date()),
         "health_band": _band,
         "risk_band": _band,
-        "churn_probability": _pct,
-        "health_score": lambda v: _num(v, 1),
+        # cut, not rounded, to the precision shown: "50.0%" or "60.0" beside the band below it would contradict it
+        "churn_probability": lambda v: "–" if _missing(v) else shown_percent(v, 1),
+        "health_score": lambda v: "–" if _missing(v) else f"{shown_score(v, 1):.1f}",
         "label": lambda v: "churned" if v == 1 else "renewed",
         "arr": lambda v: "–" if _missing(v) else f"{v:,.0f}",
     }

@@ -413,13 +413,14 @@ def run_train(
     console: Console,
 ):
     from features.table import feature_columns, read_feature_table, recorded_values
+    from pipeline.tracking import FEATURE_TABLE
 
     preflight(settings)
     notes: list[str] = []
     dataset, cadence = None, None
     if features_file:
         table = read_feature_table(str(features_file))
-        source = f"feature table {Path(features_file).resolve()}"
+        source = f"{FEATURE_TABLE} {Path(features_file).resolve()}"
         settings = _as_built(settings, recorded_values(features_file), feature_columns(table), notes)
     else:
         dataset = load(data, settings, console)

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from features.contract import TABLES
 from features.sql.dialect import DUCKDB
 from pipeline.io import literal_glob, remove_stale_temporaries, temporary_sibling
-from pipeline.leftovers import creating
+from pipeline.leftovers import creating, remove_when_done
 
 log = logging.getLogger(__name__)
 
@@ -233,8 +233,8 @@ day), or of another data folder scored with the same workdir (it only recomputes
 
 def prune(folder: Path, entries: Iterable[Path]) -> None:
     """Keep `entries` (the run's, marked used now); remove the other entries of their input files
-    (earlier contents: never usable again), entries unused for `UNUSED_DAYS`, and temporaries of
-    writers that died."""
+    (earlier contents, or of an earlier start: superseded), entries unused for `UNUSED_DAYS` -- both once
+    the command succeeds (`remove_when_done`) -- and temporaries of writers that died."""
     current = {p.name for p in entries}
     files = {n.split("-")[0] for n in current}
     for name in current:
@@ -245,8 +245,7 @@ def prune(folder: Path, entries: Iterable[Path]) -> None:
         if entry.name.startswith("."):
             remove_stale_temporaries(folder / entry.name[1:].split(".churn-")[0])
         elif entry.name not in current and (entry.name.split("-")[0] in files or _modified(entry) < unused_since):
-            with suppress(FileNotFoundError):
-                entry.unlink()
+            remove_when_done(entry)  # once the command succeeds: a failed one leaves the cache as it was
 
 
 def _modified(entry: Path) -> float:

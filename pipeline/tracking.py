@@ -539,8 +539,10 @@ def _registry_version(uri: str) -> ModelVersion | None:
 
 # ---------------------------------------------------------------------- prepared-table models
 TABLE_MODEL_SUFFIX = "-table"
-SOURCE_TAG = "source"  # the training run's tag naming what it trained on ("prepared table X.csv", "feature table")
+SOURCE_TAG = "source"  # the training run's tag naming what it trained on ("prepared table X.csv", "data folder book")
 PREPARED_TABLE = "prepared table"
+FEATURE_TABLE = "feature table"
+DATA_FOLDER = "data folder"
 
 
 def table_model_name(settings: Settings) -> str:
@@ -729,7 +731,10 @@ def promote_if_better(
             reason = (
                 f"kept champion v{champion.version}: no fair comparison possible ({exc}); use --promote to override"
             )
-            return _record(settings, version, PromotionDecision(False, reason, challenger_auc, str(champion.version)))
+            learned, measured = _chance_test(evidence)
+            reason += "" if learned else _no_better_than_a_coin(measured)
+            decision = PromotionDecision(False, reason, challenger_auc, str(champion.version), at_chance=not learned)
+            return _record(settings, version, decision)
         gain = challenger_auc - champion_auc
         beats = gain > settings.model.promotion_min_gain
         verdict = "beats" if beats else "does not beat"
@@ -738,13 +743,16 @@ def promote_if_better(
             f"{champion_auc:.4f} ({signed(gain, '.4f')}, needed > {signed(settings.model.promotion_min_gain, '.4f')}) "
             f"{how} ({counted(compared, 'row')})"
         )
-        # a champion that ranks at chance (forced with --promote) is beaten by any other coin
-        learned, measured = _chance_test(evidence) if beats else (True, "")
-        if not learned:
+        # a champion that ranks at chance (forced with --promote) is beaten by any other coin; one that loses is
+        # still scored by `churn run`, and its user is told that it ranks no better than a coin either way
+        learned, measured = _chance_test(evidence)
+        if not learned and beats:
             reason += (
                 f"; but it is not made champion: its ranking is not credibly better than chance ({measured}; "
                 f"{_CHANCE_RULE}), so it stays @challenger. {_CHANCE_ADVICE}"
             )
+        elif not learned:
+            reason += _no_better_than_a_coin(measured)
         decision = PromotionDecision(
             beats and learned,
             reason,
@@ -761,6 +769,14 @@ _CHANCE_RULE = f"a champion needs both above {CHANCE_AUC}, the cross-fitted one 
 _CHANCE_ADVICE = (
     "Train on more history or on data that carries churn signal, or pass --promote to make it champion anyway"
 )
+
+
+def _no_better_than_a_coin(measured: str) -> str:
+    """What a challenger kept as @challenger is told when it ranks at chance too: `churn run` scores with it."""
+    return (
+        f"; and its ranking is not credibly better than chance ({measured}): its probabilities tell accounts apart "
+        "no better than a coin"
+    )
 
 
 def _chance_test(evidence: ValidationEvidence) -> tuple[bool, str]:

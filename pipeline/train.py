@@ -151,7 +151,7 @@ def train_model(
     folds = rolling_origin_folds(
         table.loc[split.train_index], n_folds=settings.model.cv_folds, grace_days=settings.data.grace_days
     )
-    source = "feature table"
+    source = run_source(data_source, from_folder=accounts is not None)
     evaluated = fit_and_evaluate(
         table, split, folds, settings, grace_days=settings.data.grace_days, rule_risk=rule_risk, scorecard=scorecard,
         progress=progress, source=source, notes=list(notes), feature_values=settings.feature_values(),
@@ -165,6 +165,17 @@ def train_model(
         evaluated, split, folds, settings, config_files=config_files, promote=promote, progress=progress,
         source=source, trained_on=trained_on,
     )  # fmt: skip
+
+
+def run_source(data_source: str | None, *, from_folder: bool) -> str:
+    """What a training run is named and tagged by: the data folder's or the feature table file's name ("data folder
+    book", "feature table features.parquet"), as a prepared table's run names its file; the model's `TrainedOn`
+    keeps the whole path."""
+    if data_source is None:
+        return tracking.FEATURE_TABLE
+    if from_folder:
+        return f"{tracking.DATA_FOLDER} {Path(data_source).name}"
+    return f"{tracking.FEATURE_TABLE} {Path(data_source.removeprefix(tracking.FEATURE_TABLE).strip()).name}"
 
 
 def trained_on_record(table: pd.DataFrame, source: str, accounts: pd.DataFrame | None, seed: int) -> TrainedOn:

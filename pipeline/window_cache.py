@@ -11,8 +11,8 @@ wrote it, and by the start. A run whose read start is on or up to `REUSE_DAYS` a
 start attaches the entry read-only and reads its rows from the read start on where they are (no
 copy: the features scan DuckDB's compressed storage) instead of reading, checking and casting the
 file's; the other files are read as before and, when the run's checks pass, their entries are stored
-from the run's read start (replacing the file's older ones; a file without such rows gets an empty
-marker and is not read again). Entries
+from the run's read start (replacing the file's older ones once the command succeeds: a failed one
+leaves them; a file without such rows gets an empty marker and is not read again). Entries
 hold only rows that passed every check of a single row (a bad value is fatal: the run reading it
 fails, nothing is stored), so a run with entries reports exactly what one without would; what
 depends on other tables or the clock (unknown accounts, future-dated rows, rows before created_at)

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -329,6 +330,16 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     code = run_churn(args)
     captured = capsys.readouterr()
     return code, " ".join((captured.err + captured.out).split())
+
+
+def training_run_names(workdir: Path) -> list[str]:
+    """The names of the training runs in the MLflow store of `workdir`, oldest first, read from the store itself."""
+    with sqlite3.connect(workdir / "mlflow.db") as store:
+        query = (
+            "SELECT name FROM runs JOIN tags USING (run_uuid) WHERE tags.key = 'stage' AND tags.value = 'train' "
+            "ORDER BY start_time"
+        )
+        return [name for (name,) in store.execute(query)]
 
 
 def book_settings(book, name: str, **changes):

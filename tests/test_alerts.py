@@ -96,6 +96,16 @@ def test_crafted_history_gives_exactly_the_expected_alerts():
     assert (alerts["fallen_categories"] == "").all(), "these runs have no health_<category> columns"
 
 
+def test_a_probability_is_said_below_the_level_it_had_not_reached():
+    """0.4996 is under a 50% level: rounded, "rose above 50% (from 50% to 84%)" said it had already reached it.
+    Probabilities are cut to the whole percent, as the bands read them; one under 1% is "under 1%"."""
+    previous = _scores("2024-05-01", {"A": (80, "green", 0.4996, 300, 1_000), "B": (80, "green", 0.0099, 300, 1_000)})
+    current = _scores("2024-06-01", {"A": (80, "green", 0.84, 270, 1_000), "B": (80, "green", 0.996, 270, 1_000)})
+    reasons = score_alerts(current, previous, **_thresholds()).set_index("account_id")["reasons"]
+    assert reasons["A"] == "churn probability rose above 50% (from 49% to 84%)"
+    assert reasons["B"] == "churn probability rose above 50% (from under 1% to 99%)"
+
+
 def test_thresholds_come_from_settings():
     strict = AlertSettings(score_drop=2, probability_level=0.3, renewal_days=5)
     alerts = score_alerts(CURRENT, PREVIOUS, **_thresholds(strict)).set_index("account_id")["reasons"]

@@ -292,3 +292,31 @@ def test_a_health_score_is_said_in_the_band_it_is_in() -> None:
     console = Console(record=True, width=200)
     print_explanation("A1", date(2025, 12, 1), _overridden(health_score=59.797909, health_band="red"), [], console)
     assert "59 (red)" in console.export_text()
+
+
+def test_a_churn_probability_is_said_in_the_risk_band_it_is_in() -> None:
+    """A probability of 0.4996 is medium when high starts at 0.5: the alerts table read "50%" and `churn explain`
+    "50% churn (medium risk)", a number in one band said with another's name. Probabilities are cut to the
+    whole percent, as health scores are to the whole point."""
+    from pipeline.console import print_alerts, print_explanation
+
+    alerts = pd.DataFrame(
+        {
+            "account_id": ["A1"],
+            "arr_at_risk": [1000.0],
+            "churn_probability": [0.4996],
+            "health_score": [55.0],
+            "health_band": ["red"],
+            "reasons": ["health band worsened from yellow to red"],
+            "fallen_categories": [""],
+            "top_drivers": [""],
+        }
+    )
+    console = Console(record=True, width=200)
+    print_alerts(alerts, console)
+    (row,) = [line.split("│") for line in _lines(console) if "│ A1" in line]
+    assert row[3].strip() == "49%"
+
+    console = Console(record=True, width=200)
+    print_explanation("A1", date(2025, 12, 1), _overridden(churn_probability=0.4996, risk_band="medium"), [], console)
+    assert "49% churn (medium risk)" in console.export_text()

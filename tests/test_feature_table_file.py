@@ -12,7 +12,7 @@ import yaml
 from features.table import read_feature_table, recorded_values
 from pipeline.config import load_settings
 from pipeline.tracking import load_model
-from tests.helpers import run_churn, run_cli
+from tests.helpers import run_churn, run_cli, training_run_names
 
 BUILT_WITH = {"features.new_customer_days": 400, "features.onboarding_days": 10, "data.grace_days": 20}
 
@@ -51,6 +51,7 @@ def test_a_model_trained_on_the_file_records_the_file_s_values_and_says_they_dif
     settings = load_settings(config)
     model = load_model(f"models:/{settings.model.name}@champion", settings)
     assert model.feature_set_.values == BUILT_WITH
+    assert training_run_names(tmp_path / "work") == ["train feature table features.parquet"]
 
 
 def test_a_file_written_by_another_tool_trains_with_the_configuration_s_values_and_says_so(

@@ -12,7 +12,7 @@ import pytest
 
 from features.registry import category_map
 from pipeline.synthetic import generate
-from tests.helpers import end_to_end, run_cli
+from tests.helpers import end_to_end, run_cli, training_run_names
 
 pytestmark = pytest.mark.slow
 NEW_CATEGORIES = ("financial", "relationship", "voice")
@@ -68,6 +68,8 @@ def test_a_dataset_with_invoices_as_its_only_event_table_trains_and_scores(data:
     assert code == 0 and "invoices" in validated
     assert "Absent event tables (their features are left out): usage_events, logins" in validated
     assert run_cli(["train", "--data", str(only), "--promote", *config], capsys)[0] == 0
+    # named by its data folder (it was "train feature table", the name of `--features` training)
+    assert training_run_names(tmp_path / "work") == ["train data folder only_invoices"]
     out = tmp_path / "scores.parquet"
     assert run_cli(["score", "--data", str(only), "--as-of", "2024-09-01", "--out", str(out), *config], capsys)[0] == 0
     scores = pd.read_parquet(out)

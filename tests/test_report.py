@@ -326,6 +326,21 @@ def test_a_disagreement_heading_counts_the_snapshots_of_its_cell_and_the_account
     assert counts.loc["red", "low"] > (found["kind"] == "red_but_low_ml_risk").sum(), "the fixture shows the case"
 
 
+def test_a_disagreement_says_each_probability_and_score_in_the_band_it_is_in(inputs):
+    """A probability of 0.49996 is medium (high from 0.5) and a health score of 59.96 red (yellow from 60): the
+    disagreement table said them rounded, "50.0%" beside "medium" and "60.0" beside "red"."""
+    frame, comparison, _ = inputs
+    found = comparison.agreement.disagreements
+    row = found.index[found["kind"] == "red_but_low_ml_risk"][0]
+    edited = found.copy()
+    edited.loc[row, ["churn_probability", "risk_band"]] = [0.49996, "medium"]
+    edited.loc[row, ["health_score", "health_band"]] = [59.96, "red"]
+    agreement = replace(comparison.agreement, disagreements=edited)
+    text = render_report(frame, replace(comparison, agreement=agreement), None, ReportContext("t"))
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", text.split("Top disagreements: rule says red")[1].split("</table>")[0])
+    assert "49.9%" in cells and "59.9" in cells and "50.0%" not in cells and "60.0" not in cells
+
+
 def _drawn(figure):
     figure.canvas.draw()
     return figure.canvas.get_renderer()

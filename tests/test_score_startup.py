@@ -351,3 +351,15 @@ def test_a_failed_run_leaves_none_of_the_caches_it_wrote(book, tmp_path: Path, c
     code, text = run_cli([*ran, "--model-uri", "runs:/0123456789abcdef0123456789abcdef/model"], capsys)
     assert code == 1 and "Cannot load model 'runs:/0123456789abcdef0123456789abcdef/model'" in text, text
     assert _tree(workdir) == before and file_tree(workdir) == contents
+
+    # A later date, past the window rows' reuse: its run stores new entries and supersedes the earlier date's,
+    # which it removed as it read the data even when it then failed; a failed run now takes nothing away.
+    later = [*ran, "--model-uri", "runs:/0123456789abcdef0123456789abcdef/model"]
+    later[later.index("--as-of") + 1] = "2025-03-15"
+    code, text = run_cli(later, capsys)
+    assert code == 1 and "Cannot load model" in text, text
+    assert _tree(workdir) == before and file_tree(workdir) == contents
+    code, text = run_cli([*later[: later.index("--model-uri")], "--no-history"], capsys)  # succeeds: supersedes them
+    assert code == 0, text
+    windows = [p for p in _tree(workdir) if p.startswith("cache/window-rows/") and p.endswith(".duckdb")]
+    assert windows and not set(windows) & set(before), windows

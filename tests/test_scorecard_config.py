@@ -451,6 +451,17 @@ def test_configuration_errors_name_the_key_and_the_problem(raw: dict, expected: 
     assert expected in message
 
 
+def test_a_segment_problem_found_across_the_file_is_said_from_the_segment() -> None:
+    """Problems a check of the whole file finds (a segment named 'default', a segment category the default lacks)
+    were said after "(top level):", a place no one wrote; they name their segment themselves."""
+    reserved = error_of({**minimal(scheme="boolean"), "segments": {"default": {"when": "x < 1", "categories": {}}}})
+    assert reserved.splitlines()[1:] == ["  segment name 'default' is reserved for the default scorecard"]
+    own = {"when": "tenure_days < 120", "categories": {"voice": {"weight": 5}}}
+    unknown = error_of({**minimal(scheme="boolean"), "segments": {"young": own}})
+    assert unknown.splitlines()[1].startswith("  segment 'young': category 'voice' is not in the default scorecard")
+    assert "top level" not in reserved + unknown
+
+
 def test_all_problems_are_reported_at_once() -> None:
     raw = {
         "bands": {"green": 50, "yellow": 60},

@@ -286,6 +286,14 @@ def test_a_first_model_that_ranks_no_better_than_chance_is_not_made_champion(sim
     )
     assert str(client.get_model_version_by_alias(name, CHAMPION).version) == "2"
 
+    # At chance and beaten (by the same coin): said as when it beats one, so `churn run`, which scores with it, warns.
+    beaten = train_model(_columns(table, ["blank_0", "blank_1"]), settings, rule_risk=rule_risk)
+    assert not beaten.promoted and beaten.at_chance
+    said = beaten.promotion_reason
+    assert said.startswith("v3 does not beat champion v2: ROC AUC"), said
+    assert "; and its ranking is not credibly better than chance (cross-fitted ROC AUC" in said
+    assert said.endswith("its probabilities tell accounts apart no better than a coin")
+
 
 def test_a_later_model_must_rank_better_than_chance_too_to_replace_the_champion(sim, tmp_path):
     """Only the first champion had to rank credibly better than chance: a champion forced at chance (--promote)
