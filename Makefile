@@ -31,6 +31,7 @@ bench: $(STAMP)
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python bench/features.py
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python bench/train.py
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python bench/score.py
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python -m bench.chance_bound
 
 clean:
 	rm -rf $(VENV) .churn .pytest_cache .ruff_cache build *.egg-info bench/out

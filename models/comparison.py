@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from features.errors import DataContractError, counted, named
 from features.registry import lookup
@@ -106,15 +105,20 @@ def labelled_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------- ranking
+def _drawn_groups(n_groups: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+    """The group codes each of `n_boot` resamples draws (with replacement, as many as there are groups)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        yield rng.integers(0, n_groups, n_groups)
+
+
 def cluster_bootstrap_indices(groups: pd.Series, n_boot: int, seed: int) -> Iterator[np.ndarray]:
     """Row positions of `n_boot` resamples that draw whole groups (accounts) with replacement, one at a time."""
     codes, uniques = pd.factorize(groups, sort=False)
     order = np.argsort(codes, kind="stable")
     sizes = np.bincount(codes, minlength=len(uniques))
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    rng = np.random.default_rng(seed)
-    for _ in range(n_boot):
-        drawn = rng.integers(0, len(uniques), len(uniques))
+    for drawn in _drawn_groups(len(uniques), n_boot, seed):
         lengths = sizes[drawn]
         # positions starts[g] .. starts[g] + size[g] - 1 of every drawn group, concatenated
         offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
@@ -174,15 +178,22 @@ def auc_lower_bound(
     """The one-sided `level` lower bound of the ROC AUC of `scores`: the (1 - level) percentile of the cluster
     bootstrap over `groups` (accounts). How far above chance (0.5) a model's ranking credibly is, with an
     account's several snapshots counted as the one renewal they are."""
-    labels = np.asarray(labels)
-    scores = np.asarray(scores)
-    if np.unique(scores).size == 1:  # ranks no one: every resample is 0.5
+    labels = np.asarray(labels, dtype=float)
+    levels, unique_scores = pd.factorize(np.asarray(scores), sort=True)
+    if unique_scores.size == 1:  # ranks no one: every resample is 0.5
         return 0.5
-    draws = [
-        roc_auc_score(labels[idx], scores[idx])
-        for idx in cluster_bootstrap_indices(groups.reset_index(drop=True), n_boot, seed)
-        if 0 < labels[idx].sum() < len(idx)
-    ]
+    # The resamples of `cluster_bootstrap_indices`, each held as how often it drew every row's account: the AUC
+    # of the repeated rows is the Mann-Whitney statistic with those weights, two bincounts over the distinct
+    # scores instead of a sort per resample (10 s for 400 resamples of 30,000 rows became a fraction of one).
+    codes, uniques = pd.factorize(groups.reset_index(drop=True), sort=False)
+    draws = []
+    for drawn in _drawn_groups(len(uniques), n_boot, seed):
+        weights = np.bincount(drawn, minlength=len(uniques))[codes]
+        churned = np.bincount(levels, weights=weights * labels, minlength=unique_scores.size)
+        renewed = np.bincount(levels, weights=weights * (1 - labels), minlength=unique_scores.size)
+        if churned.sum() > 0 and renewed.sum() > 0:
+            renewed_below = np.cumsum(renewed) - renewed
+            draws.append((churned * (renewed_below + renewed / 2)).sum() / (churned.sum() * renewed.sum()))
     return float(np.percentile(draws, (1 - level) * 100)) if draws else float("nan")
 
 

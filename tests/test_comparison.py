@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from features.errors import DataContractError
 from models.comparison import (
     agreement,
+    auc_lower_bound,
     band_calibration,
     category_alignment,
     category_weight_shares,
@@ -87,6 +89,24 @@ def test_cluster_bootstrap_draws_whole_accounts():
         counts = groups.iloc[sample].value_counts()
         assert all(counts[g] % sizes[g] == 0 for g in counts.index), "an account came with only part of its rows"
         assert sum(counts[g] // sizes[g] for g in counts.index) == groups.nunique(), "one draw per account"
+
+
+def test_auc_lower_bound_is_the_percentile_of_the_resampled_rows_aucs():
+    """The weighted Mann-Whitney shortcut gives what scoring each resample's repeated rows gives, ties (rounded
+    scores) and resamples with one class (left out) included."""
+    rng = np.random.default_rng(3)
+    groups = pd.Series(rng.integers(0, 40, 300)).astype(str)
+    labels = (rng.random(300) < 0.15).astype(int)
+    scores = np.round(labels * 0.4 + rng.random(300), 1)
+    draws = [
+        roc_auc_score(labels[idx], scores[idx])
+        for idx in cluster_bootstrap_indices(groups, n_boot=300, seed=5)
+        if 0 < labels[idx].sum() < len(idx)
+    ]
+    for level in (0.95, 0.8):
+        expected = np.percentile(draws, (1 - level) * 100)
+        assert auc_lower_bound(labels, scores, groups, level=level, n_boot=300, seed=5) == pytest.approx(expected)
+    assert auc_lower_bound(labels, np.zeros(300), groups) == 0.5
 
 
 def test_perfect_ml_and_known_lift(ranked):
