@@ -40,7 +40,22 @@ INSTALL_HINT = (
 # and completes once each family's table is stored (`Engine.store`) with them.
 QUIET_CONF_DIR = Path(__file__).parent / "defaults" / "spark"
 """SPARK_CONF_DIR of a local session (unless the user set one): its log4j2.properties logs errors only."""
+
+
+def _local_driver_memory() -> str:
+    """Half the machine's memory, in whole GiB: a local session's only JVM is its driver, and Spark's 1g
+    default is short even for small books (the test suite's shared 1g session ran out building a broadcast
+    join; the 100M-event build of bench/features.py needs 6g)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no such counters (not POSIX): Spark's own default
+        return "1g"
+    return f"{max(1, total // 2**31)}g"
+
+
 LOCAL_CONF: dict[str, str] = {"spark.memory.storageFraction": "0.1"}
+if "SPARK_DRIVER_MEMORY" not in os.environ:  # the launcher's own variable says what the user wants
+    LOCAL_CONF["spark.driver.memory"] = _local_driver_memory()
 WAREHOUSE = "spark.sql.warehouse.dir"
 """A local session's is a scratch folder (`_scratch_warehouse`) unless the configuration's `spark:` or the
 user's spark-defaults.conf sets one."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from features.errors import ChurnError
-from pipeline.spark import spark_error_message, spark_problem, start_spark
+from pipeline.spark import LOCAL_CONF, spark_error_message, spark_problem, start_spark
 
 
 def test_no_java_on_path_names_what_to_install(monkeypatch, tmp_path):
@@ -69,10 +69,12 @@ def test_a_local_spark_session_prints_nothing_but_errors(spark_runs, tmp_path):
     every run, and PySpark warns about pandas 3 in the driver and in its Python workers; churn's own
     log configuration keeps stderr for errors. The one line left is the JVM's own notice of the vector
     module Spark 4 adds, printed before any configuration is read. A query that reaches Spark's catalog (an
-    unknown function is looked up there) made an empty `spark-warehouse` folder in the working directory."""
+    unknown function is looked up there) made an empty `spark-warehouse` folder in the working directory.
+    Its driver gets half the machine's memory (`LOCAL_CONF`), not Spark's 1g."""
     code = (
         "from pipeline.spark import start_spark\n"
-        "s = start_spark('local[1]', {'spark.driver.memory': '512m'})\n"
+        "s = start_spark('local[1]')\n"
+        "print(s.sparkContext.getConf().get('spark.driver.memory'))\n"
         "doubled = s.range(4).mapInPandas(lambda frames: (f.assign(id=f.id * 2) for f in frames), 'id long')\n"
         "print(sorted(r.id for r in doubled.collect()))\n"
         "try:\n    s.sql('SELECT to_days(1)').collect()\nexcept Exception:\n    pass\n"
@@ -82,7 +84,10 @@ def test_a_local_spark_session_prints_nothing_but_errors(spark_runs, tmp_path):
     command = [sys.executable, "-c", code]
     run = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert run.returncode == 0, run.stderr
-    doubled, warehouse = run.stdout.strip().splitlines()
+    memory, doubled, warehouse = run.stdout.strip().splitlines()
+    assert memory == LOCAL_CONF["spark.driver.memory"]
+    machine = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert memory.endswith("g") and machine / 2 - 2**30 < int(memory[:-1]) * 2**30 <= machine / 2
     assert doubled == "[0, 2, 4, 6]"
     noise = [line for line in run.stderr.splitlines() if line.strip() and "Using incubator modules" not in line]
     assert noise == []
@@ -92,20 +97,22 @@ def test_a_local_spark_session_prints_nothing_but_errors(spark_runs, tmp_path):
 
 @pytest.mark.slow
 def test_a_local_session_keeps_the_warehouse_of_the_users_spark_defaults(spark_runs, tmp_path):
-    """churn's scratch warehouse and memory share are defaults for a local session: a user who exported
-    SPARK_CONF_DIR with a spark-defaults.conf setting them keeps theirs (a builder setting would win)."""
+    """churn's scratch warehouse, memory share and driver memory are defaults for a local session: a user who
+    exported SPARK_CONF_DIR with a spark-defaults.conf setting them keeps theirs (a builder setting would win)."""
     conf_dir, warehouse = tmp_path / "conf", tmp_path / "team-warehouse"
     conf_dir.mkdir()
     (conf_dir / "spark-defaults.conf").write_text(
         f"# the team's settings\nspark.sql.warehouse.dir   {warehouse}\nspark.memory.storageFraction=0.3\n"
+        "spark.driver.memory 768m\n"
     )
     code = (
         "from pipeline.spark import start_spark\n"
-        "s = start_spark('local[1]', {'spark.driver.memory': '512m'})\n"
+        "s = start_spark('local[1]')\n"
         "print(s.conf.get('spark.sql.warehouse.dir').removeprefix('file:'))\n"
-        "print(s.conf.get('spark.memory.storageFraction')); s.stop()"
+        "print(s.conf.get('spark.memory.storageFraction'))\n"
+        "print(s.sparkContext.getConf().get('spark.driver.memory')); s.stop()"
     )
     env = {**os.environ, "SPARK_CONF_DIR": str(conf_dir)}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip().splitlines() == [str(warehouse), "0.3"]
+    assert run.stdout.strip().splitlines() == [str(warehouse), "0.3", "768m"]
