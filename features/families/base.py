@@ -113,9 +113,7 @@ class Windowed:
 def windows_of(names: Iterable[str]) -> tuple[int, ...]:
     """The trailing windows `names` were built for (`features.windows` at their training), in order: which
     windows exist decides which features do, so a model's names say the windows scoring must build."""
-    import features.families  # noqa: F401  (every family declares its per-window features on import)
-
-    found = {w for name in names for feature in _WINDOWED if (w := feature.window(name)) is not None}
+    found = {family[1] for name in names if (family := window_family(name)) is not None}
     return tuple(sorted(found))
 
 
