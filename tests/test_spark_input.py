@@ -383,6 +383,32 @@ def test_zone_names_in_any_case_read_on_spark_as_on_duckdb(spark, tmp_path):
     assert len(on_duckdb) == len(stamps), on_duckdb
 
 
+def test_a_csv_table_of_three_zoned_timestamp_columns_validates_on_spark_without_a_compiler_trace(spark_runs, tmp_path):
+    """Parsing three text timestamps of one CSV table (invoices: issued, due, paid) makes a generated method over
+    Java's 64 KB; Spark runs that plan without generated code and the results are right, but the compiler's error
+    and the whole generated source (~290 lines) reached stderr of a run that succeeded."""
+    tables = tiny_tables()
+    tables["invoices"] = pd.DataFrame(
+        {
+            "account_id": ["A", "B"],
+            "issued_at": ["2023-03-01T09:00:00+02:00", "2023-03-01 09:00 Europe/Paris"],
+            "due_at": ["2023-03-31T09:00:00+02:00", "2023-03-31"],
+            "paid_at": ["2023-03-20T09:00:00+02:00", None],
+            "amount": [10.0, 20.0],
+        }
+    )
+    data = write_tables(tmp_path / "data", tables, "csv")
+    environment = {key: value for key, value in os.environ.items() if key != "SPARK_CONF_DIR"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--no-progress", "validate", "--data", str(data), "--engine", "spark"],
+        capture_output=True, text=True, check=False, env=environment, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert " ".join(report_lines(load_dataset(data))[0].split()) in " ".join(done.stdout.split())
+    noise = [line for line in done.stderr.splitlines() if line.strip() and "Using incubator modules" not in line]
+    assert noise == [], done.stderr[:2000]
+
+
 def test_a_malformed_row_on_spark_is_one_clear_message_not_a_jvm_stack(spark_runs, tmp_path):
     """The executor and the scheduler logged a failed task's JVM stack (45 lines) on stderr before churn's own
     message; a local session's log profile keeps them quiet, so the message is what the user reads."""
