@@ -303,8 +303,8 @@ def score_book(
             replaced = pd.to_datetime(history[AS_OF]).isin(pd.to_datetime(rescored[AS_OF]).unique())
             history = pd.concat([history[~replaced], rescored], ignore_index=True)
         previous = latest_before(history, as_of)
-        if not history.empty:
-            scores = pd.concat([scores, trends(history, scores, settings.scoring.trend_days)], axis=1)
+        # A workdir's first run has the trend columns too, empty: a scores file keeps one schema from day one.
+        scores = pd.concat([scores, trends(history, scores, settings.scoring.trend_days)], axis=1)
         notes.append(
             f"score history: {history_dir}"
             + ("" if record else " (compared with; this run is not added: --no-history)")

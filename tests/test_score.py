@@ -84,11 +84,19 @@ def test_rescoring_the_same_date_replaces_its_history_partition(trained) -> None
     )
 
 
-def test_a_later_run_gets_trends_and_alerts_against_the_earlier_one(trained) -> None:
-    _, _, settings, dataset, result = trained
-    score_date(dataset, SCORE_DATE, settings, result.model_uri, history=True)
+def test_a_later_run_gets_trends_and_alerts_against_the_earlier_one(book) -> None:
+    """The first run of a workdir has the later runs' columns, its trends empty: a scores file read daily by
+    another tool (a BI extract, a warehouse load) once gained four columns on its second day."""
+    settings, result = book_settings(book, "score-trends")
+    dataset = book[2]
+    first = score_date(dataset, SCORE_DATE, settings, result.model_uri, history=True)
     later = score_date(dataset, date(2025, 8, 1), settings, result.model_uri, history=True)
-    assert "health_score_change_30d" in later.scores.columns
+    assert list(first.scores.columns) == list(later.scores.columns)
+    trend_columns = [c for c in first.scores.columns if "_change_" in c]
+    assert sorted(trend_columns) == sorted(
+        f"{m}_change_{d}d" for m in ("health_score", "churn_probability") for d in (30, 90)
+    )
+    assert first.scores[trend_columns].isna().all().all()
     assert later.scores["health_score_change_30d"].notna().mean() > 0.8
     assert not later.alerts.empty
     assert later.alerts["arr_at_risk"].is_monotonic_decreasing
