@@ -328,7 +328,9 @@ def _create_raw_view(
     window = None
     try:
         if is_csv(path) and not path.is_dir():
-            columns = dict.fromkeys(header_names(name, path, csv_header(name, path)), "VARCHAR")
+            names = header_names(name, path, csv_header(name, path))
+            refuse_case_twins(name, path, names)
+            columns = dict.fromkeys(names, "VARCHAR")
             con.execute(
                 f'CREATE TABLE "__raw_{name}" AS SELECT * FROM read_csv(?, {CSV_OPTIONS}, columns=?)',
                 [literal_glob(path), columns],
@@ -337,7 +339,10 @@ def _create_raw_view(
             if not files:
                 raise DataContractError(f"Table '{name}': folder {path} holds no .parquet files.")
             # a broken footer is named here, with its file, before DuckDB sees it
-            refuse_mixed_ids(name, [(str(file), _footer_types(name, file)) for file in files])
+            footers = [(str(file), _footer_types(name, file)) for file in files]
+            for file, types in footers:
+                refuse_case_twins(name, file, types)
+            refuse_mixed_ids(name, footers)
             globs = [literal_glob(f) for f in files]
             if recent is None:
                 con.read_parquet(globs, union_by_name=True).create_view(f"__raw_{name}")
@@ -395,6 +400,19 @@ def header_names(name: str, source: object, header: list[str | None] | None) -> 
         listed = ", ".join(f"'{n}'" for n in twice)
         raise DataContractError(f"Table '{name}': cannot read {source}: the header names column {listed} twice.")
     return names
+
+
+def refuse_case_twins(name: str, source: object, names: Iterable[str]) -> None:
+    """Refuse a file with two column names equal but for letter case (`ts` and `TS`): DuckDB reads names
+    case-blind, so a CSV of them did not read at all and in parquet the later one was renamed (`ts_1`), the
+    first taken for the contract's column: a `TS` before `ts` was read in its place, or reported as misspelt."""
+    seen: dict[str, str] = {}
+    for column in names:
+        if (twin := seen.setdefault(column.casefold(), column)) != column:
+            raise DataContractError(
+                f"Table '{name}': cannot read {source}: columns {twin!r} and {column!r} differ only in letter "
+                "case, and column names are read case-blind, so one would hide the other: rename or drop one."
+            )
 
 
 def _first_line_not_utf8(path: Path) -> tuple[int, bytes] | None:

@@ -44,7 +44,7 @@ from features.contract import TABLES
 from features.families.base import FamilyContext
 from features.settings import FeatureSettings
 from features.sql.dialect import DUCKDB
-from pipeline.summary_cache import drop_entries, entry_kinds, summary_entries, typed_view
+from pipeline.summary_cache import FILE, drop_entries, entry_kinds, read_numbered, summary_entries, typed_view
 from pipeline.validation import SOURCE_ROW, canonical_select, keep_condition, value_checks
 from pipeline.window_cache import WindowRows, attach, plan
 
@@ -78,15 +78,15 @@ def create_recent_views(
     Files whose checked rows from `start` on are kept in `window_cache` (`pipeline/window_cache.py`)
     are not read here: their entries are attached, and the returned plan names them and their rows
     (`window_cache.cached_rows`)."""
-    con.read_parquet(patterns, union_by_name=True, file_row_number=True, filename=True).create_view(f"__whole_{name}")
+    read_numbered(con, patterns).create_view(f"__whole_{name}")
     raw_type = dict(con.execute(f'SELECT column_name, column_type FROM (DESCRIBE "__whole_{name}")').fetchall())
-    types = {column: kind for column, kind in raw_type.items() if column not in ("filename", "file_row_number")}
+    types = {column: kind for column, kind in raw_type.items() if column not in (FILE, "file_row_number")}
     counts = [pq.ParquetFile(f).metadata.num_rows for f in files]
     folder = window_cache / name if window_cache is not None else None
     checks = [condition for _, condition, _ in value_checks(TABLES[name], types)]
     rows = plan(folder, name, files, counts, start, "\n".join([canonical_select(name, types), *checks]))
     attach(con, rows)
-    offsets = pa.table({"filename": [str(f) for f in files], "offset": [rows.offsets[f] for f in files]})
+    offsets = pa.table({FILE: [str(f) for f in files], "offset": [rows.offsets[f] for f in files]})
     con.register(f"__offsets_{name}", offsets)
     time = time_sql(name, raw_type[TABLES[name].time_column])
     if len(rows.pending) == len(files):
@@ -96,9 +96,9 @@ def create_recent_views(
     else:
         source = f'(SELECT * FROM "__whole_{name}" WHERE false)'  # the columns only: no file is read
     con.execute(
-        f'CREATE TEMP TABLE "__raw_{name}" AS SELECT w.* EXCLUDE (filename, file_row_number), '
+        f'CREATE TEMP TABLE "__raw_{name}" AS SELECT w.* EXCLUDE ({FILE}, file_row_number), '
         f'w.file_row_number + o."offset" + 1 AS "{SOURCE_ROW}" '
-        f'FROM {source} w JOIN "__offsets_{name}" o ON o.filename = w.filename '
+        f'FROM {source} w JOIN "__offsets_{name}" o ON o.{FILE} = w.{FILE} '
         f"WHERE ({time}) >= {DUCKDB.timestamp(start)} OR ({time}) IS NULL"
     )
     return rows

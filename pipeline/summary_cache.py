@@ -32,6 +32,10 @@ from pipeline.leftovers import creating, remove_when_done
 
 log = logging.getLogger(__name__)
 
+FILE = "__file"
+"""The column naming each row's file where a table's files are read with it: not DuckDB's own `filename`, a
+name an export's extra column may have (a document product's usage events), whose file DuckDB refused to read."""
+
 ENTRY_COLUMNS = {
     "days": ("account_id", "ts"),
     "steps": ("account_id", "workflow_id", "ts", "feature", "step"),
@@ -45,14 +49,14 @@ def entry_kinds(name: str, columns: set[str] | dict[str, str]) -> tuple[str, ...
 
 
 def entry_sql(kind: str, name: str, types: dict[str, str], source: str) -> str:
-    """The entries of `kind` of the raw rows of `source` (a view with `filename`), per file, canonical."""
+    """The entries of `kind` of the raw rows of `source` (a view with `FILE`), per file, canonical."""
     contract = TABLES[name]
     select = ", ".join(contract.column(c).select_sql(types.get(c)) for c in ENTRY_COLUMNS[kind])
-    rows = f'SELECT filename, {select} FROM "{source}"'
+    rows = f'SELECT {FILE}, {select} FROM "{source}"'
     if kind == "days":
         return (
-            f"SELECT filename, account_id, {DUCKDB.day_of('ts')} AS day, min(ts) AS first_ts, max(ts) AS last_ts "
-            f"FROM ({rows}) r WHERE ts IS NOT NULL GROUP BY filename, account_id, day"
+            f"SELECT {FILE}, account_id, {DUCKDB.day_of('ts')} AS day, min(ts) AS first_ts, max(ts) AS last_ts "
+            f"FROM ({rows}) r WHERE ts IS NOT NULL GROUP BY {FILE}, account_id, day"
         )
     return f"SELECT * FROM ({rows}) r WHERE workflow_id IS NOT NULL AND step IS NOT NULL AND ts IS NOT NULL"
 
@@ -64,7 +68,7 @@ def summary_entries(
     files: list[Path],
     cache: Path | None,
 ) -> dict[str, str]:
-    """Per kind, a query of the entries of every file of `name` (without `filename`): the cached ones
+    """Per kind, a query of the entries of every file of `name` (without `FILE`): the cached ones
     read, the others computed from `__whole_<name>` (the files read together) and, with `cache`, stored.
 
     Temporary objects are named `__fresh_<name>_<kind>`, `__cached_<name>_<kind>`, `__pending_<name>`
@@ -82,7 +86,7 @@ def summary_entries(
     cached = [f for f in targets if all(p.name in present for p in targets[f].values())]
     if cached:
         fresh = {kind: con.sql(entry_sql(kind, name, types, f"__whole_{name}")) for kind in kinds}
-        shapes = {kind: _shape(relation.project("* EXCLUDE (filename)")) for kind, relation in fresh.items()}
+        shapes = {kind: _shape(relation.project(f"* EXCLUDE ({FILE})")) for kind, relation in fresh.items()}
         cached = [f for f in cached if _sound(con, shapes, targets[f])]
     pending = [f for f in files if f not in set(cached)]
     queries: dict[str, list[str]] = {kind: [] for kind in kinds}
@@ -91,7 +95,7 @@ def summary_entries(
         source = f"__whole_{name}" if not cached else typed_view(con, f"__pending_{name}", pending, types, used)
         for kind in kinds:
             con.execute(f'CREATE TEMP TABLE "__fresh_{name}_{kind}" AS {entry_sql(kind, name, types, source)}')
-            queries[kind].append(f'SELECT * EXCLUDE (filename) FROM "__fresh_{name}_{kind}"')
+            queries[kind].append(f'SELECT * EXCLUDE ({FILE}) FROM "__fresh_{name}_{kind}"')
         if folder is not None:
             _store(con, name, kinds, {f: targets[f] for f in pending}, folder)
     for kind in kinds if cached else ():
@@ -141,20 +145,27 @@ def drop_entries(con: duckdb.DuckDBPyConnection, name: str) -> None:
 def typed_view(
     con: duckdb.DuckDBPyConnection, view: str, files: list[Path], types: dict[str, str], columns: Iterable[str]
 ) -> str:
-    """`view`: the rows of some of a table's files (with `filename` and `file_row_number`), their
+    """`view`: the rows of some of a table's files (with `FILE` and `file_row_number`), their
     `columns` in the types of all the files read together (`types`, as `__whole_<name>` has them;
     NULL where these files lack one), so what is computed from them equals what a whole read gives."""
-    relation = con.read_parquet(
-        [literal_glob(f) for f in files], union_by_name=True, filename=True, file_row_number=True
-    )
+    relation = read_numbered(con, [literal_glob(f) for f in files])
     have, wanted = set(relation.columns), set(columns)
     select = ", ".join(
         f'CAST("{column}" AS {raw_type}) AS "{column}"' if column in have else f'CAST(NULL AS {raw_type}) AS "{column}"'
         for column, raw_type in types.items()
         if column in wanted
     )
-    relation.project(f"filename, file_row_number, {select}").create_view(view)
+    relation.project(f"{FILE}, file_row_number, {select}").create_view(view)
     return view
+
+
+def read_numbered(con: duckdb.DuckDBPyConnection, patterns: list[str]) -> duckdb.DuckDBPyRelation:
+    """The parquet files of `patterns` read together (`union_by_name`), each row with its file (`FILE`) and its
+    position in it (`file_row_number`)."""
+    return con.sql(
+        f"SELECT * FROM read_parquet($patterns, union_by_name=true, file_row_number=true, filename='{FILE}')",
+        params={"patterns": patterns},
+    )
 
 
 def file_identity(file: Path) -> dict[str, object]:
@@ -204,9 +215,9 @@ def _store(
         creating(folder).mkdir(parents=True, exist_ok=True)
         for kind in kinds:
             table = f'"__fresh_{name}_{kind}"'
-            rows = con.sql(f"SELECT * FROM {table} ORDER BY filename").to_arrow_table().drop_columns(["filename"])
+            rows = con.sql(f"SELECT * FROM {table} ORDER BY {FILE}").to_arrow_table().drop_columns([FILE])
             ranges, offset = {}, 0
-            for file, count in con.execute(f"SELECT filename, count(*) FROM {table} GROUP BY 1 ORDER BY 1").fetchall():
+            for file, count in con.execute(f"SELECT {FILE}, count(*) FROM {table} GROUP BY 1 ORDER BY 1").fetchall():
                 ranges[file], offset = (offset, count), offset + count
             for file, paths in targets.items():
                 write_entry(rows.slice(*ranges.get(str(file), (0, 0))), paths[kind])

@@ -919,6 +919,24 @@ def _warnings(
             ("invoices", "invoice_id", duplicated, "rows share a duplicated invoice_id",
              "kept: each row counts as an invoice", None),
         ]  # fmt: skip
+    # A null closed_at or paid_at means open or unpaid; a column null in every row is more likely a source that
+    # does not record it, and reads as every ticket open, every invoice unpaid: said, as its absence drops them.
+    for table, column, noun, reads in (
+        ("support_tickets", "closed_at", "ticket", "open"),
+        ("invoices", "paid_at", "invoice", "unpaid"),
+    ):
+        if table in tables and column in raw_types.get(table, {}):
+            checks.append(
+                (
+                    table,
+                    column,
+                    f"(SELECT count({column}) FROM {q(f'__kept_{table}')}) = 0",
+                    f"rows have no {column}, and no row of the table has one",
+                    f"kept: every {noun} reads as {reads} (null = {reads}); if the source does not record "
+                    f"{column}, leave the column out: the features that need it are then dropped",
+                    None,
+                )
+            )
     if "surveys" in tables:
         nps = f"(SELECT {{}} FROM {q('__kept_surveys')} WHERE kind = 'nps')"
         checks.append(

@@ -355,6 +355,22 @@ def test_a_csv_row_or_header_that_does_not_fit_is_named_with_its_file(tmp_path: 
     assert loaded.present_columns["trainings"] == ("account_id", "ts", "column2")
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "folder"])
+def test_column_names_equal_but_for_case_are_refused_naming_both(tmp_path: Path, fmt: str) -> None:
+    """An export with `TS` (another clock) beside `ts`: DuckDB reads names case-blind, so the CSV failed with its
+    own 'duplicate column name' error, and in parquet the first of them was read as `ts`: `ts, TS` loaded, `TS, ts`
+    was refused as if `ts` were missing and misspelt."""
+    for order in (["ts", "TS"], ["TS", "ts"]):
+        tables = tiny_tables()
+        logins = tables["logins"]
+        tables["logins"] = logins.assign(TS="2020-01-01")[["account_id", *order, "user_id"]]
+        data = write_tables(tmp_path / fmt / order[0], tables, fmt)
+        with pytest.raises(DataContractError) as raised:
+            load_dataset(data)
+        assert f"columns '{order[0]}' and '{order[1]}' differ only in letter case" in str(raised.value)
+        assert str(raised.value).startswith("Table 'logins': cannot read "), str(raised.value)
+
+
 def test_hidden_parts_of_a_folder_are_not_read_as_spark_does_not_read_them(tmp_path: Path) -> None:
     """A writer's `_temporary/` attempt and a `.name` file beside a folder's parts are not rows of the table
     (DuckDB once read them, counting the rows twice; Spark never did); a partition folder `_x=1/` is read."""

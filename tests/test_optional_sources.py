@@ -167,6 +167,29 @@ def test_suspicious_invoices_are_kept_and_reported():
     assert dataset.con.execute("SELECT count(*) FROM invoices").fetchone()[0] == 4
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_closed_at_or_paid_at_column_null_in_every_row_is_reported(tmp_path, fmt):
+    """An export whose closed_at and paid_at columns are present but empty (the source does not record them) read
+    as every ticket open and every invoice unpaid -- tickets open for years, every invoice overdue -- without a word,
+    where leaving the columns out drops the features that need them; one value in the column is data as usual."""
+    tables = tiny_tables()
+    tables["support_tickets"] = tables["support_tickets"].assign(closed_at=None)
+    tables["invoices"] = invoices().assign(account_id="A", paid_at=None, status=None)
+    found = {
+        w.column: (w.count, w.action.split(";")[0])
+        for w in load_dataset(write_tables(tmp_path / "empty", tables, fmt)).report.warnings
+        if w.problem.endswith("and no row of the table has one")
+    }
+    assert found == {
+        "closed_at": (2, "kept: every ticket reads as open (null = open)"),
+        "paid_at": (4, "kept: every invoice reads as unpaid (null = unpaid)"),
+    }
+    tables["support_tickets"].loc[0, "closed_at"] = "2023-05-02"
+    tables["invoices"].loc[0, "paid_at"] = "2024-01-20"
+    warnings = load_dataset(write_tables(tmp_path / "one", tables, fmt)).report.warnings
+    assert not [w for w in warnings if w.column in ("closed_at", "paid_at")]
+
+
 @pytest.mark.parametrize(
     ("table", "frame"), [("invoices", invoices()), ("touchpoints", touchpoints()), ("surveys", surveys())]
 )

@@ -129,6 +129,29 @@ def test_the_first_row_of_a_table_older_than_the_windows_reaches_a_one_date_read
     pd.testing.assert_frame_equal(_features(_recent(changed, when), when, model), whole, check_exact=True)
 
 
+def test_an_extra_column_named_filename_is_ignored_by_a_one_date_read(book, model, tmp_path: Path) -> None:
+    """A document product's usage events with a column `filename`: an extra column, ignored by `churn validate`,
+    `features` and `train`, but scoring read the files with DuckDB's own `filename` column and stopped on its
+    'Option filename adds column "filename"' error; the read filling the caches and the one reading them alike."""
+    _, data, _, _ = book
+    when = DATES[2]
+
+    def name_the_files(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(filename=[f"report-{i}.pdf" for i in range(len(frame))])
+
+    named = _rewrite(data, tmp_path / "named", name_the_files)
+    whole = _features(_whole(data), when, model)
+    for _ in range(2):
+        recent = load_dataset(
+            named,
+            read_from=read_start([when], FeatureSettings()),
+            summary_cache=tmp_path / "summaries",
+            window_cache=tmp_path / "windows",
+        )
+        assert set(recent.read_from) == set(RECENT_TABLES)
+        pd.testing.assert_frame_equal(_features(_single_threaded(recent), when, model), whole, check_exact=True)
+
+
 def _with_bad_quantity(at: pd.Timestamp):
     def change(name: str, frame: pd.DataFrame) -> pd.DataFrame:
         if name == "usage_events":
