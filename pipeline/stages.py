@@ -174,8 +174,28 @@ def snapshot_dates_for(
         end=pd.Timestamp(end) if end else None,
     )
     if not dates:
-        raise ChurnError("No snapshot dates fall inside the data's history; check --start/--end.")
+        if start or end:
+            raise ChurnError("No snapshot dates fall inside the data's history; check --start/--end.")
+        raise DataContractError(_no_snapshot_reason(dataset, settings.features.cadence))
     return dates
+
+
+def _no_snapshot_reason(dataset: Dataset, cadence: str) -> str:
+    """Why a history holds no regular snapshot date: train and compare have no --start/--end to check,
+    so the error names the dates that decided it (a few months of data is a valid input, just too short)."""
+    from features.snapshots import HORIZON_DAYS, first_snapshot_date
+
+    first = first_snapshot_date(dataset, cadence)
+    if first is None:
+        return "No snapshot dates: subscriptions holds no term, so no account is ever active."
+    step = "month start" if cadence == "monthly" else "Monday"
+    return (
+        f"No {cadence} snapshot date falls inside the data's history: the first would be {first.date()} (the first "
+        f"{step} after both the first term start and {HORIZON_DAYS} days of event history, so that every feature "
+        f"window lies inside the data), after the data end {pd.Timestamp(dataset.data_end).date()}. Training and "
+        f"comparing need a longer history: {HORIZON_DAYS} days of events before the first snapshot, then the "
+        "renewals that follow it (`churn features --start DATE` builds earlier snapshots anyway)."
+    )
 
 
 def cadence_note(dataset: Dataset, settings: Settings) -> str | None:
