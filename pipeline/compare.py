@@ -273,7 +273,13 @@ def compare_history(
     rule_training, rule_evaluation = rule_rows.loc[split.train_index], rule_rows.loc[split.valid_index]
 
     _step(progress, "train model")
-    fitted = fit_early_model(training, settings, model)
+    try:
+        fitted = fit_early_model(training, settings, model)
+    except DataContractError as exc:  # its counts are of the early part, not of the book `churn validate` counts
+        raise DataContractError(
+            f"compare: the backtest model learns only from the snapshots before {evaluation[AS_OF].min().date()} "
+            f"(the later ones are what it is judged on); of those, {exc}"
+        ) from exc
 
     _step(progress, "score")
     frame = backtest_frame(rule_evaluation, fitted, scorecard, settings)
