@@ -40,6 +40,7 @@ from pipeline.io import Legacy, check_output_dir, claimed_output_dir, write_outp
 from pipeline.loading import Dataset, load_dataset
 from pipeline.progress import progress_bars
 from pipeline.recent_history import read_start
+from pipeline.validation import EVERY_TERM_AFTER
 
 log = logging.getLogger("churn")
 TABLE_COLUMNS = (*META_COLUMNS, ACCOUNT_STATUS)
@@ -568,8 +569,11 @@ def scored_population(
     later, never = unstarted_accounts(dataset.accounts[ACCOUNT_ID], dataset.subscriptions, pd.Timestamp(when))
     if later:
         left.append(f"{counted(later, 'account')} whose first term starts on or after {when}")
-    if never:
-        left.append(f"{counted(never, 'account')} without a term in subscriptions")
+    # of those, the accounts whose every term was excluded as future-dated have terms, just none the data shows
+    waiting = [w for w in dataset.report.warnings if w.problem.startswith(EVERY_TERM_AFTER)]
+    left += [f"{counted(w.count, 'account')} {w.problem.removeprefix('accounts ')}" for w in waiting]
+    if never > (unseen := sum(w.count for w in waiting)):
+        left.append(f"{counted(never - unseen, 'account')} without a term in subscriptions")
     if features.empty:
         from features.errors import DataContractError
 
