@@ -248,9 +248,12 @@ def build_feature_table(
     from pipeline.engines import feature_engine
 
     dates = [*snapshot_dates_for(dataset, settings, as_of, start, end), *map(pd.Timestamp, also)]
+    # A model's features, and the scorecard's columns beside them: a model trained before the data gained a
+    # source (logins, a segment column) must not cost the health score that source's categories.
+    scored = health_config(settings).required_columns() if feature_set is not None else ()
     with progress_bars() as progress, feature_engine(dataset, settings) as engine:
         return build_features(
-            dataset, dates, settings.features, settings.data.grace_days, progress, feature_set, engine
+            dataset, dates, settings.features, settings.data.grace_days, progress, feature_set, engine, scored
         )
 
 
