@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -47,6 +47,7 @@ def build_features(
     progress: ProgressCallback | None = None,
     feature_set: FeatureSet | None = None,
     engine: Engine | None = None,
+    extra: Collection[str] = (),
 ) -> pd.DataFrame:
     """One row per (account, as_of) with an active term: label, term end and every feature, as pandas.
 
@@ -54,11 +55,12 @@ def build_features(
     only on data before its as_of, never on the other dates of the call, and, bit for bit, not on the
     rows' order or the engine's threads (fractional numbers are summed exactly: `timeline.exact`). With a
     model's `feature_set`, exactly its features are built, in its order (DataContractError when the data
-    cannot produce one of them), with the value settings it recorded (`FeatureSet.built_with`); the labels
-    follow `grace_days`. `engine` defaults to DuckDB on the dataset's connection.
+    cannot produce one of them), with the value settings it recorded (`FeatureSet.built_with`), and those of
+    `extra` (e.g. a scorecard's metrics) the data can produce; the labels follow `grace_days`. `engine`
+    defaults to DuckDB on the dataset's connection.
     """
     engine = engine or DuckDBEngine(dataset.con)
-    with built_features(dataset, engine, as_of_dates, settings, grace_days, progress, feature_set) as built:
+    with built_features(dataset, engine, as_of_dates, settings, grace_days, progress, feature_set, extra) as built:
         table = engine.frame(f"{built.select} ORDER BY {AS_OF}, {ACCOUNT_ID}")
     return with_product_names(with_feature_dtypes(table), built.product_names)
 
@@ -81,6 +83,7 @@ def built_features(
     grace_days: int,
     progress: ProgressCallback | None = None,
     feature_set: FeatureSet | None = None,
+    extra: Collection[str] = (),
 ) -> Iterator[BuiltTable]:
     """Build every family on `engine` and yield the SELECT of the assembled table (with its product feature
     names), valid inside the block: callers collect it (ordering it as they need) or write it from the engine.
@@ -121,7 +124,7 @@ def built_features(
             done_steps(done)
         usage = [columns for source, columns in built if source == USAGE]
         names = product_names(engine, ctx, usage[0]) if usage else {}
-        yield BuiltTable(_assemble_sql(built, feature_set), names)
+        yield BuiltTable(_assemble_sql(built, feature_set, extra), names)
         done_steps(steps)
     finally:
         engine.drop_intermediates()
@@ -133,12 +136,18 @@ def _first_day(dataset: CanonicalData, fallback: pd.Timestamp) -> pd.Timestamp:
     return fallback if first is None else min(first, fallback)
 
 
-def _assemble_sql(built: list[tuple[str, list[str]]], feature_set: FeatureSet | None) -> str:
-    """The final join; with a feature set, exactly its features in its order. The days of each table's data
-    (`DATA_DAYS_COLUMNS`, for the words) follow the features either way."""
+def _assemble_sql(
+    built: list[tuple[str, list[str]]], feature_set: FeatureSet | None, extra: Collection[str] = ()
+) -> str:
+    """The final join; with a feature set, exactly its features in its order, then those of `extra` the data
+    produced. The days of each table's data (`DATA_DAYS_COLUMNS`, for the words) follow the features either way."""
     made = {name: f"f{index}.{name}" for index, (_, names) in enumerate(built) for name in names}
     features = {name: select for name, select in made.items() if name not in DATA_DAYS_COLUMNS}
-    wanted = list(features) if feature_set is None else _exactly(features, feature_set)
+    if feature_set is None:
+        wanted = list(features)
+    else:
+        wanted = _exactly(features, feature_set)
+        wanted += [name for name in dict.fromkeys(extra) if name in features and name not in wanted]
     wanted += [name for name in made if name in DATA_DAYS_COLUMNS]
     select = [f"s.{ACCOUNT_ID}", f"s.{AS_OF}", f"s.label AS {LABEL}", f"s.term_end AS {TERM_END}"]
     select += [made[name] for name in wanted]

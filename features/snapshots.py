@@ -32,21 +32,24 @@ def snapshot_dates(
     if cadence not in CADENCES:
         raise ConfigError(f"Unknown snapshot cadence '{cadence}': use one of {', '.join(CADENCES)}.")
     last = _midnight(end) if end is not None else pd.Timestamp(dataset.data_end)
-    if start is not None:
-        anchor = _midnight(start)
-    else:
-        earliest = _history_start(dataset)
-        if earliest is None:
-            return []
-        if cadence == "monthly":
-            anchor = earliest.normalize().replace(day=1) + pd.DateOffset(months=1)
-        else:
-            anchor = earliest.normalize() + pd.Timedelta(days=7 - earliest.dayofweek)
+    anchor = _midnight(start) if start is not None else first_snapshot_date(dataset, cadence)
+    if anchor is None:
+        return []
     step = pd.DateOffset(months=1) if cadence == "monthly" else pd.DateOffset(days=7)
     dates: list[pd.Timestamp] = []
     while (date := anchor + step * len(dates)) <= last:
         dates.append(pd.Timestamp(date).as_unit("us"))
     return dates
+
+
+def first_snapshot_date(dataset: CanonicalData, cadence: str) -> pd.Timestamp | None:
+    """The first regular snapshot date without `start` (see `snapshot_dates`); None without terms."""
+    earliest = _history_start(dataset)
+    if earliest is None:
+        return None
+    if cadence == "monthly":
+        return earliest.normalize().replace(day=1) + pd.DateOffset(months=1)
+    return earliest.normalize() + pd.Timedelta(days=7 - earliest.dayofweek)
 
 
 def _history_start(dataset: CanonicalData) -> pd.Timestamp | None:

@@ -249,13 +249,13 @@ def compare_history(
     otherwise); `model` supplies hyper-parameters only — it is refitted on the early part so the
     backtest stays out of time.
     """
-    from features.build import build_features, snapshot_dates
+    from features.build import build_features
     from pipeline.engines import feature_engine
-    from pipeline.stages import with_rule_attributes
+    from pipeline.stages import snapshot_dates_for, with_rule_attributes
 
     _step(progress, "features")
     if table is None:
-        dates = snapshot_dates(dataset, settings.features.cadence)
+        dates = snapshot_dates_for(dataset, settings, None, None, None)
         with feature_engine(dataset, settings) as engine:
             table = build_features(
                 dataset, dates, settings.features, settings.data.grace_days, progress=progress, engine=engine
@@ -273,7 +273,13 @@ def compare_history(
     rule_training, rule_evaluation = rule_rows.loc[split.train_index], rule_rows.loc[split.valid_index]
 
     _step(progress, "train model")
-    fitted = fit_early_model(training, settings, model)
+    try:
+        fitted = fit_early_model(training, settings, model)
+    except DataContractError as exc:  # its counts are of the early part, not of the book `churn validate` counts
+        raise DataContractError(
+            f"compare: the backtest model learns only from the snapshots before {evaluation[AS_OF].min().date()} "
+            f"(the later ones are what it is judged on); of those, {exc}"
+        ) from exc
 
     _step(progress, "score")
     frame = backtest_frame(rule_evaluation, fitted, scorecard, settings)

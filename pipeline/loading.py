@@ -174,9 +174,11 @@ def load_dataset(
     the checked rows from `read_from` on of files seen before are taken from `window_cache` when
     given (`pipeline/window_cache.py`).
     When rows from before `read_from` may be excluded as future-dated (the clock or `data_end` is
-    earlier), everything is read. `attributes`: columns outside the contract that `accounts` keeps if it
-    has them (those a scorecard's segment rules read: `with_accounts_columns`). `repeats`: also count event
-    rows repeated exactly (`validate`; `churn validate` prints them).
+    earlier), or when the data's end may lie before `read_from` (no row of those tables from it on, or
+    every one excluded: a date months past the data), everything is read. `attributes`: columns outside
+    the contract that `accounts` keeps if it has them (those a scorecard's segment rules read:
+    `with_accounts_columns`). `repeats`: also count event rows repeated exactly (`validate`; `churn
+    validate` prints them).
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -203,7 +205,26 @@ def load_dataset(
         if window is not None:
             windows[name] = window
         sources[name] = str(path)
-    return _finish(con, sources, data_end, grace_days, now, recent, windows, attributes, repeats, partitioned)
+    # Without a row from read_from on (a date past the data's end), or with every such row excluded, where the
+    # data ends lies in the older rows, which validation does not see: read everything.
+    unbounded = bool(recent) and data_end is None
+    if unbounded and not any(_rows_since_start(con, rows) for rows in windows.values()):
+        dataset = None
+    else:
+        dataset = _finish(con, sources, data_end, grace_days, now, recent, windows, attributes, repeats, partitioned)
+    if dataset is None or (unbounded and dataset.report.data_end < read_from):
+        con.close()
+        return load_dataset(data_dir, data_end, grace_days, progress, now, attributes=attributes, repeats=repeats)
+    return dataset
+
+
+def _rows_since_start(con: duckdb.DuckDBPyConnection, rows: WindowRows) -> bool:
+    """Whether a table read from a date on has a row from then on (read now or cached). Without one, its
+    latest row is an older one, which the data's end must count but validation never sees."""
+    if con.execute(f'SELECT 1 FROM "__raw_{rows.name}" LIMIT 1').fetchone():
+        return True
+    query = cached_rows(rows)
+    return query is not None and con.execute(f"SELECT 1 FROM ({query}) LIMIT 1").fetchone() is not None
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from pipeline.io import Legacy, check_output_dir, claimed_output_dir, write_outp
 from pipeline.loading import Dataset, load_dataset
 from pipeline.progress import progress_bars
 from pipeline.recent_history import read_start
+from pipeline.validation import EVERY_TERM_AFTER
 
 log = logging.getLogger("churn")
 TABLE_COLUMNS = (*META_COLUMNS, ACCOUNT_STATUS)
@@ -174,8 +175,28 @@ def snapshot_dates_for(
         end=pd.Timestamp(end) if end else None,
     )
     if not dates:
-        raise ChurnError("No snapshot dates fall inside the data's history; check --start/--end.")
+        if start or end:
+            raise ChurnError("No snapshot dates fall inside the data's history; check --start/--end.")
+        raise DataContractError(_no_snapshot_reason(dataset, settings.features.cadence))
     return dates
+
+
+def _no_snapshot_reason(dataset: Dataset, cadence: str) -> str:
+    """Why a history holds no regular snapshot date: train and compare have no --start/--end to check,
+    so the error names the dates that decided it (a few months of data is a valid input, just too short)."""
+    from features.snapshots import HORIZON_DAYS, first_snapshot_date
+
+    first = first_snapshot_date(dataset, cadence)
+    if first is None:
+        return "No snapshot dates: subscriptions holds no term, so no account is ever active."
+    step = "month start" if cadence == "monthly" else "Monday"
+    return (
+        f"No {cadence} snapshot date falls inside the data's history: the first would be {first.date()} (the first "
+        f"{step} after both the first term start and {HORIZON_DAYS} days of event history, so that every feature "
+        f"window lies inside the data), after the data end {pd.Timestamp(dataset.data_end).date()}. Training and "
+        f"comparing need a longer history: {HORIZON_DAYS} days of events before the first snapshot, then the "
+        "renewals that follow it (`churn features --start DATE` builds earlier snapshots anyway)."
+    )
 
 
 def cadence_note(dataset: Dataset, settings: Settings) -> str | None:
@@ -227,9 +248,12 @@ def build_feature_table(
     from pipeline.engines import feature_engine
 
     dates = [*snapshot_dates_for(dataset, settings, as_of, start, end), *map(pd.Timestamp, also)]
+    # A model's features, and the scorecard's columns beside them: a model trained before the data gained a
+    # source (logins, a segment column) must not cost the health score that source's categories.
+    scored = health_config(settings).required_columns() if feature_set is not None else ()
     with progress_bars() as progress, feature_engine(dataset, settings) as engine:
         return build_features(
-            dataset, dates, settings.features, settings.data.grace_days, progress, feature_set, engine
+            dataset, dates, settings.features, settings.data.grace_days, progress, feature_set, engine, scored
         )
 
 
@@ -548,8 +572,11 @@ def scored_population(
     later, never = unstarted_accounts(dataset.accounts[ACCOUNT_ID], dataset.subscriptions, pd.Timestamp(when))
     if later:
         left.append(f"{counted(later, 'account')} whose first term starts on or after {when}")
-    if never:
-        left.append(f"{counted(never, 'account')} without a term in subscriptions")
+    # of those, the accounts whose every term was excluded as future-dated have terms, just none the data shows
+    waiting = [w for w in dataset.report.warnings if w.problem.startswith(EVERY_TERM_AFTER)]
+    left += [f"{counted(w.count, 'account')} {w.problem.removeprefix('accounts ')}" for w in waiting]
+    if never > (unseen := sum(w.count for w in waiting)):
+        left.append(f"{counted(never - unseen, 'account')} without a term in subscriptions")
     if features.empty:
         from features.errors import DataContractError
 

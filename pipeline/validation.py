@@ -47,6 +47,7 @@ SOURCE_ROW = "__source_row"
 FIRST_DATE = pd.Timestamp("1900-01-01")
 END_OF_DATES = pd.Timestamp("3000-01-01")  # exclusive: dates from here on (9999-12-31...) are refused
 CLOCK_MARGIN = pd.Timedelta(days=1)
+EVERY_TERM_AFTER = "accounts whose every term starts after"  # then the time limit: all their terms are excluded
 
 
 @dataclass(frozen=True)
@@ -967,7 +968,7 @@ def _warnings(
             "accounts",
             "account_id",
             f"{without_kept} AND {future_only}",
-            f"accounts whose every term starts after {limit_text}",
+            f"{EVERY_TERM_AFTER} {limit_text}",
             "kept: not labelled or scored until a term starts (their terms are excluded as future-dated, see "
             "subscriptions.start_date)",
             None,

@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.config import DEFAULTS_DIR
 from pipeline.synthetic import generate
 from pipeline.tracking import NOTES_ARTIFACT
-from tests.helpers import end_to_end
+from tests.helpers import end_to_end, run_cli
 
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
 
@@ -190,3 +190,15 @@ def test_a_misspelt_metric_still_fails_with_a_suggestion_on_data_without_its_sou
     assert done.returncode == 1
     assert "'loginz_per_seat_30d' (metric in default.engagement); did you mean 'logins_per_seat_30d'?" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_four_months_of_history_say_why_there_is_nothing_to_train_on(tmp_path: Path, capsys) -> None:
+    """A valid but short history has no snapshot after 90 days of events: train said "check --start/--end",
+    options it does not have, and compare "pass at least one snapshot date", which it cannot."""
+    data = generate(tmp_path / "data", 40, seed=2, start="2023-01-01", years=0.34).out_dir
+    (tmp_path / "config.yaml").write_text(f"workdir: {tmp_path / 'work'}\n")
+    for command in ("train", "compare"):
+        code, text = run_cli([command, "--data", str(data), "--config", str(tmp_path / "config.yaml")], capsys)
+        assert code == 1, text
+        assert "the first would be 2023-05-01" in text and "after the data end 2023-04-30" in text
+        assert "check --start/--end" not in text and "as_of" not in text

@@ -76,3 +76,28 @@ def test_a_dataset_with_invoices_as_its_only_event_table_trains_and_scores(data:
     assert scores["churn_probability"].between(0, 1).all() and len(scores) > 50
     assert scores["health_financial"].notna().mean() > 0.5
     assert not any(f"health_{c}" in scores.columns for c in ("adoption", "engagement", "support", "training"))
+
+
+def test_a_model_trained_before_the_data_gained_sources_leaves_the_health_score_all_of_them(
+    data: Path, tmp_path: Path, capsys
+):
+    """Scoring built exactly the model's features, so a champion trained on invoices alone cost the health score
+    every other category of data that now has logins, usage and tickets ("dropped (no logins table in the data)"),
+    and left the scores' segment column empty."""
+    only = tmp_path / "only_invoices"
+    only.mkdir()
+    for name in ("accounts.parquet", "subscriptions.parquet"):
+        (only / name).symlink_to(data / name)
+    (only / "invoices").symlink_to(data / "invoices")
+    (tmp_path / "config.yaml").write_text(
+        f"workdir: {tmp_path / 'work'}\nmodel: {{n_estimators: 50, tune_trials: 0}}\n"
+    )
+    config = ["--config", str(tmp_path / "config.yaml")]
+    assert run_cli(["train", "--data", str(only), "--promote", *config], capsys)[0] == 0
+    out = tmp_path / "scores.parquet"
+    code, said = run_cli(["score", "--data", str(data), "--as-of", "2024-09-01", "--out", str(out), *config], capsys)
+    assert code == 0 and "no logins table in the data" not in said
+    scores = pd.read_parquet(out)
+    for category in ("adoption", "engagement", "support", "training", *NEW_CATEGORIES):
+        assert scores[f"health_{category}"].notna().mean() > 0.5, category
+    assert scores["segment"].notna().all()

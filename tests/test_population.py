@@ -18,11 +18,12 @@ from features.errors import DataContractError, counted
 from models.population import churned_accounts, trial_mask
 from models.scores import arr_at_risk
 from pipeline.commit import ScoreOutputs
+from pipeline.config import Settings
 from pipeline.console import print_alerts, print_score_run
 from pipeline.history import read_history
-from pipeline.loading import load_dataset
+from pipeline.loading import Dataset, load_dataset
 from pipeline.stages import build_feature_table, run_explain, score_date, scored_population
-from tests.helpers import WebhookReceiver, book_settings
+from tests.helpers import WebhookReceiver, book_settings, tiny_tables
 
 WHEN = pd.Timestamp("2025-05-01")
 
@@ -304,3 +305,19 @@ def test_a_churned_account_is_alerted_once_as_churned_not_as_worse(book, webhook
 
 def counted_ago(days: float) -> str:
     return f"churned: its last term ended {counted(round(days), 'day')} ago"
+
+
+def test_accounts_whose_terms_all_start_after_the_data_end_are_not_said_to_have_no_term() -> None:
+    """Scoring with --data-end before some accounts' first terms left them out "without a term in subscriptions":
+    their terms exist, excluded as future-dated (`churn validate` said so; the score note did not)."""
+    tables = tiny_tables()
+    tables["accounts"] = pd.concat(
+        [tables["accounts"], pd.DataFrame({"account_id": ["D", "E"], "created_at": ["2023-09-01"] * 2})]
+    )
+    later = {"account_id": ["D"], "start_date": ["2024-03-01"], "end_date": ["2025-03-01"]}
+    tables["subscriptions"] = pd.concat([tables["subscriptions"], pd.DataFrame(later)])
+    dataset = Dataset.from_frames(tables, data_end="2024-01-15")
+    _, left = scored_population(dataset, date(2023, 12, 1), Settings(), False, False)
+    assert left.endswith(
+        "1 account whose every term starts after the data end 2024-01-15 and 1 account without a term in subscriptions"
+    )

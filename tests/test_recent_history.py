@@ -182,3 +182,18 @@ def test_a_bad_row_older_than_the_windows_is_left_to_churn_validate(book, tmp_pa
         load_dataset(bad)
     recent = load_dataset(bad, read_from=read_start([when], FeatureSettings()))
     assert recent.read_from == dict.fromkeys(RECENT_TABLES, read_start([when], FeatureSettings()))
+
+
+def test_a_date_past_the_windows_of_the_data_end_still_finds_the_data_end(book, tmp_path: Path) -> None:
+    """Scoring months after the data's last event read no row of logins or usage events: the data end came from
+    the small tables read whole (an earlier day), or, with usage events the only event table, the run stopped
+    with "no dated event rows left to tell where it ends"."""
+    _, data, dataset, _ = book
+    usage_only = tmp_path / "usage_only"
+    usage_only.mkdir()
+    for name in ("accounts.parquet", "subscriptions.parquet", "usage_events"):
+        (usage_only / name).symlink_to(data / name)
+    when = (dataset.data_end + pd.Timedelta(days=200)).normalize()
+    for folder in (data, usage_only):
+        recent = load_dataset(folder, read_from=read_start([when], FeatureSettings()))
+        assert recent.data_end == load_dataset(folder).data_end
