@@ -38,6 +38,7 @@ from pipeline.loading import (
     hidden,
     is_csv,
     ragged_reason,
+    refuse_case_twins,
     refuse_lookalike,
     refuse_mixed_ids,
     refuse_unread_parts,
@@ -181,6 +182,8 @@ class HadoopFiles:
                     schema = reader.getFooter().getFileMetaData().getSchema()
                 finally:
                     reader.close()
+            named = uri if kind == "file" else path.toString()  # a file as the user gave it
+            refuse_case_twins(name, named, [field.getName() for field in schema.getFields()])
             nanos = frozenset(
                 field.getName()
                 for field in schema.getFields()
@@ -257,6 +260,7 @@ def read_raw(
     if is_csv(uri) and kind == "file":
         first = spark.read.options(**{**CSV_OPTIONS, "header": False}).csv(uri).first()
         names = header_names(name, uri, None if first is None else list(first))
+        refuse_case_twins(name, uri, names)
         raw = spark.read.options(**CSV_OPTIONS).csv(uri).toDF(*names)
         _check_fields(raw, files, name, uri)
         return raw.withColumn(SOURCE_ROW, F.monotonically_increasing_id() + 1), _types(raw)

@@ -227,6 +227,17 @@ def refusal_on_both(spark, data: Path, file: Path | None = None) -> str:
     return messages[0]
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_column_names_equal_but_for_case_are_refused_on_spark_as_on_duckdb(spark, tmp_path, fmt):
+    """`ts` beside `TS`: Spark stopped on a CSV with "AMBIGUOUS_REFERENCE ... line 221 pos 567" (no table, no
+    file) and on parquet with "COLUMN_ALREADY_EXISTS"; both engines now name the table, the file and the twins."""
+    tables = tiny_tables()
+    tables["logins"] = tables["logins"].assign(TS="2020-01-01")
+    data = write_tables(tmp_path / "data", tables, fmt)
+    message = refusal_on_both(spark, data, data / f"logins.{fmt}")
+    assert "columns 'ts' and 'TS' differ only in letter case" in message
+
+
 def test_a_data_folder_given_as_a_relative_path_loads_on_spark_as_on_duckdb(spark, tmp_path):
     """`churn score --engine spark --data data`, run in the folder holding `data/`, stopped with "Table
     'support_tickets': folder data/support_tickets holds no .parquet files": the listed parts (absolute) were cut
