@@ -315,13 +315,14 @@ def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> p
 
 
 _BOOLEAN_WORDS = {"true": 1, "false": 0, "t": 1, "f": 0, "yes": 1, "no": 0, "y": 1, "n": 0}
-_OUTCOME_WORDS = {"churned": 1, "churn": 1, "cancelled": 1, "canceled": 1, "retained": 0, "stayed": 0, "renewed": 0}
+_OUTCOME_WORDS = {"churned": 1, "churn": 1, "cancelled": 1, "canceled": 1}
+_OUTCOME_WORDS |= {"retained": 0, "stayed": 0, "renewed": 0, "active": 0}  # active: a CRM's status beside churned
 _LABEL_WORDS = {**_BOOLEAN_WORDS, **_OUTCOME_WORDS, "1": 1, "0": 0, "1.0": 1, "0.0": 0}
 
 
 def _parse_labels(values: pd.Series, name: str, source: str) -> pd.Series:
     """1 = churned, 0 = stayed, <NA> = unknown; accepts 0/1, booleans, yes/no/true/false and outcome words
-    (churned/cancelled, retained/stayed/renewed). Both outcomes must be there: a model learns from both."""
+    (churned/cancelled, retained/stayed/renewed/active). Both outcomes must be there: a model learns from both."""
     text = values.astype("string").str.strip().str.lower()
     parsed = text.map(_LABEL_WORDS, na_action="ignore")
     bad = parsed.isna() & text.notna() & (text != "")
@@ -330,8 +331,8 @@ def _parse_labels(values: pd.Series, name: str, source: str) -> pd.Series:
         found = ", ".join(repr(v) for v in values[bad].astype("string").str.strip().unique()[:5])
         raise DataContractError(
             f"{source}, label column '{name}': {counted(int(bad.sum()), 'value is', 'values are')} not an outcome "
-            f"({examples}; values {found}); use 1/0, true/false, yes/no or churned/retained (a blank label is an "
-            "unknown outcome)."
+            f"({examples}; values {found}); use 1/0, true/false, yes/no or churned/retained (or active) "
+            "(a blank label is an unknown outcome)."
         )
     outcomes = parsed.dropna().astype(int)
     if outcomes.nunique() < 2:

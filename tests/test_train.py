@@ -360,6 +360,15 @@ def test_labels_as_teams_write_them_and_the_outcomes_a_model_cannot_learn_from()
         prepare_table(undated, "customerID", "Churn", "SignupMonth", source="t.csv")
 
 
+def test_a_crm_status_of_churned_or_active_is_a_label(tmp_path):
+    """A CRM export's status column, `Churned`/`Active`, was refused: "459 values are not an outcome ('active')"."""
+    frame = telco_like(300)
+    churned = frame["Churn"] == "Yes"
+    frame.assign(Churn=np.where(churned, "Churned", "Active")).to_csv(tmp_path / "crm.csv", index=False)
+    table, _ = prepare_table(read_prepared_table(tmp_path / "crm.csv"), "customerID", "Churn", None)
+    assert table["label"].tolist() == churned.astype(int).tolist()
+
+
 def test_scoring_a_table_says_what_is_wrong_with_it_in_its_own_terms(tmp_path, capsys):
     """An empty table was "No account has a term active at the scoring date"; a column missing from a table
     scored with its own model was advice to use another model; ids on two rows were scored without a word."""
