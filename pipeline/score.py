@@ -21,7 +21,7 @@ from models.alerts import score_alerts
 from models.drift import drift_report
 from models.healthscore import explain_health, near_miss_segment_values, score_health
 from models.overrides import RECORD_COLUMNS, apply_overrides, expiry_reasons, in_force, sentiment_values
-from models.risk_model import DATE_SPREAD, TIME_COLUMN, ChurnRiskModel
+from models.risk_model import DATE_SPREAD, SOURCE_COLUMNS, TIME_COLUMN, ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from models.scores import CHURN_PROBABILITY, MODEL_VERSION, SCORECARD_HASH, SCORECARD_NAME, health_columns
 from models.scoring import Scored, said_columns, score_accounts
@@ -94,11 +94,22 @@ def score_prepared(
     from models.lifecycle import expand_gap, stage_gaps
     from pipeline.champion import TrainedOn
     from pipeline.tracking import PREPARED_TABLE
-    from pipeline.train import as_trained, feature_name, parse_ids, parse_times, read_prepared_table, repeated_ids
+    from pipeline.train import (
+        as_trained,
+        column_hint,
+        feature_name,
+        parse_ids,
+        parse_times,
+        read_prepared_table,
+        repeated_ids,
+    )
 
     frame = read_prepared_table(path, text_columns=[id_col])
     if id_col not in frame.columns:
-        raise ChurnError(f"--table {path}: id column '{id_col}' not found; columns are {list(frame.columns)[:12]}.")
+        raise ChurnError(
+            f"--table {path}: id column '{id_col}'{column_hint(id_col, frame.columns)} not found; columns are "
+            f"{list(frame.columns)[:12]}."
+        )
     if frame.empty:
         raise DataContractError(f"--table {path}: the table has no rows; nothing to score.")
     ids = parse_ids(frame[id_col], id_col, f"--table {path}").astype(str)
@@ -129,8 +140,11 @@ def score_prepared(
     trained = TrainedOn.from_metadata(model.metadata_)
     if missing and trained is not None and trained.source.startswith(PREPARED_TABLE):
         lacking = counted(len(missing), "column the model was trained on is", "columns the model was trained on are")
+        sources = model.metadata_.get(SOURCE_COLUMNS) or {}  # named as the training table named them
+        shown = [sources.get(name, name) for name in missing[:5]]
+        shown = ", ".join(f"'{name}'{column_hint(name, frame.columns)}" for name in shown)
         raise DataContractError(
-            f"--table {path}: {lacking} missing, e.g. {missing[:5]} "
+            f"--table {path}: {lacking} missing, e.g. {shown} "
             f"(model {model.metadata_.get('model_uri', '')}, trained on {trained.source}); add them (blank values "
             "score as missing) or train a model on tables like this one."
         )

@@ -19,16 +19,17 @@ first, so both paths share one implementation.
 
 from __future__ import annotations
 
+import difflib
 import re
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from features.errors import DataContractError, counted, named
+from features.errors import DataContractError, counted, listed, named
 from features.feature_set import FeatureSet
 from features.progress import report
 from features.table import (
@@ -40,6 +41,7 @@ from features.table import (
     TERM_END,
     categorical_columns,
     feature_columns,
+    look_alike_ids,
     product_names,
     trim_ids,
 )
@@ -408,7 +410,9 @@ def prepare_table(
     absent = [c for c in needed if c not in frame.columns]
     if absent:
         raise DataContractError(
-            f"{source}: {named('column', absent)} not found; columns are {list(frame.columns)[:12]}."
+            f"{source}: {'column' if len(absent) == 1 else 'columns'} "
+            f"{listed([repr(c) + column_hint(c, frame.columns) for c in absent])} not found; "
+            f"columns are {list(frame.columns)[:12]}."
         )
     others = [c for c in frame.columns if c not in needed]
     reserved = [*META_COLUMNS, *sorted(DATA_DAYS_COLUMNS)]
@@ -522,6 +526,14 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
     ranks = pd.Series(score).rank().to_numpy()
     positives = int(y.sum())
     return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * (len(y) - positives)))
+
+
+def column_hint(name: str, columns: Iterable[object]) -> str:
+    """ " (did you mean 'customerID'?)" for a column named in another letter case or spacing, or misspelt: a wide
+    table's error lists only its first columns, and the one meant may not be among them."""
+    names = [str(c) for c in columns]
+    close = look_alike_ids(name, names) or difflib.get_close_matches(name, names, n=1, cutoff=0.8)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def feature_name(column: object) -> str:

@@ -139,7 +139,7 @@ def test_without_time_a_second_table_cannot_be_compared_fairly_unless_promoted(t
 
 def test_bad_prepared_tables_are_refused_with_column_and_examples(tmp_path):
     frame = telco_like(50)
-    with pytest.raises(DataContractError, match=r"column 'Churned' not found"):
+    with pytest.raises(DataContractError, match=r"column 'Churned' \(did you mean 'Churn'\?\) not found"):
         prepare_table(frame, "customerID", "Churned", None)
     bad_labels = frame.assign(Churn=["Yes", "maybe", *frame["Churn"].iloc[2:]])
     with pytest.raises(DataContractError, match=r"label column 'Churn': 1 value is not an outcome.*row 1: 'maybe'"):
@@ -369,6 +369,31 @@ def test_a_crm_status_of_churned_or_active_is_a_label(tmp_path):
     assert table["label"].tolist() == churned.astype(int).tolist()
 
 
+def test_a_column_named_in_another_case_or_misspelt_is_suggested(tmp_path, capsys):
+    """`--id customerId` was "column 'customerId' not found; columns are [the first 12]", the right one perhaps not
+    among them; a table scored with its columns lower-cased listed the model's names (`Monthly_Charges`), not the
+    table's (`Monthly Charges`), and not the columns the user meant."""
+    frame = telco_like(300).rename(columns={"MonthlyCharges": "Monthly Charges"})
+    frame = frame.assign(**{f"extra_{i}": i for i in range(12)})  # the id comes after the 12 columns listed
+    frame = frame[[*frame.columns[1:], "customerID"]]
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    config = _cli_config(tmp_path)
+    train = ["train", "--table", str(tmp_path / "t.csv"), "--label", "Churn", "--config", config]
+    code, text = run_cli([*train, "--id", "customerId"], capsys)
+    assert code == 1 and "column 'customerId' (did you mean 'customerID'?) not found; columns are" in text, text
+    code, text = run_cli([*train, "--id", "customerID", "--time", "SignupMnth"], capsys)
+    assert code == 1 and "column 'SignupMnth' (did you mean 'SignupMonth'?) not found" in text, text
+    assert run_cli([*train, "--id", "customerID"], capsys)[0] == 0
+    frame.rename(columns=str.lower).to_csv(tmp_path / "lower.csv", index=False)
+    score = ["score", "--table", str(tmp_path / "lower.csv"), "--config", config, "--out", str(tmp_path / "s.csv")]
+    code, text = run_cli([*score, "--id", "customerId"], capsys)
+    assert code == 1 and "id column 'customerId' (did you mean 'customerid'?) not found" in text, text
+    code, text = run_cli([*score, "--id", "customerid"], capsys)
+    assert code == 1 and "lower.csv: 3 columns the model was trained on are missing, e.g. 'Contract' (did you mean " \
+        "'contract'?), 'Monthly Charges' (did you mean 'monthly charges'?), 'TotalCharges' (did you mean " \
+        "'totalcharges'?) (model" in text, text  # fmt: skip
+
+
 def test_scoring_a_table_says_what_is_wrong_with_it_in_its_own_terms(tmp_path, capsys):
     """An empty table was "No account has a term active at the scoring date"; a column missing from a table
     scored with its own model was advice to use another model; ids on two rows were scored without a word."""
@@ -387,7 +412,7 @@ def test_scoring_a_table_says_what_is_wrong_with_it_in_its_own_terms(tmp_path, c
     code, text = score(frame.iloc[:0], "empty.parquet")
     assert code == 1 and "empty.parquet: the table has no rows; nothing to score." in text, text
     code, text = score(frame.drop(columns="tenure"), "short.parquet")
-    assert code == 1 and "short.parquet: 1 column the model was trained on is missing, e.g. ['tenure']" in text
+    assert code == 1 and "short.parquet: 1 column the model was trained on is missing, e.g. 'tenure' (model" in text
     code, text = score(frame.assign(customerID=frame["customerID"].where(frame.index != 1, "0000-CUST")), "d.parquet")
     assert code == 0 and "1 id of 'customerID' is on more than one row (row 0: '0000-CUST', row 1: '0000-CUST')" in text
     assert "Scored 300 rows of d.parquet" in text
