@@ -95,6 +95,7 @@ def score_prepared(
     from pipeline.champion import TrainedOn
     from pipeline.tracking import PREPARED_TABLE
     from pipeline.train import (
+        as_text,
         as_trained,
         column_hint,
         feature_name,
@@ -138,9 +139,9 @@ def score_prepared(
     features = features.rename(columns=renamed).assign(**{ACCOUNT_ID: ids, AS_OF: dated})
     missing = [c for c in model.feature_names_in_ if c not in features.columns]
     trained = TrainedOn.from_metadata(model.metadata_)
+    sources = model.metadata_.get(SOURCE_COLUMNS) or {}  # columns named as the training table named them
     if missing and trained is not None and trained.source.startswith(PREPARED_TABLE):
         lacking = counted(len(missing), "column the model was trained on is", "columns the model was trained on are")
-        sources = model.metadata_.get(SOURCE_COLUMNS) or {}  # named as the training table named them
         shown = [sources.get(name, name) for name in missing[:5]]
         shown = ", ".join(f"'{name}'{column_hint(name, frame.columns)}" for name in shown)
         raise DataContractError(
@@ -161,12 +162,18 @@ def score_prepared(
         name: as_trained(features[name], name, model.categories_.get(name), f"--table {path}")
         for name in model.feature_names_in_
     }
-    for name, levels in model.categories_.items():
-        unseen = typed[name].notna() & ~typed[name].isin(levels)
+    for name in model.feature_names_in_:
+        levels = model.categories_.get(name)
+        if levels is not None:
+            unseen = typed[name].notna() & ~typed[name].isin(levels)
+            what = "values the model never saw in training"
+        else:  # '?', '-', 'unknown' in a column of numbers
+            unseen = typed[name].isna() & as_text(features[name]).str.strip().replace("", pd.NA).notna()
+            what = "values that are not numbers"
         if unseen.any():
-            examples = ", ".join(repr(v) for v in typed[name][unseen].unique()[:3])
+            examples = ", ".join(repr(v) for v in (features if levels is None else typed)[name][unseen].unique()[:3])
             warnings.append(
-                f"--table {path}: column '{name}' holds values the model never saw in training in "
+                f"--table {path}: column '{sources.get(name, name)}' holds {what} in "
                 f"{counted(int(unseen.sum()), 'row')} (e.g. {examples}); they are scored as missing"
             )
     if all(values.isna().all() for values in typed.values()):  # each row would get the model's one blank score

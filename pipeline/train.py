@@ -82,6 +82,9 @@ from pipeline.progress import ProgressCallback
 SHAP_SAMPLE_ROWS = 5_000
 STEPS = ("split", "tune and fit model", "fit logistic baseline", "evaluate", "plots", "log to MLflow")
 HIGH_CARDINALITY_SHARE = 0.5  # text columns with more distinct values than this share of rows are ids/free text
+MAX_MISSING_MARKERS = 3
+"""A column of numbers but for up to this many distinct values without a digit ('?', '-', 'unknown': how an export
+writes a missing number) is read as numbers, those values missing; more are words, and the column is text."""
 OUTCOME_AUC = 0.995  # a feature separating the outcomes this well on its own was most likely recorded with them
 UNSAFE_IN_NAME = re.compile(r'[\s",:\[\]{}]')
 """What LightGBM cannot keep in a feature name: whitespace (it writes `_`, so the column named by the model
@@ -461,11 +464,11 @@ def prepare_table(
     columns: dict[str, pd.Series] = {}
     for name in others:
         column, note = _feature_column(frame[name], name)
-        if note is None and column.isna().all():  # a model cannot split on it: an export or join left it blank
-            note = f"dropped '{name}': empty in every row"
+        if column is not None and column.isna().all():  # a model cannot split on it: an export or join left it blank
+            column, note = None, f"dropped '{name}': empty in every row"
         if note:
             notes.append(note)
-        else:
+        if column is not None:
             columns[feature_name(name)] = column
     if renamed := [
         f"'{c}' -> '{feature_name(c)}'" for c in others if feature_name(c) in columns and feature_name(c) != c
@@ -560,7 +563,15 @@ def _feature_column(values: pd.Series, name: str) -> tuple[pd.Series | None, str
         return None, f"dropped '{name}': a timestamp (pass it as --time to split on it)"
     distinct = text.nunique()
     if distinct > max(50, HIGH_CARDINALITY_SHARE * text.notna().sum()):
-        return None, f"dropped '{name}': {distinct:,} distinct text values (an id or free text)"
+        markers = text[present & numbers.isna()]
+        if markers.nunique() <= MAX_MISSING_MARKERS and not markers.str.contains(r"\d").any():
+            shown = ", ".join(repr(v) for v in markers.unique())
+            said = counted(len(markers), "value", "values")
+            note = f"read '{name}' as numbers: its {said} without a digit ({shown}) are taken as missing"
+            numbers, dropped = _unless_row_numbers(numbers.astype("float64"), name)
+            return numbers, dropped or note
+        shown = ", ".join(repr(v) for v in text.dropna().unique()[:3])
+        return None, f"dropped '{name}': {distinct:,} distinct text values (an id or free text; e.g. {shown})"
     return text.astype("category"), None
 
 
@@ -597,7 +608,8 @@ def _unless_row_numbers(numbers: pd.Series, name: str) -> tuple[pd.Series | None
 def as_trained(values: pd.Series, name: str, levels: Sequence[str] | None, source: str) -> pd.Series:
     """A column of a table to score, typed as `_feature_column` typed it at training: a categorical
     feature (`levels`) as trimmed text, numbers included (a CSV of `1`/`2` reads as numbers, its training
-    levels were `'1'`/`'2'`); a numeric one as numbers, parsed from text (booleans as 1/0) when given so."""
+    levels were `'1'`/`'2'`); a numeric one as numbers, parsed from text (booleans as 1/0) when given so, a
+    value without a digit ('?', '-', 'unknown') missing, as training reads it (`MAX_MISSING_MARKERS`)."""
     if levels is not None:
         text = as_text(values).str.strip().replace("", pd.NA)
         if pd.api.types.is_float_dtype(values):  # levels written `4.0` at training (pandas' integers with gaps)
@@ -610,7 +622,7 @@ def as_trained(values: pd.Series, name: str, levels: Sequence[str] | None, sourc
         return _days(values)
     text = values.astype("string").str.strip().replace("", pd.NA)
     parsed = pd.to_numeric(text, errors="coerce").fillna(text.str.lower().map(_BOOLEAN_WORDS).astype("Float64"))
-    bad = parsed.isna() & text.notna()
+    bad = parsed.isna() & text.str.contains(r"\d").fillna(False)
     if bad.any():
         examples = ", ".join(f"row {i}: {v!r}" for i, v in values[bad].head(3).items())
         said = counted(int(bad.sum()), "value is not a number", "values are not numbers")

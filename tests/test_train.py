@@ -47,9 +47,34 @@ def test_prepare_table_detects_numbers_categories_and_drops_ids_and_free_text():
     assert isinstance(table["Contract"].dtype, pd.CategoricalDtype)
     assert "Notes" not in table.columns and "SignupMonth" not in table.columns
     assert notes == [
-        "dropped 'Notes': 300 distinct text values (an id or free text)",
+        "dropped 'Notes': 300 distinct text values (an id or free text; e.g. 'call note 0', 'call note 1', "
+        "'call note 2')",
         "dropped 'SignupMonth': a timestamp (pass it as --time to split on it)",
     ]
+
+
+def test_a_column_of_numbers_with_a_missing_marker_is_numbers(tmp_path, capsys):
+    """An export writing a missing number as '?', '-' or 'unknown' (UCI tables use '?') lost the column:
+    "dropped 'TotalCharges': 291 distinct text values (an id or free text)"; scoring such a table was refused."""
+    frame = telco_like(300)
+    blank = frame["tenure"] == 0
+    for marker in ("?", "-", "unknown"):
+        frame.assign(TotalCharges=frame["TotalCharges"].mask(blank, marker)).to_csv(tmp_path / "t.csv", index=False)
+        table, notes = prepare_table(read_prepared_table(tmp_path / "t.csv"), "customerID", "Churn", None)
+        assert table["TotalCharges"].dtype == "float64" and table["TotalCharges"].isna().sum() == blank.sum()
+        said = f"read 'TotalCharges' as numbers: its {blank.sum()} values without a digit ('{marker}') are taken as"
+        assert any(note.startswith(said) for note in notes), notes
+    words = frame.assign(TotalCharges=frame["TotalCharges"].mask(frame.index % 4 == 0, "n" + frame["customerID"]))
+    assert "TotalCharges" not in prepare_table(words, "customerID", "Churn", None)[0]  # words, not markers of a number
+    config = _cli_config(tmp_path)
+    args = ["--table", str(tmp_path / "t.csv"), "--id", "customerID", "--config", config]
+    assert run_cli(["train", *args, "--label", "Churn"], capsys)[0] == 0
+    code, text = run_cli(["score", *args, "--out", str(tmp_path / "s.csv")], capsys)
+    assert code == 0 and f"column 'TotalCharges' holds values that are not numbers in {blank.sum()} rows (e.g. " \
+        "'unknown'); they are scored as missing" in text, text  # fmt: skip
+    frame.assign(tenure=frame["tenure"].astype(str) + " months").to_csv(tmp_path / "t.csv", index=False)
+    code, text = run_cli(["score", *args, "--out", str(tmp_path / "s2.csv")], capsys)
+    assert code == 1 and "column 'tenure': 300 values are not numbers, and the model learnt it as a number" in text
 
 
 def test_a_csv_written_with_its_index_does_not_train_on_the_row_numbers(tmp_path):
@@ -345,7 +370,8 @@ def test_labels_as_teams_write_them_and_the_outcomes_a_model_cannot_learn_from()
     assert "30 rows have no label in 'Churn' (an unknown outcome): not trained or validated on" in notes
     twice = frame.assign(customerID=frame["customerID"].where(frame.index != 5, "0004-CUST"))
     assert prepare_table(twice, "customerID", "Churn", None)[1] == [
-        "dropped 'Notes': 300 distinct text values (an id or free text)",
+        "dropped 'Notes': 300 distinct text values (an id or free text; e.g. 'call note 0', 'call note 1', "
+        "'call note 2')",
         "dropped 'SignupMonth': a timestamp (pass it as --time to split on it)",
         "1 id of 'customerID' is on more than one row (row 4: '0004-CUST', row 5: '0004-CUST'): each account's "
         "rows stay on one side of the split (pass --time if they are snapshots at different dates)",
