@@ -480,6 +480,17 @@ def prepare_table(
             f"{repeated}: each account's rows stay on one side of the split (pass --time if they are snapshots at "
             "different dates)"
         )
+    elif time_col is not None and (twice := table.duplicated([ACCOUNT_ID, AS_OF], keep=False)).any():
+        rows = table[twice].groupby([ACCOUNT_ID, AS_OF], sort=False).groups
+        examples = "; ".join(
+            f"rows {', '.join(map(str, index))}: {id_!r} at {when.date()}"
+            for (id_, when), index in list(rows.items())[:3]
+        )
+        notes.append(
+            f"{counted(len(rows), 'id')} of '{id_col}' {'is' if len(rows) == 1 else 'are'} on more than one row of the "
+            f"same '{time_col}' ({examples}): an account's snapshot repeated (by a join, or an export that doubled "
+            "rows?), trained on as many times as it is there"
+        )
     notes += [
         f"'{name}' alone separates churned from retained rows (AUC {auc:.3f}): it is likely recorded with or after "
         "the outcome (a churn flag or reason); drop it from the table unless it is known before the outcome"

@@ -77,6 +77,24 @@ def test_a_column_of_numbers_with_a_missing_marker_is_numbers(tmp_path, capsys):
     assert code == 1 and "column 'tenure': 300 values are not numbers, and the model learnt it as a number" in text
 
 
+def test_a_snapshot_repeated_on_the_same_date_is_warned_about(tmp_path):
+    """With --time, ids repeat by design (one row per account and date), and rows an export or a join doubled
+    (the same account at the same date, twice) were trained on twice without a word."""
+    frame = telco_like(300)
+    doubled = pd.concat([frame, frame.iloc[[4]]], ignore_index=True)
+    doubled.to_csv(tmp_path / "t.csv", index=False)
+    _, notes = prepare_table(read_prepared_table(tmp_path / "t.csv"), "customerID", "Churn", "SignupMonth")
+    when = pd.Timestamp(frame.loc[4, "SignupMonth"]).date()
+    assert (
+        f"1 id of 'customerID' is on more than one row of the same 'SignupMonth' (rows 4, 300: '0004-CUST' at {when}): "
+        "an account's snapshot repeated (by a join, or an export that doubled rows?), trained on as many times as it "
+        "is there" in notes
+    ), notes
+    snapshots = frame.assign(SignupMonth=frame["SignupMonth"] + pd.Timedelta(days=400))  # the same ids, later
+    _, notes = prepare_table(pd.concat([frame, snapshots], ignore_index=True), "customerID", "Churn", "SignupMonth")
+    assert not any("more than one row" in note for note in notes), notes
+
+
 def test_a_csv_written_with_its_index_does_not_train_on_the_row_numbers(tmp_path):
     """pandas' `to_csv` writes the index as a first column with a blank name: row numbers, which rank the
     outcomes whenever the export was sorted (by outcome, by signup date) before or after, are not a feature."""
