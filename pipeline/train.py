@@ -410,6 +410,13 @@ def prepare_table(
     dropped, because a model cannot generalise from them.
     """
     needed = [c for c in (id_col, label_col, time_col) if c is not None]
+    if len(set(needed)) < len(needed):  # read as ids and as outcomes at once, it failed as neither
+        flags = {"--id": id_col, "--label": label_col, "--time": time_col}
+        twice = [flag for flag, column in flags.items() if column is not None and needed.count(column) > 1]
+        raise DataContractError(
+            f"{source}: {listed(twice)} name the same column '{next(flags[f] for f in twice)}'; the id, the label "
+            "and the time (--time) of each row are columns of their own."
+        )
     absent = [c for c in needed if c not in frame.columns]
     if absent:
         raise DataContractError(

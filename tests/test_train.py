@@ -205,6 +205,11 @@ def test_bad_prepared_tables_are_refused_with_column_and_examples(tmp_path):
         prepare_table(frame.assign(bias=1.0), "customerID", "Churn", None)
     with pytest.raises(DataContractError, match=r"does not exist"):
         train_prepared_table(tmp_path / "none.csv", "customerID", "Churn")
+    # it was "50 labelled rows of 2 accounts (ids of 'Churn' repeat ...): 1 churned and 1 retained account"
+    with pytest.raises(DataContractError, match=r"^--table: --id and --label name the same column 'Churn'; the id, "):
+        prepare_table(frame, "Churn", "Churn", None)
+    with pytest.raises(DataContractError, match=r"^--table: --label and --time name the same column 'SignupMonth'"):
+        prepare_table(frame, "customerID", "SignupMonth", "SignupMonth")
 
 
 def test_feature_table_without_meta_columns_or_with_unaligned_rule_risk_is_refused(tmp_path):
