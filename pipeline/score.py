@@ -21,7 +21,7 @@ from models.alerts import score_alerts
 from models.drift import drift_report
 from models.healthscore import explain_health, near_miss_segment_values, score_health
 from models.overrides import RECORD_COLUMNS, apply_overrides, expiry_reasons, in_force, sentiment_values
-from models.risk_model import DATE_SPREAD, SOURCE_COLUMNS, TIME_COLUMN, ChurnRiskModel
+from models.risk_model import DATE_SPREAD, MISSING_MARKERS, SOURCE_COLUMNS, TIME_COLUMN, ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from models.scores import CHURN_PROBABILITY, MODEL_VERSION, SCORECARD_HASH, SCORECARD_NAME, health_columns
 from models.scoring import Scored, said_columns, score_accounts
@@ -158,8 +158,9 @@ def score_prepared(
             f"e.g. {missing[:5]}; score it with the model `churn train --table` trained on a table like it "
             "(--model-uri models:/NAME@champion, or its model.name in the configuration)."
         )
+    markers = model.metadata_.get(MISSING_MARKERS) or {}
     typed = {
-        name: as_trained(features[name], name, model.categories_.get(name), f"--table {path}")
+        name: as_trained(features[name], name, model.categories_.get(name), f"--table {path}", markers.get(name, ()))
         for name in model.feature_names_in_
     }
     for name in model.feature_names_in_:
@@ -167,7 +168,7 @@ def score_prepared(
         if levels is not None:
             unseen = typed[name].notna() & ~typed[name].isin(levels)
             what = "values the model never saw in training"
-        else:  # '?', '-', 'unknown' in a column of numbers
+        else:  # '?', '-', as the training table wrote a missing number
             unseen = typed[name].isna() & as_text(features[name]).str.strip().replace("", pd.NA).notna()
             what = "values that are not numbers"
         if unseen.any():

@@ -50,7 +50,7 @@ from models.categories import ml_categories
 from models.comparison import calibration_by_band
 from models.drift import date_spread
 from models.evaluation import ALL_SEGMENTS, evaluate, evaluation_figures
-from models.risk_model import BASE_VALUE, DATE_SPREAD, SOURCE_COLUMNS, TIME_COLUMN, ChurnRiskModel
+from models.risk_model import BASE_VALUE, DATE_SPREAD, MISSING_MARKERS, SOURCE_COLUMNS, TIME_COLUMN, ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from models.scores import CHURN_PROBABILITY
 from models.scoring import risk_band
@@ -233,6 +233,7 @@ def train_prepared_table(
     evaluated.model.metadata_[SOURCE_COLUMNS] = {
         feature_name(c): str(c) for c in frame.columns if feature_name(c) != str(c) and feature_name(c) in table
     }
+    evaluated.model.metadata_[MISSING_MARKERS] = missing_markers(frame, table)
     if time_col is not None:
         evaluated.model.metadata_[TIME_COLUMN] = time_col
     return log_and_register(
@@ -514,6 +515,21 @@ def prepare_table(
     return table, notes
 
 
+def missing_markers(frame: pd.DataFrame, table: pd.DataFrame) -> dict[str, list[str]]:
+    """The values of each numeric feature's text column in `frame` that `prepare_table` read as missing numbers
+    ('?', '-', 'unknown'), by feature name: what scoring reads as missing too (`as_trained`)."""
+    markers = {}
+    for column in frame.columns:
+        name = feature_name(column)
+        if name in feature_columns(table) and pd.api.types.is_float_dtype(table[name]):
+            if not (pd.api.types.is_string_dtype(frame[column]) or pd.api.types.is_object_dtype(frame[column])):
+                continue
+            text = frame[column].astype("string").str.strip().replace("", pd.NA)
+            if found := sorted(text[text.notna() & table[name].isna()].unique()):
+                markers[name] = found
+    return markers
+
+
 def _outcome_like(table: pd.DataFrame, min_rows: int = 10) -> list[tuple[str, float]]:
     """Features whose values alone rank churned above retained rows with an AUC of `OUTCOME_AUC` or more
     (either direction; a missing value is a value, so a churn reason blank for every retained row counts):
@@ -623,11 +639,13 @@ def _unless_row_numbers(numbers: pd.Series, name: str) -> tuple[pd.Series | None
     return numbers, None
 
 
-def as_trained(values: pd.Series, name: str, levels: Sequence[str] | None, source: str) -> pd.Series:
+def as_trained(
+    values: pd.Series, name: str, levels: Sequence[str] | None, source: str, markers: Sequence[str] = ()
+) -> pd.Series:
     """A column of a table to score, typed as `_feature_column` typed it at training: a categorical
     feature (`levels`) as trimmed text, numbers included (a CSV of `1`/`2` reads as numbers, its training
-    levels were `'1'`/`'2'`); a numeric one as numbers, parsed from text (booleans as 1/0) when given so, a
-    value without a digit ('?', '-', 'unknown') missing, as training reads it (`MAX_MISSING_MARKERS`)."""
+    levels were `'1'`/`'2'`); a numeric one as numbers, parsed from text (booleans as 1/0) when given so, the
+    `markers` its training table wrote for a missing number ('?', '-': `MISSING_MARKERS`) missing."""
     if levels is not None:
         text = as_text(values).str.strip().replace("", pd.NA)
         if pd.api.types.is_float_dtype(values):  # levels written `4.0` at training (pandas' integers with gaps)
@@ -640,7 +658,7 @@ def as_trained(values: pd.Series, name: str, levels: Sequence[str] | None, sourc
         return _days(values)
     text = values.astype("string").str.strip().replace("", pd.NA)
     parsed = pd.to_numeric(text, errors="coerce").fillna(text.str.lower().map(_BOOLEAN_WORDS).astype("Float64"))
-    bad = parsed.isna() & text.str.contains(r"\d").fillna(False)
+    bad = parsed.isna() & text.notna() & ~text.isin(markers)
     if bad.any():
         examples = ", ".join(f"row {i}: {v!r}" for i, v in values[bad].head(3).items())
         said = counted(int(bad.sum()), "value is not a number", "values are not numbers")

@@ -72,9 +72,13 @@ def test_a_column_of_numbers_with_a_missing_marker_is_numbers(tmp_path, capsys):
     code, text = run_cli(["score", *args, "--out", str(tmp_path / "s.csv")], capsys)
     assert code == 0 and f"column 'TotalCharges' holds values that are not numbers in {blank.sum()} rows (e.g. " \
         "'unknown'); they are scored as missing" in text, text  # fmt: skip
-    frame.assign(tenure=frame["tenure"].astype(str) + " months").to_csv(tmp_path / "t.csv", index=False)
-    code, text = run_cli(["score", *args, "--out", str(tmp_path / "s2.csv")], capsys)
-    assert code == 1 and "column 'tenure': 300 values are not numbers, and the model learnt it as a number" in text
+    mlflow.set_tracking_uri(load_settings(config).tracking_uri())
+    pyfunc = mlflow.pyfunc.load_model("models:/churn-risk-table@champion")  # reads the table as scoring does
+    got = pyfunc.predict(pd.read_csv(tmp_path / "t.csv").drop(columns=["customerID", "Churn"]))["churn_probability"]
+    np.testing.assert_allclose(got.to_numpy(), pd.read_csv(tmp_path / "s.csv")["churn_probability"].to_numpy())
+    frame.assign(TotalCharges=frame["TotalCharges"].mask(blank, "?")).to_csv(tmp_path / "t.csv", index=False)
+    code, text = run_cli(["score", *args, "--out", str(tmp_path / "s2.csv")], capsys)  # not what training read
+    assert code == 1 and f"column 'TotalCharges': {blank.sum()} values are not numbers, and the model learnt it" in text
 
 
 def test_a_snapshot_repeated_on_the_same_date_is_warned_about(tmp_path):
