@@ -426,13 +426,6 @@ def prepare_table(
             f"columns are {list(frame.columns)[:12]}."
         )
     others = [c for c in frame.columns if c not in needed]
-    reserved = [*META_COLUMNS, *sorted(DATA_DAYS_COLUMNS)]
-    clashes = [c for c in others if feature_name(c) in reserved]
-    if clashes:
-        raise DataContractError(
-            f"{source}: {named('feature column', clashes)} {'clashes' if len(clashes) == 1 else 'clash'} with "
-            f"reserved names {reserved}; rename or drop {'it' if len(clashes) == 1 else 'them'}."
-        )
     if BASE_VALUE in map(feature_name, others):
         raise DataContractError(
             f"{source}: feature column '{BASE_VALUE}' has the name the model's contributions give their base value "
@@ -478,6 +471,12 @@ def prepare_table(
             notes.append(note)
         if column is not None:
             columns[feature_name(name)] = column
+    reserved = [*META_COLUMNS, *sorted(DATA_DAYS_COLUMNS)]  # a column dropped above (a date `as_of`) is no clash
+    if clashes := [c for c in others if feature_name(c) in reserved and feature_name(c) in columns]:
+        raise DataContractError(
+            f"{source}: {named('feature column', clashes)} {'clashes' if len(clashes) == 1 else 'clash'} with "
+            f"reserved names {reserved}; rename or drop {'it' if len(clashes) == 1 else 'them'}."
+        )
     if renamed := [
         f"'{c}' -> '{feature_name(c)}'" for c in others if feature_name(c) in columns and feature_name(c) != c
     ]:

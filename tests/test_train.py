@@ -205,6 +205,14 @@ def test_bad_prepared_tables_are_refused_with_column_and_examples(tmp_path):
     assert padded["account_id"].tolist() == frame["customerID"].tolist()  # trimmed as a data folder's ids are
     with pytest.raises(DataContractError, match=r"feature column 'label' clashes with reserved names"):
         prepare_table(frame.assign(label=1), "customerID", "Churn", None)
+    # a column that is no feature is no clash: the export's date `as_of` and a second id were refused as such
+    wider = telco_like(200)
+    exported = wider.assign(as_of="2024-06-01", account_id="A-" + wider["customerID"])
+    table, notes = prepare_table(exported, "customerID", "Churn", None)
+    assert table["account_id"].tolist() == wider["customerID"].tolist() and table["as_of"].isna().all()
+    assert {"dropped 'as_of': a timestamp (pass it as --time to split on it)",
+            "dropped 'account_id': 200 distinct text values (an id or free text; e.g. 'A-0000-CUST', 'A-0001-CUST', "
+            "'A-0002-CUST')"} <= set(notes), notes  # fmt: skip
     with pytest.raises(DataContractError, match=r"--table: feature column 'bias' has the name the model's"):
         prepare_table(frame.assign(bias=1.0), "customerID", "Churn", None)
     with pytest.raises(DataContractError, match=r"does not exist"):
