@@ -517,13 +517,13 @@ def prepare_table(
 def missing_markers(frame: pd.DataFrame, table: pd.DataFrame) -> dict[str, list[str]]:
     """The values of each numeric feature's text column in `frame` that `prepare_table` read as missing numbers
     ('?', '-', 'unknown'), by feature name: what scoring reads as missing too (`as_trained`)."""
-    markers = {}
+    markers, features = {}, set(feature_columns(table))
     for column in frame.columns:
-        name = feature_name(column)
-        if name in feature_columns(table) and pd.api.types.is_float_dtype(table[name]):
-            if not (pd.api.types.is_string_dtype(frame[column]) or pd.api.types.is_object_dtype(frame[column])):
-                continue
-            text = frame[column].astype("string").str.strip().replace("", pd.NA)
+        name, values = feature_name(column), frame[column]
+        if name not in features or not pd.api.types.is_float_dtype(table[name]):
+            continue
+        if pd.api.types.is_string_dtype(values) or pd.api.types.is_object_dtype(values):
+            text = values.astype("string").str.strip().replace("", pd.NA)
             if found := sorted(text[text.notna() & table[name].isna()].unique()):
                 markers[name] = found
     return markers
