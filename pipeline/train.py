@@ -303,7 +303,8 @@ def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> p
     """The table as pandas reads it, with `text_columns` of a CSV read as text: an id `007` stays `007`
     (pandas would read the number 7 and score account `7`). A CSV header is read as a data folder's is
     (`header_names`): names trimmed (`customerID, Churn` names `Churn`), a name given twice refused (pandas
-    would rename the second `x.1`)."""
+    would rename the second `x.1`); a parquet file's names alike (pandas kept the spaces of the CSV it read), so
+    the two files of one table train the same model."""
     from pipeline.loading import csv_header, header_names
 
     path = Path(path)
@@ -311,7 +312,9 @@ def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> p
         raise DataContractError(f"--table {path}: the file does not exist.")
     try:
         if path.is_dir() or path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
+            table = pd.read_parquet(path)
+            table.columns = header_names(path.stem, path, [str(c) for c in table.columns])  # as its CSV's
+            return table
         if path.suffix.lower() in (".csv", ".txt"):
             names = header_names(path.stem, path, csv_header(path.stem, path))  # a ';'-separated file is refused
             return pd.read_csv(path, header=0, names=names, dtype=dict.fromkeys(text_columns, str))

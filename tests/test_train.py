@@ -99,6 +99,17 @@ def test_a_snapshot_repeated_on_the_same_date_is_warned_about(tmp_path):
     assert not any("more than one row" in note for note in notes), notes
 
 
+def test_a_parquet_tables_column_names_are_trimmed_as_its_csvs(tmp_path):
+    """A parquet written from a CSV read with its header's spaces (`customerID, Churn`) refused `--label Churn`,
+    which the CSV itself took, and trained on `_tenure_`, a column its CSV names `tenure`."""
+    frame = telco_like(300).rename(columns={"Churn": " Churn", "tenure": "tenure\u00a0"})
+    frame.to_parquet(tmp_path / "t.parquet")
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    for name in ("t.parquet", "t.csv"):
+        table, _ = prepare_table(read_prepared_table(tmp_path / name), "customerID", "Churn", None)
+        assert "tenure" in table.columns and table["label"].notna().all(), name
+
+
 def test_a_csv_written_with_its_index_does_not_train_on_the_row_numbers(tmp_path):
     """pandas' `to_csv` writes the index as a first column with a blank name: row numbers, which rank the
     outcomes whenever the export was sorted (by outcome, by signup date) before or after, are not a feature."""
