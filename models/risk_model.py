@@ -73,6 +73,9 @@ DATE_SPREAD = "drift_date_spread"
 # In `metadata_`: the prepared table's column that dated its rows (`churn train --table --time`), which dates the
 # rows `churn score --table` scores as it dated the training rows
 TIME_COLUMN = "time_column"
+# In `metadata_`: feature -> the values without a digit its prepared table gave for a missing number ('?', '-'),
+# which scoring reads as missing too (any other value that is not a number is refused)
+MISSING_MARKERS = "missing_markers"
 # The contributions' column for the base value (the log-odds of an average row): no feature may take its name.
 BASE_VALUE = "bias"
 REFERENCE_ROWS = 5_000

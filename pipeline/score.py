@@ -21,7 +21,7 @@ from models.alerts import score_alerts
 from models.drift import drift_report
 from models.healthscore import explain_health, near_miss_segment_values, score_health
 from models.overrides import RECORD_COLUMNS, apply_overrides, expiry_reasons, in_force, sentiment_values
-from models.risk_model import DATE_SPREAD, TIME_COLUMN, ChurnRiskModel
+from models.risk_model import DATE_SPREAD, MISSING_MARKERS, SOURCE_COLUMNS, TIME_COLUMN, ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from models.scores import CHURN_PROBABILITY, MODEL_VERSION, SCORECARD_HASH, SCORECARD_NAME, health_columns
 from models.scoring import Scored, said_columns, score_accounts
@@ -94,11 +94,23 @@ def score_prepared(
     from models.lifecycle import expand_gap, stage_gaps
     from pipeline.champion import TrainedOn
     from pipeline.tracking import PREPARED_TABLE
-    from pipeline.train import as_trained, feature_name, parse_ids, parse_times, read_prepared_table, repeated_ids
+    from pipeline.train import (
+        as_text,
+        as_trained,
+        column_hint,
+        feature_name,
+        parse_ids,
+        parse_times,
+        read_prepared_table,
+        repeated_ids,
+    )
 
     frame = read_prepared_table(path, text_columns=[id_col])
     if id_col not in frame.columns:
-        raise ChurnError(f"--table {path}: id column '{id_col}' not found; columns are {list(frame.columns)[:12]}.")
+        raise ChurnError(
+            f"--table {path}: id column '{id_col}'{column_hint(id_col, frame.columns)} not found; columns are "
+            f"{list(frame.columns)[:12]}."
+        )
     if frame.empty:
         raise DataContractError(f"--table {path}: the table has no rows; nothing to score.")
     ids = parse_ids(frame[id_col], id_col, f"--table {path}").astype(str)
@@ -127,10 +139,13 @@ def score_prepared(
     features = features.rename(columns=renamed).assign(**{ACCOUNT_ID: ids, AS_OF: dated})
     missing = [c for c in model.feature_names_in_ if c not in features.columns]
     trained = TrainedOn.from_metadata(model.metadata_)
+    sources = model.metadata_.get(SOURCE_COLUMNS) or {}  # columns named as the training table named them
     if missing and trained is not None and trained.source.startswith(PREPARED_TABLE):
         lacking = counted(len(missing), "column the model was trained on is", "columns the model was trained on are")
+        shown = [sources.get(name, name) for name in missing[:5]]
+        shown = ", ".join(f"'{name}'{column_hint(name, frame.columns)}" for name in shown)
         raise DataContractError(
-            f"--table {path}: {lacking} missing, e.g. {missing[:5]} "
+            f"--table {path}: {lacking} missing, e.g. {shown} "
             f"(model {model.metadata_.get('model_uri', '')}, trained on {trained.source}); add them (blank values "
             "score as missing) or train a model on tables like this one."
         )
@@ -143,16 +158,23 @@ def score_prepared(
             f"e.g. {missing[:5]}; score it with the model `churn train --table` trained on a table like it "
             "(--model-uri models:/NAME@champion, or its model.name in the configuration)."
         )
+    markers = model.metadata_.get(MISSING_MARKERS) or {}
     typed = {
-        name: as_trained(features[name], name, model.categories_.get(name), f"--table {path}")
+        name: as_trained(features[name], name, model.categories_.get(name), f"--table {path}", markers.get(name, ()))
         for name in model.feature_names_in_
     }
-    for name, levels in model.categories_.items():
-        unseen = typed[name].notna() & ~typed[name].isin(levels)
+    for name in model.feature_names_in_:
+        levels = model.categories_.get(name)
+        if levels is not None:
+            unseen = typed[name].notna() & ~typed[name].isin(levels)
+            what = "values the model never saw in training"
+        else:  # '?', '-', as the training table wrote a missing number
+            unseen = typed[name].isna() & as_text(features[name]).str.strip().replace("", pd.NA).notna()
+            what = "values that are not numbers"
         if unseen.any():
-            examples = ", ".join(repr(v) for v in typed[name][unseen].unique()[:3])
+            examples = ", ".join(repr(v) for v in (features if levels is None else typed)[name][unseen].unique()[:3])
             warnings.append(
-                f"--table {path}: column '{name}' holds values the model never saw in training in "
+                f"--table {path}: column '{sources.get(name, name)}' holds {what} in "
                 f"{counted(int(unseen.sum()), 'row')} (e.g. {examples}); they are scored as missing"
             )
     if all(values.isna().all() for values in typed.values()):  # each row would get the model's one blank score

@@ -53,7 +53,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from features.errors import ChurnError, ConfigError, counted, signed
 from models.population import churned_mask
-from models.risk_model import SOURCE_COLUMNS, ChurnRiskModel
+from models.risk_model import MISSING_MARKERS, SOURCE_COLUMNS, ChurnRiskModel
 from models.scores import SCORECARD_HASH, SCORECARD_NAME, arr_at_risk
 from pipeline.champion import CHAMPION, champion_uri
 from pipeline.config import ModelSettings, Settings, read_yaml, redact_url
@@ -308,7 +308,10 @@ class ChurnModelPyfunc(mlflow.pyfunc.PythonModel):
             raise ChurnError(
                 f"pyfunc input: {counted(len(missing), f'{of} is', f'{of} are')} missing: {', '.join(named)}."
             )
-        typed = {f: as_trained(frame[f], f, self.model.categories_.get(f), "pyfunc input") for f in names}
+        markers = self.model.metadata_.get(MISSING_MARKERS) or {}
+        typed = {
+            f: as_trained(frame[f], f, self.model.categories_.get(f), "pyfunc input", markers.get(f, ())) for f in names
+        }
         return frame.assign(**typed)
 
 

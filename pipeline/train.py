@@ -19,16 +19,17 @@ first, so both paths share one implementation.
 
 from __future__ import annotations
 
+import difflib
 import re
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from features.errors import DataContractError, counted, named
+from features.errors import DataContractError, counted, listed, named
 from features.feature_set import FeatureSet
 from features.progress import report
 from features.table import (
@@ -40,6 +41,7 @@ from features.table import (
     TERM_END,
     categorical_columns,
     feature_columns,
+    look_alike_ids,
     product_names,
     trim_ids,
 )
@@ -48,7 +50,7 @@ from models.categories import ml_categories
 from models.comparison import calibration_by_band
 from models.drift import date_spread
 from models.evaluation import ALL_SEGMENTS, evaluate, evaluation_figures
-from models.risk_model import BASE_VALUE, DATE_SPREAD, SOURCE_COLUMNS, TIME_COLUMN, ChurnRiskModel
+from models.risk_model import BASE_VALUE, DATE_SPREAD, MISSING_MARKERS, SOURCE_COLUMNS, TIME_COLUMN, ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from models.scores import CHURN_PROBABILITY
 from models.scoring import risk_band
@@ -80,6 +82,9 @@ from pipeline.progress import ProgressCallback
 SHAP_SAMPLE_ROWS = 5_000
 STEPS = ("split", "tune and fit model", "fit logistic baseline", "evaluate", "plots", "log to MLflow")
 HIGH_CARDINALITY_SHARE = 0.5  # text columns with more distinct values than this share of rows are ids/free text
+MAX_MISSING_MARKERS = 3
+"""A column of numbers but for up to this many distinct values without a digit ('?', '-', 'unknown': how an export
+writes a missing number) is read as numbers, those values missing; more are words, and the column is text."""
 OUTCOME_AUC = 0.995  # a feature separating the outcomes this well on its own was most likely recorded with them
 UNSAFE_IN_NAME = re.compile(r'[\s",:\[\]{}]')
 """What LightGBM cannot keep in a feature name: whitespace (it writes `_`, so the column named by the model
@@ -228,6 +233,7 @@ def train_prepared_table(
     evaluated.model.metadata_[SOURCE_COLUMNS] = {
         feature_name(c): str(c) for c in frame.columns if feature_name(c) != str(c) and feature_name(c) in table
     }
+    evaluated.model.metadata_[MISSING_MARKERS] = missing_markers(frame, table)
     if time_col is not None:
         evaluated.model.metadata_[TIME_COLUMN] = time_col
     return log_and_register(
@@ -297,7 +303,8 @@ def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> p
     """The table as pandas reads it, with `text_columns` of a CSV read as text: an id `007` stays `007`
     (pandas would read the number 7 and score account `7`). A CSV header is read as a data folder's is
     (`header_names`): names trimmed (`customerID, Churn` names `Churn`), a name given twice refused (pandas
-    would rename the second `x.1`)."""
+    would rename the second `x.1`); a parquet file's names alike (pandas kept the spaces of the CSV it read), so
+    the two files of one table train the same model."""
     from pipeline.loading import csv_header, header_names
 
     path = Path(path)
@@ -305,7 +312,9 @@ def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> p
         raise DataContractError(f"--table {path}: the file does not exist.")
     try:
         if path.is_dir() or path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
+            table = pd.read_parquet(path)
+            table.columns = header_names(path.stem, path, [str(c) for c in table.columns])  # as its CSV's
+            return table
         if path.suffix.lower() in (".csv", ".txt"):
             names = header_names(path.stem, path, csv_header(path.stem, path))  # a ';'-separated file is refused
             return pd.read_csv(path, header=0, names=names, dtype=dict.fromkeys(text_columns, str))
@@ -315,13 +324,14 @@ def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> p
 
 
 _BOOLEAN_WORDS = {"true": 1, "false": 0, "t": 1, "f": 0, "yes": 1, "no": 0, "y": 1, "n": 0}
-_OUTCOME_WORDS = {"churned": 1, "churn": 1, "cancelled": 1, "canceled": 1, "retained": 0, "stayed": 0, "renewed": 0}
+_OUTCOME_WORDS = {"churned": 1, "churn": 1, "cancelled": 1, "canceled": 1}
+_OUTCOME_WORDS |= {"retained": 0, "stayed": 0, "renewed": 0, "active": 0}  # active: a CRM's status beside churned
 _LABEL_WORDS = {**_BOOLEAN_WORDS, **_OUTCOME_WORDS, "1": 1, "0": 0, "1.0": 1, "0.0": 0}
 
 
 def _parse_labels(values: pd.Series, name: str, source: str) -> pd.Series:
     """1 = churned, 0 = stayed, <NA> = unknown; accepts 0/1, booleans, yes/no/true/false and outcome words
-    (churned/cancelled, retained/stayed/renewed). Both outcomes must be there: a model learns from both."""
+    (churned/cancelled, retained/stayed/renewed/active). Both outcomes must be there: a model learns from both."""
     text = values.astype("string").str.strip().str.lower()
     parsed = text.map(_LABEL_WORDS, na_action="ignore")
     bad = parsed.isna() & text.notna() & (text != "")
@@ -330,8 +340,8 @@ def _parse_labels(values: pd.Series, name: str, source: str) -> pd.Series:
         found = ", ".join(repr(v) for v in values[bad].astype("string").str.strip().unique()[:5])
         raise DataContractError(
             f"{source}, label column '{name}': {counted(int(bad.sum()), 'value is', 'values are')} not an outcome "
-            f"({examples}; values {found}); use 1/0, true/false, yes/no or churned/retained (a blank label is an "
-            "unknown outcome)."
+            f"({examples}; values {found}); use 1/0, true/false, yes/no or churned/retained (or active) "
+            "(a blank label is an unknown outcome)."
         )
     outcomes = parsed.dropna().astype(int)
     if outcomes.nunique() < 2:
@@ -404,19 +414,21 @@ def prepare_table(
     dropped, because a model cannot generalise from them.
     """
     needed = [c for c in (id_col, label_col, time_col) if c is not None]
+    if len(set(needed)) < len(needed):  # read as ids and as outcomes at once, it failed as neither
+        flags = {"--id": id_col, "--label": label_col, "--time": time_col}
+        twice = [flag for flag, column in flags.items() if column is not None and needed.count(column) > 1]
+        raise DataContractError(
+            f"{source}: {listed(twice)} name the same column '{next(flags[f] for f in twice)}'; the id, the label "
+            "and the time (--time) of each row are columns of their own."
+        )
     absent = [c for c in needed if c not in frame.columns]
     if absent:
         raise DataContractError(
-            f"{source}: {named('column', absent)} not found; columns are {list(frame.columns)[:12]}."
+            f"{source}: {'column' if len(absent) == 1 else 'columns'} "
+            f"{listed([repr(c) + column_hint(c, frame.columns) for c in absent])} not found; "
+            f"columns are {list(frame.columns)[:12]}."
         )
     others = [c for c in frame.columns if c not in needed]
-    reserved = [*META_COLUMNS, *sorted(DATA_DAYS_COLUMNS)]
-    clashes = [c for c in others if feature_name(c) in reserved]
-    if clashes:
-        raise DataContractError(
-            f"{source}: {named('feature column', clashes)} {'clashes' if len(clashes) == 1 else 'clash'} with "
-            f"reserved names {reserved}; rename or drop {'it' if len(clashes) == 1 else 'them'}."
-        )
     if BASE_VALUE in map(feature_name, others):
         raise DataContractError(
             f"{source}: feature column '{BASE_VALUE}' has the name the model's contributions give their base value "
@@ -456,12 +468,18 @@ def prepare_table(
     columns: dict[str, pd.Series] = {}
     for name in others:
         column, note = _feature_column(frame[name], name)
-        if note is None and column.isna().all():  # a model cannot split on it: an export or join left it blank
-            note = f"dropped '{name}': empty in every row"
+        if column is not None and column.isna().all():  # a model cannot split on it: an export or join left it blank
+            column, note = None, f"dropped '{name}': empty in every row"
         if note:
             notes.append(note)
-        else:
+        if column is not None:
             columns[feature_name(name)] = column
+    reserved = [*META_COLUMNS, *sorted(DATA_DAYS_COLUMNS)]  # a column dropped above (a date `as_of`) is no clash
+    if clashes := [c for c in others if feature_name(c) in reserved and feature_name(c) in columns]:
+        raise DataContractError(
+            f"{source}: {named('feature column', clashes)} {'clashes' if len(clashes) == 1 else 'clash'} with "
+            f"reserved names {reserved}; rename or drop {'it' if len(clashes) == 1 else 'them'}."
+        )
     if renamed := [
         f"'{c}' -> '{feature_name(c)}'" for c in others if feature_name(c) in columns and feature_name(c) != c
     ]:
@@ -471,6 +489,17 @@ def prepare_table(
         notes.append(
             f"{repeated}: each account's rows stay on one side of the split (pass --time if they are snapshots at "
             "different dates)"
+        )
+    elif time_col is not None and (twice := table.duplicated([ACCOUNT_ID, AS_OF], keep=False)).any():
+        rows = table[twice].groupby([ACCOUNT_ID, AS_OF], sort=False).groups
+        examples = "; ".join(
+            f"rows {', '.join(map(str, index))}: {id_!r} at {when.date()}"
+            for (id_, when), index in list(rows.items())[:3]
+        )
+        notes.append(
+            f"{counted(len(rows), 'id')} of '{id_col}' {'is' if len(rows) == 1 else 'are'} on more than one row of the "
+            f"same '{time_col}' ({examples}): an account's snapshot repeated (by a join, or an export that doubled "
+            "rows?), trained on as many times as it is there"
         )
     notes += [
         f"'{name}' alone separates churned from retained rows (AUC {auc:.3f}): it is likely recorded with or after "
@@ -486,6 +515,21 @@ def prepare_table(
         dropped = "".join(f"; {note}" for note in notes if note.startswith("dropped "))
         raise DataContractError(f"{source}: no usable feature columns besides '{id_col}' and '{label_col}'{dropped}.")
     return table, notes
+
+
+def missing_markers(frame: pd.DataFrame, table: pd.DataFrame) -> dict[str, list[str]]:
+    """The values of each numeric feature's text column in `frame` that `prepare_table` read as missing numbers
+    ('?', '-', 'unknown'), by feature name: what scoring reads as missing too (`as_trained`)."""
+    markers, features = {}, set(feature_columns(table))
+    for column in frame.columns:
+        name, values = feature_name(column), frame[column]
+        if name not in features or not pd.api.types.is_float_dtype(table[name]):
+            continue
+        if pd.api.types.is_string_dtype(values) or pd.api.types.is_object_dtype(values):
+            text = values.astype("string").str.strip().replace("", pd.NA)
+            if found := sorted(text[text.notna() & table[name].isna()].unique()):
+                markers[name] = found
+    return markers
 
 
 def _outcome_like(table: pd.DataFrame, min_rows: int = 10) -> list[tuple[str, float]]:
@@ -523,6 +567,14 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * (len(y) - positives)))
 
 
+def column_hint(name: str, columns: Iterable[object]) -> str:
+    """ " (did you mean 'customerID'?)" for a column named in another letter case or spacing, or misspelt: a wide
+    table's error lists only its first columns, and the one meant may not be among them."""
+    names = [str(c) for c in columns]
+    close = look_alike_ids(name, names) or difflib.get_close_matches(name, names, n=1, cutoff=0.8)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 def feature_name(column: object) -> str:
     """The model's name for a prepared table's column: `Monthly Charges` is feature `Monthly_Charges`, at
     training and at scoring alike (`UNSAFE_IN_NAME`)."""
@@ -547,7 +599,15 @@ def _feature_column(values: pd.Series, name: str) -> tuple[pd.Series | None, str
         return None, f"dropped '{name}': a timestamp (pass it as --time to split on it)"
     distinct = text.nunique()
     if distinct > max(50, HIGH_CARDINALITY_SHARE * text.notna().sum()):
-        return None, f"dropped '{name}': {distinct:,} distinct text values (an id or free text)"
+        markers = text[present & numbers.isna()]
+        if markers.nunique() <= MAX_MISSING_MARKERS and not markers.str.contains(r"\d").any():
+            shown = ", ".join(repr(v) for v in markers.unique())
+            said = counted(len(markers), "value", "values")
+            note = f"read '{name}' as numbers: its {said} without a digit ({shown}) are taken as missing"
+            numbers, dropped = _unless_row_numbers(numbers.astype("float64"), name)
+            return numbers, dropped or note
+        shown = ", ".join(repr(v) for v in text.dropna().unique()[:3])
+        return None, f"dropped '{name}': {distinct:,} distinct text values (an id or free text; e.g. {shown})"
     return text.astype("category"), None
 
 
@@ -581,10 +641,13 @@ def _unless_row_numbers(numbers: pd.Series, name: str) -> tuple[pd.Series | None
     return numbers, None
 
 
-def as_trained(values: pd.Series, name: str, levels: Sequence[str] | None, source: str) -> pd.Series:
+def as_trained(
+    values: pd.Series, name: str, levels: Sequence[str] | None, source: str, markers: Sequence[str] = ()
+) -> pd.Series:
     """A column of a table to score, typed as `_feature_column` typed it at training: a categorical
     feature (`levels`) as trimmed text, numbers included (a CSV of `1`/`2` reads as numbers, its training
-    levels were `'1'`/`'2'`); a numeric one as numbers, parsed from text (booleans as 1/0) when given so."""
+    levels were `'1'`/`'2'`); a numeric one as numbers, parsed from text (booleans as 1/0) when given so, the
+    `markers` its training table wrote for a missing number ('?', '-': `MISSING_MARKERS`) missing."""
     if levels is not None:
         text = as_text(values).str.strip().replace("", pd.NA)
         if pd.api.types.is_float_dtype(values):  # levels written `4.0` at training (pandas' integers with gaps)
@@ -597,7 +660,7 @@ def as_trained(values: pd.Series, name: str, levels: Sequence[str] | None, sourc
         return _days(values)
     text = values.astype("string").str.strip().replace("", pd.NA)
     parsed = pd.to_numeric(text, errors="coerce").fillna(text.str.lower().map(_BOOLEAN_WORDS).astype("Float64"))
-    bad = parsed.isna() & text.notna()
+    bad = parsed.isna() & text.notna() & ~text.isin(markers)
     if bad.any():
         examples = ", ".join(f"row {i}: {v!r}" for i, v in values[bad].head(3).items())
         said = counted(int(bad.sum()), "value is not a number", "values are not numbers")

@@ -47,9 +47,67 @@ def test_prepare_table_detects_numbers_categories_and_drops_ids_and_free_text():
     assert isinstance(table["Contract"].dtype, pd.CategoricalDtype)
     assert "Notes" not in table.columns and "SignupMonth" not in table.columns
     assert notes == [
-        "dropped 'Notes': 300 distinct text values (an id or free text)",
+        "dropped 'Notes': 300 distinct text values (an id or free text; e.g. 'call note 0', 'call note 1', "
+        "'call note 2')",
         "dropped 'SignupMonth': a timestamp (pass it as --time to split on it)",
     ]
+
+
+def test_a_column_of_numbers_with_a_missing_marker_is_numbers(tmp_path, capsys):
+    """An export writing a missing number as '?', '-' or 'unknown' (UCI tables use '?') lost the column:
+    "dropped 'TotalCharges': 291 distinct text values (an id or free text)"; scoring such a table was refused."""
+    frame = telco_like(300)
+    blank = frame["tenure"] == 0
+    for marker in ("?", "-", "unknown"):
+        frame.assign(TotalCharges=frame["TotalCharges"].mask(blank, marker)).to_csv(tmp_path / "t.csv", index=False)
+        table, notes = prepare_table(read_prepared_table(tmp_path / "t.csv"), "customerID", "Churn", None)
+        assert table["TotalCharges"].dtype == "float64" and table["TotalCharges"].isna().sum() == blank.sum()
+        said = f"read 'TotalCharges' as numbers: its {blank.sum()} values without a digit ('{marker}') are taken as"
+        assert any(note.startswith(said) for note in notes), notes
+    words = frame.assign(TotalCharges=frame["TotalCharges"].mask(frame.index % 4 == 0, "n" + frame["customerID"]))
+    assert "TotalCharges" not in prepare_table(words, "customerID", "Churn", None)[0]  # words, not markers of a number
+    config = _cli_config(tmp_path)
+    args = ["--table", str(tmp_path / "t.csv"), "--id", "customerID", "--config", config]
+    assert run_cli(["train", *args, "--label", "Churn"], capsys)[0] == 0
+    code, text = run_cli(["score", *args, "--out", str(tmp_path / "s.csv")], capsys)
+    assert code == 0 and f"column 'TotalCharges' holds values that are not numbers in {blank.sum()} rows (e.g. " \
+        "'unknown'); they are scored as missing" in text, text  # fmt: skip
+    mlflow.set_tracking_uri(load_settings(config).tracking_uri())
+    pyfunc = mlflow.pyfunc.load_model("models:/churn-risk-table@champion")  # reads the table as scoring does
+    got = pyfunc.predict(pd.read_csv(tmp_path / "t.csv").drop(columns=["customerID", "Churn"]))["churn_probability"]
+    np.testing.assert_allclose(got.to_numpy(), pd.read_csv(tmp_path / "s.csv")["churn_probability"].to_numpy())
+    frame.assign(TotalCharges=frame["TotalCharges"].mask(blank, "?")).to_csv(tmp_path / "t.csv", index=False)
+    code, text = run_cli(["score", *args, "--out", str(tmp_path / "s2.csv")], capsys)  # not what training read
+    assert code == 1 and f"column 'TotalCharges': {blank.sum()} values are not numbers, and the model learnt it" in text
+
+
+def test_a_snapshot_repeated_on_the_same_date_is_warned_about(tmp_path):
+    """With --time, ids repeat by design (one row per account and date), and rows an export or a join doubled
+    (the same account at the same date, twice) were trained on twice without a word."""
+    frame = telco_like(300)
+    doubled = pd.concat([frame, frame.iloc[[4]]], ignore_index=True)
+    doubled.to_csv(tmp_path / "t.csv", index=False)
+    _, notes = prepare_table(read_prepared_table(tmp_path / "t.csv"), "customerID", "Churn", "SignupMonth")
+    when = pd.Timestamp(frame.loc[4, "SignupMonth"]).date()
+    assert (
+        f"1 id of 'customerID' is on more than one row of the same 'SignupMonth' (rows 4, 300: '0004-CUST' at {when}): "
+        "an account's snapshot repeated (by a join, or an export that doubled rows?), trained on as many times as it "
+        "is there" in notes
+    ), notes
+    snapshots = frame.assign(SignupMonth=frame["SignupMonth"] + pd.Timedelta(days=400))  # the same ids, later
+    _, notes = prepare_table(pd.concat([frame, snapshots], ignore_index=True), "customerID", "Churn", "SignupMonth")
+    assert not any("more than one row" in note for note in notes), notes
+
+
+def test_a_parquet_tables_column_names_are_trimmed_as_its_csvs(tmp_path):
+    """A parquet written from a CSV read with its header's spaces (`customerID, Churn`) refused `--label Churn`,
+    which the CSV itself took, and trained on `_tenure_`, a column its CSV names `tenure`."""
+    frame = telco_like(300).rename(columns={"Churn": " Churn", "tenure": "tenure\u00a0"})
+    frame.to_parquet(tmp_path / "t.parquet")
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    for name in ("t.parquet", "t.csv"):
+        table, _ = prepare_table(read_prepared_table(tmp_path / name), "customerID", "Churn", None)
+        assert "tenure" in table.columns and table["label"].notna().all(), name
 
 
 def test_a_csv_written_with_its_index_does_not_train_on_the_row_numbers(tmp_path):
@@ -139,7 +197,7 @@ def test_without_time_a_second_table_cannot_be_compared_fairly_unless_promoted(t
 
 def test_bad_prepared_tables_are_refused_with_column_and_examples(tmp_path):
     frame = telco_like(50)
-    with pytest.raises(DataContractError, match=r"column 'Churned' not found"):
+    with pytest.raises(DataContractError, match=r"column 'Churned' \(did you mean 'Churn'\?\) not found"):
         prepare_table(frame, "customerID", "Churned", None)
     bad_labels = frame.assign(Churn=["Yes", "maybe", *frame["Churn"].iloc[2:]])
     with pytest.raises(DataContractError, match=r"label column 'Churn': 1 value is not an outcome.*row 1: 'maybe'"):
@@ -158,10 +216,23 @@ def test_bad_prepared_tables_are_refused_with_column_and_examples(tmp_path):
     assert padded["account_id"].tolist() == frame["customerID"].tolist()  # trimmed as a data folder's ids are
     with pytest.raises(DataContractError, match=r"feature column 'label' clashes with reserved names"):
         prepare_table(frame.assign(label=1), "customerID", "Churn", None)
+    # a column that is no feature is no clash: the export's date `as_of` and a second id were refused as such
+    wider = telco_like(200)
+    exported = wider.assign(as_of="2024-06-01", account_id="A-" + wider["customerID"])
+    table, notes = prepare_table(exported, "customerID", "Churn", None)
+    assert table["account_id"].tolist() == wider["customerID"].tolist() and table["as_of"].isna().all()
+    assert {"dropped 'as_of': a timestamp (pass it as --time to split on it)",
+            "dropped 'account_id': 200 distinct text values (an id or free text; e.g. 'A-0000-CUST', 'A-0001-CUST', "
+            "'A-0002-CUST')"} <= set(notes), notes  # fmt: skip
     with pytest.raises(DataContractError, match=r"--table: feature column 'bias' has the name the model's"):
         prepare_table(frame.assign(bias=1.0), "customerID", "Churn", None)
     with pytest.raises(DataContractError, match=r"does not exist"):
         train_prepared_table(tmp_path / "none.csv", "customerID", "Churn")
+    # it was "50 labelled rows of 2 accounts (ids of 'Churn' repeat ...): 1 churned and 1 retained account"
+    with pytest.raises(DataContractError, match=r"^--table: --id and --label name the same column 'Churn'; the id, "):
+        prepare_table(frame, "Churn", "Churn", None)
+    with pytest.raises(DataContractError, match=r"^--table: --label and --time name the same column 'SignupMonth'"):
+        prepare_table(frame, "customerID", "SignupMonth", "SignupMonth")
 
 
 def test_feature_table_without_meta_columns_or_with_unaligned_rule_risk_is_refused(tmp_path):
@@ -345,7 +416,8 @@ def test_labels_as_teams_write_them_and_the_outcomes_a_model_cannot_learn_from()
     assert "30 rows have no label in 'Churn' (an unknown outcome): not trained or validated on" in notes
     twice = frame.assign(customerID=frame["customerID"].where(frame.index != 5, "0004-CUST"))
     assert prepare_table(twice, "customerID", "Churn", None)[1] == [
-        "dropped 'Notes': 300 distinct text values (an id or free text)",
+        "dropped 'Notes': 300 distinct text values (an id or free text; e.g. 'call note 0', 'call note 1', "
+        "'call note 2')",
         "dropped 'SignupMonth': a timestamp (pass it as --time to split on it)",
         "1 id of 'customerID' is on more than one row (row 4: '0004-CUST', row 5: '0004-CUST'): each account's "
         "rows stay on one side of the split (pass --time if they are snapshots at different dates)",
@@ -358,6 +430,40 @@ def test_labels_as_teams_write_them_and_the_outcomes_a_model_cannot_learn_from()
     undated = frame.assign(SignupMonth=frame["SignupMonth"].where(frame.index % 100 != 0))
     with pytest.raises(DataContractError, match=r"t.csv.SignupMonth: 3 values are missing \(rows 0, 100, 200\)"):
         prepare_table(undated, "customerID", "Churn", "SignupMonth", source="t.csv")
+
+
+def test_a_crm_status_of_churned_or_active_is_a_label(tmp_path):
+    """A CRM export's status column, `Churned`/`Active`, was refused: "459 values are not an outcome ('active')"."""
+    frame = telco_like(300)
+    churned = frame["Churn"] == "Yes"
+    frame.assign(Churn=np.where(churned, "Churned", "Active")).to_csv(tmp_path / "crm.csv", index=False)
+    table, _ = prepare_table(read_prepared_table(tmp_path / "crm.csv"), "customerID", "Churn", None)
+    assert table["label"].tolist() == churned.astype(int).tolist()
+
+
+def test_a_column_named_in_another_case_or_misspelt_is_suggested(tmp_path, capsys):
+    """`--id customerId` was "column 'customerId' not found; columns are [the first 12]", the right one perhaps not
+    among them; a table scored with its columns lower-cased listed the model's names (`Monthly_Charges`), not the
+    table's (`Monthly Charges`), and not the columns the user meant."""
+    frame = telco_like(300).rename(columns={"MonthlyCharges": "Monthly Charges"})
+    frame = frame.assign(**{f"extra_{i}": i for i in range(12)})  # the id comes after the 12 columns listed
+    frame = frame[[*frame.columns[1:], "customerID"]]
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    config = _cli_config(tmp_path)
+    train = ["train", "--table", str(tmp_path / "t.csv"), "--label", "Churn", "--config", config]
+    code, text = run_cli([*train, "--id", "customerId"], capsys)
+    assert code == 1 and "column 'customerId' (did you mean 'customerID'?) not found; columns are" in text, text
+    code, text = run_cli([*train, "--id", "customerID", "--time", "SignupMnth"], capsys)
+    assert code == 1 and "column 'SignupMnth' (did you mean 'SignupMonth'?) not found" in text, text
+    assert run_cli([*train, "--id", "customerID"], capsys)[0] == 0
+    frame.rename(columns=str.lower).to_csv(tmp_path / "lower.csv", index=False)
+    score = ["score", "--table", str(tmp_path / "lower.csv"), "--config", config, "--out", str(tmp_path / "s.csv")]
+    code, text = run_cli([*score, "--id", "customerId"], capsys)
+    assert code == 1 and "id column 'customerId' (did you mean 'customerid'?) not found" in text, text
+    code, text = run_cli([*score, "--id", "customerid"], capsys)
+    assert code == 1 and "lower.csv: 3 columns the model was trained on are missing, e.g. 'Contract' (did you mean " \
+        "'contract'?), 'Monthly Charges' (did you mean 'monthly charges'?), 'TotalCharges' (did you mean " \
+        "'totalcharges'?) (model" in text, text  # fmt: skip
 
 
 def test_scoring_a_table_says_what_is_wrong_with_it_in_its_own_terms(tmp_path, capsys):
@@ -378,7 +484,7 @@ def test_scoring_a_table_says_what_is_wrong_with_it_in_its_own_terms(tmp_path, c
     code, text = score(frame.iloc[:0], "empty.parquet")
     assert code == 1 and "empty.parquet: the table has no rows; nothing to score." in text, text
     code, text = score(frame.drop(columns="tenure"), "short.parquet")
-    assert code == 1 and "short.parquet: 1 column the model was trained on is missing, e.g. ['tenure']" in text
+    assert code == 1 and "short.parquet: 1 column the model was trained on is missing, e.g. 'tenure' (model" in text
     code, text = score(frame.assign(customerID=frame["customerID"].where(frame.index != 1, "0000-CUST")), "d.parquet")
     assert code == 0 and "1 id of 'customerID' is on more than one row (row 0: '0000-CUST', row 1: '0000-CUST')" in text
     assert "Scored 300 rows of d.parquet" in text
