@@ -316,7 +316,8 @@ def read_raw(
     for frame, members in frames:
         types = _types(frame)
         types |= {column: EPOCH_NANOS for column in members[0].nanos if types.get(column) == "bigint"}
-        located = frame.withColumns({"__file": F.col("_metadata.file_path"), "__index": F.col("_metadata.row_index")})
+        metadata = frame.metadataColumn("_metadata")  # Spark's, even beside a data column of that name
+        located = frame.withColumns({"__file": metadata.file_path, "__index": metadata.row_index})
         read.append((located, types))
         typed_parts += [(part.uri, types) for part in members]
     refuse_mixed_ids(name, sorted(typed_parts, key=lambda part: _path_order(part[0])))

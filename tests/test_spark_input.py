@@ -448,3 +448,19 @@ def test_a_file_that_is_not_parquet_is_refused_on_spark_as_on_duckdb(spark, tmp_
         f"Table 'logins': cannot read {file}: not a readable parquet file (it does not end with parquet's marker "
         "PAR1: a file of another format, or one cut short)."
     )
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "folder"])
+def test_an_extra_column_named_metadata_reads_on_spark_as_on_duckdb(spark, tmp_path, fmt):
+    """Spark numbers a parquet table's rows by its hidden `_metadata` column, which a data column of that name
+    (an export tool's) hides: the table stopped Spark with "INVALID_EXTRACT_BASE_FIELD_TYPE: Can't extract a
+    value from "_metadata"" while DuckDB read it, as an extra column (allowed, ignored)."""
+    tables = tiny_tables()
+    tables["logins"] = tables["logins"].assign(_metadata="exported by tool X")
+    data = write_tables(tmp_path / "data", tables, fmt)
+    expected = load_dataset(data)
+    got = load_on_spark(spark, data.as_uri())
+    assert_same_report(got.report, expected.report)
+    on_duckdb = expected.con.execute("SELECT * FROM logins").df()
+    on_spark = got.frames["logins"].toPandas()[list(on_duckdb.columns)]
+    assert sorted(map(tuple, on_spark.astype(str).values)) == sorted(map(tuple, on_duckdb.astype(str).values))
