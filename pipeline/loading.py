@@ -462,7 +462,9 @@ def _footer_types(name: str, file: Path) -> dict[str, str]:
     try:
         schema = pq.read_schema(file)
     except (pa.ArrowException, OSError) as exc:
-        raise unreadable_parquet(name, file, str(exc), _tail(file)) from exc
+        # a type pyarrow does not read is no damage: its reason stands
+        tail = None if isinstance(exc, pa.ArrowNotImplementedError) else _tail(file)
+        raise unreadable_parquet(name, file, str(exc), tail) from exc
     return {
         field.name: "varchar"
         if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
@@ -474,12 +476,15 @@ def _footer_types(name: str, file: Path) -> dict[str, str]:
 
 
 def unreadable_parquet(name: str, file: object, reason: str, tail: bytes | None) -> DataContractError:
-    """A parquet file whose footer does not read, named with its file. One that does not end with parquet's
-    marker (another format saved as .parquet, a file cut short) is said so in the same words on both engines,
-    as their readers word it each their own way ('magic bytes not found in footer', 'Expected magic number at
-    tail, but found [44, 84, 49, 10]'); another broken footer keeps its reader's reason. `tail`: the file's
-    last 4 bytes (empty for a file too short to be parquet), None when they could not be read."""
-    if tail is not None and tail != PARQUET_MAGIC:
+    """A parquet file whose footer does not read, named with its file, in the same words on both engines: their
+    readers word it each their own way (pyarrow's 'magic bytes not found in footer' or "Couldn't deserialize
+    thrift: TProtocolException", parquet-mr's 'Expected magic number at tail, but found [44, 84, 49, 10]'). A
+    file whose end cannot be read at all keeps its reader's reason (`tail` None: a permission, a lost
+    connection); otherwise `tail`, its last 4 bytes (empty for a file too short to be parquet), says whether it
+    is parquet with a damaged footer or not parquet."""
+    if tail == PARQUET_MAGIC:
+        reason = "its footer, the schema and row index at its end, is damaged"
+    elif tail is not None:
         reason = "it does not end with parquet's marker PAR1: a file of another format, or one cut short"
     return DataContractError(f"Table '{name}': cannot read {file}: not a readable parquet file ({reason}).")
 
