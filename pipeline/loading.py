@@ -51,6 +51,8 @@ CSV_OPTIONS = "auto_detect=false, header=true, delim=',', quote='\"', escape='\"
 """Commas and doubled quotes, never guessed; the columns (text, to report bad values) are the header's names
 (`header_names`), so a row with more or fewer fields than the header is an error naming its line (DuckDB's
 guess once took such a row for the header)."""
+PARQUET_MAGIC = b"PAR1"  # a parquet file's first and last 4 bytes
+PARQUET_MIN_BYTES = 12  # the two markers and the footer's length: anything shorter is not parquet
 
 
 @dataclass
@@ -460,7 +462,9 @@ def _footer_types(name: str, file: Path) -> dict[str, str]:
     try:
         schema = pq.read_schema(file)
     except (pa.ArrowException, OSError) as exc:
-        raise DataContractError(f"Table '{name}': cannot read {file}: not a readable parquet file ({exc}).") from exc
+        # a type pyarrow does not read is no damage: its reason stands
+        tail = None if isinstance(exc, pa.ArrowNotImplementedError) else _tail(file)
+        raise unreadable_parquet(name, file, str(exc), tail) from exc
     return {
         field.name: "varchar"
         if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
@@ -469,6 +473,33 @@ def _footer_types(name: str, file: Path) -> dict[str, str]:
         else str(field.type)
         for field in schema
     }
+
+
+def unreadable_parquet(name: str, file: object, reason: str, tail: bytes | None) -> DataContractError:
+    """A parquet file whose footer does not read, named with its file, in the same words on both engines: their
+    readers word it each their own way (pyarrow's 'magic bytes not found in footer' or "Couldn't deserialize
+    thrift: TProtocolException", parquet-mr's 'Expected magic number at tail, but found [44, 84, 49, 10]'). A
+    file whose end cannot be read at all keeps its reader's reason (`tail` None: a permission, a lost
+    connection); otherwise `tail`, its last 4 bytes (empty for a file too short to be parquet), says whether it
+    is parquet with a damaged footer or not parquet."""
+    if tail == PARQUET_MAGIC:
+        reason = "its footer, the schema and row index at its end, is damaged"
+    elif tail is not None:
+        reason = "it does not end with parquet's marker PAR1: a file of another format, or one cut short"
+    return DataContractError(f"Table '{name}': cannot read {file}: not a readable parquet file ({reason}).")
+
+
+def _tail(file: Path) -> bytes | None:
+    """The last 4 bytes of a local file, as `unreadable_parquet` takes them."""
+    try:
+        with file.open("rb") as stream:
+            size = stream.seek(0, 2)
+            if size < PARQUET_MIN_BYTES:
+                return b""
+            stream.seek(size - len(PARQUET_MAGIC))
+            return stream.read(len(PARQUET_MAGIC))
+    except OSError:
+        return None
 
 
 def refuse_mixed_ids(name: str, parts: Iterable[tuple[str, dict[str, str]]]) -> None:

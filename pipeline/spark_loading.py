@@ -33,6 +33,8 @@ from features.contract import TABLES
 from features.errors import ChurnError, DataContractError, counted
 from features.sql.dialect import EPOCH_NANOS, SPARK
 from pipeline.loading import (
+    PARQUET_MAGIC,
+    PARQUET_MIN_BYTES,
     Dataset,
     header_names,
     hidden,
@@ -43,6 +45,7 @@ from pipeline.loading import (
     refuse_mixed_ids,
     refuse_unread_parts,
     table_files,
+    unreadable_parquet,
     utc_connection,
 )
 from pipeline.validation import (
@@ -173,16 +176,11 @@ class HadoopFiles:
             root = len(self._resolve(uri)[0].toUri().getPath().rstrip("/"))
             below = (str(path.toUri().getPath())[root:].split("/")[1:-1] for path in paths)
             self.partitioned[uri] = partition_keys(below)
-        parquet = self._jvm.org.apache.parquet.hadoop
         found = []
         for path in paths:
-            with _named_errors(name, path.toString()):
-                reader = parquet.ParquetFileReader.open(parquet.util.HadoopInputFile.fromPath(path, self._conf))
-                try:
-                    schema = reader.getFooter().getFileMetaData().getSchema()
-                finally:
-                    reader.close()
             named = uri if kind == "file" else path.toString()  # a file as the user gave it
+            with _named_errors(name, path.toString()):
+                schema = self._footer_schema(name, named, path)
             refuse_case_twins(name, named, [field.getName() for field in schema.getFields()])
             nanos = frozenset(
                 field.getName()
@@ -191,6 +189,41 @@ class HadoopFiles:
             )
             found.append(Part(path.toString(), str(schema.toString()), nanos))
         return found
+
+    def _footer_schema(self, name: str, named: str, path: Any) -> Any:
+        """A parquet file's schema, from its footer; a file whose footer does not read is `named` as DuckDB
+        says it (`unreadable_parquet`), not in parquet-mr's words."""
+        from py4j.protocol import Py4JJavaError
+
+        parquet = self._jvm.org.apache.parquet.hadoop
+        try:
+            reader = parquet.ParquetFileReader.open(parquet.util.HadoopInputFile.fromPath(path, self._conf))
+        except Py4JJavaError as exc:
+            java = exc.java_exception
+            reason = str(java.getMessage() or java.toString()).splitlines()[0]
+            raise unreadable_parquet(name, named, reason, self._tail(path)) from exc
+        try:
+            return reader.getFooter().getFileMetaData().getSchema()
+        finally:
+            reader.close()
+
+    def _tail(self, path: Any) -> bytes | None:
+        """The last 4 bytes of a file, as `unreadable_parquet` takes them."""
+        from py4j.protocol import Py4JJavaError
+
+        fs = path.getFileSystem(self._conf)
+        try:
+            size = fs.getFileStatus(path).getLen()
+            if size < PARQUET_MIN_BYTES:
+                return b""
+            stream = fs.open(path)
+            try:
+                stream.seek(size - len(PARQUET_MAGIC))
+                return bytes(stream.readNBytes(len(PARQUET_MAGIC)))
+            finally:
+                stream.close()
+        except Py4JJavaError:
+            return None
 
 
 @dataclass(frozen=True)
@@ -283,7 +316,8 @@ def read_raw(
     for frame, members in frames:
         types = _types(frame)
         types |= {column: EPOCH_NANOS for column in members[0].nanos if types.get(column) == "bigint"}
-        located = frame.withColumns({"__file": F.col("_metadata.file_path"), "__index": F.col("_metadata.row_index")})
+        metadata = frame.metadataColumn("_metadata")  # Spark's, even beside a data column of that name
+        located = frame.withColumns({"__file": metadata.file_path, "__index": metadata.row_index})
         read.append((located, types))
         typed_parts += [(part.uri, types) for part in members]
     refuse_mixed_ids(name, sorted(typed_parts, key=lambda part: _path_order(part[0])))

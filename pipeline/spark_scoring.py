@@ -106,6 +106,9 @@ def spark_frame(spark, table: pd.DataFrame) -> DataFrame:
 
 
 def collect_scores(scores: DataFrame, dtypes: pd.Series) -> pd.DataFrame:
-    """The scores on the driver with the scoring core's dtypes, in row order (as_of, account_id)."""
-    frame = scores.toPandas().astype(dtypes.to_dict())
+    """The scores on the driver with the scoring core's dtypes, in row order (as_of, account_id). A categorical
+    column takes its categories from every row, as on DuckDB: `dtypes` come from the few rows scored for the
+    schema, and a value none of them holds (an account of a new segment) would be lost."""
+    typed = {name: "category" if isinstance(dtype, pd.CategoricalDtype) else dtype for name, dtype in dtypes.items()}
+    frame = scores.toPandas().astype(typed)
     return frame.sort_values(["as_of", "account_id"], kind="stable", ignore_index=True)

@@ -23,6 +23,7 @@ from features.table import product_names, read_feature_table, recorded_values
 from pipeline.config import load_settings
 from pipeline.loading import load_dataset
 from pipeline.spark_loading import load_on_spark, register_tables
+from pipeline.spark_scoring import collect_scores
 from pipeline.stages import build_feature_table, load, score_date, train_on_table
 from pipeline.synthetic import generate
 from tests.feature_data import RANDOM_DATA_END, RANDOM_SETTINGS, RANDOM_START, padded, random_tables, rewrite_after
@@ -179,6 +180,18 @@ def test_scoring_on_spark_from_a_uri_gives_the_duckdb_scores_and_scorecards(worl
     chosen = got.scores["health_scorecard"]
     assert chosen.tolist() == expected_scorecard(accounts)[got.scores["account_id"]].tolist()
     assert {"digital", "platinum"} <= set(chosen)
+
+
+def test_collected_scores_keep_a_category_the_rows_scored_for_the_schema_lack(spark):
+    """`churn score --engine spark` typed the collected scores by the 64 rows scored on the driver for the
+    schema: an account of a segment none of them had (a new `government` segment) came out with no segment in
+    the scores file, where DuckDB keeps it."""
+    scores = pd.DataFrame({"account_id": ["A", "B", "C"], "segment": ["mid", "smb", "government"]})
+    scores["as_of"] = pd.Timestamp("2024-09-01")
+    schema_rows = scores.head(2).astype({"segment": "category"})
+    got = collect_scores(spark.createDataFrame(scores), schema_rows.dtypes)
+    assert got["segment"].tolist() == ["mid", "smb", "government"]
+    assert got["segment"].dtype == scores["segment"].astype("category").dtype  # DuckDB's categories
 
 
 def test_bad_input_fails_with_the_same_message_on_both_engines(tmp_path, capsys):

@@ -432,3 +432,46 @@ def test_a_malformed_row_on_spark_is_one_clear_message_not_a_jvm_stack(spark_run
     assert done.returncode == 1, done.stdout + done.stderr
     assert "line 3 has 2 fields where the header has 3: 'B,2023-01-11'" in done.stdout + done.stderr
     assert "\tat org.apache.spark" not in done.stderr and "ERROR" not in done.stderr, done.stderr
+
+
+NOT_PARQUET = "it does not end with parquet's marker PAR1: a file of another format, or one cut short"
+
+
+@pytest.mark.parametrize(
+    ("broken", "reason"),
+    [
+        ("text", NOT_PARQUET),
+        ("cut_short", NOT_PARQUET),
+        ("tiny", NOT_PARQUET),
+        ("damaged_footer", "its footer, the schema and row index at its end, is damaged"),
+    ],
+)
+def test_a_file_that_is_not_parquet_is_refused_on_spark_as_on_duckdb(spark, tmp_path, broken, reason):
+    """A CSV saved as `support_tickets.parquet` stopped Spark with parquet-mr's "is not a Parquet file. Expected
+    magic number at tail, but found [44, 84, 49, 10]" (DuckDB: pyarrow's "magic bytes not found in footer"), a
+    damaged footer with "can not read class org.apache.parquet.format.FileMetaData" (DuckDB: "Couldn't
+    deserialize thrift: TProtocolException: Invalid data" and a line break); both engines now say the same."""
+    data = write_tables(tmp_path / "data", tiny_tables(), "parquet")
+    file = data / "logins.parquet"
+    good = file.read_bytes()
+    damaged = good[:8] + b"\x00" * (len(good) - 16) + good[-8:]
+    text = b"account_id,ts\nA,2023-01-10\n"
+    file.write_bytes({"text": text, "cut_short": good[:-20], "tiny": b"PAR1", "damaged_footer": damaged}[broken])
+    message = refusal_on_both(spark, data, file)
+    assert message == f"Table 'logins': cannot read {file}: not a readable parquet file ({reason})."
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "folder"])
+def test_an_extra_column_named_metadata_reads_on_spark_as_on_duckdb(spark, tmp_path, fmt):
+    """Spark numbers a parquet table's rows by its hidden `_metadata` column, which a data column of that name
+    (an export tool's) hides: the table stopped Spark with "INVALID_EXTRACT_BASE_FIELD_TYPE: Can't extract a
+    value from "_metadata"" while DuckDB read it, as an extra column (allowed, ignored)."""
+    tables = tiny_tables()
+    tables["logins"] = tables["logins"].assign(_metadata="exported by tool X")
+    data = write_tables(tmp_path / "data", tables, fmt)
+    expected = load_dataset(data)
+    got = load_on_spark(spark, data.as_uri())
+    assert_same_report(got.report, expected.report)
+    on_duckdb = expected.con.execute("SELECT * FROM logins").df()
+    on_spark = got.frames["logins"].toPandas()[list(on_duckdb.columns)]
+    assert sorted(map(tuple, on_spark.astype(str).values)) == sorted(map(tuple, on_duckdb.astype(str).values))
