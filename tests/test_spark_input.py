@@ -394,6 +394,16 @@ def test_zone_names_in_any_case_read_on_spark_as_on_duckdb(spark, tmp_path):
     assert len(on_duckdb) == len(stamps), on_duckdb
 
 
+def validate_on_spark_cli(data: Path) -> subprocess.CompletedProcess[str]:
+    """`churn validate --engine spark` in a fresh process with churn's own log profile (no SPARK_CONF_DIR):
+    the JVM's stderr is only visible from outside the process that started it."""
+    environment = {key: value for key, value in os.environ.items() if key != "SPARK_CONF_DIR"}
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "--no-progress", "validate", "--data", str(data), "--engine", "spark"],
+        capture_output=True, text=True, check=False, env=environment, timeout=600,
+    )  # fmt: skip
+
+
 def test_a_csv_table_of_three_zoned_timestamp_columns_validates_on_spark_without_a_compiler_trace(spark_runs, tmp_path):
     """Parsing three text timestamps of one CSV table (invoices: issued, due, paid) makes a generated method over
     Java's 64 KB; Spark runs that plan without generated code and the results are right, but the compiler's error
@@ -409,11 +419,7 @@ def test_a_csv_table_of_three_zoned_timestamp_columns_validates_on_spark_without
         }
     )
     data = write_tables(tmp_path / "data", tables, "csv")
-    environment = {key: value for key, value in os.environ.items() if key != "SPARK_CONF_DIR"}
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "--no-progress", "validate", "--data", str(data), "--engine", "spark"],
-        capture_output=True, text=True, check=False, env=environment, timeout=600,
-    )  # fmt: skip
+    done = validate_on_spark_cli(data)
     assert done.returncode == 0, done.stdout + done.stderr
     assert " ".join(report_lines(load_dataset(data))[0].split()) in " ".join(done.stdout.split())
     noise = [line for line in done.stderr.splitlines() if line.strip() and "Using incubator modules" not in line]
@@ -424,11 +430,7 @@ def test_a_malformed_row_on_spark_is_one_clear_message_not_a_jvm_stack(spark_run
     """The executor and the scheduler logged a failed task's JVM stack (45 lines) on stderr before churn's own
     message; a local session's log profile keeps them quiet, so the message is what the user reads."""
     data = bad_csv_tables(tmp_path)["ragged"][0]
-    environment = {key: value for key, value in os.environ.items() if key != "SPARK_CONF_DIR"}
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "--no-progress", "validate", "--data", str(data), "--engine", "spark"],
-        capture_output=True, text=True, check=False, env=environment, timeout=600,
-    )  # fmt: skip
+    done = validate_on_spark_cli(data)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "line 3 has 2 fields where the header has 3: 'B,2023-01-11'" in done.stdout + done.stderr
     assert "\tat org.apache.spark" not in done.stderr and "ERROR" not in done.stderr, done.stderr
