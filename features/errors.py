@@ -7,13 +7,14 @@ exits 1. Anything else is a bug and shows a traceback only with `--debug`.
 
 from __future__ import annotations
 
-import difflib
 import math
 import types
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+
+from features.spelling import did_you_mean
 
 
 class ChurnError(Exception):
@@ -79,8 +80,7 @@ def config_error(
             where = f"{flags[where]} {str(err['input'])!r} ({where})"
         message = _message(err, tags)
         if err["type"] == "extra_forbidden" and model is not None:
-            close = difflib.get_close_matches(str(loc[-1]), _keys_at(model, loc[:-1]), n=1)
-            message += f"; did you mean '{close[0]}'?" if close else ""
+            message += did_you_mean(str(loc[-1]), _keys_at(model, loc[:-1]), clause=True)
         # a check of the whole file names the keys it is about ("segment 'young': ..."): no place before it
         lines.append(f"  {message}" if not path and err["type"] == "value_error" else f"  {where}: {message}")
     return ConfigError("\n".join(lines))

@@ -11,8 +11,7 @@ as_of from its first row, carried for the words of the "days since" and trailing
 from __future__ import annotations
 
 import json
-import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -43,18 +42,6 @@ def trim_id(value: object) -> str:
     data's ids: without the Unicode spaces around it (`SPACES`); a tab or line break is part of the id, so
     the id names the same account the data holds, never a neighbour it was trimmed into."""
     return str(value).strip(SPACES)
-
-
-def look_alike_ids(account_id: str, known: Iterable[str]) -> list[str]:
-    """The ids of `known` (in its order) that are `account_id` but for letter case, the spaces between words (a
-    page or a chat collapses 'Ñandú  SA' to 'Ñandú SA') and Unicode form (a composed or decomposed 'é'): what a
-    did-you-mean offers for an id typed outside the data (`churn explain`, `churn override`)."""
-    key = _spelling(account_id)
-    return [id_ for id_ in known if _spelling(id_) == key]
-
-
-def _spelling(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def trim_ids(values: pd.Series) -> pd.Series:

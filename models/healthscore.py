@@ -10,7 +10,6 @@ data. Everything works on whole columns, so the cost is a few numpy passes per m
 
 from __future__ import annotations
 
-import difflib
 import math
 import operator
 from collections.abc import Callable, Mapping
@@ -22,6 +21,7 @@ import pandas as pd
 
 from features.errors import ConfigError, DataContractError, counted
 from features.registry import SEATS, describe, lookup, template_fields
+from features.spelling import closest
 from models.scorecard import (
     DEFAULT_SCORECARD,
     BooleanMetric,
@@ -220,11 +220,8 @@ def near_miss_segment_values(table: pd.DataFrame, config: ScorecardConfig) -> li
                 continue
             present = {str(v) for v in table[condition.column].dropna().unique()}
             wanted = condition.value if isinstance(condition.value, list) else [condition.value]
-            folded = {" ".join(v.split()).casefold(): v for v in present}
             for value in (str(v) for v in wanted if str(v) not in present):
-                close = difflib.get_close_matches(" ".join(value.split()).casefold(), list(folded), n=1, cutoff=0.8)
-                if close:
-                    held = folded[close[0]]
+                if (held := closest(value, sorted(present), cutoff=0.8)) is not None:
                     count = int(table[condition.column].dropna().astype(str).eq(held).sum())
                     found.append(
                         f"scorecard segment '{name}' (when: {condition}): no scored account has {condition.column} "

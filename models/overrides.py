@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from features.judgement import CSM_SENTIMENT
-from features.table import ACCOUNT_ID, look_alike_ids, trim_id
+from features.spelling import did_you_mean
+from features.table import ACCOUNT_ID, trim_id
 from models.alerts import ACCOUNT_TARGET, OVERRIDE_ENDED, SENTIMENT_TARGET, override_rule
 from models.healthscore import band_of
 from models.scorecard import ScorecardConfig
@@ -168,8 +169,7 @@ def validate_override(
     if not account:
         problems.append("the account id is empty")
     elif accounts is not None and account not in accounts:
-        spelt = look_alike_ids(account, sorted(accounts))
-        hint = f" (did you mean {spelt[0]!r}?)" if spelt else ""
+        hint = did_you_mean(account, sorted(accounts), cutoff=None)
         problems.append(f"unknown account {account!r}{hint}{accounts_from}")  # repr: a tab in an id is shown
     if request.kind not in KINDS:
         problems.append(f"unknown kind '{request.kind}' (use one of {', '.join(KINDS)})")

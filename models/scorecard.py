@@ -28,7 +28,6 @@ File layout::
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -53,6 +52,7 @@ from features.contract import ACCOUNTS
 from features.errors import ConfigError, config_error, counted
 from features.registry import absence_reason, all_specs, lookup, sources_of
 from features.settings import empty_sections_as_defaults, not_yes_no
+from features.spelling import closest, did_you_mean
 from models.scores import category_clash, category_columns, column_key
 
 SCHEMES = ("linear", "thresholds", "percentile", "boolean")
@@ -496,9 +496,7 @@ class ScorecardConfig(_Model):
         unknown = counted(len(missing), "unknown feature or column", "unknown features or columns")
         lines = [f"Health scorecard {named} uses {unknown}:"]
         for col, where in missing.items():
-            close = difflib.get_close_matches(col, sorted(candidates), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            lines.append(f"  '{col}' ({where}){hint}")
+            lines.append(f"  '{col}' ({where}){did_you_mean(col, sorted(candidates), clause=True)}")
         lines.append(listing or f"Available columns include: {', '.join(sorted(candidates)[:12])}")
         return "\n".join(lines)
 
@@ -656,7 +654,7 @@ ACCOUNT_COLUMNS = frozenset(column.name for column in ACCOUNTS.columns)
 
 def _near_feature(column: str) -> bool:
     """A name so close to a feature's (`tenure_dys`) that it is a typo of it, not a column of accounts."""
-    return bool(difflib.get_close_matches(column, list(all_specs()), n=1, cutoff=0.85))
+    return closest(column, all_specs(), cutoff=0.85) is not None
 
 
 def _categorical(column: str) -> bool:

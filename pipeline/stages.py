@@ -6,7 +6,6 @@ logging, and hand the results to `pipeline.console` for the few lines a person r
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from rich.console import Console
 
 from features.errors import ChurnError, ConfigError, DataContractError, counted, listed
 from features.feature_set import FeatureSet
+from features.spelling import did_you_mean
 from features.table import ACCOUNT_ID, META_COLUMNS, feature_columns
 from models.population import ACCOUNT_STATUS
 from pipeline.champion import ChampionLoad, champion_uri, check_tracking_server, model_provenance
@@ -336,11 +336,10 @@ def check_scorecard(settings: Settings) -> None:
     health_config(settings).check_feature_names(TABLE_COLUMNS, source=str(path))
     unknown = [name for name in settings.features.category_overrides if lookup(name) is None]
     if unknown:
-        hints = {name: difflib.get_close_matches(name, list(all_specs()), n=1) for name in unknown}
         raise ConfigError(
             f"{settings.config_file or 'settings'}: features.category_overrides names no feature of a data "
             "folder's feature table: "
-            + "; ".join(f"'{n}'" + (f" (did you mean '{hints[n][0]}'?)" if hints[n] else "") for n in unknown)
+            + "; ".join(f"'{n}'{did_you_mean(n, all_specs())}" for n in unknown)
             + ". Its keys are feature names (`churn features` writes them); the values are health categories."
         )
 
@@ -1138,13 +1137,9 @@ def run_explain(
 def _why_not_explained(dataset: Dataset, account_id: str, when: date) -> str:
     """Why `explain` found no row for an account, with what to try: the dates its terms cover (an ended
     account is explained as of a date in one of them) or the id as the data spells it."""
-    from features.table import look_alike_ids
-
     ids = dataset.accounts[ACCOUNT_ID].astype(str)
     if not ids.eq(account_id).any():
-        spelt = look_alike_ids(account_id, ids)
-        hint = f" (did you mean '{spelt[0]}'?)" if spelt else ""
-        return f"is not in accounts{hint}; nothing to explain."
+        return f"is not in accounts{did_you_mean(account_id, ids, cutoff=None)}; nothing to explain."
     terms = dataset.subscriptions[dataset.subscriptions[ACCOUNT_ID].astype(str) == account_id]
     if terms.empty:
         return "has no term in subscriptions; nothing to explain."

@@ -19,7 +19,6 @@ first, so both paths share one implementation.
 
 from __future__ import annotations
 
-import difflib
 import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,6 +31,7 @@ import pandas as pd
 from features.errors import DataContractError, counted, listed, named
 from features.feature_set import FeatureSet
 from features.progress import report
+from features.spelling import did_you_mean
 from features.table import (
     ACCOUNT_ID,
     AS_OF,
@@ -41,7 +41,6 @@ from features.table import (
     TERM_END,
     categorical_columns,
     feature_columns,
-    look_alike_ids,
     product_names,
     trim_ids,
 )
@@ -570,9 +569,7 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
 def column_hint(name: str, columns: Iterable[object]) -> str:
     """ " (did you mean 'customerID'?)" for a column named in another letter case or spacing, or misspelt: a wide
     table's error lists only its first columns, and the one meant may not be among them."""
-    names = [str(c) for c in columns]
-    close = look_alike_ids(name, names) or difflib.get_close_matches(name, names, n=1, cutoff=0.8)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return did_you_mean(name, (str(c) for c in columns), cutoff=0.8)
 
 
 def feature_name(column: object) -> str:
