@@ -204,14 +204,16 @@ def train_prepared_table(
     config_files: Sequence[Path] = (),
     promote: bool = False,
     progress: ProgressCallback | None = None,
+    churn_value: str | None = None,
 ) -> TrainResult:
     """Train on an already aggregated table: out of time on `time_col` if given, else stratified.
 
-    The time column is taken as the moment each row's label was observed (no grace gap).
+    The time column is taken as the moment each row's label was observed (no grace gap); `churn_value`: the
+    label's value that means churned (`--churn-value`), every other retained.
     """
     settings = settings or Settings()
     frame = read_prepared_table(path, text_columns=[id_col])
-    table, notes = prepare_table(frame, id_col, label_col, time_col, source=Path(path).name)
+    table, notes = prepare_table(frame, id_col, label_col, time_col, Path(path).name, churn_value)
     require_enough_outcomes(table, settings.model.validation_share, id_col, Path(path).name, by_account=not time_col)
     require_varying_feature(table, Path(path).name)
     _report(progress, 0)
@@ -324,24 +326,39 @@ def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> p
 
 
 _BOOLEAN_WORDS = {"true": 1, "false": 0, "t": 1, "f": 0, "yes": 1, "no": 0, "y": 1, "n": 0}
-_OUTCOME_WORDS = {"churned": 1, "churn": 1, "cancelled": 1, "canceled": 1}
-_OUTCOME_WORDS |= {"retained": 0, "stayed": 0, "renewed": 0, "active": 0}  # active: a CRM's status beside churned
+_OUTCOME_WORDS = {"churned": 1, "churn": 1, "cancelled": 1, "canceled": 1, "attrited": 1, "exited": 1, "lost": 1}
+_OUTCOME_WORDS |= {"retained": 0, "stayed": 0, "renewed": 0, "active": 0, "existing": 0, "current": 0}
+# a word naming who the outcome is of: BankChurners' `Attrited Customer` / `Existing Customer` are outcomes
+_WHO = re.compile(r"\s+(?:customer|client|account|user|subscriber|member)s?$")
 _LABEL_WORDS = {**_BOOLEAN_WORDS, **_OUTCOME_WORDS, "1": 1, "0": 0, "1.0": 1, "0.0": 0}
 
 
-def _parse_labels(values: pd.Series, name: str, source: str) -> pd.Series:
+def _parse_labels(values: pd.Series, name: str, source: str, churn_value: str | None = None) -> pd.Series:
     """1 = churned, 0 = stayed, <NA> = unknown; accepts 0/1, booleans, yes/no/true/false and outcome words
-    (churned/cancelled, retained/stayed/renewed/active). Both outcomes must be there: a model learns from both."""
-    text = values.astype("string").str.strip().str.lower()
-    parsed = text.map(_LABEL_WORDS, na_action="ignore")
-    bad = parsed.isna() & text.notna() & (text != "")
+    (churned/cancelled/attrited/exited, retained/stayed/renewed/active/existing, `Attrited Customer` too), or with
+    `churn_value` (`--churn-value`) that value as churned and every other as retained: a status of three values
+    (Churned/Stayed/Joined) is the user's to read. Both outcomes must be there: a model learns from both."""
+    text = values.astype("string").str.strip().replace("", pd.NA)
+    if churn_value is not None:
+        wanted = churn_value.strip().lower()
+        if not text.str.lower().eq(wanted).any():
+            raise DataContractError(
+                f"{source}, label column '{name}': no value is '{churn_value}' (--churn-value); its values are "
+                f"{_label_values(text)}."
+            )
+        parsed = text.str.lower().eq(wanted).astype("Float64")
+    else:
+        parsed = text.str.lower().str.replace(_WHO, "", regex=True).map(_LABEL_WORDS, na_action="ignore")
+    bad = parsed.isna() & text.notna()
     if bad.any():
         examples = ", ".join(f"row {i}: {v!r}" for i, v in values[bad].head(3).items())
-        found = ", ".join(repr(v) for v in values[bad].astype("string").str.strip().unique()[:5])
+        churned = text[parsed == 1]  # the value to suggest: one that reads as churned, else the most common
+        example = churned.iloc[0] if len(churned) else text.value_counts().index[0]
         raise DataContractError(
             f"{source}, label column '{name}': {counted(int(bad.sum()), 'value is', 'values are')} not an outcome "
-            f"({examples}; values {found}); use 1/0, true/false, yes/no or churned/retained (or active) "
-            "(a blank label is an unknown outcome)."
+            f"({examples}); its values are {_label_values(text)}. Use 1/0, true/false, yes/no or churned/retained "
+            f"(or active), or say which value means churned with --churn-value (e.g. --churn-value '{example}': "
+            "every other value is then retained; a blank label is an unknown outcome)."
         )
     outcomes = parsed.dropna().astype(int)
     if outcomes.nunique() < 2:
@@ -351,6 +368,13 @@ def _parse_labels(values: pd.Series, name: str, source: str) -> pd.Series:
             f"{source}, label column '{name}': {only}; a churn model needs churned (1) and retained (0) rows."
         )
     return parsed.astype("Int8")
+
+
+def _label_values(text: pd.Series, shown: int = 8) -> str:
+    """A label column's distinct values with their row counts ("'Stayed' (410 rows), 'Churned' (166 rows)")."""
+    counts = text.value_counts()
+    listed = ", ".join(f"{value!r} ({counted(int(n), 'row')})" for value, n in counts.head(shown).items())
+    return listed + (f" and {len(counts) - shown:,} more" if len(counts) > shown else "")
 
 
 def as_text(values: pd.Series) -> pd.Series:
@@ -405,7 +429,12 @@ def parse_times(stamps: pd.Series, where: str, why: str) -> pd.Series:
 
 
 def prepare_table(
-    frame: pd.DataFrame, id_col: str, label_col: str, time_col: str | None, source: str = "--table"
+    frame: pd.DataFrame,
+    id_col: str,
+    label_col: str,
+    time_col: str | None,
+    source: str = "--table",
+    churn_value: str | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Turn a per-account table into the feature-table format; returns it and notes on dropped columns.
 
@@ -447,7 +476,7 @@ def prepare_table(
     table = pd.DataFrame(
         {
             ACCOUNT_ID: parse_ids(frame[id_col], id_col, source),
-            LABEL: _parse_labels(frame[label_col], label_col, source),
+            LABEL: _parse_labels(frame[label_col], label_col, source, churn_value),
         },
         index=frame.index,
     )

@@ -425,7 +425,9 @@ def test_labels_as_teams_write_them_and_the_outcomes_a_model_cannot_learn_from()
     with pytest.raises(DataContractError, match=r"t.csv, label column 'Churn': all 300 labelled rows are 0; a churn "):
         prepare_table(frame.assign(Churn="No"), "customerID", "Churn", None, source="t.csv")
     three = frame.assign(Churn=np.where(frame.index % 3 == 0, "Joined", frame["Churn"]))
-    with pytest.raises(DataContractError, match=r"100 values are not an outcome \(row 0: 'Joined'.*values 'Joined'\)"):
+    with pytest.raises(
+        DataContractError, match=r"100 values are not an outcome \(row 0: 'Joined'.*'Joined' \(100 rows\)"
+    ):
         prepare_table(three, "customerID", "Churn", None, source="t.csv")
     undated = frame.assign(SignupMonth=frame["SignupMonth"].where(frame.index % 100 != 0))
     with pytest.raises(DataContractError, match=r"t.csv.SignupMonth: 3 values are missing \(rows 0, 100, 200\)"):
@@ -438,6 +440,38 @@ def test_a_crm_status_of_churned_or_active_is_a_label(tmp_path):
     churned = frame["Churn"] == "Yes"
     frame.assign(Churn=np.where(churned, "Churned", "Active")).to_csv(tmp_path / "crm.csv", index=False)
     table, _ = prepare_table(read_prepared_table(tmp_path / "crm.csv"), "customerID", "Churn", None)
+    assert table["label"].tolist() == churned.astype(int).tolist()
+
+
+def test_labels_of_public_churn_tables_train_and_a_status_of_three_values_asks_which_is_churn(tmp_path, capsys):
+    """BankChurners' `Attrition_Flag` (`Attrited Customer`/`Existing Customer`) was refused as "not an outcome";
+    IBM telco's `Customer Status` (Churned/Stayed/Joined) was refused naming only 'Joined', with no way to say
+    which value is churn: `--churn-value` says it, and the error lists every value with its count."""
+    frame = telco_like(400, seed=2)
+    churned = frame["Churn"] == "Yes"
+    flag = np.where(churned, "Attrited Customer", "Existing Customer")
+    frame.drop(columns="Churn").assign(Attrition_Flag=flag).to_csv(tmp_path / "bank.csv", index=False)
+    config = _cli_config(tmp_path)
+    train = ["train", "--id", "customerID", "--config", config]
+    code, text = run_cli([*train, "--table", str(tmp_path / "bank.csv"), "--label", "Attrition_Flag"], capsys)
+    assert code == 0 and "Validation on held-out rows" in text, text
+    status = np.where(churned, "Churned", np.where(frame["tenure"] < 6, "Joined", "Stayed"))
+    frame.drop(columns="Churn").assign(**{"Customer Status": status}).to_csv(tmp_path / "ibm.csv", index=False)
+    ibm = [*train, "--table", str(tmp_path / "ibm.csv"), "--label", "Customer Status"]
+    code, text = run_cli(ibm, capsys)
+    counts = pd.Series(status).value_counts()
+    assert (
+        code == 1
+        and (f"label column 'Customer Status': {counts['Joined']} values are not an outcome (row ") in text
+        and f"'Joined' ({counts['Joined']} rows)" in text
+        and "--churn-value 'Churned'" in text
+    ), text
+    code, text = run_cli([*ibm, "--churn-value", "churned"], capsys)
+    assert code == 0 and "Validation on held-out rows" in text, text
+    code, text = run_cli([*ibm, "--churn-value", "Left"], capsys)
+    assert code == 1 and "no value is 'Left' (--churn-value); its values are 'Stayed' (" in text, text
+    table, _ = prepare_table(read_prepared_table(tmp_path / "ibm.csv"), "customerID", "Customer Status", None,
+                             churn_value="Churned")  # fmt: skip
     assert table["label"].tolist() == churned.astype(int).tolist()
 
 
