@@ -50,7 +50,15 @@ from models.categories import ml_categories
 from models.comparison import calibration_by_band
 from models.drift import date_spread
 from models.evaluation import ALL_SEGMENTS, evaluate, evaluation_figures
-from models.risk_model import BASE_VALUE, DATE_SPREAD, MISSING_MARKERS, SOURCE_COLUMNS, TIME_COLUMN, ChurnRiskModel
+from models.risk_model import (
+    BASE_VALUE,
+    DATE_SPREAD,
+    MISSING_MARKERS,
+    NUMBER_FORMATS,
+    SOURCE_COLUMNS,
+    TIME_COLUMN,
+    ChurnRiskModel,
+)
 from models.scorecard import ScorecardConfig
 from models.scores import CHURN_PROBABILITY
 from models.scoring import risk_band
@@ -236,6 +244,7 @@ def train_prepared_table(
         feature_name(c): str(c) for c in frame.columns if feature_name(c) != str(c) and feature_name(c) in table
     }
     evaluated.model.metadata_[MISSING_MARKERS] = missing_markers(frame, table)
+    evaluated.model.metadata_[NUMBER_FORMATS] = number_formats(frame, table)
     if time_col is not None:
         evaluated.model.metadata_[TIME_COLUMN] = time_col
     return log_and_register(
@@ -561,6 +570,20 @@ def missing_markers(frame: pd.DataFrame, table: pd.DataFrame) -> dict[str, list[
     return markers
 
 
+def number_formats(frame: pd.DataFrame, table: pd.DataFrame) -> dict[str, str]:
+    """The decimal mark of each numeric feature whose text column in `frame` `prepare_table` read as amounts
+    ('$6,143.31', '12%', '€ 12,50'), by feature name: what scoring reads the column by (`as_trained`)."""
+    formats, features = {}, set(feature_columns(table))
+    for column in frame.columns:
+        name, values = feature_name(column), frame[column]
+        if name not in features or not pd.api.types.is_float_dtype(table[name]):
+            continue
+        text = pd.api.types.is_string_dtype(values) or pd.api.types.is_object_dtype(values)
+        if text and (read := read_amounts(values.astype("string").str.strip().replace("", pd.NA))):
+            formats[name] = read[1]
+    return formats
+
+
 def _outcome_like(table: pd.DataFrame, min_rows: int = 10) -> list[tuple[str, float]]:
     """Features whose values alone rank churned above retained rows with an AUC of `OUTCOME_AUC` or more
     (either direction; a missing value is a value, so a churn reason blank for every retained row counts):
@@ -624,6 +647,18 @@ def _feature_column(values: pd.Series, name: str) -> tuple[pd.Series | None, str
     present = text.notna()
     if present.any() and numbers[present].notna().all():
         return _unless_row_numbers(numbers.astype("float64"), name)
+    if read := read_amounts(text):
+        amounts, decimal = read
+        shown = text[present & pd.to_numeric(text, errors="coerce").isna() & amounts.notna()].iloc[0]
+        note = f"read '{name}' as numbers written as text (e.g. {shown!r} is {float(amounts[text == shown].iloc[0])!r}"
+        note += ", with a decimal comma)" if decimal == "," else ")"
+        if len(markers := text[present & amounts.isna()]):
+            said = counted(len(markers), "value", "values")
+            note += (
+                f"; its {said} without a digit ({', '.join(repr(v) for v in markers.unique())}) are taken as missing"
+            )
+        amounts, dropped = _unless_row_numbers(amounts, name)
+        return amounts, dropped or note
     if present.any() and pd.to_datetime(text[present], errors="coerce", format="ISO8601").notna().all():
         return None, f"dropped '{name}': a timestamp (pass it as --time to split on it)"
     distinct = text.nunique()
@@ -638,6 +673,58 @@ def _feature_column(values: pd.Series, name: str) -> tuple[pd.Series | None, str
         shown = ", ".join(repr(v) for v in text.dropna().unique()[:3])
         return None, f"dropped '{name}': {distinct:,} distinct text values (an id or free text; e.g. {shown})"
     return text.astype("category"), None
+
+
+_UNITS = "$€£¥₹"
+_AMOUNT = re.compile(rf"([-+]?)\s*([{_UNITS}]?)\s*([-+]?)(\d[\d.,]*)\s*([{_UNITS}%]?)")
+# the digits of an amount by its decimal mark: plain (1234.5), or grouped in threes by the other mark (1,234.5)
+_DIGITS = {
+    ".": re.compile(r"(?:\d+|\d{1,3}(?:,\d{3})+)(?:\.\d+)?"),
+    ",": re.compile(r"(?:\d+|\d{1,3}(?:\.\d{3})+)(?:,\d+)?"),
+}
+
+
+def amount_values(text: pd.Series, decimal: str) -> pd.Series:
+    """Each trimmed text value read as an amount with `decimal` as its decimal mark ('$6,143.31', '-€ 12,50',
+    '12%': the number as written, its unit dropped), NaN for any other value: one currency or '%' sign before or
+    after, a sign, thousands grouped in threes by the other mark. Training and scoring read a column alike."""
+
+    def one(value: str) -> float:
+        match = _AMOUNT.fullmatch(value.replace("\u00a0", " ").replace("\u202f", " "))
+        if not match or (match[1] and match[3]) or (match[2] and match[5]) or not _DIGITS[decimal].fullmatch(match[4]):
+            return np.nan
+        digits = match[4].replace("," if decimal == "." else ".", "").replace(decimal, ".")
+        return -float(digits) if "-" in (match[1], match[3]) else float(digits)
+
+    return text.map(one, na_action="ignore").astype("float64")
+
+
+def read_amounts(text: pd.Series) -> tuple[pd.Series, str] | None:
+    """A text column (trimmed, blanks missing) read as amounts and the decimal mark it was read by, or None when it
+    is not clearly a column of them: some value must be one that is not a plain number ('$6,143.31', '1,234',
+    '12%', '€ 12,50'), every value with a digit an amount, all of one unit, and up to `MAX_MISSING_MARKERS` values
+    without a digit, fewer than the amounts, missing ('-', 'n/a'). A comma is the decimal mark when one is not
+    followed by a group of three digits ('12,50') or follows a dot ('1.234,50'), else a thousands mark ('1,234')."""
+    present = text.dropna()
+    digits = present[present.str.contains(r"\d")]
+    markers = present[~present.str.contains(r"\d")]
+    if digits.empty or pd.to_numeric(digits, errors="coerce").notna().all():
+        return None
+    if markers.nunique() > MAX_MISSING_MARKERS or len(markers) >= len(digits):
+        return None
+    if digits.str.count(rf"[{_UNITS}%]").gt(1).any() or digits.str.extract(rf"([{_UNITS}%])")[0].nunique() > 1:
+        return None
+    both = digits[digits.str.contains(",") & digits.str.contains(r"\.")]
+    last = both.str.replace(r"[^.,]", "", regex=True).str[-1].unique()
+    if len(last) > 1:
+        return None
+    commas = digits[digits.str.contains(",")]
+    grouped = amount_values(commas, ".").notna().all()
+    decimal = last[0] if len(last) else "." if grouped else ","
+    numbers = amount_values(text, decimal)
+    if numbers[digits.index].isna().any():
+        return None
+    return numbers, decimal
 
 
 def _days(durations: pd.Series) -> pd.Series:
@@ -671,12 +758,18 @@ def _unless_row_numbers(numbers: pd.Series, name: str) -> tuple[pd.Series | None
 
 
 def as_trained(
-    values: pd.Series, name: str, levels: Sequence[str] | None, source: str, markers: Sequence[str] = ()
+    values: pd.Series,
+    name: str,
+    levels: Sequence[str] | None,
+    source: str,
+    markers: Sequence[str] = (),
+    decimal: str | None = None,
 ) -> pd.Series:
     """A column of a table to score, typed as `_feature_column` typed it at training: a categorical
     feature (`levels`) as trimmed text, numbers included (a CSV of `1`/`2` reads as numbers, its training
     levels were `'1'`/`'2'`); a numeric one as numbers, parsed from text (booleans as 1/0) when given so, the
-    `markers` its training table wrote for a missing number ('?', '-': `MISSING_MARKERS`) missing."""
+    `markers` its training table wrote for a missing number ('?', '-': `MISSING_MARKERS`) missing, amounts
+    written as text ('$6,143.31') by the `decimal` mark training read them by (`NUMBER_FORMATS`)."""
     if levels is not None:
         text = as_text(values).str.strip().replace("", pd.NA)
         if pd.api.types.is_float_dtype(values):  # levels written `4.0` at training (pandas' integers with gaps)
@@ -688,7 +781,10 @@ def as_trained(
     if pd.api.types.is_timedelta64_dtype(values):
         return _days(values)
     text = values.astype("string").str.strip().replace("", pd.NA)
-    parsed = pd.to_numeric(text, errors="coerce").fillna(text.str.lower().map(_BOOLEAN_WORDS).astype("Float64"))
+    if decimal is not None:  # '1,234' is a thousand and more, or one and a bit, as training read it
+        parsed = amount_values(text, decimal)
+    else:
+        parsed = pd.to_numeric(text, errors="coerce").fillna(text.str.lower().map(_BOOLEAN_WORDS).astype("Float64"))
     bad = parsed.isna() & text.notna() & ~text.isin(markers)
     if bad.any():
         examples = ", ".join(f"row {i}: {v!r}" for i, v in values[bad].head(3).items())

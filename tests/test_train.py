@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -473,6 +474,79 @@ def test_labels_of_public_churn_tables_train_and_a_status_of_three_values_asks_w
     table, _ = prepare_table(read_prepared_table(tmp_path / "ibm.csv"), "customerID", "Customer Status", None,
                              churn_value="Churned")  # fmt: skip
     assert table["label"].tolist() == churned.astype(int).tolist()
+
+
+def test_amounts_and_percents_written_as_text_are_numbers_when_training_and_scoring(tmp_path, capsys):
+    """IBM telco's `Total Charges` ('$2,137.25'), `Total Revenue` ('2,351') and a European '€ 1.234,50' were
+    dropped as "598 distinct text values (an id or free text)", and '12%' was a category of 30 levels: a model
+    without its strongest columns. They are read as numbers, by the decimal mark training read them by at scoring
+    too (and by the registered pyfunc): '1.234' of the euro column is a thousand and more, not one and a bit. A
+    column of ranges ('$40K - $60K') stays a category, ids stay dropped, and a driver of a thousand or more reads
+    'Total Revenue = 2,351', not '2.35e+03'."""
+    rng = np.random.default_rng(5)
+    frame = telco_like(600, seed=5)
+    monthly = frame.pop("MonthlyCharges")
+    total = (frame["tenure"].clip(lower=1) * monthly).round(2)
+    yearly = (monthly * 12.5).round(2)
+    euros = ["€ " + f"{v:,.2f}".translate(str.maketrans(",.", ".,")) for v in yearly]  # '€ 1.234,50'
+    frame = frame.drop(columns=["TotalCharges", "SignupMonth"]).assign(
+        **{
+            "Total Charges": [f"${v:,.2f}" for v in total],
+            "Total Revenue": [f"{v:,.0f}" for v in total * 1.1],
+            "Discount": [f"{d}%" for d in rng.integers(0, 30, len(frame))],
+            "Yearly Fee": euros,
+            "Income": rng.choice(["Less than $40K", "$40K - $60K", "$60K - $80K"], len(frame)),
+            "Ref": [f"R-{i:05d}" for i in range(len(frame))],
+        }
+    )
+    frame.loc[3, "Total Charges"] = "-"  # a missing amount, as spreadsheets write one
+    table, notes = prepare_table(frame, "customerID", "Churn", None)
+    assert table["Total_Charges"].iloc[:3].tolist() == total.iloc[:3].tolist() and np.isnan(table["Total_Charges"][3])
+    np.testing.assert_allclose(table["Yearly_Fee"], yearly)
+    assert table["Discount"].dtype == "float64" and isinstance(table["Income"].dtype, pd.CategoricalDtype)
+    assert "Ref" not in table and any(note.startswith("dropped 'Ref'") for note in notes)
+    read = f"read 'Yearly Fee' as numbers written as text (e.g. {euros[0]!r} is {float(yearly[0])!r}"
+    assert f"{read}, with a decimal comma)" in notes
+    frame.to_csv(tmp_path / "history.csv", index=False)
+    config = Path(_cli_config(tmp_path))
+    config.write_text(config.read_text().replace("tune_trials: 2", "tune_trials: 0"))
+    args = ["--id", "customerID", "--config", str(config)]
+    code, text = run_cli(["train", "--table", str(tmp_path / "history.csv"), "--label", "Churn", *args], capsys)
+    assert code == 0 and "read 'Total Charges' as numbers written as text (e.g. '$" in text, text
+    assert "its 1 value without a digit ('-') are taken as missing" in text, text
+
+    book = frame.drop(columns="Churn")
+    book.to_csv(tmp_path / "book.csv", index=False)
+    numbers = table.drop(columns=["account_id", "label", "as_of", "term_end"])  # the model's names: also taken
+    numbers.assign(customerID=book["customerID"]).to_parquet(tmp_path / "book.parquet")  # the amounts as numbers
+    scored = {}
+    for name in ("book.csv", "book.parquet"):
+        out = tmp_path / f"{name}.scores.csv"
+        code, text = run_cli(["score", "--table", str(tmp_path / name), "--out", str(out), "--format", "csv", *args],
+                             capsys)  # fmt: skip
+        assert code == 0, text
+        scored[name] = pd.read_csv(out)
+    expected = scored["book.parquet"]["churn_probability"]
+    pd.testing.assert_series_equal(scored["book.csv"]["churn_probability"], expected)
+    drivers = scored["book.csv"]["top_drivers"]
+    assert drivers.str.contains(r"Total Revenue = \d,\d{3}\b").any() and not drivers.str.contains("e\\+0").any()
+
+    mlflow.set_tracking_uri(load_settings(str(config)).tracking_uri())
+    pyfunc = mlflow.pyfunc.load_model("models:/churn-risk-table@champion")
+    np.testing.assert_allclose(pyfunc.predict(book.drop(columns="customerID"))["churn_probability"], expected)
+    plain = book.assign(**{"Yearly Fee": [e.removeprefix("€ ") for e in euros]})  # '1.234,50': the dot groups
+    plain.to_csv(tmp_path / "plain.csv", index=False)
+    out = tmp_path / "plain.scores.csv"
+    code, text = run_cli(["score", "--table", str(tmp_path / "plain.csv"), "--out", str(out), "--format", "csv", *args],
+                         capsys)  # fmt: skip
+    assert code == 0, text
+    pd.testing.assert_series_equal(pd.read_csv(out)["churn_probability"], expected)
+    book.assign(**{"Total Revenue": "12,5"}).to_csv(tmp_path / "odd.csv", index=False)  # not how training wrote it
+    code, text = run_cli(["score", "--table", str(tmp_path / "odd.csv"), "--out", str(tmp_path / "o.csv"), *args],
+                         capsys)  # fmt: skip
+    assert code == 1 and "column 'Total_Revenue': 600 values are not numbers, and the model learnt it as a number " \
+        "(row 0: '12,5'" in text, text  # fmt: skip
+    assert not (tmp_path / "o.csv").exists()
 
 
 def test_a_column_named_in_another_case_or_misspelt_is_suggested(tmp_path, capsys):
