@@ -316,7 +316,7 @@ def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> p
     (`header_names`): names trimmed (`customerID, Churn` names `Churn`), a name given twice refused (pandas
     would rename the second `x.1`); a parquet file's names alike (pandas kept the spaces of the CSV it read), so
     the two files of one table train the same model."""
-    from pipeline.loading import csv_header, header_names
+    from pipeline.loading import csv_header, first_line_not_utf8, header_names
 
     path = Path(path)
     if not path.exists():
@@ -326,12 +326,20 @@ def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> p
             table = pd.read_parquet(path)
             table.columns = header_names(path.stem, path, [str(c) for c in table.columns])  # as its CSV's
             return table
-        if path.suffix.lower() in (".csv", ".txt"):
+        if path.name.lower().endswith((".csv", ".txt", ".csv.gz")):  # gzipped as a data folder's CSV may be
             names = header_names(path.stem, path, csv_header(path.stem, path))  # a ';'-separated file is refused
             return pd.read_csv(path, header=0, names=names, dtype=dict.fromkeys(text_columns, str))
+    except UnicodeDecodeError as exc:  # a spreadsheet's CSV in its own encoding: pandas said "position 0"
+        line, text = first_line_not_utf8(path) or (0, b"")
+        raise DataContractError(
+            f"--table {path}: line {line} is not UTF-8 text: {text!r}; save the file as UTF-8 (a spreadsheet's "
+            "'CSV UTF-8') or as parquet."
+        ) from exc
     except (OSError, ValueError) as exc:
         raise DataContractError(f"--table {path}: cannot be read ({exc}).") from exc
-    raise DataContractError(f"--table {path}: unknown format '{path.suffix}' (use .parquet, .csv or a parquet folder).")
+    raise DataContractError(
+        f"--table {path}: unknown format '{path.suffix}' (use .parquet, .csv, .csv.gz or a parquet folder)."
+    )
 
 
 _BOOLEAN_WORDS = {"true": 1, "false": 0, "t": 1, "f": 0, "yes": 1, "no": 0, "y": 1, "n": 0}

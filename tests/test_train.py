@@ -549,6 +549,28 @@ def test_amounts_and_percents_written_as_text_are_numbers_when_training_and_scor
     assert not (tmp_path / "o.csv").exists()
 
 
+def test_a_gzipped_csv_trains_and_scores_and_a_csv_not_in_utf8_names_its_line(tmp_path, capsys):
+    """A table downloaded as `.csv.gz` (as a data folder's CSV may be) was "unknown format '.gz'"; a CSV a
+    spreadsheet saved in its own encoding ('€' as byte 0x80) was "cannot be read ('utf-8' codec can't decode byte
+    0x80 in position 0 ...)", naming neither the line nor what to do."""
+    frame = telco_like(400, seed=4)
+    frame.to_csv(tmp_path / "history.csv.gz", index=False)
+    config = Path(_cli_config(tmp_path))
+    config.write_text(config.read_text().replace("tune_trials: 2", "tune_trials: 0"))
+    args = ["--id", "customerID", "--config", str(config)]
+    code, text = run_cli(["train", "--table", str(tmp_path / "history.csv.gz"), "--label", "Churn", *args], capsys)
+    assert code == 0 and "Validation on held-out rows" in text, text
+    frame.drop(columns="Churn").to_csv(tmp_path / "book.csv.gz", index=False)
+    out = tmp_path / "scores.csv"
+    code, text = run_cli(["score", "--table", str(tmp_path / "book.csv.gz"), "--out", str(out), *args], capsys)
+    assert code == 0 and len(pd.read_csv(out)) == 400, text
+    frame.assign(Notes="€ 5").to_csv(tmp_path / "excel.csv", index=False, encoding="cp1252")
+    with pytest.raises(
+        DataContractError, match=r"excel.csv: line 2 is not UTF-8 text: b'0000-CUST,.*; save the file as UTF-8"
+    ):
+        read_prepared_table(tmp_path / "excel.csv")
+
+
 def test_a_column_named_in_another_case_or_misspelt_is_suggested(tmp_path, capsys):
     """`--id customerId` was "column 'customerId' not found; columns are [the first 12]", the right one perhaps not
     among them; a table scored with its columns lower-cased listed the model's names (`Monthly_Charges`), not the
