@@ -343,8 +343,9 @@ def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> p
 
 
 _BOOLEAN_WORDS = {"true": 1, "false": 0, "t": 1, "f": 0, "yes": 1, "no": 0, "y": 1, "n": 0}
-_OUTCOME_WORDS = {"churned": 1, "churn": 1, "cancelled": 1, "canceled": 1, "attrited": 1, "exited": 1, "lost": 1}
-_OUTCOME_WORDS |= {"retained": 0, "stayed": 0, "renewed": 0, "active": 0, "existing": 0, "current": 0}
+_OUTCOME_WORDS = dict.fromkeys(("churned", "churn", "cancelled", "canceled", "attrited", "exited", "left", "lost"), 1)
+# active, existing, current: a CRM's status beside churned
+_OUTCOME_WORDS |= dict.fromkeys(("retained", "stayed", "renewed", "active", "existing", "current"), 0)
 # a word naming who the outcome is of: BankChurners' `Attrited Customer` / `Existing Customer` are outcomes
 _WHO = re.compile(r"\s+(?:customer|client|account|user|subscriber|member)s?$")
 _LABEL_WORDS = {**_BOOLEAN_WORDS, **_OUTCOME_WORDS, "1": 1, "0": 0, "1.0": 1, "0.0": 0}
@@ -352,7 +353,7 @@ _LABEL_WORDS = {**_BOOLEAN_WORDS, **_OUTCOME_WORDS, "1": 1, "0": 0, "1.0": 1, "0
 
 def _parse_labels(values: pd.Series, name: str, source: str, churn_value: str | None = None) -> pd.Series:
     """1 = churned, 0 = stayed, <NA> = unknown; accepts 0/1, booleans, yes/no/true/false and outcome words
-    (churned/cancelled/attrited/exited, retained/stayed/renewed/active/existing, `Attrited Customer` too), or with
+    (churned/cancelled/attrited/exited/left, retained/stayed/renewed/active/existing, `Attrited Customer` too), or with
     `churn_value` (`--churn-value`) that value as churned and every other as retained: a status of three values
     (Churned/Stayed/Joined) is the user's to read. Both outcomes must be there: a model learns from both."""
     text = values.astype("string").str.strip().replace("", pd.NA)
@@ -369,8 +370,8 @@ def _parse_labels(values: pd.Series, name: str, source: str, churn_value: str | 
     bad = parsed.isna() & text.notna()
     if bad.any():
         examples = ", ".join(f"row {i}: {v!r}" for i, v in values[bad].head(3).items())
-        churned = text[parsed == 1]  # the value to suggest: one that reads as churned, else the most common
-        example = churned.iloc[0] if len(churned) else text.value_counts().index[0]
+        churned = text[parsed == 1]  # the value to suggest: one that reads as churned, else the commonest unread one
+        example = churned.iloc[0] if len(churned) else text[bad].value_counts().index[0]
         raise DataContractError(
             f"{source}, label column '{name}': {counted(int(bad.sum()), 'value is', 'values are')} not an outcome "
             f"({examples}); its values are {_label_values(text)}. Use 1/0, true/false, yes/no or churned/retained "

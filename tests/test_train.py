@@ -471,6 +471,10 @@ def test_labels_of_public_churn_tables_train_and_a_status_of_three_values_asks_w
     assert code == 0 and "Validation on held-out rows" in text, text
     code, text = run_cli([*ibm, "--churn-value", "Left"], capsys)
     assert code == 1 and "no value is 'Left' (--churn-value); its values are 'Stayed' (" in text, text
+    left = frame.assign(Churn=np.where(churned, "Left", "Stayed"))
+    assert prepare_table(left, "customerID", "Churn", None)[0]["label"].tolist() == churned.astype(int).tolist()
+    with pytest.raises(DataContractError, match=r"its values are 'Stayed' \(\d+ rows\), 'Gone' .*--churn-value 'Gone'"):
+        prepare_table(left.replace({"Churn": {"Left": "Gone"}}), "customerID", "Churn", None)
     table, _ = prepare_table(read_prepared_table(tmp_path / "ibm.csv"), "customerID", "Customer Status", None,
                              churn_value="Churned")  # fmt: skip
     assert table["label"].tolist() == churned.astype(int).tolist()
