@@ -346,8 +346,9 @@ _BOOLEAN_WORDS = {"true": 1, "false": 0, "t": 1, "f": 0, "yes": 1, "no": 0, "y":
 _OUTCOME_WORDS = dict.fromkeys(("churned", "churn", "cancelled", "canceled", "attrited", "exited", "left", "lost"), 1)
 # active, existing, current: a CRM's status beside churned
 _OUTCOME_WORDS |= dict.fromkeys(("retained", "stayed", "renewed", "active", "existing", "current"), 0)
-# a word naming who the outcome is of: BankChurners' `Attrited Customer` / `Existing Customer` are outcomes
-_WHO = re.compile(r"\s+(?:customer|client|account|user|subscriber|member)s?$")
+# a word naming who the outcome is of (BankChurners' `Attrited Customer` / `Existing Customer`) and a full stop after
+# a word (the UCI churn table's `True.` / `False.`) say nothing more than the outcome
+_WHO = re.compile(r"\s+(?:customer|client|account|user|subscriber|member)s?$|(?<=[a-z])\.$")
 _LABEL_WORDS = {**_BOOLEAN_WORDS, **_OUTCOME_WORDS, "1": 1, "0": 0, "1.0": 1, "0.0": 0}
 
 

@@ -445,9 +445,10 @@ def test_a_crm_status_of_churned_or_active_is_a_label(tmp_path):
 
 
 def test_labels_of_public_churn_tables_train_and_a_status_of_three_values_asks_which_is_churn(tmp_path, capsys):
-    """BankChurners' `Attrition_Flag` (`Attrited Customer`/`Existing Customer`) was refused as "not an outcome";
-    IBM telco's `Customer Status` (Churned/Stayed/Joined) was refused naming only 'Joined', with no way to say
-    which value is churn: `--churn-value` says it, and the error lists every value with its count."""
+    """BankChurners' `Attrition_Flag` (`Attrited Customer`/`Existing Customer`), UCI's `True.`/`False.` and
+    `Left`/`Stayed` were refused as "not an outcome"; IBM telco's `Customer Status` (Churned/Stayed/Joined) was
+    refused naming only 'Joined', with no way to say which value is churn: `--churn-value` says it, and the error
+    lists every value with its count."""
     frame = telco_like(400, seed=2)
     churned = frame["Churn"] == "Yes"
     flag = np.where(churned, "Attrited Customer", "Existing Customer")
@@ -471,6 +472,8 @@ def test_labels_of_public_churn_tables_train_and_a_status_of_three_values_asks_w
     assert code == 0 and "Validation on held-out rows" in text, text
     code, text = run_cli([*ibm, "--churn-value", "Left"], capsys)
     assert code == 1 and "no value is 'Left' (--churn-value); its values are 'Stayed' (" in text, text
+    uci = frame.assign(Churn=np.where(churned, "True.", "False."))  # the UCI churn table's `Churn?`
+    assert prepare_table(uci, "customerID", "Churn", None)[0]["label"].tolist() == churned.astype(int).tolist()
     left = frame.assign(Churn=np.where(churned, "Left", "Stayed"))
     assert prepare_table(left, "customerID", "Churn", None)[0]["label"].tolist() == churned.astype(int).tolist()
     with pytest.raises(DataContractError, match=r"its values are 'Stayed' \(\d+ rows\), 'Gone' .*--churn-value 'Gone'"):
