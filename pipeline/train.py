@@ -713,8 +713,9 @@ def read_amounts(text: pd.Series) -> tuple[pd.Series, str] | None:
     """A text column (trimmed, blanks missing) read as amounts and the decimal mark it was read by, or None when it
     is not clearly a column of them: some value must be one that is not a plain number ('$6,143.31', '1,234',
     '12%', '€ 12,50'), every value with a digit an amount, all of one unit, and up to `MAX_MISSING_MARKERS` values
-    without a digit, fewer than the amounts, missing ('-', 'n/a'). A comma is the decimal mark when one is not
-    followed by a group of three digits ('12,50') or follows a dot ('1.234,50'), else a thousands mark ('1,234')."""
+    without a digit, fewer than the amounts, missing ('-', 'n/a'); whole numbers without a unit, each in one row,
+    are ids ('15,634,602'), not amounts. A comma is the decimal mark when one is not followed by a group of three
+    digits ('12,50') or follows a dot ('1.234,50'), else a thousands mark ('1,234')."""
     present = text.dropna()
     digits = present[present.str.contains(r"\d")]
     markers = present[~present.str.contains(r"\d")]
@@ -734,6 +735,9 @@ def read_amounts(text: pd.Series) -> tuple[pd.Series, str] | None:
     numbers = amount_values(text, decimal)
     if numbers[digits.index].isna().any():
         return None
+    amounts = numbers[digits.index]
+    if not digits.str.contains(rf"[{_UNITS}%]").any() and (amounts % 1 == 0).all() and amounts.is_unique:
+        return None  # ids written with thousands marks ('15,634,602'): whole, each once, of no unit
     return numbers, decimal
 
 

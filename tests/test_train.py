@@ -488,8 +488,8 @@ def test_amounts_and_percents_written_as_text_are_numbers_when_training_and_scor
     dropped as "598 distinct text values (an id or free text)", and '12%' was a category of 30 levels: a model
     without its strongest columns. They are read as numbers, by the decimal mark training read them by at scoring
     too (and by the registered pyfunc): '1.234' of the euro column is a thousand and more, not one and a bit. A
-    column of ranges ('$40K - $60K') stays a category, ids stay dropped, and a driver of a thousand or more reads
-    'Total Revenue = 2,351', not '2.35e+03'."""
+    column of ranges ('$40K - $60K') stays a category, ids stay dropped ('15,634,602' too), and a driver of a
+    thousand or more reads 'Total Revenue = 2,351', not '2.35e+03'."""
     rng = np.random.default_rng(5)
     frame = telco_like(600, seed=5)
     monthly = frame.pop("MonthlyCharges")
@@ -504,6 +504,7 @@ def test_amounts_and_percents_written_as_text_are_numbers_when_training_and_scor
             "Yearly Fee": euros,
             "Income": rng.choice(["Less than $40K", "$40K - $60K", "$60K - $80K"], len(frame)),
             "Ref": [f"R-{i:05d}" for i in range(len(frame))],
+            "Account No": [f"{15_634_602 + 7 * i:,}" for i in range(len(frame))],  # an id a spreadsheet grouped
         }
     )
     frame.loc[3, "Total Charges"] = "-"  # a missing amount, as spreadsheets write one
@@ -512,6 +513,7 @@ def test_amounts_and_percents_written_as_text_are_numbers_when_training_and_scor
     np.testing.assert_allclose(table["Yearly_Fee"], yearly)
     assert table["Discount"].dtype == "float64" and isinstance(table["Income"].dtype, pd.CategoricalDtype)
     assert "Ref" not in table and any(note.startswith("dropped 'Ref'") for note in notes)
+    assert "Account_No" not in table and any(note.startswith("dropped 'Account No'") for note in notes)
     read = f"read 'Yearly Fee' as numbers written as text (e.g. {euros[0]!r} is {float(yearly[0])!r}"
     assert f"{read}, with a decimal comma)" in notes
     frame.to_csv(tmp_path / "history.csv", index=False)
