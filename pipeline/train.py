@@ -685,8 +685,9 @@ def _feature_column(values: pd.Series, name: str) -> tuple[pd.Series | None, str
     return text.astype("category"), None
 
 
-_UNITS = "$€£¥₹"
-_AMOUNT = re.compile(rf"([-+]?)\s*([{_UNITS}]?)\s*([-+]?)(\d[\d.,]*)\s*([{_UNITS}%]?)")
+_CURRENCY = "[$€£¥₹]|USD|EUR|GBP|CHF|CAD|AUD|JPY|INR"  # a sign or the code of a major currency
+_UNIT = f"{_CURRENCY}|%"
+_AMOUNT = re.compile(rf"([-+]?)\s*({_CURRENCY})?\s*([-+]?)(\d[\d.,]*)\s*({_UNIT})?")
 # the digits of an amount by its decimal mark: plain (1234.5), or grouped in threes by the other mark (1,234.5)
 _DIGITS = {
     ".": re.compile(r"(?:\d+|\d{1,3}(?:,\d{3})+)(?:\.\d+)?"),
@@ -696,8 +697,9 @@ _DIGITS = {
 
 def amount_values(text: pd.Series, decimal: str) -> pd.Series:
     """Each trimmed text value read as an amount with `decimal` as its decimal mark ('$6,143.31', '-€ 12,50',
-    '12%': the number as written, its unit dropped), NaN for any other value: one currency or '%' sign before or
-    after, a sign, thousands grouped in threes by the other mark. Training and scoring read a column alike."""
+    '1.234,50 EUR', '12%': the number as written, its unit dropped), NaN for any other value: one currency sign or
+    code before or after or a '%' after, a sign, thousands grouped in threes by the other mark. Training and
+    scoring read a column alike."""
 
     def one(value: str) -> float:
         match = _AMOUNT.fullmatch(value.replace("\u00a0", " ").replace("\u202f", " "))
@@ -723,7 +725,7 @@ def read_amounts(text: pd.Series) -> tuple[pd.Series, str] | None:
         return None
     if markers.nunique() > MAX_MISSING_MARKERS or len(markers) >= len(digits):
         return None
-    if digits.str.count(rf"[{_UNITS}%]").gt(1).any() or digits.str.extract(rf"([{_UNITS}%])")[0].nunique() > 1:
+    if digits.str.count(_UNIT).gt(1).any() or digits.str.extract(f"({_UNIT})")[0].nunique() > 1:
         return None
     both = digits[digits.str.contains(",") & digits.str.contains(r"\.")]
     last = both.str.replace(r"[^.,]", "", regex=True).str[-1].unique()
@@ -736,7 +738,7 @@ def read_amounts(text: pd.Series) -> tuple[pd.Series, str] | None:
     if numbers[digits.index].isna().any():
         return None
     amounts = numbers[digits.index]
-    if not digits.str.contains(rf"[{_UNITS}%]").any() and (amounts % 1 == 0).all() and amounts.is_unique:
+    if not digits.str.contains(_UNIT).any() and (amounts % 1 == 0).all() and amounts.is_unique:
         return None  # ids written with thousands marks ('15,634,602'): whole, each once, of no unit
     return numbers, decimal
 

@@ -505,12 +505,14 @@ def test_amounts_and_percents_written_as_text_are_numbers_when_training_and_scor
             "Income": rng.choice(["Less than $40K", "$40K - $60K", "$60K - $80K"], len(frame)),
             "Ref": [f"R-{i:05d}" for i in range(len(frame))],
             "Account No": [f"{15_634_602 + 7 * i:,}" for i in range(len(frame))],  # an id a spreadsheet grouped
+            "Credit": [f"USD {v:,.2f}" for v in rng.uniform(500, 30_000, len(frame))],
         }
     )
     frame.loc[3, "Total Charges"] = "-"  # a missing amount, as spreadsheets write one
     table, notes = prepare_table(frame, "customerID", "Churn", None)
     assert table["Total_Charges"].iloc[:3].tolist() == total.iloc[:3].tolist() and np.isnan(table["Total_Charges"][3])
     np.testing.assert_allclose(table["Yearly_Fee"], yearly)
+    assert table["Credit"].dtype == "float64" and table["Credit"].notna().all()
     assert table["Discount"].dtype == "float64" and isinstance(table["Income"].dtype, pd.CategoricalDtype)
     assert "Ref" not in table and any(note.startswith("dropped 'Ref'") for note in notes)
     assert "Account_No" not in table and any(note.startswith("dropped 'Account No'") for note in notes)
