@@ -357,7 +357,7 @@ def _parse_labels(values: pd.Series, name: str, source: str, churn_value: str | 
     (churned/cancelled/attrited/exited/left, retained/stayed/renewed/active/existing, `Attrited Customer` too), or with
     `churn_value` (`--churn-value`) that value as churned and every other as retained: a status of three values
     (Churned/Stayed/Joined) is the user's to read. Both outcomes must be there: a model learns from both."""
-    text = values.astype("string").str.strip().replace("", pd.NA)
+    text = as_text(values).str.strip().replace("", pd.NA)  # a label 1/2 with blanks reads 1.0/2.0: said `1`
     if churn_value is not None:
         wanted = churn_value.strip().lower()
         if not text.str.lower().eq(wanted).any():

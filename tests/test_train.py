@@ -478,6 +478,10 @@ def test_labels_of_public_churn_tables_train_and_a_status_of_three_values_asks_w
     assert prepare_table(left, "customerID", "Churn", None)[0]["label"].tolist() == churned.astype(int).tolist()
     with pytest.raises(DataContractError, match=r"its values are 'Stayed' \(\d+ rows\), 'Gone' .*--churn-value 'Gone'"):
         prepare_table(left.replace({"Churn": {"Left": "Gone"}}), "customerID", "Churn", None)
+    coded = frame.assign(Churn=np.where(churned, 1, 2)).astype({"Churn": "float64"})  # 1 churned, 2 stayed
+    coded.loc[0, "Churn"] = np.nan  # pandas reads the codes of a column with blanks as 1.0 and 2.0
+    table, _ = prepare_table(coded, "customerID", "Churn", None, churn_value="1")
+    assert table["label"].iloc[1:].tolist() == churned.iloc[1:].astype(int).tolist() and table["label"].isna()[0]
     table, _ = prepare_table(read_prepared_table(tmp_path / "ibm.csv"), "customerID", "Customer Status", None,
                              churn_value="Churned")  # fmt: skip
     assert table["label"].tolist() == churned.astype(int).tolist()
