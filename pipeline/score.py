@@ -105,7 +105,10 @@ def score_prepared(
         repeated_ids,
     )
 
-    frame = read_prepared_table(path, text_columns=[id_col])
+    sources = model.metadata_.get(SOURCE_COLUMNS) or {}  # columns named as the training table named them
+    formats = model.metadata_.get(NUMBER_FORMATS) or {}
+    # amounts as the text they are: a CSV's `1.234` of a column of `12,50` is not the number pandas reads
+    frame = read_prepared_table(path, text_columns=[id_col, *formats, *(sources.get(name, name) for name in formats)])
     if id_col not in frame.columns:
         raise ChurnError(
             f"--table {path}: id column '{id_col}'{column_hint(id_col, frame.columns)} not found; columns are "
@@ -139,7 +142,6 @@ def score_prepared(
     features = features.rename(columns=renamed).assign(**{ACCOUNT_ID: ids, AS_OF: dated})
     missing = [c for c in model.feature_names_in_ if c not in features.columns]
     trained = TrainedOn.from_metadata(model.metadata_)
-    sources = model.metadata_.get(SOURCE_COLUMNS) or {}  # columns named as the training table named them
     if missing and trained is not None and trained.source.startswith(PREPARED_TABLE):
         lacking = counted(len(missing), "column the model was trained on is", "columns the model was trained on are")
         shown = [sources.get(name, name) for name in missing[:5]]
@@ -158,7 +160,7 @@ def score_prepared(
             f"e.g. {missing[:5]}; score it with the model `churn train --table` trained on a table like it "
             "(--model-uri models:/NAME@champion, or its model.name in the configuration)."
         )
-    markers, formats = model.metadata_.get(MISSING_MARKERS) or {}, model.metadata_.get(NUMBER_FORMATS) or {}
+    markers = model.metadata_.get(MISSING_MARKERS) or {}
     source = f"--table {path}"
     typed = {
         name: as_trained(

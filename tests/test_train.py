@@ -556,6 +556,18 @@ def test_amounts_and_percents_written_as_text_are_numbers_when_training_and_scor
                          capsys)  # fmt: skip
     assert code == 0, text
     pd.testing.assert_series_equal(pd.read_csv(out)["churn_probability"], expected)
+    whole = book.assign(
+        **{"Yearly Fee": [f"{v:,.0f}".replace(",", ".") for v in yearly]}
+    )  # '1.277': pandas reads 1.277
+    whole.to_csv(tmp_path / "whole.csv", index=False)
+    numbers.assign(customerID=book["customerID"], Yearly_Fee=yearly.round()).to_parquet(tmp_path / "whole.parquet")
+    for name in ("whole.csv", "whole.parquet"):
+        out = tmp_path / f"{name}.scores.csv"
+        code, text = run_cli(["score", "--table", str(tmp_path / name), "--out", str(out), "--format", "csv", *args],
+                             capsys)  # fmt: skip
+        assert code == 0, text
+        scored[name] = pd.read_csv(out)["churn_probability"]
+    pd.testing.assert_series_equal(scored["whole.csv"], scored["whole.parquet"])
     book.assign(**{"Total Revenue": "12,5"}).to_csv(tmp_path / "odd.csv", index=False)  # not how training wrote it
     code, text = run_cli(["score", "--table", str(tmp_path / "odd.csv"), "--out", str(tmp_path / "o.csv"), *args],
                          capsys)  # fmt: skip
