@@ -470,6 +470,8 @@ def test_labels_of_public_churn_tables_train_and_a_status_of_three_values_asks_w
     ), text
     code, text = run_cli([*ibm, "--churn-value", "churned"], capsys)
     assert code == 0 and "Validation on held-out rows" in text, text
+    code, text = run_cli(["train", "--data", str(tmp_path), "--churn-value", "Churned", "--config", config], capsys)
+    assert code == 2 and "--churn-value: needs --table" in text, text
     code, text = run_cli([*ibm, "--churn-value", "Left"], capsys)
     assert code == 1 and "no value is 'Left' (--churn-value); its values are 'Stayed' (" in text, text
     uci = frame.assign(Churn=np.where(churned, "True.", "False."))  # the UCI churn table's `Churn?`
