@@ -244,7 +244,7 @@ def train_prepared_table(
         feature_name(c): str(c) for c in frame.columns if feature_name(c) != str(c) and feature_name(c) in table
     }
     evaluated.model.metadata_[MISSING_MARKERS] = missing_markers(frame, table)
-    evaluated.model.metadata_[NUMBER_FORMATS] = number_formats(frame, table)
+    evaluated.model.metadata_[NUMBER_FORMATS] = table.attrs[NUMBER_FORMATS]
     if time_col is not None:
         evaluated.model.metadata_[TIME_COLUMN] = time_col
     return log_and_register(
@@ -457,7 +457,8 @@ def prepare_table(
 ) -> tuple[pd.DataFrame, list[str]]:
     """Turn a per-account table into the feature-table format; returns it and notes on dropped columns.
 
-    Numbers stored as text become numeric, other text becomes categorical; text columns with
+    Numbers stored as text become numeric (amounts such as '$6,143.31' too: the table's `attrs[NUMBER_FORMATS]`
+    says by which decimal mark, for scoring to read them alike), other text becomes categorical; text columns with
     nearly one value per row (ids, names, free text) and timestamps other than `time_col` are
     dropped, because a model cannot generalise from them.
     """
@@ -514,8 +515,11 @@ def prepare_table(
         table[TERM_END] = table[AS_OF]
     notes: list[str] = []
     columns: dict[str, pd.Series] = {}
+    formats: dict[str, str] = {}  # feature -> the decimal mark of the amounts it was read from ('$6,143.31')
     for name in others:
         column, note = _feature_column(frame[name], name)
+        if column is not None and NUMBER_FORMATS in column.attrs:
+            formats[feature_name(name)] = column.attrs[NUMBER_FORMATS]
         if column is not None and column.isna().all():  # a model cannot split on it: an export or join left it blank
             column, note = None, f"dropped '{name}': empty in every row"
         if note:
@@ -533,6 +537,7 @@ def prepare_table(
     ]:
         notes.append(f"renamed {', '.join(renamed)}: a model feature name holds no whitespace nor any of " + '",:[]{}')
     table = pd.concat([table, pd.DataFrame(columns, index=frame.index)], axis=1)  # one block: wide tables stay fast
+    table.attrs[NUMBER_FORMATS] = {name: mark for name, mark in formats.items() if name in columns}
     if time_col is None and (repeated := repeated_ids(table[ACCOUNT_ID], id_col)):  # with --time, snapshots
         notes.append(
             f"{repeated}: each account's rows stay on one side of the split (pass --time if they are snapshots at "
@@ -578,20 +583,6 @@ def missing_markers(frame: pd.DataFrame, table: pd.DataFrame) -> dict[str, list[
             if found := sorted(text[text.notna() & table[name].isna()].unique()):
                 markers[name] = found
     return markers
-
-
-def number_formats(frame: pd.DataFrame, table: pd.DataFrame) -> dict[str, str]:
-    """The decimal mark of each numeric feature whose text column in `frame` `prepare_table` read as amounts
-    ('$6,143.31', '12%', '€ 12,50'), by feature name: what scoring reads the column by (`as_trained`)."""
-    formats, features = {}, set(feature_columns(table))
-    for column in frame.columns:
-        name, values = feature_name(column), frame[column]
-        if name not in features or not pd.api.types.is_float_dtype(table[name]):
-            continue
-        text = pd.api.types.is_string_dtype(values) or pd.api.types.is_object_dtype(values)
-        if text and (read := read_amounts(values.astype("string").str.strip().replace("", pd.NA))):
-            formats[name] = read[1]
-    return formats
 
 
 def _outcome_like(table: pd.DataFrame, min_rows: int = 10) -> list[tuple[str, float]]:
@@ -668,6 +659,8 @@ def _feature_column(values: pd.Series, name: str) -> tuple[pd.Series | None, str
                 f"; its {said} without a digit ({', '.join(repr(v) for v in markers.unique())}) are taken as missing"
             )
         amounts, dropped = _unless_row_numbers(amounts, name)
+        if amounts is not None:
+            amounts.attrs[NUMBER_FORMATS] = decimal  # which `prepare_table` records: scoring reads the column by it
         return amounts, dropped or note
     if present.any() and pd.to_datetime(text[present], errors="coerce", format="ISO8601").notna().all():
         return None, f"dropped '{name}': a timestamp (pass it as --time to split on it)"
@@ -687,12 +680,9 @@ def _feature_column(values: pd.Series, name: str) -> tuple[pd.Series | None, str
 
 _CURRENCY = "[$€£¥₹]|USD|EUR|GBP|CHF|CAD|AUD|JPY|INR"  # a sign or the code of a major currency
 _UNIT = f"{_CURRENCY}|%"
-_AMOUNT = re.compile(rf"([-+]?)\s*({_CURRENCY})?\s*([-+]?)(\d[\d.,]*)\s*({_UNIT})?")
+_AMOUNT = rf"([-+]?)\s*({_CURRENCY})?\s*([-+]?)(\d[\d.,]*)\s*({_UNIT})?"
 # the digits of an amount by its decimal mark: plain (1234.5), or grouped in threes by the other mark (1,234.5)
-_DIGITS = {
-    ".": re.compile(r"(?:\d+|\d{1,3}(?:,\d{3})+)(?:\.\d+)?"),
-    ",": re.compile(r"(?:\d+|\d{1,3}(?:\.\d{3})+)(?:,\d+)?"),
-}
+_DIGITS = {".": r"(?:\d+|\d{1,3}(?:,\d{3})+)(?:\.\d+)?", ",": r"(?:\d+|\d{1,3}(?:\.\d{3})+)(?:,\d+)?"}
 
 
 def amount_values(text: pd.Series, decimal: str) -> pd.Series:
@@ -700,15 +690,19 @@ def amount_values(text: pd.Series, decimal: str) -> pd.Series:
     '1.234,50 EUR', '12%': the number as written, its unit dropped), NaN for any other value: one currency sign or
     code before or after or a '%' after, a sign, thousands grouped in threes by the other mark. Training and
     scoring read a column alike."""
+    parts = _spaced(text).str.extract(f"^{_AMOUNT}$")
+    sign, unit_before, signed, number, unit_after = (part for _, part in parts.items())
+    ok = number.str.fullmatch(_DIGITS[decimal]).fillna(False).astype(bool)
+    ok &= ~(sign.fillna("").ne("") & signed.fillna("").ne("")) & ~(unit_before.notna() & unit_after.notna())
+    digits = number.where(ok).str.replace("," if decimal == "." else ".", "", regex=False)
+    values = pd.to_numeric(digits.str.replace(decimal, ".", regex=False), errors="coerce").astype("float64")
+    return values.where(~(sign.eq("-") | signed.eq("-")).fillna(False).astype(bool), -values).rename(text.name)
 
-    def one(value: str) -> float:
-        match = _AMOUNT.fullmatch(value.replace("\u00a0", " ").replace("\u202f", " "))
-        if not match or (match[1] and match[3]) or (match[2] and match[5]) or not _DIGITS[decimal].fullmatch(match[4]):
-            return np.nan
-        digits = match[4].replace("," if decimal == "." else ".", "").replace(decimal, ".")
-        return -float(digits) if "-" in (match[1], match[3]) else float(digits)
 
-    return text.map(one, na_action="ignore").astype("float64")
+def _spaced(text: pd.Series) -> pd.Series:
+    """Text with a no-break space (`€\u00a012,50`, `1\u202f234`'s narrow one) as a plain space, as spreadsheets and
+    locales write amounts."""
+    return text.astype("string").str.replace("\u00a0", " ", regex=False).str.replace("\u202f", " ", regex=False)
 
 
 def read_amounts(text: pd.Series) -> tuple[pd.Series, str] | None:
@@ -722,6 +716,8 @@ def read_amounts(text: pd.Series) -> tuple[pd.Series, str] | None:
     digits = present[present.str.contains(r"\d")]
     markers = present[~present.str.contains(r"\d")]
     if digits.empty or pd.to_numeric(digits, errors="coerce").notna().all():
+        return None
+    if not _spaced(digits).str.fullmatch(_AMOUNT).all():  # free text and ids: said no before reading each value
         return None
     if markers.nunique() > MAX_MISSING_MARKERS or len(markers) >= len(digits):
         return None
