@@ -469,6 +469,8 @@ def _clean(value: Any) -> Any:
 
 
 def _fmt(value: Any) -> str:
+    """A value as said in words: three significant digits, but a thousand or more whole, grouped (a prepared
+    table's `Balance = 125,432`, not `1.25e+05`)."""
     if isinstance(value, float):
-        return f"{value:.3g}"
+        return f"{value:,.0f}" if 1e3 <= abs(value) < 1e15 else f"{value:.3g}"
     return str(value)

@@ -76,6 +76,9 @@ TIME_COLUMN = "time_column"
 # In `metadata_`: feature -> the values without a digit its prepared table gave for a missing number ('?', '-'),
 # which scoring reads as missing too (any other value that is not a number is refused)
 MISSING_MARKERS = "missing_markers"
+# In `metadata_`: feature -> the decimal mark ('.' or ',') of the amounts its prepared table wrote as text ('$6,143.31',
+# '12%', '€ 12,50'), which scoring reads them by, so '1,234' is the number training read, not a thousandth of it
+NUMBER_FORMATS = "number_formats"
 # The contributions' column for the base value (the log-odds of an average row): no feature may take its name.
 BASE_VALUE = "bias"
 REFERENCE_ROWS = 5_000

@@ -286,6 +286,14 @@ def train(
     time_col: Annotated[
         str | None, typer.Option("--time", help="Time column of --table for an out-of-time split.")
     ] = None,
+    churn_value: Annotated[
+        str | None,
+        typer.Option(
+            "--churn-value",
+            help="The --label value that means churned (e.g. 'Churned' of Churned/Stayed/Joined); every other "
+            "value is retained, a blank unknown.",
+        ),
+    ] = None,
     features_file: Annotated[Path | None, typer.Option("--features", help="Prebuilt feature table.")] = None,
     promote: Annotated[bool, typer.Option("--promote", help="Make this model champion whatever its score.")] = False,
     grace_days: GraceOpt = None,
@@ -309,11 +317,14 @@ def train(
             {"--grace-days": grace_days, "--data-end": data_end, "--engine": engine},
             "a prepared table's labels are given, not built from terms, and it is read in-process.",
         )
+    elif churn_value is not None:
+        raise typer.BadParameter("needs --table: it reads the --label column of a prepared table.", ctx=ctx,
+                                 param_hint="--churn-value")  # fmt: skip
     settings = settings_from(config, grace_days, data_end, engine=engine, seed=seed)
     if table is not None:
         if not id_col or not label_col:
             raise ChurnError("--table needs --id and --label (the id and label column names).")
-        run_train_table(table, id_col, label_col, time_col, settings, promote, out)
+        run_train_table(table, id_col, label_col, time_col, settings, promote, out, churn_value)
         return
     if data is None and features_file is None:
         raise ChurnError("Give --data DIR (or --features FILE, or --table FILE --id COL --label COL).")

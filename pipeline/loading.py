@@ -374,7 +374,7 @@ def _create_raw_view(
         con.execute(f'SELECT * FROM "__raw_{name}" LIMIT 1').fetchall()
     except duckdb.Error as exc:
         reason = duckdb_reason(exc)
-        if is_csv(path) and "not utf-8" in reason.lower() and (bad := _first_line_not_utf8(path)):
+        if is_csv(path) and "not utf-8" in reason.lower() and (bad := first_line_not_utf8(path)):
             # DuckDB names the right line number but quotes another line (its buffer's first)
             reason = f"line {bad[0]} is not UTF-8 text: {bad[1]!r} (this file is not utf-8 encoded: save it as UTF-8)"
         elif ragged := RAGGED.search(reason):
@@ -438,7 +438,7 @@ def refuse_case_twins(name: str, source: object, names: Iterable[str]) -> None:
             )
 
 
-def _first_line_not_utf8(path: Path) -> tuple[int, bytes] | None:
+def first_line_not_utf8(path: Path) -> tuple[int, bytes] | None:
     """The first line of a file (1-based, header included) that is not UTF-8, and its first 80 bytes.
 
     Line by line is exact: no byte of a multi-byte UTF-8 character is a line feed."""

@@ -21,7 +21,7 @@ from models.alerts import score_alerts
 from models.drift import drift_report
 from models.healthscore import explain_health, near_miss_segment_values, score_health
 from models.overrides import RECORD_COLUMNS, apply_overrides, expiry_reasons, in_force, sentiment_values
-from models.risk_model import DATE_SPREAD, MISSING_MARKERS, SOURCE_COLUMNS, TIME_COLUMN, ChurnRiskModel
+from models.risk_model import DATE_SPREAD, MISSING_MARKERS, NUMBER_FORMATS, SOURCE_COLUMNS, TIME_COLUMN, ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from models.scores import CHURN_PROBABILITY, MODEL_VERSION, SCORECARD_HASH, SCORECARD_NAME, health_columns
 from models.scoring import Scored, said_columns, score_accounts
@@ -105,7 +105,10 @@ def score_prepared(
         repeated_ids,
     )
 
-    frame = read_prepared_table(path, text_columns=[id_col])
+    sources = model.metadata_.get(SOURCE_COLUMNS) or {}  # columns named as the training table named them
+    formats = model.metadata_.get(NUMBER_FORMATS) or {}
+    # amounts as the text they are: a CSV's `1.234` of a column of `12,50` is not the number pandas reads
+    frame = read_prepared_table(path, text_columns=[id_col, *formats, *(sources.get(name, name) for name in formats)])
     if id_col not in frame.columns:
         raise ChurnError(
             f"--table {path}: id column '{id_col}'{column_hint(id_col, frame.columns)} not found; columns are "
@@ -139,7 +142,6 @@ def score_prepared(
     features = features.rename(columns=renamed).assign(**{ACCOUNT_ID: ids, AS_OF: dated})
     missing = [c for c in model.feature_names_in_ if c not in features.columns]
     trained = TrainedOn.from_metadata(model.metadata_)
-    sources = model.metadata_.get(SOURCE_COLUMNS) or {}  # columns named as the training table named them
     if missing and trained is not None and trained.source.startswith(PREPARED_TABLE):
         lacking = counted(len(missing), "column the model was trained on is", "columns the model was trained on are")
         shown = [sources.get(name, name) for name in missing[:5]]
@@ -159,8 +161,11 @@ def score_prepared(
             "(--model-uri models:/NAME@champion, or its model.name in the configuration)."
         )
     markers = model.metadata_.get(MISSING_MARKERS) or {}
+    source = f"--table {path}"
     typed = {
-        name: as_trained(features[name], name, model.categories_.get(name), f"--table {path}", markers.get(name, ()))
+        name: as_trained(
+            features[name], name, model.categories_.get(name), source, markers.get(name, ()), formats.get(name)
+        )
         for name in model.feature_names_in_
     }
     for name in model.feature_names_in_:

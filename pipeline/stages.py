@@ -502,6 +502,7 @@ def run_train_table(
     settings: Settings,
     promote: bool,
     console: Console,
+    churn_value: str | None = None,
 ):
     from pipeline.tracking import table_model_name
     from pipeline.train import train_prepared_table
@@ -510,7 +511,9 @@ def run_train_table(
     model = settings.model.model_copy(update={"name": table_model_name(settings)})
     settings = settings.model_copy(update={"model": model})
     with progress_bars() as progress:
-        result = train_prepared_table(table, id_col, label_col, time_col, settings, promote=promote, progress=progress)
+        result = train_prepared_table(
+            table, id_col, label_col, time_col, settings, promote=promote, progress=progress, churn_value=churn_value
+        )
     print_training(result, console)
     return result
 

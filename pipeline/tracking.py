@@ -53,7 +53,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from features.errors import ChurnError, ConfigError, counted, signed
 from models.population import churned_mask
-from models.risk_model import MISSING_MARKERS, SOURCE_COLUMNS, ChurnRiskModel
+from models.risk_model import MISSING_MARKERS, NUMBER_FORMATS, SOURCE_COLUMNS, ChurnRiskModel
 from models.scores import SCORECARD_HASH, SCORECARD_NAME, arr_at_risk
 from pipeline.champion import CHAMPION, champion_uri
 from pipeline.config import ModelSettings, Settings, read_yaml, redact_url
@@ -309,8 +309,12 @@ class ChurnModelPyfunc(mlflow.pyfunc.PythonModel):
                 f"pyfunc input: {counted(len(missing), f'{of} is', f'{of} are')} missing: {', '.join(named)}."
             )
         markers = self.model.metadata_.get(MISSING_MARKERS) or {}
+        formats = self.model.metadata_.get(NUMBER_FORMATS) or {}
         typed = {
-            f: as_trained(frame[f], f, self.model.categories_.get(f), "pyfunc input", markers.get(f, ())) for f in names
+            f: as_trained(
+                frame[f], f, self.model.categories_.get(f), "pyfunc input", markers.get(f, ()), formats.get(f)
+            )
+            for f in names
         }
         return frame.assign(**typed)
 

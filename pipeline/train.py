@@ -49,7 +49,15 @@ from models.categories import ml_categories
 from models.comparison import calibration_by_band
 from models.drift import date_spread
 from models.evaluation import ALL_SEGMENTS, evaluate, evaluation_figures
-from models.risk_model import BASE_VALUE, DATE_SPREAD, MISSING_MARKERS, SOURCE_COLUMNS, TIME_COLUMN, ChurnRiskModel
+from models.risk_model import (
+    BASE_VALUE,
+    DATE_SPREAD,
+    MISSING_MARKERS,
+    NUMBER_FORMATS,
+    SOURCE_COLUMNS,
+    TIME_COLUMN,
+    ChurnRiskModel,
+)
 from models.scorecard import ScorecardConfig
 from models.scores import CHURN_PROBABILITY
 from models.scoring import risk_band
@@ -203,14 +211,16 @@ def train_prepared_table(
     config_files: Sequence[Path] = (),
     promote: bool = False,
     progress: ProgressCallback | None = None,
+    churn_value: str | None = None,
 ) -> TrainResult:
     """Train on an already aggregated table: out of time on `time_col` if given, else stratified.
 
-    The time column is taken as the moment each row's label was observed (no grace gap).
+    The time column is taken as the moment each row's label was observed (no grace gap); `churn_value`: the
+    label's value that means churned (`--churn-value`), every other retained.
     """
     settings = settings or Settings()
     frame = read_prepared_table(path, text_columns=[id_col])
-    table, notes = prepare_table(frame, id_col, label_col, time_col, source=Path(path).name)
+    table, notes = prepare_table(frame, id_col, label_col, time_col, Path(path).name, churn_value)
     require_enough_outcomes(table, settings.model.validation_share, id_col, Path(path).name, by_account=not time_col)
     require_varying_feature(table, Path(path).name)
     _report(progress, 0)
@@ -233,6 +243,7 @@ def train_prepared_table(
         feature_name(c): str(c) for c in frame.columns if feature_name(c) != str(c) and feature_name(c) in table
     }
     evaluated.model.metadata_[MISSING_MARKERS] = missing_markers(frame, table)
+    evaluated.model.metadata_[NUMBER_FORMATS] = table.attrs[NUMBER_FORMATS]
     if time_col is not None:
         evaluated.model.metadata_[TIME_COLUMN] = time_col
     return log_and_register(
@@ -304,7 +315,7 @@ def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> p
     (`header_names`): names trimmed (`customerID, Churn` names `Churn`), a name given twice refused (pandas
     would rename the second `x.1`); a parquet file's names alike (pandas kept the spaces of the CSV it read), so
     the two files of one table train the same model."""
-    from pipeline.loading import csv_header, header_names
+    from pipeline.loading import csv_header, first_line_not_utf8, header_names
 
     path = Path(path)
     if not path.exists():
@@ -314,33 +325,58 @@ def read_prepared_table(path: str | Path, text_columns: Sequence[str] = ()) -> p
             table = pd.read_parquet(path)
             table.columns = header_names(path.stem, path, [str(c) for c in table.columns])  # as its CSV's
             return table
-        if path.suffix.lower() in (".csv", ".txt"):
+        if path.name.lower().endswith((".csv", ".txt", ".csv.gz")):  # gzipped as a data folder's CSV may be
             names = header_names(path.stem, path, csv_header(path.stem, path))  # a ';'-separated file is refused
             return pd.read_csv(path, header=0, names=names, dtype=dict.fromkeys(text_columns, str))
+    except UnicodeDecodeError as exc:  # a spreadsheet's CSV in its own encoding: pandas said "position 0"
+        line, text = first_line_not_utf8(path) or (0, b"")
+        raise DataContractError(
+            f"--table {path}: line {line} is not UTF-8 text: {text!r}; save the file as UTF-8 (a spreadsheet's "
+            "'CSV UTF-8') or as parquet."
+        ) from exc
     except (OSError, ValueError) as exc:
         raise DataContractError(f"--table {path}: cannot be read ({exc}).") from exc
-    raise DataContractError(f"--table {path}: unknown format '{path.suffix}' (use .parquet, .csv or a parquet folder).")
+    raise DataContractError(
+        f"--table {path}: unknown format '{path.suffix}' (use .parquet, .csv, .csv.gz or a parquet folder)."
+    )
 
 
 _BOOLEAN_WORDS = {"true": 1, "false": 0, "t": 1, "f": 0, "yes": 1, "no": 0, "y": 1, "n": 0}
-_OUTCOME_WORDS = {"churned": 1, "churn": 1, "cancelled": 1, "canceled": 1}
-_OUTCOME_WORDS |= {"retained": 0, "stayed": 0, "renewed": 0, "active": 0}  # active: a CRM's status beside churned
+_OUTCOME_WORDS = dict.fromkeys(("churned", "churn", "cancelled", "canceled", "attrited", "exited", "left", "lost"), 1)
+# active, existing, current: a CRM's status beside churned
+_OUTCOME_WORDS |= dict.fromkeys(("retained", "stayed", "renewed", "active", "existing", "current"), 0)
+# a word naming who the outcome is of (BankChurners' `Attrited Customer` / `Existing Customer`) and a full stop after
+# a word (the UCI churn table's `True.` / `False.`) say nothing more than the outcome
+_WHO = re.compile(r"\s+(?:customer|client|account|user|subscriber|member)s?$|(?<=[a-z])\.$")
 _LABEL_WORDS = {**_BOOLEAN_WORDS, **_OUTCOME_WORDS, "1": 1, "0": 0, "1.0": 1, "0.0": 0}
 
 
-def _parse_labels(values: pd.Series, name: str, source: str) -> pd.Series:
+def _parse_labels(values: pd.Series, name: str, source: str, churn_value: str | None = None) -> pd.Series:
     """1 = churned, 0 = stayed, <NA> = unknown; accepts 0/1, booleans, yes/no/true/false and outcome words
-    (churned/cancelled, retained/stayed/renewed/active). Both outcomes must be there: a model learns from both."""
-    text = values.astype("string").str.strip().str.lower()
-    parsed = text.map(_LABEL_WORDS, na_action="ignore")
-    bad = parsed.isna() & text.notna() & (text != "")
+    (churned/cancelled/attrited/exited/left, retained/stayed/renewed/active/existing, `Attrited Customer` too), or with
+    `churn_value` (`--churn-value`) that value as churned and every other as retained: a status of three values
+    (Churned/Stayed/Joined) is the user's to read. Both outcomes must be there: a model learns from both."""
+    text = as_text(values).str.strip().replace("", pd.NA)  # a label 1/2 with blanks reads 1.0/2.0: said `1`
+    if churn_value is not None:
+        wanted = churn_value.strip().lower()
+        if not text.str.lower().eq(wanted).any():
+            raise DataContractError(
+                f"{source}, label column '{name}': no value is '{churn_value}' (--churn-value); its values are "
+                f"{_label_values(text)}."
+            )
+        parsed = text.str.lower().eq(wanted).astype("Float64")
+    else:
+        parsed = text.str.lower().str.replace(_WHO, "", regex=True).map(_LABEL_WORDS, na_action="ignore")
+    bad = parsed.isna() & text.notna()
     if bad.any():
         examples = ", ".join(f"row {i}: {v!r}" for i, v in values[bad].head(3).items())
-        found = ", ".join(repr(v) for v in values[bad].astype("string").str.strip().unique()[:5])
+        churned = text[parsed == 1]  # the value to suggest: one that reads as churned, else the commonest unread one
+        example = churned.iloc[0] if len(churned) else text[bad].value_counts().index[0]
         raise DataContractError(
             f"{source}, label column '{name}': {counted(int(bad.sum()), 'value is', 'values are')} not an outcome "
-            f"({examples}; values {found}); use 1/0, true/false, yes/no or churned/retained (or active) "
-            "(a blank label is an unknown outcome)."
+            f"({examples}); its values are {_label_values(text)}. Use 1/0, true/false, yes/no or churned/retained "
+            f"(or active), or say which value means churned with --churn-value (e.g. --churn-value '{example}': "
+            "every other value is then retained; a blank label is an unknown outcome)."
         )
     outcomes = parsed.dropna().astype(int)
     if outcomes.nunique() < 2:
@@ -350,6 +386,13 @@ def _parse_labels(values: pd.Series, name: str, source: str) -> pd.Series:
             f"{source}, label column '{name}': {only}; a churn model needs churned (1) and retained (0) rows."
         )
     return parsed.astype("Int8")
+
+
+def _label_values(text: pd.Series, shown: int = 8) -> str:
+    """A label column's distinct values with their row counts ("'Stayed' (410 rows), 'Churned' (166 rows)")."""
+    counts = text.value_counts()
+    listed = ", ".join(f"{value!r} ({counted(int(n), 'row')})" for value, n in counts.head(shown).items())
+    return listed + (f" and {len(counts) - shown:,} more" if len(counts) > shown else "")
 
 
 def as_text(values: pd.Series) -> pd.Series:
@@ -404,11 +447,17 @@ def parse_times(stamps: pd.Series, where: str, why: str) -> pd.Series:
 
 
 def prepare_table(
-    frame: pd.DataFrame, id_col: str, label_col: str, time_col: str | None, source: str = "--table"
+    frame: pd.DataFrame,
+    id_col: str,
+    label_col: str,
+    time_col: str | None,
+    source: str = "--table",
+    churn_value: str | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Turn a per-account table into the feature-table format; returns it and notes on dropped columns.
 
-    Numbers stored as text become numeric, other text becomes categorical; text columns with
+    Numbers stored as text become numeric (amounts such as '$6,143.31' too: the table's `attrs[NUMBER_FORMATS]`
+    says by which decimal mark, for scoring to read them alike), other text becomes categorical; text columns with
     nearly one value per row (ids, names, free text) and timestamps other than `time_col` are
     dropped, because a model cannot generalise from them.
     """
@@ -446,7 +495,7 @@ def prepare_table(
     table = pd.DataFrame(
         {
             ACCOUNT_ID: parse_ids(frame[id_col], id_col, source),
-            LABEL: _parse_labels(frame[label_col], label_col, source),
+            LABEL: _parse_labels(frame[label_col], label_col, source, churn_value),
         },
         index=frame.index,
     )
@@ -465,8 +514,11 @@ def prepare_table(
         table[TERM_END] = table[AS_OF]
     notes: list[str] = []
     columns: dict[str, pd.Series] = {}
+    formats: dict[str, str] = {}  # feature -> the decimal mark of the amounts it was read from ('$6,143.31')
     for name in others:
         column, note = _feature_column(frame[name], name)
+        if column is not None and NUMBER_FORMATS in column.attrs:
+            formats[feature_name(name)] = column.attrs[NUMBER_FORMATS]
         if column is not None and column.isna().all():  # a model cannot split on it: an export or join left it blank
             column, note = None, f"dropped '{name}': empty in every row"
         if note:
@@ -484,6 +536,7 @@ def prepare_table(
     ]:
         notes.append(f"renamed {', '.join(renamed)}: a model feature name holds no whitespace nor any of " + '",:[]{}')
     table = pd.concat([table, pd.DataFrame(columns, index=frame.index)], axis=1)  # one block: wide tables stay fast
+    table.attrs[NUMBER_FORMATS] = {name: mark for name, mark in formats.items() if name in columns}
     if time_col is None and (repeated := repeated_ids(table[ACCOUNT_ID], id_col)):  # with --time, snapshots
         notes.append(
             f"{repeated}: each account's rows stay on one side of the split (pass --time if they are snapshots at "
@@ -592,6 +645,20 @@ def _feature_column(values: pd.Series, name: str) -> tuple[pd.Series | None, str
     present = text.notna()
     if present.any() and numbers[present].notna().all():
         return _unless_row_numbers(numbers.astype("float64"), name)
+    if read := read_amounts(text):
+        amounts, decimal = read
+        shown = text[present & pd.to_numeric(text, errors="coerce").isna() & amounts.notna()].iloc[0]
+        note = f"read '{name}' as numbers written as text (e.g. {shown!r} is {float(amounts[text == shown].iloc[0])!r}"
+        note += ", with a decimal comma)" if decimal == "," else ")"
+        if len(markers := text[present & amounts.isna()]):
+            said = counted(len(markers), "value", "values")
+            note += (
+                f"; its {said} without a digit ({', '.join(repr(v) for v in markers.unique())}) are taken as missing"
+            )
+        amounts, dropped = _unless_row_numbers(amounts, name)
+        if amounts is not None:
+            amounts.attrs[NUMBER_FORMATS] = decimal  # which `prepare_table` records: scoring reads the column by it
+        return amounts, dropped or note
     if present.any() and pd.to_datetime(text[present], errors="coerce", format="ISO8601").notna().all():
         return None, f"dropped '{name}': a timestamp (pass it as --time to split on it)"
     distinct = text.nunique()
@@ -606,6 +673,67 @@ def _feature_column(values: pd.Series, name: str) -> tuple[pd.Series | None, str
         shown = ", ".join(repr(v) for v in text.dropna().unique()[:3])
         return None, f"dropped '{name}': {distinct:,} distinct text values (an id or free text; e.g. {shown})"
     return text.astype("category"), None
+
+
+_CURRENCY = "[$€£¥₹]|USD|EUR|GBP|CHF|CAD|AUD|JPY|INR"  # a sign or the code of a major currency
+_UNIT = f"{_CURRENCY}|%"
+_AMOUNT = rf"([-+]?)\s*({_CURRENCY})?\s*([-+]?)(\d[\d.,]*)\s*({_UNIT})?"
+# the digits of an amount by its decimal mark: plain (1234.5), or grouped in threes by the other mark (1,234.5)
+_DIGITS = {".": r"(?:\d+|\d{1,3}(?:,\d{3})+)(?:\.\d+)?", ",": r"(?:\d+|\d{1,3}(?:\.\d{3})+)(?:,\d+)?"}
+
+
+def amount_values(text: pd.Series, decimal: str) -> pd.Series:
+    """Each trimmed text value read as an amount with `decimal` as its decimal mark ('$6,143.31', '-€ 12,50',
+    '1.234,50 EUR', '12%': the number as written, its unit dropped), NaN for any other value: one currency sign or
+    code before or after or a '%' after, a sign, thousands grouped in threes by the other mark. Training and
+    scoring read a column alike."""
+    parts = _spaced(text).str.extract(f"^{_AMOUNT}$")
+    sign, unit_before, signed, number, unit_after = (part for _, part in parts.items())
+    ok = number.str.fullmatch(_DIGITS[decimal]).fillna(False).astype(bool)
+    ok &= ~(sign.fillna("").ne("") & signed.fillna("").ne("")) & ~(unit_before.notna() & unit_after.notna())
+    digits = number.where(ok).str.replace("," if decimal == "." else ".", "", regex=False)
+    values = pd.to_numeric(digits.str.replace(decimal, ".", regex=False), errors="coerce").astype("float64")
+    return values.where(~(sign.eq("-") | signed.eq("-")).fillna(False).astype(bool), -values).rename(text.name)
+
+
+def _spaced(text: pd.Series) -> pd.Series:
+    """Text with a no-break space (`€\u00a012,50`, `1\u202f234`'s narrow one) as a plain space, as spreadsheets and
+    locales write amounts."""
+    return text.astype("string").str.replace("\u00a0", " ", regex=False).str.replace("\u202f", " ", regex=False)
+
+
+def read_amounts(text: pd.Series) -> tuple[pd.Series, str] | None:
+    """A text column (trimmed, blanks missing) read as amounts and the decimal mark it was read by, or None when it
+    is not clearly a column of them: some value must be one that is not a plain number ('$6,143.31', '1,234',
+    '12%', '€ 12,50'), every value with a digit an amount, all of one unit, and up to `MAX_MISSING_MARKERS` values
+    without a digit, fewer than the amounts, missing ('-', 'n/a'); whole numbers without a unit, each in one row,
+    are ids ('15,634,602'), not amounts. A comma is the decimal mark when one is not followed by a group of three
+    digits ('12,50') or follows a dot ('1.234,50'), else a thousands mark ('1,234')."""
+    present = text.dropna()
+    digits = present[present.str.contains(r"\d")]
+    markers = present[~present.str.contains(r"\d")]
+    if digits.empty or pd.to_numeric(digits, errors="coerce").notna().all():
+        return None
+    if not _spaced(digits).str.fullmatch(_AMOUNT).all():  # free text and ids: said no before reading each value
+        return None
+    if markers.nunique() > MAX_MISSING_MARKERS or len(markers) >= len(digits):
+        return None
+    if digits.str.count(_UNIT).gt(1).any() or digits.str.extract(f"({_UNIT})")[0].nunique() > 1:
+        return None
+    both = digits[digits.str.contains(",") & digits.str.contains(r"\.")]
+    last = both.str.replace(r"[^.,]", "", regex=True).str[-1].unique()
+    if len(last) > 1:
+        return None
+    commas = digits[digits.str.contains(",")]
+    grouped = amount_values(commas, ".").notna().all()
+    decimal = last[0] if len(last) else "." if grouped else ","
+    numbers = amount_values(text, decimal)
+    if numbers[digits.index].isna().any():
+        return None
+    amounts = numbers[digits.index]
+    if not digits.str.contains(_UNIT).any() and (amounts % 1 == 0).all() and amounts.is_unique:
+        return None  # ids written with thousands marks ('15,634,602'): whole, each once, of no unit
+    return numbers, decimal
 
 
 def _days(durations: pd.Series) -> pd.Series:
@@ -639,12 +767,18 @@ def _unless_row_numbers(numbers: pd.Series, name: str) -> tuple[pd.Series | None
 
 
 def as_trained(
-    values: pd.Series, name: str, levels: Sequence[str] | None, source: str, markers: Sequence[str] = ()
+    values: pd.Series,
+    name: str,
+    levels: Sequence[str] | None,
+    source: str,
+    markers: Sequence[str] = (),
+    decimal: str | None = None,
 ) -> pd.Series:
     """A column of a table to score, typed as `_feature_column` typed it at training: a categorical
     feature (`levels`) as trimmed text, numbers included (a CSV of `1`/`2` reads as numbers, its training
     levels were `'1'`/`'2'`); a numeric one as numbers, parsed from text (booleans as 1/0) when given so, the
-    `markers` its training table wrote for a missing number ('?', '-': `MISSING_MARKERS`) missing."""
+    `markers` its training table wrote for a missing number ('?', '-': `MISSING_MARKERS`) missing, amounts
+    written as text ('$6,143.31') by the `decimal` mark training read them by (`NUMBER_FORMATS`)."""
     if levels is not None:
         text = as_text(values).str.strip().replace("", pd.NA)
         if pd.api.types.is_float_dtype(values):  # levels written `4.0` at training (pandas' integers with gaps)
@@ -656,7 +790,10 @@ def as_trained(
     if pd.api.types.is_timedelta64_dtype(values):
         return _days(values)
     text = values.astype("string").str.strip().replace("", pd.NA)
-    parsed = pd.to_numeric(text, errors="coerce").fillna(text.str.lower().map(_BOOLEAN_WORDS).astype("Float64"))
+    if decimal is not None:  # '1,234' is a thousand and more, or one and a bit, as training read it
+        parsed = amount_values(text, decimal)
+    else:
+        parsed = pd.to_numeric(text, errors="coerce").fillna(text.str.lower().map(_BOOLEAN_WORDS).astype("Float64"))
     bad = parsed.isna() & text.notna() & ~text.isin(markers)
     if bad.any():
         examples = ", ".join(f"row {i}: {v!r}" for i, v in values[bad].head(3).items())

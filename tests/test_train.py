@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -425,7 +426,9 @@ def test_labels_as_teams_write_them_and_the_outcomes_a_model_cannot_learn_from()
     with pytest.raises(DataContractError, match=r"t.csv, label column 'Churn': all 300 labelled rows are 0; a churn "):
         prepare_table(frame.assign(Churn="No"), "customerID", "Churn", None, source="t.csv")
     three = frame.assign(Churn=np.where(frame.index % 3 == 0, "Joined", frame["Churn"]))
-    with pytest.raises(DataContractError, match=r"100 values are not an outcome \(row 0: 'Joined'.*values 'Joined'\)"):
+    with pytest.raises(
+        DataContractError, match=r"100 values are not an outcome \(row 0: 'Joined'.*'Joined' \(100 rows\)"
+    ):
         prepare_table(three, "customerID", "Churn", None, source="t.csv")
     undated = frame.assign(SignupMonth=frame["SignupMonth"].where(frame.index % 100 != 0))
     with pytest.raises(DataContractError, match=r"t.csv.SignupMonth: 3 values are missing \(rows 0, 100, 200\)"):
@@ -439,6 +442,162 @@ def test_a_crm_status_of_churned_or_active_is_a_label(tmp_path):
     frame.assign(Churn=np.where(churned, "Churned", "Active")).to_csv(tmp_path / "crm.csv", index=False)
     table, _ = prepare_table(read_prepared_table(tmp_path / "crm.csv"), "customerID", "Churn", None)
     assert table["label"].tolist() == churned.astype(int).tolist()
+
+
+def test_labels_of_public_churn_tables_train_and_a_status_of_three_values_asks_which_is_churn(tmp_path, capsys):
+    """BankChurners' `Attrition_Flag` (`Attrited Customer`/`Existing Customer`), UCI's `True.`/`False.` and
+    `Left`/`Stayed` were refused as "not an outcome"; IBM telco's `Customer Status` (Churned/Stayed/Joined) was
+    refused naming only 'Joined', with no way to say which value is churn: `--churn-value` says it, and the error
+    lists every value with its count."""
+    frame = telco_like(400, seed=2)
+    churned = frame["Churn"] == "Yes"
+    flag = np.where(churned, "Attrited Customer", "Existing Customer")
+    frame.drop(columns="Churn").assign(Attrition_Flag=flag).to_csv(tmp_path / "bank.csv", index=False)
+    config = _cli_config(tmp_path)
+    train = ["train", "--id", "customerID", "--config", config]
+    code, text = run_cli([*train, "--table", str(tmp_path / "bank.csv"), "--label", "Attrition_Flag"], capsys)
+    assert code == 0 and "Validation on held-out rows" in text, text
+    status = np.where(churned, "Churned", np.where(frame["tenure"] < 6, "Joined", "Stayed"))
+    frame.drop(columns="Churn").assign(**{"Customer Status": status}).to_csv(tmp_path / "ibm.csv", index=False)
+    ibm = [*train, "--table", str(tmp_path / "ibm.csv"), "--label", "Customer Status"]
+    code, text = run_cli(ibm, capsys)
+    counts = pd.Series(status).value_counts()
+    assert (
+        code == 1
+        and (f"label column 'Customer Status': {counts['Joined']} values are not an outcome (row ") in text
+        and f"'Joined' ({counts['Joined']} rows)" in text
+        and "--churn-value 'Churned'" in text
+    ), text
+    code, text = run_cli([*ibm, "--churn-value", "churned"], capsys)
+    assert code == 0 and "Validation on held-out rows" in text, text
+    code, text = run_cli(["train", "--data", str(tmp_path), "--churn-value", "Churned", "--config", config], capsys)
+    assert code == 2 and "--churn-value: needs --table" in text, text
+    code, text = run_cli([*ibm, "--churn-value", "Left"], capsys)
+    assert code == 1 and "no value is 'Left' (--churn-value); its values are 'Stayed' (" in text, text
+    uci = frame.assign(Churn=np.where(churned, "True.", "False."))  # the UCI churn table's `Churn?`
+    assert prepare_table(uci, "customerID", "Churn", None)[0]["label"].tolist() == churned.astype(int).tolist()
+    left = frame.assign(Churn=np.where(churned, "Left", "Stayed"))
+    assert prepare_table(left, "customerID", "Churn", None)[0]["label"].tolist() == churned.astype(int).tolist()
+    with pytest.raises(DataContractError, match=r"its values are 'Stayed' \(\d+ rows\), 'Gone' .*--churn-value 'Gone'"):
+        prepare_table(left.replace({"Churn": {"Left": "Gone"}}), "customerID", "Churn", None)
+    coded = frame.assign(Churn=np.where(churned, 1, 2)).astype({"Churn": "float64"})  # 1 churned, 2 stayed
+    coded.loc[0, "Churn"] = np.nan  # pandas reads the codes of a column with blanks as 1.0 and 2.0
+    table, _ = prepare_table(coded, "customerID", "Churn", None, churn_value="1")
+    assert table["label"].iloc[1:].tolist() == churned.iloc[1:].astype(int).tolist() and table["label"].isna()[0]
+    table, _ = prepare_table(read_prepared_table(tmp_path / "ibm.csv"), "customerID", "Customer Status", None,
+                             churn_value="Churned")  # fmt: skip
+    assert table["label"].tolist() == churned.astype(int).tolist()
+
+
+def test_amounts_and_percents_written_as_text_are_numbers_when_training_and_scoring(tmp_path, capsys):
+    """IBM telco's `Total Charges` ('$2,137.25'), `Total Revenue` ('2,351') and a European '€ 1.234,50' were
+    dropped as "598 distinct text values (an id or free text)", and '12%' was a category of 30 levels: a model
+    without its strongest columns. They are read as numbers, by the decimal mark training read them by at scoring
+    too (and by the registered pyfunc): '1.234' of the euro column is a thousand and more, not one and a bit. A
+    column of ranges ('$40K - $60K') stays a category, ids stay dropped ('15,634,602' too), and a driver of a
+    thousand or more reads 'Total Revenue = 2,351', not '2.35e+03'."""
+    rng = np.random.default_rng(5)
+    frame = telco_like(600, seed=5)
+    monthly = frame.pop("MonthlyCharges")
+    total = (frame["tenure"].clip(lower=1) * monthly).round(2)
+    yearly = (monthly * 12.5).round(2)
+    euros = ["€ " + f"{v:,.2f}".translate(str.maketrans(",.", ".,")) for v in yearly]  # '€ 1.234,50'
+    frame = frame.drop(columns=["TotalCharges", "SignupMonth"]).assign(
+        **{
+            "Total Charges": [f"${v:,.2f}" for v in total],
+            "Total Revenue": [f"{v:,.0f}" for v in total * 1.1],
+            "Discount": [f"{d}%" for d in rng.integers(0, 30, len(frame))],
+            "Yearly Fee": euros,
+            "Income": rng.choice(["Less than $40K", "$40K - $60K", "$60K - $80K"], len(frame)),
+            "Ref": [f"R-{i:05d}" for i in range(len(frame))],
+            "Account No": [f"{15_634_602 + 7 * i:,}" for i in range(len(frame))],  # an id a spreadsheet grouped
+            "Credit": [f"USD {v:,.2f}" for v in rng.uniform(500, 30_000, len(frame))],
+        }
+    )
+    frame.loc[3, "Total Charges"] = "-"  # a missing amount, as spreadsheets write one
+    table, notes = prepare_table(frame, "customerID", "Churn", None)
+    assert table["Total_Charges"].iloc[:3].tolist() == total.iloc[:3].tolist() and np.isnan(table["Total_Charges"][3])
+    np.testing.assert_allclose(table["Yearly_Fee"], yearly)
+    assert table["Credit"].dtype == "float64" and table["Credit"].notna().all()
+    assert table["Discount"].dtype == "float64" and isinstance(table["Income"].dtype, pd.CategoricalDtype)
+    assert "Ref" not in table and any(note.startswith("dropped 'Ref'") for note in notes)
+    assert "Account_No" not in table and any(note.startswith("dropped 'Account No'") for note in notes)
+    read = f"read 'Yearly Fee' as numbers written as text (e.g. {euros[0]!r} is {float(yearly[0])!r}"
+    assert f"{read}, with a decimal comma)" in notes
+    frame.to_csv(tmp_path / "history.csv", index=False)
+    config = Path(_cli_config(tmp_path))
+    config.write_text(config.read_text().replace("tune_trials: 2", "tune_trials: 0"))
+    args = ["--id", "customerID", "--config", str(config)]
+    code, text = run_cli(["train", "--table", str(tmp_path / "history.csv"), "--label", "Churn", *args], capsys)
+    assert code == 0 and "read 'Total Charges' as numbers written as text (e.g. '$" in text, text
+    assert "its 1 value without a digit ('-') are taken as missing" in text, text
+
+    book = frame.drop(columns="Churn")
+    book.to_csv(tmp_path / "book.csv", index=False)
+    numbers = table.drop(columns=["account_id", "label", "as_of", "term_end"])  # the model's names: also taken
+    numbers.assign(customerID=book["customerID"]).to_parquet(tmp_path / "book.parquet")  # the amounts as numbers
+    scored = {}
+    for name in ("book.csv", "book.parquet"):
+        out = tmp_path / f"{name}.scores.csv"
+        code, text = run_cli(["score", "--table", str(tmp_path / name), "--out", str(out), "--format", "csv", *args],
+                             capsys)  # fmt: skip
+        assert code == 0, text
+        scored[name] = pd.read_csv(out)
+    expected = scored["book.parquet"]["churn_probability"]
+    pd.testing.assert_series_equal(scored["book.csv"]["churn_probability"], expected)
+    drivers = scored["book.csv"]["top_drivers"]
+    assert drivers.str.contains(r"Total Revenue = \d,\d{3}\b").any() and not drivers.str.contains("e\\+0").any()
+
+    mlflow.set_tracking_uri(load_settings(str(config)).tracking_uri())
+    pyfunc = mlflow.pyfunc.load_model("models:/churn-risk-table@champion")
+    np.testing.assert_allclose(pyfunc.predict(book.drop(columns="customerID"))["churn_probability"], expected)
+    plain = book.assign(**{"Yearly Fee": [e.removeprefix("€ ") for e in euros]})  # '1.234,50': the dot groups
+    plain.to_csv(tmp_path / "plain.csv", index=False)
+    out = tmp_path / "plain.scores.csv"
+    code, text = run_cli(["score", "--table", str(tmp_path / "plain.csv"), "--out", str(out), "--format", "csv", *args],
+                         capsys)  # fmt: skip
+    assert code == 0, text
+    pd.testing.assert_series_equal(pd.read_csv(out)["churn_probability"], expected)
+    whole = book.assign(
+        **{"Yearly Fee": [f"{v:,.0f}".replace(",", ".") for v in yearly]}
+    )  # '1.277': pandas reads 1.277
+    whole.to_csv(tmp_path / "whole.csv", index=False)
+    numbers.assign(customerID=book["customerID"], Yearly_Fee=yearly.round()).to_parquet(tmp_path / "whole.parquet")
+    for name in ("whole.csv", "whole.parquet"):
+        out = tmp_path / f"{name}.scores.csv"
+        code, text = run_cli(["score", "--table", str(tmp_path / name), "--out", str(out), "--format", "csv", *args],
+                             capsys)  # fmt: skip
+        assert code == 0, text
+        scored[name] = pd.read_csv(out)["churn_probability"]
+    pd.testing.assert_series_equal(scored["whole.csv"], scored["whole.parquet"])
+    book.assign(**{"Total Revenue": "12,5"}).to_csv(tmp_path / "odd.csv", index=False)  # not how training wrote it
+    code, text = run_cli(["score", "--table", str(tmp_path / "odd.csv"), "--out", str(tmp_path / "o.csv"), *args],
+                         capsys)  # fmt: skip
+    assert code == 1 and "column 'Total_Revenue': 600 values are not numbers, and the model learnt it as a number " \
+        "(row 0: '12,5'" in text, text  # fmt: skip
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_a_gzipped_csv_trains_and_scores_and_a_csv_not_in_utf8_names_its_line(tmp_path, capsys):
+    """A table downloaded as `.csv.gz` (as a data folder's CSV may be) was "unknown format '.gz'"; a CSV a
+    spreadsheet saved in its own encoding ('€' as byte 0x80) was "cannot be read ('utf-8' codec can't decode byte
+    0x80 in position 0 ...)", naming neither the line nor what to do."""
+    frame = telco_like(400, seed=4)
+    frame.to_csv(tmp_path / "history.csv.gz", index=False)
+    config = Path(_cli_config(tmp_path))
+    config.write_text(config.read_text().replace("tune_trials: 2", "tune_trials: 0"))
+    args = ["--id", "customerID", "--config", str(config)]
+    code, text = run_cli(["train", "--table", str(tmp_path / "history.csv.gz"), "--label", "Churn", *args], capsys)
+    assert code == 0 and "Validation on held-out rows" in text, text
+    frame.drop(columns="Churn").to_csv(tmp_path / "book.csv.gz", index=False)
+    out = tmp_path / "scores.csv"
+    code, text = run_cli(["score", "--table", str(tmp_path / "book.csv.gz"), "--out", str(out), *args], capsys)
+    assert code == 0 and len(pd.read_csv(out)) == 400, text
+    frame.assign(Notes="€ 5").to_csv(tmp_path / "excel.csv", index=False, encoding="cp1252")
+    with pytest.raises(
+        DataContractError, match=r"excel.csv: line 2 is not UTF-8 text: b'0000-CUST,.*; save the file as UTF-8"
+    ):
+        read_prepared_table(tmp_path / "excel.csv")
 
 
 def test_a_column_named_in_another_case_or_misspelt_is_suggested(tmp_path, capsys):
