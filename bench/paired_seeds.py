@@ -77,10 +77,11 @@ from models import risk_model, tuning  # noqa: E402
 from models.risk_model import Calibrator, ChurnRiskModel  # noqa: E402
 from models.split import out_of_time_split, rolling_origin_folds, stratified_folds, stratified_split  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
+from pipeline.prepared_table import prepare_table, read_prepared_table  # noqa: E402
 from pipeline.progress import set_progress  # noqa: E402
 from pipeline.stages import build_feature_table, load  # noqa: E402
 from pipeline.synthetic.worlds import WORLDS  # noqa: E402
-from pipeline.train import fit_and_evaluate, prepare_table, read_prepared_table  # noqa: E402
+from pipeline.train import fit_and_evaluate  # noqa: E402
 
 BOOK_MONTHS = 12
 OURS_ACCOUNTS = 2000  # our generator's worlds at bench/quality.py's size

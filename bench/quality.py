@@ -639,7 +639,7 @@ def split_table(spec: TableDataset, seed: int = 0) -> tuple[pd.DataFrame, pd.Dat
 
 def scored_table(test_frame: pd.DataFrame, scores_file: Path) -> pd.DataFrame:
     """The scored rows as the model saw them, with their label and the probability `churn score` wrote."""
-    from pipeline.train import prepare_table
+    from pipeline.prepared_table import prepare_table
 
     test, _ = prepare_table(test_frame.reset_index(drop=True), public.ID, public.LABEL, None)
     scores = pd.read_parquet(scores_file)
@@ -647,7 +647,7 @@ def scored_table(test_frame: pd.DataFrame, scores_file: Path) -> pd.DataFrame:
 
 
 def run_table(spec: TableDataset, n_boot: int, seed: int = 0) -> Result:
-    from pipeline.train import prepare_table
+    from pipeline.prepared_table import prepare_table
 
     result = Result(spec.name, "prepared table", spec.description)
     result.notes.append(f"source: {spec.table.source}")

@@ -93,8 +93,7 @@ def score_prepared(
     """
     from models.lifecycle import expand_gap, stage_gaps
     from pipeline.champion import TrainedOn
-    from pipeline.tracking import PREPARED_TABLE
-    from pipeline.train import (
+    from pipeline.prepared_table import (
         as_text,
         as_trained,
         column_hint,
@@ -104,6 +103,7 @@ def score_prepared(
         read_prepared_table,
         repeated_ids,
     )
+    from pipeline.tracking import PREPARED_TABLE
 
     sources = model.metadata_.get(SOURCE_COLUMNS) or {}  # columns named as the training table named them
     formats = model.metadata_.get(NUMBER_FORMATS) or {}

@@ -297,7 +297,7 @@ class ChurnModelPyfunc(mlflow.pyfunc.PythonModel):
     def _as_trained(self, frame: pd.DataFrame, sources: dict[str, str]) -> pd.DataFrame:
         """A prepared table's rows under the model's names, typed as `churn score --table` types them (its
         columns as the file held them: whole numbers, numbers as text with blanks, categories)."""
-        from pipeline.train import as_trained
+        from pipeline.prepared_table import as_trained
 
         renames = {c: f for f, c in sources.items() if c in frame.columns and f not in frame.columns}
         frame = frame.rename(columns=renames) if renames else frame

@@ -18,14 +18,8 @@ from rich.console import Console
 from features.errors import ChurnError, ConfigError, DataContractError
 from pipeline.config import Settings, load_settings
 from pipeline.console import print_training
-from pipeline.train import (
-    as_trained,
-    parse_ids,
-    prepare_table,
-    read_prepared_table,
-    train_model,
-    train_prepared_table,
-)
+from pipeline.prepared_table import as_trained, parse_ids, prepare_table, read_prepared_table
+from pipeline.train import train_model, train_prepared_table
 from tests.helpers import run_cli, telco_like
 
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)

@@ -231,7 +231,7 @@ def test_a_count_or_a_list_in_a_message_says_its_own_number() -> None:
     from features.errors import ChurnError, counted, named
     from models.drift import check_required_features
     from pipeline.config import load_settings
-    from pipeline.train import prepare_table
+    from pipeline.prepared_table import prepare_table
 
     assert [counted(n, "row") for n in (0, 1, 2, 1200)] == ["0 rows", "1 row", "2 rows", "1,200 rows"]
     assert counted(1, "value is missing", "values are missing") == "1 value is missing"
