@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# pytest-xdist processes for `make test` (CI has 2 cores); `make test TEST_WORKERS=0` runs in one process
-TEST_WORKERS ?= 2
+# pytest-xdist processes for `make test`: one more than CI's 2 cores, since many tests wait (on a subprocess, a
+# tracking server's timeout, the Spark JVM) with a core idle: 18.6 min against 24.0 with 2 workers, on the same
+# 2-core machine (bench/RESULTS.md, "Wave 24: CI time"); `make test TEST_WORKERS=0` runs in one process
+TEST_WORKERS ?= 3
 
 .PHONY: run test lint bench clean setup
 

@@ -55,8 +55,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     starts Spark shares one worker, so one JVM.
 
     The groups are handed out in order, each to the first worker free: the Spark group first (the longest:
-    one worker runs it while the other takes the rest), then the groups holding a slow test, then the quick
-    ones, which fill in at the end so that neither worker is left with a long group while the other idles."""
+    one worker runs it while the others take the rest), then the groups holding a slow test, then the quick
+    ones, which fill in at the end so that no worker is left with a long group while the others idle."""
     spark_modules = {item.module.__name__ for item in items if "spark" in getattr(item, "fixturenames", ())}
     groups: dict[pytest.Item, str] = {}
     for item in items:
