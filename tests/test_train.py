@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -11,7 +10,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from churn_sim import simulate_feature_table
 from mlflow.exceptions import MlflowException
 from rich.console import Console
 
@@ -20,6 +18,7 @@ from pipeline.config import Settings, load_settings
 from pipeline.console import print_training
 from pipeline.prepared_table import as_trained, parse_ids, prepare_table, read_prepared_table
 from pipeline.train import train_model, train_prepared_table
+from tests.churn_sim import simulate_feature_table
 from tests.helpers import run_cli, telco_like
 
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
@@ -321,9 +320,9 @@ def test_a_model_that_learned_nothing_says_so(tmp_path):
 
 
 # ------------------------------------------------------------- prepared tables as teams export them
-def _cli_config(tmp_path) -> str:
+def _cli_config(tmp_path, tune_trials: int = 2) -> str:
     path = tmp_path / "c.yaml"
-    path.write_text(f"workdir: {tmp_path / 'work'}\nmodel:\n  tune_trials: 2\n  num_threads: 1\n")
+    path.write_text(f"workdir: {tmp_path / 'work'}\nmodel:\n  tune_trials: {tune_trials}\n  num_threads: 1\n")
     return str(path)
 
 
@@ -519,9 +518,8 @@ def test_amounts_and_percents_written_as_text_are_numbers_when_training_and_scor
     read = f"read 'Yearly Fee' as numbers written as text (e.g. {euros[0]!r} is {float(yearly[0])!r}"
     assert f"{read}, with a decimal comma)" in notes
     frame.to_csv(tmp_path / "history.csv", index=False)
-    config = Path(_cli_config(tmp_path))
-    config.write_text(config.read_text().replace("tune_trials: 2", "tune_trials: 0"))
-    args = ["--id", "customerID", "--config", str(config)]
+    config = _cli_config(tmp_path, tune_trials=0)
+    args = ["--id", "customerID", "--config", config]
     code, text = run_cli(["train", "--table", str(tmp_path / "history.csv"), "--label", "Churn", *args], capsys)
     assert code == 0 and "read 'Total Charges' as numbers written as text (e.g. '$" in text, text
     assert "its 1 value without a digit ('-') are taken as missing" in text, text
@@ -542,7 +540,7 @@ def test_amounts_and_percents_written_as_text_are_numbers_when_training_and_scor
     drivers = scored["book.csv"]["top_drivers"]
     assert drivers.str.contains(r"Total Revenue = \d,\d{3}\b").any() and not drivers.str.contains("e\\+0").any()
 
-    mlflow.set_tracking_uri(load_settings(str(config)).tracking_uri())
+    mlflow.set_tracking_uri(load_settings(config).tracking_uri())
     pyfunc = mlflow.pyfunc.load_model("models:/churn-risk-table@champion")
     np.testing.assert_allclose(pyfunc.predict(book.drop(columns="customerID"))["churn_probability"], expected)
     plain = book.assign(**{"Yearly Fee": [e.removeprefix("€ ") for e in euros]})  # '1.234,50': the dot groups
@@ -578,9 +576,7 @@ def test_a_gzipped_csv_trains_and_scores_and_a_csv_not_in_utf8_names_its_line(tm
     0x80 in position 0 ...)", naming neither the line nor what to do."""
     frame = telco_like(400, seed=4)
     frame.to_csv(tmp_path / "history.csv.gz", index=False)
-    config = Path(_cli_config(tmp_path))
-    config.write_text(config.read_text().replace("tune_trials: 2", "tune_trials: 0"))
-    args = ["--id", "customerID", "--config", str(config)]
+    args = ["--id", "customerID", "--config", _cli_config(tmp_path, tune_trials=0)]
     code, text = run_cli(["train", "--table", str(tmp_path / "history.csv.gz"), "--label", "Churn", *args], capsys)
     assert code == 0 and "Validation on held-out rows" in text, text
     frame.drop(columns="Churn").to_csv(tmp_path / "book.csv.gz", index=False)
