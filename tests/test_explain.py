@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import shap
-from feature_data import random_tables
 
 from features.build import build_features
 from features.errors import ChurnError, DataContractError
@@ -17,6 +16,7 @@ from features.settings import FeatureSettings
 from models.explain import _largest_columns, explain, top_drivers
 from models.waterfall import waterfall_figure
 from pipeline.loading import Dataset
+from tests.feature_data import random_tables
 
 NUMERIC = [
     "logins_per_seat_30d",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from feature_data import accounts, make_dataset, snapshot
 
 from features.registry import describe
+from tests.feature_data import accounts, make_dataset, snapshot
 
 TERMS = pd.DataFrame(
     [

@@ -11,7 +11,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from feature_data import RANDOM_DATA_END, RANDOM_START, make_dataset, random_tables
 
 from features.build import build_features, snapshot_dates
 from features.feature_set import FeatureSet
@@ -22,6 +21,7 @@ from features.sql.engine import DuckDBEngine
 from features.table import DATA_DAYS_COLUMNS, META_COLUMNS, categorical_columns, feature_columns
 from pipeline.loading import Dataset, load_dataset
 from pipeline.synthetic import generate
+from tests.feature_data import RANDOM_DATA_END, RANDOM_START, make_dataset, random_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = FeatureSettings()

@@ -15,10 +15,10 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from feature_data import accounts, make_dataset, snapshot, subscriptions
 
 from features.registry import TENURE_DAYS, all_specs, data_days_column, describe, lookup, template_fields
 from models.explain import _render
+from tests.feature_data import accounts, make_dataset, snapshot, subscriptions
 
 AS_OF = "2024-04-01"
 STARTS = "2024-01-01"  # the first row of every table (B's)

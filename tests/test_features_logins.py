@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from feature_data import make_dataset, snapshot
+
+from tests.feature_data import make_dataset, snapshot
 
 AS_OF = "2024-04-01"
 LOGINS = pd.DataFrame(

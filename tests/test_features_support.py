@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from feature_data import make_dataset, snapshot
+
+from tests.feature_data import make_dataset, snapshot
 
 AS_OF = "2024-04-01"
 NaT = None

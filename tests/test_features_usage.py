@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from feature_data import accounts, accounts_a_and_b, make_dataset, snapshot, subscriptions
 
 from features.build import build_features
 from features.errors import DataContractError
@@ -14,6 +13,7 @@ from features.settings import FeatureSettings
 from features.table import feature_columns, product_names
 from models.healthscore import score_health
 from pipeline.config import DEFAULTS_DIR, load_scorecard
+from tests.feature_data import accounts, accounts_a_and_b, make_dataset, snapshot, subscriptions
 
 AS_OF = "2024-04-01"
 EVENTS = pd.DataFrame(

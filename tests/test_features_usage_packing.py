@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from feature_data import make_dataset, snapshot
 
 from features.build import build_features
 from features.families import usage
 from features.feature_set import FeatureSet
 from features.settings import FeatureSettings
 from features.table import feature_columns
+from tests.feature_data import make_dataset, snapshot
 
 AS_OF = "2024-04-01"
 # Events in the 30 days before AS_OF per feature (10 seats: per-seat value = count / 10); "Reports"

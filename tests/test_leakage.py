@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from feature_data import EVENT_TIME, RANDOM_DATA_END, RANDOM_SETTINGS, RANDOM_START, random_tables, rewrite_after
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +18,7 @@ from features.build import build_features
 from features.registry import data_days_column, lookup, spec
 from features.table import LABEL, categorical_columns
 from pipeline.loading import Dataset
+from tests.feature_data import EVENT_TIME, RANDOM_DATA_END, RANDOM_SETTINGS, RANDOM_START, random_tables, rewrite_after
 
 DAYS_SINCE = [f"days_since_last_{event}" for event in ("login", "use", "ticket", "training", "touchpoint", "survey")]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from feature_data import accounts, accounts_a_and_b, make_dataset, snapshot
 
 from features.build import build_features, snapshot_dates
 from features.errors import DataContractError
@@ -18,6 +17,7 @@ from models.scorecard import parse_scorecard
 from pipeline.config import DEFAULTS_DIR, load_scorecard, read_yaml
 from pipeline.loading import Dataset, load_dataset
 from pipeline.synthetic import generate
+from tests.feature_data import accounts, accounts_a_and_b, make_dataset, snapshot
 from tests.helpers import run_cli, tiny_tables, write_tables
 
 NEW_CATEGORIES = ("financial", "relationship", "voice")

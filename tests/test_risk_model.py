@@ -6,7 +6,6 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
-from churn_sim import simulate_feature_table
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
@@ -22,6 +21,7 @@ from models.evaluation import expected_calibration_error
 from models.risk_model import CALIBRATION_FOLDS, Calibrator, ChurnRiskModel
 from models.split import out_of_time_split, rolling_origin_folds
 from pipeline.config import ModelSettings
+from tests.churn_sim import simulate_feature_table
 
 
 @pytest.fixture(scope="module")

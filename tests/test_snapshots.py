@@ -6,12 +6,12 @@ import itertools
 
 import pandas as pd
 import pytest
-from feature_data import make_dataset, subscriptions
 
 from features.build import build_features, snapshot_dates
 from features.errors import ConfigError
 from features.settings import FeatureSettings
 from features.snapshots import normalise_as_of
+from tests.feature_data import make_dataset, subscriptions
 
 
 def labels(terms: list[tuple[str, str]], as_of: list[str], data_end: str = "2030-01-01", grace: int = 30):

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from churn_sim import simulate_feature_table
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +19,7 @@ from models.split import (
     stratified_folds,
     stratified_split,
 )
+from tests.churn_sim import simulate_feature_table
 from tests.helpers import run_cli, tiny_tables, write_tables
 
 

@@ -12,7 +12,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from churn_sim import simulate_feature_table
 from sklearn.metrics import roc_auc_score
 
 from features.registry import category_map
@@ -30,6 +29,7 @@ from pipeline.tracking import (
     serving_example,
 )
 from pipeline.train import train_model
+from tests.churn_sim import simulate_feature_table
 from tests.helpers import running_mlflow_server
 
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)

@@ -8,7 +8,6 @@ from itertools import count
 import lightgbm as lgb
 import numpy as np
 import pytest
-from churn_sim import simulate_feature_table
 from sklearn.base import clone
 
 from features.table import feature_columns
@@ -17,6 +16,7 @@ from models.risk_model import ONE_SE_CAP, PATIENCE_RATE, ChurnRiskModel, CrossVa
 from models.split import out_of_time_split, rolling_origin_folds
 from models.tuning import STARTING_POINTS, TrialRecord, one_se_choice, search
 from pipeline.config import ModelSettings
+from tests.churn_sim import simulate_feature_table
 
 pytestmark = pytest.mark.slow  # trains models or runs the CLI end to end (see conftest)
 

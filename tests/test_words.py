@@ -8,11 +8,11 @@ import re
 import tokenize
 
 import pandas as pd
-from feature_data import make_dataset, snapshot
 
 from features.registry import describe, template_fields
 from models.alerts import score_alerts
 from models.explain import context_words, renewal_words
+from tests.feature_data import make_dataset, snapshot
 
 
 def test_tenure_words_change_unit_where_the_number_said_reaches_it() -> None:
