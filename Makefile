@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # pytest-xdist processes for `make test`: one more than CI's 2 cores, since many tests wait (on a subprocess, a
 # tracking server's timeout, the Spark JVM) with a core idle: 18.6 min against 24.0 with 2 workers, on the same
-# 2-core machine (bench/RESULTS.md, "Wave 24: CI time"); `make test TEST_WORKERS=0` runs in one process
-TEST_WORKERS ?= 3
+# 2-core machine (bench/RESULTS.md, "Wave 24: CI time"). Three workers peaked at 8.9 GB in use, so a machine
+# with less than 12 GB of memory keeps two; `make test TEST_WORKERS=0` runs in one process
+TEST_WORKERS ?= $(shell awk '/^MemTotal:/ {print ($$2 >= 12000000 ? 3 : 2)}' /proc/meminfo 2>/dev/null || echo 2)
 
 .PHONY: run test lint bench clean setup
 
