@@ -27,7 +27,7 @@ from features.table import (
     feature_columns,
     trim_ids,
 )
-from models.risk_model import BASE_VALUE, NUMBER_FORMATS
+from models.risk_model import BASE_VALUE, MISSING_MARKERS, NUMBER_FORMATS, ChurnRiskModel
 
 HIGH_CARDINALITY_SHARE = 0.5  # text columns with more distinct values than this share of rows are ids/free text
 MAX_MISSING_MARKERS = 3
@@ -530,3 +530,17 @@ def as_trained(
         said = counted(int(bad.sum()), "value is not a number", "values are not numbers")
         raise DataContractError(f"{source}, column '{name}': {said}, and the model learnt it as a number ({examples}).")
     return parsed.astype("float64")
+
+
+def typed_as_trained(model: ChurnRiskModel, features: pd.DataFrame, source: str) -> dict[str, pd.Series]:
+    """Each of the model's features in `features` typed by `as_trained` with what training recorded of its column:
+    its categories' levels, its missing-number markers and its decimal mark (`churn score --table` and the pyfunc
+    alike)."""
+    markers = model.metadata_.get(MISSING_MARKERS) or {}
+    formats = model.metadata_.get(NUMBER_FORMATS) or {}
+    return {
+        name: as_trained(
+            features[name], name, model.categories_.get(name), source, markers.get(name, ()), formats.get(name)
+        )
+        for name in model.feature_names_in_
+    }

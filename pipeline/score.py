@@ -21,7 +21,7 @@ from models.alerts import score_alerts
 from models.drift import drift_report
 from models.healthscore import explain_health, near_miss_segment_values, score_health
 from models.overrides import RECORD_COLUMNS, apply_overrides, expiry_reasons, in_force, sentiment_values
-from models.risk_model import DATE_SPREAD, MISSING_MARKERS, NUMBER_FORMATS, SOURCE_COLUMNS, TIME_COLUMN, ChurnRiskModel
+from models.risk_model import DATE_SPREAD, NUMBER_FORMATS, SOURCE_COLUMNS, TIME_COLUMN, ChurnRiskModel
 from models.scorecard import ScorecardConfig
 from models.scores import CHURN_PROBABILITY, MODEL_VERSION, SCORECARD_HASH, SCORECARD_NAME, health_columns
 from models.scoring import Scored, said_columns, score_accounts
@@ -95,13 +95,13 @@ def score_prepared(
     from pipeline.champion import TrainedOn
     from pipeline.prepared_table import (
         as_text,
-        as_trained,
         column_hint,
         feature_name,
         parse_ids,
         parse_times,
         read_prepared_table,
         repeated_ids,
+        typed_as_trained,
     )
     from pipeline.tracking import PREPARED_TABLE
 
@@ -160,14 +160,7 @@ def score_prepared(
             f"e.g. {missing[:5]}; score it with the model `churn train --table` trained on a table like it "
             "(--model-uri models:/NAME@champion, or its model.name in the configuration)."
         )
-    markers = model.metadata_.get(MISSING_MARKERS) or {}
-    source = f"--table {path}"
-    typed = {
-        name: as_trained(
-            features[name], name, model.categories_.get(name), source, markers.get(name, ()), formats.get(name)
-        )
-        for name in model.feature_names_in_
-    }
+    typed = typed_as_trained(model, features, f"--table {path}")
     for name in model.feature_names_in_:
         levels = model.categories_.get(name)
         if levels is not None:

@@ -53,7 +53,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from features.errors import ChurnError, ConfigError, counted, signed
 from models.population import churned_mask
-from models.risk_model import MISSING_MARKERS, NUMBER_FORMATS, SOURCE_COLUMNS, ChurnRiskModel
+from models.risk_model import SOURCE_COLUMNS, ChurnRiskModel
 from models.scores import SCORECARD_HASH, SCORECARD_NAME, arr_at_risk
 from pipeline.champion import CHAMPION, champion_uri
 from pipeline.config import ModelSettings, Settings, read_yaml, redact_url
@@ -297,7 +297,7 @@ class ChurnModelPyfunc(mlflow.pyfunc.PythonModel):
     def _as_trained(self, frame: pd.DataFrame, sources: dict[str, str]) -> pd.DataFrame:
         """A prepared table's rows under the model's names, typed as `churn score --table` types them (its
         columns as the file held them: whole numbers, numbers as text with blanks, categories)."""
-        from pipeline.prepared_table import as_trained
+        from pipeline.prepared_table import typed_as_trained
 
         renames = {c: f for f, c in sources.items() if c in frame.columns and f not in frame.columns}
         frame = frame.rename(columns=renames) if renames else frame
@@ -308,15 +308,7 @@ class ChurnModelPyfunc(mlflow.pyfunc.PythonModel):
             raise ChurnError(
                 f"pyfunc input: {counted(len(missing), f'{of} is', f'{of} are')} missing: {', '.join(named)}."
             )
-        markers = self.model.metadata_.get(MISSING_MARKERS) or {}
-        formats = self.model.metadata_.get(NUMBER_FORMATS) or {}
-        typed = {
-            f: as_trained(
-                frame[f], f, self.model.categories_.get(f), "pyfunc input", markers.get(f, ()), formats.get(f)
-            )
-            for f in names
-        }
-        return frame.assign(**typed)
+        return frame.assign(**typed_as_trained(self.model, frame, "pyfunc input"))
 
 
 def pip_requirements() -> list[str]:
